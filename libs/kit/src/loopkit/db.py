@@ -1,0 +1,121 @@
+"""Async SQLAlchemy engines and units of work for PostgreSQL (asyncpg) and SQLite (aiosqlite)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlalchemy import MetaData, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# One naming convention for every service's constraints, so migrations name them predictably.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def new_metadata() -> MetaData:
+    return MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def is_sqlite(engine_or_url: AsyncEngine | str) -> bool:
+    url = engine_or_url if isinstance(engine_or_url, str) else str(engine_or_url.url)
+    return make_url(url).get_backend_name() == "sqlite"
+
+
+def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
+    """An engine tuned for the backend: SQLite gets WAL, a busy timeout and serialised writers."""
+    if is_sqlite(url):
+        database = make_url(url).database
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(url, connect_args={"timeout": 30})
+        _tune_sqlite(engine)
+        return engine
+    return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+
+
+def _tune_sqlite(engine: AsyncEngine) -> None:
+    sync_engine = engine.sync_engine
+
+    @event.listens_for(sync_engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Let SQLAlchemy, not the driver, decide when transactions begin.
+        dbapi_conn.isolation_level = None
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(sync_engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        # IMMEDIATE takes the write lock up front: read-then-write transactions never deadlock
+        # upgrading their lock, and concurrent writers queue on busy_timeout instead of failing.
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+@asynccontextmanager
+async def unit_of_work(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+    """One transaction: commits on success, rolls back on any exception."""
+    async with sessions() as session, session.begin():
+        yield session
+
+
+def _retryable(exc: BaseException) -> bool:
+    if isinstance(exc, IntegrityError):
+        return True  # a concurrent writer won a unique race; the retry will see its row
+    if isinstance(exc, OperationalError | DBAPIError):
+        text = str(exc).lower()
+        return any(s in text for s in ("deadlock", "could not serialize", "database is locked"))
+    return False
+
+
+async def transact(
+    sessions: async_sessionmaker[AsyncSession],
+    work: Callable[[AsyncSession], Awaitable[T]],
+    *,
+    attempts: int = 5,
+    after_commit: Callable[[], None] | None = None,
+) -> T:
+    """Run `work` in one transaction, retrying on unique-key races and deadlocks.
+
+    The caller (a request or a consumer) owns the unit of work; domain services never commit.
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            async with unit_of_work(sessions) as session:
+                result = await work(session)
+        except Exception as exc:
+            if attempt == attempts or not _retryable(exc):
+                raise
+            log.info("retrying unit of work after %s (attempt %d)", type(exc).__name__, attempt)
+            await asyncio.sleep(0.005 * attempt)
+            continue
+        if after_commit is not None:
+            after_commit()
+        return result
+    raise AssertionError("unreachable")

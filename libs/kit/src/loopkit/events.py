@@ -1,0 +1,97 @@
+"""Domain events: building envelopes and writing them to the outbox in the caller's transaction."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from closedloop.events.v1.envelope_pb2 import Envelope
+from google.protobuf.any_pb2 import Any as AnyPb
+from google.protobuf.message import DecodeError, Message
+from google.protobuf.timestamp_pb2 import Timestamp
+from sqlalchemy import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+from ulid import ULID
+
+from loopkit import tracing
+from loopkit.tables import KitTables
+
+SUBJECT_ROOT = "closedloop"
+
+
+def subject_for(producer: str, event_type: str) -> str:
+    """`closedloop.<producer>.<event type>`, e.g. closedloop.identity.customer.merged."""
+    return f"{SUBJECT_ROOT}.{producer}.{event_type}"
+
+
+def stream_for(producer: str) -> str:
+    """One JetStream stream per producing service, named after it: IDENTITY, ACQUISITION, …"""
+    return producer.upper()
+
+
+def new_envelope(
+    *, producer: str, event_type: str, tenant_id: str, customer_id: str, payload: Message,
+    occurred_at: datetime | None = None,
+) -> Envelope:
+    at = Timestamp()
+    at.FromDatetime(occurred_at or datetime.now(UTC))
+    packed = AnyPb()
+    packed.Pack(payload)
+    carrier = tracing.current_context_headers()
+    return Envelope(
+        id=str(ULID()), type=event_type, tenant_id=tenant_id, customer_id=customer_id,
+        occurred_at=at, producer=producer, payload=packed,
+        traceparent=carrier.get("traceparent", ""), tracestate=carrier.get("tracestate", ""),
+    )
+
+
+def decode_envelope(data: bytes) -> Envelope:
+    env = Envelope()
+    try:
+        env.ParseFromString(data)
+    except DecodeError as exc:
+        raise ValueError(f"not an event envelope: {exc}") from exc
+    if not env.id or not env.type:
+        raise ValueError("event envelope without id or type")
+    return env
+
+
+def unpack(env: Envelope, message_type: type[Message]) -> Message:
+    """The typed payload; raises ValueError if the envelope holds another type."""
+    msg = message_type()
+    if not env.payload.Unpack(msg):
+        raise ValueError(f"event {env.type} does not carry {message_type.DESCRIPTOR.full_name}")
+    return msg
+
+
+@dataclass
+class Outbox:
+    """Writes events in the same transaction as the state change that produced them."""
+
+    tables: KitTables
+    producer: str
+
+    async def add(self, session: AsyncSession, envelope: Envelope) -> None:
+        headers = {"Nats-Msg-Id": envelope.id, "Closedloop-Type": envelope.type}
+        if envelope.traceparent:
+            headers["traceparent"] = envelope.traceparent
+        if envelope.tracestate:
+            headers["tracestate"] = envelope.tracestate
+        await session.execute(
+            insert(self.tables.outbox).values(
+                id=envelope.id, subject=subject_for(self.producer, envelope.type),
+                data=envelope.SerializeToString(), headers=headers,
+                created_at=datetime.now(UTC), attempts=0,
+            )
+        )
+
+    async def emit(
+        self, session: AsyncSession, event_type: str, *, tenant_id: str, customer_id: str,
+        payload: Message,
+    ) -> Envelope:
+        env = new_envelope(
+            producer=self.producer, event_type=event_type, tenant_id=tenant_id,
+            customer_id=customer_id, payload=payload,
+        )
+        await self.add(session, env)
+        return env

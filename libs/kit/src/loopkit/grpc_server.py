@@ -1,0 +1,164 @@
+"""gRPC server bootstrap: health, reflection, and one interceptor for auth, tenancy, deadlines,
+tracing, metrics and domain-error mapping."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1._async import HealthServicer
+from grpc_reflection.v1alpha import reflection
+from opentelemetry import metrics
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from loopkit import errors
+from loopkit.tenancy import TENANT_METADATA_KEY, metadata_tenant
+from loopkit.tracing import span_from_headers, trace_id_hex
+
+log = logging.getLogger(__name__)
+_meter = metrics.get_meter("loopkit.grpc")
+_duration = _meter.create_histogram(
+    "closedloop_grpc_server_duration", unit="s", description="gRPC server call duration"
+)
+
+STATUS_OF: dict[type[errors.DomainError], grpc.StatusCode] = {
+    errors.InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
+    errors.NotFound: grpc.StatusCode.NOT_FOUND,
+    errors.AlreadyExists: grpc.StatusCode.ALREADY_EXISTS,
+    errors.FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
+    errors.PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
+    errors.Conflict: grpc.StatusCode.ABORTED,
+}
+# Infrastructure services stay open: probes and grpcurl need no token or tenant.
+_OPEN_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.")
+MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+
+
+def status_of(exc: errors.DomainError) -> grpc.StatusCode:
+    for cls in type(exc).__mro__:
+        if cls in STATUS_OF:
+            return STATUS_OF[cls]  # type: ignore[index]
+    return grpc.StatusCode.FAILED_PRECONDITION
+
+
+class ServiceInterceptor(grpc.aio.ServerInterceptor):
+    def __init__(self, *, default_deadline_s: float, api_token: str | None) -> None:
+        self._default_deadline_s = default_deadline_s
+        self._api_token = api_token
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(details)
+        method: str = details.method  # type: ignore[attr-defined]
+        if handler is None or handler.unary_unary is None or method.startswith(_OPEN_PREFIXES):
+            return handler
+        return grpc.unary_unary_rpc_method_handler(
+            self._wrap(method, handler.unary_unary),
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+    def _wrap(
+        self, method: str, behavior: Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
+    ) -> Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]:
+        async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            metadata = {k: v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}
+            started = time.perf_counter()
+            code = grpc.StatusCode.OK
+            token = metadata_tenant.set(metadata.get(TENANT_METADATA_KEY))
+            try:
+                with span_from_headers(method, metadata, kind=SpanKind.SERVER,
+                                       attributes={"rpc.system": "grpc", "rpc.method": method}) as span:
+                    try:
+                        self._authenticate(metadata)
+                        remaining = context.time_remaining()
+                        budget = self._default_deadline_s if remaining is None else remaining
+                        return await asyncio.wait_for(behavior(request, context), budget)
+                    except errors.DomainError as exc:
+                        code = status_of(exc)
+                        if exc.field:
+                            context.set_trailing_metadata((("closedloop-field", exc.field),))
+                        span.set_attribute("rpc.grpc.status_code", code.value[0])
+                        await context.abort(code, str(exc))
+                    except TimeoutError:
+                        code = grpc.StatusCode.DEADLINE_EXCEEDED
+                        await context.abort(code, f"{method} did not finish within its deadline")
+                    except asyncio.CancelledError:
+                        code = grpc.StatusCode.CANCELLED
+                        raise
+                    except Exception as exc:
+                        if context.code() is not None:  # the servicer aborted on purpose
+                            code = context.code()
+                            raise
+                        code = grpc.StatusCode.INTERNAL
+                        span.record_exception(exc)
+                        span.set_status(Status(StatusCode.ERROR))
+                        log.exception("%s failed", method)
+                        await context.abort(code, f"internal error (trace {trace_id_hex(span)})")
+            finally:
+                metadata_tenant.reset(token)
+                _duration.record(time.perf_counter() - started,
+                                 {"rpc_method": method, "rpc_grpc_status_code": code.name})
+
+        return call
+
+    def _authenticate(self, metadata: dict[str, str]) -> None:
+        if self._api_token is None:
+            return
+        given = metadata.get("authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {self._api_token}".encode()):
+            raise errors.PermissionDenied("missing or wrong bearer token")
+
+
+class GrpcServer:
+    """A grpc.aio server with health (NOT_SERVING until started, and again while draining)."""
+
+    def __init__(
+        self, host: str, port: int, *, default_deadline_s: float = 10.0,
+        api_token: str | None = None,
+    ) -> None:
+        self.server = grpc.aio.server(
+            interceptors=[ServiceInterceptor(default_deadline_s=default_deadline_s,
+                                             api_token=api_token)],
+            options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                     ("grpc.so_reuseport", 0)],
+        )
+        self.health = HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        self.address = f"{host}:{port}"
+        self.port = 0
+        self._service_names: list[str] = []
+
+    def add(self, register: Callable[[grpc.aio.Server], None], service_names: Sequence[str]) -> None:
+        register(self.server)
+        self._service_names.extend(service_names)
+
+    async def start(self) -> None:
+        names = [*self._service_names, reflection.SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name]
+        reflection.enable_server_reflection(names, self.server)
+        self.port = self.server.add_insecure_port(self.address)
+        if self.port == 0:
+            raise OSError(f"cannot listen for gRPC on {self.address}")
+        for name in ["", *self._service_names]:
+            await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+        await self.server.start()
+
+    async def set_serving(self, serving: bool) -> None:
+        status = (health_pb2.HealthCheckResponse.SERVING if serving
+                  else health_pb2.HealthCheckResponse.NOT_SERVING)
+        for name in ["", *self._service_names]:
+            await self.health.set(name, status)
+
+    async def stop(self, grace_s: float) -> None:
+        """Stop taking calls, let in-flight ones finish within `grace_s`."""
+        await self.set_serving(False)
+        await self.server.stop(grace_s)

@@ -1,0 +1,68 @@
+"""NATS connection and JetStream streams."""
+
+from __future__ import annotations
+
+import logging
+
+import nats
+from nats.aio.client import Client
+from nats.js import JetStreamContext
+from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
+from nats.js.errors import BadRequestError, NotFoundError
+
+from loopkit.events import SUBJECT_ROOT, stream_for
+
+log = logging.getLogger(__name__)
+
+DEAD_LETTER_STREAM = "DEADLETTER"
+DEAD_LETTER_ROOT = f"{SUBJECT_ROOT}.deadletter"
+# JetStream remembers Nats-Msg-Ids this long: a relay restarted within it never publishes twice.
+DUPLICATE_WINDOW_S = 24 * 3600.0
+
+
+async def connect(url: str, *, name: str) -> Client:
+    """A connection that reconnects forever: a NATS restart pauses the service, never kills it."""
+
+    async def _on_error(exc: Exception) -> None:
+        log.warning("nats error: %s", exc)
+
+    async def _on_disconnected() -> None:
+        log.warning("nats disconnected")
+
+    async def _on_reconnected() -> None:
+        log.info("nats reconnected")
+
+    return await nats.connect(
+        servers=[url], name=name, max_reconnect_attempts=-1, reconnect_time_wait=0.5,
+        connect_timeout=5, allow_reconnect=True, error_cb=_on_error,
+        disconnected_cb=_on_disconnected, reconnected_cb=_on_reconnected,
+    )
+
+
+async def ensure_stream(
+    js: JetStreamContext, name: str, subjects: list[str], *, replicas: int = 1
+) -> None:
+    """Create or update a file-backed stream (idempotent: every replica may call it on start)."""
+    config = StreamConfig(
+        name=name, subjects=subjects, storage=StorageType.FILE, num_replicas=replicas,
+        retention=RetentionPolicy.LIMITS, discard=DiscardPolicy.OLD,
+        duplicate_window=DUPLICATE_WINDOW_S,
+    )
+    try:
+        await js.stream_info(name)
+    except NotFoundError:
+        try:
+            await js.add_stream(config)
+            log.info("created stream %s for %s", name, subjects)
+            return
+        except BadRequestError:
+            pass  # another replica created it between our two calls
+    await js.update_stream(config)
+
+
+async def ensure_service_streams(js: JetStreamContext, producer: str, *, replicas: int) -> None:
+    """The producer's own stream and the shared dead-letter stream."""
+    await ensure_stream(
+        js, stream_for(producer), [f"{SUBJECT_ROOT}.{producer}.>"], replicas=replicas
+    )
+    await ensure_stream(js, DEAD_LETTER_STREAM, [f"{DEAD_LETTER_ROOT}.>"], replicas=replicas)

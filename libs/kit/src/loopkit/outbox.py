@@ -1,0 +1,118 @@
+"""The relay that moves committed outbox rows to JetStream.
+
+At-least-once from the database's side, exactly-once on the stream: every row is published with
+`Nats-Msg-Id` = event id, so a relay that dies after publishing but before marking the row sent
+re-publishes on restart and JetStream drops the duplicate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime
+
+from nats.js import JetStreamContext
+from opentelemetry import metrics
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from loopkit.db import is_sqlite
+from loopkit.tables import KitTables
+
+log = logging.getLogger(__name__)
+_meter = metrics.get_meter("loopkit.outbox")
+_published = _meter.create_counter(
+    "closedloop_outbox_published", unit="{event}", description="Events relayed to JetStream"
+)
+_duplicates = _meter.create_counter(
+    "closedloop_outbox_duplicates", unit="{event}",
+    description="Re-published events JetStream recognised as duplicates",
+)
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        tables: KitTables,
+        js: JetStreamContext,
+        *,
+        batch_size: int = 200,
+        poll_interval_s: float = 0.5,
+        publish_timeout_s: float = 10.0,
+    ) -> None:
+        self._sessions = sessions
+        self._outbox = tables.outbox
+        self._js = js
+        self._batch_size = batch_size
+        self._poll_interval_s = poll_interval_s
+        self._publish_timeout_s = publish_timeout_s
+        self._wakeup = asyncio.Event()
+        self._skip_locked = not is_sqlite(str(sessions.kw["bind"].url))
+
+    def wake(self) -> None:
+        """Called after a commit that wrote events, so they leave now rather than at the next poll."""
+        self._wakeup.set()
+
+    async def backlog(self) -> int:
+        async with self._sessions() as session:
+            stmt = select(func.count()).where(self._outbox.c.published_at.is_(None))
+            return int((await session.execute(stmt)).scalar_one())
+
+    async def publish_pending(self) -> int:
+        """One batch: publish unsent rows in id order and mark them sent. Returns how many."""
+        async with self._sessions() as session, session.begin():
+            stmt = (
+                select(self._outbox.c.id, self._outbox.c.subject, self._outbox.c.data,
+                       self._outbox.c.headers)
+                .where(self._outbox.c.published_at.is_(None))
+                .order_by(self._outbox.c.id)
+                .limit(self._batch_size)
+            )
+            if self._skip_locked:
+                # Several replicas may relay at once; each takes rows no other holds.
+                stmt = stmt.with_for_update(skip_locked=True)
+            rows = (await session.execute(stmt)).all()
+            if not rows:
+                return 0
+            futures = [
+                await self._js.publish_async(row.subject, row.data, headers=dict(row.headers))
+                for row in rows
+            ]
+            acks = await asyncio.wait_for(asyncio.gather(*futures), self._publish_timeout_s)
+            duplicates = sum(1 for ack in acks if ack.duplicate)
+            await self._mark_sent(session, [row.id for row in rows])
+        _published.add(len(rows))
+        if duplicates:
+            _duplicates.add(duplicates)
+            log.info("outbox: %d of %d events were already on the stream", duplicates, len(rows))
+        return len(rows)
+
+    async def _mark_sent(self, session: AsyncSession, ids: list[str]) -> None:
+        await session.execute(
+            update(self._outbox).where(self._outbox.c.id.in_(ids))
+            .values(published_at=datetime.now(UTC))
+        )
+
+    async def flush(self, timeout_s: float = 10.0) -> None:
+        """Publish until the outbox is empty (used on graceful shutdown)."""
+        async with asyncio.timeout(timeout_s):
+            while await self.publish_pending():
+                pass
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            # Cleared before the pass: a wake-up during it triggers another pass, never a wait.
+            self._wakeup.clear()
+            try:
+                while await self.publish_pending() == self._batch_size:
+                    pass  # a full batch: there may be more waiting
+            except Exception as exc:
+                # NATS or the database is away; the rows stay and the next pass retries them.
+                log.warning("outbox relay pass failed: %s", exc)
+            waiters = [asyncio.ensure_future(self._wakeup.wait()),
+                       asyncio.ensure_future(stop.wait())]
+            await asyncio.wait(waiters, timeout=self._poll_interval_s,
+                               return_when=asyncio.FIRST_COMPLETED)
+            for w in waiters:
+                w.cancel()

@@ -1,0 +1,189 @@
+"""The service runtime: wires settings, database, NATS, outbox relay, consumers, gRPC and HTTP, and
+shuts them down in order. A service's main module builds its domain and hands its transport
+adapters to a `ServiceRuntime`; nothing else in a service touches process lifecycle."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+from fastapi import APIRouter
+from nats.aio.client import Client
+from nats.js import JetStreamContext
+from sqlalchemy import MetaData, text
+
+from loopkit import db, migrations, natsio
+from loopkit.consumer import EventConsumer, Subscription
+from loopkit.events import Outbox
+from loopkit.grpc_server import GrpcServer
+from loopkit.logs import configure_logging
+from loopkit.ops_http import HttpServer, ops_app
+from loopkit.outbox import OutboxRelay
+from loopkit.settings import ServiceSpec, Settings, load_settings
+from loopkit.tables import KitTables
+from loopkit.telemetry import configure_telemetry
+
+log = logging.getLogger(__name__)
+
+
+class ServiceRuntime:
+    def __init__(
+        self, spec: ServiceSpec, settings: Settings, *, metadata: MetaData, tables: KitTables,
+        migrations_dir: Path,
+    ) -> None:
+        self.spec = spec
+        self.settings = settings
+        self.metadata = metadata
+        self.tables = tables
+        self.migrations_dir = migrations_dir
+        self.engine = db.create_engine(settings.resolved_database_url(),
+                                       pool_size=settings.database_pool_size)
+        self.sessions = db.session_factory(self.engine)
+        self.outbox = Outbox(tables, spec.name)
+        self.nc: Client | None = None
+        self.js: JetStreamContext | None = None
+        self.relay: OutboxRelay | None = None
+        self.grpc = GrpcServer(
+            settings.grpc_host, settings.grpc_port,
+            default_deadline_s=settings.default_deadline_s,
+            api_token=settings.api_token.get_secret_value() if settings.api_token else None,
+        )
+        self._routers: list[APIRouter] = []
+        self._subscriptions: list[Subscription] = []
+        self.consumers: list[EventConsumer] = []
+        self.http: HttpServer | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stop_workers = asyncio.Event()
+
+    # --- what a service adds -------------------------------------------------------------
+
+    def add_grpc(self, register: Callable[[grpc.aio.Server], None], names: Sequence[str]) -> None:
+        self.grpc.add(register, names)
+
+    def add_http(self, router: APIRouter) -> None:
+        self._routers.append(router)
+
+    def add_subscription(self, subscription: Subscription) -> None:
+        self._subscriptions.append(subscription)
+
+    def wake_relay(self) -> None:
+        """Pass as `after_commit` to units of work that wrote events."""
+        if self.relay is not None:
+            self.relay.wake()
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    async def migrate(self) -> None:
+        await asyncio.to_thread(
+            migrations.upgrade, self.migrations_dir, self.settings.resolved_database_url()
+        )
+
+    async def start(self) -> None:
+        s = self.settings
+        self.nc = await natsio.connect(s.nats_url, name=self.spec.name)
+        self.js = self.nc.jetstream()
+        await natsio.ensure_service_streams(self.js, self.spec.name, replicas=s.stream_replicas)
+        self.relay = OutboxRelay(self.sessions, self.tables, self.js,
+                                 batch_size=s.outbox_batch_size,
+                                 poll_interval_s=s.outbox_poll_interval_s)
+        for sub in self._subscriptions:
+            consumer = EventConsumer(
+                self.spec.name, sub, self.sessions, self.tables, self.js,
+                max_deliver=s.consumer_max_deliver, ack_wait_s=s.consumer_ack_wait_s,
+                batch_size=s.consumer_batch_size, after_commit=self.wake_relay,
+            )
+            await consumer.start()
+            self.consumers.append(consumer)
+        app = ops_app(self.spec.name, self.readiness)
+        for router in self._routers:
+            app.include_router(router)
+        self.http = HttpServer(app, s.http_host, s.http_port)
+        await self.grpc.start()
+        await self.http.start()
+        self._tasks = [asyncio.create_task(self.relay.run(self._stop_workers))]
+        self._tasks += [asyncio.create_task(c.run(self._stop_workers)) for c in self.consumers]
+        await self.grpc.set_serving(True)
+        log.info("%s serving gRPC on %s:%d, HTTP on %s:%d", self.spec.name, s.grpc_host,
+                 self.grpc.port, s.http_host, self.http.port)
+
+    async def readiness(self) -> str | None:
+        if self.nc is None or not self.nc.is_connected:
+            return "nats not connected"
+        try:
+            async with self.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        except Exception as exc:
+            return f"database unavailable: {type(exc).__name__}"
+        return None
+
+    async def stop(self) -> None:
+        """Drain: refuse new calls, finish in-flight ones, stop consumers, flush the outbox."""
+        s = self.settings
+        await self.grpc.stop(s.shutdown_grace_s)
+        self._stop_workers.set()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.relay is not None:
+            try:
+                await self.relay.flush(timeout_s=s.shutdown_grace_s)
+            except Exception as exc:
+                log.warning("outbox not flushed on shutdown (it will be on restart): %s", exc)
+        if self.http is not None:
+            await self.http.stop()
+        if self.nc is not None:
+            await self.nc.drain()
+        await self.engine.dispose()
+        log.info("%s stopped", self.spec.name)
+
+    async def serve(self, stop: asyncio.Event | None = None) -> None:
+        """Start, run until SIGTERM/SIGINT (or `stop` is set), then stop cleanly."""
+        stop = stop or asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await self.start()
+        try:
+            await stop.wait()
+        finally:
+            await self.stop()
+
+
+@dataclass(frozen=True)
+class ServiceDefinition:
+    """Everything the runtime needs to know about a service; each service exports one."""
+
+    spec: ServiceSpec
+    metadata: MetaData
+    tables: KitTables
+    migrations_dir: Path
+    # Adds the service's gRPC servicers, HTTP routes and subscriptions to the runtime.
+    build: Callable[[ServiceRuntime], None]
+
+    def runtime(self, settings: Settings) -> ServiceRuntime:
+        """A runtime with the service's parts added; call it inside the running event loop."""
+        rt = ServiceRuntime(self.spec, settings, metadata=self.metadata, tables=self.tables,
+                            migrations_dir=self.migrations_dir)
+        self.build(rt)
+        return rt
+
+
+def configure_process(spec: ServiceSpec, settings: Settings) -> None:
+    configure_logging(spec.name, settings.log_level, settings.log_format)
+    configure_telemetry(spec.name)
+
+
+def main(definition: ServiceDefinition) -> None:
+    """Entry point of `python -m <service package>`."""
+    settings = load_settings(definition.spec)
+    configure_process(definition.spec, settings)
+
+    async def serve() -> None:
+        await definition.runtime(settings).serve()
+
+    asyncio.run(serve())

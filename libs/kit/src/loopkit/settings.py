@@ -1,0 +1,76 @@
+"""Service settings from `CLOSEDLOOP_*` environment variables.
+
+Every field reads `CLOSEDLOOP_<SERVICE>_<FIELD>` first, then `CLOSEDLOOP_<FIELD>`, then the default,
+so one environment can run several services with shared and per-service values.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """What a service is called and where it listens by default."""
+
+    name: str
+    grpc_port: int
+    http_port: int
+    module: str
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CLOSEDLOOP_", extra="ignore")
+
+    service: str = ""
+    # Local state (SQLite files, bundled NATS store) for `make run`.
+    state_dir: Path = Path(".closedloop")
+    # May contain `{service}`, so one URL serves every service with its own database.
+    database_url: str = "sqlite+aiosqlite:///{state_dir}/{service}.db"
+    database_pool_size: int = 10
+    nats_url: str = "nats://127.0.0.1:4250"
+    stream_replicas: int = 1
+    grpc_host: str = "127.0.0.1"
+    grpc_port: int = 0
+    http_host: str = "127.0.0.1"
+    http_port: int = 0
+    # Upper bound on a call's work when the client sent no deadline, in seconds.
+    default_deadline_s: float = 10.0
+    shutdown_grace_s: float = 10.0
+    # Optional bearer token every gRPC caller must present (metadata `authorization`).
+    api_token: SecretStr | None = None
+    log_level: str = "INFO"
+    log_format: str = Field(default="json", pattern="^(json|text)$")
+    outbox_poll_interval_s: float = 0.5
+    outbox_batch_size: int = 200
+    consumer_max_deliver: int = 5
+    consumer_ack_wait_s: float = 30.0
+    consumer_batch_size: int = 100
+    identity_url: str = "127.0.0.1:50051"
+
+    def resolved_database_url(self) -> str:
+        return self.database_url.format(service=self.service, state_dir=self.state_dir.resolve())
+
+
+def load_settings(spec: ServiceSpec, **overrides: Any) -> Settings:
+    """Settings for one service: per-service env > shared env > the spec's ports > defaults."""
+    prefix = f"CLOSEDLOOP_{spec.name.upper()}_"
+    per_service = {
+        key[len(prefix):].lower(): value for key, value in os.environ.items()
+        if key.startswith(prefix)
+    }
+    values: dict[str, Any] = {"service": spec.name}
+    env_shared = {f[len("CLOSEDLOOP_"):].lower() for f in os.environ if f.startswith("CLOSEDLOOP_")}
+    if "grpc_port" not in env_shared:
+        values["grpc_port"] = spec.grpc_port
+    if "http_port" not in env_shared:
+        values["http_port"] = spec.http_port
+    values.update(per_service)
+    values.update(overrides)
+    return Settings(**values)

@@ -1,0 +1,31 @@
+"""Tenant of the current call: every request names one, and nothing crosses tenants."""
+
+from __future__ import annotations
+
+import re
+from contextvars import ContextVar
+
+from loopkit.errors import InvalidArgument, PermissionDenied
+
+TENANT_METADATA_KEY = "x-tenant-id"
+_TENANT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+# Set by the gRPC interceptor from call metadata, when the caller sent it.
+metadata_tenant: ContextVar[str | None] = ContextVar("metadata_tenant", default=None)
+
+
+def require_tenant(requested: str, *, field: str = "tenant_id") -> str:
+    """The tenant of the request: the message's field, else the call metadata.
+
+    Both given and different is refused, so a client bound to one tenant cannot ask for another.
+    """
+    from_metadata = metadata_tenant.get()
+    tenant = requested or from_metadata or ""
+    if not tenant:
+        raise InvalidArgument("a tenant is required", field=field)
+    if not _TENANT_RE.match(tenant):
+        raise InvalidArgument(
+            "must be 1-64 characters of letters, digits, '_', '.', '-'", field=field
+        )
+    if requested and from_metadata and requested != from_metadata:
+        raise PermissionDenied(f"call is bound to tenant {from_metadata!r}", field=field)
+    return tenant
