@@ -1,0 +1,62 @@
+# ClosedLoop — every command a developer or CI needs. `make help` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+UV_VERSION := 0.13.9
+UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
+PY := .venv/bin/python
+BUF := node_modules/.bin/buf
+
+.PHONY: help install run test lint format proto proto-check bench migrate deadletters clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+.tools/bin/uv:
+	python3 -m venv .tools && .tools/bin/pip install -q "uv==$(UV_VERSION)"
+
+.venv/.synced: uv.lock pyproject.toml $(wildcard */*/pyproject.toml) | $(UV)
+	$(UV) sync --all-packages --frozen
+	@touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+install: .venv/.synced ## create .venv and install the workspace (uv, from uv.lock)
+
+run: .venv/.synced ## start the whole platform locally (bundled NATS + SQLite under .closedloop/)
+	$(PY) -m loopkit.cli run
+
+migrate: .venv/.synced ## apply every service's migrations (CLOSEDLOOP_DATABASE_URL or SQLite)
+	$(PY) -m loopkit.cli migrate
+
+test: .venv/.synced ## run the whole test suite (real nats-server, PostgreSQL and SQLite)
+	$(PY) -m pytest
+
+lint: .venv/.synced proto-check ## ruff, mypy, import rules, proto lint + wire compatibility
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+	.venv/bin/mypy
+	.venv/bin/lint-imports
+
+format: .venv/.synced ## apply ruff's fixes and formatting
+	.venv/bin/ruff check --fix .
+	.venv/bin/ruff format .
+
+proto: .venv/.synced ## regenerate gen/python from proto/
+	$(PY) scripts/gen_proto.py
+
+proto-check: .venv/.synced node_modules/.installed ## fail on stale generated code, lint or breaking proto changes
+	$(PY) scripts/gen_proto.py --check
+	cd proto && ../$(BUF) lint
+	scripts/proto_breaking.sh
+
+bench: .venv/.synced ## run the benchmarks (needs PostgreSQL)
+	$(PY) bench/identity_resolve.py
+
+deadletters: .venv/.synced ## list dead-lettered events (replay: closedloop deadletters replay --all)
+	$(PY) -m loopkit.cli deadletters list
+
+clean: ## remove local state (.closedloop/) — keeps .venv
+	rm -rf .closedloop

@@ -1,0 +1,165 @@
+"""Pytest fixtures shared by every test suite: a real nats-server, real databases, live services.
+
+Loaded by the repository's root conftest.py (`pytest_plugins = ["loopkit.testing"]`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import grpc
+import nats
+import pytest
+import pytest_asyncio
+from nats.aio.client import Client
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
+
+from loopkit.natsserver import NatsServer, free_port
+from loopkit.runtime import ServiceDefinition, ServiceRuntime
+from loopkit.settings import Settings
+from loopkit.telemetry import configure_telemetry
+
+T = TypeVar("T")
+DEFAULT_TEST_PG = "postgresql+asyncpg://postgres@127.0.0.1:5432/"
+
+
+def postgres_required() -> bool:
+    return os.environ.get("CLOSEDLOOP_REQUIRE_POSTGRES") == "1"
+
+
+@pytest.fixture(scope="session")
+def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer]:
+    """A nats-server of the tests' own, so tests can kill and restart it."""
+    server = NatsServer(tmp_path_factory.mktemp("nats"), port=free_port(), sync_always=False)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def nats_client(nats_server: NatsServer) -> AsyncIterator[Client]:
+    nc = await nats.connect(nats_server.url)
+    yield nc
+    await nc.close()
+
+
+async def _create_database(base_url: str, name: str) -> str:
+    url = make_url(base_url)
+    admin = create_async_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT",
+                                poolclass=NullPool)
+    try:
+        async with admin.connect() as conn:
+            await conn.execute(text(f'CREATE DATABASE "{name}"'))
+    finally:
+        await admin.dispose()
+    return url.set(database=name).render_as_string(hide_password=False)
+
+
+async def _drop_database(base_url: str, name: str) -> None:
+    admin = create_async_engine(make_url(base_url).set(database="postgres"),
+                                isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    try:
+        async with admin.connect() as conn:
+            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        await admin.dispose()
+
+
+@dataclass
+class PostgresServer:
+    base_url: str
+    created: list[str]
+
+    async def fresh_database(self, prefix: str = "closedloop_test") -> str:
+        name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+        url = await _create_database(self.base_url, name)
+        self.created.append(name)
+        return url
+
+
+def _run_in_thread(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine to completion on a loop of its own (from sync fixtures)."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
+async def _probe(base: str) -> None:
+    probe = create_async_engine(make_url(base).set(database="postgres"), poolclass=NullPool)
+    try:
+        async with probe.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+    finally:
+        await probe.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """PostgreSQL at CLOSEDLOOP_TEST_DATABASE_URL. Missing: skip, or fail when it is required."""
+    base = os.environ.get("CLOSEDLOOP_TEST_DATABASE_URL", DEFAULT_TEST_PG)
+    try:
+        _run_in_thread(_probe(base))
+    except Exception as exc:
+        message = f"PostgreSQL unavailable at {base}: {exc}"
+        if postgres_required():
+            pytest.fail(message)
+        pytest.skip(message)
+    server = PostgresServer(base, [])
+    yield server
+    for name in server.created:
+        _run_in_thread(_drop_database(base, name))
+
+
+@dataclass
+class RunningService:
+    runtime: ServiceRuntime
+    channel: grpc.aio.Channel
+    grpc_target: str
+    http_url: str
+
+
+@asynccontextmanager
+async def running_service(
+    definition: ServiceDefinition, *, database_url: str, nats_url: str, state_dir: Path,
+    **overrides: object,
+) -> AsyncIterator[RunningService]:
+    """The service in this process on free ports, migrated, started, and stopped afterwards."""
+    configure_telemetry(definition.spec.name)
+    settings = Settings(
+        service=definition.spec.name, database_url=database_url, nats_url=nats_url,
+        grpc_port=0, http_port=0, state_dir=state_dir, outbox_poll_interval_s=0.05,
+        **overrides,  # type: ignore[arg-type]
+    )
+    runtime = definition.runtime(settings)
+    await runtime.migrate()
+    await runtime.start()
+    target = f"127.0.0.1:{runtime.grpc.port}"
+    channel = grpc.aio.insecure_channel(target)
+    try:
+        assert runtime.http is not None
+        yield RunningService(runtime, channel, target, f"http://127.0.0.1:{runtime.http.port}")
+    finally:
+        await channel.close()
+        await runtime.stop()
+
+
+async def eventually(check: object, timeout_s: float = 10.0, interval_s: float = 0.05) -> None:
+    """Poll an async predicate until true; fail with the last value otherwise."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    last: object = None
+    while asyncio.get_running_loop().time() < deadline:
+        last = await check()  # type: ignore[operator]
+        if last:
+            return
+        await asyncio.sleep(interval_s)
+    raise AssertionError(f"condition not met within {timeout_s}s (last: {last!r})")

@@ -1,0 +1,1 @@
+"""Customers and the identities that recognise them."""

@@ -1,0 +1,1 @@
+"""Transport adapters: translate gRPC and events to and from the domain, nothing more."""

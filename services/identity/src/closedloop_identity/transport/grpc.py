@@ -1,0 +1,167 @@
+"""The IdentityService gRPC servicer. Each call is one unit of work around one domain call."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import grpc
+from closedloop.identity.v1 import identity_pb2 as pb
+from closedloop.identity.v1 import identity_pb2_grpc
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from closedloop_identity.customers.identities import Kind, normalise, normalise_phone
+from closedloop_identity.customers.service import CustomerService
+from closedloop_identity.transport import convert
+from loopkit.db import transact
+from loopkit.errors import InvalidArgument
+from loopkit.tenancy import require_tenant
+
+T = TypeVar("T")
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["IdentityService"].full_name
+# Safe to retry: repeating them changes nothing the first call did not.
+IDEMPOTENT_METHODS = [(SERVICE_NAME, m) for m in (
+    "ResolveCustomer", "GetCustomer", "ListIdentities", "LinkIdentity", "SearchCustomers",
+    "GetCustomerHistory", "GetMergePolicy", "SetMergePolicy", "ForgetCustomer",
+)]
+MAX_SEARCH_RESULTS = 100
+
+
+class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], customers: CustomerService,
+        after_commit: Callable[[], None],
+    ) -> None:
+        self._sessions = sessions
+        self._customers = customers
+        self._after_commit = after_commit
+
+    async def _tx(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+        return await transact(self._sessions, work, after_commit=self._after_commit)
+
+    async def ResolveCustomer(
+        self, request: pb.ResolveCustomerRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ResolveCustomerResponse:
+        tenant = require_tenant(request.tenant_id)
+        claims = convert.claims_from_pb(request.identities)
+        attributes = convert.attributes_from_pb(request.attributes)
+        result = await self._tx(lambda s: self._customers.resolve(
+            s, tenant, claims, attributes, request.actor))
+        return pb.ResolveCustomerResponse(customer=convert.customer_to_pb(result.customer),
+                                          created=result.created, merged_ids=result.merged_ids)
+
+    async def GetCustomer(
+        self, request: pb.GetCustomerRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetCustomerResponse:
+        tenant = require_tenant(request.tenant_id)
+        view = await self._tx(lambda s: self._customers.get(s, tenant, request.customer_id))
+        requested = request.customer_id if request.customer_id != view.customer_id else ""
+        return pb.GetCustomerResponse(customer=convert.customer_to_pb(view),
+                                      requested_id=requested)
+
+    async def ListIdentities(
+        self, request: pb.ListIdentitiesRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListIdentitiesResponse:
+        tenant = require_tenant(request.tenant_id)
+        view = await self._tx(lambda s: self._customers.get(s, tenant, request.customer_id))
+        return pb.ListIdentitiesResponse(
+            identities=[convert.identity_to_pb(i.key, i.verified) for i in view.identities])
+
+    async def LinkIdentity(
+        self, request: pb.LinkIdentityRequest, context: grpc.aio.ServicerContext
+    ) -> pb.LinkIdentityResponse:
+        tenant = require_tenant(request.tenant_id)
+        claim = convert.claim_from_pb(request.identity, field="identity")
+        view = await self._tx(lambda s: self._customers.link(
+            s, tenant, request.customer_id, claim, request.actor))
+        return pb.LinkIdentityResponse(customer=convert.customer_to_pb(view))
+
+    async def UnlinkIdentity(
+        self, request: pb.UnlinkIdentityRequest, context: grpc.aio.ServicerContext
+    ) -> pb.UnlinkIdentityResponse:
+        tenant = require_tenant(request.tenant_id)
+        claim = convert.claim_from_pb(request.identity, field="identity")
+        view = await self._tx(lambda s: self._customers.unlink(
+            s, tenant, request.customer_id, claim.key, request.actor))
+        return pb.UnlinkIdentityResponse(customer=convert.customer_to_pb(view))
+
+    async def MergeCustomers(
+        self, request: pb.MergeCustomersRequest, context: grpc.aio.ServicerContext
+    ) -> pb.MergeCustomersResponse:
+        tenant = require_tenant(request.tenant_id)
+        survivor, merged = await self._tx(lambda s: self._customers.merge(
+            s, tenant, list(request.customer_ids), request.actor, request.reason))
+        return pb.MergeCustomersResponse(survivor=convert.customer_to_pb(survivor),
+                                         merged_ids=merged)
+
+    async def UnmergeCustomer(
+        self, request: pb.UnmergeCustomerRequest, context: grpc.aio.ServicerContext
+    ) -> pb.UnmergeCustomerResponse:
+        tenant = require_tenant(request.tenant_id)
+        restored, survivor = await self._tx(lambda s: self._customers.unmerge(
+            s, tenant, request.customer_id, request.actor, request.reason))
+        return pb.UnmergeCustomerResponse(restored=convert.customer_to_pb(restored),
+                                          survivor=convert.customer_to_pb(survivor))
+
+    async def ForgetCustomer(
+        self, request: pb.ForgetCustomerRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ForgetCustomerResponse:
+        tenant = require_tenant(request.tenant_id)
+        ids = await self._tx(lambda s: self._customers.forget(
+            s, tenant, request.customer_id, request.actor, request.reason))
+        return pb.ForgetCustomerResponse(customer_id=ids[0], forgotten_ids=ids)
+
+    async def SearchCustomers(
+        self, request: pb.SearchCustomersRequest, context: grpc.aio.ServicerContext
+    ) -> pb.SearchCustomersResponse:
+        tenant = require_tenant(request.tenant_id)
+        if not request.value.strip():
+            raise InvalidArgument("a value to search for is required", field="value")
+        limit = min(request.limit or 20, MAX_SEARCH_RESULTS)
+        candidates = _search_candidates(request.kind, request.value)
+        views = await self._tx(lambda s: self._customers.search(s, tenant, candidates, limit))
+        return pb.SearchCustomersResponse(customers=[convert.customer_to_pb(v) for v in views])
+
+    async def GetCustomerHistory(
+        self, request: pb.GetCustomerHistoryRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetCustomerHistoryResponse:
+        tenant = require_tenant(request.tenant_id)
+        entries = await self._tx(lambda s: self._customers.history(
+            s, tenant, request.customer_id))
+        return pb.GetCustomerHistoryResponse(entries=[convert.history_to_pb(e) for e in entries])
+
+    async def GetMergePolicy(
+        self, request: pb.GetMergePolicyRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetMergePolicyResponse:
+        tenant = require_tenant(request.tenant_id)
+        policy = await self._tx(lambda s: self._customers.policy(s, tenant))
+        return pb.GetMergePolicyResponse(policy=convert.policy_to_pb(policy))
+
+    async def SetMergePolicy(
+        self, request: pb.SetMergePolicyRequest, context: grpc.aio.ServicerContext
+    ) -> pb.SetMergePolicyResponse:
+        tenant = require_tenant(request.tenant_id)
+        policy = convert.policy_from_pb(request.policy)
+        saved = await self._tx(lambda s: self._customers.set_policy(s, tenant, policy))
+        return pb.SetMergePolicyResponse(policy=convert.policy_to_pb(saved))
+
+
+def _search_candidates(kind_pb: int, raw: str) -> list[tuple[str | None, str]]:
+    """(kind, value) pairs to look for: the value as a given kind, or as any kind."""
+    value = raw.strip()
+    if kind_pb:
+        kind = convert.kind_from_pb(kind_pb, field="kind")
+        scoped = normalise(kind, "-", value, field="value")  # scope is not part of a search
+        return [(str(kind), scoped.value)]
+    candidates: list[tuple[str | None, str]] = [(None, value)]
+    if "@" in value:
+        candidates.append((str(Kind.EMAIL), value.lower()))
+    try:
+        candidates.append((str(Kind.PHONE), normalise_phone(value)))
+    except ValueError:
+        pass
+    return candidates
+
+
+def register(servicer: IdentityServicer) -> Callable[[grpc.aio.Server], None]:
+    return lambda server: identity_pb2_grpc.add_IdentityServiceServicer_to_server(servicer, server)

@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from closedloop.identity.v1 import identity_pb2_grpc
+
+from closedloop_identity.main import DEFINITION
+from loopkit.natsserver import NatsServer
+from loopkit.testing import PostgresServer, RunningService, running_service
+
+
+@pytest_asyncio.fixture(loop_scope="session", params=["sqlite", "postgres"])
+async def identity(
+    request: pytest.FixtureRequest, nats_server: NatsServer, tmp_path: Path
+) -> AsyncIterator[RunningService]:
+    """The identity service running in this process, on SQLite and on PostgreSQL."""
+    if request.param == "postgres":
+        pg: PostgresServer = request.getfixturevalue("postgres")
+        url = await pg.fresh_database()
+    else:
+        url = f"sqlite+aiosqlite:///{tmp_path}/identity.db"
+    async with running_service(DEFINITION, database_url=url, nats_url=nats_server.url,
+                               state_dir=tmp_path) as svc:
+        yield svc
+
+
+@pytest.fixture
+def stub(identity: RunningService) -> identity_pb2_grpc.IdentityServiceStub:
+    return identity_pb2_grpc.IdentityServiceStub(identity.channel)
