@@ -137,7 +137,9 @@ class ServiceRuntime:
         if self.http is not None:
             await self.http.stop()
         if self.nc is not None:
-            await self.nc.drain()
+            # close, not drain: consumers are stopped and the outbox flushed, and drain can wait
+            # its full 30 s timeout on the JetStream publish-ack subscription.
+            await self.nc.close()
         await self.engine.dispose()
         log.info("%s stopped", self.spec.name)
 

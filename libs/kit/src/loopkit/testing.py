@@ -19,12 +19,15 @@ import grpc
 import nats
 import pytest
 import pytest_asyncio
+from closedloop.events.v1.envelope_pb2 import Envelope
 from nats.aio.client import Client
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
+from loopkit.events import decode_envelope
 from loopkit.natsserver import NatsServer, free_port
 from loopkit.runtime import ServiceDefinition, ServiceRuntime
 from loopkit.settings import Settings
@@ -163,3 +166,28 @@ async def eventually(check: object, timeout_s: float = 10.0, interval_s: float =
             return
         await asyncio.sleep(interval_s)
     raise AssertionError(f"condition not met within {timeout_s}s (last: {last!r})")
+
+
+async def read_events(nc: Client, stream: str, subjects: str = ">", *, tenant_id: str | None = None
+                      ) -> list[Envelope]:
+    """Every event on a stream (optionally one tenant's), read with an ephemeral consumer."""
+    js = nc.jetstream()
+    info = await js.stream_info(stream)
+    envelopes: list[Envelope] = []
+    if info.state.messages == 0:
+        return envelopes
+    sub = await js.pull_subscribe(subjects, stream=stream,
+                                  config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL,
+                                                        ack_policy=AckPolicy.NONE))
+    try:
+        while True:
+            try:
+                msgs = await sub.fetch(1000, timeout=0.5)
+            except nats.errors.TimeoutError:
+                break
+            envelopes += [decode_envelope(m.data) for m in msgs]
+            if msgs[-1].metadata.num_pending == 0:
+                break
+    finally:
+        await sub.unsubscribe()
+    return [e for e in envelopes if tenant_id is None or e.tenant_id == tenant_id]

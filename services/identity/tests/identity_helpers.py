@@ -1,0 +1,42 @@
+"""Builders for identity requests, so tests read like the scenario they check."""
+
+from __future__ import annotations
+
+from closedloop.common.v1 import common_pb2 as c
+from closedloop.identity.v1 import identity_pb2 as pb
+from google.protobuf.struct_pb2 import Struct
+
+APP = "wx-app-1"
+CORP = "ww-corp-1"
+
+
+def openid(value: str, app: str = APP) -> c.Identity:
+    return c.Identity(kind=c.IDENTITY_KIND_WECHAT_OPENID, scope=app, value=value)
+
+
+def unionid(value: str) -> c.Identity:
+    return c.Identity(kind=c.IDENTITY_KIND_WECHAT_UNIONID, value=value)
+
+
+def phone(value: str, verified: bool = True) -> c.Identity:
+    return c.Identity(kind=c.IDENTITY_KIND_PHONE, value=value, verified=verified)
+
+
+def external_userid(value: str, corp: str = CORP) -> c.Identity:
+    return c.Identity(kind=c.IDENTITY_KIND_WECOM_EXTERNAL_USERID, scope=corp, value=value)
+
+
+def pending_id(value: str, corp: str = CORP) -> c.Identity:
+    return c.Identity(kind=c.IDENTITY_KIND_WECOM_PENDING_ID, scope=corp, value=value)
+
+
+def resolve_request(tenant: str, *identities: c.Identity, **attributes: object
+                    ) -> pb.ResolveCustomerRequest:
+    attrs = Struct()
+    attrs.update(attributes)
+    return pb.ResolveCustomerRequest(tenant_id=tenant, identities=list(identities),
+                                     attributes=attrs, actor="test")
+
+
+def keys(customer: pb.Customer) -> set[tuple[int, str, str]]:
+    return {(i.kind, i.scope, i.value) for i in customer.identities}

@@ -1,0 +1,81 @@
+"""Concurrent resolves of overlapping identities end with one customer and one merge history."""
+
+import asyncio
+import uuid
+
+import grpc
+
+from closedloop.identity.v1 import identity_pb2 as pb
+from closedloop.identity.v1 import identity_pb2_grpc
+from identity_helpers import openid, phone, resolve_request, unionid
+from sqlalchemy import select
+
+from closedloop_identity.models import CustomerRow, IdentityRow, MergeRow
+from loopkit.testing import eventually, read_events
+
+CALLERS = 50
+
+
+def _identities(i: int) -> list:
+    shared = [[phone("13800138000")], [unionid("u-shared")],
+              [phone("13800138000"), unionid("u-shared")]][i % 3]
+    return [openid(f"o-{i}"), *shared]
+
+
+async def test_fifty_concurrent_overlapping_resolves(identity, nats_client):
+    tenant = f"t-{uuid.uuid4().hex[:10]}"
+    # Several channels, so calls really arrive in parallel rather than queued on one connection.
+
+    channels = [grpc.aio.insecure_channel(identity.grpc_target) for _ in range(5)]
+    stubs = [identity_pb2_grpc.IdentityServiceStub(ch) for ch in channels]
+    try:
+        # Two customers exist before the burst; callers that present both identities must merge
+        # them exactly once while the others attach to one or the other.
+        await stubs[0].ResolveCustomer(resolve_request(tenant, phone("13800138000")))
+        await stubs[0].ResolveCustomer(resolve_request(tenant, unionid("u-shared")))
+        results = await asyncio.gather(*[
+            stubs[i % 5].ResolveCustomer(resolve_request(tenant, *_identities(i)))
+            for i in range(CALLERS)
+        ])
+        answers = {r.customer.customer_id for r in results}
+        survivors = {
+            (await stubs[0].GetCustomer(pb.GetCustomerRequest(tenant_id=tenant, customer_id=cid)))
+            .customer.customer_id for cid in answers
+        }
+    finally:
+        for ch in channels:
+            await ch.close()
+    assert len(survivors) == 1, survivors
+    [survivor] = survivors
+
+    async with identity.runtime.sessions() as session:
+        customers = (await session.execute(
+            select(CustomerRow).where(CustomerRow.tenant_id == tenant))).scalars().all()
+        identities = (await session.execute(
+            select(IdentityRow).where(IdentityRow.tenant_id == tenant))).scalars().all()
+        merges = (await session.execute(
+            select(MergeRow).where(MergeRow.tenant_id == tenant))).scalars().all()
+    live = [c for c in customers if c.status == "active"]
+    assert [c.id for c in live] == [survivor]
+    # Every identity ended on the survivor: 50 openids, the phone and the unionid.
+    assert len(identities) == CALLERS + 2
+    assert {i.customer_id for i in identities} == {survivor}
+    # One merge history: every other customer ever created was merged exactly once, into a chain
+    # that ends at the survivor.
+    merged_ids = [m.merged_id for m in merges]
+    assert merged_ids, "the burst should have merged the two seeded customers"
+    assert sorted(merged_ids) == sorted(c.id for c in customers if c.id != survivor)
+    by_id = {c.id: c for c in customers}
+    for cid in merged_ids:
+        hops, cur = 0, by_id[cid]
+        while cur.merged_into is not None and hops < 10:
+            cur, hops = by_id[cur.merged_into], hops + 1
+        assert cur.id == survivor
+
+    async def events_match():
+        events = await read_events(nats_client, "IDENTITY", tenant_id=tenant)
+        created = sum(e.type == "customer.created" for e in events)
+        merged = sum(e.type == "customer.merged" for e in events)
+        return (created, merged) == (len(customers), len(merges))
+
+    await eventually(events_match)
