@@ -6,7 +6,6 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 from closedloop.identity.v1 import identity_pb2_grpc
-
 from closedloop_identity.main import DEFINITION
 from loopkit.natsserver import NatsServer
 from loopkit.testing import PostgresServer, RunningService, running_service
@@ -22,8 +21,9 @@ async def identity(
         url = await pg.fresh_database()
     else:
         url = f"sqlite+aiosqlite:///{tmp_path}/identity.db"
-    async with running_service(DEFINITION, database_url=url, nats_url=nats_server.url,
-                               state_dir=tmp_path) as svc:
+    async with running_service(
+        DEFINITION, database_url=url, nats_url=nats_server.url, state_dir=tmp_path
+    ) as svc:
         yield svc
 
 

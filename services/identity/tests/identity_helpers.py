@@ -30,12 +30,14 @@ def pending_id(value: str, corp: str = CORP) -> c.Identity:
     return c.Identity(kind=c.IDENTITY_KIND_WECOM_PENDING_ID, scope=corp, value=value)
 
 
-def resolve_request(tenant: str, *identities: c.Identity, **attributes: object
-                    ) -> pb.ResolveCustomerRequest:
+def resolve_request(
+    tenant: str, *identities: c.Identity, **attributes: object
+) -> pb.ResolveCustomerRequest:
     attrs = Struct()
     attrs.update(attributes)
-    return pb.ResolveCustomerRequest(tenant_id=tenant, identities=list(identities),
-                                     attributes=attrs, actor="test")
+    return pb.ResolveCustomerRequest(
+        tenant_id=tenant, identities=list(identities), attributes=attrs, actor="test"
+    )
 
 
 def keys(customer: pb.Customer) -> set[tuple[int, str, str]]:

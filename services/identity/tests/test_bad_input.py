@@ -4,19 +4,24 @@ import grpc
 import pytest
 from closedloop.common.v1 import common_pb2 as c
 from closedloop.identity.v1 import identity_pb2 as pb
+from closedloop_identity.models import AuditRow, CustomerRow, IdentityRow, kit
 from google.protobuf.struct_pb2 import Struct
 from identity_helpers import openid, resolve_request
 from sqlalchemy import func, select
-
-from closedloop_identity.models import AuditRow, CustomerRow, IdentityRow, kit
 
 
 async def _row_counts(identity) -> dict[str, int]:
     async with identity.runtime.sessions() as session:
         counts = {}
-        for name, table in [("customers", CustomerRow.__table__), ("identities", IdentityRow.__table__),
-                            ("audit", AuditRow.__table__), ("outbox", kit.outbox)]:
-            counts[name] = (await session.execute(select(func.count()).select_from(table))).scalar_one()
+        for name, table in [
+            ("customers", CustomerRow.__table__),
+            ("identities", IdentityRow.__table__),
+            ("audit", AuditRow.__table__),
+            ("outbox", kit.outbox),
+        ]:
+            counts[name] = (
+                await session.execute(select(func.count()).select_from(table))
+            ).scalar_one()
         return counts
 
 
@@ -27,28 +32,62 @@ def _blob(size: int) -> Struct:
 
 
 BAD_REQUESTS = {
-    "empty identity list": (pb.ResolveCustomerRequest(tenant_id="t-bad"),
-                            grpc.StatusCode.INVALID_ARGUMENT, "identities"),
-    "unknown kind": (pb.ResolveCustomerRequest(tenant_id="t-bad", identities=[
-        c.Identity(kind=99, value="x")]), grpc.StatusCode.INVALID_ARGUMENT, "identities[0].kind"),
-    "unspecified kind": (pb.ResolveCustomerRequest(tenant_id="t-bad", identities=[
-        c.Identity(value="x")]), grpc.StatusCode.INVALID_ARGUMENT, "identities[0].kind"),
-    "invalid phone": (pb.ResolveCustomerRequest(tenant_id="t-bad", identities=[
-        openid("o-1"), c.Identity(kind=c.IDENTITY_KIND_PHONE, value="12345")]),
-        grpc.StatusCode.INVALID_ARGUMENT, "identities[1].value"),
-    "missing tenant": (pb.ResolveCustomerRequest(identities=[openid("o-1")]),
-                       grpc.StatusCode.INVALID_ARGUMENT, "tenant_id"),
-    "malformed tenant": (pb.ResolveCustomerRequest(tenant_id="a b/c", identities=[openid("o-1")]),
-                         grpc.StatusCode.INVALID_ARGUMENT, "tenant_id"),
-    "1 MB attribute blob": (pb.ResolveCustomerRequest(tenant_id="t-bad", identities=[openid("o-1")],
-                                                      attributes=_blob(1024 * 1024)),
-                            grpc.StatusCode.INVALID_ARGUMENT, "attributes"),
-    "openid without appid": (pb.ResolveCustomerRequest(tenant_id="t-bad", identities=[
-        c.Identity(kind=c.IDENTITY_KIND_WECHAT_OPENID, value="o-1")]),
-        grpc.StatusCode.INVALID_ARGUMENT, "identities[0].scope"),
-    "empty value": (pb.ResolveCustomerRequest(tenant_id="t-bad", identities=[
-        c.Identity(kind=c.IDENTITY_KIND_WECHAT_UNIONID, value="  ")]),
-        grpc.StatusCode.INVALID_ARGUMENT, "identities[0].value"),
+    "empty identity list": (
+        pb.ResolveCustomerRequest(tenant_id="t-bad"),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "identities",
+    ),
+    "unknown kind": (
+        pb.ResolveCustomerRequest(tenant_id="t-bad", identities=[c.Identity(kind=99, value="x")]),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "identities[0].kind",
+    ),
+    "unspecified kind": (
+        pb.ResolveCustomerRequest(tenant_id="t-bad", identities=[c.Identity(value="x")]),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "identities[0].kind",
+    ),
+    "invalid phone": (
+        pb.ResolveCustomerRequest(
+            tenant_id="t-bad",
+            identities=[openid("o-1"), c.Identity(kind=c.IDENTITY_KIND_PHONE, value="12345")],
+        ),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "identities[1].value",
+    ),
+    "missing tenant": (
+        pb.ResolveCustomerRequest(identities=[openid("o-1")]),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "tenant_id",
+    ),
+    "malformed tenant": (
+        pb.ResolveCustomerRequest(tenant_id="a b/c", identities=[openid("o-1")]),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "tenant_id",
+    ),
+    "1 MB attribute blob": (
+        pb.ResolveCustomerRequest(
+            tenant_id="t-bad", identities=[openid("o-1")], attributes=_blob(1024 * 1024)
+        ),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "attributes",
+    ),
+    "openid without appid": (
+        pb.ResolveCustomerRequest(
+            tenant_id="t-bad",
+            identities=[c.Identity(kind=c.IDENTITY_KIND_WECHAT_OPENID, value="o-1")],
+        ),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "identities[0].scope",
+    ),
+    "empty value": (
+        pb.ResolveCustomerRequest(
+            tenant_id="t-bad",
+            identities=[c.Identity(kind=c.IDENTITY_KIND_WECHAT_UNIONID, value="  ")],
+        ),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "identities[0].value",
+    ),
 }
 
 
@@ -73,8 +112,9 @@ async def test_unknown_customer_is_not_found(stub):
 async def test_another_tenants_customer_is_not_found(stub):
     made = await stub.ResolveCustomer(resolve_request("t-owner", openid("o-1")))
     with pytest.raises(grpc.aio.AioRpcError) as err:
-        await stub.GetCustomer(pb.GetCustomerRequest(tenant_id="t-thief",
-                                                     customer_id=made.customer.customer_id))
+        await stub.GetCustomer(
+            pb.GetCustomerRequest(tenant_id="t-thief", customer_id=made.customer.customer_id)
+        )
     assert err.value.code() == grpc.StatusCode.NOT_FOUND
 
 
@@ -82,16 +122,20 @@ async def test_linking_someone_elses_identity_is_already_exists(stub):
     a = await stub.ResolveCustomer(resolve_request("t-link", openid("o-a")))
     await stub.ResolveCustomer(resolve_request("t-link", openid("o-b")))
     with pytest.raises(grpc.aio.AioRpcError) as err:
-        await stub.LinkIdentity(pb.LinkIdentityRequest(
-            tenant_id="t-link", customer_id=a.customer.customer_id, identity=openid("o-b")))
+        await stub.LinkIdentity(
+            pb.LinkIdentityRequest(
+                tenant_id="t-link", customer_id=a.customer.customer_id, identity=openid("o-b")
+            )
+        )
     assert err.value.code() == grpc.StatusCode.ALREADY_EXISTS
 
 
 async def test_unmerging_an_active_customer_is_failed_precondition(stub):
     a = await stub.ResolveCustomer(resolve_request("t-um", openid("o-a")))
     with pytest.raises(grpc.aio.AioRpcError) as err:
-        await stub.UnmergeCustomer(pb.UnmergeCustomerRequest(
-            tenant_id="t-um", customer_id=a.customer.customer_id))
+        await stub.UnmergeCustomer(
+            pb.UnmergeCustomerRequest(tenant_id="t-um", customer_id=a.customer.customer_id)
+        )
     assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
 
 
@@ -99,6 +143,7 @@ async def test_merging_one_customer_with_itself_is_invalid(stub):
     a = await stub.ResolveCustomer(resolve_request("t-m1", openid("o-a")))
     cid = a.customer.customer_id
     with pytest.raises(grpc.aio.AioRpcError) as err:
-        await stub.MergeCustomers(pb.MergeCustomersRequest(tenant_id="t-m1",
-                                                           customer_ids=[cid, cid]))
+        await stub.MergeCustomers(
+            pb.MergeCustomersRequest(tenant_id="t-m1", customer_ids=[cid, cid])
+        )
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT

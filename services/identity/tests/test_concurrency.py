@@ -4,21 +4,22 @@ import asyncio
 import uuid
 
 import grpc
-
 from closedloop.identity.v1 import identity_pb2 as pb
 from closedloop.identity.v1 import identity_pb2_grpc
-from identity_helpers import openid, phone, resolve_request, unionid
-from sqlalchemy import select
-
 from closedloop_identity.models import CustomerRow, IdentityRow, MergeRow
+from identity_helpers import openid, phone, resolve_request, unionid
 from loopkit.testing import eventually, read_events
+from sqlalchemy import select
 
 CALLERS = 50
 
 
 def _identities(i: int) -> list:
-    shared = [[phone("13800138000")], [unionid("u-shared")],
-              [phone("13800138000"), unionid("u-shared")]][i % 3]
+    shared = [
+        [phone("13800138000")],
+        [unionid("u-shared")],
+        [phone("13800138000"), unionid("u-shared")],
+    ][i % 3]
     return [openid(f"o-{i}"), *shared]
 
 
@@ -33,14 +34,18 @@ async def test_fifty_concurrent_overlapping_resolves(identity, nats_client):
         # them exactly once while the others attach to one or the other.
         await stubs[0].ResolveCustomer(resolve_request(tenant, phone("13800138000")))
         await stubs[0].ResolveCustomer(resolve_request(tenant, unionid("u-shared")))
-        results = await asyncio.gather(*[
-            stubs[i % 5].ResolveCustomer(resolve_request(tenant, *_identities(i)))
-            for i in range(CALLERS)
-        ])
+        results = await asyncio.gather(
+            *[
+                stubs[i % 5].ResolveCustomer(resolve_request(tenant, *_identities(i)))
+                for i in range(CALLERS)
+            ]
+        )
         answers = {r.customer.customer_id for r in results}
         survivors = {
-            (await stubs[0].GetCustomer(pb.GetCustomerRequest(tenant_id=tenant, customer_id=cid)))
-            .customer.customer_id for cid in answers
+            (
+                await stubs[0].GetCustomer(pb.GetCustomerRequest(tenant_id=tenant, customer_id=cid))
+            ).customer.customer_id
+            for cid in answers
         }
     finally:
         for ch in channels:
@@ -49,12 +54,21 @@ async def test_fifty_concurrent_overlapping_resolves(identity, nats_client):
     [survivor] = survivors
 
     async with identity.runtime.sessions() as session:
-        customers = (await session.execute(
-            select(CustomerRow).where(CustomerRow.tenant_id == tenant))).scalars().all()
-        identities = (await session.execute(
-            select(IdentityRow).where(IdentityRow.tenant_id == tenant))).scalars().all()
-        merges = (await session.execute(
-            select(MergeRow).where(MergeRow.tenant_id == tenant))).scalars().all()
+        customers = (
+            (await session.execute(select(CustomerRow).where(CustomerRow.tenant_id == tenant)))
+            .scalars()
+            .all()
+        )
+        identities = (
+            (await session.execute(select(IdentityRow).where(IdentityRow.tenant_id == tenant)))
+            .scalars()
+            .all()
+        )
+        merges = (
+            (await session.execute(select(MergeRow).where(MergeRow.tenant_id == tenant)))
+            .scalars()
+            .all()
+        )
     live = [c for c in customers if c.status == "active"]
     assert [c.id for c in live] == [survivor]
     # Every identity ended on the survivor: 50 openids, the phone and the unionid.

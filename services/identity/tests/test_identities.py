@@ -3,7 +3,6 @@
 from datetime import UTC, datetime, timedelta
 
 import pytest
-
 from closedloop_identity.customers.identities import (
     ClaimedIdentity,
     IdentityKey,
@@ -18,7 +17,9 @@ from loopkit.errors import FailedPrecondition, InvalidArgument
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-@pytest.mark.parametrize("raw", ["13800138000", "+86 138 0013 8000", "138-0013-8000", "008613800138000"])
+@pytest.mark.parametrize(
+    "raw", ["13800138000", "+86 138 0013 8000", "138-0013-8000", "008613800138000"]
+)
 def test_chinese_mobile_numbers_normalise_to_e164(raw):
     assert normalise(Kind.PHONE, "", raw, field="f").value == "+8613800138000"
 
@@ -35,7 +36,9 @@ def test_invalid_phone_names_the_field(raw):
 
 
 def test_email_is_lower_cased_and_checked():
-    assert normalise(Kind.EMAIL, "", " Li.Lei@Example.COM ", field="f").value == "li.lei@example.com"
+    assert (
+        normalise(Kind.EMAIL, "", " Li.Lei@Example.COM ", field="f").value == "li.lei@example.com"
+    )
     with pytest.raises(InvalidArgument):
         normalise(Kind.EMAIL, "", "no-at-sign", field="f")
 
@@ -49,7 +52,9 @@ def test_scoped_kinds_need_a_scope_and_unscoped_drop_it():
 
 def test_dedupe_keeps_verification():
     key = IdentityKey(Kind.PHONE, "", "+8613800138000")
-    assert dedupe([ClaimedIdentity(key), ClaimedIdentity(key, True)]) == [ClaimedIdentity(key, True)]
+    assert dedupe([ClaimedIdentity(key), ClaimedIdentity(key, True)]) == [
+        ClaimedIdentity(key, True)
+    ]
 
 
 def _claim(kind: Kind, value: str, verified: bool = False) -> ClaimedIdentity:

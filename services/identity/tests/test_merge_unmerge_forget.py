@@ -7,12 +7,11 @@ import pytest
 from closedloop.common.v1 import common_pb2 as c
 from closedloop.events.v1 import identity_events_pb2 as ev
 from closedloop.identity.v1 import identity_pb2 as pb
-from identity_helpers import keys, openid, phone, resolve_request, unionid
-from sqlalchemy import select
-
 from closedloop_identity.models import AuditRow, MergeRow
+from identity_helpers import keys, openid, phone, resolve_request, unionid
 from loopkit.events import unpack
 from loopkit.testing import eventually, read_events
+from sqlalchemy import select
 
 
 @pytest.fixture
@@ -24,26 +23,36 @@ async def test_unmerge_gives_back_what_came_with_the_merged_customer(stub, tenan
     a = await stub.ResolveCustomer(resolve_request(tenant, unionid("u-a"), phone("13800138000")))
     b = await stub.ResolveCustomer(resolve_request(tenant, openid("o-b"), city="Xi'an"))
     a_id, b_id = a.customer.customer_id, b.customer.customer_id
-    merged = await stub.MergeCustomers(pb.MergeCustomersRequest(
-        tenant_id=tenant, customer_ids=[b_id, a_id], actor="ops:alice", reason="same person"))
+    merged = await stub.MergeCustomers(
+        pb.MergeCustomersRequest(
+            tenant_id=tenant, customer_ids=[b_id, a_id], actor="ops:alice", reason="same person"
+        )
+    )
     assert merged.survivor.customer_id == a_id and list(merged.merged_ids) == [b_id]
     assert len(merged.survivor.identities) == 3
     # After the merge, a new identity arrives on the survivor: it stays there on unmerge.
-    await stub.LinkIdentity(pb.LinkIdentityRequest(tenant_id=tenant, customer_id=a_id,
-                                                   identity=openid("o-a")))
-    undone = await stub.UnmergeCustomer(pb.UnmergeCustomerRequest(
-        tenant_id=tenant, customer_id=b_id, actor="ops:bob", reason="wrong merge"))
+    await stub.LinkIdentity(
+        pb.LinkIdentityRequest(tenant_id=tenant, customer_id=a_id, identity=openid("o-a"))
+    )
+    undone = await stub.UnmergeCustomer(
+        pb.UnmergeCustomerRequest(
+            tenant_id=tenant, customer_id=b_id, actor="ops:bob", reason="wrong merge"
+        )
+    )
     assert undone.restored.customer_id == b_id
     assert undone.restored.status == pb.CUSTOMER_STATUS_ACTIVE
     assert keys(undone.restored) == {(c.IDENTITY_KIND_WECHAT_OPENID, "wx-app-1", "o-b")}
-    assert keys(undone.survivor) == {(c.IDENTITY_KIND_WECHAT_UNIONID, "", "u-a"),
-                                     (c.IDENTITY_KIND_PHONE, "", "+8613800138000"),
-                                     (c.IDENTITY_KIND_WECHAT_OPENID, "wx-app-1", "o-a")}
+    assert keys(undone.survivor) == {
+        (c.IDENTITY_KIND_WECHAT_UNIONID, "", "u-a"),
+        (c.IDENTITY_KIND_PHONE, "", "+8613800138000"),
+        (c.IDENTITY_KIND_WECHAT_OPENID, "wx-app-1", "o-a"),
+    }
     again = await stub.ResolveCustomer(resolve_request(tenant, openid("o-b")))
     assert again.customer.customer_id == b_id
 
-    history = await stub.GetCustomerHistory(pb.GetCustomerHistoryRequest(tenant_id=tenant,
-                                                                         customer_id=a_id))
+    history = await stub.GetCustomerHistory(
+        pb.GetCustomerHistoryRequest(tenant_id=tenant, customer_id=a_id)
+    )
     actions = [(e.action, e.actor) for e in history.entries]
     assert ("merged", "ops:alice") in actions and ("unmerged_from", "ops:bob") in actions
 
@@ -60,8 +69,9 @@ async def test_history_records_the_identity_that_triggered_a_merge(stub, tenant)
     a = await stub.ResolveCustomer(resolve_request(tenant, unionid("u-1")))
     b = await stub.ResolveCustomer(resolve_request(tenant, openid("o-1")))
     await stub.ResolveCustomer(resolve_request(tenant, openid("o-1"), unionid("u-1")))
-    history = await stub.GetCustomerHistory(pb.GetCustomerHistoryRequest(
-        tenant_id=tenant, customer_id=b.customer.customer_id))
+    history = await stub.GetCustomerHistory(
+        pb.GetCustomerHistoryRequest(tenant_id=tenant, customer_id=b.customer.customer_id)
+    )
     merged = [e for e in history.entries if e.action == "merged"]
     assert len(merged) == 1
     assert merged[0].customer_id == a.customer.customer_id
@@ -70,35 +80,54 @@ async def test_history_records_the_identity_that_triggered_a_merge(stub, tenant)
     assert merged[0].actor == "test"
 
 
-async def test_forget_erases_identities_everywhere_and_publishes(stub, tenant, identity,
-                                                                 nats_client):
+async def test_forget_erases_identities_everywhere_and_publishes(
+    stub, tenant, identity, nats_client
+):
     a = await stub.ResolveCustomer(resolve_request(tenant, unionid("u-f"), name="Li Lei"))
     b = await stub.ResolveCustomer(resolve_request(tenant, phone("13900139000")))
-    await stub.MergeCustomers(pb.MergeCustomersRequest(
-        tenant_id=tenant, customer_ids=[a.customer.customer_id, b.customer.customer_id]))
-    gone = await stub.ForgetCustomer(pb.ForgetCustomerRequest(
-        tenant_id=tenant, customer_id=b.customer.customer_id, reason="PIPL request"))
+    await stub.MergeCustomers(
+        pb.MergeCustomersRequest(
+            tenant_id=tenant, customer_ids=[a.customer.customer_id, b.customer.customer_id]
+        )
+    )
+    gone = await stub.ForgetCustomer(
+        pb.ForgetCustomerRequest(
+            tenant_id=tenant, customer_id=b.customer.customer_id, reason="PIPL request"
+        )
+    )
     assert set(gone.forgotten_ids) == {a.customer.customer_id, b.customer.customer_id}
     for cid in gone.forgotten_ids:
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await stub.GetCustomer(pb.GetCustomerRequest(tenant_id=tenant, customer_id=cid))
         assert err.value.code() == grpc.StatusCode.NOT_FOUND
-    found = await stub.SearchCustomers(pb.SearchCustomersRequest(tenant_id=tenant,
-                                                                 value="13900139000"))
+    found = await stub.SearchCustomers(
+        pb.SearchCustomersRequest(tenant_id=tenant, value="13900139000")
+    )
     assert list(found.customers) == []
     # No personal value is left in the audit trail or merge records.
     async with identity.runtime.sessions() as session:
-        values = (await session.execute(select(AuditRow.identity_value).where(
-            AuditRow.tenant_id == tenant))).scalars().all()
-        triggers = (await session.execute(select(MergeRow.trigger).where(
-            MergeRow.tenant_id == tenant))).scalars().all()
+        values = (
+            (
+                await session.execute(
+                    select(AuditRow.identity_value).where(AuditRow.tenant_id == tenant)
+                )
+            )
+            .scalars()
+            .all()
+        )
+        triggers = (
+            (await session.execute(select(MergeRow.trigger).where(MergeRow.tenant_id == tenant)))
+            .scalars()
+            .all()
+        )
     assert set(values) == {None} and set(triggers) == {None}
     # The same person coming back is a new customer.
     back = await stub.ResolveCustomer(resolve_request(tenant, unionid("u-f")))
     assert back.created
     # Erasure is idempotent.
-    again = await stub.ForgetCustomer(pb.ForgetCustomerRequest(
-        tenant_id=tenant, customer_id=a.customer.customer_id))
+    again = await stub.ForgetCustomer(
+        pb.ForgetCustomerRequest(tenant_id=tenant, customer_id=a.customer.customer_id)
+    )
     assert set(again.forgotten_ids) == set(gone.forgotten_ids)
 
     async def forgotten():
@@ -113,20 +142,26 @@ async def test_forget_erases_identities_everywhere_and_publishes(stub, tenant, i
 async def test_link_and_unlink(stub, tenant):
     a = await stub.ResolveCustomer(resolve_request(tenant, openid("o-1")))
     cid = a.customer.customer_id
-    linked = await stub.LinkIdentity(pb.LinkIdentityRequest(
-        tenant_id=tenant, customer_id=cid, identity=phone("13700137000")))
+    linked = await stub.LinkIdentity(
+        pb.LinkIdentityRequest(tenant_id=tenant, customer_id=cid, identity=phone("13700137000"))
+    )
     assert (c.IDENTITY_KIND_PHONE, "", "+8613700137000") in keys(linked.customer)
-    again = await stub.LinkIdentity(pb.LinkIdentityRequest(
-        tenant_id=tenant, customer_id=cid, identity=phone("137 0013 7000")))
+    again = await stub.LinkIdentity(
+        pb.LinkIdentityRequest(tenant_id=tenant, customer_id=cid, identity=phone("137 0013 7000"))
+    )
     assert len(again.customer.identities) == 2  # idempotent
-    unlinked = await stub.UnlinkIdentity(pb.UnlinkIdentityRequest(
-        tenant_id=tenant, customer_id=cid, identity=phone("13700137000")))
+    unlinked = await stub.UnlinkIdentity(
+        pb.UnlinkIdentityRequest(tenant_id=tenant, customer_id=cid, identity=phone("13700137000"))
+    )
     assert keys(unlinked.customer) == {(c.IDENTITY_KIND_WECHAT_OPENID, "wx-app-1", "o-1")}
     listed = await stub.ListIdentities(pb.ListIdentitiesRequest(tenant_id=tenant, customer_id=cid))
     assert [i.value for i in listed.identities] == ["o-1"]
     with pytest.raises(grpc.aio.AioRpcError) as err:
-        await stub.UnlinkIdentity(pb.UnlinkIdentityRequest(
-            tenant_id=tenant, customer_id=cid, identity=phone("13700137000")))
+        await stub.UnlinkIdentity(
+            pb.UnlinkIdentityRequest(
+                tenant_id=tenant, customer_id=cid, identity=phone("13700137000")
+            )
+        )
     assert err.value.code() == grpc.StatusCode.NOT_FOUND
 
 

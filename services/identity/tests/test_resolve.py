@@ -7,8 +7,15 @@ import pytest
 from closedloop.common.v1 import common_pb2 as c
 from closedloop.events.v1 import identity_events_pb2 as ev
 from closedloop.identity.v1 import identity_pb2 as pb
-from identity_helpers import external_userid, keys, openid, pending_id, phone, resolve_request, unionid
-
+from identity_helpers import (
+    external_userid,
+    keys,
+    openid,
+    pending_id,
+    phone,
+    resolve_request,
+    unionid,
+)
 from loopkit.events import unpack
 from loopkit.testing import eventually, read_events
 
@@ -34,22 +41,27 @@ async def test_same_openid_in_two_tenants_is_two_customers(stub, tenant):
 async def test_new_identity_attaches_to_the_known_customer(stub, tenant):
     first = await stub.ResolveCustomer(resolve_request(tenant, openid("o-1")))
     second = await stub.ResolveCustomer(
-        resolve_request(tenant, openid("o-1"), phone("138 0013 8000")))
+        resolve_request(tenant, openid("o-1"), phone("138 0013 8000"))
+    )
     assert second.customer.customer_id == first.customer.customer_id
     assert (c.IDENTITY_KIND_PHONE, "", "+8613800138000") in keys(second.customer)
 
 
-async def test_openid_plus_anothers_unionid_merges_and_publishes(stub, tenant, identity,
-                                                                  nats_client):
+async def test_openid_plus_anothers_unionid_merges_and_publishes(
+    stub, tenant, identity, nats_client
+):
     older = await stub.ResolveCustomer(resolve_request(tenant, unionid("u-older")))
     newer = await stub.ResolveCustomer(resolve_request(tenant, openid("o-newer")))
     merged = await stub.ResolveCustomer(
-        resolve_request(tenant, openid("o-newer"), unionid("u-older")))
+        resolve_request(tenant, openid("o-newer"), unionid("u-older"))
+    )
     survivor, gone = older.customer.customer_id, newer.customer.customer_id
     assert merged.customer.customer_id == survivor
     assert list(merged.merged_ids) == [gone]
-    assert keys(merged.customer) == {(c.IDENTITY_KIND_WECHAT_UNIONID, "", "u-older"),
-                                     (c.IDENTITY_KIND_WECHAT_OPENID, "wx-app-1", "o-newer")}
+    assert keys(merged.customer) == {
+        (c.IDENTITY_KIND_WECHAT_UNIONID, "", "u-older"),
+        (c.IDENTITY_KIND_WECHAT_OPENID, "wx-app-1", "o-newer"),
+    }
     # A lookup of the merged id answers with the survivor.
     got = await stub.GetCustomer(pb.GetCustomerRequest(tenant_id=tenant, customer_id=gone))
     assert got.customer.customer_id == survivor and got.requested_id == gone
@@ -93,7 +105,8 @@ async def test_merge_policy_is_per_tenant(stub, tenant):
 async def test_pending_id_resolves_to_external_userid_keeping_the_customer(stub, tenant):
     pending = await stub.ResolveCustomer(resolve_request(tenant, pending_id("p-1"), source="ad"))
     real = await stub.ResolveCustomer(
-        resolve_request(tenant, pending_id("p-1"), external_userid("wm-1")))
+        resolve_request(tenant, pending_id("p-1"), external_userid("wm-1"))
+    )
     assert real.customer.customer_id == pending.customer.customer_id
     assert real.customer.attributes["source"] == "ad"
 
@@ -102,7 +115,8 @@ async def test_pending_customer_folds_into_an_existing_customer(stub, tenant):
     known = await stub.ResolveCustomer(resolve_request(tenant, external_userid("wm-1")))
     pending = await stub.ResolveCustomer(resolve_request(tenant, pending_id("p-2")))
     both = await stub.ResolveCustomer(
-        resolve_request(tenant, pending_id("p-2"), external_userid("wm-1")))
+        resolve_request(tenant, pending_id("p-2"), external_userid("wm-1"))
+    )
     assert both.customer.customer_id == known.customer.customer_id
     assert list(both.merged_ids) == [pending.customer.customer_id]
 
@@ -115,11 +129,13 @@ async def test_attributes_merge_shallowly(stub, tenant):
 
 async def test_search_finds_by_phone_in_any_format(stub, tenant):
     made = await stub.ResolveCustomer(resolve_request(tenant, phone("13800138000")))
-    found = await stub.SearchCustomers(pb.SearchCustomersRequest(tenant_id=tenant,
-                                                                 value="+86 138-0013-8000"))
+    found = await stub.SearchCustomers(
+        pb.SearchCustomersRequest(tenant_id=tenant, value="+86 138-0013-8000")
+    )
     assert [x.customer_id for x in found.customers] == [made.customer.customer_id]
-    none = await stub.SearchCustomers(pb.SearchCustomersRequest(tenant_id=tenant + "x",
-                                                                value="13800138000"))
+    none = await stub.SearchCustomers(
+        pb.SearchCustomersRequest(tenant_id=tenant + "x", value="13800138000")
+    )
     assert list(none.customers) == []
 
 
@@ -128,6 +144,7 @@ async def test_tenant_from_metadata(stub, tenant):
     res = await stub.ResolveCustomer(request, metadata=(("x-tenant-id", tenant),))
     assert res.customer.tenant_id == tenant
     with pytest.raises(grpc.aio.AioRpcError) as err:
-        await stub.ResolveCustomer(resolve_request(tenant + "-x", openid("o-md")),
-                                   metadata=(("x-tenant-id", tenant),))
+        await stub.ResolveCustomer(
+            resolve_request(tenant + "-x", openid("o-md")), metadata=(("x-tenant-id", tenant),)
+        )
     assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED

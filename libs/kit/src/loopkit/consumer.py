@@ -34,11 +34,13 @@ from loopkit.tracing import span_from_headers
 log = logging.getLogger(__name__)
 _meter = metrics.get_meter("loopkit.consumer")
 _handled = _meter.create_counter(
-    "closedloop_events_consumed", unit="{event}",
-    description="Events taken by a consumer, by outcome (applied, duplicate, ignored, failed, dead_lettered)",
+    "closedloop_events_consumed",
+    unit="{event}",
+    description="Events taken by a consumer, by outcome",
 )
 _pending = _meter.create_gauge(
-    "closedloop_consumer_pending", unit="{event}",
+    "closedloop_consumer_pending",
+    unit="{event}",
     description="Events waiting for a consumer (its lag), as seen on its last message",
 )
 
@@ -82,11 +84,16 @@ class EventConsumer:
 
     async def start(self) -> None:
         config = ConsumerConfig(
-            name=self.durable, durable_name=self.durable, ack_policy=AckPolicy.EXPLICIT,
-            deliver_policy=DeliverPolicy.ALL, ack_wait=self._ack_wait_s,
+            name=self.durable,
+            durable_name=self.durable,
+            ack_policy=AckPolicy.EXPLICIT,
+            deliver_policy=DeliverPolicy.ALL,
+            ack_wait=self._ack_wait_s,
             # Unlimited on the server: this consumer dead-letters by itself after max_deliver,
             # so a poison message is moved aside, not silently dropped by the server.
-            max_deliver=-1, filter_subjects=self._sub_spec.subjects, max_ack_pending=10_000,
+            max_deliver=-1,
+            filter_subjects=self._sub_spec.subjects,
+            max_ack_pending=10_000,
         )
         await self._js.add_consumer(self._sub_spec.stream, config)
         self._sub = await self._js.pull_subscribe_bind(
@@ -122,10 +129,15 @@ class EventConsumer:
         except ValueError as exc:
             await self._dead_letter(msg, f"undecodable: {exc}")
             return
-        attrs = {"messaging.system": "nats", "messaging.destination.name": msg.subject,
-                 "messaging.message.id": env.id, "messaging.consumer.group.name": self.durable}
-        with span_from_headers(f"consume {env.type}", headers, kind=SpanKind.CONSUMER,
-                               attributes=attrs):
+        attrs = {
+            "messaging.system": "nats",
+            "messaging.destination.name": msg.subject,
+            "messaging.message.id": env.id,
+            "messaging.consumer.group.name": self.durable,
+        }
+        with span_from_headers(
+            f"consume {env.type}", headers, kind=SpanKind.CONSUMER, attributes=attrs
+        ):
             try:
                 outcome = await self._apply(msg.subject, env)
             except Exception as exc:
@@ -150,10 +162,14 @@ class EventConsumer:
                     )
                     if seen.first() is not None:
                         return "duplicate"
-                    await session.execute(insert(self._inbox).values(
-                        consumer=self.durable, event_id=env.id, subject=subject,
-                        processed_at=datetime.now(UTC),
-                    ))
+                    await session.execute(
+                        insert(self._inbox).values(
+                            consumer=self.durable,
+                            event_id=env.id,
+                            subject=subject,
+                            processed_at=datetime.now(UTC),
+                        )
+                    )
                     if handler is None:
                         return "ignored"
                     await handler(session, env)
@@ -169,22 +185,36 @@ class EventConsumer:
         if permanent or attempt >= self._max_deliver:
             await self._dead_letter(msg, f"{type(exc).__name__}: {exc}", event_id=env.id)
             return
-        log.warning("consumer %s: %s %s failed (attempt %d/%d): %s", self.durable, env.type,
-                    env.id, attempt, self._max_deliver, exc)
+        log.warning(
+            "consumer %s: %s %s failed (attempt %d/%d): %s",
+            self.durable,
+            env.type,
+            env.id,
+            attempt,
+            self._max_deliver,
+            exc,
+        )
         _handled.add(1, {"consumer": self.durable, "outcome": "failed"})
         await msg.nak(delay=min(30.0, 0.2 * 2**attempt))
 
     async def _dead_letter(self, msg: Msg, reason: str, *, event_id: str = "") -> None:
         headers = dict(msg.headers or {})
-        headers.update({
-            "Closedloop-Original-Subject": msg.subject,
-            "Closedloop-Consumer": self.durable,
-            "Closedloop-Error": reason[:1000],
-            "Closedloop-Delivered": str(msg.metadata.num_delivered),
-            "Nats-Msg-Id": f"dlq:{self.durable}:{event_id or msg.metadata.sequence.stream}",
-        })
+        headers.update(
+            {
+                "Closedloop-Original-Subject": msg.subject,
+                "Closedloop-Consumer": self.durable,
+                "Closedloop-Error": reason[:1000],
+                "Closedloop-Delivered": str(msg.metadata.num_delivered),
+                "Nats-Msg-Id": f"dlq:{self.durable}:{event_id or msg.metadata.sequence.stream}",
+            }
+        )
         await self._js.publish(f"{DEAD_LETTER_ROOT}.{self.durable}", msg.data, headers=headers)
         await msg.ack()
         _handled.add(1, {"consumer": self.durable, "outcome": "dead_lettered"})
-        log.error("consumer %s: dead-lettered %s after %d deliveries: %s", self.durable,
-                  event_id or msg.subject, msg.metadata.num_delivered, reason)
+        log.error(
+            "consumer %s: dead-lettered %s after %d deliveries: %s",
+            self.durable,
+            event_id or msg.subject,
+            msg.metadata.num_delivered,
+            reason,
+        )

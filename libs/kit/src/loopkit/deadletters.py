@@ -39,12 +39,14 @@ async def list_dead_letters(
             continue  # deleted after a replay
         headers = dict(raw.headers or {})
         letter = DeadLetter(
-            seq=seq, consumer=headers.get("Closedloop-Consumer", ""),
+            seq=seq,
+            consumer=headers.get("Closedloop-Consumer", ""),
             original_subject=headers.get("Closedloop-Original-Subject", ""),
             error=headers.get("Closedloop-Error", ""),
             delivered=headers.get("Closedloop-Delivered", ""),
             event_id=headers.get("Nats-Msg-Id", "").rsplit(":", 1)[-1],
-            data=raw.data or b"", headers=headers,
+            data=raw.data or b"",
+            headers=headers,
         )
         if consumer is None or letter.consumer == consumer:
             found.append(letter)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 class DomainError(Exception):
-    """Base of the errors a caller can act on. `reason` is human-readable; `field` names the input."""
+    """An error a caller can act on: `reason` is human-readable, `field` names the input."""
 
     def __init__(self, reason: str, *, field: str | None = None) -> None:
         super().__init__(reason)

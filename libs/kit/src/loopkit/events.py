@@ -30,7 +30,12 @@ def stream_for(producer: str) -> str:
 
 
 def new_envelope(
-    *, producer: str, event_type: str, tenant_id: str, customer_id: str, payload: Message,
+    *,
+    producer: str,
+    event_type: str,
+    tenant_id: str,
+    customer_id: str,
+    payload: Message,
     occurred_at: datetime | None = None,
 ) -> Envelope:
     at = Timestamp()
@@ -39,9 +44,15 @@ def new_envelope(
     packed.Pack(payload)
     carrier = tracing.current_context_headers()
     return Envelope(
-        id=str(ULID()), type=event_type, tenant_id=tenant_id, customer_id=customer_id,
-        occurred_at=at, producer=producer, payload=packed,
-        traceparent=carrier.get("traceparent", ""), tracestate=carrier.get("tracestate", ""),
+        id=str(ULID()),
+        type=event_type,
+        tenant_id=tenant_id,
+        customer_id=customer_id,
+        occurred_at=at,
+        producer=producer,
+        payload=packed,
+        traceparent=carrier.get("traceparent", ""),
+        tracestate=carrier.get("tracestate", ""),
     )
 
 
@@ -79,19 +90,30 @@ class Outbox:
             headers["tracestate"] = envelope.tracestate
         await session.execute(
             insert(self.tables.outbox).values(
-                id=envelope.id, subject=subject_for(self.producer, envelope.type),
-                data=envelope.SerializeToString(), headers=headers,
-                created_at=datetime.now(UTC), attempts=0,
+                id=envelope.id,
+                subject=subject_for(self.producer, envelope.type),
+                data=envelope.SerializeToString(),
+                headers=headers,
+                created_at=datetime.now(UTC),
+                attempts=0,
             )
         )
 
     async def emit(
-        self, session: AsyncSession, event_type: str, *, tenant_id: str, customer_id: str,
+        self,
+        session: AsyncSession,
+        event_type: str,
+        *,
+        tenant_id: str,
+        customer_id: str,
         payload: Message,
     ) -> Envelope:
         env = new_envelope(
-            producer=self.producer, event_type=event_type, tenant_id=tenant_id,
-            customer_id=customer_id, payload=payload,
+            producer=self.producer,
+            event_type=event_type,
+            tenant_id=tenant_id,
+            customer_id=customer_id,
+            payload=payload,
         )
         await self.add(session, env)
         return env

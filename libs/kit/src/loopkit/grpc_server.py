@@ -43,11 +43,11 @@ MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 def status_of(exc: errors.DomainError) -> grpc.StatusCode:
     for cls in type(exc).__mro__:
         if cls in STATUS_OF:
-            return STATUS_OF[cls]  # type: ignore[index]
+            return STATUS_OF[cls]
     return grpc.StatusCode.FAILED_PRECONDITION
 
 
-class ServiceInterceptor(grpc.aio.ServerInterceptor):
+class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     def __init__(self, *, default_deadline_s: float, api_token: str | None) -> None:
         self._default_deadline_s = default_deadline_s
         self._api_token = api_token
@@ -58,7 +58,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
         details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler:
         handler = await continuation(details)
-        method: str = details.method  # type: ignore[attr-defined]
+        method: str = details.method
         if handler is None or handler.unary_unary is None or method.startswith(_OPEN_PREFIXES):
             return handler
         return grpc.unary_unary_rpc_method_handler(
@@ -71,13 +71,19 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
         self, method: str, behavior: Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
     ) -> Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]:
         async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            metadata = {k: v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}
+            metadata = {
+                k: v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)
+            }
             started = time.perf_counter()
             code = grpc.StatusCode.OK
             token = metadata_tenant.set(metadata.get(TENANT_METADATA_KEY))
             try:
-                with span_from_headers(method, metadata, kind=SpanKind.SERVER,
-                                       attributes={"rpc.system": "grpc", "rpc.method": method}) as span:
+                with span_from_headers(
+                    method,
+                    metadata,
+                    kind=SpanKind.SERVER,
+                    attributes={"rpc.system": "grpc", "rpc.method": method},
+                ) as span:
                     try:
                         self._authenticate(metadata)
                         remaining = context.time_remaining()
@@ -106,8 +112,10 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
                         await context.abort(code, f"internal error (trace {trace_id_hex(span)})")
             finally:
                 metadata_tenant.reset(token)
-                _duration.record(time.perf_counter() - started,
-                                 {"rpc_method": method, "rpc_grpc_status_code": code.name})
+                _duration.record(
+                    time.perf_counter() - started,
+                    {"rpc_method": method, "rpc_grpc_status_code": code.name},
+                )
 
         return call
 
@@ -123,14 +131,21 @@ class GrpcServer:
     """A grpc.aio server with health (NOT_SERVING until started, and again while draining)."""
 
     def __init__(
-        self, host: str, port: int, *, default_deadline_s: float = 10.0,
+        self,
+        host: str,
+        port: int,
+        *,
+        default_deadline_s: float = 10.0,
         api_token: str | None = None,
     ) -> None:
         self.server = grpc.aio.server(
-            interceptors=[ServiceInterceptor(default_deadline_s=default_deadline_s,
-                                             api_token=api_token)],
-            options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-                     ("grpc.so_reuseport", 0)],
+            interceptors=[
+                ServiceInterceptor(default_deadline_s=default_deadline_s, api_token=api_token)
+            ],
+            options=[
+                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.so_reuseport", 0),
+            ],
         )
         self.health = HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
@@ -138,12 +153,18 @@ class GrpcServer:
         self.port = 0
         self._service_names: list[str] = []
 
-    def add(self, register: Callable[[grpc.aio.Server], None], service_names: Sequence[str]) -> None:
+    def add(
+        self, register: Callable[[grpc.aio.Server], None], service_names: Sequence[str]
+    ) -> None:
         register(self.server)
         self._service_names.extend(service_names)
 
     async def start(self) -> None:
-        names = [*self._service_names, reflection.SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name]
+        names = [
+            *self._service_names,
+            reflection.SERVICE_NAME,
+            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+        ]
         reflection.enable_server_reflection(names, self.server)
         self.port = self.server.add_insecure_port(self.address)
         if self.port == 0:
@@ -153,8 +174,11 @@ class GrpcServer:
         await self.server.start()
 
     async def set_serving(self, serving: bool) -> None:
-        status = (health_pb2.HealthCheckResponse.SERVING if serving
-                  else health_pb2.HealthCheckResponse.NOT_SERVING)
+        status = (
+            health_pb2.HealthCheckResponse.SERVING
+            if serving
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
         for name in ["", *self._service_names]:
             await self.health.set(name, status)
 

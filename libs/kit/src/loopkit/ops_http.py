@@ -1,9 +1,10 @@
-"""The HTTP side every service has: /healthz, /readyz and /metrics, plus the service's own routes."""
+"""The HTTP side of every service: /healthz, /readyz, /metrics, plus the service's routes."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import contextlib
+from collections.abc import Awaitable, Callable, Iterator
 
 import uvicorn
 from fastapi import FastAPI, Response
@@ -35,14 +36,27 @@ def ops_app(service: str, readiness: ReadinessCheck) -> FastAPI:
     return app
 
 
+class _EmbeddedServer(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        # The service runtime owns SIGTERM/SIGINT; uvicorn must not take them over.
+        yield
+
+
 class HttpServer:
     """uvicorn inside the service's event loop, so HTTP and gRPC share one process and one loop."""
 
     def __init__(self, app: FastAPI, host: str, port: int) -> None:
-        config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False,
-                                lifespan="off", timeout_graceful_shutdown=5)
-        self._server = uvicorn.Server(config)
-        self._server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        config = uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+            timeout_graceful_shutdown=5,
+        )
+        self._server = _EmbeddedServer(config)
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:

@@ -25,7 +25,8 @@ _published = _meter.create_counter(
     "closedloop_outbox_published", unit="{event}", description="Events relayed to JetStream"
 )
 _duplicates = _meter.create_counter(
-    "closedloop_outbox_duplicates", unit="{event}",
+    "closedloop_outbox_duplicates",
+    unit="{event}",
     description="Re-published events JetStream recognised as duplicates",
 )
 
@@ -51,7 +52,7 @@ class OutboxRelay:
         self._skip_locked = not is_sqlite(str(sessions.kw["bind"].url))
 
     def wake(self) -> None:
-        """Called after a commit that wrote events, so they leave now rather than at the next poll."""
+        """Called after a commit that wrote events, so they leave now, not at the next poll."""
         self._wakeup.set()
 
     async def backlog(self) -> int:
@@ -63,8 +64,12 @@ class OutboxRelay:
         """One batch: publish unsent rows in id order and mark them sent. Returns how many."""
         async with self._sessions() as session, session.begin():
             stmt = (
-                select(self._outbox.c.id, self._outbox.c.subject, self._outbox.c.data,
-                       self._outbox.c.headers)
+                select(
+                    self._outbox.c.id,
+                    self._outbox.c.subject,
+                    self._outbox.c.data,
+                    self._outbox.c.headers,
+                )
                 .where(self._outbox.c.published_at.is_(None))
                 .order_by(self._outbox.c.id)
                 .limit(self._batch_size)
@@ -90,7 +95,8 @@ class OutboxRelay:
 
     async def _mark_sent(self, session: AsyncSession, ids: list[str]) -> None:
         await session.execute(
-            update(self._outbox).where(self._outbox.c.id.in_(ids))
+            update(self._outbox)
+            .where(self._outbox.c.id.in_(ids))
             .values(published_at=datetime.now(UTC))
         )
 
@@ -110,9 +116,12 @@ class OutboxRelay:
             except Exception as exc:
                 # NATS or the database is away; the rows stay and the next pass retries them.
                 log.warning("outbox relay pass failed: %s", exc)
-            waiters = [asyncio.ensure_future(self._wakeup.wait()),
-                       asyncio.ensure_future(stop.wait())]
-            await asyncio.wait(waiters, timeout=self._poll_interval_s,
-                               return_when=asyncio.FIRST_COMPLETED)
+            waiters = [
+                asyncio.ensure_future(self._wakeup.wait()),
+                asyncio.ensure_future(stop.wait()),
+            ]
+            await asyncio.wait(
+                waiters, timeout=self._poll_interval_s, return_when=asyncio.FIRST_COMPLETED
+            )
             for w in waiters:
                 w.cancel()

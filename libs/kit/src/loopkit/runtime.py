@@ -33,7 +33,12 @@ log = logging.getLogger(__name__)
 
 class ServiceRuntime:
     def __init__(
-        self, spec: ServiceSpec, settings: Settings, *, metadata: MetaData, tables: KitTables,
+        self,
+        spec: ServiceSpec,
+        settings: Settings,
+        *,
+        metadata: MetaData,
+        tables: KitTables,
         migrations_dir: Path,
     ) -> None:
         self.spec = spec
@@ -41,15 +46,17 @@ class ServiceRuntime:
         self.metadata = metadata
         self.tables = tables
         self.migrations_dir = migrations_dir
-        self.engine = db.create_engine(settings.resolved_database_url(),
-                                       pool_size=settings.database_pool_size)
+        self.engine = db.create_engine(
+            settings.resolved_database_url(), pool_size=settings.database_pool_size
+        )
         self.sessions = db.session_factory(self.engine)
         self.outbox = Outbox(tables, spec.name)
         self.nc: Client | None = None
         self.js: JetStreamContext | None = None
         self.relay: OutboxRelay | None = None
         self.grpc = GrpcServer(
-            settings.grpc_host, settings.grpc_port,
+            settings.grpc_host,
+            settings.grpc_port,
             default_deadline_s=settings.default_deadline_s,
             api_token=settings.api_token.get_secret_value() if settings.api_token else None,
         )
@@ -88,14 +95,24 @@ class ServiceRuntime:
         self.nc = await natsio.connect(s.nats_url, name=self.spec.name)
         self.js = self.nc.jetstream()
         await natsio.ensure_service_streams(self.js, self.spec.name, replicas=s.stream_replicas)
-        self.relay = OutboxRelay(self.sessions, self.tables, self.js,
-                                 batch_size=s.outbox_batch_size,
-                                 poll_interval_s=s.outbox_poll_interval_s)
+        self.relay = OutboxRelay(
+            self.sessions,
+            self.tables,
+            self.js,
+            batch_size=s.outbox_batch_size,
+            poll_interval_s=s.outbox_poll_interval_s,
+        )
         for sub in self._subscriptions:
             consumer = EventConsumer(
-                self.spec.name, sub, self.sessions, self.tables, self.js,
-                max_deliver=s.consumer_max_deliver, ack_wait_s=s.consumer_ack_wait_s,
-                batch_size=s.consumer_batch_size, after_commit=self.wake_relay,
+                self.spec.name,
+                sub,
+                self.sessions,
+                self.tables,
+                self.js,
+                max_deliver=s.consumer_max_deliver,
+                ack_wait_s=s.consumer_ack_wait_s,
+                batch_size=s.consumer_batch_size,
+                after_commit=self.wake_relay,
             )
             await consumer.start()
             self.consumers.append(consumer)
@@ -108,8 +125,14 @@ class ServiceRuntime:
         self._tasks = [asyncio.create_task(self.relay.run(self._stop_workers))]
         self._tasks += [asyncio.create_task(c.run(self._stop_workers)) for c in self.consumers]
         await self.grpc.set_serving(True)
-        log.info("%s serving gRPC on %s:%d, HTTP on %s:%d", self.spec.name, s.grpc_host,
-                 self.grpc.port, s.http_host, self.http.port)
+        log.info(
+            "%s serving gRPC on %s:%d, HTTP on %s:%d",
+            self.spec.name,
+            s.grpc_host,
+            self.grpc.port,
+            s.http_host,
+            self.http.port,
+        )
 
     async def readiness(self) -> str | None:
         if self.nc is None or not self.nc.is_connected:
@@ -125,10 +148,14 @@ class ServiceRuntime:
         """Drain: refuse new calls, finish in-flight ones, stop consumers, flush the outbox."""
         s = self.settings
         await self.grpc.stop(s.shutdown_grace_s)
+        # Let the relay and consumers finish the batch in hand: cancelling one mid-transaction
+        # can leave its connection holding the database (SQLite's write lock) until collected.
         self._stop_workers.set()
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._tasks:
+            _, late = await asyncio.wait(self._tasks, timeout=s.shutdown_grace_s)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
         if self.relay is not None:
             try:
                 await self.relay.flush(timeout_s=s.shutdown_grace_s)
@@ -169,8 +196,13 @@ class ServiceDefinition:
 
     def runtime(self, settings: Settings) -> ServiceRuntime:
         """A runtime with the service's parts added; call it inside the running event loop."""
-        rt = ServiceRuntime(self.spec, settings, metadata=self.metadata, tables=self.tables,
-                            migrations_dir=self.migrations_dir)
+        rt = ServiceRuntime(
+            self.spec,
+            settings,
+            metadata=self.metadata,
+            tables=self.tables,
+            migrations_dir=self.migrations_dir,
+        )
         self.build(rt)
         return rt
 

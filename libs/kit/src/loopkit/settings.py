@@ -62,11 +62,14 @@ def load_settings(spec: ServiceSpec, **overrides: Any) -> Settings:
     """Settings for one service: per-service env > shared env > the spec's ports > defaults."""
     prefix = f"CLOSEDLOOP_{spec.name.upper()}_"
     per_service = {
-        key[len(prefix):].lower(): value for key, value in os.environ.items()
+        key[len(prefix) :].lower(): value
+        for key, value in os.environ.items()
         if key.startswith(prefix)
     }
     values: dict[str, Any] = {"service": spec.name}
-    env_shared = {f[len("CLOSEDLOOP_"):].lower() for f in os.environ if f.startswith("CLOSEDLOOP_")}
+    env_shared = {
+        f[len("CLOSEDLOOP_") :].lower() for f in os.environ if f.startswith("CLOSEDLOOP_")
+    }
     if "grpc_port" not in env_shared:
         values["grpc_port"] = spec.grpc_port
     if "http_port" not in env_shared:

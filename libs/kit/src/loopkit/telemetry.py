@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 
 from opentelemetry import metrics, trace
@@ -11,20 +12,19 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-_configured = False
 
-
+@functools.cache
 def configure_telemetry(service: str) -> None:
     """Install providers once per process. `OTEL_*` env vars tune exporters and sampling;
     `OTEL_EXPORTER_OTLP_ENDPOINT` turns on OTLP trace export."""
-    global _configured
-    if _configured:
-        return
-    _configured = True
-    resource = Resource.create({
-        "service.name": os.environ.get("OTEL_SERVICE_NAME", service),
-        "service.namespace": "closedloop",
-    })
+    if isinstance(trace.get_tracer_provider(), TracerProvider):
+        return  # already set up (several services in one test process)
+    resource = Resource.create(
+        {
+            "service.name": os.environ.get("OTEL_SERVICE_NAME", service),
+            "service.namespace": "closedloop",
+        }
+    )
     tracer_provider = TracerProvider(resource=resource)
     if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or os.environ.get(
         "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"

@@ -59,8 +59,9 @@ async def nats_client(nats_server: NatsServer) -> AsyncIterator[Client]:
 
 async def _create_database(base_url: str, name: str) -> str:
     url = make_url(base_url)
-    admin = create_async_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT",
-                                poolclass=NullPool)
+    admin = create_async_engine(
+        url.set(database="postgres"), isolation_level="AUTOCOMMIT", poolclass=NullPool
+    )
     try:
         async with admin.connect() as conn:
             await conn.execute(text(f'CREATE DATABASE "{name}"'))
@@ -70,8 +71,11 @@ async def _create_database(base_url: str, name: str) -> str:
 
 
 async def _drop_database(base_url: str, name: str) -> None:
-    admin = create_async_engine(make_url(base_url).set(database="postgres"),
-                                isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    admin = create_async_engine(
+        make_url(base_url).set(database="postgres"),
+        isolation_level="AUTOCOMMIT",
+        poolclass=NullPool,
+    )
     try:
         async with admin.connect() as conn:
             await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
@@ -133,14 +137,23 @@ class RunningService:
 
 @asynccontextmanager
 async def running_service(
-    definition: ServiceDefinition, *, database_url: str, nats_url: str, state_dir: Path,
+    definition: ServiceDefinition,
+    *,
+    database_url: str,
+    nats_url: str,
+    state_dir: Path,
     **overrides: object,
 ) -> AsyncIterator[RunningService]:
     """The service in this process on free ports, migrated, started, and stopped afterwards."""
     configure_telemetry(definition.spec.name)
     settings = Settings(
-        service=definition.spec.name, database_url=database_url, nats_url=nats_url,
-        grpc_port=0, http_port=0, state_dir=state_dir, outbox_poll_interval_s=0.05,
+        service=definition.spec.name,
+        database_url=database_url,
+        nats_url=nats_url,
+        grpc_port=0,
+        http_port=0,
+        state_dir=state_dir,
+        outbox_poll_interval_s=0.05,
         **overrides,  # type: ignore[arg-type]
     )
     runtime = definition.runtime(settings)
@@ -168,17 +181,20 @@ async def eventually(check: object, timeout_s: float = 10.0, interval_s: float =
     raise AssertionError(f"condition not met within {timeout_s}s (last: {last!r})")
 
 
-async def read_events(nc: Client, stream: str, subjects: str = ">", *, tenant_id: str | None = None
-                      ) -> list[Envelope]:
+async def read_events(
+    nc: Client, stream: str, subjects: str = ">", *, tenant_id: str | None = None
+) -> list[Envelope]:
     """Every event on a stream (optionally one tenant's), read with an ephemeral consumer."""
     js = nc.jetstream()
     info = await js.stream_info(stream)
     envelopes: list[Envelope] = []
     if info.state.messages == 0:
         return envelopes
-    sub = await js.pull_subscribe(subjects, stream=stream,
-                                  config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL,
-                                                        ack_policy=AckPolicy.NONE))
+    sub = await js.pull_subscribe(
+        subjects,
+        stream=stream,
+        config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL, ack_policy=AckPolicy.NONE),
+    )
     try:
         while True:
             try:

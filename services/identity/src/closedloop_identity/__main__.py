@@ -1,4 +1,5 @@
-from closedloop_identity.main import DEFINITION
 from loopkit.runtime import main
+
+from closedloop_identity.main import DEFINITION
 
 main(DEFINITION)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from loopkit.runtime import ServiceDefinition, ServiceRuntime
+
 from closedloop_identity import SPEC
 from closedloop_identity.customers.service import CustomerService
 from closedloop_identity.models import Base, kit
 from closedloop_identity.transport.grpc import SERVICE_NAME, IdentityServicer, register
-from loopkit.runtime import ServiceDefinition, ServiceRuntime
 
 
 def build(runtime: ServiceRuntime) -> None:
@@ -18,6 +19,9 @@ def build(runtime: ServiceRuntime) -> None:
 
 
 DEFINITION = ServiceDefinition(
-    spec=SPEC, metadata=Base.metadata, tables=kit,
-    migrations_dir=Path(__file__).parent / "migrations", build=build,
+    spec=SPEC,
+    metadata=Base.metadata,
+    tables=kit,
+    migrations_dir=Path(__file__).parent / "migrations",
+    build=build,
 )

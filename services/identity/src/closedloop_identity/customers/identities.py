@@ -8,7 +8,6 @@ from datetime import timedelta
 from enum import StrEnum
 
 import phonenumbers
-
 from loopkit.errors import InvalidArgument
 
 MAX_VALUE_LENGTH = 256
@@ -30,10 +29,14 @@ class Kind(StrEnum):
 
 
 # Kinds whose values are only unique within an app or a corp: the scope is part of the identity.
-SCOPED_KINDS = frozenset({
-    Kind.WECHAT_OPENID, Kind.MINI_PROGRAM_OPENID, Kind.WECOM_EXTERNAL_USERID,
-    Kind.WECOM_PENDING_ID,
-})
+SCOPED_KINDS = frozenset(
+    {
+        Kind.WECHAT_OPENID,
+        Kind.MINI_PROGRAM_OPENID,
+        Kind.WECOM_EXTERNAL_USERID,
+        Kind.WECOM_PENDING_ID,
+    }
+)
 
 
 @dataclass(frozen=True, order=True)
@@ -45,7 +48,9 @@ class IdentityKey:
     value: str
 
     def describe(self) -> str:
-        return f"{self.kind}:{self.scope}/{self.value}" if self.scope else f"{self.kind}:{self.value}"
+        return (
+            f"{self.kind}:{self.scope}/{self.value}" if self.scope else f"{self.kind}:{self.value}"
+        )
 
 
 @dataclass(frozen=True)
@@ -83,8 +88,9 @@ def normalise(kind: Kind, scope: str, value: str, *, field: str) -> IdentityKey:
         try:
             value = normalise_phone(value)
         except ValueError as exc:
-            raise InvalidArgument(f"invalid phone number {value!r}: {exc}",
-                                  field=f"{field}.value") from None
+            raise InvalidArgument(
+                f"invalid phone number {value!r}: {exc}", field=f"{field}.value"
+            ) from None
     elif kind is Kind.EMAIL:
         value = value.lower()
         if not _EMAIL_RE.match(value):

@@ -9,9 +9,14 @@ from closedloop_identity.customers.identities import ClaimedIdentity, Kind
 # unionid, the tenant's own id and a verified phone are proof of one person. A WeCom pending id is
 # too: it is how WeCom hands over a not-yet-customer, and the pending customer must fold into the
 # real one when the external_userid arrives. Openids are per app: they attach, never merge.
-DEFAULT_MERGE_KINDS = frozenset({
-    Kind.WECHAT_UNIONID, Kind.PHONE, Kind.EXTERNAL, Kind.WECOM_PENDING_ID,
-})
+DEFAULT_MERGE_KINDS = frozenset(
+    {
+        Kind.WECHAT_UNIONID,
+        Kind.PHONE,
+        Kind.EXTERNAL,
+        Kind.WECOM_PENDING_ID,
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -22,5 +27,6 @@ class MergePolicy:
     def may_merge(self, claim: ClaimedIdentity) -> bool:
         if claim.key.kind not in self.merge_kinds:
             return False
-        return not (claim.key.kind is Kind.PHONE and self.phone_requires_verification
-                    and not claim.verified)
+        return not (
+            claim.key.kind is Kind.PHONE and self.phone_requires_verification and not claim.verified
+        )

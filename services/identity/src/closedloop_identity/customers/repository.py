@@ -27,7 +27,7 @@ def _lock_key(tenant_id: str, key: IdentityKey) -> int:
 class CustomerRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
-        self._postgres = session.bind.dialect.name == "postgresql"
+        self._postgres = session.get_bind().dialect.name == "postgresql"
 
     # --- locks (PostgreSQL; SQLite serialises writers with BEGIN IMMEDIATE) -----------------
 
@@ -47,7 +47,9 @@ class CustomerRepository:
         stmt = select(CustomerRow).where(CustomerRow.id.in_(ordered)).order_by(CustomerRow.id)
         if self._postgres:
             stmt = stmt.with_for_update()
-        rows = (await self.session.execute(stmt.execution_options(populate_existing=True))).scalars()
+        rows = (
+            await self.session.execute(stmt.execution_options(populate_existing=True))
+        ).scalars()
         return list(rows)
 
     # --- customers ------------------------------------------------------------------------
@@ -77,7 +79,8 @@ class CustomerRepository:
         frontier = [survivor_id]
         while frontier and len(found) < 10_000:
             stmt = select(CustomerRow.id).where(
-                CustomerRow.tenant_id == tenant_id, CustomerRow.merged_into.in_(frontier),
+                CustomerRow.tenant_id == tenant_id,
+                CustomerRow.merged_into.in_(frontier),
                 CustomerRow.status != ACTIVE,
             )
             frontier = list((await self.session.execute(stmt)).scalars())
@@ -85,8 +88,11 @@ class CustomerRepository:
         return found
 
     async def count_live(self, tenant_id: str) -> int:
-        stmt = select(func.count()).select_from(CustomerRow).where(
-            CustomerRow.tenant_id == tenant_id, CustomerRow.status == ACTIVE)
+        stmt = (
+            select(func.count())
+            .select_from(CustomerRow)
+            .where(CustomerRow.tenant_id == tenant_id, CustomerRow.status == ACTIVE)
+        )
         return int((await self.session.execute(stmt)).scalar_one())
 
     # --- identities -----------------------------------------------------------------------
@@ -97,25 +103,36 @@ class CustomerRepository:
         if not keys:
             return []
         conditions = [
-            (IdentityRow.kind == k.kind) & (IdentityRow.scope == k.scope)
-            & (IdentityRow.value == k.value) for k in keys
+            (IdentityRow.kind == k.kind)
+            & (IdentityRow.scope == k.scope)
+            & (IdentityRow.value == k.value)
+            for k in keys
         ]
         stmt = select(IdentityRow).where(IdentityRow.tenant_id == tenant_id, or_(*conditions))
         rows = await self.session.execute(stmt.execution_options(populate_existing=True))
         return list(rows.scalars())
 
     async def identities_of(self, customer_ids: Sequence[str]) -> list[IdentityRow]:
-        stmt = (select(IdentityRow).where(IdentityRow.customer_id.in_(customer_ids))
-                .order_by(IdentityRow.kind, IdentityRow.scope, IdentityRow.value))
+        stmt = (
+            select(IdentityRow)
+            .where(IdentityRow.customer_id.in_(customer_ids))
+            .order_by(IdentityRow.kind, IdentityRow.scope, IdentityRow.value)
+        )
         rows = await self.session.execute(stmt.execution_options(populate_existing=True))
         return list(rows.scalars())
 
     async def move_identities(self, from_id: str, to_id: str) -> list[str]:
-        ids = list((await self.session.execute(
-            select(IdentityRow.id).where(IdentityRow.customer_id == from_id))).scalars())
+        ids = list(
+            (
+                await self.session.execute(
+                    select(IdentityRow.id).where(IdentityRow.customer_id == from_id)
+                )
+            ).scalars()
+        )
         if ids:
             await self.session.execute(
-                update(IdentityRow).where(IdentityRow.id.in_(ids)).values(customer_id=to_id))
+                update(IdentityRow).where(IdentityRow.id.in_(ids)).values(customer_id=to_id)
+            )
         return ids
 
     async def move_identity_ids(self, ids: Sequence[str], from_id: str, to_id: str) -> int:
@@ -131,7 +148,8 @@ class CustomerRepository:
 
     async def delete_identities_of(self, customer_ids: Sequence[str]) -> None:
         await self.session.execute(
-            delete(IdentityRow).where(IdentityRow.customer_id.in_(customer_ids)))
+            delete(IdentityRow).where(IdentityRow.customer_id.in_(customer_ids))
+        )
 
     async def search(
         self, tenant_id: str, kinds_values: Sequence[tuple[str | None, str]], limit: int
@@ -140,48 +158,70 @@ class CustomerRepository:
             (IdentityRow.value == value) & (IdentityRow.kind == kind if kind else True)
             for kind, value in kinds_values
         ]
-        stmt = (select(IdentityRow.customer_id).where(
-            IdentityRow.tenant_id == tenant_id, or_(*conditions)).distinct().limit(limit))
+        stmt = (
+            select(IdentityRow.customer_id)
+            .where(IdentityRow.tenant_id == tenant_id, or_(*conditions))
+            .distinct()
+            .limit(limit)
+        )
         return list((await self.session.execute(stmt)).scalars())
 
     # --- merges and audit -----------------------------------------------------------------
 
     async def last_merge_of(self, tenant_id: str, merged_id: str) -> MergeRow | None:
-        stmt = (select(MergeRow).where(MergeRow.tenant_id == tenant_id,
-                                       MergeRow.merged_id == merged_id,
-                                       MergeRow.undone_at.is_(None))
-                .order_by(MergeRow.created_at.desc(), MergeRow.id.desc()).limit(1))
+        stmt = (
+            select(MergeRow)
+            .where(
+                MergeRow.tenant_id == tenant_id,
+                MergeRow.merged_id == merged_id,
+                MergeRow.undone_at.is_(None),
+            )
+            .order_by(MergeRow.created_at.desc(), MergeRow.id.desc())
+            .limit(1)
+        )
         return (await self.session.execute(stmt)).scalars().first()
 
     async def history(self, tenant_id: str, customer_ids: Sequence[str]) -> list[AuditRow]:
-        stmt = (select(AuditRow).where(AuditRow.tenant_id == tenant_id,
-                                       AuditRow.customer_id.in_(customer_ids))
-                .order_by(AuditRow.at, AuditRow.id))
+        stmt = (
+            select(AuditRow)
+            .where(AuditRow.tenant_id == tenant_id, AuditRow.customer_id.in_(customer_ids))
+            .order_by(AuditRow.at, AuditRow.id)
+        )
         return list((await self.session.execute(stmt)).scalars())
 
     async def erase_audit_values(self, tenant_id: str, customer_ids: Sequence[str]) -> None:
         await self.session.execute(
-            update(AuditRow).where(AuditRow.tenant_id == tenant_id,
-                                   AuditRow.customer_id.in_(customer_ids))
-            .values(identity_value=None, identity_scope=None))
+            update(AuditRow)
+            .where(AuditRow.tenant_id == tenant_id, AuditRow.customer_id.in_(customer_ids))
+            .values(identity_value=None, identity_scope=None)
+        )
         await self.session.execute(
-            update(MergeRow).where(MergeRow.tenant_id == tenant_id,
-                                   or_(MergeRow.survivor_id.in_(customer_ids),
-                                       MergeRow.merged_id.in_(customer_ids)))
-            .values(trigger=None))
+            update(MergeRow)
+            .where(
+                MergeRow.tenant_id == tenant_id,
+                or_(MergeRow.survivor_id.in_(customer_ids), MergeRow.merged_id.in_(customer_ids)),
+            )
+            .values(trigger=None)
+        )
 
     # --- merge policy ---------------------------------------------------------------------
 
     async def policy(self, tenant_id: str) -> MergePolicyRow | None:
         return await self.session.get(MergePolicyRow, tenant_id)
 
-    async def save_policy(self, tenant_id: str, kinds: list[str], phone_verified: bool,
-                          at: datetime) -> None:
+    async def save_policy(
+        self, tenant_id: str, kinds: list[str], phone_verified: bool, at: datetime
+    ) -> None:
         row = await self.session.get(MergePolicyRow, tenant_id)
         if row is None:
-            self.session.add(MergePolicyRow(tenant_id=tenant_id, merge_kinds=kinds,
-                                            phone_requires_verification=phone_verified,
-                                            updated_at=at))
+            self.session.add(
+                MergePolicyRow(
+                    tenant_id=tenant_id,
+                    merge_kinds=kinds,
+                    phone_requires_verification=phone_verified,
+                    updated_at=at,
+                )
+            )
         else:
             row.merge_kinds, row.phone_requires_verification = kinds, phone_verified
             row.updated_at = at

@@ -9,11 +9,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from closedloop.common.v1 import common_pb2
 from closedloop.events.v1 import identity_events_pb2 as ev
+from loopkit.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from loopkit.events import Outbox
 from sqlalchemy.ext.asyncio import AsyncSession
 from ulid import ULID
 
+from closedloop_identity.customers.contracts import identity_to_pb
 from closedloop_identity.customers.identities import (
     MAX_IDENTITIES_PER_CALL,
     PENDING_ID_TTL,
@@ -26,8 +28,6 @@ from closedloop_identity.customers.policy import DEFAULT_MERGE_KINDS, MergePolic
 from closedloop_identity.customers.repository import ACTIVE, FORGOTTEN, MERGED, CustomerRepository
 from closedloop_identity.customers.resolution import Owner, plan_resolution
 from closedloop_identity.models import AuditRow, CustomerRow, IdentityRow, MergeRow
-from loopkit.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
-from loopkit.events import Outbox
 
 MAX_ATTRIBUTES_BYTES = 64 * 1024
 Clock = Callable[[], datetime]
@@ -74,16 +74,12 @@ def _utc(at: datetime) -> datetime:
     return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 
-def _identity_pb(key: IdentityKey, verified: bool = False) -> common_pb2.Identity:
-    kind = common_pb2.IdentityKind.Value(f"IDENTITY_KIND_{key.kind.upper()}")
-    return common_pb2.Identity(kind=kind, scope=key.scope, value=key.value, verified=verified)
-
-
 def check_attributes(attributes: dict[str, Any]) -> None:
     size = len(json.dumps(attributes, ensure_ascii=False).encode())
     if size > MAX_ATTRIBUTES_BYTES:
-        raise InvalidArgument(f"{size} bytes as JSON; at most {MAX_ATTRIBUTES_BYTES} allowed",
-                              field="attributes")
+        raise InvalidArgument(
+            f"{size} bytes as JSON; at most {MAX_ATTRIBUTES_BYTES} allowed", field="attributes"
+        )
 
 
 class CustomerService:
@@ -94,14 +90,19 @@ class CustomerService:
     # --- ResolveCustomer ------------------------------------------------------------------
 
     async def resolve(
-        self, session: AsyncSession, tenant_id: str, claims: list[ClaimedIdentity],
-        attributes: dict[str, Any], actor: str,
+        self,
+        session: AsyncSession,
+        tenant_id: str,
+        claims: list[ClaimedIdentity],
+        attributes: dict[str, Any],
+        actor: str,
     ) -> Resolution:
         if not claims:
             raise InvalidArgument("at least one identity is required", field="identities")
         if len(claims) > MAX_IDENTITIES_PER_CALL:
-            raise InvalidArgument(f"at most {MAX_IDENTITIES_PER_CALL} identities per call",
-                                  field="identities")
+            raise InvalidArgument(
+                f"at most {MAX_IDENTITIES_PER_CALL} identities per call", field="identities"
+            )
         check_attributes(attributes)
         claims = dedupe(claims)
         repo = CustomerRepository(session)
@@ -112,8 +113,15 @@ class CustomerService:
         now = self._now()
         created = plan.survivor is None
         if plan.survivor is None:
-            survivor = CustomerRow(id=str(ULID()), tenant_id=tenant_id, status=ACTIVE,
-                                   merged_into=None, attributes={}, created_at=now, updated_at=now)
+            survivor = CustomerRow(
+                id=str(ULID()),
+                tenant_id=tenant_id,
+                status=ACTIVE,
+                merged_into=None,
+                attributes={},
+                created_at=now,
+                updated_at=now,
+            )
             repo.add(survivor)
             self._audit(repo, survivor, "created", actor, detail="first seen")
         else:
@@ -124,8 +132,14 @@ class CustomerService:
         for merged_id, trigger in plan.merges:
             merged = await repo.get(tenant_id, merged_id)
             assert merged is not None
-            await self._merge(repo, survivor, merged, actor=actor, trigger=trigger,
-                              reason=f"{trigger.kind} matched")
+            await self._merge(
+                repo,
+                survivor,
+                merged,
+                actor=actor,
+                trigger=trigger,
+                reason=f"{trigger.kind} matched",
+            )
             merged_ids.append(merged_id)
         for claim in plan.attach:
             await self._attach(repo, survivor, claim, actor, announce=not created)
@@ -136,10 +150,14 @@ class CustomerService:
         await repo.flush()
         if created:
             await self._outbox.emit(
-                session, "customer.created", tenant_id=tenant_id, customer_id=survivor.id,
+                session,
+                "customer.created",
+                tenant_id=tenant_id,
+                customer_id=survivor.id,
                 payload=ev.CustomerCreated(
                     customer_id=survivor.id,
-                    identities=[_identity_pb(c.key, c.verified) for c in plan.attach]),
+                    identities=[identity_to_pb(c.key, c.verified) for c in plan.attach],
+                ),
             )
         return Resolution(await self._view(repo, survivor), created, merged_ids)
 
@@ -159,7 +177,8 @@ class CustomerService:
                 for r in rows:
                     c = customers[r.customer_id]
                     owners[IdentityKey(Kind(r.kind), r.scope, r.value)] = Owner(
-                        c.id, _utc(c.created_at))
+                        c.id, _utc(c.created_at)
+                    )
                 return owners
             locked |= holders
             await repo.lock_customers(locked)
@@ -173,24 +192,46 @@ class CustomerService:
         return True
 
     async def _attach(
-        self, repo: CustomerRepository, customer: CustomerRow, claim: ClaimedIdentity,
-        actor: str, *, announce: bool,
+        self,
+        repo: CustomerRepository,
+        customer: CustomerRow,
+        claim: ClaimedIdentity,
+        actor: str,
+        *,
+        announce: bool,
     ) -> None:
         now = self._now()
         expires = now + PENDING_ID_TTL if claim.key.kind is Kind.WECOM_PENDING_ID else None
-        repo.add(IdentityRow(id=str(ULID()), tenant_id=customer.tenant_id, customer_id=customer.id,
-                             kind=str(claim.key.kind), scope=claim.key.scope, value=claim.key.value,
-                             verified=claim.verified, created_at=now, expires_at=expires))
+        repo.add(
+            IdentityRow(
+                id=str(ULID()),
+                tenant_id=customer.tenant_id,
+                customer_id=customer.id,
+                kind=str(claim.key.kind),
+                scope=claim.key.scope,
+                value=claim.key.value,
+                verified=claim.verified,
+                created_at=now,
+                expires_at=expires,
+            )
+        )
         self._audit(repo, customer, "identity_linked", actor, identity=claim.key)
         if announce:
             await self._outbox.emit(
-                repo.session, "customer.identity_linked", tenant_id=customer.tenant_id,
+                repo.session,
+                "customer.identity_linked",
+                tenant_id=customer.tenant_id,
                 customer_id=customer.id,
-                payload=ev.CustomerIdentityLinked(customer_id=customer.id,
-                                                  identity=_identity_pb(claim.key, claim.verified)))
+                payload=ev.CustomerIdentityLinked(
+                    customer_id=customer.id, identity=identity_to_pb(claim.key, claim.verified)
+                ),
+            )
 
     async def _upgrade_verification(
-        self, repo: CustomerRepository, tenant_id: str, claims: list[ClaimedIdentity],
+        self,
+        repo: CustomerRepository,
+        tenant_id: str,
+        claims: list[ClaimedIdentity],
         owners: dict[IdentityKey, Owner],
     ) -> None:
         """A known identity presented as verified (say, after an SMS code) becomes verified."""
@@ -201,27 +242,51 @@ class CustomerService:
             row.verified = True
 
     async def _merge(
-        self, repo: CustomerRepository, survivor: CustomerRow, merged: CustomerRow, *,
-        actor: str, trigger: IdentityKey | None, reason: str,
+        self,
+        repo: CustomerRepository,
+        survivor: CustomerRow,
+        merged: CustomerRow,
+        *,
+        actor: str,
+        trigger: IdentityKey | None,
+        reason: str,
     ) -> None:
         now = self._now()
         moved = await repo.move_identities(merged.id, survivor.id)
         merged.status, merged.merged_into, merged.updated_at = MERGED, survivor.id, now
         survivor.attributes = {**merged.attributes, **survivor.attributes}
         survivor.updated_at = now
-        repo.add(MergeRow(id=str(ULID()), tenant_id=survivor.tenant_id, survivor_id=survivor.id,
-                          merged_id=merged.id, reason=reason, actor=actor,
-                          trigger=trigger.describe() if trigger else None,
-                          moved_identity_ids=moved, created_at=now, undone_at=None))
-        self._audit(repo, survivor, "merged", actor, other=merged.id, identity=trigger,
-                    detail=reason)
-        self._audit(repo, merged, "merged_into", actor, other=survivor.id, identity=trigger,
-                    detail=reason)
+        repo.add(
+            MergeRow(
+                id=str(ULID()),
+                tenant_id=survivor.tenant_id,
+                survivor_id=survivor.id,
+                merged_id=merged.id,
+                reason=reason,
+                actor=actor,
+                trigger=trigger.describe() if trigger else None,
+                moved_identity_ids=moved,
+                created_at=now,
+                undone_at=None,
+            )
+        )
+        self._audit(
+            repo, survivor, "merged", actor, other=merged.id, identity=trigger, detail=reason
+        )
+        self._audit(
+            repo, merged, "merged_into", actor, other=survivor.id, identity=trigger, detail=reason
+        )
         await self._outbox.emit(
-            repo.session, "customer.merged", tenant_id=survivor.tenant_id,
+            repo.session,
+            "customer.merged",
+            tenant_id=survivor.tenant_id,
             customer_id=survivor.id,
-            payload=ev.CustomerMerged(survivor_id=survivor.id, merged_id=merged.id, reason=reason,
-                                      trigger=_identity_pb(trigger) if trigger else None),
+            payload=ev.CustomerMerged(
+                survivor_id=survivor.id,
+                merged_id=merged.id,
+                reason=reason,
+                trigger=identity_to_pb(trigger) if trigger else None,
+            ),
         )
 
     # --- reads ----------------------------------------------------------------------------
@@ -231,7 +296,10 @@ class CustomerService:
         return await self._view(repo, await self._live(repo, tenant_id, customer_id))
 
     async def search(
-        self, session: AsyncSession, tenant_id: str, candidates: list[tuple[str | None, str]],
+        self,
+        session: AsyncSession,
+        tenant_id: str,
+        candidates: list[tuple[str | None, str]],
         limit: int,
     ) -> list[CustomerView]:
         repo = CustomerRepository(session)
@@ -255,11 +323,20 @@ class CustomerService:
             ids.append(customer_id)
         return [
             HistoryView(
-                id=a.id, action=a.action, actor=a.actor, customer_id=a.customer_id,
+                id=a.id,
+                action=a.action,
+                actor=a.actor,
+                customer_id=a.customer_id,
                 other_customer_id=a.other_customer_id,
-                identity=(IdentityKey(Kind(a.identity_kind), a.identity_scope or "",
-                                      a.identity_value or "") if a.identity_kind else None),
-                detail=a.detail, at=_utc(a.at),
+                identity=(
+                    IdentityKey(
+                        Kind(a.identity_kind), a.identity_scope or "", a.identity_value or ""
+                    )
+                    if a.identity_kind
+                    else None
+                ),
+                detail=a.detail,
+                at=_utc(a.at),
             )
             for a in await repo.history(tenant_id, ids)
         ]
@@ -267,7 +344,11 @@ class CustomerService:
     # --- LinkIdentity / UnlinkIdentity ----------------------------------------------------
 
     async def link(
-        self, session: AsyncSession, tenant_id: str, customer_id: str, claim: ClaimedIdentity,
+        self,
+        session: AsyncSession,
+        tenant_id: str,
+        customer_id: str,
+        claim: ClaimedIdentity,
         actor: str,
     ) -> CustomerView:
         repo = CustomerRepository(session)
@@ -278,7 +359,9 @@ class CustomerService:
         if existing and existing[0].customer_id != customer.id:
             raise AlreadyExists(
                 f"{claim.key.describe()} belongs to customer {existing[0].customer_id}; "
-                "merge the two customers instead", field="identity")
+                "merge the two customers instead",
+                field="identity",
+            )
         if existing:
             if claim.verified and not existing[0].verified:
                 existing[0].verified = True
@@ -288,29 +371,45 @@ class CustomerService:
         return await self._view(repo, customer)
 
     async def unlink(
-        self, session: AsyncSession, tenant_id: str, customer_id: str, key: IdentityKey,
+        self,
+        session: AsyncSession,
+        tenant_id: str,
+        customer_id: str,
+        key: IdentityKey,
         actor: str,
     ) -> CustomerView:
         repo = CustomerRepository(session)
         await repo.lock_identities(tenant_id, [key])
         customer = await self._live(repo, tenant_id, customer_id, lock=True)
-        rows = [r for r in await repo.find_identities(tenant_id, [key])
-                if r.customer_id == customer.id]
+        rows = [
+            r for r in await repo.find_identities(tenant_id, [key]) if r.customer_id == customer.id
+        ]
         if not rows:
-            raise NotFound(f"customer {customer.id} has no identity {key.describe()}",
-                           field="identity")
+            raise NotFound(
+                f"customer {customer.id} has no identity {key.describe()}", field="identity"
+            )
         await repo.delete_identity(rows[0])
         self._audit(repo, customer, "identity_unlinked", actor, identity=key)
         await repo.flush()
         await self._outbox.emit(
-            session, "customer.identity_unlinked", tenant_id=tenant_id, customer_id=customer.id,
-            payload=ev.CustomerIdentityUnlinked(customer_id=customer.id, identity=_identity_pb(key)))
+            session,
+            "customer.identity_unlinked",
+            tenant_id=tenant_id,
+            customer_id=customer.id,
+            payload=ev.CustomerIdentityUnlinked(
+                customer_id=customer.id, identity=identity_to_pb(key)
+            ),
+        )
         return await self._view(repo, customer)
 
     # --- MergeCustomers / UnmergeCustomer -------------------------------------------------
 
     async def merge(
-        self, session: AsyncSession, tenant_id: str, customer_ids: list[str], actor: str,
+        self,
+        session: AsyncSession,
+        tenant_id: str,
+        customer_ids: list[str],
+        actor: str,
         reason: str,
     ) -> tuple[CustomerView, list[str]]:
         if len(set(customer_ids)) < 2:
@@ -323,25 +422,34 @@ class CustomerService:
         await repo.lock_customers(live)
         rows = sorted(live.values(), key=lambda r: (_utc(r.created_at), r.id))
         if any(r.status != ACTIVE for r in rows):
-            raise FailedPrecondition("a customer changed while merging; retry", field="customer_ids")
+            raise FailedPrecondition(
+                "a customer changed while merging; retry", field="customer_ids"
+            )
         survivor, merged_ids = rows[0], []
         for other in rows[1:]:
-            await self._merge(repo, survivor, other, actor=actor, trigger=None,
-                              reason=reason or "operator merge")
+            await self._merge(
+                repo, survivor, other, actor=actor, trigger=None, reason=reason or "operator merge"
+            )
             merged_ids.append(other.id)
         await repo.flush()
         return await self._view(repo, survivor), merged_ids
 
     async def unmerge(
-        self, session: AsyncSession, tenant_id: str, customer_id: str, actor: str, reason: str,
+        self,
+        session: AsyncSession,
+        tenant_id: str,
+        customer_id: str,
+        actor: str,
+        reason: str,
     ) -> tuple[CustomerView, CustomerView]:
         repo = CustomerRepository(session)
         merged = await repo.get(tenant_id, customer_id)
         if merged is None:
             raise NotFound(f"no customer {customer_id}", field="customer_id")
         if merged.status != MERGED:
-            raise FailedPrecondition(f"customer {customer_id} is {merged.status}, not merged",
-                                     field="customer_id")
+            raise FailedPrecondition(
+                f"customer {customer_id} is {merged.status}, not merged", field="customer_id"
+            )
         record = await repo.last_merge_of(tenant_id, customer_id)
         if record is None:
             raise FailedPrecondition(f"no merge of {customer_id} to undo", field="customer_id")
@@ -357,14 +465,23 @@ class CustomerService:
         self._audit(repo, holder, "unmerged_from", actor, other=merged.id, detail=why)
         await repo.flush()
         await self._outbox.emit(
-            session, "customer.unmerged", tenant_id=tenant_id, customer_id=merged.id,
-            payload=ev.CustomerUnmerged(restored_id=merged.id, survivor_id=holder.id, reason=why))
+            session,
+            "customer.unmerged",
+            tenant_id=tenant_id,
+            customer_id=merged.id,
+            payload=ev.CustomerUnmerged(restored_id=merged.id, survivor_id=holder.id, reason=why),
+        )
         return await self._view(repo, merged), await self._view(repo, holder)
 
     # --- ForgetCustomer -------------------------------------------------------------------
 
     async def forget(
-        self, session: AsyncSession, tenant_id: str, customer_id: str, actor: str, reason: str,
+        self,
+        session: AsyncSession,
+        tenant_id: str,
+        customer_id: str,
+        actor: str,
+        reason: str,
     ) -> list[str]:
         repo = CustomerRepository(session)
         row = await repo.get(tenant_id, customer_id)
@@ -385,8 +502,12 @@ class CustomerService:
         self._audit(repo, live, "forgotten", actor, detail=reason or "erasure request")
         await repo.flush()
         await self._outbox.emit(
-            session, "customer.forgotten", tenant_id=tenant_id, customer_id=live.id,
-            payload=ev.CustomerForgotten(customer_id=live.id, forgotten_ids=ids))
+            session,
+            "customer.forgotten",
+            tenant_id=tenant_id,
+            customer_id=live.id,
+            payload=ev.CustomerForgotten(customer_id=live.id, forgotten_ids=ids),
+        )
         return ids
 
     # --- merge policy ---------------------------------------------------------------------
@@ -395,15 +516,17 @@ class CustomerService:
         row = await CustomerRepository(session).policy(tenant_id)
         if row is None:
             return MergePolicy()
-        return MergePolicy(frozenset(Kind(k) for k in row.merge_kinds),
-                           row.phone_requires_verification)
+        return MergePolicy(
+            frozenset(Kind(k) for k in row.merge_kinds), row.phone_requires_verification
+        )
 
     async def set_policy(
         self, session: AsyncSession, tenant_id: str, policy: MergePolicy
     ) -> MergePolicy:
         kinds = sorted(str(k) for k in (policy.merge_kinds or DEFAULT_MERGE_KINDS))
         await CustomerRepository(session).save_policy(
-            tenant_id, kinds, policy.phone_requires_verification, self._now())
+            tenant_id, kinds, policy.phone_requires_verification, self._now()
+        )
         return await self.policy(session, tenant_id)
 
     # --- helpers --------------------------------------------------------------------------
@@ -426,25 +549,43 @@ class CustomerService:
         return row
 
     async def _view(self, repo: CustomerRepository, row: CustomerRow) -> CustomerView:
-        identities = [IdentityView(IdentityKey(Kind(i.kind), i.scope, i.value), i.verified)
-                      for i in await repo.identities_of([row.id])]
+        identities = [
+            IdentityView(IdentityKey(Kind(i.kind), i.scope, i.value), i.verified)
+            for i in await repo.identities_of([row.id])
+        ]
         return CustomerView(
-            tenant_id=row.tenant_id, customer_id=row.id, status=row.status,
-            identities=identities, attributes=dict(row.attributes),
+            tenant_id=row.tenant_id,
+            customer_id=row.id,
+            status=row.status,
+            identities=identities,
+            attributes=dict(row.attributes),
             created_at=_utc(row.created_at),
             merged_ids=await repo.merged_into(row.tenant_id, row.id),
         )
 
     def _audit(
-        self, repo: CustomerRepository, customer: CustomerRow, action: str, actor: str, *,
-        other: str | None = None, identity: IdentityKey | None = None, detail: str = "",
+        self,
+        repo: CustomerRepository,
+        customer: CustomerRow,
+        action: str,
+        actor: str,
+        *,
+        other: str | None = None,
+        identity: IdentityKey | None = None,
+        detail: str = "",
     ) -> None:
-        repo.add(AuditRow(
-            id=str(ULID()), tenant_id=customer.tenant_id, customer_id=customer.id, action=action,
-            actor=actor or "unknown", other_customer_id=other,
-            identity_kind=str(identity.kind) if identity else None,
-            identity_scope=identity.scope if identity else None,
-            identity_value=identity.value if identity else None,
-            detail=detail[:1000], at=self._now(),
-        ))
-
+        repo.add(
+            AuditRow(
+                id=str(ULID()),
+                tenant_id=customer.tenant_id,
+                customer_id=customer.id,
+                action=action,
+                actor=actor or "unknown",
+                other_customer_id=other,
+                identity_kind=str(identity.kind) if identity else None,
+                identity_scope=identity.scope if identity else None,
+                identity_value=identity.value if identity else None,
+                detail=detail[:1000],
+                at=self._now(),
+            )
+        )

@@ -2,34 +2,48 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import grpc
 from closedloop.identity.v1 import identity_pb2 as pb
 from closedloop.identity.v1 import identity_pb2_grpc
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
-from closedloop_identity.customers.identities import Kind, normalise, normalise_phone
-from closedloop_identity.customers.service import CustomerService
-from closedloop_identity.transport import convert
 from loopkit.db import transact
 from loopkit.errors import InvalidArgument
 from loopkit.tenancy import require_tenant
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from closedloop_identity.customers.contracts import identity_to_pb
+from closedloop_identity.customers.identities import Kind, normalise, normalise_phone
+from closedloop_identity.customers.service import CustomerService
+from closedloop_identity.transport import convert
 
 T = TypeVar("T")
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["IdentityService"].full_name
 # Safe to retry: repeating them changes nothing the first call did not.
-IDEMPOTENT_METHODS = [(SERVICE_NAME, m) for m in (
-    "ResolveCustomer", "GetCustomer", "ListIdentities", "LinkIdentity", "SearchCustomers",
-    "GetCustomerHistory", "GetMergePolicy", "SetMergePolicy", "ForgetCustomer",
-)]
+IDEMPOTENT_METHODS = [
+    (SERVICE_NAME, m)
+    for m in (
+        "ResolveCustomer",
+        "GetCustomer",
+        "ListIdentities",
+        "LinkIdentity",
+        "SearchCustomers",
+        "GetCustomerHistory",
+        "GetMergePolicy",
+        "SetMergePolicy",
+        "ForgetCustomer",
+    )
+]
 MAX_SEARCH_RESULTS = 100
 
 
 class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
     def __init__(
-        self, sessions: async_sessionmaker[AsyncSession], customers: CustomerService,
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        customers: CustomerService,
         after_commit: Callable[[], None],
     ) -> None:
         self._sessions = sessions
@@ -45,10 +59,14 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         tenant = require_tenant(request.tenant_id)
         claims = convert.claims_from_pb(request.identities)
         attributes = convert.attributes_from_pb(request.attributes)
-        result = await self._tx(lambda s: self._customers.resolve(
-            s, tenant, claims, attributes, request.actor))
-        return pb.ResolveCustomerResponse(customer=convert.customer_to_pb(result.customer),
-                                          created=result.created, merged_ids=result.merged_ids)
+        result = await self._tx(
+            lambda s: self._customers.resolve(s, tenant, claims, attributes, request.actor)
+        )
+        return pb.ResolveCustomerResponse(
+            customer=convert.customer_to_pb(result.customer),
+            created=result.created,
+            merged_ids=result.merged_ids,
+        )
 
     async def GetCustomer(
         self, request: pb.GetCustomerRequest, context: grpc.aio.ServicerContext
@@ -56,8 +74,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         tenant = require_tenant(request.tenant_id)
         view = await self._tx(lambda s: self._customers.get(s, tenant, request.customer_id))
         requested = request.customer_id if request.customer_id != view.customer_id else ""
-        return pb.GetCustomerResponse(customer=convert.customer_to_pb(view),
-                                      requested_id=requested)
+        return pb.GetCustomerResponse(customer=convert.customer_to_pb(view), requested_id=requested)
 
     async def ListIdentities(
         self, request: pb.ListIdentitiesRequest, context: grpc.aio.ServicerContext
@@ -65,15 +82,17 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         tenant = require_tenant(request.tenant_id)
         view = await self._tx(lambda s: self._customers.get(s, tenant, request.customer_id))
         return pb.ListIdentitiesResponse(
-            identities=[convert.identity_to_pb(i.key, i.verified) for i in view.identities])
+            identities=[identity_to_pb(i.key, i.verified) for i in view.identities]
+        )
 
     async def LinkIdentity(
         self, request: pb.LinkIdentityRequest, context: grpc.aio.ServicerContext
     ) -> pb.LinkIdentityResponse:
         tenant = require_tenant(request.tenant_id)
         claim = convert.claim_from_pb(request.identity, field="identity")
-        view = await self._tx(lambda s: self._customers.link(
-            s, tenant, request.customer_id, claim, request.actor))
+        view = await self._tx(
+            lambda s: self._customers.link(s, tenant, request.customer_id, claim, request.actor)
+        )
         return pb.LinkIdentityResponse(customer=convert.customer_to_pb(view))
 
     async def UnlinkIdentity(
@@ -81,34 +100,48 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
     ) -> pb.UnlinkIdentityResponse:
         tenant = require_tenant(request.tenant_id)
         claim = convert.claim_from_pb(request.identity, field="identity")
-        view = await self._tx(lambda s: self._customers.unlink(
-            s, tenant, request.customer_id, claim.key, request.actor))
+        view = await self._tx(
+            lambda s: self._customers.unlink(
+                s, tenant, request.customer_id, claim.key, request.actor
+            )
+        )
         return pb.UnlinkIdentityResponse(customer=convert.customer_to_pb(view))
 
     async def MergeCustomers(
         self, request: pb.MergeCustomersRequest, context: grpc.aio.ServicerContext
     ) -> pb.MergeCustomersResponse:
         tenant = require_tenant(request.tenant_id)
-        survivor, merged = await self._tx(lambda s: self._customers.merge(
-            s, tenant, list(request.customer_ids), request.actor, request.reason))
-        return pb.MergeCustomersResponse(survivor=convert.customer_to_pb(survivor),
-                                         merged_ids=merged)
+        survivor, merged = await self._tx(
+            lambda s: self._customers.merge(
+                s, tenant, list(request.customer_ids), request.actor, request.reason
+            )
+        )
+        return pb.MergeCustomersResponse(
+            survivor=convert.customer_to_pb(survivor), merged_ids=merged
+        )
 
     async def UnmergeCustomer(
         self, request: pb.UnmergeCustomerRequest, context: grpc.aio.ServicerContext
     ) -> pb.UnmergeCustomerResponse:
         tenant = require_tenant(request.tenant_id)
-        restored, survivor = await self._tx(lambda s: self._customers.unmerge(
-            s, tenant, request.customer_id, request.actor, request.reason))
-        return pb.UnmergeCustomerResponse(restored=convert.customer_to_pb(restored),
-                                          survivor=convert.customer_to_pb(survivor))
+        restored, survivor = await self._tx(
+            lambda s: self._customers.unmerge(
+                s, tenant, request.customer_id, request.actor, request.reason
+            )
+        )
+        return pb.UnmergeCustomerResponse(
+            restored=convert.customer_to_pb(restored), survivor=convert.customer_to_pb(survivor)
+        )
 
     async def ForgetCustomer(
         self, request: pb.ForgetCustomerRequest, context: grpc.aio.ServicerContext
     ) -> pb.ForgetCustomerResponse:
         tenant = require_tenant(request.tenant_id)
-        ids = await self._tx(lambda s: self._customers.forget(
-            s, tenant, request.customer_id, request.actor, request.reason))
+        ids = await self._tx(
+            lambda s: self._customers.forget(
+                s, tenant, request.customer_id, request.actor, request.reason
+            )
+        )
         return pb.ForgetCustomerResponse(customer_id=ids[0], forgotten_ids=ids)
 
     async def SearchCustomers(
@@ -126,8 +159,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         self, request: pb.GetCustomerHistoryRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetCustomerHistoryResponse:
         tenant = require_tenant(request.tenant_id)
-        entries = await self._tx(lambda s: self._customers.history(
-            s, tenant, request.customer_id))
+        entries = await self._tx(lambda s: self._customers.history(s, tenant, request.customer_id))
         return pb.GetCustomerHistoryResponse(entries=[convert.history_to_pb(e) for e in entries])
 
     async def GetMergePolicy(
@@ -156,12 +188,13 @@ def _search_candidates(kind_pb: int, raw: str) -> list[tuple[str | None, str]]:
     candidates: list[tuple[str | None, str]] = [(None, value)]
     if "@" in value:
         candidates.append((str(Kind.EMAIL), value.lower()))
-    try:
+    with contextlib.suppress(ValueError):
         candidates.append((str(Kind.PHONE), normalise_phone(value)))
-    except ValueError:
-        pass
     return candidates
 
 
 def register(servicer: IdentityServicer) -> Callable[[grpc.aio.Server], None]:
-    return lambda server: identity_pb2_grpc.add_IdentityServiceServicer_to_server(servicer, server)
+    def add(server: grpc.aio.Server) -> None:
+        identity_pb2_grpc.add_IdentityServiceServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
+
+    return add
