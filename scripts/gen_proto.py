@@ -23,8 +23,14 @@ def generate(out: Path) -> None:
     files = sorted(str(p.relative_to(PROTO)) for p in PROTO.rglob("*.proto"))
     out.mkdir(parents=True, exist_ok=True)
     cmd = [
-        sys.executable, "-m", "grpc_tools.protoc", f"-I{PROTO}",
-        f"--python_out={out}", f"--pyi_out={out}", f"--grpc_python_out={out}", *files,
+        sys.executable,
+        "-m",
+        "grpc_tools.protoc",
+        f"-I{PROTO}",
+        f"--python_out={out}",
+        f"--pyi_out={out}",
+        f"--grpc_python_out={out}",
+        *files,
     ]
     subprocess.run(cmd, check=True)
     # Every generated folder becomes a regular package so tools agree on module names; the top
