@@ -1,5 +1,7 @@
 """What ops and other services see: health, readiness, metrics, reflection, the client factory."""
 
+import uuid
+
 import httpx
 from closedloop.identity.v1 import identity_pb2 as pb
 from closedloop.identity.v1 import identity_pb2_grpc
@@ -8,6 +10,7 @@ from identity_helpers import openid
 
 from closedloop_identity.transport.grpc import IDEMPOTENT_METHODS, SERVICE_NAME
 from loopkit.grpc_client import make_channel
+from loopkit.testing import eventually, read_events
 
 
 async def test_health_readiness_and_metrics(identity):
@@ -39,3 +42,20 @@ async def test_client_factory_binds_the_tenant(identity):
         assert reply.customer.tenant_id == "t-bound"
     finally:
         await channel.close()
+
+
+async def test_trace_context_flows_from_grpc_call_into_the_event(identity, nats_client):
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    stub = identity_pb2_grpc.IdentityServiceStub(identity.channel)
+    tenant = f"t-trace-{uuid.uuid4().hex[:8]}"
+    await stub.ResolveCustomer(
+        pb.ResolveCustomerRequest(tenant_id=tenant, identities=[openid("o-trace")]),
+        metadata=(("traceparent", f"00-{trace_id}-00f067aa0ba902b7-01"),),
+    )
+
+    async def created():
+        return await read_events(nats_client, "IDENTITY", tenant_id=tenant)
+
+    await eventually(created)
+    [event] = await created()
+    assert event.traceparent.split("-")[1] == trace_id
