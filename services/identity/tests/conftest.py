@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
+
 from closedloop.identity.v1 import identity_pb2_grpc
 from closedloop_identity.main import DEFINITION
 from loopkit.natsserver import NatsServer

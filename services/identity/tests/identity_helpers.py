@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from google.protobuf.struct_pb2 import Struct
+
 from closedloop.common.v1 import common_pb2 as c
 from closedloop.identity.v1 import identity_pb2 as pb
-from google.protobuf.struct_pb2 import Struct
 
 APP = "wx-app-1"
 CORP = "ww-corp-1"

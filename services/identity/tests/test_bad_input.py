@@ -2,12 +2,13 @@
 
 import grpc
 import pytest
+from google.protobuf.struct_pb2 import Struct
+from sqlalchemy import func, select
+
 from closedloop.common.v1 import common_pb2 as c
 from closedloop.identity.v1 import identity_pb2 as pb
 from closedloop_identity.models import AuditRow, CustomerRow, IdentityRow, kit
-from google.protobuf.struct_pb2 import Struct
 from identity_helpers import openid, resolve_request
-from sqlalchemy import func, select
 
 
 async def _row_counts(identity) -> dict[str, int]:

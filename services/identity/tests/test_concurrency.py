@@ -4,12 +4,13 @@ import asyncio
 import uuid
 
 import grpc
+from sqlalchemy import select
+
 from closedloop.identity.v1 import identity_pb2 as pb
 from closedloop.identity.v1 import identity_pb2_grpc
 from closedloop_identity.models import CustomerRow, IdentityRow, MergeRow
 from identity_helpers import openid, phone, resolve_request, unionid
 from loopkit.testing import eventually, read_events
-from sqlalchemy import select
 
 CALLERS = 50
 

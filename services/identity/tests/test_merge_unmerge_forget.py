@@ -4,6 +4,8 @@ import uuid
 
 import grpc
 import pytest
+from sqlalchemy import select
+
 from closedloop.common.v1 import common_pb2 as c
 from closedloop.events.v1 import identity_events_pb2 as ev
 from closedloop.identity.v1 import identity_pb2 as pb
@@ -11,7 +13,6 @@ from closedloop_identity.models import AuditRow, MergeRow
 from identity_helpers import keys, openid, phone, resolve_request, unionid
 from loopkit.events import unpack
 from loopkit.testing import eventually, read_events
-from sqlalchemy import select
 
 
 @pytest.fixture

@@ -3,12 +3,12 @@
 import uuid
 
 import httpx
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
 from closedloop.identity.v1 import identity_pb2 as pb
 from closedloop.identity.v1 import identity_pb2_grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
-from identity_helpers import openid
-
 from closedloop_identity.transport.grpc import IDEMPOTENT_METHODS, SERVICE_NAME
+from identity_helpers import openid
 from loopkit.grpc_client import make_channel
 from loopkit.testing import eventually, read_events
 
@@ -19,10 +19,11 @@ async def test_health_readiness_and_metrics(identity):
         ready = await http.get("/readyz")
         assert ready.status_code == 200, ready.text
         stub = identity_pb2_grpc.IdentityServiceStub(identity.channel)
-        await stub.ResolveCustomer(pb.ResolveCustomerRequest(tenant_id="t-ops",
-                                                             identities=[openid("o-ops")]))
+        await stub.ResolveCustomer(
+            pb.ResolveCustomerRequest(tenant_id="t-ops", identities=[openid("o-ops")])
+        )
         metrics = (await http.get("/metrics")).text
-    assert 'closedloop_grpc_server_duration_seconds_count{' in metrics
+    assert "closedloop_grpc_server_duration_seconds_count{" in metrics
     assert "/closedloop.identity.v1.IdentityService/ResolveCustomer" in metrics
 
 
@@ -34,8 +35,12 @@ async def test_grpc_health_reports_the_service(identity):
 
 
 async def test_client_factory_binds_the_tenant(identity):
-    channel = make_channel(identity.grpc_target, idempotent=IDEMPOTENT_METHODS,
-                           tenant_id="t-bound", default_timeout_s=2.0)
+    channel = make_channel(
+        identity.grpc_target,
+        idempotent=IDEMPOTENT_METHODS,
+        tenant_id="t-bound",
+        default_timeout_s=2.0,
+    )
     try:
         stub = identity_pb2_grpc.IdentityServiceStub(channel)
         reply = await stub.ResolveCustomer(pb.ResolveCustomerRequest(identities=[openid("o-c")]))

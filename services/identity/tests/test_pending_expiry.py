@@ -3,6 +3,7 @@
 from datetime import UTC, datetime, timedelta
 
 import pytest
+
 from closedloop_identity.customers.identities import ClaimedIdentity, IdentityKey, Kind
 from closedloop_identity.customers.service import CustomerService
 from loopkit.db import transact

@@ -4,6 +4,7 @@ import uuid
 
 import grpc
 import pytest
+
 from closedloop.common.v1 import common_pb2 as c
 from closedloop.events.v1 import identity_events_pb2 as ev
 from closedloop.identity.v1 import identity_pb2 as pb

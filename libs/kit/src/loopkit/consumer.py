@@ -14,7 +14,6 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from closedloop.events.v1.envelope_pb2 import Envelope
 from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
@@ -25,6 +24,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from closedloop.events.v1.envelope_pb2 import Envelope
 from loopkit.errors import DomainError
 from loopkit.events import decode_envelope
 from loopkit.natsio import DEAD_LETTER_ROOT

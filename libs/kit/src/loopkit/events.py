@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from closedloop.events.v1.envelope_pb2 import Envelope
 from google.protobuf.any_pb2 import Any as AnyPb
 from google.protobuf.message import DecodeError, Message
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -13,6 +12,7 @@ from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from ulid import ULID
 
+from closedloop.events.v1.envelope_pb2 import Envelope
 from loopkit import tracing
 from loopkit.tables import KitTables
 

@@ -19,7 +19,6 @@ import grpc
 import nats
 import pytest
 import pytest_asyncio
-from closedloop.events.v1.envelope_pb2 import Envelope
 from nats.aio.client import Client
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from sqlalchemy import text
@@ -27,6 +26,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
+from closedloop.events.v1.envelope_pb2 import Envelope
 from loopkit.events import decode_envelope
 from loopkit.natsserver import NatsServer, free_port
 from loopkit.runtime import ServiceDefinition, ServiceRuntime

@@ -1,5 +1,4 @@
-from loopkit.runtime import main
-
 from closedloop_identity.main import DEFINITION
+from loopkit.runtime import main
 
 main(DEFINITION)

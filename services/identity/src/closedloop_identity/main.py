@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from loopkit.runtime import ServiceDefinition, ServiceRuntime
-
 from closedloop_identity import SPEC
 from closedloop_identity.customers.service import CustomerService
 from closedloop_identity.models import Base, kit
 from closedloop_identity.transport.grpc import SERVICE_NAME, IdentityServicer, register
+from loopkit.runtime import ServiceDefinition, ServiceRuntime
 
 
 def build(runtime: ServiceRuntime) -> None:

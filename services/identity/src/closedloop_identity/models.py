@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from loopkit.db import new_metadata
-from loopkit.tables import kit_tables
 from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from loopkit.db import new_metadata
+from loopkit.tables import kit_tables
 
 
 class Base(DeclarativeBase):

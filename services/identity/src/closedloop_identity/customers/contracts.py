@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from closedloop.common.v1 import common_pb2
-
 from closedloop_identity.customers.identities import IdentityKey, Kind
 
 _PREFIX = "IDENTITY_KIND_"

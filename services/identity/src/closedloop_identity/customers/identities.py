@@ -8,6 +8,7 @@ from datetime import timedelta
 from enum import StrEnum
 
 import phonenumbers
+
 from loopkit.errors import InvalidArgument
 
 MAX_VALUE_LENGTH = 256

@@ -5,10 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from loopkit.errors import FailedPrecondition
-
 from closedloop_identity.customers.identities import ClaimedIdentity, IdentityKey
 from closedloop_identity.customers.policy import MergePolicy
+from loopkit.errors import FailedPrecondition
 
 
 @dataclass(frozen=True)

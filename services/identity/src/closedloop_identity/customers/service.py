@@ -9,12 +9,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from closedloop.events.v1 import identity_events_pb2 as ev
-from loopkit.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
-from loopkit.events import Outbox
 from sqlalchemy.ext.asyncio import AsyncSession
 from ulid import ULID
 
+from closedloop.events.v1 import identity_events_pb2 as ev
 from closedloop_identity.customers.contracts import identity_to_pb
 from closedloop_identity.customers.identities import (
     MAX_IDENTITIES_PER_CALL,
@@ -28,6 +26,8 @@ from closedloop_identity.customers.policy import DEFAULT_MERGE_KINDS, MergePolic
 from closedloop_identity.customers.repository import ACTIVE, FORGOTTEN, MERGED, CustomerRepository
 from closedloop_identity.customers.resolution import Owner, plan_resolution
 from closedloop_identity.models import AuditRow, CustomerRow, IdentityRow, MergeRow
+from loopkit.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from loopkit.events import Outbox
 
 MAX_ATTRIBUTES_BYTES = 64 * 1024
 Clock = Callable[[], datetime]

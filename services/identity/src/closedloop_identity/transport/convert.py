@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from closedloop.common.v1 import common_pb2
-from closedloop.identity.v1 import identity_pb2 as pb
 from google.protobuf import json_format
 from google.protobuf.struct_pb2 import Struct
 from google.protobuf.timestamp_pb2 import Timestamp
-from loopkit.errors import InvalidArgument
 
+from closedloop.common.v1 import common_pb2
+from closedloop.identity.v1 import identity_pb2 as pb
 from closedloop_identity.customers.contracts import identity_to_pb, kind_name, kind_to_pb
 from closedloop_identity.customers.identities import ClaimedIdentity, Kind, normalise
 from closedloop_identity.customers.policy import MergePolicy
 from closedloop_identity.customers.service import CustomerView, HistoryView
+from loopkit.errors import InvalidArgument
 
 _STATUS = {
     "active": pb.CUSTOMER_STATUS_ACTIVE,

@@ -7,17 +7,17 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import grpc
-from closedloop.identity.v1 import identity_pb2 as pb
-from closedloop.identity.v1 import identity_pb2_grpc
-from loopkit.db import transact
-from loopkit.errors import InvalidArgument
-from loopkit.tenancy import require_tenant
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from closedloop.identity.v1 import identity_pb2 as pb
+from closedloop.identity.v1 import identity_pb2_grpc
 from closedloop_identity.customers.contracts import identity_to_pb
 from closedloop_identity.customers.identities import Kind, normalise, normalise_phone
 from closedloop_identity.customers.service import CustomerService
 from closedloop_identity.transport import convert
+from loopkit.db import transact
+from loopkit.errors import InvalidArgument
+from loopkit.tenancy import require_tenant
 
 T = TypeVar("T")
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["IdentityService"].full_name
