@@ -19,18 +19,22 @@ from loopkit.testing import PostgresServer, eventually, read_events, running_ser
 
 
 def _resolve(value: str) -> pb.ResolveCustomerRequest:
-    return pb.ResolveCustomerRequest(tenant_id="t-outage", identities=[
-        c.Identity(kind=c.IDENTITY_KIND_WECHAT_UNIONID, value=value)])
+    return pb.ResolveCustomerRequest(
+        tenant_id="t-outage",
+        identities=[c.Identity(kind=c.IDENTITY_KIND_WECHAT_UNIONID, value=value)],
+    )
 
 
-async def test_identity_keeps_working_through_a_nats_outage(tmp_path: Path,
-                                                           postgres: PostgresServer) -> None:
+async def test_identity_keeps_working_through_a_nats_outage(
+    tmp_path: Path, postgres: PostgresServer
+) -> None:
     server = NatsServer(tmp_path / "nats", port=free_port())
     server.start()
     url = await postgres.fresh_database()
     try:
-        async with running_service(DEFINITION, database_url=url, nats_url=server.url,
-                                   state_dir=tmp_path) as svc:
+        async with running_service(
+            DEFINITION, database_url=url, nats_url=server.url, state_dir=tmp_path
+        ) as svc:
             stub = identity_pb2_grpc.IdentityServiceStub(svc.channel)
 
             async def unsent() -> int:

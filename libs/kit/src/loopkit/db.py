@@ -94,6 +94,19 @@ def _retryable(exc: BaseException) -> bool:
     return False
 
 
+def is_unavailable(exc: BaseException) -> bool:
+    """The database could not be reached or dropped the connection: worth a retry, not a bug."""
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        exc = exc.orig if exc.orig is not None else exc
+    if isinstance(exc, TimeoutError):
+        return False  # a deadline, handled as such by the caller
+    # asyncpg's own names for "the server went away" / "the server is starting up".
+    lost = {"ConnectionDoesNotExistError", "CannotConnectNowError"}
+    return isinstance(exc, OSError) or type(exc).__name__ in lost
+
+
 async def transact(
     sessions: async_sessionmaker[AsyncSession],
     work: Callable[[AsyncSession], Awaitable[T]],

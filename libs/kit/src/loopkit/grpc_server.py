@@ -18,6 +18,7 @@ from opentelemetry import metrics
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from loopkit import errors
+from loopkit.db import is_unavailable
 from loopkit.tenancy import TENANT_METADATA_KEY, metadata_tenant
 from loopkit.tracing import span_from_headers, trace_id_hex
 
@@ -105,6 +106,11 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                         if context.code() is not None:  # the servicer aborted on purpose
                             code = context.code()
                             raise
+                        if is_unavailable(exc):
+                            # Retryable by the client's policy; not a bug worth a stack trace.
+                            code = grpc.StatusCode.UNAVAILABLE
+                            log.warning("%s: database unavailable: %s", method, exc)
+                            await context.abort(code, "the database is unavailable; retry shortly")
                         code = grpc.StatusCode.INTERNAL
                         span.record_exception(exc)
                         span.set_status(Status(StatusCode.ERROR))
