@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 
-import nats
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
@@ -23,26 +22,30 @@ DUPLICATE_WINDOW_S = 24 * 3600.0
 async def connect(url: str, *, name: str) -> Client:
     """A connection that reconnects forever: a NATS restart pauses the service, never kills it."""
 
+    nc = Client()
+
     async def _on_error(exc: Exception) -> None:
         log.warning("nats error: %s", exc)
 
     async def _on_disconnected() -> None:
-        log.warning("nats disconnected")
+        if not nc.is_closed:  # a close on shutdown is not worth a warning
+            log.warning("nats disconnected")
 
     async def _on_reconnected() -> None:
         log.info("nats reconnected")
 
-    return await nats.connect(
+    await nc.connect(
         servers=[url],
         name=name,
         max_reconnect_attempts=-1,
-        reconnect_time_wait=0.5,
+        reconnect_time_wait=1,
         connect_timeout=5,
         allow_reconnect=True,
         error_cb=_on_error,
         disconnected_cb=_on_disconnected,
         reconnected_cb=_on_reconnected,
     )
+    return nc
 
 
 async def ensure_stream(

@@ -1,0 +1,326 @@
+"""Shared benchmark helpers: child processes, throwaway databases, a closed-loop load generator,
+and the gRPC echo server the benchmarks compare against.
+
+Run as a script it is that echo server: `python bench/_common.py echo RAW_PORT KIT_PORT` serves
+`/bench.Echo/Echo` twice from one process, on a bare `grpc.aio` server (RAW_PORT) and on the
+kit's `GrpcServer` with its interceptor (KIT_PORT).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
+
+ECHO_METHOD = "/bench.Echo/Echo"
+DEFAULT_PG = "postgresql+asyncpg://postgres@127.0.0.1:5432/"
+
+
+def database_base_url() -> str:
+    return (
+        os.environ.get("CLOSEDLOOP_BENCH_DATABASE_URL")
+        or os.environ.get("CLOSEDLOOP_TEST_DATABASE_URL")
+        or DEFAULT_PG
+    )
+
+
+# --- cleanup -------------------------------------------------------------------------------
+
+
+class Cleanup:
+    """Undo actions run last-in first-out, each once, even after Ctrl-C or a failure."""
+
+    def __init__(self) -> None:
+        self._actions: list[tuple[str, Callable[[], object]]] = []
+
+    def push(self, what: str, action: Callable[[], object]) -> None:
+        self._actions.append((what, action))
+
+    def run(self) -> None:
+        # A second Ctrl-C must not leave a database or a process behind.
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            while self._actions:
+                what, action = self._actions.pop()
+                try:
+                    action()
+                except Exception as exc:
+                    print(f"cleanup: {what} failed: {exc}", file=sys.stderr)
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+
+# --- child processes -----------------------------------------------------------------------
+
+
+class ChildProcess:
+    """A child in its own session (a terminal's Ctrl-C reaches only us; we stop it), logging to
+    a file."""
+
+    def __init__(
+        self, name: str, argv: Sequence[str], *, log_path: Path, env: dict[str, str], cwd: Path
+    ) -> None:
+        self.name = name
+        self.log_path = log_path
+        with open(log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                list(argv),
+                stdout=log,
+                stderr=log,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                cwd=cwd,
+                start_new_session=True,
+            )
+
+    def check_alive(self) -> None:
+        code = self.proc.poll()
+        if code is not None:
+            raise RuntimeError(
+                f"{self.name} exited with {code}; last log lines:\n{self.log_tail()}"
+            )
+
+    def log_tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    def stop(self, timeout_s: float = 15.0) -> int | None:
+        """SIGTERM (graceful drain), then SIGKILL after `timeout_s`. Returns the exit code."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+
+# --- databases -----------------------------------------------------------------------------
+
+
+def new_database_name(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:12]}"
+
+
+async def _admin(base_url: str, sql: str) -> None:
+    admin = create_async_engine(
+        make_url(base_url).set(database="postgres"),
+        isolation_level="AUTOCOMMIT",
+        poolclass=NullPool,
+    )
+    try:
+        async with admin.connect() as conn:
+            await conn.execute(text(sql))
+    finally:
+        await admin.dispose()
+
+
+async def create_database(base_url: str, name: str) -> str:
+    """Create database `name` on the server of `base_url`; returns its URL."""
+    await _admin(base_url, f'CREATE DATABASE "{name}"')
+    return make_url(base_url).set(database=name).render_as_string(hide_password=False)
+
+
+async def drop_database(base_url: str, name: str) -> None:
+    await _admin(base_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+# --- readiness -----------------------------------------------------------------------------
+
+
+async def wait_serving(
+    target: str, child: ChildProcess | None, timeout_s: float = 30.0, *, service: str = ""
+) -> None:
+    """Until the target's gRPC health check answers SERVING (or the child died)."""
+    deadline = time.monotonic() + timeout_s
+    async with grpc.aio.insecure_channel(target) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        while True:
+            if child is not None:
+                child.check_alive()
+            try:
+                reply = await stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=1)
+                if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except grpc.aio.AioRpcError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{target} not serving after {timeout_s}s")
+            await asyncio.sleep(0.1)
+
+
+# --- load generation -----------------------------------------------------------------------
+
+
+def percentile(ordered: Sequence[float], p: float) -> float:
+    """Nearest-rank percentile of an ascending sequence (NaN when empty)."""
+    if not ordered:
+        return math.nan
+    rank = max(1, math.ceil(p * len(ordered)))
+    return ordered[min(rank, len(ordered)) - 1]
+
+
+@dataclass
+class CellResult:
+    target: str
+    workload: str
+    concurrency: int
+    duration_s: float
+    ok: int
+    errors: int
+    p50_ms: float
+    p99_ms: float
+    error_kinds: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def rps(self) -> float:
+        return self.ok / self.duration_s if self.duration_s > 0 else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "target": self.target,
+            "workload": self.workload,
+            "concurrency": self.concurrency,
+            "duration_s": round(self.duration_s, 3),
+            "ok": self.ok,
+            "errors": self.errors,
+            "rps": round(self.rps, 1),
+            "p50_ms": round(self.p50_ms, 3),
+            "p99_ms": round(self.p99_ms, 3),
+            "error_kinds": dict(self.error_kinds),
+        }
+
+
+def describe_error(exc: BaseException) -> str:
+    if isinstance(exc, grpc.aio.AioRpcError):
+        return f"{exc.code().name}: {exc.details()}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+async def closed_loop(
+    call: Callable[[], Awaitable[None]],
+    *,
+    concurrency: int,
+    duration_s: float,
+    target: str,
+    workload: str,
+) -> CellResult:
+    """`concurrency` callers, each issuing its next call when the last one answered, until
+    `duration_s` passed. Throughput counts successful calls over the time until the last caller
+    finished; latencies are of successful calls."""
+    latencies: list[float] = []
+    errors: Counter[str] = Counter()
+    clock = time.perf_counter
+    started = clock()
+    stop_at = started + duration_s
+
+    async def caller() -> None:
+        while clock() < stop_at:
+            t0 = clock()
+            try:
+                await call()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                errors[describe_error(exc)] += 1
+                continue
+            latencies.append(clock() - t0)
+
+    await asyncio.gather(*(caller() for _ in range(concurrency)))
+    elapsed = clock() - started
+    latencies.sort()
+    return CellResult(
+        target=target,
+        workload=workload,
+        concurrency=concurrency,
+        duration_s=elapsed,
+        ok=len(latencies),
+        errors=sum(errors.values()),
+        p50_ms=percentile(latencies, 0.50) * 1000,
+        p99_ms=percentile(latencies, 0.99) * 1000,
+        error_kinds=errors,
+    )
+
+
+# --- the echo server -----------------------------------------------------------------------
+
+
+def _echo_handler() -> grpc.GenericRpcHandler:
+    async def echo(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        return request
+
+    # No (de)serialisers: the handler sees and returns raw bytes.
+    return grpc.method_handlers_generic_handler(
+        "bench.Echo", {"Echo": grpc.unary_unary_rpc_method_handler(echo)}
+    )
+
+
+async def _serve_echo(raw_port: int, kit_port: int) -> None:
+    from loopkit.grpc_server import GrpcServer
+    from loopkit.telemetry import configure_telemetry
+
+    # The same providers as a service process, so the kit interceptor's span and histogram
+    # cost what they cost in the identity service.
+    configure_telemetry("bench-echo")
+    raw = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+    raw.add_generic_rpc_handlers([_echo_handler()])
+    if raw.add_insecure_port(f"127.0.0.1:{raw_port}") == 0:
+        raise OSError(f"cannot listen on {raw_port}")
+    kit = GrpcServer("127.0.0.1", kit_port)
+    kit.add(lambda server: server.add_generic_rpc_handlers([_echo_handler()]), ["bench.Echo"])
+    await raw.start()
+    await kit.start()
+    await kit.set_serving(True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    print(f"echo serving raw on {raw_port}, kit on {kit_port}", flush=True)
+    await stop.wait()
+    await kit.stop(1.0)
+    await raw.stop(1.0)
+
+
+def echo_argv(raw_port: int, kit_port: int) -> list[str]:
+    return [sys.executable, str(Path(__file__).resolve()), "echo", str(raw_port), str(kit_port)]
+
+
+async def wait_echo(target: str, child: ChildProcess, timeout_s: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    async with grpc.aio.insecure_channel(target) as channel:
+        echo = channel.unary_unary(ECHO_METHOD)
+        while True:
+            child.check_alive()
+            with contextlib.suppress(grpc.aio.AioRpcError):
+                await echo(b"ping", timeout=1)
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"echo on {target} not answering after {timeout_s}s")
+            await asyncio.sleep(0.1)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 4 or sys.argv[1] != "echo":
+        sys.exit("usage: _common.py echo RAW_PORT KIT_PORT")
+    asyncio.run(_serve_echo(int(sys.argv[2]), int(sys.argv[3])))

@@ -1,0 +1,701 @@
+"""ResolveCustomer throughput and latency against PostgreSQL, next to a gRPC echo ceiling.
+
+`make bench` runs it. It creates a throwaway PostgreSQL database, starts its own nats-server and
+the identity service (`python -m closedloop_identity`, a separate process on free ports) plus an
+echo server process, drives each with a closed-loop load for `--duration` seconds per cell at each
+`--concurrency`, prints one table, checks that every event the calls wrote reached the IDENTITY
+stream, and removes the processes and the database again (also on Ctrl-C). See bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import json
+import math
+import os
+import platform
+import random
+import re
+import shutil
+import signal
+import sys
+import tempfile
+import time
+import urllib.request
+from collections import Counter, deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+import grpc
+import nats
+from _common import (
+    ECHO_METHOD,
+    CellResult,
+    ChildProcess,
+    Cleanup,
+    closed_loop,
+    create_database,
+    database_base_url,
+    drop_database,
+    echo_argv,
+    new_database_name,
+    wait_echo,
+    wait_serving,
+)
+from nats.aio.client import Client
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
+
+from closedloop.common.v1 import common_pb2 as c
+from closedloop.identity.v1 import identity_pb2 as pb
+from closedloop.identity.v1 import identity_pb2_grpc
+from closedloop_identity.main import DEFINITION
+from loopkit import migrations
+from loopkit.events import SUBJECT_ROOT, stream_for
+from loopkit.natsserver import NatsServer, free_port
+
+REPO = Path(__file__).resolve().parent.parent
+TENANT = "bench"
+APP = "wx-bench-app"
+STREAM = stream_for(DEFINITION.spec.name)
+CALL_TIMEOUT_S = 10.0
+ECHO_PAYLOAD = bytes(range(64))  # about the size of a one-identity ResolveCustomerRequest
+# Settings the bench sets itself; inherited values of these would point the service elsewhere.
+_OWN_SETTINGS = (
+    "database_url",
+    "nats_url",
+    "grpc_host",
+    "grpc_port",
+    "http_host",
+    "http_port",
+    "api_token",
+    "state_dir",
+)
+
+
+class Anomaly(Exception):
+    """A call that succeeded but answered something a correct service would not."""
+
+
+# --- output --------------------------------------------------------------------------------
+
+
+class Report:
+    """Human-readable lines go to stdout, or to stderr when the JSON document takes stdout."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def __call__(self, line: str = "") -> None:
+        print(line, file=self._stream, flush=True)
+
+
+def _ms(value: float) -> str:
+    return "-" if math.isnan(value) else f"{value:.2f}"
+
+
+# --- the identity workloads ----------------------------------------------------------------
+
+
+def _openid(value: str) -> c.Identity:
+    return c.Identity(kind=c.IDENTITY_KIND_WECHAT_OPENID, scope=APP, value=value)
+
+
+def _unionid(value: str) -> c.Identity:
+    return c.Identity(kind=c.IDENTITY_KIND_WECHAT_UNIONID, value=value)
+
+
+def _request(*identities: c.Identity) -> pb.ResolveCustomerRequest:
+    return pb.ResolveCustomerRequest(tenant_id=TENANT, identities=identities, actor="bench")
+
+
+@dataclass
+class IdentityWorkloads:
+    """The three ResolveCustomer workloads and what they should have written.
+
+    `created` and `linked` count successful answers, so `created + linked` is the number of events
+    the service must have put on the stream (customer.created, customer.identity_linked).
+    """
+
+    stub: identity_pb2_grpc.IdentityServiceStub
+    run_id: str
+    created: int = 0
+    linked: int = 0
+    reused_for_attach: int = 0
+    known: list[tuple[str, str]] = field(default_factory=list)  # (openid, customer id)
+    without_unionid: deque[tuple[str, str]] = field(default_factory=deque)
+    _seq: itertools.count[int] = field(default_factory=itertools.count)
+
+    async def new_customer(self) -> None:
+        """(a) A first-time openid: creates a customer, writes customer.created."""
+        openid = f"o-{self.run_id}-{next(self._seq)}"
+        reply = await self.stub.ResolveCustomer(_request(_openid(openid)), timeout=CALL_TIMEOUT_S)
+        if not reply.created:
+            raise Anomaly(f"new openid {openid} answered created=false")
+        self.created += 1
+        entry = (openid, reply.customer.customer_id)
+        self.known.append(entry)
+        self.without_unionid.append(entry)
+
+    async def repeat(self) -> None:
+        """(b) A known openid again: finds its customer, writes nothing."""
+        openid, customer_id = random.choice(self.known)
+        reply = await self.stub.ResolveCustomer(_request(_openid(openid)), timeout=CALL_TIMEOUT_S)
+        if reply.created:
+            self.created += 1
+            raise Anomaly(f"known openid {openid} created another customer")
+        if reply.customer.customer_id != customer_id:
+            raise Anomaly(f"known openid {openid} resolved to another customer")
+
+    async def attach(self) -> None:
+        """(c) A known openid with a new unionid: attaches it, writes customer.identity_linked.
+
+        Each customer gets one unionid while customers without one remain; after that customers
+        are reused and get another (still one attach and one event per call)."""
+        if self.without_unionid:
+            openid, customer_id = self.without_unionid.popleft()
+        else:
+            openid, customer_id = random.choice(self.known)
+            self.reused_for_attach += 1
+        unionid = f"u-{self.run_id}-{next(self._seq)}"
+        reply = await self.stub.ResolveCustomer(
+            _request(_openid(openid), _unionid(unionid)), timeout=CALL_TIMEOUT_S
+        )
+        if reply.created:
+            self.created += 1
+            raise Anomaly(f"known openid {openid} with a new unionid created a customer")
+        self.linked += 1
+        if reply.customer.customer_id != customer_id:
+            raise Anomaly(f"known openid {openid} with a new unionid answered another customer")
+        if not any(i.value == unionid for i in reply.customer.identities):
+            raise Anomaly("the new unionid is missing from the answer")
+
+
+def echo_call(channel: grpc.aio.Channel) -> Callable[[], Awaitable[None]]:
+    method = channel.unary_unary(ECHO_METHOD)
+
+    async def call() -> None:
+        if await method(ECHO_PAYLOAD, timeout=CALL_TIMEOUT_S) != ECHO_PAYLOAD:
+            raise Anomaly("echo answered other bytes")
+
+    return call
+
+
+# --- what the service wrote and relayed ----------------------------------------------------
+
+
+@dataclass
+class EventState:
+    outbox_rows: int
+    unpublished: int
+    on_stream: int
+    customers: int
+    identities: int
+
+
+async def event_state(engine: AsyncEngine, js: Any) -> EventState:
+    async with engine.connect() as conn:
+        rows, unpublished = (
+            await conn.execute(
+                text("SELECT count(*), count(*) FILTER (WHERE published_at IS NULL) FROM outbox")
+            )
+        ).one()
+        customers = (await conn.execute(text("SELECT count(*) FROM customers"))).scalar_one()
+        identities = (await conn.execute(text("SELECT count(*) FROM identities"))).scalar_one()
+    info = await js.stream_info(STREAM)
+    return EventState(rows, unpublished, info.state.messages, customers, identities)
+
+
+def server_metrics(http_port: int) -> dict[str, float]:
+    """The service's own counts from /metrics: ResolveCustomer calls by status, events relayed."""
+    url = f"http://127.0.0.1:{http_port}/metrics"
+    with urllib.request.urlopen(url, timeout=5) as response:
+        body = response.read().decode()
+    found: dict[str, float] = {}
+    call = re.compile(
+        r"^closedloop_grpc_server_duration(?:_seconds)?_count\{"
+        r'(?=[^}]*rpc_method="[^"]*/ResolveCustomer")'
+        r'[^}]*rpc_grpc_status_code="(\w+)"[^}]*\} (\S+)$'
+    )
+    for line in body.splitlines():
+        if match := call.match(line):
+            key = f"ResolveCustomer {match.group(1)}"
+            found[key] = found.get(key, 0.0) + float(match.group(2))
+        elif line.startswith("closedloop_outbox_published_total"):
+            found["outbox published"] = found.get("outbox published", 0.0) + float(line.split()[-1])
+        elif line.startswith("closedloop_outbox_duplicates_total"):
+            found["outbox duplicates"] = found.get("outbox duplicates", 0.0) + float(
+                line.split()[-1]
+            )
+    return found
+
+
+def log_problems(path: Path) -> Counter[str]:
+    """Warnings, errors and non-JSON lines (tracebacks) in a service's JSON log."""
+    problems: Counter[str] = Counter()
+    try:
+        lines = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return problems
+    for line in lines:
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            if line.strip():
+                problems[f"(not JSON) {line.strip()[:200]}"] += 1
+            continue
+        if not isinstance(entry, dict):
+            continue
+        level = str(entry.get("level", ""))
+        if level in ("warning", "error", "critical"):
+            message = str(entry.get("msg", ""))[:200]
+            exc = str(entry.get("exc", "")).strip().splitlines()
+            tail = f" | {exc[-1][:200]}" if exc else ""
+            problems[f"{level} {entry.get('logger', '')}: {message}{tail}"] += 1
+    return problems
+
+
+# --- the run -------------------------------------------------------------------------------
+
+
+@dataclass
+class Cell:
+    label: str  # shown in the table
+    target: str
+    workload: str
+    call: Callable[[], Awaitable[None]]
+    identity: bool
+
+
+@dataclass
+class Measured:
+    cell: Cell
+    result: CellResult
+    state: EventState | None  # identity cells: the outbox right after the cell
+
+
+@dataclass
+class Events:
+    state: EventState
+    by_subject: dict[str, int]
+    drained_s: float
+    metrics: dict[str, float]
+
+
+@dataclass
+class Stack:
+    """Every process the run started, ready to take calls."""
+
+    database: str
+    database_url: str
+    natsd: NatsServer
+    echo: ChildProcess
+    identity: ChildProcess
+    raw_target: str
+    kit_target: str
+    identity_target: str
+    http_port: int
+    inherited: list[str]
+    setup_s: float
+
+
+def child_env(
+    nats_url: str, database_url: str, grpc_port: int, http_port: int, state: Path
+) -> dict[str, str]:
+    service = DEFINITION.spec.name.upper()
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not any(
+            k in (f"CLOSEDLOOP_{s.upper()}", f"CLOSEDLOOP_{service}_{s.upper()}")
+            for s in _OWN_SETTINGS
+        )
+    }
+    env.update(
+        {
+            "CLOSEDLOOP_DATABASE_URL": database_url,
+            "CLOSEDLOOP_NATS_URL": nats_url,
+            f"CLOSEDLOOP_{service}_GRPC_PORT": str(grpc_port),
+            f"CLOSEDLOOP_{service}_HTTP_PORT": str(http_port),
+            "CLOSEDLOOP_STATE_DIR": str(state),
+            "CLOSEDLOOP_LOG_FORMAT": "json",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    return env
+
+
+async def start_stack(cleanup: Cleanup) -> Stack:
+    """Database (created, migrated), nats-server, identity service and echo server."""
+    started = time.perf_counter()
+    base_url = database_base_url()
+    workdir = Path(tempfile.mkdtemp(prefix="closedloop-bench-"))
+    cleanup.push("remove work dir", lambda: shutil.rmtree(workdir, ignore_errors=True))
+
+    # The echo server first: it is ready long before the migrations are done.
+    raw_port, kit_port = free_port(), free_port()
+    echo = ChildProcess(
+        "echo server",
+        echo_argv(raw_port, kit_port),
+        log_path=workdir / "echo.log",
+        env=dict(os.environ),
+        cwd=REPO,
+    )
+    cleanup.push("stop echo server", echo.stop)
+
+    name = new_database_name("closedloop_bench")
+    unreachable = False  # then there is nothing to drop (an interrupted CREATE may have run)
+
+    def drop() -> None:
+        if not unreachable:
+            asyncio.run(drop_database(base_url, name))
+
+    cleanup.push(f"drop database {name}", drop)
+    try:
+        database_url = await create_database(base_url, name)
+    except (OSError, SQLAlchemyError) as exc:
+        unreachable = True
+        shown = make_url(base_url).render_as_string(hide_password=True)
+        raise SystemExit(f"PostgreSQL unavailable at {shown}: {exc}") from None
+    await asyncio.to_thread(migrations.upgrade, DEFINITION.migrations_dir, database_url)
+
+    natsd = NatsServer(workdir / "nats", port=free_port())  # sync_interval: always, as deployed
+    cleanup.push("stop nats-server", natsd.stop)
+    await asyncio.to_thread(natsd.start)
+
+    grpc_port, http_port = free_port(), free_port()
+    env = child_env(natsd.url, database_url, grpc_port, http_port, workdir / "state")
+    identity = ChildProcess(
+        "identity service",
+        [sys.executable, "-m", DEFINITION.spec.module],
+        log_path=workdir / "identity.log",
+        env=env,
+        cwd=REPO,
+    )
+    cleanup.push("stop identity service", identity.stop)
+    stack = Stack(
+        database=name,
+        database_url=database_url,
+        natsd=natsd,
+        echo=echo,
+        identity=identity,
+        raw_target=f"127.0.0.1:{raw_port}",
+        kit_target=f"127.0.0.1:{kit_port}",
+        identity_target=f"127.0.0.1:{grpc_port}",
+        http_port=http_port,
+        inherited=sorted(
+            k
+            for k in env
+            if k.startswith("CLOSEDLOOP_")
+            and os.environ.get(k) == env[k]
+            and not k.startswith(("CLOSEDLOOP_BENCH_", "CLOSEDLOOP_TEST_", "CLOSEDLOOP_REQUIRE_"))
+        ),
+        setup_s=0.0,
+    )
+    await asyncio.gather(
+        wait_serving(stack.identity_target, identity, 60.0),
+        wait_echo(stack.raw_target, echo),
+        wait_echo(stack.kit_target, echo),
+    )
+    stack.setup_s = time.perf_counter() - started
+    return stack
+
+
+async def measure(
+    cells: list[Cell],
+    *,
+    args: argparse.Namespace,
+    warmup_s: float,
+    engine: AsyncEngine,
+    js: Any,
+    out: Report,
+) -> list[Measured]:
+    measured = []
+    for cell in cells:
+        for conc in args.concurrency:
+            # Warm-up: connections (gRPC, the service's database pool) open, caches fill.
+            await closed_loop(
+                cell.call,
+                concurrency=conc,
+                duration_s=warmup_s,
+                target=cell.target,
+                workload=cell.workload,
+            )
+            result = await closed_loop(
+                cell.call,
+                concurrency=conc,
+                duration_s=args.duration,
+                target=cell.target,
+                workload=cell.workload,
+            )
+            state = await event_state(engine, js) if cell.identity else None
+            measured.append(Measured(cell, result, state))
+            backlog = f", outbox backlog {state.unpublished}" if state else ""
+            out(
+                f"  {cell.label:<24} c={conc:<3} {result.rps:8.1f} req/s  "
+                f"p50 {_ms(result.p50_ms)} ms  p99 {_ms(result.p99_ms)} ms  "
+                f"errors {result.errors}{backlog}"
+            )
+    return measured
+
+
+async def settle_events(engine: AsyncEngine, js: Any, http_port: int) -> Events:
+    """Wait (at most 30 s) for the relay to publish what the last calls wrote."""
+    load_ended = time.perf_counter()
+    state = await event_state(engine, js)
+    while (state.unpublished or state.on_stream < state.outbox_rows) and (
+        time.perf_counter() - load_ended < 30
+    ):
+        await asyncio.sleep(0.05)
+        state = await event_state(engine, js)
+    drained_s = time.perf_counter() - load_ended
+    by_subject = (await js.stream_info(STREAM, subjects_filter=">")).state.subjects or {}
+    metrics = await asyncio.to_thread(server_metrics, http_port)
+    return Events(state, dict(by_subject), drained_s, metrics)
+
+
+def ratio_to_echo(measured: list[Measured], m: Measured) -> float | None:
+    ceiling = {x.result.concurrency: x.result.rps for x in measured if x.cell.workload == "raw"}
+    top = ceiling.get(m.result.concurrency)
+    if m.cell.workload == "raw" or not top:
+        return None
+    return m.result.rps / top
+
+
+def print_table(measured: list[Measured], out: Report) -> None:
+    header = (
+        f"{'target':<9} {'workload':<24} {'conc':>4} {'ok':>7} {'errors':>6} {'req/s':>8} "
+        f"{'p50 ms':>7} {'p99 ms':>7} {'vs echo':>7} {'backlog':>7}"
+    )
+    out(header)
+    out("-" * len(header))
+    for m in measured:
+        r, ratio = m.result, ratio_to_echo(measured, m)
+        out(
+            f"{m.cell.target:<9} {m.cell.label:<24} {r.concurrency:>4} {r.ok:>7} {r.errors:>6} "
+            f"{r.rps:>8.1f} {_ms(r.p50_ms):>7} {_ms(r.p99_ms):>7} "
+            f"{'-' if ratio is None else f'{ratio:.2f}':>7} "
+            f"{m.state.unpublished if m.state else '-':>7}"
+        )
+    out(
+        "vs echo = req/s over the bare grpc.aio echo at the same concurrency; backlog = outbox "
+        "rows not yet on the stream when the cell ended."
+    )
+    errored = [m for m in measured if m.result.error_kinds]
+    if errored:
+        out()
+        out("Errors:")
+        for m in errored:
+            for message, count in m.result.error_kinds.most_common(5):
+                out(f"  {m.cell.label} c={m.result.concurrency}: {count} x {message}")
+
+
+def print_events(workloads: IdentityWorkloads, events: Events, out: Report) -> bool:
+    """The outbox section; True when every event written reached the stream exactly once."""
+    st, expected = events.state, workloads.created + workloads.linked
+    ok = st.unpublished == 0 and st.on_stream == expected and st.outbox_rows == expected
+    prefix = f"{SUBJECT_ROOT}.{DEFINITION.spec.name}."
+    subjects = ", ".join(
+        f"{s.removeprefix(prefix)} {n}" for s, n in sorted(events.by_subject.items())
+    )
+    out("Outbox and events (all cells, warm-ups included):")
+    out(f"  customers created (answers with created=true)  {workloads.created}")
+    out(f"  identities linked (workload c)                  {workloads.linked}")
+    out(f"  events expected (created + linked)              {expected}")
+    out(f"  outbox rows written / still unpublished         {st.outbox_rows} / {st.unpublished}")
+    out(f"  messages on stream {STREAM:<28} {st.on_stream} ({subjects})")
+    out(f"  in the database: customers {st.customers}, identities {st.identities}")
+    out(
+        f"  relay drained {events.drained_s:.2f} s after the last call; the service counted "
+        f"{events.metrics.get('outbox published', 0):.0f} published, "
+        f"{events.metrics.get('outbox duplicates', 0):.0f} duplicates"
+    )
+    if workloads.reused_for_attach:
+        out(
+            f"  note: (c) ran out of customers without a unionid; {workloads.reused_for_attach} "
+            "calls gave an existing customer another one"
+        )
+    out(
+        "  => OK: every event written was relayed, none lost or duplicated"
+        if ok
+        else "  => MISMATCH: expected, outbox and stream counts differ (see above)"
+    )
+    calls = sorted((k.split()[1], v) for k, v in events.metrics.items() if k.startswith("Resolve"))
+    out(
+        "  service-side ResolveCustomer calls by status: "
+        + (", ".join(f"{code} {n:.0f}" for code, n in calls) or "(no metrics)")
+    )
+    return ok
+
+
+async def run(args: argparse.Namespace, out: Report, cleanup: Cleanup) -> dict[str, Any]:
+    stack = await start_stack(cleanup)
+    warmup_s = min(0.5, args.duration / 5)
+    pg = make_url(database_base_url())
+    out(
+        f"ResolveCustomer benchmark: {args.duration:g} s per cell (+{warmup_s:g} s warm-up), "
+        f"concurrency {','.join(map(str, args.concurrency))}, one HTTP/2 channel per target, "
+        f"{os.cpu_count()} CPUs, Python {platform.python_version()}, grpcio {grpc.__version__}"
+    )
+    out(
+        f"PostgreSQL {pg.host}:{pg.port or 5432} database {stack.database}; nats-server "
+        f"{stack.natsd.url} (sync_interval: always); setup took {stack.setup_s:.1f} s"
+    )
+    if stack.inherited:
+        out(f"service settings inherited from the environment: {', '.join(stack.inherited)}")
+    out()
+
+    nc: Client = await nats.connect(stack.natsd.url)
+    js = nc.jetstream()
+    engine = create_async_engine(stack.database_url, poolclass=NullPool)
+    channels = [
+        grpc.aio.insecure_channel(t)
+        for t in (stack.raw_target, stack.kit_target, stack.identity_target)
+    ]
+    raw, kit, identity = channels
+    workloads = IdentityWorkloads(
+        identity_pb2_grpc.IdentityServiceStub(identity),  # type: ignore[no-untyped-call]
+        os.urandom(4).hex(),
+    )
+    cells = [
+        Cell("echo (bare grpc.aio)", "echo", "raw", echo_call(raw), False),
+        Cell("echo (kit GrpcServer)", "echo", "kit", echo_call(kit), False),
+        Cell("(a) new customer", "identity", "new", workloads.new_customer, True),
+        Cell("(b) repeat resolve", "identity", "repeat", workloads.repeat, True),
+        Cell("(c) attach 2nd identity", "identity", "attach", workloads.attach, True),
+    ]
+    try:
+        measured = await measure(cells, args=args, warmup_s=warmup_s, engine=engine, js=js, out=out)
+        events = await settle_events(engine, js, stack.http_port)
+    finally:
+        for channel in channels:
+            await channel.close()
+        await nc.close()
+        await engine.dispose()
+
+    # A graceful stop now, so shutdown problems show up in the log read below.
+    identity_exit = await asyncio.to_thread(stack.identity.stop)
+    problems = log_problems(stack.identity.log_path)
+    stack.echo.stop()
+
+    out()
+    print_table(measured, out)
+    out()
+    events_ok = print_events(workloads, events, out)
+    out()
+    out(f"Identity service stopped with exit code {identity_exit}; its log warnings/errors:")
+    for message, count in problems.most_common(10):
+        out(f"  {count} x {message}")
+    if not problems:
+        out("  none")
+
+    return {
+        "config": {
+            "duration_s": args.duration,
+            "warmup_s": warmup_s,
+            "concurrency": args.concurrency,
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "grpcio": grpc.__version__,
+            "postgres": f"{pg.host}:{pg.port or 5432}",
+            "nats_sync_always": True,
+            "inherited_settings": stack.inherited,
+            "setup_s": round(stack.setup_s, 2),
+        },
+        "cells": [
+            {
+                **m.result.as_dict(),
+                "label": m.cell.label,
+                "vs_echo": None if (x := ratio_to_echo(measured, m)) is None else round(x, 3),
+                "outbox_backlog": m.state.unpublished if m.state else None,
+            }
+            for m in measured
+        ],
+        "events": {
+            "created": workloads.created,
+            "linked": workloads.linked,
+            "expected": workloads.created + workloads.linked,
+            "outbox_rows": events.state.outbox_rows,
+            "unpublished": events.state.unpublished,
+            "on_stream": events.state.on_stream,
+            "by_subject": events.by_subject,
+            "customers": events.state.customers,
+            "identities": events.state.identities,
+            "drained_s": round(events.drained_s, 3),
+            "reused_for_attach": workloads.reused_for_attach,
+            "ok": events_ok,
+        },
+        "service": {
+            "exit_code": identity_exit,
+            "metrics": events.metrics,
+            "log_problems": dict(problems),
+        },
+    }
+
+
+def concurrency_list(value: str) -> list[int]:
+    try:
+        levels = [int(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not a comma-separated list of numbers: {value}"
+        ) from None
+    if not levels or any(n < 1 for n in levels):
+        raise argparse.ArgumentTypeError("concurrency levels must be positive")
+    return levels
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--duration", type=float, default=5.0, help="seconds of load per cell (default 5)"
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=concurrency_list,
+        default=[1, 64],
+        help="comma-separated concurrent callers per cell (default 1,64)",
+    )
+    parser.add_argument(
+        "--json",
+        nargs="?",
+        const="-",
+        metavar="PATH",
+        help="also write the results as JSON: to PATH, or to stdout (the table then goes to "
+        "stderr) when no PATH is given",
+    )
+    args = parser.parse_args()
+    if args.duration <= 0:
+        parser.error("--duration must be positive")
+    out = Report(sys.stderr if args.json == "-" else sys.stdout)
+
+    def terminate(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, terminate)
+    cleanup = Cleanup()
+    try:
+        document = asyncio.run(run(args, out, cleanup))
+    except KeyboardInterrupt:
+        out("interrupted: cleaning up")
+        return 130
+    finally:
+        cleanup.run()
+    if args.json == "-":
+        json.dump(document, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    elif args.json:
+        Path(args.json).write_text(json.dumps(document, indent=2) + "\n")
+        out(f"JSON written to {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
