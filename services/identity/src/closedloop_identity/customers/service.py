@@ -106,9 +106,11 @@ class CustomerService:
         check_attributes(attributes)
         claims = dedupe(claims)
         repo = CustomerRepository(session)
-        policy = await self.policy(session, tenant_id)
         await repo.lock_identities(tenant_id, [c.key for c in claims])
         owners = await self._lock_owners(repo, tenant_id, [c.key for c in claims])
+        # The policy only matters when several customers hold the claims.
+        several = len({o.customer_id for o in owners.values()}) > 1
+        policy = await self.policy(session, tenant_id) if several else MergePolicy()
         plan = plan_resolution(claims, owners, policy)
         now = self._now()
         created = plan.survivor is None
@@ -166,22 +168,20 @@ class CustomerService:
     ) -> dict[IdentityKey, Owner]:
         """Who holds each key, with those customers row-locked. Repeats until the holders found
         before and after locking agree (a concurrent merge may move identities in between)."""
-        locked: set[str] = set()
+        locked: dict[str, CustomerRow] = {}
         while True:
             rows = await repo.find_identities(tenant_id, keys)
             rows = [r for r in rows if not await self._expired(repo, r)]
-            holders = {r.customer_id for r in rows}
-            if holders <= locked:
-                customers = {c.id: c for c in await repo.lock_customers(locked)}
-                owners = {}
-                for r in rows:
-                    c = customers[r.customer_id]
-                    owners[IdentityKey(Kind(r.kind), r.scope, r.value)] = Owner(
-                        c.id, _utc(c.created_at)
+            new = {r.customer_id for r in rows} - locked.keys()
+            if not new:
+                return {
+                    IdentityKey(Kind(r.kind), r.scope, r.value): Owner(
+                        r.customer_id, _utc(locked[r.customer_id].created_at)
                     )
-                return owners
-            locked |= holders
-            await repo.lock_customers(locked)
+                    for r in rows
+                }
+            for customer in await repo.lock_customers(new):
+                locked[customer.id] = customer
 
     async def _expired(self, repo: CustomerRepository, row: IdentityRow) -> bool:
         """A pending id past its 90 days names nobody any more: drop it, so it can be reused."""
