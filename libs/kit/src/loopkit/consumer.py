@@ -205,9 +205,16 @@ class EventConsumer:
                 "Closedloop-Consumer": self.durable,
                 "Closedloop-Error": reason[:1000],
                 "Closedloop-Delivered": str(msg.metadata.num_delivered),
-                "Nats-Msg-Id": f"dlq:{self.durable}:{event_id or msg.metadata.sequence.stream}",
+                # Keyed by the stream sequence of this message: a redelivery of it after a crash
+                # is dropped as a duplicate, but the same event failing again after a replay (a
+                # new message) is dead-lettered again instead of silently acked away.
+                "Nats-Msg-Id": (
+                    f"dlq:{self.durable}:{event_id or '-'}:{msg.metadata.sequence.stream}"
+                ),
             }
         )
+        if event_id:
+            headers["Closedloop-Event-Id"] = event_id
         await self._js.publish(f"{DEAD_LETTER_ROOT}.{self.durable}", msg.data, headers=headers)
         await msg.ack()
         _handled.add(1, {"consumer": self.durable, "outcome": "dead_lettered"})

@@ -44,7 +44,9 @@ async def list_dead_letters(
             original_subject=headers.get("Closedloop-Original-Subject", ""),
             error=headers.get("Closedloop-Error", ""),
             delivered=headers.get("Closedloop-Delivered", ""),
-            event_id=headers.get("Nats-Msg-Id", "").rsplit(":", 1)[-1],
+            # Older letters carried the event id (or stream sequence) last in their Nats-Msg-Id.
+            event_id=headers.get("Closedloop-Event-Id")
+            or headers.get("Nats-Msg-Id", "").rsplit(":", 1)[-1],
             data=raw.data or b"",
             headers=headers,
         )

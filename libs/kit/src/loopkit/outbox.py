@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from nats.js import JetStreamContext
 from opentelemetry import metrics
-from sqlalchemy import func, select, update
+from sqlalchemy import Row, Select, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from loopkit.db import is_sqlite
@@ -62,36 +63,60 @@ class OutboxRelay:
 
     async def publish_pending(self) -> int:
         """One batch: publish unsent rows in id order and mark them sent. Returns how many."""
+        if not self._skip_locked:
+            return await self._publish_pending_sqlite()
         async with self._sessions() as session, session.begin():
-            stmt = (
-                select(
-                    self._outbox.c.id,
-                    self._outbox.c.subject,
-                    self._outbox.c.data,
-                    self._outbox.c.headers,
-                )
-                .where(self._outbox.c.published_at.is_(None))
-                .order_by(self._outbox.c.id)
-                .limit(self._batch_size)
-            )
-            if self._skip_locked:
-                # Several replicas may relay at once; each takes rows no other holds.
-                stmt = stmt.with_for_update(skip_locked=True)
-            rows = (await session.execute(stmt)).all()
+            # Several replicas may relay at once; each takes rows no other holds.
+            rows = (await session.execute(self._pending().with_for_update(skip_locked=True))).all()
             if not rows:
                 return 0
-            futures = [
-                await self._js.publish_async(row.subject, row.data, headers=dict(row.headers))
-                for row in rows
-            ]
-            acks = await asyncio.wait_for(asyncio.gather(*futures), self._publish_timeout_s)
-            duplicates = sum(1 for ack in acks if ack.duplicate)
+            duplicates = await self._publish(rows)
             await self._mark_sent(session, [row.id for row in rows])
-        _published.add(len(rows))
+        self._count(len(rows), duplicates)
+        return len(rows)
+
+    async def _publish_pending_sqlite(self) -> int:
+        # SQLite has one write lock for the whole database, and every transaction takes it: a
+        # transaction held open while waiting for JetStream's acks (up to publish_timeout_s when
+        # NATS is down) would stall every write of the service. So read, publish and mark sent in
+        # separate steps; a crash in between re-publishes, and JetStream drops the duplicates.
+        async with self._sessions() as session, session.begin():
+            rows = (await session.execute(self._pending())).all()
+        if not rows:
+            return 0
+        duplicates = await self._publish(rows)
+        async with self._sessions() as session, session.begin():
+            await self._mark_sent(session, [row.id for row in rows])
+        self._count(len(rows), duplicates)
+        return len(rows)
+
+    def _pending(self) -> Select[tuple[str, str, bytes, dict[str, str]]]:
+        return (
+            select(
+                self._outbox.c.id,
+                self._outbox.c.subject,
+                self._outbox.c.data,
+                self._outbox.c.headers,
+            )
+            .where(self._outbox.c.published_at.is_(None))
+            .order_by(self._outbox.c.id)
+            .limit(self._batch_size)
+        )
+
+    async def _publish(self, rows: Sequence[Row[tuple[str, str, bytes, dict[str, str]]]]) -> int:
+        """Publish and wait for every ack; returns how many JetStream already had."""
+        futures = [
+            await self._js.publish_async(row.subject, row.data, headers=dict(row.headers))
+            for row in rows
+        ]
+        acks = await asyncio.wait_for(asyncio.gather(*futures), self._publish_timeout_s)
+        return sum(1 for ack in acks if ack.duplicate)
+
+    def _count(self, published: int, duplicates: int) -> None:
+        _published.add(published)
         if duplicates:
             _duplicates.add(duplicates)
-            log.info("outbox: %d of %d events were already on the stream", duplicates, len(rows))
-        return len(rows)
+            log.info("outbox: %d of %d events were already on the stream", duplicates, published)
 
     async def _mark_sent(self, session: AsyncSession, ids: list[str]) -> None:
         await session.execute(

@@ -1,0 +1,249 @@
+"""The gRPC bootstrap as a client sees it: status codes for domain errors, no leaked internals,
+deadlines, the bearer token, tenancy and health."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+
+import grpc
+import pytest
+import pytest_asyncio
+from google.protobuf.wrappers_pb2 import StringValue
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from loopkit import errors
+from loopkit.grpc_server import GrpcServer
+from loopkit.tenancy import require_tenant
+
+SERVICE = "loopkit.test.Probe"
+TOKEN = "s3cret-token"
+DEADLINE_S = 0.5
+ERRORS: dict[str, errors.DomainError] = {
+    "invalid": errors.InvalidArgument("must be a phone number", field="phone"),
+    "not_found": errors.NotFound("no such customer", field="customer_id"),
+    "exists": errors.AlreadyExists("already linked", field="identity"),
+    "precondition": errors.FailedPrecondition("customer was forgotten", field="customer_id"),
+    "denied": errors.PermissionDenied("not your tenant", field="tenant_id"),
+    "conflict": errors.Conflict("concurrent merge"),
+}
+
+
+async def _fail(request: StringValue, context: grpc.aio.ServicerContext) -> StringValue:
+    raise ERRORS[request.value]
+
+
+async def _crash(request: StringValue, context: grpc.aio.ServicerContext) -> StringValue:
+    raise RuntimeError(f"secret internals: {request.value}")
+
+
+async def _unreachable_db(request: StringValue, context: grpc.aio.ServicerContext) -> StringValue:
+    raise ConnectionRefusedError(111, "Connect call failed ('10.0.0.9', 5432)")
+
+
+async def _abort(request: StringValue, context: grpc.aio.ServicerContext) -> StringValue:
+    await context.abort(grpc.StatusCode.OUT_OF_RANGE, "aborted by the servicer")
+    raise AssertionError("abort returned")
+
+
+async def _sleep(request: StringValue, context: grpc.aio.ServicerContext) -> StringValue:
+    await asyncio.sleep(float(request.value))
+    return StringValue(value="done")
+
+
+async def _tenant(request: StringValue, context: grpc.aio.ServicerContext) -> StringValue:
+    return StringValue(value=require_tenant(request.value))
+
+
+METHODS: dict[str, Callable[[StringValue, grpc.aio.ServicerContext], Awaitable[StringValue]]] = {
+    "Fail": _fail,
+    "Crash": _crash,
+    "UnreachableDb": _unreachable_db,
+    "Abort": _abort,
+    "Sleep": _sleep,
+    "Tenant": _tenant,
+}
+
+
+def _register(server: grpc.aio.Server) -> None:
+    handlers = {
+        name: grpc.unary_unary_rpc_method_handler(
+            fn,
+            request_deserializer=StringValue.FromString,
+            response_serializer=StringValue.SerializeToString,
+        )
+        for name, fn in METHODS.items()
+    }
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
+
+
+@dataclass
+class Probe:
+    server: GrpcServer
+    channel: grpc.aio.Channel
+
+    async def call(
+        self, method: str, value: str = "", metadata: tuple[tuple[str, str], ...] = ()
+    ) -> StringValue:
+        rpc = self.channel.unary_unary(
+            f"/{SERVICE}/{method}",
+            request_serializer=StringValue.SerializeToString,
+            response_deserializer=StringValue.FromString,
+        )
+        result: StringValue = await rpc(StringValue(value=value), metadata=metadata, timeout=10)
+        return result
+
+    async def health(self, service: str = "") -> int:
+        stub = health_pb2_grpc.HealthStub(self.channel)
+        reply = await stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=5)
+        return int(reply.status)
+
+
+async def _started(api_token: str | None) -> tuple[GrpcServer, grpc.aio.Channel]:
+    server = GrpcServer("127.0.0.1", 0, default_deadline_s=DEADLINE_S, api_token=api_token)
+    server.add(_register, [SERVICE])
+    await server.start()
+    return server, grpc.aio.insecure_channel(f"127.0.0.1:{server.port}")
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def probe(span_exporter: InMemorySpanExporter) -> AsyncIterator[Probe]:
+    server, channel = await _started(api_token=None)
+    await server.set_serving(True)
+    yield Probe(server, channel)
+    await channel.close()
+    await server.stop(0)
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def guarded() -> AsyncIterator[Probe]:
+    """A server that wants a bearer token."""
+    server, channel = await _started(api_token=TOKEN)
+    await server.set_serving(True)
+    yield Probe(server, channel)
+    await channel.close()
+    await server.stop(0)
+
+
+@pytest.mark.parametrize(
+    ("kind", "code"),
+    [
+        ("invalid", grpc.StatusCode.INVALID_ARGUMENT),
+        ("not_found", grpc.StatusCode.NOT_FOUND),
+        ("exists", grpc.StatusCode.ALREADY_EXISTS),
+        ("precondition", grpc.StatusCode.FAILED_PRECONDITION),
+        ("denied", grpc.StatusCode.PERMISSION_DENIED),
+        ("conflict", grpc.StatusCode.ABORTED),
+    ],
+)
+async def test_domain_errors_map_to_status_codes_with_reason_and_field(
+    probe: Probe, kind: str, code: grpc.StatusCode
+) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await probe.call("Fail", kind)
+    err = caught.value
+    expected = ERRORS[kind]
+    assert err.code() == code
+    assert expected.reason in (err.details() or "")
+    trailing = dict(err.trailing_metadata() or ())
+    assert trailing.get("closedloop-field") == expected.field
+
+
+async def test_unexpected_exception_is_internal_without_internals(probe: Probe) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await probe.call("Crash", "password=hunter2")
+    err = caught.value
+    details = err.details() or ""
+    assert err.code() == grpc.StatusCode.INTERNAL
+    # A trace id ops can look up; nothing of the exception itself.
+    assert re.fullmatch(r"internal error \(trace [0-9a-f]{32}\)", details), details
+    assert "hunter2" not in details
+    assert "secret" not in details
+    assert "Traceback" not in details
+    assert "closedloop-field" not in dict(err.trailing_metadata() or ())
+
+
+async def test_lost_database_is_unavailable_not_internal(probe: Probe) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await probe.call("UnreachableDb")
+    assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert "10.0.0.9" not in (caught.value.details() or "")
+
+
+async def test_servicer_abort_keeps_its_own_status(probe: Probe) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await probe.call("Abort")
+    assert caught.value.code() == grpc.StatusCode.OUT_OF_RANGE
+    assert caught.value.details() == "aborted by the servicer"
+
+
+async def test_call_without_client_deadline_gets_the_default_one(probe: Probe) -> None:
+    rpc = probe.channel.unary_unary(
+        f"/{SERVICE}/Sleep",
+        request_serializer=StringValue.SerializeToString,
+        response_deserializer=StringValue.FromString,
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        # No timeout from the client: the server's default deadline applies.
+        await rpc(StringValue(value=str(DEADLINE_S * 10)))
+    assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert "/Sleep" in (caught.value.details() or "")
+
+
+async def test_bearer_token_is_required_but_health_stays_open(guarded: Probe) -> None:
+    for metadata in [(), (("authorization", "Bearer wrong"),), (("authorization", TOKEN),)]:
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await guarded.call("Tenant", "t1", metadata)
+        assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        assert TOKEN not in (caught.value.details() or "")
+    ok = await guarded.call("Tenant", "t1", (("authorization", f"Bearer {TOKEN}"),))
+    assert ok.value == "t1"
+    assert await guarded.health() == health_pb2.HealthCheckResponse.SERVING
+    assert await guarded.health(SERVICE) == health_pb2.HealthCheckResponse.SERVING
+
+
+async def test_tenant_from_metadata_reaches_the_domain(probe: Probe) -> None:
+    bound = (("x-tenant-id", "t-acme"),)
+    assert (await probe.call("Tenant", "", bound)).value == "t-acme"
+    assert (await probe.call("Tenant", "t-acme", bound)).value == "t-acme"
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await probe.call("Tenant", "t-other", bound)
+    assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert dict(caught.value.trailing_metadata() or ()).get("closedloop-field") == "tenant_id"
+    # The binding belongs to its call only: the next call without metadata has no tenant.
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await probe.call("Tenant", "")
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert (await probe.call("Tenant", "t-other")).value == "t-other"
+
+
+async def test_health_is_not_serving_until_ready_and_again_while_draining() -> None:
+    server, channel = await _started(api_token=None)
+    probe = Probe(server, channel)
+    try:
+        for name in ("", SERVICE):
+            assert await probe.health(name) == health_pb2.HealthCheckResponse.NOT_SERVING
+        await server.set_serving(True)
+        for name in ("", SERVICE):
+            assert await probe.health(name) == health_pb2.HealthCheckResponse.SERVING
+
+        # A load balancer watching health hears NOT_SERVING as soon as the drain begins.
+        stub = health_pb2_grpc.HealthStub(channel)
+        watch = stub.Watch(health_pb2.HealthCheckRequest(service=SERVICE))
+        first = await watch.read()
+        assert first.status == health_pb2.HealthCheckResponse.SERVING
+        in_flight = asyncio.create_task(probe.call("Sleep", "0.4"))
+        await asyncio.sleep(0.1)
+        stopping = asyncio.create_task(server.stop(grace_s=2.0))
+        update = await asyncio.wait_for(watch.read(), 5)
+        assert update.status == health_pb2.HealthCheckResponse.NOT_SERVING
+        watch.cancel()  # or the endless watch holds the drain for its whole grace period
+        # The call in flight when the drain began still finishes, within the grace period.
+        assert (await in_flight).value == "done"
+        await stopping
+    finally:
+        await channel.close()
+        await server.stop(0)

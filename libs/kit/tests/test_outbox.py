@@ -1,0 +1,170 @@
+"""The transactional outbox and its relay: committed events reach JetStream exactly once, whatever
+dies on the way."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Awaitable
+from pathlib import Path
+
+import nats
+from kit_testbed import (
+    KIT,
+    Database,
+    Stream,
+    customer_created,
+    finish,
+    run_helper,
+    start_helper,
+    unsent_count,
+)
+from nats.aio.client import Client
+from sqlalchemy import select
+
+from loopkit import natsio
+from loopkit.events import Outbox, stream_for
+from loopkit.natsserver import NatsServer, free_port
+from loopkit.outbox import OutboxRelay
+from loopkit.testing import eventually, read_events
+
+
+async def _write_events(database: Database, producer: str, n: int) -> list[str]:
+    """N events, committed in the outbox the way a service writes them (one per transaction)."""
+    outbox = Outbox(KIT, producer)
+    ids = []
+    for _ in range(n):
+        env = customer_created(producer)
+        async with database.sessions() as session, session.begin():
+            await outbox.add(session, env)
+        ids.append(env.id)
+    return ids
+
+
+async def _published_at(database: Database) -> list[object]:
+    async with database.sessions() as session:
+        rows = await session.execute(select(KIT.outbox.c.published_at))
+        return [r for (r,) in rows.all()]
+
+
+async def test_relay_killed_between_publish_and_mark_sent_publishes_exactly_once(
+    database: Database, stream: Stream, nats_server: NatsServer, nats_client: Client
+) -> None:
+    ids = await _write_events(database, stream.producer, 5)
+
+    crashed = await run_helper(
+        "relay_proc.py",
+        database.url,
+        nats_server.url,
+        "--batch-size",
+        "3",
+        "--crash-after-publish",
+    )
+    assert crashed.returncode == 137, crashed.output
+    assert "crashing after publishing 3 events" in crashed.output
+    js = nats_client.jetstream()
+    # The first batch is on the stream, yet every row is still unsent in the outbox.
+    assert (await js.stream_info(stream.name)).state.messages == 3
+    assert await unsent_count(database.sessions) == 5
+
+    restarted = await run_helper("relay_proc.py", database.url, nats_server.url)
+    assert restarted.returncode == 0, restarted.output
+    assert "published 5" in restarted.output
+    # JetStream recognised the three re-published events as the ones it already had.
+    assert "3 of 5 events were already on the stream" in restarted.output
+
+    info = await js.stream_info(stream.name)
+    assert info.state.messages == 5
+    on_stream = Counter(e.id for e in await read_events(nats_client, stream.name))
+    assert on_stream == Counter({event_id: 1 for event_id in ids})
+    assert await unsent_count(database.sessions) == 0
+    assert all(at is not None for at in await _published_at(database))
+
+
+async def test_relay_started_while_nats_is_down_publishes_everything_once_it_is_back(
+    database: Database, producer: str, tmp_path: Path
+) -> None:
+    server = NatsServer(tmp_path / "nats", port=free_port())
+    server.start()
+    try:
+        nc = await nats.connect(server.url)
+        await natsio.ensure_service_streams(nc.jetstream(), producer, replicas=1)
+        await nc.close()
+        server.stop()
+        ids = await _write_events(database, producer, 4)
+
+        relay = await start_helper("relay_proc.py", database.url, server.url)
+        try:
+            # It is up, waiting for NATS, and publishes nothing meanwhile.
+            await asyncio.sleep(1.5)
+            assert relay.returncode is None
+            assert await unsent_count(database.sessions) == 4
+            server.start()
+            done = await finish(relay)
+        finally:
+            if relay.returncode is None:
+                relay.kill()
+                await relay.wait()
+        assert done.returncode == 0, done.output
+        assert "published 4" in done.output
+
+        nc = await nats.connect(server.url)
+        try:
+            assert (await nc.jetstream().stream_info(stream_for(producer))).state.messages == 4
+            events = await read_events(nc, stream_for(producer))
+        finally:
+            await nc.close()
+        assert Counter(e.id for e in events) == Counter({event_id: 1 for event_id in ids})
+        assert await unsent_count(database.sessions) == 0
+    finally:
+        server.stop()
+
+
+async def test_running_relay_rides_out_a_nats_crash(
+    database: Database, producer: str, tmp_path: Path
+) -> None:
+    """Events committed while NATS is dead wait in the outbox and go out once, after it is back;
+    meanwhile a relay stuck waiting for JetStream holds up no write of the service."""
+    server = NatsServer(tmp_path / "nats", port=free_port())
+    server.start()
+    nc = await natsio.connect(server.url, name="relay-test")
+    js = nc.jetstream()
+    stop = asyncio.Event()
+    # A long publish timeout: the relay's pass against the dead server lasts the whole outage.
+    relay = OutboxRelay(database.sessions, KIT, js, poll_interval_s=0.05, publish_timeout_s=60)
+    task = asyncio.create_task(relay.run(stop))
+    try:
+        await natsio.ensure_service_streams(js, producer, replicas=1)
+        before = await _write_events(database, producer, 2)
+        relay.wake()
+        await eventually(lambda: _zero(unsent_count(database.sessions)))
+
+        server.stop(kill=True)
+        during = await _write_events(database, producer, 1)
+        relay.wake()
+        await eventually(lambda: _true(js.publish_async_pending() > 0))  # relay waits for acks
+        # Well within a call's default deadline (10 s), though the relay's pass is still waiting.
+        during += await asyncio.wait_for(_write_events(database, producer, 2), 8)
+        assert not task.done()
+        assert await unsent_count(database.sessions) == 3
+
+        server.start()
+        await eventually(lambda: _zero(unsent_count(database.sessions)), timeout_s=20)
+        assert (await js.stream_info(stream_for(producer))).state.messages == 5
+        events = await read_events(nc, stream_for(producer))
+        assert Counter(e.id for e in events) == Counter({i: 1 for i in before + during})
+    finally:
+        stop.set()
+        if server.process is None:
+            server.start()  # lets a relay still waiting on the dead server finish its pass
+        await asyncio.wait_for(task, 20)
+        await nc.close()
+        server.stop()
+
+
+async def _true(value: bool) -> bool:
+    return value
+
+
+async def _zero(count: Awaitable[int]) -> bool:
+    return await count == 0

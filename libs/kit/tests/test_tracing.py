@@ -1,0 +1,76 @@
+"""One trace across the event hop: the producer's span → outbox → NATS headers → consumer span."""
+
+from __future__ import annotations
+
+from kit_testbed import EVENT_TYPE, KIT, Database, Stream, applied_counts, record_applied
+from nats.js import JetStreamContext
+from opentelemetry import trace
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from closedloop.events.v1.envelope_pb2 import Envelope
+from closedloop.events.v1.identity_events_pb2 import CustomerCreated
+from loopkit.consumer import EventConsumer, Subscription
+from loopkit.events import Outbox
+from loopkit.outbox import OutboxRelay
+from loopkit.testing import eventually
+
+
+async def test_consumer_span_continues_the_trace_of_the_emitting_request(
+    database: Database, stream: Stream, js: JetStreamContext, span_exporter: InMemorySpanExporter
+) -> None:
+    tracer = trace.get_tracer("loopkit-tests")
+    with tracer.start_as_current_span("resolve customer") as request_span:
+        async with database.sessions() as session, session.begin():
+            env = await Outbox(KIT, stream.producer).emit(
+                session,
+                EVENT_TYPE,
+                tenant_id="t-trace",
+                customer_id="c-trace",
+                payload=CustomerCreated(customer_id="c-trace"),
+            )
+    request = request_span.get_span_context()
+    trace_id = format(request.trace_id, "032x")
+
+    await OutboxRelay(database.sessions, KIT, js).flush()
+    raw = await js.get_last_msg(stream.name, f"{stream.subjects[:-1]}{EVENT_TYPE}")
+    assert raw.headers is not None
+    assert raw.headers["Nats-Msg-Id"] == env.id
+    version, header_trace, parent_span, _flags = raw.headers["traceparent"].split("-")
+    assert (version, header_trace) == ("00", trace_id)
+    assert parent_span == format(request.span_id, "016x")
+
+    seen_in_handler: list[int] = []
+
+    async def handler(session: AsyncSession, envelope: Envelope) -> None:
+        seen_in_handler.append(trace.get_current_span().get_span_context().trace_id)
+        await record_applied(session, envelope)
+
+    consumer = EventConsumer(
+        f"svc{stream.producer}",
+        Subscription("tracer", stream.name, [stream.subjects], {EVENT_TYPE: handler}),
+        database.sessions,
+        KIT,
+        js,
+    )
+    await consumer.start()
+
+    async def applied() -> bool:
+        await consumer.poll(timeout_s=0.2)
+        return env.id in await applied_counts(database.sessions)
+
+    await eventually(applied)
+    assert seen_in_handler == [request.trace_id]
+    consumed = [
+        s
+        for s in span_exporter.get_finished_spans()
+        if s.attributes and s.attributes.get("messaging.message.id") == env.id
+    ]
+    assert len(consumed) == 1
+    span = consumed[0]
+    assert span.name == f"consume {EVENT_TYPE}"
+    assert span.kind == SpanKind.CONSUMER
+    assert span.context.trace_id == request.trace_id
+    assert span.parent is not None
+    assert span.parent.span_id == request.span_id
