@@ -5,119 +5,166 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import sys
+from collections.abc import Sequence
 
-from loopkit import deadletters, migrations
-from loopkit.servicelist import listed_services
-from loopkit.settings import load_settings
+import nats
+from nats.aio.client import Client
+from nats.js import JetStreamContext
 
-DEFAULT_NATS_URL = "nats://127.0.0.1:4250"
+from loopkit import deadletters
+from loopkit.runner import (
+    PlatformError,
+    load_services,
+    migrate,
+    nats_url_from_env,
+    run_platform,
+    safe_url,
+    settings_for,
+)
 
 
 def _cmd_run(_args: argparse.Namespace) -> int:
-    from loopkit.runner import run_platform
-
     return run_platform()
 
 
 def _cmd_services(_args: argparse.Namespace) -> int:
-    for service in listed_services():
-        spec = service.definition().spec
-        print(f"{spec.name:14} gRPC {spec.grpc_port:<6} HTTP {spec.http_port:<6} {service.module}")
+    for service, definition in load_services():
+        s = settings_for(definition)
+        print(
+            f"{service.name:14} gRPC {s.grpc_host}:{s.grpc_port:<6} "
+            f"HTTP {s.http_host}:{s.http_port:<6} {service.module}"
+        )
     return 0
 
 
 def _cmd_migrate(args: argparse.Namespace) -> int:
-    services = listed_services()
-    unknown = set(args.services) - {s.name for s in services}
+    services = load_services()
+    unknown = set(args.services) - {s.name for s, _ in services}
     if unknown:
-        print(f"unknown service(s): {', '.join(sorted(unknown))}", file=sys.stderr)
-        return 2
-    for service in services:
+        raise PlatformError(f"unknown service(s): {', '.join(sorted(unknown))}", exit_code=2)
+    for service, definition in services:
         if args.services and service.name not in args.services:
             continue
-        definition = service.definition()
-        url = load_settings(definition.spec).resolved_database_url()
-        migrations.upgrade(definition.migrations_dir, url)
-        print(f"{service.name}: migrated")
+        settings = settings_for(definition)
+        migrate(service.name, definition, settings)
+        print(f"{service.name}: migrated {safe_url(settings.resolved_database_url())}")
+    return 0
+
+
+async def _connect(url: str) -> Client:
+    """One quick attempt: an operator's command should fail fast, not reconnect forever."""
+    errors: list[Exception] = []
+
+    async def remember(exc: Exception) -> None:
+        errors.append(exc)
+
+    try:
+        # max_reconnect_attempts=0 would mean "forever" in nats-py's server selection.
+        return await asyncio.wait_for(
+            nats.connect(
+                url,
+                name="closedloop-cli",
+                connect_timeout=2,
+                allow_reconnect=False,
+                max_reconnect_attempts=1,
+                reconnect_time_wait=0.1,
+                error_cb=remember,
+            ),
+            5,
+        )
+    except Exception as exc:  # nats-py raises several unrelated types here
+        reason = errors[-1] if errors else exc
+        raise PlatformError(
+            f"cannot reach NATS at {url}: {reason or type(reason).__name__} "
+            "(is `make run` running? or set CLOSEDLOOP_NATS_URL)",
+            exit_code=2,
+        ) from None
+
+
+def _print_letters(letters: list[deadletters.DeadLetter], as_json: bool) -> None:
+    if as_json:
+        fields = [{k: v for k, v in vars(d).items() if k != "data"} for d in letters]
+        print(json.dumps(fields, indent=2, default=str))
+        return
+    for d in letters:
+        print(
+            f"#{d.seq} {d.consumer} {d.original_subject} event={d.event_id} "
+            f"deliveries={d.delivered} error={d.error}"
+        )
+    print(f"{len(letters)} dead letter(s)")
+
+
+async def _replay(
+    js: JetStreamContext, letters: list[deadletters.DeadLetter], seqs: set[int]
+) -> int:
+    chosen = [d for d in letters if not seqs or d.seq in seqs]
+    for d in chosen:
+        await deadletters.replay(js, d)
+        print(f"replayed #{d.seq} to {d.original_subject}")
+    missing = seqs - {d.seq for d in chosen}
+    if missing:
+        print(f"no dead letter #{', #'.join(map(str, sorted(missing)))}", file=sys.stderr)
+        return 1
+    print(f"{len(chosen)} replayed")
     return 0
 
 
 async def _deadletters(args: argparse.Namespace) -> int:
-    from loopkit.natsio import connect
-
-    url = os.environ.get("CLOSEDLOOP_NATS_URL", DEFAULT_NATS_URL)
-    try:
-        nc = await asyncio.wait_for(connect(url, name="closedloop-cli"), 5)
-    except Exception as exc:
-        print(f"cannot reach NATS at {url}: {exc or type(exc).__name__}", file=sys.stderr)
-        return 2
+    url = nats_url_from_env()
+    nc = await _connect(url)
     try:
         js = nc.jetstream()
         letters = await deadletters.list_dead_letters(js, consumer=args.consumer)
         if args.action == "list":
-            if args.json:
-                print(
-                    json.dumps(
-                        [{k: v for k, v in vars(d).items() if k != "data"} for d in letters],
-                        indent=2,
-                        default=str,
-                    )
-                )
-            else:
-                for d in letters:
-                    print(
-                        f"#{d.seq} {d.consumer} {d.original_subject} event={d.event_id} "
-                        f"deliveries={d.delivered} error={d.error}"
-                    )
-                print(f"{len(letters)} dead letter(s)")
+            _print_letters(letters, args.json)
             return 0
-        chosen = letters if args.all else [d for d in letters if d.seq in set(args.seq)]
-        missing = set() if args.all else set(args.seq) - {d.seq for d in chosen}
-        for d in chosen:
-            await deadletters.replay(js, d)
-            print(f"replayed #{d.seq} to {d.original_subject}")
-        if missing:
-            print(f"no dead letter #{', #'.join(map(str, sorted(missing)))}", file=sys.stderr)
-            return 1
-        return 0
+        return await _replay(js, letters, set() if args.all else set(args.seq))
+    except nats.errors.Error as exc:
+        raise PlatformError(f"NATS at {url}: {exc or type(exc).__name__}", exit_code=2) from None
     finally:
         await nc.close()
 
 
 def _cmd_deadletters(args: argparse.Namespace) -> int:
-    if args.action == "replay" and not (args.all or args.seq):
-        print("replay needs --seq N … or --all", file=sys.stderr)
-        return 2
     return asyncio.run(_deadletters(args))
+
+
+def _deadletters_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    d = sub.add_parser("deadletters", help="list or replay dead-lettered events")
+    d.set_defaults(fn=_cmd_deadletters)
+    actions = d.add_subparsers(dest="action", required=True)
+    ls = actions.add_parser("list", help="list dead letters")
+    ls.add_argument("--consumer", help="only this consumer's dead letters")
+    ls.add_argument("--json", action="store_true", help="print JSON")
+    rp = actions.add_parser("replay", help="put dead letters back on their original subject")
+    rp.add_argument("--consumer", help="only this consumer's dead letters")
+    which = rp.add_mutually_exclusive_group(required=True)
+    which.add_argument("--seq", type=int, nargs="+", action="extend", help="sequence numbers")
+    which.add_argument("--all", action="store_true", help="every (matching) dead letter")
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="closedloop", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("run", help="start the whole platform locally").set_defaults(fn=_cmd_run)
-    sub.add_parser("services", help="list the services").set_defaults(fn=_cmd_services)
+    sub.add_parser("services", help="list the services and their ports").set_defaults(
+        fn=_cmd_services
+    )
     m = sub.add_parser("migrate", help="apply database migrations")
     m.add_argument("services", nargs="*", help="services to migrate (default: all)")
     m.set_defaults(fn=_cmd_migrate)
-    d = sub.add_parser("deadletters", help="list or replay dead-lettered events")
-    d.add_argument("action", choices=["list", "replay"])
-    d.add_argument("--consumer", help="only this consumer's dead letters")
-    d.add_argument("--seq", type=int, nargs="*", default=[], help="dead letters to replay")
-    d.add_argument("--all", action="store_true", help="replay every (matching) dead letter")
-    d.add_argument("--json", action="store_true", help="list as JSON")
-    d.set_defaults(fn=_cmd_deadletters)
+    _deadletters_parser(sub)
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return int(args.fn(args))
-    except FileNotFoundError as exc:
+    except PlatformError as exc:
         print(f"closedloop: {exc}", file=sys.stderr)
-        return 2
+        return exc.exit_code
 
 
 if __name__ == "__main__":

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
+import tomllib
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -16,20 +18,101 @@ from types import FrameType
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from pydantic import ValidationError
 from sqlalchemy.engine import make_url
 
 from loopkit import migrations
+from loopkit.db import is_sqlite
 from loopkit.natsserver import NatsServer
+from loopkit.runtime import ServiceDefinition
 from loopkit.servicelist import ListedService, listed_services
 from loopkit.settings import Settings, load_settings
 
 READY_TIMEOUT_S = 60.0
 STOP_GRACE_S = 15.0
+DEFAULT_NATS_PORT = 4250
+# A service stopped by our SIGTERM, or by the terminal's Ctrl-C before it installed its handlers.
+_CLEAN_EXITS = {0, -signal.SIGTERM, -signal.SIGINT}
+# Probes go straight to 127.0.0.1, whatever http_proxy/grpc_proxy the developer's shell sets.
+_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+class PlatformError(RuntimeError):
+    """Something the person running the command must fix; printed as one message."""
+
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def load_services() -> list[tuple[ListedService, ServiceDefinition]]:
+    """services.toml with each service's definition imported; any problem is a PlatformError."""
+    try:
+        listed = listed_services()
+    except FileNotFoundError as exc:
+        raise PlatformError(str(exc), exit_code=2) from None
+    except (tomllib.TOMLDecodeError, KeyError, TypeError, AttributeError) as exc:
+        raise PlatformError(f"services.toml is malformed: {exc!r}", exit_code=2) from None
+    loaded = []
+    for service in listed:
+        try:
+            loaded.append((service, service.definition()))
+        except (ImportError, AttributeError, TypeError) as exc:
+            raise PlatformError(
+                f"services.toml lists {service.name}, but {service.module} cannot be loaded: "
+                f"{exc} (is it installed? make install)",
+                exit_code=2,
+            ) from None
+        if loaded[-1][1].spec.name != service.name:
+            # Settings are read as CLOSEDLOOP_<SPEC.name>_*: the two names must agree.
+            raise PlatformError(
+                f"services.toml entry {service.name} is {service.module}, whose SPEC.name is "
+                f"{loaded[-1][1].spec.name!r}; use that name for the entry",
+                exit_code=2,
+            )
+    return loaded
+
+
+def nats_port() -> int:
+    raw = os.environ.get("CLOSEDLOOP_NATS_PORT", str(DEFAULT_NATS_PORT))
+    if not raw.isdigit():
+        raise PlatformError(f"CLOSEDLOOP_NATS_PORT must be a port number, not {raw!r}", 2)
+    return int(raw)
+
+
+def nats_url_from_env() -> str:
+    """CLOSEDLOOP_NATS_URL, else the bundled server's address (CLOSEDLOOP_NATS_PORT or 4250)."""
+    return os.environ.get("CLOSEDLOOP_NATS_URL") or f"nats://127.0.0.1:{nats_port()}"
+
+
+def settings_for(definition: ServiceDefinition) -> Settings:
+    try:
+        return load_settings(definition.spec)
+    except ValidationError as exc:
+        raise PlatformError(f"{definition.spec.name}: invalid settings: {exc}", 2) from None
+
+
+def safe_url(url: str) -> str:
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def migrate(name: str, definition: ServiceDefinition, settings: Settings) -> None:
+    url = settings.resolved_database_url()
+    database = make_url(url).database
+    if is_sqlite(url) and database and database != ":memory:":
+        Path(database).parent.mkdir(parents=True, exist_ok=True)  # SQLite makes files, not folders
+    try:
+        migrations.upgrade(definition.migrations_dir, url)
+    except Exception as exc:  # any driver or Alembic failure: the message is what matters
+        raise PlatformError(
+            f"{name}: migrations failed on {safe_url(url)}: {type(exc).__name__}: {exc}"
+        ) from None
 
 
 @dataclass
 class Child:
-    service: ListedService
+    name: str
+    module: str
     settings: Settings
     log_path: Path
     process: subprocess.Popen[bytes] | None = None
@@ -48,9 +131,24 @@ class Child:
         except OSError:
             return "(no log)"
 
+    def start(self) -> None:
+        with open(self.log_path, "ab") as log:
+            # Same process group as the runner: a terminal's Ctrl-C reaches every service at once.
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", self.module],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
 
-class PlatformError(RuntimeError):
-    """Something the person running `make run` must fix; printed as one message."""
+    def exited(self) -> int | None:
+        return None if self.process is None else self.process.poll()
+
+    def died(self, when: str) -> PlatformError:
+        return PlatformError(
+            f"{self.name} exited with code {self.exited()}{when}; "
+            f"last lines of {self.log_path}:\n{self.log_tail()}"
+        )
 
 
 class _StopRequested:
@@ -61,18 +159,42 @@ class _StopRequested:
         self.requested = True
 
 
-def _safe_url(url: str) -> str:
-    return make_url(url).render_as_string(hide_password=True)
+def _port_in_use(host: str, port: int) -> bool:
+    # SO_REUSEADDR: a socket of a previous run in TIME_WAIT is no conflict, a listener is.
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def _check_ports(ports: list[tuple[str, str, int, str]]) -> None:
+    """(what, host, port, how to move it); fail before starting anything that would collide.
+
+    Without this a second `make run` would find the first one's listeners and report them ready.
+    """
+    for what, host, port, remedy in ports:
+        if port == 0:
+            raise PlatformError(f"{what} needs a fixed port for make run; {remedy}", exit_code=2)
+        if _port_in_use(host, port):
+            raise PlatformError(
+                f"{what} port {host}:{port} is already in use (another `make run`?); {remedy}",
+                exit_code=2,
+            )
 
 
 def _ready(child: Child) -> bool:
+    """Its /readyz answers 200 and its gRPC health is SERVING."""
     try:
-        with urllib.request.urlopen(f"{child.http_url}/readyz", timeout=1) as reply:
+        with _NO_PROXY.open(f"{child.http_url}/readyz", timeout=1) as reply:
             if reply.status != 200:
                 return False
     except (urllib.error.URLError, OSError):
         return False
-    with grpc.insecure_channel(child.grpc_target) as channel:
+    options = [("grpc.enable_http_proxy", 0)]
+    with grpc.insecure_channel(child.grpc_target, options=options) as channel:
         try:
             status = health_pb2_grpc.HealthStub(channel).Check(
                 health_pb2.HealthCheckRequest(), timeout=1
@@ -82,33 +204,32 @@ def _ready(child: Child) -> bool:
     return bool(status.status == health_pb2.HealthCheckResponse.SERVING)
 
 
-def _wait_ready(child: Child, stop: _StopRequested) -> None:
+def _wait_ready(child: Child, stop: _StopRequested) -> bool:
+    """True once ready; False if a stop was requested meanwhile."""
     deadline = time.monotonic() + READY_TIMEOUT_S
-    assert child.process is not None
     while not _ready(child):
-        if child.process.poll() is not None:
-            raise PlatformError(
-                f"{child.service.name} exited with code {child.process.returncode} while starting; "
-                f"last lines of {child.log_path}:\n{child.log_tail()}"
-            )
+        if child.exited() is not None:
+            raise child.died(" while starting")
         if stop.requested:
-            raise PlatformError("stopped while starting")
+            return False
         if time.monotonic() > deadline:
             raise PlatformError(
-                f"{child.service.name} not ready after {READY_TIMEOUT_S:.0f}s; "
+                f"{child.name} not ready after {READY_TIMEOUT_S:.0f}s; "
                 f"last lines of {child.log_path}:\n{child.log_tail()}"
             )
         time.sleep(0.1)
+    return True
 
 
 def _print_table(children: list[Child], nats_url: str, state_dir: Path, bundled: bool) -> None:
-    rows = [("service", "gRPC", "HTTP", "database", "log")]
+    rows = [("service", "gRPC", "HTTP", "NATS", "database", "log")]
     rows += [
         (
-            c.service.name,
+            c.name,
             c.grpc_target,
             c.http_url,
-            _safe_url(c.settings.resolved_database_url()),
+            c.settings.nats_url,
+            safe_url(c.settings.resolved_database_url()),
             str(c.log_path),
         )
         for c in children
@@ -117,87 +238,137 @@ def _print_table(children: list[Child], nats_url: str, state_dir: Path, bundled:
     print("\nClosedLoop is running:\n")
     for row in rows:
         print("  " + "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
-    print(
-        f"\n  NATS (JetStream): {nats_url}"
-        + (f" (bundled, store {state_dir / 'nats'})" if bundled else "")
-    )
+    where = f"bundled, store {state_dir / 'nats'}" if bundled else "external"
+    print(f"\n  NATS (JetStream): {nats_url} ({where})")
     print(f"  Follow the logs: tail -f {state_dir / 'logs'}/*.log")
     print("  Stop: Ctrl-C\n", flush=True)
 
 
-def _stop_children(children: list[Child]) -> None:
-    running = [c for c in children if c.process is not None and c.process.poll() is None]
+def _stop_children(children: list[Child]) -> bool:
+    """SIGTERM, a grace period, then SIGKILL. True when every service stopped cleanly."""
+    running = [c for c in children if c.process is not None and c.exited() is None]
     for child in running:
         assert child.process is not None
         child.process.send_signal(signal.SIGTERM)
     deadline = time.monotonic() + STOP_GRACE_S
+    clean = True
     for child in running:
         assert child.process is not None
         try:
-            child.process.wait(max(0.1, deadline - time.monotonic()))
+            code = child.process.wait(max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
-            print(f"{child.service.name} did not stop within {STOP_GRACE_S:.0f}s; killing it")
+            print(f"{child.name} did not stop within {STOP_GRACE_S:.0f}s; killing it")
             child.process.kill()
             child.process.wait()
+            clean = False
+            continue
+        if code not in _CLEAN_EXITS:
+            print(f"{child.name} stopped with code {code}; see {child.log_path}")
+            clean = False
+    return clean
+
+
+@dataclass
+class _Platform:
+    state_dir: Path
+    stop: _StopRequested
+    nats: NatsServer | None = None
+    nats_url: str = ""
+
+    def __post_init__(self) -> None:
+        self.children: list[Child] = []
+
+    def plan(self) -> list[tuple[ListedService, ServiceDefinition, Settings]]:
+        """Decide NATS, then load every service's settings in the environment its child gets."""
+        self.nats_url = os.environ.get("CLOSEDLOOP_NATS_URL", "")
+        if not self.nats_url:
+            self.nats = NatsServer(self.state_dir / "nats", port=nats_port(), sync_always=True)
+            self.nats_url = self.nats.url
+        # Children inherit these, and settings_for (load_settings) reads the same values.
+        os.environ["CLOSEDLOOP_NATS_URL"] = self.nats_url
+        os.environ["CLOSEDLOOP_STATE_DIR"] = str(self.state_dir)
+        return [(s, d, settings_for(d)) for s, d in load_services()]
+
+    def check_ports(
+        self, services: list[tuple[ListedService, ServiceDefinition, Settings]]
+    ) -> None:
+        ports = []
+        if self.nats is not None:
+            remedy = "set CLOSEDLOOP_NATS_PORT, or CLOSEDLOOP_NATS_URL to use that server"
+            ports.append(("bundled NATS", self.nats.host, self.nats.port, remedy))
+        for service, _, s in services:
+            name = service.name
+            env = f"CLOSEDLOOP_{name.upper()}"
+            ports.append((f"{name} gRPC", s.grpc_host, s.grpc_port, f"set {env}_GRPC_PORT"))
+            ports.append((f"{name} HTTP", s.http_host, s.http_port, f"set {env}_HTTP_PORT"))
+        _check_ports(ports)
+
+    def start_nats(self) -> None:
+        if self.nats is None:
+            return
+        try:
+            self.nats.start()
+        except TimeoutError as exc:
+            raise PlatformError(
+                f"bundled nats-server did not start: {exc}; "
+                f"see {self.state_dir / 'nats' / 'nats-server.log'}"
+            ) from None
+        if self.nats.process is None or self.nats.process.poll() is not None:
+            raise PlatformError(
+                f"bundled nats-server exited; see {self.state_dir / 'nats' / 'nats-server.log'}"
+            )
+
+    def run(self) -> int:
+        services = self.plan()
+        self.check_ports(services)
+        self.start_nats()
+        for service, definition, settings in services:
+            migrate(service.name, definition, settings)
+            log_path = self.state_dir / "logs" / f"{service.name}.log"
+            self.children.append(Child(service.name, service.module, settings, log_path))
+        for child in self.children:
+            child.start()
+        if not all(_wait_ready(child, self.stop) for child in self.children):
+            return 0  # Ctrl-C while starting
+        _print_table(self.children, self.nats_url, self.state_dir, bundled=self.nats is not None)
+        while not self.stop.requested:
+            for child in self.children:
+                if child.exited() is not None:
+                    raise child.died("")
+            time.sleep(0.2)
+        return 0
+
+    def shutdown(self) -> bool:
+        started = self.children or (self.nats is not None and self.nats.process is not None)
+        if started:
+            print("stopping…", flush=True)
+        clean = _stop_children(self.children)
+        if self.nats is not None:
+            self.nats.stop()
+        if started:
+            print("stopped", flush=True)
+        return clean
 
 
 def run_platform() -> int:
+    """Start everything, serve until SIGINT/SIGTERM or a service dies, stop everything.
+
+    0 after a clean stop on request; 1 when a service failed or had to be killed; 2 when the
+    configuration (services.toml, ports) must be fixed first.
+    """
     state_dir = Path(os.environ.get("CLOSEDLOOP_STATE_DIR", ".closedloop")).resolve()
     (state_dir / "logs").mkdir(parents=True, exist_ok=True)
     stop = _StopRequested()
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
-
-    nats: NatsServer | None = None
-    nats_url = os.environ.get("CLOSEDLOOP_NATS_URL", "")
-    children: list[Child] = []
+    platform = _Platform(state_dir, stop)
+    code = 1
     try:
-        if not nats_url:
-            port = int(os.environ.get("CLOSEDLOOP_NATS_PORT", "4250"))
-            nats = NatsServer(state_dir / "nats", port=port, sync_always=True)
-            try:
-                nats.start()
-            except TimeoutError as exc:
-                raise PlatformError(
-                    f"bundled nats-server did not start on port {port}: {exc}; "
-                    f"see {state_dir / 'nats' / 'nats-server.log'}"
-                ) from None
-            nats_url = nats.url
-        # Children and the settings read below see the same environment.
-        os.environ["CLOSEDLOOP_NATS_URL"] = nats_url
-        os.environ["CLOSEDLOOP_STATE_DIR"] = str(state_dir)
-        for service in listed_services():
-            definition = service.definition()
-            settings = load_settings(definition.spec)
-            migrations.upgrade(definition.migrations_dir, settings.resolved_database_url())
-            children.append(Child(service, settings, state_dir / "logs" / f"{service.name}.log"))
-        for child in children:
-            with open(child.log_path, "ab") as log:
-                child.process = subprocess.Popen(
-                    [sys.executable, "-m", child.service.module],
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL,
-                )
-        for child in children:
-            _wait_ready(child, stop)
-        _print_table(children, nats_url, state_dir, bundled=nats is not None)
-        while not stop.requested:
-            for child in children:
-                assert child.process is not None
-                if child.process.poll() is not None:
-                    raise PlatformError(
-                        f"{child.service.name} exited with code {child.process.returncode}; "
-                        f"last lines of {child.log_path}:\n{child.log_tail()}"
-                    )
-            time.sleep(0.2)
-        print("stopping…", flush=True)
-        return 0
+        code = platform.run()
     except PlatformError as exc:
         print(f"make run: {exc}", file=sys.stderr, flush=True)
-        return 0 if stop.requested and str(exc) == "stopped while starting" else 1
+        code = exc.exit_code
     finally:
-        _stop_children(children)
-        if nats is not None:
-            nats.stop()
-        print("stopped", flush=True)
+        if not platform.shutdown():
+            code = code or 1
+    return code
