@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from nats.js import JetStreamContext
+
 from kit_testbed import (
     EVENT_TYPE,
     KIT,
@@ -12,8 +14,6 @@ from kit_testbed import (
     record_applied,
     run_helper,
 )
-from nats.js import JetStreamContext
-
 from loopkit.consumer import EventConsumer, Subscription
 from loopkit.events import subject_for
 from loopkit.natsserver import NatsServer

@@ -6,6 +6,10 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from nats.js import JetStreamContext
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from closedloop.events.v1.envelope_pb2 import Envelope
 from kit_testbed import (
     EVENT_TYPE,
     KIT,
@@ -15,10 +19,6 @@ from kit_testbed import (
     customer_created,
     record_applied,
 )
-from nats.js import JetStreamContext
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from closedloop.events.v1.envelope_pb2 import Envelope
 from loopkit.consumer import EventConsumer, Subscription
 from loopkit.deadletters import DeadLetter, list_dead_letters, replay
 from loopkit.errors import InvalidArgument

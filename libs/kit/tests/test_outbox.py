@@ -9,6 +9,9 @@ from collections.abc import Awaitable
 from pathlib import Path
 
 import nats
+from nats.aio.client import Client
+from sqlalchemy import select
+
 from kit_testbed import (
     KIT,
     Database,
@@ -19,9 +22,6 @@ from kit_testbed import (
     start_helper,
     unsent_count,
 )
-from nats.aio.client import Client
-from sqlalchemy import select
-
 from loopkit import natsio
 from loopkit.events import Outbox, stream_for
 from loopkit.natsserver import NatsServer, free_port

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from kit_testbed import EVENT_TYPE, KIT, Database, Stream, applied_counts, record_applied
 from nats.js import JetStreamContext
 from opentelemetry import trace
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -11,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from closedloop.events.v1.envelope_pb2 import Envelope
 from closedloop.events.v1.identity_events_pb2 import CustomerCreated
+from kit_testbed import EVENT_TYPE, KIT, Database, Stream, applied_counts, record_applied
 from loopkit.consumer import EventConsumer, Subscription
 from loopkit.events import Outbox
 from loopkit.outbox import OutboxRelay

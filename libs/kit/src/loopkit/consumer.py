@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from closedloop.events.v1.envelope_pb2 import Envelope
 from loopkit.errors import DomainError
-from loopkit.events import decode_envelope
+from loopkit.events import decode_envelope, stream_for, subject_for
 from loopkit.natsio import DEAD_LETTER_ROOT
 from loopkit.tables import KitTables
 from loopkit.tracing import span_from_headers
@@ -55,6 +55,20 @@ class Subscription:
     stream: str
     subjects: list[str]
     handlers: Mapping[str, Handler] = field(default_factory=dict)
+    # The producing service; when set, the runtime creates its stream if it does not exist yet,
+    # so a consumer can start before its producer ever has.
+    producer: str = ""
+
+    @classmethod
+    def to(cls, producer: str, name: str, handlers: Mapping[str, Handler]) -> Subscription:
+        """A consumer named `name` of the producer's events listed in `handlers` (by type)."""
+        return cls(
+            name=name,
+            stream=stream_for(producer),
+            subjects=[subject_for(producer, event_type) for event_type in handlers],
+            handlers=handlers,
+            producer=producer,
+        )
 
 
 class EventConsumer:

@@ -37,3 +37,11 @@ class PermissionDenied(DomainError):
 
 class Conflict(DomainError):
     """Concurrent writers collided; the unit of work may be retried (gRPC ABORTED)."""
+
+
+class DependencyUnavailable(Exception):
+    """Another service this one needs (identity, a WeChat API) cannot be reached right now.
+
+    Deliberately not a DomainError: it is transient, so gRPC answers UNAVAILABLE (the client's retry
+    policy repeats the call) and a consumer retries the event instead of dead-lettering it.
+    """

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from google.protobuf.any_pb2 import Any as AnyPb
 from google.protobuf.message import DecodeError, Message
@@ -17,6 +18,7 @@ from loopkit import tracing
 from loopkit.tables import KitTables
 
 SUBJECT_ROOT = "closedloop"
+M = TypeVar("M", bound=Message)
 
 
 def subject_for(producer: str, event_type: str) -> str:
@@ -67,7 +69,7 @@ def decode_envelope(data: bytes) -> Envelope:
     return env
 
 
-def unpack(env: Envelope, message_type: type[Message]) -> Message:
+def unpack(env: Envelope, message_type: type[M]) -> M:
     """The typed payload; raises ValueError if the envelope holds another type."""
     msg = message_type()
     if not env.payload.Unpack(msg):

@@ -108,6 +108,10 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                         if context.code() is not None:  # the servicer aborted on purpose
                             code = context.code()
                             raise
+                        if isinstance(exc, errors.DependencyUnavailable):
+                            code = grpc.StatusCode.UNAVAILABLE
+                            log.warning("%s: %s", method, exc)
+                            await context.abort(code, f"{exc}; retry shortly")
                         if is_unavailable(exc):
                             # Retryable by the client's policy; not a bug worth a stack trace.
                             code = grpc.StatusCode.UNAVAILABLE

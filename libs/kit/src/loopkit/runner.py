@@ -87,7 +87,7 @@ def nats_url_from_env() -> str:
 
 def settings_for(definition: ServiceDefinition) -> Settings:
     try:
-        return load_settings(definition.spec)
+        return load_settings(definition.spec, definition.settings_cls)
     except ValidationError as exc:
         raise PlatformError(f"{definition.spec.name}: invalid settings: {exc}", 2) from None
 

@@ -103,6 +103,9 @@ class ServiceRuntime:
             poll_interval_s=s.outbox_poll_interval_s,
         )
         for sub in self._subscriptions:
+            if sub.producer:
+                replicas = s.stream_replicas
+                await natsio.ensure_service_streams(self.js, sub.producer, replicas=replicas)
             consumer = EventConsumer(
                 self.spec.name,
                 sub,
@@ -193,6 +196,8 @@ class ServiceDefinition:
     migrations_dir: Path
     # Adds the service's gRPC servicers, HTTP routes and subscriptions to the runtime.
     build: Callable[[ServiceRuntime], None]
+    # A service with settings of its own subclasses Settings; the runtime reads it from the env.
+    settings_cls: type[Settings] = Settings
 
     def runtime(self, settings: Settings) -> ServiceRuntime:
         """A runtime with the service's parts added; call it inside the running event loop."""
@@ -214,7 +219,7 @@ def configure_process(spec: ServiceSpec, settings: Settings) -> None:
 
 def main(definition: ServiceDefinition) -> None:
     """Entry point of `python -m <service package>`."""
-    settings = load_settings(definition.spec)
+    settings = load_settings(definition.spec, definition.settings_cls)
     configure_process(definition.spec, settings)
 
     async def serve() -> None:

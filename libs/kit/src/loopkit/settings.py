@@ -53,12 +53,16 @@ class Settings(BaseSettings):
     consumer_ack_wait_s: float = 30.0
     consumer_batch_size: int = 100
     identity_url: str = "127.0.0.1:50051"
+    # Per-call deadline for calls to the identity service, in seconds.
+    identity_timeout_s: float = 3.0
 
     def resolved_database_url(self) -> str:
         return self.database_url.format(service=self.service, state_dir=self.state_dir.resolve())
 
 
-def load_settings(spec: ServiceSpec, **overrides: Any) -> Settings:
+def load_settings(
+    spec: ServiceSpec, settings_cls: type[Settings] = Settings, **overrides: Any
+) -> Settings:
     """Settings for one service: per-service env > shared env > the spec's ports > defaults."""
     prefix = f"CLOSEDLOOP_{spec.name.upper()}_"
     per_service = {
@@ -76,4 +80,4 @@ def load_settings(spec: ServiceSpec, **overrides: Any) -> Settings:
         values["http_port"] = spec.http_port
     values.update(per_service)
     values.update(overrides)
-    return Settings(**values)
+    return settings_cls(**values)

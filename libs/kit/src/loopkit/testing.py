@@ -30,7 +30,6 @@ from closedloop.events.v1.envelope_pb2 import Envelope
 from loopkit.events import decode_envelope
 from loopkit.natsserver import NatsServer, free_port
 from loopkit.runtime import ServiceDefinition, ServiceRuntime
-from loopkit.settings import Settings
 from loopkit.telemetry import configure_telemetry
 
 T = TypeVar("T")
@@ -146,7 +145,7 @@ async def running_service(
 ) -> AsyncIterator[RunningService]:
     """The service in this process on free ports, migrated, started, and stopped afterwards."""
     configure_telemetry(definition.spec.name)
-    settings = Settings(
+    settings = definition.settings_cls(
         service=definition.spec.name,
         database_url=database_url,
         nats_url=nats_url,

@@ -15,7 +15,6 @@ import logging
 import os
 
 from kit_testbed import EVENT_TYPE, KIT, record_applied
-
 from loopkit import db, natsio
 from loopkit.consumer import EventConsumer, Subscription
 

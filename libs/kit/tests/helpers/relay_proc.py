@@ -15,9 +15,9 @@ import asyncio
 import logging
 import os
 
-from kit_testbed import KIT
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kit_testbed import KIT
 from loopkit import db, natsio
 from loopkit.outbox import OutboxRelay
 

@@ -1,0 +1,120 @@
+"""`CustomerDirectory` over gRPC: the identity service as every other service calls it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import grpc
+from google.protobuf.struct_pb2 import Struct
+
+from closedloop.common.v1 import common_pb2
+from closedloop.identity.v1 import identity_pb2, identity_pb2_grpc
+from loopkit import errors
+from loopkit.customers import IdentityValue, ResolvedCustomer
+from loopkit.grpc_client import make_channel
+from loopkit.settings import Settings
+
+SERVICE = "closedloop.identity.v1.IdentityService"
+_RETRIED = [(SERVICE, m) for m in ("ResolveCustomer", "GetCustomer", "ListIdentities")]
+
+_DOMAIN_ERRORS: dict[grpc.StatusCode, type[errors.DomainError]] = {
+    grpc.StatusCode.INVALID_ARGUMENT: errors.InvalidArgument,
+    grpc.StatusCode.NOT_FOUND: errors.NotFound,
+    grpc.StatusCode.FAILED_PRECONDITION: errors.FailedPrecondition,
+    grpc.StatusCode.ALREADY_EXISTS: errors.AlreadyExists,
+    grpc.StatusCode.PERMISSION_DENIED: errors.PermissionDenied,
+    grpc.StatusCode.ABORTED: errors.Conflict,
+}
+
+
+def identity_to_pb(identity: IdentityValue) -> common_pb2.Identity:
+    kind = f"IDENTITY_KIND_{identity.kind.upper()}"
+    if kind not in common_pb2.IdentityKind.keys():  # noqa: SIM118  (an enum wrapper, not a dict)
+        raise errors.InvalidArgument(f"unknown identity kind {identity.kind!r}", field="kind")
+    return common_pb2.Identity(
+        kind=kind,
+        scope=identity.scope,
+        value=identity.value,
+        verified=identity.verified,
+    )
+
+
+def identity_from_pb(pb: common_pb2.Identity) -> IdentityValue:
+    kind = common_pb2.IdentityKind.Name(pb.kind).removeprefix("IDENTITY_KIND_").lower()
+    return IdentityValue(kind=kind, value=pb.value, scope=pb.scope, verified=pb.verified)
+
+
+def _translate(exc: grpc.aio.AioRpcError) -> Exception:
+    code = exc.code()
+    domain = _DOMAIN_ERRORS.get(code)
+    if domain is not None:
+        trailers = dict(exc.trailing_metadata() or ())
+        field = trailers.get("closedloop-field") or None
+        reason = exc.details() or code.name
+        if field and reason.startswith(f"{field}: "):
+            reason = reason[len(field) + 2 :]
+        return domain(reason, field=str(field) if field else None)
+    return errors.DependencyUnavailable(f"identity service: {code.name} ({exc.details()})")
+
+
+class IdentityClient:
+    """Resolves customers through the identity service; errors come back as domain errors."""
+
+    def __init__(self, channel: grpc.aio.Channel, *, actor: str = "") -> None:
+        self._channel = channel
+        stub = identity_pb2_grpc.IdentityServiceStub
+        self._stub = stub(channel)  # type: ignore[no-untyped-call]
+        self._actor = actor
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> IdentityClient:
+        token = settings.api_token.get_secret_value() if settings.api_token else None
+        channel = make_channel(
+            settings.identity_url,
+            idempotent=_RETRIED,
+            default_timeout_s=settings.identity_timeout_s,
+            api_token=token,
+        )
+        return cls(channel, actor=settings.service)
+
+    async def close(self) -> None:
+        await self._channel.close()
+
+    async def resolve(
+        self,
+        tenant_id: str,
+        identities: Sequence[IdentityValue],
+        *,
+        attributes: Mapping[str, Any] | None = None,
+        actor: str = "",
+    ) -> ResolvedCustomer:
+        request = identity_pb2.ResolveCustomerRequest(
+            tenant_id=tenant_id,
+            identities=[identity_to_pb(i) for i in identities],
+            actor=actor or self._actor,
+        )
+        if attributes:
+            struct = Struct()
+            struct.update(dict(attributes))
+            request.attributes.CopyFrom(struct)
+        try:
+            answer = await self._stub.ResolveCustomer(
+                request, metadata=[("x-tenant-id", tenant_id)]
+            )
+        except grpc.aio.AioRpcError as exc:
+            raise _translate(exc) from None
+        return ResolvedCustomer(
+            customer_id=answer.customer.customer_id,
+            created=answer.created,
+            merged_ids=tuple(answer.merged_ids),
+            identities=tuple(identity_from_pb(i) for i in answer.customer.identities),
+        )
+
+    async def current_id(self, tenant_id: str, customer_id: str) -> str:
+        request = identity_pb2.GetCustomerRequest(tenant_id=tenant_id, customer_id=customer_id)
+        try:
+            answer = await self._stub.GetCustomer(request, metadata=[("x-tenant-id", tenant_id)])
+        except grpc.aio.AioRpcError as exc:
+            raise _translate(exc) from None
+        return str(answer.customer.customer_id)

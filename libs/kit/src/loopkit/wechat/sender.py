@@ -1,0 +1,96 @@
+"""The one interface every outbound WeChat/WeCom message goes through.
+
+Conversion sends welcome messages, retention sends broadcasts and win-back offers: both hand an
+`OutboundMessage` to a `MessageSender`. `make run` and the tests use `SandboxSender`, which records
+what would have been sent (in memory and, when given a path, as JSON lines an operator can read);
+a production sender calls the platform's HTTP API behind the same interface.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Protocol
+
+from ulid import ULID
+
+from loopkit.customers import IdentityValue
+
+
+@dataclass(frozen=True)
+class OutboundMessage:
+    tenant_id: str
+    customer_id: str
+    # Where it goes: an openid (customer-service/template message), an external_userid (WeCom).
+    recipient: IdentityValue
+    # "text", "template", "welcome", "mass", ...
+    kind: str
+    content: str
+    # Platform details: a WelcomeCode, a template id, the sending rep's WeCom user id.
+    params: Mapping[str, str] = field(default_factory=dict)
+    # Caller's idempotency key: a sender never sends the same key twice.
+    key: str = ""
+
+
+@dataclass(frozen=True)
+class SendReceipt:
+    message_id: str
+    sent_at: datetime
+    # True when the key had been sent before and nothing went out this time.
+    duplicate: bool = False
+
+
+class SendRefused(Exception):
+    """The platform refused the message (quota, blocked recipient, expired code): do not retry."""
+
+
+class MessageSender(Protocol):
+    async def send(self, message: OutboundMessage) -> SendReceipt: ...
+
+
+class SandboxSender:
+    """Records messages instead of sending them. Refuses what the platform would refuse in the
+    cases tests need: a recipient in `blocked`, or a welcome code used twice."""
+
+    def __init__(self, log_path: Path | None = None) -> None:
+        self.sent: list[tuple[OutboundMessage, SendReceipt]] = []
+        self.blocked: set[str] = set()
+        self._by_key: dict[str, SendReceipt] = {}
+        self._used_welcome_codes: set[str] = set()
+        self._log_path = log_path
+        self._lock = asyncio.Lock()
+
+    async def send(self, message: OutboundMessage) -> SendReceipt:
+        async with self._lock:
+            if message.key and message.key in self._by_key:
+                first = self._by_key[message.key]
+                return SendReceipt(first.message_id, first.sent_at, duplicate=True)
+            if message.recipient.value in self.blocked:
+                raise SendRefused(f"recipient {message.recipient.value} does not accept messages")
+            code = message.params.get("welcome_code", "")
+            if code:
+                if code in self._used_welcome_codes:
+                    raise SendRefused("welcome code already used")
+                self._used_welcome_codes.add(code)
+            receipt = SendReceipt(str(ULID()), datetime.now(UTC))
+            self.sent.append((message, receipt))
+            if message.key:
+                self._by_key[message.key] = receipt
+            if self._log_path is not None:
+                await asyncio.to_thread(self._append, message, receipt)
+            return receipt
+
+    def _append(self, message: OutboundMessage, receipt: SendReceipt) -> None:
+        self._log_path.parent.mkdir(parents=True, exist_ok=True)  # type: ignore[union-attr]
+        record = {
+            "message_id": receipt.message_id,
+            "sent_at": receipt.sent_at.isoformat(),
+            **asdict(message),
+            "params": dict(message.params),
+        }
+        with self._log_path.open("a", encoding="utf-8") as f:  # type: ignore[union-attr]
+            f.write(json.dumps(record, ensure_ascii=False) + "\n")

@@ -1,0 +1,42 @@
+"""WeChat's flat XML messages, parsed without entity expansion and with a size cap."""
+
+from __future__ import annotations
+
+from xml.etree.ElementTree import Element
+
+from defusedxml import DefusedXmlException
+from defusedxml.ElementTree import ParseError, fromstring
+
+# Real callbacks are a few hundred bytes; a cap keeps a hostile body from costing memory or time.
+MAX_XML_BYTES = 64 * 1024
+
+
+class XmlError(Exception):
+    """The body is not a WeChat message we will read: answer 400."""
+
+
+def parse_message(body: bytes, *, max_bytes: int = MAX_XML_BYTES) -> dict[str, str]:
+    """The <xml> root's child elements as a flat dict (nested elements keep their text only)."""
+    if len(body) > max_bytes:
+        raise XmlError(f"body larger than {max_bytes} bytes")
+    try:
+        root: Element = fromstring(body, forbid_dtd=True)
+    except (ParseError, DefusedXmlException) as exc:
+        raise XmlError(f"malformed XML: {exc}") from None
+    if root.tag != "xml":
+        raise XmlError("root element must be <xml>")
+    return {child.tag: (child.text or "").strip() for child in root}
+
+
+def _cdata(value: str) -> str:
+    # A "]]>" inside a value would end the section early; split it across two sections.
+    return "<![CDATA[" + value.replace("]]>", "]]]]><![CDATA[>") + "]]>"
+
+
+def build_message(fields: dict[str, str | int]) -> str:
+    """An <xml> document in WeChat's style: numbers bare, text in CDATA."""
+    parts = []
+    for name, value in fields.items():
+        text = str(value) if isinstance(value, int) else _cdata(value)
+        parts.append(f"<{name}>{text}</{name}>")
+    return "<xml>" + "".join(parts) + "</xml>"
