@@ -287,7 +287,12 @@ class _Platform:
         # Children inherit these, and settings_for (load_settings) reads the same values.
         os.environ["CLOSEDLOOP_NATS_URL"] = self.nats_url
         os.environ["CLOSEDLOOP_STATE_DIR"] = str(self.state_dir)
-        return [(s, d, settings_for(d)) for s, d in load_services()]
+        planned = [(s, d, settings_for(d)) for s, d in load_services()]
+        # The stage services find identity where this run puts it (its port may be overridden).
+        for service, _, settings in planned:
+            if service.name == "identity" and "CLOSEDLOOP_IDENTITY_URL" not in os.environ:
+                os.environ["CLOSEDLOOP_IDENTITY_URL"] = f"{settings.grpc_host}:{settings.grpc_port}"
+        return planned
 
     def check_ports(
         self, services: list[tuple[ListedService, ServiceDefinition, Settings]]
