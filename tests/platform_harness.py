@@ -1,0 +1,81 @@
+"""The platform as `make run` starts it, for the cross-service tests: every service listed in
+services.toml as its own process, on free ports, with the bundled nats-server."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from loopkit.natsserver import free_port
+from loopkit.servicelist import listed_services
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def platform_env(state_dir: Path) -> dict[str, str]:
+    """Free ports for NATS and every listed service: never collides with a real `make run`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLOSEDLOOP_")}
+    env["CLOSEDLOOP_STATE_DIR"] = str(state_dir)
+    env["CLOSEDLOOP_NATS_PORT"] = str(free_port())
+    for service in listed_services(ROOT / "services.toml"):
+        prefix = f"CLOSEDLOOP_{service.name.upper()}"
+        env[f"{prefix}_GRPC_PORT"] = str(free_port())
+        env[f"{prefix}_HTTP_PORT"] = str(free_port())
+    return env
+
+
+def grpc_target(env: dict[str, str], service: str) -> str:
+    return f"127.0.0.1:{env[f'CLOSEDLOOP_{service.upper()}_GRPC_PORT']}"
+
+
+def http_url(env: dict[str, str], service: str) -> str:
+    return f"http://127.0.0.1:{env[f'CLOSEDLOOP_{service.upper()}_HTTP_PORT']}"
+
+
+def nats_url(env: dict[str, str]) -> str:
+    return f"nats://127.0.0.1:{env['CLOSEDLOOP_NATS_PORT']}"
+
+
+def ports(env: dict[str, str]) -> list[int]:
+    return [int(v) for k, v in env.items() if k.endswith("_PORT")]
+
+
+@contextmanager
+def make_run(env: dict[str, str]) -> Iterator[subprocess.Popen[str]]:
+    """The platform as `make run` starts it, until it printed its table; SIGTERM on exit."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "loopkit.cli", "run"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert proc.stdout is not None
+    seen: list[str] = []
+    try:
+        deadline = time.monotonic() + 60
+        for line in proc.stdout:
+            seen.append(line)
+            if "Stop: Ctrl-C" in line:
+                break
+            assert time.monotonic() < deadline, "".join(seen)
+        else:
+            pytest.fail("make run exited before it was ready:\n" + "".join(seen))
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                raise
