@@ -58,5 +58,14 @@ bench: .venv/.synced ## run the benchmarks (needs PostgreSQL)
 deadletters: .venv/.synced ## list dead-lettered events (replay: closedloop deadletters replay --all)
 	$(PY) -m loopkit.cli deadletters list
 
+.PHONY: images
+images: .venv/.synced ## build a container image per service of services.toml (needs docker; IMAGE_REGISTRY, IMAGE_TAG)
+	@command -v docker >/dev/null || { echo "make images needs a Docker engine (docker build)"; exit 2; }
+	@for s in $$($(PY) -c 'from loopkit.servicelist import listed_services; print(*(s.name for s in listed_services()))'); do \
+	  img="$${IMAGE_REGISTRY:-ghcr.io/closedloop}/closedloop-$$s:$${IMAGE_TAG:-dev}"; \
+	  echo "building $$img"; \
+	  docker build -f deploy/docker/Dockerfile --build-arg SERVICE=$$s -t "$$img" . || exit 1; \
+	done
+
 clean: ## remove local state (.closedloop/) — keeps .venv
 	rm -rf .closedloop

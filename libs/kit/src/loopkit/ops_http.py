@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Awaitable, Callable, Iterator
 
 import uvicorn
-from fastapi import FastAPI, Response
+from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
+from opentelemetry import metrics
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.middleware.base import RequestResponseEndpoint
+
+_duration = metrics.get_meter("loopkit.http").create_histogram(
+    "closedloop_http_server_duration", unit="s", description="HTTP server request duration"
+)
 
 ReadinessCheck = Callable[[], Awaitable[str | None]]
 
@@ -17,6 +24,26 @@ ReadinessCheck = Callable[[], Awaitable[str | None]]
 def ops_app(service: str, readiness: ReadinessCheck) -> FastAPI:
     """`readiness` returns None when ready, else the reason it is not."""
     app = FastAPI(title=f"closedloop {service}", docs_url=None, redoc_url=None)
+
+    @app.middleware("http")
+    async def measure(request: Request, call_next: RequestResponseEndpoint) -> Response:
+        started = time.perf_counter()
+        status = 500
+        try:
+            response = await call_next(request)
+            status = response.status_code
+            return response
+        finally:
+            # The route template (/r/{code}), never the raw path: bounded label values.
+            route = getattr(request.scope.get("route"), "path", "unmatched")
+            _duration.record(
+                time.perf_counter() - started,
+                {
+                    "http_route": route,
+                    "http_request_method": request.method,
+                    "http_response_status_code": str(status),
+                },
+            )
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

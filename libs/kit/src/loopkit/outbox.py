@@ -8,6 +8,7 @@ re-publishes on restart and JetStream drops the duplicate.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -29,6 +30,11 @@ _duplicates = _meter.create_counter(
     "closedloop_outbox_duplicates",
     unit="{event}",
     description="Re-published events JetStream recognised as duplicates",
+)
+_backlog = _meter.create_gauge(
+    "closedloop_outbox_backlog",
+    unit="{event}",
+    description="Committed events not yet relayed to JetStream (rows waiting in the outbox)",
 )
 
 
@@ -132,15 +138,21 @@ class OutboxRelay:
                 pass
 
     async def run(self, stop: asyncio.Event) -> None:
+        # Exported from the start, so dashboards and alerts see 0 rather than "no data".
+        _published.add(0)
+        _duplicates.add(0)
         while not stop.is_set():
             # Cleared before the pass: a wake-up during it triggers another pass, never a wait.
             self._wakeup.clear()
             try:
                 while await self.publish_pending() == self._batch_size:
                     pass  # a full batch: there may be more waiting
+                _backlog.set(0)
             except Exception as exc:
                 # NATS or the database is away; the rows stay and the next pass retries them.
                 log.warning("outbox relay pass failed: %s", exc)
+                with contextlib.suppress(Exception):  # the database may be the one away
+                    _backlog.set(await self.backlog())
             waiters = [
                 asyncio.ensure_future(self._wakeup.wait()),
                 asyncio.ensure_future(stop.wait()),
