@@ -8,11 +8,11 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 
 import uvicorn
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
 from opentelemetry import metrics
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from starlette.middleware.base import RequestResponseEndpoint
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 _duration = metrics.get_meter("loopkit.http").create_histogram(
     "closedloop_http_server_duration", unit="s", description="HTTP server request duration"
@@ -21,29 +21,47 @@ _duration = metrics.get_meter("loopkit.http").create_histogram(
 ReadinessCheck = Callable[[], Awaitable[str | None]]
 
 
-def ops_app(service: str, readiness: ReadinessCheck) -> FastAPI:
-    """`readiness` returns None when ready, else the reason it is not."""
-    app = FastAPI(title=f"closedloop {service}", docs_url=None, redoc_url=None)
+class _MeasureDuration:
+    """Request durations by route template (`/r/{code}`, never the raw path: bounded labels).
 
-    @app.middleware("http")
-    async def measure(request: Request, call_next: RequestResponseEndpoint) -> Response:
+    A plain ASGI middleware: Starlette's BaseHTTPMiddleware would add a task per request.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
         started = time.perf_counter()
         status = 500
+
+        async def send_and_note_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
         try:
-            response = await call_next(request)
-            status = response.status_code
-            return response
+            await self.app(scope, receive, send_and_note_status)
         finally:
-            # The route template (/r/{code}), never the raw path: bounded label values.
-            route = getattr(request.scope.get("route"), "path", "unmatched")
+            route = getattr(scope.get("route"), "path", "unmatched")
             _duration.record(
                 time.perf_counter() - started,
                 {
                     "http_route": route,
-                    "http_request_method": request.method,
+                    "http_request_method": scope["method"],
                     "http_response_status_code": str(status),
                 },
             )
+
+
+def ops_app(service: str, readiness: ReadinessCheck) -> FastAPI:
+    """`readiness` returns None when ready, else the reason it is not."""
+    app = FastAPI(title=f"closedloop {service}", docs_url=None, redoc_url=None)
+
+    app.add_middleware(_MeasureDuration)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
