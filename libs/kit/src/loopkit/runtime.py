@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +29,9 @@ from loopkit.tables import KitTables
 from loopkit.telemetry import configure_telemetry
 
 log = logging.getLogger(__name__)
+
+# A background loop that runs until the event is set.
+Worker = Callable[[asyncio.Event], Awaitable[None]]
 
 
 class ServiceRuntime:
@@ -66,6 +69,8 @@ class ServiceRuntime:
         self.http: HttpServer | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._stop_workers = asyncio.Event()
+        self._workers: list[Worker] = []
+        self._closers: list[Callable[[], Awaitable[None]]] = []
 
     # --- what a service adds -------------------------------------------------------------
 
@@ -77,6 +82,15 @@ class ServiceRuntime:
 
     def add_subscription(self, subscription: Subscription) -> None:
         self._subscriptions.append(subscription)
+
+    def add_worker(self, run: Worker) -> None:
+        """A background loop of the service (a sweep, an inbox drain): started after the consumers,
+        asked to stop (its event is set) when the service drains, and awaited like them."""
+        self._workers.append(run)
+
+    def on_stop(self, close: Callable[[], Awaitable[None]]) -> None:
+        """Release something the service opened (a client channel) once it has drained."""
+        self._closers.append(close)
 
     def wake_relay(self) -> None:
         """Pass as `after_commit` to units of work that wrote events."""
@@ -127,6 +141,7 @@ class ServiceRuntime:
         await self.http.start()
         self._tasks = [asyncio.create_task(self.relay.run(self._stop_workers))]
         self._tasks += [asyncio.create_task(c.run(self._stop_workers)) for c in self.consumers]
+        self._tasks += [asyncio.create_task(run(self._stop_workers)) for run in self._workers]
         await self.grpc.set_serving(True)
         log.info(
             "%s serving gRPC on %s:%d, HTTP on %s:%d",
@@ -166,6 +181,11 @@ class ServiceRuntime:
                 log.warning("outbox not flushed on shutdown (it will be on restart): %s", exc)
         if self.http is not None:
             await self.http.stop()
+        for close in self._closers:
+            try:
+                await close()
+            except Exception as exc:
+                log.warning("closing on shutdown failed: %s", exc)
         if self.nc is not None:
             # close, not drain: consumers are stopped and the outbox flushed, and drain can wait
             # its full 30 s timeout on the JetStream publish-ack subscription.

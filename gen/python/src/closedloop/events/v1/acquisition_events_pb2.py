@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from closedloop.common.v1 import common_pb2 as closedloop_dot_common_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n-closedloop/events/v1/acquisition_events.proto\x12\x14\x63losedloop.events.v1\x1a!closedloop/common/v1/common.proto\"\xe9\x02\n\x0b\x41ttribution\x12\x16\n\x0e\x66irst_touch_id\x18\x01 \x01(\t\x12\x18\n\x10\x66irst_channel_id\x18\x02 \x01(\t\x12\x19\n\x11\x66irst_campaign_id\x18\x03 \x01(\t\x12\x15\n\rlast_touch_id\x18\x04 \x01(\t\x12\x17\n\x0flast_channel_id\x18\x05 \x01(\t\x12\x18\n\x10last_campaign_id\x18\x06 \x01(\t\x12\x14\n\x0c\x63hannel_kind\x18\x07 \x01(\t\x12\x1c\n\x14referrer_customer_id\x18\x08 \x01(\t\x12\x15\n\rreferral_code\x18\t \x01(\t\x12\x45\n\nparameters\x18\n \x03(\x0b\x32\x31.closedloop.events.v1.Attribution.ParametersEntry\x1a\x31\n\x0fParametersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xf4\x02\n\rTouchRecorded\x12\x10\n\x08touch_id\x18\x01 \x01(\t\x12-\n\x04kind\x18\x02 \x01(\x0e\x32\x1f.closedloop.events.v1.TouchKind\x12\x12\n\nchannel_id\x18\x03 \x01(\t\x12\x13\n\x0b\x63\x61mpaign_id\x18\x04 \x01(\t\x12\x14\n\x0c\x63hannel_kind\x18\x05 \x01(\t\x12\x32\n\nidentities\x18\x06 \x03(\x0b\x32\x1e.closedloop.common.v1.Identity\x12\x1c\n\x14referrer_customer_id\x18\x07 \x01(\t\x12\x15\n\rreferral_code\x18\x08 \x01(\t\x12G\n\nparameters\x18\t \x03(\x0b\x32\x33.closedloop.events.v1.TouchRecorded.ParametersEntry\x1a\x31\n\x0fParametersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xb1\x02\n\x0cLeadCaptured\x12\x0f\n\x07lead_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63\x61mpaign_id\x18\x02 \x01(\t\x12\x12\n\nchannel_id\x18\x03 \x01(\t\x12\x17\n\x0flanding_page_id\x18\x04 \x01(\t\x12\x36\n\x0b\x61ttribution\x18\x05 \x01(\x0b\x32!.closedloop.events.v1.Attribution\x12\x12\n\nowner_team\x18\x06 \x01(\t\x12\x0c\n\x04tags\x18\x07 \x03(\t\x12\x0e\n\x06region\x18\x08 \x01(\t\x12\x17\n\x0f\x63onsent_granted\x18\t \x01(\x08\x12\x17\n\x0f\x63onsent_wording\x18\n \x01(\t\x12\x32\n\nidentities\x18\x0b \x03(\x0b\x32\x1e.closedloop.common.v1.Identity\"L\n\x0fLeadResubmitted\x12\x0f\n\x07lead_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63\x61mpaign_id\x18\x02 \x01(\t\x12\x13\n\x0bsubmissions\x18\x03 \x01(\x05\"\\\n\x13InteractionRecorded\x12\x16\n\x0einteraction_id\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x0e\n\x06\x61pp_id\x18\x03 \x01(\t\x12\x0f\n\x07summary\x18\x04 \x01(\t\"i\n\x12\x46issionGoalReached\x12\x13\n\x0b\x63\x61mpaign_id\x18\x01 \x01(\t\x12\x1f\n\x17participant_customer_id\x18\x02 \x01(\t\x12\x0f\n\x07invited\x18\x03 \x01(\x05\x12\x0c\n\x04goal\x18\x04 \x01(\x05*\xd2\x01\n\tTouchKind\x12\x1a\n\x16TOUCH_KIND_UNSPECIFIED\x10\x00\x12\x17\n\x13TOUCH_KIND_EXPOSURE\x10\x01\x12\x14\n\x10TOUCH_KIND_CLICK\x10\x02\x12\x13\n\x0fTOUCH_KIND_SCAN\x10\x03\x12\x18\n\x14TOUCH_KIND_SUBSCRIBE\x10\x04\x12\x19\n\x15TOUCH_KIND_FRIEND_ADD\x10\x05\x12\x14\n\x10TOUCH_KIND_VISIT\x10\x06\x12\x1a\n\x16TOUCH_KIND_UNSUBSCRIBE\x10\x07\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n-closedloop/events/v1/acquisition_events.proto\x12\x14\x63losedloop.events.v1\x1a!closedloop/common/v1/common.proto\"\xe9\x02\n\x0b\x41ttribution\x12\x16\n\x0e\x66irst_touch_id\x18\x01 \x01(\t\x12\x18\n\x10\x66irst_channel_id\x18\x02 \x01(\t\x12\x19\n\x11\x66irst_campaign_id\x18\x03 \x01(\t\x12\x15\n\rlast_touch_id\x18\x04 \x01(\t\x12\x17\n\x0flast_channel_id\x18\x05 \x01(\t\x12\x18\n\x10last_campaign_id\x18\x06 \x01(\t\x12\x14\n\x0c\x63hannel_kind\x18\x07 \x01(\t\x12\x1c\n\x14referrer_customer_id\x18\x08 \x01(\t\x12\x15\n\rreferral_code\x18\t \x01(\t\x12\x45\n\nparameters\x18\n \x03(\x0b\x32\x31.closedloop.events.v1.Attribution.ParametersEntry\x1a\x31\n\x0fParametersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x85\x03\n\rTouchRecorded\x12\x10\n\x08touch_id\x18\x01 \x01(\t\x12-\n\x04kind\x18\x02 \x01(\x0e\x32\x1f.closedloop.events.v1.TouchKind\x12\x12\n\nchannel_id\x18\x03 \x01(\t\x12\x13\n\x0b\x63\x61mpaign_id\x18\x04 \x01(\t\x12\x14\n\x0c\x63hannel_kind\x18\x05 \x01(\t\x12\x32\n\nidentities\x18\x06 \x03(\x0b\x32\x1e.closedloop.common.v1.Identity\x12\x1c\n\x14referrer_customer_id\x18\x07 \x01(\t\x12\x15\n\rreferral_code\x18\x08 \x01(\t\x12G\n\nparameters\x18\t \x03(\x0b\x32\x33.closedloop.events.v1.TouchRecorded.ParametersEntry\x12\x0f\n\x07\x65xpired\x18\n \x01(\x08\x1a\x31\n\x0fParametersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xb1\x02\n\x0cLeadCaptured\x12\x0f\n\x07lead_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63\x61mpaign_id\x18\x02 \x01(\t\x12\x12\n\nchannel_id\x18\x03 \x01(\t\x12\x17\n\x0flanding_page_id\x18\x04 \x01(\t\x12\x36\n\x0b\x61ttribution\x18\x05 \x01(\x0b\x32!.closedloop.events.v1.Attribution\x12\x12\n\nowner_team\x18\x06 \x01(\t\x12\x0c\n\x04tags\x18\x07 \x03(\t\x12\x0e\n\x06region\x18\x08 \x01(\t\x12\x17\n\x0f\x63onsent_granted\x18\t \x01(\x08\x12\x17\n\x0f\x63onsent_wording\x18\n \x01(\t\x12\x32\n\nidentities\x18\x0b \x03(\x0b\x32\x1e.closedloop.common.v1.Identity\"L\n\x0fLeadResubmitted\x12\x0f\n\x07lead_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63\x61mpaign_id\x18\x02 \x01(\t\x12\x13\n\x0bsubmissions\x18\x03 \x01(\x05\"\\\n\x13InteractionRecorded\x12\x16\n\x0einteraction_id\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x0e\n\x06\x61pp_id\x18\x03 \x01(\t\x12\x0f\n\x07summary\x18\x04 \x01(\t\"i\n\x12\x46issionGoalReached\x12\x13\n\x0b\x63\x61mpaign_id\x18\x01 \x01(\t\x12\x1f\n\x17participant_customer_id\x18\x02 \x01(\t\x12\x0f\n\x07invited\x18\x03 \x01(\x05\x12\x0c\n\x04goal\x18\x04 \x01(\x05*\xd2\x01\n\tTouchKind\x12\x1a\n\x16TOUCH_KIND_UNSPECIFIED\x10\x00\x12\x17\n\x13TOUCH_KIND_EXPOSURE\x10\x01\x12\x14\n\x10TOUCH_KIND_CLICK\x10\x02\x12\x13\n\x0fTOUCH_KIND_SCAN\x10\x03\x12\x18\n\x14TOUCH_KIND_SUBSCRIBE\x10\x04\x12\x19\n\x15TOUCH_KIND_FRIEND_ADD\x10\x05\x12\x14\n\x10TOUCH_KIND_VISIT\x10\x06\x12\x1a\n\x16TOUCH_KIND_UNSUBSCRIBE\x10\x07\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,22 +36,22 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ATTRIBUTION_PARAMETERSENTRY']._serialized_options = b'8\001'
   _globals['_TOUCHRECORDED_PARAMETERSENTRY']._loaded_options = None
   _globals['_TOUCHRECORDED_PARAMETERSENTRY']._serialized_options = b'8\001'
-  _globals['_TOUCHKIND']._serialized_start=1433
-  _globals['_TOUCHKIND']._serialized_end=1643
+  _globals['_TOUCHKIND']._serialized_start=1450
+  _globals['_TOUCHKIND']._serialized_end=1660
   _globals['_ATTRIBUTION']._serialized_start=107
   _globals['_ATTRIBUTION']._serialized_end=468
   _globals['_ATTRIBUTION_PARAMETERSENTRY']._serialized_start=419
   _globals['_ATTRIBUTION_PARAMETERSENTRY']._serialized_end=468
   _globals['_TOUCHRECORDED']._serialized_start=471
-  _globals['_TOUCHRECORDED']._serialized_end=843
+  _globals['_TOUCHRECORDED']._serialized_end=860
   _globals['_TOUCHRECORDED_PARAMETERSENTRY']._serialized_start=419
   _globals['_TOUCHRECORDED_PARAMETERSENTRY']._serialized_end=468
-  _globals['_LEADCAPTURED']._serialized_start=846
-  _globals['_LEADCAPTURED']._serialized_end=1151
-  _globals['_LEADRESUBMITTED']._serialized_start=1153
-  _globals['_LEADRESUBMITTED']._serialized_end=1229
-  _globals['_INTERACTIONRECORDED']._serialized_start=1231
-  _globals['_INTERACTIONRECORDED']._serialized_end=1323
-  _globals['_FISSIONGOALREACHED']._serialized_start=1325
-  _globals['_FISSIONGOALREACHED']._serialized_end=1430
+  _globals['_LEADCAPTURED']._serialized_start=863
+  _globals['_LEADCAPTURED']._serialized_end=1168
+  _globals['_LEADRESUBMITTED']._serialized_start=1170
+  _globals['_LEADRESUBMITTED']._serialized_end=1246
+  _globals['_INTERACTIONRECORDED']._serialized_start=1248
+  _globals['_INTERACTIONRECORDED']._serialized_end=1340
+  _globals['_FISSIONGOALREACHED']._serialized_start=1342
+  _globals['_FISSIONGOALREACHED']._serialized_end=1447
 # @@protoc_insertion_point(module_scope)

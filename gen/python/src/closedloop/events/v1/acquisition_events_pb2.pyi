@@ -59,7 +59,7 @@ class Attribution(_message.Message):
     def __init__(self, first_touch_id: _Optional[str] = ..., first_channel_id: _Optional[str] = ..., first_campaign_id: _Optional[str] = ..., last_touch_id: _Optional[str] = ..., last_channel_id: _Optional[str] = ..., last_campaign_id: _Optional[str] = ..., channel_kind: _Optional[str] = ..., referrer_customer_id: _Optional[str] = ..., referral_code: _Optional[str] = ..., parameters: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class TouchRecorded(_message.Message):
-    __slots__ = ("touch_id", "kind", "channel_id", "campaign_id", "channel_kind", "identities", "referrer_customer_id", "referral_code", "parameters")
+    __slots__ = ("touch_id", "kind", "channel_id", "campaign_id", "channel_kind", "identities", "referrer_customer_id", "referral_code", "parameters", "expired")
     class ParametersEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -76,6 +76,7 @@ class TouchRecorded(_message.Message):
     REFERRER_CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
     REFERRAL_CODE_FIELD_NUMBER: _ClassVar[int]
     PARAMETERS_FIELD_NUMBER: _ClassVar[int]
+    EXPIRED_FIELD_NUMBER: _ClassVar[int]
     touch_id: str
     kind: TouchKind
     channel_id: str
@@ -85,7 +86,8 @@ class TouchRecorded(_message.Message):
     referrer_customer_id: str
     referral_code: str
     parameters: _containers.ScalarMap[str, str]
-    def __init__(self, touch_id: _Optional[str] = ..., kind: _Optional[_Union[TouchKind, str]] = ..., channel_id: _Optional[str] = ..., campaign_id: _Optional[str] = ..., channel_kind: _Optional[str] = ..., identities: _Optional[_Iterable[_Union[_common_pb2.Identity, _Mapping]]] = ..., referrer_customer_id: _Optional[str] = ..., referral_code: _Optional[str] = ..., parameters: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    expired: bool
+    def __init__(self, touch_id: _Optional[str] = ..., kind: _Optional[_Union[TouchKind, str]] = ..., channel_id: _Optional[str] = ..., campaign_id: _Optional[str] = ..., channel_kind: _Optional[str] = ..., identities: _Optional[_Iterable[_Union[_common_pb2.Identity, _Mapping]]] = ..., referrer_customer_id: _Optional[str] = ..., referral_code: _Optional[str] = ..., parameters: _Optional[_Mapping[str, str]] = ..., expired: _Optional[bool] = ...) -> None: ...
 
 class LeadCaptured(_message.Message):
     __slots__ = ("lead_id", "campaign_id", "channel_id", "landing_page_id", "attribution", "owner_team", "tags", "region", "consent_granted", "consent_wording", "identities")

@@ -1,0 +1,270 @@
+"""Callback messages: store once (WeChat retries), answer, then process one by one.
+
+`accept` runs on the request in one short transaction; `process` runs in the worker, after the
+sender's openid was resolved through identity outside any transaction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from ulid import ULID
+
+from closedloop.events.v1 import acquisition_events_pb2 as ev
+from closedloop_acquisition.capture.service import CaptureService
+from closedloop_acquisition.catalog.service import CatalogService
+from closedloop_acquisition.catalog.specs import text
+from closedloop_acquisition.fission.service import FissionService
+from closedloop_acquisition.models import ChannelRow, TouchRow, WechatInboxRow
+from loopkit.customers import IdentityValue, ResolvedCustomer
+from loopkit.errors import InvalidArgument
+from loopkit.events import Outbox
+
+SCENE_PREFIX = "qrscene_"
+SUMMARY_CHARS = 200
+
+
+@dataclass(frozen=True)
+class Accepted:
+    inbox_id: str
+    duplicate: bool
+    # Text for a passive reply (the channel's welcome message), empty for plain `success`.
+    reply: str
+
+
+def dedup_key(message: dict[str, str]) -> str:
+    """WeChat's own rule: MsgId for messages, FromUserName + CreateTime for events."""
+    if message.get("MsgId"):
+        return f"msg:{message['MsgId']}"
+    return f"event:{message.get('FromUserName', '')}:{message.get('CreateTime', '')}"
+
+
+def event_of(message: dict[str, str]) -> str:
+    return message.get("Event", "") if message.get("MsgType") == "event" else ""
+
+
+def scene_of(message: dict[str, str]) -> str:
+    """The QR scene of a subscribe (qrscene_<scene>) or SCAN (<scene>) event."""
+    event, key = event_of(message), message.get("EventKey", "")
+    if event == "subscribe":
+        return key[len(SCENE_PREFIX) :] if key.startswith(SCENE_PREFIX) else ""
+    if event == "SCAN":
+        return key
+    return ""
+
+
+def check(message: dict[str, str]) -> None:
+    """The fields every message needs, in the shapes WeChat sends them."""
+    text(message.get("FromUserName", ""), "FromUserName", required=True, max_length=128)
+    text(message.get("ToUserName", ""), "ToUserName", required=True, max_length=128)
+    text(message.get("MsgType", ""), "MsgType", required=True, max_length=32)
+    text(message.get("Event", ""), "Event", max_length=64)
+    text(message.get("EventKey", ""), "EventKey", max_length=1024)
+    created = message.get("CreateTime", "")
+    if not (created.isdigit() and len(created) <= 12):
+        raise InvalidArgument("CreateTime must be a Unix time", field="CreateTime")
+    msg_id = message.get("MsgId", "")
+    if msg_id and not (msg_id.isdigit() and len(msg_id) <= 64):
+        raise InvalidArgument("MsgId must be a number", field="MsgId")
+
+
+class CallbackService:
+    def __init__(
+        self,
+        outbox: Outbox,
+        catalog: CatalogService,
+        capture: CaptureService,
+        fission: FissionService,
+    ) -> None:
+        self._outbox = outbox
+        self._catalog = catalog
+        self._capture = capture
+        self._fission = fission
+
+    async def accept(
+        self, session: AsyncSession, tenant_id: str, app_id: str, message: dict[str, str]
+    ) -> Accepted:
+        """Stores the message unless it was stored before; says what to answer."""
+        check(message)
+        key = dedup_key(message)
+        reply = ""
+        scene = scene_of(message)
+        if scene:
+            channel = await self._catalog.channel_by_scene(session, tenant_id, scene)
+            if channel is not None and not _expired(channel, datetime.now(UTC)):
+                reply = channel.welcome_message
+        found = await session.execute(
+            select(WechatInboxRow.id).where(
+                WechatInboxRow.app_id == app_id, WechatInboxRow.dedup_key == key
+            )
+        )
+        existing = found.scalar_one_or_none()
+        if existing is not None:
+            return Accepted(existing, duplicate=True, reply=reply)
+        row = WechatInboxRow(
+            id=str(ULID()),
+            tenant_id=tenant_id,
+            app_id=app_id,
+            dedup_key=key,
+            from_user=message["FromUserName"],
+            message=message,
+            received_at=datetime.now(UTC),
+            attempts=0,
+            processed_at=None,
+            outcome="",
+        )
+        session.add(row)
+        await session.flush()
+        return Accepted(row.id, duplicate=False, reply=reply)
+
+    async def pending(self, session: AsyncSession, limit: int) -> list[WechatInboxRow]:
+        result = await session.execute(
+            select(WechatInboxRow)
+            .where(WechatInboxRow.processed_at.is_(None))
+            .order_by(WechatInboxRow.received_at, WechatInboxRow.id)
+            .limit(limit)
+        )
+        return list(result.scalars())
+
+    @staticmethod
+    def identities(row: WechatInboxRow) -> list[IdentityValue]:
+        if not row.from_user:
+            return []  # erased (customer forgotten) before it was processed
+        return [IdentityValue(kind="wechat_openid", value=row.from_user, scope=row.app_id)]
+
+    async def failed(
+        self, session: AsyncSession, inbox_id: str, reason: str, *, final: bool, counts: bool
+    ) -> None:
+        """Records why a message could not be processed; `final` gives it up."""
+        values: dict[str, object] = {"outcome": reason[:1000]}
+        if counts:
+            values["attempts"] = WechatInboxRow.attempts + 1
+        if final:
+            values["processed_at"] = datetime.now(UTC)
+        await session.execute(
+            update(WechatInboxRow)
+            .where(WechatInboxRow.id == inbox_id, WechatInboxRow.processed_at.is_(None))
+            .values(values)
+        )
+
+    async def process(
+        self, session: AsyncSession, inbox_id: str, customer: ResolvedCustomer | None
+    ) -> list[TouchRow]:
+        """Turns one stored message into touches or an interaction, exactly once."""
+        claimed = await session.execute(
+            update(WechatInboxRow)
+            .where(WechatInboxRow.id == inbox_id, WechatInboxRow.processed_at.is_(None))
+            .values(processed_at=datetime.now(UTC), attempts=WechatInboxRow.attempts + 1)
+        )
+        if int(getattr(claimed, "rowcount", 0) or 0) != 1:
+            return []  # another worker (replica) processed it
+        row = await session.get(WechatInboxRow, inbox_id)
+        assert row is not None
+        message = row.message
+        if not message:
+            row.outcome = "erased"
+            return []
+        tenant_id, customer_id = row.tenant_id, customer.customer_id if customer else ""
+        identities = self.identities(row)
+        at = _created_at(message)
+        event = event_of(message)
+        touches: list[TouchRow] = []
+        if event in ("subscribe", "SCAN"):
+            scene = scene_of(message)
+            channel = None
+            if scene:
+                channel = await self._catalog.channel_by_scene(session, tenant_id, scene)
+            participant = None
+            if channel is not None:
+                participant = await self._fission.participant_of(session, tenant_id, channel.id)
+            # A fission poster's scans and subscribes are credited to its participant.
+            referrer = participant.customer_id if participant is not None else ""
+            if channel is not None:
+                touches.append(
+                    await self._capture.add_touch(
+                        session,
+                        tenant_id,
+                        channel,
+                        "scan",
+                        identities=identities,
+                        customer_id=customer_id,
+                        referrer_customer_id=referrer,
+                        occurred_at=at,
+                    )
+                )
+            if event == "subscribe":
+                touch = await self._capture.add_touch(
+                    session,
+                    tenant_id,
+                    channel,
+                    "subscribe",
+                    identities=identities,
+                    customer_id=customer_id,
+                    referrer_customer_id=referrer,
+                    occurred_at=at,
+                )
+                touches.append(touch)
+                new_subscriber = customer is not None and customer.created and not touch.expired
+                if participant is not None and new_subscriber:
+                    await self._fission.invited(session, participant, customer_id)
+            row.outcome = "touch" if channel or not scene else f"touch; unknown scene {scene!r}"
+        elif event == "unsubscribe":
+            touches.append(
+                await self._capture.add_touch(
+                    session,
+                    tenant_id,
+                    None,
+                    "unsubscribe",
+                    identities=identities,
+                    customer_id=customer_id,
+                    occurred_at=at,
+                )
+            )
+            row.outcome = "touch"
+        else:
+            await self._interaction(session, row, customer_id)
+            row.outcome = "interaction"
+        return touches
+
+    async def _interaction(
+        self, session: AsyncSession, row: WechatInboxRow, customer_id: str
+    ) -> None:
+        message = row.message
+        event = event_of(message)
+        if event:
+            kind = event.lower()
+            summary = message.get("EventKey", "")
+        else:
+            kind = message.get("MsgType", "")
+            summary = message.get("Content", "") if kind == "text" else message.get("MediaId", "")
+        await self._outbox.emit(
+            session,
+            "interaction.recorded",
+            tenant_id=row.tenant_id,
+            customer_id=customer_id,
+            payload=ev.InteractionRecorded(
+                interaction_id=row.id,
+                kind=kind[:32],
+                app_id=row.app_id,
+                summary=summary[:SUMMARY_CHARS],
+            ),
+        )
+
+
+def _created_at(message: dict[str, str]) -> datetime:
+    try:
+        return datetime.fromtimestamp(int(message.get("CreateTime", "")), UTC)
+    except (ValueError, OverflowError, OSError):
+        return datetime.now(UTC)
+
+
+def _expired(channel: ChannelRow, now: datetime) -> bool:
+    expires = channel.expires_at
+    if expires is None:
+        return False
+    if expires.tzinfo is None:
+        expires = expires.replace(tzinfo=UTC)
+    return expires <= now

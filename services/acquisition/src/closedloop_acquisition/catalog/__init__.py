@@ -1,0 +1,1 @@
+"""Campaigns, channels and landing pages: where traffic comes from and what it lands on."""

@@ -1,0 +1,166 @@
+"""Use cases on the catalog: create and read campaigns, channels and landing pages."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+from ulid import ULID
+
+from closedloop_acquisition.catalog import repository as repo
+from closedloop_acquisition.catalog.specs import CampaignSpec, ChannelSpec, LandingPageSpec
+from closedloop_acquisition.models import CampaignRow, ChannelRow, LandingPageRow
+from loopkit.errors import AlreadyExists, InvalidArgument, NotFound
+
+MAX_PAGE_SIZE = 100
+
+
+def _page_size(size: int) -> int:
+    if size < 0:
+        raise InvalidArgument("must not be negative", field="page.page_size")
+    return min(size or 50, MAX_PAGE_SIZE)
+
+
+class CatalogService:
+    async def create_campaign(
+        self, session: AsyncSession, tenant_id: str, spec: CampaignSpec
+    ) -> CampaignRow:
+        spec.validate()
+        row = CampaignRow(
+            id=str(ULID()),
+            tenant_id=tenant_id,
+            name=spec.name.strip(),
+            description=spec.description,
+            starts_at=spec.starts_at,
+            ends_at=spec.ends_at,
+            goal_leads=spec.goal_leads,
+            fission_goal=spec.fission_goal,
+            fission_reward=spec.fission_reward,
+            created_at=datetime.now(UTC),
+        )
+        session.add(row)
+        await session.flush()
+        return row
+
+    async def get_campaign(
+        self, session: AsyncSession, tenant_id: str, campaign_id: str
+    ) -> CampaignRow:
+        row = await repo.campaign(session, tenant_id, campaign_id)
+        if row is None:
+            raise NotFound(f"no campaign {campaign_id!r}", field="campaign_id")
+        return row
+
+    async def list_campaigns(
+        self, session: AsyncSession, tenant_id: str, *, page_token: str, page_size: int
+    ) -> tuple[list[CampaignRow], str]:
+        limit = _page_size(page_size)
+        rows = await repo.list_campaigns(session, tenant_id, after=page_token, limit=limit + 1)
+        return rows[:limit], rows[limit - 1].id if len(rows) > limit else ""
+
+    async def create_channel(
+        self, session: AsyncSession, tenant_id: str, spec: ChannelSpec
+    ) -> ChannelRow:
+        now = datetime.now(UTC)
+        spec.validate(now)
+        await self.get_campaign(session, tenant_id, spec.campaign_id)
+        if spec.scene and await repo.channel_by_scene(session, tenant_id, spec.scene):
+            raise AlreadyExists(f"scene {spec.scene!r} is taken by another channel", field="scene")
+        if spec.state and await repo.channel_by_state(session, tenant_id, spec.state):
+            raise AlreadyExists(f"state {spec.state!r} is taken by another channel", field="state")
+        row = ChannelRow(
+            id=str(ULID()),
+            tenant_id=tenant_id,
+            campaign_id=spec.campaign_id,
+            name=spec.name.strip(),
+            kind=spec.kind,
+            scene=spec.scene or None,
+            expires_at=spec.expires_at if spec.kind == "qr_temporary" else None,
+            state=spec.state or None,
+            app_id=spec.app_id,
+            url=spec.url,
+            parameters=dict(spec.parameters),
+            owner_team=spec.owner_team,
+            welcome_message=spec.welcome_message,
+            tags=list(spec.tags),
+            schedule=spec.schedule.as_json(),
+            daily_cap_per_rep=spec.daily_cap_per_rep,
+            cost_currency=spec.cost_currency,
+            cost_minor=spec.cost_minor,
+            region=spec.region,
+            created_at=now,
+        )
+        session.add(row)
+        await session.flush()
+        return row
+
+    async def get_channel(
+        self, session: AsyncSession, tenant_id: str, channel_id: str
+    ) -> ChannelRow:
+        row = await repo.channel(session, tenant_id, channel_id)
+        if row is None:
+            raise NotFound(f"no channel {channel_id!r}", field="channel_id")
+        return row
+
+    async def list_channels(
+        self,
+        session: AsyncSession,
+        tenant_id: str,
+        *,
+        campaign_id: str,
+        page_token: str,
+        page_size: int,
+    ) -> tuple[list[ChannelRow], str]:
+        limit = _page_size(page_size)
+        rows = await repo.list_channels(
+            session, tenant_id, campaign_id=campaign_id, after=page_token, limit=limit + 1
+        )
+        return rows[:limit], rows[limit - 1].id if len(rows) > limit else ""
+
+    async def create_landing_page(
+        self, session: AsyncSession, tenant_id: str, spec: LandingPageSpec
+    ) -> LandingPageRow:
+        spec.validate()
+        await self.get_campaign(session, tenant_id, spec.campaign_id)
+        if spec.channel_id:
+            await self.get_channel(session, tenant_id, spec.channel_id)
+        row = LandingPageRow(
+            id=str(ULID()),
+            tenant_id=tenant_id,
+            campaign_id=spec.campaign_id,
+            channel_id=spec.channel_id or None,
+            title=spec.title.strip(),
+            fields=[f.as_json() for f in spec.fields],
+            created_at=datetime.now(UTC),
+        )
+        session.add(row)
+        await session.flush()
+        return row
+
+    async def get_landing_page(
+        self, session: AsyncSession, tenant_id: str, page_id: str
+    ) -> LandingPageRow:
+        row = await repo.page(session, tenant_id, page_id)
+        if row is None:
+            raise NotFound(f"no landing page {page_id!r}", field="page_id")
+        return row
+
+    async def channels_of_campaign(
+        self, session: AsyncSession, tenant_id: str, campaign_id: str
+    ) -> list[ChannelRow]:
+        return await repo.channels_of_campaign(session, tenant_id, campaign_id)
+
+    async def channel_by_scene(
+        self, session: AsyncSession, tenant_id: str, scene: str
+    ) -> ChannelRow | None:
+        return await repo.channel_by_scene(session, tenant_id, scene)
+
+    async def page_tenant(self, session: AsyncSession, page_id: str) -> str:
+        tenant = await repo.page_tenant(session, page_id)
+        if tenant is None:
+            raise NotFound(f"no landing page {page_id!r}", field="page_id")
+        return tenant
+
+    async def channel_by_state(
+        self, session: AsyncSession, tenant_id: str, state: str
+    ) -> ChannelRow | None:
+        return await repo.channel_by_state(session, tenant_id, state)

@@ -1,0 +1,175 @@
+"""Use cases of fission campaigns. Callers own the unit of work; nothing here commits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+from ulid import ULID
+
+from closedloop.events.v1 import acquisition_events_pb2 as ev
+from closedloop_acquisition.catalog.service import CatalogService
+from closedloop_acquisition.catalog.specs import ChannelSpec
+from closedloop_acquisition.models import CampaignRow, ChannelRow, FissionParticipantRow
+from loopkit.errors import FailedPrecondition, InvalidArgument, NotFound
+from loopkit.events import Outbox
+
+
+@dataclass(frozen=True)
+class Progress:
+    participant: FissionParticipantRow
+    campaign: CampaignRow
+    channel: ChannelRow
+    created: bool = False
+
+
+class FissionService:
+    def __init__(self, outbox: Outbox, catalog: CatalogService) -> None:
+        self._outbox = outbox
+        self._catalog = catalog
+
+    async def _fission_campaign(
+        self, session: AsyncSession, tenant_id: str, campaign_id: str
+    ) -> CampaignRow:
+        campaign = await self._catalog.get_campaign(session, tenant_id, campaign_id)
+        if campaign.fission_goal <= 0:
+            raise FailedPrecondition("not a fission campaign", field="campaign_id")
+        return campaign
+
+    async def check_join(
+        self, session: AsyncSession, tenant_id: str, campaign_id: str, app_id: str
+    ) -> None:
+        await self._fission_campaign(session, tenant_id, campaign_id)
+        if not app_id:
+            raise InvalidArgument("the official account of the poster's QR code", field="app_id")
+
+    async def join(
+        self,
+        session: AsyncSession,
+        tenant_id: str,
+        campaign_id: str,
+        customer_id: str,
+        app_id: str,
+    ) -> Progress:
+        """The participant's code: created on the first join, the same one afterwards."""
+        campaign = await self._fission_campaign(session, tenant_id, campaign_id)
+        found = await session.execute(
+            select(FissionParticipantRow).where(
+                FissionParticipantRow.tenant_id == tenant_id,
+                FissionParticipantRow.campaign_id == campaign_id,
+                FissionParticipantRow.customer_id == customer_id,
+            )
+        )
+        existing = found.scalar_one_or_none()
+        if existing is not None:
+            channel = await self._catalog.get_channel(session, tenant_id, existing.channel_id)
+            return Progress(existing, campaign, channel)
+        participant_id = str(ULID())
+        channel = await self._catalog.create_channel(
+            session,
+            tenant_id,
+            ChannelSpec(
+                campaign_id=campaign_id,
+                name=f"fission poster of {customer_id}",
+                kind="qr_permanent",
+                scene=f"fx-{participant_id.lower()}",
+                app_id=app_id,
+                tags=("fission",),
+            ),
+        )
+        row = FissionParticipantRow(
+            id=participant_id,
+            tenant_id=tenant_id,
+            campaign_id=campaign_id,
+            customer_id=customer_id,
+            channel_id=channel.id,
+            invited=0,
+            reached_at=None,
+            created_at=datetime.now(UTC),
+        )
+        session.add(row)
+        await session.flush()
+        return Progress(row, campaign, channel, created=True)
+
+    async def progress(
+        self, session: AsyncSession, tenant_id: str, campaign_id: str, customer_id: str
+    ) -> Progress:
+        campaign = await self._fission_campaign(session, tenant_id, campaign_id)
+        found = await session.execute(
+            select(FissionParticipantRow).where(
+                FissionParticipantRow.tenant_id == tenant_id,
+                FissionParticipantRow.campaign_id == campaign_id,
+                FissionParticipantRow.customer_id == customer_id,
+            )
+        )
+        row = found.scalar_one_or_none()
+        if row is None:
+            raise NotFound("this customer has not joined the campaign", field="customer_id")
+        channel = await self._catalog.get_channel(session, tenant_id, row.channel_id)
+        return Progress(row, campaign, channel)
+
+    async def participant_of(
+        self, session: AsyncSession, tenant_id: str, channel_id: str
+    ) -> FissionParticipantRow | None:
+        # Locked: invites counted by two workers (replicas) at once must both count.
+        found = await session.execute(
+            select(FissionParticipantRow)
+            .where(
+                FissionParticipantRow.tenant_id == tenant_id,
+                FissionParticipantRow.channel_id == channel_id,
+            )
+            .with_for_update()
+        )
+        return found.scalar_one_or_none()
+
+    async def invited(
+        self, session: AsyncSession, participant: FissionParticipantRow, newcomer_id: str
+    ) -> None:
+        """A new subscriber came through the participant's code; at the goal, the reward task
+        (fission.goal_reached) is published, once."""
+        if newcomer_id == participant.customer_id:
+            return  # scanning one's own poster brings nobody
+        participant.invited += 1
+        campaign = await self._catalog.get_campaign(
+            session, participant.tenant_id, participant.campaign_id
+        )
+        if participant.reached_at is None and participant.invited >= campaign.fission_goal:
+            participant.reached_at = datetime.now(UTC)
+            await self._outbox.emit(
+                session,
+                "fission.goal_reached",
+                tenant_id=participant.tenant_id,
+                customer_id=participant.customer_id,
+                payload=ev.FissionGoalReached(
+                    campaign_id=participant.campaign_id,
+                    participant_customer_id=participant.customer_id,
+                    invited=participant.invited,
+                    goal=campaign.fission_goal,
+                ),
+            )
+        await session.flush()
+
+    async def customer_merged(
+        self, session: AsyncSession, tenant_id: str, survivor_id: str, merged_id: str
+    ) -> None:
+        """Two participations of one person in one campaign: the older one keeps both counts."""
+        found = await session.execute(
+            select(FissionParticipantRow).where(
+                FissionParticipantRow.tenant_id == tenant_id,
+                FissionParticipantRow.customer_id.in_([survivor_id, merged_id]),
+            )
+        )
+        by_campaign: dict[str, list[FissionParticipantRow]] = {}
+        for row in found.scalars():
+            by_campaign.setdefault(row.campaign_id, []).append(row)
+        for rows in by_campaign.values():
+            rows.sort(key=lambda r: r.created_at)
+            keep = rows[0]
+            for other in rows[1:]:
+                keep.invited += other.invited
+                keep.reached_at = keep.reached_at or other.reached_at
+                await session.delete(other)
+            keep.customer_id = survivor_id
+        await session.flush()

@@ -1,0 +1,87 @@
+"""The multi-step use cases both transports run: validate, resolve through identity (outside any
+transaction), then write rows and events in one unit of work. Metrics count after the commit."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from closedloop_acquisition import metrics
+from closedloop_acquisition.capture.service import (
+    CapturedLead,
+    CaptureService,
+    LeadInput,
+    PreparedLead,
+    TouchInput,
+)
+from closedloop_acquisition.catalog.service import CatalogService
+from closedloop_acquisition.fission.service import FissionService, Progress
+from closedloop_acquisition.models import TouchRow
+from loopkit.customers import IdentityValue
+from loopkit.db import transact
+from loopkit.errors import InvalidArgument
+
+T = TypeVar("T")
+
+
+class Flows:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        catalog: CatalogService,
+        capture: CaptureService,
+        fission: FissionService,
+        after_commit: Callable[[], None],
+    ) -> None:
+        self.sessions = sessions
+        self.catalog = catalog
+        self.capture = capture
+        self.fission = fission
+        self._after_commit = after_commit
+
+    async def tx(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+        return await transact(self.sessions, work, after_commit=self._after_commit)
+
+    async def read(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+        async with self.sessions() as session:
+            return await work(session)
+
+    async def record_touch(self, tenant_id: str, request: TouchInput) -> TouchRow:
+        self.capture.check_touch(request)
+        if request.channel_id:
+            await self.read(lambda s: self.catalog.get_channel(s, tenant_id, request.channel_id))
+        customer = await self.capture.resolve(tenant_id, request.identities)
+        touch = await self.tx(lambda s: self.capture.record_touch(s, tenant_id, request, customer))
+        metrics.touch(touch.kind, touch.channel_kind)
+        return touch
+
+    async def capture_lead(self, tenant_id: str | None, request: LeadInput) -> CapturedLead:
+        """`tenant_id` None: the page's tenant (a public form knows only the page id)."""
+
+        async def prepare(session: AsyncSession) -> tuple[str, PreparedLead]:
+            tenant = tenant_id or await self.catalog.page_tenant(session, request.page_id)
+            return tenant, await self.capture.prepare_lead(session, tenant, request)
+
+        tenant, prepared = await self.read(prepare)
+        customer = await self.capture.resolve_lead(tenant, prepared)
+        captured = await self.tx(lambda s: self.capture.capture_lead(s, tenant, prepared, customer))
+        metrics.lead(captured.repeat)
+        return captured
+
+    async def join_fission(
+        self,
+        tenant_id: str,
+        campaign_id: str,
+        identities: tuple[IdentityValue, ...],
+        app_id: str,
+    ) -> Progress:
+        if not identities:
+            raise InvalidArgument("who joins: at least one identity", field="identities")
+        await self.read(lambda s: self.fission.check_join(s, tenant_id, campaign_id, app_id))
+        customer = await self.capture.resolve(tenant_id, identities)
+        assert customer is not None
+        return await self.tx(
+            lambda s: self.fission.join(s, tenant_id, campaign_id, customer.customer_id, app_id)
+        )

@@ -1,0 +1,240 @@
+"""Public HTTP edges: H5 form submissions and the official account's server callback."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+
+from closedloop_acquisition.callbacks.service import CallbackService
+from closedloop_acquisition.capture.service import LeadInput
+from closedloop_acquisition.catalog.specs import text
+from closedloop_acquisition.settings import WechatApp
+from closedloop_acquisition.transport.flows import Flows
+from loopkit.customers import IdentityValue
+from loopkit.errors import (
+    AlreadyExists,
+    Conflict,
+    DependencyUnavailable,
+    DomainError,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+)
+from loopkit.tenancy import require_tenant
+from loopkit.wechat.crypto import DecryptError, MessageCrypto, SignatureError, check_signature
+from loopkit.wechat.xml import MAX_XML_BYTES, XmlError, build_message, parse_message
+
+MAX_FORM_BYTES = 64 * 1024
+_STATUS: list[tuple[type[DomainError], int]] = [
+    (InvalidArgument, 400),
+    (NotFound, 404),
+    (AlreadyExists, 409),
+    (FailedPrecondition, 409),
+    (Conflict, 409),
+    (PermissionDenied, 403),
+]
+
+
+def error(status: int, reason: str, field: str | None = None) -> JSONResponse:
+    return JSONResponse({"error": reason, "field": field}, status_code=status)
+
+
+def domain_error(exc: DomainError) -> JSONResponse:
+    status = next((code for cls, code in _STATUS if isinstance(exc, cls)), 400)
+    return error(status, exc.reason, exc.field)
+
+
+async def read_body(request: Request, limit: int) -> bytes | None:
+    """The body, or None as soon as it is longer than `limit` (never read whole)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _strings(value: Any, field: str) -> dict[str, str]:
+    """An object of strings; numbers and booleans (as a browser may send them) become text."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidArgument("must be an object of strings", field=field)
+    out: dict[str, str] = {}
+    for key, item in value.items():
+        if isinstance(item, bool):
+            out[key] = "true" if item else "false"
+        elif isinstance(item, str | int | float):
+            out[key] = str(item)
+        else:
+            plain = key.isascii() and key.isidentifier()
+            raise InvalidArgument("must be a string", field=f"{field}.{key}" if plain else field)
+    return out
+
+
+def _string(body: dict[str, Any], name: str, max_length: int = 256) -> str:
+    value = body.get(name, "")
+    if not isinstance(value, str):
+        raise InvalidArgument("must be a string", field=name)
+    text(value, name, max_length=max_length)
+    return value
+
+
+def submission(page_id: str, body: dict[str, Any]) -> LeadInput:
+    """A form submission's JSON body as a lead request:
+
+    {"values": {field: value}, "openid": ..., "app_id": ..., "unionid": ..., "channel_id": ...,
+     "ref": referral code, "parameters": {"utm_source": ...}, "region": ...}
+    """
+    known = {"values", "openid", "app_id", "unionid", "channel_id", "ref", "parameters", "region"}
+    for name in body:
+        if name not in known:
+            raise InvalidArgument("unknown member of the submission", field=name)
+    identities: list[IdentityValue] = []
+    openid, app_id = _string(body, "openid"), _string(body, "app_id")
+    if openid:
+        if not app_id:
+            raise InvalidArgument("an openid needs the app_id it belongs to", field="app_id")
+        identities.append(IdentityValue(kind="wechat_openid", value=openid, scope=app_id))
+    if unionid := _string(body, "unionid"):
+        identities.append(IdentityValue(kind="wechat_unionid", value=unionid))
+    return LeadInput(
+        page_id=page_id,
+        values=_strings(body.get("values"), "values"),
+        identities=tuple(identities),
+        channel_id=_string(body, "channel_id"),
+        referral_code=_string(body, "ref", 64),
+        parameters=_strings(body.get("parameters"), "parameters"),
+        region=_string(body, "region", 100),
+    )
+
+
+def forms_router(flows: Flows) -> APIRouter:
+    router = APIRouter()
+
+    @router.post("/v1/forms/{page_id}/submissions", response_model=None)
+    async def submit(page_id: str, request: Request) -> Response:
+        raw = await read_body(request, MAX_FORM_BYTES)
+        if raw is None:
+            return error(413, f"body larger than {MAX_FORM_BYTES} bytes", "body")
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return error(400, "body is not UTF-8", "body")
+        try:
+            body = json.loads(text)
+        except ValueError:
+            return error(400, "body is not JSON", "body")
+        if not isinstance(body, dict):
+            return error(400, "body must be a JSON object", "body")
+        try:
+            lead = submission(page_id[:64], body)
+            # The page names its tenant; a caller naming one sees only that tenant's pages.
+            asked = request.headers.get("x-tenant-id")
+            captured = await flows.capture_lead(require_tenant(asked) if asked else None, lead)
+        except DomainError as exc:
+            return domain_error(exc)
+        except DependencyUnavailable:
+            return error(503, "identity is unavailable; try again", None)
+        status = 200 if captured.repeat else 201
+        return JSONResponse(
+            {"lead_id": captured.lead.id, "repeat": captured.repeat}, status_code=status
+        )
+
+    return router
+
+
+def wechat_router(
+    flows: Flows,
+    callbacks: CallbackService,
+    apps: list[WechatApp],
+    wake_worker: Callable[[], None],
+) -> APIRouter:
+    router = APIRouter()
+    by_id = {app.app_id: app for app in apps}
+
+    @router.get("/v1/wechat/{app_id}/callback", response_model=None)
+    async def verify(app_id: str, request: Request) -> Response:
+        app = by_id.get(app_id)
+        if app is None:
+            return error(404, f"no official account {app_id!r}", "app_id")
+        q = request.query_params
+        try:
+            check_signature(
+                app.token.get_secret_value(),
+                q.get("signature", ""),
+                q.get("timestamp", ""),
+                q.get("nonce", ""),
+            )
+        except SignatureError as exc:
+            return error(403, str(exc), "signature")
+        return PlainTextResponse(q.get("echostr", ""))
+
+    @router.post("/v1/wechat/{app_id}/callback", response_model=None)
+    async def receive(app_id: str, request: Request) -> Response:
+        app = by_id.get(app_id)
+        if app is None:
+            return error(404, f"no official account {app_id!r}", "app_id")
+        q = request.query_params
+        timestamp, nonce = q.get("timestamp", ""), q.get("nonce", "")
+        raw = await read_body(request, MAX_XML_BYTES)
+        if raw is None:
+            return error(413, f"body larger than {MAX_XML_BYTES} bytes", "body")
+        crypto: MessageCrypto | None = None
+        try:
+            if q.get("encrypt_type", "raw") == "aes":
+                if not app.aes_key.get_secret_value():
+                    return error(400, "this account is not in safe mode", "encrypt_type")
+                crypto = MessageCrypto(
+                    app.token.get_secret_value(), app.aes_key.get_secret_value(), app.app_id
+                )
+                outer = parse_message(raw)
+                inner = crypto.open(
+                    q.get("msg_signature", ""), timestamp, nonce, outer.get("Encrypt", "")
+                )
+                message = parse_message(inner)
+            else:
+                check_signature(
+                    app.token.get_secret_value(), q.get("signature", ""), timestamp, nonce
+                )
+                message = parse_message(raw)
+        except SignatureError as exc:
+            return error(403, str(exc), "signature")
+        except (XmlError, DecryptError) as exc:
+            return error(400, str(exc), "body")
+        try:
+            accepted = await flows.tx(
+                lambda s: callbacks.accept(s, app.tenant_id, app.app_id, message)
+            )
+        except DomainError as exc:
+            return domain_error(exc)
+        if not accepted.duplicate:
+            wake_worker()
+        if not accepted.reply:
+            return PlainTextResponse("success")
+        reply = build_message(
+            {
+                "ToUserName": message.get("FromUserName", ""),
+                "FromUserName": message.get("ToUserName", ""),
+                "CreateTime": int(time.time()),
+                "MsgType": "text",
+                "Content": accepted.reply,
+            }
+        )
+        if crypto is not None:
+            sealed = crypto.seal(reply.encode(), timestamp or str(int(time.time())), nonce)
+            reply = build_message(dict(sealed))
+        return Response(reply, media_type="application/xml")
+
+    return router

@@ -1,0 +1,58 @@
+"""Concurrent submitters and WeChat retries arriving at once still make one lead / one touch."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from acquisition_helpers import Env, event_xml, form, safe_post
+
+from closedloop.acquisition.v1 import acquisition_pb2 as pb
+from loopkit.testing import eventually
+
+
+async def test_simultaneous_submissions_of_one_person_make_one_lead(env: Env) -> None:
+    campaign = await env.campaign()
+    channel = await env.channel(campaign.campaign_id, kind=pb.CHANNEL_KIND_AD)
+    page = await env.page(campaign.campaign_id, channel.channel_id)
+    async with env.http() as http:
+        answers = await asyncio.gather(
+            *(
+                http.post(
+                    f"/v1/forms/{page.page_id}/submissions",
+                    json={"values": form(phone_number="13100131999", note=f"try {n}")},
+                )
+                for n in range(10)
+            )
+        )
+    assert sorted(a.status_code for a in answers) == [200] * 9 + [201]
+    assert len({a.json()["lead_id"] for a in answers}) == 1
+    lead = await env.stub.GetLead(
+        pb.GetLeadRequest(tenant_id=env.tenant, lead_id=answers[0].json()["lead_id"])
+    )
+    assert lead.lead.submissions == 10
+    stats = await env.stats(channel.channel_id)
+    assert (stats.leads, stats.repeat_submissions) == (1, 9)
+
+
+async def test_retries_arriving_together_are_stored_once(env: Env) -> None:
+    campaign = await env.campaign()
+    channel = await env.qr_channel(campaign.campaign_id, "burst-1")
+    xml = event_xml("o-burst", "subscribe", key="qrscene_burst-1", create_time=int(time.time()))
+    async with env.http() as http:
+        requests = [safe_post(xml, env.app_id) for _ in range(3)]
+        answers = await asyncio.gather(
+            *(http.post(env.callback(), params=q, content=b) for q, b in requests)
+        )
+        assert [a.status_code for a in answers] == [200, 200, 200]
+        # A later message: once it is processed, everything stored before it was too (the
+        # worker takes messages in the order they arrived).
+        query, body = safe_post(event_xml("o-marker", "SCAN", key="burst-1"), env.app_id)
+        assert (await http.post(env.callback(), params=query, content=body)).status_code == 200
+
+    async def marker_scanned() -> bool:
+        return (await env.stats(channel.channel_id)).scans >= 2
+
+    await eventually(marker_scanned)
+    stats = await env.stats(channel.channel_id)
+    assert (stats.scans, stats.subscribes) == (2, 1)

@@ -1,0 +1,229 @@
+"""Following other services: identity's merges and erasures, referral's share visits."""
+
+from __future__ import annotations
+
+from acquisition_helpers import Env, form, openid
+from nats.aio.client import Client
+
+from closedloop.acquisition.v1 import acquisition_pb2 as pb
+from closedloop.common.v1 import common_pb2 as c
+from closedloop.events.v1 import acquisition_events_pb2 as ev
+from closedloop.events.v1 import conversion_events_pb2 as cpb
+from closedloop.events.v1 import referral_events_pb2 as rpb
+from closedloop.identity.v1 import identity_pb2
+from loopkit.events import new_envelope, subject_for, unpack
+from loopkit.testing import eventually, read_events
+
+
+async def _lead(env: Env, lead_id: str) -> pb.Lead | None:
+    try:
+        answer = await env.stub.GetLead(pb.GetLeadRequest(tenant_id=env.tenant, lead_id=lead_id))
+    except Exception:
+        return None
+    return answer.lead
+
+
+async def test_a_merge_moves_touches_and_folds_two_leads_of_one_campaign(env: Env) -> None:
+    campaign = await env.campaign()
+    channel = await env.channel(campaign.campaign_id, kind=pb.CHANNEL_KIND_OFFLINE)
+    page = await env.page(campaign.campaign_id, channel.channel_id)
+    first = await env.stub.CaptureLead(
+        pb.CaptureLeadRequest(
+            tenant_id=env.tenant,
+            page_id=page.page_id,
+            values=form(phone_number="13600136001", note="a"),
+        )
+    )
+    second = await env.stub.CaptureLead(
+        pb.CaptureLeadRequest(
+            tenant_id=env.tenant,
+            page_id=page.page_id,
+            values=form(phone_number="13600136002", note="b"),
+        )
+    )
+    assert first.lead.customer_id != second.lead.customer_id
+    assert (await env.stats(channel.channel_id)).leads == 2
+
+    merged = await env.identity_stub.MergeCustomers(
+        identity_pb2.MergeCustomersRequest(
+            tenant_id=env.tenant,
+            customer_ids=[first.lead.customer_id, second.lead.customer_id],
+            actor="test",
+            reason="same person",
+        )
+    )
+    survivor = merged.survivor.customer_id
+
+    async def folded() -> bool:
+        lead = await _lead(env, second.lead.lead_id)
+        return lead is not None and lead.lead_id == first.lead.lead_id
+
+    # The folded lead's id answers with the lead it was folded into.
+    await eventually(folded)
+    kept = await _lead(env, first.lead.lead_id)
+    assert kept is not None
+    assert kept.customer_id == survivor and kept.submissions == 2
+    stats = await env.stats(channel.channel_id)
+    assert (stats.leads, stats.repeat_submissions, stats.unique_customers) == (1, 1, 1)
+
+
+async def test_forget_erases_form_values_and_openids_but_keeps_the_counts(env: Env) -> None:
+    campaign = await env.campaign()
+    channel = await env.qr_channel(campaign.campaign_id, "forget-1")
+    page = await env.page(campaign.campaign_id)
+    who = openid("o-forget", env.app_id)
+    await env.stub.RecordTouch(
+        pb.RecordTouchRequest(
+            tenant_id=env.tenant,
+            channel_id=channel.channel_id,
+            kind=ev.TOUCH_KIND_SCAN,
+            identities=[who],
+        )
+    )
+    captured = await env.stub.CaptureLead(
+        pb.CaptureLeadRequest(
+            tenant_id=env.tenant,
+            page_id=page.page_id,
+            values=form(phone_number="13500135000"),
+            identities=[who],
+        )
+    )
+    await env.identity_stub.ForgetCustomer(
+        identity_pb2.ForgetCustomerRequest(
+            tenant_id=env.tenant,
+            customer_id=captured.lead.customer_id,
+            actor="test",
+            reason="PIPL request",
+        )
+    )
+
+    async def erased() -> bool:
+        lead = await _lead(env, captured.lead.lead_id)
+        return lead is not None and not lead.values
+
+    await eventually(erased)
+    stats = await env.stats(channel.channel_id)
+    assert (stats.scans, stats.leads) == (1, 1)
+
+
+async def test_a_share_visit_credits_the_visitors_lead_to_the_referrer(
+    env: Env, nats_client: Client
+) -> None:
+    campaign = await env.campaign()
+    referral = await env.channel(
+        campaign.campaign_id, kind=pb.CHANNEL_KIND_REFERRAL, name="friends"
+    )
+    page = await env.page(campaign.campaign_id)
+    referrer = await env.identity_stub.ResolveCustomer(
+        identity_pb2.ResolveCustomerRequest(
+            tenant_id=env.tenant, identities=[openid("o-referrer", env.app_id)]
+        )
+    )
+    referrer_id = referrer.customer.customer_id
+    visitor = openid("o-newcomer", env.app_id)
+    visit = new_envelope(
+        producer="referral",
+        event_type="share_visited",
+        tenant_id=env.tenant,
+        customer_id="",
+        payload=rpb.ShareVisited(
+            visit_id="v-1",
+            code="REF-ABC",
+            program_id="p-1",
+            referrer_customer_id=referrer_id,
+            channel_id=referral.channel_id,
+            campaign_id=campaign.campaign_id,
+            visitor_identities=[visitor],
+            share_id="s-1",
+        ),
+    )
+    js = nats_client.jetstream()
+    subject = subject_for("referral", "share_visited")
+    # Delivered twice (a republish JetStream does not de-duplicate): still one touch.
+    for msg_id in (visit.id, visit.id + "-again"):
+        headers = {"Nats-Msg-Id": msg_id}
+        await js.publish(subject, visit.SerializeToString(), stream="REFERRAL", headers=headers)
+    # Then an anonymous visit of someone else: once it is counted, the copy was handled too.
+    marker = new_envelope(
+        producer="referral",
+        event_type="share_visited",
+        tenant_id=env.tenant,
+        customer_id="",
+        payload=rpb.ShareVisited(visit_id="v-2", code="REF-ABC", channel_id=referral.channel_id),
+    )
+    await js.publish(subject, marker.SerializeToString(), stream="REFERRAL")
+
+    async def visited() -> bool:
+        return (await env.stats(referral.channel_id)).visits == 2
+
+    await eventually(visited)
+    lead = await env.stub.CaptureLead(
+        pb.CaptureLeadRequest(
+            tenant_id=env.tenant,
+            page_id=page.page_id,
+            values=form(phone_number="13300133000"),
+            identities=[visitor],
+        )
+    )
+    assert lead.lead.channel_id == referral.channel_id
+    assert lead.lead.attribution.referrer_customer_id == referrer_id
+    assert lead.lead.attribution.referral_code == "REF-ABC"
+
+    async def captured() -> list[ev.LeadCaptured]:
+        found = await read_events(
+            nats_client, "ACQUISITION", "closedloop.acquisition.lead.captured", tenant_id=env.tenant
+        )
+        return [unpack(e, ev.LeadCaptured) for e in found]
+
+    await eventually(captured)
+    (event,) = await captured()
+    assert event.attribution.referrer_customer_id == referrer_id
+    assert (await env.stats(referral.channel_id)).visits == 2
+
+
+async def test_a_wecom_friend_add_from_conversion_is_a_friend_add_touch(
+    env: Env, nats_client: Client
+) -> None:
+    campaign = await env.campaign()
+    way = await env.channel(
+        campaign.campaign_id,
+        kind=pb.CHANNEL_KIND_WECOM_CONTACT_WAY,
+        state="way-1",
+        daily_cap_per_rep=50,
+        owner_team="east",
+    )
+    assert way.daily_cap_per_rep == 50 and way.state == "way-1"
+    friend = await env.identity_stub.ResolveCustomer(
+        identity_pb2.ResolveCustomerRequest(
+            tenant_id=env.tenant,
+            identities=[
+                c.Identity(kind=c.IDENTITY_KIND_WECOM_EXTERNAL_USERID, scope="ww1", value="wm-1")
+            ],
+        )
+    )
+    js = nats_client.jetstream()
+    for payload in (
+        cpb.OwnershipStarted(rep_id="r-1", channel_id=way.channel_id, state="way-1"),
+        cpb.OwnershipStarted(rep_id="r-2", state="way-1"),  # found by the code's state
+    ):
+        payload.external_contact.CopyFrom(
+            c.Identity(kind=c.IDENTITY_KIND_WECOM_EXTERNAL_USERID, scope="ww1", value="wm-1")
+        )
+        envelope = new_envelope(
+            producer="conversion",
+            event_type="ownership.started",
+            tenant_id=env.tenant,
+            customer_id=friend.customer.customer_id,
+            payload=payload,
+        )
+        await js.publish(
+            subject_for("conversion", "ownership.started"),
+            envelope.SerializeToString(),
+            stream="CONVERSION",
+        )
+
+    async def added() -> bool:
+        return (await env.stats(way.channel_id)).friend_adds == 2
+
+    await eventually(added)
+    assert (await env.stats(way.channel_id)).unique_customers == 1
