@@ -74,3 +74,42 @@ async def test_consumer_span_continues_the_trace_of_the_emitting_request(
     assert span.context.trace_id == request.trace_id
     assert span.parent is not None
     assert span.parent.span_id == request.span_id
+
+
+async def test_an_http_request_continues_the_callers_trace_and_is_measured_by_route(
+    span_exporter: InMemorySpanExporter,
+) -> None:
+    import httpx
+    from fastapi import APIRouter
+
+    from loopkit.ops_http import ops_app
+
+    async def ready() -> None:
+        return None
+
+    app = ops_app("kit-test", ready)
+    router = APIRouter()
+
+    @router.get("/r/{code}")
+    async def visit(code: str) -> dict[str, str]:
+        return {"code": code}
+
+    app.include_router(router)
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    headers = {"traceparent": f"00-{trace_id}-00f067aa0ba902b7-01"}
+    span_exporter.clear()
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+        assert (await c.get("/r/abc123", headers=headers)).status_code == 200
+        assert (await c.get("/healthz", headers=headers)).status_code == 200
+        metrics_text = (await c.get("/metrics")).text
+
+    in_trace = [
+        s
+        for s in span_exporter.get_finished_spans()
+        if s.kind == SpanKind.SERVER and format(s.context.trace_id, "032x") == trace_id
+    ]
+    # One span for the page, none for the probe.
+    assert [s.name for s in in_trace] == ["GET /r/{code}"]
+    # Labelled by the route template, so codes never explode the metric's cardinality.
+    assert 'http_route="/r/{code}"' in metrics_text
+    assert "abc123" not in metrics_text

@@ -7,9 +7,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import grpc
 from fastapi import APIRouter
@@ -31,7 +32,7 @@ from loopkit.telemetry import configure_telemetry
 log = logging.getLogger(__name__)
 
 # A background loop that runs until the event is set.
-Worker = Callable[[asyncio.Event], Awaitable[None]]
+Worker = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
 
 
 class ServiceRuntime:
