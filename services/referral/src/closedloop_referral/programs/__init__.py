@@ -1,0 +1,1 @@
+"""Referral programs, referral codes, shares and share-link visits (no transport here)."""

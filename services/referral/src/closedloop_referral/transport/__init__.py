@@ -1,0 +1,1 @@
+"""Adapters between the outside (gRPC, public HTTP, events) and the referral domain."""

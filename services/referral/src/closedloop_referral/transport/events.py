@@ -1,0 +1,112 @@
+"""Consumers: acquisition's leads, conversion's orders and ownership, identity's customer events."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import TypeVar
+
+from google.protobuf.message import Message
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from closedloop.common.v1 import common_pb2
+from closedloop.events.v1 import acquisition_events_pb2 as acq
+from closedloop.events.v1 import conversion_events_pb2 as conv
+from closedloop.events.v1.envelope_pb2 import Envelope
+from closedloop_referral.clock import now
+from closedloop_referral.referrals.service import LeadFacts, OrderFacts, ReferralService
+from loopkit.consumer import Subscription
+from loopkit.customer_events import identity_subscription
+from loopkit.errors import InvalidArgument
+from loopkit.events import unpack
+
+M = TypeVar("M", bound=Message)
+_OPENID_KINDS = (
+    common_pb2.IDENTITY_KIND_WECHAT_OPENID,
+    common_pb2.IDENTITY_KIND_MINI_PROGRAM_OPENID,
+)
+
+
+def _at(env: Envelope) -> datetime:
+    return env.occurred_at.ToDatetime(tzinfo=now().tzinfo) if env.HasField("occurred_at") else now()
+
+
+def _payload(env: Envelope, kind: type[M]) -> M:
+    try:
+        return unpack(env, kind)
+    except ValueError as exc:
+        raise InvalidArgument(str(exc), field="payload") from None
+
+
+class EventHandlers:
+    def __init__(self, referrals: ReferralService) -> None:
+        self._referrals = referrals
+
+    def subscriptions(self) -> list[Subscription]:
+        return [
+            Subscription.to("acquisition", "leads", {"lead.captured": self.lead_captured}),
+            Subscription.to(
+                "conversion",
+                "orders",
+                {
+                    "order.paid": self.order_paid,
+                    "order.refunded": self.order_refunded,
+                    "ownership.ended": self.ownership_ended,
+                },
+            ),
+            identity_subscription(on_merged=self.merged, on_forgotten=self.forgotten),
+        ]
+
+    async def lead_captured(self, session: AsyncSession, env: Envelope) -> None:
+        event = _payload(env, acq.LeadCaptured)
+        openids = [i.value for i in event.identities if i.kind in _OPENID_KINDS and i.value]
+        await self._referrals.lead_captured(
+            session,
+            LeadFacts(
+                tenant_id=env.tenant_id,
+                newcomer_id=env.customer_id,
+                lead_id=event.lead_id,
+                referral_code=event.attribution.referral_code,
+                referrer_id=event.attribution.referrer_customer_id,
+                openids=openids,
+                at=_at(env),
+            ),
+        )
+
+    async def order_paid(self, session: AsyncSession, env: Envelope) -> None:
+        event = _payload(env, conv.OrderPaid)
+        await self._referrals.order_paid(
+            session,
+            OrderFacts(
+                tenant_id=env.tenant_id,
+                customer_id=env.customer_id,
+                order_id=event.order_id,
+                amount_minor=event.amount.amount_minor,
+                at=_at(env),
+            ),
+        )
+
+    async def order_refunded(self, session: AsyncSession, env: Envelope) -> None:
+        event = _payload(env, conv.OrderRefunded)
+        remaining = event.order_amount.amount_minor - event.refunded_total.amount_minor
+        await self._referrals.order_refunded(
+            session,
+            env.tenant_id,
+            event.order_id,
+            full=event.full,
+            remaining_minor=remaining if event.HasField("order_amount") else 0,
+            at=_at(env),
+        )
+
+    async def ownership_ended(self, session: AsyncSession, env: Envelope) -> None:
+        event = _payload(env, conv.OwnershipEnded)
+        if event.reason == conv.OWNERSHIP_END_REASON_CUSTOMER_DELETED_REP and env.customer_id:
+            await self._referrals.customer_deleted_rep(
+                session, env.tenant_id, env.customer_id, _at(env)
+            )
+
+    async def merged(self, session: AsyncSession, tenant: str, survivor: str, merged: str) -> None:
+        await self._referrals.customer_merged(session, tenant, survivor, merged, now())
+
+    async def forgotten(self, session: AsyncSession, tenant: str, ids: Sequence[str]) -> None:
+        await self._referrals.customer_forgotten(session, tenant, ids)
