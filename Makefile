@@ -55,6 +55,7 @@ proto-check: .venv/.synced node_modules/.installed ## fail on stale generated co
 bench: .venv/.synced ## run the benchmarks (needs PostgreSQL)
 	$(PY) bench/identity_resolve.py
 	$(PY) bench/lead_capture.py
+	$(PY) bench/segments.py
 
 deadletters: .venv/.synced ## list dead-lettered events (replay: closedloop deadletters replay --all)
 	$(PY) -m loopkit.cli deadletters list

@@ -234,7 +234,11 @@ async def test_the_periodic_sweep_grants_when_the_hold_ends(env: Env) -> None:
         return bool(rewards) and all(r.status == pb.REWARD_STATUS_GRANTED for r in rewards)
 
     await eventually(granted)
-    assert referrer in {e.customer_id for e in await env.events("reward.granted")}
+
+    async def published() -> bool:
+        return referrer in {e.customer_id for e in await env.events("reward.granted")}
+
+    await eventually(published)  # the event follows the commit through the outbox
 
 
 async def test_two_levels_reward_the_referrers_referrer_with_less(env: Env) -> None:

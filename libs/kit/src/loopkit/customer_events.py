@@ -6,15 +6,17 @@ merged id move to the survivor; when it forgets one, the service erases what it 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
-from sqlalchemy import Table, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from closedloop.events.v1 import identity_events_pb2 as pb
 from closedloop.events.v1.envelope_pb2 import Envelope
 from loopkit.consumer import Handler, Subscription
+from loopkit.customer_rows import repoint_customer
 from loopkit.events import unpack
+
+__all__ = ["identity_subscription", "repoint_customer"]
 
 # (session, tenant_id, survivor_id, merged_id)
 MergedHandler = Callable[[AsyncSession, str, str, str], Awaitable[None]]
@@ -38,27 +40,3 @@ def identity_subscription(
 
     handlers: dict[str, Handler] = {"customer.merged": merged, "customer.forgotten": forgotten}
     return Subscription.to("identity", name, handlers)
-
-
-async def repoint_customer(
-    session: AsyncSession,
-    columns: Iterable[tuple[Table, str]],
-    *,
-    tenant_id: str,
-    from_id: str,
-    to_id: str,
-) -> int:
-    """Move every (table, column) reference of `from_id` to `to_id` within the tenant.
-
-    Tables with a uniqueness rule involving the customer (one lead per customer and campaign, say)
-    must resolve the collision themselves before calling this.
-    """
-    moved = 0
-    for table, column in columns:
-        result = await session.execute(
-            update(table)
-            .where(table.c.tenant_id == tenant_id, table.c[column] == from_id)
-            .values({column: to_id})
-        )
-        moved += int(getattr(result, "rowcount", 0) or 0)
-    return moved

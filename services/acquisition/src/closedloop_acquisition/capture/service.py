@@ -29,6 +29,7 @@ from closedloop_acquisition.models import (
     TouchRow,
     WechatInboxRow,
 )
+from loopkit.customer_rows import repoint_customer
 from loopkit.customers import KINDS, CustomerDirectory, IdentityValue, ResolvedCustomer
 from loopkit.errors import InvalidArgument, NotFound
 from loopkit.events import Outbox
@@ -466,15 +467,14 @@ class CaptureService:
                 )
             )
         await session.flush()
-        # What loopkit.customer_events.repoint_customer does, without importing the consumer
-        # machinery (and NATS with it) into the domain.
-        for column in (TouchRow.customer_id, TouchRow.referrer_customer_id, LeadRow.customer_id):
-            table = column.class_
-            await session.execute(
-                update(table)
-                .where(table.tenant_id == tenant_id, column == merged_id)
-                .values({column.key: survivor_id})
-            )
+        columns = [
+            (TouchRow, "customer_id"),
+            (TouchRow, "referrer_customer_id"),
+            (LeadRow, "customer_id"),
+        ]
+        await repoint_customer(
+            session, columns, tenant_id=tenant_id, from_id=merged_id, to_id=survivor_id
+        )
 
     async def customer_forgotten(
         self, session: AsyncSession, tenant_id: str, customer_ids: Sequence[str]

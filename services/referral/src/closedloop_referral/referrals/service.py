@@ -26,6 +26,7 @@ from closedloop_referral.models import (
     VisitRow,
 )
 from closedloop_referral.programs.service import is_active
+from loopkit.customer_rows import repoint_customer
 from loopkit.customers import CustomerDirectory
 from loopkit.errors import FailedPrecondition, InvalidArgument, NotFound
 from loopkit.events import Outbox
@@ -892,8 +893,6 @@ class ReferralService:
             )
             .values(slot=CodeRow.code)
         )
-        # What loopkit.customer_events.repoint_customer does, without the domain importing the
-        # consumer machinery.
         columns: list[tuple[Any, str]] = [
             (CodeRow, "customer_id"),
             (ShareRow, "customer_id"),
@@ -902,12 +901,7 @@ class ReferralService:
             (ReferralRow, "referrer_id"),
             (RewardRow, "beneficiary_id"),
         ]
-        for model, column in columns:
-            await session.execute(
-                update(model)
-                .where(model.tenant_id == tenant, getattr(model, column) == merged)
-                .values({column: survivor})
-            )
+        await repoint_customer(session, columns, tenant_id=tenant, from_id=merged, to_id=survivor)
         if theirs is not None and mine is None:
             theirs.newcomer_id = survivor  # their one referral is now the survivor's
         await session.flush()

@@ -1,0 +1,247 @@
+"""Segment evaluation and the lifecycle sweep over synthetic customers on PostgreSQL, next to a
+plain `SELECT count(*)` scan of the same tables in the same run.
+
+Intended home: bench/segments.py (run with `.venv/bin/python bench/segments.py`). It creates a
+throwaway PostgreSQL database (CLOSEDLOOP_BENCH_DATABASE_URL / CLOSEDLOOP_TEST_DATABASE_URL or
+postgres@127.0.0.1), migrates the retention schema, generates `--customers` customers and
+`--orders` orders in SQL (generate_series), folds the orders into the activity model, then times:
+
+* count(*) of activity and of orders (the scan baseline);
+* PreviewSegment's query for a 5-condition segment (count + 20-customer sample, one query);
+* the lifecycle sweep as the periodic worker runs it one day later (only customers whose review
+  moment has come are loaded; each change writes its stage_changes row and outbox event);
+* the bulk RFM recomputation (ntile window functions, one UPDATE), first and again (a steady
+  state, where only changed scores are written).
+
+Prints times and ratios to the count(*) scans, and drops the database again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import time
+import uuid
+from collections.abc import Awaitable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TypeVar
+
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
+
+import closedloop_retention
+from closedloop_retention.activity import value
+from closedloop_retention.activity.rules import RulesRepository
+from closedloop_retention.activity.service import ActivityService
+from closedloop_retention.models import kit
+from closedloop_retention.segments import compiler, language
+from loopkit import db, migrations
+from loopkit.events import Outbox
+
+TENANT = "bench"
+SEGMENT = (
+    "stage IN (stable, decline) AND order_count >= 3 AND revenue > 500 "
+    "AND last_order_at < now-30d AND NOT unsubscribed = true"
+)
+
+
+def base_url() -> str:
+    return (
+        os.environ.get("CLOSEDLOOP_BENCH_DATABASE_URL")
+        or os.environ.get("CLOSEDLOOP_TEST_DATABASE_URL")
+        or "postgresql+asyncpg://postgres@127.0.0.1:5432/"
+    )
+
+
+async def admin(sql: str) -> None:
+    engine = create_async_engine(
+        make_url(base_url()).set(database="postgres"),
+        isolation_level="AUTOCOMMIT",
+        poolclass=NullPool,
+    )
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(text(sql))
+    finally:
+        await engine.dispose()
+
+
+GENERATE = [
+    # Customers: first seen within 400 days; 10% unsubscribed, 5% deleted the rep.
+    """
+    INSERT INTO activity (tenant_id, customer_id, first_seen_at, last_seen_at, order_count,
+        revenue_minor, referrals_made, unsubscribed, deleted_rep, consent, channel_id,
+        channel_kind, owner_rep_id, contact_kind, contact_scope, contact_value, active_hours,
+        stage, stage_reason, rfm_r, rfm_f, rfm_m, rfm_score, top_customer, churn_risk,
+        win_back_attempts)
+    SELECT :t, lpad(i::text, 26, '0'),
+        CAST(:now AS timestamptz) - make_interval(days => (random() * 400)::int),
+        CAST(:now AS timestamptz) - make_interval(days => (random() * 30)::int),
+        0, 0, 0, random() < 0.1, random() < 0.05, random() < 0.9,
+        'ch-' || (i % 50), 'qr_permanent', 'rep-' || (i % 200),
+        'wechat_openid', 'wx-app', 'o-' || i, '[0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0]',
+        'investigation', '', 0, 0, 0, 0, false, 0, 0
+    FROM generate_series(1, :n) AS i
+    """,
+    # Orders: spread over customers with a skew (some buy often), within 400 days.
+    """
+    INSERT INTO orders (tenant_id, order_id, customer_id, amount_minor, refunded_minor, paid_at,
+        fully_refunded, items)
+    SELECT :t, 'o-' || i,
+        lpad((1 + floor(power(random(), 2) * CAST(:n AS bigint)))::bigint::text, 26, '0'),
+        (1000 + random() * 50000)::bigint, 0,
+        CAST(:now AS timestamptz) - make_interval(secs => random() * 400 * 86400), false, '[]'
+    FROM generate_series(1, :m) AS i
+    """,
+    """
+    UPDATE activity a SET order_count = o.n, revenue_minor = o.revenue,
+        first_order_at = o.first_at, last_order_at = o.last_at
+    FROM (SELECT customer_id, count(*) AS n, sum(amount_minor) AS revenue,
+                 min(paid_at) AS first_at, max(paid_at) AS last_at
+          FROM orders WHERE tenant_id = :t GROUP BY customer_id) o
+    WHERE a.tenant_id = :t AND a.customer_id = o.customer_id
+    """,
+    # Stages as of a day ago, and review moments as the service computes them (approximately:
+    # the stage is recomputed exactly by the sweep for those that are due).
+    """
+    UPDATE activity SET
+        stage = CASE
+            WHEN order_count = 0 THEN 'investigation'
+            WHEN unsubscribed OR deleted_rep THEN 'decline'
+            WHEN last_order_at < CAST(:now AS timestamptz) - interval '180 days' THEN 'churned'
+            WHEN order_count >= 2
+                 AND last_order_at > CAST(:now AS timestamptz) - interval '46 days' THEN 'stable'
+            WHEN last_order_at > CAST(:now AS timestamptz) - interval '46 days' THEN 'development'
+            ELSE 'decline' END,
+        next_review_at = NULL
+    WHERE tenant_id = :t
+    """,
+    # Review moments in the steady state: yesterday's sweep already handled every moment before
+    # yesterday, so a customer's next moment is the first of (overdue, churn) after it.
+    """
+    UPDATE activity SET next_review_at = CASE
+        WHEN order_count = 0 THEN
+            CASE WHEN last_seen_at + interval '180 days' >= CAST(:now AS timestamptz)
+                 THEN last_seen_at + interval '180 days' END
+        WHEN last_order_at + make_interval(secs => GREATEST(
+                EXTRACT(EPOCH FROM (last_order_at - first_order_at))
+                    / GREATEST(order_count - 1, 1) * 1.5, 45 * 86400))
+             >= CAST(:now AS timestamptz)
+        THEN last_order_at + make_interval(secs => GREATEST(
+                EXTRACT(EPOCH FROM (last_order_at - first_order_at))
+                    / GREATEST(order_count - 1, 1) * 1.5, 45 * 86400))
+        WHEN last_order_at + interval '180 days' >= CAST(:now AS timestamptz)
+        THEN last_order_at + interval '180 days'
+        END
+    WHERE tenant_id = :t
+    """,
+    "ANALYZE activity",
+    "ANALYZE orders",
+]
+
+
+T = TypeVar("T")
+
+
+async def timed(label: str, work: Awaitable[T], results: dict[str, float]) -> T:
+    start = time.perf_counter()
+    out = await work
+    results[label] = time.perf_counter() - start
+    return out
+
+
+async def run(customers: int, orders: int, keep: bool, *, full: bool) -> None:  # noqa: PLR0915
+    name = f"closedloop_bench_segments_{uuid.uuid4().hex[:8]}"
+    url = make_url(base_url()).set(database=name).render_as_string(hide_password=False)
+    await admin(f'CREATE DATABASE "{name}"')
+    try:
+        mig = Path(closedloop_retention.__file__).parent / "migrations"
+        await asyncio.to_thread(migrations.upgrade, mig, url)
+        engine = db.create_engine(url, pool_size=2)
+        sessions = db.session_factory(engine)
+        now = datetime.now(UTC)
+        params = {"t": TENANT, "n": customers, "m": orders, "now": now - timedelta(days=1)}
+        t0 = time.perf_counter()
+        async with engine.begin() as conn:
+            for sql in GENERATE:
+                await conn.execute(text(sql), params if ":t" in sql else {})
+        print(
+            f"generated {customers:,} customers and {orders:,} orders in "
+            f"{time.perf_counter() - t0:.1f} s"
+        )
+
+        results: dict[str, float] = {}
+        async with engine.connect() as conn:
+            for table in ("activity", "orders"):
+                stmt = text(f"SELECT count(*) FROM {table}")
+                await conn.execute(stmt)  # warm
+                n = await timed(f"count(*) {table}", conn.scalar(stmt), results)
+                print(f"  {table}: {n:,} rows")
+        node = language.parse(SEGMENT)
+        async with sessions() as session:
+            query = compiler.preview_query(TENANT, node, now, 20)
+            await session.execute(query)  # warm
+            rows = (await timed("segment (5 conditions)", session.execute(query), results)).all()
+            count = rows[0].total if rows else 0
+            print(f"  segment: {count:,} customers, sample of {len(rows)}")
+        rules = RulesRepository()
+        activity = ActivityService(Outbox(kit, "retention"), rules)
+
+        async def sweep() -> tuple[int, int]:
+            async with sessions() as s, s.begin():
+                return await activity.sweep(s, TENANT, now)
+
+        examined, changed = await timed("lifecycle sweep (1 day)", sweep(), results)
+        print(f"  sweep: {examined:,} customers due, {changed:,} stage changes")
+
+        if full:
+
+            async def full_sweep() -> tuple[int, int]:
+                async with sessions() as s, s.begin():
+                    await activity.review_all(s, TENANT, now)
+                    return await activity.sweep(s, TENANT, now)
+
+            examined, changed = await timed("lifecycle sweep (all due)", full_sweep(), results)
+            print(f"  full sweep: {examined:,} customers, {changed:,} stage changes")
+
+        async def rfm() -> int:
+            async with sessions() as s, s.begin():
+                return await value.recompute_rfm(s, TENANT)
+
+        scored = await timed("RFM recompute (first)", rfm(), results)
+        print(f"  RFM: {scored:,} buyers scored")
+        rescored = await timed("RFM recompute (again)", rfm(), results)
+        print(f"  RFM again: {rescored:,} buyers' scores changed")
+        await engine.dispose()
+
+        scan = results["count(*) activity"]
+        scan_orders = results["count(*) orders"]
+        print()
+        print(f"{'step':<28}{'seconds':>10}{'x count(*) activity':>22}{'x count(*) orders':>20}")
+        for label, secs in results.items():
+            print(f"{label:<28}{secs:>10.3f}{secs / scan:>22.1f}{secs / scan_orders:>20.2f}")
+    finally:
+        if not keep:
+            await admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--customers", type=int, default=1_000_000)
+    parser.add_argument("--orders", type=int, default=10_000_000)
+    parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
+    parser.add_argument(
+        "--full-sweep",
+        action="store_true",
+        help="also time a sweep with every customer due (as after a rules change)",
+    )
+    args = parser.parse_args()
+    asyncio.run(run(args.customers, args.orders, args.keep, full=args.full_sweep))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""The customer activity model, lifecycle stages and churn risk (pure rules + repository)."""

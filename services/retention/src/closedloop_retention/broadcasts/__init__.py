@@ -1,0 +1,1 @@
+"""Broadcasts (group push): planning recipients under caps, consent and quiet hours; pacing."""

@@ -1,0 +1,309 @@
+"""Scheduling broadcasts, the recipients due for sending and their outcome."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from ulid import ULID
+
+from closedloop.events.v1 import retention_events_pb2 as ev
+from closedloop_retention import metrics
+from closedloop_retention.activity.rules import RulesRepository
+from closedloop_retention.broadcasts import planner
+from closedloop_retention.clock import utc
+from closedloop_retention.models import ActivityRow, BroadcastRow, RecipientRow
+from closedloop_retention.segments import compiler
+from closedloop_retention.segments.service import SegmentService
+from loopkit.errors import InvalidArgument, NotFound
+from loopkit.events import Outbox
+
+MAX_TEMPLATE = 2000
+MAX_WINDOW = timedelta(days=31)
+
+
+@dataclass(frozen=True)
+class Stats:
+    recipients: int
+    scheduled: int
+    sent: int
+    skipped: int
+    failed: int
+    by_reason: dict[str, int]
+
+
+@dataclass(frozen=True)
+class Due:
+    recipient: RecipientRow
+    template: str
+    contact_kind: str
+    contact_scope: str
+    contact_value: str
+
+
+class BroadcastService:
+    def __init__(self, outbox: Outbox, rules: RulesRepository, segments: SegmentService) -> None:
+        self._outbox = outbox
+        self._rules = rules
+        self._segments = segments
+
+    async def schedule(
+        self,
+        session: AsyncSession,
+        tenant: str,
+        *,
+        segment_id: str,
+        expression: str,
+        template: str,
+        window_start: datetime | None,
+        window_end: datetime | None,
+        key: str,
+        now: datetime,
+    ) -> BroadcastRow:
+        if not template.strip() or len(template) > MAX_TEMPLATE:
+            raise InvalidArgument(f"must be 1-{MAX_TEMPLATE} characters", field="template")
+        if len(key) > 200:
+            raise InvalidArgument("must be at most 200 characters", field="idempotency_key")
+        now = utc(now)
+        start = utc(window_start) if window_start else now
+        end = utc(window_end) if window_end else start + timedelta(days=1)
+        if end <= start:
+            raise InvalidArgument("must be after window_start", field="window_end")
+        if end - start > MAX_WINDOW:
+            raise InvalidArgument("a send window is at most 31 days", field="window_end")
+        if end <= now:
+            raise InvalidArgument("the send window is over", field="window_end")
+        if key:
+            existing = await session.scalar(
+                select(BroadcastRow).where(
+                    BroadcastRow.tenant_id == tenant, BroadcastRow.idempotency_key == key
+                )
+            )
+            if existing is not None:
+                return existing
+        seg_id, expr, node = await self._segments.resolve(session, tenant, segment_id, expression)
+        rules = await self._rules.get(session, tenant)
+        row = BroadcastRow(
+            id=str(ULID()),
+            tenant_id=tenant,
+            segment_id=seg_id,
+            expression=expr,
+            template=template,
+            window_start=start,
+            window_end=end,
+            status="scheduled",
+            idempotency_key=key or str(ULID()),
+            created_at=now,
+        )
+        session.add(row)
+        # One query: the segment's members with what planning needs, and their recent messages.
+        since = now - timedelta(days=rules.cap_window_days)
+        recent = (
+            select(RecipientRow.customer_id, func.count().label("n"))
+            .where(
+                RecipientRow.tenant_id == tenant,
+                RecipientRow.status.in_(("sent", "scheduled", "sending")),
+                RecipientRow.send_at > since,
+            )
+            .group_by(RecipientRow.customer_id)
+            .subquery()
+        )
+        members = compiler.members(tenant, node, now).subquery()
+        query = (
+            select(
+                ActivityRow.customer_id,
+                ActivityRow.unsubscribed,
+                ActivityRow.consent,
+                ActivityRow.contact_value,
+                ActivityRow.active_hours,
+                func.coalesce(recent.c.n, 0),
+            )
+            .join(members, members.c.customer_id == ActivityRow.customer_id)
+            .outerjoin(recent, recent.c.customer_id == ActivityRow.customer_id)
+            .where(ActivityRow.tenant_id == tenant)
+        )
+        candidates = [
+            planner.Candidate(
+                customer_id=cid,
+                unsubscribed=unsub,
+                consent=consent,
+                has_contact=bool(contact),
+                recent_messages=int(n),
+                preferred_hour=planner.preferred_hour(hours),
+            )
+            for cid, unsub, consent, contact, hours, n in (await session.execute(query)).all()
+        ]
+        planned = planner.plan(candidates, rules, start, end, now)
+        for p in planned:
+            session.add(
+                RecipientRow(
+                    broadcast_id=row.id,
+                    customer_id=p.customer_id,
+                    tenant_id=tenant,
+                    status="skipped" if p.skip_reason else "scheduled",
+                    reason=p.skip_reason,
+                    send_at=p.send_at,
+                    sent_at=None,
+                    message_id="",
+                )
+            )
+        if not any(not p.skip_reason for p in planned):
+            row.status = "completed"
+        await session.flush()
+        return row
+
+    async def get(self, session: AsyncSession, tenant: str, broadcast_id: str) -> BroadcastRow:
+        row = await session.get(BroadcastRow, broadcast_id)
+        if row is None or row.tenant_id != tenant:
+            raise NotFound("no such broadcast", field="broadcast_id")
+        return row
+
+    async def recipients(self, session: AsyncSession, broadcast_id: str) -> list[RecipientRow]:
+        result = await session.scalars(
+            select(RecipientRow)
+            .where(RecipientRow.broadcast_id == broadcast_id)
+            .order_by(RecipientRow.customer_id)
+        )
+        return list(result)
+
+    async def stats(self, session: AsyncSession, broadcast_id: str) -> Stats:
+        rows = (
+            await session.execute(
+                select(RecipientRow.status, RecipientRow.reason, func.count())
+                .where(RecipientRow.broadcast_id == broadcast_id)
+                .group_by(RecipientRow.status, RecipientRow.reason)
+            )
+        ).all()
+        by_status: Counter[str] = Counter()
+        by_reason: Counter[str] = Counter()
+        for status, reason, n in rows:
+            by_status[status] += n
+            if reason:
+                by_reason[reason] += n
+        return Stats(
+            recipients=sum(by_status.values()),
+            scheduled=by_status["scheduled"] + by_status["sending"],
+            sent=by_status["sent"],
+            skipped=by_status["skipped"],
+            failed=by_status["failed"],
+            by_reason=dict(by_reason),
+        )
+
+    # --- sending -----------------------------------------------------------------------------
+
+    async def due(self, session: AsyncSession, now: datetime, limit: int) -> list[Due]:
+        rows = (
+            await session.execute(
+                select(
+                    RecipientRow,
+                    BroadcastRow.template,
+                    ActivityRow.contact_kind,
+                    ActivityRow.contact_scope,
+                    ActivityRow.contact_value,
+                )
+                .join(BroadcastRow, BroadcastRow.id == RecipientRow.broadcast_id)
+                .join(
+                    ActivityRow,
+                    and_(
+                        ActivityRow.tenant_id == RecipientRow.tenant_id,
+                        ActivityRow.customer_id == RecipientRow.customer_id,
+                    ),
+                )
+                .where(RecipientRow.status == "scheduled", RecipientRow.send_at <= utc(now))
+                .order_by(RecipientRow.send_at)
+                .limit(limit)
+            )
+        ).all()
+        return [Due(r, t, k, s, v) for r, t, k, s, v in rows]
+
+    async def claim(
+        self, session: AsyncSession, broadcast_id: str, customer_id: str, now: datetime
+    ) -> bool:
+        """Takes a due recipient for sending (one dispatcher wins across replicas)."""
+        result = await session.execute(
+            update(RecipientRow)
+            .where(
+                RecipientRow.broadcast_id == broadcast_id,
+                RecipientRow.customer_id == customer_id,
+                RecipientRow.status == "scheduled",
+            )
+            .values(status="sending", sent_at=utc(now))
+            .execution_options(synchronize_session=False)
+        )
+        return int(getattr(result, "rowcount", 0) or 0) == 1
+
+    async def unclaim(self, session: AsyncSession, broadcast_id: str, customer_id: str) -> None:
+        await session.execute(
+            update(RecipientRow)
+            .where(
+                RecipientRow.broadcast_id == broadcast_id,
+                RecipientRow.customer_id == customer_id,
+                RecipientRow.status == "sending",
+            )
+            .values(status="scheduled", sent_at=None)
+            .execution_options(synchronize_session=False)
+        )
+
+    async def requeue_stale(self, session: AsyncSession, claimed_before: datetime) -> int:
+        """Recipients claimed by a dispatcher that died before marking them go back in the queue
+        (the sender's idempotency key keeps the retry from sending twice)."""
+        result = await session.execute(
+            update(RecipientRow)
+            .where(RecipientRow.status == "sending", RecipientRow.sent_at < utc(claimed_before))
+            .values(status="scheduled", sent_at=None)
+            .execution_options(synchronize_session=False)
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
+
+    async def mark(
+        self,
+        session: AsyncSession,
+        broadcast_id: str,
+        customer_id: str,
+        *,
+        message_id: str,
+        sent_at: datetime | None,
+        failure: str = "",
+        channel: str = "",
+    ) -> None:
+        result = await session.execute(
+            update(RecipientRow)
+            .where(
+                RecipientRow.broadcast_id == broadcast_id,
+                RecipientRow.customer_id == customer_id,
+                RecipientRow.status == "sending",
+            )
+            .values(
+                status="failed" if failure else "sent",
+                reason=failure,
+                message_id=message_id,
+                sent_at=utc(sent_at) if sent_at else None,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        if int(getattr(result, "rowcount", 0) or 0) == 0:
+            return  # already marked by an earlier attempt
+        broadcast = await session.get(BroadcastRow, broadcast_id)
+        assert broadcast is not None
+        if not failure:
+            metrics.broadcast_messages_sent.add(1)
+            await self._outbox.emit(
+                session,
+                "broadcast.sent",
+                tenant_id=broadcast.tenant_id,
+                customer_id=customer_id,
+                payload=ev.BroadcastSent(
+                    broadcast_id=broadcast_id, message_id=message_id, channel=channel
+                ),
+            )
+        left = await session.scalar(
+            select(func.count()).where(
+                RecipientRow.broadcast_id == broadcast_id,
+                RecipientRow.status.in_(("scheduled", "sending")),
+            )
+        )
+        broadcast.status = "completed" if not left else "sending"
+        await session.flush()

@@ -1,0 +1,342 @@
+"""Points ledger and coupons. Every movement is a ledger row with a unique idempotency key; the
+account's balance is the ledger's sum, debited with one conditional UPDATE so concurrent
+redemptions can never overdraw it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from ulid import ULID
+
+from closedloop.events.v1 import retention_events_pb2 as ev
+from closedloop_retention import metrics
+from closedloop_retention.activity.rules import Rules
+from closedloop_retention.clock import now, utc
+from closedloop_retention.models import CouponRow, LedgerRow, LoyaltyAccountRow
+from loopkit.errors import FailedPrecondition, InvalidArgument, NotFound
+from loopkit.events import Outbox
+
+# Sources that count towards the lifetime points a tier is based on (spending does not).
+EARNING_SOURCES = {"order", "refund", "referral", "revoke", "manual"}
+MAX_KEY = 200
+
+
+@dataclass(frozen=True)
+class Posted:
+    entry: LedgerRow
+    balance: int
+    created: bool
+
+
+class LoyaltyService:
+    def __init__(self, outbox: Outbox) -> None:
+        self._outbox = outbox
+
+    async def account(
+        self, session: AsyncSession, tenant: str, customer_id: str
+    ) -> LoyaltyAccountRow:
+        row = await session.get(LoyaltyAccountRow, (tenant, customer_id))
+        if row is None:
+            row = LoyaltyAccountRow(
+                tenant_id=tenant,
+                customer_id=customer_id,
+                balance=0,
+                lifetime_points=0,
+                updated_at=now(),
+            )
+            session.add(row)
+            await session.flush()
+        return row
+
+    async def find_account(
+        self, session: AsyncSession, tenant: str, customer_id: str
+    ) -> LoyaltyAccountRow | None:
+        return await session.get(LoyaltyAccountRow, (tenant, customer_id))
+
+    async def ledger(
+        self, session: AsyncSession, tenant: str, customer_id: str, limit: int = 50
+    ) -> list[LedgerRow]:
+        result = await session.scalars(
+            select(LedgerRow)
+            .where(LedgerRow.tenant_id == tenant, LedgerRow.customer_id == customer_id)
+            .order_by(LedgerRow.created_at.desc(), LedgerRow.id.desc())
+            .limit(limit)
+        )
+        return list(result)
+
+    async def _by_key(self, session: AsyncSession, tenant: str, key: str) -> LedgerRow | None:
+        return await session.scalar(
+            select(LedgerRow).where(LedgerRow.tenant_id == tenant, LedgerRow.idempotency_key == key)
+        )
+
+    async def _balance(self, session: AsyncSession, tenant: str, customer_id: str) -> int:
+        value = await session.scalar(
+            select(LoyaltyAccountRow.balance)
+            .where(
+                LoyaltyAccountRow.tenant_id == tenant, LoyaltyAccountRow.customer_id == customer_id
+            )
+            .execution_options(populate_existing=True)
+        )
+        return int(value or 0)
+
+    async def post(
+        self,
+        session: AsyncSession,
+        tenant: str,
+        customer_id: str,
+        points: int,
+        *,
+        source: str,
+        source_ref: str,
+        reason: str,
+        key: str,
+        at: datetime,
+        allow_negative: bool = False,
+    ) -> Posted:
+        """One ledger movement, once per key. A debit without `allow_negative` never takes the
+        balance below zero (FAILED_PRECONDITION, nothing written)."""
+        if not key or len(key) > MAX_KEY:
+            raise InvalidArgument(f"must be 1-{MAX_KEY} characters", field="idempotency_key")
+        if points == 0:
+            raise InvalidArgument("must not be zero", field="points")
+        existing = await self._by_key(session, tenant, key)
+        if existing is not None:
+            if existing.customer_id != customer_id or existing.points != points:
+                raise InvalidArgument(
+                    "idempotency key already used for another movement", field="idempotency_key"
+                )
+            return Posted(existing, await self._balance(session, tenant, customer_id), False)
+        await self.account(session, tenant, customer_id)
+        lifetime = points if source in EARNING_SOURCES else 0
+        stmt = (
+            update(LoyaltyAccountRow)
+            .where(
+                LoyaltyAccountRow.tenant_id == tenant, LoyaltyAccountRow.customer_id == customer_id
+            )
+            .values(
+                balance=LoyaltyAccountRow.balance + points,
+                lifetime_points=LoyaltyAccountRow.lifetime_points + lifetime,
+                updated_at=utc(at),
+            )
+        )
+        if points < 0 and not allow_negative:
+            stmt = stmt.where(LoyaltyAccountRow.balance + points >= 0)
+        result = await session.execute(stmt.execution_options(synchronize_session=False))
+        if int(getattr(result, "rowcount", 0) or 0) == 0:
+            balance = await self._balance(session, tenant, customer_id)
+            raise FailedPrecondition(
+                f"insufficient points: balance {balance}, requested {-points}", field="points"
+            )
+        entry = LedgerRow(
+            id=str(ULID()),
+            tenant_id=tenant,
+            customer_id=customer_id,
+            points=points,
+            source=source,
+            source_ref=source_ref[:128],
+            reason=reason[:300],
+            idempotency_key=key,
+            created_at=utc(at),
+        )
+        session.add(entry)
+        await session.flush()
+        balance = await self._balance(session, tenant, customer_id)
+        if points > 0:
+            metrics.points_earned.add(points, {"source": source})
+            await self._outbox.emit(
+                session,
+                "points.earned",
+                tenant_id=tenant,
+                customer_id=customer_id,
+                payload=ev.PointsEarned(
+                    entry_id=entry.id,
+                    points=points,
+                    balance_after=balance,
+                    source=source,
+                    source_ref=source_ref,
+                ),
+            )
+        else:
+            await self._outbox.emit(
+                session,
+                "points.redeemed",
+                tenant_id=tenant,
+                customer_id=customer_id,
+                payload=ev.PointsRedeemed(
+                    entry_id=entry.id, points=points, balance_after=balance, reason=reason or source
+                ),
+            )
+        return Posted(entry, balance, True)
+
+    # --- points from other services' events ---------------------------------------------------
+
+    @staticmethod
+    def points_for(amount_minor: int, rules: Rules) -> int:
+        return int(amount_minor * rules.points_per_yuan // 100)
+
+    async def credit_order(
+        self,
+        session: AsyncSession,
+        tenant: str,
+        customer_id: str,
+        order_id: str,
+        *,
+        amount_minor: int,
+        rules: Rules,
+        at: datetime,
+    ) -> Posted | None:
+        points = self.points_for(amount_minor, rules)
+        if points <= 0:
+            return None
+        return await self.post(
+            session,
+            tenant,
+            customer_id,
+            points,
+            source="order",
+            source_ref=order_id,
+            reason="order paid",
+            key=f"order:{order_id}",
+            at=at,
+        )
+
+    async def reverse_order(
+        self,
+        session: AsyncSession,
+        tenant: str,
+        customer_id: str,
+        order_id: str,
+        *,
+        refunded_total_minor: int,
+        order_amount_minor: int,
+        at: datetime,
+    ) -> Posted | None:
+        """Takes back the order's points in proportion to what was refunded so far."""
+        earned_row = await self._by_key(session, tenant, f"order:{order_id}")
+        if earned_row is None or order_amount_minor <= 0:
+            return None
+        earned = earned_row.points
+        share = min(max(refunded_total_minor, 0), order_amount_minor)
+        target = earned * share // order_amount_minor
+        reversed_so_far = -int(
+            await session.scalar(
+                select(func.coalesce(func.sum(LedgerRow.points), 0)).where(
+                    LedgerRow.tenant_id == tenant,
+                    LedgerRow.source == "refund",
+                    LedgerRow.source_ref == order_id,
+                )
+            )
+            or 0
+        )
+        delta = target - reversed_so_far
+        if delta <= 0:
+            return None
+        # Points already spent may take the balance below zero: a refund is not a way to keep them.
+        return await self.post(
+            session,
+            tenant,
+            earned_row.customer_id,
+            -delta,
+            source="refund",
+            source_ref=order_id,
+            reason="order refunded",
+            key=f"refund:{order_id}:{target}",
+            at=at,
+            allow_negative=True,
+        )
+
+    # --- coupons -----------------------------------------------------------------------------
+
+    async def issue_coupon(
+        self,
+        session: AsyncSession,
+        tenant: str,
+        customer_id: str,
+        *,
+        template_id: str,
+        value_minor: int,
+        valid_days: int,
+        reason: str,
+        key: str,
+        at: datetime,
+    ) -> CouponRow:
+        if not customer_id:
+            raise InvalidArgument("a customer is required", field="customer_id")
+        if not template_id or len(template_id) > 64:
+            raise InvalidArgument("must be 1-64 characters", field="template_id")
+        if value_minor < 0:
+            raise InvalidArgument("must not be negative", field="value_minor")
+        if not 1 <= valid_days <= 3650:
+            raise InvalidArgument("must be within 1..3650", field="valid_days")
+        key = key or str(ULID())
+        if len(key) > MAX_KEY:
+            raise InvalidArgument(f"must be at most {MAX_KEY} characters", field="idempotency_key")
+        existing = await session.scalar(
+            select(CouponRow).where(CouponRow.tenant_id == tenant, CouponRow.idempotency_key == key)
+        )
+        if existing is not None:
+            return existing
+        at = utc(at)
+        coupon = CouponRow(
+            id=str(ULID()),
+            tenant_id=tenant,
+            customer_id=customer_id,
+            template_id=template_id,
+            value_minor=value_minor,
+            reason=reason[:300],
+            idempotency_key=key,
+            issued_at=at,
+            expires_at=at + timedelta(days=valid_days),
+            redeemed_at=None,
+        )
+        session.add(coupon)
+        await session.flush()
+        await self._outbox.emit(
+            session,
+            "coupon.issued",
+            tenant_id=tenant,
+            customer_id=customer_id,
+            payload=ev.CouponIssued(coupon_id=coupon.id, template_id=template_id, reason=reason),
+        )
+        return coupon
+
+    async def redeem_coupon(
+        self, session: AsyncSession, tenant: str, coupon_id: str, at: datetime
+    ) -> CouponRow:
+        at = utc(at)
+        result = await session.execute(
+            update(CouponRow)
+            .where(
+                CouponRow.tenant_id == tenant,
+                CouponRow.id == coupon_id,
+                CouponRow.redeemed_at.is_(None),
+                CouponRow.expires_at > at,
+            )
+            .values(redeemed_at=at)
+            .execution_options(synchronize_session=False)
+        )
+        coupon = await session.scalar(
+            select(CouponRow)
+            .where(CouponRow.tenant_id == tenant, CouponRow.id == coupon_id)
+            .execution_options(populate_existing=True)
+        )
+        if coupon is None:
+            raise NotFound("no such coupon", field="coupon_id")
+        if int(getattr(result, "rowcount", 0) or 0) == 0:
+            if coupon.redeemed_at is not None:
+                raise FailedPrecondition("coupon already redeemed", field="coupon_id")
+            raise FailedPrecondition("coupon expired", field="coupon_id")
+        return coupon
+
+    async def coupons(
+        self, session: AsyncSession, tenant: str, customer_id: str
+    ) -> list[CouponRow]:
+        result = await session.scalars(
+            select(CouponRow)
+            .where(CouponRow.tenant_id == tenant, CouponRow.customer_id == customer_id)
+            .order_by(CouponRow.issued_at.desc())
+        )
+        return list(result)

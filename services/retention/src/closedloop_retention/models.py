@@ -1,0 +1,239 @@
+"""The retention service's tables (its own database; no other service reads them)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    String,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from loopkit.db import new_metadata
+from loopkit.tables import kit_tables
+
+
+class Base(DeclarativeBase):
+    metadata = new_metadata()
+
+
+kit = kit_tables(Base.metadata)
+
+
+class ActivityRow(Base):
+    """One row per customer: what the other services' events told us about them."""
+
+    __tablename__ = "activity"
+    __table_args__ = (
+        Index("ix_activity_tenant_stage", "tenant_id", "stage"),
+        Index("ix_activity_tenant_last_order", "tenant_id", "last_order_at"),
+        Index("ix_activity_tenant_review", "tenant_id", "next_review_at"),
+    )
+
+    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(26), primary_key=True)
+    first_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    order_count: Mapped[int] = mapped_column(Integer, default=0)
+    revenue_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    first_order_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_order_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_interaction_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    referrals_made: Mapped[int] = mapped_column(Integer, default=0)
+    unsubscribed: Mapped[bool] = mapped_column(Boolean, default=False)
+    deleted_rep: Mapped[bool] = mapped_column(Boolean, default=False)
+    consent: Mapped[bool] = mapped_column(Boolean, default=False)
+    channel_id: Mapped[str] = mapped_column(String(64), default="")
+    channel_kind: Mapped[str] = mapped_column(String(32), default="")
+    owner_rep_id: Mapped[str] = mapped_column(String(64), default="")
+    # Where a message reaches them: an identity kind/scope/value (openid, external_userid).
+    contact_kind: Mapped[str] = mapped_column(String(32), default="")
+    contact_scope: Mapped[str] = mapped_column(String(256), default="")
+    contact_value: Mapped[str] = mapped_column(String(256), default="")
+    # Interactions per local hour of day (24 counts): when they usually read.
+    active_hours: Mapped[list[int]] = mapped_column(JSON)
+    stage: Mapped[str] = mapped_column(String(16), default="investigation")
+    stage_reason: Mapped[str] = mapped_column(String(300), default="")
+    stage_changed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # When time alone can next move the stage or the churn risk (the sweep's work list).
+    next_review_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    rfm_r: Mapped[int] = mapped_column(Integer, default=0)
+    rfm_f: Mapped[int] = mapped_column(Integer, default=0)
+    rfm_m: Mapped[int] = mapped_column(Integer, default=0)
+    rfm_score: Mapped[int] = mapped_column(Integer, default=0)
+    top_customer: Mapped[bool] = mapped_column(Boolean, default=False)
+    churn_risk: Mapped[float] = mapped_column(Float, default=0.0)
+    churn_risk_raised_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Win-back offers made since the last order, and when the last one was made.
+    win_back_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_win_back_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class OrderRow(Base):
+    """Paid orders as retention saw them (for cycles, refunds and points)."""
+
+    __tablename__ = "orders"
+
+    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    order_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(26), index=True)
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    refunded_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    paid_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    fully_refunded: Mapped[bool] = mapped_column(Boolean, default=False)
+    items: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+
+
+class OrderItemRow(Base):
+    """The products of paid orders (not fully refunded): what cross-sell co-occurrence counts."""
+
+    __tablename__ = "order_items"
+    __table_args__ = (
+        Index("ix_order_items_customer", "tenant_id", "customer_id"),
+        Index("ix_order_items_sku", "tenant_id", "sku", "customer_id"),
+    )
+
+    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    order_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    sku: Mapped[str] = mapped_column(String(64), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(26))
+    name: Mapped[str] = mapped_column(String(200))
+    category: Mapped[str] = mapped_column(String(64))
+
+
+class TagRow(Base):
+    __tablename__ = "customer_tags"
+
+    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(26), primary_key=True)
+    tag: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # manual | lead (from the lead's tags)
+    source: Mapped[str] = mapped_column(String(16))
+
+
+class StageChangeRow(Base):
+    __tablename__ = "stage_changes"
+    __table_args__ = (Index("ix_stage_changes_customer", "tenant_id", "customer_id", "at"),)
+
+    id: Mapped[str] = mapped_column(String(26), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(64))
+    customer_id: Mapped[str] = mapped_column(String(26))
+    from_stage: Mapped[str] = mapped_column(String(16))
+    to_stage: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(String(300))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class RulesRow(Base):
+    __tablename__ = "tenant_rules"
+
+    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    rules: Mapped[dict[str, Any]] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class LoyaltyAccountRow(Base):
+    """The balance is the ledger's sum, kept beside it in the same transaction so a redemption
+    can check and debit it with one conditional UPDATE."""
+
+    __tablename__ = "loyalty_accounts"
+
+    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(26), primary_key=True)
+    balance: Mapped[int] = mapped_column(BigInteger, default=0)
+    lifetime_points: Mapped[int] = mapped_column(BigInteger, default=0)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class LedgerRow(Base):
+    __tablename__ = "points_ledger"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "idempotency_key"),
+        Index("ix_points_ledger_customer", "tenant_id", "customer_id", "created_at"),
+        Index("ix_points_ledger_source", "tenant_id", "source_ref"),
+    )
+
+    id: Mapped[str] = mapped_column(String(26), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(64))
+    customer_id: Mapped[str] = mapped_column(String(26))
+    points: Mapped[int] = mapped_column(BigInteger)
+    # order | refund | referral | redeem | manual | merge
+    source: Mapped[str] = mapped_column(String(16))
+    source_ref: Mapped[str] = mapped_column(String(128))
+    reason: Mapped[str] = mapped_column(String(300))
+    idempotency_key: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class CouponRow(Base):
+    __tablename__ = "coupons"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "idempotency_key"),
+        Index("ix_coupons_customer", "tenant_id", "customer_id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(26), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(64))
+    customer_id: Mapped[str] = mapped_column(String(26))
+    template_id: Mapped[str] = mapped_column(String(64))
+    value_minor: Mapped[int] = mapped_column(BigInteger)
+    reason: Mapped[str] = mapped_column(String(300))
+    idempotency_key: Mapped[str] = mapped_column(String(200))
+    issued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    redeemed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class SegmentRow(Base):
+    __tablename__ = "segments"
+    __table_args__ = (UniqueConstraint("tenant_id", "name"),)
+
+    id: Mapped[str] = mapped_column(String(26), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(100))
+    expression: Mapped[str] = mapped_column(String(2000))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class BroadcastRow(Base):
+    __tablename__ = "broadcasts"
+    __table_args__ = (UniqueConstraint("tenant_id", "idempotency_key"),)
+
+    id: Mapped[str] = mapped_column(String(26), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(64))
+    segment_id: Mapped[str] = mapped_column(String(26))
+    expression: Mapped[str] = mapped_column(String(2000))
+    template: Mapped[str] = mapped_column(String(2000))
+    window_start: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    window_end: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # scheduled | sending | completed
+    status: Mapped[str] = mapped_column(String(16))
+    idempotency_key: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class RecipientRow(Base):
+    __tablename__ = "broadcast_recipients"
+    __table_args__ = (
+        Index("ix_broadcast_recipients_due", "status", "send_at"),
+        Index("ix_broadcast_recipients_customer", "tenant_id", "customer_id", "send_at"),
+    )
+
+    broadcast_id: Mapped[str] = mapped_column(String(26), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(26), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(64))
+    # scheduled | sent | skipped | failed
+    status: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(String(64), default="")
+    send_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    message_id: Mapped[str] = mapped_column(String(64), default="")

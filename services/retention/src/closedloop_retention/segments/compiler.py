@@ -1,0 +1,133 @@
+"""Compiles a parsed segment into one SQL condition over the activity table."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    exists,
+    false,
+    func,
+    not_,
+    or_,
+    select,
+    true,
+)
+
+from closedloop_retention.clock import utc
+from closedloop_retention.models import ActivityRow, LoyaltyAccountRow, TagRow
+from closedloop_retention.segments.language import Condition, Node, Not, TimeValue
+
+_A = ActivityRow
+
+
+def _column(name: str) -> Any:
+    columns: dict[str, Any] = {
+        "order_count": _A.order_count,
+        "revenue": _A.revenue_minor,
+        "referrals_made": _A.referrals_made,
+        "rfm_r": _A.rfm_r,
+        "rfm_f": _A.rfm_f,
+        "rfm_m": _A.rfm_m,
+        "rfm_score": _A.rfm_score,
+        "churn_risk": _A.churn_risk,
+        "first_seen_at": _A.first_seen_at,
+        "last_seen_at": _A.last_seen_at,
+        "first_order_at": _A.first_order_at,
+        "last_order_at": _A.last_order_at,
+        "last_interaction_at": _A.last_interaction_at,
+        "stage": _A.stage,
+        "channel": _A.channel_id,
+        "channel_kind": _A.channel_kind,
+        "owner_rep": _A.owner_rep_id,
+        "top_customer": _A.top_customer,
+        "unsubscribed": _A.unsubscribed,
+        "consent": _A.consent,
+        "deleted_rep": _A.deleted_rep,
+    }
+    if name == "points":
+        return func.coalesce(
+            select(LoyaltyAccountRow.balance)
+            .where(
+                LoyaltyAccountRow.tenant_id == _A.tenant_id,
+                LoyaltyAccountRow.customer_id == _A.customer_id,
+            )
+            .scalar_subquery(),
+            0,
+        )
+    return columns[name]
+
+
+def _value(cond: Condition, value: object, now: datetime) -> object:
+    if isinstance(value, TimeValue):
+        return value.at(now)
+    if cond.field == "revenue" and isinstance(value, float):
+        return round(value * 100)  # yuan in the language, fen in the table
+    return value
+
+
+def _compare(column: Any, op: str, value: object) -> ColumnElement[bool]:
+    if op == "=":
+        return column == value  # type: ignore[no-any-return]
+    if op == "!=":
+        return column != value  # type: ignore[no-any-return]
+    if op == "<":
+        return column < value  # type: ignore[no-any-return]
+    if op == "<=":
+        return column <= value  # type: ignore[no-any-return]
+    if op == ">":
+        return column > value  # type: ignore[no-any-return]
+    return column >= value  # type: ignore[no-any-return]
+
+
+def _condition(cond: Condition, now: datetime) -> ColumnElement[bool]:
+    if cond.kind == "tag":
+        tags = [str(v) for v in cond.values]
+        has = exists(
+            select(TagRow.tag).where(
+                TagRow.tenant_id == _A.tenant_id,
+                TagRow.customer_id == _A.customer_id,
+                TagRow.tag.in_(tags),
+            )
+        )
+        return not_(has) if cond.op == "!=" else has
+    column = _column(cond.field)
+    values = [_value(cond, v, now) for v in cond.values]
+    if cond.op == "in":
+        return column.in_(values)  # type: ignore[no-any-return]
+    return _compare(column, cond.op, values[0])
+
+
+def compile_node(node: Node, now: datetime) -> ColumnElement[bool]:
+    if isinstance(node, Condition):
+        return _condition(node, now)
+    if isinstance(node, Not):
+        return not_(compile_node(node.node, now))
+    parts = [compile_node(n, now) for n in node.nodes]
+    if node.op == "and":
+        return and_(true(), *parts)
+    return or_(false(), *parts)
+
+
+def members(tenant_id: str, node: Node, now: datetime) -> Select[Any]:
+    """The customer ids of a segment (one query; used as a subquery by broadcasts)."""
+    return select(_A.customer_id).where(_A.tenant_id == tenant_id, compile_node(node, utc(now)))
+
+
+def preview_query(tenant_id: str, node: Node, now: datetime, sample: int) -> Any:
+    """One statement: a sample of customer ids (first by id, from the primary key), each row
+    carrying the segment's total as a scalar count(*) subquery (no window over every member)."""
+    where = and_(_A.tenant_id == tenant_id, compile_node(node, utc(now)))
+    total = select(func.count()).select_from(_A).where(where).scalar_subquery()
+    if sample <= 0:
+        return select(total)
+    return (
+        select(_A.customer_id, total.label("total"))
+        .where(where)
+        .order_by(_A.customer_id)
+        .limit(sample)
+    )

@@ -1,0 +1,67 @@
+"""Saved segments and previews."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+from ulid import ULID
+
+from closedloop_retention.clock import utc
+from closedloop_retention.models import SegmentRow
+from closedloop_retention.segments import compiler, language
+from loopkit.errors import AlreadyExists, InvalidArgument, NotFound
+
+MAX_SAMPLE = 100
+
+
+class SegmentService:
+    async def define(
+        self, session: AsyncSession, tenant: str, name: str, expression: str, now: datetime
+    ) -> SegmentRow:
+        name = name.strip()
+        if not name or len(name) > 100:
+            raise InvalidArgument("must be 1-100 characters", field="name")
+        language.parse(expression)
+        existing = await session.scalar(
+            select(SegmentRow).where(SegmentRow.tenant_id == tenant, SegmentRow.name == name)
+        )
+        if existing is not None:
+            if existing.expression == expression:
+                return existing
+            raise AlreadyExists(f"segment {name!r} exists with another expression", field="name")
+        row = SegmentRow(
+            id=str(ULID()), tenant_id=tenant, name=name, expression=expression, created_at=utc(now)
+        )
+        session.add(row)
+        await session.flush()
+        return row
+
+    async def get(self, session: AsyncSession, tenant: str, segment_id: str) -> SegmentRow:
+        row = await session.get(SegmentRow, segment_id)
+        if row is None or row.tenant_id != tenant:
+            raise NotFound("no such segment", field="segment_id")
+        return row
+
+    async def resolve(
+        self, session: AsyncSession, tenant: str, segment_id: str, expression: str
+    ) -> tuple[str, str, language.Node]:
+        """(segment id, expression, tree) of a saved segment or an ad-hoc expression."""
+        if segment_id:
+            row = await self.get(session, tenant, segment_id)
+            return row.id, row.expression, language.parse(row.expression)
+        return "", expression, language.parse(expression)
+
+    async def preview(
+        self, session: AsyncSession, tenant: str, node: language.Node, now: datetime, sample: int
+    ) -> tuple[int, list[str]]:
+        if sample < 0 or sample > MAX_SAMPLE:
+            raise InvalidArgument(f"must be within 0..{MAX_SAMPLE}", field="sample_size")
+        query = compiler.preview_query(tenant, node, now, sample)
+        if sample == 0:
+            return int(await session.scalar(query) or 0), []
+        rows = (await session.execute(query)).all()
+        if not rows:
+            return 0, []
+        return int(rows[0].total), [r.customer_id for r in rows]

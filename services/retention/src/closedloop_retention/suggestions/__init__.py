@@ -1,0 +1,1 @@
+"""Repurchase and cross-sell: item co-occurrence over paid orders, in SQL."""

@@ -1,0 +1,1 @@
+"""Adapters: the gRPC servicer, event handlers and background workers."""

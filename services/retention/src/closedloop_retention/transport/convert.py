@@ -1,0 +1,214 @@
+"""Rows and domain values to and from protobuf messages."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from google.protobuf.message import Message
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from closedloop.events.v1 import retention_events_pb2 as ev
+from closedloop.retention.v1 import retention_pb2 as pb
+from closedloop_retention.activity.rules import Rules, Tier
+from closedloop_retention.activity.service import STAGE_PB
+from closedloop_retention.broadcasts.service import Stats
+from closedloop_retention.clock import now, utc
+from closedloop_retention.models import (
+    ActivityRow,
+    BroadcastRow,
+    CouponRow,
+    LedgerRow,
+    RecipientRow,
+    StageChangeRow,
+)
+
+RECIPIENT_STATUS = {
+    "scheduled": pb.RECIPIENT_STATUS_SCHEDULED,
+    "sending": pb.RECIPIENT_STATUS_SCHEDULED,
+    "sent": pb.RECIPIENT_STATUS_SENT,
+    "skipped": pb.RECIPIENT_STATUS_SKIPPED,
+    "failed": pb.RECIPIENT_STATUS_FAILED,
+}
+BROADCAST_STATUS = {
+    "scheduled": pb.BROADCAST_STATUS_SCHEDULED,
+    "sending": pb.BROADCAST_STATUS_SENDING,
+    "completed": pb.BROADCAST_STATUS_COMPLETED,
+}
+RULE_FIELDS = [f.name for f in pb.LifecycleRules.DESCRIPTOR.fields]
+
+
+def ts(value: datetime | None) -> Timestamp | None:
+    if value is None:
+        return None
+    out = Timestamp()
+    out.FromDatetime(utc(value))
+    return out
+
+
+def as_of(request: Message) -> datetime:
+    """The request's `as_of` (the injectable clock), else now."""
+    if request.HasField("as_of"):
+        return request.as_of.ToDatetime(tzinfo=UTC)  # type: ignore[attr-defined,no-any-return]
+    return now()
+
+
+def activity_to_pb(row: ActivityRow, tags: list[str], cycle_days: float) -> pb.CustomerActivity:
+    return pb.CustomerActivity(
+        customer_id=row.customer_id,
+        first_seen_at=ts(row.first_seen_at),
+        last_seen_at=ts(row.last_seen_at),
+        order_count=row.order_count,
+        revenue_minor=row.revenue_minor,
+        first_order_at=ts(row.first_order_at),
+        last_order_at=ts(row.last_order_at),
+        last_interaction_at=ts(row.last_interaction_at),
+        referrals_made=row.referrals_made,
+        unsubscribed=row.unsubscribed,
+        deleted_rep=row.deleted_rep,
+        consent=row.consent,
+        channel_id=row.channel_id,
+        channel_kind=row.channel_kind,
+        owner_rep_id=row.owner_rep_id,
+        stage=STAGE_PB[row.stage],
+        tags=tags,
+        purchase_cycle_days=cycle_days,
+    )
+
+
+def change_to_pb(row: StageChangeRow) -> pb.StageChange:
+    return pb.StageChange(
+        from_stage=STAGE_PB.get(row.from_stage, ev.LIFECYCLE_STAGE_UNSPECIFIED),
+        to_stage=STAGE_PB[row.to_stage],
+        reason=row.reason,
+        changed_at=ts(row.at),
+    )
+
+
+def tier_to_pb(tier: Tier | None) -> pb.Tier | None:
+    if tier is None:
+        return None
+    return pb.Tier(name=tier.name, threshold=tier.threshold, benefits=list(tier.benefits))
+
+
+def rules_to_pb(rules: Rules) -> pb.LifecycleRules:
+    return pb.LifecycleRules(
+        expected_cycle_days=rules.expected_cycle_days,
+        stable_min_orders=rules.stable_min_orders,
+        decline_factor=rules.decline_factor,
+        churn_after_days=rules.churn_after_days,
+        points_per_yuan=rules.points_per_yuan,
+        tiers=[
+            pb.Tier(name=t.name, threshold=t.threshold, benefits=list(t.benefits))
+            for t in rules.tiers
+        ],
+        cap_messages=rules.cap_messages,
+        cap_window_days=rules.cap_window_days,
+        quiet_start=rules.quiet_start,
+        quiet_end=rules.quiet_end,
+        utc_offset_minutes=rules.utc_offset_minutes,
+        send_rate_per_second=rules.send_rate_per_second,
+        churn_risk_threshold=rules.churn_risk_threshold,
+        win_back_max_attempts=rules.win_back_max_attempts,
+        win_back_valid_days=rules.win_back_valid_days,
+    )
+
+
+def rule_changes(msg: pb.LifecycleRules, fields: list[str]) -> dict[str, object]:
+    """The fields to set: those named, or every field with a non-default value."""
+    from closedloop_retention.activity.rules import Tier as TierValue
+    from loopkit.errors import InvalidArgument
+
+    for name in fields:
+        if name not in RULE_FIELDS:
+            raise InvalidArgument(f"unknown rule {name!r}", field="fields")
+    chosen = fields or [
+        f.name
+        for f in pb.LifecycleRules.DESCRIPTOR.fields
+        if (len(getattr(msg, f.name)) if f.name == "tiers" else getattr(msg, f.name))
+    ]
+    changes: dict[str, object] = {}
+    for name in chosen:
+        if name == "tiers":
+            changes[name] = tuple(
+                TierValue(t.name, t.threshold, tuple(t.benefits)) for t in msg.tiers
+            )
+        else:
+            changes[name] = getattr(msg, name)
+    return changes
+
+
+def ledger_to_pb(row: LedgerRow) -> pb.LedgerEntry:
+    return pb.LedgerEntry(
+        entry_id=row.id,
+        points=row.points,
+        source=row.source,
+        source_ref=row.source_ref,
+        reason=row.reason,
+        created_at=ts(row.created_at),
+    )
+
+
+def coupon_to_pb(row: CouponRow, at: datetime | None = None) -> pb.Coupon:
+    if row.redeemed_at is not None:
+        status = pb.COUPON_STATUS_REDEEMED
+    elif utc(row.expires_at) <= utc(at or now()):
+        status = pb.COUPON_STATUS_EXPIRED
+    else:
+        status = pb.COUPON_STATUS_ISSUED
+    return pb.Coupon(
+        coupon_id=row.id,
+        customer_id=row.customer_id,
+        template_id=row.template_id,
+        value_minor=row.value_minor,
+        status=status,
+        issued_at=ts(row.issued_at),
+        expires_at=ts(row.expires_at),
+        redeemed_at=ts(row.redeemed_at),
+        reason=row.reason,
+    )
+
+
+def value_to_pb(row: ActivityRow) -> pb.CustomerValue:
+    return pb.CustomerValue(
+        customer_id=row.customer_id,
+        recency=row.rfm_r,
+        frequency=row.rfm_f,
+        monetary=row.rfm_m,
+        rfm_score=row.rfm_score,
+        top_customer=row.top_customer,
+        revenue_minor=row.revenue_minor,
+        order_count=row.order_count,
+        churn_risk=row.churn_risk,
+    )
+
+
+def broadcast_to_pb(row: BroadcastRow, stats: Stats) -> pb.Broadcast:
+    return pb.Broadcast(
+        broadcast_id=row.id,
+        segment_id=row.segment_id,
+        expression=row.expression,
+        template=row.template,
+        window_start=ts(row.window_start),
+        window_end=ts(row.window_end),
+        status=BROADCAST_STATUS[row.status],
+        stats=pb.BroadcastStats(
+            recipients=stats.recipients,
+            scheduled=stats.scheduled,
+            sent=stats.sent,
+            skipped=stats.skipped,
+            failed=stats.failed,
+            by_reason=stats.by_reason,
+        ),
+        created_at=ts(row.created_at),
+    )
+
+
+def recipient_to_pb(row: RecipientRow) -> pb.Recipient:
+    return pb.Recipient(
+        customer_id=row.customer_id,
+        status=RECIPIENT_STATUS[row.status],
+        reason=row.reason,
+        send_at=ts(row.send_at),
+        sent_at=ts(row.sent_at),
+        message_id=row.message_id,
+    )

@@ -1,0 +1,216 @@
+"""Broadcasts skip capped, unsubscribed, no-consent and quiet-hour recipients and say why; the
+rest go out through the sender, one broadcast.sent each."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import grpc
+from nats.aio.client import Client
+from retention_helpers import Stub, activity, customer, lead, publish, rpc_error, tenant, ts
+
+from closedloop.events.v1 import acquisition_events_pb2 as acq
+from closedloop.events.v1 import retention_events_pb2 as ev
+from closedloop.retention.v1 import retention_pb2 as pb
+from loopkit.events import unpack
+from loopkit.testing import RunningService, eventually, read_events
+from loopkit.wechat.sender import SandboxSender
+
+
+async def set_rules(stub: Stub, t: str, **values: object) -> None:
+    await stub.SetLifecycleRules(
+        pb.SetLifecycleRulesRequest(
+            tenant_id=t, rules=pb.LifecycleRules(**values), fields=list(values)
+        )
+    )
+
+
+async def get(stub: Stub, t: str, broadcast_id: str) -> pb.GetBroadcastResponse:
+    return await stub.GetBroadcast(
+        pb.GetBroadcastRequest(tenant_id=t, broadcast_id=broadcast_id, include_recipients=True)
+    )
+
+
+async def wait_done(stub: Stub, t: str, broadcast_id: str) -> pb.GetBroadcastResponse:
+    async def done() -> bool:
+        res = await get(stub, t, broadcast_id)
+        return res.broadcast.status == pb.BROADCAST_STATUS_COMPLETED
+
+    await eventually(done)
+    return await get(stub, t, broadcast_id)
+
+
+async def test_broadcast_skips_and_reports_why(
+    stub: Stub, nats_client: Client, retention: RunningService
+) -> None:
+    t = tenant()
+    now = datetime.now(UTC)
+    await set_rules(
+        stub,
+        t,
+        cap_messages=1,
+        utc_offset_minutes=0,
+        quiet_start=(now + timedelta(hours=3)).strftime("%H:%M"),
+        quiet_end=(now + timedelta(hours=5)).strftime("%H:%M"),
+        send_rate_per_second=1000.0,
+    )
+    ok1, ok2, unsub, no_consent, capped = (customer() for _ in range(5))
+    for cid in (ok1, ok2, unsub, capped):
+        await lead(nats_client, t, cid, tags=("promo",))
+    await lead(nats_client, t, no_consent, tags=("promo",), consent=False)
+    await lead(nats_client, t, capped, tags=("early",))
+    await publish(
+        nats_client,
+        "acquisition",
+        "touch.recorded",
+        t,
+        unsub,
+        acq.TouchRecorded(touch_id="u", kind=acq.TOUCH_KIND_UNSUBSCRIBE, channel_id="ch-1"),
+    )
+
+    async def loaded() -> bool:
+        a = await activity(stub, t, unsub)
+        c = await stub.PreviewSegment(
+            pb.PreviewSegmentRequest(tenant_id=t, expression="tag = 'promo'")
+        )
+        return a is not None and a.unsubscribed and c.count == 5
+
+    await eventually(loaded)
+
+    first = await stub.ScheduleBroadcast(
+        pb.ScheduleBroadcastRequest(tenant_id=t, expression="tag = 'early'", template="hi early")
+    )
+    await wait_done(stub, t, first.broadcast.broadcast_id)
+
+    seg = await stub.DefineSegment(
+        pb.DefineSegmentRequest(tenant_id=t, name="promo", expression="tag = 'promo'")
+    )
+    scheduled = await stub.ScheduleBroadcast(
+        pb.ScheduleBroadcastRequest(
+            tenant_id=t,
+            segment_id=seg.segment.segment_id,
+            template="新品上市 {customer_id}",
+            window_start=ts(now),
+            window_end=ts(now + timedelta(hours=1)),
+            idempotency_key="promo-1",
+        )
+    )
+    b = scheduled.broadcast
+    assert b.stats.recipients == 5 and b.stats.skipped == 3
+    res = await wait_done(stub, t, b.broadcast_id)
+    status = {r.customer_id: (r.status, r.reason) for r in res.recipients}
+    assert status == {
+        ok1: (pb.RECIPIENT_STATUS_SENT, ""),
+        ok2: (pb.RECIPIENT_STATUS_SENT, ""),
+        unsub: (pb.RECIPIENT_STATUS_SKIPPED, "unsubscribed"),
+        no_consent: (pb.RECIPIENT_STATUS_SKIPPED, "no_consent"),
+        capped: (pb.RECIPIENT_STATUS_SKIPPED, "frequency_cap"),
+    }
+    assert res.broadcast.stats.sent == 2
+    assert dict(res.broadcast.stats.by_reason) == {
+        "unsubscribed": 1,
+        "no_consent": 1,
+        "frequency_cap": 1,
+    }
+    # The same request again (a client retry) is the same broadcast.
+    again = await stub.ScheduleBroadcast(
+        pb.ScheduleBroadcastRequest(
+            tenant_id=t, segment_id=seg.segment.segment_id, template="x", idempotency_key="promo-1"
+        )
+    )
+    assert again.broadcast.broadcast_id == b.broadcast_id
+
+    sender: SandboxSender = retention.runtime.sender  # type: ignore[attr-defined]
+    mine = [m for m, _ in sender.sent if m.params.get("broadcast_id") == b.broadcast_id]
+    assert sorted(m.customer_id for m in mine) == sorted([ok1, ok2])
+    assert all(m.recipient.value == f"o-{m.customer_id}" for m in mine)
+    assert all(m.content == f"新品上市 {m.customer_id}" for m in mine)
+
+    async def sent_events() -> list[ev.BroadcastSent]:
+        envs = await read_events(nats_client, "RETENTION", tenant_id=t)
+        return [
+            unpack(e, ev.BroadcastSent)
+            for e in envs
+            if e.type == "broadcast.sent"
+            and unpack(e, ev.BroadcastSent).broadcast_id == b.broadcast_id
+        ]
+
+    async def three() -> bool:
+        return len(await sent_events()) == 2
+
+    await eventually(three)
+
+    # A window entirely inside quiet hours: everyone left is skipped for it.
+    await set_rules(stub, t, cap_messages=10)
+    quiet = await stub.ScheduleBroadcast(
+        pb.ScheduleBroadcastRequest(
+            tenant_id=t,
+            expression="tag = 'promo' AND unsubscribed = false AND consent = true",
+            template="late",
+            window_start=ts(now + timedelta(hours=3, minutes=10)),
+            window_end=ts(now + timedelta(hours=4, minutes=50)),
+        )
+    )
+    assert quiet.broadcast.stats.recipients == 3
+    assert dict(quiet.broadcast.stats.by_reason) == {"quiet_hours": 3}
+    assert quiet.broadcast.status == pb.BROADCAST_STATUS_COMPLETED
+
+
+async def test_a_broadcast_to_an_empty_segment_has_no_recipients(stub: Stub) -> None:
+    t = tenant()
+    res = await stub.ScheduleBroadcast(
+        pb.ScheduleBroadcastRequest(tenant_id=t, expression="order_count > 5", template="hi")
+    )
+    assert res.broadcast.stats.recipients == 0
+    assert res.broadcast.status == pb.BROADCAST_STATUS_COMPLETED
+    now = datetime.now(UTC)
+    for request, field in (
+        (
+            pb.ScheduleBroadcastRequest(
+                tenant_id=t,
+                expression="order_count > 5",
+                template="hi",
+                window_start=ts(now + timedelta(hours=2)),
+                window_end=ts(now + timedelta(hours=1)),
+            ),
+            "window_end",
+        ),
+        (pb.ScheduleBroadcastRequest(tenant_id=t, expression="nope = 1", template="hi"), ""),
+        (pb.ScheduleBroadcastRequest(tenant_id=t, expression="order_count > 1"), "template"),
+    ):
+        err = await rpc_error(stub.ScheduleBroadcast(request))
+        assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert field in (err.details() or "")
+    missing = await rpc_error(
+        stub.GetBroadcast(pb.GetBroadcastRequest(tenant_id=t, broadcast_id="nope"))
+    )
+    assert missing.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_a_refused_message_is_reported_as_failed(
+    stub: Stub, nats_client: Client, retention: RunningService
+) -> None:
+    t, ok, blocked = tenant(), customer(), customer()
+    await set_rules(stub, t, quiet_start="00:00", quiet_end="00:00")
+    await lead(nats_client, t, ok, tags=("x",))
+    await lead(nats_client, t, blocked, tags=("x",), openid=f"blocked-{blocked}")
+    sender: SandboxSender = retention.runtime.sender  # type: ignore[attr-defined]
+    sender.blocked.add(f"blocked-{blocked}")
+
+    async def loaded() -> bool:
+        res = await stub.PreviewSegment(
+            pb.PreviewSegmentRequest(tenant_id=t, expression="tag = 'x'")
+        )
+        return res.count == 2
+
+    await eventually(loaded)
+    res = await stub.ScheduleBroadcast(
+        pb.ScheduleBroadcastRequest(tenant_id=t, expression="tag = 'x'", template="hello")
+    )
+    done = await wait_done(stub, t, res.broadcast.broadcast_id)
+    status = {r.customer_id: (r.status, r.reason) for r in done.recipients}
+    assert status == {
+        ok: (pb.RECIPIENT_STATUS_SENT, ""),
+        blocked: (pb.RECIPIENT_STATUS_FAILED, "refused"),
+    }
+    assert done.broadcast.stats.failed == 1 and done.broadcast.stats.sent == 1

@@ -1,0 +1,111 @@
+"""Segments: a filter language validated with positions, evaluated in SQL with a count + sample."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+from nats.aio.client import Client
+from retention_helpers import Stub, activity, customer, days_ago, lead, paid, rpc_error, tenant
+
+from closedloop.retention.v1 import retention_pb2 as pb
+from closedloop_retention.segments import language
+from loopkit.errors import InvalidArgument
+from loopkit.testing import eventually
+
+BAD = [
+    ("order_count > 1 AND colour = 'red'", 21, "unknown field 'colour'"),
+    ("order_count > 'many'", 15, "type mismatch"),
+    ("last_order_at < 30", 17, "type mismatch"),
+    ("last_order_at < now-30", 21, "malformed time window"),
+    ("last_order_at < now-30y", 21, "malformed time window"),
+    ("stage = loyal", 9, "unknown stage"),
+    ("tag > 'vip'", 5, "only takes = or !="),
+    ("(stage = stable", 16, "expected ')'"),
+    ("stage = stable AND", 19, "expected a field name"),
+    ("order_count >= 2 revenue > 3", 18, "expected AND, OR"),
+    ("order_count ~ 2", 13, "unexpected character"),
+]
+
+
+async def test_bad_rules_are_invalid_argument_naming_the_position(stub: Stub) -> None:
+    t = tenant()
+    for expression, position, words in BAD:
+        err = await rpc_error(
+            stub.PreviewSegment(pb.PreviewSegmentRequest(tenant_id=t, expression=expression))
+        )
+        assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
+        details = err.details() or ""
+        assert f"at position {position}" in details, details
+        assert words in details, details
+        err = await rpc_error(
+            stub.DefineSegment(
+                pb.DefineSegmentRequest(tenant_id=t, name="x", expression=expression)
+            )
+        )
+        assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_language_parses_boolean_structure() -> None:
+    node = language.parse(
+        "NOT (stage IN (stable, 'decline') OR tag = \"vip\") AND last_order_at >= now - 2w"
+    )
+    assert isinstance(node, language.BoolOp) and node.op == "and"
+    assert isinstance(node.nodes[0], language.Not)
+    with pytest.raises(InvalidArgument):
+        language.parse("   ")
+
+
+async def test_preview_counts_in_sql_and_samples(stub: Stub, nats_client: Client) -> None:
+    t = tenant()
+    loyal, lapsed, fresh, prospect = customer(), customer(), customer(), customer()
+    await lead(nats_client, t, prospect, tags=("vip",), channel="ch-ads")
+    for cid, ago in ((loyal, 3), (loyal, 10), (lapsed, 60), (lapsed, 45), (fresh, 1)):
+        await paid(nats_client, t, cid, 100, at=days_ago(ago))
+
+    async def loaded() -> bool:
+        a = await activity(stub, t, lapsed)
+        p = await activity(stub, t, prospect)
+        return a is not None and a.order_count == 2 and p is not None
+
+    await eventually(loaded)
+    await eventually(lambda: _count(stub, t, "order_count >= 1", 3))
+
+    assert await _preview(stub, t, "last_order_at < now-30d") == {lapsed}
+    assert await _preview(stub, t, "order_count >= 2 AND last_order_at >= now-30d") == {loyal}
+    assert await _preview(stub, t, "tag = 'vip' OR revenue > 150") == {prospect, loyal, lapsed}
+    assert await _preview(stub, t, "NOT tag = 'vip' AND order_count = 1") == {fresh}
+    assert await _preview(stub, t, "channel = 'ch-ads' AND consent = true") == {prospect}
+    assert await _preview(stub, t, "stage IN (investigation)") == {prospect}
+
+    seg = await stub.DefineSegment(
+        pb.DefineSegmentRequest(tenant_id=t, name="buyers", expression="order_count > 0")
+    )
+    res = await stub.PreviewSegment(
+        pb.PreviewSegmentRequest(tenant_id=t, segment_id=seg.segment.segment_id, sample_size=2)
+    )
+    assert res.count == 3 and len(res.sample_customer_ids) == 2
+    empty = await stub.PreviewSegment(
+        pb.PreviewSegmentRequest(tenant_id=t, expression="order_count > 100")
+    )
+    assert empty.count == 0 and not empty.sample_customer_ids
+    other = await stub.PreviewSegment(
+        pb.PreviewSegmentRequest(tenant_id=tenant(), expression="order_count > 0")
+    )
+    assert other.count == 0
+    missing = await rpc_error(
+        stub.PreviewSegment(pb.PreviewSegmentRequest(tenant_id=t, segment_id="nope"))
+    )
+    assert missing.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def _preview(stub: Stub, t: str, expression: str) -> set[str]:
+    res = await stub.PreviewSegment(
+        pb.PreviewSegmentRequest(tenant_id=t, expression=expression, sample_size=100)
+    )
+    assert res.count == len(res.sample_customer_ids)
+    return set(res.sample_customer_ids)
+
+
+async def _count(stub: Stub, t: str, expression: str, n: int) -> bool:
+    res = await stub.PreviewSegment(pb.PreviewSegmentRequest(tenant_id=t, expression=expression))
+    return res.count == n
