@@ -7,7 +7,7 @@ UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 PY := .venv/bin/python
 BUF := node_modules/.bin/buf
 
-.PHONY: help install run test lint format proto proto-check bench migrate deadletters clean
+.PHONY: help install run test lint format proto proto-check bench demo migrate deadletters clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -56,6 +56,9 @@ bench: .venv/.synced ## run the benchmarks (needs PostgreSQL)
 	$(PY) bench/identity_resolve.py
 	$(PY) bench/lead_capture.py
 	$(PY) bench/segments.py
+
+demo: .venv/.synced ## drive synthetic customers through the running platform (start `make run` first)
+	PYTHONPATH=scripts $(PY) scripts/demo.py $(DEMO_ARGS)
 
 deadletters: .venv/.synced ## list dead-lettered events (replay: closedloop deadletters replay --all)
 	$(PY) -m loopkit.cli deadletters list

@@ -1,0 +1,362 @@
+"""A client of the whole running platform, speaking only the services' public gRPC and HTTP APIs.
+
+Used by `make demo` (synthetic customers through the loop) and by the whole-loop test, so both
+drive the loop exactly as an integrator would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import grpc
+import httpx
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from closedloop.acquisition.v1 import acquisition_pb2 as acq
+from closedloop.acquisition.v1 import acquisition_pb2_grpc
+from closedloop.common.v1 import common_pb2 as c
+from closedloop.conversion.v1 import conversion_pb2 as conv
+from closedloop.conversion.v1 import conversion_pb2_grpc
+from closedloop.events.v1 import acquisition_events_pb2 as acqev
+from closedloop.events.v1 import conversion_events_pb2 as convev
+from closedloop.events.v1 import referral_events_pb2 as refev
+from closedloop.referral.v1 import referral_pb2 as ref
+from closedloop.referral.v1 import referral_pb2_grpc
+from closedloop.retention.v1 import retention_pb2 as ret
+from closedloop.retention.v1 import retention_pb2_grpc
+from loopkit.wechat import crypto, xml
+
+SERVICES = ("identity", "acquisition", "conversion", "retention", "referral")
+HOLD = timedelta(days=7)
+OFFICIAL_ACCOUNT = "gh_closedloop_demo"
+
+
+def ts(moment: datetime) -> Timestamp:
+    stamp = Timestamp()
+    stamp.FromDatetime(moment)
+    return stamp
+
+
+async def wait_for(check: Callable[[], Awaitable[Any]], timeout_s: float = 20.0) -> Any:
+    """Poll until `check` answers something truthy (events take a moment to flow)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = await check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"still waiting after {timeout_s:.0f}s (last answer: {value!r})")
+        await asyncio.sleep(0.1)
+
+
+@dataclass(frozen=True)
+class Funnel:
+    """What the company configured: the ids later steps need."""
+
+    campaign_id: str
+    qr_channel_id: str
+    qr_scene: str
+    page_id: str
+    rep_ids: tuple[str, ...]
+    program_id: str
+
+
+@dataclass(frozen=True)
+class WechatApp:
+    app_id: str
+    token: str
+
+
+class LoopClient:
+    def __init__(
+        self,
+        tenant: str,
+        grpc_targets: dict[str, str],
+        http_urls: dict[str, str],
+        wechat: WechatApp | None = None,
+    ) -> None:
+        self.tenant = tenant
+        self.wechat = wechat
+        self.channels = {name: grpc.aio.insecure_channel(grpc_targets[name]) for name in SERVICES}
+        self.acquisition: Any = acquisition_pb2_grpc.AcquisitionServiceStub(  # type: ignore[no-untyped-call]
+            self.channels["acquisition"]
+        )
+        self.conversion: Any = conversion_pb2_grpc.ConversionServiceStub(  # type: ignore[no-untyped-call]
+            self.channels["conversion"]
+        )
+        self.retention: Any = retention_pb2_grpc.RetentionServiceStub(  # type: ignore[no-untyped-call]
+            self.channels["retention"]
+        )
+        self.referral: Any = referral_pb2_grpc.ReferralServiceStub(  # type: ignore[no-untyped-call]
+            self.channels["referral"]
+        )
+        self.acquisition_http = httpx.AsyncClient(base_url=http_urls["acquisition"], timeout=10)
+        self.referral_http = httpx.AsyncClient(base_url=http_urls["referral"], timeout=10)
+
+    async def close(self) -> None:
+        for channel in self.channels.values():
+            await channel.close()
+        await self.acquisition_http.aclose()
+        await self.referral_http.aclose()
+
+    # --- the company's set-up --------------------------------------------------------------
+
+    async def set_up_funnel(self, now: datetime, *, reps: int = 1, app_id: str = "") -> Funnel:
+        """A campaign with a temporary QR channel and a referral channel, a landing page, reps
+        who get its leads in turn, and a referral program paying points after a hold."""
+        t = self.tenant
+        campaign = (
+            await self.acquisition.CreateCampaign(
+                acq.CreateCampaignRequest(tenant_id=t, name="Spring trial")
+            )
+        ).campaign
+        scene = f"spring-{uuid.uuid4().hex[:6]}"
+        qr = (
+            await self.acquisition.CreateChannel(
+                acq.CreateChannelRequest(
+                    tenant_id=t,
+                    channel=acq.Channel(
+                        campaign_id=campaign.campaign_id,
+                        name="Store poster QR",
+                        kind=acq.CHANNEL_KIND_QR_TEMPORARY,
+                        scene=scene,
+                        expires_at=ts(now + timedelta(days=7)),
+                        app_id=app_id,
+                        owner_team="sales",
+                    ),
+                )
+            )
+        ).channel
+        friends = (
+            await self.acquisition.CreateChannel(
+                acq.CreateChannelRequest(
+                    tenant_id=t,
+                    channel=acq.Channel(
+                        campaign_id=campaign.campaign_id,
+                        name="Friends bring friends",
+                        kind=acq.CHANNEL_KIND_REFERRAL,
+                        owner_team="sales",
+                    ),
+                )
+            )
+        ).channel
+        page = (
+            await self.acquisition.CreateLandingPage(
+                acq.CreateLandingPageRequest(
+                    tenant_id=t,
+                    campaign_id=campaign.campaign_id,
+                    channel_id=qr.channel_id,
+                    title="Free trial",
+                    fields=[
+                        acq.FormField(name="name", type=acq.FIELD_TYPE_NAME, required=True),
+                        acq.FormField(name="phone", type=acq.FIELD_TYPE_PHONE, required=True),
+                        acq.FormField(
+                            name="agree",
+                            type=acq.FIELD_TYPE_CONSENT,
+                            required=True,
+                            consent_wording="I agree to be contacted about the trial.",
+                        ),
+                    ],
+                )
+            )
+        ).page
+        rep_ids = []
+        for n in range(reps):
+            rep = await self.conversion.CreateRep(
+                conv.CreateRepRequest(
+                    tenant_id=t,
+                    wecom_user_id=f"rep-{n}-{uuid.uuid4().hex[:6]}",
+                    name=f"Rep {n}",
+                    team="sales",
+                    capacity=10_000,
+                )
+            )
+            rep_ids.append(rep.rep.rep_id)
+        await self.conversion.SetAssignmentRule(
+            conv.SetAssignmentRuleRequest(
+                tenant_id=t,
+                rule=conv.AssignmentRule(
+                    campaign_id=campaign.campaign_id,
+                    kind=conv.ASSIGNMENT_RULE_KIND_ROUND_ROBIN,
+                    team="sales",
+                ),
+            )
+        )
+        program = (
+            await self.referral.CreateProgram(
+                ref.CreateProgramRequest(
+                    program=ref.Program(
+                        tenant_id=t,
+                        name="Bring a friend",
+                        referrer_reward=ref.Reward(kind=refev.REWARD_KIND_POINTS, points=500),
+                        trigger=ref.REWARD_TRIGGER_FIRST_PAID_ORDER,
+                        levels=1,
+                        hold_seconds=int(HOLD.total_seconds()),
+                        attribution_window_seconds=30 * 86400,
+                        channel_id=friends.channel_id,
+                        campaign_id=campaign.campaign_id,
+                        landing_url=f"https://h5.example.com/forms/{page.page_id}",
+                    )
+                )
+            )
+        ).program
+        return Funnel(
+            campaign.campaign_id,
+            qr.channel_id,
+            scene,
+            page.page_id,
+            tuple(rep_ids),
+            program.program_id,
+        )
+
+    # --- what customers do -----------------------------------------------------------------
+
+    async def subscribe_by_callback(self, openid: str, *, scene: str = "", **headers: str) -> None:
+        """The official account's server callback, signed as WeChat signs it (plaintext mode)."""
+        assert self.wechat is not None, "subscribe_by_callback needs the official account's token"
+        stamp, nonce = str(int(time.time())), uuid.uuid4().hex[:10]
+        body = xml.build_message(
+            {
+                "ToUserName": OFFICIAL_ACCOUNT,
+                "FromUserName": openid,
+                "CreateTime": int(stamp),
+                "MsgType": "event",
+                "Event": "subscribe",
+                "EventKey": f"qrscene_{scene}" if scene else "",
+            }
+        )
+        query = {
+            "signature": crypto.signature(self.wechat.token, stamp, nonce),
+            "timestamp": stamp,
+            "nonce": nonce,
+        }
+        answer = await self.acquisition_http.post(
+            f"/v1/wechat/{self.wechat.app_id}/callback",
+            params=query,
+            content=body.encode(),
+            headers=headers,
+        )
+        answer.raise_for_status()
+
+    async def scan(self, channel_id: str, openid: str, app_id: str) -> None:
+        """A scan and subscribe recorded over gRPC (as a WeChat gateway of one's own would)."""
+        who = c.Identity(kind=c.IDENTITY_KIND_WECHAT_OPENID, scope=app_id, value=openid)
+        for kind in (acqev.TOUCH_KIND_SCAN, acqev.TOUCH_KIND_SUBSCRIBE):
+            await self.acquisition.RecordTouch(
+                acq.RecordTouchRequest(
+                    tenant_id=self.tenant, channel_id=channel_id, kind=kind, identities=[who]
+                )
+            )
+
+    async def submit_form(
+        self,
+        page_id: str,
+        openid: str,
+        app_id: str,
+        phone: str,
+        *,
+        ref_code: str = "",
+        **headers: str,
+    ) -> str:
+        body: dict[str, Any] = {
+            "values": {"name": "Li Lei", "phone": phone, "agree": "true"},
+            "openid": openid,
+            "app_id": app_id,
+        }
+        if ref_code:
+            body["ref"] = ref_code
+        answer = await self.acquisition_http.post(
+            f"/v1/forms/{page_id}/submissions", json=body, headers=headers
+        )
+        if answer.status_code != 201:
+            raise RuntimeError(f"form refused: {answer.status_code} {answer.text}")
+        return str(answer.json()["lead_id"])
+
+    async def open_share_link(self, code: str, openid: str, app_id: str) -> httpx.Response:
+        return await self.referral_http.get(
+            f"/r/{code}", params={"openid": openid, "appid": app_id}, follow_redirects=False
+        )
+
+    async def referral_code(self, customer_id: str, program_id: str) -> str:
+        answer = await self.referral.CreateReferralCode(
+            ref.CreateReferralCodeRequest(
+                tenant_id=self.tenant, customer_id=customer_id, program_id=program_id
+            )
+        )
+        return str(answer.code)
+
+    # --- what the company sees and does ----------------------------------------------------
+
+    async def lead(self, lead_id: str) -> Any:
+        answer = await self.acquisition.GetLead(
+            acq.GetLeadRequest(tenant_id=self.tenant, lead_id=lead_id)
+        )
+        return answer.lead
+
+    async def assigned_lead(self, customer_id: str, timeout_s: float = 20.0) -> Any:
+        async def assigned() -> Any:
+            answer = await self.conversion.ListLeads(
+                conv.ListLeadsRequest(tenant_id=self.tenant, customer_id=customer_id)
+            )
+            return next((lead for lead in answer.leads if lead.rep_id), None)
+
+        return await wait_for(assigned, timeout_s)
+
+    async def pay(self, customer_id: str, rep_id: str, lead_id: str, amount_fen: int) -> str:
+        price = c.Money(currency="CNY", amount_minor=amount_fen)
+        item = convev.OrderItem(sku="trial-pack", name="Trial pack", quantity=1, unit_price=price)
+        order = await self.conversion.RecordOrder(
+            conv.RecordOrderRequest(
+                tenant_id=self.tenant,
+                customer_id=customer_id,
+                rep_id=rep_id,
+                lead_id=lead_id,
+                items=[item],
+                amount=price,
+            )
+        )
+        await self.conversion.MarkOrderPaid(
+            conv.MarkOrderPaidRequest(tenant_id=self.tenant, order_id=order.order.order_id)
+        )
+        return str(order.order.order_id)
+
+    async def stage(self, customer_id: str) -> int:
+        answer = await self.retention.GetLifecycle(
+            ret.GetLifecycleRequest(tenant_id=self.tenant, customer_id=customer_id)
+        )
+        return int(answer.stage)
+
+    async def points(self, customer_id: str) -> int:
+        answer = await self.retention.GetLoyaltyAccount(
+            ret.GetLoyaltyAccountRequest(tenant_id=self.tenant, customer_id=customer_id)
+        )
+        return int(answer.balance)
+
+    async def referral_of(self, newcomer_id: str) -> Any:
+        try:
+            answer = await self.referral.GetReferral(
+                ref.GetReferralRequest(tenant_id=self.tenant, newcomer_customer_id=newcomer_id)
+            )
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.NOT_FOUND:
+                return None
+            raise
+        return answer.referral
+
+    async def rewards(self, beneficiary_id: str) -> list[Any]:
+        answer = await self.referral.ListRewards(
+            ref.ListRewardsRequest(tenant_id=self.tenant, beneficiary_customer_id=beneficiary_id)
+        )
+        return list(answer.rewards)
+
+    async def release_rewards(self, as_of: datetime) -> int:
+        answer = await self.referral.ReleaseDueRewards(
+            ref.ReleaseDueRewardsRequest(tenant_id=self.tenant, as_of=ts(as_of))
+        )
+        return int(answer.granted)
