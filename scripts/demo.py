@@ -111,11 +111,7 @@ async def report(client: LoopClient, funnel: Funnel, counts: Counter[str]) -> No
         ("L  leads", stats.leads, rate(stats.leads, stats.scans + stats.visits)),
         ("S  assigned to a rep", assigned, rate(assigned, stats.leads)),
         ("S  orders paid", paid, rate(counts["paid"], assigned)),
-        (
-            "R  repeat buyers",
-            counts["repeat buyers"],
-            rate(counts["repeat buyers"], counts["paid"]),
-        ),
+        ("R  repeat buyers", repeat, rate(repeat, counts["paid"])),
         ("R  referrers (codes made)", program.codes, rate(program.codes, counts["paid"])),
         ("R  referred newcomers", program.referrals, rate(program.referrals, program.codes)),
         ("R  referred who paid", program.converted, rate(program.converted, program.referrals)),
