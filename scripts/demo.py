@@ -44,7 +44,8 @@ class Demo:
         self.funnel = funnel
         self.rng = rng
         self.counts: Counter[str] = Counter()
-        self.gate = asyncio.Semaphore(16)
+        # Gentle: `make run` keeps each service on SQLite, one writer at a time.
+        self.gate = asyncio.Semaphore(4)
 
     async def person(self, n: int, referral_code: str = "") -> str | None:
         """One person's path; returns their customer id if they became a lead."""
@@ -139,10 +140,11 @@ async def main(people: int, seed: int) -> int:
         await demo.run(people)
         await report(client, funnel, demo.counts)
     except grpc.aio.AioRpcError as exc:
-        if exc.code() == grpc.StatusCode.UNAVAILABLE:
+        if exc.code() == grpc.StatusCode.UNAVAILABLE and "connect" in (exc.details() or ""):
             print("the platform is not running: start `make run` first", file=sys.stderr)
             return 2
-        raise
+        print(f"the platform refused a call: {exc.code().name}: {exc.details()}", file=sys.stderr)
+        return 1
     finally:
         await client.close()
     return 0

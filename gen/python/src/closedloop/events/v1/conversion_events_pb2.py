@@ -25,33 +25,33 @@ _sym_db = _symbol_database.Default()
 from closedloop.common.v1 import common_pb2 as closedloop_dot_common_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n,closedloop/events/v1/conversion_events.proto\x12\x14\x63losedloop.events.v1\x1a!closedloop/common/v1/common.proto\"\x8c\x01\n\x0cLeadAssigned\x12\x0f\n\x07lead_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63\x61mpaign_id\x18\x02 \x01(\t\x12\x0e\n\x06rep_id\x18\x03 \x01(\t\x12\x17\n\x0fprevious_rep_id\x18\x04 \x01(\t\x12\x0f\n\x07team_id\x18\x05 \x01(\t\x12\x0c\n\x04rule\x18\x06 \x01(\t\x12\x0e\n\x06reason\x18\x07 \x01(\t\"y\n\x0e\x46ollowUpLogged\x12\x14\n\x0c\x66ollow_up_id\x18\x01 \x01(\t\x12\x0e\n\x06rep_id\x18\x02 \x01(\t\x12\x30\n\x04kind\x18\x03 \x01(\x0e\x32\".closedloop.events.v1.FollowUpKind\x12\x0f\n\x07inbound\x18\x04 \x01(\x08\"\x7f\n\x10OwnershipStarted\x12\x0e\n\x06rep_id\x18\x01 \x01(\t\x12\x12\n\nchannel_id\x18\x02 \x01(\t\x12\r\n\x05state\x18\x03 \x01(\t\x12\x38\n\x10\x65xternal_contact\x18\x04 \x01(\x0b\x32\x1e.closedloop.common.v1.Identity\"Z\n\x0eOwnershipEnded\x12\x0e\n\x06rep_id\x18\x01 \x01(\t\x12\x38\n\x06reason\x18\x02 \x01(\x0e\x32(.closedloop.events.v1.OwnershipEndReason\"\x93\x01\n\x14OwnershipTransferred\x12\x13\n\x0btransfer_id\x18\x01 \x01(\t\x12\x13\n\x0b\x66rom_rep_id\x18\x02 \x01(\t\x12\x11\n\tto_rep_id\x18\x03 \x01(\t\x12\x0c\n\x04mode\x18\x04 \x01(\t\x12\x13\n\x0bleads_moved\x18\x05 \x01(\x05\x12\x1b\n\x13opportunities_moved\x18\x06 \x01(\x05\"{\n\tOrderItem\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x10\n\x08quantity\x18\x03 \x01(\x05\x12/\n\nunit_price\x18\x04 \x01(\x0b\x32\x1b.closedloop.common.v1.Money\x12\x10\n\x08\x63\x61tegory\x18\x05 \x01(\t\"\xa4\x01\n\x0bOrderPlaced\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x16\n\x0eopportunity_id\x18\x02 \x01(\t\x12\x0e\n\x06rep_id\x18\x03 \x01(\t\x12+\n\x06\x61mount\x18\x04 \x01(\x0b\x32\x1b.closedloop.common.v1.Money\x12.\n\x05items\x18\x05 \x03(\x0b\x32\x1f.closedloop.events.v1.OrderItem\"\x9b\x01\n\tOrderPaid\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x0e\n\x06rep_id\x18\x02 \x01(\t\x12+\n\x06\x61mount\x18\x03 \x01(\x0b\x32\x1b.closedloop.common.v1.Money\x12.\n\x05items\x18\x04 \x03(\x0b\x32\x1f.closedloop.events.v1.OrderItem\x12\x0f\n\x07lead_id\x18\x05 \x01(\t\"^\n\rOrderRefunded\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12-\n\x08refunded\x18\x02 \x01(\x0b\x32\x1b.closedloop.common.v1.Money\x12\x0c\n\x04\x66ull\x18\x03 \x01(\x08*\xda\x01\n\x0c\x46ollowUpKind\x12\x1e\n\x1a\x46OLLOW_UP_KIND_UNSPECIFIED\x10\x00\x12\x17\n\x13\x46OLLOW_UP_KIND_CHAT\x10\x01\x12\x17\n\x13\x46OLLOW_UP_KIND_CALL\x10\x02\x12\x1a\n\x16\x46OLLOW_UP_KIND_MEETING\x10\x03\x12\x1f\n\x1b\x46OLLOW_UP_KIND_MOMENTS_LIKE\x10\x04\x12\"\n\x1e\x46OLLOW_UP_KIND_MOMENTS_COMMENT\x10\x05\x12\x17\n\x13\x46OLLOW_UP_KIND_NOTE\x10\x06*\x98\x01\n\x12OwnershipEndReason\x12$\n OWNERSHIP_END_REASON_UNSPECIFIED\x10\x00\x12-\n)OWNERSHIP_END_REASON_REP_DELETED_CUSTOMER\x10\x01\x12-\n)OWNERSHIP_END_REASON_CUSTOMER_DELETED_REP\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n,closedloop/events/v1/conversion_events.proto\x12\x14\x63losedloop.events.v1\x1a!closedloop/common/v1/common.proto\"\x8c\x01\n\x0cLeadAssigned\x12\x0f\n\x07lead_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63\x61mpaign_id\x18\x02 \x01(\t\x12\x0e\n\x06rep_id\x18\x03 \x01(\t\x12\x17\n\x0fprevious_rep_id\x18\x04 \x01(\t\x12\x0f\n\x07team_id\x18\x05 \x01(\t\x12\x0c\n\x04rule\x18\x06 \x01(\t\x12\x0e\n\x06reason\x18\x07 \x01(\t\"\x8a\x01\n\x0e\x46ollowUpLogged\x12\x14\n\x0c\x66ollow_up_id\x18\x01 \x01(\t\x12\x0e\n\x06rep_id\x18\x02 \x01(\t\x12\x30\n\x04kind\x18\x03 \x01(\x0e\x32\".closedloop.events.v1.FollowUpKind\x12\x0f\n\x07inbound\x18\x04 \x01(\x08\x12\x0f\n\x07lead_id\x18\x05 \x01(\t\"\x7f\n\x10OwnershipStarted\x12\x0e\n\x06rep_id\x18\x01 \x01(\t\x12\x12\n\nchannel_id\x18\x02 \x01(\t\x12\r\n\x05state\x18\x03 \x01(\t\x12\x38\n\x10\x65xternal_contact\x18\x04 \x01(\x0b\x32\x1e.closedloop.common.v1.Identity\"n\n\x0eOwnershipEnded\x12\x0e\n\x06rep_id\x18\x01 \x01(\t\x12\x38\n\x06reason\x18\x02 \x01(\x0e\x32(.closedloop.events.v1.OwnershipEndReason\x12\x12\n\nchannel_id\x18\x03 \x01(\t\"\x93\x01\n\x14OwnershipTransferred\x12\x13\n\x0btransfer_id\x18\x01 \x01(\t\x12\x13\n\x0b\x66rom_rep_id\x18\x02 \x01(\t\x12\x11\n\tto_rep_id\x18\x03 \x01(\t\x12\x0c\n\x04mode\x18\x04 \x01(\t\x12\x13\n\x0bleads_moved\x18\x05 \x01(\x05\x12\x1b\n\x13opportunities_moved\x18\x06 \x01(\x05\"{\n\tOrderItem\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x10\n\x08quantity\x18\x03 \x01(\x05\x12/\n\nunit_price\x18\x04 \x01(\x0b\x32\x1b.closedloop.common.v1.Money\x12\x10\n\x08\x63\x61tegory\x18\x05 \x01(\t\"\xa4\x01\n\x0bOrderPlaced\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x16\n\x0eopportunity_id\x18\x02 \x01(\t\x12\x0e\n\x06rep_id\x18\x03 \x01(\t\x12+\n\x06\x61mount\x18\x04 \x01(\x0b\x32\x1b.closedloop.common.v1.Money\x12.\n\x05items\x18\x05 \x03(\x0b\x32\x1f.closedloop.events.v1.OrderItem\"\xcc\x01\n\tOrderPaid\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x0e\n\x06rep_id\x18\x02 \x01(\t\x12+\n\x06\x61mount\x18\x03 \x01(\x0b\x32\x1b.closedloop.common.v1.Money\x12.\n\x05items\x18\x04 \x03(\x0b\x32\x1f.closedloop.events.v1.OrderItem\x12\x0f\n\x07lead_id\x18\x05 \x01(\t\x12\x16\n\x0eopportunity_id\x18\x06 \x01(\t\x12\x17\n\x0frepeat_purchase\x18\x07 \x01(\x08\"\x97\x02\n\rOrderRefunded\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12-\n\x08refunded\x18\x02 \x01(\x0b\x32\x1b.closedloop.common.v1.Money\x12\x0c\n\x04\x66ull\x18\x03 \x01(\x08\x12.\n\x05items\x18\x04 \x03(\x0b\x32\x1f.closedloop.events.v1.OrderItem\x12\x0e\n\x06rep_id\x18\x05 \x01(\t\x12\x0f\n\x07lead_id\x18\x06 \x01(\t\x12\x33\n\x0erefunded_total\x18\x07 \x01(\x0b\x32\x1b.closedloop.common.v1.Money\x12\x31\n\x0corder_amount\x18\x08 \x01(\x0b\x32\x1b.closedloop.common.v1.Money*\xda\x01\n\x0c\x46ollowUpKind\x12\x1e\n\x1a\x46OLLOW_UP_KIND_UNSPECIFIED\x10\x00\x12\x17\n\x13\x46OLLOW_UP_KIND_CHAT\x10\x01\x12\x17\n\x13\x46OLLOW_UP_KIND_CALL\x10\x02\x12\x1a\n\x16\x46OLLOW_UP_KIND_MEETING\x10\x03\x12\x1f\n\x1b\x46OLLOW_UP_KIND_MOMENTS_LIKE\x10\x04\x12\"\n\x1e\x46OLLOW_UP_KIND_MOMENTS_COMMENT\x10\x05\x12\x17\n\x13\x46OLLOW_UP_KIND_NOTE\x10\x06*\x98\x01\n\x12OwnershipEndReason\x12$\n OWNERSHIP_END_REASON_UNSPECIFIED\x10\x00\x12-\n)OWNERSHIP_END_REASON_REP_DELETED_CUSTOMER\x10\x01\x12-\n)OWNERSHIP_END_REASON_CUSTOMER_DELETED_REP\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'closedloop.events.v1.conversion_events_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_FOLLOWUPKIND']._serialized_start=1289
-  _globals['_FOLLOWUPKIND']._serialized_end=1507
-  _globals['_OWNERSHIPENDREASON']._serialized_start=1510
-  _globals['_OWNERSHIPENDREASON']._serialized_end=1662
+  _globals['_FOLLOWUPKIND']._serialized_start=1562
+  _globals['_FOLLOWUPKIND']._serialized_end=1780
+  _globals['_OWNERSHIPENDREASON']._serialized_start=1783
+  _globals['_OWNERSHIPENDREASON']._serialized_end=1935
   _globals['_LEADASSIGNED']._serialized_start=106
   _globals['_LEADASSIGNED']._serialized_end=246
-  _globals['_FOLLOWUPLOGGED']._serialized_start=248
-  _globals['_FOLLOWUPLOGGED']._serialized_end=369
-  _globals['_OWNERSHIPSTARTED']._serialized_start=371
-  _globals['_OWNERSHIPSTARTED']._serialized_end=498
-  _globals['_OWNERSHIPENDED']._serialized_start=500
-  _globals['_OWNERSHIPENDED']._serialized_end=590
-  _globals['_OWNERSHIPTRANSFERRED']._serialized_start=593
-  _globals['_OWNERSHIPTRANSFERRED']._serialized_end=740
-  _globals['_ORDERITEM']._serialized_start=742
-  _globals['_ORDERITEM']._serialized_end=865
-  _globals['_ORDERPLACED']._serialized_start=868
-  _globals['_ORDERPLACED']._serialized_end=1032
-  _globals['_ORDERPAID']._serialized_start=1035
-  _globals['_ORDERPAID']._serialized_end=1190
-  _globals['_ORDERREFUNDED']._serialized_start=1192
-  _globals['_ORDERREFUNDED']._serialized_end=1286
+  _globals['_FOLLOWUPLOGGED']._serialized_start=249
+  _globals['_FOLLOWUPLOGGED']._serialized_end=387
+  _globals['_OWNERSHIPSTARTED']._serialized_start=389
+  _globals['_OWNERSHIPSTARTED']._serialized_end=516
+  _globals['_OWNERSHIPENDED']._serialized_start=518
+  _globals['_OWNERSHIPENDED']._serialized_end=628
+  _globals['_OWNERSHIPTRANSFERRED']._serialized_start=631
+  _globals['_OWNERSHIPTRANSFERRED']._serialized_end=778
+  _globals['_ORDERITEM']._serialized_start=780
+  _globals['_ORDERITEM']._serialized_end=903
+  _globals['_ORDERPLACED']._serialized_start=906
+  _globals['_ORDERPLACED']._serialized_end=1070
+  _globals['_ORDERPAID']._serialized_start=1073
+  _globals['_ORDERPAID']._serialized_end=1277
+  _globals['_ORDERREFUNDED']._serialized_start=1280
+  _globals['_ORDERREFUNDED']._serialized_end=1559
 # @@protoc_insertion_point(module_scope)

@@ -53,16 +53,18 @@ class LeadAssigned(_message.Message):
     def __init__(self, lead_id: _Optional[str] = ..., campaign_id: _Optional[str] = ..., rep_id: _Optional[str] = ..., previous_rep_id: _Optional[str] = ..., team_id: _Optional[str] = ..., rule: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class FollowUpLogged(_message.Message):
-    __slots__ = ("follow_up_id", "rep_id", "kind", "inbound")
+    __slots__ = ("follow_up_id", "rep_id", "kind", "inbound", "lead_id")
     FOLLOW_UP_ID_FIELD_NUMBER: _ClassVar[int]
     REP_ID_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     INBOUND_FIELD_NUMBER: _ClassVar[int]
+    LEAD_ID_FIELD_NUMBER: _ClassVar[int]
     follow_up_id: str
     rep_id: str
     kind: FollowUpKind
     inbound: bool
-    def __init__(self, follow_up_id: _Optional[str] = ..., rep_id: _Optional[str] = ..., kind: _Optional[_Union[FollowUpKind, str]] = ..., inbound: _Optional[bool] = ...) -> None: ...
+    lead_id: str
+    def __init__(self, follow_up_id: _Optional[str] = ..., rep_id: _Optional[str] = ..., kind: _Optional[_Union[FollowUpKind, str]] = ..., inbound: _Optional[bool] = ..., lead_id: _Optional[str] = ...) -> None: ...
 
 class OwnershipStarted(_message.Message):
     __slots__ = ("rep_id", "channel_id", "state", "external_contact")
@@ -77,12 +79,14 @@ class OwnershipStarted(_message.Message):
     def __init__(self, rep_id: _Optional[str] = ..., channel_id: _Optional[str] = ..., state: _Optional[str] = ..., external_contact: _Optional[_Union[_common_pb2.Identity, _Mapping]] = ...) -> None: ...
 
 class OwnershipEnded(_message.Message):
-    __slots__ = ("rep_id", "reason")
+    __slots__ = ("rep_id", "reason", "channel_id")
     REP_ID_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_ID_FIELD_NUMBER: _ClassVar[int]
     rep_id: str
     reason: OwnershipEndReason
-    def __init__(self, rep_id: _Optional[str] = ..., reason: _Optional[_Union[OwnershipEndReason, str]] = ...) -> None: ...
+    channel_id: str
+    def __init__(self, rep_id: _Optional[str] = ..., reason: _Optional[_Union[OwnershipEndReason, str]] = ..., channel_id: _Optional[str] = ...) -> None: ...
 
 class OwnershipTransferred(_message.Message):
     __slots__ = ("transfer_id", "from_rep_id", "to_rep_id", "mode", "leads_moved", "opportunities_moved")
@@ -129,25 +133,39 @@ class OrderPlaced(_message.Message):
     def __init__(self, order_id: _Optional[str] = ..., opportunity_id: _Optional[str] = ..., rep_id: _Optional[str] = ..., amount: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., items: _Optional[_Iterable[_Union[OrderItem, _Mapping]]] = ...) -> None: ...
 
 class OrderPaid(_message.Message):
-    __slots__ = ("order_id", "rep_id", "amount", "items", "lead_id")
+    __slots__ = ("order_id", "rep_id", "amount", "items", "lead_id", "opportunity_id", "repeat_purchase")
     ORDER_ID_FIELD_NUMBER: _ClassVar[int]
     REP_ID_FIELD_NUMBER: _ClassVar[int]
     AMOUNT_FIELD_NUMBER: _ClassVar[int]
     ITEMS_FIELD_NUMBER: _ClassVar[int]
     LEAD_ID_FIELD_NUMBER: _ClassVar[int]
+    OPPORTUNITY_ID_FIELD_NUMBER: _ClassVar[int]
+    REPEAT_PURCHASE_FIELD_NUMBER: _ClassVar[int]
     order_id: str
     rep_id: str
     amount: _common_pb2.Money
     items: _containers.RepeatedCompositeFieldContainer[OrderItem]
     lead_id: str
-    def __init__(self, order_id: _Optional[str] = ..., rep_id: _Optional[str] = ..., amount: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., items: _Optional[_Iterable[_Union[OrderItem, _Mapping]]] = ..., lead_id: _Optional[str] = ...) -> None: ...
+    opportunity_id: str
+    repeat_purchase: bool
+    def __init__(self, order_id: _Optional[str] = ..., rep_id: _Optional[str] = ..., amount: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., items: _Optional[_Iterable[_Union[OrderItem, _Mapping]]] = ..., lead_id: _Optional[str] = ..., opportunity_id: _Optional[str] = ..., repeat_purchase: _Optional[bool] = ...) -> None: ...
 
 class OrderRefunded(_message.Message):
-    __slots__ = ("order_id", "refunded", "full")
+    __slots__ = ("order_id", "refunded", "full", "items", "rep_id", "lead_id", "refunded_total", "order_amount")
     ORDER_ID_FIELD_NUMBER: _ClassVar[int]
     REFUNDED_FIELD_NUMBER: _ClassVar[int]
     FULL_FIELD_NUMBER: _ClassVar[int]
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    REP_ID_FIELD_NUMBER: _ClassVar[int]
+    LEAD_ID_FIELD_NUMBER: _ClassVar[int]
+    REFUNDED_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    ORDER_AMOUNT_FIELD_NUMBER: _ClassVar[int]
     order_id: str
     refunded: _common_pb2.Money
     full: bool
-    def __init__(self, order_id: _Optional[str] = ..., refunded: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., full: _Optional[bool] = ...) -> None: ...
+    items: _containers.RepeatedCompositeFieldContainer[OrderItem]
+    rep_id: str
+    lead_id: str
+    refunded_total: _common_pb2.Money
+    order_amount: _common_pb2.Money
+    def __init__(self, order_id: _Optional[str] = ..., refunded: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., full: _Optional[bool] = ..., items: _Optional[_Iterable[_Union[OrderItem, _Mapping]]] = ..., rep_id: _Optional[str] = ..., lead_id: _Optional[str] = ..., refunded_total: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., order_amount: _Optional[_Union[_common_pb2.Money, _Mapping]] = ...) -> None: ...

@@ -1,0 +1,98 @@
+"""Wires the conversion service together; the only module that knows every part."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from pathlib import Path
+
+from closedloop_conversion import SPEC, metrics
+from closedloop_conversion.models import Base, kit
+from closedloop_conversion.ownership.service import OwnershipService
+from closedloop_conversion.ownership.transfers import TransferService
+from closedloop_conversion.pipeline.followups import FollowUpService
+from closedloop_conversion.pipeline.orders import OrderService
+from closedloop_conversion.sales.service import SalesService
+from closedloop_conversion.settings import ConversionSettings
+from closedloop_conversion.transport.events import customer_subscription, lead_subscription
+from closedloop_conversion.transport.grpc import SERVICE_NAME, ConversionServicer, register
+from closedloop_conversion.transport.http import ConversionHttp
+from closedloop_conversion.transport.sweeper import TransferSweeper
+from loopkit.identity_client import IdentityClient
+from loopkit.runtime import ServiceDefinition, ServiceRuntime
+from loopkit.wechat.sender import SandboxSender
+
+
+def build(runtime: ServiceRuntime) -> None:
+    settings = runtime.settings
+    assert isinstance(settings, ConversionSettings)
+    sales = SalesService(runtime.outbox)
+    transfers = TransferService(
+        runtime.outbox,
+        sales,
+        auto_takeover=timedelta(seconds=settings.transfer_auto_takeover_s),
+    )
+    ownership = OwnershipService(runtime.outbox, transfers)
+    follow_ups = FollowUpService(runtime.outbox, sales)
+    orders = OrderService(runtime.outbox, sales)
+    servicer = ConversionServicer(
+        runtime.sessions,
+        runtime.wake_relay,
+        sales=sales,
+        ownership=ownership,
+        transfers=transfers,
+        follow_ups=follow_ups,
+        orders=orders,
+    )
+    runtime.add_grpc(register(servicer), [SERVICE_NAME])
+    sandbox_log = settings.sandbox_log or settings.state_dir / "conversion-sent.jsonl"
+    http = ConversionHttp(
+        settings,
+        runtime.sessions,
+        runtime.wake_relay,
+        directory=IdentityClient.from_settings(settings),
+        ownership=ownership,
+        follow_ups=follow_ups,
+        sender=SandboxSender(sandbox_log),
+    )
+    runtime.add_http(http.router())
+    runtime.add_subscription(lead_subscription(sales))
+    runtime.add_subscription(customer_subscription())
+    metrics.export_zeros()
+    sweeper = TransferSweeper(
+        runtime.sessions,
+        transfers,
+        runtime.wake_relay,
+        interval_s=settings.transfer_sweep_interval_s,
+    )
+    _start_worker(runtime, sweeper)
+
+
+_WORKERS: set[asyncio.Task[None]] = set()
+
+
+def _start_worker(runtime: ServiceRuntime, sweeper: TransferSweeper) -> None:
+    """Runs the transfer sweeper while the runtime serves.
+
+    The kit's runtime has no hook for a service's own background workers yet: this waits until
+    the runtime has started (so the database is migrated) and stops with its relay and consumers.
+    """
+
+    async def supervise() -> None:
+        while runtime.http is None:  # noqa: ASYNC110  (the runtime exposes no start event)
+            await asyncio.sleep(0.05)
+        await sweeper.run(runtime._stop_workers)
+
+    task = asyncio.get_running_loop().create_task(supervise())
+    _WORKERS.add(task)
+    task.add_done_callback(_WORKERS.discard)
+
+
+DEFINITION = ServiceDefinition(
+    spec=SPEC,
+    metadata=Base.metadata,
+    tables=kit,
+    migrations_dir=Path(__file__).parent / "migrations",
+    build=build,
+    settings_cls=ConversionSettings,
+)

@@ -1,0 +1,1 @@
+"""Ownership: which rep holds the WeCom friendship with which customer, and its transfers."""

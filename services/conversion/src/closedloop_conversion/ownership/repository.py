@@ -1,0 +1,168 @@
+"""Every query of the ownership concept."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from closedloop_conversion.models import (
+    CallbackRow,
+    ContactWayRow,
+    OpportunityRow,
+    OwnershipRow,
+    TransferRow,
+)
+
+
+async def callback_seen(session: AsyncSession, key: str) -> bool:
+    return await session.get(CallbackRow, key) is not None
+
+
+async def contact_way(session: AsyncSession, tenant: str, state: str) -> ContactWayRow | None:
+    if not state:
+        return None
+    return await session.get(ContactWayRow, (tenant, state))
+
+
+async def ownership(
+    session: AsyncSession, tenant: str, corp_id: str, rep_id: str, external_userid: str
+) -> OwnershipRow | None:
+    query = (
+        select(OwnershipRow)
+        .where(
+            OwnershipRow.tenant_id == tenant,
+            OwnershipRow.corp_id == corp_id,
+            OwnershipRow.rep_id == rep_id,
+            OwnershipRow.external_userid == external_userid,
+        )
+        .with_for_update()
+    )
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def ownership_by_id(
+    session: AsyncSession, tenant: str, ownership_id: str
+) -> OwnershipRow | None:
+    query = select(OwnershipRow).where(
+        OwnershipRow.tenant_id == tenant, OwnershipRow.id == ownership_id
+    )
+    return (await session.execute(query.with_for_update())).scalar_one_or_none()
+
+
+async def ownerships(
+    session: AsyncSession,
+    tenant: str,
+    *,
+    rep_id: str = "",
+    customer_id: str = "",
+    include_ended: bool = False,
+    customer_ids: Sequence[str] = (),
+) -> Sequence[OwnershipRow]:
+    query = select(OwnershipRow).where(OwnershipRow.tenant_id == tenant)
+    if rep_id:
+        query = query.where(OwnershipRow.rep_id == rep_id)
+    if customer_id:
+        query = query.where(OwnershipRow.customer_id == customer_id)
+    if customer_ids:
+        query = query.where(OwnershipRow.customer_id.in_(list(customer_ids)))
+    if not include_ended:
+        query = query.where(OwnershipRow.status == "active")
+    query = query.order_by(OwnershipRow.started_at, OwnershipRow.id)
+    return (await session.execute(query)).scalars().all()
+
+
+async def customers_of_contact(
+    session: AsyncSession, tenant: str, corp_id: str, external_userid: str
+) -> list[str]:
+    query = select(OwnershipRow.customer_id).where(
+        OwnershipRow.tenant_id == tenant,
+        OwnershipRow.corp_id == corp_id,
+        OwnershipRow.external_userid == external_userid,
+    )
+    return list(dict.fromkeys((await session.execute(query)).scalars().all()))
+
+
+async def pending_transfer(
+    session: AsyncSession, tenant: str, ownership_id: str
+) -> TransferRow | None:
+    query = select(TransferRow).where(
+        TransferRow.tenant_id == tenant,
+        TransferRow.ownership_id == ownership_id,
+        TransferRow.status == "pending",
+    )
+    return (await session.execute(query.with_for_update())).scalars().first()
+
+
+async def pending_transfer_to(
+    session: AsyncSession, tenant: str, customer_ids: Sequence[str], to_rep_id: str
+) -> TransferRow | None:
+    query = select(TransferRow).where(
+        TransferRow.tenant_id == tenant,
+        TransferRow.customer_id.in_(list(customer_ids)),
+        TransferRow.to_rep_id == to_rep_id,
+        TransferRow.status == "pending",
+    )
+    return (await session.execute(query.with_for_update())).scalars().first()
+
+
+async def on_job_transfers_since(
+    session: AsyncSession, tenant: str, customer_id: str, since: datetime
+) -> int:
+    query = select(func.count()).where(
+        TransferRow.tenant_id == tenant,
+        TransferRow.customer_id == customer_id,
+        TransferRow.mode == "on_job",
+        TransferRow.status.in_(["pending", "completed"]),
+        TransferRow.requested_at >= since,
+    )
+    return int((await session.execute(query)).scalar_one())
+
+
+async def transfer(session: AsyncSession, tenant: str, transfer_id: str) -> TransferRow | None:
+    query = select(TransferRow).where(
+        TransferRow.tenant_id == tenant, TransferRow.id == transfer_id
+    )
+    return (await session.execute(query.with_for_update())).scalar_one_or_none()
+
+
+async def transfers(
+    session: AsyncSession, tenant: str, *, rep_id: str = "", status: str = ""
+) -> Sequence[TransferRow]:
+    query = select(TransferRow).where(TransferRow.tenant_id == tenant)
+    if rep_id:
+        query = query.where((TransferRow.from_rep_id == rep_id) | (TransferRow.to_rep_id == rep_id))
+    if status:
+        query = query.where(TransferRow.status == status)
+    query = query.order_by(TransferRow.requested_at, TransferRow.id)
+    return (await session.execute(query)).scalars().all()
+
+
+async def due_transfers(
+    session: AsyncSession, tenant: str, before: datetime, limit: int = 1000
+) -> Sequence[TransferRow]:
+    query = select(TransferRow).where(
+        TransferRow.status == "pending", TransferRow.requested_at <= before
+    )
+    if tenant:
+        query = query.where(TransferRow.tenant_id == tenant)
+    query = query.order_by(TransferRow.requested_at).limit(limit).with_for_update(skip_locked=True)
+    return (await session.execute(query)).scalars().all()
+
+
+async def move_open_opportunities(
+    session: AsyncSession, tenant: str, customer_id: str, from_rep_id: str, to_rep_id: str
+) -> int:
+    result = await session.execute(
+        update(OpportunityRow)
+        .where(
+            OpportunityRow.tenant_id == tenant,
+            OpportunityRow.customer_id == customer_id,
+            OpportunityRow.rep_id == from_rep_id,
+            OpportunityRow.closed_at.is_(None),
+        )
+        .values(rep_id=to_rep_id)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)

@@ -1,0 +1,1 @@
+"""The sales pipeline: follow-ups, opportunities, orders and the per-rep reports over them."""

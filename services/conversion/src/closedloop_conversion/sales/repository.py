@@ -1,0 +1,136 @@
+"""Every query of the sales concept."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from closedloop_conversion.models import AssignmentRuleRow, LeadRow, OwnershipRow, RepRow
+
+
+async def rep(
+    session: AsyncSession, tenant: str, rep_id: str, *, lock: bool = False
+) -> RepRow | None:
+    query = select(RepRow).where(RepRow.tenant_id == tenant, RepRow.id == rep_id)
+    if lock:
+        query = query.with_for_update()
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def rep_by_wecom(session: AsyncSession, tenant: str, wecom_user_id: str) -> RepRow | None:
+    query = select(RepRow).where(RepRow.tenant_id == tenant, RepRow.wecom_user_id == wecom_user_id)
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def reps(
+    session: AsyncSession, tenant: str, *, team: str = "", status: str = ""
+) -> Sequence[RepRow]:
+    query = select(RepRow).where(RepRow.tenant_id == tenant)
+    if team:
+        query = query.where(RepRow.team == team)
+    if status:
+        query = query.where(RepRow.status == status)
+    return (
+        (await session.execute(query.order_by(RepRow.team, RepRow.name, RepRow.id))).scalars().all()
+    )
+
+
+async def lock_pool(
+    session: AsyncSession, tenant: str, team: str, extra_ids: Sequence[str] = ()
+) -> list[RepRow]:
+    """The active reps of a team (every active rep when the team is empty), plus `extra_ids`,
+    locked in id order so concurrent assignments take turns instead of colliding."""
+    in_pool = RepRow.team == team if team else RepRow.id.is_not(None)
+    if extra_ids:
+        in_pool = in_pool | RepRow.id.in_(list(extra_ids))
+    query = (
+        select(RepRow)
+        .where(RepRow.tenant_id == tenant, RepRow.status == "active", in_pool)
+        .order_by(RepRow.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    return list((await session.execute(query)).scalars().all())
+
+
+async def next_rr_seq(session: AsyncSession, tenant: str) -> int:
+    query = select(func.max(RepRow.rr_seq)).where(RepRow.tenant_id == tenant)
+    return int((await session.execute(query)).scalar_one() or 0) + 1
+
+
+async def rule(session: AsyncSession, tenant: str, campaign_id: str) -> AssignmentRuleRow | None:
+    return await session.get(AssignmentRuleRow, (tenant, campaign_id))
+
+
+async def lead(
+    session: AsyncSession, tenant: str, lead_id: str, *, lock: bool = False
+) -> LeadRow | None:
+    query = select(LeadRow).where(LeadRow.tenant_id == tenant, LeadRow.id == lead_id)
+    if lock:
+        query = query.with_for_update()
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def lead_any_tenant(session: AsyncSession, lead_id: str) -> LeadRow | None:
+    return await session.get(LeadRow, lead_id)
+
+
+async def leads(
+    session: AsyncSession,
+    tenant: str,
+    *,
+    rep_id: str = "",
+    status: str = "",
+    customer_id: str = "",
+    limit: int = 1000,
+) -> Sequence[LeadRow]:
+    query = select(LeadRow).where(LeadRow.tenant_id == tenant)
+    if rep_id:
+        query = query.where(LeadRow.rep_id == rep_id)
+    if status:
+        query = query.where(LeadRow.status == status)
+    if customer_id:
+        query = query.where(LeadRow.customer_id == customer_id)
+    query = query.order_by(LeadRow.captured_at, LeadRow.id).limit(limit)
+    return (await session.execute(query)).scalars().all()
+
+
+async def waiting_leads(session: AsyncSession, tenant: str, limit: int) -> Sequence[LeadRow]:
+    query = (
+        select(LeadRow)
+        .where(LeadRow.tenant_id == tenant, LeadRow.status == "unassigned")
+        .order_by(LeadRow.captured_at, LeadRow.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return (await session.execute(query)).scalars().all()
+
+
+async def open_leads_of(
+    session: AsyncSession, tenant: str, customer_id: str, rep_id: str
+) -> Sequence[LeadRow]:
+    query = select(LeadRow).where(
+        LeadRow.tenant_id == tenant,
+        LeadRow.customer_id == customer_id,
+        LeadRow.rep_id == rep_id,
+        LeadRow.status == "assigned",
+    )
+    return (await session.execute(query.with_for_update())).scalars().all()
+
+
+async def owner_rep_ids(session: AsyncSession, tenant: str, customer_id: str) -> list[str]:
+    """Reps holding an active friendship with the customer, longest-standing first."""
+    if not customer_id:
+        return []
+    query = (
+        select(OwnershipRow.rep_id)
+        .where(
+            OwnershipRow.tenant_id == tenant,
+            OwnershipRow.customer_id == customer_id,
+            OwnershipRow.status == "active",
+        )
+        .order_by(OwnershipRow.started_at)
+    )
+    return list((await session.execute(query)).scalars().all())

@@ -1,0 +1,1 @@
+"""Transports of the conversion service: gRPC, HTTP (WeCom callbacks, chat archive), events."""

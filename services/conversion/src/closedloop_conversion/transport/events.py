@@ -1,0 +1,56 @@
+"""Event handlers: lead.captured from acquisition, customer.merged/forgotten from identity."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from closedloop.events.v1 import acquisition_events_pb2 as acq
+from closedloop.events.v1.envelope_pb2 import Envelope
+from closedloop_conversion.common import now, utc
+from closedloop_conversion.models import CUSTOMER_COLUMNS
+from closedloop_conversion.privacy import erase_customers
+from closedloop_conversion.sales.service import CapturedLead, SalesService
+from loopkit.consumer import Subscription
+from loopkit.customer_events import identity_subscription, repoint_customer
+from loopkit.errors import InvalidArgument
+from loopkit.events import unpack
+
+
+def lead_subscription(sales: SalesService) -> Subscription:
+    async def captured(session: AsyncSession, env: Envelope) -> None:
+        try:
+            event = unpack(env, acq.LeadCaptured)
+        except ValueError as exc:
+            raise InvalidArgument(str(exc), field="payload") from None
+        if not event.lead_id or len(event.lead_id) > 64:
+            raise InvalidArgument("lead_id is required (at most 64 characters)", field="lead_id")
+        if not env.tenant_id:
+            raise InvalidArgument("tenant_id is required", field="tenant_id")
+        at = utc(env.occurred_at.ToDatetime()) if env.HasField("occurred_at") else now()
+        lead = CapturedLead(
+            lead_id=event.lead_id,
+            customer_id=env.customer_id[:26],
+            campaign_id=event.campaign_id[:64],
+            channel_id=event.channel_id[:64],
+            owner_team=event.owner_team[:128],
+            region=event.region[:128],
+            tags=tuple(t[:64] for t in event.tags),
+            captured_at=at,
+        )
+        await sales.capture_lead(session, env.tenant_id, lead)
+
+    return Subscription.to("acquisition", "leads", {"lead.captured": captured})
+
+
+def customer_subscription() -> Subscription:
+    async def merged(session: AsyncSession, tenant: str, survivor: str, merged_id: str) -> None:
+        await repoint_customer(
+            session, CUSTOMER_COLUMNS, tenant_id=tenant, from_id=merged_id, to_id=survivor
+        )
+
+    async def forgotten(session: AsyncSession, tenant: str, ids: Sequence[str]) -> None:
+        await erase_customers(session, tenant, ids)
+
+    return identity_subscription(on_merged=merged, on_forgotten=forgotten)

@@ -1,0 +1,228 @@
+"""HTTP edges: the WeCom contact callback and the chat archive import."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+from collections.abc import Callable
+from datetime import datetime
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse, PlainTextResponse
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from closedloop_conversion import metrics
+from closedloop_conversion.common import now
+from closedloop_conversion.ownership.changes import ChangeType, parse_change
+from closedloop_conversion.ownership.service import OwnershipService, WelcomeJob
+from closedloop_conversion.ownership.welcome import send_welcome
+from closedloop_conversion.pipeline.followups import FollowUpService
+from closedloop_conversion.settings import ConversionSettings
+from loopkit import errors
+from loopkit.customers import CustomerDirectory
+from loopkit.db import transact
+from loopkit.tenancy import require_tenant
+from loopkit.wechat.crypto import DecryptError, MessageCrypto, SignatureError
+from loopkit.wechat.sender import MessageSender
+from loopkit.wechat.xml import XmlError, parse_message
+
+log = logging.getLogger(__name__)
+MAX_ARCHIVE_BYTES = 4 * 1024 * 1024
+
+HTTP_STATUS: dict[type[errors.DomainError], int] = {
+    errors.InvalidArgument: 400,
+    errors.NotFound: 404,
+    errors.AlreadyExists: 409,
+    errors.FailedPrecondition: 409,
+    errors.Conflict: 409,
+    errors.PermissionDenied: 403,
+}
+
+
+def error_response(exc: errors.DomainError) -> JSONResponse:
+    status = next((s for t, s in HTTP_STATUS.items() if isinstance(exc, t)), 400)
+    return JSONResponse({"error": exc.reason, "field": exc.field}, status_code=status)
+
+
+def _fail(status: int, reason: str, field: str | None = None) -> JSONResponse:
+    return JSONResponse({"error": reason, "field": field}, status_code=status)
+
+
+class ConversionHttp:
+    def __init__(
+        self,
+        settings: ConversionSettings,
+        sessions: async_sessionmaker[AsyncSession],
+        after_commit: Callable[[], None],
+        *,
+        directory: CustomerDirectory,
+        ownership: OwnershipService,
+        follow_ups: FollowUpService,
+        sender: MessageSender,
+    ) -> None:
+        self._settings = settings
+        self._sessions = sessions
+        self._after_commit = after_commit
+        self._directory = directory
+        self._ownership = ownership
+        self._follow_ups = follow_ups
+        self._sender = sender
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def router(self) -> APIRouter:
+        router = APIRouter()
+        router.add_api_route("/v1/wecom/{corp_id}/callback", self.verify, methods=["GET"])
+        router.add_api_route("/v1/wecom/{corp_id}/callback", self.callback, methods=["POST"])
+        router.add_api_route(
+            "/v1/tenants/{tenant_id}/chat-archive", self.import_archive, methods=["POST"]
+        )
+        return router
+
+    def _crypto(self, corp_id: str) -> tuple[str, MessageCrypto] | None:
+        corp = self._settings.corp(corp_id)
+        if corp is None:
+            return None
+        crypto = MessageCrypto(
+            corp.token.get_secret_value(), corp.aes_key.get_secret_value(), corp.corp_id
+        )
+        return corp.tenant_id, crypto
+
+    async def verify(
+        self,
+        corp_id: str,
+        msg_signature: str = "",
+        timestamp: str = "",
+        nonce: str = "",
+        echostr: str = "",
+    ) -> Response:
+        """WeCom's URL check: the decrypted echostr proves we hold the token and key."""
+        found = self._crypto(corp_id)
+        if found is None:
+            return _fail(404, "unknown corp", "corp_id")
+        _, crypto = found
+        try:
+            plain = crypto.open(msg_signature, timestamp, nonce, echostr)
+        except SignatureError as exc:
+            return _fail(403, str(exc), "msg_signature")
+        except DecryptError as exc:
+            return _fail(400, str(exc), "echostr")
+        return PlainTextResponse(plain.decode(errors="replace"))
+
+    async def callback(
+        self,
+        corp_id: str,
+        request: Request,
+        msg_signature: str = "",
+        timestamp: str = "",
+        nonce: str = "",
+    ) -> Response:
+        received_at = now()
+        found = self._crypto(corp_id)
+        if found is None:
+            return _fail(404, "unknown corp", "corp_id")
+        tenant, crypto = found
+        try:
+            outer = parse_message(await request.body())
+            encrypted = outer.get("Encrypt", "")
+            if not encrypted:
+                return _fail(400, "Encrypt is required", "Encrypt")
+            inner = parse_message(crypto.open(msg_signature, timestamp, nonce, encrypted))
+            change = parse_change(corp_id, inner)
+        except SignatureError as exc:
+            return _fail(403, str(exc), "msg_signature")
+        except (DecryptError, XmlError) as exc:
+            return _fail(400, str(exc), "body")
+        except errors.DomainError as exc:
+            return error_response(exc)
+        if change is None:
+            return PlainTextResponse("success")
+        customer_id = ""
+        if change.change_type is ChangeType.ADD:
+            try:
+                try:
+                    resolved = await self._directory.resolve(
+                        tenant, change.identities, actor="conversion.wecom"
+                    )
+                except errors.FailedPrecondition:
+                    # The unionid and the WeCom id belong to customers the tenant's policy will
+                    # not merge: keep the friendship on the WeCom id's customer; ops can merge.
+                    resolved = await self._directory.resolve(
+                        tenant, change.identities[:1], actor="conversion.wecom"
+                    )
+            except errors.DomainError as exc:
+                return error_response(exc)
+            except errors.DependencyUnavailable as exc:
+                # WeCom retries the callback; the duplicate check keeps it to one effect.
+                return _fail(503, str(exc))
+            customer_id = resolved.customer_id
+        try:
+            outcome = await transact(
+                self._sessions,
+                lambda s: self._ownership.apply_change(s, tenant, change, customer_id),
+                after_commit=self._after_commit,
+            )
+        except errors.DomainError as exc:
+            return error_response(exc)
+        log.info("wecom %s %s: %s", corp_id, change.change_type, outcome.note)
+        if outcome.welcome is not None:
+            task = asyncio.create_task(self._welcome(outcome.welcome, received_at))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return PlainTextResponse("success")
+
+    async def _welcome(self, job: WelcomeJob, received_at: datetime) -> None:
+        try:
+            result = await send_welcome(self._sender, job, received_at)
+            metrics.welcome_latency.record(result.latency_ms / 1000, {"status": result.status})
+            await transact(
+                self._sessions,
+                lambda s: self._ownership.record_welcome(
+                    s, job.tenant_id, job.ownership_id, result.status, result.latency_ms
+                ),
+            )
+            if result.status != "sent":
+                log.warning("welcome message %s: %s", result.status, result.detail)
+        except Exception:
+            log.exception("welcome message for %s failed", job.ownership_id)
+
+    async def import_archive(self, tenant_id: str, request: Request) -> Response:
+        """A batch of archived chat messages: good ones stored once, bad ones reported by index."""
+        token = self._settings.api_token
+        if token is not None:
+            given = request.headers.get("authorization", "")
+            if not hmac.compare_digest(given, f"Bearer {token.get_secret_value()}"):
+                return _fail(401, "a valid bearer token is required", "authorization")
+        try:
+            tenant = require_tenant(tenant_id)
+        except errors.DomainError as exc:
+            return error_response(exc)
+        body = await request.body()
+        if len(body) > MAX_ARCHIVE_BYTES:
+            return _fail(413, f"body larger than {MAX_ARCHIVE_BYTES} bytes", "messages")
+        try:
+            payload = json.loads(body)
+        except ValueError:
+            return _fail(400, "body is not JSON", "body")
+        messages = payload.get("messages") if isinstance(payload, dict) else None
+        if not isinstance(messages, list):
+            return _fail(400, "messages must be a list", "messages")
+        try:
+            result = await transact(
+                self._sessions,
+                lambda s: self._follow_ups.import_chat(s, tenant, messages),
+                after_commit=self._after_commit,
+            )
+        except errors.DomainError as exc:
+            return error_response(exc)
+        return JSONResponse(
+            {
+                "stored": result.stored,
+                "duplicates": result.duplicates,
+                "rejected": [
+                    {"index": r.index, "reason": r.reason, "field": r.field}
+                    for r in result.rejected
+                ],
+            }
+        )

@@ -1,0 +1,74 @@
+"""customer.merged re-points this service's rows; customer.forgotten erases personal data."""
+
+from __future__ import annotations
+
+from conversion_helpers import contact_change, make_rep, post_callback
+
+from closedloop.common.v1 import common_pb2 as c
+from closedloop.conversion.v1 import conversion_pb2 as pb
+from closedloop.events.v1 import conversion_events_pb2 as ev
+from closedloop.identity.v1 import identity_pb2 as ipb
+from loopkit.testing import eventually
+
+
+async def test_merge_repoints_and_forget_erases(stub, identity_stub, conversion, tenant):
+    rep = await make_rep(stub, tenant, "keeper")
+    # A customer known from the CRM before the WeCom friend-add: they survive the merge.
+    other = await identity_stub.ResolveCustomer(
+        ipb.ResolveCustomerRequest(
+            tenant_id=tenant,
+            identities=[c.Identity(kind=c.IDENTITY_KIND_EXTERNAL, value="crm-42")],
+        )
+    )
+    await post_callback(
+        conversion.http_url, contact_change("add_external_contact", "keeper", "wm-merge")
+    )
+    [own] = (await stub.ListOwnerships(pb.ListOwnershipsRequest(tenant_id=tenant))).ownerships
+    await stub.LogFollowUp(
+        pb.LogFollowUpRequest(
+            tenant_id=tenant,
+            customer_id=own.customer_id,
+            rep_id=rep.rep_id,
+            kind=ev.FOLLOW_UP_KIND_NOTE,
+            summary="prefers evening calls",
+        )
+    )
+    # An operator merges the WeCom customer into the older one: rows follow the survivor.
+    merged = await identity_stub.MergeCustomers(
+        ipb.MergeCustomersRequest(
+            tenant_id=tenant,
+            customer_ids=[other.customer.customer_id, own.customer_id],
+            actor="ops",
+            reason="same person",
+        )
+    )
+    survivor_id = merged.survivor.customer_id
+    assert survivor_id != own.customer_id
+
+    async def repointed():
+        listed = await stub.ListOwnerships(
+            pb.ListOwnershipsRequest(tenant_id=tenant, customer_id=survivor_id)
+        )
+        return list(listed.ownerships)
+
+    await eventually(repointed)
+    report = await stub.GetRepReport(pb.GetRepReportRequest(tenant_id=tenant, rep_id=rep.rep_id))
+    assert report.reps[0].customers_owned == 1
+
+    await identity_stub.ForgetCustomer(
+        ipb.ForgetCustomerRequest(tenant_id=tenant, customer_id=survivor_id, actor="dpo")
+    )
+
+    async def erased():
+        listed = await stub.ListOwnerships(
+            pb.ListOwnershipsRequest(tenant_id=tenant, customer_id=survivor_id, include_ended=True)
+        )
+        [row] = listed.ownerships
+        return row if row.external_userid != "wm-merge" else None
+
+    await eventually(erased)
+    row = await erased()
+    assert row is not None and row.status == pb.OWNERSHIP_STATUS_ENDED
+    # The figures stay: the friendship still counts as made by the rep.
+    report = await stub.GetRepReport(pb.GetRepReportRequest(tenant_id=tenant, rep_id=rep.rep_id))
+    assert (report.reps[0].new_friends, report.reps[0].customers_owned) == (1, 0)
