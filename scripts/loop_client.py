@@ -62,6 +62,7 @@ class Funnel:
     campaign_id: str
     qr_channel_id: str
     qr_scene: str
+    referral_channel_id: str
     page_id: str
     rep_ids: tuple[str, ...]
     program_id: str
@@ -210,6 +211,7 @@ class LoopClient:
             campaign.campaign_id,
             qr.channel_id,
             scene,
+            friends.channel_id,
             page.page_id,
             tuple(rep_ids),
             program.program_id,
@@ -298,6 +300,12 @@ class LoopClient:
             acq.GetLeadRequest(tenant_id=self.tenant, lead_id=lead_id)
         )
         return answer.lead
+
+    async def channel_stats(self, channel_id: str) -> Any:
+        answer = await self.acquisition.GetChannelStats(
+            acq.GetChannelStatsRequest(tenant_id=self.tenant, channel_id=channel_id)
+        )
+        return answer.stats
 
     async def assigned_lead(self, customer_id: str, timeout_s: float = 20.0) -> Any:
         async def assigned() -> Any:

@@ -108,6 +108,11 @@ async def test_the_whole_loop(loop: LoopClient, collector: tuple[SpanCollector, 
 
     # --- A: scan + subscribe, lead, rep, paid order, development, points, a referral code --
     await loop.subscribe_by_callback("o-alice", scene=funnel.qr_scene)
+
+    async def subscribed() -> bool:  # the callback is answered at once, processed just after
+        return (await loop.channel_stats(funnel.qr_channel_id)).subscribes == 1
+
+    await wait_for(subscribed)
     a_lead = await loop.lead(
         await loop.submit_form(funnel.page_id, "o-alice", APP.app_id, "13800138001")
     )
@@ -132,6 +137,11 @@ async def test_the_whole_loop(loop: LoopClient, collector: tuple[SpanCollector, 
     visit = await loop.open_share_link(code, "o-bob", APP.app_id)
     assert visit.status_code == 302, visit.text
     assert f"ref={code}" in visit.headers["location"]
+
+    async def visit_counted() -> bool:  # as the page loads, the visit reaches acquisition
+        return (await loop.channel_stats(funnel.referral_channel_id)).visits == 1
+
+    await wait_for(visit_counted)
     await loop.subscribe_by_callback("o-bob")
     trace_id = secrets.token_hex(16)
     b_lead = await loop.lead(
@@ -147,6 +157,7 @@ async def test_the_whole_loop(loop: LoopClient, collector: tuple[SpanCollector, 
     bob = b_lead.customer_id
     assert bob != alice
     assert b_lead.attribution.referrer_customer_id == alice
+    assert b_lead.attribution.referral_code == code
 
     async def bob_referred() -> Any:
         return await loop.referral_of(bob)

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from acquisition_helpers import AES_KEY, TOKEN, Env, app_ids, database
 
 import closedloop_identity.main
+from acquisition_helpers import AES_KEY, TOKEN, Env, app_ids, database
 from closedloop_acquisition.main import DEFINITION
 from loopkit.natsserver import NatsServer
 from loopkit.testing import RunningService, running_service

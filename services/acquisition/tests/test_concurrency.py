@@ -6,7 +6,6 @@ import asyncio
 import time
 
 from acquisition_helpers import Env, event_xml, form, safe_post
-
 from closedloop.acquisition.v1 import acquisition_pb2 as pb
 from loopkit.testing import eventually
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from acquisition_helpers import Env, form, openid
 from nats.aio.client import Client
 
+from acquisition_helpers import Env, form, openid
 from closedloop.acquisition.v1 import acquisition_pb2 as pb
 from closedloop.common.v1 import common_pb2 as c
 from closedloop.events.v1 import acquisition_events_pb2 as ev

@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 
 import grpc
 import pytest
-from acquisition_helpers import Env, event_xml, form, openid, safe_post
 from nats.aio.client import Client
 
+from acquisition_helpers import Env, event_xml, form, openid, safe_post
 from closedloop.acquisition.v1 import acquisition_pb2 as pb
 from closedloop.events.v1 import acquisition_events_pb2 as ev
 from loopkit.events import unpack

@@ -6,9 +6,9 @@ import json
 
 import grpc
 import pytest
-from acquisition_helpers import Env, form, openid, phone
 from nats.aio.client import Client
 
+from acquisition_helpers import Env, form, openid, phone
 from closedloop.acquisition.v1 import acquisition_pb2 as pb
 from closedloop.events.v1 import acquisition_events_pb2 as ev
 from loopkit.events import unpack

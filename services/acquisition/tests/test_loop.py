@@ -13,7 +13,6 @@ from acquisition_helpers import (
     safe_post,
     signed_query,
 )
-
 from closedloop.acquisition.v1 import acquisition_pb2 as pb
 from closedloop.events.v1 import acquisition_events_pb2 as ev
 from loopkit.events import unpack

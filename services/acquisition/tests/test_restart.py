@@ -7,9 +7,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from acquisition_helpers import AES_KEY, TOKEN, Env, database, event_xml, safe_post
 
 import closedloop_identity.main
+from acquisition_helpers import AES_KEY, TOKEN, Env, database, event_xml, safe_post
 from closedloop_acquisition.main import DEFINITION
 from loopkit.natsserver import NatsServer, free_port
 from loopkit.testing import eventually, running_service

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import time
 
+from nats.aio.client import Client
+from wechatpy import parse_message
+
 from acquisition_helpers import (
     Env,
     event_xml,
@@ -14,9 +17,6 @@ from acquisition_helpers import (
     signed_query,
     text_xml,
 )
-from nats.aio.client import Client
-from wechatpy import parse_message
-
 from closedloop.events.v1 import acquisition_events_pb2 as ev
 from loopkit.events import unpack
 from loopkit.testing import eventually, read_events

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
-from conversion_helpers import AES_KEY, CORP, TOKEN
 
 import closedloop_identity.main
 from closedloop.conversion.v1 import conversion_pb2_grpc
 from closedloop.identity.v1 import identity_pb2_grpc
 from closedloop_conversion.main import DEFINITION
+from conversion_helpers import AES_KEY, CORP, TOKEN
 from loopkit.natsserver import NatsServer
 from loopkit.testing import PostgresServer, RunningService, running_service
 

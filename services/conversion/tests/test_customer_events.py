@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from conversion_helpers import contact_change, make_rep, post_callback
-
 from closedloop.common.v1 import common_pb2 as c
 from closedloop.conversion.v1 import conversion_pb2 as pb
 from closedloop.events.v1 import conversion_events_pb2 as ev
 from closedloop.identity.v1 import identity_pb2 as ipb
+from conversion_helpers import contact_change, make_rep, post_callback
 from loopkit.testing import eventually
 
 

@@ -7,6 +7,9 @@ import time
 import grpc
 import httpx
 import pytest
+
+from closedloop.conversion.v1 import conversion_pb2 as pb
+from closedloop.events.v1 import conversion_events_pb2 as ev
 from conversion_helpers import (
     contact_change,
     events,
@@ -15,9 +18,6 @@ from conversion_helpers import (
     post_callback,
     publish,
 )
-
-from closedloop.conversion.v1 import conversion_pb2 as pb
-from closedloop.events.v1 import conversion_events_pb2 as ev
 from loopkit.events import unpack
 from loopkit.testing import eventually
 

@@ -6,6 +6,12 @@ from datetime import UTC, datetime, timedelta
 
 import grpc
 import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from closedloop.conversion.v1 import conversion_pb2 as pb
+from closedloop.conversion.v1 import conversion_pb2_grpc
+from closedloop.events.v1 import conversion_events_pb2 as ev
+from closedloop_conversion.main import DEFINITION
 from conversion_helpers import (
     AES_KEY,
     CORP,
@@ -17,12 +23,6 @@ from conversion_helpers import (
     post_callback,
     publish,
 )
-from google.protobuf.timestamp_pb2 import Timestamp
-
-from closedloop.conversion.v1 import conversion_pb2 as pb
-from closedloop.conversion.v1 import conversion_pb2_grpc
-from closedloop.events.v1 import conversion_events_pb2 as ev
-from closedloop_conversion.main import DEFINITION
 from loopkit.events import unpack
 from loopkit.testing import eventually, running_service
 

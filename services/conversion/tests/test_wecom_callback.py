@@ -8,6 +8,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from closedloop.common.v1 import common_pb2 as c
+from closedloop.conversion.v1 import conversion_pb2 as pb
+from closedloop.events.v1 import conversion_events_pb2 as ev
+from closedloop.identity.v1 import identity_pb2 as ipb
 from conversion_helpers import (
     CORP,
     CRYPTO,
@@ -19,11 +24,6 @@ from conversion_helpers import (
     post_callback,
     signed_callback,
 )
-
-from closedloop.common.v1 import common_pb2 as c
-from closedloop.conversion.v1 import conversion_pb2 as pb
-from closedloop.events.v1 import conversion_events_pb2 as ev
-from closedloop.identity.v1 import identity_pb2 as ipb
 from loopkit.events import unpack
 from loopkit.testing import eventually
 from loopkit.wechat.crypto import signature

@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 from nats.aio.client import Client
-from referral_helpers import BURST_THRESHOLD, Env, Services
 
 import closedloop_identity.main
 from closedloop_referral.main import DEFINITION
 from loopkit.natsserver import NatsServer
 from loopkit.testing import PostgresServer, running_service
+from referral_helpers import BURST_THRESHOLD, Env, Services
 
 
 async def _database(request: pytest.FixtureRequest, backend: str, tmp: Path, name: str) -> str:

@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 import grpc
 import pytest
-from referral_helpers import APP, BURST_THRESHOLD, Env, openid
 
 from closedloop.events.v1 import acquisition_events_pb2 as acq
 from closedloop.referral.v1 import referral_pb2 as pb
+from referral_helpers import APP, BURST_THRESHOLD, Env, openid
 
 
 async def test_a_lead_carrying_a_code_is_tied_to_the_referrer(env: Env) -> None:

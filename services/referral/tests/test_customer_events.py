@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from referral_helpers import Env
-
 from closedloop.events.v1 import referral_events_pb2 as ev
 from closedloop.identity.v1 import identity_pb2
 from closedloop.referral.v1 import referral_pb2 as pb
 from loopkit.events import unpack
 from loopkit.testing import eventually
+from referral_helpers import Env
 
 
 async def merge(env: Env, *ids: str) -> str:

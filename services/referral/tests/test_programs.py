@@ -7,12 +7,12 @@ from datetime import UTC, datetime, timedelta
 
 import grpc
 import pytest
-from referral_helpers import Env, at
 
 from closedloop.common.v1 import common_pb2 as c
 from closedloop.events.v1 import referral_events_pb2 as ev
 from closedloop.referral.v1 import referral_pb2 as pb
 from loopkit.events import unpack
+from referral_helpers import Env, at
 
 
 def field_of(exc: grpc.aio.AioRpcError) -> str:

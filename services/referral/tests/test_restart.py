@@ -9,13 +9,13 @@ from pathlib import Path
 import nats
 import pytest
 import pytest_asyncio
-from referral_helpers import Env
 
 import closedloop_identity.main
 from closedloop.referral.v1 import referral_pb2 as pb
 from closedloop_referral.main import DEFINITION
 from loopkit.natsserver import NatsServer, free_port
 from loopkit.testing import RunningService, running_service
+from referral_helpers import Env
 
 
 @pytest_asyncio.fixture(loop_scope="session")

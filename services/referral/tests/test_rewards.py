@@ -6,8 +6,6 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
-from referral_helpers import Env, at
-
 from closedloop.common.v1 import common_pb2 as c
 from closedloop.events.v1 import acquisition_events_pb2 as acq
 from closedloop.events.v1 import conversion_events_pb2 as conv
@@ -15,6 +13,7 @@ from closedloop.events.v1 import referral_events_pb2 as ev
 from closedloop.referral.v1 import referral_pb2 as pb
 from loopkit.events import new_envelope, unpack
 from loopkit.testing import eventually
+from referral_helpers import Env, at
 
 DAY = 86400
 

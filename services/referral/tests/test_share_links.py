@@ -5,12 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
-from referral_helpers import APP, Env, at
-
 from closedloop.common.v1 import common_pb2 as c
 from closedloop.events.v1 import referral_events_pb2 as ev
 from closedloop.referral.v1 import referral_pb2 as pb
 from loopkit.events import unpack
+from referral_helpers import APP, Env, at
 
 
 async def test_a_share_link_opened_in_wechat_redirects_with_the_code_and_publishes_the_visit(

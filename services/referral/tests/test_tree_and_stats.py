@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from referral_helpers import APP, Env
-
 from closedloop.referral.v1 import referral_pb2 as pb
+from referral_helpers import APP, Env
 
 
 async def test_the_tree_and_the_stats_of_a_program(env: Env) -> None:

@@ -7,7 +7,6 @@ from datetime import UTC, datetime, timedelta
 
 import grpc
 from nats.aio.client import Client
-from retention_helpers import Stub, activity, customer, lead, publish, rpc_error, tenant, ts
 
 from closedloop.events.v1 import acquisition_events_pb2 as acq
 from closedloop.events.v1 import retention_events_pb2 as ev
@@ -15,6 +14,7 @@ from closedloop.retention.v1 import retention_pb2 as pb
 from loopkit.events import unpack
 from loopkit.testing import RunningService, eventually, read_events
 from loopkit.wechat.sender import SandboxSender
+from retention_helpers import Stub, activity, customer, lead, publish, rpc_error, tenant, ts
 
 
 async def set_rules(stub: Stub, t: str, **values: object) -> None:

@@ -6,6 +6,13 @@ from __future__ import annotations
 from datetime import timedelta
 
 from nats.aio.client import Client
+
+from closedloop.events.v1 import acquisition_events_pb2 as acq
+from closedloop.events.v1 import conversion_events_pb2 as conv
+from closedloop.events.v1 import retention_events_pb2 as ev
+from closedloop.retention.v1 import retention_pb2 as pb
+from loopkit.events import unpack
+from loopkit.testing import eventually, read_events
 from retention_helpers import (
     Stub,
     activity,
@@ -17,13 +24,6 @@ from retention_helpers import (
     tenant,
     ts,
 )
-
-from closedloop.events.v1 import acquisition_events_pb2 as acq
-from closedloop.events.v1 import conversion_events_pb2 as conv
-from closedloop.events.v1 import retention_events_pb2 as ev
-from closedloop.retention.v1 import retention_pb2 as pb
-from loopkit.events import unpack
-from loopkit.testing import eventually, read_events
 
 S = ev.LifecycleStage
 

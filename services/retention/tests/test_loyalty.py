@@ -7,6 +7,12 @@ from datetime import timedelta
 
 import grpc
 from nats.aio.client import Client
+
+from closedloop.events.v1 import referral_events_pb2 as ref
+from closedloop.events.v1 import retention_events_pb2 as ev
+from closedloop.retention.v1 import retention_pb2 as pb
+from loopkit.events import unpack
+from loopkit.testing import RunningService, eventually, read_events
 from retention_helpers import (
     Stub,
     activity,
@@ -20,12 +26,6 @@ from retention_helpers import (
     tenant,
     ts,
 )
-
-from closedloop.events.v1 import referral_events_pb2 as ref
-from closedloop.events.v1 import retention_events_pb2 as ev
-from closedloop.retention.v1 import retention_pb2 as pb
-from loopkit.events import unpack
-from loopkit.testing import RunningService, eventually, read_events
 
 
 async def wait_balance(stub: Stub, t: str, cid: str, expected: int) -> None:
@@ -90,9 +90,8 @@ def _order_paid() -> type:
 
 
 def _refund(order_id: str, yuan: float, total: float, amount: float) -> object:
-    from retention_helpers import cny
-
     from closedloop.events.v1 import conversion_events_pb2 as conv
+    from retention_helpers import cny
 
     return conv.OrderRefunded(
         order_id=order_id,

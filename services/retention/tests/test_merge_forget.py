@@ -10,7 +10,6 @@ import grpc
 import pytest
 import pytest_asyncio
 from nats.aio.client import Client
-from retention_helpers import APP, Stub, activity, balance, days_ago, lead, paid, tenant
 
 from closedloop.events.v1 import retention_events_pb2 as ev
 from closedloop.identity.v1 import identity_pb2 as ipb
@@ -19,6 +18,7 @@ from closedloop.retention.v1 import retention_pb2 as pb
 from closedloop_identity.main import DEFINITION as IDENTITY
 from loopkit.natsserver import NatsServer
 from loopkit.testing import RunningService, eventually, running_service
+from retention_helpers import APP, Stub, activity, balance, days_ago, lead, paid, tenant
 
 
 @pytest_asyncio.fixture(loop_scope="session")

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import grpc
 import httpx
-from retention_helpers import Stub, customer, rpc_error, tenant
 
 from closedloop.retention.v1 import retention_pb2 as pb
 from closedloop_retention.transport.grpc import IDEMPOTENT_METHODS
 from loopkit.grpc_client import make_channel
 from loopkit.testing import RunningService
+from retention_helpers import Stub, customer, rpc_error, tenant
 
 
 async def test_health_readiness_and_business_metrics(retention: RunningService) -> None:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import grpc
 import pytest
 from nats.aio.client import Client
-from retention_helpers import Stub, activity, customer, days_ago, lead, paid, rpc_error, tenant
 
 from closedloop.retention.v1 import retention_pb2 as pb
 from closedloop_retention.segments import language
 from loopkit.errors import InvalidArgument
 from loopkit.testing import eventually
+from retention_helpers import Stub, activity, customer, days_ago, lead, paid, rpc_error, tenant
 
 BAD = [
     ("order_count > 1 AND colour = 'red'", 21, "unknown field 'colour'"),

@@ -4,6 +4,12 @@ valuable, none for the rest."""
 from __future__ import annotations
 
 from nats.aio.client import Client
+
+from closedloop.events.v1 import retention_events_pb2 as ev
+from closedloop.retention.v1 import retention_pb2 as pb
+from loopkit.events import unpack
+from loopkit.testing import RunningService, eventually, read_events
+from loopkit.wechat.sender import SandboxSender
 from retention_helpers import (
     Stub,
     activity,
@@ -15,12 +21,6 @@ from retention_helpers import (
     tenant,
     ts,
 )
-
-from closedloop.events.v1 import retention_events_pb2 as ev
-from closedloop.retention.v1 import retention_pb2 as pb
-from loopkit.events import unpack
-from loopkit.testing import RunningService, eventually, read_events
-from loopkit.wechat.sender import SandboxSender
 
 
 async def test_rfm_quintiles_and_top_customers(stub: Stub, nats_client: Client) -> None:

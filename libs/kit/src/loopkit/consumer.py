@@ -120,7 +120,7 @@ class EventConsumer:
             raise RuntimeError("consumer not started")
         try:
             msgs = await self._sub.fetch(self._batch_size, timeout=timeout_s)
-        except NatsTimeoutError:
+        except (NatsTimeoutError, TimeoutError):  # nats-py raises either when none came
             return 0
         for msg in msgs:
             await self.handle(msg)
@@ -133,7 +133,9 @@ class EventConsumer:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.warning("consumer %s: fetch failed: %s", self.durable, exc)
+                log.warning(
+                    "consumer %s: fetch failed: %s %s", self.durable, type(exc).__name__, exc
+                )
                 await asyncio.sleep(1.0)
 
     async def handle(self, msg: Msg) -> None:

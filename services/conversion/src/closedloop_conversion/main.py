@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 from pathlib import Path
 
@@ -46,11 +45,13 @@ def build(runtime: ServiceRuntime) -> None:
     )
     runtime.add_grpc(register(servicer), [SERVICE_NAME])
     sandbox_log = settings.sandbox_log or settings.state_dir / "conversion-sent.jsonl"
+    directory = IdentityClient.from_settings(settings)
+    runtime.on_stop(directory.close)
     http = ConversionHttp(
         settings,
         runtime.sessions,
         runtime.wake_relay,
-        directory=IdentityClient.from_settings(settings),
+        directory=directory,
         ownership=ownership,
         follow_ups=follow_ups,
         sender=SandboxSender(sandbox_log),
@@ -65,27 +66,7 @@ def build(runtime: ServiceRuntime) -> None:
         runtime.wake_relay,
         interval_s=settings.transfer_sweep_interval_s,
     )
-    _start_worker(runtime, sweeper)
-
-
-_WORKERS: set[asyncio.Task[None]] = set()
-
-
-def _start_worker(runtime: ServiceRuntime, sweeper: TransferSweeper) -> None:
-    """Runs the transfer sweeper while the runtime serves.
-
-    The kit's runtime has no hook for a service's own background workers yet: this waits until
-    the runtime has started (so the database is migrated) and stops with its relay and consumers.
-    """
-
-    async def supervise() -> None:
-        while runtime.http is None:  # noqa: ASYNC110  (the runtime exposes no start event)
-            await asyncio.sleep(0.05)
-        await sweeper.run(runtime._stop_workers)
-
-    task = asyncio.get_running_loop().create_task(supervise())
-    _WORKERS.add(task)
-    task.add_done_callback(_WORKERS.discard)
+    runtime.add_worker(sweeper.run)
 
 
 DEFINITION = ServiceDefinition(

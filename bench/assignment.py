@@ -1,0 +1,217 @@
+"""Lead assignment throughput: leads assigned per second from a backlog of `lead.captured` events,
+next to the raw JetStream consume+ack rate of the same events, measured in the same run.
+
+    .venv/bin/python services/conversion/bench/assignment.py [--leads 50000] [--reps 20]
+        [--database postgres|sqlite]
+
+It starts its own nats-server, creates a throwaway PostgreSQL database
+(CLOSEDLOOP_BENCH_DATABASE_URL or CLOSEDLOOP_TEST_DATABASE_URL, default postgres@127.0.0.1) or a
+SQLite file, publishes the backlog to the ACQUISITION stream, then:
+
+1. raw: a durable pull consumer fetches and acks every event (the ceiling: no database at all);
+2. service: the conversion service (in this process, its real consumer) starts against the
+   backlog and assigns every lead by round-robin among the reps, writing lead, assignment history
+   and the `lead.assigned` outbox row per lead; timed until its consumer has nothing pending and
+   the database holds every lead as assigned.
+
+Prints one table with both rates and their ratio, and removes the database and the server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import nats
+from nats.aio.client import Client
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from sqlalchemy import func, select, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
+from sqlalchemy.pool import NullPool
+
+from closedloop.events.v1 import acquisition_events_pb2 as acq
+from closedloop_conversion.main import DEFINITION
+from closedloop_conversion.models import LeadRow
+from closedloop_conversion.sales.service import RepInput, SalesService
+from loopkit import natsio
+from loopkit.db import transact
+from loopkit.events import new_envelope, subject_for
+from loopkit.natsserver import NatsServer, free_port
+
+TENANT = "bench"
+DEFAULT_PG = "postgresql+asyncpg://postgres@127.0.0.1:5432/"
+
+
+async def _admin(base: str, sql: str) -> None:
+    engine = create_async_engine(
+        make_url(base).set(database="postgres"), isolation_level="AUTOCOMMIT", poolclass=NullPool
+    )
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(text(sql))
+    finally:
+        await engine.dispose()
+
+
+async def publish_backlog(nc: Client, leads: int) -> float:
+    js = nc.jetstream()
+    started = time.perf_counter()
+    pending = []
+    for i in range(leads):
+        env = new_envelope(
+            producer="acquisition",
+            event_type="lead.captured",
+            tenant_id=TENANT,
+            customer_id=f"cust-{i}",
+            payload=acq.LeadCaptured(lead_id=f"lead-{uuid.uuid4().hex}", campaign_id="bench"),
+        )
+        pending.append(
+            js.publish(
+                subject_for("acquisition", "lead.captured"),
+                env.SerializeToString(),
+                headers={"Nats-Msg-Id": env.id},
+            )
+        )
+        if len(pending) >= 500:
+            await asyncio.gather(*pending)
+            pending = []
+    await asyncio.gather(*pending)
+    return time.perf_counter() - started
+
+
+async def raw_consume(nc: Client, leads: int, batch: int) -> float:
+    js = nc.jetstream()
+    durable = "bench-raw"
+    await js.add_consumer(
+        "ACQUISITION",
+        ConsumerConfig(
+            durable_name=durable,
+            ack_policy=AckPolicy.EXPLICIT,
+            deliver_policy=DeliverPolicy.ALL,
+            filter_subject=subject_for("acquisition", "lead.captured"),
+            max_ack_pending=10_000,
+        ),
+    )
+    sub = await js.pull_subscribe_bind(durable=durable, stream="ACQUISITION")
+    taken = 0
+    started = time.perf_counter()
+    while taken < leads:
+        msgs = await sub.fetch(batch, timeout=5)
+        for msg in msgs:
+            await msg.ack()
+        taken += len(msgs)
+    elapsed = time.perf_counter() - started
+    await sub.unsubscribe()
+    return elapsed
+
+
+async def service_consume(
+    settings_kw: dict[str, object], js: JetStreamContext, leads: int, reps: int
+) -> float:
+    settings = DEFINITION.settings_cls(service="conversion", **settings_kw)  # type: ignore[arg-type]
+    runtime = DEFINITION.runtime(settings)
+    await runtime.migrate()
+    # The reps exist before the clock starts (written through the domain, not timed).
+    sales = SalesService(runtime.outbox)
+    for i in range(reps):
+        rep = RepInput(wecom_user_id=f"rep-{i}", name=f"rep {i}", team="", capacity=leads)
+
+        async def create(session: AsyncSession, rep: RepInput = rep) -> None:
+            await sales.create_rep(session, TENANT, rep)
+
+        await transact(runtime.sessions, create)
+    started = time.perf_counter()
+    await runtime.start()
+    try:
+        while True:
+            info = await js.consumer_info("ACQUISITION", "conversion-leads")
+            if info.num_pending == 0 and info.num_ack_pending == 0:
+                async with runtime.sessions() as session:
+                    assigned = await session.scalar(
+                        select(func.count()).where(LeadRow.status == "assigned")
+                    )
+                if assigned == leads:
+                    break
+            await asyncio.sleep(0.05)
+        elapsed = time.perf_counter() - started
+    finally:
+        await runtime.stop()
+    return elapsed
+
+
+async def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--leads", type=int, default=50_000)
+    parser.add_argument("--reps", type=int, default=20)
+    parser.add_argument("--batch", type=int, default=100)
+    parser.add_argument("--database", choices=["postgres", "sqlite"], default="postgres")
+    args = parser.parse_args()
+
+    workdir = Path(tempfile.mkdtemp(prefix="bench-assignment-"))
+    server = NatsServer(workdir / "nats", port=free_port(), sync_always=False)
+    server.start()
+    base = (
+        os.environ.get("CLOSEDLOOP_BENCH_DATABASE_URL")
+        or os.environ.get("CLOSEDLOOP_TEST_DATABASE_URL")
+        or DEFAULT_PG
+    )
+    db_name = f"bench_assignment_{uuid.uuid4().hex[:8]}"
+    if args.database == "postgres":
+        await _admin(base, f'CREATE DATABASE "{db_name}"')
+        url = make_url(base).set(database=db_name).render_as_string(hide_password=False)
+    else:
+        url = f"sqlite+aiosqlite:///{workdir}/conversion.db"
+    nc = await nats.connect(server.url)
+    try:
+        js = nc.jetstream()
+        await natsio.ensure_service_streams(js, "acquisition", replicas=1)
+        publish_s = await publish_backlog(nc, args.leads)
+        raw_s = await raw_consume(nc, args.leads, args.batch)
+        service_s = await service_consume(
+            {
+                "database_url": url,
+                "nats_url": server.url,
+                "state_dir": workdir,
+                "grpc_port": 0,
+                "http_port": 0,
+                "consumer_batch_size": args.batch,
+                "log_level": "WARNING",
+            },
+            js,
+            args.leads,
+            args.reps,
+        )
+    finally:
+        await nc.close()
+        server.stop()
+        if args.database == "postgres":
+            await _admin(base, f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
+        shutil.rmtree(workdir, ignore_errors=True)
+    raw_rate = args.leads / raw_s
+    service_rate = args.leads / service_s
+    print(f"backlog: {args.leads} lead.captured events ({args.database}, {args.reps} reps)")
+    print(f"  published in {publish_s:.1f} s")
+    print(f"{'':28}{'seconds':>10}{'events/s':>12}")
+    print(f"{'raw JetStream consume+ack':28}{raw_s:>10.2f}{raw_rate:>12.0f}")
+    print(f"{'conversion assignment':28}{service_s:>10.2f}{service_rate:>12.0f}")
+    print(f"ratio (assignment / raw): {service_rate / raw_rate:.3f}")
+    return 0
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)  # unwinds through the cleanup in main()
+
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, _terminate)
+    sys.exit(asyncio.run(main()))
