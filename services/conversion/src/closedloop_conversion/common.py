@@ -7,21 +7,14 @@ from datetime import UTC, datetime
 from ulid import ULID
 
 from loopkit.errors import InvalidArgument
+from loopkit.timestamps import utc as utc  # shared; re-exported
+from loopkit.timestamps import utc_or_none as utc_or_none
 
 MAX_TEXT = 200
 
 
 def now() -> datetime:
     return datetime.now(UTC)
-
-
-def utc(value: datetime) -> datetime:
-    """SQLite hands back naive datetimes: they are UTC."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def utc_or_none(value: datetime | None) -> datetime | None:
-    return None if value is None else utc(value)
 
 
 def new_id() -> str:

@@ -2,19 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
-
-def utc(value: datetime) -> datetime:
-    """An aware UTC datetime (SQLite hands back naive ones; they were stored as UTC)."""
-    if value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
-
-
-def utc_or_none(value: datetime | None) -> datetime | None:
-    return None if value is None else utc(value)
-
-
-def now() -> datetime:
-    return datetime.now(UTC)
+from loopkit.timestamps import now as now  # shared; re-exported
+from loopkit.timestamps import utc as utc
+from loopkit.timestamps import utc_or_none as utc_or_none

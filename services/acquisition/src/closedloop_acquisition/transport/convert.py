@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, datetime
-
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from closedloop.acquisition.v1 import acquisition_pb2 as pb
 from closedloop.common.v1 import common_pb2
@@ -30,22 +27,8 @@ from closedloop_acquisition.models import (
 from loopkit.customers import IdentityValue
 from loopkit.errors import InvalidArgument
 from loopkit.identity_client import identity_from_pb
-
-
-def ts(value: datetime | None) -> Timestamp | None:
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)  # SQLite hands back naive UTC datetimes
-    out = Timestamp()
-    out.FromDatetime(value)
-    return out
-
-
-def from_ts(value: Timestamp, present: bool) -> datetime | None:
-    if not present:
-        return None
-    return value.ToDatetime(tzinfo=UTC)
+from loopkit.timestamps import from_ts as from_ts  # shared; re-exported
+from loopkit.timestamps import ts as ts
 
 
 def enum_name(value: int, names: Iterable[tuple[str, int]], prefix: str, field: str) -> str:

@@ -27,6 +27,7 @@ from closedloop_conversion.pipeline.orders import Item, Money, items_to_pb
 from closedloop_conversion.pipeline.reports import RepFigures
 from closedloop_conversion.sales.policy import Rule
 from loopkit.errors import InvalidArgument
+from loopkit.timestamps import ts as ts  # shared; re-exported
 
 REP_STATUS = {"active": pb.REP_STATUS_ACTIVE, "departed": pb.REP_STATUS_DEPARTED}
 REP_STATUS_FROM = {v: k for k, v in REP_STATUS.items()}
@@ -68,14 +69,6 @@ ORDER_STATUS = {
     "refunded": pb.ORDER_STATUS_REFUNDED,
 }
 KIND_FROM = {v: k for k, v in KIND_PB.items()}
-
-
-def ts(value: datetime | None) -> Timestamp | None:
-    if value is None:
-        return None
-    out = Timestamp()
-    out.FromDatetime(utc(value))
-    return out
 
 
 def time_from(value: Timestamp, *, present: bool, field: str = "time") -> datetime | None:

@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
-from google.protobuf.timestamp_pb2 import Timestamp
-
 from closedloop.common.v1 import common_pb2
 from closedloop.events.v1 import referral_events_pb2 as ev
 from closedloop.referral.v1 import referral_pb2 as pb
-from closedloop_referral.clock import utc
 from closedloop_referral.models import LedgerRow, ProgramRow, ReferralRow, RewardRow
 from closedloop_referral.programs.model import (
     DEFAULT_ATTRIBUTION_WINDOW_S,
@@ -18,6 +13,8 @@ from closedloop_referral.programs.model import (
 )
 from closedloop_referral.referrals.service import TreeNode
 from loopkit.errors import InvalidArgument
+from loopkit.timestamps import from_ts as from_ts  # shared; re-exported
+from loopkit.timestamps import ts as ts
 
 KIND_NAMES = {
     ev.REWARD_KIND_POINTS: "points",
@@ -50,18 +47,6 @@ REWARD_STATUS = {
     "revoked": pb.REWARD_STATUS_REVOKED,
 }
 REWARD_STATUS_NAMES = {v: k for k, v in REWARD_STATUS.items()}
-
-
-def ts(value: datetime | None) -> Timestamp | None:
-    if value is None:
-        return None
-    out = Timestamp()
-    out.FromDatetime(utc(value))
-    return out
-
-
-def from_ts(value: Timestamp, present: bool) -> datetime | None:
-    return value.ToDatetime(tzinfo=UTC) if present else None
 
 
 def reward_spec(msg: pb.Reward, currency: str) -> RewardSpec:

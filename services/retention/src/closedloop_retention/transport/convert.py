@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from google.protobuf.message import Message
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from closedloop.events.v1 import retention_events_pb2 as ev
 from closedloop.retention.v1 import retention_pb2 as pb
@@ -21,6 +20,7 @@ from closedloop_retention.models import (
     RecipientRow,
     StageChangeRow,
 )
+from loopkit.timestamps import ts as ts  # shared; re-exported
 
 RECIPIENT_STATUS = {
     "scheduled": pb.RECIPIENT_STATUS_SCHEDULED,
@@ -35,14 +35,6 @@ BROADCAST_STATUS = {
     "completed": pb.BROADCAST_STATUS_COMPLETED,
 }
 RULE_FIELDS = [f.name for f in pb.LifecycleRules.DESCRIPTOR.fields]
-
-
-def ts(value: datetime | None) -> Timestamp | None:
-    if value is None:
-        return None
-    out = Timestamp()
-    out.FromDatetime(utc(value))
-    return out
 
 
 def as_of(request: Message) -> datetime:
