@@ -120,7 +120,7 @@ async def test_broadcast_skips_and_reports_why(
     )
     assert again.broadcast.broadcast_id == b.broadcast_id
 
-    sender: SandboxSender = retention.runtime.sender  # type: ignore[attr-defined]
+    sender: SandboxSender = retention.runtime.parts["sender"]
     mine = [m for m, _ in sender.sent if m.params.get("broadcast_id") == b.broadcast_id]
     assert sorted(m.customer_id for m in mine) == sorted([ok1, ok2])
     assert all(m.recipient.value == f"o-{m.customer_id}" for m in mine)
@@ -194,7 +194,7 @@ async def test_a_refused_message_is_reported_as_failed(
     await set_rules(stub, t, quiet_start="00:00", quiet_end="00:00")
     await lead(nats_client, t, ok, tags=("x",))
     await lead(nats_client, t, blocked, tags=("x",), openid=f"blocked-{blocked}")
-    sender: SandboxSender = retention.runtime.sender  # type: ignore[attr-defined]
+    sender: SandboxSender = retention.runtime.parts["sender"]
     sender.blocked.add(f"blocked-{blocked}")
 
     async def loaded() -> bool:

@@ -205,6 +205,6 @@ async def test_cross_sell_from_what_similar_customers_bought(
         return got.broadcast.stats.sent == 1
 
     await eventually(delivered)
-    sender: SandboxSender = retention.runtime.sender  # type: ignore[attr-defined]
+    sender: SandboxSender = retention.runtime.parts["sender"]
     texts = [m.content for m, _ in sender.sent if m.customer_id == me]
     assert texts == ["Try our Pot!"]

@@ -72,6 +72,8 @@ class ServiceRuntime:
         self._stop_workers = asyncio.Event()
         self._workers: list[Worker] = []
         self._closers: list[Callable[[], Awaitable[None]]] = []
+        # Parts a service's build shares with tests and tooling by name (its sandbox sender, say).
+        self.parts: dict[str, Any] = {}
 
     # --- what a service adds -------------------------------------------------------------
 

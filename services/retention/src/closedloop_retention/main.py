@@ -54,8 +54,7 @@ def build(runtime: ServiceRuntime) -> None:
         sender=sender,
         dispatch_batch=settings.dispatch_batch,
     )
-    runtime.sender = sender  # type: ignore[attr-defined]  # for tests and operators
-    runtime.workers = workers  # type: ignore[attr-defined]
+    runtime.parts.update(sender=sender, workers=workers)  # for tests and operators
 
     jobs = [
         (settings.dispatch_interval_s, workers.dispatch, "broadcast dispatch"),
