@@ -181,6 +181,62 @@ async def test_a_share_visit_credits_the_visitors_lead_to_the_referrer(
     assert (await env.stats(referral.channel_id)).visits == 2
 
 
+async def test_a_visit_that_arrives_after_the_lead_still_credits_the_referrer(
+    env: Env, nats_client: Client
+) -> None:
+    """The newcomer's form was faster than the share_visited event: the lead carries the code,
+    and once the visit arrives it names the referrer too. A self-visit credits nobody."""
+    campaign = await env.campaign()
+    referral = await env.channel(
+        campaign.campaign_id, kind=pb.CHANNEL_KIND_REFERRAL, name="friends"
+    )
+    page = await env.page(campaign.campaign_id)
+    referrer = await env.identity_stub.ResolveCustomer(
+        identity_pb2.ResolveCustomerRequest(
+            tenant_id=env.tenant, identities=[openid("o-early-referrer", env.app_id)]
+        )
+    )
+    referrer_id = referrer.customer.customer_id
+    visitor = openid("o-early-bird", env.app_id)
+    captured = await env.stub.CaptureLead(
+        pb.CaptureLeadRequest(
+            tenant_id=env.tenant,
+            page_id=page.page_id,
+            values=form(phone_number="13300133011"),
+            identities=[visitor],
+            referral_code="REF-LATE",
+        )
+    )
+    assert captured.lead.attribution.referral_code == "REF-LATE"
+    assert captured.lead.attribution.referrer_customer_id == ""  # nobody knows the code yet
+
+    visit = new_envelope(
+        producer="referral",
+        event_type="share_visited",
+        tenant_id=env.tenant,
+        customer_id=captured.lead.customer_id,
+        payload=rpb.ShareVisited(
+            visit_id="v-late",
+            code="REF-LATE",
+            referrer_customer_id=referrer_id,
+            channel_id=referral.channel_id,
+            visitor_identities=[visitor],
+        ),
+    )
+    subject = subject_for("referral", "share_visited")
+    await nats_client.jetstream().publish(
+        subject, visit.SerializeToString(), stream="REFERRAL", headers={"Nats-Msg-Id": visit.id}
+    )
+
+    async def credited() -> bool:
+        lead = await env.stub.GetLead(
+            pb.GetLeadRequest(tenant_id=env.tenant, lead_id=captured.lead.lead_id)
+        )
+        return lead.lead.attribution.referrer_customer_id == referrer_id
+
+    await eventually(credited)
+
+
 async def test_a_wecom_friend_add_from_conversion_is_a_friend_add_touch(
     env: Env, nats_client: Client
 ) -> None:

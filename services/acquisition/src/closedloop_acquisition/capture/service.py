@@ -257,6 +257,32 @@ class CaptureService:
         )
         return row
 
+    async def credit_late_visit(
+        self,
+        session: AsyncSession,
+        tenant_id: str,
+        customer_id: str,
+        referral_code: str,
+        referrer_customer_id: str,
+    ) -> int:
+        """A share visit that arrived after the visitor's lead (the form was faster than the
+        event): the lead already carries the code, so it now gets the referrer the code names.
+        Leads with a referrer keep theirs (the first valid referrer wins). Returns how many."""
+        if not (customer_id and referral_code and referrer_customer_id):
+            return 0
+        if customer_id == referrer_customer_id:
+            return 0  # a self-referral credits nobody
+        credited = 0
+        for lead in await repo.leads_of_customers(session, tenant_id, [customer_id]):
+            credit = dict(lead.attribution or {})
+            if credit.get("referral_code") == referral_code and not credit.get(
+                "referrer_customer_id"
+            ):
+                lead.attribution = {**credit, "referrer_customer_id": referrer_customer_id}
+                credited += 1
+        await session.flush()
+        return credited
+
     # --- leads ----------------------------------------------------------------------------
 
     async def prepare_lead(

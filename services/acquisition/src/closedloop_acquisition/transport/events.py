@@ -65,6 +65,9 @@ def referral_events(catalog: CatalogService, capture: CaptureService) -> Subscri
             else None,
         )
         metrics.touch("visit", "referral")
+        await capture.credit_late_visit(
+            session, env.tenant_id, customer_id, event.code, event.referrer_customer_id
+        )
 
     return Subscription.to("referral", "share-visits", {"share_visited": share_visited})
 
