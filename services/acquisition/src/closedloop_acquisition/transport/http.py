@@ -17,52 +17,16 @@ from closedloop_acquisition.settings import WechatApp
 from closedloop_acquisition.transport.flows import Flows
 from loopkit.customers import IdentityValue
 from loopkit.errors import (
-    AlreadyExists,
-    Conflict,
     DependencyUnavailable,
     DomainError,
-    FailedPrecondition,
     InvalidArgument,
-    NotFound,
-    PermissionDenied,
 )
+from loopkit.http_edge import domain_error_response, error_response, read_body
 from loopkit.tenancy import require_tenant
 from loopkit.wechat.crypto import DecryptError, MessageCrypto, SignatureError, check_signature
 from loopkit.wechat.xml import MAX_XML_BYTES, XmlError, build_message, parse_message
 
 MAX_FORM_BYTES = 64 * 1024
-_STATUS: list[tuple[type[DomainError], int]] = [
-    (InvalidArgument, 400),
-    (NotFound, 404),
-    (AlreadyExists, 409),
-    (FailedPrecondition, 409),
-    (Conflict, 409),
-    (PermissionDenied, 403),
-]
-
-
-def error(status: int, reason: str, field: str | None = None) -> JSONResponse:
-    return JSONResponse({"error": reason, "field": field}, status_code=status)
-
-
-def domain_error(exc: DomainError) -> JSONResponse:
-    status = next((code for cls, code in _STATUS if isinstance(exc, cls)), 400)
-    return error(status, exc.reason, exc.field)
-
-
-async def read_body(request: Request, limit: int) -> bytes | None:
-    """The body, or None as soon as it is longer than `limit` (never read whole)."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        return None
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _strings(value: Any, field: str) -> dict[str, str]:
@@ -127,26 +91,26 @@ def forms_router(flows: Flows) -> APIRouter:
     async def submit(page_id: str, request: Request) -> Response:
         raw = await read_body(request, MAX_FORM_BYTES)
         if raw is None:
-            return error(413, f"body larger than {MAX_FORM_BYTES} bytes", "body")
+            return error_response(413, f"body larger than {MAX_FORM_BYTES} bytes", "body")
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError:
-            return error(400, "body is not UTF-8", "body")
+            return error_response(400, "body is not UTF-8", "body")
         try:
             body = json.loads(text)
         except ValueError:
-            return error(400, "body is not JSON", "body")
+            return error_response(400, "body is not JSON", "body")
         if not isinstance(body, dict):
-            return error(400, "body must be a JSON object", "body")
+            return error_response(400, "body must be a JSON object", "body")
         try:
             lead = submission(page_id[:64], body)
             # The page names its tenant; a caller naming one sees only that tenant's pages.
             asked = request.headers.get("x-tenant-id")
             captured = await flows.capture_lead(require_tenant(asked) if asked else None, lead)
         except DomainError as exc:
-            return domain_error(exc)
+            return domain_error_response(exc)
         except DependencyUnavailable:
-            return error(503, "identity is unavailable; try again", None)
+            return error_response(503, "identity is unavailable; try again", None)
         status = 200 if captured.repeat else 201
         return JSONResponse(
             {"lead_id": captured.lead.id, "repeat": captured.repeat}, status_code=status
@@ -168,7 +132,7 @@ def wechat_router(
     async def verify(app_id: str, request: Request) -> Response:
         app = by_id.get(app_id)
         if app is None:
-            return error(404, f"no official account {app_id!r}", "app_id")
+            return error_response(404, f"no official account {app_id!r}", "app_id")
         q = request.query_params
         try:
             check_signature(
@@ -178,24 +142,24 @@ def wechat_router(
                 q.get("nonce", ""),
             )
         except SignatureError as exc:
-            return error(403, str(exc), "signature")
+            return error_response(403, str(exc), "signature")
         return PlainTextResponse(q.get("echostr", ""))
 
     @router.post("/v1/wechat/{app_id}/callback", response_model=None)
     async def receive(app_id: str, request: Request) -> Response:
         app = by_id.get(app_id)
         if app is None:
-            return error(404, f"no official account {app_id!r}", "app_id")
+            return error_response(404, f"no official account {app_id!r}", "app_id")
         q = request.query_params
         timestamp, nonce = q.get("timestamp", ""), q.get("nonce", "")
         raw = await read_body(request, MAX_XML_BYTES)
         if raw is None:
-            return error(413, f"body larger than {MAX_XML_BYTES} bytes", "body")
+            return error_response(413, f"body larger than {MAX_XML_BYTES} bytes", "body")
         crypto: MessageCrypto | None = None
         try:
             if q.get("encrypt_type", "raw") == "aes":
                 if not app.aes_key.get_secret_value():
-                    return error(400, "this account is not in safe mode", "encrypt_type")
+                    return error_response(400, "this account is not in safe mode", "encrypt_type")
                 crypto = MessageCrypto(
                     app.token.get_secret_value(), app.aes_key.get_secret_value(), app.app_id
                 )
@@ -210,15 +174,15 @@ def wechat_router(
                 )
                 message = parse_message(raw)
         except SignatureError as exc:
-            return error(403, str(exc), "signature")
+            return error_response(403, str(exc), "signature")
         except (XmlError, DecryptError) as exc:
-            return error(400, str(exc), "body")
+            return error_response(400, str(exc), "body")
         try:
             accepted = await flows.tx(
                 lambda s: callbacks.accept(s, app.tenant_id, app.app_id, message)
             )
         except DomainError as exc:
-            return domain_error(exc)
+            return domain_error_response(exc)
         if not accepted.duplicate:
             wake_worker()
         if not accepted.reply:

@@ -23,31 +23,14 @@ from closedloop_conversion.settings import ConversionSettings
 from loopkit import errors
 from loopkit.customers import CustomerDirectory
 from loopkit.db import transact
+from loopkit.http_edge import domain_error_response, error_response, read_body
 from loopkit.tenancy import require_tenant
 from loopkit.wechat.crypto import DecryptError, MessageCrypto, SignatureError
 from loopkit.wechat.sender import MessageSender
-from loopkit.wechat.xml import XmlError, parse_message
+from loopkit.wechat.xml import MAX_XML_BYTES, XmlError, parse_message
 
 log = logging.getLogger(__name__)
 MAX_ARCHIVE_BYTES = 4 * 1024 * 1024
-
-HTTP_STATUS: dict[type[errors.DomainError], int] = {
-    errors.InvalidArgument: 400,
-    errors.NotFound: 404,
-    errors.AlreadyExists: 409,
-    errors.FailedPrecondition: 409,
-    errors.Conflict: 409,
-    errors.PermissionDenied: 403,
-}
-
-
-def error_response(exc: errors.DomainError) -> JSONResponse:
-    status = next((s for t, s in HTTP_STATUS.items() if isinstance(exc, t)), 400)
-    return JSONResponse({"error": exc.reason, "field": exc.field}, status_code=status)
-
-
-def _fail(status: int, reason: str, field: str | None = None) -> JSONResponse:
-    return JSONResponse({"error": reason, "field": field}, status_code=status)
 
 
 class ConversionHttp:
@@ -100,14 +83,14 @@ class ConversionHttp:
         """WeCom's URL check: the decrypted echostr proves we hold the token and key."""
         found = self._crypto(corp_id)
         if found is None:
-            return _fail(404, "unknown corp", "corp_id")
+            return error_response(404, "unknown corp", "corp_id")
         _, crypto = found
         try:
             plain = crypto.open(msg_signature, timestamp, nonce, echostr)
         except SignatureError as exc:
-            return _fail(403, str(exc), "msg_signature")
+            return error_response(403, str(exc), "msg_signature")
         except DecryptError as exc:
-            return _fail(400, str(exc), "echostr")
+            return error_response(400, str(exc), "echostr")
         return PlainTextResponse(plain.decode(errors="replace"))
 
     async def callback(
@@ -121,21 +104,24 @@ class ConversionHttp:
         received_at = now()
         found = self._crypto(corp_id)
         if found is None:
-            return _fail(404, "unknown corp", "corp_id")
+            return error_response(404, "unknown corp", "corp_id")
         tenant, crypto = found
         try:
-            outer = parse_message(await request.body())
+            raw = await read_body(request, MAX_XML_BYTES)
+            if raw is None:
+                raise XmlError(f"body larger than {MAX_XML_BYTES} bytes")
+            outer = parse_message(raw)
             encrypted = outer.get("Encrypt", "")
             if not encrypted:
-                return _fail(400, "Encrypt is required", "Encrypt")
+                return error_response(400, "Encrypt is required", "Encrypt")
             inner = parse_message(crypto.open(msg_signature, timestamp, nonce, encrypted))
             change = parse_change(corp_id, inner)
         except SignatureError as exc:
-            return _fail(403, str(exc), "msg_signature")
+            return error_response(403, str(exc), "msg_signature")
         except (DecryptError, XmlError) as exc:
-            return _fail(400, str(exc), "body")
+            return error_response(400, str(exc), "body")
         except errors.DomainError as exc:
-            return error_response(exc)
+            return domain_error_response(exc)
         if change is None:
             return PlainTextResponse("success")
         customer_id = ""
@@ -152,10 +138,10 @@ class ConversionHttp:
                         tenant, change.identities[:1], actor="conversion.wecom"
                     )
             except errors.DomainError as exc:
-                return error_response(exc)
+                return domain_error_response(exc)
             except errors.DependencyUnavailable as exc:
                 # WeCom retries the callback; the duplicate check keeps it to one effect.
-                return _fail(503, str(exc))
+                return error_response(503, str(exc))
             customer_id = resolved.customer_id
         try:
             outcome = await transact(
@@ -164,7 +150,7 @@ class ConversionHttp:
                 after_commit=self._after_commit,
             )
         except errors.DomainError as exc:
-            return error_response(exc)
+            return domain_error_response(exc)
         log.info("wecom %s %s: %s", corp_id, change.change_type, outcome.note)
         if outcome.welcome is not None:
             task = asyncio.create_task(self._welcome(outcome.welcome, received_at))
@@ -193,21 +179,21 @@ class ConversionHttp:
         if token is not None:
             given = request.headers.get("authorization", "")
             if not hmac.compare_digest(given, f"Bearer {token.get_secret_value()}"):
-                return _fail(401, "a valid bearer token is required", "authorization")
+                return error_response(401, "a valid bearer token is required", "authorization")
         try:
             tenant = require_tenant(tenant_id)
         except errors.DomainError as exc:
-            return error_response(exc)
-        body = await request.body()
-        if len(body) > MAX_ARCHIVE_BYTES:
-            return _fail(413, f"body larger than {MAX_ARCHIVE_BYTES} bytes", "messages")
+            return domain_error_response(exc)
+        body = await read_body(request, MAX_ARCHIVE_BYTES)
+        if body is None:
+            return error_response(413, f"body larger than {MAX_ARCHIVE_BYTES} bytes", "messages")
         try:
             payload = json.loads(body)
         except ValueError:
-            return _fail(400, "body is not JSON", "body")
+            return error_response(400, "body is not JSON", "body")
         messages = payload.get("messages") if isinstance(payload, dict) else None
         if not isinstance(messages, list):
-            return _fail(400, "messages must be a list", "messages")
+            return error_response(400, "messages must be a list", "messages")
         try:
             result = await transact(
                 self._sessions,
@@ -215,7 +201,7 @@ class ConversionHttp:
                 after_commit=self._after_commit,
             )
         except errors.DomainError as exc:
-            return error_response(exc)
+            return domain_error_response(exc)
         return JSONResponse(
             {
                 "stored": result.stored,
