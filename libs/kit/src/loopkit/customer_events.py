@@ -1,7 +1,8 @@
 """Following the identity service's customer events, the same way in every stage service.
 
 Each service keeps the customer ids it saw. When identity merges two customers, rows of the
-merged id move to the survivor; when it forgets one, the service erases what it holds on them.
+merged id move to the survivor (`loopkit.customer_rows`); when it forgets one, the service erases
+what it holds on them.
 """
 
 from __future__ import annotations
@@ -13,10 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from closedloop.events.v1 import identity_events_pb2 as pb
 from closedloop.events.v1.envelope_pb2 import Envelope
 from loopkit.consumer import Handler, Subscription
-from loopkit.customer_rows import repoint_customer
 from loopkit.events import unpack
-
-__all__ = ["identity_subscription", "repoint_customer"]
 
 # (session, tenant_id, survivor_id, merged_id)
 MergedHandler = Callable[[AsyncSession, str, str, str], Awaitable[None]]

@@ -49,9 +49,13 @@ async def connect(url: str, *, name: str) -> Client:
 
 
 async def ensure_stream(
-    js: JetStreamContext, name: str, subjects: list[str], *, replicas: int = 1
+    js: JetStreamContext, name: str, subjects: list[str], *, replicas: int = 1, update: bool = True
 ) -> None:
-    """Create or update a file-backed stream (idempotent: every replica may call it on start)."""
+    """Create or update a file-backed stream (idempotent: every replica may call it on start).
+
+    With `update=False` an existing stream is left as it is: a consumer creating its producer's
+    stream ahead of time must not rewrite the producer's own configuration later.
+    """
     config = StreamConfig(
         name=name,
         subjects=subjects,
@@ -70,7 +74,8 @@ async def ensure_stream(
             return
         except BadRequestError:
             pass  # another replica created it between our two calls
-    await js.update_stream(config)
+    if update:
+        await js.update_stream(config)
 
 
 async def ensure_service_streams(js: JetStreamContext, producer: str, *, replicas: int) -> None:
@@ -79,3 +84,10 @@ async def ensure_service_streams(js: JetStreamContext, producer: str, *, replica
         js, stream_for(producer), [f"{SUBJECT_ROOT}.{producer}.>"], replicas=replicas
     )
     await ensure_stream(js, DEAD_LETTER_STREAM, [f"{DEAD_LETTER_ROOT}.>"], replicas=replicas)
+
+
+async def ensure_producer_stream(js: JetStreamContext, producer: str, *, replicas: int) -> None:
+    """Another service's stream, created if missing so its consumers can start first."""
+    await ensure_stream(
+        js, stream_for(producer), [f"{SUBJECT_ROOT}.{producer}.>"], replicas=replicas, update=False
+    )

@@ -119,10 +119,10 @@ class ServiceRuntime:
             batch_size=s.outbox_batch_size,
             poll_interval_s=s.outbox_poll_interval_s,
         )
+        producers = {sub.producer for sub in self._subscriptions} - {"", self.spec.name}
+        for producer in sorted(producers):
+            await natsio.ensure_producer_stream(self.js, producer, replicas=s.stream_replicas)
         for sub in self._subscriptions:
-            if sub.producer:
-                replicas = s.stream_replicas
-                await natsio.ensure_service_streams(self.js, sub.producer, replicas=replicas)
             consumer = EventConsumer(
                 self.spec.name,
                 sub,

@@ -13,7 +13,8 @@ from closedloop_conversion.models import CUSTOMER_COLUMNS
 from closedloop_conversion.privacy import erase_customers
 from closedloop_conversion.sales.service import CapturedLead, SalesService
 from loopkit.consumer import Subscription
-from loopkit.customer_events import identity_subscription, repoint_customer
+from loopkit.customer_events import identity_subscription
+from loopkit.customer_rows import repoint_customer
 from loopkit.errors import InvalidArgument
 from loopkit.events import unpack
 
