@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from ulid import ULID
 
 from loopkit.errors import InvalidArgument
-from loopkit.timestamps import utc as utc  # shared; re-exported
+from loopkit.timestamps import now as now  # shared; re-exported
+from loopkit.timestamps import utc as utc
 from loopkit.timestamps import utc_or_none as utc_or_none
 
 MAX_TEXT = 200
-
-
-def now() -> datetime:
-    return datetime.now(UTC)
 
 
 def new_id() -> str:
