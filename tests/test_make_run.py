@@ -19,6 +19,7 @@ from closedloop.events.v1 import identity_events_pb2 as ev
 from closedloop.identity.v1 import identity_pb2 as pb
 from closedloop.identity.v1 import identity_pb2_grpc
 from loopkit.events import unpack
+from loopkit.servicelist import listed_services
 from loopkit.testing import eventually, read_events
 
 TENANT = "acme"
@@ -50,11 +51,15 @@ async def test_make_run_serves_identity_and_publishes_merges(platform_env: dict[
     grpc_port = int(platform_env["CLOSEDLOOP_IDENTITY_GRPC_PORT"])
     nats_url = f"nats://127.0.0.1:{platform_env['CLOSEDLOOP_NATS_PORT']}"
     with harness.make_run(platform_env) as proc:
+        # Every listed service is up and serving, not only identity.
+        for service in listed_services(harness.ROOT / "services.toml"):
+            target = harness.grpc_target(platform_env, service.name)
+            async with grpc.aio.insecure_channel(target) as channel:
+                health = await health_pb2_grpc.HealthStub(channel).Check(
+                    health_pb2.HealthCheckRequest()
+                )
+                assert health.status == health_pb2.HealthCheckResponse.SERVING, service.name
         async with grpc.aio.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
-            health = await health_pb2_grpc.HealthStub(channel).Check(
-                health_pb2.HealthCheckRequest()
-            )
-            assert health.status == health_pb2.HealthCheckResponse.SERVING
             stub = _identity(channel)
 
             def resolve(*ids: c.Identity) -> pb.ResolveCustomerRequest:
