@@ -28,6 +28,15 @@ def test_a_server_bound_to_every_address_needs_the_public_base_url(
     assert "CLOSEDLOOP_REFERRAL_PUBLIC_BASE_URL is required" in str(refused.value)
 
 
+def test_the_shared_setting_the_chart_sets_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = _settings(
+        monkeypatch,
+        CLOSEDLOOP_HTTP_HOST="0.0.0.0",
+        CLOSEDLOOP_PUBLIC_BASE_URL="https://wx.example.com",
+    )
+    assert settings.public_base_url == "https://wx.example.com"
+
+
 @pytest.mark.parametrize(
     "url", ["wx.example.com", "ftp://wx.example.com", "https://", "http://0.0.0.0:8085"]
 )

@@ -10,8 +10,9 @@ from loopkit.settings import WILDCARD_HOSTS, Settings
 
 
 class ReferralSettings(Settings):
-    # The public origin of share links (CLOSEDLOOP_REFERRAL_PUBLIC_BASE_URL), e.g.
-    # https://wx.example.com: links are <base>/r/<code>. Empty is only allowed on a specific bind
+    # The public origin of share links (CLOSEDLOOP_REFERRAL_PUBLIC_BASE_URL, or the shared
+    # CLOSEDLOOP_PUBLIC_BASE_URL the Helm chart sets), e.g. https://wx.example.com: links are
+    # <base>/r/<code>. Empty is only allowed on a specific bind
     # address (local runs: the links then point at this server); a server bound to every address
     # (0.0.0.0, as in a pod) refuses to start without it rather than hand out 0.0.0.0 links.
     public_base_url: str = ""
@@ -26,8 +27,9 @@ class ReferralSettings(Settings):
         if not self.public_base_url:
             if self.http_host in WILDCARD_HOSTS:
                 raise ValueError(
-                    "CLOSEDLOOP_REFERRAL_PUBLIC_BASE_URL is required when the HTTP server binds "
-                    f"every address ({self.http_host or 'empty host'}): share links would point "
+                    "CLOSEDLOOP_REFERRAL_PUBLIC_BASE_URL is required (or the shared "
+                    "CLOSEDLOOP_PUBLIC_BASE_URL; the chart's publicBaseUrl) when the HTTP server "
+                    f"binds every address ({self.http_host or 'empty host'}): share links would point "
                     "at it; set the public origin, e.g. https://wx.example.com"
                 )
             return self
