@@ -111,13 +111,21 @@ def safe_url(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
-def migrate(name: str, definition: ServiceDefinition, settings: Settings) -> None:
+def migrate(
+    name: str, definition: ServiceDefinition, settings: Settings, *, wait_s: float = 0.0
+) -> None:
+    """Apply a service's migrations; `wait_s` > 0 first waits that long for the database server
+    (the chart's init container, started beside a PostgreSQL pod that is still coming up)."""
     url = settings.resolved_database_url()
     database = make_url(url).database
     if is_sqlite(url) and database and database != ":memory:":
         Path(database).parent.mkdir(parents=True, exist_ok=True)  # SQLite makes files, not folders
     try:
-        migrations.upgrade(definition.migrations_dir, url)
+        if wait_s > 0:
+            migrations.wait_for_database(url, wait_s)
+        migrations.upgrade(definition.migrations_dir, url, service=name)
+    except migrations.MigrationRefused as exc:
+        raise PlatformError(str(exc)) from None
     except Exception as exc:  # any driver or Alembic failure: the message is what matters
         raise PlatformError(
             f"{name}: migrations failed on {safe_url(url)}: {type(exc).__name__}: {exc}"
