@@ -18,8 +18,8 @@ CALLERS = 50
 def _identities(i: int) -> list:
     shared = [
         [phone("13800138000")],
-        [unionid("u-shared")],
-        [phone("13800138000"), unionid("u-shared")],
+        [unionid("u-shared", verified=True)],
+        [phone("13800138000"), unionid("u-shared", verified=True)],
     ][i % 3]
     return [openid(f"o-{i}"), *shared]
 
