@@ -21,8 +21,8 @@ DEFAULT_MERGE_KINDS = frozenset(
 
 
 # A unionid a browser merely claims (a form field, a query string) is a hint, not proof: anyone can
-# type a stranger's. It merges only when it came from WeChat itself (OAuth, a signed callback), which
-# callers say with `verified`. Not a tenant setting: trusting a claimed unionid is never safe.
+# type a stranger's. It merges only when it came from WeChat itself (OAuth, a signed callback),
+# which callers say with `verified`. Not a tenant setting: trusting a claimed unionid is never safe.
 ALWAYS_VERIFIED_KINDS = frozenset({Kind.WECHAT_UNIONID})
 
 
