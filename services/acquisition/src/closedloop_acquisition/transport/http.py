@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -105,6 +106,8 @@ def forms_router(flows: Flows) -> APIRouter:
             return error_response(400, "body must be a JSON object", "body")
         try:
             lead = submission(page_id[:64], body)
+            # A retry with the same key (the browser lost the answer) gets the first answer.
+            lead = replace(lead, request_id=request.headers.get("idempotency-key", ""))
             # The page names its tenant; a caller naming one sees only that tenant's pages.
             asked = request.headers.get("x-tenant-id")
             captured = await flows.capture_lead(require_tenant(asked) if asked else None, lead)
