@@ -4,7 +4,6 @@ redemptions can never overdraw it."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select, update
@@ -13,27 +12,45 @@ from ulid import ULID
 
 from closedloop.events.v1 import retention_events_pb2 as ev
 from closedloop_retention import metrics
-from closedloop_retention.activity.rules import Rules
+from closedloop_retention.activity.rules import Rules, RulesRepository
 from closedloop_retention.clock import now, utc
+from closedloop_retention.loyalty.views import Account, CouponView, LedgerEntryView, Posted
 from closedloop_retention.models import CouponRow, LedgerRow, LoyaltyAccountRow
 from loopkit.errors import FailedPrecondition, InvalidArgument, NotFound
 from loopkit.events import Outbox
+from loopkit.uow import on_commit
+from loopkit.views import view_of
 
 # Sources that count towards the lifetime points a tier is based on (spending does not).
 EARNING_SOURCES = {"order", "refund", "referral", "revoke", "manual"}
 MAX_KEY = 200
 
 
-@dataclass(frozen=True)
-class Posted:
-    entry: LedgerRow
-    balance: int
-    created: bool
-
-
 class LoyaltyService:
-    def __init__(self, outbox: Outbox) -> None:
+    def __init__(self, outbox: Outbox, rules: RulesRepository) -> None:
         self._outbox = outbox
+        self._rules = rules
+
+    async def account_of(
+        self, session: AsyncSession, tenant: str, customer_id: str, ledger_limit: int
+    ) -> Account:
+        """Balance, lifetime points, tier, the latest ledger entries and the coupons."""
+        account = await self.find_account(session, tenant, customer_id)
+        rules = await self._rules.get(session, tenant)
+        lifetime = account.lifetime_points if account else 0
+        return Account(
+            customer_id=customer_id,
+            balance=account.balance if account else 0,
+            lifetime_points=lifetime,
+            tier=rules.tier_for(lifetime),
+            ledger=[
+                view_of(LedgerEntryView, e)
+                for e in await self.ledger(session, tenant, customer_id, ledger_limit)
+            ],
+            coupons=[
+                view_of(CouponView, c) for c in await self.coupons(session, tenant, customer_id)
+            ],
+        )
 
     async def account(
         self, session: AsyncSession, tenant: str, customer_id: str
@@ -108,7 +125,8 @@ class LoyaltyService:
                 raise InvalidArgument(
                     "idempotency key already used for another movement", field="idempotency_key"
                 )
-            return Posted(existing, await self._balance(session, tenant, customer_id), False)
+            balance = await self._balance(session, tenant, customer_id)
+            return Posted(view_of(LedgerEntryView, existing), balance, False)
         await self.account(session, tenant, customer_id)
         lifetime = points if source in EARNING_SOURCES else 0
         stmt = (
@@ -145,7 +163,7 @@ class LoyaltyService:
         await session.flush()
         balance = await self._balance(session, tenant, customer_id)
         if points > 0:
-            metrics.points_earned.add(points, {"source": source})
+            on_commit(session, lambda: metrics.points_earned.add(points, {"source": source}))
             await self._outbox.emit(
                 session,
                 "points.earned",
@@ -169,7 +187,7 @@ class LoyaltyService:
                     entry_id=entry.id, points=points, balance_after=balance, reason=reason or source
                 ),
             )
-        return Posted(entry, balance, True)
+        return Posted(view_of(LedgerEntryView, entry), balance, True)
 
     # --- points from other services' events ---------------------------------------------------
 
@@ -262,7 +280,7 @@ class LoyaltyService:
         reason: str,
         key: str,
         at: datetime,
-    ) -> CouponRow:
+    ) -> CouponView:
         if not customer_id:
             raise InvalidArgument("a customer is required", field="customer_id")
         if not template_id or len(template_id) > 64:
@@ -278,7 +296,7 @@ class LoyaltyService:
             select(CouponRow).where(CouponRow.tenant_id == tenant, CouponRow.idempotency_key == key)
         )
         if existing is not None:
-            return existing
+            return view_of(CouponView, existing)
         at = utc(at)
         coupon = CouponRow(
             id=str(ULID()),
@@ -301,11 +319,11 @@ class LoyaltyService:
             customer_id=customer_id,
             payload=ev.CouponIssued(coupon_id=coupon.id, template_id=template_id, reason=reason),
         )
-        return coupon
+        return view_of(CouponView, coupon)
 
     async def redeem_coupon(
         self, session: AsyncSession, tenant: str, coupon_id: str, at: datetime
-    ) -> CouponRow:
+    ) -> CouponView:
         at = utc(at)
         result = await session.execute(
             update(CouponRow)
@@ -329,7 +347,7 @@ class LoyaltyService:
             if coupon.redeemed_at is not None:
                 raise FailedPrecondition("coupon already redeemed", field="coupon_id")
             raise FailedPrecondition("coupon expired", field="coupon_id")
-        return coupon
+        return view_of(CouponView, coupon)
 
     async def coupons(
         self, session: AsyncSession, tenant: str, customer_id: str
@@ -340,3 +358,68 @@ class LoyaltyService:
             .order_by(CouponRow.issued_at.desc())
         )
         return list(result)
+
+    # --- rewards from referral's events -------------------------------------------------------
+
+    async def reward_granted(
+        self,
+        session: AsyncSession,
+        tenant: str,
+        customer_id: str,
+        reward_id: str,
+        *,
+        points: int,
+        coupon_template_id: str,
+        level: int,
+        at: datetime,
+    ) -> None:
+        """A referral reward: its points credited, or its coupon issued, once per reward."""
+        if points > 0:
+            await self.post(
+                session,
+                tenant,
+                customer_id,
+                points,
+                source="referral",
+                source_ref=reward_id,
+                reason=f"referral reward (level {level})",
+                key=f"reward:{reward_id}",
+                at=at,
+            )
+        elif coupon_template_id:
+            await self.issue_coupon(
+                session,
+                tenant,
+                customer_id,
+                template_id=coupon_template_id,
+                value_minor=0,
+                valid_days=30,
+                reason="referral reward",
+                key=f"reward:{reward_id}",
+                at=at,
+            )
+
+    async def reward_revoked(
+        self,
+        session: AsyncSession,
+        tenant: str,
+        customer_id: str,
+        reward_id: str,
+        *,
+        points: int,
+        reason: str,
+        at: datetime,
+    ) -> None:
+        """A revoked referral reward's points taken back (the balance may go below zero)."""
+        await self.post(
+            session,
+            tenant,
+            customer_id,
+            -points,
+            source="revoke",
+            source_ref=reward_id,
+            reason=reason or "referral reward revoked",
+            key=f"revoke:{reward_id}",
+            at=at,
+            allow_negative=True,
+        )
