@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import and_, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from closedloop_retention.broadcasts import planner
 from closedloop_retention.models import ActivityRow, BroadcastRow, RecipientRow
 from closedloop_retention.segments import compiler, language
+from loopkit.customer_rows import repoint_customer
 
 SENT_OR_PENDING = ("sent", "scheduled", "sending")
 
@@ -187,3 +188,27 @@ class BroadcastRepository:
             .execution_options(synchronize_session=False)
         )
         return _rowcount(result)
+
+    # --- customer events ---------------------------------------------------------------------
+
+    async def repoint(self, session: AsyncSession, tenant: str, merged: str, survivor: str) -> None:
+        """The merged customer's recipient rows become the survivor's (one per broadcast)."""
+        keep = select(RecipientRow.broadcast_id).where(
+            RecipientRow.tenant_id == tenant, RecipientRow.customer_id == survivor
+        )
+        await session.execute(
+            delete(RecipientRow).where(
+                RecipientRow.tenant_id == tenant,
+                RecipientRow.customer_id == merged,
+                RecipientRow.broadcast_id.in_(keep),
+            )
+        )
+        columns = [(RecipientRow, "customer_id")]
+        await repoint_customer(session, columns, tenant_id=tenant, from_id=merged, to_id=survivor)
+
+    async def forget(self, session: AsyncSession, tenant: str, ids: list[str]) -> None:
+        await session.execute(
+            delete(RecipientRow).where(
+                RecipientRow.tenant_id == tenant, RecipientRow.customer_id.in_(ids)
+            )
+        )

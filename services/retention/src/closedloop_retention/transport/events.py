@@ -14,9 +14,8 @@ from closedloop.events.v1 import acquisition_events_pb2 as acq
 from closedloop.events.v1 import conversion_events_pb2 as conv
 from closedloop.events.v1 import referral_events_pb2 as ref
 from closedloop.events.v1.envelope_pb2 import Envelope
-from closedloop_retention.activity import people
 from closedloop_retention.activity.intake import ActivityIntake, Channel, Contact
-from closedloop_retention.activity.service import ActivityService
+from closedloop_retention.activity.people import People
 from closedloop_retention.clock import now
 from loopkit.consumer import Handler, Subscription
 from loopkit.customer_events import identity_subscription
@@ -48,9 +47,9 @@ def _items(items: Sequence[conv.OrderItem]) -> list[dict[str, object]]:
 
 
 class EventHandlers:
-    def __init__(self, intake: ActivityIntake, activity: ActivityService) -> None:
+    def __init__(self, intake: ActivityIntake, people: People) -> None:
         self._intake = intake
-        self._activity = activity
+        self._people = people
 
     def subscriptions(self) -> list[Subscription]:
         acquisition: dict[str, Handler] = {
@@ -245,7 +244,7 @@ class EventHandlers:
     # --- identity ---------------------------------------------------------------------------
 
     async def merged(self, session: AsyncSession, tenant: str, survivor: str, gone: str) -> None:
-        await people.merge(session, self._activity, tenant, survivor, gone, now=now())
+        await self._people.merge(session, tenant, survivor, gone, now=now())
 
     async def forgotten(self, session: AsyncSession, tenant: str, ids: Sequence[str]) -> None:
-        await people.forget(session, tenant, ids)
+        await self._people.forget(session, tenant, ids)
