@@ -54,7 +54,7 @@ def build(runtime: ServiceRuntime) -> None:
         suggestions=SuggestionService(activity),
     )
     runtime.add_grpc(register(servicer), [SERVICE_NAME])
-    for subscription in EventHandlers(intake, people).subscriptions():
+    for subscription in EventHandlers(intake, loyalty, people).subscriptions():
         runtime.add_subscription(subscription)
 
     log_path = Path(settings.state_dir) / settings.sandbox_log if settings.sandbox_log else None
