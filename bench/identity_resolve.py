@@ -364,7 +364,9 @@ async def start_stack(cleanup: Cleanup) -> Stack:
         unreachable = True
         shown = make_url(base_url).render_as_string(hide_password=True)
         raise SystemExit(f"PostgreSQL unavailable at {shown}: {exc}") from None
-    await asyncio.to_thread(migrations.upgrade, DEFINITION.migrations_dir, database_url)
+    await asyncio.to_thread(
+        migrations.upgrade, DEFINITION.migrations_dir, database_url, service="identity"
+    )
 
     natsd = NatsServer(workdir / "nats", port=free_port())  # sync_interval: always, as deployed
     cleanup.push("stop nats-server", natsd.stop)

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kit_testbed import KIT, Database
 from loopkit.errors import FailedPrecondition
+from loopkit.events import note_events_written
 from loopkit.periodic import every
 from loopkit.testing import eventually
 from loopkit.uow import UnitOfWork, on_commit
@@ -53,6 +54,7 @@ async def test_metric_counted_once_when_the_unit_of_work_is_retried(database: Da
         nonlocal attempts
         attempts += 1
         on_commit(session, lambda: counter.add(1))
+        note_events_written(session)  # as Outbox.emit does: the relay is woken after the commit
         # The first attempt loses a unique-key race (the row exists): the unit is retried.
         await _inbox_row(session, taken if attempts == 1 else f"e-{uuid.uuid4().hex}")
         return attempts

@@ -47,7 +47,7 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
         if args.services and service.name not in args.services:
             continue
         settings = settings_for(definition)
-        migrate(service.name, definition, settings)
+        migrate(service.name, definition, settings, wait_s=args.wait)
         print(f"{service.name}: migrated {safe_url(settings.resolved_database_url())}")
     return 0
 
@@ -153,6 +153,13 @@ def parser() -> argparse.ArgumentParser:
     )
     m = sub.add_parser("migrate", help="apply database migrations")
     m.add_argument("services", nargs="*", help="services to migrate (default: all)")
+    m.add_argument(
+        "--wait",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="wait up to SECONDS for the database server to accept connections first",
+    )
     m.set_defaults(fn=_cmd_migrate)
     _deadletters_parser(sub)
     return p

@@ -104,7 +104,10 @@ class ServiceRuntime:
 
     async def migrate(self) -> None:
         await asyncio.to_thread(
-            migrations.upgrade, self.migrations_dir, self.settings.resolved_database_url()
+            migrations.upgrade,
+            self.migrations_dir,
+            self.settings.resolved_database_url(),
+            service=self.spec.name,
         )
 
     async def start(self) -> None:

@@ -14,6 +14,9 @@ from typing import Any
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# Bind hosts meaning "every address" (ops_http binds them dual-stack, as gRPC does).
+WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", ""})
+
 
 @dataclass(frozen=True)
 class ServiceSpec:
@@ -57,7 +60,10 @@ class Settings(BaseSettings):
     identity_timeout_s: float = 3.0
 
     def resolved_database_url(self) -> str:
-        return self.database_url.format(service=self.service, state_dir=self.state_dir.resolve())
+        # Only the two placeholders are replaced: a password may contain any other brace.
+        return self.database_url.replace("{service}", self.service).replace(
+            "{state_dir}", str(self.state_dir.resolve())
+        )
 
 
 def load_settings(

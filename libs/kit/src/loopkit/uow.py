@@ -29,7 +29,7 @@ _EFFECTS = "loopkit.on_commit"
 class UnitOfWork:
     """One transaction per call of `run`, retried as a whole on races and deadlocks.
 
-    `after_commit` runs after every successful commit: the service's outbox relay wake-up.
+    `after_commit` runs after a successful commit that wrote events: the outbox relay's wake-up.
     """
 
     sessions: async_sessionmaker[AsyncSession]
