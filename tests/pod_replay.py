@@ -77,6 +77,8 @@ class Cluster:
     dns: dict[str, str]
     workdir: Path
     logs: list[Path] = field(default_factory=list)
+    # Put before every container's process (a sandbox: tests/readonly_replay.py).
+    wrapper: list[str] = field(default_factory=list)
 
     def _resolve(self, value: str) -> str:
         for name, address in sorted(self.dns.items(), key=lambda kv: -len(kv[0])):
@@ -113,7 +115,7 @@ class Cluster:
             argv = [*container["command"], *container.get("args", [])]
         else:
             argv = [*image_entrypoint(), *container.get("args", [])]
-        return [self._resolve(arg) for arg in argv]
+        return [*self.wrapper, *(self._resolve(arg) for arg in argv)]
 
     def start(
         self, name: str, container: Mapping[str, Any], service: str
