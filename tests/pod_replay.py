@@ -11,8 +11,8 @@ test process's environment leaks in. Two things stand in for the cluster and the
   front of its pod), applied to every environment value.
 
 Probes are run as the kubelet runs them: gRPC health (`grpc:`) or `httpGet` on the container's
-named port, against both 127.0.0.1 and [::1] for HTTP (an IPv6-only cluster probes the pod's
-IPv6 address).
+named port, against both 127.0.0.1 and [::1] (an IPv6-only cluster probes the pod's IPv6
+address).
 """
 
 from __future__ import annotations
@@ -164,28 +164,33 @@ def _ipv6_loopback() -> bool:
         return False
 
 
+def _grpc_health(target: str, spec: Mapping[str, Any]) -> str | None:
+    with grpc.insecure_channel(target, options=[("grpc.enable_http_proxy", 0)]) as channel:
+        try:
+            reply = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(service=spec["grpc"].get("service", "")),
+                timeout=spec.get("timeoutSeconds", 1),
+            )
+        except grpc.RpcError as exc:
+            return f"gRPC {target}: {exc.code().name}"
+    if reply.status != health_pb2.HealthCheckResponse.SERVING:
+        return f"gRPC {target}: {health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)}"
+    return None
+
+
 def probe(container: Mapping[str, Any], kind: str) -> str | None:
     """Run the container's `kind` probe (startupProbe, readinessProbe…): None when it passes,
     else why not."""
     spec = container[kind]
+    hosts = ["127.0.0.1"] + (["[::1]"] if _ipv6_loopback() else [])
     if "grpc" in spec:
-        target = f"127.0.0.1:{_port(container, spec['grpc']['port'])}"
-        with grpc.insecure_channel(target, options=[("grpc.enable_http_proxy", 0)]) as channel:
-            try:
-                reply = health_pb2_grpc.HealthStub(channel).Check(
-                    health_pb2.HealthCheckRequest(service=spec["grpc"].get("service", "")),
-                    timeout=spec.get("timeoutSeconds", 1),
-                )
-            except grpc.RpcError as exc:
-                return f"gRPC {target}: {exc.code().name}"
-        if reply.status != health_pb2.HealthCheckResponse.SERVING:
-            return (
-                f"gRPC {target}: {health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)}"
-            )
+        for host in hosts:
+            reason = _grpc_health(f"{host}:{_port(container, spec['grpc']['port'])}", spec)
+            if reason is not None:
+                return reason
         return None
     get = spec["httpGet"]
     port = _port(container, get["port"])
-    hosts = ["127.0.0.1"] + (["[::1]"] if _ipv6_loopback() else [])
     for host in hosts:
         url = f"http://{host}:{port}{get['path']}"
         try:

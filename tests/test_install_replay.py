@@ -30,6 +30,8 @@ from loopkit.testing import PostgresServer
 ROOT = Path(__file__).resolve().parents[1]
 # Generous: five Python services starting at once on a busy two-core machine.
 READY_TIMEOUT_S = 180.0
+# Five migrations, five services, the test pod and the drain: above the suite's 120 s default.
+pytestmark = pytest.mark.timeout(600)
 
 
 def _services() -> list[str]:
