@@ -44,7 +44,8 @@ def _openid(value: str) -> c.Identity:
 
 
 def _unionid(value: str) -> c.Identity:
-    return c.Identity(kind=c.IDENTITY_KIND_WECHAT_UNIONID, value=value)
+    # As WeChat OAuth hands it over: verified, so it may merge (a merely claimed one never does).
+    return c.Identity(kind=c.IDENTITY_KIND_WECHAT_UNIONID, value=value, verified=True)
 
 
 async def test_make_run_serves_identity_and_publishes_merges(platform_env: dict[str, str]) -> None:

@@ -19,6 +19,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from loopkit.events import WROTE_EVENTS
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
@@ -50,7 +52,10 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
         engine = create_async_engine(url, connect_args={"timeout": 30})
         _tune_sqlite(engine)
         return engine
-    return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    # No pool_pre_ping: it costs a round trip on every checkout. A connection the server dropped
+    # fails its first statement instead, SQLAlchemy invalidates the pool, and `transact` runs the
+    # unit of work again on a fresh connection.
+    return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size)
 
 
 def _tune_sqlite(engine: AsyncEngine) -> None:
@@ -112,23 +117,40 @@ async def transact(
     work: Callable[[AsyncSession], Awaitable[T]],
     *,
     attempts: int = 5,
+    reconnects: int = 2,
     after_commit: Callable[[], None] | None = None,
 ) -> T:
     """Run `work` in one transaction, retrying on unique-key races and deadlocks.
 
-    The caller (a request or a consumer) owns the unit of work; domain services never commit.
+    A connection found dead before the commit (the database restarted since it was pooled) is
+    replaced and the work run again, up to `reconnects` times; one lost during the commit is not,
+    since the commit may have happened. `after_commit` (the outbox relay's wake-up) is called only
+    when the transaction wrote events. The caller (a request or a consumer) owns the unit of work;
+    domain services never commit.
     """
-    for attempt in range(1, attempts + 1):
+    attempt = 0
+    while True:
+        committing = False
         try:
             async with unit_of_work(sessions) as session:
                 result = await work(session)
+                committing = True
         except Exception as exc:
-            if attempt == attempts or not _retryable(exc):
+            if not committing and reconnects > 0 and is_unavailable(exc):
+                reconnects -= 1
+                log.info("unit of work found its connection dead; retrying on a fresh one")
+                continue
+            attempt += 1
+            if attempt >= attempts or not _retryable(exc):
                 raise
             log.info("retrying unit of work after %s (attempt %d)", type(exc).__name__, attempt)
             await asyncio.sleep(0.005 * attempt)
             continue
-        if after_commit is not None:
+        if after_commit is not None and wrote_events(session):
             after_commit()
         return result
-    raise AssertionError("unreachable")
+
+
+def wrote_events(session: AsyncSession) -> bool:
+    """Whether the session's transaction wrote outbox rows (see `loopkit.events.Outbox`)."""
+    return bool(session.info.get(WROTE_EVENTS))

@@ -18,7 +18,7 @@ from opentelemetry import metrics
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from loopkit import errors
-from loopkit.db import is_unavailable
+from loopkit.outages import is_outage, outage_name
 from loopkit.tenancy import TENANT_METADATA_KEY, metadata_tenant
 from loopkit.tracing import span_from_headers, trace_id_hex
 
@@ -112,11 +112,13 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                             code = grpc.StatusCode.UNAVAILABLE
                             log.warning("%s: %s", method, exc)
                             await context.abort(code, f"{exc}; retry shortly")
-                        if is_unavailable(exc):
+                        if is_outage(exc):
                             # Retryable by the client's policy; not a bug worth a stack trace.
                             code = grpc.StatusCode.UNAVAILABLE
-                            log.warning("%s: database unavailable: %s", method, exc)
-                            await context.abort(code, "the database is unavailable; retry shortly")
+                            log.warning("%s: dependency unavailable: %s", method, exc)
+                            await context.abort(
+                                code, f"{outage_name(exc)} is unavailable; retry shortly"
+                            )
                         code = grpc.StatusCode.INTERNAL
                         span.record_exception(exc)
                         span.set_status(Status(StatusCode.ERROR))

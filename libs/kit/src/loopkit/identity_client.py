@@ -40,7 +40,10 @@ def identity_to_pb(identity: IdentityValue) -> common_pb2.Identity:
     )
 
 
-def identity_from_pb(pb: common_pb2.Identity) -> IdentityValue:
+def identity_from_pb(pb: common_pb2.Identity, field: str = "kind") -> IdentityValue:
+    if pb.kind not in common_pb2.IdentityKind.values():
+        # An open enum: a caller with a newer (or made-up) schema can send any number.
+        raise errors.InvalidArgument(f"unknown identity kind {pb.kind}", field=field)
     kind = common_pb2.IdentityKind.Name(pb.kind).removeprefix("IDENTITY_KIND_").lower()
     return IdentityValue(kind=kind, value=pb.value, scope=pb.scope, verified=pb.verified)
 

@@ -12,6 +12,7 @@ from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from loopkit.http_edge import EdgeErrors
 from loopkit.settings import WILDCARD_HOSTS
 
 ReadinessCheck = Callable[[], Awaitable[str | None]]
@@ -49,6 +50,7 @@ def listening_socket(host: str, port: int) -> socket.socket:
 def ops_app(service: str, readiness: ReadinessCheck) -> FastAPI:
     """`readiness` returns None when ready, else the reason it is not."""
     app = FastAPI(title=f"closedloop {service}", docs_url=None, redoc_url=None)
+    app.add_middleware(EdgeErrors)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

@@ -28,7 +28,9 @@ from loopkit.runtime import ServiceDefinition
 from loopkit.servicelist import ListedService, listed_services
 from loopkit.settings import Settings, load_settings
 
-READY_TIMEOUT_S = 60.0
+# How long a service may take to become ready (CLOSEDLOOP_READY_TIMEOUT_S): a busy laptop or CI
+# machine starting every service at once can be slow, and a child that dies is reported at once.
+DEFAULT_READY_TIMEOUT_S = 600.0
 STOP_GRACE_S = 15.0
 DEFAULT_NATS_PORT = 4250
 # A service stopped by our SIGTERM, or by the terminal's Ctrl-C before it installed its handlers.
@@ -78,6 +80,19 @@ def nats_port() -> int:
     if not raw.isdigit():
         raise PlatformError(f"CLOSEDLOOP_NATS_PORT must be a port number, not {raw!r}", 2)
     return int(raw)
+
+
+def ready_timeout_s() -> float:
+    raw = os.environ.get("CLOSEDLOOP_READY_TIMEOUT_S", "")
+    if not raw:
+        return DEFAULT_READY_TIMEOUT_S
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise PlatformError(f"CLOSEDLOOP_READY_TIMEOUT_S must be a positive number, not {raw!r}", 2)
+    return value
 
 
 def nats_url_from_env() -> str:
@@ -212,9 +227,9 @@ def _ready(child: Child) -> bool:
     return bool(status.status == health_pb2.HealthCheckResponse.SERVING)
 
 
-def _wait_ready(child: Child, stop: _StopRequested) -> bool:
+def _wait_ready(child: Child, stop: _StopRequested, timeout_s: float) -> bool:
     """True once ready; False if a stop was requested meanwhile."""
-    deadline = time.monotonic() + READY_TIMEOUT_S
+    deadline = time.monotonic() + timeout_s
     while not _ready(child):
         if child.exited() is not None:
             raise child.died(" while starting")
@@ -222,7 +237,8 @@ def _wait_ready(child: Child, stop: _StopRequested) -> bool:
             return False
         if time.monotonic() > deadline:
             raise PlatformError(
-                f"{child.name} not ready after {READY_TIMEOUT_S:.0f}s; "
+                f"{child.name} not ready after {timeout_s:.0f}s "
+                "(CLOSEDLOOP_READY_TIMEOUT_S); "
                 f"last lines of {child.log_path}:\n{child.log_tail()}"
             )
         time.sleep(0.1)
@@ -332,6 +348,7 @@ class _Platform:
             )
 
     def run(self) -> int:
+        ready_within = ready_timeout_s()
         services = self.plan()
         self.check_ports(services)
         self.start_nats()
@@ -341,7 +358,7 @@ class _Platform:
             self.children.append(Child(service.name, service.module, settings, log_path))
         for child in self.children:
             child.start()
-        if not all(_wait_ready(child, self.stop) for child in self.children):
+        if not all(_wait_ready(child, self.stop, ready_within) for child in self.children):
             return 0  # Ctrl-C while starting
         _print_table(self.children, self.nats_url, self.state_dir, bundled=self.nats is not None)
         while not self.stop.requested:

@@ -134,6 +134,20 @@ class LeadAliasRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class LeadRequestRow(Base):
+    """A CaptureLead idempotency key and the first answer it got: a retried call (the client timed
+    out after the commit) returns that answer instead of counting a re-submission."""
+
+    __tablename__ = "lead_requests"
+
+    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    request_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    page_id: Mapped[str] = mapped_column(String(26))
+    lead_id: Mapped[str] = mapped_column(String(26))
+    repeat: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
 class WechatInboxRow(Base):
     """A WeChat callback message as received: stored on the request, processed by a worker."""
 

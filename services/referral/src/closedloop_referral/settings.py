@@ -29,8 +29,8 @@ class ReferralSettings(Settings):
                 raise ValueError(
                     "CLOSEDLOOP_REFERRAL_PUBLIC_BASE_URL is required (or the shared "
                     "CLOSEDLOOP_PUBLIC_BASE_URL; the chart's publicBaseUrl) when the HTTP server "
-                    f"binds every address ({self.http_host or 'empty host'}): share links "
-                    "would point at it; set the public origin, e.g. https://wx.example.com"
+                    f"binds every address ({self.http_host or 'empty host'}): share links would "
+                    "point at it; set the public origin, e.g. https://wx.example.com"
                 )
             return self
         parts = urlsplit(self.public_base_url)

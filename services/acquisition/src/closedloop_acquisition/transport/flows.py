@@ -60,11 +60,17 @@ class Flows:
     async def capture_lead(self, tenant_id: str | None, request: LeadInput) -> CapturedLead:
         """`tenant_id` None: the page's tenant (a public form knows only the page id)."""
 
-        async def prepare(session: AsyncSession) -> tuple[str, PreparedLead]:
+        async def prepare(session: AsyncSession) -> tuple[str, PreparedLead | CapturedLead]:
             tenant = tenant_id or await self.catalog.page_tenant(session, request.page_id)
+            # A retry of a call that committed: its first answer, without calling identity.
+            first = await self.capture.first_answer(session, tenant, request)
+            if first is not None:
+                return tenant, first
             return tenant, await self.capture.prepare_lead(session, tenant, request)
 
         tenant, prepared = await self.read(prepare)
+        if isinstance(prepared, CapturedLead):
+            return prepared
         customer = await self.capture.resolve_lead(tenant, prepared)
         captured = await self.tx(lambda s: self.capture.capture_lead(s, tenant, prepared, customer))
         metrics.lead(captured.repeat)

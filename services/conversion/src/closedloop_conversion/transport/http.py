@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import json
 import logging
 from collections.abc import Callable
 from datetime import datetime
@@ -23,7 +22,13 @@ from closedloop_conversion.settings import ConversionSettings
 from loopkit import errors
 from loopkit.customers import CustomerDirectory
 from loopkit.db import transact
-from loopkit.http_edge import domain_error_response, error_response, read_body
+from loopkit.http_edge import (
+    domain_error_response,
+    error_response,
+    parse_json,
+    read_body,
+    unavailable_response,
+)
 from loopkit.tenancy import require_tenant
 from loopkit.wechat.crypto import DecryptError, MessageCrypto, SignatureError
 from loopkit.wechat.sender import MessageSender
@@ -141,7 +146,7 @@ class ConversionHttp:
                 return domain_error_response(exc)
             except errors.DependencyUnavailable as exc:
                 # WeCom retries the callback; the duplicate check keeps it to one effect.
-                return error_response(503, str(exc))
+                return unavailable_response(str(exc))
             customer_id = resolved.customer_id
         try:
             outcome = await transact(
@@ -188,9 +193,9 @@ class ConversionHttp:
         if body is None:
             return error_response(413, f"body larger than {MAX_ARCHIVE_BYTES} bytes", "messages")
         try:
-            payload = json.loads(body)
-        except ValueError:
-            return error_response(400, "body is not JSON", "body")
+            payload = parse_json(body)
+        except errors.DomainError as exc:
+            return domain_error_response(exc)
         messages = payload.get("messages") if isinstance(payload, dict) else None
         if not isinstance(messages, list):
             return error_response(400, "messages must be a list", "messages")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, func, select, update
@@ -14,34 +13,24 @@ from closedloop.events.v1 import retention_events_pb2 as ev
 from closedloop_retention import metrics
 from closedloop_retention.activity.rules import RulesRepository
 from closedloop_retention.broadcasts import planner
+from closedloop_retention.broadcasts.views import (
+    Broadcast,
+    BroadcastView,
+    Due,
+    RecipientView,
+    Stats,
+)
 from closedloop_retention.clock import utc
 from closedloop_retention.models import ActivityRow, BroadcastRow, RecipientRow
 from closedloop_retention.segments import compiler
 from closedloop_retention.segments.service import SegmentService
 from loopkit.errors import InvalidArgument, NotFound
 from loopkit.events import Outbox
+from loopkit.uow import on_commit
+from loopkit.views import view_of
 
 MAX_TEMPLATE = 2000
 MAX_WINDOW = timedelta(days=31)
-
-
-@dataclass(frozen=True)
-class Stats:
-    recipients: int
-    scheduled: int
-    sent: int
-    skipped: int
-    failed: int
-    by_reason: dict[str, int]
-
-
-@dataclass(frozen=True)
-class Due:
-    recipient: RecipientRow
-    template: str
-    contact_kind: str
-    contact_scope: str
-    contact_value: str
 
 
 class BroadcastService:
@@ -62,7 +51,9 @@ class BroadcastService:
         window_end: datetime | None,
         key: str,
         now: datetime,
-    ) -> BroadcastRow:
+    ) -> Broadcast:
+        """Plans the segment's members into the send window (caps, quiet hours, consent) once
+        per idempotency key; the broadcast with its recipients' counts."""
         if not template.strip() or len(template) > MAX_TEMPLATE:
             raise InvalidArgument(f"must be 1-{MAX_TEMPLATE} characters", field="template")
         if len(key) > 200:
@@ -83,7 +74,7 @@ class BroadcastService:
                 )
             )
             if existing is not None:
-                return existing
+                return await self._with_stats(session, existing)
         seg_id, expr, node = await self._segments.resolve(session, tenant, segment_id, expression)
         rules = await self._rules.get(session, tenant)
         row = BroadcastRow(
@@ -153,7 +144,20 @@ class BroadcastService:
         if not any(not p.skip_reason for p in planned):
             row.status = "completed"
         await session.flush()
-        return row
+        return await self._with_stats(session, row)
+
+    async def _with_stats(self, session: AsyncSession, row: BroadcastRow) -> Broadcast:
+        return Broadcast(view_of(BroadcastView, row), await self.stats(session, row.id))
+
+    async def details(
+        self, session: AsyncSession, tenant: str, broadcast_id: str, *, recipients: bool
+    ) -> tuple[Broadcast, list[RecipientView]]:
+        """The broadcast, its counts and (if asked) every recipient's outcome."""
+        if not broadcast_id:
+            raise InvalidArgument("a broadcast id is required", field="broadcast_id")
+        row = await self.get(session, tenant, broadcast_id)
+        listed = await self.recipients(session, row.id) if recipients else []
+        return await self._with_stats(session, row), listed
 
     async def get(self, session: AsyncSession, tenant: str, broadcast_id: str) -> BroadcastRow:
         row = await session.get(BroadcastRow, broadcast_id)
@@ -161,13 +165,13 @@ class BroadcastService:
             raise NotFound("no such broadcast", field="broadcast_id")
         return row
 
-    async def recipients(self, session: AsyncSession, broadcast_id: str) -> list[RecipientRow]:
+    async def recipients(self, session: AsyncSession, broadcast_id: str) -> list[RecipientView]:
         result = await session.scalars(
             select(RecipientRow)
             .where(RecipientRow.broadcast_id == broadcast_id)
             .order_by(RecipientRow.customer_id)
         )
-        return list(result)
+        return [view_of(RecipientView, r) for r in result]
 
     async def stats(self, session: AsyncSession, broadcast_id: str) -> Stats:
         rows = (
@@ -217,7 +221,7 @@ class BroadcastService:
                 .limit(limit)
             )
         ).all()
-        return [Due(r, t, k, s, v) for r, t, k, s, v in rows]
+        return [Due(view_of(RecipientView, r), t, k, s, v) for r, t, k, s, v in rows]
 
     async def claim(
         self, session: AsyncSession, broadcast_id: str, customer_id: str, now: datetime
@@ -289,7 +293,7 @@ class BroadcastService:
         broadcast = await session.get(BroadcastRow, broadcast_id)
         assert broadcast is not None
         if not failure:
-            metrics.broadcast_messages_sent.add(1)
+            on_commit(session, lambda: metrics.broadcast_messages_sent.add(1))
             await self._outbox.emit(
                 session,
                 "broadcast.sent",

@@ -11,7 +11,9 @@ from ulid import ULID
 from closedloop_retention.clock import utc
 from closedloop_retention.models import SegmentRow
 from closedloop_retention.segments import compiler, language
+from closedloop_retention.segments.views import SegmentView
 from loopkit.errors import AlreadyExists, InvalidArgument, NotFound
+from loopkit.views import view_of
 
 MAX_SAMPLE = 100
 
@@ -19,7 +21,7 @@ MAX_SAMPLE = 100
 class SegmentService:
     async def define(
         self, session: AsyncSession, tenant: str, name: str, expression: str, now: datetime
-    ) -> SegmentRow:
+    ) -> SegmentView:
         name = name.strip()
         if not name or len(name) > 100:
             raise InvalidArgument("must be 1-100 characters", field="name")
@@ -29,14 +31,14 @@ class SegmentService:
         )
         if existing is not None:
             if existing.expression == expression:
-                return existing
+                return view_of(SegmentView, existing)
             raise AlreadyExists(f"segment {name!r} exists with another expression", field="name")
         row = SegmentRow(
             id=str(ULID()), tenant_id=tenant, name=name, expression=expression, created_at=utc(now)
         )
         session.add(row)
         await session.flush()
-        return row
+        return view_of(SegmentView, row)
 
     async def get(self, session: AsyncSession, tenant: str, segment_id: str) -> SegmentRow:
         row = await session.get(SegmentRow, segment_id)
@@ -65,3 +67,17 @@ class SegmentService:
         if not rows:
             return 0, []
         return int(rows[0].total), [r.customer_id for r in rows]
+
+    async def preview_of(
+        self,
+        session: AsyncSession,
+        tenant: str,
+        segment_id: str,
+        expression: str,
+        *,
+        now: datetime,
+        sample: int,
+    ) -> tuple[int, list[str]]:
+        """How many customers a saved segment or an expression holds now, and a sample of them."""
+        _, _, node = await self.resolve(session, tenant, segment_id, expression)
+        return await self.preview(session, tenant, node, now, sample)
