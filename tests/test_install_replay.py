@@ -20,8 +20,8 @@ from typing import Any
 
 import pytest
 from helm_chart_helpers import RELEASE, Rendered, minimal, render, resource_name
+from pg_cluster import ThrowawayCluster
 from pod_replay import Cluster, deployment_container, probe, stopping
-from test_postgres_restart import ThrowawayCluster
 
 from loopkit.natsserver import NatsServer, free_port
 from loopkit.servicelist import listed_services

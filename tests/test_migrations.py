@@ -9,10 +9,10 @@ import asyncio
 import threading
 
 import pytest
+from pg_cluster import ThrowawayCluster
 from sqlalchemy import inspect, text
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
-from test_postgres_restart import ThrowawayCluster
 
 from loopkit.runner import PlatformError, load_services, migrate
 from loopkit.runtime import ServiceDefinition
