@@ -78,3 +78,19 @@ def throwaway_cluster(name: str) -> Iterator[ThrowawayCluster]:
         with contextlib.suppress(subprocess.CalledProcessError):  # already stopped
             pg.stop("immediate")
         shutil.rmtree(pg.folder, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def unstarted_throwaway_cluster(name: str) -> Iterator[ThrowawayCluster]:
+    """Initialised but not started: for a test that reshapes it first or starts it late (a
+    database server coming up after its clients)."""
+    if not (PG_BIN / "initdb").exists() or shutil.which("runuser") is None:
+        pytest.fail(f"PostgreSQL server binaries are needed under {PG_BIN}")
+    pg = ThrowawayCluster(Path("/tmp") / f"closedloop-pg-{name}")
+    pg.init()
+    try:
+        yield pg
+    finally:
+        with contextlib.suppress(subprocess.CalledProcessError):  # never started, or stopped
+            pg.stop("immediate")
+        shutil.rmtree(pg.folder, ignore_errors=True)

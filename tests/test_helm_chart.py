@@ -511,6 +511,17 @@ def test_production_values_mount_only_secrets_a_setting_reads(production: Render
             assert key[len(prefix) :].lower() in definition.settings_cls.model_fields, key
 
 
+def test_grpc_egress_matches_the_calls_each_service_makes() -> None:
+    """`calls` opens egress to identity; it must list exactly the services whose code has an
+    identity client (retention, which learns about customers from events, has none)."""
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    for name, entry in values["services"].items():
+        package = ROOT / "services" / name / "src" / f"closedloop_{name}"
+        source = "\n".join(p.read_text() for p in package.rglob("*.py"))
+        uses_identity = "loopkit.identity_client" in source
+        assert ("identity" in entry["calls"]) == uses_identity, name
+
+
 def test_the_chat_archive_import_is_reachable(production: Rendered) -> None:
     conversion = production.named("NetworkPolicy", resource_name("conversion"))["spec"]
     archive_peers = [
