@@ -27,7 +27,7 @@ from typing import Any
 # The relay's statements: reading, claiming and marking outbox rows. A service writing a row
 # says INSERT INTO outbox, which is the request's.
 _RELAY = re.compile(
-    r"^\s*(SELECT\b.{0,200}?\bFROM outbox\b|UPDATE outbox\b|SELECT pg_advisory_)", re.S
+    r"^\s*(SELECT\b.{0,200}?\bFROM outbox\b|UPDATE outbox\b|SELECT pg_advisory_unlock_all)", re.S
 )
 SIDES = ("request", "relay")
 
@@ -39,12 +39,12 @@ def _side(statement: str) -> str:
 def install(counts: Counter[str]) -> None:
     from sqlalchemy import event
     from sqlalchemy.engine import Connection, Engine
-    from sqlalchemy.pool import Pool
 
-    @event.listens_for(Pool, "checkout")
-    def _checkout(_dbapi: Any, record: Any, _proxy: Any) -> None:
-        if getattr(record, "_pool", None) is not None and record._pool._pre_ping:
-            record.info["bench_pinged"] = True
+    @event.listens_for(Engine, "engine_connect")
+    def _checkout(conn: Connection) -> None:
+        # A connection taken from the pool: pinged first when the pool pre-pings.
+        if getattr(conn.engine.pool, "_pre_ping", False):
+            conn.info["bench_pinged"] = True
 
     @event.listens_for(Engine, "begin")
     def _begin(conn: Connection) -> None:
