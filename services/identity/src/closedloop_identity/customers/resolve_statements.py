@@ -202,9 +202,11 @@ def _first_look_statement(tables: tuple[Table, ...]) -> TextClause:
         "merged(id, root, depth) AS ("
         " SELECT c.id, c.merged_into, 1 FROM customers c"
         " WHERE c.merged_into IN (SELECT customer_id FROM found) AND c.status <> 'active'"
-        " UNION ALL SELECT c.id, m.root, m.depth + 1 FROM customers c"
-        " JOIN merged m ON c.merged_into = m.id"
-        f" WHERE c.status <> 'active' AND m.depth < {MAX_CHAIN})",
+        # LATERAL (kept a subquery by OFFSET 0) makes each step an index lookup on merged_into: a
+        # plain join may be planned as a hash join over every customer of the database.
+        " UNION ALL SELECT c.id, m.root, m.depth + 1 FROM merged m"
+        " CROSS JOIN LATERAL (SELECT id FROM customers WHERE merged_into = m.id"
+        f" AND status <> 'active' OFFSET 0) c WHERE m.depth < {MAX_CHAIN})",
         *(_insert_cte(f"ins_{t.name}", t, guard) for t in tables),
     ]
     return text(",\n".join(ctes) + "\n" + _FIRST_LOOK_ANSWER)
