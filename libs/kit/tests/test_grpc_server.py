@@ -18,6 +18,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from loopkit import errors
 from loopkit.grpc_server import GrpcServer
 from loopkit.tenancy import require_tenant
+from loopkit.testing import eventually
 
 SERVICE = "loopkit.test.Probe"
 TOKEN = "s3cret-token"
@@ -54,6 +55,15 @@ async def _sleep(request: StringValue, context: grpc.aio.ServicerContext) -> Str
     return StringValue(value="done")
 
 
+# Released by the draining test: a call that stays in flight until the test lets it finish.
+RELEASE_HELD = asyncio.Event()
+
+
+async def _hold(request: StringValue, context: grpc.aio.ServicerContext) -> StringValue:
+    await RELEASE_HELD.wait()
+    return StringValue(value="finished")
+
+
 async def _tenant(request: StringValue, context: grpc.aio.ServicerContext) -> StringValue:
     return StringValue(value=require_tenant(request.value))
 
@@ -65,6 +75,7 @@ METHODS: dict[str, Callable[[StringValue, grpc.aio.ServicerContext], Awaitable[S
     "Abort": _abort,
     "Sleep": _sleep,
     "Tenant": _tenant,
+    "Hold": _hold,
 }
 
 
@@ -247,3 +258,35 @@ async def test_health_is_not_serving_until_ready_and_again_while_draining() -> N
     finally:
         await channel.close()
         await server.stop(0)
+
+
+async def test_calls_arriving_while_the_server_drains_are_unavailable_not_cancelled() -> None:
+    server, channel = await _started(api_token=None)
+    await server.set_serving(True)
+    probe = Probe(server, channel)
+    await probe.call("Tenant", "t1")  # connected
+    held = asyncio.ensure_future(probe.call("Hold"))
+
+    async def outcome() -> str:
+        try:
+            await probe.call("Tenant", "t1")
+        except grpc.aio.AioRpcError as exc:
+            return exc.code().name
+        return "OK"
+
+    async def in_flight() -> bool:
+        return server.in_flight == 1  # the held call has started
+
+    await eventually(in_flight)
+    # SIGTERM arrives amid a burst of calls: the burst and the drain start together.
+    burst = [asyncio.ensure_future(outcome()) for _ in range(50)]
+    stopping = asyncio.ensure_future(server.stop(30))
+    codes = await asyncio.gather(*burst)
+    late = await outcome()  # arrives well after SIGTERM, while the held call still runs
+    RELEASE_HELD.set()
+    assert (await held).value == "finished"  # in flight at SIGTERM: allowed to finish
+    await stopping
+    await channel.close()
+    assert "CANCELLED" not in codes, codes
+    assert set(codes) <= {"OK", "UNAVAILABLE"}, codes
+    assert late == "UNAVAILABLE"
