@@ -97,6 +97,11 @@ class InboxWorker:
         except DomainError as exc:
             await self._fail(row, f"identity refused: {exc}", final=True)
             return True
+        except Exception as exc:
+            # Identity answered with a bug, not an outage: counted, given up after MAX_ATTEMPTS.
+            log.exception("callback worker: resolving message %s failed", row.id)
+            await self._fail(row, f"identity failed: {exc}", final=False)
+            return True
         try:
             touches = await transact(
                 self._sessions,
