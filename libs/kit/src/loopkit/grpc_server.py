@@ -19,8 +19,14 @@ from opentelemetry import metrics
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from loopkit import errors
+from loopkit.callers import KeyStore
 from loopkit.outages import is_outage, outage_name
-from loopkit.tenancy import TENANT_METADATA_KEY, metadata_tenant
+from loopkit.tenancy import (
+    TENANT_METADATA_KEY,
+    caller_tenants,
+    metadata_tenant,
+    require_tenant,
+)
 from loopkit.tracing import span_from_headers, trace_id_hex
 
 log = logging.getLogger(__name__)
@@ -35,6 +41,7 @@ STATUS_OF: dict[type[errors.DomainError], grpc.StatusCode] = {
     errors.AlreadyExists: grpc.StatusCode.ALREADY_EXISTS,
     errors.FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
     errors.PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
+    errors.Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
     errors.Conflict: grpc.StatusCode.ABORTED,
 }
 # Infrastructure services stay open: probes and grpcurl need no token or tenant.
@@ -50,9 +57,16 @@ def status_of(exc: errors.DomainError) -> grpc.StatusCode:
 
 
 class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
-    def __init__(self, *, default_deadline_s: float, api_token: str | None) -> None:
+    def __init__(
+        self,
+        *,
+        default_deadline_s: float,
+        api_token: str | None,
+        keys: KeyStore | None = None,
+    ) -> None:
         self._default_deadline_s = default_deadline_s
         self._api_token = api_token
+        self._keys = keys
         # Set when the server drains: calls that arrive then are told UNAVAILABLE (retry
         # elsewhere or later) instead of being cancelled by the transport when it stops.
         self.draining = False
@@ -111,6 +125,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         started = time.perf_counter()
         code = grpc.StatusCode.OK
         token = metadata_tenant.set(metadata.get(TENANT_METADATA_KEY))
+        allowed = caller_tenants.set(None)
         try:
             with span_from_headers(
                 method,
@@ -119,7 +134,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 attributes={"rpc.system": "grpc", "rpc.method": method},
             ) as span:
                 try:
-                    self._authenticate(metadata)
+                    self._authenticate(method, metadata, request)
                     remaining = context.time_remaining()
                     budget = self._default_deadline_s if remaining is None else remaining
                     # asyncio.timeout, unlike wait_for, adds no task per call.
@@ -158,13 +173,24 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                     log.exception("%s failed", method)
                     await context.abort(code, f"internal error (trace {trace_id_hex(span)})")
         finally:
+            caller_tenants.reset(allowed)
             metadata_tenant.reset(token)
             _duration.record(
                 time.perf_counter() - started,
                 {"rpc_method": method, "rpc_grpc_status_code": code.name},
             )
 
-    def _authenticate(self, metadata: dict[str, str]) -> None:
+    def _authenticate(self, method: str, metadata: dict[str, str], request: Any) -> None:
+        if self._keys is not None:
+            caller = self._keys.authenticate(metadata.get("authorization", ""))
+            caller.check_method(method.rsplit("/", 1)[-1])
+            # Checked here for the tenant the request and the metadata name, and again by
+            # require_tenant (which every call makes) for the tenant the call settles on.
+            caller_tenants.set(caller.tenants)
+            for named in (getattr(request, "tenant_id", ""), metadata.get(TENANT_METADATA_KEY)):
+                if isinstance(named, str) and named:
+                    require_tenant(named)
+            return
         if self._api_token is None:
             return
         given = metadata.get("authorization", "")
@@ -182,9 +208,10 @@ class GrpcServer:
         *,
         default_deadline_s: float = 10.0,
         api_token: str | None = None,
+        keys: KeyStore | None = None,
     ) -> None:
         self._interceptor = ServiceInterceptor(
-            default_deadline_s=default_deadline_s, api_token=api_token
+            default_deadline_s=default_deadline_s, api_token=api_token, keys=keys
         )
         self.server = grpc.aio.server(
             interceptors=[self._interceptor],
