@@ -49,8 +49,11 @@ def ports(env: dict[str, str]) -> list[int]:
 
 
 @contextmanager
-def make_run(env: dict[str, str]) -> Iterator[subprocess.Popen[str]]:
-    """The platform as `make run` starts it, until it printed its table; SIGTERM on exit."""
+def make_run(
+    env: dict[str, str], output: list[str] | None = None
+) -> Iterator[subprocess.Popen[str]]:
+    """The platform as `make run` starts it, until it printed its table; SIGTERM on exit.
+    `output`, when given, receives what it printed until then."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "loopkit.cli", "run"],
         cwd=ROOT,
@@ -60,7 +63,7 @@ def make_run(env: dict[str, str]) -> Iterator[subprocess.Popen[str]]:
         text=True,
     )
     assert proc.stdout is not None
-    seen: list[str] = []
+    seen: list[str] = output if output is not None else []
     try:
         deadline = time.monotonic() + 60
         for line in proc.stdout:

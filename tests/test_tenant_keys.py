@@ -9,10 +9,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
+import httpx
 import pytest
 import pytest_asyncio
 
 import closedloop_acquisition.main
+import closedloop_conversion.main
 import closedloop_identity.main
 from closedloop.acquisition.v1 import acquisition_pb2 as apb
 from closedloop.acquisition.v1 import acquisition_pb2_grpc
@@ -24,6 +26,7 @@ from loopkit.testing import PostgresServer, running_service
 @dataclass
 class Platform:
     acquisition_target: str
+    conversion_http: str
     keys: KeyStore
 
 
@@ -34,7 +37,7 @@ async def platform(
     keys = KeyStore(tmp_path / "keys.json")
     service_key = keys.add("services", ["*"], "write")
     urls = {}
-    for name in ("identity", "acquisition"):
+    for name in ("identity", "acquisition", "conversion"):
         if request.param == "postgres":
             pg: PostgresServer = request.getfixturevalue("postgres")
             urls[name] = await pg.fresh_database()
@@ -57,8 +60,17 @@ async def platform(
             identity_url=identity.grpc_target,
             **common,
         ) as acquisition,
+        running_service(
+            closedloop_conversion.main.DEFINITION,
+            database_url=urls["conversion"],
+            nats_url=nats_server.url,
+            state_dir=tmp_path,
+            identity_url=identity.grpc_target,
+            shutdown_grace_s=0.5,
+            **common,
+        ) as conversion,
     ):
-        yield Platform(acquisition.grpc_target, keys)
+        yield Platform(acquisition.grpc_target, conversion.http_url, keys)
 
 
 async def _code(call) -> grpc.StatusCode:  # type: ignore[no-untyped-def]
@@ -109,3 +121,22 @@ async def test_a_tenants_key_works_for_that_tenant_only(platform: Platform) -> N
             grpc.StatusCode.PERMISSION_DENIED
         )
         assert await _code(stub.GetLead(get)) == grpc.StatusCode.UNAUTHENTICATED
+
+
+async def test_the_chat_archive_upload_needs_a_write_key_for_its_tenant(platform: Platform) -> None:
+    writer_a = platform.keys.add("crm-a", ["t-key-a"], "write")
+    reader_a = platform.keys.add("reporting-a", ["t-key-a"], "read")
+    body = {"messages": []}
+    async with httpx.AsyncClient(base_url=platform.conversion_http) as http:
+
+        async def post(tenant: str, key: str | None) -> int:
+            headers = {"authorization": f"Bearer {key}"} if key else {}
+            answer = await http.post(
+                f"/v1/tenants/{tenant}/chat-archive", json=body, headers=headers
+            )
+            return answer.status_code
+
+        assert await post("t-key-a", writer_a) == 200
+        assert await post("t-key-b", writer_a) == 403
+        assert await post("t-key-a", reader_a) == 403
+        assert await post("t-key-a", None) == 401

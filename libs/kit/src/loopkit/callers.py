@@ -38,6 +38,12 @@ class Caller:
     tenants: frozenset[str]
     role: str
 
+    def check_tenant(self, tenant: str) -> None:
+        if ALL_TENANTS not in self.tenants and tenant not in self.tenants:
+            raise PermissionDenied(
+                f"this API key may not act for tenant {tenant!r}", field="tenant_id"
+            )
+
     def check_method(self, method: str) -> None:
         """PermissionDenied unless this caller's role may make the call `method` (its name)."""
         if self.role != "write" and not method.startswith(READ_PREFIXES):
@@ -99,6 +105,14 @@ class KeyStore:
             tenants=frozenset(entry["tenants"]),
             role=str(entry["role"]),
         )
+
+    def authorize(self, bearer: str, tenant: str, method: str) -> Caller:
+        """For HTTP edges that are not WeChat callbacks: the caller, if it may `method` for
+        `tenant`; Unauthenticated or PermissionDenied otherwise."""
+        caller = self.authenticate(bearer)
+        caller.check_tenant(tenant)
+        caller.check_method(method)
+        return caller
 
     # --- management (the CLI) ---------------------------------------------------------------
 

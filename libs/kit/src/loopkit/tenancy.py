@@ -31,7 +31,7 @@ def require_tenant(requested: str, *, field: str = "tenant_id") -> str:
         )
     if requested and from_metadata and requested != from_metadata:
         raise PermissionDenied(f"call is bound to tenant {from_metadata!r}", field=field)
-    allowed = caller_tenants.get()
+    allowed = caller_tenants.get()  # see loopkit.callers (which imports this module)
     if allowed is not None and "*" not in allowed and tenant not in allowed:
         raise PermissionDenied(f"this API key may not act for tenant {tenant!r}", field=field)
     return tenant
