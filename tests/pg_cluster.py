@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import shutil
 import subprocess
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -69,7 +70,9 @@ class ThrowawayCluster:
 def throwaway_cluster(name: str) -> Iterator[ThrowawayCluster]:
     if not (PG_BIN / "initdb").exists() or shutil.which("runuser") is None:
         pytest.fail(f"PostgreSQL server binaries are needed under {PG_BIN}")
-    pg = ThrowawayCluster(Path("/tmp") / f"closedloop-pg-{name}")
+    # Unique per run (two sessions may run the same test at once), and short: the server's unix
+    # socket lives in this folder and socket paths are limited to about 100 bytes.
+    pg = ThrowawayCluster(Path("/tmp") / f"closedloop-pg-{uuid.uuid4().hex[:8]}-{name[-24:]}")
     pg.init()
     pg.start()
     try:
