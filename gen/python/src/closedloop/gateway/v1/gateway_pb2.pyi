@@ -349,16 +349,18 @@ class TransferCustomersResponse(_message.Message):
     def __init__(self, customers: _Optional[_Iterable[_Union[CustomerTransfer, _Mapping]]] = ...) -> None: ...
 
 class GetTransferResultRequest(_message.Message):
-    __slots__ = ("tenant_id", "corp_id", "handover_userid", "takeover_userid")
+    __slots__ = ("tenant_id", "corp_id", "handover_userid", "takeover_userid", "resigned")
     TENANT_ID_FIELD_NUMBER: _ClassVar[int]
     CORP_ID_FIELD_NUMBER: _ClassVar[int]
     HANDOVER_USERID_FIELD_NUMBER: _ClassVar[int]
     TAKEOVER_USERID_FIELD_NUMBER: _ClassVar[int]
+    RESIGNED_FIELD_NUMBER: _ClassVar[int]
     tenant_id: str
     corp_id: str
     handover_userid: str
     takeover_userid: str
-    def __init__(self, tenant_id: _Optional[str] = ..., corp_id: _Optional[str] = ..., handover_userid: _Optional[str] = ..., takeover_userid: _Optional[str] = ...) -> None: ...
+    resigned: bool
+    def __init__(self, tenant_id: _Optional[str] = ..., corp_id: _Optional[str] = ..., handover_userid: _Optional[str] = ..., takeover_userid: _Optional[str] = ..., resigned: _Optional[bool] = ...) -> None: ...
 
 class CustomerTransferResult(_message.Message):
     __slots__ = ("external_userid", "status", "takeover_time")
