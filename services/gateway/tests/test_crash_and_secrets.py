@@ -13,6 +13,7 @@ import grpc
 import pytest
 from nats.aio.client import Client
 from sqlalchemy import text
+from test_tokens import _gateway_process, gateway_env
 
 from closedloop.events.v1 import gateway_events_pb2 as ev
 from closedloop.gateway.v1 import gateway_pb2 as pb
@@ -24,7 +25,6 @@ from loopkit import migrations
 from loopkit.events import unpack
 from loopkit.natsserver import NatsServer
 from loopkit.testing import PostgresServer, RunningService, eventually, read_events
-from test_tokens import _gateway_process, gateway_env
 
 
 def _template(openid: str) -> pb.OfficialAccountTemplate:

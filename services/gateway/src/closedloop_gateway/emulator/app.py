@@ -344,7 +344,8 @@ def create_app(state: EmulatorState | None = None) -> FastAPI:
     async def quota(request: Request) -> Answer:
         spec = await body_of(request)
         with st.lock:
-            st.quotas[str(spec["api"])] = Quota(
+            account = str(spec.get("app_id") or spec.get("corp_id") or "")
+            st.quotas[(account, str(spec["api"]))] = Quota(
                 daily=int(spec.get("daily", 0)), per_second=float(spec.get("per_second", 0))
             )
         return {"ok": True}

@@ -160,7 +160,7 @@ class SendService:
         self, session: AsyncSession, send_id: str, holder: str, outcome: Outcome, at: datetime
     ) -> SendRow | None:
         """Record an attempt's outcome (None if the claim was lost); final ones are published."""
-        row = await repository.by_id(session, send_id)
+        row = await repository.by_id(session, send_id, lock=True)
         if row is None or row.status != SENDING or row.lease_holder != holder:
             return None
         if outcome.called:
