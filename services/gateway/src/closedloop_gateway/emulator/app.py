@@ -136,7 +136,30 @@ def send_welcome(st: EmulatorState, corp_id: str, body: Answer) -> Answer:
 def add_msg_template(st: EmulatorState, corp_id: str, body: Answer) -> Answer:
     if not body.get("sender") or not body.get("external_userid"):
         return _error(41048, "sender and external_userid required")
-    return _ok(fail_list=[], msgid=st.next_id("msg"))
+    msgid = st.next_id("msg")
+    st.msg_templates.append(
+        {
+            "msgid": msgid,
+            "corp_id": corp_id,
+            "creator": body["sender"],
+            "create_time": int(time.time()),
+            "text": body.get("text", {}),
+        }
+    )
+    return _ok(fail_list=[], msgid=msgid)
+
+
+def groupmsg_list(st: EmulatorState, corp_id: str, body: Answer) -> Answer:
+    """externalcontact/get_groupmsg_list_v2: a corp's broadcasts by creator and time."""
+    start, end = int(body.get("start_time", 0)), int(body.get("end_time", 0))
+    found = [
+        {k: m[k] for k in ("msgid", "creator", "create_time", "text")}
+        for m in st.msg_templates
+        if m["corp_id"] == corp_id
+        and start <= m["create_time"] <= end
+        and body.get("creator") in (None, "", m["creator"])
+    ]
+    return _ok(group_msg_list=found, next_cursor="")
 
 
 def transfer(resigned: bool) -> Handler:
@@ -188,6 +211,7 @@ WECOM_APIS: dict[str, Handler] = {
     "externalcontact/get": get_contact,
     "externalcontact/send_welcome_msg": send_welcome,
     "externalcontact/add_msg_template": add_msg_template,
+    "externalcontact/get_groupmsg_list_v2": groupmsg_list,
     "externalcontact/transfer_customer": transfer(False),
     "externalcontact/transfer_result": transfer_result(False),
     "externalcontact/resigned/transfer_customer": transfer(True),

@@ -82,6 +82,8 @@ class EmulatorState:
         self.contact_ways: dict[str, dict[str, Any]] = {}
         self.welcome_codes_used: set[str] = set()
         self.transfers: list[Transfer] = []
+        # WeCom 1:1 broadcasts created by add_msg_template (what get_groupmsg_list_v2 lists).
+        self.msg_templates: list[dict[str, Any]] = []
         self.counter = 0
 
     def next_id(self, prefix: str) -> str:

@@ -209,13 +209,6 @@ class SendService:
             )
         return row
 
-    async def settle_in_doubt(
-        self, session: AsyncSession, send_id: str, holder: str, at: datetime
-    ) -> SendRow | None:
-        return await self.settle(
-            session, send_id, holder, Outcome(FAILED, 0, IN_DOUBT_MESSAGE, called=False), at
-        )
-
 
 def _text(payload: dict[str, Any], field: str, where: str, max_len: int) -> None:
     value = payload.get(field)

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from closedloop_gateway import metrics
 from closedloop_gateway.models import SendRow
 from closedloop_gateway.sends import repository
-from closedloop_gateway.sends.executor import SendExecutor
+from closedloop_gateway.sends.executor import InDoubt, SendExecutor
 from closedloop_gateway.sends.model import Outcome
 from closedloop_gateway.sends.service import SendService
 from loopkit.db import transact
@@ -166,14 +166,23 @@ class SendWorker:
         stuck = await transact(self._sessions, lambda s: repository.in_doubt(s, at, 50))
         for send_id in stuck:
 
-            async def work(session: AsyncSession, i: str = send_id) -> SendRow | None:
+            async def take(session: AsyncSession, i: str = send_id) -> SendRow | None:
                 if not await repository.take_over(
                     session, i, holder=self._holder, at=at, until=at + self._lease
                 ):
-                    return None
-                return await self._sends.settle_in_doubt(session, i, self._holder, at)
+                    return None  # another replica took it
+                return await repository.by_id(session, i)
 
-            settled = await transact(self._sessions, work, after_commit=self._after_commit)
-            if settled is not None:
-                log.warning("send %s settled as in doubt (its replica stopped mid-call)", send_id)
-                metrics.send_outcome(settled.kind, "in_doubt")
+            row = await transact(self._sessions, take)
+            if row is None:
+                continue
+            try:
+                outcome = await self._executor.reconcile(row)
+            except InDoubt as exc:
+                log.warning("send %s still in doubt: %s", send_id, exc)
+                continue  # our lease runs out and the next look tries again
+            log.warning(
+                "send %s was left in doubt by a stopped replica: %s", send_id, outcome.status
+            )
+            metrics.send_outcome(row.kind, "in_doubt")
+            await self._settle_batch([(row, outcome)])
