@@ -1,6 +1,9 @@
 from __future__ import annotations
 
 import itertools
+import os
+import shutil
+import subprocess
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -8,6 +11,7 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
+from playwright.async_api import Browser, async_playwright
 
 import closedloop_identity.main
 from acquisition_helpers import AES_KEY, TOKEN, Env, app_ids, database
@@ -80,3 +84,44 @@ async def env(services: Services) -> Env:
         app_id=safe,
         plain_app_id=plain,
     )
+
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def _ensure_chromium() -> str:
+    """Debian's chromium; installed here when missing and we are root (CI), else a failure:
+    the page's browser tests must never quietly skip."""
+    if os.path.exists(CHROMIUM):
+        return CHROMIUM
+    if os.geteuid() == 0 and shutil.which("apt-get"):
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+
+        def apt(*args: str, check: bool = True) -> int:
+            done = subprocess.run(["apt-get", *args], env=env, check=check, capture_output=True)
+            return done.returncode
+
+        if apt("install", "-y", "chromium", check=False):
+            apt("update")  # a fresh machine has no package lists yet
+            apt("install", "-y", "chromium")
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium)")
+    return CHROMIUM
+
+
+@pytest_asyncio.fixture(loop_scope="session", scope="session")
+async def browser() -> AsyncIterator[Browser]:
+    """Headless Chromium driven by Playwright (never `playwright install`: Debian's binary)."""
+    executable = _ensure_chromium()
+    async with async_playwright() as pw:
+        launched = await pw.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        yield launched
+        await launched.close()

@@ -11,7 +11,7 @@ from closedloop_acquisition.catalog.service import CatalogService
 from closedloop_acquisition.fission.service import FissionService
 from closedloop_acquisition.models import Base, kit
 from closedloop_acquisition.settings import AcquisitionSettings
-from closedloop_acquisition.transport import events, http
+from closedloop_acquisition.transport import events, http, pages
 from closedloop_acquisition.transport.flows import Flows
 from closedloop_acquisition.transport.grpc import SERVICE_NAME, AcquisitionServicer, register
 from closedloop_acquisition.transport.worker import InboxWorker
@@ -38,6 +38,7 @@ def build(runtime: ServiceRuntime) -> None:
     )
     runtime.add_grpc(register(AcquisitionServicer(flows)), [SERVICE_NAME])
     runtime.add_http(http.forms_router(flows))
+    runtime.add_http(pages.pages_router(flows))
     runtime.add_http(http.wechat_router(flows, callbacks, settings.wechat_apps, worker.wake))
     runtime.add_subscription(events.identity_events(capture, fission))
     runtime.add_subscription(events.referral_events(catalog, capture))
