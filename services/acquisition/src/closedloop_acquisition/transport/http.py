@@ -65,14 +65,19 @@ def submission(page_id: str, body: dict[str, Any]) -> LeadInput:
     for name in body:
         if name not in known:
             raise InvalidArgument("unknown member of the submission", field=name)
+    # Anyone can type a stranger's openid or unionid into a body or a link: these are claims,
+    # sent to identity as unverified hints that never merge two customers. Verified WeChat
+    # identities come only from the WeChat sign-in session (see `pages`).
     identities: list[IdentityValue] = []
     openid, app_id = _string(body, "openid"), _string(body, "app_id")
     if openid:
         if not app_id:
             raise InvalidArgument("an openid needs the app_id it belongs to", field="app_id")
-        identities.append(IdentityValue(kind="wechat_openid", value=openid, scope=app_id))
+        identities.append(
+            IdentityValue(kind="wechat_openid", value=openid, scope=app_id, verified=False)
+        )
     if unionid := _string(body, "unionid"):
-        identities.append(IdentityValue(kind="wechat_unionid", value=unionid))
+        identities.append(IdentityValue(kind="wechat_unionid", value=unionid, verified=False))
     return LeadInput(
         page_id=page_id,
         values=_strings(body.get("values"), "values"),
