@@ -196,12 +196,15 @@ def render_page(view: PageView, nonce: str) -> str:
     )
 
 
-def render_message(title: str, message: str, nonce: str) -> str:
+def render_message(
+    title: str, message: str, nonce: str, link: tuple[str, str] | None = None
+) -> str:
     """A page that only says something (the page is unknown, sign-in failed...)."""
+    more = f'<p><a href="{escape(link[0])}">{escape(link[1])}</a></p>' if link else ""
     return (
         "<!doctype html>"
         '<html lang="zh-CN"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width,initial-scale=1">'
         f'<title>{escape(title)}</title><style nonce="{nonce}">{_STYLE}</style></head>'
-        f"<body><main><h1>{escape(title)}</h1><p>{escape(message)}</p></main></body></html>"
+        f"<body><main><h1>{escape(title)}</h1><p>{escape(message)}</p>{more}</main></body></html>"
     )
