@@ -9,16 +9,11 @@ import pytest_asyncio
 from nats.aio.client import Client
 from playwright.async_api import Browser, BrowserContext, Page, expect
 
-from acquisition_helpers import Env, phone
+from acquisition_helpers import WECHAT_UA, Env, phone
 from closedloop.acquisition.v1 import acquisition_pb2 as pb
 from closedloop.events.v1 import acquisition_events_pb2 as ev
 from loopkit.events import unpack
 from loopkit.testing import eventually, read_events
-
-WECHAT_UA = (
-    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 "
-    "(KHTML, like Gecko) Mobile/15E148 MicroMessenger/8.0.50 NetType/WIFI Language/zh_CN"
-)
 
 
 @pytest_asyncio.fixture(loop_scope="session")
