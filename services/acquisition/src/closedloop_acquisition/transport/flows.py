@@ -96,8 +96,10 @@ class Flows:
             tenant = tenant_id or await self.catalog.page_tenant(session, request.page_id)
             lead = request
             if signed_in is not None and signed_in.tenant_id == tenant:
-                claims = tuple(i for i in request.identities if i.verified)
-                lead = replace(request, identities=signed_in.identities() + claims)
+                # WeChat's word replaces whatever the browser claims.
+                lead = replace(
+                    request, identities=signed_in.identities() + request.identities, claims=()
+                )
             return tenant, await self.capture.prepare_lead(session, tenant, lead)
 
         tenant, prepared = await self.read(prepare)

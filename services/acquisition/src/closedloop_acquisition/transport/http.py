@@ -82,7 +82,7 @@ def submission(page_id: str, body: dict[str, Any]) -> LeadInput:
     return LeadInput(
         page_id=page_id,
         values=_strings(body.get("values"), "values"),
-        identities=tuple(identities),
+        claims=tuple(identities),
         channel_id=_string(body, "channel_id"),
         referral_code=_string(body, "ref", 64),
         parameters=_strings(body.get("parameters"), "parameters"),
