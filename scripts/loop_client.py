@@ -267,6 +267,7 @@ class LoopClient:
         phone: str,
         *,
         ref_code: str = "",
+        channel_id: str = "",
         **headers: str,
     ) -> str:
         """The H5 form. With the WeChat emulator, the visitor opens the page in WeChat and is
@@ -275,6 +276,8 @@ class LoopClient:
         body: dict[str, Any] = {"values": {"name": "Li Lei", "phone": phone, "agree": "true"}}
         if ref_code:
             body["ref"] = ref_code
+        if channel_id:  # the poster's link names its channel
+            body["channel_id"] = channel_id
         url = f"/v1/forms/{page_id}/submissions"
         if self.wechat_emulator:
             # A browser of the visitor's own: the session cookie is theirs alone.
