@@ -120,6 +120,21 @@ class Flows:
         await self.read(lambda s: self.fission.check_join(s, tenant_id, campaign_id, app_id))
         customer = await self.capture.resolve(tenant_id, identities)
         assert customer is not None
-        return await self.tx(
-            lambda s: self.fission.join(s, tenant_id, campaign_id, customer.customer_id, app_id)
+        customer_id = customer.customer_id
+        found = await self.read(
+            lambda s: self.fission.existing(s, tenant_id, campaign_id, customer_id)
         )
+        if found is not None:
+            return found
+        # The poster's QR code comes from WeChat before the participant is written.
+        poster = self.fission.poster(campaign_id, customer_id, app_id)
+        code = await self.codes.obtain(tenant_id, poster[1], datetime.now(UTC))
+        try:
+            return await self.tx(
+                lambda s: self.fission.join(
+                    s, tenant_id, campaign_id, customer_id, app_id, poster=poster, code=code
+                )
+            )
+        except Exception:
+            await self.codes.discard(tenant_id, code)
+            raise
