@@ -25,6 +25,7 @@ def platform_env(state_dir: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CLOSEDLOOP_")}
     env["CLOSEDLOOP_STATE_DIR"] = str(state_dir)
     env["CLOSEDLOOP_NATS_PORT"] = str(free_port())
+    env["CLOSEDLOOP_EMULATOR_PORT"] = str(free_port())
     for service in listed_services(ROOT / "services.toml"):
         prefix = f"CLOSEDLOOP_{service.name.upper()}"
         env[f"{prefix}_GRPC_PORT"] = str(free_port())
