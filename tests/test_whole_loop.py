@@ -28,7 +28,6 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_serv
 import platform_harness as harness
 from closedloop.events.v1 import retention_events_pb2 as retev
 from closedloop.referral.v1 import referral_pb2 as ref
-from gateway_helpers import Emulator, emulator, gateway_overrides
 from loop_client import HOLD, SERVICES, LoopClient, WechatApp, wait_for
 from loopkit.servicelist import listed_services
 from loopkit.testing import PostgresServer
@@ -69,18 +68,10 @@ def collector() -> Iterator[tuple[SpanCollector, int]]:
 
 
 @pytest.fixture
-def wechat(tmp_path: Path) -> Iterator[Emulator]:
-    """The WeChat API emulator, for the gateway (as `make run` has it)."""
-    with emulator(tmp_path) as running:
-        yield running
-
-
-@pytest.fixture
 def loop_env(
     tmp_path: Path,
     postgres: PostgresServer,
     collector: tuple[SpanCollector, int],
-    wechat: Emulator,
 ) -> dict[str, str]:
     listed = {s.name for s in listed_services(harness.ROOT / "services.toml")}
     assert set(SERVICES) <= listed, f"services.toml does not list {set(SERVICES) - listed}"
@@ -92,14 +83,11 @@ def loop_env(
     env["CLOSEDLOOP_ACQUISITION_WECHAT_APPS"] = json.dumps(
         [{"app_id": APP.app_id, "tenant_id": TENANT, "token": APP.token, "aes_key": AES_KEY}]
     )
-    # The gateway holds the account and talks to the emulator; the H5 page signs visitors in
-    # through it (web authorization), so their forms carry WeChat's own word on who they are.
+    # The gateway holds the account and talks to make run's WeChat emulator; the H5 page signs
+    # visitors in through it (web authorization): their forms carry WeChat's word on who they are.
     account = {"tenant_id": TENANT, "app_id": APP.app_id, "app_secret": "loop-app-secret"}
     account |= {"token": APP.token, "aes_key": AES_KEY, "default": True}
     env["CLOSEDLOOP_GATEWAY_ACCOUNTS"] = json.dumps({"official_accounts": [account]})
-    for name, value in gateway_overrides(wechat.url).items():
-        if name != "accounts":
-            env[f"CLOSEDLOOP_GATEWAY_{name.upper()}"] = str(value)
     env["CLOSEDLOOP_ACQUISITION_GATEWAY_URL"] = harness.grpc_target(env, "gateway")
     env["OTEL_EXPORTER_OTLP_ENDPOINT"] = f"http://127.0.0.1:{collector[1]}"
     env["OTEL_EXPORTER_OTLP_INSECURE"] = "true"
@@ -108,14 +96,14 @@ def loop_env(
 
 
 @pytest_asyncio.fixture(loop_scope="session")
-async def loop(loop_env: dict[str, str], wechat: Emulator) -> AsyncIterator[LoopClient]:
+async def loop(loop_env: dict[str, str]) -> AsyncIterator[LoopClient]:
     with harness.make_run(loop_env):
         client = LoopClient(
             TENANT,
             {name: harness.grpc_target(loop_env, name) for name in SERVICES},
             {name: harness.http_url(loop_env, name) for name in SERVICES},
             APP,
-            wechat_emulator=wechat.url,
+            wechat_emulator=f"http://127.0.0.1:{loop_env['CLOSEDLOOP_EMULATOR_PORT']}",
         )
         try:
             yield client
