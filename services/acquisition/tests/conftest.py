@@ -28,11 +28,18 @@ from acquisition_helpers import (
 from closedloop_acquisition.main import DEFINITION
 from gateway_helpers import Emulator, emulator, gateway_overrides
 from loopkit.natsserver import NatsServer
-from loopkit.testing import RunningService, running_service
+from loopkit.testing import RunningService, own_nats_server, running_service
 
 # Each test gets a tenant of its own, with its own pair of official accounts (safe mode and
 # plaintext) configured for it, so tests share running services without seeing each other.
 SLOTS = 60
+
+
+@pytest.fixture(scope="session")
+def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer]:
+    """This suite's own nats-server: its consumers never see other suites' events."""
+    with own_nats_server(tmp_path_factory) as server:
+        yield server
 
 
 @dataclass

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -13,7 +13,14 @@ from closedloop.identity.v1 import identity_pb2_grpc
 from closedloop_conversion.main import DEFINITION
 from conversion_helpers import AES_KEY, CORP, TOKEN
 from loopkit.natsserver import NatsServer
-from loopkit.testing import PostgresServer, RunningService, running_service
+from loopkit.testing import PostgresServer, RunningService, own_nats_server, running_service
+
+
+@pytest.fixture(scope="session")
+def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer]:
+    """This suite's own nats-server: its consumers never see other suites' events."""
+    with own_nats_server(tmp_path_factory) as server:
+        yield server
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -9,7 +9,14 @@ import pytest_asyncio
 from closedloop.identity.v1 import identity_pb2_grpc
 from closedloop_identity.main import DEFINITION
 from loopkit.natsserver import NatsServer
-from loopkit.testing import PostgresServer, RunningService, running_service
+from loopkit.testing import PostgresServer, RunningService, own_nats_server, running_service
+
+
+@pytest.fixture(scope="session")
+def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer]:
+    """This suite's own nats-server: its stream holds only identity's own tests' events."""
+    with own_nats_server(tmp_path_factory) as server:
+        yield server
 
 
 @pytest_asyncio.fixture(loop_scope="session", params=["sqlite", "postgres"])

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import itertools
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -12,8 +12,15 @@ from nats.aio.client import Client
 import closedloop_identity.main
 from closedloop_referral.main import DEFINITION
 from loopkit.natsserver import NatsServer
-from loopkit.testing import PostgresServer, running_service
+from loopkit.testing import PostgresServer, own_nats_server, running_service
 from referral_helpers import BURST_THRESHOLD, Env, Services
+
+
+@pytest.fixture(scope="session")
+def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer]:
+    """This suite's own nats-server: its consumers never see other suites' events."""
+    with own_nats_server(tmp_path_factory) as server:
+        yield server
 
 
 async def _database(request: pytest.FixtureRequest, backend: str, tmp: Path, name: str) -> str:

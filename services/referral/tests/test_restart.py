@@ -7,7 +7,6 @@ from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
 import nats
-import pytest
 import pytest_asyncio
 
 import closedloop_identity.main
@@ -27,7 +26,6 @@ async def private_nats(tmp_path: Path) -> AsyncIterator[NatsServer]:
     server.stop()
 
 
-@pytest.mark.timeout(60)
 async def test_events_published_while_down_are_handled_after_a_restart(
     private_nats: NatsServer, tmp_path: Path
 ) -> None:

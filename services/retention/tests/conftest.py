@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -9,7 +9,15 @@ import pytest_asyncio
 from closedloop.retention.v1 import retention_pb2_grpc
 from closedloop_retention.main import DEFINITION
 from loopkit.natsserver import NatsServer
-from loopkit.testing import PostgresServer, RunningService, running_service
+from loopkit.testing import PostgresServer, RunningService, own_nats_server, running_service
+
+
+@pytest.fixture(scope="module")
+def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer]:
+    """A nats-server per module, like the retention service itself: its consumers start on empty
+    streams instead of working through every earlier test's events."""
+    with own_nats_server(tmp_path_factory) as server:
+        yield server
 
 
 async def _database(request: pytest.FixtureRequest, tmp_path: Path, name: str) -> str:

@@ -23,13 +23,20 @@ def nats_server_binary() -> str:
     return found
 
 
-def wait_for_port(host: str, port: int, timeout_s: float) -> None:
+def wait_for_port(
+    host: str, port: int, timeout_s: float, process: subprocess.Popen[bytes] | None = None
+) -> None:
+    """Until something listens on host:port; fails at once if `process` exits meanwhile."""
     deadline = time.monotonic() + timeout_s
     while True:
         try:
             with socket.create_connection((host, port), timeout=0.5):
                 return
         except OSError:
+            if process is not None and process.poll() is not None:
+                raise TimeoutError(
+                    f"the process meant to listen on {host}:{port} exited with {process.returncode}"
+                ) from None
             if time.monotonic() > deadline:
                 raise TimeoutError(f"nothing listens on {host}:{port} after {timeout_s}s") from None
             time.sleep(0.05)
@@ -76,7 +83,9 @@ class NatsServer:
         )
         return conf
 
-    def start(self, timeout_s: float = 10.0) -> None:
+    def start(self, timeout_s: float = 120.0) -> None:
+        """Start and wait until it listens (the bound only matters if it hangs: an exit is seen
+        at once)."""
         conf = self._config()
         with open(self.store_dir / "nats-server.log", "ab") as log:
             self.process = subprocess.Popen(
@@ -87,7 +96,7 @@ class NatsServer:
                 start_new_session=True,
             )
         try:
-            wait_for_port(self.host, self.port, timeout_s)
+            wait_for_port(self.host, self.port, timeout_s, self.process)
         except TimeoutError:
             self.stop()
             raise

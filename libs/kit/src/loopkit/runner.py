@@ -22,13 +22,16 @@ from pydantic import ValidationError
 from sqlalchemy.engine import make_url
 
 from loopkit import migrations
+from loopkit.callers import KeyStore
 from loopkit.db import is_sqlite
 from loopkit.natsserver import NatsServer
 from loopkit.runtime import ServiceDefinition
 from loopkit.servicelist import ListedService, listed_services
 from loopkit.settings import Settings, load_settings
 
-READY_TIMEOUT_S = 60.0
+# How long a service may take to become ready (CLOSEDLOOP_READY_TIMEOUT_S): a busy laptop or CI
+# machine starting every service at once can be slow, and a child that dies is reported at once.
+DEFAULT_READY_TIMEOUT_S = 600.0
 # The gateway's stand-in for WeChat, started first unless real WeChat hosts are configured.
 EMULATOR_MODULE = "closedloop_gateway.emulator"
 DEFAULT_EMULATOR_PORT = 8090
@@ -40,6 +43,9 @@ _WECHAT_BASES = (
 )
 STOP_GRACE_S = 15.0
 DEFAULT_NATS_PORT = 4250
+# Keys a run makes for itself when callers must authenticate (replaced by the next run's).
+SERVICES_KEY_NAME = "make-run services"
+DEVELOPER_KEY_NAME = "make-run developer"
 # A service stopped by our SIGTERM, or by the terminal's Ctrl-C before it installed its handlers.
 _CLEAN_EXITS = {0, -signal.SIGTERM, -signal.SIGINT}
 # Probes go straight to 127.0.0.1, whatever http_proxy/grpc_proxy the developer's shell sets.
@@ -89,6 +95,19 @@ def nats_port() -> int:
     return int(raw)
 
 
+def ready_timeout_s() -> float:
+    raw = os.environ.get("CLOSEDLOOP_READY_TIMEOUT_S", "")
+    if not raw:
+        return DEFAULT_READY_TIMEOUT_S
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise PlatformError(f"CLOSEDLOOP_READY_TIMEOUT_S must be a positive number, not {raw!r}", 2)
+    return value
+
+
 def nats_url_from_env() -> str:
     """CLOSEDLOOP_NATS_URL, else the bundled server's address (CLOSEDLOOP_NATS_PORT or 4250)."""
     return os.environ.get("CLOSEDLOOP_NATS_URL") or f"nats://127.0.0.1:{nats_port()}"
@@ -105,13 +124,21 @@ def safe_url(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
-def migrate(name: str, definition: ServiceDefinition, settings: Settings) -> None:
+def migrate(
+    name: str, definition: ServiceDefinition, settings: Settings, *, wait_s: float = 0.0
+) -> None:
+    """Apply a service's migrations; `wait_s` > 0 first waits that long for the database server
+    (the chart's init container, started beside a PostgreSQL pod that is still coming up)."""
     url = settings.resolved_database_url()
     database = make_url(url).database
     if is_sqlite(url) and database and database != ":memory:":
         Path(database).parent.mkdir(parents=True, exist_ok=True)  # SQLite makes files, not folders
     try:
-        migrations.upgrade(definition.migrations_dir, url)
+        if wait_s > 0:
+            migrations.wait_for_database(url, wait_s)
+        migrations.upgrade(definition.migrations_dir, url, service=name)
+    except migrations.MigrationRefused as exc:
+        raise PlatformError(str(exc)) from None
     except Exception as exc:  # any driver or Alembic failure: the message is what matters
         raise PlatformError(
             f"{name}: migrations failed on {safe_url(url)}: {type(exc).__name__}: {exc}"
@@ -213,9 +240,9 @@ def _ready(child: Child) -> bool:
     return bool(status.status == health_pb2.HealthCheckResponse.SERVING)
 
 
-def _wait_ready(child: Child, stop: _StopRequested) -> bool:
+def _wait_ready(child: Child, stop: _StopRequested, timeout_s: float) -> bool:
     """True once ready; False if a stop was requested meanwhile."""
-    deadline = time.monotonic() + READY_TIMEOUT_S
+    deadline = time.monotonic() + timeout_s
     while not _ready(child):
         if child.exited() is not None:
             raise child.died(" while starting")
@@ -223,14 +250,36 @@ def _wait_ready(child: Child, stop: _StopRequested) -> bool:
             return False
         if time.monotonic() > deadline:
             raise PlatformError(
-                f"{child.name} not ready after {READY_TIMEOUT_S:.0f}s; "
+                f"{child.name} not ready after {timeout_s:.0f}s "
+                "(CLOSEDLOOP_READY_TIMEOUT_S); "
                 f"last lines of {child.log_path}:\n{child.log_tail()}"
             )
         time.sleep(0.1)
     return True
 
 
-def _print_table(children: list[Child], nats_url: str, state_dir: Path, bundled: bool) -> None:
+def _development_keys() -> str | None:
+    """With CLOSEDLOOP_API_KEYS_FILE set, callers need API keys: this run makes the services' own
+    key (their CLOSEDLOOP_API_TOKEN) and a developer key, both for every tenant, replacing those
+    of an earlier run. Returns the developer key (to print), or None when keys are off."""
+    path = os.environ.get("CLOSEDLOOP_API_KEYS_FILE")
+    if not path:
+        return None
+    store = KeyStore(Path(path))
+    for entry in store.entries():
+        if entry.get("name") in (SERVICES_KEY_NAME, DEVELOPER_KEY_NAME):
+            store.revoke(entry["id"])
+    os.environ["CLOSEDLOOP_API_TOKEN"] = store.add(SERVICES_KEY_NAME, ["*"], "write")
+    return store.add(DEVELOPER_KEY_NAME, ["*"], "write")
+
+
+def _print_table(
+    children: list[Child],
+    nats_url: str,
+    state_dir: Path,
+    bundled: bool,
+    developer_key: str | None = None,
+) -> None:
     rows = [("service", "gRPC", "HTTP", "NATS", "database", "log")]
     rows += [
         (
@@ -249,6 +298,11 @@ def _print_table(children: list[Child], nats_url: str, state_dir: Path, bundled:
         print("  " + "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
     where = f"bundled, store {state_dir / 'nats'}" if bundled else "external"
     print(f"\n  NATS (JetStream): {nats_url} ({where})")
+    if developer_key:
+        print(f"  API key (development, every tenant): {developer_key}")
+        print("    gRPC metadata: authorization: Bearer <key>; more: closedloop keys add --help")
+    else:
+        print("  Callers are not authenticated (set CLOSEDLOOP_API_KEYS_FILE to require API keys)")
     print(f"  Follow the logs: tail -f {state_dir / 'logs'}/*.log")
     print("  Stop: Ctrl-C\n", flush=True)
 
@@ -285,6 +339,7 @@ class _Platform:
     nats_url: str = ""
     emulator_port: int = 0
     emulator: subprocess.Popen[bytes] | None = None
+    developer_key: str | None = None
 
     def __post_init__(self) -> None:
         self.children: list[Child] = []
@@ -311,7 +366,7 @@ class _Platform:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
             )
-        deadline = time.monotonic() + READY_TIMEOUT_S
+        deadline = time.monotonic() + ready_timeout_s()
         while not _port_in_use("127.0.0.1", self.emulator_port):
             if self.emulator.poll() is not None or time.monotonic() > deadline:
                 raise PlatformError(f"the WeChat emulator did not start; see {log_path}")
@@ -326,6 +381,7 @@ class _Platform:
         # Children inherit these, and settings_for (load_settings) reads the same values.
         os.environ["CLOSEDLOOP_NATS_URL"] = self.nats_url
         os.environ["CLOSEDLOOP_STATE_DIR"] = str(self.state_dir)
+        self.developer_key = _development_keys()
         loaded = load_services()
         self.plan_emulator([s.name for s, _ in loaded])
         planned = [(s, d, settings_for(d)) for s, d in loaded]
@@ -368,6 +424,7 @@ class _Platform:
             )
 
     def run(self) -> int:
+        ready_within = ready_timeout_s()
         services = self.plan()
         self.check_ports(services)
         self.start_nats()
@@ -378,9 +435,15 @@ class _Platform:
             self.children.append(Child(service.name, service.module, settings, log_path))
         for child in self.children:
             child.start()
-        if not all(_wait_ready(child, self.stop) for child in self.children):
+        if not all(_wait_ready(child, self.stop, ready_within) for child in self.children):
             return 0  # Ctrl-C while starting
-        _print_table(self.children, self.nats_url, self.state_dir, bundled=self.nats is not None)
+        _print_table(
+            self.children,
+            self.nats_url,
+            self.state_dir,
+            bundled=self.nats is not None,
+            developer_key=self.developer_key,
+        )
         if self.emulator_port:
             url = f"http://127.0.0.1:{self.emulator_port}"
             print(f"  WeChat emulator: {url} (what was sent: {url}/emulator/calls)\n", flush=True)

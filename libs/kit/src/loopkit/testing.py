@@ -10,7 +10,7 @@ import os
 import uuid
 from collections.abc import AsyncIterator, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -34,19 +34,36 @@ from loopkit.telemetry import configure_telemetry
 
 T = TypeVar("T")
 DEFAULT_TEST_PG = "postgresql+asyncpg://postgres@127.0.0.1:5432/"
+# Server and identity-call deadlines inside tests (production defaults are 10 s and 3 s).
+BUSY_MACHINE_DEADLINE_S = 60.0
 
 
 def postgres_required() -> bool:
     return os.environ.get("CLOSEDLOOP_REQUIRE_POSTGRES") == "1"
 
 
-@pytest.fixture(scope="session")
-def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer]:
-    """A nats-server of the tests' own, so tests can kill and restart it."""
+@contextmanager
+def own_nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer]:
+    """A fresh nats-server with empty streams, stopped afterwards.
+
+    Durable consumers and streams outlive a test on a shared server: a consumer started later would
+    first work through every earlier test's events (other tenants') before it sees its own, so a
+    wait that holds alone runs out in a full run. Each suite that runs consumers therefore overrides
+    `nats_server` with one of these at the scope of its running services.
+    """
     server = NatsServer(tmp_path_factory.mktemp("nats"), port=free_port(), sync_always=False)
     server.start()
-    yield server
-    server.stop()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer]:
+    """A nats-server of the tests' own, so tests can kill and restart it (see `own_nats_server`)."""
+    with own_nats_server(tmp_path_factory) as server:
+        yield server
 
 
 @pytest_asyncio.fixture(loop_scope="session")
@@ -80,6 +97,18 @@ async def _drop_database(base_url: str, name: str) -> None:
             await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     finally:
         await admin.dispose()
+
+
+async def _drop_databases(base_url: str, names: list[str], *, at_once: int = 8) -> None:
+    """Drop the run's databases a few at a time: each DROP DATABASE waits for a checkpoint, and
+    concurrent drops share one, so dropping them one by one costs minutes on a busy server."""
+    gate = asyncio.Semaphore(at_once)
+
+    async def drop(name: str) -> None:
+        async with gate:
+            await _drop_database(base_url, name)
+
+    await asyncio.gather(*(drop(name) for name in names))
 
 
 @dataclass
@@ -122,8 +151,7 @@ def postgres() -> Iterator[PostgresServer]:
         pytest.skip(message)
     server = PostgresServer(base, [])
     yield server
-    for name in server.created:
-        _run_in_thread(_drop_database(base, name))
+    _run_in_thread(_drop_databases(base, server.created))
 
 
 @dataclass
@@ -143,8 +171,18 @@ async def running_service(
     state_dir: Path,
     **overrides: object,
 ) -> AsyncIterator[RunningService]:
-    """The service in this process on free ports, migrated, started, and stopped afterwards."""
+    """The service in this process on free ports, migrated, started, and stopped afterwards.
+
+    Deadlines are those of a busy test machine (a test overrides them to test a deadline): a call
+    that is slow because every core is taken is not what these tests are about.
+    """
     configure_telemetry(definition.spec.name)
+    values: dict[str, object] = {
+        "outbox_poll_interval_s": 0.05,
+        "default_deadline_s": BUSY_MACHINE_DEADLINE_S,
+        "identity_timeout_s": BUSY_MACHINE_DEADLINE_S,
+        **overrides,
+    }
     settings = definition.settings_cls(
         service=definition.spec.name,
         database_url=database_url,
@@ -152,8 +190,7 @@ async def running_service(
         grpc_port=0,
         http_port=0,
         state_dir=state_dir,
-        outbox_poll_interval_s=0.05,
-        **overrides,  # type: ignore[arg-type]
+        **values,  # type: ignore[arg-type]
     )
     runtime = definition.runtime(settings)
     await runtime.migrate()
@@ -168,8 +205,16 @@ async def running_service(
         await runtime.stop()
 
 
-async def eventually(check: object, timeout_s: float = 10.0, interval_s: float = 0.05) -> None:
+# How long `eventually` waits by default. It only bounds a failure: a condition that holds returns
+# at once, so the bound is generous enough for a busy 2-core machine (CLOSEDLOOP_TEST_WAIT_S).
+WAIT_S = float(os.environ.get("CLOSEDLOOP_TEST_WAIT_S", "60"))
+
+
+async def eventually(
+    check: object, timeout_s: float | None = None, interval_s: float = 0.05
+) -> None:
     """Poll an async predicate until true; fail with the last value otherwise."""
+    timeout_s = max(WAIT_S, timeout_s or 0.0)
     deadline = asyncio.get_running_loop().time() + timeout_s
     last: object = None
     while asyncio.get_running_loop().time() < deadline:

@@ -44,7 +44,7 @@ def build(runtime: ServiceRuntime) -> None:
         orders=orders,
     )
     runtime.add_grpc(register(servicer), [SERVICE_NAME])
-    sandbox_log = settings.sandbox_log or settings.state_dir / "conversion-sent.jsonl"
+    sandbox_log = settings.state_dir / settings.sandbox_log if settings.sandbox_log else None
     directory = IdentityClient.from_settings(settings)
     runtime.on_stop(directory.close)
     http = ConversionHttp(

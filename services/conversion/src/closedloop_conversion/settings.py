@@ -31,8 +31,10 @@ class ConversionSettings(Settings):
     # CLOSEDLOOP_CONVERSION_WECOM_CORPS='[{"corp_id": ..., "tenant_id": ..., "token": ...,
     # "aes_key": ...}]'
     wecom_corps: list[WecomCorp] = []
-    # Where the sandbox sender records outbound messages; default <state_dir>/conversion-sent.jsonl.
-    sandbox_log: Path | None = None
+    # The sandbox sender's JSON-lines record of outbound messages, under state_dir unless
+    # absolute; "" = in memory only (what the Helm chart sets: a pod has no place for a file that
+    # grows with every message).
+    sandbox_log: str | Path = "conversion-sent.jsonl"
     # WeCom completes a pending transfer by itself after 24 h; the sweeper records that.
     transfer_auto_takeover_s: float = 24 * 3600
     transfer_sweep_interval_s: float = 60.0

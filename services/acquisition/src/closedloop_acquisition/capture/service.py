@@ -25,6 +25,7 @@ from closedloop_acquisition.models import (
     ChannelRow,
     LandingPageRow,
     LeadAliasRow,
+    LeadRequestRow,
     LeadRow,
     TouchRow,
     WechatInboxRow,
@@ -62,6 +63,8 @@ class LeadInput:
     # WeChat ids a browser merely claims (a public form's body, a link): unverified hints that
     # never decide whose record the lead joins. `identities` are what a caller vouches for.
     claims: tuple[IdentityValue, ...] = ()
+    # The client's idempotency key: a retry with the same key gets the first answer, no effects.
+    request_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -314,6 +317,25 @@ class CaptureService:
             )
         return prepared
 
+    async def first_answer(
+        self, session: AsyncSession, tenant_id: str, request: LeadInput
+    ) -> CapturedLead | None:
+        """What the first call with this request's idempotency key answered, if there was one."""
+        if not request.request_id:
+            return None
+        text(request.request_id, "request_id", max_length=128)
+        first = await session.get(LeadRequestRow, (tenant_id, request.request_id))
+        if first is None:
+            return None
+        if first.page_id != request.page_id:
+            raise InvalidArgument(
+                "this request_id was used for a submission to another page", field="request_id"
+            )
+        lead = await repo.lead(session, tenant_id, first.lead_id)
+        if lead is None:
+            raise NotFound(f"the lead of this request_id is gone: {first.lead_id}", field="lead_id")
+        return CapturedLead(lead, repeat=first.repeat)
+
     async def resolve_lead(self, tenant_id: str, prepared: PreparedLead) -> ResolvedCustomer:
         """The person is who the trusted identities say. Claims only add to that person: they
         are resolved afterwards, and dropped when identity will not join them to that person
@@ -333,6 +355,34 @@ class CaptureService:
         return joined
 
     async def capture_lead(
+        self,
+        session: AsyncSession,
+        tenant_id: str,
+        prepared: PreparedLead,
+        customer: ResolvedCustomer,
+    ) -> CapturedLead:
+        request = prepared.request
+        # Checked again inside the unit of work: a concurrent call with the same key may have
+        # committed since the caller's first look (then our key row collides and this retries).
+        first = await self.first_answer(session, tenant_id, request)
+        if first is not None:
+            return first
+        captured = await self._capture(session, tenant_id, prepared, customer)
+        if request.request_id:
+            session.add(
+                LeadRequestRow(
+                    tenant_id=tenant_id,
+                    request_id=request.request_id,
+                    page_id=request.page_id,
+                    lead_id=captured.lead.id,
+                    repeat=captured.repeat,
+                    created_at=captured.lead.updated_at,
+                )
+            )
+            await session.flush()
+        return captured
+
+    async def _capture(
         self,
         session: AsyncSession,
         tenant_id: str,

@@ -92,8 +92,12 @@ class Flows:
         `signed_in`: the browser's WeChat sign-in; its identities count, verified, when it was
         made for the page's tenant, and replace any WeChat ids the browser merely claims."""
 
-        async def prepare(session: AsyncSession) -> tuple[str, PreparedLead]:
+        async def prepare(session: AsyncSession) -> tuple[str, PreparedLead | CapturedLead]:
             tenant = tenant_id or await self.catalog.page_tenant(session, request.page_id)
+            # A retry of a call that committed: its first answer, without calling identity.
+            first = await self.capture.first_answer(session, tenant, request)
+            if first is not None:
+                return tenant, first
             lead = request
             if signed_in is not None and signed_in.tenant_id == tenant:
                 # WeChat's word replaces whatever the browser claims.
@@ -103,6 +107,8 @@ class Flows:
             return tenant, await self.capture.prepare_lead(session, tenant, lead)
 
         tenant, prepared = await self.read(prepare)
+        if isinstance(prepared, CapturedLead):
+            return prepared
         customer = await self.capture.resolve_lead(tenant, prepared)
         captured = await self.tx(lambda s: self.capture.capture_lead(s, tenant, prepared, customer))
         metrics.lead(captured.repeat)
