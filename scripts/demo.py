@@ -59,8 +59,15 @@ class Demo:
             self.counts["touched"] += 1
             if not referral_code and self.rng.random() > 0.6:
                 return None  # looked, left no details
+            # Without WeChat sign-in the form's openid is only a claim and cannot tie the lead
+            # to the scan; the poster's link names its channel, so the lead is still credited.
             lead_id = await self.client.submit_form(
-                self.funnel.page_id, openid, APP_ID, phone, ref_code=referral_code
+                self.funnel.page_id,
+                openid,
+                APP_ID,
+                phone,
+                ref_code=referral_code,
+                channel_id="" if referral_code else self.funnel.qr_channel_id,
             )
             self.counts["leads"] += 1
             self.counts["referred leads" if referral_code else "direct leads"] += 1

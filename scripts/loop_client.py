@@ -81,9 +81,12 @@ class LoopClient:
         grpc_targets: dict[str, str],
         http_urls: dict[str, str],
         wechat: WechatApp | None = None,
+        wechat_emulator: str = "",
     ) -> None:
         self.tenant = tenant
         self.wechat = wechat
+        # The WeChat emulator the gateway talks to: forms are then filled after WeChat sign-in.
+        self.wechat_emulator = wechat_emulator
         self.channels = {name: grpc.aio.insecure_channel(grpc_targets[name]) for name in SERVICES}
         self.acquisition: Any = acquisition_pb2_grpc.AcquisitionServiceStub(  # type: ignore[no-untyped-call]
             self.channels["acquisition"]
@@ -264,21 +267,50 @@ class LoopClient:
         phone: str,
         *,
         ref_code: str = "",
+        channel_id: str = "",
         **headers: str,
     ) -> str:
-        body: dict[str, Any] = {
-            "values": {"name": "Li Lei", "phone": phone, "agree": "true"},
-            "openid": openid,
-            "app_id": app_id,
-        }
+        """The H5 form. With the WeChat emulator, the visitor opens the page in WeChat and is
+        signed in as `openid` (web authorization) first; without it, the openid goes along as
+        a mere claim, which identity never trusts to choose the customer."""
+        body: dict[str, Any] = {"values": {"name": "Li Lei", "phone": phone, "agree": "true"}}
         if ref_code:
             body["ref"] = ref_code
-        answer = await self.acquisition_http.post(
-            f"/v1/forms/{page_id}/submissions", json=body, headers=headers
-        )
+        if channel_id:  # the poster's link names its channel
+            body["channel_id"] = channel_id
+        url = f"/v1/forms/{page_id}/submissions"
+        if self.wechat_emulator:
+            # A browser of the visitor's own: the session cookie is theirs alone.
+            base = str(self.acquisition_http.base_url)
+            async with httpx.AsyncClient(base_url=base, timeout=10) as browser:
+                await self._sign_in(browser, page_id, openid, ref_code)
+                answer = await browser.post(url, json=body, headers=headers)
+        else:
+            body |= {"openid": openid, "app_id": app_id}
+            answer = await self.acquisition_http.post(url, json=body, headers=headers)
         if answer.status_code != 201:
             raise RuntimeError(f"form refused: {answer.status_code} {answer.text}")
         return str(answer.json()["lead_id"])
+
+    async def _sign_in(
+        self, browser: httpx.AsyncClient, page_id: str, openid: str, ref_code: str
+    ) -> None:
+        """Open the page inside WeChat: to the authorize page (the emulator answers as `openid`)
+        and back to the page, which sets the WeChat session cookie."""
+        inside_wechat = {"user-agent": "Mozilla/5.0 MicroMessenger/8.0.50"}
+        page = await browser.get(
+            f"/p/{page_id}", params={"ref": ref_code} if ref_code else {}, headers=inside_wechat
+        )
+        if page.status_code != 302:
+            raise RuntimeError(f"the page did not send us to WeChat: {page.status_code}")
+        authorize = page.headers["location"].split("#", 1)[0]
+        if not authorize.startswith(self.wechat_emulator):
+            raise RuntimeError(f"sign-in goes elsewhere than the emulator: {authorize[:80]}")
+        async with httpx.AsyncClient(timeout=10) as wechat:
+            back = await wechat.get(f"{authorize}&emulator_openid={openid}")
+        signed = await browser.get(back.headers["location"], headers=inside_wechat)
+        if signed.status_code != 303:
+            raise RuntimeError(f"WeChat sign-in failed: {signed.status_code} {signed.text[:200]}")
 
     async def open_share_link(self, code: str, openid: str, app_id: str) -> httpx.Response:
         return await self.referral_http.get(

@@ -5,7 +5,8 @@ Customer A arrives by a QR scan and subscribes, leaves a lead, is assigned a rep
 moves A to development and credits points; A creates a referral code. B opens A's link inside
 WeChat, subscribes and leaves a lead attributed to A, then pays. After the hold period (the clock is
 injected through ReleaseDueRewards' `as_of`), A's reward is granted and retention credits A's
-points. One trace id runs through every service for B's lead.
+points. One trace id runs through every service for B's lead. Both fill the H5 form after the page
+signed them in through WeChat (web authorization via the gateway and its emulator).
 """
 
 from __future__ import annotations
@@ -68,7 +69,9 @@ def collector() -> Iterator[tuple[SpanCollector, int]]:
 
 @pytest.fixture
 def loop_env(
-    tmp_path: Path, postgres: PostgresServer, collector: tuple[SpanCollector, int]
+    tmp_path: Path,
+    postgres: PostgresServer,
+    collector: tuple[SpanCollector, int],
 ) -> dict[str, str]:
     listed = {s.name for s in listed_services(harness.ROOT / "services.toml")}
     assert set(SERVICES) <= listed, f"services.toml does not list {set(SERVICES) - listed}"
@@ -80,6 +83,12 @@ def loop_env(
     env["CLOSEDLOOP_ACQUISITION_WECHAT_APPS"] = json.dumps(
         [{"app_id": APP.app_id, "tenant_id": TENANT, "token": APP.token, "aes_key": AES_KEY}]
     )
+    # The gateway holds the account and talks to make run's WeChat emulator; the H5 page signs
+    # visitors in through it (web authorization): their forms carry WeChat's word on who they are.
+    account = {"tenant_id": TENANT, "app_id": APP.app_id, "app_secret": "loop-app-secret"}
+    account |= {"token": APP.token, "aes_key": AES_KEY, "default": True}
+    env["CLOSEDLOOP_GATEWAY_ACCOUNTS"] = json.dumps({"official_accounts": [account]})
+    env["CLOSEDLOOP_ACQUISITION_GATEWAY_URL"] = harness.grpc_target(env, "gateway")
     env["OTEL_EXPORTER_OTLP_ENDPOINT"] = f"http://127.0.0.1:{collector[1]}"
     env["OTEL_EXPORTER_OTLP_INSECURE"] = "true"
     env["OTEL_BSP_SCHEDULE_DELAY"] = "100"
@@ -94,6 +103,7 @@ async def loop(loop_env: dict[str, str]) -> AsyncIterator[LoopClient]:
             {name: harness.grpc_target(loop_env, name) for name in SERVICES},
             {name: harness.http_url(loop_env, name) for name in SERVICES},
             APP,
+            wechat_emulator=f"http://127.0.0.1:{loop_env['CLOSEDLOOP_EMULATOR_PORT']}",
         )
         try:
             yield client
