@@ -572,6 +572,12 @@ def test_notes_tell_which_secrets_to_create(production: Rendered) -> None:
     ):
         assert secret in production.notes
     assert "helm test cl" in production.notes
+    # The keys those Secrets must hold, and where share links point.
+    assert "CLOSEDLOOP_ACQUISITION_WECHAT_APPS" in production.notes
+    assert "CLOSEDLOOP_CONVERSION_WECOM_CORPS" in production.notes
+    assert "https://wx.example.com/r/<code>" in production.notes
+    # The real stream names, for changing their retention.
+    assert "IDENTITY, ACQUISITION" in production.notes
 
 
 # --- the image ----------------------------------------------------------------------------
