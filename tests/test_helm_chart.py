@@ -402,6 +402,8 @@ def test_bundled_nats_and_postgresql_are_wired_when_enabled() -> None:
         (init,) = deployment["spec"]["template"]["spec"]["initContainers"]
         assert init["command"] == ["closedloop", "migrate", service, "--wait", "300"]
         assert init["env"] == deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+    for obj in rendered.objects:  # the init containers are valid Kubernetes too
+        kubernetes_validate.validate(obj, KUBE_VERSIONS[0], strict=True)
 
 
 # --- issue 16: what a platform team hit between `helm install` and a working loop ------------
