@@ -169,6 +169,8 @@ class WechatInboxRow(Base):
     attempts: Mapped[int] = mapped_column(Integer)
     processed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     outcome: Mapped[str] = mapped_column(Text)
+    # The W3C trace context of the callback request: the worker continues that trace.
+    trace_context: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
 
 
 class FissionParticipantRow(Base):

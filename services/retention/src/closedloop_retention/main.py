@@ -6,10 +6,13 @@ from pathlib import Path
 
 from closedloop_retention import SPEC, metrics
 from closedloop_retention.activity.intake import ActivityIntake
+from closedloop_retention.activity.people import People
 from closedloop_retention.activity.repository import ActivityRepository
 from closedloop_retention.activity.rules import RulesRepository
 from closedloop_retention.activity.service import ActivityService
+from closedloop_retention.broadcasts.repository import BroadcastRepository
 from closedloop_retention.broadcasts.service import BroadcastService
+from closedloop_retention.loyalty.repository import LoyaltyRepository
 from closedloop_retention.loyalty.service import LoyaltyService
 from closedloop_retention.loyalty.winback import win_back
 from closedloop_retention.models import Base, kit
@@ -30,12 +33,17 @@ def build(runtime: ServiceRuntime) -> None:
     assert isinstance(settings, RetentionSettings)
     metrics.initialise()
     rules = RulesRepository()
-    activity_rows = ActivityRepository()
-    loyalty = LoyaltyService(runtime.outbox, rules)
+    activity_rows, loyalty_rows, broadcast_rows = (
+        ActivityRepository(),
+        LoyaltyRepository(),
+        BroadcastRepository(),
+    )
+    loyalty = LoyaltyService(runtime.outbox, rules, loyalty_rows)
     activity = ActivityService(runtime.outbox, rules, win_back(loyalty), activity_rows)
     intake = ActivityIntake(activity, loyalty, rules, activity_rows)
+    people = People(activity, activity_rows, loyalty_rows, broadcast_rows)
     segments = SegmentService()
-    broadcasts = BroadcastService(runtime.outbox, rules, segments)
+    broadcasts = BroadcastService(runtime.outbox, rules, segments, broadcast_rows)
     uow = UnitOfWork(runtime.sessions, after_commit=runtime.wake_relay)
     servicer = RetentionServicer(
         uow,
@@ -46,7 +54,7 @@ def build(runtime: ServiceRuntime) -> None:
         suggestions=SuggestionService(activity),
     )
     runtime.add_grpc(register(servicer), [SERVICE_NAME])
-    for subscription in EventHandlers(intake, activity).subscriptions():
+    for subscription in EventHandlers(intake, loyalty, people).subscriptions():
         runtime.add_subscription(subscription)
 
     log_path = Path(settings.state_dir) / settings.sandbox_log if settings.sandbox_log else None

@@ -29,6 +29,7 @@ from loopkit.http_edge import (
     unavailable_response,
 )
 from loopkit.tenancy import require_tenant
+from loopkit.tracing import current_context_headers
 from loopkit.wechat.crypto import DecryptError, MessageCrypto, SignatureError, check_signature
 from loopkit.wechat.xml import MAX_XML_BYTES, XmlError, build_message, parse_message
 
@@ -183,7 +184,9 @@ def wechat_router(
             return error_response(400, str(exc), "body")
         try:
             accepted = await flows.tx(
-                lambda s: callbacks.accept(s, app.tenant_id, app.app_id, message)
+                lambda s: callbacks.accept(
+                    s, app.tenant_id, app.app_id, message, trace_context=current_context_headers()
+                )
             )
         except DomainError as exc:
             return domain_error_response(exc)

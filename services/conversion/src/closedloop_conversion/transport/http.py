@@ -20,6 +20,7 @@ from closedloop_conversion.ownership.welcome import send_welcome
 from closedloop_conversion.pipeline.followups import FollowUpService
 from closedloop_conversion.settings import ConversionSettings
 from loopkit import errors
+from loopkit.callers import KeyStore
 from loopkit.customers import CustomerDirectory
 from loopkit.db import transact
 from loopkit.http_edge import (
@@ -58,6 +59,7 @@ class ConversionHttp:
         self._follow_ups = follow_ups
         self._sender = sender
         self._tasks: set[asyncio.Task[None]] = set()
+        self._keys = KeyStore(settings.api_keys_file) if settings.api_keys_file else None
 
     def router(self) -> APIRouter:
         router = APIRouter()
@@ -181,12 +183,14 @@ class ConversionHttp:
     async def import_archive(self, tenant_id: str, request: Request) -> Response:
         """A batch of archived chat messages: good ones stored once, bad ones reported by index."""
         token = self._settings.api_token
-        if token is not None:
-            given = request.headers.get("authorization", "")
-            if not hmac.compare_digest(given, f"Bearer {token.get_secret_value()}"):
-                return error_response(401, "a valid bearer token is required", "authorization")
+        given = request.headers.get("authorization", "")
+        shared = f"Bearer {token.get_secret_value()}" if token is not None else None
+        if self._keys is None and shared is not None and not hmac.compare_digest(given, shared):
+            return error_response(401, "a valid bearer token is required", "authorization")
         try:
             tenant = require_tenant(tenant_id)
+            if self._keys is not None:  # per-tenant keys: a write key for this tenant
+                self._keys.authorize(given, tenant, "ImportChatArchive")
         except errors.DomainError as exc:
             return domain_error_response(exc)
         body = await read_body(request, MAX_ARCHIVE_BYTES)

@@ -15,6 +15,7 @@ from closedloop_retention.activity.rules import Rules, RulesRepository
 from closedloop_retention.activity.service import ActivityService
 from closedloop_retention.clock import utc, utc_or_none
 from closedloop_retention.loyalty.service import LoyaltyService
+from closedloop_retention.loyalty.views import RewardGrant
 from closedloop_retention.models import ActivityRow, OrderItemRow, OrderRow
 
 
@@ -219,44 +220,11 @@ class ActivityIntake:
             row.referrals_made += 1
 
     async def reward_granted(
-        self,
-        session: AsyncSession,
-        tenant: str,
-        customer_id: str,
-        reward_id: str,
-        *,
-        points: int,
-        coupon_template_id: str,
-        level: int,
-        at: datetime,
+        self, session: AsyncSession, tenant: str, customer_id: str, grant: RewardGrant, at: datetime
     ) -> None:
         """The beneficiary seen, and their reward's points or coupon handed out once."""
         await self._activity.touch(session, tenant, customer_id, at)
-        await self._loyalty.reward_granted(
-            session,
-            tenant,
-            customer_id,
-            reward_id,
-            points=points,
-            coupon_template_id=coupon_template_id,
-            level=level,
-            at=at,
-        )
-
-    async def reward_revoked(
-        self,
-        session: AsyncSession,
-        tenant: str,
-        customer_id: str,
-        reward_id: str,
-        *,
-        points: int,
-        reason: str,
-        at: datetime,
-    ) -> None:
-        await self._loyalty.reward_revoked(
-            session, tenant, customer_id, reward_id, points=points, reason=reason, at=at
-        )
+        await self._loyalty.reward_granted(session, tenant, customer_id, grant, at)
 
     # --- the activity row ---------------------------------------------------------------------
 

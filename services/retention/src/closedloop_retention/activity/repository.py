@@ -10,6 +10,10 @@ from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from closedloop_retention.models import ActivityRow, OrderItemRow, OrderRow, StageChangeRow, TagRow
+from loopkit.customer_rows import repoint_customer
+
+# The tables keyed by (tenant, customer) this concept owns, besides the activity row itself.
+_CUSTOMER_TABLES = (OrderRow, OrderItemRow, StageChangeRow, TagRow)
 
 
 class ActivityRepository:
@@ -137,3 +141,30 @@ class ActivityRepository:
             )
         ).one()
         return first, last
+
+    # --- customer events ---------------------------------------------------------------------
+
+    async def drop(self, session: AsyncSession, row: ActivityRow) -> None:
+        await session.delete(row)
+
+    async def repoint(self, session: AsyncSession, tenant: str, merged: str, survivor: str) -> None:
+        """The merged customer's orders, products, stage changes and tags become the survivor's
+        (a tag both had is kept once)."""
+        keep_tags = select(TagRow.tag).where(
+            TagRow.tenant_id == tenant, TagRow.customer_id == survivor
+        )
+        await session.execute(
+            delete(TagRow).where(
+                TagRow.tenant_id == tenant, TagRow.customer_id == merged, TagRow.tag.in_(keep_tags)
+            )
+        )
+        columns = [(model, "customer_id") for model in _CUSTOMER_TABLES]
+        await repoint_customer(session, columns, tenant_id=tenant, from_id=merged, to_id=survivor)
+
+    async def forget(self, session: AsyncSession, tenant: str, ids: list[str]) -> None:
+        for model in (ActivityRow, *_CUSTOMER_TABLES):
+            await session.execute(
+                delete(model)
+                .where(model.tenant_id == tenant, model.customer_id.in_(ids))
+                .execution_options(synchronize_session=False)
+            )

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from closedloop_retention.models import CouponRow, LedgerRow, LoyaltyAccountRow
+from loopkit.customer_rows import repoint_customer
 
 
 def _rowcount(result: object) -> int:
@@ -138,3 +139,21 @@ class LoyaltyRepository:
             .order_by(CouponRow.issued_at.desc())
         )
         return list(result)
+
+    # --- customer events ---------------------------------------------------------------------
+
+    async def drop(self, session: AsyncSession, row: LoyaltyAccountRow) -> None:
+        await session.delete(row)
+
+    async def repoint(self, session: AsyncSession, tenant: str, merged: str, survivor: str) -> None:
+        """The merged customer's ledger entries and coupons become the survivor's."""
+        columns = [(LedgerRow, "customer_id"), (CouponRow, "customer_id")]
+        await repoint_customer(session, columns, tenant_id=tenant, from_id=merged, to_id=survivor)
+
+    async def forget(self, session: AsyncSession, tenant: str, ids: list[str]) -> None:
+        for model in (LedgerRow, LoyaltyAccountRow, CouponRow):
+            await session.execute(
+                delete(model)
+                .where(model.tenant_id == tenant, model.customer_id.in_(ids))
+                .execution_options(synchronize_session=False)
+            )

@@ -14,7 +14,13 @@ from closedloop_retention import metrics
 from closedloop_retention.activity.rules import Rules, RulesRepository
 from closedloop_retention.clock import now, utc
 from closedloop_retention.loyalty.repository import LoyaltyRepository
-from closedloop_retention.loyalty.views import Account, CouponView, LedgerEntryView, Posted
+from closedloop_retention.loyalty.views import (
+    Account,
+    CouponView,
+    LedgerEntryView,
+    Posted,
+    RewardGrant,
+)
 from closedloop_retention.models import CouponRow, LedgerRow, LoyaltyAccountRow
 from loopkit.errors import FailedPrecondition, InvalidArgument, NotFound
 from loopkit.events import Outbox
@@ -292,40 +298,31 @@ class LoyaltyService:
     # --- rewards from referral's events -------------------------------------------------------
 
     async def reward_granted(
-        self,
-        session: AsyncSession,
-        tenant: str,
-        customer_id: str,
-        reward_id: str,
-        *,
-        points: int,
-        coupon_template_id: str,
-        level: int,
-        at: datetime,
+        self, session: AsyncSession, tenant: str, customer_id: str, grant: RewardGrant, at: datetime
     ) -> None:
         """A referral reward: its points credited, or its coupon issued, once per reward."""
-        if points > 0:
+        if grant.points > 0:
             await self.post(
                 session,
                 tenant,
                 customer_id,
-                points,
+                grant.points,
                 source="referral",
-                source_ref=reward_id,
-                reason=f"referral reward (level {level})",
-                key=f"reward:{reward_id}",
+                source_ref=grant.reward_id,
+                reason=f"referral reward (level {grant.level})",
+                key=f"reward:{grant.reward_id}",
                 at=at,
             )
-        elif coupon_template_id:
+        elif grant.coupon_template_id:
             await self.issue_coupon(
                 session,
                 tenant,
                 customer_id,
-                template_id=coupon_template_id,
+                template_id=grant.coupon_template_id,
                 value_minor=0,
                 valid_days=30,
                 reason="referral reward",
-                key=f"reward:{reward_id}",
+                key=f"reward:{grant.reward_id}",
                 at=at,
             )
 

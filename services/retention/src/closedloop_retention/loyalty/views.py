@@ -45,3 +45,13 @@ class Account:
     tier: Tier | None
     ledger: list[LedgerEntryView]
     coupons: list[CouponView]
+
+
+@dataclass(frozen=True)
+class RewardGrant:
+    """A referral reward granted: points to credit, or a coupon template to issue."""
+
+    reward_id: str
+    points: int
+    coupon_template_id: str
+    level: int

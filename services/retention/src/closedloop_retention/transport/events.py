@@ -14,10 +14,11 @@ from closedloop.events.v1 import acquisition_events_pb2 as acq
 from closedloop.events.v1 import conversion_events_pb2 as conv
 from closedloop.events.v1 import referral_events_pb2 as ref
 from closedloop.events.v1.envelope_pb2 import Envelope
-from closedloop_retention.activity import people
 from closedloop_retention.activity.intake import ActivityIntake, Channel, Contact
-from closedloop_retention.activity.service import ActivityService
+from closedloop_retention.activity.people import People
 from closedloop_retention.clock import now
+from closedloop_retention.loyalty.service import LoyaltyService
+from closedloop_retention.loyalty.views import RewardGrant
 from loopkit.consumer import Handler, Subscription
 from loopkit.customer_events import identity_subscription
 from loopkit.envelopes import occurred_at, payload
@@ -48,9 +49,10 @@ def _items(items: Sequence[conv.OrderItem]) -> list[dict[str, object]]:
 
 
 class EventHandlers:
-    def __init__(self, intake: ActivityIntake, activity: ActivityService) -> None:
+    def __init__(self, intake: ActivityIntake, loyalty: LoyaltyService, people: People) -> None:
         self._intake = intake
-        self._activity = activity
+        self._loyalty = loyalty
+        self._people = people
 
     def subscriptions(self) -> list[Subscription]:
         acquisition: dict[str, Handler] = {
@@ -215,24 +217,23 @@ class EventHandlers:
             raise InvalidArgument(
                 "reward.granted without a customer or reward id", field="reward_id"
             )
-        await self._intake.reward_granted(
-            session,
-            env.tenant_id,
-            env.customer_id,
-            event.reward_id,
+        grant = RewardGrant(
+            reward_id=event.reward_id,
             points=event.points if event.kind == ref.REWARD_KIND_POINTS else 0,
             coupon_template_id=(
                 event.coupon_template_id if event.kind == ref.REWARD_KIND_COUPON else ""
             ),
             level=event.level,
-            at=occurred_at(env, now),
+        )
+        await self._intake.reward_granted(
+            session, env.tenant_id, env.customer_id, grant, occurred_at(env, now)
         )
 
     async def reward_revoked(self, session: AsyncSession, env: Envelope) -> None:
         event = payload(env, ref.RewardRevoked)
         if not env.customer_id or not event.reward_id or event.points <= 0:
             return
-        await self._intake.reward_revoked(
+        await self._loyalty.reward_revoked(
             session,
             env.tenant_id,
             env.customer_id,
@@ -245,7 +246,7 @@ class EventHandlers:
     # --- identity ---------------------------------------------------------------------------
 
     async def merged(self, session: AsyncSession, tenant: str, survivor: str, gone: str) -> None:
-        await people.merge(session, self._activity, tenant, survivor, gone, now=now())
+        await self._people.merge(session, tenant, survivor, gone, now=now())
 
     async def forgotten(self, session: AsyncSession, tenant: str, ids: Sequence[str]) -> None:
-        await people.forget(session, tenant, ids)
+        await self._people.forget(session, tenant, ids)

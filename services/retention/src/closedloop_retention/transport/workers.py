@@ -31,9 +31,7 @@ class Workers:
         sender: MessageSender,
         dispatch_batch: int,
     ) -> None:
-        self._uow = uow
-        # Claims and reads wake nothing: only units that wrote events wake the relay.
-        self._quiet = UnitOfWork(uow.sessions, attempts=uow.attempts)
+        self._uow = uow  # wakes the relay only after units that wrote events
         self._activity = activity
         self._broadcasts = broadcasts
         self._sender = sender
@@ -42,7 +40,7 @@ class Workers:
     async def sweep_all(self) -> int:
         """Recompute stages, churn risk and RFM for every tenant; returns the stage changes."""
         at = now()
-        tenants = await self._quiet.run(self._activity.tenants)
+        tenants = await self._uow.run(self._activity.tenants)
         changed = 0
         for tenant in tenants:
             changed += await self._uow.run(
@@ -53,8 +51,8 @@ class Workers:
     async def dispatch(self) -> int:
         """Hands the due broadcast messages to the sender; returns how many went out."""
         at = now()
-        await self._quiet.run(lambda s: self._broadcasts.requeue_stale(s, at - STALE_CLAIM))
-        due = await self._quiet.run(lambda s: self._broadcasts.due(s, at, self._batch))
+        await self._uow.run(lambda s: self._broadcasts.requeue_stale(s, at - STALE_CLAIM))
+        due = await self._uow.run(lambda s: self._broadcasts.due(s, at, self._batch))
         sent = 0
         for item in due:
             r = item.recipient
@@ -80,7 +78,7 @@ class Workers:
                 log.info("broadcast %s to %s refused: %s", r.broadcast_id, r.customer_id, exc)
             except Exception as exc:  # transient: back in the queue, next tick retries (same key)
                 log.warning("broadcast %s to %s failed: %s", r.broadcast_id, r.customer_id, exc)
-                await self._quiet.run(
+                await self._uow.run(
                     functools.partial(
                         self._broadcasts.unclaim,
                         broadcast_id=r.broadcast_id,
@@ -94,14 +92,14 @@ class Workers:
         return sent
 
     async def _claim(self, r: RecipientView) -> bool:
-        return await self._quiet.run(
+        return await self._uow.run(
             lambda s: self._broadcasts.claim(s, r.broadcast_id, r.customer_id, now())
         )
 
     async def _render(self, template: str, tenant: str, customer_id: str) -> str:
         text = template.replace("{customer_id}", customer_id)
         if "{suggestion}" in text:
-            found = await self._quiet.run(
+            found = await self._uow.run(
                 lambda s: suggestions.for_customer(s, tenant, customer_id, 1)
             )
             text = text.replace("{suggestion}", found[0].name or found[0].sku if found else "")
