@@ -402,6 +402,8 @@ def test_bundled_nats_and_postgresql_are_wired_when_enabled() -> None:
         (init,) = deployment["spec"]["template"]["spec"]["initContainers"]
         assert init["command"] == ["closedloop", "migrate", service, "--wait", "300"]
         assert init["env"] == deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+    for obj in rendered.objects:  # the init containers are valid Kubernetes too
+        kubernetes_validate.validate(obj, KUBE_VERSIONS[0], strict=True)
 
 
 # --- issue 16: what a platform team hit between `helm install` and a working loop ------------
@@ -572,6 +574,12 @@ def test_notes_tell_which_secrets_to_create(production: Rendered) -> None:
     ):
         assert secret in production.notes
     assert "helm test cl" in production.notes
+    # The keys those Secrets must hold, and where share links point.
+    assert "CLOSEDLOOP_ACQUISITION_WECHAT_APPS" in production.notes
+    assert "CLOSEDLOOP_CONVERSION_WECOM_CORPS" in production.notes
+    assert "https://wx.example.com/r/<code>" in production.notes
+    # The real stream names, for changing their retention.
+    assert "IDENTITY, ACQUISITION" in production.notes
 
 
 # --- the image ----------------------------------------------------------------------------
