@@ -8,6 +8,17 @@ from pathlib import Path
 import pytest
 from pg_cluster import ThrowawayCluster, unstarted_throwaway_cluster
 
+from loopkit.natsserver import NatsServer
+from loopkit.testing import own_nats_server
+
+
+@pytest.fixture(scope="module")
+def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer]:
+    """A nats-server per module: a test that reads a whole stream (dead letters, say) sees only
+    its own module's messages, never the kit tests' deliberately undecodable ones."""
+    with own_nats_server(tmp_path_factory) as server:
+        yield server
+
 
 @pytest.fixture
 def unstarted_cluster(tmp_path: Path) -> Iterator[ThrowawayCluster]:
