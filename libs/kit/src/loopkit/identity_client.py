@@ -12,20 +12,11 @@ from closedloop.common.v1 import common_pb2
 from closedloop.identity.v1 import identity_pb2, identity_pb2_grpc
 from loopkit import errors
 from loopkit.customers import IdentityValue, ResolvedCustomer
-from loopkit.grpc_client import make_channel
+from loopkit.grpc_client import make_channel, translate_error
 from loopkit.settings import Settings
 
 SERVICE = "closedloop.identity.v1.IdentityService"
 _RETRIED = [(SERVICE, m) for m in ("ResolveCustomer", "GetCustomer", "ListIdentities")]
-
-_DOMAIN_ERRORS: dict[grpc.StatusCode, type[errors.DomainError]] = {
-    grpc.StatusCode.INVALID_ARGUMENT: errors.InvalidArgument,
-    grpc.StatusCode.NOT_FOUND: errors.NotFound,
-    grpc.StatusCode.FAILED_PRECONDITION: errors.FailedPrecondition,
-    grpc.StatusCode.ALREADY_EXISTS: errors.AlreadyExists,
-    grpc.StatusCode.PERMISSION_DENIED: errors.PermissionDenied,
-    grpc.StatusCode.ABORTED: errors.Conflict,
-}
 
 
 def identity_to_pb(identity: IdentityValue) -> common_pb2.Identity:
@@ -46,16 +37,7 @@ def identity_from_pb(pb: common_pb2.Identity) -> IdentityValue:
 
 
 def _translate(exc: grpc.aio.AioRpcError) -> Exception:
-    code = exc.code()
-    domain = _DOMAIN_ERRORS.get(code)
-    if domain is not None:
-        trailers = dict(exc.trailing_metadata() or ())
-        field = trailers.get("closedloop-field") or None
-        reason = exc.details() or code.name
-        if field and reason.startswith(f"{field}: "):
-            reason = reason[len(field) + 2 :]
-        return domain(reason, field=str(field) if field else None)
-    return errors.DependencyUnavailable(f"identity service: {code.name} ({exc.details()})")
+    return translate_error(exc, "identity service")
 
 
 class IdentityClient:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from closedloop_conversion import SPEC, metrics
 from closedloop_conversion.models import Base, kit
+from closedloop_conversion.ownership.changes import WELCOME_WINDOW_S
 from closedloop_conversion.ownership.service import OwnershipService
 from closedloop_conversion.ownership.transfers import TransferService
 from closedloop_conversion.pipeline.followups import FollowUpService
@@ -17,9 +18,11 @@ from closedloop_conversion.transport.events import customer_subscription, lead_s
 from closedloop_conversion.transport.grpc import SERVICE_NAME, ConversionServicer, register
 from closedloop_conversion.transport.http import ConversionHttp
 from closedloop_conversion.transport.sweeper import TransferSweeper
+from loopkit.gateway_client import GatewayClient
 from loopkit.identity_client import IdentityClient
 from loopkit.runtime import ServiceDefinition, ServiceRuntime
-from loopkit.wechat.sender import SandboxSender
+from loopkit.wechat.sender import MessageSender, SandboxSender
+from loopkit.wechat.wecom import ContactLookup
 
 
 def build(runtime: ServiceRuntime) -> None:
@@ -44,9 +47,22 @@ def build(runtime: ServiceRuntime) -> None:
         orders=orders,
     )
     runtime.add_grpc(register(servicer), [SERVICE_NAME])
-    sandbox_log = settings.sandbox_log or settings.state_dir / "conversion-sent.jsonl"
     directory = IdentityClient.from_settings(settings)
     runtime.on_stop(directory.close)
+    sender: MessageSender
+    contacts: ContactLookup | None = None
+    if settings.gateway_url:
+        # A welcome must be known sent within WeCom's window: the sender waits that long.
+        gateway = GatewayClient.connect(
+            settings.gateway_url,
+            timeout_s=settings.gateway_timeout_s,
+            api_token=settings.api_token,
+            outcome_wait_s=WELCOME_WINDOW_S,
+        )
+        runtime.on_stop(gateway.close)
+        sender = contacts = gateway
+    else:
+        sender = SandboxSender(settings.sandbox_log or settings.state_dir / "conversion-sent.jsonl")
     http = ConversionHttp(
         settings,
         runtime.sessions,
@@ -54,7 +70,8 @@ def build(runtime: ServiceRuntime) -> None:
         directory=directory,
         ownership=ownership,
         follow_ups=follow_ups,
-        sender=SandboxSender(sandbox_log),
+        sender=sender,
+        contacts=contacts,
     )
     runtime.add_http(http.router())
     runtime.add_subscription(lead_subscription(sales))

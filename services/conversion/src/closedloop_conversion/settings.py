@@ -31,6 +31,12 @@ class ConversionSettings(Settings):
     # CLOSEDLOOP_CONVERSION_WECOM_CORPS='[{"corp_id": ..., "tenant_id": ..., "token": ...,
     # "aes_key": ...}]'
     wecom_corps: list[WecomCorp] = []
+    # The gateway (host:port of its gRPC API). Set: welcome messages, contact lookups and transfers
+    # go through it to WeCom. Empty: nothing leaves the building (SandboxSender; transfers are
+    # assumed done after transfer_auto_takeover_s).
+    gateway_url: str = ""
+    # Per-call deadline for calls to the gateway, in seconds.
+    gateway_timeout_s: float = 5.0
     # Where the sandbox sender records outbound messages; default <state_dir>/conversion-sent.jsonl.
     sandbox_log: Path | None = None
     # WeCom completes a pending transfer by itself after 24 h; the sweeper records that.
