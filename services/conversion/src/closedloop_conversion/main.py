@@ -22,7 +22,6 @@ from loopkit.gateway_client import GatewayClient
 from loopkit.identity_client import IdentityClient
 from loopkit.runtime import ServiceDefinition, ServiceRuntime
 from loopkit.wechat.sender import MessageSender, SandboxSender
-from loopkit.wechat.wecom import ContactLookup
 
 
 def build(runtime: ServiceRuntime) -> None:
@@ -37,20 +36,10 @@ def build(runtime: ServiceRuntime) -> None:
     ownership = OwnershipService(runtime.outbox, transfers)
     follow_ups = FollowUpService(runtime.outbox, sales)
     orders = OrderService(runtime.outbox, sales)
-    servicer = ConversionServicer(
-        runtime.sessions,
-        runtime.wake_relay,
-        sales=sales,
-        ownership=ownership,
-        transfers=transfers,
-        follow_ups=follow_ups,
-        orders=orders,
-    )
-    runtime.add_grpc(register(servicer), [SERVICE_NAME])
     directory = IdentityClient.from_settings(settings)
     runtime.on_stop(directory.close)
     sender: MessageSender
-    contacts: ContactLookup | None = None
+    gateway: GatewayClient | None = None
     if settings.gateway_url:
         # A welcome must be known sent within WeCom's window: the sender waits that long.
         gateway = GatewayClient.connect(
@@ -60,7 +49,7 @@ def build(runtime: ServiceRuntime) -> None:
             outcome_wait_s=WELCOME_WINDOW_S,
         )
         runtime.on_stop(gateway.close)
-        sender = contacts = gateway
+        sender = gateway
     else:
         sender = SandboxSender(settings.sandbox_log or settings.state_dir / "conversion-sent.jsonl")
     http = ConversionHttp(
@@ -71,19 +60,35 @@ def build(runtime: ServiceRuntime) -> None:
         ownership=ownership,
         follow_ups=follow_ups,
         sender=sender,
-        contacts=contacts,
+        contacts=gateway,
     )
     runtime.add_http(http.router())
-    runtime.add_subscription(lead_subscription(sales))
-    runtime.add_subscription(customer_subscription())
-    metrics.export_zeros()
     sweeper = TransferSweeper(
         runtime.sessions,
         transfers,
         runtime.wake_relay,
         interval_s=settings.transfer_sweep_interval_s,
+        wecom=gateway,
     )
     runtime.add_worker(sweeper.run)
+
+    def after_commit() -> None:
+        runtime.wake_relay()
+        sweeper.wake()  # a new transfer is asked of WeCom now, not at the next round
+
+    servicer = ConversionServicer(
+        runtime.sessions,
+        after_commit,
+        sales=sales,
+        ownership=ownership,
+        transfers=transfers,
+        follow_ups=follow_ups,
+        orders=orders,
+    )
+    runtime.add_grpc(register(servicer), [SERVICE_NAME])
+    runtime.add_subscription(lead_subscription(sales))
+    runtime.add_subscription(customer_subscription())
+    metrics.export_zeros()
 
 
 DEFINITION = ServiceDefinition(

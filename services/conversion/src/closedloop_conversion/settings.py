@@ -39,8 +39,10 @@ class ConversionSettings(Settings):
     gateway_timeout_s: float = 5.0
     # Where the sandbox sender records outbound messages; default <state_dir>/conversion-sent.jsonl.
     sandbox_log: Path | None = None
-    # WeCom completes a pending transfer by itself after 24 h; the sweeper records that.
+    # Without a gateway: WeCom completes a pending transfer by itself after 24 h, and the sweeper
+    # assumes it did. With one, WeCom's own answer (transfer_result) is read back instead.
     transfer_auto_takeover_s: float = 24 * 3600
+    # How often the sweeper reads WeCom's transfer results (and asks about transfers not asked).
     transfer_sweep_interval_s: float = 60.0
 
     @field_validator("wecom_corps", mode="before")
