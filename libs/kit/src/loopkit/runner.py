@@ -124,6 +124,18 @@ def migrate(name: str, definition: ServiceDefinition, settings: Settings) -> Non
         ) from None
 
 
+def point_at_gateway(planned: list[tuple[ListedService, ServiceDefinition, Settings]]) -> None:
+    """When the gateway runs, every service with a `gateway_url` setting sends through it
+    (CLOSEDLOOP_<SVC>_GATEWAY_URL, unless the environment already says where)."""
+    gateway = next((s for service, _, s in planned if service.name == "gateway"), None)
+    if gateway is None:
+        return
+    for service, definition, _ in planned:
+        env = f"CLOSEDLOOP_{service.name.upper()}_GATEWAY_URL"
+        if "gateway_url" in definition.settings_cls.model_fields and env not in os.environ:
+            os.environ[env] = f"{gateway.grpc_host}:{gateway.grpc_port}"
+
+
 @dataclass
 class Child:
     name: str
@@ -308,6 +320,7 @@ class _Platform:
         for service, _, settings in planned:
             if service.name == "identity" and "CLOSEDLOOP_IDENTITY_URL" not in os.environ:
                 os.environ["CLOSEDLOOP_IDENTITY_URL"] = f"{settings.grpc_host}:{settings.grpc_port}"
+        point_at_gateway(planned)
         return planned
 
     def check_ports(
