@@ -20,11 +20,19 @@ from closedloop.acquisition.v1 import acquisition_pb2 as pb
 from closedloop.acquisition.v1 import acquisition_pb2_grpc
 from closedloop.common.v1 import common_pb2 as c
 from closedloop.identity.v1 import identity_pb2, identity_pb2_grpc
+from gateway_helpers import Emulator
 from loopkit.testing import PostgresServer, RunningService
 
 TOKEN = "callback-token-1"
 AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
 OFFICIAL_ACCOUNT = "gh_0123456789ab"
+# What the acquisition under the gateway tests signs its sign-in cookies with.
+SESSION_SECRET = "test-session-secret-0123456789"
+# WeChat's in-app browser on a phone (web authorization works only there).
+WECHAT_UA = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 "
+    "(KHTML, like Gecko) Mobile/15E148 MicroMessenger/8.0.50 NetType/WIFI Language/zh_CN"
+)
 
 
 def app_ids(slot: int) -> tuple[str, str]:
@@ -119,6 +127,17 @@ class Env:
             pb.GetChannelStatsRequest(tenant_id=self.tenant, channel_id=channel_id)
         )
         return answer.stats
+
+
+@dataclass
+class WechatSlot:
+    """A tenant of its own with an official account and a WeCom corp in the gateway."""
+
+    env: Env
+    app_id: str
+    corp_id: str
+    wechat: Emulator
+    gateway: RunningService
 
 
 async def database(request: pytest.FixtureRequest, backend: str, tmp: Path, name: str) -> str:

@@ -133,7 +133,12 @@ class CallbackService:
     def identities(row: WechatInboxRow) -> list[IdentityValue]:
         if not row.from_user:
             return []  # erased (customer forgotten) before it was processed
-        return [IdentityValue(kind="wechat_openid", value=row.from_user, scope=row.app_id)]
+        # The message was signed with the account's token: WeChat itself names this openid.
+        return [
+            IdentityValue(
+                kind="wechat_openid", value=row.from_user, scope=row.app_id, verified=True
+            )
+        ]
 
     async def failed(
         self, session: AsyncSession, inbox_id: str, reason: str, *, final: bool, counts: bool

@@ -31,7 +31,7 @@ from closedloop_acquisition.models import (
 )
 from loopkit.customer_rows import repoint_customer
 from loopkit.customers import KINDS, CustomerDirectory, IdentityValue, ResolvedCustomer
-from loopkit.errors import InvalidArgument, NotFound
+from loopkit.errors import FailedPrecondition, InvalidArgument, NotFound
 from loopkit.events import Outbox
 
 TOUCH_KINDS = ("exposure", "click", "scan", "subscribe", "friend_add", "visit", "unsubscribe")
@@ -304,9 +304,20 @@ class CaptureService:
         return PreparedLead(request=request, page=page, form=form)
 
     async def resolve_lead(self, tenant_id: str, prepared: PreparedLead) -> ResolvedCustomer:
-        customer = await self.resolve(
-            tenant_id, prepared.identities, fields=prepared.form.identity_fields
-        )
+        fields = prepared.form.identity_fields
+        try:
+            customer = await self.resolve(tenant_id, prepared.identities, fields=fields)
+        except FailedPrecondition:
+            # Identity will not join the customers these identities name. When unverified hints
+            # (an openid or unionid the browser claimed) are part of the conflict, they are the
+            # weakest word: the lead goes to whoever the form's own values and verified
+            # identities name, and the hints are dropped.
+            trusted = prepared.form.identities + tuple(
+                i for i in prepared.request.identities if i.verified
+            )
+            if not trusted or len(trusted) == len(prepared.identities):
+                raise
+            customer = await self.resolve(tenant_id, trusted, fields=fields)
         assert customer is not None  # prepare_lead demands an identity
         return customer
 
