@@ -66,12 +66,31 @@ class Funnel:
     page_id: str
     rep_ids: tuple[str, ...]
     program_id: str
+    # The reps' WeCom user ids, in the order of rep_ids.
+    rep_wecom_ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
 class WechatApp:
     app_id: str
     token: str
+
+
+@dataclass(frozen=True)
+class WecomCorp:
+    """A WeCom corp whose contact callbacks conversion receives (safe mode)."""
+
+    corp_id: str
+    token: str
+    aes_key: str
+
+
+# WeChat's in-app browser: the H5 page signs such a visitor in through web authorization.
+WECHAT_BROWSER = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 "
+    "(KHTML, like Gecko) Mobile/15E148 MicroMessenger/8.0.50 NetType/WIFI Language/zh_CN"
+)
+SESSION_COOKIE = "cl_wechat"
 
 
 class LoopClient:
@@ -81,9 +100,13 @@ class LoopClient:
         grpc_targets: dict[str, str],
         http_urls: dict[str, str],
         wechat: WechatApp | None = None,
+        *,
+        wecom: WecomCorp | None = None,
+        emulator_url: str = "",
     ) -> None:
         self.tenant = tenant
         self.wechat = wechat
+        self.wecom = wecom
         self.channels = {name: grpc.aio.insecure_channel(grpc_targets[name]) for name in SERVICES}
         self.acquisition: Any = acquisition_pb2_grpc.AcquisitionServiceStub(  # type: ignore[no-untyped-call]
             self.channels["acquisition"]
@@ -99,12 +122,21 @@ class LoopClient:
         )
         self.acquisition_http = httpx.AsyncClient(base_url=http_urls["acquisition"], timeout=10)
         self.referral_http = httpx.AsyncClient(base_url=http_urls["referral"], timeout=10)
+        self.conversion_http = httpx.AsyncClient(base_url=http_urls["conversion"], timeout=10)
+        # The WeChat API emulator `make run` starts (what WeChat was asked to do), if any.
+        self.emulator = (
+            httpx.AsyncClient(base_url=emulator_url, timeout=10, trust_env=False)
+            if emulator_url
+            else None
+        )
 
     async def close(self) -> None:
         for channel in self.channels.values():
             await channel.close()
-        await self.acquisition_http.aclose()
-        await self.referral_http.aclose()
+        for http in (self.acquisition_http, self.referral_http, self.conversion_http):
+            await http.aclose()
+        if self.emulator is not None:
+            await self.emulator.aclose()
 
     # --- the company's set-up --------------------------------------------------------------
 
@@ -154,6 +186,8 @@ class LoopClient:
                     campaign_id=campaign.campaign_id,
                     channel_id=qr.channel_id,
                     title="Free trial",
+                    # Inside WeChat the page signs the visitor in first (openid and unionid).
+                    sign_in=acq.PAGE_SIGN_IN_USERINFO,
                     fields=[
                         acq.FormField(name="name", type=acq.FIELD_TYPE_NAME, required=True),
                         acq.FormField(name="phone", type=acq.FIELD_TYPE_PHONE, required=True),
@@ -167,7 +201,7 @@ class LoopClient:
                 )
             )
         ).page
-        rep_ids = []
+        rep_ids, rep_wecom_ids = [], []
         for n in range(reps):
             rep = await self.conversion.CreateRep(
                 conv.CreateRepRequest(
@@ -179,6 +213,7 @@ class LoopClient:
                 )
             )
             rep_ids.append(rep.rep.rep_id)
+            rep_wecom_ids.append(rep.rep.wecom_user_id)
         await self.conversion.SetAssignmentRule(
             conv.SetAssignmentRuleRequest(
                 tenant_id=t,
@@ -215,7 +250,38 @@ class LoopClient:
             page.page_id,
             tuple(rep_ids),
             program.program_id,
+            tuple(rep_wecom_ids),
         )
+
+    async def set_up_contact_way(self, funnel: Funnel, welcome_text: str) -> Any:
+        """A WeCom "contact me" channel for the first rep, whose friend-adds get `welcome_text`
+        (acquisition obtains the code from WeCom; conversion keeps the welcome)."""
+        state = f"way-{uuid.uuid4().hex[:8]}"
+        channel = (
+            await self.acquisition.CreateChannel(
+                acq.CreateChannelRequest(
+                    tenant_id=self.tenant,
+                    channel=acq.Channel(
+                        campaign_id=funnel.campaign_id,
+                        name="Add your adviser",
+                        kind=acq.CHANNEL_KIND_WECOM_CONTACT_WAY,
+                        state=state,
+                        user_ids=[funnel.rep_wecom_ids[0]],
+                        skip_verify=True,
+                        owner_team="sales",
+                    ),
+                )
+            )
+        ).channel
+        await self.conversion.SetContactWay(
+            conv.SetContactWayRequest(
+                tenant_id=self.tenant,
+                state=state,
+                channel_id=channel.channel_id,
+                welcome_text=welcome_text,
+            )
+        )
+        return channel
 
     # --- what customers do -----------------------------------------------------------------
 
@@ -264,21 +330,78 @@ class LoopClient:
         phone: str,
         *,
         ref_code: str = "",
+        session: str = "",
         **headers: str,
     ) -> str:
-        body: dict[str, Any] = {
-            "values": {"name": "Li Lei", "phone": phone, "agree": "true"},
-            "openid": openid,
-            "app_id": app_id,
-        }
+        """The page's form. With `session` (from `sign_in_with_wechat`) the person is who WeChat
+        says; without, the openid in the body is only the browser's claim."""
+        body: dict[str, Any] = {"values": {"name": "Li Lei", "phone": phone, "agree": "true"}}
+        if not session:
+            body.update(openid=openid, app_id=app_id)
         if ref_code:
             body["ref"] = ref_code
+        cookies = {SESSION_COOKIE: session} if session else None
         answer = await self.acquisition_http.post(
-            f"/v1/forms/{page_id}/submissions", json=body, headers=headers
+            f"/v1/forms/{page_id}/submissions", json=body, headers=headers, cookies=cookies
         )
         if answer.status_code != 201:
             raise RuntimeError(f"form refused: {answer.status_code} {answer.text}")
         return str(answer.json()["lead_id"])
+
+    async def sign_in_with_wechat(self, page_id: str, openid: str, **query: str) -> str:
+        """Opens the H5 page in WeChat's browser as the emulator's person `openid`: the page sends
+        the browser through WeChat's web authorization and back; returns the page's session."""
+        assert self.emulator is not None, "web authorization needs the WeChat emulator"
+        headers = {"user-agent": WECHAT_BROWSER}
+        async with httpx.AsyncClient(
+            base_url=str(self.acquisition_http.base_url), timeout=10, trust_env=False
+        ) as browser:
+            to_wechat = await browser.get(f"/p/{page_id}", params=query, headers=headers)
+            if to_wechat.status_code != 302:
+                raise RuntimeError(f"the page did not ask WeChat: {to_wechat.status_code}")
+            authorize = to_wechat.headers["location"].split("#")[0]
+            back = await self.emulator.get(f"{authorize}&emulator_openid={openid}")
+            returned = httpx.URL(back.headers["location"])
+            signed_in = await browser.get(
+                f"{returned.path}?{returned.query.decode()}", headers=headers
+            )
+            if signed_in.status_code != 303 or SESSION_COOKIE not in browser.cookies:
+                raise RuntimeError(f"web authorization failed: {signed_in.status_code}")
+            return str(browser.cookies[SESSION_COOKIE])
+
+    async def add_wecom_friend(
+        self, rep_wecom_id: str, external_userid: str, *, state: str = "", welcome_code: str = ""
+    ) -> None:
+        """WeCom's add_external_contact callback to conversion, encrypted and signed as WeCom
+        does it: the person added the rep through a contact-me code."""
+        assert self.wecom is not None, "a WeCom friend-add needs the corp's callback keys"
+        corp = self.wecom
+        stamp, nonce = str(int(time.time())), uuid.uuid4().hex[:10]
+        fields: dict[str, str | int] = {
+            "ToUserName": corp.corp_id,
+            "FromUserName": "sys",
+            "CreateTime": int(stamp),
+            "MsgType": "event",
+            "Event": "change_external_contact",
+            "ChangeType": "add_external_contact",
+            "UserID": rep_wecom_id,
+            "ExternalUserID": external_userid,
+            "State": state,
+            "WelcomeCode": welcome_code,
+        }
+        sealed = crypto.MessageCrypto(corp.token, corp.aes_key, corp.corp_id).encrypt(
+            xml.build_message(fields).encode()
+        )
+        answer = await self.conversion_http.post(
+            f"/v1/wecom/{corp.corp_id}/callback",
+            params={
+                "msg_signature": crypto.signature(corp.token, stamp, nonce, sealed),
+                "timestamp": stamp,
+                "nonce": nonce,
+            },
+            content=xml.build_message({"ToUserName": corp.corp_id, "Encrypt": sealed}).encode(),
+        )
+        answer.raise_for_status()
 
     async def open_share_link(self, code: str, openid: str, app_id: str) -> httpx.Response:
         return await self.referral_http.get(
@@ -345,6 +468,42 @@ class LoopClient:
             ret.GetLoyaltyAccountRequest(tenant_id=self.tenant, customer_id=customer_id)
         )
         return int(answer.balance)
+
+    async def ownerships(self, customer_id: str) -> list[Any]:
+        answer = await self.conversion.ListOwnerships(
+            conv.ListOwnershipsRequest(tenant_id=self.tenant, customer_id=customer_id)
+        )
+        return list(answer.ownerships)
+
+    async def broadcast(self, expression: str, text: str) -> Any:
+        """A broadcast to a segment now, quiet hours off (so it goes out whatever the hour)."""
+        await self.retention.SetLifecycleRules(
+            ret.SetLifecycleRulesRequest(
+                tenant_id=self.tenant,
+                rules=ret.LifecycleRules(quiet_start="00:00", quiet_end="00:00"),
+                fields=["quiet_start", "quiet_end"],
+            )
+        )
+        answer = await self.retention.ScheduleBroadcast(
+            ret.ScheduleBroadcastRequest(
+                tenant_id=self.tenant, expression=expression, template=text
+            )
+        )
+        return answer.broadcast
+
+    async def wechat_calls(self, api: str) -> list[dict[str, Any]]:
+        """What WeChat / WeCom was asked to do (the emulator's record)."""
+        assert self.emulator is not None
+        answer = await self.emulator.get("/emulator/calls", params={"api": api})
+        answer.raise_for_status()
+        calls: list[dict[str, Any]] = answer.json()
+        return calls
+
+    async def wechat_person(self, **fields: Any) -> None:
+        """Someone WeChat knows (openid, unionid, WeCom external_userid), so web authorization
+        and externalcontact/get answer consistently."""
+        assert self.emulator is not None
+        (await self.emulator.post("/emulator/users", json=fields)).raise_for_status()
 
     async def referral_of(self, newcomer_id: str) -> Any:
         try:
