@@ -145,3 +145,9 @@ def wait_until(check: Any, timeout_s: float = 20.0) -> Any:
             return last
         time.sleep(0.05)
     raise AssertionError(f"condition not met within {timeout_s}s (last: {last!r})")
+
+
+def unique(prefix: str) -> str:
+    import uuid
+
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"

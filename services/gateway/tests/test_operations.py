@@ -17,7 +17,7 @@ from gateway_helpers import APP, CORP, OTHER_APP, TENANT, Emulator
 
 def _as_browser(url: str, openid: str) -> str:
     """The authorize URL as WeChat's browser opens it, for the emulator's chosen identity."""
-    return f"{url.split('#')[0]}&emulator_openid={openid}"
+    return f"{url.split('#', maxsplit=1)[0]}&emulator_openid={openid}"
 
 
 def _unique(prefix: str) -> str:

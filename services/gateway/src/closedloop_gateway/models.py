@@ -4,6 +4,7 @@ stored anywhere; access tokens are kept encrypted with a key derived from their 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import JSON, DateTime, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -70,7 +71,7 @@ class SendRow(Base):
     kind: Mapped[str] = mapped_column(String(40))
     account_id: Mapped[str] = mapped_column(String(64))
     # What to send (recipient, text, template data): the request's message.
-    payload: Mapped[dict[str, object]] = mapped_column(JSON)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     # sha256 of kind + account + payload: the same key with another message is refused.
     fingerprint: Mapped[str] = mapped_column(String(64))
     # queued | sending | sent | failed | paused

@@ -123,6 +123,10 @@ class Quotas:
                 return QuotaPaused(
                     account_id, api, paused_until, row.paused_errcode, row.paused_errmsg
                 )
+            if not cap or row.used < cap:
+                # Another replica created the day's row between our UPDATE and this read.
+                row.used += 1
+                return None
             # The budget is used up: pause until the next WeChat day, like a 45009 would.
             row.paused_until = next_wechat_day(at)
             row.paused_errcode = 45009

@@ -60,6 +60,7 @@ class TokenManager:
         self._source = source
         self._holder = holder
         self._ahead = timedelta(seconds=refresh_ahead_s)
+        self._margin = min(_USABLE_MARGIN, self._ahead / 2)
         self._lease = timedelta(seconds=lease_s)
         self._clock = clock
         self._cache: dict[str, Token] = {}
@@ -70,7 +71,7 @@ class TokenManager:
         return token is not None and token.expires_at - self._ahead > self._clock()
 
     def _usable(self, token: Token | None) -> bool:
-        return token is not None and token.expires_at - _USABLE_MARGIN > self._clock()
+        return token is not None and token.expires_at - self._margin > self._clock()
 
     async def current(self, account: Account) -> Token:
         """A token with more than `refresh_ahead_s` to live, refreshing it if needed."""

@@ -6,14 +6,18 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import grpc
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from closedloop.gateway.v1 import gateway_pb2 as pb
 from closedloop.gateway.v1 import gateway_pb2_grpc
 from closedloop_gateway.operations.service import GatewayOperations
 from closedloop_gateway.quotas.service import QuotaPaused
+from closedloop_gateway.sends.service import SendService
 from closedloop_gateway.transport import convert
+from loopkit.db import transact
 from loopkit.errors import InvalidArgument
 from loopkit.tenancy import require_tenant
+from loopkit.timestamps import now
 
 T = TypeVar("T")
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["GatewayService"].full_name
@@ -34,8 +38,39 @@ async def _paced(context: grpc.aio.ServicerContext, work: Awaitable[T]) -> T:
 
 
 class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
-    def __init__(self, operations: GatewayOperations) -> None:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        operations: GatewayOperations,
+        sends: SendService,
+        after_submit: Callable[[], None],
+    ) -> None:
+        self._sessions = sessions
         self._ops = operations
+        self._sends = sends
+        self._after_submit = after_submit
+
+    async def SendMessage(
+        self, request: pb.SendMessageRequest, context: grpc.aio.ServicerContext
+    ) -> pb.SendMessageResponse:
+        tenant = require_tenant(request.tenant_id)
+        new = convert.new_send_from_pb(tenant, request)
+        row, created = await transact(
+            self._sessions,
+            lambda s: self._sends.submit(s, new, now()),
+            after_commit=self._after_submit,
+        )
+        return pb.SendMessageResponse(send=convert.send_to_pb(row), created=created)
+
+    async def GetSend(
+        self, request: pb.GetSendRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetSendResponse:
+        tenant = require_tenant(request.tenant_id)
+        row = await transact(
+            self._sessions,
+            lambda s: self._sends.get(s, tenant, request.send_id, request.idempotency_key),
+        )
+        return pb.GetSendResponse(send=convert.send_to_pb(row))
 
     async def CreateQrCode(
         self, request: pb.CreateQrCodeRequest, context: grpc.aio.ServicerContext

@@ -109,21 +109,29 @@ class WeChatHttp:
         self._storage = CallTokenStorage()
         self._executor = ThreadPoolExecutor(threads, thread_name_prefix="wechat")
         self._threads = threads
+        # Per account: the client of its API calls, and another only for fetching its token
+        # (wechatpy's fetch sets an expiry on the client it runs on, which would make that client
+        # try to fetch by itself later).
         self._clients: dict[str, BaseWeChatClient] = {}
+        self._fetchers: dict[str, BaseWeChatClient] = {}
         for account in registry.all():
-            client: BaseWeChatClient
-            if isinstance(account, OfficialAccount):
-                client = _OfficialAccountClient(
-                    account.app_id, "", session=self._storage, timeout=timeout_s, auto_retry=False
-                )
-                client.API_BASE_URL = self._wechat_api + "cgi-bin/"
-            else:
-                client = _WecomClient(
-                    account.corp_id, "", session=self._storage, timeout=timeout_s, auto_retry=False
-                )
-                client.API_BASE_URL = self._wecom_api + "cgi-bin/"
-            client._http = _session(threads, timeout_s)
-            self._clients[account.account_id] = client
+            self._clients[account.account_id] = self._client(account, self._storage)
+            self._fetchers[account.account_id] = self._client(account, CallTokenStorage())
+
+    def _client(self, account: Account, storage: SessionStorage) -> BaseWeChatClient:
+        client: BaseWeChatClient
+        if isinstance(account, OfficialAccount):
+            client = _OfficialAccountClient(
+                account.app_id, "", session=storage, timeout=self._timeout, auto_retry=False
+            )
+            client.API_BASE_URL = self._wechat_api + "cgi-bin/"
+        else:
+            client = _WecomClient(
+                account.corp_id, "", session=storage, timeout=self._timeout, auto_retry=False
+            )
+            client.API_BASE_URL = self._wecom_api + "cgi-bin/"
+        client._http = _session(self._threads, self._timeout)
+        return client
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
@@ -169,7 +177,7 @@ class WeChatHttp:
 
     async def fetch(self, account: Account) -> tuple[str, int]:
         """A new access token (the TokenManager's source; called only under the lease)."""
-        client = self._clients[account.account_id]
+        client = self._fetchers[account.account_id]
         secret = account.secret.get_secret_value()
         if isinstance(account, OfficialAccount):
             url = self._wechat_api + "cgi-bin/token"
