@@ -340,9 +340,10 @@ class LoopClient:
             body.update(openid=openid, app_id=app_id)
         if ref_code:
             body["ref"] = ref_code
-        cookies = {SESSION_COOKIE: session} if session else None
+        if session:  # the browser's cookie, sent with this request only
+            headers = {**headers, "cookie": f"{SESSION_COOKIE}={session}"}
         answer = await self.acquisition_http.post(
-            f"/v1/forms/{page_id}/submissions", json=body, headers=headers, cookies=cookies
+            f"/v1/forms/{page_id}/submissions", json=body, headers=headers
         )
         if answer.status_code != 201:
             raise RuntimeError(f"form refused: {answer.status_code} {answer.text}")
@@ -490,6 +491,14 @@ class LoopClient:
             )
         )
         return answer.broadcast
+
+    async def broadcast_recipients(self, broadcast_id: str) -> list[Any]:
+        answer = await self.retention.GetBroadcast(
+            ret.GetBroadcastRequest(
+                tenant_id=self.tenant, broadcast_id=broadcast_id, include_recipients=True
+            )
+        )
+        return list(answer.recipients)
 
     async def wechat_calls(self, api: str) -> list[dict[str, Any]]:
         """What WeChat / WeCom was asked to do (the emulator's record)."""

@@ -9,8 +9,8 @@ WeChat, subscribes, signs in on the page through WeChat web authorization and le
 attributed to A, then adds the rep on WeCom: WeCom's record of the contact carries B's unionid, so
 the WeCom friend is B, and B gets the welcome message. B pays. After the hold period (the clock is
 injected through ReleaseDueRewards' `as_of`), A's reward is granted and retention credits A's
-points. A broadcast reaches A and B through the official account. One trace id runs through every
-service for B's lead.
+points. A broadcast reaches A through the official account and B through the rep on WeCom. One
+trace id runs through every service for B's lead.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ import platform_harness as harness
 from closedloop.acquisition.v1 import acquisition_pb2 as acq
 from closedloop.events.v1 import retention_events_pb2 as retev
 from closedloop.referral.v1 import referral_pb2 as ref
+from closedloop.retention.v1 import retention_pb2 as ret
 from loop_client import HOLD, SERVICES, Funnel, LoopClient, WechatApp, WecomCorp, wait_for
 from loopkit.servicelist import listed_services
 from loopkit.testing import PostgresServer
@@ -63,6 +64,7 @@ GATEWAY_ACCOUNTS = {
     ],
 }
 DEVELOPMENT = retev.LIFECYCLE_STAGE_DEVELOPMENT
+SENT, FAILED = ret.RECIPIENT_STATUS_SENT, ret.RECIPIENT_STATUS_FAILED
 INVESTIGATION = retev.LIFECYCLE_STAGE_INVESTIGATION
 
 
@@ -239,7 +241,7 @@ async def test_the_whole_loop(loop: LoopClient, collector: tuple[SpanCollector, 
 
     await wait_for(rewarded)
 
-    await _broadcast_reaches_both(loop)
+    await _broadcast_reaches_both(loop, alice, bob, funnel.rep_wecom_ids[0])
 
     # --- one trace for B's lead, across the services ---------------------------------------
     await _one_trace(collector[0], trace_id)
@@ -282,25 +284,41 @@ async def _friend_add_joins_b_and_is_welcomed(
         return await loop.wechat_calls("externalcontact/send_welcome_msg")
 
     [welcome] = await wait_for(welcomed)
-    assert welcome["body"]["welcome_code"] == "WC-bob"
+    assert (welcome["body"]["welcome_code"], welcome["errcode"]) == ("WC-bob", 0)
     assert welcome["body"]["text"]["content"] == "Hi, I am your trial adviser."
 
 
-async def _broadcast_reaches_both(loop: LoopClient) -> None:
-    """A broadcast to everyone who consented goes out through the official account."""
-    sale = await loop.broadcast("consent = true AND unsubscribed = false", "Spring sale for you")
+async def _broadcast_reaches_both(loop: LoopClient, alice: str, bob: str, rep: str) -> None:
+    """A broadcast to everyone who consented: A through the official account (a customer-service
+    text, A interacted within 48 h); B, whose contact is now the WeCom friendship, through the
+    adviser's 1:1 broadcast (add_msg_template)."""
+    text = "Spring sale for you"
+    sale = await loop.broadcast("consent = true AND unsubscribed = false", text)
     assert sale.stats.recipients == 2
 
-    async def broadcast_sent() -> set[str]:
-        sent = await loop.wechat_calls("message/custom/send")
+    async def handed_over() -> list[Any]:
+        found = await loop.broadcast_recipients(sale.broadcast_id)
+        done = (SENT, FAILED, ret.RECIPIENT_STATUS_SKIPPED)
+        return found if all(r.status in done for r in found) else []
+
+    outcome = {r.customer_id: (r.status, r.reason) for r in await wait_for(handed_over)}
+    assert outcome == {alice: (SENT, ""), bob: (SENT, "")}, outcome
+
+    async def delivered() -> set[tuple[str, str]]:
+        texts = await loop.wechat_calls("message/custom/send")
+        reps = await loop.wechat_calls("externalcontact/add_msg_template")
         return {
-            c["body"]["touser"]
-            for c in sent
-            if c["body"]["text"]["content"] == "Spring sale for you"
+            ("oa", c["body"]["touser"])
+            for c in texts
+            if c["errcode"] == 0 and c["body"]["text"]["content"] == text
+        } | {
+            (c["body"]["sender"], *c["body"]["external_userid"])
+            for c in reps
+            if c["errcode"] == 0 and c["body"]["text"]["content"] == text
         }
 
     async def both_reached() -> bool:
-        return await broadcast_sent() == {"o-alice", "o-bob"}
+        return await delivered() == {("oa", "o-alice"), (rep, "wm-bob")}
 
     await wait_for(both_reached)
 

@@ -206,6 +206,20 @@ async def test_a_rep_broadcast_to_a_wecom_contact(gateway: GatewayClient, wechat
         if c["body"]["external_userid"] == [ext]
     ]
     assert call["body"]["sender"] == "rep-li"
+    # Without a sender (retention knows no WeCom user ids): the rep WeCom lists for the contact.
+    known = _unique("wm")
+    wechat.user(corp_id=CORP, external_userid=known, follow_userids=["rep-wang"])
+    known_to = IdentityValue("wecom_external_userid", known, scope=CORP)
+    assert (await gateway.send(_out("mass", known_to, _unique("k")))).status == "sent"
+    [call] = [
+        c
+        for c in wechat.calls("externalcontact/add_msg_template", CORP)
+        if c["body"]["external_userid"] == [known]
+    ]
+    assert call["body"]["sender"] == "rep-wang"
+    stranger = IdentityValue("wecom_external_userid", _unique("wm"), scope=CORP)
+    with pytest.raises(SendRefused, match="no rep"):
+        await gateway.send(_out("mass", stranger, _unique("k")))
 
 
 async def test_wecoms_record_of_a_contact(gateway: GatewayClient, wechat: Emulator) -> None:

@@ -45,7 +45,7 @@ def send_request(message: OutboundMessage) -> gw.SendMessageRequest:
     """The gateway's command for a message, chosen by its kind and where it goes.
 
     welcome -> WecomWelcome (params: welcome_code); to an external_userid -> WecomMsgTemplate, the
-    rep's 1:1 broadcast (params: sender, the rep's WeCom user id; WeCom lets it be empty); to an
+    rep's 1:1 broadcast (params: sender, the rep's WeCom user id; see `send` when missing); to an
     openid: template (or any message with params template_id) -> OfficialAccountTemplate (params
     url, data.<keyword>; without data the content goes in `content`), else a customer-service
     OfficialAccountText. The identity's scope is the app_id / corp_id.
@@ -137,6 +137,8 @@ class GatewayClient:
         still QUEUED / PAUSED after the wait -> a receipt with that status."""
         request = send_request(message)
         metadata = _tenant(message.tenant_id)
+        if request.WhichOneof("message") == "wecom_msg_template":
+            await self._with_sender(request.tenant_id, request.wecom_msg_template)
         try:
             answer = await self._stub.SendMessage(request, metadata=metadata)
         except grpc.aio.AioRpcError as exc:
@@ -157,6 +159,20 @@ class GatewayClient:
             duplicate=not answer.created,
             status=_PENDING.get(send.status, "sent"),
         )
+
+    async def _with_sender(self, tenant_id: str, broadcast: gw.WecomMsgTemplate) -> None:
+        """A rep's broadcast names the rep; a caller that does not know who holds the contact
+        (retention keeps no WeCom user ids) gets the rep WeCom lists for it (follow_user)."""
+        if broadcast.sender_userid:
+            return
+        external_userid = broadcast.external_userids[0]
+        try:
+            contact = await self.external_contact(tenant_id, broadcast.corp_id, external_userid)
+        except errors.DomainError as exc:
+            raise SendRefused(f"no rep to send from: {exc}") from None
+        if not contact.follow_userids:
+            raise SendRefused(f"no rep has {external_userid} as a friend")
+        broadcast.sender_userid = contact.follow_userids[0]
 
     async def _outcome(self, tenant_id: str, send: gw.Send) -> gw.Send:
         """The send once it is SENT or FAILED, or as it stands when the wait is over."""
