@@ -13,18 +13,18 @@ import grpc
 import pytest
 from nats.aio.client import Client
 from sqlalchemy import text
+from test_tokens import _gateway_process, gateway_env
 
 from closedloop.events.v1 import gateway_events_pb2 as ev
 from closedloop.gateway.v1 import gateway_pb2 as pb
 from closedloop.gateway.v1 import gateway_pb2_grpc
 from closedloop_gateway.main import DEFINITION
 from closedloop_gateway.sends.service import IN_DOUBT_MESSAGE
-from gateway_helpers import APP, SECRETS, TENANT, Emulator, unique, wait_until
+from gateway_helpers import APP, CORP, SECRETS, TENANT, Emulator, unique, wait_until
 from loopkit import migrations
 from loopkit.events import unpack
 from loopkit.natsserver import NatsServer
 from loopkit.testing import PostgresServer, RunningService, eventually, read_events
-from test_tokens import _gateway_process, gateway_env
 
 
 def _template(openid: str) -> pb.OfficialAccountTemplate:
@@ -33,30 +33,21 @@ def _template(openid: str) -> pb.OfficialAccountTemplate:
     )
 
 
-@pytest.mark.postgres
-async def test_killed_mid_send_the_same_key_never_sends_twice(
-    postgres: PostgresServer,
-    nats_server: NatsServer,
-    nats_client: Client,
-    wechat: Emulator,
+async def _killed_mid_send(
+    env: dict[str, str],
     tmp_path: Path,
-) -> None:
-    url = await postgres.fresh_database()
-    await asyncio.to_thread(migrations.upgrade, DEFINITION.migrations_dir, url)
-    env = gateway_env(url, nats_server.url, wechat.url, tmp_path)
-    env["CLOSEDLOOP_GATEWAY_SEND_LEASE_S"] = "2"
-    key, openid = unique("k"), unique("o")
-    request = pb.SendMessageRequest(
-        tenant_id=TENANT, idempotency_key=key, official_account_template=_template(openid)
+    wechat: Emulator,
+    request: pb.SendMessageRequest,
+    *,
+    delivered: Any,
+    api: str,
+    account: str,
+) -> tuple[pb.Send, pb.Send]:
+    """Send, kill the gateway while WeChat holds its answer, restart, ask again with the same
+    key; returns the first answer and the send once settled."""
+    wechat.fail(
+        api, 0, delay_s=30, **{"corp_id" if account.startswith("ww") else "app_id": account}
     )
-    # WeChat takes the message and is slow to answer: the gateway dies in between.
-    wechat.fail("message/template/send", 0, delay_s=30, app_id=APP)
-
-    def delivered() -> list[dict[str, Any]]:
-        return [
-            c for c in wechat.calls("message/template/send", APP) if c["body"]["touser"] == openid
-        ]
-
     with _gateway_process(env, tmp_path / "first.log") as (process, target):
         async with grpc.aio.insecure_channel(target) as channel:
             stub: Any = gateway_pb2_grpc.GatewayServiceStub(channel)  # type: ignore[no-untyped-call]
@@ -77,12 +68,54 @@ async def test_killed_mid_send_the_same_key_never_sends_twice(
                     pb.GetSendRequest(tenant_id=TENANT, send_id=first.send_id)
                 )
                 found.append(answer.send)
-                return answer.send.status == pb.SEND_STATUS_FAILED
+                return answer.send.status in (pb.SEND_STATUS_FAILED, pb.SEND_STATUS_SENT)
 
             await eventually(settled, timeout_s=30)
-            assert found[-1].errmsg == IN_DOUBT_MESSAGE
             # Asked again after it settled: still the same send, nothing new goes out.
             assert (await stub.SendMessage(request)).send.send_id == first.send_id
+    return first, found[-1]
+
+
+async def _crash_env(
+    postgres: PostgresServer, nats_server: NatsServer, wechat: Emulator, tmp_path: Path
+) -> dict[str, str]:
+    url = await postgres.fresh_database()
+    await asyncio.to_thread(migrations.upgrade, DEFINITION.migrations_dir, url)
+    env = gateway_env(url, nats_server.url, wechat.url, tmp_path)
+    env["CLOSEDLOOP_GATEWAY_SEND_LEASE_S"] = "2"
+    return env
+
+
+@pytest.mark.postgres
+async def test_killed_mid_send_the_same_key_never_sends_twice(
+    postgres: PostgresServer,
+    nats_server: NatsServer,
+    nats_client: Client,
+    wechat: Emulator,
+    tmp_path: Path,
+) -> None:
+    env = await _crash_env(postgres, nats_server, wechat, tmp_path)
+    key, openid = unique("k"), unique("o")
+    request = pb.SendMessageRequest(
+        tenant_id=TENANT, idempotency_key=key, official_account_template=_template(openid)
+    )
+
+    def delivered() -> list[dict[str, Any]]:
+        return [
+            c for c in wechat.calls("message/template/send", APP) if c["body"]["touser"] == openid
+        ]
+
+    first, final = await _killed_mid_send(
+        env,
+        tmp_path,
+        wechat,
+        request,
+        delivered=delivered,
+        api="message/template/send",
+        account=APP,
+    )
+    # WeChat cannot be asked whether a template message went out: failed, never resent.
+    assert final.status == pb.SEND_STATUS_FAILED and final.errmsg == IN_DOUBT_MESSAGE
     assert len(delivered()) == 1
     failed = [
         unpack(e, ev.MessageFailed)
@@ -90,6 +123,45 @@ async def test_killed_mid_send_the_same_key_never_sends_twice(
         if e.type == "message.failed"
     ]
     assert [f.send_id for f in failed].count(first.send_id) == 1
+
+
+@pytest.mark.postgres
+async def test_a_broadcast_left_in_doubt_is_looked_up_not_resent(
+    postgres: PostgresServer,
+    nats_server: NatsServer,
+    wechat: Emulator,
+    tmp_path: Path,
+) -> None:
+    env = await _crash_env(postgres, nats_server, wechat, tmp_path)
+    sender, text = unique("rep"), f"Spring offer {unique('x')}"
+    request = pb.SendMessageRequest(
+        tenant_id=TENANT,
+        idempotency_key=unique("k"),
+        wecom_msg_template=pb.WecomMsgTemplate(
+            sender_userid=sender, external_userids=["wm-1"], text=text
+        ),
+    )
+
+    def delivered() -> list[dict[str, Any]]:
+        return [
+            c
+            for c in wechat.calls("externalcontact/add_msg_template", CORP)
+            if c["body"]["sender"] == sender
+        ]
+
+    _, final = await _killed_mid_send(
+        env,
+        tmp_path,
+        wechat,
+        request,
+        delivered=delivered,
+        api="externalcontact/add_msg_template",
+        account=CORP,
+    )
+    # WeCom lists the sender's broadcasts: the gateway found it there and kept its msgid.
+    assert final.status == pb.SEND_STATUS_SENT and final.wechat_msgid.startswith("msg")
+    assert len(delivered()) == 1
+    assert wechat.calls("externalcontact/get_groupmsg_list_v2", CORP)
 
 
 async def test_secrets_and_tokens_never_leave_the_gateway(

@@ -4,6 +4,7 @@ replica at a time when two gateway processes share a database."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import subprocess
 import sys
@@ -159,7 +160,7 @@ async def test_two_gateway_processes_fetch_each_token_once(
         assert failures == []
         assert all(n > 0 for n in made)
         fetches = [c["at"] for c in wechat.calls("token", APP)]
-        gaps = [b - a for a, b in zip(fetches, fetches[1:], strict=False)]
+        gaps = [b - a for a, b in itertools.pairwise(fetches)]
         # One fetch per token lifetime, never two at once: each new token was fetched only once
         # the previous one entered its refresh-ahead window (a second replica fetching too would
         # show as a gap of a few milliseconds).

@@ -71,7 +71,8 @@ class EmulatorState:
         self.current: dict[str, str] = {}  # account -> its only valid token
         self.calls: list[dict[str, Any]] = []
         self.failures: list[Failure] = []
-        self.quotas: dict[str, Quota] = {}  # api -> quota (per account)
+        # (account or "" for every account, api) -> its quota, counted per account
+        self.quotas: dict[tuple[str, str], Quota] = {}
         self.used: dict[tuple[str, str, str], int] = {}  # (account, api, day) -> calls
         self.recent: dict[tuple[str, str], list[float]] = {}  # (account, api) -> call times
         self.users: list[User] = []
@@ -81,6 +82,8 @@ class EmulatorState:
         self.contact_ways: dict[str, dict[str, Any]] = {}
         self.welcome_codes_used: set[str] = set()
         self.transfers: list[Transfer] = []
+        # WeCom 1:1 broadcasts created by add_msg_template (what get_groupmsg_list_v2 lists).
+        self.msg_templates: list[dict[str, Any]] = []
         self.counter = 0
 
     def next_id(self, prefix: str) -> str:
@@ -120,7 +123,7 @@ class EmulatorState:
 
     def over_quota(self, account_id: str, api: str, kind: str, day: str) -> int:
         """0, or the errcode of the limit this call would break (and the call is not counted)."""
-        quota = self.quotas.get(api)
+        quota = self.quotas.get((account_id, api)) or self.quotas.get(("", api))
         if quota is None:
             return 0
         moment = time.monotonic()

@@ -34,6 +34,7 @@ DEFAULT_LIMITS: dict[str, ApiLimit] = {
     "externalcontact/get": ApiLimit(daily=0, per_second=166),
     "externalcontact/send_welcome_msg": ApiLimit(daily=0, per_second=166),
     "externalcontact/add_msg_template": ApiLimit(daily=0, per_second=166),
+    "externalcontact/get_groupmsg_list_v2": ApiLimit(daily=0, per_second=166),
     "externalcontact/transfer_customer": ApiLimit(daily=0, per_second=166),
     "externalcontact/transfer_result": ApiLimit(daily=0, per_second=166),
     "externalcontact/resigned/transfer_customer": ApiLimit(daily=0, per_second=166),

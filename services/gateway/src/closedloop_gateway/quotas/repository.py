@@ -1,38 +1,19 @@
-"""SQL of the daily counters and pauses: one conditional UPDATE per call counts it, unless the
-day's budget is used or the API is paused."""
+"""SQL of the daily counters and pauses."""
 
 from __future__ import annotations
 
-from datetime import datetime
-
-from sqlalchemy import CursorResult, or_, select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from closedloop_gateway.models import QuotaUsageRow
 
 
-async def count_call(
-    session: AsyncSession, account_id: str, api: str, *, day: str, cap: int, at: datetime
-) -> bool:
-    conditions = [
-        QuotaUsageRow.account_id == account_id,
-        QuotaUsageRow.api == api,
-        QuotaUsageRow.day == day,
-        or_(QuotaUsageRow.paused_until.is_(None), QuotaUsageRow.paused_until <= at),
-    ]
-    if cap > 0:
-        conditions.append(QuotaUsageRow.used < cap)
-    result: CursorResult[tuple[()]] = await session.execute(  # type: ignore[assignment]
-        update(QuotaUsageRow)
-        .where(*conditions)
-        .execution_options(synchronize_session=False)
-        .values(used=QuotaUsageRow.used + 1)
-    )
-    return result.rowcount == 1
-
-
 async def get(session: AsyncSession, account_id: str, api: str, day: str) -> QuotaUsageRow | None:
-    return await session.get(QuotaUsageRow, (account_id, api, day), populate_existing=True)
+    """The day's row, locked until the transaction ends (PostgreSQL; SQLite locks the whole
+    database for a writing transaction anyway), so concurrent replicas never lose a count."""
+    return await session.get(
+        QuotaUsageRow, (account_id, api, day), populate_existing=True, with_for_update=True
+    )
 
 
 def new_row(account_id: str, api: str, day: str, used: int) -> QuotaUsageRow:

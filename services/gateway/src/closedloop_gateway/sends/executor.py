@@ -14,10 +14,15 @@ from closedloop_gateway.accounts.registry import AccountRegistry
 from closedloop_gateway.models import SendRow
 from closedloop_gateway.quotas.service import QuotaPaused
 from closedloop_gateway.sends.model import API_OF, FAILED, PAUSED, QUEUED, SENT, Outcome
-from closedloop_gateway.sends.service import RetryPolicy
+from closedloop_gateway.sends.service import IN_DOUBT_MESSAGE, RetryPolicy
 from closedloop_gateway.wechat.caller import WeChatCaller
 from closedloop_gateway.wechat.errors import TOKEN_ERRCODES, WeChatError, WeChatUnreachable
-from loopkit.timestamps import now
+from loopkit.timestamps import now, utc
+
+
+class InDoubt(Exception):
+    """WeChat could not be asked whether an in-doubt send went out; try again later."""
+
 
 # WeChat's own reasons a message can never go out as asked (shown in the send's errmsg).
 _FINAL_REASONS = {
@@ -78,6 +83,43 @@ class SendExecutor:
             return Outcome(FAILED, exc.errcode, f"{reason}: {exc.errmsg}" if reason else exc.errmsg)
         msgid = answer.get("msgid", "") if isinstance(answer, dict) else ""
         return Outcome(SENT, wechat_msgid=str(msgid or ""))
+
+    async def reconcile(self, row: SendRow) -> Outcome:
+        """The outcome of a send its replica left in doubt (it stopped mid-call).
+
+        A WeCom broadcast can be looked up: WeCom lists a sender's broadcasts by creation time,
+        so one with this text created since the call means it went out (SENT, with its msgid),
+        and none means WeCom never made it (tried again). WeChat offers no such lookup for
+        customer-service, template or welcome messages: those fail as "outcome unknown".
+        """
+        account = self._registry.by_id(row.account_id)
+        if row.kind != "wecom_msg_template" or account is None or row.called_at is None:
+            return Outcome(FAILED, 0, IN_DOUBT_MESSAGE, called=False)
+        p = row.payload
+        since = int(utc(row.called_at).timestamp()) - 5
+        body = {
+            "chat_type": "single",
+            "start_time": since,
+            "end_time": int(now().timestamp()) + 5,
+            "creator": p["sender_userid"],
+            "limit": 100,
+        }
+        api = "externalcontact/get_groupmsg_list_v2"
+        try:
+            answer = await self._caller.call(account, api, lambda c: c.post(api, data=body))
+        except (WeChatError, WeChatUnreachable, QuotaPaused) as exc:
+            # Cannot tell now: ask again once the lease has run out once more.
+            raise InDoubt(str(exc)) from None
+        for sent in answer.get("group_msg_list", []):
+            if sent.get("text", {}).get("content") == p["text"]:
+                return Outcome(SENT, wechat_msgid=str(sent.get("msgid", "")), called=False)
+        return Outcome(
+            QUEUED,
+            0,
+            "not created by WeCom before the gateway stopped; retrying",
+            next_attempt_at=now(),
+            called=False,
+        )
 
     def _retry_later(self, row: SendRow, errcode: int, errmsg: str) -> Outcome:
         at: datetime = now()

@@ -19,37 +19,33 @@ async def by_key(session: AsyncSession, tenant_id: str, key: str) -> SendRow | N
     return found.first()
 
 
-async def by_id(session: AsyncSession, send_id: str) -> SendRow | None:
-    return await session.get(SendRow, send_id, populate_existing=True)
+async def by_id(session: AsyncSession, send_id: str, *, lock: bool = False) -> SendRow | None:
+    return await session.get(SendRow, send_id, populate_existing=True, with_for_update=lock)
 
 
-async def due(session: AsyncSession, at: datetime, limit: int) -> list[tuple[str, str]]:
-    """(id, status) of queued or paused sends whose time has come, oldest first."""
-    rows = await session.execute(
-        select(SendRow.id, SendRow.status)
+async def claim_due(
+    session: AsyncSession, *, holder: str, at: datetime, until: datetime, limit: int
+) -> list[SendRow]:
+    """Claim up to `limit` queued or paused sends whose time has come, oldest first.
+
+    PostgreSQL: rows another replica is claiming are skipped (FOR UPDATE SKIP LOCKED). SQLite: a
+    writing transaction holds the whole database, so no other replica reads them meanwhile.
+    """
+    stmt = (
+        select(SendRow)
         .where(SendRow.status.in_((QUEUED, PAUSED)), SendRow.next_attempt_at <= at)
         .order_by(SendRow.next_attempt_at)
         .limit(limit)
     )
-    return [(r[0], r[1]) for r in rows]
-
-
-async def claim(
-    session: AsyncSession,
-    send_id: str,
-    seen_status: str,
-    *,
-    holder: str,
-    at: datetime,
-    until: datetime,
-) -> bool:
-    result: CursorResult[tuple[()]] = await session.execute(  # type: ignore[assignment]
-        update(SendRow)
-        .where(SendRow.id == send_id, SendRow.status == seen_status, SendRow.next_attempt_at <= at)
-        .execution_options(synchronize_session=False)
-        .values(status=SENDING, lease_holder=holder, lease_until=until, called_at=at)
-    )
-    return result.rowcount == 1
+    if session.get_bind().dialect.name != "sqlite":
+        stmt = stmt.with_for_update(skip_locked=True)
+    rows = list(await session.scalars(stmt))
+    for row in rows:
+        row.status = SENDING
+        row.lease_holder = holder
+        row.lease_until = until
+        row.called_at = at
+    return rows
 
 
 async def in_doubt(session: AsyncSession, at: datetime, limit: int) -> list[str]:

@@ -160,7 +160,7 @@ class SendService:
         self, session: AsyncSession, send_id: str, holder: str, outcome: Outcome, at: datetime
     ) -> SendRow | None:
         """Record an attempt's outcome (None if the claim was lost); final ones are published."""
-        row = await repository.by_id(session, send_id)
+        row = await repository.by_id(session, send_id, lock=True)
         if row is None or row.status != SENDING or row.lease_holder != holder:
             return None
         if outcome.called:
@@ -208,13 +208,6 @@ class SendService:
                 ),
             )
         return row
-
-    async def settle_in_doubt(
-        self, session: AsyncSession, send_id: str, holder: str, at: datetime
-    ) -> SendRow | None:
-        return await self.settle(
-            session, send_id, holder, Outcome(FAILED, 0, IN_DOUBT_MESSAGE, called=False), at
-        )
 
 
 def _text(payload: dict[str, Any], field: str, where: str, max_len: int) -> None:
