@@ -160,7 +160,7 @@ async def run(customers: int, orders: int, keep: bool, *, full: bool) -> None:  
     await admin(f'CREATE DATABASE "{name}"')
     try:
         mig = Path(closedloop_retention.__file__).parent / "migrations"
-        await asyncio.to_thread(migrations.upgrade, mig, url)
+        await asyncio.to_thread(migrations.upgrade, mig, url, service="retention")
         engine = db.create_engine(url, pool_size=2)
         sessions = db.session_factory(engine)
         now = datetime.now(UTC)

@@ -90,8 +90,16 @@ class Demo:
             if not referral_code and self.rng.random() > 0.6:
                 return None  # looked, left no details
             session = await self.sign_in(openid, referral_code)
+            # Without WeChat sign-in the form's openid is only a claim and cannot tie the lead
+            # to the scan; the poster's link names its channel, so the lead is still credited.
             lead_id = await self.client.submit_form(
-                self.funnel.page_id, openid, APP_ID, phone, ref_code=referral_code, session=session
+                self.funnel.page_id,
+                openid,
+                APP_ID,
+                phone,
+                ref_code=referral_code,
+                channel_id="" if referral_code else self.funnel.qr_channel_id,
+                session=session,
             )
             self.counts["leads"] += 1
             self.counts["referred leads" if referral_code else "direct leads"] += 1
@@ -115,8 +123,7 @@ class Demo:
         if self.way is None:
             return ""
         await self.client.wechat_person(app_id=APP_ID, openid=openid, unionid=f"u-{openid}")
-        query = {"ref": referral_code} if referral_code else {}
-        session = await self.client.sign_in_with_wechat(self.funnel.page_id, openid, **query)
+        session = await self.client.sign_in_with_wechat(self.funnel.page_id, openid, referral_code)
         self.counts["signed in through WeChat"] += 1
         return session
 
@@ -267,7 +274,7 @@ async def main(people: int, seed: int) -> int:
         return 2
     tenant = accounts.TENANT
     wechat = emulator_url(grpc_targets)
-    client = LoopClient(tenant, grpc_targets, http_urls, wecom=CORP, emulator_url=wechat)
+    client = LoopClient(tenant, grpc_targets, http_urls, wechat_emulator=wechat, wecom=CORP)
     started = time.time()
     try:
         funnel = await client.set_up_funnel(datetime.now(UTC), reps=3, app_id=APP_ID)

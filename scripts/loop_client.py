@@ -85,11 +85,7 @@ class WecomCorp:
     aes_key: str
 
 
-# WeChat's in-app browser: the H5 page signs such a visitor in through web authorization.
-WECHAT_BROWSER = (
-    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 "
-    "(KHTML, like Gecko) Mobile/15E148 MicroMessenger/8.0.50 NetType/WIFI Language/zh_CN"
-)
+# The H5 page's WeChat session cookie (acquisition signs it after web authorization).
 SESSION_COOKIE = "cl_wechat"
 
 
@@ -100,13 +96,15 @@ class LoopClient:
         grpc_targets: dict[str, str],
         http_urls: dict[str, str],
         wechat: WechatApp | None = None,
+        wechat_emulator: str = "",
         *,
         wecom: WecomCorp | None = None,
-        emulator_url: str = "",
     ) -> None:
         self.tenant = tenant
         self.wechat = wechat
         self.wecom = wecom
+        # The WeChat emulator the gateway talks to: forms are then filled after WeChat sign-in.
+        self.wechat_emulator = wechat_emulator
         self.channels = {name: grpc.aio.insecure_channel(grpc_targets[name]) for name in SERVICES}
         self.acquisition: Any = acquisition_pb2_grpc.AcquisitionServiceStub(  # type: ignore[no-untyped-call]
             self.channels["acquisition"]
@@ -125,8 +123,8 @@ class LoopClient:
         self.conversion_http = httpx.AsyncClient(base_url=http_urls["conversion"], timeout=10)
         # The WeChat API emulator `make run` starts (what WeChat was asked to do), if any.
         self.emulator = (
-            httpx.AsyncClient(base_url=emulator_url, timeout=10, trust_env=False)
-            if emulator_url
+            httpx.AsyncClient(base_url=wechat_emulator, timeout=10, trust_env=False)
+            if wechat_emulator
             else None
         )
 
@@ -330,18 +328,25 @@ class LoopClient:
         phone: str,
         *,
         ref_code: str = "",
+        channel_id: str = "",
         session: str = "",
         **headers: str,
     ) -> str:
-        """The page's form. With `session` (from `sign_in_with_wechat`) the person is who WeChat
-        says; without, the openid in the body is only the browser's claim."""
+        """The H5 form. With the WeChat emulator, the visitor opens the page in WeChat and is
+        signed in as `openid` (web authorization) first, unless `session` (from
+        `sign_in_with_wechat`) says they already are; without it, the openid goes along as a mere
+        claim, which identity never trusts to choose the customer."""
         body: dict[str, Any] = {"values": {"name": "Li Lei", "phone": phone, "agree": "true"}}
-        if not session:
-            body.update(openid=openid, app_id=app_id)
         if ref_code:
             body["ref"] = ref_code
-        if session:  # the browser's cookie, sent with this request only
+        if channel_id:  # the poster's link names its channel
+            body["channel_id"] = channel_id
+        if not session and self.wechat_emulator:
+            session = await self.sign_in_with_wechat(page_id, openid, ref_code)
+        if session:  # the visitor's browser cookie, sent with this request only
             headers = {**headers, "cookie": f"{SESSION_COOKIE}={session}"}
+        else:
+            body |= {"openid": openid, "app_id": app_id}
         answer = await self.acquisition_http.post(
             f"/v1/forms/{page_id}/submissions", json=body, headers=headers
         )
@@ -349,25 +354,12 @@ class LoopClient:
             raise RuntimeError(f"form refused: {answer.status_code} {answer.text}")
         return str(answer.json()["lead_id"])
 
-    async def sign_in_with_wechat(self, page_id: str, openid: str, **query: str) -> str:
+    async def sign_in_with_wechat(self, page_id: str, openid: str, ref_code: str = "") -> str:
         """Opens the H5 page in WeChat's browser as the emulator's person `openid`: the page sends
         the browser through WeChat's web authorization and back; returns the page's session."""
-        assert self.emulator is not None, "web authorization needs the WeChat emulator"
-        headers = {"user-agent": WECHAT_BROWSER}
-        async with httpx.AsyncClient(
-            base_url=str(self.acquisition_http.base_url), timeout=10, trust_env=False
-        ) as browser:
-            to_wechat = await browser.get(f"/p/{page_id}", params=query, headers=headers)
-            if to_wechat.status_code != 302:
-                raise RuntimeError(f"the page did not ask WeChat: {to_wechat.status_code}")
-            authorize = to_wechat.headers["location"].split("#")[0]
-            back = await self.emulator.get(f"{authorize}&emulator_openid={openid}")
-            returned = httpx.URL(back.headers["location"])
-            signed_in = await browser.get(
-                f"{returned.path}?{returned.query.decode()}", headers=headers
-            )
-            if signed_in.status_code != 303 or SESSION_COOKIE not in browser.cookies:
-                raise RuntimeError(f"web authorization failed: {signed_in.status_code}")
+        base = str(self.acquisition_http.base_url)
+        async with httpx.AsyncClient(base_url=base, timeout=10, trust_env=False) as browser:
+            await self._sign_in(browser, page_id, openid, ref_code)
             return str(browser.cookies[SESSION_COOKIE])
 
     async def add_wecom_friend(
@@ -403,6 +395,26 @@ class LoopClient:
             content=xml.build_message({"ToUserName": corp.corp_id, "Encrypt": sealed}).encode(),
         )
         answer.raise_for_status()
+
+    async def _sign_in(
+        self, browser: httpx.AsyncClient, page_id: str, openid: str, ref_code: str
+    ) -> None:
+        """Open the page inside WeChat: to the authorize page (the emulator answers as `openid`)
+        and back to the page, which sets the WeChat session cookie."""
+        inside_wechat = {"user-agent": "Mozilla/5.0 MicroMessenger/8.0.50"}
+        page = await browser.get(
+            f"/p/{page_id}", params={"ref": ref_code} if ref_code else {}, headers=inside_wechat
+        )
+        if page.status_code != 302:
+            raise RuntimeError(f"the page did not send us to WeChat: {page.status_code}")
+        authorize = page.headers["location"].split("#", 1)[0]
+        if not authorize.startswith(self.wechat_emulator):
+            raise RuntimeError(f"sign-in goes elsewhere than the emulator: {authorize[:80]}")
+        async with httpx.AsyncClient(timeout=10, trust_env=False) as wechat:
+            back = await wechat.get(f"{authorize}&emulator_openid={openid}")
+        signed = await browser.get(back.headers["location"], headers=inside_wechat)
+        if signed.status_code != 303:
+            raise RuntimeError(f"WeChat sign-in failed: {signed.status_code} {signed.text[:200]}")
 
     async def open_share_link(self, code: str, openid: str, app_id: str) -> httpx.Response:
         return await self.referral_http.get(

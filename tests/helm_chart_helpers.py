@@ -6,6 +6,7 @@ no helm binary, no cluster, no network.
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from collections.abc import Iterator
@@ -47,6 +48,16 @@ FUNNEL_METRICS = {
 }
 
 
+# The one value a default install must set (with referral enabled and no Ingress): the chart
+# refuses to render without it.
+MINIMAL_VALUES: dict[str, Any] = {"publicBaseUrl": "https://wx.example.com"}
+
+
+def minimal(values: dict[str, Any]) -> dict[str, Any]:
+    """`values` on top of the minimal install."""
+    return {**copy.deepcopy(MINIMAL_VALUES), **values}
+
+
 def production_values() -> dict[str, Any]:
     values: dict[str, Any] = yaml.safe_load(PRODUCTION_VALUES.read_text())
     return values
@@ -80,9 +91,13 @@ class Rendered:
         return next(t for p, t in self.files.items() if p.endswith("NOTES.txt"))
 
 
-def render(values: dict[str, Any] | None = None) -> Rendered:
+def render(values: dict[str, Any] | None = None, *, is_upgrade: bool = False) -> Rendered:
+    """The chart as `helm template` renders it; None: the minimal install (MINIMAL_VALUES)."""
     chart = helm.Chart.load(CHART)
-    files = chart.render(values or {}, name=RELEASE, namespace=NAMESPACE, is_install=True)
+    given = copy.deepcopy(MINIMAL_VALUES if values is None else values)
+    files = chart.render(
+        given, name=RELEASE, namespace=NAMESPACE, is_install=not is_upgrade, is_upgrade=is_upgrade
+    )
     return Rendered(files)
 
 

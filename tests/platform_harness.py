@@ -55,8 +55,11 @@ def ports(env: dict[str, str]) -> list[int]:
 
 
 @contextmanager
-def make_run(env: dict[str, str]) -> Iterator[subprocess.Popen[str]]:
+def make_run(
+    env: dict[str, str], output: list[str] | None = None
+) -> Iterator[subprocess.Popen[str]]:
     """The platform as `make run` starts it, until it printed its table; SIGTERM on exit.
+    `output`, when given, receives what it printed until then.
 
     No deadline of our own: `make run` gives up by itself after CLOSEDLOOP_READY_TIMEOUT_S (and at
     once when a service dies), and pytest-timeout bounds a hang.
@@ -70,7 +73,7 @@ def make_run(env: dict[str, str]) -> Iterator[subprocess.Popen[str]]:
         text=True,
     )
     assert proc.stdout is not None
-    seen: list[str] = []
+    seen: list[str] = output if output is not None else []
     try:
         for line in proc.stdout:
             seen.append(line)

@@ -31,10 +31,12 @@ from helm_chart_helpers import (
     FUNNEL_METRICS,
     KUBE_VERSIONS,
     METRICS_PROBE,
+    MINIMAL_VALUES,
     ROOT,
     Rendered,
     dashboards,
     labels_used,
+    minimal,
     pod_specs,
     production_values,
     queries,
@@ -57,7 +59,7 @@ def listed() -> list[ListedService]:
     return listed_services(SERVICES_TOML)
 
 
-VALUE_SETS = {"default": {}, "production": production_values()}
+VALUE_SETS = {"default": MINIMAL_VALUES, "production": production_values()}
 
 
 @pytest.fixture(scope="module", params=sorted(VALUE_SETS))
@@ -79,7 +81,7 @@ def production() -> Rendered:
 def refusal(values: dict[str, Any]) -> str:
     """The error message Helm gives for values the chart must refuse."""
     with pytest.raises(helm.HelmError) as caught:
-        render(values)
+        render(minimal(values))
     return str(caught.value)
 
 
@@ -313,7 +315,8 @@ def test_network_policies_admit_only_what_each_service_needs(production: Rendere
         for peer in grpc_rule["from"]
         if "podSelector" in peer
     }
-    assert callers == {"acquisition", "conversion", "retention", "referral", "helm-test"}
+    # Retention makes no gRPC call (it learns about customers from identity's events).
+    assert callers == {"acquisition", "conversion", "referral", "helm-test"}
     # Identity is not a public edge: no rule admits the ingress controller to it.
     assert len(identity["ingress"]) == 2
     acquisition = policy("acquisition")
@@ -322,8 +325,12 @@ def test_network_policies_admit_only_what_each_service_needs(production: Rendere
         for r in acquisition["ingress"]
     )
     egress_ports = {p["port"] for r in acquisition["egress"] for p in r["ports"]}
-    assert {53, 50051, 4222, 5432, 4317, 443} <= egress_ports
-    assert 443 not in {p["port"] for r in identity["egress"] for p in r["ports"]}
+    assert egress_ports == {53, 50051, 4222, 5432, 4317}
+    retention_ports = {p["port"] for r in policy("retention")["egress"] for p in r["ports"]}
+    assert retention_ports == {53, 4222, 5432, 4317}
+    # No service calls out to the internet (WeChat and WeCom call in); only a gateway would.
+    for np in production.of_kind("NetworkPolicy"):
+        assert 443 not in {p["port"] for r in np["spec"]["egress"] for p in r["ports"]}
 
 
 def test_ingress_routes_only_the_public_paths(production: Rendered) -> None:
@@ -339,6 +346,8 @@ def test_ingress_routes_only_the_public_paths(production: Rendered) -> None:
         "/v1/wechat": resource_name("acquisition"),
         "/v1/forms": resource_name("acquisition"),
         "/v1/wecom": resource_name("conversion"),
+        # The chat-archive import, for the exporter holding the API token.
+        "/v1/tenants": resource_name("conversion"),
         "/r": resource_name("referral"),
     }
 
@@ -356,7 +365,7 @@ def test_helm_test_pod_checks_the_grpc_health_of_every_service(rendered: Rendere
 
 
 def test_adding_a_service_is_one_values_entry() -> None:
-    rendered = render({"services": {"billing": {"grpcPort": 50060, "httpPort": 8090}}})
+    rendered = render(minimal({"services": {"billing": {"grpcPort": 50060, "httpPort": 8090}}}))
     name = resource_name("billing")
     for kind in ("Deployment", "Service", "ConfigMap", "ServiceAccount", "NetworkPolicy"):
         rendered.named(kind, name)
@@ -369,7 +378,7 @@ def test_adding_a_service_is_one_values_entry() -> None:
 
 
 def test_bundled_nats_and_postgresql_are_wired_when_enabled() -> None:
-    rendered = render({"nats": {"enabled": True}, "postgresql": {"enabled": True}})
+    rendered = render(minimal({"nats": {"enabled": True}, "postgresql": {"enabled": True}}))
     shared = rendered.named("ConfigMap", "cl-closedloop-settings")["data"]
     assert shared["CLOSEDLOOP_NATS_URL"] == "nats://cl-nats:4222"
     deployment = rendered.named("Deployment", resource_name("identity"))
@@ -381,9 +390,178 @@ def test_bundled_nats_and_postgresql_are_wired_when_enabled() -> None:
         "postgresql+asyncpg://postgres:$(CLOSEDLOOP_POSTGRES_PASSWORD)"
         "@cl-postgresql:5432/closedloop_{service}"
     )
-    job = rendered.named("Job", f"{resource_name('identity')}-migrate")
-    # The bundled database exists only once the release is installed.
-    assert job["metadata"]["annotations"]["helm.sh/hook"] == "post-install,pre-upgrade"
+    # The bundled database exists only once the release is installed: no hook can migrate it
+    # before the pods (pre-install) and a post-install one would deadlock `helm install --wait`.
+    assert rendered.of_kind("Job") == []
+    assert not any(
+        "post-install" in o["metadata"].get("annotations", {}).get("helm.sh/hook", "")
+        for o in rendered.objects
+    )
+    for deployment in rendered.of_kind("Deployment"):
+        service = deployment["metadata"]["labels"]["app.kubernetes.io/component"]
+        (init,) = deployment["spec"]["template"]["spec"]["initContainers"]
+        assert init["command"] == ["closedloop", "migrate", service, "--wait", "300"]
+        assert init["env"] == deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+
+
+# --- issue 16: what a platform team hit between `helm install` and a working loop ------------
+
+
+def test_share_links_need_a_public_base_url_never_the_bind_address() -> None:
+    assert "publicBaseUrl is required" in refusal({"publicBaseUrl": ""})
+    assert "publicBaseUrl" in refusal({"publicBaseUrl": "wx.example.com"})  # no scheme
+    given = render(minimal({"publicBaseUrl": "https://links.example.com/"}))
+    shared = given.named("ConfigMap", "cl-closedloop-settings")["data"]
+    assert shared["CLOSEDLOOP_PUBLIC_BASE_URL"] == "https://links.example.com"
+    # With an Ingress the host is the default, https when it has TLS.
+    prod = render(production_values())
+    shared = prod.named("ConfigMap", "cl-closedloop-settings")["data"]
+    assert shared["CLOSEDLOOP_PUBLIC_BASE_URL"] == "https://wx.example.com"
+    # The migration Job loads referral's settings too, so it gets the value as well.
+    job = prod.named("Job", f"{resource_name('referral')}-migrate")
+    env = {
+        e["name"]: e.get("value") for e in job["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    assert env["CLOSEDLOOP_PUBLIC_BASE_URL"] == "https://wx.example.com"
+    # Without referral nothing needs it.
+    render({"services": {"referral": {"enabled": False}}})
+
+
+def test_external_database_migrates_in_pre_install_hooks_before_any_pod(default: Rendered) -> None:
+    jobs = default.of_kind("Job")
+    assert {j["metadata"]["name"] for j in jobs} == {
+        f"{resource_name(s.name)}-migrate" for s in listed()
+    }
+    for job in jobs:
+        assert job["metadata"]["annotations"]["helm.sh/hook"] == "pre-install,pre-upgrade"
+    for deployment in default.of_kind("Deployment"):
+        assert "initContainers" not in deployment["spec"]["template"]["spec"]
+
+
+def test_migration_jobs_and_the_test_pod_have_network_policies(rendered: Rendered) -> None:
+    migrate = rendered.named("NetworkPolicy", "cl-closedloop-migrate")
+    annotations = migrate["metadata"]["annotations"]
+    # Created before the Jobs (lower weight), on install and upgrade alike.
+    assert annotations["helm.sh/hook"] == "pre-install,pre-upgrade"
+    job_weights = {
+        int(j["metadata"]["annotations"]["helm.sh/hook-weight"]) for j in rendered.of_kind("Job")
+    }
+    assert int(annotations["helm.sh/hook-weight"]) < min(job_weights)
+    assert migrate["spec"]["ingress"] == []
+    assert {p["port"] for r in migrate["spec"]["egress"] for p in r["ports"]} == {53, 5432}
+    test = rendered.named("NetworkPolicy", "cl-closedloop-test")
+    assert "helm.sh/hook" not in test["metadata"].get("annotations", {})
+    grpc_ports = {
+        p["containerPort"]
+        for d in rendered.of_kind("Deployment")
+        for p in d["spec"]["template"]["spec"]["containers"][0]["ports"]
+        if p["name"] == "grpc"
+    }
+    assert {p["port"] for r in test["spec"]["egress"] for p in r["ports"]} == {53} | grpc_ports
+
+
+def test_no_service_writes_a_file_that_grows_on_its_small_volume(rendered: Rendered) -> None:
+    for deployment in rendered.of_kind("Deployment"):
+        pod = deployment["spec"]["template"]["spec"]
+        assert [v["name"] for v in pod["volumes"]] == ["tmp"]
+    shared = rendered.named("ConfigMap", "cl-closedloop-settings")["data"]
+    assert shared["CLOSEDLOOP_STATE_DIR"] == "/tmp/closedloop"
+    # The sandbox senders record in memory only (the WeChat gateway will replace them).
+    conversion = rendered.named("ConfigMap", resource_name("conversion"))["data"]
+    assert conversion["CLOSEDLOOP_CONVERSION_SANDBOX_LOG"] == ""
+    retention = rendered.named("ConfigMap", resource_name("retention"))["data"]
+    assert retention["CLOSEDLOOP_RETENTION_SANDBOX_LOG"] == ""
+
+
+def test_routed_callbacks_need_the_secret_with_their_settings() -> None:
+    prod = production_values()
+    del prod["services"]["acquisition"]["existingSecret"]
+    assert "CLOSEDLOOP_ACQUISITION_WECHAT_APPS" in refusal(prod)
+    prod = production_values()
+    del prod["services"]["conversion"]["existingSecret"]
+    assert "CLOSEDLOOP_CONVERSION_WECOM_CORPS" in refusal(prod)
+    # An install without callbacks says so explicitly.
+    prod["services"]["conversion"]["secretKeys"] = []
+    render(prod)
+
+
+def test_production_values_mount_only_secrets_a_setting_reads(production: Rendered) -> None:
+    mounted = {
+        d["metadata"]["labels"]["app.kubernetes.io/component"]: [
+            e["secretRef"]["name"]
+            for e in d["spec"]["template"]["spec"]["containers"][0]["envFrom"]
+            if "secretRef" in e
+        ]
+        for d in production.of_kind("Deployment")
+    }
+    assert mounted == {
+        "identity": [],
+        "acquisition": ["closedloop-acquisition-wechat"],
+        "conversion": ["closedloop-conversion-wecom"],
+        "retention": [],
+        "referral": [],
+    }
+    # Each key the chart asks for is a setting of that service.
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    for name, entry in values["services"].items():
+        definition = importlib.import_module(f"closedloop_{name}.main").DEFINITION
+        for key in entry.get("secretKeys", []):
+            prefix = f"CLOSEDLOOP_{name.upper()}_"
+            assert key.startswith(prefix), key
+            assert key[len(prefix) :].lower() in definition.settings_cls.model_fields, key
+
+
+def test_grpc_egress_matches_the_calls_each_service_makes() -> None:
+    """`calls` opens egress to identity; it must list exactly the services whose code has an
+    identity client (retention, which learns about customers from events, has none)."""
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    for name, entry in values["services"].items():
+        package = ROOT / "services" / name / "src" / f"closedloop_{name}"
+        source = "\n".join(p.read_text() for p in package.rglob("*.py"))
+        uses_identity = "loopkit.identity_client" in source
+        assert ("identity" in entry["calls"]) == uses_identity, name
+
+
+def test_the_chat_archive_import_is_reachable(production: Rendered) -> None:
+    conversion = production.named("NetworkPolicy", resource_name("conversion"))["spec"]
+    archive_peers = [
+        peer
+        for rule in conversion["ingress"]
+        if rule["ports"][0]["port"] == "http"
+        for peer in rule["from"]
+    ]
+    assert {
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "wecom-archive"}}
+    } in archive_peers
+    # The route exists in the service, under the path the Ingress routes.
+    from closedloop_conversion.transport.http import ConversionHttp
+
+    assert any(
+        r.path.startswith("/v1/tenants/")
+        for r in ConversionHttp.router(object.__new__(ConversionHttp)).routes  # type: ignore[attr-defined]
+    )
+    no_token = production_values()
+    no_token["apiToken"]["existingSecret"] = ""
+    assert "would be routed to the internet without a token" in refusal(no_token)
+
+
+def test_topology_spread_counts_each_service_on_its_own(rendered: Rendered) -> None:
+    for deployment in rendered.of_kind("Deployment"):
+        own = deployment["spec"]["selector"]["matchLabels"]
+        for constraint in deployment["spec"]["template"]["spec"]["topologySpreadConstraints"]:
+            assert constraint["labelSelector"]["matchLabels"] == own
+    everyone = {"app.kubernetes.io/name": "closedloop"}
+    spread = [
+        {
+            "maxSkew": 1,
+            "topologyKey": "topology.kubernetes.io/zone",
+            "whenUnsatisfiable": "ScheduleAnyway",
+            "labelSelector": {"matchLabels": everyone},
+        }
+    ]
+    assert "does not select app.kubernetes.io/component" in refusal(
+        {"defaults": {"topologySpreadConstraints": spread}}
+    )
 
 
 def test_notes_tell_which_secrets_to_create(production: Rendered) -> None:
@@ -585,16 +763,38 @@ def test_chart_readme_documents_every_value() -> None:
     assert undocumented == []
 
 
+def _selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    """A Kubernetes label selector (matchLabels, matchExpressions In) against pod labels."""
+    if "matchLabels" not in selector and "matchExpressions" not in selector:
+        selector = {"matchLabels": selector}  # a Service's plain map
+    if not selector.get("matchLabels", {}).items() <= labels.items():
+        return False
+    for expr in selector.get("matchExpressions", []):
+        assert expr["operator"] == "In", expr
+        if labels.get(expr["key"]) not in expr["values"]:
+            return False
+    return True
+
+
 def test_services_select_only_their_own_serving_pods(rendered: Rendered) -> None:
-    """A Service, PDB or NetworkPolicy never selects another service's pods or a Job's pod."""
+    """A Service, PDB or NetworkPolicy never selects another service's pods or a Job's pod; the
+    migration Jobs' and the test pod's NetworkPolicies select exactly those."""
     pods = _pod_templates(rendered)
+    jobs = sorted(w for w, _ in pods if w.startswith("Job/"))
+    expected = {
+        "cl-closedloop-migrate": jobs,
+        "cl-closedloop-test": ["Pod/cl-closedloop-test-grpc-health"],
+    }
     for kind in ("Service", "PodDisruptionBudget", "NetworkPolicy"):
         for obj in rendered.of_kind(kind):
             spec = obj["spec"]
             selector = spec.get("selector", spec.get("podSelector", {}))
-            selector = selector.get("matchLabels", selector)
-            chosen = [w for w, labels in pods if selector.items() <= labels.items()]
-            assert chosen == [f"Deployment/{obj['metadata']['name']}"], (kind, chosen)
+            chosen = sorted(w for w, labels in pods if _selects(selector, labels))
+            name = obj["metadata"]["name"]
+            assert chosen == expected.get(name, [f"Deployment/{name}"]), (kind, chosen)
+    assert {"cl-closedloop-migrate", "cl-closedloop-test"} <= {
+        p["metadata"]["name"] for p in rendered.of_kind("NetworkPolicy")
+    }
 
 
 def _pod_templates(rendered: Rendered) -> list[tuple[str, dict[str, str]]]:

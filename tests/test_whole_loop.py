@@ -10,7 +10,8 @@ attributed to A, then adds the rep on WeCom: WeCom's record of the contact carri
 the WeCom friend is B, and B gets the welcome message. B pays. After the hold period (the clock is
 injected through ReleaseDueRewards' `as_of`), A's reward is granted and retention credits A's
 points. A broadcast reaches A through the official account and B through the rep on WeCom. One
-trace id runs through every service for B's lead.
+trace id runs through every service for B's lead. Both fill the H5 form after the page signed
+them in through WeChat (web authorization via the gateway and its emulator).
 """
 
 from __future__ import annotations
@@ -98,7 +99,9 @@ def collector() -> Iterator[tuple[SpanCollector, int]]:
 
 @pytest.fixture
 def loop_env(
-    tmp_path: Path, postgres: PostgresServer, collector: tuple[SpanCollector, int]
+    tmp_path: Path,
+    postgres: PostgresServer,
+    collector: tuple[SpanCollector, int],
 ) -> dict[str, str]:
     listed = {s.name for s in listed_services(harness.ROOT / "services.toml")}
     assert set(SERVICES) <= listed, f"services.toml does not list {set(SERVICES) - listed}"
@@ -135,8 +138,8 @@ async def loop(loop_env: dict[str, str]) -> AsyncIterator[LoopClient]:
             {name: harness.grpc_target(loop_env, name) for name in SERVICES},
             {name: harness.http_url(loop_env, name) for name in SERVICES},
             APP,
+            wechat_emulator=harness.emulator_url(loop_env),
             wecom=CORP,
-            emulator_url=harness.emulator_url(loop_env),
         )
         try:
             yield client
@@ -334,9 +337,10 @@ async def _b_signs_in_through_wechat(loop: LoopClient, funnel: Funnel, code: str
         unionid="u-bob",
         follow_userids=[rep_wecom_id],
     )
-    session = await loop.sign_in_with_wechat(funnel.page_id, "o-bob", ref=code)
+    session = await loop.sign_in_with_wechat(funnel.page_id, "o-bob", code)
     authorized = await loop.wechat_calls("sns/oauth2/access_token")
-    assert [c.get("app_id") for c in authorized] == [APP.app_id]  # one code, exchanged once
+    # A's sign-in and B's, each code exchanged once.
+    assert [(c.get("app_id"), c["errcode"]) for c in authorized] == [(APP.app_id, 0)] * 2
     return session
 
 

@@ -21,7 +21,7 @@ from kit_testbed import (
 )
 from loopkit.consumer import EventConsumer, Subscription
 from loopkit.deadletters import DeadLetter, list_dead_letters, replay
-from loopkit.errors import InvalidArgument
+from loopkit.errors import DependencyUnavailable, InvalidArgument
 from loopkit.events import subject_for
 from loopkit.natsio import DEAD_LETTER_ROOT, DEAD_LETTER_STREAM
 from loopkit.testing import eventually
@@ -45,7 +45,11 @@ class Handler:
 
 @asynccontextmanager
 async def consuming(
-    database: Database, stream: Stream, js: JetStreamContext, handler: Handler
+    database: Database,
+    stream: Stream,
+    js: JetStreamContext,
+    handler: Handler,
+    max_backoff_s: float = 10.0,
 ) -> AsyncIterator[EventConsumer]:
     consumer = EventConsumer(
         f"svc{stream.producer}",
@@ -61,6 +65,8 @@ async def consuming(
         max_deliver=MAX_DELIVER,
         ack_wait_s=2.0,
         batch_size=10,
+        first_backoff_s=min(0.5, max_backoff_s),
+        max_backoff_s=max_backoff_s,
     )
     await consumer.start()
     stop = asyncio.Event()
@@ -179,6 +185,40 @@ async def test_domain_error_is_dead_lettered_without_retries(
         await eventually(lambda: settled(js, stream.name, consumer.durable))
     assert handler.calls == 1
     assert await applied_counts(database.sessions) == {}
+
+
+class Outage(Handler):
+    """Identity is away for the first `failures` calls, then back."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__(None)
+        self.failures = failures
+
+    async def __call__(self, session: AsyncSession, env: Envelope) -> None:
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise DependencyUnavailable("identity service: UNAVAILABLE (connection refused)")
+        await record_applied(session, env)
+
+
+async def test_an_outage_longer_than_max_deliver_never_dead_letters(
+    database: Database, stream: Stream, js: JetStreamContext
+) -> None:
+    handler = Outage(failures=4 * MAX_DELIVER)
+    # Back-off capped low so that many outage attempts fit in a short test.
+    async with consuming(database, stream, js, handler, max_backoff_s=0.05) as consumer:
+        envs = [await publish(js, stream.producer) for _ in range(3)]
+        await eventually(lambda: _all_applied(database, [e.id for e in envs]), timeout_s=30)
+        await eventually(lambda: settled(js, stream.name, consumer.durable))
+        assert await list_dead_letters(js, consumer=consumer.durable) == []
+        assert consumer.backoff_s == 0.0  # healthy again
+    assert handler.calls > 4 * MAX_DELIVER
+    assert await applied_counts(database.sessions) == {e.id: 1 for e in envs}
+
+
+async def _all_applied(database: Database, ids: list[str]) -> bool:
+    counts = await applied_counts(database.sessions)
+    return all(counts.get(i, 0) == 1 for i in ids)
 
 
 async def _applied(database: Database, event_id: str) -> bool:

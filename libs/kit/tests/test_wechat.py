@@ -118,3 +118,21 @@ async def test_sandbox_sender_records_once_per_key_and_refuses_reused_welcome_co
     assert len(sender.sent) == 1
     with pytest.raises(SendRefused, match="already used"):
         await sender.send(OutboundMessage("t1", "c1", who, "welcome", "hi", {"welcome_code": "W1"}))
+
+
+def test_a_signed_timestamp_of_hundreds_of_digits_is_refused_not_a_crash() -> None:
+    huge = "9" * 400
+    with pytest.raises(crypto.SignatureError, match="300 s"):
+        crypto.check_signature(TOKEN, crypto.signature(TOKEN, huge, "n"), huge, "n")
+
+
+@pytest.mark.parametrize("encoding", ["gbk", "GB2312", "big5", "utf-16", "x-made-up"])
+def test_a_declared_encoding_other_than_utf8_is_refused(encoding: str) -> None:
+    body = f'<?xml version="1.0" encoding="{encoding}"?><xml><A>1</A></xml>'.encode()
+    with pytest.raises(xml.XmlError, match="unsupported encoding"):
+        xml.parse_message(body)
+    # Behind a byte-order mark the declaration is still never handed to expat unchecked.
+    with pytest.raises(xml.XmlError):
+        xml.parse_message(b"\xef\xbb\xbf" + body)
+    declared = b'<?xml version="1.0" encoding="UTF-8"?><xml><A>1</A></xml>'
+    assert xml.parse_message(declared) == {"A": "1"}

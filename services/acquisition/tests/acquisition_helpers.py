@@ -140,6 +140,23 @@ class WechatSlot:
     gateway: RunningService
 
 
+async def sign_in(
+    http: httpx.AsyncClient, page_id: str, openid: str, query: str = ""
+) -> httpx.Response:
+    """A visitor opening the page in WeChat: to the emulator's authorize page (as `openid`) and
+    back; the client then holds the page's WeChat session cookie."""
+    wechat_browser = {"user-agent": WECHAT_UA}
+    start = await http.get(f"/p/{page_id}" + (f"?{query}" if query else ""), headers=wechat_browser)
+    assert start.status_code == 302, start.text
+    authorize = start.headers["location"].split("#", 1)[0]
+    async with httpx.AsyncClient(trust_env=False) as wechat:
+        back = await wechat.get(f"{authorize}&emulator_openid={openid}")
+    assert back.status_code == 302, back.text
+    done = await http.get(back.headers["location"], headers=wechat_browser)
+    assert done.status_code == 303, done.text
+    return done
+
+
 async def database(request: pytest.FixtureRequest, backend: str, tmp: Path, name: str) -> str:
     if backend == "postgres":
         pg: PostgresServer = request.getfixturevalue("postgres")

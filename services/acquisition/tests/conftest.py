@@ -230,6 +230,16 @@ async def wechat_services(
             identity_url=identity.grpc_target,
             gateway_url=gateway.grpc_target,
             session_secret=SESSION_SECRET,
+            wechat_worker_poll_s=0.1,
+            wechat_apps=[
+                {
+                    "app_id": f"wxedge{n:04d}",
+                    "tenant_id": f"t-wx-{n}",
+                    "token": TOKEN,
+                    "aes_key": AES_KEY,
+                }
+                for n in range(GATEWAY_SLOTS)
+            ],
         ) as acquisition,
     ):
         yield WechatServices(identity, acquisition, gateway, wechat, _gateway_slots)

@@ -1,17 +1,21 @@
 """Channels without a WeChat gateway configured: they work as before, say they have no code,
-and deleting one retires it (expired from then on, still readable)."""
+and deleting one retires it (expired from then on, still readable). With the gateway down:
+UNAVAILABLE and nothing created; pages still serve their form."""
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import grpc
 import pytest
 
-from acquisition_helpers import Env, event_xml, safe_post
+from acquisition_helpers import WECHAT_UA, Env, event_xml, safe_post
 from closedloop.acquisition.v1 import acquisition_pb2 as pb
 from closedloop_acquisition.catalog.codes import NO_GATEWAY
-from loopkit.testing import eventually
+from closedloop_acquisition.main import DEFINITION
+from loopkit.natsserver import NatsServer, free_port
+from loopkit.testing import eventually, running_service
 
 
 async def test_without_a_gateway_a_qr_channel_works_and_says_it_has_no_code(env: Env) -> None:
@@ -93,3 +97,32 @@ async def test_deleting_an_unknown_channel_is_not_found(env: Env) -> None:
             pb.DeleteChannelRequest(tenant_id=env.tenant, channel_id="01NOCHANNEL000000000000000")
         )
     assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_with_the_gateway_down_channels_are_unavailable_and_pages_still_serve(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
+    nowhere = f"127.0.0.1:{free_port()}"  # a gateway that is not running
+    async with running_service(
+        DEFINITION,
+        database_url=f"sqlite+aiosqlite:///{tmp_path}/acq.db",
+        nats_url=nats_server.url,
+        state_dir=tmp_path,
+        identity_url=nowhere,
+        gateway_url=nowhere,
+        gateway_timeout_s=1.0,
+    ) as acquisition:
+        env = Env(None, acquisition, tenant="t-no-gateway", app_id="wx-x", plain_app_id="")
+        campaign = await env.campaign()
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await env.qr_channel(campaign.campaign_id, "down-1")
+        assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+        listed = await env.stub.ListChannels(
+            pb.ListChannelsRequest(tenant_id=env.tenant, campaign_id=campaign.campaign_id)
+        )
+        assert list(listed.channels) == []
+        # The page cannot send WeChat visitors through sign-in: it serves the form itself.
+        page = await env.page(campaign.campaign_id)
+        async with env.http() as http:
+            answer = await http.get(f"/p/{page.page_id}", headers={"user-agent": WECHAT_UA})
+        assert answer.status_code == 200 and "lead-form" in answer.text

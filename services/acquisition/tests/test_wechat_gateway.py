@@ -170,6 +170,39 @@ async def test_wechat_refusals_are_clear_errors(wx: WechatSlot) -> None:
     assert list(listed.channels) == []
 
 
+async def test_a_fission_participants_poster_gets_its_own_qr_code_once(wx: WechatSlot) -> None:
+    env = wx.env
+    campaign = (
+        await env.stub.CreateCampaign(
+            pb.CreateCampaignRequest(
+                tenant_id=env.tenant, name="Bring two", fission_goal=2, fission_reward="A mug"
+            )
+        )
+    ).campaign
+    join = pb.JoinFissionRequest(
+        tenant_id=env.tenant,
+        campaign_id=campaign.campaign_id,
+        identities=[openid(_unique("o-host"), wx.app_id)],
+        app_id=wx.app_id,
+    )
+    first = await env.stub.JoinFission(join)
+    again = await env.stub.JoinFission(join)
+    assert first.created and not again.created
+    assert again.participant.channel_id == first.participant.channel_id
+    poster = (
+        await env.stub.GetChannel(
+            pb.GetChannelRequest(tenant_id=env.tenant, channel_id=first.participant.channel_id)
+        )
+    ).channel
+    assert poster.code.ticket and poster.code.image_url
+    made = [
+        call["body"]
+        for call in wx.wechat.calls("qrcode/create", wx.app_id)
+        if call["body"]["action_info"]["scene"]["scene_str"] == first.participant.scene
+    ]
+    assert [body["action_name"] for body in made] == ["QR_LIMIT_STR_SCENE"]  # once, permanent
+
+
 # --- the page signs visitors in through WeChat ------------------------------------------
 
 

@@ -15,8 +15,9 @@ def openid(value: str, app: str = APP) -> c.Identity:
     return c.Identity(kind=c.IDENTITY_KIND_WECHAT_OPENID, scope=app, value=value)
 
 
-def unionid(value: str) -> c.Identity:
-    return c.Identity(kind=c.IDENTITY_KIND_WECHAT_UNIONID, value=value)
+def unionid(value: str, verified: bool = False) -> c.Identity:
+    """A unionid; `verified` when it came from WeChat itself (OAuth, a signed callback)."""
+    return c.Identity(kind=c.IDENTITY_KIND_WECHAT_UNIONID, value=value, verified=verified)
 
 
 def phone(value: str, verified: bool = True) -> c.Identity:

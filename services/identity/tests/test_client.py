@@ -30,7 +30,11 @@ async def test_resolve_creates_then_finds_and_merges(identity: RunningService, t
         assert IdentityValue("wechat_openid", "o-1", scope="wx-app") in again.identities
 
         other = await client.resolve(tenant, [IdentityValue("wechat_unionid", "u-2")])
-        unionids = [IdentityValue("wechat_unionid", "u-1"), IdentityValue("wechat_unionid", "u-2")]
+        # Unionids WeChat handed over (OAuth): verified, so they may merge.
+        unionids = [
+            IdentityValue("wechat_unionid", "u-1", verified=True),
+            IdentityValue("wechat_unionid", "u-2", verified=True),
+        ]
         joined = await client.resolve(tenant, [openid, *unionids])
         # The oldest customer survives; the other one answers with the survivor from now on.
         assert joined.customer_id == first.customer_id

@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from closedloop.identity.v1 import identity_pb2 as pb
 from closedloop.identity.v1 import identity_pb2_grpc
-from closedloop_identity.models import CustomerRow, IdentityRow, MergeRow
+from closedloop_identity.models import AuditRow, CustomerRow, IdentityRow, MergeRow
 from identity_helpers import openid, phone, resolve_request, unionid
 from loopkit.testing import eventually, read_events
 
@@ -18,8 +18,8 @@ CALLERS = 50
 def _identities(i: int) -> list:
     shared = [
         [phone("13800138000")],
-        [unionid("u-shared")],
-        [phone("13800138000"), unionid("u-shared")],
+        [unionid("u-shared", verified=True)],
+        [phone("13800138000"), unionid("u-shared", verified=True)],
     ][i % 3]
     return [openid(f"o-{i}"), *shared]
 
@@ -94,3 +94,51 @@ async def test_fifty_concurrent_overlapping_resolves(identity, nats_client):
         return (created, merged) == (len(customers), len(merges))
 
     await eventually(events_match)
+
+
+async def test_concurrent_first_resolves_of_one_new_person_create_one_customer(
+    identity, nats_client
+):
+    # Nobody holds these yet: every caller tries to create, all but one lose the race on the
+    # unique identity key, run again and find the winner.
+    tenant = f"t-{uuid.uuid4().hex[:10]}"
+    channels = [grpc.aio.insecure_channel(identity.grpc_target) for _ in range(5)]
+    stubs = [identity_pb2_grpc.IdentityServiceStub(ch) for ch in channels]
+    try:
+        results = await asyncio.gather(
+            *[
+                stubs[i % 5].ResolveCustomer(
+                    resolve_request(tenant, openid("o-new"), phone("13900139000"))
+                )
+                for i in range(20)
+            ]
+        )
+    finally:
+        for ch in channels:
+            await ch.close()
+    assert len({r.customer.customer_id for r in results}) == 1
+    assert sum(r.created for r in results) == 1
+    async with identity.runtime.sessions() as session:
+        customers = (
+            (await session.execute(select(CustomerRow.id).where(CustomerRow.tenant_id == tenant)))
+            .scalars()
+            .all()
+        )
+        audited = (
+            (
+                await session.execute(
+                    select(AuditRow.action).where(
+                        AuditRow.tenant_id == tenant, AuditRow.action == "created"
+                    )
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert len(customers) == 1 and len(audited) == 1
+
+    async def one_created():
+        events = await read_events(nats_client, "IDENTITY", tenant_id=tenant)
+        return [e.type for e in events] == ["customer.created"]
+
+    await eventually(one_created)

@@ -69,7 +69,7 @@ def test_unknown_identities_create_a_customer():
 
 
 def test_weak_match_plus_strong_match_merges_into_the_oldest():
-    o, u = _claim(Kind.WECHAT_OPENID, "o1"), _claim(Kind.WECHAT_UNIONID, "u2")
+    o, u = _claim(Kind.WECHAT_OPENID, "o1"), _claim(Kind.WECHAT_UNIONID, "u2", verified=True)
     owners = {o.key: Owner("B", T0 + timedelta(days=1)), u.key: Owner("A", T0)}
     plan = plan_resolution([o, u], owners, MergePolicy())
     assert plan.survivor == "A"
@@ -95,8 +95,32 @@ def test_unverified_phone_does_not_merge_but_verified_does():
                 plan_resolution([o, p], owners, MergePolicy())
 
 
+def test_unverified_unionid_is_a_hint_that_never_merges():
+    o = _claim(Kind.WECHAT_OPENID, "o1")
+    for verified in (False, True):
+        u = _claim(Kind.WECHAT_UNIONID, "u2", verified)
+        owners = {o.key: Owner("A", T0), u.key: Owner("B", T0 + timedelta(1))}
+        if verified:
+            assert plan_resolution([o, u], owners, MergePolicy()).merges == [("B", u.key)]
+        else:
+            with pytest.raises(FailedPrecondition):
+                plan_resolution([o, u], owners, MergePolicy())
+
+
 def test_policy_can_forbid_unionid_merges():
-    o, u = _claim(Kind.WECHAT_OPENID, "o1"), _claim(Kind.WECHAT_UNIONID, "u2")
+    o, u = _claim(Kind.WECHAT_OPENID, "o1"), _claim(Kind.WECHAT_UNIONID, "u2", verified=True)
     owners = {o.key: Owner("A", T0), u.key: Owner("B", T0)}
     with pytest.raises(FailedPrecondition):
         plan_resolution([o, u], owners, MergePolicy(frozenset({Kind.EXTERNAL})))
+
+
+def test_a_policy_listing_openids_still_merges_only_verified_ones():
+    policy = MergePolicy(frozenset({Kind.WECHAT_OPENID}))
+    for verified in (False, True):
+        o1, o2 = _claim(Kind.WECHAT_OPENID, "o1"), _claim(Kind.WECHAT_OPENID, "o2", verified)
+        owners = {o1.key: Owner("A", T0), o2.key: Owner("B", T0 + timedelta(1))}
+        if verified:
+            assert plan_resolution([o1, o2], owners, policy).merges == [("B", o2.key)]
+        else:
+            with pytest.raises(FailedPrecondition):
+                plan_resolution([o1, o2], owners, policy)

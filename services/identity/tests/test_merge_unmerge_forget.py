@@ -69,7 +69,9 @@ async def test_unmerge_gives_back_what_came_with_the_merged_customer(stub, tenan
 async def test_history_records_the_identity_that_triggered_a_merge(stub, tenant):
     a = await stub.ResolveCustomer(resolve_request(tenant, unionid("u-1")))
     b = await stub.ResolveCustomer(resolve_request(tenant, openid("o-1")))
-    await stub.ResolveCustomer(resolve_request(tenant, openid("o-1"), unionid("u-1")))
+    await stub.ResolveCustomer(
+        resolve_request(tenant, openid("o-1"), unionid("u-1", verified=True))
+    )
     history = await stub.GetCustomerHistory(
         pb.GetCustomerHistoryRequest(tenant_id=tenant, customer_id=b.customer.customer_id)
     )

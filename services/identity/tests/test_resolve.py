@@ -53,8 +53,9 @@ async def test_openid_plus_anothers_unionid_merges_and_publishes(
 ):
     older = await stub.ResolveCustomer(resolve_request(tenant, unionid("u-older")))
     newer = await stub.ResolveCustomer(resolve_request(tenant, openid("o-newer")))
+    # WeChat OAuth hands back the openid with its unionid: verified, so it may merge.
     merged = await stub.ResolveCustomer(
-        resolve_request(tenant, openid("o-newer"), unionid("u-older"))
+        resolve_request(tenant, openid("o-newer"), unionid("u-older", verified=True))
     )
     survivor, gone = older.customer.customer_id, newer.customer.customer_id
     assert merged.customer.customer_id == survivor
@@ -80,6 +81,30 @@ async def test_openid_plus_anothers_unionid_merges_and_publishes(
     assert types == ["customer.created", "customer.created", "customer.merged"]
 
 
+async def test_claimed_unionid_never_merges_but_a_verified_one_does(stub, tenant, identity):
+    a = await stub.ResolveCustomer(resolve_request(tenant, openid("o-a")))
+    b = await stub.ResolveCustomer(resolve_request(tenant, unionid("u-b", verified=True)))
+    # A form posts customer A's openid with customer B's unionid, which anyone can type.
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await stub.ResolveCustomer(resolve_request(tenant, openid("o-a"), unionid("u-b")))
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    for customer in (a, b):
+        got = await stub.GetCustomer(
+            pb.GetCustomerRequest(tenant_id=tenant, customer_id=customer.customer.customer_id)
+        )
+        assert got.customer.status == pb.CUSTOMER_STATUS_ACTIVE
+        assert keys(got.customer) == keys(customer.customer)
+    # Alone, the claimed unionid is still a hint: it finds the customer that holds it.
+    hint = await stub.ResolveCustomer(resolve_request(tenant, unionid("u-b")))
+    assert hint.customer.customer_id == b.customer.customer_id and not hint.merged_ids
+    # The same pair from WeChat OAuth (verified) is proof of one person: the two merge.
+    proved = await stub.ResolveCustomer(
+        resolve_request(tenant, openid("o-a"), unionid("u-b", verified=True))
+    )
+    assert proved.customer.customer_id == a.customer.customer_id
+    assert list(proved.merged_ids) == [b.customer.customer_id]
+
+
 async def test_two_openids_of_different_customers_are_refused(stub, tenant):
     await stub.ResolveCustomer(resolve_request(tenant, openid("o-a")))
     await stub.ResolveCustomer(resolve_request(tenant, openid("o-b")))
@@ -97,7 +122,9 @@ async def test_merge_policy_is_per_tenant(stub, tenant):
     await stub.ResolveCustomer(resolve_request(tenant, unionid("u-1")))
     await stub.ResolveCustomer(resolve_request(tenant, openid("o-1")))
     with pytest.raises(grpc.aio.AioRpcError) as err:
-        await stub.ResolveCustomer(resolve_request(tenant, openid("o-1"), unionid("u-1")))
+        await stub.ResolveCustomer(
+            resolve_request(tenant, openid("o-1"), unionid("u-1", verified=True))
+        )
     assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     other = await stub.GetMergePolicy(pb.GetMergePolicyRequest(tenant_id=tenant + "-x"))
     assert c.IDENTITY_KIND_WECHAT_UNIONID in other.policy.merge_kinds
@@ -149,3 +176,19 @@ async def test_tenant_from_metadata(stub, tenant):
             resolve_request(tenant + "-x", openid("o-md")), metadata=(("x-tenant-id", tenant),)
         )
     assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+async def test_a_repeat_resolve_answers_every_id_merged_into_the_customer(stub, tenant):
+    a = await stub.ResolveCustomer(resolve_request(tenant, openid("o-a")))
+    b = await stub.ResolveCustomer(resolve_request(tenant, openid("o-b")))
+    c_ = await stub.ResolveCustomer(resolve_request(tenant, openid("o-c")))
+    a_id, b_id, c_id = (x.customer.customer_id for x in (a, b, c_))
+    # c into b, then b into a: a chain of two merges.
+    await stub.MergeCustomers(pb.MergeCustomersRequest(tenant_id=tenant, customer_ids=[b_id, c_id]))
+    await stub.MergeCustomers(pb.MergeCustomersRequest(tenant_id=tenant, customer_ids=[a_id, b_id]))
+    again = await stub.ResolveCustomer(resolve_request(tenant, openid("o-c")))
+    assert again.customer.customer_id == a_id and not again.created
+    assert sorted(again.customer.merged_ids) == sorted([b_id, c_id])
+    assert keys(again.customer) == {
+        (c.IDENTITY_KIND_WECHAT_OPENID, "wx-app-1", v) for v in ("o-a", "o-b", "o-c")
+    }

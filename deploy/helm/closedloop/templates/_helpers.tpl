@@ -98,6 +98,27 @@ outbox flush (each up to CLOSEDLOOP_SHUTDOWN_GRACE_S) + HTTP drain (5 s) + margi
 {{- add (int $svc.preStopSleepSeconds) (mul 3 (int $svc.shutdownGraceSeconds)) 5 (int $svc.terminationExtraSeconds) -}}
 {{- end -}}
 
+{{/* Public origin of the HTTP edges: publicBaseUrl, else the Ingress host; empty when neither. */}}
+{{- define "closedloop.publicBaseUrl" -}}
+{{- if .Values.publicBaseUrl -}}
+{{- .Values.publicBaseUrl | trimSuffix "/" -}}
+{{- else if .Values.ingress.enabled -}}
+{{- printf "%s://%s" (ternary "https" "http" (not (empty .Values.ingress.tlsSecret))) .Values.ingress.host -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The migration command of one service, as the hook Job and the init container run it. */}}
+{{- define "closedloop.migrateCommand" -}}
+{{- $root := index . 0 -}}
+{{- $name := index . 1 -}}
+{{- $wait := index . 2 -}}
+{{- if $wait -}}
+{{- list "closedloop" "migrate" $name "--wait" (toString (int $root.Values.migrations.waitSeconds)) | toJson -}}
+{{- else -}}
+{{- list "closedloop" "migrate" $name | toJson -}}
+{{- end -}}
+{{- end -}}
+
 {{- define "closedloop.natsUrl" -}}
 {{- if .Values.nats.enabled -}}
 {{- printf "nats://%s-nats:4222" .Release.Name -}}
@@ -132,4 +153,36 @@ outbox flush (each up to CLOSEDLOOP_SHUTDOWN_GRACE_S) + HTTP drain (5 s) + margi
       name: {{ $root.Values.apiToken.existingSecret }}
       key: {{ $root.Values.apiToken.key }}
 {{- end }}
+{{- end -}}
+
+{{/* NetworkPolicy egress rules shared by the services, the migration Jobs and the test pod. */}}
+{{- define "closedloop.egressDns" -}}
+# DNS
+- ports:
+    - port: 53
+      protocol: UDP
+    - port: 53
+      protocol: TCP
+  to:
+    - namespaceSelector: {}
+      podSelector:
+        matchLabels:
+          k8s-app: kube-dns
+{{- end -}}
+
+{{- define "closedloop.egressDatabase" -}}
+# PostgreSQL
+- ports:
+    - port: {{ .Values.externalDatabase.port | int }}
+      protocol: TCP
+  {{- if .Values.postgresql.enabled }}
+  to:
+    - podSelector:
+        matchLabels:
+          app.kubernetes.io/name: postgresql
+          app.kubernetes.io/instance: {{ .Release.Name }}
+  {{- else if .Values.networkPolicy.databaseTo }}
+  to:
+    {{- toYaml .Values.networkPolicy.databaseTo | nindent 4 }}
+  {{- end }}
 {{- end -}}

@@ -2,13 +2,19 @@
 
 A durable pull consumer per (service, purpose). Each message is handled in one database
 transaction together with an inbox row keyed by event id, then acked: a redelivery after a crash
-finds the inbox row and is acked without running the handler again. A message that keeps failing
-goes to the dead-letter stream after `max_deliver` attempts, where ops can list and replay it.
+finds the inbox row and is acked without running the handler again.
+
+Failures are of two kinds. An outage (database restarting or full, NATS or identity away: see
+loopkit.outages) is not the message's fault: the message is put back with a capped back-off, the
+consumer pauses, and it retries for as long as the outage lasts; such attempts never count. A
+poison message (undecodable, a DomainError, or `max_deliver` failures of any other kind seen by
+this consumer) goes to the dead-letter stream, where ops can list and replay it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -25,9 +31,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from closedloop.events.v1.envelope_pb2 import Envelope
-from loopkit.errors import DomainError
+from loopkit.errors import Conflict, DomainError
 from loopkit.events import decode_envelope, stream_for, subject_for
 from loopkit.natsio import DEAD_LETTER_ROOT
+from loopkit.outages import is_outage
 from loopkit.tables import KitTables
 from loopkit.tracing import span_from_headers
 
@@ -84,6 +91,8 @@ class EventConsumer:
         ack_wait_s: float = 30.0,
         batch_size: int = 100,
         after_commit: Callable[[], None] | None = None,
+        first_backoff_s: float = 0.5,
+        max_backoff_s: float = 10.0,
     ) -> None:
         self.durable = f"{service}-{subscription.name}"
         self._sub_spec = subscription
@@ -95,6 +104,13 @@ class EventConsumer:
         self._batch_size = batch_size
         self._after_commit = after_commit
         self._sub: JetStreamContext.PullSubscription | None = None
+        self._first_backoff_s = first_backoff_s
+        self._max_backoff_s = max_backoff_s
+        # While a dependency is out: how long to wait before the next attempt (0 when healthy).
+        self.backoff_s = 0.0
+        # Failures that were not outages, by stream sequence: what decides a dead letter. Kept in
+        # memory, so a restart gives a failing message a fresh count (more tries, never fewer).
+        self._strikes: dict[int, int] = {}
 
     async def start(self) -> None:
         config = ConsumerConfig(
@@ -122,8 +138,14 @@ class EventConsumer:
             msgs = await self._sub.fetch(self._batch_size, timeout=timeout_s)
         except (NatsTimeoutError, TimeoutError):  # nats-py raises either when none came
             return 0
-        for msg in msgs:
+        for n, msg in enumerate(msgs):
             await self.handle(msg)
+            if self.backoff_s:
+                # A dependency is out: the rest of the batch would fail the same way. Put it
+                # back untried; none of this counts against the messages.
+                for untried in msgs[n + 1 :]:
+                    await untried.nak(delay=self.backoff_s)
+                break
         return len(msgs)
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -136,7 +158,9 @@ class EventConsumer:
                 log.warning(
                     "consumer %s: fetch failed: %s %s", self.durable, type(exc).__name__, exc
                 )
-                await asyncio.sleep(1.0)
+                await _wait(stop, 1.0)
+            if self.backoff_s:
+                await _wait(stop, self.backoff_s)
 
     async def handle(self, msg: Msg) -> None:
         headers = msg.headers or {}
@@ -160,6 +184,8 @@ class EventConsumer:
                 await self._failed(msg, env, exc)
                 return
         await msg.ack()
+        self.backoff_s = 0.0
+        self._strikes.pop(msg.metadata.sequence.stream, None)
         _handled.add(1, {"consumer": self.durable, "outcome": outcome})
         _pending.set(msg.metadata.num_pending, {"consumer": self.durable})
         if outcome == "applied" and self._after_commit is not None:
@@ -196,22 +222,42 @@ class EventConsumer:
         return "applied"
 
     async def _failed(self, msg: Msg, env: Envelope, exc: Exception) -> None:
-        attempt = msg.metadata.num_delivered
-        permanent = isinstance(exc, DomainError)
-        if permanent or attempt >= self._max_deliver:
+        seq = msg.metadata.sequence.stream
+        if is_outage(exc):
+            self.backoff_s = min(
+                self._max_backoff_s, max(self._first_backoff_s, 2 * self.backoff_s)
+            )
+            log.warning(
+                "consumer %s: %s %s waits %.1f s for a dependency: %s: %s",
+                self.durable,
+                env.type,
+                env.id,
+                self.backoff_s,
+                type(exc).__name__,
+                exc,
+            )
+            _handled.add(1, {"consumer": self.durable, "outcome": "outage"})
+            await msg.nak(delay=self.backoff_s)
+            return
+        self.backoff_s = 0.0  # whatever failed, the dependencies answered
+        strikes = self._strikes.get(seq, 0) + 1
+        permanent = isinstance(exc, DomainError) and not isinstance(exc, Conflict)
+        if permanent or strikes >= self._max_deliver:
+            self._strikes.pop(seq, None)
             await self._dead_letter(msg, f"{type(exc).__name__}: {exc}", event_id=env.id)
             return
+        self._strikes[seq] = strikes
         log.warning(
             "consumer %s: %s %s failed (attempt %d/%d): %s",
             self.durable,
             env.type,
             env.id,
-            attempt,
+            strikes,
             self._max_deliver,
             exc,
         )
         _handled.add(1, {"consumer": self.durable, "outcome": "failed"})
-        await msg.nak(delay=min(30.0, 0.2 * 2**attempt))
+        await msg.nak(delay=min(30.0, 0.2 * 2**strikes))
 
     async def _dead_letter(self, msg: Msg, reason: str, *, event_id: str = "") -> None:
         headers = dict(msg.headers or {})
@@ -241,3 +287,9 @@ class EventConsumer:
             msg.metadata.num_delivered,
             reason,
         )
+
+
+async def _wait(stop: asyncio.Event, seconds: float) -> None:
+    """Sleep, but wake at once when the service is stopping."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)

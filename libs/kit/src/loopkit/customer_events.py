@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from closedloop.events.v1 import identity_events_pb2 as pb
 from closedloop.events.v1.envelope_pb2 import Envelope
 from loopkit.consumer import Handler, Subscription
-from loopkit.events import unpack
+from loopkit.envelopes import payload
 
 # (session, tenant_id, survivor_id, merged_id)
 MergedHandler = Callable[[AsyncSession, str, str, str], Awaitable[None]]
@@ -28,11 +28,11 @@ def identity_subscription(
     """A durable consumer of customer.merged and customer.forgotten calling the given handlers."""
 
     async def merged(session: AsyncSession, env: Envelope) -> None:
-        event = unpack(env, pb.CustomerMerged)
+        event = payload(env, pb.CustomerMerged)
         await on_merged(session, env.tenant_id, event.survivor_id, event.merged_id)
 
     async def forgotten(session: AsyncSession, env: Envelope) -> None:
-        event = unpack(env, pb.CustomerForgotten)
+        event = payload(env, pb.CustomerForgotten)
         ids = list(dict.fromkeys([event.customer_id, *event.forgotten_ids]))
         await on_forgotten(session, env.tenant_id, ids)
 

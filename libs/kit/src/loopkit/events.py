@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from google.protobuf.any_pb2 import Any as AnyPb
 from google.protobuf.message import DecodeError, Message
@@ -77,6 +77,16 @@ def unpack(env: Envelope, message_type: type[M]) -> M:
     return msg
 
 
+# Set in a session's `info` when its transaction wrote outbox rows: `loopkit.db.transact` wakes the
+# relay after committing only such transactions.
+WROTE_EVENTS = "loopkit.outbox.wrote"
+
+
+def note_events_written(session: AsyncSession) -> None:
+    """Mark the session's transaction as one that wrote outbox rows (for rows written directly)."""
+    session.info[WROTE_EVENTS] = True
+
+
 @dataclass
 class Outbox:
     """Writes events in the same transaction as the state change that produced them."""
@@ -84,22 +94,38 @@ class Outbox:
     tables: KitTables
     producer: str
 
-    async def add(self, session: AsyncSession, envelope: Envelope) -> None:
+    def envelope(
+        self, event_type: str, *, tenant_id: str, customer_id: str, payload: Message
+    ) -> Envelope:
+        return new_envelope(
+            producer=self.producer,
+            event_type=event_type,
+            tenant_id=tenant_id,
+            customer_id=customer_id,
+            payload=payload,
+        )
+
+    def row(self, envelope: Envelope) -> dict[str, Any]:
+        """The outbox row that carries `envelope`, for a caller that writes it in its own
+        statement (then it calls `note_events_written`)."""
         headers = {"Nats-Msg-Id": envelope.id, "Closedloop-Type": envelope.type}
         if envelope.traceparent:
             headers["traceparent"] = envelope.traceparent
         if envelope.tracestate:
             headers["tracestate"] = envelope.tracestate
-        await session.execute(
-            insert(self.tables.outbox).values(
-                id=envelope.id,
-                subject=subject_for(self.producer, envelope.type),
-                data=envelope.SerializeToString(),
-                headers=headers,
-                created_at=datetime.now(UTC),
-                attempts=0,
-            )
-        )
+        return {
+            "id": envelope.id,
+            "subject": subject_for(self.producer, envelope.type),
+            "data": envelope.SerializeToString(),
+            "headers": headers,
+            "created_at": datetime.now(UTC),
+            "published_at": None,
+            "attempts": 0,
+        }
+
+    async def add(self, session: AsyncSession, envelope: Envelope) -> None:
+        await session.execute(insert(self.tables.outbox).values(self.row(envelope)))
+        note_events_written(session)
 
     async def emit(
         self,
@@ -110,12 +136,8 @@ class Outbox:
         customer_id: str,
         payload: Message,
     ) -> Envelope:
-        env = new_envelope(
-            producer=self.producer,
-            event_type=event_type,
-            tenant_id=tenant_id,
-            customer_id=customer_id,
-            payload=payload,
+        env = self.envelope(
+            event_type, tenant_id=tenant_id, customer_id=customer_id, payload=payload
         )
         await self.add(session, env)
         return env

@@ -29,6 +29,7 @@ _DOMAIN_ERRORS: dict[grpc.StatusCode, type[errors.DomainError]] = {
     grpc.StatusCode.FAILED_PRECONDITION: errors.FailedPrecondition,
     grpc.StatusCode.ALREADY_EXISTS: errors.AlreadyExists,
     grpc.StatusCode.PERMISSION_DENIED: errors.PermissionDenied,
+    grpc.StatusCode.UNAUTHENTICATED: errors.Unauthenticated,
     grpc.StatusCode.ABORTED: errors.Conflict,
 }
 

@@ -1,12 +1,24 @@
 """What every public HTTP edge (WeChat callbacks, H5 forms, share links) answers the same way:
-bad input as a 4xx with a JSON reason and the field at fault, and bodies read with a cap."""
+bad input as a 4xx with a JSON reason and the field at fault, bodies read with a cap and parsed
+with a depth limit, an outage as 503 with Retry-After, and a bug as a 500 that keeps the
+connection open."""
 
 from __future__ import annotations
 
+import json
+import logging
+import re
+from typing import Any
+
 from fastapi import Request
 from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from loopkit import errors
+from loopkit.outages import RETRY_AFTER_S, is_outage
+from loopkit.tracing import trace_id_hex
+
+log = logging.getLogger(__name__)
 
 # The HTTP face of the domain errors; anything else a DomainError says is a 400.
 _STATUS: list[tuple[type[errors.DomainError], int]] = [
@@ -16,7 +28,14 @@ _STATUS: list[tuple[type[errors.DomainError], int]] = [
     (errors.FailedPrecondition, 409),
     (errors.Conflict, 409),
     (errors.PermissionDenied, 403),
+    (errors.Unauthenticated, 401),
 ]
+
+# Forms and chat archives are a few levels deep; deeper bodies are hostile (json's C parser
+# recurses per level and would raise RecursionError, a 500, at about a thousand).
+MAX_JSON_DEPTH = 32
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_JSON_NESTING = re.compile(rb"[\[\]{}]")
 
 
 def error_response(status: int, reason: str, field: str | None = None) -> JSONResponse:
@@ -26,6 +45,13 @@ def error_response(status: int, reason: str, field: str | None = None) -> JSONRe
 def domain_error_response(exc: errors.DomainError) -> JSONResponse:
     status = next((code for cls, code in _STATUS if isinstance(exc, cls)), 400)
     return error_response(status, exc.reason, exc.field)
+
+
+def unavailable_response(reason: str) -> JSONResponse:
+    """503 with Retry-After: a dependency is away; the same request will work later."""
+    response = error_response(503, f"{reason}; retry shortly")
+    response.headers["Retry-After"] = str(RETRY_AFTER_S)
+    return response
 
 
 async def read_body(request: Request, limit: int) -> bytes | None:
@@ -41,3 +67,72 @@ async def read_body(request: Request, limit: int) -> bytes | None:
             return None
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def json_depth(raw: bytes) -> int:
+    """How deeply arrays and objects nest in `raw`, counted without parsing (strings skipped)."""
+    depth = deepest = 0
+    for match in _JSON_NESTING.finditer(_JSON_STRING.sub(b'""', raw)):
+        if match.group() in (b"[", b"{"):
+            depth += 1
+            deepest = max(deepest, depth)
+        else:
+            depth -= 1
+    return deepest
+
+
+def parse_json(raw: bytes, *, max_depth: int = MAX_JSON_DEPTH, field: str = "body") -> Any:
+    """A UTF-8 JSON body, or InvalidArgument saying what is wrong with it."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise errors.InvalidArgument("body is not UTF-8", field=field) from None
+    if json_depth(raw) > max_depth:
+        raise errors.InvalidArgument(f"JSON nested deeper than {max_depth} levels", field=field)
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        raise errors.InvalidArgument("body is not JSON", field=field) from None
+
+
+class EdgeErrors:
+    """ASGI middleware: an error no route handled is answered here, not by the server.
+
+    Starlette re-raises an unhandled error after its 500, and uvicorn then closes the kept-alive
+    connection, so a pooled client loses an unrelated request. Answering here ends the request
+    normally: a domain error as its 4xx, an outage as 503 + Retry-After, anything else as a JSON
+    500 with the trace id.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracked)
+        except Exception as exc:
+            if started:
+                raise  # half a response is out: only closing the connection is honest
+            if isinstance(exc, errors.DomainError):
+                response = domain_error_response(exc)
+            elif is_outage(exc):
+                log.warning(
+                    "%s %s: dependency unavailable: %s", scope["method"], scope["path"], exc
+                )
+                response = unavailable_response("a dependency is unavailable")
+            else:
+                log.exception("%s %s failed", scope["method"], scope["path"])
+                trace = trace_id_hex()
+                response = error_response(500, f"internal error (trace {trace or 'none'})")
+            await response(scope, receive, send)

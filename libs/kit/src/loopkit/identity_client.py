@@ -12,11 +12,33 @@ from closedloop.common.v1 import common_pb2
 from closedloop.identity.v1 import identity_pb2, identity_pb2_grpc
 from loopkit import errors
 from loopkit.customers import IdentityValue, ResolvedCustomer
-from loopkit.grpc_client import make_channel, translate_error
+from loopkit.grpc_client import make_channel
 from loopkit.settings import Settings
 
 SERVICE = "closedloop.identity.v1.IdentityService"
 _RETRIED = [(SERVICE, m) for m in ("ResolveCustomer", "GetCustomer", "ListIdentities")]
+
+_DOMAIN_ERRORS: dict[grpc.StatusCode, type[errors.DomainError]] = {
+    grpc.StatusCode.INVALID_ARGUMENT: errors.InvalidArgument,
+    grpc.StatusCode.NOT_FOUND: errors.NotFound,
+    grpc.StatusCode.FAILED_PRECONDITION: errors.FailedPrecondition,
+    grpc.StatusCode.ALREADY_EXISTS: errors.AlreadyExists,
+    grpc.StatusCode.PERMISSION_DENIED: errors.PermissionDenied,
+    grpc.StatusCode.UNAUTHENTICATED: errors.Unauthenticated,
+    grpc.StatusCode.ABORTED: errors.Conflict,
+}
+
+# What identity answers while it is out (or draining): the same call can work a moment later.
+_TRANSIENT = {
+    grpc.StatusCode.UNAVAILABLE,
+    grpc.StatusCode.DEADLINE_EXCEEDED,
+    grpc.StatusCode.RESOURCE_EXHAUSTED,
+    grpc.StatusCode.CANCELLED,
+}
+
+
+class IdentityFailed(Exception):
+    """Identity answered with an error that is neither a domain error nor an outage (a bug)."""
 
 
 def identity_to_pb(identity: IdentityValue) -> common_pb2.Identity:
@@ -31,13 +53,29 @@ def identity_to_pb(identity: IdentityValue) -> common_pb2.Identity:
     )
 
 
-def identity_from_pb(pb: common_pb2.Identity) -> IdentityValue:
+def identity_from_pb(pb: common_pb2.Identity, field: str = "kind") -> IdentityValue:
+    if pb.kind not in common_pb2.IdentityKind.values():
+        # An open enum: a caller with a newer (or made-up) schema can send any number.
+        raise errors.InvalidArgument(f"unknown identity kind {pb.kind}", field=field)
     kind = common_pb2.IdentityKind.Name(pb.kind).removeprefix("IDENTITY_KIND_").lower()
     return IdentityValue(kind=kind, value=pb.value, scope=pb.scope, verified=pb.verified)
 
 
 def _translate(exc: grpc.aio.AioRpcError) -> Exception:
-    return translate_error(exc, "identity service")
+    code = exc.code()
+    domain = _DOMAIN_ERRORS.get(code)
+    if domain is not None:
+        trailers = dict(exc.trailing_metadata() or ())
+        field = trailers.get("closedloop-field") or None
+        reason = exc.details() or code.name
+        if field and reason.startswith(f"{field}: "):
+            reason = reason[len(field) + 2 :]
+        return domain(reason, field=str(field) if field else None)
+    if code in _TRANSIENT:
+        return errors.DependencyUnavailable(f"identity service: {code.name} ({exc.details()})")
+    # INTERNAL, UNIMPLEMENTED, ...: identity answered, and it is not an outage. Retrying forever
+    # (or telling our own caller to retry) would hide a bug; it counts as a failure.
+    return IdentityFailed(f"identity service: {code.name} ({exc.details()})")
 
 
 class IdentityClient:

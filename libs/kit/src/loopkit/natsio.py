@@ -51,10 +51,13 @@ async def connect(url: str, *, name: str) -> Client:
 async def ensure_stream(
     js: JetStreamContext, name: str, subjects: list[str], *, replicas: int = 1, update: bool = True
 ) -> None:
-    """Create or update a file-backed stream (idempotent: every replica may call it on start).
+    """Create a file-backed stream if it is missing (idempotent: every replica calls it on start).
 
-    With `update=False` an existing stream is left as it is: a consumer creating its producer's
-    stream ahead of time must not rewrite the producer's own configuration later.
+    An existing stream keeps its configuration: retention (`max_age`, `max_bytes`), replicas and
+    description belong to the operator once the stream exists (`nats stream edit`), and a restart
+    must not undo them. The only change made (with `update`, by the stream's own producer) is
+    adding subjects a new version publishes on. With `update=False` (a consumer creating its
+    producer's stream ahead of time) an existing stream is never touched.
     """
     config = StreamConfig(
         name=name,
@@ -66,16 +69,22 @@ async def ensure_stream(
         duplicate_window=DUPLICATE_WINDOW_S,
     )
     try:
-        await js.stream_info(name)
+        info = await js.stream_info(name)
     except NotFoundError:
         try:
             await js.add_stream(config)
             log.info("created stream %s for %s", name, subjects)
             return
         except BadRequestError:
-            pass  # another replica created it between our two calls
-    if update:
-        await js.update_stream(config)
+            info = await js.stream_info(name)  # another replica created it between our calls
+    if not update:
+        return
+    current = info.config
+    missing = [s for s in subjects if s not in (current.subjects or [])]
+    if missing:
+        current.subjects = [*(current.subjects or []), *missing]
+        await js.update_stream(current)
+        log.info("stream %s: added subjects %s", name, missing)
 
 
 async def ensure_service_streams(js: JetStreamContext, producer: str, *, replicas: int) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from collections.abc import Awaitable, Callable, Iterator
 
 import uvicorn
@@ -11,12 +12,45 @@ from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from loopkit.http_edge import EdgeErrors
+from loopkit.settings import WILDCARD_HOSTS
+
 ReadinessCheck = Callable[[], Awaitable[str | None]]
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A bound socket for `host:port`. A wildcard host is bound like gRPC binds it: `[::]` with
+    IPV6_V6ONLY off (IPv4 and IPv6) where the kernel has IPv6, else 0.0.0.0, so an IPv6-only
+    cluster reaches the probes and the Ingress too."""
+    if host in WILDCARD_HOSTS:
+        try:
+            sock = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+        except OSError:  # no IPv6 in this kernel or namespace
+            pass
+        else:
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+                sock.bind(("::", port))
+                return sock
+            except OSError:  # IPv6 present but unusable (disabled on the interface)
+                sock.close()
+        host = "0.0.0.0"
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 def ops_app(service: str, readiness: ReadinessCheck) -> FastAPI:
     """`readiness` returns None when ready, else the reason it is not."""
     app = FastAPI(title=f"closedloop {service}", docs_url=None, redoc_url=None)
+    app.add_middleware(EdgeErrors)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
@@ -57,13 +91,16 @@ class HttpServer:
             timeout_graceful_shutdown=5,
         )
         self._server = _EmbeddedServer(config)
+        self._host = host
+        self._port = port
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._server.serve())
+        sock = listening_socket(self._host, self._port)  # raises the bind error
+        self._task = asyncio.create_task(self._server.serve(sockets=[sock]))
         while not self._server.started:
             if self._task.done():
-                self._task.result()  # raises the bind error
+                self._task.result()
                 raise OSError("HTTP server stopped during start-up")
             await asyncio.sleep(0.01)
 

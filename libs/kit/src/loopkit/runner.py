@@ -22,6 +22,7 @@ from pydantic import ValidationError
 from sqlalchemy.engine import make_url
 
 from loopkit import emulated_accounts, migrations
+from loopkit.callers import KeyStore
 from loopkit.db import is_sqlite
 from loopkit.natsserver import NatsServer
 from loopkit.runtime import ServiceDefinition
@@ -42,6 +43,9 @@ _WECHAT_BASES = (
 )
 STOP_GRACE_S = 15.0
 DEFAULT_NATS_PORT = 4250
+# Keys a run makes for itself when callers must authenticate (replaced by the next run's).
+SERVICES_KEY_NAME = "make-run services"
+DEVELOPER_KEY_NAME = "make-run developer"
 # A service stopped by our SIGTERM, or by the terminal's Ctrl-C before it installed its handlers.
 _CLEAN_EXITS = {0, -signal.SIGTERM, -signal.SIGINT}
 # Probes go straight to 127.0.0.1, whatever http_proxy/grpc_proxy the developer's shell sets.
@@ -120,13 +124,21 @@ def safe_url(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
-def migrate(name: str, definition: ServiceDefinition, settings: Settings) -> None:
+def migrate(
+    name: str, definition: ServiceDefinition, settings: Settings, *, wait_s: float = 0.0
+) -> None:
+    """Apply a service's migrations; `wait_s` > 0 first waits that long for the database server
+    (the chart's init container, started beside a PostgreSQL pod that is still coming up)."""
     url = settings.resolved_database_url()
     database = make_url(url).database
     if is_sqlite(url) and database and database != ":memory:":
         Path(database).parent.mkdir(parents=True, exist_ok=True)  # SQLite makes files, not folders
     try:
-        migrations.upgrade(definition.migrations_dir, url)
+        if wait_s > 0:
+            migrations.wait_for_database(url, wait_s)
+        migrations.upgrade(definition.migrations_dir, url, service=name)
+    except migrations.MigrationRefused as exc:
+        raise PlatformError(str(exc)) from None
     except Exception as exc:  # any driver or Alembic failure: the message is what matters
         raise PlatformError(
             f"{name}: migrations failed on {safe_url(url)}: {type(exc).__name__}: {exc}"
@@ -258,7 +270,28 @@ def _wait_ready(child: Child, stop: _StopRequested, timeout_s: float) -> bool:
     return True
 
 
-def _print_table(children: list[Child], nats_url: str, state_dir: Path, bundled: bool) -> None:
+def _development_keys() -> str | None:
+    """With CLOSEDLOOP_API_KEYS_FILE set, callers need API keys: this run makes the services' own
+    key (their CLOSEDLOOP_API_TOKEN) and a developer key, both for every tenant, replacing those
+    of an earlier run. Returns the developer key (to print), or None when keys are off."""
+    path = os.environ.get("CLOSEDLOOP_API_KEYS_FILE")
+    if not path:
+        return None
+    store = KeyStore(Path(path))
+    for entry in store.entries():
+        if entry.get("name") in (SERVICES_KEY_NAME, DEVELOPER_KEY_NAME):
+            store.revoke(entry["id"])
+    os.environ["CLOSEDLOOP_API_TOKEN"] = store.add(SERVICES_KEY_NAME, ["*"], "write")
+    return store.add(DEVELOPER_KEY_NAME, ["*"], "write")
+
+
+def _print_table(
+    children: list[Child],
+    nats_url: str,
+    state_dir: Path,
+    bundled: bool,
+    developer_key: str | None = None,
+) -> None:
     rows = [("service", "gRPC", "HTTP", "NATS", "database", "log")]
     rows += [
         (
@@ -277,6 +310,11 @@ def _print_table(children: list[Child], nats_url: str, state_dir: Path, bundled:
         print("  " + "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
     where = f"bundled, store {state_dir / 'nats'}" if bundled else "external"
     print(f"\n  NATS (JetStream): {nats_url} ({where})")
+    if developer_key:
+        print(f"  API key (development, every tenant): {developer_key}")
+        print("    gRPC metadata: authorization: Bearer <key>; more: closedloop keys add --help")
+    else:
+        print("  Callers are not authenticated (set CLOSEDLOOP_API_KEYS_FILE to require API keys)")
     print(f"  Follow the logs: tail -f {state_dir / 'logs'}/*.log")
     print("  Stop: Ctrl-C\n", flush=True)
 
@@ -313,6 +351,7 @@ class _Platform:
     nats_url: str = ""
     emulator_port: int = 0
     emulator: subprocess.Popen[bytes] | None = None
+    developer_key: str | None = None
 
     def __post_init__(self) -> None:
         self.children: list[Child] = []
@@ -354,6 +393,7 @@ class _Platform:
         # Children inherit these, and settings_for (load_settings) reads the same values.
         os.environ["CLOSEDLOOP_NATS_URL"] = self.nats_url
         os.environ["CLOSEDLOOP_STATE_DIR"] = str(self.state_dir)
+        self.developer_key = _development_keys()
         loaded = load_services()
         self.plan_emulator([s.name for s, _ in loaded])
         if self.emulator_port:
@@ -412,7 +452,13 @@ class _Platform:
             child.start()
         if not all(_wait_ready(child, self.stop, ready_within) for child in self.children):
             return 0  # Ctrl-C while starting
-        _print_table(self.children, self.nats_url, self.state_dir, bundled=self.nats is not None)
+        _print_table(
+            self.children,
+            self.nats_url,
+            self.state_dir,
+            bundled=self.nats is not None,
+            developer_key=self.developer_key,
+        )
         if self.emulator_port:
             url = f"http://127.0.0.1:{self.emulator_port}"
             print(f"  WeChat emulator: {url} (what was sent: {url}/emulator/calls)\n", flush=True)

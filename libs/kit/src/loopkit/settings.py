@@ -14,6 +14,9 @@ from typing import Any
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# Bind hosts meaning "every address" (ops_http binds them dual-stack, as gRPC does).
+WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", ""})
+
 
 @dataclass(frozen=True)
 class ServiceSpec:
@@ -43,8 +46,12 @@ class Settings(BaseSettings):
     # Upper bound on a call's work when the client sent no deadline, in seconds.
     default_deadline_s: float = 10.0
     shutdown_grace_s: float = 10.0
-    # Optional bearer token every gRPC caller must present (metadata `authorization`).
+    # The bearer token this service presents when it calls another (an API key `clk_…` with
+    # tenants "*" when the callee checks keys). Without `api_keys_file`, also the one shared
+    # token every gRPC caller must present (metadata `authorization`).
     api_token: SecretStr | None = None
+    # Per-tenant callers: the key file (see loopkit.callers); every gRPC call needs a key in it.
+    api_keys_file: Path | None = None
     log_level: str = "INFO"
     log_format: str = Field(default="json", pattern="^(json|text)$")
     outbox_poll_interval_s: float = 0.5
@@ -57,7 +64,10 @@ class Settings(BaseSettings):
     identity_timeout_s: float = 3.0
 
     def resolved_database_url(self) -> str:
-        return self.database_url.format(service=self.service, state_dir=self.state_dir.resolve())
+        # Only the two placeholders are replaced: a password may contain any other brace.
+        return self.database_url.replace("{service}", self.service).replace(
+            "{state_dir}", str(self.state_dir.resolve())
+        )
 
 
 def load_settings(

@@ -99,6 +99,18 @@ async def _drop_database(base_url: str, name: str) -> None:
         await admin.dispose()
 
 
+async def _drop_databases(base_url: str, names: list[str], *, at_once: int = 8) -> None:
+    """Drop the run's databases a few at a time: each DROP DATABASE waits for a checkpoint, and
+    concurrent drops share one, so dropping them one by one costs minutes on a busy server."""
+    gate = asyncio.Semaphore(at_once)
+
+    async def drop(name: str) -> None:
+        async with gate:
+            await _drop_database(base_url, name)
+
+    await asyncio.gather(*(drop(name) for name in names))
+
+
 @dataclass
 class PostgresServer:
     base_url: str
@@ -139,8 +151,7 @@ def postgres() -> Iterator[PostgresServer]:
         pytest.skip(message)
     server = PostgresServer(base, [])
     yield server
-    for name in server.created:
-        _run_in_thread(_drop_database(base, name))
+    _run_in_thread(_drop_databases(base, server.created))
 
 
 @dataclass

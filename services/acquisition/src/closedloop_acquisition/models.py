@@ -163,6 +163,20 @@ class LeadAliasRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class LeadRequestRow(Base):
+    """A CaptureLead idempotency key and the first answer it got: a retried call (the client timed
+    out after the commit) returns that answer instead of counting a re-submission."""
+
+    __tablename__ = "lead_requests"
+
+    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    request_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    page_id: Mapped[str] = mapped_column(String(26))
+    lead_id: Mapped[str] = mapped_column(String(26))
+    repeat: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
 class WechatInboxRow(Base):
     """A WeChat callback message as received: stored on the request, processed by a worker."""
 
@@ -184,6 +198,8 @@ class WechatInboxRow(Base):
     attempts: Mapped[int] = mapped_column(Integer)
     processed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     outcome: Mapped[str] = mapped_column(Text)
+    # The W3C trace context of the callback request: the worker continues that trace.
+    trace_context: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
 
 
 class FissionParticipantRow(Base):

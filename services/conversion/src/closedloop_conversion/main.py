@@ -51,7 +51,8 @@ def build(runtime: ServiceRuntime) -> None:
         runtime.on_stop(gateway.close)
         sender = gateway
     else:
-        sender = SandboxSender(settings.sandbox_log or settings.state_dir / "conversion-sent.jsonl")
+        sandbox_log = settings.state_dir / settings.sandbox_log if settings.sandbox_log else None
+        sender = SandboxSender(sandbox_log)
     http = ConversionHttp(
         settings,
         runtime.sessions,

@@ -37,8 +37,10 @@ class ConversionSettings(Settings):
     gateway_url: str = ""
     # Per-call deadline for calls to the gateway, in seconds.
     gateway_timeout_s: float = 5.0
-    # Where the sandbox sender records outbound messages; default <state_dir>/conversion-sent.jsonl.
-    sandbox_log: Path | None = None
+    # The sandbox sender's JSON-lines record of outbound messages, under state_dir unless
+    # absolute; "" = in memory only (what the Helm chart sets: a pod has no place for a file that
+    # grows with every message).
+    sandbox_log: str | Path = "conversion-sent.jsonl"
     # Without a gateway: WeCom completes a pending transfer by itself after 24 h, and the sweeper
     # assumes it did. With one, WeCom's own answer (transfer_result) is read back instead.
     transfer_auto_takeover_s: float = 24 * 3600

@@ -1,8 +1,12 @@
-"""Business metrics of the referral service."""
+"""Business metrics of the referral service. Counts made inside a unit of work wait for its
+commit (`loopkit.uow.on_commit`): a retried or rolled-back transaction counts nothing twice."""
 
 from __future__ import annotations
 
 from opentelemetry import metrics
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from loopkit.uow import on_commit
 
 _meter = metrics.get_meter("closedloop.referral")
 share_visits = _meter.create_counter(
@@ -27,12 +31,13 @@ def start() -> None:
 
 
 def visit(active: bool) -> None:
+    """Counted by the share-link route after its unit of work committed."""
     share_visits.add(1, {"program": "active" if active else "inactive"})
 
 
-def converted() -> None:
-    referrals_converted.add(1)
+def converted(session: AsyncSession) -> None:
+    on_commit(session, lambda: referrals_converted.add(1))
 
 
-def granted(kind: str) -> None:
-    rewards_granted.add(1, {"kind": kind})
+def granted(session: AsyncSession, kind: str) -> None:
+    on_commit(session, lambda: rewards_granted.add(1, {"kind": kind}))

@@ -2,23 +2,30 @@
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 
 from closedloop_retention import SPEC, metrics
+from closedloop_retention.activity.intake import ActivityIntake
+from closedloop_retention.activity.people import People
+from closedloop_retention.activity.repository import ActivityRepository
 from closedloop_retention.activity.rules import RulesRepository
 from closedloop_retention.activity.service import ActivityService
+from closedloop_retention.broadcasts.repository import BroadcastRepository
 from closedloop_retention.broadcasts.service import BroadcastService
+from closedloop_retention.loyalty.repository import LoyaltyRepository
 from closedloop_retention.loyalty.service import LoyaltyService
 from closedloop_retention.loyalty.winback import win_back
 from closedloop_retention.models import Base, kit
 from closedloop_retention.segments.service import SegmentService
 from closedloop_retention.settings import RetentionSettings
+from closedloop_retention.suggestions.service import SuggestionService
 from closedloop_retention.transport.events import EventHandlers
 from closedloop_retention.transport.grpc import SERVICE_NAME, RetentionServicer, register
-from closedloop_retention.transport.workers import Workers, run_every
+from closedloop_retention.transport.workers import Workers
 from loopkit.gateway_client import GatewayClient
+from loopkit.periodic import every
 from loopkit.runtime import ServiceDefinition, ServiceRuntime
+from loopkit.uow import UnitOfWork
 from loopkit.wechat.sender import MessageSender, SandboxSender
 
 
@@ -27,21 +34,28 @@ def build(runtime: ServiceRuntime) -> None:
     assert isinstance(settings, RetentionSettings)
     metrics.initialise()
     rules = RulesRepository()
-    loyalty = LoyaltyService(runtime.outbox)
-    activity = ActivityService(runtime.outbox, rules, win_back(loyalty))
+    activity_rows, loyalty_rows, broadcast_rows = (
+        ActivityRepository(),
+        LoyaltyRepository(),
+        BroadcastRepository(),
+    )
+    loyalty = LoyaltyService(runtime.outbox, rules, loyalty_rows)
+    activity = ActivityService(runtime.outbox, rules, win_back(loyalty), activity_rows)
+    intake = ActivityIntake(activity, loyalty, rules, activity_rows)
+    people = People(activity, activity_rows, loyalty_rows, broadcast_rows)
     segments = SegmentService()
-    broadcasts = BroadcastService(runtime.outbox, rules, segments)
+    broadcasts = BroadcastService(runtime.outbox, rules, segments, broadcast_rows)
+    uow = UnitOfWork(runtime.sessions, after_commit=runtime.wake_relay)
     servicer = RetentionServicer(
-        runtime.sessions,
-        runtime.wake_relay,
-        rules=rules,
+        uow,
         activity=activity,
         loyalty=loyalty,
         segments=segments,
         broadcasts=broadcasts,
+        suggestions=SuggestionService(activity),
     )
     runtime.add_grpc(register(servicer), [SERVICE_NAME])
-    for subscription in EventHandlers(activity, loyalty, rules).subscriptions():
+    for subscription in EventHandlers(intake, loyalty, people).subscriptions():
         runtime.add_subscription(subscription)
 
     sender: MessageSender
@@ -57,9 +71,7 @@ def build(runtime: ServiceRuntime) -> None:
         log_path = Path(settings.state_dir) / settings.sandbox_log if settings.sandbox_log else None
         sender = SandboxSender(log_path)
     workers = Workers(
-        runtime.sessions,
-        runtime.wake_relay,
-        rules=rules,
+        uow,
         activity=activity,
         broadcasts=broadcasts,
         sender=sender,
@@ -73,7 +85,7 @@ def build(runtime: ServiceRuntime) -> None:
     ]
     for interval, tick, name in jobs:
         if interval > 0:
-            runtime.add_worker(functools.partial(run_every, interval, tick, name=name))
+            runtime.add_worker(every(interval, tick, name=name))
 
 
 DEFINITION = ServiceDefinition(

@@ -53,7 +53,8 @@ def check_signature(
         sent = int(timestamp)
     except ValueError:
         raise SignatureError("timestamp is not a number") from None
-    current = time.time() if now is None else now
+    current = int(time.time() if now is None else now)
+    # Integers on both sides: a timestamp of hundreds of digits must not overflow a float.
     if abs(current - sent) > max_age_s:
         raise SignatureError(f"timestamp is more than {max_age_s} s away from now")
 

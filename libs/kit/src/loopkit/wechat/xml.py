@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from xml.etree.ElementTree import Element
 
 from defusedxml import DefusedXmlException
@@ -9,6 +10,11 @@ from defusedxml.ElementTree import ParseError, fromstring
 
 # Real callbacks are a few hundred bytes; a cap keeps a hostile body from costing memory or time.
 MAX_XML_BYTES = 64 * 1024
+# WeChat and WeCom send UTF-8; expat cannot read multi-byte legacy encodings (gbk, big5...).
+_SUPPORTED_ENCODINGS = {"utf-8", "utf8", "us-ascii", "ascii"}
+_DECLARATION = re.compile(
+    rb"^(?:\xef\xbb\xbf)?\s*<\?xml\b[^>]*?\bencoding\s*=\s*[\"']([^\"']*)[\"']"
+)
 
 
 class XmlError(Exception):
@@ -19,9 +25,14 @@ def parse_message(body: bytes, *, max_bytes: int = MAX_XML_BYTES) -> dict[str, s
     """The <xml> root's child elements as a flat dict (nested elements keep their text only)."""
     if len(body) > max_bytes:
         raise XmlError(f"body larger than {max_bytes} bytes")
+    declared = _DECLARATION.match(body)
+    if declared is not None:
+        encoding = declared.group(1).decode("ascii", errors="replace")
+        if encoding.lower() not in _SUPPORTED_ENCODINGS:
+            raise XmlError(f"unsupported encoding {encoding[:40]!r}; send UTF-8")
     try:
         root: Element = fromstring(body, forbid_dtd=True)
-    except (ParseError, DefusedXmlException) as exc:
+    except (ParseError, DefusedXmlException, ValueError, LookupError) as exc:
         raise XmlError(f"malformed XML: {exc}") from None
     if root.tag != "xml":
         raise XmlError("root element must be <xml>")

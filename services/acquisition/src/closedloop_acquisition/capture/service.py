@@ -7,7 +7,7 @@ network: a caller validates, resolves, then writes rows and events in one transa
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from sqlalchemy import delete, update
@@ -25,6 +25,7 @@ from closedloop_acquisition.models import (
     ChannelRow,
     LandingPageRow,
     LeadAliasRow,
+    LeadRequestRow,
     LeadRow,
     TouchRow,
     WechatInboxRow,
@@ -59,6 +60,11 @@ class LeadInput:
     referral_code: str = ""
     parameters: dict[str, str] = field(default_factory=dict)
     region: str = ""
+    # WeChat ids a browser merely claims (a public form's body, a link): unverified hints that
+    # never decide whose record the lead joins. `identities` are what a caller vouches for.
+    claims: tuple[IdentityValue, ...] = ()
+    # The client's idempotency key: a retry with the same key gets the first answer, no effects.
+    request_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -71,7 +77,12 @@ class PreparedLead:
 
     @property
     def identities(self) -> tuple[IdentityValue, ...]:
+        """Who the person is: the form's phone/e-mail and what the caller vouches for."""
         return self.form.identities + self.request.identities
+
+    @property
+    def claims(self) -> tuple[IdentityValue, ...]:
+        return tuple(replace(i, verified=False) for i in self.request.claims)
 
 
 @dataclass(frozen=True)
@@ -293,35 +304,85 @@ class CaptureService:
         if request.channel_id:
             await self._catalog.get_channel(session, tenant_id, request.channel_id)
         check_identities(request.identities)
+        check_identities(request.claims, "claims")
         check_parameters(request.parameters)
         text(request.referral_code, "referral_code", max_length=64)
         text(request.region, "region", max_length=100)
         form = validate(page.fields, request.values)
-        if not form.identities and not request.identities:
+        prepared = PreparedLead(request=request, page=page, form=form)
+        if not prepared.identities:
+            # A claimed openid alone would let anyone file a lead under a stranger's record.
             raise InvalidArgument(
-                "a lead needs a phone, an e-mail or a known WeChat identity", field="values"
+                "a lead needs a phone, an e-mail or a WeChat sign-in", field="values"
             )
-        return PreparedLead(request=request, page=page, form=form)
+        return prepared
+
+    async def first_answer(
+        self, session: AsyncSession, tenant_id: str, request: LeadInput
+    ) -> CapturedLead | None:
+        """What the first call with this request's idempotency key answered, if there was one."""
+        if not request.request_id:
+            return None
+        text(request.request_id, "request_id", max_length=128)
+        first = await session.get(LeadRequestRow, (tenant_id, request.request_id))
+        if first is None:
+            return None
+        if first.page_id != request.page_id:
+            raise InvalidArgument(
+                "this request_id was used for a submission to another page", field="request_id"
+            )
+        lead = await repo.lead(session, tenant_id, first.lead_id)
+        if lead is None:
+            raise NotFound(f"the lead of this request_id is gone: {first.lead_id}", field="lead_id")
+        return CapturedLead(lead, repeat=first.repeat)
 
     async def resolve_lead(self, tenant_id: str, prepared: PreparedLead) -> ResolvedCustomer:
+        """The person is who the trusted identities say. Claims only add to that person: they
+        are resolved afterwards, and dropped when identity will not join them to that person
+        (they belong to someone else), so a claim never picks whose record the lead joins."""
         fields = prepared.form.identity_fields
-        try:
-            customer = await self.resolve(tenant_id, prepared.identities, fields=fields)
-        except FailedPrecondition:
-            # Identity will not join the customers these identities name. When unverified hints
-            # (an openid or unionid the browser claimed) are part of the conflict, they are the
-            # weakest word: the lead goes to whoever the form's own values and verified
-            # identities name, and the hints are dropped.
-            trusted = prepared.form.identities + tuple(
-                i for i in prepared.request.identities if i.verified
-            )
-            if not trusted or len(trusted) == len(prepared.identities):
-                raise
-            customer = await self.resolve(tenant_id, trusted, fields=fields)
+        customer = await self.resolve(tenant_id, prepared.identities, fields=fields)
         assert customer is not None  # prepare_lead demands an identity
-        return customer
+        if not prepared.claims:
+            return customer
+        try:
+            joined = await self.resolve(
+                tenant_id, prepared.identities + prepared.claims, fields=fields
+            )
+        except FailedPrecondition:
+            return customer
+        assert joined is not None
+        return joined
 
     async def capture_lead(
+        self,
+        session: AsyncSession,
+        tenant_id: str,
+        prepared: PreparedLead,
+        customer: ResolvedCustomer,
+    ) -> CapturedLead:
+        request = prepared.request
+        # Checked again inside the unit of work: a concurrent call with the same key may have
+        # committed since the caller's first look (then our key row collides and this retries).
+        first = await self.first_answer(session, tenant_id, request)
+        if first is not None:
+            return first
+        captured = await self._capture(session, tenant_id, prepared, customer)
+        if request.request_id:
+            session.add(
+                LeadRequestRow(
+                    tenant_id=tenant_id,
+                    request_id=request.request_id,
+                    page_id=request.page_id,
+                    lead_id=captured.lead.id,
+                    repeat=captured.repeat,
+                    created_at=captured.lead.updated_at,
+                )
+            )
+            await session.flush()
+        return captured
+
+    async def _capture(
         self,
         session: AsyncSession,
         tenant_id: str,

@@ -53,7 +53,7 @@ def identities(
     for n, value in enumerate(values):
         if value.kind == common_pb2.IDENTITY_KIND_UNSPECIFIED:
             raise InvalidArgument("identity kind is required", field=f"{field}[{n}].kind")
-        out.append(identity_from_pb(value))
+        out.append(identity_from_pb(value, field=f"{field}[{n}].kind"))
     return tuple(out)
 
 

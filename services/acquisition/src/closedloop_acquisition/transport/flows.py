@@ -92,15 +92,23 @@ class Flows:
         `signed_in`: the browser's WeChat sign-in; its identities count, verified, when it was
         made for the page's tenant, and replace any WeChat ids the browser merely claims."""
 
-        async def prepare(session: AsyncSession) -> tuple[str, PreparedLead]:
+        async def prepare(session: AsyncSession) -> tuple[str, PreparedLead | CapturedLead]:
             tenant = tenant_id or await self.catalog.page_tenant(session, request.page_id)
+            # A retry of a call that committed: its first answer, without calling identity.
+            first = await self.capture.first_answer(session, tenant, request)
+            if first is not None:
+                return tenant, first
             lead = request
             if signed_in is not None and signed_in.tenant_id == tenant:
-                claims = tuple(i for i in request.identities if i.verified)
-                lead = replace(request, identities=signed_in.identities() + claims)
+                # WeChat's word replaces whatever the browser claims.
+                lead = replace(
+                    request, identities=signed_in.identities() + request.identities, claims=()
+                )
             return tenant, await self.capture.prepare_lead(session, tenant, lead)
 
         tenant, prepared = await self.read(prepare)
+        if isinstance(prepared, CapturedLead):
+            return prepared
         customer = await self.capture.resolve_lead(tenant, prepared)
         captured = await self.tx(lambda s: self.capture.capture_lead(s, tenant, prepared, customer))
         metrics.lead(captured.repeat)
@@ -118,6 +126,21 @@ class Flows:
         await self.read(lambda s: self.fission.check_join(s, tenant_id, campaign_id, app_id))
         customer = await self.capture.resolve(tenant_id, identities)
         assert customer is not None
-        return await self.tx(
-            lambda s: self.fission.join(s, tenant_id, campaign_id, customer.customer_id, app_id)
+        customer_id = customer.customer_id
+        found = await self.read(
+            lambda s: self.fission.existing(s, tenant_id, campaign_id, customer_id)
         )
+        if found is not None:
+            return found
+        # The poster's QR code comes from WeChat before the participant is written.
+        poster = self.fission.poster(campaign_id, customer_id, app_id)
+        code = await self.codes.obtain(tenant_id, poster[1], datetime.now(UTC))
+        try:
+            return await self.tx(
+                lambda s: self.fission.join(
+                    s, tenant_id, campaign_id, customer_id, app_id, poster=poster, code=code
+                )
+            )
+        except Exception:
+            await self.codes.discard(tenant_id, code)
+            raise

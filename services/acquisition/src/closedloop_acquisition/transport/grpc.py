@@ -128,6 +128,7 @@ class AcquisitionServicer(acquisition_pb2_grpc.AcquisitionServiceServicer):
             referral_code=request.referral_code,
             parameters=dict(request.parameters),
             region=request.region,
+            request_id=request.request_id,
         )
         captured = await self._f.capture_lead(tenant, lead)
         return pb.CaptureLeadResponse(

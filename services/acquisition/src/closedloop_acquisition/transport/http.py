@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -22,8 +22,15 @@ from loopkit.errors import (
     DomainError,
     InvalidArgument,
 )
-from loopkit.http_edge import domain_error_response, error_response, read_body
+from loopkit.http_edge import (
+    domain_error_response,
+    error_response,
+    parse_json,
+    read_body,
+    unavailable_response,
+)
 from loopkit.tenancy import require_tenant
+from loopkit.tracing import current_context_headers
 from loopkit.wechat.crypto import DecryptError, MessageCrypto, SignatureError, check_signature
 from loopkit.wechat.xml import MAX_XML_BYTES, XmlError, build_message, parse_message
 
@@ -82,7 +89,7 @@ def submission(page_id: str, body: dict[str, Any]) -> LeadInput:
     return LeadInput(
         page_id=page_id,
         values=_strings(body.get("values"), "values"),
-        identities=tuple(identities),
+        claims=tuple(identities),
         channel_id=_string(body, "channel_id"),
         referral_code=_string(body, "ref", 64),
         parameters=_strings(body.get("parameters"), "parameters"),
@@ -100,17 +107,15 @@ def forms_router(flows: Flows, signin: SignIn | None = None) -> APIRouter:
         if raw is None:
             return error_response(413, f"body larger than {MAX_FORM_BYTES} bytes", "body")
         try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            return error_response(400, "body is not UTF-8", "body")
-        try:
-            body = json.loads(text)
-        except ValueError:
-            return error_response(400, "body is not JSON", "body")
+            body = parse_json(raw)
+        except DomainError as exc:
+            return domain_error_response(exc)
         if not isinstance(body, dict):
             return error_response(400, "body must be a JSON object", "body")
         try:
             lead = submission(page_id[:64], body)
+            # A retry with the same key (the browser lost the answer) gets the first answer.
+            lead = replace(lead, request_id=request.headers.get("idempotency-key", ""))
             # The page names its tenant; a caller naming one sees only that tenant's pages.
             asked = request.headers.get("x-tenant-id")
             session = None
@@ -122,7 +127,7 @@ def forms_router(flows: Flows, signin: SignIn | None = None) -> APIRouter:
         except DomainError as exc:
             return domain_error_response(exc)
         except DependencyUnavailable:
-            return error_response(503, "identity is unavailable; try again", None)
+            return unavailable_response("identity is unavailable")
         status = 200 if captured.repeat else 201
         return JSONResponse(
             {"lead_id": captured.lead.id, "repeat": captured.repeat}, status_code=status
@@ -191,7 +196,9 @@ def wechat_router(
             return error_response(400, str(exc), "body")
         try:
             accepted = await flows.tx(
-                lambda s: callbacks.accept(s, app.tenant_id, app.app_id, message)
+                lambda s: callbacks.accept(
+                    s, app.tenant_id, app.app_id, message, trace_context=current_context_headers()
+                )
             )
         except DomainError as exc:
             return domain_error_response(exc)

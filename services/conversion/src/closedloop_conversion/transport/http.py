@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import json
 import logging
 from collections.abc import Callable
 from datetime import datetime
@@ -22,9 +21,16 @@ from closedloop_conversion.ownership.welcome import send_welcome
 from closedloop_conversion.pipeline.followups import FollowUpService
 from closedloop_conversion.settings import ConversionSettings
 from loopkit import errors
+from loopkit.callers import KeyStore
 from loopkit.customers import CustomerDirectory
 from loopkit.db import transact
-from loopkit.http_edge import domain_error_response, error_response, read_body
+from loopkit.http_edge import (
+    domain_error_response,
+    error_response,
+    parse_json,
+    read_body,
+    unavailable_response,
+)
 from loopkit.tenancy import require_tenant
 from loopkit.wechat.crypto import DecryptError, MessageCrypto, SignatureError
 from loopkit.wechat.sender import MessageSender
@@ -57,6 +63,7 @@ class ConversionHttp:
         self._sender = sender
         self._contacts = contacts
         self._tasks: set[asyncio.Task[None]] = set()
+        self._keys = KeyStore(settings.api_keys_file) if settings.api_keys_file else None
 
     def router(self) -> APIRouter:
         router = APIRouter()
@@ -147,7 +154,7 @@ class ConversionHttp:
                 return domain_error_response(exc)
             except errors.DependencyUnavailable as exc:
                 # WeCom retries the callback; the duplicate check keeps it to one effect.
-                return error_response(503, str(exc))
+                return unavailable_response(str(exc))
             customer_id = resolved.customer_id
         try:
             outcome = await transact(
@@ -182,21 +189,23 @@ class ConversionHttp:
     async def import_archive(self, tenant_id: str, request: Request) -> Response:
         """A batch of archived chat messages: good ones stored once, bad ones reported by index."""
         token = self._settings.api_token
-        if token is not None:
-            given = request.headers.get("authorization", "")
-            if not hmac.compare_digest(given, f"Bearer {token.get_secret_value()}"):
-                return error_response(401, "a valid bearer token is required", "authorization")
+        given = request.headers.get("authorization", "")
+        shared = f"Bearer {token.get_secret_value()}" if token is not None else None
+        if self._keys is None and shared is not None and not hmac.compare_digest(given, shared):
+            return error_response(401, "a valid bearer token is required", "authorization")
         try:
             tenant = require_tenant(tenant_id)
+            if self._keys is not None:  # per-tenant keys: a write key for this tenant
+                self._keys.authorize(given, tenant, "ImportChatArchive")
         except errors.DomainError as exc:
             return domain_error_response(exc)
         body = await read_body(request, MAX_ARCHIVE_BYTES)
         if body is None:
             return error_response(413, f"body larger than {MAX_ARCHIVE_BYTES} bytes", "messages")
         try:
-            payload = json.loads(body)
-        except ValueError:
-            return error_response(400, "body is not JSON", "body")
+            payload = parse_json(body)
+        except errors.DomainError as exc:
+            return domain_error_response(exc)
         messages = payload.get("messages") if isinstance(payload, dict) else None
         if not isinstance(messages, list):
             return error_response(400, "messages must be a list", "messages")

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 from ulid import ULID
 
@@ -25,11 +26,18 @@ from closedloop_identity.customers.identities import (
 from closedloop_identity.customers.policy import DEFAULT_MERGE_KINDS, MergePolicy
 from closedloop_identity.customers.repository import ACTIVE, FORGOTTEN, MERGED, CustomerRepository
 from closedloop_identity.customers.resolution import Owner, plan_resolution
+from closedloop_identity.customers.resolve_statements import (
+    CUSTOMERS,
+    IDENTITIES,
+    Rows,
+    statements_for,
+)
 from closedloop_identity.models import AuditRow, CustomerRow, IdentityRow, MergeRow
 from loopkit.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
-from loopkit.events import Outbox
+from loopkit.events import Outbox, note_events_written
 
 MAX_ATTRIBUTES_BYTES = 64 * 1024
+AUDIT: Table = AuditRow.__table__  # type: ignore[assignment]
 Clock = Callable[[], datetime]
 
 
@@ -74,6 +82,18 @@ def _utc(at: datetime) -> datetime:
     return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 
+def _checked(claims: list[ClaimedIdentity], attributes: dict[str, Any]) -> list[ClaimedIdentity]:
+    """The claims of a valid resolve, one per identity, in lock order."""
+    if not claims:
+        raise InvalidArgument("at least one identity is required", field="identities")
+    if len(claims) > MAX_IDENTITIES_PER_CALL:
+        raise InvalidArgument(
+            f"at most {MAX_IDENTITIES_PER_CALL} identities per call", field="identities"
+        )
+    check_attributes(attributes)
+    return dedupe(claims)
+
+
 def check_attributes(attributes: dict[str, Any]) -> None:
     size = len(json.dumps(attributes, ensure_ascii=False).encode())
     if size > MAX_ATTRIBUTES_BYTES:
@@ -97,14 +117,188 @@ class CustomerService:
         attributes: dict[str, Any],
         actor: str,
     ) -> Resolution:
-        if not claims:
-            raise InvalidArgument("at least one identity is required", field="identities")
-        if len(claims) > MAX_IDENTITIES_PER_CALL:
-            raise InvalidArgument(
-                f"at most {MAX_IDENTITIES_PER_CALL} identities per call", field="identities"
+        """Resolve in one transaction: directly where it can, else under locks."""
+        quick = await self.resolve_directly(session, tenant_id, claims, attributes, actor)
+        if quick is not None:
+            return quick
+        return await self.resolve_locked(session, tenant_id, claims, attributes, actor)
+
+    async def resolve_directly(
+        self,
+        session: AsyncSession,
+        tenant_id: str,
+        claims: list[ClaimedIdentity],
+        attributes: dict[str, Any],
+        actor: str,
+    ) -> Resolution | None:
+        """The common cases without locks, in one or two statements: nobody holds the claims
+        (create), or one customer does (answer, or attach the rest to it). None when a merge may be
+        due or a pending id expired: `resolve_locked` decides those.
+
+        Every write here is a single statement, atomic alone: it may run without a transaction
+        (`loopkit.db.transact(autocommit=True)`)."""
+        claims = _checked(claims, attributes)
+        statements = statements_for(session)
+        now = self._now()
+        customer_id = str(ULID())
+        created = CustomerView(tenant_id, customer_id, ACTIVE, [], dict(attributes), now)
+        creation = self._creation_rows(created, claims, actor)
+        holders = await statements.first_look(session, tenant_id, [c.key for c in claims], creation)
+        if not holders:
+            note_events_written(session)
+            created.identities = [IdentityView(c.key, c.verified) for c in claims]
+            return Resolution(created, True, [])
+        if len(holders) > 1:
+            return None
+        [holder] = holders.values()
+        held = holder.identities
+        if any(h.expires_at is not None and h.expires_at <= now for h in held.values()):
+            return None
+        attach = [c for c in claims if c.key not in held]
+        upgrade = [
+            c.key for c in claims if c.verified and c.key in held and not held[c.key].verified
+        ]
+        view = CustomerView(
+            tenant_id,
+            holder.customer_id,
+            holder.status,
+            [],
+            holder.attributes,
+            holder.created_at,
+            holder.merged_ids,
+        )
+        if attach or upgrade or attributes:
+            rows = self._attach_rows(view, attach, actor)
+            after = await statements.extend(
+                session,
+                tenant_id,
+                holder.customer_id,
+                upgrade=upgrade,
+                attributes=attributes,
+                now=now,
+                rows=rows,
             )
-        check_attributes(attributes)
-        claims = dedupe(claims)
+            if after is None:
+                return None  # merged away since the first look
+            if attach:
+                note_events_written(session)
+            view.attributes = after
+        verified = {k: h.verified for k, h in held.items()}
+        verified.update({k: True for k in upgrade})
+        verified.update({c.key: c.verified for c in attach})
+        view.identities = [IdentityView(k, v) for k, v in sorted(verified.items())]
+        return Resolution(view, False, [])
+
+    def _creation_rows(
+        self, customer: CustomerView, claims: list[ClaimedIdentity], actor: str
+    ) -> Rows:
+        """What creating `customer` with `claims` writes: the rows the locking path's ORM objects
+        would have, and its customer.created event."""
+        row = {
+            "id": customer.customer_id,
+            "tenant_id": customer.tenant_id,
+            "status": ACTIVE,
+            "merged_into": None,
+            "attributes": customer.attributes,
+            "created_at": customer.created_at,
+            "updated_at": customer.created_at,
+        }
+        audit = [self._audit_row(customer, "created", actor, detail="first seen")]
+        identities = []
+        for claim in claims:
+            identities.append(self._identity_row(customer, claim))
+            audit.append(self._audit_row(customer, "identity_linked", actor, identity=claim.key))
+        event = self._outbox.envelope(
+            "customer.created",
+            tenant_id=customer.tenant_id,
+            customer_id=customer.customer_id,
+            payload=ev.CustomerCreated(
+                customer_id=customer.customer_id,
+                identities=[identity_to_pb(c.key, c.verified) for c in claims],
+            ),
+        )
+        return [
+            (CUSTOMERS, [row]),
+            (IDENTITIES, identities),
+            (AUDIT, audit),
+            (self._outbox.tables.outbox, [self._outbox.row(event)]),
+        ]
+
+    def _attach_rows(
+        self, customer: CustomerView, claims: list[ClaimedIdentity], actor: str
+    ) -> Rows:
+        events = [
+            self._outbox.envelope(
+                "customer.identity_linked",
+                tenant_id=customer.tenant_id,
+                customer_id=customer.customer_id,
+                payload=ev.CustomerIdentityLinked(
+                    customer_id=customer.customer_id,
+                    identity=identity_to_pb(c.key, c.verified),
+                ),
+            )
+            for c in claims
+        ]
+        return [
+            (IDENTITIES, [self._identity_row(customer, c) for c in claims]),
+            (
+                AUDIT,
+                [
+                    self._audit_row(customer, "identity_linked", actor, identity=c.key)
+                    for c in claims
+                ],
+            ),
+            (self._outbox.tables.outbox, [self._outbox.row(e) for e in events]),
+        ]
+
+    def _identity_row(self, customer: CustomerView, claim: ClaimedIdentity) -> dict[str, Any]:
+        now = self._now()
+        return {
+            "id": str(ULID()),
+            "tenant_id": customer.tenant_id,
+            "customer_id": customer.customer_id,
+            "kind": str(claim.key.kind),
+            "scope": claim.key.scope,
+            "value": claim.key.value,
+            "verified": claim.verified,
+            "created_at": now,
+            "expires_at": now + PENDING_ID_TTL if claim.key.kind is Kind.WECOM_PENDING_ID else None,
+        }
+
+    def _audit_row(
+        self,
+        customer: CustomerView,
+        action: str,
+        actor: str,
+        *,
+        identity: IdentityKey | None = None,
+        detail: str = "",
+    ) -> dict[str, Any]:
+        return {
+            "id": str(ULID()),
+            "tenant_id": customer.tenant_id,
+            "customer_id": customer.customer_id,
+            "action": action,
+            "actor": actor or "unknown",
+            "other_customer_id": None,
+            "identity_kind": str(identity.kind) if identity else None,
+            "identity_scope": identity.scope if identity else None,
+            "identity_value": identity.value if identity else None,
+            "detail": detail[:1000],
+            "at": self._now(),
+        }
+
+    async def resolve_locked(
+        self,
+        session: AsyncSession,
+        tenant_id: str,
+        claims: list[ClaimedIdentity],
+        attributes: dict[str, Any],
+        actor: str,
+    ) -> Resolution:
+        """Any resolve, under advisory locks on the claimed identities and row locks on their
+        holders: the path for merges (and the reference for what the direct path writes)."""
+        claims = _checked(claims, attributes)
         repo = CustomerRepository(session)
         await repo.lock_identities(tenant_id, [c.key for c in claims])
         owners = await self._lock_owners(repo, tenant_id, [c.key for c in claims])

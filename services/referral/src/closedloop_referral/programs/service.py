@@ -3,22 +3,23 @@
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from ulid import ULID
 
 from closedloop.common.v1 import common_pb2
 from closedloop.events.v1 import referral_events_pb2 as ev
-from closedloop_referral.clock import utc, utc_or_none
+from closedloop_referral.clock import utc_or_none
 from closedloop_referral.models import CodeRow, ProgramRow, ShareRow, VisitRow
 from closedloop_referral.programs.model import TARGETS, ProgramSpec
+from closedloop_referral.programs.repository import ProgramRepository
+from closedloop_referral.programs.views import CodeResult, ProgramView, SharedLink, VisitResult
 from loopkit.customers import CustomerDirectory
 from loopkit.errors import InvalidArgument, NotFound
 from loopkit.events import Outbox
+from loopkit.views import view_of
 
 # No 0/O/1/I/L: codes are read aloud and typed from posters.
 CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
@@ -47,31 +48,24 @@ def landing_url_with_code(landing_url: str, code: str) -> str:
     return urlunsplit(parts._replace(query=urlencode(query)))
 
 
-@dataclass(frozen=True)
-class CodeResult:
-    code: CodeRow
-    url: str
-    created: bool
-
-
-@dataclass(frozen=True)
-class VisitResult:
-    visit: VisitRow
-    program: ProgramRow
-    redirect_url: str
-
-
 class ProgramService:
-    def __init__(self, outbox: Outbox, directory: CustomerDirectory, public_base_url: str) -> None:
+    def __init__(
+        self,
+        outbox: Outbox,
+        directory: CustomerDirectory,
+        public_base_url: str,
+        repository: ProgramRepository,
+    ) -> None:
         self._outbox = outbox
         self._directory = directory
         self._base = public_base_url.rstrip("/")
+        self._repo = repository
 
     def share_url(self, code: str, share_id: str = "") -> str:
         url = f"{self._base}/r/{code}"
         return f"{url}?s={share_id}" if share_id else url
 
-    async def create(self, session: AsyncSession, spec: ProgramSpec, at: datetime) -> ProgramRow:
+    async def create(self, session: AsyncSession, spec: ProgramSpec, at: datetime) -> ProgramView:
         spec.check()
         r, n = spec.referrer_reward, spec.newcomer_reward
         row = ProgramRow(
@@ -102,20 +96,23 @@ class ProgramService:
             ends_at=spec.ends_at,
             created_at=at,
         )
-        session.add(row)
-        await session.flush()
-        return row
+        await self._repo.add(session, row)
+        return view_of(ProgramView, row)
 
-    async def get(self, session: AsyncSession, tenant_id: str, program_id: str) -> ProgramRow:
+    async def get(self, session: AsyncSession, tenant_id: str, program_id: str) -> ProgramView:
+        return view_of(ProgramView, await self.program(session, tenant_id, program_id))
+
+    async def program(self, session: AsyncSession, tenant_id: str, program_id: str) -> ProgramRow:
+        """The tenant's program (for the domain; transports get `get`'s view)."""
         if not program_id:
             raise InvalidArgument("a program id is required", field="program_id")
-        row = await session.get(ProgramRow, program_id)
+        row = await self._repo.program(session, program_id)
         if row is None or row.tenant_id != tenant_id:
             raise NotFound(f"no program {program_id}", field="program_id")
         return row
 
-    async def get_code(self, session: AsyncSession, tenant_id: str, code: str) -> CodeRow:
-        row = await session.get(CodeRow, code.upper()) if code else None
+    async def _code_of_tenant(self, session: AsyncSession, tenant_id: str, code: str) -> CodeRow:
+        row = await self._repo.code(session, code.upper()) if code else None
         if row is None or row.tenant_id != tenant_id:
             raise NotFound(f"no referral code {code}", field="code")
         return row
@@ -130,25 +127,33 @@ class ProgramService:
         device_id: str,
         at: datetime,
     ) -> CodeResult:
+        row, created = await self._code(
+            session, tenant_id, customer_id, program_id, device_id=device_id, at=at
+        )
+        return CodeResult(row.code, self.share_url(row.code), created)
+
+    async def _code(
+        self,
+        session: AsyncSession,
+        tenant_id: str,
+        customer_id: str,
+        program_id: str,
+        *,
+        device_id: str,
+        at: datetime,
+    ) -> tuple[CodeRow, bool]:
         if not customer_id:
             raise InvalidArgument("a customer id is required", field="customer_id")
         if len(device_id) > 128:
             raise InvalidArgument("too long", field="device_id")
-        program = await self.get(session, tenant_id, program_id)
+        program = await self.program(session, tenant_id, program_id)
         # The live id (a merged customer's survivor); NotFound for someone identity never met.
         customer_id = await self._directory.current_id(tenant_id, customer_id)
-        existing = await session.scalar(
-            select(CodeRow).where(
-                CodeRow.tenant_id == tenant_id,
-                CodeRow.customer_id == customer_id,
-                CodeRow.program_id == program.id,
-                CodeRow.slot == "",
-            )
-        )
+        existing = await self._repo.primary_code(session, tenant_id, customer_id, program.id)
         if existing is not None:
             if device_id and not existing.device_id:
                 existing.device_id = device_id
-            return CodeResult(existing, self.share_url(existing.code), False)
+            return existing, False
         row = CodeRow(
             code=new_code(),
             tenant_id=tenant_id,
@@ -158,9 +163,8 @@ class ProgramService:
             device_id=device_id,
             created_at=at,
         )
-        session.add(row)
-        await session.flush()
-        return CodeResult(row, self.share_url(row.code), True)
+        await self._repo.add(session, row)
+        return row, True
 
     async def record_share(
         self,
@@ -173,7 +177,7 @@ class ProgramService:
         content_id: str,
         target: str,
         at: datetime,
-    ) -> tuple[ShareRow, str]:
+    ) -> SharedLink:
         if not customer_id:
             raise InvalidArgument("a customer id is required", field="customer_id")
         if target not in TARGETS:
@@ -183,17 +187,15 @@ class ProgramService:
                 "a content id of 1..200 characters is required", field="content_id"
             )
         if code:
-            code_row = await self.get_code(session, tenant_id, code)
+            code_row = await self._code_of_tenant(session, tenant_id, code)
             if code_row.customer_id != customer_id:
                 current = await self._directory.current_id(tenant_id, customer_id)
                 if code_row.customer_id != current:
                     raise InvalidArgument("the code belongs to another customer", field="code")
         else:
-            code_row = (
-                await self.create_code(
-                    session, tenant_id, customer_id, program_id, device_id="", at=at
-                )
-            ).code
+            code_row, _ = await self._code(
+                session, tenant_id, customer_id, program_id, device_id="", at=at
+            )
         share = ShareRow(
             id=str(ULID()),
             tenant_id=tenant_id,
@@ -204,7 +206,7 @@ class ProgramService:
             target=target,
             at=at,
         )
-        session.add(share)
+        self._repo.add_unflushed(session, share)
         await self._outbox.emit(
             session,
             "share.recorded",
@@ -217,7 +219,7 @@ class ProgramService:
                 target=_TARGETS.get(target, ev.SHARE_TARGET_GROUP),
             ),
         )
-        return share, self.share_url(share.code, share.id)
+        return SharedLink(share.id, share.code, self.share_url(share.code, share.id))
 
     async def record_visit(
         self,
@@ -233,14 +235,14 @@ class ProgramService:
         """A share link opened: the visit is kept and `share_visited` published (acquisition
         records it as a touch on the program's referral channel)."""
         code = code.upper()
-        row = await session.get(CodeRow, code) if looks_like_code(code) else None
+        row = await self._repo.code(session, code) if looks_like_code(code) else None
         if row is None:
             raise NotFound("unknown referral code", field="code")
-        program = await session.get(ProgramRow, row.program_id)
+        program = await self._repo.program(session, row.program_id)
         if program is None:
             raise NotFound("unknown referral code", field="code")
         if share_id:
-            share = await session.get(ShareRow, share_id[:26])
+            share = await self._repo.share(session, share_id[:26])
             share_id = share.id if share is not None and share.code == row.code else ""
         active = is_active(program, at)
         visit = VisitRow(
@@ -257,7 +259,7 @@ class ProgramService:
             program_active=active,
             at=at,
         )
-        session.add(visit)
+        self._repo.add_unflushed(session, visit)
         identities = []
         if openid and appid:
             identities.append(
@@ -281,8 +283,4 @@ class ProgramService:
                 share_id=share_id,
             ),
         )
-        return VisitResult(visit, program, landing_url_with_code(program.landing_url, row.code))
-
-
-def visit_time(visit: VisitRow) -> datetime:
-    return utc(visit.at)
+        return VisitResult(active, landing_url_with_code(program.landing_url, row.code))

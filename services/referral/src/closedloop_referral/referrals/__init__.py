@@ -1,2 +1,1 @@
-"""Attribution of leads to referrers, rewards and their hold, fraud checks, the ledger, the tree
-and stats (no transport here)."""
+"""Referrals: attribution of leads to referrers, fraud checks, conversion, review, the ledger."""

@@ -5,13 +5,15 @@ from __future__ import annotations
 from closedloop.common.v1 import common_pb2
 from closedloop.events.v1 import referral_events_pb2 as ev
 from closedloop.referral.v1 import referral_pb2 as pb
-from closedloop_referral.models import LedgerRow, ProgramRow, ReferralRow, RewardRow
 from closedloop_referral.programs.model import (
     DEFAULT_ATTRIBUTION_WINDOW_S,
     ProgramSpec,
     RewardSpec,
 )
-from closedloop_referral.referrals.service import TreeNode
+from closedloop_referral.programs.views import ProgramView
+from closedloop_referral.referrals.views import LedgerEntryView, ReferralView
+from closedloop_referral.rewards.views import RewardView
+from closedloop_referral.stats.service import TreeNode
 from loopkit.errors import InvalidArgument
 from loopkit.timestamps import from_ts as from_ts  # shared; re-exported
 from loopkit.timestamps import ts as ts
@@ -101,7 +103,7 @@ def _reward(kind: str, points: int, coupon: str, cash_minor: int, currency: str)
     )
 
 
-def program_to_pb(row: ProgramRow) -> pb.Program:
+def program_to_pb(row: ProgramView) -> pb.Program:
     return pb.Program(
         program_id=row.id,
         tenant_id=row.tenant_id,
@@ -137,7 +139,7 @@ def program_to_pb(row: ProgramRow) -> pb.Program:
     )
 
 
-def referral_to_pb(row: ReferralRow) -> pb.Referral:
+def referral_to_pb(row: ReferralView) -> pb.Referral:
     return pb.Referral(
         referral_id=row.id,
         program_id=row.program_id,
@@ -154,7 +156,7 @@ def referral_to_pb(row: ReferralRow) -> pb.Referral:
     )
 
 
-def reward_to_pb(row: RewardRow) -> pb.RewardRecord:
+def reward_to_pb(row: RewardView) -> pb.RewardRecord:
     return pb.RewardRecord(
         reward_id=row.id,
         referral_id=row.referral_id,
@@ -169,7 +171,7 @@ def reward_to_pb(row: RewardRow) -> pb.RewardRecord:
     )
 
 
-def ledger_to_pb(row: LedgerRow) -> pb.LedgerEntry:
+def ledger_to_pb(row: LedgerEntryView) -> pb.LedgerEntry:
     return pb.LedgerEntry(
         entry_id=row.id,
         referral_id=row.referral_id,

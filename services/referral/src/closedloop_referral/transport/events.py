@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
-from typing import TypeVar
 
-from google.protobuf.message import Message
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from closedloop.common.v1 import common_pb2
@@ -14,33 +11,22 @@ from closedloop.events.v1 import acquisition_events_pb2 as acq
 from closedloop.events.v1 import conversion_events_pb2 as conv
 from closedloop.events.v1.envelope_pb2 import Envelope
 from closedloop_referral.clock import now
+from closedloop_referral.customers.service import CustomerEvents
 from closedloop_referral.referrals.service import LeadFacts, OrderFacts, ReferralService
 from loopkit.consumer import Subscription
 from loopkit.customer_events import identity_subscription
-from loopkit.errors import InvalidArgument
-from loopkit.events import unpack
+from loopkit.envelopes import occurred_at, payload
 
-M = TypeVar("M", bound=Message)
 _OPENID_KINDS = (
     common_pb2.IDENTITY_KIND_WECHAT_OPENID,
     common_pb2.IDENTITY_KIND_MINI_PROGRAM_OPENID,
 )
 
 
-def _at(env: Envelope) -> datetime:
-    return env.occurred_at.ToDatetime(tzinfo=now().tzinfo) if env.HasField("occurred_at") else now()
-
-
-def _payload(env: Envelope, kind: type[M]) -> M:
-    try:
-        return unpack(env, kind)
-    except ValueError as exc:
-        raise InvalidArgument(str(exc), field="payload") from None
-
-
 class EventHandlers:
-    def __init__(self, referrals: ReferralService) -> None:
+    def __init__(self, referrals: ReferralService, customers: CustomerEvents) -> None:
         self._referrals = referrals
+        self._customers = customers
 
     def subscriptions(self) -> list[Subscription]:
         return [
@@ -58,7 +44,7 @@ class EventHandlers:
         ]
 
     async def lead_captured(self, session: AsyncSession, env: Envelope) -> None:
-        event = _payload(env, acq.LeadCaptured)
+        event = payload(env, acq.LeadCaptured)
         openids = [i.value for i in event.identities if i.kind in _OPENID_KINDS and i.value]
         await self._referrals.lead_captured(
             session,
@@ -69,12 +55,12 @@ class EventHandlers:
                 referral_code=event.attribution.referral_code,
                 referrer_id=event.attribution.referrer_customer_id,
                 openids=openids,
-                at=_at(env),
+                at=occurred_at(env, now),
             ),
         )
 
     async def order_paid(self, session: AsyncSession, env: Envelope) -> None:
-        event = _payload(env, conv.OrderPaid)
+        event = payload(env, conv.OrderPaid)
         await self._referrals.order_paid(
             session,
             OrderFacts(
@@ -82,12 +68,12 @@ class EventHandlers:
                 customer_id=env.customer_id,
                 order_id=event.order_id,
                 amount_minor=event.amount.amount_minor,
-                at=_at(env),
+                at=occurred_at(env, now),
             ),
         )
 
     async def order_refunded(self, session: AsyncSession, env: Envelope) -> None:
-        event = _payload(env, conv.OrderRefunded)
+        event = payload(env, conv.OrderRefunded)
         remaining = event.order_amount.amount_minor - event.refunded_total.amount_minor
         await self._referrals.order_refunded(
             session,
@@ -95,18 +81,18 @@ class EventHandlers:
             event.order_id,
             full=event.full,
             remaining_minor=remaining if event.HasField("order_amount") else 0,
-            at=_at(env),
+            at=occurred_at(env, now),
         )
 
     async def ownership_ended(self, session: AsyncSession, env: Envelope) -> None:
-        event = _payload(env, conv.OwnershipEnded)
+        event = payload(env, conv.OwnershipEnded)
         if event.reason == conv.OWNERSHIP_END_REASON_CUSTOMER_DELETED_REP and env.customer_id:
             await self._referrals.customer_deleted_rep(
-                session, env.tenant_id, env.customer_id, _at(env)
+                session, env.tenant_id, env.customer_id, occurred_at(env, now)
             )
 
     async def merged(self, session: AsyncSession, tenant: str, survivor: str, merged: str) -> None:
-        await self._referrals.customer_merged(session, tenant, survivor, merged, now())
+        await self._customers.merged(session, tenant, survivor, merged, now())
 
     async def forgotten(self, session: AsyncSession, tenant: str, ids: Sequence[str]) -> None:
-        await self._referrals.customer_forgotten(session, tenant, ids)
+        await self._customers.forgotten(session, tenant, ids)

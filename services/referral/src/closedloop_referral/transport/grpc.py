@@ -2,63 +2,62 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import UTC
-from typing import TypeVar
 
 import grpc
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from closedloop.referral.v1 import referral_pb2 as pb
 from closedloop.referral.v1 import referral_pb2_grpc
 from closedloop_referral.clock import now
 from closedloop_referral.programs.service import ProgramService
 from closedloop_referral.referrals.service import ReferralService
+from closedloop_referral.rewards.service import RewardService
+from closedloop_referral.stats.service import StatsService
 from closedloop_referral.transport import convert
-from loopkit.db import transact
 from loopkit.errors import InvalidArgument
 from loopkit.tenancy import require_tenant
+from loopkit.uow import UnitOfWork
 
-T = TypeVar("T")
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["ReferralService"].full_name
 
 
 class ReferralServicer(referral_pb2_grpc.ReferralServiceServicer):
     def __init__(
         self,
-        sessions: async_sessionmaker[AsyncSession],
+        uow: UnitOfWork,
+        *,
         programs: ProgramService,
         referrals: ReferralService,
-        after_commit: Callable[[], None],
+        rewards: RewardService,
+        stats: StatsService,
     ) -> None:
-        self._sessions = sessions
+        self._uow = uow
         self._programs = programs
         self._referrals = referrals
-        self._after_commit = after_commit
-
-    async def _tx(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
-        return await transact(self._sessions, work, after_commit=self._after_commit)
+        self._rewards = rewards
+        self._stats = stats
 
     async def CreateProgram(
         self, request: pb.CreateProgramRequest, context: grpc.aio.ServicerContext
     ) -> pb.CreateProgramResponse:
         tenant = require_tenant(request.program.tenant_id)
         spec = convert.program_spec(tenant, request.program)
-        row = await self._tx(lambda s: self._programs.create(s, spec, now()))
+        row = await self._uow.run(lambda s: self._programs.create(s, spec, now()))
         return pb.CreateProgramResponse(program=convert.program_to_pb(row))
 
     async def GetProgram(
         self, request: pb.GetProgramRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetProgramResponse:
         tenant = require_tenant(request.tenant_id)
-        row = await self._tx(lambda s: self._programs.get(s, tenant, request.program_id))
+        row = await self._uow.run(lambda s: self._programs.get(s, tenant, request.program_id))
         return pb.GetProgramResponse(program=convert.program_to_pb(row))
 
     async def CreateReferralCode(
         self, request: pb.CreateReferralCodeRequest, context: grpc.aio.ServicerContext
     ) -> pb.CreateReferralCodeResponse:
         tenant = require_tenant(request.tenant_id)
-        result = await self._tx(
+        result = await self._uow.run(
             lambda s: self._programs.create_code(
                 s,
                 tenant,
@@ -69,7 +68,7 @@ class ReferralServicer(referral_pb2_grpc.ReferralServiceServicer):
             )
         )
         return pb.CreateReferralCodeResponse(
-            code=result.code.code, url=result.url, created=result.created
+            code=result.code, url=result.url, created=result.created
         )
 
     async def RecordShare(
@@ -78,7 +77,7 @@ class ReferralServicer(referral_pb2_grpc.ReferralServiceServicer):
         tenant = require_tenant(request.tenant_id)
         target = convert.TARGET_NAMES.get(request.target, "")
         at = request.at.ToDatetime(tzinfo=UTC) if request.HasField("at") else now()
-        share, url = await self._tx(
+        link = await self._uow.run(
             lambda s: self._programs.record_share(
                 s,
                 tenant,
@@ -90,13 +89,13 @@ class ReferralServicer(referral_pb2_grpc.ReferralServiceServicer):
                 at=at,
             )
         )
-        return pb.RecordShareResponse(share_id=share.id, code=share.code, url=url)
+        return pb.RecordShareResponse(share_id=link.share_id, code=link.code, url=link.url)
 
     async def GetReferral(
         self, request: pb.GetReferralRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetReferralResponse:
         tenant = require_tenant(request.tenant_id)
-        view = await self._tx(
+        view = await self._uow.run(
             lambda s: self._referrals.get(
                 s, tenant, request.referral_id, request.newcomer_customer_id
             )
@@ -115,8 +114,8 @@ class ReferralServicer(referral_pb2_grpc.ReferralServiceServicer):
             raise InvalidArgument("unknown status", field="status")
         if request.limit < 0:
             raise InvalidArgument("must not be negative", field="limit")
-        rows = await self._tx(
-            lambda s: self._referrals.list_rewards(
+        rows = await self._uow.run(
+            lambda s: self._rewards.listed(
                 s,
                 tenant,
                 beneficiary=request.beneficiary_customer_id,
@@ -131,8 +130,8 @@ class ReferralServicer(referral_pb2_grpc.ReferralServiceServicer):
         self, request: pb.GetReferralTreeRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetReferralTreeResponse:
         tenant = require_tenant(request.tenant_id)
-        nodes = await self._tx(
-            lambda s: self._referrals.tree(s, tenant, request.customer_id, request.depth)
+        nodes = await self._uow.run(
+            lambda s: self._stats.tree(s, tenant, request.customer_id, request.depth)
         )
         return pb.GetReferralTreeResponse(nodes=[convert.node_to_pb(n) for n in nodes])
 
@@ -143,26 +142,24 @@ class ReferralServicer(referral_pb2_grpc.ReferralServiceServicer):
         if request.top < 0:
             raise InvalidArgument("must not be negative", field="top")
 
-        async def work(session: AsyncSession) -> pb.GetProgramStatsResponse:
-            program = await self._programs.get(session, tenant, request.program_id)
-            st = await self._referrals.stats(session, program, request.top)
-            return pb.GetProgramStatsResponse(
-                codes=st.codes,
-                shares=st.shares,
-                visits=st.visits,
-                referrals=st.referrals,
-                flagged=st.flagged,
-                converted=st.converted,
-                rewards_granted=st.rewards_granted,
-                viral_coefficient=st.viral_coefficient,
-                mean_seconds_to_convert=st.mean_seconds_to_convert,
-                top_referrers=[
-                    pb.ReferrerCount(customer_id=c, newcomers=n, converted=v)
-                    for c, n, v in st.top_referrers
-                ],
-            )
-
-        return await self._tx(work)
+        st = await self._uow.run(
+            lambda s: self._stats.stats(s, tenant, request.program_id, request.top)
+        )
+        return pb.GetProgramStatsResponse(
+            codes=st.codes,
+            shares=st.shares,
+            visits=st.visits,
+            referrals=st.referrals,
+            flagged=st.flagged,
+            converted=st.converted,
+            rewards_granted=st.rewards_granted,
+            viral_coefficient=st.viral_coefficient,
+            mean_seconds_to_convert=st.mean_seconds_to_convert,
+            top_referrers=[
+                pb.ReferrerCount(customer_id=c, newcomers=n, converted=v)
+                for c, n, v in st.top_referrers
+            ],
+        )
 
     async def ListReferrals(
         self, request: pb.ListReferralsRequest, context: grpc.aio.ServicerContext
@@ -172,8 +169,8 @@ class ReferralServicer(referral_pb2_grpc.ReferralServiceServicer):
             raise InvalidArgument("unknown status", field="status")
         if request.limit < 0:
             raise InvalidArgument("must not be negative", field="limit")
-        rows = await self._tx(
-            lambda s: self._referrals.list_referrals(
+        rows = await self._uow.run(
+            lambda s: self._referrals.listed(
                 s,
                 tenant,
                 status=convert.REFERRAL_STATUS_NAMES.get(request.status, ""),
@@ -188,7 +185,7 @@ class ReferralServicer(referral_pb2_grpc.ReferralServiceServicer):
         self, request: pb.ReviewReferralRequest, context: grpc.aio.ServicerContext
     ) -> pb.ReviewReferralResponse:
         tenant = require_tenant(request.tenant_id)
-        row = await self._tx(
+        row = await self._uow.run(
             lambda s: self._referrals.review(
                 s,
                 tenant,
@@ -206,7 +203,7 @@ class ReferralServicer(referral_pb2_grpc.ReferralServiceServicer):
     ) -> pb.ReleaseDueRewardsResponse:
         tenant = require_tenant(request.tenant_id)
         as_of = request.as_of.ToDatetime(tzinfo=UTC) if request.HasField("as_of") else now()
-        granted = await self._tx(lambda s: self._referrals.release_due(s, tenant, as_of))
+        granted = await self._uow.run(lambda s: self._rewards.release_due(s, tenant, as_of))
         return pb.ReleaseDueRewardsResponse(granted=granted)
 
 

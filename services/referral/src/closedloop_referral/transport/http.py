@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import html
 import secrets
-from collections.abc import Callable
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from opentelemetry.trace import SpanKind
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from closedloop_referral import metrics
 from closedloop_referral.clock import now
-from closedloop_referral.programs.service import ProgramService, VisitResult
-from loopkit.db import transact
+from closedloop_referral.programs.service import ProgramService
+from closedloop_referral.programs.views import VisitResult
 from loopkit.errors import NotFound
 from loopkit.tracing import span_from_headers
+from loopkit.uow import UnitOfWork
 
 DEVICE_COOKIE = "cl_device"
 _COOKIE_MAX_AGE = 400 * 86400
@@ -26,11 +26,7 @@ _NOT_FOUND_PAGE = (
 )
 
 
-def share_router(
-    sessions: async_sessionmaker[AsyncSession],
-    programs: ProgramService,
-    after_commit: Callable[[], None],
-) -> APIRouter:
+def share_router(uow: UnitOfWork, programs: ProgramService) -> APIRouter:
     router = APIRouter()
 
     @router.get("/r/{code}", response_model=None)
@@ -69,11 +65,11 @@ def share_router(
                 kind=SpanKind.SERVER,
                 attributes={"http.route": "/r/{code}"},
             ):
-                result = await transact(sessions, work, after_commit=after_commit)
+                result = await uow.run(work)
         except NotFound:
             page = _NOT_FOUND_PAGE.format(code=html.escape(code[:32]))
             return HTMLResponse(page, status_code=404)
-        metrics.visit(result.visit.program_active)
+        metrics.visit(result.program_active)
         response = RedirectResponse(result.redirect_url, status_code=302)
         if new_cookie:
             response.set_cookie(

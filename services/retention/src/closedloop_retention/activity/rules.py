@@ -6,7 +6,6 @@ import re
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from closedloop_retention.clock import now
@@ -135,9 +134,3 @@ class RulesRepository:
             row.updated_at = now()
         await session.flush()
         return rules
-
-    async def tenants(self, session: AsyncSession) -> list[str]:
-        from closedloop_retention.models import ActivityRow
-
-        result = await session.scalars(select(ActivityRow.tenant_id).distinct())
-        return list(result)

@@ -1,29 +1,32 @@
-"""Applies what other services' events say to the activity model and recomputes the stage."""
+"""The activity model: a row per customer kept from other services' events, the lifecycle stage
+and churn risk recomputed from it, and the reads of it. Callers own the transaction."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from ulid import ULID
 
 from closedloop.events.v1 import retention_events_pb2 as ev
 from closedloop_retention import metrics
-from closedloop_retention.activity import lifecycle
+from closedloop_retention.activity import lifecycle, value
+from closedloop_retention.activity.repository import ActivityRepository
 from closedloop_retention.activity.rules import Rules, RulesRepository
-from closedloop_retention.clock import utc, utc_or_none
-from closedloop_retention.models import (
-    ActivityRow,
-    OrderItemRow,
-    OrderRow,
-    StageChangeRow,
-    TagRow,
+from closedloop_retention.activity.views import (
+    ActivityView,
+    CustomerActivity,
+    Lifecycle,
+    StageChangeView,
+    ValueView,
 )
+from closedloop_retention.clock import utc, utc_or_none
+from closedloop_retention.models import ActivityRow, StageChangeRow
 from loopkit.errors import NotFound
 from loopkit.events import Outbox
+from loopkit.uow import on_commit
+from loopkit.views import view_of
 
 STAGE_PB = {
     lifecycle.INVESTIGATION: ev.LIFECYCLE_STAGE_INVESTIGATION,
@@ -36,13 +39,6 @@ STAGE_PB = {
 # (session, tenant, activity row, rules, now): the win-back playbook when churn risk is raised;
 # True when an offer was made.
 WinBack = Callable[[AsyncSession, str, ActivityRow, Rules, datetime], Awaitable[bool]]
-
-
-@dataclass(frozen=True)
-class Contact:
-    kind: str
-    scope: str
-    value: str
 
 
 def facts(row: ActivityRow) -> lifecycle.Facts:
@@ -59,36 +55,88 @@ def facts(row: ActivityRow) -> lifecycle.Facts:
 
 
 class ActivityService:
-    def __init__(self, outbox: Outbox, rules: RulesRepository, win_back: WinBack | None = None):
+    def __init__(
+        self,
+        outbox: Outbox,
+        rules: RulesRepository,
+        win_back: WinBack | None = None,
+        repository: ActivityRepository | None = None,
+    ):
         self._outbox = outbox
         self._rules = rules
         self.win_back = win_back
+        self._repo = repository or ActivityRepository()
 
     # --- reading -----------------------------------------------------------------------------
 
     async def get(self, session: AsyncSession, tenant: str, customer_id: str) -> ActivityRow:
-        row = await session.get(ActivityRow, (tenant, customer_id))
+        row = await self._repo.find(session, tenant, customer_id)
         if row is None:
             raise NotFound("no activity known for this customer", field="customer_id")
         return row
 
     async def tags(self, session: AsyncSession, tenant: str, customer_id: str) -> list[str]:
-        result = await session.scalars(
-            select(TagRow.tag)
-            .where(TagRow.tenant_id == tenant, TagRow.customer_id == customer_id)
-            .order_by(TagRow.tag)
-        )
-        return list(result)
+        return await self._repo.tags(session, tenant, customer_id)
 
-    async def history(
+    async def activity_of(
         self, session: AsyncSession, tenant: str, customer_id: str
-    ) -> list[StageChangeRow]:
-        result = await session.scalars(
-            select(StageChangeRow)
-            .where(StageChangeRow.tenant_id == tenant, StageChangeRow.customer_id == customer_id)
-            .order_by(StageChangeRow.at, StageChangeRow.id)
-        )
-        return list(result)
+    ) -> CustomerActivity:
+        row = await self.get(session, tenant, customer_id)
+        tags = await self.tags(session, tenant, customer_id)
+        cycle = lifecycle.purchase_cycle_days(facts(row))
+        return CustomerActivity(view_of(ActivityView, row), tags, cycle)
+
+    async def lifecycle_of(self, session: AsyncSession, tenant: str, customer_id: str) -> Lifecycle:
+        row = await self.get(session, tenant, customer_id)
+        history = await self._repo.history(session, tenant, customer_id)
+        changes = [StageChangeView(h.from_stage, h.to_stage, h.reason, h.at) for h in history]
+        return Lifecycle(row.stage, row.stage_reason, changes)
+
+    async def value_of(self, session: AsyncSession, tenant: str, customer_id: str) -> ValueView:
+        return view_of(ValueView, await self.get(session, tenant, customer_id))
+
+    async def top_customers(
+        self, session: AsyncSession, tenant: str, limit: int, *, recompute: bool
+    ) -> list[ValueView]:
+        """The top 20% by revenue, best first; `recompute` scores the tenant afresh first."""
+        if recompute:
+            await value.recompute_rfm(session, tenant)
+        return [view_of(ValueView, r) for r in await value.top_customers(session, tenant, limit)]
+
+    async def tag(
+        self,
+        session: AsyncSession,
+        tenant: str,
+        customer_id: str,
+        *,
+        add: Sequence[str],
+        remove: Sequence[str],
+        at: datetime,
+    ) -> list[str]:
+        """Manual tags added and removed; the customer's tags after."""
+        await self.touch(session, tenant, customer_id, at)
+        await self.add_tags(session, tenant, customer_id, add, "manual")
+        await self.remove_tags(session, tenant, customer_id, remove)
+        return await self.tags(session, tenant, customer_id)
+
+    async def set_rules(
+        self, session: AsyncSession, tenant: str, changes: dict[str, object], at: datetime
+    ) -> Rules:
+        """The tenant's rules changed; every customer is reviewed under them."""
+        updated = (await self._rules.get(session, tenant)).updated(changes)
+        await self._rules.put(session, tenant, updated)
+        await self.review_all(session, tenant, at)
+        return updated
+
+    async def tenants(self, session: AsyncSession) -> list[str]:
+        return await self._repo.tenants(session)
+
+    async def sweep_and_score(self, session: AsyncSession, tenant: str, at: datetime) -> int:
+        """The periodic round of a tenant: due stages and churn risk, then RFM scores; returns
+        the stage changes."""
+        _, changed = await self.sweep(session, tenant, at)
+        await value.recompute_rfm(session, tenant)
+        return changed
 
     # --- the activity model --------------------------------------------------------------------
 
@@ -97,7 +145,7 @@ class ActivityService:
     ) -> ActivityRow:
         """The customer's row (created on first sight), last seen moved to `at`."""
         at = utc(at)
-        row = await session.get(ActivityRow, (tenant, customer_id))
+        row = await self._repo.find(session, tenant, customer_id)
         if row is None:
             row = ActivityRow(
                 tenant_id=tenant,
@@ -128,8 +176,7 @@ class ActivityService:
                 next_review_at=at,
                 win_back_attempts=0,
             )
-            session.add(row)
-            await session.flush()
+            await self._repo.add(session, row)
             await self._record_change(
                 session, row, "", lifecycle.INVESTIGATION, reason="first seen", at=at
             )
@@ -142,143 +189,20 @@ class ActivityService:
                 row.first_seen_at = at
         return row
 
-    def set_contact(self, row: ActivityRow, contact: Contact | None) -> None:
-        if contact is not None and contact.value:
-            row.contact_kind, row.contact_scope, row.contact_value = (
-                contact.kind,
-                contact.scope,
-                contact.value,
-            )
-
-    def set_channel(self, row: ActivityRow, channel_id: str, channel_kind: str) -> None:
-        """The channel of acquisition: the first one that brought them."""
-        if not row.channel_id and channel_id:
-            row.channel_id = channel_id
-            row.channel_kind = channel_kind
-
-    async def interacted(self, row: ActivityRow, at: datetime, rules: Rules) -> None:
-        at = utc(at)
-        last = utc_or_none(row.last_interaction_at)
-        if last is None or at > last:
-            row.last_interaction_at = at
-        hour = (at + timedelta(minutes=rules.utc_offset_minutes)).hour
-        hours = list(row.active_hours or [0] * 24)
-        hours[hour] += 1
-        row.active_hours = hours
-
     async def add_tags(
         self, session: AsyncSession, tenant: str, customer_id: str, tags: Sequence[str], source: str
     ) -> None:
         existing = set(await self.tags(session, tenant, customer_id))
         for tag in dict.fromkeys(t.strip() for t in tags):
             if tag and tag not in existing and len(tag) <= 64:
-                session.add(
-                    TagRow(tenant_id=tenant, customer_id=customer_id, tag=tag, source=source)
-                )
+                self._repo.add_tag(session, tenant, customer_id, tag, source)
         await session.flush()
 
     async def remove_tags(
         self, session: AsyncSession, tenant: str, customer_id: str, tags: Sequence[str]
     ) -> None:
         if tags:
-            await session.execute(
-                delete(TagRow).where(
-                    TagRow.tenant_id == tenant,
-                    TagRow.customer_id == customer_id,
-                    TagRow.tag.in_(list(tags)),
-                )
-            )
-
-    async def order_paid(
-        self,
-        session: AsyncSession,
-        row: ActivityRow,
-        order_id: str,
-        amount_minor: int,
-        *,
-        items: list[dict[str, object]],
-        at: datetime,
-    ) -> bool:
-        """Counts a paid order once (by order id); False when it was already counted."""
-        at = utc(at)
-        existing = await session.get(OrderRow, (row.tenant_id, order_id))
-        if existing is not None:
-            return False
-        session.add(
-            OrderRow(
-                tenant_id=row.tenant_id,
-                order_id=order_id,
-                customer_id=row.customer_id,
-                amount_minor=amount_minor,
-                refunded_minor=0,
-                paid_at=at,
-                fully_refunded=False,
-                items=items,
-            )
-        )
-        for sku, item in {str(i.get("sku") or ""): i for i in items}.items():
-            if sku:
-                session.add(
-                    OrderItemRow(
-                        tenant_id=row.tenant_id,
-                        order_id=order_id,
-                        sku=sku[:64],
-                        customer_id=row.customer_id,
-                        name=str(item.get("name") or "")[:200],
-                        category=str(item.get("category") or "")[:64],
-                    )
-                )
-        row.order_count += 1
-        row.revenue_minor += amount_minor
-        first = utc_or_none(row.first_order_at)
-        last = utc_or_none(row.last_order_at)
-        if first is None or at < first:
-            row.first_order_at = at
-        if last is None or at > last:
-            row.last_order_at = at
-        await session.flush()
-        return True
-
-    async def order_refunded(
-        self,
-        session: AsyncSession,
-        row: ActivityRow,
-        order_id: str,
-        refunded_total_minor: int,
-        full: bool,
-    ) -> OrderRow | None:
-        order = await session.get(OrderRow, (row.tenant_id, order_id))
-        if order is None:
-            return None
-        refunded_total = min(max(refunded_total_minor, order.refunded_minor), order.amount_minor)
-        if full:
-            refunded_total = order.amount_minor
-        delta = refunded_total - order.refunded_minor
-        order.refunded_minor = refunded_total
-        row.revenue_minor = max(row.revenue_minor - delta, 0)
-        if full and not order.fully_refunded:
-            order.fully_refunded = True
-            row.order_count = max(row.order_count - 1, 0)
-            await session.execute(
-                delete(OrderItemRow).where(
-                    OrderItemRow.tenant_id == row.tenant_id, OrderItemRow.order_id == order_id
-                )
-            )
-            await self._reset_order_dates(session, row)
-        await session.flush()
-        return order
-
-    async def _reset_order_dates(self, session: AsyncSession, row: ActivityRow) -> None:
-        first, last = (
-            await session.execute(
-                select(func.min(OrderRow.paid_at), func.max(OrderRow.paid_at)).where(
-                    OrderRow.tenant_id == row.tenant_id,
-                    OrderRow.customer_id == row.customer_id,
-                    OrderRow.fully_refunded.is_(False),
-                )
-            )
-        ).one()
-        row.first_order_at, row.last_order_at = first, last
+            await self._repo.remove_tags(session, tenant, customer_id, tags)
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -333,12 +257,7 @@ class ActivityService:
 
     async def review_all(self, session: AsyncSession, tenant: str, now: datetime) -> None:
         """Every customer of the tenant is due for review (after its rules changed)."""
-        await session.execute(
-            update(ActivityRow)
-            .where(ActivityRow.tenant_id == tenant)
-            .values(next_review_at=utc(now))
-            .execution_options(synchronize_session=False)
-        )
+        await self._repo.review_all(session, tenant, utc(now))
 
     async def _record_change(
         self,
@@ -350,7 +269,8 @@ class ActivityService:
         reason: str,
         at: datetime,
     ) -> None:
-        session.add(
+        self._repo.add_change(
+            session,
             StageChangeRow(
                 id=str(ULID()),
                 tenant_id=row.tenant_id,
@@ -359,7 +279,7 @@ class ActivityService:
                 to_stage=new,
                 reason=reason[:300],
                 at=utc(at),
-            )
+            ),
         )
         await self._outbox.emit(
             session,
@@ -372,7 +292,7 @@ class ActivityService:
                 reason=reason,
             ),
         )
-        metrics.stage_changes.add(1, {"to_stage": new})
+        on_commit(session, lambda: metrics.stage_changes.add(1, {"to_stage": new}))
 
     async def sweep(
         self, session: AsyncSession, tenant: str, now: datetime, *, batch: int = 500
@@ -386,24 +306,7 @@ class ActivityService:
         # clears it), so it leaves the due range by itself.
         after: tuple[datetime, str] | None = None
         while True:
-            query = select(ActivityRow).where(
-                ActivityRow.tenant_id == tenant, ActivityRow.next_review_at <= now
-            )
-            if after is not None:
-                query = query.where(
-                    or_(
-                        ActivityRow.next_review_at > after[0],
-                        and_(
-                            ActivityRow.next_review_at == after[0],
-                            ActivityRow.customer_id > after[1],
-                        ),
-                    )
-                )
-            rows = list(
-                await session.scalars(
-                    query.order_by(ActivityRow.next_review_at, ActivityRow.customer_id).limit(batch)
-                )
-            )
+            rows = await self._repo.due_for_review(session, tenant, now, after, batch)
             if not rows:
                 break
             last = rows[-1]

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from ulid import ULID
 
@@ -14,39 +12,36 @@ from closedloop.events.v1 import retention_events_pb2 as ev
 from closedloop_retention import metrics
 from closedloop_retention.activity.rules import RulesRepository
 from closedloop_retention.broadcasts import planner
+from closedloop_retention.broadcasts.repository import BroadcastRepository
+from closedloop_retention.broadcasts.views import (
+    Broadcast,
+    BroadcastView,
+    Due,
+    RecipientView,
+    Stats,
+)
 from closedloop_retention.clock import utc
-from closedloop_retention.models import ActivityRow, BroadcastRow, RecipientRow
-from closedloop_retention.segments import compiler
+from closedloop_retention.models import BroadcastRow
 from closedloop_retention.segments.service import SegmentService
 from loopkit.errors import InvalidArgument, NotFound
 from loopkit.events import Outbox
+from loopkit.uow import on_commit
+from loopkit.views import view_of
 
 MAX_TEMPLATE = 2000
 MAX_WINDOW = timedelta(days=31)
 
 
-@dataclass(frozen=True)
-class Stats:
-    recipients: int
-    scheduled: int
-    sent: int
-    skipped: int
-    failed: int
-    by_reason: dict[str, int]
-
-
-@dataclass(frozen=True)
-class Due:
-    recipient: RecipientRow
-    template: str
-    contact_kind: str
-    contact_scope: str
-    contact_value: str
-
-
 class BroadcastService:
-    def __init__(self, outbox: Outbox, rules: RulesRepository, segments: SegmentService) -> None:
+    def __init__(
+        self,
+        outbox: Outbox,
+        rules: RulesRepository,
+        segments: SegmentService,
+        repository: BroadcastRepository | None = None,
+    ) -> None:
         self._outbox = outbox
+        self._repo = repository or BroadcastRepository()
         self._rules = rules
         self._segments = segments
 
@@ -62,7 +57,9 @@ class BroadcastService:
         window_end: datetime | None,
         key: str,
         now: datetime,
-    ) -> BroadcastRow:
+    ) -> Broadcast:
+        """Plans the segment's members into the send window (caps, quiet hours, consent) once
+        per idempotency key; the broadcast with its recipients' counts."""
         if not template.strip() or len(template) > MAX_TEMPLATE:
             raise InvalidArgument(f"must be 1-{MAX_TEMPLATE} characters", field="template")
         if len(key) > 200:
@@ -77,13 +74,9 @@ class BroadcastService:
         if end <= now:
             raise InvalidArgument("the send window is over", field="window_end")
         if key:
-            existing = await session.scalar(
-                select(BroadcastRow).where(
-                    BroadcastRow.tenant_id == tenant, BroadcastRow.idempotency_key == key
-                )
-            )
+            existing = await self._repo.by_key(session, tenant, key)
             if existing is not None:
-                return existing
+                return await self._with_stats(session, existing)
         seg_id, expr, node = await self._segments.resolve(session, tenant, segment_id, expression)
         rules = await self._rules.get(session, tenant)
         row = BroadcastRow(
@@ -98,88 +91,43 @@ class BroadcastService:
             idempotency_key=key or str(ULID()),
             created_at=now,
         )
-        session.add(row)
-        # One query: the segment's members with what planning needs, and their recent messages.
+        self._repo.add(session, row)
         since = now - timedelta(days=rules.cap_window_days)
-        recent = (
-            select(RecipientRow.customer_id, func.count().label("n"))
-            .where(
-                RecipientRow.tenant_id == tenant,
-                RecipientRow.status.in_(("sent", "scheduled", "sending")),
-                RecipientRow.send_at > since,
-            )
-            .group_by(RecipientRow.customer_id)
-            .subquery()
-        )
-        members = compiler.members(tenant, node, now).subquery()
-        query = (
-            select(
-                ActivityRow.customer_id,
-                ActivityRow.unsubscribed,
-                ActivityRow.consent,
-                ActivityRow.contact_value,
-                ActivityRow.active_hours,
-                func.coalesce(recent.c.n, 0),
-            )
-            .join(members, members.c.customer_id == ActivityRow.customer_id)
-            .outerjoin(recent, recent.c.customer_id == ActivityRow.customer_id)
-            .where(ActivityRow.tenant_id == tenant)
-        )
-        candidates = [
-            planner.Candidate(
-                customer_id=cid,
-                unsubscribed=unsub,
-                consent=consent,
-                has_contact=bool(contact),
-                recent_messages=int(n),
-                preferred_hour=planner.preferred_hour(hours),
-            )
-            for cid, unsub, consent, contact, hours, n in (await session.execute(query)).all()
-        ]
+        candidates = await self._repo.candidates(session, tenant, node, now, since)
         planned = planner.plan(candidates, rules, start, end, now)
-        for p in planned:
-            session.add(
-                RecipientRow(
-                    broadcast_id=row.id,
-                    customer_id=p.customer_id,
-                    tenant_id=tenant,
-                    status="skipped" if p.skip_reason else "scheduled",
-                    reason=p.skip_reason,
-                    send_at=p.send_at,
-                    sent_at=None,
-                    message_id="",
-                )
-            )
+        self._repo.add_recipients(session, row, planned)
         if not any(not p.skip_reason for p in planned):
             row.status = "completed"
         await session.flush()
-        return row
+        return await self._with_stats(session, row)
+
+    async def _with_stats(self, session: AsyncSession, row: BroadcastRow) -> Broadcast:
+        return Broadcast(view_of(BroadcastView, row), await self.stats(session, row.id))
+
+    async def details(
+        self, session: AsyncSession, tenant: str, broadcast_id: str, *, recipients: bool
+    ) -> tuple[Broadcast, list[RecipientView]]:
+        """The broadcast, its counts and (if asked) every recipient's outcome."""
+        if not broadcast_id:
+            raise InvalidArgument("a broadcast id is required", field="broadcast_id")
+        row = await self.get(session, tenant, broadcast_id)
+        listed = await self.recipients(session, row.id) if recipients else []
+        return await self._with_stats(session, row), listed
 
     async def get(self, session: AsyncSession, tenant: str, broadcast_id: str) -> BroadcastRow:
-        row = await session.get(BroadcastRow, broadcast_id)
+        row = await self._repo.get(session, broadcast_id)
         if row is None or row.tenant_id != tenant:
             raise NotFound("no such broadcast", field="broadcast_id")
         return row
 
-    async def recipients(self, session: AsyncSession, broadcast_id: str) -> list[RecipientRow]:
-        result = await session.scalars(
-            select(RecipientRow)
-            .where(RecipientRow.broadcast_id == broadcast_id)
-            .order_by(RecipientRow.customer_id)
-        )
-        return list(result)
+    async def recipients(self, session: AsyncSession, broadcast_id: str) -> list[RecipientView]:
+        rows = await self._repo.recipients(session, broadcast_id)
+        return [view_of(RecipientView, r) for r in rows]
 
     async def stats(self, session: AsyncSession, broadcast_id: str) -> Stats:
-        rows = (
-            await session.execute(
-                select(RecipientRow.status, RecipientRow.reason, func.count())
-                .where(RecipientRow.broadcast_id == broadcast_id)
-                .group_by(RecipientRow.status, RecipientRow.reason)
-            )
-        ).all()
         by_status: Counter[str] = Counter()
         by_reason: Counter[str] = Counter()
-        for status, reason, n in rows:
+        for status, reason, n in await self._repo.outcome_counts(session, broadcast_id):
             by_status[status] += n
             if reason:
                 by_reason[reason] += n
@@ -195,68 +143,26 @@ class BroadcastService:
     # --- sending -----------------------------------------------------------------------------
 
     async def due(self, session: AsyncSession, now: datetime, limit: int) -> list[Due]:
-        rows = (
-            await session.execute(
-                select(
-                    RecipientRow,
-                    BroadcastRow.template,
-                    ActivityRow.contact_kind,
-                    ActivityRow.contact_scope,
-                    ActivityRow.contact_value,
-                )
-                .join(BroadcastRow, BroadcastRow.id == RecipientRow.broadcast_id)
-                .join(
-                    ActivityRow,
-                    and_(
-                        ActivityRow.tenant_id == RecipientRow.tenant_id,
-                        ActivityRow.customer_id == RecipientRow.customer_id,
-                    ),
-                )
-                .where(RecipientRow.status == "scheduled", RecipientRow.send_at <= utc(now))
-                .order_by(RecipientRow.send_at)
-                .limit(limit)
-            )
-        ).all()
-        return [Due(r, t, k, s, v) for r, t, k, s, v in rows]
+        rows = await self._repo.due(session, utc(now), limit)
+        return [Due(view_of(RecipientView, r), t, k, s, v) for r, t, k, s, v in rows]
 
     async def claim(
         self, session: AsyncSession, broadcast_id: str, customer_id: str, now: datetime
     ) -> bool:
         """Takes a due recipient for sending (one dispatcher wins across replicas)."""
-        result = await session.execute(
-            update(RecipientRow)
-            .where(
-                RecipientRow.broadcast_id == broadcast_id,
-                RecipientRow.customer_id == customer_id,
-                RecipientRow.status == "scheduled",
-            )
-            .values(status="sending", sent_at=utc(now))
-            .execution_options(synchronize_session=False)
+        return await self._repo.set_status(
+            session, broadcast_id, customer_id, was="scheduled", status="sending", sent_at=utc(now)
         )
-        return int(getattr(result, "rowcount", 0) or 0) == 1
 
     async def unclaim(self, session: AsyncSession, broadcast_id: str, customer_id: str) -> None:
-        await session.execute(
-            update(RecipientRow)
-            .where(
-                RecipientRow.broadcast_id == broadcast_id,
-                RecipientRow.customer_id == customer_id,
-                RecipientRow.status == "sending",
-            )
-            .values(status="scheduled", sent_at=None)
-            .execution_options(synchronize_session=False)
+        await self._repo.set_status(
+            session, broadcast_id, customer_id, was="sending", status="scheduled", sent_at=None
         )
 
     async def requeue_stale(self, session: AsyncSession, claimed_before: datetime) -> int:
         """Recipients claimed by a dispatcher that died before marking them go back in the queue
         (the sender's idempotency key keeps the retry from sending twice)."""
-        result = await session.execute(
-            update(RecipientRow)
-            .where(RecipientRow.status == "sending", RecipientRow.sent_at < utc(claimed_before))
-            .values(status="scheduled", sent_at=None)
-            .execution_options(synchronize_session=False)
-        )
-        return int(getattr(result, "rowcount", 0) or 0)
+        return await self._repo.requeue_claimed_before(session, utc(claimed_before))
 
     async def mark(
         self,
@@ -269,27 +175,22 @@ class BroadcastService:
         failure: str = "",
         channel: str = "",
     ) -> None:
-        result = await session.execute(
-            update(RecipientRow)
-            .where(
-                RecipientRow.broadcast_id == broadcast_id,
-                RecipientRow.customer_id == customer_id,
-                RecipientRow.status == "sending",
-            )
-            .values(
-                status="failed" if failure else "sent",
-                reason=failure,
-                message_id=message_id,
-                sent_at=utc(sent_at) if sent_at else None,
-            )
-            .execution_options(synchronize_session=False)
+        marked = await self._repo.set_status(
+            session,
+            broadcast_id,
+            customer_id,
+            was="sending",
+            status="failed" if failure else "sent",
+            reason=failure,
+            message_id=message_id,
+            sent_at=utc(sent_at) if sent_at else None,
         )
-        if int(getattr(result, "rowcount", 0) or 0) == 0:
+        if not marked:
             return  # already marked by an earlier attempt
-        broadcast = await session.get(BroadcastRow, broadcast_id)
+        broadcast = await self._repo.get(session, broadcast_id)
         assert broadcast is not None
         if not failure:
-            metrics.broadcast_messages_sent.add(1)
+            on_commit(session, lambda: metrics.broadcast_messages_sent.add(1))
             await self._outbox.emit(
                 session,
                 "broadcast.sent",
@@ -299,11 +200,6 @@ class BroadcastService:
                     broadcast_id=broadcast_id, message_id=message_id, channel=channel
                 ),
             )
-        left = await session.scalar(
-            select(func.count()).where(
-                RecipientRow.broadcast_id == broadcast_id,
-                RecipientRow.status.in_(("scheduled", "sending")),
-            )
-        )
+        left = await self._repo.unfinished(session, broadcast_id)
         broadcast.status = "completed" if not left else "sending"
         await session.flush()

@@ -4,41 +4,68 @@ redemptions can never overdraw it."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from ulid import ULID
 
 from closedloop.events.v1 import retention_events_pb2 as ev
 from closedloop_retention import metrics
-from closedloop_retention.activity.rules import Rules
+from closedloop_retention.activity.rules import Rules, RulesRepository
 from closedloop_retention.clock import now, utc
+from closedloop_retention.loyalty.repository import LoyaltyRepository
+from closedloop_retention.loyalty.views import (
+    Account,
+    CouponView,
+    LedgerEntryView,
+    Posted,
+    RewardGrant,
+)
 from closedloop_retention.models import CouponRow, LedgerRow, LoyaltyAccountRow
 from loopkit.errors import FailedPrecondition, InvalidArgument, NotFound
 from loopkit.events import Outbox
+from loopkit.uow import on_commit
+from loopkit.views import view_of
 
 # Sources that count towards the lifetime points a tier is based on (spending does not).
 EARNING_SOURCES = {"order", "refund", "referral", "revoke", "manual"}
 MAX_KEY = 200
 
 
-@dataclass(frozen=True)
-class Posted:
-    entry: LedgerRow
-    balance: int
-    created: bool
-
-
 class LoyaltyService:
-    def __init__(self, outbox: Outbox) -> None:
+    def __init__(
+        self, outbox: Outbox, rules: RulesRepository, repository: LoyaltyRepository | None = None
+    ) -> None:
         self._outbox = outbox
+        self._rules = rules
+        self._repo = repository or LoyaltyRepository()
+
+    async def account_of(
+        self, session: AsyncSession, tenant: str, customer_id: str, ledger_limit: int
+    ) -> Account:
+        """Balance, lifetime points, tier, the latest ledger entries and the coupons."""
+        account = await self._repo.account(session, tenant, customer_id)
+        rules = await self._rules.get(session, tenant)
+        lifetime = account.lifetime_points if account else 0
+        return Account(
+            customer_id=customer_id,
+            balance=account.balance if account else 0,
+            lifetime_points=lifetime,
+            tier=rules.tier_for(lifetime),
+            ledger=[
+                view_of(LedgerEntryView, e)
+                for e in await self._repo.ledger(session, tenant, customer_id, ledger_limit)
+            ],
+            coupons=[
+                view_of(CouponView, c)
+                for c in await self._repo.coupons(session, tenant, customer_id)
+            ],
+        )
 
     async def account(
         self, session: AsyncSession, tenant: str, customer_id: str
     ) -> LoyaltyAccountRow:
-        row = await session.get(LoyaltyAccountRow, (tenant, customer_id))
+        row = await self._repo.account(session, tenant, customer_id)
         if row is None:
             row = LoyaltyAccountRow(
                 tenant_id=tenant,
@@ -47,40 +74,8 @@ class LoyaltyService:
                 lifetime_points=0,
                 updated_at=now(),
             )
-            session.add(row)
-            await session.flush()
+            await self._repo.add(session, row)
         return row
-
-    async def find_account(
-        self, session: AsyncSession, tenant: str, customer_id: str
-    ) -> LoyaltyAccountRow | None:
-        return await session.get(LoyaltyAccountRow, (tenant, customer_id))
-
-    async def ledger(
-        self, session: AsyncSession, tenant: str, customer_id: str, limit: int = 50
-    ) -> list[LedgerRow]:
-        result = await session.scalars(
-            select(LedgerRow)
-            .where(LedgerRow.tenant_id == tenant, LedgerRow.customer_id == customer_id)
-            .order_by(LedgerRow.created_at.desc(), LedgerRow.id.desc())
-            .limit(limit)
-        )
-        return list(result)
-
-    async def _by_key(self, session: AsyncSession, tenant: str, key: str) -> LedgerRow | None:
-        return await session.scalar(
-            select(LedgerRow).where(LedgerRow.tenant_id == tenant, LedgerRow.idempotency_key == key)
-        )
-
-    async def _balance(self, session: AsyncSession, tenant: str, customer_id: str) -> int:
-        value = await session.scalar(
-            select(LoyaltyAccountRow.balance)
-            .where(
-                LoyaltyAccountRow.tenant_id == tenant, LoyaltyAccountRow.customer_id == customer_id
-            )
-            .execution_options(populate_existing=True)
-        )
-        return int(value or 0)
 
     async def post(
         self,
@@ -102,31 +97,27 @@ class LoyaltyService:
             raise InvalidArgument(f"must be 1-{MAX_KEY} characters", field="idempotency_key")
         if points == 0:
             raise InvalidArgument("must not be zero", field="points")
-        existing = await self._by_key(session, tenant, key)
+        existing = await self._repo.entry_by_key(session, tenant, key)
         if existing is not None:
             if existing.customer_id != customer_id or existing.points != points:
                 raise InvalidArgument(
                     "idempotency key already used for another movement", field="idempotency_key"
                 )
-            return Posted(existing, await self._balance(session, tenant, customer_id), False)
+            balance = await self._repo.balance(session, tenant, customer_id)
+            return Posted(view_of(LedgerEntryView, existing), balance, False)
         await self.account(session, tenant, customer_id)
         lifetime = points if source in EARNING_SOURCES else 0
-        stmt = (
-            update(LoyaltyAccountRow)
-            .where(
-                LoyaltyAccountRow.tenant_id == tenant, LoyaltyAccountRow.customer_id == customer_id
-            )
-            .values(
-                balance=LoyaltyAccountRow.balance + points,
-                lifetime_points=LoyaltyAccountRow.lifetime_points + lifetime,
-                updated_at=utc(at),
-            )
+        moved = await self._repo.move(
+            session,
+            tenant,
+            customer_id,
+            points,
+            lifetime=lifetime,
+            at=utc(at),
+            floor_at_zero=points < 0 and not allow_negative,
         )
-        if points < 0 and not allow_negative:
-            stmt = stmt.where(LoyaltyAccountRow.balance + points >= 0)
-        result = await session.execute(stmt.execution_options(synchronize_session=False))
-        if int(getattr(result, "rowcount", 0) or 0) == 0:
-            balance = await self._balance(session, tenant, customer_id)
+        if not moved:
+            balance = await self._repo.balance(session, tenant, customer_id)
             raise FailedPrecondition(
                 f"insufficient points: balance {balance}, requested {-points}", field="points"
             )
@@ -141,11 +132,10 @@ class LoyaltyService:
             idempotency_key=key,
             created_at=utc(at),
         )
-        session.add(entry)
-        await session.flush()
-        balance = await self._balance(session, tenant, customer_id)
+        await self._repo.add(session, entry)
+        balance = await self._repo.balance(session, tenant, customer_id)
         if points > 0:
-            metrics.points_earned.add(points, {"source": source})
+            on_commit(session, lambda: metrics.points_earned.add(points, {"source": source}))
             await self._outbox.emit(
                 session,
                 "points.earned",
@@ -169,7 +159,7 @@ class LoyaltyService:
                     entry_id=entry.id, points=points, balance_after=balance, reason=reason or source
                 ),
             )
-        return Posted(entry, balance, True)
+        return Posted(view_of(LedgerEntryView, entry), balance, True)
 
     # --- points from other services' events ---------------------------------------------------
 
@@ -215,22 +205,13 @@ class LoyaltyService:
         at: datetime,
     ) -> Posted | None:
         """Takes back the order's points in proportion to what was refunded so far."""
-        earned_row = await self._by_key(session, tenant, f"order:{order_id}")
+        earned_row = await self._repo.entry_by_key(session, tenant, f"order:{order_id}")
         if earned_row is None or order_amount_minor <= 0:
             return None
         earned = earned_row.points
         share = min(max(refunded_total_minor, 0), order_amount_minor)
         target = earned * share // order_amount_minor
-        reversed_so_far = -int(
-            await session.scalar(
-                select(func.coalesce(func.sum(LedgerRow.points), 0)).where(
-                    LedgerRow.tenant_id == tenant,
-                    LedgerRow.source == "refund",
-                    LedgerRow.source_ref == order_id,
-                )
-            )
-            or 0
-        )
+        reversed_so_far = await self._repo.refunded_points(session, tenant, order_id)
         delta = target - reversed_so_far
         if delta <= 0:
             return None
@@ -262,7 +243,7 @@ class LoyaltyService:
         reason: str,
         key: str,
         at: datetime,
-    ) -> CouponRow:
+    ) -> CouponView:
         if not customer_id:
             raise InvalidArgument("a customer is required", field="customer_id")
         if not template_id or len(template_id) > 64:
@@ -274,11 +255,9 @@ class LoyaltyService:
         key = key or str(ULID())
         if len(key) > MAX_KEY:
             raise InvalidArgument(f"must be at most {MAX_KEY} characters", field="idempotency_key")
-        existing = await session.scalar(
-            select(CouponRow).where(CouponRow.tenant_id == tenant, CouponRow.idempotency_key == key)
-        )
+        existing = await self._repo.coupon_by_key(session, tenant, key)
         if existing is not None:
-            return existing
+            return view_of(CouponView, existing)
         at = utc(at)
         coupon = CouponRow(
             id=str(ULID()),
@@ -292,8 +271,7 @@ class LoyaltyService:
             expires_at=at + timedelta(days=valid_days),
             redeemed_at=None,
         )
-        session.add(coupon)
-        await session.flush()
+        await self._repo.add(session, coupon)
         await self._outbox.emit(
             session,
             "coupon.issued",
@@ -301,42 +279,74 @@ class LoyaltyService:
             customer_id=customer_id,
             payload=ev.CouponIssued(coupon_id=coupon.id, template_id=template_id, reason=reason),
         )
-        return coupon
+        return view_of(CouponView, coupon)
 
     async def redeem_coupon(
         self, session: AsyncSession, tenant: str, coupon_id: str, at: datetime
-    ) -> CouponRow:
+    ) -> CouponView:
         at = utc(at)
-        result = await session.execute(
-            update(CouponRow)
-            .where(
-                CouponRow.tenant_id == tenant,
-                CouponRow.id == coupon_id,
-                CouponRow.redeemed_at.is_(None),
-                CouponRow.expires_at > at,
-            )
-            .values(redeemed_at=at)
-            .execution_options(synchronize_session=False)
-        )
-        coupon = await session.scalar(
-            select(CouponRow)
-            .where(CouponRow.tenant_id == tenant, CouponRow.id == coupon_id)
-            .execution_options(populate_existing=True)
-        )
+        redeemed = await self._repo.redeem(session, tenant, coupon_id, at)
+        coupon = await self._repo.coupon(session, tenant, coupon_id)
         if coupon is None:
             raise NotFound("no such coupon", field="coupon_id")
-        if int(getattr(result, "rowcount", 0) or 0) == 0:
+        if not redeemed:
             if coupon.redeemed_at is not None:
                 raise FailedPrecondition("coupon already redeemed", field="coupon_id")
             raise FailedPrecondition("coupon expired", field="coupon_id")
-        return coupon
+        return view_of(CouponView, coupon)
 
-    async def coupons(
-        self, session: AsyncSession, tenant: str, customer_id: str
-    ) -> list[CouponRow]:
-        result = await session.scalars(
-            select(CouponRow)
-            .where(CouponRow.tenant_id == tenant, CouponRow.customer_id == customer_id)
-            .order_by(CouponRow.issued_at.desc())
+    # --- rewards from referral's events -------------------------------------------------------
+
+    async def reward_granted(
+        self, session: AsyncSession, tenant: str, customer_id: str, grant: RewardGrant, at: datetime
+    ) -> None:
+        """A referral reward: its points credited, or its coupon issued, once per reward."""
+        if grant.points > 0:
+            await self.post(
+                session,
+                tenant,
+                customer_id,
+                grant.points,
+                source="referral",
+                source_ref=grant.reward_id,
+                reason=f"referral reward (level {grant.level})",
+                key=f"reward:{grant.reward_id}",
+                at=at,
+            )
+        elif grant.coupon_template_id:
+            await self.issue_coupon(
+                session,
+                tenant,
+                customer_id,
+                template_id=grant.coupon_template_id,
+                value_minor=0,
+                valid_days=30,
+                reason="referral reward",
+                key=f"reward:{grant.reward_id}",
+                at=at,
+            )
+
+    async def reward_revoked(
+        self,
+        session: AsyncSession,
+        tenant: str,
+        customer_id: str,
+        reward_id: str,
+        *,
+        points: int,
+        reason: str,
+        at: datetime,
+    ) -> None:
+        """A revoked referral reward's points taken back (the balance may go below zero)."""
+        await self.post(
+            session,
+            tenant,
+            customer_id,
+            -points,
+            source="revoke",
+            source_ref=reward_id,
+            reason=reason or "referral reward revoked",
+            key=f"revoke:{reward_id}",
+            at=at,
+            allow_negative=True,
         )
-        return list(result)

@@ -4,42 +4,44 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from ulid import ULID
 
 from closedloop_retention.clock import utc
 from closedloop_retention.models import SegmentRow
-from closedloop_retention.segments import compiler, language
+from closedloop_retention.segments import language
+from closedloop_retention.segments.repository import SegmentRepository
+from closedloop_retention.segments.views import SegmentView
 from loopkit.errors import AlreadyExists, InvalidArgument, NotFound
+from loopkit.views import view_of
 
 MAX_SAMPLE = 100
 
 
 class SegmentService:
+    def __init__(self, repository: SegmentRepository | None = None) -> None:
+        self._repo = repository or SegmentRepository()
+
     async def define(
         self, session: AsyncSession, tenant: str, name: str, expression: str, now: datetime
-    ) -> SegmentRow:
+    ) -> SegmentView:
         name = name.strip()
         if not name or len(name) > 100:
             raise InvalidArgument("must be 1-100 characters", field="name")
         language.parse(expression)
-        existing = await session.scalar(
-            select(SegmentRow).where(SegmentRow.tenant_id == tenant, SegmentRow.name == name)
-        )
+        existing = await self._repo.by_name(session, tenant, name)
         if existing is not None:
             if existing.expression == expression:
-                return existing
+                return view_of(SegmentView, existing)
             raise AlreadyExists(f"segment {name!r} exists with another expression", field="name")
         row = SegmentRow(
             id=str(ULID()), tenant_id=tenant, name=name, expression=expression, created_at=utc(now)
         )
-        session.add(row)
-        await session.flush()
-        return row
+        await self._repo.add(session, row)
+        return view_of(SegmentView, row)
 
     async def get(self, session: AsyncSession, tenant: str, segment_id: str) -> SegmentRow:
-        row = await session.get(SegmentRow, segment_id)
+        row = await self._repo.get(session, segment_id)
         if row is None or row.tenant_id != tenant:
             raise NotFound("no such segment", field="segment_id")
         return row
@@ -58,10 +60,18 @@ class SegmentService:
     ) -> tuple[int, list[str]]:
         if sample < 0 or sample > MAX_SAMPLE:
             raise InvalidArgument(f"must be within 0..{MAX_SAMPLE}", field="sample_size")
-        query = compiler.preview_query(tenant, node, now, sample)
-        if sample == 0:
-            return int(await session.scalar(query) or 0), []
-        rows = (await session.execute(query)).all()
-        if not rows:
-            return 0, []
-        return int(rows[0].total), [r.customer_id for r in rows]
+        return await self._repo.preview(session, tenant, node, now, sample)
+
+    async def preview_of(
+        self,
+        session: AsyncSession,
+        tenant: str,
+        segment_id: str,
+        expression: str,
+        *,
+        now: datetime,
+        sample: int,
+    ) -> tuple[int, list[str]]:
+        """How many customers a saved segment or an expression holds now, and a sample of them."""
+        _, _, node = await self.resolve(session, tenant, segment_id, expression)
+        return await self.preview(session, tenant, node, now, sample)

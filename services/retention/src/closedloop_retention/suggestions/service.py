@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from closedloop_retention.activity.service import ActivityService
 from closedloop_retention.models import OrderItemRow
 
 _I = OrderItemRow
@@ -18,6 +19,26 @@ class Suggestion:
     name: str
     category: str
     co_buyers: int
+
+
+@dataclass(frozen=True)
+class Suggestions:
+    owner_rep_id: str
+    items: list[Suggestion]
+
+
+class SuggestionService:
+    def __init__(self, activity: ActivityService) -> None:
+        self._activity = activity
+
+    async def suggest(
+        self, session: AsyncSession, tenant: str, customer_id: str, limit: int
+    ) -> Suggestions:
+        """What to offer a known customer, and the rep who owns them (who would offer it)."""
+        row = await self._activity.get(session, tenant, customer_id)
+        return Suggestions(
+            row.owner_rep_id, await for_customer(session, tenant, customer_id, limit)
+        )
 
 
 async def for_customer(

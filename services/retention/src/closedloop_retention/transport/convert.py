@@ -1,4 +1,4 @@
-"""Rows and domain values to and from protobuf messages."""
+"""Views and domain values to and from protobuf messages."""
 
 from __future__ import annotations
 
@@ -10,16 +10,10 @@ from closedloop.events.v1 import retention_events_pb2 as ev
 from closedloop.retention.v1 import retention_pb2 as pb
 from closedloop_retention.activity.rules import Rules, Tier
 from closedloop_retention.activity.service import STAGE_PB
-from closedloop_retention.broadcasts.service import Stats
+from closedloop_retention.activity.views import CustomerActivity, StageChangeView, ValueView
+from closedloop_retention.broadcasts.views import Broadcast, RecipientView
 from closedloop_retention.clock import now, utc
-from closedloop_retention.models import (
-    ActivityRow,
-    BroadcastRow,
-    CouponRow,
-    LedgerRow,
-    RecipientRow,
-    StageChangeRow,
-)
+from closedloop_retention.loyalty.views import CouponView, LedgerEntryView
 from loopkit.timestamps import ts as ts  # shared; re-exported
 
 RECIPIENT_STATUS = {
@@ -44,7 +38,8 @@ def as_of(request: Message) -> datetime:
     return now()
 
 
-def activity_to_pb(row: ActivityRow, tags: list[str], cycle_days: float) -> pb.CustomerActivity:
+def activity_to_pb(found: CustomerActivity) -> pb.CustomerActivity:
+    row = found.activity
     return pb.CustomerActivity(
         customer_id=row.customer_id,
         first_seen_at=ts(row.first_seen_at),
@@ -62,12 +57,12 @@ def activity_to_pb(row: ActivityRow, tags: list[str], cycle_days: float) -> pb.C
         channel_kind=row.channel_kind,
         owner_rep_id=row.owner_rep_id,
         stage=STAGE_PB[row.stage],
-        tags=tags,
-        purchase_cycle_days=cycle_days,
+        tags=found.tags,
+        purchase_cycle_days=found.purchase_cycle_days,
     )
 
 
-def change_to_pb(row: StageChangeRow) -> pb.StageChange:
+def change_to_pb(row: StageChangeView) -> pb.StageChange:
     return pb.StageChange(
         from_stage=STAGE_PB.get(row.from_stage, ev.LIFECYCLE_STAGE_UNSPECIFIED),
         to_stage=STAGE_PB[row.to_stage],
@@ -129,7 +124,7 @@ def rule_changes(msg: pb.LifecycleRules, fields: list[str]) -> dict[str, object]
     return changes
 
 
-def ledger_to_pb(row: LedgerRow) -> pb.LedgerEntry:
+def ledger_to_pb(row: LedgerEntryView) -> pb.LedgerEntry:
     return pb.LedgerEntry(
         entry_id=row.id,
         points=row.points,
@@ -140,7 +135,7 @@ def ledger_to_pb(row: LedgerRow) -> pb.LedgerEntry:
     )
 
 
-def coupon_to_pb(row: CouponRow, at: datetime | None = None) -> pb.Coupon:
+def coupon_to_pb(row: CouponView, at: datetime | None = None) -> pb.Coupon:
     if row.redeemed_at is not None:
         status = pb.COUPON_STATUS_REDEEMED
     elif utc(row.expires_at) <= utc(at or now()):
@@ -160,7 +155,7 @@ def coupon_to_pb(row: CouponRow, at: datetime | None = None) -> pb.Coupon:
     )
 
 
-def value_to_pb(row: ActivityRow) -> pb.CustomerValue:
+def value_to_pb(row: ValueView) -> pb.CustomerValue:
     return pb.CustomerValue(
         customer_id=row.customer_id,
         recency=row.rfm_r,
@@ -174,7 +169,8 @@ def value_to_pb(row: ActivityRow) -> pb.CustomerValue:
     )
 
 
-def broadcast_to_pb(row: BroadcastRow, stats: Stats) -> pb.Broadcast:
+def broadcast_to_pb(found: Broadcast) -> pb.Broadcast:
+    row, stats = found.broadcast, found.stats
     return pb.Broadcast(
         broadcast_id=row.id,
         segment_id=row.segment_id,
@@ -195,7 +191,7 @@ def broadcast_to_pb(row: BroadcastRow, stats: Stats) -> pb.Broadcast:
     )
 
 
-def recipient_to_pb(row: RecipientRow) -> pb.Recipient:
+def recipient_to_pb(row: RecipientView) -> pb.Recipient:
     return pb.Recipient(
         customer_id=row.customer_id,
         status=RECIPIENT_STATUS[row.status],

@@ -462,7 +462,7 @@ class RecordTouchResponse(_message.Message):
     def __init__(self, touch: _Optional[_Union[Touch, _Mapping]] = ...) -> None: ...
 
 class CaptureLeadRequest(_message.Message):
-    __slots__ = ("tenant_id", "page_id", "values", "identities", "channel_id", "referral_code", "parameters", "region")
+    __slots__ = ("tenant_id", "page_id", "values", "identities", "channel_id", "referral_code", "parameters", "region", "request_id")
     class ValuesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -485,6 +485,7 @@ class CaptureLeadRequest(_message.Message):
     REFERRAL_CODE_FIELD_NUMBER: _ClassVar[int]
     PARAMETERS_FIELD_NUMBER: _ClassVar[int]
     REGION_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     tenant_id: str
     page_id: str
     values: _containers.ScalarMap[str, str]
@@ -493,7 +494,8 @@ class CaptureLeadRequest(_message.Message):
     referral_code: str
     parameters: _containers.ScalarMap[str, str]
     region: str
-    def __init__(self, tenant_id: _Optional[str] = ..., page_id: _Optional[str] = ..., values: _Optional[_Mapping[str, str]] = ..., identities: _Optional[_Iterable[_Union[_common_pb2.Identity, _Mapping]]] = ..., channel_id: _Optional[str] = ..., referral_code: _Optional[str] = ..., parameters: _Optional[_Mapping[str, str]] = ..., region: _Optional[str] = ...) -> None: ...
+    request_id: str
+    def __init__(self, tenant_id: _Optional[str] = ..., page_id: _Optional[str] = ..., values: _Optional[_Mapping[str, str]] = ..., identities: _Optional[_Iterable[_Union[_common_pb2.Identity, _Mapping]]] = ..., channel_id: _Optional[str] = ..., referral_code: _Optional[str] = ..., parameters: _Optional[_Mapping[str, str]] = ..., region: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class CaptureLeadResponse(_message.Message):
     __slots__ = ("lead", "repeat")

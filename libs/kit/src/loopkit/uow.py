@@ -1,0 +1,64 @@
+"""The unit of work a request, a consumer or a worker owns, and effects that wait for its commit.
+
+Domain services take a session and never commit; the transport runs them in one `UnitOfWork`.
+Anything that must not happen unless the transaction commits (a business metric, say) is handed
+to `on_commit`: it runs once after the commit of that session, whoever owns it (`UnitOfWork`,
+`loopkit.db.transact` or a consumer), and is dropped when the transaction rolls back, so a unit of
+work retried after a unique-key race counts once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session
+
+from loopkit.db import transact
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+_EFFECTS = "loopkit.on_commit"
+
+
+@dataclass(frozen=True)
+class UnitOfWork:
+    """One transaction per call of `run`, retried as a whole on races and deadlocks.
+
+    `after_commit` runs after a successful commit that wrote events: the outbox relay's wake-up.
+    """
+
+    sessions: async_sessionmaker[AsyncSession]
+    after_commit: Callable[[], None] | None = None
+    attempts: int = 5
+
+    async def run(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+        return await transact(
+            self.sessions, work, attempts=self.attempts, after_commit=self.after_commit
+        )
+
+
+def on_commit(session: AsyncSession | Session, effect: Callable[[], None]) -> None:
+    """Run `effect` once the transaction `session` is in commits; never if it rolls back."""
+    session.info.setdefault(_EFFECTS, []).append(effect)
+
+
+@event.listens_for(Session, "after_commit")
+def _run_effects(session: Session) -> None:
+    if session.in_nested_transaction():
+        return  # a savepoint released: the outer transaction may still roll back
+    for effect in session.info.pop(_EFFECTS, ()):
+        try:
+            effect()
+        except Exception:  # committed already: a failing effect must not look like a failed unit
+            log.exception("after-commit effect %r failed", effect)
+
+
+@event.listens_for(Session, "after_rollback")
+def _drop_effects(session: Session) -> None:
+    if not session.in_nested_transaction():
+        session.info.pop(_EFFECTS, None)

@@ -1,0 +1,112 @@
+"""The HTTP edge as a pooled client sees it: JSON bodies with a depth limit, an outage as 503 with
+Retry-After, and an unexpected error as a JSON 500 that keeps the kept-alive connection open."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+import pytest_asyncio
+from fastapi import APIRouter, Request
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from loopkit import errors
+from loopkit.http_edge import json_depth, parse_json, read_body
+from loopkit.natsserver import free_port
+from loopkit.ops_http import HttpServer, ops_app
+
+
+async def _ready() -> None:
+    return None
+
+
+def _router() -> APIRouter:
+    router = APIRouter()
+
+    @router.get("/port")
+    async def port(request: Request) -> dict[str, int]:
+        assert request.client is not None
+        return {"port": request.client.port}  # the client's end of this connection
+
+    @router.get("/crash")
+    async def crash() -> None:
+        raise RuntimeError("secret internals")
+
+    @router.get("/database-down")
+    async def database_down() -> None:
+        # A real driver error: nothing listens on this port.
+        engine = create_async_engine(f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/x")
+        try:
+            async with engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        finally:
+            await engine.dispose()
+
+    @router.get("/identity-down")
+    async def identity_down() -> None:
+        raise errors.DependencyUnavailable("identity service: UNAVAILABLE")
+
+    @router.post("/json")
+    async def echo(request: Request) -> dict[str, object]:
+        raw = await read_body(request, 1 << 20)
+        assert raw is not None
+        return {"parsed": parse_json(raw)}
+
+    return router
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def edge() -> AsyncIterator[str]:
+    app = ops_app("probe", _ready)
+    app.include_router(_router())
+    server = HttpServer(app, "127.0.0.1", 0)
+    await server.start()
+    try:
+        yield f"http://127.0.0.1:{server.port}"
+    finally:
+        await server.stop()
+
+
+async def test_an_unexpected_error_is_a_json_500_on_a_connection_that_stays_open(edge: str) -> None:
+    async with httpx.AsyncClient(base_url=edge) as client:
+        before = (await client.get("/port")).json()["port"]
+        crashed = await client.get("/crash")
+        after = (await client.get("/port")).json()["port"]
+    assert crashed.status_code == 500
+    assert crashed.json()["error"].startswith("internal error")
+    assert "secret" not in crashed.text
+    assert before == after  # the pooled connection was not dropped
+
+
+@pytest.mark.parametrize("path", ["/database-down", "/identity-down"])
+async def test_an_outage_is_503_with_retry_after(edge: str, path: str) -> None:
+    async with httpx.AsyncClient(base_url=edge) as client:
+        before = (await client.get("/port")).json()["port"]
+        answer = await client.get(path)
+        after = (await client.get("/port")).json()["port"]
+    assert answer.status_code == 503, answer.text
+    assert int(answer.headers["retry-after"]) > 0
+    assert "retry" in answer.json()["error"]
+    assert before == after
+
+
+async def test_json_bodies_have_a_depth_limit_and_clear_reasons(edge: str) -> None:
+    async with httpx.AsyncClient(base_url=edge) as client:
+        deep = await client.post("/json", content=b"[" * 5000 + b"]" * 5000)
+        brackets_in_strings = await client.post("/json", json={"s": "[[[[" * 100 + '\\"{'})
+        not_json = await client.post("/json", content=b"{nope")
+        not_utf8 = await client.post("/json", content=b'"\xff"')
+    assert deep.status_code == 400
+    assert deep.json() == {"error": "JSON nested deeper than 32 levels", "field": "body"}
+    assert brackets_in_strings.status_code == 200
+    assert not_json.status_code == 400 and not_json.json()["error"] == "body is not JSON"
+    assert not_utf8.status_code == 400 and not_utf8.json()["error"] == "body is not UTF-8"
+
+
+def test_json_depth_counts_nesting_only() -> None:
+    assert json_depth(b"{}") == 1
+    assert json_depth(b'{"a": [1, {"b": "]]]"}]}') == 3
+    assert json_depth(b'["\\"[[["]') == 1
+    assert json_depth(b"42") == 0

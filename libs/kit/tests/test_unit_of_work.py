@@ -1,0 +1,67 @@
+"""`transact`: a pooled connection the server dropped costs a retry, not a failed call (there is no
+pre-ping round trip to catch it), and the relay is woken only by transactions that wrote events."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, insert, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kit_testbed import APPLIED, KIT, Database, create_schema, customer_created
+from loopkit import db
+from loopkit.events import Outbox
+from loopkit.testing import PostgresServer
+
+
+async def test_a_connection_the_server_dropped_is_replaced_and_the_work_runs_again(
+    postgres: PostgresServer,
+) -> None:
+    url = await postgres.fresh_database("loopkit_test")
+    await create_schema(url)
+    engine = db.create_engine(url, pool_size=1)
+    sessions = db.session_factory(engine)
+    try:
+
+        async def pid(session: AsyncSession) -> int:
+            return int((await session.execute(text("SELECT pg_backend_pid()"))).scalar_one())
+
+        pooled = await db.transact(sessions, pid)
+        # The server ends the pooled connection, as a restart or an idle timeout would.
+        admin = db.create_engine(url, pool_size=1)
+        try:
+            async with admin.connect() as conn:
+                await conn.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pooled})
+        finally:
+            await admin.dispose()
+
+        async def write(session: AsyncSession) -> int:
+            await session.execute(insert(APPLIED).values(event_id="e-1", customer_id="c-1"))
+            return await pid(session)
+
+        fresh = await db.transact(sessions, write)
+        assert fresh != pooled
+        async with sessions() as session:
+            count = (await session.execute(select(func.count()).select_from(APPLIED))).scalar()
+        assert count == 1  # written once, by the run on the fresh connection
+    finally:
+        await engine.dispose()
+
+
+async def test_the_relay_is_woken_only_after_a_transaction_that_wrote_events(
+    database: Database,
+) -> None:
+    wakes: list[str] = []
+    outbox = Outbox(KIT, "kitwake")
+
+    async def read_only(session: AsyncSession) -> None:
+        await session.execute(select(func.count()).select_from(APPLIED))
+
+    async def with_event(session: AsyncSession) -> None:
+        await outbox.add(session, customer_created("kitwake"))
+
+    await db.transact(database.sessions, read_only, after_commit=lambda: wakes.append("read"))
+    assert wakes == []
+    await db.transact(database.sessions, with_event, after_commit=lambda: wakes.append("event"))
+    assert wakes == ["event"]
+    async with database.sessions() as session:
+        rows = (await session.execute(select(func.count()).select_from(KIT.outbox))).scalar()
+    assert rows == 1

@@ -1,0 +1,113 @@
+"""Units of work: effects registered with `on_commit` run once per commit, never per attempt."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime
+
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader, NumberDataPoint
+from sqlalchemy import func, insert, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kit_testbed import KIT, Database
+from loopkit.errors import FailedPrecondition
+from loopkit.events import note_events_written
+from loopkit.periodic import every
+from loopkit.testing import eventually
+from loopkit.uow import UnitOfWork, on_commit
+
+
+def _counter_total(reader: InMemoryMetricReader, name: str) -> int:
+    data = reader.get_metrics_data()
+    total = 0
+    for resource in data.resource_metrics if data else []:
+        for scope in resource.scope_metrics:
+            for metric in scope.metrics:
+                if metric.name == name:
+                    for point in metric.data.data_points:
+                        assert isinstance(point, NumberDataPoint)
+                        total += int(point.value)
+    return total
+
+
+async def _inbox_row(session: AsyncSession, event_id: str) -> None:
+    await session.execute(
+        insert(KIT.inbox).values(
+            consumer="uow-test", event_id=event_id, subject="s", processed_at=datetime.now(UTC)
+        )
+    )
+
+
+async def test_metric_counted_once_when_the_unit_of_work_is_retried(database: Database) -> None:
+    reader = InMemoryMetricReader()
+    counter = MeterProvider(metric_readers=[reader]).get_meter("t").create_counter("orders")
+    taken = f"e-{uuid.uuid4().hex}"
+    async with database.sessions() as session, session.begin():
+        await _inbox_row(session, taken)
+    woken: list[int] = []
+    uow = UnitOfWork(database.sessions, after_commit=lambda: woken.append(1))
+    attempts = 0
+
+    async def work(session: AsyncSession) -> int:
+        nonlocal attempts
+        attempts += 1
+        on_commit(session, lambda: counter.add(1))
+        note_events_written(session)  # as Outbox.emit does: the relay is woken after the commit
+        # The first attempt loses a unique-key race (the row exists): the unit is retried.
+        await _inbox_row(session, taken if attempts == 1 else f"e-{uuid.uuid4().hex}")
+        return attempts
+
+    assert await uow.run(work) == 2
+    assert _counter_total(reader, "orders") == 1
+    assert woken == [1]
+
+
+async def test_effect_dropped_when_the_unit_of_work_fails(database: Database) -> None:
+    effects: list[str] = []
+    uow = UnitOfWork(database.sessions)
+    event_id = f"e-{uuid.uuid4().hex}"
+
+    async def work(session: AsyncSession) -> None:
+        await _inbox_row(session, event_id)
+        on_commit(session, lambda: effects.append("counted"))
+        raise FailedPrecondition("the state forbids it")
+
+    try:
+        await uow.run(work)
+    except FailedPrecondition:
+        pass
+    else:
+        raise AssertionError("the unit of work should have failed")
+    assert effects == []
+    async with database.sessions() as session:
+        kept = await session.scalar(select(func.count()).where(KIT.inbox.c.event_id == event_id))
+    assert kept == 0
+    # The next unit of work on a fresh session runs its own effects only.
+    await uow.run(lambda s: _register(s, effects))
+    assert effects == ["next"]
+
+
+async def _register(session: AsyncSession, effects: list[str]) -> None:
+    on_commit(session, lambda: effects.append("next"))
+
+
+async def test_periodic_worker_survives_a_failed_round_and_stops_when_asked() -> None:
+    rounds: list[str] = []
+
+    async def tick() -> None:
+        rounds.append("tick")
+        if len(rounds) == 1:
+            raise RuntimeError("database down")
+
+    stop = asyncio.Event()
+    task = asyncio.create_task(every(0.01, tick, name="test sweep")(stop))
+    await eventually(lambda: _at_least(rounds, 3))
+    stop.set()
+    await asyncio.wait_for(task, 10)
+    assert task.exception() is None
+
+
+async def _at_least(rounds: list[str], n: int) -> bool:
+    return len(rounds) >= n

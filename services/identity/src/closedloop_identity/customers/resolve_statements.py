@@ -1,0 +1,365 @@
+"""The common ResolveCustomer cases in one statement each: the first look, and extending a customer.
+
+*First look*: who holds the claimed identities, with everything the answer needs about them (their
+identities, attributes and merged ids), and, when nobody holds any of them, the new customer written
+with its identities, audit rows and event in the same statement. *Extend*: attach unknown claims to
+the one customer that holds the others, upgrade verification and merge attributes, with audit and
+events, row-locking the customer; it refuses (returns None) when that customer was merged away in
+between. Everything else (a possible merge, an expired pending id) takes the locking path in the
+service.
+
+On PostgreSQL each is one data-modifying CTE: a create that races another resolve of the same
+identity fails on the unique (tenant, kind, scope, value) key, and the unit of work runs again and
+finds the winner. SQLite serialises writers (BEGIN IMMEDIATE), so the same steps run as a few local
+statements there.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Integer,
+    LargeBinary,
+    Table,
+    insert,
+    select,
+    text,
+    tuple_,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import TextClause
+
+from closedloop_identity.customers.identities import IdentityKey, Kind
+from closedloop_identity.customers.repository import ACTIVE, MAX_CHAIN
+from closedloop_identity.models import CustomerRow, IdentityRow
+
+CUSTOMERS: Table = CustomerRow.__table__  # type: ignore[assignment]
+IDENTITIES: Table = IdentityRow.__table__  # type: ignore[assignment]
+Rows = list[tuple[Table, list[dict[str, Any]]]]
+
+
+@dataclass(frozen=True)
+class HeldIdentity:
+    key: IdentityKey
+    verified: bool
+    expires_at: datetime | None
+
+
+@dataclass
+class Holder:
+    """A live customer holding at least one claimed identity, as the first look saw it."""
+
+    customer_id: str
+    status: str
+    created_at: datetime
+    attributes: dict[str, Any]
+    identities: dict[IdentityKey, HeldIdentity] = field(default_factory=dict)
+    merged_ids: list[str] = field(default_factory=list)
+
+
+class ResolveStatements(Protocol):
+    async def first_look(
+        self, session: AsyncSession, tenant_id: str, keys: list[IdentityKey], creation: Rows
+    ) -> dict[str, Holder]:
+        """The holders of `keys`; when there are none, `creation` was written (rows in order)."""
+
+    async def extend(
+        self,
+        session: AsyncSession,
+        tenant_id: str,
+        customer_id: str,
+        *,
+        upgrade: list[IdentityKey],
+        attributes: dict[str, Any],
+        now: datetime,
+        rows: Rows,
+    ) -> dict[str, Any] | None:
+        """The customer's attributes after the change, or None (nothing written) if it is no
+        longer active."""
+
+
+def statements_for(session: AsyncSession) -> ResolveStatements:
+    if session.get_bind().dialect.name == "postgresql":
+        return PostgresResolveStatements()
+    return SqliteResolveStatements()
+
+
+def _utc(at: datetime) -> datetime:
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+
+
+def _held(
+    kind: str, scope: str, value: str, verified: bool, expires: datetime | None
+) -> HeldIdentity:
+    return HeldIdentity(
+        IdentityKey(Kind(kind), scope, value),
+        bool(verified),
+        _utc(expires) if expires is not None else None,
+    )
+
+
+# --- PostgreSQL: one statement each -------------------------------------------------------------
+
+
+def _pg_type(column_type: object) -> str:
+    # JSON goes over the wire as text and is cast per element.
+    for sa_type, pg in (
+        (LargeBinary, "bytea"),
+        (Boolean, "boolean"),
+        (Integer, "integer"),
+        (DateTime, "timestamptz"),
+        (JSON, "json"),
+    ):
+        if isinstance(column_type, sa_type):
+            return pg
+    return "text"
+
+
+def _insert_cte(name: str, table: Table, guard: str) -> str:
+    """`name AS (INSERT INTO table SELECT ... FROM unnest(<one array per column>) WHERE guard)`,
+    with parameters `name_0`, `name_1`... (see `_insert_params`)."""
+    arrays, selected = [], []
+    for i, column in enumerate(table.columns):
+        pg = _pg_type(column.type)
+        # JSON goes over the wire as text and is cast per element.
+        arrays.append(f"CAST(:{name}_{i} AS {'text' if pg == 'json' else pg}[])")
+        selected.append(f"CAST(u.c{i} AS json)" if pg == "json" else f"u.c{i}")
+    columns = ", ".join(c.name for c in table.columns)
+    aliases = ", ".join(f"c{i}" for i in range(len(arrays)))
+    return (
+        f"{name} AS (INSERT INTO {table.name} ({columns}) "
+        f"SELECT {', '.join(selected)} FROM unnest({', '.join(arrays)}) AS u({aliases}) "
+        f"WHERE {guard})"
+    )
+
+
+def _insert_params(name: str, table: Table, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for i, column in enumerate(table.columns):
+        values = [row.get(column.name) for row in rows]
+        if isinstance(column.type, JSON):
+            values = [None if v is None else json.dumps(v) for v in values]
+        params[f"{name}_{i}"] = values
+    return params
+
+
+def _inserts(rows: Rows) -> tuple[tuple[Table, ...], dict[str, Any]]:
+    """The tables that get rows (the statement's shape) and the parameters carrying them."""
+    tables, params = [], {}
+    for table, table_rows in rows:
+        if table_rows:
+            tables.append(table)
+            params.update(_insert_params(f"ins_{table.name}", table, table_rows))
+    return tuple(tables), params
+
+
+def _keys_params(keys: list[IdentityKey]) -> dict[str, Any]:
+    return {
+        "k_kind": [str(k.kind) for k in keys],
+        "k_scope": [k.scope for k in keys],
+        "k_value": [k.value for k in keys],
+    }
+
+
+_KEYS = (
+    "SELECT * FROM unnest(CAST(:k_kind AS text[]), CAST(:k_scope AS text[]), "
+    "CAST(:k_value AS text[])) AS k(kind, scope, value)"
+)
+
+# The holders, all their identities and the ids merged into them (following merge chains), as one
+# result: 'c' rows (customer), 'i' rows (identity), 'm' rows (merged id, `a` is the holder).
+_FIRST_LOOK_ANSWER = """
+SELECT 'c' AS tag, c.id AS customer_id, c.status AS a, NULL AS b, NULL AS v,
+       NULL::boolean AS verified, c.created_at AS at, CAST(c.attributes AS text) AS attributes
+  FROM customers c WHERE c.id IN (SELECT customer_id FROM found)
+UNION ALL
+SELECT 'i', i.customer_id, i.kind, i.scope, i.value, i.verified, i.expires_at, NULL
+  FROM identities i WHERE i.customer_id IN (SELECT customer_id FROM found)
+UNION ALL
+SELECT 'm', m.id, m.root, NULL, NULL, NULL, NULL, NULL FROM merged m
+"""
+
+
+@functools.cache
+def _first_look_statement(tables: tuple[Table, ...]) -> TextClause:
+    """The first look, writing the creation's rows into `tables` when nobody holds the claims.
+    Cached per shape: building and parsing the text costs more than running it."""
+    guard = "NOT EXISTS (SELECT 1 FROM found)"
+    ctes = [
+        f"WITH RECURSIVE claimed AS ({_KEYS})",
+        "found AS (SELECT DISTINCT i.customer_id FROM identities i JOIN claimed k"
+        " ON (i.kind, i.scope, i.value) = (k.kind, k.scope, k.value)"
+        " WHERE i.tenant_id = :tenant)",
+        "merged(id, root, depth) AS ("
+        " SELECT c.id, c.merged_into, 1 FROM customers c"
+        " WHERE c.merged_into IN (SELECT customer_id FROM found) AND c.status <> 'active'"
+        # LATERAL (kept a subquery by OFFSET 0) makes each step an index lookup on merged_into: a
+        # plain join may be planned as a hash join over every customer of the database.
+        " UNION ALL SELECT c.id, m.root, m.depth + 1 FROM merged m"
+        " CROSS JOIN LATERAL (SELECT id FROM customers WHERE merged_into = m.id"
+        f" AND status <> 'active' OFFSET 0) c WHERE m.depth < {MAX_CHAIN})",
+        *(_insert_cte(f"ins_{t.name}", t, guard) for t in tables),
+    ]
+    return text(",\n".join(ctes) + "\n" + _FIRST_LOOK_ANSWER)
+
+
+@functools.cache
+def _extend_statement(tables: tuple[Table, ...]) -> TextClause:
+    # The UPDATE is the row lock: a concurrent merge of this customer either waits for us or has
+    # already marked it merged, and then nothing here matches and nothing is written.
+    guard = "EXISTS (SELECT 1 FROM locked)"
+    ctes = [
+        f"WITH claimed AS ({_KEYS})",
+        "locked AS (UPDATE customers SET"
+        " attributes = CASE WHEN :has_attributes THEN CAST(CAST(attributes AS jsonb)"
+        " || CAST(CAST(:attributes AS text) AS jsonb) AS json) ELSE attributes END,"
+        " updated_at = CASE WHEN :has_attributes THEN CAST(:now AS timestamptz)"
+        " ELSE updated_at END"
+        " WHERE id = :customer_id AND tenant_id = :tenant AND status = 'active'"
+        " RETURNING CAST(attributes AS text) AS attributes)",
+        "upgraded AS (UPDATE identities i SET verified = true FROM claimed k"
+        " WHERE (i.kind, i.scope, i.value) = (k.kind, k.scope, k.value)"
+        " AND i.tenant_id = :tenant AND i.customer_id = :customer_id"
+        f" AND {guard})",
+        *(_insert_cte(f"ins_{t.name}", t, guard) for t in tables),
+    ]
+    return text(",\n".join(ctes) + "\nSELECT attributes FROM locked")
+
+
+class PostgresResolveStatements:
+    async def first_look(
+        self, session: AsyncSession, tenant_id: str, keys: list[IdentityKey], creation: Rows
+    ) -> dict[str, Holder]:
+        tables, params = _inserts(creation)
+        params.update(_keys_params(keys), tenant=tenant_id)
+        result = await session.execute(_first_look_statement(tables), params)
+        holders: dict[str, Holder] = {}
+        identities: list[tuple[str, HeldIdentity]] = []
+        merged: list[tuple[str, str]] = []
+        for tag, customer_id, a, b, v, verified, at, attributes in result.all():
+            if tag == "c":
+                holders[customer_id] = Holder(customer_id, a, _utc(at), json.loads(attributes))
+            elif tag == "i":
+                identities.append((customer_id, _held(a, b, v, verified, at)))
+            else:
+                merged.append((a, customer_id))
+        for customer_id, held in identities:
+            holders[customer_id].identities[held.key] = held
+        for holder_id, merged_id in merged:
+            holders[holder_id].merged_ids.append(merged_id)
+        return holders
+
+    async def extend(
+        self,
+        session: AsyncSession,
+        tenant_id: str,
+        customer_id: str,
+        *,
+        upgrade: list[IdentityKey],
+        attributes: dict[str, Any],
+        now: datetime,
+        rows: Rows,
+    ) -> dict[str, Any] | None:
+        tables, params = _inserts(rows)
+        params.update(
+            _keys_params(upgrade),
+            tenant=tenant_id,
+            customer_id=customer_id,
+            has_attributes=bool(attributes),
+            attributes=json.dumps(attributes),
+            now=now,
+        )
+        found = (await session.execute(_extend_statement(tables), params)).scalar_one_or_none()
+        return None if found is None else dict(json.loads(found))
+
+
+# --- SQLite: the same steps as local statements (writers are serialised) ------------------------
+
+
+class SqliteResolveStatements:
+    async def first_look(
+        self, session: AsyncSession, tenant_id: str, keys: list[IdentityKey], creation: Rows
+    ) -> dict[str, Holder]:
+        ids = select(IDENTITIES.c.customer_id).where(
+            IDENTITIES.c.tenant_id == tenant_id,
+            tuple_(IDENTITIES.c.kind, IDENTITIES.c.scope, IDENTITIES.c.value).in_(
+                [(str(k.kind), k.scope, k.value) for k in keys]
+            ),
+        )
+        found = sorted(set((await session.execute(ids)).scalars()))
+        if not found:
+            for table, rows in creation:
+                if rows:
+                    await session.execute(insert(table), rows)
+            return {}
+        holders = {
+            r.id: Holder(r.id, r.status, _utc(r.created_at), dict(r.attributes))
+            for r in await session.execute(select(CUSTOMERS).where(CUSTOMERS.c.id.in_(found)))
+        }
+        for r in await session.execute(
+            select(IDENTITIES).where(IDENTITIES.c.customer_id.in_(found))
+        ):
+            held = _held(r.kind, r.scope, r.value, r.verified, r.expires_at)
+            holders[r.customer_id].identities[held.key] = held
+        for holder in holders.values():
+            frontier = [holder.customer_id]
+            for _ in range(MAX_CHAIN):
+                stmt = select(CUSTOMERS.c.id).where(
+                    CUSTOMERS.c.merged_into.in_(frontier), CUSTOMERS.c.status != ACTIVE
+                )
+                frontier = list((await session.execute(stmt)).scalars())
+                if not frontier:
+                    break
+                holder.merged_ids.extend(frontier)
+        return holders
+
+    async def extend(
+        self,
+        session: AsyncSession,
+        tenant_id: str,
+        customer_id: str,
+        *,
+        upgrade: list[IdentityKey],
+        attributes: dict[str, Any],
+        now: datetime,
+        rows: Rows,
+    ) -> dict[str, Any] | None:
+        stmt = select(CUSTOMERS.c.attributes).where(
+            CUSTOMERS.c.id == customer_id,
+            CUSTOMERS.c.tenant_id == tenant_id,
+            CUSTOMERS.c.status == ACTIVE,
+        )
+        current = (await session.execute(stmt)).scalar_one_or_none()
+        if current is None:
+            return None
+        merged = {**current, **attributes}
+        if attributes:
+            await session.execute(
+                update(CUSTOMERS)
+                .where(CUSTOMERS.c.id == customer_id)
+                .values(attributes=merged, updated_at=now)
+            )
+        if upgrade:
+            await session.execute(
+                update(IDENTITIES)
+                .where(
+                    IDENTITIES.c.customer_id == customer_id,
+                    tuple_(IDENTITIES.c.kind, IDENTITIES.c.scope, IDENTITIES.c.value).in_(
+                        [(str(k.kind), k.scope, k.value) for k in upgrade]
+                    ),
+                )
+                .values(verified=True)
+            )
+        for table, table_rows in rows:
+            if table_rows:
+                await session.execute(insert(table), table_rows)
+        return dict(merged)

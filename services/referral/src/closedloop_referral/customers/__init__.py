@@ -1,0 +1,1 @@
+"""Identity's customer events applied across every concept of the service."""

@@ -1,0 +1,1 @@
+"""Rewards of referrals: caps, the hold (refund window), grants and revocations."""

@@ -1,0 +1,1 @@
+"""Program stats and the referral tree: reads through the owning concepts' repositories."""

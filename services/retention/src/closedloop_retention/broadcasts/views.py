@@ -1,0 +1,57 @@
+"""What the broadcasts concept hands to transports and workers: plain values, never rows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+
+@dataclass(frozen=True)
+class Stats:
+    recipients: int
+    scheduled: int
+    sent: int
+    skipped: int
+    failed: int
+    by_reason: dict[str, int]
+
+
+@dataclass(frozen=True)
+class BroadcastView:
+    id: str
+    segment_id: str
+    expression: str
+    template: str
+    window_start: datetime
+    window_end: datetime
+    status: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Broadcast:
+    broadcast: BroadcastView
+    stats: Stats
+
+
+@dataclass(frozen=True)
+class RecipientView:
+    broadcast_id: str
+    customer_id: str
+    tenant_id: str
+    status: str
+    reason: str
+    send_at: datetime | None
+    sent_at: datetime | None
+    message_id: str
+
+
+@dataclass(frozen=True)
+class Due:
+    """A recipient due for sending, with what the dispatcher needs to send."""
+
+    recipient: RecipientView
+    template: str
+    contact_kind: str
+    contact_scope: str
+    contact_value: str
