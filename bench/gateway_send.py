@@ -206,7 +206,9 @@ async def run(args: argparse.Namespace, cleanup: Cleanup, tmp: Path) -> int:
         cleanup.push("database", lambda: asyncio.run(drop_database(base, name)))
     else:
         url = f"sqlite+aiosqlite:///{tmp}/gateway.db"
-    await asyncio.to_thread(migrations.upgrade, DEFINITION.migrations_dir, url)
+    await asyncio.to_thread(
+        lambda: migrations.upgrade(DEFINITION.migrations_dir, url, service=DEFINITION.spec.name)
+    )
 
     # The emulator limits the paced account's API; the paced gateway is told the same quota.
     async with httpx.AsyncClient(base_url=emulator_url, trust_env=False) as http:

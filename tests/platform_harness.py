@@ -20,7 +20,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def platform_env(state_dir: Path) -> dict[str, str]:
-    """Free ports for NATS and every listed service: never collides with a real `make run`."""
+    """Free ports for NATS, the WeChat emulator and every listed service: never collides with a
+    real `make run`."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CLOSEDLOOP_")}
     env["CLOSEDLOOP_STATE_DIR"] = str(state_dir)
     env["CLOSEDLOOP_NATS_PORT"] = str(free_port())
@@ -38,6 +39,11 @@ def grpc_target(env: dict[str, str], service: str) -> str:
 
 def http_url(env: dict[str, str], service: str) -> str:
     return f"http://127.0.0.1:{env[f'CLOSEDLOOP_{service.upper()}_HTTP_PORT']}"
+
+
+def emulator_url(env: dict[str, str]) -> str:
+    """The WeChat API emulator `make run` starts (and points the gateway at)."""
+    return f"http://127.0.0.1:{env['CLOSEDLOOP_EMULATOR_PORT']}"
 
 
 def nats_url(env: dict[str, str]) -> str:

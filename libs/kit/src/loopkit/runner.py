@@ -21,7 +21,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from pydantic import ValidationError
 from sqlalchemy.engine import make_url
 
-from loopkit import migrations
+from loopkit import emulated_accounts, migrations
 from loopkit.callers import KeyStore
 from loopkit.db import is_sqlite
 from loopkit.natsserver import NatsServer
@@ -143,6 +143,18 @@ def migrate(
         raise PlatformError(
             f"{name}: migrations failed on {safe_url(url)}: {type(exc).__name__}: {exc}"
         ) from None
+
+
+def point_at_gateway(planned: list[tuple[ListedService, ServiceDefinition, Settings]]) -> None:
+    """When the gateway runs, every service with a `gateway_url` setting sends through it
+    (CLOSEDLOOP_<SVC>_GATEWAY_URL, unless the environment already says where)."""
+    gateway = next((s for service, _, s in planned if service.name == "gateway"), None)
+    if gateway is None:
+        return
+    for service, definition, _ in planned:
+        env = f"CLOSEDLOOP_{service.name.upper()}_GATEWAY_URL"
+        if "gateway_url" in definition.settings_cls.model_fields and env not in os.environ:
+            os.environ[env] = f"{gateway.grpc_host}:{gateway.grpc_port}"
 
 
 @dataclass
@@ -384,11 +396,14 @@ class _Platform:
         self.developer_key = _development_keys()
         loaded = load_services()
         self.plan_emulator([s.name for s, _ in loaded])
+        if self.emulator_port:
+            emulated_accounts.apply_defaults()  # a `demo` tenant, unless accounts are configured
         planned = [(s, d, settings_for(d)) for s, d in loaded]
         # The stage services find identity where this run puts it (its port may be overridden).
         for service, _, settings in planned:
             if service.name == "identity" and "CLOSEDLOOP_IDENTITY_URL" not in os.environ:
                 os.environ["CLOSEDLOOP_IDENTITY_URL"] = f"{settings.grpc_host}:{settings.grpc_port}"
+        point_at_gateway(planned)
         return planned
 
     def check_ports(

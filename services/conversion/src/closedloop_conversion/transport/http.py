@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from closedloop_conversion import metrics
 from closedloop_conversion.common import now
 from closedloop_conversion.ownership.changes import ChangeType, parse_change
+from closedloop_conversion.ownership.contacts import with_wecom_record
 from closedloop_conversion.ownership.service import OwnershipService, WelcomeJob
 from closedloop_conversion.ownership.welcome import send_welcome
 from closedloop_conversion.pipeline.followups import FollowUpService
@@ -33,6 +34,7 @@ from loopkit.http_edge import (
 from loopkit.tenancy import require_tenant
 from loopkit.wechat.crypto import DecryptError, MessageCrypto, SignatureError
 from loopkit.wechat.sender import MessageSender
+from loopkit.wechat.wecom import ContactLookup
 from loopkit.wechat.xml import MAX_XML_BYTES, XmlError, parse_message
 
 log = logging.getLogger(__name__)
@@ -50,6 +52,7 @@ class ConversionHttp:
         ownership: OwnershipService,
         follow_ups: FollowUpService,
         sender: MessageSender,
+        contacts: ContactLookup | None = None,
     ) -> None:
         self._settings = settings
         self._sessions = sessions
@@ -58,6 +61,7 @@ class ConversionHttp:
         self._ownership = ownership
         self._follow_ups = follow_ups
         self._sender = sender
+        self._contacts = contacts
         self._tasks: set[asyncio.Task[None]] = set()
         self._keys = KeyStore(settings.api_keys_file) if settings.api_keys_file else None
 
@@ -134,6 +138,8 @@ class ConversionHttp:
         customer_id = ""
         if change.change_type is ChangeType.ADD:
             try:
+                if self._contacts is not None:
+                    change = await with_wecom_record(self._contacts, tenant, change)
                 try:
                     resolved = await self._directory.resolve(
                         tenant, change.identities, actor="conversion.wecom"
