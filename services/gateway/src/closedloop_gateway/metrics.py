@@ -33,7 +33,7 @@ token_refreshes = _meter.create_counter(
 
 def start() -> None:
     """Export every series from the start, so dashboards show 0 rather than no data."""
-    for outcome in ("sent", "failed", "paused", "retried"):
+    for outcome in ("sent", "failed", "paused", "queued", "in_doubt"):
         sends.add(0, {"kind": "official_account_text", "outcome": outcome})
     api_calls.add(0, {"api": "token", "outcome": "ok"})
     token_refreshes.add(0, {"outcome": "fetched"})

@@ -57,7 +57,8 @@ class _Bucket:
     def __init__(self, rate: float) -> None:
         self._rate = rate
         self._capacity = max(1.0, rate / 8)
-        self._tokens = self._capacity
+        # Empty at first: a replica that just started never adds a burst to the pace.
+        self._tokens = 0.0
         self._at = time.monotonic()
         self._lock = asyncio.Lock()
 
