@@ -596,6 +596,18 @@ def test_notes_tell_which_secrets_to_create(production: Rendered) -> None:
     assert "https://wx.example.com/r/<code>" in production.notes
     # The real stream names, for changing their retention.
     assert "IDENTITY, ACQUISITION" in production.notes
+    # The gateway's credential registry, and that only the gateway reaches the internet.
+    assert (
+        "closedloop-gateway-accounts: environment of gateway, keys CLOSEDLOOP_GATEWAY_ACCOUNTS"
+        in (production.notes)
+    )
+    assert "Internet egress (HTTPS, 443): gateway only" in production.notes
+    assert "(not set) services.gateway.existingSecret" not in production.notes
+
+
+def test_notes_warn_when_the_gateway_has_no_accounts(default: Rendered) -> None:
+    assert "(not set) services.gateway.existingSecret" in default.notes
+    assert "every send, QR code and sign-in answers NOT_FOUND" in default.notes
 
 
 # --- the image ----------------------------------------------------------------------------
