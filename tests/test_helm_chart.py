@@ -597,10 +597,10 @@ def test_notes_tell_which_secrets_to_create(production: Rendered) -> None:
     # The real stream names, for changing their retention.
     assert "IDENTITY, ACQUISITION" in production.notes
     # The gateway's credential registry, and that only the gateway reaches the internet.
-    assert (
+    registry = (
         "closedloop-gateway-accounts: environment of gateway, keys CLOSEDLOOP_GATEWAY_ACCOUNTS"
-        in (production.notes)
     )
+    assert registry in production.notes
     assert "Internet egress (HTTPS, 443): gateway only" in production.notes
     assert "(not set) services.gateway.existingSecret" not in production.notes
 
@@ -674,7 +674,8 @@ def test_dashboards_are_valid_json_one_per_service_plus_the_funnel(rendered: Ren
 async def platform_metrics(
     nats_server: NatsServer, tmp_path: Path
 ) -> AsyncIterator[dict[str, dict[str, set[str]]]]:
-    """Every listed service running in this process after one ResolveCustomer: its /metrics."""
+    """Every listed service running in this process after one ResolveCustomer, one gateway send
+    and one quota read: its /metrics."""
     async with AsyncExitStack() as stack:
         running: dict[str, RunningService] = {}
         # The gateway talks to the WeChat emulator (its own process) with the gateway tests'
