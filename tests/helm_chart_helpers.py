@@ -46,6 +46,19 @@ FUNNEL_METRICS = {
     "closedloop_orders_paid_total": "conversion",
     "closedloop_referrals_converted_total": "referral",
 }
+# The gateway's business metrics (its own dashboard, dashboards/gateway.json).
+GATEWAY_METRICS = {
+    name: "gateway"
+    for name in (
+        "closedloop_gateway_sends_total",
+        "closedloop_gateway_api_calls_total",
+        "closedloop_gateway_quota_used_ratio",
+        "closedloop_gateway_quota_paused",
+        "closedloop_gateway_token_refreshes_total",
+    )
+}
+# Metrics only one service exports, and that service; every other dashboard metric is the kit's.
+SERVICE_METRICS = {**FUNNEL_METRICS, **GATEWAY_METRICS}
 
 
 # The smallest install the chart accepts: the defaults plus what they cannot guess.

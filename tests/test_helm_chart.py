@@ -29,10 +29,12 @@ from helm_chart_helpers import (
     CRD_KINDS,
     DOCKERFILE,
     FUNNEL_METRICS,
+    GATEWAY_METRICS,
     KUBE_VERSIONS,
     METRICS_PROBE,
     MINIMAL_VALUES,
     ROOT,
+    SERVICE_METRICS,
     Rendered,
     dashboards,
     labels_used,
@@ -46,7 +48,11 @@ from helm_chart_helpers import (
 )
 
 from closedloop.common.v1 import common_pb2
+from closedloop.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from closedloop.identity.v1 import identity_pb2, identity_pb2_grpc
+from gateway_helpers import APP as GATEWAY_APP
+from gateway_helpers import TENANT as GATEWAY_TENANT
+from gateway_helpers import emulator, gateway_overrides
 from loopkit.natsserver import NatsServer
 from loopkit.servicelist import ListedService, listed_services
 from loopkit.settings import Settings
@@ -590,6 +596,18 @@ def test_notes_tell_which_secrets_to_create(production: Rendered) -> None:
     assert "https://wx.example.com/r/<code>" in production.notes
     # The real stream names, for changing their retention.
     assert "IDENTITY, ACQUISITION" in production.notes
+    # The gateway's credential registry, and that only the gateway reaches the internet.
+    registry = (
+        "closedloop-gateway-accounts: environment of gateway, keys CLOSEDLOOP_GATEWAY_ACCOUNTS"
+    )
+    assert registry in production.notes
+    assert "Internet egress (HTTPS, 443): gateway only" in production.notes
+    assert "(not set) services.gateway.existingSecret" not in production.notes
+
+
+def test_notes_warn_when_the_gateway_has_no_accounts(default: Rendered) -> None:
+    assert "(not set) services.gateway.existingSecret" in default.notes
+    assert "every send, QR code and sign-in answers NOT_FOUND" in default.notes
 
 
 # --- the image ----------------------------------------------------------------------------
@@ -628,7 +646,14 @@ def test_dashboards_are_valid_json_one_per_service_plus_the_funnel(rendered: Ren
         d["metadata"]["labels"]["app.kubernetes.io/component"]
         for d in rendered.of_kind("Deployment")
     }
-    assert set(found) == {f"closedloop-{s}.json" for s in services} | {"closedloop-funnel.json"}
+    # A service with business panels of its own (dashboards/<name>.json) gets a second board.
+    own = {s for s in services if (CHART / "dashboards" / f"{s}.json").is_file()}
+    assert "gateway" in own
+    assert set(found) == (
+        {f"closedloop-{s}.json" for s in services}
+        | {f"closedloop-{s}-business.json" for s in own}
+        | {"closedloop-funnel.json"}
+    )
     uids = [d["uid"] for d in found.values()]
     assert len(uids) == len(set(uids))
     for name, board in found.items():
@@ -640,19 +665,28 @@ def test_dashboards_are_valid_json_one_per_service_plus_the_funnel(rendered: Ren
     funnel = "\n".join(queries(found["closedloop-funnel.json"]))
     for metric in FUNNEL_METRICS:
         assert metric in funnel
+    gateway = "\n".join(queries(found["closedloop-gateway-business.json"]))
+    for metric in GATEWAY_METRICS:
+        assert metric in gateway
 
 
 @pytest_asyncio.fixture(loop_scope="session")
 async def platform_metrics(
     nats_server: NatsServer, tmp_path: Path
 ) -> AsyncIterator[dict[str, dict[str, set[str]]]]:
-    """Every listed service running in this process after one ResolveCustomer: its /metrics."""
+    """Every listed service running in this process after one ResolveCustomer, one gateway send
+    and one quota read: its /metrics."""
     async with AsyncExitStack() as stack:
         running: dict[str, RunningService] = {}
+        # The gateway talks to the WeChat emulator (its own process) with the gateway tests'
+        # accounts, so its per-account quota and token series exist.
+        wechat = stack.enter_context(emulator(tmp_path))
         for service in sorted(listed(), key=lambda s: s.name != "identity"):
             extra: dict[str, object] = {}
             if service.name != "identity":
                 extra["identity_url"] = running["identity"].grpc_target
+            if service.name == "gateway":
+                extra.update(gateway_overrides(wechat.url))
             running[service.name] = await stack.enter_async_context(
                 running_service(
                     service.definition(),
@@ -691,6 +725,33 @@ async def platform_metrics(
                 actor="test",
             )
         )
+        # One send through the gateway (token fetched, WeChat called) and one quota read.
+        gateway = gateway_pb2_grpc.GatewayServiceStub(running["gateway"].channel)  # type: ignore[no-untyped-call]
+        await gateway.SendMessage(
+            gateway_pb2.SendMessageRequest(
+                tenant_id=GATEWAY_TENANT,
+                idempotency_key="helm-metrics-send",
+                official_account_template=gateway_pb2.OfficialAccountTemplate(
+                    app_id=GATEWAY_APP,
+                    openid="o-helm-metrics",
+                    template_id="tpl-helm",
+                    data={"first": "hello"},
+                ),
+            )
+        )
+
+        async def sent() -> bool:
+            answer = await gateway.GetSend(
+                gateway_pb2.GetSendRequest(
+                    tenant_id=GATEWAY_TENANT, idempotency_key="helm-metrics-send"
+                )
+            )
+            return bool(answer.send.status == gateway_pb2.SEND_STATUS_SENT)
+
+        await eventually(sent)
+        await gateway.GetQuotaStatus(
+            gateway_pb2.GetQuotaStatusRequest(tenant_id=GATEWAY_TENANT, app_id=GATEWAY_APP)
+        )
         client = await stack.enter_async_context(httpx.AsyncClient(trust_env=False))
 
         async def scrape(url: str) -> dict[str, set[str]]:
@@ -725,7 +786,7 @@ async def test_dashboard_metrics_are_exported_by_the_running_services(
             assert metrics, f"{board_name}: a query names no metric the services export: {expr}"
             exported: dict[str, set[str]] = {}
             for metric in metrics:
-                owner = FUNNEL_METRICS.get(metric)
+                owner = SERVICE_METRICS.get(metric)
                 if owner is not None and owner not in platform_metrics:
                     unlisted.add(f"{metric} ({owner})")
                     continue
