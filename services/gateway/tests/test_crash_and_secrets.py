@@ -80,7 +80,9 @@ async def _crash_env(
     postgres: PostgresServer, nats_server: NatsServer, wechat: Emulator, tmp_path: Path
 ) -> dict[str, str]:
     url = await postgres.fresh_database()
-    await asyncio.to_thread(migrations.upgrade, DEFINITION.migrations_dir, url)
+    await asyncio.to_thread(
+        migrations.upgrade, DEFINITION.migrations_dir, url, service=DEFINITION.spec.name
+    )
     env = gateway_env(url, nats_server.url, wechat.url, tmp_path)
     env["CLOSEDLOOP_GATEWAY_SEND_LEASE_S"] = "2"
     return env

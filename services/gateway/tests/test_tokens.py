@@ -118,7 +118,9 @@ async def test_two_gateway_processes_fetch_each_token_once(
     postgres: PostgresServer, nats_server: NatsServer, tmp_path: Path
 ) -> None:
     url = await postgres.fresh_database()
-    await asyncio.to_thread(migrations.upgrade, DEFINITION.migrations_dir, url)
+    await asyncio.to_thread(
+        migrations.upgrade, DEFINITION.migrations_dir, url, service=DEFINITION.spec.name
+    )
     with ExitStack() as stack:
         wechat = stack.enter_context(emulator(tmp_path, token_ttl_s=TTL_S))
         env = gateway_env(url, nats_server.url, wechat.url, tmp_path)

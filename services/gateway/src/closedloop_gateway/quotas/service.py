@@ -119,8 +119,10 @@ class Quotas:
         day = wechat_day(at)
         key = (account_id, api)
         paused = self._paused.get(key)
-        if paused is not None and paused.until > at:
-            raise paused
+        if paused is not None:
+            if paused.until > at:
+                raise paused
+            del self._paused[key]  # over: the next reservation shows the API running again
         block = self._blocks.get(key)
         if block is not None and block[0] == day and block[1] > 0:
             self._blocks[key] = (day, block[1] - 1)
@@ -131,12 +133,17 @@ class Quotas:
                 self._blocks[key] = (day, block[1] - 1)
                 return
             size = self._block_size(api)
-            taken = await transact(self._sessions, lambda s: self._reserve(s, key, day, size, at))
-            if isinstance(taken, QuotaPaused):
-                self._paused[key] = taken
+            reserved = await transact(
+                self._sessions, lambda s: self._reserve(s, key, day, size, at)
+            )
+            if isinstance(reserved, QuotaPaused):
+                self._paused[key] = reserved
                 metrics.quota(account_id, api, 1, 1, paused=True)
-                raise taken
+                raise reserved
+            taken, used = reserved
             self._blocks[key] = (day, taken - 1)
+            # Set as blocks are counted, so the quota panel follows use, not GetQuotaStatus calls.
+            metrics.quota(account_id, api, used, self.limit(api).daily, paused=False)
 
     def _block_size(self, api: str) -> int:
         """Calls counted per database write: a few seconds of the pace, at most 1 % of the
@@ -147,15 +154,16 @@ class Quotas:
 
     async def _reserve(
         self, session: AsyncSession, key: tuple[str, str], day: str, size: int, at: datetime
-    ) -> int | QuotaPaused:
-        """Count a block of up to `size` calls (fewer at the end of the budget), or the pause."""
+    ) -> tuple[int, int] | QuotaPaused:
+        """Count a block of up to `size` calls (fewer at the end of the budget): (taken, the day's
+        count after it), or the pause."""
         account_id, api = key
         cap = self.budget(api)
         row = await repository.get(session, account_id, api, day)
         if row is None:
             session.add(repository.new_row(account_id, api, day, used=size))
             await session.flush()  # a concurrent replica's insert fails here; transact retries
-            return size
+            return size, size
         paused_until = utc_or_none(row.paused_until)
         if paused_until is not None and paused_until > at:
             return QuotaPaused(account_id, api, paused_until, row.paused_errcode, row.paused_errmsg)
@@ -168,7 +176,7 @@ class Quotas:
             return QuotaPaused(account_id, api, row.paused_until, 45009, row.paused_errmsg)
         taken = min(size, left)
         row.used += taken
-        return taken
+        return taken, row.used
 
     def is_over_limit(self, errcode: int) -> bool:
         return errcode in DAILY_LIMIT_ERRCODES or errcode in RATE_LIMIT_ERRCODES
