@@ -1,0 +1,204 @@
+"""Funnel use cases: record what the producers' events say about a customer's steps, follow
+merges and erasures, and answer GetFunnel. They take a session and never commit."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from closedloop_retention.clock import utc
+from closedloop_retention.funnel.repository import FunnelRepository
+from closedloop_retention.funnel.views import Funnel, FunnelPeriod, FunnelQuery, Step
+from loopkit.errors import InvalidArgument
+
+MAX_RANGE = timedelta(days=400)
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a customer came from, as a touch or a lead says."""
+
+    campaign_id: str
+    channel_id: str
+
+
+class FunnelService:
+    def __init__(self, rows: FunnelRepository) -> None:
+        self._rows = rows
+
+    # --- events in ---------------------------------------------------------------------------
+
+    async def touched(
+        self, session: AsyncSession, tenant: str, customer: str, at: datetime, source: Source
+    ) -> None:
+        live = await self._rows.resolve(session, tenant, customer)
+        if live is None:
+            return
+        await self._attribute(session, tenant, live, at, source)
+        await self._step(session, tenant, live, Step.EXPOSED, at)
+
+    async def lead_captured(  # noqa: PLR0913 - what a lead says
+        self,
+        session: AsyncSession,
+        tenant: str,
+        customer: str,
+        at: datetime,
+        source: Source,
+        referrer: str = "",
+    ) -> None:
+        """A lead is also an exposure (some arrive without a recorded touch). A repeat
+        submission is another event type and is not consumed: it is not a new lead."""
+        live = await self._rows.resolve(session, tenant, customer)
+        if live is None:
+            return
+        await self._attribute(session, tenant, live, at, source)
+        await self._step(session, tenant, live, Step.EXPOSED, at)
+        await self._step(session, tenant, live, Step.LEAD, at)
+        if referrer:
+            await self._referred(session, tenant, live, referrer, at)
+
+    async def lead_assigned(
+        self, session: AsyncSession, tenant: str, customer: str, at: datetime
+    ) -> None:
+        live = await self._rows.resolve(session, tenant, customer)
+        if live is not None:
+            await self._step(session, tenant, live, Step.ASSIGNED, at)
+
+    async def order_paid(
+        self, session: AsyncSession, tenant: str, customer: str, order_id: str, at: datetime
+    ) -> None:
+        live = await self._rows.resolve(session, tenant, customer)
+        if live is None:
+            return
+        source = await self._rows.source(session, tenant, live)
+        await self._rows.add_order(
+            session,
+            tenant,
+            live,
+            order_id,
+            at,
+            campaign_id=source.campaign_id if source else "",
+            channel_id=source.channel_id if source else "",
+        )
+        await self._step(session, tenant, live, Step.FIRST_PAID, at)
+        await self._repeat(session, tenant, live)
+
+    async def referral_converted(
+        self, session: AsyncSession, tenant: str, newcomer: str, referrer: str, at: datetime
+    ) -> None:
+        """The referral service's verdict: this newcomer, referred by `referrer`, paid."""
+        live = await self._rows.resolve(session, tenant, newcomer)
+        if live is None:
+            return
+        await self._referred(session, tenant, live, referrer, at)
+        await self._step(session, tenant, live, Step.REFERRED_PAID, at)
+
+    async def merge(self, session: AsyncSession, tenant: str, survivor: str, gone: str) -> None:
+        """`gone`'s steps move to the survivor, each keeping its earliest time; their orders add
+        up (which may make the survivor a repeat buyer); later events for `gone` follow."""
+        if survivor == gone:
+            return
+        await self._rows.alias(session, tenant, gone, survivor)
+        found = await self._rows.source(session, tenant, gone)
+        moved = None if found is None else (found.at, Source(found.campaign_id, found.channel_id))
+        steps = [(Step(row.step), row.at) for row in await self._rows.steps_of(session, tenant, gone)]
+        await self._rows.move_orders(session, tenant, gone, survivor)
+        await self._rows.erase(session, tenant, [gone])
+        if moved is not None:
+            await self._attribute(session, tenant, survivor, *moved)
+        for step, at in steps:
+            await self._step(session, tenant, survivor, step, at)
+        await self._repeat(session, tenant, survivor)
+
+    async def forget(self, session: AsyncSession, tenant: str, ids: Sequence[str]) -> None:
+        await self._rows.erase(session, tenant, ids)
+        for customer in ids:
+            await self._rows.alias(session, tenant, customer, "")
+
+    async def reset(self, session: AsyncSession, consumers: Sequence[str]) -> None:
+        await self._rows.reset(session, consumers)
+
+    # --- the figures -------------------------------------------------------------------------
+
+    async def funnel(self, session: AsyncSession, q: FunnelQuery) -> Funnel:
+        start, end = utc(q.start), utc(q.end)
+        if end <= start:
+            raise InvalidArgument("`to` must be after `from`", field="to")
+        if end - start > MAX_RANGE:
+            raise InvalidArgument(f"the range is at most {MAX_RANGE.days} days", field="to")
+        customers: dict[datetime, dict[str, int]] = defaultdict(dict)
+        orders: dict[datetime, int] = defaultdict(int)
+        medians: dict[datetime, dict[str, float]] = defaultdict(dict)
+        for period, step, n in await self._rows.step_counts(session, q):
+            customers[period][step] = n
+        for period, n in await self._rows.order_counts(session, q):
+            orders[period] = n
+        for key, later, s in await self._rows.medians(session, q, per_period=True):
+            if key is not None:
+                medians[key][later] = s
+        totals: dict[str, int] = defaultdict(int)
+        for per_step in customers.values():
+            for step, n in per_step.items():
+                totals[step] += n  # a customer is in one period per step: sums stay unique
+        total_medians = {
+            later: s for _, later, s in await self._rows.medians(session, q, per_period=False)
+        }
+        periods = [
+            FunnelPeriod(
+                start=p,
+                customers=customers.get(p, {}),
+                paid_orders=orders.get(p, 0),
+                median_s=medians.get(p, {}),
+            )
+            for p in sorted(set(customers) | set(orders))
+        ]
+        total = FunnelPeriod(
+            start=start,
+            customers=dict(totals),
+            paid_orders=sum(orders.values()),
+            median_s=total_medians,
+        )
+        return Funnel(periods=periods, total=total)
+
+    # --- helpers -----------------------------------------------------------------------------
+
+    async def _attribute(
+        self, session: AsyncSession, tenant: str, customer: str, at: datetime, source: Source
+    ) -> None:
+        if source.campaign_id or source.channel_id:
+            await self._rows.set_source(
+                session, tenant, customer, at, source.campaign_id, source.channel_id
+            )
+
+    async def _step(
+        self, session: AsyncSession, tenant: str, customer: str, step: Step, at: datetime
+    ) -> None:
+        source = await self._rows.source(session, tenant, customer)
+        await self._rows.record_step(
+            session,
+            tenant,
+            customer,
+            step.value,
+            at,
+            campaign_id=source.campaign_id if source else "",
+            channel_id=source.channel_id if source else "",
+        )
+
+    async def _referred(
+        self, session: AsyncSession, tenant: str, newcomer: str, referrer: str, at: datetime
+    ) -> None:
+        sponsor = await self._rows.resolve(session, tenant, referrer) if referrer else None
+        if sponsor == newcomer:
+            return  # a self-referral (perhaps revealed by a merge) refers nobody
+        await self._step(session, tenant, newcomer, Step.REFERRED, at)
+        if sponsor is not None:
+            await self._step(session, tenant, sponsor, Step.REFERRER, at)
+
+    async def _repeat(self, session: AsyncSession, tenant: str, customer: str) -> None:
+        second = await self._rows.second_order_at(session, tenant, customer)
+        if second is not None:
+            await self._step(session, tenant, customer, Step.REPEAT, second)

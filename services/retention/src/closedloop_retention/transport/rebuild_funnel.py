@@ -1,0 +1,69 @@
+"""Rebuild the funnel read model from the event streams:
+
+    python -m closedloop_retention.transport.rebuild_funnel
+
+Deletes the funnel's durable consumers (`retention-funnel-*`), empties the funnel tables with
+their inbox rows, and creates the consumers again from the start of each stream. A running
+retention service picks the new consumers up by itself (its pulls name the durable) and replays
+every event into the read model; a stopped one does when it starts. Retention's other consumers
+and tables are not touched. Settings come from the environment, like the service's own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+import nats
+from nats.js.errors import NotFoundError
+
+from closedloop_retention.funnel.service import FunnelService
+from loopkit.consumer import EventConsumer, Subscription
+from loopkit.db import transact
+from loopkit.natsio import ensure_producer_stream
+from loopkit.runner import settings_for
+from loopkit.runtime import ServiceDefinition
+from loopkit.settings import Settings
+
+
+async def rebuild(definition: ServiceDefinition, settings: Settings) -> list[str]:
+    """Reset the read model and restart its consumers from the streams' start; returns the
+    durable names restarted."""
+    runtime = definition.runtime(settings)
+    funnel: FunnelService = runtime.parts["funnel"]
+    subscriptions: list[Subscription] = runtime.parts["funnel_subscriptions"]
+    nc = await nats.connect(settings.nats_url, name="retention-funnel-rebuild", allow_reconnect=False)
+    try:
+        js = nc.jetstream()
+        consumers = [
+            EventConsumer(runtime.spec.name, sub, runtime.sessions, runtime.tables, js)
+            for sub in subscriptions
+        ]
+        durables = [c.durable for c in consumers]
+        for sub, consumer in zip(subscriptions, consumers, strict=True):
+            await ensure_producer_stream(js, sub.producer, replicas=settings.stream_replicas)
+            try:
+                await js.delete_consumer(sub.stream, consumer.durable)
+            except NotFoundError:
+                pass  # never started: nothing to forget
+        # After the deletes, so an event the old consumers were applying cannot land after it.
+        await transact(runtime.sessions, lambda s: funnel.reset(s, durables))
+        for consumer in consumers:
+            await consumer.start()  # a fresh durable, delivering from the stream's start
+        return durables
+    finally:
+        await nc.close()
+        await runtime.engine.dispose()
+
+
+def main() -> int:
+    from closedloop_retention.main import DEFINITION  # noqa: PLC0415 - main wires the transports
+
+    settings = settings_for(DEFINITION)
+    durables = asyncio.run(rebuild(DEFINITION, settings))
+    print(f"funnel reset; replaying from the stream start: {', '.join(durables)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
