@@ -44,8 +44,8 @@ async def touch(nc: Client, t: str, cid: str, at: datetime, channel: str = "ch-a
     await publish(nc, "acquisition", "touch.recorded", t, cid, event, at=at)
 
 
-async def lead(  # noqa: PLR0913
-    nc: Client, t: str, cid: str, at: datetime, channel: str = "ch-a", referrer: str = ""
+async def lead(
+    nc: Client, t: str, cid: str, at: datetime, *, channel: str = "ch-a", referrer: str = ""
 ) -> None:
     attribution = acq.Attribution(
         first_channel_id=channel, first_campaign_id="camp-1", referrer_customer_id=referrer
@@ -71,7 +71,9 @@ def steps(p: pb.FunnelPeriod) -> dict[str, int]:
     return {name: getattr(p.steps, name) for name in STEPS}
 
 
-async def settle(stub: Stub, t: str, expected: dict[str, int], **kw: object) -> pb.GetFunnelResponse:
+async def settle(
+    stub: Stub, t: str, expected: dict[str, int], **kw: object
+) -> pb.GetFunnelResponse:
     """The funnel once its total reads `expected` (or as it stands when time runs out)."""
 
     async def matches() -> bool:
@@ -226,10 +228,10 @@ async def test_funnel_matches_the_customers_driven(  # noqa: PLR0915 - one story
         "paid_orders": 1,
     }
     days = await funnel(stub, t, granularity=pb.FUNNEL_GRANULARITY_DAY)
-    assert sum(p.steps.exposed for p in days.periods) == 5
-    assert [p.start.ToDatetime(tzinfo=UTC) for p in days.periods][0] == datetime(
-        2026, 9, 2, tzinfo=UTC
-    )
+    daily = drive.expected(lambda at: datetime(at.year, at.month, at.day, tzinfo=UTC))
+    assert {p.start.ToDatetime(tzinfo=UTC): steps(p) for p in days.periods} == daily
+    months = await funnel(stub, t, granularity=pb.FUNNEL_GRANULARITY_MONTH)
+    assert [(p.start.ToDatetime(tzinfo=UTC), steps(p)) for p in months.periods] == [(START, whole)]
     isolated = await settle(stub, other, {**dict.fromkeys(STEPS, 0), "exposed": 1, "leads": 1})
     assert len(isolated.periods) == 1
 

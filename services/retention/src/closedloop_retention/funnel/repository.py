@@ -21,8 +21,7 @@ from closedloop_retention.models import (
     kit,
 )
 
-_STEPS = FunnelStepRow.__table__
-_ORDERS = FunnelOrderRow.__table__
+_STEPS = FunnelStepRow
 
 # The start of the period holding `at`, in UTC (weeks start on Monday).
 _PG_PERIOD = "date_trunc('{grain}', {col} AT TIME ZONE 'UTC')"
@@ -89,8 +88,21 @@ def period_start(value: object) -> datetime:
 class FunnelRepository:
     # --- who an event is about ---------------------------------------------------------------
 
+    async def lock(self, session: AsyncSession, tenant: str, customer: str) -> None:
+        """Serialise the work on one customer id until the transaction ends. The consumers of
+        four streams run at once (a replay runs them flat out): without it, a step recorded for
+        a customer being merged or forgotten can commit after the merge moved or erased their
+        rows, and stay behind. SQLite's transactions are serial already (BEGIN IMMEDIATE)."""
+        if _postgres(session):
+            await session.execute(
+                text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
+                {"key": f"funnel:{tenant}:{customer}"},
+            )
+
     async def resolve(self, session: AsyncSession, tenant: str, customer: str) -> str | None:
-        """The live customer id (following merges), or None when the customer was forgotten."""
+        """The live customer id (following merges), or None when the customer was forgotten.
+        Takes the id's lock first, so a merge or erasure in progress is waited for."""
+        await self.lock(session, tenant, customer)
         row = await session.get(FunnelAliasRow, (tenant, customer))
         if row is None:
             return customer
@@ -111,15 +123,18 @@ class FunnelRepository:
 
     # --- attribution -------------------------------------------------------------------------
 
-    async def source(self, session: AsyncSession, tenant: str, customer: str) -> FunnelSourceRow | None:
+    async def source(
+        self, session: AsyncSession, tenant: str, customer: str
+    ) -> FunnelSourceRow | None:
         return await session.get(FunnelSourceRow, (tenant, customer))
 
-    async def set_source(  # noqa: PLR0913 - the row's fields
+    async def set_source(
         self,
         session: AsyncSession,
         tenant: str,
         customer: str,
         at: datetime,
+        *,
         campaign_id: str,
         channel_id: str,
     ) -> None:
@@ -148,7 +163,7 @@ class FunnelRepository:
 
     # --- steps and orders --------------------------------------------------------------------
 
-    async def record_step(  # noqa: PLR0913 - the row's fields
+    async def record_step(
         self,
         session: AsyncSession,
         tenant: str,
@@ -183,7 +198,7 @@ class FunnelRepository:
             )
         await session.execute(stmt)
 
-    async def add_order(  # noqa: PLR0913 - the row's fields
+    async def add_order(
         self,
         session: AsyncSession,
         tenant: str,
@@ -221,7 +236,9 @@ class FunnelRepository:
         at = found.scalar_one_or_none()
         return None if at is None else utc(at)
 
-    async def steps_of(self, session: AsyncSession, tenant: str, customer: str) -> list[FunnelStepRow]:
+    async def steps_of(
+        self, session: AsyncSession, tenant: str, customer: str
+    ) -> list[FunnelStepRow]:
         found = await session.execute(
             select(FunnelStepRow).where(
                 FunnelStepRow.tenant_id == tenant, FunnelStepRow.customer_id == customer
@@ -229,7 +246,9 @@ class FunnelRepository:
         )
         return list(found.scalars())
 
-    async def move_orders(self, session: AsyncSession, tenant: str, gone: str, survivor: str) -> None:
+    async def move_orders(
+        self, session: AsyncSession, tenant: str, gone: str, survivor: str
+    ) -> None:
         await session.execute(
             update(FunnelOrderRow)
             .where(FunnelOrderRow.tenant_id == tenant, FunnelOrderRow.customer_id == gone)
@@ -257,17 +276,19 @@ class FunnelRepository:
         """(period start, step, unique customers) for the range: one GROUP BY."""
         period = _period(session, q.granularity, "s.at")
         sql = (
-            f"SELECT {period} AS period, s.step, count(*) FROM funnel_steps s "  # noqa: S608
+            f"SELECT {period} AS period, s.step, count(*) FROM funnel_steps s "
             "WHERE s.tenant_id = :tenant AND s.at >= :start AND s.at < :end"
             f"{_filters(q, 's')} GROUP BY 1, 2"
         )
         rows = await session.execute(_query(sql), _params(q))
         return [(period_start(p), step, int(n)) for p, step, n in rows]
 
-    async def order_counts(self, session: AsyncSession, q: FunnelQuery) -> list[tuple[datetime, int]]:
+    async def order_counts(
+        self, session: AsyncSession, q: FunnelQuery
+    ) -> list[tuple[datetime, int]]:
         period = _period(session, q.granularity, "o.paid_at")
         sql = (
-            f"SELECT {period} AS period, count(*) FROM funnel_orders o "  # noqa: S608
+            f"SELECT {period} AS period, count(*) FROM funnel_orders o "
             "WHERE o.tenant_id = :tenant AND o.paid_at >= :start AND o.paid_at < :end"
             f"{_filters(q, 'o')} GROUP BY 1"
         )
@@ -302,7 +323,7 @@ class FunnelRepository:
             )
             SELECT period, later, avg(s) FROM r
             WHERE k IN ((c + 1) / 2, (c + 2) / 2) GROUP BY period, later
-        """  # noqa: S608 - only our own constants are formatted in
+        """
         rows = await session.execute(_query(sql), _params(q))
         return [
             # Milliseconds: SQLite's julianday arithmetic is off in the microseconds.

@@ -41,13 +41,14 @@ class FunnelService:
         await self._attribute(session, tenant, live, at, source)
         await self._step(session, tenant, live, Step.EXPOSED, at)
 
-    async def lead_captured(  # noqa: PLR0913 - what a lead says
+    async def lead_captured(
         self,
         session: AsyncSession,
         tenant: str,
         customer: str,
         at: datetime,
         source: Source,
+        *,
         referrer: str = "",
     ) -> None:
         """A lead is also an exposure (some arrive without a recorded touch). A repeat
@@ -102,10 +103,14 @@ class FunnelService:
         up (which may make the survivor a repeat buyer); later events for `gone` follow."""
         if survivor == gone:
             return
+        for customer in sorted((survivor, gone)):  # one order everywhere: no deadlock between two
+            await self._rows.lock(session, tenant, customer)
         await self._rows.alias(session, tenant, gone, survivor)
         found = await self._rows.source(session, tenant, gone)
         moved = None if found is None else (found.at, Source(found.campaign_id, found.channel_id))
-        steps = [(Step(row.step), row.at) for row in await self._rows.steps_of(session, tenant, gone)]
+        steps = [
+            (Step(row.step), row.at) for row in await self._rows.steps_of(session, tenant, gone)
+        ]
         await self._rows.move_orders(session, tenant, gone, survivor)
         await self._rows.erase(session, tenant, [gone])
         if moved is not None:
@@ -115,6 +120,8 @@ class FunnelService:
         await self._repeat(session, tenant, survivor)
 
     async def forget(self, session: AsyncSession, tenant: str, ids: Sequence[str]) -> None:
+        for customer in sorted(ids):
+            await self._rows.lock(session, tenant, customer)
         await self._rows.erase(session, tenant, ids)
         for customer in ids:
             await self._rows.alias(session, tenant, customer, "")
@@ -171,7 +178,12 @@ class FunnelService:
     ) -> None:
         if source.campaign_id or source.channel_id:
             await self._rows.set_source(
-                session, tenant, customer, at, source.campaign_id, source.channel_id
+                session,
+                tenant,
+                customer,
+                at,
+                campaign_id=source.campaign_id,
+                channel_id=source.channel_id,
             )
 
     async def _step(

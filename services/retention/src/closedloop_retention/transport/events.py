@@ -339,8 +339,12 @@ class EventHandlers:
                 occurred_at(env, now),
             )
 
-    async def funnel_merged(self, session: AsyncSession, tenant: str, survivor: str, gone: str) -> None:
+    async def funnel_merged(
+        self, session: AsyncSession, tenant: str, survivor: str, gone: str
+    ) -> None:
         await self._funnel.merge(session, tenant, survivor, gone)
 
-    async def funnel_forgotten(self, session: AsyncSession, tenant: str, ids: Sequence[str]) -> None:
+    async def funnel_forgotten(
+        self, session: AsyncSession, tenant: str, ids: Sequence[str]
+    ) -> None:
         await self._funnel.forget(session, tenant, ids)

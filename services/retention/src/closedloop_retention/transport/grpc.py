@@ -345,7 +345,6 @@ class RetentionServicer(retention_pb2_grpc.RetentionServiceServicer):
             ],
         )
 
-
     # --- the funnel ---------------------------------------------------------------------------
 
     async def GetFunnel(
@@ -361,4 +360,3 @@ def register(servicer: RetentionServicer) -> Callable[[grpc.aio.Server], None]:
         retention_pb2_grpc.add_RetentionServiceServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
 
     return add
-

@@ -12,6 +12,7 @@ and tables are not touched. Settings come from the environment, like the service
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 
 import nats
@@ -32,7 +33,9 @@ async def rebuild(definition: ServiceDefinition, settings: Settings) -> list[str
     runtime = definition.runtime(settings)
     funnel: FunnelService = runtime.parts["funnel"]
     subscriptions: list[Subscription] = runtime.parts["funnel_subscriptions"]
-    nc = await nats.connect(settings.nats_url, name="retention-funnel-rebuild", allow_reconnect=False)
+    nc = await nats.connect(
+        settings.nats_url, name="retention-funnel-rebuild", allow_reconnect=False
+    )
     try:
         js = nc.jetstream()
         consumers = [
@@ -42,10 +45,8 @@ async def rebuild(definition: ServiceDefinition, settings: Settings) -> list[str
         durables = [c.durable for c in consumers]
         for sub, consumer in zip(subscriptions, consumers, strict=True):
             await ensure_producer_stream(js, sub.producer, replicas=settings.stream_replicas)
-            try:
+            with contextlib.suppress(NotFoundError):  # never started: nothing to forget
                 await js.delete_consumer(sub.stream, consumer.durable)
-            except NotFoundError:
-                pass  # never started: nothing to forget
         # After the deletes, so an event the old consumers were applying cannot land after it.
         await transact(runtime.sessions, lambda s: funnel.reset(s, durables))
         for consumer in consumers:
@@ -57,7 +58,7 @@ async def rebuild(definition: ServiceDefinition, settings: Settings) -> list[str
 
 
 def main() -> int:
-    from closedloop_retention.main import DEFINITION  # noqa: PLC0415 - main wires the transports
+    from closedloop_retention.main import DEFINITION
 
     settings = settings_for(DEFINITION)
     durables = asyncio.run(rebuild(DEFINITION, settings))
