@@ -248,7 +248,8 @@ class FunnelStepRow(Base):
 
     __tablename__ = "funnel_steps"
     __table_args__ = (
-        Index("ix_funnel_steps_tenant_at", "tenant_id", "at", "step"),
+        # GetFunnel without filters reads only this index (gap_s is in it for the medians).
+        Index("ix_funnel_steps_tenant_at", "tenant_id", "at", "step", "gap_s"),
         Index("ix_funnel_steps_tenant_channel_at", "tenant_id", "channel_id", "at"),
         Index("ix_funnel_steps_tenant_campaign_at", "tenant_id", "campaign_id", "at"),
     )
@@ -259,6 +260,9 @@ class FunnelStepRow(Base):
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     campaign_id: Mapped[str] = mapped_column(String(64), default="")
     channel_id: Mapped[str] = mapped_column(String(64), default="")
+    # Seconds since the customer reached the step before this one (funnel.views.MEDIAN_PAIRS),
+    # when they did and it came first: the medians are then a scan of this table alone.
+    gap_s: Mapped[float | None] = mapped_column(Float)
 
 
 class FunnelOrderRow(Base):

@@ -22,6 +22,10 @@ from closedloop_retention.models import (
 )
 
 _STEPS = FunnelStepRow
+# (period start, or None for the whole range; step; unique customers; median seconds from the
+# step before, or None)
+StepFigure = tuple[datetime | None, str, int, float | None]
+_Medians = dict[tuple[datetime | None, str], float | None]
 
 # The start of the period holding `at`, in UTC (weeks start on Monday).
 _PG_PERIOD = "date_trunc('{grain}', {col} AT TIME ZONE 'UTC')"
@@ -240,9 +244,10 @@ class FunnelRepository:
         self, session: AsyncSession, tenant: str, customer: str
     ) -> list[FunnelStepRow]:
         found = await session.execute(
-            select(FunnelStepRow).where(
-                FunnelStepRow.tenant_id == tenant, FunnelStepRow.customer_id == customer
-            )
+            select(FunnelStepRow)
+            .where(FunnelStepRow.tenant_id == tenant, FunnelStepRow.customer_id == customer)
+            # The upserts write through Core: rows already in the session may hold old times.
+            .execution_options(populate_existing=True)
         )
         return list(found.scalars())
 
@@ -270,18 +275,79 @@ class FunnelRepository:
 
     # --- the figures -------------------------------------------------------------------------
 
-    async def step_counts(
-        self, session: AsyncSession, q: FunnelQuery
-    ) -> list[tuple[datetime, str, int]]:
-        """(period start, step, unique customers) for the range: one GROUP BY."""
+    async def refresh_gaps(self, session: AsyncSession, tenant: str, customer: str) -> None:
+        """Recompute gap_s on the customer's rows (at most eight) after their steps changed."""
+        rows = {row.step: row for row in await self.steps_of(session, tenant, customer)}
+        for earlier, later in MEDIAN_PAIRS:
+            row, before = rows.get(later.value), rows.get(earlier.value)
+            gap = None
+            if row is not None and before is not None and utc(before.at) <= utc(row.at):
+                gap = (utc(row.at) - utc(before.at)).total_seconds()
+            if row is not None and row.gap_s != gap:
+                row.gap_s = gap
+
+    async def step_figures(self, session: AsyncSession, q: FunnelQuery) -> list[StepFigure]:
+        """(period start, or None for the whole range; step; unique customers; median gap_s).
+
+        Two scans of the range: the counts (a hash aggregate; the whole range is their sum,
+        since a customer has one row per step) and the medians over the rows that have a gap."""
         period = _period(session, q.granularity, "s.at")
         sql = (
             f"SELECT {period} AS period, s.step, count(*) FROM funnel_steps s "
             "WHERE s.tenant_id = :tenant AND s.at >= :start AND s.at < :end"
             f"{_filters(q, 's')} GROUP BY 1, 2"
         )
+        counts = [
+            (period_start(p), step, int(n))
+            for p, step, n in await session.execute(_query(sql), _params(q))
+        ]
+        if _postgres(session):
+            medians = await self._medians_pg(session, q)
+        else:
+            medians = await self._medians_sqlite(session, q, q.granularity)
+            medians.update(await self._medians_sqlite(session, q, None))
+        totals: dict[str, int] = {}
+        for _, step, n in counts:
+            totals[step] = totals.get(step, 0) + n
+        figures: list[StepFigure] = [(p, step, n, medians.get((p, step))) for p, step, n in counts]
+        figures += [(None, step, n, medians.get((None, step))) for step, n in totals.items()]
+        return figures
+
+    async def _medians_pg(self, session: AsyncSession, q: FunnelQuery) -> _Medians:
+        """percentile_cont per period and for the whole range (GROUPING SETS: one scan)."""
+        period = _period(session, q.granularity, "s.at")
+        sql = (
+            f"SELECT {period} AS period, s.step, "
+            "percentile_cont(0.5) WITHIN GROUP (ORDER BY s.gap_s) FROM funnel_steps s "
+            "WHERE s.tenant_id = :tenant AND s.at >= :start AND s.at < :end "
+            f"AND s.gap_s IS NOT NULL{_filters(q, 's')} "
+            f"GROUP BY GROUPING SETS (({period}, s.step), (s.step))"
+        )
+        # The sort behind the medians spills to disk at the default 4 MB on a large range; this
+        # transaction only reads, so give it room to sort in memory.
+        await session.execute(text("SET LOCAL work_mem = '32MB'"))
         rows = await session.execute(_query(sql), _params(q))
-        return [(period_start(p), step, int(n)) for p, step, n in rows]
+        return {(None if p is None else period_start(p), step): _seconds(m) for p, step, m in rows}
+
+    async def _medians_sqlite(
+        self, session: AsyncSession, q: FunnelQuery, grain: Granularity | None
+    ) -> _Medians:
+        """SQLite has no percentile_cont: the middle row (or the mean of the two) by row_number."""
+        period = _period(session, grain, "s.at")
+        sql = f"""
+            WITH r AS (
+                SELECT {period} AS period, s.step, s.gap_s,
+                       row_number() OVER (PARTITION BY {period}, s.step ORDER BY s.gap_s) AS k,
+                       count(*) OVER (PARTITION BY {period}, s.step) AS c
+                FROM funnel_steps s
+                WHERE s.tenant_id = :tenant AND s.at >= :start AND s.at < :end
+                    AND s.gap_s IS NOT NULL{_filters(q, "s")}
+            )
+            SELECT period, step, avg(gap_s) FROM r
+            WHERE k IN ((c + 1) / 2, (c + 2) / 2) GROUP BY period, step
+        """
+        rows = await session.execute(_query(sql), _params(q))
+        return {(period_start(p) if grain else None, step): _seconds(m) for p, step, m in rows}
 
     async def order_counts(
         self, session: AsyncSession, q: FunnelQuery
@@ -295,38 +361,7 @@ class FunnelRepository:
         rows = await session.execute(_query(sql), _params(q))
         return [(period_start(p), int(n)) for p, n in rows]
 
-    async def medians(
-        self, session: AsyncSession, q: FunnelQuery, *, per_period: bool
-    ) -> list[tuple[datetime | None, str, float]]:
-        """(period key, later step, median seconds from the earlier step) over the customers who
-        reached the later step in the range, after the earlier one. The median is the middle
-        row (or the mean of the two middle rows) by row_number, which both databases have."""
-        grain = q.granularity if per_period else None
-        pairs = ", ".join(f"('{a.value}', '{b.value}')" for a, b in MEDIAN_PAIRS)
-        sql = f"""
-            WITH pairs(earlier, later) AS (VALUES {pairs}),
-            d AS (
-                SELECT {_period(session, grain, "n.at")} AS period, n.step AS later,
-                       {_seconds_between(session, "n.at", "b.at")} AS s
-                FROM funnel_steps n
-                JOIN pairs p ON p.later = n.step
-                JOIN funnel_steps b ON b.tenant_id = n.tenant_id
-                    AND b.customer_id = n.customer_id AND b.step = p.earlier
-                WHERE n.tenant_id = :tenant AND n.at >= :start AND n.at < :end
-                    AND b.at <= n.at{_filters(q, "n")}
-            ),
-            r AS (
-                SELECT period, later, s,
-                       row_number() OVER (PARTITION BY period, later ORDER BY s) AS k,
-                       count(*) OVER (PARTITION BY period, later) AS c
-                FROM d
-            )
-            SELECT period, later, avg(s) FROM r
-            WHERE k IN ((c + 1) / 2, (c + 2) / 2) GROUP BY period, later
-        """
-        rows = await session.execute(_query(sql), _params(q))
-        return [
-            # Milliseconds: SQLite's julianday arithmetic is off in the microseconds.
-            (period_start(p) if per_period else None, later, round(float(s), 3))
-            for p, later, s in rows
-        ]
+
+def _seconds(value: object) -> float | None:
+    # Milliseconds are plenty, and hide float noise between the two databases.
+    return None if value is None else round(float(value), 3)  # type: ignore[arg-type]

@@ -40,6 +40,7 @@ class FunnelService:
             return
         await self._attribute(session, tenant, live, at, source)
         await self._step(session, tenant, live, Step.EXPOSED, at)
+        await self._rows.refresh_gaps(session, tenant, live)
 
     async def lead_captured(
         self,
@@ -61,6 +62,7 @@ class FunnelService:
         await self._step(session, tenant, live, Step.LEAD, at)
         if referrer:
             await self._referred(session, tenant, live, referrer, at)
+        await self._rows.refresh_gaps(session, tenant, live)
 
     async def lead_assigned(
         self, session: AsyncSession, tenant: str, customer: str, at: datetime
@@ -68,6 +70,7 @@ class FunnelService:
         live = await self._rows.resolve(session, tenant, customer)
         if live is not None:
             await self._step(session, tenant, live, Step.ASSIGNED, at)
+            await self._rows.refresh_gaps(session, tenant, live)
 
     async def order_paid(
         self, session: AsyncSession, tenant: str, customer: str, order_id: str, at: datetime
@@ -87,6 +90,7 @@ class FunnelService:
         )
         await self._step(session, tenant, live, Step.FIRST_PAID, at)
         await self._repeat(session, tenant, live)
+        await self._rows.refresh_gaps(session, tenant, live)
 
     async def referral_converted(
         self, session: AsyncSession, tenant: str, newcomer: str, referrer: str, at: datetime
@@ -118,6 +122,7 @@ class FunnelService:
         for step, at in steps:
             await self._step(session, tenant, survivor, step, at)
         await self._repeat(session, tenant, survivor)
+        await self._rows.refresh_gaps(session, tenant, survivor)
 
     async def forget(self, session: AsyncSession, tenant: str, ids: Sequence[str]) -> None:
         for customer in sorted(ids):
@@ -137,23 +142,14 @@ class FunnelService:
             raise InvalidArgument("`to` must be after `from`", field="to")
         if end - start > MAX_RANGE:
             raise InvalidArgument(f"the range is at most {MAX_RANGE.days} days", field="to")
-        customers: dict[datetime, dict[str, int]] = defaultdict(dict)
-        orders: dict[datetime, int] = defaultdict(int)
-        medians: dict[datetime, dict[str, float]] = defaultdict(dict)
-        for period, step, n in await self._rows.step_counts(session, q):
+        customers: dict[datetime | None, dict[str, int]] = defaultdict(dict)
+        medians: dict[datetime | None, dict[str, float]] = defaultdict(dict)
+        for period, step, n, median in await self._rows.step_figures(session, q):
             customers[period][step] = n
-        for period, n in await self._rows.order_counts(session, q):
-            orders[period] = n
-        for key, later, s in await self._rows.medians(session, q, per_period=True):
-            if key is not None:
-                medians[key][later] = s
-        totals: dict[str, int] = defaultdict(int)
-        for per_step in customers.values():
-            for step, n in per_step.items():
-                totals[step] += n  # a customer is in one period per step: sums stay unique
-        total_medians = {
-            later: s for _, later, s in await self._rows.medians(session, q, per_period=False)
-        }
+            if median is not None:
+                medians[period][step] = median
+        orders = dict(await self._rows.order_counts(session, q))
+        starts = sorted({p for p in customers if p is not None} | set(orders))
         periods = [
             FunnelPeriod(
                 start=p,
@@ -161,13 +157,13 @@ class FunnelService:
                 paid_orders=orders.get(p, 0),
                 median_s=medians.get(p, {}),
             )
-            for p in sorted(set(customers) | set(orders))
+            for p in starts
         ]
         total = FunnelPeriod(
             start=start,
-            customers=dict(totals),
+            customers=customers.get(None, {}),
             paid_orders=sum(orders.values()),
-            median_s=total_medians,
+            median_s=medians.get(None, {}),
         )
         return Funnel(periods=periods, total=total)
 

@@ -31,10 +31,14 @@ def upgrade() -> None:
         sa.Column("step", sa.String(length=16), nullable=False),
         sa.Column("at", sa.DateTime(timezone=True), nullable=False),
         *_attribution(),
+        sa.Column("gap_s", sa.Float(), nullable=True),
         sa.PrimaryKeyConstraint("tenant_id", "customer_id", "step", name=op.f("pk_funnel_steps")),
     )
     op.create_index(
-        "ix_funnel_steps_tenant_at", "funnel_steps", ["tenant_id", "at", "step"], unique=False
+        "ix_funnel_steps_tenant_at",
+        "funnel_steps",
+        ["tenant_id", "at", "step", "gap_s"],
+        unique=False,
     )
     op.create_index(
         "ix_funnel_steps_tenant_channel_at",
