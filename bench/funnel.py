@@ -43,7 +43,7 @@ WITH c AS (
         CAST(:start AS timestamptz) + make_interval(secs => (i * 7919 % 15552000)) AS t0,
         'camp-' || (i % 7) AS campaign, 'ch-' || (i % 50) AS channel,
         (i * 2654435761 % 1000) / 1000.0 AS r
-    FROM generate_series(1, :n) AS i
+    FROM generate_series(1, CAST(:n AS bigint)) AS i
 ), steps(step, share, delay_h, gap_h) AS (VALUES
     ('exposed', 1.0, 0, NULL), ('lead', 0.4, 2, 2), ('assigned', 0.3, 20, 18),
     ('first_paid', 0.1, 96, 76), ('repeat', 0.04, 900, 804), ('referred', 0.05, 2, NULL),
