@@ -50,7 +50,7 @@ WITH c AS (
     ('referred_paid', 0.02, 100, NULL), ('referrer', 0.02, 300, NULL)
 )
 INSERT INTO funnel_steps (tenant_id, customer_id, step, at, campaign_id, channel_id, gap_s)
-SELECT :tenant, c.cid, s.step, c.t0 + make_interval(hours => s.delay_h + (c.i % 11)),
+SELECT :tenant, c.cid, s.step, c.t0 + make_interval(hours => CAST(s.delay_h + c.i % 11 AS int)),
     c.campaign, c.channel, s.gap_h * 3600.0
 FROM c JOIN steps s ON c.r < s.share
 """
