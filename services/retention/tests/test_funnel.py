@@ -232,6 +232,22 @@ async def test_funnel_matches_the_customers_driven(  # noqa: PLR0915 - one story
     assert {p.start.ToDatetime(tzinfo=UTC): steps(p) for p in days.periods} == daily
     months = await funnel(stub, t, granularity=pb.FUNNEL_GRANULARITY_MONTH)
     assert [(p.start.ToDatetime(tzinfo=UTC), steps(p)) for p in months.periods] == [(START, whole)]
+    # Cohorts by first-exposure week: a, b, c, d first seen in the week of Aug 31, m1 on Sep 7.
+    orders_of = {a: 2, d: 1, m1: 3}
+    cohorts: dict[datetime, dict[str, int]] = defaultdict(lambda: dict.fromkeys(STEPS, 0))
+    for cid, reached in drive.first.items():
+        week = monday(reached["exposed"])
+        for step in reached:
+            cohorts[week][step] += 1
+        cohorts[week]["paid_orders"] += orders_of.get(cid, 0)
+    assert set(cohorts) == {datetime(2026, 8, 31, tzinfo=UTC), datetime(2026, 9, 7, tzinfo=UTC)}
+    request = pb.GetFunnelCohortsRequest(tenant_id=t, to=ts(END))
+    getattr(request, "from").CopyFrom(ts(START))
+    found_cohorts = (await stub.GetFunnelCohorts(request)).cohorts
+    assert {
+        c.week.ToDatetime(tzinfo=UTC): {n: getattr(c.steps, n) for n in STEPS}
+        for c in found_cohorts
+    } == cohorts
     isolated = await settle(stub, other, {**dict.fromkeys(STEPS, 0), "exposed": 1, "leads": 1})
     assert len(isolated.periods) == 1
 
@@ -262,4 +278,8 @@ async def test_bad_ranges_are_refused(stub: Stub) -> None:
         err = await rpc_error(stub.GetFunnel(request))
         assert err.code() == grpc.StatusCode.INVALID_ARGUMENT, err.details()
     err = await rpc_error(stub.GetFunnel(pb.GetFunnelRequest(to=ts(END))))
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
+    cohorts = pb.GetFunnelCohortsRequest(tenant_id=t, to=ts(START))
+    getattr(cohorts, "from").CopyFrom(ts(END))
+    err = await rpc_error(stub.GetFunnelCohorts(cohorts))
     assert err.code() == grpc.StatusCode.INVALID_ARGUMENT

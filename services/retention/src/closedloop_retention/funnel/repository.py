@@ -361,6 +361,34 @@ class FunnelRepository:
         rows = await session.execute(_query(sql), _params(q))
         return [(period_start(p), int(n)) for p, n in rows]
 
+    async def cohort_counts(
+        self, session: AsyncSession, q: FunnelQuery
+    ) -> list[tuple[datetime, str, int]]:
+        """(first-exposure week, step, customers of that cohort who reached it), and the
+        cohort's paid orders as the step "paid_orders"."""
+        week = _period(session, Granularity.WEEK, "e.at")
+        cohort = (
+            "FROM funnel_steps e JOIN {table} x ON x.tenant_id = e.tenant_id "
+            "AND x.customer_id = e.customer_id "
+            "WHERE e.tenant_id = :tenant AND e.step = 'exposed' AND e.at >= :start "
+            f"AND e.at < :end{_filters(q, 'e')} "
+        )
+        steps = (
+            f"SELECT {week}, x.step, count(*) "
+            + cohort.format(table="funnel_steps")
+            + "GROUP BY 1, 2"
+        )
+        orders = (
+            f"SELECT {week}, 'paid_orders', count(*) "
+            + cohort.format(table="funnel_orders")
+            + "GROUP BY 1"
+        )
+        out: list[tuple[datetime, str, int]] = []
+        for sql in (steps, orders):
+            rows = await session.execute(_query(sql), _params(q))
+            out += [(period_start(p), step, int(n)) for p, step, n in rows]
+        return out
+
 
 def _seconds(value: object) -> float | None:
     # Milliseconds are plenty, and hide float noise between the two databases.

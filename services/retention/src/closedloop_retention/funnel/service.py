@@ -26,6 +26,15 @@ class Source:
     channel_id: str
 
 
+def _check_range(q: FunnelQuery) -> datetime:
+    start, end = utc(q.start), utc(q.end)
+    if end <= start:
+        raise InvalidArgument("`to` must be after `from`", field="to")
+    if end - start > MAX_RANGE:
+        raise InvalidArgument(f"the range is at most {MAX_RANGE.days} days", field="to")
+    return start
+
+
 class FunnelService:
     def __init__(self, rows: FunnelRepository) -> None:
         self._rows = rows
@@ -137,11 +146,7 @@ class FunnelService:
     # --- the figures -------------------------------------------------------------------------
 
     async def funnel(self, session: AsyncSession, q: FunnelQuery) -> Funnel:
-        start, end = utc(q.start), utc(q.end)
-        if end <= start:
-            raise InvalidArgument("`to` must be after `from`", field="to")
-        if end - start > MAX_RANGE:
-            raise InvalidArgument(f"the range is at most {MAX_RANGE.days} days", field="to")
+        start = _check_range(q)
         customers: dict[datetime | None, dict[str, int]] = defaultdict(dict)
         medians: dict[datetime | None, dict[str, float]] = defaultdict(dict)
         for period, step, n, median in await self._rows.step_figures(session, q):
@@ -166,6 +171,21 @@ class FunnelService:
             median_s=medians.get(None, {}),
         )
         return Funnel(periods=periods, total=total)
+
+    async def cohorts(self, session: AsyncSession, q: FunnelQuery) -> list[FunnelPeriod]:
+        """Weekly cohorts by first exposure; each counts its customers' steps at any time."""
+        _check_range(q)
+        found: dict[datetime, dict[str, int]] = defaultdict(dict)
+        for week, step, n in await self._rows.cohort_counts(session, q):
+            found[week][step] = n
+        return [
+            FunnelPeriod(
+                start=week,
+                customers={k: v for k, v in found[week].items() if k != "paid_orders"},
+                paid_orders=found[week].get("paid_orders", 0),
+            )
+            for week in sorted(found)
+        ]
 
     # --- helpers -----------------------------------------------------------------------------
 

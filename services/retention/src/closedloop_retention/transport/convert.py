@@ -220,10 +220,13 @@ _GRANULARITY = {
 }
 
 
-def funnel_query(tenant: str, request: pb.GetFunnelRequest) -> FunnelQuery:
+def funnel_query(
+    tenant: str, request: pb.GetFunnelRequest | pb.GetFunnelCohortsRequest
+) -> FunnelQuery:
     if not request.HasField("from") or not request.HasField("to"):
         raise InvalidArgument("`from` and `to` are required", field="from")
-    grain = _GRANULARITY.get(request.granularity)
+    level = request.granularity if isinstance(request, pb.GetFunnelRequest) else 0
+    grain = _GRANULARITY.get(level)
     if grain is None:
         raise InvalidArgument("must be day, week or month", field="granularity")
     for name in ("campaign_id", "channel_id"):
@@ -239,29 +242,37 @@ def funnel_query(tenant: str, request: pb.GetFunnelRequest) -> FunnelQuery:
     )
 
 
+def _steps_to_pb(p: FunnelPeriod) -> pb.FunnelSteps:
+    return pb.FunnelSteps(
+        exposed=p.count(Step.EXPOSED),
+        leads=p.count(Step.LEAD),
+        assigned=p.count(Step.ASSIGNED),
+        first_paid=p.count(Step.FIRST_PAID),
+        repeat_buyers=p.count(Step.REPEAT),
+        referrers=p.count(Step.REFERRER),
+        referred_newcomers=p.count(Step.REFERRED),
+        referred_paid=p.count(Step.REFERRED_PAID),
+        paid_orders=p.paid_orders,
+    )
+
+
+def _rates_to_pb(p: FunnelPeriod) -> pb.FunnelRates:
+    return pb.FunnelRates(
+        exposed_to_lead=p.rate(Step.EXPOSED, Step.LEAD),
+        lead_to_assigned=p.rate(Step.LEAD, Step.ASSIGNED),
+        assigned_to_first_paid=p.rate(Step.ASSIGNED, Step.FIRST_PAID),
+        first_paid_to_repeat=p.rate(Step.FIRST_PAID, Step.REPEAT),
+        referred_to_paid=p.rate(Step.REFERRED, Step.REFERRED_PAID),
+        referral_share_of_leads=p.referral_share_of_leads,
+        viral_coefficient=p.viral_coefficient,
+    )
+
+
 def _funnel_period_to_pb(p: FunnelPeriod) -> pb.FunnelPeriod:
     return pb.FunnelPeriod(
         start=ts(p.start),
-        steps=pb.FunnelSteps(
-            exposed=p.count(Step.EXPOSED),
-            leads=p.count(Step.LEAD),
-            assigned=p.count(Step.ASSIGNED),
-            first_paid=p.count(Step.FIRST_PAID),
-            repeat_buyers=p.count(Step.REPEAT),
-            referrers=p.count(Step.REFERRER),
-            referred_newcomers=p.count(Step.REFERRED),
-            referred_paid=p.count(Step.REFERRED_PAID),
-            paid_orders=p.paid_orders,
-        ),
-        rates=pb.FunnelRates(
-            exposed_to_lead=p.rate(Step.EXPOSED, Step.LEAD),
-            lead_to_assigned=p.rate(Step.LEAD, Step.ASSIGNED),
-            assigned_to_first_paid=p.rate(Step.ASSIGNED, Step.FIRST_PAID),
-            first_paid_to_repeat=p.rate(Step.FIRST_PAID, Step.REPEAT),
-            referred_to_paid=p.rate(Step.REFERRED, Step.REFERRED_PAID),
-            referral_share_of_leads=p.referral_share_of_leads,
-            viral_coefficient=p.viral_coefficient,
-        ),
+        steps=_steps_to_pb(p),
+        rates=_rates_to_pb(p),
         medians=pb.FunnelMedians(
             exposed_to_lead_s=p.median_s.get(Step.LEAD.value, 0.0),
             lead_to_assigned_s=p.median_s.get(Step.ASSIGNED.value, 0.0),
@@ -275,4 +286,13 @@ def funnel_to_pb(found: Funnel) -> pb.GetFunnelResponse:
     return pb.GetFunnelResponse(
         periods=[_funnel_period_to_pb(p) for p in found.periods],
         total=_funnel_period_to_pb(found.total),
+    )
+
+
+def cohorts_to_pb(found: list[FunnelPeriod]) -> pb.GetFunnelCohortsResponse:
+    return pb.GetFunnelCohortsResponse(
+        cohorts=[
+            pb.FunnelCohort(week=ts(c.start), steps=_steps_to_pb(c), rates=_rates_to_pb(c))
+            for c in found
+        ]
     )

@@ -41,6 +41,7 @@ IDEMPOTENT_METHODS = [
         "TagCustomer",
         "GetSuggestions",
         "GetFunnel",
+        "GetFunnelCohorts",
     )
 ]
 
@@ -353,6 +354,13 @@ class RetentionServicer(retention_pb2_grpc.RetentionServiceServicer):
         query = convert.funnel_query(require_tenant(request.tenant_id), request)
         found = await self._uow.run(lambda s: self._funnel.funnel(s, query))
         return convert.funnel_to_pb(found)
+
+    async def GetFunnelCohorts(
+        self, request: pb.GetFunnelCohortsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetFunnelCohortsResponse:
+        query = convert.funnel_query(require_tenant(request.tenant_id), request)
+        found = await self._uow.run(lambda s: self._funnel.cohorts(s, query))
+        return convert.cohorts_to_pb(found)
 
 
 def register(servicer: RetentionServicer) -> Callable[[grpc.aio.Server], None]:

@@ -708,3 +708,32 @@ class GetFunnelResponse(_message.Message):
     periods: _containers.RepeatedCompositeFieldContainer[FunnelPeriod]
     total: FunnelPeriod
     def __init__(self, periods: _Optional[_Iterable[_Union[FunnelPeriod, _Mapping]]] = ..., total: _Optional[_Union[FunnelPeriod, _Mapping]] = ...) -> None: ...
+
+class GetFunnelCohortsRequest(_message.Message):
+    __slots__ = ("tenant_id", "to", "campaign_id", "channel_id")
+    TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    FROM_FIELD_NUMBER: _ClassVar[int]
+    TO_FIELD_NUMBER: _ClassVar[int]
+    CAMPAIGN_ID_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_ID_FIELD_NUMBER: _ClassVar[int]
+    tenant_id: str
+    to: _timestamp_pb2.Timestamp
+    campaign_id: str
+    channel_id: str
+    def __init__(self, tenant_id: _Optional[str] = ..., to: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., campaign_id: _Optional[str] = ..., channel_id: _Optional[str] = ..., **kwargs) -> None: ...
+
+class FunnelCohort(_message.Message):
+    __slots__ = ("week", "steps", "rates")
+    WEEK_FIELD_NUMBER: _ClassVar[int]
+    STEPS_FIELD_NUMBER: _ClassVar[int]
+    RATES_FIELD_NUMBER: _ClassVar[int]
+    week: _timestamp_pb2.Timestamp
+    steps: FunnelSteps
+    rates: FunnelRates
+    def __init__(self, week: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., steps: _Optional[_Union[FunnelSteps, _Mapping]] = ..., rates: _Optional[_Union[FunnelRates, _Mapping]] = ...) -> None: ...
+
+class GetFunnelCohortsResponse(_message.Message):
+    __slots__ = ("cohorts",)
+    COHORTS_FIELD_NUMBER: _ClassVar[int]
+    cohorts: _containers.RepeatedCompositeFieldContainer[FunnelCohort]
+    def __init__(self, cohorts: _Optional[_Iterable[_Union[FunnelCohort, _Mapping]]] = ...) -> None: ...
