@@ -225,8 +225,10 @@ def funnel_query(
 ) -> FunnelQuery:
     if not request.HasField("from") or not request.HasField("to"):
         raise InvalidArgument("`from` and `to` are required", field="from")
-    level = request.granularity if isinstance(request, pb.GetFunnelRequest) else 0
-    grain = _GRANULARITY.get(level)
+    if isinstance(request, pb.GetFunnelRequest):
+        grain = _GRANULARITY.get(request.granularity)
+    else:
+        grain = Granularity.WEEK  # cohorts are weekly
     if grain is None:
         raise InvalidArgument("must be day, week or month", field="granularity")
     for name in ("campaign_id", "channel_id"):
