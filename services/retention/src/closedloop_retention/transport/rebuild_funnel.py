@@ -16,6 +16,7 @@ import contextlib
 import sys
 
 import nats
+from nats.aio.client import Client
 from nats.js.errors import NotFoundError
 
 from closedloop_retention.funnel.service import FunnelService
@@ -27,15 +28,45 @@ from loopkit.runtime import ServiceDefinition
 from loopkit.settings import Settings
 
 
+class RebuildError(Exception):
+    """Something the operator must fix first (NATS unreachable)."""
+
+
+async def _connect(url: str) -> Client:
+    """One quick attempt, like the `closedloop` CLI: an operator's command fails fast."""
+    errors: list[Exception] = []
+
+    async def remember(exc: Exception) -> None:
+        errors.append(exc)
+
+    try:
+        # max_reconnect_attempts=0 would mean "forever" in nats-py's server selection.
+        return await asyncio.wait_for(
+            nats.connect(
+                url,
+                name="retention-funnel-rebuild",
+                connect_timeout=2,
+                allow_reconnect=False,
+                max_reconnect_attempts=1,
+                reconnect_time_wait=0.1,
+                error_cb=remember,
+            ),
+            5,
+        )
+    except Exception as exc:  # nats-py raises several unrelated types here
+        reason = errors[-1] if errors else exc
+        raise RebuildError(
+            f"cannot reach NATS at {url}: {reason or type(reason).__name__}"
+        ) from None
+
+
 async def rebuild(definition: ServiceDefinition, settings: Settings) -> list[str]:
     """Reset the read model and restart its consumers from the streams' start; returns the
     durable names restarted."""
+    nc = await _connect(settings.nats_url)
     runtime = definition.runtime(settings)
     funnel: FunnelService = runtime.parts["funnel"]
     subscriptions: list[Subscription] = runtime.parts["funnel_subscriptions"]
-    nc = await nats.connect(
-        settings.nats_url, name="retention-funnel-rebuild", allow_reconnect=False
-    )
     try:
         js = nc.jetstream()
         consumers = [
@@ -61,7 +92,11 @@ def main() -> int:
     from closedloop_retention.main import DEFINITION
 
     settings = settings_for(DEFINITION)
-    durables = asyncio.run(rebuild(DEFINITION, settings))
+    try:
+        durables = asyncio.run(rebuild(DEFINITION, settings))
+    except RebuildError as exc:
+        print(f"rebuild_funnel: {exc}", file=sys.stderr)
+        return 2
     print(f"funnel reset; replaying from the stream start: {', '.join(durables)}")
     return 0
 
