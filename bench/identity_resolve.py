@@ -46,6 +46,7 @@ from _common import (
     wait_echo,
     wait_serving,
 )
+from _statements import SIDES, read_counts, round_trips
 from nats.aio.client import Client
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
@@ -61,7 +62,8 @@ from loopkit import migrations
 from loopkit.events import SUBJECT_ROOT, stream_for
 from loopkit.natsserver import NatsServer, free_port
 
-REPO = Path(__file__).resolve().parent.parent
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
 TENANT = "bench"
 APP = "wx-bench-app"
 STREAM = stream_for(DEFINITION.spec.name)
@@ -279,6 +281,9 @@ class Measured:
     cell: Cell
     result: CellResult
     state: EventState | None  # identity cells: the outbox right after the cell
+    # Identity cells: database round trips per call, by side (request, relay), from the service.
+    round_trips: dict[str, float] = field(default_factory=dict)
+    statements: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -302,6 +307,7 @@ class Stack:
     kit_target: str
     identity_target: str
     http_port: int
+    counts_path: Path
     inherited: list[str]
     setup_s: float
 
@@ -374,9 +380,16 @@ async def start_stack(cleanup: Cleanup) -> Stack:
 
     grpc_port, http_port = free_port(), free_port()
     env = child_env(natsd.url, database_url, grpc_port, http_port, workdir / "state")
+    counts_path = workdir / "statements.json"
     identity = ChildProcess(
         "identity service",
-        [sys.executable, "-m", DEFINITION.spec.module],
+        [
+            sys.executable,
+            str(BENCH / "_statements.py"),
+            str(counts_path),
+            "-m",
+            DEFINITION.spec.module,
+        ],
         log_path=workdir / "identity.log",
         env=env,
         cwd=REPO,
@@ -392,6 +405,7 @@ async def start_stack(cleanup: Cleanup) -> Stack:
         kit_target=f"127.0.0.1:{kit_port}",
         identity_target=f"127.0.0.1:{grpc_port}",
         http_port=http_port,
+        counts_path=counts_path,
         inherited=sorted(
             k
             for k in env
@@ -410,6 +424,16 @@ async def start_stack(cleanup: Cleanup) -> Stack:
     return stack
 
 
+async def drained(engine: AsyncEngine, js: Any, timeout_s: float = 15.0) -> EventState:
+    """The outbox state once the relay published everything (or the timeout passed)."""
+    deadline = time.perf_counter() + timeout_s
+    state = await event_state(engine, js)
+    while state.unpublished and time.perf_counter() < deadline:
+        await asyncio.sleep(0.02)
+        state = await event_state(engine, js)
+    return state
+
+
 async def measure(
     cells: list[Cell],
     *,
@@ -417,9 +441,11 @@ async def measure(
     warmup_s: float,
     engine: AsyncEngine,
     js: Any,
+    stack: Stack,
     out: Report,
 ) -> list[Measured]:
     measured = []
+    pid = stack.identity.proc.pid
     for cell in cells:
         for conc in args.concurrency:
             # Warm-up: connections (gRPC, the service's database pool) open, caches fill.
@@ -430,6 +456,9 @@ async def measure(
                 target=cell.target,
                 workload=cell.workload,
             )
+            if cell.identity:  # the warm-up's events relayed, so its statements are not counted
+                await drained(engine, js)
+                before = await asyncio.to_thread(read_counts, stack.counts_path, pid)
             result = await closed_loop(
                 cell.call,
                 concurrency=conc,
@@ -437,13 +466,22 @@ async def measure(
                 target=cell.target,
                 workload=cell.workload,
             )
-            state = await event_state(engine, js) if cell.identity else None
-            measured.append(Measured(cell, result, state))
-            backlog = f", outbox backlog {state.unpublished}" if state else ""
+            m = Measured(cell, result, None)
+            if cell.identity:
+                m.state = await event_state(engine, js)
+                await drained(engine, js)  # the relay's statements for this cell's events
+                after = await asyncio.to_thread(read_counts, stack.counts_path, pid)
+                after.subtract(before)
+                calls = max(1, result.ok + result.errors)
+                m.round_trips = {side: round_trips(after, side) / calls for side in SIDES}
+                m.statements = {side: after[f"{side} statements"] / calls for side in SIDES}
+            measured.append(m)
+            backlog = f", outbox backlog {m.state.unpublished}" if m.state else ""
+            trips = f", round trips/call {sum(m.round_trips.values()):.1f}" if m.round_trips else ""
             out(
                 f"  {cell.label:<24} c={conc:<3} {result.rps:8.1f} req/s  "
                 f"p50 {_ms(result.p50_ms)} ms  p99 {_ms(result.p99_ms)} ms  "
-                f"errors {result.errors}{backlog}"
+                f"errors {result.errors}{backlog}{trips}"
             )
     return measured
 
@@ -497,6 +535,59 @@ def print_table(measured: list[Measured], out: Report) -> None:
         for m in errored:
             for message, count in m.result.error_kinds.most_common(5):
                 out(f"  {m.cell.label} c={m.result.concurrency}: {count} x {message}")
+
+
+def print_round_trips(measured: list[Measured], out: Report) -> None:
+    out("Database round trips per call, counted in the service (bench/_statements.py):")
+    out(
+        f"  {'workload':<24} {'conc':>4} {'request':>8} {'(stmts)':>8} {'relay':>7} "
+        f"{'(stmts)':>8} {'total':>7}"
+    )
+    for m in measured:
+        if not m.round_trips:
+            continue
+        rt, st = m.round_trips, m.statements
+        out(
+            f"  {m.cell.label:<24} {m.result.concurrency:>4} {rt['request']:>8.2f} "
+            f"{st['request']:>8.2f} {rt['relay']:>7.2f} {st['relay']:>8.2f} "
+            f"{rt['request'] + rt['relay']:>7.2f}"
+        )
+    out(
+        "  round trips = SQL statements + BEGIN and COMMIT of each transaction + pool pre-pings; "
+        "(stmts) = SQL statements alone; relay = the outbox relay's share per call"
+    )
+
+
+GOAL_VS_KIT_ECHO = 0.4
+GOAL_P99_MS = 10.0
+GOAL_STATEMENTS_NEW = 4.0
+WORKLOAD_NAMES = {"new": "resolve_new", "repeat": "resolve_repeat", "attach": "resolve_attach"}
+
+
+def goals(measured: list[Measured], out: Report) -> list[dict[str, Any]]:
+    """One `ratio <name> <value> goal <value>` line per goal of issue #12 (a name ending in _x is
+    lower-is-better)."""
+    kit = {m.result.concurrency: m.result.rps for m in measured if m.cell.workload == "kit"}
+    levels = sorted({m.result.concurrency for m in measured})
+    high = 64 if 64 in levels else levels[-1]
+    lines: list[dict[str, Any]] = []
+
+    def line(name: str, value: float, goal: float) -> None:
+        lines.append({"name": name, "value": round(value, 3), "goal": goal})
+        out(f"ratio {name} {value:.3f} goal {goal:g}")
+
+    for m in measured:
+        name = WORKLOAD_NAMES.get(m.cell.workload)
+        if name is None:
+            continue
+        c = m.result.concurrency
+        if c == high and kit.get(c):
+            line(f"{name}_vs_kit_echo_c{c}", m.result.rps / kit[c], GOAL_VS_KIT_ECHO)
+        if c == 8:
+            line(f"{name}_p99_ms_c8_x", m.result.p99_ms, GOAL_P99_MS)
+        if m.cell.workload == "new" and c == levels[0]:
+            line(f"{name}_statements_x", m.round_trips["request"], GOAL_STATEMENTS_NEW)
+    return lines
 
 
 def print_events(workloads: IdentityWorkloads, events: Events, out: Report) -> bool:
@@ -574,7 +665,9 @@ async def run(args: argparse.Namespace, out: Report, cleanup: Cleanup) -> dict[s
         Cell("(c) attach 2nd identity", "identity", "attach", workloads.attach, True),
     ]
     try:
-        measured = await measure(cells, args=args, warmup_s=warmup_s, engine=engine, js=js, out=out)
+        measured = await measure(
+            cells, args=args, warmup_s=warmup_s, engine=engine, js=js, stack=stack, out=out
+        )
         events = await settle_events(engine, js, stack.http_port)
     finally:
         for channel in channels:
@@ -590,6 +683,8 @@ async def run(args: argparse.Namespace, out: Report, cleanup: Cleanup) -> dict[s
     out()
     print_table(measured, out)
     out()
+    print_round_trips(measured, out)
+    out()
     events_ok = print_events(workloads, events, out)
     out()
     out(f"Identity service stopped with exit code {identity_exit}; its log warnings/errors:")
@@ -597,6 +692,8 @@ async def run(args: argparse.Namespace, out: Report, cleanup: Cleanup) -> dict[s
         out(f"  {count} x {message}")
     if not problems:
         out("  none")
+    out()
+    goal_lines = goals(measured, out)
 
     return {
         "config": {
@@ -617,6 +714,8 @@ async def run(args: argparse.Namespace, out: Report, cleanup: Cleanup) -> dict[s
                 "label": m.cell.label,
                 "vs_echo": None if (x := ratio_to_echo(measured, m)) is None else round(x, 3),
                 "outbox_backlog": m.state.unpublished if m.state else None,
+                "round_trips_per_call": m.round_trips or None,
+                "statements_per_call": m.statements or None,
             }
             for m in measured
         ],
@@ -634,6 +733,7 @@ async def run(args: argparse.Namespace, out: Report, cleanup: Cleanup) -> dict[s
             "reused_for_attach": workloads.reused_for_attach,
             "ok": events_ok,
         },
+        "goals": goal_lines,
         "service": {
             "exit_code": identity_exit,
             "metrics": events.metrics,
@@ -662,8 +762,13 @@ def main() -> int:
     parser.add_argument(
         "--concurrency",
         type=concurrency_list,
-        default=[1, 64],
-        help="comma-separated concurrent callers per cell (default 1,64)",
+        default=[1, 8, 64],
+        help="comma-separated concurrent callers per cell (default 1,8,64)",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="2 s per cell at concurrency 8 and 64 (the goals' levels), for routine runs",
     )
     parser.add_argument(
         "--json",
@@ -674,6 +779,8 @@ def main() -> int:
         "stderr) when no PATH is given",
     )
     args = parser.parse_args()
+    if args.quick:
+        args.duration, args.concurrency = 2.0, [8, 64]
     if args.duration <= 0:
         parser.error("--duration must be positive")
     out = Report(sys.stderr if args.json == "-" else sys.stdout)

@@ -1,31 +1,45 @@
 """`make demo`: synthetic customers through the whole loop of a running platform, then the funnel.
 
 Start the platform first (`make run`, another terminal). The demo configures a campaign of its own
-(a fresh tenant each run), sends a few hundred people through scan → lead → sales → payment →
-repurchase → referral through the public APIs only, and prints the TLSRRR funnel as the services
-themselves report it.
+for the tenant `make run` gives WeChat accounts (`demo`), sends a few hundred people through scan →
+lead → sales → payment → repurchase → referral through the public APIs only, and prints the
+TLSRRR funnel as the services themselves report it.
+
+With the gateway and its WeChat emulator running (as `make run` starts them), WeChat is really
+asked: the QR channel gets its ticket and a contact-me channel its code, people sign in on the
+page through WeChat web authorization, some add their adviser on WeCom (one customer with their
+follower record through WeChat's unionid, and a welcome message), and a broadcast goes out through
+the official account. What WeChat was asked is counted from the emulator's record.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import os
 import random
 import sys
+import time
 import uuid
 from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
 import grpc
+import httpx
 
 from closedloop.acquisition.v1 import acquisition_pb2 as acq
 from closedloop.conversion.v1 import conversion_pb2 as conv
 from closedloop.referral.v1 import referral_pb2 as ref
-from loop_client import SERVICES, Funnel, LoopClient
-from loopkit.runner import load_services, settings_for
+from closedloop.retention.v1 import retention_pb2 as ret
+from loop_client import SERVICES, Funnel, LoopClient, WecomCorp, wait_for
+from loopkit import emulated_accounts as accounts
+from loopkit.runner import DEFAULT_EMULATOR_PORT, load_services, settings_for
 
-APP_ID = "wx-demo-app"
+APP_ID = accounts.APP_ID
+CORP = WecomCorp(accounts.CORP_ID, accounts.CORP_TOKEN, accounts.AES_KEY)
+BROADCAST = "Spring sale: 20% off your next trial pack this week."
 
 
 def targets() -> tuple[dict[str, str], dict[str, str]]:
@@ -38,11 +52,27 @@ def targets() -> tuple[dict[str, str], dict[str, str]]:
     return grpc_targets, http_urls
 
 
+def emulator_url(grpc_targets: dict[str, str]) -> str:
+    """The WeChat emulator `make run` starts with the gateway, if it answers."""
+    if "gateway" not in grpc_targets:
+        return ""
+    url = f"http://127.0.0.1:{os.environ.get('CLOSEDLOOP_EMULATOR_PORT', DEFAULT_EMULATOR_PORT)}"
+    try:
+        httpx.get(f"{url}/emulator/calls", params={"api": "-"}, timeout=5, trust_env=False)
+    except httpx.HTTPError:
+        return ""
+    return url
+
+
 class Demo:
-    def __init__(self, client: LoopClient, funnel: Funnel, rng: random.Random) -> None:
+    def __init__(
+        self, client: LoopClient, funnel: Funnel, rng: random.Random, way: Any = None
+    ) -> None:
         self.client = client
         self.funnel = funnel
         self.rng = rng
+        # The contact-me channel (with the gateway): people add their adviser on WeCom.
+        self.way = way
         self.counts: Counter[str] = Counter()
         # Gentle: `make run` keeps each service on SQLite, one writer at a time.
         self.gate = asyncio.Semaphore(4)
@@ -59,12 +89,23 @@ class Demo:
             self.counts["touched"] += 1
             if not referral_code and self.rng.random() > 0.6:
                 return None  # looked, left no details
+            session = await self.sign_in(openid, referral_code)
+            # Without WeChat sign-in the form's openid is only a claim and cannot tie the lead
+            # to the scan; the poster's link names its channel, so the lead is still credited.
             lead_id = await self.client.submit_form(
-                self.funnel.page_id, openid, APP_ID, phone, ref_code=referral_code
+                self.funnel.page_id,
+                openid,
+                APP_ID,
+                phone,
+                ref_code=referral_code,
+                channel_id="" if referral_code else self.funnel.qr_channel_id,
+                session=session,
             )
             self.counts["leads"] += 1
             self.counts["referred leads" if referral_code else "direct leads"] += 1
             customer = str((await self.client.lead(lead_id)).customer_id)
+            if self.way is not None and self.rng.random() < 0.5:
+                await self.add_adviser(openid, customer)
         sales_lead = await self.client.assigned_lead(customer, timeout_s=60)
         self.counts["assigned"] += 1
         if self.rng.random() > 0.45:
@@ -77,6 +118,37 @@ class Demo:
                 self.counts["repeat buyers"] += 1
         return customer
 
+    async def sign_in(self, openid: str, referral_code: str) -> str:
+        """Inside WeChat the page signs the person in (WeChat knows them by a unionid)."""
+        if self.way is None:
+            return ""
+        await self.client.wechat_person(app_id=APP_ID, openid=openid, unionid=f"u-{openid}")
+        session = await self.client.sign_in_with_wechat(self.funnel.page_id, openid, referral_code)
+        self.counts["signed in through WeChat"] += 1
+        return session
+
+    async def add_adviser(self, openid: str, customer: str) -> None:
+        """The person adds their adviser through the contact-me code: WeCom's record of the
+        contact carries their unionid, so the WeCom friend is the same customer."""
+        external_userid = f"wm-{openid}"
+        adviser = self.funnel.rep_wecom_ids[0]
+        await self.client.wechat_person(
+            corp_id=CORP.corp_id,
+            external_userid=external_userid,
+            unionid=f"u-{openid}",
+            follow_userids=[adviser],
+        )
+        await self.client.add_wecom_friend(
+            adviser,
+            external_userid,
+            state=self.way.state,
+            welcome_code=f"WC-{uuid.uuid4().hex[:12]}",
+        )
+        self.counts["WeCom friends"] += 1
+        owned = await self.client.ownerships(customer)
+        if any(o.external_userid == external_userid for o in owned):
+            self.counts["WeCom friends known as the customer"] += 1
+
     async def run(self, people: int) -> None:
         payers = await asyncio.gather(*(self.person(n) for n in range(people)))
         referrers = [p for p in payers if p is not None and self.rng.random() < 0.4]
@@ -85,16 +157,40 @@ class Demo:
             *(self.person(people + i, referral_code=code) for i, code in enumerate(codes))
         )
         self.counts["referrers"] = len(referrers)
+        if self.way is not None:
+            sale = await self.client.broadcast("consent = true AND unsubscribed = false", BROADCAST)
+            self.counts["broadcast recipients"] = sale.stats.recipients
+
+            async def dispatched() -> bool:
+                answer = await self.client.retention.GetBroadcast(
+                    ret.GetBroadcastRequest(
+                        tenant_id=self.client.tenant, broadcast_id=sale.broadcast_id
+                    )
+                )
+                return bool(answer.broadcast.status == ret.BROADCAST_STATUS_COMPLETED)
+
+            await wait_for(dispatched, timeout_s=120)
+            done = await self.client.retention.GetBroadcast(
+                ret.GetBroadcastRequest(
+                    tenant_id=self.client.tenant, broadcast_id=sale.broadcast_id
+                )
+            )
+            stats = done.broadcast.stats
+            self.counts["broadcast handed to the gateway"] = stats.sent
+            self.counts["broadcast refused"] = stats.failed
+            self.counts["broadcast skipped"] = stats.skipped
 
 
-async def report(client: LoopClient, funnel: Funnel, counts: Counter[str]) -> None:
+async def report(client: LoopClient, funnel: Funnel, counts: Counter[str], started: float) -> None:
     tenant = client.tenant
     stats = (
         await client.acquisition.GetChannelStats(
             acq.GetChannelStatsRequest(tenant_id=tenant, campaign_id=funnel.campaign_id)
         )
     ).stats
-    reps = (await client.conversion.GetRepReport(conv.GetRepReportRequest(tenant_id=tenant))).reps
+    report_of = await client.conversion.GetRepReport(conv.GetRepReportRequest(tenant_id=tenant))
+    # The tenant keeps earlier runs' reps: count this run's.
+    reps = [r for r in report_of.reps if r.rep_id in funnel.rep_ids]
     program = await client.referral.GetProgramStats(
         ref.GetProgramStatsRequest(tenant_id=tenant, program_id=funnel.program_id)
     )
@@ -123,6 +219,51 @@ async def report(client: LoopClient, funnel: Funnel, counts: Counter[str]) -> No
     print(f"  referral share of new leads  {share}")
     print(f"  viral coefficient            {program.viral_coefficient:6.2f}")
     print(f"  revenue won (CNY)            {revenue:>9.2f}")
+    if client.emulator is not None:
+        await report_wechat(client, counts, started)
+
+
+async def report_wechat(client: LoopClient, counts: Counter[str], started: float) -> None:
+    """What WeChat was asked during this run, from the emulator's record."""
+
+    async def calls(api: str, **match: Any) -> int:
+        found = await client.wechat_calls(api)
+        return sum(
+            1
+            for c in found
+            if c["at"] >= started
+            and c.get("errcode", 0) == 0
+            and all(c["body"].get(k) == v for k, v in match.items())
+        )
+
+    async def broadcast_delivered() -> bool:
+        delivered = await calls("message/custom/send", msgtype="text") + await calls(
+            "externalcontact/add_msg_template"
+        )
+        return delivered >= counts["broadcast handed to the gateway"]
+
+    # The gateway sends what it was handed at its own (quota-paced) speed.
+    with contextlib.suppress(TimeoutError):
+        await wait_for(broadcast_delivered, timeout_s=120)
+    rows = [
+        ("QR codes made", await calls("qrcode/create")),
+        ("contact-me codes made", await calls("externalcontact/add_contact_way")),
+        ("web sign-ins (codes exchanged)", await calls("sns/oauth2/access_token")),
+        ("WeCom friends", counts["WeCom friends"]),
+        ("  one customer with the fan", counts["WeCom friends known as the customer"]),
+        ("welcome messages sent", await calls("externalcontact/send_welcome_msg")),
+        ("broadcast recipients", counts["broadcast recipients"]),
+        ("  handed to the gateway", counts["broadcast handed to the gateway"]),
+        ("  refused (e.g. no 48 h window)", counts["broadcast refused"]),
+        ("  skipped (consent, caps, hours)", counts["broadcast skipped"]),
+        ("  official-account texts sent", await calls("message/custom/send", msgtype="text")),
+        ("  reps' 1:1 messages (WeCom)", await calls("externalcontact/add_msg_template")),
+    ]
+    assert client.emulator is not None
+    where = f"{str(client.emulator.base_url).rstrip('/')}/emulator/calls"
+    print(f"\nWeChat, as the emulator saw it ({where})")
+    for label, value in rows:
+        print(f"  {label:<32} {value:>6}")
 
 
 async def main(people: int, seed: int) -> int:
@@ -131,14 +272,26 @@ async def main(people: int, seed: int) -> int:
     if missing:
         print(f"services.toml does not list {missing}; the demo needs all five", file=sys.stderr)
         return 2
-    tenant = f"demo-{datetime.now(UTC):%Y%m%d%H%M%S}"
-    client = LoopClient(tenant, grpc_targets, http_urls)
+    tenant = accounts.TENANT
+    wechat = emulator_url(grpc_targets)
+    client = LoopClient(tenant, grpc_targets, http_urls, wechat_emulator=wechat, wecom=CORP)
+    started = time.time()
     try:
         funnel = await client.set_up_funnel(datetime.now(UTC), reps=3, app_id=APP_ID)
-        demo = Demo(client, funnel, random.Random(seed))
+        way = None
+        if wechat:
+            way = await client.set_up_contact_way(funnel, "Hi! I am your trial adviser.")
+            qr = await client.acquisition.GetChannel(
+                acq.GetChannelRequest(tenant_id=tenant, channel_id=funnel.qr_channel_id)
+            )
+            print(f"QR channel ticket from WeChat: {qr.channel.code.ticket or '(none)'}")
+            print(f"contact-me code from WeCom:    {way.code.image_url or '(none)'}")
+        else:
+            print("no WeChat emulator answering: nothing is sent to WeChat (sandbox senders)")
+        demo = Demo(client, funnel, random.Random(seed), way)
         print(f"driving {people} synthetic people through the loop (tenant {tenant}) ...")
         await demo.run(people)
-        await report(client, funnel, demo.counts)
+        await report(client, funnel, demo.counts, started)
     except grpc.aio.AioRpcError as exc:
         if exc.code() == grpc.StatusCode.UNAVAILABLE and "connect" in (exc.details() or ""):
             print("the platform is not running: start `make run` first", file=sys.stderr)

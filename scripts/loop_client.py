@@ -66,12 +66,27 @@ class Funnel:
     page_id: str
     rep_ids: tuple[str, ...]
     program_id: str
+    # The reps' WeCom user ids, in the order of rep_ids.
+    rep_wecom_ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
 class WechatApp:
     app_id: str
     token: str
+
+
+@dataclass(frozen=True)
+class WecomCorp:
+    """A WeCom corp whose contact callbacks conversion receives (safe mode)."""
+
+    corp_id: str
+    token: str
+    aes_key: str
+
+
+# The H5 page's WeChat session cookie (acquisition signs it after web authorization).
+SESSION_COOKIE = "cl_wechat"
 
 
 class LoopClient:
@@ -81,9 +96,15 @@ class LoopClient:
         grpc_targets: dict[str, str],
         http_urls: dict[str, str],
         wechat: WechatApp | None = None,
+        wechat_emulator: str = "",
+        *,
+        wecom: WecomCorp | None = None,
     ) -> None:
         self.tenant = tenant
         self.wechat = wechat
+        self.wecom = wecom
+        # The WeChat emulator the gateway talks to: forms are then filled after WeChat sign-in.
+        self.wechat_emulator = wechat_emulator
         self.channels = {name: grpc.aio.insecure_channel(grpc_targets[name]) for name in SERVICES}
         self.acquisition: Any = acquisition_pb2_grpc.AcquisitionServiceStub(  # type: ignore[no-untyped-call]
             self.channels["acquisition"]
@@ -99,12 +120,21 @@ class LoopClient:
         )
         self.acquisition_http = httpx.AsyncClient(base_url=http_urls["acquisition"], timeout=10)
         self.referral_http = httpx.AsyncClient(base_url=http_urls["referral"], timeout=10)
+        self.conversion_http = httpx.AsyncClient(base_url=http_urls["conversion"], timeout=10)
+        # The WeChat API emulator `make run` starts (what WeChat was asked to do), if any.
+        self.emulator = (
+            httpx.AsyncClient(base_url=wechat_emulator, timeout=10, trust_env=False)
+            if wechat_emulator
+            else None
+        )
 
     async def close(self) -> None:
         for channel in self.channels.values():
             await channel.close()
-        await self.acquisition_http.aclose()
-        await self.referral_http.aclose()
+        for http in (self.acquisition_http, self.referral_http, self.conversion_http):
+            await http.aclose()
+        if self.emulator is not None:
+            await self.emulator.aclose()
 
     # --- the company's set-up --------------------------------------------------------------
 
@@ -154,6 +184,8 @@ class LoopClient:
                     campaign_id=campaign.campaign_id,
                     channel_id=qr.channel_id,
                     title="Free trial",
+                    # Inside WeChat the page signs the visitor in first (openid and unionid).
+                    sign_in=acq.PAGE_SIGN_IN_USERINFO,
                     fields=[
                         acq.FormField(name="name", type=acq.FIELD_TYPE_NAME, required=True),
                         acq.FormField(name="phone", type=acq.FIELD_TYPE_PHONE, required=True),
@@ -167,7 +199,7 @@ class LoopClient:
                 )
             )
         ).page
-        rep_ids = []
+        rep_ids, rep_wecom_ids = [], []
         for n in range(reps):
             rep = await self.conversion.CreateRep(
                 conv.CreateRepRequest(
@@ -179,6 +211,7 @@ class LoopClient:
                 )
             )
             rep_ids.append(rep.rep.rep_id)
+            rep_wecom_ids.append(rep.rep.wecom_user_id)
         await self.conversion.SetAssignmentRule(
             conv.SetAssignmentRuleRequest(
                 tenant_id=t,
@@ -215,7 +248,38 @@ class LoopClient:
             page.page_id,
             tuple(rep_ids),
             program.program_id,
+            tuple(rep_wecom_ids),
         )
+
+    async def set_up_contact_way(self, funnel: Funnel, welcome_text: str) -> Any:
+        """A WeCom "contact me" channel for the first rep, whose friend-adds get `welcome_text`
+        (acquisition obtains the code from WeCom; conversion keeps the welcome)."""
+        state = f"way-{uuid.uuid4().hex[:8]}"
+        channel = (
+            await self.acquisition.CreateChannel(
+                acq.CreateChannelRequest(
+                    tenant_id=self.tenant,
+                    channel=acq.Channel(
+                        campaign_id=funnel.campaign_id,
+                        name="Add your adviser",
+                        kind=acq.CHANNEL_KIND_WECOM_CONTACT_WAY,
+                        state=state,
+                        user_ids=[funnel.rep_wecom_ids[0]],
+                        skip_verify=True,
+                        owner_team="sales",
+                    ),
+                )
+            )
+        ).channel
+        await self.conversion.SetContactWay(
+            conv.SetContactWayRequest(
+                tenant_id=self.tenant,
+                state=state,
+                channel_id=channel.channel_id,
+                welcome_text=welcome_text,
+            )
+        )
+        return channel
 
     # --- what customers do -----------------------------------------------------------------
 
@@ -264,21 +328,93 @@ class LoopClient:
         phone: str,
         *,
         ref_code: str = "",
+        channel_id: str = "",
+        session: str = "",
         **headers: str,
     ) -> str:
-        body: dict[str, Any] = {
-            "values": {"name": "Li Lei", "phone": phone, "agree": "true"},
-            "openid": openid,
-            "app_id": app_id,
-        }
+        """The H5 form. With the WeChat emulator, the visitor opens the page in WeChat and is
+        signed in as `openid` (web authorization) first, unless `session` (from
+        `sign_in_with_wechat`) says they already are; without it, the openid goes along as a mere
+        claim, which identity never trusts to choose the customer."""
+        body: dict[str, Any] = {"values": {"name": "Li Lei", "phone": phone, "agree": "true"}}
         if ref_code:
             body["ref"] = ref_code
+        if channel_id:  # the poster's link names its channel
+            body["channel_id"] = channel_id
+        if not session and self.wechat_emulator:
+            session = await self.sign_in_with_wechat(page_id, openid, ref_code)
+        if session:  # the visitor's browser cookie, sent with this request only
+            headers = {**headers, "cookie": f"{SESSION_COOKIE}={session}"}
+        else:
+            body |= {"openid": openid, "app_id": app_id}
         answer = await self.acquisition_http.post(
             f"/v1/forms/{page_id}/submissions", json=body, headers=headers
         )
         if answer.status_code != 201:
             raise RuntimeError(f"form refused: {answer.status_code} {answer.text}")
         return str(answer.json()["lead_id"])
+
+    async def sign_in_with_wechat(self, page_id: str, openid: str, ref_code: str = "") -> str:
+        """Opens the H5 page in WeChat's browser as the emulator's person `openid`: the page sends
+        the browser through WeChat's web authorization and back; returns the page's session."""
+        base = str(self.acquisition_http.base_url)
+        async with httpx.AsyncClient(base_url=base, timeout=10, trust_env=False) as browser:
+            await self._sign_in(browser, page_id, openid, ref_code)
+            return str(browser.cookies[SESSION_COOKIE])
+
+    async def add_wecom_friend(
+        self, rep_wecom_id: str, external_userid: str, *, state: str = "", welcome_code: str = ""
+    ) -> None:
+        """WeCom's add_external_contact callback to conversion, encrypted and signed as WeCom
+        does it: the person added the rep through a contact-me code."""
+        assert self.wecom is not None, "a WeCom friend-add needs the corp's callback keys"
+        corp = self.wecom
+        stamp, nonce = str(int(time.time())), uuid.uuid4().hex[:10]
+        fields: dict[str, str | int] = {
+            "ToUserName": corp.corp_id,
+            "FromUserName": "sys",
+            "CreateTime": int(stamp),
+            "MsgType": "event",
+            "Event": "change_external_contact",
+            "ChangeType": "add_external_contact",
+            "UserID": rep_wecom_id,
+            "ExternalUserID": external_userid,
+            "State": state,
+            "WelcomeCode": welcome_code,
+        }
+        sealed = crypto.MessageCrypto(corp.token, corp.aes_key, corp.corp_id).encrypt(
+            xml.build_message(fields).encode()
+        )
+        answer = await self.conversion_http.post(
+            f"/v1/wecom/{corp.corp_id}/callback",
+            params={
+                "msg_signature": crypto.signature(corp.token, stamp, nonce, sealed),
+                "timestamp": stamp,
+                "nonce": nonce,
+            },
+            content=xml.build_message({"ToUserName": corp.corp_id, "Encrypt": sealed}).encode(),
+        )
+        answer.raise_for_status()
+
+    async def _sign_in(
+        self, browser: httpx.AsyncClient, page_id: str, openid: str, ref_code: str
+    ) -> None:
+        """Open the page inside WeChat: to the authorize page (the emulator answers as `openid`)
+        and back to the page, which sets the WeChat session cookie."""
+        inside_wechat = {"user-agent": "Mozilla/5.0 MicroMessenger/8.0.50"}
+        page = await browser.get(
+            f"/p/{page_id}", params={"ref": ref_code} if ref_code else {}, headers=inside_wechat
+        )
+        if page.status_code != 302:
+            raise RuntimeError(f"the page did not send us to WeChat: {page.status_code}")
+        authorize = page.headers["location"].split("#", 1)[0]
+        if not authorize.startswith(self.wechat_emulator):
+            raise RuntimeError(f"sign-in goes elsewhere than the emulator: {authorize[:80]}")
+        async with httpx.AsyncClient(timeout=10, trust_env=False) as wechat:
+            back = await wechat.get(f"{authorize}&emulator_openid={openid}")
+        signed = await browser.get(back.headers["location"], headers=inside_wechat)
+        if signed.status_code != 303:
+            raise RuntimeError(f"WeChat sign-in failed: {signed.status_code} {signed.text[:200]}")
 
     async def open_share_link(self, code: str, openid: str, app_id: str) -> httpx.Response:
         return await self.referral_http.get(
@@ -345,6 +481,50 @@ class LoopClient:
             ret.GetLoyaltyAccountRequest(tenant_id=self.tenant, customer_id=customer_id)
         )
         return int(answer.balance)
+
+    async def ownerships(self, customer_id: str) -> list[Any]:
+        answer = await self.conversion.ListOwnerships(
+            conv.ListOwnershipsRequest(tenant_id=self.tenant, customer_id=customer_id)
+        )
+        return list(answer.ownerships)
+
+    async def broadcast(self, expression: str, text: str) -> Any:
+        """A broadcast to a segment now, quiet hours off (so it goes out whatever the hour)."""
+        await self.retention.SetLifecycleRules(
+            ret.SetLifecycleRulesRequest(
+                tenant_id=self.tenant,
+                rules=ret.LifecycleRules(quiet_start="00:00", quiet_end="00:00"),
+                fields=["quiet_start", "quiet_end"],
+            )
+        )
+        answer = await self.retention.ScheduleBroadcast(
+            ret.ScheduleBroadcastRequest(
+                tenant_id=self.tenant, expression=expression, template=text
+            )
+        )
+        return answer.broadcast
+
+    async def broadcast_recipients(self, broadcast_id: str) -> list[Any]:
+        answer = await self.retention.GetBroadcast(
+            ret.GetBroadcastRequest(
+                tenant_id=self.tenant, broadcast_id=broadcast_id, include_recipients=True
+            )
+        )
+        return list(answer.recipients)
+
+    async def wechat_calls(self, api: str) -> list[dict[str, Any]]:
+        """What WeChat / WeCom was asked to do (the emulator's record)."""
+        assert self.emulator is not None
+        answer = await self.emulator.get("/emulator/calls", params={"api": api})
+        answer.raise_for_status()
+        calls: list[dict[str, Any]] = answer.json()
+        return calls
+
+    async def wechat_person(self, **fields: Any) -> None:
+        """Someone WeChat knows (openid, unionid, WeCom external_userid), so web authorization
+        and externalcontact/get answer consistently."""
+        assert self.emulator is not None
+        (await self.emulator.post("/emulator/users", json=fields)).raise_for_status()
 
     async def referral_of(self, newcomer_id: str) -> Any:
         try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import shutil
 import subprocess
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -69,12 +70,30 @@ class ThrowawayCluster:
 def throwaway_cluster(name: str) -> Iterator[ThrowawayCluster]:
     if not (PG_BIN / "initdb").exists() or shutil.which("runuser") is None:
         pytest.fail(f"PostgreSQL server binaries are needed under {PG_BIN}")
-    pg = ThrowawayCluster(Path("/tmp") / f"closedloop-pg-{name}")
+    # Unique per run (two sessions may run the same test at once), and short: the server's unix
+    # socket lives in this folder and socket paths are limited to about 100 bytes.
+    pg = ThrowawayCluster(Path("/tmp") / f"closedloop-pg-{uuid.uuid4().hex[:8]}-{name[-24:]}")
     pg.init()
     pg.start()
     try:
         yield pg
     finally:
         with contextlib.suppress(subprocess.CalledProcessError):  # already stopped
+            pg.stop("immediate")
+        shutil.rmtree(pg.folder, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def unstarted_throwaway_cluster(name: str) -> Iterator[ThrowawayCluster]:
+    """Initialised but not started: for a test that reshapes it first or starts it late (a
+    database server coming up after its clients)."""
+    if not (PG_BIN / "initdb").exists() or shutil.which("runuser") is None:
+        pytest.fail(f"PostgreSQL server binaries are needed under {PG_BIN}")
+    pg = ThrowawayCluster(Path("/tmp") / f"closedloop-pg-{name}")
+    pg.init()
+    try:
+        yield pg
+    finally:
+        with contextlib.suppress(subprocess.CalledProcessError):  # never started, or stopped
             pg.stop("immediate")
         shutil.rmtree(pg.folder, ignore_errors=True)

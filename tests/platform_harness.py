@@ -20,10 +20,12 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def platform_env(state_dir: Path) -> dict[str, str]:
-    """Free ports for NATS and every listed service: never collides with a real `make run`."""
+    """Free ports for NATS, the WeChat emulator and every listed service: never collides with a
+    real `make run`."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CLOSEDLOOP_")}
     env["CLOSEDLOOP_STATE_DIR"] = str(state_dir)
     env["CLOSEDLOOP_NATS_PORT"] = str(free_port())
+    env["CLOSEDLOOP_EMULATOR_PORT"] = str(free_port())
     for service in listed_services(ROOT / "services.toml"):
         prefix = f"CLOSEDLOOP_{service.name.upper()}"
         env[f"{prefix}_GRPC_PORT"] = str(free_port())
@@ -39,6 +41,11 @@ def http_url(env: dict[str, str], service: str) -> str:
     return f"http://127.0.0.1:{env[f'CLOSEDLOOP_{service.upper()}_HTTP_PORT']}"
 
 
+def emulator_url(env: dict[str, str]) -> str:
+    """The WeChat API emulator `make run` starts (and points the gateway at)."""
+    return f"http://127.0.0.1:{env['CLOSEDLOOP_EMULATOR_PORT']}"
+
+
 def nats_url(env: dict[str, str]) -> str:
     return f"nats://127.0.0.1:{env['CLOSEDLOOP_NATS_PORT']}"
 
@@ -48,8 +55,11 @@ def ports(env: dict[str, str]) -> list[int]:
 
 
 @contextmanager
-def make_run(env: dict[str, str]) -> Iterator[subprocess.Popen[str]]:
+def make_run(
+    env: dict[str, str], output: list[str] | None = None
+) -> Iterator[subprocess.Popen[str]]:
     """The platform as `make run` starts it, until it printed its table; SIGTERM on exit.
+    `output`, when given, receives what it printed until then.
 
     No deadline of our own: `make run` gives up by itself after CLOSEDLOOP_READY_TIMEOUT_S (and at
     once when a service dies), and pytest-timeout bounds a hang.
@@ -63,7 +73,7 @@ def make_run(env: dict[str, str]) -> Iterator[subprocess.Popen[str]]:
         text=True,
     )
     assert proc.stdout is not None
-    seen: list[str] = []
+    seen: list[str] = output if output is not None else []
     try:
         for line in proc.stdout:
             seen.append(line)

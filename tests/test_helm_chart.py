@@ -325,12 +325,17 @@ def test_network_policies_admit_only_what_each_service_needs(production: Rendere
         for r in acquisition["ingress"]
     )
     egress_ports = {p["port"] for r in acquisition["egress"] for p in r["ports"]}
-    assert egress_ports == {53, 50051, 4222, 5432, 4317}
+    assert egress_ports == {53, 50051, 50056, 4222, 5432, 4317}
     retention_ports = {p["port"] for r in policy("retention")["egress"] for p in r["ports"]}
-    assert retention_ports == {53, 4222, 5432, 4317}
-    # No service calls out to the internet (WeChat and WeCom call in); only a gateway would.
+    assert retention_ports == {53, 50056, 4222, 5432, 4317}
+    # Only the gateway reaches the internet (WeChat's APIs over HTTPS).
+    for service in ("identity", "acquisition", "conversion", "retention", "referral"):
+        assert 443 not in {p["port"] for r in policy(service)["egress"] for p in r["ports"]}
+    assert 443 in {p["port"] for r in policy("gateway")["egress"] for p in r["ports"]}
+    # Nothing else calls out to the internet (migration Jobs, the test pod included).
     for np in production.of_kind("NetworkPolicy"):
-        assert 443 not in {p["port"] for r in np["spec"]["egress"] for p in r["ports"]}
+        if np["metadata"]["name"] != resource_name("gateway"):
+            assert 443 not in {p["port"] for r in np["spec"]["egress"] for p in r["ports"]}
 
 
 def test_ingress_routes_only_the_public_paths(production: Rendered) -> None:
@@ -344,6 +349,7 @@ def test_ingress_routes_only_the_public_paths(production: Rendered) -> None:
         assert ingress["spec"]["tls"][0]["secretName"] == "wx-example-com-tls"
     assert paths == {
         "/v1/wechat": resource_name("acquisition"),
+        "/p": resource_name("acquisition"),
         "/v1/forms": resource_name("acquisition"),
         "/v1/wecom": resource_name("conversion"),
         # The chat-archive import, for the exporter holding the API token.
@@ -402,6 +408,8 @@ def test_bundled_nats_and_postgresql_are_wired_when_enabled() -> None:
         (init,) = deployment["spec"]["template"]["spec"]["initContainers"]
         assert init["command"] == ["closedloop", "migrate", service, "--wait", "300"]
         assert init["env"] == deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+    for obj in rendered.objects:  # the init containers are valid Kubernetes too
+        kubernetes_validate.validate(obj, KUBE_VERSIONS[0], strict=True)
 
 
 # --- issue 16: what a platform team hit between `helm install` and a working loop ------------
@@ -500,6 +508,7 @@ def test_production_values_mount_only_secrets_a_setting_reads(production: Render
         "conversion": ["closedloop-conversion-wecom"],
         "retention": [],
         "referral": [],
+        "gateway": ["closedloop-gateway-accounts"],
     }
     # Each key the chart asks for is a setting of that service.
     values = yaml.safe_load((CHART / "values.yaml").read_text())
@@ -509,6 +518,20 @@ def test_production_values_mount_only_secrets_a_setting_reads(production: Render
             prefix = f"CLOSEDLOOP_{name.upper()}_"
             assert key.startswith(prefix), key
             assert key[len(prefix) :].lower() in definition.settings_cls.model_fields, key
+
+
+def test_grpc_egress_matches_the_calls_each_service_makes() -> None:
+    """`calls` opens egress to identity and the gateway; it must list exactly the services whose
+    code has a client of each (retention, which learns about customers from events, has no
+    identity client; the gateway calls nobody)."""
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    for name, entry in values["services"].items():
+        package = ROOT / "services" / name / "src" / f"closedloop_{name}"
+        source = "\n".join(p.read_text() for p in package.rglob("*.py"))
+        uses_identity = "loopkit.identity_client" in source
+        assert ("identity" in entry["calls"]) == uses_identity, name
+        uses_gateway = "loopkit.gateway_client" in source or "gateway_pb2_grpc" in source
+        assert ("gateway" in entry["calls"]) == (uses_gateway and name != "gateway"), name
 
 
 def test_the_chat_archive_import_is_reachable(production: Rendered) -> None:
@@ -561,6 +584,12 @@ def test_notes_tell_which_secrets_to_create(production: Rendered) -> None:
     ):
         assert secret in production.notes
     assert "helm test cl" in production.notes
+    # The keys those Secrets must hold, and where share links point.
+    assert "CLOSEDLOOP_ACQUISITION_WECHAT_APPS" in production.notes
+    assert "CLOSEDLOOP_CONVERSION_WECOM_CORPS" in production.notes
+    assert "https://wx.example.com/r/<code>" in production.notes
+    # The real stream names, for changing their retention.
+    assert "IDENTITY, ACQUISITION" in production.notes
 
 
 # --- the image ----------------------------------------------------------------------------

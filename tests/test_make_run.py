@@ -104,3 +104,25 @@ async def test_make_run_serves_identity_and_publishes_merges(platform_env: dict[
         proc.send_signal(signal.SIGINT)
         assert proc.wait(30) == 0
     assert [p for p in harness.ports(platform_env) if _listening(p)] == []
+
+
+async def test_make_run_with_a_key_file_prints_a_development_key_callers_need(
+    platform_env: dict[str, str], tmp_path: Path
+) -> None:
+    keys_file = tmp_path / "api-keys.json"
+    env = {**platform_env, "CLOSEDLOOP_API_KEYS_FILE": str(keys_file)}
+    printed: list[str] = []
+    target = harness.grpc_target(env, "identity")
+    request = pb.ResolveCustomerRequest(tenant_id=TENANT, identities=[_unionid("u-keyed")])
+    with harness.make_run(env, printed):
+        (line,) = [line for line in printed if "API key (development" in line]
+        key = line.split(":", 1)[1].strip()
+        assert key.startswith("clk_") and key.split(".", 1)[1] not in keys_file.read_text()
+        async with grpc.aio.insecure_channel(target) as channel:
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                await _identity(channel).ResolveCustomer(request)
+            assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
+            answer = await _identity(channel).ResolveCustomer(
+                request, metadata=[("authorization", f"Bearer {key}")]
+            )
+            assert answer.customer.customer_id

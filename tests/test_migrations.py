@@ -6,18 +6,13 @@ reached without the `postgres` one, and a database server that is still starting
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import shutil
-import subprocess
 import threading
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
+from pg_cluster import ThrowawayCluster
 from sqlalchemy import inspect, text
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
-from test_postgres_restart import PG_BIN, ThrowawayCluster
 
 from loopkit.runner import PlatformError, load_services, migrate
 from loopkit.runtime import ServiceDefinition
@@ -107,24 +102,11 @@ def test_an_old_version_table_of_another_service_is_refused(database: str) -> No
     assert "campaigns" not in _tables(database)
 
 
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[ThrowawayCluster]:
-    """A server of the test's own: it is reshaped (no `postgres` database) or started late."""
-    if not (PG_BIN / "initdb").exists() or shutil.which("runuser") is None:
-        pytest.fail(f"PostgreSQL server binaries are needed under {PG_BIN}")
-    pg = ThrowawayCluster(Path("/tmp") / f"closedloop-migrate-{tmp_path.name}")
-    pg.init()
-    yield pg
-    with contextlib.suppress(subprocess.CalledProcessError):  # never started, or stopped
-        pg.stop("immediate")
-    shutil.rmtree(pg.folder, ignore_errors=True)
-
-
 def test_migrations_reach_an_existing_database_without_the_postgres_one(
-    cluster: ThrowawayCluster,
+    unstarted_cluster: ThrowawayCluster,
 ) -> None:
-    cluster.start()
-    base = f"postgresql+asyncpg://postgres@127.0.0.1:{cluster.port}"
+    unstarted_cluster.start()
+    base = f"postgresql+asyncpg://postgres@127.0.0.1:{unstarted_cluster.port}"
     # Managed PostgreSQL often lets an application user reach its own database only.
     _execute(
         f"{base}/template1",
@@ -137,11 +119,11 @@ def test_migrations_reach_an_existing_database_without_the_postgres_one(
 
 
 def test_migrate_waits_for_a_database_server_that_is_still_starting(
-    cluster: ThrowawayCluster,
+    unstarted_cluster: ThrowawayCluster,
 ) -> None:
-    url = f"postgresql+asyncpg://postgres@127.0.0.1:{cluster.port}/closedloop_identity"
+    url = f"postgresql+asyncpg://postgres@127.0.0.1:{unstarted_cluster.port}/closedloop_identity"
     # The server starts a moment after the migration began, as the bundled PostgreSQL pod does.
-    starter = threading.Timer(1.0, cluster.start)
+    starter = threading.Timer(1.0, unstarted_cluster.start)
     starter.start()
     try:
         _migrate("identity", url, wait_s=60)
@@ -151,10 +133,10 @@ def test_migrate_waits_for_a_database_server_that_is_still_starting(
 
 
 def test_without_waiting_an_unreachable_database_fails_with_its_address(
-    cluster: ThrowawayCluster,
+    unstarted_cluster: ThrowawayCluster,
 ) -> None:
-    url = f"postgresql+asyncpg://postgres:secret@127.0.0.1:{cluster.port}/closedloop_identity"
+    url = f"postgresql+asyncpg://postgres:secret@127.0.0.1:{unstarted_cluster.port}/closedloop_identity"
     with pytest.raises(PlatformError) as failed:
         _migrate("identity", url)
-    assert f"127.0.0.1:{cluster.port}/closedloop_identity" in str(failed.value)
+    assert f"127.0.0.1:{unstarted_cluster.port}/closedloop_identity" in str(failed.value)
     assert "secret" not in str(failed.value)

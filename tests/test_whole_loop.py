@@ -1,11 +1,17 @@
-"""The whole TLSRRR loop through the public APIs of the five services, each its own process as
-`make run` starts them, on PostgreSQL and the real nats-server.
+"""The whole TLSRRR loop through the public APIs of the services, each its own process as
+`make run` starts them, on PostgreSQL and the real nats-server, with the gateway talking to the
+WeChat API emulator (nothing goes through a sandbox sender).
 
+The company's QR channel gets its ticket from WeChat, its contact-me channel its code from WeCom.
 Customer A arrives by a QR scan and subscribes, leaves a lead, is assigned a rep and pays; retention
 moves A to development and credits points; A creates a referral code. B opens A's link inside
-WeChat, subscribes and leaves a lead attributed to A, then pays. After the hold period (the clock is
+WeChat, subscribes, signs in on the page through WeChat web authorization and leaves a lead
+attributed to A, then adds the rep on WeCom: WeCom's record of the contact carries B's unionid, so
+the WeCom friend is B, and B gets the welcome message. B pays. After the hold period (the clock is
 injected through ReleaseDueRewards' `as_of`), A's reward is granted and retention credits A's
-points. One trace id runs through every service for B's lead.
+points. A broadcast reaches A through the official account and B through the rep on WeCom. One
+trace id runs through every service for B's lead. Both fill the H5 form after the page signed
+them in through WeChat (web authorization via the gateway and its emulator).
 """
 
 from __future__ import annotations
@@ -25,16 +31,41 @@ import pytest_asyncio
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
 import platform_harness as harness
+from closedloop.acquisition.v1 import acquisition_pb2 as acq
 from closedloop.events.v1 import retention_events_pb2 as retev
 from closedloop.referral.v1 import referral_pb2 as ref
-from loop_client import HOLD, SERVICES, LoopClient, WechatApp, wait_for
+from closedloop.retention.v1 import retention_pb2 as ret
+from loop_client import HOLD, SERVICES, Funnel, LoopClient, WechatApp, WecomCorp, wait_for
 from loopkit.servicelist import listed_services
 from loopkit.testing import PostgresServer
 
 TENANT = "loop-co"
 APP = WechatApp(app_id="wx-loop-app", token="loop-callback-token")
 AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
+CORP = WecomCorp(corp_id="ww-loop-corp", token="loop-wecom-token", aes_key=AES_KEY[::-1])
+# What the gateway holds for the tenant: the official account and the WeCom corp.
+GATEWAY_ACCOUNTS = {
+    "official_accounts": [
+        {
+            "tenant_id": TENANT,
+            "app_id": APP.app_id,
+            "app_secret": "loop-app-secret-6c0f2e",
+            "token": APP.token,
+            "aes_key": AES_KEY,
+        }
+    ],
+    "wecom_corps": [
+        {
+            "tenant_id": TENANT,
+            "corp_id": CORP.corp_id,
+            "contact_secret": "loop-corp-secret-1b8d7a",
+            "token": CORP.token,
+            "aes_key": CORP.aes_key,
+        }
+    ],
+}
 DEVELOPMENT = retev.LIFECYCLE_STAGE_DEVELOPMENT
+SENT, FAILED = ret.RECIPIENT_STATUS_SENT, ret.RECIPIENT_STATUS_FAILED
 INVESTIGATION = retev.LIFECYCLE_STAGE_INVESTIGATION
 
 
@@ -68,7 +99,9 @@ def collector() -> Iterator[tuple[SpanCollector, int]]:
 
 @pytest.fixture
 def loop_env(
-    tmp_path: Path, postgres: PostgresServer, collector: tuple[SpanCollector, int]
+    tmp_path: Path,
+    postgres: PostgresServer,
+    collector: tuple[SpanCollector, int],
 ) -> dict[str, str]:
     listed = {s.name for s in listed_services(harness.ROOT / "services.toml")}
     assert set(SERVICES) <= listed, f"services.toml does not list {set(SERVICES) - listed}"
@@ -80,6 +113,17 @@ def loop_env(
     env["CLOSEDLOOP_ACQUISITION_WECHAT_APPS"] = json.dumps(
         [{"app_id": APP.app_id, "tenant_id": TENANT, "token": APP.token, "aes_key": AES_KEY}]
     )
+    env["CLOSEDLOOP_CONVERSION_WECOM_CORPS"] = json.dumps(
+        [
+            {
+                "corp_id": CORP.corp_id,
+                "tenant_id": TENANT,
+                "token": CORP.token,
+                "aes_key": CORP.aes_key,
+            }
+        ]
+    )
+    env["CLOSEDLOOP_GATEWAY_ACCOUNTS"] = json.dumps(GATEWAY_ACCOUNTS)
     env["OTEL_EXPORTER_OTLP_ENDPOINT"] = f"http://127.0.0.1:{collector[1]}"
     env["OTEL_EXPORTER_OTLP_INSECURE"] = "true"
     env["OTEL_BSP_SCHEDULE_DELAY"] = "100"
@@ -94,6 +138,8 @@ async def loop(loop_env: dict[str, str]) -> AsyncIterator[LoopClient]:
             {name: harness.grpc_target(loop_env, name) for name in SERVICES},
             {name: harness.http_url(loop_env, name) for name in SERVICES},
             APP,
+            wechat_emulator=harness.emulator_url(loop_env),
+            wecom=CORP,
         )
         try:
             yield client
@@ -105,6 +151,8 @@ async def test_the_whole_loop(loop: LoopClient, collector: tuple[SpanCollector, 
     now = datetime.now(UTC)
     funnel = await loop.set_up_funnel(now, app_id=APP.app_id)
     [rep_id] = funnel.rep_ids
+
+    way = await _channels_have_real_codes(loop, funnel)
 
     # --- A: scan + subscribe, lead, rep, paid order, development, points, a referral code --
     await loop.subscribe_by_callback("o-alice", scene=funnel.qr_scene)
@@ -143,6 +191,7 @@ async def test_the_whole_loop(loop: LoopClient, collector: tuple[SpanCollector, 
 
     await wait_for(visit_counted)
     await loop.subscribe_by_callback("o-bob")
+    session = await _b_signs_in_through_wechat(loop, funnel, code)
     trace_id = secrets.token_hex(16)
     b_lead = await loop.lead(
         await loop.submit_form(
@@ -151,6 +200,7 @@ async def test_the_whole_loop(loop: LoopClient, collector: tuple[SpanCollector, 
             APP.app_id,
             "13800138002",
             ref_code=code,
+            session=session,
             traceparent=f"00-{trace_id}-{secrets.token_hex(8)}-01",
         )
     )
@@ -170,6 +220,8 @@ async def test_the_whole_loop(loop: LoopClient, collector: tuple[SpanCollector, 
         return await loop.stage(bob) == INVESTIGATION
 
     await wait_for(bob_known)
+
+    await _friend_add_joins_b_and_is_welcomed(loop, bob, way, rep_id, funnel.rep_wecom_ids[0])
 
     # --- B pays; A's reward is held, then granted after the hold; retention credits it -------
     b_sales_lead = await loop.assigned_lead(bob)
@@ -192,8 +244,108 @@ async def test_the_whole_loop(loop: LoopClient, collector: tuple[SpanCollector, 
 
     await wait_for(rewarded)
 
+    await _broadcast_reaches_both(loop, alice, bob, funnel.rep_wecom_ids[0])
+
     # --- one trace for B's lead, across the services ---------------------------------------
-    spans, _ = collector
+    await _one_trace(collector[0], trace_id)
+
+
+async def _channels_have_real_codes(loop: LoopClient, funnel: Funnel) -> Any:
+    """The QR channel's ticket came from WeChat, the contact-me code from WeCom."""
+    qr = (
+        await loop.acquisition.GetChannel(
+            acq.GetChannelRequest(tenant_id=TENANT, channel_id=funnel.qr_channel_id)
+        )
+    ).channel
+    assert qr.code.ticket and qr.code.image_url, qr.code.missing_reason
+    made = await loop.wechat_calls("qrcode/create")
+    assert [c["body"]["action_info"]["scene"]["scene_str"] for c in made] == [funnel.qr_scene]
+    way = await loop.set_up_contact_way(funnel, "Hi, I am your trial adviser.")
+    assert way.code.config_id
+    [asked_way] = await loop.wechat_calls("externalcontact/add_contact_way")
+    assert (asked_way["body"]["state"], asked_way["body"]["user"]) == (
+        way.state,
+        [funnel.rep_wecom_ids[0]],
+    )
+    return way
+
+
+async def _friend_add_joins_b_and_is_welcomed(
+    loop: LoopClient, bob: str, way: Any, rep_id: str, rep_wecom_id: str
+) -> None:
+    """B adds the rep on WeCom: WeCom's record of the contact carries B's unionid, so the WeCom
+    friend is B; the welcome message goes out with the callback's code."""
+    await loop.add_wecom_friend(rep_wecom_id, "wm-bob", state=way.state, welcome_code="WC-bob")
+
+    async def befriended() -> list[Any]:
+        return [o for o in await loop.ownerships(bob) if o.external_userid == "wm-bob"]
+
+    [friendship] = await wait_for(befriended)
+    assert (friendship.rep_id, friendship.channel_id) == (rep_id, way.channel_id)
+
+    async def welcomed() -> list[dict[str, Any]]:
+        return await loop.wechat_calls("externalcontact/send_welcome_msg")
+
+    [welcome] = await wait_for(welcomed)
+    assert (welcome["body"]["welcome_code"], welcome["errcode"]) == ("WC-bob", 0)
+    assert welcome["body"]["text"]["content"] == "Hi, I am your trial adviser."
+
+
+async def _broadcast_reaches_both(loop: LoopClient, alice: str, bob: str, rep: str) -> None:
+    """A broadcast to everyone who consented: A through the official account (a customer-service
+    text, A interacted within 48 h); B, whose contact is now the WeCom friendship, through the
+    adviser's 1:1 broadcast (add_msg_template)."""
+    text = "Spring sale for you"
+    sale = await loop.broadcast("consent = true AND unsubscribed = false", text)
+    assert sale.stats.recipients == 2
+
+    async def handed_over() -> list[Any]:
+        found = await loop.broadcast_recipients(sale.broadcast_id)
+        done = (SENT, FAILED, ret.RECIPIENT_STATUS_SKIPPED)
+        return found if all(r.status in done for r in found) else []
+
+    outcome = {r.customer_id: (r.status, r.reason) for r in await wait_for(handed_over)}
+    assert outcome == {alice: (SENT, ""), bob: (SENT, "")}, outcome
+
+    async def delivered() -> set[tuple[str, str]]:
+        texts = await loop.wechat_calls("message/custom/send")
+        reps = await loop.wechat_calls("externalcontact/add_msg_template")
+        return {
+            ("oa", c["body"]["touser"])
+            for c in texts
+            if c["errcode"] == 0 and c["body"]["text"]["content"] == text
+        } | {
+            (c["body"]["sender"], *c["body"]["external_userid"])
+            for c in reps
+            if c["errcode"] == 0 and c["body"]["text"]["content"] == text
+        }
+
+    async def both_reached() -> bool:
+        return await delivered() == {("oa", "o-alice"), (rep, "wm-bob")}
+
+    await wait_for(both_reached)
+
+
+async def _b_signs_in_through_wechat(loop: LoopClient, funnel: Funnel, code: str) -> str:
+    """B opens the page in WeChat's browser: web authorization vouches for B's openid and
+    unionid (WeChat knows B by one unionid across the official account and WeCom)."""
+    rep_wecom_id = funnel.rep_wecom_ids[0]
+    await loop.wechat_person(app_id=APP.app_id, openid="o-bob", unionid="u-bob")
+    await loop.wechat_person(
+        corp_id=CORP.corp_id,
+        external_userid="wm-bob",
+        unionid="u-bob",
+        follow_userids=[rep_wecom_id],
+    )
+    session = await loop.sign_in_with_wechat(funnel.page_id, "o-bob", code)
+    authorized = await loop.wechat_calls("sns/oauth2/access_token")
+    # A's sign-in and B's, each code exchanged once.
+    assert [(c.get("app_id"), c["errcode"]) for c in authorized] == [(APP.app_id, 0)] * 2
+    return session
+
+
+async def _one_trace(spans: SpanCollector, trace_id: str) -> None:
+    """Every service took part in the trace B's form started."""
     expected = {"acquisition", "identity", "conversion", "referral", "retention"}
 
     async def traced_everywhere() -> bool:

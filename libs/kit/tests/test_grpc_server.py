@@ -5,106 +5,23 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 
 import grpc
 import pytest
 import pytest_asyncio
 from google.protobuf.wrappers_pb2 import StringValue
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_probe import DEADLINE_S, ERRORS, RELEASE_HELD, SERVICE, TOKEN, Probe, register
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from loopkit import errors
 from loopkit.grpc_server import GrpcServer
-from loopkit.tenancy import require_tenant
-
-SERVICE = "loopkit.test.Probe"
-TOKEN = "s3cret-token"
-DEADLINE_S = 0.5
-ERRORS: dict[str, errors.DomainError] = {
-    "invalid": errors.InvalidArgument("must be a phone number", field="phone"),
-    "not_found": errors.NotFound("no such customer", field="customer_id"),
-    "exists": errors.AlreadyExists("already linked", field="identity"),
-    "precondition": errors.FailedPrecondition("customer was forgotten", field="customer_id"),
-    "denied": errors.PermissionDenied("not your tenant", field="tenant_id"),
-    "conflict": errors.Conflict("concurrent merge"),
-}
-
-
-async def _fail(request: StringValue, context: grpc.aio.ServicerContext) -> StringValue:
-    raise ERRORS[request.value]
-
-
-async def _crash(request: StringValue, context: grpc.aio.ServicerContext) -> StringValue:
-    raise RuntimeError(f"secret internals: {request.value}")
-
-
-async def _unreachable_db(request: StringValue, context: grpc.aio.ServicerContext) -> StringValue:
-    raise ConnectionRefusedError(111, "Connect call failed ('10.0.0.9', 5432)")
-
-
-async def _abort(request: StringValue, context: grpc.aio.ServicerContext) -> StringValue:
-    await context.abort(grpc.StatusCode.OUT_OF_RANGE, "aborted by the servicer")
-    raise AssertionError("abort returned")
-
-
-async def _sleep(request: StringValue, context: grpc.aio.ServicerContext) -> StringValue:
-    await asyncio.sleep(float(request.value))
-    return StringValue(value="done")
-
-
-async def _tenant(request: StringValue, context: grpc.aio.ServicerContext) -> StringValue:
-    return StringValue(value=require_tenant(request.value))
-
-
-METHODS: dict[str, Callable[[StringValue, grpc.aio.ServicerContext], Awaitable[StringValue]]] = {
-    "Fail": _fail,
-    "Crash": _crash,
-    "UnreachableDb": _unreachable_db,
-    "Abort": _abort,
-    "Sleep": _sleep,
-    "Tenant": _tenant,
-}
-
-
-def _register(server: grpc.aio.Server) -> None:
-    handlers = {
-        name: grpc.unary_unary_rpc_method_handler(
-            fn,
-            request_deserializer=StringValue.FromString,
-            response_serializer=StringValue.SerializeToString,
-        )
-        for name, fn in METHODS.items()
-    }
-    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
-
-
-@dataclass
-class Probe:
-    server: GrpcServer
-    channel: grpc.aio.Channel
-
-    async def call(
-        self, method: str, value: str = "", metadata: tuple[tuple[str, str], ...] = ()
-    ) -> StringValue:
-        rpc = self.channel.unary_unary(
-            f"/{SERVICE}/{method}",
-            request_serializer=StringValue.SerializeToString,
-            response_deserializer=StringValue.FromString,
-        )
-        result: StringValue = await rpc(StringValue(value=value), metadata=metadata, timeout=10)
-        return result
-
-    async def health(self, service: str = "") -> int:
-        stub = health_pb2_grpc.HealthStub(self.channel)
-        reply = await stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=5)
-        return int(reply.status)
+from loopkit.testing import eventually
 
 
 async def _started(api_token: str | None) -> tuple[GrpcServer, grpc.aio.Channel]:
     server = GrpcServer("127.0.0.1", 0, default_deadline_s=DEADLINE_S, api_token=api_token)
-    server.add(_register, [SERVICE])
+    server.add(register, [SERVICE])
     await server.start()
     return server, grpc.aio.insecure_channel(f"127.0.0.1:{server.port}")
 
@@ -247,3 +164,35 @@ async def test_health_is_not_serving_until_ready_and_again_while_draining() -> N
     finally:
         await channel.close()
         await server.stop(0)
+
+
+async def test_calls_arriving_while_the_server_drains_are_unavailable_not_cancelled() -> None:
+    server, channel = await _started(api_token=None)
+    await server.set_serving(True)
+    probe = Probe(server, channel)
+    await probe.call("Tenant", "t1")  # connected
+    held = asyncio.ensure_future(probe.call("Hold"))
+
+    async def outcome() -> str:
+        try:
+            await probe.call("Tenant", "t1")
+        except grpc.aio.AioRpcError as exc:
+            return exc.code().name
+        return "OK"
+
+    async def in_flight() -> bool:
+        return server.in_flight == 1  # the held call has started
+
+    await eventually(in_flight)
+    # SIGTERM arrives amid a burst of calls: the burst and the drain start together.
+    burst = [asyncio.ensure_future(outcome()) for _ in range(50)]
+    stopping = asyncio.ensure_future(server.stop(30))
+    codes = await asyncio.gather(*burst)
+    late = await outcome()  # arrives well after SIGTERM, while the held call still runs
+    RELEASE_HELD.set()
+    assert (await held).value == "finished"  # in flight at SIGTERM: allowed to finish
+    await stopping
+    await channel.close()
+    assert "CANCELLED" not in codes, codes
+    assert set(codes) <= {"OK", "UNAVAILABLE"}, codes
+    assert late == "UNAVAILABLE"

@@ -71,3 +71,11 @@ def test_restart_messages_seen_from_asyncpg_are_outages(message: str) -> None:
         # What SQLAlchemy hands a caller: the driver error wrapped, with its SQLSTATE kept.
         wrapped = DBAPIError("SELECT 1", None, cls(message))
         assert is_outage(wrapped), (cls, message)
+
+
+def test_only_network_errors_among_os_errors_are_outages() -> None:
+    assert is_outage(ConnectionRefusedError(111, "Connect call failed ('127.0.0.1', 5432)"))
+    assert is_outage(OSError("Multiple exceptions: [Errno 111] Connect call failed ('::1', 5432)"))
+    # A handler that cannot write a file has a bug or a configuration problem: not an outage.
+    assert not is_outage(PermissionError(13, "Permission denied", "/var/log/sent.jsonl"))
+    assert not is_outage(FileNotFoundError(2, "No such file or directory"))

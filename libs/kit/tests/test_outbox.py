@@ -11,6 +11,7 @@ from pathlib import Path
 import nats
 from nats.aio.client import Client
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from kit_testbed import (
     KIT,
@@ -22,7 +23,7 @@ from kit_testbed import (
     start_helper,
     unsent_count,
 )
-from loopkit import natsio
+from loopkit import db, natsio
 from loopkit.events import Outbox, stream_for
 from loopkit.natsserver import NatsServer, free_port
 from loopkit.outbox import OutboxRelay
@@ -168,3 +169,60 @@ async def _true(value: bool) -> bool:
 
 async def _zero(count: Awaitable[int]) -> bool:
     return await count == 0
+
+
+class _CountingRelay(OutboxRelay):
+    """Records the size of every batch it published and how many JetStream already had."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.batches: list[int] = []
+        self.duplicates = 0
+
+    async def _publish(self, rows):  # type: ignore[no-untyped-def]
+        duplicates = await super()._publish(rows)
+        self.batches.append(len(rows))
+        self.duplicates += duplicates
+        return duplicates
+
+
+async def test_a_burst_of_commits_goes_out_in_batches_exactly_once_even_with_two_relays(
+    database: Database, stream: Stream, nats_client: Client
+) -> None:
+    """A campaign spike: hundreds of transactions commit at once, each waking the relay. On
+    PostgreSQL two replicas relay the same outbox side by side and never publish a row twice."""
+    js = nats_client.jetstream()
+    # Only the wake-ups drive the relays: the poll would come too late to matter.
+    replicas = 2 if database.backend == "postgres" else 1  # SQLite is one process
+    relays = [
+        _CountingRelay(database.sessions, KIT, js, batch_size=50, poll_interval_s=60)
+        for _ in range(replicas)
+    ]
+    stop = asyncio.Event()
+    tasks = [asyncio.create_task(r.run(stop)) for r in relays]
+    outbox = Outbox(KIT, stream.producer)
+    ids: list[str] = []
+
+    def wake_all() -> None:
+        for relay in relays:
+            relay.wake()
+
+    async def commit_one(session: AsyncSession) -> None:
+        env = customer_created(stream.producer)
+        await outbox.add(session, env)
+        ids.append(env.id)
+
+    try:
+        await asyncio.gather(
+            *[db.transact(database.sessions, commit_one, after_commit=wake_all) for _ in range(300)]
+        )
+        await eventually(lambda: _zero(unsent_count(database.sessions)), timeout_s=30)
+    finally:
+        stop.set()
+        await asyncio.wait_for(asyncio.gather(*tasks), 20)
+    on_stream = Counter(e.id for e in await read_events(nats_client, stream.name))
+    assert on_stream == Counter({event_id: 1 for event_id in ids})
+    published = [n for r in relays for n in r.batches]
+    assert sum(published) == 300  # every row published by exactly one relay, once
+    assert sum(r.duplicates for r in relays) == 0
+    assert len(published) < 300  # commits that woke the relay together left together

@@ -20,11 +20,19 @@ from closedloop.acquisition.v1 import acquisition_pb2 as pb
 from closedloop.acquisition.v1 import acquisition_pb2_grpc
 from closedloop.common.v1 import common_pb2 as c
 from closedloop.identity.v1 import identity_pb2, identity_pb2_grpc
+from gateway_helpers import Emulator
 from loopkit.testing import PostgresServer, RunningService
 
 TOKEN = "callback-token-1"
 AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
 OFFICIAL_ACCOUNT = "gh_0123456789ab"
+# What the acquisition under the gateway tests signs its sign-in cookies with.
+SESSION_SECRET = "test-session-secret-0123456789"
+# WeChat's in-app browser on a phone (web authorization works only there).
+WECHAT_UA = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 "
+    "(KHTML, like Gecko) Mobile/15E148 MicroMessenger/8.0.50 NetType/WIFI Language/zh_CN"
+)
 
 
 def app_ids(slot: int) -> tuple[str, str]:
@@ -119,6 +127,34 @@ class Env:
             pb.GetChannelStatsRequest(tenant_id=self.tenant, channel_id=channel_id)
         )
         return answer.stats
+
+
+@dataclass
+class WechatSlot:
+    """A tenant of its own with an official account and a WeCom corp in the gateway."""
+
+    env: Env
+    app_id: str
+    corp_id: str
+    wechat: Emulator
+    gateway: RunningService
+
+
+async def sign_in(
+    http: httpx.AsyncClient, page_id: str, openid: str, query: str = ""
+) -> httpx.Response:
+    """A visitor opening the page in WeChat: to the emulator's authorize page (as `openid`) and
+    back; the client then holds the page's WeChat session cookie."""
+    wechat_browser = {"user-agent": WECHAT_UA}
+    start = await http.get(f"/p/{page_id}" + (f"?{query}" if query else ""), headers=wechat_browser)
+    assert start.status_code == 302, start.text
+    authorize = start.headers["location"].split("#", 1)[0]
+    async with httpx.AsyncClient(trust_env=False) as wechat:
+        back = await wechat.get(f"{authorize}&emulator_openid={openid}")
+    assert back.status_code == 302, back.text
+    done = await http.get(back.headers["location"], headers=wechat_browser)
+    assert done.status_code == 303, done.text
+    return done
 
 
 async def database(request: pytest.FixtureRequest, backend: str, tmp: Path, name: str) -> str:

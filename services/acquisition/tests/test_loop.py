@@ -1,16 +1,19 @@
-"""The issue's "done when": QR channel + landing page, a signed subscribe, a form with a phone,
-one customer in identity, one attributed lead, lead.captured on JetStream, and the stats."""
+"""The issue's "done when": QR channel + landing page, a signed subscribe, a form with a phone
+after WeChat sign-in, one customer in identity, one attributed lead, lead.captured on JetStream,
+and the stats."""
 
 from __future__ import annotations
 
 from acquisition_helpers import (
     Env,
+    WechatSlot,
     event_xml,
     form,
     openid,
     phone,
     plain_post,
     safe_post,
+    sign_in,
     signed_query,
 )
 from closedloop.acquisition.v1 import acquisition_pb2 as pb
@@ -20,8 +23,9 @@ from loopkit.testing import eventually, read_events
 
 
 async def test_subscribe_then_form_gives_one_customer_and_one_attributed_lead(
-    env: Env, nats_client: object
+    wx: WechatSlot, nats_client: object
 ) -> None:
+    env = wx.env
     campaign = await env.campaign()
     channel = await env.qr_channel(
         campaign.campaign_id, "spring-1", welcome_message="Welcome! Here is your trial link."
@@ -39,9 +43,10 @@ async def test_subscribe_then_form_gives_one_customer_and_one_attributed_lead(
             return (await env.stats(channel.channel_id)).subscribes == 1
 
         await eventually(touched)
+        # The page signs the visitor in through WeChat: the form knows them for sure.
+        await sign_in(http, page.page_id, "o-visitor-1")
         submitted = await http.post(
-            f"/v1/forms/{page.page_id}/submissions",
-            json={"values": form(), "openid": "o-visitor-1", "app_id": env.app_id},
+            f"/v1/forms/{page.page_id}/submissions", json={"values": form()}
         )
         assert submitted.status_code == 201, submitted.text
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import time
 
 from nats.aio.client import Client
@@ -207,3 +208,28 @@ async def test_unsubscribe_click_view_and_expired_codes(env: Env, nats_client: C
     assert not by_kind[ev.TOUCH_KIND_UNSUBSCRIBE].channel_id
     stats = await env.stats(expired.channel_id)
     assert (stats.scans, stats.subscribes, stats.expired_touches) == (0, 0, 2)
+
+
+async def test_processing_a_callback_continues_the_callers_trace(
+    env: Env, nats_client: Client
+) -> None:
+    campaign = await env.campaign()
+    await env.qr_channel(campaign.campaign_id, "traced-1")
+    trace_id = secrets.token_hex(16)
+    query, body = safe_post(event_xml("o-traced", "subscribe", key="qrscene_traced-1"), env.app_id)
+    async with env.http() as http:
+        answer = await http.post(
+            env.callback(),
+            params=query,
+            content=body,
+            headers={"traceparent": f"00-{trace_id}-{secrets.token_hex(8)}-01"},
+        )
+    assert answer.status_code == 200
+
+    async def touches() -> list[ev.TouchRecorded]:
+        return await _events(nats_client, env, "touch.recorded")
+
+    await eventually(touches)
+    # Recorded later by the worker, yet in the trace of the request that delivered the message.
+    for event in await touches():
+        assert event.traceparent.split("-")[1] == trace_id, event.traceparent  # type: ignore[attr-defined]

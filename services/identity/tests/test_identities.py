@@ -112,3 +112,15 @@ def test_policy_can_forbid_unionid_merges():
     owners = {o.key: Owner("A", T0), u.key: Owner("B", T0)}
     with pytest.raises(FailedPrecondition):
         plan_resolution([o, u], owners, MergePolicy(frozenset({Kind.EXTERNAL})))
+
+
+def test_a_policy_listing_openids_still_merges_only_verified_ones():
+    policy = MergePolicy(frozenset({Kind.WECHAT_OPENID}))
+    for verified in (False, True):
+        o1, o2 = _claim(Kind.WECHAT_OPENID, "o1"), _claim(Kind.WECHAT_OPENID, "o2", verified)
+        owners = {o1.key: Owner("A", T0), o2.key: Owner("B", T0 + timedelta(1))}
+        if verified:
+            assert plan_resolution([o1, o2], owners, policy).merges == [("B", o2.key)]
+        else:
+            with pytest.raises(FailedPrecondition):
+                plan_resolution([o1, o2], owners, policy)

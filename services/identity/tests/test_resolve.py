@@ -176,3 +176,19 @@ async def test_tenant_from_metadata(stub, tenant):
             resolve_request(tenant + "-x", openid("o-md")), metadata=(("x-tenant-id", tenant),)
         )
     assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+async def test_a_repeat_resolve_answers_every_id_merged_into_the_customer(stub, tenant):
+    a = await stub.ResolveCustomer(resolve_request(tenant, openid("o-a")))
+    b = await stub.ResolveCustomer(resolve_request(tenant, openid("o-b")))
+    c_ = await stub.ResolveCustomer(resolve_request(tenant, openid("o-c")))
+    a_id, b_id, c_id = (x.customer.customer_id for x in (a, b, c_))
+    # c into b, then b into a: a chain of two merges.
+    await stub.MergeCustomers(pb.MergeCustomersRequest(tenant_id=tenant, customer_ids=[b_id, c_id]))
+    await stub.MergeCustomers(pb.MergeCustomersRequest(tenant_id=tenant, customer_ids=[a_id, b_id]))
+    again = await stub.ResolveCustomer(resolve_request(tenant, openid("o-c")))
+    assert again.customer.customer_id == a_id and not again.created
+    assert sorted(again.customer.merged_ids) == sorted([b_id, c_id])
+    assert keys(again.customer) == {
+        (c.IDENTITY_KIND_WECHAT_OPENID, "wx-app-1", v) for v in ("o-a", "o-b", "o-c")
+    }

@@ -24,7 +24,11 @@ def _unionid(value: str) -> ClaimedIdentity:
     return ClaimedIdentity(IdentityKey(Kind.WECHAT_UNIONID, "", value), verified=True)
 
 
-async def _counted(identity, tenant: str, claims: list[ClaimedIdentity]) -> tuple[Resolution, int]:
+async def _counted(
+    identity, tenant: str, claims: list[ClaimedIdentity], *, direct: bool = True
+) -> tuple[Resolution, int]:
+    """Resolve as the servicer does: directly without a transaction, or (`direct=False`) the whole
+    resolve in one transaction."""
     service = CustomerService(identity.runtime.outbox)
     statements: list[str] = []
 
@@ -36,11 +40,15 @@ async def _counted(identity, tenant: str, claims: list[ClaimedIdentity]) -> tupl
         assert conn is not None
         event.listen(conn, "before_cursor_execute", count)
         try:
+            if direct:
+                found = await service.resolve_directly(session, tenant, claims, {}, "test")
+                assert found is not None, "the direct path declined"
+                return found
             return await service.resolve(session, tenant, claims, {}, "test")
         finally:
             event.remove(conn, "before_cursor_execute", count)
 
-    result = await transact(identity.runtime.sessions, work)
+    result = await transact(identity.runtime.sessions, work, autocommit=direct)
     return result, len(statements)
 
 
@@ -60,6 +68,8 @@ async def test_a_possible_merge_takes_the_locking_path(identity):
     tenant = f"t-{uuid.uuid4().hex[:10]}"
     await _counted(identity, tenant, [_openid("o-1")])
     await _counted(identity, tenant, [_unionid("u-1")])
-    merged, statements = await _counted(identity, tenant, [_openid("o-1"), _unionid("u-1")])
+    merged, statements = await _counted(
+        identity, tenant, [_openid("o-1"), _unionid("u-1")], direct=False
+    )
     assert len(merged.merged_ids) == 1
     assert statements > EXPECTED[identity.runtime.engine.dialect.name][2]

@@ -214,3 +214,70 @@ async def test_a_refused_message_is_reported_as_failed(
         blocked: (pb.RECIPIENT_STATUS_FAILED, "refused"),
     }
     assert done.broadcast.stats.failed == 1 and done.broadcast.stats.sent == 1
+
+
+async def test_an_unsubscribe_after_planning_stops_the_scheduled_message(
+    stub: Stub, nats_client: Client, retention: RunningService
+) -> None:
+    """Consent is checked again when a message is due, not only when the broadcast is planned."""
+    t, stays, leaves = tenant(), customer(), customer()
+    await set_rules(stub, t, quiet_start="00:00", quiet_end="00:00", cap_messages=10)
+    for cid in (stays, leaves):
+        await lead(nats_client, t, cid, tags=("later",))
+
+    async def loaded() -> bool:
+        res = await stub.PreviewSegment(
+            pb.PreviewSegmentRequest(tenant_id=t, expression="tag = 'later'")
+        )
+        return res.count == 2
+
+    await eventually(loaded)
+    # Planned for tomorrow: both are scheduled, nobody is messaged yet.
+    tomorrow = datetime.now(UTC) + timedelta(days=1)
+    planned = await stub.ScheduleBroadcast(
+        pb.ScheduleBroadcastRequest(
+            tenant_id=t,
+            expression="tag = 'later'",
+            template="tomorrow's offer",
+            window_start=ts(tomorrow),
+            window_end=ts(tomorrow + timedelta(hours=1)),
+        )
+    )
+    b = planned.broadcast
+    assert b.stats.recipients == 2 and b.stats.skipped == 0
+
+    await publish(
+        nats_client,
+        "acquisition",
+        "touch.recorded",
+        t,
+        leaves,
+        acq.TouchRecorded(touch_id="bye", kind=acq.TOUCH_KIND_UNSUBSCRIBE, channel_id="ch-1"),
+    )
+
+    async def unsubscribed() -> bool:
+        a = await activity(stub, t, leaves)
+        return a is not None and a.unsubscribed
+
+    await eventually(unsubscribed)
+    # Tomorrow comes: the messages fall due.
+    from sqlalchemy import update
+
+    from closedloop_retention.models import RecipientRow
+
+    async with retention.runtime.sessions() as session, session.begin():
+        await session.execute(
+            update(RecipientRow)
+            .where(RecipientRow.broadcast_id == b.broadcast_id)
+            .values(send_at=datetime.now(UTC) - timedelta(seconds=1))
+        )
+
+    res = await wait_done(stub, t, b.broadcast_id)
+    status = {r.customer_id: (r.status, r.reason) for r in res.recipients}
+    assert status == {
+        stays: (pb.RECIPIENT_STATUS_SENT, ""),
+        leaves: (pb.RECIPIENT_STATUS_SKIPPED, "unsubscribed"),
+    }
+    sender: SandboxSender = retention.runtime.parts["sender"]
+    mine = [m for m, _ in sender.sent if m.params.get("broadcast_id") == b.broadcast_id]
+    assert [m.customer_id for m in mine] == [stays]

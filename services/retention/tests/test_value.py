@@ -160,7 +160,11 @@ async def test_cross_sell_from_what_similar_customers_bought(
         res = await stub.PreviewSegment(
             pb.PreviewSegmentRequest(tenant_id=t, expression="order_count > 0")
         )
-        return res.count == 4
+        if res.count != 4:
+            return False
+        # c's second order (the mug) too: otherwise "mug gone" below could hold before it came.
+        ideas = await stub.GetSuggestions(pb.GetSuggestionsRequest(tenant_id=t, customer_id=me))
+        return "mug" in [s.sku for s in ideas.suggestions]
 
     await eventually(loaded)
     from closedloop.events.v1 import conversion_events_pb2 as conv

@@ -1,18 +1,23 @@
-"""`closedloop`: run the platform locally, migrate databases, inspect and replay dead letters."""
+"""`closedloop`: run the platform locally, migrate databases, inspect and replay dead letters,
+manage API keys."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import json
+import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import nats
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 
 from loopkit import deadletters
+from loopkit.callers import KeyStore
+from loopkit.errors import DomainError
 from loopkit.runner import (
     PlatformError,
     load_services,
@@ -144,6 +149,51 @@ def _deadletters_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     which.add_argument("--all", action="store_true", help="every (matching) dead letter")
 
 
+def _key_store(args: argparse.Namespace) -> KeyStore:
+    path = args.file or os.environ.get("CLOSEDLOOP_API_KEYS_FILE")
+    if not path:
+        raise PlatformError("name the key file: --file or CLOSEDLOOP_API_KEYS_FILE", exit_code=2)
+    return KeyStore(Path(path))
+
+
+def _cmd_keys(args: argparse.Namespace) -> int:
+    store = _key_store(args)
+    if args.action == "add":
+        try:
+            key = store.add(args.name, args.tenant, args.role)
+        except DomainError as exc:
+            raise PlatformError(str(exc), exit_code=2) from None
+        print(key)
+        print("shown once: only its hash is kept in", store.path, file=sys.stderr)
+        return 0
+    if args.action == "revoke":
+        if not store.revoke(args.id):
+            print(f"no key {args.id}", file=sys.stderr)
+            return 1
+        print(f"revoked {args.id}")
+        return 0
+    for e in store.entries():
+        tenants = ",".join(e["tenants"])
+        print(f"{e['id']}  {e['role']:5}  {tenants:30}  {e['name']}  {e['created_at']}")
+    return 0
+
+
+def _keys_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    k = sub.add_parser("keys", help="add, list or revoke API keys (per tenant, read or write)")
+    k.add_argument("--file", help="the key file (default: $CLOSEDLOOP_API_KEYS_FILE)")
+    k.set_defaults(fn=_cmd_keys)
+    actions = k.add_subparsers(dest="action", required=True)
+    add = actions.add_parser("add", help="create a key and print it (once)")
+    add.add_argument("--name", required=True, help="who holds it, e.g. reporting-dashboard")
+    add.add_argument(
+        "--tenant", action="append", required=True, help="a tenant it may act for (repeat; * = all)"
+    )
+    add.add_argument("--role", choices=["read", "write"], default="read")
+    actions.add_parser("list", help="the keys (ids, roles, tenants; never secrets)")
+    rv = actions.add_parser("revoke", help="remove a key: its holder is refused from then on")
+    rv.add_argument("id", help="the key id (clk_<id>.…)")
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="closedloop", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -162,6 +212,7 @@ def parser() -> argparse.ArgumentParser:
     )
     m.set_defaults(fn=_cmd_migrate)
     _deadletters_parser(sub)
+    _keys_parser(sub)
     return p
 
 

@@ -239,6 +239,7 @@ class EventConsumer:
             _handled.add(1, {"consumer": self.durable, "outcome": "outage"})
             await msg.nak(delay=self.backoff_s)
             return
+        self.backoff_s = 0.0  # whatever failed, the dependencies answered
         strikes = self._strikes.get(seq, 0) + 1
         permanent = isinstance(exc, DomainError) and not isinstance(exc, Conflict)
         if permanent or strikes >= self._max_deliver:

@@ -35,6 +35,10 @@ class PermissionDenied(DomainError):
     """The caller may not do this (gRPC PERMISSION_DENIED, HTTP 403)."""
 
 
+class Unauthenticated(DomainError):
+    """The caller did not say who it is, or said it wrongly (gRPC UNAUTHENTICATED, HTTP 401)."""
+
+
 class Conflict(DomainError):
     """Concurrent writers collided; the unit of work may be retried (gRPC ABORTED)."""
 

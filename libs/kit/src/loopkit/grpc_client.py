@@ -8,6 +8,7 @@ from typing import Any
 
 import grpc
 
+from loopkit import errors
 from loopkit.tracing import current_context_headers
 
 # Retried on codes that mean "the server never did the work or may safely do it again".
@@ -18,6 +19,34 @@ _RETRY_POLICY = {
     "backoffMultiplier": 2,
     "retryableStatusCodes": ["UNAVAILABLE", "ABORTED"],
 }
+
+
+# A callee's answer the caller can act on comes back as the same domain error; anything else
+# (UNAVAILABLE, DEADLINE_EXCEEDED, INTERNAL, ...) means the dependency is not there right now.
+_DOMAIN_ERRORS: dict[grpc.StatusCode, type[errors.DomainError]] = {
+    grpc.StatusCode.INVALID_ARGUMENT: errors.InvalidArgument,
+    grpc.StatusCode.NOT_FOUND: errors.NotFound,
+    grpc.StatusCode.FAILED_PRECONDITION: errors.FailedPrecondition,
+    grpc.StatusCode.ALREADY_EXISTS: errors.AlreadyExists,
+    grpc.StatusCode.PERMISSION_DENIED: errors.PermissionDenied,
+    grpc.StatusCode.UNAUTHENTICATED: errors.Unauthenticated,
+    grpc.StatusCode.ABORTED: errors.Conflict,
+}
+
+
+def translate_error(exc: grpc.aio.AioRpcError, dependency: str) -> Exception:
+    """The domain error a failed call stands for (`field` from the `closedloop-field` trailer),
+    or DependencyUnavailable naming `dependency`."""
+    code = exc.code()
+    domain = _DOMAIN_ERRORS.get(code)
+    if domain is not None:
+        trailers = dict(exc.trailing_metadata() or ())
+        field = trailers.get("closedloop-field") or None
+        reason = exc.details() or code.name
+        if field and reason.startswith(f"{field}: "):
+            reason = reason[len(field) + 2 :]
+        return domain(reason, field=str(field) if field else None)
+    return errors.DependencyUnavailable(f"{dependency}: {code.name} ({exc.details()})")
 
 
 def service_config(idempotent: Sequence[tuple[str, str]]) -> str:

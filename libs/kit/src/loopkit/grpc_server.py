@@ -4,6 +4,7 @@ tracing, metrics and domain-error mapping."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import logging
 import time
@@ -18,8 +19,14 @@ from opentelemetry import metrics
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from loopkit import errors
+from loopkit.callers import KeyStore
 from loopkit.outages import is_outage, outage_name
-from loopkit.tenancy import TENANT_METADATA_KEY, metadata_tenant
+from loopkit.tenancy import (
+    TENANT_METADATA_KEY,
+    caller_tenants,
+    metadata_tenant,
+    require_tenant,
+)
 from loopkit.tracing import span_from_headers, trace_id_hex
 
 log = logging.getLogger(__name__)
@@ -34,6 +41,7 @@ STATUS_OF: dict[type[errors.DomainError], grpc.StatusCode] = {
     errors.AlreadyExists: grpc.StatusCode.ALREADY_EXISTS,
     errors.FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
     errors.PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
+    errors.Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
     errors.Conflict: grpc.StatusCode.ABORTED,
 }
 # Infrastructure services stay open: probes and grpcurl need no token or tenant.
@@ -49,9 +57,27 @@ def status_of(exc: errors.DomainError) -> grpc.StatusCode:
 
 
 class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
-    def __init__(self, *, default_deadline_s: float, api_token: str | None) -> None:
+    def __init__(
+        self,
+        *,
+        default_deadline_s: float,
+        api_token: str | None,
+        keys: KeyStore | None = None,
+    ) -> None:
         self._default_deadline_s = default_deadline_s
         self._api_token = api_token
+        self._keys = keys
+        # Set when the server drains: calls that arrive then are told UNAVAILABLE (retry
+        # elsewhere or later) instead of being cancelled by the transport when it stops.
+        self.draining = False
+        self.in_flight = 0  # calls being handled now
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    async def wait_idle(self, timeout_s: float) -> None:
+        """Until no call is being handled (or `timeout_s` passed)."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._idle.wait(), timeout_s)
 
     async def intercept_service(
         self,
@@ -72,68 +98,99 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         self, method: str, behavior: Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
     ) -> Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]:
         async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            metadata = {
-                k: v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)
-            }
-            started = time.perf_counter()
-            code = grpc.StatusCode.OK
-            token = metadata_tenant.set(metadata.get(TENANT_METADATA_KEY))
-            try:
-                with span_from_headers(
-                    method,
-                    metadata,
-                    kind=SpanKind.SERVER,
-                    attributes={"rpc.system": "grpc", "rpc.method": method},
-                ) as span:
-                    try:
-                        self._authenticate(metadata)
-                        remaining = context.time_remaining()
-                        budget = self._default_deadline_s if remaining is None else remaining
-                        # asyncio.timeout, unlike wait_for, adds no task per call.
-                        async with asyncio.timeout(budget):
-                            return await behavior(request, context)
-                    except errors.DomainError as exc:
-                        code = status_of(exc)
-                        if exc.field:
-                            context.set_trailing_metadata((("closedloop-field", exc.field),))
-                        span.set_attribute("rpc.grpc.status_code", code.value[0])
-                        await context.abort(code, str(exc))
-                    except TimeoutError:
-                        code = grpc.StatusCode.DEADLINE_EXCEEDED
-                        await context.abort(code, f"{method} did not finish within its deadline")
-                    except asyncio.CancelledError:
-                        code = grpc.StatusCode.CANCELLED
-                        raise
-                    except Exception as exc:
-                        if context.code() is not None:  # the servicer aborted on purpose
-                            code = context.code()
-                            raise
-                        if isinstance(exc, errors.DependencyUnavailable):
-                            code = grpc.StatusCode.UNAVAILABLE
-                            log.warning("%s: %s", method, exc)
-                            await context.abort(code, f"{exc}; retry shortly")
-                        if is_outage(exc):
-                            # Retryable by the client's policy; not a bug worth a stack trace.
-                            code = grpc.StatusCode.UNAVAILABLE
-                            log.warning("%s: dependency unavailable: %s", method, exc)
-                            await context.abort(
-                                code, f"{outage_name(exc)} is unavailable; retry shortly"
-                            )
-                        code = grpc.StatusCode.INTERNAL
-                        span.record_exception(exc)
-                        span.set_status(Status(StatusCode.ERROR))
-                        log.exception("%s failed", method)
-                        await context.abort(code, f"internal error (trace {trace_id_hex(span)})")
-            finally:
-                metadata_tenant.reset(token)
-                _duration.record(
-                    time.perf_counter() - started,
-                    {"rpc_method": method, "rpc_grpc_status_code": code.name},
+            if self.draining:
+                await context.abort(
+                    grpc.StatusCode.UNAVAILABLE, "the server is shutting down; retry shortly"
                 )
+            self.in_flight += 1
+            self._idle.clear()
+            try:
+                return await self._handle(method, behavior, request, context)
+            finally:
+                self.in_flight -= 1
+                if self.in_flight == 0:
+                    self._idle.set()
 
         return call
 
-    def _authenticate(self, metadata: dict[str, str]) -> None:
+    async def _handle(
+        self,
+        method: str,
+        behavior: Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]],
+        request: Any,
+        context: grpc.aio.ServicerContext,
+    ) -> Any:
+        """One call: auth, tenancy, deadline, span, metrics, and errors mapped to status codes."""
+        metadata = {k: v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}
+        started = time.perf_counter()
+        code = grpc.StatusCode.OK
+        token = metadata_tenant.set(metadata.get(TENANT_METADATA_KEY))
+        allowed = caller_tenants.set(None)
+        try:
+            with span_from_headers(
+                method,
+                metadata,
+                kind=SpanKind.SERVER,
+                attributes={"rpc.system": "grpc", "rpc.method": method},
+            ) as span:
+                try:
+                    self._authenticate(method, metadata, request)
+                    remaining = context.time_remaining()
+                    budget = self._default_deadline_s if remaining is None else remaining
+                    # asyncio.timeout, unlike wait_for, adds no task per call.
+                    async with asyncio.timeout(budget):
+                        return await behavior(request, context)
+                except errors.DomainError as exc:
+                    code = status_of(exc)
+                    if exc.field:
+                        context.set_trailing_metadata((("closedloop-field", exc.field),))
+                    span.set_attribute("rpc.grpc.status_code", code.value[0])
+                    await context.abort(code, str(exc))
+                except TimeoutError:
+                    code = grpc.StatusCode.DEADLINE_EXCEEDED
+                    await context.abort(code, f"{method} did not finish within its deadline")
+                except asyncio.CancelledError:
+                    code = grpc.StatusCode.CANCELLED
+                    raise
+                except Exception as exc:
+                    if context.code() is not None:  # the servicer aborted on purpose
+                        code = context.code()
+                        raise
+                    if isinstance(exc, errors.DependencyUnavailable):
+                        code = grpc.StatusCode.UNAVAILABLE
+                        log.warning("%s: %s", method, exc)
+                        await context.abort(code, f"{exc}; retry shortly")
+                    if is_outage(exc):
+                        # Retryable by the client's policy; not a bug worth a stack trace.
+                        code = grpc.StatusCode.UNAVAILABLE
+                        log.warning("%s: dependency unavailable: %s", method, exc)
+                        await context.abort(
+                            code, f"{outage_name(exc)} is unavailable; retry shortly"
+                        )
+                    code = grpc.StatusCode.INTERNAL
+                    span.record_exception(exc)
+                    span.set_status(Status(StatusCode.ERROR))
+                    log.exception("%s failed", method)
+                    await context.abort(code, f"internal error (trace {trace_id_hex(span)})")
+        finally:
+            caller_tenants.reset(allowed)
+            metadata_tenant.reset(token)
+            _duration.record(
+                time.perf_counter() - started,
+                {"rpc_method": method, "rpc_grpc_status_code": code.name},
+            )
+
+    def _authenticate(self, method: str, metadata: dict[str, str], request: Any) -> None:
+        if self._keys is not None:
+            caller = self._keys.authenticate(metadata.get("authorization", ""))
+            caller.check_method(method.rsplit("/", 1)[-1])
+            # Checked here for the tenant the request and the metadata name, and again by
+            # require_tenant (which every call makes) for the tenant the call settles on.
+            caller_tenants.set(caller.tenants)
+            for named in (getattr(request, "tenant_id", ""), metadata.get(TENANT_METADATA_KEY)):
+                if isinstance(named, str) and named:
+                    require_tenant(named)
+            return
         if self._api_token is None:
             return
         given = metadata.get("authorization", "")
@@ -151,11 +208,13 @@ class GrpcServer:
         *,
         default_deadline_s: float = 10.0,
         api_token: str | None = None,
+        keys: KeyStore | None = None,
     ) -> None:
+        self._interceptor = ServiceInterceptor(
+            default_deadline_s=default_deadline_s, api_token=api_token, keys=keys
+        )
         self.server = grpc.aio.server(
-            interceptors=[
-                ServiceInterceptor(default_deadline_s=default_deadline_s, api_token=api_token)
-            ],
+            interceptors=[self._interceptor],
             options=[
                 ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
                 ("grpc.so_reuseport", 0),
@@ -187,6 +246,11 @@ class GrpcServer:
             await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
         await self.server.start()
 
+    @property
+    def in_flight(self) -> int:
+        """Calls being handled right now."""
+        return self._interceptor.in_flight
+
     async def set_serving(self, serving: bool) -> None:
         status = (
             health_pb2.HealthCheckResponse.SERVING
@@ -197,6 +261,15 @@ class GrpcServer:
             await self.health.set(name, status)
 
     async def stop(self, grace_s: float) -> None:
-        """Stop taking calls, let in-flight ones finish within `grace_s`."""
+        """Stop taking calls, let in-flight ones finish within `grace_s`.
+
+        New calls are answered UNAVAILABLE by the interceptor while in-flight ones finish; only
+        then does the transport stop. Stopping it at once would cancel calls that had arrived
+        but not started (clients see CANCELLED, which they do not retry).
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace_s
         await self.set_serving(False)
-        await self.server.stop(grace_s)
+        self._interceptor.draining = True
+        await self._interceptor.wait_idle(grace_s)
+        await self.server.stop(max(0.0, deadline - loop.time()))

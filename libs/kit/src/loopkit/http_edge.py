@@ -28,6 +28,7 @@ _STATUS: list[tuple[type[errors.DomainError], int]] = [
     (errors.FailedPrecondition, 409),
     (errors.Conflict, 409),
     (errors.PermissionDenied, 403),
+    (errors.Unauthenticated, 401),
 ]
 
 # Forms and chat archives are a few levels deep; deeper bodies are hostile (json's C parser

@@ -24,8 +24,21 @@ _DOMAIN_ERRORS: dict[grpc.StatusCode, type[errors.DomainError]] = {
     grpc.StatusCode.FAILED_PRECONDITION: errors.FailedPrecondition,
     grpc.StatusCode.ALREADY_EXISTS: errors.AlreadyExists,
     grpc.StatusCode.PERMISSION_DENIED: errors.PermissionDenied,
+    grpc.StatusCode.UNAUTHENTICATED: errors.Unauthenticated,
     grpc.StatusCode.ABORTED: errors.Conflict,
 }
+
+# What identity answers while it is out (or draining): the same call can work a moment later.
+_TRANSIENT = {
+    grpc.StatusCode.UNAVAILABLE,
+    grpc.StatusCode.DEADLINE_EXCEEDED,
+    grpc.StatusCode.RESOURCE_EXHAUSTED,
+    grpc.StatusCode.CANCELLED,
+}
+
+
+class IdentityFailed(Exception):
+    """Identity answered with an error that is neither a domain error nor an outage (a bug)."""
 
 
 def identity_to_pb(identity: IdentityValue) -> common_pb2.Identity:
@@ -58,7 +71,11 @@ def _translate(exc: grpc.aio.AioRpcError) -> Exception:
         if field and reason.startswith(f"{field}: "):
             reason = reason[len(field) + 2 :]
         return domain(reason, field=str(field) if field else None)
-    return errors.DependencyUnavailable(f"identity service: {code.name} ({exc.details()})")
+    if code in _TRANSIENT:
+        return errors.DependencyUnavailable(f"identity service: {code.name} ({exc.details()})")
+    # INTERNAL, UNIMPLEMENTED, ...: identity answered, and it is not an outage. Retrying forever
+    # (or telling our own caller to retry) would hide a bug; it counts as a failure.
+    return IdentityFailed(f"identity service: {code.name} ({exc.details()})")
 
 
 class IdentityClient:

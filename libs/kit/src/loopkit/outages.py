@@ -8,11 +8,13 @@ or bad input and is answered or counted as such.
 
 from __future__ import annotations
 
+import errno
+import socket
+
 import nats.errors
 import nats.js.errors
 from sqlalchemy.exc import DBAPIError
 
-from loopkit.db import is_unavailable
 from loopkit.errors import DependencyUnavailable
 
 # What a client is told to wait before trying again (seconds).
@@ -61,6 +63,29 @@ _NATS_OUTAGES: tuple[type[Exception], ...] = (
 )
 
 
+# Socket errors of a server that is down or unreachable. Other OSErrors (a file that cannot be
+# written, say) are bugs or configuration, not outages: retrying them forever would hide them.
+_NETWORK_ERRNOS = {
+    errno.ECONNREFUSED,
+    errno.ECONNRESET,
+    errno.ECONNABORTED,
+    errno.EPIPE,
+    errno.EHOSTUNREACH,
+    errno.ENETUNREACH,
+    errno.ENETDOWN,
+    errno.EADDRNOTAVAIL,
+}
+
+
+def _network_error(exc: BaseException) -> bool:
+    if isinstance(exc, ConnectionError | socket.gaierror):
+        return True
+    if isinstance(exc, OSError) and not isinstance(exc, TimeoutError):
+        # asyncio joins the failures of every address of a host into one plain OSError.
+        return exc.errno in _NETWORK_ERRNOS or "Connect call failed" in str(exc)
+    return False
+
+
 def _chain(exc: BaseException) -> list[BaseException]:
     """The error, what a DBAPIError wraps, and its causes (bounded: chains can loop)."""
     seen: list[BaseException] = []
@@ -79,7 +104,9 @@ def is_database_outage(exc: BaseException) -> bool:
     for link in _chain(exc):
         if isinstance(link, TimeoutError):
             return False  # a deadline of the caller's, handled as such
-        if is_unavailable(link):
+        if isinstance(link, DBAPIError) and link.connection_invalidated:
+            return True
+        if _network_error(link):
             return True
         if getattr(link, "sqlstate", None) in _OUTAGE_SQLSTATES:
             return True

@@ -12,11 +12,12 @@ import contextlib
 import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from nats.js import JetStreamContext
 from opentelemetry import metrics
-from sqlalchemy import Row, Select, func, select, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy import Row, Select, func, select, text, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from loopkit.db import is_sqlite
 from loopkit.tables import KitTables
@@ -38,6 +39,23 @@ _backlog = _meter.create_gauge(
 )
 
 
+# The two-key advisory lock space of relay claims (a one-key lock, as identity takes, never
+# conflicts with a two-key one). The second key is a hash of the row id.
+_CLAIM_SPACE = 0x0B0C
+_CLAIM = text(
+    # The inner LIMIT keeps the try-lock from being evaluated on every pending row: a relay locks
+    # at most two batches' worth of candidates, skipping rows another replica holds.
+    "SELECT id FROM (SELECT id FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT :window)"
+    " AS candidates WHERE pg_try_advisory_lock(:space, hashtext(id)) LIMIT :n"
+)
+_FETCH = text(
+    "SELECT id, subject, data, headers FROM outbox"
+    " WHERE id = ANY(CAST(:ids AS text[])) AND published_at IS NULL ORDER BY id"
+)
+_MARK = text("UPDATE outbox SET published_at = :at WHERE id = ANY(CAST(:ids AS text[]))")
+_RELEASE = text("SELECT pg_advisory_unlock_all()")
+
+
 class OutboxRelay:
     def __init__(
         self,
@@ -48,15 +66,22 @@ class OutboxRelay:
         batch_size: int = 200,
         poll_interval_s: float = 0.5,
         publish_timeout_s: float = 10.0,
+        coalesce_s: float = 0.002,
     ) -> None:
         self._sessions = sessions
+        self._engine: AsyncEngine = sessions.kw["bind"]
         self._outbox = tables.outbox
         self._js = js
         self._batch_size = batch_size
         self._poll_interval_s = poll_interval_s
         self._publish_timeout_s = publish_timeout_s
+        self._coalesce_s = coalesce_s
         self._wakeup = asyncio.Event()
-        self._skip_locked = not is_sqlite(str(sessions.kw["bind"].url))
+        self._postgres = not is_sqlite(self._engine)
+        # Each claim, read and mark is its own statement; none waits inside a transaction.
+        self._autocommit = self._engine.execution_options(isolation_level="AUTOCOMMIT")
+        c = self._outbox.c
+        self._fetch = _FETCH.columns(c.id, c.subject, c.data, c.headers)
 
     def wake(self) -> None:
         """Called after a commit that wrote events, so they leave now, not at the next poll."""
@@ -69,30 +94,63 @@ class OutboxRelay:
 
     async def publish_pending(self) -> int:
         """One batch: publish unsent rows in id order and mark them sent. Returns how many."""
-        if not self._skip_locked:
+        if not self._postgres:
             return await self._publish_pending_sqlite()
-        async with self._sessions() as session, session.begin():
-            # Several replicas may relay at once; each takes rows no other holds.
-            rows = (await session.execute(self._pending().with_for_update(skip_locked=True))).all()
-            if not rows:
-                return 0
-            duplicates = await self._publish(rows)
-            await self._mark_sent(session, [row.id for row in rows])
+        # No transaction is open while JetStream acks: the rows are claimed with session-level
+        # advisory locks, which other replicas skip, and which end with this connection should the
+        # process die (then another relay re-publishes the rows and JetStream drops duplicates).
+        async with self._autocommit.connect() as conn:
+            try:
+                rows = await self._claim(conn)
+                if not rows:
+                    return 0
+                duplicates = await self._publish(rows)
+                await self._mark_sent(conn, [row.id for row in rows])
+            finally:
+                await self._release(conn)
         self._count(len(rows), duplicates)
         return len(rows)
+
+    async def _claim(self, conn: AsyncConnection) -> Sequence[Row[Any]]:
+        params = {"window": 2 * self._batch_size, "space": _CLAIM_SPACE, "n": self._batch_size}
+        ids = list((await conn.execute(_CLAIM, params)).scalars())
+        if not ids:
+            return []
+        # Read again in a snapshot taken after the locks: a row another replica marked sent just
+        # before releasing its lock is visible as sent now, and is not published twice.
+        return (await conn.execute(self._fetch, {"ids": ids})).all()
+
+    async def _release(self, conn: AsyncConnection) -> None:
+        try:
+            await conn.execute(_RELEASE)
+        except BaseException:
+            # A connection that cannot say it let go must not go back to the pool holding locks.
+            await conn.invalidate()
+            raise
+
+    async def _mark_sent(self, conn: AsyncConnection, ids: list[str]) -> None:
+        if self._postgres:  # one prepared statement whatever the batch's size
+            await conn.execute(_MARK, {"ids": ids, "at": datetime.now(UTC)})
+            return
+        await conn.execute(
+            update(self._outbox)
+            .where(self._outbox.c.id.in_(ids))
+            .values(published_at=datetime.now(UTC))
+        )
 
     async def _publish_pending_sqlite(self) -> int:
         # SQLite has one write lock for the whole database, and every transaction takes it: a
         # transaction held open while waiting for JetStream's acks (up to publish_timeout_s when
         # NATS is down) would stall every write of the service. So read, publish and mark sent in
         # separate steps; a crash in between re-publishes, and JetStream drops the duplicates.
+        # (One relay per SQLite database: it is a single-process setup.)
         async with self._sessions() as session, session.begin():
             rows = (await session.execute(self._pending())).all()
         if not rows:
             return 0
         duplicates = await self._publish(rows)
-        async with self._sessions() as session, session.begin():
-            await self._mark_sent(session, [row.id for row in rows])
+        async with self._engine.begin() as conn:
+            await self._mark_sent(conn, [row.id for row in rows])
         self._count(len(rows), duplicates)
         return len(rows)
 
@@ -123,13 +181,6 @@ class OutboxRelay:
         if duplicates:
             _duplicates.add(duplicates)
             log.info("outbox: %d of %d events were already on the stream", duplicates, published)
-
-    async def _mark_sent(self, session: AsyncSession, ids: list[str]) -> None:
-        await session.execute(
-            update(self._outbox)
-            .where(self._outbox.c.id.in_(ids))
-            .values(published_at=datetime.now(UTC))
-        )
 
     async def flush(self, timeout_s: float = 10.0) -> None:
         """Publish until the outbox is empty (used on graceful shutdown)."""
@@ -162,3 +213,7 @@ class OutboxRelay:
             )
             for w in waiters:
                 w.cancel()
+            if self._wakeup.is_set() and not stop.is_set():
+                # The first commit of a burst woke us: give the rest a moment to commit too, so
+                # the burst leaves as one batch rather than a pass per event.
+                await asyncio.sleep(self._coalesce_s)

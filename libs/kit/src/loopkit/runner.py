@@ -21,7 +21,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from pydantic import ValidationError
 from sqlalchemy.engine import make_url
 
-from loopkit import migrations
+from loopkit import emulated_accounts, migrations
+from loopkit.callers import KeyStore
 from loopkit.db import is_sqlite
 from loopkit.natsserver import NatsServer
 from loopkit.runtime import ServiceDefinition
@@ -31,8 +32,20 @@ from loopkit.settings import Settings, load_settings
 # How long a service may take to become ready (CLOSEDLOOP_READY_TIMEOUT_S): a busy laptop or CI
 # machine starting every service at once can be slow, and a child that dies is reported at once.
 DEFAULT_READY_TIMEOUT_S = 600.0
+# The gateway's stand-in for WeChat, started first unless real WeChat hosts are configured.
+EMULATOR_MODULE = "closedloop_gateway.emulator"
+DEFAULT_EMULATOR_PORT = 8090
+_WECHAT_BASES = (
+    "CLOSEDLOOP_GATEWAY_WECHAT_API_BASE",
+    "CLOSEDLOOP_GATEWAY_WECHAT_OAUTH_BASE",
+    "CLOSEDLOOP_GATEWAY_WECHAT_MP_BASE",
+    "CLOSEDLOOP_GATEWAY_WECOM_API_BASE",
+)
 STOP_GRACE_S = 15.0
 DEFAULT_NATS_PORT = 4250
+# Keys a run makes for itself when callers must authenticate (replaced by the next run's).
+SERVICES_KEY_NAME = "make-run services"
+DEVELOPER_KEY_NAME = "make-run developer"
 # A service stopped by our SIGTERM, or by the terminal's Ctrl-C before it installed its handlers.
 _CLEAN_EXITS = {0, -signal.SIGTERM, -signal.SIGINT}
 # Probes go straight to 127.0.0.1, whatever http_proxy/grpc_proxy the developer's shell sets.
@@ -130,6 +143,18 @@ def migrate(
         raise PlatformError(
             f"{name}: migrations failed on {safe_url(url)}: {type(exc).__name__}: {exc}"
         ) from None
+
+
+def point_at_gateway(planned: list[tuple[ListedService, ServiceDefinition, Settings]]) -> None:
+    """When the gateway runs, every service with a `gateway_url` setting sends through it
+    (CLOSEDLOOP_<SVC>_GATEWAY_URL, unless the environment already says where)."""
+    gateway = next((s for service, _, s in planned if service.name == "gateway"), None)
+    if gateway is None:
+        return
+    for service, definition, _ in planned:
+        env = f"CLOSEDLOOP_{service.name.upper()}_GATEWAY_URL"
+        if "gateway_url" in definition.settings_cls.model_fields and env not in os.environ:
+            os.environ[env] = f"{gateway.grpc_host}:{gateway.grpc_port}"
 
 
 @dataclass
@@ -245,7 +270,28 @@ def _wait_ready(child: Child, stop: _StopRequested, timeout_s: float) -> bool:
     return True
 
 
-def _print_table(children: list[Child], nats_url: str, state_dir: Path, bundled: bool) -> None:
+def _development_keys() -> str | None:
+    """With CLOSEDLOOP_API_KEYS_FILE set, callers need API keys: this run makes the services' own
+    key (their CLOSEDLOOP_API_TOKEN) and a developer key, both for every tenant, replacing those
+    of an earlier run. Returns the developer key (to print), or None when keys are off."""
+    path = os.environ.get("CLOSEDLOOP_API_KEYS_FILE")
+    if not path:
+        return None
+    store = KeyStore(Path(path))
+    for entry in store.entries():
+        if entry.get("name") in (SERVICES_KEY_NAME, DEVELOPER_KEY_NAME):
+            store.revoke(entry["id"])
+    os.environ["CLOSEDLOOP_API_TOKEN"] = store.add(SERVICES_KEY_NAME, ["*"], "write")
+    return store.add(DEVELOPER_KEY_NAME, ["*"], "write")
+
+
+def _print_table(
+    children: list[Child],
+    nats_url: str,
+    state_dir: Path,
+    bundled: bool,
+    developer_key: str | None = None,
+) -> None:
     rows = [("service", "gRPC", "HTTP", "NATS", "database", "log")]
     rows += [
         (
@@ -264,6 +310,11 @@ def _print_table(children: list[Child], nats_url: str, state_dir: Path, bundled:
         print("  " + "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
     where = f"bundled, store {state_dir / 'nats'}" if bundled else "external"
     print(f"\n  NATS (JetStream): {nats_url} ({where})")
+    if developer_key:
+        print(f"  API key (development, every tenant): {developer_key}")
+        print("    gRPC metadata: authorization: Bearer <key>; more: closedloop keys add --help")
+    else:
+        print("  Callers are not authenticated (set CLOSEDLOOP_API_KEYS_FILE to require API keys)")
     print(f"  Follow the logs: tail -f {state_dir / 'logs'}/*.log")
     print("  Stop: Ctrl-C\n", flush=True)
 
@@ -298,9 +349,40 @@ class _Platform:
     stop: _StopRequested
     nats: NatsServer | None = None
     nats_url: str = ""
+    emulator_port: int = 0
+    emulator: subprocess.Popen[bytes] | None = None
+    developer_key: str | None = None
 
     def __post_init__(self) -> None:
         self.children: list[Child] = []
+
+    def plan_emulator(self, names: list[str]) -> None:
+        """With the gateway listed and no WeChat hosts configured, point it at the emulator."""
+        if "gateway" not in names or any(k in os.environ for k in _WECHAT_BASES):
+            return
+        raw = os.environ.get("CLOSEDLOOP_EMULATOR_PORT", str(DEFAULT_EMULATOR_PORT))
+        if not raw.isdigit():
+            raise PlatformError(f"CLOSEDLOOP_EMULATOR_PORT must be a port number, not {raw!r}", 2)
+        self.emulator_port = int(raw)
+        for key in _WECHAT_BASES:
+            os.environ[key] = f"http://127.0.0.1:{self.emulator_port}"
+
+    def start_emulator(self) -> None:
+        if not self.emulator_port:
+            return
+        log_path = self.state_dir / "logs" / "wechat-emulator.log"
+        with open(log_path, "ab") as log:
+            self.emulator = subprocess.Popen(
+                [sys.executable, "-m", EMULATOR_MODULE, "--port", str(self.emulator_port)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+        deadline = time.monotonic() + ready_timeout_s()
+        while not _port_in_use("127.0.0.1", self.emulator_port):
+            if self.emulator.poll() is not None or time.monotonic() > deadline:
+                raise PlatformError(f"the WeChat emulator did not start; see {log_path}")
+            time.sleep(0.1)
 
     def plan(self) -> list[tuple[ListedService, ServiceDefinition, Settings]]:
         """Decide NATS, then load every service's settings in the environment its child gets."""
@@ -311,11 +393,17 @@ class _Platform:
         # Children inherit these, and settings_for (load_settings) reads the same values.
         os.environ["CLOSEDLOOP_NATS_URL"] = self.nats_url
         os.environ["CLOSEDLOOP_STATE_DIR"] = str(self.state_dir)
-        planned = [(s, d, settings_for(d)) for s, d in load_services()]
+        self.developer_key = _development_keys()
+        loaded = load_services()
+        self.plan_emulator([s.name for s, _ in loaded])
+        if self.emulator_port:
+            emulated_accounts.apply_defaults()  # a `demo` tenant, unless accounts are configured
+        planned = [(s, d, settings_for(d)) for s, d in loaded]
         # The stage services find identity where this run puts it (its port may be overridden).
         for service, _, settings in planned:
             if service.name == "identity" and "CLOSEDLOOP_IDENTITY_URL" not in os.environ:
                 os.environ["CLOSEDLOOP_IDENTITY_URL"] = f"{settings.grpc_host}:{settings.grpc_port}"
+        point_at_gateway(planned)
         return planned
 
     def check_ports(
@@ -330,6 +418,9 @@ class _Platform:
             env = f"CLOSEDLOOP_{name.upper()}"
             ports.append((f"{name} gRPC", s.grpc_host, s.grpc_port, f"set {env}_GRPC_PORT"))
             ports.append((f"{name} HTTP", s.http_host, s.http_port, f"set {env}_HTTP_PORT"))
+        if self.emulator_port:
+            remedy = "set CLOSEDLOOP_EMULATOR_PORT"
+            ports.append(("WeChat emulator", "127.0.0.1", self.emulator_port, remedy))
         _check_ports(ports)
 
     def start_nats(self) -> None:
@@ -352,6 +443,7 @@ class _Platform:
         services = self.plan()
         self.check_ports(services)
         self.start_nats()
+        self.start_emulator()
         for service, definition, settings in services:
             migrate(service.name, definition, settings)
             log_path = self.state_dir / "logs" / f"{service.name}.log"
@@ -360,7 +452,16 @@ class _Platform:
             child.start()
         if not all(_wait_ready(child, self.stop, ready_within) for child in self.children):
             return 0  # Ctrl-C while starting
-        _print_table(self.children, self.nats_url, self.state_dir, bundled=self.nats is not None)
+        _print_table(
+            self.children,
+            self.nats_url,
+            self.state_dir,
+            bundled=self.nats is not None,
+            developer_key=self.developer_key,
+        )
+        if self.emulator_port:
+            url = f"http://127.0.0.1:{self.emulator_port}"
+            print(f"  WeChat emulator: {url} (what was sent: {url}/emulator/calls)\n", flush=True)
         while not self.stop.requested:
             for child in self.children:
                 if child.exited() is not None:
@@ -369,10 +470,20 @@ class _Platform:
         return 0
 
     def shutdown(self) -> bool:
-        started = self.children or (self.nats is not None and self.nats.process is not None)
+        started = (
+            self.children
+            or self.emulator is not None
+            or (self.nats is not None and self.nats.process is not None)
+        )
         if started:
             print("stopping…", flush=True)
         clean = _stop_children(self.children)
+        if self.emulator is not None and self.emulator.poll() is None:
+            self.emulator.terminate()
+            try:
+                self.emulator.wait(STOP_GRACE_S)
+            except subprocess.TimeoutExpired:
+                self.emulator.kill()
         if self.nats is not None:
             self.nats.stop()
         if started:

@@ -19,6 +19,7 @@ from nats.js import JetStreamContext
 from sqlalchemy import MetaData, text
 
 from loopkit import db, migrations, natsio
+from loopkit.callers import KeyStore
 from loopkit.consumer import EventConsumer, Subscription
 from loopkit.events import Outbox
 from loopkit.grpc_server import GrpcServer
@@ -63,6 +64,7 @@ class ServiceRuntime:
             settings.grpc_port,
             default_deadline_s=settings.default_deadline_s,
             api_token=settings.api_token.get_secret_value() if settings.api_token else None,
+            keys=KeyStore(settings.api_keys_file) if settings.api_keys_file else None,
         )
         self._routers: list[APIRouter] = []
         self._subscriptions: list[Subscription] = []

@@ -46,8 +46,12 @@ class Settings(BaseSettings):
     # Upper bound on a call's work when the client sent no deadline, in seconds.
     default_deadline_s: float = 10.0
     shutdown_grace_s: float = 10.0
-    # Optional bearer token every gRPC caller must present (metadata `authorization`).
+    # The bearer token this service presents when it calls another (an API key `clk_…` with
+    # tenants "*" when the callee checks keys). Without `api_keys_file`, also the one shared
+    # token every gRPC caller must present (metadata `authorization`).
     api_token: SecretStr | None = None
+    # Per-tenant callers: the key file (see loopkit.callers); every gRPC call needs a key in it.
+    api_keys_file: Path | None = None
     log_level: str = "INFO"
     log_format: str = Field(default="json", pattern="^(json|text)$")
     outbox_poll_interval_s: float = 0.5

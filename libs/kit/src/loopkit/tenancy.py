@@ -11,6 +11,9 @@ TENANT_METADATA_KEY = "x-tenant-id"
 _TENANT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 # Set by the gRPC interceptor from call metadata, when the caller sent it.
 metadata_tenant: ContextVar[str | None] = ContextVar("metadata_tenant", default=None)
+# Set by the gRPC interceptor when callers authenticate with API keys: the tenants the caller's
+# key is bound to ("*" = all). None: no per-tenant keys configured.
+caller_tenants: ContextVar[frozenset[str] | None] = ContextVar("caller_tenants", default=None)
 
 
 def require_tenant(requested: str, *, field: str = "tenant_id") -> str:
@@ -28,4 +31,7 @@ def require_tenant(requested: str, *, field: str = "tenant_id") -> str:
         )
     if requested and from_metadata and requested != from_metadata:
         raise PermissionDenied(f"call is bound to tenant {from_metadata!r}", field=field)
+    allowed = caller_tenants.get()  # see loopkit.callers (which imports this module)
+    if allowed is not None and "*" not in allowed and tenant not in allowed:
+        raise PermissionDenied(f"this API key may not act for tenant {tenant!r}", field=field)
     return tenant

@@ -15,7 +15,7 @@ import asyncio
 import logging
 import os
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kit_testbed import KIT
 from loopkit import db, natsio
@@ -25,7 +25,7 @@ CRASH_EXIT = 137
 
 
 class CrashingRelay(OutboxRelay):
-    async def _mark_sent(self, session: AsyncSession, ids: list[str]) -> None:
+    async def _mark_sent(self, conn: AsyncConnection, ids: list[str]) -> None:
         print(f"crashing after publishing {len(ids)} events", flush=True)
         os._exit(CRASH_EXIT)
 

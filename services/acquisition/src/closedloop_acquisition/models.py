@@ -5,7 +5,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+    text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from loopkit.db import new_metadata
@@ -63,6 +74,20 @@ class ChannelRow(Base):
     cost_minor: Mapped[int] = mapped_column(Integer)
     region: Mapped[str] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # Contact-me codes: the WeCom corp and the reps the code adds as friends.
+    corp_id: Mapped[str] = mapped_column(String(64), server_default="")
+    user_ids: Mapped[list[str]] = mapped_column(JSON, server_default=text("'[]'"))
+    skip_verify: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    # The code WeChat issued through the gateway: a QR code's ticket, the URL it encodes and its
+    # image; a contact-me code's config_id and image (code_image_url). NULL without a code.
+    code_ticket: Mapped[str | None] = mapped_column(String(512))
+    code_url: Mapped[str | None] = mapped_column(String(2000))
+    code_image_url: Mapped[str | None] = mapped_column(String(2000))
+    code_config_id: Mapped[str | None] = mapped_column(String(128))
+    # Why a channel of a kind that has a code has none (no gateway configured).
+    code_note: Mapped[str] = mapped_column(String(500), server_default="")
+    # Deleted: its contact-me code removed at WeCom; kept (expired) for the history it has.
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class LandingPageRow(Base):
@@ -76,6 +101,10 @@ class LandingPageRow(Base):
     # [{name, type, label, required, consent_wording, max_length}]
     fields: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # WeChat web authorization before the form: "none", "base" (silent) or "userinfo".
+    sign_in: Mapped[str] = mapped_column(String(16), server_default="base")
+    # The official account to authorize with ("" = the tenant's default one).
+    app_id: Mapped[str] = mapped_column(String(64), server_default="")
 
 
 class TouchRow(Base):
@@ -169,6 +198,8 @@ class WechatInboxRow(Base):
     attempts: Mapped[int] = mapped_column(Integer)
     processed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     outcome: Mapped[str] = mapped_column(Text)
+    # The W3C trace context of the callback request: the worker continues that trace.
+    trace_context: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
 
 
 class FissionParticipantRow(Base):

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from closedloop_conversion import SPEC, metrics
 from closedloop_conversion.models import Base, kit
+from closedloop_conversion.ownership.changes import WELCOME_WINDOW_S
 from closedloop_conversion.ownership.service import OwnershipService
 from closedloop_conversion.ownership.transfers import TransferService
 from closedloop_conversion.pipeline.followups import FollowUpService
@@ -17,9 +18,10 @@ from closedloop_conversion.transport.events import customer_subscription, lead_s
 from closedloop_conversion.transport.grpc import SERVICE_NAME, ConversionServicer, register
 from closedloop_conversion.transport.http import ConversionHttp
 from closedloop_conversion.transport.sweeper import TransferSweeper
+from loopkit.gateway_client import GatewayClient
 from loopkit.identity_client import IdentityClient
 from loopkit.runtime import ServiceDefinition, ServiceRuntime
-from loopkit.wechat.sender import SandboxSender
+from loopkit.wechat.sender import MessageSender, SandboxSender
 
 
 def build(runtime: ServiceRuntime) -> None:
@@ -34,19 +36,23 @@ def build(runtime: ServiceRuntime) -> None:
     ownership = OwnershipService(runtime.outbox, transfers)
     follow_ups = FollowUpService(runtime.outbox, sales)
     orders = OrderService(runtime.outbox, sales)
-    servicer = ConversionServicer(
-        runtime.sessions,
-        runtime.wake_relay,
-        sales=sales,
-        ownership=ownership,
-        transfers=transfers,
-        follow_ups=follow_ups,
-        orders=orders,
-    )
-    runtime.add_grpc(register(servicer), [SERVICE_NAME])
-    sandbox_log = settings.state_dir / settings.sandbox_log if settings.sandbox_log else None
     directory = IdentityClient.from_settings(settings)
     runtime.on_stop(directory.close)
+    sender: MessageSender
+    gateway: GatewayClient | None = None
+    if settings.gateway_url:
+        # A welcome must be known sent within WeCom's window: the sender waits that long.
+        gateway = GatewayClient.connect(
+            settings.gateway_url,
+            timeout_s=settings.gateway_timeout_s,
+            api_token=settings.api_token,
+            outcome_wait_s=WELCOME_WINDOW_S,
+        )
+        runtime.on_stop(gateway.close)
+        sender = gateway
+    else:
+        sandbox_log = settings.state_dir / settings.sandbox_log if settings.sandbox_log else None
+        sender = SandboxSender(sandbox_log)
     http = ConversionHttp(
         settings,
         runtime.sessions,
@@ -54,19 +60,36 @@ def build(runtime: ServiceRuntime) -> None:
         directory=directory,
         ownership=ownership,
         follow_ups=follow_ups,
-        sender=SandboxSender(sandbox_log),
+        sender=sender,
+        contacts=gateway,
     )
     runtime.add_http(http.router())
-    runtime.add_subscription(lead_subscription(sales))
-    runtime.add_subscription(customer_subscription())
-    metrics.export_zeros()
     sweeper = TransferSweeper(
         runtime.sessions,
         transfers,
         runtime.wake_relay,
         interval_s=settings.transfer_sweep_interval_s,
+        wecom=gateway,
     )
     runtime.add_worker(sweeper.run)
+
+    def after_commit() -> None:
+        runtime.wake_relay()
+        sweeper.wake()  # a new transfer is asked of WeCom now, not at the next round
+
+    servicer = ConversionServicer(
+        runtime.sessions,
+        after_commit,
+        sales=sales,
+        ownership=ownership,
+        transfers=transfers,
+        follow_ups=follow_ups,
+        orders=orders,
+    )
+    runtime.add_grpc(register(servicer), [SERVICE_NAME])
+    runtime.add_subscription(lead_subscription(sales))
+    runtime.add_subscription(customer_subscription())
+    metrics.export_zeros()
 
 
 DEFINITION = ServiceDefinition(

@@ -176,12 +176,16 @@ class TransferRow(Base):
     to_rep_id: Mapped[str] = mapped_column(String(26))
     # resigned | on_job
     mode: Mapped[str] = mapped_column(String(16))
-    # pending | completed | refused | over_limit
+    # pending | completed | refused | over_limit | failed (WeCom did not take the request)
     status: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str] = mapped_column(String(500))
     actor: Mapped[str] = mapped_column(String(200))
     requested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # When WeCom was asked (through the gateway); None while it is still to be asked.
+    wecom_requested_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), default=None
+    )
     leads_moved: Mapped[int] = mapped_column(Integer)
     opportunities_moved: Mapped[int] = mapped_column(Integer)
 

@@ -31,12 +31,20 @@ class ConversionSettings(Settings):
     # CLOSEDLOOP_CONVERSION_WECOM_CORPS='[{"corp_id": ..., "tenant_id": ..., "token": ...,
     # "aes_key": ...}]'
     wecom_corps: list[WecomCorp] = []
+    # The gateway (host:port of its gRPC API). Set: welcome messages, contact lookups and transfers
+    # go through it to WeCom. Empty: nothing leaves the building (SandboxSender; transfers are
+    # assumed done after transfer_auto_takeover_s).
+    gateway_url: str = ""
+    # Per-call deadline for calls to the gateway, in seconds.
+    gateway_timeout_s: float = 5.0
     # The sandbox sender's JSON-lines record of outbound messages, under state_dir unless
     # absolute; "" = in memory only (what the Helm chart sets: a pod has no place for a file that
     # grows with every message).
     sandbox_log: str | Path = "conversion-sent.jsonl"
-    # WeCom completes a pending transfer by itself after 24 h; the sweeper records that.
+    # Without a gateway: WeCom completes a pending transfer by itself after 24 h, and the sweeper
+    # assumes it did. With one, WeCom's own answer (transfer_result) is read back instead.
     transfer_auto_takeover_s: float = 24 * 3600
+    # How often the sweeper reads WeCom's transfer results (and asks about transfers not asked).
     transfer_sweep_interval_s: float = 60.0
 
     @field_validator("wecom_corps", mode="before")

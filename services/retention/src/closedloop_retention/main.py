@@ -24,10 +24,11 @@ from closedloop_retention.suggestions.service import SuggestionService
 from closedloop_retention.transport.events import EventHandlers
 from closedloop_retention.transport.grpc import SERVICE_NAME, RetentionServicer, register
 from closedloop_retention.transport.workers import Workers
+from loopkit.gateway_client import GatewayClient
 from loopkit.periodic import every
 from loopkit.runtime import ServiceDefinition, ServiceRuntime
 from loopkit.uow import UnitOfWork
-from loopkit.wechat.sender import SandboxSender
+from loopkit.wechat.sender import MessageSender, SandboxSender
 
 
 def build(runtime: ServiceRuntime) -> None:
@@ -64,8 +65,18 @@ def build(runtime: ServiceRuntime) -> None:
     # What `python -m closedloop_retention.transport.rebuild_funnel` resets and restarts.
     runtime.parts.update(funnel=funnel, funnel_subscriptions=handlers.funnel_subscriptions())
 
-    log_path = Path(settings.state_dir) / settings.sandbox_log if settings.sandbox_log else None
-    sender = SandboxSender(log_path)
+    sender: MessageSender
+    if settings.gateway_url:
+        # The gateway stores each message under its key and answers at once: the dispatcher
+        # does not wait for WeChat.
+        gateway = GatewayClient.connect(
+            settings.gateway_url, timeout_s=settings.gateway_timeout_s, api_token=settings.api_token
+        )
+        runtime.on_stop(gateway.close)
+        sender = gateway
+    else:
+        log_path = Path(settings.state_dir) / settings.sandbox_log if settings.sandbox_log else None
+        sender = SandboxSender(log_path)
     workers = Workers(
         uow,
         activity=activity,

@@ -3,7 +3,8 @@
 Conversion sends welcome messages, retention sends broadcasts and win-back offers: both hand an
 `OutboundMessage` to a `MessageSender`. `make run` and the tests use `SandboxSender`, which records
 what would have been sent (in memory and, when given a path, as JSON lines an operator can read);
-a production sender calls the platform's HTTP API behind the same interface.
+`loopkit.gateway_client.GatewayClient` hands the message to the gateway service, which sends it
+through WeChat's and WeCom's APIs.
 """
 
 from __future__ import annotations
@@ -42,6 +43,9 @@ class SendReceipt:
     sent_at: datetime
     # True when the key had been sent before and nothing went out this time.
     duplicate: bool = False
+    # "sent"; or "queued" / "paused" when a durable sender (the gateway) holds the message and
+    # reports its outcome later (message.sent / message.failed).
+    status: str = "sent"
 
 
 class SendRefused(Exception):

@@ -6,6 +6,7 @@ sender's openid was resolved through identity outside any transaction.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -85,9 +86,18 @@ class CallbackService:
         self._fission = fission
 
     async def accept(
-        self, session: AsyncSession, tenant_id: str, app_id: str, message: dict[str, str]
+        self,
+        session: AsyncSession,
+        tenant_id: str,
+        app_id: str,
+        message: dict[str, str],
+        *,
+        trace_context: Mapping[str, str] | None = None,
     ) -> Accepted:
-        """Stores the message unless it was stored before; says what to answer."""
+        """Stores the message unless it was stored before; says what to answer.
+
+        `trace_context` (the request's W3C headers) is kept so processing continues that trace.
+        """
         check(message)
         key = dedup_key(message)
         reply = ""
@@ -115,6 +125,7 @@ class CallbackService:
             attempts=0,
             processed_at=None,
             outcome="",
+            trace_context=dict(trace_context or {}),
         )
         session.add(row)
         await session.flush()
@@ -133,7 +144,12 @@ class CallbackService:
     def identities(row: WechatInboxRow) -> list[IdentityValue]:
         if not row.from_user:
             return []  # erased (customer forgotten) before it was processed
-        return [IdentityValue(kind="wechat_openid", value=row.from_user, scope=row.app_id)]
+        # The message was signed with the account's token: WeChat itself names this openid.
+        return [
+            IdentityValue(
+                kind="wechat_openid", value=row.from_user, scope=row.app_id, verified=True
+            )
+        ]
 
     async def failed(
         self, session: AsyncSession, inbox_id: str, reason: str, *, final: bool, counts: bool

@@ -7,7 +7,7 @@ network: a caller validates, resolves, then writes rows and events in one transa
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from sqlalchemy import delete, update
@@ -32,7 +32,7 @@ from closedloop_acquisition.models import (
 )
 from loopkit.customer_rows import repoint_customer
 from loopkit.customers import KINDS, CustomerDirectory, IdentityValue, ResolvedCustomer
-from loopkit.errors import InvalidArgument, NotFound
+from loopkit.errors import FailedPrecondition, InvalidArgument, NotFound
 from loopkit.events import Outbox
 
 TOUCH_KINDS = ("exposure", "click", "scan", "subscribe", "friend_add", "visit", "unsubscribe")
@@ -60,6 +60,9 @@ class LeadInput:
     referral_code: str = ""
     parameters: dict[str, str] = field(default_factory=dict)
     region: str = ""
+    # WeChat ids a browser merely claims (a public form's body, a link): unverified hints that
+    # never decide whose record the lead joins. `identities` are what a caller vouches for.
+    claims: tuple[IdentityValue, ...] = ()
     # The client's idempotency key: a retry with the same key gets the first answer, no effects.
     request_id: str = ""
 
@@ -74,7 +77,12 @@ class PreparedLead:
 
     @property
     def identities(self) -> tuple[IdentityValue, ...]:
+        """Who the person is: the form's phone/e-mail and what the caller vouches for."""
         return self.form.identities + self.request.identities
+
+    @property
+    def claims(self) -> tuple[IdentityValue, ...]:
+        return tuple(replace(i, verified=False) for i in self.request.claims)
 
 
 @dataclass(frozen=True)
@@ -296,15 +304,18 @@ class CaptureService:
         if request.channel_id:
             await self._catalog.get_channel(session, tenant_id, request.channel_id)
         check_identities(request.identities)
+        check_identities(request.claims, "claims")
         check_parameters(request.parameters)
         text(request.referral_code, "referral_code", max_length=64)
         text(request.region, "region", max_length=100)
         form = validate(page.fields, request.values)
-        if not form.identities and not request.identities:
+        prepared = PreparedLead(request=request, page=page, form=form)
+        if not prepared.identities:
+            # A claimed openid alone would let anyone file a lead under a stranger's record.
             raise InvalidArgument(
-                "a lead needs a phone, an e-mail or a known WeChat identity", field="values"
+                "a lead needs a phone, an e-mail or a WeChat sign-in", field="values"
             )
-        return PreparedLead(request=request, page=page, form=form)
+        return prepared
 
     async def first_answer(
         self, session: AsyncSession, tenant_id: str, request: LeadInput
@@ -326,11 +337,22 @@ class CaptureService:
         return CapturedLead(lead, repeat=first.repeat)
 
     async def resolve_lead(self, tenant_id: str, prepared: PreparedLead) -> ResolvedCustomer:
-        customer = await self.resolve(
-            tenant_id, prepared.identities, fields=prepared.form.identity_fields
-        )
+        """The person is who the trusted identities say. Claims only add to that person: they
+        are resolved afterwards, and dropped when identity will not join them to that person
+        (they belong to someone else), so a claim never picks whose record the lead joins."""
+        fields = prepared.form.identity_fields
+        customer = await self.resolve(tenant_id, prepared.identities, fields=fields)
         assert customer is not None  # prepare_lead demands an identity
-        return customer
+        if not prepared.claims:
+            return customer
+        try:
+            joined = await self.resolve(
+                tenant_id, prepared.identities + prepared.claims, fields=fields
+            )
+        except FailedPrecondition:
+            return customer
+        assert joined is not None
+        return joined
 
     async def capture_lead(
         self,

@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ulid import ULID
 
 from closedloop_acquisition.catalog import repository as repo
+from closedloop_acquisition.catalog.codes import ChannelCode
 from closedloop_acquisition.catalog.specs import CampaignSpec, ChannelSpec, LandingPageSpec
 from closedloop_acquisition.models import CampaignRow, ChannelRow, LandingPageRow
 from loopkit.errors import AlreadyExists, InvalidArgument, NotFound
@@ -57,16 +58,27 @@ class CatalogService:
         rows = await repo.list_campaigns(session, tenant_id, after=page_token, limit=limit + 1)
         return rows[:limit], rows[limit - 1].id if len(rows) > limit else ""
 
-    async def create_channel(
-        self, session: AsyncSession, tenant_id: str, spec: ChannelSpec
-    ) -> ChannelRow:
-        now = datetime.now(UTC)
+    async def check_channel(
+        self, session: AsyncSession, tenant_id: str, spec: ChannelSpec, now: datetime
+    ) -> None:
+        """Everything that would refuse the channel, checked before WeChat issues its code."""
         spec.validate(now)
         await self.get_campaign(session, tenant_id, spec.campaign_id)
         if spec.scene and await repo.channel_by_scene(session, tenant_id, spec.scene):
             raise AlreadyExists(f"scene {spec.scene!r} is taken by another channel", field="scene")
         if spec.state and await repo.channel_by_state(session, tenant_id, spec.state):
             raise AlreadyExists(f"state {spec.state!r} is taken by another channel", field="state")
+
+    async def create_channel(
+        self,
+        session: AsyncSession,
+        tenant_id: str,
+        spec: ChannelSpec,
+        code: ChannelCode | None = None,
+    ) -> ChannelRow:
+        now = datetime.now(UTC)
+        await self.check_channel(session, tenant_id, spec, now)
+        code = code or ChannelCode()
         row = ChannelRow(
             id=str(ULID()),
             tenant_id=tenant_id,
@@ -88,9 +100,35 @@ class CatalogService:
             cost_minor=spec.cost_minor,
             region=spec.region,
             created_at=now,
+            corp_id=spec.corp_id or code.corp_id,
+            user_ids=list(spec.user_ids),
+            skip_verify=spec.skip_verify,
+            code_ticket=code.ticket,
+            code_url=code.url,
+            code_image_url=code.image_url,
+            code_config_id=code.config_id,
+            code_note=code.note,
+            deleted_at=None,
         )
+        if not row.app_id and code.app_id:
+            row.app_id = code.app_id
         session.add(row)
         await session.flush()
+        return row
+
+    async def delete_channel(
+        self, session: AsyncSession, tenant_id: str, channel_id: str, now: datetime
+    ) -> ChannelRow:
+        """Marks the channel deleted and expired from now on (its code was released first)."""
+        row = await self.get_channel(session, tenant_id, channel_id)
+        if row.deleted_at is None:
+            row.deleted_at = now
+            expires = row.expires_at
+            if expires is not None and expires.tzinfo is None:
+                expires = expires.replace(tzinfo=UTC)  # SQLite hands back naive datetimes
+            if expires is None or expires > now:
+                row.expires_at = now
+            await session.flush()
         return row
 
     async def get_channel(
@@ -131,6 +169,8 @@ class CatalogService:
             title=spec.title.strip(),
             fields=[f.as_json() for f in spec.fields],
             created_at=datetime.now(UTC),
+            sign_in=spec.sign_in,
+            app_id=spec.app_id,
         )
         session.add(row)
         await session.flush()

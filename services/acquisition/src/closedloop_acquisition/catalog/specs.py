@@ -20,10 +20,16 @@ CHANNEL_KINDS = (
 )
 QR_KINDS = ("qr_permanent", "qr_temporary")
 FIELD_TYPES = ("text", "name", "phone", "consent", "email")
+# Kinds whose code WeChat issues (through the gateway).
+CODE_KINDS = (*QR_KINDS, "wecom_contact_way")
+SIGN_INS = ("none", "base", "userinfo")
+MAX_REPS = 100
 MAX_FIELDS = 50
 MAX_TAGS = 50
 _NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
 _SCENE_RE = re.compile(r"^[A-Za-z0-9_\-.]{1,64}$")
+# WeCom carries a contact-me code's state back in at most 30 characters.
+_STATE_RE = re.compile(r"^[A-Za-z0-9_\-.]{1,30}$")
 _TIME_RE = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 
 
@@ -97,6 +103,9 @@ class ChannelSpec:
     cost_currency: str = "CNY"
     cost_minor: int = 0
     region: str = ""
+    corp_id: str = ""
+    user_ids: tuple[str, ...] = ()
+    skip_verify: bool = False
 
     def validate(self, now: datetime) -> None:
         text(self.campaign_id, "campaign_id", required=True, max_length=26)
@@ -117,13 +126,20 @@ class ChannelSpec:
             if self.expires_at <= now:
                 raise InvalidArgument("must be in the future", field="expires_at")
         if self.kind == "wecom_contact_way":
-            if not _SCENE_RE.match(self.state):
+            if not _STATE_RE.match(self.state):
                 raise InvalidArgument(
-                    "a contact-me code needs a state of 1-64 letters, digits, '_', '-', '.'",
+                    "a contact-me code needs a state of 1-30 letters, digits, '_', '-', '.'",
                     field="state",
                 )
         elif self.state:
             raise InvalidArgument("only contact-me codes have a state", field="state")
+        elif self.corp_id or self.user_ids or self.skip_verify:
+            raise InvalidArgument("only contact-me codes have a corp and reps", field="corp_id")
+        text(self.corp_id, "corp_id", max_length=64)
+        if len(self.user_ids) > MAX_REPS:
+            raise InvalidArgument(f"at most {MAX_REPS} reps", field="user_ids")
+        for n, user_id in enumerate(self.user_ids):
+            text(user_id, f"user_ids[{n}]", required=True, max_length=64)
         text(self.app_id, "app_id", max_length=64)
         text(self.url, "url", max_length=2000)
         if self.url and not self.url.startswith(("https://", "http://")):
@@ -173,9 +189,14 @@ class LandingPageSpec:
     title: str
     fields: tuple[FormFieldSpec, ...]
     channel_id: str = ""
+    sign_in: str = "base"
+    app_id: str = ""
 
     def validate(self) -> None:
         text(self.campaign_id, "campaign_id", required=True, max_length=26)
+        if self.sign_in not in SIGN_INS:
+            raise InvalidArgument(f"must be one of {', '.join(SIGN_INS)}", field="sign_in")
+        text(self.app_id, "app_id", max_length=64)
         text(self.title, "title", required=True, max_length=200)
         if not self.fields:
             raise InvalidArgument("a form needs at least one field", field="fields")

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ulid import ULID
 
 from closedloop.events.v1 import acquisition_events_pb2 as ev
+from closedloop_acquisition.catalog.codes import ChannelCode
 from closedloop_acquisition.catalog.service import CatalogService
 from closedloop_acquisition.catalog.specs import ChannelSpec
 from closedloop_acquisition.models import CampaignRow, ChannelRow, FissionParticipantRow
@@ -45,15 +46,22 @@ class FissionService:
         if not app_id:
             raise InvalidArgument("the official account of the poster's QR code", field="app_id")
 
-    async def join(
-        self,
-        session: AsyncSession,
-        tenant_id: str,
-        campaign_id: str,
-        customer_id: str,
-        app_id: str,
-    ) -> Progress:
-        """The participant's code: created on the first join, the same one afterwards."""
+    @staticmethod
+    def poster(campaign_id: str, customer_id: str, app_id: str) -> tuple[str, ChannelSpec]:
+        """A new participant's id and the QR channel of their poster (its scene names them)."""
+        participant_id = str(ULID())
+        return participant_id, ChannelSpec(
+            campaign_id=campaign_id,
+            name=f"fission poster of {customer_id}",
+            kind="qr_permanent",
+            scene=f"fx-{participant_id.lower()}",
+            app_id=app_id,
+            tags=("fission",),
+        )
+
+    async def existing(
+        self, session: AsyncSession, tenant_id: str, campaign_id: str, customer_id: str
+    ) -> Progress | None:
         campaign = await self._fission_campaign(session, tenant_id, campaign_id)
         found = await session.execute(
             select(FissionParticipantRow).where(
@@ -62,23 +70,32 @@ class FissionService:
                 FissionParticipantRow.customer_id == customer_id,
             )
         )
-        existing = found.scalar_one_or_none()
-        if existing is not None:
-            channel = await self._catalog.get_channel(session, tenant_id, existing.channel_id)
-            return Progress(existing, campaign, channel)
-        participant_id = str(ULID())
-        channel = await self._catalog.create_channel(
-            session,
-            tenant_id,
-            ChannelSpec(
-                campaign_id=campaign_id,
-                name=f"fission poster of {customer_id}",
-                kind="qr_permanent",
-                scene=f"fx-{participant_id.lower()}",
-                app_id=app_id,
-                tags=("fission",),
-            ),
-        )
+        row = found.scalar_one_or_none()
+        if row is None:
+            return None
+        channel = await self._catalog.get_channel(session, tenant_id, row.channel_id)
+        return Progress(row, campaign, channel)
+
+    async def join(
+        self,
+        session: AsyncSession,
+        tenant_id: str,
+        campaign_id: str,
+        customer_id: str,
+        app_id: str,
+        *,
+        poster: tuple[str, ChannelSpec] | None = None,
+        code: ChannelCode | None = None,
+    ) -> Progress:
+        """The participant's code: created on the first join, the same one afterwards.
+        `poster` and `code`: the participant id, channel and the QR code WeChat issued for it,
+        obtained beforehand (no transaction waits on WeChat)."""
+        found = await self.existing(session, tenant_id, campaign_id, customer_id)
+        if found is not None:
+            return found
+        campaign = await self._fission_campaign(session, tenant_id, campaign_id)
+        participant_id, spec = poster or self.poster(campaign_id, customer_id, app_id)
+        channel = await self._catalog.create_channel(session, tenant_id, spec, code)
         row = FissionParticipantRow(
             id=participant_id,
             tenant_id=tenant_id,

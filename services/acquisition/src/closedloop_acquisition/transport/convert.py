@@ -108,6 +108,9 @@ def channel_spec(channel: pb.Channel) -> ChannelSpec:
         cost_currency=channel.cost.currency or "CNY",
         cost_minor=channel.cost.amount_minor,
         region=channel.region,
+        corp_id=channel.corp_id,
+        user_ids=tuple(channel.user_ids),
+        skip_verify=channel.skip_verify,
     )
 
 
@@ -138,6 +141,17 @@ def channel_to_pb(row: ChannelRow) -> pb.Channel:
         cost=common_pb2.Money(currency=row.cost_currency, amount_minor=row.cost_minor),
         region=row.region,
         created_at=ts(row.created_at),
+        corp_id=row.corp_id,
+        user_ids=row.user_ids,
+        skip_verify=row.skip_verify,
+        code=pb.ChannelCode(
+            ticket=row.code_ticket or "",
+            url=row.code_url or "",
+            image_url=row.code_image_url or "",
+            config_id=row.code_config_id or "",
+            missing_reason=row.code_note,
+        ),
+        deleted_at=ts(row.deleted_at),
     )
 
 
@@ -149,6 +163,17 @@ _FIELD_TYPES = {
     pb.FIELD_TYPE_EMAIL: "email",
 }
 _FIELD_TYPES_PB = {name: number for number, name in _FIELD_TYPES.items()}
+_SIGN_INS = {
+    pb.PAGE_SIGN_IN_UNSPECIFIED: "base",
+    pb.PAGE_SIGN_IN_NONE: "none",
+    pb.PAGE_SIGN_IN_BASE: "base",
+    pb.PAGE_SIGN_IN_USERINFO: "userinfo",
+}
+_SIGN_INS_PB = {
+    "none": pb.PAGE_SIGN_IN_NONE,
+    "base": pb.PAGE_SIGN_IN_BASE,
+    "userinfo": pb.PAGE_SIGN_IN_USERINFO,
+}
 
 
 def page_spec(request: pb.CreateLandingPageRequest) -> LandingPageSpec:
@@ -171,6 +196,8 @@ def page_spec(request: pb.CreateLandingPageRequest) -> LandingPageSpec:
         title=request.title,
         fields=tuple(fields),
         channel_id=request.channel_id,
+        sign_in=_SIGN_INS.get(request.sign_in, "unknown"),
+        app_id=request.app_id,
     )
 
 
@@ -193,6 +220,8 @@ def page_to_pb(row: LandingPageRow) -> pb.LandingPage:
             for f in row.fields
         ],
         created_at=ts(row.created_at),
+        sign_in=_SIGN_INS_PB[row.sign_in],
+        app_id=row.app_id,
     )
 
 

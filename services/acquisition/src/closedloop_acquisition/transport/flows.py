@@ -4,6 +4,8 @@ transaction), then write rows and events in one unit of work. Metrics count afte
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from datetime import UTC, datetime
 from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -16,9 +18,12 @@ from closedloop_acquisition.capture.service import (
     PreparedLead,
     TouchInput,
 )
+from closedloop_acquisition.catalog.codes import ChannelCodes
 from closedloop_acquisition.catalog.service import CatalogService
+from closedloop_acquisition.catalog.specs import ChannelSpec
 from closedloop_acquisition.fission.service import FissionService, Progress
-from closedloop_acquisition.models import TouchRow
+from closedloop_acquisition.models import ChannelRow, TouchRow
+from closedloop_acquisition.pages.signin import WebSession
 from loopkit.customers import IdentityValue
 from loopkit.db import transact
 from loopkit.errors import InvalidArgument
@@ -34,11 +39,14 @@ class Flows:
         capture: CaptureService,
         fission: FissionService,
         after_commit: Callable[[], None],
+        *,
+        codes: ChannelCodes | None = None,
     ) -> None:
         self.sessions = sessions
         self.catalog = catalog
         self.capture = capture
         self.fission = fission
+        self.codes = codes or ChannelCodes(None)
         self._after_commit = after_commit
 
     async def tx(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
@@ -57,8 +65,32 @@ class Flows:
         metrics.touch(touch.kind, touch.channel_kind)
         return touch
 
-    async def capture_lead(self, tenant_id: str | None, request: LeadInput) -> CapturedLead:
-        """`tenant_id` None: the page's tenant (a public form knows only the page id)."""
+    async def create_channel(self, tenant_id: str, spec: ChannelSpec) -> ChannelRow:
+        """Checks, obtains the channel's code from WeChat (outside any transaction), writes."""
+        now = datetime.now(UTC)
+        await self.read(lambda s: self.catalog.check_channel(s, tenant_id, spec, now))
+        code = await self.codes.obtain(tenant_id, spec, now)
+        try:
+            return await self.tx(lambda s: self.catalog.create_channel(s, tenant_id, spec, code))
+        except Exception:
+            await self.codes.discard(tenant_id, code)
+            raise
+
+    async def delete_channel(self, tenant_id: str, channel_id: str) -> ChannelRow:
+        """Removes the channel's contact-me code at WeCom, then marks it deleted. If WeCom
+        cannot be reached the channel stays as it was (UNAVAILABLE); deleting again is safe."""
+        channel = await self.read(lambda s: self.catalog.get_channel(s, tenant_id, channel_id))
+        if channel.deleted_at is None:
+            await self.codes.release(tenant_id, channel)
+        now = datetime.now(UTC)
+        return await self.tx(lambda s: self.catalog.delete_channel(s, tenant_id, channel_id, now))
+
+    async def capture_lead(
+        self, tenant_id: str | None, request: LeadInput, signed_in: WebSession | None = None
+    ) -> CapturedLead:
+        """`tenant_id` None: the page's tenant (a public form knows only the page id).
+        `signed_in`: the browser's WeChat sign-in; its identities count, verified, when it was
+        made for the page's tenant, and replace any WeChat ids the browser merely claims."""
 
         async def prepare(session: AsyncSession) -> tuple[str, PreparedLead | CapturedLead]:
             tenant = tenant_id or await self.catalog.page_tenant(session, request.page_id)
@@ -66,7 +98,13 @@ class Flows:
             first = await self.capture.first_answer(session, tenant, request)
             if first is not None:
                 return tenant, first
-            return tenant, await self.capture.prepare_lead(session, tenant, request)
+            lead = request
+            if signed_in is not None and signed_in.tenant_id == tenant:
+                # WeChat's word replaces whatever the browser claims.
+                lead = replace(
+                    request, identities=signed_in.identities() + request.identities, claims=()
+                )
+            return tenant, await self.capture.prepare_lead(session, tenant, lead)
 
         tenant, prepared = await self.read(prepare)
         if isinstance(prepared, CapturedLead):
@@ -88,6 +126,21 @@ class Flows:
         await self.read(lambda s: self.fission.check_join(s, tenant_id, campaign_id, app_id))
         customer = await self.capture.resolve(tenant_id, identities)
         assert customer is not None
-        return await self.tx(
-            lambda s: self.fission.join(s, tenant_id, campaign_id, customer.customer_id, app_id)
+        customer_id = customer.customer_id
+        found = await self.read(
+            lambda s: self.fission.existing(s, tenant_id, campaign_id, customer_id)
         )
+        if found is not None:
+            return found
+        # The poster's QR code comes from WeChat before the participant is written.
+        poster = self.fission.poster(campaign_id, customer_id, app_id)
+        code = await self.codes.obtain(tenant_id, poster[1], datetime.now(UTC))
+        try:
+            return await self.tx(
+                lambda s: self.fission.join(
+                    s, tenant_id, campaign_id, customer_id, app_id, poster=poster, code=code
+                )
+            )
+        except Exception:
+            await self.codes.discard(tenant_id, code)
+            raise

@@ -56,8 +56,15 @@ class AcquisitionServicer(acquisition_pb2_grpc.AcquisitionServiceServicer):
     ) -> pb.CreateChannelResponse:
         tenant = require_tenant(request.tenant_id)
         spec = convert.channel_spec(request.channel)
-        row = await self._f.tx(lambda s: self._f.catalog.create_channel(s, tenant, spec))
+        row = await self._f.create_channel(tenant, spec)
         return pb.CreateChannelResponse(channel=convert.channel_to_pb(row))
+
+    async def DeleteChannel(
+        self, request: pb.DeleteChannelRequest, context: grpc.aio.ServicerContext
+    ) -> pb.DeleteChannelResponse:
+        tenant = require_tenant(request.tenant_id)
+        row = await self._f.delete_channel(tenant, request.channel_id)
+        return pb.DeleteChannelResponse(channel=convert.channel_to_pb(row))
 
     async def GetChannel(
         self, request: pb.GetChannelRequest, context: grpc.aio.ServicerContext

@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from closedloop_acquisition.callbacks.service import CallbackService
 from closedloop_acquisition.capture.service import LeadInput
 from closedloop_acquisition.catalog.specs import text
+from closedloop_acquisition.pages.signin import SESSION_COOKIE, SignIn
 from closedloop_acquisition.settings import WechatApp
 from closedloop_acquisition.transport.flows import Flows
 from loopkit.customers import IdentityValue
@@ -29,6 +30,7 @@ from loopkit.http_edge import (
     unavailable_response,
 )
 from loopkit.tenancy import require_tenant
+from loopkit.tracing import current_context_headers
 from loopkit.wechat.crypto import DecryptError, MessageCrypto, SignatureError, check_signature
 from loopkit.wechat.xml import MAX_XML_BYTES, XmlError, build_message, parse_message
 
@@ -71,18 +73,23 @@ def submission(page_id: str, body: dict[str, Any]) -> LeadInput:
     for name in body:
         if name not in known:
             raise InvalidArgument("unknown member of the submission", field=name)
+    # Anyone can type a stranger's openid or unionid into a body or a link: these are claims,
+    # sent to identity as unverified hints that never merge two customers. Verified WeChat
+    # identities come only from the WeChat sign-in session (see `pages`).
     identities: list[IdentityValue] = []
     openid, app_id = _string(body, "openid"), _string(body, "app_id")
     if openid:
         if not app_id:
             raise InvalidArgument("an openid needs the app_id it belongs to", field="app_id")
-        identities.append(IdentityValue(kind="wechat_openid", value=openid, scope=app_id))
+        identities.append(
+            IdentityValue(kind="wechat_openid", value=openid, scope=app_id, verified=False)
+        )
     if unionid := _string(body, "unionid"):
-        identities.append(IdentityValue(kind="wechat_unionid", value=unionid))
+        identities.append(IdentityValue(kind="wechat_unionid", value=unionid, verified=False))
     return LeadInput(
         page_id=page_id,
         values=_strings(body.get("values"), "values"),
-        identities=tuple(identities),
+        claims=tuple(identities),
         channel_id=_string(body, "channel_id"),
         referral_code=_string(body, "ref", 64),
         parameters=_strings(body.get("parameters"), "parameters"),
@@ -90,7 +97,8 @@ def submission(page_id: str, body: dict[str, Any]) -> LeadInput:
     )
 
 
-def forms_router(flows: Flows) -> APIRouter:
+def forms_router(flows: Flows, signin: SignIn | None = None) -> APIRouter:
+    """`signin`: the page's WeChat sign-in, whose session cookie carries verified identities."""
     router = APIRouter()
 
     @router.post("/v1/forms/{page_id}/submissions", response_model=None)
@@ -110,7 +118,12 @@ def forms_router(flows: Flows) -> APIRouter:
             lead = replace(lead, request_id=request.headers.get("idempotency-key", ""))
             # The page names its tenant; a caller naming one sees only that tenant's pages.
             asked = request.headers.get("x-tenant-id")
-            captured = await flows.capture_lead(require_tenant(asked) if asked else None, lead)
+            session = None
+            if signin is not None:
+                session = signin.read_session(request.cookies.get(SESSION_COOKIE), time.time())
+            captured = await flows.capture_lead(
+                require_tenant(asked) if asked else None, lead, session
+            )
         except DomainError as exc:
             return domain_error_response(exc)
         except DependencyUnavailable:
@@ -183,7 +196,9 @@ def wechat_router(
             return error_response(400, str(exc), "body")
         try:
             accepted = await flows.tx(
-                lambda s: callbacks.accept(s, app.tenant_id, app.app_id, message)
+                lambda s: callbacks.accept(
+                    s, app.tenant_id, app.app_id, message, trace_context=current_context_headers()
+                )
             )
         except DomainError as exc:
             return domain_error_response(exc)

@@ -12,6 +12,7 @@ import contextlib
 import logging
 from collections.abc import Callable
 
+from opentelemetry.trace import SpanKind
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from closedloop_acquisition import metrics
@@ -20,6 +21,7 @@ from closedloop_acquisition.capture.service import CaptureService
 from closedloop_acquisition.models import WechatInboxRow
 from loopkit.db import transact
 from loopkit.errors import DependencyUnavailable, DomainError
+from loopkit.tracing import span_from_headers
 
 log = logging.getLogger(__name__)
 BATCH = 50
@@ -74,6 +76,18 @@ class InboxWorker:
         return len(rows) == BATCH
 
     async def _handle(self, row: WechatInboxRow) -> bool:
+        """One message, in the trace of the callback request that stored it."""
+        kind = row.message.get("Event") or row.message.get("MsgType", "")
+        attributes = {"wechat.app_id": row.app_id, "wechat.message": kind}
+        with span_from_headers(
+            f"process wechat {kind}",
+            row.trace_context,
+            kind=SpanKind.CONSUMER,
+            attributes=attributes,
+        ):
+            return await self._process(row)
+
+    async def _process(self, row: WechatInboxRow) -> bool:
         try:
             customer = await self._capture.resolve(row.tenant_id, self._callbacks.identities(row))
         except DependencyUnavailable as exc:
@@ -82,6 +96,11 @@ class InboxWorker:
             return False
         except DomainError as exc:
             await self._fail(row, f"identity refused: {exc}", final=True)
+            return True
+        except Exception as exc:
+            # Identity answered with a bug, not an outage: counted, given up after MAX_ATTEMPTS.
+            log.exception("callback worker: resolving message %s failed", row.id)
+            await self._fail(row, f"identity failed: {exc}", final=False)
             return True
         try:
             touches = await transact(

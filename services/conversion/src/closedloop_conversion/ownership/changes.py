@@ -33,9 +33,11 @@ class ContactChange:
     welcome_code: str
     fail_reason: str
     created_at: datetime
-    # Set when the integration enriched the callback with the contact's unionid (from
-    # externalcontact/get): it ties the friend to the customer known from the official account.
+    # The contact's unionid: it ties the friend to the customer known from the official account.
+    # From WeCom's own record of the contact (externalcontact/get through the gateway: verified),
+    # or as an integration enriched the callback (a hint, unverified).
     unionid: str = ""
+    unionid_verified: bool = False
 
     @property
     def key(self) -> str:
@@ -57,7 +59,9 @@ class ContactChange:
     def identities(self) -> list[IdentityValue]:
         found = [IdentityValue("wecom_external_userid", self.external_userid, scope=self.corp_id)]
         if self.unionid:
-            found.append(IdentityValue("wechat_unionid", self.unionid))
+            found.append(
+                IdentityValue("wechat_unionid", self.unionid, verified=self.unionid_verified)
+            )
         return found
 
 

@@ -5,14 +5,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Row, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from closedloop_conversion.models import (
     CallbackRow,
     ContactWayRow,
     OpportunityRow,
     OwnershipRow,
+    RepRow,
     TransferRow,
 )
 
@@ -166,3 +168,31 @@ async def move_open_opportunities(
         .values(rep_id=to_rep_id)
     )
     return int(getattr(result, "rowcount", 0) or 0)
+
+
+async def pending_wecom_transfers(
+    session: AsyncSession, *, requested: bool, limit: int
+) -> Sequence[Row[TransferRow, str, str, str, str]]:
+    """Pending transfers of every tenant WeCom has (or has not yet) been asked about, locked, each
+    with (corp_id, external_userid, handover rep's and takeover rep's WeCom user ids)."""
+    handover, takeover = aliased(RepRow), aliased(RepRow)
+    asked = TransferRow.wecom_requested_at
+    query = (
+        select(
+            TransferRow,
+            OwnershipRow.corp_id,
+            OwnershipRow.external_userid,
+            handover.wecom_user_id,
+            takeover.wecom_user_id,
+        )
+        .join(OwnershipRow, OwnershipRow.id == TransferRow.ownership_id)
+        .join(handover, handover.id == TransferRow.from_rep_id)
+        .join(takeover, takeover.id == TransferRow.to_rep_id)
+        .where(
+            TransferRow.status == "pending", asked.is_not(None) if requested else asked.is_(None)
+        )
+        .order_by(TransferRow.requested_at, TransferRow.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True, of=TransferRow)
+    )
+    return (await session.execute(query)).all()

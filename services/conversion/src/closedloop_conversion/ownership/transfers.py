@@ -1,7 +1,8 @@
 """Customer transfer when a rep leaves (离职继承) or moves (在职转接), with WeCom's semantics:
 each customer's transfer is pending until WeCom reports it done (automatic takeover after 24 h),
 refused by the customer, or over the limit (an active rep's customer at most twice in 90 days).
-The customer keeps their former owner until the transfer completes: never left without one."""
+The customer keeps their former owner until the transfer completes: never left without one.
+With a gateway, WeCom is asked and its answer read back (ownership.handovers)."""
 
 from __future__ import annotations
 
@@ -105,6 +106,7 @@ class TransferService:
                 completed_at=None,
                 leads_moved=0,
                 opportunities_moved=0,
+                wecom_requested_at=None,
             )
             session.add(row)
             await session.flush()
@@ -122,7 +124,7 @@ class TransferService:
         if row.status != "pending":
             raise FailedPrecondition(f"transfer is already {row.status}", field="transfer_id")
         if status == "completed":
-            await self._complete(session, row, now())
+            await self.complete(session, row, now())
         elif status in ("refused", "over_limit"):
             row.status = status
             row.reason = reason or ("refused by the customer" if status == "refused" else "")
@@ -155,11 +157,12 @@ class TransferService:
         return True
 
     async def sweep(self, session: AsyncSession, tenant: str, as_of: datetime) -> list[TransferRow]:
-        """WeCom's automatic takeover: pending for 24 h means done (every tenant when `tenant`
-        is empty)."""
+        """WeCom's automatic takeover assumed: pending for 24 h means done (every tenant when
+        `tenant` is empty). Without a gateway only; with one, WeCom's own answer is read back
+        (ownership.handovers)."""
         due = await repo.due_transfers(session, tenant, utc(as_of) - self._auto_takeover)
         for row in due:
-            await self._complete(session, row, as_of)
+            await self.complete(session, row, as_of)
         return list(due)
 
     async def list(
@@ -189,7 +192,8 @@ class TransferService:
                 return rep
         raise FailedPrecondition("no active rep to take the customers over", field="to_rep_id")
 
-    async def _complete(self, session: AsyncSession, row: TransferRow, at: datetime) -> None:
+    async def complete(self, session: AsyncSession, row: TransferRow, at: datetime) -> None:
+        """The takeover rep has the customer: ownership, leads and open opportunities move."""
         tenant = row.tenant_id
         old = await repo.ownership_by_id(session, tenant, row.ownership_id)
         if old is None:

@@ -13,7 +13,8 @@ from loopkit.wechat.sender import MessageSender, OutboundMessage, SendRefused
 
 @dataclass(frozen=True)
 class WelcomeResult:
-    status: str  # sent | expired | refused | failed
+    # sent | queued (the gateway holds it past our wait) | expired | refused | failed
+    status: str
     latency_ms: int
     detail: str = ""
 
@@ -40,6 +41,10 @@ async def send_welcome(
         return WelcomeResult("refused", _ms(received_at, now()), str(exc))
     except Exception as exc:  # the platform is unreachable: too late to retry within 20 s
         return WelcomeResult("failed", _ms(received_at, now()), f"{type(exc).__name__}: {exc}")
+    if receipt.status != "sent":
+        return WelcomeResult(
+            "queued", _ms(received_at, now()), f"the gateway has it {receipt.status}"
+        )
     return WelcomeResult("sent", _ms(received_at, receipt.sent_at))
 
 

@@ -60,6 +60,7 @@ TRANSFER_STATUS = {
     "completed": pb.TRANSFER_STATUS_COMPLETED,
     "refused": pb.TRANSFER_STATUS_REFUSED,
     "over_limit": pb.TRANSFER_STATUS_OVER_LIMIT,
+    "failed": pb.TRANSFER_STATUS_FAILED,
 }
 TRANSFER_STATUS_FROM = {v: k for k, v in TRANSFER_STATUS.items()}
 ORDER_STATUS = {

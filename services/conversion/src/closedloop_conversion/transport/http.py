@@ -15,11 +15,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from closedloop_conversion import metrics
 from closedloop_conversion.common import now
 from closedloop_conversion.ownership.changes import ChangeType, parse_change
+from closedloop_conversion.ownership.contacts import with_wecom_record
 from closedloop_conversion.ownership.service import OwnershipService, WelcomeJob
 from closedloop_conversion.ownership.welcome import send_welcome
 from closedloop_conversion.pipeline.followups import FollowUpService
 from closedloop_conversion.settings import ConversionSettings
 from loopkit import errors
+from loopkit.callers import KeyStore
 from loopkit.customers import CustomerDirectory
 from loopkit.db import transact
 from loopkit.http_edge import (
@@ -32,6 +34,7 @@ from loopkit.http_edge import (
 from loopkit.tenancy import require_tenant
 from loopkit.wechat.crypto import DecryptError, MessageCrypto, SignatureError
 from loopkit.wechat.sender import MessageSender
+from loopkit.wechat.wecom import ContactLookup
 from loopkit.wechat.xml import MAX_XML_BYTES, XmlError, parse_message
 
 log = logging.getLogger(__name__)
@@ -49,6 +52,7 @@ class ConversionHttp:
         ownership: OwnershipService,
         follow_ups: FollowUpService,
         sender: MessageSender,
+        contacts: ContactLookup | None = None,
     ) -> None:
         self._settings = settings
         self._sessions = sessions
@@ -57,7 +61,9 @@ class ConversionHttp:
         self._ownership = ownership
         self._follow_ups = follow_ups
         self._sender = sender
+        self._contacts = contacts
         self._tasks: set[asyncio.Task[None]] = set()
+        self._keys = KeyStore(settings.api_keys_file) if settings.api_keys_file else None
 
     def router(self) -> APIRouter:
         router = APIRouter()
@@ -132,6 +138,8 @@ class ConversionHttp:
         customer_id = ""
         if change.change_type is ChangeType.ADD:
             try:
+                if self._contacts is not None:
+                    change = await with_wecom_record(self._contacts, tenant, change)
                 try:
                     resolved = await self._directory.resolve(
                         tenant, change.identities, actor="conversion.wecom"
@@ -181,12 +189,14 @@ class ConversionHttp:
     async def import_archive(self, tenant_id: str, request: Request) -> Response:
         """A batch of archived chat messages: good ones stored once, bad ones reported by index."""
         token = self._settings.api_token
-        if token is not None:
-            given = request.headers.get("authorization", "")
-            if not hmac.compare_digest(given, f"Bearer {token.get_secret_value()}"):
-                return error_response(401, "a valid bearer token is required", "authorization")
+        given = request.headers.get("authorization", "")
+        shared = f"Bearer {token.get_secret_value()}" if token is not None else None
+        if self._keys is None and shared is not None and not hmac.compare_digest(given, shared):
+            return error_response(401, "a valid bearer token is required", "authorization")
         try:
             tenant = require_tenant(tenant_id)
+            if self._keys is not None:  # per-tenant keys: a write key for this tenant
+                self._keys.authorize(given, tenant, "ImportChatArchive")
         except errors.DomainError as exc:
             return domain_error_response(exc)
         body = await read_body(request, MAX_ARCHIVE_BYTES)

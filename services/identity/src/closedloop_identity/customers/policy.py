@@ -20,10 +20,10 @@ DEFAULT_MERGE_KINDS = frozenset(
 )
 
 
-# A unionid a browser merely claims (a form field, a query string) is a hint, not proof: anyone can
-# type a stranger's. It merges only when it came from WeChat itself (OAuth, a signed callback),
-# which callers say with `verified`. Not a tenant setting: trusting a claimed unionid is never safe.
-ALWAYS_VERIFIED_KINDS = frozenset({Kind.WECHAT_UNIONID})
+# A WeChat id a browser merely claims (a form field, a query string) is a hint, not proof: anyone
+# can type a stranger's unionid. It merges only when it came from WeChat itself (OAuth, a signed
+# callback), which callers say with `verified`, whatever kinds a tenant's policy lets merge.
+VERIFIED_ONLY_KINDS = frozenset({Kind.WECHAT_UNIONID, Kind.WECHAT_OPENID, Kind.MINI_PROGRAM_OPENID})
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,7 @@ class MergePolicy:
     def may_merge(self, claim: ClaimedIdentity) -> bool:
         if claim.key.kind not in self.merge_kinds:
             return False
-        if claim.key.kind in ALWAYS_VERIFIED_KINDS and not claim.verified:
+        if claim.key.kind in VERIFIED_ONLY_KINDS and not claim.verified:
             return False
         return not (
             claim.key.kind is Kind.PHONE and self.phone_requires_verification and not claim.verified

@@ -16,6 +16,7 @@ statements there.
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -35,6 +36,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import TextClause
 
 from closedloop_identity.customers.identities import IdentityKey, Kind
 from closedloop_identity.customers.repository import ACTIVE, MAX_CHAIN
@@ -122,41 +124,42 @@ def _pg_type(column_type: object) -> str:
     return "text"
 
 
-def _insert_cte(
-    name: str, table: Table, rows: list[dict[str, Any]], guard: str
-) -> tuple[str, dict[str, Any]]:
-    """`name AS (INSERT INTO table SELECT ... FROM unnest(<one array per column>) WHERE guard)`."""
-    params: dict[str, Any] = {}
-    columns, arrays, selected = [], [], []
+def _insert_cte(name: str, table: Table, guard: str) -> str:
+    """`name AS (INSERT INTO table SELECT ... FROM unnest(<one array per column>) WHERE guard)`,
+    with parameters `name_0`, `name_1`... (see `_insert_params`)."""
+    arrays, selected = [], []
     for i, column in enumerate(table.columns):
-        param, pg = f"{name}_{i}", _pg_type(column.type)
-        values = [row.get(column.name) for row in rows]
-        if pg == "json":
-            params[param] = [None if v is None else json.dumps(v) for v in values]
-            arrays.append(f"CAST(:{param} AS text[])")
-            selected.append(f"CAST(u.c{i} AS json)")
-        else:
-            params[param] = values
-            arrays.append(f"CAST(:{param} AS {pg}[])")
-            selected.append(f"u.c{i}")
-        columns.append(column.name)
-    aliases = ", ".join(f"c{i}" for i in range(len(columns)))
-    sql = (
-        f"{name} AS (INSERT INTO {table.name} ({', '.join(columns)}) "
+        pg = _pg_type(column.type)
+        # JSON goes over the wire as text and is cast per element.
+        arrays.append(f"CAST(:{name}_{i} AS {'text' if pg == 'json' else pg}[])")
+        selected.append(f"CAST(u.c{i} AS json)" if pg == "json" else f"u.c{i}")
+    columns = ", ".join(c.name for c in table.columns)
+    aliases = ", ".join(f"c{i}" for i in range(len(arrays)))
+    return (
+        f"{name} AS (INSERT INTO {table.name} ({columns}) "
         f"SELECT {', '.join(selected)} FROM unnest({', '.join(arrays)}) AS u({aliases}) "
         f"WHERE {guard})"
     )
-    return sql, params
 
 
-def _inserts(rows: Rows, guard: str) -> tuple[list[str], dict[str, Any]]:
-    ctes, params = [], {}
+def _insert_params(name: str, table: Table, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for i, column in enumerate(table.columns):
+        values = [row.get(column.name) for row in rows]
+        if isinstance(column.type, JSON):
+            values = [None if v is None else json.dumps(v) for v in values]
+        params[f"{name}_{i}"] = values
+    return params
+
+
+def _inserts(rows: Rows) -> tuple[tuple[Table, ...], dict[str, Any]]:
+    """The tables that get rows (the statement's shape) and the parameters carrying them."""
+    tables, params = [], {}
     for table, table_rows in rows:
         if table_rows:
-            sql, p = _insert_cte(f"ins_{table.name}", table, table_rows, guard)
-            ctes.append(sql)
-            params.update(p)
-    return ctes, params
+            tables.append(table)
+            params.update(_insert_params(f"ins_{table.name}", table, table_rows))
+    return tuple(tables), params
 
 
 def _keys_params(keys: list[IdentityKey]) -> dict[str, Any]:
@@ -186,28 +189,59 @@ SELECT 'm', m.id, m.root, NULL, NULL, NULL, NULL, NULL FROM merged m
 """
 
 
+@functools.cache
+def _first_look_statement(tables: tuple[Table, ...]) -> TextClause:
+    """The first look, writing the creation's rows into `tables` when nobody holds the claims.
+    Cached per shape: building and parsing the text costs more than running it."""
+    guard = "NOT EXISTS (SELECT 1 FROM found)"
+    ctes = [
+        f"WITH RECURSIVE claimed AS ({_KEYS})",
+        "found AS (SELECT DISTINCT i.customer_id FROM identities i JOIN claimed k"
+        " ON (i.kind, i.scope, i.value) = (k.kind, k.scope, k.value)"
+        " WHERE i.tenant_id = :tenant)",
+        "merged(id, root, depth) AS ("
+        " SELECT c.id, c.merged_into, 1 FROM customers c"
+        " WHERE c.merged_into IN (SELECT customer_id FROM found) AND c.status <> 'active'"
+        # LATERAL (kept a subquery by OFFSET 0) makes each step an index lookup on merged_into: a
+        # plain join may be planned as a hash join over every customer of the database.
+        " UNION ALL SELECT c.id, m.root, m.depth + 1 FROM merged m"
+        " CROSS JOIN LATERAL (SELECT id FROM customers WHERE merged_into = m.id"
+        f" AND status <> 'active' OFFSET 0) c WHERE m.depth < {MAX_CHAIN})",
+        *(_insert_cte(f"ins_{t.name}", t, guard) for t in tables),
+    ]
+    return text(",\n".join(ctes) + "\n" + _FIRST_LOOK_ANSWER)
+
+
+@functools.cache
+def _extend_statement(tables: tuple[Table, ...]) -> TextClause:
+    # The UPDATE is the row lock: a concurrent merge of this customer either waits for us or has
+    # already marked it merged, and then nothing here matches and nothing is written.
+    guard = "EXISTS (SELECT 1 FROM locked)"
+    ctes = [
+        f"WITH claimed AS ({_KEYS})",
+        "locked AS (UPDATE customers SET"
+        " attributes = CASE WHEN :has_attributes THEN CAST(CAST(attributes AS jsonb)"
+        " || CAST(CAST(:attributes AS text) AS jsonb) AS json) ELSE attributes END,"
+        " updated_at = CASE WHEN :has_attributes THEN CAST(:now AS timestamptz)"
+        " ELSE updated_at END"
+        " WHERE id = :customer_id AND tenant_id = :tenant AND status = 'active'"
+        " RETURNING CAST(attributes AS text) AS attributes)",
+        "upgraded AS (UPDATE identities i SET verified = true FROM claimed k"
+        " WHERE (i.kind, i.scope, i.value) = (k.kind, k.scope, k.value)"
+        " AND i.tenant_id = :tenant AND i.customer_id = :customer_id"
+        f" AND {guard})",
+        *(_insert_cte(f"ins_{t.name}", t, guard) for t in tables),
+    ]
+    return text(",\n".join(ctes) + "\nSELECT attributes FROM locked")
+
+
 class PostgresResolveStatements:
     async def first_look(
         self, session: AsyncSession, tenant_id: str, keys: list[IdentityKey], creation: Rows
     ) -> dict[str, Holder]:
-        inserts, params = _inserts(creation, "NOT EXISTS (SELECT 1 FROM found)")
-        sql = ",\n".join(
-            [
-                f"WITH RECURSIVE claimed AS ({_KEYS})",
-                "found AS (SELECT DISTINCT i.customer_id FROM identities i JOIN claimed k"
-                " ON (i.kind, i.scope, i.value) = (k.kind, k.scope, k.value)"
-                " WHERE i.tenant_id = :tenant)",
-                "merged(id, root, depth) AS ("
-                " SELECT c.id, c.merged_into, 1 FROM customers c"
-                " WHERE c.merged_into IN (SELECT customer_id FROM found) AND c.status <> 'active'"
-                " UNION ALL SELECT c.id, m.root, m.depth + 1 FROM customers c"
-                " JOIN merged m ON c.merged_into = m.id"
-                f" WHERE c.status <> 'active' AND m.depth < {MAX_CHAIN})",
-                *inserts,
-            ]
-        )
+        tables, params = _inserts(creation)
         params.update(_keys_params(keys), tenant=tenant_id)
-        result = await session.execute(text(sql + "\n" + _FIRST_LOOK_ANSWER), params)
+        result = await session.execute(_first_look_statement(tables), params)
         holders: dict[str, Holder] = {}
         identities: list[tuple[str, HeldIdentity]] = []
         merged: list[tuple[str, str]] = []
@@ -235,24 +269,7 @@ class PostgresResolveStatements:
         now: datetime,
         rows: Rows,
     ) -> dict[str, Any] | None:
-        inserts, params = _inserts(rows, "EXISTS (SELECT 1 FROM locked)")
-        # The UPDATE is the row lock: a concurrent merge of this customer either waits for us or
-        # has already marked it merged, and then nothing here matches and nothing is written.
-        ctes = [
-            f"WITH claimed AS ({_KEYS})",
-            "locked AS (UPDATE customers SET"
-            " attributes = CASE WHEN :has_attributes THEN CAST(CAST(attributes AS jsonb)"
-            " || CAST(CAST(:attributes AS text) AS jsonb) AS json) ELSE attributes END,"
-            " updated_at = CASE WHEN :has_attributes THEN CAST(:now AS timestamptz)"
-            " ELSE updated_at END"
-            " WHERE id = :customer_id AND tenant_id = :tenant AND status = 'active'"
-            " RETURNING CAST(attributes AS text) AS attributes)",
-            "upgraded AS (UPDATE identities i SET verified = true FROM claimed k"
-            " WHERE (i.kind, i.scope, i.value) = (k.kind, k.scope, k.value)"
-            " AND i.tenant_id = :tenant AND i.customer_id = :customer_id"
-            " AND EXISTS (SELECT 1 FROM locked))",
-            *inserts,
-        ]
+        tables, params = _inserts(rows)
         params.update(
             _keys_params(upgrade),
             tenant=tenant_id,
@@ -261,8 +278,7 @@ class PostgresResolveStatements:
             attributes=json.dumps(attributes),
             now=now,
         )
-        sql = ",\n".join(ctes) + "\nSELECT attributes FROM locked"
-        found = (await session.execute(text(sql), params)).scalar_one_or_none()
+        found = (await session.execute(_extend_statement(tables), params)).scalar_one_or_none()
         return None if found is None else dict(json.loads(found))
 
 

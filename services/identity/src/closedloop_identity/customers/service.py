@@ -82,6 +82,18 @@ def _utc(at: datetime) -> datetime:
     return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 
+def _checked(claims: list[ClaimedIdentity], attributes: dict[str, Any]) -> list[ClaimedIdentity]:
+    """The claims of a valid resolve, one per identity, in lock order."""
+    if not claims:
+        raise InvalidArgument("at least one identity is required", field="identities")
+    if len(claims) > MAX_IDENTITIES_PER_CALL:
+        raise InvalidArgument(
+            f"at most {MAX_IDENTITIES_PER_CALL} identities per call", field="identities"
+        )
+    check_attributes(attributes)
+    return dedupe(claims)
+
+
 def check_attributes(attributes: dict[str, Any]) -> None:
     size = len(json.dumps(attributes, ensure_ascii=False).encode())
     if size > MAX_ATTRIBUTES_BYTES:
@@ -105,20 +117,13 @@ class CustomerService:
         attributes: dict[str, Any],
         actor: str,
     ) -> Resolution:
-        if not claims:
-            raise InvalidArgument("at least one identity is required", field="identities")
-        if len(claims) > MAX_IDENTITIES_PER_CALL:
-            raise InvalidArgument(
-                f"at most {MAX_IDENTITIES_PER_CALL} identities per call", field="identities"
-            )
-        check_attributes(attributes)
-        claims = dedupe(claims)
-        quick = await self._resolve_directly(session, tenant_id, claims, attributes, actor)
+        """Resolve in one transaction: directly where it can, else under locks."""
+        quick = await self.resolve_directly(session, tenant_id, claims, attributes, actor)
         if quick is not None:
             return quick
-        return await self._resolve_locked(session, tenant_id, claims, attributes, actor)
+        return await self.resolve_locked(session, tenant_id, claims, attributes, actor)
 
-    async def _resolve_directly(
+    async def resolve_directly(
         self,
         session: AsyncSession,
         tenant_id: str,
@@ -128,7 +133,11 @@ class CustomerService:
     ) -> Resolution | None:
         """The common cases without locks, in one or two statements: nobody holds the claims
         (create), or one customer does (answer, or attach the rest to it). None when a merge may be
-        due or a pending id expired: the locking path decides those."""
+        due or a pending id expired: `resolve_locked` decides those.
+
+        Every write here is a single statement, atomic alone: it may run without a transaction
+        (`loopkit.db.transact(autocommit=True)`)."""
+        claims = _checked(claims, attributes)
         statements = statements_for(session)
         now = self._now()
         customer_id = str(ULID())
@@ -279,7 +288,7 @@ class CustomerService:
             "at": self._now(),
         }
 
-    async def _resolve_locked(
+    async def resolve_locked(
         self,
         session: AsyncSession,
         tenant_id: str,
@@ -289,6 +298,7 @@ class CustomerService:
     ) -> Resolution:
         """Any resolve, under advisory locks on the claimed identities and row locks on their
         holders: the path for merges (and the reference for what the direct path writes)."""
+        claims = _checked(claims, attributes)
         repo = CustomerRepository(session)
         await repo.lock_identities(tenant_id, [c.key for c in claims])
         owners = await self._lock_owners(repo, tenant_id, [c.key for c in claims])

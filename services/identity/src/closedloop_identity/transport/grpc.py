@@ -59,9 +59,23 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         tenant = require_tenant(request.tenant_id)
         claims = convert.claims_from_pb(request.identities)
         attributes = convert.attributes_from_pb(request.attributes)
-        result = await self._tx(
-            lambda s: self._customers.resolve(s, tenant, claims, attributes, request.actor)
+        # The common cases first, without a transaction (each of their writes is one atomic
+        # statement); a possible merge then runs in a transaction under locks.
+        quick = await transact(
+            self._sessions,
+            lambda s: self._customers.resolve_directly(
+                s, tenant, claims, attributes, request.actor
+            ),
+            after_commit=self._after_commit,
+            autocommit=True,
         )
+        result = quick
+        if result is None:
+            result = await self._tx(
+                lambda s: self._customers.resolve_locked(
+                    s, tenant, claims, attributes, request.actor
+                )
+            )
         return pb.ResolveCustomerResponse(
             customer=convert.customer_to_pb(result.customer),
             created=result.created,

@@ -131,6 +131,30 @@ class BroadcastRepository:
         )
         return int(value or 0)
 
+    async def consent_now(self, session: AsyncSession, broadcast_id: str, customer_id: str) -> str:
+        """Why the recipient may not be messaged now ("" if they may): reads the activity table
+        (activity owns it), which follows unsubscribes and consent as they happen."""
+        row = (
+            await session.execute(
+                select(ActivityRow.unsubscribed, ActivityRow.consent)
+                .join(
+                    RecipientRow,
+                    and_(
+                        ActivityRow.tenant_id == RecipientRow.tenant_id,
+                        ActivityRow.customer_id == RecipientRow.customer_id,
+                    ),
+                )
+                .where(
+                    RecipientRow.broadcast_id == broadcast_id,
+                    RecipientRow.customer_id == customer_id,
+                )
+            )
+        ).first()
+        if row is None:
+            return "unknown_customer"
+        unsubscribed, consent = row
+        return "unsubscribed" if unsubscribed else "" if consent else "no_consent"
+
     async def due(
         self, session: AsyncSession, now: datetime, limit: int
     ) -> list[tuple[RecipientRow, str, str, str, str]]:

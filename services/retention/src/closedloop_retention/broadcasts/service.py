@@ -149,10 +149,34 @@ class BroadcastService:
     async def claim(
         self, session: AsyncSession, broadcast_id: str, customer_id: str, now: datetime
     ) -> bool:
-        """Takes a due recipient for sending (one dispatcher wins across replicas)."""
+        """Takes a due recipient for sending (one dispatcher wins across replicas).
+
+        Consent and unsubscribe are checked again here, at send time: a customer who withdrew
+        after the broadcast was planned is skipped with the reason, never messaged.
+        """
+        withdrawn = await self._repo.consent_now(session, broadcast_id, customer_id)
+        if withdrawn:
+            if await self._repo.set_status(
+                session,
+                broadcast_id,
+                customer_id,
+                was="scheduled",
+                status="skipped",
+                reason=withdrawn,
+            ):
+                await self._finish_if_done(session, broadcast_id)
+            return False
         return await self._repo.set_status(
             session, broadcast_id, customer_id, was="scheduled", status="sending", sent_at=utc(now)
         )
+
+    async def _finish_if_done(self, session: AsyncSession, broadcast_id: str) -> None:
+        broadcast = await self._repo.get(session, broadcast_id)
+        assert broadcast is not None
+        broadcast.status = (
+            "completed" if not await self._repo.unfinished(session, broadcast_id) else "sending"
+        )
+        await session.flush()
 
     async def unclaim(self, session: AsyncSession, broadcast_id: str, customer_id: str) -> None:
         await self._repo.set_status(
@@ -200,6 +224,4 @@ class BroadcastService:
                     broadcast_id=broadcast_id, message_id=message_id, channel=channel
                 ),
             )
-        left = await self._repo.unfinished(session, broadcast_id)
-        broadcast.status = "completed" if not left else "sending"
-        await session.flush()
+        await self._finish_if_done(session, broadcast_id)

@@ -23,6 +23,13 @@ class ChannelKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     CHANNEL_KIND_REFERRAL: _ClassVar[ChannelKind]
     CHANNEL_KIND_OFFLINE: _ClassVar[ChannelKind]
 
+class PageSignIn(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    PAGE_SIGN_IN_UNSPECIFIED: _ClassVar[PageSignIn]
+    PAGE_SIGN_IN_NONE: _ClassVar[PageSignIn]
+    PAGE_SIGN_IN_BASE: _ClassVar[PageSignIn]
+    PAGE_SIGN_IN_USERINFO: _ClassVar[PageSignIn]
+
 class FieldType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     FIELD_TYPE_UNSPECIFIED: _ClassVar[FieldType]
@@ -39,6 +46,10 @@ CHANNEL_KIND_LINK: ChannelKind
 CHANNEL_KIND_AD: ChannelKind
 CHANNEL_KIND_REFERRAL: ChannelKind
 CHANNEL_KIND_OFFLINE: ChannelKind
+PAGE_SIGN_IN_UNSPECIFIED: PageSignIn
+PAGE_SIGN_IN_NONE: PageSignIn
+PAGE_SIGN_IN_BASE: PageSignIn
+PAGE_SIGN_IN_USERINFO: PageSignIn
 FIELD_TYPE_UNSPECIFIED: FieldType
 FIELD_TYPE_TEXT: FieldType
 FIELD_TYPE_NAME: FieldType
@@ -83,7 +94,7 @@ class Schedule(_message.Message):
     def __init__(self, weekdays: _Optional[_Iterable[int]] = ..., start: _Optional[str] = ..., end: _Optional[str] = ..., time_zone: _Optional[str] = ...) -> None: ...
 
 class Channel(_message.Message):
-    __slots__ = ("channel_id", "tenant_id", "campaign_id", "name", "kind", "scene", "expires_at", "state", "app_id", "url", "parameters", "owner_team", "welcome_message", "tags", "schedule", "daily_cap_per_rep", "cost", "region", "created_at")
+    __slots__ = ("channel_id", "tenant_id", "campaign_id", "name", "kind", "scene", "expires_at", "state", "app_id", "url", "parameters", "owner_team", "welcome_message", "tags", "schedule", "daily_cap_per_rep", "cost", "region", "created_at", "corp_id", "user_ids", "skip_verify", "code", "deleted_at")
     class ParametersEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -110,6 +121,11 @@ class Channel(_message.Message):
     COST_FIELD_NUMBER: _ClassVar[int]
     REGION_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    CORP_ID_FIELD_NUMBER: _ClassVar[int]
+    USER_IDS_FIELD_NUMBER: _ClassVar[int]
+    SKIP_VERIFY_FIELD_NUMBER: _ClassVar[int]
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    DELETED_AT_FIELD_NUMBER: _ClassVar[int]
     channel_id: str
     tenant_id: str
     campaign_id: str
@@ -129,7 +145,26 @@ class Channel(_message.Message):
     cost: _common_pb2.Money
     region: str
     created_at: _timestamp_pb2.Timestamp
-    def __init__(self, channel_id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., campaign_id: _Optional[str] = ..., name: _Optional[str] = ..., kind: _Optional[_Union[ChannelKind, str]] = ..., scene: _Optional[str] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., state: _Optional[str] = ..., app_id: _Optional[str] = ..., url: _Optional[str] = ..., parameters: _Optional[_Mapping[str, str]] = ..., owner_team: _Optional[str] = ..., welcome_message: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., schedule: _Optional[_Union[Schedule, _Mapping]] = ..., daily_cap_per_rep: _Optional[int] = ..., cost: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., region: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    corp_id: str
+    user_ids: _containers.RepeatedScalarFieldContainer[str]
+    skip_verify: bool
+    code: ChannelCode
+    deleted_at: _timestamp_pb2.Timestamp
+    def __init__(self, channel_id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., campaign_id: _Optional[str] = ..., name: _Optional[str] = ..., kind: _Optional[_Union[ChannelKind, str]] = ..., scene: _Optional[str] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., state: _Optional[str] = ..., app_id: _Optional[str] = ..., url: _Optional[str] = ..., parameters: _Optional[_Mapping[str, str]] = ..., owner_team: _Optional[str] = ..., welcome_message: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., schedule: _Optional[_Union[Schedule, _Mapping]] = ..., daily_cap_per_rep: _Optional[int] = ..., cost: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., region: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., corp_id: _Optional[str] = ..., user_ids: _Optional[_Iterable[str]] = ..., skip_verify: _Optional[bool] = ..., code: _Optional[_Union[ChannelCode, _Mapping]] = ..., deleted_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class ChannelCode(_message.Message):
+    __slots__ = ("ticket", "url", "image_url", "config_id", "missing_reason")
+    TICKET_FIELD_NUMBER: _ClassVar[int]
+    URL_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_URL_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_ID_FIELD_NUMBER: _ClassVar[int]
+    MISSING_REASON_FIELD_NUMBER: _ClassVar[int]
+    ticket: str
+    url: str
+    image_url: str
+    config_id: str
+    missing_reason: str
+    def __init__(self, ticket: _Optional[str] = ..., url: _Optional[str] = ..., image_url: _Optional[str] = ..., config_id: _Optional[str] = ..., missing_reason: _Optional[str] = ...) -> None: ...
 
 class FormField(_message.Message):
     __slots__ = ("name", "type", "label", "required", "consent_wording", "max_length")
@@ -148,7 +183,7 @@ class FormField(_message.Message):
     def __init__(self, name: _Optional[str] = ..., type: _Optional[_Union[FieldType, str]] = ..., label: _Optional[str] = ..., required: _Optional[bool] = ..., consent_wording: _Optional[str] = ..., max_length: _Optional[int] = ...) -> None: ...
 
 class LandingPage(_message.Message):
-    __slots__ = ("page_id", "tenant_id", "campaign_id", "channel_id", "title", "fields", "created_at")
+    __slots__ = ("page_id", "tenant_id", "campaign_id", "channel_id", "title", "fields", "created_at", "sign_in", "app_id")
     PAGE_ID_FIELD_NUMBER: _ClassVar[int]
     TENANT_ID_FIELD_NUMBER: _ClassVar[int]
     CAMPAIGN_ID_FIELD_NUMBER: _ClassVar[int]
@@ -156,6 +191,8 @@ class LandingPage(_message.Message):
     TITLE_FIELD_NUMBER: _ClassVar[int]
     FIELDS_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    SIGN_IN_FIELD_NUMBER: _ClassVar[int]
+    APP_ID_FIELD_NUMBER: _ClassVar[int]
     page_id: str
     tenant_id: str
     campaign_id: str
@@ -163,7 +200,9 @@ class LandingPage(_message.Message):
     title: str
     fields: _containers.RepeatedCompositeFieldContainer[FormField]
     created_at: _timestamp_pb2.Timestamp
-    def __init__(self, page_id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., campaign_id: _Optional[str] = ..., channel_id: _Optional[str] = ..., title: _Optional[str] = ..., fields: _Optional[_Iterable[_Union[FormField, _Mapping]]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    sign_in: PageSignIn
+    app_id: str
+    def __init__(self, page_id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., campaign_id: _Optional[str] = ..., channel_id: _Optional[str] = ..., title: _Optional[str] = ..., fields: _Optional[_Iterable[_Union[FormField, _Mapping]]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., sign_in: _Optional[_Union[PageSignIn, str]] = ..., app_id: _Optional[str] = ...) -> None: ...
 
 class Touch(_message.Message):
     __slots__ = ("touch_id", "tenant_id", "channel_id", "campaign_id", "kind", "customer_id", "expired", "referrer_customer_id", "referral_code", "parameters", "occurred_at")
@@ -319,6 +358,20 @@ class GetChannelResponse(_message.Message):
     channel: Channel
     def __init__(self, channel: _Optional[_Union[Channel, _Mapping]] = ...) -> None: ...
 
+class DeleteChannelRequest(_message.Message):
+    __slots__ = ("tenant_id", "channel_id")
+    TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_ID_FIELD_NUMBER: _ClassVar[int]
+    tenant_id: str
+    channel_id: str
+    def __init__(self, tenant_id: _Optional[str] = ..., channel_id: _Optional[str] = ...) -> None: ...
+
+class DeleteChannelResponse(_message.Message):
+    __slots__ = ("channel",)
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    channel: Channel
+    def __init__(self, channel: _Optional[_Union[Channel, _Mapping]] = ...) -> None: ...
+
 class ListChannelsRequest(_message.Message):
     __slots__ = ("tenant_id", "campaign_id", "page")
     TENANT_ID_FIELD_NUMBER: _ClassVar[int]
@@ -338,18 +391,22 @@ class ListChannelsResponse(_message.Message):
     def __init__(self, channels: _Optional[_Iterable[_Union[Channel, _Mapping]]] = ..., page: _Optional[_Union[_common_pb2.PageResponse, _Mapping]] = ...) -> None: ...
 
 class CreateLandingPageRequest(_message.Message):
-    __slots__ = ("tenant_id", "campaign_id", "channel_id", "title", "fields")
+    __slots__ = ("tenant_id", "campaign_id", "channel_id", "title", "fields", "sign_in", "app_id")
     TENANT_ID_FIELD_NUMBER: _ClassVar[int]
     CAMPAIGN_ID_FIELD_NUMBER: _ClassVar[int]
     CHANNEL_ID_FIELD_NUMBER: _ClassVar[int]
     TITLE_FIELD_NUMBER: _ClassVar[int]
     FIELDS_FIELD_NUMBER: _ClassVar[int]
+    SIGN_IN_FIELD_NUMBER: _ClassVar[int]
+    APP_ID_FIELD_NUMBER: _ClassVar[int]
     tenant_id: str
     campaign_id: str
     channel_id: str
     title: str
     fields: _containers.RepeatedCompositeFieldContainer[FormField]
-    def __init__(self, tenant_id: _Optional[str] = ..., campaign_id: _Optional[str] = ..., channel_id: _Optional[str] = ..., title: _Optional[str] = ..., fields: _Optional[_Iterable[_Union[FormField, _Mapping]]] = ...) -> None: ...
+    sign_in: PageSignIn
+    app_id: str
+    def __init__(self, tenant_id: _Optional[str] = ..., campaign_id: _Optional[str] = ..., channel_id: _Optional[str] = ..., title: _Optional[str] = ..., fields: _Optional[_Iterable[_Union[FormField, _Mapping]]] = ..., sign_in: _Optional[_Union[PageSignIn, str]] = ..., app_id: _Optional[str] = ...) -> None: ...
 
 class CreateLandingPageResponse(_message.Message):
     __slots__ = ("page",)

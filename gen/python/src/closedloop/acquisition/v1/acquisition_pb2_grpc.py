@@ -66,6 +66,11 @@ class AcquisitionServiceStub:
                 request_serializer=closedloop_dot_acquisition_dot_v1_dot_acquisition__pb2.ListChannelsRequest.SerializeToString,
                 response_deserializer=closedloop_dot_acquisition_dot_v1_dot_acquisition__pb2.ListChannelsResponse.FromString,
                 _registered_method=True)
+        self.DeleteChannel = channel.unary_unary(
+                '/closedloop.acquisition.v1.AcquisitionService/DeleteChannel',
+                request_serializer=closedloop_dot_acquisition_dot_v1_dot_acquisition__pb2.DeleteChannelRequest.SerializeToString,
+                response_deserializer=closedloop_dot_acquisition_dot_v1_dot_acquisition__pb2.DeleteChannelResponse.FromString,
+                _registered_method=True)
         self.CreateLandingPage = channel.unary_unary(
                 '/closedloop.acquisition.v1.AcquisitionService/CreateLandingPage',
                 request_serializer=closedloop_dot_acquisition_dot_v1_dot_acquisition__pb2.CreateLandingPageRequest.SerializeToString,
@@ -145,6 +150,14 @@ class AcquisitionServiceServicer:
 
     def ListChannels(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteChannel(self, request, context):
+        """Retires a channel: its WeCom contact-me code is removed, it counts as expired from now on,
+        and it stays readable for the touches and leads it brought.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -234,6 +247,11 @@ def add_AcquisitionServiceServicer_to_server(servicer, server):
                     servicer.ListChannels,
                     request_deserializer=closedloop_dot_acquisition_dot_v1_dot_acquisition__pb2.ListChannelsRequest.FromString,
                     response_serializer=closedloop_dot_acquisition_dot_v1_dot_acquisition__pb2.ListChannelsResponse.SerializeToString,
+            ),
+            'DeleteChannel': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteChannel,
+                    request_deserializer=closedloop_dot_acquisition_dot_v1_dot_acquisition__pb2.DeleteChannelRequest.FromString,
+                    response_serializer=closedloop_dot_acquisition_dot_v1_dot_acquisition__pb2.DeleteChannelResponse.SerializeToString,
             ),
             'CreateLandingPage': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateLandingPage,
@@ -440,6 +458,33 @@ class AcquisitionService:
             '/closedloop.acquisition.v1.AcquisitionService/ListChannels',
             closedloop_dot_acquisition_dot_v1_dot_acquisition__pb2.ListChannelsRequest.SerializeToString,
             closedloop_dot_acquisition_dot_v1_dot_acquisition__pb2.ListChannelsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteChannel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/closedloop.acquisition.v1.AcquisitionService/DeleteChannel',
+            closedloop_dot_acquisition_dot_v1_dot_acquisition__pb2.DeleteChannelRequest.SerializeToString,
+            closedloop_dot_acquisition_dot_v1_dot_acquisition__pb2.DeleteChannelResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -49,6 +49,7 @@ class TransferStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     TRANSFER_STATUS_COMPLETED: _ClassVar[TransferStatus]
     TRANSFER_STATUS_REFUSED: _ClassVar[TransferStatus]
     TRANSFER_STATUS_OVER_LIMIT: _ClassVar[TransferStatus]
+    TRANSFER_STATUS_FAILED: _ClassVar[TransferStatus]
 
 class OrderStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -80,6 +81,7 @@ TRANSFER_STATUS_PENDING: TransferStatus
 TRANSFER_STATUS_COMPLETED: TransferStatus
 TRANSFER_STATUS_REFUSED: TransferStatus
 TRANSFER_STATUS_OVER_LIMIT: TransferStatus
+TRANSFER_STATUS_FAILED: TransferStatus
 ORDER_STATUS_UNSPECIFIED: OrderStatus
 ORDER_STATUS_PLACED: OrderStatus
 ORDER_STATUS_PAID: OrderStatus

@@ -1,0 +1,303 @@
+"""Gateway sends: template messages sent through the gateway (gRPC SendMessage -> stored ->
+worker -> emulator -> outcome + outbox) against raw calls to the same emulator in the same run,
+and the gateway's pacing under a configured per-second quota.
+
+    .venv/bin/python bench/gateway_send.py [--sends 2000] [--paced 300] [--quota 50] [--quick]
+        [--database postgres|sqlite]
+
+It starts its own nats-server, the WeChat emulator and one gateway process (on free ports, in a
+temporary folder, with a throwaway PostgreSQL database or a SQLite file), then:
+
+1. raw: `--sends` message/template/send calls straight to the emulator from 16 threads with one
+   token (the ceiling: no gRPC, no database, no worker);
+2. gateway: the same number of SendMessage calls (64 in flight), timed until every send is SENT;
+3. paced: the emulator enforces `--quota` calls per second for the API of a second account and
+   the gateway is configured with the same quota; `--paced` sends are timed, and the rate must
+   stay at or under 80 % of the quota with zero over-limit answers (45011) in the emulator's log.
+
+Prints the figures and `ratio gateway_send <v> goal 0.5`; removes everything it started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import grpc
+import httpx
+from _common import (
+    ChildProcess,
+    Cleanup,
+    create_database,
+    database_base_url,
+    drop_database,
+    new_database_name,
+    wait_serving,
+)
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from closedloop.gateway.v1 import gateway_pb2 as pb
+from closedloop.gateway.v1 import gateway_pb2_grpc
+from closedloop_gateway.main import DEFINITION
+from loopkit import migrations
+from loopkit.natsserver import NatsServer, free_port, wait_for_port
+
+ROOT = Path(__file__).resolve().parent.parent
+TENANT = "bench"
+APP, PACED_APP, RAW_APP = "wx-bench", "wx-bench-paced", "wx-bench-raw"
+API = "message/template/send"
+GOAL = 0.5
+HEADROOM = 0.8
+
+
+def accounts() -> str:
+    return json.dumps(
+        {
+            "official_accounts": [
+                {
+                    "tenant_id": TENANT,
+                    "app_id": APP,
+                    "app_secret": "bench-secret-1",
+                    "default": True,
+                },
+                {"tenant_id": TENANT, "app_id": PACED_APP, "app_secret": "bench-secret-2"},
+            ]
+        }
+    )
+
+
+def raw_sends(emulator: str, count: int, threads: int = 16) -> float:
+    """Sends per second straight to the emulator, with the same HTTP client library (requests)."""
+    import requests
+
+    token = requests.get(
+        f"{emulator}/cgi-bin/token",
+        params={"grant_type": "client_credential", "appid": RAW_APP, "secret": "raw-secret"},
+        timeout=10,
+    ).json()["access_token"]
+    session = requests.Session()
+    session.trust_env = False
+    adapter = requests.adapters.HTTPAdapter(pool_maxsize=threads)
+    session.mount("http://", adapter)
+
+    def send(n: int) -> None:
+        body: dict[str, Any] = {
+            "touser": f"o-raw-{n}",
+            "template_id": "tpl",
+            "data": {"k": {"value": "v"}},
+        }
+        answer = session.post(
+            f"{emulator}/cgi-bin/{API}", params={"access_token": token}, json=body, timeout=10
+        ).json()
+        if answer.get("errcode") != 0:
+            raise RuntimeError(f"raw send failed: {answer}")
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(send, range(count)))
+    return count / (time.perf_counter() - started)
+
+
+async def gateway_sends(
+    stub: Any, database_url: str, app_id: str, count: int, *, prefix: str, in_flight: int = 64
+) -> tuple[float, int]:
+    """Sends per second through the gateway, until all are SENT; and how many failed."""
+    engine = create_async_engine(database_url)
+    slots = asyncio.Semaphore(in_flight)
+
+    async def submit(n: int) -> None:
+        async with slots:
+            template = pb.OfficialAccountTemplate(
+                app_id=app_id, openid=f"o-{prefix}-{n}", template_id="tpl", data={"k": "v"}
+            )
+            await stub.SendMessage(
+                pb.SendMessageRequest(
+                    tenant_id=TENANT,
+                    idempotency_key=f"{prefix}-{n}",
+                    official_account_template=template,
+                )
+            )
+
+    started = time.perf_counter()
+    try:
+        await asyncio.gather(*(submit(n) for n in range(count)))
+        submitted = time.perf_counter() - started
+        print(f"  {count} stored in {submitted:.2f}s ({count / submitted:.0f}/s)", file=sys.stderr)
+        query = text(
+            "SELECT status, count(*) FROM sends WHERE account_id = :a AND status IN "
+            "('sent', 'failed') GROUP BY status"
+        )
+        while True:
+            async with engine.connect() as conn:
+                done: dict[str, int] = {
+                    str(r[0]): int(r[1]) for r in await conn.execute(query, {"a": app_id})
+                }
+            if sum(done.values()) >= count:
+                break
+            await asyncio.sleep(0.02)
+        elapsed = time.perf_counter() - started
+    finally:
+        await engine.dispose()
+    return count / elapsed, int(done.get("failed", 0))
+
+
+async def paced_phase(
+    args: argparse.Namespace,
+    cleanup: Cleanup,
+    tmp: Path,
+    *,
+    env: dict[str, str],
+    target: str,
+    url: str,
+    emulator_url: str,
+) -> tuple[float, int, int]:
+    """The paced account's sends, and the over-limit answers the emulator gave them."""
+    paced = ChildProcess(
+        "gateway-paced",
+        [sys.executable, "-m", "closedloop_gateway"],
+        log_path=tmp / "gateway-paced.log",
+        env=env,
+        cwd=ROOT,
+    )
+    cleanup.push("gateway-paced", paced.stop)
+    await wait_serving(target, paced, 60)
+    async with grpc.aio.insecure_channel(target) as channel:
+        stub = gateway_pb2_grpc.GatewayServiceStub(channel)  # type: ignore[no-untyped-call]
+        print(f"paced: {args.paced} sends at a quota of {args.quota}/s ...", file=sys.stderr)
+        paced_rate, paced_failed = await gateway_sends(
+            stub, url, PACED_APP, args.paced, prefix="paced"
+        )
+    async with httpx.AsyncClient(base_url=emulator_url, trust_env=False) as http:
+        calls = (
+            await http.get("/emulator/calls", params={"api": API, "account": PACED_APP})
+        ).json()
+    over_limit = sum(1 for c in calls if c["errcode"] in (45009, 45011, 45033))
+    return paced_rate, paced_failed, over_limit
+
+
+async def run(args: argparse.Namespace, cleanup: Cleanup, tmp: Path) -> int:
+    nats = NatsServer(tmp / "nats", port=free_port())
+    nats.start()
+    cleanup.push("nats-server", nats.stop)
+    emulator_port = free_port()
+    emulator = ChildProcess(
+        "emulator",
+        [sys.executable, "-m", "closedloop_gateway.emulator", "--port", str(emulator_port)],
+        log_path=tmp / "emulator.log",
+        env=dict(os.environ),
+        cwd=ROOT,
+    )
+    cleanup.push("emulator", emulator.stop)
+    await asyncio.to_thread(wait_for_port, "127.0.0.1", emulator_port, 30)
+    emulator_url = f"http://127.0.0.1:{emulator_port}"
+
+    if args.database == "postgres":
+        base, name = database_base_url(), new_database_name("bench_gateway")
+        url = await create_database(base, name)
+        cleanup.push("database", lambda: asyncio.run(drop_database(base, name)))
+    else:
+        url = f"sqlite+aiosqlite:///{tmp}/gateway.db"
+    await asyncio.to_thread(
+        lambda: migrations.upgrade(DEFINITION.migrations_dir, url, service=DEFINITION.spec.name)
+    )
+
+    # The emulator limits the paced account's API; the paced gateway is told the same quota.
+    async with httpx.AsyncClient(base_url=emulator_url, trust_env=False) as http:
+        await http.post(
+            "/emulator/quota", json={"api": API, "app_id": PACED_APP, "per_second": args.quota}
+        )
+    grpc_port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLOSEDLOOP_")}
+    env.update(
+        {
+            "CLOSEDLOOP_DATABASE_URL": url,
+            "CLOSEDLOOP_NATS_URL": nats.url,
+            "CLOSEDLOOP_STATE_DIR": str(tmp),
+            "CLOSEDLOOP_GRPC_PORT": str(grpc_port),
+            "CLOSEDLOOP_HTTP_PORT": str(free_port()),
+            "CLOSEDLOOP_LOG_LEVEL": "WARNING",
+            "CLOSEDLOOP_GATEWAY_ACCOUNTS": accounts(),
+            "CLOSEDLOOP_GATEWAY_QUOTA_HEADROOM": str(HEADROOM),
+            "CLOSEDLOOP_GATEWAY_QUOTAS": json.dumps({API: {"per_second": args.quota}}),
+            "CLOSEDLOOP_GATEWAY_SEND_POLL_INTERVAL_S": "0.05",
+            "CLOSEDLOOP_GATEWAY_SEND_CONCURRENCY": str(args.concurrency),
+            "CLOSEDLOOP_GATEWAY_WECHAT_THREADS": str(args.concurrency),
+        }
+    )
+    for key in ("WECHAT_API_BASE", "WECHAT_OAUTH_BASE", "WECHAT_MP_BASE", "WECOM_API_BASE"):
+        env[f"CLOSEDLOOP_GATEWAY_{key}"] = emulator_url
+    # The first gateway runs unpaced (per_second 0): the cost of the gateway itself.
+    fast_env = {**env, "CLOSEDLOOP_GATEWAY_QUOTAS": json.dumps({API: {"per_second": 0}})}
+    target = f"127.0.0.1:{grpc_port}"
+
+    print(f"raw: {args.sends} sends to the emulator ...", file=sys.stderr)
+    raw_rate = await asyncio.to_thread(raw_sends, emulator_url, args.sends)
+
+    gateway = ChildProcess(
+        "gateway",
+        [sys.executable, "-m", "closedloop_gateway"],
+        log_path=tmp / "gateway.log",
+        env=fast_env,
+        cwd=ROOT,
+    )
+    cleanup.push("gateway", gateway.stop)
+    await wait_serving(target, gateway, 60)
+    async with grpc.aio.insecure_channel(target) as channel:
+        stub = gateway_pb2_grpc.GatewayServiceStub(channel)  # type: ignore[no-untyped-call]
+        print(f"gateway: {args.sends} sends ...", file=sys.stderr)
+        gateway_rate, failed = await gateway_sends(stub, url, APP, args.sends, prefix="fast")
+    gateway.stop()
+
+    paced_rate, paced_failed, over_limit = await paced_phase(
+        args, cleanup, tmp, env=env, target=target, url=url, emulator_url=emulator_url
+    )
+
+    ratio = gateway_rate / raw_rate
+    share = paced_rate / args.quota
+    print(f"\ngateway sends ({args.database}), {args.sends} template messages")
+    print(f"  raw calls to the emulator     {raw_rate:8.0f} sends/s")
+    print(f"  through the gateway           {gateway_rate:8.0f} sends/s  (failed: {failed})")
+    print(
+        f"  paced at quota {args.quota}/s        {paced_rate:8.1f} sends/s  = {share:.0%} of the "
+        f"quota, over-limit answers: {over_limit}, failed: {paced_failed}"
+    )
+    print(f"ratio gateway_send {ratio:.3f} goal {GOAL}")
+    print(f"pacing gateway_send {share:.3f} goal <= {HEADROOM} over_limit {over_limit}")
+    ok = ratio >= GOAL and share <= HEADROOM + 0.02 and over_limit == 0 and not failed
+    return 0 if ok else 1
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--sends", type=int, default=2000)
+    parser.add_argument("--paced", type=int, default=300)
+    parser.add_argument("--quota", type=float, default=50.0, help="calls per second")
+    parser.add_argument("--database", choices=["postgres", "sqlite"], default="postgres")
+    parser.add_argument(
+        "--concurrency", type=int, default=16, help="the gateway's send_concurrency and threads"
+    )
+    parser.add_argument("--quick", action="store_true", help="300 sends, 100 paced")
+    args = parser.parse_args()
+    if args.quick:
+        args.sends, args.paced = 300, 100
+    cleanup = Cleanup()
+    tmp = Path(tempfile.mkdtemp(prefix="bench-gateway-"))
+    try:
+        return asyncio.run(run(args, cleanup, tmp))
+    finally:
+        cleanup.run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

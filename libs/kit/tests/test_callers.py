@@ -1,0 +1,101 @@
+"""Per-tenant callers as a client meets them: an API key acts for its tenants only, a read-only key
+only reads, unknown and revoked keys are refused, and the key file never holds a secret."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import grpc
+import pytest
+import pytest_asyncio
+from grpc_probe import SERVICE, Probe, register
+
+from loopkit.callers import KeyStore
+from loopkit.cli import main as cli
+from loopkit.grpc_server import GrpcServer
+from loopkit.testing import eventually
+
+Code = grpc.StatusCode
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def keyed(tmp_path: Path) -> AsyncIterator[tuple[Probe, KeyStore]]:
+    store = KeyStore(tmp_path / "keys.json")
+    server = GrpcServer("127.0.0.1", 0, keys=KeyStore(store.path))
+    server.add(register, [SERVICE])
+    await server.start()
+    await server.set_serving(True)
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{server.port}")
+    yield Probe(server, channel), store
+    await channel.close()
+    await server.stop(0)
+
+
+async def _code(probe: Probe, method: str, tenant: str, key: str | None) -> Code:
+    metadata = (("authorization", f"Bearer {key}"),) if key else ()
+    try:
+        await probe.call(method, tenant, metadata)
+    except grpc.aio.AioRpcError as exc:
+        return exc.code()
+    return Code.OK
+
+
+async def test_a_key_acts_for_its_own_tenants_only(keyed: tuple[Probe, KeyStore]) -> None:
+    probe, store = keyed
+    key_a = store.add("crm-a", ["t-a"], "write")
+    service = store.add("acquisition", ["*"], "write")
+    assert await _code(probe, "Tenant", "t-a", key_a) == Code.OK
+    assert await _code(probe, "Tenant", "t-b", key_a) == Code.PERMISSION_DENIED
+    # Naming the tenant only in the metadata does not get around it either.
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await probe.call(
+            "Tenant", "", (("authorization", f"Bearer {key_a}"), ("x-tenant-id", "t-b"))
+        )
+    assert caught.value.code() == Code.PERMISSION_DENIED
+    assert await _code(probe, "Tenant", "t-b", service) == Code.OK  # a service's key: any tenant
+
+
+async def test_a_read_only_key_reads_and_does_not_write(keyed: tuple[Probe, KeyStore]) -> None:
+    probe, store = keyed
+    reporting = store.add("reporting", ["t-a"], "read")
+    assert await _code(probe, "GetTenant", "t-a", reporting) == Code.OK
+    assert await _code(probe, "Tenant", "t-a", reporting) == Code.PERMISSION_DENIED
+
+
+async def test_missing_wrong_and_revoked_keys_are_unauthenticated(
+    keyed: tuple[Probe, KeyStore],
+) -> None:
+    probe, store = keyed
+    key = store.add("crm-a", ["t-a"], "write")
+    key_id = key.removeprefix("clk_").split(".")[0]
+    assert await _code(probe, "Tenant", "t-a", None) == Code.UNAUTHENTICATED
+    assert await _code(probe, "Tenant", "t-a", "s3cret-token") == Code.UNAUTHENTICATED
+    assert await _code(probe, "Tenant", "t-a", key[:-2] + "xx") == Code.UNAUTHENTICATED
+    assert await _code(probe, "Tenant", "t-a", key) == Code.OK
+    assert store.revoke(key_id)
+
+    async def refused() -> bool:  # the server reads the changed file within seconds
+        return await _code(probe, "Tenant", "t-a", key) == Code.UNAUTHENTICATED
+
+    await eventually(refused, timeout_s=15)
+    # Health and reflection stay open for probes.
+    assert await probe.health() == 1
+
+
+def test_the_cli_prints_a_key_once_and_keeps_only_its_hash(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "keys.json"
+    assert cli(["keys", "--file", str(path), "add", "--name", "bi", "--tenant", "t-a"]) == 0
+    key = capsys.readouterr().out.strip()
+    assert key.startswith("clk_")
+    secret = key.split(".", 1)[1]
+    assert secret not in path.read_text()
+    assert KeyStore(path).authenticate(f"Bearer {key}").role == "read"
+    assert cli(["keys", "--file", str(path), "list"]) == 0
+    listed = capsys.readouterr().out
+    assert "bi" in listed and "t-a" in listed and secret not in listed
+    key_id = key.removeprefix("clk_").split(".")[0]
+    assert cli(["keys", "--file", str(path), "revoke", key_id]) == 0
+    assert KeyStore(path).entries() == []

@@ -1,0 +1,346 @@
+"""Conversion wired to the real gateway and the WeChat emulator: friend-adds joined to the
+official account's follower through WeCom's own unionid, the welcome message, and transfers that
+WeCom carries out (asked through the gateway, the result read back)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+import closedloop_gateway.main
+from closedloop.common.v1 import common_pb2 as c
+from closedloop.conversion.v1 import conversion_pb2 as pb
+from closedloop.conversion.v1 import conversion_pb2_grpc
+from closedloop.events.v1 import conversion_events_pb2 as ev
+from closedloop.identity.v1 import identity_pb2 as ipb
+from closedloop_conversion.main import DEFINITION
+from conversion_helpers import AES_KEY, CORP, TOKEN, contact_change, events, make_rep, post_callback
+from gateway_helpers import Emulator, emulator, gateway_overrides
+from loopkit.events import unpack
+from loopkit.natsserver import NatsServer, free_port
+from loopkit.testing import BUSY_MACHINE_DEADLINE_S, RunningService, eventually, running_service
+
+APP = "wx-conv-oa"
+
+
+@pytest.fixture(scope="module")
+def wechat(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
+    """The WeChat API emulator, as its own process over HTTP."""
+    with emulator(tmp_path_factory.mktemp("emulator")) as running:
+        yield running
+
+
+def _accounts(tenant: str) -> str:
+    return json.dumps(
+        {
+            "official_accounts": [
+                {"tenant_id": tenant, "app_id": APP, "app_secret": "conv-oa-secret-4d1e"}
+            ],
+            "wecom_corps": [
+                {"tenant_id": tenant, "corp_id": CORP, "contact_secret": "conv-corp-secret-9a7c"}
+            ],
+        }
+    )
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def gateway(
+    nats_server: NatsServer, wechat: Emulator, tenant: str, tmp_path: Path
+) -> AsyncIterator[RunningService]:
+    """The real gateway in this process, holding the test tenant's account and corp."""
+    state = tmp_path / "gateway"
+    state.mkdir()
+    async with running_service(
+        closedloop_gateway.main.DEFINITION,
+        database_url=f"sqlite+aiosqlite:///{state}/gateway.db",
+        nats_url=nats_server.url,
+        state_dir=state,
+        **{**gateway_overrides(wechat.url), "accounts": _accounts(tenant)},
+    ) as svc:
+        yield svc
+
+
+def _conversion_settings(tenant: str, gateway_url: str) -> dict[str, Any]:
+    return {
+        "wecom_corps": [{"corp_id": CORP, "tenant_id": tenant, "token": TOKEN, "aes_key": AES_KEY}],
+        "gateway_url": gateway_url,
+        "gateway_timeout_s": BUSY_MACHINE_DEADLINE_S,
+        "transfer_sweep_interval_s": 0.2,
+        "shutdown_grace_s": 0.5,
+    }
+
+
+@pytest_asyncio.fixture(loop_scope="session", params=["sqlite", "postgres"])
+async def wired(  # noqa: PLR0917 - fixtures
+    request: pytest.FixtureRequest,
+    nats_server: NatsServer,
+    identity: RunningService,
+    gateway: RunningService,
+    tenant: str,
+    tmp_path: Path,
+) -> AsyncIterator[RunningService]:
+    """Conversion on SQLite and PostgreSQL with the gateway instead of the sandbox sender."""
+    if request.param == "postgres":
+        database = await request.getfixturevalue("postgres").fresh_database()
+    else:
+        database = f"sqlite+aiosqlite:///{tmp_path}/conversion.db"
+    async with running_service(
+        DEFINITION,
+        database_url=database,
+        nats_url=nats_server.url,
+        state_dir=tmp_path,
+        identity_url=identity.grpc_target,
+        **_conversion_settings(tenant, gateway.grpc_target),
+    ) as svc:
+        yield svc
+
+
+@pytest.fixture
+def conv(wired: RunningService) -> conversion_pb2_grpc.ConversionServiceStub:
+    return conversion_pb2_grpc.ConversionServiceStub(wired.channel)  # type: ignore[no-untyped-call]
+
+
+def _unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+async def _ownerships(conv: Any, tenant: str) -> list[pb.Ownership]:
+    answer = await conv.ListOwnerships(
+        pb.ListOwnershipsRequest(tenant_id=tenant, include_ended=True)
+    )
+    return list(answer.ownerships)
+
+
+async def _follower(identity_stub: Any, tenant: str, openid: str, unionid: str) -> str:
+    """The official account's follower as acquisition records it from a signed callback."""
+    answer = await identity_stub.ResolveCustomer(
+        ipb.ResolveCustomerRequest(
+            tenant_id=tenant,
+            identities=[
+                c.Identity(
+                    kind=c.IDENTITY_KIND_WECHAT_OPENID, scope=APP, value=openid, verified=True
+                ),
+                c.Identity(kind=c.IDENTITY_KIND_WECHAT_UNIONID, value=unionid, verified=True),
+            ],
+        )
+    )
+    return str(answer.customer.customer_id)
+
+
+async def test_a_friend_add_joins_the_follower_through_wecoms_unionid(
+    conv, wired, identity_stub, wechat, tenant
+):
+    await make_rep(conv, tenant, "zhangsan")
+    openid, unionid, ext = _unique("o"), _unique("union"), _unique("wm")
+    follower = await _follower(identity_stub, tenant, openid, unionid)
+    # WeCom knows the contact's unionid; the callback itself carries none.
+    wechat.user(corp_id=CORP, external_userid=ext, unionid=unionid, follow_userids=["zhangsan"])
+    answer = await post_callback(
+        wired.http_url, contact_change("add_external_contact", "zhangsan", ext)
+    )
+    assert answer.status_code == 200, answer.text
+
+    [own] = await _ownerships(conv, tenant)
+    assert own.customer_id == follower  # one customer: the fan and the WeCom friend
+    found = await identity_stub.ListIdentities(
+        ipb.ListIdentitiesRequest(tenant_id=tenant, customer_id=follower)
+    )
+    verified = {(i.kind, i.value): i.verified for i in found.identities}
+    assert (c.IDENTITY_KIND_WECOM_EXTERNAL_USERID, ext) in verified
+    assert verified[(c.IDENTITY_KIND_WECHAT_UNIONID, unionid)] is True
+    # It came from WeCom: the gateway asked externalcontact/get for this contact.
+    asked = wechat.calls("externalcontact/get", CORP)
+    assert ext in [call["body"].get("external_userid") for call in asked]
+
+
+async def test_a_contact_wecom_does_not_know_keeps_the_callbacks_data(
+    conv, wired, identity_stub, tenant
+):
+    await make_rep(conv, tenant, "lisi")
+    ext = _unique("wm-unknown")
+    answer = await post_callback(
+        wired.http_url, contact_change("add_external_contact", "lisi", ext)
+    )
+    assert answer.status_code == 200
+    [own] = await _ownerships(conv, tenant)
+    found = await identity_stub.ListIdentities(
+        ipb.ListIdentitiesRequest(tenant_id=tenant, customer_id=own.customer_id)
+    )
+    assert [i.kind for i in found.identities] == [c.IDENTITY_KIND_WECOM_EXTERNAL_USERID]
+
+
+async def test_an_unreachable_gateway_has_wecom_retry_the_friend_add(
+    nats_server, identity, identity_stub, tenant, tmp_path
+):
+    """No gateway, no answer: 503 so WeCom calls back again; nothing recorded half-way."""
+    async with running_service(
+        DEFINITION,
+        database_url=f"sqlite+aiosqlite:///{tmp_path}/conversion.db",
+        nats_url=nats_server.url,
+        state_dir=tmp_path,
+        identity_url=identity.grpc_target,
+        **{**_conversion_settings(tenant, f"127.0.0.1:{free_port()}"), "gateway_timeout_s": 2.0},
+    ) as svc:
+        conv = conversion_pb2_grpc.ConversionServiceStub(svc.channel)  # type: ignore[no-untyped-call]
+        await make_rep(conv, tenant, "wangwu")
+        fields = contact_change("add_external_contact", "wangwu", _unique("wm"))
+        answer = await post_callback(svc.http_url, fields)
+        assert answer.status_code == 503
+        assert "gateway" in answer.json()["error"]
+        assert await _ownerships(conv, tenant) == []
+
+
+async def test_the_welcome_message_goes_out_through_wecom_with_the_callbacks_code(
+    conv, wired, wechat, tenant
+):
+    await make_rep(conv, tenant, "zhaoliu")
+    state = _unique("expo")
+    await conv.SetContactWay(
+        pb.SetContactWayRequest(
+            tenant_id=tenant, state=state, channel_id="ch-expo", welcome_text="Welcome to the expo"
+        )
+    )
+    ext, code = _unique("wm"), _unique("WELCOME")
+    fields = contact_change("add_external_contact", "zhaoliu", ext, state=state, welcome_code=code)
+    # WeCom delivers the callback three times when it does not hear back in time.
+    for _ in range(3):
+        assert (await post_callback(wired.http_url, fields)).status_code == 200
+
+    async def welcomed() -> list[dict[str, Any]]:
+        return [
+            call
+            for call in wechat.calls("externalcontact/send_welcome_msg", CORP)
+            if call["body"].get("welcome_code") == code
+        ]
+
+    await eventually(welcomed)
+    [call] = await welcomed()
+    assert call["body"]["text"]["content"] == "Welcome to the expo"
+
+    async def recorded() -> str:
+        [own] = await _ownerships(conv, tenant)
+        return own.welcome_status if own.welcome_status != "pending" else ""
+
+    await eventually(recorded)
+    assert await recorded() == "sent"
+    assert len(await welcomed()) == 1  # sent once
+
+    # A second friend-add presenting the same (now used) code: WeCom refuses it, and it shows.
+    again = contact_change("add_external_contact", "zhaoliu", _unique("wm"), state=state)
+    again["WelcomeCode"] = code
+    assert (await post_callback(wired.http_url, again)).status_code == 200
+
+    async def refused() -> bool:
+        return any(o.welcome_status == "refused" for o in await _ownerships(conv, tenant))
+
+    await eventually(refused)
+
+
+async def _befriend(wired: RunningService, conv: Any, tenant: str, user: str) -> pb.Ownership:
+    ext = _unique("wm")
+    answer = await post_callback(wired.http_url, contact_change("add_external_contact", user, ext))
+    assert answer.status_code == 200
+    return next(o for o in await _ownerships(conv, tenant) if o.external_userid == ext)
+
+
+async def _transfers(conv: Any, tenant: str) -> dict[str, pb.CustomerTransfer]:
+    answer = await conv.ListTransfers(pb.ListTransfersRequest(tenant_id=tenant))
+    return {t.customer_id: t for t in answer.transfers}
+
+
+def _asked(wechat: Emulator, api: str, ext: str) -> list[dict[str, Any]]:
+    return [c for c in wechat.calls(api, CORP) if ext in c["body"].get("external_userid", [])]
+
+
+async def test_an_on_job_transfer_is_asked_of_wecom_and_done_when_wecom_says_so(
+    conv, wired, wechat, tenant, nats_client
+):
+    a = await make_rep(conv, tenant, "rep-a")
+    b = await make_rep(conv, tenant, "rep-b")
+    moved = await _befriend(wired, conv, tenant, "rep-a")
+    stays = await _befriend(wired, conv, tenant, "rep-a")
+    await conv.TransferCustomers(
+        pb.TransferCustomersRequest(
+            tenant_id=tenant,
+            from_rep_id=a.rep_id,
+            to_rep_id=b.rep_id,
+            customer_ids=[moved.customer_id, stays.customer_id],
+        )
+    )
+    # WeCom is asked (on-job API) with the reps' WeCom ids.
+    await eventually(
+        lambda: _async(_asked(wechat, "externalcontact/transfer_customer", moved.external_userid))
+    )
+    [call] = _asked(wechat, "externalcontact/transfer_customer", moved.external_userid)
+    assert (call["body"]["handover_userid"], call["body"]["takeover_userid"]) == ("rep-a", "rep-b")
+    # Until WeCom reports the takeover, the customer keeps the former rep.
+    pending = await _transfers(conv, tenant)
+    assert pending[moved.customer_id].status == pb.TRANSFER_STATUS_PENDING
+
+    # The customer accepts; the other one refuses.
+    for ext, status in ((moved.external_userid, 1), (stays.external_userid, 3)):
+        wechat.post(
+            "/emulator/transfers", {"corp_id": CORP, "external_userid": ext, "status": status}
+        )
+
+    async def settled() -> bool:
+        found = await _transfers(conv, tenant)
+        return all(t.status != pb.TRANSFER_STATUS_PENDING for t in found.values())
+
+    await eventually(settled)
+    found = await _transfers(conv, tenant)
+    assert found[moved.customer_id].status == pb.TRANSFER_STATUS_COMPLETED
+    assert found[stays.customer_id].status == pb.TRANSFER_STATUS_REFUSED
+    assert "refused" in found[stays.customer_id].reason
+    active = {o.customer_id: o.rep_id for o in await _ownerships(conv, tenant) if o.status == 1}
+    assert active == {moved.customer_id: b.rep_id, stays.customer_id: a.rep_id}
+    # WeCom's result was read back (transfer_result), and the move published once.
+    assert wechat.calls("externalcontact/transfer_result", CORP)
+
+    async def transferred() -> list[Any]:
+        return await events(nats_client, tenant, "ownership.transferred")
+
+    await eventually(transferred)
+    [event] = await transferred()
+    payload = unpack(event, ev.OwnershipTransferred)
+    assert (event.customer_id, payload.to_rep_id) == (moved.customer_id, b.rep_id)
+
+
+async def test_a_departed_reps_customers_go_through_wecoms_resigned_transfer(
+    conv, wired, wechat, tenant
+):
+    leaving = await make_rep(conv, tenant, "leaving")
+    heir = await make_rep(conv, tenant, "heir")
+    own = await _befriend(wired, conv, tenant, "leaving")
+    await conv.UpdateRep(
+        pb.UpdateRepRequest(tenant_id=tenant, rep_id=leaving.rep_id, status=pb.REP_STATUS_DEPARTED)
+    )
+    await conv.TransferCustomers(
+        pb.TransferCustomersRequest(
+            tenant_id=tenant, from_rep_id=leaving.rep_id, to_rep_id=heir.rep_id
+        )
+    )
+    api = "externalcontact/resigned/transfer_customer"
+    await eventually(lambda: _async(_asked(wechat, api, own.external_userid)))
+    wechat.post(
+        "/emulator/transfers",
+        {"corp_id": CORP, "external_userid": own.external_userid, "status": 1},
+    )
+
+    async def completed() -> bool:
+        found = await _transfers(conv, tenant)
+        return found[own.customer_id].status == pb.TRANSFER_STATUS_COMPLETED
+
+    await eventually(completed)
+    active = [o for o in await _ownerships(conv, tenant) if o.status == 1]
+    assert [(o.customer_id, o.rep_id) for o in active] == [(own.customer_id, heir.rep_id)]
+
+
+async def _async(value: Any) -> Any:
+    return value

@@ -1,0 +1,33 @@
+"""`python -m closedloop_gateway.emulator [--host H] [--port P] [--token-ttl S]`: the local WeChat
+API emulator (default http://127.0.0.1:8090; CLOSEDLOOP_EMULATOR_PORT / _TOKEN_TTL_S also work)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+import uvicorn
+
+from closedloop_gateway.emulator.app import create_app
+from closedloop_gateway.emulator.state import EmulatorState
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--host", default=os.environ.get("CLOSEDLOOP_EMULATOR_HOST", "127.0.0.1"))
+    parser.add_argument(
+        "--port", type=int, default=int(os.environ.get("CLOSEDLOOP_EMULATOR_PORT", "8090"))
+    )
+    parser.add_argument(
+        "--token-ttl",
+        type=int,
+        default=int(os.environ.get("CLOSEDLOOP_EMULATOR_TOKEN_TTL_S", "7200")),
+        help="lifetime of the access tokens it issues, in seconds",
+    )
+    args = parser.parse_args()
+    app = create_app(EmulatorState(token_ttl_s=args.token_ttl))
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,240 @@
+"""Durable sends: a request is stored under its idempotency key, claimed by one replica, tried,
+and settled with its outcome published through the transactional outbox (message.sent /
+message.failed). Each key is executed at most once.
+
+The one window this cannot close: a replica that stops after WeChat accepted a message and before
+the outcome is committed. The send stays `sending`; when its lease runs out another replica finds
+it in doubt and, since WeChat gives no way to ask whether a customer-service, template or welcome
+message went out, settles it as failed with "outcome unknown" instead of sending it again.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+from ulid import ULID
+
+from closedloop.events.v1 import gateway_events_pb2 as ev
+from closedloop_gateway.accounts.registry import AccountRegistry
+from closedloop_gateway.interactions import service as interactions
+from closedloop_gateway.models import SendRow
+from closedloop_gateway.sends import repository
+from closedloop_gateway.sends.model import (
+    FAILED,
+    PAUSED,
+    QUEUED,
+    SENDING,
+    SENT,
+    NewSend,
+    Outcome,
+)
+from loopkit.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from loopkit.events import Outbox
+
+IN_DOUBT_MESSAGE = (
+    "outcome unknown: the gateway stopped between asking WeChat and recording the answer; "
+    "not retried, so the message is never sent twice"
+)
+_KIND_PB = {
+    "official_account_text": ev.MESSAGE_KIND_OFFICIAL_ACCOUNT_TEXT,
+    "official_account_template": ev.MESSAGE_KIND_OFFICIAL_ACCOUNT_TEMPLATE,
+    "wecom_welcome": ev.MESSAGE_KIND_WECOM_WELCOME,
+    "wecom_msg_template": ev.MESSAGE_KIND_WECOM_MSG_TEMPLATE,
+}
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int
+    base_s: float
+    max_s: float
+
+    def next_attempt(self, attempts: int, at: datetime) -> datetime:
+        """Exponential back-off with jitter, so retries of many sends do not come in waves."""
+        delay = min(self.max_s, self.base_s * 2 ** max(0, attempts - 1))
+        return at + timedelta(seconds=delay * random.uniform(0.8, 1.2))
+
+
+class SendService:
+    def __init__(
+        self,
+        outbox: Outbox,
+        registry: AccountRegistry,
+        *,
+        service_window: timedelta,
+        retry: RetryPolicy,
+    ) -> None:
+        self._outbox = outbox
+        self._registry = registry
+        self._window = service_window
+        self.retry = retry
+
+    def _account_id(self, new: NewSend) -> str:
+        if new.kind.startswith("official_account"):
+            return self._registry.official_account(new.tenant_id, new.account_id).account_id
+        return self._registry.wecom_corp(new.tenant_id, new.account_id).account_id
+
+    async def submit(
+        self, session: AsyncSession, new: NewSend, at: datetime
+    ) -> tuple[SendRow, bool]:
+        """The stored send for the key: the existing one, or a new queued one (created=True)."""
+        if not new.idempotency_key:
+            raise InvalidArgument("is required", field="idempotency_key")
+        if len(new.idempotency_key) > 200:
+            raise InvalidArgument("must be at most 200 characters", field="idempotency_key")
+        check_payload(new)
+        account_id = self._account_id(new)
+        fingerprint = new.fingerprint(account_id)
+        existing = await repository.by_key(session, new.tenant_id, new.idempotency_key)
+        if existing is not None:
+            if existing.fingerprint != fingerprint:
+                raise AlreadyExists(
+                    "this idempotency key was used for a different message",
+                    field="idempotency_key",
+                )
+            return existing, False
+        if new.kind == "official_account_text":
+            await self._require_window(session, new, account_id, at)
+        row = SendRow(
+            id=str(ULID()),
+            tenant_id=new.tenant_id,
+            idempotency_key=new.idempotency_key,
+            customer_id=new.customer_id,
+            kind=new.kind,
+            account_id=account_id,
+            payload=dict(new.payload),
+            fingerprint=fingerprint,
+            status=QUEUED,
+            errcode=0,
+            errmsg="",
+            attempts=0,
+            wechat_msgid="",
+            lease_holder="",
+            lease_until=None,
+            next_attempt_at=at,
+            created_at=at,
+            sent_at=None,
+            called_at=None,
+        )
+        session.add(row)
+        await session.flush()  # a concurrent same-key insert fails here; the retry finds it
+        return row, True
+
+    async def _require_window(
+        self, session: AsyncSession, new: NewSend, app_id: str, at: datetime
+    ) -> None:
+        inside = await interactions.within_window(
+            session,
+            new.tenant_id,
+            app_id,
+            openid=str(new.payload.get("openid", "")),
+            customer_id=new.customer_id,
+            at=at,
+            window=self._window,
+        )
+        if not inside:
+            hours = int(self._window.total_seconds() // 3600)
+            raise FailedPrecondition(
+                f"the follower has not interacted with {app_id} in the last {hours} hours "
+                "(WeChat's customer-service window): send a template message instead",
+                field="official_account_text",
+            )
+
+    async def get(self, session: AsyncSession, tenant_id: str, send_id: str, key: str) -> SendRow:
+        if bool(send_id) == bool(key):
+            raise InvalidArgument("name a send_id or an idempotency_key", field="send_id")
+        row = (
+            await repository.by_id(session, send_id)
+            if send_id
+            else await repository.by_key(session, tenant_id, key)
+        )
+        if row is None or row.tenant_id != tenant_id:
+            raise NotFound("no such send", field="send_id" if send_id else "idempotency_key")
+        return row
+
+    async def settle(
+        self, session: AsyncSession, send_id: str, holder: str, outcome: Outcome, at: datetime
+    ) -> SendRow | None:
+        """Record an attempt's outcome (None if the claim was lost); final ones are published."""
+        row = await repository.by_id(session, send_id, lock=True)
+        if row is None or row.status != SENDING or row.lease_holder != holder:
+            return None
+        if outcome.called:
+            row.attempts += 1
+        status = outcome.status
+        if status == QUEUED and row.attempts >= self.retry.max_attempts:
+            status = FAILED  # retries exhausted: the last transient error is the reason
+        row.status = status
+        row.errcode = outcome.errcode
+        row.errmsg = outcome.errmsg[:500]
+        row.lease_holder = ""
+        row.lease_until = None
+        row.next_attempt_at = outcome.next_attempt_at if status in (QUEUED, PAUSED) else None
+        if status == SENT:
+            row.wechat_msgid = outcome.wechat_msgid
+            row.sent_at = at
+            await self._outbox.emit(
+                session,
+                "message.sent",
+                tenant_id=row.tenant_id,
+                customer_id=row.customer_id,
+                payload=ev.MessageSent(
+                    send_id=row.id,
+                    idempotency_key=row.idempotency_key,
+                    customer_id=row.customer_id,
+                    kind=_KIND_PB[row.kind],
+                    account_id=row.account_id,
+                    wechat_msgid=row.wechat_msgid,
+                ),
+            )
+        elif status == FAILED:
+            await self._outbox.emit(
+                session,
+                "message.failed",
+                tenant_id=row.tenant_id,
+                customer_id=row.customer_id,
+                payload=ev.MessageFailed(
+                    send_id=row.id,
+                    idempotency_key=row.idempotency_key,
+                    customer_id=row.customer_id,
+                    kind=_KIND_PB[row.kind],
+                    account_id=row.account_id,
+                    errcode=row.errcode,
+                    errmsg=row.errmsg,
+                ),
+            )
+        return row
+
+
+def _text(payload: dict[str, Any], field: str, where: str, max_len: int) -> None:
+    value = payload.get(field)
+    if not value or not str(value).strip():
+        raise InvalidArgument("is required", field=f"{where}.{field}")
+    if len(str(value)) > max_len:
+        raise InvalidArgument(f"must be at most {max_len} characters", field=f"{where}.{field}")
+
+
+def check_payload(new: NewSend) -> None:
+    """The message has what its kind needs, within WeChat's sizes."""
+    p, where = new.payload, new.kind
+    if new.kind in ("official_account_text", "official_account_template"):
+        _text(p, "openid", where, 128)
+    if new.kind == "official_account_text":
+        _text(p, "text", where, 2048)
+    elif new.kind == "official_account_template":
+        _text(p, "template_id", where, 128)
+        if p.get("url") and not str(p["url"]).startswith(("http://", "https://")):
+            raise InvalidArgument("must be an http(s) URL", field=f"{where}.url")
+    elif new.kind == "wecom_welcome":
+        _text(p, "welcome_code", where, 256)
+        _text(p, "text", where, 4000)
+    else:
+        _text(p, "sender_userid", where, 64)
+        _text(p, "text", where, 4000)
+        recipients = list(p.get("external_userids", []))
+        if not recipients or len(recipients) > 10_000:
+            raise InvalidArgument("name 1 to 10,000 recipients", field=f"{where}.external_userids")
