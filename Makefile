@@ -56,6 +56,7 @@ bench: .venv/.synced ## run the benchmarks (needs PostgreSQL)
 	$(PY) bench/identity_resolve.py
 	$(PY) bench/lead_capture.py
 	$(PY) bench/segments.py
+	$(PY) bench/funnel.py
 	$(PY) bench/assignment.py
 
 demo: .venv/.synced ## drive synthetic customers through the running platform (start `make run` first)

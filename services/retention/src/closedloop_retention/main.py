@@ -12,6 +12,8 @@ from closedloop_retention.activity.rules import RulesRepository
 from closedloop_retention.activity.service import ActivityService
 from closedloop_retention.broadcasts.repository import BroadcastRepository
 from closedloop_retention.broadcasts.service import BroadcastService
+from closedloop_retention.funnel.repository import FunnelRepository
+from closedloop_retention.funnel.service import FunnelService
 from closedloop_retention.loyalty.repository import LoyaltyRepository
 from closedloop_retention.loyalty.service import LoyaltyService
 from closedloop_retention.loyalty.winback import win_back
@@ -45,6 +47,7 @@ def build(runtime: ServiceRuntime) -> None:
     people = People(activity, activity_rows, loyalty_rows, broadcast_rows)
     segments = SegmentService()
     broadcasts = BroadcastService(runtime.outbox, rules, segments, broadcast_rows)
+    funnel = FunnelService(FunnelRepository())
     uow = UnitOfWork(runtime.sessions, after_commit=runtime.wake_relay)
     servicer = RetentionServicer(
         uow,
@@ -53,10 +56,14 @@ def build(runtime: ServiceRuntime) -> None:
         segments=segments,
         broadcasts=broadcasts,
         suggestions=SuggestionService(activity),
+        funnel=funnel,
     )
     runtime.add_grpc(register(servicer), [SERVICE_NAME])
-    for subscription in EventHandlers(intake, loyalty, people).subscriptions():
+    handlers = EventHandlers(intake, loyalty, people, funnel)
+    for subscription in handlers.subscriptions():
         runtime.add_subscription(subscription)
+    # What `python -m closedloop_retention.transport.rebuild_funnel` resets and restarts.
+    runtime.parts.update(funnel=funnel, funnel_subscriptions=handlers.funnel_subscriptions())
 
     sender: MessageSender
     if settings.gateway_url:

@@ -237,3 +237,69 @@ class RecipientRow(Base):
     send_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     message_id: Mapped[str] = mapped_column(String(64), default="")
+
+
+# --- the funnel read model (funnel/): one row per customer per step, at its first time ----------
+
+
+class FunnelStepRow(Base):
+    """A customer's first time at a TLSRRR step, with the customer's first attribution copied in
+    so GetFunnel is one GROUP BY over this table."""
+
+    __tablename__ = "funnel_steps"
+    __table_args__ = (
+        # GetFunnel without filters reads only this index (gap_s is in it for the medians).
+        Index("ix_funnel_steps_tenant_at", "tenant_id", "at", "step", "gap_s"),
+        Index("ix_funnel_steps_tenant_channel_at", "tenant_id", "channel_id", "at"),
+        Index("ix_funnel_steps_tenant_campaign_at", "tenant_id", "campaign_id", "at"),
+    )
+
+    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(26), primary_key=True)
+    step: Mapped[str] = mapped_column(String(16), primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    campaign_id: Mapped[str] = mapped_column(String(64), default="")
+    channel_id: Mapped[str] = mapped_column(String(64), default="")
+    # Seconds since the customer reached the step before this one (funnel.views.MEDIAN_PAIRS),
+    # when they did and it came first: the medians are then a scan of this table alone.
+    gap_s: Mapped[float | None] = mapped_column(Float)
+
+
+class FunnelOrderRow(Base):
+    """A paid order (orders and paying customers are separate figures; repeat = the 2nd order)."""
+
+    __tablename__ = "funnel_orders"
+    __table_args__ = (
+        Index("ix_funnel_orders_customer", "tenant_id", "customer_id", "paid_at"),
+        Index("ix_funnel_orders_tenant_paid", "tenant_id", "paid_at"),
+    )
+
+    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    order_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(26))
+    paid_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    campaign_id: Mapped[str] = mapped_column(String(64), default="")
+    channel_id: Mapped[str] = mapped_column(String(64), default="")
+
+
+class FunnelSourceRow(Base):
+    """Where a customer came from: the campaign and channel of their earliest touch or lead."""
+
+    __tablename__ = "funnel_sources"
+
+    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(26), primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    campaign_id: Mapped[str] = mapped_column(String(64), default="")
+    channel_id: Mapped[str] = mapped_column(String(64), default="")
+
+
+class FunnelAliasRow(Base):
+    """Customers merged away (→ survivor) and forgotten (survivor ""), so an event of theirs
+    replayed or arriving late lands on the survivor, or nowhere."""
+
+    __tablename__ = "funnel_aliases"
+
+    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(26), primary_key=True)
+    survivor_id: Mapped[str] = mapped_column(String(26), default="")

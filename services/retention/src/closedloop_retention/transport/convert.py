@@ -13,7 +13,15 @@ from closedloop_retention.activity.service import STAGE_PB
 from closedloop_retention.activity.views import CustomerActivity, StageChangeView, ValueView
 from closedloop_retention.broadcasts.views import Broadcast, RecipientView
 from closedloop_retention.clock import now, utc
+from closedloop_retention.funnel.views import (
+    Funnel,
+    FunnelPeriod,
+    FunnelQuery,
+    Granularity,
+    Step,
+)
 from closedloop_retention.loyalty.views import CouponView, LedgerEntryView
+from loopkit.errors import InvalidArgument
 from loopkit.timestamps import ts as ts  # shared; re-exported
 
 RECIPIENT_STATUS = {
@@ -199,4 +207,94 @@ def recipient_to_pb(row: RecipientView) -> pb.Recipient:
         send_at=ts(row.send_at),
         sent_at=ts(row.sent_at),
         message_id=row.message_id,
+    )
+
+
+# --- the funnel ---------------------------------------------------------------------------------
+
+_GRANULARITY = {
+    pb.FUNNEL_GRANULARITY_UNSPECIFIED: Granularity.DAY,
+    pb.FUNNEL_GRANULARITY_DAY: Granularity.DAY,
+    pb.FUNNEL_GRANULARITY_WEEK: Granularity.WEEK,
+    pb.FUNNEL_GRANULARITY_MONTH: Granularity.MONTH,
+}
+
+
+def funnel_query(
+    tenant: str, request: pb.GetFunnelRequest | pb.GetFunnelCohortsRequest
+) -> FunnelQuery:
+    if not request.HasField("from") or not request.HasField("to"):
+        raise InvalidArgument("`from` and `to` are required", field="from")
+    if isinstance(request, pb.GetFunnelRequest):
+        grain = _GRANULARITY.get(request.granularity)
+    else:
+        grain = Granularity.WEEK  # cohorts are weekly
+    if grain is None:
+        raise InvalidArgument("must be day, week or month", field="granularity")
+    for name in ("campaign_id", "channel_id"):
+        if len(getattr(request, name)) > 64:
+            raise InvalidArgument("at most 64 characters", field=name)
+    return FunnelQuery(
+        tenant_id=tenant,
+        start=getattr(request, "from").ToDatetime(tzinfo=UTC),
+        end=request.to.ToDatetime(tzinfo=UTC),
+        granularity=grain,
+        campaign_id=request.campaign_id,
+        channel_id=request.channel_id,
+    )
+
+
+def _steps_to_pb(p: FunnelPeriod) -> pb.FunnelSteps:
+    return pb.FunnelSteps(
+        exposed=p.count(Step.EXPOSED),
+        leads=p.count(Step.LEAD),
+        assigned=p.count(Step.ASSIGNED),
+        first_paid=p.count(Step.FIRST_PAID),
+        repeat_buyers=p.count(Step.REPEAT),
+        referrers=p.count(Step.REFERRER),
+        referred_newcomers=p.count(Step.REFERRED),
+        referred_paid=p.count(Step.REFERRED_PAID),
+        paid_orders=p.paid_orders,
+    )
+
+
+def _rates_to_pb(p: FunnelPeriod) -> pb.FunnelRates:
+    return pb.FunnelRates(
+        exposed_to_lead=p.rate(Step.EXPOSED, Step.LEAD),
+        lead_to_assigned=p.rate(Step.LEAD, Step.ASSIGNED),
+        assigned_to_first_paid=p.rate(Step.ASSIGNED, Step.FIRST_PAID),
+        first_paid_to_repeat=p.rate(Step.FIRST_PAID, Step.REPEAT),
+        referred_to_paid=p.rate(Step.REFERRED, Step.REFERRED_PAID),
+        referral_share_of_leads=p.referral_share_of_leads,
+        viral_coefficient=p.viral_coefficient,
+    )
+
+
+def _funnel_period_to_pb(p: FunnelPeriod) -> pb.FunnelPeriod:
+    return pb.FunnelPeriod(
+        start=ts(p.start),
+        steps=_steps_to_pb(p),
+        rates=_rates_to_pb(p),
+        medians=pb.FunnelMedians(
+            exposed_to_lead_s=p.median_s.get(Step.LEAD.value, 0.0),
+            lead_to_assigned_s=p.median_s.get(Step.ASSIGNED.value, 0.0),
+            assigned_to_first_paid_s=p.median_s.get(Step.FIRST_PAID.value, 0.0),
+            first_paid_to_repeat_s=p.median_s.get(Step.REPEAT.value, 0.0),
+        ),
+    )
+
+
+def funnel_to_pb(found: Funnel) -> pb.GetFunnelResponse:
+    return pb.GetFunnelResponse(
+        periods=[_funnel_period_to_pb(p) for p in found.periods],
+        total=_funnel_period_to_pb(found.total),
+    )
+
+
+def cohorts_to_pb(found: list[FunnelPeriod]) -> pb.GetFunnelCohortsResponse:
+    return pb.GetFunnelCohortsResponse(
+        cohorts=[
+            pb.FunnelCohort(week=ts(c.start), steps=_steps_to_pb(c), rates=_rates_to_pb(c))
+            for c in found
+        ]
     )

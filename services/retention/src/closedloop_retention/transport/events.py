@@ -17,6 +17,7 @@ from closedloop.events.v1.envelope_pb2 import Envelope
 from closedloop_retention.activity.intake import ActivityIntake, Channel, Contact
 from closedloop_retention.activity.people import People
 from closedloop_retention.clock import now
+from closedloop_retention.funnel.service import FunnelService, Source
 from closedloop_retention.loyalty.service import LoyaltyService
 from closedloop_retention.loyalty.views import RewardGrant
 from loopkit.consumer import Handler, Subscription
@@ -49,10 +50,17 @@ def _items(items: Sequence[conv.OrderItem]) -> list[dict[str, object]]:
 
 
 class EventHandlers:
-    def __init__(self, intake: ActivityIntake, loyalty: LoyaltyService, people: People) -> None:
+    def __init__(
+        self,
+        intake: ActivityIntake,
+        loyalty: LoyaltyService,
+        people: People,
+        funnel: FunnelService,
+    ) -> None:
         self._intake = intake
         self._loyalty = loyalty
         self._people = people
+        self._funnel = funnel
 
     def subscriptions(self) -> list[Subscription]:
         acquisition: dict[str, Handler] = {
@@ -78,6 +86,30 @@ class EventHandlers:
             Subscription.to("conversion", "conversion", conversion),
             Subscription.to("referral", "referral", referral),
             identity_subscription(on_merged=self.merged, on_forgotten=self.forgotten),
+            *self.funnel_subscriptions(),
+        ]
+
+    def funnel_subscriptions(self) -> list[Subscription]:
+        """The funnel read model's consumers: durables of their own, so a rebuild
+        (transport/rebuild_funnel) replays the streams into it and nothing else."""
+        acquisition: dict[str, Handler] = {
+            "touch.recorded": self.funnel_touch_recorded,
+            "lead.captured": self.funnel_lead_captured,
+        }
+        conversion: dict[str, Handler] = {
+            "lead.assigned": self.funnel_lead_assigned,
+            "order.paid": self.funnel_order_paid,
+        }
+        referral: dict[str, Handler] = {"referral.converted": self.funnel_referral_converted}
+        return [
+            Subscription.to("acquisition", "funnel-acquisition", acquisition),
+            Subscription.to("conversion", "funnel-conversion", conversion),
+            Subscription.to("referral", "funnel-referral", referral),
+            identity_subscription(
+                on_merged=self.funnel_merged,
+                on_forgotten=self.funnel_forgotten,
+                name="funnel-identity",
+            ),
         ]
 
     # --- acquisition ------------------------------------------------------------------------
@@ -250,3 +282,69 @@ class EventHandlers:
 
     async def forgotten(self, session: AsyncSession, tenant: str, ids: Sequence[str]) -> None:
         await self._people.forget(session, tenant, ids)
+
+    # --- the funnel read model ----------------------------------------------------------------
+
+    async def funnel_touch_recorded(self, session: AsyncSession, env: Envelope) -> None:
+        event = payload(env, acq.TouchRecorded)
+        if not env.customer_id:
+            return  # an anonymous visitor: exposure is counted per known customer
+        await self._funnel.touched(
+            session,
+            env.tenant_id,
+            env.customer_id,
+            occurred_at(env, now),
+            Source(event.campaign_id, event.channel_id),
+        )
+
+    async def funnel_lead_captured(self, session: AsyncSession, env: Envelope) -> None:
+        event = payload(env, acq.LeadCaptured)
+        if not env.customer_id:
+            return  # retention's activity consumer dead-letters it; nothing to count here
+        attribution = event.attribution
+        await self._funnel.lead_captured(
+            session,
+            env.tenant_id,
+            env.customer_id,
+            occurred_at(env, now),
+            Source(
+                attribution.first_campaign_id or event.campaign_id,
+                attribution.first_channel_id or event.channel_id,
+            ),
+            referrer=attribution.referrer_customer_id,
+        )
+
+    async def funnel_lead_assigned(self, session: AsyncSession, env: Envelope) -> None:
+        payload(env, conv.LeadAssigned)
+        if env.customer_id:
+            await self._funnel.lead_assigned(
+                session, env.tenant_id, env.customer_id, occurred_at(env, now)
+            )
+
+    async def funnel_order_paid(self, session: AsyncSession, env: Envelope) -> None:
+        event = payload(env, conv.OrderPaid)
+        if env.customer_id and event.order_id:
+            await self._funnel.order_paid(
+                session, env.tenant_id, env.customer_id, event.order_id, occurred_at(env, now)
+            )
+
+    async def funnel_referral_converted(self, session: AsyncSession, env: Envelope) -> None:
+        event = payload(env, ref.ReferralConverted)
+        if env.customer_id:
+            await self._funnel.referral_converted(
+                session,
+                env.tenant_id,
+                env.customer_id,
+                event.referrer_customer_id,
+                occurred_at(env, now),
+            )
+
+    async def funnel_merged(
+        self, session: AsyncSession, tenant: str, survivor: str, gone: str
+    ) -> None:
+        await self._funnel.merge(session, tenant, survivor, gone)
+
+    async def funnel_forgotten(
+        self, session: AsyncSession, tenant: str, ids: Sequence[str]
+    ) -> None:
+        await self._funnel.forget(session, tenant, ids)

@@ -11,6 +11,7 @@ from closedloop.retention.v1 import retention_pb2_grpc
 from closedloop_retention.activity.service import STAGE_PB, ActivityService
 from closedloop_retention.broadcasts.service import BroadcastService
 from closedloop_retention.clock import now
+from closedloop_retention.funnel.service import FunnelService
 from closedloop_retention.loyalty.service import LoyaltyService
 from closedloop_retention.segments.service import SegmentService
 from closedloop_retention.suggestions.service import SuggestionService
@@ -39,6 +40,8 @@ IDEMPOTENT_METHODS = [
         "GetBroadcast",
         "TagCustomer",
         "GetSuggestions",
+        "GetFunnel",
+        "GetFunnelCohorts",
     )
 ]
 
@@ -62,6 +65,7 @@ class RetentionServicer(retention_pb2_grpc.RetentionServiceServicer):
         segments: SegmentService,
         broadcasts: BroadcastService,
         suggestions: SuggestionService,
+        funnel: FunnelService,
     ) -> None:
         self._uow = uow
         self._activity = activity
@@ -69,6 +73,7 @@ class RetentionServicer(retention_pb2_grpc.RetentionServiceServicer):
         self._segments = segments
         self._broadcasts = broadcasts
         self._suggestions = suggestions
+        self._funnel = funnel
 
     # --- activity and lifecycle ---------------------------------------------------------------
 
@@ -340,6 +345,22 @@ class RetentionServicer(retention_pb2_grpc.RetentionServiceServicer):
                 for x in found.items
             ],
         )
+
+    # --- the funnel ---------------------------------------------------------------------------
+
+    async def GetFunnel(
+        self, request: pb.GetFunnelRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetFunnelResponse:
+        query = convert.funnel_query(require_tenant(request.tenant_id), request)
+        found = await self._uow.run(lambda s: self._funnel.funnel(s, query))
+        return convert.funnel_to_pb(found)
+
+    async def GetFunnelCohorts(
+        self, request: pb.GetFunnelCohortsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetFunnelCohortsResponse:
+        query = convert.funnel_query(require_tenant(request.tenant_id), request)
+        found = await self._uow.run(lambda s: self._funnel.cohorts(s, query))
+        return convert.cohorts_to_pb(found)
 
 
 def register(servicer: RetentionServicer) -> Callable[[grpc.aio.Server], None]:

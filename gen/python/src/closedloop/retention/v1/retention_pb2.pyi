@@ -32,6 +32,13 @@ class BroadcastStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     BROADCAST_STATUS_SCHEDULED: _ClassVar[BroadcastStatus]
     BROADCAST_STATUS_SENDING: _ClassVar[BroadcastStatus]
     BROADCAST_STATUS_COMPLETED: _ClassVar[BroadcastStatus]
+
+class FunnelGranularity(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    FUNNEL_GRANULARITY_UNSPECIFIED: _ClassVar[FunnelGranularity]
+    FUNNEL_GRANULARITY_DAY: _ClassVar[FunnelGranularity]
+    FUNNEL_GRANULARITY_WEEK: _ClassVar[FunnelGranularity]
+    FUNNEL_GRANULARITY_MONTH: _ClassVar[FunnelGranularity]
 COUPON_STATUS_UNSPECIFIED: CouponStatus
 COUPON_STATUS_ISSUED: CouponStatus
 COUPON_STATUS_REDEEMED: CouponStatus
@@ -45,6 +52,10 @@ BROADCAST_STATUS_UNSPECIFIED: BroadcastStatus
 BROADCAST_STATUS_SCHEDULED: BroadcastStatus
 BROADCAST_STATUS_SENDING: BroadcastStatus
 BROADCAST_STATUS_COMPLETED: BroadcastStatus
+FUNNEL_GRANULARITY_UNSPECIFIED: FunnelGranularity
+FUNNEL_GRANULARITY_DAY: FunnelGranularity
+FUNNEL_GRANULARITY_WEEK: FunnelGranularity
+FUNNEL_GRANULARITY_MONTH: FunnelGranularity
 
 class CustomerActivity(_message.Message):
     __slots__ = ("customer_id", "first_seen_at", "last_seen_at", "order_count", "revenue_minor", "first_order_at", "last_order_at", "last_interaction_at", "referrals_made", "unsubscribed", "deleted_rep", "consent", "channel_id", "channel_kind", "owner_rep_id", "stage", "tags", "purchase_cycle_days")
@@ -610,3 +621,119 @@ class GetSuggestionsResponse(_message.Message):
     suggestions: _containers.RepeatedCompositeFieldContainer[Suggestion]
     owner_rep_id: str
     def __init__(self, suggestions: _Optional[_Iterable[_Union[Suggestion, _Mapping]]] = ..., owner_rep_id: _Optional[str] = ...) -> None: ...
+
+class GetFunnelRequest(_message.Message):
+    __slots__ = ("tenant_id", "to", "campaign_id", "channel_id", "granularity")
+    TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    FROM_FIELD_NUMBER: _ClassVar[int]
+    TO_FIELD_NUMBER: _ClassVar[int]
+    CAMPAIGN_ID_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_ID_FIELD_NUMBER: _ClassVar[int]
+    GRANULARITY_FIELD_NUMBER: _ClassVar[int]
+    tenant_id: str
+    to: _timestamp_pb2.Timestamp
+    campaign_id: str
+    channel_id: str
+    granularity: FunnelGranularity
+    def __init__(self, tenant_id: _Optional[str] = ..., to: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., campaign_id: _Optional[str] = ..., channel_id: _Optional[str] = ..., granularity: _Optional[_Union[FunnelGranularity, str]] = ..., **kwargs) -> None: ...
+
+class FunnelSteps(_message.Message):
+    __slots__ = ("exposed", "leads", "assigned", "first_paid", "repeat_buyers", "referrers", "referred_newcomers", "referred_paid", "paid_orders")
+    EXPOSED_FIELD_NUMBER: _ClassVar[int]
+    LEADS_FIELD_NUMBER: _ClassVar[int]
+    ASSIGNED_FIELD_NUMBER: _ClassVar[int]
+    FIRST_PAID_FIELD_NUMBER: _ClassVar[int]
+    REPEAT_BUYERS_FIELD_NUMBER: _ClassVar[int]
+    REFERRERS_FIELD_NUMBER: _ClassVar[int]
+    REFERRED_NEWCOMERS_FIELD_NUMBER: _ClassVar[int]
+    REFERRED_PAID_FIELD_NUMBER: _ClassVar[int]
+    PAID_ORDERS_FIELD_NUMBER: _ClassVar[int]
+    exposed: int
+    leads: int
+    assigned: int
+    first_paid: int
+    repeat_buyers: int
+    referrers: int
+    referred_newcomers: int
+    referred_paid: int
+    paid_orders: int
+    def __init__(self, exposed: _Optional[int] = ..., leads: _Optional[int] = ..., assigned: _Optional[int] = ..., first_paid: _Optional[int] = ..., repeat_buyers: _Optional[int] = ..., referrers: _Optional[int] = ..., referred_newcomers: _Optional[int] = ..., referred_paid: _Optional[int] = ..., paid_orders: _Optional[int] = ...) -> None: ...
+
+class FunnelRates(_message.Message):
+    __slots__ = ("exposed_to_lead", "lead_to_assigned", "assigned_to_first_paid", "first_paid_to_repeat", "referred_to_paid", "referral_share_of_leads", "viral_coefficient")
+    EXPOSED_TO_LEAD_FIELD_NUMBER: _ClassVar[int]
+    LEAD_TO_ASSIGNED_FIELD_NUMBER: _ClassVar[int]
+    ASSIGNED_TO_FIRST_PAID_FIELD_NUMBER: _ClassVar[int]
+    FIRST_PAID_TO_REPEAT_FIELD_NUMBER: _ClassVar[int]
+    REFERRED_TO_PAID_FIELD_NUMBER: _ClassVar[int]
+    REFERRAL_SHARE_OF_LEADS_FIELD_NUMBER: _ClassVar[int]
+    VIRAL_COEFFICIENT_FIELD_NUMBER: _ClassVar[int]
+    exposed_to_lead: float
+    lead_to_assigned: float
+    assigned_to_first_paid: float
+    first_paid_to_repeat: float
+    referred_to_paid: float
+    referral_share_of_leads: float
+    viral_coefficient: float
+    def __init__(self, exposed_to_lead: _Optional[float] = ..., lead_to_assigned: _Optional[float] = ..., assigned_to_first_paid: _Optional[float] = ..., first_paid_to_repeat: _Optional[float] = ..., referred_to_paid: _Optional[float] = ..., referral_share_of_leads: _Optional[float] = ..., viral_coefficient: _Optional[float] = ...) -> None: ...
+
+class FunnelMedians(_message.Message):
+    __slots__ = ("exposed_to_lead_s", "lead_to_assigned_s", "assigned_to_first_paid_s", "first_paid_to_repeat_s")
+    EXPOSED_TO_LEAD_S_FIELD_NUMBER: _ClassVar[int]
+    LEAD_TO_ASSIGNED_S_FIELD_NUMBER: _ClassVar[int]
+    ASSIGNED_TO_FIRST_PAID_S_FIELD_NUMBER: _ClassVar[int]
+    FIRST_PAID_TO_REPEAT_S_FIELD_NUMBER: _ClassVar[int]
+    exposed_to_lead_s: float
+    lead_to_assigned_s: float
+    assigned_to_first_paid_s: float
+    first_paid_to_repeat_s: float
+    def __init__(self, exposed_to_lead_s: _Optional[float] = ..., lead_to_assigned_s: _Optional[float] = ..., assigned_to_first_paid_s: _Optional[float] = ..., first_paid_to_repeat_s: _Optional[float] = ...) -> None: ...
+
+class FunnelPeriod(_message.Message):
+    __slots__ = ("start", "steps", "rates", "medians")
+    START_FIELD_NUMBER: _ClassVar[int]
+    STEPS_FIELD_NUMBER: _ClassVar[int]
+    RATES_FIELD_NUMBER: _ClassVar[int]
+    MEDIANS_FIELD_NUMBER: _ClassVar[int]
+    start: _timestamp_pb2.Timestamp
+    steps: FunnelSteps
+    rates: FunnelRates
+    medians: FunnelMedians
+    def __init__(self, start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., steps: _Optional[_Union[FunnelSteps, _Mapping]] = ..., rates: _Optional[_Union[FunnelRates, _Mapping]] = ..., medians: _Optional[_Union[FunnelMedians, _Mapping]] = ...) -> None: ...
+
+class GetFunnelResponse(_message.Message):
+    __slots__ = ("periods", "total")
+    PERIODS_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    periods: _containers.RepeatedCompositeFieldContainer[FunnelPeriod]
+    total: FunnelPeriod
+    def __init__(self, periods: _Optional[_Iterable[_Union[FunnelPeriod, _Mapping]]] = ..., total: _Optional[_Union[FunnelPeriod, _Mapping]] = ...) -> None: ...
+
+class GetFunnelCohortsRequest(_message.Message):
+    __slots__ = ("tenant_id", "to", "campaign_id", "channel_id")
+    TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    FROM_FIELD_NUMBER: _ClassVar[int]
+    TO_FIELD_NUMBER: _ClassVar[int]
+    CAMPAIGN_ID_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_ID_FIELD_NUMBER: _ClassVar[int]
+    tenant_id: str
+    to: _timestamp_pb2.Timestamp
+    campaign_id: str
+    channel_id: str
+    def __init__(self, tenant_id: _Optional[str] = ..., to: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., campaign_id: _Optional[str] = ..., channel_id: _Optional[str] = ..., **kwargs) -> None: ...
+
+class FunnelCohort(_message.Message):
+    __slots__ = ("week", "steps", "rates")
+    WEEK_FIELD_NUMBER: _ClassVar[int]
+    STEPS_FIELD_NUMBER: _ClassVar[int]
+    RATES_FIELD_NUMBER: _ClassVar[int]
+    week: _timestamp_pb2.Timestamp
+    steps: FunnelSteps
+    rates: FunnelRates
+    def __init__(self, week: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., steps: _Optional[_Union[FunnelSteps, _Mapping]] = ..., rates: _Optional[_Union[FunnelRates, _Mapping]] = ...) -> None: ...
+
+class GetFunnelCohortsResponse(_message.Message):
+    __slots__ = ("cohorts",)
+    COHORTS_FIELD_NUMBER: _ClassVar[int]
+    cohorts: _containers.RepeatedCompositeFieldContainer[FunnelCohort]
+    def __init__(self, cohorts: _Optional[_Iterable[_Union[FunnelCohort, _Mapping]]] = ...) -> None: ...

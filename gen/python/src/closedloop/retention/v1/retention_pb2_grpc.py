@@ -122,6 +122,16 @@ class RetentionServiceStub:
                 request_serializer=closedloop_dot_retention_dot_v1_dot_retention__pb2.GetSuggestionsRequest.SerializeToString,
                 response_deserializer=closedloop_dot_retention_dot_v1_dot_retention__pb2.GetSuggestionsResponse.FromString,
                 _registered_method=True)
+        self.GetFunnel = channel.unary_unary(
+                '/closedloop.retention.v1.RetentionService/GetFunnel',
+                request_serializer=closedloop_dot_retention_dot_v1_dot_retention__pb2.GetFunnelRequest.SerializeToString,
+                response_deserializer=closedloop_dot_retention_dot_v1_dot_retention__pb2.GetFunnelResponse.FromString,
+                _registered_method=True)
+        self.GetFunnelCohorts = channel.unary_unary(
+                '/closedloop.retention.v1.RetentionService/GetFunnelCohorts',
+                request_serializer=closedloop_dot_retention_dot_v1_dot_retention__pb2.GetFunnelCohortsRequest.SerializeToString,
+                response_deserializer=closedloop_dot_retention_dot_v1_dot_retention__pb2.GetFunnelCohortsResponse.FromString,
+                _registered_method=True)
 
 
 class RetentionServiceServicer:
@@ -244,6 +254,24 @@ class RetentionServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetFunnel(self, request, context):
+        """The TLSRRR funnel of a tenant per period: unique customers at each step (each counted once,
+        in the period of their first time at the step), the step-to-step rates, referral share,
+        viral coefficient and median time between steps. A read model fed by every producer's
+        events (docs/services/retention.md "Funnel definitions").
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetFunnelCohorts(self, request, context):
+        """The same steps by cohort: customers grouped by the ISO week (UTC) of their first exposure in
+        [from, to), each cohort counting the steps its customers reached at any time since.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RetentionServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -331,6 +359,16 @@ def add_RetentionServiceServicer_to_server(servicer, server):
                     servicer.GetSuggestions,
                     request_deserializer=closedloop_dot_retention_dot_v1_dot_retention__pb2.GetSuggestionsRequest.FromString,
                     response_serializer=closedloop_dot_retention_dot_v1_dot_retention__pb2.GetSuggestionsResponse.SerializeToString,
+            ),
+            'GetFunnel': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetFunnel,
+                    request_deserializer=closedloop_dot_retention_dot_v1_dot_retention__pb2.GetFunnelRequest.FromString,
+                    response_serializer=closedloop_dot_retention_dot_v1_dot_retention__pb2.GetFunnelResponse.SerializeToString,
+            ),
+            'GetFunnelCohorts': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetFunnelCohorts,
+                    request_deserializer=closedloop_dot_retention_dot_v1_dot_retention__pb2.GetFunnelCohortsRequest.FromString,
+                    response_serializer=closedloop_dot_retention_dot_v1_dot_retention__pb2.GetFunnelCohortsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -795,6 +833,60 @@ class RetentionService:
             '/closedloop.retention.v1.RetentionService/GetSuggestions',
             closedloop_dot_retention_dot_v1_dot_retention__pb2.GetSuggestionsRequest.SerializeToString,
             closedloop_dot_retention_dot_v1_dot_retention__pb2.GetSuggestionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetFunnel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/closedloop.retention.v1.RetentionService/GetFunnel',
+            closedloop_dot_retention_dot_v1_dot_retention__pb2.GetFunnelRequest.SerializeToString,
+            closedloop_dot_retention_dot_v1_dot_retention__pb2.GetFunnelResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetFunnelCohorts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/closedloop.retention.v1.RetentionService/GetFunnelCohorts',
+            closedloop_dot_retention_dot_v1_dot_retention__pb2.GetFunnelCohortsRequest.SerializeToString,
+            closedloop_dot_retention_dot_v1_dot_retention__pb2.GetFunnelCohortsResponse.FromString,
             options,
             channel_credentials,
             insecure,

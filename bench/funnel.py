@@ -1,0 +1,164 @@
+"""GetFunnel over the funnel read model on PostgreSQL, next to a `count(*)` of the same rows.
+
+Creates a throwaway database (CLOSEDLOOP_BENCH_DATABASE_URL / CLOSEDLOOP_TEST_DATABASE_URL or
+postgres@127.0.0.1), migrates the retention schema and generates, in SQL, `--customers` customers'
+funnel rows over 180 days (every customer exposed; 40% leads, 30% assigned, 10% first paid, 4%
+repeat buyers, 5% referred newcomers, 2% referred who paid, 2% referrers; their paid orders) plus
+as many rows again in another tenant. Then times, best of `--repeat`, for a 90-day range:
+
+* `count(*)` of the tenant's funnel_steps rows in the range (the ceiling: one index range scan);
+* GetFunnel's use case (`FunnelService.funnel`: step counts, paid orders and median times, per
+  week and for the whole range), as the RPC runs it minus the gRPC hop;
+
+and prints `ratio funnel_x <GetFunnel / count(*)> goal 3`. The issue's size is 1M customers
+(`--customers 1000000`); the default runs in about a minute on a busy 2-core machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from _common import create_database, database_base_url, drop_database, new_database_name
+from sqlalchemy import text
+
+import closedloop_retention
+from closedloop_retention.funnel.repository import FunnelRepository
+from closedloop_retention.funnel.service import FunnelService
+from closedloop_retention.funnel.views import FunnelQuery, Granularity
+from loopkit import db, migrations
+
+TENANT = "bench"
+
+# Customer i reaches step s when hash-like fractions of i fall under the step's share; times
+# follow each other by hours to days. `rnd(i, k)` is a repeatable pseudo-random fraction.
+GENERATE = """
+WITH c AS (
+    SELECT i, lpad(i::text, 26, '0') AS cid,
+        CAST(:start AS timestamptz) + make_interval(secs => (i * 7919 % 15552000)) AS t0,
+        'camp-' || (i % 7) AS campaign, 'ch-' || (i % 50) AS channel,
+        (i * 2654435761 % 1000) / 1000.0 AS r
+    FROM generate_series(1, CAST(:n AS bigint)) AS i
+), steps(step, share, delay_h, gap_h) AS (VALUES
+    ('exposed', 1.0, 0, NULL), ('lead', 0.4, 2, 2), ('assigned', 0.3, 20, 18),
+    ('first_paid', 0.1, 96, 76), ('repeat', 0.04, 900, 804), ('referred', 0.05, 2, NULL),
+    ('referred_paid', 0.02, 100, NULL), ('referrer', 0.02, 300, NULL)
+)
+INSERT INTO funnel_steps (tenant_id, customer_id, step, at, campaign_id, channel_id, gap_s)
+SELECT :tenant, c.cid, s.step, c.t0 + make_interval(hours => CAST(s.delay_h + c.i % 11 AS int)),
+    c.campaign, c.channel, s.gap_h * 3600.0
+FROM c JOIN steps s ON c.r < s.share
+"""
+ORDERS = """
+INSERT INTO funnel_orders (tenant_id, order_id, customer_id, paid_at, campaign_id, channel_id)
+SELECT tenant_id, customer_id || '-' || step, customer_id, at, campaign_id, channel_id
+FROM funnel_steps WHERE tenant_id = :tenant AND step IN ('first_paid', 'repeat')
+"""
+OTHER_TENANT = """
+INSERT INTO funnel_steps (tenant_id, customer_id, step, at, campaign_id, channel_id, gap_s)
+SELECT 'other', customer_id, step, at, campaign_id, channel_id, gap_s FROM funnel_steps
+WHERE tenant_id = :tenant
+"""
+COUNT = """
+SELECT count(*) FROM funnel_steps WHERE tenant_id = :tenant AND at >= :start AND at < :end
+"""
+
+
+async def best(repeat: int, work: Callable[[], Awaitable[Any]]) -> tuple[float, Any]:
+    await work()  # warm the cache and the plans
+    times, out = [], None
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        out = await work()
+        times.append(time.perf_counter() - t0)
+    return min(times), out
+
+
+async def run(customers: int, repeat: int, *, keep: bool = False) -> None:
+    base = database_base_url()
+    name = new_database_name("closedloop_bench_funnel")
+    url = await create_database(base, name)
+    try:
+        mig = Path(closedloop_retention.__file__).parent / "migrations"
+        await asyncio.to_thread(migrations.upgrade, mig, url, service="retention")
+        engine = db.create_engine(url, pool_size=2)
+        sessions = db.session_factory(engine)
+        start = datetime(2026, 1, 1, tzinfo=UTC)
+        t0 = time.perf_counter()
+        async with engine.begin() as conn:
+            params = {"tenant": TENANT, "start": start, "n": customers}
+            await conn.execute(text(GENERATE), params)
+            await conn.execute(text(ORDERS), {"tenant": TENANT})
+            await conn.execute(text(OTHER_TENANT), {"tenant": TENANT})
+        async with engine.connect() as plain:
+            conn = await plain.execution_options(isolation_level="AUTOCOMMIT")
+            await conn.execute(text("VACUUM ANALYZE funnel_steps"))  # index-only scans
+            await conn.execute(text("VACUUM ANALYZE funnel_orders"))
+        rows = await _scalar(sessions, "SELECT count(*) FROM funnel_steps", {})
+        print(
+            f"generated {customers:,} customers: {rows:,} funnel rows in "
+            f"{time.perf_counter() - t0:.1f} s"
+        )
+
+        q = FunnelQuery(
+            TENANT, start + timedelta(days=45), start + timedelta(days=135), Granularity.WEEK
+        )
+        funnel = FunnelService(FunnelRepository())
+        window = {"tenant": TENANT, "start": q.start, "end": q.end}
+
+        async def count() -> int:
+            return await _scalar(sessions, COUNT, window)
+
+        async def get_funnel() -> Any:
+            async with sessions() as s, s.begin():
+                return await funnel.funnel(s, q)
+
+        scan_s, in_range = await best(repeat, count)
+        funnel_s, found = await best(repeat, get_funnel)
+
+        total = found.total
+        print(
+            f"  90-day range: {in_range:,} rows; {len(found.periods)} weekly periods; "
+            f"exposed {total.customers.get('exposed', 0):,}, leads "
+            f"{total.customers.get('lead', 0):,}, paid orders {total.paid_orders:,}"
+        )
+        print(f"{'count(*) of the range':<28}{scan_s:>10.3f} s")
+        print(f"{'GetFunnel (weekly)':<28}{funnel_s:>10.3f} s")
+        print(f"ratio funnel_x {funnel_s / scan_s:.2f} goal 3")
+        await engine.dispose()
+    finally:
+        if keep:
+            print(f"kept database {name}")
+        else:
+            await drop_database(base, name)
+
+
+async def _scalar(sessions: Any, sql: str, params: dict[str, Any]) -> int:
+    async with sessions() as s:
+        return int((await s.execute(text(sql), params)).scalar_one())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--customers",
+        type=int,
+        default=200_000,
+        help="customers generated (the issue's size: 1000000)",
+    )
+    parser.add_argument("--repeat", type=int, default=3, help="timed runs; the best counts")
+    parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
+    parser.add_argument("--quick", action="store_true", help="20,000 customers, one run")
+    args = parser.parse_args()
+    if args.quick:
+        args.customers, args.repeat = 20_000, 1
+    asyncio.run(run(args.customers, args.repeat, keep=args.keep))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,232 @@
+"""Funnel use cases: record what the producers' events say about a customer's steps, follow
+merges and erasures, and answer GetFunnel. They take a session and never commit."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from closedloop_retention.clock import utc
+from closedloop_retention.funnel.repository import FunnelRepository
+from closedloop_retention.funnel.views import Funnel, FunnelPeriod, FunnelQuery, Step
+from loopkit.errors import InvalidArgument
+
+MAX_RANGE = timedelta(days=400)
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a customer came from, as a touch or a lead says."""
+
+    campaign_id: str
+    channel_id: str
+
+
+def _check_range(q: FunnelQuery) -> datetime:
+    start, end = utc(q.start), utc(q.end)
+    if end <= start:
+        raise InvalidArgument("`to` must be after `from`", field="to")
+    if end - start > MAX_RANGE:
+        raise InvalidArgument(f"the range is at most {MAX_RANGE.days} days", field="to")
+    return start
+
+
+class FunnelService:
+    def __init__(self, rows: FunnelRepository) -> None:
+        self._rows = rows
+
+    # --- events in ---------------------------------------------------------------------------
+
+    async def touched(
+        self, session: AsyncSession, tenant: str, customer: str, at: datetime, source: Source
+    ) -> None:
+        live = await self._rows.resolve(session, tenant, customer)
+        if live is None:
+            return
+        await self._attribute(session, tenant, live, at, source)
+        await self._step(session, tenant, live, Step.EXPOSED, at)
+        await self._rows.refresh_gaps(session, tenant, live)
+
+    async def lead_captured(
+        self,
+        session: AsyncSession,
+        tenant: str,
+        customer: str,
+        at: datetime,
+        source: Source,
+        *,
+        referrer: str = "",
+    ) -> None:
+        """A lead is also an exposure (some arrive without a recorded touch). A repeat
+        submission is another event type and is not consumed: it is not a new lead."""
+        live = await self._rows.resolve(session, tenant, customer)
+        if live is None:
+            return
+        await self._attribute(session, tenant, live, at, source)
+        await self._step(session, tenant, live, Step.EXPOSED, at)
+        await self._step(session, tenant, live, Step.LEAD, at)
+        if referrer:
+            await self._referred(session, tenant, live, referrer, at)
+        await self._rows.refresh_gaps(session, tenant, live)
+
+    async def lead_assigned(
+        self, session: AsyncSession, tenant: str, customer: str, at: datetime
+    ) -> None:
+        live = await self._rows.resolve(session, tenant, customer)
+        if live is not None:
+            await self._step(session, tenant, live, Step.ASSIGNED, at)
+            await self._rows.refresh_gaps(session, tenant, live)
+
+    async def order_paid(
+        self, session: AsyncSession, tenant: str, customer: str, order_id: str, at: datetime
+    ) -> None:
+        live = await self._rows.resolve(session, tenant, customer)
+        if live is None:
+            return
+        source = await self._rows.source(session, tenant, live)
+        await self._rows.add_order(
+            session,
+            tenant,
+            live,
+            order_id,
+            at,
+            campaign_id=source.campaign_id if source else "",
+            channel_id=source.channel_id if source else "",
+        )
+        await self._step(session, tenant, live, Step.FIRST_PAID, at)
+        await self._repeat(session, tenant, live)
+        await self._rows.refresh_gaps(session, tenant, live)
+
+    async def referral_converted(
+        self, session: AsyncSession, tenant: str, newcomer: str, referrer: str, at: datetime
+    ) -> None:
+        """The referral service's verdict: this newcomer, referred by `referrer`, paid."""
+        live = await self._rows.resolve(session, tenant, newcomer)
+        if live is None:
+            return
+        await self._referred(session, tenant, live, referrer, at)
+        await self._step(session, tenant, live, Step.REFERRED_PAID, at)
+
+    async def merge(self, session: AsyncSession, tenant: str, survivor: str, gone: str) -> None:
+        """`gone`'s steps move to the survivor, each keeping its earliest time; their orders add
+        up (which may make the survivor a repeat buyer); later events for `gone` follow."""
+        if survivor == gone:
+            return
+        for customer in sorted((survivor, gone)):  # one order everywhere: no deadlock between two
+            await self._rows.lock(session, tenant, customer)
+        await self._rows.alias(session, tenant, gone, survivor)
+        found = await self._rows.source(session, tenant, gone)
+        moved = None if found is None else (found.at, Source(found.campaign_id, found.channel_id))
+        steps = [
+            (Step(row.step), row.at) for row in await self._rows.steps_of(session, tenant, gone)
+        ]
+        await self._rows.move_orders(session, tenant, gone, survivor)
+        await self._rows.erase(session, tenant, [gone])
+        if moved is not None:
+            await self._attribute(session, tenant, survivor, *moved)
+        for step, at in steps:
+            await self._step(session, tenant, survivor, step, at)
+        await self._repeat(session, tenant, survivor)
+        await self._rows.refresh_gaps(session, tenant, survivor)
+
+    async def forget(self, session: AsyncSession, tenant: str, ids: Sequence[str]) -> None:
+        for customer in sorted(ids):
+            await self._rows.lock(session, tenant, customer)
+        await self._rows.erase(session, tenant, ids)
+        for customer in ids:
+            await self._rows.alias(session, tenant, customer, "")
+
+    async def reset(self, session: AsyncSession, consumers: Sequence[str]) -> None:
+        await self._rows.reset(session, consumers)
+
+    # --- the figures -------------------------------------------------------------------------
+
+    async def funnel(self, session: AsyncSession, q: FunnelQuery) -> Funnel:
+        start = _check_range(q)
+        customers: dict[datetime | None, dict[str, int]] = defaultdict(dict)
+        medians: dict[datetime | None, dict[str, float]] = defaultdict(dict)
+        for period, step, n, median in await self._rows.step_figures(session, q):
+            customers[period][step] = n
+            if median is not None:
+                medians[period][step] = median
+        orders = dict(await self._rows.order_counts(session, q))
+        starts = sorted({p for p in customers if p is not None} | set(orders))
+        periods = [
+            FunnelPeriod(
+                start=p,
+                customers=customers.get(p, {}),
+                paid_orders=orders.get(p, 0),
+                median_s=medians.get(p, {}),
+            )
+            for p in starts
+        ]
+        total = FunnelPeriod(
+            start=start,
+            customers=customers.get(None, {}),
+            paid_orders=sum(orders.values()),
+            median_s=medians.get(None, {}),
+        )
+        return Funnel(periods=periods, total=total)
+
+    async def cohorts(self, session: AsyncSession, q: FunnelQuery) -> list[FunnelPeriod]:
+        """Weekly cohorts by first exposure; each counts its customers' steps at any time."""
+        _check_range(q)
+        found: dict[datetime, dict[str, int]] = defaultdict(dict)
+        for week, step, n in await self._rows.cohort_counts(session, q):
+            found[week][step] = n
+        return [
+            FunnelPeriod(
+                start=week,
+                customers={k: v for k, v in found[week].items() if k != "paid_orders"},
+                paid_orders=found[week].get("paid_orders", 0),
+            )
+            for week in sorted(found)
+        ]
+
+    # --- helpers -----------------------------------------------------------------------------
+
+    async def _attribute(
+        self, session: AsyncSession, tenant: str, customer: str, at: datetime, source: Source
+    ) -> None:
+        if source.campaign_id or source.channel_id:
+            await self._rows.set_source(
+                session,
+                tenant,
+                customer,
+                at,
+                campaign_id=source.campaign_id,
+                channel_id=source.channel_id,
+            )
+
+    async def _step(
+        self, session: AsyncSession, tenant: str, customer: str, step: Step, at: datetime
+    ) -> None:
+        source = await self._rows.source(session, tenant, customer)
+        await self._rows.record_step(
+            session,
+            tenant,
+            customer,
+            step.value,
+            at,
+            campaign_id=source.campaign_id if source else "",
+            channel_id=source.channel_id if source else "",
+        )
+
+    async def _referred(
+        self, session: AsyncSession, tenant: str, newcomer: str, referrer: str, at: datetime
+    ) -> None:
+        sponsor = await self._rows.resolve(session, tenant, referrer) if referrer else None
+        if sponsor == newcomer:
+            return  # a self-referral (perhaps revealed by a merge) refers nobody
+        await self._step(session, tenant, newcomer, Step.REFERRED, at)
+        if sponsor is not None:
+            await self._step(session, tenant, sponsor, Step.REFERRER, at)
+
+    async def _repeat(self, session: AsyncSession, tenant: str, customer: str) -> None:
+        second = await self._rows.second_order_at(session, tenant, customer)
+        if second is not None:
+            await self._step(session, tenant, customer, Step.REPEAT, second)
