@@ -23,17 +23,15 @@ import sys
 import time
 import uuid
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import grpc
 import httpx
 
 from closedloop.acquisition.v1 import acquisition_pb2 as acq
-from closedloop.conversion.v1 import conversion_pb2 as conv
-from closedloop.referral.v1 import referral_pb2 as ref
 from closedloop.retention.v1 import retention_pb2 as ret
-from loop_client import SERVICES, Funnel, LoopClient, WecomCorp, wait_for
+from loop_client import SERVICES, Funnel, LoopClient, WecomCorp, ts, wait_for
 from loopkit import emulated_accounts as accounts
 from loopkit.runner import DEFAULT_EMULATOR_PORT, load_services, settings_for
 
@@ -181,44 +179,39 @@ class Demo:
             self.counts["broadcast skipped"] = stats.skipped
 
 
-async def report(client: LoopClient, funnel: Funnel, counts: Counter[str], started: float) -> None:
+async def report(client: LoopClient, since: datetime, counts: Counter[str], started: float) -> None:
+    """The funnel as retention's GetFunnel reports it (unique customers per step, counted once
+    each), once its read model has seen every lead and payer of this run."""
     tenant = client.tenant
-    stats = (
-        await client.acquisition.GetChannelStats(
-            acq.GetChannelStatsRequest(tenant_id=tenant, campaign_id=funnel.campaign_id)
-        )
-    ).stats
-    report_of = await client.conversion.GetRepReport(conv.GetRepReportRequest(tenant_id=tenant))
-    # The tenant keeps earlier runs' reps: count this run's.
-    reps = [r for r in report_of.reps if r.rep_id in funnel.rep_ids]
-    program = await client.referral.GetProgramStats(
-        ref.GetProgramStatsRequest(tenant_id=tenant, program_id=funnel.program_id)
-    )
-    assigned = sum(r.leads_assigned for r in reps)
-    paid = sum(r.orders_paid for r in reps)
-    revenue = sum(r.won_revenue.amount_minor for r in reps) / 100
-    repeat = counts["repeat buyers"]
+    request = ret.GetFunnelRequest(tenant_id=tenant, to=ts(datetime.now(UTC) + timedelta(hours=1)))
+    getattr(request, "from").CopyFrom(ts(since))
 
-    def rate(part: float, whole: float) -> str:
-        return f"{part / whole:6.1%}" if whole else "     -"
+    async def caught_up() -> Any:
+        found = await client.retention.GetFunnel(request)
+        steps = found.total.steps
+        done = steps.leads >= counts["leads"] and steps.first_paid >= counts["paid"]
+        return found if done else None
 
-    print(f"\nTLSRRR funnel of tenant {tenant} (as the services report it)")
-    rows: list[tuple[str, Any, str]] = [
-        ("T  scans + share visits", stats.scans + stats.visits, ""),
-        ("L  leads", stats.leads, rate(stats.leads, stats.scans + stats.visits)),
-        ("S  assigned to a rep", assigned, rate(assigned, stats.leads)),
-        ("S  orders paid", paid, rate(counts["paid"], assigned)),
-        ("R  repeat buyers", repeat, rate(repeat, counts["paid"])),
-        ("R  referrers (codes made)", program.codes, rate(program.codes, counts["paid"])),
-        ("R  referred newcomers", program.referrals, rate(program.referrals, program.codes)),
-        ("R  referred who paid", program.converted, rate(program.converted, program.referrals)),
+    total = (await wait_for(caught_up)).total
+    steps, rates, medians = total.steps, total.rates, total.medians
+    print(f"\nTLSRRR funnel of tenant {tenant} since {since:%H:%M:%S} UTC (GetFunnel)")
+    rows: list[tuple[str, int, float | None]] = [
+        ("T  exposed (touch or lead)", steps.exposed, None),
+        ("L  leads", steps.leads, rates.exposed_to_lead),
+        ("S  assigned to a rep", steps.assigned, rates.lead_to_assigned),
+        ("S  first paid order", steps.first_paid, rates.assigned_to_first_paid),
+        ("R  repeat buyers", steps.repeat_buyers, rates.first_paid_to_repeat),
+        ("R  referrers", steps.referrers, None),
+        ("R  referred newcomers", steps.referred_newcomers, None),
+        ("R  referred who paid", steps.referred_paid, rates.referred_to_paid),
     ]
-    for label, value, conversion in rows:
-        print(f"  {label:<28} {value:>6}  {conversion}")
-    share = rate(counts["referred leads"], stats.leads)
-    print(f"  referral share of new leads  {share}")
-    print(f"  viral coefficient            {program.viral_coefficient:6.2f}")
-    print(f"  revenue won (CNY)            {revenue:>9.2f}")
+    for label, value, rate in rows:
+        print(f"  {label:<28} {value:>6}  {'' if rate is None else f'{rate:6.1%}'}")
+    print(f"  paid orders                  {steps.paid_orders:>6}")
+    print(f"  referral share of new leads  {rates.referral_share_of_leads:6.1%}")
+    print(f"  viral coefficient            {rates.viral_coefficient:6.2f}")
+    print(f"  median lead → assigned       {medians.lead_to_assigned_s:8.1f} s")
+    print(f"  median assigned → first paid {medians.assigned_to_first_paid_s:8.1f} s")
     if client.emulator is not None:
         await report_wechat(client, counts, started)
 
@@ -290,8 +283,9 @@ async def main(people: int, seed: int) -> int:
             print("no WeChat emulator answering: nothing is sent to WeChat (sandbox senders)")
         demo = Demo(client, funnel, random.Random(seed), way)
         print(f"driving {people} synthetic people through the loop (tenant {tenant}) ...")
+        since = datetime.now(UTC)
         await demo.run(people)
-        await report(client, funnel, demo.counts, started)
+        await report(client, since, demo.counts, started)
     except grpc.aio.AioRpcError as exc:
         if exc.code() == grpc.StatusCode.UNAVAILABLE and "connect" in (exc.details() or ""):
             print("the platform is not running: start `make run` first", file=sys.stderr)

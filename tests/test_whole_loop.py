@@ -35,7 +35,7 @@ from closedloop.acquisition.v1 import acquisition_pb2 as acq
 from closedloop.events.v1 import retention_events_pb2 as retev
 from closedloop.referral.v1 import referral_pb2 as ref
 from closedloop.retention.v1 import retention_pb2 as ret
-from loop_client import HOLD, SERVICES, Funnel, LoopClient, WechatApp, WecomCorp, wait_for
+from loop_client import HOLD, SERVICES, Funnel, LoopClient, WechatApp, WecomCorp, ts, wait_for
 from loopkit.servicelist import listed_services
 from loopkit.testing import PostgresServer
 
@@ -147,7 +147,36 @@ async def loop(loop_env: dict[str, str]) -> AsyncIterator[LoopClient]:
             await client.close()
 
 
-async def test_the_whole_loop(loop: LoopClient, collector: tuple[SpanCollector, int]) -> None:
+async def _funnel_of_alice_and_bob(loop: LoopClient, now: datetime) -> None:
+    """GetFunnel, worked out from the two people the loop drove. Alice: subscribed, a lead,
+    assigned, paid once, referred Bob. Bob: a share visit, a lead naming Alice, assigned, paid
+    once, his referral converted."""
+    request = ret.GetFunnelRequest(tenant_id=loop.tenant, to=ts(now + timedelta(days=1)))
+    getattr(request, "from").CopyFrom(ts(now - timedelta(days=1)))
+    expected = ret.FunnelSteps(
+        exposed=2,
+        leads=2,
+        assigned=2,
+        first_paid=2,
+        repeat_buyers=0,
+        referrers=1,
+        referred_newcomers=1,
+        referred_paid=1,
+        paid_orders=2,
+    )
+
+    async def complete() -> bool:
+        return (await loop.retention.GetFunnel(request)).total.steps == expected
+
+    await wait_for(complete)
+    rates = (await loop.retention.GetFunnel(request)).total.rates
+    assert rates.referral_share_of_leads == 0.5
+    assert rates.viral_coefficient == 0.5  # 1 referred newcomer / 2 first paid customers
+
+
+async def test_the_whole_loop(  # noqa: PLR0915 - one story, told in order
+    loop: LoopClient, collector: tuple[SpanCollector, int]
+) -> None:
     now = datetime.now(UTC)
     funnel = await loop.set_up_funnel(now, app_id=APP.app_id)
     [rep_id] = funnel.rep_ids
@@ -243,6 +272,7 @@ async def test_the_whole_loop(loop: LoopClient, collector: tuple[SpanCollector, 
         return await loop.points(alice) == points_before_reward + 500
 
     await wait_for(rewarded)
+    await _funnel_of_alice_and_bob(loop, now)
 
     await _broadcast_reaches_both(loop, alice, bob, funnel.rep_wecom_ids[0])
 
