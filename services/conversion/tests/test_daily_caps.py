@@ -5,10 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 
 import grpc
+from sqlalchemy import update
 
 from closedloop.conversion.v1 import conversion_pb2 as pb
 from closedloop.events.v1 import acquisition_events_pb2 as acq
+from closedloop_conversion.models import LeadAssignmentRow
 from closedloop_conversion.sales.policy import day_start
+from closedloop_conversion.sales.service import SalesService
+from closedloop_conversion.transport.day_start import DayStartDrain
 from conversion_helpers import lead_envelope, make_rep, publish
 from loopkit.events import unpack
 from loopkit.testing import eventually
@@ -79,6 +83,33 @@ async def test_a_lead_skips_the_rep_at_cap_for_the_next_one(stub, tenant, nats_c
     )
     still = await stub.GetLead(pb.GetLeadRequest(tenant_id=tenant, lead_id=late.lead_id))
     assert still.lead.status == pb.LEAD_STATUS_UNASSIGNED
+
+
+async def test_a_new_day_gives_the_waiting_lead_out(conversion, stub, tenant, nats_client):
+    ann = await make_rep(stub, tenant, "ann", capacity=50)
+    capped = {"channel_id": "ch-day", "daily_cap_per_rep": 1}
+    await _send(stub, nats_client, tenant, pb.LEAD_STATUS_ASSIGNED, **capped)
+    waiting = await _send(stub, nats_client, tenant, pb.LEAD_STATUS_UNASSIGNED, **capped)
+    drain = DayStartDrain(
+        conversion.runtime.sessions, SalesService(conversion.runtime.outbox), _no_op
+    )
+    # Still today: the worker's round at midnight would find Ann at her cap.
+    assert await drain.drain_once() == 0
+
+    # Midnight passes (yesterday's assignments moved back a day, as the clock would have).
+    async with conversion.runtime.sessions.begin() as session:
+        await session.execute(
+            update(LeadAssignmentRow)
+            .where(LeadAssignmentRow.tenant_id == tenant)
+            .values(at=datetime.now(UTC) - timedelta(days=1))
+        )
+    assert await drain.drain_once() == 1
+    given = await _lead_when(stub, tenant, waiting.lead_id, pb.LEAD_STATUS_ASSIGNED)
+    assert given.rep_id == ann.rep_id
+
+
+def _no_op() -> None:
+    pass
 
 
 def test_the_day_a_cap_counts_starts_at_utc_midnight():

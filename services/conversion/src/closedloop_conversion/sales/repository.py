@@ -161,3 +161,13 @@ async def channel_leads_since(
         .group_by(LeadAssignmentRow.to_rep_id)
     )
     return {rep_id: int(n) for rep_id, n in (await session.execute(query)).all()}
+
+
+async def tenants_waiting_on_caps(session: AsyncSession) -> list[str]:
+    """Tenants with waiting leads of a capped channel (a new day may free their reps)."""
+    query = (
+        select(LeadRow.tenant_id)
+        .where(LeadRow.status == "unassigned", LeadRow.daily_cap > 0)
+        .distinct()
+    )
+    return list((await session.execute(query)).scalars().all())
