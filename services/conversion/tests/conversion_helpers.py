@@ -45,11 +45,14 @@ def lead_envelope(
     owner_team: str = "sales",
     region: str = "",
     tags: Sequence[str] = (),
+    channel_id: str = "ch-1",
+    daily_cap_per_rep: int = 0,
 ) -> Envelope:
     event = acq.LeadCaptured(
         lead_id=lead_id or f"lead-{uuid.uuid4().hex[:12]}",
         campaign_id=campaign_id,
-        channel_id="ch-1",
+        channel_id=channel_id,
+        daily_cap_per_rep=daily_cap_per_rep,
         owner_team=owner_team,
         region=region,
         tags=list(tags),

@@ -67,6 +67,8 @@ class ChannelRow(Base):
     parameters: Mapped[dict[str, str]] = mapped_column(JSON)
     owner_team: Mapped[str] = mapped_column(String(100))
     welcome_message: Mapped[str] = mapped_column(String(2000))
+    # The reply to a scan outside the schedule or after the code expired.
+    expired_reply: Mapped[str] = mapped_column(String(2000), default="")
     tags: Mapped[list[str]] = mapped_column(JSON)
     schedule: Mapped[dict[str, Any]] = mapped_column(JSON)
     daily_cap_per_rep: Mapped[int] = mapped_column(Integer)

@@ -14,6 +14,7 @@ from closedloop_conversion.pipeline.followups import FollowUpService
 from closedloop_conversion.pipeline.orders import OrderService
 from closedloop_conversion.sales.service import SalesService
 from closedloop_conversion.settings import ConversionSettings
+from closedloop_conversion.transport.day_start import DayStartDrain
 from closedloop_conversion.transport.events import customer_subscription, lead_subscription
 from closedloop_conversion.transport.grpc import SERVICE_NAME, ConversionServicer, register
 from closedloop_conversion.transport.http import ConversionHttp
@@ -72,6 +73,7 @@ def build(runtime: ServiceRuntime) -> None:
         wecom=gateway,
     )
     runtime.add_worker(sweeper.run)
+    runtime.add_worker(DayStartDrain(runtime.sessions, sales, runtime.wake_relay).run)
 
     def after_commit() -> None:
         runtime.wake_relay()

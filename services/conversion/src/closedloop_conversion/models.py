@@ -89,6 +89,8 @@ class LeadRow(Base):
     assigned_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     first_follow_up_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Its channel's most leads per rep per (UTC) day; 0 = no cap.
+    daily_cap: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class LeadAssignmentRow(Base):

@@ -16,10 +16,10 @@ from ulid import ULID
 
 from closedloop.events.v1 import acquisition_events_pb2 as ev
 from closedloop_acquisition.capture.service import CaptureService
-from closedloop_acquisition.catalog.service import CatalogService
+from closedloop_acquisition.catalog.service import CatalogService, closed
 from closedloop_acquisition.catalog.specs import text
 from closedloop_acquisition.fission.service import FissionService
-from closedloop_acquisition.models import ChannelRow, TouchRow, WechatInboxRow
+from closedloop_acquisition.models import TouchRow, WechatInboxRow
 from loopkit.customers import IdentityValue, ResolvedCustomer
 from loopkit.errors import InvalidArgument
 from loopkit.events import Outbox
@@ -104,8 +104,9 @@ class CallbackService:
         scene = scene_of(message)
         if scene:
             channel = await self._catalog.channel_by_scene(session, tenant_id, scene)
-            if channel is not None and not _expired(channel, datetime.now(UTC)):
-                reply = channel.welcome_message
+            if channel is not None:
+                shut = closed(channel, datetime.now(UTC))
+                reply = channel.expired_reply if shut else channel.welcome_message
         found = await session.execute(
             select(WechatInboxRow.id).where(
                 WechatInboxRow.app_id == app_id, WechatInboxRow.dedup_key == key
@@ -275,12 +276,3 @@ def _created_at(message: dict[str, str]) -> datetime:
         return datetime.fromtimestamp(int(message.get("CreateTime", "")), UTC)
     except (ValueError, OverflowError, OSError):
         return datetime.now(UTC)
-
-
-def _expired(channel: ChannelRow, now: datetime) -> bool:
-    expires = channel.expires_at
-    if expires is None:
-        return False
-    if expires.tzinfo is None:
-        expires = expires.replace(tzinfo=UTC)
-    return expires <= now

@@ -19,7 +19,7 @@ from closedloop.events.v1 import acquisition_events_pb2 as ev
 from closedloop_acquisition.capture import repository as repo
 from closedloop_acquisition.capture.attribution import Attribution, attribute
 from closedloop_acquisition.capture.forms import ValidForm, validate
-from closedloop_acquisition.catalog.service import CatalogService
+from closedloop_acquisition.catalog.service import CatalogService, closed, out_of_schedule
 from closedloop_acquisition.catalog.specs import text
 from closedloop_acquisition.models import (
     ChannelRow,
@@ -226,10 +226,8 @@ class CaptureService:
         occurred_at: datetime | None = None,
     ) -> TouchRow:
         at = occurred_at or datetime.now(UTC)
-        expires = channel.expires_at if channel is not None else None
-        if expires is not None and expires.tzinfo is None:
-            expires = expires.replace(tzinfo=UTC)  # SQLite hands back naive datetimes
-        expired = expires is not None and expires <= at
+        # Expired codes and scans outside the schedule are kept for the stats, credited nothing.
+        expired = channel is not None and closed(channel, at)
         params = {**(channel.parameters if channel else {}), **(parameters or {})}
         row = TouchRow(
             id=str(ULID()),
@@ -301,8 +299,14 @@ class CaptureService:
     ) -> PreparedLead:
         """Checks the submission against its page (nothing written)."""
         page = await self._catalog.get_landing_page(session, tenant_id, request.page_id)
-        if request.channel_id:
-            await self._catalog.get_channel(session, tenant_id, request.channel_id)
+        channel_id = request.channel_id or page.channel_id
+        if channel_id:
+            channel = await self._catalog.get_channel(session, tenant_id, channel_id)
+            if out_of_schedule(channel, datetime.now(UTC)):
+                raise FailedPrecondition(
+                    "this campaign has ended: the channel is outside its schedule",
+                    field="channel_id",
+                )
         check_identities(request.identities)
         check_identities(request.claims, "claims")
         check_parameters(request.parameters)
@@ -467,6 +471,7 @@ class CaptureService:
                 consent_granted=form.consent_granted,
                 consent_wording=form.consent_wording,
                 identities=[_identity_pb(i) for i in identities],
+                daily_cap_per_rep=channel.daily_cap_per_rep if channel else 0,
             ),
         )
         return CapturedLead(lead, repeat=False)

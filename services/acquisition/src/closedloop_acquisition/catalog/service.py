@@ -9,7 +9,12 @@ from ulid import ULID
 
 from closedloop_acquisition.catalog import repository as repo
 from closedloop_acquisition.catalog.codes import ChannelCode
-from closedloop_acquisition.catalog.specs import CampaignSpec, ChannelSpec, LandingPageSpec
+from closedloop_acquisition.catalog.specs import (
+    CampaignSpec,
+    ChannelSpec,
+    LandingPageSpec,
+    Schedule,
+)
 from closedloop_acquisition.models import CampaignRow, ChannelRow, LandingPageRow
 from loopkit.errors import AlreadyExists, InvalidArgument, NotFound
 
@@ -93,6 +98,7 @@ class CatalogService:
             parameters=dict(spec.parameters),
             owner_team=spec.owner_team,
             welcome_message=spec.welcome_message,
+            expired_reply=spec.expired_reply,
             tags=list(spec.tags),
             schedule=spec.schedule.as_json(),
             daily_cap_per_rep=spec.daily_cap_per_rep,
@@ -204,3 +210,16 @@ class CatalogService:
         self, session: AsyncSession, tenant_id: str, state: str
     ) -> ChannelRow | None:
         return await repo.channel_by_state(session, tenant_id, state)
+
+
+def out_of_schedule(channel: ChannelRow, at: datetime) -> bool:
+    """Outside the channel's schedule at `at` (a channel without one is always open)."""
+    return not Schedule.of(channel.schedule).is_open(at)
+
+
+def closed(channel: ChannelRow, at: datetime) -> bool:
+    """A scan at `at` earns nothing: the temporary code expired, or the schedule is shut."""
+    expires = channel.expires_at
+    if expires is not None and expires.tzinfo is None:
+        expires = expires.replace(tzinfo=UTC)  # SQLite hands back naive datetimes
+    return (expires is not None and expires <= at) or out_of_schedule(channel, at)

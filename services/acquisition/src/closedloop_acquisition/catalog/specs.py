@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from loopkit.errors import InvalidArgument
 
@@ -55,6 +56,10 @@ class CampaignSpec:
             raise InvalidArgument("must not be negative", field="goal_leads")
 
 
+# Schedules without a zone are read in China time, where the official accounts run.
+DEFAULT_TIME_ZONE = "Asia/Shanghai"
+
+
 @dataclass(frozen=True)
 class Schedule:
     weekdays: tuple[int, ...] = ()
@@ -74,6 +79,41 @@ class Schedule:
                 raise InvalidArgument("must be HH:MM", field=f"schedule.{name}")
         if bool(self.start) != bool(self.end):
             raise InvalidArgument("start and end go together", field="schedule")
+        if self.time_zone:
+            try:
+                ZoneInfo(self.time_zone)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise InvalidArgument(
+                    "must be an IANA time zone", field="schedule.time_zone"
+                ) from None
+
+    @classmethod
+    def of(cls, stored: dict[str, Any] | None) -> Schedule:
+        stored = stored or {}
+        return cls(
+            weekdays=tuple(stored.get("weekdays", ())),
+            start=stored.get("start", ""),
+            end=stored.get("end", ""),
+            time_zone=stored.get("time_zone", ""),
+        )
+
+    def is_open(self, at: datetime) -> bool:
+        """Whether `at` falls in the schedule, read in its zone (Asia/Shanghai by default).
+
+        No weekdays means every day; no start/end the whole day; an end before the start runs
+        past midnight (22:00-02:00).
+        """
+        if not self.weekdays and not self.start:
+            return True
+        local = at.astimezone(ZoneInfo(self.time_zone or DEFAULT_TIME_ZONE))
+        if self.weekdays and local.isoweekday() not in self.weekdays:
+            return False
+        if not self.start:
+            return True
+        clock = local.strftime("%H:%M")
+        if self.start <= self.end:
+            return self.start <= clock < self.end
+        return clock >= self.start or clock < self.end
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -97,6 +137,7 @@ class ChannelSpec:
     parameters: dict[str, str] = field(default_factory=dict)
     owner_team: str = ""
     welcome_message: str = ""
+    expired_reply: str = ""
     tags: tuple[str, ...] = ()
     schedule: Schedule = field(default_factory=Schedule)
     daily_cap_per_rep: int = 0
@@ -149,6 +190,7 @@ class ChannelSpec:
             text(value, f"parameters.{key}", max_length=500)
         text(self.owner_team, "owner_team", max_length=100)
         text(self.welcome_message, "welcome_message", max_length=2000)
+        text(self.expired_reply, "expired_reply", max_length=2000)
         if len(self.tags) > MAX_TAGS:
             raise InvalidArgument(f"at most {MAX_TAGS} tags", field="tags")
         for n, tag in enumerate(self.tags):

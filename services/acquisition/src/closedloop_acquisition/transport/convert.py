@@ -97,6 +97,7 @@ def channel_spec(channel: pb.Channel) -> ChannelSpec:
         parameters=dict(channel.parameters),
         owner_team=channel.owner_team,
         welcome_message=channel.welcome_message,
+        expired_reply=channel.expired_reply,
         tags=tuple(channel.tags),
         schedule=Schedule(
             weekdays=tuple(channel.schedule.weekdays),
@@ -130,6 +131,7 @@ def channel_to_pb(row: ChannelRow) -> pb.Channel:
         parameters=row.parameters,
         owner_team=row.owner_team,
         welcome_message=row.welcome_message,
+        expired_reply=row.expired_reply,
         tags=row.tags,
         schedule=pb.Schedule(
             weekdays=schedule.get("weekdays", []),

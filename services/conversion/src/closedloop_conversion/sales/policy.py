@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -29,11 +29,13 @@ class Candidate:
     tags: tuple[str, ...] = ()
     # Within the rep's working hours now (reps without hours always are).
     on_duty: bool = True
+    # Already given the lead's channel's daily cap of leads today.
+    capped: bool = False
 
     @property
     def available(self) -> bool:
-        """Never a departed rep, never a full one."""
-        return self.active and self.open_leads < self.capacity
+        """Never a departed rep, never a full one, never one at the channel's daily cap."""
+        return self.active and self.open_leads < self.capacity and not self.capped
 
     @property
     def load(self) -> float:
@@ -54,6 +56,11 @@ def on_duty(hours: Mapping[str, Any], at: datetime) -> bool:
     if local.isoweekday() not in hours.get("weekdays", []):
         return False
     return bool(hours["start"] <= local.strftime("%H:%M") < hours["end"])
+
+
+def day_start(at: datetime) -> datetime:
+    """The start of `at`'s day, in UTC: daily caps count from there."""
+    return at.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 def _round_robin(pool: Sequence[Candidate]) -> Candidate:

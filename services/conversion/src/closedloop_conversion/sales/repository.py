@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from closedloop_conversion.models import AssignmentRuleRow, LeadRow, OwnershipRow, RepRow
+from closedloop_conversion.models import (
+    AssignmentRuleRow,
+    LeadAssignmentRow,
+    LeadRow,
+    OwnershipRow,
+    RepRow,
+)
 
 
 async def rep(
@@ -132,5 +139,35 @@ async def owner_rep_ids(session: AsyncSession, tenant: str, customer_id: str) ->
             OwnershipRow.status == "active",
         )
         .order_by(OwnershipRow.started_at)
+    )
+    return list((await session.execute(query)).scalars().all())
+
+
+async def channel_leads_since(
+    session: AsyncSession, tenant: str, channel_id: str, rep_ids: Sequence[str], since: datetime
+) -> dict[str, int]:
+    """How many leads of the channel each rep was given since `since` (daily caps)."""
+    if not rep_ids:
+        return {}
+    query = (
+        select(LeadAssignmentRow.to_rep_id, func.count(func.distinct(LeadAssignmentRow.lead_id)))
+        .join(LeadRow, LeadRow.id == LeadAssignmentRow.lead_id)
+        .where(
+            LeadAssignmentRow.tenant_id == tenant,
+            LeadAssignmentRow.to_rep_id.in_(list(rep_ids)),
+            LeadAssignmentRow.at >= since,
+            LeadRow.channel_id == channel_id,
+        )
+        .group_by(LeadAssignmentRow.to_rep_id)
+    )
+    return {rep_id: int(n) for rep_id, n in (await session.execute(query)).all()}
+
+
+async def tenants_waiting_on_caps(session: AsyncSession) -> list[str]:
+    """Tenants with waiting leads of a capped channel (a new day may free their reps)."""
+    query = (
+        select(LeadRow.tenant_id)
+        .where(LeadRow.status == "unassigned", LeadRow.daily_cap > 0)
+        .distinct()
     )
     return list((await session.execute(query)).scalars().all())

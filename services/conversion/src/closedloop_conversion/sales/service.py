@@ -16,7 +16,7 @@ from closedloop_conversion import metrics
 from closedloop_conversion.common import new_id, now, optional, required
 from closedloop_conversion.models import AssignmentRuleRow, LeadAssignmentRow, LeadRow, RepRow
 from closedloop_conversion.sales import repository as repo
-from closedloop_conversion.sales.policy import Candidate, Rule, choose, on_duty
+from closedloop_conversion.sales.policy import Candidate, Rule, choose, day_start, on_duty
 from loopkit.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from loopkit.events import Outbox
 
@@ -58,6 +58,8 @@ class CapturedLead:
     region: str
     tags: tuple[str, ...]
     captured_at: datetime
+    # The channel's most leads per rep per day (0 = no cap).
+    daily_cap: int = 0
 
 
 def validate_capacity(capacity: int) -> int:
@@ -91,7 +93,7 @@ def _labels(values: Sequence[str], field_name: str) -> list[str]:
     return list(dict.fromkeys(optional(v, field_name, max_len=64) for v in values if v.strip()))
 
 
-def _candidate(rep: RepRow, at: datetime) -> Candidate:
+def _candidate(rep: RepRow, at: datetime, capped: bool = False) -> Candidate:
     return Candidate(
         rep_id=rep.id,
         capacity=rep.capacity,
@@ -101,6 +103,7 @@ def _candidate(rep: RepRow, at: datetime) -> Candidate:
         regions=tuple(rep.regions),
         tags=tuple(rep.tags),
         on_duty=on_duty(rep.working_hours, at),
+        capped=capped,
     )
 
 
@@ -217,6 +220,7 @@ class SalesService:
             assigned_at=None,
             first_follow_up_at=None,
             closed_at=None,
+            daily_cap=captured.daily_cap,
         )
         # Added after the choice: the lead, the rep's turn, the history and the event then go
         # to the database in one flush.
@@ -399,15 +403,18 @@ class SalesService:
         if team and not any(r.team == team for r in pool):
             team = ""  # nobody works in that team: any rep of the tenant
             pool = await repo.lock_pool(session, tenant, team, owners)
+        at = now()
+        capped = await self._capped(session, lead, pool, at)
         choice = choose(
             rule,
-            [_candidate(r, now()) for r in pool],
+            [_candidate(r, at, r.id in capped) for r in pool],
             region=lead.region,
             tags=lead.tags,
             sticky_rep_ids=owners,
         )
         if choice is None:
-            if full_teams is not None and not owners:
+            # A cap is per channel: the team may still have room for other channels' leads.
+            if full_teams is not None and not owners and not capped:
                 full_teams.add((rule_row.team if rule_row is not None else "") or lead.team)
                 full_teams.add(team)
             return False  # waits as unassigned until a rep has room
@@ -417,6 +424,18 @@ class SalesService:
             session, lead, rep, rule=choice.rule, reason=reason, actor=actor, pool=pool
         )
         return True
+
+    @staticmethod
+    async def _capped(
+        session: AsyncSession, lead: LeadRow, pool: Sequence[RepRow], at: datetime
+    ) -> set[str]:
+        """The reps of `pool` already given the lead's channel's daily cap of leads today."""
+        if lead.daily_cap <= 0 or not lead.channel_id:
+            return set()
+        given = await repo.channel_leads_since(
+            session, lead.tenant_id, lead.channel_id, [r.id for r in pool], day_start(at)
+        )
+        return {rep_id for rep_id, n in given.items() if n >= lead.daily_cap}
 
     async def _release(self, session: AsyncSession, lead: LeadRow) -> None:
         if lead.status == "assigned" and lead.rep_id:

@@ -39,6 +39,7 @@ def lead_subscription(sales: SalesService) -> Subscription:
             region=event.region[:128],
             tags=tuple(t[:64] for t in event.tags),
             captured_at=at,
+            daily_cap=max(0, event.daily_cap_per_rep),
         )
         await sales.capture_lead(session, env.tenant_id, lead)
 

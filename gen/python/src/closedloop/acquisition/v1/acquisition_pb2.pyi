@@ -94,7 +94,7 @@ class Schedule(_message.Message):
     def __init__(self, weekdays: _Optional[_Iterable[int]] = ..., start: _Optional[str] = ..., end: _Optional[str] = ..., time_zone: _Optional[str] = ...) -> None: ...
 
 class Channel(_message.Message):
-    __slots__ = ("channel_id", "tenant_id", "campaign_id", "name", "kind", "scene", "expires_at", "state", "app_id", "url", "parameters", "owner_team", "welcome_message", "tags", "schedule", "daily_cap_per_rep", "cost", "region", "created_at", "corp_id", "user_ids", "skip_verify", "code", "deleted_at")
+    __slots__ = ("channel_id", "tenant_id", "campaign_id", "name", "kind", "scene", "expires_at", "state", "app_id", "url", "parameters", "owner_team", "welcome_message", "tags", "schedule", "daily_cap_per_rep", "cost", "region", "created_at", "corp_id", "user_ids", "skip_verify", "code", "deleted_at", "expired_reply")
     class ParametersEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -126,6 +126,7 @@ class Channel(_message.Message):
     SKIP_VERIFY_FIELD_NUMBER: _ClassVar[int]
     CODE_FIELD_NUMBER: _ClassVar[int]
     DELETED_AT_FIELD_NUMBER: _ClassVar[int]
+    EXPIRED_REPLY_FIELD_NUMBER: _ClassVar[int]
     channel_id: str
     tenant_id: str
     campaign_id: str
@@ -150,7 +151,8 @@ class Channel(_message.Message):
     skip_verify: bool
     code: ChannelCode
     deleted_at: _timestamp_pb2.Timestamp
-    def __init__(self, channel_id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., campaign_id: _Optional[str] = ..., name: _Optional[str] = ..., kind: _Optional[_Union[ChannelKind, str]] = ..., scene: _Optional[str] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., state: _Optional[str] = ..., app_id: _Optional[str] = ..., url: _Optional[str] = ..., parameters: _Optional[_Mapping[str, str]] = ..., owner_team: _Optional[str] = ..., welcome_message: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., schedule: _Optional[_Union[Schedule, _Mapping]] = ..., daily_cap_per_rep: _Optional[int] = ..., cost: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., region: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., corp_id: _Optional[str] = ..., user_ids: _Optional[_Iterable[str]] = ..., skip_verify: _Optional[bool] = ..., code: _Optional[_Union[ChannelCode, _Mapping]] = ..., deleted_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    expired_reply: str
+    def __init__(self, channel_id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., campaign_id: _Optional[str] = ..., name: _Optional[str] = ..., kind: _Optional[_Union[ChannelKind, str]] = ..., scene: _Optional[str] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., state: _Optional[str] = ..., app_id: _Optional[str] = ..., url: _Optional[str] = ..., parameters: _Optional[_Mapping[str, str]] = ..., owner_team: _Optional[str] = ..., welcome_message: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., schedule: _Optional[_Union[Schedule, _Mapping]] = ..., daily_cap_per_rep: _Optional[int] = ..., cost: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., region: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., corp_id: _Optional[str] = ..., user_ids: _Optional[_Iterable[str]] = ..., skip_verify: _Optional[bool] = ..., code: _Optional[_Union[ChannelCode, _Mapping]] = ..., deleted_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expired_reply: _Optional[str] = ...) -> None: ...
 
 class ChannelCode(_message.Message):
     __slots__ = ("ticket", "url", "image_url", "config_id", "missing_reason")

@@ -90,7 +90,7 @@ class TouchRecorded(_message.Message):
     def __init__(self, touch_id: _Optional[str] = ..., kind: _Optional[_Union[TouchKind, str]] = ..., channel_id: _Optional[str] = ..., campaign_id: _Optional[str] = ..., channel_kind: _Optional[str] = ..., identities: _Optional[_Iterable[_Union[_common_pb2.Identity, _Mapping]]] = ..., referrer_customer_id: _Optional[str] = ..., referral_code: _Optional[str] = ..., parameters: _Optional[_Mapping[str, str]] = ..., expired: _Optional[bool] = ...) -> None: ...
 
 class LeadCaptured(_message.Message):
-    __slots__ = ("lead_id", "campaign_id", "channel_id", "landing_page_id", "attribution", "owner_team", "tags", "region", "consent_granted", "consent_wording", "identities")
+    __slots__ = ("lead_id", "campaign_id", "channel_id", "landing_page_id", "attribution", "owner_team", "tags", "region", "consent_granted", "consent_wording", "identities", "daily_cap_per_rep")
     LEAD_ID_FIELD_NUMBER: _ClassVar[int]
     CAMPAIGN_ID_FIELD_NUMBER: _ClassVar[int]
     CHANNEL_ID_FIELD_NUMBER: _ClassVar[int]
@@ -102,6 +102,7 @@ class LeadCaptured(_message.Message):
     CONSENT_GRANTED_FIELD_NUMBER: _ClassVar[int]
     CONSENT_WORDING_FIELD_NUMBER: _ClassVar[int]
     IDENTITIES_FIELD_NUMBER: _ClassVar[int]
+    DAILY_CAP_PER_REP_FIELD_NUMBER: _ClassVar[int]
     lead_id: str
     campaign_id: str
     channel_id: str
@@ -113,7 +114,8 @@ class LeadCaptured(_message.Message):
     consent_granted: bool
     consent_wording: str
     identities: _containers.RepeatedCompositeFieldContainer[_common_pb2.Identity]
-    def __init__(self, lead_id: _Optional[str] = ..., campaign_id: _Optional[str] = ..., channel_id: _Optional[str] = ..., landing_page_id: _Optional[str] = ..., attribution: _Optional[_Union[Attribution, _Mapping]] = ..., owner_team: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., region: _Optional[str] = ..., consent_granted: _Optional[bool] = ..., consent_wording: _Optional[str] = ..., identities: _Optional[_Iterable[_Union[_common_pb2.Identity, _Mapping]]] = ...) -> None: ...
+    daily_cap_per_rep: int
+    def __init__(self, lead_id: _Optional[str] = ..., campaign_id: _Optional[str] = ..., channel_id: _Optional[str] = ..., landing_page_id: _Optional[str] = ..., attribution: _Optional[_Union[Attribution, _Mapping]] = ..., owner_team: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., region: _Optional[str] = ..., consent_granted: _Optional[bool] = ..., consent_wording: _Optional[str] = ..., identities: _Optional[_Iterable[_Union[_common_pb2.Identity, _Mapping]]] = ..., daily_cap_per_rep: _Optional[int] = ...) -> None: ...
 
 class LeadResubmitted(_message.Message):
     __slots__ = ("lead_id", "campaign_id", "submissions")
