@@ -50,6 +50,25 @@ def nats_url(env: dict[str, str]) -> str:
     return f"nats://127.0.0.1:{env['CLOSEDLOOP_NATS_PORT']}"
 
 
+def processes_of(env: dict[str, str]) -> list[int]:
+    """Pids of the processes `make run` started with this environment that are still alive
+    (recognised by their CLOSEDLOOP_STATE_DIR, which children inherit). A port that happens to be
+    taken by someone else afterwards says nothing about our processes; this does."""
+    marker = f"CLOSEDLOOP_STATE_DIR={env['CLOSEDLOOP_STATE_DIR']}".encode()
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            environ = (proc / "environ").read_bytes()
+            state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue  # gone meanwhile, or not ours to read
+        if state != "Z" and marker in environ.split(b"\0"):
+            found.append(int(proc.name))
+    return found
+
+
 def ports(env: dict[str, str]) -> list[int]:
     return [int(v) for k, v in env.items() if k.endswith("_PORT")]
 
