@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import grpc
+import pytest
 from nats.aio.client import Client
 from sqlalchemy import select
 
@@ -115,3 +116,39 @@ async def test_forget_erases_openids_and_message_text_from_every_gateway_table(
     assert got.send.status == pb.SEND_STATUS_SENT
     # Another customer keeps everything.
     assert await _tables_holding(gateway, others_openid) == {"sends", "interactions"}
+
+
+async def test_merge_gives_the_survivor_the_merged_customers_window_and_sends(
+    gateway: RunningService, stub: Any, nats_client: Client
+) -> None:
+    survivor, merged, openid = unique("c"), unique("c"), unique("o")
+    await _subscribed(nats_client, merged, openid)
+    key = unique("k")
+    await _send_text(stub, key, merged, openid, "Hi")
+    message = acq.InteractionRecorded(interaction_id=unique("i"), kind="text", app_id=WINDOW_APP)
+    await _publish(nats_client, "acquisition", "interaction.recorded", merged, message)
+    # The survivor never interacted: a text to them (at an openid without a window) is refused.
+    fresh = pb.OfficialAccountText(app_id=WINDOW_APP, openid=unique("o"), text="Hello")
+    request = pb.SendMessageRequest(
+        tenant_id=TENANT,
+        idempotency_key=unique("k"),
+        customer_id=survivor,
+        official_account_text=fresh,
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await stub.SendMessage(request)
+    assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+    event = idev.CustomerMerged(survivor_id=survivor, merged_id=merged)
+    await _publish(nats_client, "identity", "customer.merged", survivor, event)
+
+    async def survivor_has_the_window() -> bool:
+        try:
+            await stub.SendMessage(request)
+        except grpc.aio.AioRpcError:
+            return False
+        return True
+
+    await eventually(survivor_has_the_window)
+    got = await stub.GetSend(pb.GetSendRequest(tenant_id=TENANT, idempotency_key=key))
+    assert got.send.customer_id == survivor
