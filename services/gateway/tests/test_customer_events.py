@@ -3,7 +3,7 @@ ids, message text); customer.merged moves the merged customer's sends and window
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import grpc
@@ -15,7 +15,8 @@ from closedloop.common.v1 import common_pb2 as c
 from closedloop.events.v1 import acquisition_events_pb2 as acq
 from closedloop.events.v1 import identity_events_pb2 as idev
 from closedloop.gateway.v1 import gateway_pb2 as pb
-from closedloop_gateway.models import Base
+from closedloop_gateway.models import Base, SendRow
+from closedloop_gateway.sends.model import QUEUED
 from gateway_helpers import TENANT, WINDOW_APP, unique
 from loopkit.events import new_envelope, subject_for
 from loopkit.natsio import ensure_service_streams
@@ -116,6 +117,45 @@ async def test_forget_erases_openids_and_message_text_from_every_gateway_table(
     assert got.send.status == pb.SEND_STATUS_SENT
     # Another customer keeps everything.
     assert await _tables_holding(gateway, others_openid) == {"sends", "interactions"}
+
+
+async def test_a_send_still_waiting_when_its_customer_is_forgotten_is_failed_not_sent(
+    gateway: RunningService, stub: Any, nats_client: Client
+) -> None:
+    customer, key, openid = unique("c"), unique("k"), unique("o")
+    later = datetime.now(UTC) + timedelta(days=1)  # waiting (as after a quota pause)
+    async with gateway.runtime.sessions() as session, session.begin():
+        session.add(
+            SendRow(
+                id=unique("s")[:26],
+                tenant_id=TENANT,
+                idempotency_key=key,
+                customer_id=customer,
+                kind="official_account_template",
+                account_id=WINDOW_APP,
+                payload={"openid": openid, "template_id": "tpl", "data": {"first": "Hello"}},
+                fingerprint="f",
+                status=QUEUED,
+                errcode=0,
+                errmsg="",
+                attempts=0,
+                wechat_msgid="",
+                lease_holder="",
+                next_attempt_at=later,
+                created_at=datetime.now(UTC),
+            )
+        )
+    forgotten = idev.CustomerForgotten(customer_id=customer)
+    await _publish(nats_client, "identity", "customer.forgotten", customer, forgotten)
+
+    async def failed() -> bool:
+        got = await stub.GetSend(pb.GetSendRequest(tenant_id=TENANT, idempotency_key=key))
+        return bool(got.send.status == pb.SEND_STATUS_FAILED)
+
+    await eventually(failed)
+    got = await stub.GetSend(pb.GetSendRequest(tenant_id=TENANT, idempotency_key=key))
+    assert got.send.errmsg == "customer forgotten"
+    assert not await _tables_holding(gateway, openid)
 
 
 async def test_merge_gives_the_survivor_the_merged_customers_window_and_sends(

@@ -15,13 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from closedloop_gateway.interactions.service import customer_subject, openid_subject
 from closedloop_gateway.models import InteractionRow, SendRow
-from closedloop_gateway.sends.model import FAILED, PAUSED, QUEUED
+from closedloop_gateway.sends.model import ERASED, FAILED, FORGOTTEN, PAUSED, QUEUED
 from loopkit.customer_rows import repoint_customer
 from loopkit.timestamps import utc
-
-FORGOTTEN = "customer forgotten"
-# Replaces the fingerprint: a retry under the same key can never match (and so never resend).
-ERASED = "erased"
 
 
 async def forgotten(session: AsyncSession, tenant: str, ids: Sequence[str]) -> None:
@@ -35,6 +31,7 @@ async def forgotten(session: AsyncSession, tenant: str, ids: Sequence[str]) -> N
     for send in sends:
         if send.status in (QUEUED, PAUSED):
             send.status, send.errmsg, send.next_attempt_at = FAILED, FORGOTTEN, None
+        # ERASED as fingerprint: a retry under the same key never matches, so never resends.
         send.payload, send.fingerprint = {}, ERASED
     i = InteractionRow
     await session.execute(
