@@ -73,7 +73,13 @@ async def test_the_running_relay_deletes_sent_rows_past_retention_and_keeps_the_
         )
 
     relay = OutboxRelay(
-        database.sessions, KIT, js, poll_interval_s=0.05, sweep_interval_s=0.05, sweep_batch_size=2
+        database.sessions,
+        KIT,
+        js,
+        poll_interval_s=0.05,
+        sweep_interval_s=0.05,
+        inbox_sweep_interval_s=0.05,
+        sweep_batch_size=2,
     )
     stop = asyncio.Event()
     task = asyncio.create_task(relay.run(stop))

@@ -76,6 +76,7 @@ class OutboxRelay:
         outbox_retention_s: float = 3600.0,
         inbox_retention_s: float = 15 * 86400.0,
         sweep_interval_s: float = 60.0,
+        inbox_sweep_interval_s: float = 3600.0,
         sweep_batch_size: int = 1000,
     ) -> None:
         self._sessions = sessions
@@ -86,7 +87,10 @@ class OutboxRelay:
         self._inbox_retention = timedelta(seconds=inbox_retention_s)
         self._sweep_interval_s = sweep_interval_s
         self._sweep_batch_size = sweep_batch_size
-        self._next_sweep = 0.0  # monotonic time; the first pass sweeps
+        # The inbox has no index on processed_at (the sweep scans it), and its rows carry no
+        # personal data: swept less often than the outbox, which has one.
+        self._inbox_sweep_interval_s = inbox_sweep_interval_s
+        self._next_sweep = self._next_inbox_sweep = 0.0  # monotonic; the first pass sweeps
         self._js = js
         self._batch_size = batch_size
         self._poll_interval_s = poll_interval_s
@@ -198,7 +202,7 @@ class OutboxRelay:
             _duplicates.add(duplicates)
             log.info("outbox: %d of %d events were already on the stream", duplicates, published)
 
-    async def prune(self) -> tuple[int, int]:
+    async def prune(self, *, inbox: bool = True) -> tuple[int, int]:
         """Delete sent outbox rows and inbox rows past their retention; returns (outbox, inbox).
 
         Erasure (docs/operations.md): a sent row is a copy of personal data the stream already
@@ -220,13 +224,15 @@ class OutboxRelay:
             .limit(self._sweep_batch_size)
         )
         outbox = await self._delete_batches(delete(self._outbox).where(o.id.in_(sent)))
-        inbox = await self._delete_batches(
-            delete(self._inbox).where(tuple_(i.consumer, i.event_id).in_(old))
-        )
-        if outbox or inbox:
-            _pruned.add(outbox + inbox)
-            log.info("retention: deleted %d sent outbox rows, %d inbox rows", outbox, inbox)
-        return outbox, inbox
+        inboxed = 0
+        if inbox:
+            inboxed = await self._delete_batches(
+                delete(self._inbox).where(tuple_(i.consumer, i.event_id).in_(old))
+            )
+        if outbox or inboxed:
+            _pruned.add(outbox + inboxed)
+            log.info("retention: deleted %d sent outbox rows, %d inbox rows", outbox, inboxed)
+        return outbox, inboxed
 
     async def _delete_batches(self, stmt: Any) -> int:
         total = 0
@@ -241,8 +247,11 @@ class OutboxRelay:
         if time.monotonic() < self._next_sweep:
             return
         self._next_sweep = time.monotonic() + self._sweep_interval_s
+        inbox = time.monotonic() >= self._next_inbox_sweep
+        if inbox:
+            self._next_inbox_sweep = time.monotonic() + self._inbox_sweep_interval_s
         try:
-            await self.prune()
+            await self.prune(inbox=inbox)
         except Exception as exc:
             log.warning("retention sweep failed (retried next interval): %s", exc)
 
