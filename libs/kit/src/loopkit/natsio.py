@@ -10,13 +10,16 @@ from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfi
 from nats.js.errors import BadRequestError, NotFoundError
 
 from loopkit.events import SUBJECT_ROOT, stream_for
+from loopkit.settings import (
+    DEFAULT_DEADLETTER_MAX_AGE_S,
+    DEFAULT_STREAM_MAX_AGE_S,
+    DUPLICATE_WINDOW_S,
+)
 
 log = logging.getLogger(__name__)
 
 DEAD_LETTER_STREAM = "DEADLETTER"
 DEAD_LETTER_ROOT = f"{SUBJECT_ROOT}.deadletter"
-# JetStream remembers Nats-Msg-Ids this long: a relay restarted within it never publishes twice.
-DUPLICATE_WINDOW_S = 24 * 3600.0
 
 
 async def connect(url: str, *, name: str) -> Client:
@@ -49,7 +52,13 @@ async def connect(url: str, *, name: str) -> Client:
 
 
 async def ensure_stream(
-    js: JetStreamContext, name: str, subjects: list[str], *, replicas: int = 1, update: bool = True
+    js: JetStreamContext,
+    name: str,
+    subjects: list[str],
+    *,
+    replicas: int = 1,
+    update: bool = True,
+    max_age_s: float = DEFAULT_STREAM_MAX_AGE_S,
 ) -> None:
     """Create a file-backed stream if it is missing (idempotent: every replica calls it on start).
 
@@ -57,8 +66,11 @@ async def ensure_stream(
     description belong to the operator once the stream exists (`nats stream edit`), and a restart
     must not undo them. The only change made (with `update`, by the stream's own producer) is
     adding subjects a new version publishes on. With `update=False` (a consumer creating its
-    producer's stream ahead of time) an existing stream is never touched.
+    producer's stream ahead of time) an existing stream is never touched. `max_age_s` applies to a
+    stream created here (erasure: history older than it is gone; docs/operations.md).
     """
+    if max_age_s < DUPLICATE_WINDOW_S:
+        raise ValueError(f"max_age_s {max_age_s} is shorter than the duplicate window")
     config = StreamConfig(
         name=name,
         subjects=subjects,
@@ -67,6 +79,7 @@ async def ensure_stream(
         retention=RetentionPolicy.LIMITS,
         discard=DiscardPolicy.OLD,
         duplicate_window=DUPLICATE_WINDOW_S,
+        max_age=max_age_s,
     )
     try:
         info = await js.stream_info(name)
@@ -87,16 +100,44 @@ async def ensure_stream(
         log.info("stream %s: added subjects %s", name, missing)
 
 
-async def ensure_service_streams(js: JetStreamContext, producer: str, *, replicas: int) -> None:
+async def ensure_service_streams(
+    js: JetStreamContext,
+    producer: str,
+    *,
+    replicas: int,
+    max_age_s: float = DEFAULT_STREAM_MAX_AGE_S,
+    deadletter_max_age_s: float = DEFAULT_DEADLETTER_MAX_AGE_S,
+) -> None:
     """The producer's own stream and the shared dead-letter stream."""
     await ensure_stream(
-        js, stream_for(producer), [f"{SUBJECT_ROOT}.{producer}.>"], replicas=replicas
+        js,
+        stream_for(producer),
+        [f"{SUBJECT_ROOT}.{producer}.>"],
+        replicas=replicas,
+        max_age_s=max_age_s,
     )
-    await ensure_stream(js, DEAD_LETTER_STREAM, [f"{DEAD_LETTER_ROOT}.>"], replicas=replicas)
+    await ensure_stream(
+        js,
+        DEAD_LETTER_STREAM,
+        [f"{DEAD_LETTER_ROOT}.>"],
+        replicas=replicas,
+        max_age_s=deadletter_max_age_s,
+    )
 
 
-async def ensure_producer_stream(js: JetStreamContext, producer: str, *, replicas: int) -> None:
+async def ensure_producer_stream(
+    js: JetStreamContext,
+    producer: str,
+    *,
+    replicas: int,
+    max_age_s: float = DEFAULT_STREAM_MAX_AGE_S,
+) -> None:
     """Another service's stream, created if missing so its consumers can start first."""
     await ensure_stream(
-        js, stream_for(producer), [f"{SUBJECT_ROOT}.{producer}.>"], replicas=replicas, update=False
+        js,
+        stream_for(producer),
+        [f"{SUBJECT_ROOT}.{producer}.>"],
+        replicas=replicas,
+        update=False,
+        max_age_s=max_age_s,
     )

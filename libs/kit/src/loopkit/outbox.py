@@ -10,13 +10,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from nats.js import JetStreamContext
 from opentelemetry import metrics
-from sqlalchemy import Row, Select, func, select, text, update
+from sqlalchemy import Row, Select, delete, func, select, text, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from loopkit.db import is_sqlite
@@ -31,6 +32,11 @@ _duplicates = _meter.create_counter(
     "closedloop_outbox_duplicates",
     unit="{event}",
     description="Re-published events JetStream recognised as duplicates",
+)
+_pruned = _meter.create_counter(
+    "closedloop_retention_pruned",
+    unit="{row}",
+    description="Sent outbox rows and old inbox rows deleted after their retention",
 )
 _backlog = _meter.create_gauge(
     "closedloop_outbox_backlog",
@@ -67,10 +73,24 @@ class OutboxRelay:
         poll_interval_s: float = 0.5,
         publish_timeout_s: float = 10.0,
         coalesce_s: float = 0.002,
+        outbox_retention_s: float = 3600.0,
+        inbox_retention_s: float = 15 * 86400.0,
+        sweep_interval_s: float = 60.0,
+        inbox_sweep_interval_s: float = 3600.0,
+        sweep_batch_size: int = 1000,
     ) -> None:
         self._sessions = sessions
         self._engine: AsyncEngine = sessions.kw["bind"]
         self._outbox = tables.outbox
+        self._inbox = tables.inbox
+        self._outbox_retention = timedelta(seconds=outbox_retention_s)
+        self._inbox_retention = timedelta(seconds=inbox_retention_s)
+        self._sweep_interval_s = sweep_interval_s
+        self._sweep_batch_size = sweep_batch_size
+        # The inbox has no index on processed_at (the sweep scans it), and its rows carry no
+        # personal data: swept less often than the outbox, which has one.
+        self._inbox_sweep_interval_s = inbox_sweep_interval_s
+        self._next_sweep = self._next_inbox_sweep = 0.0  # monotonic; the first pass sweeps
         self._js = js
         self._batch_size = batch_size
         self._poll_interval_s = poll_interval_s
@@ -182,6 +202,59 @@ class OutboxRelay:
             _duplicates.add(duplicates)
             log.info("outbox: %d of %d events were already on the stream", duplicates, published)
 
+    async def prune(self, *, inbox: bool = True) -> tuple[int, int]:
+        """Delete sent outbox rows and inbox rows past their retention; returns (outbox, inbox).
+
+        Erasure (docs/operations.md): a sent row is a copy of personal data the stream already
+        holds, so it must not outlive the forget that erases the service's own tables for long.
+        Deleted in bounded batches, each its own short transaction, so the pass never holds
+        SQLite's write lock or a large PostgreSQL row set for long. Replicas may sweep at once:
+        deleting what another already deleted is harmless.
+        """
+        now = datetime.now(UTC)
+        o, i = self._outbox.c, self._inbox.c
+        sent = (
+            select(o.id)
+            .where(o.published_at.is_not(None), o.published_at < now - self._outbox_retention)
+            .limit(self._sweep_batch_size)
+        )
+        old = (
+            select(i.consumer, i.event_id)
+            .where(i.processed_at < now - self._inbox_retention)
+            .limit(self._sweep_batch_size)
+        )
+        outbox = await self._delete_batches(delete(self._outbox).where(o.id.in_(sent)))
+        inboxed = 0
+        if inbox:
+            inboxed = await self._delete_batches(
+                delete(self._inbox).where(tuple_(i.consumer, i.event_id).in_(old))
+            )
+        if outbox or inboxed:
+            _pruned.add(outbox + inboxed)
+            log.info("retention: deleted %d sent outbox rows, %d inbox rows", outbox, inboxed)
+        return outbox, inboxed
+
+    async def _delete_batches(self, stmt: Any) -> int:
+        total = 0
+        while True:
+            async with self._engine.begin() as conn:
+                deleted = int((await conn.execute(stmt)).rowcount or 0)
+            total += deleted
+            if deleted < self._sweep_batch_size:
+                return total
+
+    async def _sweep_if_due(self) -> None:
+        if time.monotonic() < self._next_sweep:
+            return
+        self._next_sweep = time.monotonic() + self._sweep_interval_s
+        inbox = time.monotonic() >= self._next_inbox_sweep
+        if inbox:
+            self._next_inbox_sweep = time.monotonic() + self._inbox_sweep_interval_s
+        try:
+            await self.prune(inbox=inbox)
+        except Exception as exc:
+            log.warning("retention sweep failed (retried next interval): %s", exc)
+
     async def flush(self, timeout_s: float = 10.0) -> None:
         """Publish until the outbox is empty (used on graceful shutdown)."""
         async with asyncio.timeout(timeout_s):
@@ -192,6 +265,7 @@ class OutboxRelay:
         # Exported from the start, so dashboards and alerts see 0 rather than "no data".
         _published.add(0)
         _duplicates.add(0)
+        _pruned.add(0)
         while not stop.is_set():
             # Cleared before the pass: a wake-up during it triggers another pass, never a wait.
             self._wakeup.clear()
@@ -204,6 +278,7 @@ class OutboxRelay:
                 log.warning("outbox relay pass failed: %s", exc)
                 with contextlib.suppress(Exception):  # the database may be the one away
                     _backlog.set(await self.backlog())
+            await self._sweep_if_due()  # needs only the database: runs while NATS is away too
             waiters = [
                 asyncio.ensure_future(self._wakeup.wait()),
                 asyncio.ensure_future(stop.wait()),

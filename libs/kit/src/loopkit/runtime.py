@@ -116,17 +116,28 @@ class ServiceRuntime:
         s = self.settings
         self.nc = await natsio.connect(s.nats_url, name=self.spec.name)
         self.js = self.nc.jetstream()
-        await natsio.ensure_service_streams(self.js, self.spec.name, replicas=s.stream_replicas)
+        await natsio.ensure_service_streams(
+            self.js,
+            self.spec.name,
+            replicas=s.stream_replicas,
+            max_age_s=s.stream_max_age_s,
+            deadletter_max_age_s=s.deadletter_max_age_s,
+        )
         self.relay = OutboxRelay(
             self.sessions,
             self.tables,
             self.js,
             batch_size=s.outbox_batch_size,
             poll_interval_s=s.outbox_poll_interval_s,
+            outbox_retention_s=s.outbox_retention_s,
+            inbox_retention_s=s.inbox_retention_s,
+            sweep_interval_s=s.retention_sweep_interval_s,
         )
         producers = {sub.producer for sub in self._subscriptions} - {"", self.spec.name}
         for producer in sorted(producers):
-            await natsio.ensure_producer_stream(self.js, producer, replicas=s.stream_replicas)
+            await natsio.ensure_producer_stream(
+                self.js, producer, replicas=s.stream_replicas, max_age_s=s.stream_max_age_s
+            )
         for sub in self._subscriptions:
             consumer = EventConsumer(
                 self.spec.name,

@@ -11,11 +11,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Bind hosts meaning "every address" (ops_http binds them dual-stack, as gRPC does).
 WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", ""})
+# JetStream remembers Nats-Msg-Ids this long (every stream the kit creates): a relay restarted
+# within it never publishes twice.
+DUPLICATE_WINDOW_S = 24 * 3600.0
+DEFAULT_STREAM_MAX_AGE_S = 30 * 86400.0
+DEFAULT_DEADLETTER_MAX_AGE_S = 14 * 86400.0
 
 
 @dataclass(frozen=True)
@@ -56,12 +61,40 @@ class Settings(BaseSettings):
     log_format: str = Field(default="json", pattern="^(json|text)$")
     outbox_poll_interval_s: float = 0.5
     outbox_batch_size: int = 200
+    # Retention (docs/operations.md, "Erasure and retention"). A sent outbox row is only a copy of
+    # what is already on the stream (JetStream de-duplicates by the stream's own memory of ids),
+    # so it goes after an hour. An inbox row must outlive every way its event can come again:
+    # redelivery of an unacked message (minutes) and replay of a dead letter, so it is kept a day
+    # longer than the DEADLETTER stream keeps anything.
+    outbox_retention_s: float = Field(default=3600.0, ge=0)
+    inbox_retention_s: float = Field(default=15 * 86400.0, gt=0)
+    # How often the relay deletes expired outbox and inbox rows.
+    retention_sweep_interval_s: float = Field(default=60.0, gt=0)
+    # Applied when the kit creates a stream; an existing stream keeps the operator's value.
+    stream_max_age_s: float = DEFAULT_STREAM_MAX_AGE_S
+    deadletter_max_age_s: float = DEFAULT_DEADLETTER_MAX_AGE_S
     consumer_max_deliver: int = 5
     consumer_ack_wait_s: float = 30.0
     consumer_batch_size: int = 100
     identity_url: str = "127.0.0.1:50051"
     # Per-call deadline for calls to the identity service, in seconds.
     identity_timeout_s: float = 3.0
+
+    @model_validator(mode="after")
+    def _check_retention(self) -> Settings:
+        for name in ("stream_max_age_s", "deadletter_max_age_s"):
+            if getattr(self, name) < DUPLICATE_WINDOW_S:
+                # A shorter max age would let a restarted relay re-publish an expired event.
+                raise ValueError(
+                    f"{name} must be at least the {DUPLICATE_WINDOW_S:.0f} s duplicate window"
+                )
+        if self.inbox_retention_s < self.deadletter_max_age_s + 86400:
+            raise ValueError(
+                "inbox_retention_s must exceed deadletter_max_age_s by a day: a replayed dead"
+                " letter is skipped by the consumers that already applied it only while their"
+                " inbox rows exist"
+            )
+        return self
 
     def resolved_database_url(self) -> str:
         # Only the two placeholders are replaced: a password may contain any other brace.

@@ -94,12 +94,15 @@ class InteractionRow(Base):
     """The last time a follower interacted with an official account (the 48-hour window).
 
     `subject` is `openid:<openid>` or `customer:<customer id>`: acquisition's touches carry the
-    openid, its interaction events only the customer.
+    openid, its interaction events only the customer. `customer_id` names the customer of an
+    openid row when the touch knew it, so forgetting the customer finds that openid too.
     """
 
     __tablename__ = "interactions"
+    __table_args__ = (Index("ix_interactions_customer", "tenant_id", "customer_id"),)
 
     tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     app_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     subject: Mapped[str] = mapped_column(String(200), primary_key=True)
     last_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    customer_id: Mapped[str] = mapped_column(String(64), default="", server_default="")

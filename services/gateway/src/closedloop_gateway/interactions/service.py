@@ -27,15 +27,26 @@ def customer_subject(customer_id: str) -> str:
 
 
 async def record(
-    session: AsyncSession, tenant_id: str, app_id: str, subject: str, at: datetime
+    session: AsyncSession,
+    tenant_id: str,
+    app_id: str,
+    subject: str,
+    at: datetime,
+    *,
+    customer_id: str = "",
 ) -> None:
     """Remember the interaction if it is the latest (events may arrive out of order)."""
     row = await session.get(InteractionRow, (tenant_id, app_id, subject))
     if row is None:
-        session.add(InteractionRow(tenant_id=tenant_id, app_id=app_id, subject=subject, last_at=at))
+        row = InteractionRow(
+            tenant_id=tenant_id, app_id=app_id, subject=subject, last_at=at, customer_id=""
+        )
+        session.add(row)
         await session.flush()
     elif utc(row.last_at) < at:
         row.last_at = at
+    if customer_id:
+        row.customer_id = customer_id
 
 
 async def last_interaction(

@@ -13,7 +13,16 @@ from typing import Any
 from closedloop_gateway.accounts.registry import AccountRegistry
 from closedloop_gateway.models import SendRow
 from closedloop_gateway.quotas.service import QuotaPaused
-from closedloop_gateway.sends.model import API_OF, FAILED, PAUSED, QUEUED, SENT, Outcome
+from closedloop_gateway.sends.model import (
+    API_OF,
+    ERASED,
+    FAILED,
+    FORGOTTEN,
+    PAUSED,
+    QUEUED,
+    SENT,
+    Outcome,
+)
 from closedloop_gateway.sends.service import IN_DOUBT_MESSAGE, RetryPolicy
 from closedloop_gateway.wechat.caller import WeChatCaller
 from closedloop_gateway.wechat.errors import TOKEN_ERRCODES, WeChatError, WeChatUnreachable
@@ -93,6 +102,8 @@ class SendExecutor:
         customer-service, template or welcome messages: those fail as "outcome unknown".
         """
         account = self._registry.by_id(row.account_id)
+        if row.fingerprint == ERASED:  # the customer was forgotten meanwhile: nothing to match
+            return Outcome(FAILED, 0, FORGOTTEN, called=False)
         if row.kind != "wecom_msg_template" or account is None or row.called_at is None:
             return Outcome(FAILED, 0, IN_DOUBT_MESSAGE, called=False)
         p = row.payload

@@ -22,6 +22,9 @@ API_OF: dict[str, str] = {
     "wecom_msg_template": "externalcontact/add_msg_template",
 }
 QUEUED, SENDING, SENT, FAILED, PAUSED = "queued", "sending", "sent", "failed", "paused"
+# A forgotten customer's send: its message erased (payload emptied, fingerprint ERASED) and, if
+# it had not gone out, failed with FORGOTTEN; never tried again (closedloop_gateway.customers).
+FORGOTTEN, ERASED = "customer forgotten", "erased"
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,9 @@ from closedloop_gateway.interactions import service as interactions
 from closedloop_gateway.models import SendRow
 from closedloop_gateway.sends import repository
 from closedloop_gateway.sends.model import (
+    ERASED,
     FAILED,
+    FORGOTTEN,
     PAUSED,
     QUEUED,
     SENDING,
@@ -166,11 +168,14 @@ class SendService:
         if outcome.called:
             row.attempts += 1
         status = outcome.status
+        errmsg = outcome.errmsg
         if status == QUEUED and row.attempts >= self.retry.max_attempts:
             status = FAILED  # retries exhausted: the last transient error is the reason
+        if status in (QUEUED, PAUSED) and row.fingerprint == ERASED:
+            status, errmsg = FAILED, FORGOTTEN  # erased while in flight: nothing left to send
         row.status = status
         row.errcode = outcome.errcode
-        row.errmsg = outcome.errmsg[:500]
+        row.errmsg = errmsg[:500]
         row.lease_holder = ""
         row.lease_until = None
         row.next_attempt_at = outcome.next_attempt_at if status in (QUEUED, PAUSED) else None

@@ -1,4 +1,5 @@
-"""Consumers: acquisition's touches and interactions, which open the 48-hour window."""
+"""Consumers: acquisition's touches and interactions, which open the 48-hour window, and identity's
+customer.merged / customer.forgotten."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from closedloop.common.v1 import common_pb2
 from closedloop.events.v1 import acquisition_events_pb2 as acq
 from closedloop.events.v1.envelope_pb2 import Envelope
+from closedloop_gateway import customers
 from closedloop_gateway.interactions import service as interactions
 from loopkit.consumer import Subscription
+from loopkit.customer_events import identity_subscription
 from loopkit.errors import InvalidArgument
 from loopkit.events import unpack
 from loopkit.timestamps import now
@@ -41,6 +44,7 @@ async def touch_recorded(session: AsyncSession, env: Envelope) -> None:
                 identity.scope,
                 interactions.openid_subject(identity.value),
                 at,
+                customer_id=env.customer_id,
             )
             if env.customer_id:
                 await interactions.record(
@@ -49,6 +53,7 @@ async def touch_recorded(session: AsyncSession, env: Envelope) -> None:
                     identity.scope,
                     interactions.customer_subject(env.customer_id),
                     at,
+                    customer_id=env.customer_id,
                 )
 
 
@@ -65,14 +70,16 @@ async def interaction_recorded(session: AsyncSession, env: Envelope) -> None:
         interaction.app_id,
         interactions.customer_subject(env.customer_id),
         _at(env),
+        customer_id=env.customer_id,
     )
 
 
 def subscriptions() -> list[Subscription]:
     return [
+        identity_subscription(on_merged=customers.merged, on_forgotten=customers.forgotten),
         Subscription.to(
             "acquisition",
             "interactions",
             {"touch.recorded": touch_recorded, "interaction.recorded": interaction_recorded},
-        )
+        ),
     ]
