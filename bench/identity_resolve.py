@@ -752,6 +752,7 @@ async def run(args: argparse.Namespace, out: Report, cleanup: Cleanup) -> dict[s
                     "client": round(c.client_share, 3),
                     "service": round(c.service_share, 3),
                     "postgres": round(c.postgres_share, 3),
+                    "machine": round(c.machine_share, 3),
                 },
             }
             for c in scaled
@@ -784,17 +785,28 @@ class RoundRobinStub:
         return next(self._next).ResolveCustomer(request, **kwargs)
 
 
-def _cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU of live processes (a gone one counts 0)."""
+def _cpu_seconds(pids: list[int]) -> dict[int, float]:
+    """User + system CPU seconds of each live process."""
     tick = os.sysconf("SC_CLK_TCK")
-    total = 0.0
+    seconds = {}
     for pid in pids:
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        total += (int(fields[11]) + int(fields[12])) / tick
-    return total
+        seconds[pid] = (int(fields[11]) + int(fields[12])) / tick
+    return seconds
+
+
+def _spent(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU seconds spent between two samples by the processes alive at both."""
+    return sum(after[pid] - before[pid] for pid in before.keys() & after.keys())
+
+
+def _machine_busy_seconds() -> float:
+    """CPU seconds all processes of the machine spent (everything but idle and iowait)."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(values) - values[3] - values[4]) / os.sysconf("SC_CLK_TCK")
 
 
 def _process_tree(pid: int) -> list[int]:
@@ -821,6 +833,7 @@ class ScalingCell:
     client_share: float
     service_share: float
     postgres_share: float
+    machine_share: float
 
 
 async def scaling_cell(
@@ -852,17 +865,21 @@ async def scaling_cell(
             await closed_loop(call, duration_s=min(0.5, args.duration / 5), **load)  # type: ignore[arg-type]
             pg_pids = await _backends(engine, stack.database)
             service_pids = _process_tree(service.proc.pid)
-            before = (time.process_time(), _cpu_seconds(service_pids), _cpu_seconds(pg_pids))
+            client0, busy0 = time.process_time(), _machine_busy_seconds()
+            service0, pg0 = _cpu_seconds(service_pids), _cpu_seconds(pg_pids)
             started = time.perf_counter()
             result = await closed_loop(call, duration_s=args.duration, **load)  # type: ignore[arg-type]
             wall = (time.perf_counter() - started) * cpus
-            after = (time.process_time(), _cpu_seconds(service_pids), _cpu_seconds(pg_pids))
-            client, served, pg = ((a - b) / wall for a, b in zip(after, before, strict=True))
-            cells.append(ScalingCell(workers, name, result, client, served, pg))
+            client = (time.process_time() - client0) / wall
+            served = _spent(service0, _cpu_seconds(service_pids)) / wall
+            pg = _spent(pg0, _cpu_seconds(pg_pids)) / wall
+            busy = (_machine_busy_seconds() - busy0) / wall
+            cells.append(ScalingCell(workers, name, result, client, served, pg, busy))
             out(
                 f"  {workers} worker(s) {name:<7} c={SCALING_CONCURRENCY} {result.rps:8.1f} req/s"
-                f"  p99 {_ms(result.p99_ms)} ms  errors {result.errors}  CPU share: client "
-                f"{client:.0%}, service {served:.0%}, PostgreSQL {pg:.0%} (of {cpus} CPUs)"
+                f"  p99 {_ms(result.p99_ms)} ms  errors {result.errors}  CPU share of {cpus} CPUs:"
+                f" client {client:.0%}, service {served:.0%}, PostgreSQL {pg:.0%}, whole machine "
+                f"{busy:.0%}"
             )
     finally:
         for channel in channels:
@@ -880,7 +897,9 @@ async def scaling(
     """1 worker, then `workers`, on the same database and nats-server; one ratio line."""
     out(
         f"Worker processes (CLOSEDLOOP_WORKERS), {SCALING_CHANNELS} client connections, "
-        f"{args.duration:g} s per cell; the client, PostgreSQL and the service share the CPUs:"
+        f"{args.duration:g} s per cell; the client, PostgreSQL and the service share the CPUs "
+        "(PostgreSQL: the backends of the bench database alive through the cell; whole machine: "
+        "every process, other users' included):"
     )
     engine = create_async_engine(stack.database_url, poolclass=NullPool)
     try:
