@@ -799,8 +799,9 @@ def _cpu_seconds(pids: list[int]) -> dict[int, float]:
 
 
 def _spent(before: dict[int, float], after: dict[int, float]) -> float:
-    """CPU seconds spent between two samples by the processes alive at both."""
-    return sum(after[pid] - before[pid] for pid in before.keys() & after.keys())
+    """CPU seconds spent between two samples by the processes alive at the second (one that
+    started in between spent all of its CPU in between)."""
+    return sum(seconds - before.get(pid, 0.0) for pid, seconds in after.items())
 
 
 def _machine_busy_seconds() -> float:
@@ -872,6 +873,7 @@ async def scaling_cell(
             wall = (time.perf_counter() - started) * cpus
             client = (time.process_time() - client0) / wall
             served = _spent(service0, _cpu_seconds(service_pids)) / wall
+            pg_pids = await _backends(engine, stack.database)  # and those opened meanwhile
             pg = _spent(pg0, _cpu_seconds(pg_pids)) / wall
             busy = (_machine_busy_seconds() - busy0) / wall
             cells.append(ScalingCell(workers, name, result, client, served, pg, busy))
@@ -898,7 +900,7 @@ async def scaling(
     out(
         f"Worker processes (CLOSEDLOOP_WORKERS), {SCALING_CHANNELS} client connections, "
         f"{args.duration:g} s per cell; the client, PostgreSQL and the service share the CPUs "
-        "(PostgreSQL: the backends of the bench database alive through the cell; whole machine: "
+        "(PostgreSQL: the backends of the bench database alive at the cell's end; whole machine: "
         "every process, other users' included):"
     )
     engine = create_async_engine(stack.database_url, poolclass=NullPool)

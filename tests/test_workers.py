@@ -1,6 +1,6 @@
 """CLOSEDLOOP_WORKERS: a service run as a pod runs it (`python -m closedloop_identity`) with two
-worker processes on PostgreSQL serves gRPC from both on one port, drains both on SIGTERM, stops as
-a whole when a worker dies, and refuses two workers on SQLite."""
+worker processes on PostgreSQL serves gRPC (ResolveCustomer) from both on one port, drains both
+on SIGTERM, stops as a whole when a worker dies, and refuses two workers on SQLite."""
 
 from __future__ import annotations
 
@@ -19,6 +19,8 @@ import pytest_asyncio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 import platform_harness as harness
+from closedloop.common.v1 import common_pb2
+from closedloop.identity.v1 import identity_pb2, identity_pb2_grpc
 from loopkit.natsserver import NatsServer, free_port
 from loopkit.testing import PostgresServer, eventually
 from loopkit.workers import WORKER_HEALTH_PREFIX
@@ -104,6 +106,24 @@ async def _worker_answering(target: str) -> int | None:
                     continue
                 raise
             if answer.status == health_pb2.HealthCheckResponse.SERVING:
+                # The service itself answers on this worker, database and all.
+                identity = identity_pb2_grpc.IdentityServiceStub(channel)  # type: ignore[no-untyped-call]
+                openid = f"o-worker-{index}-{os.urandom(4).hex()}"
+                reply = await identity.ResolveCustomer(
+                    identity_pb2.ResolveCustomerRequest(
+                        tenant_id="workers-co",
+                        identities=[
+                            common_pb2.Identity(
+                                kind=common_pb2.IDENTITY_KIND_WECHAT_OPENID,
+                                scope="wx-app",
+                                value=openid,
+                            )
+                        ],
+                        actor="test",
+                    ),
+                    timeout=30,
+                )
+                assert reply.created
                 return index
     return None
 
