@@ -259,6 +259,7 @@ def main(definition: ServiceDefinition) -> None:
     CLOSEDLOOP_WORKERS > 1 the supervisor of that many workers (loopkit.workers)."""
     settings = load_settings(definition.spec, definition.settings_cls)
     if settings.workers > 1 and worker_index() is None:
+        configure_logging(definition.spec.name, settings.log_level, settings.log_format)
         sys.exit(supervise(definition.spec, settings))
     check_workers(settings)
     configure_process(definition.spec, settings)

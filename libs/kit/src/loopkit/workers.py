@@ -16,6 +16,7 @@ What each worker serves (see docs/operations.md, "Worker processes"):
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -32,6 +33,8 @@ WORKER_INDEX_ENV = "CLOSEDLOOP_WORKER_INDEX"
 # answered (`grpc_health_probe -service closedloop.worker.1`).
 WORKER_HEALTH_PREFIX = "closedloop.worker."
 _POLL_S = 0.2
+
+log = logging.getLogger(__name__)
 
 
 class WorkersRefused(SystemExit):
@@ -79,6 +82,7 @@ def supervise(spec: ServiceSpec, settings: Settings) -> int:
     for index in range(settings.workers):
         env = dict(os.environ, **{WORKER_INDEX_ENV: str(index)})
         children.append(subprocess.Popen([sys.executable, "-m", spec.module], env=env))
+    log.info("%s: %d workers, pids %s", spec.name, len(children), [child.pid for child in children])
     crashed: int | None = None
     while True:
         codes = [child.poll() for child in children]  # every child, not up to the first alive
@@ -88,11 +92,11 @@ def supervise(spec: ServiceSpec, settings: Settings) -> int:
             dead = [c for c in children if c.returncode is not None]
             if dead:
                 crashed = dead[0].returncode
-                print(
-                    f"{spec.name}: worker pid {dead[0].pid} exited with {crashed}; "
-                    "stopping the other workers",
-                    file=sys.stderr,
-                    flush=True,
+                log.error(
+                    "%s worker pid %d exited with %s; stopping the other workers",
+                    spec.name,
+                    dead[0].pid,
+                    crashed,
                 )
                 forward(signal.SIGTERM, None)
         time.sleep(_POLL_S)
