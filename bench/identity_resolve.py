@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import itertools
 import json
 import math
@@ -300,6 +301,7 @@ class Stack:
 
     database: str
     database_url: str
+    workdir: Path
     natsd: NatsServer
     echo: ChildProcess
     identity: ChildProcess
@@ -398,6 +400,7 @@ async def start_stack(cleanup: Cleanup) -> Stack:
     stack = Stack(
         database=name,
         database_url=database_url,
+        workdir=workdir,
         natsd=natsd,
         echo=echo,
         identity=identity,
@@ -694,6 +697,10 @@ async def run(args: argparse.Namespace, out: Report, cleanup: Cleanup) -> dict[s
         out("  none")
     out()
     goal_lines = goals(measured, out)
+    scaled: list[ScalingCell] = []
+    if args.workers > 1:
+        out()
+        scaled = await scaling(stack, args.workers, args, out)
 
     return {
         "config": {
@@ -734,12 +741,185 @@ async def run(args: argparse.Namespace, out: Report, cleanup: Cleanup) -> dict[s
             "ok": events_ok,
         },
         "goals": goal_lines,
+        "workers": [
+            {
+                "workers": c.workers,
+                "workload": c.workload,
+                "rps": round(c.result.rps, 1),
+                "p99_ms": c.result.p99_ms,
+                "errors": c.result.errors,
+                "cpu_share": {
+                    "client": round(c.client_share, 3),
+                    "service": round(c.service_share, 3),
+                    "postgres": round(c.postgres_share, 3),
+                    "machine": round(c.machine_share, 3),
+                },
+            }
+            for c in scaled
+        ],
         "service": {
             "exit_code": identity_exit,
             "metrics": events.metrics,
             "log_problems": dict(problems),
         },
     }
+
+
+# --- scaling over worker processes (--workers N) ----------------------------------------------
+
+GOAL_WORKERS_RATIO = 1.4
+SCALING_CONCURRENCY = 64
+# Connections the callers spread over: with SO_REUSEPORT the kernel gives each connection to one
+# worker, so one HTTP/2 channel would reach one worker only.
+SCALING_CHANNELS = 8
+
+
+class RoundRobinStub:
+    """ResolveCustomer over several channels in turn (duck-types IdentityServiceStub)."""
+
+    def __init__(self, channels: list[grpc.aio.Channel]) -> None:
+        stubs = [identity_pb2_grpc.IdentityServiceStub(ch) for ch in channels]  # type: ignore[no-untyped-call]
+        self._next = itertools.cycle(stubs)
+
+    def ResolveCustomer(self, request: Any, **kwargs: Any) -> Any:  # gRPC's method name
+        return next(self._next).ResolveCustomer(request, **kwargs)
+
+
+def _cpu_seconds(pids: list[int]) -> dict[int, float]:
+    """User + system CPU seconds of each live process."""
+    tick = os.sysconf("SC_CLK_TCK")
+    seconds = {}
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        seconds[pid] = (int(fields[11]) + int(fields[12])) / tick
+    return seconds
+
+
+def _spent(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU seconds spent between two samples by the processes alive at the second (one that
+    started in between spent all of its CPU in between)."""
+    return sum(seconds - before.get(pid, 0.0) for pid, seconds in after.items())
+
+
+def _machine_busy_seconds() -> float:
+    """CPU seconds all processes of the machine spent (everything but idle and iowait)."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(values) - values[3] - values[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def _process_tree(pid: int) -> list[int]:
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return [pid]
+    return [pid, *(int(c) for c in children)]
+
+
+async def _backends(engine: AsyncEngine, database: str) -> list[int]:
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            text("SELECT pid FROM pg_stat_activity WHERE datname = :db"), {"db": database}
+        )
+        return [int(r[0]) for r in rows]
+
+
+@dataclass
+class ScalingCell:
+    workers: int
+    workload: str
+    result: CellResult
+    client_share: float
+    service_share: float
+    postgres_share: float
+    machine_share: float
+
+
+async def scaling_cell(
+    stack: Stack, engine: AsyncEngine, workers: int, args: argparse.Namespace, out: Report
+) -> list[ScalingCell]:
+    """The identity service with `workers` worker processes, new and repeat at c=64."""
+    grpc_port, http_port = free_port(), free_port()
+    env = child_env(stack.natsd.url, stack.database_url, grpc_port, http_port, stack.workdir)
+    env["CLOSEDLOOP_WORKERS"] = str(workers)
+    service = ChildProcess(
+        f"identity service ({workers} workers)",
+        [sys.executable, "-m", DEFINITION.spec.module],
+        log_path=stack.workdir / f"identity-workers-{workers}.log",
+        env=env,
+        cwd=REPO,
+    )
+    target = f"127.0.0.1:{grpc_port}"
+    channels = [grpc.aio.insecure_channel(target) for _ in range(SCALING_CHANNELS)]
+    cells: list[ScalingCell] = []
+    try:
+        await wait_serving(target, service, 60.0)
+        workloads = IdentityWorkloads(
+            RoundRobinStub(channels),  # type: ignore[arg-type]
+            os.urandom(4).hex(),
+        )
+        cpus = os.cpu_count() or 1
+        for name, call in (("new", workloads.new_customer), ("repeat", workloads.repeat)):
+            load = {"concurrency": SCALING_CONCURRENCY, "target": target, "workload": name}
+            await closed_loop(call, duration_s=min(0.5, args.duration / 5), **load)  # type: ignore[arg-type]
+            pg_pids = await _backends(engine, stack.database)
+            service_pids = _process_tree(service.proc.pid)
+            client0, busy0 = time.process_time(), _machine_busy_seconds()
+            service0, pg0 = _cpu_seconds(service_pids), _cpu_seconds(pg_pids)
+            started = time.perf_counter()
+            result = await closed_loop(call, duration_s=args.duration, **load)  # type: ignore[arg-type]
+            wall = (time.perf_counter() - started) * cpus
+            client = (time.process_time() - client0) / wall
+            served = _spent(service0, _cpu_seconds(service_pids)) / wall
+            pg_pids = await _backends(engine, stack.database)  # and those opened meanwhile
+            pg = _spent(pg0, _cpu_seconds(pg_pids)) / wall
+            busy = (_machine_busy_seconds() - busy0) / wall
+            cells.append(ScalingCell(workers, name, result, client, served, pg, busy))
+            out(
+                f"  {workers} worker(s) {name:<7} c={SCALING_CONCURRENCY} {result.rps:8.1f} req/s"
+                f"  p99 {_ms(result.p99_ms)} ms  errors {result.errors}  CPU share of {cpus} CPUs:"
+                f" client {client:.0%}, service {served:.0%}, PostgreSQL {pg:.0%}, whole machine "
+                f"{busy:.0%}"
+            )
+    finally:
+        for channel in channels:
+            await channel.close()
+        await asyncio.to_thread(service.stop)
+        # Workers the supervisor left behind if it had to be killed (they share its group).
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(service.proc.pid, signal.SIGKILL)
+    return cells
+
+
+async def scaling(
+    stack: Stack, workers: int, args: argparse.Namespace, out: Report
+) -> list[ScalingCell]:
+    """1 worker, then `workers`, on the same database and nats-server; one ratio line."""
+    out(
+        f"Worker processes (CLOSEDLOOP_WORKERS), {SCALING_CHANNELS} client connections, "
+        f"{args.duration:g} s per cell; the client, PostgreSQL and the service share the CPUs "
+        "(PostgreSQL: the backends of the bench database alive at the cell's end; whole machine: "
+        "every process, other users' included):"
+    )
+    engine = create_async_engine(stack.database_url, poolclass=NullPool)
+    try:
+        cells = await scaling_cell(stack, engine, 1, args, out)
+        cells += await scaling_cell(stack, engine, workers, args, out)
+    finally:
+        await engine.dispose()
+    rps = {(c.workers, c.workload): c.result.rps for c in cells}
+    for workload in ("new", "repeat"):
+        base = rps[(1, workload)]
+        out(
+            f"  {workload}: {workers} workers / 1 = "
+            f"{rps[(workers, workload)] / base if base else float('nan'):.2f}"
+        )
+    base = rps[(1, "new")]
+    value = rps[(workers, "new")] / base if base else 0.0
+    out(f"ratio workers_{workers}_vs_1 {value:.3f} goal {GOAL_WORKERS_RATIO:g}")
+    return cells
 
 
 def concurrency_list(value: str) -> list[int]:
@@ -771,6 +951,14 @@ def main() -> int:
         help="2 s per cell at concurrency 8 and 64 (the goals' levels), for routine runs",
     )
     parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="also run the identity service with 1 and then N worker processes "
+        "(CLOSEDLOOP_WORKERS) and print ratio workers_N_vs_1",
+    )
+    parser.add_argument(
         "--json",
         nargs="?",
         const="-",
@@ -783,6 +971,8 @@ def main() -> int:
         args.duration, args.concurrency = 2.0, [8, 64]
     if args.duration <= 0:
         parser.error("--duration must be positive")
+    if args.workers < 1:
+        parser.error("--workers must be at least 1")
     out = Report(sys.stderr if args.json == "-" else sys.stdout)
 
     def terminate(signum: int, frame: object) -> None:

@@ -893,3 +893,14 @@ def test_chart_ports_match_every_service_package_spec() -> None:
     for name, entry in values["services"].items():
         spec = importlib.import_module(f"closedloop_{name}").SPEC
         assert (entry["grpcPort"], entry["httpPort"]) == (spec.grpc_port, spec.http_port), name
+
+
+def test_worker_processes_are_one_value_per_service(default: Rendered) -> None:
+    for deployment in default.of_kind("Deployment"):
+        name = deployment["metadata"]["name"]
+        assert default.named("ConfigMap", name)["data"]["CLOSEDLOOP_WORKERS"] == "1", name
+    scaled = render(minimal({"services": {"identity": {"workers": 2}}}))
+    assert scaled.named("ConfigMap", resource_name("identity"))["data"]["CLOSEDLOOP_WORKERS"] == "2"
+    other = resource_name("acquisition")
+    assert scaled.named("ConfigMap", other)["data"]["CLOSEDLOOP_WORKERS"] == "1"
+    assert "workers" in refusal({"services": {"identity": {"workers": 0}}})

@@ -209,7 +209,12 @@ class GrpcServer:
         default_deadline_s: float = 10.0,
         api_token: str | None = None,
         keys: KeyStore | None = None,
+        reuse_port: bool = False,
+        health_aliases: Sequence[str] = (),
     ) -> None:
+        """`reuse_port` lets several worker processes listen on one port (off otherwise, so a
+        second server on a taken port fails loudly); `health_aliases` are extra health names this
+        server reports, such as the worker it is (`closedloop.worker.1`)."""
         self._interceptor = ServiceInterceptor(
             default_deadline_s=default_deadline_s, api_token=api_token, keys=keys
         )
@@ -217,7 +222,7 @@ class GrpcServer:
             interceptors=[self._interceptor],
             options=[
                 ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-                ("grpc.so_reuseport", 0),
+                ("grpc.so_reuseport", 1 if reuse_port else 0),
             ],
         )
         self.health = HealthServicer()
@@ -225,6 +230,7 @@ class GrpcServer:
         self.address = f"{host}:{port}"
         self.port = 0
         self._service_names: list[str] = []
+        self._health_aliases = list(health_aliases)
 
     def add(
         self, register: Callable[[grpc.aio.Server], None], service_names: Sequence[str]
@@ -242,7 +248,7 @@ class GrpcServer:
         self.port = self.server.add_insecure_port(self.address)
         if self.port == 0:
             raise OSError(f"cannot listen for gRPC on {self.address}")
-        for name in ["", *self._service_names]:
+        for name in ["", *self._service_names, *self._health_aliases]:
             await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
         await self.server.start()
 
@@ -257,7 +263,7 @@ class GrpcServer:
             if serving
             else health_pb2.HealthCheckResponse.NOT_SERVING
         )
-        for name in ["", *self._service_names]:
+        for name in ["", *self._service_names, *self._health_aliases]:
             await self.health.set(name, status)
 
     async def stop(self, grace_s: float) -> None:

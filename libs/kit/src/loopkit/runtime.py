@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import sys
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,7 @@ from loopkit.outbox import OutboxRelay
 from loopkit.settings import ServiceSpec, Settings, load_settings
 from loopkit.tables import KitTables
 from loopkit.telemetry import configure_telemetry
+from loopkit.workers import WORKER_HEALTH_PREFIX, check_workers, supervise, worker_index
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +57,8 @@ class ServiceRuntime:
             settings.resolved_database_url(), pool_size=settings.database_pool_size
         )
         self.sessions = db.session_factory(self.engine)
+        # Set in a worker process of a multi-worker service; only worker 0 serves HTTP.
+        self.worker = worker_index()
         self.outbox = Outbox(tables, spec.name)
         self.nc: Client | None = None
         self.js: JetStreamContext | None = None
@@ -65,6 +69,8 @@ class ServiceRuntime:
             default_deadline_s=settings.default_deadline_s,
             api_token=settings.api_token.get_secret_value() if settings.api_token else None,
             keys=KeyStore(settings.api_keys_file) if settings.api_keys_file else None,
+            reuse_port=self.worker is not None,
+            health_aliases=[] if self.worker is None else [f"{WORKER_HEALTH_PREFIX}{self.worker}"],
         )
         self._routers: list[APIRouter] = []
         self._subscriptions: list[Subscription] = []
@@ -152,23 +158,26 @@ class ServiceRuntime:
             )
             await consumer.start()
             self.consumers.append(consumer)
-        app = ops_app(self.spec.name, self.readiness)
-        for router in self._routers:
-            app.include_router(router)
-        self.http = HttpServer(app, s.http_host, s.http_port)
+        if self.worker in (None, 0):
+            # One HTTP process per pod: /metrics then always reads the same process's counters.
+            app = ops_app(self.spec.name, self.readiness)
+            for router in self._routers:
+                app.include_router(router)
+            self.http = HttpServer(app, s.http_host, s.http_port)
         await self.grpc.start()
-        await self.http.start()
+        if self.http is not None:
+            await self.http.start()
         self._tasks = [asyncio.create_task(self.relay.run(self._stop_workers))]
         self._tasks += [asyncio.create_task(c.run(self._stop_workers)) for c in self.consumers]
         self._tasks += [asyncio.create_task(run(self._stop_workers)) for run in self._workers]
         await self.grpc.set_serving(True)
         log.info(
-            "%s serving gRPC on %s:%d, HTTP on %s:%d",
+            "%s%s serving gRPC on %s:%d, HTTP %s",
             self.spec.name,
+            "" if self.worker is None else f" worker {self.worker}",
             s.grpc_host,
             self.grpc.port,
-            s.http_host,
-            self.http.port,
+            f"on {s.http_host}:{self.http.port}" if self.http else "in worker 0",
         )
 
     async def readiness(self) -> str | None:
@@ -257,8 +266,13 @@ def configure_process(spec: ServiceSpec, settings: Settings) -> None:
 
 
 def main(definition: ServiceDefinition) -> None:
-    """Entry point of `python -m <service package>`."""
+    """Entry point of `python -m <service package>`: the service itself, or with
+    CLOSEDLOOP_WORKERS > 1 the supervisor of that many workers (loopkit.workers)."""
     settings = load_settings(definition.spec, definition.settings_cls)
+    if settings.workers > 1 and worker_index() is None:
+        configure_logging(definition.spec.name, settings.log_level, settings.log_format)
+        sys.exit(supervise(definition.spec, settings))
+    check_workers(settings)
     configure_process(definition.spec, settings)
 
     async def serve() -> None:

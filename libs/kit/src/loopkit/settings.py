@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     api_keys_file: Path | None = None
     log_level: str = "INFO"
     log_format: str = Field(default="json", pattern="^(json|text)$")
+    # Worker processes of this service (see loopkit.workers): 1 runs the service in this process;
+    # N > 1 starts N workers sharing the gRPC port (PostgreSQL only).
+    workers: int = Field(default=1, ge=1)
     outbox_poll_interval_s: float = 0.5
     outbox_batch_size: int = 200
     # Retention (docs/operations.md, "Erasure and retention"). A sent outbox row is only a copy of
