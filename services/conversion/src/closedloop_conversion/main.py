@@ -6,6 +6,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from closedloop_conversion import SPEC, metrics
+from closedloop_conversion.customers.service import CustomerEvents
 from closedloop_conversion.models import Base, kit
 from closedloop_conversion.ownership.changes import WELCOME_WINDOW_S
 from closedloop_conversion.ownership.service import OwnershipService
@@ -90,7 +91,7 @@ def build(runtime: ServiceRuntime) -> None:
     )
     runtime.add_grpc(register(servicer), [SERVICE_NAME])
     runtime.add_subscription(lead_subscription(sales))
-    runtime.add_subscription(customer_subscription())
+    runtime.add_subscription(customer_subscription(CustomerEvents()))
     metrics.export_zeros()
 
 

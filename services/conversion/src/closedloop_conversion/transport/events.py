@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from closedloop.events.v1 import acquisition_events_pb2 as acq
 from closedloop.events.v1.envelope_pb2 import Envelope
 from closedloop_conversion.common import now
-from closedloop_conversion.models import CUSTOMER_COLUMNS
-from closedloop_conversion.privacy import erase_customers
+from closedloop_conversion.customers.service import CustomerEvents
 from closedloop_conversion.sales.service import CapturedLead, SalesService
 from loopkit.consumer import Subscription
 from loopkit.customer_events import identity_subscription
-from loopkit.customer_rows import repoint_customer
 from loopkit.envelopes import occurred_at, payload
 from loopkit.errors import InvalidArgument
 
@@ -42,13 +38,5 @@ def lead_subscription(sales: SalesService) -> Subscription:
     return Subscription.to("acquisition", "leads", {"lead.captured": captured})
 
 
-def customer_subscription() -> Subscription:
-    async def merged(session: AsyncSession, tenant: str, survivor: str, merged_id: str) -> None:
-        await repoint_customer(
-            session, CUSTOMER_COLUMNS, tenant_id=tenant, from_id=merged_id, to_id=survivor
-        )
-
-    async def forgotten(session: AsyncSession, tenant: str, ids: Sequence[str]) -> None:
-        await erase_customers(session, tenant, ids)
-
-    return identity_subscription(on_merged=merged, on_forgotten=forgotten)
+def customer_subscription(customers: CustomerEvents) -> Subscription:
+    return identity_subscription(on_merged=customers.merged, on_forgotten=customers.forgotten)
