@@ -8,8 +8,10 @@ import grpc
 import pytest
 
 from closedloop.conversion.v1 import conversion_pb2 as pb
+from closedloop.events.v1 import acquisition_events_pb2 as acq
 from closedloop.events.v1 import conversion_events_pb2 as ev
 from conversion_helpers import events, lead_envelope, make_rep, publish
+from loopkit.deadletters import DeadLetter, list_dead_letters
 from loopkit.events import unpack
 from loopkit.testing import eventually
 
@@ -272,3 +274,28 @@ async def test_round_robin_is_fair_under_concurrent_leads(
     listed = await stub.ListReps(pb.ListRepsRequest(tenant_id=tenant))
     assert sorted(r.open_leads for r in listed.reps) == [10, 10, 10]
     assert {r.rep_id for r in listed.reps} == {r.rep_id for r in reps}
+
+
+async def test_lead_event_carrying_another_payload_is_dead_lettered_at_once(
+    stub, tenant, nats_client
+):
+    """A lead.captured whose payload is another message can never succeed: it is dead-lettered
+    on its first delivery, and the next, well-formed lead is still assigned."""
+    rep = await make_rep(stub, tenant, "only", capacity=10)
+    wrong = lead_envelope(tenant)
+    wrong.payload.Pack(ev.LeadAssigned(lead_id="not-a-capture"))
+    await publish(nats_client, wrong)
+
+    async def letter() -> DeadLetter | None:
+        found = await list_dead_letters(nats_client.jetstream())
+        return next((d for d in found if d.event_id == wrong.id), None)
+
+    await eventually(letter)
+    dead = await letter()
+    assert dead is not None
+    assert dead.delivered == "1"  # permanent: never retried
+    assert dead.error.startswith("WrongPayload")
+    good = lead_envelope(tenant)
+    await publish(nats_client, good)
+    lead_id = unpack(good, acq.LeadCaptured).lead_id
+    assert (await _assigned(stub, tenant, lead_id)).rep_id == rep.rep_id

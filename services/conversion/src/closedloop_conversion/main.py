@@ -6,6 +6,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from closedloop_conversion import SPEC, metrics
+from closedloop_conversion.customers.service import CustomerEvents
 from closedloop_conversion.models import Base, kit
 from closedloop_conversion.ownership.changes import WELCOME_WINDOW_S
 from closedloop_conversion.ownership.service import OwnershipService
@@ -22,6 +23,7 @@ from closedloop_conversion.transport.sweeper import TransferSweeper
 from loopkit.gateway_client import GatewayClient
 from loopkit.identity_client import IdentityClient
 from loopkit.runtime import ServiceDefinition, ServiceRuntime
+from loopkit.uow import UnitOfWork
 from loopkit.wechat.sender import MessageSender, SandboxSender
 
 
@@ -54,17 +56,6 @@ def build(runtime: ServiceRuntime) -> None:
     else:
         sandbox_log = settings.state_dir / settings.sandbox_log if settings.sandbox_log else None
         sender = SandboxSender(sandbox_log)
-    http = ConversionHttp(
-        settings,
-        runtime.sessions,
-        runtime.wake_relay,
-        directory=directory,
-        ownership=ownership,
-        follow_ups=follow_ups,
-        sender=sender,
-        contacts=gateway,
-    )
-    runtime.add_http(http.router())
     sweeper = TransferSweeper(
         runtime.sessions,
         transfers,
@@ -73,15 +64,25 @@ def build(runtime: ServiceRuntime) -> None:
         wecom=gateway,
     )
     runtime.add_worker(sweeper.run)
-    runtime.add_worker(DayStartDrain(runtime.sessions, sales, runtime.wake_relay).run)
 
     def after_commit() -> None:
         runtime.wake_relay()
         sweeper.wake()  # a new transfer is asked of WeCom now, not at the next round
 
+    uow = UnitOfWork(runtime.sessions, after_commit=after_commit)
+    http = ConversionHttp(
+        settings,
+        uow,
+        directory=directory,
+        ownership=ownership,
+        follow_ups=follow_ups,
+        sender=sender,
+        contacts=gateway,
+    )
+    runtime.add_http(http.router())
+    runtime.add_worker(DayStartDrain(runtime.sessions, sales, runtime.wake_relay).run)
     servicer = ConversionServicer(
-        runtime.sessions,
-        after_commit,
+        uow,
         sales=sales,
         ownership=ownership,
         transfers=transfers,
@@ -90,7 +91,7 @@ def build(runtime: ServiceRuntime) -> None:
     )
     runtime.add_grpc(register(servicer), [SERVICE_NAME])
     runtime.add_subscription(lead_subscription(sales))
-    runtime.add_subscription(customer_subscription())
+    runtime.add_subscription(customer_subscription(CustomerEvents()))
     metrics.export_zeros()
 
 

@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from functools import partial
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -20,6 +21,7 @@ from closedloop_conversion.sales import repository as sales_repo
 from closedloop_conversion.sales.service import SalesService
 from loopkit.errors import DomainError, InvalidArgument, NotFound
 from loopkit.events import Outbox
+from loopkit.uow import on_commit
 
 MAX_BATCH = 1000
 MAX_SUMMARY = 2000
@@ -191,7 +193,7 @@ class FollowUpService:
                 lead_id=lead_id or "",
             ),
         )
-        metrics.followups_logged.add(1, {"kind": str(kind)})
+        on_commit(session, partial(metrics.followups_logged.add, 1, {"kind": str(kind)}))
         return row
 
     async def import_chat(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -19,6 +20,7 @@ from closedloop_conversion.sales import repository as sales_repo
 from closedloop_conversion.sales.service import SalesService
 from loopkit.errors import FailedPrecondition, InvalidArgument, NotFound
 from loopkit.events import Outbox
+from loopkit.uow import on_commit
 
 DEFAULT_STAGES = ["new", "contacted", "qualified", "proposal", "won", "lost"]
 CLOSING_STAGES = ("won", "lost")
@@ -333,7 +335,8 @@ class OrderService:
                 repeat_purchase=repeat,
             ),
         )
-        metrics.orders_paid.add(1, {"repeat": "true" if repeat else "false"})
+        labels = {"repeat": "true" if repeat else "false"}
+        on_commit(session, partial(metrics.orders_paid.add, 1, labels))
 
     async def refund(
         self,

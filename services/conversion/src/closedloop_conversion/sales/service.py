@@ -6,6 +6,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -19,6 +20,7 @@ from closedloop_conversion.sales import repository as repo
 from closedloop_conversion.sales.policy import Candidate, Rule, choose, day_start, on_duty
 from loopkit.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from loopkit.events import Outbox
+from loopkit.uow import on_commit
 
 MAX_CAPACITY = 100_000
 _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
@@ -498,4 +500,4 @@ class SalesService:
                 reason=reason,
             ),
         )
-        metrics.leads_assigned.add(1, {"rule": rule})
+        on_commit(session, partial(metrics.leads_assigned.add, 1, {"rule": rule}))

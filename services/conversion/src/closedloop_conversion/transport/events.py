@@ -2,34 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from closedloop.events.v1 import acquisition_events_pb2 as acq
 from closedloop.events.v1.envelope_pb2 import Envelope
-from closedloop_conversion.common import now, utc
-from closedloop_conversion.models import CUSTOMER_COLUMNS
-from closedloop_conversion.privacy import erase_customers
+from closedloop_conversion.common import now
+from closedloop_conversion.customers.service import CustomerEvents
 from closedloop_conversion.sales.service import CapturedLead, SalesService
 from loopkit.consumer import Subscription
 from loopkit.customer_events import identity_subscription
-from loopkit.customer_rows import repoint_customer
+from loopkit.envelopes import occurred_at, payload
 from loopkit.errors import InvalidArgument
-from loopkit.events import unpack
 
 
 def lead_subscription(sales: SalesService) -> Subscription:
     async def captured(session: AsyncSession, env: Envelope) -> None:
-        try:
-            event = unpack(env, acq.LeadCaptured)
-        except ValueError as exc:
-            raise InvalidArgument(str(exc), field="payload") from None
+        event = payload(env, acq.LeadCaptured)
         if not event.lead_id or len(event.lead_id) > 64:
             raise InvalidArgument("lead_id is required (at most 64 characters)", field="lead_id")
         if not env.tenant_id:
             raise InvalidArgument("tenant_id is required", field="tenant_id")
-        at = utc(env.occurred_at.ToDatetime()) if env.HasField("occurred_at") else now()
         lead = CapturedLead(
             lead_id=event.lead_id,
             customer_id=env.customer_id[:26],
@@ -38,7 +30,7 @@ def lead_subscription(sales: SalesService) -> Subscription:
             owner_team=event.owner_team[:128],
             region=event.region[:128],
             tags=tuple(t[:64] for t in event.tags),
-            captured_at=at,
+            captured_at=occurred_at(env, now),
             daily_cap=max(0, event.daily_cap_per_rep),
         )
         await sales.capture_lead(session, env.tenant_id, lead)
@@ -46,13 +38,5 @@ def lead_subscription(sales: SalesService) -> Subscription:
     return Subscription.to("acquisition", "leads", {"lead.captured": captured})
 
 
-def customer_subscription() -> Subscription:
-    async def merged(session: AsyncSession, tenant: str, survivor: str, merged_id: str) -> None:
-        await repoint_customer(
-            session, CUSTOMER_COLUMNS, tenant_id=tenant, from_id=merged_id, to_id=survivor
-        )
-
-    async def forgotten(session: AsyncSession, tenant: str, ids: Sequence[str]) -> None:
-        await erase_customers(session, tenant, ids)
-
-    return identity_subscription(on_merged=merged, on_forgotten=forgotten)
+def customer_subscription(customers: CustomerEvents) -> Subscription:
+    return identity_subscription(on_merged=customers.merged, on_forgotten=customers.forgotten)

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import timedelta
-from typing import TypeVar
 
 import grpc
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from closedloop.conversion.v1 import conversion_pb2 as pb
 from closedloop.conversion.v1 import conversion_pb2_grpc
@@ -19,11 +17,10 @@ from closedloop_conversion.pipeline.followups import FollowUpService
 from closedloop_conversion.pipeline.orders import OrderService
 from closedloop_conversion.sales.service import RepChanges, RepInput, SalesService
 from closedloop_conversion.transport import convert as cv
-from loopkit.db import transact
 from loopkit.errors import InvalidArgument
 from loopkit.tenancy import require_tenant
+from loopkit.uow import UnitOfWork
 
-T = TypeVar("T")
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["ConversionService"].full_name
 DEFAULT_REPORT_RANGE = timedelta(days=30)
 
@@ -31,8 +28,7 @@ DEFAULT_REPORT_RANGE = timedelta(days=30)
 class ConversionServicer(conversion_pb2_grpc.ConversionServiceServicer):
     def __init__(
         self,
-        sessions: async_sessionmaker[AsyncSession],
-        after_commit: Callable[[], None],
+        uow: UnitOfWork,
         *,
         sales: SalesService,
         ownership: OwnershipService,
@@ -40,16 +36,12 @@ class ConversionServicer(conversion_pb2_grpc.ConversionServiceServicer):
         follow_ups: FollowUpService,
         orders: OrderService,
     ) -> None:
-        self._sessions = sessions
-        self._after_commit = after_commit
+        self._uow = uow
         self._sales = sales
         self._ownership = ownership
         self._transfers = transfers
         self._follow_ups = follow_ups
         self._orders = orders
-
-    async def _tx(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
-        return await transact(self._sessions, work, after_commit=self._after_commit)
 
     # --- reps and rules ----------------------------------------------------------------------
 
@@ -66,7 +58,7 @@ class ConversionServicer(conversion_pb2_grpc.ConversionServiceServicer):
             regions=tuple(request.regions),
             tags=tuple(request.tags),
         )
-        rep = await self._tx(lambda s: self._sales.create_rep(s, tenant, data))
+        rep = await self._uow.run(lambda s: self._sales.create_rep(s, tenant, data))
         return pb.CreateRepResponse(rep=cv.rep_to_pb(rep))
 
     async def UpdateRep(
@@ -85,7 +77,9 @@ class ConversionServicer(conversion_pb2_grpc.ConversionServiceServicer):
             regions=tuple(request.regions) if request.replace_regions else None,
             tags=tuple(request.tags) if request.replace_tags else None,
         )
-        rep = await self._tx(lambda s: self._sales.update_rep(s, tenant, request.rep_id, changes))
+        rep = await self._uow.run(
+            lambda s: self._sales.update_rep(s, tenant, request.rep_id, changes)
+        )
         return pb.UpdateRepResponse(rep=cv.rep_to_pb(rep))
 
     async def ListReps(
@@ -93,7 +87,7 @@ class ConversionServicer(conversion_pb2_grpc.ConversionServiceServicer):
     ) -> pb.ListRepsResponse:
         tenant = require_tenant(request.tenant_id)
         status = cv.enum_from(cv.REP_STATUS_FROM, request.status, "status", allow_unset=True)
-        reps = await self._tx(
+        reps = await self._uow.run(
             lambda s: self._sales.list_reps(s, tenant, team=request.team, status=status or "")
         )
         return pb.ListRepsResponse(reps=[cv.rep_to_pb(r) for r in reps])
@@ -103,7 +97,7 @@ class ConversionServicer(conversion_pb2_grpc.ConversionServiceServicer):
     ) -> pb.SetAssignmentRuleResponse:
         tenant = require_tenant(request.tenant_id)
         kind = cv.enum_from(cv.RULES, request.rule.kind, "rule.kind")
-        row = await self._tx(
+        row = await self._uow.run(
             lambda s: self._sales.set_rule(
                 s, tenant, request.rule.campaign_id, kind, request.rule.team
             )
@@ -116,7 +110,7 @@ class ConversionServicer(conversion_pb2_grpc.ConversionServiceServicer):
         self, request: pb.AssignLeadRequest, context: grpc.aio.ServicerContext
     ) -> pb.AssignLeadResponse:
         tenant = require_tenant(request.tenant_id)
-        lead = await self._tx(
+        lead = await self._uow.run(
             lambda s: self._sales.assign_lead(
                 s, tenant, request.lead_id, request.rep_id, request.actor
             )
@@ -127,7 +121,7 @@ class ConversionServicer(conversion_pb2_grpc.ConversionServiceServicer):
         self, request: pb.ReassignLeadRequest, context: grpc.aio.ServicerContext
     ) -> pb.ReassignLeadResponse:
         tenant = require_tenant(request.tenant_id)
-        lead = await self._tx(
+        lead = await self._uow.run(
             lambda s: self._sales.reassign_lead(
                 s,
                 tenant,
@@ -143,7 +137,7 @@ class ConversionServicer(conversion_pb2_grpc.ConversionServiceServicer):
         self, request: pb.GetLeadRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetLeadResponse:
         tenant = require_tenant(request.tenant_id)
-        lead = await self._tx(lambda s: self._sales.get_lead(s, tenant, request.lead_id))
+        lead = await self._uow.run(lambda s: self._sales.get_lead(s, tenant, request.lead_id))
         return pb.GetLeadResponse(lead=cv.lead_to_pb(lead))
 
     async def ListLeads(
@@ -151,7 +145,7 @@ class ConversionServicer(conversion_pb2_grpc.ConversionServiceServicer):
     ) -> pb.ListLeadsResponse:
         tenant = require_tenant(request.tenant_id)
         status = cv.enum_from(cv.LEAD_STATUS_FROM, request.status, "status", allow_unset=True)
-        leads = await self._tx(
+        leads = await self._uow.run(
             lambda s: self._sales.list_leads(
                 s,
                 tenant,
@@ -167,7 +161,9 @@ class ConversionServicer(conversion_pb2_grpc.ConversionServiceServicer):
     ) -> pb.CloseLeadResponse:
         tenant = require_tenant(request.tenant_id)
         outcome = cv.enum_from(cv.LEAD_STATUS_FROM, request.outcome, "outcome")
-        lead = await self._tx(lambda s: self._sales.close_lead(s, tenant, request.lead_id, outcome))
+        lead = await self._uow.run(
+            lambda s: self._sales.close_lead(s, tenant, request.lead_id, outcome)
+        )
         return pb.CloseLeadResponse(lead=cv.lead_to_pb(lead))
 
     # --- ownership and transfers -------------------------------------------------------------
@@ -176,7 +172,7 @@ class ConversionServicer(conversion_pb2_grpc.ConversionServiceServicer):
         self, request: pb.SetContactWayRequest, context: grpc.aio.ServicerContext
     ) -> pb.SetContactWayResponse:
         tenant = require_tenant(request.tenant_id)
-        await self._tx(
+        await self._uow.run(
             lambda s: self._ownership.set_contact_way(
                 s, tenant, request.state, request.channel_id, request.welcome_text
             )
@@ -187,7 +183,7 @@ class ConversionServicer(conversion_pb2_grpc.ConversionServiceServicer):
         self, request: pb.ListOwnershipsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListOwnershipsResponse:
         tenant = require_tenant(request.tenant_id)
-        rows = await self._tx(
+        rows = await self._uow.run(
             lambda s: self._ownership.list(
                 s,
                 tenant,
@@ -205,7 +201,7 @@ class ConversionServicer(conversion_pb2_grpc.ConversionServiceServicer):
         rule = cv.enum_from(cv.RULES, request.rule, "rule", allow_unset=True)
         if not request.from_rep_id:
             raise InvalidArgument("is required", field="from_rep_id")
-        batch = await self._tx(
+        batch = await self._uow.run(
             lambda s: self._transfers.start(
                 s,
                 tenant,
@@ -225,7 +221,7 @@ class ConversionServicer(conversion_pb2_grpc.ConversionServiceServicer):
     ) -> pb.ReportTransferResultResponse:
         tenant = require_tenant(request.tenant_id)
         status = cv.enum_from(cv.TRANSFER_STATUS_FROM, request.status, "status")
-        row = await self._tx(
+        row = await self._uow.run(
             lambda s: self._transfers.report(s, tenant, request.transfer_id, status)
         )
         return pb.ReportTransferResultResponse(transfer=cv.transfer_to_pb(row))
@@ -237,7 +233,7 @@ class ConversionServicer(conversion_pb2_grpc.ConversionServiceServicer):
         as_of = (
             cv.time_from(request.as_of, present=request.HasField("as_of"), field="as_of") or now()
         )
-        rows = await self._tx(lambda s: self._transfers.sweep(s, tenant, as_of))
+        rows = await self._uow.run(lambda s: self._transfers.sweep(s, tenant, as_of))
         return pb.SweepTransfersResponse(completed=[cv.transfer_to_pb(t) for t in rows])
 
     async def ListTransfers(
@@ -245,7 +241,7 @@ class ConversionServicer(conversion_pb2_grpc.ConversionServiceServicer):
     ) -> pb.ListTransfersResponse:
         tenant = require_tenant(request.tenant_id)
         status = cv.enum_from(cv.TRANSFER_STATUS_FROM, request.status, "status", allow_unset=True)
-        rows = await self._tx(
+        rows = await self._uow.run(
             lambda s: self._transfers.list(s, tenant, rep_id=request.rep_id, status=status or "")
         )
         return pb.ListTransfersResponse(transfers=[cv.transfer_to_pb(t) for t in rows])
@@ -260,7 +256,7 @@ class ConversionServicer(conversion_pb2_grpc.ConversionServiceServicer):
         at = cv.time_from(request.at, present=request.HasField("at"), field="at")
         if at is not None and at > now() + timedelta(minutes=5):
             raise InvalidArgument("is in the future", field="at")
-        row = await self._tx(
+        row = await self._uow.run(
             lambda s: self._follow_ups.log(
                 s,
                 tenant,
@@ -278,7 +274,9 @@ class ConversionServicer(conversion_pb2_grpc.ConversionServiceServicer):
         self, request: pb.SetPipelineStagesRequest, context: grpc.aio.ServicerContext
     ) -> pb.SetPipelineStagesResponse:
         tenant = require_tenant(request.tenant_id)
-        stages = await self._tx(lambda s: self._orders.set_stages(s, tenant, list(request.stages)))
+        stages = await self._uow.run(
+            lambda s: self._orders.set_stages(s, tenant, list(request.stages))
+        )
         return pb.SetPipelineStagesResponse(stages=stages)
 
     async def CreateOpportunity(
@@ -288,7 +286,7 @@ class ConversionServicer(conversion_pb2_grpc.ConversionServiceServicer):
         expected = (
             cv.money_from(request.expected_amount) if request.HasField("expected_amount") else None
         )
-        row = await self._tx(
+        row = await self._uow.run(
             lambda s: self._orders.create_opportunity(
                 s,
                 tenant,
@@ -305,7 +303,7 @@ class ConversionServicer(conversion_pb2_grpc.ConversionServiceServicer):
         self, request: pb.MoveOpportunityRequest, context: grpc.aio.ServicerContext
     ) -> pb.MoveOpportunityResponse:
         tenant = require_tenant(request.tenant_id)
-        row = await self._tx(
+        row = await self._uow.run(
             lambda s: self._orders.move_opportunity(
                 s, tenant, request.opportunity_id, request.stage
             )
@@ -318,7 +316,7 @@ class ConversionServicer(conversion_pb2_grpc.ConversionServiceServicer):
         tenant = require_tenant(request.tenant_id)
         if not request.HasField("amount"):
             raise InvalidArgument("is required", field="amount")
-        row = await self._tx(
+        row = await self._uow.run(
             lambda s: self._orders.record_order(
                 s,
                 tenant,
@@ -342,7 +340,9 @@ class ConversionServicer(conversion_pb2_grpc.ConversionServiceServicer):
         paid_at = cv.time_from(
             request.paid_at, present=request.HasField("paid_at"), field="paid_at"
         )
-        row = await self._tx(lambda s: self._orders.mark_paid(s, tenant, request.order_id, paid_at))
+        row = await self._uow.run(
+            lambda s: self._orders.mark_paid(s, tenant, request.order_id, paid_at)
+        )
         return pb.MarkOrderPaidResponse(order=cv.order_to_pb(row))
 
     async def RefundOrder(
@@ -350,7 +350,7 @@ class ConversionServicer(conversion_pb2_grpc.ConversionServiceServicer):
     ) -> pb.RefundOrderResponse:
         tenant = require_tenant(request.tenant_id)
         amount = cv.money_from(request.amount) if request.HasField("amount") else None
-        row = await self._tx(
+        row = await self._uow.run(
             lambda s: self._orders.refund(s, tenant, request.order_id, amount, request.reason)
         )
         return pb.RefundOrderResponse(order=cv.order_to_pb(row))
@@ -364,7 +364,7 @@ class ConversionServicer(conversion_pb2_grpc.ConversionServiceServicer):
             getattr(request, "from"), present=request.HasField("from"), field="from"
         )
         start = start or end - DEFAULT_REPORT_RANGE
-        rows = await self._tx(
+        rows = await self._uow.run(
             lambda s: reports.rep_report(
                 s, tenant, rep_id=request.rep_id, team=request.team, start=start, end=end
             )

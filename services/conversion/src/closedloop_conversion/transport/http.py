@@ -5,12 +5,10 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
-from collections.abc import Callable
 from datetime import datetime
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from closedloop_conversion import metrics
 from closedloop_conversion.common import now
@@ -23,7 +21,6 @@ from closedloop_conversion.settings import ConversionSettings
 from loopkit import errors
 from loopkit.callers import KeyStore
 from loopkit.customers import CustomerDirectory
-from loopkit.db import transact
 from loopkit.http_edge import (
     domain_error_response,
     error_response,
@@ -32,6 +29,7 @@ from loopkit.http_edge import (
     unavailable_response,
 )
 from loopkit.tenancy import require_tenant
+from loopkit.uow import UnitOfWork
 from loopkit.wechat.crypto import DecryptError, MessageCrypto, SignatureError
 from loopkit.wechat.sender import MessageSender
 from loopkit.wechat.wecom import ContactLookup
@@ -45,8 +43,7 @@ class ConversionHttp:
     def __init__(
         self,
         settings: ConversionSettings,
-        sessions: async_sessionmaker[AsyncSession],
-        after_commit: Callable[[], None],
+        uow: UnitOfWork,
         *,
         directory: CustomerDirectory,
         ownership: OwnershipService,
@@ -55,8 +52,7 @@ class ConversionHttp:
         contacts: ContactLookup | None = None,
     ) -> None:
         self._settings = settings
-        self._sessions = sessions
-        self._after_commit = after_commit
+        self._uow = uow
         self._directory = directory
         self._ownership = ownership
         self._follow_ups = follow_ups
@@ -157,10 +153,8 @@ class ConversionHttp:
                 return unavailable_response(str(exc))
             customer_id = resolved.customer_id
         try:
-            outcome = await transact(
-                self._sessions,
-                lambda s: self._ownership.apply_change(s, tenant, change, customer_id),
-                after_commit=self._after_commit,
+            outcome = await self._uow.run(
+                lambda s: self._ownership.apply_change(s, tenant, change, customer_id)
             )
         except errors.DomainError as exc:
             return domain_error_response(exc)
@@ -175,11 +169,10 @@ class ConversionHttp:
         try:
             result = await send_welcome(self._sender, job, received_at)
             metrics.welcome_latency.record(result.latency_ms / 1000, {"status": result.status})
-            await transact(
-                self._sessions,
+            await self._uow.run(
                 lambda s: self._ownership.record_welcome(
                     s, job.tenant_id, job.ownership_id, result.status, result.latency_ms
-                ),
+                )
             )
             if result.status != "sent":
                 log.warning("welcome message %s: %s", result.status, result.detail)
@@ -210,10 +203,8 @@ class ConversionHttp:
         if not isinstance(messages, list):
             return error_response(400, "messages must be a list", "messages")
         try:
-            result = await transact(
-                self._sessions,
-                lambda s: self._follow_ups.import_chat(s, tenant, messages),
-                after_commit=self._after_commit,
+            result = await self._uow.run(
+                lambda s: self._follow_ups.import_chat(s, tenant, messages)
             )
         except errors.DomainError as exc:
             return domain_error_response(exc)

@@ -1,0 +1,1 @@
+"""Identity's customer events applied to every conversion table holding a customer id."""
