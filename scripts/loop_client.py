@@ -118,9 +118,9 @@ class LoopClient:
         self.referral: Any = referral_pb2_grpc.ReferralServiceStub(  # type: ignore[no-untyped-call]
             self.channels["referral"]
         )
-        self.acquisition_http = httpx.AsyncClient(base_url=http_urls["acquisition"], timeout=10)
-        self.referral_http = httpx.AsyncClient(base_url=http_urls["referral"], timeout=10)
-        self.conversion_http = httpx.AsyncClient(base_url=http_urls["conversion"], timeout=10)
+        self.acquisition_http = httpx.AsyncClient(base_url=http_urls["acquisition"], timeout=60)
+        self.referral_http = httpx.AsyncClient(base_url=http_urls["referral"], timeout=60)
+        self.conversion_http = httpx.AsyncClient(base_url=http_urls["conversion"], timeout=60)
         # The WeChat API emulator `make run` starts (what WeChat was asked to do), if any.
         self.emulator = (
             httpx.AsyncClient(base_url=wechat_emulator, timeout=10, trust_env=False)

@@ -62,13 +62,13 @@ class ConversionProcess:
     def kill(self) -> None:
         assert self.process is not None
         self.process.send_signal(signal.SIGKILL)
-        self.process.wait(10)
+        self.process.wait(60)
 
     def stop(self) -> int:
         assert self.process is not None
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
-            return self.process.wait(30)
+            return self.process.wait(300)
         return self.process.returncode
 
 

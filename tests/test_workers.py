@@ -161,7 +161,7 @@ async def test_a_worker_that_dies_stops_the_service_with_an_error(identity: Supe
         return len(identity.workers()) == 2
 
     await eventually(serving, timeout_s=120)
-    await eventually(two_workers, timeout_s=30)
+    await eventually(two_workers)
     os.kill(identity.workers()[1], signal.SIGKILL)
     assert await asyncio.to_thread(identity.process.wait, 60) != 0
     assert "stopping the other workers" in identity.log.read_text()

@@ -62,7 +62,7 @@ class Env:
         return identity_pb2_grpc.IdentityServiceStub(self.identity.channel)
 
     def http(self) -> httpx.AsyncClient:
-        return httpx.AsyncClient(base_url=self.acquisition.http_url, timeout=10)
+        return httpx.AsyncClient(base_url=self.acquisition.http_url, timeout=60)
 
     async def campaign(self, name: str = "Spring launch") -> pb.Campaign:
         answer = await self.stub.CreateCampaign(

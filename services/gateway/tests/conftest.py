@@ -10,7 +10,14 @@ from closedloop.gateway.v1 import gateway_pb2_grpc
 from closedloop_gateway.main import DEFINITION
 from gateway_helpers import Emulator, emulator, gateway_overrides
 from loopkit.natsserver import NatsServer
-from loopkit.testing import PostgresServer, RunningService, running_service
+from loopkit.testing import PostgresServer, RunningService, own_nats_server, running_service
+
+
+@pytest.fixture(scope="session")
+def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer]:
+    """This suite's own nats-server: its consumers never see other suites' events."""
+    with own_nats_server(tmp_path_factory) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

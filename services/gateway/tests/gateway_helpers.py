@@ -93,6 +93,10 @@ class Emulator:
         self.post("/emulator/users", fields)
 
 
+# How long a process of ours may take to listen on a busy machine (its exit is seen at once).
+START_BOUND_S = 300.0
+
+
 @contextmanager
 def emulator(log_dir: Path, token_ttl_s: int = 7200) -> Iterator[Emulator]:
     port = free_port()
@@ -111,12 +115,13 @@ def emulator(log_dir: Path, token_ttl_s: int = 7200) -> Iterator[Emulator]:
         stderr=subprocess.STDOUT,
     )
     try:
-        wait_for_port("127.0.0.1", port, 30)
+        # Bounded only against a hang: an emulator that exits is reported at once.
+        wait_for_port("127.0.0.1", port, START_BOUND_S, process)
         yield Emulator(f"http://127.0.0.1:{port}", process)
     finally:
         process.terminate()
         try:
-            process.wait(10)
+            process.wait(60)
         except subprocess.TimeoutExpired:
             process.kill()
         log.close()

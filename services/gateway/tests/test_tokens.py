@@ -20,7 +20,15 @@ import pytest
 from closedloop.gateway.v1 import gateway_pb2 as pb
 from closedloop.gateway.v1 import gateway_pb2_grpc
 from closedloop_gateway.main import DEFINITION
-from gateway_helpers import APP, SECRETS, TENANT, Emulator, emulator, gateway_overrides
+from gateway_helpers import (
+    APP,
+    SECRETS,
+    START_BOUND_S,
+    TENANT,
+    Emulator,
+    emulator,
+    gateway_overrides,
+)
 from loopkit import migrations
 from loopkit.natsserver import NatsServer, free_port, wait_for_port
 from loopkit.testing import PostgresServer, eventually
@@ -84,12 +92,12 @@ def _gateway_process(
             [sys.executable, "-m", "closedloop_gateway"], env=env, stdout=out, stderr=out
         )
     try:
-        wait_for_port("127.0.0.1", grpc_port, 60)
+        wait_for_port("127.0.0.1", grpc_port, START_BOUND_S, process)
         yield process, f"127.0.0.1:{grpc_port}"
     finally:
         process.terminate()
         try:
-            process.wait(20)
+            process.wait(60)
         except subprocess.TimeoutExpired:
             process.kill()
 

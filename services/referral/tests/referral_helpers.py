@@ -66,7 +66,7 @@ class Env:
         return identity_pb2_grpc.IdentityServiceStub(self.identity.channel)
 
     def http(self) -> httpx.AsyncClient:
-        return httpx.AsyncClient(base_url=self.referral.http_url, timeout=10)
+        return httpx.AsyncClient(base_url=self.referral.http_url, timeout=60)
 
     # --- API shortcuts -------------------------------------------------------------------
 
