@@ -23,7 +23,7 @@ _RETRY_POLICY = {
 
 # A callee's answer the caller can act on comes back as the same domain error; anything else
 # (UNAVAILABLE, DEADLINE_EXCEEDED, INTERNAL, ...) means the dependency is not there right now.
-_DOMAIN_ERRORS: dict[grpc.StatusCode, type[errors.DomainError]] = {
+DOMAIN_ERRORS: dict[grpc.StatusCode, type[errors.DomainError]] = {
     grpc.StatusCode.INVALID_ARGUMENT: errors.InvalidArgument,
     grpc.StatusCode.NOT_FOUND: errors.NotFound,
     grpc.StatusCode.FAILED_PRECONDITION: errors.FailedPrecondition,
@@ -38,7 +38,7 @@ def translate_error(exc: grpc.aio.AioRpcError, dependency: str) -> Exception:
     """The domain error a failed call stands for (`field` from the `closedloop-field` trailer),
     or DependencyUnavailable naming `dependency`."""
     code = exc.code()
-    domain = _DOMAIN_ERRORS.get(code)
+    domain = DOMAIN_ERRORS.get(code)
     if domain is not None:
         trailers = dict(exc.trailing_metadata() or ())
         field = trailers.get("closedloop-field") or None

@@ -12,21 +12,11 @@ from closedloop.common.v1 import common_pb2
 from closedloop.identity.v1 import identity_pb2, identity_pb2_grpc
 from loopkit import errors
 from loopkit.customers import IdentityValue, ResolvedCustomer
-from loopkit.grpc_client import make_channel
+from loopkit.grpc_client import DOMAIN_ERRORS, make_channel, translate_error
 from loopkit.settings import Settings
 
 SERVICE = "closedloop.identity.v1.IdentityService"
 _RETRIED = [(SERVICE, m) for m in ("ResolveCustomer", "GetCustomer", "ListIdentities")]
-
-_DOMAIN_ERRORS: dict[grpc.StatusCode, type[errors.DomainError]] = {
-    grpc.StatusCode.INVALID_ARGUMENT: errors.InvalidArgument,
-    grpc.StatusCode.NOT_FOUND: errors.NotFound,
-    grpc.StatusCode.FAILED_PRECONDITION: errors.FailedPrecondition,
-    grpc.StatusCode.ALREADY_EXISTS: errors.AlreadyExists,
-    grpc.StatusCode.PERMISSION_DENIED: errors.PermissionDenied,
-    grpc.StatusCode.UNAUTHENTICATED: errors.Unauthenticated,
-    grpc.StatusCode.ABORTED: errors.Conflict,
-}
 
 # What identity answers while it is out (or draining): the same call can work a moment later.
 _TRANSIENT = {
@@ -63,16 +53,8 @@ def identity_from_pb(pb: common_pb2.Identity, field: str = "kind") -> IdentityVa
 
 def _translate(exc: grpc.aio.AioRpcError) -> Exception:
     code = exc.code()
-    domain = _DOMAIN_ERRORS.get(code)
-    if domain is not None:
-        trailers = dict(exc.trailing_metadata() or ())
-        field = trailers.get("closedloop-field") or None
-        reason = exc.details() or code.name
-        if field and reason.startswith(f"{field}: "):
-            reason = reason[len(field) + 2 :]
-        return domain(reason, field=str(field) if field else None)
-    if code in _TRANSIENT:
-        return errors.DependencyUnavailable(f"identity service: {code.name} ({exc.details()})")
+    if code in DOMAIN_ERRORS or code in _TRANSIENT:
+        return translate_error(exc, "identity service")
     # INTERNAL, UNIMPLEMENTED, ...: identity answered, and it is not an outage. Retrying forever
     # (or telling our own caller to retry) would hide a bug; it counts as a failure.
     return IdentityFailed(f"identity service: {code.name} ({exc.details()})")
