@@ -18,6 +18,7 @@ from nats.js import JetStreamContext
 from loopkit import deadletters
 from loopkit.callers import KeyStore
 from loopkit.errors import DomainError
+from loopkit.natsio import NatsUnreachable, connect_once
 from loopkit.runner import (
     PlatformError,
     load_services,
@@ -58,32 +59,11 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
 
 
 async def _connect(url: str) -> Client:
-    """One quick attempt: an operator's command should fail fast, not reconnect forever."""
-    errors: list[Exception] = []
-
-    async def remember(exc: Exception) -> None:
-        errors.append(exc)
-
     try:
-        # max_reconnect_attempts=0 would mean "forever" in nats-py's server selection.
-        return await asyncio.wait_for(
-            nats.connect(
-                url,
-                name="closedloop-cli",
-                connect_timeout=2,
-                allow_reconnect=False,
-                max_reconnect_attempts=1,
-                reconnect_time_wait=0.1,
-                error_cb=remember,
-            ),
-            5,
-        )
-    except Exception as exc:  # nats-py raises several unrelated types here
-        reason = errors[-1] if errors else exc
+        return await connect_once(url, name="closedloop-cli")
+    except NatsUnreachable as exc:
         raise PlatformError(
-            f"cannot reach NATS at {url}: {reason or type(reason).__name__} "
-            "(is `make run` running? or set CLOSEDLOOP_NATS_URL)",
-            exit_code=2,
+            f"{exc} (is `make run` running? or set CLOSEDLOOP_NATS_URL)", exit_code=2
         ) from None
 
 

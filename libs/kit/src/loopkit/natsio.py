@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
+import nats
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
@@ -49,6 +51,38 @@ async def connect(url: str, *, name: str) -> Client:
         reconnected_cb=_on_reconnected,
     )
     return nc
+
+
+class NatsUnreachable(ConnectionError):
+    """A one-off command could not reach NATS; the message says why."""
+
+
+async def connect_once(url: str, *, name: str) -> Client:
+    """One quick attempt, for an operator's command: it should fail fast, not reconnect forever."""
+    errors: list[Exception] = []
+
+    async def remember(exc: Exception) -> None:
+        errors.append(exc)
+
+    try:
+        # max_reconnect_attempts=0 would mean "forever" in nats-py's server selection.
+        return await asyncio.wait_for(
+            nats.connect(
+                url,
+                name=name,
+                connect_timeout=2,
+                allow_reconnect=False,
+                max_reconnect_attempts=1,
+                reconnect_time_wait=0.1,
+                error_cb=remember,
+            ),
+            5,
+        )
+    except Exception as exc:  # nats-py raises several unrelated types here
+        reason = errors[-1] if errors else exc
+        raise NatsUnreachable(
+            f"cannot reach NATS at {url}: {reason or type(reason).__name__}"
+        ) from None
 
 
 async def ensure_stream(

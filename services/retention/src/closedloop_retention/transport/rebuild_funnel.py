@@ -15,14 +15,13 @@ import asyncio
 import contextlib
 import sys
 
-import nats
 from nats.aio.client import Client
 from nats.js.errors import NotFoundError
 
 from closedloop_retention.funnel.service import FunnelService
 from loopkit.consumer import EventConsumer, Subscription
 from loopkit.db import transact
-from loopkit.natsio import ensure_producer_stream
+from loopkit.natsio import NatsUnreachable, connect_once, ensure_producer_stream
 from loopkit.runner import settings_for
 from loopkit.runtime import ServiceDefinition
 from loopkit.settings import Settings
@@ -34,30 +33,10 @@ class RebuildError(Exception):
 
 async def _connect(url: str) -> Client:
     """One quick attempt, like the `closedloop` CLI: an operator's command fails fast."""
-    errors: list[Exception] = []
-
-    async def remember(exc: Exception) -> None:
-        errors.append(exc)
-
     try:
-        # max_reconnect_attempts=0 would mean "forever" in nats-py's server selection.
-        return await asyncio.wait_for(
-            nats.connect(
-                url,
-                name="retention-funnel-rebuild",
-                connect_timeout=2,
-                allow_reconnect=False,
-                max_reconnect_attempts=1,
-                reconnect_time_wait=0.1,
-                error_cb=remember,
-            ),
-            5,
-        )
-    except Exception as exc:  # nats-py raises several unrelated types here
-        reason = errors[-1] if errors else exc
-        raise RebuildError(
-            f"cannot reach NATS at {url}: {reason or type(reason).__name__}"
-        ) from None
+        return await connect_once(url, name="retention-funnel-rebuild")
+    except NatsUnreachable as exc:
+        raise RebuildError(str(exc)) from None
 
 
 async def rebuild(definition: ServiceDefinition, settings: Settings) -> list[str]:
