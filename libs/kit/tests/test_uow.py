@@ -111,3 +111,20 @@ async def test_periodic_worker_survives_a_failed_round_and_stops_when_asked() ->
 
 async def _at_least(rounds: list[str], n: int) -> bool:
     return len(rounds) >= n
+
+
+async def test_periodic_worker_runs_a_round_at_once_when_woken() -> None:
+    """A worker polling once an hour still picks up new work as soon as it is woken."""
+    rounds: list[str] = []
+
+    async def tick() -> None:
+        rounds.append("tick")
+
+    stop, wake = asyncio.Event(), asyncio.Event()
+    task = asyncio.create_task(every(3600, tick, name="test inbox", wake=wake)(stop))
+    await eventually(lambda: _at_least(rounds, 1))
+    wake.set()
+    await eventually(lambda: _at_least(rounds, 2))
+    stop.set()
+    await asyncio.wait_for(task, 10)
+    assert task.exception() is None

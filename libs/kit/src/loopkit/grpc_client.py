@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 import grpc
@@ -34,11 +34,15 @@ DOMAIN_ERRORS: dict[grpc.StatusCode, type[errors.DomainError]] = {
 }
 
 
-def translate_error(exc: grpc.aio.AioRpcError, dependency: str) -> Exception:
+def translate_error(
+    exc: grpc.aio.AioRpcError, dependency: str, *, outages: Collection[grpc.StatusCode] = ()
+) -> Exception:
     """The domain error a failed call stands for (`field` from the `closedloop-field` trailer),
-    or DependencyUnavailable naming `dependency`."""
+    or DependencyUnavailable naming `dependency`. `outages`: codes that mean the dependency is
+    not usable rather than a refusal to pass on (UNAUTHENTICATED from a callee means our own
+    credentials are wrong: the end user did nothing wrong, so it must not reach them as such)."""
     code = exc.code()
-    domain = DOMAIN_ERRORS.get(code)
+    domain = None if code in outages else DOMAIN_ERRORS.get(code)
     if domain is not None:
         trailers = dict(exc.trailing_metadata() or ())
         field = trailers.get("closedloop-field") or None
