@@ -7,21 +7,27 @@ from pathlib import Path
 
 from closedloop_acquisition import SPEC, metrics
 from closedloop_acquisition.callbacks.service import CallbackService
-from closedloop_acquisition.capture.service import CaptureService
 from closedloop_acquisition.catalog.codes import ChannelCodes
 from closedloop_acquisition.catalog.service import CatalogService
+from closedloop_acquisition.customers.directory import Customers
+from closedloop_acquisition.customers.service import CustomerEvents
 from closedloop_acquisition.fission.service import FissionService
+from closedloop_acquisition.leads.service import LeadService
 from closedloop_acquisition.models import Base, kit
 from closedloop_acquisition.pages.signin import Signer, SignIn
 from closedloop_acquisition.settings import AcquisitionSettings
-from closedloop_acquisition.transport import events, http, pages
+from closedloop_acquisition.stats.service import StatsService
+from closedloop_acquisition.touches.service import TouchService
+from closedloop_acquisition.transport import http
+from closedloop_acquisition.transport.events import EventHandlers
 from closedloop_acquisition.transport.flows import Flows
 from closedloop_acquisition.transport.gateway import GatewayClient
 from closedloop_acquisition.transport.grpc import SERVICE_NAME, AcquisitionServicer, register
 from closedloop_acquisition.transport.pages import PageSignIn
-from closedloop_acquisition.transport.worker import InboxWorker
+from closedloop_acquisition.transport.workers import InboxWorker
 from loopkit.identity_client import IdentityClient
 from loopkit.runtime import ServiceDefinition, ServiceRuntime
+from loopkit.uow import UnitOfWork
 
 
 def build(runtime: ServiceRuntime) -> None:
@@ -30,12 +36,25 @@ def build(runtime: ServiceRuntime) -> None:
     metrics.start()
     directory = IdentityClient.from_settings(settings)
     gateway = GatewayClient.from_settings(settings) if settings.gateway_url else None
+    customers = Customers(directory)
     catalog = CatalogService()
-    capture = CaptureService(runtime.outbox, directory, catalog)
+    leads = LeadService(runtime.outbox, customers, catalog)
+    touches = TouchService(runtime.outbox, catalog, customers, leads)
     fission = FissionService(runtime.outbox, catalog)
-    callbacks = CallbackService(runtime.outbox, catalog, capture, fission)
-    codes = ChannelCodes(gateway)
-    flows = Flows(runtime.sessions, catalog, capture, fission, runtime.wake_relay, codes=codes)
+    callbacks = CallbackService(runtime.outbox, catalog, touches, fission)
+
+    uow = UnitOfWork(runtime.sessions, after_commit=runtime.wake_relay)
+    flows = Flows(
+        uow,
+        customers=customers,
+        catalog=catalog,
+        touches=touches,
+        leads=leads,
+        stats=StatsService(catalog),
+        fission=fission,
+        callbacks=callbacks,
+        codes=ChannelCodes(gateway),
+    )
     sign_in = None
     if gateway is not None:
         secret = settings.session_secret.get_secret_value().encode() or secrets.token_bytes(32)
@@ -45,21 +64,12 @@ def build(runtime: ServiceRuntime) -> None:
             settings.public_url,
         )
         runtime.on_stop(gateway.close)
-    worker = InboxWorker(
-        runtime.sessions,
-        callbacks,
-        capture,
-        runtime.wake_relay,
-        poll_interval_s=settings.wechat_worker_poll_s,
-    )
+    inbox = InboxWorker(uow, callbacks, customers)
     runtime.add_grpc(register(AcquisitionServicer(flows)), [SERVICE_NAME])
-    runtime.add_http(http.forms_router(flows, sign_in.signin if sign_in else None))
-    runtime.add_http(pages.pages_router(flows, sign_in))
-    runtime.add_http(http.wechat_router(flows, callbacks, settings.wechat_apps, worker.wake))
-    runtime.add_subscription(events.identity_events(capture, fission))
-    runtime.add_subscription(events.referral_events(catalog, capture))
-    runtime.add_subscription(events.conversion_events(catalog, capture))
-    runtime.add_worker(worker.run)
+    runtime.add_http(http.router(flows, settings.wechat_apps, inbox.wake, sign_in))
+    for subscription in EventHandlers(touches, CustomerEvents(leads, fission)).subscriptions():
+        runtime.add_subscription(subscription)
+    runtime.add_worker(inbox.worker(settings.wechat_worker_poll_s))
     runtime.on_stop(directory.close)
 
 

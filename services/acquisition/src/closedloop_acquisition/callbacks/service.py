@@ -10,22 +10,35 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from ulid import ULID
 
 from closedloop.events.v1 import acquisition_events_pb2 as ev
-from closedloop_acquisition.capture.service import CaptureService
+from closedloop_acquisition.callbacks import repository as repo
 from closedloop_acquisition.catalog.service import CatalogService, closed
 from closedloop_acquisition.catalog.specs import text
 from closedloop_acquisition.fission.service import FissionService
-from closedloop_acquisition.models import TouchRow, WechatInboxRow
+from closedloop_acquisition.models import WechatInboxRow
+from closedloop_acquisition.touches.service import TouchService
 from loopkit.customers import IdentityValue, ResolvedCustomer
 from loopkit.errors import InvalidArgument
 from loopkit.events import Outbox
 
 SCENE_PREFIX = "qrscene_"
 SUMMARY_CHARS = 200
+
+
+@dataclass(frozen=True)
+class InboxMessage:
+    """A stored message waiting for the worker."""
+
+    id: str
+    tenant_id: str
+    app_id: str
+    kind: str  # the event, else the message type
+    attempts: int
+    trace_context: dict[str, str]
+    identities: tuple[IdentityValue, ...]
 
 
 @dataclass(frozen=True)
@@ -77,12 +90,12 @@ class CallbackService:
         self,
         outbox: Outbox,
         catalog: CatalogService,
-        capture: CaptureService,
+        touches: TouchService,
         fission: FissionService,
     ) -> None:
         self._outbox = outbox
         self._catalog = catalog
-        self._capture = capture
+        self._touches = touches
         self._fission = fission
 
     async def accept(
@@ -91,6 +104,7 @@ class CallbackService:
         tenant_id: str,
         app_id: str,
         message: dict[str, str],
+        now: datetime,
         *,
         trace_context: Mapping[str, str] | None = None,
     ) -> Accepted:
@@ -105,14 +119,9 @@ class CallbackService:
         if scene:
             channel = await self._catalog.channel_by_scene(session, tenant_id, scene)
             if channel is not None:
-                shut = closed(channel, datetime.now(UTC))
+                shut = closed(channel, now)
                 reply = channel.expired_reply if shut else channel.welcome_message
-        found = await session.execute(
-            select(WechatInboxRow.id).where(
-                WechatInboxRow.app_id == app_id, WechatInboxRow.dedup_key == key
-            )
-        )
-        existing = found.scalar_one_or_none()
+        existing = await repo.stored(session, app_id, key)
         if existing is not None:
             return Accepted(existing, duplicate=True, reply=reply)
         row = WechatInboxRow(
@@ -122,73 +131,67 @@ class CallbackService:
             dedup_key=key,
             from_user=message["FromUserName"],
             message=message,
-            received_at=datetime.now(UTC),
+            received_at=now,
             attempts=0,
             processed_at=None,
             outcome="",
             trace_context=dict(trace_context or {}),
         )
-        session.add(row)
-        await session.flush()
+        await repo.add(session, row)
         return Accepted(row.id, duplicate=False, reply=reply)
 
-    async def pending(self, session: AsyncSession, limit: int) -> list[WechatInboxRow]:
-        result = await session.execute(
-            select(WechatInboxRow)
-            .where(WechatInboxRow.processed_at.is_(None))
-            .order_by(WechatInboxRow.received_at, WechatInboxRow.id)
-            .limit(limit)
-        )
-        return list(result.scalars())
-
-    @staticmethod
-    def identities(row: WechatInboxRow) -> list[IdentityValue]:
-        if not row.from_user:
-            return []  # erased (customer forgotten) before it was processed
-        # The message was signed with the account's token: WeChat itself names this openid.
+    async def pending(self, session: AsyncSession, limit: int) -> list[InboxMessage]:
         return [
-            IdentityValue(
-                kind="wechat_openid", value=row.from_user, scope=row.app_id, verified=True
+            InboxMessage(
+                id=row.id,
+                tenant_id=row.tenant_id,
+                app_id=row.app_id,
+                kind=row.message.get("Event") or row.message.get("MsgType", ""),
+                attempts=row.attempts,
+                trace_context=dict(row.trace_context or {}),
+                identities=tuple(identities(row)),
             )
+            for row in await repo.pending(session, limit)
         ]
 
     async def failed(
-        self, session: AsyncSession, inbox_id: str, reason: str, *, final: bool, counts: bool
+        self,
+        session: AsyncSession,
+        inbox_id: str,
+        reason: str,
+        now: datetime,
+        *,
+        final: bool,
+        counts: bool,
     ) -> None:
         """Records why a message could not be processed; `final` gives it up."""
         values: dict[str, object] = {"outcome": reason[:1000]}
         if counts:
-            values["attempts"] = WechatInboxRow.attempts + 1
+            values["attempts"] = repo.one_more_attempt()
         if final:
-            values["processed_at"] = datetime.now(UTC)
-        await session.execute(
-            update(WechatInboxRow)
-            .where(WechatInboxRow.id == inbox_id, WechatInboxRow.processed_at.is_(None))
-            .values(values)
-        )
+            values["processed_at"] = now
+        await repo.mark(session, inbox_id, values)
 
     async def process(
-        self, session: AsyncSession, inbox_id: str, customer: ResolvedCustomer | None
-    ) -> list[TouchRow]:
+        self,
+        session: AsyncSession,
+        inbox_id: str,
+        customer: ResolvedCustomer | None,
+        now: datetime,
+    ) -> None:
         """Turns one stored message into touches or an interaction, exactly once."""
-        claimed = await session.execute(
-            update(WechatInboxRow)
-            .where(WechatInboxRow.id == inbox_id, WechatInboxRow.processed_at.is_(None))
-            .values(processed_at=datetime.now(UTC), attempts=WechatInboxRow.attempts + 1)
-        )
-        if int(getattr(claimed, "rowcount", 0) or 0) != 1:
-            return []  # another worker (replica) processed it
-        row = await session.get(WechatInboxRow, inbox_id)
+        if not await repo.claim(session, inbox_id, now):
+            return  # another worker (replica) processed it
+        row = await repo.get(session, inbox_id)
         assert row is not None
         message = row.message
         if not message:
             row.outcome = "erased"
-            return []
+            return
         tenant_id, customer_id = row.tenant_id, customer.customer_id if customer else ""
-        identities = self.identities(row)
-        at = _created_at(message)
+        sender = identities(row)
+        at = _created_at(message, now)
         event = event_of(message)
-        touches: list[TouchRow] = []
         if event in ("subscribe", "SCAN"):
             scene = scene_of(message)
             channel = None
@@ -200,51 +203,45 @@ class CallbackService:
             # A fission poster's scans and subscribes are credited to its participant.
             referrer = participant.customer_id if participant is not None else ""
             if channel is not None:
-                touches.append(
-                    await self._capture.add_touch(
-                        session,
-                        tenant_id,
-                        channel,
-                        "scan",
-                        identities=identities,
-                        customer_id=customer_id,
-                        referrer_customer_id=referrer,
-                        occurred_at=at,
-                    )
+                await self._touches.add_touch(
+                    session,
+                    tenant_id,
+                    channel,
+                    "scan",
+                    identities=sender,
+                    customer_id=customer_id,
+                    referrer_customer_id=referrer,
+                    at=at,
                 )
             if event == "subscribe":
-                touch = await self._capture.add_touch(
+                touch = await self._touches.add_touch(
                     session,
                     tenant_id,
                     channel,
                     "subscribe",
-                    identities=identities,
+                    identities=sender,
                     customer_id=customer_id,
                     referrer_customer_id=referrer,
-                    occurred_at=at,
+                    at=at,
                 )
-                touches.append(touch)
                 new_subscriber = customer is not None and customer.created and not touch.expired
                 if participant is not None and new_subscriber:
-                    await self._fission.invited(session, participant, customer_id)
+                    await self._fission.invited(session, participant, customer_id, now)
             row.outcome = "touch" if channel or not scene else f"touch; unknown scene {scene!r}"
         elif event == "unsubscribe":
-            touches.append(
-                await self._capture.add_touch(
-                    session,
-                    tenant_id,
-                    None,
-                    "unsubscribe",
-                    identities=identities,
-                    customer_id=customer_id,
-                    occurred_at=at,
-                )
+            await self._touches.add_touch(
+                session,
+                tenant_id,
+                None,
+                "unsubscribe",
+                identities=sender,
+                customer_id=customer_id,
+                at=at,
             )
             row.outcome = "touch"
         else:
             await self._interaction(session, row, customer_id)
             row.outcome = "interaction"
-        return touches
 
     async def _interaction(
         self, session: AsyncSession, row: WechatInboxRow, customer_id: str
@@ -271,8 +268,17 @@ class CallbackService:
         )
 
 
-def _created_at(message: dict[str, str]) -> datetime:
+def identities(row: WechatInboxRow) -> list[IdentityValue]:
+    if not row.from_user:
+        return []  # erased (customer forgotten) before it was processed
+    # The message was signed with the account's token: WeChat itself names this openid.
+    return [
+        IdentityValue(kind="wechat_openid", value=row.from_user, scope=row.app_id, verified=True)
+    ]
+
+
+def _created_at(message: dict[str, str], now: datetime) -> datetime:
     try:
         return datetime.fromtimestamp(int(message.get("CreateTime", "")), UTC)
     except (ValueError, OverflowError, OSError):
-        return datetime.now(UTC)
+        return now

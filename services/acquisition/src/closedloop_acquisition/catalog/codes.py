@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from closedloop_acquisition.catalog.specs import CODE_KINDS, ChannelSpec
-from closedloop_acquisition.models import ChannelRow
+from closedloop_acquisition.catalog.views import ChannelView
 from closedloop_acquisition.wechat import WechatGateway
 from loopkit.errors import FailedPrecondition, InvalidArgument
 
@@ -83,7 +83,7 @@ class ChannelCodes:
         except Exception:
             log.warning("could not remove the contact-me code of an unwritten channel")
 
-    async def release(self, tenant_id: str, channel: ChannelRow) -> None:
+    async def release(self, tenant_id: str, channel: ChannelView) -> None:
         """Remove a deleted channel's contact-me code at WeCom (before the row says so)."""
         if not channel.code_config_id:
             return

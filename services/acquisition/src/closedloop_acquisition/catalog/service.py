@@ -1,4 +1,7 @@
-"""Use cases on the catalog: create and read campaigns, channels and landing pages."""
+"""Use cases on the catalog: create and read campaigns, channels and landing pages.
+
+The `get_*`, `list_*` and `create_*` use cases hand out views; the `*_row` lookups are for the
+other concepts' use cases, which work on rows inside the same unit of work."""
 
 from __future__ import annotations
 
@@ -15,8 +18,10 @@ from closedloop_acquisition.catalog.specs import (
     LandingPageSpec,
     Schedule,
 )
+from closedloop_acquisition.catalog.views import CampaignView, ChannelView, LandingPageView
 from closedloop_acquisition.models import CampaignRow, ChannelRow, LandingPageRow
 from loopkit.errors import AlreadyExists, InvalidArgument, NotFound
+from loopkit.views import view_of
 
 MAX_PAGE_SIZE = 100
 
@@ -29,8 +34,8 @@ def _page_size(size: int) -> int:
 
 class CatalogService:
     async def create_campaign(
-        self, session: AsyncSession, tenant_id: str, spec: CampaignSpec
-    ) -> CampaignRow:
+        self, session: AsyncSession, tenant_id: str, spec: CampaignSpec, now: datetime
+    ) -> CampaignView:
         spec.validate()
         row = CampaignRow(
             id=str(ULID()),
@@ -42,13 +47,18 @@ class CatalogService:
             goal_leads=spec.goal_leads,
             fission_goal=spec.fission_goal,
             fission_reward=spec.fission_reward,
-            created_at=datetime.now(UTC),
+            created_at=now,
         )
         session.add(row)
         await session.flush()
-        return row
+        return view_of(CampaignView, row)
 
     async def get_campaign(
+        self, session: AsyncSession, tenant_id: str, campaign_id: str
+    ) -> CampaignView:
+        return view_of(CampaignView, await self.campaign_row(session, tenant_id, campaign_id))
+
+    async def campaign_row(
         self, session: AsyncSession, tenant_id: str, campaign_id: str
     ) -> CampaignRow:
         row = await repo.campaign(session, tenant_id, campaign_id)
@@ -58,17 +68,18 @@ class CatalogService:
 
     async def list_campaigns(
         self, session: AsyncSession, tenant_id: str, *, page_token: str, page_size: int
-    ) -> tuple[list[CampaignRow], str]:
+    ) -> tuple[list[CampaignView], str]:
         limit = _page_size(page_size)
         rows = await repo.list_campaigns(session, tenant_id, after=page_token, limit=limit + 1)
-        return rows[:limit], rows[limit - 1].id if len(rows) > limit else ""
+        views = [view_of(CampaignView, r) for r in rows[:limit]]
+        return views, rows[limit - 1].id if len(rows) > limit else ""
 
     async def check_channel(
         self, session: AsyncSession, tenant_id: str, spec: ChannelSpec, now: datetime
     ) -> None:
         """Everything that would refuse the channel, checked before WeChat issues its code."""
         spec.validate(now)
-        await self.get_campaign(session, tenant_id, spec.campaign_id)
+        await self.campaign_row(session, tenant_id, spec.campaign_id)
         if spec.scene and await repo.channel_by_scene(session, tenant_id, spec.scene):
             raise AlreadyExists(f"scene {spec.scene!r} is taken by another channel", field="scene")
         if spec.state and await repo.channel_by_state(session, tenant_id, spec.state):
@@ -79,9 +90,19 @@ class CatalogService:
         session: AsyncSession,
         tenant_id: str,
         spec: ChannelSpec,
+        now: datetime,
+        code: ChannelCode | None = None,
+    ) -> ChannelView:
+        return view_of(ChannelView, await self.add_channel(session, tenant_id, spec, now, code))
+
+    async def add_channel(
+        self,
+        session: AsyncSession,
+        tenant_id: str,
+        spec: ChannelSpec,
+        now: datetime,
         code: ChannelCode | None = None,
     ) -> ChannelRow:
-        now = datetime.now(UTC)
         await self.check_channel(session, tenant_id, spec, now)
         code = code or ChannelCode()
         row = ChannelRow(
@@ -124,9 +145,9 @@ class CatalogService:
 
     async def delete_channel(
         self, session: AsyncSession, tenant_id: str, channel_id: str, now: datetime
-    ) -> ChannelRow:
+    ) -> ChannelView:
         """Marks the channel deleted and expired from now on (its code was released first)."""
-        row = await self.get_channel(session, tenant_id, channel_id)
+        row = await self.channel_row(session, tenant_id, channel_id)
         if row.deleted_at is None:
             row.deleted_at = now
             expires = row.expires_at
@@ -135,9 +156,14 @@ class CatalogService:
             if expires is None or expires > now:
                 row.expires_at = now
             await session.flush()
-        return row
+        return view_of(ChannelView, row)
 
     async def get_channel(
+        self, session: AsyncSession, tenant_id: str, channel_id: str
+    ) -> ChannelView:
+        return view_of(ChannelView, await self.channel_row(session, tenant_id, channel_id))
+
+    async def channel_row(
         self, session: AsyncSession, tenant_id: str, channel_id: str
     ) -> ChannelRow:
         row = await repo.channel(session, tenant_id, channel_id)
@@ -153,20 +179,21 @@ class CatalogService:
         campaign_id: str,
         page_token: str,
         page_size: int,
-    ) -> tuple[list[ChannelRow], str]:
+    ) -> tuple[list[ChannelView], str]:
         limit = _page_size(page_size)
         rows = await repo.list_channels(
             session, tenant_id, campaign_id=campaign_id, after=page_token, limit=limit + 1
         )
-        return rows[:limit], rows[limit - 1].id if len(rows) > limit else ""
+        views = [view_of(ChannelView, r) for r in rows[:limit]]
+        return views, rows[limit - 1].id if len(rows) > limit else ""
 
     async def create_landing_page(
-        self, session: AsyncSession, tenant_id: str, spec: LandingPageSpec
-    ) -> LandingPageRow:
+        self, session: AsyncSession, tenant_id: str, spec: LandingPageSpec, now: datetime
+    ) -> LandingPageView:
         spec.validate()
-        await self.get_campaign(session, tenant_id, spec.campaign_id)
+        await self.campaign_row(session, tenant_id, spec.campaign_id)
         if spec.channel_id:
-            await self.get_channel(session, tenant_id, spec.channel_id)
+            await self.channel_row(session, tenant_id, spec.channel_id)
         row = LandingPageRow(
             id=str(ULID()),
             tenant_id=tenant_id,
@@ -174,17 +201,25 @@ class CatalogService:
             channel_id=spec.channel_id or None,
             title=spec.title.strip(),
             fields=[f.as_json() for f in spec.fields],
-            created_at=datetime.now(UTC),
+            created_at=now,
             sign_in=spec.sign_in,
             app_id=spec.app_id,
         )
         session.add(row)
         await session.flush()
-        return row
+        return view_of(LandingPageView, row)
 
     async def get_landing_page(
         self, session: AsyncSession, tenant_id: str, page_id: str
-    ) -> LandingPageRow:
+    ) -> LandingPageView:
+        return view_of(LandingPageView, await self.page_row(session, tenant_id, page_id))
+
+    async def public_page(self, session: AsyncSession, page_id: str) -> LandingPageView:
+        """A page by its public id alone (its tenant is whoever owns it); NotFound otherwise."""
+        tenant = await self.page_tenant(session, page_id)
+        return await self.get_landing_page(session, tenant, page_id)
+
+    async def page_row(self, session: AsyncSession, tenant_id: str, page_id: str) -> LandingPageRow:
         row = await repo.page(session, tenant_id, page_id)
         if row is None:
             raise NotFound(f"no landing page {page_id!r}", field="page_id")

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from ulid import ULID
 
@@ -13,17 +11,24 @@ from closedloop.events.v1 import acquisition_events_pb2 as ev
 from closedloop_acquisition.catalog.codes import ChannelCode
 from closedloop_acquisition.catalog.service import CatalogService
 from closedloop_acquisition.catalog.specs import ChannelSpec
+from closedloop_acquisition.catalog.views import CampaignView, ChannelView
+from closedloop_acquisition.fission import repository as repo
+from closedloop_acquisition.fission.views import ParticipantView, Progress
 from closedloop_acquisition.models import CampaignRow, ChannelRow, FissionParticipantRow
 from loopkit.errors import FailedPrecondition, InvalidArgument, NotFound
 from loopkit.events import Outbox
+from loopkit.views import view_of
 
 
-@dataclass(frozen=True)
-class Progress:
-    participant: FissionParticipantRow
-    campaign: CampaignRow
-    channel: ChannelRow
-    created: bool = False
+def _progress(
+    row: FissionParticipantRow, campaign: CampaignRow, channel: ChannelRow, created: bool = False
+) -> Progress:
+    return Progress(
+        view_of(ParticipantView, row),
+        view_of(CampaignView, campaign),
+        view_of(ChannelView, channel),
+        created=created,
+    )
 
 
 class FissionService:
@@ -34,7 +39,7 @@ class FissionService:
     async def _fission_campaign(
         self, session: AsyncSession, tenant_id: str, campaign_id: str
     ) -> CampaignRow:
-        campaign = await self._catalog.get_campaign(session, tenant_id, campaign_id)
+        campaign = await self._catalog.campaign_row(session, tenant_id, campaign_id)
         if campaign.fission_goal <= 0:
             raise FailedPrecondition("not a fission campaign", field="campaign_id")
         return campaign
@@ -63,18 +68,11 @@ class FissionService:
         self, session: AsyncSession, tenant_id: str, campaign_id: str, customer_id: str
     ) -> Progress | None:
         campaign = await self._fission_campaign(session, tenant_id, campaign_id)
-        found = await session.execute(
-            select(FissionParticipantRow).where(
-                FissionParticipantRow.tenant_id == tenant_id,
-                FissionParticipantRow.campaign_id == campaign_id,
-                FissionParticipantRow.customer_id == customer_id,
-            )
-        )
-        row = found.scalar_one_or_none()
+        row = await repo.participant(session, tenant_id, campaign_id, customer_id)
         if row is None:
             return None
-        channel = await self._catalog.get_channel(session, tenant_id, row.channel_id)
-        return Progress(row, campaign, channel)
+        channel = await self._catalog.channel_row(session, tenant_id, row.channel_id)
+        return _progress(row, campaign, channel)
 
     async def join(
         self,
@@ -84,6 +82,7 @@ class FissionService:
         customer_id: str,
         app_id: str,
         *,
+        now: datetime,
         poster: tuple[str, ChannelSpec] | None = None,
         code: ChannelCode | None = None,
     ) -> Progress:
@@ -95,7 +94,7 @@ class FissionService:
             return found
         campaign = await self._fission_campaign(session, tenant_id, campaign_id)
         participant_id, spec = poster or self.poster(campaign_id, customer_id, app_id)
-        channel = await self._catalog.create_channel(session, tenant_id, spec, code)
+        channel = await self._catalog.add_channel(session, tenant_id, spec, now, code)
         row = FissionParticipantRow(
             id=participant_id,
             tenant_id=tenant_id,
@@ -104,56 +103,43 @@ class FissionService:
             channel_id=channel.id,
             invited=0,
             reached_at=None,
-            created_at=datetime.now(UTC),
+            created_at=now,
         )
-        session.add(row)
-        await session.flush()
-        return Progress(row, campaign, channel, created=True)
+        await repo.add(session, row)
+        return _progress(row, campaign, channel, created=True)
 
     async def progress(
         self, session: AsyncSession, tenant_id: str, campaign_id: str, customer_id: str
     ) -> Progress:
         campaign = await self._fission_campaign(session, tenant_id, campaign_id)
-        found = await session.execute(
-            select(FissionParticipantRow).where(
-                FissionParticipantRow.tenant_id == tenant_id,
-                FissionParticipantRow.campaign_id == campaign_id,
-                FissionParticipantRow.customer_id == customer_id,
-            )
-        )
-        row = found.scalar_one_or_none()
+        row = await repo.participant(session, tenant_id, campaign_id, customer_id)
         if row is None:
             raise NotFound("this customer has not joined the campaign", field="customer_id")
-        channel = await self._catalog.get_channel(session, tenant_id, row.channel_id)
-        return Progress(row, campaign, channel)
+        channel = await self._catalog.channel_row(session, tenant_id, row.channel_id)
+        return _progress(row, campaign, channel)
 
     async def participant_of(
         self, session: AsyncSession, tenant_id: str, channel_id: str
     ) -> FissionParticipantRow | None:
-        # Locked: invites counted by two workers (replicas) at once must both count.
-        found = await session.execute(
-            select(FissionParticipantRow)
-            .where(
-                FissionParticipantRow.tenant_id == tenant_id,
-                FissionParticipantRow.channel_id == channel_id,
-            )
-            .with_for_update()
-        )
-        return found.scalar_one_or_none()
+        return await repo.participant_of_channel(session, tenant_id, channel_id)
 
     async def invited(
-        self, session: AsyncSession, participant: FissionParticipantRow, newcomer_id: str
+        self,
+        session: AsyncSession,
+        participant: FissionParticipantRow,
+        newcomer_id: str,
+        now: datetime,
     ) -> None:
         """A new subscriber came through the participant's code; at the goal, the reward task
         (fission.goal_reached) is published, once."""
         if newcomer_id == participant.customer_id:
             return  # scanning one's own poster brings nobody
         participant.invited += 1
-        campaign = await self._catalog.get_campaign(
+        campaign = await self._catalog.campaign_row(
             session, participant.tenant_id, participant.campaign_id
         )
         if participant.reached_at is None and participant.invited >= campaign.fission_goal:
-            participant.reached_at = datetime.now(UTC)
+            participant.reached_at = now
             await self._outbox.emit(
                 session,
                 "fission.goal_reached",
@@ -172,14 +158,9 @@ class FissionService:
         self, session: AsyncSession, tenant_id: str, survivor_id: str, merged_id: str
     ) -> None:
         """Two participations of one person in one campaign: the older one keeps both counts."""
-        found = await session.execute(
-            select(FissionParticipantRow).where(
-                FissionParticipantRow.tenant_id == tenant_id,
-                FissionParticipantRow.customer_id.in_([survivor_id, merged_id]),
-            )
-        )
+        found = await repo.participants_of_customers(session, tenant_id, [survivor_id, merged_id])
         by_campaign: dict[str, list[FissionParticipantRow]] = {}
-        for row in found.scalars():
+        for row in found:
             by_campaign.setdefault(row.campaign_id, []).append(row)
         for rows in by_campaign.values():
             rows.sort(key=lambda r: r.created_at)
@@ -187,6 +168,6 @@ class FissionService:
             for other in rows[1:]:
                 keep.invited += other.invited
                 keep.reached_at = keep.reached_at or other.reached_at
-                await session.delete(other)
+                await repo.delete(session, other)
             keep.customer_id = survivor_id
         await session.flush()

@@ -1,1 +1,1 @@
-"""Touches and leads: every meeting on a channel, and the contact details it leaves."""
+"""Leads: the contact details a touch leaves, tied to one customer per campaign."""

@@ -7,8 +7,6 @@ from collections.abc import Iterable
 from closedloop.acquisition.v1 import acquisition_pb2 as pb
 from closedloop.common.v1 import common_pb2
 from closedloop.events.v1 import acquisition_events_pb2 as ev
-from closedloop_acquisition.capture.attribution import Attribution
-from closedloop_acquisition.capture.service import Stats, TouchInput, attribution_pb
 from closedloop_acquisition.catalog.specs import (
     CampaignSpec,
     ChannelSpec,
@@ -16,14 +14,14 @@ from closedloop_acquisition.catalog.specs import (
     LandingPageSpec,
     Schedule,
 )
-from closedloop_acquisition.fission.service import Progress
-from closedloop_acquisition.models import (
-    CampaignRow,
-    ChannelRow,
-    LandingPageRow,
-    LeadRow,
-    TouchRow,
-)
+from closedloop_acquisition.catalog.views import CampaignView, ChannelView, LandingPageView
+from closedloop_acquisition.fission.views import Progress
+from closedloop_acquisition.leads.attribution import Attribution
+from closedloop_acquisition.leads.service import attribution_pb
+from closedloop_acquisition.leads.views import LeadView
+from closedloop_acquisition.stats.service import Stats
+from closedloop_acquisition.touches.service import TouchInput
+from closedloop_acquisition.touches.views import TouchView
 from loopkit.customers import IdentityValue
 from loopkit.errors import InvalidArgument
 from loopkit.identity_client import identity_from_pb
@@ -69,7 +67,7 @@ def campaign_spec(request: pb.CreateCampaignRequest) -> CampaignSpec:
     )
 
 
-def campaign_to_pb(row: CampaignRow) -> pb.Campaign:
+def campaign_to_pb(row: CampaignView) -> pb.Campaign:
     return pb.Campaign(
         campaign_id=row.id,
         tenant_id=row.tenant_id,
@@ -115,7 +113,7 @@ def channel_spec(channel: pb.Channel) -> ChannelSpec:
     )
 
 
-def channel_to_pb(row: ChannelRow) -> pb.Channel:
+def channel_to_pb(row: ChannelView) -> pb.Channel:
     schedule = row.schedule or {}
     return pb.Channel(
         channel_id=row.id,
@@ -203,7 +201,7 @@ def page_spec(request: pb.CreateLandingPageRequest) -> LandingPageSpec:
     )
 
 
-def page_to_pb(row: LandingPageRow) -> pb.LandingPage:
+def page_to_pb(row: LandingPageView) -> pb.LandingPage:
     return pb.LandingPage(
         page_id=row.id,
         tenant_id=row.tenant_id,
@@ -239,7 +237,7 @@ def touch_input(request: pb.RecordTouchRequest) -> TouchInput:
     )
 
 
-def touch_to_pb(row: TouchRow) -> pb.Touch:
+def touch_to_pb(row: TouchView) -> pb.Touch:
     return pb.Touch(
         touch_id=row.id,
         tenant_id=row.tenant_id,
@@ -255,7 +253,7 @@ def touch_to_pb(row: TouchRow) -> pb.Touch:
     )
 
 
-def lead_to_pb(row: LeadRow) -> pb.Lead:
+def lead_to_pb(row: LeadView) -> pb.Lead:
     return pb.Lead(
         lead_id=row.id,
         tenant_id=row.tenant_id,

@@ -1,32 +1,32 @@
-"""The multi-step use cases both transports run: validate, resolve through identity (outside any
-transaction), then write rows and events in one unit of work. Metrics count after the commit."""
+"""The multi-step requests both transports run: validate, resolve through identity or obtain a
+code from WeChat (outside any transaction), then write rows and events in one unit of work."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from datetime import UTC, datetime
 from typing import TypeVar
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from closedloop_acquisition import metrics
-from closedloop_acquisition.capture.service import (
-    CapturedLead,
-    CaptureService,
-    LeadInput,
-    PreparedLead,
-    TouchInput,
-)
+from closedloop_acquisition.callbacks.service import CallbackService
 from closedloop_acquisition.catalog.codes import ChannelCodes
 from closedloop_acquisition.catalog.service import CatalogService
 from closedloop_acquisition.catalog.specs import ChannelSpec
-from closedloop_acquisition.fission.service import FissionService, Progress
-from closedloop_acquisition.models import ChannelRow, TouchRow
+from closedloop_acquisition.catalog.views import ChannelView
+from closedloop_acquisition.clock import now
+from closedloop_acquisition.customers.directory import Customers
+from closedloop_acquisition.fission.service import FissionService
+from closedloop_acquisition.fission.views import Progress
+from closedloop_acquisition.leads.service import LeadInput, LeadService, PreparedLead
+from closedloop_acquisition.leads.views import CapturedLead
 from closedloop_acquisition.pages.signin import WebSession
+from closedloop_acquisition.stats.service import StatsService
+from closedloop_acquisition.touches.service import TouchInput, TouchService
+from closedloop_acquisition.touches.views import TouchView
 from loopkit.customers import IdentityValue
-from loopkit.db import transact
 from loopkit.errors import InvalidArgument
+from loopkit.uow import UnitOfWork
 
 T = TypeVar("T")
 
@@ -34,56 +34,66 @@ T = TypeVar("T")
 class Flows:
     def __init__(
         self,
-        sessions: async_sessionmaker[AsyncSession],
-        catalog: CatalogService,
-        capture: CaptureService,
-        fission: FissionService,
-        after_commit: Callable[[], None],
+        uow: UnitOfWork,
         *,
+        customers: Customers,
+        catalog: CatalogService,
+        touches: TouchService,
+        leads: LeadService,
+        stats: StatsService,
+        fission: FissionService,
+        callbacks: CallbackService,
         codes: ChannelCodes | None = None,
     ) -> None:
-        self.sessions = sessions
+        self.uow = uow
+        self.customers = customers
         self.catalog = catalog
-        self.capture = capture
+        self.touches = touches
+        self.leads = leads
+        self.stats = stats
         self.fission = fission
+        self.callbacks = callbacks
         self.codes = codes or ChannelCodes(None)
-        self._after_commit = after_commit
 
     async def tx(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
-        return await transact(self.sessions, work, after_commit=self._after_commit)
+        return await self.uow.run(work)
 
     async def read(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
-        async with self.sessions() as session:
+        """Reads without a transaction of their own to commit (nothing is written)."""
+        async with self.uow.sessions() as session:
             return await work(session)
 
-    async def record_touch(self, tenant_id: str, request: TouchInput) -> TouchRow:
-        self.capture.check_touch(request)
+    async def record_touch(self, tenant_id: str, request: TouchInput) -> TouchView:
+        self.touches.check_touch(request)
         if request.channel_id:
             await self.read(lambda s: self.catalog.get_channel(s, tenant_id, request.channel_id))
-        customer = await self.capture.resolve(tenant_id, request.identities)
-        touch = await self.tx(lambda s: self.capture.record_touch(s, tenant_id, request, customer))
-        metrics.touch(touch.kind, touch.channel_kind)
-        return touch
+        customer = await self.customers.resolve(tenant_id, request.identities)
+        at = now()
+        return await self.tx(
+            lambda s: self.touches.record_touch(s, tenant_id, request, customer, at)
+        )
 
-    async def create_channel(self, tenant_id: str, spec: ChannelSpec) -> ChannelRow:
+    async def create_channel(self, tenant_id: str, spec: ChannelSpec) -> ChannelView:
         """Checks, obtains the channel's code from WeChat (outside any transaction), writes."""
-        now = datetime.now(UTC)
-        await self.read(lambda s: self.catalog.check_channel(s, tenant_id, spec, now))
-        code = await self.codes.obtain(tenant_id, spec, now)
+        at = now()
+        await self.read(lambda s: self.catalog.check_channel(s, tenant_id, spec, at))
+        code = await self.codes.obtain(tenant_id, spec, at)
         try:
-            return await self.tx(lambda s: self.catalog.create_channel(s, tenant_id, spec, code))
+            return await self.tx(
+                lambda s: self.catalog.create_channel(s, tenant_id, spec, now(), code)
+            )
         except Exception:
             await self.codes.discard(tenant_id, code)
             raise
 
-    async def delete_channel(self, tenant_id: str, channel_id: str) -> ChannelRow:
+    async def delete_channel(self, tenant_id: str, channel_id: str) -> ChannelView:
         """Removes the channel's contact-me code at WeCom, then marks it deleted. If WeCom
         cannot be reached the channel stays as it was (UNAVAILABLE); deleting again is safe."""
         channel = await self.read(lambda s: self.catalog.get_channel(s, tenant_id, channel_id))
         if channel.deleted_at is None:
             await self.codes.release(tenant_id, channel)
-        now = datetime.now(UTC)
-        return await self.tx(lambda s: self.catalog.delete_channel(s, tenant_id, channel_id, now))
+        at = now()
+        return await self.tx(lambda s: self.catalog.delete_channel(s, tenant_id, channel_id, at))
 
     async def capture_lead(
         self, tenant_id: str | None, request: LeadInput, signed_in: WebSession | None = None
@@ -95,7 +105,7 @@ class Flows:
         async def prepare(session: AsyncSession) -> tuple[str, PreparedLead | CapturedLead]:
             tenant = tenant_id or await self.catalog.page_tenant(session, request.page_id)
             # A retry of a call that committed: its first answer, without calling identity.
-            first = await self.capture.first_answer(session, tenant, request)
+            first = await self.leads.first_answer(session, tenant, request)
             if first is not None:
                 return tenant, first
             lead = request
@@ -104,15 +114,15 @@ class Flows:
                 lead = replace(
                     request, identities=signed_in.identities() + request.identities, claims=()
                 )
-            return tenant, await self.capture.prepare_lead(session, tenant, lead)
+            return tenant, await self.leads.prepare_lead(session, tenant, lead, now())
 
         tenant, prepared = await self.read(prepare)
         if isinstance(prepared, CapturedLead):
             return prepared
-        customer = await self.capture.resolve_lead(tenant, prepared)
-        captured = await self.tx(lambda s: self.capture.capture_lead(s, tenant, prepared, customer))
-        metrics.lead(captured.repeat)
-        return captured
+        customer = await self.leads.resolve_lead(tenant, prepared)
+        return await self.tx(
+            lambda s: self.leads.capture_lead(s, tenant, prepared, customer, now())
+        )
 
     async def join_fission(
         self,
@@ -124,7 +134,7 @@ class Flows:
         if not identities:
             raise InvalidArgument("who joins: at least one identity", field="identities")
         await self.read(lambda s: self.fission.check_join(s, tenant_id, campaign_id, app_id))
-        customer = await self.capture.resolve(tenant_id, identities)
+        customer = await self.customers.resolve(tenant_id, identities)
         assert customer is not None
         customer_id = customer.customer_id
         found = await self.read(
@@ -134,11 +144,18 @@ class Flows:
             return found
         # The poster's QR code comes from WeChat before the participant is written.
         poster = self.fission.poster(campaign_id, customer_id, app_id)
-        code = await self.codes.obtain(tenant_id, poster[1], datetime.now(UTC))
+        code = await self.codes.obtain(tenant_id, poster[1], now())
         try:
             return await self.tx(
                 lambda s: self.fission.join(
-                    s, tenant_id, campaign_id, customer_id, app_id, poster=poster, code=code
+                    s,
+                    tenant_id,
+                    campaign_id,
+                    customer_id,
+                    app_id,
+                    now=now(),
+                    poster=poster,
+                    code=code,
                 )
             )
         except Exception:

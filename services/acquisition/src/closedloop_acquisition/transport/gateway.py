@@ -8,8 +8,7 @@ from closedloop.gateway.v1 import gateway_pb2 as gw
 from closedloop.gateway.v1 import gateway_pb2_grpc
 from closedloop_acquisition.settings import AcquisitionSettings
 from closedloop_acquisition.wechat import SCOPE_USERINFO, ContactWay, QrCode, WebIdentity
-from loopkit import errors
-from loopkit.grpc_client import make_channel
+from loopkit.grpc_client import make_channel, translate_error
 from loopkit.timestamps import from_ts
 
 SERVICE = "closedloop.gateway.v1.GatewayService"
@@ -18,25 +17,13 @@ SERVICE = "closedloop.gateway.v1.GatewayService"
 # (WeChat's codes work once).
 _RETRIED = [(SERVICE, m) for m in ("CreateQrCode", "BuildOAuthUrl", "DeleteContactWay")]
 
-_DOMAIN_ERRORS: dict[grpc.StatusCode, type[errors.DomainError]] = {
-    grpc.StatusCode.INVALID_ARGUMENT: errors.InvalidArgument,
-    grpc.StatusCode.NOT_FOUND: errors.NotFound,
-    grpc.StatusCode.FAILED_PRECONDITION: errors.FailedPrecondition,
-    grpc.StatusCode.ALREADY_EXISTS: errors.AlreadyExists,
-    grpc.StatusCode.PERMISSION_DENIED: errors.PermissionDenied,
-}
+# Our token refused, or a conflict at the gateway: acquisition's callers did nothing wrong, so
+# these are an outage of the gateway to them (UNAVAILABLE), never a refusal passed on.
+_OUTAGES = (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.ABORTED)
 
 
 def _translate(exc: grpc.aio.AioRpcError) -> Exception:
-    """The gateway's refusals as domain errors; anything else means it or WeChat is away."""
-    domain = _DOMAIN_ERRORS.get(exc.code())
-    if domain is None:
-        return errors.DependencyUnavailable(f"WeChat gateway: {exc.code().name} ({exc.details()})")
-    field = dict(exc.trailing_metadata() or ()).get("closedloop-field") or None
-    reason = exc.details() or exc.code().name
-    if field and reason.startswith(f"{field}: "):
-        reason = reason[len(field) + 2 :]
-    return domain(f"WeChat gateway: {reason}", field=str(field) if field else None)
+    return translate_error(exc, "WeChat gateway", outages=_OUTAGES)
 
 
 class GatewayClient:

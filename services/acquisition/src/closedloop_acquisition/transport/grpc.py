@@ -8,7 +8,8 @@ import grpc
 
 from closedloop.acquisition.v1 import acquisition_pb2 as pb
 from closedloop.acquisition.v1 import acquisition_pb2_grpc
-from closedloop_acquisition.capture.service import LeadInput
+from closedloop_acquisition.clock import now
+from closedloop_acquisition.leads.service import LeadInput
 from closedloop_acquisition.transport import convert
 from closedloop_acquisition.transport.flows import Flows
 from loopkit.tenancy import require_tenant
@@ -25,7 +26,7 @@ class AcquisitionServicer(acquisition_pb2_grpc.AcquisitionServiceServicer):
     ) -> pb.CreateCampaignResponse:
         tenant = require_tenant(request.tenant_id)
         spec = convert.campaign_spec(request)
-        row = await self._f.tx(lambda s: self._f.catalog.create_campaign(s, tenant, spec))
+        row = await self._f.tx(lambda s: self._f.catalog.create_campaign(s, tenant, spec, now()))
         return pb.CreateCampaignResponse(campaign=convert.campaign_to_pb(row))
 
     async def GetCampaign(
@@ -97,7 +98,9 @@ class AcquisitionServicer(acquisition_pb2_grpc.AcquisitionServiceServicer):
     ) -> pb.CreateLandingPageResponse:
         tenant = require_tenant(request.tenant_id)
         spec = convert.page_spec(request)
-        row = await self._f.tx(lambda s: self._f.catalog.create_landing_page(s, tenant, spec))
+        row = await self._f.tx(
+            lambda s: self._f.catalog.create_landing_page(s, tenant, spec, now())
+        )
         return pb.CreateLandingPageResponse(page=convert.page_to_pb(row))
 
     async def GetLandingPage(
@@ -139,7 +142,7 @@ class AcquisitionServicer(acquisition_pb2_grpc.AcquisitionServiceServicer):
         self, request: pb.GetLeadRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetLeadResponse:
         tenant = require_tenant(request.tenant_id)
-        row = await self._f.read(lambda s: self._f.capture.get_lead(s, tenant, request.lead_id))
+        row = await self._f.read(lambda s: self._f.leads.get_lead(s, tenant, request.lead_id))
         return pb.GetLeadResponse(lead=convert.lead_to_pb(row))
 
     async def GetChannelStats(
@@ -147,7 +150,7 @@ class AcquisitionServicer(acquisition_pb2_grpc.AcquisitionServiceServicer):
     ) -> pb.GetChannelStatsResponse:
         tenant = require_tenant(request.tenant_id)
         stats = await self._f.read(
-            lambda s: self._f.capture.stats(
+            lambda s: self._f.stats.stats(
                 s,
                 tenant,
                 channel_id=request.channel_id,

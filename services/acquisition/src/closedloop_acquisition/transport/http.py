@@ -10,12 +10,13 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
-from closedloop_acquisition.callbacks.service import CallbackService
-from closedloop_acquisition.capture.service import LeadInput
 from closedloop_acquisition.catalog.specs import text
+from closedloop_acquisition.clock import now
+from closedloop_acquisition.leads.service import LeadInput
 from closedloop_acquisition.pages.signin import SESSION_COOKIE, SignIn
 from closedloop_acquisition.settings import WechatApp
 from closedloop_acquisition.transport.flows import Flows
+from closedloop_acquisition.transport.pages import PageSignIn, pages_router
 from loopkit.customers import IdentityValue
 from loopkit.errors import (
     DependencyUnavailable,
@@ -97,7 +98,21 @@ def submission(page_id: str, body: dict[str, Any]) -> LeadInput:
     )
 
 
-def forms_router(flows: Flows, signin: SignIn | None = None) -> APIRouter:
+def router(
+    flows: Flows,
+    apps: list[WechatApp],
+    wake_worker: Callable[[], None],
+    sign_in: PageSignIn | None = None,
+) -> APIRouter:
+    """Every public HTTP route: the H5 page and its sign-in, its form, the WeChat callback."""
+    routes = APIRouter()
+    routes.include_router(pages_router(flows, sign_in))
+    routes.include_router(_forms_router(flows, sign_in.signin if sign_in else None))
+    routes.include_router(_wechat_router(flows, apps, wake_worker))
+    return routes
+
+
+def _forms_router(flows: Flows, signin: SignIn | None = None) -> APIRouter:
     """`signin`: the page's WeChat sign-in, whose session cookie carries verified identities."""
     router = APIRouter()
 
@@ -136,9 +151,8 @@ def forms_router(flows: Flows, signin: SignIn | None = None) -> APIRouter:
     return router
 
 
-def wechat_router(
+def _wechat_router(
     flows: Flows,
-    callbacks: CallbackService,
     apps: list[WechatApp],
     wake_worker: Callable[[], None],
 ) -> APIRouter:
@@ -196,8 +210,13 @@ def wechat_router(
             return error_response(400, str(exc), "body")
         try:
             accepted = await flows.tx(
-                lambda s: callbacks.accept(
-                    s, app.tenant_id, app.app_id, message, trace_context=current_context_headers()
+                lambda s: flows.callbacks.accept(
+                    s,
+                    app.tenant_id,
+                    app.app_id,
+                    message,
+                    now(),
+                    trace_context=current_context_headers(),
                 )
             )
         except DomainError as exc:

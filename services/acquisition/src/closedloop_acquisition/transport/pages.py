@@ -12,10 +12,9 @@ from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from closedloop_acquisition.capture.service import MAX_PARAMETERS
-from closedloop_acquisition.models import LandingPageRow
+from closedloop_acquisition.catalog.views import LandingPageView
+from closedloop_acquisition.inputs import MAX_PARAMETERS
 from closedloop_acquisition.pages.render import (
     PageView,
     content_security_policy,
@@ -95,14 +94,9 @@ def link_extras(query: Mapping[str, str]) -> dict[str, Any]:
     return extras
 
 
-async def load_page(flows: Flows, page_id: str) -> LandingPageRow:
+async def load_page(flows: Flows, page_id: str) -> LandingPageView:
     """The page by its public id (its tenant is whoever owns it); NotFound otherwise."""
-
-    async def load(session: AsyncSession) -> LandingPageRow:
-        tenant = await flows.catalog.page_tenant(session, page_id)
-        return await flows.catalog.get_landing_page(session, tenant, page_id)
-
-    return await flows.read(load)
+    return await flows.read(lambda s: flows.catalog.public_page(s, page_id))
 
 
 def is_wechat(request: Request) -> bool:
@@ -124,7 +118,7 @@ class PageSignIn:
     def secure(self, request: Request) -> bool:
         return self.base_url(request).startswith("https://")
 
-    def needed(self, row: LandingPageRow, session: WebSession | None) -> bool:
+    def needed(self, row: LandingPageView, session: WebSession | None) -> bool:
         if row.sign_in == "none":
             return False
         if session is None or session.tenant_id != row.tenant_id:
@@ -132,7 +126,7 @@ class PageSignIn:
         return bool(row.app_id) and session.app_id != row.app_id
 
 
-async def _page_or_answer(flows: Flows, page_id: str, nonce: str) -> LandingPageRow | HTMLResponse:
+async def _page_or_answer(flows: Flows, page_id: str, nonce: str) -> LandingPageView | HTMLResponse:
     """The page, or the HTML page to answer instead (404, or 503 while the database is away)."""
     try:
         return await load_page(flows, page_id[:64])
@@ -147,7 +141,7 @@ async def _page_or_answer(flows: Flows, page_id: str, nonce: str) -> LandingPage
 
 
 def _render(
-    row: LandingPageRow, query: Mapping[str, str], signed_in: bool, nonce: str
+    row: LandingPageView, query: Mapping[str, str], signed_in: bool, nonce: str
 ) -> HTMLResponse:
     view = PageView(
         page_id=row.id,
@@ -160,7 +154,7 @@ def _render(
 
 
 async def _to_wechat(
-    sign_in: PageSignIn, row: LandingPageRow, request: Request, now: float
+    sign_in: PageSignIn, row: LandingPageView, request: Request, now: float
 ) -> Response | None:
     """The redirect to WeChat's authorization page, with the browser's sign-in cookie; None
     when the gateway cannot build it (the form still works without WeChat's word)."""
@@ -187,7 +181,7 @@ async def _to_wechat(
 
 
 async def _signed_in(
-    sign_in: PageSignIn, row: LandingPageRow, request: Request, nonce: str
+    sign_in: PageSignIn, row: LandingPageView, request: Request, nonce: str
 ) -> Response:
     """WeChat sent the browser back: check the state against the browser's cookie, exchange
     the code, set the session cookie, and return to the page with the link's query."""

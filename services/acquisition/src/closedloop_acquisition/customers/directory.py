@@ -1,0 +1,43 @@
+"""Who a touch or lead belongs to, asked of identity outside any transaction (no database
+transaction waits on the network: callers resolve first, then write in one unit of work)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from loopkit.customers import CustomerDirectory, IdentityValue, ResolvedCustomer
+from loopkit.errors import InvalidArgument
+
+
+class Customers:
+    def __init__(self, directory: CustomerDirectory) -> None:
+        self._directory = directory
+
+    async def resolve(
+        self,
+        tenant_id: str,
+        identities: Sequence[IdentityValue],
+        *,
+        fields: Sequence[str] = (),
+    ) -> ResolvedCustomer | None:
+        """The customer of these identities (None when there are none: an anonymous touch).
+
+        An identity identity refuses (an invalid phone) comes back naming the form field in
+        `fields` at the same position, or `identities[n]` for the others.
+        """
+        if not identities:
+            return None
+        try:
+            return await self._directory.resolve(tenant_id, identities, actor="acquisition")
+        except InvalidArgument as exc:
+            raise _name_field(exc, fields) from None
+
+
+def _name_field(exc: InvalidArgument, fields: Sequence[str]) -> InvalidArgument:
+    where = exc.field or ""
+    if where.startswith("identities["):
+        index = int(where[len("identities[") : where.index("]")])
+        if index < len(fields):
+            return InvalidArgument(exc.reason, field=f"values.{fields[index]}")
+        return InvalidArgument(exc.reason, field=f"identities[{index - len(fields)}]")
+    return exc

@@ -1,0 +1,48 @@
+"""identity's customer events across every concept: a merge moves the merged customer's rows
+to the survivor, a forget erases what identifies the person (rows stay for the counts)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from closedloop_acquisition.callbacks import repository as inbox
+from closedloop_acquisition.fission.service import FissionService
+from closedloop_acquisition.leads import repository as leads_repo
+from closedloop_acquisition.leads.service import LeadService
+from closedloop_acquisition.touches import repository as touches
+
+
+class CustomerEvents:
+    def __init__(self, leads: LeadService, fission: FissionService) -> None:
+        self._leads = leads
+        self._fission = fission
+
+    async def merged(
+        self,
+        session: AsyncSession,
+        tenant_id: str,
+        survivor_id: str,
+        merged_id: str,
+        now: datetime,
+    ) -> None:
+        await self._fission.customer_merged(session, tenant_id, survivor_id, merged_id)
+        await self._leads.customer_merged(session, tenant_id, survivor_id, merged_id, now)
+        await touches.repoint(session, tenant_id, merged_id, survivor_id)
+
+    async def forgotten(
+        self, session: AsyncSession, tenant_id: str, customer_ids: Sequence[str]
+    ) -> None:
+        """Erase form values and WeChat ids of these customers."""
+        their_touches = await touches.touches_of_customers(session, tenant_id, customer_ids)
+        openids = {
+            str(i["value"])
+            for t in their_touches
+            for i in t.identities
+            if i.get("kind") == "wechat_openid" and i.get("value")
+        }
+        await touches.forget(session, tenant_id, customer_ids)
+        await leads_repo.forget(session, tenant_id, customer_ids)
+        await inbox.forget_senders(session, tenant_id, openids)

@@ -1,0 +1,96 @@
+"""Every query on leads, their aliases (leads folded by a merge) and the idempotency keys of
+submissions; the only writer of those tables."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from closedloop_acquisition.catalog.specs import is_id
+from closedloop_acquisition.models import LeadAliasRow, LeadRequestRow, LeadRow
+from loopkit.customer_rows import repoint_customer
+
+
+async def add(session: AsyncSession, row: LeadRow | LeadRequestRow) -> None:
+    session.add(row)
+    await session.flush()
+
+
+async def lead(session: AsyncSession, tenant_id: str, lead_id: str) -> LeadRow | None:
+    """The lead, or the one it was folded into by a merge."""
+    if not is_id(lead_id):
+        return None
+    row = await session.get(LeadRow, lead_id)
+    if row is None:
+        alias = await session.get(LeadAliasRow, lead_id)
+        row = await session.get(LeadRow, alias.survivor_lead_id) if alias is not None else None
+    return row if row is not None and row.tenant_id == tenant_id else None
+
+
+async def request(session: AsyncSession, tenant_id: str, request_id: str) -> LeadRequestRow | None:
+    """What the first submission with this idempotency key answered."""
+    return await session.get(LeadRequestRow, (tenant_id, request_id))
+
+
+async def lead_of(
+    session: AsyncSession, tenant_id: str, customer_id: str, campaign_id: str
+) -> LeadRow | None:
+    """The customer's lead in the campaign, row-locked (PostgreSQL) until the transaction ends:
+    concurrent re-submissions queue instead of losing each other's update."""
+    result = await session.execute(
+        select(LeadRow)
+        .where(
+            LeadRow.tenant_id == tenant_id,
+            LeadRow.customer_id == customer_id,
+            LeadRow.campaign_id == campaign_id,
+        )
+        .with_for_update()
+    )
+    return result.scalar_one_or_none()
+
+
+async def leads_of_customers(
+    session: AsyncSession, tenant_id: str, customer_ids: Sequence[str]
+) -> list[LeadRow]:
+    result = await session.execute(
+        select(LeadRow)
+        .where(LeadRow.tenant_id == tenant_id, LeadRow.customer_id.in_(customer_ids))
+        .order_by(LeadRow.id)
+        .with_for_update()
+    )
+    return list(result.scalars())
+
+
+async def fold(
+    session: AsyncSession, tenant_id: str, folded_id: str, survivor_id: str, now: datetime
+) -> None:
+    """Deletes the folded lead; whoever kept its id (conversion did) still finds the lead, and
+    ids that pointed at the folded one now point at the survivor."""
+    await session.execute(delete(LeadRow).where(LeadRow.id == folded_id))
+    await session.execute(
+        update(LeadAliasRow)
+        .where(LeadAliasRow.survivor_lead_id == folded_id)
+        .values(survivor_lead_id=survivor_id)
+    )
+    session.add(
+        LeadAliasRow(
+            lead_id=folded_id, tenant_id=tenant_id, survivor_lead_id=survivor_id, created_at=now
+        )
+    )
+
+
+async def forget(session: AsyncSession, tenant_id: str, customer_ids: Sequence[str]) -> None:
+    """Erases the form values of these customers' leads (the rows stay for the counts)."""
+    await session.execute(
+        update(LeadRow)
+        .where(LeadRow.tenant_id == tenant_id, LeadRow.customer_id.in_(customer_ids))
+        .values(values={}, forgotten=True)
+    )
+
+
+async def repoint(session: AsyncSession, tenant_id: str, from_id: str, to_id: str) -> None:
+    columns = [(LeadRow, "customer_id")]
+    await repoint_customer(session, columns, tenant_id=tenant_id, from_id=from_id, to_id=to_id)

@@ -1,0 +1,1 @@
+"""Channel and campaign statistics, read from the touches and leads."""

@@ -1,0 +1,66 @@
+"""Every query on touches; the only writer of the touches table."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from closedloop_acquisition.models import TouchRow
+from loopkit.customer_rows import repoint_customer
+
+MAX_TOUCHES_READ = 500
+
+
+async def add(session: AsyncSession, row: TouchRow) -> None:
+    session.add(row)
+    await session.flush()
+
+
+async def touches_of(session: AsyncSession, tenant_id: str, customer_id: str) -> list[TouchRow]:
+    result = await session.execute(
+        select(TouchRow)
+        .where(TouchRow.tenant_id == tenant_id, TouchRow.customer_id == customer_id)
+        .order_by(TouchRow.occurred_at.desc())
+        .limit(MAX_TOUCHES_READ)
+    )
+    return list(result.scalars())
+
+
+async def touches_of_customers(
+    session: AsyncSession, tenant_id: str, customer_ids: Sequence[str]
+) -> list[TouchRow]:
+    result = await session.execute(
+        select(TouchRow).where(
+            TouchRow.tenant_id == tenant_id, TouchRow.customer_id.in_(customer_ids)
+        )
+    )
+    return list(result.scalars())
+
+
+async def referrer_of_code(session: AsyncSession, tenant_id: str, code: str) -> str:
+    result = await session.execute(
+        select(TouchRow.referrer_customer_id)
+        .where(
+            TouchRow.tenant_id == tenant_id,
+            TouchRow.referral_code == code,
+            TouchRow.referrer_customer_id.is_not(None),
+        )
+        .limit(1)
+    )
+    return result.scalar_one_or_none() or ""
+
+
+async def forget(session: AsyncSession, tenant_id: str, customer_ids: Sequence[str]) -> None:
+    """Drops the identities and parameters of these customers' touches (the rows stay)."""
+    await session.execute(
+        update(TouchRow)
+        .where(TouchRow.tenant_id == tenant_id, TouchRow.customer_id.in_(customer_ids))
+        .values(identities=[], parameters={})
+    )
+
+
+async def repoint(session: AsyncSession, tenant_id: str, from_id: str, to_id: str) -> None:
+    columns = [(TouchRow, "customer_id"), (TouchRow, "referrer_customer_id")]
+    await repoint_customer(session, columns, tenant_id=tenant_id, from_id=from_id, to_id=to_id)
