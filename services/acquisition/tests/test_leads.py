@@ -310,3 +310,28 @@ async def test_record_touch_resolves_the_customer_and_expired_codes_are_not_attr
 
     await eventually(published)
     assert {t.expired for t in await published()} == {True, False}
+
+
+async def test_a_page_once_read_is_still_only_its_tenants(env: Env) -> None:
+    """Landing pages are kept in process after the first read (the form's hot path): a page
+    already served to its tenant stays invisible to every other tenant."""
+    campaign = await env.campaign()
+    page = await env.page(campaign.campaign_id)
+    async with env.http() as http:
+        served = await http.post(f"/v1/forms/{page.page_id}/submissions", json={"values": form()})
+        assert served.status_code == 201
+        other = await http.post(
+            f"/v1/forms/{page.page_id}/submissions",
+            json={"values": form()},
+            headers={"x-tenant-id": "other-tenant"},
+        )
+    assert other.status_code == 404
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await env.stub.CaptureLead(
+            pb.CaptureLeadRequest(tenant_id="other-tenant", page_id=page.page_id, values=form())
+        )
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND
+    mine = await env.stub.GetLandingPage(
+        pb.GetLandingPageRequest(tenant_id=env.tenant, page_id=page.page_id)
+    )
+    assert mine.page.page_id == page.page_id

@@ -1,11 +1,17 @@
 """Use cases on the catalog: create and read campaigns, channels and landing pages.
 
 The `get_*`, `list_*` and `create_*` use cases hand out views; the `*_row` lookups are for the
-other concepts' use cases, which work on rows inside the same unit of work."""
+other concepts' use cases, which work on rows inside the same unit of work.
+
+Landing pages and channel terms are kept in process once read (the lead-capture hot path then
+reads neither): both are written once and never changed; no API updates or removes a page, and
+deleting a channel changes nothing of its terms. A use case that ever changes them must drop them
+from the cache here (and other processes would need an event to do the same)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from ulid import ULID
@@ -18,12 +24,21 @@ from closedloop_acquisition.catalog.specs import (
     LandingPageSpec,
     Schedule,
 )
-from closedloop_acquisition.catalog.views import CampaignView, ChannelView, LandingPageView
+from closedloop_acquisition.catalog.views import (
+    CampaignView,
+    ChannelTerms,
+    ChannelView,
+    LandingPageView,
+)
 from closedloop_acquisition.models import CampaignRow, ChannelRow, LandingPageRow
 from loopkit.errors import AlreadyExists, InvalidArgument, NotFound
 from loopkit.views import view_of
 
 MAX_PAGE_SIZE = 100
+K = TypeVar("K")
+V = TypeVar("V")
+# Entries kept per cache; the oldest go first (a page is 1-2 kB).
+MAX_CACHED = 10_000
 
 
 def _page_size(size: int) -> int:
@@ -33,6 +48,10 @@ def _page_size(size: int) -> int:
 
 
 class CatalogService:
+    def __init__(self) -> None:
+        self._pages: dict[str, LandingPageView] = {}
+        self._terms: dict[tuple[str, str], ChannelTerms] = {}
+
     async def create_campaign(
         self, session: AsyncSession, tenant_id: str, spec: CampaignSpec, now: datetime
     ) -> CampaignView:
@@ -212,12 +231,30 @@ class CatalogService:
     async def get_landing_page(
         self, session: AsyncSession, tenant_id: str, page_id: str
     ) -> LandingPageView:
-        return view_of(LandingPageView, await self.page_row(session, tenant_id, page_id))
+        page = self._pages.get(page_id)
+        if page is None:
+            page = _remember(
+                self._pages,
+                page_id,
+                view_of(LandingPageView, await self.page_row(session, tenant_id, page_id)),
+            )
+        if page.tenant_id != tenant_id:
+            raise NotFound(f"no landing page {page_id!r}", field="page_id")
+        return page
 
     async def public_page(self, session: AsyncSession, page_id: str) -> LandingPageView:
         """A page by its public id alone (its tenant is whoever owns it); NotFound otherwise."""
         tenant = await self.page_tenant(session, page_id)
         return await self.get_landing_page(session, tenant, page_id)
+
+    async def channel_terms(
+        self, session: AsyncSession, tenant_id: str, channel_id: str
+    ) -> ChannelTerms:
+        terms = self._terms.get((tenant_id, channel_id))
+        if terms is None:
+            row = await self.channel_row(session, tenant_id, channel_id)
+            terms = _remember(self._terms, (tenant_id, channel_id), view_of(ChannelTerms, row))
+        return terms
 
     async def page_row(self, session: AsyncSession, tenant_id: str, page_id: str) -> LandingPageRow:
         row = await repo.page(session, tenant_id, page_id)
@@ -236,6 +273,9 @@ class CatalogService:
         return await repo.channel_by_scene(session, tenant_id, scene)
 
     async def page_tenant(self, session: AsyncSession, page_id: str) -> str:
+        cached = self._pages.get(page_id)
+        if cached is not None:
+            return cached.tenant_id
         tenant = await repo.page_tenant(session, page_id)
         if tenant is None:
             raise NotFound(f"no landing page {page_id!r}", field="page_id")
@@ -247,7 +287,14 @@ class CatalogService:
         return await repo.channel_by_state(session, tenant_id, state)
 
 
-def out_of_schedule(channel: ChannelRow, at: datetime) -> bool:
+def _remember(cache: dict[K, V], key: K, value: V) -> V:
+    if len(cache) >= MAX_CACHED:
+        cache.pop(next(iter(cache)))
+    cache[key] = value
+    return value
+
+
+def out_of_schedule(channel: ChannelRow | ChannelTerms, at: datetime) -> bool:
     """Outside the channel's schedule at `at` (a channel without one is always open)."""
     return not Schedule.of(channel.schedule).is_open(at)
 

@@ -66,3 +66,19 @@ class LandingPageView:
     created_at: datetime
     sign_in: str
     app_id: str
+
+
+@dataclass(frozen=True)
+class ChannelTerms:
+    """What a form is checked against and a lead credited with: the parts of a channel that
+    never change after it was created (DeleteChannel only marks it deleted and expired)."""
+
+    id: str
+    tenant_id: str
+    campaign_id: str
+    kind: str
+    schedule: dict[str, Any]
+    owner_team: str
+    tags: list[str]
+    region: str
+    daily_cap_per_rep: int

@@ -79,7 +79,7 @@ class LeadService:
         page = await self._catalog.get_landing_page(session, tenant_id, request.page_id)
         channel_id = request.channel_id or page.channel_id
         if channel_id:
-            channel = await self._catalog.channel_row(session, tenant_id, channel_id)
+            channel = await self._catalog.channel_terms(session, tenant_id, channel_id)
             if out_of_schedule(channel, now):
                 raise FailedPrecondition(
                     "this campaign has ended: the channel is outside its schedule",
@@ -213,7 +213,9 @@ class LeadService:
         )
         channel_id = _credited_channel(request, page, credit)
         channel = (
-            await self._catalog.channel_row(session, tenant_id, channel_id) if channel_id else None
+            await self._catalog.channel_terms(session, tenant_id, channel_id)
+            if channel_id
+            else None
         )
         if channel is not None and channel.id != credit.last_channel_id:
             credit = Attribution(**{**credit.as_json(), "channel_kind": channel.kind})
