@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kit_testbed import (
+    APPLIED,
     KIT,
     Database,
     Stream,
@@ -226,3 +227,26 @@ async def test_a_burst_of_commits_goes_out_in_batches_exactly_once_even_with_two
     assert sum(published) == 300  # every row published by exactly one relay, once
     assert sum(r.duplicates for r in relays) == 0
     assert len(published) < 300  # commits that woke the relay together left together
+
+
+async def test_a_row_written_with_its_event_is_both_or_neither(database: Database) -> None:
+    """`Outbox.add_with` (one statement on PostgreSQL): the row and its outbox row commit
+    together, and a rolled-back transaction leaves neither."""
+    outbox = Outbox(KIT, "kit-test")
+    kept, dropped = customer_created("kit-test"), customer_created("kit-test")
+    async with database.sessions() as session, session.begin():
+        await outbox.add_with(session, APPLIED, {"event_id": kept.id, "customer_id": "c-1"}, kept)
+        assert db.wrote_events(session)
+    try:
+        async with database.sessions() as session, session.begin():
+            await outbox.add_with(
+                session, APPLIED, {"event_id": dropped.id, "customer_id": "c-2"}, dropped
+            )
+            raise RuntimeError("the unit of work fails after writing")
+    except RuntimeError:
+        pass
+    async with database.sessions() as session:
+        applied = (await session.execute(select(APPLIED.c.event_id))).scalars().all()
+        events = (await session.execute(select(KIT.outbox.c.id))).scalars().all()
+    assert kept.id in applied and dropped.id not in applied
+    assert kept.id in events and dropped.id not in events

@@ -5,18 +5,32 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Table, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from closedloop.events.v1.envelope_pb2 import Envelope
 from closedloop_acquisition.catalog.specs import is_id
 from closedloop_acquisition.models import LeadAliasRow, LeadRequestRow, LeadRow
 from loopkit.customer_rows import repoint_customer
+from loopkit.events import Outbox
+
+LEADS: Table = LeadRow.__table__  # type: ignore[assignment]
 
 
 async def add(session: AsyncSession, row: LeadRow | LeadRequestRow) -> None:
     session.add(row)
     await session.flush()
+
+
+async def add_with_event(
+    session: AsyncSession, outbox: Outbox, values: dict[str, Any], event: Envelope
+) -> LeadRow:
+    """Writes a new lead and its event together (one round trip on PostgreSQL); the row
+    returned is a copy, not in the session."""
+    await outbox.add_with(session, LEADS, values, event)
+    return LeadRow(**values)
 
 
 async def lead(session: AsyncSession, tenant_id: str, lead_id: str) -> LeadRow | None:

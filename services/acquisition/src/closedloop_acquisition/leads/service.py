@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from ulid import ULID
@@ -219,8 +220,9 @@ class LeadService:
         )
         if channel is not None and channel.id != credit.last_channel_id:
             credit = Attribution(**{**credit.as_json(), "channel_kind": channel.kind})
-        lead = LeadRow(
-            id=str(ULID()),
+        lead_id = str(ULID())
+        values: dict[str, Any] = dict(
+            id=lead_id,
             tenant_id=tenant_id,
             customer_id=customer.customer_id,
             campaign_id=page.campaign_id,
@@ -235,16 +237,14 @@ class LeadService:
             created_at=now,
             updated_at=now,
         )
-        await repo.add(session, lead)
         identities = list(dict.fromkeys(customer.identities or prepared.identities))
-        await self._outbox.emit(
-            session,
+        event = self._outbox.envelope(
             "lead.captured",
             tenant_id=tenant_id,
             customer_id=customer.customer_id,
             payload=ev.LeadCaptured(
-                lead_id=lead.id,
-                campaign_id=lead.campaign_id,
+                lead_id=lead_id,
+                campaign_id=page.campaign_id,
                 channel_id=channel_id,
                 landing_page_id=page.id,
                 attribution=attribution_pb(credit),
@@ -257,7 +257,7 @@ class LeadService:
                 daily_cap_per_rep=channel.daily_cap_per_rep if channel else 0,
             ),
         )
-        return lead, False
+        return await repo.add_with_event(session, self._outbox, values, event), False
 
     async def get_lead(self, session: AsyncSession, tenant_id: str, lead_id: str) -> LeadView:
         row = await repo.lead(session, tenant_id, lead_id)
