@@ -41,7 +41,7 @@ class ErasureService:
         now = self._now()
         await repo.delete_identities_of(ids)
         await repo.erase_audit_values(tenant_id, ids)
-        await MergeRepository(session).erase_triggers(tenant_id, ids)
+        await MergeRepository(session).erase_personal_values(tenant_id, ids)
         for cid in ids:
             customer = await repo.get(tenant_id, cid)
             assert customer is not None

@@ -30,13 +30,14 @@ class MergeRepository:
         )
         return (await self.session.execute(stmt)).scalars().first()
 
-    async def erase_triggers(self, tenant_id: str, customer_ids: Sequence[str]) -> None:
-        """Blank the identity that triggered each merge of these customers (erasure)."""
+    async def erase_personal_values(self, tenant_id: str, customer_ids: Sequence[str]) -> None:
+        """Blank what a merge of these customers recorded about them: the identity that triggered
+        it and the attributes it took (erasure)."""
         await self.session.execute(
             update(MergeRow)
             .where(
                 MergeRow.tenant_id == tenant_id,
                 or_(MergeRow.survivor_id.in_(customer_ids), MergeRow.merged_id.in_(customer_ids)),
             )
-            .values(trigger=None)
+            .values(trigger=None, taken_attributes=None)
         )

@@ -3,6 +3,9 @@ customers are one person. Never commits."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
+from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy.ext.asyncio import AsyncSession
 from ulid import ULID
 
@@ -17,6 +20,9 @@ from closedloop_identity.merges.repository import MergeRepository
 from closedloop_identity.models import CustomerRow, MergeRow
 from loopkit.errors import FailedPrecondition, InvalidArgument, NotFound
 from loopkit.events import Outbox
+
+# Stands for a key a customer does not have (None is a value an attribute may hold).
+_ABSENT = object()
 
 
 class MergeService:
@@ -72,11 +78,14 @@ class MergeService:
         now = self._now()
         moved = await repo.move_identities(merged.id, survivor.id)
         merged.status, merged.merged_into, merged.updated_at = MERGED, survivor.id, now
+        # The survivor's own values win; the merged customer keeps its attributes on its row.
+        taken = {k: v for k, v in merged.attributes.items() if k not in survivor.attributes}
         survivor.attributes = {**merged.attributes, **survivor.attributes}
         survivor.updated_at = now
+        merge_id = str(ULID())
         MergeRepository(repo.session).add(
             MergeRow(
-                id=str(ULID()),
+                id=merge_id,
                 tenant_id=survivor.tenant_id,
                 survivor_id=survivor.id,
                 merged_id=merged.id,
@@ -84,6 +93,7 @@ class MergeService:
                 actor=actor,
                 trigger=trigger.describe() if trigger else None,
                 moved_identity_ids=moved,
+                taken_attributes=taken,
                 created_at=now,
                 undone_at=None,
             )
@@ -103,6 +113,7 @@ class MergeService:
                 merged_id=merged.id,
                 reason=reason,
                 trigger=identity_to_pb(trigger) if trigger else None,
+                merge_id=merge_id,
             ),
         )
 
@@ -130,17 +141,60 @@ class MergeService:
         holder, merged = locked[holder.id], locked[merged.id]
         now = self._now()
         await repo.move_identity_ids(record.moved_identity_ids, holder.id, merged.id)
+        await self._take_back_attributes(repo, record, holder, now)
         merged.status, merged.merged_into, merged.updated_at = ACTIVE, None, now
         record.undone_at = now
         why = reason or "operator unmerge"
         self._customers.audit(repo, merged, "unmerged", actor, other=holder.id, detail=why)
         self._customers.audit(repo, holder, "unmerged_from", actor, other=merged.id, detail=why)
         await repo.flush()
+        merged_at = Timestamp()
+        merged_at.FromDatetime(utc(record.created_at))
         await self._outbox.emit(
             session,
             "customer.unmerged",
             tenant_id=tenant_id,
             customer_id=merged.id,
-            payload=ev.CustomerUnmerged(restored_id=merged.id, survivor_id=holder.id, reason=why),
+            payload=ev.CustomerUnmerged(
+                restored_id=merged.id,
+                survivor_id=holder.id,
+                reason=why,
+                merge_id=record.id,
+                merged_into_id=record.survivor_id,
+                merged_at=merged_at,
+            ),
         )
         return await self._customers.view(repo, merged), await self._customers.view(repo, holder)
+
+    async def _take_back_attributes(
+        self, repo: CustomerRepository, record: MergeRow, holder: CustomerRow, now: datetime
+    ) -> None:
+        """Remove from the survivor what it gained from the merged customer in `record`.
+
+        A value changed since stays (as identities linked to the survivor since do). When the
+        survivor was itself merged later, the values travelled on through those merges: follow
+        them to `holder`, taking back only what each later merge carried with the same value
+        (what the next customer already had was its own)."""
+        taken = dict(record.taken_attributes or {})
+        merges = MergeRepository(repo.session)
+        row = await self._locked(repo, record.survivor_id)
+        while taken and row is not None:
+            taken = {k: v for k, v in taken.items() if row.attributes.get(k, _ABSENT) == v}
+            if taken:
+                row.attributes = {k: v for k, v in row.attributes.items() if k not in taken}
+                row.updated_at = now
+            if row.id == holder.id:
+                return
+            onward = await merges.last_merge_of(record.tenant_id, row.id)
+            if onward is None:
+                return
+            carried = onward.taken_attributes or {}
+            taken = {k: v for k, v in taken.items() if carried.get(k, _ABSENT) == v}
+            row = await self._locked(repo, onward.survivor_id)
+
+    @staticmethod
+    async def _locked(repo: CustomerRepository, customer_id: str) -> CustomerRow | None:
+        # A row on the way may be merged away itself; its lock keeps a concurrent unmerge of it
+        # from writing its attributes under us.
+        rows = await repo.lock_customers([customer_id])
+        return rows[0] if rows else None
