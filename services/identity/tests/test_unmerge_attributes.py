@@ -1,12 +1,15 @@
 """Unmerge splits the attributes back: the survivor gives up what came with the merged customer,
 and customer.unmerged names the merge it reverses (issue 13)."""
 
+import asyncio
 import uuid
 
+import grpc
 import pytest
 
 from closedloop.events.v1 import identity_events_pb2 as ev
 from closedloop.identity.v1 import identity_pb2 as pb
+from closedloop.identity.v1 import identity_pb2_grpc
 from identity_helpers import openid, resolve_request, unionid
 from loopkit.events import unpack
 from loopkit.testing import eventually, read_events
@@ -104,3 +107,41 @@ async def test_unmerge_through_a_later_merge_keeps_what_the_holder_had(stub, ten
     again = await _unmerge(stub, tenant, b_id)
     assert dict(again.restored.attributes) == {"b": 1}
     assert dict(again.survivor.attributes) == {"color": "red", "c": 1}
+
+
+async def test_concurrent_unmerges_along_a_chain_give_everyone_back_their_own(identity, tenant):
+    """a merged into b, b into c; a and b unmerged at the same time, in whichever order the
+    database lets them: each ends with its own identities and attributes."""
+    channels = [grpc.aio.insecure_channel(identity.grpc_target) for _ in range(2)]
+    first, second = (identity_pb2_grpc.IdentityServiceStub(ch) for ch in channels)
+    try:
+        chains = []
+        for n in range(4):
+            c = await first.ResolveCustomer(resolve_request(tenant, openid(f"c{n}"), c=n))
+            b = await first.ResolveCustomer(resolve_request(tenant, openid(f"b{n}"), b=n))
+            a = await first.ResolveCustomer(resolve_request(tenant, openid(f"a{n}"), a=n))
+            ids = [x.customer.customer_id for x in (a, b, c)]
+            await _merge(first, tenant, ids[1], ids[0])
+            await _merge(first, tenant, ids[2], ids[1])
+            chains.append(ids)
+        await asyncio.gather(
+            *(
+                call
+                for a_id, b_id, _ in chains
+                for call in (
+                    _unmerge(first, tenant, a_id),
+                    _unmerge(second, tenant, b_id),
+                )
+            )
+        )
+        for n, ids in enumerate(chains):
+            for name, customer_id in zip("abc", ids, strict=True):
+                got = await first.GetCustomer(
+                    pb.GetCustomerRequest(tenant_id=tenant, customer_id=customer_id)
+                )
+                assert got.customer.customer_id == customer_id
+                assert [i.value for i in got.customer.identities] == [f"{name}{n}"]
+                assert dict(got.customer.attributes) == {name: n}
+    finally:
+        for ch in channels:
+            await ch.close()

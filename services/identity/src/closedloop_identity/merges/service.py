@@ -13,7 +13,13 @@ from closedloop.events.v1 import identity_events_pb2 as ev
 from closedloop_identity.clock import Clock, system_clock
 from closedloop_identity.customers.contracts import identity_to_pb
 from closedloop_identity.customers.identities import IdentityKey
-from closedloop_identity.customers.repository import ACTIVE, MERGED, CustomerRepository
+from closedloop_identity.customers.repository import (
+    ACTIVE,
+    FORGOTTEN,
+    MAX_CHAIN,
+    MERGED,
+    CustomerRepository,
+)
 from closedloop_identity.customers.service import CustomerService
 from closedloop_identity.customers.views import CustomerView, utc
 from closedloop_identity.merges.repository import MergeRepository
@@ -136,9 +142,8 @@ class MergeService:
         record = await MergeRepository(session).last_merge_of(tenant_id, customer_id)
         if record is None:
             raise FailedPrecondition(f"no merge of {customer_id} to undo", field="customer_id")
-        holder = await self._customers.live(repo, tenant_id, record.survivor_id)
-        locked = {c.id: c for c in await repo.lock_customers([holder.id, merged.id])}
-        holder, merged = locked[holder.id], locked[merged.id]
+        holder = await self._holder(repo, record.survivor_id)
+        [merged] = await repo.lock_customers([merged.id])
         now = self._now()
         await repo.move_identity_ids(record.moved_identity_ids, holder.id, merged.id)
         await self._take_back_attributes(repo, record, holder, now)
@@ -191,6 +196,21 @@ class MergeService:
             carried = onward.taken_attributes or {}
             taken = {k: v for k, v in taken.items() if carried.get(k, _ABSENT) == v}
             row = await self._locked(repo, onward.survivor_id)
+
+    async def _holder(self, repo: CustomerRepository, survivor_id: str) -> CustomerRow:
+        """The live customer holding what the merge gave `survivor_id`, found by following the
+        merge chain on freshly read, row-locked rows: a concurrent unmerge of a customer on the
+        way may have made it the holder again while this one waited."""
+        row = await self._locked(repo, survivor_id)
+        for _ in range(MAX_CHAIN):
+            if row is None:
+                raise NotFound(f"no customer {survivor_id}", field="customer_id")
+            if row.status == FORGOTTEN:
+                raise NotFound(f"customer {survivor_id} was forgotten", field="customer_id")
+            if row.status != MERGED or row.merged_into is None:
+                return row
+            row = await self._locked(repo, row.merged_into)
+        raise RuntimeError(f"merge chain of {survivor_id} longer than {MAX_CHAIN}")
 
     @staticmethod
     async def _locked(repo: CustomerRepository, customer_id: str) -> CustomerRow | None:
