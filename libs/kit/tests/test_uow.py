@@ -111,3 +111,25 @@ async def test_periodic_worker_survives_a_failed_round_and_stops_when_asked() ->
 
 async def _at_least(rounds: list[str], n: int) -> bool:
     return len(rounds) >= n
+
+
+async def test_a_wake_runs_the_wake_work_at_once_and_the_rounds_keep_their_schedule() -> None:
+    calls: list[str] = []
+    wake = asyncio.Event()
+
+    async def tick() -> None:
+        calls.append("round")
+
+    async def on_wake() -> None:
+        calls.append("woken")
+
+    stop = asyncio.Event()
+    # Rounds an hour apart: only the first round runs during the test.
+    worker = every(3600, tick, name="test sweep", wake=wake, on_wake=on_wake)
+    task = asyncio.create_task(worker(stop))
+    await eventually(lambda: _at_least(calls, 1))
+    wake.set()
+    await eventually(lambda: _at_least(calls, 2))
+    stop.set()
+    await asyncio.wait_for(task, 10)
+    assert calls == ["round", "woken"]
