@@ -3,7 +3,7 @@ answers mean for our transfers.
 
 WeCom decides when a customer has a new rep. Asking it (transfer_customer, or the resigned
 variant for a departed rep) only starts a transfer: the customer may refuse, the takeover rep may
-be full, otherwise WeCom hands the customer over after 24 h. The sweeper (transport.sweeper) asks
+be full, otherwise WeCom hands the customer over after 24 h. The sweeper (transport.workers) asks
 WeCom about each new pending transfer through the gateway and reads back transfer_result; this
 module holds no I/O: it picks the rows and applies the answers.
 """
