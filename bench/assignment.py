@@ -47,7 +47,7 @@ from closedloop_conversion.sales.service import SalesService
 from loopkit import natsio
 from loopkit.db import transact
 from loopkit.events import new_envelope, subject_for
-from loopkit.natsserver import NatsServer, free_port
+from loopkit_dev.natsserver import NatsServer, free_port
 
 TENANT = "bench"
 DEFAULT_PG = "postgresql+asyncpg://postgres@127.0.0.1:5432/"

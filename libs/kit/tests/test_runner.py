@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from loopkit.runner import load_services, point_at_gateway, settings_for
+from loopkit_dev.runner import load_services, point_at_gateway, settings_for
 
 
 def test_services_with_a_gateway_url_setting_are_pointed_at_the_gateway(

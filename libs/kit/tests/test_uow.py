@@ -15,8 +15,8 @@ from kit_testbed import KIT, Database
 from loopkit.errors import FailedPrecondition
 from loopkit.events import note_events_written
 from loopkit.periodic import every
-from loopkit.testing import eventually
 from loopkit.uow import UnitOfWork, on_commit
+from loopkit_dev.testing import eventually
 
 
 def _counter_total(reader: InMemoryMetricReader, name: str) -> int:

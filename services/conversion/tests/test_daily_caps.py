@@ -15,8 +15,8 @@ from closedloop_conversion.sales.service import SalesService
 from closedloop_conversion.transport.workers import DayStartDrain
 from conversion_helpers import lead_envelope, make_rep, publish
 from loopkit.events import unpack
-from loopkit.testing import eventually
 from loopkit.uow import UnitOfWork
+from loopkit_dev.testing import eventually
 
 
 async def _lead_when(stub, tenant: str, lead_id: str, status: int) -> pb.Lead:
