@@ -1,1 +1,1 @@
-pytest_plugins = ["loopkit.testing"]
+pytest_plugins = ["loopkit_dev.testing"]

@@ -42,11 +42,12 @@ from sqlalchemy.pool import NullPool
 from closedloop.events.v1 import acquisition_events_pb2 as acq
 from closedloop_conversion.main import DEFINITION
 from closedloop_conversion.models import LeadRow
-from closedloop_conversion.sales.service import RepInput, SalesService
+from closedloop_conversion.sales.inputs import RepInput
+from closedloop_conversion.sales.service import SalesService
 from loopkit import natsio
 from loopkit.db import transact
 from loopkit.events import new_envelope, subject_for
-from loopkit.natsserver import NatsServer, free_port
+from loopkit_dev.natsserver import NatsServer, free_port
 
 TENANT = "bench"
 DEFAULT_PG = "postgresql+asyncpg://postgres@127.0.0.1:5432/"

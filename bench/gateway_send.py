@@ -49,7 +49,7 @@ from closedloop.gateway.v1 import gateway_pb2 as pb
 from closedloop.gateway.v1 import gateway_pb2_grpc
 from closedloop_gateway.main import DEFINITION
 from loopkit import migrations
-from loopkit.natsserver import NatsServer, free_port, wait_for_port
+from loopkit_dev.natsserver import NatsServer, free_port, wait_for_port
 
 ROOT = Path(__file__).resolve().parent.parent
 TENANT = "bench"

@@ -61,7 +61,7 @@ from closedloop.identity.v1 import identity_pb2_grpc
 from closedloop_identity.main import DEFINITION
 from loopkit import migrations
 from loopkit.events import SUBJECT_ROOT, stream_for
-from loopkit.natsserver import NatsServer, free_port
+from loopkit_dev.natsserver import NatsServer, free_port
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent

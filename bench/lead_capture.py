@@ -58,7 +58,7 @@ from _common import (  # noqa: E402
 
 from closedloop.acquisition.v1 import acquisition_pb2 as pb  # noqa: E402
 from closedloop.acquisition.v1 import acquisition_pb2_grpc  # noqa: E402
-from loopkit.natsserver import NatsServer, free_port  # noqa: E402
+from loopkit_dev.natsserver import NatsServer, free_port  # noqa: E402
 
 TENANT = "bench"
 CALL_TIMEOUT_S = 10.0

@@ -33,7 +33,7 @@ from closedloop.acquisition.v1 import acquisition_pb2 as acq
 from closedloop.retention.v1 import retention_pb2 as ret
 from loop_client import SERVICES, Funnel, LoopClient, WecomCorp, ts, wait_for
 from loopkit import emulated_accounts as accounts
-from loopkit.runner import DEFAULT_EMULATOR_PORT, load_services, settings_for
+from loopkit_dev.runner import DEFAULT_EMULATOR_PORT, load_services, settings_for
 
 APP_ID = accounts.APP_ID
 CORP = WecomCorp(accounts.CORP_ID, accounts.CORP_TOKEN, accounts.AES_KEY)

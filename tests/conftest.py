@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from pg_cluster import ThrowawayCluster, unstarted_throwaway_cluster
 
-from loopkit.natsserver import NatsServer
-from loopkit.testing import own_nats_server
+from loopkit_dev.natsserver import NatsServer
+from loopkit_dev.testing import own_nats_server
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from loopkit.natsserver import free_port
+from loopkit_dev.natsserver import free_port
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from loopkit.natsserver import free_port
 from loopkit.servicelist import listed_services
+from loopkit_dev.natsserver import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 

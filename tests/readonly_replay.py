@@ -28,8 +28,8 @@ from pod_replay import Cluster, deployment_container, probe
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from loopkit.natsserver import NatsServer, free_port
 from loopkit.servicelist import listed_services
+from loopkit_dev.natsserver import NatsServer, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 PG = os.environ.get("CLOSEDLOOP_TEST_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/")

@@ -53,10 +53,10 @@ from closedloop.identity.v1 import identity_pb2, identity_pb2_grpc
 from gateway_helpers import APP as GATEWAY_APP
 from gateway_helpers import TENANT as GATEWAY_TENANT
 from gateway_helpers import emulator, gateway_overrides
-from loopkit.natsserver import NatsServer
 from loopkit.servicelist import ListedService, listed_services
 from loopkit.settings import Settings
-from loopkit.testing import RunningService, eventually, running_service
+from loopkit_dev.natsserver import NatsServer
+from loopkit_dev.testing import RunningService, eventually, running_service
 
 SERVICES_TOML = ROOT / "services.toml"
 

@@ -23,9 +23,9 @@ from helm_chart_helpers import RELEASE, Rendered, minimal, render, resource_name
 from pg_cluster import ThrowawayCluster
 from pod_replay import Cluster, deployment_container, probe, stopping
 
-from loopkit.natsserver import NatsServer, free_port
 from loopkit.servicelist import listed_services
-from loopkit.testing import PostgresServer
+from loopkit_dev.natsserver import NatsServer, free_port
+from loopkit_dev.testing import PostgresServer
 
 ROOT = Path(__file__).resolve().parents[1]
 # Generous: five Python services starting at once on a busy two-core machine.

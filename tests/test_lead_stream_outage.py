@@ -34,8 +34,8 @@ from closedloop.events.v1 import conversion_events_pb2 as cev
 from loopkit.consumer import EventConsumer
 from loopkit.deadletters import list_dead_letters
 from loopkit.events import decode_envelope, unpack
-from loopkit.natsserver import NatsServer
-from loopkit.testing import eventually, read_events, running_service
+from loopkit_dev.natsserver import NatsServer
+from loopkit_dev.testing import eventually, read_events, running_service
 
 TENANT = "t-pg-stream"
 RETRIED = {grpc.StatusCode.UNAVAILABLE}

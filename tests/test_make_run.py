@@ -20,7 +20,7 @@ from closedloop.identity.v1 import identity_pb2 as pb
 from closedloop.identity.v1 import identity_pb2_grpc
 from loopkit.events import unpack
 from loopkit.servicelist import listed_services
-from loopkit.testing import eventually, read_events
+from loopkit_dev.testing import eventually, read_events
 
 TENANT = "acme"
 

@@ -15,10 +15,10 @@ from sqlalchemy import inspect, text
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
-from loopkit.runner import PlatformError, load_services, migrate
 from loopkit.runtime import ServiceDefinition
 from loopkit.settings import Settings
-from loopkit.testing import PostgresServer
+from loopkit_dev.runner import PlatformError, load_services, migrate
+from loopkit_dev.testing import PostgresServer
 
 
 def _definitions() -> dict[str, ServiceDefinition]:

@@ -14,8 +14,8 @@ from closedloop.identity.v1 import identity_pb2 as pb
 from closedloop.identity.v1 import identity_pb2_grpc
 from closedloop_identity.main import DEFINITION
 from closedloop_identity.models import kit
-from loopkit.natsserver import NatsServer, free_port
-from loopkit.testing import PostgresServer, eventually, read_events, running_service
+from loopkit_dev.natsserver import NatsServer, free_port
+from loopkit_dev.testing import PostgresServer, eventually, read_events, running_service
 
 
 def _resolve(value: str) -> pb.ResolveCustomerRequest:

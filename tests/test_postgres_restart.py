@@ -15,7 +15,7 @@ from closedloop.common.v1 import common_pb2 as c
 from closedloop.identity.v1 import identity_pb2 as pb
 from closedloop.identity.v1 import identity_pb2_grpc
 from closedloop_identity.main import DEFINITION
-from loopkit.testing import eventually, read_events, running_service
+from loopkit_dev.testing import eventually, read_events, running_service
 
 
 @pytest.fixture

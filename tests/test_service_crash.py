@@ -25,8 +25,8 @@ from closedloop.events.v1 import conversion_events_pb2 as ev
 from conversion_helpers import lead_envelope, make_rep, publish
 from loopkit.events import unpack
 from loopkit.natsio import ensure_service_streams
-from loopkit.natsserver import NatsServer, free_port
-from loopkit.testing import PostgresServer, eventually, read_events
+from loopkit_dev.natsserver import NatsServer, free_port
+from loopkit_dev.testing import PostgresServer, eventually, read_events
 
 LEADS = 400
 TENANT = "crash-co"

@@ -19,8 +19,8 @@ import closedloop_identity.main
 from closedloop.acquisition.v1 import acquisition_pb2 as apb
 from closedloop.acquisition.v1 import acquisition_pb2_grpc
 from loopkit.callers import KeyStore
-from loopkit.natsserver import NatsServer
-from loopkit.testing import PostgresServer, running_service
+from loopkit_dev.natsserver import NatsServer
+from loopkit_dev.testing import PostgresServer, running_service
 
 
 @dataclass

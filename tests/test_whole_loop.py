@@ -37,7 +37,7 @@ from closedloop.referral.v1 import referral_pb2 as ref
 from closedloop.retention.v1 import retention_pb2 as ret
 from loop_client import HOLD, SERVICES, Funnel, LoopClient, WechatApp, WecomCorp, ts, wait_for
 from loopkit.servicelist import listed_services
-from loopkit.testing import PostgresServer
+from loopkit_dev.testing import PostgresServer
 
 TENANT = "loop-co"
 APP = WechatApp(app_id="wx-loop-app", token="loop-callback-token")

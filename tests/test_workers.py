@@ -21,9 +21,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 import platform_harness as harness
 from closedloop.common.v1 import common_pb2
 from closedloop.identity.v1 import identity_pb2, identity_pb2_grpc
-from loopkit.natsserver import NatsServer, free_port
-from loopkit.testing import PostgresServer, eventually
 from loopkit.workers import WORKER_HEALTH_PREFIX
+from loopkit_dev.natsserver import NatsServer, free_port
+from loopkit_dev.testing import PostgresServer, eventually
 
 
 @dataclass

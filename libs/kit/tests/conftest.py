@@ -20,7 +20,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from loopkit import db, natsio
 from loopkit.events import SUBJECT_ROOT, stream_for
 from loopkit.telemetry import configure_telemetry
-from loopkit.testing import PostgresServer
+from loopkit_dev.testing import PostgresServer
 
 # The helper scripts run as processes of their own and import kit_testbed from their directory;
 # the tests import it from there too.

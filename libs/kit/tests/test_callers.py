@@ -14,7 +14,7 @@ from grpc_probe import SERVICE, Probe, register
 from loopkit.callers import KeyStore
 from loopkit.cli import main as cli
 from loopkit.grpc_server import GrpcServer
-from loopkit.testing import eventually
+from loopkit_dev.testing import eventually
 
 Code = grpc.StatusCode
 

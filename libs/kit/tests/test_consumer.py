@@ -16,8 +16,8 @@ from kit_testbed import (
 )
 from loopkit.consumer import EventConsumer, Subscription
 from loopkit.events import subject_for
-from loopkit.natsserver import NatsServer
-from loopkit.testing import eventually
+from loopkit_dev.natsserver import NatsServer
+from loopkit_dev.testing import eventually
 
 
 async def publish(js: JetStreamContext, producer: str, n: int) -> list[str]:

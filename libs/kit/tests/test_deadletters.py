@@ -24,7 +24,7 @@ from loopkit.deadletters import DeadLetter, list_dead_letters, replay
 from loopkit.errors import DependencyUnavailable, InvalidArgument
 from loopkit.events import subject_for
 from loopkit.natsio import DEAD_LETTER_ROOT, DEAD_LETTER_STREAM
-from loopkit.testing import eventually
+from loopkit_dev.testing import eventually
 
 MAX_DELIVER = 2
 

@@ -17,7 +17,7 @@ from loopkit.customer_events import identity_subscription
 from loopkit.deadletters import DeadLetter, list_dead_letters
 from loopkit.envelopes import payload
 from loopkit.events import new_envelope, subject_for
-from loopkit.testing import eventually
+from loopkit_dev.testing import eventually
 
 
 class Counting:

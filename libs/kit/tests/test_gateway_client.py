@@ -19,9 +19,9 @@ from gateway_helpers import Emulator, emulator, gateway_overrides
 from loopkit.customers import IdentityValue
 from loopkit.errors import DependencyUnavailable, NotFound
 from loopkit.gateway_client import GatewayClient, send_request
-from loopkit.natsserver import NatsServer, free_port
-from loopkit.testing import BUSY_MACHINE_DEADLINE_S, running_service
 from loopkit.wechat.sender import OutboundMessage, SendRefused
+from loopkit_dev.natsserver import NatsServer, free_port
+from loopkit_dev.testing import BUSY_MACHINE_DEADLINE_S, running_service
 
 APP = "wx-app-1"
 CORP = "ww-corp-1"

@@ -16,7 +16,7 @@ from grpc_probe import DEADLINE_S, ERRORS, RELEASE_HELD, SERVICE, TOKEN, Probe, 
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from loopkit.grpc_server import GrpcServer
-from loopkit.testing import eventually
+from loopkit_dev.testing import eventually
 
 
 async def _started(api_token: str | None) -> tuple[GrpcServer, grpc.aio.Channel]:

@@ -14,8 +14,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from loopkit import errors
 from loopkit.http_edge import json_depth, parse_json, read_body
-from loopkit.natsserver import free_port
 from loopkit.ops_http import HttpServer, ops_app
+from loopkit_dev.natsserver import free_port
 
 
 async def _ready() -> None:

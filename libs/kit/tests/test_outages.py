@@ -12,9 +12,9 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
 from loopkit import errors
-from loopkit.natsserver import free_port
 from loopkit.outages import is_database_outage, is_outage
-from loopkit.testing import PostgresServer
+from loopkit_dev.natsserver import free_port
+from loopkit_dev.testing import PostgresServer
 
 
 async def _error_of(url: str, *statements: str) -> BaseException:

@@ -26,9 +26,9 @@ from kit_testbed import (
 )
 from loopkit import db, natsio
 from loopkit.events import Outbox, stream_for
-from loopkit.natsserver import NatsServer, free_port
 from loopkit.outbox import OutboxRelay
-from loopkit.testing import eventually, read_events
+from loopkit_dev.natsserver import NatsServer, free_port
+from loopkit_dev.testing import eventually, read_events
 
 
 async def _write_events(database: Database, producer: str, n: int) -> list[str]:

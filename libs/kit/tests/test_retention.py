@@ -16,10 +16,10 @@ from sqlalchemy import insert, select, update
 from kit_testbed import KIT, Database, Stream, customer_created
 from loopkit import natsio
 from loopkit.events import Outbox, stream_for
-from loopkit.natsserver import NatsServer, free_port
 from loopkit.outbox import OutboxRelay
 from loopkit.settings import Settings
-from loopkit.testing import eventually
+from loopkit_dev.natsserver import NatsServer, free_port
+from loopkit_dev.testing import eventually
 
 HOUR = timedelta(hours=1)
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
+import sys
 
 import pytest
 
-from loopkit.runner import load_services, point_at_gateway, settings_for
+from loopkit_dev.runner import load_services, point_at_gateway, settings_for
 
 
 def test_services_with_a_gateway_url_setting_are_pointed_at_the_gateway(
@@ -23,3 +24,14 @@ def test_services_with_a_gateway_url_setting_are_pointed_at_the_gateway(
     # What the environment already says wins; services without the setting are left alone.
     assert os.environ["CLOSEDLOOP_RETENTION_GATEWAY_URL"] == "gw.elsewhere:50056"
     assert "CLOSEDLOOP_IDENTITY_GATEWAY_URL" not in os.environ
+
+
+def test_closedloop_run_without_the_dev_kit_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from loopkit import cli
+
+    # As in a service image: the dev kit is not installed.
+    monkeypatch.setitem(sys.modules, "loopkit_dev.runner", None)
+    assert cli.main(["run"]) == 2
+    assert "make install" in capsys.readouterr().err

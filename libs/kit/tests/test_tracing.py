@@ -14,7 +14,7 @@ from kit_testbed import EVENT_TYPE, KIT, Database, Stream, applied_counts, recor
 from loopkit.consumer import EventConsumer, Subscription
 from loopkit.events import Outbox
 from loopkit.outbox import OutboxRelay
-from loopkit.testing import eventually
+from loopkit_dev.testing import eventually
 
 
 async def test_consumer_span_continues_the_trace_of_the_emitting_request(

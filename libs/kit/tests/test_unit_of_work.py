@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kit_testbed import APPLIED, KIT, Database, create_schema, customer_created
 from loopkit import db
 from loopkit.events import Outbox
-from loopkit.testing import PostgresServer
+from loopkit_dev.testing import PostgresServer
 
 
 async def test_a_connection_the_server_dropped_is_replaced_and_the_work_runs_again(

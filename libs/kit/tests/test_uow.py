@@ -15,8 +15,8 @@ from kit_testbed import KIT, Database
 from loopkit.errors import FailedPrecondition
 from loopkit.events import note_events_written
 from loopkit.periodic import every
-from loopkit.testing import eventually
 from loopkit.uow import UnitOfWork, on_commit
+from loopkit_dev.testing import eventually
 
 
 def _counter_total(reader: InMemoryMetricReader, name: str) -> int:
@@ -128,3 +128,25 @@ async def test_periodic_worker_runs_a_round_at_once_when_woken() -> None:
     stop.set()
     await asyncio.wait_for(task, 10)
     assert task.exception() is None
+
+
+async def test_a_wake_runs_the_wake_work_at_once_and_the_rounds_keep_their_schedule() -> None:
+    calls: list[str] = []
+    wake = asyncio.Event()
+
+    async def tick() -> None:
+        calls.append("round")
+
+    async def on_wake() -> None:
+        calls.append("woken")
+
+    stop = asyncio.Event()
+    # Rounds an hour apart: only the first round runs during the test.
+    worker = every(3600, tick, name="test sweep", wake=wake, on_wake=on_wake)
+    task = asyncio.create_task(worker(stop))
+    await eventually(lambda: _at_least(calls, 1))
+    wake.set()
+    await eventually(lambda: _at_least(calls, 2))
+    stop.set()
+    await asyncio.wait_for(task, 10)
+    assert calls == ["round", "woken"]

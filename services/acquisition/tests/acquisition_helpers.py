@@ -21,7 +21,7 @@ from closedloop.acquisition.v1 import acquisition_pb2_grpc
 from closedloop.common.v1 import common_pb2 as c
 from closedloop.identity.v1 import identity_pb2, identity_pb2_grpc
 from gateway_helpers import Emulator
-from loopkit.testing import PostgresServer, RunningService
+from loopkit_dev.testing import PostgresServer, RunningService
 
 TOKEN = "callback-token-1"
 AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"

@@ -27,8 +27,8 @@ from acquisition_helpers import (
 )
 from closedloop_acquisition.main import DEFINITION
 from gateway_helpers import Emulator, emulator, gateway_overrides
-from loopkit.natsserver import NatsServer
-from loopkit.testing import RunningService, own_nats_server, running_service
+from loopkit_dev.natsserver import NatsServer
+from loopkit_dev.testing import RunningService, own_nats_server, running_service
 
 # Each test gets a tenant of its own, with its own pair of official accounts (safe mode and
 # plaintext) configured for it, so tests share running services without seeing each other.

@@ -14,8 +14,8 @@ from acquisition_helpers import WECHAT_UA, Env, event_xml, safe_post
 from closedloop.acquisition.v1 import acquisition_pb2 as pb
 from closedloop_acquisition.catalog.codes import NO_GATEWAY
 from closedloop_acquisition.main import DEFINITION
-from loopkit.natsserver import NatsServer, free_port
-from loopkit.testing import eventually, running_service
+from loopkit_dev.natsserver import NatsServer, free_port
+from loopkit_dev.testing import eventually, running_service
 
 
 async def test_without_a_gateway_a_qr_channel_works_and_says_it_has_no_code(env: Env) -> None:

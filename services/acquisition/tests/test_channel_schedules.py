@@ -11,7 +11,7 @@ from wechatpy import parse_message
 
 from acquisition_helpers import Env, event_xml, form, open_safe_reply, openid, safe_post
 from closedloop.acquisition.v1 import acquisition_pb2 as pb
-from loopkit.testing import eventually
+from loopkit_dev.testing import eventually
 
 ZONE = "Asia/Shanghai"
 

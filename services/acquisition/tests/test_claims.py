@@ -9,7 +9,7 @@ from acquisition_helpers import Env, event_xml, form, openid, phone, safe_post
 from closedloop.acquisition.v1 import acquisition_pb2 as pb
 from closedloop.common.v1 import common_pb2 as c
 from closedloop.identity.v1 import identity_pb2
-from loopkit.testing import eventually, read_events
+from loopkit_dev.testing import eventually, read_events
 
 
 def unionid(value: str, *, verified: bool = False) -> c.Identity:

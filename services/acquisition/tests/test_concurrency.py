@@ -7,7 +7,7 @@ import time
 
 from acquisition_helpers import Env, event_xml, form, safe_post
 from closedloop.acquisition.v1 import acquisition_pb2 as pb
-from loopkit.testing import eventually
+from loopkit_dev.testing import eventually
 
 
 async def test_simultaneous_submissions_of_one_person_make_one_lead(env: Env) -> None:

@@ -12,7 +12,7 @@ from closedloop.events.v1 import conversion_events_pb2 as cpb
 from closedloop.events.v1 import referral_events_pb2 as rpb
 from closedloop.identity.v1 import identity_pb2
 from loopkit.events import new_envelope, subject_for, unpack
-from loopkit.testing import eventually, read_events
+from loopkit_dev.testing import eventually, read_events
 
 
 async def _lead(env: Env, lead_id: str) -> pb.Lead | None:

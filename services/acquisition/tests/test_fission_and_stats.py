@@ -13,7 +13,7 @@ from acquisition_helpers import Env, event_xml, form, openid, safe_post
 from closedloop.acquisition.v1 import acquisition_pb2 as pb
 from closedloop.events.v1 import acquisition_events_pb2 as ev
 from loopkit.events import unpack
-from loopkit.testing import eventually, read_events
+from loopkit_dev.testing import eventually, read_events
 
 
 async def test_a_participant_who_brings_the_goal_unlocks_the_reward_once(

@@ -13,7 +13,7 @@ from acquisition_helpers import WECHAT_UA, Env, phone
 from closedloop.acquisition.v1 import acquisition_pb2 as pb
 from closedloop.events.v1 import acquisition_events_pb2 as ev
 from loopkit.events import unpack
-from loopkit.testing import eventually, read_events
+from loopkit_dev.testing import eventually, read_events
 
 
 @pytest_asyncio.fixture(loop_scope="session")

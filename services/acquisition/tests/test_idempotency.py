@@ -12,7 +12,7 @@ from nats.aio.client import Client
 
 from acquisition_helpers import Env, form
 from closedloop.acquisition.v1 import acquisition_pb2 as pb
-from loopkit.testing import eventually, read_events
+from loopkit_dev.testing import eventually, read_events
 
 
 async def _event_types(nc: Client, env: Env) -> list[str]:

@@ -12,7 +12,7 @@ from acquisition_helpers import Env, form, openid, phone
 from closedloop.acquisition.v1 import acquisition_pb2 as pb
 from closedloop.events.v1 import acquisition_events_pb2 as ev
 from loopkit.events import unpack
-from loopkit.testing import eventually, read_events
+from loopkit_dev.testing import eventually, read_events
 
 
 async def _lead_events(nc: Client, env: Env) -> list[str]:

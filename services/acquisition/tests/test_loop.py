@@ -19,7 +19,7 @@ from acquisition_helpers import (
 from closedloop.acquisition.v1 import acquisition_pb2 as pb
 from closedloop.events.v1 import acquisition_events_pb2 as ev
 from loopkit.events import unpack
-from loopkit.testing import eventually, read_events
+from loopkit_dev.testing import eventually, read_events
 
 
 async def test_subscribe_then_form_gives_one_customer_and_one_attributed_lead(

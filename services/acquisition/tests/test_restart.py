@@ -11,8 +11,8 @@ import pytest
 import closedloop_identity.main
 from acquisition_helpers import AES_KEY, TOKEN, Env, database, event_xml, safe_post
 from closedloop_acquisition.main import DEFINITION
-from loopkit.natsserver import NatsServer, free_port
-from loopkit.testing import eventually, running_service
+from loopkit_dev.natsserver import NatsServer, free_port
+from loopkit_dev.testing import eventually, running_service
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])

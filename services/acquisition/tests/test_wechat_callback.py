@@ -20,7 +20,7 @@ from acquisition_helpers import (
 )
 from closedloop.events.v1 import acquisition_events_pb2 as ev
 from loopkit.events import unpack
-from loopkit.testing import eventually, read_events
+from loopkit_dev.testing import eventually, read_events
 
 
 async def _events(nc: Client, env: Env, event_type: str) -> list[ev.TouchRecorded]:

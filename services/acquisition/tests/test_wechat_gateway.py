@@ -25,7 +25,7 @@ from closedloop.identity.v1 import identity_pb2
 from closedloop_acquisition.pages.signin import Signer, SignIn
 from closedloop_acquisition.wechat import WebIdentity
 from loopkit.events import unpack
-from loopkit.testing import eventually, read_events
+from loopkit_dev.testing import eventually, read_events
 
 
 def _unique(prefix: str) -> str:

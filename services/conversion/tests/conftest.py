@@ -12,8 +12,8 @@ from closedloop.conversion.v1 import conversion_pb2_grpc
 from closedloop.identity.v1 import identity_pb2_grpc
 from closedloop_conversion.main import DEFINITION
 from conversion_helpers import AES_KEY, CORP, TOKEN
-from loopkit.natsserver import NatsServer
-from loopkit.testing import PostgresServer, RunningService, own_nats_server, running_service
+from loopkit_dev.natsserver import NatsServer
+from loopkit_dev.testing import PostgresServer, RunningService, own_nats_server, running_service
 
 
 @pytest.fixture(scope="session")

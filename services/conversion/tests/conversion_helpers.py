@@ -15,9 +15,9 @@ from closedloop.conversion.v1 import conversion_pb2 as pb
 from closedloop.events.v1 import acquisition_events_pb2 as acq
 from closedloop.events.v1.envelope_pb2 import Envelope
 from loopkit.events import new_envelope, subject_for
-from loopkit.testing import read_events
 from loopkit.wechat.crypto import MessageCrypto, signature
 from loopkit.wechat.xml import build_message
+from loopkit_dev.testing import read_events
 
 CORP = "ww-conv-corp"
 TOKEN = "conv-callback-token"

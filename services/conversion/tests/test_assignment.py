@@ -13,7 +13,7 @@ from closedloop.events.v1 import conversion_events_pb2 as ev
 from conversion_helpers import events, lead_envelope, make_rep, publish
 from loopkit.deadletters import DeadLetter, list_dead_letters
 from loopkit.events import unpack
-from loopkit.testing import eventually
+from loopkit_dev.testing import eventually
 
 
 async def _lead(stub, tenant, lead_id) -> pb.Lead | None:
@@ -249,7 +249,7 @@ async def test_round_robin_is_fair_under_concurrent_leads(
 ):
     """Two replicas share the database and the durable consumer; turns still go evenly."""
     from closedloop_conversion.main import DEFINITION
-    from loopkit.testing import running_service
+    from loopkit_dev.testing import running_service
 
     settings = conversion.runtime.settings
     async with running_service(

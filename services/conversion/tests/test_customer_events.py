@@ -7,7 +7,7 @@ from closedloop.conversion.v1 import conversion_pb2 as pb
 from closedloop.events.v1 import conversion_events_pb2 as ev
 from closedloop.identity.v1 import identity_pb2 as ipb
 from conversion_helpers import contact_change, make_rep, post_callback
-from loopkit.testing import eventually
+from loopkit_dev.testing import eventually
 
 
 async def test_merge_repoints_and_forget_erases(stub, identity_stub, conversion, tenant):

@@ -12,10 +12,11 @@ from closedloop.events.v1 import acquisition_events_pb2 as acq
 from closedloop_conversion.models import LeadAssignmentRow
 from closedloop_conversion.sales.policy import day_start
 from closedloop_conversion.sales.service import SalesService
-from closedloop_conversion.transport.day_start import DayStartDrain
+from closedloop_conversion.transport.workers import DayStartDrain
 from conversion_helpers import lead_envelope, make_rep, publish
 from loopkit.events import unpack
-from loopkit.testing import eventually
+from loopkit.uow import UnitOfWork
+from loopkit_dev.testing import eventually
 
 
 async def _lead_when(stub, tenant: str, lead_id: str, status: int) -> pb.Lead:
@@ -90,9 +91,8 @@ async def test_a_new_day_gives_the_waiting_lead_out(conversion, stub, tenant, na
     capped = {"channel_id": "ch-day", "daily_cap_per_rep": 1}
     await _send(stub, nats_client, tenant, pb.LEAD_STATUS_ASSIGNED, **capped)
     waiting = await _send(stub, nats_client, tenant, pb.LEAD_STATUS_UNASSIGNED, **capped)
-    drain = DayStartDrain(
-        conversion.runtime.sessions, SalesService(conversion.runtime.outbox), _no_op
-    )
+    uow = UnitOfWork(conversion.runtime.sessions)
+    drain = DayStartDrain(uow, SalesService(conversion.runtime.outbox))
     # Still today: the worker's round at midnight would find Ann at her cap.
     assert await drain.drain_once() == 0
 
@@ -106,10 +106,6 @@ async def test_a_new_day_gives_the_waiting_lead_out(conversion, stub, tenant, na
     assert await drain.drain_once() == 1
     given = await _lead_when(stub, tenant, waiting.lead_id, pb.LEAD_STATUS_ASSIGNED)
     assert given.rep_id == ann.rep_id
-
-
-def _no_op() -> None:
-    pass
 
 
 def test_the_day_a_cap_counts_starts_at_utc_midnight():

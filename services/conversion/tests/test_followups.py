@@ -19,7 +19,7 @@ from conversion_helpers import (
     publish,
 )
 from loopkit.events import unpack
-from loopkit.testing import eventually
+from loopkit_dev.testing import eventually
 
 
 async def test_log_follow_up_publishes_and_stamps_first_response(stub, tenant, nats_client):

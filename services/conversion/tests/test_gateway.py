@@ -23,8 +23,8 @@ from closedloop_conversion.main import DEFINITION
 from conversion_helpers import AES_KEY, CORP, TOKEN, contact_change, events, make_rep, post_callback
 from gateway_helpers import Emulator, emulator, gateway_overrides
 from loopkit.events import unpack
-from loopkit.natsserver import NatsServer, free_port
-from loopkit.testing import BUSY_MACHINE_DEADLINE_S, RunningService, eventually, running_service
+from loopkit_dev.natsserver import NatsServer, free_port
+from loopkit_dev.testing import BUSY_MACHINE_DEADLINE_S, RunningService, eventually, running_service
 
 APP = "wx-conv-oa"
 

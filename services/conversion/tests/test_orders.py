@@ -10,7 +10,7 @@ from closedloop.conversion.v1 import conversion_pb2 as pb
 from closedloop.events.v1 import conversion_events_pb2 as ev
 from conversion_helpers import events, lead_envelope, make_rep, publish
 from loopkit.events import unpack
-from loopkit.testing import eventually
+from loopkit_dev.testing import eventually
 
 
 def cny(fen: int, currency: str = "CNY") -> c.Money:

@@ -24,7 +24,7 @@ from conversion_helpers import (
     publish,
 )
 from loopkit.events import unpack
-from loopkit.testing import eventually, running_service
+from loopkit_dev.testing import eventually, running_service
 
 
 async def befriend(conversion, stub, tenant, user: str, ext: str) -> pb.Ownership:

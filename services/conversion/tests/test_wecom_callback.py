@@ -25,8 +25,8 @@ from conversion_helpers import (
     signed_callback,
 )
 from loopkit.events import unpack
-from loopkit.testing import eventually
 from loopkit.wechat.crypto import signature
+from loopkit_dev.testing import eventually
 
 
 async def _ownerships(stub, tenant, **kw) -> list[pb.Ownership]:

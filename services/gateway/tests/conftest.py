@@ -9,8 +9,8 @@ import pytest_asyncio
 from closedloop.gateway.v1 import gateway_pb2_grpc
 from closedloop_gateway.main import DEFINITION
 from gateway_helpers import Emulator, emulator, gateway_overrides
-from loopkit.natsserver import NatsServer
-from loopkit.testing import PostgresServer, RunningService, own_nats_server, running_service
+from loopkit_dev.natsserver import NatsServer
+from loopkit_dev.testing import PostgresServer, RunningService, own_nats_server, running_service
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from loopkit.natsserver import free_port, wait_for_port
+from loopkit_dev.natsserver import free_port, wait_for_port
 
 TENANT = "t-gw"
 OTHER_TENANT = "t-gw-other"

@@ -23,8 +23,8 @@ from closedloop_gateway.sends.service import IN_DOUBT_MESSAGE
 from gateway_helpers import APP, CORP, SECRETS, TENANT, Emulator, unique, wait_until
 from loopkit import migrations
 from loopkit.events import unpack
-from loopkit.natsserver import NatsServer
-from loopkit.testing import PostgresServer, RunningService, eventually, read_events
+from loopkit_dev.natsserver import NatsServer
+from loopkit_dev.testing import PostgresServer, RunningService, eventually, read_events
 
 
 def _template(openid: str) -> pb.OfficialAccountTemplate:

@@ -20,7 +20,7 @@ from closedloop_gateway.sends.model import QUEUED
 from gateway_helpers import TENANT, WINDOW_APP, unique
 from loopkit.events import new_envelope, subject_for
 from loopkit.natsio import ensure_service_streams
-from loopkit.testing import RunningService, eventually
+from loopkit_dev.testing import RunningService, eventually
 
 # The kit's tables: the outbox is emptied by retention (loopkit.outbox), the inbox holds ids only.
 _KIT = {"outbox", "inbox"}

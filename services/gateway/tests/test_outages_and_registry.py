@@ -15,8 +15,8 @@ from closedloop.gateway.v1 import gateway_pb2_grpc
 from closedloop_gateway.accounts.registry import AccountRegistry, RegistryError
 from closedloop_gateway.main import DEFINITION
 from gateway_helpers import APP, TENANT, gateway_overrides, unique
-from loopkit.natsserver import NatsServer, free_port
-from loopkit.testing import eventually, running_service
+from loopkit_dev.natsserver import NatsServer, free_port
+from loopkit_dev.testing import eventually, running_service
 
 
 async def test_wechat_unreachable_is_unavailable_and_sends_retry(

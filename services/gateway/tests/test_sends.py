@@ -21,7 +21,7 @@ from closedloop_gateway.quotas.limits import CHINA
 from gateway_helpers import APP, CORP, QUOTA_APP, TENANT, WINDOW_APP, Emulator, unique
 from loopkit.events import new_envelope, subject_for, unpack
 from loopkit.natsio import ensure_service_streams
-from loopkit.testing import RunningService, eventually, read_events
+from loopkit_dev.testing import RunningService, eventually, read_events
 
 
 async def _send(stub: Any, key: str, **message: Any) -> pb.Send:

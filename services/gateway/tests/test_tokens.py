@@ -30,8 +30,8 @@ from gateway_helpers import (
     gateway_overrides,
 )
 from loopkit import migrations
-from loopkit.natsserver import NatsServer, free_port, wait_for_port
-from loopkit.testing import PostgresServer, eventually
+from loopkit_dev.natsserver import NatsServer, free_port, wait_for_port
+from loopkit_dev.testing import PostgresServer, eventually
 
 
 def _after(calls: list[dict[str, Any]], mark: int) -> list[tuple[str, int]]:

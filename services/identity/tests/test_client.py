@@ -10,8 +10,8 @@ import pytest
 from loopkit.customers import IdentityValue
 from loopkit.errors import DependencyUnavailable, InvalidArgument, NotFound
 from loopkit.identity_client import IdentityClient
-from loopkit.natsserver import free_port
-from loopkit.testing import RunningService
+from loopkit_dev.natsserver import free_port
+from loopkit_dev.testing import RunningService
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from closedloop.identity.v1 import identity_pb2 as pb
 from closedloop.identity.v1 import identity_pb2_grpc
 from closedloop_identity.models import AuditRow, CustomerRow, IdentityRow, MergeRow
 from identity_helpers import openid, phone, resolve_request, unionid
-from loopkit.testing import eventually, read_events
+from loopkit_dev.testing import eventually, read_events
 
 CALLERS = 50
 

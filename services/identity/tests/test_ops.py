@@ -10,7 +10,7 @@ from closedloop.identity.v1 import identity_pb2_grpc
 from closedloop_identity.transport.grpc import IDEMPOTENT_METHODS, SERVICE_NAME
 from identity_helpers import openid
 from loopkit.grpc_client import make_channel
-from loopkit.testing import eventually, read_events
+from loopkit_dev.testing import eventually, read_events
 
 
 async def test_health_readiness_and_metrics(identity):

@@ -18,7 +18,7 @@ from identity_helpers import (
     unionid,
 )
 from loopkit.events import unpack
-from loopkit.testing import eventually, read_events
+from loopkit_dev.testing import eventually, read_events
 
 
 @pytest.fixture

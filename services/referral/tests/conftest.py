@@ -11,8 +11,8 @@ from nats.aio.client import Client
 
 import closedloop_identity.main
 from closedloop_referral.main import DEFINITION
-from loopkit.natsserver import NatsServer
-from loopkit.testing import PostgresServer, own_nats_server, running_service
+from loopkit_dev.natsserver import NatsServer
+from loopkit_dev.testing import PostgresServer, own_nats_server, running_service
 from referral_helpers import BURST_THRESHOLD, Env, Services
 
 

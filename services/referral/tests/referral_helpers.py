@@ -24,7 +24,7 @@ from closedloop.referral.v1 import referral_pb2 as pb
 from closedloop.referral.v1 import referral_pb2_grpc
 from loopkit.events import new_envelope, subject_for
 from loopkit.natsio import ensure_service_streams
-from loopkit.testing import RunningService, eventually, read_events
+from loopkit_dev.testing import RunningService, eventually, read_events
 
 APP = "wx-ref-app"
 # More than this many newcomers from one referrer within 10 minutes are held for review.

@@ -6,7 +6,7 @@ from closedloop.events.v1 import referral_events_pb2 as ev
 from closedloop.identity.v1 import identity_pb2
 from closedloop.referral.v1 import referral_pb2 as pb
 from loopkit.events import unpack
-from loopkit.testing import eventually
+from loopkit_dev.testing import eventually
 from referral_helpers import Env
 
 

@@ -3,7 +3,7 @@ not inside it: a conversion and its instant reward show up on /metrics."""
 
 from __future__ import annotations
 
-from loopkit.testing import eventually
+from loopkit_dev.testing import eventually
 from referral_helpers import Env
 
 

@@ -12,8 +12,8 @@ import pytest_asyncio
 import closedloop_identity.main
 from closedloop.referral.v1 import referral_pb2 as pb
 from closedloop_referral.main import DEFINITION
-from loopkit.natsserver import NatsServer, free_port
-from loopkit.testing import RunningService, running_service
+from loopkit_dev.natsserver import NatsServer, free_port
+from loopkit_dev.testing import RunningService, running_service
 from referral_helpers import Env
 
 

@@ -12,7 +12,7 @@ from closedloop.events.v1 import conversion_events_pb2 as conv
 from closedloop.events.v1 import referral_events_pb2 as ev
 from closedloop.referral.v1 import referral_pb2 as pb
 from loopkit.events import new_envelope, unpack
-from loopkit.testing import eventually
+from loopkit_dev.testing import eventually
 from referral_helpers import Env, at
 
 DAY = 86400

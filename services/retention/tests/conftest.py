@@ -8,8 +8,8 @@ import pytest_asyncio
 
 from closedloop.retention.v1 import retention_pb2_grpc
 from closedloop_retention.main import DEFINITION
-from loopkit.natsserver import NatsServer
-from loopkit.testing import PostgresServer, RunningService, own_nats_server, running_service
+from loopkit_dev.natsserver import NatsServer
+from loopkit_dev.testing import PostgresServer, RunningService, own_nats_server, running_service
 
 
 @pytest.fixture(scope="module")

@@ -12,8 +12,8 @@ from closedloop.events.v1 import acquisition_events_pb2 as acq
 from closedloop.events.v1 import retention_events_pb2 as ev
 from closedloop.retention.v1 import retention_pb2 as pb
 from loopkit.events import unpack
-from loopkit.testing import RunningService, eventually, read_events
 from loopkit.wechat.sender import SandboxSender
+from loopkit_dev.testing import RunningService, eventually, read_events
 from retention_helpers import Stub, activity, customer, lead, publish, rpc_error, tenant, ts
 
 

@@ -21,7 +21,7 @@ from closedloop.events.v1 import referral_events_pb2 as ref
 from closedloop.retention.v1 import retention_pb2 as pb
 from closedloop_retention.main import DEFINITION
 from closedloop_retention.transport.rebuild_funnel import rebuild
-from loopkit.testing import RunningService, eventually
+from loopkit_dev.testing import RunningService, eventually
 from retention_helpers import Stub, customer, paid, publish, rpc_error, tenant, ts
 
 START = datetime(2026, 9, 1, tzinfo=UTC)

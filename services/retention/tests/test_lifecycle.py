@@ -12,7 +12,7 @@ from closedloop.events.v1 import conversion_events_pb2 as conv
 from closedloop.events.v1 import retention_events_pb2 as ev
 from closedloop.retention.v1 import retention_pb2 as pb
 from loopkit.events import unpack
-from loopkit.testing import eventually, read_events
+from loopkit_dev.testing import eventually, read_events
 from retention_helpers import (
     Stub,
     activity,

@@ -16,8 +16,8 @@ from closedloop.identity.v1 import identity_pb2 as ipb
 from closedloop.identity.v1 import identity_pb2_grpc
 from closedloop.retention.v1 import retention_pb2 as pb
 from closedloop_identity.main import DEFINITION as IDENTITY
-from loopkit.natsserver import NatsServer
-from loopkit.testing import RunningService, eventually, running_service
+from loopkit_dev.natsserver import NatsServer
+from loopkit_dev.testing import RunningService, eventually, running_service
 from retention_helpers import APP, Stub, activity, balance, days_ago, lead, paid, tenant
 
 

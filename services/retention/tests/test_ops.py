@@ -8,7 +8,7 @@ import httpx
 from closedloop.retention.v1 import retention_pb2 as pb
 from closedloop_retention.transport.grpc import IDEMPOTENT_METHODS
 from loopkit.grpc_client import make_channel
-from loopkit.testing import RunningService
+from loopkit_dev.testing import RunningService
 from retention_helpers import Stub, customer, rpc_error, tenant
 
 

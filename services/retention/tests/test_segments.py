@@ -9,7 +9,7 @@ from nats.aio.client import Client
 from closedloop.retention.v1 import retention_pb2 as pb
 from closedloop_retention.segments import language
 from loopkit.errors import InvalidArgument
-from loopkit.testing import eventually
+from loopkit_dev.testing import eventually
 from retention_helpers import Stub, activity, customer, days_ago, lead, paid, rpc_error, tenant
 
 BAD = [

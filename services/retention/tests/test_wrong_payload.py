@@ -8,7 +8,7 @@ from nats.aio.client import Client
 from closedloop.events.v1 import conversion_events_pb2 as conv
 from closedloop.events.v1 import identity_events_pb2 as idn
 from loopkit.deadletters import DeadLetter, list_dead_letters
-from loopkit.testing import RunningService, eventually
+from loopkit_dev.testing import RunningService, eventually
 from retention_helpers import Stub, activity, customer, lead, publish, tenant
 
 

@@ -19,18 +19,27 @@ from loopkit import deadletters
 from loopkit.callers import KeyStore
 from loopkit.errors import DomainError
 from loopkit.natsio import NatsUnreachable, connect_once
-from loopkit.runner import (
+from loopkit.operator import (
     PlatformError,
     load_services,
     migrate,
     nats_url_from_env,
-    run_platform,
     safe_url,
     settings_for,
 )
 
 
 def _cmd_run(_args: argparse.Namespace) -> int:
+    # `make run` is development only: its runner and bundled nats-server live in the dev package,
+    # which service images do not install.
+    try:
+        from loopkit_dev.runner import run_platform
+    except ImportError as exc:
+        raise PlatformError(
+            "`closedloop run` needs the development kit (package closedloop-kit-dev, import "
+            f"loopkit_dev): run `make install` in the repository ({exc})",
+            exit_code=2,
+        ) from None
     return run_platform()
 
 

@@ -21,36 +21,40 @@ async def run_every(
     *,
     name: str,
     wake: asyncio.Event | None = None,
+    on_wake: Callable[[], Awaitable[object]] | None = None,
 ) -> None:
-    """Calls `tick` at once and then every `interval_s` until `stop` is set; setting `wake`
-    starts the next round at once (work arrived: a stored message, say).
+    """Calls `tick` at once and then every `interval_s` until `stop` is set.
 
     A failed round (the database is down, say) is logged and the next one runs as planned: the
-    tick's units of work are retried by the next round, never half-applied.
+    tick's units of work are retried by the next round, never half-applied. When `wake` is set
+    between rounds, `on_wake` (else `tick`) runs at once; the rounds keep their own schedule.
     """
+    loop = asyncio.get_running_loop()
+    next_round = loop.time()
     while not stop.is_set():
         if wake is not None:
             wake.clear()
+        timed = loop.time() >= next_round
+        if timed:
+            next_round = loop.time() + interval_s
         try:
-            await tick()
+            await (tick() if timed or on_wake is None else on_wake())
         except asyncio.CancelledError:
             raise
         except Exception:
             log.exception("%s failed; next round in %.1f s", name, interval_s)
-        await _pause(interval_s, stop, wake)
+        await _first_of(stop, wake, timeout_s=max(0.0, next_round - loop.time()))
 
 
-async def _pause(interval_s: float, stop: asyncio.Event, wake: asyncio.Event | None) -> None:
-    if wake is None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=interval_s)
-        return
-    waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(wake.wait())]
+async def _first_of(stop: asyncio.Event, wake: asyncio.Event | None, *, timeout_s: float) -> None:
+    waits = [asyncio.ensure_future(e.wait()) for e in (stop, wake) if e is not None]
     try:
-        await asyncio.wait(waiters, timeout=interval_s, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait(waits, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
     finally:
-        for waiter in waiters:
-            waiter.cancel()
+        for w in waits:
+            w.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.gather(*waits, return_exceptions=True)
 
 
 def every(
@@ -59,11 +63,12 @@ def every(
     *,
     name: str,
     wake: asyncio.Event | None = None,
+    on_wake: Callable[[], Awaitable[object]] | None = None,
 ) -> Worker:
     """A runtime worker (`runtime.add_worker(every(30, sweep.once, name="reward sweep"))`);
-    `wake.set()` runs the next round without waiting for the interval."""
+    `wake` lets a commit start `on_wake` (else `tick`) without waiting for the next round."""
 
     async def worker(stop: asyncio.Event) -> None:
-        await run_every(interval_s, tick, stop, name=name, wake=wake)
+        await run_every(interval_s, tick, stop, name=name, wake=wake, on_wake=on_wake)
 
     return worker

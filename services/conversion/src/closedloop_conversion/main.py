@@ -15,11 +15,10 @@ from closedloop_conversion.pipeline.followups import FollowUpService
 from closedloop_conversion.pipeline.orders import OrderService
 from closedloop_conversion.sales.service import SalesService
 from closedloop_conversion.settings import ConversionSettings
-from closedloop_conversion.transport.day_start import DayStartDrain
-from closedloop_conversion.transport.events import customer_subscription, lead_subscription
+from closedloop_conversion.transport.events import EventHandlers
 from closedloop_conversion.transport.grpc import SERVICE_NAME, ConversionServicer, register
-from closedloop_conversion.transport.http import ConversionHttp
-from closedloop_conversion.transport.sweeper import TransferSweeper
+from closedloop_conversion.transport.http import router
+from closedloop_conversion.transport.workers import DayStartDrain, TransferSweeper
 from loopkit.gateway_client import GatewayClient
 from loopkit.identity_client import IdentityClient
 from loopkit.runtime import ServiceDefinition, ServiceRuntime
@@ -56,31 +55,33 @@ def build(runtime: ServiceRuntime) -> None:
     else:
         sandbox_log = settings.state_dir / settings.sandbox_log if settings.sandbox_log else None
         sender = SandboxSender(sandbox_log)
+    # Workers' own commits wake only the relay (a sweep does not wake itself).
+    workers_uow = UnitOfWork(runtime.sessions, after_commit=runtime.wake_relay)
     sweeper = TransferSweeper(
-        runtime.sessions,
+        workers_uow,
         transfers,
-        runtime.wake_relay,
         interval_s=settings.transfer_sweep_interval_s,
         wecom=gateway,
     )
-    runtime.add_worker(sweeper.run)
+    runtime.add_worker(sweeper.worker())
+    runtime.add_worker(DayStartDrain(workers_uow, sales).worker())
 
     def after_commit() -> None:
         runtime.wake_relay()
         sweeper.wake()  # a new transfer is asked of WeCom now, not at the next round
 
     uow = UnitOfWork(runtime.sessions, after_commit=after_commit)
-    http = ConversionHttp(
-        settings,
-        uow,
-        directory=directory,
-        ownership=ownership,
-        follow_ups=follow_ups,
-        sender=sender,
-        contacts=gateway,
+    runtime.add_http(
+        router(
+            settings,
+            uow,
+            directory=directory,
+            ownership=ownership,
+            follow_ups=follow_ups,
+            sender=sender,
+            contacts=gateway,
+        )
     )
-    runtime.add_http(http.router())
-    runtime.add_worker(DayStartDrain(runtime.sessions, sales, runtime.wake_relay).run)
     servicer = ConversionServicer(
         uow,
         sales=sales,
@@ -90,8 +91,8 @@ def build(runtime: ServiceRuntime) -> None:
         orders=orders,
     )
     runtime.add_grpc(register(servicer), [SERVICE_NAME])
-    runtime.add_subscription(lead_subscription(sales))
-    runtime.add_subscription(customer_subscription(CustomerEvents()))
+    for subscription in EventHandlers(sales, CustomerEvents()).subscriptions():
+        runtime.add_subscription(subscription)
     metrics.export_zeros()
 
 

@@ -4,35 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from closedloop_conversion.common import now
-from closedloop_conversion.models import FollowUpRow, OwnershipRow
+from closedloop_conversion.ownership.repository import OwnershipRepository
+from closedloop_conversion.pipeline.repository import PipelineRepository
+
+_ownerships = OwnershipRepository()
+_pipeline = PipelineRepository()
 
 
 async def erase_customers(session: AsyncSession, tenant: str, customer_ids: Sequence[str]) -> None:
     ids = list(customer_ids)
     if not ids:
         return
-    await session.execute(
-        update(FollowUpRow)
-        .where(FollowUpRow.tenant_id == tenant, FollowUpRow.customer_id.in_(ids))
-        .values(summary="")
-    )
-    rows = (
-        await session.execute(
-            select(OwnershipRow).where(
-                OwnershipRow.tenant_id == tenant, OwnershipRow.customer_id.in_(ids)
-            )
-        )
-    ).scalars()
-    at = now()
-    for row in rows:
-        # The WeCom id is personal data; the row stays (counts in reports) under a placeholder.
-        row.external_userid = f"forgotten:{row.id}"
-        row.remark = ""
-        if row.status == "active":
-            row.status = "ended"
-            row.ended_at = at
-            row.end_reason = "forgotten"
+    await _pipeline.blank_follow_up_summaries(session, tenant, ids)
+    await _ownerships.forget_contacts(session, tenant, ids, now())

@@ -6,7 +6,8 @@ import dataclasses
 import logging
 
 from closedloop_conversion.ownership.changes import ContactChange
-from loopkit.errors import DomainError
+from loopkit.customers import CustomerDirectory
+from loopkit.errors import DomainError, FailedPrecondition
 from loopkit.wechat.wecom import ContactLookup
 
 log = logging.getLogger(__name__)
@@ -30,3 +31,22 @@ async def with_wecom_record(
     if not contact.unionid:
         return change
     return dataclasses.replace(change, unionid=contact.unionid, unionid_verified=True)
+
+
+async def customer_of_new_contact(
+    directory: CustomerDirectory,
+    contacts: ContactLookup | None,
+    tenant: str,
+    change: ContactChange,
+) -> tuple[ContactChange, str]:
+    """The change (with WeCom's record when a gateway is there) and identity's customer id for
+    the new contact. Runs before the unit of work, so no transaction waits on the network."""
+    if contacts is not None:
+        change = await with_wecom_record(contacts, tenant, change)
+    try:
+        resolved = await directory.resolve(tenant, change.identities, actor="conversion.wecom")
+    except FailedPrecondition:
+        # The unionid and the WeCom id belong to customers the tenant's policy will not merge:
+        # keep the friendship on the WeCom id's customer; ops can merge.
+        resolved = await directory.resolve(tenant, change.identities[:1], actor="conversion.wecom")
+    return change, resolved.customer_id

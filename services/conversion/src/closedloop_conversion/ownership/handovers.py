@@ -3,7 +3,7 @@ answers mean for our transfers.
 
 WeCom decides when a customer has a new rep. Asking it (transfer_customer, or the resigned
 variant for a departed rep) only starts a transfer: the customer may refuse, the takeover rep may
-be full, otherwise WeCom hands the customer over after 24 h. The sweeper (transport.sweeper) asks
+be full, otherwise WeCom hands the customer over after 24 h. The sweeper (transport.workers) asks
 WeCom about each new pending transfer through the gateway and reads back transfer_result; this
 module holds no I/O: it picks the rows and applies the answers.
 """
@@ -17,8 +17,10 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from closedloop_conversion.models import TransferRow
-from closedloop_conversion.ownership import repository as repo
+from closedloop_conversion.ownership.repository import OwnershipRepository
 from closedloop_conversion.ownership.transfers import TransferService
+from closedloop_conversion.ownership.views import TransferView
+from loopkit.views import view_of
 from loopkit.wechat.wecom import HandoverAnswer, HandoverResult, HandoverStatus
 
 BATCH = 500
@@ -42,17 +44,20 @@ class Handover:
 class Handovers:
     def __init__(self, transfers: TransferService) -> None:
         self._transfers = transfers
+        self._repo = OwnershipRepository()
 
     async def claim_new(self, session: AsyncSession, at: datetime) -> list[Handover]:
         """Pending transfers WeCom has not been asked about, marked asked (so one replica asks)."""
-        found = await repo.pending_wecom_transfers(session, requested=False, limit=BATCH)
+        found = await self._repo.pending_wecom_transfers(session, requested=False, limit=BATCH)
         for row, *_ in found:
             row.wecom_requested_at = at
         return _grouped(found)
 
     async def waiting(self, session: AsyncSession) -> list[Handover]:
         """Pending transfers WeCom has been asked about: their result is to be read back."""
-        return _grouped(await repo.pending_wecom_transfers(session, requested=True, limit=BATCH))
+        return _grouped(
+            await self._repo.pending_wecom_transfers(session, requested=True, limit=BATCH)
+        )
 
     async def release(self, session: AsyncSession, handover: Handover) -> None:
         """WeCom could not be asked (the gateway is unreachable): ask again next round."""
@@ -88,10 +93,10 @@ class Handovers:
         handover: Handover,
         results: Sequence[HandoverResult],
         at: datetime,
-    ) -> list[TransferRow]:
+    ) -> list[TransferView]:
         """WeCom's state per customer (transfer_result); returns the transfers it ended."""
         by_user = {r.external_userid: r for r in results if r.external_userid in handover.transfers}
-        ended: list[TransferRow] = []
+        ended: list[TransferView] = []
         for external_userid, row in await self._pending(session, handover, by_user):
             result = by_user[external_userid]
             if result.status is HandoverStatus.ACCEPTED:
@@ -107,7 +112,7 @@ class Handovers:
                 continue
             else:
                 continue  # waiting: WeCom hands the customer over within 24 h
-            ended.append(row)
+            ended.append(view_of(TransferView, row))
         return ended
 
     async def _pending(
@@ -119,7 +124,7 @@ class Handovers:
             transfer_id = handover.transfers.get(external_userid)
             if transfer_id is None:
                 continue
-            row = await repo.transfer(session, handover.tenant_id, transfer_id)
+            row = await self._repo.transfer(session, handover.tenant_id, transfer_id)
             if row is not None and row.status == "pending":
                 rows.append((external_userid, row))
         return rows

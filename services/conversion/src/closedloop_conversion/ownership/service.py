@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -12,11 +11,13 @@ from closedloop.common.v1 import common_pb2
 from closedloop.events.v1 import conversion_events_pb2 as ev
 from closedloop_conversion.common import new_id, now, optional, required, utc
 from closedloop_conversion.models import CallbackRow, ContactWayRow, OwnershipRow
-from closedloop_conversion.ownership import repository as repo
 from closedloop_conversion.ownership.changes import WELCOME_WINDOW_S, ChangeType, ContactChange
+from closedloop_conversion.ownership.repository import OwnershipRepository
 from closedloop_conversion.ownership.transfers import TransferService
-from closedloop_conversion.sales import repository as sales_repo
+from closedloop_conversion.ownership.views import ChangeOutcome, OwnershipView, WelcomeJob
+from closedloop_conversion.sales.repository import SalesRepository
 from loopkit.events import Outbox
+from loopkit.views import view_of
 
 END_REASONS = {
     ChangeType.REP_DELETED_CUSTOMER: (
@@ -30,48 +31,25 @@ END_REASONS = {
 }
 
 
-@dataclass(frozen=True)
-class WelcomeJob:
-    """A welcome message due right after the commit, within WeCom's window."""
-
-    tenant_id: str
-    ownership_id: str
-    customer_id: str
-    corp_id: str
-    external_userid: str
-    rep_wecom_user_id: str
-    welcome_code: str
-    text: str
-    event_at: datetime
-    deadline: datetime
-
-
-@dataclass(frozen=True)
-class ChangeOutcome:
-    applied: bool
-    note: str
-    ownership: OwnershipRow | None = None
-    welcome: WelcomeJob | None = None
-
-
 class OwnershipService:
     def __init__(self, outbox: Outbox, transfers: TransferService) -> None:
         self._outbox = outbox
+        self._reps = SalesRepository()
+        self._repo = OwnershipRepository()
         self._transfers = transfers
 
     async def set_contact_way(
         self, session: AsyncSession, tenant: str, state: str, channel_id: str, welcome_text: str
-    ) -> ContactWayRow:
+    ) -> None:
         state = required(state, "state", max_len=64)
-        row = await repo.contact_way(session, tenant, state)
+        row = await self._repo.contact_way(session, tenant, state)
         if row is None:
             row = ContactWayRow(tenant_id=tenant, state=state)
-            session.add(row)
+            self._repo.add(session, row)
         row.channel_id = optional(channel_id, "channel_id", max_len=64)
         row.welcome_text = optional(welcome_text, "welcome_text", max_len=4000)
         row.updated_at = now()
         await session.flush()
-        return row
 
     async def list(
         self,
@@ -81,26 +59,28 @@ class OwnershipService:
         rep_id: str = "",
         customer_id: str = "",
         include_ended: bool = False,
-    ) -> Sequence[OwnershipRow]:
-        return await repo.ownerships(
+    ) -> Sequence[OwnershipView]:
+        rows = await self._repo.ownerships(
             session, tenant, rep_id=rep_id, customer_id=customer_id, include_ended=include_ended
         )
+        return [view_of(OwnershipView, row) for row in rows]
 
     async def apply_change(
         self, session: AsyncSession, tenant: str, change: ContactChange, customer_id: str
     ) -> ChangeOutcome:
         """Apply one WeCom contact change once; `customer_id` is identity's id for the contact."""
-        if await repo.callback_seen(session, change.key):
+        if await self._repo.callback_seen(session, change.key):
             return ChangeOutcome(False, "duplicate callback")
-        session.add(
+        self._repo.add(
+            session,
             CallbackRow(
                 key=change.key,
                 tenant_id=tenant,
                 change_type=str(change.change_type),
                 received_at=now(),
-            )
+            ),
         )
-        rep = await sales_repo.rep_by_wecom(session, tenant, change.user_id)
+        rep = await self._reps.rep_by_wecom(session, tenant, change.user_id)
         if rep is None:
             return ChangeOutcome(False, f"unknown rep {change.user_id!r}")
         if change.change_type is ChangeType.TRANSFER_FAIL:
@@ -113,15 +93,19 @@ class OwnershipService:
                 fail_reason=change.fail_reason,
             )
             return ChangeOutcome(done, "transfer failed" if done else "no pending transfer")
-        row = await repo.ownership(session, tenant, change.corp_id, rep.id, change.external_userid)
+        row = await self._repo.ownership(
+            session, tenant, change.corp_id, rep.id, change.external_userid
+        )
         if change.change_type is ChangeType.ADD:
             return await self._added(session, tenant, change, customer_id, rep_id=rep.id, row=row)
         if row is None:
             return ChangeOutcome(False, "no such friendship")
         if change.change_type is ChangeType.EDIT:
-            return ChangeOutcome(True, "edited", row)
+            return ChangeOutcome(True, "edited", view_of(OwnershipView, row))
         if row.status != "active":
-            return ChangeOutcome(False, f"friendship already {row.status}", row)
+            return ChangeOutcome(
+                False, f"friendship already {row.status}", view_of(OwnershipView, row)
+            )
         reason, reason_pb = END_REASONS[change.change_type]
         row.status = "ended"
         row.ended_at = min(change.created_at, now())
@@ -134,7 +118,7 @@ class OwnershipService:
             customer_id=row.customer_id,
             payload=ev.OwnershipEnded(rep_id=rep.id, reason=reason_pb, channel_id=row.channel_id),
         )
-        return ChangeOutcome(True, reason, row)
+        return ChangeOutcome(True, reason, view_of(OwnershipView, row))
 
     async def _added(
         self,
@@ -146,10 +130,10 @@ class OwnershipService:
         rep_id: str,
         row: OwnershipRow | None,
     ) -> ChangeOutcome:
-        way = await repo.contact_way(session, tenant, change.state)
+        way = await self._repo.contact_way(session, tenant, change.state)
         channel_id = way.channel_id if way is not None else ""
         if row is not None and row.status == "active":
-            return ChangeOutcome(False, "already friends", row)
+            return ChangeOutcome(False, "already friends", view_of(OwnershipView, row))
         if row is None:
             row = OwnershipRow(
                 id=new_id(),
@@ -159,7 +143,7 @@ class OwnershipService:
                 external_userid=change.external_userid,
                 remark="",
             )
-            session.add(row)
+            self._repo.add(session, row)
         row.customer_id = customer_id
         row.channel_id = channel_id
         row.state = change.state
@@ -172,7 +156,7 @@ class OwnershipService:
         welcome = None
         if change.welcome_code and way is not None and way.welcome_text:
             row.welcome_status = "pending"
-            rep = await sales_repo.rep(session, tenant, rep_id)
+            rep = await self._reps.rep(session, tenant, rep_id)
             welcome = WelcomeJob(
                 tenant_id=tenant,
                 ownership_id=row.id,
@@ -202,12 +186,12 @@ class OwnershipService:
                 ),
             ),
         )
-        return ChangeOutcome(True, "friendship started", row, welcome)
+        return ChangeOutcome(True, "friendship started", view_of(OwnershipView, row), welcome)
 
     async def record_welcome(
         self, session: AsyncSession, tenant: str, ownership_id: str, status: str, latency_ms: int
     ) -> None:
-        row = await repo.ownership_by_id(session, tenant, ownership_id)
+        row = await self._repo.ownership_by_id(session, tenant, ownership_id)
         if row is not None:
             row.welcome_status = status
             row.welcome_latency_ms = latency_ms

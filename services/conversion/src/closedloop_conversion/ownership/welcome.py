@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from closedloop_conversion.common import now
-from closedloop_conversion.ownership.service import WelcomeJob
+from closedloop_conversion.ownership.views import WelcomeJob
 from loopkit.customers import IdentityValue
 from loopkit.wechat.sender import MessageSender, OutboundMessage, SendRefused
 

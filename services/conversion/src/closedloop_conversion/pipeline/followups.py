@@ -16,12 +16,14 @@ from closedloop.events.v1 import conversion_events_pb2 as ev
 from closedloop_conversion import metrics
 from closedloop_conversion.common import new_id, now, optional, required
 from closedloop_conversion.models import FollowUpRow, RepRow
-from closedloop_conversion.pipeline import repository as repo
-from closedloop_conversion.sales import repository as sales_repo
+from closedloop_conversion.pipeline.repository import PipelineRepository
+from closedloop_conversion.pipeline.views import FollowUpView
+from closedloop_conversion.sales.repository import SalesRepository
 from closedloop_conversion.sales.service import SalesService
 from loopkit.errors import DomainError, InvalidArgument, NotFound
 from loopkit.events import Outbox
 from loopkit.uow import on_commit
+from loopkit.views import view_of
 
 MAX_BATCH = 1000
 MAX_SUMMARY = 2000
@@ -118,6 +120,8 @@ def parse_chat_message(raw: Mapping[str, Any]) -> ChatMessage:
 class FollowUpService:
     def __init__(self, outbox: Outbox, sales: SalesService) -> None:
         self._outbox = outbox
+        self._reps = SalesRepository()
+        self._repo = PipelineRepository()
         self._sales = sales
 
     async def log(
@@ -132,12 +136,12 @@ class FollowUpService:
         at: datetime | None,
         inbound: bool = False,
         message_id: str | None = None,
-    ) -> FollowUpRow:
+    ) -> FollowUpView:
         customer = required(customer_id, "customer_id", max_len=26)
-        rep = await sales_repo.rep(session, tenant, rep_id)
+        rep = await self._reps.rep(session, tenant, rep_id)
         if rep is None:
             raise NotFound("no such rep", field="rep_id")
-        return await self._log(
+        row = await self._log(
             session,
             tenant,
             customer_id=customer,
@@ -148,6 +152,7 @@ class FollowUpService:
             inbound=inbound,
             message_id=message_id,
         )
+        return view_of(FollowUpView, row)
 
     async def _log(
         self,
@@ -178,7 +183,7 @@ class FollowUpService:
             at=at,
             recorded_at=now(),
         )
-        session.add(row)
+        self._repo.add(session, row)
         await session.flush()
         await self._outbox.emit(
             session,
@@ -209,12 +214,14 @@ class FollowUpService:
                 parsed.append((index, parse_chat_message(raw)))
             except DomainError as exc:
                 result.rejected.append(Rejected(index, exc.reason, exc.field or ""))
-        known = await repo.known_message_ids(session, tenant, [m.message_id for _, m in parsed])
+        known = await self._repo.known_message_ids(
+            session, tenant, [m.message_id for _, m in parsed]
+        )
         reps: dict[str, RepRow | None] = {}
 
         async def rep_of(user_id: str) -> RepRow | None:
             if user_id not in reps:
-                reps[user_id] = await sales_repo.rep_by_wecom(session, tenant, user_id)
+                reps[user_id] = await self._reps.rep_by_wecom(session, tenant, user_id)
             return reps[user_id]
 
         for index, message in parsed:
@@ -233,7 +240,7 @@ class FollowUpService:
                     Rejected(index, "neither sender nor receiver is a known rep", "sender")
                 )
                 continue
-            customer_id = await repo.customer_of_contact(session, tenant, rep.id, contact)
+            customer_id = await self._repo.customer_of_contact(session, tenant, rep.id, contact)
             if customer_id is None:
                 field_name = "sender" if inbound else "receiver"
                 result.rejected.append(Rejected(index, "unknown external contact", field_name))

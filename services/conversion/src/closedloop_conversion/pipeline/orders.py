@@ -3,131 +3,48 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from closedloop.common.v1 import common_pb2
 from closedloop.events.v1 import conversion_events_pb2 as ev
 from closedloop_conversion import metrics
 from closedloop_conversion.common import new_id, now, optional, required
 from closedloop_conversion.models import OpportunityRow, OrderRow, PipelineRow, RefundRow
-from closedloop_conversion.pipeline import repository as repo
-from closedloop_conversion.sales import repository as sales_repo
+from closedloop_conversion.pipeline.money import (
+    Item,
+    Money,
+    items_to_pb,
+    money_pb,
+    validate_items,
+    validate_money,
+)
+from closedloop_conversion.pipeline.repository import PipelineRepository
+from closedloop_conversion.pipeline.views import OpportunityView, OrderView
+from closedloop_conversion.sales.repository import SalesRepository
 from closedloop_conversion.sales.service import SalesService
 from loopkit.errors import FailedPrecondition, InvalidArgument, NotFound
 from loopkit.events import Outbox
 from loopkit.uow import on_commit
+from loopkit.views import view_of
 
 DEFAULT_STAGES = ["new", "contacted", "qualified", "proposal", "won", "lost"]
 CLOSING_STAGES = ("won", "lost")
 MAX_STAGES = 20
-MAX_ITEMS = 200
-MAX_AMOUNT = 10**15
-# ISO 4217 codes the platform accepts (the markets WeChat sells in, and the majors).
-CURRENCIES = frozenset(
-    [
-        "CNY",
-        "HKD",
-        "MOP",
-        "TWD",
-        "USD",
-        "EUR",
-        "GBP",
-        "JPY",
-        "KRW",
-        "SGD",
-        "MYR",
-        "THB",
-        "AUD",
-        "NZD",
-        "CAD",
-        "CHF",
-    ]
-)
-
-
-@dataclass(frozen=True)
-class Money:
-    currency: str
-    amount_minor: int
-
-
-@dataclass(frozen=True)
-class Item:
-    sku: str
-    name: str
-    quantity: int
-    unit_price: Money
-    category: str = ""
-
-
-def validate_money(money: Money, field: str, *, allow_zero: bool = True) -> Money:
-    currency = money.currency.strip().upper()
-    if currency not in CURRENCIES:
-        raise InvalidArgument(f"unknown currency {money.currency!r}", field=f"{field}.currency")
-    if money.amount_minor < 0:
-        raise InvalidArgument("must not be negative", field=f"{field}.amount_minor")
-    if money.amount_minor == 0 and not allow_zero:
-        raise InvalidArgument("must be positive", field=f"{field}.amount_minor")
-    if money.amount_minor > MAX_AMOUNT:
-        raise InvalidArgument("is too large", field=f"{field}.amount_minor")
-    return Money(currency, money.amount_minor)
-
-
-def _validate_items(items: Sequence[Item], currency: str) -> list[dict[str, Any]]:
-    if len(items) > MAX_ITEMS:
-        raise InvalidArgument(f"at most {MAX_ITEMS} items", field="items")
-    out = []
-    for i, item in enumerate(items):
-        name = f"items[{i}]"
-        if item.quantity <= 0:
-            raise InvalidArgument("must be positive", field=f"{name}.quantity")
-        price = validate_money(item.unit_price, f"{name}.unit_price")
-        if price.currency != currency:
-            raise InvalidArgument("must be the order's currency", field=f"{name}.unit_price")
-        out.append(
-            {
-                "sku": optional(item.sku, f"{name}.sku", max_len=128),
-                "name": optional(item.name, f"{name}.name"),
-                "quantity": item.quantity,
-                "currency": currency,
-                "unit_price_minor": price.amount_minor,
-                "category": optional(item.category, f"{name}.category", max_len=128),
-            }
-        )
-    return out
-
-
-def items_to_pb(items: Sequence[dict[str, Any]]) -> list[ev.OrderItem]:
-    return [
-        ev.OrderItem(
-            sku=i["sku"],
-            name=i["name"],
-            quantity=i["quantity"],
-            unit_price=common_pb2.Money(currency=i["currency"], amount_minor=i["unit_price_minor"]),
-            category=i.get("category", ""),
-        )
-        for i in items
-    ]
-
-
-def _money(currency: str, amount: int) -> common_pb2.Money:
-    return common_pb2.Money(currency=currency, amount_minor=amount)
 
 
 class OrderService:
     def __init__(self, outbox: Outbox, sales: SalesService) -> None:
         self._outbox = outbox
+        self._reps = SalesRepository()
+        self._repo = PipelineRepository()
         self._sales = sales
 
     # --- stages ------------------------------------------------------------------------------
 
     async def stages(self, session: AsyncSession, tenant: str) -> list[str]:
-        row = await repo.pipeline(session, tenant)
+        row = await self._repo.pipeline(session, tenant)
         return list(row.stages) if row is not None else list(DEFAULT_STAGES)
 
     async def set_stages(
@@ -141,10 +58,10 @@ class OrderService:
         if not all(c in names for c in CLOSING_STAGES) or len(names) < 3:
             raise InvalidArgument("need at least one open stage plus won and lost", field="stages")
         ordered = [n for n in names if n not in CLOSING_STAGES] + list(CLOSING_STAGES)
-        row = await repo.pipeline(session, tenant)
+        row = await self._repo.pipeline(session, tenant)
         if row is None:
             row = PipelineRow(tenant_id=tenant)
-            session.add(row)
+            self._repo.add(session, row)
         row.stages = ordered
         row.updated_at = now()
         await session.flush()
@@ -162,18 +79,18 @@ class OrderService:
         lead_id: str,
         title: str,
         expected: Money | None,
-    ) -> OpportunityRow:
+    ) -> OpportunityView:
         customer = required(customer_id, "customer_id", max_len=26)
         lead = None
         if lead_id:
-            lead = await sales_repo.lead(session, tenant, lead_id)
+            lead = await self._reps.lead(session, tenant, lead_id)
             if lead is None:
                 raise NotFound("no such lead", field="lead_id")
         rep_id = rep_id or (lead.rep_id if lead and lead.rep_id else "")
-        rep_id = rep_id or (await repo.owner_rep_id(session, tenant, customer) or "")
+        rep_id = rep_id or (await self._repo.owner_rep_id(session, tenant, customer) or "")
         if not rep_id:
             raise InvalidArgument("the customer has no owner: name a rep", field="rep_id")
-        rep = await sales_repo.rep(session, tenant, rep_id)
+        rep = await self._reps.rep(session, tenant, rep_id)
         if rep is None:
             raise NotFound("no such rep", field="rep_id")
         if rep.status != "active":
@@ -195,21 +112,21 @@ class OrderService:
             updated_at=at,
             closed_at=None,
         )
-        session.add(row)
+        self._repo.add(session, row)
         await session.flush()
-        return row
+        return view_of(OpportunityView, row)
 
     async def move_opportunity(
         self, session: AsyncSession, tenant: str, opportunity_id: str, stage: str
-    ) -> OpportunityRow:
-        row = await repo.opportunity(session, tenant, opportunity_id)
+    ) -> OpportunityView:
+        row = await self._repo.opportunity(session, tenant, opportunity_id)
         if row is None:
             raise NotFound("no such opportunity", field="opportunity_id")
         stage = required(stage, "stage", max_len=64).lower()
         if stage not in await self.stages(session, tenant):
             raise InvalidArgument("not a stage of this tenant's pipeline", field="stage")
         if row.stage == stage:
-            return row
+            return view_of(OpportunityView, row)
         if row.closed_at is not None:
             raise FailedPrecondition(f"the opportunity is closed ({row.stage})", field="stage")
         row.stage = stage
@@ -217,11 +134,11 @@ class OrderService:
         if stage in CLOSING_STAGES:
             row.closed_at = row.updated_at
             if row.lead_id:
-                lead = await sales_repo.lead(session, tenant, row.lead_id)
+                lead = await self._reps.lead(session, tenant, row.lead_id)
                 if lead is not None and lead.status in ("assigned", "unassigned"):
                     await self._sales.close_lead(session, tenant, lead.id, stage)
         await session.flush()
-        return row
+        return view_of(OpportunityView, row)
 
     # --- orders ------------------------------------------------------------------------------
 
@@ -237,13 +154,13 @@ class OrderService:
         items: Sequence[Item],
         amount: Money,
         paid_at: datetime | None,
-    ) -> OrderRow:
+    ) -> OrderView:
         customer = required(customer_id, "customer_id", max_len=26)
         money = validate_money(amount, "amount")
-        item_rows = _validate_items(items, money.currency)
+        item_rows = validate_items(items, money.currency)
         opp = None
         if opportunity_id:
-            opp = await repo.opportunity(session, tenant, opportunity_id)
+            opp = await self._repo.opportunity(session, tenant, opportunity_id)
             if opp is None:
                 raise NotFound("no such opportunity", field="opportunity_id")
             if opp.customer_id != customer:
@@ -251,16 +168,16 @@ class OrderService:
         lead_id = lead_id or (opp.lead_id if opp and opp.lead_id else "")
         lead = None
         if lead_id:
-            lead = await sales_repo.lead(session, tenant, lead_id)
+            lead = await self._reps.lead(session, tenant, lead_id)
             if lead is None:
                 raise NotFound("no such lead", field="lead_id")
         else:
-            lead = await repo.latest_lead(session, tenant, customer)
+            lead = await self._repo.latest_lead(session, tenant, customer)
             lead_id = lead.id if lead is not None else ""
         rep_id = rep_id or (opp.rep_id if opp else "")
-        rep_id = rep_id or (await repo.owner_rep_id(session, tenant, customer) or "")
+        rep_id = rep_id or (await self._repo.owner_rep_id(session, tenant, customer) or "")
         rep_id = rep_id or (lead.rep_id if lead is not None and lead.rep_id else "")
-        if rep_id and await sales_repo.rep(session, tenant, rep_id) is None:
+        if rep_id and await self._reps.rep(session, tenant, rep_id) is None:
             raise NotFound("no such rep", field="rep_id")
         row = OrderRow(
             id=new_id(),
@@ -277,7 +194,7 @@ class OrderService:
             placed_at=now(),
             paid_at=None,
         )
-        session.add(row)
+        self._repo.add(session, row)
         await session.flush()
         await self._outbox.emit(
             session,
@@ -288,36 +205,38 @@ class OrderService:
                 order_id=row.id,
                 opportunity_id=row.opportunity_id or "",
                 rep_id=row.rep_id or "",
-                amount=_money(row.currency, row.amount_minor),
+                amount=money_pb(row.currency, row.amount_minor),
                 items=items_to_pb(item_rows),
             ),
         )
         if paid_at is not None:
             await self._paid(session, row, paid_at)
-        return row
+        return view_of(OrderView, row)
 
     async def mark_paid(
         self, session: AsyncSession, tenant: str, order_id: str, paid_at: datetime | None
-    ) -> OrderRow:
-        row = await repo.order(session, tenant, order_id)
+    ) -> OrderView:
+        row = await self._repo.order(session, tenant, order_id)
         if row is None:
             raise NotFound("no such order", field="order_id")
         if row.paid_at is not None:
-            return row  # paid already: no second order.paid
+            return view_of(OrderView, row)  # paid already: no second order.paid
         await self._paid(session, row, paid_at or now())
-        return row
+        return view_of(OrderView, row)
 
     async def _paid(self, session: AsyncSession, row: OrderRow, paid_at: datetime) -> None:
         row.paid_at = paid_at
         row.status = "paid"
-        repeat = await repo.paid_orders_before(session, row.tenant_id, row.customer_id, row.id) > 0
+        repeat = (
+            await self._repo.paid_orders_before(session, row.tenant_id, row.customer_id, row.id) > 0
+        )
         await session.flush()
         if row.opportunity_id:
-            opp = await repo.opportunity(session, row.tenant_id, row.opportunity_id)
+            opp = await self._repo.opportunity(session, row.tenant_id, row.opportunity_id)
             if opp is not None and opp.closed_at is None:
                 opp.stage, opp.closed_at, opp.updated_at = "won", paid_at, now()
         if row.lead_id:
-            lead = await sales_repo.lead(session, row.tenant_id, row.lead_id)
+            lead = await self._reps.lead(session, row.tenant_id, row.lead_id)
             if lead is not None and lead.status in ("assigned", "unassigned"):
                 await self._sales.close_lead(session, row.tenant_id, lead.id, "won")
         await self._outbox.emit(
@@ -328,7 +247,7 @@ class OrderService:
             payload=ev.OrderPaid(
                 order_id=row.id,
                 rep_id=row.rep_id or "",
-                amount=_money(row.currency, row.amount_minor),
+                amount=money_pb(row.currency, row.amount_minor),
                 items=items_to_pb(row.items),
                 lead_id=row.lead_id or "",
                 opportunity_id=row.opportunity_id or "",
@@ -345,8 +264,8 @@ class OrderService:
         order_id: str,
         amount: Money | None,
         reason: str,
-    ) -> OrderRow:
-        row = await repo.order(session, tenant, order_id)
+    ) -> OrderView:
+        row = await self._repo.order(session, tenant, order_id)
         if row is None:
             raise NotFound("no such order", field="order_id")
         if row.paid_at is None:
@@ -369,7 +288,8 @@ class OrderService:
         row.refunded_minor += value
         full = row.refunded_minor == row.amount_minor
         row.status = "refunded" if full else "partially_refunded"
-        session.add(
+        self._repo.add(
+            session,
             RefundRow(
                 id=new_id(),
                 tenant_id=tenant,
@@ -378,7 +298,7 @@ class OrderService:
                 amount_minor=value,
                 reason=optional(reason, "reason", max_len=500),
                 at=now(),
-            )
+            ),
         )
         await session.flush()
         await self._outbox.emit(
@@ -388,13 +308,13 @@ class OrderService:
             customer_id=row.customer_id,
             payload=ev.OrderRefunded(
                 order_id=row.id,
-                refunded=_money(row.currency, value),
+                refunded=money_pb(row.currency, value),
                 full=full,
                 items=items_to_pb(row.items),
                 rep_id=row.rep_id or "",
                 lead_id=row.lead_id or "",
-                refunded_total=_money(row.currency, row.refunded_minor),
-                order_amount=_money(row.currency, row.amount_minor),
+                refunded_total=money_pb(row.currency, row.refunded_minor),
+                order_amount=money_pb(row.currency, row.amount_minor),
             ),
         )
-        return row
+        return view_of(OrderView, row)

@@ -11,9 +11,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from closedloop_conversion.common import utc, utc_or_none
 from closedloop_conversion.models import OrderRow, RepRow
-from closedloop_conversion.pipeline import repository as repo
-from closedloop_conversion.sales import repository as sales_repo
+from closedloop_conversion.pipeline.repository import PipelineRepository
+from closedloop_conversion.sales.repository import SalesRepository
 from loopkit.errors import InvalidArgument, NotFound
+
+_pipeline = PipelineRepository()
+# Reads of the sales concept's reps (the report lists them by name and team).
+_reps = SalesRepository()
 
 
 @dataclass
@@ -51,14 +55,14 @@ async def rep_report(
         raise InvalidArgument("must be after from", field="to")
     reps: Sequence[RepRow]
     if rep_id:
-        rep = await sales_repo.rep(session, tenant, rep_id)
+        rep = await _reps.rep(session, tenant, rep_id)
         if rep is None:
             raise NotFound("no such rep", field="rep_id")
         reps = [rep]
     else:
-        reps = await sales_repo.reps(session, tenant, team=team)
+        reps = await _reps.reps(session, tenant, team=team)
     figures = {r.id: RepFigures(r.id, r.name, r.team) for r in reps}
-    paid = await repo.orders(session, tenant)
+    paid = await _pipeline.orders(session, tenant)
     await _friends(session, tenant, figures, start, end)
     await _leads(session, tenant, figures, paid, start=start, end=end)
     await _activity(session, tenant, figures, start, end)
@@ -75,7 +79,7 @@ async def _friends(
     start: datetime,
     end: datetime,
 ) -> None:
-    for o in await repo.ownerships(session, tenant):
+    for o in await _pipeline.ownerships(session, tenant):
         f = figures.get(o.rep_id)
         if f is None:
             continue
@@ -97,11 +101,11 @@ async def _leads(
     end: datetime,
 ) -> None:
     assigned: dict[str, set[str]] = defaultdict(set)
-    for a in await repo.assignments(session, tenant, start, end):
+    for a in await _pipeline.assignments(session, tenant, start, end):
         if a.to_rep_id in figures:
             assigned[a.to_rep_id].add(a.lead_id)
     all_leads = sorted({lead_id for ids in assigned.values() for lead_id in ids})
-    leads = {lead.id: lead for lead in await repo.leads_by_id(session, tenant, all_leads)}
+    leads = {lead.id: lead for lead in await _pipeline.leads_by_id(session, tenant, all_leads)}
     converted = {o.lead_id for o in paid if o.lead_id}
     for rep_key, lead_ids in assigned.items():
         f = figures[rep_key]
@@ -126,11 +130,11 @@ async def _activity(
     end: datetime,
 ) -> None:
     kinds: dict[str, Counter[str]] = defaultdict(Counter)
-    for fu in await repo.follow_ups(session, tenant, start, end):
+    for fu in await _pipeline.follow_ups(session, tenant, start, end):
         if fu.rep_id in figures and not fu.inbound:
             kinds[fu.rep_id][fu.kind] += 1
     stages: dict[str, Counter[str]] = defaultdict(Counter)
-    for opp in await repo.opportunities(session, tenant):
+    for opp in await _pipeline.opportunities(session, tenant):
         if opp.rep_id in figures:
             stages[opp.rep_id][opp.stage] += 1
     for f in figures.values():
@@ -153,7 +157,7 @@ async def _revenue(
         if order.rep_id in figures and _in(order.paid_at, start, end):
             revenue[order.rep_id][order.currency] += order.amount_minor
             figures[order.rep_id].orders_paid += 1
-    for refund in await repo.refunds(session, tenant, start, end):
+    for refund in await _pipeline.refunds(session, tenant, start, end):
         if refund.rep_id in figures:
             revenue[refund.rep_id][currency_of.get(refund.order_id, "CNY")] -= refund.amount_minor
     for f in figures.values():

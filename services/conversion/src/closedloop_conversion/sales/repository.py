@@ -1,4 +1,5 @@
-"""Every query of the sales concept."""
+"""Every query of the sales concept; the only writer of reps, assignment_rules, leads and
+lead_assignments."""
 
 from __future__ import annotations
 
@@ -17,157 +18,178 @@ from closedloop_conversion.models import (
 )
 
 
-async def rep(
-    session: AsyncSession, tenant: str, rep_id: str, *, lock: bool = False
-) -> RepRow | None:
-    query = select(RepRow).where(RepRow.tenant_id == tenant, RepRow.id == rep_id)
-    if lock:
-        query = query.with_for_update()
-    return (await session.execute(query)).scalar_one_or_none()
+class SalesRepository:
+    """Reps, assignment rules, leads and the assignment history: the tables sales writes."""
 
+    async def rep(
+        self, session: AsyncSession, tenant: str, rep_id: str, *, lock: bool = False
+    ) -> RepRow | None:
+        query = select(RepRow).where(RepRow.tenant_id == tenant, RepRow.id == rep_id)
+        if lock:
+            query = query.with_for_update()
+        return (await session.execute(query)).scalar_one_or_none()
 
-async def rep_by_wecom(session: AsyncSession, tenant: str, wecom_user_id: str) -> RepRow | None:
-    query = select(RepRow).where(RepRow.tenant_id == tenant, RepRow.wecom_user_id == wecom_user_id)
-    return (await session.execute(query)).scalar_one_or_none()
-
-
-async def reps(
-    session: AsyncSession, tenant: str, *, team: str = "", status: str = ""
-) -> Sequence[RepRow]:
-    query = select(RepRow).where(RepRow.tenant_id == tenant)
-    if team:
-        query = query.where(RepRow.team == team)
-    if status:
-        query = query.where(RepRow.status == status)
-    return (
-        (await session.execute(query.order_by(RepRow.team, RepRow.name, RepRow.id))).scalars().all()
-    )
-
-
-async def lock_pool(
-    session: AsyncSession, tenant: str, team: str, extra_ids: Sequence[str] = ()
-) -> list[RepRow]:
-    """The active reps of a team (every active rep when the team is empty), plus `extra_ids`,
-    locked in id order so concurrent assignments take turns instead of colliding."""
-    in_pool = RepRow.team == team if team else RepRow.id.is_not(None)
-    if extra_ids:
-        in_pool = in_pool | RepRow.id.in_(list(extra_ids))
-    query = (
-        select(RepRow)
-        .where(RepRow.tenant_id == tenant, RepRow.status == "active", in_pool)
-        .order_by(RepRow.id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
-    return list((await session.execute(query)).scalars().all())
-
-
-async def next_rr_seq(session: AsyncSession, tenant: str) -> int:
-    query = select(func.max(RepRow.rr_seq)).where(RepRow.tenant_id == tenant)
-    return int((await session.execute(query)).scalar_one() or 0) + 1
-
-
-async def rule(session: AsyncSession, tenant: str, campaign_id: str) -> AssignmentRuleRow | None:
-    return await session.get(AssignmentRuleRow, (tenant, campaign_id))
-
-
-async def lead(
-    session: AsyncSession, tenant: str, lead_id: str, *, lock: bool = False
-) -> LeadRow | None:
-    query = select(LeadRow).where(LeadRow.tenant_id == tenant, LeadRow.id == lead_id)
-    if lock:
-        query = query.with_for_update()
-    return (await session.execute(query)).scalar_one_or_none()
-
-
-async def lead_any_tenant(session: AsyncSession, lead_id: str) -> LeadRow | None:
-    return await session.get(LeadRow, lead_id)
-
-
-async def leads(
-    session: AsyncSession,
-    tenant: str,
-    *,
-    rep_id: str = "",
-    status: str = "",
-    customer_id: str = "",
-    limit: int = 1000,
-) -> Sequence[LeadRow]:
-    query = select(LeadRow).where(LeadRow.tenant_id == tenant)
-    if rep_id:
-        query = query.where(LeadRow.rep_id == rep_id)
-    if status:
-        query = query.where(LeadRow.status == status)
-    if customer_id:
-        query = query.where(LeadRow.customer_id == customer_id)
-    query = query.order_by(LeadRow.captured_at, LeadRow.id).limit(limit)
-    return (await session.execute(query)).scalars().all()
-
-
-async def waiting_leads(session: AsyncSession, tenant: str, limit: int) -> Sequence[LeadRow]:
-    query = (
-        select(LeadRow)
-        .where(LeadRow.tenant_id == tenant, LeadRow.status == "unassigned")
-        .order_by(LeadRow.captured_at, LeadRow.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
-    return (await session.execute(query)).scalars().all()
-
-
-async def open_leads_of(
-    session: AsyncSession, tenant: str, customer_id: str, rep_id: str
-) -> Sequence[LeadRow]:
-    query = select(LeadRow).where(
-        LeadRow.tenant_id == tenant,
-        LeadRow.customer_id == customer_id,
-        LeadRow.rep_id == rep_id,
-        LeadRow.status == "assigned",
-    )
-    return (await session.execute(query.with_for_update())).scalars().all()
-
-
-async def owner_rep_ids(session: AsyncSession, tenant: str, customer_id: str) -> list[str]:
-    """Reps holding an active friendship with the customer, longest-standing first."""
-    if not customer_id:
-        return []
-    query = (
-        select(OwnershipRow.rep_id)
-        .where(
-            OwnershipRow.tenant_id == tenant,
-            OwnershipRow.customer_id == customer_id,
-            OwnershipRow.status == "active",
+    async def rep_by_wecom(
+        self, session: AsyncSession, tenant: str, wecom_user_id: str
+    ) -> RepRow | None:
+        query = select(RepRow).where(
+            RepRow.tenant_id == tenant, RepRow.wecom_user_id == wecom_user_id
         )
-        .order_by(OwnershipRow.started_at)
-    )
-    return list((await session.execute(query)).scalars().all())
+        return (await session.execute(query)).scalar_one_or_none()
 
-
-async def channel_leads_since(
-    session: AsyncSession, tenant: str, channel_id: str, rep_ids: Sequence[str], since: datetime
-) -> dict[str, int]:
-    """How many leads of the channel each rep was given since `since` (daily caps)."""
-    if not rep_ids:
-        return {}
-    query = (
-        select(LeadAssignmentRow.to_rep_id, func.count(func.distinct(LeadAssignmentRow.lead_id)))
-        .join(LeadRow, LeadRow.id == LeadAssignmentRow.lead_id)
-        .where(
-            LeadAssignmentRow.tenant_id == tenant,
-            LeadAssignmentRow.to_rep_id.in_(list(rep_ids)),
-            LeadAssignmentRow.at >= since,
-            LeadRow.channel_id == channel_id,
+    async def reps(
+        self, session: AsyncSession, tenant: str, *, team: str = "", status: str = ""
+    ) -> Sequence[RepRow]:
+        query = select(RepRow).where(RepRow.tenant_id == tenant)
+        if team:
+            query = query.where(RepRow.team == team)
+        if status:
+            query = query.where(RepRow.status == status)
+        return (
+            (await session.execute(query.order_by(RepRow.team, RepRow.name, RepRow.id)))
+            .scalars()
+            .all()
         )
-        .group_by(LeadAssignmentRow.to_rep_id)
-    )
-    return {rep_id: int(n) for rep_id, n in (await session.execute(query)).all()}
 
+    async def lock_pool(
+        self, session: AsyncSession, tenant: str, team: str, extra_ids: Sequence[str] = ()
+    ) -> list[RepRow]:
+        """The active reps of a team (every active rep when the team is empty), plus `extra_ids`,
+        locked in id order so concurrent assignments take turns instead of colliding."""
+        in_pool = RepRow.team == team if team else RepRow.id.is_not(None)
+        if extra_ids:
+            in_pool = in_pool | RepRow.id.in_(list(extra_ids))
+        query = (
+            select(RepRow)
+            .where(RepRow.tenant_id == tenant, RepRow.status == "active", in_pool)
+            .order_by(RepRow.id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        return list((await session.execute(query)).scalars().all())
 
-async def tenants_waiting_on_caps(session: AsyncSession) -> list[str]:
-    """Tenants with waiting leads of a capped channel (a new day may free their reps)."""
-    query = (
-        select(LeadRow.tenant_id)
-        .where(LeadRow.status == "unassigned", LeadRow.daily_cap > 0)
-        .distinct()
-    )
-    return list((await session.execute(query)).scalars().all())
+    def add(
+        self, session: AsyncSession, row: RepRow | AssignmentRuleRow | LeadRow | LeadAssignmentRow
+    ) -> None:
+        session.add(row)
+
+    async def take_turn(self, session: AsyncSession, rep: RepRow) -> None:
+        """The rep goes to the back of the round-robin queue of its tenant."""
+        rep.rr_seq = await self.next_rr_seq(session, rep.tenant_id)
+        await session.flush()
+
+    async def next_rr_seq(self, session: AsyncSession, tenant: str) -> int:
+        query = select(func.max(RepRow.rr_seq)).where(RepRow.tenant_id == tenant)
+        return int((await session.execute(query)).scalar_one() or 0) + 1
+
+    async def rule(
+        self, session: AsyncSession, tenant: str, campaign_id: str
+    ) -> AssignmentRuleRow | None:
+        return await session.get(AssignmentRuleRow, (tenant, campaign_id))
+
+    async def lead(
+        self, session: AsyncSession, tenant: str, lead_id: str, *, lock: bool = False
+    ) -> LeadRow | None:
+        query = select(LeadRow).where(LeadRow.tenant_id == tenant, LeadRow.id == lead_id)
+        if lock:
+            query = query.with_for_update()
+        return (await session.execute(query)).scalar_one_or_none()
+
+    async def lead_any_tenant(self, session: AsyncSession, lead_id: str) -> LeadRow | None:
+        return await session.get(LeadRow, lead_id)
+
+    async def leads(
+        self,
+        session: AsyncSession,
+        tenant: str,
+        *,
+        rep_id: str = "",
+        status: str = "",
+        customer_id: str = "",
+        limit: int = 1000,
+    ) -> Sequence[LeadRow]:
+        query = select(LeadRow).where(LeadRow.tenant_id == tenant)
+        if rep_id:
+            query = query.where(LeadRow.rep_id == rep_id)
+        if status:
+            query = query.where(LeadRow.status == status)
+        if customer_id:
+            query = query.where(LeadRow.customer_id == customer_id)
+        query = query.order_by(LeadRow.captured_at, LeadRow.id).limit(limit)
+        return (await session.execute(query)).scalars().all()
+
+    async def waiting_leads(
+        self, session: AsyncSession, tenant: str, limit: int
+    ) -> Sequence[LeadRow]:
+        query = (
+            select(LeadRow)
+            .where(LeadRow.tenant_id == tenant, LeadRow.status == "unassigned")
+            .order_by(LeadRow.captured_at, LeadRow.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        return (await session.execute(query)).scalars().all()
+
+    async def open_leads_of(
+        self, session: AsyncSession, tenant: str, customer_id: str, rep_id: str
+    ) -> Sequence[LeadRow]:
+        query = select(LeadRow).where(
+            LeadRow.tenant_id == tenant,
+            LeadRow.customer_id == customer_id,
+            LeadRow.rep_id == rep_id,
+            LeadRow.status == "assigned",
+        )
+        return (await session.execute(query.with_for_update())).scalars().all()
+
+    async def owner_rep_ids(
+        self, session: AsyncSession, tenant: str, customer_id: str
+    ) -> list[str]:
+        """Reps holding an active friendship with the customer, longest-standing first (a read of
+        ownership's table: the sticky rule asks it)."""
+        if not customer_id:
+            return []
+        query = (
+            select(OwnershipRow.rep_id)
+            .where(
+                OwnershipRow.tenant_id == tenant,
+                OwnershipRow.customer_id == customer_id,
+                OwnershipRow.status == "active",
+            )
+            .order_by(OwnershipRow.started_at)
+        )
+        return list((await session.execute(query)).scalars().all())
+
+    async def channel_leads_since(
+        self,
+        session: AsyncSession,
+        tenant: str,
+        channel_id: str,
+        rep_ids: Sequence[str],
+        since: datetime,
+    ) -> dict[str, int]:
+        """How many leads of the channel each rep was given since `since` (daily caps)."""
+        if not rep_ids:
+            return {}
+        query = (
+            select(
+                LeadAssignmentRow.to_rep_id, func.count(func.distinct(LeadAssignmentRow.lead_id))
+            )
+            .join(LeadRow, LeadRow.id == LeadAssignmentRow.lead_id)
+            .where(
+                LeadAssignmentRow.tenant_id == tenant,
+                LeadAssignmentRow.to_rep_id.in_(list(rep_ids)),
+                LeadAssignmentRow.at >= since,
+                LeadRow.channel_id == channel_id,
+            )
+            .group_by(LeadAssignmentRow.to_rep_id)
+        )
+        return {rep_id: int(n) for rep_id, n in (await session.execute(query)).all()}
+
+    async def tenants_waiting_on_caps(self, session: AsyncSession) -> list[str]:
+        """Tenants with waiting leads of a capped channel (a new day may free their reps)."""
+        query = (
+            select(LeadRow.tenant_id)
+            .where(LeadRow.status == "unassigned", LeadRow.daily_cap > 0)
+            .distinct()
+        )
+        return list((await session.execute(query)).scalars().all())

@@ -12,20 +12,13 @@ from closedloop.common.v1 import common_pb2
 from closedloop.conversion.v1 import conversion_pb2 as pb
 from closedloop.events.v1 import conversion_events_pb2 as ev
 from closedloop_conversion.common import utc
-from closedloop_conversion.models import (
-    AssignmentRuleRow,
-    FollowUpRow,
-    LeadRow,
-    OpportunityRow,
-    OrderRow,
-    OwnershipRow,
-    RepRow,
-    TransferRow,
-)
+from closedloop_conversion.ownership.views import OwnershipView, TransferView
 from closedloop_conversion.pipeline.followups import KIND_PB, Kind
-from closedloop_conversion.pipeline.orders import Item, Money, items_to_pb
+from closedloop_conversion.pipeline.money import Item, Money, items_to_pb
 from closedloop_conversion.pipeline.reports import RepFigures
+from closedloop_conversion.pipeline.views import FollowUpView, OpportunityView, OrderView
 from closedloop_conversion.sales.policy import Rule
+from closedloop_conversion.sales.views import LeadView, RepView, RuleView
 from loopkit.errors import InvalidArgument
 from loopkit.timestamps import ts as ts  # shared; re-exported
 
@@ -97,7 +90,7 @@ def hours_from(h: pb.WorkingHours) -> dict[str, Any]:
     return {"weekdays": list(h.weekdays), "start": h.start, "end": h.end, "time_zone": h.time_zone}
 
 
-def rep_to_pb(r: RepRow) -> pb.Rep:
+def rep_to_pb(r: RepView) -> pb.Rep:
     hours = r.working_hours or {}
     return pb.Rep(
         rep_id=r.id,
@@ -120,11 +113,11 @@ def rep_to_pb(r: RepRow) -> pb.Rep:
     )
 
 
-def rule_to_pb(r: AssignmentRuleRow) -> pb.AssignmentRule:
+def rule_to_pb(r: RuleView) -> pb.AssignmentRule:
     return pb.AssignmentRule(campaign_id=r.campaign_id, kind=RULES_TO[Rule(r.kind)], team=r.team)
 
 
-def lead_to_pb(lead: LeadRow) -> pb.Lead:
+def lead_to_pb(lead: LeadView) -> pb.Lead:
     return pb.Lead(
         lead_id=lead.id,
         tenant_id=lead.tenant_id,
@@ -143,7 +136,7 @@ def lead_to_pb(lead: LeadRow) -> pb.Lead:
     )
 
 
-def ownership_to_pb(o: OwnershipRow) -> pb.Ownership:
+def ownership_to_pb(o: OwnershipView) -> pb.Ownership:
     return pb.Ownership(
         ownership_id=o.id,
         tenant_id=o.tenant_id,
@@ -163,7 +156,7 @@ def ownership_to_pb(o: OwnershipRow) -> pb.Ownership:
     )
 
 
-def transfer_to_pb(t: TransferRow) -> pb.CustomerTransfer:
+def transfer_to_pb(t: TransferView) -> pb.CustomerTransfer:
     return pb.CustomerTransfer(
         transfer_id=t.id,
         batch_id=t.batch_id,
@@ -181,7 +174,7 @@ def transfer_to_pb(t: TransferRow) -> pb.CustomerTransfer:
     )
 
 
-def follow_up_to_pb(f: FollowUpRow) -> pb.FollowUp:
+def follow_up_to_pb(f: FollowUpView) -> pb.FollowUp:
     return pb.FollowUp(
         follow_up_id=f.id,
         tenant_id=f.tenant_id,
@@ -203,7 +196,7 @@ def items_from(items: Any) -> list[Item]:
     return [Item(i.sku, i.name, i.quantity, money_from(i.unit_price), i.category) for i in items]
 
 
-def opportunity_to_pb(o: OpportunityRow) -> pb.Opportunity:
+def opportunity_to_pb(o: OpportunityView) -> pb.Opportunity:
     return pb.Opportunity(
         opportunity_id=o.id,
         tenant_id=o.tenant_id,
@@ -218,7 +211,7 @@ def opportunity_to_pb(o: OpportunityRow) -> pb.Opportunity:
     )
 
 
-def order_to_pb(o: OrderRow) -> pb.Order:
+def order_to_pb(o: OrderView) -> pb.Order:
     return pb.Order(
         order_id=o.id,
         tenant_id=o.tenant_id,

@@ -1,6 +1,8 @@
-"""Event handlers: lead.captured from acquisition, customer.merged/forgotten from identity."""
+"""Consumers: lead.captured from acquisition, customer.merged/forgotten from identity."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -8,15 +10,26 @@ from closedloop.events.v1 import acquisition_events_pb2 as acq
 from closedloop.events.v1.envelope_pb2 import Envelope
 from closedloop_conversion.common import now
 from closedloop_conversion.customers.service import CustomerEvents
-from closedloop_conversion.sales.service import CapturedLead, SalesService
+from closedloop_conversion.sales.inputs import CapturedLead
+from closedloop_conversion.sales.service import SalesService
 from loopkit.consumer import Subscription
 from loopkit.customer_events import identity_subscription
 from loopkit.envelopes import occurred_at, payload
 from loopkit.errors import InvalidArgument
 
 
-def lead_subscription(sales: SalesService) -> Subscription:
-    async def captured(session: AsyncSession, env: Envelope) -> None:
+class EventHandlers:
+    def __init__(self, sales: SalesService, customers: CustomerEvents) -> None:
+        self._sales = sales
+        self._customers = customers
+
+    def subscriptions(self) -> list[Subscription]:
+        return [
+            Subscription.to("acquisition", "leads", {"lead.captured": self.lead_captured}),
+            identity_subscription(on_merged=self.merged, on_forgotten=self.forgotten),
+        ]
+
+    async def lead_captured(self, session: AsyncSession, env: Envelope) -> None:
         event = payload(env, acq.LeadCaptured)
         if not event.lead_id or len(event.lead_id) > 64:
             raise InvalidArgument("lead_id is required (at most 64 characters)", field="lead_id")
@@ -33,10 +46,10 @@ def lead_subscription(sales: SalesService) -> Subscription:
             captured_at=occurred_at(env, now),
             daily_cap=max(0, event.daily_cap_per_rep),
         )
-        await sales.capture_lead(session, env.tenant_id, lead)
+        await self._sales.capture_lead(session, env.tenant_id, lead)
 
-    return Subscription.to("acquisition", "leads", {"lead.captured": captured})
+    async def merged(self, session: AsyncSession, tenant: str, survivor: str, merged: str) -> None:
+        await self._customers.merged(session, tenant, survivor, merged)
 
-
-def customer_subscription(customers: CustomerEvents) -> Subscription:
-    return identity_subscription(on_merged=customers.merged, on_forgotten=customers.forgotten)
+    async def forgotten(self, session: AsyncSession, tenant: str, ids: Sequence[str]) -> None:
+        await self._customers.forgotten(session, tenant, ids)

@@ -15,7 +15,8 @@ from closedloop_conversion.ownership.transfers import TransferService
 from closedloop_conversion.pipeline import reports
 from closedloop_conversion.pipeline.followups import FollowUpService
 from closedloop_conversion.pipeline.orders import OrderService
-from closedloop_conversion.sales.service import RepChanges, RepInput, SalesService
+from closedloop_conversion.sales.inputs import RepChanges, RepInput
+from closedloop_conversion.sales.service import SalesService
 from closedloop_conversion.transport import convert as cv
 from loopkit.errors import InvalidArgument
 from loopkit.tenancy import require_tenant

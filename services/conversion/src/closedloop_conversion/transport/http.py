@@ -13,8 +13,9 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from closedloop_conversion import metrics
 from closedloop_conversion.common import now
 from closedloop_conversion.ownership.changes import ChangeType, parse_change
-from closedloop_conversion.ownership.contacts import with_wecom_record
-from closedloop_conversion.ownership.service import OwnershipService, WelcomeJob
+from closedloop_conversion.ownership.contacts import customer_of_new_contact
+from closedloop_conversion.ownership.service import OwnershipService
+from closedloop_conversion.ownership.views import WelcomeJob
 from closedloop_conversion.ownership.welcome import send_welcome
 from closedloop_conversion.pipeline.followups import FollowUpService
 from closedloop_conversion.settings import ConversionSettings
@@ -134,24 +135,14 @@ class ConversionHttp:
         customer_id = ""
         if change.change_type is ChangeType.ADD:
             try:
-                if self._contacts is not None:
-                    change = await with_wecom_record(self._contacts, tenant, change)
-                try:
-                    resolved = await self._directory.resolve(
-                        tenant, change.identities, actor="conversion.wecom"
-                    )
-                except errors.FailedPrecondition:
-                    # The unionid and the WeCom id belong to customers the tenant's policy will
-                    # not merge: keep the friendship on the WeCom id's customer; ops can merge.
-                    resolved = await self._directory.resolve(
-                        tenant, change.identities[:1], actor="conversion.wecom"
-                    )
+                change, customer_id = await customer_of_new_contact(
+                    self._directory, self._contacts, tenant, change
+                )
             except errors.DomainError as exc:
                 return domain_error_response(exc)
             except errors.DependencyUnavailable as exc:
                 # WeCom retries the callback; the duplicate check keeps it to one effect.
                 return unavailable_response(str(exc))
-            customer_id = resolved.customer_id
         try:
             outcome = await self._uow.run(
                 lambda s: self._ownership.apply_change(s, tenant, change, customer_id)
@@ -218,3 +209,26 @@ class ConversionHttp:
                 ],
             }
         )
+
+
+def router(
+    settings: ConversionSettings,
+    uow: UnitOfWork,
+    *,
+    directory: CustomerDirectory,
+    ownership: OwnershipService,
+    follow_ups: FollowUpService,
+    sender: MessageSender,
+    contacts: ContactLookup | None = None,
+) -> APIRouter:
+    """The public routes: the WeCom contact callback and the chat archive import."""
+    edge = ConversionHttp(
+        settings,
+        uow,
+        directory=directory,
+        ownership=ownership,
+        follow_ups=follow_ups,
+        sender=sender,
+        contacts=contacts,
+    )
+    return edge.router()

@@ -22,7 +22,7 @@ from closedloop_retention.funnel.service import FunnelService
 from loopkit.consumer import EventConsumer, Subscription
 from loopkit.db import transact
 from loopkit.natsio import NatsUnreachable, connect_once, ensure_producer_stream
-from loopkit.runner import settings_for
+from loopkit.operator import settings_for
 from loopkit.runtime import ServiceDefinition
 from loopkit.settings import Settings
 

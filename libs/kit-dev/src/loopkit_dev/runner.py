@@ -9,7 +9,6 @@ import socket
 import subprocess
 import sys
 import time
-import tomllib
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -18,16 +17,21 @@ from types import FrameType
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from pydantic import ValidationError
-from sqlalchemy.engine import make_url
 
-from loopkit import emulated_accounts, migrations
+from loopkit import emulated_accounts
 from loopkit.callers import KeyStore
-from loopkit.db import is_sqlite
-from loopkit.natsserver import NatsServer
+from loopkit.operator import DEFAULT_NATS_PORT as DEFAULT_NATS_PORT
+from loopkit.operator import PlatformError as PlatformError
+from loopkit.operator import load_services as load_services
+from loopkit.operator import migrate as migrate
+from loopkit.operator import nats_port as nats_port
+from loopkit.operator import nats_url_from_env as nats_url_from_env
+from loopkit.operator import safe_url as safe_url
+from loopkit.operator import settings_for as settings_for
 from loopkit.runtime import ServiceDefinition
-from loopkit.servicelist import ListedService, listed_services
-from loopkit.settings import Settings, load_settings
+from loopkit.servicelist import ListedService
+from loopkit.settings import Settings
+from loopkit_dev.natsserver import NatsServer
 
 # How long a service may take to become ready (CLOSEDLOOP_READY_TIMEOUT_S): a busy laptop or CI
 # machine starting every service at once can be slow, and a child that dies is reported at once.
@@ -42,7 +46,6 @@ _WECHAT_BASES = (
     "CLOSEDLOOP_GATEWAY_WECOM_API_BASE",
 )
 STOP_GRACE_S = 15.0
-DEFAULT_NATS_PORT = 4250
 # Keys a run makes for itself when callers must authenticate (replaced by the next run's).
 SERVICES_KEY_NAME = "make-run services"
 DEVELOPER_KEY_NAME = "make-run developer"
@@ -50,49 +53,6 @@ DEVELOPER_KEY_NAME = "make-run developer"
 _CLEAN_EXITS = {0, -signal.SIGTERM, -signal.SIGINT}
 # Probes go straight to 127.0.0.1, whatever http_proxy/grpc_proxy the developer's shell sets.
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-class PlatformError(RuntimeError):
-    """Something the person running the command must fix; printed as one message."""
-
-    def __init__(self, message: str, exit_code: int = 1) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
-
-
-def load_services() -> list[tuple[ListedService, ServiceDefinition]]:
-    """services.toml with each service's definition imported; any problem is a PlatformError."""
-    try:
-        listed = listed_services()
-    except FileNotFoundError as exc:
-        raise PlatformError(str(exc), exit_code=2) from None
-    except (tomllib.TOMLDecodeError, KeyError, TypeError, AttributeError) as exc:
-        raise PlatformError(f"services.toml is malformed: {exc!r}", exit_code=2) from None
-    loaded = []
-    for service in listed:
-        try:
-            loaded.append((service, service.definition()))
-        except (ImportError, AttributeError, TypeError) as exc:
-            raise PlatformError(
-                f"services.toml lists {service.name}, but {service.module} cannot be loaded: "
-                f"{exc} (is it installed? make install)",
-                exit_code=2,
-            ) from None
-        if loaded[-1][1].spec.name != service.name:
-            # Settings are read as CLOSEDLOOP_<SPEC.name>_*: the two names must agree.
-            raise PlatformError(
-                f"services.toml entry {service.name} is {service.module}, whose SPEC.name is "
-                f"{loaded[-1][1].spec.name!r}; use that name for the entry",
-                exit_code=2,
-            )
-    return loaded
-
-
-def nats_port() -> int:
-    raw = os.environ.get("CLOSEDLOOP_NATS_PORT", str(DEFAULT_NATS_PORT))
-    if not raw.isdigit():
-        raise PlatformError(f"CLOSEDLOOP_NATS_PORT must be a port number, not {raw!r}", 2)
-    return int(raw)
 
 
 def ready_timeout_s() -> float:
@@ -106,43 +66,6 @@ def ready_timeout_s() -> float:
     if not value > 0:
         raise PlatformError(f"CLOSEDLOOP_READY_TIMEOUT_S must be a positive number, not {raw!r}", 2)
     return value
-
-
-def nats_url_from_env() -> str:
-    """CLOSEDLOOP_NATS_URL, else the bundled server's address (CLOSEDLOOP_NATS_PORT or 4250)."""
-    return os.environ.get("CLOSEDLOOP_NATS_URL") or f"nats://127.0.0.1:{nats_port()}"
-
-
-def settings_for(definition: ServiceDefinition) -> Settings:
-    try:
-        return load_settings(definition.spec, definition.settings_cls)
-    except ValidationError as exc:
-        raise PlatformError(f"{definition.spec.name}: invalid settings: {exc}", 2) from None
-
-
-def safe_url(url: str) -> str:
-    return make_url(url).render_as_string(hide_password=True)
-
-
-def migrate(
-    name: str, definition: ServiceDefinition, settings: Settings, *, wait_s: float = 0.0
-) -> None:
-    """Apply a service's migrations; `wait_s` > 0 first waits that long for the database server
-    (the chart's init container, started beside a PostgreSQL pod that is still coming up)."""
-    url = settings.resolved_database_url()
-    database = make_url(url).database
-    if is_sqlite(url) and database and database != ":memory:":
-        Path(database).parent.mkdir(parents=True, exist_ok=True)  # SQLite makes files, not folders
-    try:
-        if wait_s > 0:
-            migrations.wait_for_database(url, wait_s)
-        migrations.upgrade(definition.migrations_dir, url, service=name)
-    except migrations.MigrationRefused as exc:
-        raise PlatformError(str(exc)) from None
-    except Exception as exc:  # any driver or Alembic failure: the message is what matters
-        raise PlatformError(
-            f"{name}: migrations failed on {safe_url(url)}: {type(exc).__name__}: {exc}"
-        ) from None
 
 
 def point_at_gateway(planned: list[tuple[ListedService, ServiceDefinition, Settings]]) -> None:

@@ -1,6 +1,6 @@
 """Pytest fixtures shared by every test suite: a real nats-server, real databases, live services.
 
-Loaded by the repository's root conftest.py (`pytest_plugins = ["loopkit.testing"]`).
+Loaded by the repository's root conftest.py (`pytest_plugins = ["loopkit_dev.testing"]`).
 """
 
 from __future__ import annotations
@@ -28,9 +28,9 @@ from sqlalchemy.pool import NullPool
 
 from closedloop.events.v1.envelope_pb2 import Envelope
 from loopkit.events import decode_envelope
-from loopkit.natsserver import NatsServer, free_port
 from loopkit.runtime import ServiceDefinition, ServiceRuntime
 from loopkit.telemetry import configure_telemetry
+from loopkit_dev.natsserver import NatsServer, free_port
 
 T = TypeVar("T")
 DEFAULT_TEST_PG = "postgresql+asyncpg://postgres@127.0.0.1:5432/"

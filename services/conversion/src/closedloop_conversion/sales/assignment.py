@@ -1,0 +1,168 @@
+"""Choosing and giving a lead to a rep: the rule, the locked pool, caps, the turn, the history
+and `lead.assigned`. The sales use cases call it; it never commits."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from functools import partial
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from closedloop.events.v1 import conversion_events_pb2 as ev
+from closedloop_conversion import metrics
+from closedloop_conversion.common import new_id, now
+from closedloop_conversion.models import LeadAssignmentRow, LeadRow, RepRow
+from closedloop_conversion.sales.policy import Candidate, Rule, choose, day_start, on_duty
+from closedloop_conversion.sales.repository import SalesRepository
+from loopkit.errors import FailedPrecondition, NotFound
+from loopkit.events import Outbox
+from loopkit.uow import on_commit
+
+
+def candidate(rep: RepRow, at: datetime, capped: bool = False) -> Candidate:
+    return Candidate(
+        rep_id=rep.id,
+        capacity=rep.capacity,
+        open_leads=rep.open_leads,
+        rr_seq=rep.rr_seq,
+        active=rep.status == "active",
+        regions=tuple(rep.regions),
+        tags=tuple(rep.tags),
+        on_duty=on_duty(rep.working_hours, at),
+        capped=capped,
+    )
+
+
+class Assigner:
+    def __init__(self, outbox: Outbox, repo: SalesRepository) -> None:
+        self._outbox = outbox
+        self._repo = repo
+
+    async def available_rep(self, session: AsyncSession, tenant: str, rep_id: str) -> RepRow:
+        rep = await self._repo.rep(session, tenant, rep_id, lock=True)
+        if rep is None:
+            raise NotFound("no such rep", field="rep_id")
+        if rep.status != "active":
+            raise FailedPrecondition("the rep has departed", field="rep_id")
+        if rep.open_leads >= rep.capacity:
+            raise FailedPrecondition("the rep is at capacity", field="rep_id")
+        return rep
+
+    async def by_rule(
+        self,
+        session: AsyncSession,
+        lead: LeadRow,
+        *,
+        actor: str,
+        full_teams: set[str] | None = None,
+    ) -> bool:
+        tenant = lead.tenant_id
+        rule_row = (
+            await self._repo.rule(session, tenant, lead.campaign_id) if lead.campaign_id else None
+        )
+        rule = Rule(rule_row.kind) if rule_row is not None else Rule.ROUND_ROBIN
+        team = (rule_row.team if rule_row is not None else "") or lead.team
+        if full_teams is not None and team in full_teams:
+            return False
+        owners: list[str] = []
+        if rule is Rule.STICKY:
+            owners = await self._repo.owner_rep_ids(session, tenant, lead.customer_id)
+        pool = await self._repo.lock_pool(session, tenant, team, owners)
+        if team and not any(r.team == team for r in pool):
+            team = ""  # nobody works in that team: any rep of the tenant
+            pool = await self._repo.lock_pool(session, tenant, team, owners)
+        at = now()
+        capped = await self.capped(session, lead, pool, at)
+        choice = choose(
+            rule,
+            [candidate(r, at, r.id in capped) for r in pool],
+            region=lead.region,
+            tags=lead.tags,
+            sticky_rep_ids=owners,
+        )
+        if choice is None:
+            # A cap is per channel: the team may still have room for other channels' leads.
+            if full_teams is not None and not owners and not capped:
+                full_teams.add((rule_row.team if rule_row is not None else "") or lead.team)
+                full_teams.add(team)
+            return False  # waits as unassigned until a rep has room
+        rep = next(r for r in pool if r.id == choice.rep_id)
+        reason = f"campaign rule {rule}" if rule_row is not None else "owner team round-robin"
+        await self.give(session, lead, rep, rule=choice.rule, reason=reason, actor=actor, pool=pool)
+        return True
+
+    async def capped(
+        self, session: AsyncSession, lead: LeadRow, pool: Sequence[RepRow], at: datetime
+    ) -> set[str]:
+        """The reps of `pool` already given the lead's channel's daily cap of leads today."""
+        if lead.daily_cap <= 0 or not lead.channel_id:
+            return set()
+        given = await self._repo.channel_leads_since(
+            session, lead.tenant_id, lead.channel_id, [r.id for r in pool], day_start(at)
+        )
+        return {rep_id for rep_id, n in given.items() if n >= lead.daily_cap}
+
+    async def release(self, session: AsyncSession, lead: LeadRow) -> None:
+        if lead.status == "assigned" and lead.rep_id:
+            old = await self._repo.rep(session, lead.tenant_id, lead.rep_id, lock=True)
+            if old is not None:
+                old.open_leads = max(0, old.open_leads - 1)
+
+    async def give(
+        self,
+        session: AsyncSession,
+        lead: LeadRow,
+        rep: RepRow,
+        *,
+        rule: str,
+        reason: str,
+        actor: str,
+        pool: Sequence[RepRow] = (),
+    ) -> None:
+        """`pool`: the locked reps the choice was made among (the turn moves past all of them)."""
+        previous = lead.rep_id or ""
+        at = now()
+        lead.rep_id = rep.id
+        lead.status = "assigned"
+        lead.rule = rule
+        lead.assigned_at = at
+        lead.first_follow_up_at = None
+        rep.open_leads += 1
+        rep.rr_seq = (
+            max(r.rr_seq for r in pool) + 1
+            if pool
+            else await self._repo.next_rr_seq(session, lead.tenant_id)
+        )
+        self._repo.add(
+            session,
+            LeadAssignmentRow(
+                id=new_id(),
+                tenant_id=lead.tenant_id,
+                lead_id=lead.id,
+                customer_id=lead.customer_id,
+                from_rep_id=previous or None,
+                to_rep_id=rep.id,
+                rule=rule,
+                reason=reason,
+                actor=actor,
+                at=at,
+            ),
+        )
+        self._repo.add(session, lead)
+        await self._outbox.emit(
+            session,
+            "lead.assigned",
+            tenant_id=lead.tenant_id,
+            customer_id=lead.customer_id,
+            payload=ev.LeadAssigned(
+                lead_id=lead.id,
+                campaign_id=lead.campaign_id,
+                rep_id=rep.id,
+                previous_rep_id=previous,
+                team_id=rep.team,
+                rule=rule,
+                reason=reason,
+            ),
+        )
+        on_commit(session, partial(metrics.leads_assigned.add, 1, {"rule": rule}))
