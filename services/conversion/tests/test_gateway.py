@@ -4,7 +4,6 @@ WeCom carries out (asked through the gateway, the result read back)."""
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -20,7 +19,7 @@ from closedloop.conversion.v1 import conversion_pb2_grpc
 from closedloop.events.v1 import conversion_events_pb2 as ev
 from closedloop.identity.v1 import identity_pb2 as ipb
 from closedloop_conversion.main import DEFINITION
-from conversion_helpers import AES_KEY, CORP, TOKEN, contact_change, events, make_rep, post_callback
+from conversion_helpers import CORP, accounts, contact_change, events, make_rep, post_callback
 from gateway_helpers import Emulator, emulator, gateway_overrides
 from loopkit.events import unpack
 from loopkit.natsserver import NatsServer, free_port
@@ -37,16 +36,8 @@ def wechat(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
 
 
 def _accounts(tenant: str) -> str:
-    return json.dumps(
-        {
-            "official_accounts": [
-                {"tenant_id": tenant, "app_id": APP, "app_secret": "conv-oa-secret-4d1e"}
-            ],
-            "wecom_corps": [
-                {"tenant_id": tenant, "corp_id": CORP, "contact_secret": "conv-corp-secret-9a7c"}
-            ],
-        }
-    )
+    """One registry for the gateway (secrets) and conversion (the corp's callback settings)."""
+    return accounts(tenant, {"tenant_id": tenant, "app_id": APP, "app_secret": "conv-oa-4d1e"})
 
 
 @pytest_asyncio.fixture(loop_scope="session")
@@ -68,7 +59,7 @@ async def gateway(
 
 def _conversion_settings(tenant: str, gateway_url: str) -> dict[str, Any]:
     return {
-        "wecom_corps": [{"corp_id": CORP, "tenant_id": tenant, "token": TOKEN, "aes_key": AES_KEY}],
+        "accounts": _accounts(tenant),
         "gateway_url": gateway_url,
         "gateway_timeout_s": BUSY_MACHINE_DEADLINE_S,
         "transfer_sweep_interval_s": 0.2,

@@ -55,7 +55,7 @@ def build(runtime: ServiceRuntime) -> None:
     runtime.add_grpc(register(AcquisitionServicer(flows)), [SERVICE_NAME])
     runtime.add_http(http.forms_router(flows, sign_in.signin if sign_in else None))
     runtime.add_http(pages.pages_router(flows, sign_in))
-    runtime.add_http(http.wechat_router(flows, callbacks, settings.wechat_apps, worker.wake))
+    runtime.add_http(http.wechat_router(flows, callbacks, settings.account_registry(), worker.wake))
     runtime.add_subscription(events.identity_events(capture, fission))
     runtime.add_subscription(events.referral_events(catalog, capture))
     runtime.add_subscription(events.conversion_events(catalog, capture))

@@ -9,7 +9,6 @@ from datetime import timedelta
 from pathlib import Path
 
 from closedloop_gateway import SPEC, metrics
-from closedloop_gateway.accounts.registry import AccountRegistry
 from closedloop_gateway.models import Base, kit
 from closedloop_gateway.operations.service import GatewayOperations
 from closedloop_gateway.quotas.limits import parse_limits
@@ -31,7 +30,7 @@ def build(runtime: ServiceRuntime) -> None:
     settings = runtime.settings
     assert isinstance(settings, GatewaySettings)
     metrics.start()
-    registry = AccountRegistry.load(settings.accounts, settings.accounts_file)
+    registry = settings.account_registry()
     http = WeChatHttp(
         registry,
         wechat_api_base=settings.wechat_api_base,

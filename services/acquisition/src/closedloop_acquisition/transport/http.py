@@ -14,8 +14,8 @@ from closedloop_acquisition.callbacks.service import CallbackService
 from closedloop_acquisition.capture.service import LeadInput
 from closedloop_acquisition.catalog.specs import text
 from closedloop_acquisition.pages.signin import SESSION_COOKIE, SignIn
-from closedloop_acquisition.settings import WechatApp
 from closedloop_acquisition.transport.flows import Flows
+from loopkit.accounts import AccountRegistry
 from loopkit.customers import IdentityValue
 from loopkit.errors import (
     DependencyUnavailable,
@@ -139,15 +139,15 @@ def forms_router(flows: Flows, signin: SignIn | None = None) -> APIRouter:
 def wechat_router(
     flows: Flows,
     callbacks: CallbackService,
-    apps: list[WechatApp],
+    accounts: AccountRegistry,
     wake_worker: Callable[[], None],
 ) -> APIRouter:
+    """The callbacks of the registry's official accounts that have a callback token."""
     router = APIRouter()
-    by_id = {app.app_id: app for app in apps}
 
     @router.get("/v1/wechat/{app_id}/callback", response_model=None)
     async def verify(app_id: str, request: Request) -> Response:
-        app = by_id.get(app_id)
+        app = accounts.callback_app(app_id)
         if app is None:
             return error_response(404, f"no official account {app_id!r}", "app_id")
         q = request.query_params
@@ -164,7 +164,7 @@ def wechat_router(
 
     @router.post("/v1/wechat/{app_id}/callback", response_model=None)
     async def receive(app_id: str, request: Request) -> Response:
-        app = by_id.get(app_id)
+        app = accounts.callback_app(app_id)
         if app is None:
             return error_response(404, f"no official account {app_id!r}", "app_id")
         q = request.query_params

@@ -10,11 +10,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit
 
-from closedloop_gateway.accounts.registry import AccountRegistry, OfficialAccount, WecomCorp
 from closedloop_gateway.quotas.limits import DEFAULT_LIMITS
 from closedloop_gateway.quotas.service import ApiQuotaView
 from closedloop_gateway.wechat.caller import WeChatCaller
 from closedloop_gateway.wechat.errors import TOKEN_ERRCODES, WeChatError, WeChatUnreachable
+from loopkit.accounts import AccountRegistry, OfficialAccount, WecomCorp
 from loopkit.errors import (
     DependencyUnavailable,
     FailedPrecondition,
