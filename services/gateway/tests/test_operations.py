@@ -206,6 +206,7 @@ async def test_transfers_and_their_result(stub: Any, wechat: Emulator) -> None:
             takeover_userid=takeover,
             external_userids=customers,
             resigned=True,
+            idempotency_key=_unique("k"),
         )
     )
     assert [(c.external_userid, c.errcode) for c in answer.customers] == [(c, 0) for c in customers]
@@ -230,6 +231,7 @@ async def test_transfers_and_their_result(stub: Any, wechat: Emulator) -> None:
             takeover_userid=takeover,
             external_userids=[_unique("wm")],
             transfer_success_msg="Your new rep is Wang",
+            idempotency_key=_unique("k"),
         )
     )
     onjob = wechat.calls("externalcontact/transfer_customer", CORP)

@@ -11,6 +11,7 @@ from pathlib import Path
 from closedloop_gateway import SPEC, metrics
 from closedloop_gateway.models import Base, kit
 from closedloop_gateway.operations.service import GatewayOperations
+from closedloop_gateway.operations.transfers import IdempotentTransfers
 from closedloop_gateway.quotas.limits import parse_limits
 from closedloop_gateway.quotas.service import Quotas
 from closedloop_gateway.sends.executor import SendExecutor
@@ -76,7 +77,9 @@ def build(runtime: ServiceRuntime) -> None:
         poll_interval_s=settings.send_poll_interval_s,
         after_commit=runtime.wake_relay,
     )
-    servicer = GatewayServicer(runtime.sessions, operations, sends, worker.wake)
+    # A transfer's key is in doubt as long as a send's claim would be (one WeCom call or a few).
+    transfers = IdempotentTransfers(runtime.sessions, operations, lease_s=settings.send_lease_s)
+    servicer = GatewayServicer(runtime.sessions, operations, transfers, sends, worker.wake)
     runtime.add_grpc(register(servicer), [SERVICE_NAME])
     runtime.add_worker(worker.run)
     for subscription in events.subscriptions():
