@@ -4,6 +4,7 @@ errors that name fields, never secrets; the per-service settings it replaced are
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from closedloop_conversion import SPEC as CONVERSION
 from closedloop_conversion.settings import ConversionSettings
 from closedloop_gateway import SPEC as GATEWAY
 from closedloop_gateway.settings import GatewaySettings
+from loopkit import emulated_accounts
 from loopkit.accounts import AccountRegistry, AccountSettings, RegistryError, RetiredSetting
 from loopkit.settings import load_settings
 
@@ -115,3 +117,30 @@ def test_the_replaced_callback_settings_are_refused_with_the_reason(
     with pytest.raises(RetiredSetting, match="CLOSEDLOOP_ACCOUNTS") as refused:
         load_settings(spec, cls)  # type: ignore[arg-type]
     assert "old-secret-token" not in str(refused.value)
+
+
+def test_make_runs_demo_accounts_sign_callbacks_acquisition_and_conversion_accept(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`make run` without accounts: one registry for all three, so `make demo`'s signed callbacks
+    (emulated_accounts' tokens) verify; accounts the environment gives are left alone."""
+    for name in emulated_accounts.CONFIGURED_BY:
+        # Set, then removed: monkeypatch restores each as it was, whatever apply_defaults sets.
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
+    emulated_accounts.apply_defaults()
+    app = load_settings(ACQUISITION, AcquisitionSettings)
+    corp = load_settings(CONVERSION, ConversionSettings)
+    assert isinstance(app, AccountSettings) and isinstance(corp, AccountSettings)
+    oa = app.account_registry().callback_app(emulated_accounts.APP_ID)
+    wecom = corp.account_registry().callback_corp(emulated_accounts.CORP_ID)
+    assert oa is not None and oa.token.get_secret_value() == emulated_accounts.APP_TOKEN
+    assert wecom is not None and wecom.aes_key.get_secret_value() == emulated_accounts.AES_KEY
+    gateway = load_settings(GATEWAY, GatewaySettings)
+    assert isinstance(gateway, AccountSettings)
+    assert gateway.account_registry().wecom_corp(emulated_accounts.TENANT, "").contact_secret
+    # Configured by the environment (here the gateway's own variable): nothing is added.
+    monkeypatch.delenv("CLOSEDLOOP_ACCOUNTS")
+    monkeypatch.setenv("CLOSEDLOOP_GATEWAY_ACCOUNTS", json.dumps({"official_accounts": [APP]}))
+    emulated_accounts.apply_defaults()
+    assert "CLOSEDLOOP_ACCOUNTS" not in os.environ
