@@ -335,3 +335,49 @@ async def test_a_departed_reps_customers_go_through_wecoms_resigned_transfer(
 
 async def _async(value: Any) -> Any:
     return value
+
+
+async def test_a_transfer_whose_answer_was_lost_is_not_asked_of_wecom_twice(
+    conv, wired, wechat, tenant
+):
+    """WeCom takes the request but answers after the gateway stopped waiting (10 s): the sweeper
+    asks again under the same key, the gateway finds the customer in WeCom's transfer_result,
+    and the transfer stays pending (not failed as "already in transfer") until WeCom completes."""
+    leaving = await make_rep(conv, tenant, "gone")
+    heir = await make_rep(conv, tenant, "next")
+    own = await _befriend(wired, conv, tenant, "gone")
+    await conv.UpdateRep(
+        pb.UpdateRepRequest(tenant_id=tenant, rep_id=leaving.rep_id, status=pb.REP_STATUS_DEPARTED)
+    )
+    api = "externalcontact/resigned/transfer_customer"
+    result_api = "externalcontact/resigned/transfer_result"
+    read_before = len(wechat.calls(result_api, CORP))
+    wechat.post(
+        "/emulator/fail", {"api": api, "errcode": 0, "count": 1, "corp_id": CORP, "delay_s": 12}
+    )
+    await conv.TransferCustomers(
+        pb.TransferCustomersRequest(
+            tenant_id=tenant, from_rep_id=leaving.rep_id, to_rep_id=heir.rep_id
+        )
+    )
+    # The retry (after the gateway gave up on the first answer) reads WeCom's record.
+    await eventually(
+        lambda: _async(len(wechat.calls(result_api, CORP)) > read_before), timeout_s=60
+    )
+
+    async def still_pending() -> bool:
+        found = await _transfers(conv, tenant)
+        return found[own.customer_id].status == pb.TRANSFER_STATUS_PENDING
+
+    assert await still_pending()
+    wechat.post(
+        "/emulator/transfers",
+        {"corp_id": CORP, "external_userid": own.external_userid, "status": 1},
+    )
+
+    async def completed() -> bool:
+        found = await _transfers(conv, tenant)
+        return found[own.customer_id].status == pb.TRANSFER_STATUS_COMPLETED
+
+    await eventually(completed)
+    assert len(_asked(wechat, api, own.external_userid)) == 1
