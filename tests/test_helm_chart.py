@@ -297,8 +297,8 @@ def test_production_values_scale_and_reference_external_secrets(production: Rend
         assert hpas[name]["scaleTargetRef"]["name"] == name
     assert hpas[resource_name("identity")]["maxReplicas"] == 20
     acquisition = production.named("Deployment", resource_name("acquisition"))
-    env_from = acquisition["spec"]["template"]["spec"]["containers"][0]["envFrom"]
-    assert {"secretRef": {"name": "closedloop-acquisition-wechat"}} in env_from
+    volumes = acquisition["spec"]["template"]["spec"]["volumes"]
+    assert {"closedloop-wechat-accounts"} == {v["secret"]["secretName"] for v in volumes[1:]}
     shared = production.named("ConfigMap", "cl-closedloop-settings")["data"]
     assert shared["CLOSEDLOOP_STREAM_REPLICAS"] == "3"
     assert shared["OTEL_EXPORTER_OTLP_ENDPOINT"].startswith("http://otel-collector")
@@ -477,7 +477,11 @@ def test_migration_jobs_and_the_test_pod_have_network_policies(rendered: Rendere
 def test_no_service_writes_a_file_that_grows_on_its_small_volume(rendered: Rendered) -> None:
     for deployment in rendered.of_kind("Deployment"):
         pod = deployment["spec"]["template"]["spec"]
-        assert [v["name"] for v in pod["volumes"]] == ["tmp"]
+        # The one writable volume; any other is a Secret, mounted read-only.
+        assert [v["name"] for v in pod["volumes"] if "secret" not in v] == ["tmp"]
+        secrets = {v["name"] for v in pod["volumes"] if "secret" in v}
+        mounts = pod["containers"][0]["volumeMounts"]
+        assert all(m.get("readOnly") for m in mounts if m["name"] in secrets)
     shared = rendered.named("ConfigMap", "cl-closedloop-settings")["data"]
     assert shared["CLOSEDLOOP_STATE_DIR"] == "/tmp/closedloop"
     # The sandbox senders record in memory only (the WeChat gateway will replace them).
@@ -487,43 +491,49 @@ def test_no_service_writes_a_file_that_grows_on_its_small_volume(rendered: Rende
     assert retention["CLOSEDLOOP_RETENTION_SANDBOX_LOG"] == ""
 
 
-def test_routed_callbacks_need_the_secret_with_their_settings() -> None:
+def test_routed_callbacks_need_the_account_registry() -> None:
     prod = production_values()
-    del prod["services"]["acquisition"]["existingSecret"]
-    assert "CLOSEDLOOP_ACQUISITION_WECHAT_APPS" in refusal(prod)
-    prod = production_values()
-    del prod["services"]["conversion"]["existingSecret"]
-    assert "CLOSEDLOOP_CONVERSION_WECOM_CORPS" in refusal(prod)
+    del prod["wechatAccounts"]
+    assert "wechatAccounts.existingSecret is needed" in refusal(prod)
     # An install without callbacks says so explicitly.
-    prod["services"]["conversion"]["secretKeys"] = []
+    for name in ("acquisition", "conversion"):
+        prod["services"][name]["wechatAccounts"] = False
     render(prod)
 
 
-def test_production_values_mount_only_secrets_a_setting_reads(production: Rendered) -> None:
-    mounted = {
-        d["metadata"]["labels"]["app.kubernetes.io/component"]: [
-            e["secretRef"]["name"]
-            for e in d["spec"]["template"]["spec"]["containers"][0]["envFrom"]
-            if "secretRef" in e
-        ]
-        for d in production.of_kind("Deployment")
-    }
-    assert mounted == {
-        "identity": [],
-        "acquisition": ["closedloop-acquisition-wechat"],
-        "conversion": ["closedloop-conversion-wecom"],
-        "retention": [],
-        "referral": [],
-        "gateway": ["closedloop-gateway-accounts"],
-    }
-    # Each key the chart asks for is a setting of that service.
-    values = yaml.safe_load((CHART / "values.yaml").read_text())
-    for name, entry in values["services"].items():
+def test_one_account_secret_is_mounted_into_the_services_dealing_with_wechat(
+    production: Rendered,
+) -> None:
+    """Configured once: the same Secret is the registry file of the gateway, acquisition and
+    conversion; no other service sees it, and only the gateway may reach the internet."""
+    mounted: dict[str, list[str]] = {}
+    for deployment in production.of_kind("Deployment"):
+        name = deployment["metadata"]["labels"]["app.kubernetes.io/component"]
+        pod = deployment["spec"]["template"]["spec"]
+        container = pod["containers"][0]
+        assert not [e for e in container["envFrom"] if "secretRef" in e], name
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        files = {e["value"] for e in container["env"] if e["name"] == "CLOSEDLOOP_ACCOUNTS_FILE"}
+        mounted[name] = []
+        for mount in container["volumeMounts"]:
+            secret = volumes[mount["name"]].get("secret")
+            if secret is None:
+                continue
+            assert mount["readOnly"] is True
+            assert secret["items"] == [{"key": "accounts.json", "path": "accounts.json"}]
+            assert files == {f"{mount['mountPath']}/accounts.json"}
+            mounted[name].append(secret["secretName"])
         definition = importlib.import_module(f"closedloop_{name}.main").DEFINITION
-        for key in entry.get("secretKeys", []):
-            prefix = f"CLOSEDLOOP_{name.upper()}_"
-            assert key.startswith(prefix), key
-            assert key[len(prefix) :].lower() in definition.settings_cls.model_fields, key
+        # The file is read by a setting the service really has.
+        assert ("accounts_file" in definition.settings_cls.model_fields) == bool(files), name
+    readers = ["acquisition", "conversion", "gateway"]
+    assert {n: m for n, m in mounted.items() if m} == {
+        n: ["closedloop-wechat-accounts"] for n in readers
+    }
+    policies = {p["metadata"]["name"]: p["spec"] for p in production.of_kind("NetworkPolicy")}
+    for name in readers:
+        egress = policies[resource_name(name)]["egress"]
+        assert (443 in {p["port"] for r in egress for p in r["ports"]}) == (name == "gateway")
 
 
 def test_grpc_egress_matches_the_calls_each_service_makes() -> None:
@@ -583,30 +593,24 @@ def test_topology_spread_counts_each_service_on_its_own(rendered: Rendered) -> N
 
 
 def test_notes_tell_which_secrets_to_create(production: Rendered) -> None:
-    for secret in (
-        "closedloop-postgres-url",
-        "closedloop-api-token",
-        "closedloop-conversion-wecom",
-    ):
+    for secret in ("closedloop-postgres-url", "closedloop-api-token"):
         assert secret in production.notes
     assert "helm test cl" in production.notes
-    # The keys those Secrets must hold, and where share links point.
-    assert "CLOSEDLOOP_ACQUISITION_WECHAT_APPS" in production.notes
-    assert "CLOSEDLOOP_CONVERSION_WECOM_CORPS" in production.notes
+    # Where share links point, and the real stream names, for changing their retention.
     assert "https://wx.example.com/r/<code>" in production.notes
-    # The real stream names, for changing their retention.
     assert "IDENTITY, ACQUISITION" in production.notes
-    # The gateway's credential registry, and that only the gateway reaches the internet.
+    # The account registry (its key and who reads it), and that only the gateway reaches out.
     registry = (
-        "closedloop-gateway-accounts: environment of gateway, keys CLOSEDLOOP_GATEWAY_ACCOUNTS"
+        'closedloop-wechat-accounts (key "accounts.json"): the WeChat account registry'
+        " (CLOSEDLOOP_ACCOUNTS_FILE), mounted into acquisition, conversion, gateway"
     )
     assert registry in production.notes
     assert "Internet egress (HTTPS, 443): gateway only" in production.notes
-    assert "(not set) services.gateway.existingSecret" not in production.notes
+    assert "(not set) wechatAccounts.existingSecret" not in production.notes
 
 
-def test_notes_warn_when_the_gateway_has_no_accounts(default: Rendered) -> None:
-    assert "(not set) services.gateway.existingSecret" in default.notes
+def test_notes_warn_when_no_service_knows_an_account(default: Rendered) -> None:
+    assert "(not set) wechatAccounts.existingSecret" in default.notes
     assert "every send, QR code and sign-in answers NOT_FOUND" in default.notes
 
 

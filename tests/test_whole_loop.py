@@ -43,8 +43,9 @@ TENANT = "loop-co"
 APP = WechatApp(app_id="wx-loop-app", token="loop-callback-token")
 AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
 CORP = WecomCorp(corp_id="ww-loop-corp", token="loop-wecom-token", aes_key=AES_KEY[::-1])
-# What the gateway holds for the tenant: the official account and the WeCom corp.
-GATEWAY_ACCOUNTS = {
+# The tenant's official account and WeCom corp, configured once (one file, as a mounted Secret):
+# the gateway calls WeChat with the secrets, acquisition and conversion verify the callbacks.
+ACCOUNTS = {
     "official_accounts": [
         {
             "tenant_id": TENANT,
@@ -110,20 +111,9 @@ def loop_env(
     # Each service its own database, created by its migrations and dropped after the test.
     env["CLOSEDLOOP_DATABASE_URL"] = postgres.base_url.rstrip("/") + f"/{prefix}_{{service}}"
     postgres.created.extend(f"{prefix}_{name}" for name in listed)
-    env["CLOSEDLOOP_ACQUISITION_WECHAT_APPS"] = json.dumps(
-        [{"app_id": APP.app_id, "tenant_id": TENANT, "token": APP.token, "aes_key": AES_KEY}]
-    )
-    env["CLOSEDLOOP_CONVERSION_WECOM_CORPS"] = json.dumps(
-        [
-            {
-                "corp_id": CORP.corp_id,
-                "tenant_id": TENANT,
-                "token": CORP.token,
-                "aes_key": CORP.aes_key,
-            }
-        ]
-    )
-    env["CLOSEDLOOP_GATEWAY_ACCOUNTS"] = json.dumps(GATEWAY_ACCOUNTS)
+    accounts_file = tmp_path / "accounts.json"
+    accounts_file.write_text(json.dumps(ACCOUNTS))
+    env["CLOSEDLOOP_ACCOUNTS_FILE"] = str(accounts_file)
     env["OTEL_EXPORTER_OTLP_ENDPOINT"] = f"http://127.0.0.1:{collector[1]}"
     env["OTEL_EXPORTER_OTLP_INSECURE"] = "true"
     env["OTEL_BSP_SCHEDULE_DELAY"] = "100"

@@ -109,7 +109,9 @@ async def test_an_unreachable_gateway_is_a_dependency_outage_not_a_refusal() -> 
         with pytest.raises(DependencyUnavailable):
             await client.external_contact("t1", CORP, "wm-1")
         with pytest.raises(DependencyUnavailable):
-            await client.transfer("t1", CORP, "a", "b", ["wm-1"], resigned=True)
+            await client.transfer(
+                "t1", CORP, "a", "b", ["wm-1"], resigned=True, idempotency_key="k-1"
+            )
         with pytest.raises(DependencyUnavailable):
             await client.transfer_results("t1", CORP, "a", "b", resigned=True)
     finally:

@@ -51,13 +51,15 @@ class Services:
     database_url: str
 
 
-def wechat_apps(tenants: list[str]) -> list[dict[str, Any]]:
+def wechat_accounts(tenants: list[str]) -> str:
+    """The account registry (CLOSEDLOOP_ACCOUNTS) with each tenant's two official accounts."""
     apps: list[dict[str, Any]] = []
     for n, tenant in enumerate(tenants):
         safe, plain = app_ids(n)
-        apps.append({"app_id": safe, "tenant_id": tenant, "token": TOKEN, "aes_key": AES_KEY})
-        apps.append({"app_id": plain, "tenant_id": tenant, "token": TOKEN})
-    return apps
+        common = {"tenant_id": tenant, "token": TOKEN}
+        apps.append({**common, "app_id": safe, "app_secret": f"s-{safe}", "aes_key": AES_KEY})
+        apps.append({**common, "app_id": plain, "app_secret": f"s-{plain}", "default": True})
+    return json.dumps({"official_accounts": apps})
 
 
 @pytest_asyncio.fixture(loop_scope="session", scope="session", params=["sqlite", "postgres"])
@@ -85,7 +87,7 @@ async def services(
             state_dir=tmp,
             identity_url=identity.grpc_target,
             wechat_worker_poll_s=0.1,
-            wechat_apps=wechat_apps(tenants),
+            accounts=wechat_accounts(tenants),
         ) as acquisition,
     ):
         yield Services(identity, acquisition, tenants, itertools.count(), acquisition_url)
@@ -171,8 +173,8 @@ def gateway_accounts(slots: int) -> str:
                 "tenant_id": tenant,
                 "app_id": f"wxedge{n:04d}",
                 "app_secret": f"secret-of-wxedge{n:04d}",
-                "token": f"cb-token-{n}",
-                "aes_key": "b" * 43,
+                "token": TOKEN,
+                "aes_key": AES_KEY,
                 "default": True,
             }
         )
@@ -204,10 +206,9 @@ async def wechat_services(
     """Identity, the gateway (pointed at the emulator) and acquisition using it."""
     tmp = tmp_path_factory.mktemp(f"acq-wx-{request.param}")
     urls = [await database(request, request.param, tmp, name) for name in ("id", "gw", "acq")]
-    gateway_settings = {
-        **gateway_overrides(wechat.url),
-        "accounts": gateway_accounts(GATEWAY_SLOTS),
-    }
+    # One registry for both: the gateway calls WeChat with it, acquisition verifies callbacks.
+    accounts = gateway_accounts(GATEWAY_SLOTS)
+    gateway_settings = {**gateway_overrides(wechat.url), "accounts": accounts}
     async with (
         running_service(
             closedloop_identity.main.DEFINITION,
@@ -231,15 +232,7 @@ async def wechat_services(
             gateway_url=gateway.grpc_target,
             session_secret=SESSION_SECRET,
             wechat_worker_poll_s=0.1,
-            wechat_apps=[
-                {
-                    "app_id": f"wxedge{n:04d}",
-                    "tenant_id": f"t-wx-{n}",
-                    "token": TOKEN,
-                    "aes_key": AES_KEY,
-                }
-                for n in range(GATEWAY_SLOTS)
-            ],
+            accounts=accounts,
         ) as acquisition,
     ):
         yield WechatServices(identity, acquisition, gateway, wechat, _gateway_slots)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from pathlib import Path
 
@@ -21,7 +22,8 @@ async def test_messages_stored_while_identity_is_down_survive_a_restart(
 ) -> None:
     tenant = f"t-{uuid.uuid4().hex[:10]}"
     app_id = "wxrestart0000000001"
-    apps = [{"app_id": app_id, "tenant_id": tenant, "token": TOKEN, "aes_key": AES_KEY}]
+    app = {"app_id": app_id, "tenant_id": tenant, "app_secret": "s", "token": TOKEN}
+    accounts = json.dumps({"official_accounts": [{**app, "aes_key": AES_KEY}]})
     acquisition_url = await database(request, backend, tmp_path, "acquisition")
     identity_url = await database(request, backend, tmp_path, "identity")
     common = {
@@ -29,7 +31,7 @@ async def test_messages_stored_while_identity_is_down_survive_a_restart(
         "nats_url": nats_server.url,
         "state_dir": tmp_path,
         "wechat_worker_poll_s": 0.1,
-        "wechat_apps": apps,
+        "accounts": accounts,
     }
 
     # Identity unreachable: the callback still answers at once and keeps the message.

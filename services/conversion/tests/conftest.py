@@ -11,7 +11,7 @@ import closedloop_identity.main
 from closedloop.conversion.v1 import conversion_pb2_grpc
 from closedloop.identity.v1 import identity_pb2_grpc
 from closedloop_conversion.main import DEFINITION
-from conversion_helpers import AES_KEY, CORP, TOKEN
+from conversion_helpers import accounts
 from loopkit_dev.natsserver import NatsServer
 from loopkit_dev.testing import PostgresServer, RunningService, own_nats_server, running_service
 
@@ -65,7 +65,7 @@ async def conversion(
         nats_url=nats_server.url,
         state_dir=tmp_path,
         identity_url=identity.grpc_target,
-        wecom_corps=[{"corp_id": CORP, "tenant_id": tenant, "token": TOKEN, "aes_key": AES_KEY}],
+        accounts=accounts(tenant),
         sandbox_log=tmp_path / "sent.jsonl",
         # Idle consumers are mid-fetch at the end of a test: do not wait out their poll.
         shutdown_grace_s=0.5,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Sequence
@@ -23,6 +24,19 @@ CORP = "ww-conv-corp"
 TOKEN = "conv-callback-token"
 AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
 CRYPTO = MessageCrypto(TOKEN, AES_KEY, CORP)
+
+
+def accounts(tenant: str, *official_accounts: dict[str, Any]) -> str:
+    """The account registry (CLOSEDLOOP_ACCOUNTS) with the test corp serving `tenant`: its
+    contact secret for the gateway, its callback token and key for conversion."""
+    corp = {
+        "tenant_id": tenant,
+        "corp_id": CORP,
+        "contact_secret": "conv-corp-secret-9a7c",
+        "token": TOKEN,
+        "aes_key": AES_KEY,
+    }
+    return json.dumps({"official_accounts": list(official_accounts), "wecom_corps": [corp]})
 
 
 async def make_rep(

@@ -4,7 +4,6 @@ WeCom carries out (asked through the gateway, the result read back)."""
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -20,7 +19,7 @@ from closedloop.conversion.v1 import conversion_pb2_grpc
 from closedloop.events.v1 import conversion_events_pb2 as ev
 from closedloop.identity.v1 import identity_pb2 as ipb
 from closedloop_conversion.main import DEFINITION
-from conversion_helpers import AES_KEY, CORP, TOKEN, contact_change, events, make_rep, post_callback
+from conversion_helpers import CORP, accounts, contact_change, events, make_rep, post_callback
 from gateway_helpers import Emulator, emulator, gateway_overrides
 from loopkit.events import unpack
 from loopkit_dev.natsserver import NatsServer, free_port
@@ -37,16 +36,8 @@ def wechat(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
 
 
 def _accounts(tenant: str) -> str:
-    return json.dumps(
-        {
-            "official_accounts": [
-                {"tenant_id": tenant, "app_id": APP, "app_secret": "conv-oa-secret-4d1e"}
-            ],
-            "wecom_corps": [
-                {"tenant_id": tenant, "corp_id": CORP, "contact_secret": "conv-corp-secret-9a7c"}
-            ],
-        }
-    )
+    """One registry for the gateway (secrets) and conversion (the corp's callback settings)."""
+    return accounts(tenant, {"tenant_id": tenant, "app_id": APP, "app_secret": "conv-oa-4d1e"})
 
 
 @pytest_asyncio.fixture(loop_scope="session")
@@ -68,7 +59,7 @@ async def gateway(
 
 def _conversion_settings(tenant: str, gateway_url: str) -> dict[str, Any]:
     return {
-        "wecom_corps": [{"corp_id": CORP, "tenant_id": tenant, "token": TOKEN, "aes_key": AES_KEY}],
+        "accounts": _accounts(tenant),
         "gateway_url": gateway_url,
         "gateway_timeout_s": BUSY_MACHINE_DEADLINE_S,
         "transfer_sweep_interval_s": 0.2,
@@ -344,3 +335,49 @@ async def test_a_departed_reps_customers_go_through_wecoms_resigned_transfer(
 
 async def _async(value: Any) -> Any:
     return value
+
+
+async def test_a_transfer_whose_answer_was_lost_is_not_asked_of_wecom_twice(
+    conv, wired, wechat, tenant
+):
+    """WeCom takes the request but answers after the gateway stopped waiting (10 s): the sweeper
+    asks again under the same key, the gateway finds the customer in WeCom's transfer_result,
+    and the transfer stays pending (not failed as "already in transfer") until WeCom completes."""
+    leaving = await make_rep(conv, tenant, "gone")
+    heir = await make_rep(conv, tenant, "next")
+    own = await _befriend(wired, conv, tenant, "gone")
+    await conv.UpdateRep(
+        pb.UpdateRepRequest(tenant_id=tenant, rep_id=leaving.rep_id, status=pb.REP_STATUS_DEPARTED)
+    )
+    api = "externalcontact/resigned/transfer_customer"
+    result_api = "externalcontact/resigned/transfer_result"
+    read_before = len(wechat.calls(result_api, CORP))
+    wechat.post(
+        "/emulator/fail", {"api": api, "errcode": 0, "count": 1, "corp_id": CORP, "delay_s": 12}
+    )
+    await conv.TransferCustomers(
+        pb.TransferCustomersRequest(
+            tenant_id=tenant, from_rep_id=leaving.rep_id, to_rep_id=heir.rep_id
+        )
+    )
+    # The retry (after the gateway gave up on the first answer) reads WeCom's record.
+    await eventually(
+        lambda: _async(len(wechat.calls(result_api, CORP)) > read_before), timeout_s=60
+    )
+
+    async def still_pending() -> bool:
+        found = await _transfers(conv, tenant)
+        return found[own.customer_id].status == pb.TRANSFER_STATUS_PENDING
+
+    assert await still_pending()
+    wechat.post(
+        "/emulator/transfers",
+        {"corp_id": CORP, "external_userid": own.external_userid, "status": 1},
+    )
+
+    async def completed() -> bool:
+        found = await _transfers(conv, tenant)
+        return found[own.customer_id].status == pb.TRANSFER_STATUS_COMPLETED
+
+    await eventually(completed)
+    assert len(_asked(wechat, api, own.external_userid)) == 1

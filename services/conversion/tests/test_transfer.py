@@ -13,9 +13,7 @@ from closedloop.conversion.v1 import conversion_pb2_grpc
 from closedloop.events.v1 import conversion_events_pb2 as ev
 from closedloop_conversion.main import DEFINITION
 from conversion_helpers import (
-    AES_KEY,
-    CORP,
-    TOKEN,
+    accounts,
     contact_change,
     events,
     lead_envelope,
@@ -222,7 +220,7 @@ async def test_the_sweeper_records_wecoms_automatic_takeover(
         nats_url=nats_server.url,
         state_dir=tmp_path,
         identity_url=identity.grpc_target,
-        wecom_corps=[{"corp_id": CORP, "tenant_id": tenant, "token": TOKEN, "aes_key": AES_KEY}],
+        accounts=accounts(tenant),
         transfer_auto_takeover_s=0.0,
         transfer_sweep_interval_s=0.1,
         shutdown_grace_s=0.5,

@@ -4,6 +4,7 @@ gateway's gRPC API to the emulator over HTTP, and what the emulator saw."""
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -12,7 +13,7 @@ import httpx
 import pytest
 
 from closedloop.gateway.v1 import gateway_pb2 as pb
-from gateway_helpers import APP, CORP, OTHER_APP, TENANT, Emulator
+from gateway_helpers import APP, CORP, OTHER_APP, QUOTA_APP, TENANT, Emulator
 
 
 def _as_browser(url: str, openid: str) -> str:
@@ -206,6 +207,7 @@ async def test_transfers_and_their_result(stub: Any, wechat: Emulator) -> None:
             takeover_userid=takeover,
             external_userids=customers,
             resigned=True,
+            idempotency_key=_unique("k"),
         )
     )
     assert [(c.external_userid, c.errcode) for c in answer.customers] == [(c, 0) for c in customers]
@@ -230,7 +232,34 @@ async def test_transfers_and_their_result(stub: Any, wechat: Emulator) -> None:
             takeover_userid=takeover,
             external_userids=[_unique("wm")],
             transfer_success_msg="Your new rep is Wang",
+            idempotency_key=_unique("k"),
         )
     )
     onjob = wechat.calls("externalcontact/transfer_customer", CORP)
     assert onjob[-1]["body"]["transfer_success_msg"] == "Your new rep is Wang"
+
+
+async def test_a_rate_limit_answer_pauses_the_api_for_a_while_not_the_day(
+    stub: Any, wechat: Emulator
+) -> None:
+    """45011 (too many calls this minute) pauses that API of that account for
+    rate_limit_pause_s (60 s), visibly; calls meanwhile are refused without asking WeChat."""
+    wechat.fail("qrcode/create", 45011, app_id=QUOTA_APP)
+    asked_at = datetime.now(UTC)
+    with pytest.raises(grpc.aio.AioRpcError) as limited:
+        await stub.CreateQrCode(
+            pb.CreateQrCodeRequest(tenant_id=TENANT, app_id=QUOTA_APP, scene_str=_unique("s"))
+        )
+    assert limited.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    quota = await stub.GetQuotaStatus(pb.GetQuotaStatusRequest(tenant_id=TENANT, app_id=QUOTA_APP))
+    qr = {q.api: q for q in quota.apis}["qrcode/create"]
+    assert qr.paused_errcode == 45011
+    until = qr.paused_until.ToDatetime(tzinfo=UTC)
+    assert asked_at < until <= datetime.now(UTC) + timedelta(seconds=61)
+    calls = len(wechat.calls("qrcode/create", QUOTA_APP))
+    with pytest.raises(grpc.aio.AioRpcError) as still:
+        await stub.CreateQrCode(
+            pb.CreateQrCodeRequest(tenant_id=TENANT, app_id=QUOTA_APP, scene_str=_unique("s"))
+        )
+    assert still.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert len(wechat.calls("qrcode/create", QUOTA_APP)) == calls

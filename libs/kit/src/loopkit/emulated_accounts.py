@@ -21,7 +21,7 @@ AES_KEY = "demoAesKey0123456789abcdefghijklmnopqrstuvw"
 
 
 def accounts() -> dict[str, object]:
-    """The gateway's credential registry (CLOSEDLOOP_GATEWAY_ACCOUNTS)."""
+    """The account registry (CLOSEDLOOP_ACCOUNTS) of the gateway, acquisition and conversion."""
     return {
         "official_accounts": [
             {
@@ -44,19 +44,19 @@ def accounts() -> dict[str, object]:
     }
 
 
+# Any of these configures accounts: the shared registry or the gateway's own.
+CONFIGURED_BY = (
+    "CLOSEDLOOP_ACCOUNTS",
+    "CLOSEDLOOP_ACCOUNTS_FILE",
+    "CLOSEDLOOP_GATEWAY_ACCOUNTS",
+    "CLOSEDLOOP_GATEWAY_ACCOUNTS_FILE",
+)
+
+
 def apply_defaults() -> None:
-    """When the environment gives the gateway no accounts, sets these (and the callback settings
-    of acquisition and conversion, each unless set) in the environment the services inherit."""
-    if {"CLOSEDLOOP_GATEWAY_ACCOUNTS", "CLOSEDLOOP_GATEWAY_ACCOUNTS_FILE"} & set(os.environ):
+    """When the environment configures no accounts, sets these as the registry every service
+    inherits (the gateway calls the emulator with them; acquisition and conversion verify the
+    callbacks signed with their tokens)."""
+    if set(CONFIGURED_BY) & set(os.environ):
         return
-    callbacks = {
-        "CLOSEDLOOP_GATEWAY_ACCOUNTS": accounts(),
-        "CLOSEDLOOP_ACQUISITION_WECHAT_APPS": [
-            {"app_id": APP_ID, "tenant_id": TENANT, "token": APP_TOKEN, "aes_key": AES_KEY}
-        ],
-        "CLOSEDLOOP_CONVERSION_WECOM_CORPS": [
-            {"corp_id": CORP_ID, "tenant_id": TENANT, "token": CORP_TOKEN, "aes_key": AES_KEY}
-        ],
-    }
-    for name, value in callbacks.items():
-        os.environ.setdefault(name, json.dumps(value))
+    os.environ["CLOSEDLOOP_ACCOUNTS"] = json.dumps(accounts())

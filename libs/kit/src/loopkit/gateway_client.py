@@ -25,9 +25,17 @@ from loopkit.wechat.sender import OutboundMessage, SendReceipt, SendRefused
 from loopkit.wechat.wecom import ExternalContact, HandoverAnswer, HandoverResult, HandoverStatus
 
 SERVICE = "closedloop.gateway.v1.GatewayService"
-# SendMessage is safe to repeat: the idempotency key makes a repeat the same send.
+# SendMessage and TransferCustomers are safe to repeat: the idempotency key makes a repeat the
+# same request.
 _RETRIED = [
-    (SERVICE, m) for m in ("SendMessage", "GetSend", "GetExternalContact", "GetTransferResult")
+    (SERVICE, m)
+    for m in (
+        "SendMessage",
+        "GetSend",
+        "GetExternalContact",
+        "TransferCustomers",
+        "GetTransferResult",
+    )
 ]
 DEPENDENCY = "gateway"
 
@@ -222,6 +230,7 @@ class GatewayClient:
         external_userids: Sequence[str],
         *,
         resigned: bool,
+        idempotency_key: str,
     ) -> list[HandoverAnswer]:
         request = gw.TransferCustomersRequest(
             tenant_id=tenant_id,
@@ -230,6 +239,7 @@ class GatewayClient:
             takeover_userid=takeover_userid,
             external_userids=list(external_userids),
             resigned=resigned,
+            idempotency_key=idempotency_key,
         )
         try:
             answer = await self._stub.TransferCustomers(request, metadata=_tenant(tenant_id))

@@ -66,7 +66,7 @@ def build(runtime: ServiceRuntime) -> None:
         runtime.on_stop(gateway.close)
     inbox = InboxWorker(uow, callbacks, customers)
     runtime.add_grpc(register(AcquisitionServicer(flows)), [SERVICE_NAME])
-    runtime.add_http(http.router(flows, settings.wechat_apps, inbox.wake, sign_in))
+    runtime.add_http(http.router(flows, settings.account_registry(), inbox.wake, sign_in))
     for subscription in EventHandlers(touches, CustomerEvents(leads, fission)).subscriptions():
         runtime.add_subscription(subscription)
     runtime.add_worker(inbox.worker(settings.wechat_worker_poll_s))

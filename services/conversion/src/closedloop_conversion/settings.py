@@ -2,35 +2,15 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
 
-from pydantic import BaseModel, SecretStr, field_validator
-
-from loopkit.settings import Settings
+from loopkit.accounts import AccountSettings
 
 
-class WecomCorp(BaseModel):
-    """One WeCom corp whose contact callbacks this service receives, and the tenant it serves."""
-
-    corp_id: str
-    tenant_id: str
-    token: SecretStr
-    aes_key: SecretStr
-
-    @field_validator("aes_key")
-    @classmethod
-    def _key_length(cls, value: SecretStr) -> SecretStr:
-        if len(value.get_secret_value()) != 43:
-            raise ValueError("the EncodingAESKey is 43 characters")
-        return value
-
-
-class ConversionSettings(Settings):
-    # CLOSEDLOOP_CONVERSION_WECOM_CORPS='[{"corp_id": ..., "tenant_id": ..., "token": ...,
-    # "aes_key": ...}]'
-    wecom_corps: list[WecomCorp] = []
+class ConversionSettings(AccountSettings):
+    # `accounts` / `accounts_file` (AccountSettings): the shared account registry; the callback
+    # token, EncodingAESKey and tenant of each WeCom corp come from it.
+    retired = {"wecom_corps": "CLOSEDLOOP_ACCOUNTS (the WeCom corps' token and aes_key)"}
     # The gateway (host:port of its gRPC API). Set: welcome messages, contact lookups and transfers
     # go through it to WeCom. Empty: nothing leaves the building (SandboxSender; transfers are
     # assumed done after transfer_auto_takeover_s).
@@ -46,13 +26,3 @@ class ConversionSettings(Settings):
     transfer_auto_takeover_s: float = 24 * 3600
     # How often the sweeper reads WeCom's transfer results (and asks about transfers not asked).
     transfer_sweep_interval_s: float = 60.0
-
-    @field_validator("wecom_corps", mode="before")
-    @classmethod
-    def _json_list(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return json.loads(value) if value.strip() else []
-        return value
-
-    def corp(self, corp_id: str) -> WecomCorp | None:
-        return next((c for c in self.wecom_corps if c.corp_id == corp_id), None)

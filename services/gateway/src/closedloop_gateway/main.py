@@ -9,9 +9,9 @@ from datetime import timedelta
 from pathlib import Path
 
 from closedloop_gateway import SPEC, metrics
-from closedloop_gateway.accounts.registry import AccountRegistry
 from closedloop_gateway.models import Base, kit
 from closedloop_gateway.operations.service import GatewayOperations
+from closedloop_gateway.operations.transfers import IdempotentTransfers
 from closedloop_gateway.quotas.limits import parse_limits
 from closedloop_gateway.quotas.service import Quotas
 from closedloop_gateway.sends.executor import SendExecutor
@@ -31,7 +31,7 @@ def build(runtime: ServiceRuntime) -> None:
     settings = runtime.settings
     assert isinstance(settings, GatewaySettings)
     metrics.start()
-    registry = AccountRegistry.load(settings.accounts, settings.accounts_file)
+    registry = settings.account_registry()
     http = WeChatHttp(
         registry,
         wechat_api_base=settings.wechat_api_base,
@@ -77,7 +77,9 @@ def build(runtime: ServiceRuntime) -> None:
         poll_interval_s=settings.send_poll_interval_s,
         after_commit=runtime.wake_relay,
     )
-    servicer = GatewayServicer(runtime.sessions, operations, sends, worker.wake)
+    # A transfer's key is in doubt as long as a send's claim would be (one WeCom call or a few).
+    transfers = IdempotentTransfers(runtime.sessions, operations, lease_s=settings.send_lease_s)
+    servicer = GatewayServicer(runtime.sessions, operations, transfers, sends, worker.wake)
     runtime.add_grpc(register(servicer), [SERVICE_NAME])
     runtime.add_worker(worker.run)
     for subscription in events.subscriptions():

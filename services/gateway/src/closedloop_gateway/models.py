@@ -106,3 +106,27 @@ class InteractionRow(Base):
     subject: Mapped[str] = mapped_column(String(200), primary_key=True)
     last_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     customer_id: Mapped[str] = mapped_column(String(64), default="", server_default="")
+
+
+class TransferRequestRow(Base):
+    """One TransferCustomers request, by its idempotency key: WeCom is asked once per key and a
+    retry gets the stored answer (a transfer asked twice is refused by WeCom for each customer).
+
+    `calling` with `lease_until` in the past is in doubt (the asking replica stopped or WeCom did
+    not answer): the next retry reads WeCom's transfer_result before asking again.
+    """
+
+    __tablename__ = "transfer_requests"
+    __table_args__ = (Index("ix_transfer_requests_created", "created_at"),)
+
+    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    idempotency_key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    # sha256 of corp, reps, mode, customers and message: the same key for another request is
+    # refused.
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    # calling | done
+    status: Mapped[str] = mapped_column(String(16))
+    # Once done: WeCom's errcode per external_userid.
+    answer: Mapped[dict[str, int]] = mapped_column(JSON)
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from pydantic import SecretStr
-
-from loopkit.settings import Settings
+from loopkit.accounts import AccountSettings
 
 
-class GatewaySettings(Settings):
-    # The credential registry as JSON (see docs/services/gateway.md), or a file holding it (a
-    # mounted Kubernetes Secret). Both may be given; their accounts are combined.
-    accounts: SecretStr = SecretStr("")
-    accounts_file: Path | None = None
+class GatewaySettings(AccountSettings):
+    # `accounts` / `accounts_file` (from AccountSettings): the account registry every WeChat
+    # service reads (docs/services/gateway.md, "Credentials"); the gateway needs its secrets.
     # Where WeChat is: the real hosts by default; `make run` and the tests point them at the
     # emulator. api: /cgi-bin and /sns; oauth: the authorize page; mp: QR code images.
     wechat_api_base: str = "https://api.weixin.qq.com"

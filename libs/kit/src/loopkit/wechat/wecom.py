@@ -80,11 +80,14 @@ class CustomerTransfers(Protocol):
         external_userids: Sequence[str],
         *,
         resigned: bool,
+        idempotency_key: str,
     ) -> list[HandoverAnswer]:
         """Asks WeCom to hand the customers over (`resigned`: the handover rep has left).
 
-        Not idempotent at WeCom: a repeated request for a customer already waiting is refused
-        with an errcode for that customer. Raises DependencyUnavailable when it cannot be asked.
+        Not idempotent at WeCom (a repeated request for a customer already waiting is refused
+        with an errcode for that customer), so the request carries a key: the same request under
+        the same key asks WeCom once and answers the same again. Raises DependencyUnavailable
+        when it cannot be asked (retry with the same key).
         """
         ...
 

@@ -14,9 +14,9 @@ from closedloop_acquisition.catalog.specs import text
 from closedloop_acquisition.clock import now
 from closedloop_acquisition.leads.service import LeadInput
 from closedloop_acquisition.pages.signin import SESSION_COOKIE, SignIn
-from closedloop_acquisition.settings import WechatApp
 from closedloop_acquisition.transport.flows import Flows
 from closedloop_acquisition.transport.pages import PageSignIn, pages_router
+from loopkit.accounts import AccountRegistry
 from loopkit.customers import IdentityValue
 from loopkit.errors import (
     DependencyUnavailable,
@@ -100,7 +100,7 @@ def submission(page_id: str, body: dict[str, Any]) -> LeadInput:
 
 def router(
     flows: Flows,
-    apps: list[WechatApp],
+    accounts: AccountRegistry,
     wake_worker: Callable[[], None],
     sign_in: PageSignIn | None = None,
 ) -> APIRouter:
@@ -108,7 +108,7 @@ def router(
     routes = APIRouter()
     routes.include_router(pages_router(flows, sign_in))
     routes.include_router(_forms_router(flows, sign_in.signin if sign_in else None))
-    routes.include_router(_wechat_router(flows, apps, wake_worker))
+    routes.include_router(_wechat_router(flows, accounts, wake_worker))
     return routes
 
 
@@ -153,15 +153,15 @@ def _forms_router(flows: Flows, signin: SignIn | None = None) -> APIRouter:
 
 def _wechat_router(
     flows: Flows,
-    apps: list[WechatApp],
+    accounts: AccountRegistry,
     wake_worker: Callable[[], None],
 ) -> APIRouter:
+    """The callbacks of the registry's official accounts that have a callback token."""
     router = APIRouter()
-    by_id = {app.app_id: app for app in apps}
 
     @router.get("/v1/wechat/{app_id}/callback", response_model=None)
     async def verify(app_id: str, request: Request) -> Response:
-        app = by_id.get(app_id)
+        app = accounts.callback_app(app_id)
         if app is None:
             return error_response(404, f"no official account {app_id!r}", "app_id")
         q = request.query_params
@@ -178,7 +178,7 @@ def _wechat_router(
 
     @router.post("/v1/wechat/{app_id}/callback", response_model=None)
     async def receive(app_id: str, request: Request) -> Response:
-        app = by_id.get(app_id)
+        app = accounts.callback_app(app_id)
         if app is None:
             return error_response(404, f"no official account {app_id!r}", "app_id")
         q = request.query_params

@@ -10,6 +10,7 @@ module holds no I/O: it picks the rows and applies the answers.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -39,6 +40,13 @@ class Handover:
     resigned: bool
     # external_userid -> our transfer id
     transfers: Mapping[str, str]
+
+    @property
+    def idempotency_key(self) -> str:
+        """The same transfers asked again (after an outage) are the same request to the gateway,
+        which then does not ask WeCom twice."""
+        ids = ",".join(sorted(self.transfers.values()))
+        return "handover-" + hashlib.sha256(ids.encode()).hexdigest()[:40]
 
 
 class Handovers:

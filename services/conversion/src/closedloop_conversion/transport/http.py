@@ -53,6 +53,8 @@ class ConversionHttp:
         contacts: ContactLookup | None = None,
     ) -> None:
         self._settings = settings
+        # The corps' callback token, EncodingAESKey and tenant, from the shared account registry.
+        self._accounts = settings.account_registry()
         self._uow = uow
         self._directory = directory
         self._ownership = ownership
@@ -72,7 +74,7 @@ class ConversionHttp:
         return router
 
     def _crypto(self, corp_id: str) -> tuple[str, MessageCrypto] | None:
-        corp = self._settings.corp(corp_id)
+        corp = self._accounts.callback_corp(corp_id)
         if corp is None:
             return None
         crypto = MessageCrypto(

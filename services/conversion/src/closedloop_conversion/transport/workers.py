@@ -81,6 +81,7 @@ class TransferSweeper:
                 handover.takeover_userid,
                 list(handover.transfers),
                 resigned=handover.resigned,
+                idempotency_key=handover.idempotency_key,
             )
         except DomainError as exc:
             reason = f"the gateway refused the transfer: {exc}"

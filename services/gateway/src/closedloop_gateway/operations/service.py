@@ -10,11 +10,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit
 
-from closedloop_gateway.accounts.registry import AccountRegistry, OfficialAccount, WecomCorp
 from closedloop_gateway.quotas.limits import DEFAULT_LIMITS
 from closedloop_gateway.quotas.service import ApiQuotaView
 from closedloop_gateway.wechat.caller import WeChatCaller
 from closedloop_gateway.wechat.errors import TOKEN_ERRCODES, WeChatError, WeChatUnreachable
+from loopkit.accounts import AccountRegistry, OfficialAccount, WecomCorp
 from loopkit.errors import (
     DependencyUnavailable,
     FailedPrecondition,
@@ -231,6 +231,24 @@ class GatewayOperations:
             follow_userids=[str(f.get("userid", "")) for f in answer.get("follow_user", [])],
         )
 
+    def check_transfer(
+        self,
+        tenant_id: str,
+        corp_id: str,
+        handover_userid: str,
+        takeover_userid: str,
+        external_userids: list[str],
+    ) -> WecomCorp:
+        """The corp of a valid transfer request; raises the domain error of an invalid one."""
+        corp = self.registry.wecom_corp(tenant_id, corp_id)
+        _require(handover_userid, "handover_userid", 64)
+        _require(takeover_userid, "takeover_userid", 64)
+        if not external_userids:
+            raise InvalidArgument("name at least one customer", field="external_userids")
+        if handover_userid == takeover_userid:
+            raise InvalidArgument("must differ from handover_userid", field="takeover_userid")
+        return corp
+
     async def transfer_customers(
         self,
         tenant_id: str,
@@ -242,13 +260,9 @@ class GatewayOperations:
         resigned: bool,
         success_msg: str = "",
     ) -> list[CustomerTransfer]:
-        corp = self.registry.wecom_corp(tenant_id, corp_id)
-        _require(handover_userid, "handover_userid", 64)
-        _require(takeover_userid, "takeover_userid", 64)
-        if not external_userids:
-            raise InvalidArgument("name at least one customer", field="external_userids")
-        if handover_userid == takeover_userid:
-            raise InvalidArgument("must differ from handover_userid", field="takeover_userid")
+        corp = self.check_transfer(
+            tenant_id, corp_id, handover_userid, takeover_userid, external_userids
+        )
         api = (
             "externalcontact/resigned/transfer_customer"
             if resigned

@@ -10,7 +10,6 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from closedloop_gateway.accounts.registry import AccountRegistry
 from closedloop_gateway.models import SendRow
 from closedloop_gateway.quotas.service import QuotaPaused
 from closedloop_gateway.sends.model import (
@@ -26,6 +25,7 @@ from closedloop_gateway.sends.model import (
 from closedloop_gateway.sends.service import IN_DOUBT_MESSAGE, RetryPolicy
 from closedloop_gateway.wechat.caller import WeChatCaller
 from closedloop_gateway.wechat.errors import TOKEN_ERRCODES, WeChatError, WeChatUnreachable
+from loopkit.accounts import AccountRegistry
 from loopkit.timestamps import now, utc
 
 

@@ -19,7 +19,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ulid import ULID
 
 from closedloop.events.v1 import gateway_events_pb2 as ev
-from closedloop_gateway.accounts.registry import AccountRegistry
 from closedloop_gateway.interactions import service as interactions
 from closedloop_gateway.models import SendRow
 from closedloop_gateway.sends import repository
@@ -34,6 +33,7 @@ from closedloop_gateway.sends.model import (
     NewSend,
     Outcome,
 )
+from loopkit.accounts import AccountRegistry
 from loopkit.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from loopkit.events import Outbox
 

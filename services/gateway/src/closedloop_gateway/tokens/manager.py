@@ -20,8 +20,8 @@ from typing import Protocol
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from closedloop_gateway import metrics
-from closedloop_gateway.accounts.registry import Account
 from closedloop_gateway.tokens import cipher, repository
+from loopkit.accounts import Account
 from loopkit.db import transact
 from loopkit.errors import DependencyUnavailable
 from loopkit.timestamps import now as utc_now

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from closedloop.gateway.v1 import gateway_pb2 as pb
 from closedloop.gateway.v1 import gateway_pb2_grpc
 from closedloop_gateway.operations.service import GatewayOperations
+from closedloop_gateway.operations.transfers import IdempotentTransfers, TransferRequest
 from closedloop_gateway.quotas.service import QuotaPaused
 from closedloop_gateway.sends.service import SendService
 from closedloop_gateway.transport import convert
@@ -42,11 +43,13 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
         self,
         sessions: async_sessionmaker[AsyncSession],
         operations: GatewayOperations,
+        transfers: IdempotentTransfers,
         sends: SendService,
         after_submit: Callable[[], None],
     ) -> None:
         self._sessions = sessions
         self._ops = operations
+        self._transfers = transfers
         self._sends = sends
         self._after_submit = after_submit
 
@@ -142,19 +145,17 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
     async def TransferCustomers(
         self, request: pb.TransferCustomersRequest, context: grpc.aio.ServicerContext
     ) -> pb.TransferCustomersResponse:
-        tenant = require_tenant(request.tenant_id)
-        outcomes = await _paced(
-            context,
-            self._ops.transfer_customers(
-                tenant,
-                request.corp_id,
-                request.handover_userid,
-                request.takeover_userid,
-                list(request.external_userids),
-                resigned=request.resigned,
-                success_msg=request.transfer_success_msg,
-            ),
+        transfer = TransferRequest(
+            tenant_id=require_tenant(request.tenant_id),
+            idempotency_key=request.idempotency_key,
+            corp_id=request.corp_id,
+            handover_userid=request.handover_userid,
+            takeover_userid=request.takeover_userid,
+            external_userids=tuple(request.external_userids),
+            resigned=request.resigned,
+            success_msg=request.transfer_success_msg,
         )
+        outcomes = await _paced(context, self._transfers.transfer(transfer))
         return pb.TransferCustomersResponse(
             customers=[
                 pb.CustomerTransfer(external_userid=o.external_userid, errcode=o.errcode)

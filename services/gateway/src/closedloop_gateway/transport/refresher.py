@@ -7,8 +7,8 @@ import asyncio
 import contextlib
 import logging
 
-from closedloop_gateway.accounts.registry import AccountRegistry
 from closedloop_gateway.tokens.manager import TokenManager
+from loopkit.accounts import AccountRegistry
 
 log = logging.getLogger(__name__)
 

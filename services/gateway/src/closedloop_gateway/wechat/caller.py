@@ -7,11 +7,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from closedloop_gateway.accounts.registry import Account
 from closedloop_gateway.quotas.service import Quotas
 from closedloop_gateway.tokens.manager import TokenManager
 from closedloop_gateway.wechat.clients import WeChatHttp
 from closedloop_gateway.wechat.errors import TOKEN_ERRCODES, WeChatError
+from loopkit.accounts import Account
 
 T = TypeVar("T")
 

@@ -21,8 +21,8 @@ from wechatpy.oauth import WeChatOAuth
 from wechatpy.session import SessionStorage
 
 from closedloop_gateway import metrics
-from closedloop_gateway.accounts.registry import Account, AccountRegistry, OfficialAccount
 from closedloop_gateway.wechat.errors import WeChatError, WeChatUnreachable
+from loopkit.accounts import Account, AccountRegistry, OfficialAccount
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)

@@ -317,7 +317,7 @@ class GetSendResponse(_message.Message):
     def __init__(self, send: _Optional[_Union[Send, _Mapping]] = ...) -> None: ...
 
 class TransferCustomersRequest(_message.Message):
-    __slots__ = ("tenant_id", "corp_id", "handover_userid", "takeover_userid", "external_userids", "resigned", "transfer_success_msg")
+    __slots__ = ("tenant_id", "corp_id", "handover_userid", "takeover_userid", "external_userids", "resigned", "transfer_success_msg", "idempotency_key")
     TENANT_ID_FIELD_NUMBER: _ClassVar[int]
     CORP_ID_FIELD_NUMBER: _ClassVar[int]
     HANDOVER_USERID_FIELD_NUMBER: _ClassVar[int]
@@ -325,6 +325,7 @@ class TransferCustomersRequest(_message.Message):
     EXTERNAL_USERIDS_FIELD_NUMBER: _ClassVar[int]
     RESIGNED_FIELD_NUMBER: _ClassVar[int]
     TRANSFER_SUCCESS_MSG_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     tenant_id: str
     corp_id: str
     handover_userid: str
@@ -332,7 +333,8 @@ class TransferCustomersRequest(_message.Message):
     external_userids: _containers.RepeatedScalarFieldContainer[str]
     resigned: bool
     transfer_success_msg: str
-    def __init__(self, tenant_id: _Optional[str] = ..., corp_id: _Optional[str] = ..., handover_userid: _Optional[str] = ..., takeover_userid: _Optional[str] = ..., external_userids: _Optional[_Iterable[str]] = ..., resigned: _Optional[bool] = ..., transfer_success_msg: _Optional[str] = ...) -> None: ...
+    idempotency_key: str
+    def __init__(self, tenant_id: _Optional[str] = ..., corp_id: _Optional[str] = ..., handover_userid: _Optional[str] = ..., takeover_userid: _Optional[str] = ..., external_userids: _Optional[_Iterable[str]] = ..., resigned: _Optional[bool] = ..., transfer_success_msg: _Optional[str] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
 
 class CustomerTransfer(_message.Message):
     __slots__ = ("external_userid", "errcode")

@@ -1,35 +1,64 @@
-"""The credential registry: each tenant's official accounts and WeCom corps.
+"""The WeChat account registry: each tenant's official accounts and WeCom corps, configured once.
 
-Read once from settings (JSON or a mounted Secret file). Secrets are `SecretStr`, so they never
-show in a repr, a log line or an error; nothing here is written to a table or an event.
+One source (`CLOSEDLOOP_ACCOUNTS` as JSON and/or `CLOSEDLOOP_ACCOUNTS_FILE`, a mounted Secret)
+serves every service that deals with WeChat: the gateway takes the app and contact secrets from it
+to call WeChat; acquisition and conversion take the callback token, EncodingAESKey and tenant of
+each account to verify WeChat's and WeCom's callbacks. Secrets are `SecretStr`, so they never show
+in a repr, a log line or an error; nothing here is written to a table or an event.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from loopkit.errors import InvalidArgument, NotFound, PermissionDenied
+from loopkit.settings import Settings
 
 Kind = Literal["official_account", "wecom_corp"]
+# WeChat's EncodingAESKey: 43 characters (base64 of 32 bytes without the padding).
+AES_KEY_LENGTH = 43
 
 
-class OfficialAccount(BaseModel):
+class _Account(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     tenant_id: str
-    app_id: str
-    app_secret: SecretStr
-    # Callback signature token and EncodingAESKey (for the services receiving callbacks).
+    # Callback signature token and EncodingAESKey (read by the services receiving callbacks);
+    # both empty: the account's callbacks are not received here.
     token: SecretStr = SecretStr("")
     aes_key: SecretStr = SecretStr("")
     # The tenant's account used when a request names none (needed when it has several).
     default: bool = False
+
+    @field_validator("aes_key")
+    @classmethod
+    def _aes_key_shape(cls, value: SecretStr) -> SecretStr:
+        if value.get_secret_value() and len(value.get_secret_value()) != AES_KEY_LENGTH:
+            raise ValueError(f"the EncodingAESKey is {AES_KEY_LENGTH} characters")
+        return value
+
+    @property
+    def receives_callbacks(self) -> bool:
+        return bool(self.token.get_secret_value())
+
+
+class OfficialAccount(_Account):
+    app_id: str
+    app_secret: SecretStr
 
     @property
     def account_id(self) -> str:
@@ -44,18 +73,12 @@ class OfficialAccount(BaseModel):
         return self.app_secret
 
 
-class WecomCorp(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    tenant_id: str
+class WecomCorp(_Account):
     corp_id: str
     # The customer-contact ("external contact") secret: the token it yields can call
     # externalcontact/*.
     contact_secret: SecretStr
     agent_id: str = ""
-    token: SecretStr = SecretStr("")
-    aes_key: SecretStr = SecretStr("")
-    default: bool = False
 
     @property
     def account_id(self) -> str:
@@ -133,6 +156,8 @@ class AccountRegistry:
             if account.account_id in seen:
                 raise RegistryError(f"account {account.account_id} is listed twice")
             seen.add(account.account_id)
+            if account.aes_key.get_secret_value() and not account.receives_callbacks:
+                raise RegistryError(f"account {account.account_id} has an aes_key but no token")
 
     def all(self) -> Iterable[Account]:
         yield from self.official_accounts
@@ -146,6 +171,49 @@ class AccountRegistry:
 
     def by_id(self, account_id: str) -> Account | None:
         return next((a for a in self.all() if a.account_id == account_id), None)
+
+    def callback_app(self, app_id: str) -> OfficialAccount | None:
+        """The official account whose server callbacks arrive for `app_id` (None: not ours)."""
+        found = next((a for a in self.official_accounts if a.app_id == app_id), None)
+        return found if found is not None and found.receives_callbacks else None
+
+    def callback_corp(self, corp_id: str) -> WecomCorp | None:
+        """The WeCom corp whose contact callbacks arrive for `corp_id` (always encrypted, so it
+        needs its EncodingAESKey too)."""
+        found = next((c for c in self.wecom_corps if c.corp_id == corp_id), None)
+        if found is None or not found.receives_callbacks or not found.aes_key.get_secret_value():
+            return None
+        return found
+
+
+class RetiredSetting(RuntimeError):
+    """A setting the account registry replaced is still configured."""
+
+
+class AccountSettings(Settings):
+    """Settings of a service that reads the account registry: `CLOSEDLOOP_ACCOUNTS` (JSON) and/or
+    `CLOSEDLOOP_ACCOUNTS_FILE` (a path; the accounts of both are combined). As every setting, a
+    per-service `CLOSEDLOOP_<SERVICE>_ACCOUNTS[_FILE]` overrides the shared one."""
+
+    accounts: SecretStr = SecretStr("")
+    accounts_file: Path | None = None
+    # Settings this registry replaced -> what replaces them: refused at start-up, so a deployment
+    # still setting one fails with the reason instead of answering every callback 404.
+    retired: ClassVar[dict[str, str]] = {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_retired(cls, data: Any) -> Any:
+        given = set(data) if isinstance(data, dict) else set()
+        for name, replacement in cls.retired.items():
+            if name in given or f"CLOSEDLOOP_{name.upper()}" in os.environ:
+                # Not a ValueError: pydantic would wrap it with the input, secrets and all.
+                raise RetiredSetting(f"setting {name} is retired: configure {replacement} instead")
+        return data
+
+    def account_registry(self) -> AccountRegistry:
+        """The registry, read now (at start-up); RegistryError names no secret."""
+        return AccountRegistry.load(self.accounts, self.accounts_file)
 
 
 A = TypeVar("A", OfficialAccount, WecomCorp)
