@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import CursorResult, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from closedloop_gateway.models import SendRow
@@ -26,26 +28,54 @@ async def by_id(session: AsyncSession, send_id: str, *, lock: bool = False) -> S
 async def claim_due(
     session: AsyncSession, *, holder: str, at: datetime, until: datetime, limit: int
 ) -> list[SendRow]:
-    """Claim up to `limit` queued or paused sends whose time has come, oldest first.
+    """Claim up to `limit` queued or paused sends whose time has come, oldest first, in one
+    statement (UPDATE ... WHERE id IN (due ones) RETURNING the rows).
 
     PostgreSQL: rows another replica is claiming are skipped (FOR UPDATE SKIP LOCKED). SQLite: a
     writing transaction holds the whole database, so no other replica reads them meanwhile.
     """
-    stmt = (
-        select(SendRow)
+    due = (
+        select(SendRow.id)
         .where(SendRow.status.in_((QUEUED, PAUSED)), SendRow.next_attempt_at <= at)
         .order_by(SendRow.next_attempt_at)
         .limit(limit)
     )
     if session.get_bind().dialect.name != "sqlite":
-        stmt = stmt.with_for_update(skip_locked=True)
-    rows = list(await session.scalars(stmt))
-    for row in rows:
-        row.status = SENDING
-        row.lease_holder = holder
-        row.lease_until = until
-        row.called_at = at
-    return rows
+        due = due.with_for_update(skip_locked=True)
+    claimed = await session.scalars(
+        update(SendRow)
+        .where(SendRow.id.in_(due.scalar_subquery()))
+        .values(status=SENDING, lease_holder=holder, lease_until=until, called_at=at)
+        .returning(SendRow)
+        .execution_options(synchronize_session=False, populate_existing=True)
+    )
+    return list(claimed)
+
+
+async def for_settling(session: AsyncSession, ids: list[str]) -> dict[str, SendRow]:
+    """The rows of a batch of finished attempts, locked until the settle commits."""
+    rows = await session.scalars(
+        select(SendRow)
+        .where(SendRow.id.in_(ids))
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    return {row.id: row for row in rows}
+
+
+async def insert_new(session: AsyncSession, row: SendRow) -> bool:
+    """Store a new send unless its (tenant, key) exists: one statement, no race (a concurrent
+    insert of the same key makes this one do nothing). True if it was stored."""
+    values = {c.key: getattr(row, c.key) for c in SendRow.__table__.columns}
+    dialect = session.get_bind().dialect.name
+    insert = sqlite_insert if dialect == "sqlite" else pg_insert
+    stored = await session.execute(
+        insert(SendRow)
+        .values(values)
+        .on_conflict_do_nothing(index_elements=["tenant_id", "idempotency_key"])
+        .returning(SendRow.id)
+    )
+    return stored.first() is not None
 
 
 async def in_doubt(session: AsyncSession, at: datetime, limit: int) -> list[str]:

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ulid import ULID
 
 from closedloop.events.v1 import gateway_events_pb2 as ev
+from closedloop.events.v1.envelope_pb2 import Envelope
 from closedloop_gateway.accounts.registry import AccountRegistry
 from closedloop_gateway.interactions import service as interactions
 from closedloop_gateway.models import SendRow
@@ -34,7 +35,13 @@ from closedloop_gateway.sends.model import (
     NewSend,
     Outcome,
 )
-from loopkit.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from loopkit.errors import (
+    AlreadyExists,
+    DependencyUnavailable,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+)
 from loopkit.events import Outbox
 
 IN_DOUBT_MESSAGE = (
@@ -91,15 +98,11 @@ class SendService:
         check_payload(new)
         account_id = self._account_id(new)
         fingerprint = new.fingerprint(account_id)
-        existing = await repository.by_key(session, new.tenant_id, new.idempotency_key)
-        if existing is not None:
-            if existing.fingerprint != fingerprint:
-                raise AlreadyExists(
-                    "this idempotency key was used for a different message",
-                    field="idempotency_key",
-                )
-            return existing, False
         if new.kind == "official_account_text":
+            # A repeat is answered with its send even once the window has closed.
+            existing = await repository.by_key(session, new.tenant_id, new.idempotency_key)
+            if existing is not None:
+                return self._same_message(existing, fingerprint), False
             await self._require_window(session, new, account_id, at)
         row = SendRow(
             id=str(ULID()),
@@ -122,9 +125,22 @@ class SendService:
             sent_at=None,
             called_at=None,
         )
-        session.add(row)
-        await session.flush()  # a concurrent same-key insert fails here; the retry finds it
-        return row, True
+        # One statement for a new key (the usual case); a known key is read afterwards.
+        if await repository.insert_new(session, row):
+            return row, True
+        existing = await repository.by_key(session, new.tenant_id, new.idempotency_key)
+        if existing is None:  # stored and erased by a concurrent forget: ask again
+            raise DependencyUnavailable("the send changed while it was stored; retry")
+        return self._same_message(existing, fingerprint), False
+
+    @staticmethod
+    def _same_message(existing: SendRow, fingerprint: str) -> SendRow:
+        if existing.fingerprint != fingerprint:
+            raise AlreadyExists(
+                "this idempotency key was used for a different message",
+                field="idempotency_key",
+            )
+        return existing
 
     async def _require_window(
         self, session: AsyncSession, new: NewSend, app_id: str, at: datetime
@@ -161,10 +177,38 @@ class SendService:
     async def settle(
         self, session: AsyncSession, send_id: str, holder: str, outcome: Outcome, at: datetime
     ) -> SendRow | None:
-        """Record an attempt's outcome (None if the claim was lost); final ones are published."""
-        row = await repository.by_id(session, send_id, lock=True)
-        if row is None or row.status != SENDING or row.lease_holder != holder:
-            return None
+        """Record one attempt's outcome (see `settle_many`)."""
+        return (await self.settle_many(session, [(send_id, outcome)], holder, at))[0]
+
+    async def settle_many(
+        self,
+        session: AsyncSession,
+        outcomes: list[tuple[str, Outcome]],
+        holder: str,
+        at: datetime,
+    ) -> list[SendRow | None]:
+        """Record the outcomes of a batch of attempts: one read of the rows (locked), their
+        updates, and the outbox rows of the final ones in one statement. Per send the settled
+        row, or None where the claim was lost (another replica took the send over)."""
+        rows = await repository.for_settling(session, [send_id for send_id, _ in outcomes])
+        settled: list[SendRow | None] = []
+        events: list[Envelope] = []
+        for send_id, outcome in outcomes:
+            row = rows.get(send_id)
+            if row is None or row.status != SENDING or row.lease_holder != holder:
+                settled.append(None)
+                continue
+            event = self._apply(row, outcome, at)
+            if event is not None:
+                events.append(event)
+            settled.append(row)
+        await session.flush()
+        if events:
+            await self._outbox.add_many(session, events)
+        return settled
+
+    def _apply(self, row: SendRow, outcome: Outcome, at: datetime) -> Envelope | None:
+        """The row after the outcome, and the event of a final one."""
         if outcome.called:
             row.attempts += 1
         status = outcome.status
@@ -182,8 +226,7 @@ class SendService:
         if status == SENT:
             row.wechat_msgid = outcome.wechat_msgid
             row.sent_at = at
-            await self._outbox.emit(
-                session,
+            return self._outbox.envelope(
                 "message.sent",
                 tenant_id=row.tenant_id,
                 customer_id=row.customer_id,
@@ -196,9 +239,8 @@ class SendService:
                     wechat_msgid=row.wechat_msgid,
                 ),
             )
-        elif status == FAILED:
-            await self._outbox.emit(
-                session,
+        if status == FAILED:
+            return self._outbox.envelope(
                 "message.failed",
                 tenant_id=row.tenant_id,
                 customer_id=row.customer_id,
@@ -212,7 +254,7 @@ class SendService:
                     errmsg=row.errmsg,
                 ),
             )
-        return row
+        return None
 
 
 def _text(payload: dict[str, Any], field: str, where: str, max_len: int) -> None:

@@ -55,11 +55,13 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
     ) -> pb.SendMessageResponse:
         tenant = require_tenant(request.tenant_id)
         new = convert.new_send_from_pb(tenant, request)
+        # Each statement of a submit is atomic alone (the new send is one INSERT ... ON CONFLICT
+        # DO NOTHING): no BEGIN/COMMIT round trips on PostgreSQL.
         row, created = await transact(
-            self._sessions,
-            lambda s: self._sends.submit(s, new, now()),
-            after_commit=self._after_submit,
+            self._sessions, lambda s: self._sends.submit(s, new, now()), autocommit=True
         )
+        if created:
+            self._after_submit()  # the send worker looks now, not at its next poll
         return pb.SendMessageResponse(send=convert.send_to_pb(row), created=created)
 
     async def GetSend(

@@ -43,6 +43,7 @@ class SendWorker:
         self._holder = holder
         self._slots = asyncio.Semaphore(concurrency)
         self._concurrency = concurrency
+        self._claim_batch = max(1, concurrency // 4)
         self._lease = timedelta(seconds=lease_s)
         self._poll = poll_interval_s
         self._after_commit = after_commit
@@ -91,7 +92,9 @@ class SendWorker:
 
     async def _claim_and_start(self) -> None:
         free = self._concurrency - len(self._running)
-        if free <= 0:
+        # Claims come in batches: while attempts run, wait until a quarter of the slots are
+        # free rather than claiming (a transaction) for every attempt that finishes.
+        if free <= 0 or (self._running and free < self._claim_batch):
             return
         at = now()
         claimed = await transact(
@@ -141,11 +144,8 @@ class SendWorker:
 
     async def _settle_batch(self, batch: list[tuple[SendRow, Outcome]]) -> None:
         async def work(session: AsyncSession) -> list[SendRow | None]:
-            at = now()
-            return [
-                await self._sends.settle(session, row.id, self._holder, outcome, at)
-                for row, outcome in batch
-            ]
+            outcomes = [(row.id, outcome) for row, outcome in batch]
+            return await self._sends.settle_many(session, outcomes, self._holder, now())
 
         for attempt in range(1, 8):
             try:
