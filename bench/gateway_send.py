@@ -37,6 +37,7 @@ import httpx
 from _common import (
     ChildProcess,
     Cleanup,
+    cpu_seconds,
     create_database,
     database_base_url,
     drop_database,
@@ -179,8 +180,9 @@ async def unpaced_phase(
     env: dict[str, str],
     target: str,
     url: str,
-) -> tuple[float, int, Counter[str]]:
-    """The unpaced gateway's sends per second, failures and database round trips."""
+) -> tuple[float, int, Counter[str], float]:
+    """The unpaced gateway's sends per second, failures, database round trips and CPU seconds
+    (its outbox relay's included)."""
     # The unpaced gateway counts its database round trips (bench/_statements.py).
     counts_path = tmp / "statements.json"
     gateway = ChildProcess(
@@ -203,11 +205,13 @@ async def unpaced_phase(
         print(f"gateway: {args.sends} sends ...", file=sys.stderr)
         pid = gateway.proc.pid
         before = await asyncio.to_thread(read_counts, counts_path, pid)
+        cpu0 = cpu_seconds([pid])[pid]
         gateway_rate, failed = await gateway_sends(stub, url, APP, args.sends, prefix="fast")
         await wait_published(url, args.sends)
+        cpu = cpu_seconds([pid])[pid] - cpu0
         after = await asyncio.to_thread(read_counts, counts_path, pid)
     gateway.stop()
-    return gateway_rate, failed, after - before
+    return gateway_rate, failed, after - before, cpu
 
 
 async def paced_phase(
@@ -300,11 +304,16 @@ async def run(args: argparse.Namespace, cleanup: Cleanup, tmp: Path) -> int:
     target = f"127.0.0.1:{grpc_port}"
 
     print(f"raw: {args.sends} sends to the emulator ...", file=sys.stderr)
+    emulator_pid = emulator.proc.pid
+    emulator_cpu0, client_cpu0 = cpu_seconds([emulator_pid])[emulator_pid], time.process_time()
     raw_rate = await asyncio.to_thread(raw_sends, emulator_url, args.sends)
+    emulator_cpu1, client_cpu = cpu_seconds([emulator_pid])[emulator_pid], time.process_time()
+    client_cpu -= client_cpu0
 
-    gateway_rate, failed, spent = await unpaced_phase(
+    gateway_rate, failed, spent, gateway_cpu = await unpaced_phase(
         args, cleanup, tmp, env=fast_env, target=target, url=url
     )
+    emulator_cpu2 = cpu_seconds([emulator_pid])[emulator_pid]
 
     paced_rate, paced_failed, over_limit = await paced_phase(
         args, cleanup, tmp, env=env, target=target, url=url, emulator_url=emulator_url
@@ -314,8 +323,16 @@ async def run(args: argparse.Namespace, cleanup: Cleanup, tmp: Path) -> int:
     share = paced_rate / args.quota
     per_send = {side: round_trips(spent, side) / args.sends for side in ("request", "relay")}
     print(f"\ngateway sends ({args.database}), {args.sends} template messages")
-    print(f"  raw calls to the emulator     {raw_rate:8.0f} sends/s")
-    print(f"  through the gateway           {gateway_rate:8.0f} sends/s  (failed: {failed})")
+    ms = 1000 / args.sends
+    print(
+        f"  raw calls to the emulator     {raw_rate:8.0f} sends/s  (CPU ms per send: emulator "
+        f"{(emulator_cpu1 - emulator_cpu0) * ms:.2f}, bench client {client_cpu * ms:.2f})"
+    )
+    print(
+        f"  through the gateway           {gateway_rate:8.0f} sends/s  (CPU ms per send: gateway "
+        f"{gateway_cpu * ms:.2f}, emulator {(emulator_cpu2 - emulator_cpu1) * ms:.2f}; "
+        f"failed: {failed})"
+    )
     print(
         f"  paced at quota {args.quota}/s        {paced_rate:8.1f} sends/s  = {share:.0%} of the "
         f"quota, over-limit answers: {over_limit}, failed: {paced_failed}"

@@ -4,8 +4,9 @@ each send is executed by one replica at a time."""
 from __future__ import annotations
 
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import CursorResult, select, update
+from sqlalchemy import CursorResult, Table, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -63,19 +64,34 @@ async def for_settling(session: AsyncSession, ids: list[str]) -> dict[str, SendR
     return {row.id: row for row in rows}
 
 
-async def insert_new(session: AsyncSession, row: SendRow) -> bool:
-    """Store a new send unless its (tenant, key) exists: one statement, no race (a concurrent
-    insert of the same key makes this one do nothing). True if it was stored."""
-    values = {c.key: getattr(row, c.key) for c in SendRow.__table__.columns}
-    dialect = session.get_bind().dialect.name
-    insert = sqlite_insert if dialect == "sqlite" else pg_insert
-    stored = await session.execute(
-        insert(SendRow)
-        .values(values)
-        .on_conflict_do_nothing(index_elements=["tenant_id", "idempotency_key"])
-        .returning(SendRow.id)
+_SENDS = cast(Table, SendRow.__table__)
+# Built once per dialect: a constant statement whose values are parameters hits SQLAlchemy's
+# compiled cache (a statement with .values(...) is keyed anew on every call).
+_INSERT_NEW = {
+    name: insert(_SENDS)
+    .on_conflict_do_nothing(index_elements=["tenant_id", "idempotency_key"])
+    .returning(_SENDS.c.id)
+    for name, insert in (("sqlite", sqlite_insert), ("postgresql", pg_insert))
+}
+
+
+async def insert_new(session: AsyncSession, rows: list[SendRow]) -> set[str]:
+    """Store new sends, each unless its (tenant, key) exists: one statement (a multi-row
+    INSERT ... ON CONFLICT DO NOTHING RETURNING id), no race with a concurrent insert of the same
+    key. The ids of the rows stored."""
+    if not rows:
+        return set()
+    columns = [c.key for c in _SENDS.columns]
+    values = [{c: getattr(row, c) for c in columns} for row in rows]
+    stored = await session.execute(_INSERT_NEW[session.get_bind().dialect.name], values)
+    return {r[0] for r in stored}
+
+
+async def by_keys(session: AsyncSession, tenant_id: str, keys: list[str]) -> dict[str, SendRow]:
+    found = await session.scalars(
+        select(SendRow).where(SendRow.tenant_id == tenant_id, SendRow.idempotency_key.in_(keys))
     )
-    return stored.first() is not None
+    return {row.idempotency_key: row for row in found}
 
 
 async def in_doubt(session: AsyncSession, at: datetime, limit: int) -> list[str]:

@@ -37,7 +37,8 @@ from closedloop_gateway.sends.model import (
 )
 from loopkit.errors import (
     AlreadyExists,
-    DependencyUnavailable,
+    Conflict,
+    DomainError,
     FailedPrecondition,
     InvalidArgument,
     NotFound,
@@ -91,47 +92,71 @@ class SendService:
         self, session: AsyncSession, new: NewSend, at: datetime
     ) -> tuple[SendRow, bool]:
         """The stored send for the key: the existing one, or a new queued one (created=True)."""
+        result = (await self.submit_many(session, [new], at))[0]
+        if isinstance(result, DomainError):
+            raise result
+        return result
+
+    async def submit_many(
+        self, session: AsyncSession, news: list[NewSend], at: datetime
+    ) -> list[tuple[SendRow, bool] | DomainError]:
+        """`submit` for each of a tenant's sends, in order: the new ones stored in one statement
+        (INSERT ... ON CONFLICT DO NOTHING: atomic by itself, no race with a concurrent same-key
+        insert), known keys read in one more; an item that would be refused gets its error."""
+        results: list[tuple[SendRow, bool] | DomainError | None] = [None] * len(news)
+        fresh: dict[str, tuple[int, SendRow]] = {}  # key -> its first item and new row
+        repeats: list[tuple[int, str, str]] = []  # a key again in this batch: item, key, print
+        for i, new in enumerate(news):
+            try:
+                account_id, fingerprint = self._checked(new)
+                if new.kind == "official_account_text":
+                    # A repeat is answered with its send even once the window has closed.
+                    known = await repository.by_key(session, new.tenant_id, new.idempotency_key)
+                    if known is not None:
+                        results[i] = (self._same_message(known, fingerprint), False)
+                        continue
+                    await self._require_window(session, new, account_id, at)
+            except DomainError as exc:
+                results[i] = exc
+                continue
+            if new.idempotency_key in fresh:
+                repeats.append((i, new.idempotency_key, fingerprint))
+            else:
+                fresh[new.idempotency_key] = (i, _new_row(new, account_id, fingerprint, at))
+        stored = await repository.insert_new(session, [row for _, row in fresh.values()])
+        known_keys = [key for key, (_, row) in fresh.items() if row.id not in stored]
+        existing = (
+            await repository.by_keys(session, news[0].tenant_id, known_keys) if known_keys else {}
+        )
+        for key, (i, row) in fresh.items():
+            if row.id in stored:
+                results[i] = (row, True)
+            elif key in existing:
+                results[i] = self._try_same(existing[key], row.fingerprint)
+            else:  # stored and erased meanwhile (a forget): the caller may ask again
+                results[i] = Conflict("the send changed while it was stored; retry")
+        for i, key, fingerprint in repeats:
+            first = results[fresh[key][0]]
+            results[i] = (
+                self._try_same(first[0], fingerprint) if isinstance(first, tuple) else first
+            )
+        return [r for r in results if r is not None]
+
+    def _checked(self, new: NewSend) -> tuple[str, str]:
+        """The account the send goes through and the message's fingerprint, or why not."""
         if not new.idempotency_key:
             raise InvalidArgument("is required", field="idempotency_key")
         if len(new.idempotency_key) > 200:
             raise InvalidArgument("must be at most 200 characters", field="idempotency_key")
         check_payload(new)
         account_id = self._account_id(new)
-        fingerprint = new.fingerprint(account_id)
-        if new.kind == "official_account_text":
-            # A repeat is answered with its send even once the window has closed.
-            existing = await repository.by_key(session, new.tenant_id, new.idempotency_key)
-            if existing is not None:
-                return self._same_message(existing, fingerprint), False
-            await self._require_window(session, new, account_id, at)
-        row = SendRow(
-            id=str(ULID()),
-            tenant_id=new.tenant_id,
-            idempotency_key=new.idempotency_key,
-            customer_id=new.customer_id,
-            kind=new.kind,
-            account_id=account_id,
-            payload=dict(new.payload),
-            fingerprint=fingerprint,
-            status=QUEUED,
-            errcode=0,
-            errmsg="",
-            attempts=0,
-            wechat_msgid="",
-            lease_holder="",
-            lease_until=None,
-            next_attempt_at=at,
-            created_at=at,
-            sent_at=None,
-            called_at=None,
-        )
-        # One statement for a new key (the usual case); a known key is read afterwards.
-        if await repository.insert_new(session, row):
-            return row, True
-        existing = await repository.by_key(session, new.tenant_id, new.idempotency_key)
-        if existing is None:  # stored and erased by a concurrent forget: ask again
-            raise DependencyUnavailable("the send changed while it was stored; retry")
-        return self._same_message(existing, fingerprint), False
+        return account_id, new.fingerprint(account_id)
+
+    def _try_same(self, existing: SendRow, fingerprint: str) -> tuple[SendRow, bool] | DomainError:
+        try:
+            return self._same_message(existing, fingerprint), False
+        except AlreadyExists as exc:
+            return exc
 
     @staticmethod
     def _same_message(existing: SendRow, fingerprint: str) -> SendRow:
@@ -255,6 +280,30 @@ class SendService:
                 ),
             )
         return None
+
+
+def _new_row(new: NewSend, account_id: str, fingerprint: str, at: datetime) -> SendRow:
+    return SendRow(
+        id=str(ULID()),
+        tenant_id=new.tenant_id,
+        idempotency_key=new.idempotency_key,
+        customer_id=new.customer_id,
+        kind=new.kind,
+        account_id=account_id,
+        payload=dict(new.payload),
+        fingerprint=fingerprint,
+        status=QUEUED,
+        errcode=0,
+        errmsg="",
+        attempts=0,
+        wechat_msgid="",
+        lease_holder="",
+        lease_until=None,
+        next_attempt_at=at,
+        created_at=at,
+        sent_at=None,
+        called_at=None,
+    )
 
 
 def _text(payload: dict[str, Any], field: str, where: str, max_len: int) -> None:
