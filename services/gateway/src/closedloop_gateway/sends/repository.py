@@ -116,3 +116,14 @@ async def take_over(
         .values(lease_holder=holder, lease_until=until)
     )
     return result.rowcount == 1
+
+
+async def renew(session: AsyncSession, ids: list[str], *, holder: str, until: datetime) -> None:
+    """Extend this replica's claims still in its hands (waiting for the pace or answering), so
+    a send is only in doubt once its replica stopped renewing."""
+    await session.execute(
+        update(SendRow)
+        .where(SendRow.id.in_(ids), SendRow.status == SENDING, SendRow.lease_holder == holder)
+        .execution_options(synchronize_session=False)
+        .values(lease_until=until)
+    )
