@@ -106,3 +106,14 @@ class InteractionRow(Base):
     subject: Mapped[str] = mapped_column(String(200), primary_key=True)
     last_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     customer_id: Mapped[str] = mapped_column(String(64), default="", server_default="")
+
+
+class ReplicaRow(Base):
+    """A live gateway replica: each paces WeChat calls at its share (1 / the live replicas) of
+    every per-second limit, so together they stay under the limit (quotas/pace_share.py)."""
+
+    __tablename__ = "gateway_replicas"
+
+    replica_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    # Renewed every `pace_heartbeat_s`; a replica not seen until then is gone.
+    seen_until: Mapped[datetime] = mapped_column(DateTime(timezone=True))
