@@ -1,21 +1,29 @@
-"""Gateway sends: template messages sent through the gateway (gRPC SendMessage -> stored ->
-worker -> emulator -> outcome + outbox) against raw calls to the same emulator in the same run,
-and the gateway's pacing under a configured per-second quota.
+"""Gateway sends: template messages sent through the gateway (gRPC -> stored -> worker ->
+emulator -> outcome + outbox) against raw calls to the same emulator in the same run, and the
+gateway's pacing under a configured per-second quota.
 
     .venv/bin/python bench/gateway_send.py [--sends 2000] [--paced 300] [--quota 50] [--quick]
-        [--database postgres|sqlite]
+        [--batch 100] [--concurrency 16] [--database postgres|sqlite]
 
-It starts its own nats-server, the WeChat emulator and one gateway process (on free ports, in a
+It starts its own nats-server, the WeChat emulator and gateway processes (on free ports, in a
 temporary folder, with a throwaway PostgreSQL database or a SQLite file), then:
 
 1. raw: `--sends` message/template/send calls straight to the emulator from 16 threads with one
    token (the ceiling: no gRPC, no database, no worker);
-2. gateway: the same number of SendMessage calls (64 in flight), timed until every send is SENT;
+2. gateway (unpaced, its database round trips counted by bench/_statements.py): `--sends`
+   sends as one SendMessage call each (64 in flight), then `--sends` more as SendMessages calls
+   of `--batch` (a broadcast's path), each timed until every send is SENT and its outcome
+   published;
 3. paced: the emulator enforces `--quota` calls per second for the API of a second account and
-   the gateway is configured with the same quota; `--paced` sends are timed, and the rate must
-   stay at or under 80 % of the quota with zero over-limit answers (45011) in the emulator's log.
+   a second gateway is configured with the same quota; `--paced` sends are timed, and the rate
+   must stay at or under 80 % of the quota with zero over-limit answers (45011) in the
+   emulator's log.
 
-Prints the figures and `ratio gateway_send <v> goal 0.5`; removes everything it started.
+Prints the figures (sends/s, CPU ms per send of the gateway and the emulator, database round
+trips per send) and `ratio <name> <value> goal <value>` lines: `gateway_send` (batched) and
+`gateway_send_single` against the raw rate (goal 0.5), `gateway_paced_quota_share_x` (goal 0.8)
+and `gateway_paced_over_limit_x` (goal 0). Removes everything it started; exits 1 on a failed
+send or an over-limit answer.
 """
 
 from __future__ import annotations
@@ -27,7 +35,9 @@ import os
 import sys
 import tempfile
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,12 +46,14 @@ import httpx
 from _common import (
     ChildProcess,
     Cleanup,
+    cpu_seconds,
     create_database,
     database_base_url,
     drop_database,
     new_database_name,
     wait_serving,
 )
+from _statements import read_counts, round_trips
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -52,6 +64,7 @@ from loopkit import migrations
 from loopkit_dev.natsserver import NatsServer, free_port, wait_for_port
 
 ROOT = Path(__file__).resolve().parent.parent
+BENCH = Path(__file__).resolve().parent
 TENANT = "bench"
 APP, PACED_APP, RAW_APP = "wx-bench", "wx-bench-paced", "wx-bench-raw"
 API = "message/template/send"
@@ -108,38 +121,56 @@ def raw_sends(emulator: str, count: int, threads: int = 16) -> float:
 
 
 async def gateway_sends(
-    stub: Any, database_url: str, app_id: str, count: int, *, prefix: str, in_flight: int = 64
+    stub: Any,
+    database_url: str,
+    app_id: str,
+    count: int,
+    *,
+    prefix: str,
+    batch: int = 1,
+    in_flight: int = 64,
 ) -> tuple[float, int]:
-    """Sends per second through the gateway, until all are SENT; and how many failed."""
-    engine = create_async_engine(database_url)
-    slots = asyncio.Semaphore(in_flight)
+    """Sends per second through the gateway, until all are SENT; and how many failed.
 
-    async def submit(n: int) -> None:
+    batch 1: one SendMessage per send, `in_flight` at once; else SendMessages of `batch` sends,
+    `in_flight // batch` (at least 2) calls at once."""
+    engine = create_async_engine(database_url)
+    calls = max(2, in_flight // batch) if batch > 1 else in_flight
+    slots = asyncio.Semaphore(calls)
+
+    def request(n: int) -> pb.SendMessageRequest:
+        template = pb.OfficialAccountTemplate(
+            app_id=app_id, openid=f"o-{prefix}-{n}", template_id="tpl", data={"k": "v"}
+        )
+        return pb.SendMessageRequest(
+            tenant_id=TENANT, idempotency_key=f"{prefix}-{n}", official_account_template=template
+        )
+
+    async def submit(first: int) -> None:
         async with slots:
-            template = pb.OfficialAccountTemplate(
-                app_id=app_id, openid=f"o-{prefix}-{n}", template_id="tpl", data={"k": "v"}
-            )
-            await stub.SendMessage(
-                pb.SendMessageRequest(
-                    tenant_id=TENANT,
-                    idempotency_key=f"{prefix}-{n}",
-                    official_account_template=template,
-                )
-            )
+            if batch == 1:
+                await stub.SendMessage(request(first))
+                return
+            items = [request(n) for n in range(first, min(count, first + batch))]
+            answer = await stub.SendMessages(pb.SendMessagesRequest(tenant_id=TENANT, sends=items))
+            refused = [r.error_message for r in answer.results if r.error_code]
+            if refused:
+                raise RuntimeError(f"sends refused: {refused[:3]}")
 
     started = time.perf_counter()
     try:
-        await asyncio.gather(*(submit(n) for n in range(count)))
+        await asyncio.gather(*(submit(n) for n in range(0, count, batch)))
         submitted = time.perf_counter() - started
         print(f"  {count} stored in {submitted:.2f}s ({count / submitted:.0f}/s)", file=sys.stderr)
         query = text(
-            "SELECT status, count(*) FROM sends WHERE account_id = :a AND status IN "
-            "('sent', 'failed') GROUP BY status"
+            "SELECT status, count(*) FROM sends WHERE account_id = :a AND idempotency_key LIKE :p"
+            " AND status IN ('sent', 'failed') GROUP BY status"
         )
         while True:
             async with engine.connect() as conn:
+                params = {"a": app_id, "p": f"{prefix}-%"}
                 done: dict[str, int] = {
-                    str(r[0]): int(r[1]) for r in await conn.execute(query, {"a": app_id})
+                    str(r[0]): int(r[1]) for r in await conn.execute(query, params)
                 }
             if sum(done.values()) >= count:
                 break
@@ -148,6 +179,98 @@ async def gateway_sends(
     finally:
         await engine.dispose()
     return count / elapsed, int(done.get("failed", 0))
+
+
+async def wait_published(database_url: str, count: int, timeout_s: float = 60.0) -> None:
+    """Until the outbox relay has published every send's outcome (its share of the round trips
+    is counted too)."""
+    engine = create_async_engine(database_url)
+    query = text(
+        "SELECT count(*) FROM outbox WHERE published_at IS NOT NULL AND subject LIKE '%message.%'"
+    )
+    deadline = time.monotonic() + timeout_s
+    try:
+        while time.monotonic() < deadline:
+            async with engine.connect() as conn:
+                if int((await conn.execute(query)).scalar_one()) >= count:
+                    return
+            await asyncio.sleep(0.05)
+    finally:
+        await engine.dispose()
+
+
+@dataclass
+class Unpaced:
+    """One way of sending through the unpaced gateway, measured."""
+
+    name: str
+    how: str
+    rate: float
+    failed: int
+    spent: Counter[str]  # database round trips (bench/_statements.py)
+    gateway_cpu: float  # CPU seconds of the gateway process, its outbox relay included
+    emulator_cpu: float
+
+
+async def unpaced_phase(
+    args: argparse.Namespace,
+    cleanup: Cleanup,
+    tmp: Path,
+    *,
+    env: dict[str, str],
+    target: str,
+    url: str,
+    emulator_pid: int,
+) -> list[Unpaced]:
+    """`--sends` sends through one unpaced gateway process, once per SendMessage call and once
+    in SendMessages calls of `--batch` (a broadcast's path), each timed until all are SENT."""
+    counts_path = tmp / "statements.json"
+    gateway = ChildProcess(
+        "gateway",
+        [
+            sys.executable,
+            str(BENCH / "_statements.py"),
+            str(counts_path),
+            "-m",
+            "closedloop_gateway",
+        ],
+        log_path=tmp / "gateway.log",
+        env=env,
+        cwd=ROOT,
+    )
+    cleanup.push("gateway", gateway.stop)
+    await wait_serving(target, gateway, 60)
+    pid = gateway.proc.pid
+    measured = []
+    modes = [
+        ("gateway_send_single", "one SendMessage per send", 1),
+        ("gateway_send", f"SendMessages of {args.batch}", args.batch),
+    ]
+    async with grpc.aio.insecure_channel(target) as channel:
+        stub = gateway_pb2_grpc.GatewayServiceStub(channel)  # type: ignore[no-untyped-call]
+        for n, (name, how, batch) in enumerate(modes, start=1):
+            print(f"gateway: {args.sends} sends, {how} ...", file=sys.stderr)
+            before = await asyncio.to_thread(read_counts, counts_path, pid)
+            cpu0 = cpu_seconds([pid, emulator_pid])
+            rate, failed = await gateway_sends(
+                stub, url, APP, args.sends, prefix=f"fast{n}", batch=batch
+            )
+            await wait_published(url, n * args.sends)
+            cpu1 = cpu_seconds([pid, emulator_pid])
+            after = await asyncio.to_thread(read_counts, counts_path, pid)
+            measured.append(
+                Unpaced(
+                    name,
+                    how,
+                    rate,
+                    failed,
+                    after - before,
+                    cpu1[pid] - cpu0[pid],
+                    cpu1[emulator_pid] - cpu0[emulator_pid],
+                )
+            )
+    gateway.stop()
+    return measured
 
 
 async def paced_phase(
@@ -240,40 +363,49 @@ async def run(args: argparse.Namespace, cleanup: Cleanup, tmp: Path) -> int:
     target = f"127.0.0.1:{grpc_port}"
 
     print(f"raw: {args.sends} sends to the emulator ...", file=sys.stderr)
+    emulator_pid = emulator.proc.pid
+    emulator_cpu0, client_cpu0 = cpu_seconds([emulator_pid])[emulator_pid], time.process_time()
     raw_rate = await asyncio.to_thread(raw_sends, emulator_url, args.sends)
+    emulator_cpu1, client_cpu = cpu_seconds([emulator_pid])[emulator_pid], time.process_time()
+    client_cpu -= client_cpu0
 
-    gateway = ChildProcess(
-        "gateway",
-        [sys.executable, "-m", "closedloop_gateway"],
-        log_path=tmp / "gateway.log",
-        env=fast_env,
-        cwd=ROOT,
+    unpaced = await unpaced_phase(
+        args, cleanup, tmp, env=fast_env, target=target, url=url, emulator_pid=emulator_pid
     )
-    cleanup.push("gateway", gateway.stop)
-    await wait_serving(target, gateway, 60)
-    async with grpc.aio.insecure_channel(target) as channel:
-        stub = gateway_pb2_grpc.GatewayServiceStub(channel)  # type: ignore[no-untyped-call]
-        print(f"gateway: {args.sends} sends ...", file=sys.stderr)
-        gateway_rate, failed = await gateway_sends(stub, url, APP, args.sends, prefix="fast")
-    gateway.stop()
-
     paced_rate, paced_failed, over_limit = await paced_phase(
         args, cleanup, tmp, env=env, target=target, url=url, emulator_url=emulator_url
     )
-
-    ratio = gateway_rate / raw_rate
     share = paced_rate / args.quota
-    print(f"\ngateway sends ({args.database}), {args.sends} template messages")
-    print(f"  raw calls to the emulator     {raw_rate:8.0f} sends/s")
-    print(f"  through the gateway           {gateway_rate:8.0f} sends/s  (failed: {failed})")
+    print(f"\ngateway sends ({args.database}), {args.sends} template messages each")
+    ms = 1000 / args.sends
     print(
-        f"  paced at quota {args.quota}/s        {paced_rate:8.1f} sends/s  = {share:.0%} of the "
-        f"quota, over-limit answers: {over_limit}, failed: {paced_failed}"
+        f"  raw calls to the emulator          {raw_rate:8.0f} sends/s  (CPU ms per send: "
+        f"emulator {(emulator_cpu1 - emulator_cpu0) * ms:.2f}, bench client {client_cpu * ms:.2f})"
     )
-    print(f"ratio gateway_send {ratio:.3f} goal {GOAL}")
-    print(f"pacing gateway_send {share:.3f} goal <= {HEADROOM} over_limit {over_limit}")
+    for m in unpaced:
+        rt = {side: round_trips(m.spent, side) / args.sends for side in ("request", "relay")}
+        print(
+            f"  gateway, {m.how:<25} {m.rate:8.0f} sends/s  (CPU ms per send: gateway "
+            f"{m.gateway_cpu * ms:.2f}, emulator {m.emulator_cpu * ms:.2f}; failed: {m.failed})"
+        )
+        print(
+            f"    database round trips per send {rt['request'] + rt['relay']:.2f}: gateway "
+            f"{rt['request']:.2f} ({m.spent['request statements'] / args.sends:.2f} statements "
+            f"in {m.spent['request transactions'] / args.sends:.2f} transactions), outbox relay "
+            f"{rt['relay']:.2f}"
+        )
+    print(
+        f"  paced at quota {args.quota}/s             {paced_rate:8.1f} sends/s  = {share:.0%} of "
+        f"the quota, over-limit answers: {over_limit}, failed: {paced_failed}"
+    )
+    # `ratio <name> <value> goal <value>`; a name ending in _x is lower-is-better.
+    for m in unpaced:
+        print(f"ratio {m.name} {m.rate / raw_rate:.3f} goal {GOAL}")
+    print(f"ratio gateway_paced_quota_share_x {share:.3f} goal {HEADROOM}")
+    print(f"ratio gateway_paced_over_limit_x {over_limit} goal 0")
     # A missed speed goal is a figure to read, as in every bench; a send that failed or an
     # over-limit answer from WeChat is a fault, and fails the run.
+    failed = sum(m.failed for m in unpaced) + paced_failed
     return 0 if over_limit == 0 and not failed else 1
 
 
@@ -287,6 +419,9 @@ def main() -> int:
     parser.add_argument("--database", choices=["postgres", "sqlite"], default="postgres")
     parser.add_argument(
         "--concurrency", type=int, default=16, help="the gateway's send_concurrency and threads"
+    )
+    parser.add_argument(
+        "--batch", type=int, default=100, help="sends per SendMessages call (a broadcast's page)"
     )
     parser.add_argument("--quick", action="store_true", help="300 sends, 100 paced")
     args = parser.parse_args()

@@ -39,6 +39,7 @@ from _common import (
     ChildProcess,
     Cleanup,
     closed_loop,
+    cpu_seconds,
     create_database,
     database_base_url,
     drop_database,
@@ -785,19 +786,6 @@ class RoundRobinStub:
         return next(self._next).ResolveCustomer(request, **kwargs)
 
 
-def _cpu_seconds(pids: list[int]) -> dict[int, float]:
-    """User + system CPU seconds of each live process."""
-    tick = os.sysconf("SC_CLK_TCK")
-    seconds = {}
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        seconds[pid] = (int(fields[11]) + int(fields[12])) / tick
-    return seconds
-
-
 def _spent(before: dict[int, float], after: dict[int, float]) -> float:
     """CPU seconds spent between two samples by the processes alive at the second (one that
     started in between spent all of its CPU in between)."""
@@ -867,14 +855,14 @@ async def scaling_cell(
             pg_pids = await _backends(engine, stack.database)
             service_pids = _process_tree(service.proc.pid)
             client0, busy0 = time.process_time(), _machine_busy_seconds()
-            service0, pg0 = _cpu_seconds(service_pids), _cpu_seconds(pg_pids)
+            service0, pg0 = cpu_seconds(service_pids), cpu_seconds(pg_pids)
             started = time.perf_counter()
             result = await closed_loop(call, duration_s=args.duration, **load)  # type: ignore[arg-type]
             wall = (time.perf_counter() - started) * cpus
             client = (time.process_time() - client0) / wall
-            served = _spent(service0, _cpu_seconds(service_pids)) / wall
+            served = _spent(service0, cpu_seconds(service_pids)) / wall
             pg_pids = await _backends(engine, stack.database)  # and those opened meanwhile
-            pg = _spent(pg0, _cpu_seconds(pg_pids)) / wall
+            pg = _spent(pg0, cpu_seconds(pg_pids)) / wall
             busy = (_machine_busy_seconds() - busy0) / wall
             cells.append(ScalingCell(workers, name, result, client, served, pg, busy))
             out(

@@ -213,3 +213,37 @@ async def test_secrets_and_tokens_never_leave_the_gateway(
             rows = (await conn.execute(text(f"SELECT * FROM {table}"))).all()
             dump = repr(rows)
             assert [s for s in forbidden if s in dump] == [], table
+
+
+@pytest.mark.postgres
+async def test_sends_waiting_for_the_pace_longer_than_their_lease_are_not_in_doubt(
+    postgres: PostgresServer, nats_server: NatsServer, wechat: Emulator, tmp_path: Path
+) -> None:
+    """A claimed send may wait for the pace longer than its lease (2 s here; 8 sends at 1.6/s
+    take 5 s): its live replica renews the claim, so it is sent, not settled as in doubt."""
+    env = await _crash_env(postgres, nats_server, wechat, tmp_path)
+    env["CLOSEDLOOP_GATEWAY_QUOTAS"] = '{"message/template/send": {"per_second": 2}}'
+    openids = [unique("o") for _ in range(8)]
+    items = [
+        pb.SendMessageRequest(idempotency_key=unique("k"), official_account_template=_template(o))
+        for o in openids
+    ]
+    with _gateway_process(env, tmp_path / "paced.log") as (_, target):
+        async with grpc.aio.insecure_channel(target) as channel:
+            stub: Any = gateway_pb2_grpc.GatewayServiceStub(channel)  # type: ignore[no-untyped-call]
+            answer = await stub.SendMessages(pb.SendMessagesRequest(tenant_id=TENANT, sends=items))
+            ids = [r.send.send_id for r in answer.results]
+            found: list[pb.Send] = []
+
+            async def settled() -> bool:
+                found.clear()
+                for send_id in ids:
+                    got = await stub.GetSend(pb.GetSendRequest(tenant_id=TENANT, send_id=send_id))
+                    found.append(got.send)
+                done = (pb.SEND_STATUS_SENT, pb.SEND_STATUS_FAILED)
+                return all(s.status in done for s in found)
+
+            await eventually(settled, timeout_s=60)
+    assert [s.errmsg for s in found if s.status != pb.SEND_STATUS_SENT] == []
+    calls = [c["body"]["touser"] for c in wechat.calls("message/template/send", APP)]
+    assert all(calls.count(o) == 1 for o in openids)

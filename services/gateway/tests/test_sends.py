@@ -102,6 +102,54 @@ async def test_template_send_is_executed_once_per_key(
     assert event.kind == ev.MESSAGE_KIND_OFFICIAL_ACCOUNT_TEMPLATE and event.account_id == APP
 
 
+async def test_a_batch_of_sends_is_stored_item_by_item(stub: Any, wechat: Emulator) -> None:
+    """SendMessages: new items are stored and sent once, a known key answers its send, and an
+    item SendMessage would refuse is refused in its own result without holding up the others."""
+    known, fresh, reused, openids = (
+        unique("k"),
+        unique("k"),
+        unique("k"),
+        [unique("o") for _ in "ab"],
+    )
+    first = await _send(stub, known, **_template(openids[0]))
+    await _send(stub, reused, **_template(unique("o")))
+
+    def item(key: str, **message: Any) -> pb.SendMessageRequest:
+        return pb.SendMessageRequest(idempotency_key=key, **message)
+
+    answer = await stub.SendMessages(
+        pb.SendMessagesRequest(
+            tenant_id=TENANT,
+            sends=[
+                item(known, **_template(openids[0])),  # a repeat: the first send
+                item(fresh, **_template(openids[1])),  # new
+                item(reused, **_template(unique("o"))),  # the key of another message
+                item(unique("k"), **_template("")),  # no openid
+                item(fresh, **_template(openids[1])),  # new, twice in the batch
+            ],
+        )
+    )
+    r = answer.results
+    assert [x.error_code for x in r] == [
+        0,
+        0,
+        grpc.StatusCode.ALREADY_EXISTS.value[0],
+        grpc.StatusCode.INVALID_ARGUMENT.value[0],
+        0,
+    ]
+    assert "openid" in r[3].error_message
+    assert not r[0].created and r[0].send.send_id == first.send_id
+    assert r[1].created and not r[4].created and r[4].send.send_id == r[1].send.send_id
+    assert (await _settled(stub, fresh)).status == pb.SEND_STATUS_SENT
+    assert (await _settled(stub, known)).status == pb.SEND_STATUS_SENT
+    for openid in openids:
+        calls = wechat.calls("message/template/send", APP)
+        assert len([x for x in calls if x["body"]["touser"] == openid]) == 1
+    with pytest.raises(grpc.aio.AioRpcError) as empty:
+        await stub.SendMessages(pb.SendMessagesRequest(tenant_id=TENANT))
+    assert empty.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
 async def test_wecom_welcome_and_broadcast(stub: Any, wechat: Emulator) -> None:
     code, key = unique("wc"), unique("k")
     await _send(

@@ -147,6 +147,12 @@ class Outbox:
             await session.execute(insert(outbox).from_select(list(outbox_row), event).add_cte(row))
         note_events_written(session)
 
+    async def add_many(self, session: AsyncSession, envelopes: list[Envelope]) -> None:
+        """Several events in one statement (an executemany: one round trip on asyncpg)."""
+        if envelopes:
+            await session.execute(insert(self.tables.outbox), [self.row(e) for e in envelopes])
+            note_events_written(session)
+
     async def emit(
         self,
         session: AsyncSession,

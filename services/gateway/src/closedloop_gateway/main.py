@@ -13,6 +13,7 @@ from closedloop_gateway.models import Base, kit
 from closedloop_gateway.operations.service import GatewayOperations
 from closedloop_gateway.operations.transfers import IdempotentTransfers
 from closedloop_gateway.quotas.limits import parse_limits
+from closedloop_gateway.quotas.pace_share import PaceShare
 from closedloop_gateway.quotas.service import Quotas
 from closedloop_gateway.sends.executor import SendExecutor
 from closedloop_gateway.sends.service import RetryPolicy, SendService
@@ -21,6 +22,7 @@ from closedloop_gateway.tokens.manager import TokenManager
 from closedloop_gateway.transport import events
 from closedloop_gateway.transport.grpc import SERVICE_NAME, GatewayServicer, register
 from closedloop_gateway.transport.refresher import TokenRefresher
+from closedloop_gateway.transport.replicas import run_heartbeat
 from closedloop_gateway.transport.send_worker import SendWorker
 from closedloop_gateway.wechat.caller import WeChatCaller
 from closedloop_gateway.wechat.clients import WeChatHttp
@@ -53,6 +55,7 @@ def build(runtime: ServiceRuntime) -> None:
         parse_limits(settings.quotas),
         headroom=settings.quota_headroom,
         rate_limit_pause_s=settings.rate_limit_pause_s,
+        hold_off_s=settings.pace_heartbeat_s * 1.5,
     )
     caller = WeChatCaller(http, tokens, quotas)
     operations = GatewayOperations(registry, caller, mp_base=settings.wechat_mp_base)
@@ -84,6 +87,10 @@ def build(runtime: ServiceRuntime) -> None:
     runtime.add_worker(worker.run)
     for subscription in events.subscriptions():
         runtime.add_subscription(subscription)
+    share = PaceShare(
+        runtime.sessions, quotas, holder=holder, heartbeat_s=settings.pace_heartbeat_s
+    )
+    runtime.add_worker(lambda stop: run_heartbeat(share, settings.pace_heartbeat_s, stop))
     refresher = TokenRefresher(tokens, registry, settings.token_check_interval_s)
     runtime.add_worker(refresher.run)
     runtime.parts["caller"] = caller

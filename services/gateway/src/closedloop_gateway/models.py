@@ -130,3 +130,14 @@ class TransferRequestRow(Base):
     answer: Mapped[dict[str, int]] = mapped_column(JSON)
     lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ReplicaRow(Base):
+    """A live gateway replica: each paces WeChat calls at its share (1 / the live replicas) of
+    every per-second limit, so together they stay under the limit (quotas/pace_share.py)."""
+
+    __tablename__ = "gateway_replicas"
+
+    replica_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    # Renewed every `pace_heartbeat_s`; a replica not seen until then is gone.
+    seen_until: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -35,6 +35,9 @@ class GatewaySettings(AccountSettings):
     # How long an API stays paused after a rate-limit answer (45011, 45033); a daily-limit
     # answer (45009) pauses it until the next day in China (UTC+8).
     rate_limit_pause_s: float = 60.0
+    # How often a replica says it is alive: the per-second paces are split between the live
+    # replicas, and a new replica makes no paced call for its first 1.5 heartbeats.
+    pace_heartbeat_s: float = 1.0
     # Sends: worker concurrency, retries of transient errors, and their back-off.
     send_concurrency: int = 16
     send_max_attempts: int = 8

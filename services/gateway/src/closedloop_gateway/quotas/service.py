@@ -1,5 +1,6 @@
-"""Quotas and pacing per (account, API): a token bucket paces calls in this replica, a daily
-counter in the database keeps every replica together under the day's budget, and an over-limit
+"""Quotas and pacing per (account, API): a token bucket paces calls in this replica at its share
+of the pace (quotas/pace_share.py splits it between the live replicas), a daily counter in the
+database keeps every replica together under the day's budget, and an over-limit
 answer from WeChat pauses the API (visible in GetQuotaStatus and the metrics) instead of
 dropping anything."""
 
@@ -62,6 +63,11 @@ class _Bucket:
         self._at = time.monotonic()
         self._lock = asyncio.Lock()
 
+    def set_rate(self, rate: float) -> None:
+        self._rate = rate
+        self._capacity = max(1.0, rate / 8)
+        self._tokens = min(self._tokens, self._capacity)
+
     async def take(self) -> None:
         async with self._lock:
             while True:
@@ -83,8 +89,13 @@ class Quotas:
         headroom: float,
         rate_limit_pause_s: float,
         clock: Callable[[], datetime] = utc_now,
+        hold_off_s: float = 0.0,
     ) -> None:
         self._sessions = sessions
+        # The per-second pace is split between the live replicas (quotas/pace_share.py); a new
+        # replica makes no paced call until the others have counted it.
+        self._replicas = 1
+        self._paced_from = time.monotonic() + hold_off_s
         self._limits = limits
         self._headroom = headroom
         self._rate_pause = timedelta(seconds=rate_limit_pause_s)
@@ -105,12 +116,27 @@ class Quotas:
         return math.floor(daily * self._headroom) if daily else 0
 
     def pace(self, api: str) -> float:
-        return self.limit(api).per_second * self._headroom
+        """This replica's calls per second for `api` (its share of the headroom's pace)."""
+        return self.limit(api).per_second * self._headroom / self._replicas
+
+    def hold_off(self, seconds: float) -> None:
+        """No paced call for `seconds` (a new replica, until the others have counted it)."""
+        self._paced_from = time.monotonic() + seconds
+
+    def set_replicas(self, live: int) -> None:
+        if live == self._replicas:
+            return
+        self._replicas = live
+        for (_, api), bucket in self._buckets.items():
+            bucket.set_rate(self.pace(api))
 
     async def acquire(self, account_id: str, api: str) -> None:
         """Wait for the pace, then count the call; raises QuotaPaused instead of calling."""
         rate = self.pace(api)
         if rate > 0:
+            wait = self._paced_from - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
             bucket = self._buckets.get((account_id, api))
             if bucket is None:
                 bucket = self._buckets[(account_id, api)] = _Bucket(rate)

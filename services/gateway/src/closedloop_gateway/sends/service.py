@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ulid import ULID
 
 from closedloop.events.v1 import gateway_events_pb2 as ev
+from closedloop.events.v1.envelope_pb2 import Envelope
 from closedloop_gateway.interactions import service as interactions
 from closedloop_gateway.models import SendRow
 from closedloop_gateway.sends import repository
@@ -34,7 +35,14 @@ from closedloop_gateway.sends.model import (
     Outcome,
 )
 from loopkit.accounts import AccountRegistry
-from loopkit.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from loopkit.errors import (
+    AlreadyExists,
+    Conflict,
+    DomainError,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+)
 from loopkit.events import Outbox
 
 IN_DOUBT_MESSAGE = (
@@ -84,47 +92,80 @@ class SendService:
         self, session: AsyncSession, new: NewSend, at: datetime
     ) -> tuple[SendRow, bool]:
         """The stored send for the key: the existing one, or a new queued one (created=True)."""
+        result = (await self.submit_many(session, [new], at))[0]
+        if isinstance(result, DomainError):
+            raise result
+        return result
+
+    async def submit_many(
+        self, session: AsyncSession, news: list[NewSend], at: datetime
+    ) -> list[tuple[SendRow, bool] | DomainError]:
+        """`submit` for each of a tenant's sends, in order: the new ones stored in one statement
+        (INSERT ... ON CONFLICT DO NOTHING: atomic by itself, no race with a concurrent same-key
+        insert), known keys read in one more; an item that would be refused gets its error."""
+        results: list[tuple[SendRow, bool] | DomainError | None] = [None] * len(news)
+        fresh: dict[str, tuple[int, SendRow]] = {}  # key -> its first item and new row
+        repeats: list[tuple[int, str, str]] = []  # a key again in this batch: item, key, print
+        for i, new in enumerate(news):
+            try:
+                account_id, fingerprint = self._checked(new)
+                if new.kind == "official_account_text":
+                    # A repeat is answered with its send even once the window has closed.
+                    known = await repository.by_key(session, new.tenant_id, new.idempotency_key)
+                    if known is not None:
+                        results[i] = (self._same_message(known, fingerprint), False)
+                        continue
+                    await self._require_window(session, new, account_id, at)
+            except DomainError as exc:
+                results[i] = exc
+                continue
+            if new.idempotency_key in fresh:
+                repeats.append((i, new.idempotency_key, fingerprint))
+            else:
+                fresh[new.idempotency_key] = (i, _new_row(new, account_id, fingerprint, at))
+        stored = await repository.insert_new(session, [row for _, row in fresh.values()])
+        known_keys = [key for key, (_, row) in fresh.items() if row.id not in stored]
+        existing = (
+            await repository.by_keys(session, news[0].tenant_id, known_keys) if known_keys else {}
+        )
+        for key, (i, row) in fresh.items():
+            if row.id in stored:
+                results[i] = (row, True)
+            elif key in existing:
+                results[i] = self._try_same(existing[key], row.fingerprint)
+            else:  # stored and erased meanwhile (a forget): the caller may ask again
+                results[i] = Conflict("the send changed while it was stored; retry")
+        for i, key, fingerprint in repeats:
+            first = results[fresh[key][0]]
+            results[i] = (
+                self._try_same(first[0], fingerprint) if isinstance(first, tuple) else first
+            )
+        return [r for r in results if r is not None]
+
+    def _checked(self, new: NewSend) -> tuple[str, str]:
+        """The account the send goes through and the message's fingerprint, or why not."""
         if not new.idempotency_key:
             raise InvalidArgument("is required", field="idempotency_key")
         if len(new.idempotency_key) > 200:
             raise InvalidArgument("must be at most 200 characters", field="idempotency_key")
         check_payload(new)
         account_id = self._account_id(new)
-        fingerprint = new.fingerprint(account_id)
-        existing = await repository.by_key(session, new.tenant_id, new.idempotency_key)
-        if existing is not None:
-            if existing.fingerprint != fingerprint:
-                raise AlreadyExists(
-                    "this idempotency key was used for a different message",
-                    field="idempotency_key",
-                )
-            return existing, False
-        if new.kind == "official_account_text":
-            await self._require_window(session, new, account_id, at)
-        row = SendRow(
-            id=str(ULID()),
-            tenant_id=new.tenant_id,
-            idempotency_key=new.idempotency_key,
-            customer_id=new.customer_id,
-            kind=new.kind,
-            account_id=account_id,
-            payload=dict(new.payload),
-            fingerprint=fingerprint,
-            status=QUEUED,
-            errcode=0,
-            errmsg="",
-            attempts=0,
-            wechat_msgid="",
-            lease_holder="",
-            lease_until=None,
-            next_attempt_at=at,
-            created_at=at,
-            sent_at=None,
-            called_at=None,
-        )
-        session.add(row)
-        await session.flush()  # a concurrent same-key insert fails here; the retry finds it
-        return row, True
+        return account_id, new.fingerprint(account_id)
+
+    def _try_same(self, existing: SendRow, fingerprint: str) -> tuple[SendRow, bool] | DomainError:
+        try:
+            return self._same_message(existing, fingerprint), False
+        except AlreadyExists as exc:
+            return exc
+
+    @staticmethod
+    def _same_message(existing: SendRow, fingerprint: str) -> SendRow:
+        if existing.fingerprint != fingerprint:
+            raise AlreadyExists(
+                "this idempotency key was used for a different message",
+                field="idempotency_key",
+            )
+        return existing
 
     async def _require_window(
         self, session: AsyncSession, new: NewSend, app_id: str, at: datetime
@@ -161,10 +202,38 @@ class SendService:
     async def settle(
         self, session: AsyncSession, send_id: str, holder: str, outcome: Outcome, at: datetime
     ) -> SendRow | None:
-        """Record an attempt's outcome (None if the claim was lost); final ones are published."""
-        row = await repository.by_id(session, send_id, lock=True)
-        if row is None or row.status != SENDING or row.lease_holder != holder:
-            return None
+        """Record one attempt's outcome (see `settle_many`)."""
+        return (await self.settle_many(session, [(send_id, outcome)], holder, at))[0]
+
+    async def settle_many(
+        self,
+        session: AsyncSession,
+        outcomes: list[tuple[str, Outcome]],
+        holder: str,
+        at: datetime,
+    ) -> list[SendRow | None]:
+        """Record the outcomes of a batch of attempts: one read of the rows (locked), their
+        updates, and the outbox rows of the final ones in one statement. Per send the settled
+        row, or None where the claim was lost (another replica took the send over)."""
+        rows = await repository.for_settling(session, [send_id for send_id, _ in outcomes])
+        settled: list[SendRow | None] = []
+        events: list[Envelope] = []
+        for send_id, outcome in outcomes:
+            row = rows.get(send_id)
+            if row is None or row.status != SENDING or row.lease_holder != holder:
+                settled.append(None)
+                continue
+            event = self._apply(row, outcome, at)
+            if event is not None:
+                events.append(event)
+            settled.append(row)
+        await session.flush()
+        if events:
+            await self._outbox.add_many(session, events)
+        return settled
+
+    def _apply(self, row: SendRow, outcome: Outcome, at: datetime) -> Envelope | None:
+        """The row after the outcome, and the event of a final one."""
         if outcome.called:
             row.attempts += 1
         status = outcome.status
@@ -182,8 +251,7 @@ class SendService:
         if status == SENT:
             row.wechat_msgid = outcome.wechat_msgid
             row.sent_at = at
-            await self._outbox.emit(
-                session,
+            return self._outbox.envelope(
                 "message.sent",
                 tenant_id=row.tenant_id,
                 customer_id=row.customer_id,
@@ -196,9 +264,8 @@ class SendService:
                     wechat_msgid=row.wechat_msgid,
                 ),
             )
-        elif status == FAILED:
-            await self._outbox.emit(
-                session,
+        if status == FAILED:
+            return self._outbox.envelope(
                 "message.failed",
                 tenant_id=row.tenant_id,
                 customer_id=row.customer_id,
@@ -212,7 +279,31 @@ class SendService:
                     errmsg=row.errmsg,
                 ),
             )
-        return row
+        return None
+
+
+def _new_row(new: NewSend, account_id: str, fingerprint: str, at: datetime) -> SendRow:
+    return SendRow(
+        id=str(ULID()),
+        tenant_id=new.tenant_id,
+        idempotency_key=new.idempotency_key,
+        customer_id=new.customer_id,
+        kind=new.kind,
+        account_id=account_id,
+        payload=dict(new.payload),
+        fingerprint=fingerprint,
+        status=QUEUED,
+        errcode=0,
+        errmsg="",
+        attempts=0,
+        wechat_msgid="",
+        lease_holder="",
+        lease_until=None,
+        next_attempt_at=at,
+        created_at=at,
+        sent_at=None,
+        called_at=None,
+    )
 
 
 def _text(payload: dict[str, Any], field: str, where: str, max_len: int) -> None:

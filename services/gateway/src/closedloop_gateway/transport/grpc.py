@@ -10,13 +10,15 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from closedloop.gateway.v1 import gateway_pb2 as pb
 from closedloop.gateway.v1 import gateway_pb2_grpc
+from closedloop_gateway.models import SendRow
 from closedloop_gateway.operations.service import GatewayOperations
 from closedloop_gateway.operations.transfers import IdempotentTransfers, TransferRequest
 from closedloop_gateway.quotas.service import QuotaPaused
 from closedloop_gateway.sends.service import SendService
 from closedloop_gateway.transport import convert
 from loopkit.db import transact
-from loopkit.errors import InvalidArgument
+from loopkit.errors import DomainError, InvalidArgument
+from loopkit.grpc_server import status_of
 from loopkit.tenancy import require_tenant
 from loopkit.timestamps import now
 
@@ -36,6 +38,19 @@ async def _paced(context: grpc.aio.ServicerContext, work: Awaitable[T]) -> T:
     except QuotaPaused as exc:
         await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
         raise  # unreachable: abort raises
+
+
+# A broadcast's page: one statement stores them all.
+MAX_SENDS_PER_CALL = 500
+
+
+def _result_pb(result: tuple[SendRow, bool] | DomainError) -> pb.SendMessageResult:
+    if isinstance(result, DomainError):
+        return pb.SendMessageResult(
+            error_code=status_of(result).value[0], error_message=str(result)
+        )
+    row, created = result
+    return pb.SendMessageResult(send=convert.send_to_pb(row), created=created)
 
 
 class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
@@ -58,12 +73,30 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
     ) -> pb.SendMessageResponse:
         tenant = require_tenant(request.tenant_id)
         new = convert.new_send_from_pb(tenant, request)
+        # Each statement of a submit is atomic alone (the new send is one INSERT ... ON CONFLICT
+        # DO NOTHING): no BEGIN/COMMIT round trips on PostgreSQL.
         row, created = await transact(
-            self._sessions,
-            lambda s: self._sends.submit(s, new, now()),
-            after_commit=self._after_submit,
+            self._sessions, lambda s: self._sends.submit(s, new, now()), autocommit=True
         )
+        if created:
+            self._after_submit()  # the send worker looks now, not at its next poll
         return pb.SendMessageResponse(send=convert.send_to_pb(row), created=created)
+
+    async def SendMessages(
+        self, request: pb.SendMessagesRequest, context: grpc.aio.ServicerContext
+    ) -> pb.SendMessagesResponse:
+        tenant = require_tenant(request.tenant_id)
+        if not 1 <= len(request.sends) <= MAX_SENDS_PER_CALL:
+            raise InvalidArgument(f"name 1 to {MAX_SENDS_PER_CALL} sends", field="sends")
+        if any(item.tenant_id not in ("", tenant) for item in request.sends):
+            raise InvalidArgument("every send belongs to the request's tenant", field="sends")
+        news = [convert.new_send_from_pb(tenant, item) for item in request.sends]
+        results = await transact(
+            self._sessions, lambda s: self._sends.submit_many(s, news, now()), autocommit=True
+        )
+        if any(not isinstance(r, DomainError) and r[1] for r in results):
+            self._after_submit()
+        return pb.SendMessagesResponse(results=[_result_pb(r) for r in results])
 
     async def GetSend(
         self, request: pb.GetSendRequest, context: grpc.aio.ServicerContext

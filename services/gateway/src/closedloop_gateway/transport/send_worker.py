@@ -1,5 +1,6 @@
-"""The send worker: claims due sends (one replica each), runs up to `concurrency` attempts at
-once, settles their outcomes, and settles sends left in doubt by a replica that stopped."""
+"""The send worker: claims due sends (one replica each, their leases renewed while it holds
+them), runs up to `concurrency` attempts at once, settles their outcomes in batches, and settles
+sends left in doubt by a replica that stopped."""
 
 from __future__ import annotations
 
@@ -43,12 +44,15 @@ class SendWorker:
         self._holder = holder
         self._slots = asyncio.Semaphore(concurrency)
         self._concurrency = concurrency
+        self._claim_batch = max(1, concurrency // 4)
         self._lease = timedelta(seconds=lease_s)
         self._poll = poll_interval_s
         self._after_commit = after_commit
         self._wakeup = asyncio.Event()
         self._running: set[asyncio.Task[None]] = set()
         self._next_doubt_check = 0.0
+        # Sends this replica claimed and has not settled yet: their leases are renewed.
+        self._claimed: set[str] = set()
         self._outcomes: asyncio.Queue[tuple[SendRow, Outcome]] = asyncio.Queue()
 
     def wake(self) -> None:
@@ -74,6 +78,7 @@ class SendWorker:
                 # In-doubt sends only appear once a lease ran out: look a few times per lease.
                 if time.monotonic() >= self._next_doubt_check:
                     self._next_doubt_check = time.monotonic() + self._lease.total_seconds() / 4
+                    await self._renew_claims()
                     await self._settle_in_doubt()
                 await self._claim_and_start()
             except Exception as exc:
@@ -91,7 +96,9 @@ class SendWorker:
 
     async def _claim_and_start(self) -> None:
         free = self._concurrency - len(self._running)
-        if free <= 0:
+        # Claims come in batches: while attempts run, wait until a quarter of the slots are
+        # free rather than claiming (a transaction) for every attempt that finishes.
+        if free <= 0 or (self._running and free < self._claim_batch):
             return
         at = now()
         claimed = await transact(
@@ -100,6 +107,7 @@ class SendWorker:
                 s, holder=self._holder, at=at, until=at + self._lease, limit=free
             ),
         )
+        self._claimed.update(row.id for row in claimed)
         for row in claimed:
             task = asyncio.create_task(self._execute(row))
             self._running.add(task)
@@ -141,30 +149,46 @@ class SendWorker:
 
     async def _settle_batch(self, batch: list[tuple[SendRow, Outcome]]) -> None:
         async def work(session: AsyncSession) -> list[SendRow | None]:
-            at = now()
-            return [
-                await self._sends.settle(session, row.id, self._holder, outcome, at)
-                for row, outcome in batch
-            ]
+            outcomes = [(row.id, outcome) for row, outcome in batch]
+            return await self._sends.settle_many(session, outcomes, self._holder, now())
 
-        for attempt in range(1, 8):
-            try:
-                settled = await transact(self._sessions, work, after_commit=self._after_commit)
-            except Exception as exc:
-                # The answers are known, only recording them failed: keep the claims and retry;
-                # past the last attempt the sends are left in doubt and settled as such.
-                log.warning("settling %d sends failed (try %d): %s", len(batch), attempt, exc)
-                await asyncio.sleep(0.2 * 2**attempt)
-                continue
-            for (row, _), result in zip(batch, settled, strict=True):
-                if result is not None:
-                    metrics.send_outcome(row.kind, result.status)
-            return
+        try:
+            for attempt in range(1, 8):
+                try:
+                    settled = await transact(self._sessions, work, after_commit=self._after_commit)
+                except Exception as exc:
+                    # The answers are known, only recording them failed: keep the claims and
+                    # retry; past the last attempt the sends are left in doubt (no longer
+                    # renewed) and settled as such.
+                    log.warning("settling %d sends failed (try %d): %s", len(batch), attempt, exc)
+                    await asyncio.sleep(0.2 * 2**attempt)
+                    continue
+                for (row, _), result in zip(batch, settled, strict=True):
+                    if result is not None:
+                        metrics.send_outcome(row.kind, result.status)
+                return
+        finally:
+            self._claimed.difference_update(row.id for row, _ in batch)
+
+    async def _renew_claims(self) -> None:
+        """A claim may wait longer than its lease (a slow pace, a slow WeChat): renewed while
+        this replica lives, it never looks in doubt to another replica or to this one."""
+        ids = list(self._claimed)
+        until = now() + self._lease
+        for i in range(0, len(ids), 500):
+            page = ids[i : i + 500]
+
+            async def renew(session: AsyncSession, page: list[str] = page) -> None:
+                await repository.renew(session, page, holder=self._holder, until=until)
+
+            await transact(self._sessions, renew)
 
     async def _settle_in_doubt(self) -> None:
         at = now()
         stuck = await transact(self._sessions, lambda s: repository.in_doubt(s, at, 50))
         for send_id in stuck:
+            if send_id in self._claimed:
+                continue  # still ours, in hand (its renewal is racing the lease)
 
             async def take(session: AsyncSession, i: str = send_id) -> SendRow | None:
                 if not await repository.take_over(

@@ -300,6 +300,32 @@ class SendMessageResponse(_message.Message):
     created: bool
     def __init__(self, send: _Optional[_Union[Send, _Mapping]] = ..., created: _Optional[bool] = ...) -> None: ...
 
+class SendMessagesRequest(_message.Message):
+    __slots__ = ("tenant_id", "sends")
+    TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    SENDS_FIELD_NUMBER: _ClassVar[int]
+    tenant_id: str
+    sends: _containers.RepeatedCompositeFieldContainer[SendMessageRequest]
+    def __init__(self, tenant_id: _Optional[str] = ..., sends: _Optional[_Iterable[_Union[SendMessageRequest, _Mapping]]] = ...) -> None: ...
+
+class SendMessageResult(_message.Message):
+    __slots__ = ("send", "created", "error_code", "error_message")
+    SEND_FIELD_NUMBER: _ClassVar[int]
+    CREATED_FIELD_NUMBER: _ClassVar[int]
+    ERROR_CODE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    send: Send
+    created: bool
+    error_code: int
+    error_message: str
+    def __init__(self, send: _Optional[_Union[Send, _Mapping]] = ..., created: _Optional[bool] = ..., error_code: _Optional[int] = ..., error_message: _Optional[str] = ...) -> None: ...
+
+class SendMessagesResponse(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[SendMessageResult]
+    def __init__(self, results: _Optional[_Iterable[_Union[SendMessageResult, _Mapping]]] = ...) -> None: ...
+
 class GetSendRequest(_message.Message):
     __slots__ = ("tenant_id", "send_id", "idempotency_key")
     TENANT_ID_FIELD_NUMBER: _ClassVar[int]

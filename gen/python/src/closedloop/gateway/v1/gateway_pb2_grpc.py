@@ -74,6 +74,11 @@ class GatewayServiceStub:
                 request_serializer=closedloop_dot_gateway_dot_v1_dot_gateway__pb2.SendMessageRequest.SerializeToString,
                 response_deserializer=closedloop_dot_gateway_dot_v1_dot_gateway__pb2.SendMessageResponse.FromString,
                 _registered_method=True)
+        self.SendMessages = channel.unary_unary(
+                '/closedloop.gateway.v1.GatewayService/SendMessages',
+                request_serializer=closedloop_dot_gateway_dot_v1_dot_gateway__pb2.SendMessagesRequest.SerializeToString,
+                response_deserializer=closedloop_dot_gateway_dot_v1_dot_gateway__pb2.SendMessagesResponse.FromString,
+                _registered_method=True)
         self.GetSend = channel.unary_unary(
                 '/closedloop.gateway.v1.GatewayService/GetSend',
                 request_serializer=closedloop_dot_gateway_dot_v1_dot_gateway__pb2.GetSendRequest.SerializeToString,
@@ -152,6 +157,15 @@ class GatewayServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SendMessages(self, request, context):
+        """Many sends at once (a broadcast's recipients, at most 500): each item is stored as
+        SendMessage would store it, all in one database statement; an item SendMessage would refuse
+        is answered in its own result and the others are stored all the same.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetSend(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -216,6 +230,11 @@ def add_GatewayServiceServicer_to_server(servicer, server):
                     servicer.SendMessage,
                     request_deserializer=closedloop_dot_gateway_dot_v1_dot_gateway__pb2.SendMessageRequest.FromString,
                     response_serializer=closedloop_dot_gateway_dot_v1_dot_gateway__pb2.SendMessageResponse.SerializeToString,
+            ),
+            'SendMessages': grpc.unary_unary_rpc_method_handler(
+                    servicer.SendMessages,
+                    request_deserializer=closedloop_dot_gateway_dot_v1_dot_gateway__pb2.SendMessagesRequest.FromString,
+                    response_serializer=closedloop_dot_gateway_dot_v1_dot_gateway__pb2.SendMessagesResponse.SerializeToString,
             ),
             'GetSend': grpc.unary_unary_rpc_method_handler(
                     servicer.GetSend,
@@ -432,6 +451,33 @@ class GatewayService:
             '/closedloop.gateway.v1.GatewayService/SendMessage',
             closedloop_dot_gateway_dot_v1_dot_gateway__pb2.SendMessageRequest.SerializeToString,
             closedloop_dot_gateway_dot_v1_dot_gateway__pb2.SendMessageResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SendMessages(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/closedloop.gateway.v1.GatewayService/SendMessages',
+            closedloop_dot_gateway_dot_v1_dot_gateway__pb2.SendMessagesRequest.SerializeToString,
+            closedloop_dot_gateway_dot_v1_dot_gateway__pb2.SendMessagesResponse.FromString,
             options,
             channel_credentials,
             insecure,
