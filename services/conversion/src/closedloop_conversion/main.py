@@ -15,11 +15,13 @@ from closedloop_conversion.pipeline.followups import FollowUpService
 from closedloop_conversion.pipeline.orders import OrderService
 from closedloop_conversion.sales.service import SalesService
 from closedloop_conversion.settings import ConversionSettings
+from closedloop_conversion.tasks.service import TaskService
 from closedloop_conversion.transport.day_start import DayStartDrain
 from closedloop_conversion.transport.events import customer_subscription, lead_subscription
 from closedloop_conversion.transport.grpc import SERVICE_NAME, ConversionServicer, register
 from closedloop_conversion.transport.http import ConversionHttp
 from closedloop_conversion.transport.sweeper import TransferSweeper
+from closedloop_conversion.transport.tasks import win_back_subscription
 from loopkit.gateway_client import GatewayClient
 from loopkit.identity_client import IdentityClient
 from loopkit.runtime import ServiceDefinition, ServiceRuntime
@@ -81,6 +83,7 @@ def build(runtime: ServiceRuntime) -> None:
     )
     runtime.add_http(http.router())
     runtime.add_worker(DayStartDrain(runtime.sessions, sales, runtime.wake_relay).run)
+    tasks = TaskService()
     servicer = ConversionServicer(
         uow,
         sales=sales,
@@ -88,10 +91,12 @@ def build(runtime: ServiceRuntime) -> None:
         transfers=transfers,
         follow_ups=follow_ups,
         orders=orders,
+        tasks=tasks,
     )
     runtime.add_grpc(register(servicer), [SERVICE_NAME])
     runtime.add_subscription(lead_subscription(sales))
     runtime.add_subscription(customer_subscription(CustomerEvents()))
+    runtime.add_subscription(win_back_subscription(tasks))
     metrics.export_zeros()
 
 

@@ -21,6 +21,7 @@ from closedloop_retention.broadcasts.views import (
     Stats,
 )
 from closedloop_retention.clock import utc
+from closedloop_retention.consent.service import ConsentService
 from closedloop_retention.models import BroadcastRow
 from closedloop_retention.segments.service import SegmentService
 from loopkit.errors import InvalidArgument, NotFound
@@ -39,8 +40,10 @@ class BroadcastService:
         rules: RulesRepository,
         segments: SegmentService,
         repository: BroadcastRepository | None = None,
+        consent: ConsentService | None = None,
     ) -> None:
         self._outbox = outbox
+        self._consent = consent
         self._repo = repository or BroadcastRepository()
         self._rules = rules
         self._segments = segments
@@ -147,7 +150,14 @@ class BroadcastService:
         return [Due(view_of(RecipientView, r), t, k, s, v) for r, t, k, s, v in rows]
 
     async def claim(
-        self, session: AsyncSession, broadcast_id: str, customer_id: str, now: datetime
+        self,
+        session: AsyncSession,
+        broadcast_id: str,
+        customer_id: str,
+        now: datetime,
+        *,
+        tenant: str = "",
+        contact_kind: str = "",
     ) -> bool:
         """Takes a due recipient for sending (one dispatcher wins across replicas).
 
@@ -155,6 +165,8 @@ class BroadcastService:
         after the broadcast was planned is skipped with the reason, never messaged.
         """
         withdrawn = await self._repo.consent_now(session, broadcast_id, customer_id)
+        if not withdrawn and self._consent is not None and tenant:
+            withdrawn = await self._consent.blocked(session, tenant, customer_id, contact_kind)
         if withdrawn:
             if await self._repo.set_status(
                 session,

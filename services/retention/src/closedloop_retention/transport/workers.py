@@ -56,7 +56,7 @@ class Workers:
         sent = 0
         for item in due:
             r = item.recipient
-            if not await self._claim(r):
+            if not await self._claim(r, item.contact_kind):
                 continue  # another dispatcher has it
             message = OutboundMessage(
                 tenant_id=r.tenant_id,
@@ -91,9 +91,16 @@ class Workers:
             sent += 0 if failure else 1
         return sent
 
-    async def _claim(self, r: RecipientView) -> bool:
+    async def _claim(self, r: RecipientView, contact_kind: str) -> bool:
         return await self._uow.run(
-            lambda s: self._broadcasts.claim(s, r.broadcast_id, r.customer_id, now())
+            lambda s: self._broadcasts.claim(
+                s,
+                r.broadcast_id,
+                r.customer_id,
+                now(),
+                tenant=r.tenant_id,
+                contact_kind=contact_kind,
+            )
         )
 
     async def _render(self, template: str, tenant: str, customer_id: str) -> str:
