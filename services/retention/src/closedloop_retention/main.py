@@ -28,6 +28,7 @@ from closedloop_retention.transport.events import EventHandlers
 from closedloop_retention.transport.grpc import SERVICE_NAME, RetentionServicer, register
 from closedloop_retention.transport.http import UnsubscribeHttp
 from closedloop_retention.transport.offers import OfferDispatcher
+from closedloop_retention.transport.outcomes import Outcomes
 from closedloop_retention.transport.workers import Workers
 from closedloop_retention.winback.service import WinBackService
 from loopkit.gateway_client import GatewayClient
@@ -82,6 +83,7 @@ def build(runtime: ServiceRuntime) -> None:
     handlers = EventHandlers(intake, loyalty, people, funnel)
     for subscription in handlers.subscriptions():
         runtime.add_subscription(subscription)
+    runtime.add_subscription(Outcomes(broadcasts, offers).subscription())
     # What `python -m closedloop_retention.transport.rebuild_funnel` resets and restarts.
     runtime.parts.update(funnel=funnel, funnel_subscriptions=handlers.funnel_subscriptions())
 

@@ -134,6 +134,7 @@ class BroadcastService:
             by_status[status] += n
             if reason:
                 by_reason[reason] += n
+        deliveries = await self._repo.delivery_counts(session, broadcast_id)
         return Stats(
             recipients=sum(by_status.values()),
             scheduled=by_status["scheduled"] + by_status["sending"],
@@ -141,6 +142,31 @@ class BroadcastService:
             skipped=by_status["skipped"],
             failed=by_status["failed"],
             by_reason=dict(by_reason),
+            delivered=deliveries.get("delivered", 0),
+            delivery_failed=deliveries.get("failed", 0),
+        )
+
+    async def delivered(
+        self,
+        session: AsyncSession,
+        tenant: str,
+        broadcast_id: str,
+        customer_id: str,
+        *,
+        message_id: str,
+        ok: bool,
+        errcode: int,
+    ) -> bool:
+        """The gateway's outcome of one recipient's message (idempotent: the same outcome
+        again writes the same values); False when no recipient matches."""
+        return await self._repo.set_delivery(
+            session,
+            tenant,
+            broadcast_id,
+            customer_id,
+            message_id,
+            delivery="delivered" if ok else "failed",
+            errcode=errcode,
         )
 
     # --- sending -----------------------------------------------------------------------------

@@ -8,6 +8,7 @@ import grpc
 from closedloop.retention.v1 import retention_pb2 as pb
 from closedloop_retention.clock import now
 from closedloop_retention.consent.service import ConsentService
+from closedloop_retention.transport.convert import delivery_to_pb
 from closedloop_retention.winback.service import WinBackService
 from closedloop_retention.winback.views import WinBackView
 from loopkit.errors import InvalidArgument
@@ -22,18 +23,8 @@ OFFER_STATUS = {
     "skipped": pb.WIN_BACK_STATUS_SKIPPED,
     "failed": pb.WIN_BACK_STATUS_FAILED,
 }
-DELIVERY = {
-    "delivered": pb.DELIVERY_STATUS_DELIVERED,
-    "failed": pb.DELIVERY_STATUS_FAILED,
-}
 # Safe to retry: a read, an opt-out that is already recorded, a link that is the same each time.
 IDEMPOTENT = ("ListWinBackOffers", "WithdrawConsent", "GetUnsubscribeLink")
-
-
-def delivery_to_pb(sent: bool, delivery: str) -> pb.DeliveryStatus:
-    if not sent:
-        return pb.DELIVERY_STATUS_UNSPECIFIED
-    return DELIVERY.get(delivery, pb.DELIVERY_STATUS_PENDING)
 
 
 def offer_to_pb(v: WinBackView) -> pb.WinBackOffer:

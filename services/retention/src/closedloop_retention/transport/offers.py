@@ -9,6 +9,7 @@ from datetime import timedelta
 
 from closedloop_retention.clock import now
 from closedloop_retention.consent.service import ConsentService
+from closedloop_retention.transport.outcomes import win_back_key
 from closedloop_retention.winback import message
 from closedloop_retention.winback.service import WinBackService
 from loopkit.uow import UnitOfWork
@@ -51,7 +52,12 @@ class OfferDispatcher:
                 continue  # skipped (consent, contact) or another dispatcher has it
             url, _ = self._consent.link(offer.tenant_id, offer.customer_id)
             composed = message.compose(
-                item, text=self._text, template_id=self._template_id, unsubscribe_url=url, now=now()
+                item,
+                text=self._text,
+                template_id=self._template_id,
+                unsubscribe_url=url,
+                key=win_back_key(offer.id),
+                now=now(),
             )
             if isinstance(composed, str):
                 await self._uow.run(

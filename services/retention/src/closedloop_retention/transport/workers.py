@@ -12,6 +12,7 @@ from closedloop_retention.broadcasts.service import BroadcastService
 from closedloop_retention.broadcasts.views import RecipientView
 from closedloop_retention.clock import now
 from closedloop_retention.suggestions import service as suggestions
+from closedloop_retention.transport.outcomes import broadcast_key
 from loopkit.customers import IdentityValue
 from loopkit.uow import UnitOfWork
 from loopkit.wechat.sender import MessageSender, OutboundMessage, SendRefused
@@ -65,7 +66,7 @@ class Workers:
                 kind="mass",
                 content=await self._render(item.template, r.tenant_id, r.customer_id),
                 params={"broadcast_id": r.broadcast_id},
-                key=f"broadcast:{r.broadcast_id}:{r.customer_id}",
+                key=broadcast_key(r.broadcast_id, r.customer_id),
             )
             failure = ""
             message_id = ""

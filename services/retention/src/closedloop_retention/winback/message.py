@@ -26,6 +26,7 @@ def compose(
     text: str,
     template_id: str,
     unsubscribe_url: str,
+    key: str,
     now: datetime,
 ) -> OutboundMessage | str:
     """The offer's message, or why it cannot go out ("window_closed")."""
@@ -52,5 +53,5 @@ def compose(
         kind=kind,
         content=content,
         params=params,
-        key=f"winback:{offer.id}",
+        key=key,
     )

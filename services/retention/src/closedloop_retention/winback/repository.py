@@ -87,11 +87,11 @@ class WinBackRepository:
         return _rowcount(result)
 
     async def set_delivery(
-        self, session: AsyncSession, tenant: str, message_id: str, delivery: str, errcode: int
+        self, session: AsyncSession, tenant: str, offer_id: str, delivery: str, errcode: int
     ) -> bool:
         result = await session.execute(
             update(WinBackOfferRow)
-            .where(WinBackOfferRow.tenant_id == tenant, WinBackOfferRow.message_id == message_id)
+            .where(WinBackOfferRow.tenant_id == tenant, WinBackOfferRow.id == offer_id)
             .values(delivery=delivery, delivery_errcode=errcode)
             .execution_options(synchronize_session=False)
         )

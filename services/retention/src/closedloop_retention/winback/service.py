@@ -157,11 +157,11 @@ class WinBackService:
         )
 
     async def delivered(
-        self, session: AsyncSession, tenant: str, message_id: str, *, ok: bool, errcode: int
+        self, session: AsyncSession, tenant: str, offer_id: str, *, ok: bool, errcode: int
     ) -> bool:
-        """The gateway's outcome of an offer's message; False if no offer had that message."""
+        """The gateway's outcome of an offer's message (idempotent); False for no such offer."""
         return await self._repo.set_delivery(
-            session, tenant, message_id, "delivered" if ok else "failed", errcode
+            session, tenant, offer_id, "delivered" if ok else "failed", errcode
         )
 
     # --- customer events ---------------------------------------------------------------------
