@@ -19,6 +19,7 @@ from closedloop.events.v1 import acquisition_events_pb2 as ev
 from closedloop_acquisition.capture import repository as repo
 from closedloop_acquisition.capture.attribution import Attribution, attribute
 from closedloop_acquisition.capture.forms import ValidForm, validate
+from closedloop_acquisition.catalog.costs import cost_in_range, stopped_at
 from closedloop_acquisition.catalog.service import CatalogService, closed, out_of_schedule
 from closedloop_acquisition.catalog.specs import text
 from closedloop_acquisition.models import (
@@ -529,7 +530,17 @@ class CaptureService:
             repeat_submissions=repeats,
             unique_customers=unique,
             cost_currency=currencies.pop() if currencies else "CNY",
-            cost_minor=sum(c.cost_minor for c in channels),
+            cost_minor=sum(
+                cost_in_range(
+                    c.cost_minor,
+                    c.created_at,
+                    stopped_at(c.expires_at, c.deleted_at),
+                    since,
+                    until,
+                    datetime.now(UTC),
+                )
+                for c in channels
+            ),
             days=await repo.daily_counts(session, tenant_id, ids, since, until) if by_day else {},
         )
 
