@@ -361,6 +361,7 @@ def test_ingress_routes_only_the_public_paths(production: Rendered) -> None:
         # The chat-archive import, for the exporter holding the API token.
         "/v1/tenants": resource_name("conversion"),
         "/r": resource_name("referral"),
+        "/u": resource_name("retention"),
     }
 
 
@@ -512,7 +513,7 @@ def test_production_values_mount_only_secrets_a_setting_reads(production: Render
         "identity": [],
         "acquisition": ["closedloop-acquisition-wechat"],
         "conversion": ["closedloop-conversion-wecom"],
-        "retention": [],
+        "retention": ["closedloop-retention-unsubscribe"],
         "referral": [],
         "gateway": ["closedloop-gateway-accounts"],
     }

@@ -11,6 +11,7 @@ import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from closedloop.conversion.v1 import conversion_pb2 as pb
+from closedloop.events.v1 import identity_events_pb2 as idev
 from closedloop.events.v1 import retention_events_pb2 as ret
 from closedloop.events.v1.envelope_pb2 import Envelope
 from conversion_helpers import make_rep, publish
@@ -87,3 +88,29 @@ async def test_a_win_back_offer_becomes_one_task_for_the_owner_rep(
     with pytest.raises(grpc.aio.AioRpcError) as bad:
         await stub.ListRepTasks(pb.ListRepTasksRequest(tenant_id=tenant, limit=5000))
     assert bad.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_an_erased_customer_leaves_no_open_task(stub, nats_client, tenant: str) -> None:
+    rep = await make_rep(stub, tenant, "carol")
+    await publish(nats_client, offered(tenant, "cust-wb-9", rep.rep_id))
+
+    async def listed() -> list[pb.RepTask]:
+        res = await stub.ListRepTasks(pb.ListRepTasksRequest(tenant_id=tenant, rep_id=rep.rep_id))
+        return list(res.tasks)
+
+    await eventually(listed)
+    await publish(
+        nats_client,
+        new_envelope(
+            producer="identity",
+            event_type="customer.forgotten",
+            tenant_id=tenant,
+            customer_id="cust-wb-9",
+            payload=idev.CustomerForgotten(customer_id="cust-wb-9"),
+        ),
+    )
+
+    async def gone() -> bool:
+        return not await listed()
+
+    await eventually(gone)

@@ -54,7 +54,7 @@ def build(runtime: ServiceRuntime) -> None:
     consent = ConsentService(
         runtime.outbox,
         secret=_unsubscribe_secret(settings),
-        public_url=settings.public_url,
+        public_url=settings.public_base_url or f"http://{settings.http_host}:{settings.http_port}",
         activity_rows=activity_rows,
     )
     offers = WinBackService(runtime.outbox, consent)

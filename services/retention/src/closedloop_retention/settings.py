@@ -28,9 +28,10 @@ class RetentionSettings(Settings):
     # customer-service window ("" = outside the window the offer is not sent: window_closed).
     win_back_text: str = DEFAULT_TEXT
     win_back_template_id: str = ""
-    # Where this service's HTTP edge is reachable from a customer's phone: unsubscribe links are
-    # {public_url}/u/{token}.
-    public_url: str = "http://127.0.0.1:8084"
+    # Where this service's HTTP edge is reachable from a customer's phone (or the shared
+    # CLOSEDLOOP_PUBLIC_BASE_URL the chart sets): unsubscribe links are {base}/u/{token}. Empty:
+    # this server's own address (local runs).
+    public_base_url: str = ""
     # Signs unsubscribe tokens (HMAC-SHA256). Every replica needs the same one; empty: a random
     # secret per process (links stop working after a restart; fine for a laptop, not production).
     unsubscribe_secret: SecretStr = SecretStr("")

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from closedloop_conversion.common import now
-from closedloop_conversion.models import FollowUpRow, OwnershipRow
+from closedloop_conversion.models import FollowUpRow, OwnershipRow, RepTaskRow
 
 
 async def erase_customers(session: AsyncSession, tenant: str, customer_ids: Sequence[str]) -> None:
@@ -19,6 +19,20 @@ async def erase_customers(session: AsyncSession, tenant: str, customer_ids: Sequ
         update(FollowUpRow)
         .where(FollowUpRow.tenant_id == tenant, FollowUpRow.customer_id.in_(ids))
         .values(summary="")
+    )
+    # Rep tasks: the rep's notes may describe the person; an open task has nobody left to call
+    # (removed rather than completed, so the report does not count it as work done).
+    await session.execute(
+        update(RepTaskRow)
+        .where(RepTaskRow.tenant_id == tenant, RepTaskRow.customer_id.in_(ids))
+        .values(outcome_note="")
+    )
+    await session.execute(
+        delete(RepTaskRow).where(
+            RepTaskRow.tenant_id == tenant,
+            RepTaskRow.customer_id.in_(ids),
+            RepTaskRow.status == "open",
+        )
     )
     rows = (
         await session.execute(
