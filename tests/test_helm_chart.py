@@ -361,6 +361,7 @@ def test_ingress_routes_only_the_public_paths(production: Rendered) -> None:
         # The chat-archive import, for the exporter holding the API token.
         "/v1/tenants": resource_name("conversion"),
         "/r": resource_name("referral"),
+        "/u": resource_name("retention"),
     }
 
 
@@ -511,7 +512,10 @@ def test_one_account_secret_is_mounted_into_the_services_dealing_with_wechat(
         name = deployment["metadata"]["labels"]["app.kubernetes.io/component"]
         pod = deployment["spec"]["template"]["spec"]
         container = pod["containers"][0]
-        assert not [e for e in container["envFrom"] if "secretRef" in e], name
+        secret_refs = [e["secretRef"]["name"] for e in container["envFrom"] if "secretRef" in e]
+        # Only retention reads a Secret of its own: the unsubscribe links' signing key.
+        expected = ["closedloop-retention-unsubscribe"] if name == "retention" else []
+        assert secret_refs == expected, name
         volumes = {v["name"]: v for v in pod["volumes"]}
         files = {e["value"] for e in container["env"] if e["name"] == "CLOSEDLOOP_ACCOUNTS_FILE"}
         mounted[name] = []

@@ -15,9 +15,11 @@ from closedloop_conversion.pipeline.followups import FollowUpService
 from closedloop_conversion.pipeline.orders import OrderService
 from closedloop_conversion.sales.service import SalesService
 from closedloop_conversion.settings import ConversionSettings
+from closedloop_conversion.tasks.service import TaskService
 from closedloop_conversion.transport.events import EventHandlers
 from closedloop_conversion.transport.grpc import SERVICE_NAME, ConversionServicer, register
 from closedloop_conversion.transport.http import router
+from closedloop_conversion.transport.tasks import win_back_subscription
 from closedloop_conversion.transport.workers import DayStartDrain, TransferSweeper
 from loopkit.gateway_client import GatewayClient
 from loopkit.identity_client import IdentityClient
@@ -82,6 +84,7 @@ def build(runtime: ServiceRuntime) -> None:
             contacts=gateway,
         )
     )
+    tasks = TaskService()
     servicer = ConversionServicer(
         uow,
         sales=sales,
@@ -89,10 +92,12 @@ def build(runtime: ServiceRuntime) -> None:
         transfers=transfers,
         follow_ups=follow_ups,
         orders=orders,
+        tasks=tasks,
     )
     runtime.add_grpc(register(servicer), [SERVICE_NAME])
     for subscription in EventHandlers(sales, CustomerEvents()).subscriptions():
         runtime.add_subscription(subscription)
+    runtime.add_subscription(win_back_subscription(tasks))
     metrics.export_zeros()
 
 

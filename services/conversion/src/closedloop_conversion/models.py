@@ -280,6 +280,32 @@ class RefundRow(Base):
 
 
 # (table, column) pairs naming a customer: re-pointed on customer.merged.
+class RepTaskRow(Base):
+    """Something a rep should do about a customer (a win-back call), made from another
+    service's event, once per (kind, source)."""
+
+    __tablename__ = "rep_tasks"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "kind", "source_id"),
+        Index("ix_rep_tasks_rep", "tenant_id", "rep_id", "status", "due_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(26), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(64))
+    rep_id: Mapped[str] = mapped_column(String(64))
+    customer_id: Mapped[str] = mapped_column(String(26))
+    # "win_back"
+    kind: Mapped[str] = mapped_column(String(32))
+    source_id: Mapped[str] = mapped_column(String(64))
+    title: Mapped[str] = mapped_column(String(300))
+    # open | done
+    status: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    due_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    outcome_note: Mapped[str] = mapped_column(String(2000), default="")
+
+
 CUSTOMER_COLUMNS = [
     (Base.metadata.tables[name], "customer_id")
     for name in (
@@ -290,5 +316,6 @@ CUSTOMER_COLUMNS = [
         "follow_ups",
         "opportunities",
         "orders",
+        "rep_tasks",
     )
 ]

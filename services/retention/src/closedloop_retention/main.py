@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import secrets
 from pathlib import Path
 
 from closedloop_retention import SPEC, metrics
@@ -12,6 +14,7 @@ from closedloop_retention.activity.rules import RulesRepository
 from closedloop_retention.activity.service import ActivityService
 from closedloop_retention.broadcasts.repository import BroadcastRepository
 from closedloop_retention.broadcasts.service import BroadcastService
+from closedloop_retention.consent.service import ConsentService
 from closedloop_retention.funnel.repository import FunnelRepository
 from closedloop_retention.funnel.service import FunnelService
 from closedloop_retention.loyalty.repository import LoyaltyRepository
@@ -23,12 +26,18 @@ from closedloop_retention.settings import RetentionSettings
 from closedloop_retention.suggestions.service import SuggestionService
 from closedloop_retention.transport.events import EventHandlers
 from closedloop_retention.transport.grpc import SERVICE_NAME, RetentionServicer, register
+from closedloop_retention.transport.http import UnsubscribeHttp
+from closedloop_retention.transport.offers import OfferDispatcher
+from closedloop_retention.transport.outcomes import Outcomes
 from closedloop_retention.transport.workers import Workers
+from closedloop_retention.winback.service import WinBackService
 from loopkit.gateway_client import GatewayClient
 from loopkit.periodic import every
 from loopkit.runtime import ServiceDefinition, ServiceRuntime
 from loopkit.uow import UnitOfWork
 from loopkit.wechat.sender import MessageSender, SandboxSender
+
+log = logging.getLogger(__name__)
 
 
 def build(runtime: ServiceRuntime) -> None:
@@ -42,11 +51,20 @@ def build(runtime: ServiceRuntime) -> None:
         BroadcastRepository(),
     )
     loyalty = LoyaltyService(runtime.outbox, rules, loyalty_rows)
-    activity = ActivityService(runtime.outbox, rules, win_back(loyalty), activity_rows)
+    consent = ConsentService(
+        runtime.outbox,
+        secret=_unsubscribe_secret(settings),
+        public_url=settings.public_base_url or f"http://{settings.http_host}:{settings.http_port}",
+        activity_rows=activity_rows,
+    )
+    offers = WinBackService(runtime.outbox, consent)
+    activity = ActivityService(runtime.outbox, rules, win_back(loyalty, offers), activity_rows)
     intake = ActivityIntake(activity, loyalty, rules, activity_rows)
-    people = People(activity, activity_rows, loyalty_rows, broadcast_rows)
+    people = People(
+        activity, activity_rows, loyalty_rows, broadcast_rows, consent=consent, offers=offers
+    )
     segments = SegmentService()
-    broadcasts = BroadcastService(runtime.outbox, rules, segments, broadcast_rows)
+    broadcasts = BroadcastService(runtime.outbox, rules, segments, broadcast_rows, consent)
     funnel = FunnelService(FunnelRepository())
     uow = UnitOfWork(runtime.sessions, after_commit=runtime.wake_relay)
     servicer = RetentionServicer(
@@ -57,11 +75,15 @@ def build(runtime: ServiceRuntime) -> None:
         broadcasts=broadcasts,
         suggestions=SuggestionService(activity),
         funnel=funnel,
+        offers=offers,
+        consent=consent,
     )
     runtime.add_grpc(register(servicer), [SERVICE_NAME])
+    runtime.add_http(UnsubscribeHttp(uow, consent).router())
     handlers = EventHandlers(intake, loyalty, people, funnel)
     for subscription in handlers.subscriptions():
         runtime.add_subscription(subscription)
+    runtime.add_subscription(Outcomes(broadcasts, offers).subscription())
     # What `python -m closedloop_retention.transport.rebuild_funnel` resets and restarts.
     runtime.parts.update(funnel=funnel, funnel_subscriptions=handlers.funnel_subscriptions())
 
@@ -84,15 +106,37 @@ def build(runtime: ServiceRuntime) -> None:
         sender=sender,
         dispatch_batch=settings.dispatch_batch,
     )
-    runtime.parts.update(sender=sender, workers=workers)  # for tests and operators
+    offer_dispatcher = OfferDispatcher(
+        uow,
+        offers=offers,
+        consent=consent,
+        sender=sender,
+        batch=settings.dispatch_batch,
+        text=settings.win_back_text,
+        template_id=settings.win_back_template_id,
+    )
+    # for tests and operators
+    runtime.parts.update(sender=sender, workers=workers, consent=consent)
 
     jobs = [
         (settings.dispatch_interval_s, workers.dispatch, "broadcast dispatch"),
+        (settings.dispatch_interval_s, offer_dispatcher.dispatch, "win-back dispatch"),
         (settings.sweep_interval_s, workers.sweep_all, "lifecycle sweep"),
     ]
     for interval, tick, name in jobs:
         if interval > 0:
             runtime.add_worker(every(interval, tick, name=name))
+
+
+def _unsubscribe_secret(settings: RetentionSettings) -> bytes:
+    secret = settings.unsubscribe_secret.get_secret_value()
+    if secret:
+        return secret.encode()
+    log.warning(
+        "CLOSEDLOOP_RETENTION_UNSUBSCRIBE_SECRET is not set: unsubscribe links use a random "
+        "secret and stop working when this process restarts"
+    )
+    return secrets.token_bytes(32)
 
 
 DEFINITION = ServiceDefinition(

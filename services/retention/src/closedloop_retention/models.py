@@ -237,6 +237,54 @@ class RecipientRow(Base):
     send_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     message_id: Mapped[str] = mapped_column(String(64), default="")
+    # What WeChat made of it (the gateway's message.sent / message.failed): "" = no word yet,
+    # delivered, failed (+ WeChat's errcode).
+    delivery: Mapped[str] = mapped_column(String(16), default="")
+    delivery_errcode: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class WinBackOfferRow(Base):
+    """One win-back offer: its coupon, the message to the customer and its outcome."""
+
+    __tablename__ = "win_back_offers"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "idempotency_key"),
+        Index("ix_win_back_offers_due", "status", "created_at"),
+        Index("ix_win_back_offers_customer", "tenant_id", "customer_id", "created_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(26), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(64))
+    customer_id: Mapped[str] = mapped_column(String(26))
+    idempotency_key: Mapped[str] = mapped_column(String(200))
+    coupon_id: Mapped[str] = mapped_column(String(26))
+    value_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    valid_until: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    owner_rep_id: Mapped[str] = mapped_column(String(64), default="")
+    attempt: Mapped[int] = mapped_column(Integer, default=1)
+    # scheduled | sending | sent | skipped | failed
+    status: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(String(64), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # When sending was claimed, then when it was handed over.
+    claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    message_id: Mapped[str] = mapped_column(String(64), default="")
+    delivery: Mapped[str] = mapped_column(String(16), default="")
+    delivery_errcode: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class OptOutRow(Base):
+    """A customer's withdrawn consent: one channel (a contact kind) or "all"."""
+
+    __tablename__ = "opt_outs"
+
+    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(26), primary_key=True)
+    channel: Mapped[str] = mapped_column(String(32), primary_key=True)
+    # "rpc" or "link" (the unsubscribe link)
+    source: Mapped[str] = mapped_column(String(16))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 # --- the funnel read model (funnel/): one row per customer per step, at its first time ----------

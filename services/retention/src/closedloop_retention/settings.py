@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pydantic import SecretStr
+
+from closedloop_retention.winback.message import DEFAULT_TEXT
 from loopkit.settings import Settings
 
 
@@ -20,3 +23,15 @@ class RetentionSettings(Settings):
     gateway_timeout_s: float = 5.0
     # The sandbox sender's JSON-lines log under state_dir ("" = in memory only).
     sandbox_log: str = "retention-sent.jsonl"
+    # Win-back offers: the text (placeholders {value} yuan, {valid_until}, {coupon_id},
+    # {unsubscribe_url}) and the official-account template used outside WeChat's 48-hour
+    # customer-service window ("" = outside the window the offer is not sent: window_closed).
+    win_back_text: str = DEFAULT_TEXT
+    win_back_template_id: str = ""
+    # Where this service's HTTP edge is reachable from a customer's phone (or the shared
+    # CLOSEDLOOP_PUBLIC_BASE_URL the chart sets): unsubscribe links are {base}/u/{token}. Empty:
+    # this server's own address (local runs).
+    public_base_url: str = ""
+    # Signs unsubscribe tokens (HMAC-SHA256). Every replica needs the same one; empty: a random
+    # secret per process (links stop working after a restart; fine for a laptop, not production).
+    unsubscribe_secret: SecretStr = SecretStr("")

@@ -7,9 +7,11 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from closedloop_acquisition.catalog.costs import cost_in_range, stopped_at
 from closedloop_acquisition.catalog.service import CatalogService
 from closedloop_acquisition.stats import repository as repo
 from loopkit.errors import InvalidArgument
+from loopkit.timestamps import now as _now
 
 
 @dataclass(frozen=True)
@@ -38,7 +40,10 @@ class StatsService:
         since: datetime | None,
         until: datetime | None,
         by_day: bool = False,
+        now: datetime | None = None,
     ) -> Stats:
+        """A range's cost is its share of each channel's cost, spread evenly over the channel's
+        life (catalog/costs.py); `now` ends the life of a channel still running."""
         if bool(channel_id) == bool(campaign_id):
             raise InvalidArgument("name a channel_id or a campaign_id", field="channel_id")
         if since and until and until <= since:
@@ -63,6 +68,16 @@ class StatsService:
             repeat_submissions=repeats,
             unique_customers=unique,
             cost_currency=currencies.pop() if currencies else "CNY",
-            cost_minor=sum(c.cost_minor for c in channels),
+            cost_minor=sum(
+                cost_in_range(
+                    c.cost_minor,
+                    c.created_at,
+                    stopped_at(c.expires_at, c.deleted_at),
+                    since,
+                    until,
+                    now or _now(),
+                )
+                for c in channels
+            ),
             days=await repo.daily_counts(session, tenant_id, ids, since, until) if by_day else {},
         )

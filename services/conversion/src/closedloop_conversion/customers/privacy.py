@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from closedloop_conversion.common import now
 from closedloop_conversion.ownership.repository import OwnershipRepository
 from closedloop_conversion.pipeline.repository import PipelineRepository
+from closedloop_conversion.tasks import repository as task_repo
 
 _ownerships = OwnershipRepository()
 _pipeline = PipelineRepository()
@@ -20,3 +21,4 @@ async def erase_customers(session: AsyncSession, tenant: str, customer_ids: Sequ
         return
     await _pipeline.blank_follow_up_summaries(session, tenant, ids)
     await _ownerships.forget_contacts(session, tenant, ids, now())
+    await task_repo.forget(session, tenant, ids)

@@ -13,6 +13,7 @@ from closedloop_conversion.common import utc, utc_or_none
 from closedloop_conversion.models import OrderRow, RepRow
 from closedloop_conversion.pipeline.repository import PipelineRepository
 from closedloop_conversion.sales.repository import SalesRepository
+from closedloop_conversion.tasks.repository import counts as task_counts
 from loopkit.errors import InvalidArgument, NotFound
 
 _pipeline = PipelineRepository()
@@ -36,6 +37,8 @@ class RepFigures:
     won_revenue_minor: int = 0
     orders_paid: int = 0
     conversion_rate: float = 0.0
+    tasks_open: int = 0
+    tasks_completed: int = 0
 
 
 def _in(value: datetime | None, start: datetime, end: datetime) -> bool:
@@ -67,6 +70,9 @@ async def rep_report(
     await _leads(session, tenant, figures, paid, start=start, end=end)
     await _activity(session, tenant, figures, start, end)
     await _revenue(session, tenant, figures, paid, start=start, end=end)
+    open_now, completed = await task_counts(session, tenant, list(figures), start, end)
+    for f in figures.values():
+        f.tasks_open, f.tasks_completed = open_now.get(f.rep_id, 0), completed.get(f.rep_id, 0)
     return sorted(
         figures.values(), key=lambda f: (-f.won_revenue_minor, -f.leads_assigned, f.name, f.rep_id)
     )

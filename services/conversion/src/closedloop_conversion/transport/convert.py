@@ -243,4 +243,6 @@ def report_to_pb(f: RepFigures) -> pb.RepReport:
         orders_paid=f.orders_paid,
         conversion_rate=f.conversion_rate,
         customers_owned=f.customers_owned,
+        tasks_open=f.tasks_open,
+        tasks_completed=f.tasks_completed,
     )

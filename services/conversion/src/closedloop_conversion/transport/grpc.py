@@ -17,7 +17,9 @@ from closedloop_conversion.pipeline.followups import FollowUpService
 from closedloop_conversion.pipeline.orders import OrderService
 from closedloop_conversion.sales.inputs import RepChanges, RepInput
 from closedloop_conversion.sales.service import SalesService
+from closedloop_conversion.tasks.service import TaskService
 from closedloop_conversion.transport import convert as cv
+from closedloop_conversion.transport.tasks import TaskRpcs
 from loopkit.errors import InvalidArgument
 from loopkit.tenancy import require_tenant
 from loopkit.uow import UnitOfWork
@@ -26,7 +28,7 @@ SERVICE_NAME = pb.DESCRIPTOR.services_by_name["ConversionService"].full_name
 DEFAULT_REPORT_RANGE = timedelta(days=30)
 
 
-class ConversionServicer(conversion_pb2_grpc.ConversionServiceServicer):
+class ConversionServicer(TaskRpcs, conversion_pb2_grpc.ConversionServiceServicer):
     def __init__(
         self,
         uow: UnitOfWork,
@@ -36,8 +38,10 @@ class ConversionServicer(conversion_pb2_grpc.ConversionServiceServicer):
         transfers: TransferService,
         follow_ups: FollowUpService,
         orders: OrderService,
+        tasks: TaskService,
     ) -> None:
         self._uow = uow
+        self._tasks = tasks
         self._sales = sales
         self._ownership = ownership
         self._transfers = transfers

@@ -12,8 +12,10 @@ from closedloop_retention.activity.repository import ActivityRepository
 from closedloop_retention.activity.service import ActivityService
 from closedloop_retention.broadcasts.repository import BroadcastRepository
 from closedloop_retention.clock import utc, utc_or_none
+from closedloop_retention.consent.service import ConsentService
 from closedloop_retention.loyalty.repository import LoyaltyRepository
 from closedloop_retention.models import ActivityRow
+from closedloop_retention.winback.service import WinBackService
 
 
 def _earliest(a: datetime | None, b: datetime | None) -> datetime | None:
@@ -37,11 +39,16 @@ class People:
         activity_rows: ActivityRepository,
         loyalty_rows: LoyaltyRepository,
         broadcast_rows: BroadcastRepository,
+        *,
+        consent: ConsentService,
+        offers: WinBackService,
     ) -> None:
         self._activity = activity
         self._rows = activity_rows
         self._loyalty = loyalty_rows
         self._broadcasts = broadcast_rows
+        self._consent = consent
+        self._offers = offers
 
     async def merge(
         self, session: AsyncSession, tenant: str, survivor_id: str, merged_id: str, *, now: datetime
@@ -73,6 +80,8 @@ class People:
         await self._rows.repoint(session, tenant, merged_id, survivor_id)
         await self._loyalty.repoint(session, tenant, merged_id, survivor_id)
         await self._broadcasts.repoint(session, tenant, merged_id, survivor_id)
+        await self._consent.merged(session, tenant, merged_id, survivor_id)
+        await self._offers.merged(session, tenant, merged_id, survivor_id)
         session.expire_all()
         survivor = await self._rows.find(session, tenant, survivor_id)
         if survivor is not None:
@@ -83,6 +92,8 @@ class People:
         await self._rows.forget(session, tenant, ids)
         await self._loyalty.forget(session, tenant, ids)
         await self._broadcasts.forget(session, tenant, ids)
+        await self._consent.forgotten(session, tenant, ids)
+        await self._offers.forgotten(session, tenant, ids)
 
 
 def _combine(keep: ActivityRow, gone: ActivityRow) -> None:

@@ -122,6 +122,44 @@ class BroadcastRepository:
         )
         return [(status, reason, int(n)) for status, reason, n in rows.all()]
 
+    async def delivery_counts(self, session: AsyncSession, broadcast_id: str) -> dict[str, int]:
+        """Recipients by delivery outcome ("delivered", "failed") of the broadcast."""
+        rows = await session.execute(
+            select(RecipientRow.delivery, func.count())
+            .where(RecipientRow.broadcast_id == broadcast_id, RecipientRow.delivery != "")
+            .group_by(RecipientRow.delivery)
+        )
+        return {delivery: int(n) for delivery, n in rows.all()}
+
+    async def set_delivery(
+        self,
+        session: AsyncSession,
+        tenant: str,
+        broadcast_id: str,
+        customer_id: str,
+        message_id: str,
+        *,
+        delivery: str,
+        errcode: int,
+    ) -> bool:
+        """Records the outcome on the recipient the send's key names, else (the customer was
+        merged since) on the recipient holding the gateway's send id."""
+        by_key = (
+            RecipientRow.broadcast_id == broadcast_id,
+            RecipientRow.customer_id == customer_id,
+        )
+        by_send = (RecipientRow.tenant_id == tenant, RecipientRow.message_id == message_id)
+        for where in (by_key, by_send) if message_id else (by_key,):
+            result = await session.execute(
+                update(RecipientRow)
+                .where(*where)
+                .values(delivery=delivery, delivery_errcode=errcode)
+                .execution_options(synchronize_session=False)
+            )
+            if _rowcount(result):
+                return True
+        return False
+
     async def unfinished(self, session: AsyncSession, broadcast_id: str) -> int:
         value = await session.scalar(
             select(func.count()).where(

@@ -21,6 +21,7 @@ from closedloop_retention.broadcasts.views import (
     Stats,
 )
 from closedloop_retention.clock import utc
+from closedloop_retention.consent.service import ConsentService
 from closedloop_retention.models import BroadcastRow
 from closedloop_retention.segments.service import SegmentService
 from loopkit.errors import InvalidArgument, NotFound
@@ -39,8 +40,10 @@ class BroadcastService:
         rules: RulesRepository,
         segments: SegmentService,
         repository: BroadcastRepository | None = None,
+        consent: ConsentService | None = None,
     ) -> None:
         self._outbox = outbox
+        self._consent = consent
         self._repo = repository or BroadcastRepository()
         self._rules = rules
         self._segments = segments
@@ -131,6 +134,7 @@ class BroadcastService:
             by_status[status] += n
             if reason:
                 by_reason[reason] += n
+        deliveries = await self._repo.delivery_counts(session, broadcast_id)
         return Stats(
             recipients=sum(by_status.values()),
             scheduled=by_status["scheduled"] + by_status["sending"],
@@ -138,6 +142,31 @@ class BroadcastService:
             skipped=by_status["skipped"],
             failed=by_status["failed"],
             by_reason=dict(by_reason),
+            delivered=deliveries.get("delivered", 0),
+            delivery_failed=deliveries.get("failed", 0),
+        )
+
+    async def delivered(
+        self,
+        session: AsyncSession,
+        tenant: str,
+        broadcast_id: str,
+        customer_id: str,
+        *,
+        message_id: str,
+        ok: bool,
+        errcode: int,
+    ) -> bool:
+        """The gateway's outcome of one recipient's message (idempotent: the same outcome
+        again writes the same values); False when no recipient matches."""
+        return await self._repo.set_delivery(
+            session,
+            tenant,
+            broadcast_id,
+            customer_id,
+            message_id,
+            delivery="delivered" if ok else "failed",
+            errcode=errcode,
         )
 
     # --- sending -----------------------------------------------------------------------------
@@ -147,7 +176,14 @@ class BroadcastService:
         return [Due(view_of(RecipientView, r), t, k, s, v) for r, t, k, s, v in rows]
 
     async def claim(
-        self, session: AsyncSession, broadcast_id: str, customer_id: str, now: datetime
+        self,
+        session: AsyncSession,
+        broadcast_id: str,
+        customer_id: str,
+        now: datetime,
+        *,
+        tenant: str = "",
+        contact_kind: str = "",
     ) -> bool:
         """Takes a due recipient for sending (one dispatcher wins across replicas).
 
@@ -155,6 +191,8 @@ class BroadcastService:
         after the broadcast was planned is skipped with the reason, never messaged.
         """
         withdrawn = await self._repo.consent_now(session, broadcast_id, customer_id)
+        if not withdrawn and self._consent is not None and tenant:
+            withdrawn = await self._consent.blocked(session, tenant, customer_id, contact_kind)
         if withdrawn:
             if await self._repo.set_status(
                 session,

@@ -14,6 +14,9 @@ class Stats:
     skipped: int
     failed: int
     by_reason: dict[str, int]
+    # Of the sent, what WeChat made of them (the gateway's message.sent / message.failed).
+    delivered: int = 0
+    delivery_failed: int = 0
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,8 @@ class RecipientView:
     send_at: datetime | None
     sent_at: datetime | None
     message_id: str
+    delivery: str = ""
+    delivery_errcode: int = 0
 
 
 @dataclass(frozen=True)

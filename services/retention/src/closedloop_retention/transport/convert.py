@@ -194,9 +194,23 @@ def broadcast_to_pb(found: Broadcast) -> pb.Broadcast:
             skipped=stats.skipped,
             failed=stats.failed,
             by_reason=stats.by_reason,
+            delivered=stats.delivered,
+            delivery_failed=stats.delivery_failed,
         ),
         created_at=ts(row.created_at),
     )
+
+
+DELIVERY = {
+    "delivered": pb.DELIVERY_STATUS_DELIVERED,
+    "failed": pb.DELIVERY_STATUS_FAILED,
+}
+
+
+def delivery_to_pb(sent: bool, delivery: str) -> pb.DeliveryStatus:
+    if not sent:
+        return pb.DELIVERY_STATUS_UNSPECIFIED
+    return DELIVERY.get(delivery, pb.DELIVERY_STATUS_PENDING)
 
 
 def recipient_to_pb(row: RecipientView) -> pb.Recipient:
@@ -207,6 +221,8 @@ def recipient_to_pb(row: RecipientView) -> pb.Recipient:
         send_at=ts(row.send_at),
         sent_at=ts(row.sent_at),
         message_id=row.message_id,
+        delivery=delivery_to_pb(row.status == "sent", row.delivery),
+        delivery_errcode=row.delivery_errcode,
     )
 
 

@@ -11,11 +11,14 @@ from closedloop.retention.v1 import retention_pb2_grpc
 from closedloop_retention.activity.service import STAGE_PB, ActivityService
 from closedloop_retention.broadcasts.service import BroadcastService
 from closedloop_retention.clock import now
+from closedloop_retention.consent.service import ConsentService
 from closedloop_retention.funnel.service import FunnelService
 from closedloop_retention.loyalty.service import LoyaltyService
 from closedloop_retention.segments.service import SegmentService
 from closedloop_retention.suggestions.service import SuggestionService
 from closedloop_retention.transport import convert
+from closedloop_retention.transport.grpc_offers import IDEMPOTENT, OffersAndConsentRpcs
+from closedloop_retention.winback.service import WinBackService
 from loopkit.errors import InvalidArgument
 from loopkit.tenancy import require_tenant
 from loopkit.uow import UnitOfWork
@@ -42,6 +45,7 @@ IDEMPOTENT_METHODS = [
         "GetSuggestions",
         "GetFunnel",
         "GetFunnelCohorts",
+        *IDEMPOTENT,
     )
 ]
 
@@ -52,7 +56,7 @@ def _customer(customer_id: str) -> str:
     return customer_id
 
 
-class RetentionServicer(retention_pb2_grpc.RetentionServiceServicer):
+class RetentionServicer(OffersAndConsentRpcs, retention_pb2_grpc.RetentionServiceServicer):
     """Each call: validate and convert the request, run one use case in a unit of work, convert
     its views into the response."""
 
@@ -66,8 +70,12 @@ class RetentionServicer(retention_pb2_grpc.RetentionServiceServicer):
         broadcasts: BroadcastService,
         suggestions: SuggestionService,
         funnel: FunnelService,
+        offers: WinBackService,
+        consent: ConsentService,
     ) -> None:
         self._uow = uow
+        self._offers = offers
+        self._consent = consent
         self._activity = activity
         self._loyalty = loyalty
         self._segments = segments

@@ -12,6 +12,7 @@ from closedloop_retention.broadcasts.service import BroadcastService
 from closedloop_retention.broadcasts.views import RecipientView
 from closedloop_retention.clock import now
 from closedloop_retention.suggestions import service as suggestions
+from closedloop_retention.transport.outcomes import broadcast_key
 from loopkit.customers import IdentityValue
 from loopkit.uow import UnitOfWork
 from loopkit.wechat.sender import MessageSender, OutboundMessage, SendRefused
@@ -56,7 +57,7 @@ class Workers:
         sent = 0
         for item in due:
             r = item.recipient
-            if not await self._claim(r):
+            if not await self._claim(r, item.contact_kind):
                 continue  # another dispatcher has it
             message = OutboundMessage(
                 tenant_id=r.tenant_id,
@@ -65,7 +66,7 @@ class Workers:
                 kind="mass",
                 content=await self._render(item.template, r.tenant_id, r.customer_id),
                 params={"broadcast_id": r.broadcast_id},
-                key=f"broadcast:{r.broadcast_id}:{r.customer_id}",
+                key=broadcast_key(r.broadcast_id, r.customer_id),
             )
             failure = ""
             message_id = ""
@@ -91,9 +92,16 @@ class Workers:
             sent += 0 if failure else 1
         return sent
 
-    async def _claim(self, r: RecipientView) -> bool:
+    async def _claim(self, r: RecipientView, contact_kind: str) -> bool:
         return await self._uow.run(
-            lambda s: self._broadcasts.claim(s, r.broadcast_id, r.customer_id, now())
+            lambda s: self._broadcasts.claim(
+                s,
+                r.broadcast_id,
+                r.customer_id,
+                now(),
+                tenant=r.tenant_id,
+                contact_kind=contact_kind,
+            )
         )
 
     async def _render(self, template: str, tenant: str, customer_id: str) -> str:

@@ -58,6 +58,12 @@ class OrderStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ORDER_STATUS_PAID: _ClassVar[OrderStatus]
     ORDER_STATUS_PARTIALLY_REFUNDED: _ClassVar[OrderStatus]
     ORDER_STATUS_REFUNDED: _ClassVar[OrderStatus]
+
+class RepTaskStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    REP_TASK_STATUS_UNSPECIFIED: _ClassVar[RepTaskStatus]
+    REP_TASK_STATUS_OPEN: _ClassVar[RepTaskStatus]
+    REP_TASK_STATUS_DONE: _ClassVar[RepTaskStatus]
 REP_STATUS_UNSPECIFIED: RepStatus
 REP_STATUS_ACTIVE: RepStatus
 REP_STATUS_DEPARTED: RepStatus
@@ -87,6 +93,9 @@ ORDER_STATUS_PLACED: OrderStatus
 ORDER_STATUS_PAID: OrderStatus
 ORDER_STATUS_PARTIALLY_REFUNDED: OrderStatus
 ORDER_STATUS_REFUNDED: OrderStatus
+REP_TASK_STATUS_UNSPECIFIED: RepTaskStatus
+REP_TASK_STATUS_OPEN: RepTaskStatus
+REP_TASK_STATUS_DONE: RepTaskStatus
 
 class WorkingHours(_message.Message):
     __slots__ = ("weekdays", "start", "end", "time_zone")
@@ -736,7 +745,7 @@ class GetRepReportRequest(_message.Message):
     def __init__(self, tenant_id: _Optional[str] = ..., rep_id: _Optional[str] = ..., team: _Optional[str] = ..., to: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., **kwargs) -> None: ...
 
 class RepReport(_message.Message):
-    __slots__ = ("rep_id", "name", "team", "new_friends", "deleted_by_customer", "leads_assigned", "first_response_seconds", "follow_ups_by_kind", "opportunities_by_stage", "won_revenue", "orders_paid", "conversion_rate", "customers_owned")
+    __slots__ = ("rep_id", "name", "team", "new_friends", "deleted_by_customer", "leads_assigned", "first_response_seconds", "follow_ups_by_kind", "opportunities_by_stage", "won_revenue", "orders_paid", "conversion_rate", "customers_owned", "tasks_open", "tasks_completed")
     class FollowUpsByKindEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -764,6 +773,8 @@ class RepReport(_message.Message):
     ORDERS_PAID_FIELD_NUMBER: _ClassVar[int]
     CONVERSION_RATE_FIELD_NUMBER: _ClassVar[int]
     CUSTOMERS_OWNED_FIELD_NUMBER: _ClassVar[int]
+    TASKS_OPEN_FIELD_NUMBER: _ClassVar[int]
+    TASKS_COMPLETED_FIELD_NUMBER: _ClassVar[int]
     rep_id: str
     name: str
     team: str
@@ -777,10 +788,72 @@ class RepReport(_message.Message):
     orders_paid: int
     conversion_rate: float
     customers_owned: int
-    def __init__(self, rep_id: _Optional[str] = ..., name: _Optional[str] = ..., team: _Optional[str] = ..., new_friends: _Optional[int] = ..., deleted_by_customer: _Optional[int] = ..., leads_assigned: _Optional[int] = ..., first_response_seconds: _Optional[float] = ..., follow_ups_by_kind: _Optional[_Mapping[str, int]] = ..., opportunities_by_stage: _Optional[_Mapping[str, int]] = ..., won_revenue: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., orders_paid: _Optional[int] = ..., conversion_rate: _Optional[float] = ..., customers_owned: _Optional[int] = ...) -> None: ...
+    tasks_open: int
+    tasks_completed: int
+    def __init__(self, rep_id: _Optional[str] = ..., name: _Optional[str] = ..., team: _Optional[str] = ..., new_friends: _Optional[int] = ..., deleted_by_customer: _Optional[int] = ..., leads_assigned: _Optional[int] = ..., first_response_seconds: _Optional[float] = ..., follow_ups_by_kind: _Optional[_Mapping[str, int]] = ..., opportunities_by_stage: _Optional[_Mapping[str, int]] = ..., won_revenue: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., orders_paid: _Optional[int] = ..., conversion_rate: _Optional[float] = ..., customers_owned: _Optional[int] = ..., tasks_open: _Optional[int] = ..., tasks_completed: _Optional[int] = ...) -> None: ...
 
 class GetRepReportResponse(_message.Message):
     __slots__ = ("reps",)
     REPS_FIELD_NUMBER: _ClassVar[int]
     reps: _containers.RepeatedCompositeFieldContainer[RepReport]
     def __init__(self, reps: _Optional[_Iterable[_Union[RepReport, _Mapping]]] = ...) -> None: ...
+
+class RepTask(_message.Message):
+    __slots__ = ("task_id", "rep_id", "customer_id", "kind", "source_id", "title", "status", "created_at", "due_at", "completed_at", "outcome_note")
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    REP_ID_FIELD_NUMBER: _ClassVar[int]
+    CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_ID_FIELD_NUMBER: _ClassVar[int]
+    TITLE_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    DUE_AT_FIELD_NUMBER: _ClassVar[int]
+    COMPLETED_AT_FIELD_NUMBER: _ClassVar[int]
+    OUTCOME_NOTE_FIELD_NUMBER: _ClassVar[int]
+    task_id: str
+    rep_id: str
+    customer_id: str
+    kind: str
+    source_id: str
+    title: str
+    status: RepTaskStatus
+    created_at: _timestamp_pb2.Timestamp
+    due_at: _timestamp_pb2.Timestamp
+    completed_at: _timestamp_pb2.Timestamp
+    outcome_note: str
+    def __init__(self, task_id: _Optional[str] = ..., rep_id: _Optional[str] = ..., customer_id: _Optional[str] = ..., kind: _Optional[str] = ..., source_id: _Optional[str] = ..., title: _Optional[str] = ..., status: _Optional[_Union[RepTaskStatus, str]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., due_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., completed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., outcome_note: _Optional[str] = ...) -> None: ...
+
+class ListRepTasksRequest(_message.Message):
+    __slots__ = ("tenant_id", "rep_id", "status", "limit")
+    TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    REP_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    tenant_id: str
+    rep_id: str
+    status: RepTaskStatus
+    limit: int
+    def __init__(self, tenant_id: _Optional[str] = ..., rep_id: _Optional[str] = ..., status: _Optional[_Union[RepTaskStatus, str]] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class ListRepTasksResponse(_message.Message):
+    __slots__ = ("tasks",)
+    TASKS_FIELD_NUMBER: _ClassVar[int]
+    tasks: _containers.RepeatedCompositeFieldContainer[RepTask]
+    def __init__(self, tasks: _Optional[_Iterable[_Union[RepTask, _Mapping]]] = ...) -> None: ...
+
+class CompleteRepTaskRequest(_message.Message):
+    __slots__ = ("tenant_id", "task_id", "outcome_note")
+    TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    OUTCOME_NOTE_FIELD_NUMBER: _ClassVar[int]
+    tenant_id: str
+    task_id: str
+    outcome_note: str
+    def __init__(self, tenant_id: _Optional[str] = ..., task_id: _Optional[str] = ..., outcome_note: _Optional[str] = ...) -> None: ...
+
+class CompleteRepTaskResponse(_message.Message):
+    __slots__ = ("task",)
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    task: RepTask
+    def __init__(self, task: _Optional[_Union[RepTask, _Mapping]] = ...) -> None: ...

@@ -151,6 +151,16 @@ class ConversionServiceStub:
                 request_serializer=closedloop_dot_conversion_dot_v1_dot_conversion__pb2.GetRepReportRequest.SerializeToString,
                 response_deserializer=closedloop_dot_conversion_dot_v1_dot_conversion__pb2.GetRepReportResponse.FromString,
                 _registered_method=True)
+        self.ListRepTasks = channel.unary_unary(
+                '/closedloop.conversion.v1.ConversionService/ListRepTasks',
+                request_serializer=closedloop_dot_conversion_dot_v1_dot_conversion__pb2.ListRepTasksRequest.SerializeToString,
+                response_deserializer=closedloop_dot_conversion_dot_v1_dot_conversion__pb2.ListRepTasksResponse.FromString,
+                _registered_method=True)
+        self.CompleteRepTask = channel.unary_unary(
+                '/closedloop.conversion.v1.ConversionService/CompleteRepTask',
+                request_serializer=closedloop_dot_conversion_dot_v1_dot_conversion__pb2.CompleteRepTaskRequest.SerializeToString,
+                response_deserializer=closedloop_dot_conversion_dot_v1_dot_conversion__pb2.CompleteRepTaskResponse.FromString,
+                _registered_method=True)
 
 
 class ConversionServiceServicer:
@@ -308,6 +318,20 @@ class ConversionServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListRepTasks(self, request, context):
+        """A rep's tasks (win-back calls made from retention's win_back.offered), oldest due first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CompleteRepTask(self, request, context):
+        """Marks a task done (idempotent: completing a done task returns it unchanged).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ConversionServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -425,6 +449,16 @@ def add_ConversionServiceServicer_to_server(servicer, server):
                     servicer.GetRepReport,
                     request_deserializer=closedloop_dot_conversion_dot_v1_dot_conversion__pb2.GetRepReportRequest.FromString,
                     response_serializer=closedloop_dot_conversion_dot_v1_dot_conversion__pb2.GetRepReportResponse.SerializeToString,
+            ),
+            'ListRepTasks': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRepTasks,
+                    request_deserializer=closedloop_dot_conversion_dot_v1_dot_conversion__pb2.ListRepTasksRequest.FromString,
+                    response_serializer=closedloop_dot_conversion_dot_v1_dot_conversion__pb2.ListRepTasksResponse.SerializeToString,
+            ),
+            'CompleteRepTask': grpc.unary_unary_rpc_method_handler(
+                    servicer.CompleteRepTask,
+                    request_deserializer=closedloop_dot_conversion_dot_v1_dot_conversion__pb2.CompleteRepTaskRequest.FromString,
+                    response_serializer=closedloop_dot_conversion_dot_v1_dot_conversion__pb2.CompleteRepTaskResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1050,6 +1084,60 @@ class ConversionService:
             '/closedloop.conversion.v1.ConversionService/GetRepReport',
             closedloop_dot_conversion_dot_v1_dot_conversion__pb2.GetRepReportRequest.SerializeToString,
             closedloop_dot_conversion_dot_v1_dot_conversion__pb2.GetRepReportResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListRepTasks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/closedloop.conversion.v1.ConversionService/ListRepTasks',
+            closedloop_dot_conversion_dot_v1_dot_conversion__pb2.ListRepTasksRequest.SerializeToString,
+            closedloop_dot_conversion_dot_v1_dot_conversion__pb2.ListRepTasksResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CompleteRepTask(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/closedloop.conversion.v1.ConversionService/CompleteRepTask',
+            closedloop_dot_conversion_dot_v1_dot_conversion__pb2.CompleteRepTaskRequest.SerializeToString,
+            closedloop_dot_conversion_dot_v1_dot_conversion__pb2.CompleteRepTaskResponse.FromString,
             options,
             channel_credentials,
             insecure,

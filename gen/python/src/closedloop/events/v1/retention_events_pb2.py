@@ -22,27 +22,32 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n+closedloop/events/v1/retention_events.proto\x12\x14\x63losedloop.events.v1\"\x90\x01\n\x0cStageChanged\x12\x38\n\nfrom_stage\x18\x01 \x01(\x0e\x32$.closedloop.events.v1.LifecycleStage\x12\x36\n\x08to_stage\x18\x02 \x01(\x0e\x32$.closedloop.events.v1.LifecycleStage\x12\x0e\n\x06reason\x18\x03 \x01(\t\"J\n\rBroadcastSent\x12\x14\n\x0c\x62roadcast_id\x18\x01 \x01(\t\x12\x12\n\nmessage_id\x18\x02 \x01(\t\x12\x0f\n\x07\x63hannel\x18\x03 \x01(\t\"k\n\x0cPointsEarned\x12\x10\n\x08\x65ntry_id\x18\x01 \x01(\t\x12\x0e\n\x06points\x18\x02 \x01(\x03\x12\x15\n\rbalance_after\x18\x03 \x01(\x03\x12\x0e\n\x06source\x18\x04 \x01(\t\x12\x12\n\nsource_ref\x18\x05 \x01(\t\"Y\n\x0ePointsRedeemed\x12\x10\n\x08\x65ntry_id\x18\x01 \x01(\t\x12\x0e\n\x06points\x18\x02 \x01(\x03\x12\x15\n\rbalance_after\x18\x03 \x01(\x03\x12\x0e\n\x06reason\x18\x04 \x01(\t\"F\n\x0c\x43ouponIssued\x12\x11\n\tcoupon_id\x18\x01 \x01(\t\x12\x13\n\x0btemplate_id\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"1\n\x0f\x43hurnRiskRaised\x12\r\n\x05score\x18\x01 \x01(\x01\x12\x0f\n\x07reasons\x18\x02 \x03(\t*\xcb\x01\n\x0eLifecycleStage\x12\x1f\n\x1bLIFECYCLE_STAGE_UNSPECIFIED\x10\x00\x12!\n\x1dLIFECYCLE_STAGE_INVESTIGATION\x10\x01\x12\x1f\n\x1bLIFECYCLE_STAGE_DEVELOPMENT\x10\x02\x12\x1a\n\x16LIFECYCLE_STAGE_STABLE\x10\x03\x12\x1b\n\x17LIFECYCLE_STAGE_DECLINE\x10\x04\x12\x1b\n\x17LIFECYCLE_STAGE_CHURNED\x10\x05\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n+closedloop/events/v1/retention_events.proto\x12\x14\x63losedloop.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x90\x01\n\x0cStageChanged\x12\x38\n\nfrom_stage\x18\x01 \x01(\x0e\x32$.closedloop.events.v1.LifecycleStage\x12\x36\n\x08to_stage\x18\x02 \x01(\x0e\x32$.closedloop.events.v1.LifecycleStage\x12\x0e\n\x06reason\x18\x03 \x01(\t\"J\n\rBroadcastSent\x12\x14\n\x0c\x62roadcast_id\x18\x01 \x01(\t\x12\x12\n\nmessage_id\x18\x02 \x01(\t\x12\x0f\n\x07\x63hannel\x18\x03 \x01(\t\"k\n\x0cPointsEarned\x12\x10\n\x08\x65ntry_id\x18\x01 \x01(\t\x12\x0e\n\x06points\x18\x02 \x01(\x03\x12\x15\n\rbalance_after\x18\x03 \x01(\x03\x12\x0e\n\x06source\x18\x04 \x01(\t\x12\x12\n\nsource_ref\x18\x05 \x01(\t\"Y\n\x0ePointsRedeemed\x12\x10\n\x08\x65ntry_id\x18\x01 \x01(\t\x12\x0e\n\x06points\x18\x02 \x01(\x03\x12\x15\n\rbalance_after\x18\x03 \x01(\x03\x12\x0e\n\x06reason\x18\x04 \x01(\t\"F\n\x0c\x43ouponIssued\x12\x11\n\tcoupon_id\x18\x01 \x01(\t\x12\x13\n\x0btemplate_id\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"1\n\x0f\x43hurnRiskRaised\x12\r\n\x05score\x18\x01 \x01(\x01\x12\x0f\n\x07reasons\x18\x02 \x03(\t\"\xa5\x01\n\x0eWinBackOffered\x12\x13\n\x0bwin_back_id\x18\x01 \x01(\t\x12\x11\n\tcoupon_id\x18\x02 \x01(\t\x12\x13\n\x0bvalue_minor\x18\x03 \x01(\x03\x12/\n\x0bvalid_until\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0cowner_rep_id\x18\x05 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x06 \x01(\x05\"3\n\x10\x43onsentWithdrawn\x12\x0f\n\x07\x63hannel\x18\x01 \x01(\t\x12\x0e\n\x06source\x18\x02 \x01(\t*\xcb\x01\n\x0eLifecycleStage\x12\x1f\n\x1bLIFECYCLE_STAGE_UNSPECIFIED\x10\x00\x12!\n\x1dLIFECYCLE_STAGE_INVESTIGATION\x10\x01\x12\x1f\n\x1bLIFECYCLE_STAGE_DEVELOPMENT\x10\x02\x12\x1a\n\x16LIFECYCLE_STAGE_STABLE\x10\x03\x12\x1b\n\x17LIFECYCLE_STAGE_DECLINE\x10\x04\x12\x1b\n\x17LIFECYCLE_STAGE_CHURNED\x10\x05\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'closedloop.events.v1.retention_events_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_LIFECYCLESTAGE']._serialized_start=616
-  _globals['_LIFECYCLESTAGE']._serialized_end=819
-  _globals['_STAGECHANGED']._serialized_start=70
-  _globals['_STAGECHANGED']._serialized_end=214
-  _globals['_BROADCASTSENT']._serialized_start=216
-  _globals['_BROADCASTSENT']._serialized_end=290
-  _globals['_POINTSEARNED']._serialized_start=292
-  _globals['_POINTSEARNED']._serialized_end=399
-  _globals['_POINTSREDEEMED']._serialized_start=401
-  _globals['_POINTSREDEEMED']._serialized_end=490
-  _globals['_COUPONISSUED']._serialized_start=492
-  _globals['_COUPONISSUED']._serialized_end=562
-  _globals['_CHURNRISKRAISED']._serialized_start=564
-  _globals['_CHURNRISKRAISED']._serialized_end=613
+  _globals['_LIFECYCLESTAGE']._serialized_start=870
+  _globals['_LIFECYCLESTAGE']._serialized_end=1073
+  _globals['_STAGECHANGED']._serialized_start=103
+  _globals['_STAGECHANGED']._serialized_end=247
+  _globals['_BROADCASTSENT']._serialized_start=249
+  _globals['_BROADCASTSENT']._serialized_end=323
+  _globals['_POINTSEARNED']._serialized_start=325
+  _globals['_POINTSEARNED']._serialized_end=432
+  _globals['_POINTSREDEEMED']._serialized_start=434
+  _globals['_POINTSREDEEMED']._serialized_end=523
+  _globals['_COUPONISSUED']._serialized_start=525
+  _globals['_COUPONISSUED']._serialized_end=595
+  _globals['_CHURNRISKRAISED']._serialized_start=597
+  _globals['_CHURNRISKRAISED']._serialized_end=646
+  _globals['_WINBACKOFFERED']._serialized_start=649
+  _globals['_WINBACKOFFERED']._serialized_end=814
+  _globals['_CONSENTWITHDRAWN']._serialized_start=816
+  _globals['_CONSENTWITHDRAWN']._serialized_end=867
 # @@protoc_insertion_point(module_scope)

@@ -1,8 +1,11 @@
+import datetime
+
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from collections.abc import Iterable as _Iterable
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
@@ -85,3 +88,27 @@ class ChurnRiskRaised(_message.Message):
     score: float
     reasons: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, score: _Optional[float] = ..., reasons: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class WinBackOffered(_message.Message):
+    __slots__ = ("win_back_id", "coupon_id", "value_minor", "valid_until", "owner_rep_id", "attempt")
+    WIN_BACK_ID_FIELD_NUMBER: _ClassVar[int]
+    COUPON_ID_FIELD_NUMBER: _ClassVar[int]
+    VALUE_MINOR_FIELD_NUMBER: _ClassVar[int]
+    VALID_UNTIL_FIELD_NUMBER: _ClassVar[int]
+    OWNER_REP_ID_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    win_back_id: str
+    coupon_id: str
+    value_minor: int
+    valid_until: _timestamp_pb2.Timestamp
+    owner_rep_id: str
+    attempt: int
+    def __init__(self, win_back_id: _Optional[str] = ..., coupon_id: _Optional[str] = ..., value_minor: _Optional[int] = ..., valid_until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., owner_rep_id: _Optional[str] = ..., attempt: _Optional[int] = ...) -> None: ...
+
+class ConsentWithdrawn(_message.Message):
+    __slots__ = ("channel", "source")
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    channel: str
+    source: str
+    def __init__(self, channel: _Optional[str] = ..., source: _Optional[str] = ...) -> None: ...

@@ -39,6 +39,21 @@ class FunnelGranularity(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     FUNNEL_GRANULARITY_DAY: _ClassVar[FunnelGranularity]
     FUNNEL_GRANULARITY_WEEK: _ClassVar[FunnelGranularity]
     FUNNEL_GRANULARITY_MONTH: _ClassVar[FunnelGranularity]
+
+class WinBackStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    WIN_BACK_STATUS_UNSPECIFIED: _ClassVar[WinBackStatus]
+    WIN_BACK_STATUS_SCHEDULED: _ClassVar[WinBackStatus]
+    WIN_BACK_STATUS_SENT: _ClassVar[WinBackStatus]
+    WIN_BACK_STATUS_SKIPPED: _ClassVar[WinBackStatus]
+    WIN_BACK_STATUS_FAILED: _ClassVar[WinBackStatus]
+
+class DeliveryStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    DELIVERY_STATUS_UNSPECIFIED: _ClassVar[DeliveryStatus]
+    DELIVERY_STATUS_PENDING: _ClassVar[DeliveryStatus]
+    DELIVERY_STATUS_DELIVERED: _ClassVar[DeliveryStatus]
+    DELIVERY_STATUS_FAILED: _ClassVar[DeliveryStatus]
 COUPON_STATUS_UNSPECIFIED: CouponStatus
 COUPON_STATUS_ISSUED: CouponStatus
 COUPON_STATUS_REDEEMED: CouponStatus
@@ -56,6 +71,15 @@ FUNNEL_GRANULARITY_UNSPECIFIED: FunnelGranularity
 FUNNEL_GRANULARITY_DAY: FunnelGranularity
 FUNNEL_GRANULARITY_WEEK: FunnelGranularity
 FUNNEL_GRANULARITY_MONTH: FunnelGranularity
+WIN_BACK_STATUS_UNSPECIFIED: WinBackStatus
+WIN_BACK_STATUS_SCHEDULED: WinBackStatus
+WIN_BACK_STATUS_SENT: WinBackStatus
+WIN_BACK_STATUS_SKIPPED: WinBackStatus
+WIN_BACK_STATUS_FAILED: WinBackStatus
+DELIVERY_STATUS_UNSPECIFIED: DeliveryStatus
+DELIVERY_STATUS_PENDING: DeliveryStatus
+DELIVERY_STATUS_DELIVERED: DeliveryStatus
+DELIVERY_STATUS_FAILED: DeliveryStatus
 
 class CustomerActivity(_message.Message):
     __slots__ = ("customer_id", "first_seen_at", "last_seen_at", "order_count", "revenue_minor", "first_order_at", "last_order_at", "last_interaction_at", "referrals_made", "unsubscribed", "deleted_rep", "consent", "channel_id", "channel_kind", "owner_rep_id", "stage", "tags", "purchase_cycle_days")
@@ -470,23 +494,27 @@ class PreviewSegmentResponse(_message.Message):
     def __init__(self, count: _Optional[int] = ..., sample_customer_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Recipient(_message.Message):
-    __slots__ = ("customer_id", "status", "reason", "send_at", "sent_at", "message_id")
+    __slots__ = ("customer_id", "status", "reason", "send_at", "sent_at", "message_id", "delivery", "delivery_errcode")
     CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     SEND_AT_FIELD_NUMBER: _ClassVar[int]
     SENT_AT_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    DELIVERY_FIELD_NUMBER: _ClassVar[int]
+    DELIVERY_ERRCODE_FIELD_NUMBER: _ClassVar[int]
     customer_id: str
     status: RecipientStatus
     reason: str
     send_at: _timestamp_pb2.Timestamp
     sent_at: _timestamp_pb2.Timestamp
     message_id: str
-    def __init__(self, customer_id: _Optional[str] = ..., status: _Optional[_Union[RecipientStatus, str]] = ..., reason: _Optional[str] = ..., send_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., sent_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., message_id: _Optional[str] = ...) -> None: ...
+    delivery: DeliveryStatus
+    delivery_errcode: int
+    def __init__(self, customer_id: _Optional[str] = ..., status: _Optional[_Union[RecipientStatus, str]] = ..., reason: _Optional[str] = ..., send_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., sent_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., message_id: _Optional[str] = ..., delivery: _Optional[_Union[DeliveryStatus, str]] = ..., delivery_errcode: _Optional[int] = ...) -> None: ...
 
 class BroadcastStats(_message.Message):
-    __slots__ = ("recipients", "scheduled", "sent", "skipped", "failed", "by_reason")
+    __slots__ = ("recipients", "scheduled", "sent", "skipped", "failed", "by_reason", "delivered", "delivery_failed")
     class ByReasonEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -500,13 +528,17 @@ class BroadcastStats(_message.Message):
     SKIPPED_FIELD_NUMBER: _ClassVar[int]
     FAILED_FIELD_NUMBER: _ClassVar[int]
     BY_REASON_FIELD_NUMBER: _ClassVar[int]
+    DELIVERED_FIELD_NUMBER: _ClassVar[int]
+    DELIVERY_FAILED_FIELD_NUMBER: _ClassVar[int]
     recipients: int
     scheduled: int
     sent: int
     skipped: int
     failed: int
     by_reason: _containers.ScalarMap[str, int]
-    def __init__(self, recipients: _Optional[int] = ..., scheduled: _Optional[int] = ..., sent: _Optional[int] = ..., skipped: _Optional[int] = ..., failed: _Optional[int] = ..., by_reason: _Optional[_Mapping[str, int]] = ...) -> None: ...
+    delivered: int
+    delivery_failed: int
+    def __init__(self, recipients: _Optional[int] = ..., scheduled: _Optional[int] = ..., sent: _Optional[int] = ..., skipped: _Optional[int] = ..., failed: _Optional[int] = ..., by_reason: _Optional[_Mapping[str, int]] = ..., delivered: _Optional[int] = ..., delivery_failed: _Optional[int] = ...) -> None: ...
 
 class Broadcast(_message.Message):
     __slots__ = ("broadcast_id", "segment_id", "expression", "template", "window_start", "window_end", "status", "stats", "created_at")
@@ -737,3 +769,83 @@ class GetFunnelCohortsResponse(_message.Message):
     COHORTS_FIELD_NUMBER: _ClassVar[int]
     cohorts: _containers.RepeatedCompositeFieldContainer[FunnelCohort]
     def __init__(self, cohorts: _Optional[_Iterable[_Union[FunnelCohort, _Mapping]]] = ...) -> None: ...
+
+class WinBackOffer(_message.Message):
+    __slots__ = ("win_back_id", "customer_id", "coupon_id", "value_minor", "owner_rep_id", "attempt", "status", "reason", "message_id", "created_at", "sent_at", "delivery", "delivery_errcode")
+    WIN_BACK_ID_FIELD_NUMBER: _ClassVar[int]
+    CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
+    COUPON_ID_FIELD_NUMBER: _ClassVar[int]
+    VALUE_MINOR_FIELD_NUMBER: _ClassVar[int]
+    OWNER_REP_ID_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    SENT_AT_FIELD_NUMBER: _ClassVar[int]
+    DELIVERY_FIELD_NUMBER: _ClassVar[int]
+    DELIVERY_ERRCODE_FIELD_NUMBER: _ClassVar[int]
+    win_back_id: str
+    customer_id: str
+    coupon_id: str
+    value_minor: int
+    owner_rep_id: str
+    attempt: int
+    status: WinBackStatus
+    reason: str
+    message_id: str
+    created_at: _timestamp_pb2.Timestamp
+    sent_at: _timestamp_pb2.Timestamp
+    delivery: DeliveryStatus
+    delivery_errcode: int
+    def __init__(self, win_back_id: _Optional[str] = ..., customer_id: _Optional[str] = ..., coupon_id: _Optional[str] = ..., value_minor: _Optional[int] = ..., owner_rep_id: _Optional[str] = ..., attempt: _Optional[int] = ..., status: _Optional[_Union[WinBackStatus, str]] = ..., reason: _Optional[str] = ..., message_id: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., sent_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., delivery: _Optional[_Union[DeliveryStatus, str]] = ..., delivery_errcode: _Optional[int] = ...) -> None: ...
+
+class ListWinBackOffersRequest(_message.Message):
+    __slots__ = ("tenant_id", "customer_id", "limit")
+    TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    tenant_id: str
+    customer_id: str
+    limit: int
+    def __init__(self, tenant_id: _Optional[str] = ..., customer_id: _Optional[str] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class ListWinBackOffersResponse(_message.Message):
+    __slots__ = ("offers",)
+    OFFERS_FIELD_NUMBER: _ClassVar[int]
+    offers: _containers.RepeatedCompositeFieldContainer[WinBackOffer]
+    def __init__(self, offers: _Optional[_Iterable[_Union[WinBackOffer, _Mapping]]] = ...) -> None: ...
+
+class WithdrawConsentRequest(_message.Message):
+    __slots__ = ("tenant_id", "customer_id", "channel")
+    TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    tenant_id: str
+    customer_id: str
+    channel: str
+    def __init__(self, tenant_id: _Optional[str] = ..., customer_id: _Optional[str] = ..., channel: _Optional[str] = ...) -> None: ...
+
+class WithdrawConsentResponse(_message.Message):
+    __slots__ = ("withdrawn",)
+    WITHDRAWN_FIELD_NUMBER: _ClassVar[int]
+    withdrawn: bool
+    def __init__(self, withdrawn: _Optional[bool] = ...) -> None: ...
+
+class GetUnsubscribeLinkRequest(_message.Message):
+    __slots__ = ("tenant_id", "customer_id", "channel")
+    TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    tenant_id: str
+    customer_id: str
+    channel: str
+    def __init__(self, tenant_id: _Optional[str] = ..., customer_id: _Optional[str] = ..., channel: _Optional[str] = ...) -> None: ...
+
+class GetUnsubscribeLinkResponse(_message.Message):
+    __slots__ = ("url", "token")
+    URL_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    url: str
+    token: str
+    def __init__(self, url: _Optional[str] = ..., token: _Optional[str] = ...) -> None: ...

@@ -132,6 +132,21 @@ class RetentionServiceStub:
                 request_serializer=closedloop_dot_retention_dot_v1_dot_retention__pb2.GetFunnelCohortsRequest.SerializeToString,
                 response_deserializer=closedloop_dot_retention_dot_v1_dot_retention__pb2.GetFunnelCohortsResponse.FromString,
                 _registered_method=True)
+        self.ListWinBackOffers = channel.unary_unary(
+                '/closedloop.retention.v1.RetentionService/ListWinBackOffers',
+                request_serializer=closedloop_dot_retention_dot_v1_dot_retention__pb2.ListWinBackOffersRequest.SerializeToString,
+                response_deserializer=closedloop_dot_retention_dot_v1_dot_retention__pb2.ListWinBackOffersResponse.FromString,
+                _registered_method=True)
+        self.WithdrawConsent = channel.unary_unary(
+                '/closedloop.retention.v1.RetentionService/WithdrawConsent',
+                request_serializer=closedloop_dot_retention_dot_v1_dot_retention__pb2.WithdrawConsentRequest.SerializeToString,
+                response_deserializer=closedloop_dot_retention_dot_v1_dot_retention__pb2.WithdrawConsentResponse.FromString,
+                _registered_method=True)
+        self.GetUnsubscribeLink = channel.unary_unary(
+                '/closedloop.retention.v1.RetentionService/GetUnsubscribeLink',
+                request_serializer=closedloop_dot_retention_dot_v1_dot_retention__pb2.GetUnsubscribeLinkRequest.SerializeToString,
+                response_deserializer=closedloop_dot_retention_dot_v1_dot_retention__pb2.GetUnsubscribeLinkResponse.FromString,
+                _registered_method=True)
 
 
 class RetentionServiceServicer:
@@ -272,6 +287,30 @@ class RetentionServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListWinBackOffers(self, request, context):
+        """Win-back offers the playbook made (each sent through the gateway and given to the owner rep
+        as a task), newest first, with what became of each message.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WithdrawConsent(self, request, context):
+        """Withdraws a customer's consent to marketing messages on one channel or all of them; every
+        send checks it at send time (broadcasts, win-back offers). Idempotent.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetUnsubscribeLink(self, request, context):
+        """A signed unsubscribe link for a customer (the token names the tenant, customer and channel,
+        so nobody can unsubscribe a stranger); messages carry one.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RetentionServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -369,6 +408,21 @@ def add_RetentionServiceServicer_to_server(servicer, server):
                     servicer.GetFunnelCohorts,
                     request_deserializer=closedloop_dot_retention_dot_v1_dot_retention__pb2.GetFunnelCohortsRequest.FromString,
                     response_serializer=closedloop_dot_retention_dot_v1_dot_retention__pb2.GetFunnelCohortsResponse.SerializeToString,
+            ),
+            'ListWinBackOffers': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListWinBackOffers,
+                    request_deserializer=closedloop_dot_retention_dot_v1_dot_retention__pb2.ListWinBackOffersRequest.FromString,
+                    response_serializer=closedloop_dot_retention_dot_v1_dot_retention__pb2.ListWinBackOffersResponse.SerializeToString,
+            ),
+            'WithdrawConsent': grpc.unary_unary_rpc_method_handler(
+                    servicer.WithdrawConsent,
+                    request_deserializer=closedloop_dot_retention_dot_v1_dot_retention__pb2.WithdrawConsentRequest.FromString,
+                    response_serializer=closedloop_dot_retention_dot_v1_dot_retention__pb2.WithdrawConsentResponse.SerializeToString,
+            ),
+            'GetUnsubscribeLink': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetUnsubscribeLink,
+                    request_deserializer=closedloop_dot_retention_dot_v1_dot_retention__pb2.GetUnsubscribeLinkRequest.FromString,
+                    response_serializer=closedloop_dot_retention_dot_v1_dot_retention__pb2.GetUnsubscribeLinkResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -887,6 +941,87 @@ class RetentionService:
             '/closedloop.retention.v1.RetentionService/GetFunnelCohorts',
             closedloop_dot_retention_dot_v1_dot_retention__pb2.GetFunnelCohortsRequest.SerializeToString,
             closedloop_dot_retention_dot_v1_dot_retention__pb2.GetFunnelCohortsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListWinBackOffers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/closedloop.retention.v1.RetentionService/ListWinBackOffers',
+            closedloop_dot_retention_dot_v1_dot_retention__pb2.ListWinBackOffersRequest.SerializeToString,
+            closedloop_dot_retention_dot_v1_dot_retention__pb2.ListWinBackOffersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WithdrawConsent(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/closedloop.retention.v1.RetentionService/WithdrawConsent',
+            closedloop_dot_retention_dot_v1_dot_retention__pb2.WithdrawConsentRequest.SerializeToString,
+            closedloop_dot_retention_dot_v1_dot_retention__pb2.WithdrawConsentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetUnsubscribeLink(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/closedloop.retention.v1.RetentionService/GetUnsubscribeLink',
+            closedloop_dot_retention_dot_v1_dot_retention__pb2.GetUnsubscribeLinkRequest.SerializeToString,
+            closedloop_dot_retention_dot_v1_dot_retention__pb2.GetUnsubscribeLinkResponse.FromString,
             options,
             channel_credentials,
             insecure,

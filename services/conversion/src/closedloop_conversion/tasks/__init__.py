@@ -1,0 +1,1 @@
+"""Rep tasks: what a rep should do about a customer, made from other services' events."""

@@ -1,0 +1,1 @@
+"""Consent and opt-outs: what every send checks at send time."""
