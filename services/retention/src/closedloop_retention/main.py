@@ -14,6 +14,7 @@ from closedloop_retention.broadcasts.repository import BroadcastRepository
 from closedloop_retention.broadcasts.service import BroadcastService
 from closedloop_retention.funnel.repository import FunnelRepository
 from closedloop_retention.funnel.service import FunnelService
+from closedloop_retention.loyalty.clawback import RewardClawback
 from closedloop_retention.loyalty.repository import LoyaltyRepository
 from closedloop_retention.loyalty.service import LoyaltyService
 from closedloop_retention.loyalty.winback import win_back
@@ -59,7 +60,8 @@ def build(runtime: ServiceRuntime) -> None:
         funnel=funnel,
     )
     runtime.add_grpc(register(servicer), [SERVICE_NAME])
-    handlers = EventHandlers(intake, loyalty, people, funnel)
+    clawback = RewardClawback(loyalty, loyalty_rows)
+    handlers = EventHandlers(intake, loyalty, people, funnel, clawback)
     for subscription in handlers.subscriptions():
         runtime.add_subscription(subscription)
     # What `python -m closedloop_retention.transport.rebuild_funnel` resets and restarts.

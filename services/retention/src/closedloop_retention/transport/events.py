@@ -18,6 +18,7 @@ from closedloop_retention.activity.intake import ActivityIntake, Channel, Contac
 from closedloop_retention.activity.people import People
 from closedloop_retention.clock import now
 from closedloop_retention.funnel.service import FunnelService, Source
+from closedloop_retention.loyalty.clawback import Revocation, RewardClawback
 from closedloop_retention.loyalty.service import LoyaltyService
 from closedloop_retention.loyalty.views import RewardGrant
 from loopkit.consumer import Handler, Subscription
@@ -56,11 +57,13 @@ class EventHandlers:
         loyalty: LoyaltyService,
         people: People,
         funnel: FunnelService,
+        clawback: RewardClawback,
     ) -> None:
         self._intake = intake
         self._loyalty = loyalty
         self._people = people
         self._funnel = funnel
+        self._clawback = clawback
 
     def subscriptions(self) -> list[Subscription]:
         acquisition: dict[str, Handler] = {
@@ -249,6 +252,8 @@ class EventHandlers:
             raise InvalidArgument(
                 "reward.granted without a customer or reward id", field="reward_id"
             )
+        if await self._clawback.revoked_already(session, env.tenant_id, event.reward_id):
+            return  # taken back before its grant was handled: nothing to hand out
         grant = RewardGrant(
             reward_id=event.reward_id,
             points=event.points if event.kind == ref.REWARD_KIND_POINTS else 0,
@@ -263,17 +268,10 @@ class EventHandlers:
 
     async def reward_revoked(self, session: AsyncSession, env: Envelope) -> None:
         event = payload(env, ref.RewardRevoked)
-        if not env.customer_id or not event.reward_id or event.points <= 0:
-            return
-        await self._loyalty.reward_revoked(
-            session,
-            env.tenant_id,
-            env.customer_id,
-            event.reward_id,
-            points=event.points,
-            reason=event.reason,
-            at=occurred_at(env, now),
-        )
+        if not event.reward_id or not (event.was_granted or event.points > 0):
+            return  # voided before its grant: retention never handed anything out
+        revocation = Revocation(reward_id=event.reward_id, reason=event.reason)
+        await self._clawback.revoke(session, env.tenant_id, revocation, occurred_at(env, now))
 
     # --- identity ---------------------------------------------------------------------------
 
