@@ -12,6 +12,7 @@ from closedloop_retention.activity.rules import RulesRepository
 from closedloop_retention.activity.service import ActivityService
 from closedloop_retention.broadcasts.repository import BroadcastRepository
 from closedloop_retention.broadcasts.service import BroadcastService
+from closedloop_retention.fission.service import FissionService
 from closedloop_retention.funnel.repository import FunnelRepository
 from closedloop_retention.funnel.service import FunnelService
 from closedloop_retention.loyalty.clawback import RewardClawback
@@ -19,11 +20,13 @@ from closedloop_retention.loyalty.repository import LoyaltyRepository
 from closedloop_retention.loyalty.service import LoyaltyService
 from closedloop_retention.loyalty.winback import win_back
 from closedloop_retention.models import Base, kit
+from closedloop_retention.notices.service import NoticeService
 from closedloop_retention.segments.service import SegmentService
 from closedloop_retention.settings import RetentionSettings
 from closedloop_retention.suggestions.service import SuggestionService
 from closedloop_retention.transport.events import EventHandlers
 from closedloop_retention.transport.grpc import SERVICE_NAME, RetentionServicer, register
+from closedloop_retention.transport.notice_worker import NoticeWorker
 from closedloop_retention.transport.workers import Workers
 from loopkit.gateway_client import GatewayClient
 from loopkit.periodic import every
@@ -61,7 +64,9 @@ def build(runtime: ServiceRuntime) -> None:
     )
     runtime.add_grpc(register(servicer), [SERVICE_NAME])
     clawback = RewardClawback(loyalty, loyalty_rows)
-    handlers = EventHandlers(intake, loyalty, people, funnel, clawback)
+    notices = NoticeService()
+    fission = FissionService(loyalty, notices)
+    handlers = EventHandlers(intake, loyalty, people, funnel, clawback=clawback, fission=fission)
     for subscription in handlers.subscriptions():
         runtime.add_subscription(subscription)
     # What `python -m closedloop_retention.transport.rebuild_funnel` resets and restarts.
@@ -86,10 +91,12 @@ def build(runtime: ServiceRuntime) -> None:
         sender=sender,
         dispatch_batch=settings.dispatch_batch,
     )
-    runtime.parts.update(sender=sender, workers=workers)  # for tests and operators
+    notice_worker = NoticeWorker(uow, notices, sender, batch=settings.dispatch_batch)
+    runtime.parts.update(sender=sender, workers=workers, notices=notice_worker)  # tests, operators
 
     jobs = [
         (settings.dispatch_interval_s, workers.dispatch, "broadcast dispatch"),
+        (settings.dispatch_interval_s, notice_worker.dispatch, "notice dispatch"),
         (settings.sweep_interval_s, workers.sweep_all, "lifecycle sweep"),
     ]
     for interval, tick, name in jobs:

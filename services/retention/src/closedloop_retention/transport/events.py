@@ -17,6 +17,7 @@ from closedloop.events.v1.envelope_pb2 import Envelope
 from closedloop_retention.activity.intake import ActivityIntake, Channel, Contact
 from closedloop_retention.activity.people import People
 from closedloop_retention.clock import now
+from closedloop_retention.fission.service import FissionService, GoalReached
 from closedloop_retention.funnel.service import FunnelService, Source
 from closedloop_retention.loyalty.clawback import Revocation, RewardClawback
 from closedloop_retention.loyalty.service import LoyaltyService
@@ -57,19 +58,23 @@ class EventHandlers:
         loyalty: LoyaltyService,
         people: People,
         funnel: FunnelService,
+        *,
         clawback: RewardClawback,
+        fission: FissionService,
     ) -> None:
         self._intake = intake
         self._loyalty = loyalty
         self._people = people
         self._funnel = funnel
         self._clawback = clawback
+        self._fission = fission
 
     def subscriptions(self) -> list[Subscription]:
         acquisition: dict[str, Handler] = {
             "touch.recorded": self.touch_recorded,
             "lead.captured": self.lead_captured,
             "interaction.recorded": self.interaction_recorded,
+            "fission.goal_reached": self.fission_goal_reached,
         }
         conversion: dict[str, Handler] = {
             "lead.assigned": self.lead_assigned,
@@ -233,6 +238,19 @@ class EventHandlers:
             refunded_total_minor=event.refunded_total.amount_minor or event.refunded.amount_minor,
             full=event.full,
         )
+
+    async def fission_goal_reached(self, session: AsyncSession, env: Envelope) -> None:
+        event = payload(env, acq.FissionGoalReached)
+        goal = GoalReached(
+            tenant_id=env.tenant_id,
+            campaign_id=event.campaign_id,
+            participant_id=event.participant_customer_id or env.customer_id,
+            invited=event.invited,
+            reward_text=event.reward,
+            event_id=env.id,
+            at=occurred_at(env, now),
+        )
+        await self._fission.goal_reached(session, goal)
 
     # --- referral ---------------------------------------------------------------------------
 
