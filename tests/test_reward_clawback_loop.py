@@ -86,12 +86,14 @@ async def loop(
         yield Loop(identity, referral, retention)
 
 
-async def publish(nc: Client, producer: str, kind: str, t: str, cid: str, event: Message) -> None:
+async def publish(
+    nc: Client, producer: str, kind: str, event: Message, *, tenant: str, customer: str
+) -> None:
     """As the producer's outbox relay publishes: its stream, its subject, Nats-Msg-Id = id."""
     js = nc.jetstream()
     await ensure_service_streams(js, producer, replicas=1)
     env = new_envelope(
-        producer=producer, event_type=kind, tenant_id=t, customer_id=cid, payload=event
+        producer=producer, event_type=kind, tenant_id=tenant, customer_id=customer, payload=event
     )
     await js.publish(
         subject_for(producer, kind), env.SerializeToString(), headers={"Nats-Msg-Id": env.id}
@@ -146,13 +148,13 @@ async def test_a_self_referral_revealed_after_the_grant_reverses_the_points(
         attribution=acq.Attribution(channel_kind="referral", referral_code=code.code),
         consent_granted=True,
     )
-    await publish(nats_client, "acquisition", "lead.captured", t, newcomer, lead)
+    await publish(nats_client, "acquisition", "lead.captured", lead, tenant=t, customer=newcomer)
     order = conv.OrderPaid(
         order_id=f"ord-{uuid.uuid4().hex[:8]}",
         rep_id="rep-1",
         amount=c.Money(currency="CNY", amount_minor=100),  # 1 yuan: 1 point of its own
     )
-    await publish(nats_client, "conversion", "order.paid", t, newcomer, order)
+    await publish(nats_client, "conversion", "order.paid", order, tenant=t, customer=newcomer)
 
     async def credited() -> bool:
         # The reward, and the newcomer's order handled by retention before the merge.
