@@ -4,6 +4,7 @@ under a key derived from the goal, with consent checked again when the message g
 
 from __future__ import annotations
 
+import socket
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
@@ -179,3 +180,36 @@ async def test_consent_is_checked_again_when_the_notice_goes_out(
     assert await notices(retention, t, never) == [("skipped", "no_consent")]
     # The reward itself is theirs either way.
     assert await balance(stub, t, leaving) == await balance(stub, t, never) == 50
+
+
+async def test_a_gateway_outage_keeps_the_notice_owed(
+    nats_server: NatsServer,
+    nats_client: Client,
+    tmp_path_factory: pytest.TempPathFactory,
+    retention: RunningService,
+    stub: Stub,
+) -> None:
+    """Retention sending through a gateway that is down: the notice goes back in the queue (the
+    next tick retries under the same key), it is neither failed nor lost."""
+    tmp = tmp_path_factory.mktemp("retention-gateway-down")
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    t = tenant()
+    cid = await follower(stub, nats_client, t)
+    await goal(nats_client, t, cid, "points:20")
+    await wait_notice(retention, t, cid)
+    async with running_service(
+        DEFINITION,
+        database_url=str(retention.runtime.settings.database_url),
+        nats_url=nats_server.url,
+        state_dir=tmp,
+        sweep_interval_s=0,
+        dispatch_interval_s=0,
+        gateway_url=f"127.0.0.1:{port}",
+        gateway_timeout_s=0.5,
+    ) as down:
+        assert await down.runtime.parts["notices"].dispatch() == 0
+    assert await notices(retention, t, cid) == [("pending", "")]
+    await retention.runtime.parts["notices"].dispatch()  # the gateway (here the sandbox) is back
+    assert await notices(retention, t, cid) == [("sent", "")]
