@@ -85,7 +85,12 @@ async def test_a_participant_who_brings_the_goal_unlocks_the_reward_once(
 
     await eventually(reached)
     (event,) = await reached()
-    assert (event.participant_customer_id, event.invited, event.goal) == (host.customer_id, 2, 2)
+    assert (event.participant_customer_id, event.invited, event.goal, event.reward) == (
+        host.customer_id,
+        2,
+        2,
+        "mug",
+    )
 
     # The friend's lead is credited to the host.
     lead = await env.stub.CaptureLead(

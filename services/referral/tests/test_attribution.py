@@ -91,7 +91,9 @@ async def test_a_self_referral_is_held_with_its_reason(env: Env) -> None:
     assert found.referral.flag_reason == "self_referral"
     await env.paid(customer)
     await env.settled()
-    assert await env.rewards(referral_id=found.referral.referral_id) == []
+    rewards = await env.rewards(referral_id=found.referral.referral_id)
+    assert {r.status for r in rewards} == {pb.REWARD_STATUS_FLAGGED}  # waiting for review
+    assert await env.events("reward.granted") == []
 
 
 async def test_the_same_device_as_the_referrer_is_a_self_referral(env: Env) -> None:
@@ -151,9 +153,14 @@ async def test_a_reviewer_approves_a_flagged_referral_and_its_rewards_follow(env
     assert [(r.referral_id, r.flag_reason) for r in queue.referrals] == [
         (flagged.referral.referral_id, "existing_customer")
     ]
-    await env.paid(old)  # a qualifying order while held: no reward yet
+    await env.paid(old)  # a qualifying order while flagged: rewards kept flagged, none granted
     await env.settled()
-    assert await env.rewards(referral_id=flagged.referral.referral_id) == []
+    waiting = await env.rewards(referral_id=flagged.referral.referral_id)
+    assert {(r.level, r.status) for r in waiting} == {
+        (1, pb.REWARD_STATUS_FLAGGED),
+        (0, pb.REWARD_STATUS_FLAGGED),
+    }
+    assert await env.events("reward.granted") == []
 
     reviewed = await env.stub.ReviewReferral(
         pb.ReviewReferralRequest(

@@ -47,6 +47,39 @@ async def test_merging_referrer_and_newcomer_voids_the_self_referral(env: Env) -
     ) == pb.ReleaseDueRewardsResponse(granted=0)
 
 
+async def test_a_self_referral_revealed_after_the_grant_claws_the_rewards_back(env: Env) -> None:
+    program = await env.program(hold_seconds=0)  # granted at once: the merge comes after
+    referrer, newcomer, found = await env.referred(program)
+    referral_id = found.referral.referral_id
+    await env.paid(newcomer)
+    await env.wait_events("reward.granted", 2)
+
+    survivor = await merge(env, referrer, newcomer)
+
+    revoked = [
+        (e.customer_id, unpack(e, ev.RewardRevoked))
+        for e in await env.wait_events("reward.revoked", 2)
+    ]
+    assert {(who, r.points, r.was_granted, r.reason) for who, r in revoked} == {
+        (survivor, 500, True, "self_referral"),
+        (survivor, 100, True, "self_referral"),
+    }
+    got = await env.stub.GetReferral(
+        pb.GetReferralRequest(tenant_id=env.tenant, referral_id=referral_id)
+    )
+    assert {(r.status, r.HasField("granted_at")) for r in got.rewards} == {
+        (pb.REWARD_STATUS_VOIDED, True)
+    }
+    steps = [(e.from_status, e.to_status, e.reason) for e in got.ledger if e.reward_id]
+    assert steps.count(("granted", "voided", "self_referral")) == 2
+    assert steps.count(("pending", "approved", "hold ended")) == 2
+
+    # Redelivered or repeated, the merge claws back nothing more.
+    await merge(env, survivor, (await env.customer("other"))[0])
+    await env.settled()
+    assert len(await env.events("reward.revoked")) == 2
+
+
 async def test_merging_two_referred_newcomers_keeps_one_referral_and_one_reward(env: Env) -> None:
     program = await env.program(hold_seconds=0)
     first_referrer, first, first_ref = await env.referred(program, name="b1")

@@ -38,8 +38,8 @@ async def test_the_first_paid_order_converts_and_rewards_after_the_hold(env: Env
     assert event.referrer_customer_id == referrer and event.order_id == "ord-1"
     rewards = await env.wait_rewards(2, referral_id=found.referral.referral_id)
     assert {(r.level, r.beneficiary_customer_id, r.reward.points, r.status) for r in rewards} == {
-        (1, referrer, 500, pb.REWARD_STATUS_HELD),
-        (0, newcomer, 100, pb.REWARD_STATUS_HELD),
+        (1, referrer, 500, pb.REWARD_STATUS_PENDING),
+        (0, newcomer, 100, pb.REWARD_STATUS_PENDING),
     }
     assert await env.events("reward.granted") == []
 
@@ -52,7 +52,7 @@ async def test_the_first_paid_order_converts_and_rewards_after_the_hold(env: Env
     assert by_customer[newcomer].points == 100 and by_customer[newcomer].level == 0
     assert await release(env, 30) == 0  # never twice
     ledger = (await env.get_referral(newcomer)).ledger
-    assert [(e.from_status, e.to_status) for e in ledger].count(("held", "granted")) == 2
+    assert [(e.from_status, e.to_status) for e in ledger].count(("approved", "granted")) == 2
 
 
 async def test_an_order_handled_before_the_lead_still_converts(env: Env) -> None:
@@ -139,7 +139,7 @@ async def test_a_refund_of_another_order_or_a_partial_one_changes_nothing(env: E
     await env.settled()
     assert await env.events("reward.revoked") == []
     rewards = await env.rewards(referral_id=found.referral.referral_id)
-    assert {r.status for r in rewards} == {pb.REWARD_STATUS_HELD}
+    assert {r.status for r in rewards} == {pb.REWARD_STATUS_PENDING}
 
 
 async def test_a_refund_after_an_early_grant_reverses_the_points(env: Env) -> None:
@@ -156,7 +156,7 @@ async def test_a_refund_after_an_early_grant_reverses_the_points(env: Env) -> No
     points = {e.customer_id: unpack(e, ev.RewardRevoked).points for e in revoked}
     assert points == {referrer: 500, newcomer: 100}
     rewards = await env.rewards(beneficiary_customer_id=referrer)
-    assert [r.status for r in rewards] == [pb.REWARD_STATUS_REVOKED]
+    assert [r.status for r in rewards] == [pb.REWARD_STATUS_VOIDED]
 
 
 async def test_a_refund_after_the_hold_changes_nothing(env: Env) -> None:
@@ -262,6 +262,6 @@ async def test_the_cap_per_referrer_per_period_holds(env: Env) -> None:
     await env.settled()
     rewards = await env.rewards(beneficiary_customer_id=referrer)
     assert sorted((r.status, r.reason) for r in rewards) == [
-        (pb.REWARD_STATUS_HELD, ""),
         (pb.REWARD_STATUS_VOIDED, "cap_reached"),
+        (pb.REWARD_STATUS_PENDING, ""),
     ]

@@ -154,7 +154,7 @@ class RewardRow(Base):
     coupon_template_id: Mapped[str] = mapped_column(String(64))
     cash_minor: Mapped[int] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3))
-    # held | granted | voided | revoked
+    # pending | flagged | approved | granted | voided (migration 0002 renamed held/revoked)
     status: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str] = mapped_column(String(200))
     hold_until: Mapped[datetime] = mapped_column(DateTime(timezone=True))

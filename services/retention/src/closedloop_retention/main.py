@@ -15,18 +15,22 @@ from closedloop_retention.activity.service import ActivityService
 from closedloop_retention.broadcasts.repository import BroadcastRepository
 from closedloop_retention.broadcasts.service import BroadcastService
 from closedloop_retention.consent.service import ConsentService
+from closedloop_retention.fission.service import FissionService
 from closedloop_retention.funnel.repository import FunnelRepository
 from closedloop_retention.funnel.service import FunnelService
+from closedloop_retention.loyalty.clawback import RewardClawback
 from closedloop_retention.loyalty.repository import LoyaltyRepository
 from closedloop_retention.loyalty.service import LoyaltyService
 from closedloop_retention.loyalty.winback import win_back
 from closedloop_retention.models import Base, kit
+from closedloop_retention.notices.service import NoticeService
 from closedloop_retention.segments.service import SegmentService
 from closedloop_retention.settings import RetentionSettings
 from closedloop_retention.suggestions.service import SuggestionService
 from closedloop_retention.transport.events import EventHandlers
 from closedloop_retention.transport.grpc import SERVICE_NAME, RetentionServicer, register
 from closedloop_retention.transport.http import UnsubscribeHttp
+from closedloop_retention.transport.notice_worker import NoticeWorker
 from closedloop_retention.transport.offers import OfferDispatcher
 from closedloop_retention.transport.outcomes import Outcomes
 from closedloop_retention.transport.workers import Workers
@@ -80,7 +84,10 @@ def build(runtime: ServiceRuntime) -> None:
     )
     runtime.add_grpc(register(servicer), [SERVICE_NAME])
     runtime.add_http(UnsubscribeHttp(uow, consent).router())
-    handlers = EventHandlers(intake, loyalty, people, funnel)
+    clawback = RewardClawback(loyalty, loyalty_rows)
+    notices = NoticeService()
+    fission = FissionService(loyalty, notices)
+    handlers = EventHandlers(intake, loyalty, people, funnel, clawback=clawback, fission=fission)
     for subscription in handlers.subscriptions():
         runtime.add_subscription(subscription)
     runtime.add_subscription(Outcomes(broadcasts, offers).subscription())
@@ -115,12 +122,14 @@ def build(runtime: ServiceRuntime) -> None:
         text=settings.win_back_text,
         template_id=settings.win_back_template_id,
     )
+    notice_worker = NoticeWorker(uow, notices, sender, batch=settings.dispatch_batch)
     # for tests and operators
-    runtime.parts.update(sender=sender, workers=workers, consent=consent)
+    runtime.parts.update(sender=sender, workers=workers, consent=consent, notices=notice_worker)
 
     jobs = [
         (settings.dispatch_interval_s, workers.dispatch, "broadcast dispatch"),
         (settings.dispatch_interval_s, offer_dispatcher.dispatch, "win-back dispatch"),
+        (settings.dispatch_interval_s, notice_worker.dispatch, "notice dispatch"),
         (settings.sweep_interval_s, workers.sweep_all, "lifecycle sweep"),
     ]
     for interval, tick, name in jobs:

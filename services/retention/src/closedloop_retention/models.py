@@ -191,6 +191,8 @@ class CouponRow(Base):
     issued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     redeemed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Set when the reward that issued it was clawed back: it can no longer be redeemed.
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class SegmentRow(Base):
@@ -351,3 +353,68 @@ class FunnelAliasRow(Base):
     tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     customer_id: Mapped[str] = mapped_column(String(26), primary_key=True)
     survivor_id: Mapped[str] = mapped_column(String(26), default="")
+
+
+class RewardRevocationRow(Base):
+    """A referral reward taken back (reward.revoked after its grant), once per reward: what was
+    reversed, and a marker so a reward.granted handled after its revocation hands nothing out.
+    Pseudonymous ids only (no customer column): kept through merges and erasures."""
+
+    __tablename__ = "reward_revocations"
+
+    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    reward_id: Mapped[str] = mapped_column(String(26), primary_key=True)
+    # points | coupon | none (nothing had been handed out yet)
+    kind: Mapped[str] = mapped_column(String(16))
+    points_taken: Mapped[int] = mapped_column(BigInteger)
+    # Points already spent when the reward was taken back: written off, never a negative balance.
+    points_written_off: Mapped[int] = mapped_column(BigInteger)
+    coupon_id: Mapped[str] = mapped_column(String(26))
+    # disabled | already_redeemed | "" (no coupon)
+    coupon_outcome: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str] = mapped_column(String(200))
+    revoked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class FissionRewardRow(Base):
+    """A fission goal's reward, once per (campaign, participant)."""
+
+    __tablename__ = "fission_rewards"
+
+    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    campaign_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    participant_id: Mapped[str] = mapped_column(String(26), primary_key=True)
+    # points | coupon | manual (a reward handed over by people: the customer is only told)
+    kind: Mapped[str] = mapped_column(String(16))
+    points: Mapped[int] = mapped_column(BigInteger)
+    coupon_id: Mapped[str] = mapped_column(String(26))
+    reward_text: Mapped[str] = mapped_column(String(500))
+    invited: Mapped[int] = mapped_column(Integer)
+    event_id: Mapped[str] = mapped_column(String(64))
+    reached_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class NoticeRow(Base):
+    """A message owed to one customer (a fission reward's notice), sent by the notice worker
+    through the gateway under its idempotency key; consent is checked again when it goes out."""
+
+    __tablename__ = "customer_notices"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "idempotency_key"),
+        Index("ix_customer_notices_status", "status", "created_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(26), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(64))
+    customer_id: Mapped[str] = mapped_column(String(26))
+    kind: Mapped[str] = mapped_column(String(32))
+    content: Mapped[str] = mapped_column(String(1000))
+    idempotency_key: Mapped[str] = mapped_column(String(200))
+    # pending | sending | sent | skipped | failed
+    status: Mapped[str] = mapped_column(String(16))
+    # why skipped / failed: unsubscribed, no_consent, no_contact, refused
+    reason: Mapped[str] = mapped_column(String(64))
+    message_id: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -150,6 +150,7 @@ class FissionService:
                     participant_customer_id=participant.customer_id,
                     invited=participant.invited,
                     goal=campaign.fission_goal,
+                    reward=campaign.fission_reward,  # retention grants it and tells them
                 ),
             )
         await session.flush()

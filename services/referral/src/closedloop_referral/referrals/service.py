@@ -117,8 +117,7 @@ class ReferralService:
         )
         if program.trigger == "lead":
             referral.qualified_at = at
-            if referral.status == "approved":
-                await self._rewards.create(session, referral, program, at)
+            await self._rewards.create(session, referral, program, at)
         paid_at = utc_or_none(known.first_paid_at)
         first_contact = utc(visit.at) if visit is not None else at
         if paid_at is not None and known.first_paid_order_id and paid_at >= first_contact:
@@ -216,8 +215,8 @@ class ReferralService:
             return
         referral.qualified_at = order.at
         referral.qualified_order_id = order.order_id
-        if referral.status == "approved":
-            await self._rewards.create(session, referral, program, order.at)
+        # A flagged referral's rewards are kept `flagged` until its review.
+        await self._rewards.create(session, referral, program, order.at)
 
     async def order_refunded(
         self,
@@ -278,13 +277,16 @@ class ReferralService:
             )
             program = await self._programs.program(session, referral.program_id)
             if program is not None and referral.qualified_at is not None:
-                await self._rewards.create(session, referral, program, at)
+                await self._rewards.approve_flagged(
+                    session, referral, program, at=at, actor=reviewer
+                )
+                await self._rewards.create(session, referral, program, at)  # any level missing
         else:
             referral.status = "rejected"
             self._repo.log(
                 session, referral, None, ("flagged", "rejected"), reason, at=at, actor=reviewer
             )
-            await self._rewards.void_held(
+            await self._rewards.void_all(
                 session, referral, "referral_rejected", at=at, actor=reviewer
             )
         return view_of(ReferralView, referral)
@@ -292,11 +294,12 @@ class ReferralService:
     async def void(
         self, session: AsyncSession, referral: ReferralRow, reason: str, at: datetime
     ) -> None:
-        """A duplicate or a self-referral found after the fact: no rewards still held."""
+        """A duplicate or a self-referral found after the fact: every reward voided, granted
+        ones clawed back (one person, one reward; nobody is rewarded for referring themselves)."""
         if referral.status != "voided":
             self._repo.log(session, referral, None, (referral.status, "voided"), reason, at=at)
             referral.status = "voided"
-        await self._rewards.void_held(session, referral, reason, at=at)
+        await self._rewards.void_all(session, referral, reason, at=at)
 
     # --- reads --------------------------------------------------------------------------------
 

@@ -36,7 +36,7 @@ class RewardRepository:
     async def referrer_rewards_since(
         self, session: AsyncSession, program: ProgramRow, referrer: str, since: datetime
     ) -> int:
-        """Level-1 rewards of the referrer in the program, held or granted, since `since`."""
+        """Level-1 rewards of the referrer in the program, pending or granted, since `since`."""
         count = await session.scalar(
             select(func.count())
             .select_from(RewardRow)
@@ -45,7 +45,7 @@ class RewardRepository:
                 RewardRow.program_id == program.id,
                 RewardRow.beneficiary_id == referrer,
                 RewardRow.level == 1,
-                RewardRow.status.in_(("held", "granted")),
+                RewardRow.status.in_(("pending", "approved", "granted")),
                 RewardRow.created_at >= since,
             )
         )
@@ -58,7 +58,7 @@ class RewardRepository:
     async def due(
         self, session: AsyncSession, tenant_id: str | None, as_of: datetime, limit: int
     ) -> list[tuple[RewardRow, ReferralRow]]:
-        """Held rewards whose hold ended by `as_of`, of approved referrals, oldest hold first.
+        """Pending rewards whose hold ended by `as_of`, of approved referrals, oldest hold first.
 
         The one read joining the referrals table: the limit must apply to grantable rewards only,
         or a batch full of flagged referrals' rewards would stall the sweep.
@@ -67,7 +67,7 @@ class RewardRepository:
             select(RewardRow, ReferralRow)
             .join(ReferralRow, ReferralRow.id == RewardRow.referral_id)
             .where(
-                RewardRow.status == "held",
+                RewardRow.status == "pending",
                 RewardRow.hold_until <= as_of,
                 ReferralRow.status == "approved",
             )

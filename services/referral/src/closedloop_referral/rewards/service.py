@@ -1,6 +1,7 @@
-"""Rewards: created when a referral qualifies (under the program's cap), held for the refund
-window, then granted; voided or revoked when the referral or its order goes away. Callers own
-the transaction."""
+"""Rewards: created when a referral qualifies, `pending` for the refund window (or `flagged`
+while the referral waits for review), then `approved` and `granted`; `voided` when the referral
+or its order goes away, before the grant or after it (a clawback: retention is told to take the
+points back or disable the coupon). Callers own the transaction."""
 
 from __future__ import annotations
 
@@ -41,13 +42,17 @@ class RewardService:
     async def create(
         self, session: AsyncSession, referral: ReferralRow, program: ProgramRow, at: datetime
     ) -> None:
-        """The rewards of a qualified, approved referral: never twice per (referral, level)."""
+        """The rewards of a qualified referral (flagged ones wait for review): never twice per
+        (referral, level)."""
         qualified = utc(referral.qualified_at) if referral.qualified_at else at
         hold_until = qualified + timedelta(seconds=program.hold_seconds)
         for level, who, kind, points, coupon, cash in await self._plans(session, referral, program):
             if await self._repo.exists(session, referral, level):
                 continue  # never granted twice for the same newcomer
-            capped = level == 1 and await self._cap_reached(session, program, who, at)
+            flagged = referral.status == "flagged"
+            capped = (
+                not flagged and level == 1 and await self._cap_reached(session, program, who, at)
+            )
             reward = RewardRow(
                 id=str(ULID()),
                 tenant_id=referral.tenant_id,
@@ -60,7 +65,7 @@ class RewardService:
                 coupon_template_id=coupon,
                 cash_minor=cash,
                 currency=program.currency,
-                status="voided" if capped else "held",
+                status="voided" if capped else "flagged" if flagged else "pending",
                 reason="cap_reached" if capped else "",
                 hold_until=hold_until,
                 granted_at=None,
@@ -70,7 +75,36 @@ class RewardService:
             self._referrals.log(
                 session, referral, reward, ("", reward.status), reward.reason or "earned", at=at
             )
-            if not capped and hold_until <= at:
+            if reward.status == "pending" and hold_until <= at:
+                await self._grant(session, referral, reward, at)
+
+    async def approve_flagged(
+        self,
+        session: AsyncSession,
+        referral: ReferralRow,
+        program: ProgramRow,
+        *,
+        at: datetime,
+        actor: str,
+    ) -> None:
+        """The referral passed review: its flagged rewards go on under the cap (pending, or
+        granted when the hold is over)."""
+        for reward in await self._repo.of_referral(session, referral):
+            if reward.status != "flagged":
+                continue
+            if reward.level == 1 and await self._cap_reached(
+                session, program, reward.beneficiary_id, at
+            ):
+                reward.status, reward.reason = "voided", "cap_reached"
+                self._referrals.log(
+                    session, referral, reward, ("flagged", "voided"), "cap_reached", at=at
+                )
+                continue
+            reward.status = "pending"
+            self._referrals.log(
+                session, referral, reward, ("flagged", "pending"), "review", at=at, actor=actor
+            )
+            if utc(reward.hold_until) <= at:
                 await self._grant(session, referral, reward, at)
 
     async def _plans(
@@ -127,9 +161,11 @@ class RewardService:
     async def _grant(
         self, session: AsyncSession, referral: ReferralRow, reward: RewardRow, at: datetime
     ) -> None:
+        # pending -> approved (hold over, referral approved) -> granted, one step: both recorded.
+        self._referrals.log(session, referral, reward, ("pending", "approved"), "hold ended", at=at)
         reward.status = "granted"
         reward.granted_at = at
-        self._referrals.log(session, referral, reward, ("held", "granted"), "hold ended", at=at)
+        self._referrals.log(session, referral, reward, ("approved", "granted"), "granted", at=at)
         cash = (
             common_pb2.Money(currency=reward.currency, amount_minor=reward.cash_minor)
             if reward.kind == "cash"
@@ -155,16 +191,17 @@ class RewardService:
     async def revoke_within_hold(
         self, session: AsyncSession, referral: ReferralRow, reason: str, at: datetime
     ) -> int:
-        """Takes back the referral's held or granted rewards whose hold has not ended."""
+        """Voids the referral's rewards whose hold had not ended at `at`, granted ones included
+        (a refund inside the refund window takes the reward back)."""
         revoked = 0
         for reward in await self._repo.of_referral(session, referral):
-            if reward.status not in ("held", "granted") or at >= utc(reward.hold_until):
+            if reward.status == "voided" or at >= utc(reward.hold_until):
                 continue
             await self._revoke(session, referral, reward, reason, at=at)
             revoked += 1
         return revoked
 
-    async def void_held(
+    async def void_all(
         self,
         session: AsyncSession,
         referral: ReferralRow,
@@ -173,10 +210,10 @@ class RewardService:
         at: datetime,
         actor: str = "system",
     ) -> None:
-        """Cancels the referral's rewards still in their hold (its referral was rejected or
-        voided); granted ones stay."""
+        """Voids every reward of the referral not voided yet (it was rejected, or a merge showed
+        a self-referral or a duplicate): granted ones are clawed back."""
         for reward in await self._repo.of_referral(session, referral):
-            if reward.status == "held":
+            if reward.status != "voided":
                 await self._revoke(session, referral, reward, reason, at=at, actor=actor)
 
     async def _revoke(
@@ -190,12 +227,14 @@ class RewardService:
         actor: str = "system",
     ) -> None:
         was = reward.status
-        reward.status = "revoked" if was == "granted" else "voided"
+        reward.status = "voided"
         reward.reason = reason
         self._referrals.log(
             session, referral, reward, (was, reward.status), reason, at=at, actor=actor
         )
-        # Points credited by retention are reversed; a reward never granted reverses nothing.
+        # Retention reverses what it handed out (points, a coupon); a reward never granted
+        # reverses nothing.
+        granted = was == "granted"
         await self._outbox.emit(
             session,
             "reward.revoked",
@@ -205,14 +244,17 @@ class RewardService:
                 reward_id=reward.id,
                 referral_id=reward.referral_id,
                 reason=reason,
-                points=reward.points if was == "granted" and reward.kind == "points" else 0,
+                points=reward.points if granted and reward.kind == "points" else 0,
+                kind=_KINDS[reward.kind],
+                coupon_template_id=reward.coupon_template_id,
+                was_granted=granted,
             ),
         )
 
     async def release_due(
         self, session: AsyncSession, tenant_id: str | None, as_of: datetime, limit: int = 500
     ) -> int:
-        """Grants held rewards whose hold ended by `as_of` (approved referrals only)."""
+        """Grants pending rewards whose hold ended by `as_of` (approved referrals only)."""
         granted = 0
         for reward, referral in await self._repo.due(session, tenant_id, as_of, limit):
             await self._grant(session, referral, reward, as_of)

@@ -43,12 +43,18 @@ REFERRAL_STATUS = {
 }
 REFERRAL_STATUS_NAMES = {v: k for k, v in REFERRAL_STATUS.items()}
 REWARD_STATUS = {
-    "held": pb.REWARD_STATUS_HELD,
+    "pending": pb.REWARD_STATUS_PENDING,
+    "flagged": pb.REWARD_STATUS_FLAGGED,
+    "approved": pb.REWARD_STATUS_APPROVED,
     "granted": pb.REWARD_STATUS_GRANTED,
     "voided": pb.REWARD_STATUS_VOIDED,
-    "revoked": pb.REWARD_STATUS_REVOKED,
 }
-REWARD_STATUS_NAMES = {v: k for k, v in REWARD_STATUS.items()}
+# The retired HELD / REVOKED still filter as what they became (migration 0002).
+REWARD_STATUS_NAMES = {
+    **{v: k for k, v in REWARD_STATUS.items()},
+    pb.REWARD_STATUS_HELD: "pending",
+    pb.REWARD_STATUS_REVOKED: "voided",
+}
 
 
 def reward_spec(msg: pb.Reward, currency: str) -> RewardSpec:

@@ -108,16 +108,36 @@ class LoyaltyRepository:
     async def redeem(
         self, session: AsyncSession, tenant: str, coupon_id: str, at: datetime
     ) -> bool:
-        """Marks the coupon redeemed if it is neither redeemed nor expired (one UPDATE)."""
+        """Marks the coupon redeemed if it is neither redeemed, expired nor revoked (one
+        UPDATE)."""
         result = await session.execute(
             update(CouponRow)
             .where(
                 CouponRow.tenant_id == tenant,
                 CouponRow.id == coupon_id,
                 CouponRow.redeemed_at.is_(None),
+                CouponRow.revoked_at.is_(None),
                 CouponRow.expires_at > at,
             )
             .values(redeemed_at=at)
+            .execution_options(synchronize_session=False)
+        )
+        return _rowcount(result) > 0
+
+    async def revoke_coupon(
+        self, session: AsyncSession, tenant: str, coupon_id: str, at: datetime
+    ) -> bool:
+        """Disables the coupon unless it was redeemed already (one UPDATE, so a redemption
+        racing it either wins or finds it revoked)."""
+        result = await session.execute(
+            update(CouponRow)
+            .where(
+                CouponRow.tenant_id == tenant,
+                CouponRow.id == coupon_id,
+                CouponRow.redeemed_at.is_(None),
+                CouponRow.revoked_at.is_(None),
+            )
+            .values(revoked_at=at)
             .execution_options(synchronize_session=False)
         )
         return _rowcount(result) > 0

@@ -28,7 +28,7 @@ from loopkit.uow import on_commit
 from loopkit.views import view_of
 
 # Sources that count towards the lifetime points a tier is based on (spending does not).
-EARNING_SOURCES = {"order", "refund", "referral", "revoke", "manual"}
+EARNING_SOURCES = {"order", "refund", "referral", "revoke", "manual", "fission"}
 MAX_KEY = 200
 
 
@@ -292,6 +292,8 @@ class LoyaltyService:
         if not redeemed:
             if coupon.redeemed_at is not None:
                 raise FailedPrecondition("coupon already redeemed", field="coupon_id")
+            if coupon.revoked_at is not None:
+                raise FailedPrecondition("coupon revoked", field="coupon_id")
             raise FailedPrecondition("coupon expired", field="coupon_id")
         return view_of(CouponView, coupon)
 
@@ -325,28 +327,3 @@ class LoyaltyService:
                 key=f"reward:{grant.reward_id}",
                 at=at,
             )
-
-    async def reward_revoked(
-        self,
-        session: AsyncSession,
-        tenant: str,
-        customer_id: str,
-        reward_id: str,
-        *,
-        points: int,
-        reason: str,
-        at: datetime,
-    ) -> None:
-        """A revoked referral reward's points taken back (the balance may go below zero)."""
-        await self.post(
-            session,
-            tenant,
-            customer_id,
-            -points,
-            source="revoke",
-            source_ref=reward_id,
-            reason=reason or "referral reward revoked",
-            key=f"revoke:{reward_id}",
-            at=at,
-            allow_negative=True,
-        )

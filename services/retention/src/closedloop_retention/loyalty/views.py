@@ -28,6 +28,7 @@ class CouponView:
     issued_at: datetime
     expires_at: datetime
     redeemed_at: datetime | None
+    revoked_at: datetime | None = None
 
 
 @dataclass(frozen=True)

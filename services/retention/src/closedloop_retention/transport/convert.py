@@ -146,6 +146,8 @@ def ledger_to_pb(row: LedgerEntryView) -> pb.LedgerEntry:
 def coupon_to_pb(row: CouponView, at: datetime | None = None) -> pb.Coupon:
     if row.redeemed_at is not None:
         status = pb.COUPON_STATUS_REDEEMED
+    elif row.revoked_at is not None:
+        status = pb.COUPON_STATUS_REVOKED
     elif utc(row.expires_at) <= utc(at or now()):
         status = pb.COUPON_STATUS_EXPIRED
     else:
@@ -160,6 +162,7 @@ def coupon_to_pb(row: CouponView, at: datetime | None = None) -> pb.Coupon:
         expires_at=ts(row.expires_at),
         redeemed_at=ts(row.redeemed_at),
         reason=row.reason,
+        revoked_at=ts(row.revoked_at),
     )
 
 

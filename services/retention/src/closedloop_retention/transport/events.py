@@ -17,7 +17,9 @@ from closedloop.events.v1.envelope_pb2 import Envelope
 from closedloop_retention.activity.intake import ActivityIntake, Channel, Contact
 from closedloop_retention.activity.people import People
 from closedloop_retention.clock import now
+from closedloop_retention.fission.service import FissionService, GoalReached
 from closedloop_retention.funnel.service import FunnelService, Source
+from closedloop_retention.loyalty.clawback import Revocation, RewardClawback
 from closedloop_retention.loyalty.service import LoyaltyService
 from closedloop_retention.loyalty.views import RewardGrant
 from loopkit.consumer import Handler, Subscription
@@ -56,17 +58,23 @@ class EventHandlers:
         loyalty: LoyaltyService,
         people: People,
         funnel: FunnelService,
+        *,
+        clawback: RewardClawback,
+        fission: FissionService,
     ) -> None:
         self._intake = intake
         self._loyalty = loyalty
         self._people = people
         self._funnel = funnel
+        self._clawback = clawback
+        self._fission = fission
 
     def subscriptions(self) -> list[Subscription]:
         acquisition: dict[str, Handler] = {
             "touch.recorded": self.touch_recorded,
             "lead.captured": self.lead_captured,
             "interaction.recorded": self.interaction_recorded,
+            "fission.goal_reached": self.fission_goal_reached,
         }
         conversion: dict[str, Handler] = {
             "lead.assigned": self.lead_assigned,
@@ -231,6 +239,19 @@ class EventHandlers:
             full=event.full,
         )
 
+    async def fission_goal_reached(self, session: AsyncSession, env: Envelope) -> None:
+        event = payload(env, acq.FissionGoalReached)
+        goal = GoalReached(
+            tenant_id=env.tenant_id,
+            campaign_id=event.campaign_id,
+            participant_id=event.participant_customer_id or env.customer_id,
+            invited=event.invited,
+            reward_text=event.reward,
+            event_id=env.id,
+            at=occurred_at(env, now),
+        )
+        await self._fission.goal_reached(session, goal)
+
     # --- referral ---------------------------------------------------------------------------
 
     async def referral_converted(self, session: AsyncSession, env: Envelope) -> None:
@@ -249,6 +270,8 @@ class EventHandlers:
             raise InvalidArgument(
                 "reward.granted without a customer or reward id", field="reward_id"
             )
+        if await self._clawback.revoked_already(session, env.tenant_id, event.reward_id):
+            return  # taken back before its grant was handled: nothing to hand out
         grant = RewardGrant(
             reward_id=event.reward_id,
             points=event.points if event.kind == ref.REWARD_KIND_POINTS else 0,
@@ -263,17 +286,10 @@ class EventHandlers:
 
     async def reward_revoked(self, session: AsyncSession, env: Envelope) -> None:
         event = payload(env, ref.RewardRevoked)
-        if not env.customer_id or not event.reward_id or event.points <= 0:
-            return
-        await self._loyalty.reward_revoked(
-            session,
-            env.tenant_id,
-            env.customer_id,
-            event.reward_id,
-            points=event.points,
-            reason=event.reason,
-            at=occurred_at(env, now),
-        )
+        if not event.reward_id or not (event.was_granted or event.points > 0):
+            return  # voided before its grant: retention never handed anything out
+        revocation = Revocation(reward_id=event.reward_id, reason=event.reason)
+        await self._clawback.revoke(session, env.tenant_id, revocation, occurred_at(env, now))
 
     # --- identity ---------------------------------------------------------------------------
 

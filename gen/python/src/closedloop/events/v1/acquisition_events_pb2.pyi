@@ -140,13 +140,15 @@ class InteractionRecorded(_message.Message):
     def __init__(self, interaction_id: _Optional[str] = ..., kind: _Optional[str] = ..., app_id: _Optional[str] = ..., summary: _Optional[str] = ...) -> None: ...
 
 class FissionGoalReached(_message.Message):
-    __slots__ = ("campaign_id", "participant_customer_id", "invited", "goal")
+    __slots__ = ("campaign_id", "participant_customer_id", "invited", "goal", "reward")
     CAMPAIGN_ID_FIELD_NUMBER: _ClassVar[int]
     PARTICIPANT_CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
     INVITED_FIELD_NUMBER: _ClassVar[int]
     GOAL_FIELD_NUMBER: _ClassVar[int]
+    REWARD_FIELD_NUMBER: _ClassVar[int]
     campaign_id: str
     participant_customer_id: str
     invited: int
     goal: int
-    def __init__(self, campaign_id: _Optional[str] = ..., participant_customer_id: _Optional[str] = ..., invited: _Optional[int] = ..., goal: _Optional[int] = ...) -> None: ...
+    reward: str
+    def __init__(self, campaign_id: _Optional[str] = ..., participant_customer_id: _Optional[str] = ..., invited: _Optional[int] = ..., goal: _Optional[int] = ..., reward: _Optional[str] = ...) -> None: ...

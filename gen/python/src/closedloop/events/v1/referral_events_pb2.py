@@ -25,17 +25,17 @@ _sym_db = _symbol_database.Default()
 from closedloop.common.v1 import common_pb2 as closedloop_dot_common_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n*closedloop/events/v1/referral_events.proto\x12\x14\x63losedloop.events.v1\x1a!closedloop/common/v1/common.proto\"v\n\rShareRecorded\x12\x10\n\x08share_id\x18\x01 \x01(\t\x12\x0c\n\x04\x63ode\x18\x02 \x01(\t\x12\x12\n\ncontent_id\x18\x03 \x01(\t\x12\x31\n\x06target\x18\x04 \x01(\x0e\x32!.closedloop.events.v1.ShareTarget\"\xd7\x01\n\x0cShareVisited\x12\x10\n\x08visit_id\x18\x01 \x01(\t\x12\x0c\n\x04\x63ode\x18\x02 \x01(\t\x12\x12\n\nprogram_id\x18\x03 \x01(\t\x12\x1c\n\x14referrer_customer_id\x18\x04 \x01(\t\x12\x12\n\nchannel_id\x18\x05 \x01(\t\x12\x13\n\x0b\x63\x61mpaign_id\x18\x06 \x01(\t\x12:\n\x12visitor_identities\x18\x07 \x03(\x0b\x32\x1e.closedloop.common.v1.Identity\x12\x10\n\x08share_id\x18\x08 \x01(\t\"l\n\x11ReferralConverted\x12\x13\n\x0breferral_id\x18\x01 \x01(\t\x12\x1c\n\x14referrer_customer_id\x18\x02 \x01(\t\x12\x12\n\nprogram_id\x18\x03 \x01(\t\x12\x10\n\x08order_id\x18\x04 \x01(\t\"\xcd\x01\n\rRewardGranted\x12\x11\n\treward_id\x18\x01 \x01(\t\x12\x13\n\x0breferral_id\x18\x02 \x01(\t\x12.\n\x04kind\x18\x03 \x01(\x0e\x32 .closedloop.events.v1.RewardKind\x12\x0e\n\x06points\x18\x04 \x01(\x03\x12)\n\x04\x63\x61sh\x18\x05 \x01(\x0b\x32\x1b.closedloop.common.v1.Money\x12\x1a\n\x12\x63oupon_template_id\x18\x06 \x01(\t\x12\r\n\x05level\x18\x07 \x01(\x05\"W\n\rRewardRevoked\x12\x11\n\treward_id\x18\x01 \x01(\t\x12\x13\n\x0breferral_id\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x0e\n\x06points\x18\x04 \x01(\x03*s\n\x0bShareTarget\x12\x1c\n\x18SHARE_TARGET_UNSPECIFIED\x10\x00\x12\x17\n\x13SHARE_TARGET_MOMENT\x10\x01\x12\x15\n\x11SHARE_TARGET_CHAT\x10\x02\x12\x16\n\x12SHARE_TARGET_GROUP\x10\x03*o\n\nRewardKind\x12\x1b\n\x17REWARD_KIND_UNSPECIFIED\x10\x00\x12\x16\n\x12REWARD_KIND_POINTS\x10\x01\x12\x16\n\x12REWARD_KIND_COUPON\x10\x02\x12\x14\n\x10REWARD_KIND_CASH\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n*closedloop/events/v1/referral_events.proto\x12\x14\x63losedloop.events.v1\x1a!closedloop/common/v1/common.proto\"v\n\rShareRecorded\x12\x10\n\x08share_id\x18\x01 \x01(\t\x12\x0c\n\x04\x63ode\x18\x02 \x01(\t\x12\x12\n\ncontent_id\x18\x03 \x01(\t\x12\x31\n\x06target\x18\x04 \x01(\x0e\x32!.closedloop.events.v1.ShareTarget\"\xd7\x01\n\x0cShareVisited\x12\x10\n\x08visit_id\x18\x01 \x01(\t\x12\x0c\n\x04\x63ode\x18\x02 \x01(\t\x12\x12\n\nprogram_id\x18\x03 \x01(\t\x12\x1c\n\x14referrer_customer_id\x18\x04 \x01(\t\x12\x12\n\nchannel_id\x18\x05 \x01(\t\x12\x13\n\x0b\x63\x61mpaign_id\x18\x06 \x01(\t\x12:\n\x12visitor_identities\x18\x07 \x03(\x0b\x32\x1e.closedloop.common.v1.Identity\x12\x10\n\x08share_id\x18\x08 \x01(\t\"l\n\x11ReferralConverted\x12\x13\n\x0breferral_id\x18\x01 \x01(\t\x12\x1c\n\x14referrer_customer_id\x18\x02 \x01(\t\x12\x12\n\nprogram_id\x18\x03 \x01(\t\x12\x10\n\x08order_id\x18\x04 \x01(\t\"\xcd\x01\n\rRewardGranted\x12\x11\n\treward_id\x18\x01 \x01(\t\x12\x13\n\x0breferral_id\x18\x02 \x01(\t\x12.\n\x04kind\x18\x03 \x01(\x0e\x32 .closedloop.events.v1.RewardKind\x12\x0e\n\x06points\x18\x04 \x01(\x03\x12)\n\x04\x63\x61sh\x18\x05 \x01(\x0b\x32\x1b.closedloop.common.v1.Money\x12\x1a\n\x12\x63oupon_template_id\x18\x06 \x01(\t\x12\r\n\x05level\x18\x07 \x01(\x05\"\xb8\x01\n\rRewardRevoked\x12\x11\n\treward_id\x18\x01 \x01(\t\x12\x13\n\x0breferral_id\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x0e\n\x06points\x18\x04 \x01(\x03\x12.\n\x04kind\x18\x05 \x01(\x0e\x32 .closedloop.events.v1.RewardKind\x12\x1a\n\x12\x63oupon_template_id\x18\x06 \x01(\t\x12\x13\n\x0bwas_granted\x18\x07 \x01(\x08*s\n\x0bShareTarget\x12\x1c\n\x18SHARE_TARGET_UNSPECIFIED\x10\x00\x12\x17\n\x13SHARE_TARGET_MOMENT\x10\x01\x12\x15\n\x11SHARE_TARGET_CHAT\x10\x02\x12\x16\n\x12SHARE_TARGET_GROUP\x10\x03*o\n\nRewardKind\x12\x1b\n\x17REWARD_KIND_UNSPECIFIED\x10\x00\x12\x16\n\x12REWARD_KIND_POINTS\x10\x01\x12\x16\n\x12REWARD_KIND_COUPON\x10\x02\x12\x14\n\x10REWARD_KIND_CASH\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'closedloop.events.v1.referral_events_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SHARETARGET']._serialized_start=848
-  _globals['_SHARETARGET']._serialized_end=963
-  _globals['_REWARDKIND']._serialized_start=965
-  _globals['_REWARDKIND']._serialized_end=1076
+  _globals['_SHARETARGET']._serialized_start=946
+  _globals['_SHARETARGET']._serialized_end=1061
+  _globals['_REWARDKIND']._serialized_start=1063
+  _globals['_REWARDKIND']._serialized_end=1174
   _globals['_SHARERECORDED']._serialized_start=103
   _globals['_SHARERECORDED']._serialized_end=221
   _globals['_SHAREVISITED']._serialized_start=224
@@ -44,6 +44,6 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_REFERRALCONVERTED']._serialized_end=549
   _globals['_REWARDGRANTED']._serialized_start=552
   _globals['_REWARDGRANTED']._serialized_end=757
-  _globals['_REWARDREVOKED']._serialized_start=759
-  _globals['_REWARDREVOKED']._serialized_end=846
+  _globals['_REWARDREVOKED']._serialized_start=760
+  _globals['_REWARDREVOKED']._serialized_end=944
 # @@protoc_insertion_point(module_scope)

@@ -93,13 +93,19 @@ class RewardGranted(_message.Message):
     def __init__(self, reward_id: _Optional[str] = ..., referral_id: _Optional[str] = ..., kind: _Optional[_Union[RewardKind, str]] = ..., points: _Optional[int] = ..., cash: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., coupon_template_id: _Optional[str] = ..., level: _Optional[int] = ...) -> None: ...
 
 class RewardRevoked(_message.Message):
-    __slots__ = ("reward_id", "referral_id", "reason", "points")
+    __slots__ = ("reward_id", "referral_id", "reason", "points", "kind", "coupon_template_id", "was_granted")
     REWARD_ID_FIELD_NUMBER: _ClassVar[int]
     REFERRAL_ID_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     POINTS_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    COUPON_TEMPLATE_ID_FIELD_NUMBER: _ClassVar[int]
+    WAS_GRANTED_FIELD_NUMBER: _ClassVar[int]
     reward_id: str
     referral_id: str
     reason: str
     points: int
-    def __init__(self, reward_id: _Optional[str] = ..., referral_id: _Optional[str] = ..., reason: _Optional[str] = ..., points: _Optional[int] = ...) -> None: ...
+    kind: RewardKind
+    coupon_template_id: str
+    was_granted: bool
+    def __init__(self, reward_id: _Optional[str] = ..., referral_id: _Optional[str] = ..., reason: _Optional[str] = ..., points: _Optional[int] = ..., kind: _Optional[_Union[RewardKind, str]] = ..., coupon_template_id: _Optional[str] = ..., was_granted: _Optional[bool] = ...) -> None: ...

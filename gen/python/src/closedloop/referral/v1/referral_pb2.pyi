@@ -34,6 +34,9 @@ class RewardStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     REWARD_STATUS_GRANTED: _ClassVar[RewardStatus]
     REWARD_STATUS_VOIDED: _ClassVar[RewardStatus]
     REWARD_STATUS_REVOKED: _ClassVar[RewardStatus]
+    REWARD_STATUS_PENDING: _ClassVar[RewardStatus]
+    REWARD_STATUS_APPROVED: _ClassVar[RewardStatus]
+    REWARD_STATUS_FLAGGED: _ClassVar[RewardStatus]
 REWARD_TRIGGER_UNSPECIFIED: RewardTrigger
 REWARD_TRIGGER_LEAD: RewardTrigger
 REWARD_TRIGGER_FIRST_PAID_ORDER: RewardTrigger
@@ -48,6 +51,9 @@ REWARD_STATUS_HELD: RewardStatus
 REWARD_STATUS_GRANTED: RewardStatus
 REWARD_STATUS_VOIDED: RewardStatus
 REWARD_STATUS_REVOKED: RewardStatus
+REWARD_STATUS_PENDING: RewardStatus
+REWARD_STATUS_APPROVED: RewardStatus
+REWARD_STATUS_FLAGGED: RewardStatus
 
 class Reward(_message.Message):
     __slots__ = ("kind", "points", "coupon_template_id", "cash")

@@ -17,6 +17,7 @@ class CouponStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     COUPON_STATUS_ISSUED: _ClassVar[CouponStatus]
     COUPON_STATUS_REDEEMED: _ClassVar[CouponStatus]
     COUPON_STATUS_EXPIRED: _ClassVar[CouponStatus]
+    COUPON_STATUS_REVOKED: _ClassVar[CouponStatus]
 
 class RecipientStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -58,6 +59,7 @@ COUPON_STATUS_UNSPECIFIED: CouponStatus
 COUPON_STATUS_ISSUED: CouponStatus
 COUPON_STATUS_REDEEMED: CouponStatus
 COUPON_STATUS_EXPIRED: CouponStatus
+COUPON_STATUS_REVOKED: CouponStatus
 RECIPIENT_STATUS_UNSPECIFIED: RecipientStatus
 RECIPIENT_STATUS_SCHEDULED: RecipientStatus
 RECIPIENT_STATUS_SENT: RecipientStatus
@@ -328,7 +330,7 @@ class AdjustPointsResponse(_message.Message):
     def __init__(self, entry: _Optional[_Union[LedgerEntry, _Mapping]] = ..., balance: _Optional[int] = ...) -> None: ...
 
 class Coupon(_message.Message):
-    __slots__ = ("coupon_id", "customer_id", "template_id", "value_minor", "status", "issued_at", "expires_at", "redeemed_at", "reason")
+    __slots__ = ("coupon_id", "customer_id", "template_id", "value_minor", "status", "issued_at", "expires_at", "redeemed_at", "reason", "revoked_at")
     COUPON_ID_FIELD_NUMBER: _ClassVar[int]
     CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
     TEMPLATE_ID_FIELD_NUMBER: _ClassVar[int]
@@ -338,6 +340,7 @@ class Coupon(_message.Message):
     EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
     REDEEMED_AT_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    REVOKED_AT_FIELD_NUMBER: _ClassVar[int]
     coupon_id: str
     customer_id: str
     template_id: str
@@ -347,7 +350,8 @@ class Coupon(_message.Message):
     expires_at: _timestamp_pb2.Timestamp
     redeemed_at: _timestamp_pb2.Timestamp
     reason: str
-    def __init__(self, coupon_id: _Optional[str] = ..., customer_id: _Optional[str] = ..., template_id: _Optional[str] = ..., value_minor: _Optional[int] = ..., status: _Optional[_Union[CouponStatus, str]] = ..., issued_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., redeemed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reason: _Optional[str] = ...) -> None: ...
+    revoked_at: _timestamp_pb2.Timestamp
+    def __init__(self, coupon_id: _Optional[str] = ..., customer_id: _Optional[str] = ..., template_id: _Optional[str] = ..., value_minor: _Optional[int] = ..., status: _Optional[_Union[CouponStatus, str]] = ..., issued_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., redeemed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reason: _Optional[str] = ..., revoked_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class IssueCouponRequest(_message.Message):
     __slots__ = ("tenant_id", "customer_id", "template_id", "value_minor", "valid_days", "reason", "idempotency_key")
