@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-from fastapi import APIRouter
+from fastapi import APIRouter, FastAPI
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 from sqlalchemy import MetaData, text
@@ -103,6 +103,14 @@ class ServiceRuntime:
         """Release something the service opened (a client channel) once it has drained."""
         self._closers.append(close)
 
+    def http_app(self) -> FastAPI:
+        """The service's HTTP app: the ops routes and every router it added. Built without
+        starting anything, so its OpenAPI document can be read (and checked) offline."""
+        app = ops_app(self.spec.name, self.readiness)
+        for router in self._routers:
+            app.include_router(router)
+        return app
+
     def wake_relay(self) -> None:
         """Pass as `after_commit` to units of work that wrote events."""
         if self.relay is not None:
@@ -160,10 +168,7 @@ class ServiceRuntime:
             self.consumers.append(consumer)
         if self.worker in (None, 0):
             # One HTTP process per pod: /metrics then always reads the same process's counters.
-            app = ops_app(self.spec.name, self.readiness)
-            for router in self._routers:
-                app.include_router(router)
-            self.http = HttpServer(app, s.http_host, s.http_port)
+            self.http = HttpServer(self.http_app(), s.http_host, s.http_port)
         await self.grpc.start()
         if self.http is not None:
             await self.http.start()
