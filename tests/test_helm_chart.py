@@ -487,6 +487,25 @@ def test_no_service_writes_a_file_that_grows_on_its_small_volume(rendered: Rende
     assert retention["CLOSEDLOOP_RETENTION_SANDBOX_LOG"] == ""
 
 
+def test_retention_settings_are_chart_values_with_the_services_defaults(default: Rendered) -> None:
+    """Every retention setting of the kit is a value of the chart, and the chart's defaults are
+    the services' own; the services accept what the chart renders."""
+    shared = default.named("ConfigMap", "cl-closedloop-settings")["data"]
+    names = [
+        "outbox_retention_s",
+        "inbox_retention_s",
+        "retention_sweep_interval_s",
+        "stream_max_age_s",
+        "deadletter_max_age_s",
+        "idempotency_key_retention_s",
+    ]
+    defaults = Settings()
+    for name in names:
+        assert float(shared[f"CLOSEDLOOP_{name.upper()}"]) == getattr(defaults, name), name
+    rendered = {name: shared[f"CLOSEDLOOP_{name.upper()}"] for name in names}
+    Settings(**rendered)  # type: ignore[arg-type]
+
+
 def test_routed_callbacks_need_the_secret_with_their_settings() -> None:
     prod = production_values()
     del prod["services"]["acquisition"]["existingSecret"]

@@ -17,16 +17,18 @@ import grpc
 from fastapi import APIRouter, FastAPI
 from nats.aio.client import Client
 from nats.js import JetStreamContext
-from sqlalchemy import MetaData, text
+from sqlalchemy import MetaData, Table, text
 
 from loopkit import db, migrations, natsio
 from loopkit.callers import KeyStore
 from loopkit.consumer import EventConsumer, Subscription
 from loopkit.events import Outbox
+from loopkit.expiry import ExpiringRows
 from loopkit.grpc_server import GrpcServer
 from loopkit.logs import configure_logging
 from loopkit.ops_http import HttpServer, ops_app
 from loopkit.outbox import OutboxRelay
+from loopkit.periodic import every
 from loopkit.settings import ServiceSpec, Settings, load_settings
 from loopkit.tables import KitTables
 from loopkit.telemetry import configure_telemetry
@@ -98,6 +100,15 @@ class ServiceRuntime:
         """A background loop of the service (a sweep, an inbox drain): started after the consumers,
         asked to stop (its event is set) when the service drains, and awaited like them."""
         self._workers.append(run)
+
+    def add_expiry(self, table: Table, column: str, retention_s: float) -> ExpiringRows:
+        """Delete rows of `table` once `column` (a timestamp) is older than `retention_s`, checked
+        every `retention_sweep_interval_s` like the outbox (loopkit.expiry)."""
+        rows = ExpiringRows(self.engine, table, column, retention_s)
+        self.add_worker(
+            every(self.settings.retention_sweep_interval_s, rows.prune, name=f"{rows.name} expiry")
+        )
+        return rows
 
     def on_stop(self, close: Callable[[], Awaitable[None]]) -> None:
         """Release something the service opened (a client channel) once it has drained."""

@@ -11,7 +11,7 @@ from closedloop_acquisition.capture.service import CaptureService
 from closedloop_acquisition.catalog.codes import ChannelCodes
 from closedloop_acquisition.catalog.service import CatalogService
 from closedloop_acquisition.fission.service import FissionService
-from closedloop_acquisition.models import Base, kit
+from closedloop_acquisition.models import Base, LeadRequestRow, kit
 from closedloop_acquisition.pages.signin import Signer, SignIn
 from closedloop_acquisition.settings import AcquisitionSettings
 from closedloop_acquisition.transport import events, http, pages
@@ -60,6 +60,9 @@ def build(runtime: ServiceRuntime) -> None:
     runtime.add_subscription(events.referral_events(catalog, capture))
     runtime.add_subscription(events.conversion_events(catalog, capture))
     runtime.add_worker(worker.run)
+    # CaptureLead's idempotency keys and their first answers (docs/operations.md).
+    lead_requests = Base.metadata.tables[LeadRequestRow.__tablename__]
+    runtime.add_expiry(lead_requests, "created_at", settings.idempotency_key_retention_s)
     runtime.on_stop(directory.close)
 
 
