@@ -301,6 +301,16 @@ def test_production_values_scale_and_reference_external_secrets(production: Rend
     assert {"secretRef": {"name": "closedloop-acquisition-wechat"}} in env_from
     shared = production.named("ConfigMap", "cl-closedloop-settings")["data"]
     assert shared["CLOSEDLOOP_STREAM_REPLICAS"] == "3"
+    # Callers need API keys: the key file comes from the Secret, mounted in every service.
+    assert shared["CLOSEDLOOP_API_KEYS_FILE"] == "/etc/closedloop/api-keys/api-keys.json"
+    pod = acquisition["spec"]["template"]["spec"]
+    assert {
+        "name": "api-keys",
+        "secret": {
+            "secretName": "closedloop-api-keys",
+            "items": [{"key": "api-keys.json", "path": "api-keys.json"}],
+        },
+    } in pod["volumes"]
     assert shared["OTEL_EXPORTER_OTLP_ENDPOINT"].startswith("http://otel-collector")
     assert shared["CLOSEDLOOP_GRPC_HOST"] == "0.0.0.0"
     assert shared["CLOSEDLOOP_IDENTITY_URL"] == f"{resource_name('identity')}:50051"
@@ -475,10 +485,20 @@ def test_migration_jobs_and_the_test_pod_have_network_policies(rendered: Rendere
 
 
 def test_no_service_writes_a_file_that_grows_on_its_small_volume(rendered: Rendered) -> None:
+    shared = rendered.named("ConfigMap", "cl-closedloop-settings")["data"]
     for deployment in rendered.of_kind("Deployment"):
         pod = deployment["spec"]["template"]["spec"]
-        assert [v["name"] for v in pod["volumes"]] == ["tmp"]
-    shared = rendered.named("ConfigMap", "cl-closedloop-settings")["data"]
+        writable = [v["name"] for v in pod["volumes"] if "secret" not in v]
+        assert writable == ["tmp"]
+        # The only other volume is the API key Secret, read-only where the setting points.
+        keys = [v for v in pod["volumes"] if "secret" in v]
+        mounts = {m["name"]: m for m in pod["containers"][0]["volumeMounts"]}
+        for volume in keys:
+            assert volume["name"] == "api-keys" and mounts["api-keys"]["readOnly"] is True
+            path = shared["CLOSEDLOOP_API_KEYS_FILE"]
+            assert (
+                path == f"{mounts['api-keys']['mountPath']}/{volume['secret']['items'][0]['path']}"
+            )
     assert shared["CLOSEDLOOP_STATE_DIR"] == "/tmp/closedloop"
     # The sandbox senders record in memory only (the WeChat gateway will replace them).
     conversion = rendered.named("ConfigMap", resource_name("conversion"))["data"]
@@ -605,6 +625,7 @@ def test_notes_tell_which_secrets_to_create(production: Rendered) -> None:
     for secret in (
         "closedloop-postgres-url",
         "closedloop-api-token",
+        "closedloop-api-keys",
         "closedloop-conversion-wecom",
     ):
         assert secret in production.notes
