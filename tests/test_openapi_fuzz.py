@@ -6,7 +6,8 @@ data not refused with 400, undeclared methods 405, and authentication enforced w
 The services run in a thread of their own (their own event loop) on SQLite, with one official
 account, one WeCom corp and a landing page configured, so generated requests reach the parsers and
 the use cases instead of stopping at "unknown account". The number of generated requests per
-operation is bounded (`MAX_EXAMPLES`): the run takes well under a minute on a busy 2-core machine.
+operation is bounded (`MAX_EXAMPLES`): the run takes about a minute per database on a busy 2-core
+machine. On SQLite and PostgreSQL.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ import closedloop_referral.main
 import closedloop_retention.main
 from loopkit.callers import KeyStore
 from loopkit.runtime import ServiceDefinition
-from loopkit.testing import RunningService, own_nats_server, running_service
+from loopkit.testing import PostgresServer, RunningService, own_nats_server, running_service
 
 MAX_EXAMPLES = 25
 TENANT = "fuzz"
@@ -62,7 +63,9 @@ class Platform:
     urls: dict[str, str] = field(default_factory=dict)
 
 
-def _start_in_thread(tmp: Path, nats_url: str) -> tuple[Platform, threading.Event, Any]:
+def _start_in_thread(
+    tmp: Path, nats_url: str, pg: PostgresServer | None
+) -> tuple[Platform, threading.Event, Any]:
     platform = Platform()
     ready = threading.Event()
     failure: list[BaseException] = []
@@ -72,7 +75,7 @@ def _start_in_thread(tmp: Path, nats_url: str) -> tuple[Platform, threading.Even
         stop = asyncio.Event()
         holder["loop"], holder["stop"] = asyncio.get_running_loop(), stop
         try:
-            async with ServicesUnderTest(tmp, nats_url) as running:
+            async with ServicesUnderTest(tmp, nats_url, pg) as running:
                 platform.urls.update({name: svc.http_url for name, svc in running.items()})
                 ready.set()
                 await stop.wait()
@@ -100,8 +103,8 @@ def _sqlite(tmp: Path, name: str) -> str:
 class ServicesUnderTest:
     """Every service, started in order (identity first: the others resolve through it)."""
 
-    def __init__(self, tmp: Path, nats_url: str) -> None:
-        self.tmp, self.nats_url = tmp, nats_url
+    def __init__(self, tmp: Path, nats_url: str, pg: PostgresServer | None) -> None:
+        self.tmp, self.nats_url, self.pg = tmp, nats_url, pg
         self.stack = AsyncExitStack()
 
     async def _start(self, definition: ServiceDefinition, **overrides: Any) -> RunningService:
@@ -109,7 +112,9 @@ class ServicesUnderTest:
         return await self.stack.enter_async_context(
             running_service(
                 definition,
-                database_url=_sqlite(self.tmp, name),
+                database_url=(
+                    await self.pg.fresh_database() if self.pg else _sqlite(self.tmp, name)
+                ),
                 nats_url=self.nats_url,
                 state_dir=self.tmp,
                 api_keys_file=self.tmp / KEYS_FILE,
@@ -138,15 +143,19 @@ class ServicesUnderTest:
         await self.stack.aclose()
 
 
-@pytest.fixture(scope="module")
-def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def platform(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Platform]:
+    """The services on SQLite, then on PostgreSQL (a fresh database each)."""
+    pg = request.getfixturevalue("postgres") if request.param == "postgres" else None
     global SERVICES_KEY, CALLER_KEY  # noqa: PLW0603 - read by the tests of this module
     tmp = tmp_path_factory.mktemp("fuzz")
     keys = KeyStore(tmp / KEYS_FILE)
     SERVICES_KEY = keys.add("services", ["*"], "write")
     CALLER_KEY = keys.add("fuzzer", ["*"], "write")
     with own_nats_server(tmp_path_factory) as nats:
-        started, _, stop = _start_in_thread(tmp, nats.url)
+        started, _, stop = _start_in_thread(tmp, nats.url, pg)
         try:
             yield started
         finally:
