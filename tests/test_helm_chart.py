@@ -185,6 +185,8 @@ def test_inconsistent_values_are_refused_with_a_reason() -> None:
     assert "grpcPort and httpPort are both 8081" in refusal(
         {"services": {"identity": {"grpcPort": 8081}}}
     )
+    # With API keys on, the services need a key of their own to reach each other.
+    assert "set apiToken.existingSecret" in refusal({"apiKeys": {"existingSecret": "keys"}})
 
 
 # --- what the platform needs from the chart ---------------------------------------------------
