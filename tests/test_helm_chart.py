@@ -601,6 +601,7 @@ def test_the_chat_archive_import_is_reachable(production: Rendered) -> None:
     )
     no_token = production_values()
     no_token["apiToken"]["existingSecret"] = ""
+    no_token["apiKeys"]["existingSecret"] = ""  # (keys without the token are refused first)
     assert "would be routed to the internet without a token" in refusal(no_token)
 
 
