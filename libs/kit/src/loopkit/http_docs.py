@@ -29,7 +29,7 @@ _REASONS = {
     401: "no API key, or an unknown or revoked one (`authorization: Bearer clk_…`)",
     403: "a wrong signature, or an API key not for this tenant or only for reading",
     404: "no such account, corp, page or link",
-    409: "conflicts with what is stored (an idempotency key used for another request)",
+    409: "conflicts with the state of what it names (a channel outside its schedule)",
     413: "the body is larger than this edge takes",
     415: "a body in a media type this edge does not read",
     422: "a parameter of the wrong type",

@@ -95,7 +95,6 @@ SUBMISSION_ANSWERS = answers(
         201: {"description": "a new lead", "model": CapturedLeadAnswer},
     },
     400,
-    403,
     404,
     409,
     413,
