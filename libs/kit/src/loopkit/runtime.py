@@ -187,6 +187,13 @@ class ServiceRuntime:
         self._tasks += [asyncio.create_task(c.run(self._stop_workers)) for c in self.consumers]
         self._tasks += [asyncio.create_task(run(self._stop_workers)) for run in self._workers]
         await self.grpc.set_serving(True)
+        if s.api_keys_file is None and s.api_token is None:
+            # make run and the chart (apiKeys) configure keys; anything else says so, loudly.
+            log.warning(
+                "%s: callers are NOT authenticated: any caller acts for every tenant; set"
+                " CLOSEDLOOP_API_KEYS_FILE (docs/operations.md, Callers and API keys)",
+                self.spec.name,
+            )
         log.info(
             "%s%s serving gRPC on %s:%d, HTTP %s",
             self.spec.name,
