@@ -24,6 +24,7 @@ import time
 import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -33,6 +34,7 @@ from closedloop.acquisition.v1 import acquisition_pb2 as acq
 from closedloop.retention.v1 import retention_pb2 as ret
 from loop_client import SERVICES, Funnel, LoopClient, WecomCorp, ts, wait_for
 from loopkit import emulated_accounts as accounts
+from loopkit.callers import developer_key
 from loopkit_dev.runner import DEFAULT_EMULATOR_PORT, load_services, settings_for
 
 APP_ID = accounts.APP_ID
@@ -267,7 +269,16 @@ async def main(people: int, seed: int) -> int:
         return 2
     tenant = accounts.TENANT
     wechat = emulator_url(grpc_targets)
-    client = LoopClient(tenant, grpc_targets, http_urls, wechat_emulator=wechat, wecom=CORP)
+    # The development key `make run` made and kept in its state directory.
+    state_dir = Path(os.environ.get("CLOSEDLOOP_STATE_DIR", ".closedloop"))
+    client = LoopClient(
+        tenant,
+        grpc_targets,
+        http_urls,
+        wechat_emulator=wechat,
+        wecom=CORP,
+        api_key=developer_key(state_dir),
+    )
     started = time.time()
     try:
         funnel = await client.set_up_funnel(datetime.now(UTC), reps=3, app_id=APP_ID)

@@ -30,6 +30,7 @@ from closedloop.referral.v1 import referral_pb2 as ref
 from closedloop.referral.v1 import referral_pb2_grpc
 from closedloop.retention.v1 import retention_pb2 as ret
 from closedloop.retention.v1 import retention_pb2_grpc
+from loopkit.grpc_client import keyed_channel
 from loopkit.wechat import crypto, xml
 
 SERVICES = ("identity", "acquisition", "conversion", "retention", "referral")
@@ -99,13 +100,16 @@ class LoopClient:
         wechat_emulator: str = "",
         *,
         wecom: WecomCorp | None = None,
+        api_key: str | None = None,
     ) -> None:
+        """`api_key`: what every call presents (`make run` keeps its development key in its
+        state directory: loopkit.callers.developer_key)."""
         self.tenant = tenant
         self.wechat = wechat
         self.wecom = wecom
         # The WeChat emulator the gateway talks to: forms are then filled after WeChat sign-in.
         self.wechat_emulator = wechat_emulator
-        self.channels = {name: grpc.aio.insecure_channel(grpc_targets[name]) for name in SERVICES}
+        self.channels = {name: keyed_channel(grpc_targets[name], api_key) for name in SERVICES}
         self.acquisition: Any = acquisition_pb2_grpc.AcquisitionServiceStub(  # type: ignore[no-untyped-call]
             self.channels["acquisition"]
         )
@@ -120,7 +124,11 @@ class LoopClient:
         )
         self.acquisition_http = httpx.AsyncClient(base_url=http_urls["acquisition"], timeout=60)
         self.referral_http = httpx.AsyncClient(base_url=http_urls["referral"], timeout=60)
-        self.conversion_http = httpx.AsyncClient(base_url=http_urls["conversion"], timeout=60)
+        self.conversion_http = httpx.AsyncClient(
+            base_url=http_urls["conversion"],
+            timeout=60,
+            headers={"authorization": f"Bearer {api_key}"} if api_key else None,
+        )
         # The WeChat API emulator `make run` starts (what WeChat was asked to do), if any.
         self.emulator = (
             httpx.AsyncClient(base_url=wechat_emulator, timeout=10, trust_env=False)

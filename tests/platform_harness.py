@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from loopkit import callers
 from loopkit.servicelist import listed_services
 from loopkit_dev.natsserver import free_port
 
@@ -31,6 +32,13 @@ def platform_env(state_dir: Path) -> dict[str, str]:
         env[f"{prefix}_GRPC_PORT"] = str(free_port())
         env[f"{prefix}_HTTP_PORT"] = str(free_port())
     return env
+
+
+def developer_key(env: dict[str, str]) -> str:
+    """The development API key the `make run` of this environment made (callers need one)."""
+    key = callers.developer_key(Path(env["CLOSEDLOOP_STATE_DIR"]))
+    assert key, "make run keeps its development key in the state directory"
+    return key
 
 
 def grpc_target(env: dict[str, str], service: str) -> str:

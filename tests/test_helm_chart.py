@@ -185,6 +185,8 @@ def test_inconsistent_values_are_refused_with_a_reason() -> None:
     assert "grpcPort and httpPort are both 8081" in refusal(
         {"services": {"identity": {"grpcPort": 8081}}}
     )
+    # With API keys on, the services need a key of their own to reach each other.
+    assert "set apiToken.existingSecret" in refusal({"apiKeys": {"existingSecret": "keys"}})
 
 
 # --- what the platform needs from the chart ---------------------------------------------------
@@ -301,6 +303,16 @@ def test_production_values_scale_and_reference_external_secrets(production: Rend
     assert {"closedloop-wechat-accounts"} == {v["secret"]["secretName"] for v in volumes[1:]}
     shared = production.named("ConfigMap", "cl-closedloop-settings")["data"]
     assert shared["CLOSEDLOOP_STREAM_REPLICAS"] == "3"
+    # Callers need API keys: the key file comes from the Secret, mounted in every service.
+    assert shared["CLOSEDLOOP_API_KEYS_FILE"] == "/etc/closedloop/api-keys/api-keys.json"
+    pod = acquisition["spec"]["template"]["spec"]
+    assert {
+        "name": "api-keys",
+        "secret": {
+            "secretName": "closedloop-api-keys",
+            "items": [{"key": "api-keys.json", "path": "api-keys.json"}],
+        },
+    } in pod["volumes"]
     assert shared["OTEL_EXPORTER_OTLP_ENDPOINT"].startswith("http://otel-collector")
     assert shared["CLOSEDLOOP_GRPC_HOST"] == "0.0.0.0"
     assert shared["CLOSEDLOOP_IDENTITY_URL"] == f"{resource_name('identity')}:50051"
@@ -476,20 +488,45 @@ def test_migration_jobs_and_the_test_pod_have_network_policies(rendered: Rendere
 
 
 def test_no_service_writes_a_file_that_grows_on_its_small_volume(rendered: Rendered) -> None:
+    shared = rendered.named("ConfigMap", "cl-closedloop-settings")["data"]
     for deployment in rendered.of_kind("Deployment"):
         pod = deployment["spec"]["template"]["spec"]
         # The one writable volume; any other is a Secret, mounted read-only.
         assert [v["name"] for v in pod["volumes"] if "secret" not in v] == ["tmp"]
         secrets = {v["name"] for v in pod["volumes"] if "secret" in v}
-        mounts = pod["containers"][0]["volumeMounts"]
-        assert all(m.get("readOnly") for m in mounts if m["name"] in secrets)
-    shared = rendered.named("ConfigMap", "cl-closedloop-settings")["data"]
+        mounts = {m["name"]: m for m in pod["containers"][0]["volumeMounts"]}
+        assert all(m.get("readOnly") for name, m in mounts.items() if name in secrets)
+        # The API key Secret sits where the setting points.
+        for volume in (v for v in pod["volumes"] if v["name"] == "api-keys"):
+            path = shared["CLOSEDLOOP_API_KEYS_FILE"]
+            assert (
+                path == f"{mounts['api-keys']['mountPath']}/{volume['secret']['items'][0]['path']}"
+            )
     assert shared["CLOSEDLOOP_STATE_DIR"] == "/tmp/closedloop"
     # The sandbox senders record in memory only (the WeChat gateway will replace them).
     conversion = rendered.named("ConfigMap", resource_name("conversion"))["data"]
     assert conversion["CLOSEDLOOP_CONVERSION_SANDBOX_LOG"] == ""
     retention = rendered.named("ConfigMap", resource_name("retention"))["data"]
     assert retention["CLOSEDLOOP_RETENTION_SANDBOX_LOG"] == ""
+
+
+def test_retention_settings_are_chart_values_with_the_services_defaults(default: Rendered) -> None:
+    """Every retention setting of the kit is a value of the chart, and the chart's defaults are
+    the services' own; the services accept what the chart renders."""
+    shared = default.named("ConfigMap", "cl-closedloop-settings")["data"]
+    names = [
+        "outbox_retention_s",
+        "inbox_retention_s",
+        "retention_sweep_interval_s",
+        "stream_max_age_s",
+        "deadletter_max_age_s",
+        "idempotency_key_retention_s",
+    ]
+    defaults = Settings()
+    for name in names:
+        assert float(shared[f"CLOSEDLOOP_{name.upper()}"]) == getattr(defaults, name), name
+    rendered = {name: shared[f"CLOSEDLOOP_{name.upper()}"] for name in names}
+    Settings(**rendered)  # type: ignore[arg-type]
 
 
 def test_routed_callbacks_need_the_account_registry() -> None:
@@ -574,6 +611,7 @@ def test_the_chat_archive_import_is_reachable(production: Rendered) -> None:
     )
     no_token = production_values()
     no_token["apiToken"]["existingSecret"] = ""
+    no_token["apiKeys"]["existingSecret"] = ""  # (keys without the token are refused first)
     assert "would be routed to the internet without a token" in refusal(no_token)
 
 
@@ -597,7 +635,11 @@ def test_topology_spread_counts_each_service_on_its_own(rendered: Rendered) -> N
 
 
 def test_notes_tell_which_secrets_to_create(production: Rendered) -> None:
-    for secret in ("closedloop-postgres-url", "closedloop-api-token"):
+    for secret in (
+        "closedloop-postgres-url",
+        "closedloop-api-token",
+        "closedloop-api-keys",
+    ):
         assert secret in production.notes
     assert "helm test cl" in production.notes
     # Where share links point, and the real stream names, for changing their retention.

@@ -19,6 +19,7 @@ from closedloop.events.v1 import identity_events_pb2 as ev
 from closedloop.identity.v1 import identity_pb2 as pb
 from closedloop.identity.v1 import identity_pb2_grpc
 from loopkit.events import unpack
+from loopkit.grpc_client import keyed_channel
 from loopkit.servicelist import listed_services
 from loopkit_dev.testing import eventually, read_events
 
@@ -60,7 +61,9 @@ async def test_make_run_serves_identity_and_publishes_merges(platform_env: dict[
                     health_pb2.HealthCheckRequest()
                 )
                 assert health.status == health_pb2.HealthCheckResponse.SERVING, service.name
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
+        # Callers need an API key by default: make run made a development key for every tenant.
+        key = harness.developer_key(platform_env)
+        async with keyed_channel(f"127.0.0.1:{grpc_port}", key) as channel:
             stub = _identity(channel)
 
             def resolve(*ids: c.Identity) -> pb.ResolveCustomerRequest:
@@ -95,7 +98,16 @@ async def test_make_run_serves_identity_and_publishes_merges(platform_env: dict[
 
     # A second run reuses the state: the customer is still there. Ctrl-C stops it.
     with harness.make_run(platform_env) as proc:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
+        # A new run makes a new development key and revokes the last one.
+        assert harness.developer_key(platform_env) != key
+        async with keyed_channel(f"127.0.0.1:{grpc_port}", key) as channel:
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                await _identity(channel).GetCustomer(
+                    pb.GetCustomerRequest(tenant_id=TENANT, customer_id=survivor)
+                )
+            assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        key = harness.developer_key(platform_env)
+        async with keyed_channel(f"127.0.0.1:{grpc_port}", key) as channel:
             stub = _identity(channel)
             got = await stub.GetCustomer(
                 pb.GetCustomerRequest(tenant_id=TENANT, customer_id=first.customer.customer_id)
@@ -106,11 +118,12 @@ async def test_make_run_serves_identity_and_publishes_merges(platform_env: dict[
     assert harness.processes_of(platform_env) == []
 
 
-async def test_make_run_with_a_key_file_prints_a_development_key_callers_need(
-    platform_env: dict[str, str], tmp_path: Path
+async def test_make_run_prints_a_development_key_callers_need(
+    platform_env: dict[str, str],
 ) -> None:
-    keys_file = tmp_path / "api-keys.json"
-    env = {**platform_env, "CLOSEDLOOP_API_KEYS_FILE": str(keys_file)}
+    """Authentication is the default: the key file is in the state directory (only hashes)."""
+    keys_file = Path(platform_env["CLOSEDLOOP_STATE_DIR"]) / "api-keys.json"
+    env = platform_env
     printed: list[str] = []
     target = harness.grpc_target(env, "identity")
     request = pb.ResolveCustomerRequest(tenant_id=TENANT, identities=[_unionid("u-keyed")])

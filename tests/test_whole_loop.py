@@ -130,6 +130,7 @@ async def loop(loop_env: dict[str, str]) -> AsyncIterator[LoopClient]:
             APP,
             wechat_emulator=harness.emulator_url(loop_env),
             wecom=CORP,
+            api_key=harness.developer_key(loop_env),
         )
         try:
             yield client

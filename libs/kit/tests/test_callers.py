@@ -13,6 +13,7 @@ from grpc_probe import SERVICE, Probe, register
 
 from loopkit.callers import KeyStore
 from loopkit.cli import main as cli
+from loopkit.errors import Unauthenticated
 from loopkit.grpc_server import GrpcServer
 from loopkit_dev.testing import eventually
 
@@ -99,3 +100,38 @@ def test_the_cli_prints_a_key_once_and_keeps_only_its_hash(
     key_id = key.removeprefix("clk_").split(".")[0]
     assert cli(["keys", "--file", str(path), "revoke", key_id]) == 0
     assert KeyStore(path).entries() == []
+
+
+async def test_a_secret_mounted_key_file_rotates_in_place(tmp_path: Path) -> None:
+    """As Kubernetes updates a mounted Secret (the chart's apiKeys): the file is a symlink into a
+    timestamped directory, and an update swaps the `..data` link at once. The services see the new
+    file within seconds, without a restart."""
+    writer = KeyStore(tmp_path / "edit" / "api-keys.json")
+    old_key = writer.add("crm-a", ["t-a"], "write")
+    mount = tmp_path / "mount"
+
+    def publish(version: str) -> None:
+        target = mount / version
+        target.mkdir(parents=True)
+        (target / "api-keys.json").write_bytes(writer.path.read_bytes())
+        link = mount / "..data_tmp"
+        link.symlink_to(version)
+        link.replace(mount / "..data")  # the atomic swap
+
+    publish("..2026_11_30_01")
+    (mount / "api-keys.json").symlink_to("..data/api-keys.json")
+    served = KeyStore(mount / "api-keys.json")
+    assert served.authenticate(f"Bearer {old_key}").tenants == {"t-a"}
+
+    new_key = writer.add("crm-a-2", ["t-a"], "write")
+    writer.revoke(old_key.removeprefix("clk_").split(".")[0])
+    publish("..2026_11_30_02")
+
+    async def rotated() -> bool:
+        try:
+            served.authenticate(f"Bearer {old_key}")
+        except Unauthenticated:
+            return served.authenticate(f"Bearer {new_key}").name == "crm-a-2"
+        return False
+
+    await eventually(rotated, timeout_s=15)

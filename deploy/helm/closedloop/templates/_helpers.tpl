@@ -186,3 +186,8 @@ outbox flush (each up to CLOSEDLOOP_SHUTDOWN_GRACE_S) + HTTP drain (5 s) + margi
     {{- toYaml .Values.networkPolicy.databaseTo | nindent 4 }}
   {{- end }}
 {{- end -}}
+
+{{/* Where the API key Secret is mounted (CLOSEDLOOP_API_KEYS_FILE is api-keys.json in it). */}}
+{{- define "closedloop.apiKeysDir" -}}
+/etc/closedloop/api-keys
+{{- end -}}

@@ -19,7 +19,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from loopkit import emulated_accounts
-from loopkit.callers import KeyStore
+from loopkit.callers import DEVELOPER_KEY_FILE, KEYS_FILE_NAME, KeyStore
 from loopkit.operator import DEFAULT_NATS_PORT as DEFAULT_NATS_PORT
 from loopkit.operator import PlatformError as PlatformError
 from loopkit.operator import load_services as load_services
@@ -193,19 +193,26 @@ def _wait_ready(child: Child, stop: _StopRequested, timeout_s: float) -> bool:
     return True
 
 
-def _development_keys() -> str | None:
-    """With CLOSEDLOOP_API_KEYS_FILE set, callers need API keys: this run makes the services' own
-    key (their CLOSEDLOOP_API_TOKEN) and a developer key, both for every tenant, replacing those
-    of an earlier run. Returns the developer key (to print), or None when keys are off."""
-    path = os.environ.get("CLOSEDLOOP_API_KEYS_FILE")
-    if not path:
+def _development_keys(state_dir: Path) -> str | None:
+    """Callers need API keys, here as in production: this run makes the services' own key (their
+    CLOSEDLOOP_API_TOKEN) and a developer key, both for every tenant, in CLOSEDLOOP_API_KEYS_FILE
+    (default: the state directory's api-keys.json), replacing those of an earlier run. The
+    developer key is printed and kept in the state directory for `make demo` and the tests.
+    CLOSEDLOOP_ALLOW_ANONYMOUS_CALLERS=1 turns this off (and is printed as a warning)."""
+    if os.environ.get("CLOSEDLOOP_ALLOW_ANONYMOUS_CALLERS", "").lower() in ("1", "true", "yes"):
         return None
-    store = KeyStore(Path(path))
+    path = Path(os.environ.get("CLOSEDLOOP_API_KEYS_FILE") or state_dir / KEYS_FILE_NAME)
+    os.environ["CLOSEDLOOP_API_KEYS_FILE"] = str(path)
+    store = KeyStore(path)
     for entry in store.entries():
         if entry.get("name") in (SERVICES_KEY_NAME, DEVELOPER_KEY_NAME):
             store.revoke(entry["id"])
     os.environ["CLOSEDLOOP_API_TOKEN"] = store.add(SERVICES_KEY_NAME, ["*"], "write")
-    return store.add(DEVELOPER_KEY_NAME, ["*"], "write")
+    key = store.add(DEVELOPER_KEY_NAME, ["*"], "write")
+    fd = os.open(state_dir / DEVELOPER_KEY_FILE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(key + "\n")
+    return key
 
 
 def _print_table(
@@ -236,8 +243,10 @@ def _print_table(
     if developer_key:
         print(f"  API key (development, every tenant): {developer_key}")
         print("    gRPC metadata: authorization: Bearer <key>; more: closedloop keys add --help")
+        print(f"    (kept in {state_dir / DEVELOPER_KEY_FILE} for make demo)")
     else:
-        print("  Callers are not authenticated (set CLOSEDLOOP_API_KEYS_FILE to require API keys)")
+        print("  WARNING: callers are NOT authenticated (CLOSEDLOOP_ALLOW_ANONYMOUS_CALLERS):")
+        print("    anyone who reaches a port acts for every tenant")
     print(f"  Follow the logs: tail -f {state_dir / 'logs'}/*.log")
     print("  Stop: Ctrl-C\n", flush=True)
 
@@ -316,7 +325,7 @@ class _Platform:
         # Children inherit these, and settings_for (load_settings) reads the same values.
         os.environ["CLOSEDLOOP_NATS_URL"] = self.nats_url
         os.environ["CLOSEDLOOP_STATE_DIR"] = str(self.state_dir)
-        self.developer_key = _development_keys()
+        self.developer_key = _development_keys(self.state_dir)
         loaded = load_services()
         self.plan_emulator([s.name for s, _ in loaded])
         if self.emulator_port:

@@ -50,6 +50,20 @@ class Caller:
             raise PermissionDenied(f"key {self.key_id} is read-only; {method} writes")
 
 
+# `make run` keeps its key file and the development key it printed in its state directory, so
+# tools on the same machine (make demo, the tests) call as the developer without copying it.
+KEYS_FILE_NAME = "api-keys.json"
+DEVELOPER_KEY_FILE = "developer-key"
+
+
+def developer_key(state_dir: Path) -> str | None:
+    """The development key the last `make run` with this state directory made, if any."""
+    try:
+        return (state_dir / DEVELOPER_KEY_FILE).read_text(encoding="utf-8").strip() or None
+    except FileNotFoundError:
+        return None
+
+
 def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 

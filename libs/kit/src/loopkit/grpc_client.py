@@ -101,3 +101,26 @@ def make_channel(
     return grpc.aio.insecure_channel(
         target, options=options, interceptors=[_ClientInterceptor(default_timeout_s, metadata)]
     )
+
+
+class _BearerInterceptor(grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[misc]
+    def __init__(self, api_key: str) -> None:
+        self._metadata = [("authorization", f"Bearer {api_key}")]
+
+    async def intercept_unary_unary(
+        self, continuation: Callable[..., Any], details: grpc.aio.ClientCallDetails, request: Any
+    ) -> Any:
+        new_details = grpc.aio.ClientCallDetails(
+            method=details.method,
+            timeout=details.timeout,
+            metadata=list(details.metadata or []) + self._metadata,
+            credentials=details.credentials,
+            wait_for_ready=details.wait_for_ready,
+        )
+        return await continuation(new_details, request)
+
+
+def keyed_channel(target: str, api_key: str | None) -> grpc.aio.Channel:
+    """A plain insecure channel whose every call presents `api_key` (none: calls go without)."""
+    interceptors = [_BearerInterceptor(api_key)] if api_key else []
+    return grpc.aio.insecure_channel(target, interceptors=interceptors)

@@ -6,13 +6,21 @@ import asyncio
 import contextlib
 import socket
 from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
 
 import uvicorn
-from fastapi import FastAPI, Response
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.routing import APIRoute
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match, Route
 
-from loopkit.http_edge import EdgeErrors
+from loopkit.http_docs import API_KEY_SCHEME, API_KEY_SECURITY_SCHEME, ErrorReason, text_answer
+from loopkit.http_edge import EdgeErrors, error_response
 from loopkit.settings import WILDCARD_HOSTS
 
 ReadinessCheck = Callable[[], Awaitable[str | None]]
@@ -47,27 +55,124 @@ def listening_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+class Health(BaseModel):
+    status: str = Field(description="`ok`")
+    service: str
+
+
+class Ready(BaseModel):
+    status: str = Field(description="`ready`")
+    service: str
+
+
+class NotReady(BaseModel):
+    status: str = Field(description="`not ready`")
+    reason: str = Field(description="what is missing, e.g. `database unavailable: …`")
+
+
+DESCRIPTION = (
+    "The HTTP side of closedloop {service}. Its calls are gRPC (`closedloop.{service}.v1`, "
+    "reflection on; docs/api.md); HTTP serves the public edges listed here, if any, and the "
+    "probes and metrics every service has. Errors are JSON `{{error, field}}`; an outage is 503 "
+    "with Retry-After."
+)
+
+
 def ops_app(service: str, readiness: ReadinessCheck) -> FastAPI:
     """`readiness` returns None when ready, else the reason it is not."""
-    app = FastAPI(title=f"closedloop {service}", docs_url=None, redoc_url=None)
+    app = FastAPI(
+        title=f"closedloop {service}",
+        description=DESCRIPTION.format(service=service),
+        docs_url=None,
+        redoc_url=None,
+    )
     app.add_middleware(EdgeErrors)
 
-    @app.get("/healthz", include_in_schema=False)
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok", "service": service}
+    @app.exception_handler(RequestValidationError)
+    async def bad_parameter(request: Request, exc: RequestValidationError) -> Response:
+        """A parameter FastAPI checked (a path pattern): 400 with the field, like every edge."""
+        first = exc.errors()[0] if exc.errors() else {}
+        where = [str(part) for part in first.get("loc", ()) if part not in ("path", "query")]
+        return error_response(400, str(first.get("msg", "invalid")), ".".join(where) or None)
 
-    @app.get("/readyz", include_in_schema=False)
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        """Starlette's own answers (no route, wrong method) in the edges' shape. A path served
+        by several routes (a callback's GET and POST) allows the methods of all of them, not
+        only those of the first route that matched it."""
+        response = error_response(exc.status_code, str(exc.detail))
+        if exc.status_code == 405:
+            allowed = sorted(
+                {
+                    method
+                    for route in app.router.routes
+                    if isinstance(route, Route | APIRoute)
+                    and route.matches(request.scope)[0] is not Match.NONE
+                    for method in route.methods or ()
+                }
+            )
+            response.headers["Allow"] = ", ".join(allowed)
+        return response
+
+    @app.get("/healthz", tags=["ops"], summary="the process is up")
+    async def healthz() -> Health:
+        return Health(status="ok", service=service)
+
+    @app.get(
+        "/readyz",
+        tags=["ops"],
+        summary="the service can do its work (its database answers)",
+        response_model=Ready,
+        responses={503: {"model": NotReady, "description": "not ready, and why"}},
+    )
     async def readyz() -> JSONResponse:
         reason = await readiness()
         if reason is None:
             return JSONResponse({"status": "ready", "service": service})
         return JSONResponse({"status": "not ready", "reason": reason}, status_code=503)
 
-    @app.get("/metrics", include_in_schema=False)
+    @app.get(
+        "/metrics",
+        tags=["ops"],
+        summary="Prometheus metrics",
+        response_class=PlainTextResponse,
+        responses={200: text_answer("Prometheus text exposition format")},
+    )
     async def prometheus_metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
+    def document() -> dict[str, Any]:
+        # Routes that need an API key name the scheme; the document defines it once.
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title,
+                version=app.version,
+                description=app.description,
+                routes=app.routes,
+            )
+            for path in schema.get("paths", {}).values():
+                for operation in path.values():
+                    _validation_as_400(operation.get("responses", {}))
+            components = schema.setdefault("components", {})
+            components.setdefault("schemas", {})["ErrorReason"] = ErrorReason.model_json_schema()
+            components.setdefault("securitySchemes", {})[API_KEY_SCHEME] = API_KEY_SECURITY_SCHEME
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = document  # type: ignore[method-assign]
     return app
+
+
+def _validation_as_400(responses: dict[str, Any]) -> None:
+    """FastAPI documents its parameter check as 422 HTTPValidationError; here it answers 400
+    `ErrorReason` (`bad_parameter` above)."""
+    if responses.pop("422", None) is not None and "400" not in responses:
+        responses["400"] = {
+            "description": "a parameter that is not of its documented form",
+            "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/ErrorReason"}}
+            },
+        }
 
 
 class _EmbeddedServer(uvicorn.Server):

@@ -14,19 +14,21 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-from fastapi import APIRouter
+from fastapi import APIRouter, FastAPI
 from nats.aio.client import Client
 from nats.js import JetStreamContext
-from sqlalchemy import MetaData, text
+from sqlalchemy import MetaData, Table, text
 
 from loopkit import db, migrations, natsio
 from loopkit.callers import KeyStore
 from loopkit.consumer import EventConsumer, Subscription
 from loopkit.events import Outbox
+from loopkit.expiry import ExpiringRows
 from loopkit.grpc_server import GrpcServer
 from loopkit.logs import configure_logging
 from loopkit.ops_http import HttpServer, ops_app
 from loopkit.outbox import OutboxRelay
+from loopkit.periodic import every
 from loopkit.settings import ServiceSpec, Settings, load_settings
 from loopkit.tables import KitTables
 from loopkit.telemetry import configure_telemetry
@@ -99,9 +101,26 @@ class ServiceRuntime:
         asked to stop (its event is set) when the service drains, and awaited like them."""
         self._workers.append(run)
 
+    def add_expiry(self, table: Table, column: str, retention_s: float) -> ExpiringRows:
+        """Delete rows of `table` once `column` (a timestamp) is older than `retention_s`, checked
+        every `retention_sweep_interval_s` like the outbox (loopkit.expiry)."""
+        rows = ExpiringRows(self.engine, table, column, retention_s)
+        self.add_worker(
+            every(self.settings.retention_sweep_interval_s, rows.prune, name=f"{rows.name} expiry")
+        )
+        return rows
+
     def on_stop(self, close: Callable[[], Awaitable[None]]) -> None:
         """Release something the service opened (a client channel) once it has drained."""
         self._closers.append(close)
+
+    def http_app(self) -> FastAPI:
+        """The service's HTTP app: the ops routes and every router it added. Built without
+        starting anything, so its OpenAPI document can be read (and checked) offline."""
+        app = ops_app(self.spec.name, self.readiness)
+        for router in self._routers:
+            app.include_router(router)
+        return app
 
     def wake_relay(self) -> None:
         """Pass as `after_commit` to units of work that wrote events."""
@@ -160,10 +179,7 @@ class ServiceRuntime:
             self.consumers.append(consumer)
         if self.worker in (None, 0):
             # One HTTP process per pod: /metrics then always reads the same process's counters.
-            app = ops_app(self.spec.name, self.readiness)
-            for router in self._routers:
-                app.include_router(router)
-            self.http = HttpServer(app, s.http_host, s.http_port)
+            self.http = HttpServer(self.http_app(), s.http_host, s.http_port)
         await self.grpc.start()
         if self.http is not None:
             await self.http.start()
@@ -171,6 +187,13 @@ class ServiceRuntime:
         self._tasks += [asyncio.create_task(c.run(self._stop_workers)) for c in self.consumers]
         self._tasks += [asyncio.create_task(run(self._stop_workers)) for run in self._workers]
         await self.grpc.set_serving(True)
+        if s.api_keys_file is None and s.api_token is None:
+            # make run and the chart (apiKeys) configure keys; anything else says so, loudly.
+            log.warning(
+                "%s: callers are NOT authenticated: any caller acts for every tenant; set"
+                " CLOSEDLOOP_API_KEYS_FILE (docs/operations.md, Callers and API keys)",
+                self.spec.name,
+            )
         log.info(
             "%s%s serving gRPC on %s:%d, HTTP %s",
             self.spec.name,

@@ -71,7 +71,11 @@ class Settings(BaseSettings):
     # longer than the DEADLETTER stream keeps anything.
     outbox_retention_s: float = Field(default=3600.0, ge=0)
     inbox_retention_s: float = Field(default=15 * 86400.0, gt=0)
-    # How often the relay deletes expired outbox and inbox rows.
+    # Idempotency keys (a CaptureLead request_id, a form's Idempotency-Key) and the first answer
+    # they got: a client retries within minutes, so a week is generous; after it the same key is
+    # a new request.
+    idempotency_key_retention_s: float = Field(default=7 * 86400.0, gt=0)
+    # How often the relay deletes expired outbox and inbox rows (and expiring rows, expired keys).
     retention_sweep_interval_s: float = Field(default=60.0, gt=0)
     # Applied when the kit creates a stream; an existing stream keeps the operator's value.
     stream_max_age_s: float = DEFAULT_STREAM_MAX_AGE_S

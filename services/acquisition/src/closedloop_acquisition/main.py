@@ -13,7 +13,7 @@ from closedloop_acquisition.customers.directory import Customers
 from closedloop_acquisition.customers.service import CustomerEvents
 from closedloop_acquisition.fission.service import FissionService
 from closedloop_acquisition.leads.service import LeadService
-from closedloop_acquisition.models import Base, kit
+from closedloop_acquisition.models import Base, LeadRequestRow, kit
 from closedloop_acquisition.pages.signin import Signer, SignIn
 from closedloop_acquisition.settings import AcquisitionSettings
 from closedloop_acquisition.stats.service import StatsService
@@ -70,6 +70,9 @@ def build(runtime: ServiceRuntime) -> None:
     for subscription in EventHandlers(touches, CustomerEvents(leads, fission)).subscriptions():
         runtime.add_subscription(subscription)
     runtime.add_worker(inbox.worker(settings.wechat_worker_poll_s))
+    # CaptureLead's idempotency keys and their first answers (docs/operations.md).
+    lead_requests = Base.metadata.tables[LeadRequestRow.__tablename__]
+    runtime.add_expiry(lead_requests, "created_at", settings.idempotency_key_retention_s)
     runtime.on_stop(directory.close)
 
 

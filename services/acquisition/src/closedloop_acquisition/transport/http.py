@@ -9,6 +9,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from pydantic import BaseModel
 
 from closedloop_acquisition.catalog.specs import text
 from closedloop_acquisition.clock import now
@@ -23,6 +24,15 @@ from loopkit.errors import (
     DomainError,
     InvalidArgument,
 )
+from loopkit.http_docs import (
+    NO_CONTROL_CHARACTERS,
+    TENANT_PATTERN,
+    answers,
+    json_body,
+    string,
+    text_answer,
+    xml_body,
+)
 from loopkit.http_edge import (
     domain_error_response,
     error_response,
@@ -36,6 +46,86 @@ from loopkit.wechat.crypto import DecryptError, MessageCrypto, SignatureError, c
 from loopkit.wechat.xml import MAX_XML_BYTES, XmlError, build_message, parse_message
 
 MAX_FORM_BYTES = 64 * 1024
+# The documents of these edges (loopkit.http_docs); the parsers below are what they describe.
+_FORM_TEXT = {"type": ["string", "number", "boolean"], "pattern": NO_CONTROL_CHARACTERS}
+SUBMISSION_DOCS = {
+    **json_body(
+        {
+            "type": "object",
+            "additionalProperties": False,
+            # A (non-empty) openid needs the app it belongs to.
+            "if": {"required": ["openid"], "properties": {"openid": {"minLength": 1}}},
+            "then": {"required": ["app_id"], "properties": {"app_id": {"minLength": 1}}},
+            "properties": {
+                "values": {"type": "object", "additionalProperties": _FORM_TEXT},
+                "openid": string(256, "a claimed openid (unverified); needs app_id"),
+                "app_id": string(256),
+                "unionid": string(256, "a claimed unionid (unverified)"),
+                "channel_id": string(256),
+                "ref": string(64, "a referral code"),
+                "parameters": {"type": "object", "additionalProperties": _FORM_TEXT},
+                "region": string(100),
+            },
+        }
+    ),
+    "parameters": [
+        {
+            "name": "Idempotency-Key",
+            "in": "header",
+            "description": "a retry with the same key gets the first answer, without a new lead",
+            "schema": string(128),
+        },
+        {
+            "name": "x-tenant-id",
+            "in": "header",
+            "description": "look the page up in this tenant only",
+            "schema": {"type": "string", "pattern": TENANT_PATTERN},
+        },
+    ],
+}
+
+
+class CapturedLeadAnswer(BaseModel):
+    lead_id: str
+    repeat: bool
+
+
+SUBMISSION_ANSWERS = answers(
+    {
+        200: {"description": "a repeat of an earlier submission", "model": CapturedLeadAnswer},
+        201: {"description": "a new lead", "model": CapturedLeadAnswer},
+    },
+    400,
+    404,
+    409,
+    413,
+    503,
+)
+_SIGNED_QUERY = [
+    {"name": name, "in": "query", "schema": {"type": "string"}}
+    for name in ("signature", "timestamp", "nonce")
+]
+CALLBACK_QUERY_DOCS = {
+    "parameters": [*_SIGNED_QUERY, {"name": "echostr", "in": "query", "schema": {"type": "string"}}]
+}
+CALLBACK_DOCS = {
+    **xml_body(
+        {
+            name: {"type": "string"}
+            for name in ("ToUserName", "FromUserName", "CreateTime", "MsgType", "Event", "Encrypt")
+        },
+        "WeChat's `<xml>` message; in safe mode only `Encrypt` (and ToUserName)",
+    ),
+    "parameters": [
+        *_SIGNED_QUERY,
+        {"name": "msg_signature", "in": "query", "schema": {"type": "string"}},
+        {
+            "name": "encrypt_type",
+            "in": "query",
+            "schema": {"type": "string", "enum": ["raw", "aes"]},
+        },
+    ],
+}
 
 
 def _strings(value: Any, field: str) -> dict[str, str]:
@@ -116,7 +206,13 @@ def _forms_router(flows: Flows, signin: SignIn | None = None) -> APIRouter:
     """`signin`: the page's WeChat sign-in, whose session cookie carries verified identities."""
     router = APIRouter()
 
-    @router.post("/v1/forms/{page_id}/submissions", response_model=None)
+    @router.post(
+        "/v1/forms/{page_id}/submissions",
+        response_model=None,
+        summary="submit a landing page's form: captures a lead",
+        responses=SUBMISSION_ANSWERS,
+        openapi_extra=SUBMISSION_DOCS,
+    )
     async def submit(page_id: str, request: Request) -> Response:
         raw = await read_body(request, MAX_FORM_BYTES)
         if raw is None:
@@ -159,7 +255,13 @@ def _wechat_router(
     """The callbacks of the registry's official accounts that have a callback token."""
     router = APIRouter()
 
-    @router.get("/v1/wechat/{app_id}/callback", response_model=None)
+    @router.get(
+        "/v1/wechat/{app_id}/callback",
+        response_model=None,
+        summary="WeChat's check of the server URL: echoes echostr when the signature holds",
+        responses=answers({200: text_answer("the echostr")}, 403, 404),
+        openapi_extra=CALLBACK_QUERY_DOCS,
+    )
     async def verify(app_id: str, request: Request) -> Response:
         app = accounts.callback_app(app_id)
         if app is None:
@@ -176,7 +278,29 @@ def _wechat_router(
             return error_response(403, str(exc), "signature")
         return PlainTextResponse(q.get("echostr", ""))
 
-    @router.post("/v1/wechat/{app_id}/callback", response_model=None)
+    @router.post(
+        "/v1/wechat/{app_id}/callback",
+        response_model=None,
+        summary="a signed message or event of an official account (plain or safe mode)",
+        responses=answers(
+            {
+                200: {
+                    "description": "`success`, or a passive reply message (XML, sealed in"
+                    " safe mode)",
+                    "content": {
+                        "text/plain": {"schema": {"type": "string"}},
+                        "application/xml": {"schema": {"type": "string"}},
+                    },
+                }
+            },
+            400,
+            403,
+            404,
+            413,
+            503,
+        ),
+        openapi_extra=CALLBACK_DOCS,
+    )
     async def receive(app_id: str, request: Request) -> Response:
         app = accounts.callback_app(app_id)
         if app is None:

@@ -32,6 +32,7 @@ from closedloop_acquisition.transport.flows import Flows
 from closedloop_acquisition.wechat import SCOPE_BASE, SCOPE_USERINFO, WechatGateway
 from loopkit.db import is_unavailable
 from loopkit.errors import DependencyUnavailable, DomainError, NotFound
+from loopkit.http_docs import answers, redirect, text_answer
 
 log = logging.getLogger(__name__)
 
@@ -225,7 +226,20 @@ async def _signed_in(
 def pages_router(flows: Flows, sign_in: PageSignIn | None = None) -> APIRouter:
     router = APIRouter()
 
-    @router.get("/p/{page_id}", response_model=None)
+    @router.get(
+        "/p/{page_id}",
+        response_model=None,
+        summary="the landing page (HTML); inside WeChat it may first send the visitor to sign in",
+        responses=answers(
+            {
+                200: text_answer("the page and its form", "text/html"),
+                302: redirect("to WeChat's sign-in, which comes back to /p/{page_id}/oauth"),
+            },
+            404,
+            503,
+            media_type="text/html",
+        ),
+    )
     async def page(page_id: str, request: Request) -> Response:
         nonce = secrets.token_urlsafe(16)
         row = await _page_or_answer(flows, page_id, nonce)
@@ -242,7 +256,27 @@ def pages_router(flows: Flows, sign_in: PageSignIn | None = None) -> APIRouter:
             session = None
         return _render(row, request.query_params, session is not None, nonce)
 
-    @router.get("/p/{page_id}/oauth", response_model=None)
+    @router.get(
+        "/p/{page_id}/oauth",
+        response_model=None,
+        summary="where WeChat's sign-in comes back: sets the session, back to the page",
+        responses=answers(
+            {
+                200: text_answer("the page, when the visitor declined to sign in", "text/html"),
+                303: redirect("back to the page, signed in"),
+            },
+            400,
+            404,
+            503,
+            media_type="text/html",
+        ),
+        openapi_extra={
+            "parameters": [
+                {"name": name, "in": "query", "schema": {"type": "string"}}
+                for name in ("code", "state")
+            ]
+        },
+    )
     async def oauth_return(page_id: str, request: Request) -> Response:
         nonce = secrets.token_urlsafe(16)
         if sign_in is None:

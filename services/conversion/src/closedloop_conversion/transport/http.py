@@ -6,9 +6,11 @@ import asyncio
 import hmac
 import logging
 from datetime import datetime
+from typing import Annotated
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Path, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
+from pydantic import BaseModel
 
 from closedloop_conversion import metrics
 from closedloop_conversion.common import now
@@ -17,11 +19,12 @@ from closedloop_conversion.ownership.contacts import customer_of_new_contact
 from closedloop_conversion.ownership.service import OwnershipService
 from closedloop_conversion.ownership.views import WelcomeJob
 from closedloop_conversion.ownership.welcome import send_welcome
-from closedloop_conversion.pipeline.followups import FollowUpService
+from closedloop_conversion.pipeline.followups import MAX_BATCH, FollowUpService
 from closedloop_conversion.settings import ConversionSettings
 from loopkit import errors
 from loopkit.callers import KeyStore
 from loopkit.customers import CustomerDirectory
+from loopkit.http_docs import API_KEY, TENANT_PATTERN, answers, json_body, text_answer, xml_body
 from loopkit.http_edge import (
     domain_error_response,
     error_response,
@@ -38,6 +41,34 @@ from loopkit.wechat.xml import MAX_XML_BYTES, XmlError, parse_message
 
 log = logging.getLogger(__name__)
 MAX_ARCHIVE_BYTES = 4 * 1024 * 1024
+ARCHIVE_BODY = json_body(
+    {
+        "type": "object",
+        "required": ["messages"],
+        "properties": {
+            "messages": {
+                "type": "array",
+                "maxItems": MAX_BATCH,
+                "description": "archived messages (msgid, from, tolist, msgtime, content…);"
+                " each is stored or rejected on its own, by index, in the answer",
+                # Any value: a malformed message is a rejection in the answer, not a 400.
+                "items": {},
+            }
+        },
+    }
+)
+
+
+class RejectedMessage(BaseModel):
+    index: int
+    reason: str
+    field: str | None
+
+
+class ArchiveImport(BaseModel):
+    stored: int
+    duplicates: int
+    rejected: list[RejectedMessage]
 
 
 class ConversionHttp:
@@ -66,10 +97,32 @@ class ConversionHttp:
 
     def router(self) -> APIRouter:
         router = APIRouter()
-        router.add_api_route("/v1/wecom/{corp_id}/callback", self.verify, methods=["GET"])
-        router.add_api_route("/v1/wecom/{corp_id}/callback", self.callback, methods=["POST"])
         router.add_api_route(
-            "/v1/tenants/{tenant_id}/chat-archive", self.import_archive, methods=["POST"]
+            "/v1/wecom/{corp_id}/callback",
+            self.verify,
+            methods=["GET"],
+            summary="WeCom's check of the callback URL: the decrypted echostr",
+            responses=answers({200: text_answer("the decrypted echostr")}, 400, 403, 404),
+        )
+        router.add_api_route(
+            "/v1/wecom/{corp_id}/callback",
+            self.callback,
+            methods=["POST"],
+            summary="a signed, encrypted contact change (friend added, deleted, transferred)",
+            responses=answers({200: text_answer("`success`")}, 400, 403, 404, 503),
+            openapi_extra=xml_body(
+                {"ToUserName": {"type": "string"}, "Encrypt": {"type": "string"}},
+                "WeCom's `<xml>` envelope; the change itself is sealed in `Encrypt`",
+            ),
+        )
+        router.add_api_route(
+            "/v1/tenants/{tenant_id}/chat-archive",
+            self.import_archive,
+            methods=["POST"],
+            summary="import archived chat messages (needs a write API key for the tenant)",
+            response_model=ArchiveImport,
+            responses=answers({}, 400, 401, 403, 413, 503),
+            openapi_extra={**API_KEY, **ARCHIVE_BODY},
         )
         return router
 
@@ -172,7 +225,9 @@ class ConversionHttp:
         except Exception:
             log.exception("welcome message for %s failed", job.ownership_id)
 
-    async def import_archive(self, tenant_id: str, request: Request) -> Response:
+    async def import_archive(
+        self, tenant_id: Annotated[str, Path(pattern=TENANT_PATTERN)], request: Request
+    ) -> Response:
         """A batch of archived chat messages: good ones stored once, bad ones reported by index."""
         token = self._settings.api_token
         given = request.headers.get("authorization", "")

@@ -15,6 +15,7 @@ from closedloop_referral.clock import now
 from closedloop_referral.programs.service import ProgramService
 from closedloop_referral.programs.views import VisitResult
 from loopkit.errors import NotFound
+from loopkit.http_docs import answers, redirect
 from loopkit.tracing import span_from_headers
 from loopkit.uow import UnitOfWork
 
@@ -29,7 +30,19 @@ _NOT_FOUND_PAGE = (
 def share_router(uow: UnitOfWork, programs: ProgramService) -> APIRouter:
     router = APIRouter()
 
-    @router.get("/r/{code}", response_model=None)
+    @router.get(
+        "/r/{code}",
+        response_model=None,
+        summary="a share link: records the visit and redirects to the landing page",
+        responses={
+            **answers(
+                {302: redirect("to the program's landing page, with the share's attribution")},
+                404,
+                media_type="text/html",
+            ),
+            **answers({}, 503),
+        },
+    )
     async def open_share_link(
         code: str,
         request: Request,
