@@ -14,6 +14,7 @@ machine.
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -45,8 +46,30 @@ APP_ID = "wxfuzz0000000001"
 CORP_ID = "wwfuzz0000000001"
 TOKEN = "fuzz-callback-token"
 AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
-APP = {"app_id": APP_ID, "tenant_id": TENANT, "token": TOKEN, "aes_key": AES_KEY}
-CORP = {"corp_id": CORP_ID, "tenant_id": TENANT, "token": TOKEN, "aes_key": AES_KEY}
+# The account registry (CLOSEDLOOP_ACCOUNTS): one official account and one corp, each with its
+# callback token and key (what acquisition and conversion verify callbacks with).
+ACCOUNTS = json.dumps(
+    {
+        "official_accounts": [
+            {
+                "tenant_id": TENANT,
+                "app_id": APP_ID,
+                "app_secret": "fuzz-app-secret",
+                "token": TOKEN,
+                "aes_key": AES_KEY,
+            }
+        ],
+        "wecom_corps": [
+            {
+                "tenant_id": TENANT,
+                "corp_id": CORP_ID,
+                "contact_secret": "fuzz-contact-secret",
+                "token": TOKEN,
+                "aes_key": AES_KEY,
+            }
+        ],
+    }
+)
 
 # Callers need API keys here as in production: the services' own, and the fuzzer's.
 KEYS_FILE = "api-keys.json"
@@ -136,10 +159,10 @@ class ServicesUnderTest:
         return {
             "identity": identity,
             "acquisition": await self._start(
-                closedloop_acquisition.main.DEFINITION, wechat_apps=[APP], **near
+                closedloop_acquisition.main.DEFINITION, accounts=ACCOUNTS, **near
             ),
             "conversion": await self._start(
-                closedloop_conversion.main.DEFINITION, wecom_corps=[CORP], **near
+                closedloop_conversion.main.DEFINITION, accounts=ACCOUNTS, **near
             ),
             "retention": await self._start(closedloop_retention.main.DEFINITION, **near),
             "referral": await self._start(closedloop_referral.main.DEFINITION, **near),
@@ -188,8 +211,8 @@ def _document(definition: ServiceDefinition, **overrides: Any) -> dict[str, Any]
 
 DEFINITIONS: dict[str, tuple[ServiceDefinition, dict[str, Any]]] = {
     "identity": (closedloop_identity.main.DEFINITION, {}),
-    "acquisition": (closedloop_acquisition.main.DEFINITION, {"wechat_apps": [APP]}),
-    "conversion": (closedloop_conversion.main.DEFINITION, {"wecom_corps": [CORP]}),
+    "acquisition": (closedloop_acquisition.main.DEFINITION, {"accounts": ACCOUNTS}),
+    "conversion": (closedloop_conversion.main.DEFINITION, {"accounts": ACCOUNTS}),
     "retention": (closedloop_retention.main.DEFINITION, {}),
     "referral": (closedloop_referral.main.DEFINITION, {}),
     "gateway": (closedloop_gateway.main.DEFINITION, {}),
