@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy import and_, delete, func, insert, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
@@ -38,16 +38,26 @@ class ReviewFacts(NamedTuple):
 
 
 _REVIEW_COLUMNS = [ActivityRow.__table__.c[name] for name in ReviewFacts._fields]
-# The columns a review writes.
-_REVIEWED = (
-    "stage",
-    "stage_reason",
-    "stage_changed_at",
-    "next_review_at",
-    "churn_risk",
-    "churn_risk_raised_at",
-    "win_back_attempts",
-    "last_win_back_at",
+# The columns a review writes, with their PostgreSQL array types for the batch UPDATE.
+_REVIEWED_PG_TYPES = {
+    "stage": "text[]",
+    "stage_reason": "text[]",
+    "stage_changed_at": "timestamptz[]",
+    "next_review_at": "timestamptz[]",
+    "churn_risk": "float8[]",
+    "churn_risk_raised_at": "timestamptz[]",
+    "win_back_attempts": "int[]",
+    "last_win_back_at": "timestamptz[]",
+}
+_REVIEWED = tuple(_REVIEWED_PG_TYPES)
+_UPDATE_REVIEWED_PG = text(
+    "UPDATE activity AS a SET "
+    + ", ".join(f"{name} = v.{name}" for name in _REVIEWED)
+    + " FROM unnest(CAST(:customer_id AS text[]), "
+    + ", ".join(f"CAST(:{name} AS {kind})" for name, kind in _REVIEWED_PG_TYPES.items())
+    + ") AS v(customer_id, "
+    + ", ".join(_REVIEWED)
+    + ") WHERE a.tenant_id = :tenant AND a.customer_id = v.customer_id"
 )
 
 
@@ -97,13 +107,20 @@ class ActivityRepository:
     ) -> None:
         """Write a batch of reviews (each a customer_id and its new lifecycle columns).
 
-        One UPDATE by primary key executed for the whole batch (an executemany: asyncpg pipelines
-        it, SQLite runs it as local calls). Rows of this session's identity map get the same
-        values, so a read later in the transaction sees them.
+        PostgreSQL: one UPDATE ... FROM unnest(arrays), one statement for the batch. SQLite: the
+        UPDATE by primary key as one executemany (local calls, no round trips). Rows of this
+        session's identity map get the same values, so a read later in the transaction sees them.
         """
         if not updates:
             return
-        await session.execute(update(ActivityRow), [{"tenant_id": tenant, **u} for u in updates])
+        if session.get_bind().dialect.name == "postgresql":
+            columns = ("customer_id", *_REVIEWED)
+            arrays = {name: [u[name] for u in updates] for name in columns}
+            await session.execute(_UPDATE_REVIEWED_PG, {"tenant": tenant, **arrays})
+        else:
+            await session.execute(
+                update(ActivityRow), [{"tenant_id": tenant, **u} for u in updates]
+            )
         for u in updates:
             loaded = session.identity_map.get(identity_key(ActivityRow, (tenant, u["customer_id"])))
             if loaded is not None:
