@@ -195,8 +195,12 @@ class EventConsumer:
                 return
             if len(deliveries) > 1:
                 # The batch failed as a whole (at its commit, say): find the culprit alone.
-                for delivery in deliveries:
+                for n, delivery in enumerate(deliveries):
                     await self.handle_batch([delivery.msg])
+                    if self.backoff_s:  # an outage began: the rest goes back untried
+                        for untried in deliveries[n + 1 :]:
+                            await untried.msg.nak(delay=self.backoff_s)
+                        break
                 return
             await self._failed(deliveries[0].msg, deliveries[0].env, exc)
             return
