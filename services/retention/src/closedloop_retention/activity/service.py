@@ -337,6 +337,12 @@ class ActivityService:
                     one = await self.get(session, tenant, row.customer_id)
                     changed += await self.recompute(session, one, now, rules)
                     continue
+                raised_at = utc_or_none(row.churn_risk_raised_at)
+                if verdict.raise_risk:
+                    raised_at = now
+                elif verdict.clear_risk:
+                    raised_at = None
+                came_back = f.last_win_back_at is None and row.last_win_back_at is not None
                 update = {
                     "customer_id": row.customer_id,
                     "stage": verdict.stage,
@@ -344,15 +350,9 @@ class ActivityService:
                     "stage_changed_at": utc_or_none(row.stage_changed_at),
                     "next_review_at": verdict.next_review_at,
                     "churn_risk": round(verdict.churn_risk, 4),
-                    "churn_risk_raised_at": (
-                        now
-                        if verdict.raise_risk
-                        else None
-                        if verdict.clear_risk
-                        else utc_or_none(row.churn_risk_raised_at)
-                    ),
-                    "win_back_attempts": f.win_back_attempts,
-                    "last_win_back_at": f.last_win_back_at,
+                    "churn_risk_raised_at": raised_at,
+                    "win_back_attempts": 0 if came_back else row.win_back_attempts,
+                    "last_win_back_at": None if came_back else utc_or_none(row.last_win_back_at),
                 }
                 if verdict.stage != row.stage:
                     changed += 1
