@@ -23,11 +23,13 @@ import asyncio
 import os
 import time
 import uuid
+from collections import Counter
 from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
 
+from _statements import SIDES, install
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -147,11 +149,24 @@ GENERATE = [
 T = TypeVar("T")
 
 
+# Every SQL statement the process sends (bench/_statements.py), for statements per step.
+STATEMENTS: Counter[str] = Counter()
+
+
 async def timed(label: str, work: Awaitable[T], results: dict[str, float]) -> T:
+    before = _sent()
     start = time.perf_counter()
     out = await work
     results[label] = time.perf_counter() - start
+    STEP_STATEMENTS[label] = _sent() - before
     return out
+
+
+STEP_STATEMENTS: dict[str, int] = {}
+
+
+def _sent() -> int:
+    return sum(STATEMENTS[f"{side} statements"] for side in SIDES)
 
 
 async def run(customers: int, orders: int, keep: bool, *, full: bool) -> None:  # noqa: PLR0915
@@ -197,6 +212,7 @@ async def run(customers: int, orders: int, keep: bool, *, full: bool) -> None:  
 
         examined, changed = await timed("lifecycle sweep (1 day)", sweep(), results)
         print(f"  sweep: {examined:,} customers due, {changed:,} stage changes")
+        _per_customer("lifecycle sweep (1 day)", examined)
 
         if full:
 
@@ -207,6 +223,7 @@ async def run(customers: int, orders: int, keep: bool, *, full: bool) -> None:  
 
             examined, changed = await timed("lifecycle sweep (all due)", full_sweep(), results)
             print(f"  full sweep: {examined:,} customers, {changed:,} stage changes")
+            _per_customer("lifecycle sweep (all due)", examined)
 
         async def rfm() -> int:
             async with sessions() as s, s.begin():
@@ -229,17 +246,31 @@ async def run(customers: int, orders: int, keep: bool, *, full: bool) -> None:  
             await admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def _per_customer(label: str, customers: int) -> None:
+    """SQL statements of a sweep per customer it examined."""
+    sent = STEP_STATEMENTS[label]
+    print(f"    {sent:,} statements, {sent / max(customers, 1):.3f} per customer examined")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, default=1_000_000)
     parser.add_argument("--orders", type=int, default=10_000_000)
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="20,000 customers / 200,000 orders with the full sweep: a few seconds per step",
+    )
+    parser.add_argument(
         "--full-sweep",
         action="store_true",
         help="also time a sweep with every customer due (as after a rules change)",
     )
     args = parser.parse_args()
+    if args.quick:
+        args.customers, args.orders, args.full_sweep = 20_000, 200_000, True
+    install(STATEMENTS)
     asyncio.run(run(args.customers, args.orders, args.keep, full=args.full_sweep))
 
 

@@ -10,34 +10,19 @@ from kit_testbed import (
     Database,
     Stream,
     applied_counts,
-    customer_created,
+    publish_created,
     record_applied,
     run_helper,
 )
 from loopkit.consumer import EventConsumer, Subscription
-from loopkit.events import subject_for
 from loopkit_dev.natsserver import NatsServer
 from loopkit_dev.testing import eventually
-
-
-async def publish(js: JetStreamContext, producer: str, n: int) -> list[str]:
-    """N events published the way the relay does (Nats-Msg-Id = event id)."""
-    ids = []
-    for _ in range(n):
-        env = customer_created(producer)
-        await js.publish(
-            subject_for(producer, env.type),
-            env.SerializeToString(),
-            headers={"Nats-Msg-Id": env.id, "Closedloop-Type": env.type},
-        )
-        ids.append(env.id)
-    return ids
 
 
 async def test_handler_crash_mid_batch_applies_no_event_twice(
     database: Database, stream: Stream, js: JetStreamContext, nats_server: NatsServer
 ) -> None:
-    ids = await publish(js, stream.producer, 6)
+    ids = await publish_created(js, stream.producer, 6)
     service = f"svc{stream.producer}"
 
     crashed = await run_helper(
@@ -49,12 +34,14 @@ async def test_handler_crash_mid_batch_applies_no_event_twice(
         service,
         "--crash-after",
         "4",
+        "--batch-size",
+        "4",
         "--ack-wait",
         "1.0",
     )
     assert crashed.returncode == 137, crashed.output
     assert "crashing after committing" in crashed.output
-    # Four events were applied (the fourth committed, never acked) before the process died.
+    # A batch of four events was applied (committed, never acked) before the process died.
     assert sorted((await applied_counts(database.sessions)).values()) == [1, 1, 1, 1]
 
     consumer = EventConsumer(

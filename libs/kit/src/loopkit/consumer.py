@@ -1,8 +1,10 @@
 """Idempotent JetStream consumers.
 
-A durable pull consumer per (service, purpose). Each message is handled in one database
-transaction together with an inbox row keyed by event id, then acked: a redelivery after a crash
-finds the inbox row and is acked without running the handler again.
+A durable pull consumer per (service, purpose). Each fetched batch is handled in one database
+transaction: the batch's inbox rows (keyed by event id) in one statement, then each new message's
+handler in a savepoint of its own, then the commit, then the acks. A redelivery after a crash finds
+the inbox row and is acked without running the handler again; a message whose handler fails rolls
+back to its savepoint and fails alone, without losing the others' work.
 
 Failures are of two kinds. An outage (database restarting or full, NATS or identity away: see
 loopkit.outages) is not the message's fault: the message is put back with a capped back-off, the
@@ -26,8 +28,9 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from opentelemetry import metrics
 from opentelemetry.trace import SpanKind
-from sqlalchemy import insert, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import delete
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from closedloop.events.v1.envelope_pb2 import Envelope
@@ -37,6 +40,7 @@ from loopkit.natsio import DEAD_LETTER_ROOT
 from loopkit.outages import is_outage
 from loopkit.tables import KitTables
 from loopkit.tracing import span_from_headers
+from loopkit.uow import _EFFECTS  # the effects list `on_commit` appends to
 
 log = logging.getLogger(__name__)
 _meter = metrics.get_meter("loopkit.consumer")
@@ -76,6 +80,16 @@ class Subscription:
             handlers=handlers,
             producer=producer,
         )
+
+
+@dataclass
+class _Delivery:
+    """A decoded message of a batch and what became of it in the batch's transaction."""
+
+    msg: Msg
+    env: Envelope
+    outcome: str = ""  # applied | duplicate | ignored (acked after the commit)
+    error: Exception | None = None  # the handler failed: settled by `_failed` after the commit
 
 
 class EventConsumer:
@@ -138,14 +152,7 @@ class EventConsumer:
             msgs = await self._sub.fetch(self._batch_size, timeout=timeout_s)
         except (NatsTimeoutError, TimeoutError):  # nats-py raises either when none came
             return 0
-        for n, msg in enumerate(msgs):
-            await self.handle(msg)
-            if self.backoff_s:
-                # A dependency is out: the rest of the batch would fail the same way. Put it
-                # back untried; none of this counts against the messages.
-                for untried in msgs[n + 1 :]:
-                    await untried.nak(delay=self.backoff_s)
-                break
+        await self.handle_batch(msgs)
         return len(msgs)
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -163,63 +170,136 @@ class EventConsumer:
                 await _wait(stop, self.backoff_s)
 
     async def handle(self, msg: Msg) -> None:
-        headers = msg.headers or {}
-        try:
-            env = decode_envelope(msg.data)
-        except ValueError as exc:
-            await self._dead_letter(msg, f"undecodable: {exc}")
+        await self.handle_batch([msg])
+
+    async def handle_batch(self, msgs: list[Msg]) -> None:
+        """Apply the messages in one transaction, then ack (or nak, or dead-letter) each."""
+        deliveries = []
+        for msg in msgs:
+            try:
+                deliveries.append(_Delivery(msg, decode_envelope(msg.data)))
+            except ValueError as exc:
+                await self._dead_letter(msg, f"undecodable: {exc}")
+        if not deliveries:
             return
+        try:
+            await self._apply_batch(deliveries)
+        except Exception as exc:
+            if is_outage(exc):
+                # Nothing committed, so nothing failed for its own sake: every message goes back
+                # (a failure seen earlier in the batch counts no strike either).
+                await self._failed(deliveries[0].msg, deliveries[0].env, exc)
+                for delivery in deliveries[1:]:
+                    _handled.add(1, {"consumer": self.durable, "outcome": "outage"})
+                    await delivery.msg.nak(delay=self.backoff_s)
+                return
+            if len(deliveries) > 1:
+                # The batch failed as a whole (at its commit, say): find the culprit alone.
+                for n, delivery in enumerate(deliveries):
+                    await self.handle_batch([delivery.msg])
+                    if self.backoff_s:  # an outage began: the rest goes back untried
+                        for untried in deliveries[n + 1 :]:
+                            await untried.msg.nak(delay=self.backoff_s)
+                        break
+                return
+            await self._failed(deliveries[0].msg, deliveries[0].env, exc)
+            return
+        self.backoff_s = 0.0
+        for delivery in deliveries:
+            if delivery.error is not None:
+                await self._failed(delivery.msg, delivery.env, delivery.error)
+                continue
+            await delivery.msg.ack()
+            self._strikes.pop(delivery.msg.metadata.sequence.stream, None)
+            _handled.add(1, {"consumer": self.durable, "outcome": delivery.outcome})
+        _pending.set(deliveries[-1].msg.metadata.num_pending, {"consumer": self.durable})
+        applied = any(delivery.outcome == "applied" for delivery in deliveries)
+        if applied and self._after_commit is not None:
+            self._after_commit()  # one relay wake-up for the batch
+
+    async def _apply_batch(self, deliveries: list[_Delivery]) -> None:
+        """One transaction: the batch's inbox rows, then each new message in a savepoint of its own.
+
+        A message whose handler fails rolls back to its savepoint (its writes and its `on_commit`
+        effects are gone, the others' stay) and is settled after the commit. An outage raises
+        and rolls the whole batch back.
+        """
+        async with self._sessions() as session, session.begin():
+            fresh = await self._claim(session, deliveries)
+            for delivery in deliveries:
+                if delivery.env.id not in fresh:
+                    delivery.outcome = "duplicate"
+                    continue
+                fresh.discard(delivery.env.id)  # the same event twice in one batch: apply once
+                handler = self._sub_spec.handlers.get(delivery.env.type)
+                if handler is None:
+                    delivery.outcome = "ignored"
+                    continue
+                await self._in_savepoint(session, delivery, handler)
+            failed = [d.env.id for d in deliveries if d.error is not None]
+            if failed:  # they will come again: no inbox row may turn them away
+                await session.execute(
+                    delete(self._inbox).where(
+                        self._inbox.c.consumer == self.durable, self._inbox.c.event_id.in_(failed)
+                    )
+                )
+
+    async def _claim(self, session: AsyncSession, deliveries: list[_Delivery]) -> set[str]:
+        """Write the batch's inbox rows in one statement; returns the event ids not seen before.
+
+        ON CONFLICT DO NOTHING waits for a replica inserting the same row to finish, so an event
+        that replica applies comes back here as seen; rows go in event id order so two replicas
+        with overlapping batches take the row locks in the same order.
+        """
+        now = datetime.now(UTC)
+        rows = {
+            d.env.id: {
+                "consumer": self.durable,
+                "event_id": d.env.id,
+                "subject": d.msg.subject,
+                "processed_at": now,
+            }
+            for d in deliveries
+        }
+        dialect = session.get_bind().dialect.name
+        insert = pg_insert if dialect == "postgresql" else sqlite_insert
+        claimed = await session.execute(
+            insert(self._inbox)
+            .values([rows[event_id] for event_id in sorted(rows)])
+            .on_conflict_do_nothing(index_elements=["consumer", "event_id"])
+            .returning(self._inbox.c.event_id)
+        )
+        return set(claimed.scalars())
+
+    async def _in_savepoint(
+        self, session: AsyncSession, delivery: _Delivery, handler: Handler
+    ) -> None:
+        msg, env = delivery.msg, delivery.env
         attrs = {
             "messaging.system": "nats",
             "messaging.destination.name": msg.subject,
             "messaging.message.id": env.id,
             "messaging.consumer.group.name": self.durable,
         }
+        effects: list[object] = session.info.setdefault(_EFFECTS, [])
+        effects_before = len(effects)
         with span_from_headers(
-            f"consume {env.type}", headers, kind=SpanKind.CONSUMER, attributes=attrs
+            f"consume {env.type}", msg.headers, kind=SpanKind.CONSUMER, attributes=attrs
         ):
             try:
-                outcome = await self._apply(msg.subject, env)
-            except Exception as exc:
-                await self._failed(msg, env, exc)
-                return
-        await msg.ack()
-        self.backoff_s = 0.0
-        self._strikes.pop(msg.metadata.sequence.stream, None)
-        _handled.add(1, {"consumer": self.durable, "outcome": outcome})
-        _pending.set(msg.metadata.num_pending, {"consumer": self.durable})
-        if outcome == "applied" and self._after_commit is not None:
-            self._after_commit()
-
-    async def _apply(self, subject: str, env: Envelope) -> str:
-        handler = self._sub_spec.handlers.get(env.type)
-        async with self._sessions() as session:
-            try:
-                async with session.begin():
-                    seen = await session.execute(
-                        select(self._inbox.c.event_id).where(
-                            self._inbox.c.consumer == self.durable,
-                            self._inbox.c.event_id == env.id,
-                        )
-                    )
-                    if seen.first() is not None:
-                        return "duplicate"
-                    await session.execute(
-                        insert(self._inbox).values(
-                            consumer=self.durable,
-                            event_id=env.id,
-                            subject=subject,
-                            processed_at=datetime.now(UTC),
-                        )
-                    )
-                    if handler is None:
-                        return "ignored"
+                async with session.begin_nested():
+                    # The step per message: anything done to the envelope before its handler
+                    # (opening sealed personal data, say) belongs here, so it fails alone too.
                     await handler(session, env)
-            except IntegrityError as exc:
-                if "inbox" in str(exc).lower():
-                    return "duplicate"  # another replica applied it while we were working
-                raise
-        return "applied"
+            except Exception as exc:
+                if is_outage(exc):
+                    raise
+                # The savepoint rolled back; SQLAlchemy keeps the session's after-commit
+                # effects through a savepoint rollback, so drop the ones this message added.
+                del effects[effects_before:]
+                delivery.error = exc
+                return
+        delivery.outcome = "applied"
 
     async def _failed(self, msg: Msg, env: Envelope, exc: Exception) -> None:
         seq = msg.metadata.sequence.stream

@@ -1,10 +1,11 @@
 """An event consumer in a process of its own, which the tests kill.
 
-    consumer_proc.py DATABASE_URL NATS_URL STREAM SUBJECT SERVICE --crash-after K [--ack-wait S]
+    consumer_proc.py DATABASE_URL NATS_URL STREAM SUBJECT SERVICE --crash-after K
+        [--ack-wait S] [--batch-size N]
 
 Consumes with the kit's EventConsumer and the test handler (one `applied` row per application)
-and dies (exit 137, no cleanup) right after the transaction of its K-th message committed and
-before that message is acked.
+and dies (exit 137, no cleanup) right after the transaction of the batch holding its K-th message
+committed and before any message of that batch is acked.
 """
 
 from __future__ import annotations
@@ -25,13 +26,13 @@ class CrashingConsumer(EventConsumer):
     crash_after = 0
     committed = 0
 
-    async def _apply(self, subject: str, env):  # type: ignore[no-untyped-def]
-        outcome = await super()._apply(subject, env)  # the transaction has committed here
-        self.committed += 1
-        if self.committed == self.crash_after:
-            print(f"crashing after committing {env.id} ({outcome}), before its ack", flush=True)
+    async def _apply_batch(self, deliveries):  # type: ignore[no-untyped-def]
+        await super()._apply_batch(deliveries)  # the batch's transaction has committed here
+        self.committed += len(deliveries)
+        if self.committed >= self.crash_after:
+            ids = ", ".join(d.env.id for d in deliveries)
+            print(f"crashing after committing {ids}, before their acks", flush=True)
             os._exit(CRASH_EXIT)
-        return outcome
 
 
 async def main() -> None:
@@ -43,6 +44,7 @@ async def main() -> None:
     parser.add_argument("service")
     parser.add_argument("--crash-after", type=int, required=True)
     parser.add_argument("--ack-wait", type=float, default=1.0)
+    parser.add_argument("--batch-size", type=int, default=100)
     args = parser.parse_args()
 
     engine = db.create_engine(args.database_url)
@@ -59,6 +61,7 @@ async def main() -> None:
         KIT,
         nc.jetstream(),
         ack_wait_s=args.ack_wait,
+        batch_size=args.batch_size,
     )
     consumer.crash_after = args.crash_after
     await consumer.start()

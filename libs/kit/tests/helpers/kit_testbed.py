@@ -15,13 +15,14 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from nats.js import JetStreamContext
 from sqlalchemy import Column, Integer, String, Table, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from closedloop.events.v1.envelope_pb2 import Envelope
 from closedloop.events.v1.identity_events_pb2 import CustomerCreated
 from loopkit import db
-from loopkit.events import new_envelope
+from loopkit.events import new_envelope, subject_for
 from loopkit.tables import kit_tables
 
 HELPERS = Path(__file__).resolve().parent
@@ -76,6 +77,20 @@ def customer_created(producer: str, *, tenant_id: str = "t-kit") -> Envelope:
         customer_id=customer_id,
         payload=CustomerCreated(customer_id=customer_id),
     )
+
+
+async def publish_created(js: JetStreamContext, producer: str, n: int) -> list[str]:
+    """N events published the way the relay does (Nats-Msg-Id = event id); their ids."""
+    ids = []
+    for _ in range(n):
+        env = customer_created(producer)
+        await js.publish(
+            subject_for(producer, env.type),
+            env.SerializeToString(),
+            headers={"Nats-Msg-Id": env.id, "Closedloop-Type": env.type},
+        )
+        ids.append(env.id)
+    return ids
 
 
 async def record_applied(session: AsyncSession, env: Envelope) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from closedloop_retention.activity.rules import Rules
@@ -125,3 +125,53 @@ def next_review(f: Facts, rules: Rules, now: datetime) -> datetime | None:
             )
     future = [m for m in moments if m > now]
     return min(future) if future else None
+
+
+def returned(f: Facts) -> Facts:
+    """The facts with the win-back count reset when an order came after the last offer."""
+    if (
+        f.last_win_back_at is not None
+        and f.last_order_at is not None
+        and f.last_order_at >= f.last_win_back_at
+    ):
+        return replace(f, win_back_attempts=0, last_win_back_at=None)
+    return f
+
+
+@dataclass(frozen=True)
+class Review:
+    """What a review of a customer decides: the row's new lifecycle columns and the events."""
+
+    stage: str
+    reason: str
+    next_review_at: datetime | None
+    churn_risk: float  # the exact score; the row keeps it rounded
+    risk_reasons: list[str]
+    raise_risk: bool  # emit churn_risk.raised and remember when
+    clear_risk: bool  # the risk fell below the threshold again
+    offer: bool  # a win-back offer is due (if the tenant has a playbook)
+
+
+def review(f: Facts, risk_raised: bool, rules: Rules, now: datetime) -> Review:
+    """The stage, churn risk and next review of a customer (facts after `returned`) at `now`."""
+    stage, reason = assess(f, rules, now)
+    score, reasons = churn_risk(f, rules, now)
+    high = score >= rules.churn_risk_threshold and stage != CHURNED
+    offer = raise_risk = clear_risk = False
+    if high and not risk_raised:
+        raise_risk = offer = True
+    elif high and f.last_win_back_at is not None:
+        lapsed = f.last_win_back_at + timedelta(days=rules.win_back_valid_days)
+        offer = now >= lapsed and f.win_back_attempts < rules.win_back_max_attempts
+    elif score < rules.churn_risk_threshold and risk_raised:
+        clear_risk = True
+    return Review(
+        stage=stage,
+        reason=reason,
+        next_review_at=next_review(f, rules, now),
+        churn_risk=score,
+        risk_reasons=reasons,
+        raise_risk=raise_risk,
+        clear_risk=clear_risk,
+        offer=offer,
+    )

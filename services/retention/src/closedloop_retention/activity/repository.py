@@ -5,15 +5,60 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any, NamedTuple
 
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import and_, delete, func, insert, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.util import identity_key
 
 from closedloop_retention.models import ActivityRow, OrderItemRow, OrderRow, StageChangeRow, TagRow
 from loopkit.customer_rows import repoint_customer
 
 # The tables keyed by (tenant, customer) this concept owns, besides the activity row itself.
 _CUSTOMER_TABLES = (OrderRow, OrderItemRow, StageChangeRow, TagRow)
+
+
+class ReviewFacts(NamedTuple):
+    """What the sweep reads of a due customer (the columns a review depends on)."""
+
+    customer_id: str
+    next_review_at: datetime | None
+    stage: str
+    stage_changed_at: datetime | None
+    churn_risk_raised_at: datetime | None
+    order_count: int
+    first_order_at: datetime | None
+    last_order_at: datetime | None
+    last_seen_at: datetime
+    unsubscribed: bool
+    deleted_rep: bool
+    win_back_attempts: int | None
+    last_win_back_at: datetime | None
+
+
+_REVIEW_COLUMNS = [ActivityRow.__table__.c[name] for name in ReviewFacts._fields]
+# The columns a review writes, with their PostgreSQL array types for the batch UPDATE.
+_REVIEWED_PG_TYPES = {
+    "stage": "text[]",
+    "stage_reason": "text[]",
+    "stage_changed_at": "timestamptz[]",
+    "next_review_at": "timestamptz[]",
+    "churn_risk": "float8[]",
+    "churn_risk_raised_at": "timestamptz[]",
+    "win_back_attempts": "int[]",
+    "last_win_back_at": "timestamptz[]",
+}
+_REVIEWED = tuple(_REVIEWED_PG_TYPES)
+_UPDATE_REVIEWED_PG = text(
+    "UPDATE activity AS a SET "
+    + ", ".join(f"{name} = v.{name}" for name in _REVIEWED)
+    + " FROM unnest(CAST(:customer_id AS text[]), "
+    + ", ".join(f"CAST(:{name} AS {kind})" for name, kind in _REVIEWED_PG_TYPES.items())
+    + ") AS v(customer_id, "
+    + ", ".join(_REVIEWED)
+    + ") WHERE a.tenant_id = :tenant AND a.customer_id = v.customer_id"
+)
 
 
 class ActivityRepository:
@@ -37,9 +82,9 @@ class ActivityRepository:
         now: datetime,
         after: tuple[datetime, str] | None,
         limit: int,
-    ) -> list[ActivityRow]:
-        """The next keyset batch of customers whose review moment has come."""
-        query = select(ActivityRow).where(
+    ) -> list[ReviewFacts]:
+        """The next keyset batch of customers whose review moment has come: what a review reads."""
+        query = select(*_REVIEW_COLUMNS).where(
             ActivityRow.tenant_id == tenant, ActivityRow.next_review_at <= now
         )
         if after is not None:
@@ -52,11 +97,40 @@ class ActivityRepository:
                     ),
                 )
             )
-        return list(
-            await session.scalars(
-                query.order_by(ActivityRow.next_review_at, ActivityRow.customer_id).limit(limit)
-            )
+        result = await session.execute(
+            query.order_by(ActivityRow.next_review_at, ActivityRow.customer_id).limit(limit)
         )
+        return [ReviewFacts(*row) for row in result]
+
+    async def update_reviewed(
+        self, session: AsyncSession, tenant: str, updates: list[dict[str, Any]]
+    ) -> None:
+        """Write a batch of reviews (each a customer_id and its new lifecycle columns).
+
+        PostgreSQL: one UPDATE ... FROM unnest(arrays), one statement for the batch. SQLite: the
+        UPDATE by primary key as one executemany (local calls, no round trips). Rows of this
+        session's identity map get the same values, so a read later in the transaction sees them.
+        """
+        if not updates:
+            return
+        if session.get_bind().dialect.name == "postgresql":
+            columns = ("customer_id", *_REVIEWED)
+            arrays = {name: [u[name] for u in updates] for name in columns}
+            await session.execute(_UPDATE_REVIEWED_PG, {"tenant": tenant, **arrays})
+        else:
+            await session.execute(
+                update(ActivityRow), [{"tenant_id": tenant, **u} for u in updates]
+            )
+        for u in updates:
+            loaded = session.identity_map.get(identity_key(ActivityRow, (tenant, u["customer_id"])))
+            if loaded is not None:
+                for name in _REVIEWED:
+                    set_committed_value(loaded, name, u[name])
+
+    async def add_changes(self, session: AsyncSession, changes: list[dict[str, Any]]) -> None:
+        """A batch of stage changes in one INSERT."""
+        if changes:
+            await session.execute(insert(StageChangeRow).values(changes))
 
     async def review_all(self, session: AsyncSession, tenant: str, at: datetime) -> None:
         await session.execute(

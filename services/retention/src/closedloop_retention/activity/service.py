@@ -4,15 +4,19 @@ and churn risk recomputed from it, and the reads of it. Callers own the transact
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
+from functools import partial
+from typing import Any
 
+from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from ulid import ULID
 
 from closedloop.events.v1 import retention_events_pb2 as ev
+from closedloop.events.v1.envelope_pb2 import Envelope
 from closedloop_retention import metrics
 from closedloop_retention.activity import lifecycle, value
-from closedloop_retention.activity.repository import ActivityRepository
+from closedloop_retention.activity.repository import ActivityRepository, ReviewFacts
 from closedloop_retention.activity.rules import Rules, RulesRepository
 from closedloop_retention.activity.views import (
     ActivityView,
@@ -24,7 +28,7 @@ from closedloop_retention.activity.views import (
 from closedloop_retention.clock import utc, utc_or_none
 from closedloop_retention.models import ActivityRow, StageChangeRow
 from loopkit.errors import NotFound
-from loopkit.events import Outbox
+from loopkit.events import Outbox, note_events_written
 from loopkit.uow import on_commit
 from loopkit.views import view_of
 
@@ -41,7 +45,7 @@ STAGE_PB = {
 WinBack = Callable[[AsyncSession, str, ActivityRow, Rules, datetime], Awaitable[bool]]
 
 
-def facts(row: ActivityRow) -> lifecycle.Facts:
+def facts(row: ActivityRow | ReviewFacts) -> lifecycle.Facts:
     return lifecycle.Facts(
         order_count=row.order_count,
         first_order_at=utc_or_none(row.first_order_at),
@@ -211,41 +215,29 @@ class ActivityService:
     ) -> bool:
         """Re-assess the stage and churn risk; emits stage.changed / churn_risk.raised."""
         rules = rules or await self._rules.get(session, row.tenant_id)
-        last_order = utc_or_none(row.last_order_at)
-        last_offer = utc_or_none(row.last_win_back_at)
-        if last_offer is not None and last_order is not None and last_order >= last_offer:
+        f = lifecycle.returned(facts(row))
+        if f.last_win_back_at is None and row.last_win_back_at is not None:
             row.win_back_attempts, row.last_win_back_at = 0, None  # they came back
-        f = facts(row)
-        stage, reason = lifecycle.assess(f, rules, now)
-        changed = stage != row.stage
+        verdict = lifecycle.review(f, row.churn_risk_raised_at is not None, rules, utc(now))
+        changed = verdict.stage != row.stage
         if changed:
-            await self._record_change(session, row, row.stage, stage, reason=reason, at=now)
-            row.stage = stage
-            row.stage_changed_at = utc(now)
-        row.stage_reason = reason
-        row.next_review_at = lifecycle.next_review(f, rules, utc(now))
-        score, reasons = lifecycle.churn_risk(f, rules, now)
-        was_raised = row.churn_risk_raised_at is not None
-        row.churn_risk = round(score, 4)
-        high = score >= rules.churn_risk_threshold and stage != lifecycle.CHURNED
-        offer = False
-        if high and not was_raised:
-            row.churn_risk_raised_at = utc(now)
-            await self._outbox.emit(
-                session,
-                "churn_risk.raised",
-                tenant_id=row.tenant_id,
-                customer_id=row.customer_id,
-                payload=ev.ChurnRiskRaised(score=score, reasons=reasons),
+            await self._record_change(
+                session, row, row.stage, verdict.stage, reason=verdict.reason, at=now
             )
-            offer = True
-        elif high and f.last_win_back_at is not None:
-            lapsed = f.last_win_back_at + timedelta(days=rules.win_back_valid_days)
-            offer = utc(now) >= lapsed and f.win_back_attempts < rules.win_back_max_attempts
-        elif score < rules.churn_risk_threshold and was_raised:
+            row.stage = verdict.stage
+            row.stage_changed_at = utc(now)
+        row.stage_reason = verdict.reason
+        row.next_review_at = verdict.next_review_at
+        row.churn_risk = round(verdict.churn_risk, 4)
+        if verdict.raise_risk:
+            row.churn_risk_raised_at = utc(now)
+            await self._outbox.add(
+                session, self._risk_raised(row.tenant_id, row.customer_id, verdict)
+            )
+        elif verdict.clear_risk:
             row.churn_risk_raised_at = None
         offered = (
-            offer
+            verdict.offer
             and self.win_back is not None
             and await self.win_back(session, row.tenant_id, row, rules, now)
         )
@@ -259,6 +251,39 @@ class ActivityService:
         """Every customer of the tenant is due for review (after its rules changed)."""
         await self._repo.review_all(session, tenant, utc(now))
 
+    def _risk_raised(self, tenant: str, customer_id: str, verdict: lifecycle.Review) -> Envelope:
+        return self._outbox.envelope(
+            "churn_risk.raised",
+            tenant_id=tenant,
+            customer_id=customer_id,
+            payload=ev.ChurnRiskRaised(score=verdict.churn_risk, reasons=verdict.risk_reasons),
+        )
+
+    def _stage_change(
+        self, tenant: str, customer_id: str, old: str, new: str, *, reason: str, at: datetime
+    ) -> tuple[dict[str, Any], Envelope]:
+        """The stage_changes row and the stage.changed event of one change."""
+        change = {
+            "id": str(ULID()),
+            "tenant_id": tenant,
+            "customer_id": customer_id,
+            "from_stage": old,
+            "to_stage": new,
+            "reason": reason[:300],
+            "at": utc(at),
+        }
+        event = self._outbox.envelope(
+            "stage.changed",
+            tenant_id=tenant,
+            customer_id=customer_id,
+            payload=ev.StageChanged(
+                from_stage=STAGE_PB.get(old, ev.LIFECYCLE_STAGE_UNSPECIFIED),
+                to_stage=STAGE_PB[new],
+                reason=reason,
+            ),
+        )
+        return change, event
+
     async def _record_change(
         self,
         session: AsyncSession,
@@ -269,36 +294,24 @@ class ActivityService:
         reason: str,
         at: datetime,
     ) -> None:
-        self._repo.add_change(
-            session,
-            StageChangeRow(
-                id=str(ULID()),
-                tenant_id=row.tenant_id,
-                customer_id=row.customer_id,
-                from_stage=old,
-                to_stage=new,
-                reason=reason[:300],
-                at=utc(at),
-            ),
+        change, event = self._stage_change(
+            row.tenant_id, row.customer_id, old, new, reason=reason, at=at
         )
-        await self._outbox.emit(
-            session,
-            "stage.changed",
-            tenant_id=row.tenant_id,
-            customer_id=row.customer_id,
-            payload=ev.StageChanged(
-                from_stage=STAGE_PB.get(old, ev.LIFECYCLE_STAGE_UNSPECIFIED),
-                to_stage=STAGE_PB[new],
-                reason=reason,
-            ),
-        )
+        self._repo.add_change(session, StageChangeRow(**change))
+        await self._outbox.add(session, event)
         on_commit(session, lambda: metrics.stage_changes.add(1, {"to_stage": new}))
 
     async def sweep(
         self, session: AsyncSession, tenant: str, now: datetime, *, batch: int = 500
     ) -> tuple[int, int]:
         """Recompute the customers of a tenant whose review moment has come (an index range, in
-        keyset batches): time passing moves stable customers into decline, and so on."""
+        keyset batches): time passing moves stable customers into decline, and so on.
+
+        Set-based per batch: one SELECT of the due rows' facts, the rules in Python (the
+        reasons carry Python-formatted numbers, so SQL would not give the same text), then one
+        UPDATE of the batch's rows and one INSERT each for its stage changes and events. Only a
+        customer due a win-back offer goes through `recompute` (the playbook decides per row).
+        """
         rules = await self._rules.get(session, tenant)
         now = utc(now)
         examined = changed = 0
@@ -312,11 +325,59 @@ class ActivityService:
             last = rows[-1]
             assert last.next_review_at is not None
             after = (last.next_review_at, last.customer_id)
-            # One flush per batch instead of one per emitted event.
-            with session.no_autoflush:
-                for row in rows:
-                    examined += 1
-                    if await self.recompute(session, row, now, rules):
-                        changed += 1
-            await session.flush()
+            updates: list[dict[str, Any]] = []
+            changes: list[dict[str, Any]] = []
+            events: list[Envelope] = []
+            for row in rows:
+                examined += 1
+                f = lifecycle.returned(facts(row))
+                risk_raised = row.churn_risk_raised_at is not None
+                verdict = lifecycle.review(f, risk_raised, rules, now)
+                if verdict.offer and self.win_back is not None:
+                    one = await self.get(session, tenant, row.customer_id)
+                    changed += await self.recompute(session, one, now, rules)
+                    continue
+                raised_at = utc_or_none(row.churn_risk_raised_at)
+                if verdict.raise_risk:
+                    raised_at = now
+                elif verdict.clear_risk:
+                    raised_at = None
+                came_back = f.last_win_back_at is None and row.last_win_back_at is not None
+                update = {
+                    "customer_id": row.customer_id,
+                    "stage": verdict.stage,
+                    "stage_reason": verdict.reason,
+                    "stage_changed_at": utc_or_none(row.stage_changed_at),
+                    "next_review_at": verdict.next_review_at,
+                    "churn_risk": round(verdict.churn_risk, 4),
+                    "churn_risk_raised_at": raised_at,
+                    "win_back_attempts": 0 if came_back else row.win_back_attempts,
+                    "last_win_back_at": None if came_back else utc_or_none(row.last_win_back_at),
+                }
+                if verdict.stage != row.stage:
+                    changed += 1
+                    update["stage_changed_at"] = now
+                    change, event = self._stage_change(
+                        tenant,
+                        row.customer_id,
+                        row.stage,
+                        verdict.stage,
+                        reason=verdict.reason,
+                        at=now,
+                    )
+                    changes.append(change)
+                    events.append(event)
+                    on_commit(
+                        session,
+                        partial(metrics.stage_changes.add, 1, {"to_stage": verdict.stage}),
+                    )
+                if verdict.raise_risk:
+                    events.append(self._risk_raised(tenant, row.customer_id, verdict))
+                updates.append(update)
+            await self._repo.update_reviewed(session, tenant, updates)
+            await self._repo.add_changes(session, changes)
+            if events:
+                rows_out = [self._outbox.row(event) for event in events]
+                await session.execute(insert(self._outbox.tables.outbox).values(rows_out))
+                note_events_written(session)
         return examined, changed

@@ -1,0 +1,133 @@
+"""A fetched batch is one transaction with a savepoint per message: a bad message fails alone,
+an outage puts the whole batch back, and `on_commit` effects run once per applied message."""
+
+from __future__ import annotations
+
+from nats.js import JetStreamContext
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from closedloop.events.v1.envelope_pb2 import Envelope
+from kit_testbed import (
+    EVENT_TYPE,
+    KIT,
+    Database,
+    Stream,
+    applied_counts,
+    publish_created,
+    record_applied,
+)
+from loopkit.consumer import EventConsumer, Subscription
+from loopkit.deadletters import list_dead_letters
+from loopkit.errors import DependencyUnavailable, InvalidArgument
+from loopkit_dev.testing import eventually
+from loopkit.uow import on_commit
+
+BATCH = 5
+
+
+class Recording:
+    """Records the event and counts it on commit; raises `errors[event id]` once it has written."""
+
+    def __init__(self) -> None:
+        self.errors: dict[str, Exception] = {}
+        self.committed: list[str] = []
+
+    async def __call__(self, session: AsyncSession, env: Envelope) -> None:
+        await record_applied(session, env)
+        on_commit(session, lambda: self.committed.append(env.id))
+        error = self.errors.pop(env.id, None)
+        if error is not None:
+            raise error
+
+
+async def started(
+    database: Database, stream: Stream, js: JetStreamContext, handler: Recording
+) -> EventConsumer:
+    consumer = EventConsumer(
+        f"svc{stream.producer}",
+        Subscription(
+            name="batcher",
+            stream=stream.name,
+            subjects=[stream.subjects],
+            handlers={EVENT_TYPE: handler},
+        ),
+        database.sessions,
+        KIT,
+        js,
+        batch_size=BATCH,
+        ack_wait_s=5.0,
+        first_backoff_s=0.1,
+        max_backoff_s=0.2,
+    )
+    await consumer.start()
+    return consumer
+
+
+async def drained(js: JetStreamContext, stream: Stream, consumer: EventConsumer) -> bool:
+    await consumer.poll(timeout_s=0.2)
+    info = await js.consumer_info(stream.name, consumer.durable)
+    return bool(info.num_ack_pending == 0 and info.num_pending == 0)
+
+
+async def test_a_bad_message_fails_alone_and_keeps_the_rest_of_its_batch(
+    database: Database, stream: Stream, js: JetStreamContext
+) -> None:
+    ids = await publish_created(js, stream.producer, BATCH)
+    bad = ids[2]
+    handler = Recording()
+    handler.errors[bad] = InvalidArgument("no such customer", field="customer_id")
+    consumer = await started(database, stream, js, handler)
+
+    assert await consumer.poll(timeout_s=2.0) == BATCH  # the whole batch in one go
+    good = [event_id for event_id in ids if event_id != bad]
+    # The others' writes and effects survive the bad one's savepoint rollback; its own do not.
+    assert await applied_counts(database.sessions) == {event_id: 1 for event_id in good}
+    assert sorted(handler.committed) == sorted(good)
+    letters = await list_dead_letters(js, consumer=consumer.durable)
+    assert [(letter.event_id, letter.delivered) for letter in letters] == [(bad, "1")]
+    await eventually(lambda: drained(js, stream, consumer))
+    assert sorted(handler.committed) == sorted(good)  # nothing applied twice
+
+
+async def test_a_retried_failure_comes_back_while_its_batch_mates_are_done(
+    database: Database, stream: Stream, js: JetStreamContext
+) -> None:
+    ids = await publish_created(js, stream.producer, BATCH)
+    handler = Recording()
+    handler.errors[ids[0]] = RuntimeError("flaky")  # fails once, then works
+    consumer = await started(database, stream, js, handler)
+
+    assert await consumer.poll(timeout_s=2.0) == BATCH
+    assert set(await applied_counts(database.sessions)) == set(ids[1:])
+
+    async def all_applied() -> bool:
+        await consumer.poll(timeout_s=0.2)
+        return len(await applied_counts(database.sessions)) == BATCH
+
+    await eventually(all_applied)
+    await eventually(lambda: drained(js, stream, consumer))
+    assert await applied_counts(database.sessions) == {event_id: 1 for event_id in ids}
+    assert sorted(handler.committed) == sorted(ids)
+    assert await list_dead_letters(js, consumer=consumer.durable) == []
+
+
+async def test_an_outage_mid_batch_puts_the_whole_batch_back_and_dead_letters_nothing(
+    database: Database, stream: Stream, js: JetStreamContext
+) -> None:
+    ids = await publish_created(js, stream.producer, BATCH)
+    handler = Recording()
+    handler.errors[ids[1]] = InvalidArgument("bad", field="x")  # would be dead-lettered...
+    handler.errors[ids[3]] = DependencyUnavailable("identity service: UNAVAILABLE")
+    consumer = await started(database, stream, js, handler)
+
+    assert await consumer.poll(timeout_s=2.0) == BATCH
+    # ...but the outage rolled the batch back: nothing applied, nothing counted, nothing aside.
+    assert await applied_counts(database.sessions) == {}
+    assert handler.committed == []
+    assert consumer.backoff_s > 0
+    assert await list_dead_letters(js, consumer=consumer.durable) == []
+
+    await eventually(lambda: drained(js, stream, consumer))
+    assert await applied_counts(database.sessions) == {event_id: 1 for event_id in ids}
+    assert sorted(handler.committed) == sorted(ids)
+    assert consumer.backoff_s == 0
