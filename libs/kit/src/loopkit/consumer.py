@@ -35,6 +35,7 @@ from loopkit.errors import Conflict, DomainError
 from loopkit.events import decode_envelope, stream_for, subject_for
 from loopkit.natsio import DEAD_LETTER_ROOT
 from loopkit.outages import is_outage
+from loopkit.pii import Opener
 from loopkit.tables import KitTables
 from loopkit.tracing import span_from_headers
 
@@ -93,7 +94,11 @@ class EventConsumer:
         after_commit: Callable[[], None] | None = None,
         first_backoff_s: float = 0.5,
         max_backoff_s: float = 10.0,
+        opener: Opener | None = None,
     ) -> None:
+        # Opens sealed personal values before the handlers see them (loopkit.pii), for services
+        # whose handlers read them; without one, handlers see the sealed form.
+        self._opener = opener
         self.durable = f"{service}-{subscription.name}"
         self._sub_spec = subscription
         self._sessions = sessions
@@ -179,6 +184,8 @@ class EventConsumer:
             f"consume {env.type}", headers, kind=SpanKind.CONSUMER, attributes=attrs
         ):
             try:
+                if self._opener is not None:
+                    await self._opener.open(env)  # identity away: an outage, retried
                 outcome = await self._apply(msg.subject, env)
             except Exception as exc:
                 await self._failed(msg, env, exc)

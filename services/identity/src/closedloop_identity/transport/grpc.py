@@ -14,6 +14,7 @@ from closedloop.identity.v1 import identity_pb2_grpc
 from closedloop_identity.customers.contracts import identity_to_pb
 from closedloop_identity.customers.identities import Kind, normalise, normalise_phone
 from closedloop_identity.customers.service import CustomerService
+from closedloop_identity.keys.service import KeyService
 from closedloop_identity.transport import convert
 from loopkit.db import transact
 from loopkit.errors import InvalidArgument
@@ -34,6 +35,7 @@ IDEMPOTENT_METHODS = [
         "GetMergePolicy",
         "SetMergePolicy",
         "ForgetCustomer",
+        "GetCustomerKeys",
     )
 ]
 MAX_SEARCH_RESULTS = 100
@@ -45,9 +47,11 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         sessions: async_sessionmaker[AsyncSession],
         customers: CustomerService,
         after_commit: Callable[[], None],
+        keys: KeyService,
     ) -> None:
         self._sessions = sessions
         self._customers = customers
+        self._keys = keys
         self._after_commit = after_commit
 
     async def _tx(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
@@ -151,12 +155,29 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         self, request: pb.ForgetCustomerRequest, context: grpc.aio.ServicerContext
     ) -> pb.ForgetCustomerResponse:
         tenant = require_tenant(request.tenant_id)
-        ids = await self._tx(
-            lambda s: self._customers.forget(
+
+        async def forget(s: AsyncSession) -> list[str]:
+            ids = await self._customers.forget(
                 s, tenant, request.customer_id, request.actor, request.reason
             )
-        )
+            # In the same transaction: the erasure and the end of every sealed copy are one.
+            await self._keys.erase(s, tenant, ids)
+            return ids
+
+        ids = await self._tx(forget)
         return pb.ForgetCustomerResponse(customer_id=ids[0], forgotten_ids=ids)
+
+    async def GetCustomerKeys(
+        self, request: pb.GetCustomerKeysRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetCustomerKeysResponse:
+        tenant = require_tenant(request.tenant_id)
+        keys = await self._tx(lambda s: self._keys.keys(s, tenant, list(request.customer_ids)))
+        return pb.GetCustomerKeysResponse(
+            keys=[
+                pb.CustomerKey(customer_id=cid, key=key or b"", erased=key is None)
+                for cid, key in keys.items()
+            ]
+        )
 
     async def SearchCustomers(
         self, request: pb.SearchCustomersRequest, context: grpc.aio.ServicerContext
