@@ -11,8 +11,8 @@ from closedloop_identity.customers.identities import (
     dedupe,
     normalise,
 )
-from closedloop_identity.customers.policy import MergePolicy
-from closedloop_identity.customers.resolution import Owner, plan_resolution
+from closedloop_identity.policies.policy import MergePolicy
+from closedloop_identity.resolve.resolution import Owner, plan_resolution
 from loopkit.errors import FailedPrecondition, InvalidArgument
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

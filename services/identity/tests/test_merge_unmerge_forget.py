@@ -118,12 +118,14 @@ async def test_forget_erases_identities_everywhere_and_publishes(
             .scalars()
             .all()
         )
-        triggers = (
-            (await session.execute(select(MergeRow.trigger).where(MergeRow.tenant_id == tenant)))
-            .scalars()
-            .all()
-        )
-    assert set(values) == {None} and set(triggers) == {None}
+        merges = (
+            await session.execute(
+                select(MergeRow.trigger, MergeRow.taken_attributes).where(
+                    MergeRow.tenant_id == tenant
+                )
+            )
+        ).all()
+    assert set(values) == {None} and set(merges) == {(None, None)}
     # The same person coming back is a new customer.
     back = await stub.ResolveCustomer(resolve_request(tenant, unionid("u-f")))
     assert back.created

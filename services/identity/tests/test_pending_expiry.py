@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from closedloop_identity.customers.identities import ClaimedIdentity, IdentityKey, Kind
-from closedloop_identity.customers.service import CustomerService
+from closedloop_identity.main import use_cases
 from loopkit.db import transact
 
 PENDING = ClaimedIdentity(IdentityKey(Kind.WECOM_PENDING_ID, "corp", "p-1"))
@@ -22,7 +22,7 @@ class Clock:
 @pytest.mark.parametrize("days, same", [(89, True), (91, False)])
 async def test_pending_id_expires_after_90_days(identity, days, same):
     clock = Clock()
-    service = CustomerService(identity.runtime.outbox, clock)
+    service = use_cases(identity.runtime.outbox, clock).resolve
     sessions = identity.runtime.sessions
     first = await transact(sessions, lambda s: service.resolve(s, "t-exp", [PENDING], {}, "t"))
     clock.now += timedelta(days=days)

@@ -8,7 +8,8 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from closedloop_identity.customers.identities import ClaimedIdentity, IdentityKey, Kind
-from closedloop_identity.customers.service import CustomerService, Resolution
+from closedloop_identity.main import use_cases
+from closedloop_identity.resolve.views import Resolution
 from loopkit.db import transact
 
 # Statements per resolve: (new customer, repeat, attach a second identity). SQLite runs the same
@@ -29,7 +30,7 @@ async def _counted(
 ) -> tuple[Resolution, int]:
     """Resolve as the servicer does: directly without a transaction, or (`direct=False`) the whole
     resolve in one transaction."""
-    service = CustomerService(identity.runtime.outbox)
+    service = use_cases(identity.runtime.outbox).resolve
     statements: list[str] = []
 
     def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:

@@ -70,6 +70,9 @@ class MergeRow(Base):
     trigger: Mapped[str | None] = mapped_column(String(600))
     # Identity row ids that came with the merged customer: what an unmerge gives back.
     moved_identity_ids: Mapped[list[str]] = mapped_column(JSON)
+    # Attributes the survivor gained from the merged customer (keys it did not have), with their
+    # values then: what an unmerge takes back. None on merges recorded before it was kept.
+    taken_attributes: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     undone_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 

@@ -1,16 +1,16 @@
-"""Every query the identity service makes, in one place."""
+"""Every query of customers, their identities and the audit trail (the tables this concept owns),
+and the locks every write path takes."""
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Sequence
-from datetime import datetime
 
 from sqlalchemy import delete, func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from closedloop_identity.customers.identities import IdentityKey
-from closedloop_identity.models import AuditRow, CustomerRow, IdentityRow, MergePolicyRow, MergeRow
+from closedloop_identity.models import AuditRow, CustomerRow, IdentityRow
 
 ACTIVE, MERGED, FORGOTTEN = "active", "merged", "forgotten"
 # A merge chain longer than this is a bug, not data: stop rather than loop.
@@ -166,20 +166,7 @@ class CustomerRepository:
         )
         return list((await self.session.execute(stmt)).scalars())
 
-    # --- merges and audit -----------------------------------------------------------------
-
-    async def last_merge_of(self, tenant_id: str, merged_id: str) -> MergeRow | None:
-        stmt = (
-            select(MergeRow)
-            .where(
-                MergeRow.tenant_id == tenant_id,
-                MergeRow.merged_id == merged_id,
-                MergeRow.undone_at.is_(None),
-            )
-            .order_by(MergeRow.created_at.desc(), MergeRow.id.desc())
-            .limit(1)
-        )
-        return (await self.session.execute(stmt)).scalars().first()
+    # --- audit -------------------------------------------------------------------------
 
     async def history(self, tenant_id: str, customer_ids: Sequence[str]) -> list[AuditRow]:
         stmt = (
@@ -195,33 +182,3 @@ class CustomerRepository:
             .where(AuditRow.tenant_id == tenant_id, AuditRow.customer_id.in_(customer_ids))
             .values(identity_value=None, identity_scope=None)
         )
-        await self.session.execute(
-            update(MergeRow)
-            .where(
-                MergeRow.tenant_id == tenant_id,
-                or_(MergeRow.survivor_id.in_(customer_ids), MergeRow.merged_id.in_(customer_ids)),
-            )
-            .values(trigger=None)
-        )
-
-    # --- merge policy ---------------------------------------------------------------------
-
-    async def policy(self, tenant_id: str) -> MergePolicyRow | None:
-        return await self.session.get(MergePolicyRow, tenant_id)
-
-    async def save_policy(
-        self, tenant_id: str, kinds: list[str], phone_verified: bool, at: datetime
-    ) -> None:
-        row = await self.session.get(MergePolicyRow, tenant_id)
-        if row is None:
-            self.session.add(
-                MergePolicyRow(
-                    tenant_id=tenant_id,
-                    merge_kinds=kinds,
-                    phone_requires_verification=phone_verified,
-                    updated_at=at,
-                )
-            )
-        else:
-            row.merge_kinds, row.phone_requires_verification = kinds, phone_verified
-            row.updated_at = at

@@ -12,8 +12,8 @@ from closedloop.common.v1 import common_pb2
 from closedloop.identity.v1 import identity_pb2 as pb
 from closedloop_identity.customers.contracts import identity_to_pb, kind_name, kind_to_pb
 from closedloop_identity.customers.identities import ClaimedIdentity, Kind, normalise
-from closedloop_identity.customers.policy import MergePolicy
-from closedloop_identity.customers.service import CustomerView, HistoryView
+from closedloop_identity.customers.views import CustomerView, HistoryView
+from closedloop_identity.policies.policy import MergePolicy
 from loopkit.errors import InvalidArgument
 
 _STATUS = {

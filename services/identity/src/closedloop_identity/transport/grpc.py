@@ -1,26 +1,30 @@
-"""The IdentityService gRPC servicer. Each call is one unit of work around one domain call."""
+"""The IdentityService gRPC servicer: request -> domain arguments -> one unit of work around one use
+case -> response. Nothing else (no rows, no rules)."""
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import grpc
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from closedloop.identity.v1 import identity_pb2 as pb
 from closedloop.identity.v1 import identity_pb2_grpc
 from closedloop_identity.customers.contracts import identity_to_pb
 from closedloop_identity.customers.identities import Kind, normalise, normalise_phone
 from closedloop_identity.customers.service import CustomerService
+from closedloop_identity.erasure.service import ErasureService
 from closedloop_identity.keys.service import KeyService
+from closedloop_identity.merges.service import MergeService
+from closedloop_identity.policies.service import PolicyService
+from closedloop_identity.resolve.service import ResolveService
 from closedloop_identity.transport import convert
 from loopkit.db import transact
 from loopkit.errors import InvalidArgument
 from loopkit.tenancy import require_tenant
+from loopkit.uow import UnitOfWork
 
-T = TypeVar("T")
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["IdentityService"].full_name
 # Safe to retry: repeating them changes nothing the first call did not.
 IDEMPOTENT_METHODS = [
@@ -41,21 +45,27 @@ IDEMPOTENT_METHODS = [
 MAX_SEARCH_RESULTS = 100
 
 
-class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
-    def __init__(
-        self,
-        sessions: async_sessionmaker[AsyncSession],
-        customers: CustomerService,
-        after_commit: Callable[[], None],
-        keys: KeyService,
-    ) -> None:
-        self._sessions = sessions
-        self._customers = customers
-        self._keys = keys
-        self._after_commit = after_commit
+@dataclass(frozen=True)
+class UseCases:
+    """The identity domain as the servicer sees it (built in main.py)."""
 
-    async def _tx(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
-        return await transact(self._sessions, work, after_commit=self._after_commit)
+    customers: CustomerService
+    resolve: ResolveService
+    merges: MergeService
+    erasure: ErasureService
+    policies: PolicyService
+    keys: KeyService
+
+
+class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
+    def __init__(self, uow: UnitOfWork, domain: UseCases) -> None:
+        self._uow = uow
+        self._customers = domain.customers
+        self._resolve = domain.resolve
+        self._merges = domain.merges
+        self._erasure = domain.erasure
+        self._policies = domain.policies
+        self._keys = domain.keys
 
     async def ResolveCustomer(
         self, request: pb.ResolveCustomerRequest, context: grpc.aio.ServicerContext
@@ -65,20 +75,18 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         attributes = convert.attributes_from_pb(request.attributes)
         # The common cases first, without a transaction (each of their writes is one atomic
         # statement); a possible merge then runs in a transaction under locks.
+        # (`UnitOfWork.run` always opens a transaction, hence `transact` on its sessions here.)
         quick = await transact(
-            self._sessions,
-            lambda s: self._customers.resolve_directly(
-                s, tenant, claims, attributes, request.actor
-            ),
-            after_commit=self._after_commit,
+            self._uow.sessions,
+            lambda s: self._resolve.resolve_directly(s, tenant, claims, attributes, request.actor),
+            attempts=self._uow.attempts,
+            after_commit=self._uow.after_commit,
             autocommit=True,
         )
         result = quick
         if result is None:
-            result = await self._tx(
-                lambda s: self._customers.resolve_locked(
-                    s, tenant, claims, attributes, request.actor
-                )
+            result = await self._uow.run(
+                lambda s: self._resolve.resolve_locked(s, tenant, claims, attributes, request.actor)
             )
         return pb.ResolveCustomerResponse(
             customer=convert.customer_to_pb(result.customer),
@@ -90,7 +98,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         self, request: pb.GetCustomerRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetCustomerResponse:
         tenant = require_tenant(request.tenant_id)
-        view = await self._tx(lambda s: self._customers.get(s, tenant, request.customer_id))
+        view = await self._uow.run(lambda s: self._customers.get(s, tenant, request.customer_id))
         requested = request.customer_id if request.customer_id != view.customer_id else ""
         return pb.GetCustomerResponse(customer=convert.customer_to_pb(view), requested_id=requested)
 
@@ -98,7 +106,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         self, request: pb.ListIdentitiesRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListIdentitiesResponse:
         tenant = require_tenant(request.tenant_id)
-        view = await self._tx(lambda s: self._customers.get(s, tenant, request.customer_id))
+        view = await self._uow.run(lambda s: self._customers.get(s, tenant, request.customer_id))
         return pb.ListIdentitiesResponse(
             identities=[identity_to_pb(i.key, i.verified) for i in view.identities]
         )
@@ -108,7 +116,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
     ) -> pb.LinkIdentityResponse:
         tenant = require_tenant(request.tenant_id)
         claim = convert.claim_from_pb(request.identity, field="identity")
-        view = await self._tx(
+        view = await self._uow.run(
             lambda s: self._customers.link(s, tenant, request.customer_id, claim, request.actor)
         )
         return pb.LinkIdentityResponse(customer=convert.customer_to_pb(view))
@@ -118,7 +126,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
     ) -> pb.UnlinkIdentityResponse:
         tenant = require_tenant(request.tenant_id)
         claim = convert.claim_from_pb(request.identity, field="identity")
-        view = await self._tx(
+        view = await self._uow.run(
             lambda s: self._customers.unlink(
                 s, tenant, request.customer_id, claim.key, request.actor
             )
@@ -129,8 +137,8 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         self, request: pb.MergeCustomersRequest, context: grpc.aio.ServicerContext
     ) -> pb.MergeCustomersResponse:
         tenant = require_tenant(request.tenant_id)
-        survivor, merged = await self._tx(
-            lambda s: self._customers.merge(
+        survivor, merged = await self._uow.run(
+            lambda s: self._merges.merge(
                 s, tenant, list(request.customer_ids), request.actor, request.reason
             )
         )
@@ -142,8 +150,8 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         self, request: pb.UnmergeCustomerRequest, context: grpc.aio.ServicerContext
     ) -> pb.UnmergeCustomerResponse:
         tenant = require_tenant(request.tenant_id)
-        restored, survivor = await self._tx(
-            lambda s: self._customers.unmerge(
+        restored, survivor = await self._uow.run(
+            lambda s: self._merges.unmerge(
                 s, tenant, request.customer_id, request.actor, request.reason
             )
         )
@@ -155,23 +163,18 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         self, request: pb.ForgetCustomerRequest, context: grpc.aio.ServicerContext
     ) -> pb.ForgetCustomerResponse:
         tenant = require_tenant(request.tenant_id)
-
-        async def forget(s: AsyncSession) -> list[str]:
-            ids = await self._customers.forget(
+        ids = await self._uow.run(
+            lambda s: self._erasure.forget(
                 s, tenant, request.customer_id, request.actor, request.reason
             )
-            # In the same transaction: the erasure and the end of every sealed copy are one.
-            await self._keys.erase(s, tenant, ids)
-            return ids
-
-        ids = await self._tx(forget)
+        )
         return pb.ForgetCustomerResponse(customer_id=ids[0], forgotten_ids=ids)
 
     async def GetCustomerKeys(
         self, request: pb.GetCustomerKeysRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetCustomerKeysResponse:
         tenant = require_tenant(request.tenant_id)
-        keys = await self._tx(lambda s: self._keys.keys(s, tenant, list(request.customer_ids)))
+        keys = await self._uow.run(lambda s: self._keys.keys(s, tenant, list(request.customer_ids)))
         return pb.GetCustomerKeysResponse(
             keys=[
                 pb.CustomerKey(customer_id=cid, key=key or b"", erased=key is None)
@@ -187,21 +190,23 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
             raise InvalidArgument("a value to search for is required", field="value")
         limit = min(request.limit or 20, MAX_SEARCH_RESULTS)
         candidates = _search_candidates(request.kind, request.value)
-        views = await self._tx(lambda s: self._customers.search(s, tenant, candidates, limit))
+        views = await self._uow.run(lambda s: self._customers.search(s, tenant, candidates, limit))
         return pb.SearchCustomersResponse(customers=[convert.customer_to_pb(v) for v in views])
 
     async def GetCustomerHistory(
         self, request: pb.GetCustomerHistoryRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetCustomerHistoryResponse:
         tenant = require_tenant(request.tenant_id)
-        entries = await self._tx(lambda s: self._customers.history(s, tenant, request.customer_id))
+        entries = await self._uow.run(
+            lambda s: self._customers.history(s, tenant, request.customer_id)
+        )
         return pb.GetCustomerHistoryResponse(entries=[convert.history_to_pb(e) for e in entries])
 
     async def GetMergePolicy(
         self, request: pb.GetMergePolicyRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetMergePolicyResponse:
         tenant = require_tenant(request.tenant_id)
-        policy = await self._tx(lambda s: self._customers.policy(s, tenant))
+        policy = await self._uow.run(lambda s: self._policies.get(s, tenant))
         return pb.GetMergePolicyResponse(policy=convert.policy_to_pb(policy))
 
     async def SetMergePolicy(
@@ -209,7 +214,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
     ) -> pb.SetMergePolicyResponse:
         tenant = require_tenant(request.tenant_id)
         policy = convert.policy_from_pb(request.policy)
-        saved = await self._tx(lambda s: self._customers.set_policy(s, tenant, policy))
+        saved = await self._uow.run(lambda s: self._policies.set(s, tenant, policy))
         return pb.SetMergePolicyResponse(policy=convert.policy_to_pb(saved))
 
 

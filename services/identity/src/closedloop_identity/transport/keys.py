@@ -5,16 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
 from closedloop_identity.keys.service import KeyService
-from loopkit.db import transact
+from loopkit.uow import UnitOfWork
 
 
 class LocalKeys:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], keys: KeyService) -> None:
-        self._sessions = sessions
+    def __init__(self, uow: UnitOfWork, keys: KeyService) -> None:
+        self._uow = uow
         self._keys = keys
 
     async def keys(self, tenant_id: str, customer_ids: Sequence[str]) -> dict[str, bytes | None]:
-        return await transact(self._sessions, lambda s: self._keys.keys(s, tenant_id, customer_ids))
+        return await self._uow.run(lambda s: self._keys.keys(s, tenant_id, customer_ids))

@@ -23,25 +23,26 @@ _sym_db = _symbol_database.Default()
 
 
 from closedloop.common.v1 import common_pb2 as closedloop_dot_common_dot_v1_dot_common__pb2
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n*closedloop/events/v1/identity_events.proto\x12\x14\x63losedloop.events.v1\x1a!closedloop/common/v1/common.proto\"Z\n\x0f\x43ustomerCreated\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\t\x12\x32\n\nidentities\x18\x02 \x03(\x0b\x32\x1e.closedloop.common.v1.Identity\"_\n\x16\x43ustomerIdentityLinked\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\t\x12\x30\n\x08identity\x18\x02 \x01(\x0b\x32\x1e.closedloop.common.v1.Identity\"a\n\x18\x43ustomerIdentityUnlinked\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\t\x12\x30\n\x08identity\x18\x02 \x01(\x0b\x32\x1e.closedloop.common.v1.Identity\"y\n\x0e\x43ustomerMerged\x12\x13\n\x0bsurvivor_id\x18\x01 \x01(\t\x12\x11\n\tmerged_id\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12/\n\x07trigger\x18\x04 \x01(\x0b\x32\x1e.closedloop.common.v1.Identity\"L\n\x10\x43ustomerUnmerged\x12\x13\n\x0brestored_id\x18\x01 \x01(\t\x12\x13\n\x0bsurvivor_id\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"?\n\x11\x43ustomerForgotten\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\t\x12\x15\n\rforgotten_ids\x18\x02 \x03(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n*closedloop/events/v1/identity_events.proto\x12\x14\x63losedloop.events.v1\x1a!closedloop/common/v1/common.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"Z\n\x0f\x43ustomerCreated\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\t\x12\x32\n\nidentities\x18\x02 \x03(\x0b\x32\x1e.closedloop.common.v1.Identity\"_\n\x16\x43ustomerIdentityLinked\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\t\x12\x30\n\x08identity\x18\x02 \x01(\x0b\x32\x1e.closedloop.common.v1.Identity\"a\n\x18\x43ustomerIdentityUnlinked\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\t\x12\x30\n\x08identity\x18\x02 \x01(\x0b\x32\x1e.closedloop.common.v1.Identity\"\x8b\x01\n\x0e\x43ustomerMerged\x12\x13\n\x0bsurvivor_id\x18\x01 \x01(\t\x12\x11\n\tmerged_id\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12/\n\x07trigger\x18\x04 \x01(\x0b\x32\x1e.closedloop.common.v1.Identity\x12\x10\n\x08merge_id\x18\x05 \x01(\t\"\xa5\x01\n\x10\x43ustomerUnmerged\x12\x13\n\x0brestored_id\x18\x01 \x01(\t\x12\x13\n\x0bsurvivor_id\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x10\n\x08merge_id\x18\x04 \x01(\t\x12\x16\n\x0emerged_into_id\x18\x05 \x01(\t\x12-\n\tmerged_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"?\n\x11\x43ustomerForgotten\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\t\x12\x15\n\rforgotten_ids\x18\x02 \x03(\tb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'closedloop.events.v1.identity_events_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_CUSTOMERCREATED']._serialized_start=103
-  _globals['_CUSTOMERCREATED']._serialized_end=193
-  _globals['_CUSTOMERIDENTITYLINKED']._serialized_start=195
-  _globals['_CUSTOMERIDENTITYLINKED']._serialized_end=290
-  _globals['_CUSTOMERIDENTITYUNLINKED']._serialized_start=292
-  _globals['_CUSTOMERIDENTITYUNLINKED']._serialized_end=389
-  _globals['_CUSTOMERMERGED']._serialized_start=391
-  _globals['_CUSTOMERMERGED']._serialized_end=512
-  _globals['_CUSTOMERUNMERGED']._serialized_start=514
-  _globals['_CUSTOMERUNMERGED']._serialized_end=590
-  _globals['_CUSTOMERFORGOTTEN']._serialized_start=592
-  _globals['_CUSTOMERFORGOTTEN']._serialized_end=655
+  _globals['_CUSTOMERCREATED']._serialized_start=136
+  _globals['_CUSTOMERCREATED']._serialized_end=226
+  _globals['_CUSTOMERIDENTITYLINKED']._serialized_start=228
+  _globals['_CUSTOMERIDENTITYLINKED']._serialized_end=323
+  _globals['_CUSTOMERIDENTITYUNLINKED']._serialized_start=325
+  _globals['_CUSTOMERIDENTITYUNLINKED']._serialized_end=422
+  _globals['_CUSTOMERMERGED']._serialized_start=425
+  _globals['_CUSTOMERMERGED']._serialized_end=564
+  _globals['_CUSTOMERUNMERGED']._serialized_start=567
+  _globals['_CUSTOMERUNMERGED']._serialized_end=732
+  _globals['_CUSTOMERFORGOTTEN']._serialized_start=734
+  _globals['_CUSTOMERFORGOTTEN']._serialized_end=797
 # @@protoc_insertion_point(module_scope)

@@ -1,4 +1,7 @@
+import datetime
+
 from closedloop.common.v1 import common_pb2 as _common_pb2
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -32,26 +35,34 @@ class CustomerIdentityUnlinked(_message.Message):
     def __init__(self, customer_id: _Optional[str] = ..., identity: _Optional[_Union[_common_pb2.Identity, _Mapping]] = ...) -> None: ...
 
 class CustomerMerged(_message.Message):
-    __slots__ = ("survivor_id", "merged_id", "reason", "trigger")
+    __slots__ = ("survivor_id", "merged_id", "reason", "trigger", "merge_id")
     SURVIVOR_ID_FIELD_NUMBER: _ClassVar[int]
     MERGED_ID_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     TRIGGER_FIELD_NUMBER: _ClassVar[int]
+    MERGE_ID_FIELD_NUMBER: _ClassVar[int]
     survivor_id: str
     merged_id: str
     reason: str
     trigger: _common_pb2.Identity
-    def __init__(self, survivor_id: _Optional[str] = ..., merged_id: _Optional[str] = ..., reason: _Optional[str] = ..., trigger: _Optional[_Union[_common_pb2.Identity, _Mapping]] = ...) -> None: ...
+    merge_id: str
+    def __init__(self, survivor_id: _Optional[str] = ..., merged_id: _Optional[str] = ..., reason: _Optional[str] = ..., trigger: _Optional[_Union[_common_pb2.Identity, _Mapping]] = ..., merge_id: _Optional[str] = ...) -> None: ...
 
 class CustomerUnmerged(_message.Message):
-    __slots__ = ("restored_id", "survivor_id", "reason")
+    __slots__ = ("restored_id", "survivor_id", "reason", "merge_id", "merged_into_id", "merged_at")
     RESTORED_ID_FIELD_NUMBER: _ClassVar[int]
     SURVIVOR_ID_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    MERGE_ID_FIELD_NUMBER: _ClassVar[int]
+    MERGED_INTO_ID_FIELD_NUMBER: _ClassVar[int]
+    MERGED_AT_FIELD_NUMBER: _ClassVar[int]
     restored_id: str
     survivor_id: str
     reason: str
-    def __init__(self, restored_id: _Optional[str] = ..., survivor_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+    merge_id: str
+    merged_into_id: str
+    merged_at: _timestamp_pb2.Timestamp
+    def __init__(self, restored_id: _Optional[str] = ..., survivor_id: _Optional[str] = ..., reason: _Optional[str] = ..., merge_id: _Optional[str] = ..., merged_into_id: _Optional[str] = ..., merged_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class CustomerForgotten(_message.Message):
     __slots__ = ("customer_id", "forgotten_ids")

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from closedloop_identity.customers.identities import ClaimedIdentity, IdentityKey
-from closedloop_identity.customers.policy import MergePolicy
+from closedloop_identity.policies.policy import MergePolicy
 from loopkit.errors import FailedPrecondition
 
 

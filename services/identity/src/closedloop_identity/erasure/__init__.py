@@ -1,0 +1,1 @@
+"""Forgetting a customer (the right to be forgotten)."""

@@ -1,0 +1,1 @@
+"""Merging customers into one, and undoing a merge."""

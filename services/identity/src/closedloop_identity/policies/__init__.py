@@ -1,0 +1,1 @@
+"""Which claims prove one person, per tenant."""
