@@ -580,12 +580,15 @@ def test_one_account_secret_is_mounted_into_the_services_dealing_with_wechat(
 def test_grpc_egress_matches_the_calls_each_service_makes() -> None:
     """`calls` opens egress to identity and the gateway; it must list exactly the services whose
     code has a client of each (retention, which learns about customers from events, has no
-    identity client; the gateway calls nobody)."""
+    identity client; the gateway asks identity only for the data keys that open the personal
+    values in events, `reads_personal_data`)."""
     values = yaml.safe_load((CHART / "values.yaml").read_text())
     for name, entry in values["services"].items():
         package = ROOT / "services" / name / "src" / f"closedloop_{name}"
         source = "\n".join(p.read_text() for p in package.rglob("*.py"))
-        uses_identity = "loopkit.identity_client" in source
+        uses_identity = (
+            "loopkit.identity_client" in source or "reads_personal_data = True" in source
+        )
         assert ("identity" in entry["calls"]) == uses_identity, name
         uses_gateway = "loopkit.gateway_client" in source or "gateway_pb2_grpc" in source
         assert ("gateway" in entry["calls"]) == (uses_gateway and name != "gateway"), name

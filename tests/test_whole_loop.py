@@ -30,9 +30,12 @@ import pytest
 import pytest_asyncio
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
+import erasure_scan
 import platform_harness as harness
 from closedloop.acquisition.v1 import acquisition_pb2 as acq
 from closedloop.events.v1 import retention_events_pb2 as retev
+from closedloop.identity.v1 import identity_pb2 as idpb
+from closedloop.identity.v1 import identity_pb2_grpc
 from closedloop.referral.v1 import referral_pb2 as ref
 from closedloop.retention.v1 import retention_pb2 as ret
 from loop_client import HOLD, SERVICES, Funnel, LoopClient, WechatApp, WecomCorp, ts, wait_for
@@ -166,7 +169,7 @@ async def _funnel_of_alice_and_bob(loop: LoopClient, now: datetime) -> None:
 
 
 async def test_the_whole_loop(  # noqa: PLR0915 - one story, told in order
-    loop: LoopClient, collector: tuple[SpanCollector, int]
+    loop: LoopClient, collector: tuple[SpanCollector, int], loop_env: dict[str, str]
 ) -> None:
     now = datetime.now(UTC)
     funnel = await loop.set_up_funnel(now, app_id=APP.app_id)
@@ -269,6 +272,37 @@ async def test_the_whole_loop(  # noqa: PLR0915 - one story, told in order
 
     # --- one trace for B's lead, across the services ---------------------------------------
     await _one_trace(collector[0], trace_id)
+
+    # --- A asks to be forgotten: no copy of her phone or openid stays readable anywhere ----
+    await _forgetting_leaves_no_readable_copy(loop, loop_env, alice, ["13800138001", "o-alice"])
+
+
+async def _forgetting_leaves_no_readable_copy(
+    loop: LoopClient, loop_env: dict[str, str], customer_id: str, values: list[str]
+) -> None:
+    """After ForgetCustomer, every service's tables and outbox, and every stream (dead letters
+    included), are searched for the person's values in plain text (docs/operations.md)."""
+    identity = identity_pb2_grpc.IdentityServiceStub(loop.channels["identity"])  # type: ignore[no-untyped-call]
+    await identity.ForgetCustomer(
+        idpb.ForgetCustomerRequest(tenant_id=TENANT, customer_id=customer_id, reason="PIPL")
+    )
+    url = loop_env["CLOSEDLOOP_DATABASE_URL"].replace("postgresql+asyncpg", "postgresql")
+    databases = [
+        url.format(service=s.name) for s in listed_services(harness.ROOT / "services.toml")
+    ]
+
+    async def left() -> list[str]:
+        return await erasure_scan.in_databases(databases, values) + await erasure_scan.in_streams(
+            harness.nats_url(loop_env), values
+        )
+
+    async def nothing_left() -> bool:
+        return not await left()
+
+    try:
+        await wait_for(nothing_left, timeout_s=120)
+    except TimeoutError:
+        pytest.fail(f"readable after the forget: {await left()}")
 
 
 async def _channels_have_real_codes(loop: LoopClient, funnel: Funnel) -> Any:

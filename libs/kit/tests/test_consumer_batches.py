@@ -19,8 +19,8 @@ from kit_testbed import (
 from loopkit.consumer import EventConsumer, Subscription
 from loopkit.deadletters import list_dead_letters
 from loopkit.errors import DependencyUnavailable, InvalidArgument
-from loopkit_dev.testing import eventually
 from loopkit.uow import on_commit
+from loopkit_dev.testing import eventually
 
 BATCH = 5
 

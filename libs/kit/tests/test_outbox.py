@@ -181,10 +181,10 @@ class _CountingRelay(OutboxRelay):
         self.duplicates = 0
 
     async def _publish(self, rows):  # type: ignore[no-untyped-def]
-        duplicates = await super()._publish(rows)
+        duplicates, personal = await super()._publish(rows)
         self.batches.append(len(rows))
         self.duplicates += duplicates
-        return duplicates
+        return duplicates, personal
 
 
 async def test_a_burst_of_commits_goes_out_in_batches_exactly_once_even_with_two_relays(

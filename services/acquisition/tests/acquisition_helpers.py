@@ -19,8 +19,11 @@ from wechatpy.utils import WeChatSigner
 from closedloop.acquisition.v1 import acquisition_pb2 as pb
 from closedloop.acquisition.v1 import acquisition_pb2_grpc
 from closedloop.common.v1 import common_pb2 as c
+from closedloop.events.v1.envelope_pb2 import Envelope
 from closedloop.identity.v1 import identity_pb2, identity_pb2_grpc
 from gateway_helpers import Emulator
+from loopkit import pii
+from loopkit.identity_client import IdentityClient
 from loopkit_dev.testing import PostgresServer, RunningService
 
 TOKEN = "callback-token-1"
@@ -63,6 +66,14 @@ class Env:
 
     def http(self) -> httpx.AsyncClient:
         return httpx.AsyncClient(base_url=self.acquisition.http_url, timeout=60)
+
+    async def opened(self, env: Envelope) -> Envelope:
+        """The event with its sealed personal values opened, as a consumer that reads them does
+        (loopkit.pii), with the keys of the identity under test."""
+        assert self.identity is not None
+        keys = pii.CachedKeys(IdentityClient(self.identity.channel))
+        await pii.Opener(keys).open(env)
+        return env
 
     async def campaign(self, name: str = "Spring launch") -> pb.Campaign:
         answer = await self.stub.CreateCampaign(

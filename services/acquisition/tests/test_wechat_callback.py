@@ -19,6 +19,7 @@ from acquisition_helpers import (
     text_xml,
 )
 from closedloop.events.v1 import acquisition_events_pb2 as ev
+from loopkit import pii
 from loopkit.events import unpack
 from loopkit_dev.testing import eventually, read_events
 
@@ -71,10 +72,10 @@ async def test_the_same_event_delivered_three_times_is_one_touch(
     assert (stats.scans, stats.subscribes) == (1, 1)
     touches = await _events(nats_client, env, "touch.recorded")
     assert len(touches) == 2  # one scan + one subscribe
-    (interaction,) = [
-        unpack(e, ev.InteractionRecorded)  # type: ignore[arg-type]
-        for e in await interactions()
-    ]
+    (sealed,) = await interactions()
+    # The follower's words leave sealed under their data key (loopkit.pii); consumers open them.
+    assert pii.is_sealed(unpack(sealed, ev.InteractionRecorded).summary)  # type: ignore[arg-type]
+    interaction = unpack(await env.opened(sealed), ev.InteractionRecorded)  # type: ignore[arg-type]
     assert (interaction.kind, interaction.summary, interaction.app_id) == (
         "text",
         "hello",

@@ -11,12 +11,14 @@ from closedloop.identity.v1 import identity_pb2 as pb
 from identity_helpers import (
     external_userid,
     keys,
+    opened,
     openid,
     pending_id,
     phone,
     resolve_request,
     unionid,
 )
+from loopkit import pii
 from loopkit.events import unpack
 from loopkit_dev.testing import eventually, read_events
 
@@ -74,7 +76,8 @@ async def test_openid_plus_anothers_unionid_merges_and_publishes(
 
     await eventually(merged_event)
     [event] = await merged_event()
-    payload = unpack(event, ev.CustomerMerged)
+    assert pii.is_sealed(unpack(event, ev.CustomerMerged).trigger.value)
+    payload = unpack(await opened(stub, event), ev.CustomerMerged)
     assert (payload.survivor_id, payload.merged_id) == (survivor, gone)
     assert payload.trigger.value == "u-older"
     types = sorted(e.type for e in await read_events(nats_client, "IDENTITY", tenant_id=tenant))

@@ -38,6 +38,7 @@ from loopkit.errors import Conflict, DomainError
 from loopkit.events import decode_envelope, stream_for, subject_for
 from loopkit.natsio import DEAD_LETTER_ROOT
 from loopkit.outages import is_outage
+from loopkit.pii import Opener
 from loopkit.tables import KitTables
 from loopkit.tracing import span_from_headers
 from loopkit.uow import _EFFECTS  # the effects list `on_commit` appends to
@@ -107,7 +108,11 @@ class EventConsumer:
         after_commit: Callable[[], None] | None = None,
         first_backoff_s: float = 0.5,
         max_backoff_s: float = 10.0,
+        opener: Opener | None = None,
     ) -> None:
+        # Opens sealed personal values before the handlers see them (loopkit.pii), for services
+        # whose handlers read them; without one, handlers see the sealed form.
+        self._opener = opener
         self.durable = f"{service}-{subscription.name}"
         self._sub_spec = subscription
         self._sessions = sessions
@@ -288,8 +293,10 @@ class EventConsumer:
         ):
             try:
                 async with session.begin_nested():
-                    # The step per message: anything done to the envelope before its handler
-                    # (opening sealed personal data, say) belongs here, so it fails alone too.
+                    # The step per message: opening sealed personal data (loopkit.pii) fails
+                    # alone too; identity away is an outage, retried with the batch.
+                    if self._opener is not None:
+                        await self._opener.open(env)
                     await handler(session, env)
             except Exception as exc:
                 if is_outage(exc):

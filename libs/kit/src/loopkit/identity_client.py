@@ -16,7 +16,9 @@ from loopkit.grpc_client import DOMAIN_ERRORS, make_channel, translate_error
 from loopkit.settings import Settings
 
 SERVICE = "closedloop.identity.v1.IdentityService"
-_RETRIED = [(SERVICE, m) for m in ("ResolveCustomer", "GetCustomer", "ListIdentities")]
+_RETRIED = [
+    (SERVICE, m) for m in ("ResolveCustomer", "GetCustomer", "ListIdentities", "GetCustomerKeys")
+]
 
 # What identity answers while it is out (or draining): the same call can work a moment later.
 _TRANSIENT = {
@@ -120,3 +122,17 @@ class IdentityClient:
         except grpc.aio.AioRpcError as exc:
             raise _translate(exc) from None
         return str(answer.customer.customer_id)
+
+    async def keys(self, tenant_id: str, customer_ids: Sequence[str]) -> dict[str, bytes | None]:
+        """The data keys that seal these customers' personal data in events (`loopkit.pii`):
+        None for a forgotten customer. A `loopkit.pii.KeySource`."""
+        request = identity_pb2.GetCustomerKeysRequest(
+            tenant_id=tenant_id, customer_ids=list(customer_ids)
+        )
+        try:
+            answer = await self._stub.GetCustomerKeys(
+                request, metadata=[("x-tenant-id", tenant_id)]
+            )
+        except grpc.aio.AioRpcError as exc:
+            raise _translate(exc) from None
+        return {k.customer_id: (None if k.erased else bytes(k.key)) for k in answer.keys}

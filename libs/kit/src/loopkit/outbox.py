@@ -21,6 +21,7 @@ from sqlalchemy import Row, Select, delete, func, select, text, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from loopkit.db import is_sqlite
+from loopkit.pii import Sealer
 from loopkit.tables import KitTables
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,7 @@ _FETCH = text(
     " WHERE id = ANY(CAST(:ids AS text[])) AND published_at IS NULL ORDER BY id"
 )
 _MARK = text("UPDATE outbox SET published_at = :at WHERE id = ANY(CAST(:ids AS text[]))")
+_DROP = text("DELETE FROM outbox WHERE id = ANY(CAST(:ids AS text[]))")
 _RELEASE = text("SELECT pg_advisory_unlock_all()")
 
 
@@ -78,8 +80,12 @@ class OutboxRelay:
         sweep_interval_s: float = 60.0,
         inbox_sweep_interval_s: float = 3600.0,
         sweep_batch_size: int = 1000,
+        sealer: Sealer | None = None,
     ) -> None:
         self._sessions = sessions
+        # Seals personal values under their customer's key before they reach the stream
+        # (loopkit.pii); None publishes rows as written (kit tests of the relay alone).
+        self._sealer = sealer
         self._engine: AsyncEngine = sessions.kw["bind"]
         self._outbox = tables.outbox
         self._inbox = tables.inbox
@@ -124,8 +130,8 @@ class OutboxRelay:
                 rows = await self._claim(conn)
                 if not rows:
                     return 0
-                duplicates = await self._publish(rows)
-                await self._mark_sent(conn, [row.id for row in rows])
+                duplicates, personal = await self._publish(rows)
+                await self._mark_sent(conn, [row.id for row in rows], personal)
             finally:
                 await self._release(conn)
         self._count(len(rows), duplicates)
@@ -148,15 +154,24 @@ class OutboxRelay:
             await conn.invalidate()
             raise
 
-    async def _mark_sent(self, conn: AsyncConnection, ids: list[str]) -> None:
+    async def _mark_sent(self, conn: AsyncConnection, ids: list[str], personal: set[str]) -> None:
+        # A row whose event named a person is deleted once published rather than kept for the
+        # outbox retention: its plain-text copy would outlive an erasure (docs/operations.md).
+        kept = [i for i in ids if i not in personal]
         if self._postgres:  # one prepared statement whatever the batch's size
-            await conn.execute(_MARK, {"ids": ids, "at": datetime.now(UTC)})
+            if kept:
+                await conn.execute(_MARK, {"ids": kept, "at": datetime.now(UTC)})
+            if personal:
+                await conn.execute(_DROP, {"ids": sorted(personal)})
             return
-        await conn.execute(
-            update(self._outbox)
-            .where(self._outbox.c.id.in_(ids))
-            .values(published_at=datetime.now(UTC))
-        )
+        if kept:
+            await conn.execute(
+                update(self._outbox)
+                .where(self._outbox.c.id.in_(kept))
+                .values(published_at=datetime.now(UTC))
+            )
+        if personal:
+            await conn.execute(delete(self._outbox).where(self._outbox.c.id.in_(personal)))
 
     async def _publish_pending_sqlite(self) -> int:
         # SQLite has one write lock for the whole database, and every transaction takes it: a
@@ -168,9 +183,9 @@ class OutboxRelay:
             rows = (await session.execute(self._pending())).all()
         if not rows:
             return 0
-        duplicates = await self._publish(rows)
+        duplicates, personal = await self._publish(rows)
         async with self._engine.begin() as conn:
-            await self._mark_sent(conn, [row.id for row in rows])
+            await self._mark_sent(conn, [row.id for row in rows], personal)
         self._count(len(rows), duplicates)
         return len(rows)
 
@@ -187,14 +202,23 @@ class OutboxRelay:
             .limit(self._batch_size)
         )
 
-    async def _publish(self, rows: Sequence[Row[tuple[str, str, bytes, dict[str, str]]]]) -> int:
-        """Publish and wait for every ack; returns how many JetStream already had."""
+    async def _publish(
+        self, rows: Sequence[Row[tuple[str, str, bytes, dict[str, str]]]]
+    ) -> tuple[int, set[str]]:
+        """Publish and wait for every ack; returns how many JetStream already had, and the ids
+        of the rows whose events carried personal data."""
+        datas = [row.data for row in rows]
+        personal: set[str] = set()
+        if self._sealer is not None:
+            sealed = await self._sealer.seal_all(datas)
+            datas = [s.data for s in sealed]
+            personal = {row.id for row, s in zip(rows, sealed, strict=True) if s.personal}
         futures = [
-            await self._js.publish_async(row.subject, row.data, headers=dict(row.headers))
-            for row in rows
+            await self._js.publish_async(row.subject, data, headers=dict(row.headers))
+            for row, data in zip(rows, datas, strict=True)
         ]
         acks = await asyncio.wait_for(asyncio.gather(*futures), self._publish_timeout_s)
-        return sum(1 for ack in acks if ack.duplicate)
+        return sum(1 for ack in acks if ack.duplicate), personal
 
     def _count(self, published: int, duplicates: int) -> None:
         _published.add(published)

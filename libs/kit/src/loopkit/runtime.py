@@ -25,10 +25,12 @@ from loopkit.consumer import EventConsumer, Subscription
 from loopkit.events import Outbox
 from loopkit.expiry import ExpiringRows
 from loopkit.grpc_server import GrpcServer
+from loopkit.identity_client import IdentityClient
 from loopkit.logs import configure_logging
 from loopkit.ops_http import HttpServer, ops_app
 from loopkit.outbox import OutboxRelay
 from loopkit.periodic import every
+from loopkit.pii import CachedKeys, KeySource, Opener, Sealer
 from loopkit.settings import ServiceSpec, Settings, load_settings
 from loopkit.tables import KitTables
 from loopkit.telemetry import configure_telemetry
@@ -84,6 +86,11 @@ class ServiceRuntime:
         self._closers: list[Callable[[], Awaitable[None]]] = []
         # Parts a service's build shares with tests and tooling by name (its sandbox sender, say).
         self.parts: dict[str, Any] = {}
+        # Personal data in events (loopkit.pii): where customer data keys come from (identity sets
+        # its own table; every other service asks identity), and whether this service's
+        # consumers read the sealed values (then they open them before the handlers run).
+        self.pii_keys: KeySource | None = None
+        self.reads_personal_data = False
 
     # --- what a service adds -------------------------------------------------------------
 
@@ -148,6 +155,7 @@ class ServiceRuntime:
             max_age_s=s.stream_max_age_s,
             deadletter_max_age_s=s.deadletter_max_age_s,
         )
+        keys = CachedKeys(self.pii_keys or self._identity_keys(), ttl_s=s.pii_key_cache_s)
         self.relay = OutboxRelay(
             self.sessions,
             self.tables,
@@ -157,6 +165,7 @@ class ServiceRuntime:
             outbox_retention_s=s.outbox_retention_s,
             inbox_retention_s=s.inbox_retention_s,
             sweep_interval_s=s.retention_sweep_interval_s,
+            sealer=Sealer(keys),
         )
         producers = {sub.producer for sub in self._subscriptions} - {"", self.spec.name}
         for producer in sorted(producers):
@@ -174,6 +183,7 @@ class ServiceRuntime:
                 ack_wait_s=s.consumer_ack_wait_s,
                 batch_size=s.consumer_batch_size,
                 after_commit=self.wake_relay,
+                opener=Opener(keys) if self.reads_personal_data else None,
             )
             await consumer.start()
             self.consumers.append(consumer)
@@ -202,6 +212,11 @@ class ServiceRuntime:
             self.grpc.port,
             f"on {s.http_host}:{self.http.port}" if self.http else "in worker 0",
         )
+
+    def _identity_keys(self) -> KeySource:
+        client = IdentityClient.from_settings(self.settings)  # connects on first use only
+        self.on_stop(client.close)
+        return client
 
     async def readiness(self) -> str | None:
         # NATS is deliberately not part of readiness: while it is away, writes still commit with

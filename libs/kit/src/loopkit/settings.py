@@ -86,6 +86,9 @@ class Settings(BaseSettings):
     identity_url: str = "127.0.0.1:50051"
     # Per-call deadline for calls to the identity service, in seconds.
     identity_timeout_s: float = 3.0
+    # How long a process keeps a customer's data key (loopkit.pii) before asking identity again:
+    # the most a relay or consumer can still seal or open a customer's values after an erasure.
+    pii_key_cache_s: float = Field(default=60.0, ge=0)
 
     @model_validator(mode="after")
     def _check_retention(self) -> Settings:

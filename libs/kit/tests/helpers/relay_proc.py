@@ -25,7 +25,7 @@ CRASH_EXIT = 137
 
 
 class CrashingRelay(OutboxRelay):
-    async def _mark_sent(self, conn: AsyncConnection, ids: list[str]) -> None:
+    async def _mark_sent(self, conn: AsyncConnection, ids: list[str], personal: set[str]) -> None:
         print(f"crashing after publishing {len(ids)} events", flush=True)
         os._exit(CRASH_EXIT)
 

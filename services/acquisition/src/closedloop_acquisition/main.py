@@ -34,6 +34,8 @@ def build(runtime: ServiceRuntime) -> None:
     settings = runtime.settings
     assert isinstance(settings, AcquisitionSettings)
     metrics.start()
+    # Its consumers resolve the identities in share visits and friend-adds: open sealed values.
+    runtime.reads_personal_data = True
     directory = IdentityClient.from_settings(settings)
     gateway = GatewayClient.from_settings(settings) if settings.gateway_url else None
     customers = Customers(directory)

@@ -8,11 +8,13 @@ from closedloop_identity import SPEC
 from closedloop_identity.clock import Clock, system_clock
 from closedloop_identity.customers.service import CustomerService
 from closedloop_identity.erasure.service import ErasureService
+from closedloop_identity.keys.service import KeyService
 from closedloop_identity.merges.service import MergeService
 from closedloop_identity.models import Base, kit
 from closedloop_identity.policies.service import PolicyService
 from closedloop_identity.resolve.service import ResolveService
 from closedloop_identity.transport.grpc import SERVICE_NAME, IdentityServicer, UseCases, register
+from closedloop_identity.transport.keys import LocalKeys
 from loopkit.events import Outbox
 from loopkit.runtime import ServiceDefinition, ServiceRuntime
 from loopkit.uow import UnitOfWork
@@ -29,12 +31,16 @@ def use_cases(outbox: Outbox, clock: Clock = system_clock) -> UseCases:
         merges=merges,
         erasure=ErasureService(outbox, customers, clock),
         policies=policies,
+        keys=KeyService(clock),
     )
 
 
 def build(runtime: ServiceRuntime) -> None:
     uow = UnitOfWork(runtime.sessions, after_commit=runtime.wake_relay)
-    servicer = IdentityServicer(uow, use_cases(runtime.outbox))
+    domain = use_cases(runtime.outbox)
+    # Identity's own relay seals events with keys read from its table (loopkit.pii).
+    runtime.pii_keys = LocalKeys(uow, domain.keys)
+    servicer = IdentityServicer(uow, domain)
     runtime.add_grpc(register(servicer), [SERVICE_NAME])
 
 

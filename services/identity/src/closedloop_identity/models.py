@@ -5,7 +5,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    LargeBinary,
+    String,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from loopkit.db import new_metadata
@@ -93,3 +102,17 @@ class MergePolicyRow(Base):
     merge_kinds: Mapped[list[str]] = mapped_column(JSON)
     phone_requires_verification: Mapped[bool] = mapped_column(Boolean)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class CustomerKeyRow(Base):
+    """A customer's data key (loopkit.pii): seals their personal values in every event of the
+    platform. Destroyed (key NULL) when the customer is forgotten, which makes every copy of
+    those values in streams, replays and dead letters unreadable."""
+
+    __tablename__ = "customer_keys"
+
+    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(26), primary_key=True)
+    key: Mapped[bytes | None] = mapped_column(LargeBinary(32))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    erased_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -29,6 +29,8 @@ def build(runtime: ServiceRuntime) -> None:
     settings = runtime.settings
     assert isinstance(settings, ReferralSettings)
     metrics.start()
+    # Its consumers match a newcomer's openids to share visits: open sealed values.
+    runtime.reads_personal_data = True
     directory = IdentityClient.from_settings(settings)
     base_url = settings.public_base_url or f"http://{settings.http_host}:{settings.http_port}"
     program_rows, referral_rows, reward_rows = (

@@ -48,6 +48,8 @@ def build(runtime: ServiceRuntime) -> None:
     settings = runtime.settings
     assert isinstance(settings, RetentionSettings)
     metrics.initialise()
+    # Its consumers keep each customer's openid and WeCom contact for sends: open sealed values.
+    runtime.reads_personal_data = True
     rules = RulesRepository()
     activity_rows, loyalty_rows, broadcast_rows = (
         ActivityRepository(),

@@ -8,6 +8,7 @@ from closedloop.events.v1 import identity_events_pb2 as ev
 from closedloop_identity.clock import Clock, system_clock
 from closedloop_identity.customers.repository import FORGOTTEN, CustomerRepository
 from closedloop_identity.customers.service import CustomerService
+from closedloop_identity.keys.repository import KeyRepository
 from closedloop_identity.merges.repository import MergeRepository
 from loopkit.errors import NotFound
 from loopkit.events import Outbox
@@ -42,6 +43,9 @@ class ErasureService:
         await repo.delete_identities_of(ids)
         await repo.erase_audit_values(tenant_id, ids)
         await MergeRepository(session).erase_personal_values(tenant_id, ids)
+        # Destroying the data keys ends every sealed copy in streams, replays and dead letters
+        # (loopkit.pii), in the same transaction as the erasure.
+        await KeyRepository(session).erase(tenant_id, ids, now)
         for cid in ids:
             customer = await repo.get(tenant_id, cid)
             assert customer is not None

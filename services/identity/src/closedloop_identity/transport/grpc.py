@@ -15,6 +15,7 @@ from closedloop_identity.customers.contracts import identity_to_pb
 from closedloop_identity.customers.identities import Kind, normalise, normalise_phone
 from closedloop_identity.customers.service import CustomerService
 from closedloop_identity.erasure.service import ErasureService
+from closedloop_identity.keys.service import KeyService
 from closedloop_identity.merges.service import MergeService
 from closedloop_identity.policies.service import PolicyService
 from closedloop_identity.resolve.service import ResolveService
@@ -38,6 +39,7 @@ IDEMPOTENT_METHODS = [
         "GetMergePolicy",
         "SetMergePolicy",
         "ForgetCustomer",
+        "GetCustomerKeys",
     )
 ]
 MAX_SEARCH_RESULTS = 100
@@ -52,6 +54,7 @@ class UseCases:
     merges: MergeService
     erasure: ErasureService
     policies: PolicyService
+    keys: KeyService
 
 
 class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
@@ -62,6 +65,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         self._merges = domain.merges
         self._erasure = domain.erasure
         self._policies = domain.policies
+        self._keys = domain.keys
 
     async def ResolveCustomer(
         self, request: pb.ResolveCustomerRequest, context: grpc.aio.ServicerContext
@@ -165,6 +169,18 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
             )
         )
         return pb.ForgetCustomerResponse(customer_id=ids[0], forgotten_ids=ids)
+
+    async def GetCustomerKeys(
+        self, request: pb.GetCustomerKeysRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetCustomerKeysResponse:
+        tenant = require_tenant(request.tenant_id)
+        keys = await self._uow.run(lambda s: self._keys.keys(s, tenant, list(request.customer_ids)))
+        return pb.GetCustomerKeysResponse(
+            keys=[
+                pb.CustomerKey(customer_id=cid, key=key or b"", erased=key is None)
+                for cid, key in keys.items()
+            ]
+        )
 
     async def SearchCustomers(
         self, request: pb.SearchCustomersRequest, context: grpc.aio.ServicerContext

@@ -189,6 +189,30 @@ class ForgetCustomerResponse(_message.Message):
     forgotten_ids: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, customer_id: _Optional[str] = ..., forgotten_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
+class GetCustomerKeysRequest(_message.Message):
+    __slots__ = ("tenant_id", "customer_ids")
+    TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    CUSTOMER_IDS_FIELD_NUMBER: _ClassVar[int]
+    tenant_id: str
+    customer_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, tenant_id: _Optional[str] = ..., customer_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class CustomerKey(_message.Message):
+    __slots__ = ("customer_id", "key", "erased")
+    CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    ERASED_FIELD_NUMBER: _ClassVar[int]
+    customer_id: str
+    key: bytes
+    erased: bool
+    def __init__(self, customer_id: _Optional[str] = ..., key: _Optional[bytes] = ..., erased: _Optional[bool] = ...) -> None: ...
+
+class GetCustomerKeysResponse(_message.Message):
+    __slots__ = ("keys",)
+    KEYS_FIELD_NUMBER: _ClassVar[int]
+    keys: _containers.RepeatedCompositeFieldContainer[CustomerKey]
+    def __init__(self, keys: _Optional[_Iterable[_Union[CustomerKey, _Mapping]]] = ...) -> None: ...
+
 class SearchCustomersRequest(_message.Message):
     __slots__ = ("tenant_id", "kind", "value", "limit")
     TENANT_ID_FIELD_NUMBER: _ClassVar[int]

@@ -76,6 +76,11 @@ class IdentityServiceStub:
                 request_serializer=closedloop_dot_identity_dot_v1_dot_identity__pb2.ForgetCustomerRequest.SerializeToString,
                 response_deserializer=closedloop_dot_identity_dot_v1_dot_identity__pb2.ForgetCustomerResponse.FromString,
                 _registered_method=True)
+        self.GetCustomerKeys = channel.unary_unary(
+                '/closedloop.identity.v1.IdentityService/GetCustomerKeys',
+                request_serializer=closedloop_dot_identity_dot_v1_dot_identity__pb2.GetCustomerKeysRequest.SerializeToString,
+                response_deserializer=closedloop_dot_identity_dot_v1_dot_identity__pb2.GetCustomerKeysResponse.FromString,
+                _registered_method=True)
         self.SearchCustomers = channel.unary_unary(
                 '/closedloop.identity.v1.IdentityService/SearchCustomers',
                 request_serializer=closedloop_dot_identity_dot_v1_dot_identity__pb2.SearchCustomersRequest.SerializeToString,
@@ -157,6 +162,15 @@ class IdentityServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetCustomerKeys(self, request, context):
+        """The per-customer data keys that seal personal data in events (crypto-shredding: see
+        docs/operations.md). Creates a key on first request; a forgotten customer's key is destroyed
+        and answered as erased. For the platform's own services (relays and consumers) only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def SearchCustomers(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -223,6 +237,11 @@ def add_IdentityServiceServicer_to_server(servicer, server):
                     servicer.ForgetCustomer,
                     request_deserializer=closedloop_dot_identity_dot_v1_dot_identity__pb2.ForgetCustomerRequest.FromString,
                     response_serializer=closedloop_dot_identity_dot_v1_dot_identity__pb2.ForgetCustomerResponse.SerializeToString,
+            ),
+            'GetCustomerKeys': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCustomerKeys,
+                    request_deserializer=closedloop_dot_identity_dot_v1_dot_identity__pb2.GetCustomerKeysRequest.FromString,
+                    response_serializer=closedloop_dot_identity_dot_v1_dot_identity__pb2.GetCustomerKeysResponse.SerializeToString,
             ),
             'SearchCustomers': grpc.unary_unary_rpc_method_handler(
                     servicer.SearchCustomers,
@@ -463,6 +482,33 @@ class IdentityService:
             '/closedloop.identity.v1.IdentityService/ForgetCustomer',
             closedloop_dot_identity_dot_v1_dot_identity__pb2.ForgetCustomerRequest.SerializeToString,
             closedloop_dot_identity_dot_v1_dot_identity__pb2.ForgetCustomerResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCustomerKeys(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/closedloop.identity.v1.IdentityService/GetCustomerKeys',
+            closedloop_dot_identity_dot_v1_dot_identity__pb2.GetCustomerKeysRequest.SerializeToString,
+            closedloop_dot_identity_dot_v1_dot_identity__pb2.GetCustomerKeysResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,1 @@
+"""Customer data keys: the keys that seal personal data in events, destroyed on erasure."""

@@ -1,0 +1,61 @@
+"""Every query of the customer_keys table."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sl_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from closedloop_identity.models import CustomerKeyRow, CustomerRow
+
+_K = CustomerKeyRow
+
+
+class KeyRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def known_customers(self, tenant_id: str, ids: Sequence[str]) -> dict[str, str]:
+        """Status of each id that names a customer of the tenant (a read of the customers
+        concept's table, to refuse keys for ids identity never issued)."""
+        rows = await self._session.execute(
+            select(CustomerRow.id, CustomerRow.status).where(
+                CustomerRow.tenant_id == tenant_id, CustomerRow.id.in_(ids)
+            )
+        )
+        return {cid: status for cid, status in rows.tuples()}
+
+    async def keys(self, tenant_id: str, ids: Sequence[str]) -> dict[str, bytes | None]:
+        rows = await self._session.execute(
+            select(_K.customer_id, _K.key).where(_K.tenant_id == tenant_id, _K.customer_id.in_(ids))
+        )
+        return {cid: key for cid, key in rows.tuples()}
+
+    async def add(self, tenant_id: str, keys: dict[str, bytes], at: datetime) -> None:
+        """New keys in one statement; where a concurrent request created one first, its key
+        stays (the caller re-reads)."""
+        insert = pg_insert if self._session.get_bind().dialect.name == "postgresql" else sl_insert
+        await self._session.execute(
+            insert(_K)
+            .values(
+                [
+                    {"tenant_id": tenant_id, "customer_id": cid, "key": key, "created_at": at}
+                    for cid, key in keys.items()
+                ]
+            )
+            .on_conflict_do_nothing(index_elements=["tenant_id", "customer_id"])
+        )
+
+    async def erase(self, tenant_id: str, ids: Sequence[str], at: datetime) -> None:
+        """Destroy the keys of these customers (a forgotten customer never gets a new one: the
+        service checks the customer's status first)."""
+        await self._session.execute(
+            update(_K)
+            .where(_K.tenant_id == tenant_id, _K.customer_id.in_(ids))
+            .values(key=None, erased_at=at)
+            .execution_options(synchronize_session=False)
+        )

@@ -1,0 +1,53 @@
+"""Customer data keys (loopkit.pii): handed to the platform's relays and consumers, destroyed
+when the customer is forgotten. Never commits: the caller owns the transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from closedloop_identity.keys.repository import KeyRepository
+from loopkit.errors import InvalidArgument
+from loopkit.pii import new_key
+
+MAX_IDS = 1000
+_FORGOTTEN = "forgotten"
+
+
+class KeyService:
+    def __init__(self, now: Callable[[], datetime]) -> None:
+        self._now = now
+
+    async def keys(
+        self, session: AsyncSession, tenant_id: str, customer_ids: Sequence[str]
+    ) -> dict[str, bytes | None]:
+        """The key of every id asked (created on first request); None for a forgotten customer
+        or an id that names no customer of the tenant (nothing may be sealed for it)."""
+        ids = sorted({c for c in customer_ids if c})
+        if not ids:
+            raise InvalidArgument("customer_ids is required", field="customer_ids")
+        if len(ids) > MAX_IDS:
+            raise InvalidArgument(f"at most {MAX_IDS} customer_ids", field="customer_ids")
+        repo = KeyRepository(session)
+        status = await repo.known_customers(tenant_id, ids)
+        found = await repo.keys(tenant_id, ids)
+        missing = {
+            cid: new_key()
+            for cid in ids
+            if cid in status and cid not in found and status[cid] != _FORGOTTEN
+        }
+        if missing:
+            await repo.add(tenant_id, missing, self._now())
+            found = await repo.keys(tenant_id, ids)
+        return {
+            cid: found.get(cid) if status.get(cid, _FORGOTTEN) != _FORGOTTEN else None
+            for cid in ids
+        }
+
+    async def erase(
+        self, session: AsyncSession, tenant_id: str, customer_ids: Sequence[str]
+    ) -> None:
+        """Destroy these customers' keys: every sealed copy of their data becomes unreadable."""
+        await KeyRepository(session).erase(tenant_id, list(customer_ids), self._now())

@@ -1,0 +1,84 @@
+"""Erasure that reaches the streams: identity's events carry personal values sealed under the
+customer's data key, and ForgetCustomer destroys the key (crypto-shredding)."""
+
+import uuid
+
+import grpc
+import pytest
+from sqlalchemy import select
+
+from closedloop.events.v1 import identity_events_pb2 as ev
+from closedloop.identity.v1 import identity_pb2 as pb
+from closedloop_identity.models import kit
+from identity_helpers import openid, phone, resolve_request
+from loopkit import pii
+from loopkit.events import unpack
+from loopkit_dev.testing import eventually, read_events
+
+PHONE = "13900139000"
+OPENID = "o-shred-me"
+
+
+@pytest.fixture
+def tenant() -> str:
+    return f"t-{uuid.uuid4().hex[:10]}"
+
+
+async def test_identity_events_never_show_a_person_and_forget_makes_them_unreadable(
+    stub, tenant, identity, nats_client
+):
+    created = await stub.ResolveCustomer(resolve_request(tenant, phone(PHONE), openid(OPENID)))
+    cid = created.customer.customer_id
+
+    async def created_event() -> list[ev.CustomerCreated]:
+        events = await read_events(nats_client, "IDENTITY", tenant_id=tenant)
+        return [unpack(e, ev.CustomerCreated) for e in events if e.type == "customer.created"]
+
+    await eventually(created_event)
+    history = await read_events(nats_client, "IDENTITY", tenant_id=tenant)
+    for env in history:
+        raw = env.SerializeToString()
+        assert PHONE.encode() not in raw and OPENID.encode() not in raw
+    [event] = await created_event()
+    sealed = sorted(i.value for i in event.identities)
+    assert sealed and all(pii.is_sealed(v) for v in sealed)
+
+    # The platform's own services open them with the key identity hands out.
+    [key] = (
+        await stub.GetCustomerKeys(pb.GetCustomerKeysRequest(tenant_id=tenant, customer_ids=[cid]))
+    ).keys
+    assert not key.erased
+    opened = sorted(pii.unseal(key.key, tenant, cid, v) for v in sealed)
+    assert opened == sorted(["+86" + PHONE, OPENID])
+
+    await stub.ForgetCustomer(pb.ForgetCustomerRequest(tenant_id=tenant, customer_id=cid))
+    [after] = (
+        await stub.GetCustomerKeys(pb.GetCustomerKeysRequest(tenant_id=tenant, customer_ids=[cid]))
+    ).keys
+    assert after.erased and after.key == b""
+    # Identity's outbox keeps no plain-text copy either (rows with personal data are deleted
+    # once published; the forget event itself names no one).
+    async with identity.runtime.sessions() as session:
+        datas = (await session.execute(select(kit.outbox.c.data))).scalars().all()
+    assert all(PHONE.encode() not in d and OPENID.encode() not in d for d in datas)
+
+    # The same person coming back is a new customer with a new key: the old history stays shut.
+    back = await stub.ResolveCustomer(resolve_request(tenant, phone(PHONE)))
+    assert back.created
+    [fresh] = (
+        await stub.GetCustomerKeys(
+            pb.GetCustomerKeysRequest(tenant_id=tenant, customer_ids=[back.customer.customer_id])
+        )
+    ).keys
+    with pytest.raises(pii.Unreadable):
+        pii.unseal(fresh.key, tenant, cid, sealed[0])
+
+
+async def test_keys_are_refused_for_ids_identity_never_issued(stub, tenant):
+    answer = await stub.GetCustomerKeys(
+        pb.GetCustomerKeysRequest(tenant_id=tenant, customer_ids=["01JNOSUCHCUSTOMER000000000"])
+    )
+    assert [(k.erased, k.key) for k in answer.keys] == [(True, b"")]
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await stub.GetCustomerKeys(pb.GetCustomerKeysRequest(tenant_id=tenant))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
