@@ -256,7 +256,7 @@ async def test_the_whole_loop(  # noqa: PLR0915 - one story, told in order
     await wait_for(bob_developed)
 
     async def held() -> list[Any]:
-        return [r for r in await loop.rewards(alice) if r.status == ref.REWARD_STATUS_HELD]
+        return [r for r in await loop.rewards(alice) if r.status == ref.REWARD_STATUS_PENDING]
 
     await wait_for(held)
     assert await loop.points(alice) == points_before_reward  # nothing before the hold ends

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import case, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from closedloop_acquisition.models import WechatInboxRow
@@ -60,7 +60,8 @@ async def claim(session: AsyncSession, inbox_id: str, now: datetime) -> bool:
 
 
 async def forget_senders(session: AsyncSession, tenant_id: str, openids: Collection[str]) -> None:
-    """Erases the sender and content of these openids' messages."""
+    """Erases the sender and content of these openids' messages, and the dedup key of an event
+    (WeChat's FromUserName + CreateTime): it names the sender too."""
     if not openids:
         return
     await session.execute(
@@ -69,5 +70,15 @@ async def forget_senders(session: AsyncSession, tenant_id: str, openids: Collect
             WechatInboxRow.tenant_id == tenant_id,
             WechatInboxRow.from_user.in_(sorted(openids)),
         )
-        .values(from_user="", message={})
+        .values(
+            from_user="",
+            message={},
+            dedup_key=case(
+                (
+                    WechatInboxRow.dedup_key.like("event:%"),
+                    literal("forgotten:") + WechatInboxRow.id,
+                ),
+                else_=WechatInboxRow.dedup_key,
+            ),
+        )
     )
