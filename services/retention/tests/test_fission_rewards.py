@@ -182,6 +182,22 @@ async def test_consent_is_checked_again_when_the_notice_goes_out(
     assert await balance(stub, t, leaving) == await balance(stub, t, never) == 50
 
 
+async def test_an_opt_out_stops_the_notice_too(
+    stub: Stub, nats_client: Client, retention: RunningService
+) -> None:
+    """Consent withdrawn through WithdrawConsent after the notice was owed: it does not go out."""
+    t = tenant()
+    cid = await follower(stub, nats_client, t)
+    await goal(nats_client, t, cid, "points:70")
+    await wait_notice(retention, t, cid)
+    await stub.WithdrawConsent(pb.WithdrawConsentRequest(tenant_id=t, customer_id=cid))
+    await retention.runtime.parts["notices"].dispatch()
+    assert sent_to(retention, cid) == []
+    # Withdrawing every channel clears the consent itself.
+    assert await notices(retention, t, cid) == [("skipped", "no_consent")]
+    assert await balance(stub, t, cid) == 70
+
+
 async def test_a_gateway_outage_keeps_the_notice_owed(
     nats_server: NatsServer,
     nats_client: Client,

@@ -87,7 +87,7 @@ def build(runtime: ServiceRuntime) -> None:
     runtime.add_grpc(register(servicer), [SERVICE_NAME])
     runtime.add_http(UnsubscribeHttp(uow, consent).router())
     clawback = RewardClawback(loyalty, loyalty_rows)
-    notices = NoticeService()
+    notices = NoticeService(consent=consent)
     fission = FissionService(loyalty, notices)
     handlers = EventHandlers(intake, loyalty, people, funnel, clawback=clawback, fission=fission)
     for subscription in handlers.subscriptions():

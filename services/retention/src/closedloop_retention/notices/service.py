@@ -1,7 +1,8 @@
 """Notices: single messages owed to one customer (a fission reward's "you did it"), stored in the
 transaction that decided them and sent later by the notice worker through the gateway under the
 notice's idempotency key. Consent, unsubscribe and the contact are checked again when it goes
-out, as for broadcasts. Callers own the transaction."""
+out, as for broadcasts, and so is an opt-out (consent withdrawn for that channel or all).
+Callers own the transaction."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ulid import ULID
 
 from closedloop_retention.clock import utc
+from closedloop_retention.consent.service import ConsentService
 from closedloop_retention.models import NoticeRow
 from closedloop_retention.notices.repository import NoticeRepository
 from closedloop_retention.notices.views import NoticeToSend, NoticeView
@@ -18,8 +20,11 @@ from loopkit.views import view_of
 
 
 class NoticeService:
-    def __init__(self, repository: NoticeRepository | None = None) -> None:
+    def __init__(
+        self, repository: NoticeRepository | None = None, consent: ConsentService | None = None
+    ) -> None:
         self._repo = repository or NoticeRepository()
+        self._consent = consent
 
     async def enqueue(
         self,
@@ -75,9 +80,18 @@ class NoticeService:
         elif not who.consent:
             reason = "no_consent"
         else:
-            return NoticeToSend(
-                view_of(NoticeView, row), who.contact_kind, who.contact_scope, who.contact_value
+            # An opt-out (a withdrawn consent for this channel or all) stops it too.
+            reason = (
+                await self._consent.blocked(
+                    session, row.tenant_id, row.customer_id, who.contact_kind
+                )
+                if self._consent is not None
+                else ""
             )
+            if not reason:
+                return NoticeToSend(
+                    view_of(NoticeView, row), who.contact_kind, who.contact_scope, who.contact_value
+                )
         await self._repo.move(session, notice_id, "sending", status="skipped", reason=reason)
         return None
 
