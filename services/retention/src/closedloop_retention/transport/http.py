@@ -14,6 +14,7 @@ from closedloop_retention.clock import now
 from closedloop_retention.consent.service import ConsentService
 from loopkit.db import is_unavailable
 from loopkit.errors import NotFound
+from loopkit.http_docs import answers, text_answer
 from loopkit.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -62,8 +63,23 @@ class UnsubscribeHttp:
 
     def router(self) -> APIRouter:
         router = APIRouter()
-        router.add_api_route("/u/{token}", self.confirm, methods=["GET"])
-        router.add_api_route("/u/{token}", self.unsubscribe, methods=["POST"])
+        page = text_answer("an HTML page", "text/html")
+        router.add_api_route(
+            "/u/{token}",
+            self.confirm,
+            methods=["GET"],
+            response_model=None,
+            summary="an unsubscribe link: asks the customer to confirm",
+            responses={**answers({200: page}, 404, 503, media_type="text/html")},
+        )
+        router.add_api_route(
+            "/u/{token}",
+            self.unsubscribe,
+            methods=["POST"],
+            response_model=None,
+            summary="an unsubscribe link confirmed: the customer opts out",
+            responses={**answers({200: page}, 404, 503, media_type="text/html")},
+        )
         return router
 
     async def confirm(self, token: str) -> HTMLResponse:
