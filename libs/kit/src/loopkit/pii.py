@@ -201,10 +201,6 @@ class CachedKeys:
                 self._cache[(tenant_id, cid)] = (now + self._ttl_s, key)
         return found
 
-    def forget(self, tenant_id: str, customer_ids: Iterable[str]) -> None:
-        for cid in customer_ids:
-            self._cache.pop((tenant_id, cid), None)
-
 
 # --- sealing and opening envelopes ---------------------------------------------------------
 
@@ -232,7 +228,11 @@ class Sealer:
             msg = _payload_of(env)
             # An event about nobody yet (a share visit before the visitor is resolved) has no
             # key to seal under: it stays readable until the stream's max age (operations.md).
-            if msg is None or not env.customer_id or not _has_plain_value(msg):
+            if (
+                msg is None
+                or not env.customer_id
+                or not _any_value(msg, lambda v: not is_sealed(v))
+            ):
                 parsed.append(None)
                 continue
             parsed.append((env, msg))
@@ -260,16 +260,21 @@ def _seal_values(msg: Message, key: bytes | None, env: Envelope) -> None:
     _rewrite(msg, change)
 
 
-def _has_plain_value(msg: Message) -> bool:
-    plain = False
+def _is_plain(value: str) -> bool:
+    return not is_sealed(value)
+
+
+def _any_value(msg: Message, test: Callable[[str], bool]) -> bool:
+    """Whether some personal value of `msg` passes `test` (the message is left as it is)."""
+    found = False
 
     def probe(value: str) -> str:
-        nonlocal plain
-        plain = plain or not is_sealed(value)
+        nonlocal found
+        found = found or test(value)
         return value
 
     _rewrite(msg, probe)
-    return plain
+    return found
 
 
 class Opener:
@@ -282,15 +287,7 @@ class Opener:
         msg = _payload_of(env)
         if msg is None:
             return
-        sealed = False
-
-        def probe(value: str) -> str:
-            nonlocal sealed
-            sealed = sealed or is_sealed(value)
-            return value
-
-        _rewrite(msg, probe)
-        if not sealed:
+        if not _any_value(msg, is_sealed):
             return
         key = None
         if env.customer_id:
