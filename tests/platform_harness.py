@@ -15,7 +15,7 @@ import pytest
 
 from loopkit import callers
 from loopkit.servicelist import listed_services
-from loopkit_dev.natsserver import free_port
+from loopkit_dev.natsserver import free_ports
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -25,12 +25,16 @@ def platform_env(state_dir: Path) -> dict[str, str]:
     real `make run`."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CLOSEDLOOP_")}
     env["CLOSEDLOOP_STATE_DIR"] = str(state_dir)
-    env["CLOSEDLOOP_NATS_PORT"] = str(free_port())
-    env["CLOSEDLOOP_EMULATOR_PORT"] = str(free_port())
-    for service in listed_services(ROOT / "services.toml"):
+    services = listed_services(ROOT / "services.toml")
+    # All different: a port given twice (a service's HTTP port that is another's gRPC port)
+    # makes the platform answer its own readiness probe with HTTP/2.
+    ports = iter(free_ports(2 + 2 * len(services)))
+    env["CLOSEDLOOP_NATS_PORT"] = str(next(ports))
+    env["CLOSEDLOOP_EMULATOR_PORT"] = str(next(ports))
+    for service in services:
         prefix = f"CLOSEDLOOP_{service.name.upper()}"
-        env[f"{prefix}_GRPC_PORT"] = str(free_port())
-        env[f"{prefix}_HTTP_PORT"] = str(free_port())
+        env[f"{prefix}_GRPC_PORT"] = str(next(ports))
+        env[f"{prefix}_HTTP_PORT"] = str(next(ports))
     return env
 
 
