@@ -60,6 +60,9 @@ async def test_a_win_back_offer_becomes_one_task_for_the_owner_rep(
     assert first.rep_id == rep.rep_id and first.kind == "win_back"
     assert first.source_id == "wb-offer-1"
     assert first.status == pb.REP_TASK_STATUS_OPEN and "20.00" in first.title
+    # The tenant's corp has no application (agent_secret): the task says the rep was not told.
+    assert first.rep_notice == pb.REP_NOTICE_STATUS_NOT_NOTIFIED
+    assert first.rep_notice_detail == "not notified (no app configured)"
     assert not (
         await stub.ListRepTasks(pb.ListRepTasksRequest(tenant_id=tenant, rep_id=other.rep_id))
     ).tasks
