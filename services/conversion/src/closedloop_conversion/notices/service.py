@@ -146,9 +146,7 @@ class NoticeService:
     async def claim_due(self, session: AsyncSession, at: datetime, limit: int) -> list[DueNotice]:
         rows = await repo.claim_due(session, utc(at), utc(at) + CLAIM, limit)
         return [
-            DueNotice(
-                r.id, r.tenant_id, r.idempotency_key, r.corp_id, r.userid, r.text, r.attempts
-            )
+            DueNotice(r.id, r.tenant_id, r.idempotency_key, r.corp_id, r.userid, r.text, r.attempts)
             for r in rows
         ]
 

@@ -343,7 +343,9 @@ def create_app(state: EmulatorState | None = None) -> FastAPI:
             else:
                 token = st.issue_token(corp_id, "wecom_app", slot=f"{corp_id}/app")
                 answer = {"access_token": token.value, "expires_in": st.token_ttl_s}
-            st.record("gettoken", corp_id, "wecom_app", {"app": True}, int(answer.get("errcode", 0)))
+            st.record(
+                "gettoken", corp_id, "wecom_app", {"app": True}, int(answer.get("errcode", 0))
+            )
         return JSONResponse(answer)
 
     @app.api_route("/cgi-bin/{api:path}", methods=["GET", "POST"])

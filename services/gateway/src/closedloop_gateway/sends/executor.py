@@ -56,7 +56,8 @@ def _call_of(row: SendRow, agent_id: str = "") -> Callable[[Any], Any]:
             p["openid"], p["template_id"], data, url=p.get("url") or None
         )
     if row.kind == "wecom_member_text":
-        return lambda c: c.message.send_text(agent_id, p["userid"], p["text"])
+        # WeCom takes the agentid as a number (the registry checks it is one).
+        return lambda c: c.message.send_text(int(agent_id), p["userid"], p["text"])
     if row.kind == "wecom_welcome":
         body = {"welcome_code": p["welcome_code"], "text": {"content": p["text"]}}
         return lambda c: c.external_contact.send_welcome_msg(body)
