@@ -199,12 +199,12 @@ class AccountRegistry:
             seen.add(account.account_id)
             if account.aes_key.get_secret_value() and not account.receives_callbacks:
                 raise RegistryError(f"account {account.account_id} has an aes_key but no token")
-            if isinstance(account, WecomCorp) and account.app() is not None:
-                if not account.agent_id.isdigit():
-                    raise RegistryError(
-                        f"corp {account.corp_id} has an agent_secret: its agent_id must be the "
-                        "application's number"
-                    )
+            app = account.app() if isinstance(account, WecomCorp) else None
+            if app is not None and not app.agent_id.isdigit():
+                raise RegistryError(
+                    f"corp {app.corp_id} has an agent_secret: its agent_id must be the "
+                    "application's number"
+                )
 
     def all(self) -> Iterable[Account]:
         yield from self.official_accounts

@@ -8,6 +8,7 @@ from pathlib import Path
 from closedloop_conversion import SPEC, metrics
 from closedloop_conversion.customers.service import CustomerEvents
 from closedloop_conversion.models import Base, kit
+from closedloop_conversion.notices.service import NoticeService
 from closedloop_conversion.ownership.changes import WELCOME_WINDOW_S
 from closedloop_conversion.ownership.service import OwnershipService
 from closedloop_conversion.ownership.transfers import TransferService
@@ -15,7 +16,6 @@ from closedloop_conversion.pipeline.followups import FollowUpService
 from closedloop_conversion.pipeline.orders import OrderService
 from closedloop_conversion.sales.service import SalesService
 from closedloop_conversion.settings import ConversionSettings
-from closedloop_conversion.notices.service import NoticeService
 from closedloop_conversion.tasks.service import TaskService
 from closedloop_conversion.transport.events import EventHandlers
 from closedloop_conversion.transport.grpc import SERVICE_NAME, ConversionServicer, register
