@@ -46,6 +46,28 @@ async def get(session: AsyncSession, notice_id: str) -> RepNoticeRow | None:
     return await session.get(RepNoticeRow, notice_id, with_for_update=True)
 
 
+async def forget_tasks(session: AsyncSession, tenant: str, task_ids: Sequence[str]) -> None:
+    """Notices about removed tasks: not sent if still pending, and their text blanked."""
+    if not task_ids:
+        return
+    await session.execute(
+        update(RepNoticeRow)
+        .where(RepNoticeRow.tenant_id == tenant, RepNoticeRow.task_id.in_(list(task_ids)))
+        .values(text="")
+    )
+    await session.execute(
+        update(RepNoticeRow)
+        .where(
+            RepNoticeRow.tenant_id == tenant,
+            RepNoticeRow.task_id.in_(list(task_ids)),
+            RepNoticeRow.status == PENDING,
+        )
+        .values(
+            status="not_notified", detail="not notified (customer forgotten)", next_attempt_at=None
+        )
+    )
+
+
 async def mark_task(
     session: AsyncSession, tenant: str, task_id: str, status: str, detail: str
 ) -> None:
