@@ -9,11 +9,13 @@ from typing import Any
 import grpc
 import httpx
 import pytest
+from nats.aio.client import Client
 
 from closedloop.events.v1 import gateway_events_pb2 as ev
 from closedloop.gateway.v1 import gateway_pb2 as pb
 from gateway_helpers import APP_CORP, APP_CORP_AGENT, CORP, TENANT, Emulator, unique
-from loopkit_dev.testing import eventually
+from loopkit.events import unpack
+from loopkit_dev.testing import eventually, read_events
 
 
 async def _member_text(stub: Any, key: str, userid: str, corp_id: str = APP_CORP) -> pb.Send:
@@ -48,7 +50,7 @@ def _app_tokens(wechat: Emulator) -> int:
 
 
 async def test_a_member_text_goes_out_once_with_the_application_token(
-    stub: Any, wechat: Emulator
+    stub: Any, wechat: Emulator, nats_client: Client
 ) -> None:
     key, userid = unique("notice"), unique("rep")
     await _member_text(stub, key, userid)
@@ -63,6 +65,15 @@ async def test_a_member_text_goes_out_once_with_the_application_token(
     assert body["msgtype"] == "text" and body["text"]["content"] == "A task"
     assert str(body["agentid"]) == APP_CORP_AGENT
     assert _app_tokens(wechat) >= 1
+
+    async def published() -> list[ev.MessageSent]:
+        found = await read_events(nats_client, "GATEWAY", tenant_id=TENANT)
+        sent = [unpack(e, ev.MessageSent) for e in found if e.type == "message.sent"]
+        return [m for m in sent if m.idempotency_key == key]
+
+    await eventually(published)
+    [event] = await published()
+    assert event.kind == ev.MESSAGE_KIND_WECOM_MEMBER_TEXT and event.account_id == APP_CORP
 
 
 async def test_a_corp_without_an_application_cannot_message_members(stub: Any) -> None:
