@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -52,8 +52,20 @@ class SendRefused(Exception):
     """The platform refused the message (quota, blocked recipient, expired code): do not retry."""
 
 
+# Most messages one `send_many` call hands over (the gateway's SendMessages takes 500).
+MAX_BATCH = 500
+
+
 class MessageSender(Protocol):
     async def send(self, message: OutboundMessage) -> SendReceipt: ...
+
+    async def send_many(
+        self, messages: Sequence[OutboundMessage]
+    ) -> list[SendReceipt | SendRefused]:
+        """Up to MAX_BATCH messages of one tenant in one request: per message, in order, its
+        receipt or why it was refused. A transient failure (nothing known to be stored) raises
+        for the whole batch; a repeat sends nothing twice (each message's key)."""
+        ...
 
 
 class SandboxSender:
@@ -62,6 +74,8 @@ class SandboxSender:
 
     def __init__(self, log_path: Path | None = None) -> None:
         self.sent: list[tuple[OutboundMessage, SendReceipt]] = []
+        # The size of each `send_many` call, in order (what a broadcast's pages were).
+        self.batches: list[int] = []
         self.blocked: set[str] = set()
         self._by_key: dict[str, SendReceipt] = {}
         self._used_welcome_codes: set[str] = set()
@@ -87,6 +101,18 @@ class SandboxSender:
             if self._log_path is not None:
                 await asyncio.to_thread(self._append, message, receipt)
             return receipt
+
+    async def send_many(
+        self, messages: Sequence[OutboundMessage]
+    ) -> list[SendReceipt | SendRefused]:
+        results: list[SendReceipt | SendRefused] = []
+        for message in messages:
+            try:
+                results.append(await self.send(message))
+            except SendRefused as exc:
+                results.append(exc)
+        self.batches.append(len(messages))
+        return results
 
     def _append(self, message: OutboundMessage, receipt: SendReceipt) -> None:
         self._log_path.parent.mkdir(parents=True, exist_ok=True)  # type: ignore[union-attr]
