@@ -14,6 +14,7 @@ from retention_helpers import (
     Stub,
     activity,
     customer,
+    interacted,
     days_ago,
     lead,
     paid,
@@ -190,6 +191,7 @@ async def test_cross_sell_from_what_similar_customers_bought(
         )
     )
     await lead(nats_client, t, me)
+    await interacted(nats_client, stub, t, me)
 
     async def consented() -> bool:
         a = await activity(stub, t, me)

@@ -13,7 +13,7 @@ import asyncio
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
@@ -50,6 +50,21 @@ class SendReceipt:
 
 class SendRefused(Exception):
     """The platform refused the message (quota, blocked recipient, expired code): do not retry."""
+
+
+# WeChat lets an official account send a customer-service message only within this time of the
+# follower's last interaction; outside it, a template message or nothing.
+SERVICE_WINDOW = timedelta(hours=48)
+
+
+def outside_service_window(
+    contact_kind: str, last_interaction: datetime | None, now: datetime
+) -> bool:
+    """True when a customer-service text to this contact would be refused (45015): an openid
+    with no interaction within SERVICE_WINDOW. WeCom contacts have no such window."""
+    if contact_kind != "wechat_openid":
+        return False
+    return last_interaction is None or now - last_interaction >= SERVICE_WINDOW
 
 
 # Most messages one `send_many` call hands over (the gateway's SendMessages takes 500).

@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections import defaultdict
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -24,11 +24,14 @@ from loopkit.wechat.sender import (
     OutboundMessage,
     SendReceipt,
     SendRefused,
+    outside_service_window,
 )
 
 log = logging.getLogger(__name__)
 # A claimed recipient not marked within this time goes back in the queue.
 STALE_CLAIM = timedelta(minutes=10)
+# Why a recipient outside WeChat's 48-hour window got nothing (the broadcast has no template).
+WINDOW_CLOSED = "window_closed"
 
 
 class Workers:
@@ -97,21 +100,25 @@ class Workers:
 
     async def _send_page(self, items: list[Due]) -> int | None:
         """One tenant's claimed recipients in one `send_many`; how many were handed over, or
-        None when the sender failed transiently (all of them go back in the queue, same keys)."""
-        messages = [
-            OutboundMessage(
-                tenant_id=item.recipient.tenant_id,
-                customer_id=item.recipient.customer_id,
-                recipient=IdentityValue(item.contact_kind, item.contact_value, item.contact_scope),
-                kind="mass",
-                content=await self._render(
-                    item.template, item.recipient.tenant_id, item.recipient.customer_id
-                ),
-                params={"broadcast_id": item.recipient.broadcast_id},
-                key=broadcast_key(item.recipient.broadcast_id, item.recipient.customer_id),
-            )
-            for item in items
-        ]
+        None when the sender failed transiently (all of them go back in the queue, same keys).
+        A recipient outside WeChat's 48-hour window gets the broadcast's template message, or
+        is skipped ("window_closed") when it has none."""
+        at = now()
+        sendable: list[Due] = []
+        messages: list[OutboundMessage] = []
+        closed: list[Due] = []
+        for item in items:
+            message = await self._compose(item, at)
+            if message is None:
+                closed.append(item)
+            else:
+                sendable.append(item)
+                messages.append(message)
+        if closed:
+            await self._uow.run(functools.partial(self._skip_all, items=closed))
+        items = sendable
+        if not items:
+            return 0
         try:
             results = await self._sender.send_many(messages)
         except Exception as exc:  # transient: back in the queue, next tick retries (same keys)
@@ -120,6 +127,38 @@ class Workers:
             return None
         await self._uow.run(functools.partial(self._mark_all, items=items, results=results))
         return sum(1 for r in results if not isinstance(r, SendRefused))
+
+    async def _compose(self, item: Due, at: datetime) -> OutboundMessage | None:
+        """The recipient's message: the text, or outside the 48-hour window the template
+        message (None when the broadcast has none)."""
+        r = item.recipient
+        kind, params = "mass", {"broadcast_id": r.broadcast_id}
+        if outside_service_window(item.contact_kind, item.last_interaction_at, at):
+            if not item.wechat_template_id:
+                return None
+            kind = "template"
+            params["template_id"] = item.wechat_template_id
+            for name, value in item.wechat_template_data.items():
+                params[f"data.{name}"] = await self._render(value, r.tenant_id, r.customer_id)
+        return OutboundMessage(
+            tenant_id=r.tenant_id,
+            customer_id=r.customer_id,
+            recipient=IdentityValue(item.contact_kind, item.contact_value, item.contact_scope),
+            kind=kind,
+            content=await self._render(item.template, r.tenant_id, r.customer_id),
+            params=params,
+            key=broadcast_key(r.broadcast_id, r.customer_id),
+        )
+
+    async def _skip_all(self, session: AsyncSession, items: list[Due]) -> None:
+        for item in items:
+            r = item.recipient
+            log.info(
+                "broadcast %s to %s: outside the 48-hour window", r.broadcast_id, r.customer_id
+            )
+            await self._broadcasts.skip_claimed(
+                session, r.broadcast_id, r.customer_id, WINDOW_CLOSED
+            )
 
     async def _unclaim_all(self, session: AsyncSession, items: list[Due]) -> None:
         for item in items:
