@@ -114,7 +114,8 @@ async def test_an_expired_contact_me_channel_loses_its_code_at_wecom_once(
 ) -> None:
     """A contact-me channel whose expiry passes has its code removed at WeCom by the release
     worker, once (a WeCom outage on the first attempt is retried), and GetChannel says so; a
-    later DeleteChannel does not ask WeCom again. A live channel keeps its code."""
+    later DeleteChannel does not ask WeCom again. So does one whose campaign ends. A live
+    channel keeps its code."""
     env = wx.env
     campaign = await env.campaign()
     ends = datetime.now(UTC) + timedelta(seconds=2)
@@ -165,6 +166,33 @@ async def test_an_expired_contact_me_channel_loses_its_code_at_wecom_once(
         )
     assert gone.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert "41044" in (gone.value.details() or "")
+
+    # A channel whose campaign ends has ended too.
+    short = (
+        await env.stub.CreateCampaign(
+            pb.CreateCampaignRequest(
+                tenant_id=env.tenant,
+                name="Weekend fair",
+                ends_at=at(datetime.now(UTC) + timedelta(seconds=2)),
+            )
+        )
+    ).campaign
+    fair = await env.channel(
+        short.campaign_id,
+        kind=pb.CHANNEL_KIND_WECOM_CONTACT_WAY,
+        state=_unique("wknd")[:30],
+        user_ids=["rep-li"],
+    )
+
+    async def fair_released() -> bool:
+        got = await env.stub.GetChannel(
+            pb.GetChannelRequest(tenant_id=env.tenant, channel_id=fair.channel_id)
+        )
+        return "removed at WeCom" in got.channel.code.missing_reason
+
+    await eventually(fair_released)
+    assert [call["errcode"] for call in removals(fair.code.config_id)] == [0]
+    assert removals(lasting.code.config_id) == []
 
 
 async def test_a_wechat_outage_answers_unavailable_and_creates_nothing(wx: WechatSlot) -> None:
