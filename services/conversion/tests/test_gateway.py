@@ -17,6 +17,8 @@ from closedloop.common.v1 import common_pb2 as c
 from closedloop.conversion.v1 import conversion_pb2 as pb
 from closedloop.conversion.v1 import conversion_pb2_grpc
 from closedloop.events.v1 import conversion_events_pb2 as ev
+from closedloop.gateway.v1 import gateway_pb2 as gw
+from closedloop.gateway.v1 import gateway_pb2_grpc
 from closedloop.identity.v1 import identity_pb2 as ipb
 from closedloop_conversion.main import DEFINITION
 from conversion_helpers import (
@@ -349,6 +351,49 @@ async def test_a_departed_reps_customers_go_through_wecoms_resigned_transfer(
     await eventually(completed)
     active = [o for o in await _ownerships(conv, tenant) if o.status == 1]
     assert [(o.customer_id, o.rep_id) for o in active] == [(own.customer_id, heir.rep_id)]
+
+
+async def test_a_customer_already_in_transfer_at_wecom_is_in_progress_not_refused(
+    conv, wired, gateway, wechat, tenant
+):
+    """Someone started the same transfer in WeCom already (its console, an earlier request):
+    WeCom refuses the customer with 40129, which the gateway answers as accepted for transfer,
+    so conversion's transfer stays pending and completes when WeCom reports the takeover."""
+    a = await make_rep(conv, tenant, "rep-c")
+    b = await make_rep(conv, tenant, "rep-d")
+    own = await _befriend(wired, conv, tenant, "rep-c")
+    earlier = gw.TransferCustomersRequest(
+        tenant_id=tenant,
+        corp_id=CORP,
+        handover_userid="rep-c",
+        takeover_userid="rep-d",
+        external_userids=[own.external_userid],
+        idempotency_key=_unique("console"),
+    )
+    stub = gateway_pb2_grpc.GatewayServiceStub(gateway.channel)  # type: ignore[no-untyped-call]
+    await stub.TransferCustomers(earlier)
+    await conv.TransferCustomers(
+        pb.TransferCustomersRequest(
+            tenant_id=tenant,
+            from_rep_id=a.rep_id,
+            to_rep_id=b.rep_id,
+            customer_ids=[own.customer_id],
+        )
+    )
+    api = "externalcontact/transfer_customer"
+    await eventually(lambda: _async(len(_asked(wechat, api, own.external_userid)) == 2))
+    found = await _transfers(conv, tenant)
+    assert found[own.customer_id].status == pb.TRANSFER_STATUS_PENDING
+    wechat.post(
+        "/emulator/transfers",
+        {"corp_id": CORP, "external_userid": own.external_userid, "status": 1},
+    )
+
+    async def completed() -> bool:
+        found = await _transfers(conv, tenant)
+        return found[own.customer_id].status == pb.TRANSFER_STATUS_COMPLETED
+
+    await eventually(completed)
 
 
 async def _async(value: Any) -> Any:

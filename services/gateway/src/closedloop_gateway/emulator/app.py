@@ -25,6 +25,7 @@ from closedloop_gateway.emulator.state import (
     User,
 )
 from closedloop_gateway.quotas.limits import wechat_day
+from loopkit.wechat.wecom import TRANSFER_IN_PROGRESS
 
 Answer = dict[str, Any]
 Handler = Callable[[EmulatorState, str, Answer], Answer]
@@ -169,6 +170,15 @@ def transfer(resigned: bool) -> Handler:
     def handle(st: EmulatorState, corp_id: str, body: Answer) -> Answer:
         customers = []
         for external_userid in body.get("external_userid", []):
+            if any(
+                t.corp_id == corp_id and t.external_userid == external_userid and t.status == 2
+                for t in st.transfers
+            ):
+                # Still waiting on an earlier transfer: WeCom refuses the customer.
+                customers.append(
+                    {"external_userid": external_userid, "errcode": TRANSFER_IN_PROGRESS}
+                )
+                continue
             st.transfers = [
                 t
                 for t in st.transfers
