@@ -18,6 +18,8 @@ from typing import Any
 from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from closedloop.conversion.v1 import conversion_pb2 as pb
+from closedloop.events.v1 import acquisition_events_pb2 as acq
 from closedloop.events.v1 import conversion_events_pb2 as ev
 from closedloop_conversion.common import now
 from closedloop_conversion.models import (
@@ -31,8 +33,10 @@ from closedloop_conversion.sales.assignment import Assigner
 from closedloop_conversion.sales.inputs import CapturedLead
 from closedloop_conversion.sales.repository import SalesRepository
 from closedloop_conversion.sales.service import SalesService
+from conversion_helpers import lead_envelope, make_rep, publish
+from loopkit.deadletters import DeadLetter, list_dead_letters
 from loopkit.events import Outbox, decode_envelope, unpack
-from loopkit_dev.testing import RunningService
+from loopkit_dev.testing import RunningService, eventually
 
 OFF_DUTY = {"weekdays": [], "start": "09:00", "end": "18:00", "time_zone": "UTC"}
 # rep: team, capacity, regions, tags, rr_seq, status, working hours
@@ -305,3 +309,35 @@ async def test_a_batch_is_assigned_as_one_lead_after_the_other_would_be(
     assert len(got["leads"]) == 29  # 28 new (one twice in the batch) and the one stored before
     # Set-based: a handful of statements for the whole batch, not several per lead.
     assert len(statements) <= 10, statements
+
+
+async def test_a_bad_lead_among_good_ones_is_dead_lettered_alone(
+    stub: Any, tenant: str, nats_client: Any
+) -> None:
+    """Published back to back they usually share a fetched batch: the batch fails on the bad one,
+    the kit captures them one by one, and only the bad one goes to the dead letters."""
+    rep = await make_rep(stub, tenant, "only", capacity=10)
+    good = [lead_envelope(tenant) for _ in range(3)]
+    bad = lead_envelope(tenant, lead_id="x" * 65)  # longer than a lead id may be
+    for env in (good[0], bad, good[1], good[2]):
+        await publish(nats_client, env)
+
+    async def letter() -> DeadLetter | None:
+        found = await list_dead_letters(nats_client.jetstream())
+        return next((d for d in found if d.event_id == bad.id), None)
+
+    await eventually(letter)
+    dead = await letter()
+    assert dead is not None
+    assert dead.delivered == "1"  # a domain error: never retried
+    assert dead.error.startswith("InvalidArgument")
+    for env in good:
+        lead_id = unpack(env, acq.LeadCaptured).lead_id
+
+        async def assigned(lead_id: str = lead_id) -> bool:
+            answer = await stub.ListLeads(pb.ListLeadsRequest(tenant_id=tenant))
+            return any(
+                lead.lead_id == lead_id and lead.rep_id == rep.rep_id for lead in answer.leads
+            )
+
+        await eventually(assigned)
