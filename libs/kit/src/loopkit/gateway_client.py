@@ -144,9 +144,38 @@ class GatewayClient:
         gateway has given the key up for good: the same key would only return the same failure);
         still QUEUED / PAUSED after the wait -> a receipt with that status."""
         request = send_request(message)
-        metadata = _tenant(message.tenant_id)
         if request.WhichOneof("message") == "wecom_msg_template":
             await self._with_sender(request.tenant_id, request.wecom_msg_template)
+        return await self._submit(request)
+
+    async def notify_member(
+        self,
+        tenant_id: str,
+        corp_id: str,
+        userid: str,
+        text: str,
+        *,
+        key: str,
+        wait_s: float = 1.0,
+    ) -> SendReceipt:
+        """A text to a member of the corp (a rep), from the corp's application (message/send);
+        as `send`, but waiting at most `wait_s` for the outcome: the same key is the same
+        message (ask again later for its outcome), FAILED -> SendRefused (so is a corp without
+        an application), still held at the gateway -> a queued / paused receipt."""
+        if not key:
+            raise ValueError("a message sent through the gateway needs an idempotency key")
+        request = gw.SendMessageRequest(
+            tenant_id=tenant_id,
+            idempotency_key=key,
+            wecom_member_text=gw.WecomMemberText(corp_id=corp_id, userid=userid, text=text),
+        )
+        return await self._submit(request, min(wait_s, self._outcome_wait_s))
+
+    async def _submit(
+        self, request: gw.SendMessageRequest, wait_s: float | None = None
+    ) -> SendReceipt:
+        wait_s = self._outcome_wait_s if wait_s is None else wait_s
+        metadata = _tenant(request.tenant_id)
         try:
             answer = await self._stub.SendMessage(request, metadata=metadata)
         except grpc.aio.AioRpcError as exc:
@@ -155,8 +184,8 @@ class GatewayClient:
                 raise SendRefused(str(error)) from None
             raise error from None
         send = answer.send
-        if send.status in _PENDING and self._outcome_wait_s > 0:
-            send = await self._outcome(message.tenant_id, send)
+        if send.status in _PENDING and wait_s > 0:
+            send = await self._outcome(request.tenant_id, send, wait_s)
         if send.status == gw.SEND_STATUS_FAILED:
             raise SendRefused(f"WeChat errcode {send.errcode}: {send.errmsg}".strip())
         created = from_ts(send.created_at, send.HasField("created_at")) or now()
@@ -182,10 +211,10 @@ class GatewayClient:
             raise SendRefused(f"no rep has {external_userid} as a friend")
         broadcast.sender_userid = contact.follow_userids[0]
 
-    async def _outcome(self, tenant_id: str, send: gw.Send) -> gw.Send:
+    async def _outcome(self, tenant_id: str, send: gw.Send, wait_s: float) -> gw.Send:
         """The send once it is SENT or FAILED, or as it stands when the wait is over."""
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._outcome_wait_s
+        deadline = loop.time() + wait_s
         pause = self._poll_s
         request = gw.GetSendRequest(tenant_id=tenant_id, send_id=send.send_id)
         metadata = _tenant(tenant_id)
