@@ -12,6 +12,7 @@ from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from closedloop.events.v1.envelope_pb2 import Envelope
+from closedloop.events.v1.identity_events_pb2 import CustomerMerged
 from kit_testbed import (
     APPLIED,
     EVENT_TYPE,
@@ -24,7 +25,7 @@ from kit_testbed import (
 from loopkit.consumer import EventConsumer, Subscription
 from loopkit.deadletters import list_dead_letters
 from loopkit.errors import DependencyUnavailable, InvalidArgument
-from loopkit.events import subject_for
+from loopkit.events import new_envelope, subject_for
 from loopkit.uow import on_commit
 from loopkit_dev.testing import eventually
 
@@ -164,3 +165,47 @@ async def test_an_outage_in_a_batch_handler_puts_the_batch_back_and_dead_letters
     assert sorted(handler.committed) == sorted(ids)
     assert consumer.backoff_s == 0
     assert await list_dead_letters(js, consumer=consumer.durable) == []
+
+
+async def test_other_types_between_batched_ones_keep_stream_order(
+    database: Database, stream: Stream, js: JetStreamContext
+) -> None:
+    order: list[list[str]] = []
+    batched = BatchRecording()
+
+    async def batch(session: AsyncSession, envs: Sequence[Envelope]) -> None:
+        order.append([env.id for env in envs])
+        await batched(session, envs)
+
+    async def one(session: AsyncSession, env: Envelope) -> None:
+        order.append([f"one:{env.id}"])
+
+    first = await publish_created(js, stream.producer, 2)
+    other = new_envelope(
+        producer=stream.producer,
+        event_type="customer.merged",
+        tenant_id="t-kit",
+        customer_id="c-1",
+        payload=CustomerMerged(survivor_id="c-1", merged_id="c-2"),
+    )
+    await js.publish(
+        subject_for(stream.producer, other.type),
+        other.SerializeToString(),
+        headers={"Nats-Msg-Id": other.id},
+    )
+    last = await publish_created(js, stream.producer, 2)
+    consumer = EventConsumer(
+        f"svc{stream.producer}",
+        Subscription.to(
+            stream.producer, "mixed", {"customer.merged": one}, batch_handlers={EVENT_TYPE: batch}
+        ),
+        database.sessions,
+        KIT,
+        js,
+        batch_size=BATCH,
+    )
+    await consumer.start()
+
+    assert await consumer.poll(timeout_s=2.0) == 5
+    assert order == [first, [f"one:{other.id}"], last]
+    assert await applied_counts(database.sessions) == {event_id: 1 for event_id in first + last}
