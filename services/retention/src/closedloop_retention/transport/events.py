@@ -6,6 +6,7 @@ time is the clock, so replays and late events land where they happened."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -17,6 +18,8 @@ from closedloop.events.v1.envelope_pb2 import Envelope
 from closedloop_retention.activity.intake import ActivityIntake, Channel, Contact
 from closedloop_retention.activity.people import People
 from closedloop_retention.clock import now
+from closedloop_retention.customer360.service import Customer360Service
+from closedloop_retention.customer360.views import LeadFacts
 from closedloop_retention.fission.service import FissionService, GoalReached
 from closedloop_retention.funnel.service import FunnelService, Source
 from closedloop_retention.loyalty.clawback import Revocation, RewardClawback
@@ -44,6 +47,14 @@ def _contact(identities: Sequence[c.Identity]) -> Contact | None:
     return None
 
 
+def _enum_name(enum: Any, value: int, prefix: str) -> str:
+    """An event enum's value as a short lower-case word ("chat"); an unknown number as itself."""
+    try:
+        return str(enum.Name(value)).removeprefix(prefix).lower()
+    except ValueError:
+        return str(value)
+
+
 def _items(items: Sequence[conv.OrderItem]) -> list[dict[str, object]]:
     return [
         {"sku": i.sku, "name": i.name, "quantity": i.quantity, "category": i.category}
@@ -61,7 +72,9 @@ class EventHandlers:
         *,
         clawback: RewardClawback,
         fission: FissionService,
+        c360: Customer360Service,
     ) -> None:
+        self._c360 = c360
         self._intake = intake
         self._loyalty = loyalty
         self._people = people
@@ -88,6 +101,7 @@ class EventHandlers:
             "referral.converted": self.referral_converted,
             "reward.granted": self.reward_granted,
             "reward.revoked": self.reward_revoked,
+            "share.recorded": self.share_recorded,
         }
         return [
             Subscription.to("acquisition", "acquisition", acquisition),
@@ -135,6 +149,15 @@ class EventHandlers:
             channel=None if event.expired else Channel(event.channel_id, event.channel_kind),
             subscribed=_SUBSCRIBED.get(event.kind),
         )
+        await self._c360.touched(
+            session,
+            env.tenant_id,
+            env.customer_id,
+            occurred_at(env, now),
+            event_id=env.id,
+            kind=_enum_name(acq.TouchKind, event.kind, "TOUCH_KIND_"),
+            channel_id=event.channel_id,
+        )
 
     async def lead_captured(self, session: AsyncSession, env: Envelope) -> None:
         event = payload(env, acq.LeadCaptured)
@@ -153,6 +176,17 @@ class EventHandlers:
             consent=event.consent_granted,
             tags=list(event.tags),
         )
+        lead = LeadFacts(
+            lead_id=event.lead_id or env.id,
+            campaign_id=attribution.first_campaign_id or event.campaign_id,
+            channel_id=attribution.first_channel_id or event.channel_id,
+            channel_kind=attribution.channel_kind,
+            referrer_id=attribution.referrer_customer_id,
+            referral_code=attribution.referral_code,
+        )
+        await self._c360.lead_captured(
+            session, env.tenant_id, env.customer_id, occurred_at(env, now), lead
+        )
 
     async def interaction_recorded(self, session: AsyncSession, env: Envelope) -> None:
         payload(env, acq.InteractionRecorded)
@@ -160,6 +194,9 @@ class EventHandlers:
             return
         await self._intake.interaction_recorded(
             session, env.tenant_id, env.customer_id, occurred_at(env, now)
+        )
+        await self._c360.interacted(
+            session, env.tenant_id, env.customer_id, occurred_at(env, now), env.id
         )
 
     # --- conversion -------------------------------------------------------------------------
@@ -170,6 +207,16 @@ class EventHandlers:
             return
         await self._intake.lead_assigned(
             session, env.tenant_id, env.customer_id, occurred_at(env, now), event.rep_id
+        )
+        await self._c360.lead_assigned(
+            session,
+            env.tenant_id,
+            env.customer_id,
+            occurred_at(env, now),
+            event_id=env.id,
+            lead_id=event.lead_id,
+            rep_id=event.rep_id,
+            previous_rep_id=event.previous_rep_id,
         )
 
     async def followup_logged(self, session: AsyncSession, env: Envelope) -> None:
@@ -182,6 +229,17 @@ class EventHandlers:
             env.customer_id,
             occurred_at(env, now),
             rep_id=event.rep_id,
+            inbound=event.inbound,
+        )
+        await self._c360.followed_up(
+            session,
+            env.tenant_id,
+            env.customer_id,
+            occurred_at(env, now),
+            follow_up_id=event.follow_up_id or env.id,
+            lead_id=event.lead_id,
+            rep_id=event.rep_id,
+            kind=_enum_name(conv.FollowUpKind, event.kind, "FOLLOW_UP_KIND_"),
             inbound=event.inbound,
         )
 
@@ -197,6 +255,15 @@ class EventHandlers:
             rep_id=event.rep_id,
             contact=_contact([event.external_contact]),
         )
+        await self._c360.ownership(
+            session,
+            env.tenant_id,
+            env.customer_id,
+            occurred_at(env, now),
+            event_id=env.id,
+            kind="ownership.started",
+            summary=f"became a WeCom contact of {event.rep_id}",
+        )
 
     async def ownership_ended(self, session: AsyncSession, env: Envelope) -> None:
         event = payload(env, conv.OwnershipEnded)
@@ -208,6 +275,16 @@ class EventHandlers:
             env.customer_id,
             occurred_at(env, now),
             deleted_rep=event.reason == conv.OWNERSHIP_END_REASON_CUSTOMER_DELETED_REP,
+        )
+        why = _enum_name(conv.OwnershipEndReason, event.reason, "OWNERSHIP_END_REASON_")
+        await self._c360.ownership(
+            session,
+            env.tenant_id,
+            env.customer_id,
+            occurred_at(env, now),
+            event_id=env.id,
+            kind="ownership.ended",
+            summary=f"no longer a WeCom contact of {event.rep_id} ({why.replace('_', ' ')})",
         )
 
     async def order_paid(self, session: AsyncSession, env: Envelope) -> None:
@@ -224,6 +301,17 @@ class EventHandlers:
             rep_id=event.rep_id,
             items=_items(event.items),
         )
+        await self._c360.order_paid(
+            session,
+            env.tenant_id,
+            env.customer_id,
+            occurred_at(env, now),
+            order_id=event.order_id,
+            rep_id=event.rep_id,
+            lead_id=event.lead_id,
+            currency=event.amount.currency,
+            amount_minor=event.amount.amount_minor,
+        )
 
     async def order_refunded(self, session: AsyncSession, env: Envelope) -> None:
         event = payload(env, conv.OrderRefunded)
@@ -236,6 +324,18 @@ class EventHandlers:
             occurred_at(env, now),
             order_id=event.order_id,
             refunded_total_minor=event.refunded_total.amount_minor or event.refunded.amount_minor,
+            full=event.full,
+        )
+        await self._c360.order_refunded(
+            session,
+            env.tenant_id,
+            env.customer_id,
+            occurred_at(env, now),
+            event_id=env.id,
+            order_id=event.order_id,
+            refunded_minor=event.refunded.amount_minor,
+            refunded_total_minor=event.refunded_total.amount_minor or event.refunded.amount_minor,
+            currency=event.refunded.currency or event.refunded_total.currency,
             full=event.full,
         )
 
@@ -263,6 +363,26 @@ class EventHandlers:
             event.referrer_customer_id,
             occurred_at(env, now),
         )
+        await self._c360.referral_converted(
+            session,
+            env.tenant_id,
+            env.customer_id,
+            occurred_at(env, now),
+            referrer=event.referrer_customer_id,
+            referral_id=event.referral_id,
+        )
+
+    async def share_recorded(self, session: AsyncSession, env: Envelope) -> None:
+        event = payload(env, ref.ShareRecorded)
+        if env.customer_id and event.code:
+            await self._c360.shared(
+                session,
+                env.tenant_id,
+                env.customer_id,
+                occurred_at(env, now),
+                share_id=event.share_id or env.id,
+                code=event.code,
+            )
 
     async def reward_granted(self, session: AsyncSession, env: Envelope) -> None:
         event = payload(env, ref.RewardGranted)
@@ -270,6 +390,18 @@ class EventHandlers:
             raise InvalidArgument(
                 "reward.granted without a customer or reward id", field="reward_id"
             )
+        await self._c360.reward_granted(
+            session,
+            env.tenant_id,
+            env.customer_id,
+            occurred_at(env, now),
+            reward_id=event.reward_id,
+            referral_id=event.referral_id,
+            kind=_enum_name(ref.RewardKind, event.kind, "REWARD_KIND_"),
+            points=event.points,
+            coupon_template_id=event.coupon_template_id,
+            level=event.level,
+        )
         if await self._clawback.revoked_already(session, env.tenant_id, event.reward_id):
             return  # taken back before its grant was handled: nothing to hand out
         grant = RewardGrant(
@@ -288,6 +420,16 @@ class EventHandlers:
         event = payload(env, ref.RewardRevoked)
         if not event.reward_id or not (event.was_granted or event.points > 0):
             return  # voided before its grant: retention never handed anything out
+        if env.customer_id:
+            await self._c360.reward_revoked(
+                session,
+                env.tenant_id,
+                env.customer_id,
+                occurred_at(env, now),
+                reward_id=event.reward_id,
+                kind=_enum_name(ref.RewardKind, event.kind, "REWARD_KIND_"),
+                reason=event.reason,
+            )
         revocation = Revocation(reward_id=event.reward_id, reason=event.reason)
         await self._clawback.revoke(session, env.tenant_id, revocation, occurred_at(env, now))
 
@@ -295,9 +437,11 @@ class EventHandlers:
 
     async def merged(self, session: AsyncSession, tenant: str, survivor: str, gone: str) -> None:
         await self._people.merge(session, tenant, survivor, gone, now=now())
+        await self._c360.merge(session, tenant, survivor, gone)
 
     async def forgotten(self, session: AsyncSession, tenant: str, ids: Sequence[str]) -> None:
         await self._people.forget(session, tenant, ids)
+        await self._c360.forget(session, tenant, list(ids))
 
     # --- the funnel read model ----------------------------------------------------------------
 
