@@ -6,7 +6,6 @@ time is the clock, so replays and late events land where they happened."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -19,12 +18,12 @@ from closedloop_retention.activity.intake import ActivityIntake, Channel, Contac
 from closedloop_retention.activity.people import People
 from closedloop_retention.clock import now
 from closedloop_retention.customer360.service import Customer360Service
-from closedloop_retention.customer360.views import LeadFacts
 from closedloop_retention.fission.service import FissionService, GoalReached
 from closedloop_retention.funnel.service import FunnelService, Source
 from closedloop_retention.loyalty.clawback import Revocation, RewardClawback
 from closedloop_retention.loyalty.service import LoyaltyService
 from closedloop_retention.loyalty.views import RewardGrant
+from closedloop_retention.transport.events_360 import Customer360Feed, also
 from loopkit.consumer import Handler, Subscription
 from loopkit.customer_events import identity_subscription
 from loopkit.envelopes import occurred_at, payload
@@ -45,14 +44,6 @@ def _contact(identities: Sequence[c.Identity]) -> Contact | None:
             if ident.kind == kind and ident.value:
                 return Contact(name, ident.scope, ident.value)
     return None
-
-
-def _enum_name(enum: Any, value: int, prefix: str) -> str:
-    """An event enum's value as a short lower-case word ("chat"); an unknown number as itself."""
-    try:
-        return str(enum.Name(value)).removeprefix(prefix).lower()
-    except ValueError:
-        return str(value)
 
 
 def _items(items: Sequence[conv.OrderItem]) -> list[dict[str, object]]:
@@ -101,12 +92,13 @@ class EventHandlers:
             "referral.converted": self.referral_converted,
             "reward.granted": self.reward_granted,
             "reward.revoked": self.reward_revoked,
-            "share.recorded": self.share_recorded,
         }
+        # The customer 360 follows the same events in the same transactions (transport/events_360).
+        feed = Customer360Feed(self._c360.intake).handlers()
         return [
-            Subscription.to("acquisition", "acquisition", acquisition),
-            Subscription.to("conversion", "conversion", conversion),
-            Subscription.to("referral", "referral", referral),
+            Subscription.to("acquisition", "acquisition", also(acquisition, feed["acquisition"])),
+            Subscription.to("conversion", "conversion", also(conversion, feed["conversion"])),
+            Subscription.to("referral", "referral", also(referral, feed["referral"])),
             identity_subscription(on_merged=self.merged, on_forgotten=self.forgotten),
             *self.funnel_subscriptions(),
         ]
@@ -149,15 +141,6 @@ class EventHandlers:
             channel=None if event.expired else Channel(event.channel_id, event.channel_kind),
             subscribed=_SUBSCRIBED.get(event.kind),
         )
-        await self._c360.touched(
-            session,
-            env.tenant_id,
-            env.customer_id,
-            occurred_at(env, now),
-            event_id=env.id,
-            kind=_enum_name(acq.TouchKind, event.kind, "TOUCH_KIND_"),
-            channel_id=event.channel_id,
-        )
 
     async def lead_captured(self, session: AsyncSession, env: Envelope) -> None:
         event = payload(env, acq.LeadCaptured)
@@ -176,17 +159,6 @@ class EventHandlers:
             consent=event.consent_granted,
             tags=list(event.tags),
         )
-        lead = LeadFacts(
-            lead_id=event.lead_id or env.id,
-            campaign_id=attribution.first_campaign_id or event.campaign_id,
-            channel_id=attribution.first_channel_id or event.channel_id,
-            channel_kind=attribution.channel_kind,
-            referrer_id=attribution.referrer_customer_id,
-            referral_code=attribution.referral_code,
-        )
-        await self._c360.lead_captured(
-            session, env.tenant_id, env.customer_id, occurred_at(env, now), lead
-        )
 
     async def interaction_recorded(self, session: AsyncSession, env: Envelope) -> None:
         payload(env, acq.InteractionRecorded)
@@ -194,9 +166,6 @@ class EventHandlers:
             return
         await self._intake.interaction_recorded(
             session, env.tenant_id, env.customer_id, occurred_at(env, now)
-        )
-        await self._c360.interacted(
-            session, env.tenant_id, env.customer_id, occurred_at(env, now), env.id
         )
 
     # --- conversion -------------------------------------------------------------------------
@@ -207,16 +176,6 @@ class EventHandlers:
             return
         await self._intake.lead_assigned(
             session, env.tenant_id, env.customer_id, occurred_at(env, now), event.rep_id
-        )
-        await self._c360.lead_assigned(
-            session,
-            env.tenant_id,
-            env.customer_id,
-            occurred_at(env, now),
-            event_id=env.id,
-            lead_id=event.lead_id,
-            rep_id=event.rep_id,
-            previous_rep_id=event.previous_rep_id,
         )
 
     async def followup_logged(self, session: AsyncSession, env: Envelope) -> None:
@@ -229,17 +188,6 @@ class EventHandlers:
             env.customer_id,
             occurred_at(env, now),
             rep_id=event.rep_id,
-            inbound=event.inbound,
-        )
-        await self._c360.followed_up(
-            session,
-            env.tenant_id,
-            env.customer_id,
-            occurred_at(env, now),
-            follow_up_id=event.follow_up_id or env.id,
-            lead_id=event.lead_id,
-            rep_id=event.rep_id,
-            kind=_enum_name(conv.FollowUpKind, event.kind, "FOLLOW_UP_KIND_"),
             inbound=event.inbound,
         )
 
@@ -255,15 +203,6 @@ class EventHandlers:
             rep_id=event.rep_id,
             contact=_contact([event.external_contact]),
         )
-        await self._c360.ownership(
-            session,
-            env.tenant_id,
-            env.customer_id,
-            occurred_at(env, now),
-            event_id=env.id,
-            kind="ownership.started",
-            summary=f"became a WeCom contact of {event.rep_id}",
-        )
 
     async def ownership_ended(self, session: AsyncSession, env: Envelope) -> None:
         event = payload(env, conv.OwnershipEnded)
@@ -275,16 +214,6 @@ class EventHandlers:
             env.customer_id,
             occurred_at(env, now),
             deleted_rep=event.reason == conv.OWNERSHIP_END_REASON_CUSTOMER_DELETED_REP,
-        )
-        why = _enum_name(conv.OwnershipEndReason, event.reason, "OWNERSHIP_END_REASON_")
-        await self._c360.ownership(
-            session,
-            env.tenant_id,
-            env.customer_id,
-            occurred_at(env, now),
-            event_id=env.id,
-            kind="ownership.ended",
-            summary=f"no longer a WeCom contact of {event.rep_id} ({why.replace('_', ' ')})",
         )
 
     async def order_paid(self, session: AsyncSession, env: Envelope) -> None:
@@ -301,17 +230,6 @@ class EventHandlers:
             rep_id=event.rep_id,
             items=_items(event.items),
         )
-        await self._c360.order_paid(
-            session,
-            env.tenant_id,
-            env.customer_id,
-            occurred_at(env, now),
-            order_id=event.order_id,
-            rep_id=event.rep_id,
-            lead_id=event.lead_id,
-            currency=event.amount.currency,
-            amount_minor=event.amount.amount_minor,
-        )
 
     async def order_refunded(self, session: AsyncSession, env: Envelope) -> None:
         event = payload(env, conv.OrderRefunded)
@@ -324,18 +242,6 @@ class EventHandlers:
             occurred_at(env, now),
             order_id=event.order_id,
             refunded_total_minor=event.refunded_total.amount_minor or event.refunded.amount_minor,
-            full=event.full,
-        )
-        await self._c360.order_refunded(
-            session,
-            env.tenant_id,
-            env.customer_id,
-            occurred_at(env, now),
-            event_id=env.id,
-            order_id=event.order_id,
-            refunded_minor=event.refunded.amount_minor,
-            refunded_total_minor=event.refunded_total.amount_minor or event.refunded.amount_minor,
-            currency=event.refunded.currency or event.refunded_total.currency,
             full=event.full,
         )
 
@@ -363,26 +269,6 @@ class EventHandlers:
             event.referrer_customer_id,
             occurred_at(env, now),
         )
-        await self._c360.referral_converted(
-            session,
-            env.tenant_id,
-            env.customer_id,
-            occurred_at(env, now),
-            referrer=event.referrer_customer_id,
-            referral_id=event.referral_id,
-        )
-
-    async def share_recorded(self, session: AsyncSession, env: Envelope) -> None:
-        event = payload(env, ref.ShareRecorded)
-        if env.customer_id and event.code:
-            await self._c360.shared(
-                session,
-                env.tenant_id,
-                env.customer_id,
-                occurred_at(env, now),
-                share_id=event.share_id or env.id,
-                code=event.code,
-            )
 
     async def reward_granted(self, session: AsyncSession, env: Envelope) -> None:
         event = payload(env, ref.RewardGranted)
@@ -390,18 +276,6 @@ class EventHandlers:
             raise InvalidArgument(
                 "reward.granted without a customer or reward id", field="reward_id"
             )
-        await self._c360.reward_granted(
-            session,
-            env.tenant_id,
-            env.customer_id,
-            occurred_at(env, now),
-            reward_id=event.reward_id,
-            referral_id=event.referral_id,
-            kind=_enum_name(ref.RewardKind, event.kind, "REWARD_KIND_"),
-            points=event.points,
-            coupon_template_id=event.coupon_template_id,
-            level=event.level,
-        )
         if await self._clawback.revoked_already(session, env.tenant_id, event.reward_id):
             return  # taken back before its grant was handled: nothing to hand out
         grant = RewardGrant(
@@ -420,16 +294,6 @@ class EventHandlers:
         event = payload(env, ref.RewardRevoked)
         if not event.reward_id or not (event.was_granted or event.points > 0):
             return  # voided before its grant: retention never handed anything out
-        if env.customer_id:
-            await self._c360.reward_revoked(
-                session,
-                env.tenant_id,
-                env.customer_id,
-                occurred_at(env, now),
-                reward_id=event.reward_id,
-                kind=_enum_name(ref.RewardKind, event.kind, "REWARD_KIND_"),
-                reason=event.reason,
-            )
         revocation = Revocation(reward_id=event.reward_id, reason=event.reason)
         await self._clawback.revoke(session, env.tenant_id, revocation, occurred_at(env, now))
 
