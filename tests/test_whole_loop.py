@@ -168,6 +168,44 @@ async def _funnel_of_alice_and_bob(loop: LoopClient, now: datetime) -> None:
     assert rates.viral_coefficient == 0.5  # 1 referred newcomer / 2 first paid customers
 
 
+async def _360_of_bob(  # noqa: PLR0917 - what the loop knows of Bob
+    loop: LoopClient, bob: str, alice: str, b_lead: Any, b_sales_lead: Any, code: str
+) -> None:
+    """GetCustomer360 of the newcomer: one call with his lead and its channel, the owner rep,
+    his paid order, who referred him and a timeline of it all."""
+    request = ret.GetCustomer360Request(tenant_id=loop.tenant, customer_id=bob)
+
+    async def complete() -> Any:
+        got = await loop.retention.GetCustomer360(request)
+        lead_seen = got.leads and got.leads[0].HasField("captured_at") and got.leads[0].rep_id
+        return got if lead_seen and got.orders and got.referral.referral_converted else None
+
+    got = await wait_for(complete)
+    assert got.customer_id == bob and got.requested_id == ""
+    assert "o-bob" in {i.value for i in got.identities}
+    (lead,) = got.leads
+    assert lead.lead_id == b_lead.lead_id
+    assert lead.channel_id == (b_lead.attribution.first_channel_id or b_lead.channel_id) != ""
+    assert lead.rep_id == b_sales_lead.rep_id == got.owner_rep_id
+    (order,) = got.orders
+    assert (order.amount.amount_minor, order.rep_id) == (29_900, b_sales_lead.rep_id)
+    assert got.referral.referred_by_customer_id == alice
+    assert got.referral.referred_by_code == code
+    assert got.stage == DEVELOPMENT and got.value.order_count == 1
+    assert got.points_balance > 0
+    kinds = [e.kind for e in got.timeline]
+    for kind in ("lead.captured", "lead.assigned", "order.paid", "referral.converted"):
+        assert kind in kinds, kinds
+    assert [e.at.ToDatetime() for e in got.timeline] == sorted(
+        e.at.ToDatetime() for e in got.timeline
+    )
+    alice_360 = await loop.retention.GetCustomer360(
+        ret.GetCustomer360Request(tenant_id=loop.tenant, customer_id=alice)
+    )
+    assert bob in alice_360.referral.referred_customer_ids
+    assert code in alice_360.referral.codes
+
+
 async def test_the_whole_loop(  # noqa: PLR0915 - one story, told in order
     loop: LoopClient, collector: tuple[SpanCollector, int], loop_env: dict[str, str]
 ) -> None:
@@ -267,6 +305,7 @@ async def test_the_whole_loop(  # noqa: PLR0915 - one story, told in order
 
     await wait_for(rewarded)
     await _funnel_of_alice_and_bob(loop, now)
+    await _360_of_bob(loop, bob, alice, b_lead, b_sales_lead, code)
 
     await _broadcast_reaches_both(loop, alice, bob, funnel.rep_wecom_ids[0])
 
@@ -275,6 +314,11 @@ async def test_the_whole_loop(  # noqa: PLR0915 - one story, told in order
 
     # --- A asks to be forgotten: no copy of her phone or openid stays readable anywhere ----
     await _forgetting_leaves_no_readable_copy(loop, loop_env, alice, ["13800138001", "o-alice"])
+    with pytest.raises(grpc.aio.AioRpcError) as forgotten:
+        await loop.retention.GetCustomer360(
+            ret.GetCustomer360Request(tenant_id=loop.tenant, customer_id=alice)
+        )
+    assert forgotten.value.code() == grpc.StatusCode.NOT_FOUND
 
 
 async def _forgetting_leaves_no_readable_copy(

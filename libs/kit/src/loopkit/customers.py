@@ -43,6 +43,27 @@ class ResolvedCustomer:
     identities: tuple[IdentityValue, ...] = field(default=())
 
 
+@dataclass(frozen=True)
+class KnownCustomer:
+    """A customer as identity keeps them today: `customer_id` is the live id (the survivor when
+    `requested_id`, the id asked for, was merged into it)."""
+
+    customer_id: str
+    requested_id: str = ""
+    merged_ids: tuple[str, ...] = ()
+    identities: tuple[IdentityValue, ...] = field(default=())
+
+
+class CustomerLookup(Protocol):
+    async def customer(self, tenant_id: str, customer_id: str) -> KnownCustomer:
+        """The live customer an id stands for, with their identities and merged ids.
+
+        Raises NotFound (unknown or forgotten), InvalidArgument (a malformed id) or
+        DependencyUnavailable (identity is out: retry later).
+        """
+        ...
+
+
 class CustomerDirectory(Protocol):
     async def resolve(
         self,

@@ -11,7 +11,7 @@ from google.protobuf.struct_pb2 import Struct
 from closedloop.common.v1 import common_pb2
 from closedloop.identity.v1 import identity_pb2, identity_pb2_grpc
 from loopkit import errors
-from loopkit.customers import IdentityValue, ResolvedCustomer
+from loopkit.customers import IdentityValue, KnownCustomer, ResolvedCustomer
 from loopkit.grpc_client import DOMAIN_ERRORS, make_channel, translate_error
 from loopkit.settings import Settings
 
@@ -122,6 +122,21 @@ class IdentityClient:
         except grpc.aio.AioRpcError as exc:
             raise _translate(exc) from None
         return str(answer.customer.customer_id)
+
+    async def customer(self, tenant_id: str, customer_id: str) -> KnownCustomer:
+        """The live customer behind an id (a `loopkit.customers.CustomerLookup`)."""
+        request = identity_pb2.GetCustomerRequest(tenant_id=tenant_id, customer_id=customer_id)
+        try:
+            answer = await self._stub.GetCustomer(request, metadata=[("x-tenant-id", tenant_id)])
+        except grpc.aio.AioRpcError as exc:
+            raise _translate(exc) from None
+        found = answer.customer
+        return KnownCustomer(
+            customer_id=found.customer_id,
+            requested_id=answer.requested_id,
+            merged_ids=tuple(found.merged_ids),
+            identities=tuple(identity_from_pb(i) for i in found.identities),
+        )
 
     async def keys(self, tenant_id: str, customer_ids: Sequence[str]) -> dict[str, bytes | None]:
         """The data keys that seal these customers' personal data in events (`loopkit.pii`):

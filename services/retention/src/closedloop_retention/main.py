@@ -15,6 +15,8 @@ from closedloop_retention.activity.service import ActivityService
 from closedloop_retention.broadcasts.repository import BroadcastRepository
 from closedloop_retention.broadcasts.service import BroadcastService
 from closedloop_retention.consent.service import ConsentService
+from closedloop_retention.customer360.repository import Customer360Repository
+from closedloop_retention.customer360.service import Customer360Service
 from closedloop_retention.fission.service import FissionService
 from closedloop_retention.funnel.repository import FunnelRepository
 from closedloop_retention.funnel.service import FunnelService
@@ -36,6 +38,7 @@ from closedloop_retention.transport.outcomes import Outcomes
 from closedloop_retention.transport.workers import Workers
 from closedloop_retention.winback.service import WinBackService
 from loopkit.gateway_client import GatewayClient
+from loopkit.identity_client import IdentityClient
 from loopkit.periodic import every
 from loopkit.runtime import ServiceDefinition, ServiceRuntime
 from loopkit.uow import UnitOfWork
@@ -72,6 +75,12 @@ def build(runtime: ServiceRuntime) -> None:
     segments = SegmentService()
     broadcasts = BroadcastService(runtime.outbox, rules, segments, broadcast_rows, consent)
     funnel = FunnelService(FunnelRepository())
+    # GetCustomer360 asks identity who an id stands for (merges, identities); connects on first use.
+    directory = IdentityClient.from_settings(settings)
+    runtime.on_stop(directory.close)
+    c360 = Customer360Service(
+        Customer360Repository(), activity=activity, loyalty=loyalty, directory=directory
+    )
     uow = UnitOfWork(runtime.sessions, after_commit=runtime.wake_relay)
     servicer = RetentionServicer(
         uow,
@@ -83,13 +92,16 @@ def build(runtime: ServiceRuntime) -> None:
         funnel=funnel,
         offers=offers,
         consent=consent,
+        c360=c360,
     )
     runtime.add_grpc(register(servicer), [SERVICE_NAME])
     runtime.add_http(UnsubscribeHttp(uow, consent).router())
     clawback = RewardClawback(loyalty, loyalty_rows)
     notices = NoticeService(consent=consent)
     fission = FissionService(loyalty, notices)
-    handlers = EventHandlers(intake, loyalty, people, funnel, clawback=clawback, fission=fission)
+    handlers = EventHandlers(
+        intake, loyalty, people, funnel, clawback=clawback, fission=fission, c360=c360
+    )
     for subscription in handlers.subscriptions():
         runtime.add_subscription(subscription)
     runtime.add_subscription(Outcomes(broadcasts, offers).subscription())

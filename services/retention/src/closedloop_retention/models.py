@@ -426,3 +426,112 @@ class NoticeRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+# --- the customer 360 read model (customer360/): what GetCustomer360 shows beside activity ---
+
+
+class C360LeadRow(Base):
+    """A lead of a customer with its attribution and the rep it was last assigned to."""
+
+    __tablename__ = "c360_leads"
+    __table_args__ = (Index("ix_c360_leads_customer", "tenant_id", "customer_id"),)
+
+    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    lead_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(26))
+    campaign_id: Mapped[str] = mapped_column(String(64), default="")
+    channel_id: Mapped[str] = mapped_column(String(64), default="")
+    channel_kind: Mapped[str] = mapped_column(String(32), default="")
+    referrer_customer_id: Mapped[str] = mapped_column(String(26), default="")
+    referral_code: Mapped[str] = mapped_column(String(64), default="")
+    # None until lead.captured arrives (a lead.assigned can come first)
+    captured_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    rep_id: Mapped[str] = mapped_column(String(64), default="")
+    assigned_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class C360FollowUpRow(Base):
+    """A follow-up a rep logged with the customer."""
+
+    __tablename__ = "c360_followups"
+    __table_args__ = (Index("ix_c360_followups_customer", "tenant_id", "customer_id", "at"),)
+
+    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    follow_up_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(26))
+    lead_id: Mapped[str] = mapped_column(String(64), default="")
+    rep_id: Mapped[str] = mapped_column(String(64), default="")
+    kind: Mapped[str] = mapped_column(String(32), default="")
+    inbound: Mapped[bool] = mapped_column(Boolean, default=False)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class C360OrderRow(Base):
+    """A paid order as the customer's 360 shows it (currency, rep and lead included)."""
+
+    __tablename__ = "c360_orders"
+    __table_args__ = (Index("ix_c360_orders_customer", "tenant_id", "customer_id", "paid_at"),)
+
+    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    order_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(26))
+    rep_id: Mapped[str] = mapped_column(String(64), default="")
+    lead_id: Mapped[str] = mapped_column(String(64), default="")
+    currency: Mapped[str] = mapped_column(String(3), default="")
+    amount_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    refunded_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    fully_refunded: Mapped[bool] = mapped_column(Boolean, default=False)
+    paid_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class C360ReferralRow(Base):
+    """Who referred a newcomer (their lead's attribution, or referral's conversion)."""
+
+    __tablename__ = "c360_referrals"
+    __table_args__ = (Index("ix_c360_referrals_referrer", "tenant_id", "referrer_id"),)
+
+    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    newcomer_id: Mapped[str] = mapped_column(String(26), primary_key=True)
+    referrer_id: Mapped[str] = mapped_column(String(26), default="")
+    code: Mapped[str] = mapped_column(String(64), default="")
+    referred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    referral_id: Mapped[str] = mapped_column(String(64), default="")
+    converted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class C360RewardRow(Base):
+    """A referral reward granted to the customer (and taken back, when it was)."""
+
+    __tablename__ = "c360_rewards"
+    __table_args__ = (Index("ix_c360_rewards_customer", "tenant_id", "customer_id"),)
+
+    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    reward_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(26))
+    referral_id: Mapped[str] = mapped_column(String(64), default="")
+    kind: Mapped[str] = mapped_column(String(16), default="")
+    points: Mapped[int] = mapped_column(BigInteger, default=0)
+    coupon_template_id: Mapped[str] = mapped_column(String(64), default="")
+    level: Mapped[int] = mapped_column(Integer, default=0)
+    granted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class C360EventRow(Base):
+    """One entry of a customer's timeline: an event of theirs, summarised without personal data.
+    `entry_key` is the event's natural key (order.paid:<order>) or its id, so a replay or a second
+    envelope of the same fact adds nothing."""
+
+    __tablename__ = "c360_timeline"
+    __table_args__ = (Index("ix_c360_timeline_customer", "tenant_id", "customer_id", "at"),)
+
+    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    entry_key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(26))
+    kind: Mapped[str] = mapped_column(String(48))
+    service: Mapped[str] = mapped_column(String(32))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    summary: Mapped[str] = mapped_column(String(300), default="")
+    # What the entry is about (lead, order, follow-up, share code, reward id)
+    ref: Mapped[str] = mapped_column(String(64), default="")

@@ -17,11 +17,13 @@ from closedloop.events.v1.envelope_pb2 import Envelope
 from closedloop_retention.activity.intake import ActivityIntake, Channel, Contact
 from closedloop_retention.activity.people import People
 from closedloop_retention.clock import now
+from closedloop_retention.customer360.service import Customer360Service
 from closedloop_retention.fission.service import FissionService, GoalReached
 from closedloop_retention.funnel.service import FunnelService, Source
 from closedloop_retention.loyalty.clawback import Revocation, RewardClawback
 from closedloop_retention.loyalty.service import LoyaltyService
 from closedloop_retention.loyalty.views import RewardGrant
+from closedloop_retention.transport.events_360 import Customer360Feed, also
 from loopkit.consumer import Handler, Subscription
 from loopkit.customer_events import identity_subscription
 from loopkit.envelopes import occurred_at, payload
@@ -61,7 +63,9 @@ class EventHandlers:
         *,
         clawback: RewardClawback,
         fission: FissionService,
+        c360: Customer360Service,
     ) -> None:
+        self._c360 = c360
         self._intake = intake
         self._loyalty = loyalty
         self._people = people
@@ -89,10 +93,12 @@ class EventHandlers:
             "reward.granted": self.reward_granted,
             "reward.revoked": self.reward_revoked,
         }
+        # The customer 360 follows the same events in the same transactions (transport/events_360).
+        feed = Customer360Feed(self._c360.intake).handlers()
         return [
-            Subscription.to("acquisition", "acquisition", acquisition),
-            Subscription.to("conversion", "conversion", conversion),
-            Subscription.to("referral", "referral", referral),
+            Subscription.to("acquisition", "acquisition", also(acquisition, feed["acquisition"])),
+            Subscription.to("conversion", "conversion", also(conversion, feed["conversion"])),
+            Subscription.to("referral", "referral", also(referral, feed["referral"])),
             identity_subscription(on_merged=self.merged, on_forgotten=self.forgotten),
             *self.funnel_subscriptions(),
         ]
@@ -298,9 +304,11 @@ class EventHandlers:
 
     async def merged(self, session: AsyncSession, tenant: str, survivor: str, gone: str) -> None:
         await self._people.merge(session, tenant, survivor, gone, now=now())
+        await self._c360.merge(session, tenant, survivor, gone)
 
     async def forgotten(self, session: AsyncSession, tenant: str, ids: Sequence[str]) -> None:
         await self._people.forget(session, tenant, ids)
+        await self._c360.forget(session, tenant, list(ids))
 
     # --- the funnel read model ----------------------------------------------------------------
 

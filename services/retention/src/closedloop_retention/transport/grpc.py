@@ -12,11 +12,12 @@ from closedloop_retention.activity.service import STAGE_PB, ActivityService
 from closedloop_retention.broadcasts.service import BroadcastService
 from closedloop_retention.clock import now
 from closedloop_retention.consent.service import ConsentService
+from closedloop_retention.customer360.service import Customer360Service
 from closedloop_retention.funnel.service import FunnelService
 from closedloop_retention.loyalty.service import LoyaltyService
 from closedloop_retention.segments.service import SegmentService
 from closedloop_retention.suggestions.service import SuggestionService
-from closedloop_retention.transport import convert
+from closedloop_retention.transport import convert, convert_360
 from closedloop_retention.transport.grpc_offers import IDEMPOTENT, OffersAndConsentRpcs
 from closedloop_retention.winback.service import WinBackService
 from loopkit.errors import InvalidArgument
@@ -45,6 +46,7 @@ IDEMPOTENT_METHODS = [
         "GetSuggestions",
         "GetFunnel",
         "GetFunnelCohorts",
+        "GetCustomer360",
         *IDEMPOTENT,
     )
 ]
@@ -72,8 +74,10 @@ class RetentionServicer(OffersAndConsentRpcs, retention_pb2_grpc.RetentionServic
         funnel: FunnelService,
         offers: WinBackService,
         consent: ConsentService,
+        c360: Customer360Service,
     ) -> None:
         self._uow = uow
+        self._c360 = c360
         self._offers = offers
         self._consent = consent
         self._activity = activity
@@ -371,6 +375,21 @@ class RetentionServicer(OffersAndConsentRpcs, retention_pb2_grpc.RetentionServic
         query = convert.funnel_query(require_tenant(request.tenant_id), request)
         found = await self._uow.run(lambda s: self._funnel.cohorts(s, query))
         return convert.cohorts_to_pb(found)
+
+    # --- the customer 360 ---------------------------------------------------------------------
+
+    async def GetCustomer360(
+        self, request: pb.GetCustomer360Request, context: grpc.aio.ServicerContext
+    ) -> pb.GetCustomer360Response:
+        tenant = require_tenant(request.tenant_id)
+        customer = _customer(request.customer_id)
+        limit = request.timeline_limit or 100
+        if not 1 <= limit <= MAX_LIST:
+            raise InvalidArgument(f"must be within 1..{MAX_LIST}", field="timeline_limit")
+        # identity first, outside the transaction: who the id stands for today
+        who = await self._c360.identify(tenant, customer)
+        found = await self._uow.run(lambda s: self._c360.view(s, tenant, who, limit))
+        return convert_360.customer360_to_pb(found)
 
 
 def register(servicer: RetentionServicer) -> Callable[[grpc.aio.Server], None]:

@@ -1,5 +1,6 @@
 import datetime
 
+from closedloop.common.v1 import common_pb2 as _common_pb2
 from closedloop.events.v1 import retention_events_pb2 as _retention_events_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
@@ -875,3 +876,159 @@ class GetUnsubscribeLinkResponse(_message.Message):
     url: str
     token: str
     def __init__(self, url: _Optional[str] = ..., token: _Optional[str] = ...) -> None: ...
+
+class GetCustomer360Request(_message.Message):
+    __slots__ = ("tenant_id", "customer_id", "timeline_limit")
+    TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
+    TIMELINE_LIMIT_FIELD_NUMBER: _ClassVar[int]
+    tenant_id: str
+    customer_id: str
+    timeline_limit: int
+    def __init__(self, tenant_id: _Optional[str] = ..., customer_id: _Optional[str] = ..., timeline_limit: _Optional[int] = ...) -> None: ...
+
+class Customer360Lead(_message.Message):
+    __slots__ = ("lead_id", "campaign_id", "channel_id", "channel_kind", "captured_at", "referrer_customer_id", "referral_code", "rep_id", "assigned_at")
+    LEAD_ID_FIELD_NUMBER: _ClassVar[int]
+    CAMPAIGN_ID_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_ID_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_KIND_FIELD_NUMBER: _ClassVar[int]
+    CAPTURED_AT_FIELD_NUMBER: _ClassVar[int]
+    REFERRER_CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
+    REFERRAL_CODE_FIELD_NUMBER: _ClassVar[int]
+    REP_ID_FIELD_NUMBER: _ClassVar[int]
+    ASSIGNED_AT_FIELD_NUMBER: _ClassVar[int]
+    lead_id: str
+    campaign_id: str
+    channel_id: str
+    channel_kind: str
+    captured_at: _timestamp_pb2.Timestamp
+    referrer_customer_id: str
+    referral_code: str
+    rep_id: str
+    assigned_at: _timestamp_pb2.Timestamp
+    def __init__(self, lead_id: _Optional[str] = ..., campaign_id: _Optional[str] = ..., channel_id: _Optional[str] = ..., channel_kind: _Optional[str] = ..., captured_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., referrer_customer_id: _Optional[str] = ..., referral_code: _Optional[str] = ..., rep_id: _Optional[str] = ..., assigned_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class Customer360FollowUp(_message.Message):
+    __slots__ = ("follow_up_id", "lead_id", "rep_id", "kind", "inbound", "at")
+    FOLLOW_UP_ID_FIELD_NUMBER: _ClassVar[int]
+    LEAD_ID_FIELD_NUMBER: _ClassVar[int]
+    REP_ID_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    INBOUND_FIELD_NUMBER: _ClassVar[int]
+    AT_FIELD_NUMBER: _ClassVar[int]
+    follow_up_id: str
+    lead_id: str
+    rep_id: str
+    kind: str
+    inbound: bool
+    at: _timestamp_pb2.Timestamp
+    def __init__(self, follow_up_id: _Optional[str] = ..., lead_id: _Optional[str] = ..., rep_id: _Optional[str] = ..., kind: _Optional[str] = ..., inbound: _Optional[bool] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class Customer360Order(_message.Message):
+    __slots__ = ("order_id", "rep_id", "lead_id", "amount", "refunded", "fully_refunded", "paid_at")
+    ORDER_ID_FIELD_NUMBER: _ClassVar[int]
+    REP_ID_FIELD_NUMBER: _ClassVar[int]
+    LEAD_ID_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    REFUNDED_FIELD_NUMBER: _ClassVar[int]
+    FULLY_REFUNDED_FIELD_NUMBER: _ClassVar[int]
+    PAID_AT_FIELD_NUMBER: _ClassVar[int]
+    order_id: str
+    rep_id: str
+    lead_id: str
+    amount: _common_pb2.Money
+    refunded: _common_pb2.Money
+    fully_refunded: bool
+    paid_at: _timestamp_pb2.Timestamp
+    def __init__(self, order_id: _Optional[str] = ..., rep_id: _Optional[str] = ..., lead_id: _Optional[str] = ..., amount: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., refunded: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., fully_refunded: _Optional[bool] = ..., paid_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class Customer360Reward(_message.Message):
+    __slots__ = ("reward_id", "referral_id", "kind", "points", "coupon_template_id", "level", "granted_at", "revoked_at")
+    REWARD_ID_FIELD_NUMBER: _ClassVar[int]
+    REFERRAL_ID_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    POINTS_FIELD_NUMBER: _ClassVar[int]
+    COUPON_TEMPLATE_ID_FIELD_NUMBER: _ClassVar[int]
+    LEVEL_FIELD_NUMBER: _ClassVar[int]
+    GRANTED_AT_FIELD_NUMBER: _ClassVar[int]
+    REVOKED_AT_FIELD_NUMBER: _ClassVar[int]
+    reward_id: str
+    referral_id: str
+    kind: str
+    points: int
+    coupon_template_id: str
+    level: int
+    granted_at: _timestamp_pb2.Timestamp
+    revoked_at: _timestamp_pb2.Timestamp
+    def __init__(self, reward_id: _Optional[str] = ..., referral_id: _Optional[str] = ..., kind: _Optional[str] = ..., points: _Optional[int] = ..., coupon_template_id: _Optional[str] = ..., level: _Optional[int] = ..., granted_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., revoked_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class Customer360Referral(_message.Message):
+    __slots__ = ("codes", "referred_by_customer_id", "referred_by_code", "referred_at", "referral_converted", "referred_customer_ids", "referrals_converted", "rewards")
+    CODES_FIELD_NUMBER: _ClassVar[int]
+    REFERRED_BY_CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
+    REFERRED_BY_CODE_FIELD_NUMBER: _ClassVar[int]
+    REFERRED_AT_FIELD_NUMBER: _ClassVar[int]
+    REFERRAL_CONVERTED_FIELD_NUMBER: _ClassVar[int]
+    REFERRED_CUSTOMER_IDS_FIELD_NUMBER: _ClassVar[int]
+    REFERRALS_CONVERTED_FIELD_NUMBER: _ClassVar[int]
+    REWARDS_FIELD_NUMBER: _ClassVar[int]
+    codes: _containers.RepeatedScalarFieldContainer[str]
+    referred_by_customer_id: str
+    referred_by_code: str
+    referred_at: _timestamp_pb2.Timestamp
+    referral_converted: bool
+    referred_customer_ids: _containers.RepeatedScalarFieldContainer[str]
+    referrals_converted: int
+    rewards: _containers.RepeatedCompositeFieldContainer[Customer360Reward]
+    def __init__(self, codes: _Optional[_Iterable[str]] = ..., referred_by_customer_id: _Optional[str] = ..., referred_by_code: _Optional[str] = ..., referred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., referral_converted: _Optional[bool] = ..., referred_customer_ids: _Optional[_Iterable[str]] = ..., referrals_converted: _Optional[int] = ..., rewards: _Optional[_Iterable[_Union[Customer360Reward, _Mapping]]] = ...) -> None: ...
+
+class Customer360Event(_message.Message):
+    __slots__ = ("kind", "at", "service", "summary")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    AT_FIELD_NUMBER: _ClassVar[int]
+    SERVICE_FIELD_NUMBER: _ClassVar[int]
+    SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    kind: str
+    at: _timestamp_pb2.Timestamp
+    service: str
+    summary: str
+    def __init__(self, kind: _Optional[str] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., service: _Optional[str] = ..., summary: _Optional[str] = ...) -> None: ...
+
+class GetCustomer360Response(_message.Message):
+    __slots__ = ("customer_id", "requested_id", "merged_ids", "identities", "activity", "stage", "stage_reason", "value", "points_balance", "lifetime_points", "tier", "owner_rep_id", "leads", "follow_ups", "orders", "referral", "timeline")
+    CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
+    REQUESTED_ID_FIELD_NUMBER: _ClassVar[int]
+    MERGED_IDS_FIELD_NUMBER: _ClassVar[int]
+    IDENTITIES_FIELD_NUMBER: _ClassVar[int]
+    ACTIVITY_FIELD_NUMBER: _ClassVar[int]
+    STAGE_FIELD_NUMBER: _ClassVar[int]
+    STAGE_REASON_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    POINTS_BALANCE_FIELD_NUMBER: _ClassVar[int]
+    LIFETIME_POINTS_FIELD_NUMBER: _ClassVar[int]
+    TIER_FIELD_NUMBER: _ClassVar[int]
+    OWNER_REP_ID_FIELD_NUMBER: _ClassVar[int]
+    LEADS_FIELD_NUMBER: _ClassVar[int]
+    FOLLOW_UPS_FIELD_NUMBER: _ClassVar[int]
+    ORDERS_FIELD_NUMBER: _ClassVar[int]
+    REFERRAL_FIELD_NUMBER: _ClassVar[int]
+    TIMELINE_FIELD_NUMBER: _ClassVar[int]
+    customer_id: str
+    requested_id: str
+    merged_ids: _containers.RepeatedScalarFieldContainer[str]
+    identities: _containers.RepeatedCompositeFieldContainer[_common_pb2.Identity]
+    activity: CustomerActivity
+    stage: _retention_events_pb2.LifecycleStage
+    stage_reason: str
+    value: CustomerValue
+    points_balance: int
+    lifetime_points: int
+    tier: Tier
+    owner_rep_id: str
+    leads: _containers.RepeatedCompositeFieldContainer[Customer360Lead]
+    follow_ups: _containers.RepeatedCompositeFieldContainer[Customer360FollowUp]
+    orders: _containers.RepeatedCompositeFieldContainer[Customer360Order]
+    referral: Customer360Referral
+    timeline: _containers.RepeatedCompositeFieldContainer[Customer360Event]
+    def __init__(self, customer_id: _Optional[str] = ..., requested_id: _Optional[str] = ..., merged_ids: _Optional[_Iterable[str]] = ..., identities: _Optional[_Iterable[_Union[_common_pb2.Identity, _Mapping]]] = ..., activity: _Optional[_Union[CustomerActivity, _Mapping]] = ..., stage: _Optional[_Union[_retention_events_pb2.LifecycleStage, str]] = ..., stage_reason: _Optional[str] = ..., value: _Optional[_Union[CustomerValue, _Mapping]] = ..., points_balance: _Optional[int] = ..., lifetime_points: _Optional[int] = ..., tier: _Optional[_Union[Tier, _Mapping]] = ..., owner_rep_id: _Optional[str] = ..., leads: _Optional[_Iterable[_Union[Customer360Lead, _Mapping]]] = ..., follow_ups: _Optional[_Iterable[_Union[Customer360FollowUp, _Mapping]]] = ..., orders: _Optional[_Iterable[_Union[Customer360Order, _Mapping]]] = ..., referral: _Optional[_Union[Customer360Referral, _Mapping]] = ..., timeline: _Optional[_Iterable[_Union[Customer360Event, _Mapping]]] = ...) -> None: ...

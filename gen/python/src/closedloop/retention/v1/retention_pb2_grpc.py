@@ -147,6 +147,11 @@ class RetentionServiceStub:
                 request_serializer=closedloop_dot_retention_dot_v1_dot_retention__pb2.GetUnsubscribeLinkRequest.SerializeToString,
                 response_deserializer=closedloop_dot_retention_dot_v1_dot_retention__pb2.GetUnsubscribeLinkResponse.FromString,
                 _registered_method=True)
+        self.GetCustomer360 = channel.unary_unary(
+                '/closedloop.retention.v1.RetentionService/GetCustomer360',
+                request_serializer=closedloop_dot_retention_dot_v1_dot_retention__pb2.GetCustomer360Request.SerializeToString,
+                response_deserializer=closedloop_dot_retention_dot_v1_dot_retention__pb2.GetCustomer360Response.FromString,
+                _registered_method=True)
 
 
 class RetentionServiceServicer:
@@ -311,6 +316,17 @@ class RetentionServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetCustomer360(self, request, context):
+        """Customer 360: one customer's identities (from identity), lifecycle stage, RFM, points and
+        tier, leads with attribution, owner rep and follow-ups, orders, referral position and a
+        merged timeline of their events. An id merged away answers the survivor's view
+        (requested_id says so). NOT_FOUND for an unknown or forgotten customer; UNAVAILABLE while
+        identity is out. A read model fed by every producer's events (docs/services/retention.md).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RetentionServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -423,6 +439,11 @@ def add_RetentionServiceServicer_to_server(servicer, server):
                     servicer.GetUnsubscribeLink,
                     request_deserializer=closedloop_dot_retention_dot_v1_dot_retention__pb2.GetUnsubscribeLinkRequest.FromString,
                     response_serializer=closedloop_dot_retention_dot_v1_dot_retention__pb2.GetUnsubscribeLinkResponse.SerializeToString,
+            ),
+            'GetCustomer360': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCustomer360,
+                    request_deserializer=closedloop_dot_retention_dot_v1_dot_retention__pb2.GetCustomer360Request.FromString,
+                    response_serializer=closedloop_dot_retention_dot_v1_dot_retention__pb2.GetCustomer360Response.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1022,6 +1043,33 @@ class RetentionService:
             '/closedloop.retention.v1.RetentionService/GetUnsubscribeLink',
             closedloop_dot_retention_dot_v1_dot_retention__pb2.GetUnsubscribeLinkRequest.SerializeToString,
             closedloop_dot_retention_dot_v1_dot_retention__pb2.GetUnsubscribeLinkResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCustomer360(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/closedloop.retention.v1.RetentionService/GetCustomer360',
+            closedloop_dot_retention_dot_v1_dot_retention__pb2.GetCustomer360Request.SerializeToString,
+            closedloop_dot_retention_dot_v1_dot_retention__pb2.GetCustomer360Response.FromString,
             options,
             channel_credentials,
             insecure,
