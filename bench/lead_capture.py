@@ -32,7 +32,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -322,6 +322,39 @@ async def raw_publish(stack: Stack, args: argparse.Namespace) -> CellResult:
         await nc.close()
 
 
+def cpu_seconds(child: ChildProcess) -> float:
+    """User + system CPU time the process used so far (Linux /proc)."""
+    fields = Path(f"/proc/{child.proc.pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+# CPU milliseconds per call of each measured cell, by process: what bounds throughput on a busy
+# machine (the req/s of a loaded 2-core box mostly shows how much CPU the others left).
+CPU_PER_CALL: dict[str, dict[str, float]] = {}
+
+
+async def cpu_cell(
+    target: str,
+    processes: list[ChildProcess],
+    work: Callable[[Callable[[], None]], Awaitable[CellResult]],
+    then: Callable[[], None] | None = None,
+) -> CellResult:
+    """Runs `work`, which calls its argument when the measured part starts (after warm-up)."""
+    before: dict[str, float] = {}
+
+    def start() -> None:
+        before.update({c.name: cpu_seconds(c) for c in processes})
+        if then is not None:
+            then()
+
+    result = await work(start)
+    calls = max(result.ok + result.errors, 1)
+    CPU_PER_CALL[target] = {
+        c.name: (cpu_seconds(c) - before[c.name]) * 1000 / calls for c in processes
+    }
+    return result
+
+
 async def lead_cell(
     stack: Stack, children: list[ChildProcess], page_id: str, args: argparse.Namespace
 ) -> CellResult:
@@ -330,7 +363,12 @@ async def lead_cell(
     def profile() -> None:
         profiles.extend(start_profiles(children, args))
 
-    result = await submissions(stack.acquisition_http, page_id, "lead capture", args, profile)
+    result = await cpu_cell(
+        "lead capture",
+        children[:2],
+        lambda start: submissions(stack.acquisition_http, page_id, "lead capture", args, start),
+        profile,
+    )
     await asyncio.to_thread(report_profiles, profiles, args)
     return result
 
@@ -359,7 +397,7 @@ def start_profiles(children: list[ChildProcess], args: argparse.Namespace) -> li
         return []
     out = Path(args.profile)
     out.mkdir(parents=True, exist_ok=True)
-    spy = Path(sys.executable).parent / "py-spy"
+    spy = REPO / ".venv" / "bin" / "py-spy"
     seconds = str(max(1, int(args.duration)))
     profiles = []
     for child in children[:2]:
@@ -430,7 +468,11 @@ async def run(
     await _wait_http(f"{stack.bare_http}/v1/forms/x/submissions", children[2])
     page_id = await create_page(stack)
     results = [
-        await submissions(stack.bare_http, page_id, "bare FastAPI", args),
+        await cpu_cell(
+            "bare FastAPI",
+            children[2:3],
+            lambda start: submissions(stack.bare_http, page_id, "bare FastAPI", args, start),
+        ),
         await lead_cell(stack, children, page_id, args),
         await raw_publish(stack, args),
     ]
@@ -469,6 +511,10 @@ def main() -> int:
         )
         for kind, n in r.error_kinds.most_common(3):
             print(f"    {n} x {kind}")
+    print("\nCPU ms per call of the measured part, by process (py-spy, if on, adds a little):")
+    for target, per in CPU_PER_CALL.items():
+        parts = ", ".join(f"{name} {ms:.2f}" for name, ms in per.items())
+        print(f"  {target:<14} {sum(per.values()):7.2f}  ({parts})")
     by = {r.target: r.rps for r in results}
     lead = by.get("lead capture", 0.0)
     if lead:

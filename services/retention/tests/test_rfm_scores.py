@@ -95,7 +95,9 @@ def reference(facts: list[dict[str, Any]]) -> dict[str, tuple[int, int, int, int
     return out
 
 
-async def scores(service: RunningService, tenant: str) -> dict[str, tuple[int, int, int, int, bool]]:
+async def scores(
+    service: RunningService, tenant: str
+) -> dict[str, tuple[int, int, int, int, bool]]:
     async with service.runtime.sessions() as session:
         rows = await session.scalars(select(ActivityRow).where(ActivityRow.tenant_id == tenant))
         return {
