@@ -156,7 +156,7 @@ class LeadService:
         first = await self.first_answer(session, tenant_id, request)
         if first is not None:
             return first
-        lead, repeat = await self._capture(session, tenant_id, prepared, customer, now, fresh)
+        lead, repeat = await self._capture(session, tenant_id, prepared, customer, now, fresh=fresh)
         if request.request_id:
             await repo.add(
                 session,
@@ -179,6 +179,7 @@ class LeadService:
         prepared: PreparedLead,
         customer: ResolvedCustomer,
         now: datetime,
+        *,
         fresh: bool = False,
     ) -> tuple[LeadRow, bool]:
         request, page, form = prepared.request, prepared.page, prepared.form

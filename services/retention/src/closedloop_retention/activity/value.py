@@ -72,7 +72,7 @@ def _buyers(tenant: str) -> ColumnElement[bool]:
 
 async def cut_offs(session: AsyncSession, tenant: str) -> CutOffs | None:
     """The tenant's cut-offs; None without buyers."""
-    if session.bind.dialect.name == "postgresql":
+    if session.get_bind().dialect.name == "postgresql":
         return await _cut_offs_postgresql(session, tenant)
     return await _cut_offs_ordered(session, tenant)
 
@@ -145,7 +145,7 @@ async def recompute_rfm(session: AsyncSession, tenant: str) -> int:
     """Scores every buyer of the tenant 1..5 on recency, frequency and monetary value (quintiles,
     5 = best) and flags the top 20% by revenue; customers without orders have no scores (read
     as 0). Returns how many customers' scores changed (written or removed)."""
-    postgres = session.bind.dialect.name == "postgresql"
+    postgres = session.get_bind().dialect.name == "postgresql"
     if postgres:
         # The cut-offs' sorts are of one column each: in memory rather than spilled to disk.
         await session.execute(text("SET LOCAL work_mem = '64MB'"))
