@@ -242,6 +242,8 @@ async def run(customers: int, orders: int, keep: bool, *, full: bool) -> None:  
         print(f"{'step':<28}{'seconds':>10}{'x count(*) activity':>22}{'x count(*) orders':>20}")
         for label, secs in results.items():
             print(f"{label:<28}{secs:>10.3f}{secs / scan:>22.1f}{secs / scan_orders:>20.2f}")
+        print(f"ratio rfm_first_x {results['RFM recompute (first)'] / scan:.1f} goal 10")
+        print(f"ratio rfm_steady_x {results['RFM recompute (again)'] / scan:.1f} goal 3")
     finally:
         if not keep:
             await admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
