@@ -11,6 +11,12 @@ SQLite files with --sqlite), starts its own nats-server and the identity and acq
 as processes on free ports, and removes everything again (also on Ctrl-C).
 
     .venv/bin/python bench/lead_capture.py [--duration 10] [--concurrency 64] [--sqlite]
+    .venv/bin/python bench/lead_capture.py --quick [--profile DIR]
+
+`--quick`: 3 s per cell at 16 clients (the p99 goal's concurrency). `--profile DIR`: py-spy
+(`.venv/bin/py-spy`, not a project dependency) samples the acquisition and identity processes
+during the measured lead-capture cell and writes their collapsed stacks to DIR, then prints the
+share of samples by package (bench/README.md explains the buckets).
 """
 
 from __future__ import annotations
@@ -21,12 +27,15 @@ import itertools
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import grpc
 import httpx
@@ -256,7 +265,13 @@ class KeepAliveClient:
             writer.close()
 
 
-async def submissions(base: str, page_id: str, target: str, args: argparse.Namespace) -> CellResult:
+async def submissions(
+    base: str,
+    page_id: str,
+    target: str,
+    args: argparse.Namespace,
+    measured: Callable[[], None] | None = None,
+) -> CellResult:
     """Form submissions with a new phone each (a new customer and a new lead every time)."""
     phones = itertools.count(uuid.uuid4().int % 10**7 * 10)
     client = KeepAliveClient(base)
@@ -273,6 +288,8 @@ async def submissions(base: str, page_id: str, target: str, args: argparse.Names
         await closed_loop(
             call, concurrency=args.concurrency, duration_s=1.0, target=target, workload="warm-up"
         )
+        if measured is not None:
+            measured()
         return await closed_loop(
             call,
             concurrency=args.concurrency,
@@ -305,6 +322,57 @@ async def raw_publish(stack: Stack, args: argparse.Namespace) -> CellResult:
         await nc.close()
 
 
+def cpu_seconds(child: ChildProcess) -> float:
+    """User + system CPU time the process used so far (Linux /proc)."""
+    fields = Path(f"/proc/{child.proc.pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+# CPU milliseconds per call of each measured cell, by process: what bounds throughput on a busy
+# machine (the req/s of a loaded 2-core box mostly shows how much CPU the others left).
+CPU_PER_CALL: dict[str, dict[str, float]] = {}
+
+
+async def cpu_cell(
+    target: str,
+    processes: list[ChildProcess],
+    work: Callable[[Callable[[], None]], Awaitable[CellResult]],
+    then: Callable[[], None] | None = None,
+) -> CellResult:
+    """Runs `work`, which calls its argument when the measured part starts (after warm-up)."""
+    before: dict[str, float] = {}
+
+    def start() -> None:
+        before.update({c.name: cpu_seconds(c) for c in processes})
+        if then is not None:
+            then()
+
+    result = await work(start)
+    calls = max(result.ok + result.errors, 1)
+    CPU_PER_CALL[target] = {
+        c.name: (cpu_seconds(c) - before[c.name]) * 1000 / calls for c in processes
+    }
+    return result
+
+
+async def lead_cell(
+    stack: Stack, children: list[ChildProcess], page_id: str, args: argparse.Namespace
+) -> CellResult:
+    profiles: list[Any] = []
+
+    def profile() -> None:
+        profiles.extend(start_profiles(children, args))
+
+    result = await cpu_cell(
+        "lead capture",
+        children[:2],
+        lambda start: submissions(stack.acquisition_http, page_id, "lead capture", args, start),
+        profile,
+    )
+    await asyncio.to_thread(report_profiles, profiles, args)
+    return result
+
+
 async def leads_on_stream(stack: Stack, at_least: int, timeout_s: float = 60.0) -> int:
     """lead.captured messages on ACQUISITION, once the relay caught up (or the timeout)."""
     nc = await nats.connect(stack.nats_url)
@@ -323,6 +391,75 @@ async def leads_on_stream(stack: Stack, at_least: int, timeout_s: float = 60.0) 
         await nc.close()
 
 
+def start_profiles(children: list[ChildProcess], args: argparse.Namespace) -> list[Any]:
+    """py-spy on the acquisition and identity processes for the measured cell."""
+    if not args.profile:
+        return []
+    out = Path(args.profile)
+    out.mkdir(parents=True, exist_ok=True)
+    spy = REPO / ".venv" / "bin" / "py-spy"
+    seconds = str(max(1, int(args.duration)))
+    profiles = []
+    for child in children[:2]:
+        cmd = [str(spy), "record", "--pid", str(child.proc.pid), "--duration", seconds]
+        cmd += ["--rate", "200", "--format", "raw", "--nonblocking"]
+        cmd += ["--output", str(out / f"{child.name}.txt")]
+        log = (out / f"{child.name}.py-spy.log").open("w")
+        profiles.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT))
+    return profiles
+
+
+# Where a sampled stack's time goes: the innermost frame whose file matches, first rule first.
+BUCKETS = (
+    ("telemetry (OpenTelemetry, FastAPI's)", ("telemetry",)),
+    ("asyncpg", ("(asyncpg/",)),
+    ("SQLAlchemy ORM", ("(sqlalchemy/orm/",)),
+    ("SQLAlchemy core/pool", ("(sqlalchemy/",)),
+    ("gRPC/protobuf", ("(grpc/", "_pb2", "(google/protobuf")),
+    ("NATS", ("(nats/",)),
+    ("FastAPI/Starlette/pydantic/uvicorn", ("(fastapi/", "(starlette/", "(pydantic", "(uvicorn/")),
+    ("our code (services, loopkit)", ("(closedloop_", "(loopkit/")),
+    ("asyncio/stdlib", ("(asyncio/", "<frozen", "(python3.11/", "(json/", "(logging/")),
+)
+
+
+def summarise(path: Path) -> list[tuple[str, float]]:
+    """Share of samples per bucket (innermost matching frame) of a py-spy raw profile."""
+    totals: dict[str, int] = {}
+    all_samples = 0
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        n = int(count)
+        all_samples += n
+        bucket = "other"
+        for frame in reversed(stack.split(";")):
+            found = next((b for b, keys in BUCKETS if any(k in frame for k in keys)), None)
+            if found is not None:
+                bucket = found
+                break
+        if "(idle)" in stack or "select (selectors.py" in stack.rsplit(";", 1)[-1]:
+            bucket = "idle (waiting in the event loop)"
+        totals[bucket] = totals.get(bucket, 0) + n
+    return sorted(((b, n / max(all_samples, 1)) for b, n in totals.items()), key=lambda x: -x[1])
+
+
+def report_profiles(profiles: list[Any], args: argparse.Namespace) -> None:
+    for proc in profiles:
+        proc.wait(60)
+    if not args.profile:
+        return
+    for name in ("acquisition", "identity"):
+        path = Path(args.profile) / f"{name}.txt"
+        if not path.exists():
+            print(f"no profile of {name} (see {path.with_suffix('.py-spy.log')})")
+            continue
+        print(f"\nprofile of {name} (share of samples, innermost frame):")
+        for bucket, share in summarise(path):
+            print(f"  {bucket:<40} {share:6.1%}")
+
+
 async def run(
     stack: Stack, children: list[ChildProcess], args: argparse.Namespace
 ) -> list[CellResult]:
@@ -331,8 +468,12 @@ async def run(
     await _wait_http(f"{stack.bare_http}/v1/forms/x/submissions", children[2])
     page_id = await create_page(stack)
     results = [
-        await submissions(stack.bare_http, page_id, "bare FastAPI", args),
-        await submissions(stack.acquisition_http, page_id, "lead capture", args),
+        await cpu_cell(
+            "bare FastAPI",
+            children[2:3],
+            lambda start: submissions(stack.bare_http, page_id, "bare FastAPI", args, start),
+        ),
+        await lead_cell(stack, children, page_id, args),
         await raw_publish(stack, args),
     ]
     measured = results[1].ok
@@ -350,7 +491,11 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--sqlite", action="store_true", help="SQLite files instead of PostgreSQL")
+    parser.add_argument("--quick", action="store_true", help="3 s per cell at 16 clients")
+    parser.add_argument("--profile", metavar="DIR", help="py-spy the services into DIR")
     args = parser.parse_args()
+    if args.quick:
+        args.duration, args.concurrency = 3.0, 16
     cleanup = Cleanup()
     try:
         stack, children = start_stack(args, cleanup)
@@ -366,11 +511,18 @@ def main() -> int:
         )
         for kind, n in r.error_kinds.most_common(3):
             print(f"    {n} x {kind}")
+    print("\nCPU ms per call of the measured part, by process (py-spy, if on, adds a little):")
+    for target, per in CPU_PER_CALL.items():
+        parts = ", ".join(f"{name} {ms:.2f}" for name, ms in per.items())
+        print(f"  {target:<14} {sum(per.values()):7.2f}  ({parts})")
     by = {r.target: r.rps for r in results}
     lead = by.get("lead capture", 0.0)
     if lead:
         print(f"\nbare FastAPI / lead capture: {by['bare FastAPI'] / lead:.1f}x")
         print(f"raw JetStream / lead capture: {by['raw JetStream'] / lead:.1f}x")
+        p99 = next(r.p99_ms for r in results if r.target == "lead capture")
+        print(f"ratio lead_capture_vs_bare {lead / by['bare FastAPI']:.3f} goal 0.25")
+        print(f"ratio lead_capture_p99_ms_x {p99:.1f} goal 50 (at c={args.concurrency})")
     return 0
 
 

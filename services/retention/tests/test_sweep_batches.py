@@ -74,11 +74,6 @@ def row(tenant: str, facts: dict[str, Any]) -> ActivityRow:
         contact_value="",
         active_hours=[0] * 24,
         stage_reason="",
-        rfm_r=0,
-        rfm_f=0,
-        rfm_m=0,
-        rfm_score=0,
-        top_customer=False,
         churn_risk=0.0,
         **facts,
     )

@@ -15,10 +15,11 @@ from sqlalchemy import (
     Float,
     Index,
     Integer,
+    SmallInteger,
     String,
     UniqueConstraint,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from loopkit.db import new_metadata
 from loopkit.tables import kit_tables
@@ -68,16 +69,56 @@ class ActivityRow(Base):
     stage_changed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # When time alone can next move the stage or the churn risk (the sweep's work list).
     next_review_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    rfm_r: Mapped[int] = mapped_column(Integer, default=0)
-    rfm_f: Mapped[int] = mapped_column(Integer, default=0)
-    rfm_m: Mapped[int] = mapped_column(Integer, default=0)
-    rfm_score: Mapped[int] = mapped_column(Integer, default=0)
-    top_customer: Mapped[bool] = mapped_column(Boolean, default=False)
     churn_risk: Mapped[float] = mapped_column(Float, default=0.0)
     churn_risk_raised_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # Win-back offers made since the last order, and when the last one was made.
     win_back_attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_win_back_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The RFM scores live in their own narrow table (a rescore rewrites no activity row and no
+    # index of it); loaded with the row, a buyer not scored yet (or no buyer) reads as zeros.
+    scores: Mapped[CustomerValueRow | None] = relationship(
+        primaryjoin="and_(ActivityRow.tenant_id == foreign(CustomerValueRow.tenant_id), "
+        "ActivityRow.customer_id == foreign(CustomerValueRow.customer_id))",
+        lazy="joined",
+        uselist=False,
+        viewonly=True,
+    )
+
+    @property
+    def rfm_r(self) -> int:
+        return self.scores.rfm_r if self.scores is not None else 0
+
+    @property
+    def rfm_f(self) -> int:
+        return self.scores.rfm_f if self.scores is not None else 0
+
+    @property
+    def rfm_m(self) -> int:
+        return self.scores.rfm_m if self.scores is not None else 0
+
+    @property
+    def rfm_score(self) -> int:
+        return self.scores.rfm_score if self.scores is not None else 0
+
+    @property
+    def top_customer(self) -> bool:
+        return self.scores.top_customer if self.scores is not None else False
+
+
+class CustomerValueRow(Base):
+    """A buyer's RFM quintiles (1..5, 5 best) and whether they are in the top 20% by revenue,
+    written only by the bulk rescore (`activity/value.py`). Narrow and without secondary indexes
+    (fillfactor 80 on PostgreSQL) so a rescore's updates are HOT; no row means no scores (0)."""
+
+    __tablename__ = "customer_value"
+
+    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(26), primary_key=True)
+    rfm_r: Mapped[int] = mapped_column(SmallInteger)
+    rfm_f: Mapped[int] = mapped_column(SmallInteger)
+    rfm_m: Mapped[int] = mapped_column(SmallInteger)
+    rfm_score: Mapped[int] = mapped_column(SmallInteger)
+    top_customer: Mapped[bool] = mapped_column(Boolean)
 
 
 class OrderRow(Base):

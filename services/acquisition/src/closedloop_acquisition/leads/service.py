@@ -143,14 +143,20 @@ class LeadService:
         prepared: PreparedLead,
         customer: ResolvedCustomer,
         now: datetime,
+        *,
+        fresh: bool = False,
     ) -> CapturedLead:
+        """`fresh`: identity created the customer for this very submission, so no lead or touch
+        of theirs can exist yet and neither is read (two round trips fewer). A concurrent
+        submission for the same person that wrote a lead first makes the insert collide on the
+        (tenant, customer, campaign) key; the caller's retry then passes `fresh=False`."""
         request = prepared.request
         # Checked again inside the unit of work: a concurrent call with the same key may have
         # committed since the caller's first look (then our key row collides and this retries).
         first = await self.first_answer(session, tenant_id, request)
         if first is not None:
             return first
-        lead, repeat = await self._capture(session, tenant_id, prepared, customer, now)
+        lead, repeat = await self._capture(session, tenant_id, prepared, customer, now, fresh=fresh)
         if request.request_id:
             await repo.add(
                 session,
@@ -173,9 +179,15 @@ class LeadService:
         prepared: PreparedLead,
         customer: ResolvedCustomer,
         now: datetime,
+        *,
+        fresh: bool = False,
     ) -> tuple[LeadRow, bool]:
         request, page, form = prepared.request, prepared.page, prepared.form
-        existing = await repo.lead_of(session, tenant_id, customer.customer_id, page.campaign_id)
+        existing = (
+            None
+            if fresh
+            else await repo.lead_of(session, tenant_id, customer.customer_id, page.campaign_id)
+        )
         if existing is not None:
             existing.values = {**existing.values, **form.values}
             existing.submissions += 1
@@ -199,7 +211,9 @@ class LeadService:
             return existing, True
 
         # The touches of the person, read through their owner's repository.
-        their_touches = await touches.touches_of(session, tenant_id, customer.customer_id)
+        their_touches = (
+            [] if fresh else await touches.touches_of(session, tenant_id, customer.customer_id)
+        )
         code_referrer = ""
         if request.referral_code:
             code_referrer = await touches.referrer_of_code(

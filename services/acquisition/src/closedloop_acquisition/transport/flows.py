@@ -120,9 +120,19 @@ class Flows:
         if isinstance(prepared, CapturedLead):
             return prepared
         customer = await self.leads.resolve_lead(tenant, prepared)
-        return await self.tx(
-            lambda s: self.leads.capture_lead(s, tenant, prepared, customer, now())
-        )
+        # A customer identity just created has no lead or touch to read; should a concurrent
+        # submission's lead collide with ours, the retry reads them after all.
+        attempts = 0
+
+        async def write(session: AsyncSession) -> CapturedLead:
+            nonlocal attempts
+            attempts += 1
+            fresh = customer.created and attempts == 1
+            return await self.leads.capture_lead(
+                session, tenant, prepared, customer, now(), fresh=fresh
+            )
+
+        return await self.tx(write)
 
     async def join_fission(
         self,

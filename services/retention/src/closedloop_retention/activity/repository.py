@@ -12,7 +12,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
 
-from closedloop_retention.models import ActivityRow, OrderItemRow, OrderRow, StageChangeRow, TagRow
+from closedloop_retention.models import (
+    ActivityRow,
+    CustomerValueRow,
+    OrderItemRow,
+    OrderRow,
+    StageChangeRow,
+    TagRow,
+)
 from loopkit.customer_rows import repoint_customer
 
 # The tables keyed by (tenant, customer) this concept owns, besides the activity row itself.
@@ -219,6 +226,12 @@ class ActivityRepository:
     # --- customer events ---------------------------------------------------------------------
 
     async def drop(self, session: AsyncSession, row: ActivityRow) -> None:
+        await session.execute(
+            delete(CustomerValueRow).where(
+                CustomerValueRow.tenant_id == row.tenant_id,
+                CustomerValueRow.customer_id == row.customer_id,
+            )
+        )
         await session.delete(row)
 
     async def repoint(self, session: AsyncSession, tenant: str, merged: str, survivor: str) -> None:
@@ -232,11 +245,17 @@ class ActivityRepository:
                 TagRow.tenant_id == tenant, TagRow.customer_id == merged, TagRow.tag.in_(keep_tags)
             )
         )
+        # The merged customer's scores go; the next rescore scores the survivor's combined facts.
+        await session.execute(
+            delete(CustomerValueRow).where(
+                CustomerValueRow.tenant_id == tenant, CustomerValueRow.customer_id == merged
+            )
+        )
         columns = [(model, "customer_id") for model in _CUSTOMER_TABLES]
         await repoint_customer(session, columns, tenant_id=tenant, from_id=merged, to_id=survivor)
 
     async def forget(self, session: AsyncSession, tenant: str, ids: list[str]) -> None:
-        for model in (ActivityRow, *_CUSTOMER_TABLES):
+        for model in (ActivityRow, CustomerValueRow, *_CUSTOMER_TABLES):
             await session.execute(
                 delete(model)
                 .where(model.tenant_id == tenant, model.customer_id.in_(ids))

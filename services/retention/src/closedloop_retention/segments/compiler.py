@@ -19,7 +19,7 @@ from sqlalchemy import (
 )
 
 from closedloop_retention.clock import utc
-from closedloop_retention.models import ActivityRow, LoyaltyAccountRow, TagRow
+from closedloop_retention.models import ActivityRow, CustomerValueRow, LoyaltyAccountRow, TagRow
 from closedloop_retention.segments.language import Condition, Node, Not, TimeValue
 
 _A = ActivityRow
@@ -30,10 +30,6 @@ def _column(name: str) -> Any:
         "order_count": _A.order_count,
         "revenue": _A.revenue_minor,
         "referrals_made": _A.referrals_made,
-        "rfm_r": _A.rfm_r,
-        "rfm_f": _A.rfm_f,
-        "rfm_m": _A.rfm_m,
-        "rfm_score": _A.rfm_score,
         "churn_risk": _A.churn_risk,
         "first_seen_at": _A.first_seen_at,
         "last_seen_at": _A.last_seen_at,
@@ -44,7 +40,6 @@ def _column(name: str) -> Any:
         "channel": _A.channel_id,
         "channel_kind": _A.channel_kind,
         "owner_rep": _A.owner_rep_id,
-        "top_customer": _A.top_customer,
         "unsubscribed": _A.unsubscribed,
         "consent": _A.consent,
         "deleted_rep": _A.deleted_rep,
@@ -59,7 +54,21 @@ def _column(name: str) -> Any:
             .scalar_subquery(),
             0,
         )
+    if name in _SCORES:
+        return func.coalesce(
+            select(getattr(CustomerValueRow, name))
+            .where(
+                CustomerValueRow.tenant_id == _A.tenant_id,
+                CustomerValueRow.customer_id == _A.customer_id,
+            )
+            .scalar_subquery(),
+            false() if name == "top_customer" else 0,
+        )
     return columns[name]
+
+
+# The RFM scores, kept in their own table; a customer without a row scores 0 / not top.
+_SCORES = frozenset({"rfm_r", "rfm_f", "rfm_m", "rfm_score", "top_customer"})
 
 
 def _value(cond: Condition, value: object, now: datetime) -> object:

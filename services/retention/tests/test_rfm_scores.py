@@ -1,0 +1,199 @@
+"""RFM scores from cut-offs computed once: equal values get equal scores, and PostgreSQL
+(`percentile_disc`) and SQLite (ordered `LIMIT 1 OFFSET`) give the same scores for the same data
+(both are checked against one reference computed here from sorted values)."""
+
+from __future__ import annotations
+
+import math
+import random
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+
+from closedloop_retention.activity import value
+from closedloop_retention.activity.rules import RulesRepository
+from closedloop_retention.activity.service import ActivityService
+from closedloop_retention.models import ActivityRow, kit
+from closedloop_retention.segments import compiler, language
+from loopkit.db import transact
+from loopkit.events import Outbox
+from loopkit_dev.testing import RunningService
+
+NOW = datetime(2026, 11, 29, 12, tzinfo=UTC)
+
+
+def buyers(n: int, seed: int) -> list[dict[str, Any]]:
+    """Facts with many ties: few distinct order counts, repeated revenues and order days."""
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        orders = rng.choice([1, 1, 1, 2, 2, 3, 5, 8])
+        out.append(
+            {
+                "customer_id": f"{i:026d}",
+                "order_count": orders,
+                "revenue_minor": rng.choice([990, 1990, 1990, 4990]) * orders,
+                "last_order_at": NOW - timedelta(days=rng.randrange(0, 40)),
+            }
+        )
+    return out
+
+
+def row(tenant: str, f: dict[str, Any]) -> ActivityRow:
+    return ActivityRow(
+        tenant_id=tenant,
+        customer_id=f["customer_id"],
+        first_seen_at=NOW - timedelta(days=500),
+        last_seen_at=NOW,
+        order_count=f["order_count"],
+        revenue_minor=f["revenue_minor"],
+        first_order_at=f["last_order_at"],
+        last_order_at=f["last_order_at"],
+        referrals_made=0,
+        unsubscribed=False,
+        deleted_rep=False,
+        consent=False,
+        channel_id="",
+        channel_kind="",
+        owner_rep_id="",
+        contact_kind="",
+        contact_scope="",
+        contact_value="",
+        active_hours=[0] * 24,
+        stage="stable",
+        stage_reason="",
+        churn_risk=0.0,
+        win_back_attempts=0,
+    )
+
+
+def reference(facts: list[dict[str, Any]]) -> dict[str, tuple[int, int, int, int, bool]]:
+    """The documented semantics, from sorted values: the cut-off at share p is the value at
+    position ceil(p·n); a score is 1 + the number of cut-offs the value is above; top = revenue at
+    least that of the buyer at position ceil(n/5) from the top."""
+    n = len(facts)
+
+    def cuts(key: str) -> list[Any]:
+        ordered = sorted(f[key] for f in facts)
+        return [ordered[max(1, math.ceil(p * n)) - 1] for p in (0.2, 0.4, 0.6, 0.8)]
+
+    def score(v: Any, cs: list[Any]) -> int:
+        return 1 + sum(v > c for c in cs)
+
+    r, fr, m = cuts("last_order_at"), cuts("order_count"), cuts("revenue_minor")
+    top = sorted((f["revenue_minor"] for f in facts), reverse=True)[max(1, math.ceil(0.2 * n)) - 1]
+    out = {}
+    for f in facts:
+        s = (
+            score(f["last_order_at"], r),
+            score(f["order_count"], fr),
+            score(f["revenue_minor"], m),
+        )
+        out[f["customer_id"]] = (*s, s[0] * 100 + s[1] * 10 + s[2], f["revenue_minor"] >= top)
+    return out
+
+
+async def scores(
+    service: RunningService, tenant: str
+) -> dict[str, tuple[int, int, int, int, bool]]:
+    async with service.runtime.sessions() as session:
+        rows = await session.scalars(select(ActivityRow).where(ActivityRow.tenant_id == tenant))
+        return {
+            r.customer_id: (r.rfm_r, r.rfm_f, r.rfm_m, r.rfm_score, bool(r.top_customer))
+            for r in rows
+        }
+
+
+async def rescore(service: RunningService, tenant: str) -> int:
+    async def work(session: Any) -> int:
+        return await value.recompute_rfm(session, tenant)
+
+    return await transact(service.runtime.sessions, work)
+
+
+async def seed(service: RunningService, tenant: str, facts: list[dict[str, Any]]) -> None:
+    async def work(session: Any) -> None:
+        session.add_all(row(tenant, dict(f)) for f in facts)
+
+    await transact(service.runtime.sessions, work)
+
+
+async def test_scores_follow_the_cut_offs_and_ties_score_alike(retention: RunningService) -> None:
+    tenant = f"rfm-{uuid.uuid4().hex[:8]}"
+    facts = buyers(137, seed=5)  # not a multiple of 5, many ties
+    await seed(retention, tenant, facts)
+
+    assert await rescore(retention, tenant) == len(facts)
+    got = await scores(retention, tenant)
+    assert got == reference(facts)
+    # Equal values, equal scores (the customer id never breaks a tie).
+    by_orders: dict[int, set[int]] = {}
+    for f in facts:
+        by_orders.setdefault(f["order_count"], set()).add(got[f["customer_id"]][1])
+    assert all(len(s) == 1 for s in by_orders.values())
+    assert {s[1] for s in got.values()} != {1}  # and the scores still spread
+
+    # Nothing changed: nothing is written.
+    assert await rescore(retention, tenant) == 0
+
+    # A buyer refunded entirely is no buyer: scores gone (0); the others are rescored.
+    gone = facts[0]["customer_id"]
+
+    async def refund(session: Any) -> None:
+        await session.execute(
+            update(ActivityRow)
+            .where(ActivityRow.tenant_id == tenant, ActivityRow.customer_id == gone)
+            .values(order_count=0, revenue_minor=0, last_order_at=None, first_order_at=None)
+        )
+
+    await transact(retention.runtime.sessions, refund)
+    assert await rescore(retention, tenant) >= 1
+    got = await scores(retention, tenant)
+    assert got[gone] == (0, 0, 0, 0, False)
+    assert {k: v for k, v in got.items() if k != gone} == reference(facts[1:])
+
+    # Segments and the top list read the same scores.
+    async def preview(session: Any) -> int:
+        node = language.parse("top_customer = true AND rfm_r >= 1")
+        result = (await session.execute(compiler.preview_query(tenant, node, NOW, 0))).scalar()
+        return int(result or 0)
+
+    tops = sum(1 for v in got.values() if v[4])
+    assert await transact(retention.runtime.sessions, preview) == tops
+    activity = ActivityService(Outbox(kit, "retention"), RulesRepository())
+
+    async def top(session: Any) -> list[str]:
+        views = await activity.top_customers(session, tenant, 1000, recompute=False)
+        return [v.customer_id for v in views]
+
+    listed = await transact(retention.runtime.sessions, top)
+    assert len(listed) == tops
+    revenue = {f["customer_id"]: f["revenue_minor"] for f in facts}
+    assert [revenue[c] for c in listed] == sorted((revenue[c] for c in listed), reverse=True)
+
+
+async def test_small_tenants(retention: RunningService) -> None:
+    """One buyer scores 1/1/1 and is the top customer; of two, the better scores 3 (above the
+    20 % and 40 % cut-offs, which are the lesser value)."""
+    one, two = f"rfm1-{uuid.uuid4().hex[:8]}", f"rfm2-{uuid.uuid4().hex[:8]}"
+    solo = buyers(1, seed=1)
+    pair = [
+        {"customer_id": "a" * 26, "order_count": 1, "revenue_minor": 100, "last_order_at": NOW},
+        {
+            "customer_id": "b" * 26,
+            "order_count": 2,
+            "revenue_minor": 300,
+            "last_order_at": NOW + timedelta(hours=1),
+        },
+    ]
+    await seed(retention, one, solo)
+    await seed(retention, two, pair)
+    await rescore(retention, one)
+    await rescore(retention, two)
+    assert await scores(retention, one) == {solo[0]["customer_id"]: (1, 1, 1, 111, True)}
+    assert await scores(retention, two) == {
+        "a" * 26: (1, 1, 1, 111, False),
+        "b" * 26: (3, 3, 3, 333, True),
+    }
