@@ -177,6 +177,16 @@ async def transact(
         return result
 
 
+async def one_snapshot(session: AsyncSession) -> None:
+    """Make every read of this transaction see the same committed state. Call it before the
+    transaction's first statement (later, it changes nothing). PostgreSQL's default READ COMMITTED
+    takes a snapshot per statement, so a balance and its ledger read one after the other can
+    straddle another commit; REPEATABLE READ takes one for the whole transaction. SQLite has one
+    writer and reads inside a transaction already agree."""
+    if session.bind is not None and session.bind.dialect.name == "postgresql":
+        await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+
+
 def wrote_events(session: AsyncSession) -> bool:
     """Whether the session's transaction wrote outbox rows (see `loopkit.events.Outbox`)."""
     return bool(session.info.get(WROTE_EVENTS))

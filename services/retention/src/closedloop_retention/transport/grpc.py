@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import grpc
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from closedloop.retention.v1 import retention_pb2 as pb
 from closedloop.retention.v1 import retention_pb2_grpc
@@ -13,13 +14,16 @@ from closedloop_retention.broadcasts.service import BroadcastService
 from closedloop_retention.clock import now
 from closedloop_retention.consent.service import ConsentService
 from closedloop_retention.customer360.service import Customer360Service
+from closedloop_retention.customer360.views import Customer360
 from closedloop_retention.funnel.service import FunnelService
 from closedloop_retention.loyalty.service import LoyaltyService
+from closedloop_retention.loyalty.views import Account
 from closedloop_retention.segments.service import SegmentService
 from closedloop_retention.suggestions.service import SuggestionService
 from closedloop_retention.transport import convert, convert_360
 from closedloop_retention.transport.grpc_offers import IDEMPOTENT, OffersAndConsentRpcs
 from closedloop_retention.winback.service import WinBackService
+from loopkit.db import one_snapshot
 from loopkit.errors import InvalidArgument
 from loopkit.tenancy import require_tenant
 from loopkit.uow import UnitOfWork
@@ -135,9 +139,12 @@ class RetentionServicer(OffersAndConsentRpcs, retention_pb2_grpc.RetentionServic
         limit = request.ledger_limit or 50
         if not 1 <= limit <= MAX_LIST:
             raise InvalidArgument(f"must be within 1..{MAX_LIST}", field="ledger_limit")
-        account = await self._uow.run(
-            lambda s: self._loyalty.account_of(s, tenant, customer, limit)
-        )
+
+        async def read(s: AsyncSession) -> Account:
+            await one_snapshot(s)  # the balance and the ledger must agree
+            return await self._loyalty.account_of(s, tenant, customer, limit)
+
+        account = await self._uow.run(read)
         return pb.GetLoyaltyAccountResponse(
             customer_id=account.customer_id,
             balance=account.balance,
@@ -388,7 +395,12 @@ class RetentionServicer(OffersAndConsentRpcs, retention_pb2_grpc.RetentionServic
             raise InvalidArgument(f"must be within 1..{MAX_LIST}", field="timeline_limit")
         # identity first, outside the transaction: who the id stands for today
         who = await self._c360.identify(tenant, customer)
-        found = await self._uow.run(lambda s: self._c360.view(s, tenant, who, limit))
+
+        async def read(s: AsyncSession) -> Customer360:
+            await one_snapshot(s)  # its parts are read one after another and must agree
+            return await self._c360.view(s, tenant, who, limit)
+
+        found = await self._uow.run(read)
         return convert_360.customer360_to_pb(found)
 
 
