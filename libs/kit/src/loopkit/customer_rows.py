@@ -1,35 +1,271 @@
-"""Rows that name a customer, kept right when identity merges customers. Transport-free, so a
-service's domain and repositories may use it (the subscription wiring is in customer_events)."""
+"""Rows that name a customer, kept right when identity merges customers and when it undoes a
+merge. Transport-free, so a service's domain and repositories may use it (the subscription wiring
+is in customer_events).
+
+A merge (`customer.merged`, with its `merge_id`) re-points the merged customer's rows to the
+survivor with `repoint_customer(..., merge_id=...)`, which writes each moved row's key into the
+service's move log (`loopkit.tables.customer_moves_table`). A row the survivor already had an
+equivalent of (a uniqueness rule involving the customer) is resolved by the service itself; if it
+deletes the merged customer's row, it first keeps a copy with `set_aside`. An unmerge
+(`customer.unmerged` naming that merge) calls `give_back_customer`: exactly the logged rows go
+back to the restored customer and the set-aside rows come back; rows created for the survivor
+after the merge stay with the survivor. What a service combined on the survivor (summed
+counters, say) it undoes itself with what `give_back_customer` returns.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import base64
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import Table, update
+from sqlalchemy import (
+    Column,
+    Date,
+    DateTime,
+    LargeBinary,
+    MetaData,
+    Table,
+    delete,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
+
+from loopkit.tables import CUSTOMER_MOVES
+
+Model = Table | type[Any]
+
+
+def _table(model: Model) -> Table:
+    return model if isinstance(model, Table) else model.__table__
+
+
+def _moves(metadata: MetaData) -> Table:
+    moves = metadata.tables.get(CUSTOMER_MOVES)
+    if moves is None:
+        raise RuntimeError(
+            "this service keeps no move log: add loopkit.tables.customer_moves_table(metadata) "
+            "to its models and a migration creating it"
+        )
+    return moves
+
+
+def _key_columns(table: Table, column: str) -> list[Column[Any]]:
+    """The primary-key columns that name the row apart from the tenant and the customer."""
+    return [c for c in table.primary_key.columns if c.name not in ("tenant_id", column)]
+
+
+def _encode(table: Table, values: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for col in table.columns:
+        if col.name not in values:
+            continue
+        value = values[col.name]
+        if isinstance(value, datetime | date):
+            value = value.isoformat()
+        elif isinstance(value, bytes):
+            value = base64.b64encode(value).decode("ascii")
+        out[col.name] = value
+    return out
+
+
+def _decode(table: Table, data: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, value in data.items():
+        if name not in table.columns:
+            continue  # a column dropped since the merge
+        kind = table.columns[name].type
+        if value is not None and isinstance(kind, DateTime):
+            value = datetime.fromisoformat(value)
+            if kind.timezone and value.tzinfo is None:
+                value = value.replace(tzinfo=UTC)  # SQLite hands UTC back without its zone
+        elif value is not None and isinstance(kind, Date):
+            value = date.fromisoformat(value)
+        elif value is not None and isinstance(kind, LargeBinary):
+            value = base64.b64decode(value)
+        out[name] = value
+    return out
+
+
+def row_values(row: Any) -> dict[str, Any]:
+    """Every column of an ORM row (or a mapping) by name, for `set_aside`."""
+    if isinstance(row, Mapping):
+        return dict(row)
+    return {col.name: getattr(row, col.key) for col in row.__table__.columns}
+
+
+async def record_moves(
+    session: AsyncSession,
+    model: Model,
+    column: str,
+    keys: Iterable[Sequence[Any]],
+    *,
+    tenant_id: str,
+    merge_id: str,
+    from_id: str,
+    to_id: str,
+) -> None:
+    """Log rows a service re-pointed itself (keys: the `_key_columns` values of each row)."""
+    table = _table(model)
+    rows = [
+        {
+            "tenant_id": tenant_id,
+            "merge_id": merge_id,
+            "table_name": table.name,
+            "column_name": column,
+            "row_key": list(key),
+            "row_data": None,
+            "from_id": from_id,
+            "to_id": to_id,
+        }
+        for key in keys
+    ]
+    if rows and merge_id:
+        await session.execute(insert(_moves(table.metadata)), rows)
+
+
+async def set_aside(
+    session: AsyncSession,
+    model: Model,
+    column: str,
+    rows: Iterable[Any],
+    *,
+    tenant_id: str,
+    merge_id: str,
+    from_id: str,
+    to_id: str,
+) -> None:
+    """Keep a copy of rows of `from_id` the service is about to delete on a merge (the survivor
+    had their like), so the unmerge inserts them again. The caller deletes them."""
+    table = _table(model)
+    copies = [
+        {
+            "tenant_id": tenant_id,
+            "merge_id": merge_id,
+            "table_name": table.name,
+            "column_name": column,
+            "row_key": None,
+            "row_data": _encode(table, row_values(row)),
+            "from_id": from_id,
+            "to_id": to_id,
+        }
+        for row in rows
+    ]
+    if copies and merge_id:
+        await session.execute(insert(_moves(table.metadata)), copies)
 
 
 async def repoint_customer(
     session: AsyncSession,
-    columns: Iterable[tuple[Table | type[Any], str]],
+    columns: Iterable[tuple[Model, str]],
     *,
     tenant_id: str,
     from_id: str,
     to_id: str,
+    merge_id: str = "",
 ) -> int:
     """Move every (table or ORM class, column) reference of `from_id` to `to_id` in the tenant.
 
-    Tables with a uniqueness rule involving the customer (one lead per customer and campaign, say)
-    must resolve the collision themselves before calling this.
+    With a `merge_id` (customer.merged carries one) each moved row is logged, so an unmerge gives
+    exactly these rows back (`give_back_customer`). Tables with a uniqueness rule involving the
+    customer (one lead per customer and campaign, say) must resolve the collision themselves
+    before calling this (`set_aside` what they delete).
     """
     moved = 0
     for model, column in columns:
-        table: Table = model if isinstance(model, Table) else model.__table__
-        result = await session.execute(
+        table = _table(model)
+        stmt = (
             update(table)
             .where(table.c.tenant_id == tenant_id, table.c[column] == from_id)
             .values({column: to_id})
         )
-        moved += int(getattr(result, "rowcount", 0) or 0)
+        if not merge_id:
+            result = await session.execute(stmt)
+            moved += int(getattr(result, "rowcount", 0) or 0)
+            continue
+        keys = _key_columns(table, column)
+        returned = (await session.execute(stmt.returning(*keys, table.c[column]))).all()
+        moved += len(returned)
+        await record_moves(
+            session,
+            table,
+            column,
+            [tuple(row)[: len(keys)] for row in returned],
+            tenant_id=tenant_id,
+            merge_id=merge_id,
+            from_id=from_id,
+            to_id=to_id,
+        )
     return moved
+
+
+@dataclass
+class GivenBack:
+    """What `give_back_customer` did: rows moved back per table, and the set-aside rows it
+    inserted again per table (as inserted, the customer column naming the restored customer)."""
+
+    moved: dict[str, int] = field(default_factory=dict)
+    restored: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+    @property
+    def anything(self) -> bool:
+        return bool(self.moved or self.restored)
+
+
+async def give_back_customer(
+    session: AsyncSession,
+    metadata: MetaData,
+    *,
+    tenant_id: str,
+    merge_id: str,
+    restored_id: str,
+    survivor_id: str,
+) -> GivenBack:
+    """Undo the logged moves of `merge_id`: its rows name `restored_id` again, wherever later
+    merges took them (`survivor_id`: who holds them now), and its set-aside rows come back.
+
+    Rows created for the survivor after the merge were never logged and stay. The merge's log
+    goes, so giving back twice changes nothing. A merge logged before the service kept a log
+    gives nothing back.
+    """
+    moves = _moves(metadata)
+    records = (
+        await session.execute(
+            select(moves)
+            .where(moves.c.tenant_id == tenant_id, moves.c.merge_id == merge_id)
+            .order_by(moves.c.id)
+        )
+    ).all()
+    done = GivenBack()
+    for rec in records:
+        table = metadata.tables.get(rec.table_name)
+        if table is None:
+            continue  # a table dropped since the merge
+        column = rec.column_name
+        if rec.row_data is not None:
+            values = _decode(table, rec.row_data)
+            values[column] = restored_id
+            await session.execute(insert(table).values(values))
+            done.restored.setdefault(table.name, []).append(values)
+            continue
+        keys = _key_columns(table, column)
+        conditions = [table.c.tenant_id == tenant_id]
+        conditions += [col == value for col, value in zip(keys, rec.row_key or [], strict=True)]
+        # Only while the merge's survivor (or whoever holds its rows now) has the row: one given
+        # back already by undoing another merge stays where it is.
+        conditions.append(table.c[column].in_(list(dict.fromkeys([rec.to_id, survivor_id]))))
+        result = await session.execute(
+            update(table).where(*conditions).values({column: restored_id})
+        )
+        count = int(getattr(result, "rowcount", 0) or 0)
+        if count:
+            done.moved[table.name] = done.moved.get(table.name, 0) + count
+    if records:
+        await session.execute(
+            delete(moves).where(moves.c.tenant_id == tenant_id, moves.c.merge_id == merge_id)
+        )
+    return done
