@@ -1,4 +1,4 @@
-"""Consumers: lead.captured from acquisition, customer.merged/forgotten from identity."""
+"""Consumers: lead.captured from acquisition, customer.merged/unmerged/forgotten from identity."""
 
 from __future__ import annotations
 
@@ -26,7 +26,9 @@ class EventHandlers:
     def subscriptions(self) -> list[Subscription]:
         return [
             Subscription.to("acquisition", "leads", {"lead.captured": self.lead_captured}),
-            identity_subscription(on_merged=self.merged, on_forgotten=self.forgotten),
+            identity_subscription(
+                on_merged=self.merged, on_unmerged=self.unmerged, on_forgotten=self.forgotten
+            ),
         ]
 
     async def lead_captured(self, session: AsyncSession, env: Envelope) -> None:
@@ -48,8 +50,15 @@ class EventHandlers:
         )
         await self._sales.capture_lead(session, env.tenant_id, lead)
 
-    async def merged(self, session: AsyncSession, tenant: str, survivor: str, merged: str) -> None:
-        await self._customers.merged(session, tenant, survivor, merged)
+    async def merged(
+        self, session: AsyncSession, tenant: str, survivor: str, merged: str, merge_id: str
+    ) -> None:
+        await self._customers.merged(session, tenant, survivor, merged, merge_id)
+
+    async def unmerged(
+        self, session: AsyncSession, tenant: str, restored: str, survivor: str, merge_id: str
+    ) -> None:
+        await self._customers.unmerged(session, tenant, restored, survivor, merge_id)
 
     async def forgotten(self, session: AsyncSession, tenant: str, ids: Sequence[str]) -> None:
         await self._customers.forgotten(session, tenant, ids)
