@@ -73,22 +73,27 @@ def _encode(table: Table, values: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _decode_value(kind: Any, value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(kind, DateTime):
+        when = datetime.fromisoformat(value)
+        if kind.timezone and when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)  # SQLite hands UTC back without its zone
+        return when
+    if isinstance(kind, Date):
+        return date.fromisoformat(value)
+    if isinstance(kind, LargeBinary):
+        return base64.b64decode(value)
+    return value
+
+
 def _decode(table: Table, data: Mapping[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for name, value in data.items():
-        if name not in table.columns:
-            continue  # a column dropped since the merge
-        kind = table.columns[name].type
-        if value is not None and isinstance(kind, DateTime):
-            value = datetime.fromisoformat(value)
-            if kind.timezone and value.tzinfo is None:
-                value = value.replace(tzinfo=UTC)  # SQLite hands UTC back without its zone
-        elif value is not None and isinstance(kind, Date):
-            value = date.fromisoformat(value)
-        elif value is not None and isinstance(kind, LargeBinary):
-            value = base64.b64decode(value)
-        out[name] = value
-    return out
+    return {
+        name: _decode_value(table.columns[name].type, value)
+        for name, value in data.items()
+        if name in table.columns  # a column dropped since the merge is left out
+    }
 
 
 def row_values(row: Any) -> dict[str, Any]:
@@ -201,6 +206,58 @@ async def repoint_customer(
             to_id=to_id,
         )
     return moved
+
+
+async def repoint_unique(
+    session: AsyncSession,
+    model: Model,
+    column: str,
+    unique: Sequence[str],
+    *,
+    tenant_id: str,
+    from_id: str,
+    to_id: str,
+    merge_id: str = "",
+) -> int:
+    """`repoint_customer` for a table with a uniqueness rule on (tenant, customer, *unique): a
+    row of `from_id` whose `unique` values `to_id` already has is set aside and deleted (the
+    survivor's row stands for both; the unmerge inserts it again), the others move. Returns how
+    many moved."""
+    table = _table(model)
+    theirs = table.alias("survivor_rows")
+    clash = (
+        select(theirs.c[column])
+        .where(
+            theirs.c.tenant_id == tenant_id,
+            theirs.c[column] == to_id,
+            *[theirs.c[name] == table.c[name] for name in unique],
+        )
+        .exists()
+    )
+    mine = [table.c.tenant_id == tenant_id, table.c[column] == from_id]
+    dropped = (await session.execute(select(table).where(*mine, clash))).mappings().all()
+    if dropped:
+        await set_aside(
+            session,
+            table,
+            column,
+            dropped,
+            tenant_id=tenant_id,
+            merge_id=merge_id,
+            from_id=from_id,
+            to_id=to_id,
+        )
+        keys = [c.name for c in table.primary_key.columns]
+        for row in dropped:
+            await session.execute(delete(table).where(*[table.c[k] == row[k] for k in keys]))
+    return await repoint_customer(
+        session,
+        [(table, column)],
+        tenant_id=tenant_id,
+        from_id=from_id,
+        to_id=to_id,
+        merge_id=merge_id,
+    )
 
 
 @dataclass

@@ -21,7 +21,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from loopkit.db import new_metadata
-from loopkit.tables import kit_tables
+from loopkit.tables import customer_moves_table, kit_tables
 
 
 class Base(DeclarativeBase):
@@ -29,6 +29,8 @@ class Base(DeclarativeBase):
 
 
 kit = kit_tables(Base.metadata)
+# What each merge moved, so an unmerge gives it back (loopkit.customer_rows).
+customer_moves = customer_moves_table(Base.metadata)
 
 
 class ActivityRow(Base):
@@ -420,3 +422,15 @@ class NoticeRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class CustomerAliasRow(Base):
+    """A merged-away customer id and the survivor that holds its rows now: events still naming
+    the merged id (an order paid after the merge) land on the survivor. Dropped on unmerge."""
+
+    __tablename__ = "customer_aliases"
+
+    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(26), primary_key=True)
+    survivor_id: Mapped[str] = mapped_column(String(26))
+    merge_id: Mapped[str] = mapped_column(String(64))

@@ -93,7 +93,9 @@ class EventHandlers:
             Subscription.to("acquisition", "acquisition", acquisition),
             Subscription.to("conversion", "conversion", conversion),
             Subscription.to("referral", "referral", referral),
-            identity_subscription(on_merged=self.merged, on_forgotten=self.forgotten),
+            identity_subscription(
+                on_merged=self.merged, on_unmerged=self.unmerged, on_forgotten=self.forgotten
+            ),
             *self.funnel_subscriptions(),
         ]
 
@@ -115,6 +117,7 @@ class EventHandlers:
             Subscription.to("referral", "funnel-referral", referral),
             identity_subscription(
                 on_merged=self.funnel_merged,
+                on_unmerged=self.funnel_unmerged,
                 on_forgotten=self.funnel_forgotten,
                 name="funnel-identity",
             ),
@@ -293,8 +296,17 @@ class EventHandlers:
 
     # --- identity ---------------------------------------------------------------------------
 
-    async def merged(self, session: AsyncSession, tenant: str, survivor: str, gone: str) -> None:
-        await self._people.merge(session, tenant, survivor, gone, now=now())
+    async def merged(
+        self, session: AsyncSession, tenant: str, survivor: str, gone: str, merge_id: str
+    ) -> None:
+        await self._people.merge(session, tenant, survivor, gone, now=now(), merge_id=merge_id)
+
+    async def unmerged(
+        self, session: AsyncSession, tenant: str, restored: str, survivor: str, merge_id: str
+    ) -> None:
+        await self._people.unmerge(
+            session, tenant, restored, survivor, merge_id=merge_id, now=now()
+        )
 
     async def forgotten(self, session: AsyncSession, tenant: str, ids: Sequence[str]) -> None:
         await self._people.forget(session, tenant, ids)
@@ -356,9 +368,14 @@ class EventHandlers:
             )
 
     async def funnel_merged(
-        self, session: AsyncSession, tenant: str, survivor: str, gone: str
+        self, session: AsyncSession, tenant: str, survivor: str, gone: str, merge_id: str
     ) -> None:
         await self._funnel.merge(session, tenant, survivor, gone)
+
+    async def funnel_unmerged(
+        self, session: AsyncSession, tenant: str, restored: str, survivor: str, merge_id: str
+    ) -> None:
+        await self._funnel.unmerge(session, tenant, restored)
 
     async def funnel_forgotten(
         self, session: AsyncSession, tenant: str, ids: Sequence[str]
