@@ -273,6 +273,44 @@ class GivenBack:
         return bool(self.moved or self.restored)
 
 
+@dataclass(frozen=True)
+class Move:
+    """One logged move of a merge: the row's key (see `record_moves`), from whom to whom."""
+
+    row_key: tuple[Any, ...]
+    from_id: str
+    to_id: str
+
+
+async def take_moves(
+    session: AsyncSession,
+    model: Model,
+    column: str,
+    *,
+    tenant_id: str,
+    merge_id: str,
+    from_id: str | None = None,
+) -> list[Move]:
+    """Take a merge's logged moves of one table and column out of the log (optionally only those
+    from `from_id`), for a service that gives them back its own way (a swap around a
+    uniqueness rule, say) before `give_back_customer` does the rest."""
+    table = _table(model)
+    moves = _moves(table.metadata)
+    where = [
+        moves.c.tenant_id == tenant_id,
+        moves.c.merge_id == merge_id,
+        moves.c.table_name == table.name,
+        moves.c.column_name == column,
+        moves.c.row_key.is_not(None),
+    ]
+    if from_id is not None:
+        where.append(moves.c.from_id == from_id)
+    rows = (await session.execute(select(moves).where(*where).order_by(moves.c.id))).all()
+    if rows:
+        await session.execute(delete(moves).where(moves.c.id.in_([r.id for r in rows])))
+    return [Move(tuple(r.row_key or ()), r.from_id, r.to_id) for r in rows]
+
+
 async def give_back_customer(
     session: AsyncSession,
     metadata: MetaData,
