@@ -144,8 +144,9 @@ async def set_aside(
     from_id: str,
     to_id: str,
 ) -> None:
-    """Keep a copy of rows of `from_id` the service is about to delete on a merge (the survivor
-    had their like), so the unmerge inserts them again. The caller deletes them."""
+    """Keep a copy of rows the service is about to delete on a merge (the other side had their
+    like), so the unmerge inserts them again: a row of `from_id` for the restored customer, a
+    row of `to_id` for whoever holds the survivor's rows then. The caller deletes them."""
     table = _table(model)
     copies = [
         {
@@ -343,7 +344,7 @@ async def give_back_customer(
         column = rec.column_name
         if rec.row_data is not None:
             values = _decode(table, rec.row_data)
-            values[column] = restored_id
+            values[column] = restored_id if values.get(column) == rec.from_id else survivor_id
             await session.execute(insert(table).values(values))
             done.restored.setdefault(table.name, []).append(values)
             continue
