@@ -192,3 +192,50 @@ async def test_merge_gives_the_survivor_the_merged_customers_window_and_sends(
     await eventually(survivor_has_the_window)
     got = await stub.GetSend(pb.GetSendRequest(tenant_id=TENANT, idempotency_key=key))
     assert got.send.customer_id == survivor
+
+
+async def test_unmerge_gives_the_window_and_sends_back(
+    gateway: RunningService, stub: Any, nats_client: Client
+) -> None:
+    survivor, merged, openid = unique("c"), unique("c"), unique("o")
+    await _subscribed(nats_client, merged, openid)
+    key = unique("k")
+    await _send_text(stub, key, merged, openid, "Hi")
+
+    def text_to(customer: str) -> pb.SendMessageRequest:
+        fresh = pb.OfficialAccountText(app_id=WINDOW_APP, openid=unique("o"), text="Hello")
+        return pb.SendMessageRequest(
+            tenant_id=TENANT,
+            idempotency_key=unique("k"),
+            customer_id=customer,
+            official_account_text=fresh,
+        )
+
+    async def window_open(customer: str) -> bool:
+        try:
+            await stub.SendMessage(text_to(customer))
+        except grpc.aio.AioRpcError as exc:
+            assert exc.code() == grpc.StatusCode.FAILED_PRECONDITION
+            return False
+        return True
+
+    merge_id = unique("m")
+    merge = idev.CustomerMerged(survivor_id=survivor, merged_id=merged, merge_id=merge_id)
+    await _publish(nats_client, "identity", "customer.merged", survivor, merge)
+
+    async def merged_in() -> bool:
+        return await window_open(survivor)
+
+    await eventually(merged_in)
+    unmerge = idev.CustomerUnmerged(
+        restored_id=merged, survivor_id=survivor, merged_into_id=survivor, merge_id=merge_id
+    )
+    await _publish(nats_client, "identity", "customer.unmerged", merged, unmerge)
+
+    async def given_back() -> bool:
+        got = await stub.GetSend(pb.GetSendRequest(tenant_id=TENANT, idempotency_key=key))
+        return bool(got.send.customer_id == merged)
+
+    await eventually(given_back)
+    assert await window_open(merged)
+    assert not await window_open(survivor)
