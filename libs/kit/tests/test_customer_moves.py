@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kit_testbed import Database
 from loopkit import db
-from loopkit.customer_rows import give_back_customer, repoint_customer, set_aside
+from loopkit.customer_rows import forget_moves, give_back_customer, repoint_customer, set_aside
 from loopkit.tables import customer_moves_table
 
 T = "t-kit"
@@ -146,3 +146,24 @@ async def test_a_merge_without_a_merge_id_logs_nothing(database: Database) -> No
         )
         assert moved == 1
         assert (await s.execute(select(MOVES))).all() == []
+
+
+async def test_forgetting_a_customer_drops_their_moves_and_set_aside_copies(
+    database: Database,
+) -> None:
+    await schema(database)
+    async with database.sessions.begin() as s:
+        await s.execute(
+            insert(TAGS),
+            [
+                {"tenant_id": T, "customer_id": "A", "tag": "vip", "since": SINCE},
+                {"tenant_id": T, "customer_id": "B", "tag": "vip", "since": SINCE},
+                {"tenant_id": T, "customer_id": "D", "tag": "x", "since": SINCE},
+            ],
+        )
+        await s.execute(insert(NOTES).values(tenant_id=T, id=1, customer_id="B", text="b"))
+        await merge(s, "A", "B", "m-1")
+        await merge(s, "E", "D", "m-2")
+        await forget_moves(s, META, tenant_id=T, customer_ids=["A", "B"])
+        left = await s.execute(select(MOVES.c.merge_id, MOVES.c.from_id).distinct())
+        assert left.all() == [("m-2", "D")]

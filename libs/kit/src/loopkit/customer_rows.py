@@ -30,6 +30,7 @@ from sqlalchemy import (
     Table,
     delete,
     insert,
+    or_,
     select,
     update,
 )
@@ -365,3 +366,17 @@ async def give_back_customer(
             delete(moves).where(moves.c.tenant_id == tenant_id, moves.c.merge_id == merge_id)
         )
     return done
+
+
+async def forget_moves(
+    session: AsyncSession, metadata: MetaData, *, tenant_id: str, customer_ids: Sequence[str]
+) -> None:
+    """On customer.forgotten: the move log's entries of these customers go (the set-aside copies
+    may hold their personal data); their merges can no longer be given back."""
+    moves = _moves(metadata)
+    ids = list(customer_ids)
+    await session.execute(
+        delete(moves).where(
+            moves.c.tenant_id == tenant_id, or_(moves.c.from_id.in_(ids), moves.c.to_id.in_(ids))
+        )
+    )

@@ -22,6 +22,7 @@ from closedloop_gateway.interactions.service import customer_subject, openid_sub
 from closedloop_gateway.models import Base, InteractionRow, SendRow
 from closedloop_gateway.sends.model import ERASED, FAILED, FORGOTTEN, PAUSED, QUEUED
 from loopkit.customer_rows import (
+    forget_moves,
     give_back_customer,
     record_moves,
     repoint_customer,
@@ -34,6 +35,7 @@ from loopkit.timestamps import utc
 
 async def forgotten(session: AsyncSession, tenant: str, ids: Sequence[str]) -> None:
     ids = list(ids)
+    await forget_moves(session, Base.metadata, tenant_id=tenant, customer_ids=ids)
     sends = (
         await session.scalars(
             select(SendRow).where(SendRow.tenant_id == tenant, SendRow.customer_id.in_(ids))

@@ -16,7 +16,7 @@ from closedloop_acquisition.leads import repository as leads_repo
 from closedloop_acquisition.leads.service import LeadService
 from closedloop_acquisition.models import Base, FissionParticipantRow, LeadRow
 from closedloop_acquisition.touches import repository as touches
-from loopkit.customer_rows import give_back_customer
+from loopkit.customer_rows import forget_moves, give_back_customer
 
 
 class CustomerEvents:
@@ -66,7 +66,8 @@ class CustomerEvents:
     async def forgotten(
         self, session: AsyncSession, tenant_id: str, customer_ids: Sequence[str]
     ) -> None:
-        """Erase form values and WeChat ids of these customers."""
+        """Erase form values and WeChat ids of these customers (and the merge log's copies)."""
+        await forget_moves(session, Base.metadata, tenant_id=tenant_id, customer_ids=customer_ids)
         their_touches = await touches.touches_of_customers(session, tenant_id, customer_ids)
         openids = {
             str(i["value"])

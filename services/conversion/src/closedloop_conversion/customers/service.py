@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from closedloop_conversion.customers.privacy import erase_customers
 from closedloop_conversion.models import CUSTOMER_COLUMNS, Base
-from loopkit.customer_rows import give_back_customer, repoint_customer
+from loopkit.customer_rows import forget_moves, give_back_customer, repoint_customer
 
 
 class CustomerEvents:
@@ -50,3 +50,4 @@ class CustomerEvents:
     async def forgotten(self, session: AsyncSession, tenant: str, ids: Sequence[str]) -> None:
         """Personal data of the customers goes; the rows (counted in reports) stay."""
         await erase_customers(session, tenant, ids)
+        await forget_moves(session, Base.metadata, tenant_id=tenant, customer_ids=ids)

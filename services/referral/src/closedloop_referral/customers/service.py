@@ -18,7 +18,13 @@ from closedloop_referral.programs.repository import ProgramRepository
 from closedloop_referral.referrals.repository import ReferralRepository
 from closedloop_referral.referrals.service import ReferralService
 from closedloop_referral.rewards.repository import RewardRepository
-from loopkit.customer_rows import give_back_customer, record_moves, set_aside, take_moves
+from loopkit.customer_rows import (
+    forget_moves,
+    give_back_customer,
+    record_moves,
+    set_aside,
+    take_moves,
+)
 
 
 class CustomerEvents:
@@ -152,5 +158,6 @@ class CustomerEvents:
         """Erases personal data (openids, device hints, shared content); the pseudonymous
         referral and reward rows stay, as the accounts of rewards paid."""
         ids = list(ids)
+        await forget_moves(session, Base.metadata, tenant_id=tenant, customer_ids=ids)
         await self._programs.erase_personal(session, tenant, ids)
         await self._rows.forget_known(session, tenant, ids)

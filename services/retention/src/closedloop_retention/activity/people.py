@@ -24,7 +24,7 @@ from closedloop_retention.loyalty.repository import LoyaltyRepository
 from closedloop_retention.loyalty.service import EARNING_SOURCES
 from closedloop_retention.models import ActivityRow, Base, LoyaltyAccountRow
 from closedloop_retention.winback.service import WinBackService
-from loopkit.customer_rows import give_back_customer, record_moves, set_aside
+from loopkit.customer_rows import forget_moves, give_back_customer, record_moves, set_aside
 
 
 def _earliest(a: datetime | None, b: datetime | None) -> datetime | None:
@@ -163,6 +163,7 @@ class People:
 
     async def forget(self, session: AsyncSession, tenant: str, customer_ids: Sequence[str]) -> None:
         ids = list(customer_ids)
+        await forget_moves(session, Base.metadata, tenant_id=tenant, customer_ids=ids)
         await self._rows.forget(session, tenant, ids)
         await self._loyalty.forget(session, tenant, ids)
         await self._broadcasts.forget(session, tenant, ids)
