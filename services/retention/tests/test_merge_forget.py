@@ -126,7 +126,9 @@ async def test_unmerge_gives_each_side_its_own_and_orders_follow_the_alias(
     await paid(nats_client, t, b, 30, at=days_ago(5))
 
     async def loaded() -> bool:
-        return await balance(stub, t, a) == 100 and await balance(stub, t, b) == 80
+        second = await activity(stub, t, b)
+        tagged = second is not None and len(second.tags) == 2  # the leads are in too
+        return tagged and await balance(stub, t, a) == 100 and await balance(stub, t, b) == 80
 
     await eventually(loaded)
     await stub.RedeemPoints(
