@@ -167,3 +167,31 @@ async def test_forgetting_a_customer_drops_their_moves_and_set_aside_copies(
         await forget_moves(s, META, tenant_id=T, customer_ids=["A", "B"])
         left = await s.execute(select(MOVES.c.merge_id, MOVES.c.from_id).distinct())
         assert left.all() == [("m-2", "D")]
+
+
+async def test_a_set_aside_row_of_the_survivor_comes_back_to_the_survivor(
+    database: Database,
+) -> None:
+    """When the merged customer's row is the one kept (say the older of two), the survivor's own
+    row is set aside: the unmerge gives it back to the survivor, not to the restored one."""
+    await schema(database)
+    args = {"tenant_id": T, "merge_id": "m-1", "from_id": "B", "to_id": "A"}
+    async with database.sessions.begin() as s:
+        await s.execute(
+            insert(NOTES),
+            [
+                {"tenant_id": T, "id": 1, "customer_id": "A", "text": "a's, newer"},
+                {"tenant_id": T, "id": 2, "customer_id": "B", "text": "b's, older: kept"},
+            ],
+        )
+        mine = (await s.execute(select(NOTES).where(NOTES.c.id == 1))).mappings().all()
+        await set_aside(s, NOTES, "customer_id", mine, **args)
+        await s.execute(delete(NOTES).where(NOTES.c.id == 1))
+        await repoint_customer(s, [(NOTES, "customer_id")], **args)
+        assert await notes(s) == {2: "A"}
+    async with database.sessions.begin() as s:
+        given = await give_back_customer(
+            s, META, tenant_id=T, merge_id="m-1", restored_id="B", survivor_id="A"
+        )
+        assert given.moved == {"notes": 1}
+        assert await notes(s) == {1: "A", 2: "B"}

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import grpc
 from nats.aio.client import Client
 
-from acquisition_helpers import Env, form, openid
+from acquisition_helpers import Env, event_xml, form, openid, safe_post
 from closedloop.acquisition.v1 import acquisition_pb2 as pb
 from closedloop.common.v1 import common_pb2 as c
 from closedloop.events.v1 import acquisition_events_pb2 as ev
@@ -138,6 +139,78 @@ async def test_an_unmerge_unfolds_the_lead_that_came_with_the_merged_customer(
     ]
     await replay_event(nats_client, unmerged, durable="acquisition-identity")
     assert await state() == want
+
+
+async def test_an_unmerge_gives_each_fission_participation_back_with_its_invitations(
+    env: Env,
+) -> None:
+    campaign = (
+        await env.stub.CreateCampaign(
+            pb.CreateCampaignRequest(
+                tenant_id=env.tenant, name="Bring 5", fission_goal=5, fission_reward="mug"
+            )
+        )
+    ).campaign
+
+    async def join(who: str) -> pb.FissionParticipant:
+        answer = await env.stub.JoinFission(
+            pb.JoinFissionRequest(
+                tenant_id=env.tenant,
+                campaign_id=campaign.campaign_id,
+                identities=[openid(who, env.app_id)],
+                app_id=env.app_id,
+            )
+        )
+        return answer.participant
+
+    first, second = await join("o-fx-1"), await join("o-fx-2")
+    async with env.http() as http:
+        query, body = safe_post(
+            event_xml("o-fx-friend", "subscribe", key=f"qrscene_{second.scene}"), env.app_id
+        )
+        assert (await http.post(env.callback(), params=query, content=body)).status_code == 200
+
+    async def progress(customer: str) -> tuple[str, int] | None:
+        try:
+            answer = await env.stub.GetFissionProgress(
+                pb.GetFissionProgressRequest(
+                    tenant_id=env.tenant, campaign_id=campaign.campaign_id, customer_id=customer
+                )
+            )
+        except grpc.aio.AioRpcError:
+            return None
+        return answer.participant.scene, answer.participant.invited
+
+    async def invited() -> bool:
+        return await progress(second.customer_id) == (second.scene, 1)
+
+    await eventually(invited)
+    await env.identity_stub.MergeCustomers(
+        identity_pb2.MergeCustomersRequest(
+            tenant_id=env.tenant,
+            customer_ids=[first.customer_id, second.customer_id],
+            actor="test",
+            reason="same person",
+        )
+    )
+
+    async def folded() -> bool:
+        return await progress(first.customer_id) == (first.scene, 1)
+
+    await eventually(folded)
+    await env.identity_stub.UnmergeCustomer(
+        identity_pb2.UnmergeCustomerRequest(
+            tenant_id=env.tenant, customer_id=second.customer_id, actor="test", reason="two"
+        )
+    )
+
+    async def each_their_own() -> bool:
+        return (await progress(first.customer_id), await progress(second.customer_id)) == (
+            (first.scene, 0),
+            (second.scene, 1),
+        )
+
+    await eventually(each_their_own)
 
 
 async def test_forget_erases_form_values_and_openids_but_keeps_the_counts(env: Env) -> None:
