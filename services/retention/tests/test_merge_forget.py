@@ -207,3 +207,46 @@ async def test_unmerge_gives_each_side_its_own_and_orders_follow_the_alias(
 
     await eventually(b_credited)
     assert await balance(stub, t, a) == 130
+
+
+async def test_unmerge_when_the_survivor_had_nothing_of_its_own(
+    stub: Stub, nats_client: Client, identity: RunningService
+) -> None:
+    """The merged customer's activity row and account moved whole; the survivor's order after
+    the merge stays the survivor's, in a row and an account of its own."""
+    ids = identity_pb2_grpc.IdentityServiceStub(identity.channel)
+    t = tenant()
+    a = await new_customer(ids, t, "o-na")
+    b = await new_customer(ids, t, "o-nb")
+    await paid(nats_client, t, b, 50, at=days_ago(10))
+
+    async def loaded() -> bool:
+        return await balance(stub, t, b) == 50
+
+    await eventually(loaded)
+    await ids.MergeCustomers(
+        ipb.MergeCustomersRequest(tenant_id=t, customer_ids=[a, b], actor="op", reason="same")
+    )
+
+    async def merged_in() -> bool:
+        return await activity(stub, t, b) is None and await balance(stub, t, a) == 50
+
+    await eventually(merged_in)
+    await paid(nats_client, t, a, 10, at=days_ago(1))
+
+    async def credited() -> bool:
+        return await balance(stub, t, a) == 60
+
+    await eventually(credited)
+    await ids.UnmergeCustomer(
+        ipb.UnmergeCustomerRequest(tenant_id=t, customer_id=b, actor="op", reason="two people")
+    )
+
+    async def given_back() -> bool:
+        return await activity(stub, t, b) is not None
+
+    await eventually(given_back)
+    mine, theirs = await activity(stub, t, a), await activity(stub, t, b)
+    assert mine is not None and theirs is not None
+    assert (mine.order_count, mine.revenue_minor, await balance(stub, t, a)) == (1, 1000, 10)
+    assert (theirs.order_count, theirs.revenue_minor, await balance(stub, t, b)) == (1, 5000, 50)

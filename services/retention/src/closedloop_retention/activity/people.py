@@ -150,8 +150,12 @@ class People:
         for customer in (restored_id, survivor_id):
             await self._loyalty.rebuild(session, tenant, customer, EARNING_SOURCES, at=utc(now))
             row = await self._rows.find(session, tenant, customer)
+            if row is None and (await self._rows.order_totals(session, tenant, customer))[0]:
+                # Its activity row (the merged one's, taken whole) went back with the restored
+                # customer, but orders paid since are the survivor's: it needs a row of its own.
+                row = await self._activity.touch(session, tenant, customer, utc(now))
             if row is None:
-                continue  # its activity row went back with the restored customer
+                continue
             row.order_count, row.revenue_minor = await self._rows.order_totals(
                 session, tenant, customer
             )
