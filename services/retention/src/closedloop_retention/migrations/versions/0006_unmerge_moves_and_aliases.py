@@ -1,8 +1,8 @@
 """customer_moves (what each customer.merged moved, for customer.unmerged) and customer_aliases
 (merged ids -> survivor, so an event naming a merged-away id lands on the survivor)
 
-Revision ID: 0005
-Revises: 0004
+Revision ID: 0006
+Revises: 0005
 Create Date: 2026-12-01 03:50:00.000000
 """
 
@@ -13,8 +13,8 @@ from alembic import op
 
 from loopkit.migrations import create_customer_moves, drop_customer_moves
 
-revision: str = "0005"
-down_revision: str | None = "0004"
+revision: str = "0006"
+down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
