@@ -235,7 +235,8 @@ async def test_unmerge_gives_the_window_and_sends_back(
     await _publish(nats_client, "identity", "customer.merged", survivor, merge)
 
     async def merged_in() -> bool:
-        return await window_open(survivor)
+        got = await stub.GetSend(pb.GetSendRequest(tenant_id=TENANT, idempotency_key=key))
+        return got.send.customer_id == survivor and await window_open(survivor)
 
     await eventually(merged_in)
     unmerge = idev.CustomerUnmerged(
