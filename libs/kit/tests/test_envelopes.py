@@ -10,7 +10,11 @@ from nats.js import JetStreamContext
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from closedloop.events.v1.envelope_pb2 import Envelope
-from closedloop.events.v1.identity_events_pb2 import CustomerCreated, CustomerMerged
+from closedloop.events.v1.identity_events_pb2 import (
+    CustomerCreated,
+    CustomerMerged,
+    CustomerUnmerged,
+)
 from kit_testbed import EVENT_TYPE, KIT, Database, Stream, applied_counts, record_applied
 from loopkit.consumer import EventConsumer, Handler, Subscription
 from loopkit.customer_events import identity_subscription
@@ -111,16 +115,63 @@ async def test_identity_subscription_dead_letters_a_wrong_payload(
 ) -> None:
     merged: list[tuple[str, str, str]] = []
 
-    async def on_merged(session: AsyncSession, tenant: str, survivor: str, gone: str) -> None:
+    async def on_merged(
+        session: AsyncSession, tenant: str, survivor: str, gone: str, merge_id: str
+    ) -> None:
         merged.append((tenant, survivor, gone))
+
+    async def on_unmerged(
+        session: AsyncSession, tenant: str, restored: str, survivor: str, merge_id: str
+    ) -> None:
+        raise AssertionError("not sent")
 
     async def on_forgotten(session: AsyncSession, tenant: str, ids: object) -> None:
         raise AssertionError("not sent")
 
-    handlers = identity_subscription(on_merged=on_merged, on_forgotten=on_forgotten).handlers
+    handlers = identity_subscription(
+        on_merged=on_merged, on_unmerged=on_unmerged, on_forgotten=on_forgotten
+    ).handlers
     async with consuming(database, stream, js, handlers) as consumer:
         await publish(js, stream.producer, "customer.merged", CustomerCreated(customer_id="x"))
         letter = await one_letter(js, consumer.durable)
         assert letter.delivered == "1"
         assert letter.error.startswith("WrongPayload")
     assert merged == []
+
+
+async def test_customer_unmerged_reaches_the_handler(
+    database: Database, stream: Stream, js: JetStreamContext
+) -> None:
+    seen: list[tuple[str, str, str, str]] = []
+
+    async def on_merged(*args: object) -> None:
+        raise AssertionError("not sent")
+
+    async def on_unmerged(
+        session: AsyncSession, tenant: str, restored: str, survivor: str, merge_id: str
+    ) -> None:
+        seen.append((tenant, restored, survivor, merge_id))
+
+    async def on_forgotten(*args: object) -> None:
+        raise AssertionError("not sent")
+
+    handlers = identity_subscription(
+        on_merged=on_merged, on_unmerged=on_unmerged, on_forgotten=on_forgotten
+    ).handlers
+    async with consuming(database, stream, js, handlers) as consumer:
+        await publish(
+            js,
+            stream.producer,
+            "customer.unmerged",
+            CustomerUnmerged(restored_id="B", survivor_id="C", merge_id="m-1", merged_into_id="A"),
+        )
+
+        async def handled() -> bool:
+            return len(seen) == 1
+
+        await eventually(handled)
+        # An unmerge that names no merge cannot be acted on: dead-lettered at once.
+        await publish(js, stream.producer, "customer.unmerged", CustomerUnmerged(restored_id="B"))
+        letter = await one_letter(js, consumer.durable)
+        assert letter.error.startswith("InvalidArgument")
+    assert seen == [("t-kit", "B", "C", "m-1")]

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import grpc
 from nats.aio.client import Client
 
-from acquisition_helpers import Env, form, openid
+from acquisition_helpers import Env, event_xml, form, openid, safe_post
 from closedloop.acquisition.v1 import acquisition_pb2 as pb
 from closedloop.common.v1 import common_pb2 as c
 from closedloop.events.v1 import acquisition_events_pb2 as ev
@@ -12,7 +13,7 @@ from closedloop.events.v1 import conversion_events_pb2 as cpb
 from closedloop.events.v1 import referral_events_pb2 as rpb
 from closedloop.identity.v1 import identity_pb2
 from loopkit.events import new_envelope, subject_for, unpack
-from loopkit_dev.testing import eventually, read_events
+from loopkit_dev.testing import eventually, read_events, replay_event
 
 
 async def _lead(env: Env, lead_id: str) -> pb.Lead | None:
@@ -65,6 +66,151 @@ async def test_a_merge_moves_touches_and_folds_two_leads_of_one_campaign(env: En
     assert kept.customer_id == survivor and kept.submissions == 2
     stats = await env.stats(channel.channel_id)
     assert (stats.leads, stats.repeat_submissions, stats.unique_customers) == (1, 1, 1)
+
+
+async def test_an_unmerge_unfolds_the_lead_that_came_with_the_merged_customer(
+    env: Env, nats_client: Client
+) -> None:
+    campaign = await env.campaign()
+    channel = await env.channel(campaign.campaign_id, kind=pb.CHANNEL_KIND_OFFLINE)
+    page = await env.page(campaign.campaign_id, channel.channel_id)
+    other = await env.campaign()
+    other_page = await env.page(other.campaign_id, channel.channel_id)
+
+    async def capture(page_id: str, phone: str) -> pb.Lead:
+        answer = await env.stub.CaptureLead(
+            pb.CaptureLeadRequest(
+                tenant_id=env.tenant, page_id=page_id, values=form(phone_number=phone, note=phone)
+            )
+        )
+        return answer.lead
+
+    first = await capture(page.page_id, "13600136011")
+    second = await capture(page.page_id, "13600136012")
+    second_other = await capture(other_page.page_id, "13600136012")
+    assert env.identity is not None
+    merged = await env.identity_stub.MergeCustomers(
+        identity_pb2.MergeCustomersRequest(
+            tenant_id=env.tenant,
+            customer_ids=[first.customer_id, second.customer_id],
+            actor="test",
+            reason="same person",
+        )
+    )
+    assert merged.survivor.customer_id == first.customer_id
+
+    async def folded() -> bool:
+        lead = await _lead(env, second.lead_id)
+        return lead is not None and lead.lead_id == first.lead_id
+
+    await eventually(folded)
+
+    await env.identity_stub.UnmergeCustomer(
+        identity_pb2.UnmergeCustomerRequest(
+            tenant_id=env.tenant, customer_id=second.customer_id, actor="test", reason="two"
+        )
+    )
+
+    async def state() -> tuple[object, ...]:
+        leads = [await _lead(env, i) for i in (first.lead_id, second.lead_id, second_other.lead_id)]
+        return tuple(
+            None if lead is None else (lead.lead_id, lead.customer_id, lead.submissions)
+            for lead in leads
+        )
+
+    want = (
+        (first.lead_id, first.customer_id, 1),
+        (second.lead_id, second.customer_id, 1),
+        (second_other.lead_id, second.customer_id, 1),
+    )
+
+    async def unfolded() -> bool:
+        return await state() == want
+
+    await eventually(unfolded)
+    stats = await env.stats(channel.channel_id)
+    assert (stats.leads, stats.unique_customers) == (3, 2)
+
+    # The same customer.unmerged delivered again changes nothing.
+    [unmerged] = [
+        e
+        for e in await read_events(nats_client, "IDENTITY", tenant_id=env.tenant)
+        if e.type == "customer.unmerged"
+    ]
+    await replay_event(nats_client, unmerged, durable="acquisition-identity")
+    assert await state() == want
+
+
+async def test_an_unmerge_gives_each_fission_participation_back_with_its_invitations(
+    env: Env,
+) -> None:
+    campaign = (
+        await env.stub.CreateCampaign(
+            pb.CreateCampaignRequest(
+                tenant_id=env.tenant, name="Bring 5", fission_goal=5, fission_reward="mug"
+            )
+        )
+    ).campaign
+
+    async def join(who: str) -> pb.FissionParticipant:
+        answer = await env.stub.JoinFission(
+            pb.JoinFissionRequest(
+                tenant_id=env.tenant,
+                campaign_id=campaign.campaign_id,
+                identities=[openid(who, env.app_id)],
+                app_id=env.app_id,
+            )
+        )
+        return answer.participant
+
+    first, second = await join("o-fx-1"), await join("o-fx-2")
+    async with env.http() as http:
+        query, body = safe_post(
+            event_xml("o-fx-friend", "subscribe", key=f"qrscene_{second.scene}"), env.app_id
+        )
+        assert (await http.post(env.callback(), params=query, content=body)).status_code == 200
+
+    async def progress(customer: str) -> tuple[str, int] | None:
+        try:
+            answer = await env.stub.GetFissionProgress(
+                pb.GetFissionProgressRequest(
+                    tenant_id=env.tenant, campaign_id=campaign.campaign_id, customer_id=customer
+                )
+            )
+        except grpc.aio.AioRpcError:
+            return None
+        return answer.participant.scene, answer.participant.invited
+
+    async def invited() -> bool:
+        return await progress(second.customer_id) == (second.scene, 1)
+
+    await eventually(invited)
+    await env.identity_stub.MergeCustomers(
+        identity_pb2.MergeCustomersRequest(
+            tenant_id=env.tenant,
+            customer_ids=[first.customer_id, second.customer_id],
+            actor="test",
+            reason="same person",
+        )
+    )
+
+    async def folded() -> bool:
+        return await progress(first.customer_id) == (first.scene, 1)
+
+    await eventually(folded)
+    await env.identity_stub.UnmergeCustomer(
+        identity_pb2.UnmergeCustomerRequest(
+            tenant_id=env.tenant, customer_id=second.customer_id, actor="test", reason="two"
+        )
+    )
+
+    async def each_their_own() -> bool:
+        return (await progress(first.customer_id), await progress(second.customer_id)) == (
+            (first.scene, 0),
+            (second.scene, 1),
+        )
+
+    await eventually(each_their_own)
 
 
 async def test_forget_erases_form_values_and_openids_but_keeps_the_counts(env: Env) -> None:

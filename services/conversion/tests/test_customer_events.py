@@ -1,4 +1,5 @@
-"""customer.merged re-points this service's rows; customer.forgotten erases personal data."""
+"""customer.merged re-points this service's rows, customer.unmerged gives back what came with the
+merged customer; customer.forgotten erases personal data."""
 
 from __future__ import annotations
 
@@ -6,8 +7,8 @@ from closedloop.common.v1 import common_pb2 as c
 from closedloop.conversion.v1 import conversion_pb2 as pb
 from closedloop.events.v1 import conversion_events_pb2 as ev
 from closedloop.identity.v1 import identity_pb2 as ipb
-from conversion_helpers import contact_change, make_rep, post_callback
-from loopkit_dev.testing import eventually
+from conversion_helpers import contact_change, lead_envelope, make_rep, post_callback, publish
+from loopkit_dev.testing import eventually, read_events, replay_event
 
 
 async def test_merge_repoints_and_forget_erases(stub, identity_stub, conversion, tenant):
@@ -71,3 +72,60 @@ async def test_merge_repoints_and_forget_erases(stub, identity_stub, conversion,
     # The figures stay: the friendship still counts as made by the rep.
     report = await stub.GetRepReport(pb.GetRepReportRequest(tenant_id=tenant, rep_id=rep.rep_id))
     assert (report.reps[0].new_friends, report.reps[0].customers_owned) == (1, 0)
+
+
+async def _customer(identity_stub, tenant: str, crm_id: str) -> str:
+    answer = await identity_stub.ResolveCustomer(
+        ipb.ResolveCustomerRequest(
+            tenant_id=tenant, identities=[c.Identity(kind=c.IDENTITY_KIND_EXTERNAL, value=crm_id)]
+        )
+    )
+    return str(answer.customer.customer_id)
+
+
+async def test_unmerge_gives_back_what_came_with_the_merged_customer(
+    stub, identity_stub, conversion, nats_client, tenant
+):
+    await make_rep(stub, tenant, "closer")
+    a = await _customer(identity_stub, tenant, "crm-a")
+    b = await _customer(identity_stub, tenant, "crm-b")
+
+    async def leads_of(customer: str) -> set[str]:
+        listed = await stub.ListLeads(pb.ListLeadsRequest(tenant_id=tenant, customer_id=customer))
+        return {lead.lead_id for lead in listed.leads}
+
+    async def holds(customer: str, lead_ids: set[str]):
+        async def check() -> bool:
+            return await leads_of(customer) == lead_ids
+
+        await eventually(check)
+
+    await publish(nats_client, lead_envelope(tenant, a, lead_id="lead-a"))
+    await publish(nats_client, lead_envelope(tenant, b, lead_id="lead-b"))
+    await holds(a, {"lead-a"})
+    await holds(b, {"lead-b"})
+
+    merged = await identity_stub.MergeCustomers(
+        ipb.MergeCustomersRequest(tenant_id=tenant, customer_ids=[a, b], actor="ops", reason="x")
+    )
+    assert merged.survivor.customer_id == a
+    await holds(a, {"lead-a", "lead-b"})
+    assert await leads_of(b) == set()
+    # The survivor gets a lead of its own after the merge: it stays with the survivor.
+    await publish(nats_client, lead_envelope(tenant, a, lead_id="lead-a2", campaign_id="camp-2"))
+    await holds(a, {"lead-a", "lead-b", "lead-a2"})
+
+    await identity_stub.UnmergeCustomer(
+        ipb.UnmergeCustomerRequest(tenant_id=tenant, customer_id=b, actor="ops", reason="not")
+    )
+    await holds(b, {"lead-b"})
+    assert await leads_of(a) == {"lead-a", "lead-a2"}
+
+    # The same customer.unmerged delivered again changes nothing.
+    [unmerged] = [
+        e
+        for e in await read_events(nats_client, "IDENTITY", tenant_id=tenant)
+        if e.type == "customer.unmerged"
+    ]
+    await replay_event(nats_client, unmerged, durable="conversion-identity")
+    assert (await leads_of(a), await leads_of(b)) == ({"lead-a", "lead-a2"}, {"lead-b"})

@@ -14,13 +14,14 @@ from sqlalchemy import select
 from closedloop.common.v1 import common_pb2 as c
 from closedloop.events.v1 import acquisition_events_pb2 as acq
 from closedloop.events.v1 import identity_events_pb2 as idev
+from closedloop.events.v1.envelope_pb2 import Envelope
 from closedloop.gateway.v1 import gateway_pb2 as pb
 from closedloop_gateway.models import Base, SendRow
 from closedloop_gateway.sends.model import QUEUED
 from gateway_helpers import TENANT, WINDOW_APP, unique
 from loopkit.events import new_envelope, subject_for
 from loopkit.natsio import ensure_service_streams
-from loopkit_dev.testing import RunningService, eventually
+from loopkit_dev.testing import RunningService, eventually, replay_event
 
 # The kit's tables: the outbox is emptied by retention (loopkit.outbox), the inbox holds ids only.
 _KIT = {"outbox", "inbox"}
@@ -28,7 +29,7 @@ _KIT = {"outbox", "inbox"}
 
 async def _publish(
     nc: Client, producer: str, event_type: str, customer_id: str, payload: Any
-) -> None:
+) -> Envelope:
     js = nc.jetstream()
     await ensure_service_streams(js, producer, replicas=1)
     env = new_envelope(
@@ -42,6 +43,7 @@ async def _publish(
     await js.publish(
         subject_for(producer, event_type), env.SerializeToString(), headers={"Nats-Msg-Id": env.id}
     )
+    return env
 
 
 async def _subscribed(nc: Client, customer: str, openid: str) -> None:
@@ -192,3 +194,64 @@ async def test_merge_gives_the_survivor_the_merged_customers_window_and_sends(
     await eventually(survivor_has_the_window)
     got = await stub.GetSend(pb.GetSendRequest(tenant_id=TENANT, idempotency_key=key))
     assert got.send.customer_id == survivor
+
+
+@pytest.mark.parametrize("survivor_had_a_window", [False, True])
+async def test_unmerge_gives_the_window_and_sends_back(
+    gateway: RunningService, stub: Any, nats_client: Client, survivor_had_a_window: bool
+) -> None:
+    survivor, merged, openid = unique("c"), unique("c"), unique("o")
+    await _subscribed(nats_client, merged, openid)
+    if survivor_had_a_window:  # then the merged one's window row is folded into the survivor's
+        await _subscribed(nats_client, survivor, unique("o"))
+    key = unique("k")
+    await _send_text(stub, key, merged, openid, "Hi")
+
+    def text_to(customer: str) -> pb.SendMessageRequest:
+        fresh = pb.OfficialAccountText(app_id=WINDOW_APP, openid=unique("o"), text="Hello")
+        return pb.SendMessageRequest(
+            tenant_id=TENANT,
+            idempotency_key=unique("k"),
+            customer_id=customer,
+            official_account_text=fresh,
+        )
+
+    async def window_open(customer: str) -> bool:
+        try:
+            await stub.SendMessage(text_to(customer))
+        except grpc.aio.AioRpcError as exc:
+            assert exc.code() == grpc.StatusCode.FAILED_PRECONDITION
+            return False
+        return True
+
+    if survivor_had_a_window:
+
+        async def survivor_window() -> bool:
+            return await window_open(survivor)
+
+        await eventually(survivor_window)
+    merge_id = unique("m")
+    merge = idev.CustomerMerged(survivor_id=survivor, merged_id=merged, merge_id=merge_id)
+    await _publish(nats_client, "identity", "customer.merged", survivor, merge)
+
+    async def merged_in() -> bool:
+        got = await stub.GetSend(pb.GetSendRequest(tenant_id=TENANT, idempotency_key=key))
+        return got.send.customer_id == survivor and await window_open(survivor)
+
+    await eventually(merged_in)
+    unmerge = idev.CustomerUnmerged(
+        restored_id=merged, survivor_id=survivor, merged_into_id=survivor, merge_id=merge_id
+    )
+    unmerged = await _publish(nats_client, "identity", "customer.unmerged", merged, unmerge)
+
+    async def given_back() -> bool:
+        got = await stub.GetSend(pb.GetSendRequest(tenant_id=TENANT, idempotency_key=key))
+        return bool(got.send.customer_id == merged)
+
+    await eventually(given_back)
+    assert await window_open(merged)
+    assert await window_open(survivor) is survivor_had_a_window
+    # The same customer.unmerged delivered again changes nothing.
+    await replay_event(nats_client, unmerged, durable="gateway-identity")
+    assert await window_open(merged)
+    assert await window_open(survivor) is survivor_had_a_window

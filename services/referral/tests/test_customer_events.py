@@ -6,7 +6,7 @@ from closedloop.events.v1 import referral_events_pb2 as ev
 from closedloop.identity.v1 import identity_pb2
 from closedloop.referral.v1 import referral_pb2 as pb
 from loopkit.events import unpack
-from loopkit_dev.testing import eventually
+from loopkit_dev.testing import eventually, read_events, replay_event
 from referral_helpers import Env
 
 
@@ -185,3 +185,94 @@ async def test_a_forgotten_customers_shares_are_erased(env: Env) -> None:
         return (await env.stub.GetProgramStats(request)).shares == 0
 
     await eventually(erased)
+
+
+async def test_unmerge_gives_the_referrer_back_their_code_and_referrals(env: Env) -> None:
+    program = await env.program()
+    keeper, _ = await env.customer("a")
+    sharer, _ = await env.customer("b")
+    keeper_code = await env.code(keeper, program)
+    sharer_code = await env.code(sharer, program)
+    before, _ = await env.customer("n1")
+    await env.lead(before, code=sharer_code)
+    await env.wait_referral(before)
+
+    survivor = await merge(env, keeper, sharer)
+    assert survivor == keeper
+
+    async def referrer_of(newcomer: str) -> str:
+        return (await env.get_referral(newcomer)).referral.referrer_customer_id
+
+    async def moved() -> bool:
+        return await referrer_of(before) == keeper
+
+    await eventually(moved)
+    # After the merge the survivor refers someone with its own code: that stays the survivor's.
+    after, _ = await env.customer("n2")
+    await env.lead(after, code=keeper_code)
+    await env.wait_referral(after)
+
+    await env.identity_stub.UnmergeCustomer(
+        identity_pb2.UnmergeCustomerRequest(
+            tenant_id=env.tenant, customer_id=sharer, actor="test", reason="two people"
+        )
+    )
+
+    async def given_back() -> bool:
+        return await referrer_of(before) == sharer
+
+    await eventually(given_back)
+
+    async def state() -> tuple[str, str, str, str]:
+        return (
+            await referrer_of(before),
+            await referrer_of(after),
+            await env.code(sharer, program),
+            await env.code(keeper, program),
+        )
+
+    assert await state() == (sharer, keeper, sharer_code, keeper_code)
+
+    # The same customer.unmerged delivered again changes nothing.
+    [unmerged] = [
+        e
+        for e in await read_events(env.nc, "IDENTITY", tenant_id=env.tenant)
+        if e.type == "customer.unmerged"
+    ]
+    await replay_event(env.nc, unmerged, durable="referral-identity")
+    assert await state() == (sharer, keeper, sharer_code, keeper_code)
+
+
+async def test_unmerge_of_two_referred_newcomers_gives_each_their_referral(env: Env) -> None:
+    program = await env.program()
+    _, first, first_ref = await env.referred(program, name="u1")
+    _, second, second_ref = await env.referred(program, name="u2")
+    # The second is older in identity's eyes only if created first: merge into `first`.
+    survivor = await merge(env, first, second)
+
+    async def one_left() -> bool:
+        return (await env.get_referral(survivor)).referral.referral_id in (
+            first_ref.referral.referral_id,
+            second_ref.referral.referral_id,
+        )
+
+    await eventually(one_left)
+    restored = second if survivor == first else first
+    await env.identity_stub.UnmergeCustomer(
+        identity_pb2.UnmergeCustomerRequest(
+            tenant_id=env.tenant, customer_id=restored, actor="test", reason="two people"
+        )
+    )
+    want = {first: first_ref.referral.referral_id, second: second_ref.referral.referral_id}
+
+    async def each_their_own() -> bool:
+        for newcomer, referral_id in want.items():
+            try:
+                got = await env.get_referral(newcomer)
+            except Exception:
+                return False
+            if got.referral.referral_id != referral_id:
+                return False
+        return True
+
+    await eventually(each_their_own)

@@ -17,7 +17,13 @@ from closedloop.identity.v1 import identity_pb2_grpc
 from closedloop.retention.v1 import retention_pb2 as pb
 from closedloop_identity.main import DEFINITION as IDENTITY
 from loopkit_dev.natsserver import NatsServer
-from loopkit_dev.testing import RunningService, eventually, running_service
+from loopkit_dev.testing import (
+    RunningService,
+    eventually,
+    read_events,
+    replay_event,
+    running_service,
+)
 from retention_helpers import APP, Stub, activity, balance, days_ago, lead, paid, tenant
 
 
@@ -104,3 +110,143 @@ async def test_merge_combines_without_double_counting_and_forget_erases(
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await stub.GetLifecycle(pb.GetLifecycleRequest(tenant_id=t, customer_id=survivor))
     assert err.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_unmerge_gives_each_side_its_own_and_orders_follow_the_alias(
+    stub: Stub, nats_client: Client, identity: RunningService
+) -> None:
+    ids = identity_pb2_grpc.IdentityServiceStub(identity.channel)
+    t = tenant()
+    a = await new_customer(ids, t, "o-ua")
+    b = await new_customer(ids, t, "o-ub")
+    await lead(nats_client, t, a, tags=("vip",), at=days_ago(40))
+    await lead(nats_client, t, b, tags=("vip", "tea"), at=days_ago(30))
+    await paid(nats_client, t, a, 100, at=days_ago(20))
+    await paid(nats_client, t, b, 50, at=days_ago(10))
+    await paid(nats_client, t, b, 30, at=days_ago(5))
+
+    async def loaded() -> bool:
+        second = await activity(stub, t, b)
+        tagged = second is not None and len(second.tags) == 2  # the leads are in too
+        return tagged and await balance(stub, t, a) == 100 and await balance(stub, t, b) == 80
+
+    await eventually(loaded)
+    await stub.RedeemPoints(
+        pb.RedeemPointsRequest(tenant_id=t, customer_id=b, points=30, idempotency_key="ub-1")
+    )
+    merged = await ids.MergeCustomers(
+        ipb.MergeCustomersRequest(tenant_id=t, customer_ids=[a, b], actor="op", reason="same")
+    )
+    assert merged.survivor.customer_id == a
+
+    async def merged_in() -> bool:
+        return await activity(stub, t, b) is None and await balance(stub, t, a) == 150
+
+    await eventually(merged_in)
+    # An order still naming the merged-away id is the survivor's; so is one of its own.
+    await paid(nats_client, t, b, 20, at=days_ago(2))
+    await paid(nats_client, t, a, 10, at=days_ago(1))
+
+    async def credited() -> bool:
+        return await balance(stub, t, a) == 180
+
+    await eventually(credited)
+    assert await activity(stub, t, b) is None
+
+    await ids.UnmergeCustomer(
+        ipb.UnmergeCustomerRequest(tenant_id=t, customer_id=b, actor="op", reason="two people")
+    )
+
+    async def given_back() -> bool:
+        return await activity(stub, t, b) is not None
+
+    await eventually(given_back)
+
+    async def sides() -> tuple[object, ...]:
+        out: list[object] = []
+        for cid in (a, b):
+            acct = await stub.GetLoyaltyAccount(
+                pb.GetLoyaltyAccountRequest(tenant_id=t, customer_id=cid, ledger_limit=50)
+            )
+            act = await activity(stub, t, cid)
+            assert act is not None
+            assert acct.balance == sum(e.points for e in acct.ledger)
+            out.append(
+                (
+                    acct.balance,
+                    acct.lifetime_points,
+                    acct.tier,
+                    act.order_count,
+                    act.revenue_minor,
+                    sorted(act.tags),
+                )
+            )
+        return tuple(out)
+
+    before = await sides()
+    (a_side, b_side) = before
+    # B: its two orders (80) less what it redeemed; A: its own order, the one paid under B's id
+    # after the merge and its own later one.
+    assert a_side[:2] == (130, 130) and a_side[3:] == (3, 13000, ["vip"])
+    assert b_side[:2] == (50, 80) and b_side[3:] == (2, 8000, ["tea", "vip"])
+
+    # The same customer.unmerged delivered again changes nothing.
+    [unmerged] = [
+        e
+        for e in await read_events(nats_client, "IDENTITY", tenant_id=t)
+        if e.type == "customer.unmerged"
+    ]
+    await replay_event(nats_client, unmerged, durable="retention-identity")
+    assert await sides() == before
+
+    # B's id is B's again.
+    await paid(nats_client, t, b, 5)
+
+    async def b_credited() -> bool:
+        return await balance(stub, t, b) == 55
+
+    await eventually(b_credited)
+    assert await balance(stub, t, a) == 130
+
+
+async def test_unmerge_when_the_survivor_had_nothing_of_its_own(
+    stub: Stub, nats_client: Client, identity: RunningService
+) -> None:
+    """The merged customer's activity row and account moved whole; the survivor's order after
+    the merge stays the survivor's, in a row and an account of its own."""
+    ids = identity_pb2_grpc.IdentityServiceStub(identity.channel)
+    t = tenant()
+    a = await new_customer(ids, t, "o-na")
+    b = await new_customer(ids, t, "o-nb")
+    await paid(nats_client, t, b, 50, at=days_ago(10))
+
+    async def loaded() -> bool:
+        return await balance(stub, t, b) == 50
+
+    await eventually(loaded)
+    await ids.MergeCustomers(
+        ipb.MergeCustomersRequest(tenant_id=t, customer_ids=[a, b], actor="op", reason="same")
+    )
+
+    async def merged_in() -> bool:
+        return await activity(stub, t, b) is None and await balance(stub, t, a) == 50
+
+    await eventually(merged_in)
+    await paid(nats_client, t, a, 10, at=days_ago(1))
+
+    async def credited() -> bool:
+        return await balance(stub, t, a) == 60
+
+    await eventually(credited)
+    await ids.UnmergeCustomer(
+        ipb.UnmergeCustomerRequest(tenant_id=t, customer_id=b, actor="op", reason="two people")
+    )
+
+    async def given_back() -> bool:
+        return await activity(stub, t, b) is not None
+
+    await eventually(given_back)
+    mine, theirs = await activity(stub, t, a), await activity(stub, t, b)
+    assert mine is not None and theirs is not None
+    assert (mine.order_count, mine.revenue_minor, await balance(stub, t, a)) == (1, 1000, 10)
+    assert (theirs.order_count, theirs.revenue_minor, await balance(stub, t, b)) == (1, 5000, 50)

@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
 from closedloop.events.v1.envelope_pb2 import Envelope
-from loopkit.events import decode_envelope
+from loopkit.events import decode_envelope, stream_for, subject_for
 from loopkit.runtime import ServiceDefinition, ServiceRuntime
 from loopkit.telemetry import configure_telemetry
 from loopkit_dev.natsserver import NatsServer, free_port
@@ -251,3 +251,22 @@ async def read_events(
     finally:
         await sub.unsubscribe()
     return [e for e in envelopes if tenant_id is None or e.tenant_id == tenant_id]
+
+
+async def replay_event(nc: Client, env: Envelope, *, durable: str) -> None:
+    """Publish `env` again under a new Nats-Msg-Id (as if past JetStream's duplicate window) and
+    wait until the consumer `durable` has settled it: its inbox must make it a no-op."""
+    js = nc.jetstream()
+    stream = stream_for(env.producer)
+    ack = await js.publish(
+        subject_for(env.producer, env.type),
+        env.SerializeToString(),
+        stream=stream,
+        headers={"Nats-Msg-Id": f"replay-{uuid.uuid4().hex}", "Closedloop-Type": env.type},
+    )
+
+    async def settled() -> bool:
+        info = await js.consumer_info(stream, durable)
+        return info.ack_floor is not None and info.ack_floor.stream_seq >= ack.seq
+
+    await eventually(settled)

@@ -197,3 +197,23 @@ def run_env(target_metadata: MetaData) -> None:
             context.run_migrations()
     else:
         asyncio.run(run())
+
+
+def create_customer_moves() -> None:
+    """For a service's Alembic revision: create the merge move log (`loopkit.tables`), defined
+    once so every service that follows identity's merges has the same one."""
+    from alembic import op
+
+    from loopkit.db import new_metadata
+    from loopkit.tables import customer_moves_table
+
+    customer_moves_table(new_metadata()).create(op.get_bind())
+
+
+def drop_customer_moves() -> None:
+    from alembic import op
+
+    from loopkit.tables import CUSTOMER_MOVES
+
+    op.drop_index("ix_customer_moves_merge", table_name=CUSTOMER_MOVES)
+    op.drop_table(CUSTOMER_MOVES)

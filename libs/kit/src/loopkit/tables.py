@@ -1,4 +1,5 @@
-"""The tables every service has beside its own: the outbox and the consumers' inbox."""
+"""The tables every service has beside its own: the outbox and the consumers' inbox; and the
+move log of merged customers for the services that follow identity's merges."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Column,
     DateTime,
     Index,
@@ -47,3 +49,30 @@ def kit_tables(metadata: MetaData) -> KitTables:
         Column("processed_at", DateTime(timezone=True), nullable=False),
     )
     return KitTables(outbox=outbox, inbox=inbox)
+
+
+CUSTOMER_MOVES = "customer_moves"
+
+
+def customer_moves_table(metadata: MetaData) -> Table:
+    """The move log of a service that follows identity's merges (`loopkit.customer_rows`).
+
+    One row per row a merge re-pointed (`row_key`: the row's primary-key values other than
+    `tenant_id` and the moved column, as a JSON list) or set aside (`row_data`: the whole row,
+    deleted because the survivor already had one like it), so `customer.unmerged` can give exactly
+    those rows back. A merge's rows go once it is undone.
+    """
+    return Table(
+        CUSTOMER_MOVES,
+        metadata,
+        Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+        Column("tenant_id", String(64), nullable=False),
+        Column("merge_id", String(64), nullable=False),
+        Column("table_name", String(64), nullable=False),
+        Column("column_name", String(64), nullable=False),
+        Column("row_key", JSON, nullable=True),
+        Column("row_data", JSON, nullable=True),
+        Column("from_id", String(26), nullable=False),
+        Column("to_id", String(26), nullable=False),
+        Index("ix_customer_moves_merge", "tenant_id", "merge_id"),
+    )

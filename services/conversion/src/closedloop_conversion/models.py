@@ -18,7 +18,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from loopkit.db import new_metadata
-from loopkit.tables import kit_tables
+from loopkit.tables import customer_moves_table, kit_tables
 
 
 class Base(DeclarativeBase):
@@ -26,6 +26,8 @@ class Base(DeclarativeBase):
 
 
 kit = kit_tables(Base.metadata)
+# What each merge moved, so an unmerge gives it back (loopkit.customer_rows).
+customer_moves = customer_moves_table(Base.metadata)
 
 
 class RepRow(Base):

@@ -10,7 +10,7 @@ from sqlalchemy import JSON, DateTime, Index, Integer, String, Text, UniqueConst
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from loopkit.db import new_metadata
-from loopkit.tables import kit_tables
+from loopkit.tables import customer_moves_table, kit_tables
 
 
 class Base(DeclarativeBase):
@@ -18,6 +18,8 @@ class Base(DeclarativeBase):
 
 
 kit = kit_tables(Base.metadata)
+# What each merge moved, so an unmerge gives it back (loopkit.customer_rows).
+customer_moves = customer_moves_table(Base.metadata)
 
 
 class AccessTokenRow(Base):

@@ -8,7 +8,7 @@ from sqlalchemy import BigInteger, DateTime, Index, Integer, String, UniqueConst
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from loopkit.db import new_metadata
-from loopkit.tables import kit_tables
+from loopkit.tables import customer_moves_table, kit_tables
 
 
 class Base(DeclarativeBase):
@@ -16,6 +16,8 @@ class Base(DeclarativeBase):
 
 
 kit = kit_tables(Base.metadata)
+# What each merge moved, so an unmerge gives it back (loopkit.customer_rows).
+customer_moves = customer_moves_table(Base.metadata)
 
 
 class ProgramRow(Base):

@@ -22,7 +22,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from loopkit.db import new_metadata
-from loopkit.tables import kit_tables
+from loopkit.tables import customer_moves_table, kit_tables
 
 
 class Base(DeclarativeBase):
@@ -30,6 +30,8 @@ class Base(DeclarativeBase):
 
 
 kit = kit_tables(Base.metadata)
+# What each merge moved, so an unmerge gives it back (loopkit.customer_rows).
+customer_moves = customer_moves_table(Base.metadata)
 
 
 class ActivityRow(Base):
@@ -576,3 +578,15 @@ class C360EventRow(Base):
     summary: Mapped[str] = mapped_column(String(300), default="")
     # What the entry is about (lead, order, follow-up, share code, reward id)
     ref: Mapped[str] = mapped_column(String(64), default="")
+
+
+class CustomerAliasRow(Base):
+    """A merged-away customer id and the survivor that holds its rows now: events still naming
+    the merged id (an order paid after the merge) land on the survivor. Dropped on unmerge."""
+
+    __tablename__ = "customer_aliases"
+
+    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(26), primary_key=True)
+    survivor_id: Mapped[str] = mapped_column(String(26))
+    merge_id: Mapped[str] = mapped_column(String(64))

@@ -1,5 +1,7 @@
 """identity's customer events across every concept: a merge moves the merged customer's rows
-to the survivor, a forget erases what identifies the person (rows stay for the counts)."""
+to the survivor (logged, `loopkit.customer_rows`), an unmerge gives them back (a folded lead or
+fission participation is its own again), a forget erases what identifies the person (rows stay
+for the counts)."""
 
 from __future__ import annotations
 
@@ -12,7 +14,9 @@ from closedloop_acquisition.callbacks import repository as inbox
 from closedloop_acquisition.fission.service import FissionService
 from closedloop_acquisition.leads import repository as leads_repo
 from closedloop_acquisition.leads.service import LeadService
+from closedloop_acquisition.models import Base, FissionParticipantRow, LeadRow
 from closedloop_acquisition.touches import repository as touches
+from loopkit.customer_rows import forget_moves, give_back_customer
 
 
 class CustomerEvents:
@@ -20,22 +24,50 @@ class CustomerEvents:
         self._leads = leads
         self._fission = fission
 
-    async def merged(
+    async def merged(  # noqa: PLR0917 - the event's fields and its time
         self,
         session: AsyncSession,
         tenant_id: str,
         survivor_id: str,
         merged_id: str,
         now: datetime,
+        merge_id: str = "",
     ) -> None:
-        await self._fission.customer_merged(session, tenant_id, survivor_id, merged_id)
-        await self._leads.customer_merged(session, tenant_id, survivor_id, merged_id, now)
-        await touches.repoint(session, tenant_id, merged_id, survivor_id)
+        await self._fission.customer_merged(session, tenant_id, survivor_id, merged_id, merge_id)
+        await self._leads.customer_merged(session, tenant_id, survivor_id, merged_id, now, merge_id)
+        await touches.repoint(session, tenant_id, merged_id, survivor_id, merge_id)
+
+    async def unmerged(
+        self,
+        session: AsyncSession,
+        tenant_id: str,
+        restored_id: str,
+        survivor_id: str,
+        merge_id: str,
+    ) -> None:
+        given = await give_back_customer(
+            session,
+            Base.metadata,
+            tenant_id=tenant_id,
+            merge_id=merge_id,
+            restored_id=restored_id,
+            survivor_id=survivor_id,
+        )
+        await self._leads.customer_unmerged(
+            session, tenant_id, survivor_id, given.restored.get(LeadRow.__tablename__, [])
+        )
+        await self._fission.customer_unmerged(
+            session,
+            tenant_id,
+            [restored_id, survivor_id],
+            given.restored.get(FissionParticipantRow.__tablename__, []),
+        )
 
     async def forgotten(
         self, session: AsyncSession, tenant_id: str, customer_ids: Sequence[str]
     ) -> None:
-        """Erase form values and WeChat ids of these customers."""
+        """Erase form values and WeChat ids of these customers (and the merge log's copies)."""
+        await forget_moves(session, Base.metadata, tenant_id=tenant_id, customer_ids=customer_ids)
         their_touches = await touches.touches_of_customers(session, tenant_id, customer_ids)
         openids = {
             str(i["value"])

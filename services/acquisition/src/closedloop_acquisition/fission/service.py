@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from ulid import ULID
@@ -15,6 +16,7 @@ from closedloop_acquisition.catalog.views import CampaignView, ChannelView
 from closedloop_acquisition.fission import repository as repo
 from closedloop_acquisition.fission.views import ParticipantView, Progress
 from closedloop_acquisition.models import CampaignRow, ChannelRow, FissionParticipantRow
+from loopkit.customer_rows import record_moves, set_aside
 from loopkit.errors import FailedPrecondition, InvalidArgument, NotFound
 from loopkit.events import Outbox
 from loopkit.views import view_of
@@ -156,9 +158,11 @@ class FissionService:
         await session.flush()
 
     async def customer_merged(
-        self, session: AsyncSession, tenant_id: str, survivor_id: str, merged_id: str
+        self, session: AsyncSession, tenant_id: str, survivor_id: str, merged_id: str, merge_id: str
     ) -> None:
-        """Two participations of one person in one campaign: the older one keeps both counts."""
+        """Two participations of one person in one campaign: the older one keeps both counts
+        (the other is set aside, the merged one's moved participation logged, for an unmerge)."""
+        log = {"tenant_id": tenant_id, "merge_id": merge_id, "from_id": merged_id}
         found = await repo.participants_of_customers(session, tenant_id, [survivor_id, merged_id])
         by_campaign: dict[str, list[FissionParticipantRow]] = {}
         for row in found:
@@ -167,8 +171,33 @@ class FissionService:
             rows.sort(key=lambda r: r.created_at)
             keep = rows[0]
             for other in rows[1:]:
+                await set_aside(
+                    session, FissionParticipantRow, "customer_id", [other], to_id=survivor_id, **log
+                )
                 keep.invited += other.invited
                 keep.reached_at = keep.reached_at or other.reached_at
                 await repo.delete(session, other)
-            keep.customer_id = survivor_id
+            if keep.customer_id == merged_id:
+                keep.customer_id = survivor_id
+                await record_moves(
+                    session,
+                    FissionParticipantRow,
+                    "customer_id",
+                    [(keep.id,)],
+                    to_id=survivor_id,
+                    **log,
+                )
+        await session.flush()
+
+    async def customer_unmerged(
+        self, session: AsyncSession, tenant_id: str, ids: list[str], restored: list[dict[str, Any]]
+    ) -> None:
+        """Participations a merge folded are their own again (`restored`, as the unmerge
+        inserted them back): their invitations no longer count on the other side's."""
+        rows = await repo.participants_of_customers(session, tenant_id, ids)
+        for back in restored:
+            for row in rows:
+                same_campaign = row.campaign_id == back["campaign_id"]
+                if same_campaign and row.id != back["id"]:
+                    row.invited = max(row.invited - int(back["invited"]), 0)
         await session.flush()

@@ -105,6 +105,15 @@ async def forget(session: AsyncSession, tenant_id: str, customer_ids: Sequence[s
     )
 
 
-async def repoint(session: AsyncSession, tenant_id: str, from_id: str, to_id: str) -> None:
+async def repoint(
+    session: AsyncSession, tenant_id: str, from_id: str, to_id: str, merge_id: str = ""
+) -> None:
     columns = [(LeadRow, "customer_id")]
-    await repoint_customer(session, columns, tenant_id=tenant_id, from_id=from_id, to_id=to_id)
+    await repoint_customer(
+        session, columns, tenant_id=tenant_id, from_id=from_id, to_id=to_id, merge_id=merge_id
+    )
+
+
+async def unfold(session: AsyncSession, folded_id: str) -> None:
+    """The folded lead is a lead of its own again (an unmerge inserted it back)."""
+    await session.execute(delete(LeadAliasRow).where(LeadAliasRow.lead_id == folded_id))

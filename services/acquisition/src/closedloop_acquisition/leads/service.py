@@ -26,6 +26,7 @@ from closedloop_acquisition.leads.forms import ValidForm, validate
 from closedloop_acquisition.leads.views import CapturedLead, LeadView
 from closedloop_acquisition.models import LeadRequestRow, LeadRow
 from closedloop_acquisition.touches import repository as touches
+from loopkit.customer_rows import set_aside
 from loopkit.customers import IdentityValue, ResolvedCustomer
 from loopkit.errors import FailedPrecondition, InvalidArgument, NotFound
 from loopkit.events import Outbox
@@ -305,21 +306,33 @@ class LeadService:
         await session.flush()
         return credited
 
-    async def customer_merged(
+    async def customer_merged(  # noqa: PLR0917 - the event's fields and its time
         self,
         session: AsyncSession,
         tenant_id: str,
         survivor_id: str,
         merged_id: str,
         now: datetime,
+        merge_id: str = "",
     ) -> None:
-        """Move the merged customer's leads to the survivor; two leads in one campaign fold."""
+        """Move the merged customer's leads to the survivor; two leads in one campaign fold (the
+        merged one's lead is set aside for an unmerge)."""
         leads = await repo.leads_of_customers(session, tenant_id, [survivor_id, merged_id])
         kept = {lead.campaign_id: lead for lead in leads if lead.customer_id == survivor_id}
         for lead in leads:
             if lead.customer_id != merged_id or lead.campaign_id not in kept:
                 continue
             survivor = kept[lead.campaign_id]
+            await set_aside(
+                session,
+                LeadRow,
+                "customer_id",
+                [lead],
+                tenant_id=tenant_id,
+                merge_id=merge_id,
+                from_id=merged_id,
+                to_id=survivor_id,
+            )
             older, newer = sorted((survivor, lead), key=lambda row: row.created_at)
             survivor.values = {**older.values, **newer.values}
             survivor.submissions += lead.submissions
@@ -330,7 +343,24 @@ class LeadService:
             survivor.consent_wording = survivor.consent_wording or lead.consent_wording
             await repo.fold(session, tenant_id, lead.id, survivor.id, now)
         await session.flush()
-        await repo.repoint(session, tenant_id, merged_id, survivor_id)
+        await repo.repoint(session, tenant_id, merged_id, survivor_id, merge_id)
+
+    async def customer_unmerged(
+        self,
+        session: AsyncSession,
+        tenant_id: str,
+        survivor_id: str,
+        restored: list[dict[str, Any]],
+    ) -> None:
+        """Leads a merge folded into the survivor's are leads again (`restored`: as the unmerge
+        inserted them back): their submissions no longer count on the survivor's lead. The
+        survivor's lead keeps the values and the consent it took from them."""
+        for row in restored:
+            await repo.unfold(session, str(row["id"]))
+            mine = await repo.lead_of(session, tenant_id, survivor_id, str(row["campaign_id"]))
+            if mine is not None:
+                mine.submissions = max(mine.submissions - int(row["submissions"]), 1)
+        await session.flush()
 
 
 def _credited_channel(request: LeadInput, page: LandingPageView, credit: Attribution) -> str:

@@ -61,6 +61,10 @@ async def forget(session: AsyncSession, tenant_id: str, customer_ids: Sequence[s
     )
 
 
-async def repoint(session: AsyncSession, tenant_id: str, from_id: str, to_id: str) -> None:
+async def repoint(
+    session: AsyncSession, tenant_id: str, from_id: str, to_id: str, merge_id: str = ""
+) -> None:
     columns = [(TouchRow, "customer_id"), (TouchRow, "referrer_customer_id")]
-    await repoint_customer(session, columns, tenant_id=tenant_id, from_id=from_id, to_id=to_id)
+    await repoint_customer(
+        session, columns, tenant_id=tenant_id, from_id=from_id, to_id=to_id, merge_id=merge_id
+    )

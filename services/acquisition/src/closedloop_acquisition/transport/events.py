@@ -25,7 +25,9 @@ class EventHandlers:
 
     def subscriptions(self) -> list[Subscription]:
         return [
-            identity_subscription(on_merged=self.merged, on_forgotten=self.forgotten),
+            identity_subscription(
+                on_merged=self.merged, on_unmerged=self.unmerged, on_forgotten=self.forgotten
+            ),
             Subscription.to("referral", "share-visits", {"share_visited": self.share_visited}),
             Subscription.to(
                 "conversion", "friend-adds", {"ownership.started": self.ownership_started}
@@ -33,9 +35,24 @@ class EventHandlers:
         ]
 
     async def merged(
-        self, session: AsyncSession, tenant_id: str, survivor_id: str, merged_id: str
+        self,
+        session: AsyncSession,
+        tenant_id: str,
+        survivor_id: str,
+        merged_id: str,
+        merge_id: str,
     ) -> None:
-        await self._customers.merged(session, tenant_id, survivor_id, merged_id, now())
+        await self._customers.merged(session, tenant_id, survivor_id, merged_id, now(), merge_id)
+
+    async def unmerged(
+        self,
+        session: AsyncSession,
+        tenant_id: str,
+        restored_id: str,
+        survivor_id: str,
+        merge_id: str,
+    ) -> None:
+        await self._customers.unmerged(session, tenant_id, restored_id, survivor_id, merge_id)
 
     async def forgotten(
         self, session: AsyncSession, tenant_id: str, customer_ids: Sequence[str]

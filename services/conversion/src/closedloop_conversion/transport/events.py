@@ -1,4 +1,4 @@
-"""Consumers: lead.captured from acquisition, customer.merged/forgotten from identity."""
+"""Consumers: lead.captured from acquisition, customer.merged/unmerged/forgotten from identity."""
 
 from __future__ import annotations
 
@@ -30,14 +30,23 @@ class EventHandlers:
             Subscription.to(
                 "acquisition", "leads", {}, batch_handlers={"lead.captured": self.leads_captured}
             ),
-            identity_subscription(on_merged=self.merged, on_forgotten=self.forgotten),
+            identity_subscription(
+                on_merged=self.merged, on_unmerged=self.unmerged, on_forgotten=self.forgotten
+            ),
         ]
 
     async def leads_captured(self, session: AsyncSession, envs: Sequence[Envelope]) -> None:
         await self._sales.capture_leads(session, [captured_lead(env) for env in envs])
 
-    async def merged(self, session: AsyncSession, tenant: str, survivor: str, merged: str) -> None:
-        await self._customers.merged(session, tenant, survivor, merged)
+    async def merged(
+        self, session: AsyncSession, tenant: str, survivor: str, merged: str, merge_id: str
+    ) -> None:
+        await self._customers.merged(session, tenant, survivor, merged, merge_id)
+
+    async def unmerged(
+        self, session: AsyncSession, tenant: str, restored: str, survivor: str, merge_id: str
+    ) -> None:
+        await self._customers.unmerged(session, tenant, restored, survivor, merge_id)
 
     async def forgotten(self, session: AsyncSession, tenant: str, ids: Sequence[str]) -> None:
         await self._customers.forgotten(session, tenant, ids)

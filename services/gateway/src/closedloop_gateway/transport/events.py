@@ -1,5 +1,5 @@
 """Consumers: acquisition's touches and interactions, which open the 48-hour window, and identity's
-customer.merged / customer.forgotten."""
+customer.merged / .unmerged / .forgotten."""
 
 from __future__ import annotations
 
@@ -76,7 +76,11 @@ async def interaction_recorded(session: AsyncSession, env: Envelope) -> None:
 
 def subscriptions() -> list[Subscription]:
     return [
-        identity_subscription(on_merged=customers.merged, on_forgotten=customers.forgotten),
+        identity_subscription(
+            on_merged=customers.merged,
+            on_unmerged=customers.unmerged,
+            on_forgotten=customers.forgotten,
+        ),
         Subscription.to(
             "acquisition",
             "interactions",

@@ -1,4 +1,9 @@
-"""customer.merged and customer.forgotten across programs, referrals and rewards."""
+"""customer.merged, .unmerged and .forgotten across programs, referrals and rewards.
+
+A merge logs what it moves (`loopkit.customer_rows`); the unmerge gives it back: codes (a code
+demoted to secondary is the main one again), shares, visits, referrals made and received, rewards
+and what was known of the customer. Referrals the merge voided (a duplicate newcomer, a
+self-referral) stay voided: their rewards were clawed back and announced."""
 
 from __future__ import annotations
 
@@ -8,10 +13,18 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from closedloop_referral.clock import utc
+from closedloop_referral.models import Base, KnownCustomerRow, ReferralRow
 from closedloop_referral.programs.repository import ProgramRepository
 from closedloop_referral.referrals.repository import ReferralRepository
 from closedloop_referral.referrals.service import ReferralService
 from closedloop_referral.rewards.repository import RewardRepository
+from loopkit.customer_rows import (
+    forget_moves,
+    give_back_customer,
+    record_moves,
+    set_aside,
+    take_moves,
+)
 
 
 class CustomerEvents:
@@ -27,11 +40,18 @@ class CustomerEvents:
         self._rows = referral_rows
         self._rewards = rewards
 
-    async def merged(
-        self, session: AsyncSession, tenant: str, survivor: str, merged: str, at: datetime
+    async def merged(  # noqa: PLR0917 - the event's fields and its time
+        self,
+        session: AsyncSession,
+        tenant: str,
+        survivor: str,
+        merged: str,
+        at: datetime,
+        merge_id: str = "",
     ) -> None:
         """Moves the merged customer's rows to the survivor without making a self-referral loop
         or a second referral (so a second reward) for one person."""
+        log = {"tenant_id": tenant, "merge_id": merge_id}
         mine = await self._rows.of_newcomer(session, tenant, survivor)
         theirs = await self._rows.of_newcomer(session, tenant, merged)
         if mine is not None and theirs is not None:
@@ -48,23 +68,80 @@ class CustomerEvents:
                 await session.flush()
                 mine.newcomer_id = merged
                 await session.flush()
-        await self._programs.repoint(session, tenant, merged, survivor)
-        await self._rows.repoint_referrer(session, tenant, merged, survivor)
-        await self._rewards.repoint_beneficiary(session, tenant, merged, survivor)
+                key = "newcomer_id"
+                await record_moves(
+                    session, ReferralRow, key, [(theirs.id,)], from_id=merged, to_id=survivor, **log
+                )
+                await record_moves(
+                    session, ReferralRow, key, [(mine.id,)], from_id=survivor, to_id=merged, **log
+                )
+        await self._programs.repoint(session, tenant, merged, survivor, merge_id)
+        await self._rows.repoint_referrer(session, tenant, merged, survivor, merge_id)
+        await self._rewards.repoint_beneficiary(session, tenant, merged, survivor, merge_id)
         if theirs is not None and mine is None:
             theirs.newcomer_id = survivor  # their one referral is now the survivor's
+            await record_moves(
+                session,
+                ReferralRow,
+                "newcomer_id",
+                [(theirs.id,)],
+                from_id=merged,
+                to_id=survivor,
+                **log,
+            )
         await session.flush()
         for loop in await self._rows.self_loops(session, tenant, survivor):
             loop.flag_reason = "self_referral"
             await self._referrals.void(session, loop, "self_referral", at)
-        await self._merge_known(session, tenant, survivor, merged)
+        await self._merge_known(session, tenant, survivor, merged, merge_id)
+
+    async def unmerged(
+        self, session: AsyncSession, tenant: str, restored: str, survivor: str, merge_id: str
+    ) -> None:
+        """What came with `restored` on the merge `merge_id` is its own again."""
+        log = {"tenant_id": tenant, "merge_id": merge_id}
+        # A swap of the newcomer slot (both were referred) goes back through a placeholder too,
+        # so the unique (tenant, newcomer) rule holds at every step.
+        back = await take_moves(session, ReferralRow, "newcomer_id", from_id=survivor, **log)
+        came = await take_moves(session, ReferralRow, "newcomer_id", from_id=restored, **log)
+        swapped = [r for m in back if (r := await self._rows.get(session, str(m.row_key[0])))]
+        for row in swapped:
+            row.newcomer_id = row.id
+        await session.flush()
+        for move in came:
+            given = await self._rows.get(session, str(move.row_key[0]))
+            if given is not None and given.newcomer_id in (move.to_id, survivor):
+                given.newcomer_id = restored
+        await session.flush()
+        for row in swapped:
+            row.newcomer_id = survivor
+        await session.flush()
+        await give_back_customer(
+            session,
+            Base.metadata,
+            restored_id=restored,
+            survivor_id=survivor,
+            **log,
+        )
+        await self._programs.promote_codes(session, tenant, restored)
+        session.expire_all()
 
     async def _merge_known(
-        self, session: AsyncSession, tenant: str, survivor: str, merged: str
+        self, session: AsyncSession, tenant: str, survivor: str, merged: str, merge_id: str
     ) -> None:
         other = await self._rows.find_known(session, tenant, merged)
         if other is None:
             return
+        await set_aside(
+            session,
+            KnownCustomerRow,
+            "customer_id",
+            [other],
+            tenant_id=tenant,
+            merge_id=merge_id,
+            from_id=merged,
+            to_id=survivor,
+        )
         mine = await self._rows.known(session, tenant, survivor)
         leads = [utc(v) for v in (mine.first_lead_at, other.first_lead_at) if v is not None]
         mine.first_lead_at = min(leads) if leads else None
@@ -81,5 +158,6 @@ class CustomerEvents:
         """Erases personal data (openids, device hints, shared content); the pseudonymous
         referral and reward rows stay, as the accounts of rewards paid."""
         ids = list(ids)
+        await forget_moves(session, Base.metadata, tenant_id=tenant, customer_ids=ids)
         await self._programs.erase_personal(session, tenant, ids)
         await self._rows.forget_known(session, tenant, ids)

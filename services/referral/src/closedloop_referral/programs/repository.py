@@ -142,7 +142,9 @@ class ProgramRepository:
 
     # --- customer events -------------------------------------------------------------------
 
-    async def repoint(self, session: AsyncSession, tenant: str, merged: str, survivor: str) -> None:
+    async def repoint(
+        self, session: AsyncSession, tenant: str, merged: str, survivor: str, merge_id: str
+    ) -> None:
         """The merged customer's codes, shares and visits become the survivor's. A program both
         had a code in: the merged one's code stays valid, as a secondary code (slot = code)."""
         kept = select(CodeRow.program_id).where(
@@ -164,7 +166,27 @@ class ProgramRepository:
             (VisitRow, "referrer_id"),
             (VisitRow, "visitor_customer_id"),
         ]
-        await repoint_customer(session, columns, tenant_id=tenant, from_id=merged, to_id=survivor)
+        await repoint_customer(
+            session, columns, tenant_id=tenant, from_id=merged, to_id=survivor, merge_id=merge_id
+        )
+
+    async def promote_codes(self, session: AsyncSession, tenant: str, customer: str) -> None:
+        """A secondary code (given back by an unmerge) is the customer's main code again in a
+        program where it has no main code."""
+        has_main = select(CodeRow.program_id).where(
+            CodeRow.tenant_id == tenant, CodeRow.customer_id == customer, CodeRow.slot == ""
+        )
+        await session.execute(
+            update(CodeRow)
+            .where(
+                CodeRow.tenant_id == tenant,
+                CodeRow.customer_id == customer,
+                CodeRow.slot != "",
+                CodeRow.program_id.not_in(has_main),
+            )
+            .values(slot="")
+            .execution_options(synchronize_session=False)
+        )
 
     async def erase_personal(self, session: AsyncSession, tenant: str, ids: list[str]) -> None:
         """Openids, device hints and shared content of these customers go."""

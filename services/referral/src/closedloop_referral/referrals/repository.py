@@ -119,10 +119,12 @@ class ReferralRepository:
         )
 
     async def repoint_referrer(
-        self, session: AsyncSession, tenant: str, merged: str, survivor: str
+        self, session: AsyncSession, tenant: str, merged: str, survivor: str, merge_id: str
     ) -> None:
         columns = [(ReferralRow, "referrer_id")]
-        await repoint_customer(session, columns, tenant_id=tenant, from_id=merged, to_id=survivor)
+        await repoint_customer(
+            session, columns, tenant_id=tenant, from_id=merged, to_id=survivor, merge_id=merge_id
+        )
 
     # --- stats of a program ------------------------------------------------------------------
 

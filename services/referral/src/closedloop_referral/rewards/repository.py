@@ -112,7 +112,9 @@ class RewardRepository:
         return int(value or 0)
 
     async def repoint_beneficiary(
-        self, session: AsyncSession, tenant: str, merged: str, survivor: str
+        self, session: AsyncSession, tenant: str, merged: str, survivor: str, merge_id: str
     ) -> None:
         columns = [(RewardRow, "beneficiary_id")]
-        await repoint_customer(session, columns, tenant_id=tenant, from_id=merged, to_id=survivor)
+        await repoint_customer(
+            session, columns, tenant_id=tenant, from_id=merged, to_id=survivor, merge_id=merge_id
+        )

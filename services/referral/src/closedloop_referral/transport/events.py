@@ -40,7 +40,9 @@ class EventHandlers:
                     "ownership.ended": self.ownership_ended,
                 },
             ),
-            identity_subscription(on_merged=self.merged, on_forgotten=self.forgotten),
+            identity_subscription(
+                on_merged=self.merged, on_unmerged=self.unmerged, on_forgotten=self.forgotten
+            ),
         ]
 
     async def lead_captured(self, session: AsyncSession, env: Envelope) -> None:
@@ -91,8 +93,15 @@ class EventHandlers:
                 session, env.tenant_id, env.customer_id, occurred_at(env, now)
             )
 
-    async def merged(self, session: AsyncSession, tenant: str, survivor: str, merged: str) -> None:
-        await self._customers.merged(session, tenant, survivor, merged, now())
+    async def merged(
+        self, session: AsyncSession, tenant: str, survivor: str, merged: str, merge_id: str
+    ) -> None:
+        await self._customers.merged(session, tenant, survivor, merged, now(), merge_id)
+
+    async def unmerged(
+        self, session: AsyncSession, tenant: str, restored: str, survivor: str, merge_id: str
+    ) -> None:
+        await self._customers.unmerged(session, tenant, restored, survivor, merge_id)
 
     async def forgotten(self, session: AsyncSession, tenant: str, ids: Sequence[str]) -> None:
         await self._customers.forgotten(session, tenant, ids)

@@ -65,6 +65,7 @@ class ActivityIntake:
     ) -> None:
         """A touch: contact and first channel kept, (un)subscribing followed; a scan or
         subscribe (`opens_window`) is an interaction as WeChat's 48-hour window counts it."""
+        customer_id = await self._survivor(session, tenant, customer_id)
         row = await self._activity.touch(session, tenant, customer_id, at)
         last = utc_or_none(row.last_interaction_at)
         if opens_window and (last is None or utc(at) > last):
@@ -88,6 +89,7 @@ class ActivityIntake:
         consent: bool,
         tags: Sequence[str],
     ) -> None:
+        customer_id = await self._survivor(session, tenant, customer_id)
         row = await self._activity.touch(session, tenant, customer_id, at)
         self._set_contact(row, contact)
         self._set_channel(row, channel.id, channel.kind)
@@ -99,6 +101,7 @@ class ActivityIntake:
     async def interaction_recorded(
         self, session: AsyncSession, tenant: str, customer_id: str, at: datetime
     ) -> None:
+        customer_id = await self._survivor(session, tenant, customer_id)
         rules = await self._rules.get(session, tenant)
         row = await self._activity.touch(session, tenant, customer_id, at)
         self._interacted(row, at, rules)
@@ -109,6 +112,7 @@ class ActivityIntake:
     async def lead_assigned(
         self, session: AsyncSession, tenant: str, customer_id: str, at: datetime, rep_id: str
     ) -> None:
+        customer_id = await self._survivor(session, tenant, customer_id)
         row = await self._activity.touch(session, tenant, customer_id, at)
         if rep_id:
             row.owner_rep_id = rep_id
@@ -123,6 +127,7 @@ class ActivityIntake:
         rep_id: str,
         inbound: bool,
     ) -> None:
+        customer_id = await self._survivor(session, tenant, customer_id)
         rules = await self._rules.get(session, tenant)
         row = await self._activity.touch(session, tenant, customer_id, at)
         if rep_id and not row.owner_rep_id:
@@ -141,6 +146,7 @@ class ActivityIntake:
         rep_id: str,
         contact: Contact | None,
     ) -> None:
+        customer_id = await self._survivor(session, tenant, customer_id)
         row = await self._activity.touch(session, tenant, customer_id, at)
         row.owner_rep_id = rep_id or row.owner_rep_id
         row.deleted_rep = False
@@ -157,6 +163,7 @@ class ActivityIntake:
         *,
         deleted_rep: bool,
     ) -> None:
+        customer_id = await self._survivor(session, tenant, customer_id)
         row = await self._activity.touch(session, tenant, customer_id, at)
         if deleted_rep:
             row.deleted_rep = True
@@ -175,6 +182,7 @@ class ActivityIntake:
         items: list[dict[str, object]],
     ) -> None:
         """Counted once per order id; its points credited once."""
+        customer_id = await self._survivor(session, tenant, customer_id)
         rules = await self._rules.get(session, tenant)
         row = await self._activity.touch(session, tenant, customer_id, at)
         if rep_id:
@@ -199,6 +207,7 @@ class ActivityIntake:
         full: bool,
     ) -> None:
         """Revenue and (for a full refund) the order count go back; points in proportion."""
+        customer_id = await self._survivor(session, tenant, customer_id)
         row = await self._activity.touch(session, tenant, customer_id, at)
         order = await self._refund_order(session, row, order_id, refunded_total_minor, full)
         if order is not None:
@@ -218,6 +227,8 @@ class ActivityIntake:
     async def referral_converted(
         self, session: AsyncSession, tenant: str, newcomer: str, referrer: str, at: datetime
     ) -> None:
+        newcomer = newcomer and await self._survivor(session, tenant, newcomer)
+        referrer = referrer and await self._survivor(session, tenant, referrer)
         if newcomer:
             await self._activity.touch(session, tenant, newcomer, at)
         if referrer:
@@ -228,10 +239,15 @@ class ActivityIntake:
         self, session: AsyncSession, tenant: str, customer_id: str, grant: RewardGrant, at: datetime
     ) -> None:
         """The beneficiary seen, and their reward's points or coupon handed out once."""
+        customer_id = await self._survivor(session, tenant, customer_id)
         await self._activity.touch(session, tenant, customer_id, at)
         await self._loyalty.reward_granted(session, tenant, customer_id, grant, at)
 
     # --- the activity row ---------------------------------------------------------------------
+
+    async def _survivor(self, session: AsyncSession, tenant: str, customer_id: str) -> str:
+        """An event still naming a merged-away id is about the survivor that holds its rows."""
+        return await self._repo.survivor_of(session, tenant, customer_id)
 
     def _set_contact(self, row: ActivityRow, contact: Contact | None) -> None:
         if contact is not None and contact.value:

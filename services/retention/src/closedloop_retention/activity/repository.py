@@ -14,16 +14,18 @@ from sqlalchemy.orm.util import identity_key
 
 from closedloop_retention.models import (
     ActivityRow,
+    CustomerAliasRow,
     CustomerValueRow,
     OrderItemRow,
     OrderRow,
     StageChangeRow,
     TagRow,
 )
-from loopkit.customer_rows import repoint_customer
+from loopkit.customer_rows import repoint_customer, repoint_unique
 
 # The tables keyed by (tenant, customer) this concept owns, besides the activity row itself.
 _CUSTOMER_TABLES = (OrderRow, OrderItemRow, StageChangeRow, TagRow)
+_MOVED_AS_IS = (OrderRow, OrderItemRow, StageChangeRow)
 
 
 class ReviewFacts(NamedTuple):
@@ -234,28 +236,81 @@ class ActivityRepository:
         )
         await session.delete(row)
 
-    async def repoint(self, session: AsyncSession, tenant: str, merged: str, survivor: str) -> None:
+    async def repoint(
+        self, session: AsyncSession, tenant: str, merged: str, survivor: str, merge_id: str
+    ) -> None:
         """The merged customer's orders, products, stage changes and tags become the survivor's
-        (a tag both had is kept once)."""
-        keep_tags = select(TagRow.tag).where(
-            TagRow.tenant_id == tenant, TagRow.customer_id == survivor
-        )
-        await session.execute(
-            delete(TagRow).where(
-                TagRow.tenant_id == tenant, TagRow.customer_id == merged, TagRow.tag.in_(keep_tags)
-            )
-        )
-        # The merged customer's scores go; the next rescore scores the survivor's combined facts.
+        (a tag both had is kept once; the merged one's copy is set aside for an unmerge)."""
+        # The merged customer's scores go; the next rescore scores each side's own facts (after
+        # a merge the survivor's combined ones, after an unmerge each one's again).
         await session.execute(
             delete(CustomerValueRow).where(
                 CustomerValueRow.tenant_id == tenant, CustomerValueRow.customer_id == merged
             )
         )
-        columns = [(model, "customer_id") for model in _CUSTOMER_TABLES]
-        await repoint_customer(session, columns, tenant_id=tenant, from_id=merged, to_id=survivor)
+        args = {"tenant_id": tenant, "from_id": merged, "to_id": survivor, "merge_id": merge_id}
+        await repoint_unique(session, TagRow, "customer_id", ["tag"], **args)
+        await repoint_customer(session, [(m, "customer_id") for m in _MOVED_AS_IS], **args)
+
+    async def order_totals(
+        self, session: AsyncSession, tenant: str, customer_id: str
+    ) -> tuple[int, int]:
+        """(orders not fully refunded, revenue net of refunds) from the customer's orders."""
+        count, revenue = (
+            await session.execute(
+                select(
+                    func.count().filter(OrderRow.fully_refunded.is_(False)),
+                    func.coalesce(func.sum(OrderRow.amount_minor - OrderRow.refunded_minor), 0),
+                ).where(OrderRow.tenant_id == tenant, OrderRow.customer_id == customer_id)
+            )
+        ).one()
+        return int(count or 0), max(int(revenue or 0), 0)
+
+    # --- aliases of merged customers ---------------------------------------------------------
+
+    async def survivor_of(self, session: AsyncSession, tenant: str, customer_id: str) -> str:
+        """The live customer holding `customer_id`'s rows (itself unless merged away)."""
+        found = await session.scalar(
+            select(CustomerAliasRow.survivor_id).where(
+                CustomerAliasRow.tenant_id == tenant, CustomerAliasRow.customer_id == customer_id
+            )
+        )
+        return found or customer_id
+
+    async def alias(
+        self, session: AsyncSession, tenant: str, merged: str, survivor: str, merge_id: str
+    ) -> None:
+        """`merged` (and every id merged into it before) now stands for `survivor`."""
+        await repoint_customer(
+            session,
+            [(CustomerAliasRow, "survivor_id")],
+            tenant_id=tenant,
+            from_id=merged,
+            to_id=survivor,
+            merge_id=merge_id,
+        )
+        await session.execute(
+            delete(CustomerAliasRow).where(
+                CustomerAliasRow.tenant_id == tenant, CustomerAliasRow.customer_id == merged
+            )
+        )
+        session.add(
+            CustomerAliasRow(
+                tenant_id=tenant, customer_id=merged, survivor_id=survivor, merge_id=merge_id
+            )
+        )
+        await session.flush()
+
+    async def unalias(self, session: AsyncSession, tenant: str, restored: str) -> None:
+        """`restored` is a customer of its own again."""
+        await session.execute(
+            delete(CustomerAliasRow).where(
+                CustomerAliasRow.tenant_id == tenant, CustomerAliasRow.customer_id == restored
+            )
+        )
 
     async def forget(self, session: AsyncSession, tenant: str, ids: list[str]) -> None:
-        for model in (ActivityRow, CustomerValueRow, *_CUSTOMER_TABLES):
+        for model in (ActivityRow, CustomerValueRow, CustomerAliasRow, *_CUSTOMER_TABLES):
             await session.execute(
                 delete(model)
                 .where(model.tenant_id == tenant, model.customer_id.in_(ids))

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from closedloop_retention.broadcasts import planner
 from closedloop_retention.models import ActivityRow, BroadcastRow, RecipientRow
 from closedloop_retention.segments import compiler, language
-from loopkit.customer_rows import repoint_customer
+from loopkit.customer_rows import repoint_unique
 
 SENT_OR_PENDING = ("sent", "scheduled", "sending")
 
@@ -255,20 +255,21 @@ class BroadcastRepository:
 
     # --- customer events ---------------------------------------------------------------------
 
-    async def repoint(self, session: AsyncSession, tenant: str, merged: str, survivor: str) -> None:
-        """The merged customer's recipient rows become the survivor's (one per broadcast)."""
-        keep = select(RecipientRow.broadcast_id).where(
-            RecipientRow.tenant_id == tenant, RecipientRow.customer_id == survivor
+    async def repoint(
+        self, session: AsyncSession, tenant: str, merged: str, survivor: str, merge_id: str
+    ) -> None:
+        """The merged customer's recipient rows become the survivor's (one per broadcast; the
+        merged one's duplicate is set aside for an unmerge)."""
+        await repoint_unique(
+            session,
+            RecipientRow,
+            "customer_id",
+            ["broadcast_id"],
+            tenant_id=tenant,
+            from_id=merged,
+            to_id=survivor,
+            merge_id=merge_id,
         )
-        await session.execute(
-            delete(RecipientRow).where(
-                RecipientRow.tenant_id == tenant,
-                RecipientRow.customer_id == merged,
-                RecipientRow.broadcast_id.in_(keep),
-            )
-        )
-        columns = [(RecipientRow, "customer_id")]
-        await repoint_customer(session, columns, tenant_id=tenant, from_id=merged, to_id=survivor)
 
     async def forget(self, session: AsyncSession, tenant: str, ids: list[str]) -> None:
         await session.execute(

@@ -9,6 +9,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from closedloop_retention.models import ActivityRow, OptOutRow
+from loopkit.customer_rows import repoint_unique
 
 
 class ConsentRepository:
@@ -37,30 +38,24 @@ class ConsentRepository:
     def add(self, session: AsyncSession, row: OptOutRow) -> None:
         session.add(row)
 
-    async def repoint(self, session: AsyncSession, tenant: str, merged: str, survivor: str) -> None:
+    async def repoint(
+        self, session: AsyncSession, tenant: str, merged: str, survivor: str, merge_id: str
+    ) -> None:
         """The merged customer's opt-outs become the survivor's (a withdrawal of either id of one
-        person holds for the person)."""
-        have = await self.opted_out(session, tenant, survivor)
-        gone = (
-            await session.scalars(
-                select(OptOutRow).where(
-                    OptOutRow.tenant_id == tenant, OptOutRow.customer_id == merged
-                )
-            )
-        ).all()
-        for row in gone:
-            if row.channel not in have:
-                session.add(
-                    OptOutRow(
-                        tenant_id=tenant,
-                        customer_id=survivor,
-                        channel=row.channel,
-                        source=row.source,
-                        at=row.at,
-                    )
-                )
-            await session.delete(row)
+        person holds for the person; one of a channel both withdrew is set aside for an
+        unmerge, which gives each id its own back)."""
         await session.flush()
+        await repoint_unique(
+            session,
+            OptOutRow,
+            "customer_id",
+            ["channel"],
+            tenant_id=tenant,
+            from_id=merged,
+            to_id=survivor,
+            merge_id=merge_id,
+        )
+        session.expire_all()
 
     async def forget(self, session: AsyncSession, tenant: str, ids: Sequence[str]) -> None:
         await session.execute(

@@ -22,7 +22,7 @@ from closedloop_retention.models import (
     C360ReferralRow,
     C360RewardRow,
 )
-from loopkit.customer_rows import repoint_customer
+from loopkit.customer_rows import repoint_customer, set_aside
 
 # Tables whose customer_id column names the customer the row is about.
 _OWNED: tuple[type[Any], ...] = (
@@ -217,9 +217,12 @@ class Customer360Repository:
 
     # --- merge and erasure ------------------------------------------------------------------
 
-    async def merge(self, session: AsyncSession, tenant: str, survivor: str, gone: str) -> None:
+    async def merge(
+        self, session: AsyncSession, tenant: str, survivor: str, gone: str, *, merge_id: str = ""
+    ) -> None:
         """The merged customer's rows move to the survivor; when both were referred, the
-        survivor's referral stays."""
+        survivor's referral stays (the merged one's is set aside for an unmerge). Moves are
+        logged under `merge_id` (loopkit.customer_rows), so an unmerge gives them back."""
         ref = C360ReferralRow
         both = await session.scalar(
             select(func.count())
@@ -227,6 +230,21 @@ class Customer360Repository:
             .where(ref.tenant_id == tenant, ref.newcomer_id.in_([survivor, gone]))
         )
         if both == 2:
+            theirs = (
+                await session.scalars(
+                    select(ref).where(ref.tenant_id == tenant, ref.newcomer_id == gone)
+                )
+            ).all()
+            await set_aside(
+                session,
+                ref,
+                "newcomer_id",
+                theirs,
+                tenant_id=tenant,
+                merge_id=merge_id,
+                from_id=gone,
+                to_id=survivor,
+            )
             await session.execute(
                 delete(ref).where(ref.tenant_id == tenant, ref.newcomer_id == gone)
             )
@@ -241,6 +259,7 @@ class Customer360Repository:
             tenant_id=tenant,
             from_id=gone,
             to_id=survivor,
+            merge_id=merge_id,
         )
 
     async def erase(self, session: AsyncSession, tenant: str, ids: Sequence[str]) -> None:

@@ -44,9 +44,12 @@ class Customer360Service:
         self._loyalty = loyalty
         self._directory = directory
 
-    async def merge(self, session: AsyncSession, tenant: str, survivor: str, gone: str) -> None:
+    async def merge(
+        self, session: AsyncSession, tenant: str, survivor: str, gone: str, *, merge_id: str = ""
+    ) -> None:
+        """Rows move to the survivor, logged under `merge_id` so an unmerge gives them back."""
         if survivor != gone:
-            await self._repo.merge(session, tenant, survivor, gone)
+            await self._repo.merge(session, tenant, survivor, gone, merge_id=merge_id)
 
     async def forget(self, session: AsyncSession, tenant: str, ids: list[str]) -> None:
         await self._repo.erase(session, tenant, ids)

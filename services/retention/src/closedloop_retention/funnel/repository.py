@@ -125,6 +125,16 @@ class FunnelRepository:
         else:
             row.survivor_id = survivor
 
+    async def unalias(self, session: AsyncSession, tenant: str, restored: str) -> None:
+        """`restored` is a customer of its own again (an unmerge)."""
+        await session.execute(
+            delete(FunnelAliasRow).where(
+                FunnelAliasRow.tenant_id == tenant,
+                FunnelAliasRow.customer_id == restored,
+                FunnelAliasRow.survivor_id != "",
+            )
+        )
+
     # --- attribution -------------------------------------------------------------------------
 
     async def source(

@@ -133,6 +133,12 @@ class FunnelService:
         await self._repeat(session, tenant, survivor)
         await self._rows.refresh_gaps(session, tenant, survivor)
 
+    async def unmerge(self, session: AsyncSession, tenant: str, restored: str) -> None:
+        """Later events for `restored` count for it again. The steps and orders the merge folded
+        into the survivor stay there: the read model keeps no record of whose they were."""
+        await self._rows.lock(session, tenant, restored)
+        await self._rows.unalias(session, tenant, restored)
+
     async def forget(self, session: AsyncSession, tenant: str, ids: Sequence[str]) -> None:
         for customer in sorted(ids):
             await self._rows.lock(session, tenant, customer)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 
 from sqlalchemy import delete, func, select, update
@@ -165,10 +166,60 @@ class LoyaltyRepository:
     async def drop(self, session: AsyncSession, row: LoyaltyAccountRow) -> None:
         await session.delete(row)
 
-    async def repoint(self, session: AsyncSession, tenant: str, merged: str, survivor: str) -> None:
+    async def repoint(
+        self, session: AsyncSession, tenant: str, merged: str, survivor: str, merge_id: str
+    ) -> None:
         """The merged customer's ledger entries and coupons become the survivor's."""
         columns = [(LedgerRow, "customer_id"), (CouponRow, "customer_id")]
-        await repoint_customer(session, columns, tenant_id=tenant, from_id=merged, to_id=survivor)
+        await repoint_customer(
+            session, columns, tenant_id=tenant, from_id=merged, to_id=survivor, merge_id=merge_id
+        )
+
+    async def rebuild(
+        self,
+        session: AsyncSession,
+        tenant: str,
+        customer_id: str,
+        earning: Collection[str],
+        *,
+        at: datetime,
+    ) -> None:
+        """The account's balance and lifetime points (those of `earning` sources) summed again
+        from its ledger (after an unmerge took entries back): each side's tier follows its own."""
+        earned = LedgerRow.source.in_(sorted(earning))
+        balance, lifetime = (
+            await session.execute(
+                select(
+                    func.coalesce(func.sum(LedgerRow.points), 0),
+                    func.coalesce(func.sum(LedgerRow.points).filter(earned), 0),
+                ).where(LedgerRow.tenant_id == tenant, LedgerRow.customer_id == customer_id)
+            )
+        ).one()
+        result = await session.execute(
+            update(LoyaltyAccountRow)
+            .where(
+                LoyaltyAccountRow.tenant_id == tenant, LoyaltyAccountRow.customer_id == customer_id
+            )
+            .values(balance=int(balance), lifetime_points=int(lifetime), updated_at=at)
+            .execution_options(synchronize_session=False)
+        )
+        has_entries = await session.scalar(
+            select(func.count())
+            .select_from(LedgerRow)
+            .where(LedgerRow.tenant_id == tenant, LedgerRow.customer_id == customer_id)
+        )
+        if _rowcount(result) == 0 and has_entries:
+            # The account went back with the restored customer; entries made since stay here.
+            session.add(
+                LoyaltyAccountRow(
+                    tenant_id=tenant,
+                    customer_id=customer_id,
+                    balance=int(balance),
+                    lifetime_points=int(lifetime),
+                    updated_at=at,
+                )
+            )
+            await session.flush()
 
     async def forget(self, session: AsyncSession, tenant: str, ids: list[str]) -> None:
         for model in (LedgerRow, LoyaltyAccountRow, CouponRow):

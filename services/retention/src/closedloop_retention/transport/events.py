@@ -99,7 +99,9 @@ class EventHandlers:
             Subscription.to("acquisition", "acquisition", also(acquisition, feed["acquisition"])),
             Subscription.to("conversion", "conversion", also(conversion, feed["conversion"])),
             Subscription.to("referral", "referral", also(referral, feed["referral"])),
-            identity_subscription(on_merged=self.merged, on_forgotten=self.forgotten),
+            identity_subscription(
+                on_merged=self.merged, on_unmerged=self.unmerged, on_forgotten=self.forgotten
+            ),
             *self.funnel_subscriptions(),
         ]
 
@@ -121,6 +123,7 @@ class EventHandlers:
             Subscription.to("referral", "funnel-referral", referral),
             identity_subscription(
                 on_merged=self.funnel_merged,
+                on_unmerged=self.funnel_unmerged,
                 on_forgotten=self.funnel_forgotten,
                 name="funnel-identity",
             ),
@@ -302,9 +305,19 @@ class EventHandlers:
 
     # --- identity ---------------------------------------------------------------------------
 
-    async def merged(self, session: AsyncSession, tenant: str, survivor: str, gone: str) -> None:
-        await self._people.merge(session, tenant, survivor, gone, now=now())
-        await self._c360.merge(session, tenant, survivor, gone)
+    async def merged(
+        self, session: AsyncSession, tenant: str, survivor: str, gone: str, merge_id: str
+    ) -> None:
+        await self._people.merge(session, tenant, survivor, gone, now=now(), merge_id=merge_id)
+        await self._c360.merge(session, tenant, survivor, gone, merge_id=merge_id)
+
+    async def unmerged(
+        self, session: AsyncSession, tenant: str, restored: str, survivor: str, merge_id: str
+    ) -> None:
+        # Gives back every row the merge logged, the customer 360's included.
+        await self._people.unmerge(
+            session, tenant, restored, survivor, merge_id=merge_id, now=now()
+        )
 
     async def forgotten(self, session: AsyncSession, tenant: str, ids: Sequence[str]) -> None:
         await self._people.forget(session, tenant, ids)
@@ -367,9 +380,14 @@ class EventHandlers:
             )
 
     async def funnel_merged(
-        self, session: AsyncSession, tenant: str, survivor: str, gone: str
+        self, session: AsyncSession, tenant: str, survivor: str, gone: str, merge_id: str
     ) -> None:
         await self._funnel.merge(session, tenant, survivor, gone)
+
+    async def funnel_unmerged(
+        self, session: AsyncSession, tenant: str, restored: str, survivor: str, merge_id: str
+    ) -> None:
+        await self._funnel.unmerge(session, tenant, restored)
 
     async def funnel_forgotten(
         self, session: AsyncSession, tenant: str, ids: Sequence[str]

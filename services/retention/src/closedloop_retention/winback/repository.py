@@ -97,9 +97,13 @@ class WinBackRepository:
         )
         return _rowcount(result) > 0
 
-    async def repoint(self, session: AsyncSession, tenant: str, merged: str, survivor: str) -> None:
+    async def repoint(
+        self, session: AsyncSession, tenant: str, merged: str, survivor: str, merge_id: str
+    ) -> None:
         columns = [(WinBackOfferRow, "customer_id")]
-        await repoint_customer(session, columns, tenant_id=tenant, from_id=merged, to_id=survivor)
+        await repoint_customer(
+            session, columns, tenant_id=tenant, from_id=merged, to_id=survivor, merge_id=merge_id
+        )
 
     async def forget(self, session: AsyncSession, tenant: str, ids: Sequence[str]) -> None:
         await session.execute(

@@ -166,8 +166,10 @@ class WinBackService:
 
     # --- customer events ---------------------------------------------------------------------
 
-    async def merged(self, session: AsyncSession, tenant: str, merged: str, survivor: str) -> None:
-        await self._repo.repoint(session, tenant, merged, survivor)
+    async def merged(
+        self, session: AsyncSession, tenant: str, merged: str, survivor: str, merge_id: str
+    ) -> None:
+        await self._repo.repoint(session, tenant, merged, survivor, merge_id)
 
     async def forgotten(self, session: AsyncSession, tenant: str, ids: list[str]) -> None:
         await self._repo.forget(session, tenant, ids)
