@@ -349,6 +349,29 @@ class FunnelRepository:
         rows = await session.execute(_query(sql), _params(q))
         return {(period_start(p) if grain else None, step): _seconds(m) for p, step, m in rows}
 
+    async def tenant_step_counts(
+        self, session: AsyncSession, start: datetime, end: datetime, max_tenants: int
+    ) -> tuple[list[tuple[str, str, int]], int]:
+        """(tenant, step, unique customers who reached it in [start, end)) for the `max_tenants`
+        tenants with the most steps in the range (ties by id), and how many tenants had steps in
+        the range at all. Two GROUP BYs over funnel_steps' (tenant_id, at, ...) index."""
+        counts = (
+            "WITH busiest AS ("
+            " SELECT tenant_id FROM funnel_steps WHERE at >= :start AND at < :end"
+            " GROUP BY tenant_id ORDER BY count(*) DESC, tenant_id LIMIT :limit)"
+            " SELECT s.tenant_id, s.step, count(*) FROM funnel_steps s"
+            " JOIN busiest b ON b.tenant_id = s.tenant_id"
+            " WHERE s.at >= :start AND s.at < :end GROUP BY s.tenant_id, s.step"
+        )
+        times = {"start": utc(start), "end": utc(end)}
+        rows = await session.execute(_query(counts), {**times, "limit": max_tenants})
+        found = [(tenant, step, int(n)) for tenant, step, n in rows]
+        tenants = (
+            "SELECT count(DISTINCT tenant_id) FROM funnel_steps WHERE at >= :start AND at < :end"
+        )
+        total = int((await session.execute(_query(tenants), times)).scalar_one())
+        return found, total
+
     async def order_counts(
         self, session: AsyncSession, q: FunnelQuery
     ) -> list[tuple[datetime, int]]:
