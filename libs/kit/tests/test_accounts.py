@@ -144,3 +144,32 @@ def test_make_runs_demo_accounts_sign_callbacks_acquisition_and_conversion_accep
     monkeypatch.setenv("CLOSEDLOOP_GATEWAY_ACCOUNTS", json.dumps({"official_accounts": [APP]}))
     emulated_accounts.apply_defaults()
     assert "CLOSEDLOOP_ACCOUNTS" not in os.environ
+
+
+def test_a_corps_application_is_its_own_credential_and_never_shown() -> None:
+    agent_secret = "agent-s3cret-never-shown"
+    with_app = {**CORP, "agent_id": "1000002", "agent_secret": agent_secret}
+    registry = AccountRegistry.parse(
+        json.dumps({"wecom_corps": [with_app, {**CORP, "corp_id": "ww2", "tenant_id": "u"}]})
+    )
+    corp = registry.wecom_corp("t", "ww1")
+    app = corp.app()
+    assert app is not None and app.agent_id == "1000002"
+    # Its token is kept under its own id, apart from the contact secret's.
+    assert app.account_id == "ww1/app" != corp.account_id
+    assert app.secret.get_secret_value() == agent_secret
+    assert registry.wecom_corp("u", "ww2").app() is None  # optional
+    assert [c.account_id for c in registry.credentials()] == ["ww1", "ww2", "ww1/app"]
+    assert registry.credential("ww1/app") == app
+    assert agent_secret not in repr(registry) and agent_secret not in repr(app)
+    # With an agent secret, the agent id must be the application's number.
+    for agent_id in ("", "agent-1"):
+        with pytest.raises(RegistryError, match="agent_id") as bad:
+            AccountRegistry.parse(json.dumps({"wecom_corps": [{**with_app, "agent_id": agent_id}]}))
+        assert agent_secret not in str(bad.value)
+
+
+def test_make_runs_demo_corp_has_an_application() -> None:
+    registry = AccountRegistry.parse(json.dumps(emulated_accounts.accounts()))
+    app = registry.wecom_corp(emulated_accounts.TENANT, emulated_accounts.CORP_ID).app()
+    assert app is not None and app.agent_id.isdigit()

@@ -21,7 +21,7 @@ from loopkit.errors import DependencyUnavailable, NotFound
 from loopkit.gateway_client import GatewayClient, send_request
 from loopkit.wechat.sender import OutboundMessage, SendRefused
 from loopkit_dev.natsserver import NatsServer, free_port
-from loopkit_dev.testing import BUSY_MACHINE_DEADLINE_S, running_service
+from loopkit_dev.testing import BUSY_MACHINE_DEADLINE_S, eventually, running_service
 
 APP = "wx-app-1"
 CORP = "ww-corp-1"
@@ -114,6 +114,8 @@ async def test_an_unreachable_gateway_is_a_dependency_outage_not_a_refusal() -> 
             )
         with pytest.raises(DependencyUnavailable):
             await client.transfer_results("t1", CORP, "a", "b", resigned=True)
+        with pytest.raises(DependencyUnavailable):
+            await client.send_many([message("text", to)])
     finally:
         await client.close()
 
@@ -195,6 +197,46 @@ async def test_what_wechat_or_the_gateway_refuses_is_send_refused(
     stranger = IdentityValue("wechat_openid", "o-x", scope="wx-not-ours")
     with pytest.raises(SendRefused):
         await gateway.send(_out("template", stranger, _unique("k"), template_id="tpl-1"))
+
+
+async def test_send_many_answers_each_message_in_order(
+    gateway: GatewayClient, wechat: Emulator
+) -> None:
+    """One SendMessages call for a page: each message its receipt or its refusal, in order;
+    the page again returns the same sends and sends nothing twice."""
+    openids = [_unique("o") for _ in range(3)]
+    page = [
+        _out("template", _to(o), _unique("k"), template_id="tpl-1", **{"data.first": "Hi"})
+        for o in openids
+    ]
+    page.insert(1, _out("text", _to(_unique("o")), _unique("k")))  # outside the 48-hour window
+    page.append(_out("template", IdentityValue("phone", "+8613800000000"), _unique("k")))
+    first = await gateway.send_many(page)
+    assert [type(r).__name__ for r in first] == [
+        "SendReceipt",
+        "SendRefused",
+        "SendReceipt",
+        "SendReceipt",
+        "SendRefused",
+    ]
+    assert "48" in str(first[1]) and "phone" in str(first[4])
+    again = await gateway.send_many(page)
+    receipts = [r for r in first if not isinstance(r, SendRefused)]
+    repeated = [r for r in again if not isinstance(r, SendRefused)]
+    assert [r.message_id for r in repeated] == [r.message_id for r in receipts]
+    assert all(r.duplicate for r in repeated)
+
+    def at_wechat() -> list[str]:
+        calls = wechat.calls("message/template/send", APP)
+        return [c["body"]["touser"] for c in calls if c["body"]["touser"] in openids]
+
+    await eventually(lambda: _async(len(at_wechat()) == 3))
+    assert sorted(at_wechat()) == sorted(openids)
+    assert await gateway.send_many([]) == []
+
+
+async def _async(value: bool) -> bool:
+    return value
 
 
 async def test_a_rep_broadcast_to_a_wecom_contact(gateway: GatewayClient, wechat: Emulator) -> None:

@@ -35,3 +35,49 @@ def test_closedloop_run_without_the_dev_kit_says_what_to_install(
     monkeypatch.setitem(sys.modules, "loopkit_dev.runner", None)
     assert cli.main(["run"]) == 2
     assert "make install" in capsys.readouterr().err
+
+
+def test_the_readiness_probe_says_not_ready_when_something_else_answers_on_the_port() -> None:
+    # A port handed to two programs once made make run's probe meet a non-HTTP answer and stop
+    # the run with a traceback instead of waiting.
+    import socket
+    import threading
+    from types import SimpleNamespace
+    from typing import Any, cast
+
+    from loopkit_dev.runner import _ready
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+
+    def answer_garbage() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            with conn:
+                conn.recv(1024)
+                conn.sendall(b"\x00\x00\x12\x04 not http at all\r\n\r\n")
+
+    threading.Thread(target=answer_garbage, daemon=True).start()
+    child = SimpleNamespace(http_url=f"http://127.0.0.1:{port}", grpc_target=f"127.0.0.1:{port}")
+    try:
+        assert _ready(cast(Any, child)) is False
+    finally:
+        listener.close()
+
+
+def test_a_stop_grace_that_is_not_a_positive_number_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from loopkit.operator import PlatformError
+    from loopkit_dev.runner import stop_grace_s
+
+    monkeypatch.setenv("CLOSEDLOOP_STOP_GRACE_S", "soon")
+    with pytest.raises(PlatformError, match="CLOSEDLOOP_STOP_GRACE_S"):
+        stop_grace_s()
+    monkeypatch.setenv("CLOSEDLOOP_STOP_GRACE_S", "45")
+    assert stop_grace_s() == 45.0

@@ -232,6 +232,7 @@ async def wechat_services(
             gateway_url=gateway.grpc_target,
             session_secret=SESSION_SECRET,
             wechat_worker_poll_s=0.1,
+            contact_way_release_interval_s=0.2,
             accounts=accounts,
         ) as acquisition,
     ):

@@ -21,6 +21,8 @@ from acquisition_helpers import SESSION_SECRET, WECHAT_UA, WechatSlot, at, openi
 from closedloop.acquisition.v1 import acquisition_pb2 as pb
 from closedloop.common.v1 import common_pb2 as c
 from closedloop.events.v1 import acquisition_events_pb2 as ev
+from closedloop.gateway.v1 import gateway_pb2 as gw
+from closedloop.gateway.v1 import gateway_pb2_grpc
 from closedloop.identity.v1 import identity_pb2
 from closedloop_acquisition.pages.signin import Signer, SignIn
 from closedloop_acquisition.wechat import WebIdentity
@@ -105,6 +107,92 @@ async def test_a_contact_me_channel_gets_a_code_and_deleting_it_removes_it(
         pb.DeleteChannelRequest(tenant_id=env.tenant, channel_id=way.channel_id)
     )
     assert len(removals()) == 1  # already gone: WeCom is not asked again
+
+
+async def test_an_expired_contact_me_channel_loses_its_code_at_wecom_once(
+    wx: WechatSlot,
+) -> None:
+    """A contact-me channel whose expiry passes has its code removed at WeCom by the release
+    worker, once (a WeCom outage on the first attempt is retried), and GetChannel says so; a
+    later DeleteChannel does not ask WeCom again. So does one whose campaign ends. A live
+    channel keeps its code."""
+    env = wx.env
+    campaign = await env.campaign()
+    ends = datetime.now(UTC) + timedelta(seconds=2)
+    expiring = await env.channel(
+        campaign.campaign_id,
+        kind=pb.CHANNEL_KIND_WECOM_CONTACT_WAY,
+        state=_unique("fair")[:30],
+        user_ids=["rep-li"],
+        expires_at=at(ends),
+    )
+    lasting = await env.channel(
+        campaign.campaign_id,
+        kind=pb.CHANNEL_KIND_WECOM_CONTACT_WAY,
+        state=_unique("shop")[:30],
+        user_ids=["rep-li"],
+    )
+    wx.wechat.fail("externalcontact/del_contact_way", -1, count=1, corp_id=wx.corp_id)
+
+    def removals(config_id: str) -> list[object]:
+        return [
+            call
+            for call in wx.wechat.calls("externalcontact/del_contact_way", wx.corp_id)
+            if call["body"].get("config_id") == config_id
+        ]
+
+    async def released() -> bool:
+        got = await env.stub.GetChannel(
+            pb.GetChannelRequest(tenant_id=env.tenant, channel_id=expiring.channel_id)
+        )
+        return "removed at WeCom" in got.channel.code.missing_reason
+
+    await eventually(released)
+    assert datetime.now(UTC) >= ends
+    # The busy answer, then one removal; nothing for the channel that has not ended.
+    assert [call["errcode"] for call in removals(expiring.code.config_id)] == [-1, 0]
+    assert removals(lasting.code.config_id) == []
+    await env.stub.DeleteChannel(
+        pb.DeleteChannelRequest(tenant_id=env.tenant, channel_id=expiring.channel_id)
+    )
+    assert len(removals(expiring.code.config_id)) == 2
+    # WeCom no longer knows the code.
+    gateway = gateway_pb2_grpc.GatewayServiceStub(wx.gateway.channel)  # type: ignore[no-untyped-call]
+    with pytest.raises(grpc.aio.AioRpcError) as gone:
+        await gateway.DeleteContactWay(
+            gw.DeleteContactWayRequest(
+                tenant_id=env.tenant, corp_id=wx.corp_id, config_id=expiring.code.config_id
+            )
+        )
+    assert gone.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "41044" in (gone.value.details() or "")
+
+    # A channel whose campaign ends has ended too.
+    short = (
+        await env.stub.CreateCampaign(
+            pb.CreateCampaignRequest(
+                tenant_id=env.tenant,
+                name="Weekend fair",
+                ends_at=at(datetime.now(UTC) + timedelta(seconds=2)),
+            )
+        )
+    ).campaign
+    fair = await env.channel(
+        short.campaign_id,
+        kind=pb.CHANNEL_KIND_WECOM_CONTACT_WAY,
+        state=_unique("wknd")[:30],
+        user_ids=["rep-li"],
+    )
+
+    async def fair_released() -> bool:
+        got = await env.stub.GetChannel(
+            pb.GetChannelRequest(tenant_id=env.tenant, channel_id=fair.channel_id)
+        )
+        return "removed at WeCom" in got.channel.code.missing_reason
+
+    await eventually(fair_released)
+    assert [call["errcode"] for call in removals(fair.code.config_id)] == [0]
+    assert removals(lasting.code.config_id) == []
 
 
 async def test_a_wechat_outage_answers_unavailable_and_creates_nothing(wx: WechatSlot) -> None:

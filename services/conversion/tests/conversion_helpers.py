@@ -6,14 +6,17 @@ import json
 import time
 import uuid
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+from google.protobuf.timestamp_pb2 import Timestamp
 from nats.aio.client import Client
 
 from closedloop.common.v1 import common_pb2 as c
 from closedloop.conversion.v1 import conversion_pb2 as pb
 from closedloop.events.v1 import acquisition_events_pb2 as acq
+from closedloop.events.v1 import retention_events_pb2 as ret
 from closedloop.events.v1.envelope_pb2 import Envelope
 from loopkit.events import new_envelope, subject_for
 from loopkit.wechat.crypto import MessageCrypto, signature
@@ -26,16 +29,24 @@ AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
 CRYPTO = MessageCrypto(TOKEN, AES_KEY, CORP)
 
 
-def accounts(tenant: str, *official_accounts: dict[str, Any]) -> str:
+# The test corp's application (messages to reps), when a test gives it one.
+AGENT_ID = "1000007"
+AGENT_SECRET = "conv-agent-secret-2b8e"
+
+
+def accounts(tenant: str, *official_accounts: dict[str, Any], app: bool = False) -> str:
     """The account registry (CLOSEDLOOP_ACCOUNTS) with the test corp serving `tenant`: its
-    contact secret for the gateway, its callback token and key for conversion."""
-    corp = {
+    contact secret for the gateway, its callback token and key for conversion; with `app`, its
+    application (agent_id + agent_secret) too."""
+    corp: dict[str, Any] = {
         "tenant_id": tenant,
         "corp_id": CORP,
         "contact_secret": "conv-corp-secret-9a7c",
         "token": TOKEN,
         "aes_key": AES_KEY,
     }
+    if app:
+        corp |= {"agent_id": AGENT_ID, "agent_secret": AGENT_SECRET}
     return json.dumps({"official_accounts": list(official_accounts), "wecom_corps": [corp]})
 
 
@@ -147,3 +158,22 @@ async def post_callback(http_url: str, fields: dict[str, str | int], **kw: Any) 
 
 def external(value: str) -> c.Identity:
     return c.Identity(kind=c.IDENTITY_KIND_WECOM_EXTERNAL_USERID, scope=CORP, value=value)
+
+
+def offered(tenant: str, customer_id: str, rep_id: str, win_back_id: str = "") -> Envelope:
+    valid_until = Timestamp()
+    valid_until.FromDatetime(datetime.now(UTC) + timedelta(days=14))
+    return new_envelope(
+        producer="retention",
+        event_type="win_back.offered",
+        tenant_id=tenant,
+        customer_id=customer_id,
+        payload=ret.WinBackOffered(
+            win_back_id=win_back_id or uuid.uuid4().hex[:26],
+            coupon_id="coupon-1",
+            value_minor=2000,
+            valid_until=valid_until,
+            owner_rep_id=rep_id,
+            attempt=1,
+        ),
+    )

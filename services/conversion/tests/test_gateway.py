@@ -17,9 +17,23 @@ from closedloop.common.v1 import common_pb2 as c
 from closedloop.conversion.v1 import conversion_pb2 as pb
 from closedloop.conversion.v1 import conversion_pb2_grpc
 from closedloop.events.v1 import conversion_events_pb2 as ev
+from closedloop.gateway.v1 import gateway_pb2 as gw
+from closedloop.gateway.v1 import gateway_pb2_grpc
 from closedloop.identity.v1 import identity_pb2 as ipb
 from closedloop_conversion.main import DEFINITION
-from conversion_helpers import CORP, accounts, contact_change, events, make_rep, post_callback
+from conversion_helpers import (
+    AGENT_ID,
+    AGENT_SECRET,
+    CORP,
+    accounts,
+    contact_change,
+    events,
+    lead_envelope,
+    make_rep,
+    offered,
+    post_callback,
+    publish,
+)
 from gateway_helpers import Emulator, emulator, gateway_overrides
 from loopkit.events import unpack
 from loopkit_dev.natsserver import NatsServer, free_port
@@ -32,12 +46,18 @@ APP = "wx-conv-oa"
 def wechat(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
     """The WeChat API emulator, as its own process over HTTP."""
     with emulator(tmp_path_factory.mktemp("emulator")) as running:
+        # The corp's application: its agent secret gets the token message/send takes.
+        running.post(
+            "/emulator/apps", {"corp_id": CORP, "agent_id": AGENT_ID, "secret": AGENT_SECRET}
+        )
         yield running
 
 
 def _accounts(tenant: str) -> str:
-    """One registry for the gateway (secrets) and conversion (the corp's callback settings)."""
-    return accounts(tenant, {"tenant_id": tenant, "app_id": APP, "app_secret": "conv-oa-4d1e"})
+    """One registry for the gateway (secrets) and conversion (the corp's callback settings),
+    the corp with its application, so reps are told of their tasks and leads."""
+    oa = {"tenant_id": tenant, "app_id": APP, "app_secret": "conv-oa-4d1e"}
+    return accounts(tenant, oa, app=True)
 
 
 @pytest_asyncio.fixture(loop_scope="session")
@@ -333,6 +353,49 @@ async def test_a_departed_reps_customers_go_through_wecoms_resigned_transfer(
     assert [(o.customer_id, o.rep_id) for o in active] == [(own.customer_id, heir.rep_id)]
 
 
+async def test_a_customer_already_in_transfer_at_wecom_is_in_progress_not_refused(
+    conv, wired, gateway, wechat, tenant
+):
+    """Someone started the same transfer in WeCom already (its console, an earlier request):
+    WeCom refuses the customer with 40129, which the gateway answers as accepted for transfer,
+    so conversion's transfer stays pending and completes when WeCom reports the takeover."""
+    a = await make_rep(conv, tenant, "rep-c")
+    b = await make_rep(conv, tenant, "rep-d")
+    own = await _befriend(wired, conv, tenant, "rep-c")
+    earlier = gw.TransferCustomersRequest(
+        tenant_id=tenant,
+        corp_id=CORP,
+        handover_userid="rep-c",
+        takeover_userid="rep-d",
+        external_userids=[own.external_userid],
+        idempotency_key=_unique("console"),
+    )
+    stub = gateway_pb2_grpc.GatewayServiceStub(gateway.channel)  # type: ignore[no-untyped-call]
+    await stub.TransferCustomers(earlier)
+    await conv.TransferCustomers(
+        pb.TransferCustomersRequest(
+            tenant_id=tenant,
+            from_rep_id=a.rep_id,
+            to_rep_id=b.rep_id,
+            customer_ids=[own.customer_id],
+        )
+    )
+    api = "externalcontact/transfer_customer"
+    await eventually(lambda: _async(len(_asked(wechat, api, own.external_userid)) == 2))
+    found = await _transfers(conv, tenant)
+    assert found[own.customer_id].status == pb.TRANSFER_STATUS_PENDING
+    wechat.post(
+        "/emulator/transfers",
+        {"corp_id": CORP, "external_userid": own.external_userid, "status": 1},
+    )
+
+    async def completed() -> bool:
+        found = await _transfers(conv, tenant)
+        return found[own.customer_id].status == pb.TRANSFER_STATUS_COMPLETED
+
+    await eventually(completed)
+
+
 async def _async(value: Any) -> Any:
     return value
 
@@ -381,3 +444,45 @@ async def test_a_transfer_whose_answer_was_lost_is_not_asked_of_wecom_twice(
 
     await eventually(completed)
     assert len(_asked(wechat, api, own.external_userid)) == 1
+
+
+async def test_a_win_back_task_and_an_assigned_lead_tell_the_rep_once_through_wecom(
+    conv, wechat, tenant, nats_client
+) -> None:
+    userid = _unique("rep-notified")
+    rep = await make_rep(conv, tenant, userid)
+    env = offered(tenant, "cust-notice-1", rep.rep_id)
+    await publish(nats_client, env)
+    await publish(nats_client, env, dedupe=False)  # redelivered: still one task, one message
+
+    async def told() -> pb.RepTask | None:
+        found = await conv.ListRepTasks(pb.ListRepTasksRequest(tenant_id=tenant))
+        if found.tasks and found.tasks[0].rep_notice == pb.REP_NOTICE_STATUS_SENT:
+            return found.tasks[0]
+        return None
+
+    await eventually(told, timeout_s=BUSY_MACHINE_DEADLINE_S)
+    task = await told()
+    assert task is not None and not task.rep_notice_detail
+
+    def to_rep() -> list[dict[str, Any]]:
+        calls = wechat.calls("message/send", CORP)
+        return [c for c in calls if c["body"].get("touser") == userid and c["errcode"] == 0]
+
+    first = to_rep()
+    assert len(first) == 1, first
+    assert first[0]["body"]["agentid"] == int(AGENT_ID)
+    text = first[0]["body"]["text"]["content"]
+    assert text.startswith("New task: Win back customer cust-notice-1")
+    assert "phone" not in text.lower()
+
+    # A lead assigned to the rep (the tenant's only one) is a second message, and only that.
+    lead_id = _unique("lead-notice")
+    await publish(nats_client, lead_envelope(tenant, "cust-notice-2", lead_id=lead_id))
+
+    async def two() -> bool:
+        return len(to_rep()) == 2
+
+    await eventually(two, timeout_s=BUSY_MACHINE_DEADLINE_S)
+    assert lead_id in to_rep()[1]["body"]["text"]["content"]
+    assert len(to_rep()) == 2

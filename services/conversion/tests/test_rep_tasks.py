@@ -3,39 +3,14 @@ and complete their tasks, and the rep report counts them."""
 
 from __future__ import annotations
 
-import uuid
-from datetime import UTC, datetime, timedelta
-
 import grpc
 import pytest
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from closedloop.conversion.v1 import conversion_pb2 as pb
 from closedloop.events.v1 import identity_events_pb2 as idev
-from closedloop.events.v1 import retention_events_pb2 as ret
-from closedloop.events.v1.envelope_pb2 import Envelope
-from conversion_helpers import make_rep, publish
+from conversion_helpers import make_rep, offered, publish
 from loopkit.events import new_envelope
 from loopkit_dev.testing import eventually
-
-
-def offered(tenant: str, customer_id: str, rep_id: str, win_back_id: str = "") -> Envelope:
-    valid_until = Timestamp()
-    valid_until.FromDatetime(datetime.now(UTC) + timedelta(days=14))
-    return new_envelope(
-        producer="retention",
-        event_type="win_back.offered",
-        tenant_id=tenant,
-        customer_id=customer_id,
-        payload=ret.WinBackOffered(
-            win_back_id=win_back_id or uuid.uuid4().hex[:26],
-            coupon_id="coupon-1",
-            value_minor=2000,
-            valid_until=valid_until,
-            owner_rep_id=rep_id,
-            attempt=1,
-        ),
-    )
 
 
 async def test_a_win_back_offer_becomes_one_task_for_the_owner_rep(
@@ -60,6 +35,9 @@ async def test_a_win_back_offer_becomes_one_task_for_the_owner_rep(
     assert first.rep_id == rep.rep_id and first.kind == "win_back"
     assert first.source_id == "wb-offer-1"
     assert first.status == pb.REP_TASK_STATUS_OPEN and "20.00" in first.title
+    # The tenant's corp has no application (agent_secret): the task says the rep was not told.
+    assert first.rep_notice == pb.REP_NOTICE_STATUS_NOT_NOTIFIED
+    assert first.rep_notice_detail == "not notified (no app configured)"
     assert not (
         await stub.ListRepTasks(pb.ListRepTasksRequest(tenant_id=tenant, rep_id=other.rep_id))
     ).tasks

@@ -4,6 +4,7 @@ credential registry the gateways run with, and shortcuts for the emulator's cont
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -25,7 +26,12 @@ CORP = "ww-gw-main"
 QUOTA_APP = "wx-gw-quota"
 WINDOW_APP = "wx-gw-window"
 OTHER_APP = "wx-gw-other"
+# A corp with an application (agent_id + agent_secret): its members (reps) can be messaged.
+APP_CORP = "ww-gw-app"
+APP_CORP_AGENT = "1000005"
 SECRETS = {
+    APP_CORP: "corp-secret-app-corp-41c7d2",
+    f"{APP_CORP}/app": "agent-secret-app-corp-8e3f90",
     APP: "app-secret-main-5f1c2a9e",
     CORP: "corp-secret-main-77e01b3d",
     QUOTA_APP: "app-secret-quota-0b9d4e12",
@@ -59,7 +65,15 @@ def accounts_json() -> str:
                     "corp_id": CORP,
                     "contact_secret": SECRETS[CORP],
                     "agent_id": "1000002",
-                }
+                    "default": True,
+                },
+                {
+                    "tenant_id": TENANT,
+                    "corp_id": APP_CORP,
+                    "contact_secret": SECRETS[APP_CORP],
+                    "agent_id": APP_CORP_AGENT,
+                    "agent_secret": SECRETS[f"{APP_CORP}/app"],
+                },
             ],
         }
     )
@@ -113,6 +127,8 @@ def emulator(log_dir: Path, token_ttl_s: int = 7200) -> Iterator[Emulator]:
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
+        # The emulator registers the applications of the registry it is started with.
+        env={**os.environ, "CLOSEDLOOP_ACCOUNTS": accounts_json()},
     )
     try:
         # Bounded only against a hang: an emulator that exits is reported at once.

@@ -22,6 +22,7 @@ from closedloop.gateway.v1 import gateway_pb2_grpc
 from closedloop_gateway.main import DEFINITION
 from gateway_helpers import (
     APP,
+    APP_CORP,
     SECRETS,
     START_BOUND_S,
     TENANT,
@@ -177,6 +178,12 @@ async def test_two_gateway_processes_fetch_each_token_once(
         assert gaps and min(gaps) >= TTL_S - AHEAD_S - 0.2, gaps
         # And no call went out with a token WeChat had expired.
         assert all(c["errcode"] != 42001 for c in wechat.calls("qrcode/create", APP))
+        # The corp application's token (its own secret, its own lease) was kept fresh by the
+        # two background refreshers the same way: one fetch per lifetime, never two at once.
+        app_fetches = [c["at"] for c in wechat.calls("gettoken", APP_CORP) if c["body"].get("app")]
+        app_gaps = [b - a for a, b in itertools.pairwise(app_fetches)]
+        assert app_gaps and min(app_gaps) >= TTL_S - AHEAD_S - 0.2, app_gaps
         for n in range(2):
             log = (tmp_path / f"gateway-{n}.log").read_text()
             assert SECRETS[APP] not in log
+            assert SECRETS[f"{APP_CORP}/app"] not in log

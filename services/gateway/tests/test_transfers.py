@@ -68,6 +68,52 @@ async def test_a_retried_transfer_asks_wecom_once(stub: Any, wechat: Emulator) -
     assert "idempotency_key" in (keyless.value.details() or "")
 
 
+async def test_a_customer_still_in_transfer_is_refused_by_wecom_and_taken_as_in_progress(
+    stub: Any, wechat: Emulator
+) -> None:
+    """WeCom refuses to transfer a customer whose earlier transfer is still waiting (40129);
+    the gateway answers such a customer as accepted for transfer (the transfer under way is
+    read back from transfer_result), never as refused."""
+    # The emulator, asked directly (a corp of its own): the second request is refused.
+    customer, corp = _unique("wm"), _unique("ww-direct")
+    with wechat.client() as http:
+        token = http.get("/cgi-bin/gettoken", params={"corpid": corp, "corpsecret": "s"})
+        params = {"access_token": token.json()["access_token"]}
+
+        def ask(takeover: str) -> list[dict[str, Any]]:
+            body = {
+                "handover_userid": "a",
+                "takeover_userid": takeover,
+                "external_userid": [customer],
+            }
+            answer = http.post(
+                "/cgi-bin/externalcontact/transfer_customer", params=params, json=body
+            )
+            return list(answer.json()["customer"])
+
+        assert ask("b") == [{"external_userid": customer, "errcode": 0}]
+        assert ask("c") == [{"external_userid": customer, "errcode": 40129}]
+    # Through the gateway: a new request for a customer still waiting (say, the caller lost its
+    # first request and made a new one) is in progress, not refused.
+    handover, takeover = _unique("rep"), _unique("rep")
+    first = await stub.TransferCustomers(
+        _request(_unique("handover"), [customer], handover, takeover)
+    )
+    second = await stub.TransferCustomers(
+        _request(_unique("handover"), [customer], handover, takeover)
+    )
+    assert _answer(first) == _answer(second) == [(customer, 0)]
+    assert _asked(wechat, RESIGNED, customer) == 2
+    result = await stub.GetTransferResult(
+        pb.GetTransferResultRequest(
+            tenant_id=TENANT, handover_userid=handover, takeover_userid=takeover, resigned=True
+        )
+    )
+    assert [(c.external_userid, c.status) for c in result.customers] == [
+        (customer, pb.TRANSFER_STATUS_WAITING)
+    ]
+
+
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
 async def test_a_transfer_whose_answer_was_lost_is_read_back_not_asked_again(
     backend: str,

@@ -19,6 +19,7 @@ from closedloop.retention.v1 import retention_pb2 as pb
 from closedloop.retention.v1 import retention_pb2_grpc
 from loopkit.events import new_envelope, subject_for
 from loopkit.natsio import ensure_service_streams
+from loopkit_dev.testing import eventually
 
 APP = "wx-app-1"
 Stub = retention_pb2_grpc.RetentionServiceStub
@@ -152,6 +153,29 @@ async def refunded(  # noqa: PLR0917
             order_amount=cny(total_yuan if full else 0),
         ),
     )
+
+
+async def interacted(nc: Client, stub: Stub, t: str, *cids: str, app: str = APP) -> None:
+    """Each customer messaged the official account now (interaction.recorded), which opens
+    WeChat's 48-hour customer-service window for a broadcast's text; waits until retention knows."""
+    for cid in cids:
+        await publish(
+            nc,
+            "acquisition",
+            "interaction.recorded",
+            t,
+            cid,
+            acq.InteractionRecorded(interaction_id=str(ULID()), kind="text", app_id=app),
+        )
+
+    async def known() -> bool:
+        for cid in cids:
+            found = await activity(stub, t, cid)
+            if found is None or not found.HasField("last_interaction_at"):
+                return False
+        return True
+
+    await eventually(known)
 
 
 async def activity(stub: Stub, t: str, cid: str) -> pb.CustomerActivity | None:

@@ -14,7 +14,17 @@ from closedloop.retention.v1 import retention_pb2 as pb
 from loopkit.events import unpack
 from loopkit.wechat.sender import SandboxSender
 from loopkit_dev.testing import RunningService, eventually, read_events
-from retention_helpers import Stub, activity, customer, lead, publish, rpc_error, tenant, ts
+from retention_helpers import (
+    Stub,
+    activity,
+    customer,
+    interacted,
+    lead,
+    publish,
+    rpc_error,
+    tenant,
+    ts,
+)
 
 
 async def set_rules(stub: Stub, t: str, **values: object) -> None:
@@ -59,6 +69,7 @@ async def test_broadcast_skips_and_reports_why(
         await lead(nats_client, t, cid, tags=("promo",))
     await lead(nats_client, t, no_consent, tags=("promo",), consent=False)
     await lead(nats_client, t, capped, tags=("early",))
+    await interacted(nats_client, stub, t, ok1, ok2, unsub, no_consent, capped)
     await publish(
         nats_client,
         "acquisition",
@@ -194,6 +205,7 @@ async def test_a_refused_message_is_reported_as_failed(
     await set_rules(stub, t, quiet_start="00:00", quiet_end="00:00")
     await lead(nats_client, t, ok, tags=("x",))
     await lead(nats_client, t, blocked, tags=("x",), openid=f"blocked-{blocked}")
+    await interacted(nats_client, stub, t, ok, blocked)
     sender: SandboxSender = retention.runtime.parts["sender"]
     sender.blocked.add(f"blocked-{blocked}")
 
@@ -224,6 +236,7 @@ async def test_an_unsubscribe_after_planning_stops_the_scheduled_message(
     await set_rules(stub, t, quiet_start="00:00", quiet_end="00:00", cap_messages=10)
     for cid in (stays, leaves):
         await lead(nats_client, t, cid, tags=("later",))
+    await interacted(nats_client, stub, t, stays, leaves)
 
     async def loaded() -> bool:
         res = await stub.PreviewSegment(
@@ -281,3 +294,71 @@ async def test_an_unsubscribe_after_planning_stops_the_scheduled_message(
     sender: SandboxSender = retention.runtime.parts["sender"]
     mine = [m for m, _ in sender.sent if m.params.get("broadcast_id") == b.broadcast_id]
     assert [m.customer_id for m in mine] == [stays]
+
+
+async def test_outside_the_48_hour_window_the_template_goes_or_the_recipient_is_skipped(
+    stub: Stub, nats_client: Client, retention: RunningService
+) -> None:
+    """WeChat refuses a customer-service text 48 h after the follower's last interaction: such
+    recipients get the broadcast's template message, or without one are skipped, visibly."""
+    t, recent, silent = tenant(), customer(), customer()
+    await set_rules(stub, t, quiet_start="00:00", quiet_end="00:00", cap_messages=10)
+    for cid in (recent, silent):
+        await lead(nats_client, t, cid, tags=("w",))
+    await interacted(nats_client, stub, t, recent)
+
+    async def loaded() -> bool:
+        res = await stub.PreviewSegment(
+            pb.PreviewSegmentRequest(tenant_id=t, expression="tag = 'w'")
+        )
+        return res.count == 2
+
+    await eventually(loaded)
+    sender: SandboxSender = retention.runtime.parts["sender"]
+
+    plain = await stub.ScheduleBroadcast(
+        pb.ScheduleBroadcastRequest(tenant_id=t, expression="tag = 'w'", template="text only")
+    )
+    done = await wait_done(stub, t, plain.broadcast.broadcast_id)
+    assert {r.customer_id: (r.status, r.reason) for r in done.recipients} == {
+        recent: (pb.RECIPIENT_STATUS_SENT, ""),
+        silent: (pb.RECIPIENT_STATUS_SKIPPED, "window_closed"),
+    }
+    assert dict(done.broadcast.stats.by_reason) == {"window_closed": 1}
+
+    with_template = await stub.ScheduleBroadcast(
+        pb.ScheduleBroadcastRequest(
+            tenant_id=t,
+            expression="tag = 'w'",
+            template="Sale for {customer_id}",
+            wechat_template_id="TPL-sale",
+            wechat_template_data={"first": "Sale for {customer_id}", "remark": "see you"},
+        )
+    )
+    b = with_template.broadcast
+    assert b.wechat_template_id == "TPL-sale" and b.wechat_template_data["remark"] == "see you"
+    done = await wait_done(stub, t, b.broadcast_id)
+    assert {r.customer_id: r.status for r in done.recipients} == {
+        recent: pb.RECIPIENT_STATUS_SENT,
+        silent: pb.RECIPIENT_STATUS_SENT,
+    }
+    mine = {
+        m.customer_id: m for m, _ in sender.sent if m.params.get("broadcast_id") == b.broadcast_id
+    }
+    assert mine[recent].kind == "mass" and "template_id" not in mine[recent].params
+    assert mine[silent].kind == "template"
+    assert mine[silent].params["template_id"] == "TPL-sale"
+    assert mine[silent].params["data.first"] == f"Sale for {silent}"
+
+    for bad, field in (
+        ({"wechat_template_data": {"first": "x"}}, "wechat_template_data"),
+        ({"wechat_template_id": "x" * 65}, "wechat_template_id"),
+    ):
+        err = await rpc_error(
+            stub.ScheduleBroadcast(
+                pb.ScheduleBroadcastRequest(
+                    tenant_id=t, expression="tag = 'w'", template="x", **bad
+                )
+            )
+        )
+        assert err.code() == grpc.StatusCode.INVALID_ARGUMENT and field in (err.details() or "")

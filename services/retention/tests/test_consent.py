@@ -16,7 +16,7 @@ from closedloop.retention.v1 import retention_pb2 as pb
 from closedloop_retention.models import RecipientRow
 from loopkit.wechat.sender import SandboxSender
 from loopkit_dev.testing import RunningService, eventually
-from retention_helpers import Stub, activity, customer, lead, tenant, ts
+from retention_helpers import Stub, activity, customer, interacted, lead, tenant, ts
 
 
 async def test_withdrawn_consent_stops_a_scheduled_broadcast(
@@ -27,6 +27,7 @@ async def test_withdrawn_consent_stops_a_scheduled_broadcast(
     await set_rules(stub, t, quiet_start="00:00", quiet_end="00:00", cap_messages=10)
     for cid in (stays, by_rpc, by_link, wecom_only, wechat_off):
         await lead(nats_client, t, cid, tags=("promo",))
+    await interacted(nats_client, stub, t, stays, by_rpc, by_link, wecom_only, wechat_off)
 
     async def loaded() -> bool:
         res = await stub.PreviewSegment(

@@ -11,7 +11,7 @@ from closedloop.events.v1 import gateway_events_pb2 as gw
 from closedloop.retention.v1 import retention_pb2 as pb
 from loopkit.wechat.sender import SandboxSender
 from loopkit_dev.testing import RunningService, eventually
-from retention_helpers import Stub, customer, lead, publish, tenant
+from retention_helpers import Stub, customer, interacted, lead, publish, tenant
 
 
 async def outcome(  # noqa: PLR0917 - the outcome's fields
@@ -35,6 +35,7 @@ async def test_broadcast_and_win_back_reports_show_delivery(
     await set_rules(stub, t, quiet_start="00:00", quiet_end="00:00", cap_messages=10)
     for cid in (ok, refused):
         await lead(nats_client, t, cid, tags=("news",))
+    await interacted(nats_client, stub, t, ok, refused)
 
     async def loaded() -> bool:
         res = await stub.PreviewSegment(

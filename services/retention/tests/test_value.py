@@ -15,6 +15,7 @@ from retention_helpers import (
     activity,
     customer,
     days_ago,
+    interacted,
     lead,
     paid,
     refunded,
@@ -190,6 +191,7 @@ async def test_cross_sell_from_what_similar_customers_bought(
         )
     )
     await lead(nats_client, t, me)
+    await interacted(nats_client, stub, t, me)
 
     async def consented() -> bool:
         a = await activity(stub, t, me)

@@ -3,6 +3,7 @@ state folder, and every service of services.toml as a child process."""
 
 from __future__ import annotations
 
+import http.client
 import os
 import signal
 import socket
@@ -45,7 +46,9 @@ _WECHAT_BASES = (
     "CLOSEDLOOP_GATEWAY_WECHAT_MP_BASE",
     "CLOSEDLOOP_GATEWAY_WECOM_API_BASE",
 )
-STOP_GRACE_S = 15.0
+# How long stopping waits for the services before killing them; a loaded machine needs longer
+# than a quiet one (CLOSEDLOOP_STOP_GRACE_S).
+DEFAULT_STOP_GRACE_S = 30.0
 # Keys a run makes for itself when callers must authenticate (replaced by the next run's).
 SERVICES_KEY_NAME = "make-run services"
 DEVELOPER_KEY_NAME = "make-run developer"
@@ -53,6 +56,17 @@ DEVELOPER_KEY_NAME = "make-run developer"
 _CLEAN_EXITS = {0, -signal.SIGTERM, -signal.SIGINT}
 # Probes go straight to 127.0.0.1, whatever http_proxy/grpc_proxy the developer's shell sets.
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def stop_grace_s() -> float:
+    raw = os.environ.get("CLOSEDLOOP_STOP_GRACE_S", "")
+    try:
+        value = float(raw) if raw else DEFAULT_STOP_GRACE_S
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise PlatformError(f"CLOSEDLOOP_STOP_GRACE_S must be a positive number, not {raw!r}", 2)
+    return value
 
 
 def ready_timeout_s() -> float:
@@ -162,7 +176,8 @@ def _ready(child: Child) -> bool:
         with _NO_PROXY.open(f"{child.http_url}/readyz", timeout=1) as reply:
             if reply.status != 200:
                 return False
-    except (urllib.error.URLError, OSError):
+    except (urllib.error.URLError, OSError, http.client.HTTPException):
+        # HTTPException: something that is not HTTP/1 answered on the port (not ready, not ours).
         return False
     options = [("grpc.enable_http_proxy", 0)]
     with grpc.insecure_channel(child.grpc_target, options=options) as channel:
@@ -257,14 +272,15 @@ def _stop_children(children: list[Child]) -> bool:
     for child in running:
         assert child.process is not None
         child.process.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + STOP_GRACE_S
+    grace_s = stop_grace_s()
+    deadline = time.monotonic() + grace_s
     clean = True
     for child in running:
         assert child.process is not None
         try:
             code = child.process.wait(max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
-            print(f"{child.name} did not stop within {STOP_GRACE_S:.0f}s; killing it")
+            print(f"{child.name} did not stop within {grace_s:.0f}s; killing it")
             child.process.kill()
             child.process.wait()
             clean = False
@@ -372,6 +388,7 @@ class _Platform:
 
     def run(self) -> int:
         ready_within = ready_timeout_s()
+        stop_grace_s()  # a wrong value is refused now, not when the run is being stopped
         services = self.plan()
         self.check_ports(services)
         self.start_nats()
@@ -413,7 +430,7 @@ class _Platform:
         if self.emulator is not None and self.emulator.poll() is None:
             self.emulator.terminate()
             try:
-                self.emulator.wait(STOP_GRACE_S)
+                self.emulator.wait(stop_grace_s())
             except subprocess.TimeoutExpired:
                 self.emulator.kill()
         if self.nats is not None:

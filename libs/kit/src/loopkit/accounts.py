@@ -78,7 +78,11 @@ class WecomCorp(_Account):
     # The customer-contact ("external contact") secret: the token it yields can call
     # externalcontact/*.
     contact_secret: SecretStr
+    # The corp's own application ("agent") that messages its members (the reps): its id and its
+    # secret. The token that secret yields is another token than the contact secret's, and is the
+    # only one WeCom accepts for message/send. Optional: without it no rep is messaged.
     agent_id: str = ""
+    agent_secret: SecretStr = SecretStr("")
 
     @property
     def account_id(self) -> str:
@@ -92,8 +96,45 @@ class WecomCorp(_Account):
     def secret(self) -> SecretStr:
         return self.contact_secret
 
+    def app(self) -> WecomApp | None:
+        """The corp's application, when its agent secret is configured."""
+        if not self.agent_secret.get_secret_value():
+            return None
+        return WecomApp(self.tenant_id, self.corp_id, self.agent_id, self.agent_secret)
+
+
+@dataclass(frozen=True)
+class WecomApp:
+    """A WeCom corp's application: its own access token (from `agent_secret`), kept apart from
+    the contact secret's token under its own id, for the APIs only an application may call
+    (message/send to the corp's members)."""
+
+    tenant_id: str
+    corp_id: str
+    agent_id: str
+    agent_secret: SecretStr
+
+    @property
+    def account_id(self) -> str:
+        return app_account_id(self.corp_id)
+
+    @property
+    def kind(self) -> str:
+        return "wecom_app"
+
+    @property
+    def secret(self) -> SecretStr:
+        return self.agent_secret
+
+
+def app_account_id(corp_id: str) -> str:
+    """The id a corp's application token, quota and pace are kept under."""
+    return f"{corp_id}/app"
+
 
 Account = OfficialAccount | WecomCorp
+# What holds an access token: an account, or a corp's application.
+Credential = OfficialAccount | WecomCorp | WecomApp
 
 
 class _RegistryFile(BaseModel):
@@ -158,6 +199,12 @@ class AccountRegistry:
             seen.add(account.account_id)
             if account.aes_key.get_secret_value() and not account.receives_callbacks:
                 raise RegistryError(f"account {account.account_id} has an aes_key but no token")
+            app = account.app() if isinstance(account, WecomCorp) else None
+            if app is not None and not app.agent_id.isdigit():
+                raise RegistryError(
+                    f"corp {app.corp_id} has an agent_secret: its agent_id must be the "
+                    "application's number"
+                )
 
     def all(self) -> Iterable[Account]:
         yield from self.official_accounts
@@ -171,6 +218,17 @@ class AccountRegistry:
 
     def by_id(self, account_id: str) -> Account | None:
         return next((a for a in self.all() if a.account_id == account_id), None)
+
+    def credentials(self) -> Iterable[Credential]:
+        """Everything that holds an access token: the accounts and the corps' applications."""
+        yield from self.all()
+        for corp in self.wecom_corps:
+            app = corp.app()
+            if app is not None:
+                yield app
+
+    def credential(self, account_id: str) -> Credential | None:
+        return next((c for c in self.credentials() if c.account_id == account_id), None)
 
     def callback_app(self, app_id: str) -> OfficialAccount | None:
         """The official account whose server callbacks arrive for `app_id` (None: not ours)."""

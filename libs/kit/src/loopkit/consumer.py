@@ -6,6 +6,12 @@ handler in a savepoint of its own, then the commit, then the acks. A redelivery 
 the inbox row and is acked without running the handler again; a message whose handler fails rolls
 back to its savepoint and fails alone, without losing the others' work.
 
+An event type may instead have a batch handler (`Subscription.batch_handlers`): it receives the
+new envelopes of a run of that type in the batch at once, in one savepoint, so it can read shared
+state and lock once and write with multi-row statements. When it fails (not an outage), its
+savepoint rolls back and each of those messages is applied again alone, in a savepoint of its own,
+by the same handler given a list of one: a poison message still fails alone.
+
 Failures are of two kinds. An outage (database restarting or full, NATS or identity away: see
 loopkit.outages) is not the message's fault: the message is put back with a capped back-off, the
 consumer pauses, and it retries for as long as the outage lasts; such attempts never count. A
@@ -18,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -57,6 +63,8 @@ _pending = _meter.create_gauge(
 )
 
 Handler = Callable[[AsyncSession, Envelope], Awaitable[None]]
+# Receives the new (not yet seen) envelopes of a batch that share one event type, in stream order.
+BatchHandler = Callable[[AsyncSession, Sequence[Envelope]], Awaitable[None]]
 
 
 @dataclass
@@ -70,16 +78,30 @@ class Subscription:
     # The producing service; when set, the runtime creates its stream if it does not exist yet,
     # so a consumer can start before its producer ever has.
     producer: str = ""
+    # Event types applied a batch at a time (opt-in per type; see the module's docstring). A type
+    # listed here is not looked up in `handlers`.
+    batch_handlers: Mapping[str, BatchHandler] = field(default_factory=dict)
 
     @classmethod
-    def to(cls, producer: str, name: str, handlers: Mapping[str, Handler]) -> Subscription:
-        """A consumer named `name` of the producer's events listed in `handlers` (by type)."""
+    def to(
+        cls,
+        producer: str,
+        name: str,
+        handlers: Mapping[str, Handler],
+        *,
+        batch_handlers: Mapping[str, BatchHandler] | None = None,
+    ) -> Subscription:
+        """A consumer named `name` of the producer's events listed in `handlers` and
+        `batch_handlers` (by type)."""
+        batched = dict(batch_handlers or {})
+        types = [*batched, *(t for t in handlers if t not in batched)]
         return cls(
             name=name,
             stream=stream_for(producer),
-            subjects=[subject_for(producer, event_type) for event_type in handlers],
+            subjects=[subject_for(producer, event_type) for event_type in types],
             handlers=handlers,
             producer=producer,
+            batch_handlers=batched,
         )
 
 
@@ -229,18 +251,31 @@ class EventConsumer:
         effects are gone, the others' stay) and is settled after the commit. An outage raises
         and rolls the whole batch back.
         """
+        batched = self._sub_spec.batch_handlers
         async with self._sessions() as session, session.begin():
             fresh = await self._claim(session, deliveries)
+            run: list[_Delivery] = []  # consecutive new messages of one batch-handled type
             for delivery in deliveries:
                 if delivery.env.id not in fresh:
                     delivery.outcome = "duplicate"
                     continue
                 fresh.discard(delivery.env.id)  # the same event twice in one batch: apply once
+                if delivery.env.type in batched:
+                    if run and run[0].env.type != delivery.env.type:
+                        await self._apply_run(session, run, batched[run[0].env.type])
+                        run = []
+                    run.append(delivery)
+                    continue
+                if run:  # stream order is kept across types
+                    await self._apply_run(session, run, batched[run[0].env.type])
+                    run = []
                 handler = self._sub_spec.handlers.get(delivery.env.type)
                 if handler is None:
                     delivery.outcome = "ignored"
                     continue
                 await self._in_savepoint(session, delivery, handler)
+            if run:
+                await self._apply_run(session, run, batched[run[0].env.type])
             failed = [d.env.id for d in deliveries if d.error is not None]
             if failed:  # they will come again: no inbox row may turn them away
                 await session.execute(
@@ -275,6 +310,57 @@ class EventConsumer:
             .returning(self._inbox.c.event_id)
         )
         return set(claimed.scalars())
+
+    async def _apply_run(
+        self, session: AsyncSession, run: list[_Delivery], handler: BatchHandler
+    ) -> None:
+        """A run of one batch-handled type: all at once in one savepoint; when that fails (not an
+        outage), each message again alone in a savepoint of its own, so only the culprit fails."""
+
+        async def one(session: AsyncSession, env: Envelope) -> None:
+            await handler(session, [env])
+
+        if len(run) > 1:
+            first = run[0]
+            attrs = {
+                "messaging.system": "nats",
+                "messaging.destination.name": first.msg.subject,
+                "messaging.message.id": first.env.id,
+                "messaging.consumer.group.name": self.durable,
+                "messaging.batch.message_count": str(len(run)),
+            }
+            effects: list[object] = session.info.setdefault(_EFFECTS, [])
+            effects_before = len(effects)
+            with span_from_headers(
+                f"consume {first.env.type}",
+                first.msg.headers,
+                kind=SpanKind.CONSUMER,
+                attributes=attrs,
+            ):
+                try:
+                    async with session.begin_nested():
+                        if self._opener is not None:
+                            for delivery in run:
+                                await self._opener.open(delivery.env)
+                        await handler(session, [delivery.env for delivery in run])
+                except Exception as exc:
+                    if is_outage(exc):
+                        raise
+                    del effects[effects_before:]
+                    log.info(
+                        "consumer %s: a batch of %d %s failed (%s: %s); applying them one by one",
+                        self.durable,
+                        len(run),
+                        first.env.type,
+                        type(exc).__name__,
+                        exc,
+                    )
+                else:
+                    for delivery in run:
+                        delivery.outcome = "applied"
+                    return
+        for delivery in run:
+            await self._in_savepoint(session, delivery, one)
 
     async def _in_savepoint(
         self, session: AsyncSession, delivery: _Delivery, handler: Handler

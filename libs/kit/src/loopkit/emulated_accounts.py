@@ -1,9 +1,10 @@
 """The WeChat accounts of `make run` when it runs the WeChat API emulator: tenant `demo` with one
-official account and one WeCom corp, so `make demo` (and a person trying the platform) can create
-QR and contact-me codes, sign in on pages and receive welcome messages without configuring
-anything. The credentials are the emulator's only: it accepts whatever secret an account first
-presents. Accounts the environment configures replace these; real WeChat needs real accounts (see
-docs/services/gateway.md).
+official account and one WeCom corp (with an application that messages reps), so `make demo`
+(and a person trying the platform) can create QR and contact-me codes, sign in on pages, receive
+welcome messages and see reps told of their tasks without configuring anything. The credentials
+are the emulator's only: it accepts whatever secret an account first presents (and registers the
+corp's application from this registry). Accounts the environment configures replace these; real
+WeChat needs real accounts (see docs/services/gateway.md).
 """
 
 from __future__ import annotations
@@ -37,6 +38,10 @@ def accounts() -> dict[str, object]:
                 "tenant_id": TENANT,
                 "corp_id": CORP_ID,
                 "contact_secret": "emulator-only-corp-secret",
+                # The corp's application, so reps are told of their tasks and leads
+                # (message/send); the emulator registers it from this registry.
+                "agent_id": "1000002",
+                "agent_secret": "emulator-only-agent-secret",
                 "token": CORP_TOKEN,
                 "aes_key": AES_KEY,
             }

@@ -21,7 +21,7 @@ from closedloop.gateway.v1 import gateway_pb2_grpc
 from loopkit import errors
 from loopkit.grpc_client import make_channel, translate_error
 from loopkit.timestamps import from_ts, now
-from loopkit.wechat.sender import OutboundMessage, SendReceipt, SendRefused
+from loopkit.wechat.sender import MAX_BATCH, OutboundMessage, SendReceipt, SendRefused
 from loopkit.wechat.wecom import ExternalContact, HandoverAnswer, HandoverResult, HandoverStatus
 
 SERVICE = "closedloop.gateway.v1.GatewayService"
@@ -31,6 +31,7 @@ _RETRIED = [
     (SERVICE, m)
     for m in (
         "SendMessage",
+        "SendMessages",
         "GetSend",
         "GetExternalContact",
         "TransferCustomers",
@@ -144,9 +145,38 @@ class GatewayClient:
         gateway has given the key up for good: the same key would only return the same failure);
         still QUEUED / PAUSED after the wait -> a receipt with that status."""
         request = send_request(message)
-        metadata = _tenant(message.tenant_id)
         if request.WhichOneof("message") == "wecom_msg_template":
             await self._with_sender(request.tenant_id, request.wecom_msg_template)
+        return await self._submit(request)
+
+    async def notify_member(
+        self,
+        tenant_id: str,
+        corp_id: str,
+        userid: str,
+        text: str,
+        *,
+        key: str,
+        wait_s: float = 1.0,
+    ) -> SendReceipt:
+        """A text to a member of the corp (a rep), from the corp's application (message/send);
+        as `send`, but waiting at most `wait_s` for the outcome: the same key is the same
+        message (ask again later for its outcome), FAILED -> SendRefused (so is a corp without
+        an application), still held at the gateway -> a queued / paused receipt."""
+        if not key:
+            raise ValueError("a message sent through the gateway needs an idempotency key")
+        request = gw.SendMessageRequest(
+            tenant_id=tenant_id,
+            idempotency_key=key,
+            wecom_member_text=gw.WecomMemberText(corp_id=corp_id, userid=userid, text=text),
+        )
+        return await self._submit(request, min(wait_s, self._outcome_wait_s))
+
+    async def _submit(
+        self, request: gw.SendMessageRequest, wait_s: float | None = None
+    ) -> SendReceipt:
+        wait_s = self._outcome_wait_s if wait_s is None else wait_s
+        metadata = _tenant(request.tenant_id)
         try:
             answer = await self._stub.SendMessage(request, metadata=metadata)
         except grpc.aio.AioRpcError as exc:
@@ -155,8 +185,8 @@ class GatewayClient:
                 raise SendRefused(str(error)) from None
             raise error from None
         send = answer.send
-        if send.status in _PENDING and self._outcome_wait_s > 0:
-            send = await self._outcome(message.tenant_id, send)
+        if send.status in _PENDING and wait_s > 0:
+            send = await self._outcome(request.tenant_id, send, wait_s)
         if send.status == gw.SEND_STATUS_FAILED:
             raise SendRefused(f"WeChat errcode {send.errcode}: {send.errmsg}".strip())
         created = from_ts(send.created_at, send.HasField("created_at")) or now()
@@ -167,6 +197,46 @@ class GatewayClient:
             duplicate=not answer.created,
             status=_PENDING.get(send.status, "sent"),
         )
+
+    async def send_many(
+        self, messages: Sequence[OutboundMessage]
+    ) -> list[SendReceipt | SendRefused]:
+        """Hands one tenant's messages to the gateway in `SendMessages` calls of up to MAX_BATCH
+        (a broadcast's page: one call, not one per recipient), without waiting for WeChat. Per
+        message, in order: a receipt (queued, or as the gateway holds it), or SendRefused for
+        one the gateway refused or had given up. The gateway unreachable raises
+        DependencyUnavailable for the batch (stored items are found again by their keys)."""
+        if not messages:
+            return []
+        tenant_id = messages[0].tenant_id
+        if any(m.tenant_id != tenant_id for m in messages):
+            raise ValueError("send_many takes the messages of one tenant")
+        results: list[SendReceipt | SendRefused | None] = [None] * len(messages)
+        requests: list[tuple[int, gw.SendMessageRequest]] = []
+        for i, message in enumerate(messages):
+            try:
+                request = send_request(message)
+                if request.WhichOneof("message") == "wecom_msg_template":
+                    await self._with_sender(tenant_id, request.wecom_msg_template)
+            except SendRefused as exc:
+                results[i] = exc
+                continue
+            requests.append((i, request))
+        for start in range(0, len(requests), MAX_BATCH):
+            page = requests[start : start + MAX_BATCH]
+            batch = gw.SendMessagesRequest(tenant_id=tenant_id, sends=[r for _, r in page])
+            try:
+                answer = await self._stub.SendMessages(batch, metadata=_tenant(tenant_id))
+            except grpc.aio.AioRpcError as exc:
+                error = translate_error(exc, DEPENDENCY)
+                if not isinstance(error, errors.DomainError):
+                    raise error from None
+                for i, _ in page:
+                    results[i] = SendRefused(str(error))
+                continue
+            for (i, _), result in zip(page, answer.results, strict=True):
+                results[i] = _receipt_or_refusal(result)
+        return [r if r is not None else SendRefused("not sent") for r in results]
 
     async def _with_sender(self, tenant_id: str, broadcast: gw.WecomMsgTemplate) -> None:
         """A rep's broadcast names the rep; a caller that does not know who holds the contact
@@ -182,10 +252,10 @@ class GatewayClient:
             raise SendRefused(f"no rep has {external_userid} as a friend")
         broadcast.sender_userid = contact.follow_userids[0]
 
-    async def _outcome(self, tenant_id: str, send: gw.Send) -> gw.Send:
+    async def _outcome(self, tenant_id: str, send: gw.Send, wait_s: float) -> gw.Send:
         """The send once it is SENT or FAILED, or as it stands when the wait is over."""
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._outcome_wait_s
+        deadline = loop.time() + wait_s
         pause = self._poll_s
         request = gw.GetSendRequest(tenant_id=tenant_id, send_id=send.send_id)
         metadata = _tenant(tenant_id)
@@ -275,6 +345,26 @@ class GatewayClient:
             )
             for c in answer.customers
         ]
+
+
+def _receipt_or_refusal(result: gw.SendMessageResult) -> SendReceipt | SendRefused:
+    if result.error_code:
+        name = _STATUS_BY_NUMBER.get(result.error_code, grpc.StatusCode.UNKNOWN)
+        return SendRefused(f"{name.name}: {result.error_message}")
+    send = result.send
+    if send.status == gw.SEND_STATUS_FAILED:
+        return SendRefused(f"WeChat errcode {send.errcode}: {send.errmsg}".strip())
+    created = from_ts(send.created_at, send.HasField("created_at")) or now()
+    sent_at = from_ts(send.sent_at, send.HasField("sent_at"))
+    return SendReceipt(
+        message_id=send.send_id,
+        sent_at=sent_at or created,
+        duplicate=not result.created,
+        status=_PENDING.get(send.status, "sent"),
+    )
+
+
+_STATUS_BY_NUMBER = {code.value[0]: code for code in grpc.StatusCode}
 
 
 def _tenant(tenant_id: str) -> list[tuple[str, str]]:

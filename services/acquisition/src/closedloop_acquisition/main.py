@@ -24,7 +24,7 @@ from closedloop_acquisition.transport.flows import Flows
 from closedloop_acquisition.transport.gateway import GatewayClient
 from closedloop_acquisition.transport.grpc import SERVICE_NAME, AcquisitionServicer, register
 from closedloop_acquisition.transport.pages import PageSignIn
-from closedloop_acquisition.transport.workers import InboxWorker
+from closedloop_acquisition.transport.workers import ContactWayReleaser, InboxWorker
 from loopkit.identity_client import IdentityClient
 from loopkit.runtime import ServiceDefinition, ServiceRuntime
 from loopkit.uow import UnitOfWork
@@ -46,6 +46,7 @@ def build(runtime: ServiceRuntime) -> None:
     callbacks = CallbackService(runtime.outbox, catalog, touches, fission)
 
     uow = UnitOfWork(runtime.sessions, after_commit=runtime.wake_relay)
+    codes = ChannelCodes(gateway)
     flows = Flows(
         uow,
         customers=customers,
@@ -55,7 +56,7 @@ def build(runtime: ServiceRuntime) -> None:
         stats=StatsService(catalog),
         fission=fission,
         callbacks=callbacks,
-        codes=ChannelCodes(gateway),
+        codes=codes,
     )
     sign_in = None
     if gateway is not None:
@@ -72,6 +73,9 @@ def build(runtime: ServiceRuntime) -> None:
     for subscription in EventHandlers(touches, CustomerEvents(leads, fission)).subscriptions():
         runtime.add_subscription(subscription)
     runtime.add_worker(inbox.worker(settings.wechat_worker_poll_s))
+    if gateway is not None and settings.contact_way_release_interval_s > 0:
+        releaser = ContactWayReleaser(uow, catalog, codes)
+        runtime.add_worker(releaser.worker(settings.contact_way_release_interval_s))
     # CaptureLead's idempotency keys and their first answers (docs/operations.md).
     lead_requests = Base.metadata.tables[LeadRequestRow.__tablename__]
     runtime.add_expiry(lead_requests, "created_at", settings.idempotency_key_retention_s)

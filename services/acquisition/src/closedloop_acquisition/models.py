@@ -90,6 +90,10 @@ class ChannelRow(Base):
     code_note: Mapped[str] = mapped_column(String(500), server_default="")
     # Deleted: its contact-me code removed at WeCom; kept (expired) for the history it has.
     deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # A contact-me channel that ended (its expiry or its campaign's end passed): when its code
+    # was removed at WeCom, and the lease of the replica removing it (the row is the queue).
+    code_released_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    code_release_lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class LandingPageRow(Base):

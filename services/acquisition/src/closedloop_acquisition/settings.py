@@ -18,6 +18,9 @@ class AcquisitionSettings(AccountSettings):
     gateway_url: str = ""
     # Per-call deadline for calls to the gateway, in seconds.
     gateway_timeout_s: float = 5.0
+    # How often ended contact-me channels (expiry or campaign end passed) have their code
+    # removed at WeCom through the gateway; 0 turns it off.
+    contact_way_release_interval_s: float = 60.0
     # Where browsers reach this service (https://h5.example.com), for the sign-in's return
     # address; empty = the address the request came to.
     public_url: str = ""

@@ -8,6 +8,7 @@ from pathlib import Path
 from closedloop_conversion import SPEC, metrics
 from closedloop_conversion.customers.service import CustomerEvents
 from closedloop_conversion.models import Base, kit
+from closedloop_conversion.notices.service import NoticeService
 from closedloop_conversion.ownership.changes import WELCOME_WINDOW_S
 from closedloop_conversion.ownership.service import OwnershipService
 from closedloop_conversion.ownership.transfers import TransferService
@@ -19,6 +20,7 @@ from closedloop_conversion.tasks.service import TaskService
 from closedloop_conversion.transport.events import EventHandlers
 from closedloop_conversion.transport.grpc import SERVICE_NAME, ConversionServicer, register
 from closedloop_conversion.transport.http import router
+from closedloop_conversion.transport.notices import RepNotifier, assignment_subscription
 from closedloop_conversion.transport.tasks import win_back_subscription
 from closedloop_conversion.transport.workers import DayStartDrain, TransferSweeper
 from loopkit.gateway_client import GatewayClient
@@ -67,6 +69,15 @@ def build(runtime: ServiceRuntime) -> None:
     )
     runtime.add_worker(sweeper.worker())
     runtime.add_worker(DayStartDrain(workers_uow, sales).worker())
+    notices = NoticeService(settings.account_registry(), gateway=gateway is not None)
+    notifier = (
+        RepNotifier(workers_uow, notices, gateway, interval_s=settings.rep_notice_interval_s)
+        if gateway is not None
+        else None
+    )
+    if notifier is not None:
+        runtime.add_worker(notifier.worker())
+        notices.on_stored(notifier.wake)  # a stored notice is handed over now
 
     def after_commit() -> None:
         runtime.wake_relay()
@@ -84,7 +95,7 @@ def build(runtime: ServiceRuntime) -> None:
             contacts=gateway,
         )
     )
-    tasks = TaskService()
+    tasks = TaskService(notices)
     servicer = ConversionServicer(
         uow,
         sales=sales,
@@ -98,6 +109,7 @@ def build(runtime: ServiceRuntime) -> None:
     for subscription in EventHandlers(sales, CustomerEvents()).subscriptions():
         runtime.add_subscription(subscription)
     runtime.add_subscription(win_back_subscription(tasks))
+    runtime.add_subscription(assignment_subscription(notices))
     metrics.export_zeros()
 
 

@@ -304,6 +304,39 @@ class RepTaskRow(Base):
     due_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     outcome_note: Mapped[str] = mapped_column(String(2000), default="")
+    # Whether the rep was told (closedloop_conversion.notices): pending | sent | failed |
+    # not_notified, and why (the gateway's reason, or what is not configured).
+    rep_notice: Mapped[str] = mapped_column(String(16), default="")
+    rep_notice_detail: Mapped[str] = mapped_column(String(300), default="")
+
+
+class RepNoticeRow(Base):
+    """A message to a rep (a new task, a lead assigned) waiting to be handed to the gateway,
+    once per idempotency key; its outcome is copied onto the task it is about."""
+
+    __tablename__ = "rep_notices"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "idempotency_key"),
+        Index("ix_rep_notices_due", "status", "next_attempt_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(26), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(64))
+    # task:<task id> | assigned:<lead id>[:<assignment event id>]: the gateway's key too.
+    idempotency_key: Mapped[str] = mapped_column(String(200))
+    rep_id: Mapped[str] = mapped_column(String(64))
+    task_id: Mapped[str | None] = mapped_column(String(26))
+    lead_id: Mapped[str | None] = mapped_column(String(64))
+    corp_id: Mapped[str] = mapped_column(String(64))
+    userid: Mapped[str] = mapped_column(String(128))
+    text: Mapped[str] = mapped_column(String(2000))
+    # pending | sent | failed | not_notified
+    status: Mapped[str] = mapped_column(String(16))
+    detail: Mapped[str] = mapped_column(String(300))
+    attempts: Mapped[int] = mapped_column(Integer)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    settled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 CUSTOMER_COLUMNS = [

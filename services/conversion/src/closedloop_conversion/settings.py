@@ -24,5 +24,8 @@ class ConversionSettings(AccountSettings):
     # Without a gateway: WeCom completes a pending transfer by itself after 24 h, and the sweeper
     # assumes it did. With one, WeCom's own answer (transfer_result) is read back instead.
     transfer_auto_takeover_s: float = 24 * 3600
+    # How often due rep notices (a new task, a lead assigned) are handed to the gateway; a commit
+    # that stores one wakes the worker at once.
+    rep_notice_interval_s: float = 5.0
     # How often the sweeper reads WeCom's transfer results (and asks about transfers not asked).
     transfer_sweep_interval_s: float = 60.0

@@ -115,7 +115,7 @@ def build(runtime: ServiceRuntime) -> None:
         activity=activity,
         broadcasts=broadcasts,
         sender=sender,
-        dispatch_batch=settings.dispatch_batch,
+        page_size=settings.broadcast_page_size,
     )
     offer_dispatcher = OfferDispatcher(
         uow,

@@ -223,6 +223,12 @@ class BroadcastRow(Base):
     status: Mapped[str] = mapped_column(String(16))
     idempotency_key: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # The official-account template message for recipients outside the 48-hour window ("" =
+    # none: they are skipped, window_closed) and its keyword data.
+    wechat_template_id: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    wechat_template_data: Mapped[dict[str, str]] = mapped_column(
+        JSON, default=dict, server_default="{}"
+    )
 
 
 class RecipientRow(Base):

@@ -15,6 +15,9 @@ class RetentionSettings(Settings):
     dispatch_interval_s: float = 1.0
     # Messages handed to the sender per dispatch tick (pacing is planned per broadcast too).
     dispatch_batch: int = 200
+    # Broadcast recipients claimed and handed to the gateway in one SendMessages call (1-500):
+    # a broadcast to N recipients due at once is ceil(N / page) calls, not N.
+    broadcast_page_size: int = Field(default=500, ge=1, le=500)
     # The gateway (host:port of its gRPC API). Set: broadcasts go out through it to WeChat / WeCom
     # (each message a durable send under its key; the outcome comes as message.sent / .failed).
     # Empty: the sandbox sender records them instead.

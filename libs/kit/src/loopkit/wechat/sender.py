@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
@@ -52,8 +52,35 @@ class SendRefused(Exception):
     """The platform refused the message (quota, blocked recipient, expired code): do not retry."""
 
 
+# WeChat lets an official account send a customer-service message only within this time of the
+# follower's last interaction; outside it, a template message or nothing.
+SERVICE_WINDOW = timedelta(hours=48)
+
+
+def outside_service_window(
+    contact_kind: str, last_interaction: datetime | None, now: datetime
+) -> bool:
+    """True when a customer-service text to this contact would be refused (45015): an openid
+    with no interaction within SERVICE_WINDOW. WeCom contacts have no such window."""
+    if contact_kind != "wechat_openid":
+        return False
+    return last_interaction is None or now - last_interaction >= SERVICE_WINDOW
+
+
+# Most messages one `send_many` call hands over (the gateway's SendMessages takes 500).
+MAX_BATCH = 500
+
+
 class MessageSender(Protocol):
     async def send(self, message: OutboundMessage) -> SendReceipt: ...
+
+    async def send_many(
+        self, messages: Sequence[OutboundMessage]
+    ) -> list[SendReceipt | SendRefused]:
+        """Up to MAX_BATCH messages of one tenant in one request: per message, in order, its
+        receipt or why it was refused. A transient failure (nothing known to be stored) raises
+        for the whole batch; a repeat sends nothing twice (each message's key)."""
+        ...
 
 
 class SandboxSender:
@@ -62,6 +89,8 @@ class SandboxSender:
 
     def __init__(self, log_path: Path | None = None) -> None:
         self.sent: list[tuple[OutboundMessage, SendReceipt]] = []
+        # The size of each `send_many` call, in order (what a broadcast's pages were).
+        self.batches: list[int] = []
         self.blocked: set[str] = set()
         self._by_key: dict[str, SendReceipt] = {}
         self._used_welcome_codes: set[str] = set()
@@ -87,6 +116,18 @@ class SandboxSender:
             if self._log_path is not None:
                 await asyncio.to_thread(self._append, message, receipt)
             return receipt
+
+    async def send_many(
+        self, messages: Sequence[OutboundMessage]
+    ) -> list[SendReceipt | SendRefused]:
+        results: list[SendReceipt | SendRefused] = []
+        for message in messages:
+            try:
+                results.append(await self.send(message))
+            except SendRefused as exc:
+                results.append(exc)
+        self.batches.append(len(messages))
+        return results
 
     def _append(self, message: OutboundMessage, receipt: SendReceipt) -> None:
         self._log_path.parent.mkdir(parents=True, exist_ok=True)  # type: ignore[union-attr]

@@ -41,6 +41,12 @@ class ContactLookup(Protocol):
         ...
 
 
+# WeCom's answer for a customer whose earlier transfer is still waiting (the contact is being
+# transferred): the customer is already being handed over; the outcome is read back from
+# transfer_result.
+TRANSFER_IN_PROGRESS = 40129
+
+
 @dataclass(frozen=True)
 class HandoverAnswer:
     """WeCom's immediate answer for one customer of a transfer request."""

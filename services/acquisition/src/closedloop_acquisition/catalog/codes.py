@@ -22,6 +22,9 @@ log = logging.getLogger(__name__)
 # WeChat's longest temporary QR code.
 MAX_TEMPORARY_S = 30 * 86400
 NO_GATEWAY = "no WeChat gateway is configured: no code was issued for this channel"
+RELEASED = "the channel ended: its contact-me code was removed at WeCom"
+# WeCom's answer for a config_id it does not know (removed already).
+UNKNOWN_CONFIG_ID = 41044
 
 
 @dataclass(frozen=True)
@@ -85,7 +88,7 @@ class ChannelCodes:
 
     async def release(self, tenant_id: str, channel: ChannelView) -> None:
         """Remove a deleted channel's contact-me code at WeCom (before the row says so)."""
-        if not channel.code_config_id:
+        if not channel.code_config_id or channel.code_released_at is not None:
             return
         if self._gateway is None:
             raise FailedPrecondition(
@@ -94,3 +97,14 @@ class ChannelCodes:
                 field="channel_id",
             )
         await self._gateway.delete_contact_way(tenant_id, channel.corp_id, channel.code_config_id)
+
+    async def release_ended(self, tenant_id: str, corp_id: str, config_id: str) -> None:
+        """Remove an ended channel's contact-me code at WeCom; a code WeCom no longer knows
+        counts as removed. Raises DependencyUnavailable (try again later) or the refusal."""
+        if self._gateway is None:
+            raise FailedPrecondition("no WeChat gateway is configured", field="gateway_url")
+        try:
+            await self._gateway.delete_contact_way(tenant_id, corp_id, config_id)
+        except FailedPrecondition as exc:
+            if str(UNKNOWN_CONFIG_ID) not in str(exc):
+                raise

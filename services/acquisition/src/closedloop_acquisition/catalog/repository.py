@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from datetime import datetime
+
+from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from closedloop_acquisition.catalog.specs import is_id
@@ -83,3 +85,70 @@ async def page_tenant(session: AsyncSession, page_id: str) -> str | None:
         return None
     row = await session.get(LandingPageRow, page_id)
     return row.tenant_id if row is not None else None
+
+
+async def ended_contact_ways(
+    session: AsyncSession, now: datetime, limit: int
+) -> list[tuple[str, str, str, str]]:
+    """(tenant, channel id, corp id, config id) of contact-me channels that ended (their expiry
+    or their campaign's end passed, not deleted) whose code is still at WeCom and that no
+    replica is removing now."""
+    rows = await session.execute(
+        select(ChannelRow.tenant_id, ChannelRow.id, ChannelRow.corp_id, ChannelRow.code_config_id)
+        .outerjoin(CampaignRow, CampaignRow.id == ChannelRow.campaign_id)
+        .where(
+            ChannelRow.kind == "wecom_contact_way",
+            ChannelRow.code_config_id.is_not(None),
+            ChannelRow.code_released_at.is_(None),
+            ChannelRow.deleted_at.is_(None),
+            or_(ChannelRow.expires_at <= now, CampaignRow.ends_at <= now),
+            or_(
+                ChannelRow.code_release_lease_until.is_(None),
+                ChannelRow.code_release_lease_until < now,
+            ),
+        )
+        .order_by(ChannelRow.id)
+        .limit(limit)
+    )
+    return [(t, i, c, k or "") for t, i, c, k in rows.all()]
+
+
+async def claim_code_release(
+    session: AsyncSession, channel_id: str, now: datetime, until: datetime
+) -> bool:
+    """Takes the removal of a channel's code until `until` (one conditional UPDATE); False when
+    it is released or another replica holds it."""
+    result = await session.execute(
+        update(ChannelRow)
+        .where(
+            ChannelRow.id == channel_id,
+            ChannelRow.code_released_at.is_(None),
+            or_(
+                ChannelRow.code_release_lease_until.is_(None),
+                ChannelRow.code_release_lease_until < now,
+            ),
+        )
+        .values(code_release_lease_until=until)
+        .execution_options(synchronize_session=False)
+    )
+    return _rowcount(result) == 1
+
+
+async def end_code_release(
+    session: AsyncSession, channel_id: str, released_at: datetime | None, note: str = ""
+) -> None:
+    """The removal's outcome: released (with the note GetChannel shows), or (None) the lease
+    dropped so that the next round tries again."""
+    values: dict[str, object] = {"code_release_lease_until": None}
+    if released_at is not None:
+        values |= {"code_released_at": released_at, "code_note": note}
+    await session.execute(
+        update(ChannelRow)
+        .where(ChannelRow.id == channel_id, ChannelRow.code_released_at.is_(None))
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def _rowcount(result: object) -> int:
+    return int(getattr(result, "rowcount", 0) or 0)

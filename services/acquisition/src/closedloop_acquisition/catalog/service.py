@@ -19,6 +19,7 @@ from ulid import ULID
 from closedloop_acquisition.catalog import repository as repo
 from closedloop_acquisition.catalog.codes import ChannelCode
 from closedloop_acquisition.catalog.specs import (
+    EXPIRING_KINDS,
     CampaignSpec,
     ChannelSpec,
     LandingPageSpec,
@@ -131,7 +132,7 @@ class CatalogService:
             name=spec.name.strip(),
             kind=spec.kind,
             scene=spec.scene or None,
-            expires_at=spec.expires_at if spec.kind == "qr_temporary" else None,
+            expires_at=spec.expires_at if spec.kind in EXPIRING_KINDS else None,
             state=spec.state or None,
             app_id=spec.app_id,
             url=spec.url,
@@ -176,6 +177,26 @@ class CatalogService:
                 row.expires_at = now
             await session.flush()
         return view_of(ChannelView, row)
+
+    # --- ended contact-me channels (the release worker) ------------------------------------
+
+    async def ended_contact_ways(
+        self, session: AsyncSession, now: datetime, limit: int
+    ) -> list[tuple[str, str, str, str]]:
+        """(tenant, channel, corp, config id) of ended contact-me channels whose code is still
+        at WeCom: the channel's expiry or its campaign's end passed (not deleted: deleting
+        removes the code itself)."""
+        return await repo.ended_contact_ways(session, now, limit)
+
+    async def claim_code_release(
+        self, session: AsyncSession, channel_id: str, now: datetime, until: datetime
+    ) -> bool:
+        return await repo.claim_code_release(session, channel_id, now, until)
+
+    async def end_code_release(
+        self, session: AsyncSession, channel_id: str, released_at: datetime | None, note: str
+    ) -> None:
+        await repo.end_code_release(session, channel_id, released_at, note)
 
     async def get_channel(
         self, session: AsyncSession, tenant_id: str, channel_id: str

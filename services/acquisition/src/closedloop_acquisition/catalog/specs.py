@@ -24,6 +24,9 @@ QR_KINDS = ("qr_permanent", "qr_temporary")
 FIELD_TYPES = ("text", "name", "phone", "consent", "email")
 # Kinds whose code WeChat issues (through the gateway).
 CODE_KINDS = (*QR_KINDS, "wecom_contact_way")
+# Kinds that keep an expiry: a temporary QR code (required; WeChat's too) and a contact-me
+# code (optional; when it passes, its code is removed at WeCom).
+EXPIRING_KINDS = ("qr_temporary", "wecom_contact_way")
 SIGN_INS = ("none", "base", "userinfo")
 MAX_REPS = 100
 MAX_FIELDS = 50
@@ -171,6 +174,8 @@ class ChannelSpec:
             if self.expires_at <= now:
                 raise InvalidArgument("must be in the future", field="expires_at")
         if self.kind == "wecom_contact_way":
+            if self.expires_at is not None and self.expires_at <= now:
+                raise InvalidArgument("must be in the future", field="expires_at")
             if not _STATE_RE.match(self.state):
                 raise InvalidArgument(
                     "a contact-me code needs a state of 1-30 letters, digits, '_', '-', '.'",

@@ -53,6 +53,8 @@ class ChannelView:
     code_config_id: str | None
     code_note: str
     deleted_at: datetime | None
+    # An ended contact-me channel's code removed at WeCom (by the release worker).
+    code_released_at: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,6 @@
 """Background work: the callback worker drains stored WeChat messages into touches and
-interactions (`loopkit.periodic`, woken by the callback endpoint as a message is stored).
+interactions (`loopkit.periodic`, woken by the callback endpoint as a message is stored); the
+release worker removes ended contact-me channels' codes at WeCom.
 
 Messages are stored by the HTTP callback in one short transaction and answered at once; this
 worker resolves each sender through identity (outside any transaction) and records what the
@@ -9,11 +10,15 @@ message means in one unit of work. Unprocessed rows survive a restart: the table
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+from datetime import timedelta
 
 from opentelemetry.trace import SpanKind
 
 from closedloop_acquisition.callbacks.service import CallbackService, InboxMessage
+from closedloop_acquisition.catalog.codes import RELEASED, ChannelCodes
+from closedloop_acquisition.catalog.service import CatalogService
 from closedloop_acquisition.clock import now
 from closedloop_acquisition.customers.directory import Customers
 from loopkit.errors import DependencyUnavailable, DomainError
@@ -24,6 +29,8 @@ from loopkit.uow import UnitOfWork
 log = logging.getLogger(__name__)
 BATCH = 50
 MAX_ATTEMPTS = 10
+# How long a replica holds an ended channel's code removal (longer than one gateway call).
+RELEASE_LEASE = timedelta(minutes=2)
 
 
 class InboxWorker:
@@ -99,3 +106,56 @@ class InboxWorker:
         await self._uow.run(
             lambda s: self._callbacks.failed(s, row.id, reason, now(), final=final, counts=counts)
         )
+
+
+class ContactWayReleaser:
+    """Removes the contact-me code of a channel that ended (its expiry or its campaign's end
+    passed) at WeCom, once: the channel row is the durable command. Each round finds such
+    channels, takes each under a lease (one replica calls WeCom), asks the gateway, and records
+    the removal; a gateway outage or refusal drops the lease and the next round tries again."""
+
+    def __init__(self, uow: UnitOfWork, catalog: CatalogService, codes: ChannelCodes) -> None:
+        self._uow = uow
+        self._catalog = catalog
+        self._codes = codes
+
+    def worker(self, interval_s: float) -> Worker:
+        return every(interval_s, self.release, name="contact-me code release")
+
+    async def release(self) -> int:
+        """One round; returns how many codes were removed."""
+        at = now()
+        ended = await self._uow.run(
+            functools.partial(self._catalog.ended_contact_ways, now=at, limit=BATCH)
+        )
+        released = 0
+        for tenant_id, channel_id, corp_id, config_id in ended:
+            taken = await self._uow.run(
+                functools.partial(
+                    self._catalog.claim_code_release,
+                    channel_id=channel_id,
+                    now=at,
+                    until=now() + RELEASE_LEASE,
+                )
+            )
+            if not taken:
+                continue  # another replica has it
+            try:
+                await self._codes.release_ended(tenant_id, corp_id, config_id)
+            except (DependencyUnavailable, DomainError) as exc:
+                log.warning(
+                    "channel %s: its contact-me code is not removed yet: %s", channel_id, exc
+                )
+                outcome = None
+            else:
+                outcome = now()
+                released += 1
+            await self._uow.run(
+                functools.partial(
+                    self._catalog.end_code_release,
+                    channel_id=channel_id,
+                    released_at=outcome,
+                    note=RELEASED,
+                )
+            )
+        return released

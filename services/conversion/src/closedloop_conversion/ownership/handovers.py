@@ -22,7 +22,12 @@ from closedloop_conversion.ownership.repository import OwnershipRepository
 from closedloop_conversion.ownership.transfers import TransferService
 from closedloop_conversion.ownership.views import TransferView
 from loopkit.views import view_of
-from loopkit.wechat.wecom import HandoverAnswer, HandoverResult, HandoverStatus
+from loopkit.wechat.wecom import (
+    TRANSFER_IN_PROGRESS,
+    HandoverAnswer,
+    HandoverResult,
+    HandoverStatus,
+)
 
 BATCH = 500
 # WeCom's transfer_customer takes at most 100 customers per call.
@@ -87,8 +92,14 @@ class Handovers:
         at: datetime,
     ) -> int:
         """WeCom's immediate answer per customer: an errcode ends that transfer as failed (the
-        customer stays with the former rep). Returns how many failed."""
-        refused = {a.external_userid: a.errcode for a in answers if a.errcode != 0}
+        customer stays with the former rep), except 40129 (the customer is already in
+        transfer: in progress, its result read back like an accepted one). Returns how many
+        failed."""
+        refused = {
+            a.external_userid: a.errcode
+            for a in answers
+            if a.errcode not in (0, TRANSFER_IN_PROGRESS)
+        }
         rows = await self._pending(session, handover, refused)
         for external_userid, row in rows:
             code = refused[external_userid]

@@ -3,16 +3,17 @@ and `lead.assigned`. The sales use cases call it; it never commits."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from functools import partial
+from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from closedloop.events.v1 import conversion_events_pb2 as ev
 from closedloop_conversion import metrics
 from closedloop_conversion.common import new_id, now
-from closedloop_conversion.models import LeadAssignmentRow, LeadRow, RepRow
+from closedloop_conversion.models import AssignmentRuleRow, LeadAssignmentRow, LeadRow, RepRow
 from closedloop_conversion.sales.policy import Candidate, Rule, choose, day_start, on_duty
 from closedloop_conversion.sales.repository import SalesRepository
 from loopkit.errors import FailedPrecondition, NotFound
@@ -20,7 +21,31 @@ from loopkit.events import Outbox
 from loopkit.uow import on_commit
 
 
-def candidate(rep: RepRow, at: datetime, capped: bool = False) -> Candidate:
+class RepState(Protocol):
+    """What choosing needs of a rep: a RepRow, or a batch's in-memory copy of one."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def capacity(self) -> int: ...
+    @property
+    def open_leads(self) -> int: ...
+    @property
+    def rr_seq(self) -> int: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def regions(self) -> list[str]: ...
+    @property
+    def tags(self) -> list[str]: ...
+    @property
+    def working_hours(self) -> Mapping[str, Any]: ...
+
+
+def candidate(
+    rep: RepState, at: datetime, capped: bool = False, *, duty: bool | None = None
+) -> Candidate:
+    """`duty`: whether the rep is on duty at `at`, when the caller worked it out already."""
     return Candidate(
         rep_id=rep.id,
         capacity=rep.capacity,
@@ -29,8 +54,32 @@ def candidate(rep: RepRow, at: datetime, capped: bool = False) -> Candidate:
         active=rep.status == "active",
         regions=tuple(rep.regions),
         tags=tuple(rep.tags),
-        on_duty=on_duty(rep.working_hours, at),
+        on_duty=on_duty(rep.working_hours, at) if duty is None else duty,
         capped=capped,
+    )
+
+
+def rule_of(rule_row: AssignmentRuleRow | None, lead_team: str) -> tuple[Rule, str]:
+    """The rule a lead is assigned by and the team it goes to (its campaign's, else its own)."""
+    rule = Rule(rule_row.kind) if rule_row is not None else Rule.ROUND_ROBIN
+    return rule, (rule_row.team if rule_row is not None else "") or lead_team
+
+
+def rule_reason(rule_row: AssignmentRuleRow | None, rule: Rule) -> str:
+    return f"campaign rule {rule}" if rule_row is not None else "owner team round-robin"
+
+
+def lead_assigned(
+    lead_id: str, campaign_id: str, *, rep_id: str, team: str, previous: str, rule: str, reason: str
+) -> ev.LeadAssigned:
+    return ev.LeadAssigned(
+        lead_id=lead_id,
+        campaign_id=campaign_id,
+        rep_id=rep_id,
+        previous_rep_id=previous,
+        team_id=team,
+        rule=rule,
+        reason=reason,
     )
 
 
@@ -61,8 +110,7 @@ class Assigner:
         rule_row = (
             await self._repo.rule(session, tenant, lead.campaign_id) if lead.campaign_id else None
         )
-        rule = Rule(rule_row.kind) if rule_row is not None else Rule.ROUND_ROBIN
-        team = (rule_row.team if rule_row is not None else "") or lead.team
+        rule, team = rule_of(rule_row, lead.team)
         if full_teams is not None and team in full_teams:
             return False
         owners: list[str] = []
@@ -84,11 +132,11 @@ class Assigner:
         if choice is None:
             # A cap is per channel: the team may still have room for other channels' leads.
             if full_teams is not None and not owners and not capped:
-                full_teams.add((rule_row.team if rule_row is not None else "") or lead.team)
+                full_teams.add(rule_of(rule_row, lead.team)[1])
                 full_teams.add(team)
             return False  # waits as unassigned until a rep has room
         rep = next(r for r in pool if r.id == choice.rep_id)
-        reason = f"campaign rule {rule}" if rule_row is not None else "owner team round-robin"
+        reason = rule_reason(rule_row, rule)
         await self.give(session, lead, rep, rule=choice.rule, reason=reason, actor=actor, pool=pool)
         return True
 
@@ -155,12 +203,12 @@ class Assigner:
             "lead.assigned",
             tenant_id=lead.tenant_id,
             customer_id=lead.customer_id,
-            payload=ev.LeadAssigned(
-                lead_id=lead.id,
-                campaign_id=lead.campaign_id,
+            payload=lead_assigned(
+                lead.id,
+                lead.campaign_id,
                 rep_id=rep.id,
-                previous_rep_id=previous,
-                team_id=rep.team,
+                team=rep.team,
+                previous=previous,
                 rule=rule,
                 reason=reason,
             ),

@@ -3,10 +3,11 @@ lead_assignments."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
+from typing import Any, cast
 
-from sqlalchemy import func, select
+from sqlalchemy import Row, Table, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from closedloop_conversion.models import (
@@ -16,6 +17,11 @@ from closedloop_conversion.models import (
     OwnershipRow,
     RepRow,
 )
+
+# The tables the set-based batch writes with Core statements (no ORM objects to flush).
+_REPS = cast(Table, RepRow.__table__)
+_LEADS = cast(Table, LeadRow.__table__)
+_ASSIGNMENTS = cast(Table, LeadAssignmentRow.__table__)
 
 
 class SalesRepository:
@@ -193,3 +199,104 @@ class SalesRepository:
             .distinct()
         )
         return list((await session.execute(query)).scalars().all())
+
+    # --- set-based: a batch of captured leads (sales/batch.py) --------------------------------
+
+    async def existing_lead_ids(self, session: AsyncSession, lead_ids: Collection[str]) -> set[str]:
+        """Which of `lead_ids` are stored already, in any tenant."""
+        if not lead_ids:
+            return set()
+        query = select(LeadRow.id).where(LeadRow.id.in_(list(lead_ids)))
+        return set((await session.execute(query)).scalars().all())
+
+    async def rules_of(
+        self, session: AsyncSession, tenant: str, campaign_ids: Collection[str]
+    ) -> dict[str, AssignmentRuleRow]:
+        if not campaign_ids:
+            return {}
+        query = select(AssignmentRuleRow).where(
+            AssignmentRuleRow.tenant_id == tenant,
+            AssignmentRuleRow.campaign_id.in_(list(campaign_ids)),
+        )
+        return {row.campaign_id: row for row in (await session.execute(query)).scalars().all()}
+
+    async def owners_of(
+        self, session: AsyncSession, tenant: str, customer_ids: Collection[str]
+    ) -> dict[str, list[str]]:
+        """`owner_rep_ids` of several customers in one query."""
+        if not customer_ids:
+            return {}
+        query = (
+            select(OwnershipRow.customer_id, OwnershipRow.rep_id)
+            .where(
+                OwnershipRow.tenant_id == tenant,
+                OwnershipRow.customer_id.in_(list(customer_ids)),
+                OwnershipRow.status == "active",
+            )
+            .order_by(OwnershipRow.started_at)
+        )
+        owners: dict[str, list[str]] = {}
+        for customer_id, rep_id in (await session.execute(query)).all():
+            owners.setdefault(customer_id, []).append(rep_id)
+        return owners
+
+    async def lock_active_reps(self, session: AsyncSession, tenant: str) -> Sequence[Row[Any]]:
+        """Every active rep of the tenant (a superset of any pool `lock_pool` takes), locked in id
+        order like `lock_pool`, as plain rows: the batch keeps their turns in memory and writes
+        them back with `set_turns`."""
+        reps = _REPS
+        query = (
+            select(reps)
+            .where(reps.c.tenant_id == tenant, reps.c.status == "active")
+            .order_by(reps.c.id)
+            .with_for_update()
+        )
+        return (await session.execute(query)).all()
+
+    async def channel_leads_by_rep(
+        self, session: AsyncSession, tenant: str, channel_ids: Collection[str], since: datetime
+    ) -> dict[tuple[str, str], int]:
+        """`channel_leads_since` of several channels and every rep: {(channel, rep): leads}."""
+        if not channel_ids:
+            return {}
+        query = (
+            select(
+                LeadRow.channel_id,
+                LeadAssignmentRow.to_rep_id,
+                func.count(func.distinct(LeadAssignmentRow.lead_id)),
+            )
+            .join(LeadRow, LeadRow.id == LeadAssignmentRow.lead_id)
+            .where(
+                LeadAssignmentRow.tenant_id == tenant,
+                LeadAssignmentRow.at >= since,
+                LeadRow.channel_id.in_(list(channel_ids)),
+            )
+            .group_by(LeadRow.channel_id, LeadAssignmentRow.to_rep_id)
+        )
+        return {
+            (channel, rep_id): int(n) for channel, rep_id, n in (await session.execute(query)).all()
+        }
+
+    async def insert_leads(
+        self,
+        session: AsyncSession,
+        leads: Sequence[dict[str, Any]],
+        assignments: Sequence[dict[str, Any]],
+    ) -> None:
+        """New leads and their assignment history, one multi-row statement per table."""
+        if leads:
+            await session.execute(insert(_LEADS), list(leads))
+        if assignments:
+            await session.execute(insert(_ASSIGNMENTS), list(assignments))
+
+    async def set_turns(self, session: AsyncSession, turns: Sequence[dict[str, Any]]) -> None:
+        """Reps' {"rep_id", "to_open_leads", "to_rr_seq"} after a batch: one executemany."""
+        if not turns:
+            return
+        reps = _REPS
+        query = (
+            update(reps)
+            .where(reps.c.id == bindparam("rep_id"))
+            .values(open_leads=bindparam("to_open_leads"), rr_seq=bindparam("to_rr_seq"))
+        )
+        await session.execute(query, list(turns))

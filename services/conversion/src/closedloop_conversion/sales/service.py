@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from closedloop_conversion.common import new_id, now, optional, required
-from closedloop_conversion.models import AssignmentRuleRow, LeadRow, RepRow
+from closedloop_conversion.models import AssignmentRuleRow, RepRow
 from closedloop_conversion.sales.assignment import Assigner
+from closedloop_conversion.sales.batch import BatchCapture
 from closedloop_conversion.sales.inputs import (
     CapturedLead,
     RepChanges,
@@ -33,6 +35,7 @@ class SalesService:
         self._outbox = outbox
         self._repo = SalesRepository()
         self._assign = Assigner(outbox, self._repo)
+        self._batch = BatchCapture(outbox, self._repo)
 
     # --- reps --------------------------------------------------------------------------------
 
@@ -123,36 +126,13 @@ class SalesService:
 
     # --- leads -------------------------------------------------------------------------------
 
-    async def capture_lead(
-        self, session: AsyncSession, tenant: str, captured: CapturedLead
-    ) -> LeadView:
-        """A lead from acquisition: stored once, assigned by its campaign's rule or left waiting."""
-        existing = await self._repo.lead_any_tenant(session, captured.lead_id)
-        if existing is not None:
-            return view_of(LeadView, existing)  # the same lead published again: already handled
-        lead = LeadRow(
-            id=captured.lead_id,
-            tenant_id=tenant,
-            customer_id=captured.customer_id,
-            campaign_id=captured.campaign_id,
-            channel_id=captured.channel_id,
-            team=captured.owner_team,
-            region=captured.region,
-            tags=list(captured.tags),
-            status="unassigned",
-            rep_id=None,
-            rule="",
-            captured_at=captured.captured_at,
-            assigned_at=None,
-            first_follow_up_at=None,
-            closed_at=None,
-            daily_cap=captured.daily_cap,
-        )
-        # Added after the choice: the lead, the rep's turn, the history and the event then go
-        # to the database in one flush.
-        if not await self._assign.by_rule(session, lead, actor="lead.captured"):
-            self._repo.add(session, lead)
-        return view_of(LeadView, lead)
+    async def capture_leads(
+        self, session: AsyncSession, leads: Sequence[tuple[str, CapturedLead]]
+    ) -> None:
+        """Leads from acquisition, as `(tenant, lead)` in the order they came: each stored once
+        and assigned by its campaign's rule, or left waiting; set-based (sales/batch.py), with the
+        choices `Assigner.by_rule` would make for them one after the other."""
+        await self._batch.capture(session, leads)
 
     async def get_lead(self, session: AsyncSession, tenant: str, lead_id: str) -> LeadView:
         lead = await self._repo.lead(session, tenant, lead_id)

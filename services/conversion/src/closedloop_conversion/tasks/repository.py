@@ -63,6 +63,18 @@ async def counts(
     )
 
 
+async def open_ids(session: AsyncSession, tenant: str, customer_ids: Sequence[str]) -> list[str]:
+    """The open tasks of these customers (what `forget` removes)."""
+    found = await session.scalars(
+        select(RepTaskRow.id).where(
+            RepTaskRow.tenant_id == tenant,
+            RepTaskRow.customer_id.in_(customer_ids),
+            RepTaskRow.status == "open",
+        )
+    )
+    return list(found)
+
+
 async def forget(session: AsyncSession, tenant: str, customer_ids: Sequence[str]) -> None:
     """A forgotten customer's tasks: the rep's notes may describe the person, and an open task
     has nobody left to call (removed rather than completed, so the report does not count it)."""

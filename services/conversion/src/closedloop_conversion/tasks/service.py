@@ -11,6 +11,7 @@ from ulid import ULID
 
 from closedloop_conversion.common import utc
 from closedloop_conversion.models import RepTaskRow
+from closedloop_conversion.notices.service import NoticeService
 from closedloop_conversion.sales.repository import SalesRepository
 from closedloop_conversion.tasks import repository as repo
 from loopkit.errors import InvalidArgument, NotFound
@@ -38,6 +39,9 @@ class RepTaskView:
     due_at: datetime
     completed_at: datetime | None
     outcome_note: str
+    # Whether the rep was told: pending | sent | failed | not_notified (and why).
+    rep_notice: str
+    rep_notice_detail: str
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,9 @@ class WinBackOffer:
 
 
 class TaskService:
+    def __init__(self, notices: NoticeService) -> None:
+        self._notices = notices
+
     async def win_back_offered(
         self, session: AsyncSession, tenant: str, offer: WinBackOffer, at: datetime
     ) -> RepTaskView | None:
@@ -85,6 +92,13 @@ class TaskService:
             due_at=at + WIN_BACK_DUE,
             completed_at=None,
             outcome_note="",
+            rep_notice="",
+            rep_notice_detail="",
+        )
+        # The rep is told through a notice stored in the same transaction as the task.
+        due = row.due_at.strftime("%Y-%m-%d %H:%M UTC")
+        row.rep_notice, row.rep_notice_detail = await self._notices.enqueue(
+            session, rep, f"task:{row.id}", f"New task: {row.title}. Due {due}.", at, task_id=row.id
         )
         session.add(row)
         await session.flush()

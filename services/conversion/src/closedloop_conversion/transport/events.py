@@ -25,31 +25,40 @@ class EventHandlers:
 
     def subscriptions(self) -> list[Subscription]:
         return [
-            Subscription.to("acquisition", "leads", {"lead.captured": self.lead_captured}),
+            # A fetched batch's leads are assigned together (one rep pool lock, multi-row writes);
+            # the kit retries them one by one when the batch fails, so a bad one fails alone.
+            Subscription.to(
+                "acquisition", "leads", {}, batch_handlers={"lead.captured": self.leads_captured}
+            ),
             identity_subscription(on_merged=self.merged, on_forgotten=self.forgotten),
         ]
 
-    async def lead_captured(self, session: AsyncSession, env: Envelope) -> None:
-        event = payload(env, acq.LeadCaptured)
-        if not event.lead_id or len(event.lead_id) > 64:
-            raise InvalidArgument("lead_id is required (at most 64 characters)", field="lead_id")
-        if not env.tenant_id:
-            raise InvalidArgument("tenant_id is required", field="tenant_id")
-        lead = CapturedLead(
-            lead_id=event.lead_id,
-            customer_id=env.customer_id[:26],
-            campaign_id=event.campaign_id[:64],
-            channel_id=event.channel_id[:64],
-            owner_team=event.owner_team[:128],
-            region=event.region[:128],
-            tags=tuple(t[:64] for t in event.tags),
-            captured_at=occurred_at(env, now),
-            daily_cap=max(0, event.daily_cap_per_rep),
-        )
-        await self._sales.capture_lead(session, env.tenant_id, lead)
+    async def leads_captured(self, session: AsyncSession, envs: Sequence[Envelope]) -> None:
+        await self._sales.capture_leads(session, [captured_lead(env) for env in envs])
 
     async def merged(self, session: AsyncSession, tenant: str, survivor: str, merged: str) -> None:
         await self._customers.merged(session, tenant, survivor, merged)
 
     async def forgotten(self, session: AsyncSession, tenant: str, ids: Sequence[str]) -> None:
         await self._customers.forgotten(session, tenant, ids)
+
+
+def captured_lead(env: Envelope) -> tuple[str, CapturedLead]:
+    """The tenant and the lead of a lead.captured event; InvalidArgument when it lacks either."""
+    event = payload(env, acq.LeadCaptured)
+    if not event.lead_id or len(event.lead_id) > 64:
+        raise InvalidArgument("lead_id is required (at most 64 characters)", field="lead_id")
+    if not env.tenant_id:
+        raise InvalidArgument("tenant_id is required", field="tenant_id")
+    lead = CapturedLead(
+        lead_id=event.lead_id,
+        customer_id=env.customer_id[:26],
+        campaign_id=event.campaign_id[:64],
+        channel_id=event.channel_id[:64],
+        owner_team=event.owner_team[:128],
+        region=event.region[:128],
+        tags=tuple(t[:64] for t in event.tags),
+        captured_at=occurred_at(env, now),
+        daily_cap=max(0, event.daily_cap_per_rep),
+    )
+    return env.tenant_id, lead

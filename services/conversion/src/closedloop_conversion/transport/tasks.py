@@ -20,6 +20,12 @@ from loopkit.timestamps import from_ts, ts
 from loopkit.uow import UnitOfWork
 
 _STATUS_TO_PB = {"open": pb.REP_TASK_STATUS_OPEN, "done": pb.REP_TASK_STATUS_DONE}
+_NOTICE_TO_PB = {
+    "pending": pb.REP_NOTICE_STATUS_PENDING,
+    "sent": pb.REP_NOTICE_STATUS_SENT,
+    "failed": pb.REP_NOTICE_STATUS_FAILED,
+    "not_notified": pb.REP_NOTICE_STATUS_NOT_NOTIFIED,
+}
 _STATUS_FROM_PB = {
     pb.REP_TASK_STATUS_UNSPECIFIED: "",
     pb.REP_TASK_STATUS_OPEN: "open",
@@ -60,6 +66,8 @@ def task_to_pb(v: RepTaskView) -> pb.RepTask:
         due_at=ts(v.due_at),
         completed_at=ts(v.completed_at),
         outcome_note=v.outcome_note,
+        rep_notice=_NOTICE_TO_PB.get(v.rep_notice, pb.REP_NOTICE_STATUS_UNSPECIFIED),
+        rep_notice_detail=v.rep_notice_detail,
     )
 
 

@@ -25,6 +25,7 @@ from closedloop_gateway.emulator.state import (
     User,
 )
 from closedloop_gateway.quotas.limits import wechat_day
+from loopkit.wechat.wecom import TRANSFER_IN_PROGRESS
 
 Answer = dict[str, Any]
 Handler = Callable[[EmulatorState, str, Answer], Answer]
@@ -40,6 +41,7 @@ _ERRMSG = {
     45009: "reach max api daily quota limit",
     45011: "api minute-quota reach limit mustslower retry next minute",
     45033: "api concurrent out of limit",
+    48002: "api forbidden",
     -1: "system error",
 }
 
@@ -168,6 +170,15 @@ def transfer(resigned: bool) -> Handler:
     def handle(st: EmulatorState, corp_id: str, body: Answer) -> Answer:
         customers = []
         for external_userid in body.get("external_userid", []):
+            if any(
+                t.corp_id == corp_id and t.external_userid == external_userid and t.status == 2
+                for t in st.transfers
+            ):
+                # Still waiting on an earlier transfer: WeCom refuses the customer.
+                customers.append(
+                    {"external_userid": external_userid, "errcode": TRANSFER_IN_PROGRESS}
+                )
+                continue
             st.transfers = [
                 t
                 for t in st.transfers
@@ -221,6 +232,25 @@ WECOM_APIS: dict[str, Handler] = {
 }
 
 
+# --- WeCom application ----------------------------------------------------------------------
+
+
+def message_send(st: EmulatorState, corp_id: str, body: Answer) -> Answer:
+    """message/send: a text or markdown from the corp's application to its members."""
+    agent_id = st.apps.get(corp_id, ("", ""))[0]
+    if str(body.get("agentid", "")) != agent_id:
+        return _error(40056, "invalid agentid")
+    if not body.get("touser") and not body.get("toparty") and not body.get("totag"):
+        return _error(40035, "touser, toparty and totag are all empty")
+    msgtype = body.get("msgtype")
+    if msgtype not in ("text", "markdown") or not body.get(msgtype, {}).get("content"):
+        return _error(41009 if msgtype == "text" else 40008, "invalid message content")
+    return _ok(invaliduser="", invalidparty="", invalidtag="", msgid=st.next_id("msg"))
+
+
+APP_APIS: dict[str, Handler] = {"message/send": message_send}
+
+
 async def _body_of(request: Request) -> Answer:
     if request.method == "GET":
         return {k: v for k, v in request.query_params.items() if k != "access_token"}
@@ -242,8 +272,11 @@ def _answer(
         account_id = token.account_id if token else ""
         if not value:
             answer = _error(41001)
+        elif token is not None and {token.kind, kind} == {"wecom", "wecom_app"}:
+            # A WeCom token of the other secret: valid, but not allowed to call this API.
+            answer = _error(48002, f"api forbidden: {api} needs the {kind} token")
         elif token is None or token.kind != kind or token.revoked:
-            answer = _error(40014 if kind == "wecom" else 40001)
+            answer = _error(40001 if kind == "oa" else 40014)
         elif token.expires_at < time.time():
             answer = _error(42001)
         else:
@@ -305,7 +338,25 @@ def create_app(state: EmulatorState | None = None) -> FastAPI:
 
     @app.get("/cgi-bin/gettoken")
     async def wecom_token(corpid: str = "", corpsecret: str = "") -> JSONResponse:
+        with st.lock:
+            app_secret = st.apps.get(corpid, ("", ""))[1]
+        if app_secret and corpsecret == app_secret:
+            return issue_app(corpid)
         return issue(corpid, corpsecret, "wecom", "gettoken")
+
+    def issue_app(corp_id: str) -> JSONResponse:
+        """An application token: replaces the application's previous one, not the contact one."""
+        with st.lock:
+            failure = st.take_failure("gettoken", corp_id)
+            if failure is not None and failure.errcode != 0:
+                answer = _error(failure.errcode)
+            else:
+                token = st.issue_token(corp_id, "wecom_app", slot=f"{corp_id}/app")
+                answer = {"access_token": token.value, "expires_in": st.token_ttl_s}
+            st.record(
+                "gettoken", corp_id, "wecom_app", {"app": True}, int(answer.get("errcode", 0))
+            )
+        return JSONResponse(answer)
 
     @app.api_route("/cgi-bin/{api:path}", methods=["GET", "POST"])
     async def cgi_bin(api: str, request: Request) -> Response:
@@ -318,6 +369,8 @@ def create_app(state: EmulatorState | None = None) -> FastAPI:
             return await api_call(request, api, "oa", OA_APIS[api])
         if api in WECOM_APIS:
             return await api_call(request, api, "wecom", WECOM_APIS[api])
+        if api in APP_APIS:
+            return await api_call(request, api, "wecom_app", APP_APIS[api])
         return JSONResponse(_error(48001, f"api unauthorized: {api} is not emulated"))
 
     _oauth_routes(app, st)
@@ -444,12 +497,22 @@ def _control_routes(app: FastAPI, st: EmulatorState) -> None:
                     return {"ok": True}
         return {"ok": False}
 
-    @app.post("/emulator/tokens/expire")
-    async def expire_tokens(request: Request) -> Answer:
-        """Expire an account's current token now (WeChat answers 42001 until it is refreshed)."""
+    @app.post("/emulator/apps")
+    async def apps(request: Request) -> Answer:
+        """Register a corp's application: {corp_id, agent_id, secret}."""
         spec = await _body_of(request)
         with st.lock:
-            value = st.current.get(str(spec.get("app_id") or spec.get("corp_id") or ""))
+            st.apps[str(spec["corp_id"])] = (str(spec["agent_id"]), str(spec["secret"]))
+        return {"ok": True}
+
+    @app.post("/emulator/tokens/expire")
+    async def expire_tokens(request: Request) -> Answer:
+        """Expire an account's current token now (WeChat answers 42001 until it is refreshed);
+        `"app": true` with a corp_id: its application's token."""
+        spec = await _body_of(request)
+        account = str(spec.get("app_id") or spec.get("corp_id") or "")
+        with st.lock:
+            value = st.current.get(f"{account}/app" if spec.get("app") else account)
             if value and value in st.tokens:
                 st.tokens[value].expires_at = 0
         return {"ok": bool(value)}

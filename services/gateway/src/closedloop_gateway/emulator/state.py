@@ -11,14 +11,14 @@ from typing import Any
 
 # Over-limit answers: per day, and per second (official account: 45011, WeCom: 45033).
 DAILY_ERRCODE = 45009
-RATE_ERRCODE = {"oa": 45011, "wecom": 45033}
+RATE_ERRCODE = {"oa": 45011, "wecom": 45033, "wecom_app": 45033}
 
 
 @dataclass
 class Token:
     value: str
     account_id: str
-    kind: str  # "oa" | "wecom"
+    kind: str  # "oa" | "wecom" (the contact secret's) | "wecom_app" (an application's)
     expires_at: float
     # Replaced by a newer token: answered 40001/40014, still attributed to its account.
     revoked: bool = False
@@ -67,6 +67,9 @@ class EmulatorState:
         self.lock = threading.Lock()
         self.token_ttl_s = token_ttl_s
         self.secrets: dict[str, str] = {}  # account -> secret (first use wins unless configured)
+        # corp -> (agent_id, secret) of its application: gettoken with that secret issues an
+        # application token (the only kind message/send accepts), kept apart from the contact one.
+        self.apps: dict[str, tuple[str, str]] = {}
         self.tokens: dict[str, Token] = {}  # token value -> token
         self.current: dict[str, str] = {}  # account -> its only valid token
         self.calls: list[dict[str, Any]] = []
@@ -93,13 +96,15 @@ class EmulatorState:
     def record(
         self, api: str, account_id: str, kind: str, body: Any, errcode: int
     ) -> dict[str, Any]:
-        key = "corp_id" if kind == "wecom" else "app_id"
+        key = "app_id" if kind == "oa" else "corp_id"
         entry = {"api": api, key: account_id, "body": body, "at": time.time(), "errcode": errcode}
         self.calls.append(entry)
         return entry
 
-    def issue_token(self, account_id: str, kind: str) -> Token:
-        old = self.current.get(account_id)
+    def issue_token(self, account_id: str, kind: str, slot: str = "") -> Token:
+        """A new token of `account_id`; `slot` (default the account) is what it replaces."""
+        slot = slot or account_id
+        old = self.current.get(slot)
         if old is not None and old in self.tokens:
             self.tokens[old].revoked = True  # a new token invalidates the previous one at once
         token = Token(
@@ -109,7 +114,7 @@ class EmulatorState:
             expires_at=time.time() + self.token_ttl_s,
         )
         self.tokens[token.value] = token
-        self.current[account_id] = token.value
+        self.current[slot] = token.value
         return token
 
     def take_failure(self, api: str, account_id: str) -> Failure | None:

@@ -30,6 +30,7 @@ from closedloop_gateway.operations.service import CustomerTransfer, GatewayOpera
 from loopkit.db import transact
 from loopkit.errors import AlreadyExists, DependencyUnavailable, InvalidArgument
 from loopkit.timestamps import now
+from loopkit.wechat.wecom import TRANSFER_IN_PROGRESS
 
 KEY_TTL = timedelta(days=7)
 CALLING, DONE = "calling", "done"
@@ -125,7 +126,13 @@ class IdempotentTransfers:
                 resigned=request.resigned,
                 success_msg=request.success_msg,
             )
-            answer |= {o.external_userid: o.errcode for o in outcomes}
+            # A customer still waiting on an earlier transfer is refused with 40129: the
+            # customer is already being handed over (say, the caller's first request was lost
+            # before it was stored here), so it counts as accepted and is read back as always.
+            answer |= {
+                o.external_userid: 0 if o.errcode == TRANSFER_IN_PROGRESS else o.errcode
+                for o in outcomes
+            }
         return answer
 
     async def _claim(self, session: AsyncSession, request: TransferRequest, at: datetime) -> _Claim:

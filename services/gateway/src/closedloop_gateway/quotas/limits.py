@@ -39,6 +39,9 @@ DEFAULT_LIMITS: dict[str, ApiLimit] = {
     "externalcontact/transfer_result": ApiLimit(daily=0, per_second=166),
     "externalcontact/resigned/transfer_customer": ApiLimit(daily=0, per_second=166),
     "externalcontact/resigned/transfer_result": ApiLimit(daily=0, per_second=166),
+    # A corp application's messages to members: WeCom counts person-times per day (200 per
+    # licensed member) and per member per minute (30); the pace is the gateway's own choice.
+    "message/send": ApiLimit(daily=0, per_second=20),
 }
 
 

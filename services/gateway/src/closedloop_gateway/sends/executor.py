@@ -25,7 +25,7 @@ from closedloop_gateway.sends.model import (
 from closedloop_gateway.sends.service import IN_DOUBT_MESSAGE, RetryPolicy
 from closedloop_gateway.wechat.caller import WeChatCaller
 from closedloop_gateway.wechat.errors import TOKEN_ERRCODES, WeChatError, WeChatUnreachable
-from loopkit.accounts import AccountRegistry
+from loopkit.accounts import AccountRegistry, Credential, WecomCorp
 from loopkit.timestamps import now, utc
 
 
@@ -41,10 +41,12 @@ _FINAL_REASONS = {
     40003: "invalid openid",
     40037: "invalid template_id",
     41051: "welcome_code invalid or expired (WeCom gives 20 seconds)",
+    81013: "the member is not in the application's visible range",
+    48002: "the token is not allowed to call this API (check which secret the account uses)",
 }
 
 
-def _call_of(row: SendRow) -> Callable[[Any], Any]:
+def _call_of(row: SendRow, agent_id: str = "") -> Callable[[Any], Any]:
     p = row.payload
     if row.kind == "official_account_text":
         return lambda c: c.message.send_text(p["openid"], p["text"])
@@ -53,6 +55,9 @@ def _call_of(row: SendRow) -> Callable[[Any], Any]:
         return lambda c: c.message.send_template(
             p["openid"], p["template_id"], data, url=p.get("url") or None
         )
+    if row.kind == "wecom_member_text":
+        # WeCom takes the agentid as a number (the registry checks it is one).
+        return lambda c: c.message.send_text(int(agent_id), p["userid"], p["text"])
     if row.kind == "wecom_welcome":
         body = {"welcome_code": p["welcome_code"], "text": {"content": p["text"]}}
         return lambda c: c.external_contact.send_welcome_msg(body)
@@ -72,13 +77,17 @@ class SendExecutor:
         self._retry = retry
 
     async def attempt(self, row: SendRow) -> Outcome:
-        account = self._registry.by_id(row.account_id)
+        account: Credential | None = self._registry.by_id(row.account_id)
+        agent_id = ""
+        if isinstance(account, WecomCorp) and row.kind == "wecom_member_text":
+            account = account.app()  # message/send takes the application's token
+            agent_id = account.agent_id if account is not None else ""
         if account is None:
             return Outcome(
                 FAILED, 0, f"account {row.account_id} is no longer configured", called=False
             )
         try:
-            answer = await self._caller.call(account, API_OF[row.kind], _call_of(row))
+            answer = await self._caller.call(account, API_OF[row.kind], _call_of(row, agent_id))
         except QuotaPaused as paused:
             return Outcome(
                 PAUSED, paused.errcode, paused.errmsg, next_attempt_at=paused.until, called=False
@@ -90,6 +99,9 @@ class SendExecutor:
                 return self._retry_later(row, exc.errcode, exc.errmsg)
             reason = _FINAL_REASONS.get(exc.errcode)
             return Outcome(FAILED, exc.errcode, f"{reason}: {exc.errmsg}" if reason else exc.errmsg)
+        if isinstance(answer, dict) and answer.get("invaliduser"):
+            # WeCom accepts the call but names the members it could not reach.
+            return Outcome(FAILED, 81013, f"{_FINAL_REASONS[81013]}: {answer['invaliduser']}")
         msgid = answer.get("msgid", "") if isinstance(answer, dict) else ""
         return Outcome(SENT, wechat_msgid=str(msgid or ""))
 

@@ -13,6 +13,7 @@ Kind = Literal[
     "official_account_template",
     "wecom_welcome",
     "wecom_msg_template",
+    "wecom_member_text",
 ]
 # The WeChat API each kind is sent with (its quota and pacing are per API).
 API_OF: dict[str, str] = {
@@ -20,6 +21,8 @@ API_OF: dict[str, str] = {
     "official_account_template": "message/template/send",
     "wecom_welcome": "externalcontact/send_welcome_msg",
     "wecom_msg_template": "externalcontact/add_msg_template",
+    # From the corp's application with its own token (WecomApp), paced under its own id.
+    "wecom_member_text": "message/send",
 }
 QUEUED, SENDING, SENT, FAILED, PAUSED = "queued", "sending", "sent", "failed", "paused"
 # A forgotten customer's send: its message erased (payload emptied, fingerprint ERASED) and, if
@@ -35,7 +38,8 @@ class NewSend:
     kind: Kind
     # app_id or corp_id as the caller named it ("" = the tenant's default).
     account_id: str
-    # The message: openid/text, template_id/url/data, welcome_code/text, sender/recipients/text.
+    # The message: openid/text, template_id/url/data, welcome_code/text, sender/recipients/text,
+    # userid/text.
     payload: dict[str, Any] = field(default_factory=dict)
 
     def fingerprint(self, account_id: str) -> str:

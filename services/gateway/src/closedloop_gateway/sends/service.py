@@ -54,6 +54,7 @@ _KIND_PB = {
     "official_account_template": ev.MESSAGE_KIND_OFFICIAL_ACCOUNT_TEMPLATE,
     "wecom_welcome": ev.MESSAGE_KIND_WECOM_WELCOME,
     "wecom_msg_template": ev.MESSAGE_KIND_WECOM_MSG_TEMPLATE,
+    "wecom_member_text": ev.MESSAGE_KIND_WECOM_MEMBER_TEXT,
 }
 
 
@@ -86,7 +87,14 @@ class SendService:
     def _account_id(self, new: NewSend) -> str:
         if new.kind.startswith("official_account"):
             return self._registry.official_account(new.tenant_id, new.account_id).account_id
-        return self._registry.wecom_corp(new.tenant_id, new.account_id).account_id
+        corp = self._registry.wecom_corp(new.tenant_id, new.account_id)
+        if new.kind == "wecom_member_text" and corp.app() is None:
+            raise FailedPrecondition(
+                f"corp {corp.corp_id} has no application configured (agent_id and "
+                "agent_secret in the account registry): its members cannot be messaged",
+                field="wecom_member_text.corp_id",
+            )
+        return corp.account_id
 
     async def submit(
         self, session: AsyncSession, new: NewSend, at: datetime
@@ -325,6 +333,9 @@ def check_payload(new: NewSend) -> None:
         _text(p, "template_id", where, 128)
         if p.get("url") and not str(p["url"]).startswith(("http://", "https://")):
             raise InvalidArgument("must be an http(s) URL", field=f"{where}.url")
+    elif new.kind == "wecom_member_text":
+        _text(p, "userid", where, 64)
+        _text(p, "text", where, 2048)
     elif new.kind == "wecom_welcome":
         _text(p, "welcome_code", where, 256)
         _text(p, "text", where, 4000)

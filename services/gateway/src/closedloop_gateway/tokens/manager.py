@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from closedloop_gateway import metrics
 from closedloop_gateway.tokens import cipher, repository
-from loopkit.accounts import Account
+from loopkit.accounts import Credential
 from loopkit.db import transact
 from loopkit.errors import DependencyUnavailable
 from loopkit.timestamps import now as utc_now
@@ -40,7 +40,7 @@ class Token:
 
 
 class TokenSource(Protocol):
-    async def fetch(self, account: Account) -> tuple[str, int]:
+    async def fetch(self, account: Credential) -> tuple[str, int]:
         """A new token from WeChat and its lifetime in seconds."""
         ...
 
@@ -73,7 +73,7 @@ class TokenManager:
     def _usable(self, token: Token | None) -> bool:
         return token is not None and token.expires_at - self._margin > self._clock()
 
-    async def current(self, account: Account) -> Token:
+    async def current(self, account: Credential) -> Token:
         """A token with more than `refresh_ahead_s` to live, refreshing it if needed."""
         cached = self._cache.get(account.account_id)
         if self._fresh(cached):
@@ -90,7 +90,7 @@ class TokenManager:
                 return self._keep(account, stored)
             return await self._refresh(account, stored.generation if stored else 0)
 
-    async def rejected(self, account: Account, token: Token) -> Token:
+    async def rejected(self, account: Credential, token: Token) -> Token:
         """WeChat refused `token` (40001/42001/40014): the next one, fetched at most once."""
         async with self._locks[account.account_id]:
             cached = self._cache.get(account.account_id)
@@ -104,7 +104,7 @@ class TokenManager:
                 return await self._refresh(account, stored.generation)
             return await self._refresh(account, token.generation)
 
-    async def refresh_expiring(self, accounts: list[Account]) -> int:
+    async def refresh_expiring(self, accounts: list[Credential]) -> int:
         """The background pass: refresh every token that enters its refresh-ahead window."""
         refreshed = 0
         for account in accounts:
@@ -114,11 +114,11 @@ class TokenManager:
                 refreshed += 1
         return refreshed
 
-    def _keep(self, account: Account, token: Token) -> Token:
+    def _keep(self, account: Credential, token: Token) -> Token:
         self._cache[account.account_id] = token
         return token
 
-    async def _read(self, account: Account) -> Token | None:
+    async def _read(self, account: Credential) -> Token | None:
         async def work(session: AsyncSession) -> Token | None:
             row = await repository.read(session, account.account_id)
             if row is None or row.expires_at is None:
@@ -130,7 +130,7 @@ class TokenManager:
 
         return await transact(self._sessions, work)
 
-    async def _refresh(self, account: Account, seen: int) -> Token:
+    async def _refresh(self, account: Credential, seen: int) -> Token:
         """Fetch under the lease, or wait for the replica holding it and adopt its token."""
         account_id = account.account_id
         await transact(self._sessions, lambda s: repository.ensure(s, account_id))
@@ -169,7 +169,7 @@ class TokenManager:
             ),
         )
 
-    async def _fetch_and_store(self, account: Account, seen: int) -> Token:
+    async def _fetch_and_store(self, account: Credential, seen: int) -> Token:
         account_id = account.account_id
         try:
             value, expires_in = await self._source.fetch(account)

@@ -20,6 +20,7 @@ KIND_TO_PB = {
     "official_account_template": ev.MESSAGE_KIND_OFFICIAL_ACCOUNT_TEMPLATE,
     "wecom_welcome": ev.MESSAGE_KIND_WECOM_WELCOME,
     "wecom_msg_template": ev.MESSAGE_KIND_WECOM_MSG_TEMPLATE,
+    "wecom_member_text": ev.MESSAGE_KIND_WECOM_MEMBER_TEXT,
 }
 _TRANSFER_STATUS = {
     1: pb.TRANSFER_STATUS_ACCEPTED,
@@ -128,6 +129,14 @@ def new_send_from_pb(tenant_id: str, request: pb.SendMessageRequest) -> NewSend:
                 "external_userids": list(g.external_userids),
                 "text": g.text,
             },
+        )
+    if which == "wecom_member_text":
+        member = request.wecom_member_text
+        return NewSend(
+            **common,
+            kind="wecom_member_text",
+            account_id=member.corp_id,
+            payload={"userid": member.userid, "text": member.text},
         )
     raise InvalidArgument("a message is required", field="message")
 

@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 class TokenRefresher:
     def __init__(self, tokens: TokenManager, registry: AccountRegistry, interval_s: float) -> None:
         self._tokens = tokens
-        self._accounts = list(registry.all())
+        self._accounts = list(registry.credentials())
         self._interval_s = interval_s
 
     async def run(self, stop: asyncio.Event) -> None:

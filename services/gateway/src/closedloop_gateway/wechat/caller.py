@@ -11,7 +11,7 @@ from closedloop_gateway.quotas.service import Quotas
 from closedloop_gateway.tokens.manager import TokenManager
 from closedloop_gateway.wechat.clients import WeChatHttp
 from closedloop_gateway.wechat.errors import TOKEN_ERRCODES, WeChatError
-from loopkit.accounts import Account
+from loopkit.accounts import Credential
 
 T = TypeVar("T")
 
@@ -22,7 +22,7 @@ class WeChatCaller:
         self.tokens = tokens
         self.quotas = quotas
 
-    async def call(self, account: Account, api: str, fn: Callable[[Any], T]) -> T:
+    async def call(self, account: Credential, api: str, fn: Callable[[Any], T]) -> T:
         """`fn(client)` for `api`; raises WeChatError, WeChatUnreachable or QuotaPaused."""
         await self.quotas.acquire(account.account_id, api)
         token = await self.tokens.current(account)
@@ -39,7 +39,7 @@ class WeChatCaller:
         except WeChatError as exc:
             raise await self._over_limit(account, exc) from None
 
-    async def _over_limit(self, account: Account, exc: WeChatError) -> Exception:
+    async def _over_limit(self, account: Credential, exc: WeChatError) -> Exception:
         if self.quotas.is_over_limit(exc.errcode):
             return await self.quotas.over_limit(
                 account.account_id, exc.api, exc.errcode, exc.errmsg

@@ -22,7 +22,7 @@ from wechatpy.session import SessionStorage
 
 from closedloop_gateway import metrics
 from closedloop_gateway.wechat.errors import WeChatError, WeChatUnreachable
-from loopkit.accounts import Account, AccountRegistry, OfficialAccount
+from loopkit.accounts import AccountRegistry, Credential, OfficialAccount
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -114,11 +114,11 @@ class WeChatHttp:
         # try to fetch by itself later).
         self._clients: dict[str, BaseWeChatClient] = {}
         self._fetchers: dict[str, BaseWeChatClient] = {}
-        for account in registry.all():
+        for account in registry.credentials():
             self._clients[account.account_id] = self._client(account, self._storage)
             self._fetchers[account.account_id] = self._client(account, CallTokenStorage())
 
-    def _client(self, account: Account, storage: SessionStorage) -> BaseWeChatClient:
+    def _client(self, account: Credential, storage: SessionStorage) -> BaseWeChatClient:
         client: BaseWeChatClient
         if isinstance(account, OfficialAccount):
             client = _OfficialAccountClient(
@@ -162,7 +162,7 @@ class WeChatHttp:
         metrics.api_call(api, "ok")
         return result
 
-    async def call(self, account: Account, token: str, api: str, fn: Callable[[Any], T]) -> T:
+    async def call(self, account: Credential, token: str, api: str, fn: Callable[[Any], T]) -> T:
         """`fn(client)` in a worker thread with `token` as the client's access token."""
         client = self._clients[account.account_id]
 
@@ -175,7 +175,7 @@ class WeChatHttp:
 
         return await self._run(api, work)
 
-    async def fetch(self, account: Account) -> tuple[str, int]:
+    async def fetch(self, account: Credential) -> tuple[str, int]:
         """A new access token (the TokenManager's source; called only under the lease)."""
         client = self._fetchers[account.account_id]
         secret = account.secret.get_secret_value()

@@ -61,9 +61,14 @@ class ActivityIntake:
         contact: Contact | None,
         channel: Channel | None,
         subscribed: bool | None,
+        opens_window: bool = False,
     ) -> None:
-        """A touch: contact and first channel kept, (un)subscribing followed."""
+        """A touch: contact and first channel kept, (un)subscribing followed; a scan or
+        subscribe (`opens_window`) is an interaction as WeChat's 48-hour window counts it."""
         row = await self._activity.touch(session, tenant, customer_id, at)
+        last = utc_or_none(row.last_interaction_at)
+        if opens_window and (last is None or utc(at) > last):
+            row.last_interaction_at = utc(at)
         self._set_contact(row, contact)
         if channel is not None:
             self._set_channel(row, channel.id, channel.kind)

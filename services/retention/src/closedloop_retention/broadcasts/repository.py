@@ -195,16 +195,18 @@ class BroadcastRepository:
 
     async def due(
         self, session: AsyncSession, now: datetime, limit: int
-    ) -> list[tuple[RecipientRow, str, str, str, str]]:
-        """(recipient, template, contact kind, scope, value) due by `now`, earliest first. Reads
-        the activity table (activity owns it) for where the message goes."""
+    ) -> list[tuple[RecipientRow, BroadcastRow, str, str, str, datetime | None]]:
+        """(recipient, its broadcast, contact kind, scope, value, last interaction) due by
+        `now`, earliest first. Reads the activity table (activity owns it) for where the
+        message goes and whether WeChat's 48-hour window is open."""
         rows = await session.execute(
             select(
                 RecipientRow,
-                BroadcastRow.template,
+                BroadcastRow,
                 ActivityRow.contact_kind,
                 ActivityRow.contact_scope,
                 ActivityRow.contact_value,
+                ActivityRow.last_interaction_at,
             )
             .join(BroadcastRow, BroadcastRow.id == RecipientRow.broadcast_id)
             .join(
@@ -218,7 +220,7 @@ class BroadcastRepository:
             .order_by(RecipientRow.send_at)
             .limit(limit)
         )
-        return [(r, t, k, s, v) for r, t, k, s, v in rows.all()]
+        return [(r, b, k, s, v, i) for r, b, k, s, v, i in rows.all()]
 
     async def set_status(
         self,

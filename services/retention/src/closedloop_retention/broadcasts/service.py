@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -20,7 +21,7 @@ from closedloop_retention.broadcasts.views import (
     RecipientView,
     Stats,
 )
-from closedloop_retention.clock import utc
+from closedloop_retention.clock import utc, utc_or_none
 from closedloop_retention.consent.service import ConsentService
 from closedloop_retention.models import BroadcastRow
 from closedloop_retention.segments.service import SegmentService
@@ -30,6 +31,8 @@ from loopkit.uow import on_commit
 from loopkit.views import view_of
 
 MAX_TEMPLATE = 2000
+MAX_TEMPLATE_ID = 64
+MAX_TEMPLATE_KEYWORDS = 20
 MAX_WINDOW = timedelta(days=31)
 
 
@@ -60,11 +63,16 @@ class BroadcastService:
         window_end: datetime | None,
         key: str,
         now: datetime,
+        wechat_template_id: str = "",
+        wechat_template_data: Mapping[str, str] | None = None,
     ) -> Broadcast:
         """Plans the segment's members into the send window (caps, quiet hours, consent) once
-        per idempotency key; the broadcast with its recipients' counts."""
+        per idempotency key; the broadcast with its recipients' counts. A WeChat template
+        message (id + keyword data), if given, goes to recipients outside the 48-hour window."""
         if not template.strip() or len(template) > MAX_TEMPLATE:
             raise InvalidArgument(f"must be 1-{MAX_TEMPLATE} characters", field="template")
+        data = dict(wechat_template_data or {})
+        _check_wechat_template(wechat_template_id, data)
         if len(key) > 200:
             raise InvalidArgument("must be at most 200 characters", field="idempotency_key")
         now = utc(now)
@@ -93,6 +101,8 @@ class BroadcastService:
             status="scheduled",
             idempotency_key=key or str(ULID()),
             created_at=now,
+            wechat_template_id=wechat_template_id,
+            wechat_template_data=data,
         )
         self._repo.add(session, row)
         since = now - timedelta(days=rules.cap_window_days)
@@ -173,7 +183,19 @@ class BroadcastService:
 
     async def due(self, session: AsyncSession, now: datetime, limit: int) -> list[Due]:
         rows = await self._repo.due(session, utc(now), limit)
-        return [Due(view_of(RecipientView, r), t, k, s, v) for r, t, k, s, v in rows]
+        return [
+            Due(
+                view_of(RecipientView, r),
+                b.template,
+                k,
+                s,
+                v,
+                b.wechat_template_id,
+                dict(b.wechat_template_data or {}),
+                utc_or_none(i),
+            )
+            for r, b, k, s, v, i in rows
+        ]
 
     async def claim(
         self,
@@ -215,6 +237,16 @@ class BroadcastService:
             "completed" if not await self._repo.unfinished(session, broadcast_id) else "sending"
         )
         await session.flush()
+
+    async def skip_claimed(
+        self, session: AsyncSession, broadcast_id: str, customer_id: str, reason: str
+    ) -> None:
+        """A claimed recipient that cannot be sent to (WeChat's 48-hour window closed and the
+        broadcast has no template message: "window_closed"), recorded with the reason."""
+        if await self._repo.set_status(
+            session, broadcast_id, customer_id, was="sending", status="skipped", reason=reason
+        ):
+            await self._finish_if_done(session, broadcast_id)
 
     async def unclaim(self, session: AsyncSession, broadcast_id: str, customer_id: str) -> None:
         await self._repo.set_status(
@@ -263,3 +295,22 @@ class BroadcastService:
                 ),
             )
         await self._finish_if_done(session, broadcast_id)
+
+
+def _check_wechat_template(template_id: str, data: dict[str, str]) -> None:
+    if len(template_id) > MAX_TEMPLATE_ID or template_id != template_id.strip():
+        raise InvalidArgument(
+            f"must be at most {MAX_TEMPLATE_ID} characters, no spaces", field="wechat_template_id"
+        )
+    if data and not template_id:
+        raise InvalidArgument("keyword data needs a template id", field="wechat_template_data")
+    if len(data) > MAX_TEMPLATE_KEYWORDS:
+        raise InvalidArgument(
+            f"at most {MAX_TEMPLATE_KEYWORDS} keywords", field="wechat_template_data"
+        )
+    for name, value in data.items():
+        if not name or len(name) > 32 or len(value) > MAX_TEMPLATE:
+            raise InvalidArgument(
+                f"keywords are 1-32 characters, values at most {MAX_TEMPLATE}",
+                field="wechat_template_data",
+            )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 
@@ -29,6 +29,8 @@ class BroadcastView:
     window_end: datetime
     status: str
     created_at: datetime
+    wechat_template_id: str = ""
+    wechat_template_data: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -53,10 +55,15 @@ class RecipientView:
 
 @dataclass(frozen=True)
 class Due:
-    """A recipient due for sending, with what the dispatcher needs to send."""
+    """A recipient due for sending, with what the dispatcher needs to send: the text, the
+    template message for outside WeChat's 48-hour window (if any), where it goes and the
+    customer's last interaction (whether the window is open)."""
 
     recipient: RecipientView
     template: str
     contact_kind: str
     contact_scope: str
     contact_value: str
+    wechat_template_id: str = ""
+    wechat_template_data: dict[str, str] = field(default_factory=dict)
+    last_interaction_at: datetime | None = None

@@ -201,6 +201,8 @@ def broadcast_to_pb(found: Broadcast) -> pb.Broadcast:
             delivery_failed=stats.delivery_failed,
         ),
         created_at=ts(row.created_at),
+        wechat_template_id=row.wechat_template_id,
+        wechat_template_data=row.wechat_template_data,
     )
 
 

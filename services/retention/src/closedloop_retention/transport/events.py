@@ -134,6 +134,9 @@ class EventHandlers:
             contact=_contact(event.identities),
             channel=None if event.expired else Channel(event.channel_id, event.channel_kind),
             subscribed=_SUBSCRIBED.get(event.kind),
+            # A scan or subscribe opens WeChat's 48-hour customer-service window, as the
+            # gateway counts it.
+            opens_window=event.kind in (acq.TOUCH_KIND_SCAN, acq.TOUCH_KIND_SUBSCRIBE),
         )
 
     async def lead_captured(self, session: AsyncSession, env: Envelope) -> None:

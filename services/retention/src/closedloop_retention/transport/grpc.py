@@ -304,6 +304,8 @@ class RetentionServicer(OffersAndConsentRpcs, retention_pb2_grpc.RetentionServic
                 window_end=end,
                 key=request.idempotency_key,
                 now=at,
+                wechat_template_id=request.wechat_template_id,
+                wechat_template_data=dict(request.wechat_template_data),
             )
         )
         return pb.ScheduleBroadcastResponse(broadcast=convert.broadcast_to_pb(scheduled))

@@ -7,13 +7,12 @@ tenant's account) or nothing. A WeCom contact gets the rep's 1:1 message, which 
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from closedloop_retention.winback.views import DueOffer
 from loopkit.customers import IdentityValue
-from loopkit.wechat.sender import OutboundMessage
+from loopkit.wechat.sender import OutboundMessage, outside_service_window
 
-SERVICE_WINDOW = timedelta(hours=48)
 DEFAULT_TEXT = (
     "We miss you! A coupon worth {value} yuan is waiting for you until {valid_until}. "
     "Unsubscribe: {unsubscribe_url}"
@@ -39,13 +38,11 @@ def compose(
     )
     params = {"win_back_id": offer.id, "coupon_id": offer.coupon_id}
     kind = "text"
-    if due.contact_kind == "wechat_openid":
-        last = due.last_interaction_at
-        if last is None or now - last >= SERVICE_WINDOW:
-            if not template_id:
-                return "window_closed"
-            kind = "template"
-            params |= {"template_id": template_id, "url": unsubscribe_url}
+    if outside_service_window(due.contact_kind, due.last_interaction_at, now):
+        if not template_id:
+            return "window_closed"
+        kind = "template"
+        params |= {"template_id": template_id, "url": unsubscribe_url}
     return OutboundMessage(
         tenant_id=offer.tenant_id,
         customer_id=offer.customer_id,

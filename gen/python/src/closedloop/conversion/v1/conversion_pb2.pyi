@@ -64,6 +64,14 @@ class RepTaskStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     REP_TASK_STATUS_UNSPECIFIED: _ClassVar[RepTaskStatus]
     REP_TASK_STATUS_OPEN: _ClassVar[RepTaskStatus]
     REP_TASK_STATUS_DONE: _ClassVar[RepTaskStatus]
+
+class RepNoticeStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    REP_NOTICE_STATUS_UNSPECIFIED: _ClassVar[RepNoticeStatus]
+    REP_NOTICE_STATUS_PENDING: _ClassVar[RepNoticeStatus]
+    REP_NOTICE_STATUS_SENT: _ClassVar[RepNoticeStatus]
+    REP_NOTICE_STATUS_FAILED: _ClassVar[RepNoticeStatus]
+    REP_NOTICE_STATUS_NOT_NOTIFIED: _ClassVar[RepNoticeStatus]
 REP_STATUS_UNSPECIFIED: RepStatus
 REP_STATUS_ACTIVE: RepStatus
 REP_STATUS_DEPARTED: RepStatus
@@ -96,6 +104,11 @@ ORDER_STATUS_REFUNDED: OrderStatus
 REP_TASK_STATUS_UNSPECIFIED: RepTaskStatus
 REP_TASK_STATUS_OPEN: RepTaskStatus
 REP_TASK_STATUS_DONE: RepTaskStatus
+REP_NOTICE_STATUS_UNSPECIFIED: RepNoticeStatus
+REP_NOTICE_STATUS_PENDING: RepNoticeStatus
+REP_NOTICE_STATUS_SENT: RepNoticeStatus
+REP_NOTICE_STATUS_FAILED: RepNoticeStatus
+REP_NOTICE_STATUS_NOT_NOTIFIED: RepNoticeStatus
 
 class WorkingHours(_message.Message):
     __slots__ = ("weekdays", "start", "end", "time_zone")
@@ -809,7 +822,7 @@ class GetRepReportResponse(_message.Message):
     def __init__(self, reps: _Optional[_Iterable[_Union[RepReport, _Mapping]]] = ...) -> None: ...
 
 class RepTask(_message.Message):
-    __slots__ = ("task_id", "rep_id", "customer_id", "kind", "source_id", "title", "status", "created_at", "due_at", "completed_at", "outcome_note")
+    __slots__ = ("task_id", "rep_id", "customer_id", "kind", "source_id", "title", "status", "created_at", "due_at", "completed_at", "outcome_note", "rep_notice", "rep_notice_detail")
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     REP_ID_FIELD_NUMBER: _ClassVar[int]
     CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
@@ -821,6 +834,8 @@ class RepTask(_message.Message):
     DUE_AT_FIELD_NUMBER: _ClassVar[int]
     COMPLETED_AT_FIELD_NUMBER: _ClassVar[int]
     OUTCOME_NOTE_FIELD_NUMBER: _ClassVar[int]
+    REP_NOTICE_FIELD_NUMBER: _ClassVar[int]
+    REP_NOTICE_DETAIL_FIELD_NUMBER: _ClassVar[int]
     task_id: str
     rep_id: str
     customer_id: str
@@ -832,7 +847,9 @@ class RepTask(_message.Message):
     due_at: _timestamp_pb2.Timestamp
     completed_at: _timestamp_pb2.Timestamp
     outcome_note: str
-    def __init__(self, task_id: _Optional[str] = ..., rep_id: _Optional[str] = ..., customer_id: _Optional[str] = ..., kind: _Optional[str] = ..., source_id: _Optional[str] = ..., title: _Optional[str] = ..., status: _Optional[_Union[RepTaskStatus, str]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., due_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., completed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., outcome_note: _Optional[str] = ...) -> None: ...
+    rep_notice: RepNoticeStatus
+    rep_notice_detail: str
+    def __init__(self, task_id: _Optional[str] = ..., rep_id: _Optional[str] = ..., customer_id: _Optional[str] = ..., kind: _Optional[str] = ..., source_id: _Optional[str] = ..., title: _Optional[str] = ..., status: _Optional[_Union[RepTaskStatus, str]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., due_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., completed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., outcome_note: _Optional[str] = ..., rep_notice: _Optional[_Union[RepNoticeStatus, str]] = ..., rep_notice_detail: _Optional[str] = ...) -> None: ...
 
 class ListRepTasksRequest(_message.Message):
     __slots__ = ("tenant_id", "rep_id", "status", "limit")

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n)closedloop/events/v1/gateway_events.proto\x12\x14\x63losedloop.events.v1\"\xa7\x01\n\x0bMessageSent\x12\x0f\n\x07send_id\x18\x01 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x02 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x03 \x01(\t\x12/\n\x04kind\x18\x04 \x01(\x0e\x32!.closedloop.events.v1.MessageKind\x12\x12\n\naccount_id\x18\x05 \x01(\t\x12\x14\n\x0cwechat_msgid\x18\x06 \x01(\t\"\xb4\x01\n\rMessageFailed\x12\x0f\n\x07send_id\x18\x01 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x02 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x03 \x01(\t\x12/\n\x04kind\x18\x04 \x01(\x0e\x32!.closedloop.events.v1.MessageKind\x12\x12\n\naccount_id\x18\x05 \x01(\t\x12\x0f\n\x07\x65rrcode\x18\x06 \x01(\x05\x12\x0e\n\x06\x65rrmsg\x18\x07 \x01(\t*\xc4\x01\n\x0bMessageKind\x12\x1c\n\x18MESSAGE_KIND_UNSPECIFIED\x10\x00\x12&\n\"MESSAGE_KIND_OFFICIAL_ACCOUNT_TEXT\x10\x01\x12*\n&MESSAGE_KIND_OFFICIAL_ACCOUNT_TEMPLATE\x10\x02\x12\x1e\n\x1aMESSAGE_KIND_WECOM_WELCOME\x10\x03\x12#\n\x1fMESSAGE_KIND_WECOM_MSG_TEMPLATE\x10\x04\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n)closedloop/events/v1/gateway_events.proto\x12\x14\x63losedloop.events.v1\"\xa7\x01\n\x0bMessageSent\x12\x0f\n\x07send_id\x18\x01 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x02 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x03 \x01(\t\x12/\n\x04kind\x18\x04 \x01(\x0e\x32!.closedloop.events.v1.MessageKind\x12\x12\n\naccount_id\x18\x05 \x01(\t\x12\x14\n\x0cwechat_msgid\x18\x06 \x01(\t\"\xb4\x01\n\rMessageFailed\x12\x0f\n\x07send_id\x18\x01 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x02 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x03 \x01(\t\x12/\n\x04kind\x18\x04 \x01(\x0e\x32!.closedloop.events.v1.MessageKind\x12\x12\n\naccount_id\x18\x05 \x01(\t\x12\x0f\n\x07\x65rrcode\x18\x06 \x01(\x05\x12\x0e\n\x06\x65rrmsg\x18\x07 \x01(\t*\xe8\x01\n\x0bMessageKind\x12\x1c\n\x18MESSAGE_KIND_UNSPECIFIED\x10\x00\x12&\n\"MESSAGE_KIND_OFFICIAL_ACCOUNT_TEXT\x10\x01\x12*\n&MESSAGE_KIND_OFFICIAL_ACCOUNT_TEMPLATE\x10\x02\x12\x1e\n\x1aMESSAGE_KIND_WECOM_WELCOME\x10\x03\x12#\n\x1fMESSAGE_KIND_WECOM_MSG_TEMPLATE\x10\x04\x12\"\n\x1eMESSAGE_KIND_WECOM_MEMBER_TEXT\x10\x05\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,7 +32,7 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'closedloop.events.v1.gatewa
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_MESSAGEKIND']._serialized_start=421
-  _globals['_MESSAGEKIND']._serialized_end=617
+  _globals['_MESSAGEKIND']._serialized_end=653
   _globals['_MESSAGESENT']._serialized_start=68
   _globals['_MESSAGESENT']._serialized_end=235
   _globals['_MESSAGEFAILED']._serialized_start=238

@@ -12,11 +12,13 @@ class MessageKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     MESSAGE_KIND_OFFICIAL_ACCOUNT_TEMPLATE: _ClassVar[MessageKind]
     MESSAGE_KIND_WECOM_WELCOME: _ClassVar[MessageKind]
     MESSAGE_KIND_WECOM_MSG_TEMPLATE: _ClassVar[MessageKind]
+    MESSAGE_KIND_WECOM_MEMBER_TEXT: _ClassVar[MessageKind]
 MESSAGE_KIND_UNSPECIFIED: MessageKind
 MESSAGE_KIND_OFFICIAL_ACCOUNT_TEXT: MessageKind
 MESSAGE_KIND_OFFICIAL_ACCOUNT_TEMPLATE: MessageKind
 MESSAGE_KIND_WECOM_WELCOME: MessageKind
 MESSAGE_KIND_WECOM_MSG_TEMPLATE: MessageKind
+MESSAGE_KIND_WECOM_MEMBER_TEXT: MessageKind
 
 class MessageSent(_message.Message):
     __slots__ = ("send_id", "idempotency_key", "customer_id", "kind", "account_id", "wechat_msgid")

@@ -242,8 +242,18 @@ class WecomMsgTemplate(_message.Message):
     text: str
     def __init__(self, corp_id: _Optional[str] = ..., sender_userid: _Optional[str] = ..., external_userids: _Optional[_Iterable[str]] = ..., text: _Optional[str] = ...) -> None: ...
 
+class WecomMemberText(_message.Message):
+    __slots__ = ("corp_id", "userid", "text")
+    CORP_ID_FIELD_NUMBER: _ClassVar[int]
+    USERID_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    corp_id: str
+    userid: str
+    text: str
+    def __init__(self, corp_id: _Optional[str] = ..., userid: _Optional[str] = ..., text: _Optional[str] = ...) -> None: ...
+
 class SendMessageRequest(_message.Message):
-    __slots__ = ("tenant_id", "idempotency_key", "customer_id", "official_account_text", "official_account_template", "wecom_welcome", "wecom_msg_template")
+    __slots__ = ("tenant_id", "idempotency_key", "customer_id", "official_account_text", "official_account_template", "wecom_welcome", "wecom_msg_template", "wecom_member_text")
     TENANT_ID_FIELD_NUMBER: _ClassVar[int]
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
@@ -251,6 +261,7 @@ class SendMessageRequest(_message.Message):
     OFFICIAL_ACCOUNT_TEMPLATE_FIELD_NUMBER: _ClassVar[int]
     WECOM_WELCOME_FIELD_NUMBER: _ClassVar[int]
     WECOM_MSG_TEMPLATE_FIELD_NUMBER: _ClassVar[int]
+    WECOM_MEMBER_TEXT_FIELD_NUMBER: _ClassVar[int]
     tenant_id: str
     idempotency_key: str
     customer_id: str
@@ -258,7 +269,8 @@ class SendMessageRequest(_message.Message):
     official_account_template: OfficialAccountTemplate
     wecom_welcome: WecomWelcome
     wecom_msg_template: WecomMsgTemplate
-    def __init__(self, tenant_id: _Optional[str] = ..., idempotency_key: _Optional[str] = ..., customer_id: _Optional[str] = ..., official_account_text: _Optional[_Union[OfficialAccountText, _Mapping]] = ..., official_account_template: _Optional[_Union[OfficialAccountTemplate, _Mapping]] = ..., wecom_welcome: _Optional[_Union[WecomWelcome, _Mapping]] = ..., wecom_msg_template: _Optional[_Union[WecomMsgTemplate, _Mapping]] = ...) -> None: ...
+    wecom_member_text: WecomMemberText
+    def __init__(self, tenant_id: _Optional[str] = ..., idempotency_key: _Optional[str] = ..., customer_id: _Optional[str] = ..., official_account_text: _Optional[_Union[OfficialAccountText, _Mapping]] = ..., official_account_template: _Optional[_Union[OfficialAccountTemplate, _Mapping]] = ..., wecom_welcome: _Optional[_Union[WecomWelcome, _Mapping]] = ..., wecom_msg_template: _Optional[_Union[WecomMsgTemplate, _Mapping]] = ..., wecom_member_text: _Optional[_Union[WecomMemberText, _Mapping]] = ...) -> None: ...
 
 class Send(_message.Message):
     __slots__ = ("send_id", "idempotency_key", "status", "errcode", "errmsg", "attempts", "created_at", "sent_at", "tenant_id", "customer_id", "kind", "account_id", "wechat_msgid", "next_attempt_at")

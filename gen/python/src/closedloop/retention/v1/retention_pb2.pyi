@@ -545,7 +545,14 @@ class BroadcastStats(_message.Message):
     def __init__(self, recipients: _Optional[int] = ..., scheduled: _Optional[int] = ..., sent: _Optional[int] = ..., skipped: _Optional[int] = ..., failed: _Optional[int] = ..., by_reason: _Optional[_Mapping[str, int]] = ..., delivered: _Optional[int] = ..., delivery_failed: _Optional[int] = ...) -> None: ...
 
 class Broadcast(_message.Message):
-    __slots__ = ("broadcast_id", "segment_id", "expression", "template", "window_start", "window_end", "status", "stats", "created_at")
+    __slots__ = ("broadcast_id", "segment_id", "expression", "template", "window_start", "window_end", "status", "stats", "created_at", "wechat_template_id", "wechat_template_data")
+    class WechatTemplateDataEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     BROADCAST_ID_FIELD_NUMBER: _ClassVar[int]
     SEGMENT_ID_FIELD_NUMBER: _ClassVar[int]
     EXPRESSION_FIELD_NUMBER: _ClassVar[int]
@@ -555,6 +562,8 @@ class Broadcast(_message.Message):
     STATUS_FIELD_NUMBER: _ClassVar[int]
     STATS_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    WECHAT_TEMPLATE_ID_FIELD_NUMBER: _ClassVar[int]
+    WECHAT_TEMPLATE_DATA_FIELD_NUMBER: _ClassVar[int]
     broadcast_id: str
     segment_id: str
     expression: str
@@ -564,10 +573,19 @@ class Broadcast(_message.Message):
     status: BroadcastStatus
     stats: BroadcastStats
     created_at: _timestamp_pb2.Timestamp
-    def __init__(self, broadcast_id: _Optional[str] = ..., segment_id: _Optional[str] = ..., expression: _Optional[str] = ..., template: _Optional[str] = ..., window_start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., window_end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status: _Optional[_Union[BroadcastStatus, str]] = ..., stats: _Optional[_Union[BroadcastStats, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    wechat_template_id: str
+    wechat_template_data: _containers.ScalarMap[str, str]
+    def __init__(self, broadcast_id: _Optional[str] = ..., segment_id: _Optional[str] = ..., expression: _Optional[str] = ..., template: _Optional[str] = ..., window_start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., window_end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status: _Optional[_Union[BroadcastStatus, str]] = ..., stats: _Optional[_Union[BroadcastStats, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., wechat_template_id: _Optional[str] = ..., wechat_template_data: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class ScheduleBroadcastRequest(_message.Message):
-    __slots__ = ("tenant_id", "segment_id", "expression", "template", "window_start", "window_end", "idempotency_key", "as_of")
+    __slots__ = ("tenant_id", "segment_id", "expression", "template", "window_start", "window_end", "idempotency_key", "as_of", "wechat_template_id", "wechat_template_data")
+    class WechatTemplateDataEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     TENANT_ID_FIELD_NUMBER: _ClassVar[int]
     SEGMENT_ID_FIELD_NUMBER: _ClassVar[int]
     EXPRESSION_FIELD_NUMBER: _ClassVar[int]
@@ -576,6 +594,8 @@ class ScheduleBroadcastRequest(_message.Message):
     WINDOW_END_FIELD_NUMBER: _ClassVar[int]
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     AS_OF_FIELD_NUMBER: _ClassVar[int]
+    WECHAT_TEMPLATE_ID_FIELD_NUMBER: _ClassVar[int]
+    WECHAT_TEMPLATE_DATA_FIELD_NUMBER: _ClassVar[int]
     tenant_id: str
     segment_id: str
     expression: str
@@ -584,7 +604,9 @@ class ScheduleBroadcastRequest(_message.Message):
     window_end: _timestamp_pb2.Timestamp
     idempotency_key: str
     as_of: _timestamp_pb2.Timestamp
-    def __init__(self, tenant_id: _Optional[str] = ..., segment_id: _Optional[str] = ..., expression: _Optional[str] = ..., template: _Optional[str] = ..., window_start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., window_end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., idempotency_key: _Optional[str] = ..., as_of: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    wechat_template_id: str
+    wechat_template_data: _containers.ScalarMap[str, str]
+    def __init__(self, tenant_id: _Optional[str] = ..., segment_id: _Optional[str] = ..., expression: _Optional[str] = ..., template: _Optional[str] = ..., window_start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., window_end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., idempotency_key: _Optional[str] = ..., as_of: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., wechat_template_id: _Optional[str] = ..., wechat_template_data: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class ScheduleBroadcastResponse(_message.Message):
     __slots__ = ("broadcast",)

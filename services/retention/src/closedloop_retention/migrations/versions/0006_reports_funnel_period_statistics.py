@@ -5,8 +5,8 @@ ZONE 'UTC'), step` (hundreds of thousands of groups on a 90-day range instead of
 hundred) and so never aggregates in parallel; with them the step counts are a parallel hash
 aggregate, like the `count(*)` they are measured against (bench/funnel.py).
 
-Revision ID: 0005
-Revises: 0004
+Revision ID: 0006
+Revises: 0005
 Create Date: 2026-12-01 04:00:00.000000
 """
 
@@ -14,8 +14,8 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0005"
-down_revision: str | None = "0004"
+revision: str = "0006"
+down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,170 @@
+"""Rep notices: what a rep is told, through which corp, and what became of it.
+
+A notice is stored in the transaction that makes its reason (the task, the assignment), under an
+idempotency key that is also the gateway's (`task:<task id>`, `assigned:<lead id>`), so a retry
+or a second replica never messages the rep twice. It is only made `pending` when the tenant's
+corp has an application configured (agent_id + agent_secret in the account registry) and the
+gateway is wired; otherwise it is recorded `not_notified` with the reason, and the task shows it.
+The notice names the customer only by id: never a phone number or other personal data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from closedloop_conversion.common import new_id, utc
+from closedloop_conversion.models import RepNoticeRow, RepRow
+from closedloop_conversion.notices import repository as repo
+from closedloop_conversion.sales.repository import SalesRepository
+from loopkit.accounts import AccountRegistry
+from loopkit.errors import DomainError
+from loopkit.uow import on_commit
+from loopkit.wechat.sender import SendReceipt
+
+PENDING, SENT, FAILED, NOT_NOTIFIED = repo.PENDING, "sent", "failed", "not_notified"
+NO_APP = "not notified (no app configured)"
+NO_GATEWAY = "not notified (no gateway configured)"
+# A notice the gateway holds (queued or paused there) is looked at again after this, doubling.
+RECHECK_BASE = timedelta(seconds=2)
+RECHECK_MAX = timedelta(minutes=10)
+_sales = SalesRepository()
+# A claimed notice is skipped by other rounds this long (the gateway call's bound).
+CLAIM = timedelta(seconds=60)
+
+
+class MemberMessenger(Protocol):
+    """Hands a text for a corp member to the gateway (loopkit.gateway_client.GatewayClient)."""
+
+    async def notify_member(
+        self, tenant_id: str, corp_id: str, userid: str, text: str, *, key: str
+    ) -> SendReceipt: ...
+
+
+@dataclass(frozen=True)
+class DueNotice:
+    id: str
+    tenant_id: str
+    idempotency_key: str
+    corp_id: str
+    userid: str
+    text: str
+    attempts: int
+
+
+class NoticeService:
+    def __init__(self, registry: AccountRegistry, *, gateway: bool) -> None:
+        self._registry = registry
+        self._gateway = gateway
+        self._stored: Callable[[], None] | None = None
+
+    def on_stored(self, wake: Callable[[], None]) -> None:
+        """Call `wake` after a transaction that stored a pending notice commits."""
+        self._stored = wake
+
+    def _why_not(self, tenant: str, rep: RepRow) -> tuple[str, str]:
+        """(corp_id, "") when the rep can be messaged, else ("", the reason)."""
+        try:
+            corp = self._registry.wecom_corp(tenant, "")
+        except DomainError:
+            return "", "not notified (no WeCom corp configured)"
+        if corp.app() is None:
+            return "", NO_APP
+        if not self._gateway:
+            return "", NO_GATEWAY
+        if not rep.wecom_user_id:
+            return "", "not notified (the rep has no WeCom user id)"
+        return corp.corp_id, ""
+
+    async def enqueue(
+        self,
+        session: AsyncSession,
+        rep: RepRow,
+        key: str,
+        text: str,
+        at: datetime,
+        *,
+        task_id: str | None = None,
+        lead_id: str | None = None,
+    ) -> tuple[str, str]:
+        """The notice for `key` (once): its status and why (the caller copies both onto the
+        task it is about; `settle` keeps that copy up to date)."""
+        existing = await repo.by_key(session, rep.tenant_id, key)
+        if existing is not None:
+            return existing.status, existing.detail
+        corp_id, reason = self._why_not(rep.tenant_id, rep)
+        status = PENDING if corp_id else NOT_NOTIFIED
+        at = utc(at)
+        session.add(
+            RepNoticeRow(
+                id=new_id(),
+                tenant_id=rep.tenant_id,
+                idempotency_key=key,
+                rep_id=rep.id,
+                task_id=task_id,
+                lead_id=lead_id,
+                corp_id=corp_id,
+                userid=rep.wecom_user_id,
+                text=text[:2000],
+                status=status,
+                detail=reason,
+                attempts=0,
+                next_attempt_at=at if status == PENDING else None,
+                created_at=at,
+                settled_at=None if status == PENDING else at,
+            )
+        )
+        await session.flush()
+        if status == PENDING and self._stored is not None:
+            on_commit(session, self._stored)
+        return status, reason
+
+    async def lead_assigned(
+        self,
+        session: AsyncSession,
+        tenant: str,
+        lead_id: str,
+        rep_id: str,
+        *,
+        reassignment_id: str,
+        at: datetime,
+    ) -> tuple[str, str] | None:
+        """Tell the rep a lead is theirs: `assigned:<lead id>` on the first assignment,
+        `assigned:<lead id>:<reassignment_id>` on a later one (a lead handed back to the same
+        rep is news again). None when the rep is unknown or gone."""
+        rep = await _sales.rep(session, tenant, rep_id)
+        if rep is None or rep.status == "departed":
+            return None
+        key = f"assigned:{lead_id}" + (f":{reassignment_id}" if reassignment_id else "")
+        text = f"A new lead is yours: lead {lead_id}. Please follow up soon."
+        return await self.enqueue(session, rep, key[:200], text, at, lead_id=lead_id)
+
+    async def claim_due(self, session: AsyncSession, at: datetime, limit: int) -> list[DueNotice]:
+        rows = await repo.claim_due(session, utc(at), utc(at) + CLAIM, limit)
+        return [
+            DueNotice(r.id, r.tenant_id, r.idempotency_key, r.corp_id, r.userid, r.text, r.attempts)
+            for r in rows
+        ]
+
+    async def settle(
+        self, session: AsyncSession, notice_id: str, status: str, detail: str, at: datetime
+    ) -> None:
+        """The gateway's answer: SENT / FAILED are final; PENDING (held at the gateway, or the
+        gateway unreachable) is looked at again later, with back-off."""
+        row = await repo.get(session, notice_id)
+        if row is None or row.status != PENDING:
+            return
+        at = utc(at)
+        row.attempts += 1
+        row.detail = detail[:300]
+        if status == PENDING:
+            delay = min(RECHECK_MAX, RECHECK_BASE * 2 ** min(row.attempts - 1, 16))
+            row.next_attempt_at = at + delay
+        else:
+            row.status, row.next_attempt_at, row.settled_at = status, None, at
+        if row.task_id:
+            await repo.mark_task(session, row.tenant_id, row.task_id, row.status, row.detail)
