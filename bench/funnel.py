@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from _common import create_database, database_base_url, drop_database, new_database_name
-from sqlalchemy import text
+from sqlalchemy import make_url, text
 
 import closedloop_retention
 from closedloop_retention.funnel.repository import FunnelRepository
@@ -79,10 +79,15 @@ async def best(repeat: int, work: Callable[[], Awaitable[Any]]) -> tuple[float, 
     return min(times), out
 
 
-async def run(customers: int, repeat: int, *, keep: bool = False) -> None:
+async def run(customers: int, repeat: int, *, keep: bool = False, reuse: str = "") -> None:
     base = database_base_url()
-    name = new_database_name("closedloop_bench_funnel")
-    url = await create_database(base, name)
+    name = reuse or new_database_name("closedloop_bench_funnel")
+    url = (
+        make_url(base).set(database=name).render_as_string(hide_password=False)
+        if reuse
+        else await create_database(base, name)
+    )
+    keep = keep or bool(reuse)
     try:
         mig = Path(closedloop_retention.__file__).parent / "migrations"
         await asyncio.to_thread(migrations.upgrade, mig, url, service="retention")
@@ -90,20 +95,19 @@ async def run(customers: int, repeat: int, *, keep: bool = False) -> None:
         sessions = db.session_factory(engine)
         start = datetime(2026, 1, 1, tzinfo=UTC)
         t0 = time.perf_counter()
-        async with engine.begin() as conn:
-            params = {"tenant": TENANT, "start": start, "n": customers}
-            await conn.execute(text(GENERATE), params)
-            await conn.execute(text(ORDERS), {"tenant": TENANT})
-            await conn.execute(text(OTHER_TENANT), {"tenant": TENANT})
+        if not reuse:
+            async with engine.begin() as conn:
+                params = {"tenant": TENANT, "start": start, "n": customers}
+                await conn.execute(text(GENERATE), params)
+                await conn.execute(text(ORDERS), {"tenant": TENANT})
+                await conn.execute(text(OTHER_TENANT), {"tenant": TENANT})
         async with engine.connect() as plain:
             conn = await plain.execution_options(isolation_level="AUTOCOMMIT")
             await conn.execute(text("VACUUM ANALYZE funnel_steps"))  # index-only scans
             await conn.execute(text("VACUUM ANALYZE funnel_orders"))
         rows = await _scalar(sessions, "SELECT count(*) FROM funnel_steps", {})
-        print(
-            f"generated {customers:,} customers: {rows:,} funnel rows in "
-            f"{time.perf_counter() - t0:.1f} s"
-        )
+        verb = "reused" if reuse else "generated"
+        print(f"{verb} {rows:,} funnel rows in {time.perf_counter() - t0:.1f} s")
 
         q = FunnelQuery(
             TENANT, start + timedelta(days=45), start + timedelta(days=135), Granularity.WEEK
@@ -154,10 +158,16 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="timed runs; the best counts")
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     parser.add_argument("--quick", action="store_true", help="20,000 customers, one run")
+    parser.add_argument(
+        "--reuse",
+        default="",
+        metavar="DATABASE",
+        help="time a database an earlier --keep run left (migrated to head, not regenerated)",
+    )
     args = parser.parse_args()
     if args.quick:
         args.customers, args.repeat = 20_000, 1
-    asyncio.run(run(args.customers, args.repeat, keep=args.keep))
+    asyncio.run(run(args.customers, args.repeat, keep=args.keep, reuse=args.reuse))
 
 
 if __name__ == "__main__":

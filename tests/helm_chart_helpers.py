@@ -38,13 +38,10 @@ KUBE_VERSIONS = ("1.27.0", "1.33.0")
 CRD_KINDS = {"ServiceMonitor"}
 # Labels Prometheus attaches to every scraped series (target labels), not the services.
 TARGET_LABELS = {"namespace", "container", "pod", "job", "instance", "service", "endpoint"}
-# The business counters of the funnel dashboard and the service that exports each.
+# The funnel dashboard's metrics (per tenant, from retention's funnel read model) and their owner.
 FUNNEL_METRICS = {
-    "closedloop_touches_recorded_total": "acquisition",
-    "closedloop_leads_captured_total": "acquisition",
-    "closedloop_leads_assigned_total": "conversion",
-    "closedloop_orders_paid_total": "conversion",
-    "closedloop_referrals_converted_total": "referral",
+    "closedloop_funnel_customers": "retention",
+    "closedloop_funnel_tenants_left_out": "retention",
 }
 # The gateway's business metrics (its own dashboard, dashboards/gateway.json).
 GATEWAY_METRICS = {

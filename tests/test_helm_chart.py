@@ -20,6 +20,7 @@ from typing import Any
 import helm_python as helm
 import httpx
 import kubernetes_validate
+import nats
 import pytest
 import pytest_asyncio
 import yaml
@@ -48,11 +49,14 @@ from helm_chart_helpers import (
 )
 
 from closedloop.common.v1 import common_pb2
+from closedloop.events.v1 import acquisition_events_pb2
 from closedloop.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from closedloop.identity.v1 import identity_pb2, identity_pb2_grpc
 from gateway_helpers import APP as GATEWAY_APP
 from gateway_helpers import TENANT as GATEWAY_TENANT
 from gateway_helpers import emulator, gateway_overrides
+from loopkit.events import new_envelope, subject_for
+from loopkit.natsio import ensure_service_streams
 from loopkit.servicelist import ListedService, listed_services
 from loopkit.settings import Settings
 from loopkit_dev.natsserver import NatsServer
@@ -743,6 +747,9 @@ async def platform_metrics(
                 extra["identity_url"] = running["identity"].grpc_target
             if service.name == "gateway":
                 extra.update(gateway_overrides(wechat.url))
+            if service.name == "retention":
+                # The per-tenant funnel gauges, refreshed at once after the touch below.
+                extra["funnel_metrics_interval_s"] = 0.2
             running[service.name] = await stack.enter_async_context(
                 running_service(
                     service.definition(),
@@ -808,6 +815,8 @@ async def platform_metrics(
         await gateway.GetQuotaStatus(
             gateway_pb2.GetQuotaStatusRequest(tenant_id=GATEWAY_TENANT, app_id=GATEWAY_APP)
         )
+        # One scan, as acquisition publishes it: retention's funnel read model gets a tenant.
+        await _publish_touch(nats_server.url)
         client = await stack.enter_async_context(httpx.AsyncClient(trust_env=False))
 
         async def scrape(url: str) -> dict[str, set[str]]:
@@ -824,9 +833,39 @@ async def platform_metrics(
             } <= set(series)
 
         await eventually(events_flowed)
+        if "retention" in running:
+
+            async def funnel_shown() -> bool:
+                series = await scrape(running["retention"].http_url)
+                return "tenant" in series.get("closedloop_funnel_customers", set())
+
+            await eventually(funnel_shown)
         for svc in running.values():  # one HTTP request each, so the HTTP histogram exists
             (await client.get(f"{svc.http_url}/healthz")).raise_for_status()
         yield {name: await scrape(svc.http_url) for name, svc in running.items()}
+
+
+async def _publish_touch(nats_url: str) -> None:
+    nc = await nats.connect(nats_url)
+    try:
+        js = nc.jetstream()
+        await ensure_service_streams(js, "acquisition", replicas=1)
+        env = new_envelope(
+            producer="acquisition",
+            event_type="touch.recorded",
+            tenant_id="helm-metrics",
+            customer_id="helm-chart-customer",
+            payload=acquisition_events_pb2.TouchRecorded(
+                touch_id="helm-touch", channel_id="helm-channel", campaign_id="helm-campaign"
+            ),
+        )
+        await js.publish(
+            subject_for("acquisition", env.type),
+            env.SerializeToString(),
+            headers={"Nats-Msg-Id": env.id},
+        )
+    finally:
+        await nc.close()
 
 
 async def test_dashboard_metrics_are_exported_by_the_running_services(

@@ -61,6 +61,11 @@ async def test_log_follow_up_publishes_and_stamps_first_response(stub, tenant, n
     assert kinds == [ev.FOLLOW_UP_KIND_CALL, ev.FOLLOW_UP_KIND_MOMENTS_LIKE]
     report = await stub.GetRepReport(pb.GetRepReportRequest(tenant_id=tenant, rep_id=rep.rep_id))
     assert dict(report.reps[0].follow_ups_by_kind) == {"call": 1, "moments_like": 1}
+    # Mean first response: assignment to the first follow-up, computed in SQL on both databases.
+    waited = lead.first_follow_up_at.ToDatetime() - lead.assigned_at.ToDatetime()
+    assert report.reps[0].leads_assigned == 1
+    assert abs(report.reps[0].first_response_seconds - waited.total_seconds()) < 0.01
+    assert report.reps[0].first_response_seconds > 0
 
     for bad, field in (
         (pb.LogFollowUpRequest(tenant_id=tenant, customer_id="c", rep_id=rep.rep_id), "kind"),

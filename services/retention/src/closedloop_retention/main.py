@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 from closedloop_retention import SPEC, metrics
@@ -30,6 +31,7 @@ from closedloop_retention.segments.service import SegmentService
 from closedloop_retention.settings import RetentionSettings
 from closedloop_retention.suggestions.service import SuggestionService
 from closedloop_retention.transport.events import EventHandlers
+from closedloop_retention.transport.funnel_metrics import FunnelMetrics
 from closedloop_retention.transport.grpc import SERVICE_NAME, RetentionServicer, register
 from closedloop_retention.transport.http import UnsubscribeHttp
 from closedloop_retention.transport.notice_worker import NoticeWorker
@@ -136,15 +138,28 @@ def build(runtime: ServiceRuntime) -> None:
         text=settings.win_back_text,
         template_id=settings.win_back_template_id,
     )
+    funnel_metrics = FunnelMetrics(
+        uow,
+        funnel,
+        window=timedelta(days=settings.funnel_metrics_window_days),
+        max_tenants=settings.funnel_metrics_max_tenants,
+    )
     notice_worker = NoticeWorker(uow, notices, sender, batch=settings.dispatch_batch)
     # for tests and operators
-    runtime.parts.update(sender=sender, workers=workers, consent=consent, notices=notice_worker)
+    runtime.parts.update(
+        sender=sender,
+        workers=workers,
+        consent=consent,
+        notices=notice_worker,
+        funnel_metrics=funnel_metrics,
+    )
 
     jobs = [
         (settings.dispatch_interval_s, workers.dispatch, "broadcast dispatch"),
         (settings.dispatch_interval_s, offer_dispatcher.dispatch, "win-back dispatch"),
         (settings.dispatch_interval_s, notice_worker.dispatch, "notice dispatch"),
         (settings.sweep_interval_s, workers.sweep_all, "lifecycle sweep"),
+        (settings.funnel_metrics_interval_s, funnel_metrics.refresh, "funnel metrics"),
     ]
     for interval, tick, name in jobs:
         if interval > 0:

@@ -18,6 +18,19 @@ broadcast_messages_sent = _meter.create_counter(
     description="Broadcast messages handed to the sender",
 )
 
+# Set by the funnel metrics worker (transport/funnel_metrics.py) from the funnel read model.
+funnel_customers = _meter.create_gauge(
+    "closedloop_funnel_customers",
+    unit="{customer}",
+    description="Unique customers who reached a TLSRRR step in the trailing window, by tenant "
+    "and step (the busiest funnel_metrics_max_tenants tenants)",
+)
+funnel_tenants_left_out = _meter.create_gauge(
+    "closedloop_funnel_tenants_left_out",
+    unit="{tenant}",
+    description="Tenants with funnel steps in the window beyond funnel_metrics_max_tenants",
+)
+
 
 def initialise() -> None:
     """Export every counter from the start (dashboards show 0, not "no data")."""
@@ -25,3 +38,4 @@ def initialise() -> None:
         stage_changes.add(0, {"to_stage": stage})
     points_earned.add(0)
     broadcast_messages_sent.add(0)
+    funnel_tenants_left_out.set(0)

@@ -38,3 +38,10 @@ class RetentionSettings(Settings):
     # Signs unsubscribe tokens (HMAC-SHA256). Every replica needs the same one; empty: a random
     # secret per process (links stop working after a restart; fine for a laptop, not production).
     unsubscribe_secret: SecretStr = SecretStr("")
+    # The per-tenant funnel gauges on /metrics (closedloop_funnel_customers{tenant, step}): how
+    # often they are recomputed from the funnel read model (0 turns them off), over what trailing
+    # window of days, and for at most how many tenants (the busiest in the window; the label's
+    # cardinality is this times the eight steps).
+    funnel_metrics_interval_s: float = 60.0
+    funnel_metrics_window_days: int = Field(default=30, ge=1, le=400)
+    funnel_metrics_max_tenants: int = Field(default=100, ge=1, le=10_000)

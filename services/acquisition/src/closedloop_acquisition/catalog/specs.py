@@ -9,6 +9,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from loopkit.errors import InvalidArgument
+from loopkit.fission_reward import reward_problem
 
 CHANNEL_KINDS = (
     "qr_permanent",
@@ -52,6 +53,9 @@ class CampaignSpec:
         if not 0 <= self.fission_goal <= 10_000:
             raise InvalidArgument("must be 0 to 10000", field="fission_goal")
         text(self.fission_reward, "fission_reward", max_length=500)
+        problem = reward_problem(self.fission_reward)
+        if problem is not None:
+            raise InvalidArgument(problem, field="fission_reward")
         text(self.description, "description", max_length=2000)
         if self.starts_at and self.ends_at and self.ends_at <= self.starts_at:
             raise InvalidArgument("must be after starts_at", field="ends_at")

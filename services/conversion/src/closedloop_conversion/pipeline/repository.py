@@ -6,8 +6,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    case,
+    func,
+    literal,
+    select,
+    union_all,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from closedloop_conversion.models import (
@@ -20,6 +31,7 @@ from closedloop_conversion.models import (
     PipelineRow,
     RefundRow,
 )
+from loopkit.sqltime import seconds_between
 
 
 class PipelineRepository:
@@ -147,50 +159,144 @@ class PipelineRepository:
         )
         return int((await session.execute(query)).scalar_one())
 
-    # --- report inputs (reads of ownership's and sales' tables too) ------------------------------
+    # --- report figures: GROUP BYs (reads of ownership's and sales' tables too) ---------------
+    # `reps` is a SELECT of the reported reps' ids; each method is one statement however many
+    # rows the tenant has.
 
-    async def ownerships(self, session: AsyncSession, tenant: str) -> Sequence[OwnershipRow]:
-        query = select(OwnershipRow).where(OwnershipRow.tenant_id == tenant)
-        return (await session.execute(query)).scalars().all()
-
-    async def assignments(
-        self, session: AsyncSession, tenant: str, start: datetime, end: datetime
-    ) -> Sequence[LeadAssignmentRow]:
-        query = select(LeadAssignmentRow).where(
-            LeadAssignmentRow.tenant_id == tenant,
-            LeadAssignmentRow.at >= start,
-            LeadAssignmentRow.at < end,
+    async def friend_counts(
+        self, session: AsyncSession, tenant: str, reps: Select[Any], start: datetime, end: datetime
+    ) -> dict[str, tuple[int, int, int]]:
+        """rep -> (new friends in the range, deleted by the customer in the range, owned now)."""
+        o = OwnershipRow
+        new = and_(o.started_at >= start, o.started_at < end, o.end_reason != "transferred")
+        deleted = and_(
+            o.end_reason == "customer_deleted_rep", o.ended_at >= start, o.ended_at < end
         )
-        return (await session.execute(query)).scalars().all()
-
-    async def leads_by_id(
-        self, session: AsyncSession, tenant: str, ids: Sequence[str]
-    ) -> Sequence[LeadRow]:
-        if not ids:
-            return []
-        query = select(LeadRow).where(LeadRow.tenant_id == tenant, LeadRow.id.in_(list(ids)))
-        return (await session.execute(query)).scalars().all()
-
-    async def follow_ups(
-        self, session: AsyncSession, tenant: str, start: datetime, end: datetime
-    ) -> Sequence[FollowUpRow]:
-        query = select(FollowUpRow).where(
-            FollowUpRow.tenant_id == tenant, FollowUpRow.at >= start, FollowUpRow.at < end
+        query = (
+            select(o.rep_id, _count_if(new), _count_if(deleted), _count_if(o.status == "active"))
+            .where(o.tenant_id == tenant, o.rep_id.in_(reps))
+            .group_by(o.rep_id)
         )
-        return (await session.execute(query)).scalars().all()
+        return {rep: (int(n), int(d), int(a)) for rep, n, d, a in await session.execute(query)}
 
-    async def opportunities(self, session: AsyncSession, tenant: str) -> Sequence[OpportunityRow]:
-        query = select(OpportunityRow).where(OpportunityRow.tenant_id == tenant)
-        return (await session.execute(query)).scalars().all()
-
-    async def orders(self, session: AsyncSession, tenant: str) -> Sequence[OrderRow]:
-        query = select(OrderRow).where(OrderRow.tenant_id == tenant, OrderRow.paid_at.is_not(None))
-        return (await session.execute(query)).scalars().all()
-
-    async def refunds(
-        self, session: AsyncSession, tenant: str, start: datetime, end: datetime
-    ) -> Sequence[RefundRow]:
-        query = select(RefundRow).where(
-            RefundRow.tenant_id == tenant, RefundRow.at >= start, RefundRow.at < end
+    async def lead_figures(
+        self, session: AsyncSession, tenant: str, reps: Select[Any], start: datetime, end: datetime
+    ) -> dict[str, tuple[int, int, float]]:
+        """rep -> (leads assigned to them in the range, of those the ones with a paid order,
+        mean seconds from assignment to first follow-up over the leads they still hold)."""
+        a, lead = LeadAssignmentRow, LeadRow
+        pairs = (
+            select(a.to_rep_id.label("rep_id"), a.lead_id.label("lead_id"))
+            .where(a.tenant_id == tenant, a.at >= start, a.at < end, a.to_rep_id.in_(reps))
+            .distinct()
+            .subquery()
         )
-        return (await session.execute(query)).scalars().all()
+        converted = (
+            select(OrderRow.lead_id.label("lead_id"))
+            .where(
+                OrderRow.tenant_id == tenant,
+                OrderRow.paid_at.is_not(None),
+                OrderRow.lead_id.is_not(None),
+            )
+            .distinct()
+            .subquery()
+        )
+        wait = seconds_between(lead.first_follow_up_at, lead.assigned_at)
+        held = and_(lead.rep_id == pairs.c.rep_id, wait.is_not(None))
+        query = (
+            select(
+                pairs.c.rep_id,
+                func.count(),
+                func.count(converted.c.lead_id),
+                func.avg(case((held & (wait < 0), 0.0), (held, wait), else_=None)),
+            )
+            .select_from(pairs)
+            .outerjoin(lead, and_(lead.tenant_id == tenant, lead.id == pairs.c.lead_id))
+            .outerjoin(converted, converted.c.lead_id == pairs.c.lead_id)
+            .group_by(pairs.c.rep_id)
+        )
+        return {
+            rep: (int(n), int(won), float(mean or 0.0))
+            for rep, n, won, mean in await session.execute(query)
+        }
+
+    async def follow_up_counts(
+        self, session: AsyncSession, tenant: str, reps: Select[Any], start: datetime, end: datetime
+    ) -> list[tuple[str, str, int]]:
+        """(rep, kind, the rep's own follow-ups of that kind in the range)."""
+        f = FollowUpRow
+        query = (
+            select(f.rep_id, f.kind, func.count())
+            .where(
+                f.tenant_id == tenant,
+                f.rep_id.in_(reps),
+                f.at >= start,
+                f.at < end,
+                f.inbound.is_(False),
+            )
+            .group_by(f.rep_id, f.kind)
+        )
+        return [(rep, kind, int(n)) for rep, kind, n in await session.execute(query)]
+
+    async def opportunity_counts(
+        self, session: AsyncSession, tenant: str, reps: Select[Any]
+    ) -> list[tuple[str, str, int]]:
+        """(rep, stage, the rep's opportunities in that stage now)."""
+        o = OpportunityRow
+        query = (
+            select(o.rep_id, o.stage, func.count())
+            .where(o.tenant_id == tenant, o.rep_id.in_(reps))
+            .group_by(o.rep_id, o.stage)
+        )
+        return [(rep, stage, int(n)) for rep, stage, n in await session.execute(query)]
+
+    async def revenue(
+        self, session: AsyncSession, tenant: str, reps: Select[Any], start: datetime, end: datetime
+    ) -> list[tuple[str, str, int, int]]:
+        """(rep, currency, paid minus refunded in minor units, orders paid) per rep and currency:
+        orders paid in the range, less refunds made in the range in their order's currency."""
+        paid = select(
+            OrderRow.rep_id.label("rep_id"),
+            OrderRow.currency.label("currency"),
+            OrderRow.amount_minor.label("amount"),
+            literal(1).label("paid"),
+        ).where(
+            OrderRow.tenant_id == tenant,
+            OrderRow.rep_id.in_(reps),
+            OrderRow.paid_at >= start,
+            OrderRow.paid_at < end,
+        )
+        refunded = (
+            select(
+                RefundRow.rep_id.label("rep_id"),
+                OrderRow.currency.label("currency"),
+                (-RefundRow.amount_minor).label("amount"),
+                literal(0).label("paid"),
+            )
+            .join(
+                OrderRow,
+                and_(OrderRow.tenant_id == RefundRow.tenant_id, OrderRow.id == RefundRow.order_id),
+            )
+            .where(
+                RefundRow.tenant_id == tenant,
+                RefundRow.rep_id.in_(reps),
+                RefundRow.at >= start,
+                RefundRow.at < end,
+            )
+        )
+        moves = union_all(paid, refunded).subquery()
+        query = (
+            select(
+                moves.c.rep_id, moves.c.currency, func.sum(moves.c.amount), func.sum(moves.c.paid)
+            )
+            .group_by(moves.c.rep_id, moves.c.currency)
+            .order_by(moves.c.rep_id, moves.c.currency)
+        )
+        return [
+            (rep, currency, int(amount), int(n))
+            for rep, currency, amount, n in await session.execute(query)
+        ]
+
+
+def _count_if(condition: ColumnElement[bool]) -> ColumnElement[int]:
+    return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)

@@ -239,8 +239,17 @@ def report_to_pb(f: RepFigures) -> pb.RepReport:
         first_response_seconds=f.first_response_seconds,
         follow_ups_by_kind=f.follow_ups_by_kind,
         opportunities_by_stage=f.opportunities_by_stage,
-        won_revenue=common_pb2.Money(currency=f.currency, amount_minor=f.won_revenue_minor),
+        won_revenue=common_pb2.Money(
+            currency=f.main_revenue.currency, amount_minor=f.main_revenue.amount_minor
+        ),
         orders_paid=f.orders_paid,
+        revenue=[
+            pb.RepRevenue(
+                won_revenue=common_pb2.Money(currency=r.currency, amount_minor=r.amount_minor),
+                orders_paid=r.orders_paid,
+            )
+            for r in f.revenue
+        ],
         conversion_rate=f.conversion_rate,
         customers_owned=f.customers_owned,
         tasks_open=f.tasks_open,

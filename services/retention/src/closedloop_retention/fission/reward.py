@@ -1,39 +1,12 @@
-"""What a fission campaign's reward text means (pure): `points:<n>` and
-`coupon:<template>[:<valid days>]` are granted by retention; any other text is a reward people
-hand over (the customer is told what it is)."""
+"""What retention tells a customer whose fission goal is reached (pure). The reward text's
+grammar (`points:<n>`, `coupon:<template>[:<valid days>]`, else a reward people hand over) is
+`loopkit.fission_reward`'s, shared with acquisition, which refuses a malformed one."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from loopkit.fission_reward import FissionReward, parse_reward
 
-MAX_POINTS = 10_000_000
-DEFAULT_COUPON_DAYS = 30
-
-
-@dataclass(frozen=True)
-class FissionReward:
-    kind: str  # points | coupon | manual
-    points: int = 0
-    coupon_template_id: str = ""
-    coupon_valid_days: int = DEFAULT_COUPON_DAYS
-    text: str = ""
-
-
-def parse_reward(text: str) -> FissionReward:
-    text = text.strip()
-    kind, _, rest = text.partition(":")
-    kind = kind.strip().lower()
-    if kind == "points" and rest.strip().isdigit() and 0 < int(rest) <= MAX_POINTS:
-        return FissionReward("points", points=int(rest), text=text)
-    if kind == "coupon":
-        template, _, days = rest.strip().partition(":")
-        template, days = template.strip(), days.strip()
-        valid_days = int(days) if days.isdigit() else DEFAULT_COUPON_DAYS
-        if 0 < len(template) <= 64 and 1 <= valid_days <= 3650 and (not days or days.isdigit()):
-            return FissionReward(
-                "coupon", coupon_template_id=template, coupon_valid_days=valid_days, text=text
-            )
-    return FissionReward("manual", text=text)
+__all__ = ["FissionReward", "notice_text", "parse_reward"]
 
 
 def notice_text(reward: FissionReward, invited: int) -> str:

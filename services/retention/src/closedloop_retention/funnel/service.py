@@ -178,6 +178,18 @@ class FunnelService:
         )
         return Funnel(periods=periods, total=total)
 
+    async def tenant_steps(
+        self, session: AsyncSession, start: datetime, end: datetime, max_tenants: int
+    ) -> tuple[dict[str, dict[str, int]], int]:
+        """Unique customers per step who reached it in [start, end), for each of the busiest
+        `max_tenants` tenants (every step present, 0 when none), and how many tenants had any
+        step in the range (more than `max_tenants`: the rest are left out)."""
+        rows, tenants = await self._rows.tenant_step_counts(session, start, end, max_tenants)
+        found: dict[str, dict[str, int]] = {}
+        for tenant, step, n in rows:
+            found.setdefault(tenant, {s.value: 0 for s in Step})[step] = n
+        return found, tenants
+
     async def cohorts(self, session: AsyncSession, q: FunnelQuery) -> list[FunnelPeriod]:
         """Weekly cohorts by first exposure; each counts its customers' steps at any time."""
         _check_range(q)

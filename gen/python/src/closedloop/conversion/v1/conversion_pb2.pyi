@@ -758,7 +758,7 @@ class GetRepReportRequest(_message.Message):
     def __init__(self, tenant_id: _Optional[str] = ..., rep_id: _Optional[str] = ..., team: _Optional[str] = ..., to: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., **kwargs) -> None: ...
 
 class RepReport(_message.Message):
-    __slots__ = ("rep_id", "name", "team", "new_friends", "deleted_by_customer", "leads_assigned", "first_response_seconds", "follow_ups_by_kind", "opportunities_by_stage", "won_revenue", "orders_paid", "conversion_rate", "customers_owned", "tasks_open", "tasks_completed")
+    __slots__ = ("rep_id", "name", "team", "new_friends", "deleted_by_customer", "leads_assigned", "first_response_seconds", "follow_ups_by_kind", "opportunities_by_stage", "won_revenue", "orders_paid", "conversion_rate", "customers_owned", "tasks_open", "tasks_completed", "revenue")
     class FollowUpsByKindEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -788,6 +788,7 @@ class RepReport(_message.Message):
     CUSTOMERS_OWNED_FIELD_NUMBER: _ClassVar[int]
     TASKS_OPEN_FIELD_NUMBER: _ClassVar[int]
     TASKS_COMPLETED_FIELD_NUMBER: _ClassVar[int]
+    REVENUE_FIELD_NUMBER: _ClassVar[int]
     rep_id: str
     name: str
     team: str
@@ -803,7 +804,16 @@ class RepReport(_message.Message):
     customers_owned: int
     tasks_open: int
     tasks_completed: int
-    def __init__(self, rep_id: _Optional[str] = ..., name: _Optional[str] = ..., team: _Optional[str] = ..., new_friends: _Optional[int] = ..., deleted_by_customer: _Optional[int] = ..., leads_assigned: _Optional[int] = ..., first_response_seconds: _Optional[float] = ..., follow_ups_by_kind: _Optional[_Mapping[str, int]] = ..., opportunities_by_stage: _Optional[_Mapping[str, int]] = ..., won_revenue: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., orders_paid: _Optional[int] = ..., conversion_rate: _Optional[float] = ..., customers_owned: _Optional[int] = ..., tasks_open: _Optional[int] = ..., tasks_completed: _Optional[int] = ...) -> None: ...
+    revenue: _containers.RepeatedCompositeFieldContainer[RepRevenue]
+    def __init__(self, rep_id: _Optional[str] = ..., name: _Optional[str] = ..., team: _Optional[str] = ..., new_friends: _Optional[int] = ..., deleted_by_customer: _Optional[int] = ..., leads_assigned: _Optional[int] = ..., first_response_seconds: _Optional[float] = ..., follow_ups_by_kind: _Optional[_Mapping[str, int]] = ..., opportunities_by_stage: _Optional[_Mapping[str, int]] = ..., won_revenue: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., orders_paid: _Optional[int] = ..., conversion_rate: _Optional[float] = ..., customers_owned: _Optional[int] = ..., tasks_open: _Optional[int] = ..., tasks_completed: _Optional[int] = ..., revenue: _Optional[_Iterable[_Union[RepRevenue, _Mapping]]] = ...) -> None: ...
+
+class RepRevenue(_message.Message):
+    __slots__ = ("won_revenue", "orders_paid")
+    WON_REVENUE_FIELD_NUMBER: _ClassVar[int]
+    ORDERS_PAID_FIELD_NUMBER: _ClassVar[int]
+    won_revenue: _common_pb2.Money
+    orders_paid: int
+    def __init__(self, won_revenue: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., orders_paid: _Optional[int] = ...) -> None: ...
 
 class GetRepReportResponse(_message.Message):
     __slots__ = ("reps",)
