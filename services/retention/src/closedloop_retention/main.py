@@ -71,8 +71,17 @@ def build(runtime: ServiceRuntime) -> None:
     offers = WinBackService(runtime.outbox, consent)
     activity = ActivityService(runtime.outbox, rules, win_back(loyalty, offers), activity_rows)
     intake = ActivityIntake(activity, loyalty, rules, activity_rows)
+    notices = NoticeService(consent)
+    fission = FissionService(loyalty, notices)
     people = People(
-        activity, activity_rows, loyalty_rows, broadcast_rows, consent=consent, offers=offers
+        activity,
+        activity_rows,
+        loyalty_rows,
+        broadcast_rows,
+        consent=consent,
+        offers=offers,
+        fission=fission,
+        notices=notices,
     )
     segments = SegmentService()
     broadcasts = BroadcastService(runtime.outbox, rules, segments, broadcast_rows, consent)
@@ -99,8 +108,6 @@ def build(runtime: ServiceRuntime) -> None:
     runtime.add_grpc(register(servicer), [SERVICE_NAME])
     runtime.add_http(UnsubscribeHttp(uow, consent).router())
     clawback = RewardClawback(loyalty, loyalty_rows)
-    notices = NoticeService(consent=consent)
-    fission = FissionService(loyalty, notices)
     handlers = EventHandlers(
         intake, loyalty, people, funnel, clawback=clawback, fission=fission, c360=c360
     )
