@@ -20,7 +20,7 @@ from nats.js import JetStreamContext
 from sqlalchemy import MetaData, Table, text
 
 from loopkit import db, migrations, natsio
-from loopkit.callers import KeyStore
+from loopkit.callers import CallersNotConfigured, KeyStore, require_callers
 from loopkit.consumer import EventConsumer, Subscription
 from loopkit.events import Outbox
 from loopkit.expiry import ExpiringRows
@@ -94,8 +94,15 @@ class ServiceRuntime:
 
     # --- what a service adds -------------------------------------------------------------
 
-    def add_grpc(self, register: Callable[[grpc.aio.Server], None], names: Sequence[str]) -> None:
-        self.grpc.add(register, names)
+    def add_grpc(
+        self,
+        register: Callable[[grpc.aio.Server], None],
+        names: Sequence[str],
+        *,
+        internal: Sequence[str] = (),
+    ) -> None:
+        """Servicers of `names`; `internal` calls (full names) are for the services' key only."""
+        self.grpc.add(register, names, internal=internal)
 
     def add_http(self, router: APIRouter) -> None:
         self._routers.append(router)
@@ -146,6 +153,8 @@ class ServiceRuntime:
 
     async def start(self) -> None:
         s = self.settings
+        # Before anything connects: a service nobody configured callers for does not run.
+        require_callers(self.spec.name, s.api_keys_file, s.allow_anonymous_callers)
         self.nc = await natsio.connect(s.nats_url, name=self.spec.name)
         self.js = self.nc.jetstream()
         await natsio.ensure_service_streams(
@@ -197,11 +206,12 @@ class ServiceRuntime:
         self._tasks += [asyncio.create_task(c.run(self._stop_workers)) for c in self.consumers]
         self._tasks += [asyncio.create_task(run(self._stop_workers)) for run in self._workers]
         await self.grpc.set_serving(True)
-        if s.api_keys_file is None and s.api_token is None:
-            # make run and the chart (apiKeys) configure keys; anything else says so, loudly.
+        if s.api_keys_file is None:
+            # Only with CLOSEDLOOP_ALLOW_ANONYMOUS_CALLERS=1 (require_callers); said loudly.
             log.warning(
-                "%s: callers are NOT authenticated: any caller acts for every tenant; set"
-                " CLOSEDLOOP_API_KEYS_FILE (docs/operations.md, Callers and API keys)",
+                "%s: callers are NOT authenticated (CLOSEDLOOP_ALLOW_ANONYMOUS_CALLERS=1): any"
+                " caller acts for every tenant; set CLOSEDLOOP_API_KEYS_FILE (docs/operations.md,"
+                " Callers and API keys)",
                 self.spec.name,
             )
         log.info(
@@ -307,6 +317,12 @@ def main(definition: ServiceDefinition) -> None:
     """Entry point of `python -m <service package>`: the service itself, or with
     CLOSEDLOOP_WORKERS > 1 the supervisor of that many workers (loopkit.workers)."""
     settings = load_settings(definition.spec, definition.settings_cls)
+    try:
+        require_callers(
+            definition.spec.name, settings.api_keys_file, settings.allow_anonymous_callers
+        )
+    except CallersNotConfigured as exc:
+        sys.exit(f"refusing to start: {exc}")
     if settings.workers > 1 and worker_index() is None:
         configure_logging(definition.spec.name, settings.log_level, settings.log_format)
         sys.exit(supervise(definition.spec, settings))
