@@ -223,6 +223,10 @@ class RunningService:
     keys: ApiKeys | None = None
     api_key: str | None = None
 
+    def new_channel(self, key: str | None = None) -> grpc.aio.Channel:
+        """Another channel to the service presenting `key` (default: the one `channel` does)."""
+        return keyed_channel(self.grpc_target, key or self.api_key)
+
     def headers(self, key: str | None = None) -> dict[str, str]:
         """HTTP headers presenting `key` (default: the key `channel` presents)."""
         key = key or self.api_key
@@ -259,8 +263,8 @@ async def running_service(
         values["api_keys_file"] = keys.path
         values.setdefault("api_token", keys.services_key)
     token = values.get("api_token")
-    api_key = token.get_secret_value() if isinstance(token, SecretStr) else str(token or "")
-    api_key = api_key or None
+    secret = token.get_secret_value() if isinstance(token, SecretStr) else str(token or "")
+    api_key = secret or None
     settings = definition.settings_cls(
         service=definition.spec.name,
         database_url=database_url,

@@ -7,7 +7,7 @@ own key for calls between them) and its role: `read` may only make calls whose n
 Get/List/Search/Check, `write` may make any call a client makes, and `service` (tenants `*` only:
 the services' own key) also the internal calls services make of each other, such as identity's
 GetCustomerKeys (the per-customer data keys). `closedloop keys add|list|revoke` manages the file;
-services notice a changed file within seconds (rotation: add the new key, switch the caller,
+services notice a changed file within seconds, a new key at once (rotation: add the new key, switch the caller,
 revoke the old one).
 
 A service without a key file refuses to start unless CLOSEDLOOP_ALLOW_ANONYMOUS_CALLERS=1 says
@@ -145,6 +145,11 @@ class KeyStore:
         key_id, secret = _parse(bearer)
         self._fresh()
         entry = self._entries.get(key_id)
+        if entry is None:
+            # A key added a moment ago works at once: an unknown id looks at the file again (a
+            # stat, and a read only when it changed). Revocations take up to _RELOAD_EVERY_S.
+            self._load()
+            entry = self._entries.get(key_id)
         # Compare against something even for an unknown id, so timing tells nothing.
         expected = entry["hash"] if entry else _digest("")
         if not hmac.compare_digest(expected, _digest(secret)) or entry is None:
