@@ -33,6 +33,7 @@ from helm_chart_helpers import (
     KUBE_VERSIONS,
     METRICS_PROBE,
     MINIMAL_VALUES,
+    RELEASE,
     ROOT,
     SERVICE_METRICS,
     Rendered,
@@ -186,7 +187,26 @@ def test_inconsistent_values_are_refused_with_a_reason() -> None:
         {"services": {"identity": {"grpcPort": 8081}}}
     )
     # With API keys on, the services need a key of their own to reach each other.
-    assert "set apiToken.existingSecret" in refusal({"apiKeys": {"existingSecret": "keys"}})
+    assert "set apiToken.existingSecret" in refusal(
+        {"apiKeys": {"existingSecret": "keys"}, "apiToken": {"existingSecret": ""}}
+    )
+
+
+def test_callers_need_keys_unless_anonymous_callers_are_allowed_on_purpose() -> None:
+    """A service without a key file refuses to start, so the chart refuses to render without
+    one; allowAnonymousCallers=true is the explicit, loudly noted way out."""
+    no_keys = {"apiKeys": {"existingSecret": ""}, "apiToken": {"existingSecret": ""}}
+    reason = refusal(no_keys)
+    assert "callers need API keys" in reason and "allowAnonymousCallers" in reason
+    keyed = render()
+    config = keyed.named("ConfigMap", f"{RELEASE}-closedloop-settings")["data"]
+    assert config["CLOSEDLOOP_API_KEYS_FILE"].endswith("/api-keys.json")
+    assert "CLOSEDLOOP_ALLOW_ANONYMOUS_CALLERS" not in config
+    anonymous = render(minimal({**no_keys, "allowAnonymousCallers": True}))
+    config = anonymous.named("ConfigMap", f"{RELEASE}-closedloop-settings")["data"]
+    assert config["CLOSEDLOOP_ALLOW_ANONYMOUS_CALLERS"] == "1"
+    assert "CLOSEDLOOP_API_KEYS_FILE" not in config
+    assert "callers are NOT authenticated" in anonymous.notes
 
 
 # --- what the platform needs from the chart ---------------------------------------------------
@@ -618,6 +638,7 @@ def test_the_chat_archive_import_is_reachable(production: Rendered) -> None:
     no_token = production_values()
     no_token["apiToken"]["existingSecret"] = ""
     no_token["apiKeys"]["existingSecret"] = ""  # (keys without the token are refused first)
+    no_token["allowAnonymousCallers"] = True  # (and no keys at all, before that)
     assert "would be routed to the internet without a token" in refusal(no_token)
 
 

@@ -7,8 +7,8 @@ own key for calls between them) and its role: `read` may only make calls whose n
 Get/List/Search/Check, `write` may make any call a client makes, and `service` (tenants `*` only:
 the services' own key) also the internal calls services make of each other, such as identity's
 GetCustomerKeys (the per-customer data keys). `closedloop keys add|list|revoke` manages the file;
-services notice a changed file within seconds, a new key at once (rotation: add the new key, switch the caller,
-revoke the old one).
+services notice a changed file within seconds, a new key at once (rotation: add the new key,
+switch the caller, revoke the old one).
 
 A service without a key file refuses to start unless CLOSEDLOOP_ALLOW_ANONYMOUS_CALLERS=1 says
 on purpose that anyone who reaches it may act for every tenant (`require_callers`).

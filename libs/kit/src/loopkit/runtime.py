@@ -17,13 +17,13 @@ import grpc
 from fastapi import APIRouter, FastAPI
 from nats.aio.client import Client
 from nats.js import JetStreamContext
-from sqlalchemy import MetaData, Table, text
+from sqlalchemy import ColumnElement, MetaData, Table, text
 
 from loopkit import db, migrations, natsio
 from loopkit.callers import CallersNotConfigured, KeyStore, require_callers
 from loopkit.consumer import EventConsumer, Subscription
 from loopkit.events import Outbox
-from loopkit.expiry import ExpiringRows
+from loopkit.expiry import ExpiringKeys, ExpiringRows
 from loopkit.grpc_server import GrpcServer
 from loopkit.identity_client import IdentityClient
 from loopkit.logs import configure_logging
@@ -91,6 +91,8 @@ class ServiceRuntime:
         # consumers read the sealed values (then they open them before the handlers run).
         self.pii_keys: KeySource | None = None
         self.reads_personal_data = False
+        # What add_expiry / add_key_expiry registered (each also swept by a worker).
+        self.expiring: list[ExpiringRows | ExpiringKeys] = []
 
     # --- what a service adds -------------------------------------------------------------
 
@@ -119,10 +121,41 @@ class ServiceRuntime:
         """Delete rows of `table` once `column` (a timestamp) is older than `retention_s`, checked
         every `retention_sweep_interval_s` like the outbox (loopkit.expiry)."""
         rows = ExpiringRows(self.engine, table, column, retention_s)
+        self.expiring.append(rows)
         self.add_worker(
             every(self.settings.retention_sweep_interval_s, rows.prune, name=f"{rows.name} expiry")
         )
         return rows
+
+    def add_key_expiry(
+        self,
+        table: Table,
+        column: str,
+        at: str,
+        *,
+        where: ColumnElement[bool] | None = None,
+    ) -> ExpiringKeys:
+        """Set the idempotency key `column` of rows of `table` (matching `where`) to NULL once
+        `at` is older than `idempotency_key_retention_s`, checked every
+        `retention_sweep_interval_s` (loopkit.expiry)."""
+        keys = ExpiringKeys(
+            self.engine,
+            table,
+            column,
+            at,
+            self.settings.idempotency_key_retention_s,
+            where=where,
+        )
+        self.expiring.append(keys)
+        self.add_worker(
+            every(self.settings.retention_sweep_interval_s, keys.prune, name=f"{keys.name} expiry")
+        )
+        return keys
+
+    async def prune_expired(self) -> dict[str, int]:
+        """One sweep of everything registered with add_expiry / add_key_expiry, now (what the
+        workers do every retention_sweep_interval_s): how many rows or keys each forgot."""
+        return {item.name: await item.prune() for item in self.expiring}
 
     def on_stop(self, close: Callable[[], Awaitable[None]]) -> None:
         """Release something the service opened (a client channel) once it has drained."""
