@@ -4,7 +4,9 @@ purpose that anyone may call it; a service with keys answers a call without one 
 
 from __future__ import annotations
 
+import asyncio
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -16,8 +18,8 @@ import closedloop_identity.main
 from closedloop.common.v1 import common_pb2
 from closedloop.identity.v1 import identity_pb2 as pb
 from closedloop.identity.v1 import identity_pb2_grpc
-from loopkit_dev.natsserver import NatsServer
-from loopkit_dev.testing import running_service
+from loopkit_dev.natsserver import NatsServer, free_port
+from loopkit_dev.testing import eventually, running_service
 
 ENV_KEYS = (
     "CLOSEDLOOP_API_KEYS_FILE",
@@ -26,17 +28,20 @@ ENV_KEYS = (
 )
 
 
-def _start(tmp_path: Path, **extra: str) -> subprocess.CompletedProcess[str]:
+def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ENV_KEYS}
-    env |= {
+    return env | {
         "CLOSEDLOOP_STATE_DIR": str(tmp_path),
         "CLOSEDLOOP_GRPC_PORT": "0",
         "CLOSEDLOOP_HTTP_PORT": "0",
         **extra,
     }
+
+
+def _start(tmp_path: Path, **extra: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "closedloop_identity"],
-        env=env,
+        env=_env(tmp_path, **extra),
         capture_output=True,
         text=True,
         timeout=120,
@@ -101,3 +106,53 @@ async def test_allowing_anonymous_callers_is_explicit(
         async with grpc.aio.insecure_channel(identity.grpc_target) as anonymous:
             stub = identity_pb2_grpc.IdentityServiceStub(anonymous)
             assert (await stub.ResolveCustomer(_resolve("t-anon-ok"))).created
+
+
+def _spawn(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """`python -m closedloop_identity`, as a pod runs it."""
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "closedloop_identity"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+
+async def test_the_allow_flag_runs_a_service_without_keys_and_says_so(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
+    port = free_port()
+    env = _env(
+        tmp_path,
+        CLOSEDLOOP_ALLOW_ANONYMOUS_CALLERS="1",
+        CLOSEDLOOP_NATS_URL=nats_server.url,
+        CLOSEDLOOP_GRPC_PORT=str(port),
+        CLOSEDLOOP_HTTP_PORT=str(free_port()),
+        CLOSEDLOOP_LOG_FORMAT="text",
+    )
+    migrate = [sys.executable, "-m", "loopkit.cli", "migrate", "identity"]
+    await asyncio.to_thread(
+        subprocess.run, migrate, env=env, check=True, capture_output=True, timeout=300
+    )
+    log = tmp_path / "identity.log"
+    process = _spawn(env, log)
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as anonymous:
+            stub = identity_pb2_grpc.IdentityServiceStub(anonymous)
+            created: list[bool] = []
+
+            async def answered() -> bool:
+                try:
+                    created.append((await stub.ResolveCustomer(_resolve("t-flag"))).created)
+                except grpc.aio.AioRpcError as exc:
+                    assert exc.code() == grpc.StatusCode.UNAVAILABLE, exc  # still starting
+                    return False
+                return True
+
+            await eventually(answered)
+        assert created == [True]
+        assert "callers are NOT authenticated" in log.read_text()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        await asyncio.to_thread(process.wait, 60)
