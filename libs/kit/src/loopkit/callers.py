@@ -58,7 +58,8 @@ class Caller:
                 f"{method} is for the services' own key (role {SERVICE_ROLE}); key"
                 f" {self.key_id} has role {self.role}"
             )
-        if self.role == "read" and not method.startswith(READ_PREFIXES):
+        # Any role but write and service (read, or one this version does not know) only reads.
+        if self.role not in ("write", SERVICE_ROLE) and not method.startswith(READ_PREFIXES):
             raise PermissionDenied(f"key {self.key_id} is read-only; {method} writes")
 
 
