@@ -31,7 +31,9 @@ async def test_client_keys_expire_and_order_keys_stay(
     await paid(nats_client, t, cid, 50, order_id="order-long-ago")
     await _balance_is(stub, t, cid, 50)
     await stub.AdjustPoints(
-        pb.AdjustPointsRequest(tenant_id=t, customer_id=cid, points=20, idempotency_key="m1")
+        pb.AdjustPointsRequest(
+            tenant_id=t, customer_id=cid, points=20, idempotency_key="m1", reason="goodwill"
+        )
     )
     redeem = pb.RedeemPointsRequest(tenant_id=t, customer_id=cid, points=10, idempotency_key="r1")
     first = await stub.RedeemPoints(redeem)
