@@ -421,7 +421,7 @@ def test_adding_a_service_is_one_values_entry() -> None:
     rendered.named("Job", f"{name}-migrate")
     rendered.named("ConfigMap", f"{name}-dashboard")
     assert f"{name}:50060" in rendered.of_kind("Pod")[0]["spec"]["containers"][0]["command"]
-    disabled = render({"services": {"referral": {"enabled": False}}})
+    disabled = render(minimal({"services": {"referral": {"enabled": False}}}))
     assert all(o["metadata"]["name"] != resource_name("referral") for o in disabled.objects)
 
 
@@ -474,7 +474,8 @@ def test_share_links_need_a_public_base_url_never_the_bind_address() -> None:
     }
     assert env["CLOSEDLOOP_PUBLIC_BASE_URL"] == "https://wx.example.com"
     # Without referral nothing needs it.
-    render({"services": {"referral": {"enabled": False}}})
+    keys = {k: MINIMAL_VALUES[k] for k in ("apiKeys", "apiToken")}
+    render({"services": {"referral": {"enabled": False}}, **keys})
 
 
 def test_external_database_migrates_in_pre_install_hooks_before_any_pod(default: Rendered) -> None:
