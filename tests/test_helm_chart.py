@@ -57,7 +57,7 @@ from gateway_helpers import emulator, gateway_overrides
 from loopkit.servicelist import ListedService, listed_services
 from loopkit.settings import Settings
 from loopkit_dev.natsserver import NatsServer
-from loopkit_dev.testing import RunningService, eventually, running_service
+from loopkit_dev.testing import RunningService, api_keys, eventually, running_service
 
 SERVICES_TOML = ROOT / "services.toml"
 
@@ -782,6 +782,7 @@ async def platform_metrics(
                 grpc_port=0,
                 http_port=0,
                 state_dir=tmp_path,
+                api_keys_file=api_keys().path,
             )
         )
         async with probe.engine.begin() as conn:
