@@ -41,7 +41,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import grpc
 import httpx
 from _common import (
     ChildProcess,
@@ -50,6 +49,8 @@ from _common import (
     create_database,
     database_base_url,
     drop_database,
+    keyed,
+    keys_env,
     new_database_name,
     wait_serving,
 )
@@ -246,7 +247,7 @@ async def unpaced_phase(
         ("gateway_send_single", "one SendMessage per send", 1),
         ("gateway_send", f"SendMessages of {args.batch}", args.batch),
     ]
-    async with grpc.aio.insecure_channel(target) as channel:
+    async with keyed(target) as channel:
         stub = gateway_pb2_grpc.GatewayServiceStub(channel)  # type: ignore[no-untyped-call]
         for n, (name, how, batch) in enumerate(modes, start=1):
             print(f"gateway: {args.sends} sends, {how} ...", file=sys.stderr)
@@ -293,7 +294,7 @@ async def paced_phase(
     )
     cleanup.push("gateway-paced", paced.stop)
     await wait_serving(target, paced, 60)
-    async with grpc.aio.insecure_channel(target) as channel:
+    async with keyed(target) as channel:
         stub = gateway_pb2_grpc.GatewayServiceStub(channel)  # type: ignore[no-untyped-call]
         print(f"paced: {args.paced} sends at a quota of {args.quota}/s ...", file=sys.stderr)
         paced_rate, paced_failed = await gateway_sends(
@@ -354,6 +355,7 @@ async def run(args: argparse.Namespace, cleanup: Cleanup, tmp: Path) -> int:
             "CLOSEDLOOP_GATEWAY_SEND_POLL_INTERVAL_S": "0.05",
             "CLOSEDLOOP_GATEWAY_SEND_CONCURRENCY": str(args.concurrency),
             "CLOSEDLOOP_GATEWAY_WECHAT_THREADS": str(args.concurrency),
+            **keys_env(),
         }
     )
     for key in ("WECHAT_API_BASE", "WECHAT_OAUTH_BASE", "WECHAT_MP_BASE", "WECOM_API_BASE"):

@@ -265,7 +265,7 @@ class SendService:
                 customer_id=row.customer_id,
                 payload=ev.MessageSent(
                     send_id=row.id,
-                    idempotency_key=row.idempotency_key,
+                    idempotency_key=row.idempotency_key or "",
                     customer_id=row.customer_id,
                     kind=_KIND_PB[row.kind],
                     account_id=row.account_id,
@@ -279,7 +279,7 @@ class SendService:
                 customer_id=row.customer_id,
                 payload=ev.MessageFailed(
                     send_id=row.id,
-                    idempotency_key=row.idempotency_key,
+                    idempotency_key=row.idempotency_key or "",
                     customer_id=row.customer_id,
                     kind=_KIND_PB[row.kind],
                     account_id=row.account_id,

@@ -144,7 +144,7 @@ def new_send_from_pb(tenant_id: str, request: pb.SendMessageRequest) -> NewSend:
 def send_to_pb(row: SendRow) -> pb.Send:
     return pb.Send(
         send_id=row.id,
-        idempotency_key=row.idempotency_key,
+        idempotency_key=row.idempotency_key or "",  # "" once expired
         status=_STATUS[row.status],
         errcode=row.errcode,
         errmsg=row.errmsg,
