@@ -3,7 +3,7 @@ emulator -> outcome + outbox) against raw calls to the same emulator in the same
 gateway's pacing under a configured per-second quota.
 
     .venv/bin/python bench/gateway_send.py [--sends 2000] [--paced 300] [--quota 50] [--quick]
-        [--batch 100] [--concurrency 16] [--database postgres|sqlite]
+        [--batch 100] [--concurrency 32] [--database postgres|sqlite]
 
 It starts its own nats-server, the WeChat emulator and gateway processes (on free ports, in a
 temporary folder, with a throwaway PostgreSQL database or a SQLite file), then:
@@ -420,7 +420,7 @@ def main() -> int:
     parser.add_argument("--quota", type=float, default=50.0, help="calls per second")
     parser.add_argument("--database", choices=["postgres", "sqlite"], default="postgres")
     parser.add_argument(
-        "--concurrency", type=int, default=16, help="the gateway's send_concurrency and threads"
+        "--concurrency", type=int, default=32, help="the gateway's send_concurrency and threads"
     )
     parser.add_argument(
         "--batch", type=int, default=100, help="sends per SendMessages call (a broadcast's page)"
