@@ -11,7 +11,8 @@ postgres@127.0.0.1), migrates the retention schema, generates `--customers` cust
 * the lifecycle sweep as the periodic worker runs it one day later (only customers whose review
   moment has come are loaded; each change writes its stage_changes row and outbox event);
 * the bulk RFM recomputation (cut-offs once with `percentile_disc`, scores written to the narrow
-  `customer_value` table), first and again (a steady state, where only changed scores are
+  `customer_value` table, which holds the inputs too: the rescore never reads `activity`),
+  first and again (a steady state, where only changed scores are
   written).
 
 Prints times and ratios to the count(*) scans, and drops the database again.
@@ -108,6 +109,13 @@ GENERATE = [
           FROM orders WHERE tenant_id = :t GROUP BY customer_id) o
     WHERE a.tenant_id = :t AND a.customer_id = o.customer_id
     """,
+    # The RFM inputs, as the order paths copy them into customer_value (no scores yet).
+    """
+    INSERT INTO customer_value (tenant_id, customer_id, last_order_at, order_count,
+        revenue_minor, rfm_r, rfm_f, rfm_m, rfm_score, top_customer)
+    SELECT tenant_id, customer_id, last_order_at, order_count, revenue_minor, 0, 0, 0, 0, false
+    FROM activity WHERE tenant_id = :t AND order_count > 0
+    """,
     # Stages as of a day ago, and review moments as the service computes them (approximately:
     # the stage is recomputed exactly by the sweep for those that are due).
     """
@@ -144,6 +152,7 @@ GENERATE = [
     """,
     "ANALYZE activity",
     "ANALYZE orders",
+    "ANALYZE customer_value",
 ]
 
 

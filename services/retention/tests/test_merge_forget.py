@@ -51,6 +51,19 @@ async def new_customer(ids: identity_pb2_grpc.IdentityServiceStub, t: str, openi
     return res.customer.customer_id
 
 
+async def rescored(stub: Stub, t: str, *customers: str) -> list[tuple[int, ...]]:
+    """Rescore the tenant (ListTopCustomers with recompute), then each customer's RFM scores
+    (recency, frequency, monetary, score, top)."""
+    await stub.ListTopCustomers(pb.ListTopCustomersRequest(tenant_id=t, recompute=True, limit=10))
+    out = []
+    for cid in customers:
+        v = (
+            await stub.GetCustomerValue(pb.GetCustomerValueRequest(tenant_id=t, customer_id=cid))
+        ).value
+        out.append((v.recency, v.frequency, v.monetary, v.rfm_score, int(v.top_customer)))
+    return out
+
+
 async def test_merge_combines_without_double_counting_and_forget_erases(
     stub: Stub, nats_client: Client, identity: RunningService
 ) -> None:
@@ -97,6 +110,8 @@ async def test_merge_combines_without_double_counting_and_forget_erases(
     life = await stub.GetLifecycle(pb.GetLifecycleRequest(tenant_id=t, customer_id=survivor))
     # Orders 20, 10 and 5 days ago: a 7.5-day cycle, last order 5 days ago → stable.
     assert life.stage == ev.LIFECYCLE_STAGE_STABLE
+    # RFM: the survivor is the tenant's one buyer (the merged one's scores went with it).
+    assert await rescored(stub, t, survivor) == [(1, 1, 1, 111, 1)]
 
     await ids.ForgetCustomer(
         ipb.ForgetCustomerRequest(tenant_id=t, customer_id=survivor, actor="op", reason="asked")
@@ -107,6 +122,11 @@ async def test_merge_combines_without_double_counting_and_forget_erases(
 
     await eventually(erased)
     assert await balance(stub, t, survivor) == 0
+    # Its RFM row went too: nobody left to score or list.
+    top = await stub.ListTopCustomers(
+        pb.ListTopCustomersRequest(tenant_id=t, recompute=True, limit=10)
+    )
+    assert list(top.customers) == []
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await stub.GetLifecycle(pb.GetLifecycleRequest(tenant_id=t, customer_id=survivor))
     assert err.value.code() == grpc.StatusCode.NOT_FOUND
@@ -189,6 +209,9 @@ async def test_unmerge_gives_each_side_its_own_and_orders_follow_the_alias(
     # after the merge and its own later one.
     assert a_side[:2] == (130, 130) and a_side[3:] == (3, 13000, ["vip"])
     assert b_side[:2] == (50, 80) and b_side[3:] == (2, 8000, ["tea", "vip"])
+    # RFM from each side's own orders again: A (3 orders, 130, last a day ago) above B (2,
+    # 80, 5 days ago) on every dimension.
+    assert await rescored(stub, t, a, b) == [(3, 3, 3, 333, 1), (1, 1, 1, 111, 0)]
 
     # The same customer.unmerged delivered again changes nothing.
     [unmerged] = [
@@ -250,3 +273,5 @@ async def test_unmerge_when_the_survivor_had_nothing_of_its_own(
     assert mine is not None and theirs is not None
     assert (mine.order_count, mine.revenue_minor, await balance(stub, t, a)) == (1, 1000, 10)
     assert (theirs.order_count, theirs.revenue_minor, await balance(stub, t, b)) == (1, 5000, 50)
+    # RFM: A ordered later, B spent more; one order each.
+    assert await rescored(stub, t, a, b) == [(3, 1, 1, 311, 0), (1, 1, 3, 113, 1)]

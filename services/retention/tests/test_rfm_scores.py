@@ -10,9 +10,10 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from closedloop_retention.activity import value
+from closedloop_retention.activity.repository import ActivityRepository
 from closedloop_retention.activity.rules import RulesRepository
 from closedloop_retention.activity.service import ActivityService
 from closedloop_retention.models import ActivityRow, kit
@@ -114,8 +115,14 @@ async def rescore(service: RunningService, tenant: str) -> int:
 
 
 async def seed(service: RunningService, tenant: str, facts: list[dict[str, Any]]) -> None:
+    """Activity rows, and their RFM inputs copied as the order paths copy them."""
+
     async def work(session: Any) -> None:
-        session.add_all(row(tenant, dict(f)) for f in facts)
+        rows = [row(tenant, dict(f)) for f in facts]
+        session.add_all(rows)
+        await session.flush()
+        for r in rows:
+            await ActivityRepository().keep_value_inputs(session, r)
 
     await transact(service.runtime.sessions, work)
 
@@ -142,11 +149,10 @@ async def test_scores_follow_the_cut_offs_and_ties_score_alike(retention: Runnin
     gone = facts[0]["customer_id"]
 
     async def refund(session: Any) -> None:
-        await session.execute(
-            update(ActivityRow)
-            .where(ActivityRow.tenant_id == tenant, ActivityRow.customer_id == gone)
-            .values(order_count=0, revenue_minor=0, last_order_at=None, first_order_at=None)
-        )
+        r = await session.get(ActivityRow, (tenant, gone))
+        r.order_count, r.revenue_minor, r.last_order_at, r.first_order_at = 0, 0, None, None
+        await session.flush()
+        await ActivityRepository().keep_value_inputs(session, r)
 
     await transact(retention.runtime.sessions, refund)
     assert await rescore(retention, tenant) >= 1

@@ -60,6 +60,52 @@ async def test_rfm_quintiles_and_top_customers(stub: Stub, nats_client: Client) 
     assert seg.count == 2
 
 
+async def _scores(stub: Stub, t: str, *cids: str) -> list[tuple[int, ...]]:
+    """Rescore the tenant, then each customer's (recency, frequency, monetary, score, top)."""
+    await stub.ListTopCustomers(pb.ListTopCustomersRequest(tenant_id=t, recompute=True, limit=10))
+    out = []
+    for cid in cids:
+        v = (
+            await stub.GetCustomerValue(pb.GetCustomerValueRequest(tenant_id=t, customer_id=cid))
+        ).value
+        out.append((v.recency, v.frequency, v.monetary, v.rfm_score, int(v.top_customer)))
+    return out
+
+
+async def test_rfm_follows_refunds(stub: Stub, nats_client: Client) -> None:
+    """The rescore reads the inputs the order paths keep beside the scores: a partial refund
+    lowers the revenue it ranks, a full refund of every order leaves no scores."""
+    t = tenant()
+    a, b = customer(), customer()
+    await paid(nats_client, t, a, 100, at=days_ago(1), order_id="o-a")
+    await paid(nats_client, t, b, 50, at=days_ago(5))
+
+    async def bought() -> bool:
+        return await _all_loaded(stub, t, [a, b])
+
+    await eventually(bought)
+    assert await _scores(stub, t, a, b) == [(3, 1, 3, 313, 1), (1, 1, 1, 111, 0)]
+
+    # 60 of A's 100 refunded: B spent more now.
+    await refunded(nats_client, t, a, "o-a", 60, 60, full=False)
+
+    async def lowered() -> bool:
+        found = await activity(stub, t, a)
+        return found is not None and found.revenue_minor == 4000
+
+    await eventually(lowered)
+    assert await _scores(stub, t, a, b) == [(3, 1, 1, 311, 0), (1, 1, 3, 113, 1)]
+
+    await refunded(nats_client, t, a, "o-a", 40, 100, full=True)
+
+    async def gone() -> bool:
+        found = await activity(stub, t, a)
+        return found is not None and found.order_count == 0
+
+    await eventually(gone)
+    assert await _scores(stub, t, a, b) == [(0, 0, 0, 0, 0), (1, 1, 1, 111, 1)]
+
+
 async def _all_loaded(stub: Stub, t: str, buyers: list[str]) -> bool:
     res = await stub.PreviewSegment(
         pb.PreviewSegmentRequest(tenant_id=t, expression="order_count > 0")

@@ -109,14 +109,21 @@ class ActivityRow(Base):
 
 
 class CustomerValueRow(Base):
-    """A buyer's RFM quintiles (1..5, 5 best) and whether they are in the top 20% by revenue,
-    written only by the bulk rescore (`activity/value.py`). Narrow and without secondary indexes
-    (fillfactor 80 on PostgreSQL) so a rescore's updates are HOT; no row means no scores (0)."""
+    """A buyer's RFM inputs and scores: the last order time, orders and revenue (copies of the
+    activity row's, written where those change: `ActivityRepository.keep_value_inputs`), and the
+    quintiles (1..5, 5 best) and whether they are in the top 20% by revenue, written only by the
+    bulk rescore (`activity/value.py`), which reads this table alone. Narrow and without
+    secondary indexes (fillfactor 80 on PostgreSQL) so a rescore's updates are HOT. A row exists
+    once a customer has bought; scores 0 (or no row) mean not scored (yet, or no buyer any
+    more)."""
 
     __tablename__ = "customer_value"
 
     tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     customer_id: Mapped[str] = mapped_column(String(26), primary_key=True)
+    last_order_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    order_count: Mapped[int] = mapped_column(Integer, default=0)
+    revenue_minor: Mapped[int] = mapped_column(BigInteger, default=0)
     rfm_r: Mapped[int] = mapped_column(SmallInteger)
     rfm_f: Mapped[int] = mapped_column(SmallInteger)
     rfm_m: Mapped[int] = mapped_column(SmallInteger)

@@ -319,6 +319,7 @@ class ActivityIntake:
         if last is None or at > last:
             row.last_order_at = at
         await session.flush()
+        await self._repo.keep_value_inputs(session, row)
         return True
 
     async def _refund_order(
@@ -344,6 +345,7 @@ class ActivityIntake:
             await self._repo.drop_items(session, row.tenant_id, order_id)
             await self._reset_order_dates(session, row)
         await session.flush()
+        await self._repo.keep_value_inputs(session, row)
         return order
 
     async def _reset_order_dates(self, session: AsyncSession, row: ActivityRow) -> None:

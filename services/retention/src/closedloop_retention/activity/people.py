@@ -126,6 +126,8 @@ class People:
         session.expire_all()
         survivor = await self._rows.find(session, tenant, survivor_id)
         if survivor is not None:
+            # The merged one's RFM row went with `repoint`; the survivor's holds the sums.
+            await self._rows.keep_value_inputs(session, survivor)
             await self._activity.recompute(session, survivor, utc(now))
 
     async def unmerge(
@@ -165,6 +167,7 @@ class People:
                 # customer, but orders paid since are the survivor's: it needs a row of its own.
                 row = await self._activity.touch(session, tenant, customer, utc(now))
             if row is None:
+                await self._rows.drop_value(session, tenant, customer)
                 continue
             row.order_count, row.revenue_minor = await self._rows.order_totals(
                 session, tenant, customer
@@ -173,6 +176,7 @@ class People:
                 session, tenant, customer
             )
             await session.flush()
+            await self._rows.keep_value_inputs(session, row)
             await self._activity.recompute(session, row, utc(now))
 
     async def forget(self, session: AsyncSession, tenant: str, customer_ids: Sequence[str]) -> None:

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 from sqlalchemy import and_, delete, func, insert, or_, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
@@ -224,6 +225,51 @@ class ActivityRepository:
             )
         ).one()
         return first, last
+
+    # --- the RFM inputs ----------------------------------------------------------------------
+
+    async def keep_value_inputs(self, session: AsyncSession, row: ActivityRow) -> None:
+        """Copy the row's last order time, orders and revenue into `customer_value`, which the
+        rescore reads alone (activity/value.py): called wherever these change (an order paid or
+        refunded, a merge, an unmerge). A buyer gets a row (scores 0 until the next rescore);
+        a customer who bought no more keeps theirs, its inputs updated (the rescore zeroes its
+        scores)."""
+        inputs = {
+            "last_order_at": row.last_order_at,
+            "order_count": row.order_count,
+            "revenue_minor": row.revenue_minor,
+        }
+        v = CustomerValueRow
+        if row.order_count > 0 and row.last_order_at is not None:
+            dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+            stmt = dialect.insert(v).values(
+                tenant_id=row.tenant_id,
+                customer_id=row.customer_id,
+                rfm_r=0,
+                rfm_f=0,
+                rfm_m=0,
+                rfm_score=0,
+                top_customer=False,
+                **inputs,
+            )
+            await session.execute(
+                stmt.on_conflict_do_update(index_elements=["tenant_id", "customer_id"], set_=inputs)
+            )
+            return
+        await session.execute(
+            update(v)
+            .where(v.tenant_id == row.tenant_id, v.customer_id == row.customer_id)
+            .values(inputs)
+            .execution_options(synchronize_session=False)
+        )
+
+    async def drop_value(self, session: AsyncSession, tenant: str, customer_id: str) -> None:
+        """The customer's RFM row goes (no activity row of their own any more)."""
+        await session.execute(
+            delete(CustomerValueRow).where(
+                CustomerValueRow.tenant_id == tenant, CustomerValueRow.customer_id == customer_id
+            )
+        )
 
     # --- customer events ---------------------------------------------------------------------
 

@@ -1,14 +1,16 @@
 """Customer value: RFM quintiles within the tenant and the top 20% by revenue, in bulk SQL.
 
-The scores live in `customer_value`, a narrow table of buyers only (see models.py). A rescore
-is three statements whatever the tenant's size:
+The inputs and the scores live in `customer_value`, a narrow table with a row per buyer (see
+models.py): the last order time, orders and revenue are copied there wherever activity's change
+(`ActivityRepository.keep_value_inputs`), so a rescore never reads the wide `activity` table. It
+is two statements whatever the tenant's size, each one pass over the tenant's narrow rows:
 
 1. the quintile cut-offs, computed once: on PostgreSQL one `percentile_disc` aggregate (a sort of
    one column per dimension, not of whole rows); on SQLite, which has no `percentile_disc`, the
    same values read with `ORDER BY … LIMIT 1 OFFSET k` at the same positions;
-2. the scores of every buyer from those cut-offs, written only where they changed (an
-   `INSERT … SELECT … ON CONFLICT DO UPDATE` of the rows whose scores differ from the table);
-3. the scores of customers who are no longer buyers (every order refunded) deleted.
+2. the scores of every row from those cut-offs and its own inputs, written only where they
+   changed (one `UPDATE … WHERE` the new scores differ); a customer who is no buyer any more
+   (every order refunded) scores 0.
 
 Ties: a score depends only on the value, never on the customer id, so equal values always get
 the same score (docs/services/retention.md, "Customer value").
@@ -25,8 +27,6 @@ from sqlalchemy import (
     ColumnElement,
     and_,
     case,
-    delete,
-    exists,
     func,
     not_,
     or_,
@@ -34,7 +34,7 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import contains_eager
 
@@ -66,8 +66,12 @@ def position(share: float, n: int) -> int:
     return max(1, math.ceil(share * n))
 
 
+def _buyer() -> ColumnElement[bool]:
+    return and_(_V.order_count > 0, _V.last_order_at.is_not(None))
+
+
 def _buyers(tenant: str) -> ColumnElement[bool]:
-    return and_(_A.tenant_id == tenant, _A.order_count > 0, _A.last_order_at.is_not(None))
+    return and_(_V.tenant_id == tenant, _buyer())
 
 
 async def cut_offs(session: AsyncSession, tenant: str) -> CutOffs | None:
@@ -89,10 +93,10 @@ async def _cut_offs_postgresql(session: AsyncSession, tenant: str) -> CutOffs | 
     row = (
         await session.execute(
             select(
-                disc(_A.last_order_at),
-                disc(_A.order_count),
-                disc(_A.revenue_minor),
-                disc(_A.revenue_minor, desc=True),
+                disc(_V.last_order_at),
+                disc(_V.order_count),
+                disc(_V.revenue_minor),
+                disc(_V.revenue_minor, desc=True),
             ).where(_buyers(tenant))
         )
     ).one()
@@ -104,7 +108,7 @@ async def _cut_offs_postgresql(session: AsyncSession, tenant: str) -> CutOffs | 
 async def _cut_offs_ordered(session: AsyncSession, tenant: str) -> CutOffs | None:
     """The same values as `percentile_disc`: the value at each position of one sorted column
     (one statement of scalar subqueries, each an ordered `LIMIT 1 OFFSET k`)."""
-    n = int(await session.scalar(select(func.count()).select_from(_A).where(_buyers(tenant))) or 0)
+    n = int(await session.scalar(select(func.count()).select_from(_V).where(_buyers(tenant))) or 0)
     if n == 0:
         return None
 
@@ -118,9 +122,9 @@ async def _cut_offs_ordered(session: AsyncSession, tenant: str) -> CutOffs | Non
             .scalar_subquery()
         )
 
-    columns = [_A.last_order_at, _A.order_count, _A.revenue_minor]
+    columns = [_V.last_order_at, _V.order_count, _V.revenue_minor]
     picks = [at(c, position(q, n)) for c in columns for q in QUINTILES]
-    picks.append(at(_A.revenue_minor.desc(), position(TOP_SHARE, n)))
+    picks.append(at(_V.revenue_minor.desc(), position(TOP_SHARE, n)))
     row = (await session.execute(select(*picks))).one()
     k = len(QUINTILES)
     return CutOffs(
@@ -132,157 +136,60 @@ async def _cut_offs_ordered(session: AsyncSession, tenant: str) -> CutOffs | Non
 
 
 def _score(column: Any, cuts: tuple[Any, ...]) -> Any:
-    """1..5: one more than the number of cut-offs the value is above (equal values, equal
-    scores)."""
+    """1..5 for a buyer: one more than the number of cut-offs the value is above (equal values,
+    equal scores); 0 for a customer who is no buyer (any more)."""
     whens = [(column > cut, i + 2) for i, cut in reversed(list(enumerate(cuts)))]
-    return case(*whens, else_=1)
+    return case((not_(_buyer()), 0), *whens, else_=1)
 
 
-_NAMES = ("tenant_id", "customer_id", "rfm_r", "rfm_f", "rfm_m", "rfm_score", "top_customer")
+def _scores(cuts: CutOffs | None) -> dict[str, Any]:
+    """The new scores of a `customer_value` row, from its own inputs."""
+    if cuts is None:  # no buyers: nobody is scored
+        return {"rfm_r": 0, "rfm_f": 0, "rfm_m": 0, "rfm_score": 0, "top_customer": False}
+    r = _score(_V.last_order_at, cuts.recency)
+    f = _score(_V.order_count, cuts.frequency)
+    m = _score(_V.revenue_minor, cuts.monetary)
+    top = case((and_(_buyer(), _V.revenue_minor >= cuts.top_revenue), True), else_=False)
+    return {
+        "rfm_r": r,
+        "rfm_f": f,
+        "rfm_m": m,
+        "rfm_score": r * 100 + f * 10 + m,
+        "top_customer": top,
+    }
+
+
+# The two-key advisory lock space of a tenant's rescore (retention's database; the relay's
+# claims use 0x0B0C): rescores of one tenant take turns.
+_RESCORE_SPACE = 0x0F3A
+_LOCK = text("SELECT pg_advisory_xact_lock(:space, hashtext(:tenant))")
 
 
 async def recompute_rfm(session: AsyncSession, tenant: str) -> int:
     """Scores every buyer of the tenant 1..5 on recency, frequency and monetary value (quintiles,
     5 = best) and flags the top 20% by revenue; customers without orders have no scores (read
-    as 0). Returns how many customers' scores changed (written or removed)."""
+    as 0). Returns how many customers' scores changed (written or zeroed).
+
+    Two passes over the narrow `customer_value` table alone (its inputs are kept there as
+    activity's change): the cut-offs, then one UPDATE of the rows whose scores differ (HOT on
+    PostgreSQL: no indexed column changes)."""
     postgres = session.get_bind().dialect.name == "postgresql"
     if postgres:
         # The cut-offs' sorts are of one column each: in memory rather than spilled to disk.
         await session.execute(text("SET LOCAL work_mem = '64MB'"))
+        await session.execute(_LOCK, {"space": _RESCORE_SPACE, "tenant": tenant})
     cuts = await cut_offs(session, tenant)
-    if postgres:
-        return await _write_postgresql(session, tenant, cuts)
-    return await _write_ordered(session, tenant, cuts)
-
-
-def _scores(cuts: CutOffs) -> list[Any]:
-    r = _score(_A.last_order_at, cuts.recency)
-    f = _score(_A.order_count, cuts.frequency)
-    m = _score(_A.revenue_minor, cuts.monetary)
-    top = case((_A.revenue_minor >= cuts.top_revenue, True), else_=False)
-    return [
-        _A.tenant_id.label("tenant_id"),
-        _A.customer_id.label("customer_id"),
-        r.label("rfm_r"),
-        f.label("rfm_f"),
-        m.label("rfm_m"),
-        (r * 100 + f * 10 + m).label("rfm_score"),
-        top.label("top_customer"),
-    ]
-
-
-def _differs(stored: Any, scores: Any) -> ColumnElement[bool]:
-    return or_(
-        stored.c.customer_id.is_(None),
-        stored.c.rfm_r != scores["rfm_r"],
-        stored.c.rfm_f != scores["rfm_f"],
-        stored.c.rfm_m != scores["rfm_m"],
-        stored.c.top_customer != scores["top_customer"],
+    new = _scores(cuts)
+    differs = or_(
+        *(getattr(_V, name) != new[name] for name in ("rfm_r", "rfm_f", "rfm_m", "top_customer"))
     )
-
-
-def _upsert(insert: Any, rows: Any) -> Any:
-    """SQLite's writer: one connection writes at a time, so an upsert is as cheap as any."""
-    stmt = insert(_V).from_select(list(_NAMES), rows)
-    return stmt.on_conflict_do_update(
-        index_elements=["tenant_id", "customer_id"],
-        set_={n: stmt.excluded[n] for n in _NAMES[2:]},
-    )
-
-
-# The two-key advisory lock space of a tenant's rescore (retention's database; the relay's
-# claims use 0x0B0C): rescores of one tenant take turns, so the plain INSERT of the new buyers
-# below cannot collide with another rescore's.
-_RESCORE_SPACE = 0x0F3A
-_LOCK = text("SELECT pg_advisory_xact_lock(:space, hashtext(:tenant))")
-
-
-async def _write_postgresql(session: AsyncSession, tenant: str, cuts: CutOffs | None) -> int:
-    """One statement, one scan of the activity rows hash-joined to the narrow table: the buyers
-    whose scores differ are updated (HOT: no indexed column changes) or inserted (plain inserts,
-    not `ON CONFLICT`, which costs twice as much per row), the scored customers who are no
-    buyers any more deleted; returns how many of these."""
-    await session.execute(_LOCK, {"space": _RESCORE_SPACE, "tenant": tenant})
-    if cuts is None:  # no buyers: every score of the tenant goes
-        removed = await session.execute(delete(_V).where(_V.tenant_id == tenant))
-        return int(getattr(removed, "rowcount", 0) or 0)
-    stored = _V.__table__.alias("v")
-    buyer = and_(_A.order_count > 0, _A.last_order_at.is_not(None))
-    columns = _scores(cuts)
-    had = stored.c.customer_id.is_not(None)
-    changes = (
-        select(*columns, buyer.label("buyer"), had.label("had"))
-        .select_from(
-            _A.__table__.outerjoin(
-                stored,
-                and_(stored.c.tenant_id == _A.tenant_id, stored.c.customer_id == _A.customer_id),
-            )
-        )
-        .where(
-            _A.tenant_id == tenant,
-            or_(
-                and_(buyer, _differs(stored, {c.name: c.element for c in columns})),
-                and_(not_(buyer), had),
-            ),
-        )
-        .cte("changes")
-    )
-    mine = and_(_V.tenant_id == tenant, _V.customer_id == changes.c.customer_id)
-    gone = delete(_V).where(mine, changes.c.buyer.is_(False)).returning(_V.customer_id).cte("gone")
-    updated = (
+    written = await session.execute(
         update(_V)
-        .where(mine, changes.c.buyer.is_(True), changes.c.had.is_(True))
-        .values({n: changes.c[n] for n in _NAMES[2:]})
-        .returning(_V.customer_id)
-        .cte("updated")
-    )
-    new = select(*[changes.c[n] for n in _NAMES]).where(
-        changes.c.buyer.is_(True), changes.c.had.is_(False)
-    )
-    inserted = (postgresql.insert(_V).from_select(list(_NAMES), new).returning(_V.customer_id)).cte(
-        "inserted"
-    )
-    total = select(
-        sum(
-            (select(func.count()).select_from(c).scalar_subquery() for c in (updated, inserted)),
-            select(func.count()).select_from(gone).scalar_subquery(),
-        )
-    )
-    return int(await session.scalar(total) or 0)
-
-
-async def _write_ordered(session: AsyncSession, tenant: str, cuts: CutOffs | None) -> int:
-    """SQLite: the scores of customers who are no buyers deleted, then the differing upserted."""
-    removed = await session.execute(
-        delete(_V)
-        .where(
-            _V.tenant_id == tenant,
-            ~exists(
-                select(_A.customer_id).where(_buyers(tenant), _A.customer_id == _V.customer_id)
-            ),
-        )
+        .where(_V.tenant_id == tenant, differs)
+        .values(new)
         .execution_options(synchronize_session=False)
     )
-    changed = int(getattr(removed, "rowcount", 0) or 0)
-    if cuts is None:
-        return changed
-    scores = select(*_scores(cuts)).where(_buyers(tenant)).subquery("s")
-    stored = _V.__table__.alias("v")
-    differ = (
-        select(*[scores.c[n] for n in _NAMES])
-        .select_from(
-            scores.outerjoin(
-                stored,
-                and_(
-                    stored.c.tenant_id == scores.c.tenant_id,
-                    stored.c.customer_id == scores.c.customer_id,
-                ),
-            )
-        )
-        .where(_differs(stored, scores.c))
-    )
-    written = await session.execute(_upsert(sqlite.insert, differ))
-    return changed + int(getattr(written, "rowcount", 0) or 0)
+    return int(getattr(written, "rowcount", 0) or 0)
 
 
 async def top_customers(session: AsyncSession, tenant: str, limit: int) -> list[ActivityRow]:
