@@ -3,7 +3,7 @@ when the customer is forgotten. Never commits: the caller owns the transaction."
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -13,6 +13,10 @@ from loopkit.errors import InvalidArgument
 from loopkit.pii import new_key
 
 MAX_IDS = 1000
+# Told of the data keys this process created or destroyed (tenant, {customer id: key or None})
+# once that is committed: the runtime's `remember_pii_keys`, so identity's own relay seals a new
+# customer's events without reading the key back, and stops using a forgotten one's at once.
+KeysKnown = Callable[[str, Mapping[str, bytes | None]], None]
 _FORGOTTEN = "forgotten"
 
 
