@@ -32,6 +32,38 @@ from sqlalchemy.pool import NullPool
 
 ECHO_METHOD = "/bench.Echo/Echo"
 DEFAULT_PG = "postgresql+asyncpg://postgres@127.0.0.1:5432/"
+_KEYS: list[tuple[Path, str]] = []
+
+
+def _bench_keys() -> tuple[Path, str]:
+    """This run's API key file and the services' key in it (made on first use, removed at exit):
+    services refuse anonymous callers, so the benchmarks measure calls as they are made in
+    production, key check included."""
+    if not _KEYS:
+        import atexit
+        import shutil
+        import tempfile
+
+        from loopkit.callers import ALL_TENANTS, SERVICE_ROLE, KeyStore
+
+        folder = Path(tempfile.mkdtemp(prefix="closedloop-bench-keys-"))
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+        store = KeyStore(folder / "api-keys.json")
+        _KEYS.append((store.path, store.add("bench", [ALL_TENANTS], SERVICE_ROLE)))
+    return _KEYS[0]
+
+
+def keys_env() -> dict[str, str]:
+    """What a service started by a benchmark needs to accept its calls (and make its own)."""
+    path, key = _bench_keys()
+    return {"CLOSEDLOOP_API_KEYS_FILE": str(path), "CLOSEDLOOP_API_TOKEN": key}
+
+
+def keyed(target: str) -> grpc.aio.Channel:
+    """A channel to a benchmark's service whose calls present the run's key."""
+    from loopkit.grpc_client import keyed_channel
+
+    return keyed_channel(target, _bench_keys()[1])
 
 
 def database_base_url() -> str:

@@ -3,7 +3,7 @@ emulator -> outcome + outbox) against raw calls to the same emulator in the same
 gateway's pacing under a configured per-second quota.
 
     .venv/bin/python bench/gateway_send.py [--sends 2000] [--paced 300] [--quota 50] [--quick]
-        [--batch 100] [--concurrency 16] [--database postgres|sqlite]
+        [--batch 100] [--concurrency 32] [--database postgres|sqlite]
 
 It starts its own nats-server, the WeChat emulator and gateway processes (on free ports, in a
 temporary folder, with a throwaway PostgreSQL database or a SQLite file), then:
@@ -41,7 +41,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import grpc
 import httpx
 from _common import (
     ChildProcess,
@@ -50,6 +49,8 @@ from _common import (
     create_database,
     database_base_url,
     drop_database,
+    keyed,
+    keys_env,
     new_database_name,
     wait_serving,
 )
@@ -246,7 +247,7 @@ async def unpaced_phase(
         ("gateway_send_single", "one SendMessage per send", 1),
         ("gateway_send", f"SendMessages of {args.batch}", args.batch),
     ]
-    async with grpc.aio.insecure_channel(target) as channel:
+    async with keyed(target) as channel:
         stub = gateway_pb2_grpc.GatewayServiceStub(channel)  # type: ignore[no-untyped-call]
         for n, (name, how, batch) in enumerate(modes, start=1):
             print(f"gateway: {args.sends} sends, {how} ...", file=sys.stderr)
@@ -293,7 +294,7 @@ async def paced_phase(
     )
     cleanup.push("gateway-paced", paced.stop)
     await wait_serving(target, paced, 60)
-    async with grpc.aio.insecure_channel(target) as channel:
+    async with keyed(target) as channel:
         stub = gateway_pb2_grpc.GatewayServiceStub(channel)  # type: ignore[no-untyped-call]
         print(f"paced: {args.paced} sends at a quota of {args.quota}/s ...", file=sys.stderr)
         paced_rate, paced_failed = await gateway_sends(
@@ -354,6 +355,7 @@ async def run(args: argparse.Namespace, cleanup: Cleanup, tmp: Path) -> int:
             "CLOSEDLOOP_GATEWAY_SEND_POLL_INTERVAL_S": "0.05",
             "CLOSEDLOOP_GATEWAY_SEND_CONCURRENCY": str(args.concurrency),
             "CLOSEDLOOP_GATEWAY_WECHAT_THREADS": str(args.concurrency),
+            **keys_env(),
         }
     )
     for key in ("WECHAT_API_BASE", "WECHAT_OAUTH_BASE", "WECHAT_MP_BASE", "WECOM_API_BASE"):
@@ -418,7 +420,7 @@ def main() -> int:
     parser.add_argument("--quota", type=float, default=50.0, help="calls per second")
     parser.add_argument("--database", choices=["postgres", "sqlite"], default="postgres")
     parser.add_argument(
-        "--concurrency", type=int, default=16, help="the gateway's send_concurrency and threads"
+        "--concurrency", type=int, default=32, help="the gateway's send_concurrency and threads"
     )
     parser.add_argument(
         "--batch", type=int, default=100, help="sends per SendMessages call (a broadcast's page)"

@@ -44,6 +44,8 @@ from _common import (
     database_base_url,
     drop_database,
     echo_argv,
+    keyed,
+    keys_env,
     new_database_name,
     wait_echo,
     wait_serving,
@@ -336,6 +338,7 @@ def child_env(
             "CLOSEDLOOP_STATE_DIR": str(state),
             "CLOSEDLOOP_LOG_FORMAT": "json",
             "PYTHONUNBUFFERED": "1",
+            **keys_env(),
         }
     )
     return env
@@ -659,8 +662,10 @@ async def run(args: argparse.Namespace, out: Report, cleanup: Cleanup) -> dict[s
     js = nc.jetstream()
     engine = create_async_engine(stack.database_url, poolclass=NullPool)
     channels = [
-        grpc.aio.insecure_channel(t)
-        for t in (stack.raw_target, stack.kit_target, stack.identity_target)
+        # The echo servers check no keys (the comparison is of the bare call path).
+        grpc.aio.insecure_channel(stack.raw_target),
+        grpc.aio.insecure_channel(stack.kit_target),
+        keyed(stack.identity_target),
     ]
     raw, kit, identity = channels
     workloads = IdentityWorkloads(
@@ -846,7 +851,7 @@ async def scaling_cell(
         cwd=REPO,
     )
     target = f"127.0.0.1:{grpc_port}"
-    channels = [grpc.aio.insecure_channel(target) for _ in range(SCALING_CHANNELS)]
+    channels = [keyed(target) for _ in range(SCALING_CHANNELS)]
     cells: list[ScalingCell] = []
     try:
         await wait_serving(target, service, 60.0)

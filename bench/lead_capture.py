@@ -37,7 +37,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import grpc
 import httpx
 import nats
 
@@ -61,6 +60,8 @@ from _common import (  # noqa: E402
     create_database,
     database_base_url,
     drop_database,
+    keyed,
+    keys_env,
     new_database_name,
     wait_serving,
 )
@@ -97,6 +98,7 @@ def _service_env(
             "CLOSEDLOOP_LOG_LEVEL": "WARNING",
             f"{prefix}GRPC_PORT": more.pop("grpc_port"),
             f"{prefix}HTTP_PORT": more.pop("http_port"),
+            **keys_env(),
         }
     )
     env.update({f"CLOSEDLOOP_{k.upper()}": v for k, v in more.items()})
@@ -210,7 +212,7 @@ def start_stack(args: argparse.Namespace, cleanup: Cleanup) -> tuple[Stack, list
 
 
 async def create_page(stack: Stack) -> str:
-    async with grpc.aio.insecure_channel(stack.acquisition_grpc) as channel:
+    async with keyed(stack.acquisition_grpc) as channel:
         stub = acquisition_pb2_grpc.AcquisitionServiceStub(channel)  # type: ignore[no-untyped-call]
         campaign = await stub.CreateCampaign(
             pb.CreateCampaignRequest(tenant_id=TENANT, name="bench")

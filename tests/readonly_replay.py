@@ -175,7 +175,13 @@ def main() -> int:
     nats = NatsServer(work / "nats", port=free_port(), sync_always=False)
     nats.start()
     ports = {n: {"grpcPort": free_port(), "httpPort": free_port()} for n in services}
-    rendered = render(minimal({"externalNats": {"url": nats.url}, "services": ports}))
+    # The key file's Secret is a volume the replay does not mount: callers are allowed anonymous.
+    anonymous = {
+        "apiKeys": {"existingSecret": ""},
+        "apiToken": {"existingSecret": ""},
+        "allowAnonymousCallers": True,
+    }
+    rendered = render(minimal({"externalNats": {"url": nats.url}, "services": ports, **anonymous}))
     cluster = Cluster(
         rendered,
         secrets={"closedloop-database": {"url": f"{PG.rstrip('/')}/{prefix}_{{service}}"}},

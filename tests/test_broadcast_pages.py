@@ -26,7 +26,7 @@ from closedloop.events.v1 import acquisition_events_pb2 as acq
 from closedloop.retention.v1 import retention_pb2 as pb
 from closedloop.retention.v1 import retention_pb2_grpc
 from closedloop_gateway.models import InteractionRow, SendRow
-from closedloop_retention.models import RecipientRow
+from closedloop_retention.models import ActivityRow, RecipientRow
 from gateway_helpers import APP, TENANT, Emulator, emulator, gateway_overrides
 from loopkit_dev.natsserver import NatsServer
 from loopkit_dev.testing import PostgresServer, RunningService, eventually, running_service
@@ -144,7 +144,17 @@ async def _followers(pair: Pair, nc: Client, n: int, *, interacted: int) -> list
                     InteractionRow.subject.in_([f"customer:{cid}" for cid in opened])
                 )
             )
-        return windows == len(opened)
+        if windows != len(opened):
+            return False
+        # and retention's own record of the window (its consumers may lag the gateway's)
+        async with pair.retention.runtime.sessions() as session:
+            seen = await session.scalar(
+                select(func.count()).where(
+                    ActivityRow.customer_id.in_(opened),
+                    ActivityRow.last_interaction_at.is_not(None),
+                )
+            )
+        return seen == len(opened)
 
     await eventually(known)
     pair.retention.runtime.parts["tag"] = tag

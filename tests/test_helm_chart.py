@@ -34,6 +34,7 @@ from helm_chart_helpers import (
     KUBE_VERSIONS,
     METRICS_PROBE,
     MINIMAL_VALUES,
+    RELEASE,
     ROOT,
     SERVICE_METRICS,
     Rendered,
@@ -60,7 +61,7 @@ from loopkit.natsio import ensure_service_streams
 from loopkit.servicelist import ListedService, listed_services
 from loopkit.settings import Settings
 from loopkit_dev.natsserver import NatsServer
-from loopkit_dev.testing import RunningService, eventually, running_service
+from loopkit_dev.testing import RunningService, api_keys, eventually, running_service
 
 SERVICES_TOML = ROOT / "services.toml"
 
@@ -190,7 +191,26 @@ def test_inconsistent_values_are_refused_with_a_reason() -> None:
         {"services": {"identity": {"grpcPort": 8081}}}
     )
     # With API keys on, the services need a key of their own to reach each other.
-    assert "set apiToken.existingSecret" in refusal({"apiKeys": {"existingSecret": "keys"}})
+    assert "set apiToken.existingSecret" in refusal(
+        {"apiKeys": {"existingSecret": "keys"}, "apiToken": {"existingSecret": ""}}
+    )
+
+
+def test_callers_need_keys_unless_anonymous_callers_are_allowed_on_purpose() -> None:
+    """A service without a key file refuses to start, so the chart refuses to render without
+    one; allowAnonymousCallers=true is the explicit, loudly noted way out."""
+    no_keys = {"apiKeys": {"existingSecret": ""}, "apiToken": {"existingSecret": ""}}
+    reason = refusal(no_keys)
+    assert "callers need API keys" in reason and "allowAnonymousCallers" in reason
+    keyed = render()
+    config = keyed.named("ConfigMap", f"{RELEASE}-closedloop-settings")["data"]
+    assert config["CLOSEDLOOP_API_KEYS_FILE"].endswith("/api-keys.json")
+    assert "CLOSEDLOOP_ALLOW_ANONYMOUS_CALLERS" not in config
+    anonymous = render(minimal({**no_keys, "allowAnonymousCallers": True}))
+    config = anonymous.named("ConfigMap", f"{RELEASE}-closedloop-settings")["data"]
+    assert config["CLOSEDLOOP_ALLOW_ANONYMOUS_CALLERS"] == "1"
+    assert "CLOSEDLOOP_API_KEYS_FILE" not in config
+    assert "callers are NOT authenticated" in anonymous.notes
 
 
 # --- what the platform needs from the chart ---------------------------------------------------
@@ -405,7 +425,7 @@ def test_adding_a_service_is_one_values_entry() -> None:
     rendered.named("Job", f"{name}-migrate")
     rendered.named("ConfigMap", f"{name}-dashboard")
     assert f"{name}:50060" in rendered.of_kind("Pod")[0]["spec"]["containers"][0]["command"]
-    disabled = render({"services": {"referral": {"enabled": False}}})
+    disabled = render(minimal({"services": {"referral": {"enabled": False}}}))
     assert all(o["metadata"]["name"] != resource_name("referral") for o in disabled.objects)
 
 
@@ -458,7 +478,8 @@ def test_share_links_need_a_public_base_url_never_the_bind_address() -> None:
     }
     assert env["CLOSEDLOOP_PUBLIC_BASE_URL"] == "https://wx.example.com"
     # Without referral nothing needs it.
-    render({"services": {"referral": {"enabled": False}}})
+    keys = {k: MINIMAL_VALUES[k] for k in ("apiKeys", "apiToken")}
+    render({"services": {"referral": {"enabled": False}}, **keys})
 
 
 def test_external_database_migrates_in_pre_install_hooks_before_any_pod(default: Rendered) -> None:
@@ -622,6 +643,7 @@ def test_the_chat_archive_import_is_reachable(production: Rendered) -> None:
     no_token = production_values()
     no_token["apiToken"]["existingSecret"] = ""
     no_token["apiKeys"]["existingSecret"] = ""  # (keys without the token are refused first)
+    no_token["allowAnonymousCallers"] = True  # (and no keys at all, before that)
     assert "would be routed to the internet without a token" in refusal(no_token)
 
 
@@ -767,6 +789,7 @@ async def platform_metrics(
                 grpc_port=0,
                 http_port=0,
                 state_dir=tmp_path,
+                api_keys_file=api_keys().path,
             )
         )
         async with probe.engine.begin() as conn:

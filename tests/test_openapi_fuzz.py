@@ -93,7 +93,7 @@ def _start_in_thread(
     """The services in a thread with an event loop of their own (the tests call them over HTTP
     from this one); returns them and how to stop them."""
     keys = KeyStore(tmp / KEYS_FILE)
-    services_key = keys.add("services", ["*"], "write")
+    services_key = keys.add("services", ["*"], "service")
     platform = Platform(caller_key=keys.add("fuzzer", ["*"], "write"))
     ready = threading.Event()
     failure: list[BaseException] = []

@@ -26,7 +26,7 @@ from conversion_helpers import lead_envelope, make_rep, publish
 from loopkit.events import unpack
 from loopkit.natsio import ensure_service_streams
 from loopkit_dev.natsserver import NatsServer, free_port
-from loopkit_dev.testing import PostgresServer, eventually, read_events
+from loopkit_dev.testing import PostgresServer, api_keys, eventually, read_events
 
 LEADS = 400
 TENANT = "crash-co"
@@ -88,6 +88,7 @@ async def conversion(
         # Small batches, so the kill lands between batches and inside one.
         CLOSEDLOOP_CONSUMER_BATCH_SIZE="10",
         CLOSEDLOOP_CONSUMER_ACK_WAIT_S="2",
+        **api_keys().env(),
     )
     service = ConversionProcess(env, tmp_path / "conversion.log")
     await asyncio.to_thread(service.migrate)
@@ -108,7 +109,7 @@ async def test_killed_mid_stream_every_lead_is_assigned_once(
     conversion: ConversionProcess, nats_client: Client
 ) -> None:
     target = f"127.0.0.1:{conversion.env['CLOSEDLOOP_GRPC_PORT']}"
-    async with grpc.aio.insecure_channel(target) as channel:
+    async with api_keys().channel(target) as channel:
         stub: Any = conversion_pb2_grpc.ConversionServiceStub(channel)  # type: ignore[no-untyped-call]
         await channel.channel_ready()
         await eventually(lambda: _ready(stub), timeout_s=30)
@@ -127,7 +128,7 @@ async def test_killed_mid_stream_every_lead_is_assigned_once(
     conversion.kill()  # mid-stream: no drain, no outbox flush, batches half done
     conversion.start()
 
-    async with grpc.aio.insecure_channel(target) as channel:
+    async with api_keys().channel(target) as channel:
         stub = conversion_pb2_grpc.ConversionServiceStub(channel)  # type: ignore[no-untyped-call]
 
         async def all_assigned() -> int:

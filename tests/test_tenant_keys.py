@@ -35,7 +35,7 @@ async def platform(
     request: pytest.FixtureRequest, nats_server: NatsServer, tmp_path: Path
 ) -> AsyncIterator[Platform]:
     keys = KeyStore(tmp_path / "keys.json")
-    service_key = keys.add("services", ["*"], "write")
+    service_key = keys.add("services", ["*"], "service")
     urls = {}
     for name in ("identity", "acquisition", "conversion"):
         if request.param == "postgres":

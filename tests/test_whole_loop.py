@@ -45,6 +45,7 @@ from loopkit_dev.testing import PostgresServer
 TENANT = "loop-co"
 APP = WechatApp(app_id="wx-loop-app", token="loop-callback-token")
 AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
+AGENT_ID = "1000002"
 CORP = WecomCorp(corp_id="ww-loop-corp", token="loop-wecom-token", aes_key=AES_KEY[::-1])
 # The tenant's official account and WeCom corp, configured once (one file, as a mounted Secret):
 # the gateway calls WeChat with the secrets, acquisition and conversion verify the callbacks.
@@ -63,6 +64,9 @@ ACCOUNTS = {
             "tenant_id": TENANT,
             "corp_id": CORP.corp_id,
             "contact_secret": "loop-corp-secret-1b8d7a",
+            # The corp's application: the gateway messages reps (message/send) with its token.
+            "agent_id": AGENT_ID,
+            "agent_secret": "loop-agent-secret-9e4c21",
             "token": CORP.token,
             "aes_key": CORP.aes_key,
         }
@@ -284,8 +288,11 @@ async def test_the_whole_loop(  # noqa: PLR0915 - one story, told in order
 
     await _friend_add_joins_b_and_is_welcomed(loop, bob, way, rep_id, funnel.rep_wecom_ids[0])
 
-    # --- B pays; A's reward is held, then granted after the hold; retention credits it -------
+    # --- B's lead is the rep's: the corp's application tells the rep on WeCom ---------------
     b_sales_lead = await loop.assigned_lead(bob)
+    await _rep_told_of_the_lead(loop, b_sales_lead.lead_id, funnel.rep_wecom_ids[0])
+
+    # --- B pays; A's reward is held, then granted after the hold; retention credits it -------
     await loop.pay(bob, b_sales_lead.rep_id, b_sales_lead.lead_id, 29_900)
 
     async def bob_developed() -> bool:
@@ -388,6 +395,23 @@ async def _friend_add_joins_b_and_is_welcomed(
     [welcome] = await wait_for(welcomed)
     assert (welcome["body"]["welcome_code"], welcome["errcode"]) == ("WC-bob", 0)
     assert welcome["body"]["text"]["content"] == "Hi, I am your trial adviser."
+
+
+async def _rep_told_of_the_lead(loop: LoopClient, lead_id: str, rep_wecom_id: str) -> None:
+    """Conversion's rep notice for the assignment (`assigned:<lead id>`) went out through the
+    gateway as a message/send from the corp's application to the rep's WeCom user id."""
+
+    async def told() -> list[dict[str, Any]]:
+        return [
+            c
+            for c in await loop.wechat_calls("message/send")
+            if lead_id in c["body"].get("text", {}).get("content", "")
+        ]
+
+    [notice] = await wait_for(told)
+    assert notice["errcode"] == 0, notice
+    assert notice["corp_id"] == CORP.corp_id
+    assert (notice["body"]["touser"], str(notice["body"]["agentid"])) == (rep_wecom_id, AGENT_ID)
 
 
 async def _broadcast_reaches_both(loop: LoopClient, alice: str, bob: str, rep: str) -> None:

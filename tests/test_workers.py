@@ -23,7 +23,7 @@ from closedloop.common.v1 import common_pb2
 from closedloop.identity.v1 import identity_pb2, identity_pb2_grpc
 from loopkit.workers import WORKER_HEALTH_PREFIX
 from loopkit_dev.natsserver import NatsServer, free_port
-from loopkit_dev.testing import PostgresServer, eventually
+from loopkit_dev.testing import PostgresServer, api_keys, eventually
 
 
 @dataclass
@@ -53,6 +53,7 @@ def _env(tmp_path: Path, database: str, nats: NatsServer) -> dict[str, str]:
         CLOSEDLOOP_HTTP_PORT=str(free_port()),
         CLOSEDLOOP_LOG_FORMAT="text",
         CLOSEDLOOP_WORKERS="2",
+        **api_keys().env(),
     )
     return env
 
@@ -93,7 +94,7 @@ async def identity(
 
 async def _worker_answering(target: str) -> int | None:
     """Which worker a fresh connection lands on: the one whose health alias is SERVING."""
-    async with grpc.aio.insecure_channel(target) as channel:
+    async with api_keys().channel(target) as channel:
         stub = health_pb2_grpc.HealthStub(channel)  # type: ignore[no-untyped-call]
         for index in (0, 1):
             try:

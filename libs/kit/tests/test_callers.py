@@ -13,7 +13,7 @@ from grpc_probe import SERVICE, Probe, register
 
 from loopkit.callers import KeyStore
 from loopkit.cli import main as cli
-from loopkit.errors import Unauthenticated
+from loopkit.errors import InvalidArgument, PermissionDenied, Unauthenticated
 from loopkit.grpc_server import GrpcServer
 from loopkit_dev.testing import eventually
 
@@ -135,3 +135,16 @@ async def test_a_secret_mounted_key_file_rotates_in_place(tmp_path: Path) -> Non
         return False
 
     await eventually(rotated, timeout_s=15)
+
+
+def test_the_services_role_is_for_every_tenant_only(tmp_path: Path) -> None:
+    store = KeyStore(tmp_path / "keys.json")
+    with pytest.raises(InvalidArgument, match="only \\*"):
+        store.add("services", ["acme"], "service")
+    key = store.add("services", ["*"], "service")
+    caller = KeyStore(store.path).authenticate(f"Bearer {key}")
+    caller.check_method("GetCustomerKeys", internal=True)
+    writer = KeyStore(store.path).authenticate(f"Bearer {store.add('crm', ['*'], 'write')}")
+    writer.check_method("CaptureLead")
+    with pytest.raises(PermissionDenied, match="services' own key"):
+        writer.check_method("GetCustomerKeys", internal=True)

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 import pytest_asyncio
+from pydantic import SecretStr
 
 import closedloop_gateway.main
 from gateway_helpers import Emulator, emulator, gateway_overrides
@@ -150,6 +151,7 @@ async def gateway(
             svc.grpc_target,
             timeout_s=BUSY_MACHINE_DEADLINE_S,
             outcome_wait_s=BUSY_MACHINE_DEADLINE_S,
+            api_token=SecretStr(svc.api_key or ""),
         )
         yield client
         await client.close()

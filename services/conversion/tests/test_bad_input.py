@@ -126,7 +126,9 @@ async def test_bad_requests_are_refused_with_a_reason(stub, tenant, conversion):
         assert err.value.code() == code, (method, request, err.value.details())
         assert err.value.details(), method
 
-    async with httpx.AsyncClient(base_url=conversion.http_url) as client:
+    async with httpx.AsyncClient(
+        base_url=conversion.http_url, headers=conversion.headers()
+    ) as client:
         answers = [
             await client.post(f"/v1/tenants/{tenant}/chat-archive", json={"messages": "x"}),
             await client.post(f"/v1/tenants/{tenant}/chat-archive", json=[1, 2]),

@@ -120,7 +120,9 @@ async def test_chat_archive_stores_good_records_once_and_reports_bad_ones(
     )
     messages.insert(11, "not an object")
     url = f"/v1/tenants/{tenant}/chat-archive"
-    async with httpx.AsyncClient(base_url=conversion.http_url) as client:
+    async with httpx.AsyncClient(
+        base_url=conversion.http_url, headers=conversion.headers()
+    ) as client:
         first = await client.post(url, json={"messages": messages})
         again = await client.post(url, json={"messages": messages[:5]})
         broken = await client.post(url, content=b"{not json")

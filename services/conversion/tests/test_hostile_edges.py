@@ -12,7 +12,9 @@ from conversion_helpers import CORP, contact_change, signed_callback
 async def test_hostile_callbacks_and_archives_get_a_reason_not_a_500(conversion, tenant):
     change = contact_change("add_external_contact", "zhangsan", "wm-hostile")
     callback = f"/v1/wecom/{CORP}/callback"
-    async with httpx.AsyncClient(base_url=conversion.http_url) as client:
+    async with httpx.AsyncClient(
+        base_url=conversion.http_url, headers=conversion.headers()
+    ) as client:
         params, body = signed_callback(change, timestamp=10**300)
         huge_timestamp = await client.post(callback, params=params, content=body)
         params, body = signed_callback(change)

@@ -24,7 +24,7 @@ from gateway_helpers import APP, CORP, SECRETS, TENANT, Emulator, unique, wait_u
 from loopkit import migrations
 from loopkit.events import unpack
 from loopkit_dev.natsserver import NatsServer
-from loopkit_dev.testing import PostgresServer, RunningService, eventually, read_events
+from loopkit_dev.testing import PostgresServer, RunningService, api_keys, eventually, read_events
 
 
 def _template(openid: str) -> pb.OfficialAccountTemplate:
@@ -49,7 +49,7 @@ async def _killed_mid_send(
         api, 0, delay_s=30, **{"corp_id" if account.startswith("ww") else "app_id": account}
     )
     with _gateway_process(env, tmp_path / "first.log") as (process, target):
-        async with grpc.aio.insecure_channel(target) as channel:
+        async with api_keys().channel(target) as channel:
             stub: Any = gateway_pb2_grpc.GatewayServiceStub(channel)  # type: ignore[no-untyped-call]
             first = (await stub.SendMessage(request)).send
         await asyncio.to_thread(wait_until, delivered)
@@ -57,7 +57,7 @@ async def _killed_mid_send(
         process.wait(10)
 
     with _gateway_process(env, tmp_path / "second.log") as (_, target):
-        async with grpc.aio.insecure_channel(target) as channel:
+        async with api_keys().channel(target) as channel:
             stub = gateway_pb2_grpc.GatewayServiceStub(channel)  # type: ignore[no-untyped-call]
             again = await stub.SendMessage(request)
             assert not again.created and again.send.send_id == first.send_id
@@ -229,7 +229,7 @@ async def test_sends_waiting_for_the_pace_longer_than_their_lease_are_not_in_dou
         for o in openids
     ]
     with _gateway_process(env, tmp_path / "paced.log") as (_, target):
-        async with grpc.aio.insecure_channel(target) as channel:
+        async with api_keys().channel(target) as channel:
             stub: Any = gateway_pb2_grpc.GatewayServiceStub(channel)  # type: ignore[no-untyped-call]
             answer = await stub.SendMessages(pb.SendMessagesRequest(tenant_id=TENANT, sends=items))
             ids = [r.send.send_id for r in answer.results]

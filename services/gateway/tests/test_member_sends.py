@@ -127,3 +127,26 @@ def test_the_emulator_tells_the_two_wecom_tokens_apart(wechat: Emulator) -> None
         assert call("externalcontact/get", app, {"external_userid": "x"}) == 48002
         # Both tokens stay valid: the application's does not replace the contact one.
         assert call("externalcontact/get", contact, {"external_userid": "x"}) == 84061
+
+
+async def test_quota_status_shows_the_application_s_message_send(stub: Any) -> None:
+    """A corp with an application: GetQuotaStatus shows the application's message/send (used
+    today, its pace) under the application's id, apart from the contact secret's APIs."""
+    key = unique("notice")
+    await _member_text(stub, key, unique("rep"))
+    assert (await _settled(stub, key)).status == pb.SEND_STATUS_SENT
+    status = await stub.GetQuotaStatus(pb.GetQuotaStatusRequest(tenant_id=TENANT, corp_id=APP_CORP))
+    assert status.account_id == APP_CORP
+    assert status.application_account_id == f"{APP_CORP}/app"
+    [member_send] = status.application_apis
+    assert member_send.api == "message/send"
+    assert member_send.used_today >= 1 and member_send.rate_per_second == 20
+    assert not member_send.HasField("paused_until")
+    assert "message/send" not in {q.api for q in status.apis}
+    assert "externalcontact/add_msg_template" in {q.api for q in status.apis}
+    # A corp without an application, and an official account, have none.
+    plain = await stub.GetQuotaStatus(pb.GetQuotaStatusRequest(tenant_id=TENANT, corp_id=CORP))
+    assert (plain.application_account_id, list(plain.application_apis)) == ("", [])
+    oa = await stub.GetQuotaStatus(pb.GetQuotaStatusRequest(tenant_id=TENANT))
+    assert oa.application_account_id == "" and not oa.application_apis
+    assert "message/send" not in {q.api for q in oa.apis}

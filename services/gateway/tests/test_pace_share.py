@@ -9,7 +9,6 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-import grpc
 import pytest
 from test_tokens import _gateway_process, gateway_env
 
@@ -19,7 +18,7 @@ from closedloop_gateway.main import DEFINITION
 from gateway_helpers import APP, TENANT, emulator, unique
 from loopkit import migrations
 from loopkit_dev.natsserver import NatsServer
-from loopkit_dev.testing import PostgresServer, eventually
+from loopkit_dev.testing import PostgresServer, api_keys, eventually
 
 API = "message/template/send"
 PER_SECOND = 10
@@ -46,7 +45,7 @@ async def test_two_replicas_share_the_per_second_limit(
             stack.enter_context(_gateway_process(env, tmp_path / f"gateway-{n}.log"))[1]
             for n in range(2)
         ]
-        channels = [grpc.aio.insecure_channel(t) for t in targets]
+        channels = [api_keys().channel(t) for t in targets]
         stubs: list[Any] = [gateway_pb2_grpc.GatewayServiceStub(c) for c in channels]  # type: ignore[no-untyped-call]
         try:
             ids: list[str] = []

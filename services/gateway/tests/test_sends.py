@@ -5,7 +5,7 @@ and published as message.sent / message.failed."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, time, timedelta
-from typing import Any
+from typing import Any, get_args
 
 import grpc
 import httpx
@@ -18,6 +18,7 @@ from closedloop.events.v1 import gateway_events_pb2 as ev
 from closedloop.events.v1.envelope_pb2 import Envelope
 from closedloop.gateway.v1 import gateway_pb2 as pb
 from closedloop_gateway.quotas.limits import CHINA
+from closedloop_gateway.sends.model import API_OF, KIND_PB, Kind
 from gateway_helpers import APP, CORP, QUOTA_APP, TENANT, WINDOW_APP, Emulator, unique
 from loopkit.events import new_envelope, subject_for, unpack
 from loopkit.natsio import ensure_service_streams
@@ -384,3 +385,11 @@ async def test_bad_send_requests(stub: Any) -> None:
             )
         )
     assert foreign.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+def test_every_send_kind_has_one_api_and_one_event_kind() -> None:
+    """The kinds, their WeChat APIs and their MessageKind in the events and the API: one map
+    each, covering every kind, no two kinds alike."""
+    assert set(KIND_PB) == set(API_OF) == set(get_args(Kind))
+    assert len(set(KIND_PB.values())) == len(KIND_PB)
+    assert ev.MESSAGE_KIND_UNSPECIFIED not in KIND_PB.values()

@@ -32,7 +32,7 @@ from gateway_helpers import (
 )
 from loopkit import migrations
 from loopkit_dev.natsserver import NatsServer, free_port, wait_for_port
-from loopkit_dev.testing import PostgresServer, eventually
+from loopkit_dev.testing import PostgresServer, api_keys, eventually
 
 
 def _after(calls: list[dict[str, Any]], mark: int) -> list[tuple[str, int]]:
@@ -111,6 +111,7 @@ def gateway_env(database_url: str, nats_url: str, emulator_url: str, tmp: Path) 
             "CLOSEDLOOP_NATS_URL": nats_url,
             "CLOSEDLOOP_STATE_DIR": str(tmp),
             "CLOSEDLOOP_LOG_LEVEL": "DEBUG",
+            **api_keys().env(),
         }
     )
     for key, value in gateway_overrides(emulator_url).items():
@@ -139,7 +140,7 @@ async def test_two_gateway_processes_fetch_each_token_once(
             stack.enter_context(_gateway_process(env, tmp_path / f"gateway-{n}.log"))[1]
             for n in range(2)
         ]
-        channels = [grpc.aio.insecure_channel(t) for t in targets]
+        channels = [api_keys().channel(t) for t in targets]
         stubs = [gateway_pb2_grpc.GatewayServiceStub(c) for c in channels]  # type: ignore[no-untyped-call]
         failures: list[str] = []
         done = asyncio.Event()

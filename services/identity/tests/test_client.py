@@ -20,7 +20,7 @@ def tenant() -> str:
 
 
 async def test_resolve_creates_then_finds_and_merges(identity: RunningService, tenant: str) -> None:
-    client = IdentityClient(grpc.aio.insecure_channel(identity.grpc_target), actor="acquisition")
+    client = IdentityClient(identity.new_channel(), actor="acquisition")
     try:
         openid = IdentityValue("wechat_openid", "o-1", scope="wx-app")
         first = await client.resolve(tenant, [openid], attributes={"city": "Xi'an"})
@@ -47,7 +47,7 @@ async def test_resolve_creates_then_finds_and_merges(identity: RunningService, t
 async def test_errors_come_back_as_domain_errors_naming_the_field(
     identity: RunningService, tenant: str
 ) -> None:
-    client = IdentityClient(grpc.aio.insecure_channel(identity.grpc_target))
+    client = IdentityClient(identity.new_channel())
     try:
         with pytest.raises(InvalidArgument) as bad_phone:
             await client.resolve(tenant, [IdentityValue("phone", "12")])

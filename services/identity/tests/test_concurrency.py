@@ -3,7 +3,6 @@
 import asyncio
 import uuid
 
-import grpc
 from sqlalchemy import select
 
 from closedloop.identity.v1 import identity_pb2 as pb
@@ -28,7 +27,7 @@ async def test_fifty_concurrent_overlapping_resolves(identity, nats_client):
     tenant = f"t-{uuid.uuid4().hex[:10]}"
     # Several channels, so calls really arrive in parallel rather than queued on one connection.
 
-    channels = [grpc.aio.insecure_channel(identity.grpc_target) for _ in range(5)]
+    channels = [identity.new_channel() for _ in range(5)]
     stubs = [identity_pb2_grpc.IdentityServiceStub(ch) for ch in channels]
     try:
         # Two customers exist before the burst; callers that present both identities must merge
@@ -102,7 +101,7 @@ async def test_concurrent_first_resolves_of_one_new_person_create_one_customer(
     # Nobody holds these yet: every caller tries to create, all but one lose the race on the
     # unique identity key, run again and find the winner.
     tenant = f"t-{uuid.uuid4().hex[:10]}"
-    channels = [grpc.aio.insecure_channel(identity.grpc_target) for _ in range(5)]
+    channels = [identity.new_channel() for _ in range(5)]
     stubs = [identity_pb2_grpc.IdentityServiceStub(ch) for ch in channels]
     try:
         results = await asyncio.gather(

@@ -129,3 +129,28 @@ async def test_a_customer_without_a_key_gets_one_on_first_request(stub, tenant, 
     [again] = (await stub.GetCustomerKeys(request)).keys
     assert not first.erased and len(first.key) == pii.KEY_BYTES
     assert again.key == first.key
+
+
+async def test_data_keys_are_for_the_services_key_only(identity, stub, tenant):
+    """The keys that open every sealed value of a customer go only to the platform's own
+    services: a tenant's key, even a writing one or one for every tenant, is refused."""
+    cid = (await stub.ResolveCustomer(resolve_request(tenant, phone(PHONE)))).customer.customer_id
+    ask = pb.GetCustomerKeysRequest(tenant_id=tenant, customer_ids=[cid])
+    keys = identity.keys
+    for role, tenants in (("read", [tenant]), ("write", [tenant]), ("write", ["*"])):
+        key = keys.tenant_key(*tenants, role=role, name=f"{role}-{tenants[0]}")
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await stub.GetCustomerKeys(ask, metadata=keys.metadata(key))
+        assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED, (role, tenants)
+        assert "services' own key" in (err.value.details() or "")
+        # The same key still makes the tenant's ordinary calls.
+        got = await stub.GetCustomer(
+            pb.GetCustomerRequest(tenant_id=tenant, customer_id=cid), metadata=keys.metadata(key)
+        )
+        assert got.customer.customer_id == cid
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await stub.GetCustomerKeys(ask, metadata=(("authorization", "Bearer clk_nope.nope"),))
+    assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    # The services' key (what the channel presents) gets them.
+    [key] = (await stub.GetCustomerKeys(ask)).keys
+    assert not key.erased and key.key

@@ -37,6 +37,7 @@ async def test_grpc_health_reports_the_service(identity):
 async def test_client_factory_binds_the_tenant(identity):
     channel = make_channel(
         identity.grpc_target,
+        api_token=identity.api_key,
         idempotent=IDEMPOTENT_METHODS,
         tenant_id="t-bound",
         default_timeout_s=2.0,

@@ -4,7 +4,6 @@ and customer.unmerged names the merge it reverses (issue 13)."""
 import asyncio
 import uuid
 
-import grpc
 import pytest
 
 from closedloop.events.v1 import identity_events_pb2 as ev
@@ -112,7 +111,7 @@ async def test_unmerge_through_a_later_merge_keeps_what_the_holder_had(stub, ten
 async def test_concurrent_unmerges_along_a_chain_give_everyone_back_their_own(identity, tenant):
     """a merged into b, b into c; a and b unmerged at the same time, in whichever order the
     database lets them: each ends with its own identities and attributes."""
-    channels = [grpc.aio.insecure_channel(identity.grpc_target) for _ in range(2)]
+    channels = [identity.new_channel() for _ in range(2)]
     first, second = (identity_pb2_grpc.IdentityServiceStub(ch) for ch in channels)
     try:
         chains = []

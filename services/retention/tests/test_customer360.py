@@ -301,6 +301,20 @@ async def test_a_merged_id_answers_the_survivor(stack: Stack, nats_client: Clien
     assert got.activity.customer_id == survivor and got.activity.order_count == 1
     assert (await view(stack, t, survivor)).customer_id == survivor
 
+    # An unmerge gives each side its own rows back (the merge logged the 360's moves too).
+    await stack.ids.UnmergeCustomer(
+        ipb.UnmergeCustomerRequest(tenant_id=t, customer_id=gone, actor="test", reason="two")
+    )
+
+    async def given_back() -> bool:
+        return bool(await rows_naming(stack, t, gone))
+
+    await eventually(given_back)
+    of_a, of_b = await view(stack, t, a), await view(stack, t, b)
+    assert of_a.customer_id == a and of_b.customer_id == b
+    assert [x.lead_id for x in of_a.leads] == ["lead-a"] and not of_a.orders
+    assert [o.order_id for o in of_b.orders] == ["ord-b"] and not of_b.leads
+
 
 async def test_a_forgotten_customer_is_not_found_and_leaves_no_rows(
     stack: Stack, nats_client: Client

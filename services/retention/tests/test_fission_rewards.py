@@ -11,11 +11,12 @@ from datetime import timedelta
 import pytest
 import pytest_asyncio
 from nats.aio.client import Client
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from closedloop.events.v1 import acquisition_events_pb2 as acq
 from closedloop.retention.v1 import retention_pb2 as pb
 from closedloop_retention.main import DEFINITION
-from closedloop_retention.notices.service import NoticeService
+from closedloop_retention.notices.repository import NoticeRepository
 from closedloop_retention.transport.notice_worker import NoticeWorker
 from loopkit.uow import UnitOfWork
 from loopkit.wechat.sender import SandboxSender
@@ -70,9 +71,11 @@ async def follower(stub: Stub, nc: Client, t: str, *, consent: bool = True) -> s
 
 async def notices(svc: RunningService, t: str, cid: str) -> list[tuple[str, str]]:
     """(status, reason) of the customer's notices, as stored."""
-    uow = UnitOfWork(svc.runtime.sessions)
-    found = await uow.run(lambda s: NoticeService().of_customer(s, t, cid))
-    return [(n.status, n.reason) for n in found]
+
+    async def read(session: AsyncSession) -> list[tuple[str, str]]:
+        return [(n.status, n.reason) for n in await NoticeRepository().of_customer(session, t, cid)]
+
+    return await UnitOfWork(svc.runtime.sessions).run(read)
 
 
 async def wait_notice(svc: RunningService, t: str, cid: str) -> None:

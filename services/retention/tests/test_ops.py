@@ -89,6 +89,7 @@ async def test_bad_requests_name_the_field(stub: Stub) -> None:
 async def test_client_factory_binds_the_tenant(retention: RunningService) -> None:
     channel = make_channel(
         retention.grpc_target,
+        api_token=retention.api_key,
         idempotent=IDEMPOTENT_METHODS,
         tenant_id="t-bound",
         default_timeout_s=2.0,

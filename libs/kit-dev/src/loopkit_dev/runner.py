@@ -20,7 +20,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from loopkit import emulated_accounts
-from loopkit.callers import DEVELOPER_KEY_FILE, KEYS_FILE_NAME, KeyStore
+from loopkit.callers import DEVELOPER_KEY_FILE, KEYS_FILE_NAME, SERVICE_ROLE, KeyStore
 from loopkit.operator import DEFAULT_NATS_PORT as DEFAULT_NATS_PORT
 from loopkit.operator import PlatformError as PlatformError
 from loopkit.operator import load_services as load_services
@@ -222,7 +222,7 @@ def _development_keys(state_dir: Path) -> str | None:
     for entry in store.entries():
         if entry.get("name") in (SERVICES_KEY_NAME, DEVELOPER_KEY_NAME):
             store.revoke(entry["id"])
-    os.environ["CLOSEDLOOP_API_TOKEN"] = store.add(SERVICES_KEY_NAME, ["*"], "write")
+    os.environ["CLOSEDLOOP_API_TOKEN"] = store.add(SERVICES_KEY_NAME, ["*"], SERVICE_ROLE)
     key = store.add(DEVELOPER_KEY_NAME, ["*"], "write")
     fd = os.open(state_dir / DEVELOPER_KEY_FILE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as f:

@@ -6,7 +6,10 @@ Loaded by the repository's root conftest.py (`pytest_plugins = ["loopkit_dev.tes
 from __future__ import annotations
 
 import asyncio
+import atexit
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -21,13 +24,16 @@ import pytest
 import pytest_asyncio
 from nats.aio.client import Client
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from pydantic import SecretStr
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
 from closedloop.events.v1.envelope_pb2 import Envelope
+from loopkit.callers import ALL_TENANTS, SERVICE_ROLE, KeyStore
 from loopkit.events import decode_envelope, stream_for, subject_for
+from loopkit.grpc_client import keyed_channel
 from loopkit.runtime import ServiceDefinition, ServiceRuntime
 from loopkit.telemetry import configure_telemetry
 from loopkit_dev.natsserver import NatsServer, free_port
@@ -155,11 +161,76 @@ def postgres() -> Iterator[PostgresServer]:
 
 
 @dataclass
+class ApiKeys:
+    """The API key file of a test process: services refuse anonymous callers (loopkit.callers),
+    so every service a test starts reads this file and calls the others with `services_key`
+    (tenants `*`, role service), like `make run` and the chart provision them. Tests that check
+    who may call add keys bound to tenants and a role with `tenant_key`."""
+
+    store: KeyStore
+    services_key: str
+
+    @property
+    def path(self) -> Path:
+        return self.store.path
+
+    def tenant_key(self, *tenants: str, role: str = "write", name: str = "test-caller") -> str:
+        """A new key for `tenants` (`*` = every tenant) with `role` (read, write or service)."""
+        return self.store.add(name, list(tenants), role)
+
+    def env(self) -> dict[str, str]:
+        """The environment a service started as its own process needs to accept these keys."""
+        return {
+            "CLOSEDLOOP_API_KEYS_FILE": str(self.path),
+            "CLOSEDLOOP_API_TOKEN": self.services_key,
+        }
+
+    def headers(self, key: str | None = None) -> dict[str, str]:
+        """HTTP headers presenting `key` (default: the services' key)."""
+        return {"authorization": f"Bearer {key or self.services_key}"}
+
+    def metadata(self, key: str | None = None) -> tuple[tuple[str, str], ...]:
+        """gRPC call metadata presenting `key` (default: the services' key)."""
+        return (("authorization", f"Bearer {key or self.services_key}"),)
+
+    def channel(self, target: str, key: str | None = None) -> grpc.aio.Channel:
+        """A channel whose calls present `key` (default: the services' key) unless a call
+        names its own."""
+        return keyed_channel(target, key or self.services_key)
+
+
+_api_keys: list[ApiKeys] = []
+
+
+def api_keys() -> ApiKeys:
+    """This test process's key file (made on first use, removed when the process ends)."""
+    if not _api_keys:
+        folder = Path(tempfile.mkdtemp(prefix="closedloop-test-keys-"))
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+        store = KeyStore(folder / "api-keys.json")
+        _api_keys.append(ApiKeys(store, store.add("services", [ALL_TENANTS], SERVICE_ROLE)))
+    return _api_keys[0]
+
+
+@dataclass
 class RunningService:
     runtime: ServiceRuntime
     channel: grpc.aio.Channel
     grpc_target: str
     http_url: str
+    # The key file the service reads (None: started with allow_anonymous_callers) and the key
+    # `channel` presents; tests that check who may call make their own with keys.tenant_key.
+    keys: ApiKeys | None = None
+    api_key: str | None = None
+
+    def new_channel(self, key: str | None = None) -> grpc.aio.Channel:
+        """Another channel to the service presenting `key` (default: the one `channel` does)."""
+        return keyed_channel(self.grpc_target, key or self.api_key)
+
+    def headers(self, key: str | None = None) -> dict[str, str]:
+        """HTTP headers presenting `key` (default: the key `channel` presents)."""
+        key = key or self.api_key
+        return {"authorization": f"Bearer {key}"} if key else {}
 
 
 @asynccontextmanager
@@ -174,7 +245,10 @@ async def running_service(
     """The service in this process on free ports, migrated, started, and stopped afterwards.
 
     Deadlines are those of a busy test machine (a test overrides them to test a deadline): a call
-    that is slow because every core is taken is not what these tests are about.
+    that is slow because every core is taken is not what these tests are about. Callers
+    authenticate as in production: unless the test passes its own `api_keys_file` or
+    `allow_anonymous_callers=True`, the service reads the process's test key file (`api_keys`),
+    calls other services with the services' key, and `channel` presents that key.
     """
     configure_telemetry(definition.spec.name)
     values: dict[str, object] = {
@@ -183,6 +257,14 @@ async def running_service(
         "identity_timeout_s": BUSY_MACHINE_DEADLINE_S,
         **overrides,
     }
+    keys: ApiKeys | None = None
+    if "api_keys_file" not in overrides and not overrides.get("allow_anonymous_callers"):
+        keys = api_keys()
+        values["api_keys_file"] = keys.path
+        values.setdefault("api_token", keys.services_key)
+    token = values.get("api_token")
+    secret = token.get_secret_value() if isinstance(token, SecretStr) else str(token or "")
+    api_key = secret or None
     settings = definition.settings_cls(
         service=definition.spec.name,
         database_url=database_url,
@@ -196,10 +278,11 @@ async def running_service(
     await runtime.migrate()
     await runtime.start()
     target = f"127.0.0.1:{runtime.grpc.port}"
-    channel = grpc.aio.insecure_channel(target)
+    channel = keyed_channel(target, api_key)
     try:
         assert runtime.http is not None
-        yield RunningService(runtime, channel, target, f"http://127.0.0.1:{runtime.http.port}")
+        http_url = f"http://127.0.0.1:{runtime.http.port}"
+        yield RunningService(runtime, channel, target, http_url, keys, api_key)
     finally:
         await channel.close()
         await runtime.stop()

@@ -4,9 +4,14 @@ A key reads `clk_<id>.<secret>`. The key file (`CLOSEDLOOP_API_KEYS_FILE`, JSON;
 mounted Secret) holds, per key, its id, the SHA-256 of its secret (the secret is 256 random bits,
 so a fast hash is as good as a slow one), a name, its tenants (`*` = every tenant: the services'
 own key for calls between them) and its role: `read` may only make calls whose name starts with
-Get/List/Search/Check, `write` may make any. `closedloop keys add|list|revoke` manages the file;
-services notice a changed file within seconds (rotation: add the new key, switch the caller,
-revoke the old one).
+Get/List/Search/Check, `write` may make any call a client makes, and `service` (tenants `*` only:
+the services' own key) also the internal calls services make of each other, such as identity's
+GetCustomerKeys (the per-customer data keys). `closedloop keys add|list|revoke` manages the file;
+services notice a changed file within seconds, a new key at once (rotation: add the new key,
+switch the caller, revoke the old one).
+
+A service without a key file refuses to start unless CLOSEDLOOP_ALLOW_ANONYMOUS_CALLERS=1 says
+on purpose that anyone who reaches it may act for every tenant (`require_callers`).
 """
 
 from __future__ import annotations
@@ -24,7 +29,8 @@ from typing import Any
 
 from loopkit.errors import InvalidArgument, PermissionDenied, Unauthenticated
 
-ROLES = ("read", "write")
+ROLES = ("read", "write", "service")
+SERVICE_ROLE = "service"
 ALL_TENANTS = "*"
 READ_PREFIXES = ("Get", "List", "Search", "Check")
 KEY_PREFIX = "clk_"
@@ -44,10 +50,41 @@ class Caller:
                 f"this API key may not act for tenant {tenant!r}", field="tenant_id"
             )
 
-    def check_method(self, method: str) -> None:
-        """PermissionDenied unless this caller's role may make the call `method` (its name)."""
-        if self.role != "write" and not method.startswith(READ_PREFIXES):
+    def check_method(self, method: str, *, internal: bool = False) -> None:
+        """PermissionDenied unless this caller's role may make the call `method` (its name);
+        an `internal` call (between services only) needs the services' role."""
+        if internal and self.role != SERVICE_ROLE:
+            raise PermissionDenied(
+                f"{method} is for the services' own key (role {SERVICE_ROLE}); key"
+                f" {self.key_id} has role {self.role}"
+            )
+        # Any role but write and service (read, or one this version does not know) only reads.
+        if self.role not in ("write", SERVICE_ROLE) and not method.startswith(READ_PREFIXES):
             raise PermissionDenied(f"key {self.key_id} is read-only; {method} writes")
+
+
+class CallersNotConfigured(RuntimeError):
+    """A service asked to start with no way to tell who calls it."""
+
+
+ANONYMOUS_FLAG = "CLOSEDLOOP_ALLOW_ANONYMOUS_CALLERS"
+
+
+def require_callers(service: str, keys_file: Path | None, allow_anonymous: bool) -> None:
+    """Refuse to run a service nobody configured callers for: without a key file every caller
+    would act for every tenant, so that takes an explicit CLOSEDLOOP_ALLOW_ANONYMOUS_CALLERS=1."""
+    if keys_file is None and not allow_anonymous:
+        raise CallersNotConfigured(
+            f"{service}: no API key file: set CLOSEDLOOP_API_KEYS_FILE (make one with"
+            " `closedloop keys add`; docs/operations.md, Callers and API keys), or set"
+            f" {ANONYMOUS_FLAG}=1 to let anyone who reaches this service act for every tenant"
+            " (a throwaway local run only)"
+        )
+    if keys_file is not None and not keys_file.exists():
+        raise CallersNotConfigured(
+            f"{service}: the API key file {keys_file} (CLOSEDLOOP_API_KEYS_FILE) does not exist;"
+            " make it with `closedloop keys add`"
+        )
 
 
 # `make run` keeps its key file and the development key it printed in its state directory, so
@@ -109,6 +146,11 @@ class KeyStore:
         key_id, secret = _parse(bearer)
         self._fresh()
         entry = self._entries.get(key_id)
+        if entry is None:
+            # A key added a moment ago works at once: an unknown id looks at the file again (a
+            # stat, and a read only when it changed). Revocations take up to _RELOAD_EVERY_S.
+            self._load()
+            entry = self._entries.get(key_id)
         # Compare against something even for an unknown id, so timing tells nothing.
         expected = entry["hash"] if entry else _digest("")
         if not hmac.compare_digest(expected, _digest(secret)) or entry is None:
@@ -140,6 +182,10 @@ class KeyStore:
             raise InvalidArgument(f"must be one of {', '.join(ROLES)}", field="role")
         if not tenants:
             raise InvalidArgument("at least one tenant (or *)", field="tenants")
+        if role == SERVICE_ROLE and set(tenants) != {ALL_TENANTS}:
+            raise InvalidArgument(
+                "the services' role acts for every tenant: use only *", field="tenants"
+            )
         self._load()
         key_id, secret = secrets.token_hex(6), secrets.token_urlsafe(32)
         self._entries[key_id] = {

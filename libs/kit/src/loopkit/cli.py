@@ -16,7 +16,7 @@ from nats.aio.client import Client
 from nats.js import JetStreamContext
 
 from loopkit import deadletters
-from loopkit.callers import KeyStore
+from loopkit.callers import ROLES, KeyStore
 from loopkit.errors import DomainError
 from loopkit.natsio import NatsUnreachable, connect_once
 from loopkit.operator import (
@@ -163,12 +163,14 @@ def _cmd_keys(args: argparse.Namespace) -> int:
         return 0
     for e in store.entries():
         tenants = ",".join(e["tenants"])
-        print(f"{e['id']}  {e['role']:5}  {tenants:30}  {e['name']}  {e['created_at']}")
+        print(f"{e['id']}  {e['role']:7}  {tenants:30}  {e['name']}  {e['created_at']}")
     return 0
 
 
 def _keys_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    k = sub.add_parser("keys", help="add, list or revoke API keys (per tenant, read or write)")
+    k = sub.add_parser(
+        "keys", help="add, list or revoke API keys (per tenant; read, write or service)"
+    )
     k.add_argument("--file", help="the key file (default: $CLOSEDLOOP_API_KEYS_FILE)")
     k.set_defaults(fn=_cmd_keys)
     actions = k.add_subparsers(dest="action", required=True)
@@ -177,7 +179,13 @@ def _keys_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     add.add_argument(
         "--tenant", action="append", required=True, help="a tenant it may act for (repeat; * = all)"
     )
-    add.add_argument("--role", choices=["read", "write"], default="read")
+    add.add_argument(
+        "--role",
+        choices=list(ROLES),
+        default="read",
+        help="read: Get/List/Search/Check calls; write: any client call; service: the services'"
+        " own key (--tenant '*'), also their internal calls (identity's data keys)",
+    )
     actions.add_parser("list", help="the keys (ids, roles, tenants; never secrets)")
     rv = actions.add_parser("revoke", help="remove a key: its holder is refused from then on")
     rv.add_argument("id", help="the key id (clk_<id>.…)")

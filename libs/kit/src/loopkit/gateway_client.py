@@ -1,5 +1,6 @@
-"""The gateway over gRPC, as the stage services call it: a `MessageSender`, a `ContactLookup` and
-`CustomerTransfers` (loopkit.wechat.sender / loopkit.wechat.wecom).
+"""The gateway over gRPC, as the services call it: a `MessageSender`, a `ContactLookup` and
+`CustomerTransfers` (loopkit.wechat.sender / loopkit.wechat.wecom), and acquisition's channel
+codes and web authorization (loopkit.wechat.codes).
 
 A send is a durable command at the gateway: `SendMessage` stores it under the message's key and
 answers at once (QUEUED), so the same key again is the same send and nothing goes out twice. The
@@ -21,12 +22,15 @@ from closedloop.gateway.v1 import gateway_pb2_grpc
 from loopkit import errors
 from loopkit.grpc_client import make_channel, translate_error
 from loopkit.timestamps import from_ts, now
+from loopkit.wechat.codes import SCOPE_USERINFO, ContactWay, QrCode, WebIdentity
 from loopkit.wechat.sender import MAX_BATCH, OutboundMessage, SendReceipt, SendRefused
 from loopkit.wechat.wecom import ExternalContact, HandoverAnswer, HandoverResult, HandoverStatus
 
 SERVICE = "closedloop.gateway.v1.GatewayService"
 # SendMessage and TransferCustomers are safe to repeat: the idempotency key makes a repeat the
-# same request.
+# same request. So are a second QR ticket for the same scene (harmless), a URL (only built) and a
+# contact way deleted twice (gone). Never repeated: CreateContactWay (two codes) and a code
+# exchange (WeChat's codes work once).
 _RETRIED = [
     (SERVICE, m)
     for m in (
@@ -36,9 +40,16 @@ _RETRIED = [
         "GetExternalContact",
         "TransferCustomers",
         "GetTransferResult",
+        "CreateQrCode",
+        "BuildOAuthUrl",
+        "DeleteContactWay",
     )
 ]
 DEPENDENCY = "gateway"
+# For codes and web authorization: our token refused, or a conflict at the gateway, is an outage
+# of the gateway to the caller's caller (UNAVAILABLE), never a refusal passed on: they did
+# nothing wrong.
+_CODE_OUTAGES = (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.ABORTED)
 
 _TRANSFER_STATUS = {
     gw.TRANSFER_STATUS_ACCEPTED: HandoverStatus.ACCEPTED,
@@ -289,6 +300,80 @@ class GatewayClient:
             follow_userids=tuple(answer.follow_userids),
         )
 
+    # --- Channel codes and web authorization (acquisition's WechatGateway) -----------------
+
+    async def create_qr_code(
+        self, tenant_id: str, app_id: str, scene: str, expire_seconds: int
+    ) -> QrCode:
+        """A parametric QR code; expire_seconds 0 = permanent."""
+        request = gw.CreateQrCodeRequest(
+            tenant_id=tenant_id, app_id=app_id, scene_str=scene, expire_seconds=expire_seconds
+        )
+        try:
+            answer = await self._stub.CreateQrCode(request, metadata=_tenant(tenant_id))
+        except grpc.aio.AioRpcError as exc:
+            raise _code_error(exc) from None
+        return QrCode(
+            app_id=answer.app_id,
+            ticket=answer.ticket,
+            url=answer.url,
+            image_url=answer.image_url,
+            expires_at=from_ts(answer.expires_at, answer.HasField("expires_at")),
+        )
+
+    async def create_contact_way(
+        self, tenant_id: str, corp_id: str, state: str, user_ids: list[str], skip_verify: bool
+    ) -> ContactWay:
+        request = gw.CreateContactWayRequest(
+            tenant_id=tenant_id,
+            corp_id=corp_id,
+            state=state,
+            user_ids=user_ids,
+            skip_verify=skip_verify,
+        )
+        try:
+            answer = await self._stub.CreateContactWay(request, metadata=_tenant(tenant_id))
+        except grpc.aio.AioRpcError as exc:
+            raise _code_error(exc) from None
+        return ContactWay(
+            corp_id=answer.corp_id, config_id=answer.config_id, qr_code=answer.qr_code
+        )
+
+    async def delete_contact_way(self, tenant_id: str, corp_id: str, config_id: str) -> None:
+        request = gw.DeleteContactWayRequest(
+            tenant_id=tenant_id, corp_id=corp_id, config_id=config_id
+        )
+        try:
+            await self._stub.DeleteContactWay(request, metadata=_tenant(tenant_id))
+        except grpc.aio.AioRpcError as exc:
+            raise _code_error(exc) from None
+
+    async def build_oauth_url(
+        self, tenant_id: str, app_id: str, redirect_uri: str, scope: str, state: str
+    ) -> str:
+        """The authorize page; it comes back to redirect_uri?code=...&state=..."""
+        request = gw.BuildOAuthUrlRequest(
+            tenant_id=tenant_id,
+            app_id=app_id,
+            redirect_uri=redirect_uri,
+            scope=gw.OAUTH_SCOPE_USERINFO if scope == SCOPE_USERINFO else gw.OAUTH_SCOPE_BASE,
+            state=state,
+        )
+        try:
+            answer = await self._stub.BuildOAuthUrl(request, metadata=_tenant(tenant_id))
+        except grpc.aio.AioRpcError as exc:
+            raise _code_error(exc) from None
+        return str(answer.url)
+
+    async def exchange_oauth_code(self, tenant_id: str, app_id: str, code: str) -> WebIdentity:
+        """InvalidArgument for a bad or used code."""
+        request = gw.ExchangeOAuthCodeRequest(tenant_id=tenant_id, app_id=app_id, code=code)
+        try:
+            answer = await self._stub.ExchangeOAuthCode(request, metadata=_tenant(tenant_id))
+        except grpc.aio.AioRpcError as exc:
+            raise _code_error(exc) from None
+        return WebIdentity(app_id=answer.app_id, openid=answer.openid, unionid=answer.unionid)
+
     # --- CustomerTransfers -----------------------------------------------------------------
 
     async def transfer(
@@ -365,6 +450,10 @@ def _receipt_or_refusal(result: gw.SendMessageResult) -> SendReceipt | SendRefus
 
 
 _STATUS_BY_NUMBER = {code.value[0]: code for code in grpc.StatusCode}
+
+
+def _code_error(exc: grpc.aio.AioRpcError) -> Exception:
+    return translate_error(exc, DEPENDENCY, outages=_CODE_OUTAGES)
 
 
 def _tenant(tenant_id: str) -> list[tuple[str, str]]:

@@ -110,10 +110,14 @@ class _BearerInterceptor(grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[
     async def intercept_unary_unary(
         self, continuation: Callable[..., Any], details: grpc.aio.ClientCallDetails, request: Any
     ) -> Any:
+        metadata = list(details.metadata or [])
+        # A call that names its own key (a test trying another caller) keeps it.
+        if not any(k == "authorization" for k, _ in metadata):
+            metadata += self._metadata
         new_details = grpc.aio.ClientCallDetails(
             method=details.method,
             timeout=details.timeout,
-            metadata=list(details.metadata or []) + self._metadata,
+            metadata=metadata,
             credentials=details.credentials,
             wait_for_ready=details.wait_for_ready,
         )
@@ -121,6 +125,7 @@ class _BearerInterceptor(grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[
 
 
 def keyed_channel(target: str, api_key: str | None) -> grpc.aio.Channel:
-    """A plain insecure channel whose every call presents `api_key` (none: calls go without)."""
+    """A plain insecure channel whose every call presents `api_key` unless the call brings its
+    own `authorization` (none: calls go without)."""
     interceptors = [_BearerInterceptor(api_key)] if api_key else []
     return grpc.aio.insecure_channel(target, interceptors=interceptors)

@@ -67,6 +67,8 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         self._default_deadline_s = default_deadline_s
         self._api_token = api_token
         self._keys = keys
+        # Full names (/package.Service/Method) of calls only the services' own key may make.
+        self.internal_methods: set[str] = set()
         # Set when the server drains: calls that arrive then are told UNAVAILABLE (retry
         # elsewhere or later) instead of being cancelled by the transport when it stops.
         self.draining = False
@@ -183,7 +185,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     def _authenticate(self, method: str, metadata: dict[str, str], request: Any) -> None:
         if self._keys is not None:
             caller = self._keys.authenticate(metadata.get("authorization", ""))
-            caller.check_method(method.rsplit("/", 1)[-1])
+            caller.check_method(method.rsplit("/", 1)[-1], internal=method in self.internal_methods)
             # Checked here for the tenant the request and the metadata name, and again by
             # require_tenant (which every call makes) for the tenant the call settles on.
             caller_tenants.set(caller.tenants)
@@ -233,10 +235,17 @@ class GrpcServer:
         self._health_aliases = list(health_aliases)
 
     def add(
-        self, register: Callable[[grpc.aio.Server], None], service_names: Sequence[str]
+        self,
+        register: Callable[[grpc.aio.Server], None],
+        service_names: Sequence[str],
+        *,
+        internal: Sequence[str] = (),
     ) -> None:
+        """`internal`: full method names (/package.Service/Method) that only the services' own
+        key may call (with per-tenant keys; PERMISSION_DENIED for any other key)."""
         register(self.server)
         self._service_names.extend(service_names)
+        self._interceptor.internal_methods.update(internal)
 
     async def start(self) -> None:
         names = [

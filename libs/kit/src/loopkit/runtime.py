@@ -17,13 +17,13 @@ import grpc
 from fastapi import APIRouter, FastAPI
 from nats.aio.client import Client
 from nats.js import JetStreamContext
-from sqlalchemy import MetaData, Table, text
+from sqlalchemy import ColumnElement, MetaData, Table, text
 
 from loopkit import db, migrations, natsio
-from loopkit.callers import KeyStore
+from loopkit.callers import CallersNotConfigured, KeyStore, require_callers
 from loopkit.consumer import EventConsumer, Subscription
 from loopkit.events import Outbox
-from loopkit.expiry import ExpiringRows
+from loopkit.expiry import ExpiringKeys, ExpiringRows
 from loopkit.grpc_server import GrpcServer
 from loopkit.identity_client import IdentityClient
 from loopkit.logs import configure_logging
@@ -93,11 +93,20 @@ class ServiceRuntime:
         # The keys this process holds (created at start, shared by its relay and consumers).
         self.pii_cache: CachedKeys | None = None
         self.reads_personal_data = False
+        # What add_expiry / add_key_expiry registered (each also swept by a worker).
+        self.expiring: list[ExpiringRows | ExpiringKeys] = []
 
     # --- what a service adds -------------------------------------------------------------
 
-    def add_grpc(self, register: Callable[[grpc.aio.Server], None], names: Sequence[str]) -> None:
-        self.grpc.add(register, names)
+    def add_grpc(
+        self,
+        register: Callable[[grpc.aio.Server], None],
+        names: Sequence[str],
+        *,
+        internal: Sequence[str] = (),
+    ) -> None:
+        """Servicers of `names`; `internal` calls (full names) are for the services' key only."""
+        self.grpc.add(register, names, internal=internal)
 
     def add_http(self, router: APIRouter) -> None:
         self._routers.append(router)
@@ -114,10 +123,41 @@ class ServiceRuntime:
         """Delete rows of `table` once `column` (a timestamp) is older than `retention_s`, checked
         every `retention_sweep_interval_s` like the outbox (loopkit.expiry)."""
         rows = ExpiringRows(self.engine, table, column, retention_s)
+        self.expiring.append(rows)
         self.add_worker(
             every(self.settings.retention_sweep_interval_s, rows.prune, name=f"{rows.name} expiry")
         )
         return rows
+
+    def add_key_expiry(
+        self,
+        table: Table,
+        column: str,
+        at: str,
+        *,
+        where: ColumnElement[bool] | None = None,
+    ) -> ExpiringKeys:
+        """Set the idempotency key `column` of rows of `table` (matching `where`) to NULL once
+        `at` is older than `idempotency_key_retention_s`, checked every
+        `retention_sweep_interval_s` (loopkit.expiry)."""
+        keys = ExpiringKeys(
+            self.engine,
+            table,
+            column,
+            at,
+            self.settings.idempotency_key_retention_s,
+            where=where,
+        )
+        self.expiring.append(keys)
+        self.add_worker(
+            every(self.settings.retention_sweep_interval_s, keys.prune, name=f"{keys.name} expiry")
+        )
+        return keys
+
+    async def prune_expired(self) -> dict[str, int]:
+        """One sweep of everything registered with add_expiry / add_key_expiry, now (what the
+        workers do every retention_sweep_interval_s): how many rows or keys each forgot."""
+        return {item.name: await item.prune() for item in self.expiring}
 
     def on_stop(self, close: Callable[[], Awaitable[None]]) -> None:
         """Release something the service opened (a client channel) once it has drained."""
@@ -154,6 +194,8 @@ class ServiceRuntime:
 
     async def start(self) -> None:
         s = self.settings
+        # Before anything connects: a service nobody configured callers for does not run.
+        require_callers(self.spec.name, s.api_keys_file, s.allow_anonymous_callers)
         self.nc = await natsio.connect(s.nats_url, name=self.spec.name)
         self.js = self.nc.jetstream()
         await natsio.ensure_service_streams(
@@ -207,11 +249,12 @@ class ServiceRuntime:
         self._tasks += [asyncio.create_task(c.run(self._stop_workers)) for c in self.consumers]
         self._tasks += [asyncio.create_task(run(self._stop_workers)) for run in self._workers]
         await self.grpc.set_serving(True)
-        if s.api_keys_file is None and s.api_token is None:
-            # make run and the chart (apiKeys) configure keys; anything else says so, loudly.
+        if s.api_keys_file is None:
+            # Only with CLOSEDLOOP_ALLOW_ANONYMOUS_CALLERS=1 (require_callers); said loudly.
             log.warning(
-                "%s: callers are NOT authenticated: any caller acts for every tenant; set"
-                " CLOSEDLOOP_API_KEYS_FILE (docs/operations.md, Callers and API keys)",
+                "%s: callers are NOT authenticated (CLOSEDLOOP_ALLOW_ANONYMOUS_CALLERS=1): any"
+                " caller acts for every tenant; set CLOSEDLOOP_API_KEYS_FILE (docs/operations.md,"
+                " Callers and API keys)",
                 self.spec.name,
             )
         log.info(
@@ -317,6 +360,12 @@ def main(definition: ServiceDefinition) -> None:
     """Entry point of `python -m <service package>`: the service itself, or with
     CLOSEDLOOP_WORKERS > 1 the supervisor of that many workers (loopkit.workers)."""
     settings = load_settings(definition.spec, definition.settings_cls)
+    try:
+        require_callers(
+            definition.spec.name, settings.api_keys_file, settings.allow_anonymous_callers
+        )
+    except CallersNotConfigured as exc:
+        sys.exit(f"refusing to start: {exc}")
     if settings.workers > 1 and worker_index() is None:
         configure_logging(definition.spec.name, settings.log_level, settings.log_format)
         sys.exit(supervise(definition.spec, settings))

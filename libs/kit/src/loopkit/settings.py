@@ -56,7 +56,10 @@ class Settings(BaseSettings):
     # token every gRPC caller must present (metadata `authorization`).
     api_token: SecretStr | None = None
     # Per-tenant callers: the key file (see loopkit.callers); every gRPC call needs a key in it.
+    # Without one the service refuses to start, unless allow_anonymous_callers says on purpose
+    # that anyone who reaches it acts for every tenant (CLOSEDLOOP_ALLOW_ANONYMOUS_CALLERS=1).
     api_keys_file: Path | None = None
+    allow_anonymous_callers: bool = False
     log_level: str = "INFO"
     log_format: str = Field(default="json", pattern="^(json|text)$")
     # Worker processes of this service (see loopkit.workers): 1 runs the service in this process;

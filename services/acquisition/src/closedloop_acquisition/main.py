@@ -21,10 +21,10 @@ from closedloop_acquisition.touches.service import TouchService
 from closedloop_acquisition.transport import http
 from closedloop_acquisition.transport.events import EventHandlers
 from closedloop_acquisition.transport.flows import Flows
-from closedloop_acquisition.transport.gateway import GatewayClient
 from closedloop_acquisition.transport.grpc import SERVICE_NAME, AcquisitionServicer, register
 from closedloop_acquisition.transport.pages import PageSignIn
 from closedloop_acquisition.transport.workers import ContactWayReleaser, InboxWorker
+from loopkit.gateway_client import GatewayClient
 from loopkit.identity_client import IdentityClient
 from loopkit.runtime import ServiceDefinition, ServiceRuntime
 from loopkit.uow import UnitOfWork
@@ -37,7 +37,15 @@ def build(runtime: ServiceRuntime) -> None:
     # Its consumers resolve the identities in share visits and friend-adds: open sealed values.
     runtime.reads_personal_data = True
     directory = IdentityClient.from_settings(settings)
-    gateway = GatewayClient.from_settings(settings) if settings.gateway_url else None
+    gateway = (
+        GatewayClient.connect(
+            settings.gateway_url,
+            timeout_s=settings.gateway_timeout_s,
+            api_token=settings.api_token,
+        )
+        if settings.gateway_url
+        else None
+    )
     customers = Customers(directory)
     catalog = CatalogService()
     leads = LeadService(runtime.outbox, customers, catalog)

@@ -2,47 +2,27 @@
 
 The gateway service is the one place ClosedLoop talks to WeChat and WeCom. Acquisition needs it
 for a channel's code (a parametric QR code, a WeCom "contact me" code) and for the H5 page's web
-authorization. Domain code depends on `WechatGateway`; `transport.gateway` implements it over gRPC.
+authorization. Domain code depends on `WechatGateway`; the kit's
+`loopkit.gateway_client.GatewayClient` implements it over gRPC (the one client of the gateway,
+the stage services' too).
 Errors come back as domain errors (InvalidArgument, NotFound, PermissionDenied) or
 DependencyUnavailable when the gateway or WeChat cannot be reached.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Protocol
 
-# Web authorization scopes: silent (openid only) or asking the person (openid and unionid).
-SCOPE_BASE = "snsapi_base"
-SCOPE_USERINFO = "snsapi_userinfo"
+from loopkit.wechat.codes import SCOPE_BASE, SCOPE_USERINFO, ContactWay, QrCode, WebIdentity
 
-
-@dataclass(frozen=True)
-class QrCode:
-    app_id: str
-    ticket: str
-    # The URL the code encodes, and the code's image.
-    url: str
-    image_url: str
-    expires_at: datetime | None
-
-
-@dataclass(frozen=True)
-class ContactWay:
-    corp_id: str
-    config_id: str
-    # URL of the code's image.
-    qr_code: str
-
-
-@dataclass(frozen=True)
-class WebIdentity:
-    """Who signed in through WeChat web authorization: WeChat's word, hence verified."""
-
-    app_id: str
-    openid: str
-    unionid: str
+__all__ = [
+    "SCOPE_BASE",
+    "SCOPE_USERINFO",
+    "ContactWay",
+    "QrCode",
+    "WebIdentity",
+    "WechatGateway",
+]
 
 
 class WechatGateway(Protocol):

@@ -9,13 +9,14 @@ from datetime import timedelta
 from pathlib import Path
 
 from closedloop_gateway import SPEC, metrics
-from closedloop_gateway.models import Base, kit
+from closedloop_gateway.models import Base, SendRow, TransferRequestRow, kit
 from closedloop_gateway.operations.service import GatewayOperations
 from closedloop_gateway.operations.transfers import IdempotentTransfers
 from closedloop_gateway.quotas.limits import parse_limits
 from closedloop_gateway.quotas.pace_share import PaceShare
 from closedloop_gateway.quotas.service import Quotas
 from closedloop_gateway.sends.executor import SendExecutor
+from closedloop_gateway.sends.model import FAILED, SENT
 from closedloop_gateway.sends.service import RetryPolicy, SendService
 from closedloop_gateway.settings import GatewaySettings
 from closedloop_gateway.tokens.manager import TokenManager
@@ -87,6 +88,20 @@ def build(runtime: ServiceRuntime) -> None:
     servicer = GatewayServicer(runtime.sessions, operations, transfers, sends, worker.wake)
     runtime.add_grpc(register(servicer), [SERVICE_NAME])
     runtime.add_worker(worker.run)
+    # Idempotency keys last CLOSEDLOOP_IDEMPOTENCY_KEY_RETENTION_S, as CaptureLead's do: a
+    # finished send forgets its key (the send stays), a transfer's request row goes.
+    sends_table = Base.metadata.tables[SendRow.__tablename__]
+    runtime.add_key_expiry(
+        sends_table,
+        "idempotency_key",
+        "created_at",
+        where=sends_table.c.status.in_((SENT, FAILED)),  # a paused send may still go
+    )
+    runtime.add_expiry(
+        Base.metadata.tables[TransferRequestRow.__tablename__],
+        "created_at",
+        settings.idempotency_key_retention_s,
+    )
     for subscription in events.subscriptions():
         runtime.add_subscription(subscription)
     share = PaceShare(

@@ -35,6 +35,7 @@ def start() -> None:
     """Export every series from the start, so dashboards show 0 rather than no data."""
     for outcome in ("sent", "failed", "paused", "queued", "in_doubt"):
         sends.add(0, {"kind": "official_account_text", "outcome": outcome})
+        sends.add(0, {"kind": "wecom_member_text", "outcome": outcome})  # rep notices
     api_calls.add(0, {"api": "token", "outcome": "ok"})
     token_refreshes.add(0, {"outcome": "fetched"})
     token_refreshes.add(0, {"outcome": "adopted"})

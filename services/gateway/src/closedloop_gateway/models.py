@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, DateTime, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from loopkit.db import new_metadata
@@ -63,11 +63,20 @@ class SendRow(Base):
     __table_args__ = (
         UniqueConstraint("tenant_id", "idempotency_key"),
         Index("ix_sends_due", "status", "next_attempt_at"),
+        # The sends whose key has not expired yet (the key sweep's way in).
+        Index(
+            "ix_sends_key_kept",
+            "created_at",
+            postgresql_where=text("idempotency_key IS NOT NULL"),
+            sqlite_where=text("idempotency_key IS NOT NULL"),
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(26), primary_key=True)
     tenant_id: Mapped[str] = mapped_column(String(64))
-    idempotency_key: Mapped[str] = mapped_column(String(200))
+    # NULL once a finished send is older than CLOSEDLOOP_IDEMPOTENCY_KEY_RETENTION_S: the same
+    # key is then a new send (loopkit.expiry).
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), nullable=True)
     customer_id: Mapped[str] = mapped_column(String(64))
     # official_account_text | official_account_template | wecom_welcome | wecom_msg_template
     kind: Mapped[str] = mapped_column(String(40))

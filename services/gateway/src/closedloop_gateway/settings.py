@@ -17,7 +17,7 @@ class GatewaySettings(AccountSettings):
     # Per HTTP call to WeChat, in seconds; also the most a call may hold a worker thread.
     wechat_timeout_s: float = 10.0
     # Threads for WeChat calls (wechatpy is synchronous): the most calls in flight per replica.
-    wechat_threads: int = 16
+    wechat_threads: int = 32
     # Access tokens are refreshed this long before they expire (WeChat gives 7200 s).
     token_refresh_ahead_s: float = 300.0
     # How long a replica may hold the refresh lease of an app (longer than a token fetch).
@@ -39,7 +39,7 @@ class GatewaySettings(AccountSettings):
     # replicas, and a new replica makes no paced call for its first 1.5 heartbeats.
     pace_heartbeat_s: float = 1.0
     # Sends: worker concurrency, retries of transient errors, and their back-off.
-    send_concurrency: int = 16
+    send_concurrency: int = 32
     send_max_attempts: int = 8
     send_retry_base_s: float = 1.0
     send_retry_max_s: float = 300.0

@@ -44,7 +44,10 @@ def build(runtime: ServiceRuntime) -> None:
     # Identity's own relay seals events with keys read from its table (loopkit.pii).
     runtime.pii_keys = LocalKeys(uow, domain.keys)
     servicer = IdentityServicer(uow, domain)
-    runtime.add_grpc(register(servicer), [SERVICE_NAME])
+    # The data keys that open customers' sealed values: for the services' own key only.
+    runtime.add_grpc(
+        register(servicer), [SERVICE_NAME], internal=[f"/{SERVICE_NAME}/GetCustomerKeys"]
+    )
 
 
 DEFINITION = ServiceDefinition(

@@ -7,6 +7,8 @@ import secrets
 from datetime import timedelta
 from pathlib import Path
 
+from sqlalchemy import or_
+
 from closedloop_retention import SPEC, metrics
 from closedloop_retention.activity.intake import ActivityIntake
 from closedloop_retention.activity.people import People
@@ -23,9 +25,9 @@ from closedloop_retention.funnel.repository import FunnelRepository
 from closedloop_retention.funnel.service import FunnelService
 from closedloop_retention.loyalty.clawback import RewardClawback
 from closedloop_retention.loyalty.repository import LoyaltyRepository
-from closedloop_retention.loyalty.service import LoyaltyService
+from closedloop_retention.loyalty.service import CLIENT_KEY_PREFIXES, LoyaltyService
 from closedloop_retention.loyalty.winback import win_back
-from closedloop_retention.models import Base, kit
+from closedloop_retention.models import Base, LedgerRow, kit
 from closedloop_retention.notices.service import NoticeService
 from closedloop_retention.segments.service import SegmentService
 from closedloop_retention.settings import RetentionSettings
@@ -71,8 +73,17 @@ def build(runtime: ServiceRuntime) -> None:
     offers = WinBackService(runtime.outbox, consent)
     activity = ActivityService(runtime.outbox, rules, win_back(loyalty, offers), activity_rows)
     intake = ActivityIntake(activity, loyalty, rules, activity_rows)
+    notices = NoticeService(consent)
+    fission = FissionService(loyalty, notices)
     people = People(
-        activity, activity_rows, loyalty_rows, broadcast_rows, consent=consent, offers=offers
+        activity,
+        activity_rows,
+        loyalty_rows,
+        broadcast_rows,
+        consent=consent,
+        offers=offers,
+        fission=fission,
+        notices=notices,
     )
     segments = SegmentService()
     broadcasts = BroadcastService(runtime.outbox, rules, segments, broadcast_rows, consent)
@@ -98,9 +109,15 @@ def build(runtime: ServiceRuntime) -> None:
     )
     runtime.add_grpc(register(servicer), [SERVICE_NAME])
     runtime.add_http(UnsubscribeHttp(uow, consent).router())
+    # Clients' ledger keys last CLOSEDLOOP_IDEMPOTENCY_KEY_RETENTION_S, as CaptureLead's do.
+    ledger = Base.metadata.tables[LedgerRow.__tablename__]
+    runtime.add_key_expiry(
+        ledger,
+        "idempotency_key",
+        "created_at",
+        where=or_(*(ledger.c.idempotency_key.startswith(p) for p in CLIENT_KEY_PREFIXES)),
+    )
     clawback = RewardClawback(loyalty, loyalty_rows)
-    notices = NoticeService(consent=consent)
-    fission = FissionService(loyalty, notices)
     handlers = EventHandlers(
         intake, loyalty, people, funnel, clawback=clawback, fission=fission, c360=c360
     )

@@ -18,6 +18,7 @@ from sqlalchemy import (
     SmallInteger,
     String,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -205,6 +206,13 @@ class LedgerRow(Base):
         UniqueConstraint("tenant_id", "idempotency_key"),
         Index("ix_points_ledger_customer", "tenant_id", "customer_id", "created_at"),
         Index("ix_points_ledger_source", "tenant_id", "source_ref"),
+        # The entries whose key has not expired yet (the key sweep's way in).
+        Index(
+            "ix_points_ledger_key_kept",
+            "created_at",
+            postgresql_where=text("idempotency_key IS NOT NULL"),
+            sqlite_where=text("idempotency_key IS NOT NULL"),
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(26), primary_key=True)
@@ -215,7 +223,10 @@ class LedgerRow(Base):
     source: Mapped[str] = mapped_column(String(16))
     source_ref: Mapped[str] = mapped_column(String(128))
     reason: Mapped[str] = mapped_column(String(300))
-    idempotency_key: Mapped[str] = mapped_column(String(200))
+    # A client's key (redeem:, manual:) is NULL once older than
+    # CLOSEDLOOP_IDEMPOTENCY_KEY_RETENTION_S; the ledger's own keys (order:, refund:, reward:,
+    # revoke:, ...) stay: they are what makes an order or a reward count once, ever.
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 

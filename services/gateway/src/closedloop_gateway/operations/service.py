@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit
 
-from closedloop_gateway.quotas.limits import DEFAULT_LIMITS
+from closedloop_gateway.quotas.limits import default_apis
 from closedloop_gateway.quotas.service import ApiQuotaView
 from closedloop_gateway.wechat.caller import WeChatCaller
 from closedloop_gateway.wechat.errors import TOKEN_ERRCODES, WeChatError, WeChatUnreachable
@@ -35,6 +35,15 @@ _BAD_INPUT = {
 }
 _NOT_FOUND = {84061: "not an external contact of the corp", 40097: "unknown parameter value"}
 TRANSFER_BATCH = 100
+
+
+@dataclass(frozen=True)
+class QuotaStatus:
+    account_id: str
+    apis: list[ApiQuotaView]
+    # The corp's application ("<corp_id>/app") and its APIs; empty without one.
+    application_account_id: str
+    application_apis: list[ApiQuotaView]
 
 
 @dataclass(frozen=True)
@@ -327,9 +336,8 @@ class GatewayOperations:
 
     # --- quotas -----------------------------------------------------------------------------
 
-    async def quota_status(
-        self, tenant_id: str, app_id: str, corp_id: str
-    ) -> tuple[str, list[ApiQuotaView]]:
+    async def quota_status(self, tenant_id: str, app_id: str, corp_id: str) -> QuotaStatus:
+        """The account's quotas; for a corp with an application, the application's too."""
         if app_id and corp_id:
             raise InvalidArgument("name an app_id or a corp_id, not both", field="corp_id")
         account: OfficialAccount | WecomCorp = (
@@ -337,6 +345,10 @@ class GatewayOperations:
             if corp_id
             else self.registry.official_account(tenant_id, app_id)
         )
-        prefix = "externalcontact/" if isinstance(account, WecomCorp) else ""
-        apis = [api for api in DEFAULT_LIMITS if api.startswith("externalcontact/") == bool(prefix)]
-        return account.account_id, await self._caller.quotas.status(account.account_id, apis)
+        quotas = self._caller.quotas
+        apis = await quotas.status(account.account_id, default_apis(account.kind))
+        app = account.app() if isinstance(account, WecomCorp) else None
+        if app is None:
+            return QuotaStatus(account.account_id, apis, "", [])
+        app_apis = await quotas.status(app.account_id, default_apis(app.kind))
+        return QuotaStatus(account.account_id, apis, app.account_id, app_apis)

@@ -43,6 +43,22 @@ DEFAULT_LIMITS: dict[str, ApiLimit] = {
     # licensed member) and per member per minute (30); the pace is the gateway's own choice.
     "message/send": ApiLimit(daily=0, per_second=20),
 }
+# The APIs only a corp's application may call, with its own token: their quotas and pace are
+# kept under the application's id ("<corp_id>/app"), not the corp's or an official account's.
+APPLICATION_APIS = frozenset({"message/send"})
+
+
+def default_apis(kind: str) -> list[str]:
+    """The APIs a status of an account of `kind` lists even when unused today:
+    "official_account", "wecom_corp" (its contact secret's) or "wecom_app" (its application's)."""
+    if kind == "wecom_app":
+        return sorted(APPLICATION_APIS)
+    wecom = kind == "wecom_corp"
+    return [
+        api
+        for api in DEFAULT_LIMITS
+        if api not in APPLICATION_APIS and api.startswith("externalcontact/") == wecom
+    ]
 
 
 def parse_limits(raw: str) -> dict[str, ApiLimit]:

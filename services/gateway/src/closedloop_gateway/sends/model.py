@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
+from closedloop.events.v1 import gateway_events_pb2 as ev
+
 Kind = Literal[
     "official_account_text",
     "official_account_template",
@@ -23,6 +25,14 @@ API_OF: dict[str, str] = {
     "wecom_msg_template": "externalcontact/add_msg_template",
     # From the corp's application with its own token (WecomApp), paced under its own id.
     "wecom_member_text": "message/send",
+}
+# Each kind as the events (message.sent / message.failed) and the gateway API name it: the one map.
+KIND_PB: dict[str, ev.MessageKind] = {
+    "official_account_text": ev.MESSAGE_KIND_OFFICIAL_ACCOUNT_TEXT,
+    "official_account_template": ev.MESSAGE_KIND_OFFICIAL_ACCOUNT_TEMPLATE,
+    "wecom_welcome": ev.MESSAGE_KIND_WECOM_WELCOME,
+    "wecom_msg_template": ev.MESSAGE_KIND_WECOM_MSG_TEMPLATE,
+    "wecom_member_text": ev.MESSAGE_KIND_WECOM_MEMBER_TEXT,
 }
 QUEUED, SENDING, SENT, FAILED, PAUSED = "queued", "sending", "sent", "failed", "paused"
 # A forgotten customer's send: its message erased (payload emptied, fingerprint ERASED) and, if

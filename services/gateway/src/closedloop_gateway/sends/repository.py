@@ -91,7 +91,7 @@ async def by_keys(session: AsyncSession, tenant_id: str, keys: list[str]) -> dic
     found = await session.scalars(
         select(SendRow).where(SendRow.tenant_id == tenant_id, SendRow.idempotency_key.in_(keys))
     )
-    return {row.idempotency_key: row for row in found}
+    return {row.idempotency_key: row for row in found if row.idempotency_key is not None}
 
 
 async def in_doubt(session: AsyncSession, at: datetime, limit: int) -> list[str]:

@@ -27,6 +27,7 @@ from closedloop_gateway.sends.model import (
     ERASED,
     FAILED,
     FORGOTTEN,
+    KIND_PB,
     PAUSED,
     QUEUED,
     SENDING,
@@ -49,13 +50,6 @@ IN_DOUBT_MESSAGE = (
     "outcome unknown: the gateway stopped between asking WeChat and recording the answer; "
     "not retried, so the message is never sent twice"
 )
-_KIND_PB = {
-    "official_account_text": ev.MESSAGE_KIND_OFFICIAL_ACCOUNT_TEXT,
-    "official_account_template": ev.MESSAGE_KIND_OFFICIAL_ACCOUNT_TEMPLATE,
-    "wecom_welcome": ev.MESSAGE_KIND_WECOM_WELCOME,
-    "wecom_msg_template": ev.MESSAGE_KIND_WECOM_MSG_TEMPLATE,
-    "wecom_member_text": ev.MESSAGE_KIND_WECOM_MEMBER_TEXT,
-}
 
 
 @dataclass(frozen=True)
@@ -265,9 +259,9 @@ class SendService:
                 customer_id=row.customer_id,
                 payload=ev.MessageSent(
                     send_id=row.id,
-                    idempotency_key=row.idempotency_key,
+                    idempotency_key=row.idempotency_key or "",
                     customer_id=row.customer_id,
-                    kind=_KIND_PB[row.kind],
+                    kind=KIND_PB[row.kind],
                     account_id=row.account_id,
                     wechat_msgid=row.wechat_msgid,
                 ),
@@ -279,9 +273,9 @@ class SendService:
                 customer_id=row.customer_id,
                 payload=ev.MessageFailed(
                     send_id=row.id,
-                    idempotency_key=row.idempotency_key,
+                    idempotency_key=row.idempotency_key or "",
                     customer_id=row.customer_id,
-                    kind=_KIND_PB[row.kind],
+                    kind=KIND_PB[row.kind],
                     account_id=row.account_id,
                     errcode=row.errcode,
                     errmsg=row.errmsg,

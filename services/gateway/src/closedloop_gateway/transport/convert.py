@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from closedloop.events.v1 import gateway_events_pb2 as ev
 from closedloop.gateway.v1 import gateway_pb2 as pb
 from closedloop_gateway.models import SendRow
 from closedloop_gateway.operations.service import (
@@ -11,17 +10,18 @@ from closedloop_gateway.operations.service import (
     QrCode,
 )
 from closedloop_gateway.quotas.service import ApiQuotaView
-from closedloop_gateway.sends.model import FAILED, PAUSED, QUEUED, SENDING, SENT, NewSend
+from closedloop_gateway.sends.model import (
+    FAILED,
+    KIND_PB,
+    PAUSED,
+    QUEUED,
+    SENDING,
+    SENT,
+    NewSend,
+)
 from loopkit.errors import InvalidArgument
 from loopkit.timestamps import ts
 
-KIND_TO_PB = {
-    "official_account_text": ev.MESSAGE_KIND_OFFICIAL_ACCOUNT_TEXT,
-    "official_account_template": ev.MESSAGE_KIND_OFFICIAL_ACCOUNT_TEMPLATE,
-    "wecom_welcome": ev.MESSAGE_KIND_WECOM_WELCOME,
-    "wecom_msg_template": ev.MESSAGE_KIND_WECOM_MSG_TEMPLATE,
-    "wecom_member_text": ev.MESSAGE_KIND_WECOM_MEMBER_TEXT,
-}
 _TRANSFER_STATUS = {
     1: pb.TRANSFER_STATUS_ACCEPTED,
     2: pb.TRANSFER_STATUS_WAITING,
@@ -144,7 +144,7 @@ def new_send_from_pb(tenant_id: str, request: pb.SendMessageRequest) -> NewSend:
 def send_to_pb(row: SendRow) -> pb.Send:
     return pb.Send(
         send_id=row.id,
-        idempotency_key=row.idempotency_key,
+        idempotency_key=row.idempotency_key or "",  # "" once expired
         status=_STATUS[row.status],
         errcode=row.errcode,
         errmsg=row.errmsg,
@@ -153,7 +153,7 @@ def send_to_pb(row: SendRow) -> pb.Send:
         sent_at=ts(row.sent_at),
         tenant_id=row.tenant_id,
         customer_id=row.customer_id,
-        kind=KIND_TO_PB[row.kind],
+        kind=KIND_PB[row.kind],
         account_id=row.account_id,
         wechat_msgid=row.wechat_msgid,
         next_attempt_at=ts(row.next_attempt_at),

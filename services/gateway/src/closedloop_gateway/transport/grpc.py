@@ -218,9 +218,12 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
         self, request: pb.GetQuotaStatusRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetQuotaStatusResponse:
         tenant = require_tenant(request.tenant_id)
-        account_id, views = await self._ops.quota_status(tenant, request.app_id, request.corp_id)
+        status = await self._ops.quota_status(tenant, request.app_id, request.corp_id)
         return pb.GetQuotaStatusResponse(
-            account_id=account_id, apis=[convert.quota_to_pb(v) for v in views]
+            account_id=status.account_id,
+            apis=[convert.quota_to_pb(v) for v in status.apis],
+            application_account_id=status.application_account_id,
+            application_apis=[convert.quota_to_pb(v) for v in status.application_apis],
         )
 
 

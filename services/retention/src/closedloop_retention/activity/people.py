@@ -1,11 +1,13 @@
 """customer.merged, .unmerged and .forgotten: one person's rows move, come back or go, nothing
 counted twice. Each concept's tables change through that concept's repository.
 
-A merge logs what it moves (`loopkit.customer_rows`): the merged customer's activity row and
-loyalty account are set aside when the survivor has its own (the survivor's absorb their figures),
-and the merged id becomes an alias of the survivor, so an event still naming it (an order paid
-after the merge) lands on the survivor. An unmerge gives the logged rows back, drops the alias,
-counts each side's orders and sums each side's ledger again (balance, lifetime points, hence the
+A merge logs what it moves (`loopkit.customer_rows`): each concept moves its own rows (tags,
+orders, ledger, coupons, broadcast recipients, win-back offers, opt-outs, fission rewards,
+notices); the merged customer's activity row and loyalty account are set aside when the
+survivor has its own (the survivor's absorb their figures), and the merged id becomes an alias
+of the survivor, so an event still naming it (an order paid, a fission goal reached) lands on
+the survivor. An unmerge gives the logged rows back, drops the alias, counts each side's orders
+and sums each side's ledger again (balance, lifetime points, hence the
 tier), and re-assesses both. What the survivor got after the merge stays with the survivor."""
 
 from __future__ import annotations
@@ -20,9 +22,11 @@ from closedloop_retention.activity.service import ActivityService
 from closedloop_retention.broadcasts.repository import BroadcastRepository
 from closedloop_retention.clock import utc, utc_or_none
 from closedloop_retention.consent.service import ConsentService
+from closedloop_retention.fission.service import FissionService
 from closedloop_retention.loyalty.repository import LoyaltyRepository
 from closedloop_retention.loyalty.service import EARNING_SOURCES
 from closedloop_retention.models import ActivityRow, Base, LoyaltyAccountRow
+from closedloop_retention.notices.service import NoticeService
 from closedloop_retention.winback.service import WinBackService
 from loopkit.customer_rows import forget_moves, give_back_customer, record_moves, set_aside
 
@@ -51,6 +55,8 @@ class People:
         *,
         consent: ConsentService,
         offers: WinBackService,
+        fission: FissionService,
+        notices: NoticeService,
     ) -> None:
         self._activity = activity
         self._rows = activity_rows
@@ -58,6 +64,8 @@ class People:
         self._broadcasts = broadcast_rows
         self._consent = consent
         self._offers = offers
+        self._fission = fission
+        self._notices = notices
 
     async def survivor_of(self, session: AsyncSession, tenant: str, customer_id: str) -> str:
         """Who an event naming `customer_id` is about now (the survivor of a merge it went in)."""
@@ -112,6 +120,8 @@ class People:
         await self._broadcasts.repoint(session, tenant, merged_id, survivor_id, merge_id)
         await self._consent.merged(session, tenant, merged_id, survivor_id, merge_id)
         await self._offers.merged(session, tenant, merged_id, survivor_id, merge_id)
+        await self._fission.merged(session, tenant, merged_id, survivor_id, merge_id)
+        await self._notices.merged(session, tenant, merged_id, survivor_id, merge_id)
         await self._rows.alias(session, tenant, merged_id, survivor_id, merge_id)
         session.expire_all()
         survivor = await self._rows.find(session, tenant, survivor_id)
@@ -173,6 +183,8 @@ class People:
         await self._broadcasts.forget(session, tenant, ids)
         await self._consent.forgotten(session, tenant, ids)
         await self._offers.forgotten(session, tenant, ids)
+        await self._fission.forgotten(session, tenant, ids)
+        await self._notices.forgotten(session, tenant, ids)
 
 
 def _uncombine(keep: ActivityRow, gone: dict[str, object]) -> None:

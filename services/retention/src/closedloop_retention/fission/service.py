@@ -4,6 +4,7 @@ participant told, through a notice sent later under the same key. Callers own th
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -104,3 +105,15 @@ class FissionService:
             at=at,
         )
         return True
+
+    # --- customer events ---------------------------------------------------------------------
+
+    async def merged(
+        self, session: AsyncSession, tenant: str, merged: str, survivor: str, merge_id: str
+    ) -> None:
+        """The merged customer's rewards become the survivor's (logged: an unmerge gives them
+        back); a campaign both reached keeps the survivor's, the other is set aside."""
+        await self._repo.repoint(session, tenant, merged, survivor, merge_id)
+
+    async def forgotten(self, session: AsyncSession, tenant: str, ids: Sequence[str]) -> None:
+        await self._repo.forget(session, tenant, ids)

@@ -30,6 +30,11 @@ from loopkit.views import view_of
 # Sources that count towards the lifetime points a tier is based on (spending does not).
 EARNING_SOURCES = {"order", "refund", "referral", "revoke", "manual", "fission"}
 MAX_KEY = 200
+# Ledger keys a client chose (RedeemPoints, AdjustPoints): a retry's key, forgotten after
+# CLOSEDLOOP_IDEMPOTENCY_KEY_RETENTION_S. The ledger's own keys (order:, refund:, reward:, ...)
+# are kept: they make an order or a reward count once, however late an event comes again.
+REDEEM_KEY, MANUAL_KEY = "redeem:", "manual:"
+CLIENT_KEY_PREFIXES = (REDEEM_KEY, MANUAL_KEY)
 
 
 class LoyaltyService:

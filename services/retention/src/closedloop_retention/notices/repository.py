@@ -3,12 +3,14 @@ needs (activity owns it: consent, unsubscribe and the contact as they are now)."
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from closedloop_retention.models import ActivityRow, NoticeRow
+from loopkit.customer_rows import repoint_customer
 
 
 def _rowcount(result: object) -> int:
@@ -81,3 +83,26 @@ class NoticeRepository:
             .order_by(NoticeRow.created_at)
         )
         return list(rows)
+
+    async def repoint(
+        self, session: AsyncSession, tenant: str, merged: str, survivor: str, merge_id: str
+    ) -> None:
+        """The merged customer's notices (sent or still owed) become the survivor's, logged for
+        an unmerge. Their keys are unique per tenant, not per customer: nothing can clash."""
+        await session.flush()
+        await repoint_customer(
+            session,
+            [(NoticeRow, "customer_id")],
+            tenant_id=tenant,
+            from_id=merged,
+            to_id=survivor,
+            merge_id=merge_id,
+        )
+        session.expire_all()
+
+    async def forget(self, session: AsyncSession, tenant: str, ids: Sequence[str]) -> None:
+        await session.execute(
+            delete(NoticeRow)
+            .where(NoticeRow.tenant_id == tenant, NoticeRow.customer_id.in_(list(ids)))
+            .execution_options(synchronize_session=False)
+        )

@@ -6,6 +6,7 @@ Callers own the transaction."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -20,11 +21,9 @@ from loopkit.views import view_of
 
 
 class NoticeService:
-    def __init__(
-        self, repository: NoticeRepository | None = None, consent: ConsentService | None = None
-    ) -> None:
-        self._repo = repository or NoticeRepository()
+    def __init__(self, consent: ConsentService, repository: NoticeRepository | None = None) -> None:
         self._consent = consent
+        self._repo = repository or NoticeRepository()
 
     async def enqueue(
         self,
@@ -75,18 +74,11 @@ class NoticeService:
         who = await self._repo.recipient(session, row.tenant_id, row.customer_id)
         if who is None or not who.contact_value:
             reason = "no_contact"
-        elif who.unsubscribed:
-            reason = "unsubscribed"
-        elif not who.consent:
-            reason = "no_consent"
         else:
-            # An opt-out (a withdrawn consent for this channel or all) stops it too.
-            reason = (
-                await self._consent.blocked(
-                    session, row.tenant_id, row.customer_id, who.contact_kind
-                )
-                if self._consent is not None
-                else ""
+            # The one consent check every send makes: unsubscribed, no consent, or an opt-out
+            # of this channel or all.
+            reason = await self._consent.blocked(
+                session, row.tenant_id, row.customer_id, who.contact_kind
             )
             if not reason:
                 return NoticeToSend(
@@ -125,3 +117,15 @@ class NoticeService:
             view_of(NoticeView, r)
             for r in await self._repo.of_customer(session, tenant, customer_id)
         ]
+
+    # --- customer events ---------------------------------------------------------------------
+
+    async def merged(
+        self, session: AsyncSession, tenant: str, merged: str, survivor: str, merge_id: str
+    ) -> None:
+        """The merged customer's notices become the survivor's (one still owed goes to the
+        person under the survivor's contact); logged, so an unmerge gives them back."""
+        await self._repo.repoint(session, tenant, merged, survivor, merge_id)
+
+    async def forgotten(self, session: AsyncSession, tenant: str, ids: Sequence[str]) -> None:
+        await self._repo.forget(session, tenant, ids)

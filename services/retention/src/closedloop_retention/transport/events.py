@@ -253,10 +253,15 @@ class EventHandlers:
 
     async def fission_goal_reached(self, session: AsyncSession, env: Envelope) -> None:
         event = payload(env, acq.FissionGoalReached)
+        who = event.participant_customer_id or env.customer_id
+        if who:
+            # A goal naming a merged-away id is the survivor's (so a republished one that the
+            # merge moved is found, not granted again).
+            who = await self._people.survivor_of(session, env.tenant_id, who)
         goal = GoalReached(
             tenant_id=env.tenant_id,
             campaign_id=event.campaign_id,
-            participant_id=event.participant_customer_id or env.customer_id,
+            participant_id=who,
             invited=event.invited,
             reward_text=event.reward,
             event_id=env.id,

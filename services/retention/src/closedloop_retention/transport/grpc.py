@@ -16,7 +16,7 @@ from closedloop_retention.consent.service import ConsentService
 from closedloop_retention.customer360.service import Customer360Service
 from closedloop_retention.customer360.views import Customer360
 from closedloop_retention.funnel.service import FunnelService
-from closedloop_retention.loyalty.service import LoyaltyService
+from closedloop_retention.loyalty.service import MANUAL_KEY, REDEEM_KEY, LoyaltyService
 from closedloop_retention.loyalty.views import Account
 from closedloop_retention.segments.service import SegmentService
 from closedloop_retention.suggestions.service import SuggestionService
@@ -170,7 +170,7 @@ class RetentionServicer(OffersAndConsentRpcs, retention_pb2_grpc.RetentionServic
                 source="redeem",
                 source_ref=request.idempotency_key,
                 reason=request.reason or "redeemed",
-                key=f"redeem:{request.idempotency_key}" if request.idempotency_key else "",
+                key=f"{REDEEM_KEY}{request.idempotency_key}" if request.idempotency_key else "",
                 at=now(),
             )
         )
@@ -194,7 +194,7 @@ class RetentionServicer(OffersAndConsentRpcs, retention_pb2_grpc.RetentionServic
                 source="manual",
                 source_ref=request.idempotency_key,
                 reason=request.reason,
-                key=f"manual:{request.idempotency_key}" if request.idempotency_key else "",
+                key=f"{MANUAL_KEY}{request.idempotency_key}" if request.idempotency_key else "",
                 at=now(),
             )
         )

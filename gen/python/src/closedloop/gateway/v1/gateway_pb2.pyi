@@ -445,9 +445,13 @@ class ApiQuota(_message.Message):
     def __init__(self, api: _Optional[str] = ..., used_today: _Optional[int] = ..., daily_limit: _Optional[int] = ..., paused_until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., paused_errcode: _Optional[int] = ..., rate_per_second: _Optional[float] = ...) -> None: ...
 
 class GetQuotaStatusResponse(_message.Message):
-    __slots__ = ("account_id", "apis")
+    __slots__ = ("account_id", "apis", "application_account_id", "application_apis")
     ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
     APIS_FIELD_NUMBER: _ClassVar[int]
+    APPLICATION_ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    APPLICATION_APIS_FIELD_NUMBER: _ClassVar[int]
     account_id: str
     apis: _containers.RepeatedCompositeFieldContainer[ApiQuota]
-    def __init__(self, account_id: _Optional[str] = ..., apis: _Optional[_Iterable[_Union[ApiQuota, _Mapping]]] = ...) -> None: ...
+    application_account_id: str
+    application_apis: _containers.RepeatedCompositeFieldContainer[ApiQuota]
+    def __init__(self, account_id: _Optional[str] = ..., apis: _Optional[_Iterable[_Union[ApiQuota, _Mapping]]] = ..., application_account_id: _Optional[str] = ..., application_apis: _Optional[_Iterable[_Union[ApiQuota, _Mapping]]] = ...) -> None: ...
