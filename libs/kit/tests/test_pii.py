@@ -174,3 +174,21 @@ async def test_events_without_personal_data_pass_untouched_and_cost_no_key_looku
     async with database.sessions() as session:
         kept = await session.scalar(select(func.count()).select_from(KIT.outbox))
     assert kept == 1  # kept for the outbox retention like any row without personal data
+
+
+async def test_a_remembered_key_answers_without_a_lookup_and_a_forget_at_once() -> None:
+    table = KeyTable()
+    keys = pii.CachedKeys(table, ttl_s=60)
+    key = pii.new_key()
+    table.table["c-new"] = key
+    keys.remember(TENANT, {"c-new": key})
+    assert await keys.keys(TENANT, ["c-new"]) == {"c-new": key}
+    assert table.asked == 0
+    keys.remember(TENANT, {"c-new": None})  # forgotten: this process stops using the key now
+    assert await keys.keys(TENANT, ["c-new"]) == {"c-new": None}
+    assert table.asked == 0
+    # Remembered entries expire like fetched ones: with no cache, the source answers every time.
+    uncached = pii.CachedKeys(table, ttl_s=0)
+    uncached.remember(TENANT, {"c-new": pii.new_key()})
+    assert await uncached.keys(TENANT, ["c-new"]) == {"c-new": key}
+    assert table.asked == 1

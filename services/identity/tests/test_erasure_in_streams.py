@@ -9,9 +9,12 @@ from sqlalchemy import select
 
 from closedloop.events.v1 import identity_events_pb2 as ev
 from closedloop.identity.v1 import identity_pb2 as pb
-from closedloop_identity.models import kit
+from closedloop_identity.customers.identities import ClaimedIdentity, IdentityKey, Kind
+from closedloop_identity.main import use_cases
+from closedloop_identity.models import CustomerKeyRow, kit
 from identity_helpers import openid, phone, resolve_request
 from loopkit import pii
+from loopkit.db import transact
 from loopkit.events import unpack
 from loopkit_dev.testing import eventually, read_events
 
@@ -82,6 +85,50 @@ async def test_keys_are_refused_for_ids_identity_never_issued(stub, tenant):
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await stub.GetCustomerKeys(pb.GetCustomerKeysRequest(tenant_id=tenant))
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_a_new_customers_key_is_written_with_it_and_dropped_here_at_the_forget(
+    stub, tenant, identity
+):
+    """The resolve that creates a customer writes its data key in the same statement, and this
+    process's relay seals with it without reading it back; the forget stops this process using it
+    at once (not only after CLOSEDLOOP_PII_KEY_CACHE_S)."""
+    created = await stub.ResolveCustomer(resolve_request(tenant, openid(OPENID)))
+    cid = created.customer.customer_id
+    async with identity.runtime.sessions() as session:
+        stored = (
+            await session.execute(
+                select(CustomerKeyRow.key).where(CustomerKeyRow.customer_id == cid)
+            )
+        ).scalar_one()
+    cache = identity.runtime.pii_cache
+    assert cache is not None
+    # Held since the commit (no key read by the relay): the very key the database has.
+    assert (await cache.keys(tenant, [cid])) == {cid: stored}
+    [handed] = (
+        await stub.GetCustomerKeys(pb.GetCustomerKeysRequest(tenant_id=tenant, customer_ids=[cid]))
+    ).keys
+    assert handed.key == stored
+
+    await stub.ForgetCustomer(pb.ForgetCustomerRequest(tenant_id=tenant, customer_id=cid))
+    assert (await cache.keys(tenant, [cid])) == {cid: None}
+
+
+async def test_a_customer_without_a_key_gets_one_on_first_request(stub, tenant, identity):
+    """The locking path creates customers without a key: the first GetCustomerKeys creates it,
+    and every later answer hands out the same one."""
+    service = use_cases(identity.runtime.outbox).resolve
+    claim = ClaimedIdentity(IdentityKey(Kind.WECHAT_OPENID, "wx-app", OPENID))
+    made = await transact(
+        identity.runtime.sessions,
+        lambda s: service.resolve_locked(s, tenant, [claim], {}, "test"),
+    )
+    cid = made.customer.customer_id
+    request = pb.GetCustomerKeysRequest(tenant_id=tenant, customer_ids=[cid])
+    [first] = (await stub.GetCustomerKeys(request)).keys
+    [again] = (await stub.GetCustomerKeys(request)).keys
+    assert not first.erased and len(first.key) == pii.KEY_BYTES
+    assert again.key == first.key
 
 
 async def test_data_keys_are_for_the_services_key_only(identity, stub, tenant):

@@ -181,6 +181,16 @@ class CachedKeys:
         self._max = max_entries
         self._cache: dict[tuple[str, str], tuple[float, bytes | None]] = {}
 
+    def remember(self, tenant_id: str, keys: Mapping[str, bytes | None]) -> None:
+        """Keys this process knows first hand, kept for `ttl_s` like fetched ones: identity's own
+        relay then seals a new customer's first events without reading the key back, and a
+        forget (None) stops this process sealing or opening with a key it holds at once."""
+        expires = time.monotonic() + self._ttl_s
+        if len(self._cache) + len(keys) > self._max:
+            self._cache.clear()
+        for cid, key in keys.items():
+            self._cache[(tenant_id, cid)] = (expires, key)
+
     async def keys(self, tenant_id: str, customer_ids: Iterable[str]) -> dict[str, bytes | None]:
         now = time.monotonic()
         found: dict[str, bytes | None] = {}

@@ -8,7 +8,7 @@ import asyncio
 import logging
 import signal
 import sys
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -90,6 +90,8 @@ class ServiceRuntime:
         # its own table; every other service asks identity), and whether this service's
         # consumers read the sealed values (then they open them before the handlers run).
         self.pii_keys: KeySource | None = None
+        # The keys this process holds (created at start, shared by its relay and consumers).
+        self.pii_cache: CachedKeys | None = None
         self.reads_personal_data = False
         # What add_expiry / add_key_expiry registered (each also swept by a worker).
         self.expiring: list[ExpiringRows | ExpiringKeys] = []
@@ -169,6 +171,12 @@ class ServiceRuntime:
             app.include_router(router)
         return app
 
+    def remember_pii_keys(self, tenant_id: str, keys: Mapping[str, bytes | None]) -> None:
+        """Data keys this process just created (or destroyed: None), for its relay and consumers
+        (`CachedKeys.remember`); identity calls it after the commit that wrote them."""
+        if self.pii_cache is not None:
+            self.pii_cache.remember(tenant_id, keys)
+
     def wake_relay(self) -> None:
         """Pass as `after_commit` to units of work that wrote events."""
         if self.relay is not None:
@@ -197,7 +205,9 @@ class ServiceRuntime:
             max_age_s=s.stream_max_age_s,
             deadletter_max_age_s=s.deadletter_max_age_s,
         )
-        keys = CachedKeys(self.pii_keys or self._identity_keys(), ttl_s=s.pii_key_cache_s)
+        keys = self.pii_cache = CachedKeys(
+            self.pii_keys or self._identity_keys(), ttl_s=s.pii_key_cache_s
+        )
         self.relay = OutboxRelay(
             self.sessions,
             self.tables,

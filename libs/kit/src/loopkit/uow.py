@@ -36,9 +36,17 @@ class UnitOfWork:
     after_commit: Callable[[], None] | None = None
     attempts: int = 5
 
-    async def run(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    async def run(
+        self, work: Callable[[AsyncSession], Awaitable[T]], *, autocommit: bool = False
+    ) -> T:
+        """`autocommit`: no BEGIN and COMMIT round trips on PostgreSQL, each statement commits
+        alone; only for work whose every write is one atomic statement (`loopkit.db.transact`)."""
         return await transact(
-            self.sessions, work, attempts=self.attempts, after_commit=self.after_commit
+            self.sessions,
+            work,
+            attempts=self.attempts,
+            after_commit=self.after_commit,
+            autocommit=autocommit,
         )
 
 

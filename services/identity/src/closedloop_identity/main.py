@@ -8,7 +8,7 @@ from closedloop_identity import SPEC
 from closedloop_identity.clock import Clock, system_clock
 from closedloop_identity.customers.service import CustomerService
 from closedloop_identity.erasure.service import ErasureService
-from closedloop_identity.keys.service import KeyService
+from closedloop_identity.keys.service import KeyService, KeysKnown
 from closedloop_identity.merges.service import MergeService
 from closedloop_identity.models import Base, kit
 from closedloop_identity.policies.service import PolicyService
@@ -20,16 +20,19 @@ from loopkit.runtime import ServiceDefinition, ServiceRuntime
 from loopkit.uow import UnitOfWork
 
 
-def use_cases(outbox: Outbox, clock: Clock = system_clock) -> UseCases:
-    """The domain on one outbox and one clock (tests pass their own clock)."""
+def use_cases(
+    outbox: Outbox, clock: Clock = system_clock, keys_known: KeysKnown | None = None
+) -> UseCases:
+    """The domain on one outbox and one clock (tests pass their own clock); `keys_known` hears
+    of the data keys it creates and destroys (the runtime's key cache)."""
     customers = CustomerService(outbox, clock)
     merges = MergeService(outbox, customers, clock)
     policies = PolicyService(clock)
     return UseCases(
         customers=customers,
-        resolve=ResolveService(outbox, customers, merges, policies, clock),
+        resolve=ResolveService(outbox, customers, merges, policies, clock, keys_known=keys_known),
         merges=merges,
-        erasure=ErasureService(outbox, customers, clock),
+        erasure=ErasureService(outbox, customers, clock, keys_known),
         policies=policies,
         keys=KeyService(clock),
     )
@@ -37,7 +40,7 @@ def use_cases(outbox: Outbox, clock: Clock = system_clock) -> UseCases:
 
 def build(runtime: ServiceRuntime) -> None:
     uow = UnitOfWork(runtime.sessions, after_commit=runtime.wake_relay)
-    domain = use_cases(runtime.outbox)
+    domain = use_cases(runtime.outbox, keys_known=runtime.remember_pii_keys)
     # Identity's own relay seals events with keys read from its table (loopkit.pii).
     runtime.pii_keys = LocalKeys(uow, domain.keys)
     servicer = IdentityServicer(uow, domain)

@@ -9,16 +9,23 @@ from closedloop_identity.clock import Clock, system_clock
 from closedloop_identity.customers.repository import FORGOTTEN, CustomerRepository
 from closedloop_identity.customers.service import CustomerService
 from closedloop_identity.keys.repository import KeyRepository
+from closedloop_identity.keys.service import KeysKnown
 from closedloop_identity.merges.repository import MergeRepository
 from loopkit.errors import NotFound
 from loopkit.events import Outbox
+from loopkit.uow import on_commit
 
 
 class ErasureService:
     def __init__(
-        self, outbox: Outbox, customers: CustomerService, clock: Clock = system_clock
+        self,
+        outbox: Outbox,
+        customers: CustomerService,
+        clock: Clock = system_clock,
+        keys_known: KeysKnown | None = None,
     ) -> None:
         self._outbox = outbox
+        self._keys_known = keys_known
         self._customers = customers
         self._now = clock
 
@@ -46,6 +53,10 @@ class ErasureService:
         # Destroying the data keys ends every sealed copy in streams, replays and dead letters
         # (loopkit.pii), in the same transaction as the erasure.
         await KeyRepository(session).erase(tenant_id, ids, now)
+        if self._keys_known is not None:
+            # This process stops using the keys at the commit (others within their cache TTL).
+            known = self._keys_known
+            on_commit(session, lambda: known(tenant_id, dict.fromkeys(ids)))
         for cid in ids:
             customer = await repo.get(tenant_id, cid)
             assert customer is not None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sl_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -19,21 +19,19 @@ class KeyRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
 
-    async def known_customers(self, tenant_id: str, ids: Sequence[str]) -> dict[str, str]:
-        """Status of each id that names a customer of the tenant (a read of the customers
-        concept's table, to refuse keys for ids identity never issued)."""
+    async def status_and_keys(
+        self, tenant_id: str, ids: Sequence[str]
+    ) -> dict[str, tuple[str, bool, bytes | None]]:
+        """(status, has a key row, key) of each id that names a customer of the tenant, in one
+        statement: a customer's row joined with its key's."""
         rows = await self._session.execute(
-            select(CustomerRow.id, CustomerRow.status).where(
-                CustomerRow.tenant_id == tenant_id, CustomerRow.id.in_(ids)
+            select(CustomerRow.id, CustomerRow.status, _K.customer_id, _K.key)
+            .outerjoin(
+                _K, and_(_K.tenant_id == CustomerRow.tenant_id, _K.customer_id == CustomerRow.id)
             )
+            .where(CustomerRow.tenant_id == tenant_id, CustomerRow.id.in_(ids))
         )
-        return {cid: status for cid, status in rows.tuples()}
-
-    async def keys(self, tenant_id: str, ids: Sequence[str]) -> dict[str, bytes | None]:
-        rows = await self._session.execute(
-            select(_K.customer_id, _K.key).where(_K.tenant_id == tenant_id, _K.customer_id.in_(ids))
-        )
-        return {cid: key for cid, key in rows.tuples()}
+        return {cid: (status, kid is not None, key) for cid, status, kid, key in rows.tuples()}
 
     async def add(self, tenant_id: str, keys: dict[str, bytes], at: datetime) -> None:
         """New keys in one statement; where a concurrent request created one first, its key

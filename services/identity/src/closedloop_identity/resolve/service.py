@@ -26,8 +26,9 @@ from closedloop_identity.customers.identities import (
 from closedloop_identity.customers.repository import ACTIVE, CustomerRepository
 from closedloop_identity.customers.service import CustomerService
 from closedloop_identity.customers.views import CustomerView, IdentityView, utc
+from closedloop_identity.keys.service import KeysKnown
 from closedloop_identity.merges.service import MergeService
-from closedloop_identity.models import AuditRow, CustomerRow
+from closedloop_identity.models import AuditRow, CustomerKeyRow, CustomerRow
 from closedloop_identity.policies.policy import MergePolicy
 from closedloop_identity.policies.service import PolicyService
 from closedloop_identity.resolve.resolution import Owner, plan_resolution
@@ -35,9 +36,12 @@ from closedloop_identity.resolve.statements import CUSTOMERS, IDENTITIES, Rows, 
 from closedloop_identity.resolve.views import Resolution
 from loopkit.errors import InvalidArgument
 from loopkit.events import Outbox, note_events_written
+from loopkit.pii import new_key
+from loopkit.uow import on_commit
 
 MAX_ATTRIBUTES_BYTES = 64 * 1024
 AUDIT: Table = AuditRow.__table__  # type: ignore[assignment]
+CUSTOMER_KEYS: Table = CustomerKeyRow.__table__  # type: ignore[assignment]
 
 
 def _checked(claims: list[ClaimedIdentity], attributes: dict[str, Any]) -> list[ClaimedIdentity]:
@@ -68,8 +72,11 @@ class ResolveService:
         merges: MergeService,
         policies: PolicyService,
         clock: Clock = system_clock,
+        *,
+        keys_known: KeysKnown | None = None,
     ) -> None:
         self._outbox = outbox
+        self._keys_known = keys_known
         self._customers = customers
         self._merges = merges
         self._policies = policies
@@ -108,10 +115,14 @@ class ResolveService:
         now = self._now()
         customer_id = str(ULID())
         created = CustomerView(tenant_id, customer_id, ACTIVE, [], dict(attributes), now)
-        creation = self._creation_rows(created, claims, actor)
+        key = new_key()
+        creation = self._creation_rows(created, claims, actor, key)
         holders = await statements.first_look(session, tenant_id, [c.key for c in claims], creation)
         if not holders:
             note_events_written(session)
+            if self._keys_known is not None:
+                known = self._keys_known
+                on_commit(session, lambda: known(tenant_id, {customer_id: key}))
             created.identities = [IdentityView(c.key, c.verified) for c in claims]
             return Resolution(created, True, [])
         if len(holders) > 1:
@@ -156,10 +167,11 @@ class ResolveService:
         return Resolution(view, False, [])
 
     def _creation_rows(
-        self, customer: CustomerView, claims: list[ClaimedIdentity], actor: str
+        self, customer: CustomerView, claims: list[ClaimedIdentity], actor: str, key: bytes
     ) -> Rows:
         """What creating `customer` with `claims` writes: the rows the locking path's ORM objects
-        would have, and its customer.created event."""
+        would have, its customer.created event, and its data key (loopkit.pii; the locking path
+        leaves that to the first `KeyService.keys`)."""
         row = {
             "id": customer.customer_id,
             "tenant_id": customer.tenant_id,
@@ -188,6 +200,18 @@ class ResolveService:
             (IDENTITIES, identities),
             (AUDIT, audit),
             (self._outbox.tables.outbox, [self._outbox.row(event)]),
+            (
+                CUSTOMER_KEYS,
+                [
+                    {
+                        "tenant_id": customer.tenant_id,
+                        "customer_id": customer.customer_id,
+                        "key": key,
+                        "created_at": customer.created_at,
+                        "erased_at": None,
+                    }
+                ],
+            ),
         ]
 
     def _attach_rows(

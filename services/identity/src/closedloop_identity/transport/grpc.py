@@ -20,7 +20,6 @@ from closedloop_identity.merges.service import MergeService
 from closedloop_identity.policies.service import PolicyService
 from closedloop_identity.resolve.service import ResolveService
 from closedloop_identity.transport import convert
-from loopkit.db import transact
 from loopkit.errors import InvalidArgument
 from loopkit.tenancy import require_tenant
 from loopkit.uow import UnitOfWork
@@ -75,12 +74,8 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         attributes = convert.attributes_from_pb(request.attributes)
         # The common cases first, without a transaction (each of their writes is one atomic
         # statement); a possible merge then runs in a transaction under locks.
-        # (`UnitOfWork.run` always opens a transaction, hence `transact` on its sessions here.)
-        quick = await transact(
-            self._uow.sessions,
+        quick = await self._uow.run(
             lambda s: self._resolve.resolve_directly(s, tenant, claims, attributes, request.actor),
-            attempts=self._uow.attempts,
-            after_commit=self._uow.after_commit,
             autocommit=True,
         )
         result = quick
@@ -174,7 +169,9 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         self, request: pb.GetCustomerKeysRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetCustomerKeysResponse:
         tenant = require_tenant(request.tenant_id)
-        keys = await self._uow.run(lambda s: self._keys.keys(s, tenant, list(request.customer_ids)))
+        keys = await self._uow.run(
+            lambda s: self._keys.keys(s, tenant, list(request.customer_ids)), autocommit=True
+        )
         return pb.GetCustomerKeysResponse(
             keys=[
                 pb.CustomerKey(customer_id=cid, key=key or b"", erased=key is None)

@@ -15,4 +15,6 @@ class LocalKeys:
         self._keys = keys
 
     async def keys(self, tenant_id: str, customer_ids: Sequence[str]) -> dict[str, bytes | None]:
-        return await self._uow.run(lambda s: self._keys.keys(s, tenant_id, customer_ids))
+        return await self._uow.run(
+            lambda s: self._keys.keys(s, tenant_id, customer_ids), autocommit=True
+        )
