@@ -424,6 +424,25 @@ class FunnelAliasRow(Base):
     survivor_id: Mapped[str] = mapped_column(String(26), default="")
 
 
+class FunnelMergeRow(Base):
+    """What a merge changed in the funnel, so `customer.unmerged` naming it can give it back:
+    the merged customer's steps and attribution as they were, the orders it moved, and the
+    survivor's steps and attribution before the merged ones were folded in. Dropped by the
+    unmerge, and with either customer's erasure."""
+
+    __tablename__ = "funnel_merges"
+    __table_args__ = (Index("ix_funnel_merges_customers", "tenant_id", "merged_id", "survivor_id"),)
+
+    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    merge_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    merged_id: Mapped[str] = mapped_column(String(26))
+    survivor_id: Mapped[str] = mapped_column(String(26))
+    # {"steps": {step: [at, campaign, channel]}, "source": [at, campaign, channel] | null,
+    #  "orders": [order_id], "survivor_steps": {step: at | null} (the steps the merge set),
+    #  "survivor_source": [at, campaign, channel] | null | "kept"}; times ISO 8601 UTC.
+    undo: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
 class RewardRevocationRow(Base):
     """A referral reward taken back (reward.revoked after its grant), once per reward: what was
     reversed, and a marker so a reward.granted handled after its revocation hands nothing out.

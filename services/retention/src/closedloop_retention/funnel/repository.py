@@ -15,6 +15,7 @@ from closedloop_retention.clock import utc
 from closedloop_retention.funnel.views import MEDIAN_PAIRS, FunnelQuery, Granularity
 from closedloop_retention.models import (
     FunnelAliasRow,
+    FunnelMergeRow,
     FunnelOrderRow,
     FunnelSourceRow,
     FunnelStepRow,
@@ -270,6 +271,111 @@ class FunnelRepository:
             .values(customer_id=survivor)
         )
 
+    async def order_ids_of(self, session: AsyncSession, tenant: str, customer: str) -> list[str]:
+        found = await session.execute(
+            select(FunnelOrderRow.order_id).where(
+                FunnelOrderRow.tenant_id == tenant, FunnelOrderRow.customer_id == customer
+            )
+        )
+        return sorted(found.scalars())
+
+    async def give_back_orders(
+        self, session: AsyncSession, tenant: str, orders: Sequence[str], holder: str, owner: str
+    ) -> None:
+        """These orders, where `holder` still has them, are `owner`'s again."""
+        await session.execute(
+            update(FunnelOrderRow)
+            .where(
+                FunnelOrderRow.tenant_id == tenant,
+                FunnelOrderRow.customer_id == holder,
+                FunnelOrderRow.order_id.in_(orders),
+            )
+            .values(customer_id=owner)
+        )
+
+    async def delete_step(
+        self, session: AsyncSession, tenant: str, customer: str, step: str
+    ) -> None:
+        await session.execute(
+            delete(FunnelStepRow).where(
+                FunnelStepRow.tenant_id == tenant,
+                FunnelStepRow.customer_id == customer,
+                FunnelStepRow.step == step,
+            )
+        )
+
+    async def set_step_at(
+        self, session: AsyncSession, tenant: str, customer: str, step: str, at: datetime
+    ) -> None:
+        """The step's time as given, later or not (an unmerge restoring a survivor's own)."""
+        await session.execute(
+            update(FunnelStepRow)
+            .where(
+                FunnelStepRow.tenant_id == tenant,
+                FunnelStepRow.customer_id == customer,
+                FunnelStepRow.step == step,
+            )
+            .values(at=utc(at))
+        )
+
+    async def put_source(
+        self,
+        session: AsyncSession,
+        tenant: str,
+        customer: str,
+        source: tuple[datetime, str, str] | None,
+    ) -> None:
+        """Set (or, None, drop) the customer's attribution as given, and copy it onto their
+        step and order rows (an unmerge restoring what a merge replaced)."""
+        row = await self.source(session, tenant, customer)
+        if source is None:
+            if row is not None:
+                await session.delete(row)
+            campaign = channel = ""
+        else:
+            at, campaign, channel = source
+            if row is None:
+                row = FunnelSourceRow(tenant_id=tenant, customer_id=customer)
+                session.add(row)
+            row.at, row.campaign_id, row.channel_id = utc(at), campaign, channel
+        await session.flush()
+        for table in (FunnelStepRow, FunnelOrderRow):
+            await session.execute(
+                update(table)
+                .where(table.tenant_id == tenant, table.customer_id == customer)
+                .values(campaign_id=campaign, channel_id=channel)
+            )
+
+    async def save_merge(
+        self,
+        session: AsyncSession,
+        tenant: str,
+        merge_id: str,
+        *,
+        merged: str,
+        survivor: str,
+        undo: dict[str, Any],
+    ) -> None:
+        if await session.get(FunnelMergeRow, (tenant, merge_id)) is None:
+            session.add(
+                FunnelMergeRow(
+                    tenant_id=tenant,
+                    merge_id=merge_id,
+                    merged_id=merged,
+                    survivor_id=survivor,
+                    undo=undo,
+                )
+            )
+
+    async def take_merge(
+        self, session: AsyncSession, tenant: str, merge_id: str
+    ) -> FunnelMergeRow | None:
+        """The merge's record, removed (an unmerge uses it once)."""
+        row = await session.get(FunnelMergeRow, (tenant, merge_id))
+        if row is not None:
+            await session.delete(row)
+        return row
+
     async def erase(self, session: AsyncSession, tenant: str, customers: Sequence[str]) -> None:
         """Every funnel row of these customers (steps, orders, attribution)."""
         for table in (FunnelStepRow, FunnelOrderRow, FunnelSourceRow):
@@ -277,9 +383,26 @@ class FunnelRepository:
                 delete(table).where(table.tenant_id == tenant, table.customer_id.in_(customers))
             )
 
+    async def forget_merges(
+        self, session: AsyncSession, tenant: str, customers: Sequence[str]
+    ) -> None:
+        """The merge records naming these customers (an erasure: nothing is given back)."""
+        await session.execute(
+            delete(FunnelMergeRow).where(
+                FunnelMergeRow.tenant_id == tenant,
+                FunnelMergeRow.merged_id.in_(customers) | FunnelMergeRow.survivor_id.in_(customers),
+            )
+        )
+
     async def reset(self, session: AsyncSession, consumers: Sequence[str]) -> None:
         """Empty the read model and forget which events its consumers applied (a rebuild)."""
-        for table in (FunnelStepRow, FunnelOrderRow, FunnelSourceRow, FunnelAliasRow):
+        for table in (
+            FunnelStepRow,
+            FunnelOrderRow,
+            FunnelSourceRow,
+            FunnelAliasRow,
+            FunnelMergeRow,
+        ):
             await session.execute(delete(table))
         await session.execute(delete(kit.inbox).where(kit.inbox.c.consumer.in_(consumers)))
 

@@ -7,6 +7,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -111,19 +112,28 @@ class FunnelService:
         await self._referred(session, tenant, live, referrer, at)
         await self._step(session, tenant, live, Step.REFERRED_PAID, at)
 
-    async def merge(self, session: AsyncSession, tenant: str, survivor: str, gone: str) -> None:
+    async def merge(
+        self, session: AsyncSession, tenant: str, survivor: str, gone: str, merge_id: str = ""
+    ) -> None:
         """`gone`'s steps move to the survivor, each keeping its earliest time; their orders add
-        up (which may make the survivor a repeat buyer); later events for `gone` follow."""
+        up (which may make the survivor a repeat buyer); later events for `gone` follow. What
+        changed is kept under `merge_id` for its unmerge."""
         if survivor == gone:
             return
         for customer in sorted((survivor, gone)):  # one order everywhere: no deadlock between two
             await self._rows.lock(session, tenant, customer)
         await self._rows.alias(session, tenant, gone, survivor)
+        before = await self._steps_at(session, tenant, survivor)
+        survivor_source = await self._source_of(session, tenant, survivor)
+        gone_rows = await self._rows.steps_of(session, tenant, gone)
+        undo: dict[str, Any] = {
+            "steps": {r.step: [_iso(r.at), r.campaign_id, r.channel_id] for r in gone_rows},
+            "source": await self._source_of(session, tenant, gone),
+            "orders": await self._rows.order_ids_of(session, tenant, gone),
+        }
         found = await self._rows.source(session, tenant, gone)
         moved = None if found is None else (found.at, Source(found.campaign_id, found.channel_id))
-        steps = [
-            (Step(row.step), row.at) for row in await self._rows.steps_of(session, tenant, gone)
-        ]
+        steps = [(Step(row.step), row.at) for row in gone_rows]
         await self._rows.move_orders(session, tenant, gone, survivor)
         await self._rows.erase(session, tenant, [gone])
         if moved is not None:
@@ -132,17 +142,80 @@ class FunnelService:
             await self._step(session, tenant, survivor, step, at)
         await self._repeat(session, tenant, survivor)
         await self._rows.refresh_gaps(session, tenant, survivor)
+        if merge_id:
+            after = await self._steps_at(session, tenant, survivor)
+            undo["survivor_steps"] = {
+                step: [before.get(step), at] for step, at in after.items() if before.get(step) != at
+            }
+            now_source = await self._source_of(session, tenant, survivor)
+            undo["survivor_source"] = (
+                None if now_source == survivor_source else [survivor_source, now_source]
+            )
+            await self._rows.save_merge(
+                session, tenant, merge_id, merged=gone, survivor=survivor, undo=undo
+            )
 
-    async def unmerge(self, session: AsyncSession, tenant: str, restored: str) -> None:
-        """Later events for `restored` count for it again. The steps and orders the merge folded
-        into the survivor stay there: the read model keeps no record of whose they were."""
-        await self._rows.lock(session, tenant, restored)
+    async def unmerge(
+        self,
+        session: AsyncSession,
+        tenant: str,
+        restored: str,
+        survivor: str = "",
+        merge_id: str = "",
+    ) -> None:
+        """Later events for `restored` count for it again, and what the merge `merge_id` folded
+        into `survivor` (the live customer holding it now) comes back: the restored customer's
+        own steps, attribution and orders; the survivor's steps and attribution as they were
+        before, unless events since moved them (then they stay); repeat buyers recounted from
+        the orders each now has. A merge recorded before the read model kept merge records
+        (or a replay that finds none) only drops the alias."""
+        ids = {restored, survivor} - {""}
+        for customer in sorted(ids):
+            await self._rows.lock(session, tenant, customer)
         await self._rows.unalias(session, tenant, restored)
+        record = await self._rows.take_merge(session, tenant, merge_id) if merge_id else None
+        if record is None or record.merged_id != restored:
+            return
+        holder = survivor or record.survivor_id
+        undo = record.undo
+        await self._rows.give_back_orders(session, tenant, undo["orders"], holder, restored)
+        source = undo["source"]
+        await self._rows.put_source(session, tenant, restored, _source(source))
+        for step, (at, campaign, channel) in undo["steps"].items():
+            await self._rows.record_step(
+                session, tenant, restored, step, _time(at), campaign_id=campaign, channel_id=channel
+            )
+        if holder != restored:
+            current = await self._steps_at(session, tenant, holder)
+            for step, (prior, set_at) in undo.get("survivor_steps", {}).items():
+                if current.get(step) != set_at:
+                    continue  # an event since moved it: it stands
+                if prior is None:
+                    await self._rows.delete_step(session, tenant, holder, step)
+                else:
+                    await self._rows.set_step_at(session, tenant, holder, step, _time(prior))
+            changed = undo.get("survivor_source")
+            if changed is not None and await self._source_of(session, tenant, holder) == changed[1]:
+                await self._rows.put_source(session, tenant, holder, _source(changed[0]))
+        for customer in sorted({restored, holder}):
+            await self._rows.delete_step(session, tenant, customer, Step.REPEAT.value)
+            await self._repeat(session, tenant, customer)
+            await self._rows.refresh_gaps(session, tenant, customer)
+
+    async def _steps_at(self, session: AsyncSession, tenant: str, customer: str) -> dict[str, str]:
+        return {r.step: _iso(r.at) for r in await self._rows.steps_of(session, tenant, customer)}
+
+    async def _source_of(
+        self, session: AsyncSession, tenant: str, customer: str
+    ) -> list[str] | None:
+        row = await self._rows.source(session, tenant, customer)
+        return None if row is None else [_iso(row.at), row.campaign_id, row.channel_id]
 
     async def forget(self, session: AsyncSession, tenant: str, ids: Sequence[str]) -> None:
         for customer in sorted(ids):
             await self._rows.lock(session, tenant, customer)
         await self._rows.erase(session, tenant, ids)
+        await self._rows.forget_merges(session, tenant, ids)
         for customer in ids:
             await self._rows.alias(session, tenant, customer, "")
 
@@ -248,3 +321,15 @@ class FunnelService:
         second = await self._rows.second_order_at(session, tenant, customer)
         if second is not None:
             await self._step(session, tenant, customer, Step.REPEAT, second)
+
+
+def _iso(at: datetime) -> str:
+    return utc(at).isoformat()
+
+
+def _time(iso: str) -> datetime:
+    return utc(datetime.fromisoformat(iso))
+
+
+def _source(kept: list[str] | None) -> tuple[datetime, str, str] | None:
+    return None if kept is None else (_time(kept[0]), kept[1], kept[2])

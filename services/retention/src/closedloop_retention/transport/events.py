@@ -387,12 +387,12 @@ class EventHandlers:
     async def funnel_merged(
         self, session: AsyncSession, tenant: str, survivor: str, gone: str, merge_id: str
     ) -> None:
-        await self._funnel.merge(session, tenant, survivor, gone)
+        await self._funnel.merge(session, tenant, survivor, gone, merge_id)
 
     async def funnel_unmerged(
         self, session: AsyncSession, tenant: str, restored: str, survivor: str, merge_id: str
     ) -> None:
-        await self._funnel.unmerge(session, tenant, restored)
+        await self._funnel.unmerge(session, tenant, restored, survivor, merge_id)
 
     async def funnel_forgotten(
         self, session: AsyncSession, tenant: str, ids: Sequence[str]
