@@ -32,7 +32,7 @@ from loopkit_dev.testing import RunningService, own_nats_server, running_service
 
 # Each test gets a tenant of its own, with its own pair of official accounts (safe mode and
 # plaintext) configured for it, so tests share running services without seeing each other.
-SLOTS = 60
+SLOTS = 200  # more than the suite's tests that take an `env`; the assertion below says so
 
 
 @pytest.fixture(scope="session")
@@ -96,6 +96,7 @@ async def services(
 @pytest_asyncio.fixture(loop_scope="session")
 async def env(services: Services) -> Env:
     slot = next(services.slots)
+    assert slot < SLOTS, "more acquisition tests than SLOTS: raise SLOTS"
     safe, plain = app_ids(slot)
     return Env(
         identity=services.identity,
