@@ -35,6 +35,7 @@ from collections import Counter
 from pathlib import Path
 
 import nats
+from _common import keys_env
 from _statements import SIDES, install, round_trips
 from nats.aio.client import Client
 from nats.js import JetStreamContext
@@ -128,7 +129,14 @@ async def service_consume(
     reps: int,
     counts: Counter[str],
 ) -> float:
-    settings = DEFINITION.settings_cls(service="conversion", **settings_kw)  # type: ignore[arg-type]
+    # Services refuse to start without callers' keys; this one takes no calls, but starts as in
+    # production.
+    keys = Path(keys_env()["CLOSEDLOOP_API_KEYS_FILE"])
+    settings = DEFINITION.settings_cls(
+        service="conversion",
+        api_keys_file=keys,
+        **settings_kw,  # type: ignore[arg-type]
+    )
     runtime = DEFINITION.runtime(settings)
     await runtime.migrate()
     # The reps exist before the clock starts (written through the domain, not timed).
