@@ -164,6 +164,18 @@ def cpu_seconds(pids: list[int]) -> dict[int, float]:
     return seconds
 
 
+def peak_rss_mib(pid: int) -> float | None:
+    """The most resident memory a live process has used so far (VmHWM), in MiB."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    for line in status.splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return None
+
+
 def new_database_name(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex[:12]}"
 

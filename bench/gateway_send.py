@@ -52,6 +52,7 @@ from _common import (
     keyed,
     keys_env,
     new_database_name,
+    peak_rss_mib,
     wait_serving,
 )
 from _statements import read_counts, round_trips
@@ -211,6 +212,7 @@ class Unpaced:
     spent: Counter[str]  # database round trips (bench/_statements.py)
     gateway_cpu: float  # CPU seconds of the gateway process, its outbox relay included
     emulator_cpu: float
+    peak_rss_mib: float | None  # the gateway process's peak resident memory so far (VmHWM)
 
 
 async def unpaced_phase(
@@ -222,9 +224,10 @@ async def unpaced_phase(
     target: str,
     url: str,
     emulator_pid: int,
-) -> list[Unpaced]:
+) -> tuple[list[Unpaced], float | None]:
     """`--sends` sends through one unpaced gateway process, once per SendMessage call and once
-    in SendMessages calls of `--batch` (a broadcast's path), each timed until all are SENT."""
+    in SendMessages calls of `--batch` (a broadcast's path), each timed until all are SENT; and
+    the process's peak resident memory once it served (before any send)."""
     counts_path = tmp / "statements.json"
     gateway = ChildProcess(
         "gateway",
@@ -242,6 +245,7 @@ async def unpaced_phase(
     cleanup.push("gateway", gateway.stop)
     await wait_serving(target, gateway, 60)
     pid = gateway.proc.pid
+    started_rss = peak_rss_mib(pid)
     measured = []
     modes = [
         ("gateway_send_single", "one SendMessage per send", 1),
@@ -268,10 +272,11 @@ async def unpaced_phase(
                     after - before,
                     cpu1[pid] - cpu0[pid],
                     cpu1[emulator_pid] - cpu0[emulator_pid],
+                    peak_rss_mib(pid),
                 )
             )
     gateway.stop()
-    return measured
+    return measured, started_rss
 
 
 async def paced_phase(
@@ -371,14 +376,19 @@ async def run(args: argparse.Namespace, cleanup: Cleanup, tmp: Path) -> int:
     emulator_cpu1, client_cpu = cpu_seconds([emulator_pid])[emulator_pid], time.process_time()
     client_cpu -= client_cpu0
 
-    unpaced = await unpaced_phase(
+    unpaced, started_rss = await unpaced_phase(
         args, cleanup, tmp, env=fast_env, target=target, url=url, emulator_pid=emulator_pid
     )
     paced_rate, paced_failed, over_limit = await paced_phase(
         args, cleanup, tmp, env=env, target=target, url=url, emulator_url=emulator_url
     )
     share = paced_rate / args.quota
-    print(f"\ngateway sends ({args.database}), {args.sends} template messages each")
+    print(
+        f"\ngateway sends ({args.database}), {args.sends} template messages each, "
+        f"send_concurrency = wechat_threads = {args.concurrency}"
+    )
+    if started_rss is not None:
+        print(f"  gateway resident memory once serving, before any send: {started_rss:.0f} MiB")
     ms = 1000 / args.sends
     print(
         f"  raw calls to the emulator          {raw_rate:8.0f} sends/s  (CPU ms per send: "
@@ -396,6 +406,8 @@ async def run(args: argparse.Namespace, cleanup: Cleanup, tmp: Path) -> int:
             f"in {m.spent['request transactions'] / args.sends:.2f} transactions), outbox relay "
             f"{rt['relay']:.2f}"
         )
+        if m.peak_rss_mib is not None:
+            print(f"    gateway peak resident memory so far (VmHWM) {m.peak_rss_mib:.0f} MiB")
     print(
         f"  paced at quota {args.quota}/s             {paced_rate:8.1f} sends/s  = {share:.0%} of "
         f"the quota, over-limit answers: {over_limit}, failed: {paced_failed}"

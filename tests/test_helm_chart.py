@@ -53,13 +53,15 @@ from closedloop.common.v1 import common_pb2
 from closedloop.events.v1 import acquisition_events_pb2
 from closedloop.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from closedloop.identity.v1 import identity_pb2, identity_pb2_grpc
+from closedloop_gateway import SPEC as GATEWAY_SPEC
+from closedloop_gateway.settings import GatewaySettings
 from gateway_helpers import APP as GATEWAY_APP
 from gateway_helpers import TENANT as GATEWAY_TENANT
 from gateway_helpers import emulator, gateway_overrides
 from loopkit.events import new_envelope, subject_for
 from loopkit.natsio import ensure_service_streams
 from loopkit.servicelist import ListedService, listed_services
-from loopkit.settings import Settings
+from loopkit.settings import Settings, load_settings
 from loopkit_dev.natsserver import NatsServer
 from loopkit_dev.testing import RunningService, api_keys, eventually, running_service
 
@@ -1022,3 +1024,37 @@ def test_worker_processes_are_one_value_per_service(default: Rendered) -> None:
     other = resource_name("acquisition")
     assert scaled.named("ConfigMap", other)["data"]["CLOSEDLOOP_WORKERS"] == "1"
     assert "workers" in refusal({"services": {"identity": {"workers": 0}}})
+
+
+def test_gateway_send_settings_are_chart_values_with_the_gateways_defaults(
+    default: Rendered, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The gateway's send slots and WeChat threads are values of the chart with the gateway's own
+    defaults; the gateway reads what the chart renders; other services are not given them."""
+    names = ("CLOSEDLOOP_GATEWAY_SEND_CONCURRENCY", "CLOSEDLOOP_GATEWAY_WECHAT_THREADS")
+    gateway = default.named("ConfigMap", resource_name("gateway"))["data"]
+    for key, value in gateway.items():
+        monkeypatch.setenv(key, value)
+    read = load_settings(GATEWAY_SPEC, GatewaySettings)
+    assert isinstance(read, GatewaySettings)
+    defaults = GatewaySettings()
+    assert (read.send_concurrency, read.wechat_threads) == (
+        defaults.send_concurrency,
+        defaults.wechat_threads,
+    )
+    assert all(name in gateway for name in names)
+    for deployment in default.of_kind("Deployment"):
+        name = deployment["metadata"]["name"]
+        if name != resource_name("gateway"):
+            assert not set(names) & set(default.named("ConfigMap", name)["data"]), name
+
+    raised = render(
+        minimal({"services": {"gateway": {"sendConcurrency": 64, "wechatThreads": 48}}})
+    )
+    data = raised.named("ConfigMap", resource_name("gateway"))["data"]
+    assert [data[name] for name in names] == ["64", "48"]
+    assert "sendConcurrency" in refusal({"services": {"gateway": {"sendConcurrency": 0}}})
+    assert "wechatThreads" in refusal({"services": {"gateway": {"wechatThreads": "many"}}})
+    assert "is a setting of the gateway" in refusal(
+        {"services": {"retention": {"sendConcurrency": 8}}}
+    )
