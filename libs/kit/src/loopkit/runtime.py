@@ -26,6 +26,7 @@ from loopkit.events import Outbox
 from loopkit.expiry import ExpiringKeys, ExpiringRows
 from loopkit.grpc_server import GrpcServer
 from loopkit.identity_client import IdentityClient
+from loopkit.leases import ReplicaLease
 from loopkit.logs import configure_logging
 from loopkit.ops_http import HttpServer, ops_app
 from loopkit.outbox import OutboxRelay
@@ -159,6 +160,19 @@ class ServiceRuntime:
         workers do every retention_sweep_interval_s): how many rows or keys each forgot."""
         return {item.name: await item.prune() for item in self.expiring}
 
+    @property
+    def serves_http(self) -> bool:
+        """Whether this process serves HTTP (and so /metrics): every process of a one-process
+        service, only worker 0 of a multi-worker one."""
+        return self.worker in (None, 0)
+
+    def lease(self, name: str) -> ReplicaLease:
+        """A lease one process of the service holds at a time (`loopkit.leases`), given up when
+        this process drains: for periodic work one replica is enough for."""
+        lease = ReplicaLease(self.engine, f"{self.spec.name}:{name}")
+        self.on_stop(lease.release)
+        return lease
+
     def on_stop(self, close: Callable[[], Awaitable[None]]) -> None:
         """Release something the service opened (a client channel) once it has drained."""
         self._closers.append(close)
@@ -239,7 +253,7 @@ class ServiceRuntime:
             )
             await consumer.start()
             self.consumers.append(consumer)
-        if self.worker in (None, 0):
+        if self.serves_http:
             # One HTTP process per pod: /metrics then always reads the same process's counters.
             self.http = HttpServer(self.http_app(), s.http_host, s.http_port)
         await self.grpc.start()

@@ -160,6 +160,8 @@ def build(runtime: ServiceRuntime) -> None:
         funnel,
         window=timedelta(days=settings.funnel_metrics_window_days),
         max_tenants=settings.funnel_metrics_max_tenants,
+        # One replica computes them (docs/services/retention.md, "Funnel metrics").
+        lease=runtime.lease("funnel metrics"),
     )
     notice_worker = NoticeWorker(uow, notices, sender, batch=settings.dispatch_batch)
     # for tests and operators
@@ -176,8 +178,9 @@ def build(runtime: ServiceRuntime) -> None:
         (settings.dispatch_interval_s, offer_dispatcher.dispatch, "win-back dispatch"),
         (settings.dispatch_interval_s, notice_worker.dispatch, "notice dispatch"),
         (settings.sweep_interval_s, workers.sweep_all, "lifecycle sweep"),
-        (settings.funnel_metrics_interval_s, funnel_metrics.refresh, "funnel metrics"),
     ]
+    if runtime.serves_http:  # the gauges are read on /metrics, which only this process serves
+        jobs.append((settings.funnel_metrics_interval_s, funnel_metrics.refresh, "funnel metrics"))
     for interval, tick, name in jobs:
         if interval > 0:
             runtime.add_worker(every(interval, tick, name=name))
