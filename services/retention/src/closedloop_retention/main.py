@@ -7,7 +7,7 @@ import secrets
 from datetime import timedelta
 from pathlib import Path
 
-from sqlalchemy import or_
+from sqlalchemy import not_, or_
 
 from closedloop_retention import SPEC, metrics
 from closedloop_retention.activity.intake import ActivityIntake
@@ -25,10 +25,18 @@ from closedloop_retention.funnel.repository import FunnelRepository
 from closedloop_retention.funnel.service import FunnelService
 from closedloop_retention.loyalty.clawback import RewardClawback
 from closedloop_retention.loyalty.repository import LoyaltyRepository
-from closedloop_retention.loyalty.service import CLIENT_KEY_PREFIXES, LoyaltyService
+from closedloop_retention.loyalty.service import CLIENT_KEY_PREFIXES, REWARD_KEY, LoyaltyService
 from closedloop_retention.loyalty.winback import win_back
-from closedloop_retention.models import Base, LedgerRow, kit
-from closedloop_retention.notices.service import NoticeService
+from closedloop_retention.models import (
+    Base,
+    BroadcastRow,
+    CouponRow,
+    LedgerRow,
+    NoticeRow,
+    WinBackOfferRow,
+    kit,
+)
+from closedloop_retention.notices.service import FINISHED, NoticeService
 from closedloop_retention.segments.service import SegmentService
 from closedloop_retention.settings import RetentionSettings
 from closedloop_retention.suggestions.service import SuggestionService
@@ -109,14 +117,7 @@ def build(runtime: ServiceRuntime) -> None:
     )
     runtime.add_grpc(register(servicer), [SERVICE_NAME])
     runtime.add_http(UnsubscribeHttp(uow, consent).router())
-    # Clients' ledger keys last CLOSEDLOOP_IDEMPOTENCY_KEY_RETENTION_S, as CaptureLead's do.
-    ledger = Base.metadata.tables[LedgerRow.__tablename__]
-    runtime.add_key_expiry(
-        ledger,
-        "idempotency_key",
-        "created_at",
-        where=or_(*(ledger.c.idempotency_key.startswith(p) for p in CLIENT_KEY_PREFIXES)),
-    )
+    _expire_keys(runtime)
     clawback = RewardClawback(loyalty, loyalty_rows)
     handlers = EventHandlers(
         intake, loyalty, people, funnel, clawback=clawback, fission=fission, c360=c360
@@ -184,6 +185,39 @@ def build(runtime: ServiceRuntime) -> None:
     for interval, tick, name in jobs:
         if interval > 0:
             runtime.add_worker(every(interval, tick, name=name))
+
+
+def _expire_keys(runtime: ServiceRuntime) -> None:
+    """Idempotency keys last CLOSEDLOOP_IDEMPOTENCY_KEY_RETENTION_S, as CaptureLead's do, but
+    those that make something count once ever (an order's, a reward's)."""
+    # A client's ledger keys (redeem:, manual:); the ledger's own stay.
+    ledger = Base.metadata.tables[LedgerRow.__tablename__]
+    runtime.add_key_expiry(
+        ledger,
+        "idempotency_key",
+        "created_at",
+        where=or_(*(ledger.c.idempotency_key.startswith(p) for p in CLIENT_KEY_PREFIXES)),
+    )
+    # So do the keys of coupons (but a referral reward's), broadcasts, win-back offers (one per
+    # customer and day) and finished notices (docs/operations.md, "Retries and idempotency keys").
+    coupons = Base.metadata.tables[CouponRow.__tablename__]
+    runtime.add_key_expiry(
+        coupons,
+        "idempotency_key",
+        "issued_at",
+        where=not_(coupons.c.idempotency_key.startswith(REWARD_KEY)),
+    )
+    for row_class in (BroadcastRow, WinBackOfferRow):
+        runtime.add_key_expiry(
+            Base.metadata.tables[row_class.__tablename__], "idempotency_key", "created_at"
+        )
+    notices_table = Base.metadata.tables[NoticeRow.__tablename__]
+    runtime.add_key_expiry(
+        notices_table,
+        "idempotency_key",
+        "created_at",
+        where=notices_table.c.status.in_(FINISHED),
+    )
 
 
 def _unsubscribe_secret(settings: RetentionSettings) -> bytes:

@@ -242,6 +242,13 @@ class CouponRow(Base):
     __table_args__ = (
         UniqueConstraint("tenant_id", "idempotency_key"),
         Index("ix_coupons_customer", "tenant_id", "customer_id"),
+        # The coupons whose key has not expired yet (the key sweep's way in).
+        Index(
+            "ix_coupons_key_kept",
+            "issued_at",
+            postgresql_where=text("idempotency_key IS NOT NULL"),
+            sqlite_where=text("idempotency_key IS NOT NULL"),
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(26), primary_key=True)
@@ -250,7 +257,9 @@ class CouponRow(Base):
     template_id: Mapped[str] = mapped_column(String(64))
     value_minor: Mapped[int] = mapped_column(BigInteger)
     reason: Mapped[str] = mapped_column(String(300))
-    idempotency_key: Mapped[str] = mapped_column(String(200))
+    # NULL once older than CLOSEDLOOP_IDEMPOTENCY_KEY_RETENTION_S, except a referral reward's
+    # (reward:), which makes the reward count once however late its event comes again.
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), nullable=True)
     issued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     redeemed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -271,7 +280,15 @@ class SegmentRow(Base):
 
 class BroadcastRow(Base):
     __tablename__ = "broadcasts"
-    __table_args__ = (UniqueConstraint("tenant_id", "idempotency_key"),)
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "idempotency_key"),
+        Index(
+            "ix_broadcasts_key_kept",
+            "created_at",
+            postgresql_where=text("idempotency_key IS NOT NULL"),
+            sqlite_where=text("idempotency_key IS NOT NULL"),
+        ),
+    )
 
     id: Mapped[str] = mapped_column(String(26), primary_key=True)
     tenant_id: Mapped[str] = mapped_column(String(64))
@@ -282,7 +299,8 @@ class BroadcastRow(Base):
     window_end: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     # scheduled | sending | completed
     status: Mapped[str] = mapped_column(String(16))
-    idempotency_key: Mapped[str] = mapped_column(String(200))
+    # CreateBroadcast's key: NULL once older than CLOSEDLOOP_IDEMPOTENCY_KEY_RETENTION_S.
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     # The official-account template message for recipients outside the 48-hour window ("" =
     # none: they are skipped, window_closed) and its keyword data.
@@ -322,12 +340,20 @@ class WinBackOfferRow(Base):
         UniqueConstraint("tenant_id", "idempotency_key"),
         Index("ix_win_back_offers_due", "status", "created_at"),
         Index("ix_win_back_offers_customer", "tenant_id", "customer_id", "created_at"),
+        Index(
+            "ix_win_back_offers_key_kept",
+            "created_at",
+            postgresql_where=text("idempotency_key IS NOT NULL"),
+            sqlite_where=text("idempotency_key IS NOT NULL"),
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(26), primary_key=True)
     tenant_id: Mapped[str] = mapped_column(String(64))
     customer_id: Mapped[str] = mapped_column(String(26))
-    idempotency_key: Mapped[str] = mapped_column(String(200))
+    # winback:<customer>:<day>, one offer per customer and day: NULL once older than
+    # CLOSEDLOOP_IDEMPOTENCY_KEY_RETENTION_S (its day is long over; sends use the offer's id).
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), nullable=True)
     coupon_id: Mapped[str] = mapped_column(String(26))
     value_minor: Mapped[int] = mapped_column(BigInteger, default=0)
     valid_until: Mapped[datetime] = mapped_column(DateTime(timezone=True))
@@ -490,6 +516,12 @@ class NoticeRow(Base):
     __table_args__ = (
         UniqueConstraint("tenant_id", "idempotency_key"),
         Index("ix_customer_notices_status", "status", "created_at"),
+        Index(
+            "ix_customer_notices_key_kept",
+            "created_at",
+            postgresql_where=text("idempotency_key IS NOT NULL"),
+            sqlite_where=text("idempotency_key IS NOT NULL"),
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(26), primary_key=True)
@@ -497,7 +529,10 @@ class NoticeRow(Base):
     customer_id: Mapped[str] = mapped_column(String(26))
     kind: Mapped[str] = mapped_column(String(32))
     content: Mapped[str] = mapped_column(String(1000))
-    idempotency_key: Mapped[str] = mapped_column(String(200))
+    # The notice's key, also its send's key at the gateway: NULL once the notice is finished
+    # (sent, skipped, failed) and older than CLOSEDLOOP_IDEMPOTENCY_KEY_RETENTION_S (a fission
+    # reward's notice is owed once: fission_rewards' row keeps that).
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), nullable=True)
     # pending | sending | sent | skipped | failed
     status: Mapped[str] = mapped_column(String(16))
     # why skipped / failed: unsubscribed, no_consent, no_contact, refused

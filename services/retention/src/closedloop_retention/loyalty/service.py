@@ -35,6 +35,8 @@ MAX_KEY = 200
 # are kept: they make an order or a reward count once, however late an event comes again.
 REDEEM_KEY, MANUAL_KEY = "redeem:", "manual:"
 CLIENT_KEY_PREFIXES = (REDEEM_KEY, MANUAL_KEY)
+# A referral reward's key (a ledger entry's or a coupon's): kept, like an order's.
+REWARD_KEY = "reward:"
 
 
 class LoyaltyService:
@@ -317,7 +319,7 @@ class LoyaltyService:
                 source="referral",
                 source_ref=grant.reward_id,
                 reason=f"referral reward (level {grant.level})",
-                key=f"reward:{grant.reward_id}",
+                key=f"{REWARD_KEY}{grant.reward_id}",
                 at=at,
             )
         elif grant.coupon_template_id:
@@ -329,6 +331,6 @@ class LoyaltyService:
                 value_minor=0,
                 valid_days=30,
                 reason="referral reward",
-                key=f"reward:{grant.reward_id}",
+                key=f"{REWARD_KEY}{grant.reward_id}",
                 at=at,
             )

@@ -19,6 +19,9 @@ from closedloop_retention.notices.repository import NoticeRepository
 from closedloop_retention.notices.views import NoticeToSend, NoticeView
 from loopkit.views import view_of
 
+# A notice in one of these states is never sent again: its key may expire.
+FINISHED = ("sent", "skipped", "failed")
+
 
 class NoticeService:
     def __init__(self, consent: ConsentService, repository: NoticeRepository | None = None) -> None:

@@ -13,7 +13,7 @@ class NoticeView:
     customer_id: str
     kind: str
     content: str
-    idempotency_key: str
+    idempotency_key: str | None  # None once finished and older than the key retention
     status: str
     reason: str
     message_id: str

@@ -49,7 +49,9 @@ class NoticeWorker:
                 kind="text",
                 content=notice.content,
                 params={"notice": notice.kind},
-                key=notice.idempotency_key,
+                # Always set on a notice still to send (only a finished one's key expires); the
+                # notice's id would still make the send once.
+                key=notice.idempotency_key or f"notice:{notice.id}",
             )
             try:
                 receipt = await self._sender.send(message)
