@@ -12,6 +12,7 @@ from nats.aio.client import Client
 from acquisition_helpers import Env, event_xml, form, openid, safe_post
 from closedloop.acquisition.v1 import acquisition_pb2 as pb
 from closedloop.events.v1 import acquisition_events_pb2 as ev
+from closedloop.identity.v1 import identity_pb2
 from loopkit.events import unpack
 from loopkit_dev.testing import eventually, read_events
 
@@ -169,3 +170,68 @@ async def test_campaign_stats_by_day_with_rates_and_cost(env: Env) -> None:
     assert stats.scan_to_subscribe_rate == 1.0 and stats.subscribe_to_lead_rate == 2.0
     today = datetime.now(UTC).strftime("%Y-%m-%d")
     assert [(d.day, d.scans, d.leads) for d in answer.days] == [(today, 1, 2)]
+
+
+async def test_a_forgotten_participant_takes_part_no_more(env: Env, nats_client: Client) -> None:
+    """Forget erases the person's participation: no progress to read, and newcomers through
+    their poster (still counted as the channel's subscribes) credit nobody and reach no goal."""
+    campaign = (
+        await env.stub.CreateCampaign(
+            pb.CreateCampaignRequest(
+                tenant_id=env.tenant, name="Bring 2", fission_goal=2, fission_reward="mug"
+            )
+        )
+    ).campaign
+    host = (
+        await env.stub.JoinFission(
+            pb.JoinFissionRequest(
+                tenant_id=env.tenant,
+                campaign_id=campaign.campaign_id,
+                identities=[openid("o-forgotten-host", env.app_id)],
+                app_id=env.app_id,
+            )
+        )
+    ).participant
+    progress = pb.GetFissionProgressRequest(
+        tenant_id=env.tenant, campaign_id=campaign.campaign_id, customer_id=host.customer_id
+    )
+
+    async def subscribe(who: str) -> None:
+        query, body = safe_post(
+            event_xml(who, "subscribe", key=f"qrscene_{host.scene}", create_time=int(time.time())),
+            env.app_id,
+        )
+        async with env.http() as http:
+            assert (await http.post(env.callback(), params=query, content=body)).status_code == 200
+
+    async def subscribes(n: int) -> bool:
+        return (await env.stats(host.channel_id)).subscribes == n
+
+    await subscribe("o-forgotten-friend-1")
+    await eventually(lambda: subscribes(1))
+    assert (await env.stub.GetFissionProgress(progress)).participant.invited == 1
+
+    await env.identity_stub.ForgetCustomer(
+        identity_pb2.ForgetCustomerRequest(
+            tenant_id=env.tenant, customer_id=host.customer_id, actor="test", reason="PIPL request"
+        )
+    )
+
+    async def gone() -> bool:
+        try:
+            await env.stub.GetFissionProgress(progress)
+        except grpc.aio.AioRpcError as exc:
+            return exc.code() == grpc.StatusCode.NOT_FOUND
+        return False
+
+    await eventually(gone)
+    # The second newcomer would have reached the goal.
+    await subscribe("o-forgotten-friend-2")
+    await eventually(lambda: subscribes(2))
+    reached = await read_events(
+        nats_client,
+        "ACQUISITION",
+        "closedloop.acquisition.fission.goal_reached",
+        tenant_id=env.tenant,
+    )
+    assert [unpack(e, ev.FissionGoalReached).participant_customer_id for e in reached] == []

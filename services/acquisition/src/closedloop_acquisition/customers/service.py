@@ -1,7 +1,7 @@
 """identity's customer events across every concept: a merge moves the merged customer's rows
 to the survivor (logged, `loopkit.customer_rows`), an unmerge gives them back (a folded lead or
 fission participation is its own again), a forget erases what identifies the person (rows stay
-for the counts)."""
+for the counts) and deletes their fission participations."""
 
 from __future__ import annotations
 
@@ -66,7 +66,8 @@ class CustomerEvents:
     async def forgotten(
         self, session: AsyncSession, tenant_id: str, customer_ids: Sequence[str]
     ) -> None:
-        """Erase form values and WeChat ids of these customers (and the merge log's copies)."""
+        """Erase form values and WeChat ids of these customers (and the merge log's copies) and
+        their fission participations."""
         await forget_moves(session, Base.metadata, tenant_id=tenant_id, customer_ids=customer_ids)
         their_touches = await touches.touches_of_customers(session, tenant_id, customer_ids)
         openids = {
@@ -77,4 +78,5 @@ class CustomerEvents:
         }
         await touches.forget(session, tenant_id, customer_ids)
         await leads_repo.forget(session, tenant_id, customer_ids)
+        await self._fission.customer_forgotten(session, tenant_id, customer_ids)
         await inbox.forget_senders(session, tenant_id, openids)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from sqlalchemy import delete as delete_rows
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -55,3 +58,13 @@ async def participants_of_customers(
 
 async def delete(session: AsyncSession, row: FissionParticipantRow) -> None:
     await session.delete(row)
+
+
+async def forget(session: AsyncSession, tenant_id: str, customer_ids: Sequence[str]) -> None:
+    """Deletes these customers' participations."""
+    await session.execute(
+        delete_rows(FissionParticipantRow).where(
+            FissionParticipantRow.tenant_id == tenant_id,
+            FissionParticipantRow.customer_id.in_(customer_ids),
+        )
+    )

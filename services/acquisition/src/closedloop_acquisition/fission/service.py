@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -188,6 +189,15 @@ class FissionService:
                     **log,
                 )
         await session.flush()
+
+    async def customer_forgotten(
+        self, session: AsyncSession, tenant_id: str, customer_ids: Sequence[str]
+    ) -> None:
+        """A forgotten person takes part in no campaign any more: their participations go, so
+        their progress is NOT_FOUND and a scan of their poster credits nobody (a goal reached
+        later would name them to retention). The poster's channel stays in the catalog, so its
+        touches still count in the stats."""
+        await repo.forget(session, tenant_id, customer_ids)
 
     async def customer_unmerged(
         self, session: AsyncSession, tenant_id: str, ids: list[str], restored: list[dict[str, Any]]
