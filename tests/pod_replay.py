@@ -8,7 +8,10 @@ test process's environment leaks in. Two things stand in for the cluster and the
 * the image's `/opt/venv` is this checkout's `.venv` (same packages, from the same uv.lock), and
   the one-service services.toml the image build writes is written the same way into a folder;
 * cluster DNS is a map from `<Service>:<port>` to the local address serving it (a Service in
-  front of its pod), applied to every environment value.
+  front of its pod), applied to every environment value;
+* a Secret volume (the API key file) is a folder holding the Secret's items, and its mount path
+  in every environment value and argument is that folder. A pod mounting a Secret the install
+  did not create fails, as it would stay ContainerCreating.
 
 Probes are run as the kubelet runs them: gRPC health (`grpc:`) or `httpGet` on the container's
 named port, against both 127.0.0.1 and [::1] (an IPv6-only cluster probes the pod's IPv6
@@ -79,9 +82,36 @@ class Cluster:
     logs: list[Path] = field(default_factory=list)
     # Put before every container's process (a sandbox: tests/readonly_replay.py).
     wrapper: list[str] = field(default_factory=list)
+    # A Secret volume's mount path -> the local folder holding its items.
+    mounts: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for obj in self.rendered.objects:
+            if obj["kind"] in ("Deployment", "Job"):
+                pod = obj["spec"]["template"]["spec"]
+            elif obj["kind"] == "Pod":
+                pod = obj["spec"]
+            else:
+                continue
+            secrets = {v["name"]: v["secret"] for v in pod.get("volumes", []) if "secret" in v}
+            containers = [*pod.get("initContainers", []), *pod["containers"]]
+            for mount in (m for c in containers for m in c.get("volumeMounts", [])):
+                if mount["name"] in secrets:
+                    self.mounts[mount["mountPath"]] = self._secret_folder(secrets[mount["name"]])
+
+    def _secret_folder(self, volume: Mapping[str, Any]) -> str:
+        name = volume["secretName"]
+        assert name in self.secrets, f"a pod mounts Secret {name}, which the install lacks"
+        folder = self.workdir / "secrets" / name
+        folder.mkdir(parents=True, exist_ok=True)
+        data = self.secrets[name]
+        for item in volume.get("items") or [{"key": k, "path": k} for k in data]:
+            (folder / item["path"]).write_text(data[item["key"]])
+        return str(folder)
 
     def _resolve(self, value: str) -> str:
-        for name, address in sorted(self.dns.items(), key=lambda kv: -len(kv[0])):
+        names = {**self.dns, **self.mounts}
+        for name, address in sorted(names.items(), key=lambda kv: -len(kv[0])):
             value = value.replace(name, address)
         return value
 

@@ -2,15 +2,18 @@
 started as its pod would be, and seen Ready.
 
 The chart is rendered with its default values plus only what an install must give (the public
-base URL, the NATS address, ports that are free here) and a minimal Secret; then Helm's order is
+base URL, the NATS address, ports that are free here) and the minimal Secrets (the database URL,
+the callers' key file and the services' key); then Helm's order is
 followed: pre-install hooks by weight (the migration Jobs, each to completion), then every pod
 (init containers first, then the image's entrypoint with the rendered environment), waiting for
-each one's startup and readiness probes as `--wait` does, then the `helm test` pod. See
+each one's startup and readiness probes as `--wait` does, then a caller with and without a key,
+then the `helm test` pod. See
 tests/pod_replay.py for what stands in for the cluster and the image.
 """
 
 from __future__ import annotations
 
+import functools
 import subprocess
 import time
 import uuid
@@ -18,14 +21,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import grpc
 import pytest
 from helm_chart_helpers import RELEASE, Rendered, minimal, render, resource_name
 from pg_cluster import ThrowawayCluster
 from pod_replay import Cluster, deployment_container, probe, stopping
 
+from closedloop.common.v1 import common_pb2
+from closedloop.identity.v1 import identity_pb2, identity_pb2_grpc
 from loopkit.servicelist import listed_services
 from loopkit_dev.natsserver import NatsServer, free_port
-from loopkit_dev.testing import PostgresServer
+from loopkit_dev.testing import PostgresServer, api_keys
 
 ROOT = Path(__file__).resolve().parents[1]
 # Generous: five Python services starting at once on a busy two-core machine.
@@ -39,15 +45,50 @@ def _services() -> list[str]:
 
 
 def _values(nats_url: str, **extra: Any) -> dict[str, Any]:
+    """The minimal values: callers need API keys (the Secrets `_key_secrets` gives)."""
     ports = {name: {"grpcPort": free_port(), "httpPort": free_port()} for name in _services()}
-    # Callers are not what these installs are about: the key file's Secret is a mounted volume,
-    # which the replay does not mount, so these installs allow anonymous callers explicitly.
-    anonymous = {
-        "apiKeys": {"existingSecret": ""},
-        "apiToken": {"existingSecret": ""},
-        "allowAnonymousCallers": True,
+    return minimal({"externalNats": {"url": nats_url}, "services": ports, **extra})
+
+
+@functools.cache
+def _tenant_key() -> str:
+    """A write key of the tenant `replay` in the dev kit's key file of this test process."""
+    return api_keys().tenant_key("replay", name="install-replay")
+
+
+def _key_secrets() -> dict[str, dict[str, str]]:
+    """The Secrets minimal-values.yaml names for callers, made from the dev kit's key file of
+    this test process (hashes only; with `_tenant_key`'s) and the services' own key, as
+    `closedloop keys add` would make them."""
+    _tenant_key()
+    keys = api_keys()
+    return {
+        "closedloop-api-keys": {"api-keys.json": keys.path.read_text()},
+        "closedloop-api-token": {"token": keys.services_key},
     }
-    return minimal({"externalNats": {"url": nats_url}, "services": ports, **anonymous, **extra})
+
+
+def _callers_need_a_key(rendered: Rendered) -> None:
+    """With every pod Ready: identity answers a caller with a key of the tenant and refuses one
+    without a key (so the pods read the mounted key file, not an anonymous setting)."""
+    port = rendered.named("ConfigMap", resource_name("identity"))["data"]["CLOSEDLOOP_GRPC_PORT"]
+    request = identity_pb2.ResolveCustomerRequest(
+        tenant_id="replay",
+        identities=[
+            common_pb2.Identity(
+                kind=common_pb2.IDENTITY_KIND_WECHAT_OPENID, scope="wx-replay", value="o-replay"
+            )
+        ],
+    )
+    key = _tenant_key()
+    options = [("grpc.enable_http_proxy", 0)]
+    with grpc.insecure_channel(f"127.0.0.1:{port}", options=options) as channel:
+        stub = identity_pb2_grpc.IdentityServiceStub(channel)
+        answer = stub.ResolveCustomer(request, metadata=api_keys().metadata(key), timeout=30)
+        assert answer.customer.customer_id
+        with pytest.raises(grpc.RpcError) as refused:
+            stub.ResolveCustomer(request, timeout=30)
+        assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
 
 
 def _wait_until(check: Callable[[], str | None], timeout_s: float, what: str) -> None:
@@ -93,8 +134,9 @@ def _run_to_completion(
 def _start_pods_and_wait_ready(
     cluster: Cluster, services: list[str], *, before_ready: Callable[[], None] = lambda: None
 ) -> None:
-    """Every Deployment's pod: init containers in order, then the service; until all are Ready.
-    `before_ready` runs once every pod has been created (a dependency coming up late)."""
+    """Every Deployment's pod: init containers in order, then the service; until all are Ready,
+    then callers are checked. `before_ready` runs once every pod has been created (a dependency
+    coming up late)."""
     rendered = cluster.rendered
     pods: dict[str, dict[str, Any]] = {}
     for service in services:
@@ -135,6 +177,7 @@ def _start_pods_and_wait_ready(
         before_ready()
         for service in services:
             _wait_until(lambda s=service: advance(s), READY_TIMEOUT_S, f"pod {service} Ready")
+        _callers_need_a_key(rendered)
         # `helm test`: the rendered test pod's own command, gRPC health of every service.
         (test_pod,) = rendered.of_kind("Pod")
         (test_container,) = test_pod["spec"]["containers"]
@@ -155,7 +198,8 @@ def test_install_with_an_external_database_runs_migrations_first_and_every_pod_g
     cluster = Cluster(
         rendered,
         secrets={
-            "closedloop-database": {"url": f"{postgres.base_url.rstrip('/')}/{prefix}_{{service}}"}
+            "closedloop-database": {"url": f"{postgres.base_url.rstrip('/')}/{prefix}_{{service}}"},
+            **_key_secrets(),
         },
         dns={f"{RELEASE}-closedloop-{s}": "127.0.0.1" for s in services},
         workdir=tmp_path,
@@ -194,7 +238,7 @@ def test_install_with_the_bundled_postgresql_migrates_in_init_containers_without
     cluster = Cluster(
         rendered,
         # What the PostgreSQL chart generates; a brace in it must not break the settings.
-        secrets={f"{RELEASE}-postgresql": {"postgres-password": "gen{er}ated"}},
+        secrets={f"{RELEASE}-postgresql": {"postgres-password": "gen{er}ated"}, **_key_secrets()},
         dns=dns,
         workdir=tmp_path,
     )
@@ -211,7 +255,10 @@ def test_a_pod_without_its_required_setting_fails_fast_with_the_reason(
     rendered = render(_values(nats_server.url))
     cluster = Cluster(
         rendered,
-        secrets={"closedloop-database": {"url": "postgresql+asyncpg://postgres@127.0.0.1:1/x"}},
+        secrets={
+            "closedloop-database": {"url": "postgresql+asyncpg://postgres@127.0.0.1:1/x"},
+            **_key_secrets(),
+        },
         dns={},
         workdir=tmp_path,
     )
