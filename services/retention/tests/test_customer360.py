@@ -388,3 +388,65 @@ async def test_identity_down_is_unavailable(
             stub.GetCustomer360(pb.GetCustomer360Request(tenant_id=tenant(), customer_id="c1"))
         )
         assert err.code() == grpc.StatusCode.UNAVAILABLE
+
+
+async def test_late_events_of_a_forgotten_customer_bring_no_rows_back(
+    stack: Stack, nats_client: Client
+) -> None:
+    """Events of a forgotten customer that arrive after the erasure (late, or replayed) add
+    nothing to the 360; another customer's events naming them as referrer keep the referral but
+    not who made it."""
+    nc, t = nats_client, tenant()
+    cid = await new_customer(stack, t, "o-late-gone")
+    other = await new_customer(stack, t, "o-late-other")
+    await lead(nc, t, cid, "lead-before", channel="ch-g", at_days=6)
+
+    async def in_view() -> bool:
+        return bool((await view(stack, t, cid)).leads)
+
+    await eventually(in_view)
+    await stack.ids.ForgetCustomer(
+        ipb.ForgetCustomerRequest(tenant_id=t, customer_id=cid, actor="test", reason="asked")
+    )
+
+    async def erased() -> bool:
+        return not await rows_naming(stack, t, cid)
+
+    await eventually(erased)
+
+    # Late events of theirs on every stream the 360 reads, then one of `other` on each (the
+    # marker that each stream's consumer got past them).
+    touch = acq.TouchRecorded(touch_id=str(ULID()), kind=acq.TOUCH_KIND_SCAN, channel_id="ch-g")
+    await publish(nc, "acquisition", "touch.recorded", t, cid, touch, at=days_ago(5))
+    await lead(nc, t, cid, "lead-late", channel="ch-g", at_days=5)
+    await lead(nc, t, other, "lead-o", channel="ch-o", referrer=cid, code="CODE-G", at_days=4)
+    followup = conv.FollowUpLogged(follow_up_id="fu-late", rep_id="rep-1")
+    await publish(nc, "conversion", "followup.logged", t, cid, followup, at=days_ago(4))
+    await paid(nc, t, cid, 10, order_id="ord-late", at=days_ago(4))
+    await paid(nc, t, other, 30, order_id="ord-o", at=days_ago(3))
+    converted = ref.ReferralConverted(
+        referral_id="rf-late", referrer_customer_id=cid, order_id="ord-o"
+    )
+    await publish(nc, "referral", "referral.converted", t, other, converted, at=days_ago(3))
+    grant = ref.RewardGranted(
+        reward_id="rw-late", referral_id="rf-late", kind=ref.REWARD_KIND_POINTS, points=5, level=1
+    )
+    await publish(nc, "referral", "reward.granted", t, cid, grant, at=days_ago(2))
+    other_grant = ref.RewardGranted(
+        reward_id="rw-o", kind=ref.REWARD_KIND_POINTS, points=1, level=1
+    )
+    await publish(nc, "referral", "reward.granted", t, other, other_grant, at=days_ago(2))
+
+    async def others_in() -> bool:
+        got = await view(stack, t, other)
+        return bool(
+            got.leads and got.orders and got.referral.rewards and got.referral.referral_converted
+        )
+
+    await eventually(others_in)
+    assert await rows_naming(stack, t, cid) == []
+    got = await view(stack, t, other)
+    # Referred, with the code, but by nobody known any more.
+    assert got.referral.referred_by_customer_id == ""
+    assert got.referral.referred_by_code == "CODE-G"
+    assert [x.referrer_customer_id for x in got.leads] == [""]

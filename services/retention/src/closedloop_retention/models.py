@@ -652,6 +652,18 @@ class C360EventRow(Base):
     ref: Mapped[str] = mapped_column(String(64), default="")
 
 
+class C360ForgottenRow(Base):
+    """A customer the 360 erased (customer.forgotten): an event of theirs arriving late or
+    replayed adds nothing, and one naming them as referrer keeps the referral but not who made
+    it. Only the id (a random ULID identity gave), as identity and the funnel keep it."""
+
+    __tablename__ = "c360_forgotten"
+
+    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(26), primary_key=True)
+    forgotten_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 class CustomerAliasRow(Base):
     """A merged-away customer id and the survivor that holds its rows now: events still naming
     the merged id (an order paid after the merge) land on the survivor. Dropped on unmerge."""

@@ -1,5 +1,7 @@
 """What each consumed event adds to a customer's 360: their leads, follow-ups, orders, referral
-position and timeline (the c360_* tables, through the repository).
+position and timeline (the c360_* tables, through the repository). Nothing for a customer the 360
+erased (customer.forgotten): an event of theirs arriving late or replayed does not bring their
+rows back, and one naming them as referrer keeps the referral without them.
 
 Timeline summaries carry ids, channels, amounts and codes, never personal data (names, phones,
 openids): the rows are erased with the customer, and the answer may go to a reporting caller."""
@@ -24,7 +26,11 @@ class Customer360Intake:
     def __init__(self, repo: Customer360Repository) -> None:
         self._repo = repo
 
-    # --- what each event adds ------------------------------------------------------------------
+    async def _gone(self, session: AsyncSession, tenant: str, customer: str) -> bool:
+        """Whether the customer was forgotten (their late event adds nothing)."""
+        return customer in await self._repo.forgotten_among(session, tenant, [customer])
+
+    # --- what each event adds (nothing for a forgotten customer) -------------------------------
 
     async def touched(
         self,
@@ -37,6 +43,8 @@ class Customer360Intake:
         kind: str,
         channel_id: str,
     ) -> None:
+        if await self._gone(session, tenant, customer):
+            return
         where = f" via channel {channel_id}" if channel_id else ""
         entry = Entry(event_id, "touch.recorded", "acquisition", at, f"{kind}{where}", channel_id)
         await self._repo.add_entry(session, tenant, customer, entry)
@@ -44,13 +52,22 @@ class Customer360Intake:
     async def lead_captured(
         self, session: AsyncSession, tenant: str, customer: str, at: datetime, lead: LeadFacts
     ) -> None:
-        if lead.referrer_id == customer:
-            lead = LeadFacts(lead.lead_id, lead.campaign_id, lead.channel_id, lead.channel_kind)
+        gone = await self._repo.forgotten_among(session, tenant, [customer, lead.referrer_id])
+        if customer in gone:
+            return
+        # Referred by a forgotten customer: the referral and its code stay, not who made it
+        # (as the erasure leaves the referrals it finds).
+        referred = bool(lead.referrer_id) and lead.referrer_id != customer
+        if lead.referrer_id == customer or lead.referrer_id in gone:
+            code = lead.referral_code if referred else ""
+            lead = LeadFacts(
+                lead.lead_id, lead.campaign_id, lead.channel_id, lead.channel_kind, "", code
+            )
         await self._repo.lead_captured(session, tenant, customer, lead, at)
         summary = f"lead {lead.lead_id} via channel {lead.channel_id or '-'}"
         if lead.campaign_id:
             summary += f" (campaign {lead.campaign_id})"
-        if lead.referrer_id:
+        if referred:
             summary += f", referred with code {lead.referral_code or '-'}"
             await self._repo.referred(
                 session, tenant, customer, lead.referrer_id, lead.referral_code, at
@@ -68,6 +85,8 @@ class Customer360Intake:
     async def interacted(
         self, session: AsyncSession, tenant: str, customer: str, at: datetime, event_id: str
     ) -> None:
+        if await self._gone(session, tenant, customer):
+            return
         entry = Entry(
             event_id, "interaction.recorded", "acquisition", at, "message or menu click from them"
         )
@@ -85,6 +104,8 @@ class Customer360Intake:
         rep_id: str,
         previous_rep_id: str = "",
     ) -> None:
+        if await self._gone(session, tenant, customer):
+            return
         if lead_id:
             await self._repo.lead_assigned(session, tenant, customer, lead_id, rep_id, at)
         summary = f"lead {lead_id or '-'} assigned to {rep_id}"
@@ -106,6 +127,8 @@ class Customer360Intake:
         kind: str,
         inbound: bool,
     ) -> None:
+        if await self._gone(session, tenant, customer):
+            return
         row = C360FollowUpRow(
             tenant_id=tenant,
             follow_up_id=follow_up_id,
@@ -139,6 +162,8 @@ class Customer360Intake:
         kind: str,
         summary: str,
     ) -> None:
+        if await self._gone(session, tenant, customer):
+            return
         entry = Entry(event_id, kind, "conversion", at, summary)
         await self._repo.add_entry(session, tenant, customer, entry)
 
@@ -155,6 +180,8 @@ class Customer360Intake:
         currency: str,
         amount_minor: int,
     ) -> None:
+        if await self._gone(session, tenant, customer):
+            return
         row = C360OrderRow(
             tenant_id=tenant,
             order_id=order_id,
@@ -188,6 +215,8 @@ class Customer360Intake:
         currency: str,
         full: bool,
     ) -> None:
+        if await self._gone(session, tenant, customer):
+            return
         await self._repo.refund_order(session, tenant, order_id, refunded_total_minor, full)
         what = "fully refunded" if full else "refunded"
         summary = f"order {order_id} {what}, {_money(refunded_minor, currency)}"
@@ -204,6 +233,8 @@ class Customer360Intake:
         share_id: str,
         code: str,
     ) -> None:
+        if await self._gone(session, tenant, customer):
+            return
         entry = Entry(
             f"share.recorded:{share_id}",
             "share.recorded",
@@ -224,6 +255,11 @@ class Customer360Intake:
         referrer: str,
         referral_id: str,
     ) -> None:
+        gone = await self._repo.forgotten_among(session, tenant, [newcomer, referrer])
+        if referrer in gone:
+            referrer = ""  # the referral stays, not who made it (as the erasure leaves it)
+        if newcomer in gone:
+            newcomer = ""
         if newcomer and newcomer != referrer:
             await self._repo.referred(
                 session, tenant, newcomer, referrer, "", at, referral_id=referral_id, converted=True
@@ -262,6 +298,8 @@ class Customer360Intake:
         coupon_template_id: str,
         level: int,
     ) -> None:
+        if await self._gone(session, tenant, customer):
+            return
         row = C360RewardRow(
             tenant_id=tenant,
             reward_id=reward_id,
@@ -296,6 +334,8 @@ class Customer360Intake:
         kind: str,
         reason: str,
     ) -> None:
+        if await self._gone(session, tenant, customer):
+            return
         await self._repo.reward_revoked(session, tenant, customer, reward_id, kind, at)
         entry = Entry(
             f"reward.revoked:{reward_id}",

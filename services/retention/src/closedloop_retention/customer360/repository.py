@@ -1,6 +1,6 @@
 """Every query of the customer 360 tables (c360_leads, c360_followups, c360_orders,
-c360_referrals, c360_rewards, c360_timeline). Writes are upserts keyed by the event's natural
-key, so an event applied twice changes nothing."""
+c360_referrals, c360_rewards, c360_timeline, c360_forgotten). Writes are upserts keyed by the
+event's natural key, so an event applied twice changes nothing."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, case, delete, func, or_, select, update
+from sqlalchemy import and_, case, delete, func, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -17,6 +17,7 @@ from closedloop_retention.customer360.views import Entry, LeadFacts
 from closedloop_retention.models import (
     C360EventRow,
     C360FollowUpRow,
+    C360ForgottenRow,
     C360LeadRow,
     C360OrderRow,
     C360ReferralRow,
@@ -37,6 +38,14 @@ _OWNED: tuple[type[Any], ...] = (
 def _insert(session: AsyncSession, model: type[Any]) -> Any:
     dialect = session.get_bind().dialect.name
     return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(model)
+
+
+# Transaction-scoped locks of customer ids, taken in one order (sorted) so two takers never
+# deadlock on each other; the subquery's ORDER BY sets the order they are taken in.
+_LOCK = text(
+    "SELECT pg_advisory_xact_lock(hashtextextended(k, 0))"
+    " FROM (SELECT unnest(CAST(:keys AS text[])) AS k ORDER BY 1) AS keys"
+)
 
 
 class Customer360Repository:
@@ -262,9 +271,50 @@ class Customer360Repository:
             merge_id=merge_id,
         )
 
-    async def erase(self, session: AsyncSession, tenant: str, ids: Sequence[str]) -> None:
-        """Every row about these customers goes; rows of others that named them as referrer
-        keep the fact of a referral but not who made it."""
+    # --- who is forgotten ------------------------------------------------------------------
+
+    async def lock(self, session: AsyncSession, tenant: str, ids: Sequence[str]) -> None:
+        """Serialise the work on these customer ids until the transaction ends. The consumers
+        of four streams run at once: without it, an event of a customer being forgotten could
+        commit its rows after the erasure deleted theirs, and stay behind. SQLite's
+        transactions are serial already (BEGIN IMMEDIATE)."""
+        if ids and session.get_bind().dialect.name == "postgresql":
+            keys = sorted({f"c360:{tenant}:{i}" for i in ids})
+            await session.execute(_LOCK, {"keys": keys})
+
+    async def forgotten_among(
+        self, session: AsyncSession, tenant: str, ids: Sequence[str]
+    ) -> set[str]:
+        """Which of these customers the 360 erased. Takes their locks first, so an erasure in
+        progress is waited for (and then seen: a statement of its own, a snapshot after it)."""
+        wanted = sorted({i for i in ids if i})
+        if not wanted:
+            return set()
+        await self.lock(session, tenant, wanted)
+        found = await session.scalars(
+            select(C360ForgottenRow.customer_id).where(
+                C360ForgottenRow.tenant_id == tenant, C360ForgottenRow.customer_id.in_(wanted)
+            )
+        )
+        return set(found)
+
+    async def erase(
+        self, session: AsyncSession, tenant: str, ids: Sequence[str], at: datetime
+    ) -> None:
+        """Every row about these customers goes, and they are remembered as forgotten (an event
+        of theirs coming late adds nothing); rows of others that named them as referrer keep the
+        fact of a referral but not who made it."""
+        if not ids:
+            return
+        await self.lock(session, tenant, ids)
+        when = utc(at)
+        forgotten = [
+            {"tenant_id": tenant, "customer_id": i, "forgotten_at": when} for i in sorted(set(ids))
+        ]
+        stmt = _insert(session, C360ForgottenRow).values(forgotten)
+        await session.execute(
+            stmt.on_conflict_do_nothing(index_elements=["tenant_id", "customer_id"])
+        )
         for model in _OWNED:
             await session.execute(
                 delete(model).where(model.tenant_id == tenant, model.customer_id.in_(ids))

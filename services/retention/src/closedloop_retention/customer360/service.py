@@ -5,6 +5,8 @@ for them; and what merges and erasure do to the 360's rows."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from closedloop_retention.activity.service import ActivityService
@@ -51,8 +53,11 @@ class Customer360Service:
         if survivor != gone:
             await self._repo.merge(session, tenant, survivor, gone, merge_id=merge_id)
 
-    async def forget(self, session: AsyncSession, tenant: str, ids: list[str]) -> None:
-        await self._repo.erase(session, tenant, ids)
+    async def forget(
+        self, session: AsyncSession, tenant: str, ids: list[str], at: datetime
+    ) -> None:
+        """Erases their rows; events of theirs arriving later add nothing (the intake checks)."""
+        await self._repo.erase(session, tenant, ids, at)
 
     # --- the read -------------------------------------------------------------------------------
 

@@ -326,7 +326,7 @@ class EventHandlers:
 
     async def forgotten(self, session: AsyncSession, tenant: str, ids: Sequence[str]) -> None:
         await self._people.forget(session, tenant, ids)
-        await self._c360.forget(session, tenant, list(ids))
+        await self._c360.forget(session, tenant, list(ids), now())
 
     # --- the funnel read model ----------------------------------------------------------------
 
