@@ -9,9 +9,10 @@ from collections.abc import Awaitable
 from pathlib import Path
 
 import nats
+import pytest
 from nats.aio.client import Client
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from kit_testbed import (
     APPLIED,
@@ -180,11 +181,10 @@ class _CountingRelay(OutboxRelay):
         self.batches: list[int] = []
         self.duplicates = 0
 
-    async def _publish(self, rows):  # type: ignore[no-untyped-def]
-        duplicates, personal = await super()._publish(rows)
-        self.batches.append(len(rows))
+    def _count(self, published: int, duplicates: int) -> None:  # once per batch, when marked
+        super()._count(published, duplicates)
+        self.batches.append(published)
         self.duplicates += duplicates
-        return duplicates, personal
 
 
 async def test_a_burst_of_commits_goes_out_in_batches_exactly_once_even_with_two_relays(
@@ -227,6 +227,38 @@ async def test_a_burst_of_commits_goes_out_in_batches_exactly_once_even_with_two
     assert sum(published) == 300  # every row published by exactly one relay, once
     assert sum(r.duplicates for r in relays) == 0
     assert len(published) < 300  # commits that woke the relay together left together
+
+
+class _FailingSecondMark(OutboxRelay):
+    """Fails to mark its second batch sent (the database went away): by then a third batch is
+    already on the stream when the relay pipelines its batches."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.marks = 0
+
+    async def _mark_sent(self, conn: AsyncConnection, ids: list[str], personal: set[str]) -> None:
+        self.marks += 1
+        if self.marks == 2:
+            raise ConnectionError("the database went away")
+        await super()._mark_sent(conn, ids, personal)
+
+
+async def test_a_backlog_of_batches_leaves_in_order_and_a_drain_failing_midway_loses_nothing(
+    database: Database, stream: Stream, nats_client: Client
+) -> None:
+    """Several batches' worth of events (a relay back after an outage): they reach the stream in
+    id order, each once, even when the pass fails between publishing and marking a batch."""
+    ids = await _write_events(database, stream.producer, 95)
+    js = nats_client.jetstream()
+    with pytest.raises(ConnectionError):
+        await _FailingSecondMark(database.sessions, KIT, js, batch_size=20).drain()
+    assert await unsent_count(database.sessions) == 75  # only the first batch was marked sent
+    # Its locks were let go: another relay (or the next pass) takes every unmarked row.
+    assert await OutboxRelay(database.sessions, KIT, js, batch_size=20).drain() == 75
+    assert await unsent_count(database.sessions) == 0
+    events = await read_events(nats_client, stream.name)
+    assert [e.id for e in events] == sorted(ids)  # the re-published ones were dropped
 
 
 async def test_a_row_written_with_its_event_is_both_or_neither(database: Database) -> None:
