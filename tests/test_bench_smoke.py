@@ -50,6 +50,7 @@ def test_bench_smoke_run_exits_0_with_parsable_ratio_lines(
         capture_output=True,
         text=True,
         timeout=300,
+        check=False,  # the output is shown below when it fails
     )
     output = f"--- stdout\n{done.stdout[-4000:]}\n--- stderr\n{done.stderr[-4000:]}"
     assert done.returncode == 0, output

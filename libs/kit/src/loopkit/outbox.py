@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -52,8 +50,8 @@ _backlog = _meter.create_gauge(
 # conflicts with a two-key one). The second key is a hash of the row id.
 _CLAIM_SPACE = 0x0B0C
 _CLAIM = text(
-    # The inner LIMIT keeps the try-lock from being evaluated on every pending row: a claim looks
-    # at most three batches' worth of candidates, skipping rows other connections hold.
+    # The inner LIMIT keeps the try-lock from being evaluated on every pending row: a relay locks
+    # at most two batches' worth of candidates, skipping rows another replica holds.
     "SELECT id FROM (SELECT id FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT :window)"
     " AS candidates WHERE pg_try_advisory_lock(:space, hashtext(id)) LIMIT :n"
 )
@@ -64,16 +62,6 @@ _FETCH = text(
 _MARK = text("UPDATE outbox SET published_at = :at WHERE id = ANY(CAST(:ids AS text[]))")
 _DROP = text("DELETE FROM outbox WHERE id = ANY(CAST(:ids AS text[]))")
 _RELEASE = text("SELECT pg_advisory_unlock_all()")
-
-
-@dataclass
-class _Batch:
-    """A batch sent and not yet acknowledged, its rows claimed by `conn`'s advisory locks."""
-
-    conn: AsyncConnection
-    rows: Sequence[Row[Any]]
-    acks: asyncio.Future[list[Any]]
-    personal: set[str]
 
 
 class OutboxRelay:
@@ -150,8 +138,7 @@ class OutboxRelay:
         return len(rows)
 
     async def _claim(self, conn: AsyncConnection) -> Sequence[Row[Any]]:
-        # Room for this relay's batch in flight (drain) and another replica's beside the claim.
-        params = {"window": 3 * self._batch_size, "space": _CLAIM_SPACE, "n": self._batch_size}
+        params = {"window": 2 * self._batch_size, "space": _CLAIM_SPACE, "n": self._batch_size}
         ids = list((await conn.execute(_CLAIM, params)).scalars())
         if not ids:
             return []
@@ -215,39 +202,23 @@ class OutboxRelay:
             .limit(self._batch_size)
         )
 
-    async def _publish(self, rows: Sequence[Row[Any]]) -> tuple[int, set[str]]:
+    async def _publish(
+        self, rows: Sequence[Row[tuple[str, str, bytes, dict[str, str]]]]
+    ) -> tuple[int, set[str]]:
         """Publish and wait for every ack; returns how many JetStream already had, and the ids
         of the rows whose events carried personal data."""
-        acks, personal = await self._send(rows)
-        return await self._acked(acks), personal
-
-    async def _send(self, rows: Sequence[Row[Any]]) -> tuple[asyncio.Future[list[Any]], set[str]]:
-        """Seal and publish the rows, pipelined, without waiting for the acks: returns the future
-        of every ack and the ids of the rows whose events carried personal data."""
         datas = [row.data for row in rows]
         personal: set[str] = set()
         if self._sealer is not None:
             sealed = await self._sealer.seal_all(datas)
             datas = [s.data for s in sealed]
             personal = {row.id for row, s in zip(rows, sealed, strict=True) if s.personal}
-        futures: list[asyncio.Future[Any]] = []
-        try:
-            for row, data in zip(rows, datas, strict=True):
-                futures.append(
-                    await self._js.publish_async(row.subject, data, headers=dict(row.headers))
-                )
-        except BaseException:
-            for future in futures:
-                future.cancel()
-            raise
-        return asyncio.gather(*futures), personal
-
-    async def _acked(self, acks: asyncio.Future[list[Any]]) -> int:
-        """Waits for a batch's acks (cancelled past publish_timeout_s); returns how many were
-        duplicates JetStream already had."""
-        return sum(
-            1 for ack in await asyncio.wait_for(acks, self._publish_timeout_s) if ack.duplicate
-        )
+        futures = [
+            await self._js.publish_async(row.subject, data, headers=dict(row.headers))
+            for row, data in zip(rows, datas, strict=True)
+        ]
+        acks = await asyncio.wait_for(asyncio.gather(*futures), self._publish_timeout_s)
+        return sum(1 for ack in acks if ack.duplicate), personal
 
     def _count(self, published: int, duplicates: int) -> None:
         _published.add(published)
@@ -308,66 +279,10 @@ class OutboxRelay:
         except Exception as exc:
             log.warning("retention sweep failed (retried next interval): %s", exc)
 
-    async def drain(self) -> int:
-        """Publish batches until one comes back short (the outbox is empty, or the rest is held
-        by other replicas); returns how many events left.
-
-        On PostgreSQL the batches are pipelined over two connections: while JetStream still
-        acknowledges one batch (held by its connection's advisory locks), the next is claimed,
-        read, sealed and sent on the other, so the stream is never idle waiting for a database
-        round trip or the sealing. Batches are sent one after the other, so the stream gets the
-        events in id order as before; each batch is marked sent only after its own acks. A
-        failure releases both batches' locks unmarked: another pass re-publishes them, and
-        JetStream drops the duplicates (Nats-Msg-Id).
-        """
-        if not self._postgres:
-            total = 0
-            while (n := await self.publish_pending()) == self._batch_size:
-                total += n
-            return total + n
-        total = 0
-        async with contextlib.AsyncExitStack() as stack:
-            conns: list[AsyncConnection] = []
-            sent: list[_Batch] = []  # sent, not yet marked: at most one per connection
-            try:
-                for turn in itertools.cycle((0, 1)):
-                    if len(conns) == turn:  # the second connection only for a second batch
-                        conns.append(await stack.enter_async_context(self._autocommit.connect()))
-                    conn = conns[turn]
-                    rows = await self._claim(conn)
-                    if rows:
-                        acks, personal = await self._send(rows)
-                        sent.append(_Batch(conn, rows, acks, personal))
-                    else:
-                        await self._release(conn)  # the claim may have locked rows already sent
-                    # The batch before is acknowledged while this one is on its way.
-                    while sent and (len(sent) > 1 or len(rows) < self._batch_size):
-                        total += await self._finish(sent[0])
-                        sent.pop(0)
-                    if not sent:
-                        return total
-            except BaseException:
-                for batch in sent:
-                    batch.acks.cancel()
-                for conn in conns:
-                    # A failed release invalidates the connection: it leaves holding no locks.
-                    with contextlib.suppress(Exception):
-                        await self._release(conn)
-                raise
-        raise AssertionError("unreachable")  # pragma: no cover  (the loop ends in a return)
-
-    async def _finish(self, batch: _Batch) -> int:
-        """Waits for a pipelined batch's acks, marks its rows sent and releases its locks."""
-        duplicates = await self._acked(batch.acks)
-        await self._mark_sent(batch.conn, [row.id for row in batch.rows], batch.personal)
-        await self._release(batch.conn)
-        self._count(len(batch.rows), duplicates)
-        return len(batch.rows)
-
     async def flush(self, timeout_s: float = 10.0) -> None:
         """Publish until the outbox is empty (used on graceful shutdown)."""
         async with asyncio.timeout(timeout_s):
-            while await self.drain():
+            while await self.publish_pending():
                 pass
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -379,7 +294,8 @@ class OutboxRelay:
             # Cleared before the pass: a wake-up during it triggers another pass, never a wait.
             self._wakeup.clear()
             try:
-                await self.drain()
+                while await self.publish_pending() == self._batch_size:
+                    pass  # a full batch: there may be more waiting
                 _backlog.set(0)
             except Exception as exc:
                 # NATS or the database is away; the rows stay and the next pass retries them.
