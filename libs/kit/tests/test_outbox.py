@@ -244,7 +244,7 @@ class _FailingSecondMark(OutboxRelay):
         await super()._mark_sent(conn, ids, personal)
 
 
-async def test_a_backlog_of_batches_leaves_in_order_and_a_drain_failing_midway_loses_nothing(
+async def test_a_backlog_of_batches_leaves_in_order_and_a_pass_failing_midway_loses_nothing(
     database: Database, stream: Stream, nats_client: Client
 ) -> None:
     """Several batches' worth of events (a relay back after an outage): they reach the stream in
