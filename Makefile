@@ -58,6 +58,7 @@ bench: .venv/.synced ## run the benchmarks (needs PostgreSQL)
 	$(PY) bench/segments.py
 	$(PY) bench/funnel.py
 	$(PY) bench/assignment.py
+	$(PY) bench/relay.py
 	$(PY) bench/gateway_send.py
 
 demo: .venv/.synced ## drive synthetic customers through the running platform (start `make run` first)

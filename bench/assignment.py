@@ -171,16 +171,24 @@ async def service_consume(
     return elapsed
 
 
-async def main() -> int:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--leads", type=int, default=50_000)
     parser.add_argument("--reps", type=int, default=20)
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--database", choices=["postgres", "sqlite"], default="postgres")
     parser.add_argument("--quick", action="store_true", help="3,000 leads: a few seconds")
+    parser.add_argument("--smoke", action="store_true", help="300 leads, 5 reps: does it run")
     args = parser.parse_args()
     if args.quick:
         args.leads = 3_000
+    if args.smoke:
+        args.leads, args.reps = 300, 5
+    return args
+
+
+async def main() -> int:
+    args = parse_args()
     counts: Counter[str] = Counter()
     install(counts)
 

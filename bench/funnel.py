@@ -158,6 +158,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="timed runs; the best counts")
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     parser.add_argument("--quick", action="store_true", help="20,000 customers, one run")
+    parser.add_argument("--smoke", action="store_true", help="1,000 customers, one run")
     parser.add_argument(
         "--reuse",
         default="",
@@ -167,6 +168,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.customers, args.repeat = 20_000, 1
+    if args.smoke:
+        args.customers, args.repeat = 1_000, 1
     asyncio.run(run(args.customers, args.repeat, keep=args.keep, reuse=args.reuse))
 
 

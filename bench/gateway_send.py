@@ -438,9 +438,14 @@ def main() -> int:
         "--batch", type=int, default=100, help="sends per SendMessages call (a broadcast's page)"
     )
     parser.add_argument("--quick", action="store_true", help="300 sends, 100 paced")
+    parser.add_argument(
+        "--smoke", action="store_true", help="40 sends in batches of 20, 20 paced: does it run"
+    )
     args = parser.parse_args()
     if args.quick:
         args.sends, args.paced = 300, 100
+    if args.smoke:
+        args.sends, args.paced, args.batch = 40, 20, 20
     cleanup = Cleanup()
     tmp = Path(tempfile.mkdtemp(prefix="bench-gateway-"))
     try:

@@ -950,6 +950,11 @@ def main() -> int:
         help="2 s per cell at concurrency 8 and 64 (the goals' levels), for routine runs",
     )
     parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="0.5 s per cell at concurrency 8 (every ratio line but the c=64 ones): does it run",
+    )
+    parser.add_argument(
         "--workers",
         type=int,
         default=1,
@@ -968,6 +973,8 @@ def main() -> int:
     args = parser.parse_args()
     if args.quick:
         args.duration, args.concurrency = 2.0, [8, 64]
+    if args.smoke:
+        args.duration, args.concurrency = 0.5, [8]
     if args.duration <= 0:
         parser.error("--duration must be positive")
     if args.workers < 1:

@@ -288,7 +288,11 @@ async def submissions(
 
     try:
         await closed_loop(
-            call, concurrency=args.concurrency, duration_s=1.0, target=target, workload="warm-up"
+            call,
+            concurrency=args.concurrency,
+            duration_s=min(1.0, args.duration),
+            target=target,
+            workload="warm-up",
         )
         if measured is not None:
             measured()
@@ -494,10 +498,13 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--sqlite", action="store_true", help="SQLite files instead of PostgreSQL")
     parser.add_argument("--quick", action="store_true", help="3 s per cell at 16 clients")
+    parser.add_argument("--smoke", action="store_true", help="0.5 s per cell at 4 clients")
     parser.add_argument("--profile", metavar="DIR", help="py-spy the services into DIR")
     args = parser.parse_args()
     if args.quick:
         args.duration, args.concurrency = 3.0, 16
+    if args.smoke:
+        args.duration, args.concurrency = 0.5, 4
     cleanup = Cleanup()
     try:
         stack, children = start_stack(args, cleanup)

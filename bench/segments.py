@@ -275,6 +275,11 @@ def main() -> None:
         help="20,000 customers / 200,000 orders with the full sweep: a few seconds per step",
     )
     parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="2,000 customers / 20,000 orders with the full sweep: does it run",
+    )
+    parser.add_argument(
         "--full-sweep",
         action="store_true",
         help="also time a sweep with every customer due (as after a rules change)",
@@ -282,6 +287,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.customers, args.orders, args.full_sweep = 20_000, 200_000, True
+    if args.smoke:
+        args.customers, args.orders, args.full_sweep = 2_000, 20_000, True
     install(STATEMENTS)
     asyncio.run(run(args.customers, args.orders, args.keep, full=args.full_sweep))
 

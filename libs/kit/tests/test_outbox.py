@@ -9,9 +9,10 @@ from collections.abc import Awaitable
 from pathlib import Path
 
 import nats
+import pytest
 from nats.aio.client import Client
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from kit_testbed import (
     APPLIED,
@@ -227,6 +228,43 @@ async def test_a_burst_of_commits_goes_out_in_batches_exactly_once_even_with_two
     assert sum(published) == 300  # every row published by exactly one relay, once
     assert sum(r.duplicates for r in relays) == 0
     assert len(published) < 300  # commits that woke the relay together left together
+
+
+class _FailingSecondMark(OutboxRelay):
+    """Fails to mark its second batch sent (the database went away) after publishing it."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.marks = 0
+
+    async def _mark_sent(self, conn: AsyncConnection, ids: list[str], personal: set[str]) -> None:
+        self.marks += 1
+        if self.marks == 2:
+            raise ConnectionError("the database went away")
+        await super()._mark_sent(conn, ids, personal)
+
+
+async def test_a_backlog_of_batches_leaves_in_order_and_a_pass_failing_midway_loses_nothing(
+    database: Database, stream: Stream, nats_client: Client
+) -> None:
+    """Several batches' worth of events (a relay back after an outage): they reach the stream in
+    id order, each once, even when the pass fails between publishing and marking a batch."""
+    ids = await _write_events(database, stream.producer, 95)
+    js = nats_client.jetstream()
+    failing = _FailingSecondMark(database.sessions, KIT, js, batch_size=20)
+    with pytest.raises(ConnectionError):
+        while await failing.publish_pending():
+            pass
+    assert await unsent_count(database.sessions) == 75  # only the first batch was marked sent
+    # Its locks were let go: another relay (or the next pass) takes every unmarked row.
+    relay = OutboxRelay(database.sessions, KIT, js, batch_size=20)
+    published = 0
+    while n := await relay.publish_pending():
+        published += n
+    assert published == 75
+    assert await unsent_count(database.sessions) == 0
+    events = await read_events(nats_client, stream.name)
+    assert [e.id for e in events] == sorted(ids)  # the re-published ones were dropped
 
 
 async def test_a_row_written_with_its_event_is_both_or_neither(database: Database) -> None:
