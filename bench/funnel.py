@@ -35,24 +35,32 @@ from loopkit import db, migrations
 
 TENANT = "bench"
 
-# Customer i reaches step s when hash-like fractions of i fall under the step's share; times
-# follow each other by hours to days. `rnd(i, k)` is a repeatable pseudo-random fraction.
+# Customer i reaches step s when a hash-like fraction of i falls under the step's share. Each
+# step follows the one before by its own gap, per customer: the step's typical gap times a
+# log-uniform factor between 0.1 and 10 (a histogram of one constant gap per step would flatter
+# the rollup's approximate medians). `r` and the factors are repeatable pseudo-random fractions.
 GENERATE = """
 WITH c AS (
     SELECT i, lpad(i::text, 26, '0') AS cid,
         CAST(:start AS timestamptz) + make_interval(secs => (i * 7919 % 15552000)) AS t0,
         'camp-' || (i % 7) AS campaign, 'ch-' || (i % 50) AS channel,
-        (i * 2654435761 % 1000) / 1000.0 AS r
+        (i * 2654435761 % 1000) / 1000.0 AS r,
+        round(7200 * exp(((i * 48271 % 100003) / 100003.0 - 0.5) * 4.605)) AS g1,
+        round(64800 * exp(((i * 69621 % 100019) / 100019.0 - 0.5) * 4.605)) AS g2,
+        round(273600 * exp(((i * 16807 % 100043) / 100043.0 - 0.5) * 4.605)) AS g3,
+        round(2894400 * exp(((i * 40692 % 100057) / 100057.0 - 0.5) * 4.605)) AS g4
     FROM generate_series(1, CAST(:n AS bigint)) AS i
-), steps(step, share, delay_h, gap_h) AS (VALUES
-    ('exposed', 1.0, 0, NULL), ('lead', 0.4, 2, 2), ('assigned', 0.3, 20, 18),
-    ('first_paid', 0.1, 96, 76), ('repeat', 0.04, 900, 804), ('referred', 0.05, 2, NULL),
-    ('referred_paid', 0.02, 100, NULL), ('referrer', 0.02, 300, NULL)
 )
 INSERT INTO funnel_steps (tenant_id, customer_id, step, at, campaign_id, channel_id, gap_s)
-SELECT :tenant, c.cid, s.step, c.t0 + make_interval(hours => CAST(s.delay_h + c.i % 11 AS int)),
-    c.campaign, c.channel, s.gap_h * 3600.0
-FROM c JOIN steps s ON c.r < s.share
+SELECT :tenant, c.cid, s.step, c.t0 + make_interval(secs => CAST(s.after_s AS float8)),
+    c.campaign, c.channel, CAST(s.gap_s AS float8)
+FROM c CROSS JOIN LATERAL (VALUES
+    ('exposed', 1.0, 0, NULL), ('lead', 0.4, c.g1, c.g1), ('assigned', 0.3, c.g1 + c.g2, c.g2),
+    ('first_paid', 0.1, c.g1 + c.g2 + c.g3, c.g3),
+    ('repeat', 0.04, c.g1 + c.g2 + c.g3 + c.g4, c.g4), ('referred', 0.05, c.g1, NULL),
+    ('referred_paid', 0.02, c.g1 + c.g2 + c.g3 + 3600, NULL), ('referrer', 0.02, c.g4, NULL)
+) AS s(step, share, after_s, gap_s)
+WHERE c.r < s.share
 """
 ORDERS = """
 INSERT INTO funnel_orders (tenant_id, order_id, customer_id, paid_at, campaign_id, channel_id)
