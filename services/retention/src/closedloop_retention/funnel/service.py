@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import functools
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Concatenate, ParamSpec
@@ -39,13 +39,15 @@ def _check_range(q: FunnelQuery) -> datetime:
 
 
 def _settles(
-    use_case: Callable[Concatenate[FunnelService, AsyncSession, P], Awaitable[None]],
-) -> Callable[Concatenate[FunnelService, AsyncSession, P], Awaitable[None]]:
+    use_case: Callable[Concatenate[FunnelService, AsyncSession, P], Coroutine[Any, Any, None]],
+) -> Callable[Concatenate[FunnelService, AsyncSession, P], Coroutine[Any, Any, None]]:
     """The use case, then the per-day rollup brought up to the step rows it changed (in the
     same transaction; last, so its row locks are held only until the commit)."""
 
     @functools.wraps(use_case)
-    async def run(self: FunnelService, session: AsyncSession, *a: P.args, **kw: P.kwargs) -> None:
+    async def run(
+        self: FunnelService, session: AsyncSession, /, *a: P.args, **kw: P.kwargs
+    ) -> None:
         await use_case(self, session, *a, **kw)
         await self._rows.settle(session)
 
