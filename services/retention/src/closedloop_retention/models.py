@@ -425,7 +425,9 @@ class FunnelGapBoundRow(Base):
 
     __tablename__ = "funnel_gap_bounds"
 
-    lo_ms: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    # Whole milliseconds, stored as a double: compared with `gap_s * 1000.0` as it is (exact,
+    # and the primary key's index finds the bucket).
+    lo_ms: Mapped[float] = mapped_column(Float, primary_key=True, autoincrement=False)
     bucket: Mapped[int] = mapped_column(SmallInteger)
 
 

@@ -92,10 +92,11 @@ def upgrade() -> None:
     )
     bounds = op.create_table(
         "funnel_gap_bounds",
-        sa.Column("lo_ms", sa.BigInteger(), primary_key=True, autoincrement=False),
+        # whole milliseconds as a double, compared with gap_s * 1000.0 through the index
+        sa.Column("lo_ms", sa.Float(), primary_key=True, autoincrement=False),
         sa.Column("bucket", sa.SmallInteger(), nullable=False),
     )
-    op.bulk_insert(bounds, [{"lo_ms": lo, "bucket": k} for k, lo in enumerate(gap_bounds_ms())])
+    op.bulk_insert(bounds, [{"lo_ms": float(lo), "bucket": k} for k, lo in enumerate(gap_bounds_ms())])
     backfill(op.get_bind())
 
 
