@@ -11,6 +11,7 @@ concurrent consumers), rows sorted so two transactions lock them in the same ord
 
 from __future__ import annotations
 
+import functools
 from bisect import bisect_right
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
@@ -56,7 +57,6 @@ def bucket_of(gap_s: float) -> int:
 # A step row as the rollup counts it: (step, UTC day, campaign, channel, gap_s or None).
 _Counted = tuple[str, date, str, str, float | None]
 _TRACKED = "closedloop_retention.funnel.rollup"
-_CHUNK = 200  # rows per upsert statement
 
 
 @dataclass
@@ -143,8 +143,10 @@ class FunnelRollup:
     async def _rows(
         self, session: AsyncSession, tenant: str, customers: Sequence[str]
     ) -> dict[str, Counter[_Counted]]:
-        s = FunnelStepRow
-        found = await session.execute(
+        await session.flush()  # the ORM's pending changes (refresh_gaps) first
+        s = FunnelStepRow.__table__.c
+        conn = await session.connection()
+        found = await conn.execute(
             select(s.customer_id, s.step, s.at, s.campaign_id, s.channel_id, s.gap_s).where(
                 s.tenant_id == tenant, s.customer_id.in_(customers)
             )
@@ -177,19 +179,26 @@ def _key(values: tuple[Any, ...], names: tuple[str, ...]) -> dict[str, Any]:
     return dict(zip(names, values, strict=True))
 
 
+@functools.cache
+def _upsert(dialect: str, table: Any, counters: tuple[str, ...]) -> Any:
+    """INSERT one row, or add its counters to the stored row's (one statement, cached)."""
+    insert: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    t = table.__table__
+    stmt = insert(t)
+    return stmt.on_conflict_do_update(
+        index_elements=[c.name for c in t.primary_key.columns],
+        set_={c: t.c[c] + getattr(stmt.excluded, c) for c in counters},
+    )
+
+
 async def _add(
     session: AsyncSession, table: Any, rows: list[dict[str, Any]], counters: tuple[str, ...]
 ) -> None:
-    """Add each row's counters to the stored ones (inserted at first)."""
-    keys = [c.name for c in table.__table__.primary_key.columns]
-    insert: Any = postgresql.insert if _postgres(session) else sqlite.insert
-    for at in range(0, len(rows), _CHUNK):
-        stmt = insert(table).values(rows[at : at + _CHUNK])
-        stmt = stmt.on_conflict_do_update(
-            index_elements=keys,
-            set_={c: getattr(table, c) + getattr(stmt.excluded, c) for c in counters},
-        )
-        await session.execute(stmt)
+    """Add each row's counters to the stored ones (inserted at first), in the rows' order."""
+    if rows:
+        dialect = session.get_bind().dialect.name
+        conn = await session.connection()
+        await conn.execute(_upsert(dialect, table, counters), rows)
 
 
 def day_start(day: date) -> datetime:
