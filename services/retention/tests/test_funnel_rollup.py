@@ -5,19 +5,23 @@ from the rollup, edge days from funnel_steps) gives the exact counts."""
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
 import statistics
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 from nats.aio.client import Client
-from sqlalchemy import select
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
 from test_funnel import Drive, assigned, lead, sep, settle, steps, touch
 from test_funnel_unmerge import total
 from ulid import ULID
 
+import closedloop_retention
 from closedloop.events.v1 import identity_events_pb2 as idev
 from closedloop.retention.v1 import retention_pb2 as pb
 from closedloop_retention.funnel.rollup import GAP_BOUNDS_MS, bucket_of
@@ -37,11 +41,15 @@ from retention_helpers import Stub, customer, paid, publish, tenant, ts
 async def assert_rollup_is_a_recount(retention: RunningService, t: str) -> None:
     """The tenant's rollup rows (those not 0) are what funnel_steps' rows add up to."""
     async with retention.runtime.sessions() as s:
-        rows = (await s.execute(select(FunnelStepRow).where(FunnelStepRow.tenant_id == t))).all()
-        daily = (await s.execute(select(FunnelDailyRow).where(FunnelDailyRow.tenant_id == t))).all()
-        gaps = (
-            await s.execute(select(FunnelGapBucketRow).where(FunnelGapBucketRow.tenant_id == t))
-        ).all()
+        await assert_recount_in(s, t)
+
+
+async def assert_recount_in(s: AsyncSession, t: str) -> None:
+    rows = (await s.execute(select(FunnelStepRow).where(FunnelStepRow.tenant_id == t))).all()
+    daily = (await s.execute(select(FunnelDailyRow).where(FunnelDailyRow.tenant_id == t))).all()
+    gaps = (
+        await s.execute(select(FunnelGapBucketRow).where(FunnelGapBucketRow.tenant_id == t))
+    ).all()
     counted: Counter[tuple[Any, ...]] = Counter()
     gap_n: Counter[tuple[Any, ...]] = Counter()
     gap_sum: dict[tuple[Any, ...], float] = {}
@@ -65,6 +73,23 @@ async def assert_rollup_is_a_recount(retention: RunningService, t: str) -> None:
     for (r,) in gaps:
         key = (r.dim, r.dim_id, r.day, r.step, r.bucket)
         assert r.sum_s == pytest.approx(gap_sum.get(key, 0.0), abs=1e-6)
+
+
+async def assert_backfill_is_a_recount(retention: RunningService, t: str) -> None:
+    """The migration's backfill (an existing read model when the rollup is added) counts the
+    same; tried in a transaction that is rolled back."""
+    versions = Path(closedloop_retention.__file__).parent / "migrations" / "versions"
+    (path,) = versions.glob("*_daily_rollup.py")
+    spec = importlib.util.spec_from_file_location("funnel_rollup_migration", path)
+    assert spec is not None and spec.loader is not None
+    migration = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(migration)
+    async with retention.runtime.sessions() as s:
+        for table in (FunnelDailyRow, FunnelGapBucketRow):
+            await s.execute(delete(table))
+        await (await s.connection()).run_sync(migration.backfill)
+        await assert_recount_in(s, t)
+        await s.rollback()
 
 
 async def test_the_rollup_is_a_recount_of_the_step_rows(
@@ -118,6 +143,8 @@ async def test_the_rollup_is_a_recount_of_the_step_rows(
     await rebuild(DEFINITION, retention.runtime.settings)
     await settle(stub, t, left)
     await assert_rollup_is_a_recount(retention, t)
+
+    await assert_backfill_is_a_recount(retention, t)
 
 
 async def funnel_between(

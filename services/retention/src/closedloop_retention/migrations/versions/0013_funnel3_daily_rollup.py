@@ -96,7 +96,8 @@ def upgrade() -> None:
         sa.Column("lo_ms", sa.Float(), primary_key=True, autoincrement=False),
         sa.Column("bucket", sa.SmallInteger(), nullable=False),
     )
-    op.bulk_insert(bounds, [{"lo_ms": float(lo), "bucket": k} for k, lo in enumerate(gap_bounds_ms())])
+    rows = [{"lo_ms": float(lo), "bucket": k} for k, lo in enumerate(gap_bounds_ms())]
+    op.bulk_insert(bounds, rows)
     backfill(op.get_bind())
 
 
