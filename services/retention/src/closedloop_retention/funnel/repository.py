@@ -546,11 +546,14 @@ _EDGE_GAPS = (
 # holding the middle value(s): positions (total - 1) / 2 and total / 2, counted from 0.
 _MEDIANS = """
 WITH h AS ({parts}),
-g AS (
+p AS (
     SELECT period, step, bucket, sum(n) AS n, sum(sum_s) AS sum_s FROM h
     GROUP BY period, step, bucket
+),
+g AS (
+    SELECT period, step, bucket, n, sum_s FROM p
     UNION ALL
-    SELECT NULL, step, bucket, sum(n), sum(sum_s) FROM h GROUP BY step, bucket
+    SELECT NULL, step, bucket, sum(n), sum(sum_s) FROM p GROUP BY step, bucket
 ),
 c AS (
     SELECT period, step, bucket, n, sum_s,
