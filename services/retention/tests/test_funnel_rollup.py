@@ -5,6 +5,7 @@ from the rollup, edge days from funnel_steps) gives the exact counts."""
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import itertools
 import statistics
@@ -25,6 +26,8 @@ import closedloop_retention
 from closedloop.events.v1 import identity_events_pb2 as idev
 from closedloop.retention.v1 import retention_pb2 as pb
 from closedloop_retention.funnel.rollup import GAP_BOUNDS_MS, bucket_of
+from closedloop_retention.funnel.service import FunnelService, Source
+from closedloop_retention.funnel.views import FunnelQuery
 from closedloop_retention.main import DEFINITION
 from closedloop_retention.models import (
     FunnelDailyRow,
@@ -33,6 +36,7 @@ from closedloop_retention.models import (
     FunnelStepRow,
 )
 from closedloop_retention.transport.rebuild_funnel import rebuild
+from loopkit.db import transact
 from loopkit.timestamps import utc
 from loopkit_dev.testing import RunningService
 from retention_helpers import Stub, customer, paid, publish, tenant, ts
@@ -232,3 +236,29 @@ async def test_the_gap_buckets_bounds_are_the_services(retention: RunningService
     bounds = GAP_BOUNDS_MS[1:]
     assert all(hi / lo <= 1.02 for lo, hi in itertools.pairwise(bounds))
     assert bounds[-1] >= 10 * 365 * 86400 * 1000  # ten years; longer gaps share the last bucket
+
+
+async def test_concurrent_use_cases_keep_the_rollup_a_recount(retention: RunningService) -> None:
+    """Many customers' steps recorded at once, each in its own transaction and without retries:
+    all on the same days, so they share the tenant's rollup rows; none fails (no deadlock) and
+    the rollup adds up."""
+    runtime = retention.runtime
+    funnel: FunnelService = runtime.parts["funnel"]
+    t = tenant()
+
+    async def drive(k: int) -> None:
+        cid, channel = customer(), f"ch-{k % 3}"
+        steps_of = [
+            lambda s: funnel.touched(s, t, cid, sep(2, 9), Source("camp-1", channel)),
+            lambda s: funnel.lead_captured(s, t, cid, sep(2, 10), Source("camp-1", channel)),
+            lambda s: funnel.lead_assigned(s, t, cid, sep(2, 11 + k % 3)),
+            lambda s: funnel.order_paid(s, t, cid, f"o-{cid}", sep(3, 9)),
+        ]
+        for work in steps_of:
+            await transact(runtime.sessions, work, attempts=1)
+
+    await asyncio.gather(*(drive(k) for k in range(24)))
+    await assert_rollup_is_a_recount(retention, t)
+    async with runtime.sessions() as s:
+        found = await funnel.funnel(s, FunnelQuery(t, sep(1, 0), sep(4, 0)))
+    assert found.total.customers == {"exposed": 24, "lead": 24, "assigned": 24, "first_paid": 24}
