@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -35,24 +36,32 @@ from loopkit import db, migrations
 
 TENANT = "bench"
 
-# Customer i reaches step s when hash-like fractions of i fall under the step's share; times
-# follow each other by hours to days. `rnd(i, k)` is a repeatable pseudo-random fraction.
+# Customer i reaches step s when a hash-like fraction of i falls under the step's share. Each
+# step follows the one before by its own gap, per customer: the step's typical gap times a
+# log-uniform factor between 0.1 and 10 (a histogram of one constant gap per step would flatter
+# the rollup's approximate medians). `r` and the factors are repeatable pseudo-random fractions.
 GENERATE = """
 WITH c AS (
     SELECT i, lpad(i::text, 26, '0') AS cid,
         CAST(:start AS timestamptz) + make_interval(secs => (i * 7919 % 15552000)) AS t0,
         'camp-' || (i % 7) AS campaign, 'ch-' || (i % 50) AS channel,
-        (i * 2654435761 % 1000) / 1000.0 AS r
+        (i * 2654435761 % 1000) / 1000.0 AS r,
+        round(7200 * exp(((i * 48271 % 100003) / 100003.0 - 0.5) * 4.605)) AS g1,
+        round(64800 * exp(((i * 69621 % 100019) / 100019.0 - 0.5) * 4.605)) AS g2,
+        round(273600 * exp(((i * 16807 % 100043) / 100043.0 - 0.5) * 4.605)) AS g3,
+        round(2894400 * exp(((i * 40692 % 100057) / 100057.0 - 0.5) * 4.605)) AS g4
     FROM generate_series(1, CAST(:n AS bigint)) AS i
-), steps(step, share, delay_h, gap_h) AS (VALUES
-    ('exposed', 1.0, 0, NULL), ('lead', 0.4, 2, 2), ('assigned', 0.3, 20, 18),
-    ('first_paid', 0.1, 96, 76), ('repeat', 0.04, 900, 804), ('referred', 0.05, 2, NULL),
-    ('referred_paid', 0.02, 100, NULL), ('referrer', 0.02, 300, NULL)
 )
 INSERT INTO funnel_steps (tenant_id, customer_id, step, at, campaign_id, channel_id, gap_s)
-SELECT :tenant, c.cid, s.step, c.t0 + make_interval(hours => CAST(s.delay_h + c.i % 11 AS int)),
-    c.campaign, c.channel, s.gap_h * 3600.0
-FROM c JOIN steps s ON c.r < s.share
+SELECT :tenant, c.cid, s.step, c.t0 + make_interval(secs => CAST(s.after_s AS float8)),
+    c.campaign, c.channel, CAST(s.gap_s AS float8)
+FROM c CROSS JOIN LATERAL (VALUES
+    ('exposed', 1.0, 0, NULL), ('lead', 0.4, c.g1, c.g1), ('assigned', 0.3, c.g1 + c.g2, c.g2),
+    ('first_paid', 0.1, c.g1 + c.g2 + c.g3, c.g3),
+    ('repeat', 0.04, c.g1 + c.g2 + c.g3 + c.g4, c.g4), ('referred', 0.05, c.g1, NULL),
+    ('referred_paid', 0.02, c.g1 + c.g2 + c.g3 + 3600, NULL), ('referrer', 0.02, c.g4, NULL)
+) AS s(step, share, after_s, gap_s)
+WHERE c.r < s.share
 """
 ORDERS = """
 INSERT INTO funnel_orders (tenant_id, order_id, customer_id, paid_at, campaign_id, channel_id)
@@ -79,6 +88,44 @@ async def best(repeat: int, work: Callable[[], Awaitable[Any]]) -> tuple[float, 
     return min(times), out
 
 
+def _rollup_migration() -> Any:
+    """The migration that adds the rollup (found by name: the lead may renumber it), whose
+    backfill this bench runs on the rows it generated."""
+    versions = Path(closedloop_retention.__file__).parent / "migrations" / "versions"
+    (path,) = versions.glob("*_daily_rollup.py")
+    spec = importlib.util.spec_from_file_location("funnel_rollup_migration", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+async def _generate(engine: Any, customers: int, start: datetime) -> None:
+    """The step and order rows in SQL, then the rollup by the migration's own backfill."""
+    t0 = time.perf_counter()
+    async with engine.begin() as conn:
+        params = {"tenant": TENANT, "start": start, "n": customers}
+        await conn.execute(text(GENERATE), params)
+        await conn.execute(text(ORDERS), {"tenant": TENANT})
+        await conn.execute(text(OTHER_TENANT), {"tenant": TENANT})
+    print(f"generated the step and order rows in {time.perf_counter() - t0:.1f} s")
+    t0 = time.perf_counter()
+    async with engine.begin() as conn:
+        await conn.run_sync(_rollup_migration().backfill)
+    print(f"filled the rollup (the migration's backfill) in {time.perf_counter() - t0:.1f} s")
+
+
+async def _vacuum(engine: Any, sessions: Any) -> None:
+    async with engine.connect() as plain:
+        conn = await plain.execution_options(isolation_level="AUTOCOMMIT")
+        for table in ("funnel_steps", "funnel_orders", "funnel_daily", "funnel_gap_buckets"):
+            await conn.execute(text(f"VACUUM ANALYZE {table}"))  # index-only scans
+    rows = await _scalar(sessions, "SELECT count(*) FROM funnel_steps", {})
+    daily = await _scalar(sessions, "SELECT count(*) FROM funnel_daily", {})
+    gaps = await _scalar(sessions, "SELECT count(*) FROM funnel_gap_buckets", {})
+    print(f"{rows:,} funnel_steps rows; rollup: {daily:,} funnel_daily, {gaps:,} gap buckets")
+
+
 async def run(customers: int, repeat: int, *, keep: bool = False, reuse: str = "") -> None:
     base = database_base_url()
     name = reuse or new_database_name("closedloop_bench_funnel")
@@ -90,40 +137,40 @@ async def run(customers: int, repeat: int, *, keep: bool = False, reuse: str = "
     keep = keep or bool(reuse)
     try:
         mig = Path(closedloop_retention.__file__).parent / "migrations"
+        t0 = time.perf_counter()
         await asyncio.to_thread(migrations.upgrade, mig, url, service="retention")
+        if reuse:
+            print(f"migrated to head in {time.perf_counter() - t0:.1f} s")
         engine = db.create_engine(url, pool_size=2)
         sessions = db.session_factory(engine)
         start = datetime(2026, 1, 1, tzinfo=UTC)
-        t0 = time.perf_counter()
         if not reuse:
-            async with engine.begin() as conn:
-                params = {"tenant": TENANT, "start": start, "n": customers}
-                await conn.execute(text(GENERATE), params)
-                await conn.execute(text(ORDERS), {"tenant": TENANT})
-                await conn.execute(text(OTHER_TENANT), {"tenant": TENANT})
-        async with engine.connect() as plain:
-            conn = await plain.execution_options(isolation_level="AUTOCOMMIT")
-            await conn.execute(text("VACUUM ANALYZE funnel_steps"))  # index-only scans
-            await conn.execute(text("VACUUM ANALYZE funnel_orders"))
-        rows = await _scalar(sessions, "SELECT count(*) FROM funnel_steps", {})
-        verb = "reused" if reuse else "generated"
-        print(f"{verb} {rows:,} funnel rows in {time.perf_counter() - t0:.1f} s")
-
+            await _generate(engine, customers, start)
+        await _vacuum(engine, sessions)
         q = FunnelQuery(
             TENANT, start + timedelta(days=45), start + timedelta(days=135), Granularity.WEEK
         )
+        # The same 90 days starting and ending mid-day: two partial edge days from funnel_steps.
+        shifted = FunnelQuery(
+            TENANT, q.start + timedelta(hours=13), q.end + timedelta(hours=13), Granularity.WEEK
+        )
         funnel = FunnelService(FunnelRepository())
-        window = {"tenant": TENANT, "start": q.start, "end": q.end}
 
-        async def count() -> int:
-            return await _scalar(sessions, COUNT, window)
+        def counter(query: FunnelQuery) -> Callable[[], Awaitable[int]]:
+            window = {"tenant": TENANT, "start": query.start, "end": query.end}
+            return lambda: _scalar(sessions, COUNT, window)
 
-        async def get_funnel() -> Any:
-            async with sessions() as s, s.begin():
-                return await funnel.funnel(s, q)
+        def getter(query: FunnelQuery) -> Callable[[], Awaitable[Any]]:
+            async def get_funnel() -> Any:
+                async with sessions() as s, s.begin():
+                    return await funnel.funnel(s, query)
 
-        scan_s, in_range = await best(repeat, count)
-        funnel_s, found = await best(repeat, get_funnel)
+            return get_funnel
+
+        scan_s, in_range = await best(repeat, counter(q))
+        funnel_s, found = await best(repeat, getter(q))
+        shifted_scan_s, _ = await best(repeat, counter(shifted))
+        shifted_s, _ = await best(repeat, getter(shifted))
 
         total = found.total
         print(
@@ -131,15 +178,35 @@ async def run(customers: int, repeat: int, *, keep: bool = False, reuse: str = "
             f"exposed {total.customers.get('exposed', 0):,}, leads "
             f"{total.customers.get('lead', 0):,}, paid orders {total.paid_orders:,}"
         )
-        print(f"{'count(*) of the range':<28}{scan_s:>10.3f} s")
-        print(f"{'GetFunnel (weekly)':<28}{funnel_s:>10.3f} s")
+        exact = await _exact_medians(sessions, q)
+        errors = [
+            f"{step} {total.median_s.get(step, 0) / m - 1:+.2%}" for step, m in exact.items() if m
+        ]
+        print(f"  medians against percentile_cont over the range: {', '.join(errors)}")
+        print(f"{'count(*) of the range':<44}{scan_s:>10.3f} s")
+        print(f"{'GetFunnel (weekly)':<44}{funnel_s:>10.3f} s")
+        print(f"{'count(*), range off day boundaries':<44}{shifted_scan_s:>10.3f} s")
+        print(f"{'GetFunnel (weekly), range off day boundaries':<44}{shifted_s:>10.3f} s")
         print(f"ratio funnel_x {funnel_s / scan_s:.2f} goal 3")
+        print(f"ratio funnel_edges_x {shifted_s / shifted_scan_s:.2f} goal 3")
         await engine.dispose()
     finally:
         if keep:
             print(f"kept database {name}")
         else:
             await drop_database(base, name)
+
+
+async def _exact_medians(sessions: Any, q: FunnelQuery) -> dict[str, float]:
+    """Each step's exact median gap over the range (what GetFunnel's histograms approximate)."""
+    sql = (
+        "SELECT step, percentile_cont(0.5) WITHIN GROUP (ORDER BY gap_s) FROM funnel_steps "
+        "WHERE tenant_id = :tenant AND at >= :start AND at < :end AND gap_s IS NOT NULL "
+        "GROUP BY step"
+    )
+    async with sessions() as s:
+        rows = await s.execute(text(sql), {"tenant": TENANT, "start": q.start, "end": q.end})
+        return {step: float(m) for step, m in rows}
 
 
 async def _scalar(sessions: Any, sql: str, params: dict[str, Any]) -> int:

@@ -258,9 +258,10 @@ async def test_funnel_matches_the_customers_driven(  # noqa: PLR0915 - one story
     await settle(stub, t, drive.expected()[None])
 
     # The read model loses rows (a bad deploy, a restored backup); a rebuild replays every
-    # stream into an empty read model and lands on the same figures.
+    # stream into an empty read model and lands on the same figures (the per-day rollup too).
     async with retention.runtime.sessions.begin() as session:
-        await session.execute(text("DELETE FROM funnel_steps WHERE step = 'lead'"))
+        for table in ("funnel_steps", "funnel_daily", "funnel_gap_buckets"):
+            await session.execute(text(f"DELETE FROM {table} WHERE step = 'lead'"))
     assert (await funnel(stub, t)).total.steps.leads == 0
     durables = await rebuild(DEFINITION, retention.runtime.settings)
     assert "retention-funnel-conversion" in durables

@@ -4,13 +4,14 @@ schema Alembic compares against."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Date,
     DateTime,
     Float,
     Index,
@@ -408,6 +409,52 @@ class FunnelStepRow(Base):
     # Seconds since the customer reached the step before this one (funnel.views.MEDIAN_PAIRS),
     # when they did and it came first: the medians are then a scan of this table alone.
     gap_s: Mapped[float | None] = mapped_column(Float)
+
+
+class FunnelDailyRow(Base):
+    """funnel_steps counted per UTC day: the customers who reached `step` on `day`, for the
+    whole tenant (dim "all", dim_id ""), per campaign (dim "campaign") and per channel (dim
+    "channel"). Kept in the same transaction as the step rows (funnel/rollup.py), so GetFunnel
+    adds up whole days here and reads only the partial edge days from funnel_steps."""
+
+    __tablename__ = "funnel_daily"
+
+    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    dim: Mapped[str] = mapped_column(String(8), primary_key=True)
+    dim_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    step: Mapped[str] = mapped_column(String(16), primary_key=True)
+    customers: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class FunnelGapBucketRow(Base):
+    """The gaps (funnel_steps.gap_s) of the rows counted in funnel_daily, as a histogram over
+    log-scale buckets (funnel_gap_bounds): how many, and their sum (a bucket's mean stands for
+    its values, so a median is exact when its bucket holds one value, else within ~2 %)."""
+
+    __tablename__ = "funnel_gap_buckets"
+
+    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    dim: Mapped[str] = mapped_column(String(8), primary_key=True)
+    dim_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    step: Mapped[str] = mapped_column(String(16), primary_key=True)
+    bucket: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    n: Mapped[int] = mapped_column(Integer, default=0)
+    sum_s: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+class FunnelGapBoundRow(Base):
+    """Bucket `bucket` of the gap histograms holds the gaps from `lo_ms` milliseconds up to the
+    next bucket's (funnel.rollup.GAP_BOUNDS_MS; written by migration 0013, never changed), so
+    SQL and Python put a gap in the same bucket with exact comparisons."""
+
+    __tablename__ = "funnel_gap_bounds"
+
+    # Whole milliseconds, stored as a double: compared with `gap_s * 1000.0` as it is (exact,
+    # and the primary key's index finds the bucket).
+    lo_ms: Mapped[float] = mapped_column(Float, primary_key=True, autoincrement=False)
+    bucket: Mapped[int] = mapped_column(SmallInteger)
 
 
 class FunnelOrderRow(Base):

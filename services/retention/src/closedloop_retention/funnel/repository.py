@@ -4,14 +4,16 @@ funnel_aliases). GetFunnel's figures are GROUP BYs over funnel_steps / funnel_or
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import DateTime, TextClause, bindparam, delete, select, text, update
+from sqlalchemy import Date, DateTime, TextClause, bindparam, delete, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from closedloop_retention.clock import utc
+from closedloop_retention.funnel.rollup import FunnelRollup, day_start
 from closedloop_retention.funnel.views import MEDIAN_PAIRS, FunnelQuery, Granularity
 from closedloop_retention.models import (
     FunnelAliasRow,
@@ -91,6 +93,14 @@ def period_start(value: object) -> datetime:
 
 
 class FunnelRepository:
+    def __init__(self) -> None:
+        self.rollup = FunnelRollup()
+
+    async def settle(self, session: AsyncSession) -> None:
+        """Bring the per-day rollup up to the step rows this transaction changed (the end of
+        every use case that changes them)."""
+        await self.rollup.settle(session)
+
     # --- who an event is about ---------------------------------------------------------------
 
     async def lock(self, session: AsyncSession, tenant: str, customer: str) -> None:
@@ -169,6 +179,7 @@ class FunnelRepository:
             )
         else:
             row.at, row.campaign_id, row.channel_id = utc(at), campaign_id, channel_id
+        await self.rollup.track(session, tenant, [customer])
         for table in (FunnelStepRow, FunnelOrderRow):
             await session.execute(
                 update(table)
@@ -191,6 +202,7 @@ class FunnelRepository:
     ) -> None:
         """The customer's step at `at` unless they reached it earlier (one atomic upsert: two
         consumers may record the same step at once)."""
+        await self.rollup.track(session, tenant, [customer])
         values = {
             "tenant_id": tenant,
             "customer_id": customer,
@@ -296,6 +308,7 @@ class FunnelRepository:
     async def delete_step(
         self, session: AsyncSession, tenant: str, customer: str, step: str
     ) -> None:
+        await self.rollup.track(session, tenant, [customer])
         await session.execute(
             delete(FunnelStepRow).where(
                 FunnelStepRow.tenant_id == tenant,
@@ -308,6 +321,7 @@ class FunnelRepository:
         self, session: AsyncSession, tenant: str, customer: str, step: str, at: datetime
     ) -> None:
         """The step's time as given, later or not (an unmerge restoring a survivor's own)."""
+        await self.rollup.track(session, tenant, [customer])
         await session.execute(
             update(FunnelStepRow)
             .where(
@@ -327,6 +341,7 @@ class FunnelRepository:
     ) -> None:
         """Set (or, None, drop) the customer's attribution as given, and copy it onto their
         step and order rows (an unmerge restoring what a merge replaced)."""
+        await self.rollup.track(session, tenant, [customer])
         row = await self.source(session, tenant, customer)
         if source is None:
             if row is not None:
@@ -378,6 +393,7 @@ class FunnelRepository:
 
     async def erase(self, session: AsyncSession, tenant: str, customers: Sequence[str]) -> None:
         """Every funnel row of these customers (steps, orders, attribution)."""
+        await self.rollup.track(session, tenant, customers)
         for table in (FunnelStepRow, FunnelOrderRow, FunnelSourceRow):
             await session.execute(
                 delete(table).where(table.tenant_id == tenant, table.customer_id.in_(customers))
@@ -404,12 +420,14 @@ class FunnelRepository:
             FunnelMergeRow,
         ):
             await session.execute(delete(table))
+        await self.rollup.clear(session)
         await session.execute(delete(kit.inbox).where(kit.inbox.c.consumer.in_(consumers)))
 
     # --- the figures -------------------------------------------------------------------------
 
     async def refresh_gaps(self, session: AsyncSession, tenant: str, customer: str) -> None:
         """Recompute gap_s on the customer's rows (at most eight) after their steps changed."""
+        await self.rollup.track(session, tenant, [customer])
         rows = {row.step: row for row in await self.steps_of(session, tenant, customer)}
         for earlier, later in MEDIAN_PAIRS:
             row, before = rows.get(later.value), rows.get(earlier.value)
@@ -422,70 +440,22 @@ class FunnelRepository:
     async def step_figures(self, session: AsyncSession, q: FunnelQuery) -> list[StepFigure]:
         """(period start, or None for the whole range; step; unique customers; median gap_s).
 
-        Two scans of the range: the counts (a hash aggregate; the whole range is their sum,
-        since a customer has one row per step) and the medians over the rows that have a gap."""
-        period = _period(session, q.granularity, "s.at")
-        sql = (
-            f"SELECT {period} AS period, s.step, count(*) FROM funnel_steps s "
-            "WHERE s.tenant_id = :tenant AND s.at >= :start AND s.at < :end"
-            f"{_filters(q, 's')} GROUP BY 1, 2"
-        )
+        The range's whole UTC days come from the per-day rollup (funnel_daily and the gap
+        histograms of funnel_gap_buckets), its partial edge days from funnel_steps; periods
+        (UTC days, Monday weeks, months) are whole days, so the counts are exact. A query by
+        campaign and channel together reads funnel_steps alone (the rollup keeps each apart)."""
+        window = _window(session, q)
         counts = [
             (period_start(p), step, int(n))
-            for p, step, n in await session.execute(_query(sql), _params(q))
+            for p, step, n in await session.execute(*window.statement(_COUNTS, _EDGE_COUNTS))
         ]
-        if _postgres(session):
-            medians = await self._medians_pg(session, q)
-        else:
-            medians = await self._medians_sqlite(session, q, q.granularity)
-            medians.update(await self._medians_sqlite(session, q, None))
+        medians = _medians(await session.execute(*window.medians()))
         totals: dict[str, int] = {}
         for _, step, n in counts:
             totals[step] = totals.get(step, 0) + n
         figures: list[StepFigure] = [(p, step, n, medians.get((p, step))) for p, step, n in counts]
         figures += [(None, step, n, medians.get((None, step))) for step, n in totals.items()]
         return figures
-
-    async def _medians_pg(self, session: AsyncSession, q: FunnelQuery) -> _Medians:
-        """percentile_cont per period and for the whole range (GROUPING SETS: one scan)."""
-        period = _period(session, q.granularity, "s.at")
-        sql = (
-            f"SELECT {period} AS period, s.step, "
-            "percentile_cont(0.5) WITHIN GROUP (ORDER BY s.gap_s) FROM funnel_steps s "
-            "WHERE s.tenant_id = :tenant AND s.at >= :start AND s.at < :end "
-            f"AND s.gap_s IS NOT NULL{_filters(q, 's')} "
-            f"GROUP BY GROUPING SETS (({period}, s.step), (s.step))"
-        )
-        # The sort behind the medians spills to disk at the default 4 MB on a large range (still
-        # at 32 MB for 1M customers' 90 days: ~420,000 rows with a gap take ~40 MB in memory);
-        # this transaction only reads, so give it room to sort in memory.
-        await session.execute(text("SET LOCAL work_mem = '64MB'"))
-        # Passing ~400,000 sorted rows from parallel workers looks dearer to the planner than it
-        # is (parallel_tuple_cost 0.1 a row): cheaper, it sorts in the workers (Gather Merge),
-        # as the count(*) it is measured against scans in them (bench/funnel.py: 1.2 -> 0.7 s).
-        await session.execute(text("SET LOCAL parallel_tuple_cost = 0.01"))
-        rows = await session.execute(_query(sql), _params(q))
-        return {(None if p is None else period_start(p), step): _seconds(m) for p, step, m in rows}
-
-    async def _medians_sqlite(
-        self, session: AsyncSession, q: FunnelQuery, grain: Granularity | None
-    ) -> _Medians:
-        """SQLite has no percentile_cont: the middle row (or the mean of the two) by row_number."""
-        period = _period(session, grain, "s.at")
-        sql = f"""
-            WITH r AS (
-                SELECT {period} AS period, s.step, s.gap_s,
-                       row_number() OVER (PARTITION BY {period}, s.step ORDER BY s.gap_s) AS k,
-                       count(*) OVER (PARTITION BY {period}, s.step) AS c
-                FROM funnel_steps s
-                WHERE s.tenant_id = :tenant AND s.at >= :start AND s.at < :end
-                    AND s.gap_s IS NOT NULL{_filters(q, "s")}
-            )
-            SELECT period, step, avg(gap_s) FROM r
-            WHERE k IN ((c + 1) / 2, (c + 2) / 2) GROUP BY period, step
-        """
-        rows = await session.execute(_query(sql), _params(q))
-        return {(period_start(p) if grain else None, step): _seconds(m) for p, step, m in rows}
 
     async def tenant_step_counts(
         self, session: AsyncSession, start: datetime, end: datetime, max_tenants: int
@@ -549,6 +519,152 @@ class FunnelRepository:
             rows = await session.execute(_query(sql), _params(q))
             out += [(period_start(p), step, int(n)) for p, step, n in rows]
         return out
+
+
+# Whole days of the range, from the rollup; the partial edge days, from funnel_steps.
+_COUNTS = (
+    "SELECT {period} AS period, r.step AS step, r.customers AS n FROM funnel_daily r "
+    "WHERE r.tenant_id = :tenant AND r.dim = :dim AND r.dim_id = :dim_id "
+    "AND r.day >= :d0 AND r.day < :d1"
+)
+_EDGE_COUNTS = (
+    "SELECT {period} AS period, s.step AS step, count(*) AS n FROM funnel_steps s "
+    "WHERE s.tenant_id = :tenant AND s.at >= :{lo} AND s.at < :{hi}{filters} GROUP BY 1, 2"
+)
+_GAPS = (
+    "SELECT {period} AS period, r.step AS step, r.bucket AS bucket, r.n AS n, r.sum_s AS sum_s "
+    "FROM funnel_gap_buckets r WHERE r.tenant_id = :tenant AND r.dim = :dim "
+    "AND r.dim_id = :dim_id AND r.day >= :d0 AND r.day < :d1"
+)
+_EDGE_GAPS = (
+    "SELECT {period} AS period, s.step AS step, (SELECT b.bucket FROM funnel_gap_bounds b "
+    "WHERE b.lo_ms <= s.gap_s * 1000.0 ORDER BY b.lo_ms DESC LIMIT 1) AS bucket, 1 AS n, "
+    "s.gap_s AS sum_s FROM funnel_steps s WHERE s.tenant_id = :tenant AND s.at >= :{lo} "
+    "AND s.at < :{hi} AND s.gap_s IS NOT NULL{filters}"
+)
+# Per period and for the whole range (NULL), each step's histogram summed; then the bucket(s)
+# holding the middle value(s): positions (total - 1) / 2 and total / 2, counted from 0.
+_MEDIANS = """
+WITH h AS ({parts}),
+p AS (
+    SELECT period, step, bucket, sum(n) AS n, sum(sum_s) AS sum_s FROM h
+    GROUP BY period, step, bucket
+),
+g AS (
+    SELECT period, step, bucket, n, sum_s FROM p
+    UNION ALL
+    SELECT NULL, step, bucket, sum(n), sum(sum_s) FROM p GROUP BY step, bucket
+),
+c AS (
+    SELECT period, step, bucket, n, sum_s,
+        CAST(sum(n) OVER (PARTITION BY period, step ORDER BY bucket) AS BIGINT) AS cum,
+        CAST(sum(n) OVER (PARTITION BY period, step) AS BIGINT) AS total
+    FROM g WHERE n > 0
+)
+SELECT period, step, n, sum_s, cum - n AS before, total FROM c
+WHERE cum - n <= total / 2 AND cum > (total - 1) / 2
+"""
+
+
+@dataclass(frozen=True)
+class _Window:
+    """Where each part of a query's range is read from."""
+
+    session: AsyncSession
+    q: FunnelQuery
+    dim: str | None  # the rollup's dimension, None: funnel_steps only
+    days: tuple[date, date] | None  # [first, last) whole days read from the rollup
+    edges: tuple[tuple[datetime, datetime], ...]  # [from, to) read from funnel_steps
+
+    def _sql(self, rollup: str, edge: str) -> tuple[list[str], dict[str, Any], list[Any]]:
+        session, grain = self.session, self.q.granularity
+        parts: list[str] = []
+        params = _params(self.q)
+        binds: list[Any] = []
+        if self.days is not None:
+            parts.append(rollup.format(period=_day_period(session, grain, "r.day")))
+            params.update(d0=self.days[0], d1=self.days[1], dim=self.dim, dim_id=self._dim_id())
+            binds += [bindparam("d0", type_=Date()), bindparam("d1", type_=Date())]
+        for k, (lo, hi) in enumerate(self.edges):
+            names = {"lo": f"e{k}_from", "hi": f"e{k}_to"}
+            parts.append(
+                edge.format(
+                    period=_period(session, grain, "s.at"), filters=_filters(self.q, "s"), **names
+                )
+            )
+            params.update({names["lo"]: lo, names["hi"]: hi})
+            binds += [bindparam(n, type_=DateTime(timezone=True)) for n in names.values()]
+        return parts, params, binds
+
+    def _dim_id(self) -> str:
+        return self.q.campaign_id if self.dim == "campaign" else self.q.channel_id
+
+    def statement(self, rollup: str, edge: str) -> tuple[TextClause, dict[str, Any]]:
+        parts, params, binds = self._sql(rollup, edge)
+        union = " UNION ALL ".join(parts)
+        # A day whose customers all moved away (a merge, an erasure) keeps a row of 0.
+        sql = (
+            f"SELECT period, step, sum(n) FROM ({union}) x GROUP BY period, step HAVING sum(n) <> 0"
+        )
+        return text(sql).bindparams(*binds), params
+
+    def medians(self) -> tuple[TextClause, dict[str, Any]]:
+        parts, params, binds = self._sql(_GAPS, _EDGE_GAPS)
+        sql = _MEDIANS.format(parts=" UNION ALL ".join(parts))
+        return text(sql).bindparams(*binds), params
+
+
+def _window(session: AsyncSession, q: FunnelQuery) -> _Window:
+    start, end = utc(q.start), utc(q.end)
+    dim = (
+        None
+        if q.campaign_id and q.channel_id
+        else "campaign"
+        if q.campaign_id
+        else "channel"
+        if q.channel_id
+        else "all"
+    )
+    first = start.date() if start == day_start(start.date()) else start.date() + timedelta(days=1)
+    last = end.date()
+    if dim is None or first >= last:
+        return _Window(session, q, dim, None, ((start, end),))
+    edges = tuple(
+        (lo, hi) for lo, hi in ((start, day_start(first)), (day_start(last), end)) if lo < hi
+    )
+    return _Window(session, q, dim, (first, last), edges)
+
+
+def _day_period(session: AsyncSession, grain: Granularity | None, col: str) -> str:
+    """The period holding a rollup day (a DATE), as `_period` gives it for a time."""
+    if grain is None:
+        return "'total'"
+    if _postgres(session):
+        return f"date_trunc('{grain.value}', CAST({col} AS timestamp))"
+    return _SQLITE_PERIOD[grain].format(col=col)
+
+
+def _medians(rows: Any) -> _Medians:
+    """Each (period, step)'s median from the bucket(s) holding its middle value(s): a bucket's
+    values are taken as their mean (exact when they are one value, else within the bucket's
+    2 %); two middle values are averaged, as percentile_cont does."""
+    found: dict[tuple[datetime | None, str], list[tuple[int, int, float, int]]] = {}
+    for p, step, n, sum_s, before, total in rows:
+        key = (None if p is None else period_start(p), step)
+        found.setdefault(key, []).append((int(before), int(n), float(sum_s), int(total)))
+    out: _Medians = {}
+    for key, buckets in found.items():
+        total = buckets[0][3]
+
+        def at(position: int, buckets: list[tuple[int, int, float, int]] = buckets) -> float:
+            for before, n, sum_s, _ in buckets:
+                if before <= position < before + n:
+                    return sum_s / n
+            before, n, sum_s, _ = buckets[-1]  # not reached: the query returns the middle bucket
+            return sum_s / n
+
+        out[key] = _seconds((at((total - 1) // 2) + at(total // 2)) / 2)
+    return out
 
 
 def _seconds(value: object) -> float | None:

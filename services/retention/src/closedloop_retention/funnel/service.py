@@ -3,11 +3,12 @@ merges and erasures, and answer GetFunnel. They take a session and never commit.
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Concatenate, ParamSpec
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -17,6 +18,7 @@ from closedloop_retention.funnel.views import Funnel, FunnelPeriod, FunnelQuery,
 from loopkit.errors import InvalidArgument
 
 MAX_RANGE = timedelta(days=400)
+P = ParamSpec("P")
 
 
 @dataclass(frozen=True)
@@ -36,12 +38,29 @@ def _check_range(q: FunnelQuery) -> datetime:
     return start
 
 
+def _settles(
+    use_case: Callable[Concatenate[FunnelService, AsyncSession, P], Coroutine[Any, Any, None]],
+) -> Callable[Concatenate[FunnelService, AsyncSession, P], Coroutine[Any, Any, None]]:
+    """The use case, then the per-day rollup brought up to the step rows it changed (in the
+    same transaction; last, so its row locks are held only until the commit)."""
+
+    @functools.wraps(use_case)
+    async def run(
+        self: FunnelService, session: AsyncSession, /, *a: P.args, **kw: P.kwargs
+    ) -> None:
+        await use_case(self, session, *a, **kw)
+        await self._rows.settle(session)
+
+    return run
+
+
 class FunnelService:
     def __init__(self, rows: FunnelRepository) -> None:
         self._rows = rows
 
     # --- events in ---------------------------------------------------------------------------
 
+    @_settles
     async def touched(
         self, session: AsyncSession, tenant: str, customer: str, at: datetime, source: Source
     ) -> None:
@@ -52,6 +71,7 @@ class FunnelService:
         await self._step(session, tenant, live, Step.EXPOSED, at)
         await self._rows.refresh_gaps(session, tenant, live)
 
+    @_settles
     async def lead_captured(
         self,
         session: AsyncSession,
@@ -74,6 +94,7 @@ class FunnelService:
             await self._referred(session, tenant, live, referrer, at)
         await self._rows.refresh_gaps(session, tenant, live)
 
+    @_settles
     async def lead_assigned(
         self, session: AsyncSession, tenant: str, customer: str, at: datetime
     ) -> None:
@@ -82,6 +103,7 @@ class FunnelService:
             await self._step(session, tenant, live, Step.ASSIGNED, at)
             await self._rows.refresh_gaps(session, tenant, live)
 
+    @_settles
     async def order_paid(
         self, session: AsyncSession, tenant: str, customer: str, order_id: str, at: datetime
     ) -> None:
@@ -102,6 +124,7 @@ class FunnelService:
         await self._repeat(session, tenant, live)
         await self._rows.refresh_gaps(session, tenant, live)
 
+    @_settles
     async def referral_converted(
         self, session: AsyncSession, tenant: str, newcomer: str, referrer: str, at: datetime
     ) -> None:
@@ -112,6 +135,7 @@ class FunnelService:
         await self._referred(session, tenant, live, referrer, at)
         await self._step(session, tenant, live, Step.REFERRED_PAID, at)
 
+    @_settles
     async def merge(
         self, session: AsyncSession, tenant: str, survivor: str, gone: str, merge_id: str = ""
     ) -> None:
@@ -155,6 +179,7 @@ class FunnelService:
                 session, tenant, merge_id, merged=gone, survivor=survivor, undo=undo
             )
 
+    @_settles
     async def unmerge(
         self,
         session: AsyncSession,
@@ -211,6 +236,7 @@ class FunnelService:
         row = await self._rows.source(session, tenant, customer)
         return None if row is None else [_iso(row.at), row.campaign_id, row.channel_id]
 
+    @_settles
     async def forget(self, session: AsyncSession, tenant: str, ids: Sequence[str]) -> None:
         for customer in sorted(ids):
             await self._rows.lock(session, tenant, customer)

@@ -2,10 +2,11 @@
 
     python -m closedloop_retention.transport.rebuild_funnel
 
-Deletes the funnel's durable consumers (`retention-funnel-*`), empties the funnel tables with
-their inbox rows, and creates the consumers again from the start of each stream. A running
-retention service picks the new consumers up by itself (its pulls name the durable) and replays
-every event into the read model; a stopped one does when it starts. Retention's other consumers
+Deletes the funnel's durable consumers (`retention-funnel-*`), empties the funnel tables (the
+per-day rollup too: the replay counts it again) with their inbox rows, and creates the consumers
+again from the start of each stream. A running retention service picks the new consumers up by
+itself (its pulls name the durable) and replays every event into the read model; a stopped one
+does when it starts. Retention's other consumers
 and tables are not touched. Settings come from the environment, like the service's own.
 """
 
