@@ -150,6 +150,8 @@ GENERATE = [
         END
     WHERE tenant_id = :t
     """,
+    # When the data was generated for (the timed steps run one day later): --reuse reads it.
+    "CREATE TABLE bench_generated AS SELECT CAST(:now AS timestamptz) AS now, CAST(:t AS text) AS t",
     "ANALYZE activity",
     "ANALYZE orders",
     "ANALYZE customer_value",
@@ -179,25 +181,51 @@ def _sent() -> int:
     return sum(STATEMENTS[f"{side} statements"] for side in SIDES)
 
 
-async def run(customers: int, orders: int, keep: bool, *, full: bool) -> None:  # noqa: PLR0915
+async def run(  # noqa: PLR0915
+    customers: int,
+    orders: int,
+    keep: bool,
+    *,
+    full: bool,
+    generate_only: bool = False,
+    reuse: str = "",
+) -> None:
     name = f"closedloop_bench_segments_{uuid.uuid4().hex[:8]}"
     url = make_url(base_url()).set(database=name).render_as_string(hide_password=False)
-    await admin(f'CREATE DATABASE "{name}"')
+    t0 = time.perf_counter()
+    if reuse:
+        # A copy of a database `--generate-only` left, untouched since: every run times the same
+        # generated state (the copy is dropped afterwards; the original is kept).
+        await admin(f'CREATE DATABASE "{name}" TEMPLATE "{reuse}"')
+    else:
+        await admin(f'CREATE DATABASE "{name}"')
     try:
         mig = Path(closedloop_retention.__file__).parent / "migrations"
         await asyncio.to_thread(migrations.upgrade, mig, url, service="retention")
         engine = db.create_engine(url, pool_size=2)
         sessions = db.session_factory(engine)
-        now = datetime.now(UTC)
-        params = {"t": TENANT, "n": customers, "m": orders, "now": now - timedelta(days=1)}
-        t0 = time.perf_counter()
-        async with engine.begin() as conn:
-            for sql in GENERATE:
-                await conn.execute(text(sql), params if ":t" in sql else {})
-        print(
-            f"generated {customers:,} customers and {orders:,} orders in "
-            f"{time.perf_counter() - t0:.1f} s"
-        )
+        if reuse:
+            async with engine.connect() as conn:
+                now = (await conn.scalar(text("SELECT now FROM bench_generated"))) + timedelta(
+                    days=1
+                )
+            print(f"copied {reuse} (generated for {now:%Y-%m-%d %H:%M} UTC) in "
+                  f"{time.perf_counter() - t0:.1f} s")
+        else:
+            now = datetime.now(UTC)
+            params = {"t": TENANT, "n": customers, "m": orders, "now": now - timedelta(days=1)}
+            async with engine.begin() as conn:
+                for sql in GENERATE:
+                    await conn.execute(text(sql), params if ":t" in sql else {})
+            print(
+                f"generated {customers:,} customers and {orders:,} orders in "
+                f"{time.perf_counter() - t0:.1f} s"
+            )
+        if generate_only:
+            await engine.dispose()
+            keep = True
+            print(f"kept {name}: time it with --reuse {name}")
+            return
 
         results: dict[str, float] = {}
         async with engine.connect() as conn:
@@ -270,6 +298,17 @@ def main() -> None:
     parser.add_argument("--orders", type=int, default=10_000_000)
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     parser.add_argument(
+        "--generate-only",
+        action="store_true",
+        help="generate, keep the database and time nothing (for --reuse)",
+    )
+    parser.add_argument(
+        "--reuse",
+        metavar="DATABASE",
+        default="",
+        help="time a copy (CREATE DATABASE … TEMPLATE) of a database --generate-only left",
+    )
+    parser.add_argument(
         "--quick",
         action="store_true",
         help="20,000 customers / 200,000 orders with the full sweep: a few seconds per step",
@@ -283,7 +322,16 @@ def main() -> None:
     if args.quick:
         args.customers, args.orders, args.full_sweep = 20_000, 200_000, True
     install(STATEMENTS)
-    asyncio.run(run(args.customers, args.orders, args.keep, full=args.full_sweep))
+    asyncio.run(
+        run(
+            args.customers,
+            args.orders,
+            args.keep,
+            full=args.full_sweep,
+            generate_only=args.generate_only,
+            reuse=args.reuse,
+        )
+    )
 
 
 if __name__ == "__main__":
