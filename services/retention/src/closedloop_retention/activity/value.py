@@ -24,8 +24,12 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    ARRAY,
     ColumnElement,
+    String,
     and_,
+    any_,
+    bindparam,
     case,
     func,
     not_,
@@ -170,11 +174,13 @@ async def recompute_rfm(session: AsyncSession, tenant: str) -> int:
     5 = best) and flags the top 20% by revenue; customers without orders have no scores (read
     as 0). Returns how many customers' scores changed (written or zeroed).
 
-    Two passes over the narrow `customer_value` table alone (its inputs are kept there as
+    Passes over the narrow `customer_value` table alone (its inputs are kept there as
     activity's change): the cut-offs, then one UPDATE of the rows whose scores differ (HOT on
     PostgreSQL: no indexed column changes, and at fillfactor 50 every page has room for a new
     version of each of its rows, so even a first run that changes every row inserts no index
-    entry)."""
+    entry). On PostgreSQL a data-modifying statement never runs in parallel, so the rows whose
+    scores differ are first counted by a query that can (`_changed`): none, and nothing is
+    written; a few, and only those are updated by key; many, and the one UPDATE runs."""
     postgres = session.get_bind().dialect.name == "postgresql"
     if postgres:
         # The cut-offs' sorts are of one column each: in memory rather than spilled to disk.
@@ -185,13 +191,33 @@ async def recompute_rfm(session: AsyncSession, tenant: str) -> int:
     differs = or_(
         *(getattr(_V, name) != new[name] for name in ("rfm_r", "rfm_f", "rfm_m", "top_customer"))
     )
+    where = [_V.tenant_id == tenant, differs]
+    if postgres:
+        changed = await _changed(session, where)
+        if changed is not None:
+            if not changed:
+                return 0
+            where.append(_V.customer_id == any_(bindparam("ids", changed, ARRAY(String))))
     written = await session.execute(
-        update(_V)
-        .where(_V.tenant_id == tenant, differs)
-        .values(new)
-        .execution_options(synchronize_session=False)
+        update(_V).where(*where).values(new).execution_options(synchronize_session=False)
     )
     return int(getattr(written, "rowcount", 0) or 0)
+
+
+# Up to this many changed rows are updated by key (their ids read by a parallel query); more,
+# and one UPDATE passes over the tenant's rows (a first run, or after a big shift).
+BY_KEY = 20_000
+
+
+async def _changed(session: AsyncSession, where: list[ColumnElement[bool]]) -> list[str] | None:
+    """The ids of the rows whose scores differ, if at most `BY_KEY`; None if more. A count
+    (a parallel aggregate, like `count(*)`), then for a few the ids (a parallel scan)."""
+    n = int(await session.scalar(select(func.count()).select_from(_V).where(*where)) or 0)
+    if n > BY_KEY:
+        return None
+    if n == 0:
+        return []
+    return list(await session.scalars(select(_V.customer_id).where(*where)))
 
 
 async def top_customers(session: AsyncSession, tenant: str, limit: int) -> list[ActivityRow]:
