@@ -13,7 +13,7 @@ postgres@127.0.0.1), migrates the retention schema, generates `--customers` cust
 * the bulk RFM recomputation (cut-offs once with `percentile_disc`, scores written to the narrow
   `customer_value` table, which holds the inputs too: the rescore never reads `activity`),
   first and again (a steady state, where only changed scores are
-  written).
+  written: three times, the median kept).
 
 Prints times and ratios to the count(*) scans, and drops the database again.
 """
@@ -288,8 +288,17 @@ async def run(  # noqa: PLR0915
 
         scored = await timed("RFM recompute (first)", rfm(), results)
         print(f"  RFM: {scored:,} buyers scored")
-        rescored = await timed("RFM recompute (again)", rfm(), results)
-        print(f"  RFM again: {rescored:,} buyers' scores changed")
+        # Steady: three more rescores with nothing changed, the median kept (the first of them
+        # also prunes the first run's old row versions from every page it reads).
+        again: list[float] = []
+        for _ in range(3):
+            rescored = await timed("RFM recompute (again)", rfm(), results)
+            again.append(results["RFM recompute (again)"])
+        results["RFM recompute (again)"] = sorted(again)[1]
+        print(
+            f"  RFM again: {rescored:,} buyers' scores changed; "
+            f"{', '.join(f'{t:.3f}' for t in again)} s, the median kept"
+        )
         await engine.dispose()
 
         scan = results["count(*) activity"]
