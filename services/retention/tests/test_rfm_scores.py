@@ -215,16 +215,17 @@ def _fact(cid: str, orders: int, revenue: int, days_ago: int) -> dict[str, Any]:
     }
 
 
-@pytest.mark.parametrize("by_key", [value.BY_KEY, 0], ids=["by-key", "one-update"])
+@pytest.mark.parametrize("by_key", [(value.BY_KEY, 1.0), (0, 0.0)], ids=["by-key", "one-update"])
 async def test_hand_checked_first_run_and_rescore(
-    retention: RunningService, monkeypatch: pytest.MonkeyPatch, by_key: int
+    retention: RunningService, monkeypatch: pytest.MonkeyPatch, by_key: tuple[int, float]
 ) -> None:
     """Seven buyers scored by hand (docs/services/retention.md, "Customer value"): with n = 7 the
     cut-offs are the values at positions 2, 3, 5 and 6, the top customers those with at least
     the revenue of the 2nd from the top. Then a, the weakest, buys big, g refunds everything, and
     the rescore writes exactly the six customers whose scores moved. On PostgreSQL both ways of
     writing: the changed rows by key (few) and the one UPDATE over the tenant (many)."""
-    monkeypatch.setattr(value, "BY_KEY", by_key)
+    monkeypatch.setattr(value, "BY_KEY", by_key[0])
+    monkeypatch.setattr(value, "BY_KEY_SHARE", by_key[1])
     tenant = f"rfmh-{uuid.uuid4().hex[:8]}"
     facts = [
         _fact("a", 1, 100, 30),

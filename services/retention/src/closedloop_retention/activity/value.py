@@ -180,7 +180,8 @@ async def recompute_rfm(session: AsyncSession, tenant: str) -> int:
     version of each of its rows, so even a first run that changes every row inserts no index
     entry). On PostgreSQL a data-modifying statement never runs in parallel, so the rows whose
     scores differ are first counted by a query that can (`_changed`): none, and nothing is
-    written; a few, and only those are updated by key; many, and the one UPDATE runs."""
+    written; a few (at most 20,000 and 5 % of the tenant's), and only those are updated by key;
+    more, and the one UPDATE runs."""
     postgres = session.get_bind().dialect.name == "postgresql"
     if postgres:
         # The cut-offs' sorts are of one column each: in memory rather than spilled to disk.
@@ -193,7 +194,7 @@ async def recompute_rfm(session: AsyncSession, tenant: str) -> int:
     )
     where = [_V.tenant_id == tenant, differs]
     if postgres:
-        changed = await _changed(session, where)
+        changed = await _changed(session, tenant, differs)
         if changed is not None:
             if not changed:
                 return 0
@@ -204,20 +205,30 @@ async def recompute_rfm(session: AsyncSession, tenant: str) -> int:
     return int(getattr(written, "rowcount", 0) or 0)
 
 
-# Up to this many changed rows are updated by key (their ids read by a parallel query); more,
-# and one UPDATE passes over the tenant's rows (a first run, or after a big shift).
+# Up to this many changed rows, and at most this share of the tenant's, are updated by key
+# (their ids read by a parallel query); more, and one UPDATE passes over the tenant's rows (a
+# first run, or after a big shift).
 BY_KEY = 20_000
+BY_KEY_SHARE = 0.05
 
 
-async def _changed(session: AsyncSession, where: list[ColumnElement[bool]]) -> list[str] | None:
-    """The ids of the rows whose scores differ, if at most `BY_KEY`; None if more. A count
-    (a parallel aggregate, like `count(*)`), then for a few the ids (a parallel scan)."""
-    n = int(await session.scalar(select(func.count()).select_from(_V).where(*where)) or 0)
-    if n > BY_KEY:
+async def _changed(session: AsyncSession, tenant: str, differs: Any) -> list[str] | None:
+    """The ids of the tenant's rows whose scores differ, if few (`BY_KEY`, `BY_KEY_SHARE`);
+    None if more. A count (a parallel aggregate, like `count(*)`), then for a few the ids (a
+    parallel scan)."""
+    changed, rows = (
+        await session.execute(
+            select(func.count().filter(differs), func.count())
+            .select_from(_V)
+            .where(_V.tenant_id == tenant)
+        )
+    ).one()
+    if changed > min(BY_KEY, BY_KEY_SHARE * rows):
         return None
-    if n == 0:
+    if changed == 0:
         return []
-    return list(await session.scalars(select(_V.customer_id).where(*where)))
+    ids = select(_V.customer_id).where(_V.tenant_id == tenant, differs)
+    return list(await session.scalars(ids))
 
 
 async def top_customers(session: AsyncSession, tenant: str, limit: int) -> list[ActivityRow]:
