@@ -302,7 +302,7 @@ async def run(  # noqa: PLR0915
         await engine.dispose()
 
         scan = results["count(*) activity"]
-        rows = results["count(*) activity, rows"]
+        scan_rows = results["count(*) activity, rows"]
         value_rows = results["count(*) customer_value"]
         print()
         print(
@@ -311,7 +311,7 @@ async def run(  # noqa: PLR0915
         )
         for label, secs in results.items():
             print(
-                f"{label:<28}{secs:>10.3f}{secs / scan:>22.1f}{secs / rows:>13.1f}"
+                f"{label:<28}{secs:>10.3f}{secs / scan:>22.1f}{secs / scan_rows:>13.1f}"
                 f"{secs / value_rows:>27.1f}"
             )
         # The goals, each against count(*) of activity (the table segments and the sweep
