@@ -3,14 +3,16 @@
 The inputs and the scores live in `customer_value`, a narrow table with a row per buyer (see
 models.py): the last order time, orders and revenue are copied there wherever activity's change
 (`ActivityRepository.keep_value_inputs`), so a rescore never reads the wide `activity` table. It
-is two statements whatever the tenant's size, each one pass over the tenant's narrow rows:
+is two to three statements whatever the tenant's size, each one pass over the tenant's narrow
+rows:
 
 1. the quintile cut-offs, computed once: on PostgreSQL one `percentile_disc` aggregate (a sort of
    one column per dimension, not of whole rows); on SQLite, which has no `percentile_disc`, the
    same values read with `ORDER BY … LIMIT 1 OFFSET k` at the same positions;
 2. the scores of every row from those cut-offs and its own inputs, written only where they
-   changed (one `UPDATE … WHERE` the new scores differ); a customer who is no buyer any more
-   (every order refunded) scores 0.
+   changed (one `UPDATE … WHERE` the new scores differ; on PostgreSQL counted first by a query
+   that runs in parallel, and only the changed rows' keys updated when they are few); a
+   customer who is no buyer any more (every order refunded) scores 0.
 
 Ties: a score depends only on the value, never on the customer id, so equal values always get
 the same score (docs/services/retention.md, "Customer value").
