@@ -10,7 +10,6 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pytest
 from sqlalchemy import select
 
 from closedloop_retention.activity import value
@@ -215,17 +214,11 @@ def _fact(cid: str, orders: int, revenue: int, days_ago: int) -> dict[str, Any]:
     }
 
 
-@pytest.mark.parametrize("by_key", [(value.BY_KEY, 1.0), (0, 0.0)], ids=["by-key", "one-update"])
-async def test_hand_checked_first_run_and_rescore(
-    retention: RunningService, monkeypatch: pytest.MonkeyPatch, by_key: tuple[int, float]
-) -> None:
+async def test_hand_checked_first_run_and_rescore(retention: RunningService) -> None:
     """Seven buyers scored by hand (docs/services/retention.md, "Customer value"): with n = 7 the
     cut-offs are the values at positions 2, 3, 5 and 6, the top customers those with at least
     the revenue of the 2nd from the top. Then a, the weakest, buys big, g refunds everything, and
-    the rescore writes exactly the six customers whose scores moved. On PostgreSQL both ways of
-    writing: the changed rows by key (few) and the one UPDATE over the tenant (many)."""
-    monkeypatch.setattr(value, "BY_KEY", by_key[0])
-    monkeypatch.setattr(value, "BY_KEY_SHARE", by_key[1])
+    the rescore writes exactly the six customers whose scores moved."""
     tenant = f"rfmh-{uuid.uuid4().hex[:8]}"
     facts = [
         _fact("a", 1, 100, 30),

@@ -3,16 +3,14 @@
 The inputs and the scores live in `customer_value`, a narrow table with a row per buyer (see
 models.py): the last order time, orders and revenue are copied there wherever activity's change
 (`ActivityRepository.keep_value_inputs`), so a rescore never reads the wide `activity` table. It
-is two to three statements whatever the tenant's size, each one pass over the tenant's narrow
-rows:
+is two statements whatever the tenant's size, each one pass over the tenant's narrow rows:
 
 1. the quintile cut-offs, computed once: on PostgreSQL one `percentile_disc` aggregate (a sort of
    one column per dimension, not of whole rows); on SQLite, which has no `percentile_disc`, the
    same values read with `ORDER BY … LIMIT 1 OFFSET k` at the same positions;
 2. the scores of every row from those cut-offs and its own inputs, written only where they
-   changed (one `UPDATE … WHERE` the new scores differ; on PostgreSQL counted first by a query
-   that runs in parallel, and only the changed rows' keys updated when they are few); a
-   customer who is no buyer any more (every order refunded) scores 0.
+   changed (one `UPDATE … WHERE` the new scores differ); a customer who is no buyer any more
+   (every order refunded) scores 0.
 
 Ties: a score depends only on the value, never on the customer id, so equal values always get
 the same score (docs/services/retention.md, "Customer value").
@@ -26,12 +24,8 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
-    ARRAY,
     ColumnElement,
-    String,
     and_,
-    any_,
-    bindparam,
     case,
     func,
     not_,
@@ -176,14 +170,11 @@ async def recompute_rfm(session: AsyncSession, tenant: str) -> int:
     5 = best) and flags the top 20% by revenue; customers without orders have no scores (read
     as 0). Returns how many customers' scores changed (written or zeroed).
 
-    Passes over the narrow `customer_value` table alone (its inputs are kept there as
+    Two passes over the narrow `customer_value` table alone (its inputs are kept there as
     activity's change): the cut-offs, then one UPDATE of the rows whose scores differ (HOT on
     PostgreSQL: no indexed column changes, and at fillfactor 50 every page has room for a new
     version of each of its rows, so even a first run that changes every row inserts no index
-    entry). On PostgreSQL a data-modifying statement never runs in parallel, so the rows whose
-    scores differ are first counted by a query that can (`_changed`): none, and nothing is
-    written; a few (at most 20,000 and 5 % of the tenant's), and only those are updated by key;
-    more, and the one UPDATE runs."""
+    entry)."""
     postgres = session.get_bind().dialect.name == "postgresql"
     if postgres:
         # The cut-offs' sorts are of one column each: in memory rather than spilled to disk.
@@ -194,43 +185,13 @@ async def recompute_rfm(session: AsyncSession, tenant: str) -> int:
     differs = or_(
         *(getattr(_V, name) != new[name] for name in ("rfm_r", "rfm_f", "rfm_m", "top_customer"))
     )
-    where = [_V.tenant_id == tenant, differs]
-    if postgres:
-        changed = await _changed(session, tenant, differs)
-        if changed is not None:
-            if not changed:
-                return 0
-            where.append(_V.customer_id == any_(bindparam("ids", changed, ARRAY(String))))
     written = await session.execute(
-        update(_V).where(*where).values(new).execution_options(synchronize_session=False)
+        update(_V)
+        .where(_V.tenant_id == tenant, differs)
+        .values(new)
+        .execution_options(synchronize_session=False)
     )
     return int(getattr(written, "rowcount", 0) or 0)
-
-
-# Up to this many changed rows, and at most this share of the tenant's, are updated by key
-# (their ids read by a parallel query); more, and one UPDATE passes over the tenant's rows (a
-# first run, or after a big shift).
-BY_KEY = 20_000
-BY_KEY_SHARE = 0.05
-
-
-async def _changed(session: AsyncSession, tenant: str, differs: Any) -> list[str] | None:
-    """The ids of the tenant's rows whose scores differ, if few (`BY_KEY`, `BY_KEY_SHARE`);
-    None if more. A count (a parallel aggregate, like `count(*)`), then for a few the ids (a
-    parallel scan)."""
-    changed, rows = (
-        await session.execute(
-            select(func.count().filter(differs), func.count())
-            .select_from(_V)
-            .where(_V.tenant_id == tenant)
-        )
-    ).one()
-    if changed > min(BY_KEY, BY_KEY_SHARE * rows):
-        return None
-    if changed == 0:
-        return []
-    ids = select(_V.customer_id).where(_V.tenant_id == tenant, differs)
-    return list(await session.scalars(ids))
 
 
 async def top_customers(session: AsyncSession, tenant: str, limit: int) -> list[ActivityRow]:
