@@ -203,3 +203,65 @@ async def test_small_tenants(retention: RunningService) -> None:
         "a" * 26: (1, 1, 1, 111, False),
         "b" * 26: (3, 3, 3, 333, True),
     }
+
+
+def _fact(cid: str, orders: int, revenue: int, days_ago: int) -> dict[str, Any]:
+    return {
+        "customer_id": cid * 26,
+        "order_count": orders,
+        "revenue_minor": revenue,
+        "last_order_at": NOW - timedelta(days=days_ago),
+    }
+
+
+async def test_hand_checked_first_run_and_rescore(retention: RunningService) -> None:
+    """Seven buyers scored by hand (docs/services/retention.md, "Customer value"): with n = 7 the
+    cut-offs are the values at positions 2, 3, 5 and 6, the top customers those with at least
+    the revenue of the 2nd from the top. Then a, the weakest, buys big, g refunds everything, and
+    the rescore writes exactly the six customers whose scores moved."""
+    tenant = f"rfmh-{uuid.uuid4().hex[:8]}"
+    facts = [
+        _fact("a", 1, 100, 30),
+        _fact("b", 1, 200, 20),
+        _fact("c", 2, 300, 10),
+        _fact("d", 2, 300, 5),
+        _fact("e", 3, 500, 3),
+        _fact("f", 5, 800, 2),
+        _fact("g", 8, 1000, 1),
+    ]
+    await seed(retention, tenant, facts)
+    # First run: every buyer's scores go from 0 to these.
+    assert await rescore(retention, tenant) == 7
+    assert await scores(retention, tenant) == {
+        "a" * 26: (1, 1, 1, 111, False),
+        "b" * 26: (1, 1, 1, 111, False),
+        "c" * 26: (2, 2, 2, 222, False),
+        "d" * 26: (3, 2, 2, 322, False),
+        "e" * 26: (3, 3, 3, 333, False),
+        "f" * 26: (4, 4, 4, 444, True),
+        "g" * 26: (5, 5, 5, 555, True),
+    }
+    assert await rescore(retention, tenant) == 0
+
+    async def change(session: Any) -> None:
+        a = await session.get(ActivityRow, (tenant, "a" * 26))
+        a.order_count, a.revenue_minor, a.last_order_at = 2, 1100, NOW
+        g = await session.get(ActivityRow, (tenant, "g" * 26))
+        g.order_count, g.revenue_minor, g.last_order_at, g.first_order_at = 0, 0, None, None
+        await session.flush()
+        for r in (a, g):
+            await ActivityRepository().keep_value_inputs(session, r)
+
+    await transact(retention.runtime.sessions, change)
+    # n = 6: cut-offs at positions 2, 3, 4 and 5; top: revenue of the 2nd from the top (800).
+    assert await rescore(retention, tenant) == 6  # b keeps 111
+    assert await scores(retention, tenant) == {
+        "a" * 26: (5, 1, 5, 515, True),
+        "b" * 26: (1, 1, 1, 111, False),
+        "c" * 26: (1, 1, 1, 111, False),
+        "d" * 26: (2, 1, 1, 211, False),
+        "e" * 26: (3, 4, 3, 343, False),
+        "f" * 26: (4, 5, 4, 454, True),
+        "g" * 26: (0, 0, 0, 0, False),
+    }
+    assert await rescore(retention, tenant) == 0

@@ -114,7 +114,8 @@ class CustomerValueRow(Base):
     activity row's, written where those change: `ActivityRepository.keep_value_inputs`), and the
     quintiles (1..5, 5 best) and whether they are in the top 20% by revenue, written only by the
     bulk rescore (`activity/value.py`), which reads this table alone. Narrow and without
-    secondary indexes (fillfactor 80 on PostgreSQL) so a rescore's updates are HOT. A row exists
+    secondary indexes, at fillfactor 50 on PostgreSQL (migration 0013) so a rescore's updates
+    are HOT even when every row's scores change (the first run). A row exists
     once a customer has bought; scores 0 (or no row) mean not scored (yet, or no buyer any
     more)."""
 
