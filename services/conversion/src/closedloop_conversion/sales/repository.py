@@ -35,6 +35,15 @@ class SalesRepository:
             query = query.with_for_update()
         return (await session.execute(query)).scalar_one_or_none()
 
+    async def reps_by_id(
+        self, session: AsyncSession, tenant: str, rep_ids: Collection[str]
+    ) -> dict[str, Row[Any]]:
+        """Several reps of a tenant in one query, as plain rows by id (unknown ids are absent)."""
+        if not rep_ids:
+            return {}
+        query = select(_REPS).where(_REPS.c.tenant_id == tenant, _REPS.c.id.in_(list(rep_ids)))
+        return {row.id: row for row in (await session.execute(query)).all()}
+
     async def rep_by_wecom(
         self, session: AsyncSession, tenant: str, wecom_user_id: str
     ) -> RepRow | None:
