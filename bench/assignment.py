@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import nats
-from _common import keys_env
+from _common import backend_pids, cpu_seconds, cpu_spent, keys_env
 from _statements import SIDES, install, round_trips
 from nats.aio.client import Client
 from nats.js import JetStreamContext
@@ -103,6 +103,8 @@ class Timed:
 
     wall_s: float = 0.0
     cpu_s: float = 0.0
+    # The bench database's PostgreSQL backends (None: not measured, or not on this machine).
+    pg_cpu_s: float | None = None
 
 
 async def raw_consume(nc: Client, leads: int, batch: int, timed: Timed) -> None:
@@ -159,6 +161,9 @@ async def service_consume(
 
         await transact(runtime.sessions, create)
     counts.clear()  # only what the consumer and the relay do from here on
+    url = settings.resolved_database_url()
+    postgres = url.startswith("postgresql")
+    pg_before = cpu_seconds(await backend_pids(url)) if postgres else {}
     started, cpu = time.perf_counter(), time.process_time()
     await runtime.start()
     try:
@@ -173,6 +178,10 @@ async def service_consume(
                     break
             await asyncio.sleep(0.05)
         timed.wall_s, timed.cpu_s = time.perf_counter() - started, time.process_time() - cpu
+        if postgres:  # the service's pooled connections are still open here
+            readable = cpu_seconds(await backend_pids(url))
+            if readable:
+                timed.pg_cpu_s = cpu_spent(pg_before, readable)
         frozen = Counter(counts)  # the bench's own polling above is a few statements, not more
     finally:
         await runtime.stop()
@@ -243,11 +252,12 @@ async def main() -> int:
         f" batch {args.batch})"
     )
     print(f"  published in {publish_s:.1f} s; load average {os.getloadavg()[0]:.1f}")
-    print(f"{'':28}{'seconds':>10}{'events/s':>12}{'CPU ms/event':>14}")
+    print(f"{'':28}{'seconds':>10}{'events/s':>12}{'CPU ms/event':>14}{'PG CPU ms/event':>17}")
     for label, timed in (("raw JetStream consume+ack", raw), ("conversion assignment", service)):
+        pg = "" if timed.pg_cpu_s is None else f"{1000 * timed.pg_cpu_s / args.leads:.3f}"
         print(
             f"{label:28}{timed.wall_s:>10.2f}{args.leads / timed.wall_s:>12.0f}"
-            f"{1000 * timed.cpu_s / args.leads:>14.3f}"
+            f"{1000 * timed.cpu_s / args.leads:>14.3f}{pg:>17}"
         )
     print("per event (SQL statements / transactions / round trips incl. BEGIN and COMMIT):")
     for side in SIDES:

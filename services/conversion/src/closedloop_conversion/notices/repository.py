@@ -13,6 +13,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from closedloop_conversion.models import RepNoticeRow, RepTaskRow
+from closedloop_conversion.sales.repository import literal_ids
 
 PENDING = "pending"
 _NOTICES = cast(Table, RepNoticeRow.__table__)
@@ -27,11 +28,12 @@ async def by_key(session: AsyncSession, tenant: str, key: str) -> RepNoticeRow |
 
 
 async def keys_stored(session: AsyncSession, tenant: str, keys: Collection[str]) -> set[str]:
-    """Which of the tenant's idempotency keys have a notice already."""
+    """Which of the tenant's idempotency keys have a notice already (keys as literals: see
+    `literal_ids`)."""
     if not keys:
         return set()
     query = select(RepNoticeRow.idempotency_key).where(
-        RepNoticeRow.tenant_id == tenant, RepNoticeRow.idempotency_key.in_(list(keys))
+        RepNoticeRow.tenant_id == tenant, RepNoticeRow.idempotency_key.in_(literal_ids(keys))
     )
     return set((await session.execute(query)).scalars())
 
