@@ -7,7 +7,21 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import BindParameter, Row, String, Table, bindparam, func, insert, select, update
+from sqlalchemy import (
+    BigInteger,
+    BindParameter,
+    Executable,
+    Integer,
+    Row,
+    String,
+    Table,
+    bindparam,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from closedloop_conversion.models import (
@@ -309,8 +323,19 @@ class SalesRepository:
             await session.execute(insert(_ASSIGNMENTS), list(assignments))
 
     async def set_turns(self, session: AsyncSession, turns: Sequence[dict[str, Any]]) -> None:
-        """Reps' {"rep_id", "to_open_leads", "to_rr_seq"} after a batch: one executemany."""
+        """Reps' {"rep_id", "to_open_leads", "to_rr_seq"} after a batch: one UPDATE from arrays
+        on PostgreSQL (built once), an executemany elsewhere."""
         if not turns:
+            return
+        if session.get_bind().dialect.name == "postgresql":
+            await session.execute(
+                _TURNS_FROM_ARRAYS,
+                {
+                    "rep_ids": [t["rep_id"] for t in turns],
+                    "open_leads": [t["to_open_leads"] for t in turns],
+                    "rr_seqs": [t["to_rr_seq"] for t in turns],
+                },
+            )
             return
         reps = _REPS
         query = (
@@ -319,3 +344,23 @@ class SalesRepository:
             .values(open_leads=bindparam("to_open_leads"), rr_seq=bindparam("to_rr_seq"))
         )
         await session.execute(query, list(turns))
+
+
+def _turns_from_arrays() -> Executable:
+    turns = (
+        func.unnest(
+            bindparam("rep_ids", type_=ARRAY(String)),
+            bindparam("open_leads", type_=ARRAY(Integer)),
+            bindparam("rr_seqs", type_=ARRAY(BigInteger)),
+        )
+        .table_valued("rep_id", "open_leads", "rr_seq")
+        .render_derived(with_types=False)
+    )
+    return (
+        update(_REPS)
+        .where(_REPS.c.id == turns.c.rep_id)
+        .values(open_leads=turns.c.open_leads, rr_seq=turns.c.rr_seq)
+    )
+
+
+_TURNS_FROM_ARRAYS = _turns_from_arrays()
