@@ -3,6 +3,8 @@ an outage puts the whole batch back, and `on_commit` effects run once per applie
 
 from __future__ import annotations
 
+import asyncio
+
 from nats.js import JetStreamContext
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -131,3 +133,42 @@ async def test_an_outage_mid_batch_puts_the_whole_batch_back_and_dead_letters_no
     assert await applied_counts(database.sessions) == {event_id: 1 for event_id in ids}
     assert sorted(handler.committed) == sorted(ids)
     assert consumer.backoff_s == 0
+
+
+async def test_a_batch_fetched_ahead_goes_back_at_once_when_the_consumer_stops(
+    database: Database, stream: Stream, js: JetStreamContext
+) -> None:
+    """`run` fetches the next batch while it applies one; stopping puts that batch back (nak),
+    so it is delivered again at once, not after the ack wait (10 minutes here)."""
+    ids = await publish_created(js, stream.producer, 2 * BATCH)
+    stop = asyncio.Event()
+
+    class StopAfterFirst(Recording):
+        async def __call__(self, session: AsyncSession, env: Envelope) -> None:
+            await super().__call__(session, env)
+            stop.set()  # the loop ends after this batch; the next was fetched meanwhile
+
+    consumer = EventConsumer(
+        f"svc{stream.producer}",
+        Subscription(
+            name="ahead",
+            stream=stream.name,
+            subjects=[stream.subjects],
+            handlers={EVENT_TYPE: StopAfterFirst()},
+        ),
+        database.sessions,
+        KIT,
+        js,
+        batch_size=BATCH,
+        ack_wait_s=600.0,
+    )
+    await consumer.start()
+    await consumer.run(stop)
+    assert len(await applied_counts(database.sessions)) == BATCH
+
+    async def all_applied() -> bool:
+        await consumer.poll(timeout_s=0.2)
+        return len(await applied_counts(database.sessions)) == len(ids)
+
+    await eventually(all_applied)
+    assert await applied_counts(database.sessions) == {event_id: 1 for event_id in ids}

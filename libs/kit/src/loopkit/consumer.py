@@ -181,28 +181,56 @@ class EventConsumer:
 
     async def poll(self, timeout_s: float = 1.0) -> int:
         """Fetch and handle one batch; returns how many messages were taken."""
+        msgs = await self._fetch(timeout_s)
+        if msgs:
+            await self.handle_batch(msgs)
+        return len(msgs)
+
+    async def _fetch(self, timeout_s: float = 1.0) -> list[Msg]:
         if self._sub is None:
             raise RuntimeError("consumer not started")
         try:
-            msgs = await self._sub.fetch(self._batch_size, timeout=timeout_s)
+            return await self._sub.fetch(self._batch_size, timeout=timeout_s)
         except (NatsTimeoutError, TimeoutError):  # nats-py raises either when none came
-            return 0
-        await self.handle_batch(msgs)
-        return len(msgs)
+            return []
 
     async def run(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                await self.poll()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning(
-                    "consumer %s: fetch failed: %s %s", self.durable, type(exc).__name__, exc
-                )
-                await _wait(stop, 1.0)
-            if self.backoff_s:
-                await _wait(stop, self.backoff_s)
+        """Fetch and handle batches until `stop` is set. While a batch is applied, the next one
+        is fetched (its NATS round trip overlaps the database's); a batch fetched ahead is put
+        back (nak) when an outage begins or the loop stops, so nothing waits out `ack_wait`."""
+        ahead: asyncio.Task[list[Msg]] | None = None
+        try:
+            while not stop.is_set():
+                try:
+                    fetching, ahead = ahead, None
+                    msgs = await (fetching if fetching is not None else self._fetch())
+                    if msgs:
+                        ahead = asyncio.create_task(self._fetch())
+                        await self.handle_batch(msgs)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    log.warning(
+                        "consumer %s: fetch failed: %s %s", self.durable, type(exc).__name__, exc
+                    )
+                    await _wait(stop, 1.0)
+                if self.backoff_s:
+                    if ahead is not None:  # a dependency is out: the next batch goes back too
+                        fetching, ahead = ahead, None
+                        await self._put_back(fetching, self.backoff_s)
+                    await _wait(stop, self.backoff_s)
+        finally:
+            if ahead is not None:
+                await self._put_back(ahead, 0.0)
+
+    async def _put_back(self, fetching: asyncio.Task[list[Msg]], delay_s: float) -> None:
+        """Nak what a fetch made ahead took (waiting for it: at most its fetch timeout)."""
+        try:
+            msgs = await asyncio.shield(fetching)
+            for msg in msgs:
+                await msg.nak(delay=delay_s)
+        except (asyncio.CancelledError, Exception) as exc:  # redelivered after ack_wait then
+            log.info("consumer %s: a batch fetched ahead was not put back: %r", self.durable, exc)
 
     async def handle(self, msg: Msg) -> None:
         await self.handle_batch([msg])
