@@ -4,8 +4,11 @@ an outage puts the whole batch back, and `on_commit` effects run once per applie
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 from nats.js import JetStreamContext
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from closedloop.events.v1.envelope_pb2 import Envelope
@@ -172,3 +175,48 @@ async def test_a_batch_fetched_ahead_goes_back_at_once_when_the_consumer_stops(
 
     await eventually(all_applied)
     assert await applied_counts(database.sessions) == {event_id: 1 for event_id in ids}
+
+
+async def test_a_handler_that_swallows_a_database_error_does_not_fail_its_batch_mates(
+    database: Database, stream: Stream, js: JetStreamContext
+) -> None:
+    """A handler that catches a failed statement leaves PostgreSQL's transaction aborted, so the
+    next message's statements fail too in the savepoint-less first pass: that must not count as
+    the next message's failure. Its batch mates are applied in the same poll."""
+    ids = await publish_created(js, stream.producer, BATCH)
+    sloppy = ids[1]
+    handler = Recording()
+
+    async def swallowing(session: AsyncSession, env: Envelope) -> None:
+        await handler(session, env)
+        if env.id == sloppy:  # last, so the next message's statements are the first refused
+            with contextlib.suppress(DBAPIError):
+                await session.execute(text("SELECT 1 / 0"))  # PostgreSQL: aborts the transaction
+
+    consumer = EventConsumer(
+        f"svc{stream.producer}",
+        Subscription(
+            name="sloppy",
+            stream=stream.name,
+            subjects=[stream.subjects],
+            handlers={EVENT_TYPE: swallowing},
+        ),
+        database.sessions,
+        KIT,
+        js,
+        batch_size=BATCH,
+        ack_wait_s=5.0,
+        first_backoff_s=0.1,
+        max_backoff_s=0.2,
+    )
+    await consumer.start()
+
+    assert await consumer.poll(timeout_s=2.0) == BATCH
+    applied = await applied_counts(database.sessions)
+    # Every other message is applied once, at once; only the sloppy one may have failed.
+    assert {event_id: n for event_id, n in applied.items() if event_id != sloppy} == {
+        event_id: 1 for event_id in ids if event_id != sloppy
+    }
+    assert sorted(e for e in handler.committed if e != sloppy) == sorted(
+        e for e in ids if e != sloppy
+    )

@@ -40,6 +40,7 @@ from sqlalchemy import DateTime, Executable, String, Table, bindparam, delete, f
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from closedloop.events.v1.envelope_pb2 import Envelope
@@ -303,7 +304,8 @@ class EventConsumer:
         in one, or one per message when the first pass saw the run fail), so a message whose
         handler fails rolls back to its savepoint (its writes and its `on_commit` effects are
         gone, the others' stay) and is settled after the commit. A message whose own handler
-        failed in the first pass is not run again: it fails with that error. An outage raises
+        failed in the first pass (not in the database) is not run again: it fails with that
+        error. An outage raises
         and rolls the whole batch back, in either pass.
         """
         for delivery in deliveries:
@@ -464,7 +466,11 @@ class EventConsumer:
                 if is_outage(exc):
                     raise
                 if not careful:  # the transaction is lost: the careful pass settles this one
-                    delivery.suspect = exc
+                    # ...without running it again, unless the database refused a statement: a
+                    # handler before it that swallowed an error may have aborted the transaction
+                    # (PostgreSQL then refuses everything), so its own savepoint decides.
+                    if not isinstance(exc, DBAPIError):
+                        delivery.suspect = exc
                     raise
                 # The savepoint rolled back; SQLAlchemy keeps the session's after-commit
                 # effects through a savepoint rollback, so drop the ones this message added.
