@@ -2,15 +2,17 @@
 
 A durable pull consumer per (service, purpose). Each fetched batch is handled in one database
 transaction: the batch's inbox rows (keyed by event id) in one statement, then each new message's
-handler in a savepoint of its own, then the commit, then the acks. A redelivery after a crash finds
-the inbox row and is acked without running the handler again; a message whose handler fails rolls
-back to its savepoint and fails alone, without losing the others' work.
+handler, then the commit, then the acks; the next batch is fetched meanwhile. A redelivery after a
+crash finds the inbox row and is acked without running the handler again. The first pass over a
+batch takes no savepoints; when a handler fails, the transaction rolls back and the batch is
+applied again with each message in a savepoint of its own, so the failing message fails alone,
+without losing the others' work (see `EventConsumer._apply_batch`).
 
 An event type may instead have a batch handler (`Subscription.batch_handlers`): it receives the
-new envelopes of a run of that type in the batch at once, in one savepoint, so it can read shared
-state and lock once and write with multi-row statements. When it fails (not an outage), its
-savepoint rolls back and each of those messages is applied again alone, in a savepoint of its own,
-by the same handler given a list of one: a poison message still fails alone.
+new envelopes of a run of that type in the batch at once, so it can read shared state and lock
+once and write with multi-row statements. When it fails (not an outage), each of those messages
+is applied again alone, in a savepoint of its own, by the same handler given a list of one: a
+poison message still fails alone.
 
 Failures are of two kinds. An outage (database restarting or full, NATS or identity away: see
 loopkit.outages) is not the message's fault: the message is put back with a capped back-off, the
