@@ -176,6 +176,29 @@ def peak_rss_mib(pid: int) -> float | None:
     return None
 
 
+def cpu_spent(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU seconds spent between two `cpu_seconds` samples by the processes alive at the second
+    (one that started in between spent all of its CPU in between)."""
+    return sum(seconds - before.get(pid, 0.0) for pid, seconds in after.items())
+
+
+async def backend_pids(url: str) -> list[int]:
+    """The PostgreSQL backends serving database `url` now (their CPU is readable in /proc only
+    when the server runs on this machine)."""
+    engine = create_async_engine(url, poolclass=NullPool)
+    try:
+        async with engine.connect() as conn:
+            rows = await conn.execute(
+                text(
+                    "SELECT pid FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            )
+            return [int(r[0]) for r in rows]
+    finally:
+        await engine.dispose()
+
+
 def new_database_name(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex[:12]}"
 

@@ -32,10 +32,11 @@ import tempfile
 import time
 import uuid
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 import nats
-from _common import keys_env
+from _common import backend_pids, cpu_seconds, cpu_spent, keys_env
 from _statements import SIDES, install, round_trips
 from nats.aio.client import Client
 from nats.js import JetStreamContext
@@ -96,7 +97,17 @@ async def publish_backlog(nc: Client, leads: int) -> float:
     return time.perf_counter() - started
 
 
-async def raw_consume(nc: Client, leads: int, batch: int) -> float:
+@dataclass
+class Timed:
+    """Wall seconds of a phase and this process's CPU seconds in it (every thread)."""
+
+    wall_s: float = 0.0
+    cpu_s: float = 0.0
+    # The bench database's PostgreSQL backends (None: not measured, or not on this machine).
+    pg_cpu_s: float | None = None
+
+
+async def raw_consume(nc: Client, leads: int, batch: int, timed: Timed) -> None:
     js = nc.jetstream()
     durable = "bench-raw"
     await js.add_consumer(
@@ -111,15 +122,14 @@ async def raw_consume(nc: Client, leads: int, batch: int) -> float:
     )
     sub = await js.pull_subscribe_bind(durable=durable, stream="ACQUISITION")
     taken = 0
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     while taken < leads:
         msgs = await sub.fetch(batch, timeout=5)
         for msg in msgs:
             await msg.ack()
         taken += len(msgs)
-    elapsed = time.perf_counter() - started
+    timed.wall_s, timed.cpu_s = time.perf_counter() - started, time.process_time() - cpu
     await sub.unsubscribe()
-    return elapsed
 
 
 async def service_consume(
@@ -128,7 +138,9 @@ async def service_consume(
     leads: int,
     reps: int,
     counts: Counter[str],
-) -> float:
+    *,
+    timed: Timed,
+) -> None:
     # Services refuse to start without callers' keys; this one takes no calls, but starts as in
     # production.
     keys = Path(keys_env()["CLOSEDLOOP_API_KEYS_FILE"])
@@ -149,7 +161,10 @@ async def service_consume(
 
         await transact(runtime.sessions, create)
     counts.clear()  # only what the consumer and the relay do from here on
-    started = time.perf_counter()
+    url = settings.resolved_database_url()
+    postgres = url.startswith("postgresql")
+    pg_before = cpu_seconds(await backend_pids(url)) if postgres else {}
+    started, cpu = time.perf_counter(), time.process_time()
     await runtime.start()
     try:
         while True:
@@ -162,13 +177,16 @@ async def service_consume(
                 if assigned == leads:
                     break
             await asyncio.sleep(0.05)
-        elapsed = time.perf_counter() - started
+        timed.wall_s, timed.cpu_s = time.perf_counter() - started, time.process_time() - cpu
+        if postgres:  # the service's pooled connections are still open here
+            readable = cpu_seconds(await backend_pids(url))
+            if readable:
+                timed.pg_cpu_s = cpu_spent(pg_before, readable)
         frozen = Counter(counts)  # the bench's own polling above is a few statements, not more
     finally:
         await runtime.stop()
     counts.clear()
     counts.update(frozen)
-    return elapsed
 
 
 def parse_args() -> argparse.Namespace:
@@ -191,6 +209,7 @@ async def main() -> int:
     args = parse_args()
     counts: Counter[str] = Counter()
     install(counts)
+    raw, service = Timed(), Timed()
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-assignment-"))
     server = NatsServer(workdir / "nats", port=free_port(), sync_always=False)
@@ -211,8 +230,8 @@ async def main() -> int:
         js = nc.jetstream()
         await natsio.ensure_service_streams(js, "acquisition", replicas=1)
         publish_s = await publish_backlog(nc, args.leads)
-        raw_s = await raw_consume(nc, args.leads, args.batch)
-        service_s = await service_consume(
+        await raw_consume(nc, args.leads, args.batch, raw)
+        await service_consume(
             {
                 "database_url": url,
                 "nats_url": server.url,
@@ -226,6 +245,7 @@ async def main() -> int:
             args.leads,
             args.reps,
             counts,
+            timed=service,
         )
     finally:
         await nc.close()
@@ -233,13 +253,20 @@ async def main() -> int:
         if args.database == "postgres":
             await _admin(base, f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
         shutil.rmtree(workdir, ignore_errors=True)
-    raw_rate = args.leads / raw_s
-    service_rate = args.leads / service_s
-    print(f"backlog: {args.leads} lead.captured events ({args.database}, {args.reps} reps)")
-    print(f"  published in {publish_s:.1f} s")
-    print(f"{'':28}{'seconds':>10}{'events/s':>12}")
-    print(f"{'raw JetStream consume+ack':28}{raw_s:>10.2f}{raw_rate:>12.0f}")
-    print(f"{'conversion assignment':28}{service_s:>10.2f}{service_rate:>12.0f}")
+    raw_rate = args.leads / raw.wall_s
+    service_rate = args.leads / service.wall_s
+    print(
+        f"backlog: {args.leads} lead.captured events ({args.database}, {args.reps} reps,"
+        f" batch {args.batch})"
+    )
+    print(f"  published in {publish_s:.1f} s; load average {os.getloadavg()[0]:.1f}")
+    print(f"{'':28}{'seconds':>10}{'events/s':>12}{'CPU ms/event':>14}{'PG CPU ms/event':>17}")
+    for label, timed in (("raw JetStream consume+ack", raw), ("conversion assignment", service)):
+        pg = "" if timed.pg_cpu_s is None else f"{1000 * timed.pg_cpu_s / args.leads:.3f}"
+        print(
+            f"{label:28}{timed.wall_s:>10.2f}{args.leads / timed.wall_s:>12.0f}"
+            f"{1000 * timed.cpu_s / args.leads:>14.3f}{pg:>17}"
+        )
     print("per event (SQL statements / transactions / round trips incl. BEGIN and COMMIT):")
     for side in SIDES:
         label = "consumer" if side == "request" else "outbox relay"

@@ -3,7 +3,12 @@ an outage puts the whole batch back, and `on_commit` effects run once per applie
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+
 from nats.js import JetStreamContext
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from closedloop.events.v1.envelope_pb2 import Envelope
@@ -131,3 +136,87 @@ async def test_an_outage_mid_batch_puts_the_whole_batch_back_and_dead_letters_no
     assert await applied_counts(database.sessions) == {event_id: 1 for event_id in ids}
     assert sorted(handler.committed) == sorted(ids)
     assert consumer.backoff_s == 0
+
+
+async def test_a_batch_fetched_ahead_goes_back_at_once_when_the_consumer_stops(
+    database: Database, stream: Stream, js: JetStreamContext
+) -> None:
+    """`run` fetches the next batch while it applies one; stopping puts that batch back (nak),
+    so it is delivered again at once, not after the ack wait (10 minutes here)."""
+    ids = await publish_created(js, stream.producer, 2 * BATCH)
+    stop = asyncio.Event()
+
+    class StopAfterFirst(Recording):
+        async def __call__(self, session: AsyncSession, env: Envelope) -> None:
+            await super().__call__(session, env)
+            stop.set()  # the loop ends after this batch; the next was fetched meanwhile
+
+    consumer = EventConsumer(
+        f"svc{stream.producer}",
+        Subscription(
+            name="ahead",
+            stream=stream.name,
+            subjects=[stream.subjects],
+            handlers={EVENT_TYPE: StopAfterFirst()},
+        ),
+        database.sessions,
+        KIT,
+        js,
+        batch_size=BATCH,
+        ack_wait_s=600.0,
+    )
+    await consumer.start()
+    await consumer.run(stop)
+    assert len(await applied_counts(database.sessions)) == BATCH
+
+    async def all_applied() -> bool:
+        await consumer.poll(timeout_s=0.2)
+        return len(await applied_counts(database.sessions)) == len(ids)
+
+    await eventually(all_applied)
+    assert await applied_counts(database.sessions) == {event_id: 1 for event_id in ids}
+
+
+async def test_a_handler_that_swallows_a_database_error_does_not_fail_its_batch_mates(
+    database: Database, stream: Stream, js: JetStreamContext
+) -> None:
+    """A handler that catches a failed statement leaves PostgreSQL's transaction aborted, so the
+    next message's statements fail too in the savepoint-less first pass: that must not count as
+    the next message's failure. Its batch mates are applied in the same poll."""
+    ids = await publish_created(js, stream.producer, BATCH)
+    sloppy = ids[1]
+    handler = Recording()
+
+    async def swallowing(session: AsyncSession, env: Envelope) -> None:
+        await handler(session, env)
+        if env.id == sloppy:  # last, so the next message's statements are the first refused
+            with contextlib.suppress(DBAPIError):
+                await session.execute(text("SELECT 1 / 0"))  # PostgreSQL: aborts the transaction
+
+    consumer = EventConsumer(
+        f"svc{stream.producer}",
+        Subscription(
+            name="sloppy",
+            stream=stream.name,
+            subjects=[stream.subjects],
+            handlers={EVENT_TYPE: swallowing},
+        ),
+        database.sessions,
+        KIT,
+        js,
+        batch_size=BATCH,
+        ack_wait_s=5.0,
+        first_backoff_s=0.1,
+        max_backoff_s=0.2,
+    )
+    await consumer.start()
+
+    assert await consumer.poll(timeout_s=2.0) == BATCH
+    applied = await applied_counts(database.sessions)
+    # Every other message is applied once, at once; only the sloppy one may have failed.
+    assert {event_id: n for event_id, n in applied.items() if event_id != sloppy} == {
+        event_id: 1 for event_id in ids if event_id != sloppy
+    }
+    assert sorted(e for e in handler.committed if e != sloppy) == sorted(
+        e for e in ids if e != sloppy
+    )

@@ -486,3 +486,51 @@ async def test_a_win_back_task_and_an_assigned_lead_tell_the_rep_once_through_we
     await eventually(two, timeout_s=BUSY_MACHINE_DEADLINE_S)
     assert lead_id in to_rep()[1]["body"]["text"]["content"]
     assert len(to_rep()) == 2
+
+
+async def test_leads_assigned_together_tell_each_rep_once_per_lead(
+    conv, wechat, tenant, nats_client
+) -> None:
+    """The rep-notices consumer stores a fetched batch's notices together: every lead of a
+    burst is one message to the rep it went to, and a lead.assigned seen again is no second."""
+    users = [_unique("rep-burst"), _unique("rep-burst")]
+    for user in users:
+        await make_rep(conv, tenant, user)
+    leads = [_unique("lead-burst") for _ in range(6)]
+    for n, lead_id in enumerate(leads):
+        await publish(nats_client, lead_envelope(tenant, f"cust-burst-{n}", lead_id=lead_id))
+
+    async def assigned() -> list[Any]:
+        found = [
+            e
+            for e in await events(nats_client, tenant, "lead.assigned")
+            if unpack(e, ev.LeadAssigned).lead_id in leads
+        ]
+        return found if len(found) == len(leads) else []
+
+    await eventually(assigned, timeout_s=BUSY_MACHINE_DEADLINE_S)
+    sent = await assigned()
+    for env in sent[:2]:  # conversion's own events delivered again: no second message
+        await publish(nats_client, env, dedupe=False)
+
+    def told() -> dict[str, list[str]]:
+        by_lead: dict[str, list[str]] = {}
+        for call in wechat.calls("message/send", CORP):
+            if call["errcode"] == 0 and call["body"].get("touser") in users:
+                for lead_id in leads:
+                    if f"lead {lead_id}." in call["body"]["text"]["content"]:
+                        by_lead.setdefault(lead_id, []).append(call["body"]["touser"])
+        return by_lead
+
+    async def everyone_told() -> bool:
+        return len(told()) == len(leads)
+
+    await eventually(everyone_told, timeout_s=BUSY_MACHINE_DEADLINE_S)
+    reps = await conv.ListReps(pb.ListRepsRequest(tenant_id=tenant))
+    user_of = {r.rep_id: r.wecom_user_id for r in reps.reps}
+    expected: dict[str, list[str]] = {}
+    for env in sent:
+        event = unpack(env, ev.LeadAssigned)
+        expected[event.lead_id] = [user_of[event.rep_id]]
+    assert told() == expected  # each lead once, to the rep it went to
+    assert {user for told_to in expected.values() for user in told_to} == set(users)

@@ -2,15 +2,17 @@
 
 A durable pull consumer per (service, purpose). Each fetched batch is handled in one database
 transaction: the batch's inbox rows (keyed by event id) in one statement, then each new message's
-handler in a savepoint of its own, then the commit, then the acks. A redelivery after a crash finds
-the inbox row and is acked without running the handler again; a message whose handler fails rolls
-back to its savepoint and fails alone, without losing the others' work.
+handler, then the commit, then the acks; the next batch is fetched meanwhile. A redelivery after a
+crash finds the inbox row and is acked without running the handler again. The first pass over a
+batch takes no savepoints; when a handler fails, the transaction rolls back and the batch is
+applied again with each message in a savepoint of its own, so the failing message fails alone,
+without losing the others' work (see `EventConsumer._apply_batch`).
 
 An event type may instead have a batch handler (`Subscription.batch_handlers`): it receives the
-new envelopes of a run of that type in the batch at once, in one savepoint, so it can read shared
-state and lock once and write with multi-row statements. When it fails (not an outage), its
-savepoint rolls back and each of those messages is applied again alone, in a savepoint of its own,
-by the same handler given a list of one: a poison message still fails alone.
+new envelopes of a run of that type in the batch at once, so it can read shared state and lock
+once and write with multi-row statements. When it fails (not an outage), each of those messages
+is applied again alone, in a savepoint of its own, by the same handler given a list of one: a
+poison message still fails alone.
 
 Failures are of two kinds. An outage (database restarting or full, NATS or identity away: see
 loopkit.outages) is not the message's fault: the message is put back with a capped back-off, the
@@ -23,7 +25,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -34,9 +38,11 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from opentelemetry import metrics
 from opentelemetry.trace import SpanKind
-from sqlalchemy import delete
+from sqlalchemy import DateTime, Executable, String, Table, bindparam, delete, func, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from closedloop.events.v1.envelope_pb2 import Envelope
@@ -113,6 +119,11 @@ class _Delivery:
     env: Envelope
     outcome: str = ""  # applied | duplicate | ignored (acked after the commit)
     error: Exception | None = None  # the handler failed: settled by `_failed` after the commit
+    # What the first, savepoint-less pass over the batch learnt (see `_apply_batch`): this
+    # message's own handler failed with `suspect`; or its run of a batch-handled type failed, so
+    # the careful pass applies the run's messages one by one at once.
+    suspect: Exception | None = None
+    split: bool = False
 
 
 class EventConsumer:
@@ -173,28 +184,56 @@ class EventConsumer:
 
     async def poll(self, timeout_s: float = 1.0) -> int:
         """Fetch and handle one batch; returns how many messages were taken."""
+        msgs = await self._fetch(timeout_s)
+        if msgs:
+            await self.handle_batch(msgs)
+        return len(msgs)
+
+    async def _fetch(self, timeout_s: float = 1.0) -> list[Msg]:
         if self._sub is None:
             raise RuntimeError("consumer not started")
         try:
-            msgs = await self._sub.fetch(self._batch_size, timeout=timeout_s)
+            return await self._sub.fetch(self._batch_size, timeout=timeout_s)
         except (NatsTimeoutError, TimeoutError):  # nats-py raises either when none came
-            return 0
-        await self.handle_batch(msgs)
-        return len(msgs)
+            return []
 
     async def run(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                await self.poll()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning(
-                    "consumer %s: fetch failed: %s %s", self.durable, type(exc).__name__, exc
-                )
-                await _wait(stop, 1.0)
-            if self.backoff_s:
-                await _wait(stop, self.backoff_s)
+        """Fetch and handle batches until `stop` is set. While a batch is applied, the next one
+        is fetched (its NATS round trip overlaps the database's); a batch fetched ahead is put
+        back (nak) when an outage begins or the loop stops, so nothing waits out `ack_wait`."""
+        ahead: asyncio.Task[list[Msg]] | None = None
+        try:
+            while not stop.is_set():
+                try:
+                    fetching, ahead = ahead, None
+                    msgs = await (fetching if fetching is not None else self._fetch())
+                    if msgs:
+                        ahead = asyncio.create_task(self._fetch())
+                        await self.handle_batch(msgs)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    log.warning(
+                        "consumer %s: fetch failed: %s %s", self.durable, type(exc).__name__, exc
+                    )
+                    await _wait(stop, 1.0)
+                if self.backoff_s:
+                    if ahead is not None:  # a dependency is out: the next batch goes back too
+                        fetching, ahead = ahead, None
+                        await self._put_back(fetching, self.backoff_s)
+                    await _wait(stop, self.backoff_s)
+        finally:
+            if ahead is not None:
+                await self._put_back(ahead, 0.0)
+
+    async def _put_back(self, fetching: asyncio.Task[list[Msg]], delay_s: float) -> None:
+        """Nak what a fetch made ahead took (waiting for it: at most its fetch timeout)."""
+        try:
+            msgs = await asyncio.shield(fetching)
+            for msg in msgs:
+                await msg.nak(delay=delay_s)
+        except (asyncio.CancelledError, Exception) as exc:  # redelivered after ack_wait then
+            log.info("consumer %s: a batch fetched ahead was not put back: %r", self.durable, exc)
 
     async def handle(self, msg: Msg) -> None:
         await self.handle_batch([msg])
@@ -210,15 +249,24 @@ class EventConsumer:
         if not deliveries:
             return
         try:
-            await self._apply_batch(deliveries)
+            try:
+                await self._apply_batch(deliveries, careful=False)
+            except Exception as exc:
+                if is_outage(exc):
+                    raise
+                # Something failed and took the transaction with it: again, a savepoint per
+                # message (or run), so that only the culprit fails.
+                await self._apply_batch(deliveries, careful=True)
         except Exception as exc:
             if is_outage(exc):
                 # Nothing committed, so nothing failed for its own sake: every message goes back
                 # (a failure seen earlier in the batch counts no strike either).
                 await self._failed(deliveries[0].msg, deliveries[0].env, exc)
                 for delivery in deliveries[1:]:
-                    _handled.add(1, {"consumer": self.durable, "outcome": "outage"})
                     await delivery.msg.nak(delay=self.backoff_s)
+                if len(deliveries) > 1:
+                    outage = {"consumer": self.durable, "outcome": "outage"}
+                    _handled.add(len(deliveries) - 1, outage)
                 return
             if len(deliveries) > 1:
                 # The batch failed as a whole (at its commit, say): find the culprit alone.
@@ -232,25 +280,38 @@ class EventConsumer:
             await self._failed(deliveries[0].msg, deliveries[0].env, exc)
             return
         self.backoff_s = 0.0
+        outcomes: Counter[str] = Counter()
         for delivery in deliveries:
             if delivery.error is not None:
                 await self._failed(delivery.msg, delivery.env, delivery.error)
                 continue
             await delivery.msg.ack()
-            self._strikes.pop(delivery.msg.metadata.sequence.stream, None)
-            _handled.add(1, {"consumer": self.durable, "outcome": delivery.outcome})
+            if self._strikes:  # (reading a message's sequence parses its reply subject)
+                self._strikes.pop(delivery.msg.metadata.sequence.stream, None)
+            outcomes[delivery.outcome] += 1
+        for outcome, n in outcomes.items():
+            _handled.add(n, {"consumer": self.durable, "outcome": outcome})
         _pending.set(deliveries[-1].msg.metadata.num_pending, {"consumer": self.durable})
-        applied = any(delivery.outcome == "applied" for delivery in deliveries)
-        if applied and self._after_commit is not None:
+        if outcomes["applied"] and self._after_commit is not None:
             self._after_commit()  # one relay wake-up for the batch
 
-    async def _apply_batch(self, deliveries: list[_Delivery]) -> None:
-        """One transaction: the batch's inbox rows, then each new message in a savepoint of its own.
+    async def _apply_batch(self, deliveries: list[_Delivery], *, careful: bool) -> None:
+        """One transaction: the batch's inbox rows, then each new message's handler (a run of
+        consecutive new messages of a batch-handled type: its batch handler, once), the commit.
 
-        A message whose handler fails rolls back to its savepoint (its writes and its `on_commit`
-        effects are gone, the others' stay) and is settled after the commit. An outage raises
-        and rolls the whole batch back.
+        The first pass (`careful=False`) takes no savepoints, so a batch whose handlers all
+        succeed costs no SAVEPOINT / RELEASE round trips. A handler failing there (not an
+        outage) marks its message, or its run, and rolls the whole transaction back; then
+        `handle_batch` makes the careful pass: each new message in a savepoint of its own (a run
+        in one, or one per message when the first pass saw the run fail), so a message whose
+        handler fails rolls back to its savepoint (its writes and its `on_commit` effects are
+        gone, the others' stay) and is settled after the commit. A message whose own handler
+        failed in the first pass (not in the database) is not run again: it fails with that
+        error. An outage raises
+        and rolls the whole batch back, in either pass.
         """
+        for delivery in deliveries:
+            delivery.outcome, delivery.error = "", None
         batched = self._sub_spec.batch_handlers
         async with self._sessions() as session, session.begin():
             fresh = await self._claim(session, deliveries)
@@ -262,20 +323,20 @@ class EventConsumer:
                 fresh.discard(delivery.env.id)  # the same event twice in one batch: apply once
                 if delivery.env.type in batched:
                     if run and run[0].env.type != delivery.env.type:
-                        await self._apply_run(session, run, batched[run[0].env.type])
+                        await self._apply_run(session, run, batched[run[0].env.type], careful)
                         run = []
                     run.append(delivery)
                     continue
                 if run:  # stream order is kept across types
-                    await self._apply_run(session, run, batched[run[0].env.type])
+                    await self._apply_run(session, run, batched[run[0].env.type], careful)
                     run = []
                 handler = self._sub_spec.handlers.get(delivery.env.type)
                 if handler is None:
                     delivery.outcome = "ignored"
                     continue
-                await self._in_savepoint(session, delivery, handler)
+                await self._apply_one(session, delivery, handler, careful)
             if run:
-                await self._apply_run(session, run, batched[run[0].env.type])
+                await self._apply_run(session, run, batched[run[0].env.type], careful)
             failed = [d.env.id for d in deliveries if d.error is not None]
             if failed:  # they will come again: no inbox row may turn them away
                 await session.execute(
@@ -289,83 +350,102 @@ class EventConsumer:
 
         ON CONFLICT DO NOTHING waits for a replica inserting the same row to finish, so an event
         that replica applies comes back here as seen; rows go in event id order so two replicas
-        with overlapping batches take the row locks in the same order.
+        with overlapping batches take the row locks in the same order. The statement is built
+        once (`_claims`) and takes the batch as parameters, so SQLAlchemy compiles it once: a
+        multi-row VALUES built per batch was compiled afresh every time.
         """
+        subjects = {d.env.id: d.msg.subject for d in deliveries}
+        ids = sorted(subjects)
         now = datetime.now(UTC)
-        rows = {
-            d.env.id: {
+        if session.get_bind().dialect.name == "postgresql":
+            params: dict[str, object] | list[dict[str, object]] = {
                 "consumer": self.durable,
-                "event_id": d.env.id,
-                "subject": d.msg.subject,
-                "processed_at": now,
+                "ids": ids,
+                "subjects": [subjects[event_id] for event_id in ids],
+                "at": now,
             }
-            for d in deliveries
-        }
-        dialect = session.get_bind().dialect.name
-        insert = pg_insert if dialect == "postgresql" else sqlite_insert
-        claimed = await session.execute(
-            insert(self._inbox)
-            .values([rows[event_id] for event_id in sorted(rows)])
-            .on_conflict_do_nothing(index_elements=["consumer", "event_id"])
-            .returning(self._inbox.c.event_id)
-        )
+            claimed = await session.execute(_claims(self._inbox).postgresql, params)
+        else:  # an executemany with RETURNING: SQLAlchemy's one multi-row INSERT per page
+            params = [
+                {
+                    "consumer": self.durable,
+                    "event_id": event_id,
+                    "subject": subjects[event_id],
+                    "processed_at": now,
+                }
+                for event_id in ids
+            ]
+            claimed = await session.execute(_claims(self._inbox).other, params)
         return set(claimed.scalars())
 
     async def _apply_run(
-        self, session: AsyncSession, run: list[_Delivery], handler: BatchHandler
+        self, session: AsyncSession, run: list[_Delivery], handler: BatchHandler, careful: bool
     ) -> None:
-        """A run of one batch-handled type: all at once in one savepoint; when that fails (not an
-        outage), each message again alone in a savepoint of its own, so only the culprit fails."""
+        """A run of one batch-handled type: all at once (in the careful pass, in one savepoint);
+        when that fails (not an outage), each message again alone in a savepoint of its own, so
+        only the culprit fails. One span for the run, linked to each message's trace."""
 
         async def one(session: AsyncSession, env: Envelope) -> None:
             await handler(session, [env])
 
-        if len(run) > 1:
-            first = run[0]
-            attrs = {
-                "messaging.system": "nats",
-                "messaging.destination.name": first.msg.subject,
-                "messaging.message.id": first.env.id,
-                "messaging.consumer.group.name": self.durable,
-                "messaging.batch.message_count": str(len(run)),
-            }
-            effects: list[object] = session.info.setdefault(_EFFECTS, [])
-            effects_before = len(effects)
-            with span_from_headers(
-                f"consume {first.env.type}",
-                first.msg.headers,
-                kind=SpanKind.CONSUMER,
-                attributes=attrs,
-            ):
-                try:
-                    async with session.begin_nested():
-                        if self._opener is not None:
-                            for delivery in run:
-                                await self._opener.open(delivery.env)
-                        await handler(session, [delivery.env for delivery in run])
-                except Exception as exc:
-                    if is_outage(exc):
-                        raise
-                    del effects[effects_before:]
-                    log.info(
-                        "consumer %s: a batch of %d %s failed (%s: %s); applying them one by one",
-                        self.durable,
-                        len(run),
-                        first.env.type,
-                        type(exc).__name__,
-                        exc,
-                    )
-                else:
+        if len(run) == 1 or (careful and run[0].split):
+            for delivery in run:
+                await self._apply_one(session, delivery, one, careful)
+            return
+        first = run[0]
+        attrs = {
+            "messaging.system": "nats",
+            "messaging.destination.name": first.msg.subject,
+            "messaging.message.id": first.env.id,
+            "messaging.consumer.group.name": self.durable,
+            "messaging.batch.message_count": str(len(run)),
+        }
+        effects: list[object] = session.info.setdefault(_EFFECTS, [])
+        effects_before = len(effects)
+        with span_from_headers(
+            f"consume {first.env.type}",
+            first.msg.headers,
+            kind=SpanKind.CONSUMER,
+            attributes=attrs,
+            linked=[delivery.msg.headers for delivery in run[1:]],
+        ):
+            try:
+                async with session.begin_nested() if careful else contextlib.nullcontext():
+                    if self._opener is not None:
+                        for delivery in run:
+                            await self._opener.open(delivery.env)
+                    await handler(session, [delivery.env for delivery in run])
+            except Exception as exc:
+                if is_outage(exc):
+                    raise
+                if not careful:  # the transaction is lost: the careful pass splits the run
                     for delivery in run:
-                        delivery.outcome = "applied"
-                    return
+                        delivery.split = True
+                    raise
+                del effects[effects_before:]
+                log.info(
+                    "consumer %s: a batch of %d %s failed (%s: %s); applying them one by one",
+                    self.durable,
+                    len(run),
+                    first.env.type,
+                    type(exc).__name__,
+                    exc,
+                )
+            else:
+                for delivery in run:
+                    delivery.outcome = "applied"
+                return
         for delivery in run:
-            await self._in_savepoint(session, delivery, one)
+            await self._apply_one(session, delivery, one, careful)
 
-    async def _in_savepoint(
-        self, session: AsyncSession, delivery: _Delivery, handler: Handler
+    async def _apply_one(
+        self, session: AsyncSession, delivery: _Delivery, handler: Handler, careful: bool
     ) -> None:
+        """One message's handler, in its own span (and, in the careful pass, savepoint)."""
         msg, env = delivery.msg, delivery.env
+        if careful and delivery.suspect is not None:
+            delivery.error = delivery.suspect  # it failed by itself in the first pass: settled
+            return
         attrs = {
             "messaging.system": "nats",
             "messaging.destination.name": msg.subject,
@@ -378,7 +458,7 @@ class EventConsumer:
             f"consume {env.type}", msg.headers, kind=SpanKind.CONSUMER, attributes=attrs
         ):
             try:
-                async with session.begin_nested():
+                async with session.begin_nested() if careful else contextlib.nullcontext():
                     # The step per message: opening sealed personal data (loopkit.pii) fails
                     # alone too; identity away is an outage, retried with the batch.
                     if self._opener is not None:
@@ -386,6 +466,13 @@ class EventConsumer:
                     await handler(session, env)
             except Exception as exc:
                 if is_outage(exc):
+                    raise
+                if not careful:  # the transaction is lost: the careful pass settles this one
+                    # ...without running it again, unless the database refused a statement: a
+                    # handler before it that swallowed an error may have aborted the transaction
+                    # (PostgreSQL then refuses everything), so its own savepoint decides.
+                    if not isinstance(exc, DBAPIError):
+                        delivery.suspect = exc
                     raise
                 # The savepoint rolled back; SQLAlchemy keeps the session's after-commit
                 # effects through a savepoint rollback, so drop the ones this message added.
@@ -460,6 +547,41 @@ class EventConsumer:
             msg.metadata.num_delivered,
             reason,
         )
+
+
+@dataclass(frozen=True)
+class _Claims:
+    """The inbox claim of a batch, per dialect (see `EventConsumer._claim`)."""
+
+    postgresql: Executable
+    other: Executable
+
+
+@functools.cache
+def _claims(inbox: Table) -> _Claims:
+    columns = ["consumer", "event_id", "subject", "processed_at"]
+    rows = (
+        func.unnest(
+            bindparam("ids", type_=ARRAY(String)), bindparam("subjects", type_=ARRAY(String))
+        )
+        .table_valued("event_id", "subject")
+        .render_derived(with_types=False)
+    )
+    batch = select(
+        bindparam("consumer", type_=String),
+        rows.c.event_id,
+        rows.c.subject,
+        bindparam("at", type_=DateTime(timezone=True)),
+    ).order_by(rows.c.event_id)
+    return _Claims(
+        postgresql=pg_insert(inbox)
+        .from_select(columns, batch)
+        .on_conflict_do_nothing(index_elements=["consumer", "event_id"])
+        .returning(inbox.c.event_id),
+        other=sqlite_insert(inbox)
+        .on_conflict_do_nothing(index_elements=["consumer", "event_id"])
+        .returning(inbox.c.event_id),
+    )
 
 
 async def _wait(stop: asyncio.Event, seconds: float) -> None:

@@ -26,8 +26,8 @@ class CrashingConsumer(EventConsumer):
     crash_after = 0
     committed = 0
 
-    async def _apply_batch(self, deliveries):  # type: ignore[no-untyped-def]
-        await super()._apply_batch(deliveries)  # the batch's transaction has committed here
+    async def _apply_batch(self, deliveries, *, careful):  # type: ignore[no-untyped-def]
+        await super()._apply_batch(deliveries, careful=careful)  # the batch has committed here
         self.committed += len(deliveries)
         if self.committed >= self.crash_after:
             ids = ", ".join(d.env.id for d in deliveries)

@@ -3,15 +3,20 @@ onto its task."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
+from typing import Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from closedloop_conversion.models import RepNoticeRow, RepTaskRow
+from closedloop_conversion.sales.repository import literal_ids
 
 PENDING = "pending"
+_NOTICES = cast(Table, RepNoticeRow.__table__)
 
 
 async def by_key(session: AsyncSession, tenant: str, key: str) -> RepNoticeRow | None:
@@ -19,6 +24,29 @@ async def by_key(session: AsyncSession, tenant: str, key: str) -> RepNoticeRow |
         select(RepNoticeRow).where(
             RepNoticeRow.tenant_id == tenant, RepNoticeRow.idempotency_key == key
         )
+    )
+
+
+async def keys_stored(session: AsyncSession, tenant: str, keys: Collection[str]) -> set[str]:
+    """Which of the tenant's idempotency keys have a notice already (keys as literals: see
+    `literal_ids`)."""
+    if not keys:
+        return set()
+    query = select(RepNoticeRow.idempotency_key).where(
+        RepNoticeRow.tenant_id == tenant, RepNoticeRow.idempotency_key.in_(literal_ids(keys))
+    )
+    return set((await session.execute(query)).scalars())
+
+
+async def insert_new(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+    """Several notices in one statement; a key stored meanwhile (another replica) is skipped."""
+    if not rows:
+        return
+    dialect = session.get_bind().dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    await session.execute(
+        insert(_NOTICES).on_conflict_do_nothing(index_elements=["tenant_id", "idempotency_key"]),
+        list(rows),
     )
 
 

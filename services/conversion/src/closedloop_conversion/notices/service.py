@@ -10,10 +10,10 @@ The notice names the customer only by id: never a phone number or other personal
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -46,6 +46,27 @@ class MemberMessenger(Protocol):
 
 
 @dataclass(frozen=True)
+class Assigned:
+    """A lead given to a rep, as `lead_assigned` takes it."""
+
+    tenant: str
+    lead_id: str
+    rep_id: str
+    # The assignment event's id when the lead had a rep before (a reassignment), else "".
+    reassignment_id: str
+    at: datetime
+
+
+def _assigned_key(lead_id: str, reassignment_id: str) -> str:
+    """`assigned:<lead id>` on the first assignment, `assigned:<lead id>:<event id>` later."""
+    return ("assigned:" + lead_id + (f":{reassignment_id}" if reassignment_id else ""))[:200]
+
+
+def _assigned_text(lead_id: str) -> str:
+    return f"A new lead is yours: lead {lead_id}. Please follow up soon."
+
+
+@dataclass(frozen=True)
 class DueNotice:
     id: str
     tenant_id: str
@@ -66,7 +87,7 @@ class NoticeService:
         """Call `wake` after a transaction that stored a pending notice commits."""
         self._stored = wake
 
-    def _why_not(self, tenant: str, rep: RepRow) -> tuple[str, str]:
+    def _why_not(self, tenant: str, wecom_user_id: str) -> tuple[str, str]:
         """(corp_id, "") when the rep can be messaged, else ("", the reason)."""
         try:
             corp = self._registry.wecom_corp(tenant, "")
@@ -76,9 +97,43 @@ class NoticeService:
             return "", NO_APP
         if not self._gateway:
             return "", NO_GATEWAY
-        if not rep.wecom_user_id:
+        if not wecom_user_id:
             return "", "not notified (the rep has no WeCom user id)"
         return corp.corp_id, ""
+
+    def _row(
+        self,
+        tenant: str,
+        rep_id: str,
+        wecom_user_id: str,
+        *,
+        key: str,
+        text: str,
+        at: datetime,
+        task_id: str | None = None,
+        lead_id: str | None = None,
+    ) -> dict[str, Any]:
+        """A new notice's row: pending when the rep can be messaged, else not_notified and why."""
+        corp_id, reason = self._why_not(tenant, wecom_user_id)
+        status = PENDING if corp_id else NOT_NOTIFIED
+        at = utc(at)
+        return {
+            "id": new_id(),
+            "tenant_id": tenant,
+            "idempotency_key": key,
+            "rep_id": rep_id,
+            "task_id": task_id,
+            "lead_id": lead_id,
+            "corp_id": corp_id,
+            "userid": wecom_user_id,
+            "text": text[:2000],
+            "status": status,
+            "detail": reason,
+            "attempts": 0,
+            "next_attempt_at": at if status == PENDING else None,
+            "created_at": at,
+            "settled_at": None if status == PENDING else at,
+        }
 
     async def enqueue(
         self,
@@ -96,32 +151,21 @@ class NoticeService:
         existing = await repo.by_key(session, rep.tenant_id, key)
         if existing is not None:
             return existing.status, existing.detail
-        corp_id, reason = self._why_not(rep.tenant_id, rep)
-        status = PENDING if corp_id else NOT_NOTIFIED
-        at = utc(at)
-        session.add(
-            RepNoticeRow(
-                id=new_id(),
-                tenant_id=rep.tenant_id,
-                idempotency_key=key,
-                rep_id=rep.id,
-                task_id=task_id,
-                lead_id=lead_id,
-                corp_id=corp_id,
-                userid=rep.wecom_user_id,
-                text=text[:2000],
-                status=status,
-                detail=reason,
-                attempts=0,
-                next_attempt_at=at if status == PENDING else None,
-                created_at=at,
-                settled_at=None if status == PENDING else at,
-            )
+        row = self._row(
+            rep.tenant_id,
+            rep.id,
+            rep.wecom_user_id,
+            key=key,
+            text=text,
+            at=at,
+            task_id=task_id,
+            lead_id=lead_id,
         )
+        session.add(RepNoticeRow(**row))
         await session.flush()
-        if status == PENDING and self._stored is not None:
+        if row["status"] == PENDING and self._stored is not None:
             on_commit(session, self._stored)
-        return status, reason
+        return row["status"], row["detail"]
 
     async def lead_assigned(
         self,
@@ -139,9 +183,41 @@ class NoticeService:
         rep = await _sales.rep(session, tenant, rep_id)
         if rep is None or rep.status == "departed":
             return None
-        key = f"assigned:{lead_id}" + (f":{reassignment_id}" if reassignment_id else "")
-        text = f"A new lead is yours: lead {lead_id}. Please follow up soon."
-        return await self.enqueue(session, rep, key[:200], text, at, lead_id=lead_id)
+        key = _assigned_key(lead_id, reassignment_id)
+        return await self.enqueue(session, rep, key, _assigned_text(lead_id), at, lead_id=lead_id)
+
+    async def leads_assigned(self, session: AsyncSession, assigned: Sequence[Assigned]) -> None:
+        """`lead_assigned` for several assignments at once: per tenant, the reps and the notices
+        already stored are one query each and the new notices one statement (a key seen before,
+        stored or earlier in `assigned`, is skipped as `enqueue` skips it)."""
+        by_tenant: dict[str, list[Assigned]] = {}
+        for item in assigned:
+            by_tenant.setdefault(item.tenant, []).append(item)
+        rows: list[dict[str, Any]] = []
+        for tenant, items in by_tenant.items():
+            reps = await _sales.reps_by_id(session, tenant, {i.rep_id for i in items})
+            keys = {_assigned_key(i.lead_id, i.reassignment_id) for i in items}
+            seen = await repo.keys_stored(session, tenant, keys)
+            for item in items:
+                key = _assigned_key(item.lead_id, item.reassignment_id)
+                rep = reps.get(item.rep_id)
+                if key in seen or rep is None or rep.status == "departed":
+                    continue
+                seen.add(key)
+                rows.append(
+                    self._row(
+                        tenant,
+                        rep.id,
+                        rep.wecom_user_id,
+                        key=key,
+                        text=_assigned_text(item.lead_id),
+                        at=item.at,
+                        lead_id=item.lead_id,
+                    )
+                )
+        await repo.insert_new(session, rows)
+        if self._stored is not None and any(r["status"] == PENDING for r in rows):
+            on_commit(session, self._stored)
 
     async def claim_due(self, session: AsyncSession, at: datetime, limit: int) -> list[DueNotice]:
         rows = await repo.claim_due(session, utc(at), utc(at) + CLAIM, limit)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -21,6 +22,7 @@ from closedloop_conversion.notices.service import (
     FAILED,
     PENDING,
     SENT,
+    Assigned,
     DueNotice,
     MemberMessenger,
     NoticeService,
@@ -38,21 +40,29 @@ BATCH = 50
 
 
 def assignment_subscription(notices: NoticeService) -> Subscription:
-    async def assigned(session: AsyncSession, env: Envelope) -> None:
-        event = payload(env, ev.LeadAssigned)
-        if not event.lead_id or not event.rep_id:
-            return
-        await notices.lead_assigned(
-            session,
-            env.tenant_id,
-            event.lead_id[:64],
-            event.rep_id[:64],
-            # A reassignment is news again: its own key (the event's id).
-            reassignment_id=env.id if event.previous_rep_id else "",
-            at=occurred_at(env, now),
-        )
+    # A fetched batch's notices are stored together (the reps and the stored keys read once,
+    # the notices written in one statement); the kit retries them one by one when that fails.
+    async def assigned(session: AsyncSession, envs: Sequence[Envelope]) -> None:
+        items = []
+        for env in envs:
+            event = payload(env, ev.LeadAssigned)
+            if not event.lead_id or not event.rep_id:
+                continue
+            items.append(
+                Assigned(
+                    env.tenant_id,
+                    event.lead_id[:64],
+                    event.rep_id[:64],
+                    # A reassignment is news again: its own key (the event's id).
+                    reassignment_id=env.id if event.previous_rep_id else "",
+                    at=occurred_at(env, now),
+                )
+            )
+        await notices.leads_assigned(session, items)
 
-    return Subscription.to("conversion", "rep-notices", {"lead.assigned": assigned})
+    return Subscription.to(
+        "conversion", "rep-notices", {}, batch_handlers={"lead.assigned": assigned}
+    )
 
 
 class RepNotifier:
