@@ -21,16 +21,29 @@ def trace_id_hex(span: Span | None = None) -> str:
     return format(ctx.trace_id, "032x") if ctx.is_valid else ""
 
 
+# A proxy until the process installs its provider (loopkit.telemetry), then that provider's tracer:
+# looked up once, not per span (get_tracer builds a new Tracer on every call).
+_tracer = trace.get_tracer("loopkit")
+
+
+def _carries_context(headers: Mapping[str, str]) -> bool:
+    """Whether `headers` hold any field the configured propagators read (traceparent, baggage...).
+    Without one, extracting gives back the current context: nothing to extract or attach."""
+    return any(name in headers for name in propagate.get_global_textmap().fields)
+
+
 @contextmanager
 def span_from_headers(
     name: str, headers: Mapping[str, str] | None, *, kind: SpanKind, attributes: dict[str, str]
 ) -> Iterator[Span]:
     """A span continuing the trace whose context came in `headers`."""
-    parent = propagate.extract(dict(headers or {}))
-    token = otel_context.attach(parent)
+    if not headers or not _carries_context(headers):
+        with _tracer.start_as_current_span(name, kind=kind, attributes=attributes) as span:
+            yield span
+        return
+    token = otel_context.attach(propagate.extract(dict(headers)))
     try:
-        tracer = trace.get_tracer("loopkit")
-        with tracer.start_as_current_span(name, kind=kind, attributes=attributes) as span:
+        with _tracer.start_as_current_span(name, kind=kind, attributes=attributes) as span:
             yield span
     finally:
         otel_context.detach(token)
