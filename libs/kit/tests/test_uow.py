@@ -6,6 +6,7 @@ import asyncio
 import uuid
 from datetime import UTC, datetime
 
+import pytest
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader, NumberDataPoint
 from sqlalchemy import func, insert, select
@@ -83,20 +84,14 @@ async def test_a_race_comes_back_at_once_when_the_caller_handles_it(database: Da
 
     for autocommit in (False, True):
         attempts = 0
-        try:
+        with pytest.raises(IntegrityError):
             await uow.run(work, autocommit=autocommit, retry_races=False)
-        except IntegrityError:
-            pass
-        else:
-            raise AssertionError("the race should have been raised")
         assert attempts == 1
     assert effects == []
     # By default the same race is retried (and here loses every time).
     attempts = 0
-    try:
+    with pytest.raises(IntegrityError):
         await uow.run(work)
-    except IntegrityError:
-        pass
     assert attempts == uow.attempts
 
 
