@@ -388,5 +388,5 @@ def event_loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop] | N
         except ImportError:
             log.warning("uvloop is not installed; running on asyncio's event loop")
             return None
-        return uvloop.new_event_loop  # type: ignore[no-any-return]
+        return uvloop.new_event_loop
     return None
