@@ -25,7 +25,7 @@ from closedloop_acquisition.pages.signin import WebSession
 from closedloop_acquisition.stats.service import StatsService
 from closedloop_acquisition.touches.service import TouchInput, TouchService
 from closedloop_acquisition.touches.views import TouchView
-from loopkit.customers import IdentityValue
+from loopkit.customers import IdentityValue, ResolvedCustomer
 from loopkit.errors import InvalidArgument
 from loopkit.uow import UnitOfWork
 
@@ -121,6 +121,12 @@ class Flows:
         if isinstance(prepared, CapturedLead):
             return prepared
         customer = await self.leads.resolve_lead(tenant, prepared)
+        return await self.write_lead(tenant, prepared, customer)
+
+    async def write_lead(
+        self, tenant: str, prepared: PreparedLead, customer: ResolvedCustomer
+    ) -> CapturedLead:
+        """The lead of a prepared submission for the customer identity resolved it to."""
 
         def write(fresh: bool) -> Callable[[AsyncSession], Awaitable[CapturedLead]]:
             return lambda s: self.leads.capture_lead(
