@@ -403,4 +403,9 @@ async def wait_echo(target: str, child: ChildProcess, timeout_s: float = 15.0) -
 if __name__ == "__main__":
     if len(sys.argv) != 4 or sys.argv[1] != "echo":
         sys.exit("usage: _common.py echo RAW_PORT KIT_PORT")
-    asyncio.run(_serve_echo(int(sys.argv[2]), int(sys.argv[3])))
+    from loopkit.runtime import event_loop_factory
+
+    # The event loop a service process runs on (CLOSEDLOOP_EVENT_LOOP, as loopkit.settings).
+    factory = event_loop_factory(os.environ.get("CLOSEDLOOP_EVENT_LOOP", "uvloop"))
+    with asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(_serve_echo(int(sys.argv[2]), int(sys.argv[3])))

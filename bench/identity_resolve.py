@@ -288,6 +288,8 @@ class Measured:
     # Identity cells: database round trips per call, by side (request, relay), from the service.
     round_trips: dict[str, float] = field(default_factory=dict)
     statements: dict[str, float] = field(default_factory=dict)
+    # CPU milliseconds the serving process spent per call (identity cells: its relay included).
+    cpu_ms: float | None = None
 
 
 @dataclass
@@ -454,6 +456,7 @@ async def measure(
     measured = []
     pid = stack.identity.proc.pid
     for cell in cells:
+        server = pid if cell.identity else stack.echo.proc.pid
         for conc in args.concurrency:
             # Warm-up: connections (gRPC, the service's database pool) open, caches fill.
             await closed_loop(
@@ -466,6 +469,7 @@ async def measure(
             if cell.identity:  # the warm-up's events relayed, so its statements are not counted
                 await drained(engine, js)
                 before = await asyncio.to_thread(read_counts, stack.counts_path, pid)
+            cpu0 = cpu_seconds([server]).get(server, 0.0)
             result = await closed_loop(
                 cell.call,
                 concurrency=conc,
@@ -474,14 +478,15 @@ async def measure(
                 workload=cell.workload,
             )
             m = Measured(cell, result, None)
+            calls = max(1, result.ok + result.errors)
             if cell.identity:
                 m.state = await event_state(engine, js)
                 await drained(engine, js)  # the relay's statements for this cell's events
                 after = await asyncio.to_thread(read_counts, stack.counts_path, pid)
                 after.subtract(before)
-                calls = max(1, result.ok + result.errors)
                 m.round_trips = {side: round_trips(after, side) / calls for side in SIDES}
                 m.statements = {side: after[f"{side} statements"] / calls for side in SIDES}
+            m.cpu_ms = (cpu_seconds([server]).get(server, 0.0) - cpu0) * 1000 / calls
             measured.append(m)
             backlog = f", outbox backlog {m.state.unpublished}" if m.state else ""
             trips = f", round trips/call {sum(m.round_trips.values()):.1f}" if m.round_trips else ""
@@ -519,7 +524,7 @@ def ratio_to_echo(measured: list[Measured], m: Measured) -> float | None:
 def print_table(measured: list[Measured], out: Report) -> None:
     header = (
         f"{'target':<9} {'workload':<24} {'conc':>4} {'ok':>7} {'errors':>6} {'req/s':>8} "
-        f"{'p50 ms':>7} {'p99 ms':>7} {'vs echo':>7} {'backlog':>7}"
+        f"{'p50 ms':>7} {'p99 ms':>7} {'vs echo':>7} {'backlog':>7} {'cpu ms':>6}"
     )
     out(header)
     out("-" * len(header))
@@ -529,11 +534,13 @@ def print_table(measured: list[Measured], out: Report) -> None:
             f"{m.cell.target:<9} {m.cell.label:<24} {r.concurrency:>4} {r.ok:>7} {r.errors:>6} "
             f"{r.rps:>8.1f} {_ms(r.p50_ms):>7} {_ms(r.p99_ms):>7} "
             f"{'-' if ratio is None else f'{ratio:.2f}':>7} "
-            f"{m.state.unpublished if m.state else '-':>7}"
+            f"{m.state.unpublished if m.state else '-':>7} "
+            f"{'-' if m.cpu_ms is None else f'{m.cpu_ms:.2f}':>6}"
         )
     out(
         "vs echo = req/s over the bare grpc.aio echo at the same concurrency; backlog = outbox "
-        "rows not yet on the stream when the cell ended."
+        "rows not yet on the stream when the cell ended; cpu ms = CPU time of the serving "
+        "process per call (echo: the one process serving both echoes; identity: with its relay)."
     )
     errored = [m for m in measured if m.result.error_kinds]
     if errored:
@@ -735,6 +742,7 @@ async def run(args: argparse.Namespace, out: Report, cleanup: Cleanup) -> dict[s
                 "outbox_backlog": m.state.unpublished if m.state else None,
                 "round_trips_per_call": m.round_trips or None,
                 "statements_per_call": m.statements or None,
+                "cpu_ms_per_call": None if m.cpu_ms is None else round(m.cpu_ms, 3),
             }
             for m in measured
         ],

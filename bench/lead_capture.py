@@ -89,6 +89,9 @@ def _service_env(
     name: str, database_url: str, nats_url: str, state: Path, **more: str
 ) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CLOSEDLOOP_")}
+    # The one setting passed through: which event loop the services run on (A/B runs).
+    if "CLOSEDLOOP_EVENT_LOOP" in os.environ:
+        env["CLOSEDLOOP_EVENT_LOOP"] = os.environ["CLOSEDLOOP_EVENT_LOOP"]
     prefix = f"CLOSEDLOOP_{name.upper()}_"
     env.update(
         {

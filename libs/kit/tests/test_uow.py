@@ -6,9 +6,11 @@ import asyncio
 import uuid
 from datetime import UTC, datetime
 
+import pytest
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader, NumberDataPoint
 from sqlalchemy import func, insert, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kit_testbed import KIT, Database
@@ -62,6 +64,35 @@ async def test_metric_counted_once_when_the_unit_of_work_is_retried(database: Da
     assert await uow.run(work) == 2
     assert _counter_total(reader, "orders") == 1
     assert woken == [1]
+
+
+async def test_a_race_comes_back_at_once_when_the_caller_handles_it(database: Database) -> None:
+    """`retry_races=False` (acquisition's one-statement lead): the unique-key race is the
+    caller's to handle, raised after one attempt with nothing written and no effect run."""
+    taken = f"e-{uuid.uuid4().hex}"
+    async with database.sessions() as session, session.begin():
+        await _inbox_row(session, taken)
+    effects: list[str] = []
+    uow = UnitOfWork(database.sessions)
+    attempts = 0
+
+    async def work(session: AsyncSession) -> None:
+        nonlocal attempts
+        attempts += 1
+        on_commit(session, lambda: effects.append("counted"))
+        await _inbox_row(session, taken)
+
+    for autocommit in (False, True):
+        attempts = 0
+        with pytest.raises(IntegrityError):
+            await uow.run(work, autocommit=autocommit, retry_races=False)
+        assert attempts == 1
+    assert effects == []
+    # By default the same race is retried (and here loses every time).
+    attempts = 0
+    with pytest.raises(IntegrityError):
+        await uow.run(work)
+    assert attempts == uow.attempts
 
 
 async def test_effect_dropped_when_the_unit_of_work_fails(database: Database) -> None:

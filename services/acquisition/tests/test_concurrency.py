@@ -7,6 +7,10 @@ import time
 
 from acquisition_helpers import Env, event_xml, form, safe_post
 from closedloop.acquisition.v1 import acquisition_pb2 as pb
+from closedloop_acquisition.clock import now
+from closedloop_acquisition.leads.service import LeadInput
+from closedloop_acquisition.transport.flows import Flows
+from loopkit.customers import ResolvedCustomer
 from loopkit_dev.testing import eventually
 
 
@@ -32,6 +36,32 @@ async def test_simultaneous_submissions_of_one_person_make_one_lead(env: Env) ->
     assert lead.lead.submissions == 10
     stats = await env.stats(channel.channel_id)
     assert (stats.leads, stats.repeat_submissions) == (1, 9)
+
+
+async def test_a_first_lead_that_lost_the_race_is_counted_as_a_resubmission(env: Env) -> None:
+    """Identity told this submission it created the customer, but a concurrent submission of the
+    same person wrote the campaign's lead first (the race the test above makes by chance): the
+    one-statement insert collides, and the lead is updated in a transaction instead."""
+    campaign = await env.campaign()
+    page = await env.page(campaign.campaign_id)
+    async with env.http() as http:
+        first = await http.post(
+            f"/v1/forms/{page.page_id}/submissions",
+            json={"values": form(phone_number="13100131777", note="first")},
+        )
+    assert first.status_code == 201
+    lead_id = first.json()["lead_id"]
+    lead = (await env.stub.GetLead(pb.GetLeadRequest(tenant_id=env.tenant, lead_id=lead_id))).lead
+    flows = env.acquisition.runtime.parts["flows"]
+    assert isinstance(flows, Flows)
+    request = LeadInput(page_id=page.page_id, values=form(phone_number="13100131777", note="2nd"))
+    prepared = await flows.read(lambda s: flows.leads.prepare_lead(s, env.tenant, request, now()))
+    # What the losing submission holds: identity's answer that it created the customer.
+    customer = ResolvedCustomer(customer_id=lead.customer_id, created=True)
+    captured = await flows.write_lead(env.tenant, prepared, customer)
+    assert (captured.repeat, captured.lead.id) == (True, lead_id)
+    after = (await env.stub.GetLead(pb.GetLeadRequest(tenant_id=env.tenant, lead_id=lead_id))).lead
+    assert (after.submissions, after.values["note"]) == (2, "2nd")
 
 
 async def test_retries_arriving_together_are_stored_once(env: Env) -> None:

@@ -9,7 +9,7 @@ import hmac
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -86,8 +86,11 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
         details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler:
-        handler = await continuation(details)
-        method: str = details.method
+        return self.wrap_handler(details.method, await continuation(details))
+
+    def wrap_handler(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+        """`handler` with its unary-unary behaviour run through `_handle` (open services and
+        other kinds of call unchanged)."""
         if handler is None or handler.unary_unary is None or method.startswith(_OPEN_PREFIXES):
             return handler
         return grpc.unary_unary_rpc_method_handler(
@@ -200,6 +203,54 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             raise errors.PermissionDenied("missing or wrong bearer token")
 
 
+class _WrappedHandlers(grpc.GenericRpcHandler):  # type: ignore[misc]
+    """A generic handler whose method handlers come wrapped by the interceptor, each wrapped
+    once (the handlers services register are fixed per method)."""
+
+    def __init__(self, inner: grpc.GenericRpcHandler, interceptor: ServiceInterceptor) -> None:
+        self._inner = inner
+        self._interceptor = interceptor
+        self._wrapped: dict[str, grpc.RpcMethodHandler] = {}
+
+    def service(self, details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
+        method: str = details.method
+        found = self._wrapped.get(method)
+        if found is None:
+            handler = self._inner.service(details)
+            if handler is None:
+                return None
+            found = self._wrapped[method] = self._interceptor.wrap_handler(method, handler)
+        return found
+
+
+class _Registrar:
+    """The server as a service's `register` sees it: what it adds is wrapped by the interceptor
+    at registration, not per call. A grpc.aio server interceptor costs a coroutine, a handler
+    lookup and a new handler on every call (~0.1 ms of CPU per call, as much as the echo itself);
+    the wrapped handlers do the same per-call work (auth, tenancy, deadline, span, metrics,
+    errors) without it."""
+
+    def __init__(self, server: grpc.aio.Server, interceptor: ServiceInterceptor) -> None:
+        self._server = server
+        self._interceptor = interceptor
+
+    def add_generic_rpc_handlers(self, handlers: Sequence[grpc.GenericRpcHandler]) -> None:
+        self._server.add_generic_rpc_handlers(
+            tuple(_WrappedHandlers(h, self._interceptor) for h in handlers)
+        )
+
+    def add_registered_method_handlers(
+        self, service: str, handlers: dict[str, grpc.RpcMethodHandler]
+    ) -> None:
+        wrap = self._interceptor.wrap_handler
+        self._server.add_registered_method_handlers(
+            service, {name: wrap(f"/{service}/{name}", h) for name, h in handlers.items()}
+        )
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._server, name)
+
+
 class GrpcServer:
     """A grpc.aio server with health (NOT_SERVING until started, and again while draining)."""
 
@@ -221,7 +272,6 @@ class GrpcServer:
             default_deadline_s=default_deadline_s, api_token=api_token, keys=keys
         )
         self.server = grpc.aio.server(
-            interceptors=[self._interceptor],
             options=[
                 ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
                 ("grpc.so_reuseport", 1 if reuse_port else 0),
@@ -243,7 +293,7 @@ class GrpcServer:
     ) -> None:
         """`internal`: full method names (/package.Service/Method) that only the services' own
         key may call (with per-tenant keys; PERMISSION_DENIED for any other key)."""
-        register(self.server)
+        register(cast(grpc.aio.Server, _Registrar(self.server, self._interceptor)))
         self._service_names.extend(service_names)
         self._interceptor.internal_methods.update(internal)
 

@@ -33,12 +33,23 @@ class IdentityFailed(Exception):
     """Identity answered with an error that is neither a domain error nor an outage (a bug)."""
 
 
+# The enum's names and numbers, looked up once (the wrapper's keys() and values() build a new
+# list on every call, twice per identity of every resolve).
+_KIND_NUMBERS: dict[str, int] = {
+    name.removeprefix("IDENTITY_KIND_").lower(): number
+    for name, number in common_pb2.IdentityKind.items()
+}
+_KIND_NAMES: dict[int, str] = {number: name for name, number in _KIND_NUMBERS.items()}
+
+
 def identity_to_pb(identity: IdentityValue) -> common_pb2.Identity:
-    kind = f"IDENTITY_KIND_{identity.kind.upper()}"
-    if kind not in common_pb2.IdentityKind.keys():  # noqa: SIM118  (an enum wrapper, not a dict)
-        raise errors.InvalidArgument(f"unknown identity kind {identity.kind!r}", field="kind")
+    kind = _KIND_NUMBERS.get(identity.kind)
+    if kind is None:
+        kind = _KIND_NUMBERS.get(identity.kind.lower())
+        if kind is None:
+            raise errors.InvalidArgument(f"unknown identity kind {identity.kind!r}", field="kind")
     return common_pb2.Identity(
-        kind=kind,
+        kind=kind,  # type: ignore[arg-type]
         scope=identity.scope,
         value=identity.value,
         verified=identity.verified,
@@ -46,10 +57,10 @@ def identity_to_pb(identity: IdentityValue) -> common_pb2.Identity:
 
 
 def identity_from_pb(pb: common_pb2.Identity, field: str = "kind") -> IdentityValue:
-    if pb.kind not in common_pb2.IdentityKind.values():
+    kind = _KIND_NAMES.get(pb.kind)
+    if kind is None:
         # An open enum: a caller with a newer (or made-up) schema can send any number.
         raise errors.InvalidArgument(f"unknown identity kind {pb.kind}", field=field)
-    kind = common_pb2.IdentityKind.Name(pb.kind).removeprefix("IDENTITY_KIND_").lower()
     return IdentityValue(kind=kind, value=pb.value, scope=pb.scope, verified=pb.verified)
 
 

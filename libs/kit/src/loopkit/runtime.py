@@ -389,4 +389,18 @@ def main(definition: ServiceDefinition) -> None:
     async def serve() -> None:
         await definition.runtime(settings).serve()
 
-    asyncio.run(serve())
+    with asyncio.Runner(loop_factory=event_loop_factory(settings.event_loop)) as runner:
+        runner.run(serve())
+
+
+def event_loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """The event loop a service process runs on: uvloop when asked for and installed (it comes
+    with uvicorn[standard]), else asyncio's default (None)."""
+    if name == "uvloop":
+        try:
+            import uvloop  # optional: asyncio's loop when it is not there
+        except ImportError:
+            log.warning("uvloop is not installed; running on asyncio's event loop")
+            return None
+        return uvloop.new_event_loop
+    return None

@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     # Worker processes of this service (see loopkit.workers): 1 runs the service in this process;
     # N > 1 starts N workers sharing the gRPC port (PostgreSQL only).
     workers: int = Field(default=1, ge=1)
+    # The event loop of `python -m <service>`: uvloop (libuv; its sockets, timers and callbacks
+    # in C cost less CPU per request than asyncio's) when installed, else asyncio's own.
+    event_loop: str = Field(default="uvloop", pattern="^(uvloop|asyncio)$")
     outbox_poll_interval_s: float = 0.5
     outbox_batch_size: int = 200
     # Retention (docs/operations.md, "Erasure and retention"). A sent outbox row is only a copy of

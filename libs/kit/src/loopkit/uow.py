@@ -37,16 +37,23 @@ class UnitOfWork:
     attempts: int = 5
 
     async def run(
-        self, work: Callable[[AsyncSession], Awaitable[T]], *, autocommit: bool = False
+        self,
+        work: Callable[[AsyncSession], Awaitable[T]],
+        *,
+        autocommit: bool = False,
+        retry_races: bool = True,
     ) -> T:
         """`autocommit`: no BEGIN and COMMIT round trips on PostgreSQL, each statement commits
-        alone; only for work whose every write is one atomic statement (`loopkit.db.transact`)."""
+        alone; only for work whose every write is one atomic statement (`loopkit.db.transact`).
+        `retry_races` False: a unique-key race (IntegrityError) is raised to the caller at once,
+        who handles it another way; deadlocks and busy errors are still retried."""
         return await transact(
             self.sessions,
             work,
             attempts=self.attempts,
             after_commit=self.after_commit,
             autocommit=autocommit,
+            retry_races=retry_races,
         )
 
 

@@ -76,6 +76,7 @@ def build(runtime: ServiceRuntime) -> None:
         )
         runtime.on_stop(gateway.close)
     inbox = InboxWorker(uow, callbacks, customers)
+    runtime.parts["flows"] = flows  # for tests of what a race between requests leaves
     runtime.add_grpc(register(AcquisitionServicer(flows)), [SERVICE_NAME])
     runtime.add_http(http.router(flows, settings.account_registry(), inbox.wake, sign_in))
     for subscription in EventHandlers(touches, CustomerEvents(leads, fission)).subscriptions():

@@ -3,18 +3,19 @@ submissions; the only writer of those tables."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, delete, select, update
+from sqlalchemy import Insert, Table, bindparam, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from closedloop.events.v1.envelope_pb2 import Envelope
 from closedloop_acquisition.catalog.specs import is_id
 from closedloop_acquisition.models import LeadAliasRow, LeadRequestRow, LeadRow
 from loopkit.customer_rows import repoint_customer
-from loopkit.events import Outbox
+from loopkit.events import Outbox, note_events_written
 
 LEADS: Table = LeadRow.__table__  # type: ignore[assignment]
 
@@ -29,8 +30,32 @@ async def add_with_event(
 ) -> LeadRow:
     """Writes a new lead and its event together (one round trip on PostgreSQL); the row
     returned is a copy, not in the session."""
-    await outbox.add_with(session, LEADS, values, event)
+    if session.get_bind().dialect.name != "postgresql":
+        await outbox.add_with(session, LEADS, values, event)
+        return LeadRow(**values)
+    row = outbox.row(event)
+    statement = _lead_with_event(outbox.tables.outbox, tuple(values), tuple(row))
+    params = {f"lead_{k}": v for k, v in values.items()}
+    params.update({f"event_{k}": v for k, v in row.items()})
+    await session.execute(statement, params)
+    note_events_written(session)
     return LeadRow(**values)
+
+
+@functools.cache
+def _lead_with_event(
+    outbox: Table, columns: tuple[str, ...], event_columns: tuple[str, ...]
+) -> Insert:
+    """The lead (RETURNING its id) and its outbox row in one data-modifying CTE, built once per
+    shape with bound parameters. Built per call with the values inside (`Outbox.add_with`),
+    SQLAlchemy computed a cache key over every value on each execution: a third of
+    acquisition's CPU per lead."""
+    lead = {c: bindparam(f"lead_{c}", type_=LEADS.c[c].type) for c in columns}
+    written = insert(LEADS).values(lead).returning(LEADS.c.id).cte("written")
+    event = select(
+        *[bindparam(f"event_{c}", type_=outbox.c[c].type).label(c) for c in event_columns]
+    ).select_from(written)
+    return insert(outbox).from_select(list(event_columns), event).add_cte(written)
 
 
 async def lead(session: AsyncSession, tenant_id: str, lead_id: str) -> LeadRow | None:

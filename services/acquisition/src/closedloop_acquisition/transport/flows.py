@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import TypeVar
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from closedloop_acquisition.callbacks.service import CallbackService
@@ -24,7 +25,7 @@ from closedloop_acquisition.pages.signin import WebSession
 from closedloop_acquisition.stats.service import StatsService
 from closedloop_acquisition.touches.service import TouchInput, TouchService
 from closedloop_acquisition.touches.views import TouchView
-from loopkit.customers import IdentityValue
+from loopkit.customers import IdentityValue, ResolvedCustomer
 from loopkit.errors import InvalidArgument
 from loopkit.uow import UnitOfWork
 
@@ -120,19 +121,28 @@ class Flows:
         if isinstance(prepared, CapturedLead):
             return prepared
         customer = await self.leads.resolve_lead(tenant, prepared)
-        # A customer identity just created has no lead or touch to read; should a concurrent
-        # submission's lead collide with ours, the retry reads them after all.
-        attempts = 0
+        return await self.write_lead(tenant, prepared, customer)
 
-        async def write(session: AsyncSession) -> CapturedLead:
-            nonlocal attempts
-            attempts += 1
-            fresh = customer.created and attempts == 1
-            return await self.leads.capture_lead(
-                session, tenant, prepared, customer, now(), fresh=fresh
+    async def write_lead(
+        self, tenant: str, prepared: PreparedLead, customer: ResolvedCustomer
+    ) -> CapturedLead:
+        """The lead of a prepared submission for the customer identity resolved it to."""
+
+        def write(fresh: bool) -> Callable[[AsyncSession], Awaitable[CapturedLead]]:
+            return lambda s: self.leads.capture_lead(
+                s, tenant, prepared, customer, now(), fresh=fresh
             )
 
-        return await self.tx(write)
+        if customer.created and not prepared.request.request_id:
+            # A customer identity just created has no lead or touch to read, and the lead with
+            # its event is one statement: no transaction around it (no BEGIN/COMMIT round trips).
+            # Should a concurrent submission's lead collide with ours, the transaction below
+            # reads them after all.
+            try:
+                return await self.uow.run(write(True), autocommit=True, retry_races=False)
+            except IntegrityError:
+                pass
+        return await self.tx(write(False))
 
     async def join_fission(
         self,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from google.protobuf import json_format
@@ -45,15 +46,20 @@ def attributes_from_pb(struct: Struct) -> dict[str, Any]:
     return json_format.MessageToDict(struct)
 
 
-def timestamp(at: Any) -> Timestamp:
-    ts = Timestamp()
-    ts.FromDatetime(at)
-    return ts
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def timestamp(at: datetime) -> Timestamp:
+    """`at` (naive: UTC) as a Timestamp, by integer arithmetic (Timestamp.FromDatetime goes
+    through calendar.timegm and costs a few times more, on every answer)."""
+    delta = (at if at.tzinfo is not None else at.replace(tzinfo=UTC)) - _EPOCH
+    return Timestamp(seconds=delta.days * 86400 + delta.seconds, nanos=delta.microseconds * 1000)
 
 
 def customer_to_pb(view: CustomerView) -> pb.Customer:
     attributes = Struct()
-    attributes.update(view.attributes)
+    if view.attributes:
+        attributes.update(view.attributes)
     return pb.Customer(
         tenant_id=view.tenant_id,
         customer_id=view.customer_id,
