@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 from sqlalchemy import and_, delete, func, insert, or_, select, text, update
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
@@ -77,9 +78,26 @@ class ActivityRepository:
     ) -> ActivityRow | None:
         return await session.get(ActivityRow, (tenant, customer_id))
 
-    async def add(self, session: AsyncSession, row: ActivityRow) -> None:
-        session.add(row)
-        await session.flush()
+    async def add_unless_present(
+        self, session: AsyncSession, row: ActivityRow
+    ) -> tuple[ActivityRow, bool]:
+        """`row` inserted, or the customer's row that a concurrent transaction inserted first
+        (ON CONFLICT DO NOTHING waits for that one to commit, then yields to it rather than
+        failing on the key): (the row as stored, whether this call created it)."""
+        columns = {
+            attr.columns[0].name: getattr(row, attr.key)
+            for attr in sa_inspect(ActivityRow).column_attrs
+            if attr.key in row.__dict__
+        }
+        dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+        stmt = dialect.insert(ActivityRow).values(columns)
+        result = await session.execute(
+            stmt.on_conflict_do_nothing(index_elements=["tenant_id", "customer_id"])
+        )
+        stored = await session.get(ActivityRow, (row.tenant_id, row.customer_id))
+        if stored is None:  # only a concurrent erasure between the two statements
+            raise LookupError(f"activity row of {row.customer_id} vanished while created")
+        return stored, bool(getattr(result, "rowcount", 0) == 1)
 
     async def tenants(self, session: AsyncSession) -> list[str]:
         """Every tenant with a customer (the sweep's list)."""

@@ -150,32 +150,38 @@ class ActivityService:
         """The customer's row (created on first sight), last seen moved to `at`."""
         at = utc(at)
         row = await self._repo.find(session, tenant, customer_id)
+        created = False
         if row is None:
-            row = ActivityRow(
-                tenant_id=tenant,
-                customer_id=customer_id,
-                first_seen_at=at,
-                last_seen_at=at,
-                order_count=0,
-                revenue_minor=0,
-                referrals_made=0,
-                unsubscribed=False,
-                deleted_rep=False,
-                consent=False,
-                channel_id="",
-                channel_kind="",
-                owner_rep_id="",
-                contact_kind="",
-                contact_scope="",
-                contact_value="",
-                active_hours=[0] * 24,
-                stage=lifecycle.INVESTIGATION,
-                stage_reason="",
-                churn_risk=0.0,
-                next_review_at=at,
-                win_back_attempts=0,
+            # Two consumers (acquisition's and conversion's events) may see a new customer at
+            # once: the insert yields to the other's row instead of failing on the key.
+            row, created = await self._repo.add_unless_present(
+                session,
+                ActivityRow(
+                    tenant_id=tenant,
+                    customer_id=customer_id,
+                    first_seen_at=at,
+                    last_seen_at=at,
+                    order_count=0,
+                    revenue_minor=0,
+                    referrals_made=0,
+                    unsubscribed=False,
+                    deleted_rep=False,
+                    consent=False,
+                    channel_id="",
+                    channel_kind="",
+                    owner_rep_id="",
+                    contact_kind="",
+                    contact_scope="",
+                    contact_value="",
+                    active_hours=[0] * 24,
+                    stage=lifecycle.INVESTIGATION,
+                    stage_reason="",
+                    churn_risk=0.0,
+                    next_review_at=at,
+                    win_back_attempts=0,
+                ),
             )
-            await self._repo.add(session, row)
+        if created:
             await self._record_change(
                 session, row, "", lifecycle.INVESTIGATION, reason="first seen", at=at
             )
