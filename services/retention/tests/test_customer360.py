@@ -98,6 +98,19 @@ async def view(stack: Stack, t: str, cid: str) -> pb.GetCustomer360Response:
     return await stack.stub.GetCustomer360(pb.GetCustomer360Request(tenant_id=t, customer_id=cid))
 
 
+# The activity model's tables keyed by customer (the other events' effects besides the 360).
+ACTIVITY_TABLES = (
+    "activity",
+    "customer_value",
+    "orders",
+    "order_items",
+    "customer_tags",
+    "stage_changes",
+    "loyalty_accounts",
+    "points_ledger",
+)
+
+
 async def rows_naming(stack: Stack, t: str, cid: str) -> list[str]:
     """The 360 tables with a row of this tenant that names the customer in any column."""
     found = []
@@ -445,6 +458,15 @@ async def test_late_events_of_a_forgotten_customer_bring_no_rows_back(
 
     await eventually(others_in)
     assert await rows_naming(stack, t, cid) == []
+    # Nor do they bring back the activity model's rows: no activity row, order, tag, stage
+    # change or points of the forgotten customer.
+    async with stack.retention.runtime.sessions() as session:
+        for table in ACTIVITY_TABLES:
+            left = await session.scalar(
+                text(f"SELECT count(*) FROM {table} WHERE tenant_id = :t AND customer_id = :c"),
+                {"t": t, "c": cid},
+            )
+            assert left == 0, f"{table} holds rows of the forgotten customer"
     got = await view(stack, t, other)
     # Referred, with the code, but by nobody known any more.
     assert got.referral.referred_by_customer_id == ""

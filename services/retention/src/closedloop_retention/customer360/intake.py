@@ -30,6 +30,11 @@ class Customer360Intake:
         """Whether the customer was forgotten (their late event adds nothing)."""
         return customer in await self._repo.forgotten_among(session, tenant, [customer])
 
+    async def is_forgotten(self, session: AsyncSession, tenant: str, customer: str) -> bool:
+        """Whether retention erased this customer; holds their lock to the transaction's end, so
+        an erasure in progress is waited for and what this transaction writes cannot outlive it."""
+        return await self._gone(session, tenant, customer)
+
     # --- what each event adds (nothing for a forgotten customer) -------------------------------
 
     async def touched(

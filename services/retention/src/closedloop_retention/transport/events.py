@@ -94,11 +94,16 @@ class EventHandlers:
             "reward.revoked": self.reward_revoked,
         }
         # The customer 360 follows the same events in the same transactions (transport/events_360).
-        feed = Customer360Feed(self._c360.intake).handlers()
+        # Neither follows the events of a customer already forgotten (their erasure takes the
+        # same per-customer lock first, so the two cannot interleave).
+        c360 = Customer360Feed(self._c360.intake)
+        feed, own = c360.handlers(), c360.unless_forgotten
         return [
-            Subscription.to("acquisition", "acquisition", also(acquisition, feed["acquisition"])),
-            Subscription.to("conversion", "conversion", also(conversion, feed["conversion"])),
-            Subscription.to("referral", "referral", also(referral, feed["referral"])),
+            Subscription.to(
+                "acquisition", "acquisition", also(own(acquisition), feed["acquisition"])
+            ),
+            Subscription.to("conversion", "conversion", also(own(conversion), feed["conversion"])),
+            Subscription.to("referral", "referral", also(own(referral), feed["referral"])),
             identity_subscription(
                 on_merged=self.merged, on_unmerged=self.unmerged, on_forgotten=self.forgotten
             ),
@@ -273,12 +278,11 @@ class EventHandlers:
 
     async def referral_converted(self, session: AsyncSession, env: Envelope) -> None:
         event = payload(env, ref.ReferralConverted)
+        referrer = event.referrer_customer_id
+        if referrer and await self._c360.intake.is_forgotten(session, env.tenant_id, referrer):
+            referrer = ""  # a forgotten referrer's count is not brought back
         await self._intake.referral_converted(
-            session,
-            env.tenant_id,
-            env.customer_id,
-            event.referrer_customer_id,
-            occurred_at(env, now),
+            session, env.tenant_id, env.customer_id, referrer, occurred_at(env, now)
         )
 
     async def reward_granted(self, session: AsyncSession, env: Envelope) -> None:
@@ -325,8 +329,10 @@ class EventHandlers:
         )
 
     async def forgotten(self, session: AsyncSession, tenant: str, ids: Sequence[str]) -> None:
-        await self._people.forget(session, tenant, ids)
+        # The 360 first: it takes the customers' locks and records them as forgotten, so an
+        # event of theirs handled at the same time waits, then sees them gone.
         await self._c360.forget(session, tenant, list(ids), now())
+        await self._people.forget(session, tenant, ids)
 
     # --- the funnel read model ----------------------------------------------------------------
 

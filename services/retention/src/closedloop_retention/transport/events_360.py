@@ -46,6 +46,21 @@ class Customer360Feed:
     def __init__(self, intake: Customer360Intake) -> None:
         self._c360 = intake
 
+    def unless_forgotten(self, own: dict[str, Handler]) -> dict[str, Handler]:
+        """`own` handlers skipping the events of a customer retention erased: one arriving late
+        or replayed would otherwise bring back their activity row, tags or points."""
+        return {event: self._guarded(handler) for event, handler in own.items()}
+
+    def _guarded(self, handler: Handler) -> Handler:
+        async def unless_forgotten(session: AsyncSession, env: Envelope) -> None:
+            if env.customer_id and await self._c360.is_forgotten(
+                session, env.tenant_id, env.customer_id
+            ):
+                return
+            await handler(session, env)
+
+        return unless_forgotten
+
     def handlers(self) -> dict[str, dict[str, Handler]]:
         """Per producer and event type, what the 360 does with it."""
         return {
