@@ -40,6 +40,7 @@ from _common import (
     Cleanup,
     closed_loop,
     cpu_seconds,
+    cpu_spent,
     create_database,
     database_base_url,
     drop_database,
@@ -805,12 +806,6 @@ class RoundRobinStub:
         return next(self._next).ResolveCustomer(request, **kwargs)
 
 
-def _spent(before: dict[int, float], after: dict[int, float]) -> float:
-    """CPU seconds spent between two samples by the processes alive at the second (one that
-    started in between spent all of its CPU in between)."""
-    return sum(seconds - before.get(pid, 0.0) for pid, seconds in after.items())
-
-
 def _machine_busy_seconds() -> float:
     """CPU seconds all processes of the machine spent (everything but idle and iowait)."""
     values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
@@ -879,9 +874,9 @@ async def scaling_cell(
             result = await closed_loop(call, duration_s=args.duration, **load)  # type: ignore[arg-type]
             wall = (time.perf_counter() - started) * cpus
             client = (time.process_time() - client0) / wall
-            served = _spent(service0, cpu_seconds(service_pids)) / wall
+            served = cpu_spent(service0, cpu_seconds(service_pids)) / wall
             pg_pids = await _backends(engine, stack.database)  # and those opened meanwhile
-            pg = _spent(pg0, cpu_seconds(pg_pids)) / wall
+            pg = cpu_spent(pg0, cpu_seconds(pg_pids)) / wall
             busy = (_machine_busy_seconds() - busy0) / wall
             cells.append(ScalingCell(workers, name, result, client, served, pg, busy))
             out(

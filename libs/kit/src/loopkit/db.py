@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import MetaData, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import (
@@ -44,6 +45,14 @@ def is_sqlite(engine_or_url: AsyncEngine | str) -> bool:
         # The engine's dialect knows (parsing its URL again cost ~40 us per unit of work).
         return bool(engine_or_url.dialect.name == "sqlite")
     return make_url(engine_or_url).get_backend_name() == "sqlite"
+
+
+def conflict_insert(target: AsyncSession | str, table: Any) -> Any:
+    """An INSERT into `table` with the `on_conflict_do_nothing` / `on_conflict_do_update`
+    clauses of the database behind `target` (a session, or a dialect name): PostgreSQL's, else
+    SQLite's, the two the services run on."""
+    name = target if isinstance(target, str) else target.get_bind().dialect.name
+    return (postgresql.insert if name == "postgresql" else sqlite.insert)(table)
 
 
 def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:

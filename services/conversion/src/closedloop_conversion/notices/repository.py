@@ -8,12 +8,11 @@ from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import Table, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from closedloop_conversion.models import RepNoticeRow, RepTaskRow
 from closedloop_conversion.sales.repository import literal_ids
+from loopkit.db import conflict_insert
 
 PENDING = "pending"
 _NOTICES = cast(Table, RepNoticeRow.__table__)
@@ -42,10 +41,10 @@ async def insert_new(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> N
     """Several notices in one statement; a key stored meanwhile (another replica) is skipped."""
     if not rows:
         return
-    dialect = session.get_bind().dialect.name
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
     await session.execute(
-        insert(_NOTICES).on_conflict_do_nothing(index_elements=["tenant_id", "idempotency_key"]),
+        conflict_insert(session, _NOTICES).on_conflict_do_nothing(
+            index_elements=["tenant_id", "idempotency_key"]
+        ),
         list(rows),
     )
 

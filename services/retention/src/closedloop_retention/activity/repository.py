@@ -9,7 +9,6 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import and_, delete, func, insert, or_, select, text, update
 from sqlalchemy import inspect as sa_inspect
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
@@ -24,6 +23,7 @@ from closedloop_retention.models import (
     TagRow,
 )
 from loopkit.customer_rows import repoint_customer, repoint_unique
+from loopkit.db import conflict_insert
 
 # The tables keyed by (tenant, customer) this concept owns, besides the activity row itself.
 _CUSTOMER_TABLES = (OrderRow, OrderItemRow, StageChangeRow, TagRow)
@@ -89,8 +89,7 @@ class ActivityRepository:
             for attr in sa_inspect(ActivityRow).column_attrs
             if attr.key in row.__dict__
         }
-        dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-        stmt = dialect.insert(ActivityRow).values(columns)
+        stmt = conflict_insert(session, ActivityRow).values(columns)
         result = await session.execute(
             stmt.on_conflict_do_nothing(index_elements=["tenant_id", "customer_id"])
         )
@@ -259,8 +258,7 @@ class ActivityRepository:
         }
         v = CustomerValueRow
         if row.order_count > 0 and row.last_order_at is not None:
-            dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-            stmt = dialect.insert(v).values(
+            stmt = conflict_insert(session, v).values(
                 tenant_id=row.tenant_id,
                 customer_id=row.customer_id,
                 rfm_r=0,

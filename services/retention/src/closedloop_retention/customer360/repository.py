@@ -9,7 +9,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, case, delete, func, or_, select, text, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from closedloop_retention.clock import utc
@@ -24,6 +23,7 @@ from closedloop_retention.models import (
     C360RewardRow,
 )
 from loopkit.customer_rows import repoint_customer, set_aside
+from loopkit.db import conflict_insert
 
 # Tables whose customer_id column names the customer the row is about.
 _OWNED: tuple[type[Any], ...] = (
@@ -33,11 +33,6 @@ _OWNED: tuple[type[Any], ...] = (
     C360RewardRow,
     C360EventRow,
 )
-
-
-def _insert(session: AsyncSession, model: type[Any]) -> Any:
-    dialect = session.get_bind().dialect.name
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(model)
 
 
 # Transaction-scoped locks of customer ids, taken in one order (sorted) so two takers never
@@ -54,7 +49,7 @@ class Customer360Repository:
     async def add_entry(
         self, session: AsyncSession, tenant: str, customer: str, entry: Entry
     ) -> None:
-        stmt = _insert(session, C360EventRow).values(
+        stmt = conflict_insert(session, C360EventRow).values(
             tenant_id=tenant,
             entry_key=entry.key[:200],
             customer_id=customer,
@@ -80,7 +75,7 @@ class Customer360Repository:
             "referral_code": lead.referral_code,
             "captured_at": utc(at),
         }
-        stmt = _insert(session, C360LeadRow).values(
+        stmt = conflict_insert(session, C360LeadRow).values(
             tenant_id=tenant, lead_id=lead.lead_id, customer_id=customer, rep_id="", **facts
         )
         await session.execute(
@@ -99,7 +94,7 @@ class Customer360Repository:
         """The lead's rep, unless a later assignment was already recorded (events can arrive out
         of order; the latest assignment wins)."""
         values = {"rep_id": rep_id, "assigned_at": utc(at)}
-        stmt = _insert(session, C360LeadRow).values(
+        stmt = conflict_insert(session, C360LeadRow).values(
             tenant_id=tenant,
             lead_id=lead_id,
             customer_id=customer,
@@ -121,14 +116,14 @@ class Customer360Repository:
 
     async def add_followup(self, session: AsyncSession, row: C360FollowUpRow) -> None:
         values = {c.name: getattr(row, c.name) for c in C360FollowUpRow.__table__.columns}
-        stmt = _insert(session, C360FollowUpRow).values(values)
+        stmt = conflict_insert(session, C360FollowUpRow).values(values)
         await session.execute(
             stmt.on_conflict_do_nothing(index_elements=["tenant_id", "follow_up_id"])
         )
 
     async def add_order(self, session: AsyncSession, row: C360OrderRow) -> None:
         values = {c.name: getattr(row, c.name) for c in C360OrderRow.__table__.columns}
-        stmt = _insert(session, C360OrderRow).values(values)
+        stmt = conflict_insert(session, C360OrderRow).values(values)
         await session.execute(stmt.on_conflict_do_nothing(index_elements=["tenant_id", "order_id"]))
 
     async def refund_order(
@@ -158,7 +153,7 @@ class Customer360Repository:
     ) -> None:
         """Who referred a newcomer: the first referrer named stays; a conversion marks it."""
         table = C360ReferralRow.__table__
-        stmt = _insert(session, C360ReferralRow).values(
+        stmt = conflict_insert(session, C360ReferralRow).values(
             tenant_id=tenant,
             newcomer_id=newcomer,
             referrer_id=referrer,
@@ -186,7 +181,7 @@ class Customer360Repository:
     async def reward_granted(self, session: AsyncSession, row: C360RewardRow) -> None:
         values = {c.name: getattr(row, c.name) for c in C360RewardRow.__table__.columns}
         values.pop("revoked_at")
-        stmt = _insert(session, C360RewardRow).values(values)
+        stmt = conflict_insert(session, C360RewardRow).values(values)
         await session.execute(
             stmt.on_conflict_do_update(
                 index_elements=["tenant_id", "reward_id"],
@@ -204,7 +199,7 @@ class Customer360Repository:
         at: datetime,
     ) -> None:
         """Marks the reward taken back (kept as a row without a grant time if it came first)."""
-        stmt = _insert(session, C360RewardRow).values(
+        stmt = conflict_insert(session, C360RewardRow).values(
             tenant_id=tenant,
             reward_id=reward_id,
             customer_id=customer,
@@ -311,7 +306,7 @@ class Customer360Repository:
         forgotten = [
             {"tenant_id": tenant, "customer_id": i, "forgotten_at": when} for i in sorted(set(ids))
         ]
-        stmt = _insert(session, C360ForgottenRow).values(forgotten)
+        stmt = conflict_insert(session, C360ForgottenRow).values(forgotten)
         await session.execute(
             stmt.on_conflict_do_nothing(index_elements=["tenant_id", "customer_id"])
         )

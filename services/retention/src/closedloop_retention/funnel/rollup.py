@@ -20,11 +20,11 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import delete, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from closedloop_retention.clock import utc
 from closedloop_retention.models import FunnelDailyRow, FunnelGapBucketRow, FunnelStepRow
+from loopkit.db import conflict_insert
 
 # The rollup's dimensions: (dim, which column of the step row names its dim_id, or None).
 DIMS: tuple[tuple[str, str | None], ...] = (
@@ -182,9 +182,8 @@ def _key(values: tuple[Any, ...], names: tuple[str, ...]) -> dict[str, Any]:
 @functools.cache
 def _upsert(dialect: str, table: Any, counters: tuple[str, ...]) -> Any:
     """INSERT one row, or add its counters to the stored row's (one statement, cached)."""
-    insert: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
     t = table.__table__
-    stmt = insert(t)
+    stmt = conflict_insert(dialect, t)
     return stmt.on_conflict_do_update(
         index_elements=[c.name for c in t.primary_key.columns],
         set_={c: t.c[c] + getattr(stmt.excluded, c) for c in counters},
