@@ -35,6 +35,18 @@ _OWNED: tuple[type[Any], ...] = (
 )
 
 
+def _looked_up(session: AsyncSession) -> dict[tuple[str, str], bool]:
+    """Whether each (tenant, customer) looked up in the session's current transaction was
+    forgotten; a new transaction starts with none. A savepoint counts as a transaction of its
+    own: rolled back, it releases the locks taken in it, and with them what was looked up."""
+    transaction = session.get_nested_transaction() or session.get_transaction()
+    memo = session.info.get("c360_forgotten")
+    if memo is None or memo[0] is not transaction:
+        memo = session.info["c360_forgotten"] = (transaction, {})
+    looked_up: dict[tuple[str, str], bool] = memo[1]
+    return looked_up
+
+
 # Transaction-scoped locks of customer ids, taken in one order (sorted) so two takers never
 # deadlock on each other; the subquery's ORDER BY sets the order they are taken in.
 _LOCK = text(
@@ -281,17 +293,24 @@ class Customer360Repository:
         self, session: AsyncSession, tenant: str, ids: Sequence[str]
     ) -> set[str]:
         """Which of these customers the 360 erased. Takes their locks first, so an erasure in
-        progress is waited for (and then seen: a statement of its own, a snapshot after it)."""
-        wanted = sorted({i for i in ids if i})
-        if not wanted:
-            return set()
-        await self.lock(session, tenant, wanted)
-        found = await session.scalars(
-            select(C360ForgottenRow.customer_id).where(
-                C360ForgottenRow.tenant_id == tenant, C360ForgottenRow.customer_id.in_(wanted)
+        progress is waited for (and then seen: a statement of its own, a snapshot after it).
+        An answer holds until the transaction ends (the lock keeps an erasure out), so each
+        customer is looked up once per transaction: the activity handlers and the 360's own,
+        which run on the same event, share it."""
+        known = _looked_up(session)
+        wanted = sorted({i for i in ids if i and (tenant, i) not in known})
+        if wanted:
+            await self.lock(session, tenant, wanted)
+            found = set(
+                await session.scalars(
+                    select(C360ForgottenRow.customer_id).where(
+                        C360ForgottenRow.tenant_id == tenant,
+                        C360ForgottenRow.customer_id.in_(wanted),
+                    )
+                )
             )
-        )
-        return set(found)
+            known.update({(tenant, i): i in found for i in wanted})
+        return {i for i in ids if i and known[(tenant, i)]}
 
     async def erase(
         self, session: AsyncSession, tenant: str, ids: Sequence[str], at: datetime
@@ -302,6 +321,7 @@ class Customer360Repository:
         if not ids:
             return
         await self.lock(session, tenant, ids)
+        _looked_up(session).update({(tenant, i): True for i in ids})
         when = utc(at)
         forgotten = [
             {"tenant_id": tenant, "customer_id": i, "forgotten_at": when} for i in sorted(set(ids))
