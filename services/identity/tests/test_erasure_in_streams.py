@@ -157,6 +157,8 @@ async def test_data_keys_are_for_the_services_key_only(identity, stub, tenant):
     assert not key.erased and key.key
 
 
+# PostgreSQL only: SQLite runs GetCustomerKeys in one transaction, serial with the forget's.
+@pytest.mark.parametrize("identity", ["postgres"], indirect=True)
 async def test_a_key_asked_for_while_its_customer_is_forgotten_is_not_left_behind(
     stub, tenant, identity
 ):
@@ -165,8 +167,6 @@ async def test_a_key_asked_for_while_its_customer_is_forgotten_is_not_left_behin
     that commits between the two finds no key to destroy: the key written after it must not stay
     (the answer is `erased` either way). Forced here: the test holds the key table's write lock,
     lets the call read, and forgets the customer under that lock before the call may write."""
-    if identity.runtime.engine.dialect.name != "postgresql":
-        pytest.skip("SQLite runs GetCustomerKeys in one transaction, serial with the forget's")
     cases = use_cases(identity.runtime.outbox)
     claim = ClaimedIdentity(IdentityKey(Kind.WECHAT_OPENID, "wx-app", f"o-{tenant}"))
     made = await transact(
