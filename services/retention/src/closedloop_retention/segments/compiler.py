@@ -18,6 +18,7 @@ from sqlalchemy import (
     true,
 )
 
+from closedloop_retention.activity.value import score_columns
 from closedloop_retention.clock import utc
 from closedloop_retention.models import ActivityRow, CustomerValueRow, LoyaltyAccountRow, TagRow
 from closedloop_retention.segments.language import Condition, Node, Not, TimeValue
@@ -55,8 +56,11 @@ def _column(name: str) -> Any:
             0,
         )
     if name in _SCORES:
+        # Computed from the customer's inputs and the tenant's cut-offs (activity/value.py).
         return func.coalesce(
-            select(getattr(CustomerValueRow, name))
+            select(score_columns()[name])
+            .select_from(CustomerValueRow)
+            .join(CustomerValueRow.cuts)
             .where(
                 CustomerValueRow.tenant_id == _A.tenant_id,
                 CustomerValueRow.customer_id == _A.customer_id,
@@ -67,7 +71,7 @@ def _column(name: str) -> Any:
     return columns[name]
 
 
-# The RFM scores, kept in their own table; a customer without a row scores 0 / not top.
+# The RFM scores, computed when read; a customer without a value row scores 0 / not top.
 _SCORES = frozenset({"rfm_r", "rfm_f", "rfm_m", "rfm_score", "top_customer"})
 
 
