@@ -359,3 +359,47 @@ async def test_scores_hold_until_the_next_rescore(retention: RunningService) -> 
     assert await scores(retention, tenant) == {**reference(now), "b" * 26: (0, 0, 0, 0, False)}
     assert await transact(retention.runtime.sessions, top) == ["a" * 26]
     assert await transact(retention.runtime.sessions, preview) == 3
+
+
+async def test_cut_offs_are_exact_from_any_guess(retention: RunningService) -> None:
+    """A rescore starts from guesses (the last cut-offs, or a sample's) and walks the index to
+    the exact positions: whatever the guesses (below, above, between or at values, missing),
+    the cut-offs are those of the sorted values."""
+    tenant = f"rfmg-{uuid.uuid4().hex[:8]}"
+    facts = buyers(137, seed=11)
+    await seed(retention, tenant, facts)
+    names = [name for name, _, _ in value._PICKS]
+
+    async def exact(guesses: dict[str, Any]) -> dict[str, Any]:
+        async def work(session: Any) -> dict[str, Any]:
+            return await value.cut_offs(session, tenant, guesses)
+
+        return await transact(retention.runtime.sessions, work)
+
+    expected = await exact({})
+    ref = reference(facts)
+    assert expected["buyers"] == 137
+    rng = random.Random(3)
+    by_column = {
+        "last_order_at": [f["last_order_at"] for f in facts],
+        "order_count": [f["order_count"] for f in facts],
+        "revenue_minor": [f["revenue_minor"] for f in facts],
+    }
+    offsets = {"last_order_at": timedelta(hours=7), "order_count": 0, "revenue_minor": 7}
+    for trial in range(6):
+        guesses: dict[str, Any] = {}
+        for name, column, _ in value._PICKS:
+            values = by_column[column]
+            pick = {
+                0: min(values),
+                1: max(values),
+                2: rng.choice(values),
+                3: rng.choice(values) + offsets[column],  # between values
+                4: min(values) - offsets[column] if column != "order_count" else 0,
+                5: None,
+            }[(trial + names.index(name)) % 6]
+            guesses[name] = pick
+        assert await exact(guesses) == expected, guesses
+    # And they give the reference scores.
+    await rescore(retention, tenant)
+    assert await scores(retention, tenant) == ref

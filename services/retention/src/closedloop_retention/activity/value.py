@@ -33,6 +33,7 @@ from sqlalchemy import (
     select,
     text,
 )
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import contains_eager
 
@@ -80,21 +81,89 @@ def _at(tenant: str, column: Any, pos: int, n: int) -> Any:
     )
 
 
-async def cut_offs(session: AsyncSession, tenant: str) -> dict[str, Any]:
-    """The tenant's cut-off columns (all None without buyers) and how many buyers they rank."""
-    n = int(await session.scalar(select(func.count()).select_from(_V).where(_buyers(tenant))) or 0)
-    names = [name for cuts in _CUT_NAMES.values() for name in cuts] + ["top_revenue"]
-    if n == 0:
-        return {"buyers": 0, **dict.fromkeys(names)}
-    picks = [
-        _at(tenant, getattr(_V, column), position(q, n), n)
-        for column in _CUT_NAMES
-        for q in QUINTILES
+# Each cut-off: its column, the input it ranks and the share of its position (the top revenue:
+# position ceil(20 % of n) from the top).
+_PICKS = [
+    (name, column, q)
+    for column, names in _CUT_NAMES.items()
+    for name, q in zip(names, QUINTILES, strict=True)
+] + [("top_revenue", "revenue_minor", -TOP_SHARE)]
+
+
+def _rank(share: float, n: int) -> int:
+    """The ascending position of a pick (a negative share counts from the top)."""
+    return n + 1 - position(-share, n) if share < 0 else position(share, n)
+
+
+def _walk(tenant: str, column: Any, guess: Any, pos: int, counted: tuple[int, int]) -> Any:
+    """The value at position `pos` when `counted` values are less than `guess` and at most it:
+    `guess` itself, or a walk along the index from it (as many entries as the position is away
+    from the guess's)."""
+    below, through = counted
+    if below < pos <= through:
+        return guess
+    step = select(column).where(_buyers(tenant)).limit(1)
+    if pos > through:
+        step = step.where(column > guess).order_by(column).offset(pos - through - 1)
+    else:
+        step = step.where(column < guess).order_by(column.desc()).offset(below - pos)
+    return step.scalar_subquery()
+
+
+async def _sampled_guesses(session: AsyncSession, tenant: str) -> dict[str, Any]:
+    """Guesses for a first rescore on PostgreSQL: the same percentiles of a 1 % sample of the
+    table's pages (none for a tenant too small to be in it)."""
+    sample = _V.__table__.tablesample(1.0)
+    c = sample.c
+    shares = postgresql.array(QUINTILES)
+    row = (
+        await session.execute(
+            select(
+                *(func.percentile_disc(shares).within_group(c[column]) for column in _CUT_NAMES),
+                func.percentile_disc(1 - TOP_SHARE).within_group(c.revenue_minor),
+            ).where(c.tenant_id == tenant, c.order_count > 0, c.last_order_at.is_not(None))
+        )
+    ).one()
+    if row[0] is None:
+        return {}
+    values = [v for arr in row[:3] for v in arr] + [row[3]]
+    return {name: v for (name, _, _), v in zip(_PICKS, values, strict=True)}
+
+
+async def cut_offs(session: AsyncSession, tenant: str, guesses: dict[str, Any]) -> dict[str, Any]:
+    """The tenant's cut-off columns (all None without buyers) and how many buyers they rank.
+
+    Each cut-off starts from a guess (the last rescore's, else a sample's): one aggregate,
+    which PostgreSQL runs in parallel, counts the buyers and, per guess, the values below it and
+    at most it; then one statement reads each cut-off at its exact position, the guess itself or
+    a walk along that input's index from it (as far as the inputs moved since, in a steady
+    state: a few entries). Without a guess, from the nearer end of the index."""
+    guessed = [
+        (name, column, guesses[name]) for name, column, _ in _PICKS if guesses.get(name) is not None
     ]
-    # The revenue at position ceil(20 % of n) from the top.
-    picks.append(_at(tenant, _V.revenue_minor, n + 1 - position(TOP_SHARE, n), n))
-    row = (await session.execute(select(*picks))).one()
-    return {"buyers": n, **dict(zip(names, row, strict=True))}
+    counts: list[Any] = [func.count()]
+    for _, column, guess in guessed:
+        counts.append(func.count().filter(getattr(_V, column) < guess))
+        counts.append(func.count().filter(getattr(_V, column) <= guess))
+    row = (await session.execute(select(*counts).where(_buyers(tenant)))).one()
+    n = int(row[0])
+    if n == 0:
+        return {"buyers": 0, **{name: None for name, _, _ in _PICKS}}
+    ranks = {
+        name: (int(row[1 + 2 * i]), int(row[2 + 2 * i])) for i, (name, _, _) in enumerate(guessed)
+    }
+    picks = []
+    for name, column, share in _PICKS:
+        pos = _rank(share, n)
+        if name in ranks:
+            picks.append(_walk(tenant, getattr(_V, column), guesses[name], pos, ranks[name]))
+        else:
+            picks.append(_at(tenant, getattr(_V, column), pos, n))
+    # Guesses that hold are values already: only the walks need a statement.
+    queried = [p for p in picks if isinstance(p, ColumnElement)]
+    found = iter((await session.execute(select(*queried))).one() if queried else ())
+    values = [next(found) if isinstance(p, ColumnElement) else p for p in picks]
+    return {"buyers": n, **{name: v for (name, _, _), v in zip(_PICKS, values, strict=True)}}
 
 
 # The two-key advisory lock space of a tenant's rescore (retention's database; the relay's
@@ -108,14 +177,22 @@ async def recompute_rfm(session: AsyncSession, tenant: str) -> int:
     5 = best) and the top 20% by revenue, by writing the tenant's cut-offs (a new generation);
     customers without orders have no scores (read as 0). Returns how many buyers were ranked.
 
-    Reads 13 values from the inputs' indexes and a count of the buyers, writes one row: the
-    customers' rows are not touched (their scores are computed when read)."""
-    if session.get_bind().dialect.name == "postgresql":
+    Reads the buyers once (a count, in parallel on PostgreSQL) and 13 values from the inputs'
+    indexes (`cut_offs`), writes one row: no customer's row is touched (their scores are
+    computed when read)."""
+    postgres = session.get_bind().dialect.name == "postgresql"
+    if postgres:
         await session.execute(_LOCK, {"space": _RESCORE_SPACE, "tenant": tenant})
-    values = await cut_offs(session, tenant)
     # Under the lock (SQLite: its single writer), the row as committed, not as this session
     # may have loaded it before.
     row = await session.get(_C, tenant, populate_existing=True, with_for_update=True)
+    if row is not None and row.buyers:
+        guesses = {name: getattr(row, name) for name, _, _ in _PICKS}
+    elif postgres:
+        guesses = await _sampled_guesses(session, tenant)
+    else:
+        guesses = {}
+    values = await cut_offs(session, tenant, guesses)
     if row is None:
         session.add(_C(tenant_id=tenant, generation=1, **values))
     else:
@@ -134,26 +211,29 @@ def current_generation(tenant: Any) -> Any:
 def score_columns() -> dict[str, ColumnElement[Any]]:
     """The scores of a `customer_value` row joined to its tenant's `rfm_cut_offs` row, in SQL:
     the same rule as `CustomerValueRow`'s properties (models.py)."""
-    held = _V.held_generation == _C.generation
 
-    def scored(live: Any, kept: Any, default: Any = None) -> Any:
-        value = case((held, kept), else_=live)
-        return func.coalesce(value, default) if default is not None else value
+    def at(name: str) -> Any:
+        return getattr(_C, name)
+
+    held = _V.held_generation == at("generation")
+
+    def scored(live: Any, kept: Any) -> Any:
+        return case((held, kept), else_=live)
 
     last = scored(_V.last_order_at, _V.held_last_order_at)
-    orders = scored(_V.order_count, _V.held_order_count, 0)
-    revenue = scored(_V.revenue_minor, _V.held_revenue_minor, 0)
-    # No score: no buyer when last ranked, or the tenant had no buyer then.
-    unscored = or_(orders <= 0, last.is_(None), _C.recency_20.is_(None))
+    orders = func.coalesce(scored(_V.order_count, _V.held_order_count), 0)
+    revenue = func.coalesce(scored(_V.revenue_minor, _V.held_revenue_minor), 0)
+    # No score: no buyer when last ranked, or the tenant had no buyer then (or no rescore).
+    unscored = or_(orders <= 0, last.is_(None), func.coalesce(at("buyers"), 0) == 0)
 
     def quintile(value: Any, names: tuple[str, ...]) -> Any:
-        whens = [(value > getattr(_C, name), i + 2) for i, name in reversed(list(enumerate(names)))]
+        whens = [(value > at(name), i + 2) for i, name in reversed(list(enumerate(names)))]
         return case((unscored, 0), *whens, else_=1)
 
     r = quintile(last, _CUT_NAMES["last_order_at"])
     f = quintile(orders, _CUT_NAMES["order_count"])
     m = quintile(revenue, _CUT_NAMES["revenue_minor"])
-    top = case((and_(not_(unscored), revenue >= _C.top_revenue), True), else_=False)
+    top = case((and_(not_(unscored), revenue >= at("top_revenue")), True), else_=False)
     return {
         "rfm_r": r,
         "rfm_f": f,
