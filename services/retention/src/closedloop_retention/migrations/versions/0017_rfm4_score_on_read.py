@@ -122,11 +122,9 @@ def upgrade() -> None:
     if bind.dialect.name == "postgresql":
         # No rescore updates these rows any more (an order's update changes indexed columns,
         # never HOT): the room fillfactor 50 kept for HOT updates is not needed by new pages.
+        # Not rewritten: a rewrite (CLUSTER) halved the pages but left none all-visible until
+        # the next vacuum, and at 1M the rescore's index walks and the sweep were slower for it.
         op.execute("ALTER TABLE customer_value RESET (fillfactor)")
-        # Rewritten packed (half the pages: a rescore's one pass reads them all; ~2-3 s and an
-        # exclusive lock per 1M rows). Its pages are all-visible again after the next vacuum.
-        op.execute("CLUSTER customer_value USING pk_customer_value")
-        op.execute("ALTER TABLE customer_value SET WITHOUT CLUSTER")
 
 
 def _quintile(value: str, prefix: str) -> str:
