@@ -95,16 +95,13 @@ def _rank(share: float, n: int) -> int:
     return n + 1 - position(-share, n) if share < 0 else position(share, n)
 
 
-def _walk(tenant: str, column: Any, guess: Any, pos: int, counted: tuple[int, int]) -> Any:
-    """The value at position `pos` when `counted` values are less than `guess` and at most it:
-    `guess` itself, or a walk along the index from it (as many entries as the position is away
-    from the guess's)."""
-    below, through = counted
-    if below < pos <= through:
-        return guess
+def _walk(tenant: str, column: Any, guess: Any, pos: int, below: int) -> Any:
+    """The value at position `pos` when `below` values are less than `guess`: a walk along the
+    index from the guess, down (`pos` ≤ `below`) or up from its first entry, as many entries as
+    the position is from the guess's (and up, the guess's own duplicates)."""
     step = select(column).where(_buyers(tenant)).limit(1)
-    if pos > through:
-        step = step.where(column > guess).order_by(column).offset(pos - through - 1)
+    if pos > below:
+        step = step.where(column >= guess).order_by(column).offset(pos - below - 1)
     else:
         step = step.where(column < guess).order_by(column.desc()).offset(below - pos)
     return step.scalar_subquery()
@@ -134,35 +131,29 @@ async def cut_offs(session: AsyncSession, tenant: str, guesses: dict[str, Any]) 
     """The tenant's cut-off columns (all None without buyers) and how many buyers they rank.
 
     Each cut-off starts from a guess (the last rescore's, else a sample's): one aggregate,
-    which PostgreSQL runs in parallel, counts the buyers and, per guess, the values below it and
-    at most it; then one statement reads each cut-off at its exact position, the guess itself or
-    a walk along that input's index from it (as far as the inputs moved since, in a steady
-    state: a few entries). Without a guess, from the nearer end of the index."""
+    which PostgreSQL runs in parallel, counts the buyers and, per guess, the values below it;
+    then one statement reads each cut-off at its exact position by a walk along that input's
+    index from its guess (as far as the inputs moved since: in a steady state a few entries,
+    plus the guess's duplicates when walking up). Without a guess, from the nearer end of the
+    index."""
     guessed = [
         (name, column, guesses[name]) for name, column, _ in _PICKS if guesses.get(name) is not None
     ]
     counts: list[Any] = [func.count()]
-    for _, column, guess in guessed:
-        counts.append(func.count().filter(getattr(_V, column) < guess))
-        counts.append(func.count().filter(getattr(_V, column) <= guess))
+    counts += [func.count().filter(getattr(_V, column) < guess) for _, column, guess in guessed]
     row = (await session.execute(select(*counts).where(_buyers(tenant)))).one()
     n = int(row[0])
     if n == 0:
         return {"buyers": 0, **{name: None for name, _, _ in _PICKS}}
-    ranks = {
-        name: (int(row[1 + 2 * i]), int(row[2 + 2 * i])) for i, (name, _, _) in enumerate(guessed)
-    }
+    below = {name: int(row[1 + i]) for i, (name, _, _) in enumerate(guessed)}
     picks = []
     for name, column, share in _PICKS:
         pos = _rank(share, n)
-        if name in ranks:
-            picks.append(_walk(tenant, getattr(_V, column), guesses[name], pos, ranks[name]))
+        if name in below:
+            picks.append(_walk(tenant, getattr(_V, column), guesses[name], pos, below[name]))
         else:
             picks.append(_at(tenant, getattr(_V, column), pos, n))
-    # Guesses that hold are values already: only the walks need a statement.
-    queried = [p for p in picks if isinstance(p, ColumnElement)]
-    found = iter((await session.execute(select(*queried))).one() if queried else ())
-    values = [next(found) if isinstance(p, ColumnElement) else p for p in picks]
+    values = (await session.execute(select(*picks))).one()
     return {"buyers": n, **{name: v for (name, _, _), v in zip(_PICKS, values, strict=True)}}
 
 
