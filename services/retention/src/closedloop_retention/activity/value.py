@@ -5,8 +5,9 @@ last order time, orders and revenue are copied there wherever activity's change
 (`ActivityRepository.keep_value_inputs`), each input with a partial index of the buyers. A
 rescore computes the tenant's quintile cut-offs and writes them, one `rfm_cut_offs` row: it
 writes no customer's row, so its cost does not grow with how many scores change. Each cut-off
-is the value at one position of one input, read from that input's index
-(`ORDER BY … LIMIT 1 OFFSET k`, from whichever end is nearer): no sort, no pass over the rows.
+is the value at one position of one input, found from a guess (the last cut-off): one parallel
+counting pass ranks the guesses, then a short walk along the input's index reaches the exact
+position (`cut_offs`): no sort, no write per customer.
 
 The scores are computed where they are read, from the cut-offs and the inputs the last rescore
 saw (`CustomerValueRow` in Python, `score_columns` in SQL for the segment compiler and the top
