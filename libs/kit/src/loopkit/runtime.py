@@ -247,7 +247,7 @@ class ServiceRuntime:
                 self.js,
                 max_deliver=s.consumer_max_deliver,
                 ack_wait_s=s.consumer_ack_wait_s,
-                batch_size=s.consumer_batch_size,
+                batch_size=consumer_batch_size(s, sub),
                 after_commit=self.wake_relay,
                 opener=Opener(keys) if self.reads_personal_data else None,
             )
@@ -404,3 +404,14 @@ def event_loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop] | N
             return None
         return uvloop.new_event_loop
     return None
+
+
+def consumer_batch_size(settings: Settings, sub: Subscription) -> int:
+    """A consumer's fetch batch: CLOSEDLOOP_CONSUMER_BATCH_SIZES by its name; else
+    CLOSEDLOOP_CONSUMER_BATCH_SIZE when it is set (it then applies to every consumer); else the
+    subscription's own size; else CLOSEDLOOP_CONSUMER_BATCH_SIZE's default."""
+    if sub.name in settings.consumer_batch_sizes:
+        return settings.consumer_batch_sizes[sub.name]
+    if "consumer_batch_size" in settings.model_fields_set or not sub.batch_size:
+        return settings.consumer_batch_size
+    return sub.batch_size

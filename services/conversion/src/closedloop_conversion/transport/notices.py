@@ -37,6 +37,8 @@ from loopkit.wechat.sender import SendRefused
 log = logging.getLogger(__name__)
 # Notices handed to the gateway per round.
 BATCH = 50
+# lead.assigned events per fetched batch: one per lead the leads consumer assigns, so as many.
+NOTICES_BATCH = 500
 
 
 def assignment_subscription(notices: NoticeService) -> Subscription:
@@ -61,7 +63,11 @@ def assignment_subscription(notices: NoticeService) -> Subscription:
         await notices.leads_assigned(session, items)
 
     return Subscription.to(
-        "conversion", "rep-notices", {}, batch_handlers={"lead.assigned": assigned}
+        "conversion",
+        "rep-notices",
+        {},
+        batch_handlers={"lead.assigned": assigned},
+        batch_size=NOTICES_BATCH,
     )
 
 
