@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
 
+from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from closedloop_conversion import metrics
@@ -31,6 +32,7 @@ from closedloop_conversion.sales.assignment import (
 from closedloop_conversion.sales.inputs import CapturedLead
 from closedloop_conversion.sales.policy import Rule, choose, day_start, on_duty
 from closedloop_conversion.sales.repository import SalesRepository
+from loopkit import tracing
 from loopkit.events import Outbox
 from loopkit.uow import on_commit
 
@@ -123,6 +125,9 @@ class BatchCapture:
         )
         # Each rep as a candidate, remade only when the rep is given a lead (the hot loop).
         as_candidate = {r.id: candidate(r, at, duty=r.on_duty) for r in active}
+        # Every lead.assigned of the batch: one time and one trace context, read once.
+        occurred, carrier = Timestamp(), tracing.current_context_headers()
+        occurred.FromDatetime(at)
         for captured in leads:
             row = _lead_row(tenant, captured)
             written.leads.append(row)
@@ -189,6 +194,8 @@ class BatchCapture:
                         rule=choice.rule,
                         reason=reason,
                     ),
+                    occurred_at=occurred,
+                    carrier=carrier,
                 )
             )
             written.rules[choice.rule] += 1
