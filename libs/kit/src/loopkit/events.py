@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from closedloop.events.v1.envelope_pb2 import Envelope
 from loopkit import tracing
+from loopkit.bulk import insert_rows
 from loopkit.ids import new_ulid
 from loopkit.tables import KitTables
 
@@ -167,9 +168,9 @@ class Outbox:
         note_events_written(session)
 
     async def add_many(self, session: AsyncSession, envelopes: list[Envelope]) -> None:
-        """Several events in one statement (an executemany: one round trip on asyncpg)."""
+        """Several events in one statement (`loopkit.bulk.insert_rows`: one list per column)."""
         if envelopes:
-            await session.execute(insert(self.tables.outbox), [self.row(e) for e in envelopes])
+            await insert_rows(session, self.tables.outbox, [self.row(e) for e in envelopes])
             note_events_written(session)
 
     async def emit(

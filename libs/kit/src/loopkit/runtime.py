@@ -5,6 +5,8 @@ adapters to a `ServiceRuntime`; nothing else in a service touches process lifecy
 from __future__ import annotations
 
 import asyncio
+import functools
+import gc
 import logging
 import signal
 import sys
@@ -259,6 +261,7 @@ class ServiceRuntime:
         await self.grpc.start()
         if self.http is not None:
             await self.http.start()
+        settle_heap()  # before the relay, consumers and workers begin
         self._tasks = [asyncio.create_task(self.relay.run(self._stop_workers))]
         self._tasks += [asyncio.create_task(c.run(self._stop_workers)) for c in self.consumers]
         self._tasks += [asyncio.create_task(run(self._stop_workers)) for run in self._workers]
@@ -415,3 +418,22 @@ def consumer_batch_size(settings: Settings, sub: Subscription) -> int:
     if "consumer_batch_size" in settings.model_fields_set or not sub.batch_size:
         return settings.consumer_batch_size
     return sub.batch_size
+
+
+# Young-generation collections per full one, and allocations per young collection, once a service
+# is up (Python's defaults: 10 and 700).
+GC_THRESHOLDS = (10_000, 20, 100)
+
+
+@functools.cache  # once per process
+def settle_heap() -> None:
+    """When a service has started: what start-up made (modules, the ORM's
+    mappers, compiled statements, the app) is moved out of the collector's sight (`gc.freeze`),
+    and the collector runs less often. A full collection otherwise walks every one of those
+    objects again: in bench/assignment.py the full collections took 1.0 of 1.4 s of the
+    collector's time, 0.27 s once frozen, and 0.25 against 0.21 CPU ms per lead. Objects frozen
+    are still freed when their last reference goes; only cycles among them would stay, so the
+    heap is collected once first."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
