@@ -23,7 +23,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from closedloop_conversion import metrics
 from closedloop_conversion.common import new_id, now
+from closedloop_conversion.notices.service import Assigned
 from closedloop_conversion.sales.assignment import (
+    AssignmentNotices,
     candidate,
     lead_assigned,
     rule_of,
@@ -62,12 +64,16 @@ class _Written:
     assignments: list[dict[str, Any]]
     events: list[Any]
     rules: Counter[str]
+    told: list[Assigned]
 
 
 class BatchCapture:
-    def __init__(self, outbox: Outbox, repo: SalesRepository) -> None:
+    def __init__(
+        self, outbox: Outbox, repo: SalesRepository, notices: AssignmentNotices | None = None
+    ) -> None:
         self._outbox = outbox
         self._repo = repo
+        self._notices = notices
 
     async def capture(
         self, session: AsyncSession, leads: Sequence[tuple[str, CapturedLead]]
@@ -81,11 +87,13 @@ class BatchCapture:
                 continue
             stored.add(captured.lead_id)
             by_tenant.setdefault(tenant, []).append(captured)
-        written = _Written([], [], [], Counter())
+        written = _Written([], [], [], Counter(), [])
         for tenant, captured_leads in by_tenant.items():
             await self._tenant(session, tenant, captured_leads, written)
         await self._repo.insert_leads(session, written.leads, written.assignments)
         await self._outbox.add_many(session, written.events)
+        if self._notices is not None:
+            await self._notices.leads_assigned(session, written.told)
         for rule, n in written.rules.items():
             on_commit(session, partial(metrics.leads_assigned.add, n, {"rule": rule}))
 
@@ -199,6 +207,7 @@ class BatchCapture:
                 )
             )
             written.rules[choice.rule] += 1
+            written.told.append(Assigned(tenant, captured.lead_id, rep.id, "", at))
         await self._repo.set_turns(
             session,
             [
