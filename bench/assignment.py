@@ -51,6 +51,7 @@ from closedloop_conversion.main import DEFINITION
 from closedloop_conversion.models import LeadRow
 from closedloop_conversion.sales.inputs import RepInput
 from closedloop_conversion.sales.service import SalesService
+from closedloop_conversion.transport.events import LEADS_BATCH
 from loopkit import natsio
 from loopkit.db import transact
 from loopkit.events import new_envelope, subject_for
@@ -193,7 +194,12 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--leads", type=int, default=50_000)
     parser.add_argument("--reps", type=int, default=20)
-    parser.add_argument("--batch", type=int, default=100)
+    parser.add_argument(
+        "--batch",
+        type=int,
+        default=None,
+        help="every consumer's fetch batch (default: the service's own, LEADS_BATCH for leads)",
+    )
     parser.add_argument("--database", choices=["postgres", "sqlite"], default="postgres")
     parser.add_argument("--quick", action="store_true", help="3,000 leads: a few seconds")
     parser.add_argument("--smoke", action="store_true", help="300 leads, 5 reps: does it run")
@@ -210,6 +216,7 @@ async def main() -> int:
     counts: Counter[str] = Counter()
     install(counts)
     raw, service = Timed(), Timed()
+    batch = LEADS_BATCH if args.batch is None else args.batch
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-assignment-"))
     server = NatsServer(workdir / "nats", port=free_port(), sync_always=False)
@@ -230,7 +237,8 @@ async def main() -> int:
         js = nc.jetstream()
         await natsio.ensure_service_streams(js, "acquisition", replicas=1)
         publish_s = await publish_backlog(nc, args.leads)
-        await raw_consume(nc, args.leads, args.batch, raw)
+        # The raw consumer fetches batches of the size the leads consumer fetches.
+        await raw_consume(nc, args.leads, batch, raw)
         await service_consume(
             {
                 "database_url": url,
@@ -238,8 +246,9 @@ async def main() -> int:
                 "state_dir": workdir,
                 "grpc_port": 0,
                 "http_port": 0,
-                "consumer_batch_size": args.batch,
                 "log_level": "WARNING",
+                # Set only when asked: it then overrides the service's own sizes.
+                **({} if args.batch is None else {"consumer_batch_size": args.batch}),
             },
             js,
             args.leads,
@@ -257,7 +266,7 @@ async def main() -> int:
     service_rate = args.leads / service.wall_s
     print(
         f"backlog: {args.leads} lead.captured events ({args.database}, {args.reps} reps,"
-        f" batch {args.batch})"
+        f" batch {batch})"
     )
     print(f"  published in {publish_s:.1f} s; load average {os.getloadavg()[0]:.1f}")
     print(f"{'':28}{'seconds':>10}{'events/s':>12}{'CPU ms/event':>14}{'PG CPU ms/event':>17}")

@@ -13,8 +13,10 @@ import pytest
 from nats.js import JetStreamContext
 
 from loopkit import natsio
+from loopkit.consumer import Subscription
 from loopkit.events import SUBJECT_ROOT
 from loopkit.ops_http import HttpServer, ops_app
+from loopkit.runtime import consumer_batch_size
 from loopkit.settings import ServiceSpec, Settings, load_settings
 
 
@@ -31,6 +33,28 @@ def test_a_password_with_braces_reaches_the_database_url(monkeypatch: pytest.Mon
 def test_the_state_dir_placeholder_is_still_resolved(tmp_path: Path) -> None:
     settings = Settings(service="x", state_dir=tmp_path, database_url="sqlite:///{state_dir}/a.db")
     assert settings.resolved_database_url() == f"sqlite:///{tmp_path}/a.db"
+
+
+def test_a_consumers_batch_size_comes_from_its_name_the_setting_or_its_subscription(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A subscription's own batch size holds unless CLOSEDLOOP_CONSUMER_BATCH_SIZE is set (then
+    it applies to every consumer) or CLOSEDLOOP_CONSUMER_BATCH_SIZES names the consumer."""
+    spec = ServiceSpec("conversion", 50053, 8083, "closedloop_conversion")
+    own = Subscription("leads", "ACQUISITION", ["closedloop.acquisition.>"], batch_size=500)
+    plain = Subscription("other", "IDENTITY", ["closedloop.identity.>"])
+    for name in ("CLOSEDLOOP_CONSUMER_BATCH_SIZE", "CLOSEDLOOP_CONSUMER_BATCH_SIZES"):
+        monkeypatch.delenv(name, raising=False)
+    defaults = load_settings(spec)
+    assert (consumer_batch_size(defaults, own), consumer_batch_size(defaults, plain)) == (500, 100)
+    monkeypatch.setenv("CLOSEDLOOP_CONSUMER_BATCH_SIZE", "10")
+    set_all = load_settings(spec)
+    assert (consumer_batch_size(set_all, own), consumer_batch_size(set_all, plain)) == (10, 10)
+    monkeypatch.setenv("CLOSEDLOOP_CONSUMER_BATCH_SIZES", '{"leads": 7}')
+    by_name = load_settings(spec)
+    assert (consumer_batch_size(by_name, own), consumer_batch_size(by_name, plain)) == (7, 10)
+    monkeypatch.setenv("CLOSEDLOOP_CONVERSION_CONSUMER_BATCH_SIZES", '{"leads": 3}')
+    assert consumer_batch_size(load_settings(spec), own) == 3  # the service's own variable
 
 
 def _ipv6_available() -> bool:

@@ -491,7 +491,7 @@ async def test_a_win_back_task_and_an_assigned_lead_tell_the_rep_once_through_we
 async def test_leads_assigned_together_tell_each_rep_once_per_lead(
     conv, wechat, tenant, nats_client
 ) -> None:
-    """The rep-notices consumer stores a fetched batch's notices together: every lead of a
+    """A fetched batch's notices are stored together, with its assignments: every lead of a
     burst is one message to the rep it went to, and a lead.assigned seen again is no second."""
     users = [_unique("rep-burst"), _unique("rep-burst")]
     for user in users:

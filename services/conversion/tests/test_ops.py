@@ -18,3 +18,14 @@ async def test_health_readiness_and_business_metrics(conversion):
     assert "closedloop_leads_assigned_total{" in metrics and 'rule="least_loaded"' in metrics
     assert "closedloop_orders_paid_total{" in metrics and 'repeat="true"' in metrics
     assert "closedloop_followups_logged_total{" in metrics and 'kind="moments_like"' in metrics
+
+
+async def test_a_started_service_has_set_its_start_up_heap_aside(conversion):
+    """Start-up's objects are frozen out of the collector and it runs less often
+    (`loopkit.runtime.settle_heap`): full collections no longer walk the modules and mappers."""
+    import gc
+
+    from loopkit.runtime import GC_THRESHOLDS
+
+    assert gc.get_freeze_count() > 0
+    assert gc.get_threshold() == GC_THRESHOLDS

@@ -87,6 +87,11 @@ class Subscription:
     # Event types applied a batch at a time (opt-in per type; see the module's docstring). A type
     # listed here is not looked up in `handlers`.
     batch_handlers: Mapping[str, BatchHandler] = field(default_factory=dict)
+    # Messages fetched (and applied in one transaction) at a time; 0: the service's
+    # CLOSEDLOOP_CONSUMER_BATCH_SIZE. A consumer whose batch handlers pay per batch (a lock, a
+    # read, a statement per table) sets a larger one. CLOSEDLOOP_CONSUMER_BATCH_SIZES (by name),
+    # or CLOSEDLOOP_CONSUMER_BATCH_SIZE when set, overrides it (`runtime.consumer_batch_size`).
+    batch_size: int = 0
 
     @classmethod
     def to(
@@ -96,6 +101,7 @@ class Subscription:
         handlers: Mapping[str, Handler],
         *,
         batch_handlers: Mapping[str, BatchHandler] | None = None,
+        batch_size: int = 0,
     ) -> Subscription:
         """A consumer named `name` of the producer's events listed in `handlers` and
         `batch_handlers` (by type)."""
@@ -108,6 +114,7 @@ class Subscription:
             handlers=handlers,
             producer=producer,
             batch_handlers=batched,
+            batch_size=batch_size,
         )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -11,10 +12,11 @@ from google.protobuf.message import DecodeError, Message
 from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy import Table, insert, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from ulid import ULID
 
 from closedloop.events.v1.envelope_pb2 import Envelope
 from loopkit import tracing
+from loopkit.bulk import insert_rows
+from loopkit.ids import new_ulid
 from loopkit.tables import KitTables
 
 SUBJECT_ROOT = "closedloop"
@@ -38,15 +40,23 @@ def new_envelope(
     tenant_id: str,
     customer_id: str,
     payload: Message,
-    occurred_at: datetime | None = None,
+    occurred_at: datetime | Timestamp | None = None,
+    carrier: Mapping[str, str] | None = None,
 ) -> Envelope:
-    at = Timestamp()
-    at.FromDatetime(occurred_at or datetime.now(UTC))
+    """`carrier`: the trace context's headers (`tracing.current_context_headers()`), when the
+    caller makes many envelopes in one context and reads it once; `occurred_at` may then be one
+    Timestamp for all of them too."""
+    if isinstance(occurred_at, Timestamp):
+        at = occurred_at
+    else:
+        at = Timestamp()
+        at.FromDatetime(occurred_at or datetime.now(UTC))
     packed = AnyPb()
     packed.Pack(payload)
-    carrier = tracing.current_context_headers()
+    if carrier is None:
+        carrier = tracing.current_context_headers()
     return Envelope(
-        id=str(ULID()),
+        id=new_ulid(),
         type=event_type,
         tenant_id=tenant_id,
         customer_id=customer_id,
@@ -95,14 +105,24 @@ class Outbox:
     producer: str
 
     def envelope(
-        self, event_type: str, *, tenant_id: str, customer_id: str, payload: Message
+        self,
+        event_type: str,
+        *,
+        tenant_id: str,
+        customer_id: str,
+        payload: Message,
+        occurred_at: datetime | Timestamp | None = None,
+        carrier: Mapping[str, str] | None = None,
     ) -> Envelope:
+        """See `new_envelope` for `occurred_at` and `carrier`."""
         return new_envelope(
             producer=self.producer,
             event_type=event_type,
             tenant_id=tenant_id,
             customer_id=customer_id,
             payload=payload,
+            occurred_at=occurred_at,
+            carrier=carrier,
         )
 
     def row(self, envelope: Envelope) -> dict[str, Any]:
@@ -148,9 +168,9 @@ class Outbox:
         note_events_written(session)
 
     async def add_many(self, session: AsyncSession, envelopes: list[Envelope]) -> None:
-        """Several events in one statement (an executemany: one round trip on asyncpg)."""
+        """Several events in one statement (`loopkit.bulk.insert_rows`: one list per column)."""
         if envelopes:
-            await session.execute(insert(self.tables.outbox), [self.row(e) for e in envelopes])
+            await insert_rows(session, self.tables.outbox, [self.row(e) for e in envelopes])
             note_events_written(session)
 
     async def emit(

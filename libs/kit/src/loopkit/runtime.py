@@ -5,6 +5,8 @@ adapters to a `ServiceRuntime`; nothing else in a service touches process lifecy
 from __future__ import annotations
 
 import asyncio
+import functools
+import gc
 import logging
 import signal
 import sys
@@ -247,7 +249,7 @@ class ServiceRuntime:
                 self.js,
                 max_deliver=s.consumer_max_deliver,
                 ack_wait_s=s.consumer_ack_wait_s,
-                batch_size=s.consumer_batch_size,
+                batch_size=consumer_batch_size(s, sub),
                 after_commit=self.wake_relay,
                 opener=Opener(keys) if self.reads_personal_data else None,
             )
@@ -259,6 +261,7 @@ class ServiceRuntime:
         await self.grpc.start()
         if self.http is not None:
             await self.http.start()
+        settle_heap()  # before the relay, consumers and workers begin
         self._tasks = [asyncio.create_task(self.relay.run(self._stop_workers))]
         self._tasks += [asyncio.create_task(c.run(self._stop_workers)) for c in self.consumers]
         self._tasks += [asyncio.create_task(run(self._stop_workers)) for run in self._workers]
@@ -404,3 +407,32 @@ def event_loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop] | N
             return None
         return uvloop.new_event_loop
     return None
+
+
+def consumer_batch_size(settings: Settings, sub: Subscription) -> int:
+    """A consumer's fetch batch: CLOSEDLOOP_CONSUMER_BATCH_SIZES by its name; else
+    CLOSEDLOOP_CONSUMER_BATCH_SIZE when it is set (it then applies to every consumer); else the
+    subscription's own size; else CLOSEDLOOP_CONSUMER_BATCH_SIZE's default."""
+    if sub.name in settings.consumer_batch_sizes:
+        return settings.consumer_batch_sizes[sub.name]
+    if "consumer_batch_size" in settings.model_fields_set or not sub.batch_size:
+        return settings.consumer_batch_size
+    return sub.batch_size
+
+
+# The collector's thresholds once a service is up: allocations per young collection, young
+# collections per middle one, middle ones per full one (Python's defaults: 700, 10, 10).
+GC_THRESHOLDS = (10_000, 20, 100)
+
+
+@functools.cache  # once per process
+def settle_heap() -> None:
+    """When a service has started: what start-up made (modules, the ORM's mappers, compiled
+    statements, the app) is moved out of the collector's sight (`gc.freeze`), and the collector
+    runs less often. A full collection otherwise walks every one of those objects again: in
+    bench/assignment.py the full collections took 1.0 of 1.4 s of the collector's time, 0.27 s
+    once frozen, and 0.25 against 0.21 CPU ms per lead. Frozen objects are still freed when their
+    last reference goes; only garbage cycles left from start-up stay (a one-time amount): not
+    collecting first spares a full collection of the whole heap (~0.4 s at start in the bench)."""
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)

@@ -6,12 +6,13 @@ so one environment can run several services with shared and per-service values.
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Bind hosts meaning "every address" (ops_http binds them dual-stack, as gRPC does).
@@ -88,13 +89,23 @@ class Settings(BaseSettings):
     deadletter_max_age_s: float = DEFAULT_DEADLETTER_MAX_AGE_S
     consumer_max_deliver: int = 5
     consumer_ack_wait_s: float = 30.0
-    consumer_batch_size: int = 100
+    # Every consumer's fetch batch, but a subscription may ask for its own size (`Subscription.
+    # batch_size`), which this overrides only when set explicitly.
+    consumer_batch_size: int = Field(default=100, ge=1)
+    # Per consumer (by subscription name, e.g. {"leads": 500}): overrides both.
+    consumer_batch_sizes: dict[str, int] = Field(default_factory=dict)
     identity_url: str = "127.0.0.1:50051"
     # Per-call deadline for calls to the identity service, in seconds.
     identity_timeout_s: float = 3.0
     # How long a process keeps a customer's data key (loopkit.pii) before asking identity again:
     # the most a relay or consumer can still seal or open a customer's values after an erasure.
     pii_key_cache_s: float = Field(default=60.0, ge=0)
+
+    @field_validator("consumer_batch_sizes", mode="before")
+    @classmethod
+    def _sizes_from_json(cls, value: Any) -> Any:
+        # A per-service variable (CLOSEDLOOP_<SERVICE>_…) reaches the model as its raw text.
+        return json.loads(value) if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _check_retention(self) -> Settings:

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from ulid import ULID
-
 from loopkit.errors import InvalidArgument
+from loopkit.ids import new_ulid
 from loopkit.timestamps import now as now  # shared; re-exported
 from loopkit.timestamps import utc as utc
 from loopkit.timestamps import utc_or_none as utc_or_none
@@ -13,7 +12,7 @@ MAX_TEXT = 200
 
 
 def new_id() -> str:
-    return str(ULID())
+    return new_ulid()
 
 
 def required(value: str, field: str, *, max_len: int = MAX_TEXT) -> str:

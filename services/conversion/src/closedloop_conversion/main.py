@@ -20,7 +20,7 @@ from closedloop_conversion.tasks.service import TaskService
 from closedloop_conversion.transport.events import EventHandlers
 from closedloop_conversion.transport.grpc import SERVICE_NAME, ConversionServicer, register
 from closedloop_conversion.transport.http import router
-from closedloop_conversion.transport.notices import RepNotifier, assignment_subscription
+from closedloop_conversion.transport.notices import RepNotifier
 from closedloop_conversion.transport.tasks import win_back_subscription
 from closedloop_conversion.transport.workers import DayStartDrain, TransferSweeper
 from loopkit.gateway_client import GatewayClient
@@ -33,7 +33,9 @@ from loopkit.wechat.sender import MessageSender, SandboxSender
 def build(runtime: ServiceRuntime) -> None:
     settings = runtime.settings
     assert isinstance(settings, ConversionSettings)
-    sales = SalesService(runtime.outbox)
+    # Reps are told of the leads they are given in the assignment's own transaction.
+    notices = NoticeService(settings.account_registry(), gateway=bool(settings.gateway_url))
+    sales = SalesService(runtime.outbox, notices)
     transfers = TransferService(
         runtime.outbox,
         sales,
@@ -69,7 +71,6 @@ def build(runtime: ServiceRuntime) -> None:
     )
     runtime.add_worker(sweeper.worker())
     runtime.add_worker(DayStartDrain(workers_uow, sales).worker())
-    notices = NoticeService(settings.account_registry(), gateway=gateway is not None)
     notifier = (
         RepNotifier(workers_uow, notices, gateway, interval_s=settings.rep_notice_interval_s)
         if gateway is not None
@@ -109,7 +110,6 @@ def build(runtime: ServiceRuntime) -> None:
     for subscription in EventHandlers(sales, CustomerEvents()).subscriptions():
         runtime.add_subscription(subscription)
     runtime.add_subscription(win_back_subscription(tasks))
-    runtime.add_subscription(assignment_subscription(notices))
     metrics.export_zeros()
 
 

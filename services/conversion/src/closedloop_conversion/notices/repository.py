@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from closedloop_conversion.models import RepNoticeRow, RepTaskRow
 from closedloop_conversion.sales.repository import literal_ids
-from loopkit.db import conflict_insert
+from loopkit.bulk import insert_rows
 
 PENDING = "pending"
 _NOTICES = cast(Table, RepNoticeRow.__table__)
@@ -39,14 +39,7 @@ async def keys_stored(session: AsyncSession, tenant: str, keys: Collection[str])
 
 async def insert_new(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
     """Several notices in one statement; a key stored meanwhile (another replica) is skipped."""
-    if not rows:
-        return
-    await session.execute(
-        conflict_insert(session, _NOTICES).on_conflict_do_nothing(
-            index_elements=["tenant_id", "idempotency_key"]
-        ),
-        list(rows),
-    )
+    await insert_rows(session, _NOTICES, rows, skip_conflicts_on=("tenant_id", "idempotency_key"))
 
 
 async def claim_due(

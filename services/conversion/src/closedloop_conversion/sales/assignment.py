@@ -14,6 +14,7 @@ from closedloop.events.v1 import conversion_events_pb2 as ev
 from closedloop_conversion import metrics
 from closedloop_conversion.common import new_id, now
 from closedloop_conversion.models import AssignmentRuleRow, LeadAssignmentRow, LeadRow, RepRow
+from closedloop_conversion.notices.service import Assigned
 from closedloop_conversion.sales.policy import Candidate, Rule, choose, day_start, on_duty
 from closedloop_conversion.sales.repository import SalesRepository
 from loopkit.errors import FailedPrecondition, NotFound
@@ -83,10 +84,19 @@ def lead_assigned(
     )
 
 
+class AssignmentNotices(Protocol):
+    """Tells reps of the leads given to them (`NoticeService`), in the assignment's transaction."""
+
+    async def leads_assigned(self, session: AsyncSession, assigned: Sequence[Assigned]) -> None: ...
+
+
 class Assigner:
-    def __init__(self, outbox: Outbox, repo: SalesRepository) -> None:
+    def __init__(
+        self, outbox: Outbox, repo: SalesRepository, notices: AssignmentNotices | None = None
+    ) -> None:
         self._outbox = outbox
         self._repo = repo
+        self._notices = notices
 
     async def available_rep(self, session: AsyncSession, tenant: str, rep_id: str) -> RepRow:
         rep = await self._repo.rep(session, tenant, rep_id, lock=True)
@@ -198,7 +208,7 @@ class Assigner:
             ),
         )
         self._repo.add(session, lead)
-        await self._outbox.emit(
+        event = await self._outbox.emit(
             session,
             "lead.assigned",
             tenant_id=lead.tenant_id,
@@ -213,4 +223,8 @@ class Assigner:
                 reason=reason,
             ),
         )
+        if self._notices is not None:
+            # A reassignment is news again: its own key (the event's id).
+            told = Assigned(lead.tenant_id, lead.id, rep.id, event.id if previous else "", at)
+            await self._notices.leads_assigned(session, [told])
         on_commit(session, partial(metrics.leads_assigned.add, 1, {"rule": rule}))

@@ -18,11 +18,14 @@ from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
 
+from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from closedloop_conversion import metrics
 from closedloop_conversion.common import new_id, now
+from closedloop_conversion.notices.service import Assigned
 from closedloop_conversion.sales.assignment import (
+    AssignmentNotices,
     candidate,
     lead_assigned,
     rule_of,
@@ -31,6 +34,7 @@ from closedloop_conversion.sales.assignment import (
 from closedloop_conversion.sales.inputs import CapturedLead
 from closedloop_conversion.sales.policy import Rule, choose, day_start, on_duty
 from closedloop_conversion.sales.repository import SalesRepository
+from loopkit import tracing
 from loopkit.events import Outbox
 from loopkit.uow import on_commit
 
@@ -60,12 +64,16 @@ class _Written:
     assignments: list[dict[str, Any]]
     events: list[Any]
     rules: Counter[str]
+    told: list[Assigned]
 
 
 class BatchCapture:
-    def __init__(self, outbox: Outbox, repo: SalesRepository) -> None:
+    def __init__(
+        self, outbox: Outbox, repo: SalesRepository, notices: AssignmentNotices | None = None
+    ) -> None:
         self._outbox = outbox
         self._repo = repo
+        self._notices = notices
 
     async def capture(
         self, session: AsyncSession, leads: Sequence[tuple[str, CapturedLead]]
@@ -79,11 +87,13 @@ class BatchCapture:
                 continue
             stored.add(captured.lead_id)
             by_tenant.setdefault(tenant, []).append(captured)
-        written = _Written([], [], [], Counter())
+        written = _Written([], [], [], Counter(), [])
         for tenant, captured_leads in by_tenant.items():
             await self._tenant(session, tenant, captured_leads, written)
         await self._repo.insert_leads(session, written.leads, written.assignments)
         await self._outbox.add_many(session, written.events)
+        if self._notices is not None:
+            await self._notices.leads_assigned(session, written.told)
         for rule, n in written.rules.items():
             on_commit(session, partial(metrics.leads_assigned.add, n, {"rule": rule}))
 
@@ -123,6 +133,9 @@ class BatchCapture:
         )
         # Each rep as a candidate, remade only when the rep is given a lead (the hot loop).
         as_candidate = {r.id: candidate(r, at, duty=r.on_duty) for r in active}
+        # Every lead.assigned of the batch: one time and one trace context, read once.
+        occurred, carrier = Timestamp(), tracing.current_context_headers()
+        occurred.FromDatetime(at)
         for captured in leads:
             row = _lead_row(tenant, captured)
             written.leads.append(row)
@@ -189,9 +202,12 @@ class BatchCapture:
                         rule=choice.rule,
                         reason=reason,
                     ),
+                    occurred_at=occurred,
+                    carrier=carrier,
                 )
             )
             written.rules[choice.rule] += 1
+            written.told.append(Assigned(tenant, captured.lead_id, rep.id, "", at))
         await self._repo.set_turns(
             session,
             [

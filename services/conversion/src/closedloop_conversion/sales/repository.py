@@ -17,7 +17,6 @@ from sqlalchemy import (
     Table,
     bindparam,
     func,
-    insert,
     select,
     update,
 )
@@ -31,6 +30,7 @@ from closedloop_conversion.models import (
     OwnershipRow,
     RepRow,
 )
+from loopkit.bulk import insert_rows
 
 # The tables the set-based batch writes with Core statements (no ORM objects to flush).
 _REPS = cast(Table, RepRow.__table__)
@@ -316,11 +316,10 @@ class SalesRepository:
         leads: Sequence[dict[str, Any]],
         assignments: Sequence[dict[str, Any]],
     ) -> None:
-        """New leads and their assignment history, one multi-row statement per table."""
-        if leads:
-            await session.execute(insert(_LEADS), list(leads))
-        if assignments:
-            await session.execute(insert(_ASSIGNMENTS), list(assignments))
+        """New leads and their assignment history, one statement per table (one list per
+        column: `loopkit.bulk.insert_rows`)."""
+        await insert_rows(session, _LEADS, leads)
+        await insert_rows(session, _ASSIGNMENTS, assignments)
 
     async def set_turns(self, session: AsyncSession, turns: Sequence[dict[str, Any]]) -> None:
         """Reps' {"rep_id", "to_open_leads", "to_rr_seq"} after a batch: one UPDATE from arrays

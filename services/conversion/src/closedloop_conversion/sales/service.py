@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from closedloop_conversion.common import new_id, now, optional, required
 from closedloop_conversion.models import AssignmentRuleRow, RepRow
-from closedloop_conversion.sales.assignment import Assigner
+from closedloop_conversion.sales.assignment import Assigner, AssignmentNotices
 from closedloop_conversion.sales.batch import BatchCapture
 from closedloop_conversion.sales.inputs import (
     CapturedLead,
@@ -31,11 +31,13 @@ DRAIN_BATCH = 500
 
 
 class SalesService:
-    def __init__(self, outbox: Outbox) -> None:
+    def __init__(self, outbox: Outbox, notices: AssignmentNotices | None = None) -> None:
+        """`notices`: told of every lead given to a rep, in the same transaction (the service
+        passes its `NoticeService`; without one, nobody is told)."""
         self._outbox = outbox
         self._repo = SalesRepository()
-        self._assign = Assigner(outbox, self._repo)
-        self._batch = BatchCapture(outbox, self._repo)
+        self._assign = Assigner(outbox, self._repo, notices)
+        self._batch = BatchCapture(outbox, self._repo, notices)
 
     # --- reps --------------------------------------------------------------------------------
 

@@ -1,6 +1,6 @@
-"""Rep notices at the edges: conversion's own `lead.assigned` consumed into a notice for the rep
-(durable: the event is in the stream until the notice is stored), and the worker that hands due
-notices to the gateway (`GatewayClient.notify_member`) and records the answer.
+"""Rep notices at the edges: the worker that hands due notices to the gateway
+(`GatewayClient.notify_member`) and records the answer. (A notice is stored in the transaction
+that makes its reason: sales tells `NoticeService.leads_assigned` of every lead it gives.)
 
 Each notice's idempotency key is also the gateway's, so a notice handed over twice (a retry, two
 replicas, a crash between the gateway's answer and our commit) is one message to the rep; a notice
@@ -11,24 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from closedloop.events.v1 import conversion_events_pb2 as ev
-from closedloop.events.v1.envelope_pb2 import Envelope
 from closedloop_conversion.common import now
 from closedloop_conversion.notices.service import (
     FAILED,
     PENDING,
     SENT,
-    Assigned,
     DueNotice,
     MemberMessenger,
     NoticeService,
 )
-from loopkit.consumer import Subscription
-from loopkit.envelopes import occurred_at, payload
 from loopkit.errors import DependencyUnavailable, DomainError
 from loopkit.periodic import Worker, every
 from loopkit.uow import UnitOfWork
@@ -37,32 +29,6 @@ from loopkit.wechat.sender import SendRefused
 log = logging.getLogger(__name__)
 # Notices handed to the gateway per round.
 BATCH = 50
-
-
-def assignment_subscription(notices: NoticeService) -> Subscription:
-    # A fetched batch's notices are stored together (the reps and the stored keys read once,
-    # the notices written in one statement); the kit retries them one by one when that fails.
-    async def assigned(session: AsyncSession, envs: Sequence[Envelope]) -> None:
-        items = []
-        for env in envs:
-            event = payload(env, ev.LeadAssigned)
-            if not event.lead_id or not event.rep_id:
-                continue
-            items.append(
-                Assigned(
-                    env.tenant_id,
-                    event.lead_id[:64],
-                    event.rep_id[:64],
-                    # A reassignment is news again: its own key (the event's id).
-                    reassignment_id=env.id if event.previous_rep_id else "",
-                    at=occurred_at(env, now),
-                )
-            )
-        await notices.leads_assigned(session, items)
-
-    return Subscription.to(
-        "conversion", "rep-notices", {}, batch_handlers={"lead.assigned": assigned}
-    )
 
 
 class RepNotifier:

@@ -1,0 +1,69 @@
+"""A rep is told of a lead in the transaction that gives it to them: the batch capture and the
+per-lead path (here a reassignment) store the rep notice beside the lead, its history and its
+`lead.assigned` row, under the keys the gateway de-duplicates on. Conversion no longer consumes
+its own `lead.assigned` for this."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import select
+
+from closedloop_conversion.common import now
+from closedloop_conversion.models import LeadRow, RepNoticeRow
+from closedloop_conversion.notices.service import NoticeService
+from closedloop_conversion.sales.inputs import CapturedLead
+from closedloop_conversion.sales.service import SalesService
+from conversion_helpers import make_rep
+from loopkit.events import decode_envelope
+from loopkit_dev.testing import RunningService
+
+
+def _lead(lead_id: str) -> CapturedLead:
+    return CapturedLead(lead_id, "", "", "", "sales", "", (), now())
+
+
+async def test_notices_are_stored_with_the_assignment(
+    conversion: RunningService, stub: Any, tenant: str
+) -> None:
+    runtime = conversion.runtime
+    reps = [await make_rep(stub, tenant, f"told-{i}") for i in range(2)]
+    leads = [f"lead-told-{uuid.uuid4().hex[:12]}" for _ in range(3)]
+    notices = NoticeService(runtime.settings.account_registry(), gateway=False)
+    sales = SalesService(runtime.outbox, notices)
+    outbox = runtime.outbox.tables.outbox
+    async with runtime.sessions() as session, session.begin():
+        await sales.capture_leads(session, [(tenant, _lead(lead_id)) for lead_id in leads])
+        # Not committed yet: the notices are in the same transaction as the leads.
+        query = select(LeadRow.id, LeadRow.rep_id).where(LeadRow.id.in_(leads))
+        given = {lead_id: rep_id for lead_id, rep_id in (await session.execute(query)).all()}
+        told = (
+            await session.execute(
+                select(
+                    RepNoticeRow.idempotency_key, RepNoticeRow.rep_id, RepNoticeRow.lead_id
+                ).where(RepNoticeRow.tenant_id == tenant)
+            )
+        ).all()
+        assert sorted(told) == sorted((f"assigned:{i}", given[i], i) for i in leads)
+
+        lead = leads[0]
+        other = next(r.rep_id for r in reps if r.rep_id != given[lead])
+        before = {row.id for row in (await session.execute(select(outbox.c.id))).all()}
+        await sales.reassign_lead(session, tenant, lead, rep_id=other, reason="test", actor="test")
+        [event_id] = [
+            row.id
+            for row in (await session.execute(select(outbox.c.id, outbox.c.data))).all()
+            if row.id not in before and decode_envelope(row.data).type == "lead.assigned"
+        ]
+        again = (
+            await session.execute(
+                select(RepNoticeRow.idempotency_key, RepNoticeRow.rep_id).where(
+                    RepNoticeRow.tenant_id == tenant, RepNoticeRow.lead_id == lead
+                )
+            )
+        ).all()
+        assert sorted(again) == sorted(
+            [(f"assigned:{lead}", given[lead]), (f"assigned:{lead}:{event_id}", other)]
+        )
+        await session.rollback()
