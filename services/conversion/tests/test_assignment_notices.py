@@ -1,7 +1,7 @@
 """A rep is told of a lead in the transaction that gives it to them: the batch capture and the
 per-lead path (here a reassignment) store the rep notice beside the lead, its history and its
-`lead.assigned` row, under the keys the gateway de-duplicates on. Conversion no longer consumes
-its own `lead.assigned` for this."""
+`lead.assigned` row, under the keys the gateway de-duplicates on (the rep-notices consumer of
+conversion's own `lead.assigned` is left a safety net for events that came without a notice)."""
 
 from __future__ import annotations
 

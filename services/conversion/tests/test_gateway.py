@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
+from sqlalchemy import select
 
 import closedloop_gateway.main
 from closedloop.common.v1 import common_pb2 as c
@@ -21,6 +22,7 @@ from closedloop.gateway.v1 import gateway_pb2 as gw
 from closedloop.gateway.v1 import gateway_pb2_grpc
 from closedloop.identity.v1 import identity_pb2 as ipb
 from closedloop_conversion.main import DEFINITION
+from closedloop_conversion.models import RepNoticeRow
 from conversion_helpers import (
     AGENT_ID,
     AGENT_SECRET,
@@ -35,7 +37,7 @@ from conversion_helpers import (
     publish,
 )
 from gateway_helpers import Emulator, emulator, gateway_overrides
-from loopkit.events import unpack
+from loopkit.events import new_envelope, unpack
 from loopkit_dev.natsserver import NatsServer, free_port
 from loopkit_dev.testing import BUSY_MACHINE_DEADLINE_S, RunningService, eventually, running_service
 
@@ -534,3 +536,43 @@ async def test_leads_assigned_together_tell_each_rep_once_per_lead(
         expected[event.lead_id] = [user_of[event.rep_id]]
     assert told() == expected  # each lead once, to the rep it went to
     assert {user for told_to in expected.values() for user in told_to} == set(users)
+
+
+async def test_an_assignment_published_without_its_notice_still_tells_the_rep(
+    conv, wired, wechat, tenant, nats_client
+) -> None:
+    """A `lead.assigned` from a replica of an earlier release (which stored no notice with the
+    assignment; a rolling upgrade runs both) reaches the rep through the rep-notices consumer,
+    once, however often it is delivered."""
+    user = _unique("rep-older")
+    rep = await make_rep(conv, tenant, user)
+    lead_id = _unique("lead-older")
+    env = new_envelope(
+        producer="conversion",
+        event_type="lead.assigned",
+        tenant_id=tenant,
+        customer_id=_unique("cust-older"),
+        payload=ev.LeadAssigned(lead_id=lead_id, rep_id=rep.rep_id),
+    )
+    await publish(nats_client, env)
+    await publish(nats_client, env, dedupe=False)  # delivered again
+
+    def told() -> list[str]:
+        return [
+            call["body"]["touser"]
+            for call in wechat.calls("message/send", CORP)
+            if call["errcode"] == 0 and f"lead {lead_id}." in call["body"]["text"]["content"]
+        ]
+
+    async def rep_told() -> bool:
+        return bool(told())
+
+    await eventually(rep_told, timeout_s=BUSY_MACHINE_DEADLINE_S)
+    async with wired.runtime.sessions() as session:
+        stored = (
+            await session.execute(
+                select(RepNoticeRow.idempotency_key).where(RepNoticeRow.lead_id == lead_id)
+            )
+        ).all()
+    assert [k for (k,) in stored] == [f"assigned:{lead_id}"]
+    assert told() == [user]

@@ -20,7 +20,7 @@ from closedloop_conversion.tasks.service import TaskService
 from closedloop_conversion.transport.events import EventHandlers
 from closedloop_conversion.transport.grpc import SERVICE_NAME, ConversionServicer, register
 from closedloop_conversion.transport.http import router
-from closedloop_conversion.transport.notices import RepNotifier
+from closedloop_conversion.transport.notices import RepNotifier, assignment_subscription
 from closedloop_conversion.transport.tasks import win_back_subscription
 from closedloop_conversion.transport.workers import DayStartDrain, TransferSweeper
 from loopkit.gateway_client import GatewayClient
@@ -110,6 +110,7 @@ def build(runtime: ServiceRuntime) -> None:
     for subscription in EventHandlers(sales, CustomerEvents()).subscriptions():
         runtime.add_subscription(subscription)
     runtime.add_subscription(win_back_subscription(tasks))
+    runtime.add_subscription(assignment_subscription(notices))
     metrics.export_zeros()
 
 

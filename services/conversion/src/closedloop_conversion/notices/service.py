@@ -195,9 +195,11 @@ class NoticeService:
             by_tenant.setdefault(item.tenant, []).append(item)
         rows: list[dict[str, Any]] = []
         for tenant, items in by_tenant.items():
-            reps = await _sales.reps_by_id(session, tenant, {i.rep_id for i in items})
             keys = {_assigned_key(i.lead_id, i.reassignment_id) for i in items}
             seen = await repo.keys_stored(session, tenant, keys)
+            if keys <= seen:  # every notice stored already (the consumer's usual case)
+                continue
+            reps = await _sales.reps_by_id(session, tenant, {i.rep_id for i in items})
             for item in items:
                 key = _assigned_key(item.lead_id, item.reassignment_id)
                 rep = reps.get(item.rep_id)

@@ -1,6 +1,8 @@
 """Rep notices at the edges: the worker that hands due notices to the gateway
-(`GatewayClient.notify_member`) and records the answer. (A notice is stored in the transaction
-that makes its reason: sales tells `NoticeService.leads_assigned` of every lead it gives.)
+(`GatewayClient.notify_member`) and records the answer, and the consumer of conversion's own
+`lead.assigned` that stores a notice for an assignment that came without one. (A notice is stored
+in the transaction that makes its reason: sales tells `NoticeService.leads_assigned` of every lead
+it gives; the consumer finds those keys stored and writes nothing.)
 
 Each notice's idempotency key is also the gateway's, so a notice handed over twice (a retry, two
 replicas, a crash between the gateway's answer and our commit) is one message to the rep; a notice
@@ -11,16 +13,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from closedloop.events.v1 import conversion_events_pb2 as ev
+from closedloop.events.v1.envelope_pb2 import Envelope
 from closedloop_conversion.common import now
 from closedloop_conversion.notices.service import (
     FAILED,
     PENDING,
     SENT,
+    Assigned,
     DueNotice,
     MemberMessenger,
     NoticeService,
 )
+from loopkit.consumer import Subscription
+from loopkit.envelopes import occurred_at, payload
 from loopkit.errors import DependencyUnavailable, DomainError
 from loopkit.periodic import Worker, every
 from loopkit.uow import UnitOfWork
@@ -29,6 +39,41 @@ from loopkit.wechat.sender import SendRefused
 log = logging.getLogger(__name__)
 # Notices handed to the gateway per round.
 BATCH = 50
+# lead.assigned events per fetched batch: one per lead the leads consumer assigns, so as many.
+NOTICES_BATCH = 500
+
+
+def assignment_subscription(notices: NoticeService) -> Subscription:
+    """The safety net behind the in-transaction notice: an assignment published by a replica of
+    an earlier release (before notices were stored with the assignment; a rolling upgrade runs
+    both) still tells its rep. Per fetched batch the stored keys are one query, so an event whose
+    notice is already stored costs its fetch, decode and ack, and writes nothing."""
+
+    async def assigned(session: AsyncSession, envs: Sequence[Envelope]) -> None:
+        items = []
+        for env in envs:
+            event = payload(env, ev.LeadAssigned)
+            if not event.lead_id or not event.rep_id:
+                continue
+            items.append(
+                Assigned(
+                    env.tenant_id,
+                    event.lead_id[:64],
+                    event.rep_id[:64],
+                    # A reassignment is news again: its own key (the event's id).
+                    reassignment_id=env.id if event.previous_rep_id else "",
+                    at=occurred_at(env, now),
+                )
+            )
+        await notices.leads_assigned(session, items)
+
+    return Subscription.to(
+        "conversion",
+        "rep-notices",
+        {},
+        batch_handlers={"lead.assigned": assigned},
+        batch_size=NOTICES_BATCH,
+    )
 
 
 class RepNotifier:
