@@ -22,8 +22,8 @@ from sqlalchemy.util import greenlet_spawn
 
 async def fetch(session: AsyncSession, sql: str, *args: Any) -> list[Any]:
     """The rows (asyncpg `Record`s: index or iterate them) `sql` returns, run in `session`'s
-    transaction on its connection. SQLAlchemy's `before_cursor_execute` listeners are told of it
-(with no cursor or context), so statement counters count it."""
+    transaction on its connection. SQLAlchemy's `before_cursor_execute` listeners are told of
+    it (with no cursor or context), so statement counters count it."""
     connection = await session.connection()
     sync = connection.sync_connection
     if sync is not None and (sync._has_events or sync.engine._has_events):
@@ -31,14 +31,12 @@ async def fetch(session: AsyncSession, sql: str, *args: Any) -> list[Any]:
         # or execution context exists, and the statement cannot be rewritten here.
         sync.dispatch.before_cursor_execute(sync, None, sql, args, None, False)
     adapted: Any = (await connection.get_raw_connection()).dbapi_connection
-    if adapted._transaction is None:
-        await adapted._start_transaction()  # a no-op in autocommit
     try:
+        if adapted._transaction is None:
+            await adapted._start_transaction()  # a no-op in autocommit
         rows: list[Any] = await adapted._connection.fetch(sql, *args)
     except Exception as exc:
-        await greenlet_spawn(
-            _raise_as_sqlalchemy, sync, adapted, exc, sql, args
-        )
+        await greenlet_spawn(_raise_as_sqlalchemy, sync, adapted, exc, sql, args)
         raise  # not reached: the above always raises
     return rows
 

@@ -5,6 +5,7 @@ adapters to a `ServiceRuntime`; nothing else in a service touches process lifecy
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 import sys
@@ -333,10 +334,27 @@ class ServiceRuntime:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         await self.start()
+        settle_heap()
         try:
             await stop.wait()
         finally:
             await self.stop()
+
+
+# Allocations between young-generation collections once a service runs (CPython's default: 700).
+GC_YOUNG_THRESHOLD = 10_000
+
+
+def settle_heap() -> None:
+    """Once a service process has started: what is alive now (modules, tables, compiled
+    statements, ~150k objects) lives as long as the process, so it is frozen out of the garbage
+    collector's view, and young collections run every `GC_YOUNG_THRESHOLD` allocations instead of
+    700. Before, the collector took ~7 % of identity's CPU under load (py-spy), and its full
+    collections over the whole heap were pauses every call waiting behind them felt."""
+    gc.collect()
+    gc.freeze()
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
 
 
 @dataclass(frozen=True)

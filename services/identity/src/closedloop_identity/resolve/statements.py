@@ -301,8 +301,8 @@ class PostgresResolveStatements:
             now=now,
         )
         statement = _extend_statement(tables)
-        rows = await raw_sql.fetch(session, statement.sql, *statement.args(params))
-        return dict(json.loads(rows[0][0])) if rows else None
+        found = await raw_sql.fetch(session, statement.sql, *statement.args(params))
+        return dict(json.loads(found[0][0])) if found else None
 
 
 # --- SQLite: the same steps as local statements (writers are serialised) ------------------------
