@@ -829,10 +829,11 @@ async def _backends(engine: AsyncEngine, database: str) -> list[int]:
         return [int(r[0]) for r in rows]
 
 
-def _all_processes() -> dict[int, tuple[str, float]]:
-    """Every process of the machine now: pid -> (what it is, user + system CPU seconds). Python
-    processes are named by their script or `-m` module (other engineers' tests and benches show
-    up as what they run), the others by their command name."""
+def _all_processes() -> dict[tuple[int, str], tuple[str, float]]:
+    """Every process of the machine now: (pid, start time) -> (what it is, user + system CPU
+    seconds). Python processes are named by their script or `-m` module (other engineers' tests
+    and benches show up as what they run), kernel workers together as `kworker` (their command
+    name changes with the work they do), the others by their command name."""
     tick = os.sysconf("SC_CLK_TCK")
     found = {}
     for entry in os.scandir("/proc"):
@@ -845,7 +846,7 @@ def _all_processes() -> dict[int, tuple[str, float]]:
             continue
         name = stat[stat.index("(") + 1 : stat.rindex(")")]
         fields = stat[stat.rindex(")") + 2 :].split()
-        found[int(entry.name)] = (
+        found[(int(entry.name), fields[19])] = (
             _process_name(name, [a.decode(errors="replace") for a in argv if a]),
             (int(fields[11]) + int(fields[12])) / tick,
         )
@@ -853,6 +854,8 @@ def _all_processes() -> dict[int, tuple[str, float]]:
 
 
 def _process_name(comm: str, argv: list[str]) -> str:
+    if comm.startswith("kworker/"):
+        return "kworker"
     if not comm.startswith("python") or len(argv) < 2:
         return comm
     args = argv[1:]
@@ -870,8 +873,8 @@ def _kernel_seconds() -> dict[str, float]:
 
 
 def machine_shares(
-    before: dict[int, tuple[str, float]],
-    after: dict[int, tuple[str, float]],
+    before: dict[tuple[int, str], tuple[str, float]],
+    after: dict[tuple[int, str], tuple[str, float]],
     ours: dict[str, set[int]],
     wall_cpu_s: float,
 ) -> list[tuple[str, float]]:
@@ -879,10 +882,10 @@ def machine_shares(
     own processes by role (`ours`: role -> pids), everything else by name, largest first."""
     role_of = {pid: role for role, pids in ours.items() for pid in pids}
     spent: dict[str, float] = {}
-    for pid, (name, seconds) in after.items():
-        earlier = before.get(pid)
-        used = seconds - earlier[1] if earlier and earlier[0] == name else seconds
-        role = role_of.get(pid, f"other: {name}")
+    for key, (name, seconds) in after.items():
+        earlier = before.get(key)  # None: started during the cell
+        used = seconds - earlier[1] if earlier else seconds
+        role = role_of.get(key[0], f"other: {name}")
         spent[role] = spent.get(role, 0.0) + max(0.0, used)
     return sorted(((k, v / wall_cpu_s) for k, v in spent.items()), key=lambda kv: -kv[1])
 
