@@ -8,7 +8,6 @@ from typing import Any, TypeVar
 
 from google.protobuf.any_pb2 import Any as AnyPb
 from google.protobuf.message import DecodeError, Message
-from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy import Table, insert, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from ulid import ULID
@@ -16,6 +15,7 @@ from ulid import ULID
 from closedloop.events.v1.envelope_pb2 import Envelope
 from loopkit import tracing
 from loopkit.tables import KitTables
+from loopkit.timestamps import to_timestamp
 
 SUBJECT_ROOT = "closedloop"
 M = TypeVar("M", bound=Message)
@@ -40,8 +40,7 @@ def new_envelope(
     payload: Message,
     occurred_at: datetime | None = None,
 ) -> Envelope:
-    at = Timestamp()
-    at.FromDatetime(occurred_at or datetime.now(UTC))
+    at = to_timestamp(occurred_at or datetime.now(UTC))
     packed = AnyPb()
     packed.Pack(payload)
     carrier = tracing.current_context_headers()
