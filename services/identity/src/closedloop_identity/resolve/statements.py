@@ -24,8 +24,6 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from sqlalchemy import (
-    DateTime,
-    LargeBinary,
     Table,
     insert,
     select,
@@ -121,27 +119,19 @@ def _insert_cte(name: str, table: Table, guard: str) -> str:
 
 
 def _json_value(value: Any) -> Any:
-    """A column value as json_populate_recordset reads it back into its column type."""
+    """A value json.dumps cannot write, as json_populate_recordset reads it back into its column
+    type (json.dumps calls this for those values only)."""
     if isinstance(value, datetime):
         return value.isoformat()
     if isinstance(value, bytes):
         return "\\x" + value.hex()  # bytea's hex input form
-    return value
+    raise TypeError(f"{type(value).__name__} has no JSON form for a row")
 
 
-@functools.cache
-def _converted(table: Table) -> tuple[tuple[str, bool], ...]:
-    """Each column of `table` and whether its values need converting (timestamps, bytes)."""
-    return tuple((c.name, isinstance(c.type, DateTime | LargeBinary)) for c in table.columns)
-
-
-def _insert_params(name: str, table: Table, rows: list[dict[str, Any]]) -> dict[str, Any]:
-    columns = _converted(table)
-    records = [
-        {c: _json_value(row.get(c)) if convert else row.get(c) for c, convert in columns}
-        for row in rows
-    ]
-    return {name: json.dumps(records, ensure_ascii=False)}
+def _insert_params(name: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The rows as they are: json_populate_recordset reads each column of the table by name (a
+    missing key is NULL, a key that is no column is ignored), so no per-column copy is made."""
+    return {name: json.dumps(rows, ensure_ascii=False, default=_json_value)}
 
 
 def _inserts(rows: Rows) -> tuple[tuple[Table, ...], dict[str, Any]]:
@@ -150,7 +140,7 @@ def _inserts(rows: Rows) -> tuple[tuple[Table, ...], dict[str, Any]]:
     for table, table_rows in rows:
         if table_rows:
             tables.append(table)
-            params.update(_insert_params(f"ins_{table.name}", table, table_rows))
+            params.update(_insert_params(f"ins_{table.name}", table_rows))
     return tuple(tables), params
 
 
