@@ -775,6 +775,7 @@ async def run(args: argparse.Namespace, out: Report, cleanup: Cleanup) -> dict[s
                     "postgres": round(c.postgres_share, 3),
                     "machine": round(c.machine_share, 3),
                 },
+                "machine_by_process": {k: round(v, 3) for k, v in c.where},
             }
             for c in scaled
         ],
@@ -828,6 +829,67 @@ async def _backends(engine: AsyncEngine, database: str) -> list[int]:
         return [int(r[0]) for r in rows]
 
 
+def _all_processes() -> dict[tuple[int, str], tuple[str, float]]:
+    """Every process of the machine now: (pid, start time) -> (what it is, user + system CPU
+    seconds). Python processes are named by their script or `-m` module (other engineers' tests
+    and benches show up as what they run), kernel workers together as `kworker` (their command
+    name changes with the work they do), the others by their command name."""
+    tick = os.sysconf("SC_CLK_TCK")
+    found = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry.name}/stat").read_text()
+            argv = Path(f"/proc/{entry.name}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2 :].split()
+        found[(int(entry.name), fields[19])] = (
+            _process_name(name, [a.decode(errors="replace") for a in argv if a]),
+            (int(fields[11]) + int(fields[12])) / tick,
+        )
+    return found
+
+
+def _process_name(comm: str, argv: list[str]) -> str:
+    if comm.startswith("kworker/"):
+        return "kworker"
+    if not comm.startswith("python") or len(argv) < 2:
+        return comm
+    args = argv[1:]
+    if "-m" in args[:-1]:
+        return f"python -m {args[args.index('-m') + 1]}"
+    script = next((a for a in args if not a.startswith("-")), "")
+    return f"python {Path(script).name}" if script else comm
+
+
+def _kernel_seconds() -> dict[str, float]:
+    """Machine CPU seconds outside processes' own accounting: interrupts and steal."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    tick = os.sysconf("SC_CLK_TCK")
+    return {"irq": (values[5] + values[6]) / tick, "steal": values[7] / tick}
+
+
+def machine_shares(
+    before: dict[tuple[int, str], tuple[str, float]],
+    after: dict[tuple[int, str], tuple[str, float]],
+    ours: dict[str, set[int]],
+    wall_cpu_s: float,
+) -> list[tuple[str, float]]:
+    """Where the whole machine's CPU went between two `_all_processes` snapshots: the bench's
+    own processes by role (`ours`: role -> pids), everything else by name, largest first."""
+    role_of = {pid: role for role, pids in ours.items() for pid in pids}
+    spent: dict[str, float] = {}
+    for key, (name, seconds) in after.items():
+        earlier = before.get(key)  # None: started during the cell
+        used = seconds - earlier[1] if earlier else seconds
+        role = role_of.get(key[0], f"other: {name}")
+        spent[role] = spent.get(role, 0.0) + max(0.0, used)
+    return sorted(((k, v / wall_cpu_s) for k, v in spent.items()), key=lambda kv: -kv[1])
+
+
 @dataclass
 class ScalingCell:
     workers: int
@@ -837,6 +899,7 @@ class ScalingCell:
     service_share: float
     postgres_share: float
     machine_share: float
+    where: list[tuple[str, float]] = field(default_factory=list)
 
 
 async def scaling_cell(
@@ -868,23 +931,38 @@ async def scaling_cell(
             await closed_loop(call, duration_s=min(0.5, args.duration / 5), **load)  # type: ignore[arg-type]
             pg_pids = await _backends(engine, stack.database)
             service_pids = _process_tree(service.proc.pid)
+            everyone0, kernel0 = _all_processes(), _kernel_seconds()
             client0, busy0 = time.process_time(), _machine_busy_seconds()
             service0, pg0 = cpu_seconds(service_pids), cpu_seconds(pg_pids)
             started = time.perf_counter()
             result = await closed_loop(call, duration_s=args.duration, **load)  # type: ignore[arg-type]
             wall = (time.perf_counter() - started) * cpus
             client = (time.process_time() - client0) / wall
+            service_pids = _process_tree(service.proc.pid)  # workers restarted meanwhile too
             served = cpu_spent(service0, cpu_seconds(service_pids)) / wall
             pg_pids = await _backends(engine, stack.database)  # and those opened meanwhile
             pg = cpu_spent(pg0, cpu_seconds(pg_pids)) / wall
             busy = (_machine_busy_seconds() - busy0) / wall
-            cells.append(ScalingCell(workers, name, result, client, served, pg, busy))
+            everyone, kernel = _all_processes(), _kernel_seconds()
+            ours = {
+                "bench client": {os.getpid()},
+                "service": set(service_pids),
+                "PostgreSQL, bench database": set(pg_pids),
+                "nats-server (bench)": {stack.natsd.process.pid} if stack.natsd.process else set(),
+            }
+            where = machine_shares(everyone0, everyone, ours, wall)
+            where += [(f"kernel: {k}", (kernel[k] - kernel0[k]) / wall) for k in ("irq", "steal")]
+            accounted = sum(v for _, v in where)
+            where.append(("exited during the cell, or not accounted", max(0.0, busy - accounted)))
+            cells.append(ScalingCell(workers, name, result, client, served, pg, busy, where))
             out(
                 f"  {workers} worker(s) {name:<7} c={SCALING_CONCURRENCY} {result.rps:8.1f} req/s"
                 f"  p99 {_ms(result.p99_ms)} ms  errors {result.errors}  CPU share of {cpus} CPUs:"
                 f" client {client:.0%}, service {served:.0%}, PostgreSQL {pg:.0%}, whole machine "
                 f"{busy:.0%}"
             )
+            shown = [f"{k} {v:.0%}" for k, v in where if v >= 0.01]
+            out(f"    whole machine by process: {', '.join(shown)}")
     finally:
         for channel in channels:
             await channel.close()

@@ -175,3 +175,21 @@ async def test_customer_unmerged_reaches_the_handler(
         letter = await one_letter(js, consumer.durable)
         assert letter.error.startswith("InvalidArgument")
     assert seen == [("t-kit", "B", "C", "m-1")]
+
+
+def test_to_timestamp_matches_protobufs_own_conversion() -> None:
+    from datetime import UTC, datetime, timedelta, timezone
+
+    from google.protobuf.timestamp_pb2 import Timestamp
+
+    from loopkit.timestamps import to_timestamp
+
+    for at in (
+        datetime(2026, 12, 1, 10, 11, 12, 345678, tzinfo=UTC),
+        datetime(1969, 7, 20, 20, 17, 40, 1, tzinfo=UTC),
+        datetime(2026, 12, 1, 18, 0, tzinfo=timezone(timedelta(hours=8))),
+        datetime(2026, 12, 1, 10, 0, 0, 5),  # naive: UTC
+    ):
+        expected = Timestamp()
+        expected.FromDatetime(at if at.tzinfo else at.replace(tzinfo=UTC))
+        assert to_timestamp(at) == expected, at

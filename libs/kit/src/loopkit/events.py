@@ -18,6 +18,7 @@ from loopkit import tracing
 from loopkit.bulk import insert_rows
 from loopkit.ids import new_ulid
 from loopkit.tables import KitTables
+from loopkit.timestamps import to_timestamp
 
 SUBJECT_ROOT = "closedloop"
 M = TypeVar("M", bound=Message)
@@ -49,8 +50,7 @@ def new_envelope(
     if isinstance(occurred_at, Timestamp):
         at = occurred_at
     else:
-        at = Timestamp()
-        at.FromDatetime(occurred_at or datetime.now(UTC))
+        at = to_timestamp(occurred_at or datetime.now(UTC))
     packed = AnyPb()
     packed.Pack(payload)
     if carrier is None:

@@ -22,6 +22,16 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def to_timestamp(at: datetime) -> Timestamp:
+    """`at` (naive: UTC) as a Timestamp, by integer arithmetic: `Timestamp.FromDatetime` goes
+    through calendar.timegm and costs a few times more, on every answer and every event."""
+    delta = (at if at.tzinfo is not None else at.replace(tzinfo=UTC)) - _EPOCH
+    return Timestamp(seconds=delta.days * 86400 + delta.seconds, nanos=delta.microseconds * 1000)
+
+
 def ts(value: datetime | None) -> Timestamp | None:
     """A protobuf Timestamp, or None to leave the message field unset."""
     if value is None:

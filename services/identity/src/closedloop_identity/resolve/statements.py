@@ -18,26 +18,24 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from sqlalchemy import (
-    DateTime,
-    LargeBinary,
     Table,
     insert,
     select,
-    text,
     tuple_,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.sql.elements import TextClause
 
 from closedloop_identity.customers.identities import IdentityKey, Kind
 from closedloop_identity.customers.repository import ACTIVE, MAX_CHAIN
 from closedloop_identity.models import CustomerRow, IdentityRow
+from loopkit import raw_sql
 
 CUSTOMERS: Table = CustomerRow.__table__  # type: ignore[assignment]
 IDENTITIES: Table = IdentityRow.__table__  # type: ignore[assignment]
@@ -121,27 +119,19 @@ def _insert_cte(name: str, table: Table, guard: str) -> str:
 
 
 def _json_value(value: Any) -> Any:
-    """A column value as json_populate_recordset reads it back into its column type."""
+    """A value json.dumps cannot write, as json_populate_recordset reads it back into its column
+    type (json.dumps calls this for those values only)."""
     if isinstance(value, datetime):
         return value.isoformat()
     if isinstance(value, bytes):
         return "\\x" + value.hex()  # bytea's hex input form
-    return value
+    raise TypeError(f"{type(value).__name__} has no JSON form for a row")
 
 
-@functools.cache
-def _converted(table: Table) -> tuple[tuple[str, bool], ...]:
-    """Each column of `table` and whether its values need converting (timestamps, bytes)."""
-    return tuple((c.name, isinstance(c.type, DateTime | LargeBinary)) for c in table.columns)
-
-
-def _insert_params(name: str, table: Table, rows: list[dict[str, Any]]) -> dict[str, Any]:
-    columns = _converted(table)
-    records = [
-        {c: _json_value(row.get(c)) if convert else row.get(c) for c, convert in columns}
-        for row in rows
-    ]
-    return {name: json.dumps(records, ensure_ascii=False)}
+def _insert_params(name: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The rows as they are: json_populate_recordset reads each column of the table by name (a
+    missing key is NULL, a key that is no column is ignored), so no per-column copy is made."""
+    return {name: json.dumps(rows, ensure_ascii=False, default=_json_value)}
 
 
 def _inserts(rows: Rows) -> tuple[tuple[Table, ...], dict[str, Any]]:
@@ -150,7 +140,7 @@ def _inserts(rows: Rows) -> tuple[tuple[Table, ...], dict[str, Any]]:
     for table, table_rows in rows:
         if table_rows:
             tables.append(table)
-            params.update(_insert_params(f"ins_{table.name}", table, table_rows))
+            params.update(_insert_params(f"ins_{table.name}", table_rows))
     return tuple(tables), params
 
 
@@ -181,8 +171,34 @@ SELECT 'm', m.id, m.root, NULL, NULL, NULL, NULL, NULL FROM merged m
 """
 
 
+@dataclass(frozen=True)
+class Positional:
+    """A statement in asyncpg's `$n` form and the parameter name behind each `$n`."""
+
+    sql: str
+    names: tuple[str, ...]
+
+    def args(self, params: dict[str, Any]) -> list[Any]:
+        return [params[name] for name in self.names]
+
+
+_NAMED = re.compile(r"(?<!:):([a-z_][a-z0-9_]*)")
+
+
+def _positional(sql: str) -> Positional:
+    """`sql` with each `:name` replaced by `$n` (one n per distinct name); `::type` casts stay."""
+    names: list[str] = []
+
+    def number(match: re.Match[str]) -> str:
+        if match.group(1) not in names:
+            names.append(match.group(1))
+        return f"${names.index(match.group(1)) + 1}"
+
+    return Positional(_NAMED.sub(number, sql), tuple(names))
+
+
 @functools.cache
-def _first_look_statement(tables: tuple[Table, ...]) -> TextClause:
+def _first_look_statement(tables: tuple[Table, ...]) -> Positional:
     """The first look, writing the creation's rows into `tables` when nobody holds the claims.
     Cached per shape: building and parsing the text costs more than running it."""
     guard = "NOT EXISTS (SELECT 1 FROM found)"
@@ -201,11 +217,11 @@ def _first_look_statement(tables: tuple[Table, ...]) -> TextClause:
         f" AND status <> 'active' OFFSET 0) c WHERE m.depth < {MAX_CHAIN})",
         *(_insert_cte(f"ins_{t.name}", t, guard) for t in tables),
     ]
-    return text(",\n".join(ctes) + "\n" + _FIRST_LOOK_ANSWER)
+    return _positional(",\n".join(ctes) + "\n" + _FIRST_LOOK_ANSWER)
 
 
 @functools.cache
-def _extend_statement(tables: tuple[Table, ...]) -> TextClause:
+def _extend_statement(tables: tuple[Table, ...]) -> Positional:
     # The UPDATE is the row lock: a concurrent merge of this customer either waits for us or has
     # already marked it merged, and then nothing here matches and nothing is written.
     guard = "EXISTS (SELECT 1 FROM locked)"
@@ -224,20 +240,24 @@ def _extend_statement(tables: tuple[Table, ...]) -> TextClause:
         f" AND {guard})",
         *(_insert_cte(f"ins_{t.name}", t, guard) for t in tables),
     ]
-    return text(",\n".join(ctes) + "\nSELECT attributes FROM locked")
+    return _positional(",\n".join(ctes) + "\nSELECT attributes FROM locked")
 
 
 class PostgresResolveStatements:
+    """Each statement straight on asyncpg (`loopkit.raw_sql`), in the unit of work's connection:
+    SQLAlchemy's execute path cost as much CPU per resolve as the rest of its Python work."""
+
     async def first_look(
         self, session: AsyncSession, tenant_id: str, keys: list[IdentityKey], creation: Rows
     ) -> dict[str, Holder]:
         tables, params = _inserts(creation)
         params.update(_keys_params(keys), tenant=tenant_id)
-        result = await session.execute(_first_look_statement(tables), params)
+        statement = _first_look_statement(tables)
+        rows = await raw_sql.fetch(session, statement.sql, *statement.args(params))
         holders: dict[str, Holder] = {}
         identities: list[tuple[str, HeldIdentity]] = []
         merged: list[tuple[str, str]] = []
-        for tag, customer_id, a, b, v, verified, at, attributes in result.all():
+        for tag, customer_id, a, b, v, verified, at, attributes in rows:
             if tag == "c":
                 holders[customer_id] = Holder(customer_id, a, _utc(at), json.loads(attributes))
             elif tag == "i":
@@ -270,8 +290,9 @@ class PostgresResolveStatements:
             attributes=json.dumps(attributes),
             now=now,
         )
-        found = (await session.execute(_extend_statement(tables), params)).scalar_one_or_none()
-        return None if found is None else dict(json.loads(found))
+        statement = _extend_statement(tables)
+        found = await raw_sql.fetch(session, statement.sql, *statement.args(params))
+        return dict(json.loads(found[0][0])) if found else None
 
 
 # --- SQLite: the same steps as local statements (writers are serialised) ------------------------

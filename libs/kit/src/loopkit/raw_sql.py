@@ -1,0 +1,54 @@
+"""A hot path's statements straight on asyncpg, inside the unit of work's own connection.
+
+SQLAlchemy's execute path (execution context, parameter processing, result wrapping and a
+greenlet hop per statement) cost identity's resolve about as much CPU as the rest of its Python
+work. `fetch` sends a statement on the very asyncpg connection the session holds, so it stays
+in the unit of work: in its transaction (BEGIN is sent first when the session has one and
+nothing ran yet, as SQLAlchemy's first statement would), or alone in autocommit. Errors come back
+as SQLAlchemy's (`IntegrityError` for a unique race, a dead connection invalidated), so
+`loopkit.db.transact` retries them exactly as before. PostgreSQL (asyncpg) only.
+
+The statement text uses asyncpg's `$1, $2...` parameters; asyncpg prepares it once per
+connection (its own statement cache) and binds the arguments as given.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.util import greenlet_spawn
+
+
+async def fetch(session: AsyncSession, sql: str, *args: Any) -> list[Any]:
+    """The rows (asyncpg `Record`s: index or iterate them) `sql` returns, run in `session`'s
+    transaction on its connection. SQLAlchemy's `before_cursor_execute` listeners are told of
+    it (with no cursor or context), so statement counters count it."""
+    connection = await session.connection()
+    sync = connection.sync_connection
+    if sync is not None and (sync._has_events or sync.engine._has_events):
+        # Statement counters (tests, bench/_statements.py) see these statements too; no cursor
+        # or execution context exists, and the statement cannot be rewritten here.
+        sync.dispatch.before_cursor_execute(sync, None, sql, args, None, False)
+    adapted: Any = (await connection.get_raw_connection()).dbapi_connection
+    try:
+        if adapted._transaction is None:
+            await adapted._start_transaction()  # a no-op in autocommit
+        rows: list[Any] = await adapted._connection.fetch(sql, *args)
+    except Exception as exc:
+        await greenlet_spawn(_raise_as_sqlalchemy, sync, adapted, exc, sql, args)
+        raise  # not reached: the above always raises
+    return rows
+
+
+def _raise_as_sqlalchemy(
+    sync_connection: Any, adapted: Any, exc: Exception, sql: str, args: Any
+) -> None:
+    """Raise `exc` as SQLAlchemy would have for the same statement: translated by the dialect
+    into its DBAPI error, then wrapped (and the connection invalidated if it is gone)."""
+    try:
+        adapted._handle_exception(exc)
+    except Exception as translated:
+        if not isinstance(translated, sync_connection.dialect.loaded_dbapi.Error):
+            raise  # not the driver's (an OSError, say): as SQLAlchemy lets it through
+        sync_connection._handle_dbapi_exception(translated, sql, args, None, None)
