@@ -5,6 +5,7 @@ adapters to a `ServiceRuntime`; nothing else in a service touches process lifecy
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 import sys
@@ -333,6 +334,10 @@ class ServiceRuntime:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         await self.start()
+        # What startup made (modules, the ORM's and protobuf's registries, the app) lives as long
+        # as the process: out of the cyclic GC's reach, a full collection no longer walks it all
+        # in the middle of a request (a pause of milliseconds that lands on the tail latency).
+        gc.freeze()
         try:
             await stop.wait()
         finally:
