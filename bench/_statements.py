@@ -24,10 +24,12 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-# The relay's statements: reading, claiming and marking outbox rows. A service writing a row
-# says INSERT INTO outbox, which is the request's.
+# The relay's statements: reading, claiming, marking and deleting (once a personal event is sent)
+# outbox rows. A service writing a row says INSERT INTO outbox, which is the request's.
 _RELAY = re.compile(
-    r"^\s*(SELECT\b.{0,200}?\bFROM outbox\b|UPDATE outbox\b|SELECT pg_advisory_unlock_all)", re.S
+    r"^\s*(SELECT\b.{0,200}?\bFROM outbox\b|UPDATE outbox\b|DELETE FROM outbox\b"
+    r"|SELECT pg_advisory_unlock_all)",
+    re.S,
 )
 SIDES = ("request", "relay")
 

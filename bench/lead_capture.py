@@ -32,6 +32,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,6 +66,7 @@ from _common import (  # noqa: E402
     new_database_name,
     wait_serving,
 )
+from _statements import SIDES, read_counts, round_trips  # noqa: E402
 
 from closedloop.acquisition.v1 import acquisition_pb2 as pb  # noqa: E402
 from closedloop.acquisition.v1 import acquisition_pb2_grpc  # noqa: E402
@@ -89,9 +91,11 @@ def _service_env(
     name: str, database_url: str, nats_url: str, state: Path, **more: str
 ) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CLOSEDLOOP_")}
-    # The one setting passed through: which event loop the services run on (A/B runs).
-    if "CLOSEDLOOP_EVENT_LOOP" in os.environ:
-        env["CLOSEDLOOP_EVENT_LOOP"] = os.environ["CLOSEDLOOP_EVENT_LOOP"]
+    # The settings passed through, for A/B runs: the services' event loop and the relay's
+    # coalescing window.
+    for setting in ("CLOSEDLOOP_EVENT_LOOP", "CLOSEDLOOP_OUTBOX_COALESCE_S"):
+        if setting in os.environ:
+            env[setting] = os.environ[setting]
     prefix = f"CLOSEDLOOP_{name.upper()}_"
     env.update(
         {
@@ -160,9 +164,11 @@ def _start_service(name: str, env: dict[str, str], state: Path, cleanup: Cleanup
     )
     if migrate.proc.wait(120) != 0:
         raise RuntimeError(f"migrating {name} failed:\n{migrate.log_tail()}")
+    # Run through bench/_statements.py, which counts the service's database round trips.
+    counting = [str(REPO / "bench" / "_statements.py"), str(state / f"{name}.counts")]
     child = ChildProcess(
         name,
-        [sys.executable, "-m", f"closedloop_{name}"],
+        [sys.executable, *counting, "-m", f"closedloop_{name}"],
         log_path=state / f"{name}.log",
         env=env,
         cwd=REPO,
@@ -368,18 +374,34 @@ async def lead_cell(
     stack: Stack, children: list[ChildProcess], page_id: str, args: argparse.Namespace
 ) -> CellResult:
     profiles: list[Any] = []
+    services = children[:2]
+    before: dict[str, Counter[str]] = {}
 
     def profile() -> None:
+        before.update({c.name: read_counts(counts_path(c), c.proc.pid) for c in services})
         profiles.extend(start_profiles(children, args))
 
     result = await cpu_cell(
         "lead capture",
-        children[:2],
+        services,
         lambda start: submissions(stack.acquisition_http, page_id, "lead capture", args, start),
         profile,
     )
+    calls = max(result.ok + result.errors, 1)
+    for child in services:
+        after = await asyncio.to_thread(read_counts, counts_path(child), child.proc.pid)
+        spent = after - before[child.name]
+        ROUND_TRIPS[child.name] = {side: round_trips(spent, side) / calls for side in SIDES}
     await asyncio.to_thread(report_profiles, profiles, args)
     return result
+
+
+# Database round trips per lead of the measured cell, by service and side (request, relay).
+ROUND_TRIPS: dict[str, dict[str, float]] = {}
+
+
+def counts_path(child: ChildProcess) -> Path:
+    return Path(child.proc.args[2])  # type: ignore[index]
 
 
 async def leads_on_stream(stack: Stack, at_least: int, timeout_s: float = 60.0) -> int:
@@ -527,6 +549,10 @@ def main() -> int:
     for target, per in CPU_PER_CALL.items():
         parts = ", ".join(f"{name} {ms:.2f}" for name, ms in per.items())
         print(f"  {target:<14} {sum(per.values()):7.2f}  ({parts})")
+    if ROUND_TRIPS:
+        print("\nDatabase round trips per lead (bench/_statements.py; the relay's passes apart):")
+        for name, sides in ROUND_TRIPS.items():
+            print(f"  {name:<12} " + ", ".join(f"{k} {v:.2f}" for k, v in sides.items()))
     by = {r.target: r.rps for r in results}
     lead = by.get("lead capture", 0.0)
     if lead:
