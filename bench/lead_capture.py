@@ -401,7 +401,7 @@ ROUND_TRIPS: dict[str, dict[str, float]] = {}
 
 
 def counts_path(child: ChildProcess) -> Path:
-    return Path(child.proc.args[2])  # type: ignore[index]
+    return Path(str(child.proc.args[2]))  # type: ignore[index]
 
 
 async def leads_on_stream(stack: Stack, at_least: int, timeout_s: float = 60.0) -> int:
