@@ -91,11 +91,9 @@ def _service_env(
     name: str, database_url: str, nats_url: str, state: Path, **more: str
 ) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CLOSEDLOOP_")}
-    # The settings passed through, for A/B runs: the services' event loop and the relay's
-    # coalescing window.
-    for setting in ("CLOSEDLOOP_EVENT_LOOP", "CLOSEDLOOP_OUTBOX_COALESCE_S"):
-        if setting in os.environ:
-            env[setting] = os.environ[setting]
+    # The one setting passed through: which event loop the services run on (A/B runs).
+    if "CLOSEDLOOP_EVENT_LOOP" in os.environ:
+        env["CLOSEDLOOP_EVENT_LOOP"] = os.environ["CLOSEDLOOP_EVENT_LOOP"]
     prefix = f"CLOSEDLOOP_{name.upper()}_"
     env.update(
         {
@@ -392,12 +390,19 @@ async def lead_cell(
         after = await asyncio.to_thread(read_counts, counts_path(child), child.proc.pid)
         spent = after - before[child.name]
         ROUND_TRIPS[child.name] = {side: round_trips(spent, side) / calls for side in SIDES}
+        GC_PAUSES[child.name] = (
+            [(spent[f"gc {g}"], spent[f"gc {g} us"] / 1000) for g in range(3)],
+            after["gc max us"] / 1000,
+        )
     await asyncio.to_thread(report_profiles, profiles, args)
     return result
 
 
 # Database round trips per lead of the measured cell, by service and side (request, relay).
 ROUND_TRIPS: dict[str, dict[str, float]] = {}
+# The cyclic GC in the measured cell, by service: (collections, ms paused) per generation, and
+# the longest pause (ms).
+GC_PAUSES: dict[str, tuple[list[tuple[int, float]], float]] = {}
 
 
 def counts_path(child: ChildProcess) -> Path:
@@ -553,6 +558,10 @@ def main() -> int:
         print("\nDatabase round trips per lead (bench/_statements.py; the relay's passes apart):")
         for name, sides in ROUND_TRIPS.items():
             print(f"  {name:<12} " + ", ".join(f"{k} {v:.2f}" for k, v in sides.items()))
+        print("GC collections in the lead cell (generation: count / ms paused; longest pause):")
+        for name, (gens, longest) in GC_PAUSES.items():
+            parts = ", ".join(f"{g}: {n} / {ms:.1f}" for g, (n, ms) in enumerate(gens))
+            print(f"  {name:<12} {parts}; longest {longest:.1f} ms")
     by = {r.target: r.rps for r in results}
     lead = by.get("lead capture", 0.0)
     if lead:

@@ -229,7 +229,6 @@ class ServiceRuntime:
             self.js,
             batch_size=s.outbox_batch_size,
             poll_interval_s=s.outbox_poll_interval_s,
-            coalesce_s=s.outbox_coalesce_s,
             outbox_retention_s=s.outbox_retention_s,
             inbox_retention_s=s.inbox_retention_s,
             sweep_interval_s=s.retention_sweep_interval_s,

@@ -70,9 +70,6 @@ class Settings(BaseSettings):
     event_loop: str = Field(default="uvloop", pattern="^(uvloop|asyncio)$")
     outbox_poll_interval_s: float = 0.5
     outbox_batch_size: int = 200
-    # How long the relay waits after the wake-up of a commit for the rest of a burst to commit,
-    # so a burst leaves as one batch (a pass costs the same four statements for 1 event or 200).
-    outbox_coalesce_s: float = Field(default=0.002, ge=0)
     # Retention (docs/operations.md, "Erasure and retention"). A sent outbox row is only a copy of
     # what is already on the stream (JetStream de-duplicates by the stream's own memory of ids),
     # so it goes after an hour. An inbox row must outlive every way its event can come again:
