@@ -338,6 +338,10 @@ class ServiceRuntime:
         # as the process: out of the cyclic GC's reach, a full collection no longer walks it all
         # in the middle of a request (a pause of milliseconds that lands on the tail latency).
         gc.freeze()
+        # A young-generation collection every 10,000 net allocations instead of 700: it walks
+        # only the young objects still alive (those of the calls in flight), about as many either
+        # way, so 14x fewer collections cost that much less.
+        gc.set_threshold(10_000, *gc.get_threshold()[1:])
         try:
             await stop.wait()
         finally:
