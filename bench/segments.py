@@ -10,10 +10,10 @@ postgres@127.0.0.1), migrates the retention schema, generates `--customers` cust
 * PreviewSegment's query for a 5-condition segment (count + 20-customer sample, one query);
 * the lifecycle sweep as the periodic worker runs it one day later (only customers whose review
   moment has come are loaded; each change writes its stage_changes row and outbox event);
-* the bulk RFM recomputation (cut-offs once with `percentile_disc`, scores written to the narrow
-  `customer_value` table, which holds the inputs too: the rescore never reads `activity`),
-  first and again (a steady state, where only changed scores are
-  written: three times, the median kept).
+* the bulk RFM recomputation (the tenant's quintile cut-offs, read from the indexes of the
+  inputs in the narrow `customer_value` table; since rfm4 the scores are computed when read, so
+  a rescore writes no customer's row), first and again (three times, the median kept);
+* reading the scores: a segment on them and the top-100 list.
 
 Prints times and ratios to the count(*) scans, and drops the database again. `--generate-only`
 keeps a generated database untouched; `--reuse NAME` times a copy of it (CREATE DATABASE …
@@ -53,6 +53,7 @@ SEGMENT = (
     "stage IN (stable, decline) AND order_count >= 3 AND revenue > 500 "
     "AND last_order_at < now-30d AND NOT unsubscribed = true"
 )
+RFM_SEGMENT = "rfm_score >= 444 OR (top_customer = true AND rfm_r <= 2)"
 
 
 def base_url() -> str:
@@ -111,11 +112,11 @@ GENERATE = [
           FROM orders WHERE tenant_id = :t GROUP BY customer_id) o
     WHERE a.tenant_id = :t AND a.customer_id = o.customer_id
     """,
-    # The RFM inputs, as the order paths copy them into customer_value (no scores yet).
+    # The RFM inputs, as the order paths copy them into customer_value (not ranked yet).
     """
     INSERT INTO customer_value (tenant_id, customer_id, last_order_at, order_count,
-        revenue_minor, rfm_r, rfm_f, rfm_m, rfm_score, top_customer)
-    SELECT tenant_id, customer_id, last_order_at, order_count, revenue_minor, 0, 0, 0, 0, false
+        revenue_minor)
+    SELECT tenant_id, customer_id, last_order_at, order_count, revenue_minor
     FROM activity WHERE tenant_id = :t AND order_count > 0
     """,
     # Stages as of a day ago, and review moments as the service computes them (approximately:
@@ -298,9 +299,39 @@ async def run(  # noqa: PLR0915
             again.append(results["RFM recompute (again)"])
         results["RFM recompute (again)"] = sorted(again)[1]
         print(
-            f"  RFM again: {rescored:,} buyers' scores changed; "
+            f"  RFM again: {rescored:,} (changed scores before rfm4, buyers ranked since); "
             f"{', '.join(f'{t:.3f}' for t in again)} s, the median kept"
         )
+        # A day's orders: 1 % of the buyers bought again (their inputs changed as the order
+        # paths change them), then a rescore: the cut-offs move, and before rfm4 so did many
+        # stored scores.
+        async with engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "UPDATE customer_value SET order_count = order_count + 1,"
+                    " revenue_minor = revenue_minor + 5000,"
+                    " last_order_at = CAST(:now AS timestamptz)"
+                    " WHERE tenant_id = :t AND order_count > 0 AND hashtext(customer_id) % 100 = 0"
+                ),
+                {"t": TENANT, "now": now},
+            )
+        rescored = await timed("RFM after a day's orders", rfm(), results)
+        print(f"  RFM after 1 % of the buyers ordered again: {rescored:,}")
+        # The scores are computed where they are read (since rfm4): a segment on them, and the
+        # top list, read after the rescore.
+        node = language.parse(RFM_SEGMENT)
+        async with sessions() as session:
+            query = compiler.preview_query(TENANT, node, now, 20)
+            await session.execute(query)  # warm
+            rows = (await timed("segment on RFM scores", session.execute(query), results)).all()
+            print(f"  RFM segment: {rows[0].total if rows else 0:,} customers")
+        async with sessions() as session:
+            tops = await timed(
+                "top customers (100)",
+                activity.top_customers(session, TENANT, 100, recompute=False),
+                results,
+            )
+            print(f"  top customers: {len(tops)}, first revenue {tops[0].revenue_minor:,}")
         await engine.dispose()
 
         scan = results["count(*) activity"]

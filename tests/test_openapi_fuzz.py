@@ -202,7 +202,6 @@ def _document(definition: ServiceDefinition, **overrides: Any) -> dict[str, Any]
         try:
             return runtime.http_app().openapi()
         finally:
-            await runtime.grpc.server.stop(None)
             await runtime.engine.dispose()
 
     with ThreadPoolExecutor(1) as pool:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import re
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 
 import grpc
@@ -196,3 +198,21 @@ async def test_calls_arriving_while_the_server_drains_are_unavailable_not_cancel
     assert "CANCELLED" not in codes, codes
     assert set(codes) <= {"OK", "UNAVAILABLE"}, codes
     assert late == "UNAVAILABLE"
+
+
+def test_a_server_built_but_never_started_leaves_nothing_for_the_interpreter_exit() -> None:
+    """A runtime built for its parts only (the funnel rebuild, an OpenAPI document) never serves:
+    it creates no grpc.aio server, so none is finalised at exit, after the modules its finaliser
+    logs through are torn down (that printed "Error in sys.excepthook" at the end of the run)."""
+    script = (
+        "import asyncio, sys\n"
+        "from loopkit.grpc_server import GrpcServer\n"
+        "async def build() -> GrpcServer:\n"
+        "    return GrpcServer('127.0.0.1', 0)\n"
+        "sys.kept = asyncio.run(build())  # alive until the interpreter exits\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Error in sys.excepthook" not in done.stderr

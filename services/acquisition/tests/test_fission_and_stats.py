@@ -8,11 +8,13 @@ from datetime import UTC, datetime
 import grpc
 import pytest
 from nats.aio.client import Client
+from sqlalchemy import select
 
 from acquisition_helpers import Env, event_xml, form, openid, safe_post
 from closedloop.acquisition.v1 import acquisition_pb2 as pb
 from closedloop.events.v1 import acquisition_events_pb2 as ev
 from closedloop.identity.v1 import identity_pb2
+from closedloop_acquisition.models import ChannelRow, FissionParticipantRow
 from loopkit.events import unpack
 from loopkit_dev.testing import eventually, read_events
 
@@ -235,3 +237,12 @@ async def test_a_forgotten_participant_takes_part_no_more(env: Env, nats_client:
         tenant_id=env.tenant,
     )
     assert [unpack(e, ev.FissionGoalReached).participant_customer_id for e in reached] == []
+    # Nothing acquisition keeps of the poster names them any more: not its channel (name, scene,
+    # parameters, tags...), nor a participation.
+    async with env.acquisition.runtime.sessions() as session:
+        for table in (ChannelRow.__table__, FissionParticipantRow.__table__):
+            rows = (
+                await session.execute(select(table).where(table.c.tenant_id == env.tenant))
+            ).all()
+            left = [r for r in rows if host.customer_id in repr(tuple(r))]
+            assert left == [], f"{table.name} still names the forgotten customer"

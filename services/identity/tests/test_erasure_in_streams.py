@@ -1,11 +1,12 @@
 """Erasure that reaches the streams: identity's events carry personal values sealed under the
 customer's data key, and ForgetCustomer destroys the key (crypto-shredding)."""
 
+import asyncio
 import uuid
 
 import grpc
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select, text
 
 from closedloop.events.v1 import identity_events_pb2 as ev
 from closedloop.identity.v1 import identity_pb2 as pb
@@ -154,6 +155,67 @@ async def test_data_keys_are_for_the_services_key_only(identity, stub, tenant):
     # The services' key (what the channel presents) gets them.
     [key] = (await stub.GetCustomerKeys(ask)).keys
     assert not key.erased and key.key
+
+
+# PostgreSQL only: SQLite runs GetCustomerKeys in one transaction, serial with the forget's.
+@pytest.mark.parametrize("identity", ["postgres"], indirect=True)
+async def test_a_key_asked_for_while_its_customer_is_forgotten_is_not_left_behind(
+    stub, tenant, identity
+):
+    """A customer the locking path created has no key until the first GetCustomerKeys, which
+    reads (no key yet) and then writes one, each statement committing alone. A ForgetCustomer
+    that commits between the two finds no key to destroy: the key written after it must not stay
+    (the answer is `erased` either way). Forced here: the test holds the key table's write lock,
+    lets the call read, and forgets the customer under that lock before the call may write."""
+    cases = use_cases(identity.runtime.outbox)
+    claim = ClaimedIdentity(IdentityKey(Kind.WECHAT_OPENID, "wx-app", f"o-{tenant}"))
+    made = await transact(
+        identity.runtime.sessions,
+        lambda s: cases.resolve.resolve_locked(s, tenant, [claim], {}, "test"),
+    )
+    cid = made.customer.customer_id
+    writing = asyncio.Event()
+
+    def before_write(conn, cursor, statement, parameters, context, executemany):  # noqa: PLR0917
+        if statement.lstrip().upper().startswith("INSERT INTO CUSTOMER_KEYS"):
+            writing.set()
+
+    engine = identity.runtime.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", before_write)
+    try:
+        async with identity.runtime.sessions() as session, session.begin():
+            await session.execute(text("LOCK TABLE customer_keys IN SHARE ROW EXCLUSIVE MODE"))
+            asked = asyncio.ensure_future(
+                stub.GetCustomerKeys(
+                    pb.GetCustomerKeysRequest(tenant_id=tenant, customer_ids=[cid])
+                )
+            )
+            await eventually(_set(writing))  # it read "no key yet" and waits to write one
+            await cases.erasure.forget(session, tenant, cid, "test", "asked while forgotten")
+        [answer] = (await asked).keys
+    finally:
+        event.remove(engine, "before_cursor_execute", before_write)
+    assert answer.erased and not answer.key
+    async with identity.runtime.sessions() as session:
+        left = (
+            (
+                await session.execute(
+                    select(CustomerKeyRow.key).where(
+                        CustomerKeyRow.tenant_id == tenant, CustomerKeyRow.customer_id == cid
+                    )
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert all(key is None for key in left), "a live key of a forgotten customer stayed"
+
+
+def _set(flag: asyncio.Event):
+    async def check() -> bool:
+        return flag.is_set()
+
+    return check
 
 
 async def test_a_creating_resolve_hands_the_new_key_to_the_services_key_only(

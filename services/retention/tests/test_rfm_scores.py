@@ -10,13 +10,13 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from closedloop_retention.activity import value
 from closedloop_retention.activity.repository import ActivityRepository
 from closedloop_retention.activity.rules import RulesRepository
 from closedloop_retention.activity.service import ActivityService
-from closedloop_retention.models import ActivityRow, kit
+from closedloop_retention.models import ActivityRow, RfmCutOffsRow, kit
 from closedloop_retention.segments import compiler, language
 from loopkit.db import transact
 from loopkit.events import Outbox
@@ -107,6 +107,35 @@ async def scores(
         }
 
 
+async def row_versions(service: RunningService, tenant: str) -> dict[str, Any]:
+    """Each customer_value row's version (PostgreSQL's xmin; SQLite keeps none: its inputs)."""
+    async with service.runtime.sessions() as session:
+        postgres = session.get_bind().dialect.name == "postgresql"
+        column = "xmin::text" if postgres else "held_generation"
+        rows = await session.execute(
+            text(f"SELECT customer_id, {column} FROM customer_value WHERE tenant_id = :t"),
+            {"t": tenant},
+        )
+        return {r[0]: r[1] for r in rows}
+
+
+async def cut_offs(service: RunningService, tenant: str) -> tuple[Any, ...]:
+    async with service.runtime.sessions() as session:
+        c = await session.get(RfmCutOffsRow, tenant)
+        assert c is not None
+
+        def moment(t: datetime) -> datetime:
+            return t if t.tzinfo else t.replace(tzinfo=UTC)
+
+        return (
+            c.buyers,
+            tuple(moment(t) for t in c.recency()),
+            c.frequency(),
+            c.monetary(),
+            c.top_revenue,
+        )
+
+
 async def rescore(service: RunningService, tenant: str) -> int:
     async def work(session: Any) -> int:
         return await value.recompute_rfm(session, tenant)
@@ -132,7 +161,7 @@ async def test_scores_follow_the_cut_offs_and_ties_score_alike(retention: Runnin
     facts = buyers(137, seed=5)  # not a multiple of 5, many ties
     await seed(retention, tenant, facts)
 
-    assert await rescore(retention, tenant) == len(facts)
+    assert await rescore(retention, tenant) == len(facts)  # buyers ranked
     got = await scores(retention, tenant)
     assert got == reference(facts)
     # Equal values, equal scores (the customer id never breaks a tie).
@@ -142,8 +171,9 @@ async def test_scores_follow_the_cut_offs_and_ties_score_alike(retention: Runnin
     assert all(len(s) == 1 for s in by_orders.values())
     assert {s[1] for s in got.values()} != {1}  # and the scores still spread
 
-    # Nothing changed: nothing is written.
-    assert await rescore(retention, tenant) == 0
+    # Nothing changed: the same scores.
+    assert await rescore(retention, tenant) == len(facts)
+    assert await scores(retention, tenant) == got
 
     # A buyer refunded entirely is no buyer: scores gone (0); the others are rescored.
     gone = facts[0]["customer_id"]
@@ -155,7 +185,7 @@ async def test_scores_follow_the_cut_offs_and_ties_score_alike(retention: Runnin
         await ActivityRepository().keep_value_inputs(session, r)
 
     await transact(retention.runtime.sessions, refund)
-    assert await rescore(retention, tenant) >= 1
+    assert await rescore(retention, tenant) == len(facts) - 1
     got = await scores(retention, tenant)
     assert got[gone] == (0, 0, 0, 0, False)
     assert {k: v for k, v in got.items() if k != gone} == reference(facts[1:])
@@ -217,8 +247,9 @@ def _fact(cid: str, orders: int, revenue: int, days_ago: int) -> dict[str, Any]:
 async def test_hand_checked_first_run_and_rescore(retention: RunningService) -> None:
     """Seven buyers scored by hand (docs/services/retention.md, "Customer value"): with n = 7 the
     cut-offs are the values at positions 2, 3, 5 and 6, the top customers those with at least
-    the revenue of the 2nd from the top. Then a, the weakest, buys big, g refunds everything, and
-    the rescore writes exactly the six customers whose scores moved."""
+    the revenue of the 2nd from the top. Then a, the weakest, buys big, g refunds everything:
+    the scores stay the first run's until the rescore, which moves six customers' (b keeps
+    111) and writes only the tenant's cut-offs."""
     tenant = f"rfmh-{uuid.uuid4().hex[:8]}"
     facts = [
         _fact("a", 1, 100, 30),
@@ -241,7 +272,9 @@ async def test_hand_checked_first_run_and_rescore(retention: RunningService) -> 
         "f" * 26: (4, 4, 4, 444, True),
         "g" * 26: (5, 5, 5, 555, True),
     }
-    assert await rescore(retention, tenant) == 0
+    first = await scores(retention, tenant)
+    assert await rescore(retention, tenant) == 7
+    assert await scores(retention, tenant) == first
 
     async def change(session: Any) -> None:
         a = await session.get(ActivityRow, (tenant, "a" * 26))
@@ -253,8 +286,18 @@ async def test_hand_checked_first_run_and_rescore(retention: RunningService) -> 
             await ActivityRepository().keep_value_inputs(session, r)
 
     await transact(retention.runtime.sessions, change)
+    assert await scores(retention, tenant) == first  # until the next rescore
+    versions = await row_versions(retention, tenant)
     # n = 6: cut-offs at positions 2, 3, 4 and 5; top: revenue of the 2nd from the top (800).
-    assert await rescore(retention, tenant) == 6  # b keeps 111
+    assert await rescore(retention, tenant) == 6
+    assert await row_versions(retention, tenant) == versions  # no customer's row written
+    assert await cut_offs(retention, tenant) == (
+        6,
+        tuple(NOW - timedelta(days=d) for d in (10, 5, 3, 2)),
+        (2, 2, 2, 3),
+        (300, 300, 500, 800),
+        800,
+    )
     assert await scores(retention, tenant) == {
         "a" * 26: (5, 1, 5, 515, True),
         "b" * 26: (1, 1, 1, 111, False),
@@ -264,4 +307,99 @@ async def test_hand_checked_first_run_and_rescore(retention: RunningService) -> 
         "f" * 26: (4, 5, 4, 454, True),
         "g" * 26: (0, 0, 0, 0, False),
     }
-    assert await rescore(retention, tenant) == 0
+    assert await rescore(retention, tenant) == 6
+
+
+async def test_scores_hold_until_the_next_rescore(retention: RunningService) -> None:
+    """Between two rescores every reader (the row, a segment, the top list) answers what the
+    last rescore gave: a new buyer is unscored, a changed buyer keeps their scores, however often
+    their inputs change; the rescore then ranks everyone's current inputs."""
+    tenant = f"rfmk-{uuid.uuid4().hex[:8]}"
+    facts = [_fact("a", 1, 100, 30), _fact("b", 2, 300, 10), _fact("c", 3, 500, 2)]
+    await seed(retention, tenant, facts)
+    await rescore(retention, tenant)
+    first = await scores(retention, tenant)
+    assert first == reference(facts)
+
+    async def preview(session: Any) -> int:
+        node = language.parse("top_customer = true OR rfm_score >= 111")
+        return int((await session.execute(compiler.preview_query(tenant, node, NOW, 0))).scalar())
+
+    async def top(session: Any) -> list[str]:
+        activity = ActivityService(Outbox(kit, "retention"), RulesRepository())
+        views = await activity.top_customers(session, tenant, 10, recompute=False)
+        return [v.customer_id for v in views]
+
+    assert await transact(retention.runtime.sessions, preview) == 3
+    assert await transact(retention.runtime.sessions, top) == ["c" * 26]
+
+    later = [_fact("a", 4, 9000, 0), _fact("b", 0, 0, 0), _fact("d", 1, 50, 1)]
+    later[1]["last_order_at"] = None
+
+    async def change(session: Any) -> None:
+        for f in later:
+            r = await session.get(ActivityRow, (tenant, f["customer_id"]))
+            if r is None:
+                r = row(tenant, f)
+                session.add(r)
+            # Twice: the held inputs are the ranked ones, not the ones in between.
+            for step in (dict(f, revenue_minor=f["revenue_minor"] // 2), f):
+                r.order_count, r.revenue_minor = step["order_count"], step["revenue_minor"]
+                r.last_order_at = step["last_order_at"]
+                await session.flush()
+                await ActivityRepository().keep_value_inputs(session, r)
+
+    await transact(retention.runtime.sessions, change)
+    assert await scores(retention, tenant) == {**first, "d" * 26: (0, 0, 0, 0, False)}
+    assert await transact(retention.runtime.sessions, preview) == 3
+    assert await transact(retention.runtime.sessions, top) == ["c" * 26]
+
+    assert await rescore(retention, tenant) == 3
+    now = [later[0], facts[2], later[2]]
+    assert await scores(retention, tenant) == {**reference(now), "b" * 26: (0, 0, 0, 0, False)}
+    assert await transact(retention.runtime.sessions, top) == ["a" * 26]
+    assert await transact(retention.runtime.sessions, preview) == 3
+
+
+async def test_cut_offs_are_exact_from_any_guess(retention: RunningService) -> None:
+    """A rescore starts from guesses (the last cut-offs, or a sample's) and walks the index to
+    the exact positions: whatever the guesses (below, above, between or at values, missing),
+    the cut-offs are those of the sorted values."""
+    tenant = f"rfmg-{uuid.uuid4().hex[:8]}"
+    facts = buyers(137, seed=11)
+    await seed(retention, tenant, facts)
+    names = [name for name, _, _ in value._PICKS]
+
+    async def exact(guesses: dict[str, Any]) -> dict[str, Any]:
+        async def work(session: Any) -> dict[str, Any]:
+            return await value.cut_offs(session, tenant, guesses)
+
+        return await transact(retention.runtime.sessions, work)
+
+    expected = await exact({})
+    ref = reference(facts)
+    assert expected["buyers"] == 137
+    rng = random.Random(3)
+    by_column = {
+        "last_order_at": [f["last_order_at"] for f in facts],
+        "order_count": [f["order_count"] for f in facts],
+        "revenue_minor": [f["revenue_minor"] for f in facts],
+    }
+    offsets = {"last_order_at": timedelta(hours=7), "order_count": 0, "revenue_minor": 7}
+    for trial in range(6):
+        guesses: dict[str, Any] = {}
+        for name, column, _ in value._PICKS:
+            values = by_column[column]
+            pick = {
+                0: min(values),
+                1: max(values),
+                2: rng.choice(values),
+                3: rng.choice(values) + offsets[column],  # between values
+                4: min(values) - offsets[column] if column != "order_count" else 0,
+                5: None,
+            }[(trial + names.index(name)) % 6]
+            guesses[name] = pick
+        assert await exact(guesses) == expected, guesses
+    # And they give the reference scores.
+    await rescore(retention, tenant)
+    assert await scores(retention, tenant) == ref

@@ -275,14 +275,17 @@ class GrpcServer:
         self._interceptor = ServiceInterceptor(
             default_deadline_s=default_deadline_s, api_token=api_token, keys=keys
         )
-        self.server = grpc.aio.server(
-            options=[
-                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-                ("grpc.so_reuseport", 1 if reuse_port else 0),
-            ],
-        )
+        self._options = [
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.so_reuseport", 1 if reuse_port else 0),
+        ]
+        # Created by `start`, not here: a runtime built for its parts only (the funnel rebuild,
+        # an OpenAPI document) never serves, and a grpc.aio server that was never stopped is
+        # finalised at interpreter exit, after the modules its finaliser logs through are gone
+        # ("Error in sys.excepthook").
+        self.server: grpc.aio.Server | None = None
+        self._registrations: list[Callable[[grpc.aio.Server], None]] = []
         self.health = HealthServicer()
-        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         self.address = f"{host}:{port}"
         self.port = 0
         self._service_names: list[str] = []
@@ -297,23 +300,27 @@ class GrpcServer:
     ) -> None:
         """`internal`: full method names (/package.Service/Method) that only the services' own
         key may call (with per-tenant keys; PERMISSION_DENIED for any other key)."""
-        register(cast(grpc.aio.Server, _Registrar(self.server, self._interceptor)))
+        self._registrations.append(register)
         self._service_names.extend(service_names)
         self._interceptor.internal_methods.update(internal)
 
     async def start(self) -> None:
+        server = self.server = grpc.aio.server(options=self._options)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+        for register in self._registrations:
+            register(cast(grpc.aio.Server, _Registrar(server, self._interceptor)))
         names = [
             *self._service_names,
             reflection.SERVICE_NAME,
             health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
         ]
-        reflection.enable_server_reflection(names, self.server)
-        self.port = self.server.add_insecure_port(self.address)
+        reflection.enable_server_reflection(names, server)
+        self.port = server.add_insecure_port(self.address)
         if self.port == 0:
             raise OSError(f"cannot listen for gRPC on {self.address}")
         for name in ["", *self._service_names, *self._health_aliases]:
             await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
-        await self.server.start()
+        await server.start()
 
     @property
     def in_flight(self) -> int:
@@ -341,4 +348,5 @@ class GrpcServer:
         await self.set_serving(False)
         self._interceptor.draining = True
         await self._interceptor.wait_idle(grace_s)
-        await self.server.stop(max(0.0, deadline - loop.time()))
+        if self.server is not None:
+            await self.server.stop(max(0.0, deadline - loop.time()))

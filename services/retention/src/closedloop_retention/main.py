@@ -95,13 +95,13 @@ def build(runtime: ServiceRuntime) -> None:
     )
     segments = SegmentService()
     broadcasts = BroadcastService(runtime.outbox, rules, segments, broadcast_rows, consent)
-    funnel = FunnelService(FunnelRepository())
+    c360_rows = Customer360Repository()
+    # A forgotten customer's late or replayed events count in the funnel for nobody.
+    funnel = FunnelService(FunnelRepository(), forgotten=c360_rows.erased_among)
     # GetCustomer360 asks identity who an id stands for (merges, identities); connects on first use.
     directory = IdentityClient.from_settings(settings)
     runtime.on_stop(directory.close)
-    c360 = Customer360Service(
-        Customer360Repository(), activity=activity, loyalty=loyalty, directory=directory
-    )
+    c360 = Customer360Service(c360_rows, activity=activity, loyalty=loyalty, directory=directory)
     uow = UnitOfWork(runtime.sessions, after_commit=runtime.wake_relay)
     servicer = RetentionServicer(
         uow,

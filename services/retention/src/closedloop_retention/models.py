@@ -78,8 +78,8 @@ class ActivityRow(Base):
     # Win-back offers made since the last order, and when the last one was made.
     win_back_attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_win_back_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    # The RFM scores live in their own narrow table (a rescore rewrites no activity row and no
-    # index of it); loaded with the row, a buyer not scored yet (or no buyer) reads as zeros.
+    # The RFM scores: computed from the narrow customer_value row (its inputs) and the tenant's
+    # cut-offs, both loaded with the row; a buyer not scored yet (or no buyer) reads as zeros.
     scores: Mapped[CustomerValueRow | None] = relationship(
         primaryjoin="and_(ActivityRow.tenant_id == foreign(CustomerValueRow.tenant_id), "
         "ActivityRow.customer_id == foreign(CustomerValueRow.customer_id))",
@@ -109,28 +109,132 @@ class ActivityRow(Base):
         return self.scores.top_customer if self.scores is not None else False
 
 
+class RfmCutOffsRow(Base):
+    """A tenant's RFM quintile cut-offs as of its last rescore (`activity/value.py`): the values
+    at the 20/40/60/80 % positions of the buyers' last order times, order counts and revenues
+    (ascending), and the revenue at position ceil(20 % of n) from the top. The scores are
+    computed from these when read (`CustomerValueRow`, the segment compiler, the top list), so a
+    rescore writes this one row, never a customer's. `generation` counts the rescores: a
+    `customer_value` row whose inputs changed since the last one holds the inputs it had then
+    (`held_*`), so its scores stay what that rescore gave until the next. Cut-offs are NULL
+    when the tenant had no buyer."""
+
+    __tablename__ = "rfm_cut_offs"
+
+    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    generation: Mapped[int] = mapped_column(Integer)
+    buyers: Mapped[int] = mapped_column(Integer)
+    recency_20: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    recency_40: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    recency_60: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    recency_80: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    frequency_20: Mapped[int | None] = mapped_column(Integer)
+    frequency_40: Mapped[int | None] = mapped_column(Integer)
+    frequency_60: Mapped[int | None] = mapped_column(Integer)
+    frequency_80: Mapped[int | None] = mapped_column(Integer)
+    monetary_20: Mapped[int | None] = mapped_column(BigInteger)
+    monetary_40: Mapped[int | None] = mapped_column(BigInteger)
+    monetary_60: Mapped[int | None] = mapped_column(BigInteger)
+    monetary_80: Mapped[int | None] = mapped_column(BigInteger)
+    top_revenue: Mapped[int | None] = mapped_column(BigInteger)
+
+    def recency(self) -> tuple[Any, ...]:
+        return (self.recency_20, self.recency_40, self.recency_60, self.recency_80)
+
+    def frequency(self) -> tuple[Any, ...]:
+        return (self.frequency_20, self.frequency_40, self.frequency_60, self.frequency_80)
+
+    def monetary(self) -> tuple[Any, ...]:
+        return (self.monetary_20, self.monetary_40, self.monetary_60, self.monetary_80)
+
+
+# A buyer: at least one order not refunded (the rows the cut-offs rank, and their indexes).
+_BUYER = text("order_count > 0 AND last_order_at IS NOT NULL")
+
+
+def _rank_index(name: str, column: str) -> Index:
+    """A partial index of the buyers' values of one input, so a cut-off at rank k is an
+    index-only `ORDER BY … LIMIT 1 OFFSET k`, never a sort."""
+    return Index(name, "tenant_id", column, postgresql_where=_BUYER, sqlite_where=_BUYER)
+
+
 class CustomerValueRow(Base):
-    """A buyer's RFM inputs and scores: the last order time, orders and revenue (copies of the
-    activity row's, written where those change: `ActivityRepository.keep_value_inputs`), and the
-    quintiles (1..5, 5 best) and whether they are in the top 20% by revenue, written only by the
-    bulk rescore (`activity/value.py`), which reads this table alone. Narrow and without
-    secondary indexes, at fillfactor 50 on PostgreSQL (migration 0013) so a rescore's updates
-    are HOT even when every row's scores change (the first run). A row exists
-    once a customer has bought; scores 0 (or no row) mean not scored (yet, or no buyer any
-    more)."""
+    """A buyer's RFM inputs: the last order time, orders and revenue (copies of the activity
+    row's, written where those change: `ActivityRepository.keep_value_inputs`), each indexed
+    for the cut-offs. The scores (quintiles 1..5, 5 best, and whether in the top 20% by
+    revenue) are not stored: they are computed from the tenant's cut-offs (`cuts`, as of the
+    last rescore) and the inputs that rescore saw — the `held_*` ones when the inputs changed
+    since (`held_generation` is then the cut-offs' generation; NULL held inputs: no buyer then,
+    or no row yet), else the current ones. A row exists once a customer has bought; no row,
+    no cut-offs or no buyer at the last rescore read as scores 0."""
 
     __tablename__ = "customer_value"
+    __table_args__ = (
+        _rank_index("ix_customer_value_recency", "last_order_at"),
+        _rank_index("ix_customer_value_frequency", "order_count"),
+        _rank_index("ix_customer_value_monetary", "revenue_minor"),
+    )
 
     tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     customer_id: Mapped[str] = mapped_column(String(26), primary_key=True)
     last_order_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     order_count: Mapped[int] = mapped_column(Integer, default=0)
     revenue_minor: Mapped[int] = mapped_column(BigInteger, default=0)
-    rfm_r: Mapped[int] = mapped_column(SmallInteger)
-    rfm_f: Mapped[int] = mapped_column(SmallInteger)
-    rfm_m: Mapped[int] = mapped_column(SmallInteger)
-    rfm_score: Mapped[int] = mapped_column(SmallInteger)
-    top_customer: Mapped[bool] = mapped_column(Boolean)
+    held_generation: Mapped[int | None] = mapped_column(Integer)
+    held_last_order_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    held_order_count: Mapped[int | None] = mapped_column(Integer)
+    held_revenue_minor: Mapped[int | None] = mapped_column(BigInteger)
+    cuts: Mapped[RfmCutOffsRow | None] = relationship(
+        primaryjoin="foreign(CustomerValueRow.tenant_id) == RfmCutOffsRow.tenant_id",
+        lazy="joined",
+        uselist=False,
+        viewonly=True,
+    )
+
+    def _scored(self) -> tuple[RfmCutOffsRow, datetime, int, int] | None:
+        """The cut-offs and the inputs the last rescore scored; None if it scored none."""
+        cuts = self.cuts
+        if cuts is None or cuts.recency_20 is None:
+            return None
+        if self.held_generation == cuts.generation:
+            last, orders, revenue = (
+                self.held_last_order_at,
+                self.held_order_count or 0,
+                self.held_revenue_minor or 0,
+            )
+        else:
+            last, orders, revenue = self.last_order_at, self.order_count, self.revenue_minor
+        if orders <= 0 or last is None:
+            return None
+        return cuts, last, orders, revenue
+
+    @staticmethod
+    def _quintile(value: Any, cuts: tuple[Any, ...]) -> int:
+        return 1 + sum(1 for cut in cuts if value > cut)
+
+    @property
+    def rfm_r(self) -> int:
+        s = self._scored()
+        return self._quintile(s[1], s[0].recency()) if s else 0
+
+    @property
+    def rfm_f(self) -> int:
+        s = self._scored()
+        return self._quintile(s[2], s[0].frequency()) if s else 0
+
+    @property
+    def rfm_m(self) -> int:
+        s = self._scored()
+        return self._quintile(s[3], s[0].monetary()) if s else 0
+
+    @property
+    def rfm_score(self) -> int:
+        return self.rfm_r * 100 + self.rfm_f * 10 + self.rfm_m
+
+    @property
+    def top_customer(self) -> bool:
+        s = self._scored()
+        return s is not None and s[0].top_revenue is not None and s[3] >= s[0].top_revenue
 
 
 class OrderRow(Base):

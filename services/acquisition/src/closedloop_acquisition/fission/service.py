@@ -55,12 +55,14 @@ class FissionService:
             raise InvalidArgument("the official account of the poster's QR code", field="app_id")
 
     @staticmethod
-    def poster(campaign_id: str, customer_id: str, app_id: str) -> tuple[str, ChannelSpec]:
-        """A new participant's id and the QR channel of their poster (its scene names them)."""
+    def poster(campaign_id: str, app_id: str) -> tuple[str, ChannelSpec]:
+        """A new participant's id and the QR channel of their poster. The name and scene carry
+        the participation's id, never the customer's: the channel outlives a forget (its touches
+        still count), the participation (the only link to the customer) does not."""
         participant_id = str(ULID())
         return participant_id, ChannelSpec(
             campaign_id=campaign_id,
-            name=f"fission poster of {customer_id}",
+            name=f"fission poster {participant_id}",
             kind="qr_permanent",
             scene=f"fx-{participant_id.lower()}",
             app_id=app_id,
@@ -96,7 +98,7 @@ class FissionService:
         if found is not None:
             return found
         campaign = await self._fission_campaign(session, tenant_id, campaign_id)
-        participant_id, spec = poster or self.poster(campaign_id, customer_id, app_id)
+        participant_id, spec = poster or self.poster(campaign_id, app_id)
         channel = await self._catalog.add_channel(session, tenant_id, spec, now, code)
         row = FissionParticipantRow(
             id=participant_id,

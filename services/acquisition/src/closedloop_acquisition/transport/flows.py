@@ -182,7 +182,7 @@ class Flows:
         if found is not None:
             return found
         # The poster's QR code comes from WeChat before the participant is written.
-        poster = self.fission.poster(campaign_id, customer_id, app_id)
+        poster = self.fission.poster(campaign_id, app_id)
         code = await self.codes.obtain(tenant_id, poster[1], now())
         try:
             return await self.tx(

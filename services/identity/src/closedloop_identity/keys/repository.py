@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import and_, select, update
+from sqlalchemy import and_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sl_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -49,11 +49,28 @@ class KeyRepository:
         )
 
     async def erase(self, tenant_id: str, ids: Sequence[str], at: datetime) -> None:
-        """Destroy the keys of these customers (a forgotten customer never gets a new one: the
-        service checks the customer's status first)."""
+        """Destroy the keys of these customers, leaving an erased row for each, a customer who
+        never had a key too: a GetCustomerKeys that read "no key yet" before this and writes one
+        after it then finds that row and writes nothing (its insert waits for this transaction),
+        so no key of a forgotten customer is ever handed out or kept."""
+        if not ids:
+            return
+        insert = pg_insert if self._session.get_bind().dialect.name == "postgresql" else sl_insert
+        erased = insert(_K).values(
+            [
+                {
+                    "tenant_id": tenant_id,
+                    "customer_id": cid,
+                    "key": None,
+                    "created_at": at,
+                    "erased_at": at,
+                }
+                for cid in sorted(set(ids))
+            ]
+        )
         await self._session.execute(
-            update(_K)
-            .where(_K.tenant_id == tenant_id, _K.customer_id.in_(ids))
-            .values(key=None, erased_at=at)
-            .execution_options(synchronize_session=False)
+            erased.on_conflict_do_update(
+                index_elements=["tenant_id", "customer_id"],
+                set_={"key": None, "erased_at": erased.excluded.erased_at},
+            ).execution_options(synchronize_session=False)
         )

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import and_, delete, func, insert, or_, select, text, update
+from sqlalchemy import and_, case, delete, func, insert, or_, select, text, update
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
@@ -19,6 +19,7 @@ from closedloop_retention.models import (
     CustomerValueRow,
     OrderItemRow,
     OrderRow,
+    RfmCutOffsRow,
     StageChangeRow,
     TagRow,
 )
@@ -247,35 +248,48 @@ class ActivityRepository:
 
     async def keep_value_inputs(self, session: AsyncSession, row: ActivityRow) -> None:
         """Copy the row's last order time, orders and revenue into `customer_value`, which the
-        rescore reads alone (activity/value.py): called wherever these change (an order paid or
-        refunded, a merge, an unmerge). A buyer gets a row (scores 0 until the next rescore);
-        a customer who bought no more keeps theirs, its inputs updated (the rescore zeroes its
-        scores)."""
+        rescore ranks (activity/value.py): called wherever these change (an order paid or
+        refunded, a merge, an unmerge). The first change after a rescore holds the inputs that
+        rescore ranked (`held_*`, with the tenant's generation), so the scores read stay the
+        ones it gave until the next rescore; a new buyer's row holds none (scores 0 until
+        then). A customer who bought no more keeps their row, its inputs updated."""
+        v = CustomerValueRow
         inputs = {
             "last_order_at": row.last_order_at,
             "order_count": row.order_count,
             "revenue_minor": row.revenue_minor,
         }
-        v = CustomerValueRow
+        generation = func.coalesce(
+            select(RfmCutOffsRow.generation)
+            .where(RfmCutOffsRow.tenant_id == row.tenant_id)
+            .scalar_subquery(),
+            0,
+        )
+        # Already held since the last rescore: keep what is held; else hold the inputs now.
+        held = v.held_generation == generation
+        hold = {
+            "held_generation": generation,
+            "held_last_order_at": case((held, v.held_last_order_at), else_=v.last_order_at),
+            "held_order_count": case((held, v.held_order_count), else_=v.order_count),
+            "held_revenue_minor": case((held, v.held_revenue_minor), else_=v.revenue_minor),
+        }
         if row.order_count > 0 and row.last_order_at is not None:
             stmt = conflict_insert(session, v).values(
                 tenant_id=row.tenant_id,
                 customer_id=row.customer_id,
-                rfm_r=0,
-                rfm_f=0,
-                rfm_m=0,
-                rfm_score=0,
-                top_customer=False,
+                held_generation=generation,
                 **inputs,
             )
             await session.execute(
-                stmt.on_conflict_do_update(index_elements=["tenant_id", "customer_id"], set_=inputs)
+                stmt.on_conflict_do_update(
+                    index_elements=["tenant_id", "customer_id"], set_={**inputs, **hold}
+                )
             )
             return
         await session.execute(
             update(v)
             .where(v.tenant_id == row.tenant_id, v.customer_id == row.customer_id)
-            .values(inputs)
+            .values({**inputs, **hold})
             .execution_options(synchronize_session=False)
         )
 

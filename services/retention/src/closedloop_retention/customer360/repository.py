@@ -312,6 +312,22 @@ class Customer360Repository:
             known.update({(tenant, i): i in found for i in wanted})
         return {i for i in ids if i and known[(tenant, i)]}
 
+    async def erased_among(
+        self, session: AsyncSession, tenant: str, ids: Sequence[str]
+    ) -> set[str]:
+        """Which of these customers retention erased, read without their locks: for a reader
+        whose own erasure is serialised otherwise (the funnel's, under the funnel's locks), so
+        that its consumers' batches do not queue behind the activity consumers' on these locks."""
+        wanted = sorted({i for i in ids if i})
+        if not wanted:
+            return set()
+        found = await session.scalars(
+            select(C360ForgottenRow.customer_id).where(
+                C360ForgottenRow.tenant_id == tenant, C360ForgottenRow.customer_id.in_(wanted)
+            )
+        )
+        return set(found)
+
     async def erase(
         self, session: AsyncSession, tenant: str, ids: Sequence[str], at: datetime
     ) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import functools
 from collections import defaultdict
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Concatenate, ParamSpec
@@ -19,6 +19,12 @@ from loopkit.errors import InvalidArgument
 
 MAX_RANGE = timedelta(days=400)
 P = ParamSpec("P")
+# Which of these customer ids retention erased (its lasting record, `c360_forgotten`).
+Forgotten = Callable[[AsyncSession, str, Sequence[str]], Awaitable[set[str]]]
+
+
+async def _nobody(session: AsyncSession, tenant: str, ids: Sequence[str]) -> set[str]:
+    return set()
 
 
 @dataclass(frozen=True)
@@ -55,8 +61,9 @@ def _settles(
 
 
 class FunnelService:
-    def __init__(self, rows: FunnelRepository) -> None:
+    def __init__(self, rows: FunnelRepository, *, forgotten: Forgotten = _nobody) -> None:
         self._rows = rows
+        self._forgotten = forgotten
 
     # --- events in ---------------------------------------------------------------------------
 
@@ -64,7 +71,7 @@ class FunnelService:
     async def touched(
         self, session: AsyncSession, tenant: str, customer: str, at: datetime, source: Source
     ) -> None:
-        live = await self._rows.resolve(session, tenant, customer)
+        live = await self._live(session, tenant, customer)
         if live is None:
             return
         await self._attribute(session, tenant, live, at, source)
@@ -84,7 +91,7 @@ class FunnelService:
     ) -> None:
         """A lead is also an exposure (some arrive without a recorded touch). A repeat
         submission is another event type and is not consumed: it is not a new lead."""
-        live = await self._rows.resolve(session, tenant, customer)
+        live = await self._live(session, tenant, customer)
         if live is None:
             return
         await self._attribute(session, tenant, live, at, source)
@@ -98,7 +105,7 @@ class FunnelService:
     async def lead_assigned(
         self, session: AsyncSession, tenant: str, customer: str, at: datetime
     ) -> None:
-        live = await self._rows.resolve(session, tenant, customer)
+        live = await self._live(session, tenant, customer)
         if live is not None:
             await self._step(session, tenant, live, Step.ASSIGNED, at)
             await self._rows.refresh_gaps(session, tenant, live)
@@ -107,7 +114,7 @@ class FunnelService:
     async def order_paid(
         self, session: AsyncSession, tenant: str, customer: str, order_id: str, at: datetime
     ) -> None:
-        live = await self._rows.resolve(session, tenant, customer)
+        live = await self._live(session, tenant, customer)
         if live is None:
             return
         source = await self._rows.source(session, tenant, live)
@@ -129,7 +136,7 @@ class FunnelService:
         self, session: AsyncSession, tenant: str, newcomer: str, referrer: str, at: datetime
     ) -> None:
         """The referral service's verdict: this newcomer, referred by `referrer`, paid."""
-        live = await self._rows.resolve(session, tenant, newcomer)
+        live = await self._live(session, tenant, newcomer)
         if live is None:
             return
         await self._referred(session, tenant, live, referrer, at)
@@ -306,6 +313,18 @@ class FunnelService:
 
     # --- helpers -----------------------------------------------------------------------------
 
+    async def _live(self, session: AsyncSession, tenant: str, customer: str) -> str | None:
+        """The live id an event of `customer` counts for (following merges), or None when the
+        customer was forgotten: by the funnel's own erasure (its alias, which `resolve` waits
+        for under the funnel's lock) or by retention's, whose record outlasts a rebuild that
+        the identity stream no longer holds the customer.forgotten for. Read without retention's
+        lock: an erasure committing meanwhile is followed by the funnel's own, which takes the
+        funnel's lock and erases what this event adds."""
+        live = await self._rows.resolve(session, tenant, customer)
+        if live is None or await self._forgotten(session, tenant, [customer, live]):
+            return None
+        return live
+
     async def _attribute(
         self, session: AsyncSession, tenant: str, customer: str, at: datetime, source: Source
     ) -> None:
@@ -336,7 +355,7 @@ class FunnelService:
     async def _referred(
         self, session: AsyncSession, tenant: str, newcomer: str, referrer: str, at: datetime
     ) -> None:
-        sponsor = await self._rows.resolve(session, tenant, referrer) if referrer else None
+        sponsor = await self._live(session, tenant, referrer) if referrer else None
         if sponsor == newcomer:
             return  # a self-referral (perhaps revealed by a merge) refers nobody
         await self._step(session, tenant, newcomer, Step.REFERRED, at)

@@ -18,8 +18,15 @@ from sqlalchemy import (
     true,
 )
 
+from closedloop_retention.activity.value import score_columns
 from closedloop_retention.clock import utc
-from closedloop_retention.models import ActivityRow, CustomerValueRow, LoyaltyAccountRow, TagRow
+from closedloop_retention.models import (
+    ActivityRow,
+    CustomerValueRow,
+    LoyaltyAccountRow,
+    RfmCutOffsRow,
+    TagRow,
+)
 from closedloop_retention.segments.language import Condition, Node, Not, TimeValue
 
 _A = ActivityRow
@@ -55,20 +62,37 @@ def _column(name: str) -> Any:
             0,
         )
     if name in _SCORES:
-        return func.coalesce(
-            select(getattr(CustomerValueRow, name))
-            .where(
-                CustomerValueRow.tenant_id == _A.tenant_id,
-                CustomerValueRow.customer_id == _A.customer_id,
-            )
-            .scalar_subquery(),
-            false() if name == "top_customer" else 0,
-        )
+        # Computed from the customer's value row and the tenant's cut-offs, which the query
+        # joins (`_source`); no value row or no cut-offs read as 0 / not top.
+        return score_columns()[name]
     return columns[name]
 
 
-# The RFM scores, kept in their own table; a customer without a row scores 0 / not top.
+# The RFM scores, computed when read (activity/value.py).
 _SCORES = frozenset({"rfm_r", "rfm_f", "rfm_m", "rfm_score", "top_customer"})
+
+
+def _reads_scores(node: Node) -> bool:
+    if isinstance(node, Condition):
+        return node.field in _SCORES
+    if isinstance(node, Not):
+        return _reads_scores(node.node)
+    return any(_reads_scores(n) for n in node.nodes)
+
+
+def _source(node: Node) -> Any:
+    """What a segment's query reads: the activity rows, and when it reads scores, each one's
+    value row and the tenant's cut-offs joined once (a hash join PostgreSQL can run in
+    parallel, not a lookup per customer and condition)."""
+    if not _reads_scores(node):
+        return _A
+    value = and_(
+        CustomerValueRow.tenant_id == _A.tenant_id,
+        CustomerValueRow.customer_id == _A.customer_id,
+    )
+    return _A.__table__.outerjoin(CustomerValueRow, value).outerjoin(
+        RfmCutOffsRow, RfmCutOffsRow.tenant_id == CustomerValueRow.tenant_id
+    )
 
 
 def _value(cond: Condition, value: object, now: datetime) -> object:
@@ -124,18 +148,23 @@ def compile_node(node: Node, now: datetime) -> ColumnElement[bool]:
 
 def members(tenant_id: str, node: Node, now: datetime) -> Select[Any]:
     """The customer ids of a segment (one query; used as a subquery by broadcasts)."""
-    return select(_A.customer_id).where(_A.tenant_id == tenant_id, compile_node(node, utc(now)))
+    return (
+        select(_A.customer_id)
+        .select_from(_source(node))
+        .where(_A.tenant_id == tenant_id, compile_node(node, utc(now)))
+    )
 
 
 def preview_query(tenant_id: str, node: Node, now: datetime, sample: int) -> Any:
     """One statement: a sample of customer ids (first by id, from the primary key), each row
     carrying the segment's total as a scalar count(*) subquery (no window over every member)."""
     where = and_(_A.tenant_id == tenant_id, compile_node(node, utc(now)))
-    total = select(func.count()).select_from(_A).where(where).scalar_subquery()
+    total = select(func.count()).select_from(_source(node)).where(where).scalar_subquery()
     if sample <= 0:
         return select(total)
     return (
         select(_A.customer_id, total.label("total"))
+        .select_from(_source(node))
         .where(where)
         .order_by(_A.customer_id)
         .limit(sample)
