@@ -4,12 +4,16 @@ submissions; the only writer of those tables."""
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+import asyncpg
 from sqlalchemy import Insert, Table, bindparam, delete, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from closedloop.events.v1.envelope_pb2 import Envelope
 from closedloop_acquisition.catalog.specs import is_id
@@ -37,9 +41,38 @@ async def add_with_event(
     statement = _lead_with_event(outbox.tables.outbox, tuple(values), tuple(row))
     params = {f"lead_{k}": v for k, v in values.items()}
     params.update({f"event_{k}": v for k, v in row.items()})
-    await session.execute(statement, params)
+    conn = await session.connection()
+    options = conn.sync_connection.get_execution_options() if conn.sync_connection else {}
+    if options.get("isolation_level") == "AUTOCOMMIT":
+        await _execute_raw(conn, statement, params)
+    else:
+        await session.execute(statement, params)
     note_events_written(session)
     return LeadRow(**values)
+
+
+async def _execute_raw(conn: AsyncConnection, statement: Insert, params: dict[str, Any]) -> None:
+    """The statement through the pooled connection's asyncpg driver, as SQL compiled once: CPU
+    per lead ~0.63 -> ~0.45 ms in process (SQLAlchemy's execute was the difference: parameter
+    processing, the compiled cache's lookups, the result). Only outside a transaction: SQLAlchemy
+    begins one on the driver lazily, at its own first statement, which this one would precede.
+    A duplicate key comes back as SQLAlchemy's IntegrityError, as from `session.execute`."""
+    sql, order = _compiled(statement)
+    args = [json.dumps(v) if isinstance(v, dict) else v for v in (params[n] for n in order)]
+    raw = await conn.get_raw_connection()
+    try:
+        await raw.driver_connection.execute(sql, *args)  # type: ignore[union-attr]
+    except asyncpg.UniqueViolationError as exc:
+        raise IntegrityError(sql, args, exc) from exc
+    except (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, OSError):
+        await conn.invalidate()  # not back to the pool: the unit of work retries on a fresh one
+        raise
+
+
+@functools.cache
+def _compiled(statement: Insert) -> tuple[str, tuple[str, ...]]:
+    compiled = statement.compile(dialect=postgresql.asyncpg.dialect())  # type: ignore[no-untyped-call]
+    return compiled.string, tuple(compiled.positiontup or ())
 
 
 @functools.cache
