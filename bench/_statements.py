@@ -59,8 +59,21 @@ def install_gc(counts: Counter[str]) -> None:
 
 
 def install(counts: Counter[str]) -> None:
+    import asyncpg
     from sqlalchemy import event
     from sqlalchemy.engine import Connection, Engine
+
+    # Statements a service sends through the driver itself, past SQLAlchemy (acquisition's lead +
+    # event statement): asyncpg's `Connection.execute` with arguments, which SQLAlchemy never
+    # calls (it prepares and fetches).
+    driver_execute = asyncpg.Connection.execute
+
+    async def counted_execute(self: Any, query: str, *args: Any, **kwargs: Any) -> Any:
+        if args:
+            counts[f"{_side(query)} statements"] += 1
+        return await driver_execute(self, query, *args, **kwargs)
+
+    asyncpg.Connection.execute = counted_execute  # type: ignore[method-assign]
 
     @event.listens_for(Engine, "engine_connect")
     def _checkout(conn: Connection) -> None:
