@@ -5,7 +5,8 @@
 SQLAlchemy event hooks installed before the service starts count, per side (the request path, or
 the outbox relay, told apart by their SQL), the SQL statements, the transactions (each one a BEGIN
 and a COMMIT/ROLLBACK round trip; autocommit connections have none) and the pre-ping of a pooled
-connection at checkout (`pool_pre_ping`, a round trip of its own). On SIGUSR1 the counts so far are
+connection at checkout (`pool_pre_ping`, a round trip of its own); and the cyclic GC's
+collections with their pauses (`install_gc`). On SIGUSR1 the counts so far are
 written to COUNTS_FILE as JSON with a sequence number, so a benchmark can read them before and
 after a cell (`read_counts`). pg_stat_statements would need a server restart to load; this needs
 nothing from the server.
@@ -13,6 +14,7 @@ nothing from the server.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import re
@@ -24,16 +26,36 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-# The relay's statements: reading, claiming and marking outbox rows. A service writing a row
-# says INSERT INTO outbox, which is the request's.
+# The relay's statements: reading, claiming, marking and deleting (once a personal event is sent)
+# outbox rows. A service writing a row says INSERT INTO outbox, which is the request's.
 _RELAY = re.compile(
-    r"^\s*(SELECT\b.{0,200}?\bFROM outbox\b|UPDATE outbox\b|SELECT pg_advisory_unlock_all)", re.S
+    r"^\s*(SELECT\b.{0,200}?\bFROM outbox\b|UPDATE outbox\b|DELETE FROM outbox\b"
+    r"|SELECT pg_advisory_unlock_all)",
+    re.S,
 )
 SIDES = ("request", "relay")
 
 
 def _side(statement: str) -> str:
     return "relay" if _RELAY.match(statement[:300]) else "request"
+
+
+def install_gc(counts: Counter[str]) -> None:
+    """Counts the cyclic GC's collections by generation, with the time they stopped the process
+    (`gc N`, `gc N us`) and the longest since the last dump (`gc max us`): pauses that land on
+    whichever requests are in flight, i.e. on the tail latency."""
+    started = [0.0]
+
+    def collected(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            started[0] = time.perf_counter()
+            return
+        us = int((time.perf_counter() - started[0]) * 1e6)
+        counts[f"gc {info['generation']}"] += 1
+        counts[f"gc {info['generation']} us"] += us
+        counts["gc max us"] = max(counts["gc max us"], us)
+
+    gc.callbacks.append(collected)
 
 
 def install(counts: Counter[str]) -> None:
@@ -102,9 +124,11 @@ def main() -> None:
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps({"seq": seq, "counts": dict(counts)}))
         tmp.replace(path)
+        counts["gc max us"] = 0  # the longest pause since the last dump
 
     signal.signal(signal.SIGUSR1, dump)
     install(counts)
+    install_gc(counts)
     sys.argv = [module, *sys.argv[4:]]
     runpy.run_module(module, run_name="__main__", alter_sys=True)
 

@@ -32,6 +32,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,6 +66,7 @@ from _common import (  # noqa: E402
     new_database_name,
     wait_serving,
 )
+from _statements import SIDES, read_counts, round_trips  # noqa: E402
 
 from closedloop.acquisition.v1 import acquisition_pb2 as pb  # noqa: E402
 from closedloop.acquisition.v1 import acquisition_pb2_grpc  # noqa: E402
@@ -160,9 +162,11 @@ def _start_service(name: str, env: dict[str, str], state: Path, cleanup: Cleanup
     )
     if migrate.proc.wait(120) != 0:
         raise RuntimeError(f"migrating {name} failed:\n{migrate.log_tail()}")
+    # Run through bench/_statements.py, which counts the service's database round trips.
+    counting = [str(REPO / "bench" / "_statements.py"), str(state / f"{name}.counts")]
     child = ChildProcess(
         name,
-        [sys.executable, "-m", f"closedloop_{name}"],
+        [sys.executable, *counting, "-m", f"closedloop_{name}"],
         log_path=state / f"{name}.log",
         env=env,
         cwd=REPO,
@@ -368,18 +372,41 @@ async def lead_cell(
     stack: Stack, children: list[ChildProcess], page_id: str, args: argparse.Namespace
 ) -> CellResult:
     profiles: list[Any] = []
+    services = children[:2]
+    before: dict[str, Counter[str]] = {}
 
     def profile() -> None:
+        before.update({c.name: read_counts(counts_path(c), c.proc.pid) for c in services})
         profiles.extend(start_profiles(children, args))
 
     result = await cpu_cell(
         "lead capture",
-        children[:2],
+        services,
         lambda start: submissions(stack.acquisition_http, page_id, "lead capture", args, start),
         profile,
     )
+    calls = max(result.ok + result.errors, 1)
+    for child in services:
+        after = await asyncio.to_thread(read_counts, counts_path(child), child.proc.pid)
+        spent = after - before[child.name]
+        ROUND_TRIPS[child.name] = {side: round_trips(spent, side) / calls for side in SIDES}
+        GC_PAUSES[child.name] = (
+            [(spent[f"gc {g}"], spent[f"gc {g} us"] / 1000) for g in range(3)],
+            after["gc max us"] / 1000,
+        )
     await asyncio.to_thread(report_profiles, profiles, args)
     return result
+
+
+# Database round trips per lead of the measured cell, by service and side (request, relay).
+ROUND_TRIPS: dict[str, dict[str, float]] = {}
+# The cyclic GC in the measured cell, by service: (collections, ms paused) per generation, and
+# the longest pause (ms).
+GC_PAUSES: dict[str, tuple[list[tuple[int, float]], float]] = {}
+
+
+def counts_path(child: ChildProcess) -> Path:
+    return Path(str(child.proc.args[2]))  # type: ignore[index]
 
 
 async def leads_on_stream(stack: Stack, at_least: int, timeout_s: float = 60.0) -> int:
@@ -527,6 +554,14 @@ def main() -> int:
     for target, per in CPU_PER_CALL.items():
         parts = ", ".join(f"{name} {ms:.2f}" for name, ms in per.items())
         print(f"  {target:<14} {sum(per.values()):7.2f}  ({parts})")
+    if ROUND_TRIPS:
+        print("\nDatabase round trips per lead (bench/_statements.py; the relay's passes apart):")
+        for name, sides in ROUND_TRIPS.items():
+            print(f"  {name:<12} " + ", ".join(f"{k} {v:.2f}" for k, v in sides.items()))
+        print("GC collections in the lead cell (generation: count / ms paused; longest pause):")
+        for name, (gens, longest) in GC_PAUSES.items():
+            parts = ", ".join(f"{g}: {n} / {ms:.1f}" for g, (n, ms) in enumerate(gens))
+            print(f"  {name:<12} {parts}; longest {longest:.1f} ms")
     by = {r.target: r.rps for r in results}
     lead = by.get("lead capture", 0.0)
     if lead:

@@ -192,3 +192,32 @@ async def test_a_remembered_key_answers_without_a_lookup_and_a_forget_at_once() 
     uncached.remember(TENANT, {"c-new": pii.new_key()})
     assert await uncached.keys(TENANT, ["c-new"]) == {"c-new": key}
     assert table.asked == 1
+
+
+async def test_only_the_plain_values_are_sealed_and_a_sealed_event_passes_as_it_is() -> None:
+    """The sealer's one walk finds the values still in plain text and seals those where they
+    sit; values sealed already stay as they are, and an event with nothing left to seal passes
+    byte for byte (not counted as carrying personal data)."""
+    table = KeyTable()
+    sealer = pii.Sealer(pii.CachedKeys(table))
+    key = pii.new_key()
+    table.table["c-mixed"] = key
+    env = _created("kit", "c-mixed")
+    msg = CustomerCreated()
+    env.payload.Unpack(msg)
+    already = pii.seal(key, TENANT, "c-mixed", OPENID)
+    msg.identities[1].value = already
+    env.payload.Pack(msg)
+
+    [mixed, untouched] = await sealer.seal_all(
+        [env.SerializeToString(), (await sealer.seal_all([env.SerializeToString()]))[0].data]
+    )
+    assert mixed.personal and not untouched.personal
+    out = Envelope()
+    out.ParseFromString(mixed.data)
+    sealed = CustomerCreated()
+    out.payload.Unpack(sealed)
+    phone, openid = (i.value for i in sealed.identities)
+    assert openid == already
+    assert pii.is_sealed(phone) and pii.unseal(key, TENANT, "c-mixed", phone) == PHONE
+    assert (await sealer.seal_all([untouched.data]))[0].data == untouched.data

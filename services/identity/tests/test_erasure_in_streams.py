@@ -216,3 +216,30 @@ def _set(flag: asyncio.Event):
         return flag.is_set()
 
     return check
+
+
+async def test_a_creating_resolve_hands_the_new_key_to_the_services_key_only(
+    identity, stub, tenant
+):
+    """ResolveCustomer answers a customer it created with their data key (the caller's relay
+    then seals their first events without GetCustomerKeys), under GetCustomerKeys' own rule: only
+    to the services' key. A tenant's writing key, even one for every tenant, gets none; nor does a
+    resolve that created nobody."""
+    keys = identity.keys
+    for n, (role, tenants) in enumerate((("write", [tenant]), ("write", ["*"]))):
+        key = keys.tenant_key(*tenants, role=role, name=f"resolver-{n}")
+        answer = await stub.ResolveCustomer(
+            resolve_request(tenant, phone(f"1390013{n:04d}")), metadata=keys.metadata(key)
+        )
+        assert answer.created and answer.customer_key == b"", (role, tenants)
+
+    created = await stub.ResolveCustomer(resolve_request(tenant, openid(OPENID)))
+    assert created.created
+    cid = created.customer.customer_id
+    [stored] = (
+        await stub.GetCustomerKeys(pb.GetCustomerKeysRequest(tenant_id=tenant, customer_ids=[cid]))
+    ).keys
+    assert len(created.customer_key) == pii.KEY_BYTES
+    assert created.customer_key == stored.key
+    again = await stub.ResolveCustomer(resolve_request(tenant, openid(OPENID)))
+    assert not again.created and again.customer_key == b""

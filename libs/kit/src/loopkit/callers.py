@@ -28,9 +28,9 @@ from pathlib import Path
 from typing import Any
 
 from loopkit.errors import InvalidArgument, PermissionDenied, Unauthenticated
+from loopkit.tenancy import SERVICE_ROLE as SERVICE_ROLE  # the role is named with the tenancy
 
 ROLES = ("read", "write", "service")
-SERVICE_ROLE = "service"
 ALL_TENANTS = "*"
 READ_PREFIXES = ("Get", "List", "Search", "Check")
 KEY_PREFIX = "clk_"

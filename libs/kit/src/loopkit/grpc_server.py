@@ -23,6 +23,7 @@ from loopkit.callers import KeyStore
 from loopkit.outages import is_outage, outage_name
 from loopkit.tenancy import (
     TENANT_METADATA_KEY,
+    caller_role,
     caller_tenants,
     metadata_tenant,
     require_tenant,
@@ -131,6 +132,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         code = grpc.StatusCode.OK
         token = metadata_tenant.set(metadata.get(TENANT_METADATA_KEY))
         allowed = caller_tenants.set(None)
+        role = caller_role.set(None)
         try:
             with span_from_headers(
                 method,
@@ -179,6 +181,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                     await context.abort(code, f"internal error (trace {trace_id_hex(span)})")
         finally:
             caller_tenants.reset(allowed)
+            caller_role.reset(role)
             metadata_tenant.reset(token)
             _duration.record(
                 time.perf_counter() - started,
@@ -192,6 +195,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             # Checked here for the tenant the request and the metadata name, and again by
             # require_tenant (which every call makes) for the tenant the call settles on.
             caller_tenants.set(caller.tenants)
+            caller_role.set(caller.role)
             for named in (getattr(request, "tenant_id", ""), metadata.get(TENANT_METADATA_KEY)):
                 if isinstance(named, str) and named:
                     require_tenant(named)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import grpc
@@ -73,17 +73,27 @@ def _translate(exc: grpc.aio.AioRpcError) -> Exception:
     return IdentityFailed(f"identity service: {code.name} ({exc.details()})")
 
 
+# Told the data key identity handed back with a customer it created (tenant, {customer: key}):
+# the service runtime's `remember_pii_keys`, so its relay does not ask GetCustomerKeys for it.
+KeysKnown = Callable[[str, Mapping[str, bytes | None]], None]
+
+
 class IdentityClient:
     """Resolves customers through the identity service; errors come back as domain errors."""
 
-    def __init__(self, channel: grpc.aio.Channel, *, actor: str = "") -> None:
+    def __init__(
+        self, channel: grpc.aio.Channel, *, actor: str = "", keys_known: KeysKnown | None = None
+    ) -> None:
         self._channel = channel
         stub = identity_pb2_grpc.IdentityServiceStub
         self._stub = stub(channel)  # type: ignore[no-untyped-call]
         self._actor = actor
+        self._keys_known = keys_known
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> IdentityClient:
+    def from_settings(
+        cls, settings: Settings, *, keys_known: KeysKnown | None = None
+    ) -> IdentityClient:
         token = settings.api_token.get_secret_value() if settings.api_token else None
         channel = make_channel(
             settings.identity_url,
@@ -91,7 +101,7 @@ class IdentityClient:
             default_timeout_s=settings.identity_timeout_s,
             api_token=token,
         )
-        return cls(channel, actor=settings.service)
+        return cls(channel, actor=settings.service, keys_known=keys_known)
 
     async def close(self) -> None:
         await self._channel.close()
@@ -119,6 +129,8 @@ class IdentityClient:
             )
         except grpc.aio.AioRpcError as exc:
             raise _translate(exc) from None
+        if answer.customer_key and self._keys_known is not None:
+            self._keys_known(tenant_id, {answer.customer.customer_id: answer.customer_key})
         return ResolvedCustomer(
             customer_id=answer.customer.customer_id,
             created=answer.created,

@@ -66,8 +66,12 @@ def _aad(tenant_id: str, customer_id: str) -> bytes:
 
 
 def seal(key: bytes, tenant_id: str, customer_id: str, value: str) -> str:
+    return _sealed(AESGCM(key), _aad(tenant_id, customer_id), value)
+
+
+def _sealed(aead: AESGCM, aad: bytes, value: str) -> str:
     nonce = os.urandom(_NONCE_BYTES)
-    sealed = AESGCM(key).encrypt(nonce, value.encode(), _aad(tenant_id, customer_id))
+    sealed = aead.encrypt(nonce, value.encode(), aad)
     return PREFIX + base64.urlsafe_b64encode(nonce + sealed).decode().rstrip("=")
 
 
@@ -230,7 +234,7 @@ class Sealer:
         self._keys = keys
 
     async def seal_all(self, datas: Sequence[bytes]) -> list[Sealed]:
-        parsed: list[tuple[Envelope, Message] | None] = []
+        parsed: list[tuple[Envelope, Message, list[_Slot]] | None] = []
         wanted: dict[str, set[str]] = {}
         for data in datas:
             env = Envelope()
@@ -238,14 +242,11 @@ class Sealer:
             msg = _payload_of(env)
             # An event about nobody yet (a share visit before the visitor is resolved) has no
             # key to seal under: it stays readable until the stream's max age (operations.md).
-            if (
-                msg is None
-                or not env.customer_id
-                or not _any_value(msg, lambda v: not is_sealed(v))
-            ):
+            slots = _plain_slots(msg) if msg is not None and env.customer_id else []
+            if msg is None or not slots:
                 parsed.append(None)
                 continue
-            parsed.append((env, msg))
+            parsed.append((env, msg, slots))
             wanted.setdefault(env.tenant_id, set()).add(env.customer_id)
         keys = {t: await self._keys.keys(t, sorted(ids)) for t, ids in wanted.items()}
         out = []
@@ -253,11 +254,36 @@ class Sealer:
             if item is None:
                 out.append(Sealed(data, False))
                 continue
-            env, msg = item
-            _seal_values(msg, keys[env.tenant_id].get(env.customer_id), env)
+            env, msg, slots = item
+            key = keys[env.tenant_id].get(env.customer_id)
+            if key is None:
+                _seal_values(msg, None, env)  # a forgotten customer's values do not leave at all
+            else:
+                # The values the first walk found, sealed where they sit: no second walk.
+                aead, aad = AESGCM(key), _aad(env.tenant_id, env.customer_id)
+                for holder, name in slots:
+                    setattr(holder, name, _sealed(aead, aad, getattr(holder, name)))
             env.payload.Pack(msg)
             out.append(Sealed(env.SerializeToString(), True))
         return out
+
+
+# A personal value in a message: the (sub)message that holds it and the field's name.
+_Slot = tuple[Message, str]
+
+
+def _plain_slots(msg: Message) -> list[_Slot]:
+    """Where `msg` holds personal values that are not sealed yet, found in one walk."""
+    found: list[_Slot] = []
+    own = PERSONAL_FIELDS.get(msg.DESCRIPTOR.full_name, frozenset())
+    for field, value in msg.ListFields():
+        if field.name in own and field.type == FieldDescriptor.TYPE_STRING:
+            if value and not is_sealed(value):
+                found.append((msg, field.name))
+        elif field.message_type is not None and carries_personal_data(field.message_type):
+            for item in value if field.is_repeated else (value,):
+                found.extend(_plain_slots(item))
+    return found
 
 
 def _seal_values(msg: Message, key: bytes | None, env: Envelope) -> None:

@@ -14,6 +14,16 @@ metadata_tenant: ContextVar[str | None] = ContextVar("metadata_tenant", default=
 # Set by the gRPC interceptor when callers authenticate with API keys: the tenants the caller's
 # key is bound to ("*" = all). None: no per-tenant keys configured.
 caller_tenants: ContextVar[frozenset[str] | None] = ContextVar("caller_tenants", default=None)
+# Set with caller_tenants: the role of the caller's key (loopkit.callers.ROLES).
+caller_role: ContextVar[str | None] = ContextVar("caller_role", default=None)
+SERVICE_ROLE = "service"
+
+
+def internal_caller() -> bool:
+    """Whether the current caller may make the services' internal calls (identity's
+    GetCustomerKeys): its key has the services' role, or no per-tenant keys are configured (then
+    the interceptor lets every call through, internal ones too)."""
+    return caller_tenants.get() is None or caller_role.get() == SERVICE_ROLE
 
 
 def require_tenant(requested: str, *, field: str = "tenant_id") -> str:

@@ -36,7 +36,9 @@ def build(runtime: ServiceRuntime) -> None:
     metrics.start()
     # Its consumers resolve the identities in share visits and friend-adds: open sealed values.
     runtime.reads_personal_data = True
-    directory = IdentityClient.from_settings(settings)
+    # A new customer's data key comes with ResolveCustomer's answer: the relay seals their lead's
+    # event without a GetCustomerKeys call.
+    directory = IdentityClient.from_settings(settings, keys_known=runtime.remember_pii_keys)
     gateway = (
         GatewayClient.connect(
             settings.gateway_url,

@@ -4,16 +4,19 @@ submissions; the only writer of those tables."""
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Insert, Table, bindparam, delete, insert, select, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from closedloop.events.v1.envelope_pb2 import Envelope
 from closedloop_acquisition.catalog.specs import is_id
 from closedloop_acquisition.models import LeadAliasRow, LeadRequestRow, LeadRow
+from loopkit import raw_sql
 from loopkit.customer_rows import repoint_customer
 from loopkit.events import Outbox, note_events_written
 
@@ -37,9 +40,21 @@ async def add_with_event(
     statement = _lead_with_event(outbox.tables.outbox, tuple(values), tuple(row))
     params = {f"lead_{k}": v for k, v in values.items()}
     params.update({f"event_{k}": v for k, v in row.items()})
-    await session.execute(statement, params)
+    # Straight on the session's asyncpg connection (loopkit.raw_sql), as SQL compiled once:
+    # CPU per lead ~0.63 -> ~0.45 ms in process (SQLAlchemy's execute was the difference:
+    # parameter processing, the compiled cache's lookups, the result). A duplicate key is still
+    # SQLAlchemy's IntegrityError, so the lost race is retried as from `session.execute`.
+    sql, order = _compiled(statement)
+    args = [json.dumps(v) if isinstance(v, dict) else v for v in (params[n] for n in order)]
+    await raw_sql.fetch(session, sql, *args)
     note_events_written(session)
     return LeadRow(**values)
+
+
+@functools.cache
+def _compiled(statement: Insert) -> tuple[str, tuple[str, ...]]:
+    compiled = statement.compile(dialect=postgresql.asyncpg.dialect())  # type: ignore[no-untyped-call]
+    return compiled.string, tuple(compiled.positiontup or ())
 
 
 @functools.cache

@@ -124,7 +124,7 @@ class ResolveService:
                 known = self._keys_known
                 on_commit(session, lambda: known(tenant_id, {customer_id: key}))
             created.identities = [IdentityView(c.key, c.verified) for c in claims]
-            return Resolution(created, True, [])
+            return Resolution(created, True, [], key=key)
         if len(holders) > 1:
             return None
         [holder] = holders.values()

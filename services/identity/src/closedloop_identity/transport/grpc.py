@@ -21,7 +21,7 @@ from closedloop_identity.policies.service import PolicyService
 from closedloop_identity.resolve.service import ResolveService
 from closedloop_identity.transport import convert
 from loopkit.errors import InvalidArgument
-from loopkit.tenancy import require_tenant
+from loopkit.tenancy import internal_caller, require_tenant
 from loopkit.uow import UnitOfWork
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["IdentityService"].full_name
@@ -87,6 +87,8 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
             customer=convert.customer_to_pb(result.customer),
             created=result.created,
             merged_ids=result.merged_ids,
+            # GetCustomerKeys' answer, to the callers that may ask it (their relays seal with it).
+            customer_key=result.key if result.created and internal_caller() else b"",
         )
 
     async def GetCustomer(

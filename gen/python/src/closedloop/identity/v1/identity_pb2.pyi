@@ -54,14 +54,16 @@ class ResolveCustomerRequest(_message.Message):
     def __init__(self, tenant_id: _Optional[str] = ..., identities: _Optional[_Iterable[_Union[_common_pb2.Identity, _Mapping]]] = ..., attributes: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., actor: _Optional[str] = ...) -> None: ...
 
 class ResolveCustomerResponse(_message.Message):
-    __slots__ = ("customer", "created", "merged_ids")
+    __slots__ = ("customer", "created", "merged_ids", "customer_key")
     CUSTOMER_FIELD_NUMBER: _ClassVar[int]
     CREATED_FIELD_NUMBER: _ClassVar[int]
     MERGED_IDS_FIELD_NUMBER: _ClassVar[int]
+    CUSTOMER_KEY_FIELD_NUMBER: _ClassVar[int]
     customer: Customer
     created: bool
     merged_ids: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, customer: _Optional[_Union[Customer, _Mapping]] = ..., created: _Optional[bool] = ..., merged_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+    customer_key: bytes
+    def __init__(self, customer: _Optional[_Union[Customer, _Mapping]] = ..., created: _Optional[bool] = ..., merged_ids: _Optional[_Iterable[str]] = ..., customer_key: _Optional[bytes] = ...) -> None: ...
 
 class GetCustomerRequest(_message.Message):
     __slots__ = ("tenant_id", "customer_id")
