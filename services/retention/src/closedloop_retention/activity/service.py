@@ -324,14 +324,14 @@ class ActivityService:
         PostgreSQL: one statement per keyset batch computes the reviews in SQL
         (activity/review_sql.py) and writes only due rows and changed decisions; Python builds
         the stage changes and events of the few customers whose stage changed or whose risk was
-        raised. SQLite: the rules in Python per batch (`_sweep_in_python`). Either way a customer
+        raised. SQLite: the rules in Python per batch (`sweep_in_python`). Either way a customer
         due a win-back offer goes through `recompute` (the playbook decides per row).
         """
         if session.get_bind().dialect.name == "postgresql":
             return await self._sweep_in_sql(session, tenant, utc(now), batch, every=every)
         if every:
             await self._repo.review_all(session, tenant, utc(now))
-        return await self._sweep_in_python(session, tenant, now, batch=batch or 500)
+        return await self.sweep_in_python(session, tenant, now, batch=batch or 500)
 
     async def _sweep_in_sql(
         self, session: AsyncSession, tenant: str, now: datetime, batch: int | None, *, every: bool
@@ -398,16 +398,20 @@ class ActivityService:
         return examined, changed
 
     async def _add_events(self, session: AsyncSession, events: list[Envelope]) -> None:
-        if events:
-            rows_out = [self._outbox.row(event) for event in events]
+        """The events in multi-row INSERTs of at most 2,000 rows (asyncpg's 32,767 parameters)."""
+        for start in range(0, len(events), 2_000):
+            rows_out = [self._outbox.row(event) for event in events[start : start + 2_000]]
             await session.execute(insert(self._outbox.tables.outbox).values(rows_out))
+        if events:
             note_events_written(session)
 
-    async def _sweep_in_python(
+    async def sweep_in_python(
         self, session: AsyncSession, tenant: str, now: datetime, *, batch: int
     ) -> tuple[int, int]:
-        """Per batch: one SELECT of the due rows' facts, the rules in Python, then one UPDATE of
-        the batch's rows and one INSERT each for its stage changes and events."""
+        """The sweep with the rules in Python (SQLite's; PostgreSQL's before the set-based
+        review, kept for bench/segments.py's before/after). Per batch: one SELECT of the due
+        rows' facts, the rules in Python, then one UPDATE of the batch's rows and one INSERT
+        each for its stage changes and events."""
         rules = await self._rules.get(session, tenant)
         now = utc(now)
         examined = changed = 0
