@@ -50,11 +50,17 @@ def _fmt(x: str) -> str:
     return f"CAST(CAST(round({x}) AS bigint) AS text)"
 
 
+_COLUMNS = (
+    "customer_id, next_review_at, stage, stage_reason, stage_changed_at, churn_risk_raised_at,"
+    " order_count, first_order_at, last_order_at, last_seen_at, unsubscribed, deleted_rep,"
+    " win_back_attempts, last_win_back_at, ctid AS row_id"
+)
+
 # The batch: `due` the review index's keyset range of due customers, `every` the primary key's
 # (every customer is reviewed, as after a rules change; only what changes is written).
 _BATCH = {
     "due": """
-        SELECT * FROM activity
+        SELECT {columns} FROM activity
         WHERE tenant_id = :tenant AND next_review_at <= :now
           AND (CAST(:after_at AS timestamptz) IS NULL
                OR (next_review_at, customer_id) > (:after_at, :after_id))
@@ -62,7 +68,7 @@ _BATCH = {
         LIMIT :limit
     """,
     "every": """
-        SELECT * FROM activity
+        SELECT {columns} FROM activity
         WHERE tenant_id = :tenant AND customer_id > :after_id
         ORDER BY customer_id
         LIMIT :limit
@@ -72,141 +78,151 @@ _BATCH = {
 # The facts after lifecycle.returned: the win-back count resets when an order came after the
 # last offer.
 _RETURNED = """
-    SELECT b.*,
-        (b.last_win_back_at IS NOT NULL AND b.last_order_at IS NOT NULL
-         AND b.last_order_at >= b.last_win_back_at) AS came_back,
-        (b.order_count > 0 AND b.last_order_at IS NOT NULL) AS buyer
-    FROM batch b
+    SELECT
+        (last_win_back_at IS NOT NULL AND last_order_at IS NOT NULL
+         AND last_order_at >= last_win_back_at) AS came_back,
+        (order_count > 0 AND last_order_at IS NOT NULL) AS buyer
+    OFFSET 0
 """
 
 _FACTS = f"""
-    SELECT r.*,
-        CASE WHEN r.came_back THEN 0 ELSE coalesce(r.win_back_attempts, 0) END AS wba,
-        CASE WHEN r.came_back THEN NULL ELSE r.last_win_back_at END AS lwb,
-        CASE WHEN r.order_count < 2 OR r.first_order_at IS NULL OR r.last_order_at IS NULL
+    SELECT
+        CASE WHEN came_back THEN 0 ELSE coalesce(win_back_attempts, 0) END AS wba,
+        CASE WHEN came_back THEN NULL ELSE last_win_back_at END AS lwb,
+        CASE WHEN order_count < 2 OR first_order_at IS NULL OR last_order_at IS NULL
              THEN CAST(0 AS float8)
-             ELSE greatest({_days("r.first_order_at", "r.last_order_at")}
-                           / CAST(r.order_count - 1 AS float8), CAST(0 AS float8)) END AS own,
-        {_days("r.last_order_at", ":now")} AS since,
-        {_days("r.last_seen_at", ":now")} AS idle,
+             ELSE greatest({_days("first_order_at", "last_order_at")}
+                           / CAST(order_count - 1 AS float8), CAST(0 AS float8)) END AS own,
+        {_days("last_order_at", ":now")} AS since,
+        {_days("last_seen_at", ":now")} AS idle,
         concat_ws(' and ',
-            CASE WHEN r.unsubscribed THEN 'unsubscribed from the official account' END,
-            CASE WHEN r.deleted_rep THEN 'deleted the rep' END) AS negative
-    FROM returned r
+            CASE WHEN unsubscribed THEN 'unsubscribed from the official account' END,
+            CASE WHEN deleted_rep THEN 'deleted the rep' END) AS negative
+    OFFSET 0
 """
 
 _CYCLE = """
-    SELECT f.*, CASE WHEN f.own = 0 THEN CAST(:expected AS float8) ELSE f.own END AS cycle
-    FROM facts f
+    SELECT CASE WHEN own = 0 THEN CAST(:expected AS float8) ELSE own END AS cycle
+    OFFSET 0
 """
 
 _WINDOWS = """
-    SELECT c.*,
-        c.cycle * CAST(:factor AS float8) AS overdue,
+    SELECT
+        cycle * CAST(:factor AS float8) AS overdue,
         greatest(CAST(:churn_days AS float8),
-                 c.cycle * CAST(:factor AS float8) * CAST(2 AS float8)) AS churn,
-        (c.wba >= :wb_max AND c.lwb IS NOT NULL
-         AND NOT (c.last_order_at IS NOT NULL AND c.last_order_at >= c.lwb)
-         AND :now >= c.lwb + CAST(:wb_us AS bigint) * interval '1 microsecond') AS exhausted,
-        CAST(0.3 AS float8) * CAST(CAST(c.unsubscribed AS int) + CAST(c.deleted_rep AS int)
+                 cycle * CAST(:factor AS float8) * CAST(2 AS float8)) AS churn,
+        (wba >= :wb_max AND lwb IS NOT NULL
+         AND NOT (last_order_at IS NOT NULL AND last_order_at >= lwb)
+         AND :now >= lwb + CAST(:wb_us AS bigint) * interval '1 microsecond') AS exhausted,
+        CAST(0.3 AS float8) * CAST(CAST(unsubscribed AS int) + CAST(deleted_rep AS int)
                                    AS float8) AS neg_risk
-    FROM cycled c
+    OFFSET 0
 """
 
 # lifecycle.assess (stage and reason, with the reason's LIKE pattern: a reason that differs
 # only by the days elapsed is not a change worth a write) and lifecycle.churn_risk.
 _ASSESSED = f"""
-    SELECT w.*,
+    SELECT
         CASE
-            WHEN NOT w.buyer THEN
-                CASE WHEN w.idle > CAST(:churn_days AS float8) THEN 'churned'
-                     WHEN w.negative <> '' THEN 'decline'
+            WHEN NOT buyer THEN
+                CASE WHEN idle > CAST(:churn_days AS float8) THEN 'churned'
+                     WHEN negative <> '' THEN 'decline'
                      ELSE 'investigation' END
-            WHEN w.since > w.churn THEN 'churned'
-            WHEN w.exhausted THEN 'churned'
-            WHEN w.negative <> '' THEN 'decline'
-            WHEN w.since > w.overdue THEN 'decline'
-            WHEN w.order_count >= :stable_min THEN
-                CASE WHEN w.own <= CAST(:expected AS float8) * CAST(:factor AS float8)
+            WHEN since > churn THEN 'churned'
+            WHEN exhausted THEN 'churned'
+            WHEN negative <> '' THEN 'decline'
+            WHEN since > overdue THEN 'decline'
+            WHEN order_count >= :stable_min THEN
+                CASE WHEN own <= CAST(:expected AS float8) * CAST(:factor AS float8)
                      THEN 'stable' ELSE 'development' END
             ELSE 'development'
         END AS new_stage,
         CASE
-            WHEN NOT w.buyer THEN
-                CASE WHEN w.idle > CAST(:churn_days AS float8)
-                     THEN 'no activity for ' || {_fmt("w.idle")} || ' days and no order'
-                     WHEN w.negative <> '' THEN 'negative signal: ' || w.negative
+            WHEN NOT buyer THEN
+                CASE WHEN idle > CAST(:churn_days AS float8)
+                     THEN 'no activity for ' || {_fmt("idle")} || ' days and no order'
+                     WHEN negative <> '' THEN 'negative signal: ' || negative
                      ELSE 'known customer, no order yet' END
-            WHEN w.since > w.churn THEN 'no order for ' || {_fmt("w.since")} || ' days'
-            WHEN w.exhausted THEN w.wba || ' win-back offers unanswered'
-            WHEN w.negative <> '' THEN 'negative signal: ' || w.negative
-            WHEN w.since > w.overdue THEN
-                'overdue: ' || {_fmt("w.since")} || ' days since the last order vs a '
-                || {_fmt("w.cycle")} || '-day cycle'
-            WHEN w.order_count >= :stable_min THEN
-                CASE WHEN w.own <= CAST(:expected AS float8) * CAST(:factor AS float8)
-                     THEN 'repeat buyer (' || w.order_count || ' orders, every '
-                          || {_fmt("w.own")} || ' days)'
+            WHEN since > churn THEN 'no order for ' || {_fmt("since")} || ' days'
+            WHEN exhausted THEN wba || ' win-back offers unanswered'
+            WHEN negative <> '' THEN 'negative signal: ' || negative
+            WHEN since > overdue THEN
+                'overdue: ' || {_fmt("since")} || ' days since the last order vs a '
+                || {_fmt("cycle")} || '-day cycle'
+            WHEN order_count >= :stable_min THEN
+                CASE WHEN own <= CAST(:expected AS float8) * CAST(:factor AS float8)
+                     THEN 'repeat buyer (' || order_count || ' orders, every '
+                          || {_fmt("own")} || ' days)'
                      ELSE 'repeat buyer slower than the ' || CAST(:expected_text AS text)
                           || '-day cycle' END
             ELSE 'first order paid'
         END AS new_reason,
         CASE
-            WHEN NOT w.buyer THEN
-                CASE WHEN w.idle > CAST(:churn_days AS float8)
+            WHEN NOT buyer THEN
+                CASE WHEN idle > CAST(:churn_days AS float8)
                      THEN 'no activity for % days and no order' END
-            WHEN w.since > w.churn THEN 'no order for % days'
-            WHEN w.exhausted OR w.negative <> '' THEN NULL
-            WHEN w.since > w.overdue THEN
-                'overdue: % days since the last order vs a ' || {_fmt("w.cycle")} || '-day cycle'
+            WHEN since > churn THEN 'no order for % days'
+            WHEN exhausted OR negative <> '' THEN NULL
+            WHEN since > overdue THEN
+                'overdue: % days since the last order vs a ' || {_fmt("cycle")} || '-day cycle'
         END AS reason_pattern,
-        CASE WHEN NOT w.buyer THEN CAST(0 AS float8) ELSE least(
-            least(w.since / (w.cycle * CAST(:factor AS float8) * CAST(2 AS float8)),
+        CASE WHEN NOT buyer THEN CAST(0 AS float8) ELSE least(
+            least(since / (cycle * CAST(:factor AS float8) * CAST(2 AS float8)),
                   CAST(1 AS float8)) * CAST(0.6 AS float8)
-            + CASE WHEN w.since > w.overdue THEN CAST(0.2 AS float8) ELSE 0 END
-            + CASE WHEN w.unsubscribed THEN CAST(0.3 AS float8) ELSE 0 END
-            + CASE WHEN w.deleted_rep THEN CAST(0.3 AS float8) ELSE 0 END,
+            + CASE WHEN since > overdue THEN CAST(0.2 AS float8) ELSE 0 END
+            + CASE WHEN unsubscribed THEN CAST(0.3 AS float8) ELSE 0 END
+            + CASE WHEN deleted_rep THEN CAST(0.3 AS float8) ELSE 0 END,
             CAST(1 AS float8)) END AS score
-    FROM windows w
+    OFFSET 0
 """
 
-# lifecycle.next_review and the decisions of lifecycle.review.
-_REVIEWED = f"""
-    SELECT a.*,
-        CASE WHEN NOT a.buyer THEN
-            CASE WHEN a.last_seen_at + CAST(:churn_us AS bigint) * interval '1 microsecond' > :now
-                 THEN a.last_seen_at + CAST(:churn_us AS bigint) * interval '1 microsecond' END
+# lifecycle.next_review: the days after the last order at which the churn risk reaches the
+# threshold (without and with the overdue bump), then each moment once.
+_RISK_DAYS = """
+    SELECT
+        (CAST(:threshold AS float8) - neg_risk) / CAST(0.6 AS float8) * overdue
+            * CAST(2 AS float8) AS risk0,
+        (CAST(:threshold AS float8) - neg_risk - CAST(0.2 AS float8))
+            / CAST(0.6 AS float8) * overdue * CAST(2 AS float8) AS risk1
+    OFFSET 0
+"""
+
+_MOMENTS = f"""
+    SELECT
+        last_seen_at + CAST(:churn_us AS bigint) * interval '1 microsecond' AS m_idle,
+        {_plus_days("last_order_at", "overdue")} AS m_overdue,
+        {_plus_days("last_order_at", "churn")} AS m_churn,
+        CASE WHEN risk0 >= 0 THEN {_plus_days("last_order_at", "risk0")} END AS m_risk0,
+        CASE WHEN risk1 >= 0 THEN {_plus_days("last_order_at", "risk1")} END AS m_risk1,
+        lwb + (CAST(:wb_us AS bigint) + 1000000) * interval '1 microsecond' AS m_offer
+    OFFSET 0
+"""
+
+# The next review and the decisions of lifecycle.review.
+_REVIEWED = """
+    SELECT
+        CASE WHEN NOT buyer THEN CASE WHEN m_idle > :now THEN m_idle END
         ELSE least(
-            CASE WHEN {_plus_days("a.last_order_at", "a.overdue")} > :now
-                 THEN {_plus_days("a.last_order_at", "a.overdue")} END,
-            CASE WHEN {_plus_days("a.last_order_at", "a.churn")} > :now
-                 THEN {_plus_days("a.last_order_at", "a.churn")} END,
-            CASE WHEN a.risk0 >= 0 AND {_plus_days("a.last_order_at", "a.risk0")} > :now
-                 THEN {_plus_days("a.last_order_at", "a.risk0")} END,
-            CASE WHEN a.risk1 >= 0 AND {_plus_days("a.last_order_at", "a.risk1")} > :now
-                 THEN {_plus_days("a.last_order_at", "a.risk1")} END,
-            CASE WHEN a.lwb + (CAST(:wb_us AS bigint) + 1000000) * interval '1 microsecond' > :now
-                 THEN a.lwb + (CAST(:wb_us AS bigint) + 1000000) * interval '1 microsecond' END)
+            CASE WHEN m_overdue > :now THEN m_overdue END,
+            CASE WHEN m_churn > :now THEN m_churn END,
+            CASE WHEN m_risk0 > :now THEN m_risk0 END,
+            CASE WHEN m_risk1 > :now THEN m_risk1 END,
+            CASE WHEN m_offer > :now THEN m_offer END)
         END AS new_review,
-        (a.score >= CAST(:threshold AS float8) AND a.new_stage <> 'churned') AS high,
-        a.churn_risk_raised_at IS NOT NULL AS was_raised
-    FROM (SELECT s.*,
-              (CAST(:threshold AS float8) - s.neg_risk) / CAST(0.6 AS float8) * s.overdue
-                  * CAST(2 AS float8) AS risk0,
-              (CAST(:threshold AS float8) - s.neg_risk - CAST(0.2 AS float8))
-                  / CAST(0.6 AS float8) * s.overdue * CAST(2 AS float8) AS risk1
-          FROM assessed s) a
+        (score >= CAST(:threshold AS float8) AND new_stage <> 'churned') AS high,
+        churn_risk_raised_at IS NOT NULL AS was_raised
+    OFFSET 0
 """
 
 _DECIDED = """
-    SELECT d.*,
-        (d.high AND NOT d.was_raised) AS raise_risk,
-        (d.score < CAST(:threshold AS float8) AND d.was_raised) AS clear_risk,
-        ((d.high AND NOT d.was_raised)
-         OR (d.high AND d.lwb IS NOT NULL
-             AND :now >= d.lwb + CAST(:wb_us AS bigint) * interval '1 microsecond'
-             AND d.wba < :wb_max)) AS offer
-    FROM reviewed d
+    SELECT
+        (high AND NOT was_raised) AS raise_risk,
+        (score < CAST(:threshold AS float8) AND was_raised) AS clear_risk,
+        ((high AND NOT was_raised)
+         OR (high AND lwb IS NOT NULL
+             AND :now >= lwb + CAST(:wb_us AS bigint) * interval '1 microsecond'
+             AND wba < :wb_max)) AS offer
+    OFFSET 0
 """
 
 # Written: a due review always (its moment moves on); in `every` mode also any change of a
@@ -253,7 +269,8 @@ _UPDATE = (
         win_back_attempts = w.wba,
         last_win_back_at = w.lwb
     FROM written w
-    WHERE t.tenant_id = :tenant AND t.customer_id = w.customer_id AND """
+    WHERE t.ctid = ANY(ARRAY(SELECT row_id FROM written)) AND t.ctid = w.row_id
+      AND t.tenant_id = :tenant AND t.customer_id = w.customer_id AND """
     + " AND ".join(f"t.{c} IS NOT DISTINCT FROM w.{c}" for c in _GUARDED)
     + """
     RETURNING w.customer_id, w.new_stage <> w.stage AS stage_changed, w.raise_risk,
@@ -265,11 +282,20 @@ _UPDATE = (
 
 
 def _statement(mode: str) -> Any:
+    # Each stage's values are materialized once per row: inlined, every reference to a value
+    # would repeat the expression beneath it (the exact day counts are numeric arithmetic).
+    def stage(source: str, *levels: str) -> str:
+        return f"SELECT * FROM {source}" + "".join(
+            f" CROSS JOIN LATERAL ({level}) AS l{i}" for i, level in enumerate(levels)
+        )
+
     sql = (
-        f"WITH batch AS ({_BATCH[mode]}), returned AS ({_RETURNED}), facts AS ({_FACTS}),"
-        f" cycled AS ({_CYCLE}), windows AS ({_WINDOWS}), assessed AS ({_ASSESSED}),"
-        f" reviewed AS ({_REVIEWED}), decided AS ({_DECIDED}), written AS ({_WRITE}),"
-        f" updated AS ({_UPDATE})"
+        f"WITH batch AS ({_BATCH[mode].format(columns=_COLUMNS)}),"
+        f" known AS MATERIALIZED ({stage('batch', _RETURNED, _FACTS)}),"
+        f" assessed AS MATERIALIZED"
+        f" ({stage('known', _CYCLE, _WINDOWS, _ASSESSED, _RISK_DAYS, _MOMENTS)}),"
+        f" decided AS ({stage('assessed', _REVIEWED, _DECIDED)}),"
+        f" written AS ({_WRITE}), updated AS ({_UPDATE})"
         # What Python acts on: the changes and raised risks, the offers, the batch's end.
         " SELECT 'changed' AS kind, u.*, CAST(NULL AS timestamptz) AS last_at FROM updated u"
         " WHERE u.stage_changed OR u.raise_risk"
