@@ -155,10 +155,9 @@ class ActivityRepository:
                     set_committed_value(loaded, name, u[name])
 
     async def add_changes(self, session: AsyncSession, changes: list[dict[str, Any]]) -> None:
-        """A batch of stage changes in INSERTs of at most 2,000 rows (asyncpg's 32,767
-        parameters)."""
-        for start in range(0, len(changes), 2_000):
-            await session.execute(insert(StageChangeRow).values(changes[start : start + 2_000]))
+        """A batch of stage changes: one executemany of a statement compiled once."""
+        if changes:
+            await session.execute(insert(StageChangeRow), changes)
 
     async def review_all(self, session: AsyncSession, tenant: str, at: datetime) -> None:
         await session.execute(
