@@ -15,6 +15,12 @@ postgres@127.0.0.1), migrates the retention schema, generates `--customers` cust
   first and again (a steady state, where only changed scores are
   written: three times, the median kept).
 
+The generated data is settled before anything is timed: every customer reviewed by the
+service's own rules as of the day before (exact stages, reasons and review moments), then
+vacuumed. `--full-sweep` also times a review of every customer (`sweep(every=True)`, as after a
+rules change); `--python-sweep` times both sweeps with the rules in Python instead (SQLite's
+path, PostgreSQL's before the set-based review), for a before/after on the same data.
+
 Prints times and ratios to the count(*) scans, and drops the database again. `--generate-only`
 keeps a generated database untouched; `--reuse NAME` times a copy of it (CREATE DATABASE …
 TEMPLATE), so runs at 1M need not regenerate.
