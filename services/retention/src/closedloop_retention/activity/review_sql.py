@@ -276,7 +276,7 @@ _UPDATE = (
     RETURNING w.customer_id, w.new_stage <> w.stage AS stage_changed, w.raise_risk,
         w.stage, w.order_count, w.first_order_at, w.last_order_at, w.last_seen_at,
         w.unsubscribed, w.deleted_rep, w.win_back_attempts, w.last_win_back_at,
-        w.churn_risk_raised_at
+        w.churn_risk_raised_at, w.new_stage, w.new_reason, w.score
     """
 )
 
@@ -300,12 +300,13 @@ def _statement(mode: str) -> Any:
         " SELECT 'changed' AS kind, u.*, CAST(NULL AS timestamptz) AS last_at FROM updated u"
         " WHERE u.stage_changed OR u.raise_risk"
         " UNION ALL SELECT 'offer', e.customer_id, NULL, NULL, NULL, NULL, NULL, NULL, NULL,"
-        " NULL, NULL, NULL, NULL, NULL, NULL FROM decided e WHERE e.offer AND :win_back"
+        " NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL"
+        " FROM decided e WHERE e.offer AND :win_back"
         " UNION ALL SELECT 'end', max(b.customer_id), NULL, NULL, NULL, count(*), NULL, NULL,"
-        " NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM batch b"
+        " NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM batch b"
         + (
             " UNION ALL SELECT 'end_key', b.customer_id, NULL, NULL, NULL, NULL, NULL, NULL,"
-            " NULL, NULL, NULL, NULL, NULL, NULL, b.next_review_at FROM"
+            " NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, b.next_review_at FROM"
             " (SELECT * FROM batch ORDER BY next_review_at DESC, customer_id DESC LIMIT 1) b"
             if mode == "due"
             else ""

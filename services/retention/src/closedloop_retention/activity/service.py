@@ -234,7 +234,10 @@ class ActivityService:
         if verdict.raise_risk:
             row.churn_risk_raised_at = utc(now)
             await self._outbox.add(
-                session, self._risk_raised(row.tenant_id, row.customer_id, verdict)
+                session,
+                self._risk_raised(
+                    row.tenant_id, row.customer_id, verdict.churn_risk, verdict.risk_reasons
+                ),
             )
         elif verdict.clear_risk:
             row.churn_risk_raised_at = None
@@ -258,12 +261,14 @@ class ActivityService:
         else:
             await self._repo.review_all(session, tenant, utc(now))
 
-    def _risk_raised(self, tenant: str, customer_id: str, verdict: lifecycle.Review) -> Envelope:
+    def _risk_raised(
+        self, tenant: str, customer_id: str, score: float, reasons: list[str]
+    ) -> Envelope:
         return self._outbox.envelope(
             "churn_risk.raised",
             tenant_id=tenant,
             customer_id=customer_id,
-            payload=ev.ChurnRiskRaised(score=verdict.churn_risk, reasons=verdict.risk_reasons),
+            payload=ev.ChurnRiskRaised(score=score, reasons=reasons),
         )
 
     def _stage_change(
@@ -364,30 +369,27 @@ class ActivityService:
             changes: list[dict[str, Any]] = []
             events: list[Envelope] = []
             for row in done.changed:
-                verdict = lifecycle.review(
-                    lifecycle.returned(facts(row)),
-                    row.churn_risk_raised_at is not None,
-                    rules,
-                    now,
-                )
+                # The stage and its reason as the statement computed them; a raised risk's
+                # reasons (the event's) from the Python rules on the same facts.
                 if row.stage_changed:
                     changed += 1
                     change, event = self._stage_change(
                         tenant,
                         row.customer_id,
                         row.stage,
-                        verdict.stage,
-                        reason=verdict.reason,
+                        row.new_stage,
+                        reason=row.new_reason,
                         at=now,
                     )
                     changes.append(change)
                     events.append(event)
                     on_commit(
                         session,
-                        partial(metrics.stage_changes.add, 1, {"to_stage": verdict.stage}),
+                        partial(metrics.stage_changes.add, 1, {"to_stage": row.new_stage}),
                     )
                 if row.raise_risk:
-                    events.append(self._risk_raised(tenant, row.customer_id, verdict))
+                    _, reasons = lifecycle.churn_risk(lifecycle.returned(facts(row)), rules, now)
+                    events.append(self._risk_raised(tenant, row.customer_id, row.score, reasons))
             await self._repo.add_changes(session, changes)
             await self._add_events(session, events)
             for customer_id in done.offers:
@@ -472,7 +474,11 @@ class ActivityService:
                         partial(metrics.stage_changes.add, 1, {"to_stage": verdict.stage}),
                     )
                 if verdict.raise_risk:
-                    events.append(self._risk_raised(tenant, row.customer_id, verdict))
+                    events.append(
+                        self._risk_raised(
+                            tenant, row.customer_id, verdict.churn_risk, verdict.risk_reasons
+                        )
+                    )
                 updates.append(update)
             await self._repo.update_reviewed(session, tenant, updates)
             await self._repo.add_changes(session, changes)
