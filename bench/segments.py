@@ -15,6 +15,12 @@ postgres@127.0.0.1), migrates the retention schema, generates `--customers` cust
   a rescore writes no customer's row), first and again (three times, the median kept);
 * reading the scores: a segment on them and the top-100 list.
 
+The generated data is settled before anything is timed: every customer reviewed by the
+service's own rules as of the day before (exact stages, reasons and review moments), then
+vacuumed. `--full-sweep` also times a review of every customer (`sweep(every=True)`, as after a
+rules change); `--python-sweep` times both sweeps with the rules in Python instead (SQLite's
+path, PostgreSQL's before the set-based review), for a before/after on the same data.
+
 Prints times and ratios to the count(*) scans, and drops the database again. `--generate-only`
 keeps a generated database untouched; `--reuse NAME` times a copy of it (CREATE DATABASE …
 TEMPLATE), so runs at 1M need not regenerate.
@@ -36,11 +42,12 @@ from typing import TypeVar
 from _statements import SIDES, install
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
 import closedloop_retention
 from closedloop_retention.activity import value
+from closedloop_retention.activity.repository import ActivityRepository
 from closedloop_retention.activity.rules import RulesRepository
 from closedloop_retention.activity.service import ActivityService
 from closedloop_retention.models import kit
@@ -164,6 +171,25 @@ GENERATE = [
 T = TypeVar("T")
 
 
+async def settle(engine: AsyncEngine, at: datetime) -> None:
+    """The steady state as of `at`: every customer reviewed by the service's own rules (exact
+    stages, reasons and review moments, where GENERATE only approximates them), then vacuumed,
+    as yesterday's sweeps and autovacuum would have left it."""
+    t0 = time.perf_counter()
+    activity = ActivityService(Outbox(kit, "retention"), RulesRepository())
+    async with db.session_factory(engine)() as s, s.begin():
+        examined, _ = await activity.sweep(s, TENANT, at, every=True)
+        await s.execute(kit.outbox.delete())  # the events of a state that was never lived
+        await s.execute(text("DELETE FROM stage_changes"))
+    async with engine.connect() as conn:
+        await conn.execution_options(isolation_level="AUTOCOMMIT")
+        await conn.execute(text("VACUUM (ANALYZE) activity"))
+    print(
+        f"settled {examined:,} customers as of {at:%Y-%m-%d %H:%M} "
+        f"in {time.perf_counter() - t0:.1f} s"
+    )
+
+
 # Every SQL statement the process sends (bench/_statements.py), for statements per step.
 STATEMENTS: Counter[str] = Counter()
 
@@ -192,6 +218,7 @@ async def run(  # noqa: PLR0915
     full: bool,
     generate_only: bool = False,
     reuse: str = "",
+    python_sweep: bool = False,
 ) -> None:
     name = f"closedloop_bench_segments_{uuid.uuid4().hex[:8]}"
     url = make_url(base_url()).set(database=name).render_as_string(hide_password=False)
@@ -226,6 +253,7 @@ async def run(  # noqa: PLR0915
                 f"generated {customers:,} customers and {orders:,} orders in "
                 f"{time.perf_counter() - t0:.1f} s"
             )
+            await settle(engine, now - timedelta(days=1))
         if generate_only:
             await engine.dispose()
             keep = True
@@ -266,9 +294,17 @@ async def run(  # noqa: PLR0915
         rules = RulesRepository()
         activity = ActivityService(Outbox(kit, "retention"), rules)
 
-        async def sweep() -> tuple[int, int]:
+        async def sweep_once(every: bool) -> tuple[int, int]:
             async with sessions() as s, s.begin():
-                return await activity.sweep(s, TENANT, now)
+                if not python_sweep:
+                    return await activity.sweep(s, TENANT, now, every=every)
+                # Before: the rules in Python, every customer first made due for a full sweep.
+                if every:
+                    await ActivityRepository().review_all(s, TENANT, now)
+                return await activity.sweep_in_python(s, TENANT, now, batch=500)
+
+        async def sweep() -> tuple[int, int]:
+            return await sweep_once(every=False)
 
         examined, changed = await timed("lifecycle sweep (1 day)", sweep(), results)
         print(f"  sweep: {examined:,} customers due, {changed:,} stage changes")
@@ -277,9 +313,7 @@ async def run(  # noqa: PLR0915
         if full:
 
             async def full_sweep() -> tuple[int, int]:
-                async with sessions() as s, s.begin():
-                    await activity.review_all(s, TENANT, now)
-                    return await activity.sweep(s, TENANT, now)
+                return await sweep_once(every=True)
 
             examined, changed = await timed("lifecycle sweep (all due)", full_sweep(), results)
             print(f"  full sweep: {examined:,} customers, {changed:,} stage changes")
@@ -398,6 +432,12 @@ def main() -> None:
         help="2,000 customers / 20,000 orders with the full sweep: does it run",
     )
     parser.add_argument(
+        "--python-sweep",
+        action="store_true",
+        help="time the sweeps with the rules in Python (SQLite's path; PostgreSQL's before the "
+        "set-based review), for a before/after on the same data",
+    )
+    parser.add_argument(
         "--full-sweep",
         action="store_true",
         help="also time a sweep with every customer due (as after a rules change)",
@@ -416,6 +456,7 @@ def main() -> None:
             full=args.full_sweep,
             generate_only=args.generate_only,
             reuse=args.reuse,
+            python_sweep=args.python_sweep,
         )
     )
 

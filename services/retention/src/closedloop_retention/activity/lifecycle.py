@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
 
 from closedloop_retention.activity.rules import Rules
 from closedloop_retention.clock import days_between
@@ -125,6 +126,12 @@ def next_review(f: Facts, rules: Rules, now: datetime) -> datetime | None:
             )
     future = [m for m in moments if m > now]
     return min(future) if future else None
+
+
+def rounded_risk(score: float) -> float:
+    """The churn risk as the row keeps it: 4 decimals, half up from the score's 15 significant
+    digits, which is what PostgreSQL's round(float8::numeric, 4) gives (the set-based sweep)."""
+    return float(Decimal(f"{score:.15g}").quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP))
 
 
 def returned(f: Facts) -> Facts:

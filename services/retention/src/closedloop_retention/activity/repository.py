@@ -156,9 +156,9 @@ class ActivityRepository:
                     set_committed_value(loaded, name, u[name])
 
     async def add_changes(self, session: AsyncSession, changes: list[dict[str, Any]]) -> None:
-        """A batch of stage changes in one INSERT."""
+        """A batch of stage changes: one executemany of a statement compiled once."""
         if changes:
-            await session.execute(insert(StageChangeRow).values(changes))
+            await session.execute(insert(StageChangeRow), changes)
 
     async def review_all(self, session: AsyncSession, tenant: str, at: datetime) -> None:
         await session.execute(
