@@ -296,6 +296,24 @@ class ActivityService:
         )
         return change, event
 
+    def _batch_change(
+        self,
+        session: AsyncSession,
+        into: tuple[list[dict[str, Any]], list[Envelope]],
+        tenant: str,
+        customer_id: str,
+        *,
+        old: str,
+        new: str,
+        reason: str,
+        at: datetime,
+    ) -> None:
+        """A sweep's stage change: its row and event added to the batch's, counted at commit."""
+        change, event = self._stage_change(tenant, customer_id, old, new, reason=reason, at=at)
+        into[0].append(change)
+        into[1].append(event)
+        on_commit(session, partial(metrics.stage_changes.add, 1, {"to_stage": new}))
+
     async def _record_change(
         self,
         session: AsyncSession,
@@ -373,19 +391,15 @@ class ActivityService:
                 # reasons (the event's) from the Python rules on the same facts.
                 if row.stage_changed:
                     changed += 1
-                    change, event = self._stage_change(
+                    self._batch_change(
+                        session,
+                        (changes, events),
                         tenant,
                         row.customer_id,
-                        row.stage,
-                        row.new_stage,
+                        old=row.stage,
+                        new=row.new_stage,
                         reason=row.new_reason,
                         at=now,
-                    )
-                    changes.append(change)
-                    events.append(event)
-                    on_commit(
-                        session,
-                        partial(metrics.stage_changes.add, 1, {"to_stage": row.new_stage}),
                     )
                 if row.raise_risk:
                     _, reasons = lifecycle.churn_risk(lifecycle.returned(facts(row)), rules, now)
@@ -459,19 +473,15 @@ class ActivityService:
                 if verdict.stage != row.stage:
                     changed += 1
                     update["stage_changed_at"] = now
-                    change, event = self._stage_change(
+                    self._batch_change(
+                        session,
+                        (changes, events),
                         tenant,
                         row.customer_id,
-                        row.stage,
-                        verdict.stage,
+                        old=row.stage,
+                        new=verdict.stage,
                         reason=verdict.reason,
                         at=now,
-                    )
-                    changes.append(change)
-                    events.append(event)
-                    on_commit(
-                        session,
-                        partial(metrics.stage_changes.add, 1, {"to_stage": verdict.stage}),
                     )
                 if verdict.raise_risk:
                     events.append(
