@@ -4,15 +4,16 @@ dies on the way."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import Counter
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Iterator
 from pathlib import Path
 
 import nats
 import pytest
 from nats.aio.client import Client
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy import event, select, text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from kit_testbed import (
     APPLIED,
@@ -288,3 +289,65 @@ async def test_a_row_written_with_its_event_is_both_or_neither(database: Databas
         events = (await session.execute(select(KIT.outbox.c.id))).scalars().all()
     assert kept.id in applied and dropped.id not in applied
     assert kept.id in events and dropped.id not in events
+
+
+@contextlib.contextmanager
+def _statements(engine: AsyncEngine) -> Iterator[list[str]]:
+    """The SQL statements `engine` sends while the block runs (each one a round trip)."""
+    sent: list[str] = []
+
+    def record(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        sent.append(" ".join(statement.split())[:40])
+
+    event.listen(engine.sync_engine, "before_cursor_execute", record)
+    try:
+        yield sent
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", record)
+
+
+async def _advisory_locks(engine: AsyncEngine) -> int:
+    async with engine.connect() as conn:
+        query = text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'")
+        return int((await conn.execute(query)).scalar_one())
+
+
+async def test_a_pass_that_claims_nothing_is_one_round_trip_and_holds_no_locks(
+    database: Database, stream: Stream, nats_client: Client
+) -> None:
+    """An idle poll, or a wake-up whose rows an earlier pass (or another replica) took: the claim
+    alone, with no unlock after it, and nothing left locked. A pass with rows stays claim, read,
+    mark, unlock."""
+    relay = OutboxRelay(database.sessions, KIT, nats_client.jetstream(), batch_size=10)
+    with _statements(database.engine) as idle:
+        assert await relay.publish_pending() == 0
+    ids = await _write_events(database, stream.producer, 3)
+    if database.backend == "postgres":  # (SQLite's relay is one read in its own transaction)
+        assert len(idle) == 1, idle
+        # Another replica mid-pass holds every pending row: this relay claims none of them.
+        other = db.create_engine(database.url, pool_size=1)
+        try:
+            async with other.connect() as conn:
+                await conn.execute(
+                    text(
+                        "SELECT pg_try_advisory_lock(:space, hashtext(id)) FROM outbox"
+                        " WHERE published_at IS NULL"
+                    ),
+                    {"space": 0x0B0C},
+                )
+                await conn.commit()
+                with _statements(database.engine) as skipped:
+                    assert await relay.publish_pending() == 0
+                assert len(skipped) == 1, skipped
+                assert await _advisory_locks(database.engine) == 3  # the other replica's only
+                await conn.execute(text("SELECT pg_advisory_unlock_all()"))
+        finally:
+            await other.dispose()
+        assert await _advisory_locks(database.engine) == 0
+    with _statements(database.engine) as busy:
+        assert await relay.publish_pending() == 3
+    if database.backend == "postgres":
+        assert [s.split()[0] for s in busy] == ["SELECT", "SELECT", "UPDATE", "SELECT"], busy
+        assert await _advisory_locks(database.engine) == 0
+    on_stream = Counter(e.id for e in await read_events(nats_client, stream.name))
+    assert on_stream == Counter({event_id: 1 for event_id in ids})

@@ -126,24 +126,34 @@ class OutboxRelay:
         # advisory locks, which other replicas skip, and which end with this connection should the
         # process die (then another relay re-publishes the rows and JetStream drops duplicates).
         async with self._autocommit.connect() as conn:
+            holding = True  # until the claim answers: a claim that failed midway may hold some
             try:
-                rows = await self._claim(conn)
+                ids = await self._claim(conn)
+                # The claim locks exactly the rows it returns (its LIMIT stops the try-locks), so
+                # an empty one holds nothing: an idle poll or a wake-up whose rows an earlier pass
+                # took costs one round trip, not two.
+                holding = bool(ids)
+                if not ids:
+                    return 0
+                rows = await self._read(conn, ids)
                 if not rows:
                     return 0
                 duplicates, personal = await self._publish(rows)
                 await self._mark_sent(conn, [row.id for row in rows], personal)
             finally:
-                await self._release(conn)
+                if holding:
+                    await self._release(conn)
         self._count(len(rows), duplicates)
         return len(rows)
 
-    async def _claim(self, conn: AsyncConnection) -> Sequence[Row[Any]]:
+    async def _claim(self, conn: AsyncConnection) -> list[str]:
         params = {"window": 2 * self._batch_size, "space": _CLAIM_SPACE, "n": self._batch_size}
-        ids = list((await conn.execute(_CLAIM, params)).scalars())
-        if not ids:
-            return []
+        return list((await conn.execute(_CLAIM, params)).scalars())
+
+    async def _read(self, conn: AsyncConnection, ids: list[str]) -> Sequence[Row[Any]]:
         # Read again in a snapshot taken after the locks: a row another replica marked sent just
-        # before releasing its lock is visible as sent now, and is not published twice.
+        # before releasing its lock is visible as sent now, and is not published twice. (One
+        # statement cannot both lock and read after its locks: its snapshot predates them.)
         return (await conn.execute(self._fetch, {"ids": ids})).all()
 
     async def _release(self, conn: AsyncConnection) -> None:
