@@ -37,7 +37,7 @@ from collections import Counter
 from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from _statements import SIDES, install
 from sqlalchemy import text
@@ -318,6 +318,8 @@ async def run(  # noqa: PLR0915
             examined, changed = await timed("lifecycle sweep (all due)", full_sweep(), results)
             print(f"  full sweep: {examined:,} customers, {changed:,} stage changes")
             _per_customer("lifecycle sweep (all due)", examined)
+            if not python_sweep:
+                await rules_change(sessions, activity, now, results)
 
         async def rfm() -> int:
             async with sessions() as s, s.begin():
@@ -403,6 +405,36 @@ def _per_customer(label: str, customers: int) -> None:
     """SQL statements of a sweep per customer it examined."""
     sent = STEP_STATEMENTS[label]
     print(f"    {sent:,} statements, {sent / max(customers, 1):.3f} per customer examined")
+
+
+async def rules_change(
+    sessions: Any, activity: ActivityService, now: datetime, results: dict[str, float]
+) -> None:
+    """A rules change that moves customers: the request (rules and marker only), then the
+    background review in batches of REVIEW_BATCH, each its own transaction (the longest kept:
+    how long a batch holds its rows' locks)."""
+
+    async def request() -> None:
+        async with sessions() as s, s.begin():
+            await activity.set_rules(s, TENANT, {"expected_cycle_days": 21}, now)
+
+    await timed("rules change (request)", request(), results)
+    examined = changed = 0
+    longest = 0.0
+    start = time.perf_counter()
+    while True:
+        t0 = time.perf_counter()
+        async with sessions() as s, s.begin():
+            step = await activity.review_step(s, TENANT, now)
+        longest = max(longest, time.perf_counter() - t0)
+        if step is None:
+            break
+        examined, changed = examined + step.examined, changed + step.changed
+        if step.finished:
+            break
+    results["rules review (all batches)"] = time.perf_counter() - start
+    results["rules review (longest batch)"] = longest
+    print(f"  rules change review: {examined:,} customers, {changed:,} stage changes")
 
 
 def main() -> None:
