@@ -17,8 +17,9 @@ postgres@127.0.0.1), migrates the retention schema, generates `--customers` cust
 
 The generated data is settled before anything is timed: every customer reviewed by the
 service's own rules as of the day before (exact stages, reasons and review moments), then
-vacuumed. `--full-sweep` also times a review of every customer (`sweep(every=True)`, as after a
-rules change); `--python-sweep` times both sweeps with the rules in Python instead (SQLite's
+vacuumed. `--full-sweep` also times a review of every customer (`sweep(every=True)`, what a
+rules change ran in its request before), then a rules change as it is now: the request (rules and
+review marker) and the background review in batches (`review_step`); `--python-sweep` times both sweeps with the rules in Python instead (SQLite's
 path, PostgreSQL's before the set-based review), for a before/after on the same data.
 
 Prints times and ratios to the count(*) scans, and drops the database again. `--generate-only`
