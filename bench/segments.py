@@ -19,8 +19,9 @@ The generated data is settled before anything is timed: every customer reviewed 
 service's own rules as of the day before (exact stages, reasons and review moments), then
 vacuumed. `--full-sweep` also times a review of every customer (`sweep(every=True)`, what a
 rules change ran in its request before), then a rules change as it is now: the request (rules and
-review marker) and the background review in batches (`review_step`); `--python-sweep` times both sweeps with the rules in Python instead (SQLite's
-path, PostgreSQL's before the set-based review), for a before/after on the same data.
+review marker) and the background review in batches (`review_step`); `--python-sweep` times
+both sweeps with the rules in Python instead (SQLite's path, PostgreSQL's before the set-based
+review), for a before/after on the same data.
 
 Prints times and ratios to the count(*) scans, and drops the database again. `--generate-only`
 keeps a generated database untouched; `--reuse NAME` times a copy of it (CREATE DATABASE …
