@@ -50,7 +50,7 @@ from sqlalchemy.pool import NullPool
 import closedloop_retention
 from closedloop_retention.activity import value
 from closedloop_retention.activity.repository import ActivityRepository
-from closedloop_retention.activity.rules import RulesRepository
+from closedloop_retention.activity.rules import Rules, RulesRepository
 from closedloop_retention.activity.service import ActivityService
 from closedloop_retention.models import kit
 from closedloop_retention.segments import compiler, language
@@ -221,6 +221,7 @@ async def run(  # noqa: PLR0915
     generate_only: bool = False,
     reuse: str = "",
     python_sweep: bool = False,
+    review_in_request: bool = False,
 ) -> None:
     name = f"closedloop_bench_segments_{uuid.uuid4().hex[:8]}"
     url = make_url(base_url()).set(database=name).render_as_string(hide_password=False)
@@ -321,7 +322,7 @@ async def run(  # noqa: PLR0915
             print(f"  full sweep: {examined:,} customers, {changed:,} stage changes")
             _per_customer("lifecycle sweep (all due)", examined)
             if not python_sweep:
-                await rules_change(sessions, activity, now, results)
+                await rules_change(sessions, activity, now, results, in_request=review_in_request)
 
         async def rfm() -> int:
             async with sessions() as s, s.begin():
@@ -410,11 +411,27 @@ def _per_customer(label: str, customers: int) -> None:
 
 
 async def rules_change(
-    sessions: Any, activity: ActivityService, now: datetime, results: dict[str, float]
+    sessions: Any,
+    activity: ActivityService,
+    now: datetime,
+    results: dict[str, float],
+    *,
+    in_request: bool,
 ) -> None:
     """A rules change that moves customers: the request (rules and marker only), then the
     background review in batches of REVIEW_BATCH, each its own transaction (the longest kept:
-    how long a batch holds its rows' locks)."""
+    how long a batch holds its rows' locks). `in_request`: as before, the rules and the review
+    of every customer in the request's one transaction."""
+
+    if in_request:
+
+        async def before() -> None:
+            async with sessions() as s, s.begin():
+                await RulesRepository().put(s, TENANT, Rules(expected_cycle_days=21))
+                await activity.sweep(s, TENANT, now, every=True)
+
+        await timed("rules change (request)", before(), results)
+        return
 
     async def request() -> None:
         async with sessions() as s, s.begin():
@@ -476,6 +493,12 @@ def main() -> None:
         action="store_true",
         help="also time a sweep with every customer due (as after a rules change)",
     )
+    parser.add_argument(
+        "--review-in-request",
+        action="store_true",
+        help="with --full-sweep: time a rules change as before, every customer reviewed in the "
+        "request's transaction (for a before/after on the same data)",
+    )
     args = parser.parse_args()
     if args.quick:
         args.customers, args.orders, args.full_sweep = 20_000, 200_000, True
@@ -491,6 +514,7 @@ def main() -> None:
             generate_only=args.generate_only,
             reuse=args.reuse,
             python_sweep=args.python_sweep,
+            review_in_request=args.review_in_request,
         )
     )
 
