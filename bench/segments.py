@@ -17,9 +17,11 @@ postgres@127.0.0.1), migrates the retention schema, generates `--customers` cust
 
 The generated data is settled before anything is timed: every customer reviewed by the
 service's own rules as of the day before (exact stages, reasons and review moments), then
-vacuumed. `--full-sweep` also times a review of every customer (`sweep(every=True)`, as after a
-rules change); `--python-sweep` times both sweeps with the rules in Python instead (SQLite's
-path, PostgreSQL's before the set-based review), for a before/after on the same data.
+vacuumed. `--full-sweep` also times a review of every customer (`sweep(every=True)`, what a
+rules change ran in its request before), then a rules change as it is now: the request (rules and
+review marker) and the background review in batches (`review_step`); `--python-sweep` times
+both sweeps with the rules in Python instead (SQLite's path, PostgreSQL's before the set-based
+review), for a before/after on the same data.
 
 Prints times and ratios to the count(*) scans, and drops the database again. `--generate-only`
 keeps a generated database untouched; `--reuse NAME` times a copy of it (CREATE DATABASE …
@@ -37,7 +39,7 @@ from collections import Counter
 from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from _statements import SIDES, install
 from sqlalchemy import text
@@ -48,7 +50,7 @@ from sqlalchemy.pool import NullPool
 import closedloop_retention
 from closedloop_retention.activity import value
 from closedloop_retention.activity.repository import ActivityRepository
-from closedloop_retention.activity.rules import RulesRepository
+from closedloop_retention.activity.rules import Rules, RulesRepository
 from closedloop_retention.activity.service import ActivityService
 from closedloop_retention.models import kit
 from closedloop_retention.segments import compiler, language
@@ -219,6 +221,7 @@ async def run(  # noqa: PLR0915
     generate_only: bool = False,
     reuse: str = "",
     python_sweep: bool = False,
+    review_in_request: bool = False,
 ) -> None:
     name = f"closedloop_bench_segments_{uuid.uuid4().hex[:8]}"
     url = make_url(base_url()).set(database=name).render_as_string(hide_password=False)
@@ -318,6 +321,8 @@ async def run(  # noqa: PLR0915
             examined, changed = await timed("lifecycle sweep (all due)", full_sweep(), results)
             print(f"  full sweep: {examined:,} customers, {changed:,} stage changes")
             _per_customer("lifecycle sweep (all due)", examined)
+            if not python_sweep:
+                await rules_change(sessions, activity, now, results, in_request=review_in_request)
 
         async def rfm() -> int:
             async with sessions() as s, s.begin():
@@ -405,6 +410,52 @@ def _per_customer(label: str, customers: int) -> None:
     print(f"    {sent:,} statements, {sent / max(customers, 1):.3f} per customer examined")
 
 
+async def rules_change(
+    sessions: Any,
+    activity: ActivityService,
+    now: datetime,
+    results: dict[str, float],
+    *,
+    in_request: bool,
+) -> None:
+    """A rules change that moves customers: the request (rules and marker only), then the
+    background review in batches of REVIEW_BATCH, each its own transaction (the longest kept:
+    how long a batch holds its rows' locks). `in_request`: as before, the rules and the review
+    of every customer in the request's one transaction."""
+
+    if in_request:
+
+        async def before() -> None:
+            async with sessions() as s, s.begin():
+                await RulesRepository().put(s, TENANT, Rules(expected_cycle_days=21))
+                await activity.sweep(s, TENANT, now, every=True)
+
+        await timed("rules change (request)", before(), results)
+        return
+
+    async def request() -> None:
+        async with sessions() as s, s.begin():
+            await activity.set_rules(s, TENANT, {"expected_cycle_days": 21}, now)
+
+    await timed("rules change (request)", request(), results)
+    examined = changed = 0
+    longest = 0.0
+    start = time.perf_counter()
+    while True:
+        t0 = time.perf_counter()
+        async with sessions() as s, s.begin():
+            step = await activity.review_step(s, TENANT, now)
+        longest = max(longest, time.perf_counter() - t0)
+        if step is None:
+            break
+        examined, changed = examined + step.examined, changed + step.changed
+        if step.finished:
+            break
+    results["rules review (all batches)"] = time.perf_counter() - start
+    results["rules review (longest batch)"] = longest
+    print(f"  rules change review: {examined:,} customers, {changed:,} stage changes")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, default=1_000_000)
@@ -442,6 +493,12 @@ def main() -> None:
         action="store_true",
         help="also time a sweep with every customer due (as after a rules change)",
     )
+    parser.add_argument(
+        "--review-in-request",
+        action="store_true",
+        help="with --full-sweep: time a rules change as before, every customer reviewed in the "
+        "request's transaction (for a before/after on the same data)",
+    )
     args = parser.parse_args()
     if args.quick:
         args.customers, args.orders, args.full_sweep = 20_000, 200_000, True
@@ -457,6 +514,7 @@ def main() -> None:
             generate_only=args.generate_only,
             reuse=args.reuse,
             python_sweep=args.python_sweep,
+            review_in_request=args.review_in_request,
         )
     )
 

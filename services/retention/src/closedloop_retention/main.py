@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 from datetime import timedelta
@@ -178,13 +179,33 @@ def build(runtime: ServiceRuntime) -> None:
         (settings.dispatch_interval_s, workers.dispatch, "broadcast dispatch"),
         (settings.dispatch_interval_s, offer_dispatcher.dispatch, "win-back dispatch"),
         (settings.dispatch_interval_s, notice_worker.dispatch, "notice dispatch"),
-        (settings.sweep_interval_s, workers.sweep_all, "lifecycle sweep"),
     ]
     if runtime.serves_http:  # the gauges are read on /metrics, which only this process serves
         jobs.append((settings.funnel_metrics_interval_s, funnel_metrics.refresh, "funnel metrics"))
     for interval, tick, name in jobs:
         if interval > 0:
             runtime.add_worker(every(interval, tick, name=name))
+    _lifecycle_sweep(runtime, settings.sweep_interval_s, workers, activity)
+
+
+def _lifecycle_sweep(
+    runtime: ServiceRuntime, interval_s: float, workers: Workers, activity: ActivityService
+) -> None:
+    """The periodic sweep, woken by a committed rules change to review the tenant's customers
+    at once (other replicas find the marker on their next round)."""
+    if interval_s <= 0:
+        return
+    review_wanted = asyncio.Event()
+    activity.on_review_wanted = review_wanted.set
+    runtime.add_worker(
+        every(
+            interval_s,
+            workers.sweep_all,
+            name="lifecycle sweep",
+            wake=review_wanted,
+            on_wake=workers.review_pending,
+        )
+    )
 
 
 def _expire_keys(runtime: ServiceRuntime) -> None:

@@ -298,6 +298,10 @@ class RulesRow(Base):
     tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     rules: Mapped[dict[str, Any]] = mapped_column(JSON)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # A rules change wants every customer reviewed: since when (None: no review pending), and
+    # the last customer id the background review has reached (its keyset position).
+    review_wanted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    review_after: Mapped[str] = mapped_column(String(26), default="", server_default="")
 
 
 class LoyaltyAccountRow(Base):

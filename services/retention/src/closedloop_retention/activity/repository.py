@@ -130,6 +130,18 @@ class ActivityRepository:
         )
         return [ReviewFacts(*row) for row in result]
 
+    async def facts_after(
+        self, session: AsyncSession, tenant: str, after_id: str, limit: int
+    ) -> list[ReviewFacts]:
+        """The next primary-key keyset batch of every customer (a full review's)."""
+        result = await session.execute(
+            select(*_REVIEW_COLUMNS)
+            .where(ActivityRow.tenant_id == tenant, ActivityRow.customer_id > after_id)
+            .order_by(ActivityRow.customer_id)
+            .limit(limit)
+        )
+        return [ReviewFacts(*row) for row in result]
+
     async def update_reviewed(
         self, session: AsyncSession, tenant: str, updates: list[dict[str, Any]]
     ) -> None:

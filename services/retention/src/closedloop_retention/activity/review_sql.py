@@ -341,6 +341,7 @@ class Batch:
     offers: list[str]
     size: int
     after: tuple[datetime | None, str] | None
+    changes: int = 0  # the stage changes, counted by the caller as it writes them
 
 
 async def review_batch(

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass, field, fields, replace
+from datetime import datetime
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from closedloop_retention.clock import now
@@ -134,3 +136,28 @@ class RulesRepository:
             row.updated_at = now()
         await session.flush()
         return rules
+
+    async def want_review(self, session: AsyncSession, tenant_id: str, at: datetime) -> None:
+        """Every customer is to be reviewed under the (stored) rules, from the first: a review
+        under way starts over."""
+        row = await session.get(RulesRow, tenant_id)
+        assert row is not None, "the rules are stored first"
+        row.review_wanted_at, row.review_after = at, ""
+        await session.flush()
+
+    async def reviews_wanted(self, session: AsyncSession) -> list[str]:
+        """The tenants whose customers wait for a full review."""
+        query = select(RulesRow.tenant_id).where(RulesRow.review_wanted_at.is_not(None))
+        return list(await session.scalars(query.order_by(RulesRow.tenant_id)))
+
+    async def claim_review(self, session: AsyncSession, tenant_id: str) -> RulesRow | None:
+        """The tenant's rules row while a full review is wanted, locked to the end of the
+        transaction; None when none is wanted or another process holds it (PostgreSQL: SKIP
+        LOCKED; a rules change waits for the batch under way)."""
+        row = await session.scalar(
+            select(RulesRow)
+            .where(RulesRow.tenant_id == tenant_id, RulesRow.review_wanted_at.is_not(None))
+            .with_for_update(skip_locked=True)
+            .execution_options(populate_existing=True)
+        )
+        return row

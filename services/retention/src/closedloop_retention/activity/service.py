@@ -4,6 +4,7 @@ and churn risk recomputed from it, and the reads of it. Callers own the transact
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 from typing import Any
@@ -41,6 +42,20 @@ STAGE_PB = {
     lifecycle.CHURNED: ev.LIFECYCLE_STAGE_CHURNED,
 }
 
+# A full review's batch (after a rules change): each its own transaction, holding the row locks
+# of the customers it rewrites for a fraction of a second.
+REVIEW_BATCH = 5_000
+
+
+@dataclass(frozen=True)
+class ReviewStep:
+    """One batch of a full review: customers reviewed, stage changes, whether it was the last."""
+
+    examined: int
+    changed: int
+    finished: bool
+
+
 # (session, tenant, activity row, rules, now): the win-back playbook when churn risk is raised;
 # True when an offer was made.
 WinBack = Callable[[AsyncSession, str, ActivityRow, Rules, datetime], Awaitable[bool]]
@@ -66,11 +81,14 @@ class ActivityService:
         rules: RulesRepository,
         win_back: WinBack | None = None,
         repository: ActivityRepository | None = None,
+        on_review_wanted: Callable[[], None] | None = None,
     ):
         self._outbox = outbox
         self._rules = rules
         self.win_back = win_back
         self._repo = repository or ActivityRepository()
+        # Called after a rules change commits: wakes the worker that reviews the customers.
+        self.on_review_wanted = on_review_wanted
 
     # --- reading -----------------------------------------------------------------------------
 
@@ -127,11 +145,48 @@ class ActivityService:
     async def set_rules(
         self, session: AsyncSession, tenant: str, changes: dict[str, object], at: datetime
     ) -> Rules:
-        """The tenant's rules changed; every customer is reviewed under them."""
+        """The tenant's rules changed: stored with a marker asking for every customer to be
+        reviewed under them, which the background sweep does in batches (`review_step`); no
+        customer's row is written here (at 1M customers the review takes seconds)."""
         updated = (await self._rules.get(session, tenant)).updated(changes)
         await self._rules.put(session, tenant, updated)
-        await self.review_all(session, tenant, at)
+        await self._rules.want_review(session, tenant, utc(at))
+        if self.on_review_wanted is not None:
+            on_commit(session, self.on_review_wanted)
         return updated
+
+    async def reviews_wanted(self, session: AsyncSession) -> list[str]:
+        """The tenants whose rules changed and whose customers wait for their review."""
+        return await self._rules.reviews_wanted(session)
+
+    async def review_step(
+        self, session: AsyncSession, tenant: str, at: datetime, *, batch: int = REVIEW_BATCH
+    ) -> ReviewStep | None:
+        """The next keyset batch of the tenant's full review under its changed rules, in the
+        caller's transaction (one per batch: a batch's row locks last milliseconds); the
+        position is stored with the marker, so a review cut off resumes where it stopped, and
+        the marker is cleared after the last batch. None when no review is wanted or another
+        process is running a batch of it (its rules row is locked)."""
+        marker = await self._rules.claim_review(session, tenant)
+        if marker is None:
+            return None
+        rules, now = Rules.from_json(marker.rules), utc(at)
+        if session.get_bind().dialect.name == "postgresql":
+            done = await self._sql_batch(
+                session, "every", tenant, now, rules, after=(None, marker.review_after), limit=batch
+            )
+            size, changed = done.size, done.changes
+            last = done.after[1] if done.after else ""
+        else:
+            rows = await self._repo.facts_after(session, tenant, marker.review_after, batch)
+            size, changed = len(rows), await self._review_rows(session, tenant, rows, rules, now)
+            last = rows[-1].customer_id if rows else ""
+        finished = size < batch
+        marker.review_after = "" if finished else last
+        if finished:
+            marker.review_wanted_at = None
+        await session.flush()
+        return ReviewStep(size, changed, finished)
 
     async def tenants(self, session: AsyncSession) -> list[str]:
         return await self._repo.tenants(session)
@@ -252,15 +307,6 @@ class ActivityService:
             row.next_review_at = lifecycle.next_review(facts(row), rules, utc(now))
         return changed
 
-    async def review_all(self, session: AsyncSession, tenant: str, now: datetime) -> None:
-        """Every customer of the tenant is reviewed under its (changed) rules. PostgreSQL: at
-        once, by the set-based sweep over every customer, writing only what changes. SQLite:
-        every customer is made due, for the next periodic sweep."""
-        if session.get_bind().dialect.name == "postgresql":
-            await self.sweep(session, tenant, now, every=True)
-        else:
-            await self._repo.review_all(session, tenant, utc(now))
-
     def _risk_raised(
         self, tenant: str, customer_id: str, score: float, reasons: list[str]
     ) -> Envelope:
@@ -365,53 +411,74 @@ class ActivityService:
         examined = changed = 0
         after: tuple[datetime | None, str] | None = None
         while True:
-            done = await review_sql.review_batch(
-                session,
-                mode,
-                tenant,
-                now,
-                rules,
-                after=after,
-                limit=limit,
-                win_back=self.win_back is not None,
+            done = await self._sql_batch(
+                session, mode, tenant, now, rules, after=after, limit=limit
             )
             if not done.size:
                 break
             examined += done.size
+            changed += done.changes
             after = done.after
-            # Rows of this session's identity map read the statement's writes afresh.
-            for obj in list(session.identity_map.values()):
-                key = sa_inspect(obj).identity
-                if isinstance(obj, ActivityRow) and key is not None and key[0] == tenant:
-                    session.expire(obj)
-            changes: list[dict[str, Any]] = []
-            events: list[Envelope] = []
-            for row in done.changed:
-                # The stage and its reason as the statement computed them; a raised risk's
-                # reasons (the event's) from the Python rules on the same facts.
-                if row.stage_changed:
-                    changed += 1
-                    self._batch_change(
-                        session,
-                        (changes, events),
-                        tenant,
-                        row.customer_id,
-                        old=row.stage,
-                        new=row.new_stage,
-                        reason=row.new_reason,
-                        at=now,
-                    )
-                if row.raise_risk:
-                    _, reasons = lifecycle.churn_risk(lifecycle.returned(facts(row)), rules, now)
-                    events.append(self._risk_raised(tenant, row.customer_id, row.score, reasons))
-            await self._repo.add_changes(session, changes)
-            await self._add_events(session, events)
-            for customer_id in done.offers:
-                one = await self.get(session, tenant, customer_id)
-                changed += await self.recompute(session, one, now, rules)
             if done.size < limit:
                 break
         return examined, changed
+
+    async def _sql_batch(
+        self,
+        session: AsyncSession,
+        mode: str,
+        tenant: str,
+        now: datetime,
+        rules: Rules,
+        *,
+        after: tuple[datetime | None, str] | None,
+        limit: int,
+    ) -> review_sql.Batch:
+        """One keyset batch reviewed in SQL, its stage changes, events and offers written;
+        `changes` of the batch set to its stage changes."""
+        done = await review_sql.review_batch(
+            session,
+            mode,
+            tenant,
+            now,
+            rules,
+            after=after,
+            limit=limit,
+            win_back=self.win_back is not None,
+        )
+        if not done.size:
+            return done
+        # Rows of this session's identity map read the statement's writes afresh.
+        for obj in list(session.identity_map.values()):
+            key = sa_inspect(obj).identity
+            if isinstance(obj, ActivityRow) and key is not None and key[0] == tenant:
+                session.expire(obj)
+        changes: list[dict[str, Any]] = []
+        events: list[Envelope] = []
+        for row in done.changed:
+            # The stage and its reason as the statement computed them; a raised risk's
+            # reasons (the event's) from the Python rules on the same facts.
+            if row.stage_changed:
+                done.changes += 1
+                self._batch_change(
+                    session,
+                    (changes, events),
+                    tenant,
+                    row.customer_id,
+                    old=row.stage,
+                    new=row.new_stage,
+                    reason=row.new_reason,
+                    at=now,
+                )
+            if row.raise_risk:
+                _, reasons = lifecycle.churn_risk(lifecycle.returned(facts(row)), rules, now)
+                events.append(self._risk_raised(tenant, row.customer_id, row.score, reasons))
+        await self._repo.add_changes(session, changes)
+        await self._add_events(session, events)
+        for customer_id in done.offers:
+            one = await self.get(session, tenant, customer_id)
+            done.changes += await self.recompute(session, one, now, rules)
+        return done
 
     async def _add_events(self, session: AsyncSession, events: list[Envelope]) -> None:
         """The events as one executemany of a statement compiled once (a multi-row VALUES of
@@ -441,56 +508,70 @@ class ActivityService:
             last = rows[-1]
             assert last.next_review_at is not None
             after = (last.next_review_at, last.customer_id)
-            updates: list[dict[str, Any]] = []
-            changes: list[dict[str, Any]] = []
-            events: list[Envelope] = []
-            for row in rows:
-                examined += 1
-                f = lifecycle.returned(facts(row))
-                risk_raised = row.churn_risk_raised_at is not None
-                verdict = lifecycle.review(f, risk_raised, rules, now)
-                if verdict.offer and self.win_back is not None:
-                    one = await self.get(session, tenant, row.customer_id)
-                    changed += await self.recompute(session, one, now, rules)
-                    continue
-                raised_at = utc_or_none(row.churn_risk_raised_at)
-                if verdict.raise_risk:
-                    raised_at = now
-                elif verdict.clear_risk:
-                    raised_at = None
-                came_back = f.last_win_back_at is None and row.last_win_back_at is not None
-                update = {
-                    "customer_id": row.customer_id,
-                    "stage": verdict.stage,
-                    "stage_reason": verdict.reason,
-                    "stage_changed_at": utc_or_none(row.stage_changed_at),
-                    "next_review_at": verdict.next_review_at,
-                    "churn_risk": lifecycle.rounded_risk(verdict.churn_risk),
-                    "churn_risk_raised_at": raised_at,
-                    "win_back_attempts": 0 if came_back else row.win_back_attempts,
-                    "last_win_back_at": None if came_back else utc_or_none(row.last_win_back_at),
-                }
-                if verdict.stage != row.stage:
-                    changed += 1
-                    update["stage_changed_at"] = now
-                    self._batch_change(
-                        session,
-                        (changes, events),
-                        tenant,
-                        row.customer_id,
-                        old=row.stage,
-                        new=verdict.stage,
-                        reason=verdict.reason,
-                        at=now,
-                    )
-                if verdict.raise_risk:
-                    events.append(
-                        self._risk_raised(
-                            tenant, row.customer_id, verdict.churn_risk, verdict.risk_reasons
-                        )
-                    )
-                updates.append(update)
-            await self._repo.update_reviewed(session, tenant, updates)
-            await self._repo.add_changes(session, changes)
-            await self._add_events(session, events)
+            examined += len(rows)
+            changed += await self._review_rows(session, tenant, rows, rules, now)
         return examined, changed
+
+    async def _review_rows(
+        self,
+        session: AsyncSession,
+        tenant: str,
+        rows: list[ReviewFacts],
+        rules: Rules,
+        now: datetime,
+    ) -> int:
+        """The rules in Python on a batch of customers' facts: one UPDATE of the batch's rows,
+        one INSERT each for its stage changes and events; returns the stage changes."""
+        changed = 0
+        updates: list[dict[str, Any]] = []
+        changes: list[dict[str, Any]] = []
+        events: list[Envelope] = []
+        for row in rows:
+            f = lifecycle.returned(facts(row))
+            risk_raised = row.churn_risk_raised_at is not None
+            verdict = lifecycle.review(f, risk_raised, rules, now)
+            if verdict.offer and self.win_back is not None:
+                one = await self.get(session, tenant, row.customer_id)
+                changed += await self.recompute(session, one, now, rules)
+                continue
+            raised_at = utc_or_none(row.churn_risk_raised_at)
+            if verdict.raise_risk:
+                raised_at = now
+            elif verdict.clear_risk:
+                raised_at = None
+            came_back = f.last_win_back_at is None and row.last_win_back_at is not None
+            update = {
+                "customer_id": row.customer_id,
+                "stage": verdict.stage,
+                "stage_reason": verdict.reason,
+                "stage_changed_at": utc_or_none(row.stage_changed_at),
+                "next_review_at": verdict.next_review_at,
+                "churn_risk": lifecycle.rounded_risk(verdict.churn_risk),
+                "churn_risk_raised_at": raised_at,
+                "win_back_attempts": 0 if came_back else row.win_back_attempts,
+                "last_win_back_at": None if came_back else utc_or_none(row.last_win_back_at),
+            }
+            if verdict.stage != row.stage:
+                changed += 1
+                update["stage_changed_at"] = now
+                self._batch_change(
+                    session,
+                    (changes, events),
+                    tenant,
+                    row.customer_id,
+                    old=row.stage,
+                    new=verdict.stage,
+                    reason=verdict.reason,
+                    at=now,
+                )
+            if verdict.raise_risk:
+                events.append(
+                    self._risk_raised(
+                        tenant, row.customer_id, verdict.churn_risk, verdict.risk_reasons
+                    )
+                )
+            updates.append(update)
+        await self._repo.update_reviewed(session, tenant, updates)
+        await self._repo.add_changes(session, changes)
+        await self._add_events(session, events)
+        return changed

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from closedloop_retention.activity.service import ActivityService
+from closedloop_retention.activity.service import REVIEW_BATCH, ActivityService
 from closedloop_retention.broadcasts.service import BroadcastService
 from closedloop_retention.broadcasts.views import Due
 from closedloop_retention.clock import now
@@ -52,14 +52,33 @@ class Workers:
         self._page = max(1, min(page_size, MAX_BATCH))
 
     async def sweep_all(self) -> int:
-        """Recompute stages, churn risk and RFM for every tenant; returns the stage changes."""
+        """The full reviews rules changes asked for, then stages, churn risk and RFM recomputed
+        for every tenant; returns the stage changes."""
+        changed = await self.review_pending()
         at = now()
         tenants = await self._uow.run(self._activity.tenants)
-        changed = 0
         for tenant in tenants:
             changed += await self._uow.run(
                 functools.partial(self._activity.sweep_and_score, tenant=tenant, at=at)
             )
+        return changed
+
+    async def review_pending(self, at: datetime | None = None, *, batch: int = REVIEW_BATCH) -> int:
+        """Every customer of a tenant whose rules changed reviewed under them, a keyset batch
+        per unit of work (another process's batch under way: left to it); returns the stage
+        changes."""
+        at = at or now()
+        changed = 0
+        for tenant in await self._uow.run(self._activity.reviews_wanted):
+            while True:
+                step = await self._uow.run(
+                    functools.partial(self._activity.review_step, tenant=tenant, at=at, batch=batch)
+                )
+                if step is None:
+                    break
+                changed += step.changed
+                if step.finished:
+                    break
         return changed
 
     async def dispatch(self) -> int:
