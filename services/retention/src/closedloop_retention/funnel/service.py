@@ -323,6 +323,10 @@ class FunnelService:
         live = await self._rows.resolve(session, tenant, customer)
         if live is None or await self._forgotten(session, tenant, [customer, live]):
             return None
+        if live != customer:
+            # The survivor's rows change too: under its lock, as its own events' do, or two
+            # transactions could both count the same change in the rollup.
+            await self._rows.lock(session, tenant, live)
         return live
 
     async def _attribute(
