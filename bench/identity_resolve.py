@@ -776,6 +776,7 @@ async def run(args: argparse.Namespace, out: Report, cleanup: Cleanup) -> dict[s
                     "machine": round(c.machine_share, 3),
                 },
                 "machine_by_process": {k: round(v, 3) for k, v in c.where},
+                "connections_opened": c.connections_opened,
             }
             for c in scaled
         ],
@@ -821,6 +822,25 @@ def _process_tree(pid: int) -> list[int]:
     return [pid, *(int(c) for c in children)]
 
 
+def _parent(pid: int) -> int | None:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+async def _sessions_opened(engine: AsyncEngine, database: str) -> int | None:
+    """Connections opened to `database` since statistics began (PostgreSQL 14+)."""
+    async with engine.connect() as conn:
+        try:
+            found = await conn.scalar(
+                text("SELECT sessions FROM pg_stat_database WHERE datname = :db"), {"db": database}
+            )
+        except SQLAlchemyError:
+            return None
+        return None if found is None else int(found)
+
+
 async def _backends(engine: AsyncEngine, database: str) -> list[int]:
     async with engine.connect() as conn:
         rows = await conn.execute(
@@ -829,11 +849,21 @@ async def _backends(engine: AsyncEngine, database: str) -> list[int]:
         return [int(r[0]) for r in rows]
 
 
-def _all_processes() -> dict[tuple[int, str], tuple[str, float]]:
-    """Every process of the machine now: (pid, start time) -> (what it is, user + system CPU
-    seconds). Python processes are named by their script or `-m` module (other engineers' tests
-    and benches show up as what they run), kernel workers together as `kworker` (their command
-    name changes with the work they do), the others by their command name."""
+@dataclass(frozen=True)
+class Proc:
+    """A process in an `_all_processes` snapshot."""
+
+    name: str
+    ppid: int
+    seconds: float  # its own user + system CPU
+    reaped: float  # user + system CPU of its children that exited and it waited for
+
+
+def _all_processes() -> dict[tuple[int, str], Proc]:
+    """Every process of the machine now, by (pid, start time). Python processes are named by
+    their script or `-m` module (other engineers' tests and benches show up as what they run),
+    kernel workers together as `kworker` (their command name changes with the work they do), the
+    others by their command name."""
     tick = os.sysconf("SC_CLK_TCK")
     found = {}
     for entry in os.scandir("/proc"):
@@ -846,9 +876,11 @@ def _all_processes() -> dict[tuple[int, str], tuple[str, float]]:
             continue
         name = stat[stat.index("(") + 1 : stat.rindex(")")]
         fields = stat[stat.rindex(")") + 2 :].split()
-        found[(int(entry.name), fields[19])] = (
+        found[(int(entry.name), fields[19])] = Proc(
             _process_name(name, [a.decode(errors="replace") for a in argv if a]),
+            int(fields[1]),
             (int(fields[11]) + int(fields[12])) / tick,
+            (int(fields[13]) + int(fields[14])) / tick,
         )
     return found
 
@@ -873,20 +905,46 @@ def _kernel_seconds() -> dict[str, float]:
 
 
 def machine_shares(
-    before: dict[tuple[int, str], tuple[str, float]],
-    after: dict[tuple[int, str], tuple[str, float]],
+    before: dict[tuple[int, str], Proc],
+    after: dict[tuple[int, str], Proc],
     ours: dict[str, set[int]],
     wall_cpu_s: float,
 ) -> list[tuple[str, float]]:
     """Where the whole machine's CPU went between two `_all_processes` snapshots: the bench's
-    own processes by role (`ours`: role -> pids), everything else by name, largest first."""
+    own processes by role (`ours`: role -> pids), everything else by name, largest first.
+
+    A process that exited during the cell is gone from the second snapshot, but its CPU is not
+    lost: once its parent waited for it, the kernel adds it to the parent's children's time
+    (`cutime` + `cstime`). So each parent's growth there is counted as "exited children of" the
+    parent, less what its children gone since the first snapshot had spent before it (a
+    PostgreSQL backend of a closed connection lands under its postmaster this way)."""
     role_of = {pid: role for role, pids in ours.items() for pid in pids}
+
+    def role(pid: int, name: str) -> str:
+        return role_of.get(pid, f"other: {name}")
+
     spent: dict[str, float] = {}
-    for key, (name, seconds) in after.items():
+
+    def add(what: str, seconds: float) -> None:
+        spent[what] = spent.get(what, 0.0) + max(0.0, seconds)
+
+    # Live pid -> the earlier CPU of its descendants now gone, each charged to its nearest
+    # ancestor still alive (a subshell that exited hands its children's time on to its parent).
+    alive = {pid for pid, _ in after}
+    parent_of = {pid: proc.ppid for (pid, _), proc in before.items()}
+    gone_before: dict[int, float] = {}
+    for key, proc in before.items():
+        if key not in after:
+            ancestor, hops = proc.ppid, 0
+            while ancestor not in alive and ancestor in parent_of and hops < 64:
+                ancestor, hops = parent_of[ancestor], hops + 1
+            gone_before[ancestor] = gone_before.get(ancestor, 0.0) + proc.seconds + proc.reaped
+    for key, proc in after.items():
         earlier = before.get(key)  # None: started during the cell
-        used = seconds - earlier[1] if earlier else seconds
-        role = role_of.get(key[0], f"other: {name}")
-        spent[role] = spent.get(role, 0.0) + max(0.0, used)
+        add(role(key[0], proc.name), proc.seconds - (earlier.seconds if earlier else 0.0))
+        reaped = proc.reaped - (earlier.reaped if earlier else 0.0) - gone_before.get(key[0], 0.0)
+        if reaped > 0.0005:
+            add(f"exited children of {role(key[0], proc.name).removeprefix('other: ')}", reaped)
     return sorted(((k, v / wall_cpu_s) for k, v in spent.items()), key=lambda kv: -kv[1])
 
 
@@ -900,6 +958,26 @@ class ScalingCell:
     postgres_share: float
     machine_share: float
     where: list[tuple[str, float]] = field(default_factory=list)
+    connections_opened: int | None = None
+
+
+def print_scaling_cell(cell: ScalingCell, cpus: int, out: Report) -> None:
+    result = cell.result
+    out(
+        f"  {cell.workers} worker(s) {cell.workload:<7} c={SCALING_CONCURRENCY} "
+        f"{result.rps:8.1f} req/s  p99 {_ms(result.p99_ms)} ms  errors {result.errors}  CPU share"
+        f" of {cpus} CPUs: client {cell.client_share:.0%}, service {cell.service_share:.0%}, "
+        f"PostgreSQL {cell.postgres_share:.0%}, whole machine {cell.machine_share:.0%}"
+    )
+    shown = [f"{k} {v:.0%}" for k, v in cell.where if v >= 0.01]
+    out(f"    whole machine by process: {', '.join(shown)}")
+    if cell.connections_opened is not None:
+        # Statistics reach pg_stat_database within a second or so: roughly, and with the
+        # bench's own two connections around the cell.
+        out(
+            "    connections opened to the bench database during the cell: "
+            f"~{cell.connections_opened}"
+        )
 
 
 async def scaling_cell(
@@ -930,7 +1008,9 @@ async def scaling_cell(
             load = {"concurrency": SCALING_CONCURRENCY, "target": target, "workload": name}
             await closed_loop(call, duration_s=min(0.5, args.duration / 5), **load)  # type: ignore[arg-type]
             pg_pids = await _backends(engine, stack.database)
+            postmaster = _parent(pg_pids[0]) if pg_pids else None
             service_pids = _process_tree(service.proc.pid)
+            sessions0 = await _sessions_opened(engine, stack.database)
             everyone0, kernel0 = _all_processes(), _kernel_seconds()
             client0, busy0 = time.process_time(), _machine_busy_seconds()
             service0, pg0 = cpu_seconds(service_pids), cpu_seconds(pg_pids)
@@ -944,7 +1024,10 @@ async def scaling_cell(
             pg = cpu_spent(pg0, cpu_seconds(pg_pids)) / wall
             busy = (_machine_busy_seconds() - busy0) / wall
             everyone, kernel = _all_processes(), _kernel_seconds()
+            sessions1 = await _sessions_opened(engine, stack.database)
+            opened = sessions1 - sessions0 if sessions0 is not None and sessions1 else None
             ours = {
+                "PostgreSQL postmaster (bench)": {postmaster} if postmaster else set(),
                 "bench client": {os.getpid()},
                 "service": set(service_pids),
                 "PostgreSQL, bench database": set(pg_pids),
@@ -952,17 +1035,13 @@ async def scaling_cell(
             }
             where = machine_shares(everyone0, everyone, ours, wall)
             where += [(f"kernel: {k}", (kernel[k] - kernel0[k]) / wall) for k in ("irq", "steal")]
+            # The postmaster forks a backend per connection and reaps it: both are PostgreSQL's.
+            pg += sum(v for k, v in where if k.endswith("PostgreSQL postmaster (bench)"))
             accounted = sum(v for _, v in where)
             where.append(("exited during the cell, or not accounted", max(0.0, busy - accounted)))
-            cells.append(ScalingCell(workers, name, result, client, served, pg, busy, where))
-            out(
-                f"  {workers} worker(s) {name:<7} c={SCALING_CONCURRENCY} {result.rps:8.1f} req/s"
-                f"  p99 {_ms(result.p99_ms)} ms  errors {result.errors}  CPU share of {cpus} CPUs:"
-                f" client {client:.0%}, service {served:.0%}, PostgreSQL {pg:.0%}, whole machine "
-                f"{busy:.0%}"
-            )
-            shown = [f"{k} {v:.0%}" for k, v in where if v >= 0.01]
-            out(f"    whole machine by process: {', '.join(shown)}")
+            cell = ScalingCell(workers, name, result, client, served, pg, busy, where, opened)
+            cells.append(cell)
+            print_scaling_cell(cell, cpus, out)
     finally:
         for channel in channels:
             await channel.close()
@@ -980,8 +1059,9 @@ async def scaling(
     out(
         f"Worker processes (CLOSEDLOOP_WORKERS), {SCALING_CHANNELS} client connections, "
         f"{args.duration:g} s per cell; the client, PostgreSQL and the service share the CPUs "
-        "(PostgreSQL: the backends of the bench database alive at the cell's end; whole machine: "
-        "every process, other users' included):"
+        "(PostgreSQL: the backends of the bench database alive at the cell's end, plus its "
+        "postmaster and the backends that exited meanwhile; whole machine: every process, other "
+        "users' included):"
     )
     engine = create_async_engine(stack.database_url, poolclass=NullPool)
     try:

@@ -55,8 +55,16 @@ def conflict_insert(target: AsyncSession | str, table: Any) -> Any:
     return (postgresql.insert if name == "postgresql" else sqlite.insert)(table)
 
 
-def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
-    """An engine tuned for the backend: SQLite gets WAL, a busy timeout and serialised writers."""
+def create_engine(url: str, *, pool_size: int = 10, overflow: bool = True) -> AsyncEngine:
+    """An engine tuned for the backend: SQLite gets WAL, a busy timeout and serialised writers.
+
+    PostgreSQL: a pool keeping `pool_size` connections. `overflow` True also lets it open as many
+    again for a moment; False (what a service's runtime uses) opens at most `pool_size`, and a
+    checkout beyond waits for one. Overflow connections are closed as they are returned to a
+    full pool, so a load with more units of work in flight than the pool keeps opens and closes
+    a connection per checkout: each a PostgreSQL backend forked, a TLS request refused, an
+    authentication and an exit (identity's resolve at 64 callers opened ~15 a second, CPU that
+    no live process accounts for)."""
     if is_sqlite(url):
         database = make_url(url).database
         if database and database != ":memory:":
@@ -67,7 +75,7 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
     # No pool_pre_ping: it costs a round trip on every checkout. A connection the server dropped
     # fails its first statement instead, SQLAlchemy invalidates the pool, and `transact` runs the
     # unit of work again on a fresh connection.
-    return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size)
+    return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size if overflow else 0)
 
 
 def _tune_sqlite(engine: AsyncEngine) -> None:

@@ -61,7 +61,9 @@ class ServiceRuntime:
         self.tables = tables
         self.migrations_dir = migrations_dir
         self.engine = db.create_engine(
-            settings.resolved_database_url(), pool_size=settings.database_pool_size
+            settings.resolved_database_url(),
+            pool_size=settings.database_pool_size,
+            overflow=False,
         )
         self.sessions = db.session_factory(self.engine)
         # Set in a worker process of a multi-worker service; only worker 0 serves HTTP.

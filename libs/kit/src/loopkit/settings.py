@@ -42,7 +42,9 @@ class Settings(BaseSettings):
     state_dir: Path = Path(".closedloop")
     # May contain `{service}`, so one URL serves every service with its own database.
     database_url: str = "sqlite+aiosqlite:///{state_dir}/{service}.db"
-    database_pool_size: int = 10
+    # Connections a service process keeps, and at most opens, to its database (loopkit.db:
+    # no overflow connections, each of which was opened and closed per checkout).
+    database_pool_size: int = 20
     nats_url: str = "nats://127.0.0.1:4250"
     stream_replicas: int = 1
     grpc_host: str = "127.0.0.1"
