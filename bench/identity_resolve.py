@@ -427,8 +427,9 @@ async def start_stack(cleanup: Cleanup) -> Stack:
     )
     await asyncio.gather(
         wait_serving(stack.identity_target, identity, 60.0),
-        wait_echo(stack.raw_target, echo),
-        wait_echo(stack.kit_target, echo),
+        # As long as the service: on a loaded machine the echo process took over 15 s to start.
+        wait_echo(stack.raw_target, echo, 60.0),
+        wait_echo(stack.kit_target, echo, 60.0),
     )
     stack.setup_s = time.perf_counter() - started
     return stack

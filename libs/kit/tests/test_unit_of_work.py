@@ -3,7 +3,9 @@ pre-ping round trip to catch it), and the relay is woken only by transactions th
 
 from __future__ import annotations
 
-from sqlalchemy import func, insert, select, text
+import asyncio
+
+from sqlalchemy import event, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kit_testbed import APPLIED, KIT, Database, create_schema, customer_created
@@ -65,3 +67,34 @@ async def test_the_relay_is_woken_only_after_a_transaction_that_wrote_events(
     async with database.sessions() as session:
         rows = (await session.execute(select(func.count()).select_from(KIT.outbox))).scalar()
     assert rows == 1
+
+
+async def test_a_service_pool_under_more_units_of_work_than_connections_opens_none_per_checkout(
+    postgres: PostgresServer,
+) -> None:
+    """The pool a service runs on (`overflow=False`) opens its connections once and keeps them:
+    an overflow connection was closed as it came back to a full pool, so a load above the pool's
+    size forked and ended a PostgreSQL backend per checkout."""
+    url = await postgres.fresh_database("loopkit_test")
+    engine = db.create_engine(url, pool_size=3, overflow=False)
+    sessions = db.session_factory(engine)
+    opened: list[object] = []
+    closed: list[object] = []
+    event.listen(engine.sync_engine, "connect", lambda conn, _record: opened.append(conn))
+    event.listen(engine.sync_engine, "close", lambda conn, _record: closed.append(conn))
+    try:
+
+        async def hold(session: AsyncSession) -> int:
+            return int(
+                (
+                    await session.execute(text("SELECT pg_backend_pid() FROM pg_sleep(0.02)"))
+                ).scalar_one()
+            )
+
+        for _ in range(3):  # three waves of four callers per connection
+            pids = await asyncio.gather(*(db.transact(sessions, hold) for _ in range(12)))
+        assert len(set(pids)) == 3
+        assert len(opened) == 3
+        assert closed == []
+    finally:
+        await engine.dispose()
