@@ -892,6 +892,8 @@ def _process_name(comm: str, argv: list[str]) -> str:
     if not comm.startswith("python") or len(argv) < 2:
         return comm
     args = argv[1:]
+    if args[0] == "-c":
+        return "python -c"
     if "-m" in args[:-1]:
         return f"python -m {args[args.index('-m') + 1]}"
     script = next((a for a in args if not a.startswith("-")), "")
