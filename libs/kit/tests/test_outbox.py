@@ -28,7 +28,7 @@ from kit_testbed import (
 )
 from loopkit import db, natsio
 from loopkit.events import Outbox, stream_for
-from loopkit.outbox import OutboxRelay
+from loopkit.outbox import _CLAIM, OutboxRelay
 from loopkit_dev.natsserver import NatsServer, free_port
 from loopkit_dev.testing import eventually, read_events
 
@@ -180,11 +180,13 @@ class _CountingRelay(OutboxRelay):
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self.batches: list[int] = []
+        self.ids: list[str] = []
         self.duplicates = 0
 
     async def _publish(self, rows):  # type: ignore[no-untyped-def]
         duplicates, personal = await super()._publish(rows)
         self.batches.append(len(rows))
+        self.ids += [row.id for row in rows]
         self.duplicates += duplicates
         return duplicates, personal
 
@@ -351,3 +353,63 @@ async def test_a_pass_that_claims_nothing_is_one_round_trip_and_holds_no_locks(
         assert await _advisory_locks(database.engine) == 0
     on_stream = Counter(e.id for e in await read_events(nats_client, stream.name))
     assert on_stream == Counter({event_id: 1 for event_id in ids})
+
+
+_GATE = 0x7E57  # a one-key advisory lock the test holds to pause a claim
+
+
+class _GatedRelay(_CountingRelay):
+    """Its claim takes its snapshot, then waits at a gate (an advisory lock the test holds)
+    before it try-locks a row: a claim whose snapshot predates another replica's mark and whose
+    locks come after that replica let go."""
+
+    async def _claim(self, conn: AsyncConnection) -> list[str]:
+        gated = _CLAIM.text.replace(
+            "WHERE published_at IS NULL",
+            "WHERE published_at IS NULL AND pg_advisory_xact_lock_shared(:gate) IS NOT NULL",
+        )
+        assert gated != _CLAIM.text
+        params = {"window": 2 * self._batch_size, "space": 0x0B0C, "n": self._batch_size}
+        return list((await conn.execute(text(gated), {**params, "gate": _GATE})).scalars())
+
+
+async def _at_the_gate(engine: AsyncEngine, claim: asyncio.Task[int]) -> bool:
+    async with engine.connect() as conn:
+        query = text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+        return claim.done() or bool((await conn.execute(query)).scalar_one())
+
+
+async def test_a_row_marked_sent_between_a_claims_snapshot_and_its_lock_is_not_published_again(
+    database: Database, stream: Stream, nats_client: Client
+) -> None:
+    """Two replicas: one claims while the other publishes a row, marks it sent and lets go of it
+    between the first's snapshot (which still shows the row unsent) and its try-lock (which then
+    succeeds). The claimed rows are read again after the locks: the sent one is left, nothing
+    reaches JetStream twice, and the other row leaves once."""
+    if database.backend != "postgres":
+        return  # SQLite: one relay per database, with no claim to race
+    first_id, second_id = await _write_events(database, stream.producer, 2)
+    js = nats_client.jetstream()
+    late = _GatedRelay(database.sessions, KIT, js, batch_size=2)
+    quick = _CountingRelay(database.sessions, KIT, js, batch_size=1)
+    gate_engine = db.create_engine(database.url, pool_size=1)
+    try:
+        async with gate_engine.connect() as gate:
+            await gate.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _GATE})
+            await gate.commit()
+            claim = asyncio.create_task(late.publish_pending())
+            await eventually(lambda: _at_the_gate(gate_engine, claim))
+            assert not claim.done()
+            assert await quick.publish_pending() == 1  # claims, publishes, marks, lets go
+            await gate.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _GATE})
+            await gate.commit()
+            assert await asyncio.wait_for(claim, 20) == 1
+    finally:
+        await gate_engine.dispose()
+    assert quick.ids == [first_id]
+    assert late.ids == [second_id]  # [first, second] without the read after the locks
+    assert late.duplicates == quick.duplicates == 0
+    on_stream = Counter(e.id for e in await read_events(nats_client, stream.name))
+    assert on_stream == Counter({first_id: 1, second_id: 1})
+    assert await unsent_count(database.sessions) == 0
+    assert await _advisory_locks(database.engine) == 0
