@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sqlite3
 from collections import Counter
 from collections.abc import Awaitable, Iterator
 from pathlib import Path
@@ -13,6 +14,7 @@ import nats
 import pytest
 from nats.aio.client import Client
 from sqlalchemy import event, select, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from kit_testbed import (
@@ -413,3 +415,44 @@ async def test_a_row_marked_sent_between_a_claims_snapshot_and_its_lock_is_not_p
     assert on_stream == Counter({first_id: 1, second_id: 1})
     assert await unsent_count(database.sessions) == 0
     assert await _advisory_locks(database.engine) == 0
+
+
+async def test_an_idle_sqlite_relay_does_not_hold_up_a_writer(
+    database: Database, stream: Stream, nats_client: Client
+) -> None:
+    """SQLite has one write lock: a relay's poll that finds nothing must not take it (it reads in
+    a deferred transaction). A writer tries the lock, without waiting, while the relay's read is
+    open; a pass with rows still publishes and marks them."""
+    if database.backend != "sqlite":
+        return  # PostgreSQL's claim is one autocommit statement: no transaction to hold
+    path = make_url(database.url).database
+    assert path
+    writer_got_the_lock: list[bool] = []
+
+    def try_to_write(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        if "FROM outbox" not in statement:
+            return
+        writer = sqlite3.connect(path, timeout=0, isolation_level=None)
+        try:
+            writer.execute("BEGIN IMMEDIATE")
+            writer.execute("ROLLBACK")
+            writer_got_the_lock.append(True)
+        except sqlite3.OperationalError as exc:
+            assert "locked" in str(exc)
+            writer_got_the_lock.append(False)
+        finally:
+            writer.close()
+
+    relay = OutboxRelay(database.sessions, KIT, nats_client.jetstream())
+    event.listen(database.engine.sync_engine, "after_cursor_execute", try_to_write)
+    try:
+        assert await relay.publish_pending() == 0
+        assert writer_got_the_lock == [True]  # [False] under BEGIN IMMEDIATE
+        ids = await _write_events(database, stream.producer, 2)
+        assert await relay.publish_pending() == 2
+    finally:
+        event.remove(database.engine.sync_engine, "after_cursor_execute", try_to_write)
+    assert writer_got_the_lock[1] is True
+    assert await unsent_count(database.sessions) == 0
+    on_stream = Counter(e.id for e in await read_events(nats_client, stream.name))
+    assert on_stream == Counter({event_id: 1 for event_id in ids})

@@ -86,9 +86,25 @@ def _tune_sqlite(engine: AsyncEngine) -> None:
 
     @event.listens_for(sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
+        if conn.get_execution_options().get(READ_ONLY):
+            # A read (see `reader`): a snapshot and no write lock; WAL readers never block the
+            # writer.
+            conn.exec_driver_sql("BEGIN")
+            return
         # IMMEDIATE takes the write lock up front: read-then-write transactions never deadlock
         # upgrading their lock, and concurrent writers queue on busy_timeout instead of failing.
         conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+# The execution option `reader` sets.
+READ_ONLY = "loopkit_read_only"
+
+
+def reader(engine: AsyncEngine) -> AsyncEngine:
+    """The engine for transactions that only read. On SQLite they begin DEFERRED instead of
+    IMMEDIATE, so they neither wait for nor hold up the one writer (a write in one could fail on
+    the lock where IMMEDIATE would have queued: only read). PostgreSQL ignores the option."""
+    return engine.execution_options(**{READ_ONLY: True})
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -20,7 +20,7 @@ from opentelemetry import metrics
 from sqlalchemy import Row, Select, delete, func, select, text, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
-from loopkit.db import is_sqlite
+from loopkit.db import is_sqlite, reader
 from loopkit.pii import Sealer
 from loopkit.tables import KitTables
 
@@ -87,6 +87,8 @@ class OutboxRelay:
         # (loopkit.pii); None publishes rows as written (kit tests of the relay alone).
         self._sealer = sealer
         self._engine: AsyncEngine = sessions.kw["bind"]
+        # Reads that take no write lock on SQLite (an idle poll must not hold up the service).
+        self._reader = reader(self._engine)
         self._outbox = tables.outbox
         self._inbox = tables.inbox
         self._outbox_retention = timedelta(seconds=outbox_retention_s)
@@ -114,9 +116,9 @@ class OutboxRelay:
         self._wakeup.set()
 
     async def backlog(self) -> int:
-        async with self._sessions() as session:
+        async with self._reader.connect() as conn:
             stmt = select(func.count()).where(self._outbox.c.published_at.is_(None))
-            return int((await session.execute(stmt)).scalar_one())
+            return int((await conn.execute(stmt)).scalar_one())
 
     async def publish_pending(self) -> int:
         """One batch: publish unsent rows in id order and mark them sent. Returns how many."""
@@ -188,9 +190,11 @@ class OutboxRelay:
         # transaction held open while waiting for JetStream's acks (up to publish_timeout_s when
         # NATS is down) would stall every write of the service. So read, publish and mark sent in
         # separate steps; a crash in between re-publishes, and JetStream drops the duplicates.
-        # (One relay per SQLite database: it is a single-process setup.)
-        async with self._sessions() as session, session.begin():
-            rows = (await session.execute(self._pending())).all()
+        # (One relay per SQLite database: it is a single-process setup.) The read takes no write
+        # lock (a deferred BEGIN, `loopkit.db.reader`): an idle poll never holds up a writer, and
+        # only a pass that found rows writes (its mark).
+        async with self._reader.connect() as conn:
+            rows = (await conn.execute(self._pending())).all()
         if not rows:
             return 0
         duplicates, personal = await self._publish(rows)
