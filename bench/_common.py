@@ -271,6 +271,9 @@ async def start_on_free_ports(
             if attempt == START_ATTEMPTS:
                 raise
             print(f"{name}: a port was taken before it bound it; new ports", file=sys.stderr)
+        except BaseException:
+            child.stop()
+            raise
     raise AssertionError("unreachable")
 
 

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import nats
-from _common import backend_pids, cpu_seconds, cpu_spent, keys_env
+from _common import backend_pids, cpu_seconds, cpu_spent, keys_env, start_nats
 from _statements import SIDES, install, round_trips
 from nats.aio.client import Client
 from nats.js import JetStreamContext
@@ -55,7 +55,6 @@ from closedloop_conversion.transport.events import LEADS_BATCH
 from loopkit import natsio
 from loopkit.db import transact
 from loopkit.events import new_envelope, subject_for
-from loopkit_dev.natsserver import NatsServer, free_port
 
 TENANT = "bench"
 DEFAULT_PG = "postgresql+asyncpg://postgres@127.0.0.1:5432/"
@@ -219,8 +218,7 @@ async def main() -> int:
     batch = LEADS_BATCH if args.batch is None else args.batch
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-assignment-"))
-    server = NatsServer(workdir / "nats", port=free_port(), sync_always=False)
-    server.start()
+    server = await start_nats(workdir / "nats", sync_always=False)
     base = (
         os.environ.get("CLOSEDLOOP_BENCH_DATABASE_URL")
         or os.environ.get("CLOSEDLOOP_TEST_DATABASE_URL")
