@@ -23,12 +23,15 @@ ASSIGNED = datetime(2026, 9, 4, 10, tzinfo=UTC)  # both assignments on the same 
 ASSIGNED_AGAIN = datetime(2026, 9, 4, 9, tzinfo=UTC)
 
 
-async def _waiting(retention: RunningService, task: asyncio.Task[None]) -> bool:
-    """Whether the task is done or some transaction waits for a lock."""
+async def _waiting(retention: RunningService, task: asyncio.Task[None], pids: list[int]) -> bool:
+    """Whether the task is done or its connection (backend `pids[0]`) waits for a lock."""
     if task.done():
         return True
+    if not pids:
+        return False
     async with retention.runtime.sessions() as watcher:
-        return bool(await watcher.scalar(text("SELECT count(*) FROM pg_locks WHERE NOT granted")))
+        query = text("SELECT count(*) FROM pg_locks WHERE pid = :pid AND NOT granted")
+        return bool(await watcher.scalar(query, {"pid": pids[0]}))
 
 
 async def test_events_of_a_merged_id_and_of_its_survivor_count_a_change_once(
@@ -50,14 +53,17 @@ async def test_events_of_a_merged_id_and_of_its_survivor_count_a_change_once(
         await first.begin()
         await funnel.lead_assigned(first, t, gone, ASSIGNED)
 
+        pids: list[int] = []
+
         async def survivors_own_event() -> None:
             async with retention.runtime.sessions() as session, session.begin():
+                pids.append(int(await session.scalar(text("SELECT pg_backend_pid()"))))
                 await funnel.lead_assigned(session, t, survivor, ASSIGNED_AGAIN)
 
         other = asyncio.create_task(survivors_own_event())
         # It waits for the first: on the survivor's lock (with the fix), else on the first's
         # uncommitted step row, having read the survivor's rows as they were before either.
-        await eventually(lambda: _waiting(retention, other), interval_s=0.01)
+        await eventually(lambda: _waiting(retention, other, pids), interval_s=0.01)
         assert not other.done()
         await first.commit()
     await other
