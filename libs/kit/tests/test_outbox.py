@@ -381,6 +381,7 @@ async def _at_the_gate(engine: AsyncEngine, claim: asyncio.Task[int]) -> bool:
         return claim.done() or bool((await conn.execute(query)).scalar_one())
 
 
+@pytest.mark.parametrize("database", ["postgres"], indirect=True)  # SQLite: one relay, no race
 async def test_a_row_marked_sent_between_a_claims_snapshot_and_its_lock_is_not_published_again(
     database: Database, stream: Stream, nats_client: Client
 ) -> None:
@@ -388,8 +389,6 @@ async def test_a_row_marked_sent_between_a_claims_snapshot_and_its_lock_is_not_p
     between the first's snapshot (which still shows the row unsent) and its try-lock (which then
     succeeds). The claimed rows are read again after the locks: the sent one is left, nothing
     reaches JetStream twice, and the other row leaves once."""
-    if database.backend != "postgres":
-        return  # SQLite: one relay per database, with no claim to race
     first_id, second_id = await _write_events(database, stream.producer, 2)
     js = nats_client.jetstream()
     late = _GatedRelay(database.sessions, KIT, js, batch_size=2)
@@ -417,14 +416,13 @@ async def test_a_row_marked_sent_between_a_claims_snapshot_and_its_lock_is_not_p
     assert await _advisory_locks(database.engine) == 0
 
 
+@pytest.mark.parametrize("database", ["sqlite"], indirect=True)  # PostgreSQL: autocommit claim
 async def test_an_idle_sqlite_relay_does_not_hold_up_a_writer(
     database: Database, stream: Stream, nats_client: Client
 ) -> None:
     """SQLite has one write lock: a relay's poll that finds nothing must not take it (it reads in
     a deferred transaction). A writer tries the lock, without waiting, while the relay's read is
     open; a pass with rows still publishes and marks them."""
-    if database.backend != "sqlite":
-        return  # PostgreSQL's claim is one autocommit statement: no transaction to hold
     path = make_url(database.url).database
     assert path
     writer_got_the_lock: list[bool] = []

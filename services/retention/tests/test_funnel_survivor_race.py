@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 
+import pytest
 from sqlalchemy import func, select, text
 from test_funnel_rollup import assert_recount_in
 
@@ -34,12 +35,11 @@ async def _waiting(retention: RunningService, task: asyncio.Task[None], pids: li
         return bool(await watcher.scalar(query, {"pid": pids[0]}))
 
 
+# SQLite has one writer at a time: the two transactions cannot interleave there.
+@pytest.mark.parametrize("retention", ["postgres"], indirect=True)
 async def test_events_of_a_merged_id_and_of_its_survivor_count_a_change_once(
     retention: RunningService,
 ) -> None:
-    async with retention.runtime.sessions() as probe:
-        if probe.get_bind().dialect.name != "postgresql":
-            return  # SQLite has one writer at a time: the two transactions cannot interleave
     t, survivor, gone = tenant(), customer(), customer()
     funnel = FunnelService(FunnelRepository())
     async with retention.runtime.sessions() as session, session.begin():

@@ -7,6 +7,7 @@ import uuid
 from datetime import timedelta
 from typing import Any, cast
 
+import pytest
 from sqlalchemy import select
 from test_sweep_batches import COMPARED, NOW, _xmins, customers, outcome, row
 
@@ -196,11 +197,10 @@ async def test_a_second_change_mid_review_restarts_it(retention: RunningService)
     assert await _same_decisions(retention, tenant, alone)
 
 
+@pytest.mark.parametrize("retention", ["postgres"], indirect=True)  # SQLite: one process
 async def test_one_process_at_a_time_runs_a_batch(retention: RunningService) -> None:
     """PostgreSQL: while one replica's batch holds the tenant's rules row, another's step skips
-    it (SKIP LOCKED) instead of reviewing the same customers. SQLite has one process."""
-    if retention.runtime.engine.dialect.name != "postgresql":
-        return
+    it (SKIP LOCKED) instead of reviewing the same customers."""
     tenant = _new_tenant("lock")
     activity = await _seeded(retention, tenant)
     await _set_rules(retention, activity, tenant, 9)
