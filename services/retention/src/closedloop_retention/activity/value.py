@@ -291,15 +291,27 @@ async def _incremental(
     session: AsyncSession, tenant: str, cuts: RfmCutOffsRow
 ) -> tuple[dict[str, Any], int] | None:
     """The new cut-offs moved from the last by the changed rows alone (None: rank everyone)."""
+    # How many rows changed (up to the cap, from the index) and departed: one statement.
     cap = int(FULL_SHARE * cuts.buyers) + 1
-    many = await session.scalar(
-        select(func.count()).select_from(
-            select(literal(1)).where(_changed(tenant, cuts.generation)).limit(cap).subquery()
-        )
+    changed = select(literal(1)).where(_changed(tenant, cuts.generation)).limit(cap).subquery()
+    departed = select(func.count()).where(
+        RfmDepartedRow.tenant_id == tenant, RfmDepartedRow.generation == cuts.generation
     )
-    if int(many or 0) >= cap:
+    many, gone = (
+        await session.execute(
+            select(
+                select(func.count()).select_from(changed).scalar_subquery(),
+                departed.scalar_subquery(),
+            )
+        )
+    ).one()
+    if int(many) + int(gone) >= cap:
         return None
-    dn, deltas, read = await changes(session, tenant, cuts)
+    if many == gone == 0:  # nothing changed: the same cut-offs, nothing more to read
+        dn, read = 0, 0
+        deltas = {name: (0, 0) for name, _, _ in _PICKS if getattr(cuts, name) is not None}
+    else:
+        dn, deltas, read = await changes(session, tenant, cuts)
     n = cuts.buyers + dn
     if n <= 0:
         return (_none(), read) if n == 0 else None
@@ -351,11 +363,13 @@ async def rescore(session: AsyncSession, tenant: str, *, full: bool = False) -> 
     (`ActivityRepository.keep_value_inputs`), which this rescore's row lock waits for: every
     change is either counted here or tagged with the new generation, never lost between."""
     postgres = session.get_bind().dialect.name == "postgresql"
-    if postgres:
-        await session.execute(_LOCK, {"space": _RESCORE_SPACE, "tenant": tenant})
-    # Under the lock (SQLite: its single writer), the row as committed, not as this session
-    # may have loaded it before.
+    # The row as committed, not as this session may have loaded it before, locked: rescores
+    # of the tenant take turns on it (SQLite: its single writer).
     row = await session.get(_C, tenant, populate_existing=True, with_for_update=True)
+    if row is None and postgres:
+        # No row to lock yet: the first rescores take turns on an advisory lock.
+        await session.execute(_LOCK, {"space": _RESCORE_SPACE, "tenant": tenant})
+        row = await session.get(_C, tenant, populate_existing=True, with_for_update=True)
     found: tuple[dict[str, Any], int] | None = None
     if (
         not full
@@ -379,11 +393,13 @@ async def rescore(session: AsyncSession, tenant: str, *, full: bool = False) -> 
         # rescore counts every buyer again (no ranks).
         session.add(_C(tenant_id=tenant, generation=1, **{**values, "ranks": None}))
     else:
-        await session.execute(
-            delete(RfmDepartedRow).where(
-                RfmDepartedRow.tenant_id == tenant, RfmDepartedRow.generation <= row.generation
+        if found is None or read:
+            await session.execute(
+                delete(RfmDepartedRow).where(
+                    RfmDepartedRow.tenant_id == tenant,
+                    RfmDepartedRow.generation <= row.generation,
+                )
             )
-        )
         row.generation += 1
         for name, v in values.items():
             setattr(row, name, v)
