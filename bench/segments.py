@@ -348,8 +348,7 @@ async def run(  # noqa: PLR0915
             again.append(results["RFM recompute (again)"])
         results["RFM recompute (again)"] = sorted(again)[1]
         print(
-            f"  RFM again: {said(done)}; "
-            f"{', '.join(f'{t:.3f}' for t in again)} s, the median kept"
+            f"  RFM again: {said(done)}; {', '.join(f'{t:.3f}' for t in again)} s, the median kept"
         )
         # A day's orders: 1 % of the buyers bought again, their inputs changed as the order
         # paths change them (the first change since the rescore holds the inputs it ranked,

@@ -189,7 +189,7 @@ async def test_a_writer_waits_for_a_rescore_in_progress(retention: RunningServic
 
             writer = asyncio.create_task(transact(retention.runtime.sessions, order))
             # The writer is blocked on the cut-offs row's lock while the rescore is open.
-            await _wait_for_lock_wait(retention, timeout=10)
+            await _wait_for_lock_wait(retention, within_s=10)
             assert not writer.done()
         await asyncio.wait_for(writer, 10)
 
@@ -209,9 +209,9 @@ async def _stored_generation(service: RunningService, tenant: str) -> int:
         return c.generation
 
 
-async def _wait_for_lock_wait(service: RunningService, *, timeout: float) -> None:
+async def _wait_for_lock_wait(service: RunningService, *, within_s: float) -> None:
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
+    deadline = loop.time() + within_s
     while True:
         async with service.runtime.sessions() as session:
             waiting = await session.scalar(

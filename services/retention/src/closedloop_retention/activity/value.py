@@ -260,9 +260,9 @@ async def changes(
         _V.held_order_count.label("order_count"),
         _V.held_revenue_minor.label("revenue_minor"),
     ).where(_changed(tenant, gen))
-    new = select(
-        literal(1), literal(1), _V.last_order_at, _V.order_count, _V.revenue_minor
-    ).where(_changed(tenant, gen))
+    new = select(literal(1), literal(1), _V.last_order_at, _V.order_count, _V.revenue_minor).where(
+        _changed(tenant, gen)
+    )
     gone = select(
         literal(-1), literal(2), _D.last_order_at, _D.order_count, _D.revenue_minor
     ).where(_D.tenant_id == tenant, _D.generation == gen)

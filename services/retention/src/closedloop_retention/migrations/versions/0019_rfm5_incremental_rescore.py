@@ -24,9 +24,7 @@ def upgrade() -> None:
     with op.batch_alter_table("rfm_cut_offs") as batch:
         batch.add_column(sa.Column("ranks", sa.JSON(), nullable=True))
     # A plain CREATE INDEX (about as long as one of 0017's at 1M rows: order writes wait).
-    op.create_index(
-        "ix_customer_value_held", "customer_value", ["tenant_id", "held_generation"]
-    )
+    op.create_index("ix_customer_value_held", "customer_value", ["tenant_id", "held_generation"])
     op.create_table(
         "rfm_departed",
         sa.Column(
