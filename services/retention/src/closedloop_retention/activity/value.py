@@ -112,12 +112,25 @@ def _buyers_of(tenant: str, *conds: Any) -> Any:
     return select(func.count()).where(_buyers(tenant), *conds).scalar_subquery()
 
 
-# A start: a value of one input and how many buyers' values are below it and at or below it.
-Start = tuple[Any, int, int]
+# A start: a value of one input and how many buyers' values are below it and at or below it
+# (None: not counted, no ranks wanted).
+Start = tuple[Any, int, int | None]
+
+
+def _walk(tenant: str, column: Any, guess: Any, pos: int, below: int) -> Any:
+    """The value at position `pos` when `below` values are less than `guess`: a walk along the
+    index from the guess, down (`pos` ≤ `below`) or up from its first entry, as many entries as
+    the position is from the guess's (and up, the guess's own duplicates)."""
+    step = select(column).where(_buyers(tenant)).limit(1)
+    if pos > below:
+        step = step.where(column >= guess).order_by(column).offset(pos - below - 1)
+    else:
+        step = step.where(column < guess).order_by(column.desc()).offset(below - pos)
+    return step.scalar_subquery()
 
 
 async def _settle(
-    session: AsyncSession, tenant: str, n: int, starts: dict[str, Start]
+    session: AsyncSession, tenant: str, n: int, starts: dict[str, Start], *, ranked: bool = True
 ) -> dict[str, Any] | None:
     """The cut-offs of the tenant's n buyers from their starts, and where each sits (`ranks`).
 
@@ -125,8 +138,9 @@ async def _settle(
     along its input's index from the start, down or up, as many entries as the position is
     from the start's run. Then, for each cut-off that moved, where it sits now, counted over the
     entries between the start and it (and its own duplicates). Without a start: from the
-    nearer end of the index, and counted from the lowest value. None when a walk fell off the
-    index (the starts' counts were not those of the buyers)."""
+    nearer end of the index, and counted from the lowest value. Not `ranked` (starts without
+    their at-or-below counts): the walks alone, no ranks. None when a walk fell off the index
+    (the starts' counts were not those of the buyers)."""
     values: dict[str, Any] = {}
     ranks: dict[str, list[int]] = {}
     walks: dict[str, Any] = {}
@@ -139,7 +153,9 @@ async def _settle(
             walks[name] = _at(tenant, col, pos, n)
             continue
         c, below, at = start
-        if below < pos <= at:
+        if at is None:  # unranked: from the guess's first entry up, or down below it
+            walks[name] = _walk(tenant, col, c, pos, below)
+        elif below < pos <= at:
             values[name], ranks[name] = c, [below, at]
         elif pos > at:
             up[name] = True
@@ -154,6 +170,9 @@ async def _settle(
     found = (await session.execute(select(*walks.values()))).one()
     if any(v is None for v in found):
         return None
+    if not ranked:
+        values.update(zip(walks, found, strict=True))
+        return {"buyers": n, **{name: values[name] for name, _, _ in _PICKS}, "ranks": None}
     counts = []
     for name, v in zip(walks, found, strict=True):
         values[name] = v
@@ -203,7 +222,9 @@ def _none() -> dict[str, Any]:
     return {"buyers": 0, **{name: None for name, _, _ in _PICKS}, "ranks": {}}
 
 
-async def cut_offs(session: AsyncSession, tenant: str, guesses: dict[str, Any]) -> dict[str, Any]:
+async def cut_offs(
+    session: AsyncSession, tenant: str, guesses: dict[str, Any], *, ranked: bool = True
+) -> dict[str, Any]:
     """The tenant's cut-off columns (all None without buyers), how many buyers they rank and
     where each sits (`ranks`), counting every buyer.
 
@@ -211,23 +232,27 @@ async def cut_offs(session: AsyncSession, tenant: str, guesses: dict[str, Any]) 
     which PostgreSQL runs in parallel, counts the buyers and, per guess, the values below it
     and at or below it; then `_settle` walks each cut-off's index from its guess to its exact
     position (as far as the inputs moved since). Without a guess, from the nearer end of the
-    index."""
+    index. Not `ranked` (a first rescore, whose ranks are not kept): below each guess only, and
+    no ranks."""
     guessed = [
         (name, column, guesses[name]) for name, column, _ in _PICKS if guesses.get(name) is not None
     ]
     counts: list[Any] = [func.count()]
     for _, column, guess in guessed:
         col = getattr(_V, column)
-        counts += [func.count().filter(col < guess), func.count().filter(col <= guess)]
+        counts.append(func.count().filter(col < guess))
+        if ranked:
+            counts.append(func.count().filter(col <= guess))
     row = (await session.execute(select(*counts).where(_buyers(tenant)))).one()
     n = int(row[0])
     if n == 0:
         return _none()
-    starts = {
-        name: (guess, int(row[1 + 2 * i]), int(row[2 + 2 * i]))
+    step = 2 if ranked else 1
+    starts: dict[str, Start] = {
+        name: (guess, int(row[1 + step * i]), int(row[2 + step * i]) if ranked else None)
         for i, (name, _, guess) in enumerate(guessed)
     }
-    found = await _settle(session, tenant, n, starts)
+    found = await _settle(session, tenant, n, starts, ranked=ranked)
     assert found is not None  # counted from the buyers themselves
     return found
 
@@ -387,10 +412,10 @@ async def rescore(session: AsyncSession, tenant: str, *, full: bool = False) -> 
             guesses = await _sampled_guesses(session, tenant)
         else:
             guesses = {}
-        values, read = await cut_offs(session, tenant, guesses), 0
+        # A first rescore keeps no ranks (orders that raced it may be tagged with no
+        # generation): the next counts every buyer again, and ranks them.
+        values, read = await cut_offs(session, tenant, guesses, ranked=row is not None), 0
     if row is None:
-        # Orders that raced this first rescore may be tagged with no generation: the next
-        # rescore counts every buyer again (no ranks).
         session.add(_C(tenant_id=tenant, generation=1, **{**values, "ranks": None}))
     else:
         if found is None or read:
