@@ -191,6 +191,7 @@ async def _settle(
         if start is None:
             below = between
         elif up[name]:
+            assert start[2] is not None  # ranked: every start has its at-or-below count
             below = start[2] + between
         else:
             below = start[1] - between - same
