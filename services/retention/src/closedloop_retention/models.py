@@ -137,6 +137,10 @@ class RfmCutOffsRow(Base):
     monetary_60: Mapped[int | None] = mapped_column(BigInteger)
     monetary_80: Mapped[int | None] = mapped_column(BigInteger)
     top_revenue: Mapped[int | None] = mapped_column(BigInteger)
+    # Where each cut-off sat among the buyers this rescore ranked: {name: [values below it,
+    # values at or below it]}, so the next rescore can move it by the changed rows alone
+    # (activity/value.py). NULL: the next rescore ranks every buyer (first run, migrated rows).
+    ranks: Mapped[dict[str, list[int]] | None] = mapped_column(JSON)
 
     def recency(self) -> tuple[Any, ...]:
         return (self.recency_20, self.recency_40, self.recency_60, self.recency_80)
@@ -173,6 +177,9 @@ class CustomerValueRow(Base):
         _rank_index("ix_customer_value_recency", "last_order_at"),
         _rank_index("ix_customer_value_frequency", "order_count"),
         _rank_index("ix_customer_value_monetary", "revenue_minor"),
+        # The rows changed since a rescore (`held_generation` is its generation): what the next
+        # one re-counts instead of every buyer.
+        Index("ix_customer_value_held", "tenant_id", "held_generation"),
     )
 
     tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -235,6 +242,25 @@ class CustomerValueRow(Base):
     def top_customer(self) -> bool:
         s = self._scored()
         return s is not None and s[0].top_revenue is not None and s[3] >= s[0].top_revenue
+
+
+class RfmDepartedRow(Base):
+    """The inputs a rescore ranked of a buyer's `customer_value` row deleted since (a merge, an
+    unmerge, an erasure): the next rescore takes them out of its counts (activity/value.py) and
+    deletes these rows. No customer id: an erased customer leaves only the three numbers."""
+
+    __tablename__ = "rfm_departed"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    tenant_id: Mapped[str] = mapped_column(String(64))
+    generation: Mapped[int] = mapped_column(Integer)
+    last_order_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    order_count: Mapped[int] = mapped_column(Integer)
+    revenue_minor: Mapped[int] = mapped_column(BigInteger)
+
+    __table_args__ = (Index("ix_rfm_departed_tenant", "tenant_id", "generation"),)
 
 
 class OrderRow(Base):
