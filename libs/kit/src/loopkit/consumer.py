@@ -92,6 +92,11 @@ class Subscription:
     # read, a statement per table) sets a larger one. CLOSEDLOOP_CONSUMER_BATCH_SIZES (by name),
     # or CLOSEDLOOP_CONSUMER_BATCH_SIZE when set, overrides it (`runtime.consumer_batch_size`).
     batch_size: int = 0
+    # (header, value): a message carrying it was already settled for this consumer by the
+    # transaction that wrote it (a safety net's work done at the source), so it is acked unopened:
+    # no decode, no inbox row, no handler, and no transaction when the whole batch is such.
+    # Messages without it (an older producer's, a replay's) are handled as usual.
+    skip_header: tuple[str, str] | None = None
 
     @classmethod
     def to(
@@ -102,6 +107,7 @@ class Subscription:
         *,
         batch_handlers: Mapping[str, BatchHandler] | None = None,
         batch_size: int = 0,
+        skip_header: tuple[str, str] | None = None,
     ) -> Subscription:
         """A consumer named `name` of the producer's events listed in `handlers` and
         `batch_handlers` (by type)."""
@@ -115,6 +121,7 @@ class Subscription:
             producer=producer,
             batch_handlers=batched,
             batch_size=batch_size,
+            skip_header=skip_header,
         )
 
 
@@ -247,6 +254,8 @@ class EventConsumer:
 
     async def handle_batch(self, msgs: list[Msg]) -> None:
         """Apply the messages in one transaction, then ack (or nak, or dead-letter) each."""
+        if self._sub_spec.skip_header is not None:
+            msgs = await self._skip_settled(msgs, self._sub_spec.skip_header)
         deliveries = []
         for msg in msgs:
             try:
@@ -301,6 +310,25 @@ class EventConsumer:
         _pending.set(deliveries[-1].msg.metadata.num_pending, {"consumer": self.durable})
         if outcomes["applied"] and self._after_commit is not None:
             self._after_commit()  # one relay wake-up for the batch
+
+    async def _skip_settled(self, msgs: list[Msg], skip: tuple[str, str]) -> list[Msg]:
+        """Ack the messages whose headers say they were settled at the source (`skip_header`);
+        returns the others."""
+        name, value = skip
+        rest = []
+        skipped = 0
+        for msg in msgs:
+            headers = msg.headers
+            if headers is not None and headers.get(name) == value:
+                await msg.ack()
+                skipped += 1
+            else:
+                rest.append(msg)
+        if skipped:
+            _handled.add(skipped, {"consumer": self.durable, "outcome": "skipped"})
+            if not rest:
+                _pending.set(msgs[-1].metadata.num_pending, {"consumer": self.durable})
+        return rest
 
     async def _apply_batch(self, deliveries: list[_Delivery], *, careful: bool) -> None:
         """One transaction: the batch's inbox rows, then each new message's handler (a run of

@@ -45,6 +45,13 @@ class MemberMessenger(Protocol):
     ) -> SendReceipt: ...
 
 
+# On a `lead.assigned` whose transaction told `leads_assigned` of it (stored its notice, or decided
+# not to): the rep-notices consumer acks such an event unopened (`Subscription.skip_header`). An
+# event without it (an older replica's, a hand-made one) still goes through that consumer.
+TOLD_HEADER = ("Closedloop-Notice", "told")
+TOLD = dict([TOLD_HEADER])
+
+
 @dataclass(frozen=True)
 class Assigned:
     """A lead given to a rep, as `lead_assigned` takes it."""

@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from closedloop_conversion import metrics
 from closedloop_conversion.common import new_id, now
-from closedloop_conversion.notices.service import Assigned
+from closedloop_conversion.notices.service import TOLD, Assigned
 from closedloop_conversion.sales.assignment import (
     AssignmentNotices,
     candidate,
@@ -91,8 +91,10 @@ class BatchCapture:
         for tenant, captured_leads in by_tenant.items():
             await self._tenant(session, tenant, captured_leads, written)
         await self._repo.insert_leads(session, written.leads, written.assignments)
-        await self._outbox.add_many(session, written.events)
-        if self._notices is not None:
+        if self._notices is None:
+            await self._outbox.add_many(session, written.events)
+        else:  # the events say so, and the rep-notices consumer skips them
+            await self._outbox.add_many(session, written.events, TOLD)
             await self._notices.leads_assigned(session, written.told)
         for rule, n in written.rules.items():
             on_commit(session, partial(metrics.leads_assigned.add, n, {"rule": rule}))
