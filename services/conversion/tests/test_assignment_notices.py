@@ -86,9 +86,7 @@ async def test_the_safety_net_skips_assignments_told_in_their_transaction(
     runtime.wake_relay()
     outbox, inbox = runtime.outbox.tables.outbox, runtime.outbox.tables.inbox
     async with runtime.sessions() as session:
-        rows = (
-            await session.execute(select(outbox.c.id, outbox.c.data, outbox.c.headers))
-        ).all()
+        rows = (await session.execute(select(outbox.c.id, outbox.c.data, outbox.c.headers))).all()
     events = {
         row.id: row.headers
         for row in rows

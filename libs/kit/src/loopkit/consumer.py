@@ -48,6 +48,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from closedloop.events.v1.envelope_pb2 import Envelope
 from loopkit.errors import Conflict, DomainError
 from loopkit.events import decode_envelope, stream_for, subject_for
+from loopkit.jetstream import ack_all, fetch
 from loopkit.natsio import DEAD_LETTER_ROOT
 from loopkit.outages import is_outage
 from loopkit.pii import Opener
@@ -207,6 +208,8 @@ class EventConsumer:
         if self._sub is None:
             raise RuntimeError("consumer not started")
         try:
+            if self._batch_size > 1:  # the kit's lean fetch (loopkit.jetstream)
+                return await fetch(self._sub, self._batch_size, timeout_s)
             return await self._sub.fetch(self._batch_size, timeout=timeout_s)
         except (NatsTimeoutError, TimeoutError):  # nats-py raises either when none came
             return []
@@ -297,14 +300,16 @@ class EventConsumer:
             return
         self.backoff_s = 0.0
         outcomes: Counter[str] = Counter()
+        done: list[Msg] = []
         for delivery in deliveries:
             if delivery.error is not None:
                 await self._failed(delivery.msg, delivery.env, delivery.error)
                 continue
-            await delivery.msg.ack()
+            done.append(delivery.msg)
             if self._strikes:  # (reading a message's sequence parses its reply subject)
                 self._strikes.pop(delivery.msg.metadata.sequence.stream, None)
             outcomes[delivery.outcome] += 1
+        await ack_all(self._js._nc, done)
         for outcome, n in outcomes.items():
             _handled.add(n, {"consumer": self.durable, "outcome": outcome})
         _pending.set(deliveries[-1].msg.metadata.num_pending, {"consumer": self.durable})
@@ -315,17 +320,16 @@ class EventConsumer:
         """Ack the messages whose headers say they were settled at the source (`skip_header`);
         returns the others."""
         name, value = skip
-        rest = []
-        skipped = 0
+        rest, skipped = [], []
         for msg in msgs:
             headers = msg.headers
             if headers is not None and headers.get(name) == value:
-                await msg.ack()
-                skipped += 1
+                skipped.append(msg)
             else:
                 rest.append(msg)
         if skipped:
-            _handled.add(skipped, {"consumer": self.durable, "outcome": "skipped"})
+            await ack_all(self._js._nc, skipped)
+            _handled.add(len(skipped), {"consumer": self.durable, "outcome": "skipped"})
             if not rest:
                 _pending.set(msgs[-1].metadata.num_pending, {"consumer": self.durable})
         return rest

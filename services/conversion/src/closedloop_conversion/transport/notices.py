@@ -24,10 +24,10 @@ from closedloop_conversion.notices.service import (
     FAILED,
     PENDING,
     SENT,
+    TOLD_HEADER,
     Assigned,
     DueNotice,
     MemberMessenger,
-    TOLD_HEADER,
     NoticeService,
 )
 from loopkit.consumer import Subscription

@@ -1,0 +1,106 @@
+"""`loopkit.jetstream.fetch` and `ack_all` against a real nats-server: nats-py's pull protocol
+(what is there comes at once, a lingering pull waits for the next message, nothing is a
+time-out), without a task per message; and a batch's acks in one write."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+import pytest_asyncio
+from nats.aio.client import Client
+from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
+from kit_testbed import Stream, publish_created
+from loopkit.jetstream import ack_all, fetch
+
+
+@pytest_asyncio.fixture
+async def pull(
+    stream: Stream, js: JetStreamContext
+) -> AsyncIterator[JetStreamContext.PullSubscription]:
+    durable = f"fetch-{stream.producer}"
+    await js.add_consumer(
+        stream.name,
+        ConsumerConfig(
+            durable_name=durable,
+            ack_policy=AckPolicy.EXPLICIT,
+            deliver_policy=DeliverPolicy.ALL,
+            ack_wait=30,
+            filter_subject=stream.subjects,
+        ),
+    )
+    sub = await js.pull_subscribe_bind(durable=durable, stream=stream.name)
+    yield sub
+    await sub.unsubscribe()
+
+
+async def _pending(js: JetStreamContext, stream: Stream) -> tuple[int, int]:
+    info = await js.consumer_info(stream.name, f"fetch-{stream.producer}")
+    return info.num_pending, info.num_ack_pending
+
+
+async def test_fetch_takes_what_is_there_in_order_then_times_out(
+    stream: Stream, js: JetStreamContext, pull: JetStreamContext.PullSubscription
+) -> None:
+    ids = await publish_created(js, stream.producer, 7)
+    first = await fetch(pull, 5, 1.0)
+    second = await fetch(pull, 5, 1.0)  # two left: returned without waiting out the time-out
+    got = [m.headers["Nats-Msg-Id"] for m in [*first, *second] if m.headers]
+    assert got == ids
+    assert await _pending(js, stream) == (0, 7)
+    started = time.monotonic()
+    with pytest.raises(NatsTimeoutError):
+        await fetch(pull, 5, 0.3)
+    assert 0.25 <= time.monotonic() - started < 2.0
+    await ack_all(js._nc, [*first, *second])
+    await js._nc.flush()
+    assert await _pending(js, stream) == (0, 0)
+    with pytest.raises(ValueError):  # acked already
+        await ack_all(js._nc, first[:1])
+
+
+async def test_a_lingering_fetch_returns_what_is_published_while_it_waits(
+    stream: Stream, js: JetStreamContext, pull: JetStreamContext.PullSubscription
+) -> None:
+    waiting = asyncio.create_task(fetch(pull, 10, 3.0))
+    await asyncio.sleep(0.3)  # the no-wait request came back empty: the lingering one waits
+    assert not waiting.done()
+    ids = await publish_created(js, stream.producer, 1)
+    msgs = await asyncio.wait_for(waiting, 3.0)
+    assert [m.headers["Nats-Msg-Id"] for m in msgs if m.headers] == ids
+    await ack_all(js._nc, msgs)
+
+
+async def test_fetch_makes_no_task_per_message(
+    stream: Stream,
+    js: JetStreamContext,
+    pull: JetStreamContext.PullSubscription,
+    nats_client: Client,
+) -> None:
+    """nats-py's fetch makes two tasks per message (`next_msg` and its `wait_for`): for 200
+    messages, 400 or more. This one waits with a task only while nothing is queued."""
+    await publish_created(js, stream.producer, 200)
+    loop = asyncio.get_running_loop()
+    made = 0
+    factory = loop.get_task_factory()
+
+    def counting(loop: asyncio.AbstractEventLoop, coro, **kwargs):  # type: ignore[no-untyped-def]
+        nonlocal made
+        made += 1
+        return asyncio.Task(coro, loop=loop, **kwargs)
+
+    msgs = []
+    loop.set_task_factory(counting)
+    try:
+        while len(msgs) < 200:
+            msgs += await fetch(pull, 200, 2.0)
+    finally:
+        loop.set_task_factory(factory)
+    assert len(msgs) == 200
+    assert made < 50
+    await ack_all(nats_client, msgs)
