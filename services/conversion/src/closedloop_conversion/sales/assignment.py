@@ -87,7 +87,14 @@ def lead_assigned(
 class AssignmentNotices(Protocol):
     """Tells reps of the leads given to them (`NoticeService`), in the assignment's transaction."""
 
-    async def leads_assigned(self, session: AsyncSession, assigned: Sequence[Assigned]) -> None: ...
+    async def leads_assigned(
+        self,
+        session: AsyncSession,
+        assigned: Sequence[Assigned],
+        *,
+        reps: Mapping[str, Any] | None = None,
+        new_leads: bool = False,
+    ) -> None: ...
 
 
 class Assigner:
