@@ -1,6 +1,7 @@
-"""`loopkit.jetstream.fetch` and `ack_all` against a real nats-server: nats-py's pull protocol
-(what is there comes at once, a lingering pull waits for the next message, nothing is a
-time-out), without a task per message; and a batch's acks in one write."""
+"""`loopkit.jetstream` against a real nats-server: `fetch` keeps nats-py's pull protocol (what is
+there comes at once, a lingering pull waits for the next message, nothing is a time-out) without
+a task per message; `ack_all` acks a batch in one write; `Publisher.publish_all` publishes one
+and counts JetStream's acks."""
 
 from __future__ import annotations
 
@@ -14,9 +15,11 @@ from nats.aio.client import Client
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import NoStreamResponseError
 
-from kit_testbed import Stream, publish_created
-from loopkit.jetstream import ack_all, fetch
+from kit_testbed import Stream, customer_created, publish_created
+from loopkit.events import subject_for
+from loopkit.jetstream import Publisher, ack_all, fetch
 
 
 @pytest_asyncio.fixture
@@ -104,3 +107,28 @@ async def test_fetch_makes_no_task_per_message(
     assert len(msgs) == 200
     assert made < 50
     await ack_all(nats_client, msgs)
+
+
+async def test_publish_all_counts_duplicates_and_refuses_a_subject_without_a_stream(
+    stream: Stream, js: JetStreamContext, nats_client: Client
+) -> None:
+    publisher = Publisher(nats_client)
+    envs = [customer_created(stream.producer) for _ in range(3)]
+    batch = [
+        (
+            subject_for(stream.producer, env.type),
+            env.SerializeToString(),
+            {"Nats-Msg-Id": env.id, "Closedloop-Type": env.type, "X-Multi": "a\r\nb "},
+        )
+        for env in envs
+    ]
+    assert await publisher.publish_all(batch, 5.0) == 0
+    assert await publisher.publish_all(batch[1:], 5.0) == 2  # JetStream had them
+    assert (await js.stream_info(stream.name)).state.messages == 3
+    stored = await js.get_msg(stream.name, 1)
+    assert stored.headers and stored.headers["Nats-Msg-Id"] == envs[0].id
+    assert stored.headers["X-Multi"] == "a  b"
+    with pytest.raises(NoStreamResponseError):
+        await publisher.publish_all([("nostream.here", b"x", {})], 5.0)
+    assert publisher.awaiting == 0
+    await publisher.close()

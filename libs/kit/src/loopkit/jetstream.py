@@ -11,6 +11,11 @@ nats-py 2.16's `_fetch_n`, which it follows) but takes queued messages with `get
 `ack_all` acks a batch with one write of all the `+ACK`s (nats-py: a publish per message, each
 validating its subject and building its frame in Python).
 
+`Publisher.publish_all` publishes a batch to JetStream as one write of HPUB frames (each with its
+own reply subject under the publisher's inbox) and waits for the acks in bulk, from a subscription
+of its own read like `fetch` reads: nats-py's `publish_async` makes a future, a callback, a NUID
+token and a header block per message, and hands every ack to a callback through a task switch.
+
 Both reach into nats-py's private attributes (`Subscription._pending_queue`, `_pending_size`;
 `Client._send_command`, `_flush_pending`); nats-py is pinned in uv.lock, and the kit's consumer
 tests run through both on every change.
@@ -20,15 +25,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
+from collections.abc import Mapping, Sequence
 
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription as NatsSubscription
-from nats.errors import ConnectionClosedError
+from nats.errors import ConnectionClosedError, MaxPayloadError, OutboundBufferLimitError
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext, api
-from nats.js.errors import APIError, FetchTimeoutError
+from nats.js.errors import APIError, FetchTimeoutError, NoStreamResponseError
 
 _STATUS = api.Header.STATUS
 _NO_MESSAGES = api.StatusCode.NO_MESSAGES
@@ -204,3 +211,122 @@ async def ack_all(nc: Client, msgs: list[Msg]) -> None:
         await nc._flush_pending()
     for msg in msgs:
         msg._ackd = True
+
+
+_HEADER_KEY = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_NEWLINES = str.maketrans({"\r": " ", "\n": " "})
+_NO_RESPONDERS = "503"
+
+
+def _header_block(headers: Mapping[str, str]) -> bytes:
+    """NATS headers as nats-py writes them (keys checked, values trimmed, CR/LF made spaces)."""
+    lines = ["NATS/1.0"]
+    for name, value in headers.items():
+        key = name.strip()
+        if not key:
+            continue
+        if not _HEADER_KEY.fullmatch(key):
+            raise ValueError(f"bad NATS header name {key!r}")
+        lines.append(f"{key}: {str(value).strip().translate(_NEWLINES)}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+class Publisher:
+    """Batches to JetStream, each one write, their acks awaited together (see the module)."""
+
+    def __init__(self, nc: Client) -> None:
+        self._nc = nc
+        self._sub: NatsSubscription | None = None
+        self._prefix = ""
+        self._passes = 0
+        self.awaiting = 0  # acks the batch being published still waits for
+
+    async def _subscribed(self) -> NatsSubscription:
+        if self._sub is None:
+            nc = self._nc
+            self._prefix = f"{nc._inbox_prefix.decode()}.{nc._nuid.next().decode()}"
+            self._sub = await nc.subscribe(f"{self._prefix}.>")  # no callback: a queue
+        return self._sub
+
+    async def publish_all(
+        self, messages: Sequence[tuple[str, bytes, Mapping[str, str]]], timeout_s: float
+    ) -> int:
+        """Publish (subject, data, headers) in order and wait up to `timeout_s` for every ack;
+        returns how many JetStream had already (a duplicate `Nats-Msg-Id`). While NATS is away
+        the batch waits in nats-py's reconnect buffer, as a publish does (OutboundBufferLimitError
+        when it is full). Raises when one is refused (nats.js.errors.APIError,
+        NoStreamResponseError) or on the time-out (TimeoutError): the caller publishes the batch
+        again later, and JetStream drops what it already has."""
+        if not messages:
+            return 0
+        nc = self._nc
+        if nc.is_closed:
+            raise ConnectionClosedError
+        sub = await self._subscribed()
+        self._passes += 1
+        tag = f"{self._prefix}.{self._passes}."
+        frames = []
+        for n, (subject, data, headers) in enumerate(messages):
+            if len(data) > nc._max_payload:
+                raise MaxPayloadError
+            if not subject or " " in subject or "\r" in subject or "\n" in subject:
+                raise ValueError(f"bad NATS subject {subject!r}")
+            hdr = _header_block(headers)
+            frames.append(
+                f"HPUB {subject} {tag}{n} {len(hdr)} {len(hdr) + len(data)}\r\n".encode()
+                + hdr
+                + data
+                + b"\r\n"
+            )
+        written = b"".join(frames)
+        if not nc.is_connected and (
+            nc._max_pending_size <= 0 or len(written) + nc._pending_data_size > nc._max_pending_size
+        ):
+            raise OutboundBufferLimitError
+        nc.stats["out_msgs"] += len(messages)
+        nc.stats["out_bytes"] += sum(len(data) for _, data, _ in messages)
+        self.awaiting = len(messages)
+        try:
+            await nc._send_command(written)
+            if nc._flush_queue is not None and nc._flush_queue.empty():
+                await nc._flush_pending()
+            return await self._acks(sub, tag, len(messages), timeout_s)
+        finally:
+            self.awaiting = 0
+
+    async def _acks(self, sub: NatsSubscription, tag: str, n: int, timeout_s: float) -> int:
+        queue: asyncio.Queue[Msg] = sub._pending_queue
+        deadline = time.monotonic() + timeout_s
+        acked: set[str] = set()
+        duplicates = 0
+        while len(acked) < n:
+            if queue.empty():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"{n - len(acked)} of {n} JetStream acks did not come")
+                try:
+                    msg = await asyncio.wait_for(queue.get(), left)
+                except TimeoutError:
+                    raise TimeoutError(
+                        f"{n - len(acked)} of {n} JetStream acks did not come"
+                    ) from None
+            else:
+                msg = queue.get_nowait()
+            sub._pending_size -= len(msg.data)
+            queue.task_done()
+            if not msg.subject.startswith(tag):
+                continue  # an ack of an earlier batch that gave up waiting
+            if msg.headers and msg.headers.get(_STATUS) == _NO_RESPONDERS:
+                raise NoStreamResponseError
+            reply = json.loads(msg.data)
+            if "error" in reply:
+                raise APIError.from_error(reply["error"])
+            acked.add(msg.subject)
+            self.awaiting = n - len(acked)
+            duplicates += bool(reply.get("duplicate"))
+        return duplicates
+
+    async def close(self) -> None:
+        if self._sub is not None and not self._nc.is_closed:
+            sub, self._sub = self._sub, None
+            await sub.unsubscribe()
