@@ -14,6 +14,11 @@ once and write with multi-row statements. When it fails (not an outage), each of
 is applied again alone, in a savepoint of its own, by the same handler given a list of one: a
 poison message still fails alone.
 
+A subscription may name a header (`Subscription.skip_header`) that marks messages whose producer
+already did this consumer's work in the transaction that wrote them: those are acked unopened.
+Batches are fetched and acked through `loopkit.jetstream` (nats-py's protocol, without its
+per-message tasks and frames).
+
 Failures are of two kinds. An outage (database restarting or full, NATS or identity away: see
 loopkit.outages) is not the message's fault: the message is put back with a capped back-off, the
 consumer pauses, and it retries for as long as the outage lasts; such attempts never count. A
