@@ -132,3 +132,26 @@ async def test_publish_all_counts_duplicates_and_refuses_a_subject_without_a_str
         await publisher.publish_all([("nostream.here", b"x", {})], 5.0)
     assert publisher.awaiting == 0
     await publisher.close()
+
+
+async def test_batches_published_at_once_each_get_their_acks(
+    stream: Stream, js: JetStreamContext, nats_client: Client
+) -> None:
+    """Two callers at once (a shutdown flush beside a relay pass): the batches take turns, so
+    neither reads the other's acks as stale ones."""
+    publisher = Publisher(nats_client)
+    batches = []
+    for _ in range(2):
+        envs = [customer_created(stream.producer) for _ in range(50)]
+        batches.append(
+            [
+                (subject_for(stream.producer, e.type), e.SerializeToString(), {"Nats-Msg-Id": e.id})
+                for e in envs
+            ]
+        )
+    done = await asyncio.wait_for(
+        asyncio.gather(*(publisher.publish_all(b, 3.0) for b in batches)), 10
+    )
+    assert done == [0, 0]
+    assert (await js.stream_info(stream.name)).state.messages == 100
+    await publisher.close()

@@ -240,6 +240,9 @@ class Publisher:
         self._prefix = ""
         self._passes = 0
         self.awaiting = 0  # acks the batch being published still waits for
+        # One batch at a time: the acks of all share one queue, and a batch's reader drops
+        # what is not its own (an earlier batch's that gave up waiting).
+        self._one_at_a_time = asyncio.Lock()
 
     async def _subscribed(self) -> NatsSubscription:
         if self._sub is None:
@@ -259,6 +262,12 @@ class Publisher:
         again later, and JetStream drops what it already has."""
         if not messages:
             return 0
+        async with self._one_at_a_time:
+            return await self._publish_all(messages, timeout_s)
+
+    async def _publish_all(
+        self, messages: Sequence[tuple[str, bytes, Mapping[str, str]]], timeout_s: float
+    ) -> int:
         nc = self._nc
         if nc.is_closed:
             raise ConnectionClosedError
