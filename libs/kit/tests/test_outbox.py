@@ -148,7 +148,7 @@ async def test_running_relay_rides_out_a_nats_crash(
         server.stop(kill=True)
         during = await _write_events(database, producer, 1)
         relay.wake()
-        await eventually(lambda: _true(js.publish_async_pending() > 0))  # relay waits for acks
+        await eventually(lambda: _true(relay.awaiting_acks() > 0))  # relay waits for acks
         # Well within a call's default deadline (10 s), though the relay's pass is still waiting.
         during += await asyncio.wait_for(_write_events(database, producer, 2), 8)
         assert not task.done()

@@ -21,6 +21,7 @@ from sqlalchemy import Row, Select, delete, func, select, text, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from loopkit.db import is_sqlite, reader
+from loopkit.jetstream import Publisher
 from loopkit.pii import Sealer
 from loopkit.tables import KitTables
 
@@ -100,6 +101,8 @@ class OutboxRelay:
         self._inbox_sweep_interval_s = inbox_sweep_interval_s
         self._next_sweep = self._next_inbox_sweep = 0.0  # monotonic; the first pass sweeps
         self._js = js
+        # Each batch as one write, its acks awaited together (loopkit.jetstream).
+        self._publisher = Publisher(js._nc)
         self._batch_size = batch_size
         self._poll_interval_s = poll_interval_s
         self._publish_timeout_s = publish_timeout_s
@@ -114,6 +117,10 @@ class OutboxRelay:
     def wake(self) -> None:
         """Called after a commit that wrote events, so they leave now, not at the next poll."""
         self._wakeup.set()
+
+    def awaiting_acks(self) -> int:
+        """How many JetStream acks the batch being published still waits for (0: none is)."""
+        return self._publisher.awaiting
 
     async def backlog(self) -> int:
         async with self._reader.connect() as conn:
@@ -227,12 +234,9 @@ class OutboxRelay:
             sealed = await self._sealer.seal_all(datas)
             datas = [s.data for s in sealed]
             personal = {row.id for row, s in zip(rows, sealed, strict=True) if s.personal}
-        futures = [
-            await self._js.publish_async(row.subject, data, headers=dict(row.headers))
-            for row, data in zip(rows, datas, strict=True)
-        ]
-        acks = await asyncio.wait_for(asyncio.gather(*futures), self._publish_timeout_s)
-        return sum(1 for ack in acks if ack.duplicate), personal
+        batch = [(row.subject, data, row.headers) for row, data in zip(rows, datas, strict=True)]
+        duplicates = await self._publisher.publish_all(batch, self._publish_timeout_s)
+        return duplicates, personal
 
     def _count(self, published: int, duplicates: int) -> None:
         _published.add(published)
