@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import grpc
 import pytest
 from nats.aio.client import Client
+from sqlalchemy.dialects import postgresql
 
 from closedloop.retention.v1 import retention_pb2 as pb
-from closedloop_retention.segments import language
+from closedloop_retention.segments import compiler, language
 from loopkit.errors import InvalidArgument
 from loopkit_dev.testing import eventually
 from retention_helpers import Stub, activity, customer, days_ago, lead, paid, rpc_error, tenant
@@ -45,6 +48,24 @@ async def test_bad_rules_are_invalid_argument_naming_the_position(stub: Stub) ->
         assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
+def test_whole_numbers_compile_to_integers_on_whole_number_fields() -> None:
+    """order_count >= 3 binds the integer 3 (the column is compared as it is, not cast to a
+    double on every row); a fraction, a number out of INTEGER's range and a float field keep
+    the float."""
+
+    def binds(expression: str) -> list[object]:
+        where = compiler.compile_node(language.parse(expression), datetime.now(UTC))
+        compiled = where.compile(dialect=postgresql.dialect())
+        return [compiled.params[k] for k in compiled.positiontup or sorted(compiled.params)]
+
+    assert binds("order_count >= 3 AND referrals_made = 2") == [3, 2]
+    assert [type(v) for v in binds("rfm_score >= 444") if v == 444] == [int]
+    assert all(type(v) is int for v in binds("order_count >= 3 AND points > 10"))
+    assert binds("order_count >= 2.5") == [2.5]
+    assert binds("order_count < 3000000000") == [3e9]
+    assert binds("churn_risk >= 1") == [1.0] and type(binds("churn_risk >= 1")[0]) is float
+
+
 def test_language_parses_boolean_structure() -> None:
     node = language.parse(
         "NOT (stage IN (stable, 'decline') OR tag = \"vip\") AND last_order_at >= now - 2w"
@@ -76,6 +97,19 @@ async def test_preview_counts_in_sql_and_samples(stub: Stub, nats_client: Client
     assert await _preview(stub, t, "NOT tag = 'vip' AND order_count = 1") == {fresh}
     assert await _preview(stub, t, "channel = 'ch-ads' AND consent = true") == {prospect}
     assert await _preview(stub, t, "stage IN (investigation)") == {prospect}
+    # Numbers on whole-number fields: a whole one compiles to an integer, a fraction stays a
+    # fraction (so order_count > 1.5 is 2 or more, order_count = 1.5 nobody).
+    assert await _preview(stub, t, "order_count >= 2.0") == {loyal, lapsed}
+    assert await _preview(stub, t, "order_count > 1.5") == {loyal, lapsed}
+    assert await _preview(stub, t, "order_count <= 1.5 AND order_count >= 0.5") == {fresh}
+    assert await _preview(stub, t, "order_count = 1.5") == set()
+    assert await _preview(stub, t, "order_count = 1 AND referrals_made < 0.5") == {fresh}
+    assert await _preview(stub, t, "order_count > -1000000000000 AND order_count < 1000000000000") == {
+        loyal,
+        lapsed,
+        fresh,
+        prospect,
+    }
 
     seg = await stub.DefineSegment(
         pb.DefineSegmentRequest(tenant_id=t, name="buyers", expression="order_count > 0")
