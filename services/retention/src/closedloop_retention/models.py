@@ -41,7 +41,28 @@ class ActivityRow(Base):
 
     __tablename__ = "activity"
     __table_args__ = (
-        Index("ix_activity_tenant_stage", "tenant_id", "stage"),
+        # The segments' index (migration 0019_segment5): a segment's count reads it alone.
+        Index(
+            "ix_activity_tenant_segment",
+            "tenant_id",
+            "stage",
+            "last_order_at",
+            postgresql_include=[
+                "customer_id",
+                "order_count",
+                "revenue_minor",
+                "first_order_at",
+                "first_seen_at",
+                "unsubscribed",
+                "consent",
+                "deleted_rep",
+                "referrals_made",
+                "churn_risk",
+                "channel_id",
+                "channel_kind",
+                "owner_rep_id",
+            ],
+        ),
         Index("ix_activity_tenant_last_order", "tenant_id", "last_order_at"),
         Index("ix_activity_tenant_review", "tenant_id", "next_review_at"),
     )
