@@ -63,6 +63,7 @@ class ActivityRow(Base):
                 "owner_rep_id",
             ],
         ),
+        Index("ix_activity_tenant_stage", "tenant_id", "stage"),
         Index("ix_activity_tenant_last_order", "tenant_id", "last_order_at"),
         Index("ix_activity_tenant_review", "tenant_id", "next_review_at"),
     )
