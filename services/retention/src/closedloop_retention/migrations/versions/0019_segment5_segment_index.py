@@ -10,7 +10,8 @@ channel_kind, owner_rep_id. Not last_seen_at / last_interaction_at: an interacti
 only those stays a HOT update. A segment on a field outside the index reads the table as before.
 
 Plain CREATE INDEX (in the migration's transaction): ~10 s per 1M customers on the 2-core
-machine, activity's writes wait meanwhile. SQLite: the key columns only (no INCLUDE).
+machine, activity's writes wait meanwhile (IF NOT EXISTS: an operator may build the same index
+CONCURRENTLY first). SQLite: the key columns only (no INCLUDE).
 
 Revision ID: 0019_segment5
 Revises: 0018
@@ -49,8 +50,9 @@ def upgrade() -> None:
         "activity",
         ["tenant_id", "stage", "last_order_at"],
         postgresql_include=INCLUDED,
+        if_not_exists=True,  # an operator may have built it CONCURRENTLY first (operations.md)
     )
 
 
 def downgrade() -> None:
-    op.drop_index("ix_activity_tenant_segment", table_name="activity")
+    op.drop_index("ix_activity_tenant_segment", table_name="activity", if_exists=True)
