@@ -131,6 +131,16 @@ class ActivityRow(Base):
         return self.scores.top_customer if self.scores is not None else False
 
 
+# The top list's order (value.top_customers; migration 0019_segment5): its first entries that are
+# top customers are the answer, no sort of every customer.
+Index(
+    "ix_activity_tenant_revenue",
+    ActivityRow.tenant_id,
+    ActivityRow.revenue_minor.desc(),
+    ActivityRow.customer_id,
+)
+
+
 class RfmCutOffsRow(Base):
     """A tenant's RFM quintile cut-offs as of its last rescore (`activity/value.py`): the values
     at the 20/40/60/80 % positions of the buyers' last order times, order counts and revenues
