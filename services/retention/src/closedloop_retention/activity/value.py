@@ -236,7 +236,7 @@ def score_columns() -> dict[str, ColumnElement[Any]]:
     }
 
 
-def top_customers_query(tenant: str, limit: int) -> Select[tuple[ActivityRow]]:
+def top_customers_query(tenant: str, limit: int) -> Select[ActivityRow]:
     """The top customers by revenue (ties by id). On PostgreSQL the order is that of the index
     `ix_activity_tenant_revenue`: the plan walks it and stops at the `limit`-th top customer."""
     top = score_columns()["top_customer"]
