@@ -23,9 +23,13 @@ review marker) and the background review in batches (`review_step`); `--python-s
 both sweeps with the rules in Python instead (SQLite's path, PostgreSQL's before the set-based
 review), for a before/after on the same data.
 
-Prints times and ratios to the count(*) scans, and drops the database again. `--generate-only`
-keeps a generated database untouched; `--reuse NAME` times a copy of it (CREATE DATABASE …
-TEMPLATE), so runs at 1M need not regenerate.
+Prints times and ratios to the count(*) scans, and drops the database again. The count(*)
+ceilings and the read-only steps (the segments, the top list) are each the median of three runs.
+Beside `ratio segment_x` (against count(*) of activity), `ratio segment_x_tables_read` compares
+the segment with the sum of count(*) of every table its statement reads (EXPLAIN of the
+statement it sent); the segment on scores and the top list print the same multiple.
+`--generate-only` keeps a generated database untouched; `--reuse NAME` times a copy of it
+(CREATE DATABASE … TEMPLATE), so runs at 1M need not regenerate.
 """
 
 from __future__ import annotations
