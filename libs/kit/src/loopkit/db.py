@@ -77,9 +77,9 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
 
 # Sent with every PostgreSQL connection's startup message (no round trip of their own).
 # jit off: the server compiles a plan costlier than `jit_above_cost` (100,000: a scan of a few
-# hundred thousand rows, e.g. a segment's count over 1M customers) with LLVM first, 40-50 ms a
-# statement at 1M, more than the compiled expressions save in the statements these services
-# run (a segment's whole scan takes tens of ms). bench/README.md, "segment5", has the figures.
+# hundred thousand rows, e.g. a segment read from activity's heap at 1M customers) with LLVM
+# first, 41-99 ms a statement in EXPLAIN there, for no measurable gain in the statements these
+# services run. bench/README.md, "segment5", has the figures.
 SERVER_SETTINGS = {"jit": "off"}
 
 
