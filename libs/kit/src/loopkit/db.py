@@ -67,7 +67,20 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
     # No pool_pre_ping: it costs a round trip on every checkout. A connection the server dropped
     # fails its first statement instead, SQLAlchemy invalidates the pool, and `transact` runs the
     # unit of work again on a fresh connection.
-    return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size)
+    return create_async_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        connect_args={"server_settings": dict(SERVER_SETTINGS)},
+    )
+
+
+# Sent with every PostgreSQL connection's startup message (no round trip of their own).
+# jit off: the server compiles a plan costlier than `jit_above_cost` (100,000: a scan of a few
+# hundred thousand rows, e.g. a segment read from activity's heap at 1M customers) with LLVM
+# first, 41-99 ms a statement in EXPLAIN there, for no measurable gain in the statements these
+# services run. bench/README.md, "segment5", has the figures.
+SERVER_SETTINGS = {"jit": "off"}
 
 
 def _tune_sqlite(engine: AsyncEngine) -> None:

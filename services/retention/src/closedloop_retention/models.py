@@ -41,6 +41,28 @@ class ActivityRow(Base):
 
     __tablename__ = "activity"
     __table_args__ = (
+        # The segments' index (migration 0020_segment5): a segment's count reads it alone.
+        Index(
+            "ix_activity_tenant_segment",
+            "tenant_id",
+            "stage",
+            "last_order_at",
+            postgresql_include=[
+                "customer_id",
+                "order_count",
+                "revenue_minor",
+                "first_order_at",
+                "first_seen_at",
+                "unsubscribed",
+                "consent",
+                "deleted_rep",
+                "referrals_made",
+                "churn_risk",
+                "channel_id",
+                "channel_kind",
+                "owner_rep_id",
+            ],
+        ),
         Index("ix_activity_tenant_stage", "tenant_id", "stage"),
         Index("ix_activity_tenant_last_order", "tenant_id", "last_order_at"),
         Index("ix_activity_tenant_review", "tenant_id", "next_review_at"),
@@ -107,6 +129,16 @@ class ActivityRow(Base):
     @property
     def top_customer(self) -> bool:
         return self.scores.top_customer if self.scores is not None else False
+
+
+# The top list's order (value.top_customers; migration 0020_segment5): its first entries that are
+# top customers are the answer, no sort of every customer.
+Index(
+    "ix_activity_tenant_revenue",
+    ActivityRow.tenant_id,
+    ActivityRow.revenue_minor.desc(),
+    ActivityRow.customer_id,
+)
 
 
 class RfmCutOffsRow(Base):

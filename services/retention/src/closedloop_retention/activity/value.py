@@ -27,6 +27,7 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    Select,
     and_,
     case,
     delete,
@@ -483,9 +484,11 @@ def score_columns() -> dict[str, ColumnElement[Any]]:
     }
 
 
-async def top_customers(session: AsyncSession, tenant: str, limit: int) -> list[ActivityRow]:
+def top_customers_query(tenant: str, limit: int) -> Select[ActivityRow]:
+    """The top customers by revenue (ties by id). On PostgreSQL the order is that of the index
+    `ix_activity_tenant_revenue`: the plan walks it and stops at the `limit`-th top customer."""
     top = score_columns()["top_customer"]
-    result = await session.scalars(
+    return (
         select(_A)
         .join(_A.scores)
         .join(_V.cuts)
@@ -495,4 +498,7 @@ async def top_customers(session: AsyncSession, tenant: str, limit: int) -> list[
         .limit(limit)
         .execution_options(populate_existing=True)
     )
-    return list(result)
+
+
+async def top_customers(session: AsyncSession, tenant: str, limit: int) -> list[ActivityRow]:
+    return list(await session.scalars(top_customers_query(tenant, limit)))
