@@ -12,7 +12,6 @@ from typing import Any
 from sqlalchemy import insert
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.ext.asyncio import AsyncSession
-from ulid import ULID
 
 from closedloop.events.v1 import retention_events_pb2 as ev
 from closedloop.events.v1.envelope_pb2 import Envelope
@@ -31,6 +30,7 @@ from closedloop_retention.clock import utc, utc_or_none
 from closedloop_retention.models import ActivityRow, StageChangeRow
 from loopkit.errors import NotFound
 from loopkit.events import Outbox, note_events_written
+from loopkit.ids import new_ulid
 from loopkit.uow import on_commit
 from loopkit.views import view_of
 
@@ -322,7 +322,7 @@ class ActivityService:
     ) -> tuple[dict[str, Any], Envelope]:
         """The stage_changes row and the stage.changed event of one change."""
         change = {
-            "id": str(ULID()),
+            "id": new_ulid(),
             "tenant_id": tenant,
             "customer_id": customer_id,
             "from_stage": old,
