@@ -355,6 +355,48 @@ def _typed(sql: str) -> str:
 
 STATEMENTS = {mode: _statement(mode) for mode in _BATCH}
 
+# A full review's read-only pass: every customer of the tenant reviewed in one statement (a
+# plain SELECT, no keyset batches in index order, no UPDATE), answering how many were read and
+# the customers a review would write or offer to; only those are then written ("ids" batches).
+SCAN = text(
+    _typed(
+        f"WITH batch AS (SELECT {_COLUMNS} FROM activity WHERE tenant_id = :tenant),"
+        " known AS MATERIALIZED"
+        " (SELECT * FROM batch"
+        + "".join(
+            f" CROSS JOIN LATERAL ({level}) AS l{i}" for i, level in enumerate((_RETURNED, _FACTS))
+        )
+        + "), assessed AS MATERIALIZED (SELECT * FROM known"
+        + "".join(
+            f" CROSS JOIN LATERAL ({level}) AS l{i}"
+            for i, level in enumerate((_CYCLE, _WINDOWS, _ASSESSED, _RISK_DAYS, _MOMENTS))
+        )
+        + "), decided AS (SELECT * FROM assessed"
+        + "".join(
+            f" CROSS JOIN LATERAL ({level}) AS l{i}"
+            for i, level in enumerate((_REVIEWED, _DECIDED))
+        )
+        + ")"
+        " SELECT count(*) AS examined, coalesce(array_agg(e.customer_id ORDER BY e.customer_id)"
+        f" FILTER (WHERE e.offer AND :win_back OR {_CHANGES}), '{{}}') AS ids FROM decided e"
+    )
+)
+
+
+async def changing(
+    session: Any, tenant: str, now: datetime, rules: Rules, *, win_back: bool
+) -> tuple[int, list[str]]:
+    """(customers of the tenant, those a review at `now` would write or offer to)."""
+    params = {
+        "tenant": tenant,
+        "now": now,
+        "now_us": microseconds(now),
+        "win_back": win_back,
+        **rule_parameters(rules),
+    }
+    row = (await session.execute(SCAN, params)).one()
+    return int(row.examined), list(row.ids)
+
 
 def microseconds(at: datetime) -> int:
     """`at` as microseconds since 1970 (what `_us` computes in SQL)."""

@@ -447,8 +447,20 @@ class ActivityService:
         self, session: AsyncSession, tenant: str, now: datetime, batch: int | None, *, every: bool
     ) -> tuple[int, int]:
         rules = await self._rules.get(session, tenant)
-        mode = "every" if every else "due"
-        limit = batch or (20_000 if every else 2_000)
+        if every:
+            # One read-only pass over the tenant finds who changes; only they are written.
+            examined, ids = await review_sql.changing(
+                session, tenant, now, rules, win_back=self.win_back is not None
+            )
+            limit, changed = batch or 5_000, 0
+            for start in range(0, len(ids), limit):
+                chunk = ids[start : start + limit]
+                done = await self._sql_batch(
+                    session, "ids", tenant, now, rules, after=None, limit=len(chunk), ids=chunk
+                )
+                changed += done.changes
+            return examined, changed
+        mode, limit = "due", batch or 2_000
         examined = changed = 0
         after: tuple[datetime | None, str] | None = None
         while True:
@@ -474,6 +486,7 @@ class ActivityService:
         *,
         after: tuple[datetime | None, str] | None,
         limit: int,
+        ids: list[str] | None = None,
     ) -> review_sql.Batch:
         """One keyset batch reviewed in SQL, its stage changes, events and offers written;
         `changes` of the batch set to its stage changes."""
@@ -486,6 +499,7 @@ class ActivityService:
             after=after,
             limit=limit,
             win_back=self.win_back is not None,
+            ids=ids,
         )
         if not done.size:
             return done
