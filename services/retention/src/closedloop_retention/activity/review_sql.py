@@ -8,10 +8,11 @@ are built by lifecycle.review from the returned facts, so the texts are Python's
 due a win-back offer (the playbook decides per row), and the batch's last key and size.
 
 Exactness: every float is computed with the same IEEE operations in the same order as
-lifecycle.py; days between two times are exact microseconds (numeric) divided by 86400.0 like
-`timedelta.total_seconds() / 86400.0`; `{x:.0f}` is `round(float8)` (both round half to even on
-the binary value); `timedelta(days=d)` is whole days in microseconds plus `rint` of the
-fraction's microseconds, as CPython rounds it; the stored churn risk is `rounded_risk`'s rule.
+lifecycle.py; every time is exact microseconds since 1970 (`_us`), days between two times their
+float8 difference divided by 1e6 and 86400.0, like `timedelta.total_seconds() / 86400.0`;
+`{x:.0f}` is `round(float8)` (both round half to even on the binary value); `timedelta(days=d)`
+is whole days in microseconds plus `rint` of the fraction's microseconds, as CPython rounds it;
+the stored churn risk is `rounded_risk`'s rule.
 tests/test_sweep_batches.py pins it against the Python rules on a grid around every threshold.
 """
 
@@ -315,7 +316,7 @@ _UPDATE = (
 
 def _statement(mode: str) -> Any:
     # Each stage's values are materialized once per row: inlined, every reference to a value
-    # would repeat the expression beneath it (the exact day counts are numeric arithmetic).
+    # would repeat the expression beneath it.
     def stage(source: str, *levels: str) -> str:
         return f"SELECT * FROM {source}" + "".join(
             f" CROSS JOIN LATERAL ({level}) AS l{i}" for i, level in enumerate(levels)
