@@ -469,7 +469,7 @@ async def rules_change(
     await timed("rules change (request)", request(), results)
     examined = changed = 0
     longest = 0.0
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), (time.process_time(), _server_cpu())
     while True:
         t0 = time.perf_counter()
         async with sessions() as s, s.begin():
@@ -481,6 +481,10 @@ async def rules_change(
         if step.finished:
             break
     results["rules review (all batches)"] = time.perf_counter() - start
+    STEP_CPU["rules review (all batches)"] = (
+        time.process_time() - cpu[0],
+        _server_cpu() - cpu[1],
+    )
     results["rules review (longest batch)"] = longest
     print(f"  rules change review: {examined:,} customers, {changed:,} stage changes")
 
