@@ -331,7 +331,24 @@ async def test_a_full_sweep_under_changed_rules_decides_what_recompute_decides(
 ) -> None:
     """`sweep(every=True)` under new rules (PostgreSQL: one read-only pass over the tenant, then
     the customers it found changing written in batches) moves the customers `recompute` moves,
-    with the same stage changes and events."""
+    with the same stage changes, events and win-back offers."""
+    offered: list[tuple[str, str]] = []
+
+    async def playbook(session: Any, tenant: str, row: ActivityRow, *_: Any) -> bool:
+        offered.append((tenant.split("-", maxsplit=1)[0], row.customer_id))
+        return True
+
+    for win_back in (None, playbook):
+        offered.clear()
+        await _full_sweep_against_recompute(retention, win_back)
+        by_tenant = {t: sorted(c for u, c in offered if u == t) for t in ("full", "alone")}
+        assert by_tenant["full"] == by_tenant["alone"]
+        assert bool(by_tenant["full"]) == (win_back is not None)
+
+
+async def _full_sweep_against_recompute(
+    retention: RunningService, win_back: WinBack | None
+) -> None:
     tenant, alone = f"full-{uuid.uuid4().hex[:8]}", f"alone-{uuid.uuid4().hex[:8]}"
     facts = customers(150)
     repo = RulesRepository()
@@ -346,6 +363,8 @@ async def test_a_full_sweep_under_changed_rules_decides_what_recompute_decides(
         await transact(retention.runtime.sessions, lambda s, t=t: activity.sweep(s, t, NOW))
     before = await outcome(retention, tenant)
     later = NOW + timedelta(minutes=1)
+
+    activity.win_back = win_back  # the playbook from here on (the seeding sweeps made none)
 
     async def full(session: Any) -> tuple[int, int]:
         await repo.put(session, tenant, Rules(expected_cycle_days=9))
