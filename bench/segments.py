@@ -208,14 +208,41 @@ STATEMENTS: Counter[str] = Counter()
 async def timed(label: str, work: Awaitable[T], results: dict[str, float]) -> T:
     before = _sent()
     LAST_SELECT.clear()
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), (time.process_time(), _server_cpu())
     out = await work
     results[label] = time.perf_counter() - start
     STEP_STATEMENTS[label] = _sent() - before
+    STEP_CPU[label] = (time.process_time() - cpu[0], _server_cpu() - cpu[1])
     if LAST_SELECT:
         STEP_SELECT[label] = LAST_SELECT[0]
         LAST_SELECT.clear()
     return out
+
+
+# CPU seconds of each step: this process's, and the PostgreSQL backends' serving the bench
+# database (read from /proc when the server runs on this machine, else 0; parallel workers,
+# which exit with their query, are not counted). On a loaded machine wall time follows the
+# load; CPU time much less.
+STEP_CPU: dict[str, tuple[float, float]] = {}
+BENCH_DATABASE: list[str] = []  # the database of this run, once created
+
+
+def _server_cpu() -> float:
+    total = 0.0
+    if not BENCH_DATABASE or not Path("/proc").is_dir():
+        return total
+    tick = os.sysconf("SC_CLK_TCK")
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if f" {BENCH_DATABASE[0]} ".encode() not in (proc / "cmdline").read_bytes():
+                continue
+            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / tick
+    return total
 
 
 STEP_STATEMENTS: dict[str, int] = {}
@@ -266,6 +293,7 @@ async def run(  # noqa: PLR0915
     review_in_request: bool = False,
 ) -> None:
     name = f"closedloop_bench_segments_{uuid.uuid4().hex[:8]}"
+    BENCH_DATABASE[:] = [name]
     url = make_url(base_url()).set(database=name).render_as_string(hide_password=False)
     t0 = time.perf_counter()
     if reuse:
@@ -443,12 +471,13 @@ async def run(  # noqa: PLR0915
         print()
         print(
             f"{'step':<28}{'seconds':>10}{'x count(*) activity':>22}{'x rows read':>13}"
-            f"{'x count(*) customer_value':>27}"
+            f"{'x count(*) customer_value':>27}{'cpu client / server':>22}"
         )
         for label, secs in results.items():
+            client, server = STEP_CPU.get(label, (0.0, 0.0))
             print(
                 f"{label:<28}{secs:>10.3f}{secs / scan:>22.1f}{secs / scan_rows:>13.1f}"
-                f"{secs / value_rows:>27.1f}"
+                f"{secs / value_rows:>27.1f}{client:>13.2f} / {server:.2f}"
             )
         # The issue's goals, each against count(*) of activity (the table segments and the sweep
         # read). The RFM rescore reads only customer_value: its ratios to that table's count(*)
@@ -557,7 +586,7 @@ async def rules_change(
     await timed("rules change (request)", request(), results)
     examined = changed = 0
     longest = 0.0
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), (time.process_time(), _server_cpu())
     while True:
         t0 = time.perf_counter()
         async with sessions() as s, s.begin():
@@ -569,6 +598,10 @@ async def rules_change(
         if step.finished:
             break
     results["rules review (all batches)"] = time.perf_counter() - start
+    STEP_CPU["rules review (all batches)"] = (
+        time.process_time() - cpu[0],
+        _server_cpu() - cpu[1],
+    )
     results["rules review (longest batch)"] = longest
     print(f"  rules change review: {examined:,} customers, {changed:,} stage changes")
 

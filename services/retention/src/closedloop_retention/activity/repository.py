@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import and_, case, delete, func, insert, literal, or_, select, text, update
+from sqlalchemy import Table, and_, case, delete, func, insert, literal, or_, select, text, update
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
@@ -24,12 +24,14 @@ from closedloop_retention.models import (
     StageChangeRow,
     TagRow,
 )
+from loopkit.bulk import insert_rows
 from loopkit.customer_rows import repoint_customer, repoint_unique
 from loopkit.db import conflict_insert
 
 # The tables keyed by (tenant, customer) this concept owns, besides the activity row itself.
 _CUSTOMER_TABLES = (OrderRow, OrderItemRow, StageChangeRow, TagRow)
 _MOVED_AS_IS = (OrderRow, OrderItemRow, StageChangeRow)
+_STAGE_CHANGES: Table = StageChangeRow.__table__  # type: ignore[assignment]
 
 
 class ReviewFacts(NamedTuple):
@@ -169,9 +171,8 @@ class ActivityRepository:
                     set_committed_value(loaded, name, u[name])
 
     async def add_changes(self, session: AsyncSession, changes: list[dict[str, Any]]) -> None:
-        """A batch of stage changes: one executemany of a statement compiled once."""
-        if changes:
-            await session.execute(insert(StageChangeRow), changes)
+        """A batch of stage changes in one INSERT (PostgreSQL: one array per column)."""
+        await insert_rows(session, _STAGE_CHANGES, changes)
 
     async def review_all(self, session: AsyncSession, tenant: str, at: datetime) -> None:
         await session.execute(
