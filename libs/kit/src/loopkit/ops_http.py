@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import socket
 from collections.abc import Awaitable, Callable, Iterator
-from typing import Any
+from typing import Any, cast
 
 import uvicorn
 from fastapi import FastAPI, Request, Response
@@ -180,6 +180,58 @@ def _validation_as_400(responses: dict[str, Any]) -> None:
         }
 
 
+class _HeadWithBody:
+    """A response's transport that holds the status line and headers until the first body write
+    and sends both with one `send()` (uvicorn writes them apart: two syscalls, and two segments
+    for the client to read, per answer; a send is the costliest thing a form post does here).
+    Everything else passes straight through; a close sends what is held first."""
+
+    __slots__ = ("_cycle", "_head", "_transport")
+
+    def __init__(self, transport: asyncio.Transport, cycle: Any) -> None:
+        self._transport = transport
+        self._cycle = cycle
+        self._head: bytes | None = None
+
+    def write(self, data: bytes) -> None:
+        if self._head is not None:
+            data, self._head = self._head + data, None
+        elif self._cycle is not None and self._cycle.response_started:
+            # The first write after the response started is its head (a 100 Continue, written
+            # while the request body is read, comes before and goes out at once).
+            self._cycle, self._head = None, data
+            return
+        self._transport.write(data)
+
+    def close(self) -> None:
+        if self._head is not None:
+            self._transport.write(self._head)
+            self._head = None
+        self._transport.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
+try:
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+except ImportError:  # pragma: no cover - httptools comes with uvicorn[standard]
+    _HTTP_PROTOCOL: Any = "auto"
+else:
+
+    class _OneSendPerAnswer(HttpToolsProtocol):
+        """uvicorn's httptools protocol, each request's answer written with one send()."""
+
+        def on_headers_complete(self) -> None:
+            before = self.cycle
+            super().on_headers_complete()
+            if self.cycle is not None and self.cycle is not before:
+                held = _HeadWithBody(self.cycle.transport, self.cycle)
+                self.cycle.transport = cast(asyncio.Transport, held)
+
+    _HTTP_PROTOCOL = _OneSendPerAnswer
+
+
 class _EmbeddedServer(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -195,6 +247,7 @@ class HttpServer:
             app,
             host=host,
             port=port,
+            http=_HTTP_PROTOCOL,
             log_config=None,
             access_log=False,
             lifespan="off",
