@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any, cast
 
 import uvicorn
@@ -20,7 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match, Route
 
 from loopkit.http_docs import API_KEY_SCHEME, API_KEY_SECURITY_SCHEME, ErrorReason, text_answer
-from loopkit.http_edge import EdgeErrors, error_response
+from loopkit.http_edge import EdgeErrors, LeanRoute, error_response
 from loopkit.settings import WILDCARD_HOSTS
 
 ReadinessCheck = Callable[[], Awaitable[str | None]]
@@ -78,8 +78,9 @@ DESCRIPTION = (
 )
 
 
-def ops_app(service: str, readiness: ReadinessCheck) -> FastAPI:
-    """`readiness` returns None when ready, else the reason it is not."""
+def ops_app(service: str, readiness: ReadinessCheck, lean: Sequence[LeanRoute] = ()) -> FastAPI:
+    """`readiness` returns None when ready, else the reason it is not. `lean`: hot routes the
+    edge middleware answers itself (`loopkit.http_edge.LeanRoute`)."""
     app = FastAPI(
         title=f"closedloop {service}",
         description=DESCRIPTION.format(service=service),
@@ -91,7 +92,7 @@ def ops_app(service: str, readiness: ReadinessCheck) -> FastAPI:
         # the framework's CPU on a form submission) and show nothing the server span does not.
         telemetry={"operation_spans": False},
     )
-    app.add_middleware(EdgeErrors)
+    app.add_middleware(EdgeErrors, lean=lean)
 
     @app.exception_handler(RequestValidationError)
     async def bad_parameter(request: Request, exc: RequestValidationError) -> Response:
