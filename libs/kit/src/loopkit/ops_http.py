@@ -90,7 +90,9 @@ def ops_app(service: str, readiness: ReadinessCheck, lean: Sequence[LeanRoute] =
         # histogram (docs/decisions.md 12); the spans it would add inside every request (for
         # dependency resolution, the endpoint, serialisation) cost ~35 us a request (a fifth of
         # the framework's CPU on a form submission) and show nothing the server span does not.
-        telemetry={"operation_spans": False},
+        # Its log records go to an OpenTelemetry logger provider, which the kit never sets up:
+        # off, rather than looked up and found unconfigured on every request.
+        telemetry={"operation_spans": False, "logs": False},
     )
     app.add_middleware(EdgeErrors, lean=lean)
 
