@@ -150,6 +150,15 @@ async def test_an_answers_head_goes_out_with_its_body_in_one_send(edge: str) -> 
         sock.close()
 
 
+async def test_a_head_request_is_answered(edge: str) -> None:
+    """A HEAD answer has no body write to carry its head: it goes out alone, at once."""
+    async with httpx.AsyncClient(base_url=edge, timeout=5) as client:
+        answer = await client.head("/openapi.json")
+        after = await client.get("/healthz")  # the kept-alive connection still serves
+    assert answer.status_code == 200 and answer.content == b""
+    assert after.status_code == 200
+
+
 def test_json_depth_counts_nesting_only() -> None:
     assert json_depth(b"{}") == 1
     assert json_depth(b'{"a": [1, {"b": "]]]"}]}') == 3

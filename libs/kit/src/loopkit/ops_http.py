@@ -201,9 +201,13 @@ class _HeadWithBody:
             data, self._head = self._head + data, None
         elif self._cycle is not None and self._cycle.response_started:
             # The first write after the response started is its head (a 100 Continue, written
-            # while the request body is read, comes before and goes out at once).
-            self._cycle, self._head = None, data
-            return
+            # while the request body is read, comes before and goes out at once). A HEAD
+            # answer's body is never written: its head goes at once too.
+            held = self._cycle.scope["method"] != "HEAD"
+            self._cycle = None
+            if held:
+                self._head = data
+                return
         self._transport.write(data)
 
     def close(self) -> None:
