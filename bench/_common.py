@@ -112,6 +112,7 @@ class ChildProcess:
     ) -> None:
         self.name = name
         self.log_path = log_path
+        self._log_offset = log_path.stat().st_size if log_path.exists() else 0
         with open(log_path, "ab") as log:
             self.proc = subprocess.Popen(
                 list(argv),
@@ -136,6 +137,15 @@ class ChildProcess:
         except OSError:
             return "(no log)"
 
+    def own_log(self) -> str:
+        """What this process wrote to its log (the file may hold an earlier attempt's too)."""
+        try:
+            with open(self.log_path, "rb") as log:
+                log.seek(self._log_offset)
+                return log.read().decode(errors="replace")
+        except OSError:
+            return ""
+
     def stop(self, timeout_s: float = 15.0) -> int | None:
         """SIGTERM (graceful drain), then SIGKILL after `timeout_s`. Returns the exit code."""
         if self.proc.poll() is None:
@@ -146,6 +156,157 @@ class ChildProcess:
                 self.proc.kill()
                 self.proc.wait()
         return self.proc.returncode
+
+
+# --- ports ---------------------------------------------------------------------------------
+# A free port is chosen here and bound by a child later: another process (another bench, a test,
+# an outgoing connection's source port) can take it in between. So a child started on chosen
+# ports counts as started only once *it* listens on them (its socket, found through /proc: a
+# health check could be answered by whoever took the port), and one that exits because a port
+# was taken is started again on new ports.
+
+_TAKEN = ("address already in use", "address in use", "eaddrinuse", "errno 98", "cannot listen")
+START_ATTEMPTS = 5
+
+
+class PortTaken(RuntimeError):
+    """A child could not listen on a port chosen for it: another process took it meanwhile."""
+
+
+def _descendants(pid: int) -> set[int]:
+    """`pid` and every process below it (a service's worker processes)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = set(), [pid]
+    while todo:
+        current = todo.pop()
+        found.add(current)
+        todo += children.get(current, [])
+    return found
+
+
+def _listening_sockets(port: int) -> set[str]:
+    """The inodes of the TCP sockets listening on `port` (any address)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                inodes.add(fields[9])
+    return inodes
+
+
+def listens(pid: int, port: int) -> bool:
+    """Whether process `pid` (or one below it) holds a socket listening on `port`."""
+    wanted = {f"socket:[{inode}]" for inode in _listening_sockets(port)}
+    if not wanted:
+        return False
+    for each in _descendants(pid):
+        with contextlib.suppress(OSError):
+            for fd in Path(f"/proc/{each}/fd").iterdir():
+                with contextlib.suppress(OSError):
+                    if os.readlink(fd) in wanted:
+                        return True
+    return False
+
+
+def _raise_exited(name: str, code: int, log: str) -> None:
+    if any(sign in log.lower() for sign in _TAKEN):
+        raise PortTaken(f"{name} could not listen (exit {code}): a port was taken")
+    tail = "\n".join(log.splitlines()[-20:])
+    raise RuntimeError(f"{name} exited with {code}; last log lines:\n{tail}")
+
+
+async def wait_listening(
+    name: str,
+    proc: subprocess.Popen[bytes],
+    ports: Sequence[int],
+    log: Callable[[], str],
+    timeout_s: float = 120.0,
+) -> None:
+    """Until `proc` (or a process below it) listens on every port. PortTaken when it exited
+    saying a port was taken, RuntimeError when it exited otherwise."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        code = proc.poll()
+        if code is not None:
+            _raise_exited(name, code, log())
+        if all(listens(proc.pid, port) for port in ports):
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{name} not listening on {list(ports)} after {timeout_s}s")
+        await asyncio.sleep(0.05)
+
+
+async def start_on_free_ports(
+    name: str,
+    count: int,
+    start: Callable[[list[int]], ChildProcess],
+    *,
+    timeout_s: float = 120.0,
+) -> tuple[ChildProcess, list[int]]:
+    """`start(ports)` on `count` free ports, until the child listens on them; started again on
+    new ports (a few times) when one was taken before the child bound it."""
+    from loopkit_dev.natsserver import free_ports
+
+    for attempt in range(1, START_ATTEMPTS + 1):
+        ports = free_ports(count)
+        child = start(ports)
+        try:
+            await wait_listening(name, child.proc, ports, child.own_log, timeout_s)
+            return child, ports
+        except PortTaken:
+            child.stop()
+            if attempt == START_ATTEMPTS:
+                raise
+            print(f"{name}: a port was taken before it bound it; new ports", file=sys.stderr)
+        except BaseException:
+            child.stop()
+            raise
+    raise AssertionError("unreachable")
+
+
+async def start_nats(store_dir: Path, *, sync_always: bool = True) -> Any:
+    """A NatsServer (loopkit_dev) on a free port, listening (started again on another port when
+    the chosen one was taken meanwhile)."""
+    from loopkit_dev.natsserver import NatsServer, free_port
+
+    log_path = store_dir / "nats-server.log"
+    for attempt in range(1, START_ATTEMPTS + 1):
+        offset = log_path.stat().st_size if log_path.exists() else 0
+
+        def own_log(offset: int = offset) -> str:
+            with open(log_path, "rb") as log:
+                log.seek(offset)
+                return log.read().decode(errors="replace")
+
+        server = NatsServer(store_dir, port=free_port(), sync_always=sync_always)
+        try:
+            await asyncio.to_thread(server.start)
+            assert server.process is not None
+            await wait_listening("nats-server", server.process, [server.port], own_log)
+            return server
+        except (PortTaken, RuntimeError, TimeoutError) as exc:  # start: TimeoutError on exit
+            server.stop()
+            if not isinstance(exc, PortTaken) and not any(
+                sign in own_log().lower() for sign in _TAKEN
+            ):
+                raise
+            if attempt == START_ATTEMPTS:
+                raise
+            print("nats-server: its port was taken before it bound it; new port", file=sys.stderr)
+    raise AssertionError("unreachable")
 
 
 # --- databases -----------------------------------------------------------------------------

@@ -53,6 +53,8 @@ from _common import (
     keys_env,
     new_database_name,
     peak_rss_mib,
+    start_nats,
+    start_on_free_ports,
     wait_serving,
 )
 from _statements import read_counts, round_trips
@@ -63,7 +65,6 @@ from closedloop.gateway.v1 import gateway_pb2 as pb
 from closedloop.gateway.v1 import gateway_pb2_grpc
 from closedloop_gateway.main import DEFINITION
 from loopkit import migrations
-from loopkit_dev.natsserver import NatsServer, free_port, wait_for_port
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = Path(__file__).resolve().parent
@@ -215,13 +216,26 @@ class Unpaced:
     peak_rss_mib: float | None  # the gateway process's peak resident memory so far (VmHWM)
 
 
+async def start_gateway(
+    name: str, argv: list[str], log_path: Path, env: dict[str, str]
+) -> tuple[ChildProcess, str]:
+    """A gateway process on free gRPC and HTTP ports, listening; and its gRPC target."""
+
+    def start(ports: list[int]) -> ChildProcess:
+        grpc_port, http_port = (str(p) for p in ports)
+        on = {**env, "CLOSEDLOOP_GRPC_PORT": grpc_port, "CLOSEDLOOP_HTTP_PORT": http_port}
+        return ChildProcess(name, argv, log_path=log_path, env=on, cwd=ROOT)
+
+    child, (grpc_port, _) = await start_on_free_ports(name, 2, start)
+    return child, f"127.0.0.1:{grpc_port}"
+
+
 async def unpaced_phase(
     args: argparse.Namespace,
     cleanup: Cleanup,
     tmp: Path,
     *,
     env: dict[str, str],
-    target: str,
     url: str,
     emulator_pid: int,
 ) -> tuple[list[Unpaced], float | None]:
@@ -229,7 +243,7 @@ async def unpaced_phase(
     in SendMessages calls of `--batch` (a broadcast's path), each timed until all are SENT; and
     the process's peak resident memory once it served (before any send)."""
     counts_path = tmp / "statements.json"
-    gateway = ChildProcess(
+    gateway, target = await start_gateway(
         "gateway",
         [
             sys.executable,
@@ -238,9 +252,8 @@ async def unpaced_phase(
             "-m",
             "closedloop_gateway",
         ],
-        log_path=tmp / "gateway.log",
-        env=env,
-        cwd=ROOT,
+        tmp / "gateway.log",
+        env,
     )
     cleanup.push("gateway", gateway.stop)
     await wait_serving(target, gateway, 60)
@@ -285,17 +298,15 @@ async def paced_phase(
     tmp: Path,
     *,
     env: dict[str, str],
-    target: str,
     url: str,
     emulator_url: str,
 ) -> tuple[float, int, int]:
     """The paced account's sends, and the over-limit answers the emulator gave them."""
-    paced = ChildProcess(
+    paced, target = await start_gateway(
         "gateway-paced",
         [sys.executable, "-m", "closedloop_gateway"],
-        log_path=tmp / "gateway-paced.log",
-        env=env,
-        cwd=ROOT,
+        tmp / "gateway-paced.log",
+        env,
     )
     cleanup.push("gateway-paced", paced.stop)
     await wait_serving(target, paced, 60)
@@ -314,19 +325,20 @@ async def paced_phase(
 
 
 async def run(args: argparse.Namespace, cleanup: Cleanup, tmp: Path) -> int:
-    nats = NatsServer(tmp / "nats", port=free_port())
-    nats.start()
+    nats = await start_nats(tmp / "nats")
     cleanup.push("nats-server", nats.stop)
-    emulator_port = free_port()
-    emulator = ChildProcess(
-        "emulator",
-        [sys.executable, "-m", "closedloop_gateway.emulator", "--port", str(emulator_port)],
-        log_path=tmp / "emulator.log",
-        env=dict(os.environ),
-        cwd=ROOT,
-    )
+
+    def start_emulator(ports: list[int]) -> ChildProcess:
+        return ChildProcess(
+            "emulator",
+            [sys.executable, "-m", "closedloop_gateway.emulator", "--port", str(ports[0])],
+            log_path=tmp / "emulator.log",
+            env=dict(os.environ),
+            cwd=ROOT,
+        )
+
+    emulator, (emulator_port,) = await start_on_free_ports("emulator", 1, start_emulator)
     cleanup.push("emulator", emulator.stop)
-    await asyncio.to_thread(wait_for_port, "127.0.0.1", emulator_port, 30)
     emulator_url = f"http://127.0.0.1:{emulator_port}"
 
     if args.database == "postgres":
@@ -344,15 +356,12 @@ async def run(args: argparse.Namespace, cleanup: Cleanup, tmp: Path) -> int:
         await http.post(
             "/emulator/quota", json={"api": API, "app_id": PACED_APP, "per_second": args.quota}
         )
-    grpc_port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("CLOSEDLOOP_")}
     env.update(
         {
             "CLOSEDLOOP_DATABASE_URL": url,
             "CLOSEDLOOP_NATS_URL": nats.url,
             "CLOSEDLOOP_STATE_DIR": str(tmp),
-            "CLOSEDLOOP_GRPC_PORT": str(grpc_port),
-            "CLOSEDLOOP_HTTP_PORT": str(free_port()),
             "CLOSEDLOOP_LOG_LEVEL": "WARNING",
             "CLOSEDLOOP_GATEWAY_ACCOUNTS": accounts(),
             "CLOSEDLOOP_GATEWAY_QUOTA_HEADROOM": str(HEADROOM),
@@ -367,7 +376,6 @@ async def run(args: argparse.Namespace, cleanup: Cleanup, tmp: Path) -> int:
         env[f"CLOSEDLOOP_GATEWAY_{key}"] = emulator_url
     # The first gateway runs unpaced (per_second 0): the cost of the gateway itself.
     fast_env = {**env, "CLOSEDLOOP_GATEWAY_QUOTAS": json.dumps({API: {"per_second": 0}})}
-    target = f"127.0.0.1:{grpc_port}"
 
     print(f"raw: {args.sends} sends to the emulator ...", file=sys.stderr)
     emulator_pid = emulator.proc.pid
@@ -377,10 +385,10 @@ async def run(args: argparse.Namespace, cleanup: Cleanup, tmp: Path) -> int:
     client_cpu -= client_cpu0
 
     unpaced, started_rss = await unpaced_phase(
-        args, cleanup, tmp, env=fast_env, target=target, url=url, emulator_pid=emulator_pid
+        args, cleanup, tmp, env=fast_env, url=url, emulator_pid=emulator_pid
     )
     paced_rate, paced_failed, over_limit = await paced_phase(
-        args, cleanup, tmp, env=env, target=target, url=url, emulator_url=emulator_url
+        args, cleanup, tmp, env=env, url=url, emulator_url=emulator_url
     )
     share = paced_rate / args.quota
     print(

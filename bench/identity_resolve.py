@@ -48,6 +48,8 @@ from _common import (
     keyed,
     keys_env,
     new_database_name,
+    start_nats,
+    start_on_free_ports,
     wait_echo,
     wait_serving,
 )
@@ -65,7 +67,7 @@ from closedloop.identity.v1 import identity_pb2_grpc
 from closedloop_identity.main import DEFINITION
 from loopkit import migrations
 from loopkit.events import SUBJECT_ROOT, stream_for
-from loopkit_dev.natsserver import NatsServer, free_port
+from loopkit_dev.natsserver import NatsServer
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
@@ -355,15 +357,19 @@ async def start_stack(cleanup: Cleanup) -> Stack:
     cleanup.push("remove work dir", lambda: shutil.rmtree(workdir, ignore_errors=True))
 
     # The echo server first: it is ready long before the migrations are done.
-    raw_port, kit_port = free_port(), free_port()
-    echo = ChildProcess(
-        "echo server",
-        echo_argv(raw_port, kit_port),
-        log_path=workdir / "echo.log",
-        env=dict(os.environ),
-        cwd=REPO,
-    )
-    cleanup.push("stop echo server", echo.stop)
+    children: list[ChildProcess] = []  # every one started, stopped at the end (once stopped: no-op)
+    cleanup.push("stop echo server and identity service", lambda: [c.stop() for c in children])
+
+    def start_echo(ports: list[int]) -> ChildProcess:
+        log = workdir / "echo.log"
+        children.append(
+            ChildProcess(
+                "echo server", echo_argv(*ports), log_path=log, env={**os.environ}, cwd=REPO
+            )
+        )
+        return children[-1]
+
+    echo_started = asyncio.create_task(start_on_free_ports("echo server", 2, start_echo))
 
     name = new_database_name("closedloop_bench")
     unreachable = False  # then there is nothing to drop (an interrupted CREATE may have run)
@@ -383,27 +389,37 @@ async def start_stack(cleanup: Cleanup) -> Stack:
         migrations.upgrade, DEFINITION.migrations_dir, database_url, service="identity"
     )
 
-    natsd = NatsServer(workdir / "nats", port=free_port())  # sync_interval: always, as deployed
+    natsd = await start_nats(workdir / "nats")  # sync_interval: always, as deployed
     cleanup.push("stop nats-server", natsd.stop)
-    await asyncio.to_thread(natsd.start)
+    cleanup.push("stop identity service", lambda: [c.stop() for c in children])
 
-    grpc_port, http_port = free_port(), free_port()
-    env = child_env(natsd.url, database_url, grpc_port, http_port, workdir / "state")
     counts_path = workdir / "statements.json"
-    identity = ChildProcess(
-        "identity service",
-        [
-            sys.executable,
-            str(BENCH / "_statements.py"),
-            str(counts_path),
-            "-m",
-            DEFINITION.spec.module,
-        ],
-        log_path=workdir / "identity.log",
-        env=env,
-        cwd=REPO,
+    envs: list[dict[str, str]] = []
+
+    def start_identity(ports: list[int]) -> ChildProcess:
+        envs.append(child_env(natsd.url, database_url, ports[0], ports[1], workdir / "state"))
+        children.append(
+            ChildProcess(
+                "identity service",
+                [
+                    sys.executable,
+                    str(BENCH / "_statements.py"),
+                    str(counts_path),
+                    "-m",
+                    DEFINITION.spec.module,
+                ],
+                log_path=workdir / "identity.log",
+                env=envs[-1],
+                cwd=REPO,
+            )
+        )
+        return children[-1]
+
+    identity, (grpc_port, http_port) = await start_on_free_ports(
+        "identity service", 2, start_identity
     )
-    cleanup.push("stop identity service", identity.stop)
+    env = envs[-1]
+    echo, (raw_port, kit_port) = await echo_started
     stack = Stack(
         database=name,
         database_url=database_url,
@@ -902,21 +918,30 @@ class ScalingCell:
     where: list[tuple[str, float]] = field(default_factory=list)
 
 
+async def start_workers(stack: Stack, workers: int) -> tuple[ChildProcess, str]:
+    """The identity service with `workers` worker processes, listening; and its gRPC target."""
+    name = f"identity service ({workers} workers)"
+
+    def start(ports: list[int]) -> ChildProcess:
+        env = child_env(stack.natsd.url, stack.database_url, ports[0], ports[1], stack.workdir)
+        env["CLOSEDLOOP_WORKERS"] = str(workers)
+        return ChildProcess(
+            name,
+            [sys.executable, "-m", DEFINITION.spec.module],
+            log_path=stack.workdir / f"identity-workers-{workers}.log",
+            env=env,
+            cwd=REPO,
+        )
+
+    service, (grpc_port, _) = await start_on_free_ports(name, 2, start)
+    return service, f"127.0.0.1:{grpc_port}"
+
+
 async def scaling_cell(
     stack: Stack, engine: AsyncEngine, workers: int, args: argparse.Namespace, out: Report
 ) -> list[ScalingCell]:
     """The identity service with `workers` worker processes, new and repeat at c=64."""
-    grpc_port, http_port = free_port(), free_port()
-    env = child_env(stack.natsd.url, stack.database_url, grpc_port, http_port, stack.workdir)
-    env["CLOSEDLOOP_WORKERS"] = str(workers)
-    service = ChildProcess(
-        f"identity service ({workers} workers)",
-        [sys.executable, "-m", DEFINITION.spec.module],
-        log_path=stack.workdir / f"identity-workers-{workers}.log",
-        env=env,
-        cwd=REPO,
-    )
-    target = f"127.0.0.1:{grpc_port}"
+    service, target = await start_workers(stack, workers)
     channels = [keyed(target) for _ in range(SCALING_CHANNELS)]
     cells: list[ScalingCell] = []
     try:

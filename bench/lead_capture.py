@@ -64,13 +64,14 @@ from _common import (  # noqa: E402
     keyed,
     keys_env,
     new_database_name,
+    start_nats,
+    start_on_free_ports,
     wait_serving,
 )
 from _statements import SIDES, read_counts, round_trips  # noqa: E402
 
 from closedloop.acquisition.v1 import acquisition_pb2 as pb  # noqa: E402
 from closedloop.acquisition.v1 import acquisition_pb2_grpc  # noqa: E402
-from loopkit_dev.natsserver import NatsServer, free_port  # noqa: E402
 
 TENANT = "bench"
 CALL_TIMEOUT_S = 10.0
@@ -147,7 +148,12 @@ def _database(args: argparse.Namespace, cleanup: Cleanup, state: Path, name: str
     return url
 
 
-def _start_service(name: str, env: dict[str, str], state: Path, cleanup: Cleanup) -> ChildProcess:
+def _start_service(
+    name: str, env_on: Callable[[list[int]], dict[str, str]], state: Path, cleanup: Cleanup
+) -> tuple[ChildProcess, list[int]]:
+    """The service migrated, then running on free (gRPC, HTTP) ports `env_on(ports)` names,
+    listening on them."""
+    env = env_on([0, 0])
     services_file = state / "services.toml"
     services_file.write_text(
         '[services.identity]\nmodule = "closedloop_identity"\n\n'
@@ -164,48 +170,57 @@ def _start_service(name: str, env: dict[str, str], state: Path, cleanup: Cleanup
         raise RuntimeError(f"migrating {name} failed:\n{migrate.log_tail()}")
     # Run through bench/_statements.py, which counts the service's database round trips.
     counting = [str(REPO / "bench" / "_statements.py"), str(state / f"{name}.counts")]
-    child = ChildProcess(
-        name,
-        [sys.executable, *counting, "-m", f"closedloop_{name}"],
-        log_path=state / f"{name}.log",
-        env=env,
-        cwd=REPO,
-    )
+
+    def start(ports: list[int]) -> ChildProcess:
+        return ChildProcess(
+            name,
+            [sys.executable, *counting, "-m", f"closedloop_{name}"],
+            log_path=state / f"{name}.log",
+            env=env_on(ports),
+            cwd=REPO,
+        )
+
+    child, ports = asyncio.run(start_on_free_ports(name, 2, start))
     cleanup.push(name, child.stop)
-    return child
+    return child, ports
 
 
 def start_stack(args: argparse.Namespace, cleanup: Cleanup) -> tuple[Stack, list[ChildProcess]]:
     """nats-server, identity, acquisition and the bare FastAPI app, each a process of its own."""
     state = Path(tempfile.mkdtemp(prefix="closedloop-bench-leads-"))
     cleanup.push("state folder", lambda: shutil.rmtree(state, ignore_errors=True))
-    natsd = NatsServer(state / "nats", port=free_port(), sync_always=False)
-    natsd.start()
+    natsd = asyncio.run(start_nats(state / "nats", sync_always=False))
     cleanup.push("nats-server", natsd.stop)
-    ports = {n: (free_port(), free_port()) for n in ("identity", "acquisition")}
+    ports: dict[str, list[int]] = {}
     children = []
     for name in ("identity", "acquisition"):
+        # Acquisition calls identity: started second, on the port identity got.
         extra = (
             {"identity_url": f"127.0.0.1:{ports['identity'][0]}"} if name == "acquisition" else {}
         )
-        env = _service_env(
-            name,
-            _database(args, cleanup, state, name),
-            natsd.url,
-            state,
-            grpc_port=str(ports[name][0]),
-            http_port=str(ports[name][1]),
-            **extra,
+        database_url = _database(args, cleanup, state, name)
+
+        def env_on(
+            chosen: list[int], name: str = name, url: str = database_url, extra: Any = extra
+        ) -> dict[str, str]:
+            grpc_port, http_port = (str(p) for p in chosen)
+            return _service_env(
+                name, url, natsd.url, state, grpc_port=grpc_port, http_port=http_port, **extra
+            )
+
+        child, ports[name] = _start_service(name, env_on, state, cleanup)
+        children.append(child)
+
+    def start_bare(chosen: list[int]) -> ChildProcess:
+        return ChildProcess(
+            "bare-fastapi",
+            [sys.executable, "-c", BARE_APP, str(chosen[0])],
+            log_path=state / "bare.log",
+            env=dict(os.environ),
+            cwd=REPO,
         )
-        children.append(_start_service(name, env, state, cleanup))
-    bare_port = free_port()
-    bare = ChildProcess(
-        "bare-fastapi",
-        [sys.executable, "-c", BARE_APP, str(bare_port)],
-        log_path=state / "bare.log",
-        env=dict(os.environ),
-        cwd=REPO,
-    )
+
+    bare, (bare_port,) = asyncio.run(start_on_free_ports("bare-fastapi", 1, start_bare))
     cleanup.push("bare-fastapi", bare.stop)
     children.append(bare)
     stack = Stack(

@@ -48,6 +48,7 @@ from _common import (
     database_base_url,
     drop_database,
     new_database_name,
+    start_nats,
 )
 from _statements import install, round_trips
 from nats.js import JetStreamContext
@@ -65,7 +66,7 @@ from loopkit import db, migrations, natsio
 from loopkit.events import Outbox, stream_for
 from loopkit.outbox import OutboxRelay
 from loopkit.pii import CachedKeys, Sealer, new_key
-from loopkit_dev.natsserver import NatsServer, free_port
+from loopkit_dev.natsserver import NatsServer
 
 TENANT = "bench"
 PRODUCER = "identity"
@@ -187,9 +188,8 @@ async def start(cleanup: Cleanup) -> tuple[str, NatsServer]:
         shown = make_url(base).render_as_string(hide_password=True)
         raise SystemExit(f"PostgreSQL unavailable at {shown}: {exc}") from None
     await asyncio.to_thread(migrations.upgrade, DEFINITION.migrations_dir, url, service=PRODUCER)
-    server = NatsServer(workdir / "nats", port=free_port())  # sync_interval: always
+    server = await start_nats(workdir / "nats")  # sync_interval: always
     cleanup.push("stop nats-server", server.stop)
-    await asyncio.to_thread(server.start)
     return url, server
 
 

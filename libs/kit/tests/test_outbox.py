@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sqlite3
 from collections import Counter
 from collections.abc import Awaitable, Iterator
 from pathlib import Path
@@ -13,6 +14,7 @@ import nats
 import pytest
 from nats.aio.client import Client
 from sqlalchemy import event, select, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from kit_testbed import (
@@ -28,7 +30,7 @@ from kit_testbed import (
 )
 from loopkit import db, natsio
 from loopkit.events import Outbox, stream_for
-from loopkit.outbox import OutboxRelay
+from loopkit.outbox import _CLAIM, OutboxRelay
 from loopkit_dev.natsserver import NatsServer, free_port
 from loopkit_dev.testing import eventually, read_events
 
@@ -146,7 +148,7 @@ async def test_running_relay_rides_out_a_nats_crash(
         server.stop(kill=True)
         during = await _write_events(database, producer, 1)
         relay.wake()
-        await eventually(lambda: _true(js.publish_async_pending() > 0))  # relay waits for acks
+        await eventually(lambda: _true(relay.awaiting_acks() > 0))  # relay waits for acks
         # Well within a call's default deadline (10 s), though the relay's pass is still waiting.
         during += await asyncio.wait_for(_write_events(database, producer, 2), 8)
         assert not task.done()
@@ -180,11 +182,13 @@ class _CountingRelay(OutboxRelay):
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self.batches: list[int] = []
+        self.ids: list[str] = []
         self.duplicates = 0
 
     async def _publish(self, rows):  # type: ignore[no-untyped-def]
         duplicates, personal = await super()._publish(rows)
         self.batches.append(len(rows))
+        self.ids += [row.id for row in rows]
         self.duplicates += duplicates
         return duplicates, personal
 
@@ -349,5 +353,104 @@ async def test_a_pass_that_claims_nothing_is_one_round_trip_and_holds_no_locks(
     if database.backend == "postgres":
         assert [s.split()[0] for s in busy] == ["SELECT", "SELECT", "UPDATE", "SELECT"], busy
         assert await _advisory_locks(database.engine) == 0
+    on_stream = Counter(e.id for e in await read_events(nats_client, stream.name))
+    assert on_stream == Counter({event_id: 1 for event_id in ids})
+
+
+_GATE = 0x7E57  # a one-key advisory lock the test holds to pause a claim
+
+
+class _GatedRelay(_CountingRelay):
+    """Its claim takes its snapshot, then waits at a gate (an advisory lock the test holds)
+    before it try-locks a row: a claim whose snapshot predates another replica's mark and whose
+    locks come after that replica let go."""
+
+    async def _claim(self, conn: AsyncConnection) -> list[str]:
+        gated = _CLAIM.text.replace(
+            "WHERE published_at IS NULL",
+            "WHERE published_at IS NULL AND pg_advisory_xact_lock_shared(:gate) IS NOT NULL",
+        )
+        assert gated != _CLAIM.text
+        params = {"window": 2 * self._batch_size, "space": 0x0B0C, "n": self._batch_size}
+        return list((await conn.execute(text(gated), {**params, "gate": _GATE})).scalars())
+
+
+async def _at_the_gate(engine: AsyncEngine, claim: asyncio.Task[int]) -> bool:
+    async with engine.connect() as conn:
+        query = text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+        return claim.done() or bool((await conn.execute(query)).scalar_one())
+
+
+@pytest.mark.parametrize("database", ["postgres"], indirect=True)  # SQLite: one relay, no race
+async def test_a_row_marked_sent_between_a_claims_snapshot_and_its_lock_is_not_published_again(
+    database: Database, stream: Stream, nats_client: Client
+) -> None:
+    """Two replicas: one claims while the other publishes a row, marks it sent and lets go of it
+    between the first's snapshot (which still shows the row unsent) and its try-lock (which then
+    succeeds). The claimed rows are read again after the locks: the sent one is left, nothing
+    reaches JetStream twice, and the other row leaves once."""
+    first_id, second_id = await _write_events(database, stream.producer, 2)
+    js = nats_client.jetstream()
+    late = _GatedRelay(database.sessions, KIT, js, batch_size=2)
+    quick = _CountingRelay(database.sessions, KIT, js, batch_size=1)
+    gate_engine = db.create_engine(database.url, pool_size=1)
+    try:
+        async with gate_engine.connect() as gate:
+            await gate.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _GATE})
+            await gate.commit()
+            claim = asyncio.create_task(late.publish_pending())
+            await eventually(lambda: _at_the_gate(gate_engine, claim))
+            assert not claim.done()
+            assert await quick.publish_pending() == 1  # claims, publishes, marks, lets go
+            await gate.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _GATE})
+            await gate.commit()
+            assert await asyncio.wait_for(claim, 20) == 1
+    finally:
+        await gate_engine.dispose()
+    assert quick.ids == [first_id]
+    assert late.ids == [second_id]  # [first, second] without the read after the locks
+    assert late.duplicates == quick.duplicates == 0
+    on_stream = Counter(e.id for e in await read_events(nats_client, stream.name))
+    assert on_stream == Counter({first_id: 1, second_id: 1})
+    assert await unsent_count(database.sessions) == 0
+    assert await _advisory_locks(database.engine) == 0
+
+
+@pytest.mark.parametrize("database", ["sqlite"], indirect=True)  # PostgreSQL: autocommit claim
+async def test_an_idle_sqlite_relay_does_not_hold_up_a_writer(
+    database: Database, stream: Stream, nats_client: Client
+) -> None:
+    """SQLite has one write lock: a relay's poll that finds nothing must not take it (it reads in
+    a deferred transaction). A writer tries the lock, without waiting, while the relay's read is
+    open; a pass with rows still publishes and marks them."""
+    path = make_url(database.url).database
+    assert path
+    writer_got_the_lock: list[bool] = []
+
+    def try_to_write(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        if "FROM outbox" not in statement:
+            return
+        writer = sqlite3.connect(path, timeout=0, isolation_level=None)
+        try:
+            writer.execute("BEGIN IMMEDIATE")
+            writer.execute("ROLLBACK")
+            writer_got_the_lock.append(True)
+        except sqlite3.OperationalError as exc:
+            assert "locked" in str(exc)
+            writer_got_the_lock.append(False)
+        finally:
+            writer.close()
+
+    relay = OutboxRelay(database.sessions, KIT, nats_client.jetstream())
+    event.listen(database.engine.sync_engine, "after_cursor_execute", try_to_write)
+    try:
+        assert await relay.publish_pending() == 0
+        assert writer_got_the_lock == [True]  # [False] under BEGIN IMMEDIATE
+        ids = await _write_events(database, stream.producer, 2)
+        assert await relay.publish_pending() == 2
+    finally:
+        event.remove(database.engine.sync_engine, "after_cursor_execute", try_to_write)
+    assert writer_got_the_lock[1] is True
+    assert await unsent_count(database.sessions) == 0
     on_stream = Counter(e.id for e in await read_events(nats_client, stream.name))
     assert on_stream == Counter({event_id: 1 for event_id in ids})

@@ -65,3 +65,18 @@ async def test_the_relay_is_woken_only_after_a_transaction_that_wrote_events(
     async with database.sessions() as session:
         rows = (await session.execute(select(func.count()).select_from(KIT.outbox))).scalar()
     assert rows == 1
+
+
+async def test_postgresql_connections_start_with_jit_off(postgres: PostgresServer) -> None:
+    """The kit's engines ask for jit off in the startup message (db.SERVER_SETTINGS): LLVM
+    compiling a segment's count over 1M customers took longer than it saved."""
+    url = await postgres.fresh_database("loopkit_test")
+    engine = db.create_engine(url, pool_size=1)
+    try:
+        async with engine.connect() as conn:
+            assert (await conn.execute(text("SHOW jit"))).scalar_one() == "off"
+            # Still a session setting: a statement that wants JIT can SET LOCAL it back.
+            await conn.execute(text("SET LOCAL jit = on"))
+            assert (await conn.execute(text("SHOW jit"))).scalar_one() == "on"
+    finally:
+        await engine.dispose()

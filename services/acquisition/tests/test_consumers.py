@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import grpc
 from nats.aio.client import Client
+from sqlalchemy import select
 
 from acquisition_helpers import Env, event_xml, form, openid, safe_post
 from closedloop.acquisition.v1 import acquisition_pb2 as pb
@@ -12,6 +13,7 @@ from closedloop.events.v1 import acquisition_events_pb2 as ev
 from closedloop.events.v1 import conversion_events_pb2 as cpb
 from closedloop.events.v1 import referral_events_pb2 as rpb
 from closedloop.identity.v1 import identity_pb2
+from closedloop_acquisition.models import TouchRow
 from loopkit.events import new_envelope, subject_for, unpack
 from loopkit_dev.testing import eventually, read_events, replay_event
 
@@ -325,6 +327,83 @@ async def test_a_share_visit_credits_the_visitors_lead_to_the_referrer(
     (event,) = await captured()
     assert event.attribution.referrer_customer_id == referrer_id
     assert (await env.stats(referral.channel_id)).visits == 2
+
+
+async def test_a_forgotten_referrer_is_named_by_nobody_elses_touch_or_lead(
+    env: Env, nats_client: Client
+) -> None:
+    """The newcomer's touch and lead stay (with the referral code, for the counts), but neither
+    names the forgotten referrer any more."""
+    campaign = await env.campaign()
+    referral = await env.channel(
+        campaign.campaign_id, kind=pb.CHANNEL_KIND_REFERRAL, name="friends"
+    )
+    page = await env.page(campaign.campaign_id)
+    referrer = await env.identity_stub.ResolveCustomer(
+        identity_pb2.ResolveCustomerRequest(
+            tenant_id=env.tenant, identities=[openid("o-forgotten-referrer", env.app_id)]
+        )
+    )
+    referrer_id = referrer.customer.customer_id
+    visitor = openid("o-their-newcomer", env.app_id)
+    visit = new_envelope(
+        producer="referral",
+        event_type="share_visited",
+        tenant_id=env.tenant,
+        customer_id="",
+        payload=rpb.ShareVisited(
+            visit_id="v-forgotten",
+            code="REF-GONE",
+            referrer_customer_id=referrer_id,
+            channel_id=referral.channel_id,
+            campaign_id=campaign.campaign_id,
+            visitor_identities=[visitor],
+        ),
+    )
+    await nats_client.jetstream().publish(
+        subject_for("referral", "share_visited"),
+        visit.SerializeToString(),
+        stream="REFERRAL",
+        headers={"Nats-Msg-Id": visit.id},
+    )
+
+    async def visited() -> bool:
+        return (await env.stats(referral.channel_id)).visits == 1
+
+    await eventually(visited)
+    captured = await env.stub.CaptureLead(
+        pb.CaptureLeadRequest(
+            tenant_id=env.tenant,
+            page_id=page.page_id,
+            values=form(phone_number="13300133022"),
+            identities=[visitor],
+        )
+    )
+    assert captured.lead.attribution.referrer_customer_id == referrer_id
+
+    await env.identity_stub.ForgetCustomer(
+        identity_pb2.ForgetCustomerRequest(
+            tenant_id=env.tenant, customer_id=referrer_id, actor="test", reason="PIPL request"
+        )
+    )
+
+    async def unnamed() -> bool:
+        lead = await _lead(env, captured.lead.lead_id)
+        return lead is not None and lead.attribution.referrer_customer_id == ""
+
+    await eventually(unnamed)
+    lead = await _lead(env, captured.lead.lead_id)
+    assert lead is not None
+    assert lead.attribution.referral_code == "REF-GONE"
+    assert lead.channel_id == referral.channel_id
+    async with env.acquisition.runtime.sessions() as session:
+        touches = (
+            await session.execute(select(TouchRow).where(TouchRow.tenant_id == env.tenant))
+        ).scalars()
+        kept = [(t.referral_code, t.referrer_customer_id) for t in touches]
+    assert kept == [("REF-GONE", None)]  # the newcomer's visit, naming nobody
+    stats = await env.stats(referral.channel_id)
+    assert (stats.visits, stats.leads) == (1, 1)
 
 
 async def test_a_visit_that_arrives_after_the_lead_still_credits_the_referrer(

@@ -8,16 +8,17 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import select
+from nats.aio.client import Client
+from sqlalchemy import func, select
 
 from closedloop_conversion.common import now
 from closedloop_conversion.models import LeadRow, RepNoticeRow
-from closedloop_conversion.notices.service import NoticeService
+from closedloop_conversion.notices.service import TOLD_HEADER, NoticeService
 from closedloop_conversion.sales.inputs import CapturedLead
 from closedloop_conversion.sales.service import SalesService
 from conversion_helpers import make_rep
 from loopkit.events import decode_envelope
-from loopkit_dev.testing import RunningService
+from loopkit_dev.testing import RunningService, eventually
 
 
 def _lead(lead_id: str) -> CapturedLead:
@@ -67,3 +68,50 @@ async def test_notices_are_stored_with_the_assignment(
             [(f"assigned:{lead}", given[lead]), (f"assigned:{lead}:{event_id}", other)]
         )
         await session.rollback()
+
+
+async def test_the_safety_net_skips_assignments_told_in_their_transaction(
+    conversion: RunningService, stub: Any, tenant: str, nats_client: Client
+) -> None:
+    """Every `lead.assigned` this release writes says its notices were told
+    (`Closedloop-Notice: told`), so the rep-notices consumer acks it unopened: no inbox row and
+    no query for it. (An event without the header still tells its rep: test_gateway.py.)"""
+    runtime = conversion.runtime
+    await make_rep(stub, tenant, "told-skip")
+    leads = [f"lead-skip-{uuid.uuid4().hex[:12]}" for _ in range(3)]
+    notices = NoticeService(runtime.settings.account_registry(), gateway=False)
+    sales = SalesService(runtime.outbox, notices)
+    async with runtime.sessions() as session, session.begin():
+        await sales.capture_leads(session, [(tenant, _lead(lead_id)) for lead_id in leads])
+    runtime.wake_relay()
+    outbox, inbox = runtime.outbox.tables.outbox, runtime.outbox.tables.inbox
+    async with runtime.sessions() as session:
+        rows = (await session.execute(select(outbox.c.id, outbox.c.data, outbox.c.headers))).all()
+    events = {
+        row.id: row.headers
+        for row in rows
+        if (env := decode_envelope(row.data)).type == "lead.assigned" and env.tenant_id == tenant
+    }
+    assert len(events) == len(leads)
+    assert all(headers.get(TOLD_HEADER[0]) == TOLD_HEADER[1] for headers in events.values())
+    js = nats_client.jetstream()
+    durable = "conversion-rep-notices"
+
+    async def published_and_consumed() -> bool:
+        async with runtime.sessions() as session:
+            unsent = await session.scalar(
+                select(func.count()).where(
+                    outbox.c.id.in_(list(events)), outbox.c.published_at.is_(None)
+                )
+            )
+        info = await js.consumer_info("CONVERSION", durable)
+        return unsent == 0 and info.num_pending == 0 and info.num_ack_pending == 0
+
+    await eventually(published_and_consumed, timeout_s=30)
+    async with runtime.sessions() as session:
+        inboxed = await session.scalar(
+            select(func.count()).where(
+                inbox.c.consumer == durable, inbox.c.event_id.in_(list(events))
+            )
+        )
+    assert inboxed == 0

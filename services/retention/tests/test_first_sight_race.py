@@ -10,6 +10,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy import func, select, text
 
 from closedloop_retention.activity.rules import RulesRepository
@@ -64,10 +65,9 @@ async def test_a_row_created_meanwhile_is_taken_not_duplicated(retention: Runnin
     )
 
 
+# SQLite has one writer at a time: no two transactions insert at once there.
+@pytest.mark.parametrize("retention", ["postgres"], indirect=True)
 async def test_two_first_sightings_at_once_on_postgres(retention: RunningService) -> None:
-    async with retention.runtime.sessions() as probe:
-        if probe.get_bind().dialect.name != "postgresql":
-            return  # SQLite has one writer at a time: no two transactions insert at once
     tenant, customer = f"race-{uuid.uuid4().hex[:8]}", "c-both"
     activity = _service()
     async with retention.runtime.sessions() as first:

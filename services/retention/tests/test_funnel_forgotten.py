@@ -5,13 +5,14 @@ erasure is gone (a rebuild after the identity stream aged the customer.forgotten
 from __future__ import annotations
 
 from nats.aio.client import Client
-from sqlalchemy import text
+from sqlalchemy import insert, text
 from test_funnel import STEPS, assigned, funnel, lead, sep, settle, touch
 from test_funnel_rollup import assert_rollup_is_a_recount
 
 from closedloop.events.v1 import identity_events_pb2 as idev
 from closedloop.events.v1 import referral_events_pb2 as ref
 from closedloop_retention.main import DEFINITION
+from closedloop_retention.models import C360ForgottenRow
 from closedloop_retention.transport.rebuild_funnel import rebuild
 from loopkit.events import new_envelope, stream_for, subject_for
 from loopkit_dev.testing import RunningService, eventually
@@ -103,4 +104,35 @@ async def test_a_forgotten_customer_stays_out_of_the_funnel(
     await settle(stub, t, newcomer)
     assert await rows_of(retention, t, gone) == {}
     assert (await funnel(stub, t)).total.steps.referrers == 0
+    await assert_rollup_is_a_recount(retention, t)
+
+
+async def test_a_merge_into_a_forgotten_customer_brings_nothing_back(
+    stub: Stub, nats_client: Client, retention: RunningService
+) -> None:
+    """Retention erased the survivor and the funnel holds no record of it (the customer.forgotten
+    aged out of the identity stream before a rebuild): a merge into them erases the merged
+    customer's rows instead of moving them under the forgotten id, and later events of the
+    merged id add nothing."""
+    nc, t = nats_client, tenant()
+    survivor, merged, other = customer(), customer(), customer()
+    await lead(nc, t, merged, sep(3))
+    await assigned(nc, t, merged, sep(4))
+    await settle(stub, t, total(exposed=1, leads=1, assigned=1))
+    async with retention.runtime.sessions() as s, s.begin():
+        await s.execute(
+            insert(C360ForgottenRow).values(tenant_id=t, customer_id=survivor, forgotten_at=sep(5))
+        )
+
+    merge = idev.CustomerMerged(survivor_id=survivor, merged_id=merged, merge_id="m-1")
+    await publish(nc, "identity", "customer.merged", t, survivor, merge, at=sep(6))
+    await settle(stub, t, total())
+    assert await rows_of(retention, t, survivor) == {}
+    assert await rows_of(retention, t, merged) == {}
+
+    await lead(nc, t, merged, sep(7))
+    await lead(nc, t, other, sep(8))  # after the late one on the same stream
+    await settle(stub, t, total(exposed=1, leads=1))
+    assert await rows_of(retention, t, survivor) == {}
+    assert await rows_of(retention, t, merged) == {}
     await assert_rollup_is_a_recount(retention, t)

@@ -7,6 +7,8 @@ import uuid
 from datetime import timedelta
 from typing import Any, cast
 
+import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy import select
 from test_sweep_batches import COMPARED, NOW, _xmins, customers, outcome, row
 
@@ -22,6 +24,7 @@ from loopkit.uow import UnitOfWork
 from loopkit_dev.testing import RunningService
 
 LATER = NOW + timedelta(minutes=1)
+_LIFECYCLE = ("stage.changed", "churn_risk.raised")
 N = 150
 BATCH = 40  # four batches, the last one short
 
@@ -196,11 +199,10 @@ async def test_a_second_change_mid_review_restarts_it(retention: RunningService)
     assert await _same_decisions(retention, tenant, alone)
 
 
+@pytest.mark.parametrize("retention", ["postgres"], indirect=True)  # SQLite: one process
 async def test_one_process_at_a_time_runs_a_batch(retention: RunningService) -> None:
     """PostgreSQL: while one replica's batch holds the tenant's rules row, another's step skips
-    it (SKIP LOCKED) instead of reviewing the same customers. SQLite has one process."""
-    if retention.runtime.engine.dialect.name != "postgresql":
-        return
+    it (SKIP LOCKED) instead of reviewing the same customers."""
     tenant = _new_tenant("lock")
     activity = await _seeded(retention, tenant)
     await _set_rules(retention, activity, tenant, 9)
@@ -208,3 +210,44 @@ async def test_one_process_at_a_time_runs_a_batch(retention: RunningService) -> 
         assert await RulesRepository().claim_review(held, tenant) is not None
         assert await _step(retention, activity, tenant) is None
     assert await _step(retention, activity, tenant) is not None
+
+
+async def test_sweep_lifecycle_runs_the_pending_review_first(retention: RunningService) -> None:
+    """`SweepLifecycle` after a rules change reviews every customer under the new rules (the
+    pending review, in batches) before the due sweep, and clears the marker: its answer is the
+    new rules' for everyone, not only for the customers whose review moment came."""
+    tenant, alone = _new_tenant("rpc"), _new_tenant("alone")
+    await _seeded(retention, tenant, alone)
+    before = await outcome(retention, tenant)
+    stub = retention_pb2_grpc.RetentionServiceStub(retention.channel)
+    await stub.SetLifecycleRules(
+        pb.SetLifecycleRulesRequest(
+            tenant_id=tenant,
+            rules=pb.LifecycleRules(expected_cycle_days=9),
+            fields=["expected_cycle_days"],
+        )
+    )
+    as_of = Timestamp()
+    as_of.FromDatetime(LATER)
+    swept = await stub.SweepLifecycle(pb.SweepLifecycleRequest(tenant_id=tenant, as_of=as_of))
+    assert await _marker(retention, tenant) == (None, "")
+    # The reference with the service's own playbook (the review makes its win-back offers).
+    await _recomputed(retention, retention.runtime.parts["activity"], alone, 9)
+    (mine, changes, events), (theirs, their_changes, their_events) = (
+        await outcome(retention, tenant),
+        await outcome(retention, alone),
+    )
+    # A full review leaves the churn risk and reason of a customer whose decisions stand.
+    decided = ("stage", "stage_changed_at", "next_review_at", "churn_risk_raised_at")
+    keep = [0, *(1 + COMPARED.index(name) for name in (*decided, "win_back_attempts"))]
+    assert [[r[i] for i in keep] for r in mine] == [[r[i] for i in keep] for r in theirs]  # type: ignore[attr-defined]
+    assert changes == their_changes
+
+    def comparable(found: object) -> list[tuple[object, ...]]:
+        # An offer's coupon and offer ids are its own: those events compare by kind.
+        return [e if e[1] in _LIFECYCLE else e[:2] for e in found]  # type: ignore[attr-defined]
+
+    assert comparable(events) == comparable(their_events)
+    moved = len(changes) - len(before[1])  # type: ignore[arg-type]
+    assert moved > 0
+    assert swept.examined >= N and swept.changed == moved

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import grpc
 import pytest
 from nats.aio.client import Client
+from sqlalchemy import text
+from sqlalchemy.dialects import postgresql
 
 from closedloop.retention.v1 import retention_pb2 as pb
-from closedloop_retention.segments import language
+from closedloop_retention.segments import compiler, language
 from loopkit.errors import InvalidArgument
-from loopkit_dev.testing import eventually
+from loopkit_dev.testing import RunningService, eventually
 from retention_helpers import Stub, activity, customer, days_ago, lead, paid, rpc_error, tenant
 
 BAD = [
@@ -45,6 +49,24 @@ async def test_bad_rules_are_invalid_argument_naming_the_position(stub: Stub) ->
         assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
+def test_whole_numbers_compile_to_integers_on_whole_number_fields() -> None:
+    """order_count >= 3 binds the integer 3 (the column is compared as it is, not cast to a
+    double on every row); a fraction, a number out of INTEGER's range and a float field keep
+    the float."""
+
+    def binds(expression: str) -> list[object]:
+        where = compiler.compile_node(language.parse(expression), datetime.now(UTC))
+        compiled = where.compile(dialect=postgresql.dialect())
+        return [compiled.params[k] for k in compiled.positiontup or sorted(compiled.params)]
+
+    assert binds("order_count >= 3 AND referrals_made = 2") == [3, 2]
+    assert [type(v) for v in binds("rfm_score >= 444") if v == 444] == [int]
+    assert all(type(v) is int for v in binds("order_count >= 3 AND points > 10"))
+    assert binds("order_count >= 2.5") == [2.5]
+    assert binds("order_count < 3000000000") == [3e9]
+    assert binds("churn_risk >= 1") == [1.0] and type(binds("churn_risk >= 1")[0]) is float
+
+
 def test_language_parses_boolean_structure() -> None:
     node = language.parse(
         "NOT (stage IN (stable, 'decline') OR tag = \"vip\") AND last_order_at >= now - 2w"
@@ -76,6 +98,15 @@ async def test_preview_counts_in_sql_and_samples(stub: Stub, nats_client: Client
     assert await _preview(stub, t, "NOT tag = 'vip' AND order_count = 1") == {fresh}
     assert await _preview(stub, t, "channel = 'ch-ads' AND consent = true") == {prospect}
     assert await _preview(stub, t, "stage IN (investigation)") == {prospect}
+    # Numbers on whole-number fields: a whole one compiles to an integer, a fraction stays a
+    # fraction (so order_count > 1.5 is 2 or more, order_count = 1.5 nobody).
+    assert await _preview(stub, t, "order_count >= 2.0") == {loyal, lapsed}
+    assert await _preview(stub, t, "order_count > 1.5") == {loyal, lapsed}
+    assert await _preview(stub, t, "order_count <= 1.5 AND order_count >= 0.5") == {fresh}
+    assert await _preview(stub, t, "order_count = 1.5") == set()
+    assert await _preview(stub, t, "order_count = 1 AND referrals_made < 0.5") == {fresh}
+    huge = "order_count > -1000000000000 AND order_count < 1000000000000"
+    assert await _preview(stub, t, huge) == {loyal, lapsed, fresh, prospect}
 
     seg = await stub.DefineSegment(
         pb.DefineSegmentRequest(tenant_id=t, name="buyers", expression="order_count > 0")
@@ -109,3 +140,31 @@ async def _preview(stub: Stub, t: str, expression: str) -> set[str]:
 async def _count(stub: Stub, t: str, expression: str, n: int) -> bool:
     res = await stub.PreviewSegment(pb.PreviewSegmentRequest(tenant_id=t, expression=expression))
     return res.count == n
+
+
+async def test_a_segment_count_reads_the_segment_index_alone(retention: RunningService) -> None:
+    """On PostgreSQL the 5-condition segment's count can be answered by an index-only scan of
+    `ix_activity_tenant_segment` (migration 0020_segment5): no heap page read per customer
+    (which of stage / last_order_at become its index condition is the planner's choice by the
+    statistics). Sequential scans are switched off for the EXPLAIN so the
+    tiny test table cannot hide the plan. SQLite has no such index: its answer is checked
+    by the other tests."""
+    if retention.runtime.engine.dialect.name != "postgresql":
+        return
+    node = language.parse(
+        "stage IN (stable, decline) AND order_count >= 3 AND revenue > 500 "
+        "AND last_order_at < now-30d AND NOT unsubscribed = true"
+    )
+    query = compiler.preview_query(tenant(), node, datetime.now(UTC), 20)
+    compiled = query.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True})
+    engine = retention.runtime.engine
+    async with engine.connect() as conn:
+        # As autovacuum leaves a table: pages all-visible (so an index-only scan reads no heap)
+        # and statistics (so the planner does not guess the other indexes' selectivity).
+        await conn.execution_options(isolation_level="AUTOCOMMIT")
+        await conn.execute(text("VACUUM (ANALYZE) activity"))
+    async with engine.connect() as conn:
+        await conn.execute(text("SET LOCAL enable_seqscan = off"))
+        plan = "\n".join(r[0] for r in await conn.execute(text(f"EXPLAIN (COSTS OFF) {compiled}")))
+    count = plan.split("InitPlan")[1]
+    assert "Index Only Scan using ix_activity_tenant_segment" in count, plan

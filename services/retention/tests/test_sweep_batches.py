@@ -324,3 +324,66 @@ async def _xmins(service: RunningService, tenant: str) -> list[tuple[str, str]]:
             {"t": tenant},
         )
         return sorted((r[0], r[1]) for r in rows)
+
+
+async def test_a_full_sweep_under_changed_rules_decides_what_recompute_decides(
+    retention: RunningService,
+) -> None:
+    """`sweep(every=True)` under new rules (PostgreSQL: one read-only pass over the tenant, then
+    the customers it found changing written in batches) moves the customers `recompute` moves,
+    with the same stage changes, events and win-back offers."""
+    offered: list[tuple[str, str]] = []
+
+    async def playbook(session: Any, tenant: str, row: ActivityRow, *_: Any) -> bool:
+        offered.append((tenant.split("-", maxsplit=1)[0], row.customer_id))
+        return True
+
+    for win_back in (None, playbook):
+        offered.clear()
+        await _full_sweep_against_recompute(retention, win_back)
+        by_tenant = {t: sorted(c for u, c in offered if u == t) for t in ("full", "alone")}
+        assert by_tenant["full"] == by_tenant["alone"]
+        assert bool(by_tenant["full"]) == (win_back is not None)
+
+
+async def _full_sweep_against_recompute(
+    retention: RunningService, win_back: WinBack | None
+) -> None:
+    tenant, alone = f"full-{uuid.uuid4().hex[:8]}", f"alone-{uuid.uuid4().hex[:8]}"
+    facts = customers(150)
+    repo = RulesRepository()
+    activity = ActivityService(Outbox(kit, "retention"), repo)
+
+    async def seed(session: Any) -> None:
+        for t in (tenant, alone):
+            session.add_all(row(t, dict(f)) for f in facts)
+
+    await transact(retention.runtime.sessions, seed)
+    for t in (tenant, alone):
+        await transact(retention.runtime.sessions, lambda s, t=t: activity.sweep(s, t, NOW))
+    before = await outcome(retention, tenant)
+    later = NOW + timedelta(minutes=1)
+
+    activity.win_back = win_back  # the playbook from here on (the seeding sweeps made none)
+
+    async def full(session: Any) -> tuple[int, int]:
+        await repo.put(session, tenant, Rules(expected_cycle_days=9))
+        return await activity.sweep(session, tenant, later, every=True, batch=40)
+
+    async def one_by_one(session: Any) -> int:
+        await repo.put(session, alone, Rules(expected_cycle_days=9))
+        rows = await session.scalars(select(ActivityRow).where(ActivityRow.tenant_id == alone))
+        return sum([await activity.recompute(session, r, later) for r in rows])
+
+    examined, changed = await transact(retention.runtime.sessions, full)
+    assert examined == len(facts)
+    assert changed == await transact(retention.runtime.sessions, one_by_one) > 0
+    decided = ("stage", "stage_changed_at", "next_review_at", "churn_risk_raised_at")
+    keep = [0, *(1 + COMPARED.index(name) for name in decided)]
+    (mine, changes, events), (theirs, their_changes, their_events) = (
+        await outcome(retention, tenant),
+        await outcome(retention, alone),
+    )
+    assert [[r[i] for i in keep] for r in mine] == [[r[i] for i in keep] for r in theirs]  # type: ignore[attr-defined]
+    assert changes == their_changes and events == their_events
+    assert len(changes) > len(before[1])  # type: ignore[arg-type]

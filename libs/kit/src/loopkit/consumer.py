@@ -14,6 +14,11 @@ once and write with multi-row statements. When it fails (not an outage), each of
 is applied again alone, in a savepoint of its own, by the same handler given a list of one: a
 poison message still fails alone.
 
+A subscription may name a header (`Subscription.skip_header`) that marks messages whose producer
+already did this consumer's work in the transaction that wrote them: those are acked unopened.
+Batches are fetched and acked through `loopkit.jetstream` (nats-py's protocol, without its
+per-message tasks and frames).
+
 Failures are of two kinds. An outage (database restarting or full, NATS or identity away: see
 loopkit.outages) is not the message's fault: the message is put back with a capped back-off, the
 consumer pauses, and it retries for as long as the outage lasts; such attempts never count. A
@@ -48,6 +53,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from closedloop.events.v1.envelope_pb2 import Envelope
 from loopkit.errors import Conflict, DomainError
 from loopkit.events import decode_envelope, stream_for, subject_for
+from loopkit.jetstream import ack_all, fetch
 from loopkit.natsio import DEAD_LETTER_ROOT
 from loopkit.outages import is_outage
 from loopkit.pii import Opener
@@ -92,6 +98,11 @@ class Subscription:
     # read, a statement per table) sets a larger one. CLOSEDLOOP_CONSUMER_BATCH_SIZES (by name),
     # or CLOSEDLOOP_CONSUMER_BATCH_SIZE when set, overrides it (`runtime.consumer_batch_size`).
     batch_size: int = 0
+    # (header, value): a message carrying it was already settled for this consumer by the
+    # transaction that wrote it (a safety net's work done at the source), so it is acked unopened:
+    # no decode, no inbox row, no handler, and no transaction when the whole batch is such.
+    # Messages without it (an older producer's, a replay's) are handled as usual.
+    skip_header: tuple[str, str] | None = None
 
     @classmethod
     def to(
@@ -102,6 +113,7 @@ class Subscription:
         *,
         batch_handlers: Mapping[str, BatchHandler] | None = None,
         batch_size: int = 0,
+        skip_header: tuple[str, str] | None = None,
     ) -> Subscription:
         """A consumer named `name` of the producer's events listed in `handlers` and
         `batch_handlers` (by type)."""
@@ -115,6 +127,7 @@ class Subscription:
             producer=producer,
             batch_handlers=batched,
             batch_size=batch_size,
+            skip_header=skip_header,
         )
 
 
@@ -200,6 +213,8 @@ class EventConsumer:
         if self._sub is None:
             raise RuntimeError("consumer not started")
         try:
+            if self._batch_size > 1:  # the kit's lean fetch (loopkit.jetstream)
+                return await fetch(self._sub, self._batch_size, timeout_s)
             return await self._sub.fetch(self._batch_size, timeout=timeout_s)
         except (NatsTimeoutError, TimeoutError):  # nats-py raises either when none came
             return []
@@ -247,6 +262,8 @@ class EventConsumer:
 
     async def handle_batch(self, msgs: list[Msg]) -> None:
         """Apply the messages in one transaction, then ack (or nak, or dead-letter) each."""
+        if self._sub_spec.skip_header is not None:
+            msgs = await self._skip_settled(msgs, self._sub_spec.skip_header)
         deliveries = []
         for msg in msgs:
             try:
@@ -288,19 +305,39 @@ class EventConsumer:
             return
         self.backoff_s = 0.0
         outcomes: Counter[str] = Counter()
+        done: list[Msg] = []
         for delivery in deliveries:
             if delivery.error is not None:
                 await self._failed(delivery.msg, delivery.env, delivery.error)
                 continue
-            await delivery.msg.ack()
+            done.append(delivery.msg)
             if self._strikes:  # (reading a message's sequence parses its reply subject)
                 self._strikes.pop(delivery.msg.metadata.sequence.stream, None)
             outcomes[delivery.outcome] += 1
+        await ack_all(self._js._nc, done)
         for outcome, n in outcomes.items():
             _handled.add(n, {"consumer": self.durable, "outcome": outcome})
         _pending.set(deliveries[-1].msg.metadata.num_pending, {"consumer": self.durable})
         if outcomes["applied"] and self._after_commit is not None:
             self._after_commit()  # one relay wake-up for the batch
+
+    async def _skip_settled(self, msgs: list[Msg], skip: tuple[str, str]) -> list[Msg]:
+        """Ack the messages whose headers say they were settled at the source (`skip_header`);
+        returns the others."""
+        name, value = skip
+        rest, skipped = [], []
+        for msg in msgs:
+            headers = msg.headers
+            if headers is not None and headers.get(name) == value:
+                skipped.append(msg)
+            else:
+                rest.append(msg)
+        if skipped:
+            await ack_all(self._js._nc, skipped)
+            _handled.add(len(skipped), {"consumer": self.durable, "outcome": "skipped"})
+            if not rest:
+                _pending.set(msgs[-1].metadata.num_pending, {"consumer": self.durable})
+        return rest
 
     async def _apply_batch(self, deliveries: list[_Delivery], *, careful: bool) -> None:
         """One transaction: the batch's inbox rows, then each new message's handler (a run of

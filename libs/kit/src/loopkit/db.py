@@ -67,7 +67,20 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
     # No pool_pre_ping: it costs a round trip on every checkout. A connection the server dropped
     # fails its first statement instead, SQLAlchemy invalidates the pool, and `transact` runs the
     # unit of work again on a fresh connection.
-    return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size)
+    return create_async_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        connect_args={"server_settings": dict(SERVER_SETTINGS)},
+    )
+
+
+# Sent with every PostgreSQL connection's startup message (no round trip of their own).
+# jit off: the server compiles a plan costlier than `jit_above_cost` (100,000: a scan of a few
+# hundred thousand rows, e.g. a segment read from activity's heap at 1M customers) with LLVM
+# first, 41-99 ms a statement in EXPLAIN there, for no measurable gain in the statements these
+# services run. bench/README.md, "segment5", has the figures.
+SERVER_SETTINGS = {"jit": "off"}
 
 
 def _tune_sqlite(engine: AsyncEngine) -> None:
@@ -86,9 +99,25 @@ def _tune_sqlite(engine: AsyncEngine) -> None:
 
     @event.listens_for(sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
+        if conn.get_execution_options().get(READ_ONLY):
+            # A read (see `reader`): a snapshot and no write lock; WAL readers never block the
+            # writer.
+            conn.exec_driver_sql("BEGIN")
+            return
         # IMMEDIATE takes the write lock up front: read-then-write transactions never deadlock
         # upgrading their lock, and concurrent writers queue on busy_timeout instead of failing.
         conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+# The execution option `reader` sets.
+READ_ONLY = "loopkit_read_only"
+
+
+def reader(engine: AsyncEngine) -> AsyncEngine:
+    """The engine for transactions that only read. On SQLite they begin DEFERRED instead of
+    IMMEDIATE, so they neither wait for nor hold up the one writer (a write in one could fail on
+    the lock where IMMEDIATE would have queued: only read). PostgreSQL ignores the option."""
+    return engine.execution_options(**{READ_ONLY: True})
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -125,10 +125,16 @@ class Outbox:
             carrier=carrier,
         )
 
-    def row(self, envelope: Envelope) -> dict[str, Any]:
+    def row(self, envelope: Envelope, headers: Mapping[str, str] | None = None) -> dict[str, Any]:
         """The outbox row that carries `envelope`, for a caller that writes it in its own
-        statement (then it calls `note_events_written`)."""
-        headers = {"Nats-Msg-Id": envelope.id, "Closedloop-Type": envelope.type}
+        statement (then it calls `note_events_written`). `headers`: more NATS headers for the
+        message (e.g. what a consumer's `Subscription.skip_header` looks for); the kit's own
+        (`Nats-Msg-Id`, `Closedloop-Type`, the trace context) take precedence."""
+        headers = {
+            **(headers or {}),
+            "Nats-Msg-Id": envelope.id,
+            "Closedloop-Type": envelope.type,
+        }
         if envelope.traceparent:
             headers["traceparent"] = envelope.traceparent
         if envelope.tracestate:
@@ -143,8 +149,10 @@ class Outbox:
             "attempts": 0,
         }
 
-    async def add(self, session: AsyncSession, envelope: Envelope) -> None:
-        await session.execute(insert(self.tables.outbox).values(self.row(envelope)))
+    async def add(
+        self, session: AsyncSession, envelope: Envelope, headers: Mapping[str, str] | None = None
+    ) -> None:
+        await session.execute(insert(self.tables.outbox).values(self.row(envelope, headers)))
         note_events_written(session)
 
     async def add_with(
@@ -167,10 +175,17 @@ class Outbox:
             await session.execute(insert(outbox).from_select(list(outbox_row), event).add_cte(row))
         note_events_written(session)
 
-    async def add_many(self, session: AsyncSession, envelopes: list[Envelope]) -> None:
-        """Several events in one statement (`loopkit.bulk.insert_rows`: one list per column)."""
+    async def add_many(
+        self,
+        session: AsyncSession,
+        envelopes: list[Envelope],
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        """Several events in one statement (`loopkit.bulk.insert_rows`: one list per column);
+        `headers` (see `row`) go on every one."""
         if envelopes:
-            await insert_rows(session, self.tables.outbox, [self.row(e) for e in envelopes])
+            rows = [self.row(e, headers) for e in envelopes]
+            await insert_rows(session, self.tables.outbox, rows)
             note_events_written(session)
 
     async def emit(
@@ -181,9 +196,10 @@ class Outbox:
         tenant_id: str,
         customer_id: str,
         payload: Message,
+        headers: Mapping[str, str] | None = None,
     ) -> Envelope:
         env = self.envelope(
             event_type, tenant_id=tenant_id, customer_id=customer_id, payload=payload
         )
-        await self.add(session, env)
+        await self.add(session, env, headers)
         return env

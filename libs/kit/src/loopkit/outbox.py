@@ -21,7 +21,8 @@ from opentelemetry import metrics
 from sqlalchemy import Row, Select, delete, func, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
-from loopkit.db import is_sqlite
+from loopkit.db import is_sqlite, reader
+from loopkit.jetstream import Publisher
 from loopkit.pii import Sealer
 from loopkit.raw_sql import fetch_on
 from loopkit.tables import KitTables
@@ -99,6 +100,8 @@ class OutboxRelay:
         # (loopkit.pii); None publishes rows as written (kit tests of the relay alone).
         self._sealer = sealer
         self._engine: AsyncEngine = sessions.kw["bind"]
+        # Reads that take no write lock on SQLite (an idle poll must not hold up the service).
+        self._reader = reader(self._engine)
         self._outbox = tables.outbox
         self._inbox = tables.inbox
         self._outbox_retention = timedelta(seconds=outbox_retention_s)
@@ -110,6 +113,8 @@ class OutboxRelay:
         self._inbox_sweep_interval_s = inbox_sweep_interval_s
         self._next_sweep = self._next_inbox_sweep = 0.0  # monotonic; the first pass sweeps
         self._js = js
+        # Each batch as one write, its acks awaited together (loopkit.jetstream).
+        self._publisher = Publisher(js._nc)
         self._batch_size = batch_size
         self._poll_interval_s = poll_interval_s
         self._publish_timeout_s = publish_timeout_s
@@ -123,10 +128,14 @@ class OutboxRelay:
         """Called after a commit that wrote events, so they leave now, not at the next poll."""
         self._wakeup.set()
 
+    def awaiting_acks(self) -> int:
+        """How many JetStream acks the batch being published still waits for (0: none is)."""
+        return self._publisher.awaiting
+
     async def backlog(self) -> int:
-        async with self._sessions() as session:
+        async with self._reader.connect() as conn:
             stmt = select(func.count()).where(self._outbox.c.published_at.is_(None))
-            return int((await session.execute(stmt)).scalar_one())
+            return int((await conn.execute(stmt)).scalar_one())
 
     async def publish_pending(self) -> int:
         """One batch: publish unsent rows in id order and mark them sent. Returns how many."""
@@ -201,9 +210,11 @@ class OutboxRelay:
         # transaction held open while waiting for JetStream's acks (up to publish_timeout_s when
         # NATS is down) would stall every write of the service. So read, publish and mark sent in
         # separate steps; a crash in between re-publishes, and JetStream drops the duplicates.
-        # (One relay per SQLite database: it is a single-process setup.)
-        async with self._sessions() as session, session.begin():
-            rows = (await session.execute(self._pending())).all()
+        # (One relay per SQLite database: it is a single-process setup.) The read takes no write
+        # lock (a deferred BEGIN, `loopkit.db.reader`): an idle poll never holds up a writer, and
+        # only a pass that found rows writes (its mark).
+        async with self._reader.connect() as conn:
+            rows = (await conn.execute(self._pending())).all()
         if not rows:
             return 0
         duplicates, personal = await self._publish(rows)
@@ -236,12 +247,9 @@ class OutboxRelay:
             sealed = await self._sealer.seal_all(datas)
             datas = [s.data for s in sealed]
             personal = {row.id for row, s in zip(rows, sealed, strict=True) if s.personal}
-        futures = [
-            await self._js.publish_async(row.subject, data, headers=dict(row.headers))
-            for row, data in zip(rows, datas, strict=True)
-        ]
-        acks = await asyncio.wait_for(asyncio.gather(*futures), self._publish_timeout_s)
-        return sum(1 for ack in acks if ack.duplicate), personal
+        batch = [(row.subject, data, row.headers) for row, data in zip(rows, datas, strict=True)]
+        duplicates = await self._publisher.publish_all(batch, self._publish_timeout_s)
+        return duplicates, personal
 
     def _count(self, published: int, duplicates: int) -> None:
         _published.add(published)

@@ -169,6 +169,7 @@ def build(runtime: ServiceRuntime) -> None:
     # for tests and operators
     runtime.parts.update(
         sender=sender,
+        activity=activity,
         workers=workers,
         consent=consent,
         notices=notice_worker,

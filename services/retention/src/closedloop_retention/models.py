@@ -41,6 +41,28 @@ class ActivityRow(Base):
 
     __tablename__ = "activity"
     __table_args__ = (
+        # The segments' index (migration 0020_segment5): a segment's count reads it alone.
+        Index(
+            "ix_activity_tenant_segment",
+            "tenant_id",
+            "stage",
+            "last_order_at",
+            postgresql_include=[
+                "customer_id",
+                "order_count",
+                "revenue_minor",
+                "first_order_at",
+                "first_seen_at",
+                "unsubscribed",
+                "consent",
+                "deleted_rep",
+                "referrals_made",
+                "churn_risk",
+                "channel_id",
+                "channel_kind",
+                "owner_rep_id",
+            ],
+        ),
         Index("ix_activity_tenant_stage", "tenant_id", "stage"),
         Index("ix_activity_tenant_last_order", "tenant_id", "last_order_at"),
         Index("ix_activity_tenant_review", "tenant_id", "next_review_at"),
@@ -109,6 +131,16 @@ class ActivityRow(Base):
         return self.scores.top_customer if self.scores is not None else False
 
 
+# The top list's order (value.top_customers; migration 0020_segment5): its first entries that are
+# top customers are the answer, no sort of every customer.
+Index(
+    "ix_activity_tenant_revenue",
+    ActivityRow.tenant_id,
+    ActivityRow.revenue_minor.desc(),
+    ActivityRow.customer_id,
+)
+
+
 class RfmCutOffsRow(Base):
     """A tenant's RFM quintile cut-offs as of its last rescore (`activity/value.py`): the values
     at the 20/40/60/80 % positions of the buyers' last order times, order counts and revenues
@@ -137,6 +169,10 @@ class RfmCutOffsRow(Base):
     monetary_60: Mapped[int | None] = mapped_column(BigInteger)
     monetary_80: Mapped[int | None] = mapped_column(BigInteger)
     top_revenue: Mapped[int | None] = mapped_column(BigInteger)
+    # Where each cut-off sat among the buyers this rescore ranked: {name: [values below it,
+    # values at or below it]}, so the next rescore can move it by the changed rows alone
+    # (activity/value.py). NULL: the next rescore ranks every buyer (first run, migrated rows).
+    ranks: Mapped[dict[str, list[int]] | None] = mapped_column(JSON)
 
     def recency(self) -> tuple[Any, ...]:
         return (self.recency_20, self.recency_40, self.recency_60, self.recency_80)
@@ -173,6 +209,9 @@ class CustomerValueRow(Base):
         _rank_index("ix_customer_value_recency", "last_order_at"),
         _rank_index("ix_customer_value_frequency", "order_count"),
         _rank_index("ix_customer_value_monetary", "revenue_minor"),
+        # The rows changed since a rescore (`held_generation` is its generation): what the next
+        # one re-counts instead of every buyer.
+        Index("ix_customer_value_held", "tenant_id", "held_generation"),
     )
 
     tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -235,6 +274,25 @@ class CustomerValueRow(Base):
     def top_customer(self) -> bool:
         s = self._scored()
         return s is not None and s[0].top_revenue is not None and s[3] >= s[0].top_revenue
+
+
+class RfmDepartedRow(Base):
+    """The inputs a rescore ranked of a buyer's `customer_value` row deleted since (a merge, an
+    unmerge, an erasure): the next rescore takes them out of its counts (activity/value.py) and
+    deletes these rows. No customer id: an erased customer leaves only the three numbers."""
+
+    __tablename__ = "rfm_departed"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    tenant_id: Mapped[str] = mapped_column(String(64))
+    generation: Mapped[int] = mapped_column(Integer)
+    last_order_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    order_count: Mapped[int] = mapped_column(Integer)
+    revenue_minor: Mapped[int] = mapped_column(BigInteger)
+
+    __table_args__ = (Index("ix_rfm_departed_tenant", "tenant_id", "generation"),)
 
 
 class OrderRow(Base):

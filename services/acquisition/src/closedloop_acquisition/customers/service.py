@@ -1,7 +1,8 @@
 """identity's customer events across every concept: a merge moves the merged customer's rows
 to the survivor (logged, `loopkit.customer_rows`), an unmerge gives them back (a folded lead or
 fission participation is its own again), a forget erases what identifies the person (rows stay
-for the counts) and deletes their fission participations."""
+for the counts), deletes their fission participations and drops them as the referrer of others'
+touches and leads."""
 
 from __future__ import annotations
 
@@ -66,8 +67,9 @@ class CustomerEvents:
     async def forgotten(
         self, session: AsyncSession, tenant_id: str, customer_ids: Sequence[str]
     ) -> None:
-        """Erase form values and WeChat ids of these customers (and the merge log's copies) and
-        their fission participations."""
+        """Erase form values and WeChat ids of these customers (and the merge log's copies),
+        their fission participations, and their ids as the referrer on others' touches and
+        leads."""
         await forget_moves(session, Base.metadata, tenant_id=tenant_id, customer_ids=customer_ids)
         their_touches = await touches.touches_of_customers(session, tenant_id, customer_ids)
         openids = {
@@ -77,6 +79,8 @@ class CustomerEvents:
             if i.get("kind") == "wechat_openid" and i.get("value")
         }
         await touches.forget(session, tenant_id, customer_ids)
+        await touches.forget_referrer(session, tenant_id, customer_ids)
         await leads_repo.forget(session, tenant_id, customer_ids)
+        await leads_repo.forget_referrer(session, tenant_id, customer_ids)
         await self._fission.customer_forgotten(session, tenant_id, customer_ids)
         await inbox.forget_senders(session, tenant_id, openids)

@@ -145,6 +145,20 @@ async def forget(session: AsyncSession, tenant_id: str, customer_ids: Sequence[s
     )
 
 
+async def forget_referrer(
+    session: AsyncSession, tenant_id: str, customer_ids: Sequence[str]
+) -> None:
+    """Other customers' leads no longer name these customers as their referrer: the lead, its
+    channel and its referral code stay, not who made the referral."""
+    referrer = LeadRow.attribution["referrer_customer_id"].as_string()
+    found = await session.execute(
+        select(LeadRow).where(LeadRow.tenant_id == tenant_id, referrer.in_(customer_ids))
+    )
+    for lead in found.scalars():
+        lead.attribution = {**lead.attribution, "referrer_customer_id": ""}
+    await session.flush()
+
+
 async def repoint(
     session: AsyncSession, tenant_id: str, from_id: str, to_id: str, merge_id: str = ""
 ) -> None:

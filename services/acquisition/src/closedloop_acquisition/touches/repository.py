@@ -61,6 +61,18 @@ async def forget(session: AsyncSession, tenant_id: str, customer_ids: Sequence[s
     )
 
 
+async def forget_referrer(
+    session: AsyncSession, tenant_id: str, customer_ids: Sequence[str]
+) -> None:
+    """Other customers' touches no longer name these customers as their referrer (the touches
+    and their referral codes stay, for the counts)."""
+    await session.execute(
+        update(TouchRow)
+        .where(TouchRow.tenant_id == tenant_id, TouchRow.referrer_customer_id.in_(customer_ids))
+        .values(referrer_customer_id=None)
+    )
+
+
 async def repoint(
     session: AsyncSession, tenant_id: str, from_id: str, to_id: str, merge_id: str = ""
 ) -> None:

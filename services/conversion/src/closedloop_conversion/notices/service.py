@@ -10,7 +10,7 @@ The notice names the customer only by id: never a phone number or other personal
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -43,6 +43,13 @@ class MemberMessenger(Protocol):
     async def notify_member(
         self, tenant_id: str, corp_id: str, userid: str, text: str, *, key: str
     ) -> SendReceipt: ...
+
+
+# On a `lead.assigned` whose transaction told `leads_assigned` of it (stored its notice, or decided
+# not to): the rep-notices consumer acks such an event unopened (`Subscription.skip_header`). An
+# event without it (an older replica's, a hand-made one) still goes through that consumer.
+TOLD_HEADER = ("Closedloop-Notice", "told")
+TOLD = dict([TOLD_HEADER])
 
 
 @dataclass(frozen=True)
@@ -112,9 +119,11 @@ class NoticeService:
         at: datetime,
         task_id: str | None = None,
         lead_id: str | None = None,
+        why: tuple[str, str] | None = None,
     ) -> dict[str, Any]:
-        """A new notice's row: pending when the rep can be messaged, else not_notified and why."""
-        corp_id, reason = self._why_not(tenant, wecom_user_id)
+        """A new notice's row: pending when the rep can be messaged, else not_notified and why
+        (`why`: `_why_not(tenant, wecom_user_id)`, when the caller has it)."""
+        corp_id, reason = why or self._why_not(tenant, wecom_user_id)
         status = PENDING if corp_id else NOT_NOTIFIED
         at = utc(at)
         return {
@@ -186,26 +195,48 @@ class NoticeService:
         key = _assigned_key(lead_id, reassignment_id)
         return await self.enqueue(session, rep, key, _assigned_text(lead_id), at, lead_id=lead_id)
 
-    async def leads_assigned(self, session: AsyncSession, assigned: Sequence[Assigned]) -> None:
+    async def leads_assigned(
+        self,
+        session: AsyncSession,
+        assigned: Sequence[Assigned],
+        *,
+        reps: Mapping[str, Any] | None = None,
+        new_leads: bool = False,
+    ) -> None:
         """`lead_assigned` for several assignments at once: per tenant, the reps and the notices
         already stored are one query each and the new notices one statement (a key seen before,
-        stored or earlier in `assigned`, is skipped as `enqueue` skips it)."""
+        stored or earlier in `assigned`, is skipped as `enqueue` skips it).
+
+        A caller that holds the reps already (rows with `id`, `status` and `wecom_user_id`, by
+        id: the batch capture's locked pool) passes them as `reps`; one that created the leads in
+        this transaction (`new_leads`: no notice of theirs can be stored yet) skips the look-up
+        of stored keys; the insert still skips a key stored meanwhile."""
         by_tenant: dict[str, list[Assigned]] = {}
         for item in assigned:
             by_tenant.setdefault(item.tenant, []).append(item)
         rows: list[dict[str, Any]] = []
         for tenant, items in by_tenant.items():
-            keys = {_assigned_key(i.lead_id, i.reassignment_id) for i in items}
-            seen = await repo.keys_stored(session, tenant, keys)
-            if keys <= seen:  # every notice stored already (the consumer's usual case)
-                continue
-            reps = await _sales.reps_by_id(session, tenant, {i.rep_id for i in items})
+            if new_leads:
+                seen: set[str] = set()
+            else:
+                keys = {_assigned_key(i.lead_id, i.reassignment_id) for i in items}
+                seen = await repo.keys_stored(session, tenant, keys)
+                if keys <= seen:  # every notice stored already (the consumer's usual case)
+                    continue
+            known = (
+                reps
+                if reps is not None
+                else await _sales.reps_by_id(session, tenant, {i.rep_id for i in items})
+            )
+            why: dict[str, tuple[str, str]] = {}  # by rep: whether it can be messaged, and why
             for item in items:
                 key = _assigned_key(item.lead_id, item.reassignment_id)
-                rep = reps.get(item.rep_id)
+                rep = known.get(item.rep_id)
                 if key in seen or rep is None or rep.status == "departed":
                     continue
                 seen.add(key)
+                if rep.id not in why:
+                    why[rep.id] = self._why_not(tenant, rep.wecom_user_id)
                 rows.append(
                     self._row(
                         tenant,
@@ -215,6 +246,7 @@ class NoticeService:
                         text=_assigned_text(item.lead_id),
                         at=item.at,
                         lead_id=item.lead_id,
+                        why=why[rep.id],
                     )
                 )
         await repo.insert_new(session, rows)

@@ -14,7 +14,7 @@ from closedloop.events.v1 import conversion_events_pb2 as ev
 from closedloop_conversion import metrics
 from closedloop_conversion.common import new_id, now
 from closedloop_conversion.models import AssignmentRuleRow, LeadAssignmentRow, LeadRow, RepRow
-from closedloop_conversion.notices.service import Assigned
+from closedloop_conversion.notices.service import TOLD, Assigned
 from closedloop_conversion.sales.policy import Candidate, Rule, choose, day_start, on_duty
 from closedloop_conversion.sales.repository import SalesRepository
 from loopkit.errors import FailedPrecondition, NotFound
@@ -87,7 +87,14 @@ def lead_assigned(
 class AssignmentNotices(Protocol):
     """Tells reps of the leads given to them (`NoticeService`), in the assignment's transaction."""
 
-    async def leads_assigned(self, session: AsyncSession, assigned: Sequence[Assigned]) -> None: ...
+    async def leads_assigned(
+        self,
+        session: AsyncSession,
+        assigned: Sequence[Assigned],
+        *,
+        reps: Mapping[str, Any] | None = None,
+        new_leads: bool = False,
+    ) -> None: ...
 
 
 class Assigner:
@@ -222,6 +229,8 @@ class Assigner:
                 rule=rule,
                 reason=reason,
             ),
+            # Told below, in this transaction: the rep-notices consumer skips the event.
+            headers=None if self._notices is None else TOLD,
         )
         if self._notices is not None:
             # A reassignment is news again: its own key (the event's id).

@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from closedloop_conversion import metrics
 from closedloop_conversion.common import new_id, now
-from closedloop_conversion.notices.service import Assigned
+from closedloop_conversion.notices.service import TOLD, Assigned
 from closedloop_conversion.sales.assignment import (
     AssignmentNotices,
     candidate,
@@ -65,6 +65,8 @@ class _Written:
     events: list[Any]
     rules: Counter[str]
     told: list[Assigned]
+    # The locked reps' rows by id (what the notices need of a rep), every tenant's.
+    reps: dict[str, Any]
 
 
 class BatchCapture:
@@ -87,13 +89,18 @@ class BatchCapture:
                 continue
             stored.add(captured.lead_id)
             by_tenant.setdefault(tenant, []).append(captured)
-        written = _Written([], [], [], Counter(), [])
+        written = _Written([], [], [], Counter(), [], {})
         for tenant, captured_leads in by_tenant.items():
             await self._tenant(session, tenant, captured_leads, written)
         await self._repo.insert_leads(session, written.leads, written.assignments)
-        await self._outbox.add_many(session, written.events)
-        if self._notices is not None:
-            await self._notices.leads_assigned(session, written.told)
+        if self._notices is None:
+            await self._outbox.add_many(session, written.events)
+        else:  # the events say so, and the rep-notices consumer skips them
+            await self._outbox.add_many(session, written.events, TOLD)
+            # The leads are new in this transaction and their reps are the locked rows.
+            await self._notices.leads_assigned(
+                session, written.told, reps=written.reps, new_leads=True
+            )
         for rule, n in written.rules.items():
             on_commit(session, partial(metrics.leads_assigned.add, n, {"rule": rule}))
 
@@ -112,6 +119,8 @@ class BatchCapture:
         }
         owners = await self._repo.owners_of(session, tenant, sticky)
         at = now()
+        locked = await self._repo.lock_active_reps(session, tenant)
+        written.reps.update((r.id, r) for r in locked)
         active = [
             PoolRep(
                 id=r.id,
@@ -125,7 +134,7 @@ class BatchCapture:
                 working_hours=dict(r.working_hours or {}),
                 on_duty=on_duty(r.working_hours, at),
             )
-            for r in await self._repo.lock_active_reps(session, tenant)
+            for r in locked
         ]
         capped_channels = {c.channel_id for c in leads if c.daily_cap > 0 and c.channel_id}
         given = Counter(

@@ -24,6 +24,7 @@ from closedloop_conversion.notices.service import (
     FAILED,
     PENDING,
     SENT,
+    TOLD_HEADER,
     Assigned,
     DueNotice,
     MemberMessenger,
@@ -46,8 +47,9 @@ NOTICES_BATCH = 500
 def assignment_subscription(notices: NoticeService) -> Subscription:
     """The safety net behind the in-transaction notice: an assignment published by a replica of
     an earlier release (before notices were stored with the assignment; a rolling upgrade runs
-    both) still tells its rep. Per fetched batch the stored keys are one query, so an event whose
-    notice is already stored costs its fetch, decode and ack, and writes nothing."""
+    both) still tells its rep. An event whose transaction told the notices (`TOLD_HEADER`, every
+    assignment this release makes) is acked unopened: its fetch and ack, no decode, no inbox
+    row, no query. For the others, per fetched batch the stored keys are one query."""
 
     async def assigned(session: AsyncSession, envs: Sequence[Envelope]) -> None:
         items = []
@@ -73,6 +75,7 @@ def assignment_subscription(notices: NoticeService) -> Subscription:
         {},
         batch_handlers={"lead.assigned": assigned},
         batch_size=NOTICES_BATCH,
+        skip_header=TOLD_HEADER,
     )
 
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import and_, case, delete, func, insert, or_, select, text, update
+from sqlalchemy import Table, and_, case, delete, func, insert, literal, or_, select, text, update
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
@@ -20,15 +20,18 @@ from closedloop_retention.models import (
     OrderItemRow,
     OrderRow,
     RfmCutOffsRow,
+    RfmDepartedRow,
     StageChangeRow,
     TagRow,
 )
+from loopkit.bulk import insert_rows
 from loopkit.customer_rows import repoint_customer, repoint_unique
 from loopkit.db import conflict_insert
 
 # The tables keyed by (tenant, customer) this concept owns, besides the activity row itself.
 _CUSTOMER_TABLES = (OrderRow, OrderItemRow, StageChangeRow, TagRow)
 _MOVED_AS_IS = (OrderRow, OrderItemRow, StageChangeRow)
+_STAGE_CHANGES: Table = StageChangeRow.__table__  # type: ignore[assignment]
 
 
 class ReviewFacts(NamedTuple):
@@ -168,9 +171,8 @@ class ActivityRepository:
                     set_committed_value(loaded, name, u[name])
 
     async def add_changes(self, session: AsyncSession, changes: list[dict[str, Any]]) -> None:
-        """A batch of stage changes: one executemany of a statement compiled once."""
-        if changes:
-            await session.execute(insert(StageChangeRow), changes)
+        """A batch of stage changes in one INSERT (PostgreSQL: one array per column)."""
+        await insert_rows(session, _STAGE_CHANGES, changes)
 
     async def review_all(self, session: AsyncSession, tenant: str, at: datetime) -> None:
         await session.execute(
@@ -271,12 +273,7 @@ class ActivityRepository:
             "order_count": row.order_count,
             "revenue_minor": row.revenue_minor,
         }
-        generation = func.coalesce(
-            select(RfmCutOffsRow.generation)
-            .where(RfmCutOffsRow.tenant_id == row.tenant_id)
-            .scalar_subquery(),
-            0,
-        )
+        generation = func.coalesce(_generation(row.tenant_id), 0)
         # Already held since the last rescore: keep what is held; else hold the inputs now.
         held = v.held_generation == generation
         hold = {
@@ -307,21 +304,12 @@ class ActivityRepository:
 
     async def drop_value(self, session: AsyncSession, tenant: str, customer_id: str) -> None:
         """The customer's RFM row goes (no activity row of their own any more)."""
-        await session.execute(
-            delete(CustomerValueRow).where(
-                CustomerValueRow.tenant_id == tenant, CustomerValueRow.customer_id == customer_id
-            )
-        )
+        await _drop_values(session, tenant, CustomerValueRow.customer_id == customer_id)
 
     # --- customer events ---------------------------------------------------------------------
 
     async def drop(self, session: AsyncSession, row: ActivityRow) -> None:
-        await session.execute(
-            delete(CustomerValueRow).where(
-                CustomerValueRow.tenant_id == row.tenant_id,
-                CustomerValueRow.customer_id == row.customer_id,
-            )
-        )
+        await _drop_values(session, row.tenant_id, CustomerValueRow.customer_id == row.customer_id)
         await session.delete(row)
 
     async def repoint(
@@ -331,11 +319,7 @@ class ActivityRepository:
         (a tag both had is kept once; the merged one's copy is set aside for an unmerge)."""
         # The merged customer's scores go; the next rescore scores each side's own facts (after
         # a merge the survivor's combined ones, after an unmerge each one's again).
-        await session.execute(
-            delete(CustomerValueRow).where(
-                CustomerValueRow.tenant_id == tenant, CustomerValueRow.customer_id == merged
-            )
-        )
+        await _drop_values(session, tenant, CustomerValueRow.customer_id == merged)
         args = {"tenant_id": tenant, "from_id": merged, "to_id": survivor, "merge_id": merge_id}
         await repoint_unique(session, TagRow, "customer_id", ["tag"], **args)
         await repoint_customer(session, [(m, "customer_id") for m in _MOVED_AS_IS], **args)
@@ -398,9 +382,44 @@ class ActivityRepository:
         )
 
     async def forget(self, session: AsyncSession, tenant: str, ids: list[str]) -> None:
-        for model in (ActivityRow, CustomerValueRow, CustomerAliasRow, *_CUSTOMER_TABLES):
+        await _drop_values(session, tenant, CustomerValueRow.customer_id.in_(ids))
+        for model in (ActivityRow, CustomerAliasRow, *_CUSTOMER_TABLES):
             await session.execute(
                 delete(model)
                 .where(model.tenant_id == tenant, model.customer_id.in_(ids))
                 .execution_options(synchronize_session=False)
             )
+
+
+def _generation(tenant: str) -> Any:
+    """The tenant's rescore generation (NULL before the first) under a share lock of its
+    cut-offs row: a rescore running now (which holds that row's lock) is waited for and its
+    generation read, and a rescore starting now waits for this transaction, so every change
+    of the inputs is either counted by a rescore or tagged with its generation
+    (activity/value.py). SQLite has one writer: no lock."""
+    return (
+        select(RfmCutOffsRow.generation)
+        .where(RfmCutOffsRow.tenant_id == tenant)
+        .with_for_update(read=True, key_share=True)
+        .scalar_subquery()
+    )
+
+
+async def _drop_values(session: AsyncSession, tenant: str, which: Any) -> None:
+    """Delete customers' RFM rows, first keeping the inputs the last rescore ranked of those it
+    ranked as buyers (`rfm_departed`, without the customer's id), so the next rescore can take
+    them out of its counts without counting everyone."""
+    v = CustomerValueRow
+    generation = _generation(tenant)
+    held = v.held_generation == generation
+    last = case((held, v.held_last_order_at), else_=v.last_order_at)
+    orders = case((held, v.held_order_count), else_=v.order_count)
+    revenue = case((held, v.held_revenue_minor), else_=v.revenue_minor)
+    ranked = select(literal(tenant), generation, last, orders, revenue).where(
+        v.tenant_id == tenant, which, generation.is_not(None), orders > 0, last.is_not(None)
+    )
+    columns = ["tenant_id", "generation", "last_order_at", "order_count", "revenue_minor"]
+    await session.execute(insert(RfmDepartedRow).from_select(columns, ranked))
+    await session.execute(
+        delete(v).where(v.tenant_id == tenant, which).execution_options(synchronize_session=False)
+    )

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
-from sqlalchemy import insert
+from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.ext.asyncio import AsyncSession
-from ulid import ULID
 
 from closedloop.events.v1 import retention_events_pb2 as ev
 from closedloop.events.v1.envelope_pb2 import Envelope
@@ -29,8 +28,11 @@ from closedloop_retention.activity.views import (
 )
 from closedloop_retention.clock import utc, utc_or_none
 from closedloop_retention.models import ActivityRow, StageChangeRow
+from loopkit import tracing
 from loopkit.errors import NotFound
-from loopkit.events import Outbox, note_events_written
+from loopkit.events import Outbox
+from loopkit.ids import new_ulid
+from loopkit.timestamps import to_timestamp
 from loopkit.uow import on_commit
 from loopkit.views import view_of
 
@@ -45,6 +47,21 @@ STAGE_PB = {
 # A full review's batch (after a rules change): each its own transaction, holding the row locks
 # of the customers it rewrites for a fraction of a second.
 REVIEW_BATCH = 5_000
+
+
+@dataclass
+class _Written:
+    """A sweep batch's stage_changes rows and events; the trace context and the events' time
+    are read once for the batch (per event they cost more than building the event)."""
+
+    changes: list[dict[str, Any]]
+    events: list[Envelope]
+    carrier: dict[str, str]
+    occurred_at: Timestamp
+
+    @classmethod
+    def now(cls) -> _Written:
+        return cls([], [], tracing.current_context_headers(), to_timestamp(datetime.now(UTC)))
 
 
 @dataclass(frozen=True)
@@ -308,21 +325,36 @@ class ActivityService:
         return changed
 
     def _risk_raised(
-        self, tenant: str, customer_id: str, score: float, reasons: list[str]
+        self,
+        tenant: str,
+        customer_id: str,
+        score: float,
+        reasons: list[str],
+        batch: _Written | None = None,
     ) -> Envelope:
         return self._outbox.envelope(
             "churn_risk.raised",
             tenant_id=tenant,
             customer_id=customer_id,
             payload=ev.ChurnRiskRaised(score=score, reasons=reasons),
+            occurred_at=batch.occurred_at if batch else None,
+            carrier=batch.carrier if batch else None,
         )
 
     def _stage_change(
-        self, tenant: str, customer_id: str, old: str, new: str, *, reason: str, at: datetime
+        self,
+        tenant: str,
+        customer_id: str,
+        old: str,
+        new: str,
+        *,
+        reason: str,
+        at: datetime,
+        batch: _Written | None = None,
     ) -> tuple[dict[str, Any], Envelope]:
         """The stage_changes row and the stage.changed event of one change."""
         change = {
-            "id": str(ULID()),
+            "id": new_ulid(),
             "tenant_id": tenant,
             "customer_id": customer_id,
             "from_stage": old,
@@ -339,13 +371,15 @@ class ActivityService:
                 to_stage=STAGE_PB[new],
                 reason=reason,
             ),
+            occurred_at=batch.occurred_at if batch else None,
+            carrier=batch.carrier if batch else None,
         )
         return change, event
 
     def _batch_change(
         self,
         session: AsyncSession,
-        into: tuple[list[dict[str, Any]], list[Envelope]],
+        into: _Written,
         tenant: str,
         customer_id: str,
         *,
@@ -355,10 +389,17 @@ class ActivityService:
         at: datetime,
     ) -> None:
         """A sweep's stage change: its row and event added to the batch's, counted at commit."""
-        change, event = self._stage_change(tenant, customer_id, old, new, reason=reason, at=at)
-        into[0].append(change)
-        into[1].append(event)
+        change, event = self._stage_change(
+            tenant, customer_id, old, new, reason=reason, at=at, batch=into
+        )
+        into.changes.append(change)
+        into.events.append(event)
         on_commit(session, partial(metrics.stage_changes.add, 1, {"to_stage": new}))
+
+    async def _write_batch(self, session: AsyncSession, batch: _Written) -> None:
+        """A batch's stage_changes rows and events, one INSERT each (one array per column)."""
+        await self._repo.add_changes(session, batch.changes)
+        await self._outbox.add_many(session, batch.events)
 
     async def _record_change(
         self,
@@ -406,8 +447,20 @@ class ActivityService:
         self, session: AsyncSession, tenant: str, now: datetime, batch: int | None, *, every: bool
     ) -> tuple[int, int]:
         rules = await self._rules.get(session, tenant)
-        mode = "every" if every else "due"
-        limit = batch or (20_000 if every else 2_000)
+        if every:
+            # One read-only pass over the tenant finds who changes; only they are written.
+            examined, ids = await review_sql.changing(
+                session, tenant, now, rules, win_back=self.win_back is not None
+            )
+            limit, changed = batch or 5_000, 0
+            for start in range(0, len(ids), limit):
+                chunk = ids[start : start + limit]
+                done = await self._sql_batch(
+                    session, "ids", tenant, now, rules, after=None, limit=len(chunk), ids=chunk
+                )
+                changed += done.changes
+            return examined, changed
+        mode, limit = "due", batch or 2_000
         examined = changed = 0
         after: tuple[datetime | None, str] | None = None
         while True:
@@ -433,6 +486,7 @@ class ActivityService:
         *,
         after: tuple[datetime | None, str] | None,
         limit: int,
+        ids: list[str] | None = None,
     ) -> review_sql.Batch:
         """One keyset batch reviewed in SQL, its stage changes, events and offers written;
         `changes` of the batch set to its stage changes."""
@@ -445,6 +499,7 @@ class ActivityService:
             after=after,
             limit=limit,
             win_back=self.win_back is not None,
+            ids=ids,
         )
         if not done.size:
             return done
@@ -453,8 +508,7 @@ class ActivityService:
             key = sa_inspect(obj).identity
             if isinstance(obj, ActivityRow) and key is not None and key[0] == tenant:
                 session.expire(obj)
-        changes: list[dict[str, Any]] = []
-        events: list[Envelope] = []
+        written = _Written.now()
         for row in done.changed:
             # The stage and its reason as the statement computed them; a raised risk's
             # reasons (the event's) from the Python rules on the same facts.
@@ -462,7 +516,7 @@ class ActivityService:
                 done.changes += 1
                 self._batch_change(
                     session,
-                    (changes, events),
+                    written,
                     tenant,
                     row.customer_id,
                     old=row.stage,
@@ -472,21 +526,14 @@ class ActivityService:
                 )
             if row.raise_risk:
                 _, reasons = lifecycle.churn_risk(lifecycle.returned(facts(row)), rules, now)
-                events.append(self._risk_raised(tenant, row.customer_id, row.score, reasons))
-        await self._repo.add_changes(session, changes)
-        await self._add_events(session, events)
+                written.events.append(
+                    self._risk_raised(tenant, row.customer_id, row.score, reasons, written)
+                )
+        await self._write_batch(session, written)
         for customer_id in done.offers:
             one = await self.get(session, tenant, customer_id)
             done.changes += await self.recompute(session, one, now, rules)
         return done
-
-    async def _add_events(self, session: AsyncSession, events: list[Envelope]) -> None:
-        """The events as one executemany of a statement compiled once (a multi-row VALUES of
-        thousands of rows cost more to compile than to run)."""
-        if events:
-            rows_out = [self._outbox.row(event) for event in events]
-            await session.execute(insert(self._outbox.tables.outbox), rows_out)
-            note_events_written(session)
 
     async def sweep_in_python(
         self, session: AsyncSession, tenant: str, now: datetime, *, batch: int
@@ -524,8 +571,7 @@ class ActivityService:
         one INSERT each for its stage changes and events; returns the stage changes."""
         changed = 0
         updates: list[dict[str, Any]] = []
-        changes: list[dict[str, Any]] = []
-        events: list[Envelope] = []
+        written = _Written.now()
         for row in rows:
             f = lifecycle.returned(facts(row))
             risk_raised = row.churn_risk_raised_at is not None
@@ -556,7 +602,7 @@ class ActivityService:
                 update["stage_changed_at"] = now
                 self._batch_change(
                     session,
-                    (changes, events),
+                    written,
                     tenant,
                     row.customer_id,
                     old=row.stage,
@@ -565,13 +611,12 @@ class ActivityService:
                     at=now,
                 )
             if verdict.raise_risk:
-                events.append(
+                written.events.append(
                     self._risk_raised(
-                        tenant, row.customer_id, verdict.churn_risk, verdict.risk_reasons
+                        tenant, row.customer_id, verdict.churn_risk, verdict.risk_reasons, written
                     )
                 )
             updates.append(update)
         await self._repo.update_reviewed(session, tenant, updates)
-        await self._repo.add_changes(session, changes)
-        await self._add_events(session, events)
+        await self._write_batch(session, written)
         return changed

@@ -153,6 +153,17 @@ class FunnelService:
             return
         for customer in sorted((survivor, gone)):  # one order everywhere: no deadlock between two
             await self._rows.lock(session, tenant, customer)
+        erased = await self._forgotten(session, tenant, [survivor, gone])
+        erased |= {
+            c for c in (survivor, gone) if await self._rows.resolve(session, tenant, c) is None
+        }
+        if erased:
+            # One of them was forgotten, by the funnel or by retention (whose record outlasts a
+            # rebuild after the identity stream aged the customer.forgotten out): the merged
+            # customer's rows go as an erased customer's do, rather than come back under a
+            # forgotten survivor, and later events of either add nothing.
+            await self._erase(session, tenant, sorted({gone} | erased))
+            return
         await self._rows.alias(session, tenant, gone, survivor)
         before = await self._steps_at(session, tenant, survivor)
         survivor_source = await self._source_of(session, tenant, survivor)
@@ -247,6 +258,11 @@ class FunnelService:
     async def forget(self, session: AsyncSession, tenant: str, ids: Sequence[str]) -> None:
         for customer in sorted(ids):
             await self._rows.lock(session, tenant, customer)
+        await self._erase(session, tenant, ids)
+
+    async def _erase(self, session: AsyncSession, tenant: str, ids: Sequence[str]) -> None:
+        """Their rows and merge records go, and later events of theirs add nothing (their
+        locks held)."""
         await self._rows.erase(session, tenant, ids)
         await self._rows.forget_merges(session, tenant, ids)
         for customer in ids:

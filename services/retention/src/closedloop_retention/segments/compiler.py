@@ -95,11 +95,25 @@ def _source(node: Node) -> Any:
     )
 
 
+# Fields whose SQL values are whole numbers (columns or the computed scores).
+_WHOLE = frozenset({"order_count", "referrals_made", "points", *_SCORES})
+# A bound Python int against an INTEGER column is an INTEGER parameter: keep it in range.
+_INT4 = 2**31
+
+
+def _whole(value: float) -> bool:
+    return value.is_integer() and -_INT4 < value < _INT4
+
+
 def _value(cond: Condition, value: object, now: datetime) -> object:
     if isinstance(value, TimeValue):
         return value.at(now)
     if cond.field == "revenue" and isinstance(value, float):
         return round(value * 100)  # yuan in the language, fen in the table
+    if cond.field in _WHOLE and isinstance(value, float) and _whole(value):
+        # The language's numbers are floats; a whole one compares the same as an integer
+        # (every INTEGER is exact in a double), without a cast of the column on every row.
+        return int(value)
     return value
 
 

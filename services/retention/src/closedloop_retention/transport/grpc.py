@@ -22,6 +22,7 @@ from closedloop_retention.segments.service import SegmentService
 from closedloop_retention.suggestions.service import SuggestionService
 from closedloop_retention.transport import convert, convert_360
 from closedloop_retention.transport.grpc_offers import IDEMPOTENT, OffersAndConsentRpcs
+from closedloop_retention.transport.workers import review_tenant
 from closedloop_retention.winback.service import WinBackService
 from loopkit.db import one_snapshot
 from loopkit.errors import InvalidArgument
@@ -126,8 +127,14 @@ class RetentionServicer(OffersAndConsentRpcs, retention_pb2_grpc.RetentionServic
     ) -> pb.SweepLifecycleResponse:
         tenant = require_tenant(request.tenant_id)
         at = convert.as_of(request)
+        # A rules change's review still pending runs first, as in the periodic round: the due
+        # sweep alone would decide the rest of the customers under the rules they were last
+        # reviewed with (and the review marker would wait for the worker's next round).
+        reviewed, review_changes = await review_tenant(self._uow, self._activity, tenant, at)
         examined, changed = await self._uow.run(lambda s: self._activity.sweep(s, tenant, at))
-        return pb.SweepLifecycleResponse(examined=examined, changed=changed)
+        return pb.SweepLifecycleResponse(
+            examined=reviewed + examined, changed=review_changes + changed
+        )
 
     # --- loyalty ------------------------------------------------------------------------------
 

@@ -34,6 +34,29 @@ STALE_CLAIM = timedelta(minutes=10)
 WINDOW_CLOSED = "window_closed"
 
 
+async def review_tenant(
+    uow: UnitOfWork,
+    activity: ActivityService,
+    tenant: str,
+    at: datetime,
+    *,
+    batch: int = REVIEW_BATCH,
+) -> tuple[int, int]:
+    """The tenant's pending full review (a rules change's) run to its end, a keyset batch per
+    unit of work; stops early when another process holds the review's batch (it carries on
+    there). Returns (customers reviewed, stage changes); (0, 0) when none is pending."""
+    examined = changed = 0
+    while True:
+        step = await uow.run(
+            functools.partial(activity.review_step, tenant=tenant, at=at, batch=batch)
+        )
+        if step is None:
+            return examined, changed
+        examined, changed = examined + step.examined, changed + step.changed
+        if step.finished:
+            return examined, changed
+
+
 class Workers:
     def __init__(
         self,
@@ -70,15 +93,7 @@ class Workers:
         at = at or now()
         changed = 0
         for tenant in await self._uow.run(self._activity.reviews_wanted):
-            while True:
-                step = await self._uow.run(
-                    functools.partial(self._activity.review_step, tenant=tenant, at=at, batch=batch)
-                )
-                if step is None:
-                    break
-                changed += step.changed
-                if step.finished:
-                    break
+            changed += (await review_tenant(self._uow, self._activity, tenant, at, batch=batch))[1]
         return changed
 
     async def dispatch(self) -> int:
