@@ -3,12 +3,15 @@ Retry-After, and an unexpected error as a JSON 500 that keeps the kept-alive con
 
 from __future__ import annotations
 
+import asyncio
+import socket
 from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 import pytest_asyncio
 from fastapi import APIRouter, Request
+from fastapi.responses import StreamingResponse
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -54,7 +57,25 @@ def _router() -> APIRouter:
         assert raw is not None
         return {"parsed": parse_json(raw)}
 
+    @router.get("/held")
+    async def held() -> StreamingResponse:
+        async def body() -> AsyncIterator[bytes]:
+            # Runs once the response's start went to the server.
+            HELD.started.set()
+            await HELD.release.wait()
+            yield b"the body"
+
+        return StreamingResponse(body(), media_type="text/plain")
+
     return router
+
+
+class _Held:
+    started = asyncio.Event()
+    release = asyncio.Event()
+
+
+HELD = _Held()
 
 
 @pytest_asyncio.fixture(loop_scope="session")
@@ -103,6 +124,39 @@ async def test_json_bodies_have_a_depth_limit_and_clear_reasons(edge: str) -> No
     assert brackets_in_strings.status_code == 200
     assert not_json.status_code == 400 and not_json.json()["error"] == "body is not JSON"
     assert not_utf8.status_code == 400 and not_utf8.json()["error"] == "body is not UTF-8"
+
+
+async def test_an_answers_head_goes_out_with_its_body_in_one_send(edge: str) -> None:
+    """The status line and headers wait for the first body write (one send() per answer): while
+    the app holds its body back, the client's socket has nothing to read, then both at once."""
+    HELD.started, HELD.release = asyncio.Event(), asyncio.Event()
+    port = int(edge.rsplit(":", 1)[1])
+    sock = socket.create_connection(("127.0.0.1", port))
+    sock.setblocking(False)
+    loop = asyncio.get_running_loop()
+    try:
+        await loop.sock_sendall(sock, b"GET /held HTTP/1.1\r\nHost: x\r\n\r\n")
+        await HELD.started.wait()
+        # A send on loopback lands in the peer's buffer before it returns: a head written
+        # apart from its body would be readable now.
+        with pytest.raises(BlockingIOError):
+            sock.recv(1, socket.MSG_PEEK)
+        HELD.release.set()
+        answer = b""
+        while b"the body" not in answer:
+            answer += await loop.sock_recv(sock, 4096)
+        assert answer.startswith(b"HTTP/1.1 200")
+    finally:
+        sock.close()
+
+
+async def test_a_head_request_is_answered(edge: str) -> None:
+    """A HEAD answer has no body write to carry its head: it goes out alone, at once."""
+    async with httpx.AsyncClient(base_url=edge, timeout=5) as client:
+        answer = await client.head("/openapi.json")
+        after = await client.get("/healthz")  # the kept-alive connection still serves
+    assert answer.status_code == 200 and answer.content == b""
+    assert after.status_code == 200
 
 
 def test_json_depth_counts_nesting_only() -> None:

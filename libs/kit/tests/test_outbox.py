@@ -28,7 +28,7 @@ from kit_testbed import (
     start_helper,
     unsent_count,
 )
-from loopkit import db, natsio
+from loopkit import db, natsio, raw_sql
 from loopkit.events import Outbox, stream_for
 from loopkit.outbox import _CLAIM, OutboxRelay
 from loopkit_dev.natsserver import NatsServer, free_port
@@ -366,13 +366,13 @@ class _GatedRelay(_CountingRelay):
     locks come after that replica let go."""
 
     async def _claim(self, conn: AsyncConnection) -> list[str]:
-        gated = _CLAIM.text.replace(
+        gated = _CLAIM.replace(
             "WHERE published_at IS NULL",
-            "WHERE published_at IS NULL AND pg_advisory_xact_lock_shared(:gate) IS NOT NULL",
+            "WHERE published_at IS NULL AND pg_advisory_xact_lock_shared($4) IS NOT NULL",
         )
-        assert gated != _CLAIM.text
-        params = {"window": 2 * self._batch_size, "space": 0x0B0C, "n": self._batch_size}
-        return list((await conn.execute(text(gated), {**params, "gate": _GATE})).scalars())
+        assert gated != _CLAIM
+        n = self._batch_size
+        return [row[0] for row in await raw_sql.fetch_on(conn, gated, 2 * n, 0x0B0C, n, _GATE)]
 
 
 async def _at_the_gate(engine: AsyncEngine, claim: asyncio.Task[int]) -> bool:

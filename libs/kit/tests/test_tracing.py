@@ -114,3 +114,63 @@ async def test_http_edges_continue_the_callers_trace_and_are_measured_by_route(
     assert "http_server_request_duration_seconds_count{" in metrics_text
     assert 'http_route="/r/{code}"' in metrics_text
     assert "abc123" not in metrics_text
+
+
+async def test_a_lean_route_is_answered_before_fastapi_and_still_traced_and_measured(
+    span_exporter: InMemorySpanExporter,
+) -> None:
+    """A `LeanRoute` is answered by the edge middleware (the FastAPI route of the same path, kept
+    for the OpenAPI document, never runs), keeps the caller's trace, is measured by its route
+    template, and its domain errors and bugs get the edges' answers."""
+    import httpx
+    from fastapi import APIRouter, Request
+    from fastapi.responses import JSONResponse, Response
+
+    from loopkit.errors import InvalidArgument
+    from loopkit.http_edge import LeanRoute
+    from loopkit.ops_http import ops_app
+
+    async def ready() -> None:
+        return None
+
+    async def lean(request: Request, code: str) -> Response:
+        if code == "bad":
+            raise InvalidArgument("not a code", field="code")
+        if code == "bug":
+            raise RuntimeError("secret internals")
+        return JSONResponse({"lean": code, "tenant": request.headers.get("x-tenant-id")})
+
+    app = ops_app("kit-test", ready, [LeanRoute("POST", "/lean/{code}", lean)])
+    router = APIRouter()
+
+    @router.post("/lean/{code}")
+    async def routed(code: str) -> dict[str, str]:
+        return {"routed": code}
+
+    @router.get("/lean/{code}")
+    async def read(code: str) -> dict[str, str]:
+        return {"read": code}
+
+    app.include_router(router)
+    assert "/lean/{code}" in app.openapi()["paths"]
+    trace_id = "5bf92f3577b34da6a3ce929d0e0e4736"
+    headers = {"traceparent": f"00-{trace_id}-00f067aa0ba902b7-01", "x-tenant-id": "t-1"}
+    span_exporter.clear()
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+        answer = await c.post("/lean/xyz789", headers=headers)
+        bad = await c.post("/lean/bad")
+        bug = await c.post("/lean/bug")
+        other_method = await c.get("/lean/abc")  # not lean: FastAPI's route
+        metrics_text = (await c.get("/metrics")).text
+    assert answer.json() == {"lean": "xyz789", "tenant": "t-1"}
+    assert bad.status_code == 400 and bad.json() == {"error": "not a code", "field": "code"}
+    assert bug.status_code == 500 and "secret" not in bug.text
+    assert other_method.json() == {"read": "abc"}
+    in_trace = [
+        s
+        for s in span_exporter.get_finished_spans()
+        if s.kind == SpanKind.SERVER and format(s.context.trace_id, "032x") == trace_id
+    ]
+    assert [s.name for s in in_trace] == ["POST /lean/{code}"]
+    assert 'http_route="/lean/{code}"' in metrics_text
+    assert "xyz789" not in metrics_text

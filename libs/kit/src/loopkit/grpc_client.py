@@ -59,24 +59,85 @@ def service_config(idempotent: Sequence[tuple[str, str]]) -> str:
     return json.dumps({"methodConfig": [{"name": names, "retryPolicy": _RETRY_POLICY}]})
 
 
-class _ClientInterceptor(grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[misc]
-    def __init__(self, default_timeout_s: float, metadata: Sequence[tuple[str, str]]) -> None:
+class _UnaryUnary:
+    """A unary-unary method of a kit channel: the channel's metadata, the current trace context
+    and its default deadline added to each call. Done here rather than in a grpc.aio interceptor:
+    an intercepted call runs the interceptor chain as a task of its own before the call's task
+    (~60 us of CPU per call, on every lead a form captures)."""
+
+    __slots__ = ("_call", "_metadata", "_timeout")
+
+    def __init__(self, call: Any, default_timeout_s: float, metadata: Sequence[tuple[str, str]]):
+        self._call = call
         self._timeout = default_timeout_s
         self._metadata = list(metadata)
 
-    async def intercept_unary_unary(
-        self, continuation: Callable[..., Any], details: grpc.aio.ClientCallDetails, request: Any
+    def __call__(
+        self,
+        request: Any,
+        *,
+        timeout: float | None = None,
+        metadata: Sequence[tuple[str, str]] | None = None,
+        credentials: grpc.CallCredentials | None = None,
+        wait_for_ready: bool | None = None,
+        compression: grpc.Compression | None = None,
     ) -> Any:
-        metadata = list(details.metadata or []) + self._metadata
-        metadata += list(current_context_headers().items())
-        new_details = grpc.aio.ClientCallDetails(
-            method=details.method,
-            timeout=details.timeout if details.timeout is not None else self._timeout,
-            metadata=metadata,
-            credentials=details.credentials,
-            wait_for_ready=details.wait_for_ready,
+        sent = [*metadata, *self._metadata] if metadata else list(self._metadata)
+        sent += current_context_headers().items()
+        return self._call(
+            request,
+            timeout=self._timeout if timeout is None else timeout,
+            metadata=sent,
+            credentials=credentials,
+            wait_for_ready=wait_for_ready,
+            compression=compression,
         )
-        return await continuation(new_details, request)
+
+
+class KitChannel(grpc.aio.Channel):  # type: ignore[misc]
+    """A grpc.aio channel whose unary-unary calls carry the kit's metadata, trace context and
+    default deadline (the only kind of call the kit's clients make; streams pass through)."""
+
+    def __init__(
+        self,
+        channel: grpc.aio.Channel,
+        default_timeout_s: float,
+        metadata: Sequence[tuple[str, str]],
+    ) -> None:
+        self._channel = channel
+        self._timeout = default_timeout_s
+        self._metadata = list(metadata)
+
+    def unary_unary(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        call = self._channel.unary_unary(method, *args, **kwargs)
+        return _UnaryUnary(call, self._timeout, self._metadata)
+
+    def unary_stream(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        return self._channel.unary_stream(method, *args, **kwargs)
+
+    def stream_unary(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        return self._channel.stream_unary(method, *args, **kwargs)
+
+    def stream_stream(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        return self._channel.stream_stream(method, *args, **kwargs)
+
+    async def close(self, grace: float | None = None) -> None:
+        await self._channel.close(grace)
+
+    def get_state(self, try_to_connect: bool = False) -> grpc.ChannelConnectivity:
+        return self._channel.get_state(try_to_connect)
+
+    async def wait_for_state_change(self, last_observed_state: grpc.ChannelConnectivity) -> None:
+        await self._channel.wait_for_state_change(last_observed_state)
+
+    async def channel_ready(self) -> None:
+        await self._channel.channel_ready()
+
+    async def __aenter__(self) -> KitChannel:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._channel.close(None)
 
 
 def make_channel(
@@ -98,9 +159,8 @@ def make_channel(
         ("grpc.service_config", service_config(idempotent)),
         ("grpc.keepalive_time_ms", 30_000),
     ]
-    return grpc.aio.insecure_channel(
-        target, options=options, interceptors=[_ClientInterceptor(default_timeout_s, metadata)]
-    )
+    channel = grpc.aio.insecure_channel(target, options=options)
+    return KitChannel(channel, default_timeout_s, metadata)
 
 
 class _BearerInterceptor(grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[misc]

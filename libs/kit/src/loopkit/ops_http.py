@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import Awaitable, Callable, Iterator
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from typing import Any, cast
 
 import uvicorn
 from fastapi import FastAPI, Request, Response
@@ -20,7 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match, Route
 
 from loopkit.http_docs import API_KEY_SCHEME, API_KEY_SECURITY_SCHEME, ErrorReason, text_answer
-from loopkit.http_edge import EdgeErrors, error_response
+from loopkit.http_edge import EdgeErrors, LeanRoute, error_response
 from loopkit.settings import WILDCARD_HOSTS
 
 ReadinessCheck = Callable[[], Awaitable[str | None]]
@@ -78,8 +78,9 @@ DESCRIPTION = (
 )
 
 
-def ops_app(service: str, readiness: ReadinessCheck) -> FastAPI:
-    """`readiness` returns None when ready, else the reason it is not."""
+def ops_app(service: str, readiness: ReadinessCheck, lean: Sequence[LeanRoute] = ()) -> FastAPI:
+    """`readiness` returns None when ready, else the reason it is not. `lean`: hot routes the
+    edge middleware answers itself (`loopkit.http_edge.LeanRoute`)."""
     app = FastAPI(
         title=f"closedloop {service}",
         description=DESCRIPTION.format(service=service),
@@ -89,9 +90,11 @@ def ops_app(service: str, readiness: ReadinessCheck) -> FastAPI:
         # histogram (docs/decisions.md 12); the spans it would add inside every request (for
         # dependency resolution, the endpoint, serialisation) cost ~35 us a request (a fifth of
         # the framework's CPU on a form submission) and show nothing the server span does not.
-        telemetry={"operation_spans": False},
+        # Its log records go to an OpenTelemetry logger provider, which the kit never sets up:
+        # off, rather than looked up and found unconfigured on every request.
+        telemetry={"operation_spans": False, "logs": False},
     )
-    app.add_middleware(EdgeErrors)
+    app.add_middleware(EdgeErrors, lean=lean)
 
     @app.exception_handler(RequestValidationError)
     async def bad_parameter(request: Request, exc: RequestValidationError) -> Response:
@@ -180,6 +183,62 @@ def _validation_as_400(responses: dict[str, Any]) -> None:
         }
 
 
+class _HeadWithBody:
+    """A response's transport that holds the status line and headers until the first body write
+    and sends both with one `send()` (uvicorn writes them apart: two syscalls, and two segments
+    for the client to read, per answer; a send is the costliest thing a form post does here).
+    Everything else passes straight through; a close sends what is held first."""
+
+    __slots__ = ("_cycle", "_head", "_transport")
+
+    def __init__(self, transport: asyncio.Transport, cycle: Any) -> None:
+        self._transport = transport
+        self._cycle = cycle
+        self._head: bytes | None = None
+
+    def write(self, data: bytes) -> None:
+        if self._head is not None:
+            data, self._head = self._head + data, None
+        elif self._cycle is not None and self._cycle.response_started:
+            # The first write after the response started is its head (a 100 Continue, written
+            # while the request body is read, comes before and goes out at once). A HEAD
+            # answer's body is never written: its head goes at once too.
+            held = self._cycle.scope["method"] != "HEAD"
+            self._cycle = None
+            if held:
+                self._head = data
+                return
+        self._transport.write(data)
+
+    def close(self) -> None:
+        if self._head is not None:
+            self._transport.write(self._head)
+            self._head = None
+        self._transport.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
+try:
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+except ImportError:  # pragma: no cover - httptools comes with uvicorn[standard]
+    _HTTP_PROTOCOL: Any = "auto"
+else:
+
+    class _OneSendPerAnswer(HttpToolsProtocol):
+        """uvicorn's httptools protocol, each request's answer written with one send()."""
+
+        def on_headers_complete(self) -> None:
+            before = self.cycle
+            super().on_headers_complete()
+            if self.cycle is not None and self.cycle is not before:
+                held = _HeadWithBody(self.cycle.transport, self.cycle)
+                self.cycle.transport = cast(asyncio.Transport, held)
+
+    _HTTP_PROTOCOL = _OneSendPerAnswer
+
+
 class _EmbeddedServer(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -195,6 +254,7 @@ class HttpServer:
             app,
             host=host,
             port=port,
+            http=_HTTP_PROTOCOL,
             log_config=None,
             access_log=False,
             lifespan="off",

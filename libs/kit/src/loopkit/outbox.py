@@ -9,20 +9,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from nats.js import JetStreamContext
 from opentelemetry import metrics
-from sqlalchemy import Row, Select, delete, func, select, text, tuple_, update
+from sqlalchemy import Row, Select, delete, func, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from loopkit.db import is_sqlite, reader
 from loopkit.jetstream import Publisher
 from loopkit.pii import Sealer
+from loopkit.raw_sql import fetch_on
 from loopkit.tables import KitTables
 
 log = logging.getLogger(__name__)
@@ -50,19 +52,29 @@ _backlog = _meter.create_gauge(
 # The two-key advisory lock space of relay claims (a one-key lock, as identity takes, never
 # conflicts with a two-key one). The second key is a hash of the row id.
 _CLAIM_SPACE = 0x0B0C
-_CLAIM = text(
+# PostgreSQL's statements of a pass, sent straight on the pass's asyncpg connection
+# (`loopkit.raw_sql`): SQLAlchemy's execute path (compiled cache, parameter and result processing,
+# a greenlet per statement) was most of a short pass's CPU, and a pass runs every few events.
+_CLAIM = (
     # The inner LIMIT keeps the try-lock from being evaluated on every pending row: a relay locks
     # at most two batches' worth of candidates, skipping rows another replica holds.
-    "SELECT id FROM (SELECT id FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT :window)"
-    " AS candidates WHERE pg_try_advisory_lock(:space, hashtext(id)) LIMIT :n"
+    "SELECT id FROM (SELECT id FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $1)"
+    " AS candidates WHERE pg_try_advisory_lock($2, hashtext(id)) LIMIT $3"
 )
-_FETCH = text(
-    "SELECT id, subject, data, headers FROM outbox"
-    " WHERE id = ANY(CAST(:ids AS text[])) AND published_at IS NULL ORDER BY id"
+_FETCH = (
+    "SELECT id, subject, data, headers::text AS headers FROM outbox"
+    " WHERE id = ANY($1::text[]) AND published_at IS NULL ORDER BY id"
 )
-_MARK = text("UPDATE outbox SET published_at = :at WHERE id = ANY(CAST(:ids AS text[]))")
-_DROP = text("DELETE FROM outbox WHERE id = ANY(CAST(:ids AS text[]))")
-_RELEASE = text("SELECT pg_advisory_unlock_all()")
+_MARK = "UPDATE outbox SET published_at = $1 WHERE id = ANY($2::text[])"
+_DROP = "DELETE FROM outbox WHERE id = ANY($1::text[])"
+_RELEASE = "SELECT pg_advisory_unlock_all()"
+
+
+class _Pending(NamedTuple):
+    id: str
+    subject: str
+    data: bytes
+    headers: dict[str, str]
 
 
 class OutboxRelay:
@@ -111,8 +123,6 @@ class OutboxRelay:
         self._postgres = not is_sqlite(self._engine)
         # Each claim, read and mark is its own statement; none waits inside a transaction.
         self._autocommit = self._engine.execution_options(isolation_level="AUTOCOMMIT")
-        c = self._outbox.c
-        self._fetch = _FETCH.columns(c.id, c.subject, c.data, c.headers)
 
     def wake(self) -> None:
         """Called after a commit that wrote events, so they leave now, not at the next poll."""
@@ -156,18 +166,21 @@ class OutboxRelay:
         return len(rows)
 
     async def _claim(self, conn: AsyncConnection) -> list[str]:
-        params = {"window": 2 * self._batch_size, "space": _CLAIM_SPACE, "n": self._batch_size}
-        return list((await conn.execute(_CLAIM, params)).scalars())
+        n = self._batch_size
+        return [row[0] for row in await fetch_on(conn, _CLAIM, 2 * n, _CLAIM_SPACE, n)]
 
-    async def _read(self, conn: AsyncConnection, ids: list[str]) -> Sequence[Row[Any]]:
+    async def _read(self, conn: AsyncConnection, ids: list[str]) -> list[_Pending]:
         # Read again in a snapshot taken after the locks: a row another replica marked sent just
         # before releasing its lock is visible as sent now, and is not published twice. (One
         # statement cannot both lock and read after its locks: its snapshot predates them.)
-        return (await conn.execute(self._fetch, {"ids": ids})).all()
+        return [
+            _Pending(row[0], row[1], row[2], json.loads(row[3]))
+            for row in await fetch_on(conn, _FETCH, ids)
+        ]
 
     async def _release(self, conn: AsyncConnection) -> None:
         try:
-            await conn.execute(_RELEASE)
+            await fetch_on(conn, _RELEASE)
         except BaseException:
             # A connection that cannot say it let go must not go back to the pool holding locks.
             await conn.invalidate()
@@ -179,9 +192,9 @@ class OutboxRelay:
         kept = [i for i in ids if i not in personal]
         if self._postgres:  # one prepared statement whatever the batch's size
             if kept:
-                await conn.execute(_MARK, {"ids": kept, "at": datetime.now(UTC)})
+                await fetch_on(conn, _MARK, datetime.now(UTC), kept)
             if personal:
-                await conn.execute(_DROP, {"ids": sorted(personal)})
+                await fetch_on(conn, _DROP, sorted(personal))
             return
         if kept:
             await conn.execute(
@@ -224,7 +237,7 @@ class OutboxRelay:
         )
 
     async def _publish(
-        self, rows: Sequence[Row[tuple[str, str, bytes, dict[str, str]]]]
+        self, rows: Sequence[_Pending | Row[tuple[str, str, bytes, dict[str, str]]]]
     ) -> tuple[int, set[str]]:
         """Publish and wait for every ack; returns how many JetStream already had, and the ids
         of the rows whose events carried personal data."""

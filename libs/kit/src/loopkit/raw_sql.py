@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.util import greenlet_spawn
 
 
@@ -24,7 +24,11 @@ async def fetch(session: AsyncSession, sql: str, *args: Any) -> list[Any]:
     """The rows (asyncpg `Record`s: index or iterate them) `sql` returns, run in `session`'s
     transaction on its connection. SQLAlchemy's `before_cursor_execute` listeners are told of
     it (with no cursor or context), so statement counters count it."""
-    connection = await session.connection()
+    return await fetch_on(await session.connection(), sql, *args)
+
+
+async def fetch_on(connection: AsyncConnection, sql: str, *args: Any) -> list[Any]:
+    """`fetch` on a connection of SQLAlchemy's (its transaction, or autocommit: the relay's)."""
     sync = connection.sync_connection
     if sync is not None and (sync._has_events or sync.engine._has_events):
         # Statement counters (tests, bench/_statements.py) see these statements too; no cursor

@@ -27,6 +27,7 @@ from loopkit.consumer import EventConsumer, Subscription
 from loopkit.events import Outbox
 from loopkit.expiry import ExpiringKeys, ExpiringRows
 from loopkit.grpc_server import GrpcServer
+from loopkit.http_edge import LeanRoute
 from loopkit.identity_client import IdentityClient
 from loopkit.leases import ReplicaLease
 from loopkit.logs import configure_logging
@@ -82,6 +83,7 @@ class ServiceRuntime:
             health_aliases=[] if self.worker is None else [f"{WORKER_HEALTH_PREFIX}{self.worker}"],
         )
         self._routers: list[APIRouter] = []
+        self._lean_routes: list[LeanRoute] = []
         self._subscriptions: list[Subscription] = []
         self.consumers: list[EventConsumer] = []
         self.http: HttpServer | None = None
@@ -113,8 +115,10 @@ class ServiceRuntime:
         """Servicers of `names`; `internal` calls (full names) are for the services' key only."""
         self.grpc.add(register, names, internal=internal)
 
-    def add_http(self, router: APIRouter) -> None:
+    def add_http(self, router: APIRouter, lean: Sequence[LeanRoute] = ()) -> None:
+        """`lean`: hot routes of `router` answered without FastAPI's routing (`LeanRoute`)."""
         self._routers.append(router)
+        self._lean_routes.extend(lean)
 
     def add_subscription(self, subscription: Subscription) -> None:
         self._subscriptions.append(subscription)
@@ -184,9 +188,16 @@ class ServiceRuntime:
     def http_app(self) -> FastAPI:
         """The service's HTTP app: the ops routes and every router it added. Built without
         starting anything, so its OpenAPI document can be read (and checked) offline."""
-        app = ops_app(self.spec.name, self.readiness)
+        app = ops_app(self.spec.name, self.readiness, self._lean_routes)
         for router in self._routers:
             app.include_router(router)
+        if self._lean_routes:
+            # A lean route is served ahead of FastAPI's routes, so it must be one of them: the
+            # OpenAPI document (and the tests that hold every route to a kind of caller) see it.
+            paths = app.openapi()["paths"]
+            for lean in self._lean_routes:
+                if lean.method.lower() not in paths.get(lean.path, {}):
+                    raise ValueError(f"lean route {lean.method} {lean.path} has no FastAPI route")
         return app
 
     def remember_pii_keys(self, tenant_id: str, keys: Mapping[str, bytes | None]) -> None:

@@ -80,7 +80,10 @@ def build(runtime: ServiceRuntime) -> None:
     inbox = InboxWorker(uow, callbacks, customers)
     runtime.parts["flows"] = flows  # for tests of what a race between requests leaves
     runtime.add_grpc(register(AcquisitionServicer(flows)), [SERVICE_NAME])
-    runtime.add_http(http.router(flows, settings.account_registry(), inbox.wake, sign_in))
+    runtime.add_http(
+        http.router(flows, settings.account_registry(), inbox.wake, sign_in),
+        lean=http.lean_routes(flows, sign_in),
+    )
     for subscription in EventHandlers(touches, CustomerEvents(leads, fission)).subscriptions():
         runtime.add_subscription(subscription)
     runtime.add_worker(inbox.worker(settings.wechat_worker_poll_s))

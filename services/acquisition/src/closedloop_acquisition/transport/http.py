@@ -14,7 +14,7 @@ from pydantic import BaseModel
 from closedloop_acquisition.catalog.specs import text
 from closedloop_acquisition.clock import now
 from closedloop_acquisition.leads.service import LeadInput
-from closedloop_acquisition.pages.signin import SESSION_COOKIE, SignIn
+from closedloop_acquisition.pages.signin import SESSION_COOKIE
 from closedloop_acquisition.transport.flows import Flows
 from closedloop_acquisition.transport.pages import PageSignIn, pages_router
 from loopkit.accounts import AccountRegistry
@@ -34,6 +34,8 @@ from loopkit.http_docs import (
     xml_body,
 )
 from loopkit.http_edge import (
+    LeanHandler,
+    LeanRoute,
     domain_error_response,
     error_response,
     parse_json,
@@ -188,6 +190,9 @@ def submission(page_id: str, body: dict[str, Any]) -> LeadInput:
     )
 
 
+SUBMISSIONS_PATH = "/v1/forms/{page_id}/submissions"
+
+
 def router(
     flows: Flows,
     accounts: AccountRegistry,
@@ -197,23 +202,23 @@ def router(
     """Every public HTTP route: the H5 page and its sign-in, its form, the WeChat callback."""
     routes = APIRouter()
     routes.include_router(pages_router(flows, sign_in))
-    routes.include_router(_forms_router(flows, sign_in.signin if sign_in else None))
+    routes.include_router(_forms_router(form_submissions(flows, sign_in)))
     routes.include_router(_wechat_router(flows, accounts, wake_worker))
     return routes
 
 
-def _forms_router(flows: Flows, signin: SignIn | None = None) -> APIRouter:
-    """`signin`: the page's WeChat sign-in, whose session cookie carries verified identities."""
-    router = APIRouter()
+def lean_routes(flows: Flows, sign_in: PageSignIn | None = None) -> list[LeanRoute]:
+    """The form post, the hot path of a campaign spike, answered by the kit's edge middleware
+    without FastAPI's routing (`loopkit.http_edge.LeanRoute`): the same handler as its route."""
+    return [LeanRoute("POST", SUBMISSIONS_PATH, form_submissions(flows, sign_in))]
 
-    @router.post(
-        "/v1/forms/{page_id}/submissions",
-        response_model=None,
-        summary="submit a landing page's form: captures a lead",
-        responses=SUBMISSION_ANSWERS,
-        openapi_extra=SUBMISSION_DOCS,
-    )
-    async def submit(page_id: str, request: Request) -> Response:
+
+def form_submissions(flows: Flows, sign_in: PageSignIn | None = None) -> LeanHandler:
+    """The handler of a landing page's form post. `sign_in`: the page's WeChat sign-in, whose
+    session cookie carries verified identities."""
+    signin = sign_in.signin if sign_in else None
+
+    async def submit(request: Request, page_id: str) -> Response:
         raw = await read_body(request, MAX_FORM_BYTES)
         if raw is None:
             return error_response(413, f"body larger than {MAX_FORM_BYTES} bytes", "body")
@@ -243,6 +248,24 @@ def _forms_router(flows: Flows, signin: SignIn | None = None) -> APIRouter:
         return JSONResponse(
             {"lead_id": captured.lead.id, "repeat": captured.repeat}, status_code=status
         )
+
+    return submit
+
+
+def _forms_router(submit: LeanHandler) -> APIRouter:
+    """The form post as a FastAPI route: its OpenAPI document, and the way in for an app built
+    without the lean routes."""
+    router = APIRouter()
+
+    @router.post(
+        SUBMISSIONS_PATH,
+        response_model=None,
+        summary="submit a landing page's form: captures a lead",
+        responses=SUBMISSION_ANSWERS,
+        openapi_extra=SUBMISSION_DOCS,
+    )
+    async def submit_form(page_id: str, request: Request) -> Response:
+        return await submit(request, page_id)
 
     return router
 
