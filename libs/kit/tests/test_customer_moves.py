@@ -5,12 +5,18 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import Column, DateTime, Integer, String, Table, delete, insert, select
+from sqlalchemy import JSON, Column, DateTime, Integer, String, Table, delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kit_testbed import Database
 from loopkit import db
-from loopkit.customer_rows import forget_moves, give_back_customer, repoint_customer, set_aside
+from loopkit.customer_rows import (
+    forget_in_set_aside,
+    forget_moves,
+    give_back_customer,
+    repoint_customer,
+    set_aside,
+)
 from loopkit.tables import customer_moves_table
 
 T = "t-kit"
@@ -33,6 +39,16 @@ TAGS = Table(
     Column("customer_id", String(26), primary_key=True),
     Column("tag", String(32), primary_key=True),
     Column("since", DateTime(timezone=True), nullable=False),
+)
+# ... and one that names another customer too (who referred them), in a column and in JSON.
+CARDS = Table(
+    "cards",
+    META,
+    Column("tenant_id", String(64), primary_key=True),
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("customer_id", String(26), nullable=False),
+    Column("referrer_id", String(26), nullable=True),
+    Column("credit", JSON, nullable=False),
 )
 SINCE = datetime(2026, 3, 1, 12, 30, tzinfo=UTC)
 
@@ -195,3 +211,41 @@ async def test_a_set_aside_row_of_the_survivor_comes_back_to_the_survivor(
         )
         assert given.moved == {"notes": 1}
         assert await notes(s) == {1: "A", 2: "B"}
+
+
+async def test_forgetting_a_referrer_empties_them_in_set_aside_copies_of_others_rows(
+    database: Database,
+) -> None:
+    """B's card, set aside by B's merge into A, names R as its referrer; R is forgotten later
+    (the copy is B's, so forget_moves keeps it): the unmerge gives B's card back without R."""
+    await schema(database)
+    args = {"tenant_id": T, "merge_id": "m-1", "from_id": "B", "to_id": "A"}
+    card = {"tenant_id": T, "id": 2, "customer_id": "B", "referrer_id": "R"}
+    async with database.sessions.begin() as s:
+        await s.execute(
+            insert(CARDS),
+            [
+                {**card, "credit": {"referrer": "R", "code": "C-1", "more": {"by": "R"}}},
+                {**card, "id": 3, "customer_id": "Q", "referrer_id": "S", "credit": {"referrer": "S"}},
+            ],
+        )
+        copies = (await s.execute(select(CARDS).where(CARDS.c.id.in_([2, 3])))).mappings().all()
+        await set_aside(s, CARDS, "customer_id", copies[:1], **args)
+        await set_aside(s, CARDS, "customer_id", copies[1:], **{**args, "merge_id": "m-2"})
+        await s.execute(delete(CARDS))
+    async with database.sessions.begin() as s:
+        forget = {"tenant_id": T, "customer_ids": ["R"]}
+        await forget_moves(s, META, **forget)
+        assert await forget_in_set_aside(s, CARDS, ["credit", "referrer"], **forget) == 1
+        assert await forget_in_set_aside(s, CARDS, ["credit", "more", "by"], **forget) == 1
+        assert await forget_in_set_aside(s, CARDS, ["referrer_id"], blank=None, **forget) == 1
+        assert await forget_in_set_aside(s, CARDS, ["credit", "referrer"], **forget) == 0
+    async with database.sessions.begin() as s:
+        await give_back_customer(
+            s, META, tenant_id=T, merge_id="m-1", restored_id="B", survivor_id="A"
+        )
+        back = (await s.execute(select(CARDS).where(CARDS.c.id == 2))).mappings().one()
+        assert (back["customer_id"], back["referrer_id"]) == ("B", None)
+        assert back["credit"] == {"referrer": "", "code": "C-1", "more": {"by": ""}}
+        kept = (await s.execute(select(MOVES.c.row_data).where(MOVES.c.merge_id == "m-2"))).one()
+        assert kept.row_data["credit"] == {"referrer": "S"}  # another referrer's copy stays

@@ -380,3 +380,53 @@ async def forget_moves(
             moves.c.tenant_id == tenant_id, or_(moves.c.from_id.in_(ids), moves.c.to_id.in_(ids))
         )
     )
+
+
+async def forget_in_set_aside(
+    session: AsyncSession,
+    model: Model,
+    path: Sequence[str],
+    *,
+    tenant_id: str,
+    customer_ids: Sequence[str],
+    blank: Any = "",
+) -> int:
+    """On customer.forgotten: set-aside copies of `model`'s rows (`set_aside`) that name one of
+    these customers at `path` (a column, or a JSON column and the keys inside it, e.g.
+    `("attribution", "referrer_customer_id")`) name `blank` there instead, so an unmerge does
+    not bring the id back. `forget_moves` drops only the copies of the forgotten customers' own
+    rows; this is for copies of others' rows that name them (as a referrer, say). Returns how
+    many copies changed."""
+    table = _table(model)
+    moves = _moves(table.metadata)
+    ids = list(customer_ids)
+    if not ids or not path:
+        return 0
+    named = moves.c.row_data[tuple(path)] if len(path) > 1 else moves.c.row_data[path[0]]
+    found = (
+        await session.execute(
+            select(moves.c.id, moves.c.row_data).where(
+                moves.c.tenant_id == tenant_id,
+                moves.c.table_name == table.name,
+                moves.c.row_data.is_not(None),
+                named.as_string().in_(ids),
+            )
+        )
+    ).all()
+    for copy_id, data in found:
+        await session.execute(
+            update(moves)
+            .where(moves.c.id == copy_id)
+            .values(row_data=_with_value(dict(data), list(path), blank))
+        )
+    return len(found)
+
+
+def _with_value(data: dict[str, Any], path: list[str], value: Any) -> dict[str, Any]:
+    head, *rest = path
+    if rest:
+        inner = data.get(head)
+        data[head] = _with_value(dict(inner) if isinstance(inner, Mapping) else {}, rest, value)
+    else:
+        data[head] = value
+    return data

@@ -17,7 +17,7 @@ from closedloop.events.v1.envelope_pb2 import Envelope
 from closedloop_acquisition.catalog.specs import is_id
 from closedloop_acquisition.models import LeadAliasRow, LeadRequestRow, LeadRow
 from loopkit import raw_sql
-from loopkit.customer_rows import repoint_customer
+from loopkit.customer_rows import forget_in_set_aside, repoint_customer
 from loopkit.events import Outbox, note_events_written
 
 LEADS: Table = LeadRow.__table__  # type: ignore[assignment]
@@ -149,7 +149,8 @@ async def forget_referrer(
     session: AsyncSession, tenant_id: str, customer_ids: Sequence[str]
 ) -> None:
     """Other customers' leads no longer name these customers as their referrer: the lead, its
-    channel and its referral code stay, not who made the referral."""
+    channel and its referral code stay, not who made the referral. So do the copies of leads a
+    merge folded away (the move log's), which an unmerge would insert again."""
     referrer = LeadRow.attribution["referrer_customer_id"].as_string()
     found = await session.execute(
         select(LeadRow).where(LeadRow.tenant_id == tenant_id, referrer.in_(customer_ids))
@@ -157,6 +158,13 @@ async def forget_referrer(
     for lead in found.scalars():
         lead.attribution = {**lead.attribution, "referrer_customer_id": ""}
     await session.flush()
+    await forget_in_set_aside(
+        session,
+        LeadRow,
+        ("attribution", "referrer_customer_id"),
+        tenant_id=tenant_id,
+        customer_ids=customer_ids,
+    )
 
 
 async def repoint(
