@@ -406,6 +406,194 @@ async def test_a_forgotten_referrer_is_named_by_nobody_elses_touch_or_lead(
     assert (stats.visits, stats.leads) == (1, 1)
 
 
+async def _visit(  # noqa: PLR0913 - the event's fields
+    env: Env,
+    nats_client: Client,
+    channel_id: str,
+    referrer_id: str,
+    visitor: c.Identity,
+    *,
+    code: str,
+    customer_id: str = "",
+) -> None:
+    """referral's share_visited for `visitor` on `code` of `referrer_id`, newly published."""
+    visit = new_envelope(
+        producer="referral",
+        event_type="share_visited",
+        tenant_id=env.tenant,
+        customer_id=customer_id,
+        payload=rpb.ShareVisited(
+            visit_id=f"v-{code}",
+            code=code,
+            referrer_customer_id=referrer_id,
+            channel_id=channel_id,
+            visitor_identities=[visitor],
+        ),
+    )
+    await nats_client.jetstream().publish(
+        subject_for("referral", "share_visited"),
+        visit.SerializeToString(),
+        stream="REFERRAL",
+        headers={"Nats-Msg-Id": visit.id},
+    )
+
+
+async def _touch_referrers(env: Env) -> list[tuple[str | None, str | None]]:
+    async with env.acquisition.runtime.sessions() as session:
+        rows = await session.execute(
+            select(TouchRow.referral_code, TouchRow.referrer_customer_id)
+            .where(TouchRow.tenant_id == env.tenant)
+            .order_by(TouchRow.id)
+        )
+        return [(code, referrer) for code, referrer in rows.all()]
+
+
+async def test_an_unmerge_after_the_referrer_is_forgotten_gives_the_lead_back_without_them(
+    env: Env, nats_client: Client
+) -> None:
+    """The merged customer's lead, folded into the survivor's, was referred by R; R is forgotten
+    while the merge stands: the lead the unmerge gives back names no referrer (the move log's
+    copy of it named R)."""
+    campaign = await env.campaign()
+    referral = await env.channel(
+        campaign.campaign_id, kind=pb.CHANNEL_KIND_REFERRAL, name="friends"
+    )
+    page = await env.page(campaign.campaign_id)
+    first = await env.stub.CaptureLead(
+        pb.CaptureLeadRequest(
+            tenant_id=env.tenant, page_id=page.page_id, values=form(phone_number="13300133041")
+        )
+    )
+    referrer = await env.identity_stub.ResolveCustomer(
+        identity_pb2.ResolveCustomerRequest(
+            tenant_id=env.tenant, identities=[openid("o-folded-referrer", env.app_id)]
+        )
+    )
+    referrer_id = referrer.customer.customer_id
+    visitor = openid("o-folded-newcomer", env.app_id)
+    await _visit(env, nats_client, referral.channel_id, referrer_id, visitor, code="REF-FOLD")
+
+    async def visited() -> bool:
+        return (await env.stats(referral.channel_id)).visits == 1
+
+    await eventually(visited)
+    second = await env.stub.CaptureLead(
+        pb.CaptureLeadRequest(
+            tenant_id=env.tenant,
+            page_id=page.page_id,
+            values=form(phone_number="13300133042"),
+            identities=[visitor],
+        )
+    )
+    assert second.lead.attribution.referrer_customer_id == referrer_id
+    merged = await env.identity_stub.MergeCustomers(
+        identity_pb2.MergeCustomersRequest(
+            tenant_id=env.tenant,
+            customer_ids=[first.lead.customer_id, second.lead.customer_id],
+            actor="test",
+            reason="same person",
+        )
+    )
+    assert merged.survivor.customer_id == first.lead.customer_id
+
+    async def folded() -> bool:
+        lead = await _lead(env, second.lead.lead_id)
+        return lead is not None and lead.lead_id == first.lead.lead_id
+
+    await eventually(folded)
+    await env.identity_stub.ForgetCustomer(
+        identity_pb2.ForgetCustomerRequest(
+            tenant_id=env.tenant, customer_id=referrer_id, actor="test", reason="PIPL request"
+        )
+    )
+
+    async def touch_unnamed() -> bool:
+        return await _touch_referrers(env) == [("REF-FOLD", None)]
+
+    await eventually(touch_unnamed)
+    await env.identity_stub.UnmergeCustomer(
+        identity_pb2.UnmergeCustomerRequest(
+            tenant_id=env.tenant, customer_id=second.lead.customer_id, actor="test", reason="two"
+        )
+    )
+
+    async def unfolded() -> bool:
+        lead = await _lead(env, second.lead.lead_id)
+        return lead is not None and lead.lead_id == second.lead.lead_id
+
+    await eventually(unfolded)
+    back = await _lead(env, second.lead.lead_id)
+    assert back is not None
+    assert back.customer_id == second.lead.customer_id
+    assert back.attribution.referral_code == "REF-FOLD"
+    assert back.attribution.referrer_customer_id == ""
+
+
+async def test_a_visit_naming_a_forgotten_referrer_credits_nobody(
+    env: Env, nats_client: Client
+) -> None:
+    """A share_visited naming R that reaches acquisition after R's forget (published again, or
+    late): the visit counts, but no touch names R and the visitor's lead is not credited."""
+    campaign = await env.campaign()
+    referral = await env.channel(
+        campaign.campaign_id, kind=pb.CHANNEL_KIND_REFERRAL, name="friends"
+    )
+    page = await env.page(campaign.campaign_id)
+    referrer = await env.identity_stub.ResolveCustomer(
+        identity_pb2.ResolveCustomerRequest(
+            tenant_id=env.tenant, identities=[openid("o-late-forgotten", env.app_id)]
+        )
+    )
+    referrer_id = referrer.customer.customer_id
+    visitor = openid("o-after-forget", env.app_id)
+    captured = await env.stub.CaptureLead(
+        pb.CaptureLeadRequest(
+            tenant_id=env.tenant,
+            page_id=page.page_id,
+            values=form(phone_number="13300133051"),
+            identities=[visitor],
+            referral_code="REF-AFTER",
+        )
+    )
+    # An earlier visit of someone else names R: once it no longer does, the forget is done.
+    other = openid("o-before-forget", env.app_id)
+    await _visit(env, nats_client, referral.channel_id, referrer_id, other, code="REF-BEFORE")
+
+    async def named() -> bool:
+        return await _touch_referrers(env) == [("REF-BEFORE", referrer_id)]
+
+    await eventually(named)
+    await env.identity_stub.ForgetCustomer(
+        identity_pb2.ForgetCustomerRequest(
+            tenant_id=env.tenant, customer_id=referrer_id, actor="test", reason="PIPL request"
+        )
+    )
+
+    async def forgotten() -> bool:
+        return await _touch_referrers(env) == [("REF-BEFORE", None)]
+
+    await eventually(forgotten)
+    await _visit(
+        env,
+        nats_client,
+        referral.channel_id,
+        referrer_id,
+        visitor,
+        code="REF-AFTER",
+        customer_id=captured.lead.customer_id,
+    )
+
+    async def counted() -> bool:
+        return (await env.stats(referral.channel_id)).visits == 2
+
+    await eventually(counted)
+    assert await _touch_referrers(env) == [("REF-BEFORE", None), ("REF-AFTER", None)]
+    lead = await _lead(env, captured.lead.lead_id)
+    assert lead is not None
+    assert lead.attribution.referral_code == "REF-AFTER"
+    assert lead.attribution.referrer_customer_id == ""
+
+
 async def test_a_visit_that_arrives_after_the_lead_still_credits_the_referrer(
     env: Env, nats_client: Client
 ) -> None:
