@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from loopkit.customers import CustomerDirectory, IdentityValue, ResolvedCustomer
-from loopkit.errors import InvalidArgument
+from loopkit.errors import InvalidArgument, NotFound
 
 
 class Customers:
@@ -31,6 +31,17 @@ class Customers:
             return await self._directory.resolve(tenant_id, identities, actor="acquisition")
         except InvalidArgument as exc:
             raise _name_field(exc, fields) from None
+
+    async def live_referrer(self, tenant_id: str, customer_id: str) -> str:
+        """`customer_id` if identity still knows them, else "" (forgotten, or never a
+        customer): an event naming a referrer may arrive after their forget."""
+        if not customer_id:
+            return ""
+        try:
+            await self._directory.current_id(tenant_id, customer_id)
+        except (NotFound, InvalidArgument):
+            return ""
+        return customer_id
 
 
 def _name_field(exc: InvalidArgument, fields: Sequence[str]) -> InvalidArgument:

@@ -120,7 +120,9 @@ class TouchService:
 
     async def share_visited(self, session: AsyncSession, tenant_id: str, visit: ShareVisit) -> None:
         """A VISIT touch on the program's referral channel, carrying the referrer, so the
-        visitor's later lead is credited to them (and an earlier one, see `credit_late_visit`)."""
+        visitor's later lead is credited to them (and an earlier one, see `credit_late_visit`).
+        A referrer identity no longer knows (forgotten before the event reached us) is named
+        by no touch and credited nothing."""
         channel = await self._catalog.channel_row(session, tenant_id, visit.channel_id)
         if channel.kind != "referral":
             raise InvalidArgument(
@@ -131,6 +133,7 @@ class TouchService:
             # Inside the consumer's transaction: an unreachable identity is retried.
             resolved = await self._customers.resolve(tenant_id, visit.visitor)
             customer_id = resolved.customer_id if resolved else ""
+        referrer = await self._customers.live_referrer(tenant_id, visit.referrer_customer_id)
         parameters = {"program_id": visit.program_id, "share_id": visit.share_id}
         await self.add_touch(
             session,
@@ -140,12 +143,12 @@ class TouchService:
             identities=visit.visitor,
             customer_id=customer_id,
             referral_code=visit.code,
-            referrer_customer_id=visit.referrer_customer_id,
+            referrer_customer_id=referrer,
             parameters={k: v for k, v in parameters.items() if v},
             at=visit.at,
         )
         await self._leads.credit_late_visit(
-            session, tenant_id, customer_id, visit.code, visit.referrer_customer_id
+            session, tenant_id, customer_id, visit.code, referrer
         )
 
     async def friend_added(self, session: AsyncSession, tenant_id: str, add: FriendAdd) -> None:
