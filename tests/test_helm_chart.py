@@ -1030,7 +1030,7 @@ def test_database_pool_size_is_a_value_and_notes_sum_the_connections(
     default: Rendered, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """CLOSEDLOOP_DATABASE_POOL_SIZE beside CLOSEDLOOP_WORKERS, with the kit's default; NOTES add
-    up replicas (maxReplicas when autoscaling) × workers × pool size over the services, and warn
+    up replicas (maxReplicas when autoscaling) x workers x pool size over the services, and warn
     when the bundled PostgreSQL's default max_connections cannot hold them."""
     for deployment in default.of_kind("Deployment"):
         name = deployment["metadata"]["name"]
@@ -1039,7 +1039,7 @@ def test_database_pool_size_is_a_value_and_notes_sum_the_connections(
         assert load_settings(GATEWAY_SPEC, GatewaySettings).database_pool_size == (
             GatewaySettings().database_pool_size
         ), name
-    assert "  identity     1 × 1 × 20 = 20\n" in default.notes
+    assert "  identity     1 x 1 x 20 = 20\n" in default.notes
     assert "  total        120, plus one per migration run" in default.notes
     assert "WARNING: the bundled PostgreSQL" not in default.notes  # an external database
 
@@ -1055,13 +1055,13 @@ def test_database_pool_size_is_a_value_and_notes_sum_the_connections(
     )
     data = sized.named("ConfigMap", resource_name("identity"))["data"]
     assert (data["CLOSEDLOOP_WORKERS"], data["CLOSEDLOOP_DATABASE_POOL_SIZE"]) == ("2", "8")
-    assert "  identity     1 × 2 × 8 = 16\n" in sized.notes
-    assert "  referral     3 (maxReplicas) × 1 × 20 = 60\n" in sized.notes
-    assert "  total        156, plus" in sized.notes  # 4 × 20 + 16 + 60
+    assert "  identity     1 x 2 x 8 = 16\n" in sized.notes
+    assert "  referral     3 (maxReplicas) x 1 x 20 = 60\n" in sized.notes
+    assert "  total        156, plus" in sized.notes  # 4 x 20 + 16 + 60
 
     bundled = minimal({"postgresql": {"enabled": True}})
     assert "120 connections will not fit" in render(bundled).notes
-    small = {**bundled, "defaults": {"databasePoolSize": 16}}  # 6 × 16 = 96
+    small = {**bundled, "defaults": {"databasePoolSize": 16}}  # 6 x 16 = 96
     assert "WARNING: the bundled PostgreSQL" not in render(small).notes
     assert "databasePoolSize" in refusal({"services": {"identity": {"databasePoolSize": 0}}})
 

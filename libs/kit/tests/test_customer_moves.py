@@ -226,7 +226,13 @@ async def test_forgetting_a_referrer_empties_them_in_set_aside_copies_of_others_
             insert(CARDS),
             [
                 {**card, "credit": {"referrer": "R", "code": "C-1", "more": {"by": "R"}}},
-                {**card, "id": 3, "customer_id": "Q", "referrer_id": "S", "credit": {"referrer": "S"}},
+                {
+                    **card,
+                    "id": 3,
+                    "customer_id": "Q",
+                    "referrer_id": "S",
+                    "credit": {"referrer": "S"},
+                },
             ],
         )
         copies = (await s.execute(select(CARDS).where(CARDS.c.id.in_([2, 3])))).mappings().all()

@@ -406,7 +406,7 @@ async def test_a_forgotten_referrer_is_named_by_nobody_elses_touch_or_lead(
     assert (stats.visits, stats.leads) == (1, 1)
 
 
-async def _visit(  # noqa: PLR0913 - the event's fields
+async def _visit(
     env: Env,
     nats_client: Client,
     channel_id: str,

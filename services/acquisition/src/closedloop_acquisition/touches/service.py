@@ -147,9 +147,7 @@ class TouchService:
             parameters={k: v for k, v in parameters.items() if v},
             at=visit.at,
         )
-        await self._leads.credit_late_visit(
-            session, tenant_id, customer_id, visit.code, referrer
-        )
+        await self._leads.credit_late_visit(session, tenant_id, customer_id, visit.code, referrer)
 
     async def friend_added(self, session: AsyncSession, tenant_id: str, add: FriendAdd) -> None:
         """A FRIEND_ADD touch on the contact-me code's channel (named by conversion, else found
