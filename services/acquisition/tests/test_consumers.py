@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import grpc
 from nats.aio.client import Client
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from acquisition_helpers import Env, event_xml, form, openid, safe_post
 from closedloop.acquisition.v1 import acquisition_pb2 as pb
@@ -13,7 +13,11 @@ from closedloop.events.v1 import acquisition_events_pb2 as ev
 from closedloop.events.v1 import conversion_events_pb2 as cpb
 from closedloop.events.v1 import referral_events_pb2 as rpb
 from closedloop.identity.v1 import identity_pb2
+from closedloop_acquisition.clock import now
 from closedloop_acquisition.models import TouchRow
+from closedloop_acquisition.touches.service import ShareVisit
+from closedloop_acquisition.transport.flows import Flows
+from loopkit.db import is_sqlite
 from loopkit.events import new_envelope, subject_for, unpack
 from loopkit_dev.testing import eventually, read_events, replay_event
 
@@ -591,6 +595,90 @@ async def test_a_visit_naming_a_forgotten_referrer_credits_nobody(
     lead = await _lead(env, captured.lead.lead_id)
     assert lead is not None
     assert lead.attribution.referral_code == "REF-AFTER"
+    assert lead.attribution.referrer_customer_id == ""
+
+
+# A forget waiting for a visit's referrer lock (acquisition's two-key space 0x7EF0).
+WAITING_FORGET = text(
+    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+    " AND classid = 32496 AND objsubid = 2"
+)
+
+
+async def test_a_visit_in_flight_during_the_referrers_forget_is_unnamed_by_the_forget(
+    env: Env, nats_client: Client
+) -> None:
+    """A visit asked identity about R just before R's forget and commits after acquisition ran
+    the forget: the forget waits for it (PostgreSQL), so its touch and credit are erased too.
+    Forced here: the visit's transaction stays open while the forget is processed."""
+    runtime = env.acquisition.runtime
+    if is_sqlite(runtime.engine):
+        return  # one writer at a time: the forget's UPDATE waits for the visit's INSERT anyway
+    campaign = await env.campaign()
+    referral = await env.channel(
+        campaign.campaign_id, kind=pb.CHANNEL_KIND_REFERRAL, name="friends"
+    )
+    page = await env.page(campaign.campaign_id)
+    referrer = await env.identity_stub.ResolveCustomer(
+        identity_pb2.ResolveCustomerRequest(
+            tenant_id=env.tenant, identities=[openid("o-racing-referrer", env.app_id)]
+        )
+    )
+    referrer_id = referrer.customer.customer_id
+    visitor = openid("o-racing-visitor", env.app_id)
+    captured = await env.stub.CaptureLead(
+        pb.CaptureLeadRequest(
+            tenant_id=env.tenant,
+            page_id=page.page_id,
+            values=form(phone_number="13300133061"),
+            identities=[visitor],
+            referral_code="REF-RACE",
+        )
+    )
+    flows: Flows = runtime.parts["flows"]
+    visit = ShareVisit(
+        channel_id=referral.channel_id,
+        visitor=(),
+        customer_id=captured.lead.customer_id,
+        code="REF-RACE",
+        referrer_customer_id=referrer_id,
+        program_id="",
+        share_id="",
+        at=now(),
+    )
+    js = nats_client.jetstream()
+    async with runtime.sessions() as session, session.begin():
+        await flows.touches.share_visited(session, env.tenant, visit)  # R still known
+        await env.identity_stub.ForgetCustomer(
+            identity_pb2.ForgetCustomerRequest(
+                tenant_id=env.tenant, customer_id=referrer_id, actor="test", reason="PIPL request"
+            )
+        )
+
+        async def on_stream() -> bool:
+            events = await read_events(nats_client, "IDENTITY", tenant_id=env.tenant)
+            return any(e.type == "customer.forgotten" for e in events)
+
+        await eventually(on_stream)
+        last = (await js.stream_info("IDENTITY")).state.last_seq
+
+        async def forget_done_or_waiting() -> bool:
+            info = await js.consumer_info("IDENTITY", "acquisition-identity")
+            if info.ack_floor is not None and info.ack_floor.stream_seq >= last:
+                return True  # processed while this visit is still open
+            async with runtime.sessions() as probe:
+                waiting = await probe.execute(WAITING_FORGET)
+                return bool(waiting.scalar_one())
+
+        await eventually(forget_done_or_waiting)
+    # The visit committed; the forget ran before it or after it, never beside it.
+
+    async def unnamed() -> bool:
+        return await _touch_referrers(env) == [("REF-RACE", None)]
+
+    await eventually(unnamed)
+    lead = await _lead(env, captured.lead.lead_id)
+    assert lead is not None
     assert lead.attribution.referrer_customer_id == ""
 
 

@@ -4,13 +4,45 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from closedloop_acquisition.models import TouchRow
 from loopkit.customer_rows import repoint_customer
 
 MAX_TOUCHES_READ = 500
+# The two-key advisory lock space of a referrer's id (the kit's leases use 0x1EA5, the relay's
+# claims 0x0B0C): a share visit naming them holds it shared until it commits, a forget of them
+# exclusively, so the forget's UPDATE sees every visit that asked identity before the forget.
+_REFERRER_SPACE = 0x7EF0
+_SHARED = text("SELECT pg_advisory_xact_lock_shared(:space, hashtext(:key))")
+_EXCLUSIVE = text("SELECT pg_advisory_xact_lock(:space, hashtext(:key))")
+
+
+def _postgres(session: AsyncSession) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+async def hold_referrer(session: AsyncSession, tenant_id: str, referrer_id: str) -> None:
+    """Until the transaction ends, a forget of `referrer_id` waits (PostgreSQL; SQLite has one
+    writer at a time). Take it before asking identity whether the referrer is still known."""
+    if referrer_id and _postgres(session):
+        await session.execute(
+            _SHARED, {"space": _REFERRER_SPACE, "key": f"{tenant_id}:{referrer_id}"}
+        )
+
+
+async def hold_forgotten(
+    session: AsyncSession, tenant_id: str, customer_ids: Sequence[str]
+) -> None:
+    """Wait for share visits naming these customers in flight (`hold_referrer`); later ones wait
+    for this transaction, and then find them forgotten."""
+    if not _postgres(session):
+        return
+    for customer_id in sorted(set(customer_ids)):  # one order: two forgets never deadlock
+        await session.execute(
+            _EXCLUSIVE, {"space": _REFERRER_SPACE, "key": f"{tenant_id}:{customer_id}"}
+        )
 
 
 async def add(session: AsyncSession, row: TouchRow) -> None:

@@ -133,6 +133,8 @@ class TouchService:
             # Inside the consumer's transaction: an unreachable identity is retried.
             resolved = await self._customers.resolve(tenant_id, visit.visitor)
             customer_id = resolved.customer_id if resolved else ""
+        # Held until commit: a forget of the referrer processed meanwhile waits for this touch.
+        await repo.hold_referrer(session, tenant_id, visit.referrer_customer_id)
         referrer = await self._customers.live_referrer(tenant_id, visit.referrer_customer_id)
         parameters = {"program_id": visit.program_id, "share_id": visit.share_id}
         await self.add_touch(
