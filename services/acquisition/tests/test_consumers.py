@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import grpc
+import pytest
 from nats.aio.client import Client
 from sqlalchemy import select, text
 
@@ -17,7 +18,6 @@ from closedloop_acquisition.clock import now
 from closedloop_acquisition.models import TouchRow
 from closedloop_acquisition.touches.service import ShareVisit
 from closedloop_acquisition.transport.flows import Flows
-from loopkit.db import is_sqlite
 from loopkit.events import new_envelope, subject_for, unpack
 from loopkit_dev.testing import eventually, read_events, replay_event
 
@@ -605,6 +605,8 @@ WAITING_FORGET = text(
 )
 
 
+# SQLite has one writer at a time: the forget's UPDATE waits for the visit's INSERT anyway.
+@pytest.mark.parametrize("services", ["postgres"], indirect=True)
 async def test_a_visit_in_flight_during_the_referrers_forget_is_unnamed_by_the_forget(
     env: Env, nats_client: Client
 ) -> None:
@@ -612,8 +614,6 @@ async def test_a_visit_in_flight_during_the_referrers_forget_is_unnamed_by_the_f
     the forget: the forget waits for it (PostgreSQL), so its touch and credit are erased too.
     Forced here: the visit's transaction stays open while the forget is processed."""
     runtime = env.acquisition.runtime
-    if is_sqlite(runtime.engine):
-        return  # one writer at a time: the forget's UPDATE waits for the visit's INSERT anyway
     campaign = await env.campaign()
     referral = await env.channel(
         campaign.campaign_id, kind=pb.CHANNEL_KIND_REFERRAL, name="friends"
