@@ -223,7 +223,8 @@ async def test_an_empty_or_tiny_segment_preview_does_not_walk_the_primary_key(
     async with retention.runtime.engine.connect() as conn:
         pkey = await conn.scalar(
             text(
-                "SELECT conname FROM pg_constraint WHERE conrelid = 'activity'::regclass AND contype = 'p'"
+                "SELECT conname FROM pg_constraint"
+                " WHERE conrelid = 'activity'::regclass AND contype = 'p'"
             )
         )
     for statement, params in [*sent, (_literal(tiny), ())]:
