@@ -122,7 +122,7 @@ async def test_preview_counts_in_sql_and_samples(
     # The sample is the first members by customer id, whichever shape found them.
     assert list(res.sample_customer_ids) == sorted([loyal, lapsed, fresh])[:2]
     node, now = language.parse("order_count > 0"), datetime.now(UTC)
-    for counted in (3, compiler.FEW_MEMBERS + 1):
+    for counted in (3, compiler.FEW_PER_SAMPLED * 2 + 1):
         async with retention.runtime.sessions() as session:
             query = compiler.sample_query(t, node, now, 2, members_counted=counted)
             assert list(await session.scalars(query)) == sorted([loyal, lapsed, fresh])[:2]
