@@ -7,7 +7,8 @@ postgres@127.0.0.1), migrates the retention schema, generates `--customers` cust
 `--orders` orders in SQL (generate_series), folds the orders into the activity model, then times:
 
 * count(*) of activity and of orders (the scan baseline);
-* PreviewSegment's query for a 5-condition segment (count + 20-customer sample, one query);
+* PreviewSegment's statements for a 5-condition segment (the count, then a 20-customer sample),
+  and for an empty one (the count alone; segment6), no goal for it: its multiple of count(*);
 * the lifecycle sweep as the periodic worker runs it one day later (only customers whose review
   moment has come are loaded; each change writes its stage_changes row and outbox event);
 * the bulk RFM recomputation (the tenant's quintile cut-offs, read from the indexes of the
@@ -16,7 +17,8 @@ postgres@127.0.0.1), migrates the retention schema, generates `--customers` cust
   nothing changed (three times, the median kept; incremental since rfm5: no row read), after
   1 % of the buyers ordered (incremental: those rows read, printed) and a full one asked for on
   the same data;
-* reading the scores: a segment on them and the top-100 list.
+* reading the scores: a segment on them (also before the first rescore, when it is empty) and
+  the top-100 list.
 
 The generated data is settled before anything is timed: every customer reviewed by the
 service's own rules as of the day before (exact stages, reasons and review moments), then
