@@ -7,7 +7,8 @@ postgres@127.0.0.1), migrates the retention schema, generates `--customers` cust
 `--orders` orders in SQL (generate_series), folds the orders into the activity model, then times:
 
 * count(*) of activity and of orders (the scan baseline);
-* PreviewSegment's query for a 5-condition segment (count + 20-customer sample, one query);
+* PreviewSegment's statements for a 5-condition segment (the count, then a 20-customer sample),
+  and for an empty one (the count alone; segment6), no goal for it: its multiple of count(*);
 * the lifecycle sweep as the periodic worker runs it one day later (only customers whose review
   moment has come are loaded; each change writes its stage_changes row and outbox event);
 * the bulk RFM recomputation (the tenant's quintile cut-offs, read from the indexes of the
@@ -16,7 +17,8 @@ postgres@127.0.0.1), migrates the retention schema, generates `--customers` cust
   nothing changed (three times, the median kept; incremental since rfm5: no row read), after
   1 % of the buyers ordered (incremental: those rows read, printed) and a full one asked for on
   the same data;
-* reading the scores: a segment on them and the top-100 list.
+* reading the scores: a segment on them (also before the first rescore, when it is empty) and
+  the top-100 list.
 
 The generated data is settled before anything is timed: every customer reviewed by the
 service's own rules as of the day before (exact stages, reasons and review moments), then
@@ -62,7 +64,8 @@ from closedloop_retention.activity.repository import ActivityRepository
 from closedloop_retention.activity.rules import Rules, RulesRepository
 from closedloop_retention.activity.service import ActivityService
 from closedloop_retention.models import kit
-from closedloop_retention.segments import compiler, language
+from closedloop_retention.segments import language
+from closedloop_retention.segments.repository import SegmentRepository
 from loopkit import db, migrations
 from loopkit.events import Outbox
 
@@ -72,6 +75,8 @@ SEGMENT = (
     "AND last_order_at < now-30d AND NOT unsubscribed = true"
 )
 RFM_SEGMENT = "rfm_score >= 444 OR (top_customer = true AND rfm_r <= 2)"
+# A segment nobody is in: its preview (count + 20-customer sample) timed against count(*).
+EMPTY_SEGMENT = "order_count >= 100000"
 
 
 def base_url() -> str:
@@ -357,15 +362,20 @@ async def run(  # noqa: PLR0915
             stmt = text("SELECT count(*) FROM activity")
             await conn.execute(stmt)  # warm
             await median("count(*) activity, rows", partial(conn.scalar, stmt), results)
-        node = language.parse(SEGMENT)
-        async with sessions() as session:
-            query = compiler.preview_query(TENANT, node, now, 20)
-            await session.execute(query)  # warm
-            rows = (
-                await median("segment (5 conditions)", lambda: session.execute(query), results)
-            ).all()
-            count = rows[0].total if rows else 0
-            print(f"  segment: {count:,} customers, sample of {len(rows)}")
+        segments = SegmentRepository()
+
+        async def preview(expression: str) -> tuple[int, list[str]]:
+            node = language.parse(expression)
+            async with sessions() as session:
+                return await segments.preview(session, TENANT, node, now, 20)
+
+        await preview(SEGMENT)  # warm
+        count, sample = await median("segment (5 conditions)", partial(preview, SEGMENT), results)
+        print(f"  segment: {count:,} customers, sample of {len(sample)}")
+        # A preview with no member: the count, and no walk of the primary key for a sample
+        # (segment6; before, its LIMIT 20 read every customer looking for one).
+        count, sample = await median("empty segment", partial(preview, EMPTY_SEGMENT), results)
+        print(f"  empty segment: {count:,} customers, sample of {len(sample)}")
         rules = RulesRepository()
         activity = ActivityService(Outbox(kit, "retention"), rules)
 
@@ -404,6 +414,12 @@ async def run(  # noqa: PLR0915
             how = "full (every buyer counted)" if done.full else "incremental"
             return f"{done.buyers:,} buyers, {how}, {done.rows_read:,} changed rows read"
 
+        # The score segment before any rescore: no cut-offs yet, nobody in it (the 23 s
+        # preview at 1M customers segment5 found, a walk of the primary key for a sample).
+        count, _ = await median(
+            "RFM segment before a rescore", partial(preview, RFM_SEGMENT), results
+        )
+        print(f"  RFM segment before a rescore: {count:,} customers")
         done = await timed("RFM recompute (first)", rfm(), results)
         print(f"  RFM first: {said(done)}")
         # The second rescore of a tenant counts every buyer too (the first leaves no ranks:
@@ -447,14 +463,11 @@ async def run(  # noqa: PLR0915
         print(f"  RFM full, asked for: {said(done)}")
         # The scores are computed where they are read (since rfm4): a segment on them, and the
         # top list, read after the rescore.
-        node = language.parse(RFM_SEGMENT)
-        async with sessions() as session:
-            query = compiler.preview_query(TENANT, node, now, 20)
-            await session.execute(query)  # warm
-            rows = (
-                await median("segment on RFM scores", lambda: session.execute(query), results)
-            ).all()
-            print(f"  RFM segment: {rows[0].total if rows else 0:,} customers")
+        await preview(RFM_SEGMENT)  # warm
+        count, sample = await median(
+            "segment on RFM scores", partial(preview, RFM_SEGMENT), results
+        )
+        print(f"  RFM segment: {count:,} customers, sample of {len(sample)}")
         async with sessions() as session:
             tops = await median(
                 "top customers (100)",
@@ -483,6 +496,9 @@ async def run(  # noqa: PLR0915
         # read). The RFM rescore reads only customer_value: its ratios to that table's count(*)
         # are printed beside them (same goals).
         print(f"ratio segment_x {results['segment (5 conditions)'] / scan:.1f} goal 1.5")
+        # No goal: the empty previews' multiples of count(*) (segment6).
+        for label in ("empty segment", "RFM segment before a rescore"):
+            print(f"  {label}: {results[label] / scan:.2f} x count(*) activity")
         # The same goal against the sum of count(*) of every table the query read (EXPLAIN of
         # the statement it sent); the steps on the scores have no goal: their multiple only.
         for label in READS:

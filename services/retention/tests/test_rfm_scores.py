@@ -193,7 +193,7 @@ async def test_scores_follow_the_cut_offs_and_ties_score_alike(retention: Runnin
     # Segments and the top list read the same scores.
     async def preview(session: Any) -> int:
         node = language.parse("top_customer = true AND rfm_r >= 1")
-        result = (await session.execute(compiler.preview_query(tenant, node, NOW, 0))).scalar()
+        result = (await session.execute(compiler.count_query(tenant, node, NOW))).scalar()
         return int(result or 0)
 
     tops = sum(1 for v in got.values() if v[4])
@@ -323,7 +323,7 @@ async def test_scores_hold_until_the_next_rescore(retention: RunningService) -> 
 
     async def preview(session: Any) -> int:
         node = language.parse("top_customer = true OR rfm_score >= 111")
-        return int((await session.execute(compiler.preview_query(tenant, node, NOW, 0))).scalar())
+        return int((await session.execute(compiler.count_query(tenant, node, NOW))).scalar())
 
     async def top(session: Any) -> list[str]:
         activity = ActivityService(Outbox(kit, "retention"), RulesRepository())

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import grpc
 import pytest
 from nats.aio.client import Client
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.dialects import postgresql
 
 from closedloop.retention.v1 import retention_pb2 as pb
 from closedloop_retention.segments import compiler, language
+from closedloop_retention.segments.repository import SegmentRepository
 from loopkit.errors import InvalidArgument
 from loopkit_dev.testing import RunningService, eventually
 from retention_helpers import Stub, activity, customer, days_ago, lead, paid, rpc_error, tenant
@@ -77,7 +79,9 @@ def test_language_parses_boolean_structure() -> None:
         language.parse("   ")
 
 
-async def test_preview_counts_in_sql_and_samples(stub: Stub, nats_client: Client) -> None:
+async def test_preview_counts_in_sql_and_samples(
+    stub: Stub, nats_client: Client, retention: RunningService
+) -> None:
     t = tenant()
     loyal, lapsed, fresh, prospect = customer(), customer(), customer(), customer()
     await lead(nats_client, t, prospect, tags=("vip",), channel="ch-ads")
@@ -115,6 +119,13 @@ async def test_preview_counts_in_sql_and_samples(stub: Stub, nats_client: Client
         pb.PreviewSegmentRequest(tenant_id=t, segment_id=seg.segment.segment_id, sample_size=2)
     )
     assert res.count == 3 and len(res.sample_customer_ids) == 2
+    # The sample is the first members by customer id, whichever shape found them.
+    assert list(res.sample_customer_ids) == sorted([loyal, lapsed, fresh])[:2]
+    node, now = language.parse("order_count > 0"), datetime.now(UTC)
+    for counted in (3, compiler.FEW_PER_SAMPLED * 2 + 1):
+        async with retention.runtime.sessions() as session:
+            query = compiler.sample_query(t, node, now, 2, members_counted=counted)
+            assert list(await session.scalars(query)) == sorted([loyal, lapsed, fresh])[:2]
     empty = await stub.PreviewSegment(
         pb.PreviewSegmentRequest(tenant_id=t, expression="order_count > 100")
     )
@@ -155,16 +166,67 @@ async def test_a_segment_count_reads_the_segment_index_alone(retention: RunningS
         "stage IN (stable, decline) AND order_count >= 3 AND revenue > 500 "
         "AND last_order_at < now-30d AND NOT unsubscribed = true"
     )
-    query = compiler.preview_query(tenant(), node, datetime.now(UTC), 20)
-    compiled = query.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True})
-    engine = retention.runtime.engine
-    async with engine.connect() as conn:
-        # As autovacuum leaves a table: pages all-visible (so an index-only scan reads no heap)
-        # and statistics (so the planner does not guess the other indexes' selectivity).
+    query = compiler.count_query(tenant(), node, datetime.now(UTC))
+    await _vacuum(retention)
+    plan = await _plan(retention, _literal(query))
+    assert "Index Only Scan using ix_activity_tenant_segment" in plan, plan
+
+
+def _literal(query: Any) -> str:
+    return str(query.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}))
+
+
+async def _vacuum(retention: RunningService) -> None:
+    """As autovacuum leaves a table: pages all-visible (so an index-only scan reads no heap)
+    and statistics (so the planner does not guess the other indexes' selectivity)."""
+    async with retention.runtime.engine.connect() as conn:
         await conn.execution_options(isolation_level="AUTOCOMMIT")
         await conn.execute(text("VACUUM (ANALYZE) activity"))
-    async with engine.connect() as conn:
+
+
+async def _plan(retention: RunningService, statement: str, params: Any = ()) -> str:
+    """EXPLAIN with sequential scans off, so the tiny test table cannot hide the plan."""
+    async with retention.runtime.engine.connect() as conn:
         await conn.execute(text("SET LOCAL enable_seqscan = off"))
-        plan = "\n".join(r[0] for r in await conn.execute(text(f"EXPLAIN (COSTS OFF) {compiled}")))
-    count = plan.split("InitPlan")[1]
-    assert "Index Only Scan using ix_activity_tenant_segment" in count, plan
+        rows = await conn.exec_driver_sql(f"EXPLAIN (COSTS OFF) {statement}", params)
+        return "\n".join(r[0] for r in rows)
+
+
+async def test_an_empty_or_tiny_segment_preview_does_not_walk_the_primary_key(
+    retention: RunningService,
+) -> None:
+    """A preview with few or no members used to look for its 20-customer sample along the
+    primary key (`ORDER BY customer_id LIMIT 20` with the segment as a filter), reading every
+    customer of the tenant before giving up (23 s at 1M customers). Now the count comes first
+    and is all an empty segment sends; a tiny one's sample is sorted from the matches found
+    through the segment's filter. On PostgreSQL: no statement the previews send plans a scan of
+    the primary key; on both databases the answers are checked by the other tests."""
+    if retention.runtime.engine.dialect.name != "postgresql":
+        return
+    t, now = tenant(), datetime.now(UTC)
+    await _vacuum(retention)
+    sent: list[tuple[str, Any]] = []
+
+    def _sent(_c: Any, _cur: Any, statement: str, params: Any, *_: Any) -> None:
+        sent.append((statement, params))
+
+    empty = language.parse("order_count >= 100000")
+    async with retention.runtime.sessions() as session:
+        # This session's connection only (the service's background work shares the engine).
+        conn = (await session.connection()).sync_connection
+        assert conn is not None
+        event.listen(conn, "before_cursor_execute", _sent)
+        got = await SegmentRepository().preview(session, t, empty, now, 20)
+        event.remove(conn, "before_cursor_execute", _sent)
+    assert got == (0, []) and len(sent) == 1, sent
+    tiny = compiler.sample_query(t, empty, now, 20, members_counted=3)
+    async with retention.runtime.engine.connect() as conn:
+        pkey = await conn.scalar(
+            text(
+                "SELECT conname FROM pg_constraint"
+                " WHERE conrelid = 'activity'::regclass AND contype = 'p'"
+            )
+        )
+    for statement, params in [*sent, (_literal(tiny), ())]:
+        plan = await _plan(retention, statement, params)
+        assert f"using {pkey} " not in plan, plan

@@ -169,17 +169,37 @@ def members(tenant_id: str, node: Node, now: datetime) -> Select[Any]:
     )
 
 
-def preview_query(tenant_id: str, node: Node, now: datetime, sample: int) -> Any:
-    """One statement: a sample of customer ids (first by id, from the primary key), each row
-    carrying the segment's total as a scalar count(*) subquery (no window over every member)."""
+# With at most this many members per customer sampled, a preview's sample is sorted from the
+# matches themselves (found through the segment's filter, as its count found them), not looked
+# for along the primary key. The walk reads about customers x sample / members rows, each ~25x
+# dearer than a row of the count's scan (1M customers: 8 us against 0.3 us): at 50 x sample
+# members the walk of spread members costs about half a count, below it the matches are bounded
+# by one count, and members clustered at the end of the key never make it a walk of the tenant.
+FEW_PER_SAMPLED = 50
+
+
+def count_query(tenant_id: str, node: Node, now: datetime) -> Select[Any]:
+    """How many customers a segment holds now (the segment index alone where it can)."""
     where = and_(_A.tenant_id == tenant_id, compile_node(node, utc(now)))
-    total = select(func.count()).select_from(_source(node)).where(where).scalar_subquery()
-    if sample <= 0:
-        return select(total)
-    return (
-        select(_A.customer_id, total.label("total"))
-        .select_from(_source(node))
-        .where(where)
-        .order_by(_A.customer_id)
-        .limit(sample)
-    )
+    return select(func.count()).select_from(_source(node)).where(where)
+
+
+def sample_query(
+    tenant_id: str, node: Node, now: datetime, sample: int, *, members_counted: int
+) -> Select[Any]:
+    """The first `sample` members by customer id, for a segment `count_query` counted
+    `members_counted` members in (0 members: no sample query at all).
+
+    Many members: walking the primary key in order finds the first ones after a few reads per
+    member sampled (about customers x sample / members rows). Few members: that walk reads
+    nearly every customer of the tenant before it gives up (a score segment before any rescore:
+    23 s at 1M customers), so the matches are first found through the segment's filter as the
+    count found them (a MATERIALIZED CTE: the planner cannot turn it back into a walk of the
+    primary key) and the few of them sorted (a top-N sort of at most FEW_PER_SAMPLED x sample
+    ids)."""
+    where = and_(_A.tenant_id == tenant_id, compile_node(node, utc(now)))
+    matches = select(_A.customer_id).select_from(_source(node)).where(where)
+    if members_counted > FEW_PER_SAMPLED * sample:
+        return matches.order_by(_A.customer_id).limit(sample)
+    found = matches.cte("members").prefix_with("MATERIALIZED")
+    return select(found.c.customer_id).order_by(found.c.customer_id).limit(sample)

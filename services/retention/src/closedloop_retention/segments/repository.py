@@ -27,12 +27,11 @@ class SegmentRepository:
     async def preview(
         self, session: AsyncSession, tenant: str, node: language.Node, now: datetime, sample: int
     ) -> tuple[int, list[str]]:
-        """How many customers match now and up to `sample` of their ids (compiled to one SQL
-        query over the activity table, which activity owns)."""
-        query = compiler.preview_query(tenant, node, now, sample)
-        if sample == 0:
-            return int(await session.scalar(query) or 0), []
-        rows = (await session.execute(query)).all()
-        if not rows:
-            return 0, []
-        return int(rows[0].total), [r.customer_id for r in rows]
+        """How many customers match now and up to `sample` of their ids, first by id (compiled
+        to SQL over the activity table, which activity owns): the count first, then the sample
+        only when there are members, shaped by how many (compiler.sample_query)."""
+        total = int(await session.scalar(compiler.count_query(tenant, node, now)) or 0)
+        if sample == 0 or total == 0:
+            return total, []
+        query = compiler.sample_query(tenant, node, now, sample, members_counted=total)
+        return total, list(await session.scalars(query))
