@@ -1060,8 +1060,13 @@ def test_database_pool_size_is_a_value_and_notes_sum_the_connections(
     assert "  total        156, plus" in sized.notes  # 4 x 20 + 16 + 60
 
     bundled = minimal({"postgresql": {"enabled": True}})
-    assert "120 connections will not fit" in render(bundled).notes
-    small = {**bundled, "defaults": {"databasePoolSize": 16}}  # 6 x 16 = 96
+    assert "WARNING: the bundled PostgreSQL" not in render(bundled).notes  # 120 of 300
+    scaled = minimal({"postgresql": {"enabled": True}, "defaults": {"workers": 3}})  # 6 x 3 x 20
+    assert "has max_connections 300 (3 reserved)" in render(scaled).notes
+    assert "360 connections will not fit" in render(scaled).notes
+    pg100 = {"enabled": True, "primary": {"extendedConfiguration": "max_connections = 100"}}
+    assert "120 connections will not fit" in render(minimal({"postgresql": pg100})).notes
+    small = minimal({"postgresql": pg100, "defaults": {"databasePoolSize": 16}})  # 6 x 16 = 96
     assert "WARNING: the bundled PostgreSQL" not in render(small).notes
     assert "databasePoolSize" in refusal({"services": {"identity": {"databasePoolSize": 0}}})
 
