@@ -153,15 +153,14 @@ async def _count(stub: Stub, t: str, expression: str, n: int) -> bool:
     return res.count == n
 
 
+@pytest.mark.parametrize("retention", ["postgres"], indirect=True)
 async def test_a_segment_count_reads_the_segment_index_alone(retention: RunningService) -> None:
     """On PostgreSQL the 5-condition segment's count can be answered by an index-only scan of
     `ix_activity_tenant_segment` (migration 0020_segment5): no heap page read per customer
     (which of stage / last_order_at become its index condition is the planner's choice by the
     statistics). Sequential scans are switched off for the EXPLAIN so the
-    tiny test table cannot hide the plan. SQLite has no such index: its answer is checked
-    by the other tests."""
-    if retention.runtime.engine.dialect.name != "postgresql":
-        return
+    tiny test table cannot hide the plan. SQLite has no such index (PostgreSQL only): its answer is
+    checked by the other tests."""
     node = language.parse(
         "stage IN (stable, decline) AND order_count >= 3 AND revenue > 500 "
         "AND last_order_at < now-30d AND NOT unsubscribed = true"
@@ -192,6 +191,7 @@ async def _plan(retention: RunningService, statement: str, params: Any = ()) -> 
         return "\n".join(r[0] for r in rows)
 
 
+@pytest.mark.parametrize("retention", ["postgres"], indirect=True)
 async def test_an_empty_or_tiny_segment_preview_does_not_walk_the_primary_key(
     retention: RunningService,
 ) -> None:
@@ -201,8 +201,6 @@ async def test_an_empty_or_tiny_segment_preview_does_not_walk_the_primary_key(
     and is all an empty segment sends; a tiny one's sample is sorted from the matches found
     through the segment's filter. On PostgreSQL: no statement the previews send plans a scan of
     the primary key; on both databases the answers are checked by the other tests."""
-    if retention.runtime.engine.dialect.name != "postgresql":
-        return
     t, now = tenant(), datetime.now(UTC)
     await _vacuum(retention)
     sent: list[tuple[str, Any]] = []
