@@ -204,9 +204,9 @@ def _first_look_statement(tables: tuple[Table, ...]) -> Positional:
     guard = "NOT EXISTS (SELECT 1 FROM found)"
     ctes = [
         f"WITH RECURSIVE claimed AS ({_KEYS})",
-        "found AS (SELECT DISTINCT i.customer_id FROM identities i JOIN claimed k"
-        " ON (i.kind, i.scope, i.value) = (k.kind, k.scope, k.value)"
-        " WHERE i.tenant_id = :tenant)",
+        "found AS (SELECT DISTINCT i.customer_id FROM claimed k CROSS JOIN LATERAL"
+        " (SELECT customer_id FROM identities WHERE tenant_id = :tenant AND kind = k.kind"
+        " AND scope = k.scope AND value = k.value OFFSET 0) i)",
         "merged(id, root, depth) AS ("
         " SELECT c.id, c.merged_into, 1 FROM customers c"
         " WHERE c.merged_into IN (SELECT customer_id FROM found) AND c.status <> 'active'"
