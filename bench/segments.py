@@ -52,6 +52,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
+from _common import cpu_seconds
 from _statements import SIDES, install
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
@@ -233,21 +234,19 @@ BENCH_DATABASE: list[str] = []  # the database of this run, once created
 
 
 def _server_cpu() -> float:
-    total = 0.0
     if not BENCH_DATABASE or not Path("/proc").is_dir():
-        return total
-    tick = os.sysconf("SC_CLK_TCK")
+        return 0.0
+    # The backends' process titles name their database (no connection needed to find them).
+    pids = []
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue
         try:
-            if f" {BENCH_DATABASE[0]} ".encode() not in (proc / "cmdline").read_bytes():
-                continue
-            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+            if f" {BENCH_DATABASE[0]} ".encode() in (proc / "cmdline").read_bytes():
+                pids.append(int(proc.name))
         except OSError:
             continue
-        total += (int(fields[11]) + int(fields[12])) / tick
-    return total
+    return sum(cpu_seconds(pids).values())
 
 
 STEP_STATEMENTS: dict[str, int] = {}
