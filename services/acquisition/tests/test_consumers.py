@@ -30,6 +30,33 @@ async def _lead(env: Env, lead_id: str) -> pb.Lead | None:
     return answer.lead
 
 
+async def _referral_page(env: Env) -> tuple[pb.Campaign, pb.Channel, pb.LandingPage]:
+    """A campaign, its referral channel and its landing page."""
+    campaign = await env.campaign()
+    referral = await env.channel(
+        campaign.campaign_id, kind=pb.CHANNEL_KIND_REFERRAL, name="friends"
+    )
+    return campaign, referral, await env.page(campaign.campaign_id)
+
+
+async def _resolved(env: Env, open_id: str) -> str:
+    """The customer id identity gives the official-account openid `open_id`."""
+    resolved = await env.identity_stub.ResolveCustomer(
+        identity_pb2.ResolveCustomerRequest(
+            tenant_id=env.tenant, identities=[openid(open_id, env.app_id)]
+        )
+    )
+    return resolved.customer.customer_id
+
+
+async def _forget(env: Env, customer_id: str) -> None:
+    await env.identity_stub.ForgetCustomer(
+        identity_pb2.ForgetCustomerRequest(
+            tenant_id=env.tenant, customer_id=customer_id, actor="test", reason="PIPL request"
+        )
+    )
+
+
 async def test_a_merge_moves_touches_and_folds_two_leads_of_one_campaign(env: Env) -> None:
     campaign = await env.campaign()
     channel = await env.channel(campaign.campaign_id, kind=pb.CHANNEL_KIND_OFFLINE)
@@ -261,17 +288,8 @@ async def test_forget_erases_form_values_and_openids_but_keeps_the_counts(env: E
 async def test_a_share_visit_credits_the_visitors_lead_to_the_referrer(
     env: Env, nats_client: Client
 ) -> None:
-    campaign = await env.campaign()
-    referral = await env.channel(
-        campaign.campaign_id, kind=pb.CHANNEL_KIND_REFERRAL, name="friends"
-    )
-    page = await env.page(campaign.campaign_id)
-    referrer = await env.identity_stub.ResolveCustomer(
-        identity_pb2.ResolveCustomerRequest(
-            tenant_id=env.tenant, identities=[openid("o-referrer", env.app_id)]
-        )
-    )
-    referrer_id = referrer.customer.customer_id
+    campaign, referral, page = await _referral_page(env)
+    referrer_id = await _resolved(env, "o-referrer")
     visitor = openid("o-newcomer", env.app_id)
     visit = new_envelope(
         producer="referral",
@@ -338,37 +356,17 @@ async def test_a_forgotten_referrer_is_named_by_nobody_elses_touch_or_lead(
 ) -> None:
     """The newcomer's touch and lead stay (with the referral code, for the counts), but neither
     names the forgotten referrer any more."""
-    campaign = await env.campaign()
-    referral = await env.channel(
-        campaign.campaign_id, kind=pb.CHANNEL_KIND_REFERRAL, name="friends"
-    )
-    page = await env.page(campaign.campaign_id)
-    referrer = await env.identity_stub.ResolveCustomer(
-        identity_pb2.ResolveCustomerRequest(
-            tenant_id=env.tenant, identities=[openid("o-forgotten-referrer", env.app_id)]
-        )
-    )
-    referrer_id = referrer.customer.customer_id
+    campaign, referral, page = await _referral_page(env)
+    referrer_id = await _resolved(env, "o-forgotten-referrer")
     visitor = openid("o-their-newcomer", env.app_id)
-    visit = new_envelope(
-        producer="referral",
-        event_type="share_visited",
-        tenant_id=env.tenant,
-        customer_id="",
-        payload=rpb.ShareVisited(
-            visit_id="v-forgotten",
-            code="REF-GONE",
-            referrer_customer_id=referrer_id,
-            channel_id=referral.channel_id,
-            campaign_id=campaign.campaign_id,
-            visitor_identities=[visitor],
-        ),
-    )
-    await nats_client.jetstream().publish(
-        subject_for("referral", "share_visited"),
-        visit.SerializeToString(),
-        stream="REFERRAL",
-        headers={"Nats-Msg-Id": visit.id},
+    await _visit(
+        env,
+        nats_client,
+        referral.channel_id,
+        referrer_id,
+        visitor,
+        code="REF-GONE",
+        campaign_id=campaign.campaign_id,
     )
 
     async def visited() -> bool:
@@ -385,11 +383,7 @@ async def test_a_forgotten_referrer_is_named_by_nobody_elses_touch_or_lead(
     )
     assert captured.lead.attribution.referrer_customer_id == referrer_id
 
-    await env.identity_stub.ForgetCustomer(
-        identity_pb2.ForgetCustomerRequest(
-            tenant_id=env.tenant, customer_id=referrer_id, actor="test", reason="PIPL request"
-        )
-    )
+    await _forget(env, referrer_id)
 
     async def unnamed() -> bool:
         lead = await _lead(env, captured.lead.lead_id)
@@ -419,6 +413,7 @@ async def _visit(
     *,
     code: str,
     customer_id: str = "",
+    campaign_id: str = "",
 ) -> None:
     """referral's share_visited for `visitor` on `code` of `referrer_id`, newly published."""
     visit = new_envelope(
@@ -431,6 +426,7 @@ async def _visit(
             code=code,
             referrer_customer_id=referrer_id,
             channel_id=channel_id,
+            campaign_id=campaign_id,
             visitor_identities=[visitor],
         ),
     )
@@ -458,22 +454,13 @@ async def test_an_unmerge_after_the_referrer_is_forgotten_gives_the_lead_back_wi
     """The merged customer's lead, folded into the survivor's, was referred by R; R is forgotten
     while the merge stands: the lead the unmerge gives back names no referrer (the move log's
     copy of it named R)."""
-    campaign = await env.campaign()
-    referral = await env.channel(
-        campaign.campaign_id, kind=pb.CHANNEL_KIND_REFERRAL, name="friends"
-    )
-    page = await env.page(campaign.campaign_id)
+    _, referral, page = await _referral_page(env)
     first = await env.stub.CaptureLead(
         pb.CaptureLeadRequest(
             tenant_id=env.tenant, page_id=page.page_id, values=form(phone_number="13300133041")
         )
     )
-    referrer = await env.identity_stub.ResolveCustomer(
-        identity_pb2.ResolveCustomerRequest(
-            tenant_id=env.tenant, identities=[openid("o-folded-referrer", env.app_id)]
-        )
-    )
-    referrer_id = referrer.customer.customer_id
+    referrer_id = await _resolved(env, "o-folded-referrer")
     visitor = openid("o-folded-newcomer", env.app_id)
     await _visit(env, nats_client, referral.channel_id, referrer_id, visitor, code="REF-FOLD")
 
@@ -505,11 +492,7 @@ async def test_an_unmerge_after_the_referrer_is_forgotten_gives_the_lead_back_wi
         return lead is not None and lead.lead_id == first.lead.lead_id
 
     await eventually(folded)
-    await env.identity_stub.ForgetCustomer(
-        identity_pb2.ForgetCustomerRequest(
-            tenant_id=env.tenant, customer_id=referrer_id, actor="test", reason="PIPL request"
-        )
-    )
+    await _forget(env, referrer_id)
 
     async def touch_unnamed() -> bool:
         return await _touch_referrers(env) == [("REF-FOLD", None)]
@@ -538,17 +521,8 @@ async def test_a_visit_naming_a_forgotten_referrer_credits_nobody(
 ) -> None:
     """A share_visited naming R that reaches acquisition after R's forget (published again, or
     late): the visit counts, but no touch names R and the visitor's lead is not credited."""
-    campaign = await env.campaign()
-    referral = await env.channel(
-        campaign.campaign_id, kind=pb.CHANNEL_KIND_REFERRAL, name="friends"
-    )
-    page = await env.page(campaign.campaign_id)
-    referrer = await env.identity_stub.ResolveCustomer(
-        identity_pb2.ResolveCustomerRequest(
-            tenant_id=env.tenant, identities=[openid("o-late-forgotten", env.app_id)]
-        )
-    )
-    referrer_id = referrer.customer.customer_id
+    _, referral, page = await _referral_page(env)
+    referrer_id = await _resolved(env, "o-late-forgotten")
     visitor = openid("o-after-forget", env.app_id)
     captured = await env.stub.CaptureLead(
         pb.CaptureLeadRequest(
@@ -567,11 +541,7 @@ async def test_a_visit_naming_a_forgotten_referrer_credits_nobody(
         return await _touch_referrers(env) == [("REF-BEFORE", referrer_id)]
 
     await eventually(named)
-    await env.identity_stub.ForgetCustomer(
-        identity_pb2.ForgetCustomerRequest(
-            tenant_id=env.tenant, customer_id=referrer_id, actor="test", reason="PIPL request"
-        )
-    )
+    await _forget(env, referrer_id)
 
     async def forgotten() -> bool:
         return await _touch_referrers(env) == [("REF-BEFORE", None)]
@@ -614,17 +584,8 @@ async def test_a_visit_in_flight_during_the_referrers_forget_is_unnamed_by_the_f
     the forget: the forget waits for it (PostgreSQL), so its touch and credit are erased too.
     Forced here: the visit's transaction stays open while the forget is processed."""
     runtime = env.acquisition.runtime
-    campaign = await env.campaign()
-    referral = await env.channel(
-        campaign.campaign_id, kind=pb.CHANNEL_KIND_REFERRAL, name="friends"
-    )
-    page = await env.page(campaign.campaign_id)
-    referrer = await env.identity_stub.ResolveCustomer(
-        identity_pb2.ResolveCustomerRequest(
-            tenant_id=env.tenant, identities=[openid("o-racing-referrer", env.app_id)]
-        )
-    )
-    referrer_id = referrer.customer.customer_id
+    _, referral, page = await _referral_page(env)
+    referrer_id = await _resolved(env, "o-racing-referrer")
     visitor = openid("o-racing-visitor", env.app_id)
     captured = await env.stub.CaptureLead(
         pb.CaptureLeadRequest(
@@ -649,11 +610,7 @@ async def test_a_visit_in_flight_during_the_referrers_forget_is_unnamed_by_the_f
     js = nats_client.jetstream()
     async with runtime.sessions() as session, session.begin():
         await flows.touches.share_visited(session, env.tenant, visit)  # R still known
-        await env.identity_stub.ForgetCustomer(
-            identity_pb2.ForgetCustomerRequest(
-                tenant_id=env.tenant, customer_id=referrer_id, actor="test", reason="PIPL request"
-            )
-        )
+        await _forget(env, referrer_id)
 
         async def on_stream() -> bool:
             events = await read_events(nats_client, "IDENTITY", tenant_id=env.tenant)
@@ -687,17 +644,8 @@ async def test_a_visit_that_arrives_after_the_lead_still_credits_the_referrer(
 ) -> None:
     """The newcomer's form was faster than the share_visited event: the lead carries the code,
     and once the visit arrives it names the referrer too. A self-visit credits nobody."""
-    campaign = await env.campaign()
-    referral = await env.channel(
-        campaign.campaign_id, kind=pb.CHANNEL_KIND_REFERRAL, name="friends"
-    )
-    page = await env.page(campaign.campaign_id)
-    referrer = await env.identity_stub.ResolveCustomer(
-        identity_pb2.ResolveCustomerRequest(
-            tenant_id=env.tenant, identities=[openid("o-early-referrer", env.app_id)]
-        )
-    )
-    referrer_id = referrer.customer.customer_id
+    _, referral, page = await _referral_page(env)
+    referrer_id = await _resolved(env, "o-early-referrer")
     visitor = openid("o-early-bird", env.app_id)
     captured = await env.stub.CaptureLead(
         pb.CaptureLeadRequest(
