@@ -9,15 +9,55 @@ as SQLAlchemy's (`IntegrityError` for a unique race, a dead connection invalidat
 `loopkit.db.transact` retries them exactly as before. PostgreSQL (asyncpg) only.
 
 The statement text uses asyncpg's `$1, $2...` parameters; asyncpg prepares it once per
-connection (its own statement cache) and binds the arguments as given.
+connection (its own statement cache) and binds the arguments as given. `Positional` turns a
+statement written with `:name` parameters (`positional`) or built by SQLAlchemy (`compiled`)
+into that form once, and names each `$n`, so a caller keeps passing a dict.
 """
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import Executable
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.util import greenlet_spawn
+
+
+@dataclass(frozen=True)
+class Positional:
+    """A statement in asyncpg's `$n` form and the parameter name behind each `$n`."""
+
+    sql: str
+    names: tuple[str, ...]
+
+    def args(self, params: dict[str, Any]) -> list[Any]:
+        return [params[name] for name in self.names]
+
+
+_NAMED = re.compile(r"(?<!:):([a-z_][a-z0-9_]*)")
+
+
+def positional(sql: str) -> Positional:
+    """`sql` with each `:name` replaced by `$n` (one n per distinct name); `::type` casts stay.
+    Build it once per statement (it parses the text): cache the result."""
+    names: list[str] = []
+
+    def number(match: re.Match[str]) -> str:
+        if match.group(1) not in names:
+            names.append(match.group(1))
+        return f"${names.index(match.group(1)) + 1}"
+
+    return Positional(_NAMED.sub(number, sql), tuple(names))
+
+
+def compiled(statement: Executable) -> Positional:
+    """A SQLAlchemy statement with bound parameters, compiled for asyncpg. Cache the result:
+    compiling costs more than running it."""
+    done = statement.compile(dialect=postgresql.asyncpg.dialect())  # type: ignore[attr-defined,no-untyped-call]
+    return Positional(done.string, tuple(done.positiontup or ()))
 
 
 async def fetch(session: AsyncSession, sql: str, *args: Any) -> list[Any]:

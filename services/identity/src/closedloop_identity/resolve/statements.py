@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import functools
 import json
-import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -171,34 +170,8 @@ SELECT 'm', m.id, m.root, NULL, NULL, NULL, NULL, NULL FROM merged m
 """
 
 
-@dataclass(frozen=True)
-class Positional:
-    """A statement in asyncpg's `$n` form and the parameter name behind each `$n`."""
-
-    sql: str
-    names: tuple[str, ...]
-
-    def args(self, params: dict[str, Any]) -> list[Any]:
-        return [params[name] for name in self.names]
-
-
-_NAMED = re.compile(r"(?<!:):([a-z_][a-z0-9_]*)")
-
-
-def _positional(sql: str) -> Positional:
-    """`sql` with each `:name` replaced by `$n` (one n per distinct name); `::type` casts stay."""
-    names: list[str] = []
-
-    def number(match: re.Match[str]) -> str:
-        if match.group(1) not in names:
-            names.append(match.group(1))
-        return f"${names.index(match.group(1)) + 1}"
-
-    return Positional(_NAMED.sub(number, sql), tuple(names))
-
-
 @functools.cache
-def _first_look_statement(tables: tuple[Table, ...]) -> Positional:
+def _first_look_statement(tables: tuple[Table, ...]) -> raw_sql.Positional:
     """The first look, writing the creation's rows into `tables` when nobody holds the claims.
     Cached per shape: building and parsing the text costs more than running it."""
     guard = "NOT EXISTS (SELECT 1 FROM found)"
@@ -217,11 +190,11 @@ def _first_look_statement(tables: tuple[Table, ...]) -> Positional:
         f" AND status <> 'active' OFFSET 0) c WHERE m.depth < {MAX_CHAIN})",
         *(_insert_cte(f"ins_{t.name}", t, guard) for t in tables),
     ]
-    return _positional(",\n".join(ctes) + "\n" + _FIRST_LOOK_ANSWER)
+    return raw_sql.positional(",\n".join(ctes) + "\n" + _FIRST_LOOK_ANSWER)
 
 
 @functools.cache
-def _extend_statement(tables: tuple[Table, ...]) -> Positional:
+def _extend_statement(tables: tuple[Table, ...]) -> raw_sql.Positional:
     # The UPDATE is the row lock: a concurrent merge of this customer either waits for us or has
     # already marked it merged, and then nothing here matches and nothing is written.
     guard = "EXISTS (SELECT 1 FROM locked)"
@@ -240,7 +213,7 @@ def _extend_statement(tables: tuple[Table, ...]) -> Positional:
         f" AND {guard})",
         *(_insert_cte(f"ins_{t.name}", t, guard) for t in tables),
     ]
-    return _positional(",\n".join(ctes) + "\nSELECT attributes FROM locked")
+    return raw_sql.positional(",\n".join(ctes) + "\nSELECT attributes FROM locked")
 
 
 class PostgresResolveStatements:
