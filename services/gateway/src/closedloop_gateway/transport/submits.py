@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from contextvars import Context
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -43,15 +44,18 @@ class SubmitQueue:
         self._storing: asyncio.Task[None] | None = None
 
     async def submit(self, new: NewSend) -> tuple[SendRow, bool]:
-        """The stored send for the key and whether this call created it (`SendService.submit`)."""
+        """The stored send for the key and whether this call created it, or the error
+        `SendService.submit_many` gives the send."""
         future: asyncio.Future[tuple[SendRow, bool]] = asyncio.get_running_loop().create_future()
         self._waiting.append((new, future))
         if self._storing is None:
             # A task of its own: a caller cancelled (its deadline) leaves the others' store be.
-            self._storing = asyncio.create_task(self._store_waiting())
+            # It serves every caller, so it carries none's context (tenant, span).
+            self._storing = asyncio.create_task(self._store_waiting(), context=Context())
         return await future
 
     async def _store_waiting(self) -> None:
+        batch: list[_Waiting] = []
         try:
             while self._waiting:
                 batch = self._take()
@@ -63,6 +67,10 @@ class SubmitQueue:
                             future.set_exception(exc)
         finally:
             self._storing = None
+            # Cancelled (the process stops): no caller waits for a store that will not come.
+            for _, future in batch + self._waiting:
+                future.cancel()
+            self._waiting = []
 
     def _take(self) -> list[_Waiting]:
         """The waiting calls of the first one's tenant, up to `max_batch` (submit_many stores
