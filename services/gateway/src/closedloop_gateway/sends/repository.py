@@ -49,7 +49,8 @@ def _claim_statement(skip_locked: bool) -> Update:
     )
 
 
-# Built once (see _INSERT_NEW below): rebuilding it per claim cost its cache key every time.
+# Built once (as _FOR_SETTLING and _INSERT_NEW below): a statement rebuilt per call costs
+# SQLAlchemy its cache key every time.
 _CLAIM = {"sqlite": _claim_statement(False), "postgresql": _claim_statement(True)}
 
 
@@ -69,14 +70,17 @@ async def claim_due(
     return list(claimed)
 
 
+_FOR_SETTLING = (
+    select(SendRow)
+    .where(SendRow.id.in_(bindparam("ids", expanding=True)))
+    .with_for_update()
+    .execution_options(populate_existing=True)
+)
+
+
 async def for_settling(session: AsyncSession, ids: list[str]) -> dict[str, SendRow]:
     """The rows of a batch of finished attempts, locked until the settle commits."""
-    rows = await session.scalars(
-        select(SendRow)
-        .where(SendRow.id.in_(ids))
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
+    rows = await session.scalars(_FOR_SETTLING, {"ids": ids})
     return {row.id: row for row in rows}
 
 
