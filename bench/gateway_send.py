@@ -3,17 +3,19 @@ emulator -> outcome + outbox) against raw calls to the same emulator in the same
 gateway's pacing under a configured per-second quota.
 
     .venv/bin/python bench/gateway_send.py [--sends 2000] [--paced 300] [--quota 50] [--quick]
-        [--batch 100] [--concurrency 32] [--database postgres|sqlite]
+        [--batch 100] [--concurrency 32] [--database postgres|sqlite] [--profile DIR]
 
 It starts its own nats-server, the WeChat emulator and gateway processes (on free ports, in a
 temporary folder, with a throwaway PostgreSQL database or a SQLite file), then:
 
-1. raw: `--sends` message/template/send calls straight to the emulator from 16 threads with one
-   token (the ceiling: no gRPC, no database, no worker);
-2. gateway (unpaced, its database round trips counted by bench/_statements.py): `--sends`
-   sends as one SendMessage call each (64 in flight), then `--sends` more as SendMessages calls
-   of `--batch` (a broadcast's path), each timed until every send is SENT and its outcome
-   published;
+1. raw: `--sends` message/template/send calls straight to the emulator from `--concurrency`
+   threads (as many as the gateway's) with one token (the ceiling: no gRPC, no database, no
+   worker);
+2. gateway (unpaced, its database round trips counted by bench/_statements.py): `--warmup`
+   sends, not measured (the first calls' token fetch, statement compiling and preparing), then
+   `--sends` sends as one SendMessage call each (64 in flight), then `--sends` more as
+   SendMessages calls of `--batch` (a broadcast's path), each timed until every send is SENT and
+   its outcome published;
 3. paced: the emulator enforces `--quota` calls per second for the API of a second account and
    a second gateway is configured with the same quota; `--paced` sends are timed, and the rate
    must stay at or under 80 % of the quota with zero over-limit answers (45011) in the
@@ -23,7 +25,9 @@ Prints the figures (sends/s, CPU ms per send of the gateway and the emulator, da
 trips per send) and `ratio <name> <value> goal <value>` lines: `gateway_send` (batched) and
 `gateway_send_single` against the raw rate (goal 0.5), `gateway_paced_quota_share_x` (goal 0.8)
 and `gateway_paced_over_limit_x` (goal 0). Removes everything it started; exits 1 on a failed
-send or an over-limit answer.
+send or an over-limit answer. `--profile DIR`: py-spy (when installed) records the gateway during
+the single-send cell, only the thread holding the GIL (the Python CPU), and the share of samples
+per part of the gateway is printed.
 """
 
 from __future__ import annotations
@@ -32,6 +36,9 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
+import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -91,7 +98,7 @@ def accounts() -> str:
     )
 
 
-def raw_sends(emulator: str, count: int, threads: int = 16) -> float:
+def raw_sends(emulator: str, count: int, threads: int) -> float:
     """Sends per second straight to the emulator, with the same HTTP client library (requests)."""
     import requests
 
@@ -202,6 +209,68 @@ async def wait_published(database_url: str, count: int, timeout_s: float = 60.0)
         await engine.dispose()
 
 
+# Where the single-send cell's Python CPU goes: per sample, the first part (in this order) that
+# a frame of its stack names. SQLAlchemy runs a statement's sync part in a greenlet, a stack of
+# its own whose caller py-spy does not see: those samples are a part of their own.
+PARTS = (
+    ("WeChat calls (wechatpy + requests, worker threads)", ("(concurrent/futures/thread.py",)),
+    ("storing SendMessage calls", ("SubmitQueue.", "GatewayServicer.SendMessage ")),
+    ("gRPC calls (kit interceptor, servicer)", ("(loopkit/grpc_server.py",)),
+    ("send worker: claims", ("SendWorker._claim_and_start",)),
+    ("send worker: settles, outbox rows", ("SendWorker._settle",)),
+    ("send worker: attempts (token, quota, threads)", ("SendWorker._execute",)),
+    ("outbox relay", ("(loopkit/outbox.py",)),
+    ("SQLAlchemy statements (in their greenlets)", ("(sqlalchemy/",)),
+)
+NATIVE = "native (uvloop, gRPC core, asyncpg protocol)"
+
+
+def start_profile(args: argparse.Namespace, pid: int) -> subprocess.Popen[bytes] | None:
+    """py-spy on the gateway for the single-send cell: the thread holding the GIL only."""
+    if not args.profile:
+        return None
+    spy = shutil.which("py-spy") or str(ROOT / ".venv" / "bin" / "py-spy")
+    if not Path(spy).exists():
+        print("--profile: py-spy is not installed (pip install py-spy)", file=sys.stderr)
+        return None
+    out = Path(args.profile)
+    out.mkdir(parents=True, exist_ok=True)
+    cmd = [spy, "record", "--pid", str(pid), "--gil", "--rate", "250", "--nonblocking"]
+    cmd += ["--format", "raw", "--output", str(out / "gateway-single.txt")]
+    log = (out / "gateway-single.py-spy.log").open("w")
+    return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+
+
+def profile_parts(path: Path) -> list[tuple[str, float]]:
+    """Share of samples per part (PARTS) of a py-spy raw profile."""
+    totals: Counter[str] = Counter()
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not count.isdigit():
+            continue
+        innermost = stack.rsplit(";", 1)[-1]
+        part = next((p for p, keys in PARTS if any(k in stack for k in keys)), None)
+        if part is None:
+            part = NATIVE if not stack or innermost.startswith("Runner.run ") else "other"
+        totals[part] += int(count)
+    all_samples = max(1, sum(totals.values()))
+    return [(part, n / all_samples) for part, n in totals.most_common()]
+
+
+def stop_profile(profile: subprocess.Popen[bytes] | None, args: argparse.Namespace) -> None:
+    if profile is None:
+        return
+    profile.send_signal(signal.SIGINT)  # py-spy writes what it recorded and exits
+    profile.wait(60)
+    path = Path(args.profile) / "gateway-single.txt"
+    if not path.exists():
+        print(f"no profile (see {path.with_suffix('.py-spy.log')})", file=sys.stderr)
+        return
+    print("gateway CPU in the single-send cell (py-spy --gil, share of samples):", file=sys.stderr)
+    for part, share in profile_parts(path):
+        print(f"  {part:<52} {share:6.1%}", file=sys.stderr)
+
+
 @dataclass
 class Unpaced:
     """One way of sending through the unpaced gateway, measured."""
@@ -266,15 +335,22 @@ async def unpaced_phase(
     ]
     async with keyed(target) as channel:
         stub = gateway_pb2_grpc.GatewayServiceStub(channel)  # type: ignore[no-untyped-call]
+        # Not measured: the first sends fetch the token and compile and prepare the statements,
+        # which the first cell would pay alone.
+        print(f"gateway: {args.warmup} sends to warm up ...", file=sys.stderr)
+        await gateway_sends(stub, url, APP, args.warmup, prefix="warm")
+        await wait_published(url, args.warmup)
         for n, (name, how, batch) in enumerate(modes, start=1):
             print(f"gateway: {args.sends} sends, {how} ...", file=sys.stderr)
             before = await asyncio.to_thread(read_counts, counts_path, pid)
+            profile = start_profile(args, pid) if batch == 1 else None
             cpu0 = cpu_seconds([pid, emulator_pid])
             rate, failed = await gateway_sends(
                 stub, url, APP, args.sends, prefix=f"fast{n}", batch=batch
             )
-            await wait_published(url, n * args.sends)
+            await wait_published(url, args.warmup + n * args.sends)
             cpu1 = cpu_seconds([pid, emulator_pid])
+            await asyncio.to_thread(stop_profile, profile, args)
             after = await asyncio.to_thread(read_counts, counts_path, pid)
             measured.append(
                 Unpaced(
@@ -380,7 +456,7 @@ async def run(args: argparse.Namespace, cleanup: Cleanup, tmp: Path) -> int:
     print(f"raw: {args.sends} sends to the emulator ...", file=sys.stderr)
     emulator_pid = emulator.proc.pid
     emulator_cpu0, client_cpu0 = cpu_seconds([emulator_pid])[emulator_pid], time.process_time()
-    raw_rate = await asyncio.to_thread(raw_sends, emulator_url, args.sends)
+    raw_rate = await asyncio.to_thread(raw_sends, emulator_url, args.sends, args.concurrency)
     emulator_cpu1, client_cpu = cpu_seconds([emulator_pid])[emulator_pid], time.process_time()
     client_cpu -= client_cpu0
 
@@ -398,9 +474,12 @@ async def run(args: argparse.Namespace, cleanup: Cleanup, tmp: Path) -> int:
     if started_rss is not None:
         print(f"  gateway resident memory once serving, before any send: {started_rss:.0f} MiB")
     ms = 1000 / args.sends
+    raw_cpu = (
+        f"emulator {(emulator_cpu1 - emulator_cpu0) * ms:.2f}, bench client {client_cpu * ms:.2f}"
+    )
     print(
-        f"  raw calls to the emulator          {raw_rate:8.0f} sends/s  (CPU ms per send: "
-        f"emulator {(emulator_cpu1 - emulator_cpu0) * ms:.2f}, bench client {client_cpu * ms:.2f})"
+        f"  raw calls to the emulator          {raw_rate:8.0f} sends/s  "
+        f"({args.concurrency} threads; CPU ms per send: {raw_cpu})"
     )
     for m in unpaced:
         rt = {side: round_trips(m.spent, side) / args.sends for side in ("request", "relay")}
@@ -445,6 +524,10 @@ def main() -> int:
     parser.add_argument(
         "--batch", type=int, default=100, help="sends per SendMessages call (a broadcast's page)"
     )
+    parser.add_argument(
+        "--warmup", type=int, default=50, help="sends through the gateway before measuring"
+    )
+    parser.add_argument("--profile", metavar="DIR", help="py-spy the gateway's single-send cell")
     parser.add_argument("--quick", action="store_true", help="300 sends, 100 paced")
     parser.add_argument(
         "--smoke", action="store_true", help="40 sends in batches of 20, 20 paced: does it run"
@@ -453,7 +536,7 @@ def main() -> int:
     if args.quick:
         args.sends, args.paced = 300, 100
     if args.smoke:
-        args.sends, args.paced, args.batch = 40, 20, 20
+        args.sends, args.paced, args.batch, args.warmup = 40, 20, 20, 10
     cleanup = Cleanup()
     tmp = Path(tempfile.mkdtemp(prefix="bench-gateway-"))
     try:

@@ -111,6 +111,7 @@ def build(runtime: ServiceRuntime) -> None:
     refresher = TokenRefresher(tokens, registry, settings.token_check_interval_s)
     runtime.add_worker(refresher.run)
     runtime.parts["caller"] = caller
+    runtime.parts["servicer"] = servicer
 
     async def close() -> None:
         http.close()

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import cast
 
-from sqlalchemy import CursorResult, Table, select, update
+from sqlalchemy import CursorResult, Integer, Table, Update, bindparam, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -26,6 +26,34 @@ async def by_id(session: AsyncSession, send_id: str, *, lock: bool = False) -> S
     return await session.get(SendRow, send_id, populate_existing=True, with_for_update=lock)
 
 
+def _claim_statement(skip_locked: bool) -> Update:
+    due = (
+        select(SendRow.id)
+        .where(SendRow.status.in_((QUEUED, PAUSED)), SendRow.next_attempt_at <= bindparam("at"))
+        .order_by(SendRow.next_attempt_at)
+        .limit(bindparam("limit", type_=Integer))
+    )
+    if skip_locked:
+        due = due.with_for_update(skip_locked=True)
+    return (
+        update(SendRow)
+        .where(SendRow.id.in_(due.scalar_subquery()))
+        .values(
+            status=SENDING,
+            lease_holder=bindparam("holder"),
+            lease_until=bindparam("until"),
+            called_at=bindparam("at"),
+        )
+        .returning(SendRow)
+        .execution_options(synchronize_session=False, populate_existing=True)
+    )
+
+
+# Built once (as _FOR_SETTLING and _INSERT_NEW below): a statement rebuilt per call costs
+# SQLAlchemy its cache key every time.
+_CLAIM = {"sqlite": _claim_statement(False), "postgresql": _claim_statement(True)}
+
+
 async def claim_due(
     session: AsyncSession, *, holder: str, at: datetime, until: datetime, limit: int
 ) -> list[SendRow]:
@@ -35,32 +63,24 @@ async def claim_due(
     PostgreSQL: rows another replica is claiming are skipped (FOR UPDATE SKIP LOCKED). SQLite: a
     writing transaction holds the whole database, so no other replica reads them meanwhile.
     """
-    due = (
-        select(SendRow.id)
-        .where(SendRow.status.in_((QUEUED, PAUSED)), SendRow.next_attempt_at <= at)
-        .order_by(SendRow.next_attempt_at)
-        .limit(limit)
-    )
-    if session.get_bind().dialect.name != "sqlite":
-        due = due.with_for_update(skip_locked=True)
     claimed = await session.scalars(
-        update(SendRow)
-        .where(SendRow.id.in_(due.scalar_subquery()))
-        .values(status=SENDING, lease_holder=holder, lease_until=until, called_at=at)
-        .returning(SendRow)
-        .execution_options(synchronize_session=False, populate_existing=True)
+        _CLAIM[session.get_bind().dialect.name],
+        {"holder": holder, "at": at, "until": until, "limit": limit},
     )
     return list(claimed)
 
 
+_FOR_SETTLING = (
+    select(SendRow)
+    .where(SendRow.id.in_(bindparam("ids", expanding=True)))
+    .with_for_update()
+    .execution_options(populate_existing=True)
+)
+
+
 async def for_settling(session: AsyncSession, ids: list[str]) -> dict[str, SendRow]:
     """The rows of a batch of finished attempts, locked until the settle commits."""
-    rows = await session.scalars(
-        select(SendRow)
-        .where(SendRow.id.in_(ids))
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
+    rows = await session.scalars(_FOR_SETTLING, {"ids": ids})
     return {row.id: row for row in rows}
 
 

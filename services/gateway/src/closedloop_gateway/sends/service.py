@@ -90,19 +90,11 @@ class SendService:
             )
         return corp.account_id
 
-    async def submit(
-        self, session: AsyncSession, new: NewSend, at: datetime
-    ) -> tuple[SendRow, bool]:
-        """The stored send for the key: the existing one, or a new queued one (created=True)."""
-        result = (await self.submit_many(session, [new], at))[0]
-        if isinstance(result, DomainError):
-            raise result
-        return result
-
     async def submit_many(
         self, session: AsyncSession, news: list[NewSend], at: datetime
     ) -> list[tuple[SendRow, bool] | DomainError]:
-        """`submit` for each of a tenant's sends, in order: the new ones stored in one statement
+        """Per send of a tenant's, in order: (its stored send, created) for the existing one or a
+        new queued one, or why it is refused. The new ones are stored in one statement
         (INSERT ... ON CONFLICT DO NOTHING: atomic by itself, no race with a concurrent same-key
         insert), known keys read in one more; an item that would be refused gets its error."""
         results: list[tuple[SendRow, bool] | DomainError | None] = [None] * len(news)

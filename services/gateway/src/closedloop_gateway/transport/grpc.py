@@ -16,6 +16,7 @@ from closedloop_gateway.operations.transfers import IdempotentTransfers, Transfe
 from closedloop_gateway.quotas.service import QuotaPaused
 from closedloop_gateway.sends.service import SendService
 from closedloop_gateway.transport import convert
+from closedloop_gateway.transport.submits import SubmitQueue
 from loopkit.db import transact
 from loopkit.errors import DomainError, InvalidArgument
 from loopkit.grpc_server import status_of
@@ -67,19 +68,15 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
         self._transfers = transfers
         self._sends = sends
         self._after_submit = after_submit
+        # Concurrent SendMessage calls are stored together, as a SendMessages page is.
+        self.submits = SubmitQueue(sessions, sends, after_submit, max_batch=MAX_SENDS_PER_CALL)
 
     async def SendMessage(
         self, request: pb.SendMessageRequest, context: grpc.aio.ServicerContext
     ) -> pb.SendMessageResponse:
         tenant = require_tenant(request.tenant_id)
         new = convert.new_send_from_pb(tenant, request)
-        # Each statement of a submit is atomic alone (the new send is one INSERT ... ON CONFLICT
-        # DO NOTHING): no BEGIN/COMMIT round trips on PostgreSQL.
-        row, created = await transact(
-            self._sessions, lambda s: self._sends.submit(s, new, now()), autocommit=True
-        )
-        if created:
-            self._after_submit()  # the send worker looks now, not at its next poll
+        row, created = await self.submits.submit(new)
         return pb.SendMessageResponse(send=convert.send_to_pb(row), created=created)
 
     async def SendMessages(
