@@ -59,11 +59,12 @@ def keys_env() -> dict[str, str]:
     return {"CLOSEDLOOP_API_KEYS_FILE": str(path), "CLOSEDLOOP_API_TOKEN": key}
 
 
-def keyed(target: str) -> grpc.aio.Channel:
-    """A channel to a benchmark's service whose calls present the run's key."""
+def keyed(target: str, *, own_connection: bool = False) -> grpc.aio.Channel:
+    """A channel to a benchmark's service whose calls present the run's key (`own_connection`:
+    see `loopkit.grpc_client.keyed_channel`)."""
     from loopkit.grpc_client import keyed_channel
 
-    return keyed_channel(target, _bench_keys()[1])
+    return keyed_channel(target, _bench_keys()[1], own_connection=own_connection)
 
 
 def database_base_url() -> str:
@@ -192,8 +193,9 @@ def _descendants(pid: int) -> set[int]:
     return found
 
 
-def _listening_sockets(port: int) -> set[str]:
-    """The inodes of the TCP sockets listening on `port` (any address)."""
+def _sockets(port: int, state: str) -> set[str]:
+    """The inodes of the TCP sockets on local port `port` (any address) in `state` (as
+    /proc/net/tcp writes it: 0A listening, 01 established)."""
     inodes = set()
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
@@ -202,9 +204,28 @@ def _listening_sockets(port: int) -> set[str]:
             continue
         for line in lines:
             fields = line.split()
-            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+            if fields[3] == state and int(fields[1].rsplit(":", 1)[1], 16) == port:
                 inodes.add(fields[9])
     return inodes
+
+
+def _listening_sockets(port: int) -> set[str]:
+    """The inodes of the TCP sockets listening on `port` (any address)."""
+    return _sockets(port, "0A")
+
+
+def accepted_connections(pids: Sequence[int], port: int) -> dict[int, int]:
+    """How many established connections on local port `port` each of `pids` holds (a server's
+    accepted ones: which worker the kernel gave each caller's connection to)."""
+    wanted = {f"socket:[{inode}]" for inode in _sockets(port, "01")}
+    counts = {}
+    for pid in pids:
+        counts[pid] = 0
+        with contextlib.suppress(OSError):
+            for fd in Path(f"/proc/{pid}/fd").iterdir():
+                with contextlib.suppress(OSError):
+                    counts[pid] += os.readlink(fd) in wanted
+    return counts
 
 
 def listens(pid: int, port: int) -> bool:

@@ -38,6 +38,7 @@ from _common import (
     CellResult,
     ChildProcess,
     Cleanup,
+    accepted_connections,
     closed_loop,
     cpu_seconds,
     cpu_spent,
@@ -794,6 +795,10 @@ async def run(args: argparse.Namespace, out: Report, cleanup: Cleanup) -> dict[s
                 },
                 "machine_by_process": {k: round(v, 3) for k, v in c.where},
                 "connections_opened": c.connections_opened,
+                "per_worker": [
+                    {"client_connections": n, "cpu_of_one_cpu": round(cpu, 3)}
+                    for n, cpu in c.per_worker
+                ],
             }
             for c in scaled
         ],
@@ -809,9 +814,13 @@ async def run(args: argparse.Namespace, out: Report, cleanup: Cleanup) -> dict[s
 
 GOAL_WORKERS_RATIO = 1.4
 SCALING_CONCURRENCY = 64
-# Connections the callers spread over: with SO_REUSEPORT the kernel gives each connection to one
-# worker, so one HTTP/2 channel would reach one worker only.
-SCALING_CHANNELS = 8
+# Connections the callers spread over, as several calling processes would: with SO_REUSEPORT the
+# kernel gives each connection to one worker, so one connection would reach one worker only. Each
+# channel needs its own (`own_connection`): gRPC shares one connection between a process's
+# channels to one target otherwise, and the 8 channels of stop 23 were one connection, one worker.
+# The kernel hashes each connection to a worker, so the split varies run to run: each cell prints
+# it.
+SCALING_CHANNELS = 16
 
 
 class RoundRobinStub:
@@ -978,6 +987,8 @@ class ScalingCell:
     machine_share: float
     where: list[tuple[str, float]] = field(default_factory=list)
     connections_opened: int | None = None
+    # Per worker process: the client connections it holds, and its CPU share of one CPU.
+    per_worker: list[tuple[int, float]] = field(default_factory=list)
 
 
 def print_scaling_cell(cell: ScalingCell, cpus: int, out: Report) -> None:
@@ -990,6 +1001,14 @@ def print_scaling_cell(cell: ScalingCell, cpus: int, out: Report) -> None:
     )
     shown = [f"{k} {v:.0%}" for k, v in cell.where if v >= 0.01]
     out(f"    whole machine by process: {', '.join(shown)}")
+    if cell.per_worker:
+        out(
+            "    per worker: client connections "
+            + " / ".join(str(n) for n, _ in cell.per_worker)
+            + ", CPU "
+            + " / ".join(f"{cpu:.0%}" for _, cpu in cell.per_worker)
+            + " of one CPU"
+        )
     if cell.connections_opened is not None:
         # Statistics reach pg_stat_database within a second or so: roughly, and with the
         # bench's own two connections around the cell.
@@ -1023,7 +1042,7 @@ async def scaling_cell(
 ) -> list[ScalingCell]:
     """The identity service with `workers` worker processes, new and repeat at c=64."""
     service, target = await start_workers(stack, workers)
-    channels = [keyed(target) for _ in range(SCALING_CHANNELS)]
+    channels = [keyed(target, own_connection=True) for _ in range(SCALING_CHANNELS)]
     cells: list[ScalingCell] = []
     try:
         await wait_serving(target, service, 60.0)
@@ -1047,7 +1066,16 @@ async def scaling_cell(
             wall = (time.perf_counter() - started) * cpus
             client = (time.process_time() - client0) / wall
             service_pids = _process_tree(service.proc.pid)  # workers restarted meanwhile too
-            served = cpu_spent(service0, cpu_seconds(service_pids)) / wall
+            service1 = cpu_seconds(service_pids)
+            served = cpu_spent(service0, service1) / wall
+            # The workers (the supervisor, when there is one, serves no calls).
+            serving = [p for p in service_pids if workers == 1 or p != service.proc.pid]
+            port = int(target.rsplit(":", 1)[1])
+            held = accepted_connections(serving, port)
+            per_worker = [
+                (held[p], (service1.get(p, 0.0) - service0.get(p, 0.0)) * cpus / wall)
+                for p in serving
+            ]
             pg_pids = await _backends(engine, stack.database)  # and those opened meanwhile
             pg = cpu_spent(pg0, cpu_seconds(pg_pids)) / wall
             busy = (_machine_busy_seconds() - busy0) / wall
@@ -1067,7 +1095,9 @@ async def scaling_cell(
             pg += sum(v for k, v in where if k.endswith("PostgreSQL postmaster (bench)"))
             accounted = sum(v for _, v in where)
             where.append(("exited during the cell, or not accounted", max(0.0, busy - accounted)))
-            cell = ScalingCell(workers, name, result, client, served, pg, busy, where, opened)
+            cell = ScalingCell(
+                workers, name, result, client, served, pg, busy, where, opened, per_worker
+            )
             cells.append(cell)
             print_scaling_cell(cell, cpus, out)
     finally:

@@ -174,3 +174,8 @@ async def test_verified_phone_upgrades_a_known_unverified_one(stub, tenant):
     await stub.ResolveCustomer(resolve_request(tenant, phone("13600136000", verified=False)))
     res = await stub.ResolveCustomer(resolve_request(tenant, phone("13600136000", verified=True)))
     assert [i.verified for i in res.customer.identities] == [True]
+    # Written, not only answered: the next resolve reads it back.
+    again = await stub.ResolveCustomer(
+        resolve_request(tenant, phone("13600136000", verified=False))
+    )
+    assert [i.verified for i in again.customer.identities] == [True]

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from closedloop_identity.customers.identities import ClaimedIdentity, IdentityKey, Kind
 from closedloop_identity.main import use_cases
+from closedloop_identity.resolve.service import ResolveService
 from closedloop_identity.resolve.views import Resolution
 from loopkit.db import transact
 
@@ -31,7 +32,20 @@ async def _counted(
 ) -> tuple[Resolution, int]:
     """Resolve as the servicer does: directly without a transaction, or (`direct=False`) the whole
     resolve in one transaction."""
-    service = use_cases(identity.runtime.outbox).resolve
+    result, statements = await _resolved(identity, None, tenant, claims, direct=direct)
+    return result, len(statements)
+
+
+async def _resolved(
+    identity,
+    service: ResolveService | None,
+    tenant: str,
+    claims: list[ClaimedIdentity],
+    *,
+    direct: bool = True,
+) -> tuple[Resolution, list[str]]:
+    """`_counted` with the statements themselves, by `service` (a new one when None)."""
+    service = service or use_cases(identity.runtime.outbox).resolve
     statements: list[str] = []
 
     def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
@@ -51,7 +65,7 @@ async def _counted(
             event.remove(conn, "before_cursor_execute", count)
 
     result = await transact(identity.runtime.sessions, work, autocommit=direct)
-    return result, len(statements)
+    return result, statements
 
 
 async def test_new_repeat_and_attach_resolves_take_one_or_two_statements(identity):
@@ -75,3 +89,25 @@ async def test_a_possible_merge_takes_the_locking_path(identity):
     )
     assert len(merged.merged_ids) == 1
     assert statements > EXPECTED[identity.runtime.engine.dialect.name][2]
+
+
+async def test_a_repeat_resolve_sends_no_creation_and_a_forgotten_claim_creates_again(identity):
+    """A resolve of claims the service saw held looks them up without the rows of a creation;
+    when they are no longer held (the customer was forgotten), it creates after all."""
+    cases = use_cases(identity.runtime.outbox)
+    tenant = f"t-{uuid.uuid4().hex[:10]}"
+    claim = [_openid("o-1")]
+    new, _ = await _resolved(identity, cases.resolve, tenant, claim)
+    again, statements = await _resolved(identity, cases.resolve, tenant, claim)
+    assert not again.created and again.customer.customer_id == new.customer.customer_id
+    dialect = identity.runtime.engine.dialect.name
+    assert len(statements) == EXPECTED[dialect][1]
+    assert not any("INSERT" in s.upper() for s in statements), statements
+    await transact(
+        identity.runtime.sessions,
+        lambda s: cases.erasure.forget(s, tenant, new.customer.customer_id, "test", "asked"),
+    )
+    anew, statements = await _resolved(identity, cases.resolve, tenant, claim)
+    assert anew.created and anew.customer.customer_id != new.customer.customer_id
+    if dialect == "postgresql":
+        assert len(statements) == 2  # the lean look, then the one that creates

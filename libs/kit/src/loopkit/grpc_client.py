@@ -184,8 +184,13 @@ class _BearerInterceptor(grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[
         return await continuation(new_details, request)
 
 
-def keyed_channel(target: str, api_key: str | None) -> grpc.aio.Channel:
+def keyed_channel(
+    target: str, api_key: str | None, *, own_connection: bool = False
+) -> grpc.aio.Channel:
     """A plain insecure channel whose every call presents `api_key` unless the call brings its
-    own `authorization` (none: calls go without)."""
+    own `authorization` (none: calls go without). `own_connection`: its own TCP connection;
+    otherwise gRPC shares one between every channel of the process to the same target with the
+    same options (its global subchannel pool), however many channels are opened."""
     interceptors = [_BearerInterceptor(api_key)] if api_key else []
-    return grpc.aio.insecure_channel(target, interceptors=interceptors)
+    options = [("grpc.use_local_subchannel_pool", 1)] if own_connection else []
+    return grpc.aio.insecure_channel(target, options=options, interceptors=interceptors)

@@ -10,7 +10,6 @@ from typing import Any
 
 from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncSession
-from ulid import ULID
 
 from closedloop.events.v1 import identity_events_pb2 as ev
 from closedloop_identity.clock import Clock, system_clock
@@ -32,10 +31,17 @@ from closedloop_identity.models import AuditRow, CustomerKeyRow, CustomerRow
 from closedloop_identity.policies.policy import MergePolicy
 from closedloop_identity.policies.service import PolicyService
 from closedloop_identity.resolve.resolution import Owner, plan_resolution
-from closedloop_identity.resolve.statements import CUSTOMERS, IDENTITIES, Rows, statements_for
+from closedloop_identity.resolve.statements import (
+    CUSTOMERS,
+    IDENTITIES,
+    Holder,
+    Rows,
+    statements_for,
+)
 from closedloop_identity.resolve.views import Resolution
 from loopkit.errors import InvalidArgument
 from loopkit.events import Outbox, note_events_written
+from loopkit.ids import new_ulid
 from loopkit.pii import new_key
 from loopkit.uow import on_commit
 
@@ -64,6 +70,28 @@ def check_attributes(attributes: dict[str, Any]) -> None:
         )
 
 
+class HeldClaims:
+    """Identities this process recently saw held by a customer (at most `size`, the oldest
+    forgotten first). A resolve whose every claim is here most likely finds its customer, so its
+    first look goes without the rows of a creation: building them (ids, audit rows, the event,
+    a data key, their JSON) was the largest Python cost of a repeat resolve that writes nothing.
+    Only a hint: the first look decides, and when nobody holds the claims after all (forgotten
+    or unlinked since) it runs again with the creation."""
+
+    def __init__(self, size: int = 50_000) -> None:
+        self._size = size
+        self._seen: dict[tuple[str, IdentityKey], None] = {}
+
+    def all_held(self, tenant_id: str, keys: list[IdentityKey]) -> bool:
+        return all((tenant_id, k) in self._seen for k in keys)
+
+    def add(self, tenant_id: str, keys: list[IdentityKey]) -> None:
+        for key in keys:
+            if len(self._seen) >= self._size:
+                del self._seen[next(iter(self._seen))]
+            self._seen[(tenant_id, key)] = None
+
+
 class ResolveService:
     def __init__(
         self,
@@ -81,6 +109,7 @@ class ResolveService:
         self._merges = merges
         self._policies = policies
         self._now = clock
+        self._held = HeldClaims()
 
     async def resolve(
         self,
@@ -109,16 +138,23 @@ class ResolveService:
         due or a pending id expired: `resolve_locked` decides those.
 
         Every write here is a single statement, atomic alone: it may run without a transaction
-        (`loopkit.db.transact(autocommit=True)`)."""
+        (`loopkit.db.transact(autocommit=True)`). Claims this process saw held recently are
+        looked up without the creation's rows first (`HeldClaims`)."""
         claims = _checked(claims, attributes)
         statements = statements_for(session)
         now = self._now()
-        customer_id = str(ULID())
-        created = CustomerView(tenant_id, customer_id, ACTIVE, [], dict(attributes), now)
-        key = new_key()
-        creation = self._creation_rows(created, claims, actor, key)
-        holders = await statements.first_look(session, tenant_id, [c.key for c in claims], creation)
+        keys = [c.key for c in claims]
+        holders: dict[str, Holder] = {}
+        if self._held.all_held(tenant_id, keys):
+            holders = await statements.first_look(session, tenant_id, keys, [])
         if not holders:
+            customer_id = new_ulid()
+            created = CustomerView(tenant_id, customer_id, ACTIVE, [], dict(attributes), now)
+            key = new_key()
+            creation = self._creation_rows(created, claims, actor, key)
+            holders = await statements.first_look(session, tenant_id, keys, creation)
+        if not holders:
+            self._held.add(tenant_id, keys)
             note_events_written(session)
             if self._keys_known is not None:
                 known = self._keys_known
@@ -164,6 +200,7 @@ class ResolveService:
         verified.update({k: True for k in upgrade})
         verified.update({c.key: c.verified for c in attach})
         view.identities = [IdentityView(k, v) for k, v in sorted(verified.items())]
+        self._held.add(tenant_id, keys)
         return Resolution(view, False, [])
 
     def _creation_rows(
@@ -244,7 +281,7 @@ class ResolveService:
     def _identity_row(self, customer: CustomerView, claim: ClaimedIdentity) -> dict[str, Any]:
         now = self._now()
         return {
-            "id": str(ULID()),
+            "id": new_ulid(),
             "tenant_id": customer.tenant_id,
             "customer_id": customer.customer_id,
             "kind": str(claim.key.kind),
@@ -265,7 +302,7 @@ class ResolveService:
         detail: str = "",
     ) -> dict[str, Any]:
         return {
-            "id": str(ULID()),
+            "id": new_ulid(),
             "tenant_id": customer.tenant_id,
             "customer_id": customer.customer_id,
             "action": action,
@@ -300,7 +337,7 @@ class ResolveService:
         created = plan.survivor is None
         if plan.survivor is None:
             survivor = CustomerRow(
-                id=str(ULID()),
+                id=new_ulid(),
                 tenant_id=tenant_id,
                 status=ACTIVE,
                 merged_into=None,

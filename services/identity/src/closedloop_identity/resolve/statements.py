@@ -205,11 +205,19 @@ def _extend_statement(tables: tuple[Table, ...]) -> raw_sql.Positional:
         " || CAST(CAST(:attributes AS text) AS jsonb) AS json) ELSE attributes END,"
         " updated_at = CASE WHEN :has_attributes THEN CAST(:now AS timestamptz)"
         " ELSE updated_at END"
-        " WHERE id = :customer_id AND tenant_id = :tenant AND status = 'active'"
+        # IS NOT DISTINCT FROM (tenant_id is never NULL) keeps the tenant index out of the
+        # plan: a generic plan made on an empty table chose it and would read every customer of
+        # the tenant per call as the table grew. The primary key finds the row.
+        " WHERE id = :customer_id AND tenant_id IS NOT DISTINCT FROM :tenant AND status = 'active'"
         " RETURNING CAST(attributes AS text) AS attributes)",
-        "upgraded AS (UPDATE identities i SET verified = true FROM claimed k"
-        " WHERE (i.kind, i.scope, i.value) = (k.kind, k.scope, k.value)"
-        " AND i.tenant_id = :tenant AND i.customer_id = :customer_id"
+        # Each claim probes the unique key (LATERAL, kept a subquery by OFFSET 0, as in the first
+        # look) and the rows are updated among the customer's own: written as a join with the
+        # claims, PostgreSQL planned it on an unanalysed table as a scan of the tenant's every
+        # entry of the unique key (tests/test_resolve_plans.py).
+        "upgraded AS (UPDATE identities SET verified = true WHERE id = ANY(ARRAY("
+        "SELECT p.id FROM claimed k CROSS JOIN LATERAL"
+        " (SELECT id FROM identities WHERE tenant_id = :tenant AND kind = k.kind"
+        " AND scope = k.scope AND value = k.value OFFSET 0) p)) AND customer_id = :customer_id"
         f" AND {guard})",
         *(_insert_cte(f"ins_{t.name}", t, guard) for t in tables),
     ]

@@ -42,7 +42,8 @@ def claims_from_pb(identities: Any, *, field: str = "identities") -> list[Claime
 
 
 def attributes_from_pb(struct: Struct) -> dict[str, Any]:
-    return json_format.MessageToDict(struct)
+    # Most resolves bring none: MessageToDict walks the message in Python even when it is empty.
+    return json_format.MessageToDict(struct) if struct.fields else {}
 
 
 timestamp = to_timestamp  # the kit's integer conversion (FromDatetime costs a few times more)
