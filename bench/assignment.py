@@ -29,6 +29,7 @@ import asyncio
 import os
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -149,6 +150,7 @@ async def service_consume(
     counts: Counter[str],
     *,
     timed: Timed,
+    profile: str | None = None,
 ) -> None:
     # Services refuse to start without callers' keys; this one takes no calls, but starts as in
     # production.
@@ -173,6 +175,7 @@ async def service_consume(
     url = settings.resolved_database_url()
     postgres = url.startswith("postgresql")
     pg_before = cpu_seconds(await backend_pids(url)) if postgres else {}
+    spy = _start_profile(profile)
     started, cpu = time.perf_counter(), time.process_time()
     await runtime.start()
     try:
@@ -193,9 +196,28 @@ async def service_consume(
                 timed.pg_cpu_s = cpu_spent(pg_before, readable)
         frozen = Counter(counts)  # the bench's own polling above is a few statements, not more
     finally:
+        _stop_profile(spy)
         await runtime.stop()
     counts.clear()
     counts.update(frozen)
+
+
+def _start_profile(path: str | None) -> subprocess.Popen[bytes] | None:
+    """py-spy (not a project dependency) on this process for the service's phase only: raw
+    collapsed stacks at 250 Hz into `path`, idle threads left out."""
+    if not path:
+        return None
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    cmd = [spy, "record", "-r", "250", "-f", "raw", "-o", path, "--pid", str(os.getpid())]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.5)  # attached before the clock starts
+    return proc
+
+
+def _stop_profile(proc: subprocess.Popen[bytes] | None) -> None:
+    if proc is not None:
+        proc.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
+        proc.wait(timeout=60)
 
 
 def parse_args() -> argparse.Namespace:
@@ -211,6 +233,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--database", choices=["postgres", "sqlite"], default="postgres")
     parser.add_argument("--quick", action="store_true", help="3,000 leads: a few seconds")
     parser.add_argument("--smoke", action="store_true", help="300 leads, 5 reps: does it run")
+    parser.add_argument(
+        "--profile", metavar="FILE", help="py-spy this process's service phase into FILE (raw)"
+    )
     args = parser.parse_args()
     if args.quick:
         args.leads = 3_000
@@ -263,6 +288,7 @@ async def main() -> int:
             args.reps,
             counts,
             timed=service,
+            profile=args.profile,
         )
     finally:
         await nc.close()

@@ -1,6 +1,6 @@
 """loopkit.bulk.insert_rows: rows go in as written (texts, numbers, NULLs, JSON, bytes, times),
 one statement for any number of rows, and a taken unique key is skipped when asked; on PostgreSQL
-(one array per column) and SQLite (an executemany)."""
+(one array per column, or a binary COPY from `COPY_FROM` rows on) and SQLite (an executemany)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from sqlalchemy import (
 )
 
 from kit_testbed import Database
-from loopkit.bulk import insert_rows
+from loopkit.bulk import COPY_FROM, insert_rows
 
 METADATA = MetaData()
 THINGS = Table(
@@ -58,12 +58,23 @@ async def test_rows_are_written_as_given_and_taken_keys_skipped(database: Databa
     event.listen(
         database.engine.sync_engine,
         "before_cursor_execute",
-        lambda *args: statements.append(args[2]),
+        lambda *args: statements.append(args[2].split()[0]),
     )
     rows = [_row(i, f"k{i}") for i in range(1, 121)]
     async with database.sessions() as session, session.begin():
         await insert_rows(session, THINGS, rows)
-    assert len([s for s in statements if s.startswith("INSERT")]) == 1  # 120 rows, one statement
+    # 120 rows, one statement: a COPY on PostgreSQL
+    copy = "COPY" if database.engine.dialect.name == "postgresql" else "INSERT"
+
+    def writes() -> list[str]:
+        return [s for s in statements if s in ("INSERT", "COPY")]
+
+    assert writes() == [copy]
+    few = [_row(i, f"k{i}") for i in range(121, 121 + COPY_FROM - 1)]  # the arrays' path
+    async with database.sessions() as session, session.begin():
+        await insert_rows(session, THINGS, few)
+    assert writes() == [copy, "INSERT"]
+    rows += few
     again = [_row(500, "k7"), _row(501, "new")]  # k7 is taken: skipped, the other goes in
     async with database.sessions() as session, session.begin():
         await insert_rows(session, THINGS, again, skip_conflicts_on=("tenant", "key"))

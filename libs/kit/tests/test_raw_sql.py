@@ -113,3 +113,39 @@ async def test_statement_listeners_hear_of_raw_statements(postgres: PostgresServ
         event.remove(engine.sync_engine, "before_cursor_execute", count)
         await engine.dispose()
     assert heard == ["SELECT 1"]
+
+
+async def test_a_copy_is_in_the_unit_of_work_and_its_errors_are_sqlalchemys(
+    postgres: PostgresServer,
+) -> None:
+    """`copy_on`: a binary COPY in the session's transaction (rolled back with it), heard by
+    statement listeners, and a taken key is SQLAlchemy's IntegrityError (what `transact` and the
+    consumers classify), not asyncpg's own exception."""
+    engine, sessions = await _fresh(postgres)
+    heard: list[str] = []
+    event.listen(engine.sync_engine, "before_cursor_execute", lambda *a: heard.append(a[2]))
+    columns = ("n", "event_id", "customer_id")
+    try:
+
+        async def copy(session: AsyncSession, first: int, then: Exception | None = None) -> None:
+            rows = [(n, f"e-{n}", "c") for n in range(first, first + 3)]
+            await raw_sql.copy_on(await session.connection(), "applied", columns, rows)
+            if then is not None:
+                raise then
+
+        with pytest.raises(Undo):
+            await db.transact(sessions, lambda s: copy(s, 1, Undo()))
+        assert await _rows(sessions) == 0
+        await db.transact(sessions, lambda s: copy(s, 1))
+        assert await _rows(sessions) == 3
+        copies = [s for s in heard if s.startswith("COPY")]
+        assert (
+            copies[-1]
+            == 'COPY "applied" ("n", "event_id", "customer_id") FROM STDIN (FORMAT binary)'
+        )
+
+        with pytest.raises(IntegrityError):  # e-3 is taken
+            await db.transact(sessions, lambda s: copy(s, 3), retry_races=False)
+        assert await _rows(sessions) == 3
+    finally:
+        await engine.dispose()

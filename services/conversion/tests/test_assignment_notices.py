@@ -6,10 +6,12 @@ conversion's own `lead.assigned` is left a safety net for events that came witho
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from typing import Any
 
+import pytest
 from nats.aio.client import Client
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from closedloop_conversion.common import now
 from closedloop_conversion.models import LeadRow, RepNoticeRow
@@ -17,6 +19,7 @@ from closedloop_conversion.notices.service import TOLD_HEADER, NoticeService
 from closedloop_conversion.sales.inputs import CapturedLead
 from closedloop_conversion.sales.service import SalesService
 from conversion_helpers import make_rep
+from loopkit.bulk import COPY_FROM
 from loopkit.events import decode_envelope
 from loopkit_dev.testing import RunningService, eventually
 
@@ -115,3 +118,55 @@ async def test_the_safety_net_skips_assignments_told_in_their_transaction(
             )
         )
     assert inboxed == 0
+
+
+@pytest.mark.parametrize("conversion", ["postgres"], indirect=True)
+async def test_a_large_batch_is_copied_in_notices_too(
+    conversion: RunningService, stub: Any, tenant: str
+) -> None:
+    """A batch of `COPY_FROM` leads or more writes its leads, history, `lead.assigned` rows and
+    rep notices with a COPY each (`loopkit.bulk`): the notices of leads new in the transaction
+    need no ON CONFLICT, so they take the COPY too. Every lead is stored once, assigned round
+    the reps in turn, and told."""
+    runtime = conversion.runtime
+    reps = [await make_rep(stub, tenant, f"copied-{i}", capacity=100) for i in range(3)]
+    leads = [f"lead-copy-{uuid.uuid4().hex[:12]}" for _ in range(COPY_FROM + 6)]
+    notices = NoticeService(runtime.settings.account_registry(), gateway=False)
+    sales = SalesService(runtime.outbox, notices)
+    seen: list[str] = []
+
+    def heard(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if conn is mine and statement.split(maxsplit=1)[0] in ("INSERT", "COPY"):
+            seen.append(" ".join(statement.split()[:3]))
+
+    engine = runtime.engine.sync_engine
+    async with runtime.sessions() as session, session.begin():
+        mine = (await session.connection()).sync_connection
+        event.listen(engine, "before_cursor_execute", heard)
+        try:
+            await sales.capture_leads(session, [(tenant, _lead(lead_id)) for lead_id in leads])
+        finally:
+            event.remove(engine, "before_cursor_execute", heard)
+    tables = ["leads", "lead_assignments", "outbox", "rep_notices"]
+    assert sorted(seen) == sorted(f'COPY "{t}" ("id",' for t in tables), seen
+    async with runtime.sessions() as session:
+        given = dict(
+            (
+                await session.execute(
+                    select(LeadRow.id, LeadRow.rep_id).where(LeadRow.id.in_(leads))
+                )
+            ).all()
+        )
+        told = dict(
+            (
+                await session.execute(
+                    select(RepNoticeRow.lead_id, RepNoticeRow.rep_id).where(
+                        RepNoticeRow.tenant_id == tenant, RepNoticeRow.lead_id.in_(leads)
+                    )
+                )
+            ).all()
+        )
+    assert told == given and len(given) == len(leads)
+    per_rep = Counter(given.values())
+    assert sorted(per_rep) == sorted(r.rep_id for r in reps)
+    assert max(per_rep.values()) - min(per_rep.values()) <= 1  # round-robin

@@ -37,9 +37,16 @@ async def keys_stored(session: AsyncSession, tenant: str, keys: Collection[str])
     return set((await session.execute(query)).scalars())
 
 
-async def insert_new(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
-    """Several notices in one statement; a key stored meanwhile (another replica) is skipped."""
-    await insert_rows(session, _NOTICES, rows, skip_conflicts_on=("tenant_id", "idempotency_key"))
+async def insert_new(
+    session: AsyncSession, rows: Sequence[dict[str, Any]], *, skip_taken: bool = True
+) -> None:
+    """Several notices in one statement; a key stored meanwhile (another replica) is skipped,
+    unless `skip_taken` is off: then a taken key fails the statement (and the transaction), as
+    a batch of notices of leads created in this very transaction may (no other can have stored
+    their keys first: the lead's own insert would fail first), and a large batch goes as a COPY
+    (`loopkit.bulk`)."""
+    taken = ("tenant_id", "idempotency_key") if skip_taken else ()
+    await insert_rows(session, _NOTICES, rows, skip_conflicts_on=taken)
 
 
 async def claim_due(

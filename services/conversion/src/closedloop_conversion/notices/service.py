@@ -210,7 +210,8 @@ class NoticeService:
         A caller that holds the reps already (rows with `id`, `status` and `wecom_user_id`, by
         id: the batch capture's locked pool) passes them as `reps`; one that created the leads in
         this transaction (`new_leads`: no notice of theirs can be stored yet) skips the look-up
-        of stored keys; the insert still skips a key stored meanwhile."""
+        of stored keys and writes without ON CONFLICT (a key stored meanwhile fails the
+        transaction, whose lead insert fails on the same race anyway)."""
         by_tenant: dict[str, list[Assigned]] = {}
         for item in assigned:
             by_tenant.setdefault(item.tenant, []).append(item)
@@ -249,7 +250,7 @@ class NoticeService:
                         why=why[rep.id],
                     )
                 )
-        await repo.insert_new(session, rows)
+        await repo.insert_new(session, rows, skip_taken=not new_leads)
         if self._stored is not None and any(r["status"] == PENDING for r in rows):
             on_commit(session, self._stored)
 

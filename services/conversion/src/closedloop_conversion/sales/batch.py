@@ -142,6 +142,8 @@ class BatchCapture:
         )
         # Each rep as a candidate, remade only when the rep is given a lead (the hot loop).
         as_candidate = {r.id: candidate(r, at, duty=r.on_duty) for r in active}
+        by_id = {r.id: r for r in active}
+        pools: dict[str, list[PoolRep]] = {}  # a team's pool (no owners), made once per batch
         # Every lead.assigned of the batch: one time and one trace context, read once.
         occurred, carrier = Timestamp(), tracing.current_context_headers()
         occurred.FromDatetime(at)
@@ -151,29 +153,34 @@ class BatchCapture:
             rule_row = rules.get(captured.campaign_id) if captured.campaign_id else None
             rule, team = rule_of(rule_row, captured.owner_team)
             lead_owners = owners.get(captured.customer_id, []) if rule is Rule.STICKY else []
-            pool = _pool(active, team, lead_owners)
-            if team and not any(r.team == team for r in pool):
-                pool = _pool(active, "", lead_owners)  # nobody works in that team: any rep
-            capped: set[str] = set()
+            if lead_owners:
+                pool = _team_pool(active, team, lead_owners)
+            elif team in pools:
+                pool = pools[team]
+            else:
+                pool = pools[team] = _team_pool(active, team, ())
             if captured.daily_cap > 0 and captured.channel_id:
                 capped = {
                     r.id for r in pool if given[(captured.channel_id, r.id)] >= captured.daily_cap
                 }
-            choice = choose(
-                rule,
-                [
+                candidates = [
                     replace(as_candidate[r.id], capped=True)
                     if r.id in capped
                     else as_candidate[r.id]
                     for r in pool
-                ],
+                ]
+            else:
+                candidates = [as_candidate[r.id] for r in pool]
+            choice = choose(
+                rule,
+                candidates,
                 region=captured.region,
                 tags=captured.tags,
                 sticky_rep_ids=lead_owners,
             )
             if choice is None:
                 continue  # waits as unassigned until a rep has room
-            rep = next(r for r in pool if r.id == choice.rep_id)
+            rep = by_id[choice.rep_id]
             reason = rule_reason(rule_row, rule)
             row.update(status="assigned", rep_id=rep.id, rule=choice.rule, assigned_at=at)
             turn = max(r.rr_seq for r in pool) + 1
@@ -227,11 +234,20 @@ class BatchCapture:
         )
 
 
-def _pool(active: Sequence[PoolRep], team: str, owners: Sequence[str]) -> list[PoolRep]:
-    """What `lock_pool(tenant, team, owners)` would lock, from the tenant's active reps."""
+def _pool(active: list[PoolRep], team: str, owners: Sequence[str]) -> list[PoolRep]:
+    """What `lock_pool(tenant, team, owners)` would lock, from the tenant's active reps (the
+    list itself when it is all of them: callers only read it)."""
     if not team:
-        return list(active)
+        return active
     return [r for r in active if r.team == team or r.id in owners]
+
+
+def _team_pool(active: list[PoolRep], team: str, owners: Sequence[str]) -> list[PoolRep]:
+    """The pool a lead of `team` is chosen from: any rep when nobody works in that team."""
+    pool = _pool(active, team, owners)
+    if team and not any(r.team == team for r in pool):
+        pool = _pool(active, "", owners)
+    return pool
 
 
 def _lead_row(tenant: str, captured: CapturedLead) -> dict[str, Any]:

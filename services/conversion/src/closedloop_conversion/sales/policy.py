@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
+from operator import attrgetter
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -63,8 +64,12 @@ def day_start(at: datetime) -> datetime:
     return at.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
 
 
+# The oldest turn first, ties by id (a C-level key: `choose` runs once per lead of a batch).
+_TURN = attrgetter("rr_seq", "rep_id")
+
+
 def _round_robin(pool: Sequence[Candidate]) -> Candidate:
-    return min(pool, key=lambda c: (c.rr_seq, c.rep_id))
+    return min(pool, key=_TURN)
 
 
 def _least_loaded(pool: Sequence[Candidate]) -> Candidate:
@@ -83,8 +88,8 @@ def choose(
 
     Region, tag and sticky fall back to round-robin within the pool when they match nobody.
     """
-    pool = [c for c in candidates if c.available]
-    if not pool:
+    pool = [c for c in candidates if c.active and not c.capped and c.open_leads < c.capacity]
+    if not pool:  # (`Candidate.available`, spelt out: this runs once per rep per lead)
         return None
     if rule is Rule.STICKY:
         # The relationship wins: the owner takes it even outside their working hours.
