@@ -568,6 +568,81 @@ async def test_a_visit_naming_a_forgotten_referrer_credits_nobody(
     assert lead.attribution.referrer_customer_id == ""
 
 
+async def test_a_visit_naming_a_merged_away_referrer_credits_the_survivor(
+    env: Env, nats_client: Client
+) -> None:
+    """Identity merged the referrer M into S; a share_visited naming M reaches acquisition after
+    the merge (M's code was shared before it): the touch and the visitor's lead name S, not M,
+    whom the merge's move of touches and leads had already passed."""
+    _, referral, page = await _referral_page(env)
+    survivor_id = await _resolved(env, "o-surviving-referrer")
+    merged_id = await _resolved(env, "o-merged-referrer")
+    visitor = openid("o-visitor-of-merged", env.app_id)
+    captured = await env.stub.CaptureLead(
+        pb.CaptureLeadRequest(
+            tenant_id=env.tenant,
+            page_id=page.page_id,
+            values=form(phone_number="13300133071"),
+            identities=[visitor],
+            referral_code="REF-MERGED",
+        )
+    )
+    # A visit naming M before the merge: once it names S, acquisition has handled the merge.
+    other = openid("o-before-merge", env.app_id)
+    await _visit(env, nats_client, referral.channel_id, merged_id, other, code="REF-EARLY")
+
+    async def named() -> bool:
+        return await _touch_referrers(env) == [("REF-EARLY", merged_id)]
+
+    await eventually(named)
+    merged = await env.identity_stub.MergeCustomers(
+        identity_pb2.MergeCustomersRequest(
+            tenant_id=env.tenant,
+            customer_ids=[survivor_id, merged_id],
+            actor="test",
+            reason="same person",
+        )
+    )
+    assert merged.survivor.customer_id == survivor_id
+
+    async def moved() -> bool:
+        return await _touch_referrers(env) == [("REF-EARLY", survivor_id)]
+
+    await eventually(moved)
+    await _visit(
+        env,
+        nats_client,
+        referral.channel_id,
+        merged_id,
+        visitor,
+        code="REF-MERGED",
+        customer_id=captured.lead.customer_id,
+    )
+
+    async def counted() -> bool:
+        return (await env.stats(referral.channel_id)).visits == 2
+
+    await eventually(counted)
+    assert await _touch_referrers(env) == [
+        ("REF-EARLY", survivor_id),
+        ("REF-MERGED", survivor_id),
+    ]
+    lead = await _lead(env, captured.lead.lead_id)
+    assert lead is not None
+    assert lead.attribution.referrer_customer_id == survivor_id
+    # A touch recorded through the API naming M names S too.
+    touch = await env.stub.RecordTouch(
+        pb.RecordTouchRequest(
+            tenant_id=env.tenant,
+            channel_id=referral.channel_id,
+            kind=ev.TOUCH_KIND_VISIT,
+            referral_code="REF-API",
+            referrer_customer_id=merged_id,
+        )
+    )
+    assert touch.touch.referrer_customer_id == survivor_id
+
+
 # A forget waiting for a visit's referrer lock (acquisition's two-key space 0x7EF0).
 WAITING_FORGET = text(
     "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"

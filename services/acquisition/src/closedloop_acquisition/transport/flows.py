@@ -88,6 +88,10 @@ class Flows:
         if request.channel_id:
             await self.read(lambda s: self.catalog.get_channel(s, tenant_id, request.channel_id))
         customer = await self.customers.resolve(tenant_id, request.identities)
+        if request.referrer_customer_id:
+            # The referrer's live id: the survivor of a merge, nobody once forgotten.
+            referrer = await self.customers.live_referrer(tenant_id, request.referrer_customer_id)
+            request = replace(request, referrer_customer_id=referrer)
         at = now()
         return await self.tx(
             lambda s: self.touches.record_touch(s, tenant_id, request, customer, at)
