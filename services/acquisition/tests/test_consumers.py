@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import grpc
 import pytest
 from nats.aio.client import Client
@@ -15,6 +17,7 @@ from closedloop.events.v1 import conversion_events_pb2 as cpb
 from closedloop.events.v1 import referral_events_pb2 as rpb
 from closedloop.identity.v1 import identity_pb2
 from closedloop_acquisition.clock import now
+from closedloop_acquisition.customers.service import CustomerEvents
 from closedloop_acquisition.models import TouchRow
 from closedloop_acquisition.touches.service import ShareVisit
 from closedloop_acquisition.transport.flows import Flows
@@ -712,6 +715,63 @@ async def test_a_visit_in_flight_during_the_referrers_forget_is_unnamed_by_the_f
     lead = await _lead(env, captured.lead.lead_id)
     assert lead is not None
     assert lead.attribution.referrer_customer_id == ""
+
+
+@pytest.mark.parametrize("services", ["postgres"], indirect=True)
+async def test_visits_and_forgets_of_two_referrers_in_opposite_orders_do_not_deadlock(
+    env: Env,
+) -> None:
+    """A consumer applies a batch of events in one transaction: a batch of visits naming R1
+    then R2 beside a batch of forgets of R2 then R1. The forget used to keep R2's lock to its
+    commit while it waited for R1's, which the visits held while they waited for R2's: a
+    deadlock (PostgreSQL failed one batch after `deadlock_timeout`). Now a forget only waits
+    for the visits in flight and holds nothing, so the visits go on, then the forgets."""
+    runtime = env.acquisition.runtime
+    _, referral, _ = await _referral_page(env)
+    first = await _resolved(env, "o-first-of-two")
+    second = await _resolved(env, "o-second-of-two")
+    flows: Flows = runtime.parts["flows"]
+    forgets = CustomerEvents(flows.leads, flows.fission)
+
+    def visit(referrer_id: str) -> ShareVisit:
+        return ShareVisit(
+            channel_id=referral.channel_id,
+            visitor=(),
+            customer_id="",
+            code=f"REF-{referrer_id[-6:]}",
+            referrer_customer_id=referrer_id,
+            program_id="",
+            share_id="",
+            at=now(),
+        )
+
+    async with (
+        runtime.sessions() as visits,
+        visits.begin(),
+        runtime.sessions() as forget,
+        forget.begin(),
+    ):
+        await flows.touches.share_visited(visits, env.tenant, visit(first))  # R1 still known
+        for referrer_id in (first, second):
+            await _forget(env, referrer_id)
+        await forgets.forgotten(forget, env.tenant, [second])
+        # The forget of R1 waits for the visits' transaction, which goes on with R2.
+        forget_first = asyncio.ensure_future(forgets.forgotten(forget, env.tenant, [first]))
+
+        async def waiting() -> bool:
+            async with runtime.sessions() as probe:
+                return bool((await probe.execute(WAITING_FORGET)).scalar_one())
+
+        await eventually(waiting)
+        await asyncio.wait_for(
+            flows.touches.share_visited(visits, env.tenant, visit(second)), timeout=30
+        )
+        await visits.commit()
+        await asyncio.wait_for(forget_first, timeout=30)
+    # The forgets ran after the visits: neither touch names its referrer any more.
+    assert sorted(await _touch_referrers(env)) == sorted(
+        [(f"REF-{first[-6:]}", None), (f"REF-{second[-6:]}", None)]
+    )
 
 
 async def test_a_visit_that_arrives_after_the_lead_still_credits_the_referrer(
