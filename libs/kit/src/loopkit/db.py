@@ -163,10 +163,18 @@ async def unit_of_work(
         yield session
 
 
+# PostgreSQL failed the transaction to break a deadlock (40P01) or a serialization conflict
+# (40001): it runs again. Matched by SQLSTATE: the message is translated on a server whose
+# lc_messages is not English (zh_CN: "检测到死锁"), which the words alone missed.
+RETRY_SQLSTATES = frozenset({"40P01", "40001"})
+
+
 def _retryable(exc: BaseException) -> bool:
     if isinstance(exc, IntegrityError):
         return True  # a concurrent writer won a unique race; the retry will see its row
     if isinstance(exc, OperationalError | DBAPIError):
+        if getattr(exc.orig, "sqlstate", None) in RETRY_SQLSTATES:
+            return True
         text = str(exc).lower()
         return any(s in text for s in ("deadlock", "could not serialize", "database is locked"))
     return False
