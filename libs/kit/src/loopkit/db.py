@@ -132,6 +132,25 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
+# Per session factory, the same factory on its engine's `reader` (made once, not per call).
+_READERS: weakref.WeakKeyDictionary[
+    async_sessionmaker[AsyncSession], async_sessionmaker[AsyncSession]
+] = weakref.WeakKeyDictionary()
+
+
+def reader_sessions(
+    sessions: async_sessionmaker[AsyncSession],
+) -> async_sessionmaker[AsyncSession]:
+    """`sessions` for units of work that only read (`reader`: on SQLite a deferred BEGIN, which
+    neither waits for the one writer nor holds it up; the same pool)."""
+    found = _READERS.get(sessions)
+    if found is None:
+        found = _READERS[sessions] = async_sessionmaker(
+            reader(sessions.kw["bind"]), expire_on_commit=False
+        )
+    return found
+
+
 # Per session factory, its engine in autocommit mode (making one costs ~0.1 ms: not per call).
 _AUTOCOMMIT: weakref.WeakKeyDictionary[async_sessionmaker[AsyncSession], AsyncEngine] = (
     weakref.WeakKeyDictionary()
