@@ -4,8 +4,10 @@ pre-ping round trip to catch it), and the relay is woken only by transactions th
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 from sqlalchemy import event, func, insert, select, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kit_testbed import APPLIED, KIT, Database, create_schema, customer_created
@@ -113,3 +115,44 @@ async def test_postgresql_connections_start_with_jit_off(postgres: PostgresServe
             assert (await conn.execute(text("SHOW jit"))).scalar_one() == "on"
     finally:
         await engine.dispose()
+
+
+async def test_a_postgresql_deadlock_fails_one_unit_of_work_and_it_runs_again(
+    postgres: PostgresServer,
+) -> None:
+    """Two units of work lock two keys in opposite orders: PostgreSQL fails one with 40P01
+    (recognised by its SQLSTATE, whatever the server's lc_messages) and `transact` runs that one
+    again, after the other committed."""
+    url = await postgres.fresh_database("loopkit_test")
+    engine = db.create_engine(url, pool_size=2)
+    sessions = db.session_factory(engine)
+    holding = {"a": asyncio.Event(), "b": asyncio.Event()}
+    runs: list[str] = []
+    errors: list[str] = []
+
+    def unit(first: str, second: str) -> Callable[[AsyncSession], Awaitable[str]]:
+        async def work(session: AsyncSession) -> str:
+            runs.append(first)
+            lock = text("SELECT pg_advisory_xact_lock(hashtext(:k))")
+            await session.execute(lock, {"k": first})
+            if not holding[first].is_set():  # the first run: both hold one before either asks
+                holding[first].set()
+                await asyncio.wait_for(holding[second].wait(), timeout=30)
+            try:
+                await session.execute(lock, {"k": second})
+            except DBAPIError as exc:
+                errors.append(str(getattr(exc.orig, "sqlstate", "")))
+                raise
+            return first
+
+        return work
+
+    try:
+        done = await asyncio.gather(
+            db.transact(sessions, unit("a", "b")), db.transact(sessions, unit("b", "a"))
+        )
+    finally:
+        await engine.dispose()
+    assert done == ["a", "b"]
+    assert errors == ["40P01"]
+    assert len(runs) == 3  # the one PostgreSQL failed ran again

@@ -124,6 +124,33 @@ async def _register(session: AsyncSession, effects: list[str]) -> None:
     on_commit(session, lambda: effects.append("next"))
 
 
+@pytest.mark.parametrize("database", ["sqlite"], indirect=True)
+async def test_a_read_on_sqlite_goes_on_beside_an_open_writer(database: Database) -> None:
+    """`UnitOfWork.read` begins DEFERRED on SQLite: it reads the last committed state while a
+    writer's transaction is open, where `run` (BEGIN IMMEDIATE, the write lock) waited for
+    the writer to finish (up to the 30 s busy timeout, then again on each retry)."""
+    uow = UnitOfWork(database.sessions)
+
+    async def count(session: AsyncSession) -> int:
+        return int((await session.execute(select(func.count()).select_from(KIT.inbox))).scalar())
+
+    before = await uow.read(count)
+    async with database.sessions() as writer, writer.begin():
+        await _inbox_row(writer, f"e-{uuid.uuid4().hex}")  # holds the write lock until the end
+        reading = asyncio.ensure_future(uow.read(count))
+
+        async def read_done() -> bool:
+            return reading.done()
+
+        try:
+            await eventually(read_done)
+        finally:
+            if not reading.done():
+                reading.cancel()
+        assert reading.result() == before  # the snapshot before the open write
+    assert await uow.read(count) == before + 1
+
+
 async def test_periodic_worker_survives_a_failed_round_and_stops_when_asked() -> None:
     rounds: list[str] = []
 

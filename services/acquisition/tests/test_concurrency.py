@@ -5,13 +5,40 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
+from sqlalchemy import update
+
 from acquisition_helpers import Env, event_xml, form, safe_post
 from closedloop.acquisition.v1 import acquisition_pb2 as pb
 from closedloop_acquisition.clock import now
 from closedloop_acquisition.leads.service import LeadInput
+from closedloop_acquisition.models import CampaignRow
 from closedloop_acquisition.transport.flows import Flows
 from loopkit.customers import ResolvedCustomer
 from loopkit_dev.testing import eventually
+
+
+@pytest.mark.parametrize("services", ["sqlite"], indirect=True)
+async def test_a_read_call_answers_beside_an_open_write_on_sqlite(env: Env) -> None:
+    """Get and List calls read in a deferred transaction (`loopkit.db.reader_sessions`): on
+    SQLite one answers while another connection holds the write lock. They began IMMEDIATE,
+    so each queued behind the writer (up to the 30 s busy timeout, then again per retry)."""
+    campaign = await env.campaign()
+    async with env.acquisition.runtime.sessions() as writer, writer.begin():
+        renamed = update(CampaignRow).where(CampaignRow.id == campaign.campaign_id)
+        await writer.execute(renamed.values(name="renamed"))  # the write lock, held to the end
+        request = pb.GetCampaignRequest(tenant_id=env.tenant, campaign_id=campaign.campaign_id)
+        reading = asyncio.ensure_future(env.stub.GetCampaign(request))
+
+        async def answered() -> bool:
+            return reading.done()
+
+        try:
+            await eventually(answered)
+        finally:
+            if not reading.done():
+                reading.cancel()
+        assert reading.result().campaign.name == campaign.name  # what was committed
 
 
 async def test_simultaneous_submissions_of_one_person_make_one_lead(env: Env) -> None:

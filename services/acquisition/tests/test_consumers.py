@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import grpc
 import pytest
 from nats.aio.client import Client
@@ -15,6 +17,7 @@ from closedloop.events.v1 import conversion_events_pb2 as cpb
 from closedloop.events.v1 import referral_events_pb2 as rpb
 from closedloop.identity.v1 import identity_pb2
 from closedloop_acquisition.clock import now
+from closedloop_acquisition.customers.service import CustomerEvents
 from closedloop_acquisition.models import TouchRow
 from closedloop_acquisition.touches.service import ShareVisit
 from closedloop_acquisition.transport.flows import Flows
@@ -568,6 +571,81 @@ async def test_a_visit_naming_a_forgotten_referrer_credits_nobody(
     assert lead.attribution.referrer_customer_id == ""
 
 
+async def test_a_visit_naming_a_merged_away_referrer_credits_the_survivor(
+    env: Env, nats_client: Client
+) -> None:
+    """Identity merged the referrer M into S; a share_visited naming M reaches acquisition after
+    the merge (M's code was shared before it): the touch and the visitor's lead name S, not M,
+    whom the merge's move of touches and leads had already passed."""
+    _, referral, page = await _referral_page(env)
+    survivor_id = await _resolved(env, "o-surviving-referrer")
+    merged_id = await _resolved(env, "o-merged-referrer")
+    visitor = openid("o-visitor-of-merged", env.app_id)
+    captured = await env.stub.CaptureLead(
+        pb.CaptureLeadRequest(
+            tenant_id=env.tenant,
+            page_id=page.page_id,
+            values=form(phone_number="13300133071"),
+            identities=[visitor],
+            referral_code="REF-MERGED",
+        )
+    )
+    # A visit naming M before the merge: once it names S, acquisition has handled the merge.
+    other = openid("o-before-merge", env.app_id)
+    await _visit(env, nats_client, referral.channel_id, merged_id, other, code="REF-EARLY")
+
+    async def named() -> bool:
+        return await _touch_referrers(env) == [("REF-EARLY", merged_id)]
+
+    await eventually(named)
+    merged = await env.identity_stub.MergeCustomers(
+        identity_pb2.MergeCustomersRequest(
+            tenant_id=env.tenant,
+            customer_ids=[survivor_id, merged_id],
+            actor="test",
+            reason="same person",
+        )
+    )
+    assert merged.survivor.customer_id == survivor_id
+
+    async def moved() -> bool:
+        return await _touch_referrers(env) == [("REF-EARLY", survivor_id)]
+
+    await eventually(moved)
+    await _visit(
+        env,
+        nats_client,
+        referral.channel_id,
+        merged_id,
+        visitor,
+        code="REF-MERGED",
+        customer_id=captured.lead.customer_id,
+    )
+
+    async def counted() -> bool:
+        return (await env.stats(referral.channel_id)).visits == 2
+
+    await eventually(counted)
+    assert await _touch_referrers(env) == [
+        ("REF-EARLY", survivor_id),
+        ("REF-MERGED", survivor_id),
+    ]
+    lead = await _lead(env, captured.lead.lead_id)
+    assert lead is not None
+    assert lead.attribution.referrer_customer_id == survivor_id
+    # A touch recorded through the API naming M names S too.
+    touch = await env.stub.RecordTouch(
+        pb.RecordTouchRequest(
+            tenant_id=env.tenant,
+            channel_id=referral.channel_id,
+            kind=ev.TOUCH_KIND_VISIT,
+            referral_code="REF-API",
+            referrer_customer_id=merged_id,
+        )
+    )
+    assert touch.touch.referrer_customer_id == survivor_id
+
+
 # A forget waiting for a visit's referrer lock (acquisition's two-key space 0x7EF0).
 WAITING_FORGET = text(
     "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
@@ -637,6 +715,63 @@ async def test_a_visit_in_flight_during_the_referrers_forget_is_unnamed_by_the_f
     lead = await _lead(env, captured.lead.lead_id)
     assert lead is not None
     assert lead.attribution.referrer_customer_id == ""
+
+
+@pytest.mark.parametrize("services", ["postgres"], indirect=True)
+async def test_visits_and_forgets_of_two_referrers_in_opposite_orders_do_not_deadlock(
+    env: Env,
+) -> None:
+    """A consumer applies a batch of events in one transaction: a batch of visits naming R1
+    then R2 beside a batch of forgets of R2 then R1. The forget used to keep R2's lock to its
+    commit while it waited for R1's, which the visits held while they waited for R2's: a
+    deadlock (PostgreSQL failed one batch after `deadlock_timeout`). Now a forget only waits
+    for the visits in flight and holds nothing, so the visits go on, then the forgets."""
+    runtime = env.acquisition.runtime
+    _, referral, _ = await _referral_page(env)
+    first = await _resolved(env, "o-first-of-two")
+    second = await _resolved(env, "o-second-of-two")
+    flows: Flows = runtime.parts["flows"]
+    forgets = CustomerEvents(flows.leads, flows.fission)
+
+    def visit(referrer_id: str) -> ShareVisit:
+        return ShareVisit(
+            channel_id=referral.channel_id,
+            visitor=(),
+            customer_id="",
+            code=f"REF-{referrer_id[-6:]}",
+            referrer_customer_id=referrer_id,
+            program_id="",
+            share_id="",
+            at=now(),
+        )
+
+    async with (
+        runtime.sessions() as visits,
+        visits.begin(),
+        runtime.sessions() as forget,
+        forget.begin(),
+    ):
+        await flows.touches.share_visited(visits, env.tenant, visit(first))  # R1 still known
+        for referrer_id in (first, second):
+            await _forget(env, referrer_id)
+        await forgets.forgotten(forget, env.tenant, [second])
+        # The forget of R1 waits for the visits' transaction, which goes on with R2.
+        forget_first = asyncio.ensure_future(forgets.forgotten(forget, env.tenant, [first]))
+
+        async def waiting() -> bool:
+            async with runtime.sessions() as probe:
+                return bool((await probe.execute(WAITING_FORGET)).scalar_one())
+
+        await eventually(waiting)
+        await asyncio.wait_for(
+            flows.touches.share_visited(visits, env.tenant, visit(second)), timeout=30
+        )
+        await visits.commit()
+        await asyncio.wait_for(forget_first, timeout=30)
+    # The forgets ran after the visits: neither touch names its referrer any more.
+    assert sorted(await _touch_referrers(env)) == sorted(
+        [(f"REF-{first[-6:]}", None), (f"REF-{second[-6:]}", None)]
+    )
 
 
 async def test_a_visit_that_arrives_after_the_lead_still_credits_the_referrer(

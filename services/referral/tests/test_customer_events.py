@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from sqlalchemy import select
+
 from closedloop.events.v1 import referral_events_pb2 as ev
 from closedloop.identity.v1 import identity_pb2
 from closedloop.referral.v1 import referral_pb2 as pb
+from closedloop_referral.models import VisitRow
 from loopkit.events import unpack
 from loopkit_dev.testing import eventually, read_events, replay_event
-from referral_helpers import Env
+from referral_helpers import APP, Env
 
 
 async def merge(env: Env, *ids: str) -> str:
@@ -185,6 +188,66 @@ async def test_a_forgotten_customers_shares_are_erased(env: Env) -> None:
         return (await env.stub.GetProgramStats(request)).shares == 0
 
     await eventually(erased)
+
+
+async def test_a_forgotten_referrers_link_records_no_more_visits_and_unties_the_old_ones(
+    env: Env,
+) -> None:
+    """Forgetting a referrer used to leave their code working: each later visit kept the
+    visitor's openid under them and published `share_visited` crediting them (acquisition
+    records it as a touch); the visits before kept their code, share and referrer id."""
+    program = await env.program()
+    referrer, _ = await env.customer("a")
+    code = await env.code(referrer, program)
+    shared = await env.stub.RecordShare(
+        pb.RecordShareRequest(
+            tenant_id=env.tenant,
+            customer_id=referrer,
+            code=code,
+            content_id="article-9",
+            target=ev.SHARE_TARGET_CHAT,
+        )
+    )
+    assert (await env.visit(code, openid="o-before", appid=APP, s=shared.share_id)).is_redirect
+    newcomer, _ = await env.customer("b")
+    await env.lead(newcomer, code=code)
+    found = await env.wait_referral(newcomer)
+    await env.wait_events("share_visited")
+
+    await env.identity_stub.ForgetCustomer(
+        identity_pb2.ForgetCustomerRequest(
+            tenant_id=env.tenant, customer_id=referrer, actor="dpo", reason="erasure request"
+        )
+    )
+
+    stats_request = pb.GetProgramStatsRequest(tenant_id=env.tenant, program_id=program.program_id)
+
+    async def handled() -> bool:
+        return (await env.stub.GetProgramStats(stats_request)).codes == 0
+
+    await eventually(handled)
+    after = await env.visit(code, openid="o-after", appid=APP, s=shared.share_id)
+    assert after.status_code == 404
+    assert len(await env.events("share_visited")) == 1
+    async with env.referral.runtime.sessions() as session:
+        visits = (
+            await session.execute(
+                select(
+                    VisitRow.referrer_id,
+                    VisitRow.code,
+                    VisitRow.share_id,
+                    VisitRow.visitor_openid,
+                    VisitRow.program_id,
+                ).where(VisitRow.tenant_id == env.tenant)
+            )
+        ).all()
+    assert [tuple(v) for v in visits] == [("", "", "", "", program.program_id)]
+    stats = await env.stub.GetProgramStats(stats_request)
+    assert (stats.visits, stats.codes, stats.shares) == (1, 0, 0)
+    # The referral stays, under the pseudonymous id, as the account of its rewards.
+    kept = await env.get_referral(newcomer)
+    assert kept.referral.referral_id == found.referral.referral_id
+    assert kept.referral.referrer_customer_id == referrer
 
 
 async def test_unmerge_gives_the_referrer_back_their_code_and_referrals(env: Env) -> None:

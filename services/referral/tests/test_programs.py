@@ -7,16 +7,42 @@ from datetime import UTC, datetime, timedelta
 
 import grpc
 import pytest
+from sqlalchemy import update
 
 from closedloop.common.v1 import common_pb2 as c
 from closedloop.events.v1 import referral_events_pb2 as ev
 from closedloop.referral.v1 import referral_pb2 as pb
+from closedloop_referral.models import ProgramRow
 from loopkit.events import unpack
+from loopkit_dev.testing import eventually
 from referral_helpers import Env, at
 
 
 def field_of(exc: grpc.aio.AioRpcError) -> str:
     return dict(exc.trailing_metadata() or ()).get("closedloop-field", "")
+
+
+@pytest.mark.parametrize("services", ["sqlite"], indirect=True)
+async def test_a_read_call_answers_beside_an_open_write_on_sqlite(env: Env) -> None:
+    """Get and List calls read in a deferred transaction (`UnitOfWork.read`): on SQLite one
+    answers while another connection holds the write lock. They began IMMEDIATE, so each
+    queued behind the writer (up to the 30 s busy timeout, then again on each retry)."""
+    program = await env.program()
+    async with env.referral.runtime.sessions() as writer, writer.begin():
+        renamed = update(ProgramRow).where(ProgramRow.id == program.program_id)
+        await writer.execute(renamed.values(name="renamed"))  # the write lock, held to the end
+        request = pb.GetProgramRequest(tenant_id=env.tenant, program_id=program.program_id)
+        reading = asyncio.ensure_future(env.stub.GetProgram(request))
+
+        async def answered() -> bool:
+            return reading.done()
+
+        try:
+            await eventually(answered)
+        finally:
+            if not reading.done():
+                reading.cancel()
+        assert reading.result().program.name == "Bring a friend"  # what was committed
 
 
 async def test_a_program_is_created_and_read_back(env: Env) -> None:

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import grpc
 import pytest
 from nats.aio.client import Client
-from sqlalchemy import event, text
+from sqlalchemy import event, insert, text
 from sqlalchemy.dialects import postgresql
 
 from closedloop.retention.v1 import retention_pb2 as pb
+from closedloop_retention.activity.lifecycle import STAGES
+from closedloop_retention.models import ActivityRow
 from closedloop_retention.segments import compiler, language
 from closedloop_retention.segments.repository import SegmentRepository
 from loopkit.errors import InvalidArgument
@@ -158,17 +160,44 @@ async def test_a_segment_count_reads_the_segment_index_alone(retention: RunningS
     """On PostgreSQL the 5-condition segment's count can be answered by an index-only scan of
     `ix_activity_tenant_segment` (migration 0020_segment5): no heap page read per customer
     (which of stage / last_order_at become its index condition is the planner's choice by the
-    statistics). Sequential scans are switched off for the EXPLAIN so the
-    tiny test table cannot hide the plan. SQLite has no such index (PostgreSQL only): its answer is
-    checked by the other tests."""
+    statistics). The tenant has a few thousand customers spread over the stages, order times and
+    revenues as a real one (`_customers`), so the statistics, not an empty table's guesses, decide:
+    on an empty table the planner took `ix_activity_tenant_revenue` (and the test passed only
+    after other tests had filled the table). SQLite has no such index (PostgreSQL only): its
+    answer is checked by the other tests."""
     node = language.parse(
         "stage IN (stable, decline) AND order_count >= 3 AND revenue > 500 "
         "AND last_order_at < now-30d AND NOT unsubscribed = true"
     )
-    query = compiler.count_query(tenant(), node, datetime.now(UTC))
+    t = tenant()
+    await _customers(retention, t, 3000)
+    query = compiler.count_query(t, node, datetime.now(UTC))
     await _vacuum(retention)
     plan = await _plan(retention, _literal(query))
     assert "Index Only Scan using ix_activity_tenant_segment" in plan, plan
+
+
+async def _customers(retention: RunningService, t: str, n: int) -> None:
+    """`n` customers of tenant `t` as a real tenant holds them: every stage, order times over
+    four months, revenues from 0 to 2,000 (most above 500), a few unsubscribed."""
+    now = datetime.now(UTC)
+    rows = [
+        {
+            "tenant_id": t,
+            "customer_id": customer(),
+            "first_seen_at": now - timedelta(days=200),
+            "last_seen_at": now,
+            "order_count": i % 10,
+            "revenue_minor": (i * 7919) % 200_000,
+            "last_order_at": now - timedelta(days=i % 120),
+            "stage": STAGES[i % len(STAGES)],
+            "unsubscribed": i % 20 == 0,
+            "active_hours": [0] * 24,
+        }
+        for i in range(n)
+    ]
+    async with retention.runtime.sessions() as session, session.begin():
+        await session.execute(insert(ActivityRow), rows)
 
 
 def _literal(query: Any) -> str:
@@ -177,7 +206,17 @@ def _literal(query: Any) -> str:
 
 async def _vacuum(retention: RunningService) -> None:
     """As autovacuum leaves a table: pages all-visible (so an index-only scan reads no heap)
-    and statistics (so the planner does not guess the other indexes' selectivity)."""
+    and statistics (so the planner does not guess the other indexes' selectivity).
+
+    VACUUM marks a page all-visible only once the commits of its rows are flushed to the WAL
+    (it cannot set their hint bits before). With `synchronous_commit = off` (the private test
+    servers) the WAL writer flushes them up to 600 ms later, so a VACUUM right after the rows
+    were written left the pages not all-visible and the plan depended on timing. A commit with
+    `synchronous_commit = on` that writes WAL (ANALYZE's statistics) first flushes the WAL up to
+    it, every earlier commit included."""
+    async with retention.runtime.engine.begin() as conn:
+        await conn.execute(text("SET LOCAL synchronous_commit = on"))
+        await conn.execute(text("ANALYZE activity"))
     async with retention.runtime.engine.connect() as conn:
         await conn.execution_options(isolation_level="AUTOCOMMIT")
         await conn.execute(text("VACUUM (ANALYZE) activity"))

@@ -132,6 +132,25 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
+# Per session factory, the same factory on its engine's `reader` (made once, not per call).
+_READERS: weakref.WeakKeyDictionary[
+    async_sessionmaker[AsyncSession], async_sessionmaker[AsyncSession]
+] = weakref.WeakKeyDictionary()
+
+
+def reader_sessions(
+    sessions: async_sessionmaker[AsyncSession],
+) -> async_sessionmaker[AsyncSession]:
+    """`sessions` for units of work that only read (`reader`: on SQLite a deferred BEGIN, which
+    neither waits for the one writer nor holds it up; the same pool)."""
+    found = _READERS.get(sessions)
+    if found is None:
+        found = _READERS[sessions] = async_sessionmaker(
+            reader(sessions.kw["bind"]), expire_on_commit=False
+        )
+    return found
+
+
 # Per session factory, its engine in autocommit mode (making one costs ~0.1 ms: not per call).
 _AUTOCOMMIT: weakref.WeakKeyDictionary[async_sessionmaker[AsyncSession], AsyncEngine] = (
     weakref.WeakKeyDictionary()
@@ -163,10 +182,18 @@ async def unit_of_work(
         yield session
 
 
+# PostgreSQL failed the transaction to break a deadlock (40P01) or a serialization conflict
+# (40001): it runs again. Matched by SQLSTATE: the message is translated on a server whose
+# lc_messages is not English (zh_CN: "检测到死锁"), which the words alone missed.
+RETRY_SQLSTATES = frozenset({"40P01", "40001"})
+
+
 def _retryable(exc: BaseException) -> bool:
     if isinstance(exc, IntegrityError):
         return True  # a concurrent writer won a unique race; the retry will see its row
     if isinstance(exc, OperationalError | DBAPIError):
+        if getattr(exc.orig, "sqlstate", None) in RETRY_SQLSTATES:
+            return True
         text = str(exc).lower()
         return any(s in text for s in ("deadlock", "could not serialize", "database is locked"))
     return False

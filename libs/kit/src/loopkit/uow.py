@@ -18,7 +18,7 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
-from loopkit.db import transact
+from loopkit.db import reader_sessions, transact
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -55,6 +55,14 @@ class UnitOfWork:
             autocommit=autocommit,
             retry_races=retry_races,
         )
+
+    async def read(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+        """`work` that only reads (a Get or List call): on SQLite its transaction begins
+        DEFERRED (`loopkit.db.reader`), so it reads its snapshot beside a writer instead of
+        queueing behind it for the write lock (`run` begins IMMEDIATE: a read waited up to the
+        30 s busy timeout for a long write, and held up the writers while it read). A write in
+        it could fail on the lock: only reads. PostgreSQL: the same as `run`."""
+        return await transact(reader_sessions(self.sessions), work, attempts=self.attempts)
 
 
 def on_commit(session: AsyncSession | Session, effect: Callable[[], None]) -> None:

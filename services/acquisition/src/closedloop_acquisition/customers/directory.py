@@ -33,15 +33,16 @@ class Customers:
             raise _name_field(exc, fields) from None
 
     async def live_referrer(self, tenant_id: str, customer_id: str) -> str:
-        """`customer_id` if identity still knows them, else "" (forgotten, or never a
-        customer): an event naming a referrer may arrive after their forget."""
+        """The live id of the referrer `customer_id` names: the survivor when identity merged
+        them into another customer (an event naming a referrer may arrive after the merge,
+        whose move of the touches and leads has then passed), "" when identity no longer
+        knows them (forgotten, or never a customer)."""
         if not customer_id:
             return ""
         try:
-            await self._directory.current_id(tenant_id, customer_id)
+            return await self._directory.current_id(tenant_id, customer_id)
         except (NotFound, InvalidArgument):
             return ""
-        return customer_id
 
 
 def _name_field(exc: InvalidArgument, fields: Sequence[str]) -> InvalidArgument:

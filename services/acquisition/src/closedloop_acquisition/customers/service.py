@@ -71,7 +71,7 @@ class CustomerEvents:
         their fission participations, and their ids as the referrer on others' touches and
         leads."""
         # First: share visits naming them that asked identity before the forget commit first.
-        await touches.hold_forgotten(session, tenant_id, customer_ids)
+        await touches.wait_for_visits(session, tenant_id, customer_ids)
         await forget_moves(session, Base.metadata, tenant_id=tenant_id, customer_ids=customer_ids)
         their_touches = await touches.touches_of_customers(session, tenant_id, customer_ids)
         openids = {

@@ -12,11 +12,15 @@ from loopkit.customer_rows import repoint_customer
 
 MAX_TOUCHES_READ = 500
 # The two-key advisory lock space of a referrer's id (the kit's leases use 0x1EA5, the relay's
-# claims 0x0B0C): a share visit naming them holds it shared until it commits, a forget of them
-# exclusively, so the forget's UPDATE sees every visit that asked identity before the forget.
+# claims 0x0B0C): a share visit naming them holds it shared until it commits; a forget of them
+# waits for it exclusively, so the forget's UPDATE sees every visit that asked identity before
+# the forget.
 _REFERRER_SPACE = 0x7EF0
 _SHARED = text("SELECT pg_advisory_xact_lock_shared(:space, hashtext(:key))")
 _EXCLUSIVE = text("SELECT pg_advisory_xact_lock(:space, hashtext(:key))")
+_WAIT_FROM = text("SAVEPOINT referrer_wait")
+_WAITED = text("ROLLBACK TO SAVEPOINT referrer_wait")  # releases the lock it took
+_WAIT_DONE = text("RELEASE SAVEPOINT referrer_wait")
 
 
 def _postgres(session: AsyncSession) -> bool:
@@ -32,17 +36,29 @@ async def hold_referrer(session: AsyncSession, tenant_id: str, referrer_id: str)
         )
 
 
-async def hold_forgotten(
+async def wait_for_visits(
     session: AsyncSession, tenant_id: str, customer_ids: Sequence[str]
 ) -> None:
-    """Wait for share visits naming these customers in flight (`hold_referrer`); later ones wait
-    for this transaction, and then find them forgotten."""
+    """Wait for share visits naming these customers in flight (`hold_referrer`), without holding
+    anything after: each lock is taken in a savepoint that is rolled back, which releases it.
+
+    A visit takes its lock before it asks identity, and identity forgot the customers before it
+    published the forget, so a visit that takes the lock after this wait asks identity after the
+    forget and names nobody: holding the lock to the commit protected nothing. It made a cycle:
+    a consumer's transaction applies a batch of events, so a batch of visits holding R1 waited
+    for R2 while a batch of forgets holding R2 (an earlier event of its batch) waited for R1 (a
+    PostgreSQL deadlock, broken after `deadlock_timeout` by failing one batch)."""
     if not _postgres(session):
         return
-    for customer_id in sorted(set(customer_ids)):  # one order: two forgets never deadlock
+    for customer_id in sorted(set(customer_ids)):
+        # A savepoint of its own, not the ORM's: rolling back an ORM savepoint would expire
+        # the objects the batch's earlier events loaded.
+        await session.execute(_WAIT_FROM)
         await session.execute(
             _EXCLUSIVE, {"space": _REFERRER_SPACE, "key": f"{tenant_id}:{customer_id}"}
         )
+        await session.execute(_WAITED)
+        await session.execute(_WAIT_DONE)
 
 
 async def add(session: AsyncSession, row: TouchRow) -> None:

@@ -26,6 +26,7 @@ from closedloop_acquisition.stats.service import StatsService
 from closedloop_acquisition.touches.service import TouchInput, TouchService
 from closedloop_acquisition.touches.views import TouchView
 from loopkit.customers import IdentityValue, ResolvedCustomer
+from loopkit.db import reader_sessions
 from loopkit.errors import InvalidArgument
 from loopkit.uow import UnitOfWork
 
@@ -41,7 +42,8 @@ class _SessionOnDemand:
 
     def __getattr__(self, name: str) -> Any:
         if self.made is None:
-            self.made = self._uow.sessions()
+            # A reading session: on SQLite it begins DEFERRED, beside the writer, not behind it.
+            self.made = reader_sessions(self._uow.sessions)()
         return getattr(self.made, name)
 
 
@@ -88,6 +90,10 @@ class Flows:
         if request.channel_id:
             await self.read(lambda s: self.catalog.get_channel(s, tenant_id, request.channel_id))
         customer = await self.customers.resolve(tenant_id, request.identities)
+        if request.referrer_customer_id:
+            # The referrer's live id: the survivor of a merge, nobody once forgotten.
+            referrer = await self.customers.live_referrer(tenant_id, request.referrer_customer_id)
+            request = replace(request, referrer_customer_id=referrer)
         at = now()
         return await self.tx(
             lambda s: self.touches.record_touch(s, tenant_id, request, customer, at)

@@ -155,8 +155,9 @@ class CustomerEvents:
         await self._rows.drop_known(session, other)
 
     async def forgotten(self, session: AsyncSession, tenant: str, ids: Sequence[str]) -> None:
-        """Erases personal data (openids, device hints, shared content); the pseudonymous
-        referral and reward rows stay, as the accounts of rewards paid."""
+        """Erases personal data (openids, device hints, shared content) and the customers'
+        codes, and unties the visits of their links from them; the pseudonymous referral and
+        reward rows stay, as the accounts of rewards paid."""
         ids = list(ids)
         await forget_moves(session, Base.metadata, tenant_id=tenant, customer_ids=ids)
         await self._programs.erase_personal(session, tenant, ids)

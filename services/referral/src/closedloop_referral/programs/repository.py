@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from closedloop_referral.models import CodeRow, ProgramRow, ShareRow, VisitRow
@@ -189,19 +189,31 @@ class ProgramRepository:
         )
 
     async def erase_personal(self, session: AsyncSession, tenant: str, ids: list[str]) -> None:
-        """Openids, device hints and shared content of these customers go."""
+        """Openids, device hints and shared content of these customers go, and so do their
+        codes: a forgotten referrer's link answers 404 instead of recording visitors under them
+        (and publishing `share_visited`, which acquisition would credit to them). The visits of
+        their links keep only the program and the time (the program's visit count): no code,
+        share or referrer ties a visitor to them any more. Referrals keep the referrer's
+        pseudonymous id, as the accounts of rewards paid."""
         await session.execute(
             update(VisitRow)
-            .where(
-                VisitRow.tenant_id == tenant,
-                or_(VisitRow.visitor_customer_id.in_(ids), VisitRow.referrer_id.in_(ids)),
+            .where(VisitRow.tenant_id == tenant, VisitRow.referrer_id.in_(ids))
+            .values(
+                referrer_id="",
+                code="",
+                share_id="",
+                visitor_openid="",
+                visitor_appid="",
+                device_id="",
             )
+        )
+        await session.execute(
+            update(VisitRow)
+            .where(VisitRow.tenant_id == tenant, VisitRow.visitor_customer_id.in_(ids))
             .values(visitor_openid="", visitor_appid="", device_id="")
         )
         await session.execute(
-            update(CodeRow)
-            .where(CodeRow.tenant_id == tenant, CodeRow.customer_id.in_(ids))
-            .values(device_id="")
+            delete(CodeRow).where(CodeRow.tenant_id == tenant, CodeRow.customer_id.in_(ids))
         )
         await session.execute(
             delete(ShareRow).where(ShareRow.tenant_id == tenant, ShareRow.customer_id.in_(ids))

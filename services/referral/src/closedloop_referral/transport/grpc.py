@@ -1,4 +1,5 @@
-"""The ReferralService gRPC servicer. Each call is one unit of work around domain calls."""
+"""The ReferralService gRPC servicer. Each call is one unit of work around domain calls (the
+Get and List calls a reading one, `UnitOfWork.read`: on SQLite they never wait for a writer)."""
 
 from __future__ import annotations
 
@@ -50,7 +51,7 @@ class ReferralServicer(referral_pb2_grpc.ReferralServiceServicer):
         self, request: pb.GetProgramRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetProgramResponse:
         tenant = require_tenant(request.tenant_id)
-        row = await self._uow.run(lambda s: self._programs.get(s, tenant, request.program_id))
+        row = await self._uow.read(lambda s: self._programs.get(s, tenant, request.program_id))
         return pb.GetProgramResponse(program=convert.program_to_pb(row))
 
     async def CreateReferralCode(
@@ -95,7 +96,7 @@ class ReferralServicer(referral_pb2_grpc.ReferralServiceServicer):
         self, request: pb.GetReferralRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetReferralResponse:
         tenant = require_tenant(request.tenant_id)
-        view = await self._uow.run(
+        view = await self._uow.read(
             lambda s: self._referrals.get(
                 s, tenant, request.referral_id, request.newcomer_customer_id
             )
@@ -114,7 +115,7 @@ class ReferralServicer(referral_pb2_grpc.ReferralServiceServicer):
             raise InvalidArgument("unknown status", field="status")
         if request.limit < 0:
             raise InvalidArgument("must not be negative", field="limit")
-        rows = await self._uow.run(
+        rows = await self._uow.read(
             lambda s: self._rewards.listed(
                 s,
                 tenant,
@@ -130,7 +131,7 @@ class ReferralServicer(referral_pb2_grpc.ReferralServiceServicer):
         self, request: pb.GetReferralTreeRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetReferralTreeResponse:
         tenant = require_tenant(request.tenant_id)
-        nodes = await self._uow.run(
+        nodes = await self._uow.read(
             lambda s: self._stats.tree(s, tenant, request.customer_id, request.depth)
         )
         return pb.GetReferralTreeResponse(nodes=[convert.node_to_pb(n) for n in nodes])
@@ -142,7 +143,7 @@ class ReferralServicer(referral_pb2_grpc.ReferralServiceServicer):
         if request.top < 0:
             raise InvalidArgument("must not be negative", field="top")
 
-        st = await self._uow.run(
+        st = await self._uow.read(
             lambda s: self._stats.stats(s, tenant, request.program_id, request.top)
         )
         return pb.GetProgramStatsResponse(
@@ -169,7 +170,7 @@ class ReferralServicer(referral_pb2_grpc.ReferralServiceServicer):
             raise InvalidArgument("unknown status", field="status")
         if request.limit < 0:
             raise InvalidArgument("must not be negative", field="limit")
-        rows = await self._uow.run(
+        rows = await self._uow.read(
             lambda s: self._referrals.listed(
                 s,
                 tenant,
