@@ -245,7 +245,9 @@ async def _statements_done(session: AsyncSession) -> None:
     greenlet switches per unit, a fifth of a new lead's write, for no round trip: skipped unless
     ORM changes are still pending (the commit flushes them). The `on_commit` effects run as
     after a commit, since the statements have committed."""
-    if session.new or session.dirty or session.deleted:
+    # `Session._is_clean` (what its flush asks): ~0.2 us, where the public `new`, `dirty` and
+    # `deleted` build three sets through the async proxy, ~19 us here.
+    if not session.sync_session._is_clean():
         await session.commit()
     else:
         run_commit_effects(session)
