@@ -16,12 +16,12 @@ from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from loopkit.db import COMMIT_EFFECTS as _EFFECTS  # noqa: F401 (the consumer reads it here)
+from loopkit.db import COMMIT_EFFECTS, transact
 from loopkit.db import on_commit as on_commit  # services import it from here
-from loopkit.db import transact
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+_EFFECTS = COMMIT_EFFECTS  # where `on_commit` keeps effects (loopkit.consumer reads it here)
 
 
 @dataclass(frozen=True)
