@@ -9,9 +9,10 @@ from datetime import UTC, datetime
 import pytest
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader, NumberDataPoint
-from sqlalchemy import func, insert, select
+from sqlalchemy import event, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session, registry
 
 from kit_testbed import KIT, Database
 from loopkit.errors import FailedPrecondition
@@ -19,6 +20,18 @@ from loopkit.events import note_events_written
 from loopkit.periodic import every
 from loopkit.uow import UnitOfWork, on_commit
 from loopkit_dev.testing import eventually
+
+
+class _InboxRow:
+    """An ORM class over the kit's inbox table, for work that leaves changes unflushed."""
+
+    consumer: str
+    event_id: str
+    subject: str
+    processed_at: datetime
+
+
+registry().map_imperatively(_InboxRow, KIT.inbox)
 
 
 def _counter_total(reader: InMemoryMetricReader, name: str) -> int:
@@ -93,6 +106,53 @@ async def test_a_race_comes_back_at_once_when_the_caller_handles_it(database: Da
     with pytest.raises(IntegrityError):
         await uow.run(work)
     assert attempts == uow.attempts
+
+
+@pytest.mark.parametrize("database", ["postgres"], indirect=True)  # SQLite keeps its transaction
+async def test_autocommit_work_commits_nothing_more_and_still_runs_its_effects(
+    database: Database,
+) -> None:
+    """On PostgreSQL each statement of autocommit work commits as it runs: the session is not
+    committed after it (no begin/commit bookkeeping), yet its effects and the relay's wake-up
+    run, and ORM changes left unflushed are still written (by a commit, then)."""
+    commits: list[int] = []
+
+    def count_commit(_session: Session) -> None:
+        commits.append(1)
+
+    event.listen(Session, "after_commit", count_commit)
+    try:
+        effects: list[str] = []
+        woken: list[int] = []
+        uow = UnitOfWork(database.sessions, after_commit=lambda: woken.append(1))
+        written = f"e-{uuid.uuid4().hex}"
+
+        async def work(session: AsyncSession) -> None:
+            on_commit(session, lambda: effects.append("counted"))
+            note_events_written(session)
+            await _inbox_row(session, written)
+
+        await uow.run(work, autocommit=True)
+        assert (commits, effects, woken) == ([], ["counted"], [1])
+
+        pending = f"e-{uuid.uuid4().hex}"
+
+        async def orm_work(session: AsyncSession) -> None:
+            row = _InboxRow()
+            row.consumer, row.event_id, row.subject = "uow-test", pending, "s"
+            row.processed_at = datetime.now(UTC)
+            session.add(row)  # not flushed: the end of the unit must write it
+            on_commit(session, lambda: effects.append("flushed"))
+
+        await uow.run(orm_work, autocommit=True)
+        assert (commits, effects) == ([1], ["counted", "flushed"])
+    finally:
+        event.remove(Session, "after_commit", count_commit)
+    async with database.sessions() as session:
+        found = await session.scalar(
+            select(func.count()).where(KIT.inbox.c.event_id.in_([written, pending]))
+        )
+    assert found == 2
 
 
 async def test_effect_dropped_when_the_unit_of_work_fails(database: Database) -> None:

@@ -51,6 +51,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from closedloop.events.v1.envelope_pb2 import Envelope
+from loopkit.db import COMMIT_EFFECTS  # the effects list `on_commit` appends to
 from loopkit.errors import Conflict, DomainError
 from loopkit.events import decode_envelope, stream_for, subject_for
 from loopkit.jetstream import ack_all, fetch
@@ -59,7 +60,6 @@ from loopkit.outages import is_outage
 from loopkit.pii import Opener
 from loopkit.tables import KitTables
 from loopkit.tracing import span_from_headers
-from loopkit.uow import _EFFECTS  # the effects list `on_commit` appends to
 
 log = logging.getLogger(__name__)
 _meter = metrics.get_meter("loopkit.consumer")
@@ -444,7 +444,7 @@ class EventConsumer:
             "messaging.consumer.group.name": self.durable,
             "messaging.batch.message_count": str(len(run)),
         }
-        effects: list[object] = session.info.setdefault(_EFFECTS, [])
+        effects: list[object] = session.info.setdefault(COMMIT_EFFECTS, [])
         effects_before = len(effects)
         with span_from_headers(
             f"consume {first.env.type}",
@@ -496,7 +496,7 @@ class EventConsumer:
             "messaging.message.id": env.id,
             "messaging.consumer.group.name": self.durable,
         }
-        effects: list[object] = session.info.setdefault(_EFFECTS, [])
+        effects: list[object] = session.info.setdefault(COMMIT_EFFECTS, [])
         effects_before = len(effects)
         with span_from_headers(
             f"consume {env.type}", msg.headers, kind=SpanKind.CONSUMER, attributes=attrs

@@ -20,11 +20,14 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.orm import Session
 
 from loopkit.events import WROTE_EVENTS
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+# Where `on_commit` keeps a session's effects until its commit (the consumer's batches read it).
+COMMIT_EFFECTS = "loopkit.on_commit"
 
 # One naming convention for every service's constraints, so migrations name them predictably.
 NAMING_CONVENTION = {
@@ -232,12 +235,19 @@ async def transact(
     (a request or a consumer) owns the unit of work; domain services never commit.
     """
     attempt = 0
+    alone = autocommit and not is_sqlite(sessions.kw["bind"])
     while True:
         committing = False
         try:
-            async with unit_of_work(sessions, autocommit=autocommit) as session:
-                result = await work(session)
-                committing = True
+            if alone:
+                async with _new_session(sessions, True) as session:
+                    result = await work(session)
+                    committing = True
+                    await _statements_done(session)
+            else:
+                async with unit_of_work(sessions, autocommit=autocommit) as session:
+                    result = await work(session)
+                    committing = True
         except Exception as exc:
             if not committing and reconnects > 0 and is_unavailable(exc):
                 reconnects -= 1
@@ -254,6 +264,46 @@ async def transact(
         if after_commit is not None and wrote_events(session):
             after_commit()
         return result
+
+
+async def _statements_done(session: AsyncSession) -> None:
+    """The end of autocommit work on PostgreSQL: each statement committed as it ran, so there is
+    no transaction to commit. `begin()` / `commit()` around it cost ~80 Python calls and two
+    greenlet switches per unit, a fifth of a new lead's write, for no round trip: skipped unless
+    ORM changes are still pending (the commit flushes them). The `on_commit` effects run as
+    after a commit, since the statements have committed."""
+    # `Session._is_clean` (what its flush asks): ~0.2 us, where the public `new`, `dirty` and
+    # `deleted` build three sets through the async proxy, ~19 us here.
+    if not session.sync_session._is_clean():
+        await session.commit()
+    else:
+        run_commit_effects(session)
+
+
+def on_commit(session: AsyncSession | Session, effect: Callable[[], None]) -> None:
+    """Run `effect` once the transaction `session` is in commits; never if it rolls back."""
+    session.info.setdefault(COMMIT_EFFECTS, []).append(effect)
+
+
+def run_commit_effects(session: AsyncSession | Session) -> None:
+    """The `on_commit` effects of a session whose writes have committed, each once."""
+    for effect in session.info.pop(COMMIT_EFFECTS, ()):
+        try:
+            effect()
+        except Exception:  # committed already: a failing effect must not look like a failed unit
+            log.exception("after-commit effect %r failed", effect)
+
+
+@event.listens_for(Session, "after_commit")
+def _run_effects(session: Session) -> None:
+    if not session.in_nested_transaction():  # a savepoint released: the outer may roll back
+        run_commit_effects(session)
+
+
+@event.listens_for(Session, "after_rollback")
+def _drop_effects(session: Session) -> None:
+    if not session.in_nested_transaction():
+        session.info.pop(COMMIT_EFFECTS, None)
 
 
 async def one_snapshot(session: AsyncSession) -> None:

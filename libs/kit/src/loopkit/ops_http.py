@@ -238,6 +238,10 @@ else:
 
     _HTTP_PROTOCOL = _OneSendPerAnswer
 
+# What the services' HTTP server speaks (uvicorn's `http=`): bench/lead_capture.py runs its bare
+# FastAPI ceiling on it too, so the ceiling has the same transport as the service it measures.
+HTTP_PROTOCOL: Any = _HTTP_PROTOCOL
+
 
 class _EmbeddedServer(uvicorn.Server):
     @contextlib.contextmanager

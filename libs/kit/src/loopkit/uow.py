@@ -9,20 +9,16 @@ work retried after a unique-key race counts once.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm import Session
 
+from loopkit.db import on_commit as on_commit  # services import it from here
 from loopkit.db import reader_sessions, transact
 
-log = logging.getLogger(__name__)
 T = TypeVar("T")
-_EFFECTS = "loopkit.on_commit"
 
 
 @dataclass(frozen=True)
@@ -63,25 +59,3 @@ class UnitOfWork:
         30 s busy timeout for a long write, and held up the writers while it read). A write in
         it could fail on the lock: only reads. PostgreSQL: the same as `run`."""
         return await transact(reader_sessions(self.sessions), work, attempts=self.attempts)
-
-
-def on_commit(session: AsyncSession | Session, effect: Callable[[], None]) -> None:
-    """Run `effect` once the transaction `session` is in commits; never if it rolls back."""
-    session.info.setdefault(_EFFECTS, []).append(effect)
-
-
-@event.listens_for(Session, "after_commit")
-def _run_effects(session: Session) -> None:
-    if session.in_nested_transaction():
-        return  # a savepoint released: the outer transaction may still roll back
-    for effect in session.info.pop(_EFFECTS, ()):
-        try:
-            effect()
-        except Exception:  # committed already: a failing effect must not look like a failed unit
-            log.exception("after-commit effect %r failed", effect)
-
-
-@event.listens_for(Session, "after_rollback")
-def _drop_effects(session: Session) -> None:
-    if not session.in_nested_transaction():
-        session.info.pop(_EFFECTS, None)
