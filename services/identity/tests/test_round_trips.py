@@ -111,3 +111,17 @@ async def test_a_repeat_resolve_sends_no_creation_and_a_forgotten_claim_creates_
     assert anew.created and anew.customer.customer_id != new.customer.customer_id
     if dialect == "postgresql":
         assert len(statements) == 2  # the lean look, then the one that creates
+
+
+def test_the_held_claims_hint_keeps_no_identity_value():
+    """The hint lives as long as the process: it must not keep an erased customer's phone."""
+    from closedloop_identity.resolve.service import HeldClaims
+
+    held = HeldClaims(size=2)
+    phone = IdentityKey(Kind.PHONE, "", "+8613800138000")
+    held.add("t1", [phone])
+    assert held.all_held("t1", [phone])
+    assert not held.all_held("t2", [phone])
+    assert "13800138000" not in repr(vars(held))
+    held.add("t1", [IdentityKey(Kind.PHONE, "", f"+86138{n:08d}") for n in range(2)])
+    assert not held.all_held("t1", [phone])  # the oldest forgotten first

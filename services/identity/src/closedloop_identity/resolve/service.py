@@ -76,20 +76,22 @@ class HeldClaims:
     first look goes without the rows of a creation: building them (ids, audit rows, the event,
     a data key, their JSON) was the largest Python cost of a repeat resolve that writes nothing.
     Only a hint: the first look decides, and when nobody holds the claims after all (forgotten
-    or unlinked since) it runs again with the creation."""
+    or unlinked since) it runs again with the creation. It keeps a hash of each identity, not
+    the identity: an erased customer's phone or openid stays in no process after its erasure
+    (a collision only costs a creating resolve its second look)."""
 
     def __init__(self, size: int = 50_000) -> None:
         self._size = size
-        self._seen: dict[tuple[str, IdentityKey], None] = {}
+        self._seen: dict[int, None] = {}
 
     def all_held(self, tenant_id: str, keys: list[IdentityKey]) -> bool:
-        return all((tenant_id, k) in self._seen for k in keys)
+        return all(hash((tenant_id, k)) in self._seen for k in keys)
 
     def add(self, tenant_id: str, keys: list[IdentityKey]) -> None:
         for key in keys:
             if len(self._seen) >= self._size:
                 del self._seen[next(iter(self._seen))]
-            self._seen[(tenant_id, key)] = None
+            self._seen[hash((tenant_id, key))] = None
 
 
 class ResolveService:
