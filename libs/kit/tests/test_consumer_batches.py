@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
 
+from asyncpg.exceptions import DeadlockDetectedError
 from nats.js import JetStreamContext
 from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from closedloop.events.v1.envelope_pb2 import Envelope
@@ -46,7 +48,10 @@ class Recording:
 
 
 async def started(
-    database: Database, stream: Stream, js: JetStreamContext, handler: Recording
+    database: Database,
+    stream: Stream,
+    js: JetStreamContext,
+    handler: Callable[[AsyncSession, Envelope], Awaitable[None]],
 ) -> EventConsumer:
     consumer = EventConsumer(
         f"svc{stream.producer}",
@@ -113,6 +118,38 @@ async def test_a_retried_failure_comes_back_while_its_batch_mates_are_done(
     await eventually(lambda: drained(js, stream, consumer))
     assert await applied_counts(database.sessions) == {event_id: 1 for event_id in ids}
     assert sorted(handler.committed) == sorted(ids)
+    assert await list_dead_letters(js, consumer=consumer.durable) == []
+
+
+async def test_an_event_that_keeps_meeting_deadlocks_is_applied_not_dead_lettered(
+    database: Database, stream: Stream, js: JetStreamContext
+) -> None:
+    """Deadlocks are two batches' timing (acquisition's visits and forgets met one): more of them
+    in a row than `max_deliver` must not dead-letter a good event."""
+    ids = await publish_created(js, stream.producer, BATCH)
+    unlucky = ids[2]
+    handler = Recording()
+    meetings = 0
+    # Each delivery meets it several times (the unit of work retries a deadlock, then the batch
+    # is applied again message by message): enough for more deliveries than max_deliver (5).
+    MEETINGS = 40
+
+    async def deadlocking(session: AsyncSession, env: Envelope) -> None:
+        nonlocal meetings
+        await handler(session, env)
+        if env.id == unlucky and meetings < MEETINGS:
+            meetings += 1
+            raise OperationalError("UPDATE leads", {}, DeadlockDetectedError("deadlock detected"))
+
+    consumer = await started(database, stream, js, deadlocking)
+
+    async def all_applied() -> bool:
+        await consumer.poll(timeout_s=0.2)
+        return len(await applied_counts(database.sessions)) == BATCH
+
+    await eventually(all_applied)
+    assert meetings == MEETINGS
+    assert await applied_counts(database.sessions) == {event_id: 1 for event_id in ids}
     assert await list_dead_letters(js, consumer=consumer.durable) == []
 
 

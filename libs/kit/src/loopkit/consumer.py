@@ -32,6 +32,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import random
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -51,7 +52,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from closedloop.events.v1.envelope_pb2 import Envelope
-from loopkit.db import COMMIT_EFFECTS  # the effects list `on_commit` appends to
+from loopkit.db import COMMIT_EFFECTS, is_contention  # COMMIT_EFFECTS: what `on_commit` appends to
 from loopkit.errors import Conflict, DomainError
 from loopkit.events import decode_envelope, stream_for, subject_for
 from loopkit.jetstream import ack_all, fetch
@@ -544,6 +545,14 @@ class EventConsumer:
             await msg.nak(delay=self.backoff_s)
             return
         self.backoff_s = 0.0  # whatever failed, the dependencies answered
+        if is_contention(exc):
+            # A deadlock with another replica's batch is timing, not the event's fault: tried
+            # again soon (jittered, so the two batches part) and no strike, or a good event that
+            # met the same batch max_deliver times would be dead-lettered.
+            log.info("consumer %s: %s %s contended: %s", self.durable, env.type, env.id, exc)
+            _handled.add(1, {"consumer": self.durable, "outcome": "contended"})
+            await msg.nak(delay=random.uniform(0.05, 0.5))
+            return
         strikes = self._strikes.get(seq, 0) + 1
         permanent = isinstance(exc, DomainError) and not isinstance(exc, Conflict)
         if permanent or strikes >= self._max_deliver:

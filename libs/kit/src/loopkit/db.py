@@ -202,6 +202,12 @@ def _retryable(exc: BaseException) -> bool:
     return False
 
 
+def is_contention(exc: BaseException) -> bool:
+    """A deadlock, a serialization failure or SQLite's busy lock: the luck of two transactions'
+    timing, not a fault of the work (a unique-key race is not counted here: it may be a bug)."""
+    return not isinstance(exc, IntegrityError) and _retryable(exc)
+
+
 def is_unavailable(exc: BaseException) -> bool:
     """The database could not be reached or dropped the connection: worth a retry, not a bug."""
     if isinstance(exc, DBAPIError):
