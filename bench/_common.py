@@ -214,6 +214,18 @@ def _listening_sockets(port: int) -> set[str]:
     return _sockets(port, "0A")
 
 
+async def wait_listeners(port: int, count: int, timeout_s: float = 60.0) -> int:
+    """Wait until `count` sockets listen on `port` (each SO_REUSEPORT worker its own), so that
+    callers connecting next are spread over all of them: the kernel hashes a connection only
+    among the sockets listening when it arrives. Returns how many listen (fewer: timed out)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        found = len(_listening_sockets(port))
+        if found >= count or time.monotonic() >= deadline:
+            return found
+        await asyncio.sleep(0.05)
+
+
 def accepted_connections(pids: Sequence[int], port: int) -> dict[int, int]:
     """How many established connections on local port `port` each of `pids` holds (a server's
     accepted ones: which worker the kernel gave each caller's connection to)."""

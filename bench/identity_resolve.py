@@ -52,6 +52,7 @@ from _common import (
     start_nats,
     start_on_free_ports,
     wait_echo,
+    wait_listeners,
     wait_serving,
 )
 from _statements import SIDES, read_counts, round_trips
@@ -1037,6 +1038,14 @@ async def start_workers(stack: Stack, workers: int) -> tuple[ChildProcess, str]:
     return service, f"127.0.0.1:{grpc_port}"
 
 
+async def _every_worker_listening(target: str, workers: int, out: Report) -> None:
+    """Serving is one worker listening; the channels connect at their first call, which must
+    find every worker's socket, or the kernel gives all of them to the first."""
+    listening = await wait_listeners(int(target.rsplit(":", 1)[1]), workers)
+    if listening < workers:
+        out(f"  warning: {listening} of {workers} workers listening after 60 s")
+
+
 async def scaling_cell(
     stack: Stack, engine: AsyncEngine, workers: int, args: argparse.Namespace, out: Report
 ) -> list[ScalingCell]:
@@ -1046,6 +1055,7 @@ async def scaling_cell(
     cells: list[ScalingCell] = []
     try:
         await wait_serving(target, service, 60.0)
+        await _every_worker_listening(target, workers, out)
         workloads = IdentityWorkloads(
             RoundRobinStub(channels),  # type: ignore[arg-type]
             os.urandom(4).hex(),
