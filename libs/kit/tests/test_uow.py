@@ -19,7 +19,7 @@ from loopkit.errors import FailedPrecondition
 from loopkit.events import note_events_written
 from loopkit.periodic import every
 from loopkit.uow import UnitOfWork, on_commit
-from loopkit_dev.testing import eventually
+from loopkit_dev.testing import answer_of, eventually
 
 
 class _InboxRow:
@@ -197,17 +197,8 @@ async def test_a_read_on_sqlite_goes_on_beside_an_open_writer(database: Database
     before = await uow.read(count)
     async with database.sessions() as writer, writer.begin():
         await _inbox_row(writer, f"e-{uuid.uuid4().hex}")  # holds the write lock until the end
-        reading = asyncio.ensure_future(uow.read(count))
-
-        async def read_done() -> bool:
-            return reading.done()
-
-        try:
-            await eventually(read_done)
-        finally:
-            if not reading.done():
-                reading.cancel()
-        assert reading.result() == before  # the snapshot before the open write
+        answer = await answer_of(uow.read(count))
+        assert answer == before  # the snapshot before the open write
     assert await uow.read(count) == before + 1
 
 

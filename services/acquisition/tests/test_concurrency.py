@@ -15,7 +15,7 @@ from closedloop_acquisition.leads.service import LeadInput
 from closedloop_acquisition.models import CampaignRow
 from closedloop_acquisition.transport.flows import Flows
 from loopkit.customers import ResolvedCustomer
-from loopkit_dev.testing import eventually
+from loopkit_dev.testing import answer_of, eventually
 
 
 @pytest.mark.parametrize("services", ["sqlite"], indirect=True)
@@ -28,17 +28,8 @@ async def test_a_read_call_answers_beside_an_open_write_on_sqlite(env: Env) -> N
         renamed = update(CampaignRow).where(CampaignRow.id == campaign.campaign_id)
         await writer.execute(renamed.values(name="renamed"))  # the write lock, held to the end
         request = pb.GetCampaignRequest(tenant_id=env.tenant, campaign_id=campaign.campaign_id)
-        reading = asyncio.ensure_future(env.stub.GetCampaign(request))
-
-        async def answered() -> bool:
-            return reading.done()
-
-        try:
-            await eventually(answered)
-        finally:
-            if not reading.done():
-                reading.cancel()
-        assert reading.result().campaign.name == campaign.name  # what was committed
+        answer = await answer_of(env.stub.GetCampaign(request))
+        assert answer.campaign.name == campaign.name  # what was committed
 
 
 async def test_simultaneous_submissions_of_one_person_make_one_lead(env: Env) -> None:

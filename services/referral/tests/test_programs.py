@@ -14,7 +14,7 @@ from closedloop.events.v1 import referral_events_pb2 as ev
 from closedloop.referral.v1 import referral_pb2 as pb
 from closedloop_referral.models import ProgramRow
 from loopkit.events import unpack
-from loopkit_dev.testing import eventually
+from loopkit_dev.testing import answer_of
 from referral_helpers import Env, at
 
 
@@ -32,17 +32,8 @@ async def test_a_read_call_answers_beside_an_open_write_on_sqlite(env: Env) -> N
         renamed = update(ProgramRow).where(ProgramRow.id == program.program_id)
         await writer.execute(renamed.values(name="renamed"))  # the write lock, held to the end
         request = pb.GetProgramRequest(tenant_id=env.tenant, program_id=program.program_id)
-        reading = asyncio.ensure_future(env.stub.GetProgram(request))
-
-        async def answered() -> bool:
-            return reading.done()
-
-        try:
-            await eventually(answered)
-        finally:
-            if not reading.done():
-                reading.cancel()
-        assert reading.result().program.name == "Bring a friend"  # what was committed
+        answer = await answer_of(env.stub.GetProgram(request))
+        assert answer.program.name == "Bring a friend"  # what was committed
 
 
 async def test_a_program_is_created_and_read_back(env: Env) -> None:

@@ -11,7 +11,7 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Coroutine, Iterator
+from collections.abc import AsyncIterator, Awaitable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
@@ -306,6 +306,22 @@ async def eventually(
             return
         await asyncio.sleep(interval_s)
     raise AssertionError(f"condition not met within {timeout_s}s (last: {last!r})")
+
+
+async def answer_of(call: Awaitable[T]) -> T:
+    """What `call` answers, started now and waited for as `eventually` waits (so a call that
+    hangs fails the test instead of holding it), cancelled if it never answers."""
+    running = asyncio.ensure_future(call)
+
+    async def answered() -> bool:
+        return running.done()
+
+    try:
+        await eventually(answered)
+    finally:
+        if not running.done():
+            running.cancel()
+    return running.result()
 
 
 async def read_events(
