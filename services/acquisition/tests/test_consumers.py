@@ -33,6 +33,21 @@ async def _lead(env: Env, lead_id: str) -> pb.Lead | None:
     return answer.lead
 
 
+async def _referred_lead(
+    env: Env, page: pb.LandingPage, visitor: c.Identity, phone: str, code: str
+) -> pb.CaptureLeadResponse:
+    """The visitor's lead on the referral page, submitted carrying the share code `code`."""
+    return await env.stub.CaptureLead(
+        pb.CaptureLeadRequest(
+            tenant_id=env.tenant,
+            page_id=page.page_id,
+            values=form(phone_number=phone),
+            identities=[visitor],
+            referral_code=code,
+        )
+    )
+
+
 async def _referral_page(env: Env) -> tuple[pb.Campaign, pb.Channel, pb.LandingPage]:
     """A campaign, its referral channel and its landing page."""
     campaign = await env.campaign()
@@ -527,15 +542,7 @@ async def test_a_visit_naming_a_forgotten_referrer_credits_nobody(
     _, referral, page = await _referral_page(env)
     referrer_id = await _resolved(env, "o-late-forgotten")
     visitor = openid("o-after-forget", env.app_id)
-    captured = await env.stub.CaptureLead(
-        pb.CaptureLeadRequest(
-            tenant_id=env.tenant,
-            page_id=page.page_id,
-            values=form(phone_number="13300133051"),
-            identities=[visitor],
-            referral_code="REF-AFTER",
-        )
-    )
+    captured = await _referred_lead(env, page, visitor, "13300133051", "REF-AFTER")
     # An earlier visit of someone else names R: once it no longer does, the forget is done.
     other = openid("o-before-forget", env.app_id)
     await _visit(env, nats_client, referral.channel_id, referrer_id, other, code="REF-BEFORE")
@@ -581,15 +588,7 @@ async def test_a_visit_naming_a_merged_away_referrer_credits_the_survivor(
     survivor_id = await _resolved(env, "o-surviving-referrer")
     merged_id = await _resolved(env, "o-merged-referrer")
     visitor = openid("o-visitor-of-merged", env.app_id)
-    captured = await env.stub.CaptureLead(
-        pb.CaptureLeadRequest(
-            tenant_id=env.tenant,
-            page_id=page.page_id,
-            values=form(phone_number="13300133071"),
-            identities=[visitor],
-            referral_code="REF-MERGED",
-        )
-    )
+    captured = await _referred_lead(env, page, visitor, "13300133071", "REF-MERGED")
     # A visit naming M before the merge: once it names S, acquisition has handled the merge.
     other = openid("o-before-merge", env.app_id)
     await _visit(env, nats_client, referral.channel_id, merged_id, other, code="REF-EARLY")
@@ -665,15 +664,7 @@ async def test_a_visit_in_flight_during_the_referrers_forget_is_unnamed_by_the_f
     _, referral, page = await _referral_page(env)
     referrer_id = await _resolved(env, "o-racing-referrer")
     visitor = openid("o-racing-visitor", env.app_id)
-    captured = await env.stub.CaptureLead(
-        pb.CaptureLeadRequest(
-            tenant_id=env.tenant,
-            page_id=page.page_id,
-            values=form(phone_number="13300133061"),
-            identities=[visitor],
-            referral_code="REF-RACE",
-        )
-    )
+    captured = await _referred_lead(env, page, visitor, "13300133061", "REF-RACE")
     flows: Flows = runtime.parts["flows"]
     visit = ShareVisit(
         channel_id=referral.channel_id,
@@ -782,15 +773,7 @@ async def test_a_visit_that_arrives_after_the_lead_still_credits_the_referrer(
     _, referral, page = await _referral_page(env)
     referrer_id = await _resolved(env, "o-early-referrer")
     visitor = openid("o-early-bird", env.app_id)
-    captured = await env.stub.CaptureLead(
-        pb.CaptureLeadRequest(
-            tenant_id=env.tenant,
-            page_id=page.page_id,
-            values=form(phone_number="13300133011"),
-            identities=[visitor],
-            referral_code="REF-LATE",
-        )
-    )
+    captured = await _referred_lead(env, page, visitor, "13300133011", "REF-LATE")
     assert captured.lead.attribution.referral_code == "REF-LATE"
     assert captured.lead.attribution.referrer_customer_id == ""  # nobody knows the code yet
 
