@@ -645,8 +645,66 @@ async def test_a_visit_naming_a_merged_away_referrer_credits_the_survivor(
     assert touch.touch.referrer_customer_id == survivor_id
 
 
-# A forget waiting for a visit's referrer lock (acquisition's two-key space 0x7EF0).
-WAITING_FORGET = text(
+async def _merge(env: Env, survivor_id: str, merged_id: str) -> None:
+    merged = await env.identity_stub.MergeCustomers(
+        identity_pb2.MergeCustomersRequest(
+            tenant_id=env.tenant,
+            customer_ids=[survivor_id, merged_id],
+            actor="test",
+            reason="same person",
+        )
+    )
+    assert merged.survivor.customer_id == survivor_id
+
+
+async def test_a_merge_moves_the_referrer_of_others_leads_and_an_unmerge_gives_it_back(
+    env: Env,
+) -> None:
+    """M referred a newcomer's lead (`attribution.referrer_customer_id`, a key inside the lead's
+    JSON); identity merges M into S: the lead and the touch name S. The unmerge gives M back."""
+    _, referral, page = await _referral_page(env)
+    survivor_id = await _resolved(env, "o-referrer-survivor")
+    merged_id = await _resolved(env, "o-referrer-merged")
+    visitor = openid("o-newcomer-of-merged", env.app_id)
+    # The newcomer's touch names M through the RecordTouch API; the lead is credited from it.
+    await env.stub.RecordTouch(
+        pb.RecordTouchRequest(
+            tenant_id=env.tenant,
+            channel_id=referral.channel_id,
+            kind=ev.TOUCH_KIND_VISIT,
+            identities=[visitor],
+            referral_code="REF-MOVE",
+            referrer_customer_id=merged_id,
+        )
+    )
+    captured = await _referred_lead(env, page, visitor, "13300133081", "")
+    assert captured.lead.attribution.referrer_customer_id == merged_id
+
+    async def named(referrer_id: str) -> bool:
+        lead = await _lead(env, captured.lead.lead_id)
+        touches = await _touch_referrers(env)
+        return (
+            lead is not None
+            and lead.attribution.referrer_customer_id == referrer_id
+            and touches == [("REF-MOVE", referrer_id)]
+        )
+
+    await _merge(env, survivor_id, merged_id)
+    await eventually(lambda: named(survivor_id))
+    await env.identity_stub.UnmergeCustomer(
+        identity_pb2.UnmergeCustomerRequest(
+            tenant_id=env.tenant, customer_id=merged_id, actor="test", reason="two people"
+        )
+    )
+    await eventually(lambda: named(merged_id))
+    lead = await _lead(env, captured.lead.lead_id)
+    assert lead is not None
+    assert lead.attribution.referral_code == "REF-MOVE"
+    assert lead.customer_id == captured.lead.customer_id
+
+
+# A forget or a merge waiting for a visit's referrer lock (acquisition's two-key space 0x7EF0).
+WAITING_FOR_VISIT = text(
     "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
     " AND classid = 32496 AND objsubid = 2"
 )
@@ -693,7 +751,7 @@ async def test_a_visit_in_flight_during_the_referrers_forget_is_unnamed_by_the_f
             if info.ack_floor is not None and info.ack_floor.stream_seq >= last:
                 return True  # processed while this visit is still open
             async with runtime.sessions() as probe:
-                waiting = await probe.execute(WAITING_FORGET)
+                waiting = await probe.execute(WAITING_FOR_VISIT)
                 return bool(waiting.scalar_one())
 
         await eventually(forget_done_or_waiting)
@@ -706,6 +764,64 @@ async def test_a_visit_in_flight_during_the_referrers_forget_is_unnamed_by_the_f
     lead = await _lead(env, captured.lead.lead_id)
     assert lead is not None
     assert lead.attribution.referrer_customer_id == ""
+
+
+# SQLite has one writer at a time: the merge's UPDATEs wait for the visit's INSERT anyway.
+@pytest.mark.parametrize("services", ["postgres"], indirect=True)
+async def test_a_visit_in_flight_during_the_referrers_merge_is_moved_by_the_merge(
+    env: Env, nats_client: Client
+) -> None:
+    """A visit asked identity about M just before M was merged into S, and commits after
+    acquisition moved M's touches and leads: the merge waits for it (PostgreSQL), so its touch
+    and the lead it credits name S, not the merged-away M. Forced here: the visit's
+    transaction stays open while the merge is processed."""
+    runtime = env.acquisition.runtime
+    _, referral, page = await _referral_page(env)
+    survivor_id = await _resolved(env, "o-racing-survivor")
+    merged_id = await _resolved(env, "o-racing-merged")
+    visitor = openid("o-visitor-of-racing", env.app_id)
+    captured = await _referred_lead(env, page, visitor, "13300133091", "REF-MRACE")
+    flows: Flows = runtime.parts["flows"]
+    visit = ShareVisit(
+        channel_id=referral.channel_id,
+        visitor=(),
+        customer_id=captured.lead.customer_id,
+        code="REF-MRACE",
+        referrer_customer_id=merged_id,
+        program_id="",
+        share_id="",
+        at=now(),
+    )
+    js = nats_client.jetstream()
+    async with runtime.sessions() as session, session.begin():
+        await flows.touches.share_visited(session, env.tenant, visit)  # M not merged yet
+        await _merge(env, survivor_id, merged_id)
+
+        async def on_stream() -> bool:
+            events = await read_events(nats_client, "IDENTITY", tenant_id=env.tenant)
+            return any(e.type == "customer.merged" for e in events)
+
+        await eventually(on_stream)
+        last = (await js.stream_info("IDENTITY")).state.last_seq
+
+        async def merge_done_or_waiting() -> bool:
+            info = await js.consumer_info("IDENTITY", "acquisition-identity")
+            if info.ack_floor is not None and info.ack_floor.stream_seq >= last:
+                return True  # processed while this visit is still open
+            async with runtime.sessions() as probe:
+                waiting = await probe.execute(WAITING_FOR_VISIT)
+                return bool(waiting.scalar_one())
+
+        await eventually(merge_done_or_waiting)
+    # The visit committed; the merge ran before it or after it, never beside it.
+
+    async def moved() -> bool:
+        lead = await _lead(env, captured.lead.lead_id)
+        return await _touch_referrers(env) == [("REF-MRACE", survivor_id)] and (
+            lead is not None and lead.attribution.referrer_customer_id == survivor_id
+        )
+
+    await eventually(moved)
 
 
 @pytest.mark.parametrize("services", ["postgres"], indirect=True)
@@ -751,7 +867,7 @@ async def test_visits_and_forgets_of_two_referrers_in_opposite_orders_do_not_dea
 
         async def waiting() -> bool:
             async with runtime.sessions() as probe:
-                return bool((await probe.execute(WAITING_FORGET)).scalar_one())
+                return bool((await probe.execute(WAITING_FOR_VISIT)).scalar_one())
 
         await eventually(waiting)
         await asyncio.wait_for(

@@ -1,8 +1,9 @@
 """identity's customer events across every concept: a merge moves the merged customer's rows
-to the survivor (logged, `loopkit.customer_rows`), an unmerge gives them back (a folded lead or
-fission participation is its own again), a forget erases what identifies the person (rows stay
-for the counts), deletes their fission participations and drops them as the referrer of others'
-touches and leads."""
+to the survivor (logged, `loopkit.customer_rows`), and so does it with the referrer named by
+touches and by leads' attribution; an unmerge gives them back (a folded lead or fission
+participation is its own again), a forget erases what identifies the person (rows stay for the
+counts), deletes their fission participations and drops them as the referrer of others' touches
+and leads."""
 
 from __future__ import annotations
 
@@ -34,6 +35,9 @@ class CustomerEvents:
         now: datetime,
         merge_id: str = "",
     ) -> None:
+        # First: share visits naming the merged id that asked identity before the merge commit
+        # first, so the moves below see their touches and credits (as a forget does).
+        await touches.wait_for_visits(session, tenant_id, [merged_id])
         await self._fission.customer_merged(session, tenant_id, survivor_id, merged_id, merge_id)
         await self._leads.customer_merged(session, tenant_id, survivor_id, merged_id, now, merge_id)
         await touches.repoint(session, tenant_id, merged_id, survivor_id, merge_id)
@@ -46,6 +50,8 @@ class CustomerEvents:
         survivor_id: str,
         merge_id: str,
     ) -> None:
+        # The referrer inside leads' attribution first: its moves are not a column's.
+        await leads_repo.give_back_referrer(session, tenant_id, merge_id, restored_id, survivor_id)
         given = await give_back_customer(
             session,
             Base.metadata,

@@ -16,10 +16,19 @@ from closedloop.events.v1.envelope_pb2 import Envelope
 from closedloop_acquisition.catalog.specs import is_id
 from closedloop_acquisition.models import LeadAliasRow, LeadRequestRow, LeadRow
 from loopkit import raw_sql
-from loopkit.customer_rows import forget_in_set_aside, repoint_customer
+from loopkit.customer_rows import (
+    forget_in_set_aside,
+    record_moves,
+    repoint_customer,
+    take_moves,
+)
 from loopkit.events import Outbox, note_events_written
 
 LEADS: Table = LeadRow.__table__  # type: ignore[assignment]
+# The referrer inside a lead's attribution JSON, as the move log names it: no column of that
+# name exists, so the kit's give_back_customer must never see these moves (`give_back_referrer`
+# takes them out of the log first).
+REFERRER_MOVE = "attribution.referrer_customer_id"
 
 
 async def add(session: AsyncSession, row: LeadRow | LeadRequestRow) -> None:
@@ -137,17 +146,27 @@ async def forget(session: AsyncSession, tenant_id: str, customer_ids: Sequence[s
     )
 
 
+async def _referred_by(
+    session: AsyncSession, tenant_id: str, customer_ids: Sequence[str]
+) -> list[LeadRow]:
+    """The leads whose attribution names one of these customers as the referrer (locked)."""
+    referrer = LeadRow.attribution["referrer_customer_id"].as_string()
+    found = await session.execute(
+        select(LeadRow)
+        .where(LeadRow.tenant_id == tenant_id, referrer.in_(list(customer_ids)))
+        .order_by(LeadRow.id)
+        .with_for_update()
+    )
+    return list(found.scalars())
+
+
 async def forget_referrer(
     session: AsyncSession, tenant_id: str, customer_ids: Sequence[str]
 ) -> None:
     """Other customers' leads no longer name these customers as their referrer: the lead, its
     channel and its referral code stay, not who made the referral. So do the copies of leads a
     merge folded away (the move log's), which an unmerge would insert again."""
-    referrer = LeadRow.attribution["referrer_customer_id"].as_string()
-    found = await session.execute(
-        select(LeadRow).where(LeadRow.tenant_id == tenant_id, referrer.in_(customer_ids))
-    )
-    for lead in found.scalars():
+    for lead in await _referred_by(session, tenant_id, customer_ids):
         lead.attribution = {**lead.attribution, "referrer_customer_id": ""}
     await session.flush()
     await forget_in_set_aside(
@@ -166,6 +185,44 @@ async def repoint(
     await repoint_customer(
         session, columns, tenant_id=tenant_id, from_id=from_id, to_id=to_id, merge_id=merge_id
     )
+
+
+async def repoint_referrer(
+    session: AsyncSession, tenant_id: str, from_id: str, to_id: str, merge_id: str = ""
+) -> None:
+    """Leads `from_id` referred name `to_id` (the survivor) as their referrer, each move logged
+    (`REFERRER_MOVE`) so an unmerge gives the referral back."""
+    moved = await _referred_by(session, tenant_id, [from_id])
+    for lead in moved:
+        lead.attribution = {**lead.attribution, "referrer_customer_id": to_id}
+    await session.flush()
+    await record_moves(
+        session,
+        LeadRow,
+        REFERRER_MOVE,
+        [(lead.id,) for lead in moved],
+        tenant_id=tenant_id,
+        merge_id=merge_id,
+        from_id=from_id,
+        to_id=to_id,
+    )
+
+
+async def give_back_referrer(
+    session: AsyncSession, tenant_id: str, merge_id: str, restored_id: str, survivor_id: str
+) -> None:
+    """The leads the merge `merge_id` moved to the survivor as referrer name `restored_id` again,
+    while the survivor (or whoever holds its rows now) is still their referrer."""
+    moves = await take_moves(
+        session, LeadRow, REFERRER_MOVE, tenant_id=tenant_id, merge_id=merge_id
+    )
+    for move in moves:
+        lead = await session.get(LeadRow, str(move.row_key[0]), with_for_update=True)
+        if lead is None or lead.tenant_id != tenant_id:
+            continue  # folded into another lead since (its copy is the move log's)
+        if (lead.attribution or {}).get("referrer_customer_id") in (move.to_id, survivor_id):
+            lead.attribution = {**lead.attribution, "referrer_customer_id": restored_id}
+    await session.flush()
 
 
 async def unfold(session: AsyncSession, folded_id: str) -> None:

@@ -316,7 +316,8 @@ class LeadService:
         merge_id: str = "",
     ) -> None:
         """Move the merged customer's leads to the survivor; two leads in one campaign fold (the
-        merged one's lead is set aside for an unmerge)."""
+        merged one's lead is set aside for an unmerge). Leads the merged customer referred name
+        the survivor as their referrer."""
         leads = await repo.leads_of_customers(session, tenant_id, [survivor_id, merged_id])
         kept = {lead.campaign_id: lead for lead in leads if lead.customer_id == survivor_id}
         for lead in leads:
@@ -344,6 +345,7 @@ class LeadService:
             await repo.fold(session, tenant_id, lead.id, survivor.id, now)
         await session.flush()
         await repo.repoint(session, tenant_id, merged_id, survivor_id, merge_id)
+        await repo.repoint_referrer(session, tenant_id, merged_id, survivor_id, merge_id)
 
     async def customer_unmerged(
         self,
