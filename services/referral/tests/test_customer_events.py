@@ -339,3 +339,30 @@ async def test_unmerge_of_two_referred_newcomers_gives_each_their_referral(env: 
         return True
 
     await eventually(each_their_own)
+
+
+async def test_a_forgotten_referrers_newcomers_leave_the_viral_coefficient_as_it_was(
+    env: Env,
+) -> None:
+    """Two referrers, one approved newcomer each: 1.0. Forgetting one deletes their code, but
+    their referral stays (the account of its rewards): the coefficient counts the referrers
+    behind the referrals too, so it stays 1.0 (over the code holders alone it became 2.0)."""
+    program = await env.program()
+    first, _, _ = await env.referred(program, name="f1")
+    await env.referred(program, name="f2")
+    request = pb.GetProgramStatsRequest(tenant_id=env.tenant, program_id=program.program_id)
+    before = await env.stub.GetProgramStats(request)
+    assert (before.codes, before.referrals, before.viral_coefficient) == (2, 2, 1.0)
+
+    await env.identity_stub.ForgetCustomer(
+        identity_pb2.ForgetCustomerRequest(
+            tenant_id=env.tenant, customer_id=first, actor="dpo", reason="erasure request"
+        )
+    )
+
+    async def handled() -> bool:
+        return (await env.stub.GetProgramStats(request)).codes == 1
+
+    await eventually(handled)
+    after = await env.stub.GetProgramStats(request)
+    assert (after.referrals, after.viral_coefficient) == (2, 1.0)

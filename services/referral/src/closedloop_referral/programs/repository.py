@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Select, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from closedloop_referral.models import CodeRow, ProgramRow, ShareRow, VisitRow
@@ -131,14 +131,11 @@ class ProgramRepository:
         )
         return int(codes or 0), int(shares or 0), int(visits or 0)
 
-    async def referrer_count(self, session: AsyncSession, tenant: str, program_id: str) -> int:
-        """How many customers hold a code of the program."""
-        value = await session.scalar(
-            select(func.count(func.distinct(CodeRow.customer_id))).where(
-                CodeRow.tenant_id == tenant, CodeRow.program_id == program_id
-            )
+    def code_holders(self, tenant: str, program_id: str) -> Select[str]:
+        """The customers holding a code of the program (a query, for the referrer count)."""
+        return select(CodeRow.customer_id).where(
+            CodeRow.tenant_id == tenant, CodeRow.program_id == program_id
         )
-        return int(value or 0)
 
     # --- customer events -------------------------------------------------------------------
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import and_, delete, func, select
+from sqlalchemy import Select, and_, delete, func, select, union
 from sqlalchemy.ext.asyncio import AsyncSession
 from ulid import ULID
 
@@ -159,6 +159,21 @@ class ReferralRepository:
             )
         )
         return [(created, converted) for created, converted in rows.all() if converted is not None]
+
+    async def referrer_count(
+        self, session: AsyncSession, tenant: str, program_id: str, code_holders: Select[str]
+    ) -> int:
+        """How many customers referred someone through the program or are among `code_holders`
+        (ProgramRepository.code_holders). A forgotten referrer's codes go, their referrals stay:
+        counted through those, the viral coefficient (approved newcomers per referrer) does not
+        jump at a forget."""
+        referrers = union(
+            code_holders,
+            select(ReferralRow.referrer_id).where(
+                ReferralRow.tenant_id == tenant, ReferralRow.program_id == program_id
+            ),
+        ).subquery()
+        return int(await session.scalar(select(func.count()).select_from(referrers)) or 0)
 
     async def top_referrers(
         self, session: AsyncSession, tenant: str, program_id: str, limit: int

@@ -93,7 +93,8 @@ class StatsService:
             (utc(c) - utc(s)).total_seconds()
             for s, c in await self._referrals.conversion_times(session, tenant, pid)
         ]
-        referrers = await self._program_rows.referrer_count(session, tenant, pid)
+        holders = self._program_rows.code_holders(tenant, pid)
+        referrers = await self._referrals.referrer_count(session, tenant, pid, holders)
         limit = min(max(top, 1), 100) if top else 10
         return ProgramStats(
             codes=codes,
