@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from collections.abc import Awaitable, Callable
+
+import pytest
+from sqlalchemy import select, text
 
 from closedloop.events.v1 import referral_events_pb2 as ev
 from closedloop.identity.v1 import identity_pb2
 from closedloop.referral.v1 import referral_pb2 as pb
+from closedloop_referral.clock import now
 from closedloop_referral.models import VisitRow
+from closedloop_referral.programs.service import ProgramService
 from loopkit.events import unpack
 from loopkit_dev.testing import eventually, read_events, replay_event
 from referral_helpers import APP, Env
@@ -366,3 +371,100 @@ async def test_a_forgotten_referrers_newcomers_leave_the_viral_coefficient_as_it
     await eventually(handled)
     after = await env.stub.GetProgramStats(request)
     assert (after.referrals, after.viral_coefficient) == (2, 1.0)
+
+
+# A statement of this database waiting for a lock another transaction holds (a row lock here).
+WAITING_FOR_A_LOCK = text(
+    "SELECT count(*) FROM pg_stat_activity"
+    " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+)
+
+
+async def _visit_open_during(
+    env: Env, code: str, event_type: str, act: Callable[[], Awaitable[object]]
+) -> None:
+    """A visit of `code` whose transaction stays open while identity does `act` and referral's
+    identity consumer handles its `event_type`: until it is handled, or it waits for the visit."""
+    runtime = env.referral.runtime
+    programs: ProgramService = runtime.parts["programs"]
+    js = env.nc.jetstream()
+    async with runtime.sessions() as session, session.begin():
+        await programs.record_visit(
+            session, code, openid="o-racing", appid=APP, device_id="", share_id="", at=now()
+        )
+        await act()
+
+        async def on_stream() -> bool:
+            events = await read_events(env.nc, "IDENTITY", tenant_id=env.tenant)
+            return any(e.type == event_type for e in events)
+
+        await eventually(on_stream)
+        last = (await js.stream_info("IDENTITY")).state.last_seq
+
+        async def done_or_waiting() -> bool:
+            info = await js.consumer_info("IDENTITY", "referral-identity")
+            if info.ack_floor is not None and info.ack_floor.stream_seq >= last:
+                return True  # handled while this visit is still open
+            async with runtime.sessions() as probe:
+                return bool((await probe.execute(WAITING_FOR_A_LOCK)).scalar_one())
+
+        await eventually(done_or_waiting)
+
+
+async def _visits(env: Env) -> list[tuple[str, str, str]]:
+    async with env.referral.runtime.sessions() as session:
+        rows = await session.execute(
+            select(VisitRow.referrer_id, VisitRow.code, VisitRow.visitor_openid)
+            .where(VisitRow.tenant_id == env.tenant)
+            .order_by(VisitRow.id)
+        )
+        return [(r, c, o) for r, c, o in rows.all()]
+
+
+# SQLite has one writer at a time (BEGIN IMMEDIATE): the merge waits for the visit anyway.
+@pytest.mark.parametrize("services", ["postgres"], indirect=True)
+async def test_a_visit_in_flight_during_its_referrers_merge_is_moved_by_the_merge(
+    env: Env,
+) -> None:
+    """The link of M is opened as identity merges M into S: the visit read M's code before the
+    merge reached referral and commits after. The merge waits for it (the visit holds its code
+    row), so the visit names S, not the merged-away M."""
+    program = await env.program()
+    survivor, _ = await env.customer("s")
+    merged_away, _ = await env.customer("m")
+    code = await env.code(merged_away, program)
+
+    async def merge_them() -> None:
+        assert await merge(env, survivor, merged_away) == survivor
+
+    await _visit_open_during(env, code, "customer.merged", merge_them)
+
+    async def moved() -> bool:
+        return await _visits(env) == [(survivor, code, "o-racing")]
+
+    await eventually(moved)
+
+
+@pytest.mark.parametrize("services", ["postgres"], indirect=True)
+async def test_a_visit_in_flight_during_its_referrers_forget_is_untied_by_the_forget(
+    env: Env,
+) -> None:
+    """The link of R is opened as R is forgotten: the forget waits for the visit (which holds
+    R's code row), so the visit is untied from R and its openid erased like the ones before."""
+    program = await env.program()
+    referrer, _ = await env.customer("r")
+    code = await env.code(referrer, program)
+
+    async def forget() -> None:
+        await env.identity_stub.ForgetCustomer(
+            identity_pb2.ForgetCustomerRequest(
+                tenant_id=env.tenant, customer_id=referrer, actor="dpo", reason="erasure request"
+            )
+        )
+
+    await _visit_open_during(env, code, "customer.forgotten", forget)
+
+    async def untied() -> bool:
+        return await _visits(env) == [("", "", "")]
+
+    await eventually(untied)

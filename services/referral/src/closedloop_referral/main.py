@@ -60,6 +60,7 @@ def build(runtime: ServiceRuntime) -> None:
     )
     runtime.add_grpc(register(servicer), [SERVICE_NAME])
     runtime.add_http(http.share_router(uow, programs))
+    runtime.parts["programs"] = programs  # tests hold a visit's transaction open (races)
     for subscription in EventHandlers(referrals, customers).subscriptions():
         runtime.add_subscription(subscription)
     runtime.add_worker(reward_sweep(uow, rewards, settings.sweep_interval_s))

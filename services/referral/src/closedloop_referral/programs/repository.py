@@ -17,7 +17,12 @@ class ProgramRepository:
     async def program(self, session: AsyncSession, program_id: str) -> ProgramRow | None:
         return await session.get(ProgramRow, program_id)
 
-    async def code(self, session: AsyncSession, code: str) -> CodeRow | None:
+    async def code(self, session: AsyncSession, code: str, *, hold: bool = False) -> CodeRow | None:
+        """`hold`: share-locked until the transaction ends (PostgreSQL), so a merge or a forget
+        of its owner, which writes the code row before the visits, waits for what is written
+        under the owner read here (and this read waits for theirs, then sees it)."""
+        if hold:
+            return await session.get(CodeRow, code, with_for_update={"read": True})
         return await session.get(CodeRow, code)
 
     async def share(self, session: AsyncSession, share_id: str) -> ShareRow | None:
@@ -157,6 +162,8 @@ class ProgramRepository:
             )
             .values(slot=CodeRow.code)
         )
+        # The codes before the visits: a visit holding a code (`code(hold=True)`) commits
+        # before the visits are moved, so it moves too.
         columns = [
             (CodeRow, "customer_id"),
             (ShareRow, "customer_id"),
@@ -192,6 +199,11 @@ class ProgramRepository:
         their links keep only the program and the time (the program's visit count): no code,
         share or referrer ties a visitor to them any more. Referrals keep the referrer's
         pseudonymous id, as the accounts of rewards paid."""
+        # The codes first: a visit holding one (`code(hold=True)`) commits before the visits
+        # below are read, so it is untied too.
+        await session.execute(
+            delete(CodeRow).where(CodeRow.tenant_id == tenant, CodeRow.customer_id.in_(ids))
+        )
         await session.execute(
             update(VisitRow)
             .where(VisitRow.tenant_id == tenant, VisitRow.referrer_id.in_(ids))
@@ -208,9 +220,6 @@ class ProgramRepository:
             update(VisitRow)
             .where(VisitRow.tenant_id == tenant, VisitRow.visitor_customer_id.in_(ids))
             .values(visitor_openid="", visitor_appid="", device_id="")
-        )
-        await session.execute(
-            delete(CodeRow).where(CodeRow.tenant_id == tenant, CodeRow.customer_id.in_(ids))
         )
         await session.execute(
             delete(ShareRow).where(ShareRow.tenant_id == tenant, ShareRow.customer_id.in_(ids))

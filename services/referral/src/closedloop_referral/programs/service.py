@@ -235,7 +235,8 @@ class ProgramService:
         """A share link opened: the visit is kept and `share_visited` published (acquisition
         records it as a touch on the program's referral channel)."""
         code = code.upper()
-        row = await self._repo.code(session, code) if looks_like_code(code) else None
+        # Held: a merge or forget of the referrer waits for this visit, so it moves it too.
+        row = await self._repo.code(session, code, hold=True) if looks_like_code(code) else None
         if row is None:
             raise NotFound("unknown referral code", field="code")
         program = await self._repo.program(session, row.program_id)
