@@ -18,9 +18,11 @@ from closedloop.events.v1 import referral_events_pb2 as rpb
 from closedloop.identity.v1 import identity_pb2
 from closedloop_acquisition.clock import now
 from closedloop_acquisition.customers.service import CustomerEvents
+from closedloop_acquisition.leads.service import LeadInput
 from closedloop_acquisition.models import TouchRow
 from closedloop_acquisition.touches.service import ShareVisit
 from closedloop_acquisition.transport.flows import Flows
+from loopkit.customers import IdentityValue
 from loopkit.events import new_envelope, subject_for, unpack
 from loopkit_dev.testing import eventually, read_events, replay_event
 
@@ -766,6 +768,13 @@ async def test_a_visit_in_flight_during_the_referrers_forget_is_unnamed_by_the_f
     assert lead.attribution.referrer_customer_id == ""
 
 
+# A statement of this database waiting for a lock another transaction holds (a row lock).
+WAITING_FOR_A_LOCK = text(
+    "SELECT count(*) FROM pg_stat_activity"
+    " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+)
+
+
 # SQLite has one writer at a time: the merge's UPDATEs wait for the visit's INSERT anyway.
 @pytest.mark.parametrize("services", ["postgres"], indirect=True)
 async def test_a_visit_in_flight_during_the_referrers_merge_is_moved_by_the_merge(
@@ -820,6 +829,67 @@ async def test_a_visit_in_flight_during_the_referrers_merge_is_moved_by_the_merg
         return await _touch_referrers(env) == [("REF-MRACE", survivor_id)] and (
             lead is not None and lead.attribution.referrer_customer_id == survivor_id
         )
+
+    await eventually(moved)
+
+
+@pytest.mark.parametrize("services", ["postgres"], indirect=True)
+async def test_a_lead_captured_during_its_referrers_merge_is_moved_by_the_merge(
+    env: Env, nats_client: Client
+) -> None:
+    """The newcomer's lead reads M off their visit touch just before M is merged into S, and
+    commits after acquisition moved M's touches and leads: the lead holds that touch, which the
+    merge writes before it moves leads, so the merge waits and moves the lead too (PostgreSQL)."""
+    runtime = env.acquisition.runtime
+    _, referral, page = await _referral_page(env)
+    survivor_id = await _resolved(env, "o-capture-survivor")
+    merged_id = await _resolved(env, "o-capture-merged")
+    visitor = openid("o-capturing-visitor", env.app_id)
+    await env.stub.RecordTouch(
+        pb.RecordTouchRequest(
+            tenant_id=env.tenant,
+            channel_id=referral.channel_id,
+            kind=ev.TOUCH_KIND_VISIT,
+            identities=[visitor],
+            referral_code="REF-CAPTURE",
+            referrer_customer_id=merged_id,
+        )
+    )
+    flows: Flows = runtime.parts["flows"]
+    request = LeadInput(
+        page_id=page.page_id,
+        values=form(phone_number="13300133095"),
+        identities=(
+            IdentityValue(kind="wechat_openid", scope=env.app_id, value="o-capturing-visitor"),
+        ),
+    )
+    js = nats_client.jetstream()
+    async with runtime.sessions() as session, session.begin():
+        prepared = await flows.leads.prepare_lead(session, env.tenant, request, now())
+        customer = await flows.leads.resolve_lead(env.tenant, prepared)
+        captured = await flows.leads.capture_lead(session, env.tenant, prepared, customer, now())
+        assert captured.lead.attribution["referrer_customer_id"] == merged_id  # M not merged yet
+        await _merge(env, survivor_id, merged_id)
+
+        async def on_stream() -> bool:
+            events = await read_events(nats_client, "IDENTITY", tenant_id=env.tenant)
+            return any(e.type == "customer.merged" for e in events)
+
+        await eventually(on_stream)
+        last = (await js.stream_info("IDENTITY")).state.last_seq
+
+        async def merge_done_or_waiting() -> bool:
+            info = await js.consumer_info("IDENTITY", "acquisition-identity")
+            if info.ack_floor is not None and info.ack_floor.stream_seq >= last:
+                return True  # processed while this lead is still open
+            async with runtime.sessions() as probe:
+                return bool((await probe.execute(WAITING_FOR_A_LOCK)).scalar_one())
+
+        await eventually(merge_done_or_waiting)
+
+    async def moved() -> bool:
+        lead = await _lead(env, captured.lead.id)
+        return lead is not None and lead.attribution.referrer_customer_id == survivor_id
 
     await eventually(moved)
 

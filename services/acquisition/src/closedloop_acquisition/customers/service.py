@@ -39,8 +39,10 @@ class CustomerEvents:
         # first, so the moves below see their touches and credits (as a forget does).
         await touches.wait_for_visits(session, tenant_id, [merged_id])
         await self._fission.customer_merged(session, tenant_id, survivor_id, merged_id, merge_id)
-        await self._leads.customer_merged(session, tenant_id, survivor_id, merged_id, now, merge_id)
+        # Touches before leads: a lead being credited holds the touch naming its referrer
+        # (`touches.held_referrer`) until it commits, so the leads' move below sees it.
         await touches.repoint(session, tenant_id, merged_id, survivor_id, merge_id)
+        await self._leads.customer_merged(session, tenant_id, survivor_id, merged_id, now, merge_id)
 
     async def unmerged(
         self,

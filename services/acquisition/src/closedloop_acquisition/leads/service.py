@@ -227,6 +227,19 @@ class LeadService:
             code_referrer=code_referrer,
             parameters=request.parameters,
         )
+        if credit.referrer_customer_id:
+            # Read again under a lock of the touch it came from: a merge or forget of the
+            # referrer in flight either sees this lead or has its answer read here.
+            from_touch = any(
+                t.id == credit.last_touch_id and t.referrer_customer_id for t in their_touches
+            )
+            referrer = await touches.held_referrer(
+                session,
+                tenant_id,
+                touch_id=credit.last_touch_id if from_touch else "",
+                code=request.referral_code,
+            )
+            credit = Attribution(**{**credit.as_json(), "referrer_customer_id": referrer})
         channel_id = _credited_channel(request, page, credit)
         channel = (
             await self._catalog.channel_terms(session, tenant_id, channel_id)

@@ -87,8 +87,11 @@ async def touches_of_customers(
     return list(result.scalars())
 
 
-async def referrer_of_code(session: AsyncSession, tenant_id: str, code: str) -> str:
-    result = await session.execute(
+async def referrer_of_code(
+    session: AsyncSession, tenant_id: str, code: str, *, hold: bool = False
+) -> str:
+    """The referrer a touch with this code names. `hold`: see `held_referrer`."""
+    query = (
         select(TouchRow.referrer_customer_id)
         .where(
             TouchRow.tenant_id == tenant_id,
@@ -96,6 +99,25 @@ async def referrer_of_code(session: AsyncSession, tenant_id: str, code: str) -> 
             TouchRow.referrer_customer_id.is_not(None),
         )
         .limit(1)
+    )
+    if hold:
+        query = query.with_for_update(read=True)
+    return (await session.execute(query)).scalar_one_or_none() or ""
+
+
+async def held_referrer(
+    session: AsyncSession, tenant_id: str, *, touch_id: str = "", code: str = ""
+) -> str:
+    """The referrer the touch `touch_id` (else a touch with `code`) names now, that touch row
+    share-locked until the transaction ends (PostgreSQL). A merge or forget of the referrer
+    writes their touches before it moves or unties leads: it waits for a lead credited here
+    (and moves or unties it), or this read waits for it and sees the survivor, or nobody."""
+    if not touch_id:
+        return await referrer_of_code(session, tenant_id, code, hold=True)
+    result = await session.execute(
+        select(TouchRow.referrer_customer_id)
+        .where(TouchRow.tenant_id == tenant_id, TouchRow.id == touch_id)
+        .with_for_update(read=True)
     )
     return result.scalar_one_or_none() or ""
 
