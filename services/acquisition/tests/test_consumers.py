@@ -895,6 +895,71 @@ async def test_a_lead_captured_during_its_referrers_merge_is_moved_by_the_merge(
 
 
 @pytest.mark.parametrize("services", ["postgres"], indirect=True)
+async def test_a_poster_scan_in_flight_during_the_hosts_forget_is_unnamed_by_the_forget(
+    env: Env, nats_client: Client
+) -> None:
+    """A newcomer subscribes through the fission poster of H as H is forgotten: the callback
+    read H off the participation (row-locked) before the forget and commits after. The forget
+    deletes the participation before it unties touches, so it waits and unties this one too
+    (it deleted it last, and the subscribe's touches kept naming H)."""
+    runtime = env.acquisition.runtime
+    flows: Flows = runtime.parts["flows"]
+    campaign = (
+        await env.stub.CreateCampaign(
+            pb.CreateCampaignRequest(
+                tenant_id=env.tenant, name="Bring friends", fission_goal=5, fission_reward="mug"
+            )
+        )
+    ).campaign
+    host = (
+        await env.stub.JoinFission(
+            pb.JoinFissionRequest(
+                tenant_id=env.tenant,
+                campaign_id=campaign.campaign_id,
+                identities=[openid("o-forgotten-host", env.app_id)],
+                app_id=env.app_id,
+            )
+        )
+    ).participant
+    friend = IdentityValue(kind="wechat_openid", scope=env.app_id, value="o-hosts-friend")
+    customer = await flows.customers.resolve(env.tenant, [friend])
+    message = {
+        "ToUserName": "gh_test",
+        "FromUserName": friend.value,
+        "CreateTime": str(int(now().timestamp())),
+        "MsgType": "event",
+        "Event": "subscribe",
+        "EventKey": f"qrscene_{host.scene}",
+    }
+    js = nats_client.jetstream()
+    async with runtime.sessions() as session, session.begin():
+        accepted = await flows.callbacks.accept(session, env.tenant, env.app_id, message, now())
+        await flows.callbacks.process(session, accepted.inbox_id, customer, now())  # H known
+        await _forget(env, host.customer_id)
+
+        async def on_stream() -> bool:
+            events = await read_events(nats_client, "IDENTITY", tenant_id=env.tenant)
+            return any(e.type == "customer.forgotten" for e in events)
+
+        await eventually(on_stream)
+        last = (await js.stream_info("IDENTITY")).state.last_seq
+
+        async def forget_done_or_waiting() -> bool:
+            info = await js.consumer_info("IDENTITY", "acquisition-identity")
+            if info.ack_floor is not None and info.ack_floor.stream_seq >= last:
+                return True  # processed while this subscribe is still open
+            async with runtime.sessions() as probe:
+                return bool((await probe.execute(WAITING_FOR_A_LOCK)).scalar_one())
+
+        await eventually(forget_done_or_waiting)
+
+    async def unnamed() -> bool:
+        return await _touch_referrers(env) == [(None, None), (None, None)]  # scan, subscribe
+
+    await eventually(unnamed)
+
+
+@pytest.mark.parametrize("services", ["postgres"], indirect=True)
 async def test_visits_and_forgets_of_two_referrers_in_opposite_orders_do_not_deadlock(
     env: Env,
 ) -> None:

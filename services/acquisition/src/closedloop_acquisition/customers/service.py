@@ -88,9 +88,11 @@ class CustomerEvents:
             for i in t.identities
             if i.get("kind") == "wechat_openid" and i.get("value")
         }
+        # Participations before touches: a poster's scan holds its participation (row lock)
+        # until it commits its touches naming them, so the untying below sees those.
+        await self._fission.customer_forgotten(session, tenant_id, customer_ids)
         await touches.forget(session, tenant_id, customer_ids)
         await touches.forget_referrer(session, tenant_id, customer_ids)
         await leads_repo.forget(session, tenant_id, customer_ids)
         await leads_repo.forget_referrer(session, tenant_id, customer_ids)
-        await self._fission.customer_forgotten(session, tenant_id, customer_ids)
         await inbox.forget_senders(session, tenant_id, openids)

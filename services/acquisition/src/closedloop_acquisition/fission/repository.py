@@ -47,11 +47,15 @@ async def participant_of_channel(
 async def participants_of_customers(
     session: AsyncSession, tenant_id: str, customer_ids: list[str]
 ) -> list[FissionParticipantRow]:
+    """Locked (a merge or unmerge sums invitations: a scan counting one meanwhile must wait)."""
     found = await session.execute(
-        select(FissionParticipantRow).where(
+        select(FissionParticipantRow)
+        .where(
             FissionParticipantRow.tenant_id == tenant_id,
             FissionParticipantRow.customer_id.in_(customer_ids),
         )
+        .order_by(FissionParticipantRow.id)
+        .with_for_update()
     )
     return list(found.scalars())
 
