@@ -705,6 +705,57 @@ async def test_a_merge_moves_the_referrer_of_others_leads_and_an_unmerge_gives_i
     assert lead.customer_id == captured.lead.customer_id
 
 
+async def test_a_touch_whose_referrer_is_merged_while_it_is_recorded_names_the_survivor(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """RecordTouch asks identity for the referrer's live id before its transaction. Here the
+    merge of M into S lands right after that answer and acquisition applies it before the touch
+    commits (its move of touches passes this one): identity, asked again after the commit,
+    has the touch name S instead of the merged-away M."""
+    runtime = env.acquisition.runtime
+    flows: Flows = runtime.parts["flows"]
+    _, referral, _ = await _referral_page(env)
+    survivor_id = await _resolved(env, "o-api-survivor")
+    merged_id = await _resolved(env, "o-api-merged")
+
+    async def touch(code: str) -> pb.RecordTouchResponse:
+        return await env.stub.RecordTouch(
+            pb.RecordTouchRequest(
+                tenant_id=env.tenant,
+                channel_id=referral.channel_id,
+                kind=ev.TOUCH_KIND_VISIT,
+                referral_code=code,
+                referrer_customer_id=merged_id,
+            )
+        )
+
+    # A touch naming M before: once it names S, acquisition has applied the merge.
+    await touch("REF-API-EARLY")
+    first_answer = flows.customers.live_referrer
+    merges: list[str] = []
+
+    async def answer_then_merge(tenant_id: str, customer_id: str) -> str:
+        answer = await first_answer(tenant_id, customer_id)
+        if not merges:
+            await _merge(env, survivor_id, merged_id)
+            merges.append(merged_id)
+
+            async def applied() -> bool:
+                return await _touch_referrers(env) == [("REF-API-EARLY", survivor_id)]
+
+            await eventually(applied)
+        return answer
+
+    monkeypatch.setattr(flows.customers, "live_referrer", answer_then_merge)
+    late = await touch("REF-API-LATE")
+    assert merges  # the merge came between the answer and the commit
+    assert late.touch.referrer_customer_id == survivor_id
+    assert await _touch_referrers(env) == [
+        ("REF-API-EARLY", survivor_id),
+        ("REF-API-LATE", survivor_id),
+    ]
+
+
 # A forget or a merge waiting for a visit's referrer lock (acquisition's two-key space 0x7EF0).
 WAITING_FOR_VISIT = text(
     "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"

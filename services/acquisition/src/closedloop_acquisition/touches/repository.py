@@ -122,6 +122,18 @@ async def held_referrer(
     return result.scalar_one_or_none() or ""
 
 
+async def rename_referrer(
+    session: AsyncSession, tenant_id: str, touch_id: str, named: str, live: str
+) -> TouchRow:
+    """The touch names `live` as its referrer ("" = nobody) if it still names `named`."""
+    row = await session.get(TouchRow, touch_id, with_for_update=True)
+    assert row is not None and row.tenant_id == tenant_id  # committed just before
+    if row.referrer_customer_id == named:
+        row.referrer_customer_id = live or None
+        await session.flush()
+    return row
+
+
 async def forget(session: AsyncSession, tenant_id: str, customer_ids: Sequence[str]) -> None:
     """Drops the identities and parameters of these customers' touches (the rows stay)."""
     await session.execute(

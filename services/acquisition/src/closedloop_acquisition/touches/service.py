@@ -118,6 +118,13 @@ class TouchService:
         )
         return view_of(TouchView, row)
 
+    async def rename_referrer(
+        self, session: AsyncSession, tenant_id: str, touch_id: str, named: str, live: str
+    ) -> TouchView:
+        """The touch names `live` (a survivor, or "" for nobody) where it still names `named`."""
+        row = await repo.rename_referrer(session, tenant_id, touch_id, named, live)
+        return view_of(TouchView, row)
+
     async def share_visited(self, session: AsyncSession, tenant_id: str, visit: ShareVisit) -> None:
         """A VISIT touch on the program's referral channel, carrying the referrer, so the
         visitor's later lead is credited to them (and an earlier one, see `credit_late_visit`).

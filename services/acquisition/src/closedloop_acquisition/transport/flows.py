@@ -27,7 +27,7 @@ from closedloop_acquisition.touches.service import TouchInput, TouchService
 from closedloop_acquisition.touches.views import TouchView
 from loopkit.customers import IdentityValue, ResolvedCustomer
 from loopkit.db import reader_sessions
-from loopkit.errors import InvalidArgument
+from loopkit.errors import DependencyUnavailable, InvalidArgument
 from loopkit.uow import UnitOfWork
 
 T = TypeVar("T")
@@ -95,8 +95,27 @@ class Flows:
             referrer = await self.customers.live_referrer(tenant_id, request.referrer_customer_id)
             request = replace(request, referrer_customer_id=referrer)
         at = now()
-        return await self.tx(
+        touch = await self.tx(
             lambda s: self.touches.record_touch(s, tenant_id, request, customer, at)
+        )
+        if touch.referrer_customer_id:
+            touch = await self._referrer_confirmed(tenant_id, touch)
+        return touch
+
+    async def _referrer_confirmed(self, tenant_id: str, touch: TouchView) -> TouchView:
+        """Identity asked again after the commit: a merge or forget of the referrer made
+        between the first answer and the commit may have been applied here already, past this
+        touch; the touch then names the survivor, or nobody. One made after this question is
+        applied after the commit and finds the touch. Best effort: identity out, it stays."""
+        named = touch.referrer_customer_id or ""
+        try:
+            live = await self.customers.live_referrer(tenant_id, named)
+        except DependencyUnavailable:
+            return touch
+        if live == named:
+            return touch
+        return await self.tx(
+            lambda s: self.touches.rename_referrer(s, tenant_id, touch.id, named, live)
         )
 
     async def create_channel(self, tenant_id: str, spec: ChannelSpec) -> ChannelView:
