@@ -9,7 +9,16 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, bindparam, delete, insert, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Table,
+    bindparam,
+    delete,
+    insert,
+    literal_column,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from closedloop.events.v1.envelope_pb2 import Envelope
@@ -146,11 +155,24 @@ async def forget(session: AsyncSession, tenant_id: str, customer_ids: Sequence[s
     )
 
 
+# The referrer inside a lead's attribution, spelled as the index `ix_leads_tenant_referrer`
+# (migration 0009) is: a literal key (SQLAlchemy's `attribution[key]` binds the key as a
+# parameter, which no expression index matches).
+_REFERRER_OF: dict[str, ColumnElement[Any]] = {
+    "postgresql": literal_column("(leads.attribution ->> 'referrer_customer_id')"),
+    "sqlite": literal_column("json_extract(leads.attribution, '$.referrer_customer_id')"),
+}
+
+
+def referrer_of(session: AsyncSession) -> ColumnElement[Any]:
+    return _REFERRER_OF[session.get_bind().dialect.name]
+
+
 async def _referred_by(
     session: AsyncSession, tenant_id: str, customer_ids: Sequence[str]
 ) -> list[LeadRow]:
     """The leads whose attribution names one of these customers as the referrer (locked)."""
-    referrer = LeadRow.attribution["referrer_customer_id"].as_string()
+    referrer = referrer_of(session)
     found = await session.execute(
         select(LeadRow)
         .where(LeadRow.tenant_id == tenant_id, referrer.in_(list(customer_ids)))
