@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 import grpc
 import pytest
@@ -763,6 +764,36 @@ WAITING_FOR_VISIT = text(
 )
 
 
+# A statement of this database waiting for a lock another transaction holds (row, advisory).
+WAITING_FOR_A_LOCK = text(
+    "SELECT count(*) FROM pg_stat_activity"
+    " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+)
+
+
+async def _handled_or_waiting(env: Env, nats_client: Client, event_type: str) -> None:
+    """Until acquisition's identity consumer has handled the tenant's `event_type` (identity
+    published it), or one of its statements waits for a lock (the caller's open transaction)."""
+    runtime = env.acquisition.runtime
+    js = nats_client.jetstream()
+
+    async def on_stream() -> bool:
+        events = await read_events(nats_client, "IDENTITY", tenant_id=env.tenant)
+        return any(e.type == event_type for e in events)
+
+    await eventually(on_stream)
+    last = (await js.stream_info("IDENTITY")).state.last_seq
+
+    async def handled_or_waiting() -> bool:
+        info = await js.consumer_info("IDENTITY", "acquisition-identity")
+        if info.ack_floor is not None and info.ack_floor.stream_seq >= last:
+            return True  # handled while the caller's transaction is still open
+        async with runtime.sessions() as probe:
+            return bool((await probe.execute(WAITING_FOR_A_LOCK)).scalar_one())
+
+    await eventually(handled_or_waiting)
+
+
 # SQLite has one writer at a time: the forget's UPDATE waits for the visit's INSERT anyway.
 @pytest.mark.parametrize("services", ["postgres"], indirect=True)
 async def test_a_visit_in_flight_during_the_referrers_forget_is_unnamed_by_the_forget(
@@ -787,27 +818,10 @@ async def test_a_visit_in_flight_during_the_referrers_forget_is_unnamed_by_the_f
         share_id="",
         at=now(),
     )
-    js = nats_client.jetstream()
     async with runtime.sessions() as session, session.begin():
         await flows.touches.share_visited(session, env.tenant, visit)  # R still known
         await _forget(env, referrer_id)
-
-        async def on_stream() -> bool:
-            events = await read_events(nats_client, "IDENTITY", tenant_id=env.tenant)
-            return any(e.type == "customer.forgotten" for e in events)
-
-        await eventually(on_stream)
-        last = (await js.stream_info("IDENTITY")).state.last_seq
-
-        async def forget_done_or_waiting() -> bool:
-            info = await js.consumer_info("IDENTITY", "acquisition-identity")
-            if info.ack_floor is not None and info.ack_floor.stream_seq >= last:
-                return True  # processed while this visit is still open
-            async with runtime.sessions() as probe:
-                waiting = await probe.execute(WAITING_FOR_VISIT)
-                return bool(waiting.scalar_one())
-
-        await eventually(forget_done_or_waiting)
+        await _handled_or_waiting(env, nats_client, "customer.forgotten")
     # The visit committed; the forget ran before it or after it, never beside it.
 
     async def unnamed() -> bool:
@@ -817,13 +831,6 @@ async def test_a_visit_in_flight_during_the_referrers_forget_is_unnamed_by_the_f
     lead = await _lead(env, captured.lead.lead_id)
     assert lead is not None
     assert lead.attribution.referrer_customer_id == ""
-
-
-# A statement of this database waiting for a lock another transaction holds (a row lock).
-WAITING_FOR_A_LOCK = text(
-    "SELECT count(*) FROM pg_stat_activity"
-    " WHERE datname = current_database() AND wait_event_type = 'Lock'"
-)
 
 
 # SQLite has one writer at a time: the merge's UPDATEs wait for the visit's INSERT anyway.
@@ -852,27 +859,10 @@ async def test_a_visit_in_flight_during_the_referrers_merge_is_moved_by_the_merg
         share_id="",
         at=now(),
     )
-    js = nats_client.jetstream()
     async with runtime.sessions() as session, session.begin():
         await flows.touches.share_visited(session, env.tenant, visit)  # M not merged yet
         await _merge(env, survivor_id, merged_id)
-
-        async def on_stream() -> bool:
-            events = await read_events(nats_client, "IDENTITY", tenant_id=env.tenant)
-            return any(e.type == "customer.merged" for e in events)
-
-        await eventually(on_stream)
-        last = (await js.stream_info("IDENTITY")).state.last_seq
-
-        async def merge_done_or_waiting() -> bool:
-            info = await js.consumer_info("IDENTITY", "acquisition-identity")
-            if info.ack_floor is not None and info.ack_floor.stream_seq >= last:
-                return True  # processed while this visit is still open
-            async with runtime.sessions() as probe:
-                waiting = await probe.execute(WAITING_FOR_VISIT)
-                return bool(waiting.scalar_one())
-
-        await eventually(merge_done_or_waiting)
+        await _handled_or_waiting(env, nats_client, "customer.merged")
     # The visit committed; the merge ran before it or after it, never beside it.
 
     async def moved() -> bool:
@@ -884,6 +874,49 @@ async def test_a_visit_in_flight_during_the_referrers_merge_is_moved_by_the_merg
     await eventually(moved)
 
 
+async def _lead_captured_during(
+    env: Env,
+    nats_client: Client,
+    referrer_id: str,
+    event_type: str,
+    act: Callable[[], Awaitable[object]],
+    phone: str,
+) -> str:
+    """A newcomer's lead credited to `referrer_id` off their visit touch, its transaction held
+    open while identity does `act` and acquisition handles its `event_type` (or waits for the
+    lead). Returns the lead's id, committed."""
+    runtime = env.acquisition.runtime
+    _, referral, page = await _referral_page(env)
+    visitor = IdentityValue(kind="wechat_openid", scope=env.app_id, value=f"o-v-{referrer_id}")
+    await env.stub.RecordTouch(
+        pb.RecordTouchRequest(
+            tenant_id=env.tenant,
+            channel_id=referral.channel_id,
+            kind=ev.TOUCH_KIND_VISIT,
+            identities=[openid(visitor.value, env.app_id)],
+            referral_code="REF-CAPTURE",
+            referrer_customer_id=referrer_id,
+        )
+    )
+    flows: Flows = runtime.parts["flows"]
+    request = LeadInput(
+        page_id=page.page_id, values=form(phone_number=phone), identities=(visitor,)
+    )
+    async with runtime.sessions() as session, session.begin():
+        prepared = await flows.leads.prepare_lead(session, env.tenant, request, now())
+        customer = await flows.leads.resolve_lead(env.tenant, prepared)
+        captured = await flows.leads.capture_lead(session, env.tenant, prepared, customer, now())
+        assert captured.lead.attribution["referrer_customer_id"] == referrer_id  # not yet
+        await act()
+        await _handled_or_waiting(env, nats_client, event_type)
+    return captured.lead.id
+
+
+async def _referrer_of_lead(env: Env, lead_id: str) -> str | None:
+    lead = await _lead(env, lead_id)
+    return None if lead is None else lead.attribution.referrer_customer_id
+
+
 @pytest.mark.parametrize("services", ["postgres"], indirect=True)
 async def test_a_lead_captured_during_its_referrers_merge_is_moved_by_the_merge(
     env: Env, nats_client: Client
@@ -891,58 +924,43 @@ async def test_a_lead_captured_during_its_referrers_merge_is_moved_by_the_merge(
     """The newcomer's lead reads M off their visit touch just before M is merged into S, and
     commits after acquisition moved M's touches and leads: the lead holds that touch, which the
     merge writes before it moves leads, so the merge waits and moves the lead too (PostgreSQL)."""
-    runtime = env.acquisition.runtime
-    _, referral, page = await _referral_page(env)
     survivor_id = await _resolved(env, "o-capture-survivor")
     merged_id = await _resolved(env, "o-capture-merged")
-    visitor = openid("o-capturing-visitor", env.app_id)
-    await env.stub.RecordTouch(
-        pb.RecordTouchRequest(
-            tenant_id=env.tenant,
-            channel_id=referral.channel_id,
-            kind=ev.TOUCH_KIND_VISIT,
-            identities=[visitor],
-            referral_code="REF-CAPTURE",
-            referrer_customer_id=merged_id,
-        )
+    lead_id = await _lead_captured_during(
+        env,
+        nats_client,
+        merged_id,
+        "customer.merged",
+        lambda: _merge(env, survivor_id, merged_id),
+        phone="13300133095",
     )
-    flows: Flows = runtime.parts["flows"]
-    request = LeadInput(
-        page_id=page.page_id,
-        values=form(phone_number="13300133095"),
-        identities=(
-            IdentityValue(kind="wechat_openid", scope=env.app_id, value="o-capturing-visitor"),
-        ),
-    )
-    js = nats_client.jetstream()
-    async with runtime.sessions() as session, session.begin():
-        prepared = await flows.leads.prepare_lead(session, env.tenant, request, now())
-        customer = await flows.leads.resolve_lead(env.tenant, prepared)
-        captured = await flows.leads.capture_lead(session, env.tenant, prepared, customer, now())
-        assert captured.lead.attribution["referrer_customer_id"] == merged_id  # M not merged yet
-        await _merge(env, survivor_id, merged_id)
-
-        async def on_stream() -> bool:
-            events = await read_events(nats_client, "IDENTITY", tenant_id=env.tenant)
-            return any(e.type == "customer.merged" for e in events)
-
-        await eventually(on_stream)
-        last = (await js.stream_info("IDENTITY")).state.last_seq
-
-        async def merge_done_or_waiting() -> bool:
-            info = await js.consumer_info("IDENTITY", "acquisition-identity")
-            if info.ack_floor is not None and info.ack_floor.stream_seq >= last:
-                return True  # processed while this lead is still open
-            async with runtime.sessions() as probe:
-                return bool((await probe.execute(WAITING_FOR_A_LOCK)).scalar_one())
-
-        await eventually(merge_done_or_waiting)
 
     async def moved() -> bool:
-        lead = await _lead(env, captured.lead.id)
-        return lead is not None and lead.attribution.referrer_customer_id == survivor_id
+        return await _referrer_of_lead(env, lead_id) == survivor_id
 
     await eventually(moved)
+
+
+@pytest.mark.parametrize("services", ["postgres"], indirect=True)
+async def test_a_lead_captured_during_its_referrers_forget_is_untied_by_the_forget(
+    env: Env, nats_client: Client
+) -> None:
+    """The same with a forget of R: it unties touches before leads, so it waits for the lead
+    holding R's touch and unties it too."""
+    referrer_id = await _resolved(env, "o-capture-forgotten")
+    lead_id = await _lead_captured_during(
+        env,
+        nats_client,
+        referrer_id,
+        "customer.forgotten",
+        lambda: _forget(env, referrer_id),
+        phone="13300133096",
+    )
+
+    async def untied() -> bool:
+        return await _referrer_of_lead(env, lead_id) == ""
+
+    await eventually(untied)
 
 
 @pytest.mark.parametrize("services", ["postgres"], indirect=True)
@@ -982,27 +1000,11 @@ async def test_a_poster_scan_in_flight_during_the_hosts_forget_is_unnamed_by_the
         "Event": "subscribe",
         "EventKey": f"qrscene_{host.scene}",
     }
-    js = nats_client.jetstream()
     async with runtime.sessions() as session, session.begin():
         accepted = await flows.callbacks.accept(session, env.tenant, env.app_id, message, now())
         await flows.callbacks.process(session, accepted.inbox_id, customer, now())  # H known
         await _forget(env, host.customer_id)
-
-        async def on_stream() -> bool:
-            events = await read_events(nats_client, "IDENTITY", tenant_id=env.tenant)
-            return any(e.type == "customer.forgotten" for e in events)
-
-        await eventually(on_stream)
-        last = (await js.stream_info("IDENTITY")).state.last_seq
-
-        async def forget_done_or_waiting() -> bool:
-            info = await js.consumer_info("IDENTITY", "acquisition-identity")
-            if info.ack_floor is not None and info.ack_floor.stream_seq >= last:
-                return True  # processed while this subscribe is still open
-            async with runtime.sessions() as probe:
-                return bool((await probe.execute(WAITING_FOR_A_LOCK)).scalar_one())
-
-        await eventually(forget_done_or_waiting)
+        await _handled_or_waiting(env, nats_client, "customer.forgotten")
 
     async def unnamed() -> bool:
         return await _touch_referrers(env) == [(None, None), (None, None)]  # scan, subscribe
