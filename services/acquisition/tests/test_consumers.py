@@ -879,6 +879,7 @@ async def _lead_captured_during(
     nats_client: Client,
     referrer_id: str,
     event_type: str,
+    *,
     act: Callable[[], Awaitable[object]],
     phone: str,
 ) -> str:
@@ -931,7 +932,7 @@ async def test_a_lead_captured_during_its_referrers_merge_is_moved_by_the_merge(
         nats_client,
         merged_id,
         "customer.merged",
-        lambda: _merge(env, survivor_id, merged_id),
+        act=lambda: _merge(env, survivor_id, merged_id),
         phone="13300133095",
     )
 
@@ -953,7 +954,7 @@ async def test_a_lead_captured_during_its_referrers_forget_is_untied_by_the_forg
         nats_client,
         referrer_id,
         "customer.forgotten",
-        lambda: _forget(env, referrer_id),
+        act=lambda: _forget(env, referrer_id),
         phone="13300133096",
     )
 
