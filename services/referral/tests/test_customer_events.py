@@ -11,7 +11,7 @@ from closedloop.events.v1 import referral_events_pb2 as ev
 from closedloop.identity.v1 import identity_pb2
 from closedloop.referral.v1 import referral_pb2 as pb
 from closedloop_referral.clock import now
-from closedloop_referral.models import VisitRow
+from closedloop_referral.models import CodeRow, VisitRow
 from closedloop_referral.programs.service import ProgramService
 from loopkit.events import unpack
 from loopkit_dev.testing import eventually, read_events, replay_event
@@ -468,3 +468,35 @@ async def test_a_visit_in_flight_during_its_referrers_forget_is_untied_by_the_fo
         return await _visits(env) == [("", "", "")]
 
     await eventually(untied)
+
+
+async def test_a_lead_naming_a_newcomer_merged_away_before_it_arrived_refers_the_survivor(
+    env: Env,
+) -> None:
+    """The newcomer N's lead.captured reaches referral after identity merged N into S (and
+    referral applied that merge): the referral is made for S, the live customer, so S's first
+    paid order converts it (made for N, nobody's order would ever reach it)."""
+    program = await env.program()
+    referrer, _ = await env.customer("r")
+    code = await env.code(referrer, program)
+    survivor, _ = await env.customer("s")
+    newcomer, _ = await env.customer("n")
+    # A code of N's: once S holds it, referral has applied the merge.
+    marker = await env.code(newcomer, await env.program(name="marker of the merge"))
+    assert await merge(env, survivor, newcomer) == survivor
+
+    async def applied() -> bool:
+        async with env.referral.runtime.sessions() as session:
+            row = await session.get(CodeRow, marker)
+            return row is not None and row.customer_id == survivor
+
+    await eventually(applied)
+    await env.lead(newcomer, code=code)
+    found = await env.wait_referral(survivor)
+    assert found.referral.referrer_customer_id == referrer
+    await env.paid(survivor)
+
+    async def converted() -> bool:
+        return (await env.get_referral(survivor)).referral.converted_at.seconds > 0
+
+    await eventually(converted)

@@ -14,7 +14,7 @@ from ulid import ULID
 from closedloop.events.v1 import referral_events_pb2 as ev
 from closedloop_referral import metrics
 from closedloop_referral.clock import utc, utc_or_none
-from closedloop_referral.models import CodeRow, ProgramRow, ReferralRow, VisitRow
+from closedloop_referral.models import CodeRow, KnownCustomerRow, ProgramRow, ReferralRow, VisitRow
 from closedloop_referral.programs.repository import ProgramRepository
 from closedloop_referral.programs.service import is_active
 from closedloop_referral.referrals.fraud import FraudCheck
@@ -73,10 +73,7 @@ class ReferralService:
             return None
         tenant, at = lead.tenant_id, lead.at
         known = await self._repo.known(session, tenant, lead.newcomer_id)
-        seen_before = min(
-            (t for t in (utc_or_none(known.first_lead_at), utc_or_none(known.first_paid_at)) if t),
-            default=None,
-        )
+        seen_before = _first_seen(known)
         if known.first_lead_at is None or utc(known.first_lead_at) > at:
             known.first_lead_at = at
         if lead.openids:
@@ -89,17 +86,30 @@ class ReferralService:
         code, program, visit = found
         try:
             referrer = await self._directory.current_id(tenant, code.customer_id)
+            # The lead may name a newcomer merged away since (the merge applied here before the
+            # lead arrived): the referral is the survivor's, whose orders will convert it.
+            newcomer = await self._directory.current_id(tenant, lead.newcomer_id)
         except NotFound:
-            return None  # the referrer is gone (forgotten): nobody to credit
+            return None  # the referrer or the newcomer is gone (forgotten): nothing to credit
+        if newcomer != lead.newcomer_id:
+            if await self._repo.of_newcomer(session, tenant, newcomer) is not None:
+                return None  # first valid referrer wins
+            if newcomer == referrer:
+                return None  # merged into their own referrer: a self-referral credits nobody
+            # What is known of the survivor (the merge folded the newcomer's into it).
+            known = await self._repo.known(session, tenant, newcomer)
+            seen_before = _first_seen(known)
+            if known.first_lead_at is None or utc(known.first_lead_at) > at:
+                known.first_lead_at = at
         reason = await self._fraud.reason(
-            session, tenant, referrer, lead.newcomer_id, visit=visit, seen_before=seen_before, at=at
+            session, tenant, referrer, newcomer, visit=visit, seen_before=seen_before, at=at
         )
         referral = ReferralRow(
             id=str(ULID()),
             tenant_id=tenant,
             program_id=program.id,
             referrer_id=referrer,
-            newcomer_id=lead.newcomer_id,
+            newcomer_id=newcomer,
             code=code.code,
             visit_id=visit.id if visit is not None else "",
             lead_id=lead.lead_id,
@@ -124,7 +134,7 @@ class ReferralService:
             # The newcomer's order was handled before their lead (another stream): convert now.
             order = OrderFacts(
                 tenant_id=tenant,
-                customer_id=lead.newcomer_id,
+                customer_id=newcomer,
                 order_id=known.first_paid_order_id,
                 amount_minor=known.first_paid_minor or 0,
                 at=paid_at,
@@ -347,3 +357,11 @@ class ReferralService:
             session, tenant, status=status, referrer=referrer, program_id=program_id, limit=limit
         )
         return [view_of(ReferralView, r) for r in rows]
+
+
+def _first_seen(known: KnownCustomerRow) -> datetime | None:
+    """When this service first saw the customer (a lead or a paid order), if ever."""
+    return min(
+        (t for t in (utc_or_none(known.first_lead_at), utc_or_none(known.first_paid_at)) if t),
+        default=None,
+    )
