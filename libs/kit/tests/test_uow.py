@@ -10,7 +10,7 @@ import pytest
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader, NumberDataPoint
 from sqlalchemy import event, func, insert, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, registry
 
@@ -199,6 +199,22 @@ async def test_a_read_on_sqlite_goes_on_beside_an_open_writer(database: Database
         await _inbox_row(writer, f"e-{uuid.uuid4().hex}")  # holds the write lock until the end
         answer = await answer_of(uow.read(count))
         assert answer == before  # the snapshot before the open write
+    assert await uow.read(count) == before + 1
+
+
+async def test_a_read_cannot_write(database: Database) -> None:
+    """A write in `UnitOfWork.read` fails (SQLite: a `query_only` connection; PostgreSQL: BEGIN
+    READ ONLY) and leaves nothing; the pooled connection writes again in the next `run`."""
+    uow = UnitOfWork(database.sessions)
+
+    async def count(session: AsyncSession) -> int:
+        return int((await session.execute(select(func.count()).select_from(KIT.inbox))).scalar())
+
+    before = await uow.read(count)
+    with pytest.raises(DBAPIError, match="(?i)read.?only"):
+        await uow.read(lambda s: _inbox_row(s, f"e-{uuid.uuid4().hex}"))
+    assert await uow.read(count) == before
+    await uow.run(lambda s: _inbox_row(s, f"e-{uuid.uuid4().hex}"))
     assert await uow.read(count) == before + 1
 
 

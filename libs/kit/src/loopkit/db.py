@@ -110,7 +110,15 @@ def _tune_sqlite(engine: AsyncEngine) -> None:
 
     @event.listens_for(sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
-        if conn.get_execution_options().get(READ_ONLY):
+        reading = bool(conn.get_execution_options().get(READ_ONLY))
+        # A read's connection is `query_only`: a write in it fails at once ("attempt to write a
+        # readonly database") instead of taking, or waiting for, the write lock. The pragma is
+        # the connection's, kept across checkouts: set only when a pooled connection turns from
+        # writing to reading or back (`Connection.info` is cleared with the DBAPI connection).
+        if conn.info.get(READ_ONLY, False) is not reading:
+            conn.exec_driver_sql(f"PRAGMA query_only={int(reading)}")
+            conn.info[READ_ONLY] = reading
+        if reading:
             # A read (see `reader`): a snapshot and no write lock; WAL readers never block the
             # writer.
             conn.exec_driver_sql("BEGIN")
@@ -125,10 +133,13 @@ READ_ONLY = "loopkit_read_only"
 
 
 def reader(engine: AsyncEngine) -> AsyncEngine:
-    """The engine for transactions that only read. On SQLite they begin DEFERRED instead of
-    IMMEDIATE, so they neither wait for nor hold up the one writer (a write in one could fail on
-    the lock where IMMEDIATE would have queued: only read). PostgreSQL ignores the option."""
-    return engine.execution_options(**{READ_ONLY: True})
+    """The engine for transactions that only read, and cannot write: a write in one fails.
+    SQLite: they begin DEFERRED instead of IMMEDIATE, so they neither wait for nor hold up the
+    one writer, on a `query_only` connection. PostgreSQL: `BEGIN READ ONLY`, sent as the BEGIN
+    was (no round trip more; asyncpg's transaction takes the flag)."""
+    if is_sqlite(engine):
+        return engine.execution_options(**{READ_ONLY: True})
+    return engine.execution_options(postgresql_readonly=True)
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -53,9 +53,9 @@ class UnitOfWork:
         )
 
     async def read(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
-        """`work` that only reads (a Get or List call): on SQLite its transaction begins
-        DEFERRED (`loopkit.db.reader`), so it reads its snapshot beside a writer instead of
-        queueing behind it for the write lock (`run` begins IMMEDIATE: a read waited up to the
-        30 s busy timeout for a long write, and held up the writers while it read). A write in
-        it could fail on the lock: only reads. PostgreSQL: the same as `run`."""
+        """`work` that only reads (a Get or List call), in a transaction that cannot write
+        (`loopkit.db.reader`; a write in it fails). On SQLite it begins DEFERRED, so it reads
+        its snapshot beside a writer instead of queueing behind it for the write lock (`run`
+        begins IMMEDIATE: a read waited up to the 30 s busy timeout for a long write, and held up
+        the writers while it read). PostgreSQL: `run`'s round trips, its BEGIN READ ONLY."""
         return await transact(reader_sessions(self.sessions), work, attempts=self.attempts)
