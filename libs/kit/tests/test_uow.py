@@ -211,7 +211,7 @@ async def test_a_read_cannot_write(database: Database) -> None:
         return int((await session.execute(select(func.count()).select_from(KIT.inbox))).scalar())
 
     before = await uow.read(count)
-    with pytest.raises(DBAPIError, match="(?i)read.?only"):
+    with pytest.raises(DBAPIError, match=r"(?i)read.?only"):
         await uow.read(lambda s: _inbox_row(s, f"e-{uuid.uuid4().hex}"))
     assert await uow.read(count) == before
     await uow.run(lambda s: _inbox_row(s, f"e-{uuid.uuid4().hex}"))
