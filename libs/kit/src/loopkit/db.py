@@ -283,6 +283,17 @@ async def transact(
         return result
 
 
+async def transact_read(
+    sessions: async_sessionmaker[AsyncSession],
+    work: Callable[[AsyncSession], Awaitable[T]],
+    *,
+    attempts: int = 5,
+) -> T:
+    """`transact` for work that only reads, on `reader_sessions`: on SQLite beside the one
+    writer instead of behind it; a write in it fails (`reader`)."""
+    return await transact(reader_sessions(sessions), work, attempts=attempts)
+
+
 async def _statements_done(session: AsyncSession) -> None:
     """The end of autocommit work on PostgreSQL: each statement committed as it ran, so there is
     no transaction to commit. `begin()` / `commit()` around it cost ~80 Python calls and two

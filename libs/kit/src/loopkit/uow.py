@@ -16,7 +16,7 @@ from typing import TypeVar
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from loopkit.db import on_commit as on_commit  # services import it from here
-from loopkit.db import reader_sessions, transact
+from loopkit.db import transact, transact_read
 
 T = TypeVar("T")
 
@@ -58,4 +58,4 @@ class UnitOfWork:
         its snapshot beside a writer instead of queueing behind it for the write lock (`run`
         begins IMMEDIATE: a read waited up to the 30 s busy timeout for a long write, and held up
         the writers while it read). PostgreSQL: `run`'s round trips, its BEGIN READ ONLY."""
-        return await transact(reader_sessions(self.sessions), work, attempts=self.attempts)
+        return await transact_read(self.sessions, work, attempts=self.attempts)
