@@ -133,13 +133,14 @@ READ_ONLY = "loopkit_read_only"
 
 
 def reader(engine: AsyncEngine) -> AsyncEngine:
-    """The engine for transactions that only read, and cannot write: a write in one fails.
-    SQLite: they begin DEFERRED instead of IMMEDIATE, so they neither wait for nor hold up the
-    one writer, on a `query_only` connection. PostgreSQL: `BEGIN READ ONLY`, sent as the BEGIN
-    was (no round trip more; asyncpg's transaction takes the flag)."""
+    """The engine for transactions that only read. SQLite: they begin DEFERRED instead of
+    IMMEDIATE, so they neither wait for nor hold up the one writer, on a `query_only`
+    connection (a write fails). PostgreSQL: the engine itself (`transact_read` makes its
+    transactions READ ONLY; an engine option would do it with event listeners, which cost every
+    statement of the connection ~90 Python calls)."""
     if is_sqlite(engine):
         return engine.execution_options(**{READ_ONLY: True})
-    return engine.execution_options(postgresql_readonly=True)
+    return engine
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
@@ -288,10 +289,29 @@ async def transact_read(
     work: Callable[[AsyncSession], Awaitable[T]],
     *,
     attempts: int = 5,
+    snapshot: bool = False,
 ) -> T:
     """`transact` for work that only reads, on `reader_sessions`: on SQLite beside the one
-    writer instead of behind it; a write in it fails (`reader`)."""
-    return await transact(reader_sessions(sessions), work, attempts=attempts)
+    writer instead of behind it. A write in it fails: SQLite's connection is `query_only`;
+    PostgreSQL's transaction begins READ ONLY (the same BEGIN statement, no round trip more).
+    `snapshot`: every read of it sees the same committed state (`one_snapshot`, which cannot be
+    called inside: the connection is taken before the work's first statement)."""
+    if is_sqlite(sessions.kw["bind"]):
+        return await transact(reader_sessions(sessions), work, attempts=attempts)
+
+    async def read_only(session: AsyncSession) -> T:
+        session.info[READ_ONLY] = True
+        # SQLAlchemy's asyncpg adapter sends its BEGIN just before the first statement, as
+        # `BEGIN READ ONLY` while `readonly` is set; reset before the connection goes back.
+        taken = await session.connection(execution_options=_SNAPSHOT if snapshot else None)
+        adapted: Any = taken.sync_connection.connection.dbapi_connection  # type: ignore[union-attr]
+        adapted.readonly = True
+        try:
+            return await work(session)
+        finally:
+            adapted.readonly = False
+
+    return await transact(sessions, read_only, attempts=attempts)
 
 
 async def _statements_done(session: AsyncSession) -> None:
@@ -334,14 +354,21 @@ def _drop_effects(session: Session) -> None:
         session.info.pop(COMMIT_EFFECTS, None)
 
 
+# PostgreSQL's default READ COMMITTED takes a snapshot per statement; this, one per transaction.
+_SNAPSHOT = {"isolation_level": "REPEATABLE READ"}
+
+
 async def one_snapshot(session: AsyncSession) -> None:
     """Make every read of this transaction see the same committed state. Call it before the
     transaction's first statement (later, it changes nothing). PostgreSQL's default READ COMMITTED
     takes a snapshot per statement, so a balance and its ledger read one after the other can
     straddle another commit; REPEATABLE READ takes one for the whole transaction. SQLite has one
-    writer and reads inside a transaction already agree."""
+    writer and reads inside a transaction already agree. A read (`transact_read`) asks for it
+    with `snapshot=True` instead: its connection is taken already."""
     if session.bind is not None and session.bind.dialect.name == "postgresql":
-        await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+        if session.info.get(READ_ONLY):
+            raise RuntimeError("one_snapshot in a read: pass snapshot=True to transact_read")
+        await session.connection(execution_options=_SNAPSHOT)
 
 
 def wrote_events(session: AsyncSession) -> bool:

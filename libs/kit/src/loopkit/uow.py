@@ -52,10 +52,15 @@ class UnitOfWork:
             retry_races=retry_races,
         )
 
-    async def read(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    async def read(
+        self, work: Callable[[AsyncSession], Awaitable[T]], *, one_snapshot: bool = False
+    ) -> T:
         """`work` that only reads (a Get or List call), in a transaction that cannot write
-        (`loopkit.db.reader`; a write in it fails). On SQLite it begins DEFERRED, so it reads
+        (`loopkit.db.transact_read`; a write in it fails). On SQLite it begins DEFERRED, so it reads
         its snapshot beside a writer instead of queueing behind it for the write lock (`run`
         begins IMMEDIATE: a read waited up to the 30 s busy timeout for a long write, and held up
-        the writers while it read). PostgreSQL: `run`'s round trips, its BEGIN READ ONLY."""
-        return await transact_read(self.sessions, work, attempts=self.attempts)
+        the writers while it read). PostgreSQL: `run`'s round trips, its BEGIN READ ONLY.
+        `one_snapshot`: all its reads see one committed state (`loopkit.db.one_snapshot`)."""
+        return await transact_read(
+            self.sessions, work, attempts=self.attempts, snapshot=one_snapshot
+        )

@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import grpc
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from closedloop.retention.v1 import retention_pb2 as pb
 from closedloop.retention.v1 import retention_pb2_grpc
@@ -15,17 +14,14 @@ from closedloop_retention.broadcasts.service import BroadcastService
 from closedloop_retention.clock import now
 from closedloop_retention.consent.service import ConsentService
 from closedloop_retention.customer360.service import Customer360Service
-from closedloop_retention.customer360.views import Customer360
 from closedloop_retention.funnel.service import FunnelService
 from closedloop_retention.loyalty.service import MANUAL_KEY, REDEEM_KEY, LoyaltyService
-from closedloop_retention.loyalty.views import Account
 from closedloop_retention.segments.service import SegmentService
 from closedloop_retention.suggestions.service import SuggestionService
 from closedloop_retention.transport import convert, convert_360
 from closedloop_retention.transport.grpc_offers import IDEMPOTENT, OffersAndConsentRpcs
 from closedloop_retention.transport.workers import review_tenant
 from closedloop_retention.winback.service import WinBackService
-from loopkit.db import one_snapshot
 from loopkit.errors import InvalidArgument
 from loopkit.tenancy import require_tenant
 from loopkit.uow import UnitOfWork
@@ -148,11 +144,10 @@ class RetentionServicer(OffersAndConsentRpcs, retention_pb2_grpc.RetentionServic
         if not 1 <= limit <= MAX_LIST:
             raise InvalidArgument(f"must be within 1..{MAX_LIST}", field="ledger_limit")
 
-        async def read(s: AsyncSession) -> Account:
-            await one_snapshot(s)  # the balance and the ledger must agree
-            return await self._loyalty.account_of(s, tenant, customer, limit)
-
-        account = await self._uow.read(read)
+        account = await self._uow.read(
+            lambda s: self._loyalty.account_of(s, tenant, customer, limit),
+            one_snapshot=True,  # the balance and the ledger must agree
+        )
         return pb.GetLoyaltyAccountResponse(
             customer_id=account.customer_id,
             balance=account.balance,
@@ -408,11 +403,10 @@ class RetentionServicer(OffersAndConsentRpcs, retention_pb2_grpc.RetentionServic
         # identity first, outside the transaction: who the id stands for today
         who = await self._c360.identify(tenant, customer)
 
-        async def read(s: AsyncSession) -> Customer360:
-            await one_snapshot(s)  # its parts are read one after another and must agree
-            return await self._c360.view(s, tenant, who, limit)
-
-        found = await self._uow.read(read)
+        found = await self._uow.read(
+            lambda s: self._c360.view(s, tenant, who, limit),
+            one_snapshot=True,  # its parts are read one after another and must agree
+        )
         return convert_360.customer360_to_pb(found)
 
 
