@@ -86,6 +86,14 @@ def create_engine(url: str, *, pool_size: int = 10, overflow: bool = True) -> As
     )
 
 
+def _writable_again(adapted: Any, _record: Any) -> None:
+    """A connection a read used (`_ReadSession`) goes back to the pool writing again. Checkin
+    comes before the pool hands it out again, even while its reset awaits its ROLLBACK."""
+    if adapted is not None and getattr(adapted, "readonly", False):
+        adapted.readonly = False
+        adapted.isolation_level = adapted._isolation_setting
+
+
 # Sent with every PostgreSQL connection's startup message (no round trip of their own).
 # jit off: the server compiles a plan costlier than `jit_above_cost` (100,000: a scan of a few
 # hundred thousand rows, e.g. a segment read from activity's heap at 1M customers) with LLVM
@@ -133,14 +141,33 @@ READ_ONLY = "loopkit_read_only"
 
 
 def reader(engine: AsyncEngine) -> AsyncEngine:
-    """The engine for transactions that only read. SQLite: they begin DEFERRED instead of
+    """The engine for SQLite transactions that only read: they begin DEFERRED instead of
     IMMEDIATE, so they neither wait for nor hold up the one writer, on a `query_only`
-    connection (a write fails). PostgreSQL: the engine itself (`transact_read` makes its
-    transactions READ ONLY; an engine option would do it with event listeners, which cost every
-    statement of the connection ~90 Python calls)."""
+    connection (a write fails). PostgreSQL: the engine itself (`reader_sessions` makes its
+    transactions READ ONLY)."""
     if is_sqlite(engine):
         return engine.execution_options(**{READ_ONLY: True})
     return engine
+
+
+class _ReadSession(Session):
+    """A PostgreSQL session of `reader_sessions`: its transactions begin READ ONLY."""
+
+
+# Set in a read's session.info before its first statement: REPEATABLE READ (`transact_read`).
+_SNAPSHOT = "loopkit_snapshot"
+
+
+@event.listens_for(_ReadSession, "after_begin")
+def _begin_read_only(session: Session, _transaction: Any, connection: Any) -> None:
+    # SQLAlchemy's asyncpg adapter sends its BEGIN just before the first statement, reading
+    # these (`BEGIN [ISOLATION LEVEL REPEATABLE READ] READ ONLY`: the same one round trip).
+    # Set here, in the statement's own greenlet switch; `_writable_again` resets them. An
+    # engine option would do it with connection listeners, ~90 Python calls every statement.
+    adapted = connection.connection.dbapi_connection
+    adapted.readonly = True
+    if session.info.get(_SNAPSHOT):
+        adapted.isolation_level = "repeatable_read"
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
@@ -156,13 +183,22 @@ _READERS: weakref.WeakKeyDictionary[
 def reader_sessions(
     sessions: async_sessionmaker[AsyncSession],
 ) -> async_sessionmaker[AsyncSession]:
-    """`sessions` for units of work that only read (`reader`: on SQLite a deferred BEGIN, which
-    neither waits for the one writer nor holds it up; the same pool)."""
+    """`sessions` for units of work that only read, and cannot write (same pool). SQLite:
+    `reader`'s deferred BEGIN, which neither waits for the one writer nor holds it up, on a
+    `query_only` connection. PostgreSQL: transactions that begin READ ONLY."""
     found = _READERS.get(sessions)
     if found is None:
-        found = _READERS[sessions] = async_sessionmaker(
-            reader(sessions.kw["bind"]), expire_on_commit=False
-        )
+        engine = sessions.kw["bind"]
+        if is_sqlite(engine):
+            found = async_sessionmaker(reader(engine), expire_on_commit=False)
+        else:
+            # A pool event, not a connection event: connection listeners cost every statement.
+            if not event.contains(engine.sync_engine, "checkin", _writable_again):
+                event.listen(engine.sync_engine, "checkin", _writable_again)
+            found = async_sessionmaker(
+                engine, expire_on_commit=False, sync_session_class=_ReadSession
+            )
+        _READERS[sessions] = found
     return found
 
 
@@ -292,26 +328,17 @@ async def transact_read(
     snapshot: bool = False,
 ) -> T:
     """`transact` for work that only reads, on `reader_sessions`: on SQLite beside the one
-    writer instead of behind it. A write in it fails: SQLite's connection is `query_only`;
-    PostgreSQL's transaction begins READ ONLY (the same BEGIN statement, no round trip more).
-    `snapshot`: every read of it sees the same committed state (`one_snapshot`, which cannot be
-    called inside: the connection is taken before the work's first statement)."""
-    if is_sqlite(sessions.kw["bind"]):
+    writer instead of behind it; a write in it fails (SQLite: `query_only`; PostgreSQL: READ
+    ONLY, in the same BEGIN statement, no round trip more). `snapshot`: every read of it sees
+    the same committed state (`one_snapshot`, which cannot be called inside)."""
+    if not snapshot:
         return await transact(reader_sessions(sessions), work, attempts=attempts)
 
-    async def read_only(session: AsyncSession) -> T:
-        session.info[READ_ONLY] = True
-        # SQLAlchemy's asyncpg adapter sends its BEGIN just before the first statement, as
-        # `BEGIN READ ONLY` while `readonly` is set; reset before the connection goes back.
-        taken = await session.connection(execution_options=_SNAPSHOT if snapshot else None)
-        adapted: Any = taken.sync_connection.connection.dbapi_connection  # type: ignore[union-attr]
-        adapted.readonly = True
-        try:
-            return await work(session)
-        finally:
-            adapted.readonly = False
+    async def in_one_snapshot(session: AsyncSession) -> T:
+        session.info[_SNAPSHOT] = True  # before the first statement: `_begin_read_only`
+        return await work(session)
 
-    return await transact(sessions, read_only, attempts=attempts)
+    return await transact(reader_sessions(sessions), in_one_snapshot, attempts=attempts)
 
 
 async def _statements_done(session: AsyncSession) -> None:
@@ -354,21 +381,17 @@ def _drop_effects(session: Session) -> None:
         session.info.pop(COMMIT_EFFECTS, None)
 
 
-# PostgreSQL's default READ COMMITTED takes a snapshot per statement; this, one per transaction.
-_SNAPSHOT = {"isolation_level": "REPEATABLE READ"}
-
-
 async def one_snapshot(session: AsyncSession) -> None:
     """Make every read of this transaction see the same committed state. Call it before the
     transaction's first statement (later, it changes nothing). PostgreSQL's default READ COMMITTED
     takes a snapshot per statement, so a balance and its ledger read one after the other can
     straddle another commit; REPEATABLE READ takes one for the whole transaction. SQLite has one
-    writer and reads inside a transaction already agree. A read (`transact_read`) asks for it
-    with `snapshot=True` instead: its connection is taken already."""
+    writer and reads inside a transaction already agree. A read asks `transact_read` for it
+    with `snapshot=True` instead (its READ ONLY BEGIN is set before its first statement)."""
     if session.bind is not None and session.bind.dialect.name == "postgresql":
-        if session.info.get(READ_ONLY):
+        if isinstance(session.sync_session, _ReadSession):
             raise RuntimeError("one_snapshot in a read: pass snapshot=True to transact_read")
-        await session.connection(execution_options=_SNAPSHOT)
+        await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
 
 
 def wrote_events(session: AsyncSession) -> bool:
