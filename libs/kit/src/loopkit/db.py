@@ -86,14 +86,6 @@ def create_engine(url: str, *, pool_size: int = 10, overflow: bool = True) -> As
     )
 
 
-def _writable_again(adapted: Any, _record: Any) -> None:
-    """A connection a read used (`_ReadSession`) goes back to the pool writing again. Checkin
-    comes before the pool hands it out again, even while its reset awaits its ROLLBACK."""
-    if adapted is not None and getattr(adapted, "readonly", False):
-        adapted.readonly = False
-        adapted.isolation_level = adapted._isolation_setting
-
-
 # Sent with every PostgreSQL connection's startup message (no round trip of their own).
 # jit off: the server compiles a plan costlier than `jit_above_cost` (100,000: a scan of a few
 # hundred thousand rows, e.g. a segment read from activity's heap at 1M customers) with LLVM
@@ -168,6 +160,14 @@ def _begin_read_only(session: Session, _transaction: Any, connection: Any) -> No
     adapted.readonly = True
     if session.info.get(_SNAPSHOT):
         adapted.isolation_level = "repeatable_read"
+
+
+def _writable_again(adapted: Any, _record: Any) -> None:
+    """A connection a read used (`_ReadSession`) goes back to the pool writing again. Checkin
+    comes before the pool hands it out again, even while its reset awaits its ROLLBACK."""
+    if adapted is not None and getattr(adapted, "readonly", False):
+        adapted.readonly = False
+        adapted.isolation_level = adapted._isolation_setting
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
