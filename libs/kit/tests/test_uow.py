@@ -9,12 +9,13 @@ from datetime import UTC, datetime
 import pytest
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader, NumberDataPoint
-from sqlalchemy import event, func, insert, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import event, func, insert, select, text
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, registry
 
 from kit_testbed import KIT, Database
+from loopkit.db import one_snapshot
 from loopkit.errors import FailedPrecondition
 from loopkit.events import note_events_written
 from loopkit.periodic import every
@@ -200,6 +201,47 @@ async def test_a_read_on_sqlite_goes_on_beside_an_open_writer(database: Database
         answer = await answer_of(uow.read(count))
         assert answer == before  # the snapshot before the open write
     assert await uow.read(count) == before + 1
+
+
+async def test_a_read_cannot_write(database: Database) -> None:
+    """A write in `UnitOfWork.read` fails (SQLite: a `query_only` connection; PostgreSQL: BEGIN
+    READ ONLY) and leaves nothing; the pooled connection writes again in the next `run`."""
+    uow = UnitOfWork(database.sessions)
+
+    async def count(session: AsyncSession) -> int:
+        return int((await session.execute(select(func.count()).select_from(KIT.inbox))).scalar())
+
+    before = await uow.read(count)
+    with pytest.raises(DBAPIError, match=r"(?i)read.?only"):
+        await uow.read(lambda s: _inbox_row(s, f"e-{uuid.uuid4().hex}"))
+    assert await uow.read(count) == before
+    await uow.run(lambda s: _inbox_row(s, f"e-{uuid.uuid4().hex}"))
+    assert await uow.read(count) == before + 1
+
+
+@pytest.mark.parametrize("database", ["postgres"], indirect=True)
+async def test_a_read_on_postgresql_is_read_only_and_may_ask_for_one_snapshot(
+    database: Database,
+) -> None:
+    """`read` begins READ ONLY, with REPEATABLE READ when it asks for one snapshot; the
+    pooled connection's next `run` writes at READ COMMITTED again. `one_snapshot` inside a
+    read would come too late (its connection is taken already): it refuses."""
+    uow = UnitOfWork(database.sessions)
+
+    async def settings(session: AsyncSession) -> tuple[str, str]:
+        level = (await session.execute(text("SHOW transaction_isolation"))).scalar_one()
+        read_only = (await session.execute(text("SHOW transaction_read_only"))).scalar_one()
+        return str(level), str(read_only)
+
+    assert await uow.read(settings) == ("read committed", "on")
+    assert await uow.read(settings, one_snapshot=True) == ("repeatable read", "on")
+    assert await uow.run(settings) == ("read committed", "off")
+
+    async def late(session: AsyncSession) -> None:
+        await one_snapshot(session)
+
+    with pytest.raises(RuntimeError, match="snapshot=True"):
+        await uow.read(late)
 
 
 async def test_periodic_worker_survives_a_failed_round_and_stops_when_asked() -> None:

@@ -6,14 +6,38 @@ import asyncio
 
 import grpc
 import pytest
+from sqlalchemy import update
 
 from closedloop.conversion.v1 import conversion_pb2 as pb
 from closedloop.events.v1 import acquisition_events_pb2 as acq
 from closedloop.events.v1 import conversion_events_pb2 as ev
+from closedloop_conversion.models import RepRow
 from conversion_helpers import events, lead_envelope, make_rep, publish
 from loopkit.deadletters import DeadLetter, list_dead_letters
 from loopkit.events import unpack
-from loopkit_dev.testing import eventually
+from loopkit_dev.testing import answer_of, eventually
+
+
+@pytest.mark.parametrize("conversion", ["sqlite"], indirect=True)
+async def test_the_read_calls_answer_beside_an_open_write_on_sqlite(conversion, stub, tenant):
+    """Get and List calls and GetRepReport read in a deferred transaction (`UnitOfWork.read`):
+    on SQLite they answer while another connection holds the write lock. They began IMMEDIATE,
+    so each queued behind the writer (up to the 30 s busy timeout, then again on each retry)."""
+    rep = await make_rep(stub, tenant, "reader")
+    async with conversion.runtime.sessions() as writer, writer.begin():
+        renamed = update(RepRow).where(RepRow.id == rep.rep_id)
+        await writer.execute(renamed.values(name="renamed"))  # the write lock, held to the end
+        reps = await answer_of(stub.ListReps(pb.ListRepsRequest(tenant_id=tenant)))
+        assert [r.name for r in reps.reps if r.rep_id == rep.rep_id] == ["reader"]  # committed
+        report = pb.GetRepReportRequest(tenant_id=tenant, rep_id=rep.rep_id)
+        assert (await answer_of(stub.GetRepReport(report))).reps[0].leads_assigned == 0
+        by_rep = {"tenant_id": tenant, "rep_id": rep.rep_id}
+        assert not (await answer_of(stub.ListLeads(pb.ListLeadsRequest(**by_rep)))).leads
+        owned = await answer_of(stub.ListOwnerships(pb.ListOwnershipsRequest(**by_rep)))
+        assert not owned.ownerships
+        moved = await answer_of(stub.ListTransfers(pb.ListTransfersRequest(**by_rep)))
+        assert not moved.transfers
+        assert not (await answer_of(stub.ListRepTasks(pb.ListRepTasksRequest(**by_rep)))).tasks
 
 
 async def _lead(stub, tenant, lead_id) -> pb.Lead | None:

@@ -11,18 +11,20 @@ import grpc
 import httpx
 import pytest
 from nats.aio.client import Client
+from sqlalchemy import update
 
 from closedloop.common.v1 import common_pb2 as c
 from closedloop.events.v1 import acquisition_events_pb2 as acq
 from closedloop.events.v1 import gateway_events_pb2 as ev
 from closedloop.events.v1.envelope_pb2 import Envelope
 from closedloop.gateway.v1 import gateway_pb2 as pb
+from closedloop_gateway.models import SendRow
 from closedloop_gateway.quotas.limits import CHINA
 from closedloop_gateway.sends.model import API_OF, KIND_PB, Kind
 from gateway_helpers import APP, CORP, QUOTA_APP, TENANT, WINDOW_APP, Emulator, unique
 from loopkit.events import new_envelope, subject_for, unpack
 from loopkit.natsio import ensure_service_streams
-from loopkit_dev.testing import RunningService, eventually, read_events
+from loopkit_dev.testing import RunningService, answer_of, eventually, read_events
 
 
 async def _send(stub: Any, key: str, **message: Any) -> pb.Send:
@@ -68,6 +70,27 @@ async def _events(nc: Client, key: str) -> list[Envelope]:
         if payload.idempotency_key == key:
             found.append(env)
     return found
+
+
+@pytest.mark.parametrize("gateway", ["sqlite"], indirect=True)
+async def test_the_read_calls_answer_beside_an_open_write_on_sqlite(
+    gateway: RunningService, stub: Any
+) -> None:
+    """GetSend and GetQuotaStatus read in a deferred transaction (`loopkit.db.transact_read`):
+    on SQLite they answer while another connection holds the write lock. They began IMMEDIATE,
+    so each queued behind the writer (up to the 30 s busy timeout, then again on each retry)."""
+    key = unique("k")
+    await _send(stub, key, customer_id="cust-r", **_template(unique("o")))
+    sent = await _settled(stub, key)
+    async with gateway.runtime.sessions() as writer, writer.begin():
+        touched = update(SendRow).where(SendRow.id == sent.send_id)
+        await writer.execute(touched.values(attempts=99))  # the write lock, held to the end
+        got = await answer_of(
+            stub.GetSend(pb.GetSendRequest(tenant_id=TENANT, send_id=sent.send_id))
+        )
+        assert got.send.attempts == sent.attempts  # what was committed
+        quota = pb.GetQuotaStatusRequest(tenant_id=TENANT, app_id=APP)
+        assert (await answer_of(stub.GetQuotaStatus(quota))).apis
 
 
 async def test_template_send_is_executed_once_per_key(

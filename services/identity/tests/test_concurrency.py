@@ -3,13 +3,14 @@
 import asyncio
 import uuid
 
-from sqlalchemy import select
+import pytest
+from sqlalchemy import select, update
 
 from closedloop.identity.v1 import identity_pb2 as pb
 from closedloop.identity.v1 import identity_pb2_grpc
 from closedloop_identity.models import AuditRow, CustomerRow, IdentityRow, MergeRow
 from identity_helpers import openid, phone, resolve_request, unionid
-from loopkit_dev.testing import eventually, read_events
+from loopkit_dev.testing import answer_of, eventually, read_events
 
 CALLERS = 50
 
@@ -21,6 +22,31 @@ def _identities(i: int) -> list:
         [phone("13800138000"), unionid("u-shared", verified=True)],
     ][i % 3]
     return [openid(f"o-{i}"), *shared]
+
+
+@pytest.mark.parametrize("identity", ["sqlite"], indirect=True)
+async def test_the_read_calls_answer_beside_an_open_write_on_sqlite(identity, stub):
+    """Get, List and Search calls read in a deferred transaction (`UnitOfWork.read`): on SQLite
+    they answer while another connection holds the write lock. They began IMMEDIATE, so each
+    queued behind the writer (up to the 30 s busy timeout, then again on each retry)."""
+    tenant = f"t-{uuid.uuid4().hex[:10]}"
+    made = await stub.ResolveCustomer(resolve_request(tenant, phone("13800138001"), tier="gold"))
+    customer_id = made.customer.customer_id
+    async with identity.runtime.sessions() as writer, writer.begin():
+        changed = update(CustomerRow).where(CustomerRow.id == customer_id)
+        await writer.execute(changed.values(attributes={"tier": "changed"}))  # the write lock
+        got = await answer_of(
+            stub.GetCustomer(pb.GetCustomerRequest(tenant_id=tenant, customer_id=customer_id))
+        )
+        assert dict(got.customer.attributes) == {"tier": "gold"}  # what was committed
+        search = pb.SearchCustomersRequest(tenant_id=tenant, value="13800138001")
+        found = await answer_of(stub.SearchCustomers(search))
+        assert [c.customer_id for c in found.customers] == [customer_id]
+        listed = pb.ListIdentitiesRequest(tenant_id=tenant, customer_id=customer_id)
+        assert len((await answer_of(stub.ListIdentities(listed))).identities) == 1
+        history = pb.GetCustomerHistoryRequest(tenant_id=tenant, customer_id=customer_id)
+        assert (await answer_of(stub.GetCustomerHistory(history))).entries
+        await answer_of(stub.GetMergePolicy(pb.GetMergePolicyRequest(tenant_id=tenant)))
 
 
 async def test_fifty_concurrent_overlapping_resolves(identity, nats_client):

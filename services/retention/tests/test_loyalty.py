@@ -6,13 +6,16 @@ import asyncio
 from datetime import timedelta
 
 import grpc
+import pytest
 from nats.aio.client import Client
+from sqlalchemy import update
 
 from closedloop.events.v1 import referral_events_pb2 as ref
 from closedloop.events.v1 import retention_events_pb2 as ev
 from closedloop.retention.v1 import retention_pb2 as pb
+from closedloop_retention.models import LoyaltyAccountRow
 from loopkit.events import unpack
-from loopkit_dev.testing import RunningService, eventually, read_events
+from loopkit_dev.testing import RunningService, answer_of, eventually, read_events
 from retention_helpers import (
     Stub,
     activity,
@@ -33,6 +36,36 @@ async def wait_balance(stub: Stub, t: str, cid: str, expected: int) -> None:
         return await balance(stub, t, cid) == expected
 
     await eventually(check)
+
+
+@pytest.mark.parametrize("retention", ["sqlite"], indirect=True)
+async def test_the_read_calls_answer_beside_an_open_write_on_sqlite(
+    retention: RunningService, stub: Stub, nats_client: Client
+) -> None:
+    """The calls that only read run in a deferred transaction (`UnitOfWork.read`): on SQLite
+    they answer while another connection holds the write lock. They began IMMEDIATE, so each
+    queued behind the writer (up to the 30 s busy timeout, then again on each retry)."""
+    t, cid = tenant(), customer()
+    await paid(nats_client, t, cid, 100)
+    await wait_balance(stub, t, cid, 100)
+    who = {"tenant_id": t, "customer_id": cid}
+    async with retention.runtime.sessions() as writer, writer.begin():
+        account = update(LoyaltyAccountRow).where(LoyaltyAccountRow.customer_id == cid)
+        await writer.execute(account.values(balance=0))  # the write lock, held to the end
+        loyalty = pb.GetLoyaltyAccountRequest(**who)  # one snapshot (REPEATABLE READ on PG)
+        assert (await answer_of(stub.GetLoyaltyAccount(loyalty))).balance == 100  # committed
+        found = await answer_of(stub.GetCustomerActivity(pb.GetCustomerActivityRequest(**who)))
+        assert found.activity.customer_id == cid
+        await answer_of(stub.GetLifecycle(pb.GetLifecycleRequest(**who)))
+        await answer_of(stub.GetCustomerValue(pb.GetCustomerValueRequest(**who)))
+        await answer_of(stub.GetSuggestions(pb.GetSuggestionsRequest(**who)))
+        await answer_of(stub.ListWinBackOffers(pb.ListWinBackOffersRequest(**who)))
+        await answer_of(stub.ListTopCustomers(pb.ListTopCustomersRequest(tenant_id=t)))
+        segment = pb.PreviewSegmentRequest(tenant_id=t, expression="order_count > 0")
+        assert (await answer_of(stub.PreviewSegment(segment))).count == 1
+        funnel = pb.GetFunnelRequest(tenant_id=t, to=ts(days_ago(-1)))
+        getattr(funnel, "from").CopyFrom(ts(days_ago(7)))
+        await answer_of(stub.GetFunnel(funnel))
 
 
 async def test_points_earned_on_payment_disappear_on_refund(

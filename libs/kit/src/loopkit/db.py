@@ -110,7 +110,15 @@ def _tune_sqlite(engine: AsyncEngine) -> None:
 
     @event.listens_for(sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
-        if conn.get_execution_options().get(READ_ONLY):
+        reading = bool(conn.get_execution_options().get(READ_ONLY))
+        # A read's connection is `query_only`: a write in it fails at once ("attempt to write a
+        # readonly database") instead of taking, or waiting for, the write lock. The pragma is
+        # the connection's, kept across checkouts: set only when a pooled connection turns from
+        # writing to reading or back (`Connection.info` is cleared with the DBAPI connection).
+        if conn.info.get(READ_ONLY, False) is not reading:
+            conn.exec_driver_sql(f"PRAGMA query_only={int(reading)}")
+            conn.info[READ_ONLY] = reading
+        if reading:
             # A read (see `reader`): a snapshot and no write lock; WAL readers never block the
             # writer.
             conn.exec_driver_sql("BEGIN")
@@ -125,10 +133,41 @@ READ_ONLY = "loopkit_read_only"
 
 
 def reader(engine: AsyncEngine) -> AsyncEngine:
-    """The engine for transactions that only read. On SQLite they begin DEFERRED instead of
-    IMMEDIATE, so they neither wait for nor hold up the one writer (a write in one could fail on
-    the lock where IMMEDIATE would have queued: only read). PostgreSQL ignores the option."""
-    return engine.execution_options(**{READ_ONLY: True})
+    """The engine for SQLite transactions that only read: they begin DEFERRED instead of
+    IMMEDIATE, so they neither wait for nor hold up the one writer, on a `query_only`
+    connection (a write fails). PostgreSQL: the engine itself (`reader_sessions` makes its
+    transactions READ ONLY)."""
+    if is_sqlite(engine):
+        return engine.execution_options(**{READ_ONLY: True})
+    return engine
+
+
+class _ReadSession(Session):
+    """A PostgreSQL session of `reader_sessions`: its transactions begin READ ONLY."""
+
+
+# Set in a read's session.info before its first statement: REPEATABLE READ (`transact_read`).
+_SNAPSHOT = "loopkit_snapshot"
+
+
+@event.listens_for(_ReadSession, "after_begin")
+def _begin_read_only(session: Session, _transaction: Any, connection: Any) -> None:
+    # SQLAlchemy's asyncpg adapter sends its BEGIN just before the first statement, reading
+    # these (`BEGIN [ISOLATION LEVEL REPEATABLE READ] READ ONLY`: the same one round trip).
+    # Set here, in the statement's own greenlet switch; `_writable_again` resets them. An
+    # engine option would do it with connection listeners, ~90 Python calls every statement.
+    adapted = connection.connection.dbapi_connection
+    adapted.readonly = True
+    if session.info.get(_SNAPSHOT):
+        adapted.isolation_level = "repeatable_read"
+
+
+def _writable_again(adapted: Any, _record: Any) -> None:
+    """A connection a read used (`_ReadSession`) goes back to the pool writing again. Checkin
+    comes before the pool hands it out again, even while its reset awaits its ROLLBACK."""
+    if adapted is not None and getattr(adapted, "readonly", False):
+        adapted.readonly = False
+        adapted.isolation_level = adapted._isolation_setting
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
@@ -144,13 +183,22 @@ _READERS: weakref.WeakKeyDictionary[
 def reader_sessions(
     sessions: async_sessionmaker[AsyncSession],
 ) -> async_sessionmaker[AsyncSession]:
-    """`sessions` for units of work that only read (`reader`: on SQLite a deferred BEGIN, which
-    neither waits for the one writer nor holds it up; the same pool)."""
+    """`sessions` for units of work that only read, and cannot write (same pool). SQLite:
+    `reader`'s deferred BEGIN, which neither waits for the one writer nor holds it up, on a
+    `query_only` connection. PostgreSQL: transactions that begin READ ONLY."""
     found = _READERS.get(sessions)
     if found is None:
-        found = _READERS[sessions] = async_sessionmaker(
-            reader(sessions.kw["bind"]), expire_on_commit=False
-        )
+        engine = sessions.kw["bind"]
+        if is_sqlite(engine):
+            found = async_sessionmaker(reader(engine), expire_on_commit=False)
+        else:
+            # A pool event, not a connection event: connection listeners cost every statement.
+            if not event.contains(engine.sync_engine, "checkin", _writable_again):
+                event.listen(engine.sync_engine, "checkin", _writable_again)
+            found = async_sessionmaker(
+                engine, expire_on_commit=False, sync_session_class=_ReadSession
+            )
+        _READERS[sessions] = found
     return found
 
 
@@ -272,6 +320,27 @@ async def transact(
         return result
 
 
+async def transact_read(
+    sessions: async_sessionmaker[AsyncSession],
+    work: Callable[[AsyncSession], Awaitable[T]],
+    *,
+    attempts: int = 5,
+    snapshot: bool = False,
+) -> T:
+    """`transact` for work that only reads, on `reader_sessions`: on SQLite beside the one
+    writer instead of behind it; a write in it fails (SQLite: `query_only`; PostgreSQL: READ
+    ONLY, in the same BEGIN statement, no round trip more). `snapshot`: every read of it sees
+    the same committed state (`one_snapshot`, which cannot be called inside)."""
+    if not snapshot:
+        return await transact(reader_sessions(sessions), work, attempts=attempts)
+
+    async def in_one_snapshot(session: AsyncSession) -> T:
+        session.info[_SNAPSHOT] = True  # before the first statement: `_begin_read_only`
+        return await work(session)
+
+    return await transact(reader_sessions(sessions), in_one_snapshot, attempts=attempts)
+
+
 async def _statements_done(session: AsyncSession) -> None:
     """The end of autocommit work on PostgreSQL: each statement committed as it ran, so there is
     no transaction to commit. `begin()` / `commit()` around it cost ~80 Python calls and two
@@ -317,8 +386,11 @@ async def one_snapshot(session: AsyncSession) -> None:
     transaction's first statement (later, it changes nothing). PostgreSQL's default READ COMMITTED
     takes a snapshot per statement, so a balance and its ledger read one after the other can
     straddle another commit; REPEATABLE READ takes one for the whole transaction. SQLite has one
-    writer and reads inside a transaction already agree."""
+    writer and reads inside a transaction already agree. A read asks `transact_read` for it
+    with `snapshot=True` instead (its READ ONLY BEGIN is set before its first statement)."""
     if session.bind is not None and session.bind.dialect.name == "postgresql":
+        if isinstance(session.sync_session, _ReadSession):
+            raise RuntimeError("one_snapshot in a read: pass snapshot=True to transact_read")
         await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
 
 

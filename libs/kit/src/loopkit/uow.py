@@ -16,7 +16,7 @@ from typing import TypeVar
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from loopkit.db import on_commit as on_commit  # services import it from here
-from loopkit.db import reader_sessions, transact
+from loopkit.db import transact, transact_read
 
 T = TypeVar("T")
 
@@ -52,10 +52,15 @@ class UnitOfWork:
             retry_races=retry_races,
         )
 
-    async def read(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
-        """`work` that only reads (a Get or List call): on SQLite its transaction begins
-        DEFERRED (`loopkit.db.reader`), so it reads its snapshot beside a writer instead of
-        queueing behind it for the write lock (`run` begins IMMEDIATE: a read waited up to the
-        30 s busy timeout for a long write, and held up the writers while it read). A write in
-        it could fail on the lock: only reads. PostgreSQL: the same as `run`."""
-        return await transact(reader_sessions(self.sessions), work, attempts=self.attempts)
+    async def read(
+        self, work: Callable[[AsyncSession], Awaitable[T]], *, one_snapshot: bool = False
+    ) -> T:
+        """`work` that only reads (a Get or List call), in a transaction that cannot write
+        (`loopkit.db.transact_read`; a write in it fails). On SQLite it begins DEFERRED, so it reads
+        its snapshot beside a writer instead of queueing behind it for the write lock (`run`
+        begins IMMEDIATE: a read waited up to the 30 s busy timeout for a long write, and held up
+        the writers while it read). PostgreSQL: `run`'s round trips, its BEGIN READ ONLY.
+        `one_snapshot`: all its reads see one committed state (`loopkit.db.one_snapshot`)."""
+        return await transact_read(
+            self.sessions, work, attempts=self.attempts, snapshot=one_snapshot
+        )

@@ -1,4 +1,6 @@
-"""The ConversionService gRPC servicer. Each call is one unit of work around one domain call."""
+"""The ConversionService gRPC servicer. Each call is one unit of work around one domain call (the
+Get and List calls, and GetRepReport, a reading one, `UnitOfWork.read`: on SQLite they never wait
+for a writer)."""
 
 from __future__ import annotations
 
@@ -92,7 +94,7 @@ class ConversionServicer(TaskRpcs, conversion_pb2_grpc.ConversionServiceServicer
     ) -> pb.ListRepsResponse:
         tenant = require_tenant(request.tenant_id)
         status = cv.enum_from(cv.REP_STATUS_FROM, request.status, "status", allow_unset=True)
-        reps = await self._uow.run(
+        reps = await self._uow.read(
             lambda s: self._sales.list_reps(s, tenant, team=request.team, status=status or "")
         )
         return pb.ListRepsResponse(reps=[cv.rep_to_pb(r) for r in reps])
@@ -142,7 +144,7 @@ class ConversionServicer(TaskRpcs, conversion_pb2_grpc.ConversionServiceServicer
         self, request: pb.GetLeadRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetLeadResponse:
         tenant = require_tenant(request.tenant_id)
-        lead = await self._uow.run(lambda s: self._sales.get_lead(s, tenant, request.lead_id))
+        lead = await self._uow.read(lambda s: self._sales.get_lead(s, tenant, request.lead_id))
         return pb.GetLeadResponse(lead=cv.lead_to_pb(lead))
 
     async def ListLeads(
@@ -150,7 +152,7 @@ class ConversionServicer(TaskRpcs, conversion_pb2_grpc.ConversionServiceServicer
     ) -> pb.ListLeadsResponse:
         tenant = require_tenant(request.tenant_id)
         status = cv.enum_from(cv.LEAD_STATUS_FROM, request.status, "status", allow_unset=True)
-        leads = await self._uow.run(
+        leads = await self._uow.read(
             lambda s: self._sales.list_leads(
                 s,
                 tenant,
@@ -188,7 +190,7 @@ class ConversionServicer(TaskRpcs, conversion_pb2_grpc.ConversionServiceServicer
         self, request: pb.ListOwnershipsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListOwnershipsResponse:
         tenant = require_tenant(request.tenant_id)
-        rows = await self._uow.run(
+        rows = await self._uow.read(
             lambda s: self._ownership.list(
                 s,
                 tenant,
@@ -246,7 +248,7 @@ class ConversionServicer(TaskRpcs, conversion_pb2_grpc.ConversionServiceServicer
     ) -> pb.ListTransfersResponse:
         tenant = require_tenant(request.tenant_id)
         status = cv.enum_from(cv.TRANSFER_STATUS_FROM, request.status, "status", allow_unset=True)
-        rows = await self._uow.run(
+        rows = await self._uow.read(
             lambda s: self._transfers.list(s, tenant, rep_id=request.rep_id, status=status or "")
         )
         return pb.ListTransfersResponse(transfers=[cv.transfer_to_pb(t) for t in rows])
@@ -369,7 +371,7 @@ class ConversionServicer(TaskRpcs, conversion_pb2_grpc.ConversionServiceServicer
             getattr(request, "from"), present=request.HasField("from"), field="from"
         )
         start = start or end - DEFAULT_REPORT_RANGE
-        rows = await self._uow.run(
+        rows = await self._uow.read(
             lambda s: reports.rep_report(
                 s, tenant, rep_id=request.rep_id, team=request.team, start=start, end=end
             )

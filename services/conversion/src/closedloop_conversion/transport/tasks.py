@@ -82,7 +82,7 @@ class TaskRpcs:
         status = _STATUS_FROM_PB.get(request.status)
         if status is None:
             raise InvalidArgument("unknown status", field="status")
-        found = await self._uow.run(
+        found = await self._uow.read(
             lambda s: self._tasks.listed(s, tenant, request.rep_id, status, request.limit)
         )
         return pb.ListRepTasksResponse(tasks=[task_to_pb(v) for v in found])

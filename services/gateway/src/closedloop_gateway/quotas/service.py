@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from closedloop_gateway import metrics
 from closedloop_gateway.quotas import repository
 from closedloop_gateway.quotas.limits import ApiLimit, next_wechat_day, wechat_day
-from loopkit.db import transact
+from loopkit.db import transact, transact_read
 from loopkit.timestamps import now as utc_now
 from loopkit.timestamps import utc_or_none
 
@@ -234,7 +234,7 @@ class Quotas:
     async def status(self, account_id: str, apis: list[str]) -> list[ApiQuotaView]:
         at = self._clock()
         day = wechat_day(at)
-        rows = await transact(self._sessions, lambda s: repository.of_day(s, account_id, day))
+        rows = await transact_read(self._sessions, lambda s: repository.of_day(s, account_id, day))
         by_api = {r.api: r for r in rows}
         views = []
         for api in sorted(set(apis) | set(by_api)):

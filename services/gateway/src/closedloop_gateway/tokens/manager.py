@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from closedloop_gateway import metrics
 from closedloop_gateway.tokens import cipher, repository
 from loopkit.accounts import Credential
-from loopkit.db import transact
+from loopkit.db import transact, transact_read
 from loopkit.errors import DependencyUnavailable
 from loopkit.timestamps import now as utc_now
 from loopkit.timestamps import utc
@@ -128,7 +128,7 @@ class TokenManager:
                 return Token("", row.generation, utc(row.expires_at) - timedelta(days=1))
             return Token(value, row.generation, utc(row.expires_at))
 
-        return await transact(self._sessions, work)
+        return await transact_read(self._sessions, work)
 
     async def _refresh(self, account: Credential, seen: int) -> Token:
         """Fetch under the lease, or wait for the replica holding it and adopt its token."""

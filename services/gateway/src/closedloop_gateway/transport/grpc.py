@@ -17,7 +17,7 @@ from closedloop_gateway.quotas.service import QuotaPaused
 from closedloop_gateway.sends.service import SendService
 from closedloop_gateway.transport import convert
 from closedloop_gateway.transport.submits import SubmitQueue
-from loopkit.db import transact
+from loopkit.db import transact, transact_read
 from loopkit.errors import DomainError, InvalidArgument
 from loopkit.grpc_server import status_of
 from loopkit.tenancy import require_tenant
@@ -99,7 +99,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
         self, request: pb.GetSendRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetSendResponse:
         tenant = require_tenant(request.tenant_id)
-        row = await transact(
+        row = await transact_read(
             self._sessions,
             lambda s: self._sends.get(s, tenant, request.send_id, request.idempotency_key),
         )

@@ -19,7 +19,7 @@ from closedloop_gateway.sends import repository
 from closedloop_gateway.sends.executor import InDoubt, SendExecutor
 from closedloop_gateway.sends.model import Outcome
 from closedloop_gateway.sends.service import SendService
-from loopkit.db import transact
+from loopkit.db import transact, transact_read
 from loopkit.timestamps import now
 
 log = logging.getLogger(__name__)
@@ -185,7 +185,8 @@ class SendWorker:
 
     async def _settle_in_doubt(self) -> None:
         at = now()
-        stuck = await transact(self._sessions, lambda s: repository.in_doubt(s, at, 50))
+        # A read: on SQLite the idle poll takes no write lock.
+        stuck = await transact_read(self._sessions, lambda s: repository.in_doubt(s, at, 50))
         for send_id in stuck:
             if send_id in self._claimed:
                 continue  # still ours, in hand (its renewal is racing the lease)

@@ -1,5 +1,6 @@
 """The IdentityService gRPC servicer: request -> domain arguments -> one unit of work around one use
-case -> response. Nothing else (no rows, no rules)."""
+case -> response. Nothing else (no rows, no rules). The calls that only read run `UnitOfWork.read`
+(on SQLite they never wait for a writer); GetCustomerKeys writes a missing key, so it `run`s."""
 
 from __future__ import annotations
 
@@ -95,7 +96,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         self, request: pb.GetCustomerRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetCustomerResponse:
         tenant = require_tenant(request.tenant_id)
-        view = await self._uow.run(lambda s: self._customers.get(s, tenant, request.customer_id))
+        view = await self._uow.read(lambda s: self._customers.get(s, tenant, request.customer_id))
         requested = request.customer_id if request.customer_id != view.customer_id else ""
         return pb.GetCustomerResponse(customer=convert.customer_to_pb(view), requested_id=requested)
 
@@ -103,7 +104,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         self, request: pb.ListIdentitiesRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListIdentitiesResponse:
         tenant = require_tenant(request.tenant_id)
-        view = await self._uow.run(lambda s: self._customers.get(s, tenant, request.customer_id))
+        view = await self._uow.read(lambda s: self._customers.get(s, tenant, request.customer_id))
         return pb.ListIdentitiesResponse(
             identities=[identity_to_pb(i.key, i.verified) for i in view.identities]
         )
@@ -189,14 +190,14 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
             raise InvalidArgument("a value to search for is required", field="value")
         limit = min(request.limit or 20, MAX_SEARCH_RESULTS)
         candidates = _search_candidates(request.kind, request.value)
-        views = await self._uow.run(lambda s: self._customers.search(s, tenant, candidates, limit))
+        views = await self._uow.read(lambda s: self._customers.search(s, tenant, candidates, limit))
         return pb.SearchCustomersResponse(customers=[convert.customer_to_pb(v) for v in views])
 
     async def GetCustomerHistory(
         self, request: pb.GetCustomerHistoryRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetCustomerHistoryResponse:
         tenant = require_tenant(request.tenant_id)
-        entries = await self._uow.run(
+        entries = await self._uow.read(
             lambda s: self._customers.history(s, tenant, request.customer_id)
         )
         return pb.GetCustomerHistoryResponse(entries=[convert.history_to_pb(e) for e in entries])
@@ -205,7 +206,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         self, request: pb.GetMergePolicyRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetMergePolicyResponse:
         tenant = require_tenant(request.tenant_id)
-        policy = await self._uow.run(lambda s: self._policies.get(s, tenant))
+        policy = await self._uow.read(lambda s: self._policies.get(s, tenant))
         return pb.GetMergePolicyResponse(policy=convert.policy_to_pb(policy))
 
     async def SetMergePolicy(

@@ -1,11 +1,11 @@
-"""The RetentionService gRPC servicer. Each call is one unit of work around domain calls."""
+"""The RetentionService gRPC servicer. Each call is one unit of work around domain calls (the
+calls that only read a reading one, `UnitOfWork.read`: on SQLite they never wait for a writer)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
 import grpc
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from closedloop.retention.v1 import retention_pb2 as pb
 from closedloop.retention.v1 import retention_pb2_grpc
@@ -14,17 +14,14 @@ from closedloop_retention.broadcasts.service import BroadcastService
 from closedloop_retention.clock import now
 from closedloop_retention.consent.service import ConsentService
 from closedloop_retention.customer360.service import Customer360Service
-from closedloop_retention.customer360.views import Customer360
 from closedloop_retention.funnel.service import FunnelService
 from closedloop_retention.loyalty.service import MANUAL_KEY, REDEEM_KEY, LoyaltyService
-from closedloop_retention.loyalty.views import Account
 from closedloop_retention.segments.service import SegmentService
 from closedloop_retention.suggestions.service import SuggestionService
 from closedloop_retention.transport import convert, convert_360
 from closedloop_retention.transport.grpc_offers import IDEMPOTENT, OffersAndConsentRpcs
 from closedloop_retention.transport.workers import review_tenant
 from closedloop_retention.winback.service import WinBackService
-from loopkit.db import one_snapshot
 from loopkit.errors import InvalidArgument
 from loopkit.tenancy import require_tenant
 from loopkit.uow import UnitOfWork
@@ -99,7 +96,7 @@ class RetentionServicer(OffersAndConsentRpcs, retention_pb2_grpc.RetentionServic
     ) -> pb.GetCustomerActivityResponse:
         tenant = require_tenant(request.tenant_id)
         customer = _customer(request.customer_id)
-        found = await self._uow.run(lambda s: self._activity.activity_of(s, tenant, customer))
+        found = await self._uow.read(lambda s: self._activity.activity_of(s, tenant, customer))
         return pb.GetCustomerActivityResponse(activity=convert.activity_to_pb(found))
 
     async def GetLifecycle(
@@ -107,7 +104,7 @@ class RetentionServicer(OffersAndConsentRpcs, retention_pb2_grpc.RetentionServic
     ) -> pb.GetLifecycleResponse:
         tenant = require_tenant(request.tenant_id)
         customer = _customer(request.customer_id)
-        found = await self._uow.run(lambda s: self._activity.lifecycle_of(s, tenant, customer))
+        found = await self._uow.read(lambda s: self._activity.lifecycle_of(s, tenant, customer))
         return pb.GetLifecycleResponse(
             stage=STAGE_PB[found.stage],
             reason=found.reason,
@@ -147,11 +144,10 @@ class RetentionServicer(OffersAndConsentRpcs, retention_pb2_grpc.RetentionServic
         if not 1 <= limit <= MAX_LIST:
             raise InvalidArgument(f"must be within 1..{MAX_LIST}", field="ledger_limit")
 
-        async def read(s: AsyncSession) -> Account:
-            await one_snapshot(s)  # the balance and the ledger must agree
-            return await self._loyalty.account_of(s, tenant, customer, limit)
-
-        account = await self._uow.run(read)
+        account = await self._uow.read(
+            lambda s: self._loyalty.account_of(s, tenant, customer, limit),
+            one_snapshot=True,  # the balance and the ledger must agree
+        )
         return pb.GetLoyaltyAccountResponse(
             customer_id=account.customer_id,
             balance=account.balance,
@@ -248,7 +244,7 @@ class RetentionServicer(OffersAndConsentRpcs, retention_pb2_grpc.RetentionServic
     ) -> pb.GetCustomerValueResponse:
         tenant = require_tenant(request.tenant_id)
         customer = _customer(request.customer_id)
-        found = await self._uow.run(lambda s: self._activity.value_of(s, tenant, customer))
+        found = await self._uow.read(lambda s: self._activity.value_of(s, tenant, customer))
         return pb.GetCustomerValueResponse(value=convert.value_to_pb(found))
 
     async def ListTopCustomers(
@@ -258,7 +254,9 @@ class RetentionServicer(OffersAndConsentRpcs, retention_pb2_grpc.RetentionServic
         limit = request.limit or 20
         if not 1 <= limit <= MAX_LIST:
             raise InvalidArgument(f"must be within 1..{MAX_LIST}", field="limit")
-        top = await self._uow.run(
+        # A recompute scores the tenant afresh (writes) before it reads.
+        unit = self._uow.run if request.recompute else self._uow.read
+        top = await unit(
             lambda s: self._activity.top_customers(s, tenant, limit, recompute=request.recompute)
         )
         return pb.ListTopCustomersResponse(customers=[convert.value_to_pb(v) for v in top])
@@ -287,7 +285,7 @@ class RetentionServicer(OffersAndConsentRpcs, retention_pb2_grpc.RetentionServic
         tenant = require_tenant(request.tenant_id)
         at = convert.as_of(request)
         sample = request.sample_size if request.sample_size else 10
-        count, ids = await self._uow.run(
+        count, ids = await self._uow.read(
             lambda s: self._segments.preview_of(
                 s, tenant, request.segment_id, request.expression, now=at, sample=sample
             )
@@ -332,7 +330,7 @@ class RetentionServicer(OffersAndConsentRpcs, retention_pb2_grpc.RetentionServic
         self, request: pb.GetBroadcastRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetBroadcastResponse:
         tenant = require_tenant(request.tenant_id)
-        found, recipients = await self._uow.run(
+        found, recipients = await self._uow.read(
             lambda s: self._broadcasts.details(
                 s, tenant, request.broadcast_id, recipients=request.include_recipients
             )
@@ -365,7 +363,9 @@ class RetentionServicer(OffersAndConsentRpcs, retention_pb2_grpc.RetentionServic
         limit = request.limit or 5
         if not 1 <= limit <= 50:
             raise InvalidArgument("must be within 1..50", field="limit")
-        found = await self._uow.run(lambda s: self._suggestions.suggest(s, tenant, customer, limit))
+        found = await self._uow.read(
+            lambda s: self._suggestions.suggest(s, tenant, customer, limit)
+        )
         return pb.GetSuggestionsResponse(
             owner_rep_id=found.owner_rep_id,
             suggestions=[
@@ -380,14 +380,14 @@ class RetentionServicer(OffersAndConsentRpcs, retention_pb2_grpc.RetentionServic
         self, request: pb.GetFunnelRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetFunnelResponse:
         query = convert.funnel_query(require_tenant(request.tenant_id), request)
-        found = await self._uow.run(lambda s: self._funnel.funnel(s, query))
+        found = await self._uow.read(lambda s: self._funnel.funnel(s, query))
         return convert.funnel_to_pb(found)
 
     async def GetFunnelCohorts(
         self, request: pb.GetFunnelCohortsRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetFunnelCohortsResponse:
         query = convert.funnel_query(require_tenant(request.tenant_id), request)
-        found = await self._uow.run(lambda s: self._funnel.cohorts(s, query))
+        found = await self._uow.read(lambda s: self._funnel.cohorts(s, query))
         return convert.cohorts_to_pb(found)
 
     # --- the customer 360 ---------------------------------------------------------------------
@@ -403,11 +403,10 @@ class RetentionServicer(OffersAndConsentRpcs, retention_pb2_grpc.RetentionServic
         # identity first, outside the transaction: who the id stands for today
         who = await self._c360.identify(tenant, customer)
 
-        async def read(s: AsyncSession) -> Customer360:
-            await one_snapshot(s)  # its parts are read one after another and must agree
-            return await self._c360.view(s, tenant, who, limit)
-
-        found = await self._uow.run(read)
+        found = await self._uow.read(
+            lambda s: self._c360.view(s, tenant, who, limit),
+            one_snapshot=True,  # its parts are read one after another and must agree
+        )
         return convert_360.customer360_to_pb(found)
 
 

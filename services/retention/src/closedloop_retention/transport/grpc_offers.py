@@ -63,7 +63,7 @@ class OffersAndConsentRpcs:
         if request.customer_id:
             _customer(request.customer_id)
         offers = self._offers
-        found = await self._uow.run(
+        found = await self._uow.read(
             lambda s: offers.listed(s, tenant, request.customer_id, request.limit)
         )
         return pb.ListWinBackOffersResponse(offers=[offer_to_pb(v) for v in found])
