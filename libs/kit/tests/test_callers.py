@@ -3,6 +3,8 @@ only reads, unknown and revoked keys are refused, and the key file never holds a
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -11,6 +13,7 @@ import pytest
 import pytest_asyncio
 from grpc_probe import SERVICE, Probe, register
 
+from loopkit import callers
 from loopkit.callers import KeyStore
 from loopkit.cli import main as cli
 from loopkit.errors import InvalidArgument, PermissionDenied, Unauthenticated
@@ -148,3 +151,31 @@ def test_the_services_role_is_for_every_tenant_only(tmp_path: Path) -> None:
     writer.check_method("CaptureLead")
     with pytest.raises(PermissionDenied, match="services' own key"):
         writer.check_method("GetCustomerKeys", internal=True)
+
+
+def test_a_known_key_is_remembered_only_until_the_key_file_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A service remembers the caller a token is (no hash per call), but a revoked key is refused
+    and a key bound to other tenants acts for those as soon as the changed file is read."""
+    monkeypatch.setattr(callers, "_RELOAD_EVERY_S", 0.0)  # read the file again on every call
+    admin = KeyStore(tmp_path / "keys.json")
+    revoked, rebound = admin.add("crm-a", ["t-a"], "write"), admin.add("crm-b", ["t-b"], "write")
+    served = KeyStore(admin.path)
+    first = served.authenticate(f"Bearer {revoked}")
+    assert served.authenticate(f"Bearer {revoked}") is first  # remembered, not built again
+    assert served.authenticate(f"Bearer {rebound}").tenants == {"t-b"}
+
+    def changed() -> None:  # a distinct mtime: writes within one clock tick can share one
+        later = admin.path.stat().st_mtime_ns + 10**9
+        os.utime(admin.path, ns=(later, later))
+
+    assert admin.revoke(revoked.removeprefix("clk_").split(".")[0])
+    changed()
+    with pytest.raises(Unauthenticated):
+        served.authenticate(f"Bearer {revoked}")
+    data = json.loads(admin.path.read_text(encoding="utf-8"))
+    data["keys"][0]["tenants"] = ["t-c"]
+    admin.path.write_text(json.dumps(data), encoding="utf-8")
+    changed()
+    assert served.authenticate(f"Bearer {rebound}").tenants == {"t-c"}

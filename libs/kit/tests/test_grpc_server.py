@@ -16,6 +16,7 @@ from google.protobuf.wrappers_pb2 import StringValue
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_probe import DEADLINE_S, ERRORS, RELEASE_HELD, SERVICE, TOKEN, Probe, register
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind, StatusCode
 
 from loopkit.grpc_server import GrpcServer
 from loopkit_dev.testing import eventually
@@ -83,6 +84,41 @@ async def test_unexpected_exception_is_internal_without_internals(probe: Probe) 
     assert "secret" not in details
     assert "Traceback" not in details
     assert "closedloop-field" not in dict(err.trailing_metadata() or ())
+
+
+async def test_calls_continue_the_callers_trace_and_sampled_ones_are_exported(
+    probe: Probe, span_exporter: InMemorySpanExporter
+) -> None:
+    """A call runs in a span of the caller's trace, sampled as the caller's was; spans that are
+    sampled are exported with their attributes, a bug's exception and a domain error's code."""
+    trace_id, parent = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+    span_exporter.clear()
+    seen = {}
+    for flags, sampled in (("01", "True"), ("00", "False")):
+        metadata = (("traceparent", f"00-{trace_id}-{parent}-{flags}"),)
+        got_trace, span_id, got_sampled = (await probe.call("Trace", "", metadata)).value.split("-")
+        assert (got_trace, got_sampled) == (trace_id, sampled)
+        assert span_id != parent
+        seen[sampled] = span_id
+    for method, value in (("Crash", "x"), ("Fail", "invalid")):
+        with pytest.raises(grpc.aio.AioRpcError):
+            await probe.call(method, value)
+
+    finished = [s for s in span_exporter.get_finished_spans() if s.name.startswith(f"/{SERVICE}/")]
+    traced = [s for s in finished if s.name == f"/{SERVICE}/Trace"]
+    assert len(traced) == 1  # the sampled-out call is not recorded
+    span = traced[0]
+    assert span.kind == SpanKind.SERVER
+    assert f"{span.context.span_id:016x}" == seen["True"]
+    assert span.parent is not None and f"{span.parent.span_id:016x}" == parent
+    assert dict(span.attributes or {}) == {"rpc.system": "grpc", "rpc.method": span.name}
+    (crash,) = [s for s in finished if s.name == f"/{SERVICE}/Crash"]
+    assert crash.status.status_code == StatusCode.ERROR
+    assert "RuntimeError" in [
+        e.attributes.get("exception.type") for e in crash.events if e.attributes
+    ]
+    (failed,) = [s for s in finished if s.name == f"/{SERVICE}/Fail"]
+    assert (failed.attributes or {}).get("rpc.grpc.status_code") == 3
 
 
 async def test_lost_database_is_unavailable_not_internal(probe: Probe) -> None:

@@ -35,6 +35,8 @@ ALL_TENANTS = "*"
 READ_PREFIXES = ("Get", "List", "Search", "Check")
 KEY_PREFIX = "clk_"
 _RELOAD_EVERY_S = 2.0
+# Bearer tokens remembered as their Caller, at most (a key file holds a few dozen keys).
+_CALLERS_CACHED = 1024
 
 
 @dataclass(frozen=True)
@@ -121,19 +123,25 @@ class KeyStore:
         self._entries: dict[str, dict[str, Any]] = {}
         self._mtime: float | None = None
         self._checked = 0.0
+        # Bearer token -> its Caller, for tokens that matched the entries loaded now: a call
+        # with a known token skips the hash and a new Caller (~3.5 us of every call). Emptied
+        # whenever the entries are read again, so a revoked or changed key is refused or seen
+        # changed exactly when it was without the cache.
+        self._callers: dict[str, Caller] = {}
         self._load()
 
     def _load(self) -> None:
         try:
             mtime = self.path.stat().st_mtime
         except FileNotFoundError:
-            self._entries, self._mtime = {}, None
+            self._entries, self._mtime, self._callers = {}, None, {}
             return
         if mtime == self._mtime:
             return
         data = json.loads(self.path.read_text(encoding="utf-8") or "{}")
         self._entries = {entry["id"]: entry for entry in data.get("keys", [])}
         self._mtime = mtime
+        self._callers = {}
 
     def _fresh(self) -> None:
         now = time.monotonic()
@@ -143,8 +151,11 @@ class KeyStore:
 
     def authenticate(self, bearer: str) -> Caller:
         """The caller this bearer token is, or Unauthenticated (unknown, revoked, wrong)."""
-        key_id, secret = _parse(bearer)
         self._fresh()
+        known = self._callers.get(bearer)
+        if known is not None:
+            return known
+        key_id, secret = _parse(bearer)
         entry = self._entries.get(key_id)
         if entry is None:
             # A key added a moment ago works at once: an unknown id looks at the file again (a
@@ -155,12 +166,16 @@ class KeyStore:
         expected = entry["hash"] if entry else _digest("")
         if not hmac.compare_digest(expected, _digest(secret)) or entry is None:
             raise Unauthenticated("unknown or revoked API key")
-        return Caller(
+        caller = Caller(
             key_id=key_id,
             name=str(entry.get("name", "")),
             tenants=frozenset(entry["tenants"]),
             role=str(entry["role"]),
         )
+        if len(self._callers) >= _CALLERS_CACHED:
+            self._callers.clear()
+        self._callers[bearer] = caller
+        return caller
 
     def authorize(self, bearer: str, tenant: str, method: str) -> Caller:
         """For HTTP edges that are not WeChat callbacks: the caller, if it may `method` for

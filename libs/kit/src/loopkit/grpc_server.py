@@ -16,7 +16,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 from opentelemetry import metrics
-from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from loopkit import errors
 from loopkit.callers import KeyStore
@@ -90,7 +90,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         return self.wrap_handler(details.method, await continuation(details))
 
     def wrap_handler(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
-        """`handler` with its unary-unary behaviour run through `_handle` (open services and
+        """`handler` with its unary-unary behaviour run through `_wrap` (open services and
         other kinds of call unchanged)."""
         if handler is None or handler.unary_unary is None or method.startswith(_OPEN_PREFIXES):
             return handler
@@ -103,108 +103,126 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     def _wrap(
         self, method: str, behavior: Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
     ) -> Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]:
+        """One coroutine per call: drain check, auth, tenancy, deadline, span, metrics, and
+        errors mapped to status codes. What is the same on every call of `method` (the span's
+        attributes, the method's short name, the metric's labels of a call that succeeds) is
+        built here, once."""
+        span_attributes = {"rpc.system": "grpc", "rpc.method": method}
+        name = method.rsplit("/", 1)[-1]
+        ok_labels = {"rpc_method": method, "rpc_grpc_status_code": grpc.StatusCode.OK.name}
+
         async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
             if self.draining:
                 await context.abort(
                     grpc.StatusCode.UNAVAILABLE, "the server is shutting down; retry shortly"
                 )
+            metadata = {k: v for k, v in context.invocation_metadata() or () if isinstance(v, str)}
+            started = time.perf_counter()
+            code = grpc.StatusCode.OK
             self.in_flight += 1
             self._idle.clear()
+            token = metadata_tenant.set(metadata.get(TENANT_METADATA_KEY))
+            allowed = caller_tenants.set(None)
+            role = caller_role.set(None)
             try:
-                return await self._handle(method, behavior, request, context)
+                with span_from_headers(
+                    method, metadata, kind=SpanKind.SERVER, attributes=span_attributes
+                ) as span:
+                    try:
+                        self._authenticate(method, name, metadata, request)
+                        remaining = context.time_remaining()
+                        budget = self._default_deadline_s if remaining is None else remaining
+                        # asyncio.timeout, unlike wait_for, adds no task per call.
+                        async with asyncio.timeout(budget):
+                            return await behavior(request, context)
+                    except asyncio.CancelledError:
+                        code = grpc.StatusCode.CANCELLED
+                        raise
+                    except Exception as exc:
+                        code = _code_for(exc, context)
+                        await _fail(method, exc, code, context, span)
+                        raise  # _fail raises; for the type checker
             finally:
+                caller_tenants.reset(allowed)
+                caller_role.reset(role)
+                metadata_tenant.reset(token)
+                _duration.record(
+                    time.perf_counter() - started,
+                    ok_labels
+                    if code is grpc.StatusCode.OK
+                    else {"rpc_method": method, "rpc_grpc_status_code": code.name},
+                )
                 self.in_flight -= 1
                 if self.in_flight == 0:
                     self._idle.set()
 
         return call
 
-    async def _handle(
-        self,
-        method: str,
-        behavior: Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]],
-        request: Any,
-        context: grpc.aio.ServicerContext,
-    ) -> Any:
-        """One call: auth, tenancy, deadline, span, metrics, and errors mapped to status codes."""
-        metadata = {k: v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}
-        started = time.perf_counter()
-        code = grpc.StatusCode.OK
-        token = metadata_tenant.set(metadata.get(TENANT_METADATA_KEY))
-        allowed = caller_tenants.set(None)
-        role = caller_role.set(None)
-        try:
-            with span_from_headers(
-                method,
-                metadata,
-                kind=SpanKind.SERVER,
-                attributes={"rpc.system": "grpc", "rpc.method": method},
-            ) as span:
-                try:
-                    self._authenticate(method, metadata, request)
-                    remaining = context.time_remaining()
-                    budget = self._default_deadline_s if remaining is None else remaining
-                    # asyncio.timeout, unlike wait_for, adds no task per call.
-                    async with asyncio.timeout(budget):
-                        return await behavior(request, context)
-                except errors.DomainError as exc:
-                    code = status_of(exc)
-                    if exc.field:
-                        context.set_trailing_metadata((("closedloop-field", exc.field),))
-                    span.set_attribute("rpc.grpc.status_code", code.value[0])
-                    await context.abort(code, str(exc))
-                except TimeoutError:
-                    code = grpc.StatusCode.DEADLINE_EXCEEDED
-                    await context.abort(code, f"{method} did not finish within its deadline")
-                except asyncio.CancelledError:
-                    code = grpc.StatusCode.CANCELLED
-                    raise
-                except Exception as exc:
-                    if context.code() is not None:  # the servicer aborted on purpose
-                        code = context.code()
-                        raise
-                    if isinstance(exc, errors.DependencyUnavailable):
-                        code = grpc.StatusCode.UNAVAILABLE
-                        log.warning("%s: %s", method, exc)
-                        await context.abort(code, f"{exc}; retry shortly")
-                    if is_outage(exc):
-                        # Retryable by the client's policy; not a bug worth a stack trace.
-                        code = grpc.StatusCode.UNAVAILABLE
-                        log.warning("%s: dependency unavailable: %s", method, exc)
-                        await context.abort(
-                            code, f"{outage_name(exc)} is unavailable; retry shortly"
-                        )
-                    code = grpc.StatusCode.INTERNAL
-                    span.record_exception(exc)
-                    span.set_status(Status(StatusCode.ERROR))
-                    log.exception("%s failed", method)
-                    await context.abort(code, f"internal error (trace {trace_id_hex(span)})")
-        finally:
-            caller_tenants.reset(allowed)
-            caller_role.reset(role)
-            metadata_tenant.reset(token)
-            _duration.record(
-                time.perf_counter() - started,
-                {"rpc_method": method, "rpc_grpc_status_code": code.name},
-            )
-
-    def _authenticate(self, method: str, metadata: dict[str, str], request: Any) -> None:
+    def _authenticate(self, method: str, name: str, metadata: dict[str, str], request: Any) -> None:
         if self._keys is not None:
             caller = self._keys.authenticate(metadata.get("authorization", ""))
-            caller.check_method(method.rsplit("/", 1)[-1], internal=method in self.internal_methods)
+            caller.check_method(name, internal=method in self.internal_methods)
             # Checked here for the tenant the request and the metadata name, and again by
             # require_tenant (which every call makes) for the tenant the call settles on.
             caller_tenants.set(caller.tenants)
             caller_role.set(caller.role)
-            for named in (getattr(request, "tenant_id", ""), metadata.get(TENANT_METADATA_KEY)):
-                if isinstance(named, str) and named:
-                    require_tenant(named)
+            named = getattr(request, "tenant_id", "")
+            if isinstance(named, str) and named:
+                require_tenant(named)
+            bound = metadata.get(TENANT_METADATA_KEY)
+            if bound and bound != named:  # the same tenant twice is checked once
+                require_tenant(bound)
             return
         if self._api_token is None:
             return
         given = metadata.get("authorization", "")
         if not hmac.compare_digest(given.encode(), f"Bearer {self._api_token}".encode()):
             raise errors.PermissionDenied("missing or wrong bearer token")
+
+
+def _code_for(exc: Exception, context: grpc.aio.ServicerContext) -> grpc.StatusCode:
+    """The status a call that raised `exc` ends with."""
+    if isinstance(exc, errors.DomainError):
+        return status_of(exc)
+    if isinstance(exc, TimeoutError):
+        return grpc.StatusCode.DEADLINE_EXCEEDED
+    aborted: grpc.StatusCode | None = context.code()
+    if aborted is not None:  # the servicer aborted on purpose
+        return aborted
+    if isinstance(exc, errors.DependencyUnavailable) or is_outage(exc):
+        return grpc.StatusCode.UNAVAILABLE
+    return grpc.StatusCode.INTERNAL
+
+
+async def _fail(
+    method: str,
+    exc: Exception,
+    code: grpc.StatusCode,
+    context: grpc.aio.ServicerContext,
+    span: Span,
+) -> None:
+    """End the call with `code` (from `_code_for`) as the client should see it: a domain error's
+    reason and field, no internals but a trace id; raises, as context.abort does."""
+    if isinstance(exc, errors.DomainError):
+        if exc.field:
+            context.set_trailing_metadata((("closedloop-field", exc.field),))
+        span.set_attribute("rpc.grpc.status_code", code.value[0])
+        await context.abort(code, str(exc))
+    if isinstance(exc, TimeoutError):
+        await context.abort(code, f"{method} did not finish within its deadline")
+    if context.code() is not None:
+        raise exc
+    if isinstance(exc, errors.DependencyUnavailable):
+        log.warning("%s: %s", method, exc)
+        await context.abort(code, f"{exc}; retry shortly")
+    if is_outage(exc):
+        # Retryable by the client's policy; not a bug worth a stack trace.
+        log.warning("%s: dependency unavailable: %s", method, exc)
+        await context.abort(code, f"{outage_name(exc)} is unavailable; retry shortly")
+    span.record_exception(exc)
+    span.set_status(Status(StatusCode.ERROR))
+    log.exception("%s failed", method, exc_info=exc)
+    await context.abort(code, f"internal error (trace {trace_id_hex(span)})")
 
 
 class _WrappedHandlers(grpc.GenericRpcHandler):  # type: ignore[misc]

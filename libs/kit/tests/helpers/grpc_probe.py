@@ -1,5 +1,6 @@
 """A tiny gRPC service of the kit's tests, served by the kit's GrpcServer: each method shows one
-behaviour of the interceptor (domain errors, crashes, outages, deadlines, tenancy, draining)."""
+behaviour of the interceptor (domain errors, crashes, outages, deadlines, tenancy, draining,
+traces)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from dataclasses import dataclass
 import grpc
 from google.protobuf.wrappers_pb2 import StringValue
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from opentelemetry import trace
 
 from loopkit import errors
 from loopkit.grpc_server import GrpcServer
@@ -63,6 +65,12 @@ async def _tenant(request: StringValue, context: grpc.aio.ServicerContext) -> St
     return StringValue(value=require_tenant(request.value))
 
 
+async def _trace(request: StringValue, context: grpc.aio.ServicerContext) -> StringValue:
+    """The span the servicer runs in: trace id, span id, sampled."""
+    ctx = trace.get_current_span().get_span_context()
+    return StringValue(value=f"{ctx.trace_id:032x}-{ctx.span_id:016x}-{ctx.trace_flags.sampled}")
+
+
 METHODS: dict[str, Callable[[StringValue, grpc.aio.ServicerContext], Awaitable[StringValue]]] = {
     "Fail": _fail,
     "Crash": _crash,
@@ -72,6 +80,7 @@ METHODS: dict[str, Callable[[StringValue, grpc.aio.ServicerContext], Awaitable[S
     "Tenant": _tenant,
     "GetTenant": _tenant,  # the same, but a read by its name
     "Hold": _hold,
+    "Trace": _trace,
 }
 
 
