@@ -1,6 +1,7 @@
 """A stage service killed (SIGKILL) in the middle of a stream of events loses nothing and does
-nothing twice: conversion assigns 400 leads while it is killed and restarted, every lead ends up
-assigned exactly once, and exactly one `lead.assigned` per lead reaches JetStream."""
+nothing twice: conversion assigns a stream of leads (400, or longer when it finishes one too
+soon) while it is killed and restarted, every lead ends up assigned exactly once, and exactly
+one `lead.assigned` per lead reaches JetStream."""
 
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ from loopkit_dev.natsserver import NatsServer, free_port
 from loopkit_dev.testing import PostgresServer, api_keys, eventually, read_events
 
 LEADS = 400
+ROUNDS = 5  # streams of 400, 800, ... leads until one is still being assigned at the kill
 TENANT = "crash-co"
 
 
@@ -113,17 +115,28 @@ async def test_killed_mid_stream_every_lead_is_assigned_once(
         stub: Any = conversion_pb2_grpc.ConversionServiceStub(channel)  # type: ignore[no-untyped-call]
         await channel.channel_ready()
         await eventually(lambda: _ready(stub), timeout_s=30)
-        reps = [(await make_rep(stub, TENANT, f"rep-{n}", capacity=LEADS)).rep_id for n in range(3)]
+        capacity = LEADS * 2**ROUNDS
+        reps = [
+            (await make_rep(stub, TENANT, f"rep-{n}", capacity=capacity)).rep_id for n in range(3)
+        ]
         await ensure_service_streams(nats_client.jetstream(), "acquisition", replicas=1)
-        envelopes = [lead_envelope(TENANT, lead_id=f"lead-{n:04d}") for n in range(LEADS)]
-        for env in envelopes:
-            await publish(nats_client, env)
+        # The kill must land with leads still to assign. A quick service can assign a whole
+        # stream before the test looks, so each round that ends too late sends a stream twice
+        # as long, and the kill waits for the first round that still has work left.
+        sent = 0
+        for round_ in range(ROUNDS):
+            before, sent = sent, sent + LEADS * 2**round_
+            for n in range(before, sent):
+                await publish(nats_client, lead_envelope(TENANT, lead_id=f"lead-{n:05d}"))
 
-        async def some_assigned() -> bool:
-            return len(await _assigned(stub, reps)) >= LEADS // 5
+            async def some_assigned(floor: int = before + (sent - before) // 5) -> bool:
+                return len(await _assigned(stub, reps)) >= floor
 
-        await eventually(some_assigned, timeout_s=60)
-        assert len(await _assigned(stub, reps)) < LEADS, "killed too late: nothing left to test"
+            await eventually(some_assigned, timeout_s=60)
+            if len(await _assigned(stub, reps)) < sent:
+                break
+        else:
+            raise AssertionError(f"every one of {sent} leads was assigned before the kill")
 
     conversion.kill()  # mid-stream: no drain, no outbox flush, batches half done
     conversion.start()
@@ -136,11 +149,11 @@ async def test_killed_mid_stream_every_lead_is_assigned_once(
                 done = await _assigned(stub, reps)
             except grpc.aio.AioRpcError:
                 return 0  # still starting
-            return len(done) == LEADS
+            return len(done) == sent
 
         await eventually(all_assigned, timeout_s=120)
         assigned = await _assigned(stub, reps)
-    assert sorted(assigned) == sorted(f"lead-{n:04d}" for n in range(LEADS))
+    assert sorted(assigned) == sorted(f"lead-{n:05d}" for n in range(sent))
 
     async def published() -> Counter[str]:
         events = await read_events(
@@ -149,7 +162,7 @@ async def test_killed_mid_stream_every_lead_is_assigned_once(
         return Counter(unpack(e, ev.LeadAssigned).lead_id for e in events)
 
     async def every_lead_published() -> bool:
-        return len(await published()) == LEADS
+        return len(await published()) == sent
 
     await eventually(every_lead_published, timeout_s=60)
     await asyncio.sleep(0.5)  # a late duplicate would show up by now
