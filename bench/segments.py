@@ -203,8 +203,8 @@ async def settle(engine: AsyncEngine, at: datetime) -> None:
         await conn.execution_options(isolation_level="AUTOCOMMIT")
         # GENERATE's full-table UPDATEs and this review put four versions of every row into
         # every index of activity (the segment index 6x its built size): an age the service's
-        # own writes do not give it (bench/segment_ageing.py: ~2.3x after 30 days of reviews
-        # and a rules change). Built afresh, as after a bulk load.
+        # own writes do not give it (bench/segment_ageing.py: 1.7x after 30 days of reviews
+        # and a rules change at 100k, 2x after 90). Built afresh, as after a bulk load.
         await conn.execute(text("REINDEX TABLE activity"))
         await conn.execute(text("VACUUM (ANALYZE) activity"))
     print(
