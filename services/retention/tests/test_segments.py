@@ -177,6 +177,45 @@ async def test_a_segment_count_reads_the_segment_index_alone(retention: RunningS
     assert "Index Only Scan using ix_activity_tenant_segment" in plan, plan
 
 
+@pytest.mark.parametrize("retention", ["postgres"], indirect=True)
+async def test_reviews_that_keep_the_stage_do_not_grow_the_segment_index(
+    retention: RunningService,
+) -> None:
+    """A review rewrites next_review_at (indexed), so it is never a HOT update: each adds an
+    entry for its row to every index of activity. The segment index (0021_seg7) keeps the
+    equal entries of one row's versions in one posting list, so the reviews of a few days that
+    leave the stage (and the other segment fields) as they were leave its size as it was. 0020's
+    (INCLUDE columns and the float8 churn_risk: no deduplication) split its pages instead: 3.5x
+    its built size after 90 days of reviews at 100k customers (bench/README.md, "seg7"). The
+    writes are a review's SET list (review_sql's UPDATE) with the stage kept; three days, each
+    reviewing a different fifth of the customers in its own transaction, no vacuum between."""
+    t = tenant()
+    await _customers(retention, t, 3000)
+    await _vacuum(retention)
+    engine = retention.runtime.engine
+    size = text("SELECT pg_relation_size('ix_activity_tenant_segment')")
+    async with engine.connect() as conn:
+        await conn.execution_options(isolation_level="AUTOCOMMIT")
+        await conn.execute(text("REINDEX INDEX ix_activity_tenant_segment"))
+        built = int(await conn.scalar(size) or 0)
+    now = datetime.now(UTC)
+    for day in range(3):
+        async with engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "UPDATE activity SET stage = stage, stage_reason = :reason,"
+                    " next_review_at = :review, churn_risk = churn_risk + 0.01,"
+                    " churn_risk_raised_at = NULL, win_back_attempts = win_back_attempts,"
+                    " last_win_back_at = last_win_back_at"
+                    " WHERE tenant_id = :t AND abs(hashtext(customer_id)) % 5 = :day"
+                ),
+                {"t": t, "day": day, "reason": f"day {day}", "review": now + timedelta(days=9)},
+            )
+    async with engine.connect() as conn:
+        grown = int(await conn.scalar(size) or 0)
+    assert grown <= built * 1.2, (built, grown)
+
+
 async def _customers(retention: RunningService, t: str, n: int) -> None:
     """`n` customers of tenant `t` as a real tenant holds them: every stage, order times over
     four months, revenues from 0 to 2,000 (most above 500), a few unsubscribed."""

@@ -41,27 +41,27 @@ class ActivityRow(Base):
 
     __tablename__ = "activity"
     __table_args__ = (
-        # The segments' index (migration 0020_segment5): a segment's count reads it alone.
+        # The segments' index (migrations 0020_segment5, 0021_seg7): a segment's count reads it
+        # alone. Every column a key column and no float8 (churn_risk) on PostgreSQL, so a
+        # review's new row version with equal entries joins the last one's posting list
+        # (deduplication) instead of splitting a page; SQLite keeps the first three.
         Index(
             "ix_activity_tenant_segment",
             "tenant_id",
             "stage",
             "last_order_at",
-            postgresql_include=[
-                "customer_id",
-                "order_count",
-                "revenue_minor",
-                "first_order_at",
-                "first_seen_at",
-                "unsubscribed",
-                "consent",
-                "deleted_rep",
-                "referrals_made",
-                "churn_risk",
-                "channel_id",
-                "channel_kind",
-                "owner_rep_id",
-            ],
+            "customer_id",
+            "order_count",
+            "revenue_minor",
+            "first_order_at",
+            "first_seen_at",
+            "unsubscribed",
+            "consent",
+            "deleted_rep",
+            "referrals_made",
+            "channel_id",
+            "channel_kind",
+            "owner_rep_id",
         ),
         Index("ix_activity_tenant_stage", "tenant_id", "stage"),
         Index("ix_activity_tenant_last_order", "tenant_id", "last_order_at"),
