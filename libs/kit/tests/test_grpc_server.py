@@ -175,6 +175,30 @@ async def test_tenant_from_metadata_reaches_the_domain(probe: Probe) -> None:
     assert (await probe.call("Tenant", "t-other")).value == "t-other"
 
 
+async def test_call_durations_fall_in_buckets_of_milliseconds(probe: Probe) -> None:
+    """The duration histogram's buckets are in seconds at the scale of a call (1 ms to 10 s), so
+    a dashboard's p50/p99 of fast calls is a figure, not the first bucket's 5 s bound."""
+    from prometheus_client import REGISTRY, generate_latest
+    from prometheus_client.parser import text_string_to_metric_families
+
+    for _ in range(3):
+        await probe.call("Tenant", "t-acme")
+    bounds: dict[float, float] = {}
+    for family in text_string_to_metric_families(generate_latest(REGISTRY).decode()):
+        for sample in family.samples:
+            if (
+                sample.name == "closedloop_grpc_server_duration_seconds_bucket"
+                and sample.labels.get("rpc_method", "").endswith("/Tenant")
+            ):
+                bounds[float(sample.labels["le"])] = (
+                    bounds.get(float(sample.labels["le"]), 0) + sample.value
+                )
+    assert bounds, "no duration histogram for the probe's calls"
+    assert min(b for b in bounds if b > 0) <= 0.005
+    # A test call on a busy machine takes well under a second: counted below 1 s.
+    assert max(n for b, n in bounds.items() if b <= 1.0) >= 3
+
+
 async def test_health_is_not_serving_until_ready_and_again_while_draining() -> None:
     server, channel = await _started(api_token=None)
     probe = Probe(server, channel)

@@ -21,6 +21,7 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from loopkit import errors
 from loopkit.callers import KeyStore
 from loopkit.outages import is_outage, outage_name
+from loopkit.telemetry import SECONDS_BUCKETS
 from loopkit.tenancy import (
     TENANT_METADATA_KEY,
     caller_role,
@@ -33,7 +34,10 @@ from loopkit.tracing import span_from_headers, trace_id_hex
 log = logging.getLogger(__name__)
 _meter = metrics.get_meter("loopkit.grpc")
 _duration = _meter.create_histogram(
-    "closedloop_grpc_server_duration", unit="s", description="gRPC server call duration"
+    "closedloop_grpc_server_duration",
+    unit="s",
+    description="gRPC server call duration",
+    explicit_bucket_boundaries_advisory=SECONDS_BUCKETS,
 )
 
 STATUS_OF: dict[type[errors.DomainError], grpc.StatusCode] = {

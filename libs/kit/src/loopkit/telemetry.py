@@ -14,6 +14,26 @@ from opentelemetry.sdk.trace import Tracer, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import NonRecordingSpan, Span, SpanContext, SpanKind, TraceFlags
 
+# Buckets for durations in seconds, at the scale of a call or a hand-off (1 ms to 30 s). Without
+# them the SDK's defaults (0, 5, 10, ... 10,000) put every call under 5 s in one bucket, and a
+# dashboard's p99 of a 3 ms call reads 5 s.
+SECONDS_BUCKETS = (
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+)
+
 
 class _LeanTracer(Tracer):
     """The SDK's tracer, but while no span processor listens (no exporter configured) a span is

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from opentelemetry import metrics
 
+from loopkit.telemetry import SECONDS_BUCKETS
+
 _meter = metrics.get_meter("closedloop.conversion")
 
 leads_assigned = _meter.create_counter(
@@ -21,6 +23,7 @@ welcome_latency = _meter.create_histogram(
     "closedloop_welcome_latency_seconds",
     unit="s",
     description="From WeCom's friend-add event to the welcome message handed to the sender",
+    explicit_bucket_boundaries_advisory=SECONDS_BUCKETS,
 )
 
 RULES = ("round_robin", "least_loaded", "region", "tag", "sticky", "manual", "transfer")
