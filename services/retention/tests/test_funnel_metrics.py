@@ -98,11 +98,19 @@ async def test_the_metrics_show_each_tenants_unique_customers_per_step(
         "repeat": 1.0,
     }
 
-    async def shown() -> bool:
-        found = await gauges(retention)
-        return found.get(t) == expected and found.get("", {}).get("left_out") == 1.0
+    seen: dict[str, dict[str, float]] = {}
 
-    await eventually(shown)
+    async def shown() -> bool:
+        seen.clear()
+        seen.update(await gauges(retention))
+        return seen.get(t) == expected and seen.get("", {}).get("left_out") == 1.0
+
+    try:
+        await eventually(shown)
+    except AssertionError as exc:  # what the gauges showed last says which step fell behind
+        raise AssertionError(
+            f"{exc}; gauges of {t}: {seen.get(t)}, left out: {seen.get('')}"
+        ) from exc
     found = await gauges(retention)
     # The tenant beyond the bound has no series (or zeros, had it been shown before `t`).
     assert not any(found.get(other, {}).values())
