@@ -179,3 +179,20 @@ def test_a_known_key_is_remembered_only_until_the_key_file_changes(
     admin.path.write_text(json.dumps(data), encoding="utf-8")
     changed()
     assert served.authenticate(f"Bearer {rebound}").tenants == {"t-c"}
+
+
+def test_a_revocation_written_within_the_same_clock_tick_is_seen(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The file is known by more than its mtime: a revocation saved in the tick of the last write
+    (the same mtime to the nanosecond here, as a coarse clock gives) is still read."""
+    monkeypatch.setattr(callers, "_RELOAD_EVERY_S", 0.0)
+    admin = KeyStore(tmp_path / "keys.json")
+    key = admin.add("crm", ["t-a"], "write")
+    served = KeyStore(admin.path)
+    assert served.authenticate(f"Bearer {key}").tenants == {"t-a"}
+    tick = admin.path.stat().st_mtime_ns
+    assert admin.revoke(key.removeprefix("clk_").split(".")[0])
+    os.utime(admin.path, ns=(tick, tick))
+    with pytest.raises(Unauthenticated):
+        served.authenticate(f"Bearer {key}")

@@ -121,7 +121,9 @@ class KeyStore:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._entries: dict[str, dict[str, Any]] = {}
-        self._mtime: float | None = None
+        # What the loaded entries were read from: mtime alone misses a second write within one
+        # clock tick; every save (and a Secret's rotation) replaces the file, a new inode.
+        self._version: tuple[int, int, int] | None = None
         self._checked = 0.0
         # Bearer token -> its Caller, for tokens that matched the entries loaded now: a call
         # with a known token skips the hash and a new Caller (~3.5 us of every call). Emptied
@@ -132,15 +134,16 @@ class KeyStore:
 
     def _load(self) -> None:
         try:
-            mtime = self.path.stat().st_mtime
+            found = self.path.stat()
         except FileNotFoundError:
-            self._entries, self._mtime, self._callers = {}, None, {}
+            self._entries, self._version, self._callers = {}, None, {}
             return
-        if mtime == self._mtime:
+        version = (found.st_mtime_ns, found.st_ino, found.st_size)
+        if version == self._version:
             return
         data = json.loads(self.path.read_text(encoding="utf-8") or "{}")
         self._entries = {entry["id"]: entry for entry in data.get("keys", [])}
-        self._mtime = mtime
+        self._version = version
         self._callers = {}
 
     def _fresh(self) -> None:
@@ -229,5 +232,5 @@ class KeyStore:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             json.dump({"keys": list(self._entries.values())}, f, indent=2)
         tmp.replace(self.path)
-        self._mtime = None
+        self._version = None
         self._load()
