@@ -32,7 +32,39 @@ def test_a_password_with_braces_reaches_the_database_url(monkeypatch: pytest.Mon
 
 def test_the_state_dir_placeholder_is_still_resolved(tmp_path: Path) -> None:
     settings = Settings(service="x", state_dir=tmp_path, database_url="sqlite:///{state_dir}/a.db")
-    assert settings.resolved_database_url() == f"sqlite:///{tmp_path}/a.db"
+    assert settings.resolved_database_url() == f"sqlite+aiosqlite:///{tmp_path}/a.db"
+
+
+@pytest.mark.parametrize(
+    ("given", "used"),
+    [
+        (
+            "postgresql://app:pw@db/closedloop_{service}",
+            "postgresql+asyncpg://app:pw@db/closedloop_x",
+        ),
+        ("postgres://app@db:5433/c_{service}", "postgresql+asyncpg://app@db:5433/c_x"),
+        ("postgresql+asyncpg://app@db/c_{service}", "postgresql+asyncpg://app@db/c_x"),
+    ],
+)
+def test_a_postgresql_url_without_a_driver_gets_asyncpg(given: str, used: str) -> None:
+    """The URL a managed database's console shows (no driver) starts the service, instead of
+    failing at the first query for a driver the images do not carry."""
+    assert Settings(service="x", database_url=given).resolved_database_url() == used
+
+
+@pytest.mark.parametrize(
+    ("given", "reason"),
+    [
+        ("postgresql+psycopg2://app@db/c", "postgresql\\+asyncpg"),
+        ("mysql://app@db/c", "PostgreSQL or SQLite"),
+        ("closedloop_identity", "PostgreSQL or SQLite"),
+    ],
+)
+def test_a_database_url_the_services_cannot_use_is_refused_at_start(
+    given: str, reason: str
+) -> None:
+    with pytest.raises(ValueError, match=reason):
+        Settings(service="x", database_url=given)
 
 
 def test_a_consumers_batch_size_comes_from_its_name_the_setting_or_its_subscription(

@@ -103,6 +103,27 @@ class Settings(BaseSettings):
     # the most a relay or consumer can still seal or open a customer's values after an erasure.
     pii_key_cache_s: float = Field(default=60.0, ge=0)
 
+    @field_validator("database_url")
+    @classmethod
+    def _async_driver(cls, value: str) -> str:
+        """The services speak asyncpg and aiosqlite. A URL without a driver (as a managed
+        database's console gives it) gets its async one; another driver, or another database, is
+        refused at start rather than at the first query ("No module named 'psycopg'")."""
+        scheme, sep, rest = value.partition("://")
+        backend, _, driver = scheme.partition("+")
+        wanted = {"postgresql": "asyncpg", "postgres": "asyncpg", "sqlite": "aiosqlite"}
+        if not sep or backend not in wanted:
+            raise ValueError(
+                "database_url must be a PostgreSQL or SQLite URL, e.g."
+                " postgresql+asyncpg://user@host/closedloop_{service}"
+            )
+        backend = "postgresql" if backend == "postgres" else backend
+        if driver and driver != wanted[backend]:
+            raise ValueError(
+                f"database_url: the services use {backend}+{wanted[backend]}://, not {scheme}://"
+            )
+        return f"{backend}+{wanted[backend]}://{rest}"
+
     @field_validator("consumer_batch_sizes", mode="before")
     @classmethod
     def _sizes_from_json(cls, value: Any) -> Any:
