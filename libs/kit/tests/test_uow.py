@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from opentelemetry.sdk.metrics import MeterProvider
@@ -15,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, registry
 
 from kit_testbed import KIT, Database
-from loopkit.db import one_snapshot
+from loopkit.db import create_engine, one_snapshot
 from loopkit.errors import FailedPrecondition
 from loopkit.events import note_events_written
 from loopkit.periodic import every
@@ -258,6 +260,44 @@ async def test_periodic_worker_survives_a_failed_round_and_stops_when_asked() ->
     stop.set()
     await asyncio.wait_for(task, 10)
     assert task.exception() is None
+
+
+async def test_a_round_that_meets_a_busy_database_is_a_warning_and_a_bug_an_error(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A round that meets SQLite's busy lock (another connection holds the write lock) logs one
+    warning line; a round that raises a bug logs an ERROR with its traceback."""
+    import sqlite3
+
+    path = tmp_path / "busy.db"
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("CREATE TABLE t (x INTEGER)")
+    holder.execute("BEGIN IMMEDIATE")
+    engine = create_engine(f"sqlite+aiosqlite:///{path}")
+    rounds: list[str] = []
+
+    async def tick() -> None:
+        rounds.append("tick")
+        if len(rounds) == 2:
+            raise RuntimeError("a bug")
+        if len(rounds) == 1:
+            async with engine.connect() as conn:
+                await conn.exec_driver_sql("PRAGMA busy_timeout = 0")
+                await conn.exec_driver_sql("INSERT INTO t VALUES (1)")
+                await conn.commit()
+
+    stop = asyncio.Event()
+    with caplog.at_level(logging.WARNING, logger="loopkit.periodic"):
+        task = asyncio.create_task(every(0.01, tick, name="test expiry")(stop))
+        await eventually(lambda: _at_least(rounds, 3))
+        stop.set()
+        await asyncio.wait_for(task, 10)
+    holder.rollback()
+    holder.close()
+    await engine.dispose()
+    found = [(r.levelno, r.exc_info is not None, r.getMessage()) for r in caplog.records]
+    assert found[0][:2] == (logging.WARNING, False) and "database is locked" in found[0][2]
+    assert found[1][:2] == (logging.ERROR, True)
 
 
 async def _at_least(rounds: list[str], n: int) -> bool:

@@ -8,6 +8,9 @@ import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
+from loopkit.db import is_contention
+from loopkit.outages import is_outage
+
 log = logging.getLogger(__name__)
 
 # What `ServiceRuntime.add_worker` takes: a loop that runs until the event is set.
@@ -41,8 +44,13 @@ async def run_every(
             await (tick() if timed or on_wake is None else on_wake())
         except asyncio.CancelledError:
             raise
-        except Exception:
-            log.exception("%s failed; next round in %.1f s", name, interval_s)
+        except Exception as exc:
+            if is_outage(exc) or is_contention(exc):
+                # The database or a broker away, or a busy lock: expected now and then, and the
+                # next round retries. One line, so an ERROR with a traceback still means a bug.
+                log.warning("%s failed; next round in %.1f s: %s", name, interval_s, exc)
+            else:
+                log.exception("%s failed; next round in %.1f s", name, interval_s)
         await _first_of(stop, wake, timeout_s=max(0.0, next_round - loop.time()))
 
 
