@@ -808,16 +808,7 @@ async def test_a_visit_in_flight_during_the_referrers_forget_is_unnamed_by_the_f
     visitor = openid("o-racing-visitor", env.app_id)
     captured = await _referred_lead(env, page, visitor, "13300133061", "REF-RACE")
     flows: Flows = runtime.parts["flows"]
-    visit = ShareVisit(
-        channel_id=referral.channel_id,
-        visitor=(),
-        customer_id=captured.lead.customer_id,
-        code="REF-RACE",
-        referrer_customer_id=referrer_id,
-        program_id="",
-        share_id="",
-        at=now(),
-    )
+    visit = _share_visit(referral.channel_id, captured.lead.customer_id, "REF-RACE", referrer_id)
     async with runtime.sessions() as session, session.begin():
         await flows.touches.share_visited(session, env.tenant, visit)  # R still known
         await _forget(env, referrer_id)
@@ -849,16 +840,7 @@ async def test_a_visit_in_flight_during_the_referrers_merge_is_moved_by_the_merg
     visitor = openid("o-visitor-of-racing", env.app_id)
     captured = await _referred_lead(env, page, visitor, "13300133091", "REF-MRACE")
     flows: Flows = runtime.parts["flows"]
-    visit = ShareVisit(
-        channel_id=referral.channel_id,
-        visitor=(),
-        customer_id=captured.lead.customer_id,
-        code="REF-MRACE",
-        referrer_customer_id=merged_id,
-        program_id="",
-        share_id="",
-        at=now(),
-    )
+    visit = _share_visit(referral.channel_id, captured.lead.customer_id, "REF-MRACE", merged_id)
     async with runtime.sessions() as session, session.begin():
         await flows.touches.share_visited(session, env.tenant, visit)  # M not merged yet
         await _merge(env, survivor_id, merged_id)
@@ -1030,16 +1012,7 @@ async def test_visits_and_forgets_of_two_referrers_in_opposite_orders_do_not_dea
     forgets = CustomerEvents(flows.leads, flows.fission)
 
     def visit(referrer_id: str) -> ShareVisit:
-        return ShareVisit(
-            channel_id=referral.channel_id,
-            visitor=(),
-            customer_id="",
-            code=f"REF-{referrer_id[-6:]}",
-            referrer_customer_id=referrer_id,
-            program_id="",
-            share_id="",
-            at=now(),
-        )
+        return _share_visit(referral.channel_id, "", f"REF-{referrer_id[-6:]}", referrer_id)
 
     async with (
         runtime.sessions() as visits,
@@ -1155,3 +1128,18 @@ async def test_a_wecom_friend_add_from_conversion_is_a_friend_add_touch(
 
     await eventually(added)
     assert (await env.stats(way.channel_id)).unique_customers == 1
+
+
+def _share_visit(channel_id: str, visitor_id: str, code: str, referrer_id: str) -> ShareVisit:
+    """A visit of `code`'s share link (by a known visitor, or "" for an unknown one), as
+    acquisition's visit flow builds it."""
+    return ShareVisit(
+        channel_id=channel_id,
+        visitor=(),
+        customer_id=visitor_id,
+        code=code,
+        referrer_customer_id=referrer_id,
+        program_id="",
+        share_id="",
+        at=now(),
+    )
