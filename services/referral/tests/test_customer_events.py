@@ -577,7 +577,7 @@ async def test_late_events_naming_a_forgotten_customer_write_nothing_about_them(
     env: Env,
 ) -> None:
     """A lead and an order naming F reach referral after F was forgotten: referral keeps no row
-    naming F (they used to start a known_customers row for F again, and could refer F)."""
+    naming F (they used to start a known_customers row for F again)."""
     program = await env.program()
     referrer, _ = await env.customer("r")
     code = await env.code(referrer, program)
