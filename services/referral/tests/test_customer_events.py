@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 
+from closedloop.events.v1 import conversion_events_pb2 as conv
 from closedloop.events.v1 import referral_events_pb2 as ev
 from closedloop.identity.v1 import identity_pb2
 from closedloop.referral.v1 import referral_pb2 as pb
 from closedloop_referral.clock import now
-from closedloop_referral.models import CodeRow, VisitRow
+from closedloop_referral.models import CodeRow, KnownCustomerRow, ReferralRow, VisitRow
 from closedloop_referral.programs.service import ProgramService
 from loopkit.events import unpack
 from loopkit_dev.testing import eventually, read_events, replay_event
@@ -500,3 +501,111 @@ async def test_a_lead_naming_a_newcomer_merged_away_before_it_arrived_refers_the
         return (await env.get_referral(survivor)).referral.converted_at.seconds > 0
 
     await eventually(converted)
+
+
+async def _referred_then_merged(env: Env) -> tuple[str, str, str]:
+    """(referrer, survivor S, newcomer N): N was referred, then merged into S, and referral has
+    applied the merge (S holds N's referral)."""
+    program = await env.program()
+    survivor, _ = await env.customer("s")
+    referrer, newcomer, _ = await env.referred(program, name="n")
+    assert await merge(env, survivor, newcomer) == survivor
+    await env.wait_referral(survivor)
+    return referrer, survivor, newcomer
+
+
+async def test_an_order_paid_naming_a_newcomer_merged_away_converts_the_survivors_referral(
+    env: Env,
+) -> None:
+    """conversion's order.paid for N reaches referral after N was merged into S: it converts
+    the referral S holds now (read for N, it found no referral and converted nothing)."""
+    _, survivor, newcomer = await _referred_then_merged(env)
+    await env.paid(newcomer, order_id="ord-late")
+
+    async def converted() -> bool:
+        return (await env.get_referral(survivor)).referral.converted_at.seconds > 0
+
+    await eventually(converted)
+    [event] = await env.wait_events("referral.converted")
+    assert (event.customer_id, unpack(event, ev.ReferralConverted).order_id) == (
+        survivor,
+        "ord-late",
+    )
+
+
+async def test_a_rep_deleted_by_a_newcomer_merged_away_revokes_the_survivors_rewards(
+    env: Env,
+) -> None:
+    """ownership.ended (the customer deleted the rep) naming N after N was merged into S revokes
+    the rewards of S's referral within the hold, as it would have before the merge."""
+    _, survivor, newcomer = await _referred_then_merged(env)
+    found = await env.get_referral(survivor)
+    await env.paid(survivor)
+    await env.wait_rewards(2, referral_id=found.referral.referral_id)
+    await env.publish(
+        "conversion",
+        "ownership.ended",
+        newcomer,
+        conv.OwnershipEnded(rep_id="rep-1", reason=conv.OWNERSHIP_END_REASON_CUSTOMER_DELETED_REP),
+    )
+    revoked = await env.wait_events("reward.revoked", 2)
+    assert {unpack(e, ev.RewardRevoked).reason for e in revoked} == {"customer_deleted_rep"}
+
+
+async def test_an_unmerged_newcomers_late_order_converts_their_own_referral_again(
+    env: Env,
+) -> None:
+    """After the unmerge gives N's referral back, an order naming N counts for N, not for S."""
+    _, survivor, newcomer = await _referred_then_merged(env)
+    await env.identity_stub.UnmergeCustomer(
+        identity_pb2.UnmergeCustomerRequest(
+            tenant_id=env.tenant, customer_id=newcomer, actor="test", reason="two people"
+        )
+    )
+    await env.wait_referral(newcomer)
+    await env.paid(newcomer, order_id="ord-own")
+
+    async def converted() -> bool:
+        return (await env.get_referral(newcomer)).referral.converted_at.seconds > 0
+
+    await eventually(converted)
+    [event] = await env.wait_events("referral.converted")
+    assert event.customer_id == newcomer != survivor
+
+
+async def test_late_events_naming_a_forgotten_customer_write_nothing_about_them(
+    env: Env,
+) -> None:
+    """A lead and an order naming F reach referral after F was forgotten: referral keeps no row
+    naming F (they used to start a known_customers row for F again)."""
+    program = await env.program()
+    referrer, _ = await env.customer("r")
+    code = await env.code(referrer, program)
+    forgotten, _ = await env.customer("f")
+    marker = await env.code(forgotten, await env.program(name="marker of the forget"))
+    await env.identity_stub.ForgetCustomer(
+        identity_pb2.ForgetCustomerRequest(
+            tenant_id=env.tenant, customer_id=forgotten, actor="dpo", reason="erasure request"
+        )
+    )
+
+    async def applied() -> bool:
+        async with env.referral.runtime.sessions() as session:
+            return await session.get(CodeRow, marker) is None
+
+    await eventually(applied)
+    await env.lead(forgotten, code=code)
+    await env.paid(forgotten)
+    await env.settled()
+    async with env.referral.runtime.sessions() as session:
+        known = await session.scalar(
+            select(func.count())
+            .select_from(KnownCustomerRow)
+            .where(KnownCustomerRow.customer_id == forgotten)
+        )
+        referred = await session.scalar(
+            select(func.count())
+            .select_from(ReferralRow)
+            .where(ReferralRow.newcomer_id == forgotten)
+        )
+    assert (known, referred) == (0, 0)

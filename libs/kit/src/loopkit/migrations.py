@@ -217,3 +217,21 @@ def drop_customer_moves() -> None:
 
     op.drop_index("ix_customer_moves_merge", table_name=CUSTOMER_MOVES)
     op.drop_table(CUSTOMER_MOVES)
+
+
+def create_customer_aliases() -> None:
+    """For a service's Alembic revision: create the alias table (`loopkit.tables`)."""
+    from alembic import op
+
+    from loopkit.db import new_metadata
+    from loopkit.tables import customer_aliases_table
+
+    customer_aliases_table(new_metadata()).create(op.get_bind())
+
+
+def drop_customer_aliases() -> None:
+    from alembic import op
+
+    from loopkit.tables import CUSTOMER_ALIASES
+
+    op.drop_table(CUSTOMER_ALIASES)

@@ -76,3 +76,19 @@ def customer_moves_table(metadata: MetaData) -> Table:
         Column("to_id", String(26), nullable=False),
         Index("ix_customer_moves_merge", "tenant_id", "merge_id"),
     )
+
+
+CUSTOMER_ALIASES = "customer_aliases"
+
+
+def customer_aliases_table(metadata: MetaData) -> Table:
+    """Merged-away and forgotten customer ids and who holds them now (`loopkit.customer_aliases`):
+    a late event naming one is counted for the survivor, or for nobody (`survivor_id` empty)."""
+    return Table(
+        CUSTOMER_ALIASES,
+        metadata,
+        Column("tenant_id", String(64), primary_key=True),
+        Column("customer_id", String(26), primary_key=True),
+        Column("survivor_id", String(26), nullable=False),
+        Column("merge_id", String(64), nullable=False),
+    )

@@ -8,7 +8,7 @@ from sqlalchemy import BigInteger, DateTime, Index, Integer, String, UniqueConst
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from loopkit.db import new_metadata
-from loopkit.tables import customer_moves_table, kit_tables
+from loopkit.tables import customer_aliases_table, customer_moves_table, kit_tables
 
 
 class Base(DeclarativeBase):
@@ -18,6 +18,8 @@ class Base(DeclarativeBase):
 kit = kit_tables(Base.metadata)
 # What each merge moved, so an unmerge gives it back (loopkit.customer_rows).
 customer_moves = customer_moves_table(Base.metadata)
+# Merged-away and forgotten ids: late events are counted for the live customer.
+customer_aliases = customer_aliases_table(Base.metadata)
 
 
 class ProgramRow(Base):

@@ -3,7 +3,11 @@
 A merge logs what it moves (`loopkit.customer_rows`); the unmerge gives it back: codes (a code
 demoted to secondary is the main one again), shares, visits, referrals made and received, rewards
 and what was known of the customer. Referrals the merge voided (a duplicate newcomer, a
-self-referral) stay voided: their rewards were clawed back and announced."""
+self-referral) stay voided: their rewards were clawed back and announced.
+
+The merged id stays an alias of the survivor (a forgotten one of nobody), so an event naming it
+that arrives after the merge (an order paid, a lead, a rep deleted) is counted for the live
+customer: `live_id`, read from the local table, not asked of identity."""
 
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ from closedloop_referral.programs.repository import ProgramRepository
 from closedloop_referral.referrals.repository import ReferralRepository
 from closedloop_referral.referrals.service import ReferralService
 from closedloop_referral.rewards.repository import RewardRepository
+from loopkit import customer_aliases
 from loopkit.customer_rows import (
     forget_moves,
     give_back_customer,
@@ -39,6 +44,10 @@ class CustomerEvents:
         self._programs = programs
         self._rows = referral_rows
         self._rewards = rewards
+
+    async def live_id(self, session: AsyncSession, tenant: str, customer_id: str) -> str:
+        """Who an event's `customer_id` is now: itself, its survivor, or "" (forgotten)."""
+        return await customer_aliases.live_id(session, Base.metadata, tenant, customer_id)
 
     async def merged(  # noqa: PLR0917 - the event's fields and its time
         self,
@@ -94,6 +103,14 @@ class CustomerEvents:
             loop.flag_reason = "self_referral"
             await self._referrals.void(session, loop, "self_referral", at)
         await self._merge_known(session, tenant, survivor, merged, merge_id)
+        await customer_aliases.alias(
+            session,
+            Base.metadata,
+            tenant_id=tenant,
+            merged=merged,
+            survivor=survivor,
+            merge_id=merge_id,
+        )
 
     async def unmerged(
         self, session: AsyncSession, tenant: str, restored: str, survivor: str, merge_id: str
@@ -116,6 +133,7 @@ class CustomerEvents:
         for row in swapped:
             row.newcomer_id = survivor
         await session.flush()
+        await customer_aliases.unalias(session, Base.metadata, tenant_id=tenant, restored=restored)
         await give_back_customer(
             session,
             Base.metadata,
@@ -160,5 +178,6 @@ class CustomerEvents:
         reward rows stay, as the accounts of rewards paid."""
         ids = list(ids)
         await forget_moves(session, Base.metadata, tenant_id=tenant, customer_ids=ids)
+        await customer_aliases.forget(session, Base.metadata, tenant_id=tenant, customer_ids=ids)
         await self._programs.erase_personal(session, tenant, ids)
         await self._rows.forget_known(session, tenant, ids)

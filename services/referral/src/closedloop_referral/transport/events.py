@@ -1,4 +1,7 @@
-"""Consumers: acquisition's leads, conversion's orders and ownership, identity's customer events."""
+"""Consumers: acquisition's leads, conversion's orders and ownership, identity's customer events.
+
+An event's customer id is read through the local aliases first (`CustomerEvents.live_id`): one
+naming a customer merged away is counted for the survivor, one naming a forgotten one for nobody."""
 
 from __future__ import annotations
 
@@ -48,11 +51,12 @@ class EventHandlers:
     async def lead_captured(self, session: AsyncSession, env: Envelope) -> None:
         event = payload(env, acq.LeadCaptured)
         openids = [i.value for i in event.identities if i.kind in _OPENID_KINDS and i.value]
+        newcomer = await self._customers.live_id(session, env.tenant_id, env.customer_id)
         await self._referrals.lead_captured(
             session,
             LeadFacts(
                 tenant_id=env.tenant_id,
-                newcomer_id=env.customer_id,
+                newcomer_id=newcomer,
                 lead_id=event.lead_id,
                 referral_code=event.attribution.referral_code,
                 referrer_id=event.attribution.referrer_customer_id,
@@ -63,11 +67,12 @@ class EventHandlers:
 
     async def order_paid(self, session: AsyncSession, env: Envelope) -> None:
         event = payload(env, conv.OrderPaid)
+        customer = await self._customers.live_id(session, env.tenant_id, env.customer_id)
         await self._referrals.order_paid(
             session,
             OrderFacts(
                 tenant_id=env.tenant_id,
-                customer_id=env.customer_id,
+                customer_id=customer,
                 order_id=event.order_id,
                 amount_minor=event.amount.amount_minor,
                 at=occurred_at(env, now),
@@ -88,9 +93,12 @@ class EventHandlers:
 
     async def ownership_ended(self, session: AsyncSession, env: Envelope) -> None:
         event = payload(env, conv.OwnershipEnded)
-        if event.reason == conv.OWNERSHIP_END_REASON_CUSTOMER_DELETED_REP and env.customer_id:
+        if event.reason != conv.OWNERSHIP_END_REASON_CUSTOMER_DELETED_REP:
+            return
+        customer = await self._customers.live_id(session, env.tenant_id, env.customer_id)
+        if customer:
             await self._referrals.customer_deleted_rep(
-                session, env.tenant_id, env.customer_id, occurred_at(env, now)
+                session, env.tenant_id, customer, occurred_at(env, now)
             )
 
     async def merged(
