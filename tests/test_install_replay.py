@@ -175,8 +175,17 @@ def _start_pods_and_wait_ready(
         for service in services:
             advance(service)
         before_ready()
-        for service in services:
-            _wait_until(lambda s=service: advance(s), READY_TIMEOUT_S, f"pod {service} Ready")
+
+        ready: set[str] = set()
+
+        def all_ready() -> str | None:
+            # Every pod advances each round, as in a cluster: one pod's init containers (its
+            # migration) run while another's do, not after the previous pod is Ready.
+            waiting = {s: r for s in services if s not in ready and (r := advance(s)) is not None}
+            ready.update(s for s in services if s not in waiting)
+            return "; ".join(f"{s}: {r}" for s, r in waiting.items()) or None
+
+        _wait_until(all_ready, READY_TIMEOUT_S * len(services), "every pod Ready")
         _callers_need_a_key(rendered)
         # `helm test`: the rendered test pod's own command, gRPC health of every service.
         (test_pod,) = rendered.of_kind("Pod")
