@@ -11,14 +11,22 @@ import pytest
 import pytest_asyncio
 from nats.aio.client import Client
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import text
 from test_funnel import assigned, lead, touch
 from ulid import ULID
 
 from closedloop.events.v1 import acquisition_events_pb2 as acq
 from closedloop_retention.funnel.views import Step
 from closedloop_retention.main import DEFINITION
+from closedloop_retention.transport.funnel_metrics import FunnelMetrics
 from loopkit_dev.natsserver import NatsServer
-from loopkit_dev.testing import PostgresServer, RunningService, eventually, running_service
+from loopkit_dev.testing import (
+    PostgresServer,
+    RunningService,
+    answer_of,
+    eventually,
+    running_service,
+)
 from retention_helpers import customer, paid, publish, tenant
 
 
@@ -114,3 +122,13 @@ async def test_the_metrics_show_each_tenants_unique_customers_per_step(
     found = await gauges(retention)
     # The tenant beyond the bound has no series (or zeros, had it been shown before `t`).
     assert not any(found.get(other, {}).values())
+
+
+async def test_a_refresh_does_not_wait_for_a_writer(retention: RunningService) -> None:
+    """The refresh only reads: on SQLite it reads its snapshot beside a batch that holds the
+    write lock, instead of queueing for the lock (up to the 30 s busy timeout, then 'database is
+    locked') while the consumers' batches keep taking it and the gauges go stale."""
+    funnel_metrics: FunnelMetrics = retention.runtime.parts["funnel_metrics"]
+    async with retention.runtime.sessions() as session, session.begin():
+        await session.execute(text("SELECT 1"))  # SQLite: BEGIN IMMEDIATE, the write lock held
+        await answer_of(funnel_metrics.refresh())

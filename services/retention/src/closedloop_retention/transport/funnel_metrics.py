@@ -51,7 +51,10 @@ class FunnelMetrics:
             return 0
         end = now()
         start = end - self._window
-        found, tenants = await self._uow.run(
+        # A read: on SQLite `run` would take the write lock every round (BEGIN IMMEDIATE),
+        # queueing behind the consumers' batches (a round failed with 'database is locked' after
+        # the 30 s busy timeout, the gauges stale meanwhile) and holding them up while it reads.
+        found, tenants = await self._uow.read(
             lambda s: self._funnel.tenant_steps(s, start, end, self._max_tenants)
         )
         self._show(found)
