@@ -19,7 +19,10 @@ REPO = Path(__file__).resolve().parents[1]
 BENCH = REPO / "bench"
 # The shared helpers, not benchmarks.
 HELPERS = {"_common.py", "_statements.py"}
-BENCHES = sorted(p.name for p in BENCH.glob("*.py") if p.name not in HELPERS)
+# Probes measure one change against a database they are given and have no goal (no ratio line):
+# they are run with --help, so a changed import or argument still fails here.
+PROBES = {"read_path.py", "segment_ageing.py"}
+BENCHES = sorted(p.name for p in BENCH.glob("*.py") if p.name not in HELPERS | PROBES)
 # `ratio <name> <value> goal <value>`, optionally followed by a note such as "(at c=16)".
 RATIO = re.compile(r"^ratio (?P<name>[a-z0-9_]+) (?P<value>\S+) goal (?P<goal>\S+)(?: .*)?$")
 
@@ -28,6 +31,21 @@ def test_every_bench_is_smoke_tested() -> None:
     """A new bench is picked up by the glob below; this keeps the list from going empty."""
     assert "relay.py" in BENCHES
     assert "assignment.py" in BENCHES
+
+
+@pytest.mark.parametrize("probe", sorted(PROBES))
+def test_a_probe_starts_and_reads_its_arguments(probe: str) -> None:
+    done = subprocess.run(
+        [sys.executable, str(BENCH / probe), "--help"],
+        cwd=REPO,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert "usage:" in done.stdout
 
 
 @pytest.mark.postgres
